@@ -1,0 +1,148 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// Class is what a provider's answer means for the pipeline. Every provider
+// code, HTTP status and transport error maps to exactly one class, in one
+// table per provider.
+type Class int
+
+// The classes of Outcome.
+const (
+	// Issued: the invoice(s) exist; Outcome.Invoices lists 1..N of them.
+	Issued Class = iota + 1
+	// Accepted: the provider has the request and is working on it; ask again
+	// later with Query.
+	Accepted
+	// Retry: a transient refusal (rate limit, maintenance, 202 "in progress",
+	// E9613); the request did not take effect or is safe to repeat as it
+	// was. Outcome.RetryAfter carries the provider's hint, if any.
+	Retry
+	// Rejected: a permanent refusal; the request must change. Outcome.Code,
+	// Message and Field say why.
+	Rejected
+	// ActionRequired: credentials, login or face authentication: a person must
+	// act before this seller's work can go on.
+	ActionRequired
+	// Unknown: the call may or may not have taken effect (timeout, transport
+	// error, 5xx, unreadable answer). Query before submitting again.
+	Unknown
+	// NotFound: only from Query: the provider has no record of the order, so
+	// submitting it is safe.
+	NotFound
+)
+
+// String names the class for logs and metrics.
+func (c Class) String() string {
+	switch c {
+	case Issued:
+		return "issued"
+	case Accepted:
+		return "accepted"
+	case Retry:
+		return "retry"
+	case Rejected:
+		return "rejected"
+	case ActionRequired:
+		return "action_required"
+	case Unknown:
+		return "unknown"
+	case NotFound:
+		return "not_found"
+	}
+	return fmt.Sprintf("Class(%d)", int(c))
+}
+
+// Outcome is a provider's answer to one Submit or Query.
+type Outcome struct {
+	// Class is what the answer means.
+	Class Class
+	// Invoices are the issued invoices (Class Issued).
+	Invoices []schemas.Invoice
+	// Refs are the references the provider gave (serial number, task id,
+	// form id). The pipeline stores them and passes them back in later Calls.
+	Refs schemas.ProviderRefs
+	// RedConfirm is the state of a red confirmation form, for kind red_confirm.
+	RedConfirm *schemas.RedConfirmState
+	// RetryAfter is the provider's hint of when to ask again (Accepted,
+	// Retry); 0 means no hint.
+	RetryAfter time.Duration
+	// Code is the provider's code ("E9130", "202", "070601") or, where the
+	// provider gave none, "http_<status>", "transport" or "unreadable".
+	Code string
+	// Message is the provider's message, or a description of the failure.
+	Message string
+	// Field is the request field the provider blamed, as a path like
+	// order.invoiceDetail[0].tax, where known.
+	Field string
+	// Err is the underlying error for transport failures; nil otherwise.
+	Err error
+}
+
+// Call is what a provider needs to submit or query one request.
+type Call struct {
+	// Request is the validated request.
+	Request *schemas.Request
+	// Refs are the references stored from earlier calls; zero for a first
+	// submission.
+	Refs schemas.ProviderRefs
+	// SubmittedAt is when the request was first submitted; zero if never.
+	SubmittedAt time.Time
+}
+
+// Provider is an invoicing provider bound to one seller's credentials.
+//
+// Implementations are safe for concurrent use. They never log; they report
+// every call to the Observer they were configured with.
+type Provider interface {
+	// Name is the provider's name as it appears in results ("nuonuo", "jumdata").
+	Name() string
+	// Submit sends the request to the provider. It is not idempotent by
+	// itself: the pipeline calls it only for an order that is new, or that
+	// Query reported NotFound. An Unknown outcome means the call may have
+	// taken effect.
+	Submit(ctx context.Context, call *Call) Outcome
+	// Query asks for the state of a request submitted earlier (or possibly
+	// submitted, after an Unknown outcome or a crash). It never creates an
+	// invoice. NotFound means submitting is safe.
+	Query(ctx context.Context, call *Call) Outcome
+}
+
+// Observer receives one report per HTTP call a provider makes, for metrics.
+// Implementations must be safe for concurrent use and fast.
+type Observer interface {
+	// ObserveCall reports a call to method that answered code after took.
+	ObserveCall(provider, method, code string, took time.Duration)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(provider, method, code string, took time.Duration)
+
+// ObserveCall calls f.
+func (f ObserverFunc) ObserveCall(provider, method, code string, took time.Duration) {
+	f(provider, method, code, took)
+}
+
+// nopObserver discards reports.
+type nopObserver struct{}
+
+func (nopObserver) ObserveCall(string, string, string, time.Duration) {}
+
+// ObserverOrNop returns o, or an Observer that discards reports when o is nil.
+func ObserverOrNop(o Observer) Observer {
+	if o == nil {
+		return nopObserver{}
+	}
+	return o
+}
+
+// ErrUnsupported is wrapped by Outcome.Err when a provider cannot perform a
+// kind of request at all (for example a reissue at jumdata).
+var ErrUnsupported = errors.New("not supported by this provider")

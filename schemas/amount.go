@@ -1,0 +1,146 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+
+	"github.com/shopspring/decimal"
+)
+
+var amountType = reflect.TypeFor[Amount]()
+
+// maxAmountChars bounds the text of an amount before it is parsed, so that a
+// hostile literal such as 1e999999999 or a million digits is never handed to
+// the decimal package. Nuonuo's own limit is 20 characters (E9124, E9126,
+// E9128); the extra room lets the validator report those codes precisely.
+const maxAmountChars = 40
+
+// Amount is a money, price or quantity value exactly as it travelled on the
+// wire. It accepts a JSON string ("5.65") or a JSON number (5.65) and never
+// passes through float64: the literal text is kept and parsed with
+// shopspring/decimal.
+//
+// An empty string, null or an absent field is "not set". A value that is set
+// but is not a plain decimal (no exponent, no spaces, at most 40 characters)
+// is kept as text and reported by the validator; Valid tells the two apart.
+//
+// Amounts marshal back to the same string they were decoded from, so a
+// request forwarded to a provider carries the seller's own figures.
+type Amount struct {
+	raw   string
+	dec   decimal.Decimal
+	valid bool
+}
+
+// ParseAmount returns the Amount for s. It never fails: an invalid s gives an
+// Amount that is set but not Valid.
+func ParseAmount(s string) Amount {
+	a := Amount{raw: s}
+	if s == "" {
+		return a
+	}
+	if len(s) > maxAmountChars || !isPlainDecimal(s) {
+		return a
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return a
+	}
+	a.dec, a.valid = d, true
+	return a
+}
+
+// AmountOf returns the Amount for d written with exactly places decimals
+// (rounded half away from zero), for values this service computes itself.
+func AmountOf(d decimal.Decimal, places int32) Amount {
+	return ParseAmount(d.StringFixed(places))
+}
+
+// isPlainDecimal reports whether s is -?digits(.digits)?.
+func isPlainDecimal(s string) bool {
+	i := 0
+	if s[0] == '-' {
+		i = 1
+	}
+	digits, dot, frac := 0, false, 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if dot {
+				frac++
+			} else {
+				digits++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return digits > 0 && (!dot || frac > 0)
+}
+
+// IsSet reports whether the field carried a value (anything but "", null or
+// absent).
+func (a Amount) IsSet() bool { return a.raw != "" }
+
+// IsZero reports whether the amount is unset; it lets `omitzero` drop unset
+// amounts when marshalling.
+func (a Amount) IsZero() bool { return a.raw == "" }
+
+// Valid reports whether the amount is set and a plain decimal.
+func (a Amount) Valid() bool { return a.valid }
+
+// Decimal returns the parsed value; zero when the amount is unset or invalid.
+func (a Amount) Decimal() decimal.Decimal { return a.dec }
+
+// String returns the text as received.
+func (a Amount) String() string { return a.raw }
+
+// Places returns the number of digits after the decimal point as written
+// ("5.650" has 3).
+func (a Amount) Places() int {
+	if i := strings.IndexByte(a.raw, '.'); i >= 0 {
+		return len(a.raw) - i - 1
+	}
+	return 0
+}
+
+// Digits returns the number of characters of the value excluding a leading
+// minus sign, the length Nuonuo limits to 20 (E9124, E9126, E9128).
+func (a Amount) Digits() int {
+	return len(strings.TrimPrefix(a.raw, "-"))
+}
+
+// MarshalJSON writes the amount as a JSON string with the text it was read
+// from.
+func (a Amount) MarshalJSON() ([]byte, error) {
+	return json.Marshal(a.raw)
+}
+
+// UnmarshalJSON accepts a JSON string, a JSON number (kept as its literal
+// text) or null. It only fails on JSON types that cannot be an amount
+// (objects, arrays, booleans); the validator reports those through the schema.
+func (a *Amount) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || bytes.Equal(b, []byte("null")):
+		*a = Amount{}
+		return nil
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = ParseAmount(s)
+		return nil
+	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+		*a = ParseAmount(string(b))
+		return nil
+	default:
+		return &json.UnmarshalTypeError{Value: string(b), Type: amountType}
+	}
+}

@@ -1,0 +1,285 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// OrderState is where an order stands in the consumer's order store.
+type OrderState string
+
+// The order states. The legal moves between them are given by CheckTransition.
+const (
+	// StateSubmitting: the order is claimed and a provider call may be in
+	// flight. Found after a crash it means "in doubt": query the provider
+	// before submitting anything.
+	StateSubmitting OrderState = "submitting"
+	// StateAccepted: the provider has the order and issuance is pending.
+	StateAccepted OrderState = "accepted"
+	// StateIssued: the invoice(s) exist. Final.
+	StateIssued OrderState = "issued"
+	// StateRejected: the provider (or the configuration) refused the order
+	// permanently. A request with a different fingerprint may start over.
+	StateRejected OrderState = "rejected"
+	// StateFailed: the consumer gave up on the order. A request with a
+	// different fingerprint may start over.
+	StateFailed OrderState = "failed"
+	// StateActionRequired: a person must act before the order can continue.
+	StateActionRequired OrderState = "action_required"
+)
+
+// OrderStates lists every OrderState in a stable order.
+var OrderStates = []OrderState{StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired}
+
+// Valid reports whether s is one of the defined states.
+func (s OrderState) Valid() bool {
+	for _, v := range OrderStates {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Finished reports whether s is a state in which the order has an answer
+// (issued, rejected or failed).
+func (s OrderState) Finished() bool {
+	return s == StateIssued || s == StateRejected || s == StateFailed
+}
+
+// InDoubt reports whether a provider call may have happened without its
+// answer being recorded: submitting, accepted or action_required with a
+// submission made.
+func (s OrderState) InDoubt() bool {
+	return s == StateSubmitting || s == StateAccepted
+}
+
+// ProviderRefs are the provider's references to an order, kept so that a
+// later delivery can query instead of submitting again.
+type ProviderRefs struct {
+	// SerialNo is Nuonuo's invoiceSerialNum (fpqqlsh).
+	SerialNo string `json:"serialNo,omitempty"`
+	// TaskID is jumdata's blue-invoice taskId.
+	TaskID string `json:"taskId,omitempty"`
+	// BillID is the red confirmation application number (Nuonuo billId).
+	BillID string `json:"billId,omitempty"`
+	// BillNo is the red confirmation form id (Nuonuo result, jumdata uuid).
+	BillNo string `json:"billNo,omitempty"`
+}
+
+// OrderRecord is the consumer's memory of one order, keyed by
+// (Seller, OrderNo).
+type OrderRecord struct {
+	// Seller is the seller's tax number.
+	Seller string `json:"seller"`
+	// OrderNo is the order number.
+	OrderNo string `json:"orderNo"`
+	// Kind is the request kind.
+	Kind Kind `json:"kind"`
+	// State is where the order stands.
+	State OrderState `json:"state"`
+	// Fingerprint identifies the request body (see Fingerprint).
+	Fingerprint string `json:"fingerprint"`
+	// Provider names the seller's provider.
+	Provider string `json:"provider,omitempty"`
+	// Refs are the provider's references to the order.
+	Refs ProviderRefs `json:"refs"`
+	// Attempts counts provider calls made for the order.
+	Attempts int `json:"attempts"`
+	// Submissions counts submit calls (as opposed to queries).
+	Submissions int `json:"submissions"`
+	// LastError is the last error seen (the final one once rejected or failed).
+	LastError *ErrorInfo `json:"lastError,omitempty"`
+	// Invoices are the issued invoices.
+	Invoices []Invoice `json:"invoices,omitempty"`
+	// RedConfirm is the confirmation form state, for kind red_confirm.
+	RedConfirm *RedConfirmState `json:"redConfirm,omitempty"`
+	// Warnings are the request's non-blocking validation findings.
+	Warnings []Violation `json:"warnings,omitempty"`
+	// ActionEpisode counts action-required episodes; a result event is
+	// published once per episode.
+	ActionEpisode int `json:"actionEpisode,omitempty"`
+	// Documents names the stored invoice documents (object store keys).
+	Documents []string `json:"documents,omitempty"`
+	// ReceivedAt is when the consumer first saw the order.
+	ReceivedAt time.Time `json:"receivedAt"`
+	// SubmittedAt is when the order was first submitted to the provider.
+	SubmittedAt time.Time `json:"submittedAt,omitzero"`
+	// CompletedAt is when the order reached issued, rejected or failed.
+	CompletedAt time.Time `json:"completedAt,omitzero"`
+	// UpdatedAt is when the record was last written.
+	UpdatedAt time.Time `json:"updatedAt"`
+	// Version increases by one on every write; the store uses it for
+	// optimistic concurrency. 0 means "not stored yet".
+	Version uint64 `json:"version"`
+}
+
+// Key returns the record's store key.
+func (r *OrderRecord) Key() OrderKey { return OrderKey{Seller: r.Seller, OrderNo: r.OrderNo} }
+
+// OrderKey identifies an order: order numbers are unique per seller.
+type OrderKey struct {
+	Seller  string
+	OrderNo string
+}
+
+// String returns "<seller>:<orderNo>", the form used in message ids, logs and
+// the partner API's requestId.
+func (k OrderKey) String() string { return k.Seller + ":" + k.OrderNo }
+
+// Errors returned by CheckTransition.
+var (
+	// ErrIllegalTransition: the state machine does not allow the move.
+	ErrIllegalTransition = errors.New("illegal order state transition")
+	// ErrFingerprintMismatch: the move needs the stored fingerprint and got another.
+	ErrFingerprintMismatch = errors.New("order fingerprint mismatch")
+)
+
+// transitions lists, for each state, the states it may move to. A missing
+// record ("") may only be created as submitting, rejected or failed.
+var transitions = map[OrderState][]OrderState{
+	"":                  {StateSubmitting, StateRejected, StateFailed},
+	StateSubmitting:     {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
+	StateAccepted:       {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
+	StateActionRequired: {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
+	StateRejected:       {StateSubmitting},
+	StateFailed:         {StateSubmitting},
+	StateIssued:         nil,
+}
+
+// CheckTransition reports whether an order stored as old (nil: not stored)
+// may be overwritten by next. It enforces the state machine and the
+// fingerprint rules:
+//   - issued is final;
+//   - rejected and failed may only start over (submitting) with a different
+//     fingerprint: the same request gets its stored answer instead;
+//   - every other move keeps the fingerprint.
+//
+// The errors wrap ErrIllegalTransition or ErrFingerprintMismatch.
+func CheckTransition(old, next *OrderRecord) error {
+	if !next.State.Valid() {
+		return fmt.Errorf("%w: unknown state %q", ErrIllegalTransition, next.State)
+	}
+	var from OrderState
+	if old != nil {
+		from = old.State
+	}
+	allowed := false
+	for _, s := range transitions[from] {
+		if s == next.State {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		if from == "" {
+			from = "(none)"
+		}
+		return fmt.Errorf("%w: %s → %s", ErrIllegalTransition, from, next.State)
+	}
+	if old == nil {
+		return nil
+	}
+	restart := (from == StateRejected || from == StateFailed) && next.State == StateSubmitting
+	switch {
+	case restart && next.Fingerprint == old.Fingerprint:
+		return fmt.Errorf("%w: %s order can only start over with a different request", ErrFingerprintMismatch, from)
+	case !restart && next.Fingerprint != old.Fingerprint:
+		return fmt.Errorf("%w: %s order keeps its fingerprint", ErrFingerprintMismatch, from)
+	}
+	return nil
+}
+
+// Decision is what to do with a request for an order, given what the store
+// holds.
+type Decision int
+
+// The decisions of Decide.
+const (
+	// DecideSubmit: the order is new, or starts over after rejected/failed with
+	// a corrected request. Claim it and submit.
+	DecideSubmit Decision = iota
+	// DecideResume: the order is in flight or in doubt (submitting, accepted,
+	// action_required) with this fingerprint: query the provider first.
+	DecideResume
+	// DecideReplay: the order is finished with this fingerprint: publish the
+	// stored result again, call no provider.
+	DecideReplay
+	// DecideConflict: the order number is taken by a different request that is
+	// issued or still in flight: answer conflict, call no provider.
+	DecideConflict
+)
+
+// String names the decision for logs.
+func (d Decision) String() string {
+	switch d {
+	case DecideSubmit:
+		return "submit"
+	case DecideResume:
+		return "resume"
+	case DecideReplay:
+		return "replay"
+	case DecideConflict:
+		return "conflict"
+	}
+	return fmt.Sprintf("Decision(%d)", int(d))
+}
+
+// Decide applies the fingerprint rules to a stored record (nil: none) and a
+// request's fingerprint.
+func Decide(rec *OrderRecord, fingerprint string) Decision {
+	switch {
+	case rec == nil:
+		return DecideSubmit
+	case rec.Fingerprint == fingerprint && rec.State.Finished():
+		return DecideReplay
+	case rec.Fingerprint == fingerprint:
+		return DecideResume
+	case rec.State == StateRejected || rec.State == StateFailed:
+		return DecideSubmit
+	default:
+		return DecideConflict
+	}
+}
+
+// Result builds the result event for a finished or action-required record.
+func (r *OrderRecord) Result() *Result {
+	res := &Result{
+		SchemaVersion: SchemaVersion,
+		SellerTaxNum:  r.Seller,
+		OrderNo:       r.OrderNo,
+		Kind:          r.Kind,
+		Provider:      r.Provider,
+		Attempts:      r.Attempts,
+		ReceivedAt:    r.ReceivedAt,
+		CompletedAt:   r.CompletedAt,
+		Fingerprint:   r.Fingerprint,
+		Invoices:      r.Invoices,
+		RedConfirm:    r.RedConfirm,
+		Warnings:      r.Warnings,
+	}
+	if res.Invoices == nil {
+		res.Invoices = []Invoice{}
+	}
+	switch r.State {
+	case StateIssued:
+		res.Status = StatusIssued
+	case StateRejected:
+		res.Status = StatusRejected
+	case StateFailed:
+		res.Status = StatusFailed
+	default:
+		res.Status = StatusActionRequired
+	}
+	if res.CompletedAt.IsZero() {
+		res.CompletedAt = r.UpdatedAt
+	}
+	if res.Status != StatusIssued {
+		res.Error = r.LastError
+		if res.Error == nil {
+			res.Error = &ErrorInfo{Code: CodeProviderFailed, Message: "no error was recorded"}
+		}
+	}
+	return res
+}

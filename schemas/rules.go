@@ -1,0 +1,492 @@
+package schemas
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+)
+
+// The domain rules of PROVIDERS.md ("Validation before any provider call"),
+// checked with decimal arithmetic. Every rule reports the field path and the
+// Nuonuo code it pre-empts, so that an order system learns of a mistake from
+// this service instead of from the tax bureau.
+
+// Tolerances and limits of the amount rules.
+var (
+	// LineTaxTolerance is the largest |taxExcludedAmount × taxRate − tax| per
+	// line (E9131).
+	LineTaxTolerance = decimal.RequireFromString("0.06")
+	// InvoiceTaxTolerance is the largest cumulative difference per invoice (E9131).
+	InvoiceTaxTolerance = decimal.RequireFromString("1.27")
+	// PriceAmountTolerance is the largest |price × num − amount| per line.
+	PriceAmountTolerance = decimal.RequireFromString("0.01")
+)
+
+// TaxRates is the set of VAT rates an invoice line may carry.
+var TaxRates = []decimal.Decimal{
+	decimal.RequireFromString("0"), decimal.RequireFromString("0.01"), decimal.RequireFromString("0.015"),
+	decimal.RequireFromString("0.03"), decimal.RequireFromString("0.05"), decimal.RequireFromString("0.06"),
+	decimal.RequireFromString("0.09"), decimal.RequireFromString("0.13"),
+}
+
+const (
+	moneyPlaces    = 2  // amounts and taxes: cents
+	quantityPlaces = 8  // prices and quantities
+	amountMaxChars = 16 // the seed's maximum length of every amount field
+	maxLines       = 2000
+	dateLayout     = "2006-01-02 15:04:05"
+)
+
+// fullyDigital lists the invoiceLine values of fully digital (全电) invoices.
+var fullyDigital = map[string]bool{"bs": true, "pc": true, "es": true, "ec": true}
+
+// normalize trims and upper-cases tax numbers, as the tax bureau does.
+func normalize(r *Request) {
+	r.SellerTaxNum = NormalizeTaxNumber(r.SellerTaxNum)
+	if o := r.Order; o != nil {
+		o.SalerTaxNum = NormalizeTaxNumber(o.SalerTaxNum)
+		o.BuyerTaxNum = NormalizeTaxNumber(o.BuyerTaxNum)
+	}
+	if rc := r.RedConfirm; rc != nil {
+		rc.SellerTaxNo = NormalizeTaxNumber(rc.SellerTaxNo)
+		rc.BuyerTaxNo = NormalizeTaxNumber(rc.BuyerTaxNo)
+	}
+}
+
+// checkRequest applies the domain rules to a request the schema could type.
+func checkRequest(r *Request, subjectSeller string, c *collector) {
+	if subjectSeller != "" && r.SellerTaxNum != "" && NormalizeTaxNumber(subjectSeller) != r.SellerTaxNum {
+		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of seller %q", r.SellerTaxNum, subjectSeller)
+	}
+	checkTaxNumber(c, "sellerTaxNum", r.SellerTaxNum)
+	switch {
+	case r.Kind == KindIssue && r.Order != nil:
+		checkOrder(r, c)
+	case r.Kind == KindRedConfirm && r.RedConfirm != nil:
+		checkRedConfirm(r, c)
+	case r.Kind == KindReissue && r.Reissue != nil:
+		checkReissue(r.Reissue, c)
+	}
+}
+
+// checkTaxNumber warns (or, strict, rejects) an 18-character tax number whose
+// check character is wrong. The format itself is the schema's.
+func checkTaxNumber(c *collector, field, tn string) {
+	if len(tn) != 18 || c.has(field) || ValidTaxNumberCheck(tn) {
+		return
+	}
+	const msg = "%q fails the GB 32100-2015 check character of an 18-character unified social credit code"
+	if c.strict {
+		c.add(field, "tax_number_check", "", msg, tn)
+		return
+	}
+	c.warn(field, "tax_number_check", msg, tn)
+}
+
+func checkOrder(r *Request, c *collector) {
+	o := r.Order
+	if o.SalerTaxNum != "" && r.SellerTaxNum != "" && o.SalerTaxNum != r.SellerTaxNum {
+		c.add("order.salerTaxNum", "seller_mismatch", "E9302", "is %q but the request is for seller %q", o.SalerTaxNum, r.SellerTaxNum)
+	}
+	if o.OrderNo != "" && o.OrderNo != r.OrderNo {
+		c.add("order.orderNo", "order_no_mismatch", "", "is %q but the request's orderNo is %q", o.OrderNo, r.OrderNo)
+	}
+	checkTaxNumber(c, "order.salerTaxNum", o.SalerTaxNum)
+	checkTaxNumber(c, "order.buyerTaxNum", o.BuyerTaxNum)
+
+	if o.InvoiceDate != "" && !c.has("order.invoiceDate") {
+		if _, err := time.Parse(dateLayout, o.InvoiceDate); err != nil {
+			c.add("order.invoiceDate", "format", "E4000", "is not a real date and time: %q", o.InvoiceDate)
+		}
+	}
+	pushMode := o.PushMode
+	if pushMode == "" {
+		pushMode = "1" // Nuonuo's default: push to the buyer's phone
+	}
+	if (pushMode == "1" || pushMode == "2") && o.BuyerPhone == "" {
+		c.add("order.buyerPhone", "required", "E4000", "is required when pushMode is %s (1 is the default): the invoice is pushed to the buyer's phone; set pushMode -1 to push nothing", pushMode)
+	}
+	if (pushMode == "0" || pushMode == "2") && o.Email == "" {
+		c.add("order.email", "required", "E4000", "is required when pushMode is %s: the invoice is pushed by email", pushMode)
+	}
+	if o.Email != "" && !c.has("order.email") && !looksLikeEmail(o.Email) {
+		c.add("order.email", "format", "E4000", "is not an email address: %q", o.Email)
+	}
+	if n := utf8.RuneCountInString(o.BuyerAddress) + utf8.RuneCountInString(o.BuyerTel); n > 100 {
+		c.add("order.buyerAddress", "max_length", "E4000", "buyerAddress and buyerTel together are %d characters; the maximum is 100", n)
+	}
+	remarkMax := 230
+	if fullyDigital[o.InvoiceLine] {
+		remarkMax = 200
+	}
+	if n := utf8.RuneCountInString(o.Remark); n > remarkMax && !c.has("order.remark") {
+		c.add("order.remark", "max_length", "E4000", "is %d characters long; the maximum for invoiceLine %q is %d", n, o.InvoiceLine, remarkMax)
+	}
+	if o.NextInvoiceCode != "" {
+		if o.NextInvoiceNum == "" {
+			c.add("order.nextInvoiceNum", "required", "E4000", "is required when nextInvoiceCode is set")
+		}
+		if o.InvoiceNumEnd == "" {
+			c.add("order.invoiceNumEnd", "required", "E4000", "is required when nextInvoiceCode is set")
+		}
+	}
+	switch o.InvoiceLine {
+	case "j":
+		if o.VehicleInfo == nil {
+			c.add("order.vehicleInfo", "required", "E4000", "is required for a motor vehicle invoice (invoiceLine j)")
+		}
+		if len(o.InvoiceDetail) > 1 {
+			c.add("order.invoiceDetail", "max_items", "E4000", "has %d lines; a motor vehicle invoice has exactly one", len(o.InvoiceDetail))
+		}
+	case "u":
+		if o.SecondHandCarInfo == nil {
+			c.add("order.secondHandCarInfo", "required", "E4000", "is required for a used car invoice (invoiceLine u)")
+		}
+	}
+	if o.IsRed() {
+		checkRedOrder(o, c)
+	}
+	checkLines(o, c)
+}
+
+// checkRedOrder applies the rules of a red invoice issued with requestBillingNew.
+func checkRedOrder(o *Order, c *collector) {
+	if fullyDigital[o.InvoiceLine] {
+		c.add("order.invoiceType", "red_fully_digital", "", "a fully digital invoice (invoiceLine %s) is reversed with kind red_confirm, not a red order", o.InvoiceLine)
+		return
+	}
+	if !isDigits(o.InvoiceCode) || (len(o.InvoiceCode) != 10 && len(o.InvoiceCode) != 12) {
+		c.add("order.invoiceCode", "red_reference", "E9102", "must be the 10- or 12-digit code of the blue invoice being reversed; got %q", o.InvoiceCode)
+	}
+	if !isDigits(o.InvoiceNum) || len(o.InvoiceNum) != 8 {
+		c.add("order.invoiceNum", "red_reference", "E9102", "must be the 8-digit number of the blue invoice being reversed (pad with leading zeros); got %q", o.InvoiceNum)
+	}
+	if (o.InvoiceLine == "s" || o.InvoiceLine == "b") && o.BillInfoNo == "" {
+		c.add("order.billInfoNo", "required", "E4000", "is required to reverse a special VAT invoice: the red information form number")
+	}
+}
+
+// lineAmounts are one line's amounts once checked; a nil field is unset or
+// unusable (its problem already reported).
+type lineAmounts struct {
+	price, num, tax, rate, excl, incl *decimal.Decimal
+}
+
+func checkLines(o *Order, c *collector) {
+	lines := o.InvoiceDetail
+	if len(lines) > maxLines {
+		return // the schema has said so; the rest would only repeat it
+	}
+	red := o.IsRed()
+	parsed := make([]lineAmounts, len(lines))
+	var sumExpected, sumTax decimal.Decimal
+	taxComparable := true
+	for i := range lines {
+		l := &lines[i]
+		p := fmt.Sprintf("order.invoiceDetail[%d]", i)
+		a := &parsed[i]
+		a.price = amount(c, p+".price", l.Price, quantityPlaces, "")
+		a.num = amount(c, p+".num", l.Num, quantityPlaces, "")
+		a.tax = amount(c, p+".tax", l.Tax, moneyPlaces, "E9128")
+		a.excl = amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "E9126")
+		a.incl = amount(c, p+".taxIncludedAmount", l.TaxIncludedAmount, moneyPlaces, "E9124")
+		amount(c, p+".deduction", l.Deduction, moneyPlaces, "")
+		a.rate = amount(c, p+".taxRate", l.TaxRate, 3, "")
+		if a.rate != nil && !isTaxRate(*a.rate) {
+			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
+			a.rate = nil
+		}
+		checkLine(c, p, l, a, red)
+		if a.excl != nil && a.tax != nil && a.rate != nil {
+			sumExpected = sumExpected.Add(a.excl.Mul(*a.rate))
+			sumTax = sumTax.Add(*a.tax)
+		} else {
+			taxComparable = false
+		}
+	}
+	if taxComparable && len(lines) > 1 {
+		if diff := sumExpected.Sub(sumTax).Abs(); diff.GreaterThan(InvoiceTaxTolerance) {
+			c.add("order.invoiceDetail", "invoice_tax_tolerance", "E9131", "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s; the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
+		}
+	}
+	checkDiscounts(c, lines, parsed, red)
+}
+
+// checkLine applies the per-line arithmetic and sign rules.
+func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool) {
+	if l.GoodsCode == "" {
+		c.add(p+".goodsCode", "required", "E9138", "is required: the tax classification code of the goods")
+	} else if !c.has(p+".goodsCode") && len(l.GoodsCode) < 19 {
+		c.warn(p+".goodsCode", "goods_code_length", "has %d digits; full tax classification codes have 19", len(l.GoodsCode))
+	}
+	if l.FavouredPolicyFlag == "1" && l.FavouredPolicyName == "" {
+		c.add(p+".favouredPolicyName", "required", "E4000", "is required when favouredPolicyFlag is 1")
+	}
+	if (l.ZeroRateFlag == "1" || l.ZeroRateFlag == "2" || l.ZeroRateFlag == "3") && a.rate != nil && !a.rate.IsZero() {
+		c.add(p+".zeroRateFlag", "zero_rate", "E4000", "is %s but taxRate is %s; a zero-rate flag needs taxRate 0", l.ZeroRateFlag, l.TaxRate)
+	}
+	// E9123: without a price the quantity must be empty and every amount given.
+	if !l.Price.IsSet() {
+		if l.Num.IsSet() {
+			c.add(p+".num", "price_quantity", "E9123", "must be empty when price is empty")
+		}
+		for _, f := range []struct {
+			name string
+			v    Amount
+		}{{"tax", l.Tax}, {"taxExcludedAmount", l.TaxExcludedAmount}, {"taxIncludedAmount", l.TaxIncludedAmount}} {
+			if !f.v.IsSet() {
+				c.add(p+"."+f.name, "price_quantity", "E9123", "is required when price is empty")
+			}
+		}
+	}
+	// price × num against the amount the price is quoted in.
+	if a.price != nil && a.num != nil {
+		field, amt := p+".taxIncludedAmount", a.incl
+		if l.WithTaxFlag == "0" {
+			field, amt = p+".taxExcludedAmount", a.excl
+		}
+		if amt != nil {
+			if got := a.price.Mul(*a.num); got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
+				c.add(field, "price_quantity", "E9123", "is %s but price × num is %s", amt, got.StringFixed(2))
+			}
+		}
+	}
+	// E9130: exact sum.
+	if a.excl != nil && a.tax != nil && a.incl != nil && !a.excl.Add(*a.tax).Equal(*a.incl) {
+		c.add(p+".taxIncludedAmount", "amount_sum", "E9130", "is %s but taxExcludedAmount + tax is %s", a.incl, a.excl.Add(*a.tax).StringFixed(2))
+	}
+	// E9131: per-line tax tolerance.
+	if a.excl != nil && a.tax != nil && a.rate != nil {
+		expected := a.excl.Mul(*a.rate)
+		if diff := expected.Sub(*a.tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
+			c.add(p+".tax", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", a.tax, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
+		}
+	}
+	// Signs: a blue invoice's goods lines are positive and its discount lines
+	// negative; a red invoice's lines are negative.
+	prop := l.Property()
+	wantNegative := red || prop == LineDiscount
+	for _, f := range []struct {
+		name string
+		v    *decimal.Decimal
+	}{{"taxIncludedAmount", a.incl}, {"taxExcludedAmount", a.excl}} {
+		if f.v == nil {
+			continue
+		}
+		switch {
+		case wantNegative && f.v.IsPositive():
+			c.add(p+"."+f.name, "sign", "", "must be negative on %s", lineKind(red, prop))
+		case !wantNegative && !f.v.IsPositive():
+			c.add(p+"."+f.name, "sign", "", "must be positive on %s", lineKind(red, prop))
+		}
+	}
+	if a.price != nil && a.price.IsNegative() {
+		c.add(p+".price", "sign", "", "must not be negative; the sign goes on num and the amounts")
+	}
+	if a.num != nil && a.num.IsZero() {
+		c.add(p+".num", "sign", "", "must not be zero")
+	}
+	if a.num != nil && !a.num.IsZero() {
+		neg := a.num.IsNegative()
+		switch {
+		case !red && prop == LineDiscount && !neg:
+			c.add(p+".num", "sign", "E9111", "must be negative on a blue invoice's discount line")
+		case !red && prop == LineDiscounted && neg:
+			c.add(p+".num", "sign", "E9114", "must be positive on a blue invoice's discounted line")
+		case red && prop == LineDiscount && neg:
+			c.add(p+".num", "sign", "E9116", "must be positive on a red invoice's discount line")
+		case red && prop == LineDiscounted && !neg:
+			c.add(p+".num", "sign", "E9119", "must be negative on a red invoice's discounted line")
+		case red && prop == LineNormal && !neg:
+			c.add(p+".num", "sign", "", "must be negative on a red invoice")
+		case !red && prop == LineNormal && neg:
+			c.add(p+".num", "sign", "", "must be positive on a blue invoice's goods line")
+		}
+	}
+	if red && prop != LineNormal {
+		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
+	}
+}
+
+func lineKind(red bool, prop string) string {
+	switch {
+	case red:
+		return "a red invoice"
+	case prop == LineDiscount:
+		return "a blue invoice's discount line"
+	}
+	return "a blue invoice's goods line"
+}
+
+// checkDiscounts applies the discount-line rules: a discount line (1)
+// directly follows its discounted line (2), names the same goods, carries
+// the same rate and is no larger in amount.
+func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red bool) {
+	for i := range lines {
+		p := fmt.Sprintf("order.invoiceDetail[%d]", i)
+		switch lines[i].Property() {
+		case LineDiscounted:
+			if i+1 >= len(lines) || lines[i+1].Property() != LineDiscount {
+				c.add(p+".invoiceLineProperty", "discount_position", "E9110", "is 2 (discounted) but the next line is not its discount line (1)")
+			}
+		case LineDiscount:
+			if i == 0 || lines[i-1].Property() != LineDiscounted {
+				c.add(p+".invoiceLineProperty", "discount_position", "E9110", "is 1 (discount) but does not directly follow a discounted line (2)")
+				continue
+			}
+			prev := &lines[i-1]
+			if lines[i].GoodsName != prev.GoodsName {
+				c.add(p+".goodsName", "discount_goods", "E9105", "is %q but the discounted line above names %q", lines[i].GoodsName, prev.GoodsName)
+			}
+			a, b := parsed[i].rate, parsed[i-1].rate
+			if a != nil && b != nil && !a.Equal(*b) {
+				c.add(p+".taxRate", "discount_rate", "E9112", "is %s but the discounted line above is taxed at %s", lines[i].TaxRate, prev.TaxRate)
+			}
+			for _, f := range []struct {
+				name       string
+				disc, base *decimal.Decimal
+			}{{"taxIncludedAmount", parsed[i].incl, parsed[i-1].incl}, {"taxExcludedAmount", parsed[i].excl, parsed[i-1].excl}} {
+				if f.disc != nil && f.base != nil && f.disc.Abs().GreaterThan(f.base.Abs()) {
+					c.add(p+"."+f.name, "discount_amount", "E9108", "discounts %s, more than the discounted line's %s", f.disc.Abs(), f.base.Abs())
+				}
+			}
+		}
+	}
+}
+
+// amount checks one amount field's length and precision and returns its
+// value, or nil when it is unset or unusable.
+func amount(c *collector, field string, a Amount, places int, lengthCode string) *decimal.Decimal {
+	if !a.IsSet() || c.has(field) {
+		return nil
+	}
+	if !a.Valid() {
+		c.add(field, "format", codeFor(field, "format"), "must be a plain decimal such as 5.65 (no exponent, no spaces); got %s", quoteValue(a.String()))
+		return nil
+	}
+	code := lengthCode
+	if code == "" {
+		code = "E4000"
+	}
+	if a.Digits() > amountMaxChars {
+		c.add(field, "max_length", code, "has %d characters; the maximum is %d", a.Digits(), amountMaxChars)
+		return nil
+	}
+	if a.Places() > places {
+		c.add(field, "precision", "", "has %d decimals; the maximum is %d", a.Places(), places)
+		return nil
+	}
+	d := a.Decimal()
+	return &d
+}
+
+func isTaxRate(d decimal.Decimal) bool {
+	for _, r := range TaxRates {
+		if d.Equal(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func looksLikeEmail(s string) bool {
+	at := strings.IndexByte(s, '@')
+	return at > 0 && at == strings.LastIndexByte(s, '@') && strings.Contains(s[at+1:], ".") &&
+		!strings.ContainsAny(s, " \t<>,;")
+}
+
+// checkRedConfirm applies the rules of a red confirmation application.
+func checkRedConfirm(r *Request, c *collector) {
+	rc := r.RedConfirm
+	if rc.SellerTaxNo != "" && r.SellerTaxNum != "" && rc.SellerTaxNo != r.SellerTaxNum {
+		c.add("redConfirm.sellerTaxNo", "seller_mismatch", "E9302", "is %q but the request is for seller %q", rc.SellerTaxNo, r.SellerTaxNum)
+	}
+	checkTaxNumber(c, "redConfirm.sellerTaxNo", rc.SellerTaxNo)
+	if rc.ApplySource == "1" && rc.SellerName == "" {
+		c.add("redConfirm.sellerName", "required", "E4000", "is required when the buyer applies (applySource 1)")
+	}
+	if fullyDigital[rc.BlueInvoiceLine] {
+		n := rc.BlueElecInvoiceNumber
+		field := "redConfirm.blueElecInvoiceNumber"
+		if n == "" && len(rc.BlueInvoiceNumber) == 20 {
+			n, field = rc.BlueInvoiceNumber, "redConfirm.blueInvoiceNumber"
+		}
+		if !isDigits(n) || len(n) != 20 {
+			c.add(field, "red_reference", "E9102", "must be the 20-digit number of the fully digital blue invoice (blueInvoiceLine %s); got %q", rc.BlueInvoiceLine, n)
+		}
+	} else if rc.BlueInvoiceLine != "" {
+		if !isDigits(rc.BlueInvoiceCode) || (len(rc.BlueInvoiceCode) != 10 && len(rc.BlueInvoiceCode) != 12) {
+			c.add("redConfirm.blueInvoiceCode", "red_reference", "E9102", "must be the 10- or 12-digit code of the VAT blue invoice (blueInvoiceLine %s); got %q", rc.BlueInvoiceLine, rc.BlueInvoiceCode)
+		}
+		if !isDigits(rc.BlueInvoiceNumber) || len(rc.BlueInvoiceNumber) != 8 {
+			c.add("redConfirm.blueInvoiceNumber", "red_reference", "E9102", "must be the 8-digit number of the VAT blue invoice; got %q", rc.BlueInvoiceNumber)
+		}
+	}
+	if rc.BlueInvoiceTime != "" && !c.has("redConfirm.blueInvoiceTime") {
+		if _, err := time.Parse(dateLayout, rc.BlueInvoiceTime); err != nil {
+			c.add("redConfirm.blueInvoiceTime", "format", "", "is not a real date and time: %q", rc.BlueInvoiceTime)
+		}
+	}
+	lastIndex := 0
+	for i := range rc.Detail {
+		l := &rc.Detail[i]
+		p := fmt.Sprintf("redConfirm.detail[%d]", i)
+		if idx, ok := indexToken("[" + l.BlueDetailIndex + "]"); ok && !c.has(p+".blueDetailIndex") {
+			if idx <= lastIndex {
+				c.add(p+".blueDetailIndex", "detail_order", "E4000", "is %d but must be greater than the previous line's %d: lines follow the blue invoice's order", idx, lastIndex)
+			}
+			lastIndex = idx
+		}
+		amount(c, p+".num", l.Num, quantityPlaces, "")
+		price := amount(c, p+".taxExcludedPrice", l.TaxExcludedPrice, quantityPlaces, "")
+		excl := amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "")
+		tax := amount(c, p+".taxAmount", l.TaxAmount, moneyPlaces, "")
+		rate := amount(c, p+".taxRate", l.TaxRate, 3, "")
+		if rate != nil && !isTaxRate(*rate) {
+			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
+			rate = nil
+		}
+		if price != nil && price.IsNegative() {
+			c.add(p+".taxExcludedPrice", "sign", "", "must be positive")
+		}
+		if excl != nil && excl.IsPositive() {
+			c.add(p+".taxExcludedAmount", "sign", "", "must be negative on a red confirmation")
+		}
+		if tax != nil && tax.IsPositive() {
+			c.add(p+".taxAmount", "sign", "", "must be negative on a red confirmation")
+		}
+		if excl != nil && tax != nil && rate != nil {
+			expected := excl.Mul(*rate)
+			if diff := expected.Sub(*tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
+				c.add(p+".taxAmount", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", tax, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
+			}
+		}
+	}
+}
+
+// checkReissue applies the rules of a reInvoice request.
+func checkReissue(ri *Reissue, c *collector) {
+	if ri.NextInvoiceCode != "" {
+		if ri.InvoiceNumStart == "" {
+			c.add("reissue.invoiceNumStart", "required", "E4000", "is required when nextInvoiceCode is set")
+		}
+		if ri.InvoiceNumEnd == "" {
+			c.add("reissue.invoiceNumEnd", "required", "E4000", "is required when nextInvoiceCode is set")
+		}
+	}
+}

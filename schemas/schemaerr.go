@@ -1,0 +1,203 @@
+package schemas
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+)
+
+// schemaViolations flattens a JSON Schema validation error into violations,
+// one per failing keyword, each with its field path and provider code.
+func schemaViolations(e *jsonschema.ValidationError, c *collector) {
+	switch k := e.ErrorKind.(type) {
+	case *kind.AnyOf:
+		// The only anyOf in the request schema is reissue's "fpqqlsh or orderno".
+		field := fieldPath(e.InstanceLocation)
+		c.add(field, "required", codeFor(field, "required"), "needs fpqqlsh (the serial number) or orderno")
+		return
+	case *kind.Required:
+		for _, name := range k.Missing {
+			field := joinField(fieldPath(e.InstanceLocation), name)
+			c.add(field, "required", codeFor(field, "required"), "is required")
+		}
+		return
+	case *kind.AdditionalProperties:
+		for _, name := range k.Properties {
+			field := joinField(fieldPath(e.InstanceLocation), name)
+			c.add(field, "unknown_field", "", "is not a field of the contract (unknown fields are refused, not dropped)")
+		}
+		return
+	}
+	if len(e.Causes) > 0 {
+		for _, cause := range e.Causes {
+			schemaViolations(cause, c)
+		}
+		return
+	}
+	field := fieldPath(e.InstanceLocation)
+	var rule, msg string
+	switch k := e.ErrorKind.(type) {
+	case *kind.FalseSchema:
+		rule, msg = "kind_body", "must not be present: a request carries only the body that matches its kind"
+	case *kind.Type:
+		rule, msg = "type", fmt.Sprintf("must be %s, not %s", strings.Join(k.Want, " or "), article(k.Got))
+	case *kind.MaxLength:
+		rule, msg = "max_length", fmt.Sprintf("is %d characters long; the maximum is %d", k.Got, k.Want)
+	case *kind.MinLength:
+		rule, msg = "required", "must not be empty"
+	case *kind.Pattern:
+		rule, msg = "format", patternMessage(field, k.Got)
+	case *kind.Enum:
+		rule, msg = "enum", fmt.Sprintf("must be one of %s; got %s", enumList(k.Want), quoteValue(k.Got))
+	case *kind.Const:
+		rule, msg = "enum", fmt.Sprintf("must be %s; got %s", quoteValue(k.Want), quoteValue(k.Got))
+	case *kind.MinItems:
+		rule, msg = "required", fmt.Sprintf("must have at least %d entries", k.Want)
+	case *kind.MaxItems:
+		rule, msg = "max_items", fmt.Sprintf("has %d entries; the maximum is %d", k.Got, k.Want)
+	default:
+		rule, msg = "schema", e.ErrorKind.LocalizedString(nil)
+	}
+	c.add(field, rule, codeFor(field, rule), "%s", msg)
+}
+
+// fieldPath turns a JSON Schema instance location into a field path:
+// ["order","invoiceDetail","2","tax"] → order.invoiceDetail[2].tax. Object
+// keys in the contract are never all digits, so digit tokens are indices.
+func fieldPath(loc []string) string {
+	var b strings.Builder
+	for _, tok := range loc {
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// genericPath replaces array indices by [] so one table row covers every line.
+func genericPath(field string) string {
+	var b strings.Builder
+	for i := 0; i < len(field); i++ {
+		if field[i] == '[' {
+			j := strings.IndexByte(field[i:], ']')
+			if j > 0 {
+				b.WriteString("[]")
+				i += j
+				continue
+			}
+		}
+		b.WriteByte(field[i])
+	}
+	return b.String()
+}
+
+// providerCodes maps "field|rule" (indices as []) to the Nuonuo code that the
+// check pre-empts. Rows with field "*" apply to a rule anywhere in a body;
+// envelope fields (schemaVersion, kind, sellerTaxNum, orderNo and the body
+// selection) are this service's own contract and pre-empt no provider code.
+var providerCodes = map[string]string{
+	"order.invoiceType|enum":                          "E9101",
+	"order.invoiceType|required":                      "E9101",
+	"order.invoiceCode|max_length":                    "E9102",
+	"order.invoiceNum|max_length":                     "E9102",
+	"order.email|max_length":                          "E9104",
+	"order.proxyInvoiceFlag|enum":                     "E9107",
+	"order.invoiceDetail|required":                    "E9122",
+	"order.invoiceDetail[].goodsCode|format":          "E9121",
+	"order.invoiceDetail[].goodsCode|max_length":      "E9121",
+	"order.invoiceDetail[].taxIncludedAmount|format":  "E9125",
+	"order.invoiceDetail[].taxIncludedAmount|type":    "E9125",
+	"order.invoiceDetail[].taxExcludedAmount|format":  "E9127",
+	"order.invoiceDetail[].taxExcludedAmount|type":    "E9127",
+	"order.invoiceDetail[].tax|format":                "E9129",
+	"order.invoiceDetail[].tax|type":                  "E9129",
+}
+
+// codeFor returns the provider code a schema violation of rule at field
+// pre-empts: a specific row of providerCodes, else E4000 (Nuonuo's "a
+// private parameter is missing or wrong") for anything inside a body, else
+// nothing.
+func codeFor(field, rule string) string {
+	g := genericPath(field)
+	if code, ok := providerCodes[g+"|"+rule]; ok {
+		return code
+	}
+	if rule == "unknown_field" || rule == "kind_body" || rule == "control_character" {
+		return ""
+	}
+	for _, body := range []string{"order.", "redConfirm.", "reissue."} {
+		if strings.HasPrefix(g, body) {
+			return "E4000"
+		}
+	}
+	return ""
+}
+
+// patternMessages explains each pattern of the request schema.
+var patternMessages = map[string]string{
+	"sellerTaxNum":                   "must be a tax number of 15 to 20 letters or digits",
+	"order.salerTaxNum":              "must be a tax number of 15 to 20 letters or digits",
+	"order.buyerTaxNum":              "must be empty or a tax number of 15 to 20 letters or digits",
+	"redConfirm.sellerTaxNo":         "must be a tax number of 15 to 20 letters or digits",
+	"orderNo":                        "must be printable ASCII characters without spaces",
+	"order.invoiceDate":              "must be a time written yyyy-MM-dd HH:mm:ss",
+	"redConfirm.blueInvoiceTime":     "must be a time written yyyy-MM-dd HH:mm:ss",
+	"order.extensionNumber":          "must be digits only",
+	"order.terminalNumber":           "must be digits only",
+	"order.specificFactor":           "must be digits only",
+	"order.invoiceDetail[].goodsCode": "must be the digits of a tax classification code",
+	"redConfirm.detail[].goodsCode":  "must be the digits of a tax classification code",
+	"redConfirm.detail[].blueDetailIndex": "must be a line number of the blue invoice (1, 2, ...)",
+}
+
+func patternMessage(field, got string) string {
+	if m, ok := patternMessages[genericPath(field)]; ok {
+		return m + "; got " + quoteValue(got)
+	}
+	return "must be a plain decimal such as 5.65 (digits, an optional minus sign and decimal point); got " + quoteValue(got)
+}
+
+func article(t string) string {
+	switch t {
+	case "object", "array", "integer":
+		return "an " + t
+	case "null":
+		return "null"
+	}
+	return "a " + t
+}
+
+func enumList(vals []any) string {
+	parts := make([]string, 0, len(vals))
+	for _, v := range vals {
+		if s, ok := v.(string); ok && s == "" {
+			continue // "" stands for "not set" and is not worth listing
+		}
+		parts = append(parts, quoteValue(v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// quoteValue shows a value from the message, cut so that a hostile one does
+// not flood the error.
+func quoteValue(v any) string {
+	s := fmt.Sprint(v)
+	if _, ok := v.(string); ok {
+		if r := []rune(s); len(r) > 40 {
+			s = string(r[:40]) + "…"
+		}
+		return strconv.Quote(s)
+	}
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return s
+}

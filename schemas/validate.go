@@ -1,0 +1,460 @@
+package schemas
+
+import (
+	"bytes"
+	"cmp"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// The JSON Schema documents of the contract, as published in this directory.
+var (
+	//go:embed invoice-request.schema.json
+	RequestSchemaJSON []byte
+	//go:embed invoice-result.schema.json
+	ResultSchemaJSON []byte
+	//go:embed invoice-deadletter.schema.json
+	DeadLetterSchemaJSON []byte
+)
+
+// Schema identifiers ($id) of the contract documents.
+const (
+	RequestSchemaID    = "https://fapiaohub.example/schemas/invoice-request.schema.json"
+	ResultSchemaID     = "https://fapiaohub.example/schemas/invoice-result.schema.json"
+	DeadLetterSchemaID = "https://fapiaohub.example/schemas/invoice-deadletter.schema.json"
+)
+
+// Limits applied before a message is parsed.
+const (
+	// DefaultMaxBytes is the largest request accepted (512 KiB): room for
+	// 2000 compact lines while a dead letter of it, base64-encoded, still fits
+	// the NATS default max_payload of 1 MiB.
+	DefaultMaxBytes = 512 << 10
+	// DefaultMaxDepth is the deepest nesting of objects and arrays accepted.
+	// A valid request nests 4 levels.
+	DefaultMaxDepth = 16
+)
+
+// Violation is one problem found in a request.
+type Violation struct {
+	// Field is the path of the field, like order.invoiceDetail[2].tax; empty
+	// for the message as a whole.
+	Field string `json:"field"`
+	// Rule is the stable name of the rule that failed (required, max_length,
+	// tax_tolerance, ...).
+	Rule string `json:"rule"`
+	// Message says what is wrong in words a person understands.
+	Message string `json:"message"`
+	// ProviderCode is the provider error this check pre-empts (E9130, ...),
+	// where there is one.
+	ProviderCode string `json:"providerCode,omitempty"`
+}
+
+// String formats v as "FIELD: MESSAGE (CODE)".
+func (v Violation) String() string {
+	field := v.Field
+	if field == "" {
+		field = "(message)"
+	}
+	if v.ProviderCode == "" {
+		return field + ": " + v.Message
+	}
+	return field + ": " + v.Message + " (" + v.ProviderCode + ")"
+}
+
+// MalformedError is returned by Validator.Decode for a message that is not a
+// readable JSON request at all: empty, too large, not UTF-8, not JSON, nested
+// too deeply or not an object. Such messages are dead-lettered, not answered.
+type MalformedError struct {
+	// Reason says what is wrong.
+	Reason string
+	// Offset is the byte offset of the problem, or -1.
+	Offset int64
+}
+
+// Error implements error.
+func (e *MalformedError) Error() string {
+	if e.Offset >= 0 {
+		return fmt.Sprintf("malformed message: %s (at byte %d)", e.Reason, e.Offset)
+	}
+	return "malformed message: " + e.Reason
+}
+
+// ValidatorConfig configures a Validator. The zero value is ready to use.
+type ValidatorConfig struct {
+	// MaxBytes is the largest message accepted; 0 means DefaultMaxBytes.
+	MaxBytes int
+	// MaxDepth is the deepest nesting accepted; 0 means DefaultMaxDepth.
+	MaxDepth int
+	// StrictTaxNumbers rejects 18-character tax numbers whose GB 32100-2015
+	// check character does not match. By default they only warn: early real
+	// codes and the providers' sandbox numbers fail the check.
+	StrictTaxNumbers bool
+}
+
+// Validate checks the configuration.
+func (c ValidatorConfig) Validate() error {
+	if c.MaxBytes < 0 || c.MaxDepth < 0 {
+		return errors.New("validator limits must not be negative")
+	}
+	if c.MaxDepth != 0 && c.MaxDepth < 5 {
+		return fmt.Errorf("validator max depth %d is below the 5 levels a request needs", c.MaxDepth)
+	}
+	return nil
+}
+
+// Validator decodes and checks invoice requests: size, encoding, JSON syntax
+// and nesting, the JSON Schema, and the providers' domain rules. It is safe
+// for concurrent use.
+type Validator struct {
+	cfg    ValidatorConfig
+	schema *jsonschema.Schema
+}
+
+// NewValidator compiles the request schema.
+func NewValidator(cfg ValidatorConfig) (*Validator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxDepth == 0 {
+		cfg.MaxDepth = DefaultMaxDepth
+	}
+	sch, err := compileSchema(RequestSchemaID)
+	if err != nil {
+		return nil, err
+	}
+	return &Validator{cfg: cfg, schema: sch}, nil
+}
+
+// MaxBytes returns the size limit in force.
+func (v *Validator) MaxBytes() int { return v.cfg.MaxBytes }
+
+// compileSchema compiles one of the embedded contract documents.
+func compileSchema(id string) (*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	for _, d := range []struct {
+		id  string
+		doc []byte
+	}{{RequestSchemaID, RequestSchemaJSON}, {ResultSchemaID, ResultSchemaJSON}, {DeadLetterSchemaID, DeadLetterSchemaJSON}} {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(d.doc))
+		if err != nil {
+			return nil, fmt.Errorf("parse schema %s: %w", d.id, err)
+		}
+		if err := c.AddResource(d.id, doc); err != nil {
+			return nil, fmt.Errorf("add schema %s: %w", d.id, err)
+		}
+	}
+	sch, err := c.Compile(id)
+	if err != nil {
+		return nil, fmt.Errorf("compile schema %s: %w", id, err)
+	}
+	return sch, nil
+}
+
+// Decoded is the outcome of decoding a request that is at least a JSON object.
+type Decoded struct {
+	// Request is the typed request. It is nil only when the JSON types are so
+	// wrong that it could not be built; Violations then says why.
+	Request *Request
+	// Fingerprint is the canonical fingerprint of the message (see Fingerprint).
+	Fingerprint string
+	// Violations lists every problem; the request is valid when it is empty.
+	Violations []Violation
+	// Warnings lists findings that do not block the request.
+	Warnings []Violation
+}
+
+// Valid reports whether the request has no violations.
+func (d *Decoded) Valid() bool { return len(d.Violations) == 0 }
+
+// Error summarises the violations as a result error, or returns nil when the
+// request is valid.
+func (d *Decoded) Error() *ErrorInfo {
+	if d.Valid() {
+		return nil
+	}
+	first := d.Violations[0]
+	msg := first.String()
+	if n := len(d.Violations); n > 1 {
+		msg = fmt.Sprintf("%d violations; first: %s", n, msg)
+	}
+	return &ErrorInfo{
+		Code:         CodeInvalidRequest,
+		Message:      msg,
+		Field:        first.Field,
+		ProviderCode: first.ProviderCode,
+		Violations:   d.Violations,
+	}
+}
+
+// Decode reads one request message. subjectSeller is the seller token of the
+// subject it arrived on ("" when there is none, as for files); a request for
+// another seller is a violation.
+//
+// It returns a *MalformedError when data is not a readable JSON object, and
+// otherwise a Decoded listing every violation found: schema violations and,
+// when the typed request could be built, the domain rules. It never panics,
+// whatever data holds.
+func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) {
+	tree, err := v.parse(data)
+	if err != nil {
+		return nil, err
+	}
+	c := &collector{strict: v.cfg.StrictTaxNumbers}
+	if err := v.schema.Validate(tree); err != nil {
+		var ve *jsonschema.ValidationError
+		if !errors.As(err, &ve) {
+			return nil, fmt.Errorf("validate request: %w", err)
+		}
+		schemaViolations(ve, c)
+	}
+	checkControlChars(tree, "", c)
+
+	d := &Decoded{Fingerprint: fingerprintTree(tree)}
+	var req Request
+	if err := json.Unmarshal(data, &req); err != nil {
+		// Only JSON type errors get here, and the schema has reported each
+		// of them with its field; this catches anything it did not.
+		if len(c.violations) == 0 {
+			c.add("", "type", "E4000", "cannot be read as a request: %v", err)
+		}
+	} else {
+		normalize(&req)
+		checkRequest(&req, subjectSeller, c)
+		d.Request = &req
+	}
+	d.Violations, d.Warnings = c.result()
+	return d, nil
+}
+
+// parse applies the size, encoding, depth and syntax limits and returns the
+// generic JSON tree (numbers as json.Number).
+func (v *Validator) parse(data []byte) (map[string]any, error) {
+	switch {
+	case len(data) == 0:
+		return nil, &MalformedError{Reason: "empty message", Offset: -1}
+	case len(data) > v.cfg.MaxBytes:
+		return nil, &MalformedError{Reason: fmt.Sprintf("message is %d bytes; the limit is %d", len(data), v.cfg.MaxBytes), Offset: -1}
+	}
+	if !utf8.Valid(data) {
+		return nil, &MalformedError{Reason: "not valid UTF-8", Offset: int64(invalidUTF8At(data))}
+	}
+	if off := depthExceeded(data, v.cfg.MaxDepth); off >= 0 {
+		return nil, &MalformedError{Reason: fmt.Sprintf("nested deeper than %d levels", v.cfg.MaxDepth), Offset: int64(off)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, syntaxError(err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, &MalformedError{Reason: "more than one JSON value", Offset: dec.InputOffset()}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, syntaxError(err)
+	}
+	obj, ok := tree.(map[string]any)
+	if !ok {
+		return nil, &MalformedError{Reason: fmt.Sprintf("a request is a JSON object, not %s", jsonKind(tree)), Offset: -1}
+	}
+	return obj, nil
+}
+
+func syntaxError(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return &MalformedError{Reason: "not JSON: " + se.Error(), Offset: se.Offset}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &MalformedError{Reason: "not JSON: truncated", Offset: -1}
+	}
+	return &MalformedError{Reason: "not JSON: " + err.Error(), Offset: -1}
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// depthExceeded returns the offset at which the nesting of objects and arrays
+// exceeds max, or -1. It skips over strings, so brackets inside them do not
+// count.
+func depthExceeded(b []byte, max int) int {
+	depth, inString, escaped := 0, false, false
+	for i, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return i
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return -1
+}
+
+// collector gathers violations and warnings without duplicates.
+type collector struct {
+	strict     bool
+	violations []Violation
+	warnings   []Violation
+	seen       map[[2]string]bool
+	fields     map[string]bool
+}
+
+func (c *collector) add(field, rule, code, format string, args ...any) {
+	c.addViolation(Violation{Field: field, Rule: rule, ProviderCode: code, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *collector) addViolation(v Violation) {
+	if c.seen == nil {
+		c.seen, c.fields = map[[2]string]bool{}, map[string]bool{}
+	}
+	k := [2]string{v.Field, v.Rule}
+	if c.seen[k] {
+		return
+	}
+	c.seen[k] = true
+	c.fields[v.Field] = true
+	c.violations = append(c.violations, v)
+}
+
+// has reports whether field already has a violation, so that a value the
+// schema rejected is not also judged by the domain rules.
+func (c *collector) has(field string) bool { return c.fields[field] }
+
+func (c *collector) warn(field, rule, format string, args ...any) {
+	c.warnings = append(c.warnings, Violation{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
+}
+
+// result returns the violations ordered by field (so each field's problems
+// stand together, in document order for array indices) and the warnings.
+func (c *collector) result() ([]Violation, []Violation) {
+	slices.SortStableFunc(c.violations, func(a, b Violation) int { return comparePaths(a.Field, b.Field) })
+	return c.violations, c.warnings
+}
+
+// comparePaths orders field paths, comparing array indices numerically.
+func comparePaths(a, b string) int {
+	for a != "" && b != "" {
+		ta, ra := nextToken(a)
+		tb, rb := nextToken(b)
+		if ta != tb {
+			na, aok := indexToken(ta)
+			nb, bok := indexToken(tb)
+			if aok && bok {
+				return cmp.Compare(na, nb)
+			}
+			return strings.Compare(ta, tb)
+		}
+		a, b = ra, rb
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func nextToken(p string) (string, string) {
+	if strings.HasPrefix(p, "[") {
+		i := strings.IndexByte(p, ']')
+		if i < 0 {
+			return p, ""
+		}
+		return p[:i+1], strings.TrimPrefix(p[i+1:], ".")
+	}
+	i := strings.IndexAny(p, ".[")
+	if i < 0 {
+		return p, ""
+	}
+	return p[:i], strings.TrimPrefix(p[i:], ".")
+}
+
+func indexToken(t string) (int, bool) {
+	if len(t) < 3 || t[0] != '[' {
+		return 0, false
+	}
+	n := 0
+	for _, c := range t[1 : len(t)-1] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// checkControlChars reports strings holding control characters anywhere in
+// the tree: they corrupt invoices and logs, and the JSON escapes that carry
+// them (\u0000) pass the parser.
+func checkControlChars(v any, path string, c *collector) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, child := range t {
+			checkControlChars(child, joinField(path, k), c)
+		}
+	case []any:
+		for i, child := range t {
+			checkControlChars(child, fmt.Sprintf("%s[%d]", path, i), c)
+		}
+	case string:
+		for i, r := range t {
+			if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+				c.add(path, "control_character", "", "contains the control character U+%04X at character %d", r, utf8.RuneCountInString(t[:i])+1)
+				return
+			}
+		}
+	}
+}
+
+func joinField(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
+}
