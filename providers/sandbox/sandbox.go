@@ -129,6 +129,29 @@ type Faults struct {
 	// FaceAuthSellers are jumdata sellers that must scan their face: their
 	// calls answer 311 until auth/qrcode and auth/result are called.
 	FaceAuthSellers []string `json:"faceAuthSellers,omitempty"`
+	// Script answers chosen calls with a given code, before they take
+	// effect: the way tests reach every row of a client's classification
+	// table. Each entry is used Times times, in order.
+	Script []ScriptedAnswer `json:"script,omitempty"`
+}
+
+// ScriptedAnswer makes the sandbox answer matching calls with a fixed code
+// in the provider's envelope, or with a bare HTTP status.
+type ScriptedAnswer struct {
+	// Provider is "nuonuo" or "jumdata".
+	Provider string `json:"provider"`
+	// Method matches the call: the Nuonuo method header
+	// ("nuonuo.ElectronInvoice.requestBillingNew") or the jumdata path below
+	// /tax/v3/makeout/ ("blue-invoice/submit"); empty matches every call.
+	Method string `json:"method,omitempty"`
+	// Code is the provider code to answer ("E9338", "602").
+	Code string `json:"code,omitempty"`
+	// Message is the message to answer with; empty means a stock one.
+	Message string `json:"message,omitempty"`
+	// HTTPStatus, when not 0, answers with this bare HTTP status instead.
+	HTTPStatus int `json:"httpStatus,omitempty"`
+	// Times is how many calls the entry answers; 0 means 1.
+	Times int `json:"times,omitempty"`
 }
 
 // Server serves the Nuonuo and jumdata APIs. Create it with New.
@@ -216,6 +239,7 @@ func (s *Server) Faults() Faults {
 }
 
 func (s *Server) setFaultsLocked(f Faults) {
+	f.Script = append([]ScriptedAnswer(nil), f.Script...)
 	s.faults = f
 	s.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
 	s.limiters = map[string]*rate.Limiter{}
@@ -264,7 +288,10 @@ func (s *Server) Handler() http.Handler {
 type providerSpec struct {
 	name        string
 	seller      func(*http.Request) string
+	method      func(*http.Request) string
 	rateLimited func(http.ResponseWriter)
+	// answer writes code and message in the provider's envelope.
+	answer func(w http.ResponseWriter, code, message string)
 }
 
 // api wraps a provider handler with latency and fault injection. Faults that
@@ -273,6 +300,15 @@ type providerSpec struct {
 func (s *Server) api(p providerSpec, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.stats.request(p.name)
+		if a, ok := s.scripted(p.name, p.method(r)); ok {
+			s.stats.fault("scripted")
+			if a.HTTPStatus != 0 {
+				http.Error(w, http.StatusText(a.HTTPStatus)+" (sandbox script)", a.HTTPStatus)
+				return
+			}
+			p.answer(w, a.Code, a.Message)
+			return
+		}
 		seller := p.seller(r)
 		f := s.draw(seller)
 		delay := s.cfg.Latency
@@ -319,6 +355,28 @@ func (s *Server) api(p providerSpec, h http.HandlerFunc) http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("<html><body>502 Bad Gateway</body></html>\x00\xff"))
 	})
+}
+
+// scripted takes the next scripted answer for a call, if any.
+func (s *Server) scripted(provider, method string) (ScriptedAnswer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.faults.Script {
+		a := &s.faults.Script[i]
+		if a.Provider != provider || (a.Method != "" && a.Method != method) {
+			continue
+		}
+		if a.Times <= 0 {
+			a.Times = 1
+		}
+		got := *a
+		a.Times--
+		if a.Times == 0 {
+			s.faults.Script = append(s.faults.Script[:i], s.faults.Script[i+1:]...)
+		}
+		return got, true
+	}
+	return ScriptedAnswer{}, false
 }
 
 type drawn struct {
