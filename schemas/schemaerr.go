@@ -104,21 +104,21 @@ func genericPath(field string) string {
 // envelope fields (schemaVersion, kind, sellerTaxNum, orderNo and the body
 // selection) are this service's own contract and pre-empt no provider code.
 var providerCodes = map[string]string{
-	"order.invoiceType|enum":                          "E9101",
-	"order.invoiceType|required":                      "E9101",
-	"order.invoiceCode|max_length":                    "E9102",
-	"order.invoiceNum|max_length":                     "E9102",
-	"order.email|max_length":                          "E9104",
-	"order.proxyInvoiceFlag|enum":                     "E9107",
-	"order.invoiceDetail|required":                    "E9122",
-	"order.invoiceDetail[].goodsCode|format":          "E9121",
-	"order.invoiceDetail[].goodsCode|max_length":      "E9121",
-	"order.invoiceDetail[].taxIncludedAmount|format":  "E9125",
-	"order.invoiceDetail[].taxIncludedAmount|type":    "E9125",
-	"order.invoiceDetail[].taxExcludedAmount|format":  "E9127",
-	"order.invoiceDetail[].taxExcludedAmount|type":    "E9127",
-	"order.invoiceDetail[].tax|format":                "E9129",
-	"order.invoiceDetail[].tax|type":                  "E9129",
+	"order.invoiceType|enum":                         "E9101",
+	"order.invoiceType|required":                     "E9101",
+	"order.invoiceCode|max_length":                   "E9102",
+	"order.invoiceNum|max_length":                    "E9102",
+	"order.email|max_length":                         "E9104",
+	"order.proxyInvoiceFlag|enum":                    "E9107",
+	"order.invoiceDetail|required":                   "E9122",
+	"order.invoiceDetail[].goodsCode|format":         "E9121",
+	"order.invoiceDetail[].goodsCode|max_length":     "E9121",
+	"order.invoiceDetail[].taxIncludedAmount|format": "E9125",
+	"order.invoiceDetail[].taxIncludedAmount|type":   "E9125",
+	"order.invoiceDetail[].taxExcludedAmount|format": "E9127",
+	"order.invoiceDetail[].taxExcludedAmount|type":   "E9127",
+	"order.invoiceDetail[].tax|format":               "E9129",
+	"order.invoiceDetail[].tax|type":                 "E9129",
 }
 
 // codeFor returns the provider code a schema violation of rule at field
@@ -143,18 +143,18 @@ func codeFor(field, rule string) string {
 
 // patternMessages explains each pattern of the request schema.
 var patternMessages = map[string]string{
-	"sellerTaxNum":                   "must be a tax number of 15 to 20 letters or digits",
-	"order.salerTaxNum":              "must be a tax number of 15 to 20 letters or digits",
-	"order.buyerTaxNum":              "must be empty or a tax number of 15 to 20 letters or digits",
-	"redConfirm.sellerTaxNo":         "must be a tax number of 15 to 20 letters or digits",
-	"orderNo":                        "must be printable ASCII characters without spaces",
-	"order.invoiceDate":              "must be a time written yyyy-MM-dd HH:mm:ss",
-	"redConfirm.blueInvoiceTime":     "must be a time written yyyy-MM-dd HH:mm:ss",
-	"order.extensionNumber":          "must be digits only",
-	"order.terminalNumber":           "must be digits only",
-	"order.specificFactor":           "must be digits only",
-	"order.invoiceDetail[].goodsCode": "must be the digits of a tax classification code",
-	"redConfirm.detail[].goodsCode":  "must be the digits of a tax classification code",
+	"sellerTaxNum":                        "must be a tax number of 15 to 20 letters or digits",
+	"order.salerTaxNum":                   "must be a tax number of 15 to 20 letters or digits",
+	"order.buyerTaxNum":                   "must be empty or a tax number of 15 to 20 letters or digits",
+	"redConfirm.sellerTaxNo":              "must be a tax number of 15 to 20 letters or digits",
+	"orderNo":                             "must be printable ASCII characters without spaces",
+	"order.invoiceDate":                   "must be a time written yyyy-MM-dd HH:mm:ss",
+	"redConfirm.blueInvoiceTime":          "must be a time written yyyy-MM-dd HH:mm:ss",
+	"order.extensionNumber":               "must be digits only",
+	"order.terminalNumber":                "must be digits only",
+	"order.specificFactor":                "must be digits only",
+	"order.invoiceDetail[].goodsCode":     "must be the digits of a tax classification code",
+	"redConfirm.detail[].goodsCode":       "must be the digits of a tax classification code",
 	"redConfirm.detail[].blueDetailIndex": "must be a line number of the blue invoice (1, 2, ...)",
 }
 

@@ -9,13 +9,15 @@ type nuonuoState struct{}
 func newNuonuoState() *nuonuoState { return &nuonuoState{} }
 
 var nuonuoSpec = providerSpec{
-	name:        "nuonuo",
-	seller:      func(r *http.Request) string { return r.Header.Get("userTax") },
-	method:      func(r *http.Request) string { return r.Header.Get("method") },
+	name:   "nuonuo",
+	seller: func(r *http.Request) string { return r.Header.Get("userTax") },
+	method: func(r *http.Request) string { return r.Header.Get("method") },
 	answer: func(w http.ResponseWriter, code, message string) {
 		writeJSON(w, http.StatusOK, map[string]string{"code": code, "describe": message})
 	},
-	rateLimited: func(w http.ResponseWriter) { writeJSON(w, http.StatusOK, map[string]string{"code": "070201", "describe": "请求过于频繁"}) },
+	rateLimited: func(w http.ResponseWriter) {
+		writeJSON(w, http.StatusOK, map[string]string{"code": "070201", "describe": "请求过于频繁"})
+	},
 }
 
 func (s *Server) nuonuoServices(w http.ResponseWriter, r *http.Request) {

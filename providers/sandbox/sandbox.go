@@ -464,4 +464,3 @@ func (s *Server) documentURL(name string) string {
 	defer s.mu.Unlock()
 	return s.baseURL + "/_sandbox/documents/" + name
 }
-
