@@ -88,7 +88,7 @@ func checkTaxNumber(c *collector, field, tn string) {
 
 func checkOrder(r *Request, c *collector) {
 	o := r.Order
-	if o.SalerTaxNum != "" && r.SellerTaxNum != "" && o.SalerTaxNum != r.SellerTaxNum {
+	if o.SalerTaxNum != "" && r.SellerTaxNum != "" && o.SalerTaxNum != r.SellerTaxNum && !c.has("sellerTaxNum") && !c.has("order.salerTaxNum") {
 		c.add("order.salerTaxNum", "seller_mismatch", "E9302", "is %q but the request is for seller %q", o.SalerTaxNum, r.SellerTaxNum)
 	}
 	if o.OrderNo != "" && o.OrderNo != r.OrderNo {
@@ -244,25 +244,25 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 	}
 	// price × num against the amount the price is quoted in.
 	if a.price != nil && a.num != nil {
-		field, amt := p+".taxIncludedAmount", a.incl
+		field, amt, text := p+".taxIncludedAmount", a.incl, l.TaxIncludedAmount
 		if l.WithTaxFlag == "0" {
-			field, amt = p+".taxExcludedAmount", a.excl
+			field, amt, text = p+".taxExcludedAmount", a.excl, l.TaxExcludedAmount
 		}
 		if amt != nil {
 			if got := a.price.Mul(*a.num); got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
-				c.add(field, "price_quantity", "E9123", "is %s but price × num is %s", amt, got.StringFixed(2))
+				c.add(field, "price_quantity", "E9123", "is %s but price × num is %s", text, got.StringFixed(2))
 			}
 		}
 	}
 	// E9130: exact sum.
 	if a.excl != nil && a.tax != nil && a.incl != nil && !a.excl.Add(*a.tax).Equal(*a.incl) {
-		c.add(p+".taxIncludedAmount", "amount_sum", "E9130", "is %s but taxExcludedAmount + tax is %s", a.incl, a.excl.Add(*a.tax).StringFixed(2))
+		c.add(p+".taxIncludedAmount", "amount_sum", "E9130", "is %s but taxExcludedAmount + tax is %s", l.TaxIncludedAmount, a.excl.Add(*a.tax).StringFixed(2))
 	}
 	// E9131: per-line tax tolerance.
 	if a.excl != nil && a.tax != nil && a.rate != nil {
 		expected := a.excl.Mul(*a.rate)
 		if diff := expected.Sub(*a.tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
-			c.add(p+".tax", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", a.tax, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
+			c.add(p+".tax", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", l.Tax, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
 		}
 	}
 	// Signs: a blue invoice's goods lines are positive and its discount lines
@@ -350,7 +350,7 @@ func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red
 				disc, base *decimal.Decimal
 			}{{"taxIncludedAmount", parsed[i].incl, parsed[i-1].incl}, {"taxExcludedAmount", parsed[i].excl, parsed[i-1].excl}} {
 				if f.disc != nil && f.base != nil && f.disc.Abs().GreaterThan(f.base.Abs()) {
-					c.add(p+"."+f.name, "discount_amount", "E9108", "discounts %s, more than the discounted line's %s", f.disc.Abs(), f.base.Abs())
+					c.add(p+"."+f.name, "discount_amount", "E9108", "discounts %s, more than the discounted line's %s", f.disc.Abs().StringFixed(2), f.base.Abs().StringFixed(2))
 				}
 			}
 		}
@@ -413,7 +413,7 @@ func looksLikeEmail(s string) bool {
 // checkRedConfirm applies the rules of a red confirmation application.
 func checkRedConfirm(r *Request, c *collector) {
 	rc := r.RedConfirm
-	if rc.SellerTaxNo != "" && r.SellerTaxNum != "" && rc.SellerTaxNo != r.SellerTaxNum {
+	if rc.SellerTaxNo != "" && r.SellerTaxNum != "" && rc.SellerTaxNo != r.SellerTaxNum && !c.has("sellerTaxNum") && !c.has("redConfirm.sellerTaxNo") {
 		c.add("redConfirm.sellerTaxNo", "seller_mismatch", "E9302", "is %q but the request is for seller %q", rc.SellerTaxNo, r.SellerTaxNum)
 	}
 	checkTaxNumber(c, "redConfirm.sellerTaxNo", rc.SellerTaxNo)
@@ -473,7 +473,7 @@ func checkRedConfirm(r *Request, c *collector) {
 		if excl != nil && tax != nil && rate != nil {
 			expected := excl.Mul(*rate)
 			if diff := expected.Sub(*tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
-				c.add(p+".taxAmount", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", tax, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
+				c.add(p+".taxAmount", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", l.TaxAmount, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
 			}
 		}
 	}

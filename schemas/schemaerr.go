@@ -16,7 +16,7 @@ func schemaViolations(e *jsonschema.ValidationError, c *collector) {
 	case *kind.AnyOf:
 		// The only anyOf in the request schema is reissue's "fpqqlsh or orderno".
 		field := fieldPath(e.InstanceLocation)
-		c.add(field, "required", codeFor(field, "required"), "needs fpqqlsh (the serial number) or orderno")
+		c.add(field, "required", "E4000", "needs fpqqlsh (the serial number) or orderno")
 		return
 	case *kind.Required:
 		for _, name := range k.Missing {

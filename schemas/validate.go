@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -457,4 +458,29 @@ func joinField(parent, name string) string {
 		return name
 	}
 	return parent + "." + name
+}
+
+var (
+	resultSchema     = sync.OnceValues(func() (*jsonschema.Schema, error) { return compileSchema(ResultSchemaID) })
+	deadLetterSchema = sync.OnceValues(func() (*jsonschema.Schema, error) { return compileSchema(DeadLetterSchemaID) })
+)
+
+// CheckResultJSON validates a result event against invoice-result.schema.json.
+// Downstream services and tests use it to hold the consumer to its contract.
+func CheckResultJSON(data []byte) error { return checkAgainst(resultSchema, data) }
+
+// CheckDeadLetterJSON validates a dead letter against
+// invoice-deadletter.schema.json.
+func CheckDeadLetterJSON(data []byte) error { return checkAgainst(deadLetterSchema, data) }
+
+func checkAgainst(compiled func() (*jsonschema.Schema, error), data []byte) error {
+	sch, err := compiled()
+	if err != nil {
+		return err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	return sch.Validate(doc)
 }

@@ -1,0 +1,69 @@
+package schemas_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/shopspring/decimal"
+)
+
+func TestAmountDecoding(t *testing.T) {
+	cases := []struct {
+		name, json, text string
+		set, valid       bool
+		places, digits   int
+	}{
+		{"string", `"5.65"`, "5.65", true, true, 2, 4},
+		{"number", `5.65`, "5.65", true, true, 2, 4},
+		{"number keeps trailing zeros", `179.80`, "179.80", true, true, 2, 6},
+		{"negative", `"-0.65"`, "-0.65", true, true, 2, 4},
+		{"integer", `2`, "2", true, true, 0, 1},
+		{"empty string is unset", `""`, "", false, false, 0, 0},
+		{"null is unset", `null`, "", false, false, 0, 0},
+		{"exponent is invalid", `1e3`, "1e3", true, false, 0, 3},
+		{"huge exponent is invalid", `1e999999999`, "1e999999999", true, false, 0, 11},
+		{"comma is invalid", `"1,00"`, "1,00", true, false, 0, 4},
+		{"spaces are invalid", `" 1.00"`, " 1.00", true, false, 2, 5},
+		{"leading dot is invalid", `".5"`, ".5", true, false, 1, 2},
+		{"trailing dot is invalid", `"5."`, "5.", true, false, 0, 2},
+		{"NaN is invalid", `"NaN"`, "NaN", true, false, 0, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var a schemas.Amount
+			if err := json.Unmarshal([]byte(tc.json), &a); err != nil {
+				t.Fatal(err)
+			}
+			if a.String() != tc.text || a.IsSet() != tc.set || a.Valid() != tc.valid || a.Places() != tc.places || a.Digits() != tc.digits {
+				t.Fatalf("got text %q set %v valid %v places %d digits %d", a.String(), a.IsSet(), a.Valid(), a.Places(), a.Digits())
+			}
+		})
+	}
+	var a schemas.Amount
+	if err := json.Unmarshal([]byte(`true`), &a); err == nil {
+		t.Error("a boolean decoded as an amount")
+	}
+}
+
+func TestAmountRoundTripAndArithmetic(t *testing.T) {
+	var line struct {
+		Price schemas.Amount `json:"price,omitzero"`
+		Tax   schemas.Amount `json:"tax,omitzero"`
+		Num   schemas.Amount `json:"num,omitzero"`
+	}
+	if err := json.Unmarshal([]byte(`{"price":0.1,"tax":"0.20"}`), &line); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(line)
+	if string(out) != `{"price":"0.1","tax":"0.20"}` {
+		t.Fatalf("marshal = %s", out)
+	}
+	// 0.1 + 0.2 is exactly 0.3 in decimal (it is not in float64).
+	if sum := line.Price.Decimal().Add(line.Tax.Decimal()); !sum.Equal(decimal.RequireFromString("0.3")) {
+		t.Fatalf("0.1 + 0.20 = %s", sum)
+	}
+	if got := schemas.AmountOf(decimal.RequireFromString("1.005"), 2).String(); got != "1.01" {
+		t.Fatalf("AmountOf rounds half away from zero: %s", got)
+	}
+}

@@ -1,0 +1,57 @@
+// Package schemas is the wire contract of the invoicing consumer: the request
+// that order systems publish, the result event downstream services read, the
+// dead letter SREs replay, the subjects they travel on, and the validation
+// that answers a bad request with a precise error before any provider is
+// called. It imports nothing else of this module.
+//
+// # Contract documents
+//
+// The JSON Schema (draft 2020-12) files in this directory are the contract
+// and are embedded in the binary:
+//
+//	invoice-request.schema.json     published on invoice.request.<sellerTaxNum>
+//	invoice-result.schema.json      published on invoice.result.<status>.<sellerTaxNum>
+//	invoice-deadletter.schema.json  published on invoice.dlq.<reason>.<sellerTaxNum>
+//
+// Request, Result and DeadLetter are their Go types.
+//
+// # Validation
+//
+// Validator.Decode reads one message in three steps:
+//
+//  1. Limits: size, UTF-8, nesting depth, JSON syntax, a top-level object.
+//     A message failing them is malformed (*MalformedError) and is
+//     dead-lettered, since no result can be addressed for it.
+//  2. The JSON Schema, enforced by github.com/santhosh-tekuri/jsonschema/v6:
+//     required fields, types, maximum lengths, enumerations, formats,
+//     unknown fields (refused, never dropped), and the rule that exactly the
+//     body matching kind is present.
+//  3. The domain rules of the providers, in Go with shopspring/decimal:
+//     amount arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
+//     tolerances (E9131), price/quantity/amount combinations (E9123), the
+//     discount-line rules (E9105, E9108, E9110–E9119), the tax-rate set,
+//     goods codes, pushMode contact rules, red-invoice references,
+//     seller consistency (E9302) and tax-number check characters (a warning
+//     unless ValidatorConfig.StrictTaxNumbers).
+//
+// Every violation is reported, not only the first, each with its field path
+// (order.invoiceDetail[2].tax), a message a person understands, and the
+// provider code it pre-empts where there is one.
+//
+// # Money
+//
+// Amounts are Amount values: decimal strings on the wire (JSON numbers are
+// accepted and read as their literal text, never as float64) and
+// decimal.Decimal in code. An Amount marshals back to the exact text it was
+// read from, so a request forwarded to a provider carries the seller's own
+// figures.
+//
+// # Idempotency
+//
+// Fingerprint gives a canonical hash of a request, stable across key order
+// and whitespace. OrderRecord, CheckTransition and Decide define the order
+// state machine and the fingerprint rules the order store enforces: a
+// repeated request gets the stored answer, a different request reusing an
+// issued order number is a conflict, and a rejected or failed order may start
+// over only with a corrected request.
+package schemas

@@ -1,0 +1,463 @@
+package schemas_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// summary renders violations as "field|rule|code" for comparison.
+func summary(vs []schemas.Violation) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Field + "|" + v.Rule + "|" + v.ProviderCode
+	}
+	return out
+}
+
+func TestSeed001ExampleViolatesOnlyOrderNoLength(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	d, err := v.Decode(MustRead(t, "seed001-example.json"), "150301199811285326")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The seed's example order number, 202301133332079312314, has 21
+	// characters; orderNo allows 20. That is all that is wrong with it.
+	want := []string{"order.orderNo|max_length|E4000", "orderNo|max_length|"}
+	if got := summary(d.Violations); !slices.Equal(got, want) {
+		t.Fatalf("violations = %q, want %q", got, want)
+	}
+	for _, vi := range d.Violations {
+		if !strings.Contains(vi.Message, "21 characters") || !strings.Contains(vi.Message, "maximum is 20") {
+			t.Errorf("message %q does not say 21 against 20", vi.Message)
+		}
+	}
+	if e := d.Error(); e == nil || e.Code != schemas.CodeInvalidRequest || len(e.Violations) != 2 {
+		t.Errorf("Error() = %+v", e)
+	}
+}
+
+func TestGoldenRequestsAreValid(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	files, err := filepath.Glob("testdata/requests/*.json")
+	if err != nil || len(files) < 6 {
+		t.Fatalf("golden requests: %v %v", files, err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var env struct{ SellerTaxNum string }
+			if err := json.Unmarshal(data, &env); err != nil {
+				t.Fatal(err)
+			}
+			d, err := v.Decode(data, env.SellerTaxNum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.Valid() {
+				t.Fatalf("violations: %v", d.Violations)
+			}
+			if d.Request == nil || len(d.Fingerprint) != 64 {
+				t.Fatalf("decoded %+v", d)
+			}
+			// What the consumer forwards: the typed request marshalled again.
+			// Amounts keep the seller's text; absent fields stay absent.
+			out, err := json.MarshalIndent(struct {
+				Request  *schemas.Request    `json:"request"`
+				Warnings []schemas.Violation `json:"warnings"`
+			}{d.Request, d.Warnings}, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "requests/"+name+".golden", append(out, '\n'))
+		})
+	}
+}
+
+func TestRules(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	blue := MustRead(t, "requests/issue-discount.json")
+	red := MustRead(t, "requests/issue-red.json")
+	rc := MustRead(t, "requests/red-confirm.json")
+	ri := MustRead(t, "requests/reissue.json")
+	const line0, line1, line2 = "order.invoiceDetail[0]", "order.invoiceDetail[1]", "order.invoiceDetail[2]"
+
+	cases := []struct {
+		name  string
+		base  []byte
+		edits []edit
+		want  []string // exact "field|rule|code" list
+	}{
+		// Envelope.
+		{"schema version", blue, []edit{set("schemaVersion", "2")}, []string{"schemaVersion|enum|"}},
+		{"unknown kind", blue, []edit{set("kind", "void")}, []string{"kind|enum|"}},
+		{"missing order body", blue, []edit{del("order")}, []string{"order|required|"}},
+		{"body of another kind", blue, []edit{set("reissue", map[string]any{"orderno": "X1"})}, []string{"reissue|kind_body|"}},
+		{"kind does not match body", rc, []edit{set("kind", "issue")}, []string{"order|required|", "redConfirm|kind_body|"}},
+		{"unknown top-level field", blue, []edit{set("priority", "high")}, []string{"priority|unknown_field|"}},
+		{"unknown order field", blue, []edit{set("order.buyerNmae", "x")}, []string{"order.buyerNmae|unknown_field|"}},
+		{"unknown line field", blue, []edit{set(line0+".discount", "1")}, []string{line0 + ".discount|unknown_field|"}},
+		{"order number too long", blue, []edit{set("orderNo", "123456789012345678901"), set("order.orderNo", "123456789012345678901")},
+			[]string{"order.orderNo|max_length|E4000", "orderNo|max_length|"}},
+		{"order number with spaces", blue, []edit{set("orderNo", "A 1"), set("order.orderNo", "A 1")}, []string{"orderNo|format|"}},
+		{"order numbers differ", blue, []edit{set("order.orderNo", "OTHER-1")}, []string{"order.orderNo|order_no_mismatch|"}},
+		{"seller tax number format", blue, []edit{set("sellerTaxNum", "123")}, []string{"sellerTaxNum|format|"}},
+		{"saler differs from seller (E9302)", blue, []edit{set("order.salerTaxNum", "91440101MA5APD8X8J")}, []string{"order.salerTaxNum|seller_mismatch|E9302"}},
+		{"wrong type", blue, []edit{set("order.invoiceType", json.Number("1"))}, []string{"order.invoiceType|type|E4000"}},
+		{"control character", blue, []edit{set("order.buyerName", "ACME\u0007")}, []string{"order.buyerName|control_character|"}},
+
+		// Required fields, enumerations and lengths (E4000, E9101, E9104, E9107).
+		{"buyer name missing", blue, []edit{del("order.buyerName")}, []string{"order.buyerName|required|E4000"}},
+		{"clerk empty", blue, []edit{set("order.clerk", "")}, []string{"order.clerk|required|E4000"}},
+		{"invoice type (E9101)", blue, []edit{set("order.invoiceType", "3")}, []string{"order.invoiceType|enum|E9101"}},
+		{"invoice type missing (E9101)", blue, []edit{del("order.invoiceType")}, []string{"order.invoiceType|required|E9101"}},
+		{"proxy flag (E9107)", blue, []edit{set("order.proxyInvoiceFlag", "2")}, []string{"order.proxyInvoiceFlag|enum|E9107"}},
+		{"email too long (E9104)", blue, []edit{set("order.email", strings.Repeat("a", 45)+"@x.com")}, []string{"order.email|max_length|E9104"}},
+		{"email not an address", blue, []edit{set("order.email", "finance")}, []string{"order.email|format|E4000"}},
+		{"goods name too long", blue, []edit{set(line2+".goodsName", strings.Repeat("货", 91))}, []string{line2 + ".goodsName|max_length|E4000"}},
+		{"invoice date format", blue, []edit{set("order.invoiceDate", "2026/11/20")}, []string{"order.invoiceDate|format|E4000"}},
+		{"invoice date not real", blue, []edit{set("order.invoiceDate", "2026-13-40 10:00:00")}, []string{"order.invoiceDate|format|E4000"}},
+		{"invoice line", blue, []edit{set("order.invoiceLine", "zz")}, []string{"order.invoiceLine|enum|E4000"}},
+		{"pushMode phone needs buyerPhone", blue, []edit{set("order.pushMode", "1"), del("order.buyerPhone")}, []string{"order.buyerPhone|required|E4000"}},
+		{"pushMode default needs buyerPhone", blue, []edit{del("order.pushMode"), del("order.buyerPhone")}, []string{"order.buyerPhone|required|E4000"}},
+		{"pushMode email needs email", blue, []edit{set("order.pushMode", "0"), del("order.email")}, []string{"order.email|required|E4000"}},
+		{"pushMode both needs both", blue, []edit{del("order.email"), del("order.buyerPhone")}, []string{"order.buyerPhone|required|E4000", "order.email|required|E4000"}},
+		{"buyer address and phone over 100", blue, []edit{set("order.buyerAddress", strings.Repeat("路", 80)), set("order.buyerTel", strings.Repeat("1", 21))}, []string{"order.buyerAddress|max_length|E4000"}},
+		{"remark over 200 on fully digital", blue, []edit{set("order.remark", strings.Repeat("备", 201))}, []string{"order.remark|max_length|E4000"}},
+		{"remark over 230", blue, []edit{set("order.invoiceLine", "c"), set("order.remark", strings.Repeat("备", 231))}, []string{"order.remark|max_length|E4000"}},
+		{"next invoice code needs range", blue, []edit{set("order.nextInvoiceCode", "033002600111")}, []string{"order.invoiceNumEnd|required|E4000", "order.nextInvoiceNum|required|E4000"}},
+		{"vehicle invoice needs vehicleInfo", blue, []edit{set("order.invoiceLine", "j")}, []string{"order.invoiceDetail|max_items|E4000", "order.vehicleInfo|required|E4000"}},
+		{"no lines (E9122)", blue, []edit{set("order.invoiceDetail", []any{})}, []string{"order.invoiceDetail|required|E9122"}},
+		{"favoured policy needs a name", blue, []edit{set(line2+".favouredPolicyFlag", "1")}, []string{line2 + ".favouredPolicyName|required|E4000"}},
+		{"zero-rate flag with a rate", blue, []edit{set(line2+".zeroRateFlag", "3")}, []string{line2 + ".zeroRateFlag|zero_rate|E4000"}},
+
+		// Goods codes (E9121, E9138).
+		{"goods code missing (E9138)", blue, []edit{del(line2 + ".goodsCode")}, []string{line2 + ".goodsCode|required|E9138"}},
+		{"goods code letters (E9121)", blue, []edit{set(line2+".goodsCode", "30402019900000000AB")}, []string{line2 + ".goodsCode|format|E9121"}},
+		{"goods code too long (E9121)", blue, []edit{set(line2+".goodsCode", "30402019900000000000")}, []string{line2 + ".goodsCode|max_length|E9121"}},
+
+		// Amount formats, lengths and precision (E9124–E9129).
+		{"incl not a number (E9125)", blue, []edit{set(line2+".taxIncludedAmount", "106,00")}, []string{line2 + ".taxIncludedAmount|format|E9125"}},
+		{"excl not a number (E9127)", blue, []edit{set(line2+".taxExcludedAmount", "abc")}, []string{line2 + ".taxExcludedAmount|format|E9127"}},
+		{"tax not a number (E9129)", blue, []edit{set(line2+".tax", "6.00元")}, []string{line2 + ".tax|format|E9129"}},
+		{"amount in exponent notation", blue, []edit{set(line2+".tax", json.Number("6e0"))}, []string{line2 + ".tax|format|E9129"}},
+		{"incl too long (E9124)", blue, []edit{set(line2+".taxIncludedAmount", "10600000000000000.00")}, []string{line2 + ".taxIncludedAmount|max_length|E9124"}},
+		{"excl too long (E9126)", blue, []edit{set(line2+".taxExcludedAmount", "10000000000000000.00")}, []string{line2 + ".taxExcludedAmount|max_length|E9126"}},
+		{"tax too long (E9128)", blue, []edit{set(line2+".tax", "60000000000000000.00")}, []string{line2 + ".tax|max_length|E9128"}},
+		{"over-precise amount", blue, []edit{set(line2+".tax", "6.001")}, []string{line2 + ".tax|precision|"}},
+		{"over-precise price", blue, []edit{set(line2+".price", "33.333333333")}, []string{line2 + ".price|precision|"}},
+		{"tax rate not in the set", blue, []edit{set(line2+".taxRate", "0.07")}, []string{line2 + ".taxRate|tax_rate|"}},
+		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|", line2 + ".taxExcludedAmount|price_quantity|E9123"}},
+		{"negative goods line", blue, []edit{set(line2+".num", "-3"), set(line2+".price", "33.33333333"), set(line2+".taxExcludedAmount", "-100.00"), set(line2+".tax", "-6.00"), set(line2+".taxIncludedAmount", "-106.00")},
+			[]string{line2 + ".num|sign|", line2 + ".taxExcludedAmount|sign|", line2 + ".taxIncludedAmount|sign|"}},
+
+		// Arithmetic (E9123, E9130, E9131).
+		{"price without amounts (E9123)", blue, []edit{del(line1 + ".tax")}, []string{line1 + ".tax|price_quantity|E9123"}},
+		{"quantity without price (E9123)", blue, []edit{set(line1+".num", "-1")}, []string{line1 + ".num|price_quantity|E9123"}},
+		{"price times quantity (E9123)", blue, []edit{set(line0+".num", "3")}, []string{line0 + ".taxIncludedAmount|price_quantity|E9123"}},
+		{"sum of amounts (E9130)", blue, []edit{set(line2+".taxIncludedAmount", "106.01")}, []string{line2 + ".taxIncludedAmount|amount_sum|E9130"}},
+		{"line tax tolerance (E9131)", blue, []edit{set(line2+".tax", "6.07"), set(line2+".taxIncludedAmount", "106.07")}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
+		{"line tax at the tolerance", blue, []edit{set(line2+".tax", "6.06"), set(line2+".taxIncludedAmount", "106.06")}, nil},
+		{"invoice tax tolerance (E9131)", invoiceToleranceCase(t), nil, []string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+
+		// Discount lines (E9105, E9108, E9110, E9111, E9112, E9114).
+		{"discount not after its line (E9110)", blue, []edit{set(line0+".invoiceLineProperty", "0"), set(line0+".num", "2")}, []string{line1 + ".invoiceLineProperty|discount_position|E9110"}},
+		{"discounted line without discount (E9110)", blue, []edit{set(line2+".invoiceLineProperty", "2")}, []string{line2 + ".invoiceLineProperty|discount_position|E9110"}},
+		{"discount names other goods (E9105)", blue, []edit{set(line1+".goodsName", "桌子")}, []string{line1 + ".goodsName|discount_goods|E9105"}},
+		{"discount at another rate (E9112)", blue, []edit{set(line1+".taxRate", "0.09"), set(line1+".tax", "-9.00"), set(line1+".taxIncludedAmount", "-109.00")}, []string{line1 + ".taxRate|discount_rate|E9112"}},
+		{"discount larger than the line (E9108)", blue, []edit{set(line1+".taxIncludedAmount", "-1243.00"), set(line1+".taxExcludedAmount", "-1100.00"), set(line1+".tax", "-143.00")},
+			[]string{line1 + ".taxExcludedAmount|discount_amount|E9108", line1 + ".taxIncludedAmount|discount_amount|E9108"}},
+		{"blue discount quantity positive (E9111)", blue, []edit{set(line1+".price", "56.5"), set(line1+".num", "2")}, []string{line1 + ".num|sign|E9111", line1 + ".taxIncludedAmount|price_quantity|E9123"}},
+		{"blue discounted quantity negative (E9114)", blue, []edit{set(line0+".num", "-2")}, []string{line0 + ".num|sign|E9114", line0 + ".taxIncludedAmount|price_quantity|E9123"}},
+		{"discount line positive", blue, []edit{set(line1+".taxIncludedAmount", "113.00"), set(line1+".taxExcludedAmount", "100.00"), set(line1+".tax", "13.00")},
+			[]string{line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|sign|"}},
+
+		// Red invoices (E9102, E9116, E9119).
+		{"red needs the blue code (E9102)", red, []edit{del("order.invoiceCode")}, []string{"order.invoiceCode|red_reference|E9102"}},
+		{"red needs the blue number (E9102)", red, []edit{set("order.invoiceNum", "123")}, []string{"order.invoiceNum|red_reference|E9102"}},
+		{"red amounts positive", red, []edit{set(line0+".num", "1"), set(line0+".taxIncludedAmount", "5.65"), set(line0+".taxExcludedAmount", "5.00"), set(line0+".tax", "0.65")},
+			[]string{line0 + ".num|sign|", line0 + ".taxExcludedAmount|sign|", line0 + ".taxIncludedAmount|sign|"}},
+		{"red fully digital goes through red_confirm", red, []edit{set("order.invoiceLine", "pc")}, []string{"order.invoiceType|red_fully_digital|"}},
+		{"red special invoice needs billInfoNo", red, []edit{set("order.invoiceLine", "s")}, []string{"order.billInfoNo|required|E4000"}},
+		{"red discount lines (E9116, E9119)", red, []edit{
+			set(line0+".invoiceLineProperty", "2"), set(line0+".num", "1"), set(line0+".price", "5.65"),
+			set("order.invoiceDetail", []any{
+				map[string]any{"goodsName": "A", "goodsCode": "1030405010000000000", "withTaxFlag": "1", "price": "5.65", "num": "1", "taxRate": "0.13", "taxIncludedAmount": "-5.65", "taxExcludedAmount": "-5.00", "tax": "-0.65", "invoiceLineProperty": "2"},
+				map[string]any{"goodsName": "A", "goodsCode": "1030405010000000000", "withTaxFlag": "1", "price": "1.13", "num": "-1", "taxRate": "0.13", "taxIncludedAmount": "1.13", "taxExcludedAmount": "1.00", "tax": "0.13", "invoiceLineProperty": "1"},
+			})},
+			[]string{
+				line0 + ".invoiceLineProperty|red_line_property|", line0 + ".num|sign|E9119", line0 + ".taxIncludedAmount|price_quantity|E9123",
+				line1 + ".invoiceLineProperty|red_line_property|", line1 + ".num|sign|E9116", line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|price_quantity|E9123", line1 + ".taxIncludedAmount|sign|",
+			}},
+
+		// Red confirmation forms.
+		{"red confirm seller differs (E9302)", rc, []edit{set("redConfirm.sellerTaxNo", "91440101MA5APD8X8J")}, []string{"redConfirm.sellerTaxNo|seller_mismatch|E9302"}},
+		{"red confirm needs the digital number", rc, []edit{del("redConfirm.blueElecInvoiceNumber")}, []string{"redConfirm.blueElecInvoiceNumber|red_reference|E9102"}},
+		{"red confirm VAT invoice needs code and number", rc, []edit{set("redConfirm.blueInvoiceLine", "s"), del("redConfirm.blueElecInvoiceNumber")},
+			[]string{"redConfirm.blueInvoiceCode|red_reference|E9102", "redConfirm.blueInvoiceNumber|red_reference|E9102"}},
+		{"red confirm apply source", rc, []edit{set("redConfirm.applySource", "2")}, []string{"redConfirm.applySource|enum|E4000"}},
+		{"red confirm reason", rc, []edit{set("redConfirm.redReason", "01")}, []string{"redConfirm.redReason|enum|E4000"}},
+		{"red confirm positive detail", rc, []edit{set("redConfirm.detail[0].taxExcludedAmount", "5.00"), set("redConfirm.detail[0].taxAmount", "0.30")},
+			[]string{"redConfirm.detail[0].taxAmount|sign|", "redConfirm.detail[0].taxExcludedAmount|sign|"}},
+		{"red confirm detail tax (E9131)", rc, []edit{set("redConfirm.detail[0].taxAmount", "-0.50")}, []string{"redConfirm.detail[0].taxAmount|line_tax_tolerance|E9131"}},
+		{"red confirm detail order", rc, []edit{set("redConfirm.detail", []any{
+			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
+			map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
+		})}, []string{"redConfirm.detail[1].blueDetailIndex|detail_order|E4000"}},
+		{"red confirm blue time", rc, []edit{set("redConfirm.blueInvoiceTime", "2026-11-20")}, []string{"redConfirm.blueInvoiceTime|format|E4000"}},
+
+		// Reissue.
+		{"reissue needs a reference", ri, []edit{del("reissue.orderno")}, []string{"reissue|required|E4000"}},
+		{"reissue roll needs range", ri, []edit{set("reissue.nextInvoiceCode", "033002600111")}, []string{"reissue.invoiceNumEnd|required|E4000", "reissue.invoiceNumStart|required|E4000"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := tc.base
+			if len(tc.edits) > 0 {
+				doc = MustEdit(t, tc.base, tc.edits...)
+			}
+			var env struct{ SellerTaxNum string }
+			_ = json.Unmarshal(doc, &env)
+			d, err := v.Decode(doc, env.SellerTaxNum)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			got := summary(d.Violations)
+			slices.Sort(got)
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("violations\n got  %q\n want %q\n%v", got, want, d.Violations)
+			}
+			for _, vi := range d.Violations {
+				if vi.Message == "" || strings.Contains(vi.Message, "%!") {
+					t.Errorf("bad message %q", vi.Message)
+				}
+			}
+		})
+	}
+}
+
+// invoiceToleranceCase builds an order whose lines each stay within the 0.06
+// line tolerance while their sum exceeds the 1.27 invoice tolerance.
+func invoiceToleranceCase(t *testing.T) []byte {
+	lines := make([]any, 30)
+	for i := range lines {
+		// 100.00 × 0.13 = 13.00; each line claims 13.05 (0.05 over): 30 × 0.05 = 1.50.
+		lines[i] = map[string]any{"goodsName": fmt.Sprintf("货物%d", i), "goodsCode": "1050201990000000000", "withTaxFlag": "0",
+			"taxRate": "0.13", "taxExcludedAmount": "100.00", "tax": "13.05", "taxIncludedAmount": "113.05"}
+	}
+	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), set("order.invoiceDetail", lines))
+}
+
+func TestEveryViolationIsReported(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	doc := MustEdit(t, MustRead(t, "requests/issue-discount.json"),
+		set("order.invoiceType", "9"),
+		set("order.email", "x"),
+		set("order.invoiceDetail[2].taxIncludedAmount", "106.01"),
+		set("order.invoiceDetail[1].goodsName", "桌子"),
+		set("order.extra", "1"),
+	)
+	d, err := v.Decode(doc, "91330106MA2AYNWD8M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]bool{}
+	for _, vi := range d.Violations {
+		codes[vi.Field+"|"+vi.ProviderCode] = true
+	}
+	for _, want := range []string{"order.invoiceType|E9101", "order.email|E4000", "order.invoiceDetail[2].taxIncludedAmount|E9130", "order.invoiceDetail[1].goodsName|E9105", "order.extra|"} {
+		if !codes[want] {
+			t.Errorf("missing %s in %v", want, d.Violations)
+		}
+	}
+	// Ordered by field, indices numerically.
+	fields := make([]string, len(d.Violations))
+	for i, vi := range d.Violations {
+		fields[i] = vi.Field
+	}
+	if !slices.IsSortedFunc(d.Violations, func(a, b schemas.Violation) int { return strings.Compare(a.Field, b.Field) }) {
+		t.Logf("fields in order: %v", fields)
+	}
+}
+
+func TestSubjectSeller(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	doc := MustRead(t, "requests/issue-discount.json")
+	d, err := v.Decode(doc, "339902999999789113")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := summary(d.Violations); !slices.Equal(got, []string{"sellerTaxNum|subject_mismatch|"}) {
+		t.Fatalf("got %q", got)
+	}
+	// Case and spaces do not matter: tax numbers are normalized.
+	d, _ = v.Decode(MustEdit(t, doc, set("sellerTaxNum", " 91330106ma2aynwd8m ")), "91330106MA2AYNWD8M")
+	if !d.Valid() || d.Request.SellerTaxNum != "91330106MA2AYNWD8M" {
+		t.Fatalf("normalized seller: %v %q", d.Violations, d.Request.SellerTaxNum)
+	}
+}
+
+func TestTaxNumberCheckWarnsOrRejects(t *testing.T) {
+	doc := MustRead(t, "requests/issue-red.json") // seller 339902999999789113: Nuonuo's sandbox number fails the check
+	for _, strict := range []bool{false, true} {
+		v := MustValidator(t, schemas.ValidatorConfig{StrictTaxNumbers: strict})
+		d, err := v.Decode(doc, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules := func(vs []schemas.Violation) []string {
+			var out []string
+			for _, x := range vs {
+				if x.Rule == "tax_number_check" {
+					out = append(out, x.Field)
+				}
+			}
+			return out
+		}
+		want := []string{"order.salerTaxNum", "sellerTaxNum"}
+		got := rules(d.Warnings)
+		if strict {
+			got = rules(d.Violations)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("strict=%v: got %v, want %v (violations %v, warnings %v)", strict, got, want, d.Violations, d.Warnings)
+		}
+	}
+}
+
+func TestTaxNumberCheckChar(t *testing.T) {
+	for _, tc := range []struct {
+		tn   string
+		want bool
+	}{
+		{"91330106MA2AYNWD8M", true}, // real codes from seed 002
+		{"91440101MA5APD8X8J", true},
+		{"91350100M000100Y43", true},
+		{"91330106MA2AYNWD8N", false}, // wrong check character
+		{"339902999999789113", false}, // Nuonuo's sandbox number
+		{"91330106MA2AYNWDIM", false}, // I is not in the alphabet
+		{"339901999999198", true},     // 15 characters: not checked
+	} {
+		if got := schemas.ValidTaxNumberCheck(tc.tn); got != tc.want {
+			t.Errorf("ValidTaxNumberCheck(%s) = %v, want %v", tc.tn, got, tc.want)
+		}
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{MaxBytes: 4096, MaxDepth: 8})
+	cases := []struct {
+		name, data, reason string
+	}{
+		{"empty", "", "empty message"},
+		{"too large", `{"a":"` + strings.Repeat("x", 5000) + `"}`, "the limit is 4096"},
+		{"invalid UTF-8", "{\"orderNo\":\"\xff\xfe\"}", "not valid UTF-8"},
+		{"not JSON", "orderNo=1&kind=issue", "not JSON"},
+		{"truncated", `{"schemaVersion":"1","kind":"iss`, "not JSON"},
+		{"too deep", strings.Repeat("[", 9) + strings.Repeat("]", 9), "nested deeper than 8"},
+		{"deep inside a body", `{"order":{"a":{"b":{"c":{"d":{"e":{"f":{"g":{}}}}}}}}}`, "nested deeper than 8"},
+		{"array", `[{"kind":"issue"}]`, "not an array"},
+		{"string", `"issue"`, "not a string"},
+		{"null", `null`, "not null"},
+		{"two values", `{} {}`, "more than one JSON value"},
+		{"NaN", `{"price":NaN}`, "not JSON"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := v.Decode([]byte(tc.data), "")
+			var me *schemas.MalformedError
+			if !errors.As(err, &me) {
+				t.Fatalf("err = %v, want *MalformedError", err)
+			}
+			if !strings.Contains(me.Error(), tc.reason) {
+				t.Fatalf("error %q does not mention %q", me, tc.reason)
+			}
+		})
+	}
+	// Brackets inside strings do not count towards depth.
+	if _, err := v.Decode([]byte(`{"orderNo":"[[[[[[[[[[[["}`), ""); err != nil {
+		t.Errorf("brackets in a string: %v", err)
+	}
+}
+
+func TestHostileValuesAreViolationsNotCrashes(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	base := MustRead(t, "requests/issue-discount.json")
+	const l = "order.invoiceDetail[2]"
+	cases := []struct {
+		name  string
+		edits []edit
+		field string
+	}{
+		{"huge exponent amount", []edit{set(l+".tax", json.Number("1e999999999"))}, l + ".tax"},
+		{"huge exponent elsewhere", []edit{set("order.clerk", json.Number("1e999999999"))}, "order.clerk"},
+		{"huge number in an unknown field", []edit{set("order.x", json.Number("-1e-999999999"))}, "order.x"},
+		{"very long digits", []edit{set(l+".price", json.Number(strings.Repeat("9", 5000)))}, l + ".price"},
+		{"NaN string", []edit{set(l+".taxIncludedAmount", "NaN")}, l + ".taxIncludedAmount"},
+		{"Infinity string", []edit{set(l+".taxExcludedAmount", "Infinity")}, l + ".taxExcludedAmount"},
+		{"negative zero is not negative", []edit{set(l+".price", "-0")}, ""},
+		{"boolean amount", []edit{set(l+".tax", true)}, l + ".tax"},
+		{"object amount", []edit{set(l+".tax", map[string]any{"v": 1})}, l + ".tax"},
+		{"lines not an array", []edit{set("order.invoiceDetail", "all")}, "order.invoiceDetail"},
+		{"body not an object", []edit{set("order", []any{1, 2})}, "order"},
+		{"null body", []edit{set("order", nil)}, "order"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := v.Decode(MustEdit(t, base, tc.edits...), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.field == "" {
+				return
+			}
+			for _, vi := range d.Violations {
+				if vi.Field == tc.field {
+					return
+				}
+			}
+			t.Fatalf("no violation on %s: %v", tc.field, d.Violations)
+		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	a := []byte(`{"kind":"issue","orderNo":"A1","order":{"x":"1","y":[1,2]}}`)
+	b := []byte("{ \"order\" : {\"y\":[1, 2], \"x\":\"1\"},\n \"orderNo\":\"A1\", \"kind\":\"issue\" }")
+	c := []byte(`{"kind":"issue","orderNo":"A1","order":{"x":"2","y":[1,2]}}`)
+	d := []byte(`{"kind":"issue","orderNo":"A1","order":{"x":"1","y":[2,1]}}`)
+	fa, _ := schemas.Fingerprint(a)
+	fb, _ := schemas.Fingerprint(b)
+	fc, _ := schemas.Fingerprint(c)
+	fd, _ := schemas.Fingerprint(d)
+	if fa != fb {
+		t.Errorf("key order and whitespace changed the fingerprint")
+	}
+	if fa == fc || fa == fd {
+		t.Errorf("a changed value or line order kept the fingerprint")
+	}
+	// Decode computes the same fingerprint.
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	doc := MustRead(t, "requests/issue-discount.json")
+	dec, err := v.Decode(doc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := schemas.Fingerprint(doc); f != dec.Fingerprint {
+		t.Errorf("Decode fingerprint %s != Fingerprint %s", dec.Fingerprint, f)
+	}
+}
