@@ -41,8 +41,8 @@ func TestGoldenResults(t *testing.T) {
 	}
 	dl := schemas.DeadLetter{
 		SchemaVersion: "1", Reason: schemas.ReasonMalformed, SellerTaxNum: "339902999999789113",
-		Error:           schemas.ErrorInfo{Code: schemas.CodeMalformed, Message: "malformed message: not JSON: invalid character 'o' looking for beginning of value (at byte 1)"},
-		Deliveries:      1, OriginalSubject: "invoice.request.339902999999789113", OriginalStream: "INVOICE_REQUESTS", OriginalSeq: 42,
+		Error:      schemas.ErrorInfo{Code: schemas.CodeMalformed, Message: "malformed message: not JSON: invalid character 'o' looking for beginning of value (at byte 1)"},
+		Deliveries: 1, OriginalSubject: "invoice.request.339902999999789113", OriginalStream: "INVOICE_REQUESTS", OriginalSeq: 42,
 		PublishedAt: recv, FirstSeen: recv, DeadAt: done, Headers: map[string][]string{"Nats-Msg-Id": {"x"}},
 		Payload: []byte("orderNo=1"), PayloadSize: 9, PayloadSHA256: strings.Repeat("0", 64),
 	}
