@@ -1,0 +1,74 @@
+// Command publisher is the order-system developer's and the SRE's tool for
+// the invoicing consumer: it validates and publishes invoice requests,
+// follows results, asks for an order's status and works the dead-letter
+// subjects. Run `publisher --help` for the subcommands.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// Exit codes shared by the subcommands.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // something was invalid or failed
+	exitUsage   = 2 // bad flags or arguments
+	exitTrouble = 3 // could not do the job at all (NATS unreachable, ...)
+)
+
+func main() {
+	root := newRootCommand()
+	err := root.Execute()
+	if err == nil {
+		return
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "publisher:", ee.err)
+		}
+		os.Exit(ee.code)
+	}
+	fmt.Fprintln(os.Stderr, "publisher:", err)
+	os.Exit(exitUsage)
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "publisher",
+		Short: "Publish and check invoice requests, follow results, replay dead letters",
+		Long: `publisher works with the invoicing consumer over NATS.
+
+Connection flags follow the NATS conventions: --server (or NATS_URL) and
+--creds (or NATS_CREDS). Exit codes: 0 success, 1 something invalid or failed,
+2 usage error, 3 could not run (for example NATS unreachable).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newValidateCommand())
+	return root
+}
+
+// usageError wraps a usage problem so that main exits with exitUsage.
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/spf13/cobra"
+)
+
+func newValidateCommand() *cobra.Command {
+	var cfg schemas.ValidatorConfig
+	cmd := &cobra.Command{
+		Use:   "validate FILE... (- for standard input)",
+		Short: "Check invoice requests against the contract without publishing them",
+		Long: `validate checks each request with exactly the code the consumer uses: size and
+JSON limits, the JSON Schema, and the providers' domain rules. A file holds one
+JSON request or newline-delimited requests.
+
+It prints one line per violation, FILE:RECORD: FIELD: MESSAGE (CODE), where CODE
+is the provider code the check pre-empts, and warnings on standard error.
+Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`,
+		Example: `  publisher validate order.json
+  cat orders.ndjson | publisher validate -`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError("validate needs at least one FILE (or - for standard input)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := schemas.NewValidator(cfg)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			invalid, err := validateFiles(v, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if invalid > 0 {
+				return &exitError{code: exitFailed}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&cfg.StrictTaxNumbers, "strict", false, "reject 18-character tax numbers whose check character is wrong (default: warn)")
+	cmd.Flags().IntVar(&cfg.MaxBytes, "max-bytes", schemas.DefaultMaxBytes, "largest request accepted, in bytes (the consumer's --max-request-bytes)")
+	return cmd
+}
+
+// validateFiles checks every record of every file and returns how many were
+// invalid. An error means a file could not be read.
+func validateFiles(v *schemas.Validator, files []string, out, warn io.Writer) (int, error) {
+	invalid := 0
+	for _, name := range files {
+		recs, err := readRecords(name)
+		if err != nil {
+			return invalid, err
+		}
+		for _, rec := range recs {
+			if !checkRecord(v, rec, out, warn) {
+				invalid++
+			}
+		}
+	}
+	return invalid, nil
+}
+
+// checkRecord prints a record's violations and warnings and reports whether
+// it is valid.
+func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) bool {
+	d, err := v.Decode(rec.data, "")
+	if err != nil {
+		var me *schemas.MalformedError
+		if !errors.As(err, &me) {
+			fmt.Fprintf(out, "%s:%d: (message): %v\n", rec.file, rec.n, err)
+			return false
+		}
+		fmt.Fprintf(out, "%s:%d: (message): %s\n", rec.file, rec.n, me.Error())
+		return false
+	}
+	for _, w := range d.Warnings {
+		fmt.Fprintf(warn, "%s:%d: warning: %s\n", rec.file, rec.n, w)
+	}
+	for _, vi := range d.Violations {
+		fmt.Fprintf(out, "%s:%d: %s\n", rec.file, rec.n, vi)
+	}
+	return d.Valid()
+}
