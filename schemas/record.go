@@ -22,8 +22,9 @@ const (
 	// StateRejected: the provider (or the configuration) refused the order
 	// permanently. A request with a different fingerprint may start over.
 	StateRejected OrderState = "rejected"
-	// StateFailed: the consumer gave up on the order. A request with a
-	// different fingerprint may start over.
+	// StateFailed: the consumer gave up on the order after its delivery
+	// limit. Not final: the same request (a replayed dead letter) resumes it,
+	// querying the provider first; a different request may start over.
 	StateFailed OrderState = "failed"
 	// StateActionRequired: a person must act before the order can continue.
 	StateActionRequired OrderState = "action_required"
@@ -42,17 +43,10 @@ func (s OrderState) Valid() bool {
 	return false
 }
 
-// Finished reports whether s is a state in which the order has an answer
-// (issued, rejected or failed).
+// Finished reports whether s is a state in which the order has its final
+// answer (issued or rejected). Failed is not finished: a replay resumes it.
 func (s OrderState) Finished() bool {
-	return s == StateIssued || s == StateRejected || s == StateFailed
-}
-
-// InDoubt reports whether a provider call may have happened without its
-// answer being recorded: submitting, accepted or action_required with a
-// submission made.
-func (s OrderState) InDoubt() bool {
-	return s == StateSubmitting || s == StateAccepted
+	return s == StateIssued || s == StateRejected
 }
 
 // ProviderRefs are the provider's references to an order, kept so that a
@@ -144,7 +138,7 @@ var transitions = map[OrderState][]OrderState{
 	StateAccepted:       {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateActionRequired: {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateRejected:       {StateSubmitting},
-	StateFailed:         {StateSubmitting},
+	StateFailed:         {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateIssued:         nil,
 }
 
@@ -152,8 +146,10 @@ var transitions = map[OrderState][]OrderState{
 // may be overwritten by next. It enforces the state machine and the
 // fingerprint rules:
 //   - issued is final;
-//   - rejected and failed may only start over (submitting) with a different
+//   - rejected may only start over (submitting) with a different
 //     fingerprint: the same request gets its stored answer instead;
+//   - failed may start over with a different fingerprint, or resume with
+//     the same one (a replayed dead letter);
 //   - every other move keeps the fingerprint.
 //
 // The errors wrap ErrIllegalTransition or ErrFingerprintMismatch.
@@ -183,8 +179,8 @@ func CheckTransition(old, next *OrderRecord) error {
 	}
 	restart := (from == StateRejected || from == StateFailed) && next.State == StateSubmitting
 	switch {
-	case restart && next.Fingerprint == old.Fingerprint:
-		return fmt.Errorf("%w: %s order can only start over with a different request", ErrFingerprintMismatch, from)
+	case restart && from == StateRejected && next.Fingerprint == old.Fingerprint:
+		return fmt.Errorf("%w: a rejected order can only start over with a different request", ErrFingerprintMismatch)
 	case !restart && next.Fingerprint != old.Fingerprint:
 		return fmt.Errorf("%w: %s order keeps its fingerprint", ErrFingerprintMismatch, from)
 	}
@@ -200,11 +196,12 @@ const (
 	// DecideSubmit: the order is new, or starts over after rejected/failed with
 	// a corrected request. Claim it and submit.
 	DecideSubmit Decision = iota
-	// DecideResume: the order is in flight or in doubt (submitting, accepted,
-	// action_required) with this fingerprint: query the provider first.
+	// DecideResume: the order is in flight, in doubt or given up (submitting,
+	// accepted, action_required, failed) with this fingerprint: query the
+	// provider first, if it was ever submitted.
 	DecideResume
-	// DecideReplay: the order is finished with this fingerprint: publish the
-	// stored result again, call no provider.
+	// DecideReplay: the order is issued or rejected with this fingerprint:
+	// publish the stored result again, call no provider.
 	DecideReplay
 	// DecideConflict: the order number is taken by a different request that is
 	// issued or still in flight: answer conflict, call no provider.

@@ -21,7 +21,7 @@ func TestDecide(t *testing.T) {
 		{"new order", nil, "f1", schemas.DecideSubmit},
 		{"issued, same request", rec(schemas.StateIssued), "f1", schemas.DecideReplay},
 		{"rejected, same request", rec(schemas.StateRejected), "f1", schemas.DecideReplay},
-		{"failed, same request", rec(schemas.StateFailed), "f1", schemas.DecideReplay},
+		{"failed, same request: a replay resumes", rec(schemas.StateFailed), "f1", schemas.DecideResume},
 		{"submitting, same request: in doubt", rec(schemas.StateSubmitting), "f1", schemas.DecideResume},
 		{"accepted, same request", rec(schemas.StateAccepted), "f1", schemas.DecideResume},
 		{"action required, same request", rec(schemas.StateActionRequired), "f1", schemas.DecideResume},
@@ -50,7 +50,9 @@ func TestCheckTransition(t *testing.T) {
 		}
 	}
 	legal[[2]schemas.OrderState{schemas.StateRejected, schemas.StateSubmitting}] = true
-	legal[[2]schemas.OrderState{schemas.StateFailed, schemas.StateSubmitting}] = true
+	for _, to := range schemas.OrderStates {
+		legal[[2]schemas.OrderState{schemas.StateFailed, to}] = true // a replay resumes a failed order
+	}
 
 	for _, from := range states {
 		for _, to := range schemas.OrderStates {
@@ -59,8 +61,7 @@ func TestCheckTransition(t *testing.T) {
 				old = &schemas.OrderRecord{State: from, Fingerprint: "f1"}
 			}
 			fp := "f1"
-			restart := (from == schemas.StateRejected || from == schemas.StateFailed) && to == schemas.StateSubmitting
-			if restart {
+			if from == schemas.StateRejected && to == schemas.StateSubmitting {
 				fp = "f2" // starting over needs a corrected request
 			}
 			err := schemas.CheckTransition(old, &schemas.OrderRecord{State: to, Fingerprint: fp})
@@ -76,7 +77,8 @@ func TestCheckTransition(t *testing.T) {
 		from, to schemas.OrderState
 		fp       string
 	}{
-		{"restart with the same request", schemas.StateRejected, schemas.StateSubmitting, "f1"},
+		{"rejected restarts with the same request", schemas.StateRejected, schemas.StateSubmitting, "f1"},
+		{"failed resumes into another request", schemas.StateFailed, schemas.StateIssued, "f2"},
 		{"accepted changes request", schemas.StateAccepted, schemas.StateIssued, "f2"},
 		{"submitting changes request", schemas.StateSubmitting, schemas.StateAccepted, "f2"},
 	}

@@ -172,6 +172,12 @@ type Decoded struct {
 	Request *Request
 	// Fingerprint is the canonical fingerprint of the message (see Fingerprint).
 	Fingerprint string
+	// SellerTaxNum, OrderNo and Kind are read from the envelope leniently
+	// (strings only, tax number normalized), even when the request is
+	// invalid, so that a rejection can be addressed to its order.
+	SellerTaxNum string
+	OrderNo      string
+	Kind         Kind
 	// Violations lists every problem; the request is valid when it is empty.
 	Violations []Violation
 	// Warnings lists findings that do not block the request.
@@ -225,6 +231,12 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 	checkControlChars(tree, "", c)
 
 	d := &Decoded{Fingerprint: fingerprintTree(tree)}
+	d.SellerTaxNum, _ = tree["sellerTaxNum"].(string)
+	d.SellerTaxNum = NormalizeTaxNumber(d.SellerTaxNum)
+	d.OrderNo, _ = tree["orderNo"].(string)
+	if k, _ := tree["kind"].(string); Kind(k).Valid() {
+		d.Kind = Kind(k)
+	}
 	var req Request
 	if err := json.Unmarshal(data, &req); err != nil {
 		// Only JSON type errors get here, and the schema has reported each
