@@ -1,0 +1,120 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// Config configures a Pipeline. Zero fields take the documented defaults.
+type Config struct {
+	// Subjects names the request, result and dead-letter subjects.
+	Subjects schemas.Subjects
+	// MaxDeliver is the number of deliveries a request gets; on the last one
+	// a request that is still waiting is given up: "failed" result, dead
+	// letter, Term. 0 means 20. The JetStream consumer allows two more
+	// deliveries than this, so that a crash during the give-up is repaired by
+	// one more delivery instead of leaving the message stranded.
+	MaxDeliver int
+	// Retry is the backoff for transient provider answers: the n-th delivery
+	// waits about RetryBase×2^(n-1) with jitter, at least the provider's hint,
+	// at most RetryMax. 0 means 1s and 2m.
+	RetryBase, RetryMax time.Duration
+	// PollSchedule is how long to wait before asking again about an order the
+	// provider accepted, by delivery: the n-th poll waits PollSchedule[n-1]
+	// (the last entry repeats). nil means 1s, 2s, 4s, 8s, 15s, 30s, 60s.
+	PollSchedule []time.Duration
+	// InlinePolls is how many times to ask right away, within the same
+	// delivery, about an order the provider has just accepted; 0 means 1,
+	// negative means never.
+	InlinePolls int
+	// HoldProbe is how often a seller whose provider needs a person to act
+	// is probed with one of its orders; its other orders wait. 0 means 1m.
+	HoldProbe time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxDeliver = 20
+	DefaultRetryBase  = time.Second
+	DefaultRetryMax   = 2 * time.Minute
+	DefaultHoldProbe  = time.Minute
+)
+
+// DefaultPollSchedule is the polling schedule for accepted orders.
+var DefaultPollSchedule = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxDeliver < 0 {
+		errs = append(errs, errors.New("max deliver must not be negative"))
+	}
+	if c.MaxDeliver == 1 {
+		errs = append(errs, errors.New("max deliver 1 leaves no room to retry; use at least 2"))
+	}
+	if c.RetryBase < 0 || c.RetryMax < 0 || c.HoldProbe < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.RetryBase > 0 && c.RetryMax > 0 && c.RetryBase > c.RetryMax {
+		errs = append(errs, fmt.Errorf("retry base %s is above retry max %s", c.RetryBase, c.RetryMax))
+	}
+	for _, d := range c.PollSchedule {
+		if d <= 0 {
+			errs = append(errs, errors.New("poll schedule entries must be positive"))
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+	if c.RetryBase == 0 {
+		c.RetryBase = DefaultRetryBase
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if len(c.PollSchedule) == 0 {
+		c.PollSchedule = DefaultPollSchedule
+	}
+	if c.InlinePolls == 0 {
+		c.InlinePolls = 1
+	}
+	if c.HoldProbe == 0 {
+		c.HoldProbe = DefaultHoldProbe
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// retryDelay is the wait before the next delivery after a transient answer
+// on delivery n: exponential with jitter in [d/2, d), at least hint, capped.
+func (c Config) retryDelay(n int, hint time.Duration) time.Duration {
+	d := c.RetryBase
+	for i := 1; i < n && d < c.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.RetryMax)
+	d = d/2 + rand.N(d/2+1)
+	return min(max(d, hint), max(c.RetryMax, hint))
+}
+
+// pollDelay is the wait before asking again about an accepted order on
+// delivery n, at least the provider's hint, with a little jitter.
+func (c Config) pollDelay(n int, hint time.Duration) time.Duration {
+	i := min(max(n-1, 0), len(c.PollSchedule)-1)
+	d := c.PollSchedule[i]
+	d += rand.N(d/10 + 1)
+	return max(d, hint)
+}

@@ -1,0 +1,254 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// LoopConfig configures the consume loop.
+type LoopConfig struct {
+	// Workers is the number of messages processed at once; 0 means 64. The
+	// pull buffer holds as many messages as there are workers, so that no
+	// message waits long in the client while its ack timer runs.
+	Workers int
+	// AckWait is the consumer's ack wait: slow messages send InProgress
+	// every AckWait/3. 0 means 30 seconds.
+	AckWait time.Duration
+	// ProcessTimeout bounds the processing of one message, provider calls
+	// included; 0 means 2 minutes. In-flight messages finish on a context
+	// that shutdown does not cancel, so this is also the longest a
+	// shutdown waits for them.
+	ProcessTimeout time.Duration
+	// Paused, when set, is asked before each message is processed; while it
+	// returns an error (for example the store's disk failing) messages are
+	// put back unprocessed and nothing is acknowledged.
+	Paused func() error
+}
+
+// Defaults of LoopConfig.
+const (
+	DefaultWorkers        = 64
+	DefaultAckWait        = 30 * time.Second
+	DefaultProcessTimeout = 2 * time.Minute
+)
+
+func (c LoopConfig) withDefaults() LoopConfig {
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.ProcessTimeout <= 0 {
+		c.ProcessTimeout = DefaultProcessTimeout
+	}
+	return c
+}
+
+// Loop pulls request messages from a JetStream consumer and feeds them to
+// the pipeline with a fixed number of workers. It is the only place that
+// acknowledges, naks, terminates and logs messages.
+type Loop struct {
+	cfg      LoopConfig
+	pipeline *Pipeline
+	consumer jetstream.Consumer
+	log      zerolog.Logger
+	metrics  *Metrics
+	inFlight atomic.Int64
+	bound    atomic.Bool
+}
+
+// NewLoop returns a loop over consumer; metrics may be nil.
+func NewLoop(cfg LoopConfig, p *Pipeline, consumer jetstream.Consumer, log zerolog.Logger, metrics *Metrics) *Loop {
+	return &Loop{cfg: cfg.withDefaults(), pipeline: p, consumer: consumer, log: log, metrics: metrics}
+}
+
+// Bound reports whether the loop is pulling from its consumer (for
+// readiness).
+func (l *Loop) Bound() bool { return l.bound.Load() }
+
+// InFlight returns the number of messages being processed.
+func (l *Loop) InFlight() int64 { return l.inFlight.Load() }
+
+// Run pulls and processes messages until ctx is cancelled, then shuts down in
+// order: stop pulling, put the messages still in the pull buffer back
+// (Nak, for immediate redelivery elsewhere), let in-flight messages finish
+// (each within ProcessTimeout), return. Nothing is acknowledged that was
+// not done.
+func (l *Loop) Run(ctx context.Context) error {
+	iter, err := l.consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers))
+	if err != nil {
+		return fmt.Errorf("pull from consumer: %w", err)
+	}
+	l.bound.Store(true)
+	defer l.bound.Store(false)
+
+	jobs := make(chan jetstream.Msg)
+	var workers sync.WaitGroup
+	for range l.cfg.Workers {
+		workers.Go(func() {
+			for m := range jobs {
+				l.handle(ctx, m)
+			}
+		})
+	}
+	var stopper sync.WaitGroup
+	stopper.Go(func() {
+		<-ctx.Done()
+		iter.Drain() // stop pulling; what is buffered still comes out of Next
+	})
+
+	for {
+		m, err := iter.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			break
+		}
+		if err != nil {
+			l.log.Warn().Err(err).Msg("pull from the request consumer")
+			continue
+		}
+		if ctx.Err() != nil {
+			_ = m.Nak() // shutting down: hand it back at once rather than after AckWait
+			continue
+		}
+		jobs <- m
+	}
+	close(jobs)
+	workers.Wait()
+	stopper.Wait()
+	return nil
+}
+
+// handle processes one message and acts on the outcome.
+func (l *Loop) handle(ctx context.Context, jm jetstream.Msg) {
+	start := time.Now()
+	l.inFlight.Add(1)
+	if l.metrics != nil {
+		l.metrics.InFlight.Inc()
+	}
+	defer func() {
+		l.inFlight.Add(-1)
+		if l.metrics != nil {
+			l.metrics.InFlight.Dec()
+		}
+	}()
+
+	meta, err := jm.Metadata()
+	if err != nil {
+		l.log.Error().Err(err).Str("subject", jm.Subject()).Msg("message without JetStream metadata; terminated")
+		_ = jm.Term()
+		return
+	}
+	m := &Message{
+		Subject:     jm.Subject(),
+		Data:        jm.Data(),
+		Header:      jm.Headers(),
+		Stream:      meta.Stream,
+		StreamSeq:   meta.Sequence.Stream,
+		Deliveries:  int(meta.NumDelivered),
+		PublishedAt: meta.Timestamp,
+	}
+	if l.cfg.Paused != nil {
+		if err := l.cfg.Paused(); err != nil {
+			out := Outcome{Action: Nak, Delay: 5 * time.Second, Event: EventError, Err: fmt.Errorf("paused: %w", err)}
+			_ = jm.NakWithDelay(out.Delay)
+			l.logOutcome(m, &out, time.Since(start))
+			return
+		}
+	}
+
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.ProcessTimeout)
+	stop := keepAlive(jm, l.cfg.AckWait/3)
+	out := l.pipeline.Process(pctx, m)
+	stop()
+	cancel()
+
+	switch out.Action {
+	case Ack:
+		err = jm.Ack()
+	case Term:
+		err = jm.TermWithReason(out.Reason)
+	default:
+		err = jm.NakWithDelay(out.Delay)
+	}
+	if err != nil && out.Err == nil {
+		out.Err = fmt.Errorf("%s: %w", out.Action, err)
+	}
+	took := time.Since(start)
+	l.metrics.observe(&out, took)
+	l.logOutcome(m, &out, took)
+}
+
+// logOutcome writes the one log line of a processed message.
+func (l *Loop) logOutcome(m *Message, out *Outcome, took time.Duration) {
+	ev := l.log.Info()
+	if out.Event == EventError {
+		ev = l.log.Warn()
+	}
+	ev = ev.Str("seller", out.Seller).
+		Str("order_no", out.OrderNo).
+		Uint64("stream_seq", m.StreamSeq).
+		Int("attempt", m.Deliveries).
+		Str("action", out.Action.String()).
+		Str("event", out.Event)
+	if out.Kind != "" {
+		ev = ev.Str("kind", string(out.Kind))
+	}
+	if out.Decision != "" {
+		ev = ev.Str("decision", out.Decision)
+	}
+	if out.Status != "" {
+		ev = ev.Str("status", string(out.Status))
+	}
+	if out.DeadLetter != "" {
+		ev = ev.Str("dead_letter", string(out.DeadLetter))
+	}
+	if out.Provider != "" {
+		ev = ev.Str("provider", out.Provider).Int("provider_calls", out.Attempts)
+	}
+	if out.ProviderCode != "" {
+		ev = ev.Str("provider_code", out.ProviderCode)
+	}
+	if out.Action == Nak {
+		ev = ev.Dur("delay", out.Delay)
+	}
+	if out.Err != nil {
+		ev = ev.AnErr("error", out.Err)
+	}
+	ev.Dur("took", took).Msg("processed")
+}
+
+// keepAlive sends InProgress for m every interval until stop is called, so
+// that a slow provider call does not trigger a redelivery.
+func keepAlive(m jetstream.Msg, every time.Duration) (stop func()) {
+	if every <= 0 {
+		return func() {}
+	}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		_ = m.InProgress()
+		t.Reset(every)
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+}

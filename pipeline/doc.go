@@ -1,0 +1,46 @@
+// Package pipeline turns invoice requests into invoices, exactly once:
+// decode → look up the order → talk to the provider → save → publish → ack.
+//
+// Pipeline.Process handles one delivery and returns an Outcome; it never
+// acknowledges anything itself. Loop pulls from the durable JetStream
+// consumer, runs Process on a fixed pool of workers and is the only place
+// that acks, naks, terminates and logs (one line per message).
+//
+// # Processing one message
+//
+//  1. Decode and validate (schemas.Validator). Not a readable JSON request →
+//     dead letter "malformed", Term. Invalid → "rejected" result with every
+//     violation, Ack.
+//  2. Look the order up in the store and apply the fingerprint rules
+//     (schemas.Decide). Issued or rejected with the same fingerprint → the
+//     stored result again, no provider call. A different request reusing a
+//     taken order number → "conflict" result.
+//  3. Claim the order durably (state submitting) before calling the
+//     provider. An order that may already be at the provider (submitting,
+//     accepted, action_required, failed after a submission) is queried
+//     first and submitted again only when the provider has no record of it.
+//     An answer lost in transit (providers.Unknown) is reconciled by a query
+//     at once.
+//  4. Apply the answer: issued → save, publish, ack; accepted → save, Nak on
+//     the polling schedule; retry → Nak with exponential backoff and jitter,
+//     at least the provider's hint; rejected → save, publish, ack;
+//     action required → publish one "action_required" result per episode,
+//     hold the seller (its other orders wait without calling the provider,
+//     one probe per HoldProbe; other sellers carry on).
+//  5. On the last allowed delivery (Config.MaxDeliver) a request still
+//     waiting is given up: saved as failed, "failed" result and a full dead
+//     letter published and acknowledged by the streams, then Term.
+//
+// Effects always come in the order save → publish → ack, so a crash at any
+// point is repaired by redelivery. Every result carries a Nats-Msg-Id
+// derived from the request's stream sequence ("result:<stream>:<seq>"), so
+// republishing after a crash is deduplicated while a second copy of a
+// request gets its own, identical, result.
+//
+// # Streams
+//
+// Topology describes the three streams (requests on work-queue retention,
+// results and dead letters on limits retention) and the durable consumer,
+// optionally partitioned by seller with a stream subject transform, and
+// creates or updates them idempotently.
+package pipeline

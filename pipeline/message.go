@@ -1,0 +1,100 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// Message is one delivery of a request, as the pipeline sees it: the
+// JetStream message's subject, body, headers and metadata.
+type Message struct {
+	// Subject is the subject the request was published on.
+	Subject string
+	// Data is the body.
+	Data []byte
+	// Header holds the message headers (may be nil).
+	Header map[string][]string
+	// Stream and StreamSeq locate the message in its stream.
+	Stream    string
+	StreamSeq uint64
+	// Deliveries is how many times the message has been delivered, this
+	// delivery included.
+	Deliveries int
+	// PublishedAt is when the message entered the stream.
+	PublishedAt time.Time
+}
+
+// Action is what the consume loop does with a message once processed.
+type Action int
+
+// The actions.
+const (
+	// Ack: the outcome is durable (stored and published); the request is done.
+	Ack Action = iota + 1
+	// Nak: deliver the message again after Outcome.Delay.
+	Nak
+	// Term: never deliver it again; it has been dead-lettered.
+	Term
+)
+
+// String names the action for logs.
+func (a Action) String() string {
+	switch a {
+	case Ack:
+		return "ack"
+	case Nak:
+		return "nak"
+	case Term:
+		return "term"
+	}
+	return "none"
+}
+
+// Outcome is the result of processing one message: the action for the
+// consume loop, and what happened, for the log line and the metrics.
+type Outcome struct {
+	// Action is what to do with the message.
+	Action Action
+	// Delay is the redelivery delay of a Nak.
+	Delay time.Duration
+	// Reason is the Term reason.
+	Reason string
+
+	// Seller and OrderNo identify the order, when known.
+	Seller, OrderNo string
+	// Kind is the request kind, when known.
+	Kind schemas.Kind
+	// Decision is what the order store said about the request.
+	Decision string
+	// Event names what happened: issued, rejected, conflict, replayed,
+	// malformed, failed, accepted, retry, in_doubt, held, action_required,
+	// error.
+	Event string
+	// Status is the status of the result published, if one was.
+	Status schemas.Status
+	// DeadLetter is the reason of the dead letter published, if one was.
+	DeadLetter schemas.DeadLetterReason
+	// Provider and ProviderCode describe the last provider answer.
+	Provider, ProviderCode string
+	// Attempts counts the provider calls made for the order so far.
+	Attempts int
+	// Err is the error behind an "error" event or a failed publish.
+	Err error
+}
+
+// The events of Outcome.Event.
+const (
+	EventIssued         = "issued"
+	EventRejected       = "rejected"
+	EventConflict       = "conflict"
+	EventReplayed       = "replayed"
+	EventMalformed      = "malformed"
+	EventFailed         = "failed"
+	EventAccepted       = "accepted"
+	EventRetry          = "retry"
+	EventInDoubt        = "in_doubt"
+	EventHeld           = "held"
+	EventActionRequired = "action_required"
+	EventError          = "error"
+)

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the Prometheus metrics an operator watches. Create them with
+// NewMetrics; a nil *Metrics records nothing.
+type Metrics struct {
+	// Messages counts processed messages by event (issued, rejected,
+	// conflict, replayed, malformed, failed, accepted, retry, in_doubt,
+	// held, action_required, error).
+	Messages *prometheus.CounterVec
+	// Retries counts messages put back for another delivery, by event.
+	Retries *prometheus.CounterVec
+	// DeadLetters counts dead letters published, by reason.
+	DeadLetters *prometheus.CounterVec
+	// InFlight is the number of messages being processed.
+	InFlight prometheus.Gauge
+	// Processing is the time to process one message, by event.
+	Processing *prometheus.HistogramVec
+	// ProviderCalls is the latency of provider HTTP calls by provider,
+	// method and answer code.
+	ProviderCalls *prometheus.HistogramVec
+	// Backlog and AckPending are the request consumer's pending and
+	// unacknowledged message counts, refreshed by the consumer binary.
+	Backlog    prometheus.Gauge
+	AckPending prometheus.Gauge
+	// BacklogAge is the age in seconds of the oldest undelivered request.
+	BacklogAge prometheus.Gauge
+	// Orders is the number of orders in the store by state.
+	Orders *prometheus.GaugeVec
+	// HeldSellers is the number of sellers waiting for a person to act.
+	HeldSellers prometheus.Gauge
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoice_messages_total", Help: "Request messages processed, by outcome event.",
+		}, []string{"event"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoice_retries_total", Help: "Request messages put back for a later delivery, by event.",
+		}, []string{"event"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoice_dead_letters_total", Help: "Dead letters published, by reason.",
+		}, []string{"reason"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_in_flight", Help: "Request messages being processed.",
+		}),
+		Processing: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "invoice_processing_seconds", Help: "Time to process one request message, by outcome event.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}, []string{"event"}),
+		ProviderCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "invoice_provider_call_seconds", Help: "Provider HTTP call latency, by provider, method and answer code.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"provider", "method", "code"}),
+		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_consumer_backlog", Help: "Request messages not yet delivered to the consumer.",
+		}),
+		AckPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_consumer_ack_pending", Help: "Request messages delivered and not yet acknowledged.",
+		}),
+		BacklogAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_consumer_backlog_age_seconds", Help: "Age of the oldest request not yet delivered (0 when none).",
+		}),
+		Orders: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "invoice_orders", Help: "Orders in the order store, by state.",
+		}, []string{"state"}),
+		HeldSellers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_action_required_sellers", Help: "Sellers held until a person acts (credentials, login, face authentication).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls,
+			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers)
+	}
+	return m
+}
+
+// ObserveCall implements providers.Observer.
+func (m *Metrics) ObserveCall(provider, method, code string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.ProviderCalls.WithLabelValues(provider, method, code).Observe(took.Seconds())
+}
+
+// observe records one processed message.
+func (m *Metrics) observe(out *Outcome, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.Messages.WithLabelValues(out.Event).Inc()
+	m.Processing.WithLabelValues(out.Event).Observe(took.Seconds())
+	if out.Action == Nak {
+		m.Retries.WithLabelValues(out.Event).Inc()
+	}
+	if out.DeadLetter != "" {
+		m.DeadLetters.WithLabelValues(string(out.DeadLetter)).Inc()
+	}
+}

@@ -1,0 +1,549 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// Store is what the pipeline needs of the order store.
+type Store interface {
+	// Get returns the record of an order, and false when there is none.
+	Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error)
+	// Put writes rec if the stored record's version is still rec.Version
+	// (0: none) and schemas.CheckTransition allows the move. It returns the
+	// stored record (version incremented); when it returns without error
+	// the write is on disk. Safe for concurrent use.
+	Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error)
+}
+
+// Publisher publishes result events and dead letters. Each call returns
+// once the stream has acknowledged the message; msgID is its Nats-Msg-Id, so
+// that publishing the same event again (after a crash) is deduplicated by
+// the stream. Safe for concurrent use.
+type Publisher interface {
+	PublishResult(ctx context.Context, res *schemas.Result, msgID string) error
+	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
+}
+
+// Providers finds the provider configured for a seller.
+type Providers interface {
+	// Provider returns the seller's provider, and false when the seller is
+	// not configured.
+	Provider(seller string) (providers.Provider, bool)
+}
+
+// ProviderMap is a fixed set of providers by seller tax number.
+type ProviderMap map[string]providers.Provider
+
+// Provider implements Providers.
+func (m ProviderMap) Provider(seller string) (providers.Provider, bool) {
+	p, ok := m[seller]
+	return p, ok
+}
+
+// Pipeline turns one delivery of a request into its effects: decode and
+// validate, look the order up, talk to the provider, save, publish. It never
+// acknowledges anything itself: Process returns an Outcome and the consume
+// loop acts on it. It is safe for concurrent use by many workers.
+type Pipeline struct {
+	cfg       Config
+	validator *schemas.Validator
+	store     Store
+	pub       Publisher
+	providers Providers
+	locks     keyLocks
+	holds     holds
+}
+
+// New returns a Pipeline.
+func New(cfg Config, v *schemas.Validator, st Store, pub Publisher, ps Providers) (*Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("pipeline config: %w", err)
+	}
+	if v == nil || st == nil || pub == nil || ps == nil {
+		return nil, errors.New("pipeline needs a validator, a store, a publisher and providers")
+	}
+	return &Pipeline{cfg: cfg.withDefaults(), validator: v, store: st, pub: pub, providers: ps}, nil
+}
+
+// MaxDeliver returns the delivery limit in force.
+func (p *Pipeline) MaxDeliver() int { return p.cfg.MaxDeliver }
+
+// HeldSellers returns the sellers currently held because a person must act,
+// with the provider's reason.
+func (p *Pipeline) HeldSellers() map[string]string { return p.holds.list() }
+
+// Process handles one delivery of a request and returns what the consume
+// loop must do with it. The effects always come in the order save → publish
+// → (ack), so a crash at any point is repaired by redelivery: a stored
+// outcome is published again under the same message id, which the result
+// stream deduplicates. Process never panics; a bug shows as an "error"
+// event and a Nak.
+func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			out.Action, out.Delay, out.Event = Nak, p.cfg.retryDelay(m.Deliveries, 0), EventError
+			out.Err = fmt.Errorf("panic while processing: %v\n%s", r, debug.Stack())
+		}
+	}()
+	subjectSeller := p.cfg.Subjects.SellerOf(m.Subject)
+	d, err := p.validator.Decode(m.Data, subjectSeller)
+	if err != nil {
+		return p.malformed(ctx, m, subjectSeller, err)
+	}
+	out.Seller, out.OrderNo, out.Kind = d.SellerTaxNum, d.OrderNo, d.Kind
+	if subjectSeller != "" {
+		out.Seller = subjectSeller
+	}
+	o := &order{p: p, m: m, d: d, out: &out, now: p.cfg.Now()}
+	if !d.Valid() {
+		o.answerUnstored(ctx, schemas.StatusRejected, d.Error(), EventRejected)
+		return out
+	}
+	o.req = d.Request
+	o.key = schemas.OrderKey{Seller: o.req.SellerTaxNum, OrderNo: o.req.OrderNo}
+	out.Seller, out.OrderNo = o.key.Seller, o.key.OrderNo
+	o.run(ctx)
+	return out
+}
+
+// order is the work on one delivery of a valid request.
+type order struct {
+	p    *Pipeline
+	m    *Message
+	d    *schemas.Decoded
+	req  *schemas.Request
+	key  schemas.OrderKey
+	out  *Outcome
+	now  time.Time
+	prov providers.Provider
+	rec  schemas.OrderRecord
+}
+
+func (o *order) run(ctx context.Context) {
+	unlock := o.p.locks.lock(o.key.String())
+	defer unlock()
+
+	stored, found, err := o.p.store.Get(ctx, o.key)
+	if err != nil {
+		o.later(ctx, EventError, 0, &schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "the order store could not be read"}, fmt.Errorf("read order %s: %w", o.key, err))
+		return
+	}
+	var old *schemas.OrderRecord
+	if found {
+		old = &stored
+		o.out.Attempts = stored.Attempts
+	}
+	decision := schemas.Decide(old, o.d.Fingerprint)
+	o.out.Decision = decision.String()
+	switch decision {
+	case schemas.DecideReplay:
+		o.publishResult(ctx, old.Result(), o.resultID(), EventReplayed)
+		return
+	case schemas.DecideConflict:
+		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{
+			Code: schemas.CodeConflict,
+			Message: fmt.Sprintf("order %s of seller %s is %s for a different request (fingerprint %.12s…); nothing was sent to the provider",
+				o.key.OrderNo, o.key.Seller, old.State, old.Fingerprint),
+			Field: "orderNo",
+		}, EventConflict)
+		return
+	}
+
+	prov, ok := o.p.providers.Provider(o.key.Seller)
+	if !ok {
+		o.answerUnstored(ctx, schemas.StatusRejected, &schemas.ErrorInfo{
+			Code:    schemas.CodeSellerNotConfigured,
+			Message: fmt.Sprintf("seller %s is not configured: no provider credentials for it", o.key.Seller),
+			Field:   "sellerTaxNum",
+		}, EventRejected)
+		return
+	}
+	o.prov = prov
+	o.out.Provider = prov.Name()
+
+	hs := o.p.holds.check(o.key.Seller, o.now, o.p.cfg.HoldProbe)
+	if hs.held && !hs.probe {
+		wait := hs.nextProbe.Sub(o.now) + rand.N(o.p.cfg.HoldProbe/10+1)
+		o.later(ctx, EventHeld, wait, &schemas.ErrorInfo{Code: schemas.CodeActionRequired,
+			Message: fmt.Sprintf("seller %s is held until a person acts: %s", o.key.Seller, hs.reason)}, nil)
+		return
+	}
+
+	if decision == schemas.DecideSubmit {
+		o.rec = schemas.OrderRecord{
+			Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind, Fingerprint: o.d.Fingerprint,
+			Provider: prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings,
+		}
+		if old != nil {
+			o.rec.Version = old.Version // a corrected request starts over
+		}
+	} else {
+		o.rec = stored
+		o.rec.Provider = prov.Name()
+	}
+
+	answer, err := o.converse(ctx)
+	if err != nil {
+		o.later(ctx, EventError, 0, &schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "the order store could not record the claim"}, err)
+		return
+	}
+	if hs.probe && answer.Class != providers.ActionRequired {
+		o.p.holds.release(o.key.Seller)
+	}
+	o.apply(ctx, answer)
+}
+
+// converse talks to the provider: an order that may already be there is
+// queried first and submitted only when the provider has no record of it; a
+// submission is claimed durably first; an answer lost in transit is
+// reconciled by a query at once; an accepted order is polled InlinePolls
+// times before the message is put back.
+func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
+	var a providers.Outcome
+	if o.rec.Submissions > 0 {
+		a = o.call(ctx, o.prov.Query)
+		if a.Class == providers.NotFound {
+			a = providers.Outcome{}
+		}
+	}
+	if a.Class == 0 {
+		o.rec.State = schemas.StateSubmitting
+		o.rec.Submissions++
+		if o.rec.SubmittedAt.IsZero() {
+			o.rec.SubmittedAt = o.now
+		}
+		if !o.save(ctx) {
+			return a, o.out.Err
+		}
+		a = o.call(ctx, o.prov.Submit)
+		if a.Class == providers.Unknown {
+			switch q := o.call(ctx, o.prov.Query); q.Class {
+			case providers.NotFound, providers.Retry, providers.Unknown:
+				// Still in doubt: the next delivery asks again.
+			default:
+				a = q
+			}
+		}
+	}
+	for i := 0; a.Class == providers.Accepted && i < o.p.cfg.InlinePolls; i++ {
+		q := o.call(ctx, o.prov.Query)
+		if q.Class == providers.NotFound || q.Class == providers.Retry || q.Class == providers.Unknown {
+			break
+		}
+		a = q
+	}
+	return a, nil
+}
+
+// call makes one provider call, counting it and keeping the references it
+// returns.
+func (o *order) call(ctx context.Context, f func(context.Context, *providers.Call) providers.Outcome) providers.Outcome {
+	o.rec.Attempts++
+	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt})
+	mergeRefs(&o.rec.Refs, a.Refs)
+	if a.RedConfirm != nil {
+		o.rec.RedConfirm = a.RedConfirm
+	}
+	o.out.Attempts = o.rec.Attempts
+	o.out.ProviderCode = a.Code
+	return a
+}
+
+func mergeRefs(dst *schemas.ProviderRefs, src schemas.ProviderRefs) {
+	if src.SerialNo != "" {
+		dst.SerialNo = src.SerialNo
+	}
+	if src.TaskID != "" {
+		dst.TaskID = src.TaskID
+	}
+	if src.BillID != "" {
+		dst.BillID = src.BillID
+	}
+	if src.BillNo != "" {
+		dst.BillNo = src.BillNo
+	}
+}
+
+// apply records the provider's answer and decides what happens to the
+// message.
+func (o *order) apply(ctx context.Context, a providers.Outcome) {
+	switch a.Class {
+	case providers.Issued:
+		o.rec.State = schemas.StateIssued
+		o.rec.Invoices = a.Invoices
+		o.rec.LastError = nil
+		o.rec.CompletedAt = o.now
+		if o.save(ctx) {
+			o.publishResult(ctx, o.rec.Result(), o.resultID(), EventIssued)
+		}
+	case providers.Rejected:
+		o.rec.State = schemas.StateRejected
+		o.rec.LastError = rejection(a)
+		o.rec.CompletedAt = o.now
+		if o.save(ctx) {
+			o.publishResult(ctx, o.rec.Result(), o.resultID(), EventRejected)
+		}
+	case providers.Accepted:
+		o.rec.State = schemas.StateAccepted
+		if o.save(ctx) {
+			o.later(ctx, EventAccepted, o.p.cfg.pollDelay(o.m.Deliveries, a.RetryAfter), providerError(schemas.CodeRetriesExhausted, a), nil)
+		}
+	case providers.ActionRequired:
+		if o.rec.State != schemas.StateActionRequired {
+			o.rec.ActionEpisode++
+		}
+		o.rec.State = schemas.StateActionRequired
+		o.rec.LastError = providerError(schemas.CodeActionRequired, a)
+		if !o.save(ctx) {
+			return
+		}
+		episode, started := o.p.holds.enter(o.key.Seller, describe(a), o.now, o.p.cfg.HoldProbe)
+		if started {
+			res := o.rec.Result()
+			res.CompletedAt = o.now
+			if err := o.p.pub.PublishResult(ctx, res, fmt.Sprintf("action:%s:%d", o.key.Seller, episode)); err != nil {
+				o.out.Err = fmt.Errorf("publish action_required result: %w", err)
+				o.p.holds.release(o.key.Seller) // the next delivery starts the episode again and publishes
+			} else {
+				o.out.Status = schemas.StatusActionRequired
+			}
+		}
+		o.later(ctx, EventActionRequired, o.p.cfg.HoldProbe+rand.N(o.p.cfg.HoldProbe/10+1), o.rec.LastError, nil)
+	default: // Retry, Unknown (still in doubt), NotFound
+		event := EventRetry
+		if a.Class == providers.Unknown {
+			event = EventInDoubt
+		}
+		o.rec.LastError = providerError(schemas.CodeRetriesExhausted, a)
+		if o.save(ctx) {
+			o.later(ctx, event, o.p.cfg.retryDelay(o.m.Deliveries, a.RetryAfter), o.rec.LastError, nil)
+		}
+	}
+}
+
+// rejection describes a permanent refusal.
+func rejection(a providers.Outcome) *schemas.ErrorInfo {
+	code := schemas.CodeProviderRejected
+	if errors.Is(a.Err, providers.ErrUnsupported) {
+		code = schemas.CodeUnsupported
+	}
+	e := providerError(code, a)
+	e.Field = a.Field
+	return e
+}
+
+func providerError(code schemas.ErrorCode, a providers.Outcome) *schemas.ErrorInfo {
+	return &schemas.ErrorInfo{Code: code, Message: describe(a), ProviderCode: a.Code}
+}
+
+func describe(a providers.Outcome) string {
+	switch {
+	case a.Message != "":
+		return a.Message
+	case a.Err != nil:
+		return a.Err.Error()
+	case a.Code != "":
+		return "provider answered " + a.Code
+	}
+	return "provider answered " + a.Class.String()
+}
+
+// save writes the record. On failure it sets a Nak outcome and returns
+// false: nothing is published or acknowledged that was not recorded.
+func (o *order) save(ctx context.Context) bool {
+	stored, err := o.p.store.Put(ctx, o.rec)
+	if err != nil {
+		o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
+		o.out.Err = fmt.Errorf("save order %s as %s: %w", o.key, o.rec.State, err)
+		return false
+	}
+	o.rec = stored
+	o.out.Attempts = stored.Attempts
+	return true
+}
+
+// later puts the message back for another delivery after delay, or gives up
+// when this was the last allowed delivery.
+func (o *order) later(ctx context.Context, event string, delay time.Duration, why *schemas.ErrorInfo, err error) {
+	if o.m.Deliveries >= o.p.cfg.MaxDeliver {
+		o.giveUp(ctx, event, why)
+		return
+	}
+	if delay <= 0 {
+		delay = o.p.cfg.retryDelay(o.m.Deliveries, 0)
+	}
+	o.out.Action, o.out.Delay, o.out.Event = Nak, delay, event
+	if err != nil {
+		o.out.Err = err
+	}
+}
+
+// giveUp ends a request that ran out of deliveries: the order is saved as
+// failed (a replay of the dead letter resumes it), a "failed" result and a
+// full dead letter are published and acknowledged, and the message is
+// terminated.
+func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo) {
+	reason := schemas.ReasonExhausted
+	code := schemas.CodeRetriesExhausted
+	if event == EventHeld || event == EventActionRequired {
+		reason, code = schemas.ReasonActionRequired, schemas.CodeActionRequired
+	}
+	msg := fmt.Sprintf("gave up after %d deliveries", o.m.Deliveries)
+	if why != nil && why.Message != "" {
+		msg += ": " + why.Message
+	}
+	info := &schemas.ErrorInfo{Code: code, Message: msg}
+	if why != nil {
+		info.ProviderCode = why.ProviderCode
+	}
+
+	var res *schemas.Result
+	if event != EventError && o.prov != nil {
+		if o.rec.Seller == "" { // never claimed (a held seller): start the record here
+			o.rec = schemas.OrderRecord{Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind,
+				Fingerprint: o.d.Fingerprint, Provider: o.prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings}
+			if stored, found, err := o.p.store.Get(ctx, o.key); err == nil && found {
+				o.rec = stored
+			}
+		}
+		o.rec.State = schemas.StateFailed
+		o.rec.LastError = info
+		o.rec.CompletedAt = o.now
+		if !o.save(ctx) {
+			return
+		}
+		res = o.rec.Result()
+	} else {
+		// The store is failing: publish what we know without it.
+		res = o.unstoredResult(schemas.StatusFailed, info)
+	}
+	if err := o.p.pub.PublishResult(ctx, res, o.resultID()); err != nil {
+		o.publishFailed(err)
+		return
+	}
+	o.out.Status = schemas.StatusFailed
+	dl := o.deadLetter(reason, *info)
+	if err := o.p.pub.PublishDeadLetter(ctx, dl, o.deadLetterID()); err != nil {
+		o.publishFailed(err)
+		return
+	}
+	o.out.DeadLetter = reason
+	o.out.Action, o.out.Event, o.out.Reason = Term, EventFailed, string(reason)+": "+msg
+}
+
+// answerUnstored publishes a result that is not kept in the order store
+// (validation rejections, conflicts, unknown sellers: all deterministic, so a
+// redelivery answers the same) and acknowledges.
+func (o *order) answerUnstored(ctx context.Context, status schemas.Status, e *schemas.ErrorInfo, event string) {
+	o.publishResult(ctx, o.unstoredResult(status, e), o.resultID(), event)
+}
+
+func (o *order) unstoredResult(status schemas.Status, e *schemas.ErrorInfo) *schemas.Result {
+	orderNo := o.out.OrderNo
+	if r := []rune(orderNo); len(r) > 100 {
+		orderNo = string(r[:100])
+	}
+	return &schemas.Result{
+		SchemaVersion: schemas.SchemaVersion,
+		SellerTaxNum:  o.out.Seller,
+		OrderNo:       orderNo,
+		Kind:          o.out.Kind,
+		Status:        status,
+		Provider:      o.out.Provider,
+		Attempts:      o.out.Attempts,
+		ReceivedAt:    o.now,
+		CompletedAt:   o.now,
+		Fingerprint:   o.d.Fingerprint,
+		Invoices:      []schemas.Invoice{},
+		Error:         e,
+		Warnings:      o.d.Warnings,
+	}
+}
+
+// publishResult publishes res and acknowledges the message.
+func (o *order) publishResult(ctx context.Context, res *schemas.Result, msgID, event string) {
+	if err := o.p.pub.PublishResult(ctx, res, msgID); err != nil {
+		o.publishFailed(err)
+		return
+	}
+	o.out.Action, o.out.Event, o.out.Status = Ack, event, res.Status
+}
+
+func (o *order) publishFailed(err error) {
+	o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
+	o.out.Err = fmt.Errorf("publish: %w", err)
+}
+
+// resultID is the Nats-Msg-Id of the result for this message: one result per
+// request message, so a redelivery after a crash republishes under the same
+// id and the stream keeps one copy.
+func (o *order) resultID() string { return fmt.Sprintf("result:%s:%d", o.m.Stream, o.m.StreamSeq) }
+
+func (o *order) deadLetterID() string { return deadLetterID(o.m) }
+
+func deadLetterID(m *Message) string { return fmt.Sprintf("dlq:%s:%d", m.Stream, m.StreamSeq) }
+
+func (o *order) deadLetter(reason schemas.DeadLetterReason, e schemas.ErrorInfo) *schemas.DeadLetter {
+	dl := newDeadLetter(o.m, reason, o.out.Seller, e, o.now, o.p.validator.MaxBytes())
+	dl.OrderNo = o.key.OrderNo
+	if !o.rec.ReceivedAt.IsZero() {
+		dl.FirstSeen = o.rec.ReceivedAt
+	}
+	return dl
+}
+
+// malformed dead-letters a message that is not a readable request and
+// terminates it: no result can be addressed for it.
+func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cause error) Outcome {
+	out := Outcome{Seller: seller, Event: EventMalformed}
+	now := p.cfg.Now()
+	dl := newDeadLetter(m, schemas.ReasonMalformed, seller, schemas.ErrorInfo{Code: schemas.CodeMalformed, Message: cause.Error()}, now, p.validator.MaxBytes())
+	if err := p.pub.PublishDeadLetter(ctx, dl, deadLetterID(m)); err != nil {
+		out.Action, out.Delay, out.Event = Nak, p.cfg.retryDelay(m.Deliveries, 0), EventError
+		out.Err = fmt.Errorf("publish dead letter: %w", err)
+		return out
+	}
+	out.Action, out.DeadLetter, out.Reason = Term, schemas.ReasonMalformed, "malformed: "+cause.Error()
+	out.Err = cause
+	return out
+}
+
+// newDeadLetter copies a message into a dead letter; a body above maxBytes
+// is cut (its size and hash are kept) so that the dead letter fits the
+// server's payload limit.
+func newDeadLetter(m *Message, reason schemas.DeadLetterReason, seller string, e schemas.ErrorInfo, now time.Time, maxBytes int) *schemas.DeadLetter {
+	sum := sha256.Sum256(m.Data)
+	payload := m.Data
+	truncated := false
+	if len(payload) > maxBytes {
+		payload, truncated = payload[:maxBytes], true
+	}
+	return &schemas.DeadLetter{
+		SchemaVersion:    schemas.SchemaVersion,
+		Reason:           reason,
+		SellerTaxNum:     schemas.SubjectToken(seller),
+		Error:            e,
+		Deliveries:       m.Deliveries,
+		OriginalSubject:  m.Subject,
+		OriginalStream:   m.Stream,
+		OriginalSeq:      m.StreamSeq,
+		PublishedAt:      m.PublishedAt,
+		FirstSeen:        m.PublishedAt,
+		DeadAt:           now,
+		Headers:          m.Header,
+		Payload:          payload,
+		PayloadSize:      len(m.Data),
+		PayloadTruncated: truncated,
+		PayloadSHA256:    hex.EncodeToString(sum[:]),
+	}
+}

@@ -1,0 +1,210 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Topology describes the streams and the durable consumer of the service.
+// The zero value is the single-node default.
+type Topology struct {
+	// Subjects names the subjects.
+	Subjects schemas.Subjects
+	// RequestStream, ResultStream and DeadLetterStream name the streams;
+	// empty means INVOICE_REQUESTS, INVOICE_RESULTS and INVOICE_DLQ.
+	RequestStream, ResultStream, DeadLetterStream string
+	// Durable names the request consumer; empty means "invoicer". With
+	// partitions, partition K's durable is "<Durable>-<K>".
+	Durable string
+	// Replicas is the stream replica count; 0 means 1.
+	Replicas int
+	// MemoryStorage keeps streams in memory (tests only).
+	MemoryStorage bool
+	// ResultMaxAge and DeadLetterMaxAge bound how long results and dead
+	// letters are kept; 0 means 30 and 90 days.
+	ResultMaxAge, DeadLetterMaxAge time.Duration
+	// Duplicates is the Nats-Msg-Id deduplication window of every stream;
+	// 0 means 10 minutes.
+	Duplicates time.Duration
+	// Partitions splits requests by seller into this many partitions with a
+	// stream subject transform; 0 or 1 means no partitioning.
+	Partitions int
+}
+
+// Names of the defaults.
+const (
+	DefaultRequestStream    = "INVOICE_REQUESTS"
+	DefaultResultStream     = "INVOICE_RESULTS"
+	DefaultDeadLetterStream = "INVOICE_DLQ"
+	DefaultDurable          = "invoicer"
+)
+
+// Validate checks the topology.
+func (t Topology) Validate() error {
+	if t.Replicas < 0 || t.Replicas > 5 {
+		return fmt.Errorf("replicas %d: must be 1 to 5", t.Replicas)
+	}
+	if t.Partitions < 0 || t.Partitions > 1024 {
+		return fmt.Errorf("partitions %d: must be 0 to 1024", t.Partitions)
+	}
+	if t.ResultMaxAge < 0 || t.DeadLetterMaxAge < 0 || t.Duplicates < 0 {
+		return errors.New("stream ages must not be negative")
+	}
+	return nil
+}
+
+// WithDefaults returns t with zero fields set to their defaults.
+func (t Topology) WithDefaults() Topology {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&t.RequestStream, DefaultRequestStream)
+	def(&t.ResultStream, DefaultResultStream)
+	def(&t.DeadLetterStream, DefaultDeadLetterStream)
+	def(&t.Durable, DefaultDurable)
+	if t.Replicas == 0 {
+		t.Replicas = 1
+	}
+	if t.ResultMaxAge == 0 {
+		t.ResultMaxAge = 30 * 24 * time.Hour
+	}
+	if t.DeadLetterMaxAge == 0 {
+		t.DeadLetterMaxAge = 90 * 24 * time.Hour
+	}
+	if t.Duplicates == 0 {
+		t.Duplicates = 10 * time.Minute
+	}
+	return t
+}
+
+func (t Topology) storage() jetstream.StorageType {
+	if t.MemoryStorage {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// Streams returns the configurations of the three streams:
+//   - requests: work-queue retention (a request leaves the stream once
+//     acknowledged or terminated), partitioned by seller when Partitions > 1;
+//   - results and dead letters: limits retention with a maximum age.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	t = t.WithDefaults()
+	req := jetstream.StreamConfig{
+		Name:        t.RequestStream,
+		Description: "Invoice requests published by order systems, one subject token per seller.",
+		Subjects:    []string{t.Subjects.RequestFilter()},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     t.storage(),
+		Replicas:    t.Replicas,
+		Duplicates:  t.Duplicates,
+		Discard:     jetstream.DiscardOld,
+	}
+	if t.Partitions > 1 {
+		req.SubjectTransform = &jetstream.SubjectTransformConfig{
+			Source:      t.Subjects.RequestFilter(),
+			Destination: t.Subjects.Request("{{wildcard(1)}}") + ".{{partition(" + strconv.Itoa(t.Partitions) + ",1)}}",
+		}
+	}
+	res := jetstream.StreamConfig{
+		Name:        t.ResultStream,
+		Description: "Invoice results: <prefix>.result.<status>.<seller>.",
+		Subjects:    []string{t.Subjects.ResultFilter()},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     t.storage(),
+		Replicas:    t.Replicas,
+		MaxAge:      t.ResultMaxAge,
+		Duplicates:  t.Duplicates,
+		Discard:     jetstream.DiscardOld,
+	}
+	dlq := jetstream.StreamConfig{
+		Name:        t.DeadLetterStream,
+		Description: "Dead letters: <prefix>.dlq.<reason>.<seller>, replayable with publisher dlq replay.",
+		Subjects:    []string{t.Subjects.DeadLetterFilter()},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     t.storage(),
+		Replicas:    t.Replicas,
+		MaxAge:      t.DeadLetterMaxAge,
+		Duplicates:  t.Duplicates,
+		Discard:     jetstream.DiscardOld,
+	}
+	return []jetstream.StreamConfig{req, res, dlq}
+}
+
+// ConsumerSettings size the durable request consumer.
+type ConsumerSettings struct {
+	// Partition is the partition this consumer reads (0..Partitions-1);
+	// ignored without partitions.
+	Partition int
+	// Workers is the number of messages processed at once.
+	Workers int
+	// AckWait is how long the server waits for an acknowledgement before
+	// redelivering; 0 means 30 seconds.
+	AckWait time.Duration
+}
+
+// Consumer returns the configuration of the durable request consumer:
+// explicit acks, unlimited server-side deliveries (the pipeline enforces
+// its own MaxDeliver and dead-letters on the last one, so a crash during
+// the give-up is repaired by one more delivery), and MaxAckPending sized to
+// twice the workers (one batch in process, one in the pull buffer).
+func (t Topology) Consumer(s ConsumerSettings) jetstream.ConsumerConfig {
+	t = t.WithDefaults()
+	ackWait := s.AckWait
+	if ackWait == 0 {
+		ackWait = 30 * time.Second
+	}
+	workers := max(s.Workers, 1)
+	cfg := jetstream.ConsumerConfig{
+		Durable:       t.Durable,
+		Description:   "Invoice request processor",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: workers * 2,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: t.Subjects.RequestFilter(),
+		Replicas:      t.Replicas,
+	}
+	if t.Partitions > 1 {
+		cfg.Durable = t.Durable + "-" + strconv.Itoa(s.Partition)
+		cfg.FilterSubject = t.Subjects.Request("*") + "." + strconv.Itoa(s.Partition)
+	}
+	return cfg
+}
+
+// Ensure creates the streams, or updates them to this configuration; it is
+// idempotent and safe to run at every start.
+func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	for _, cfg := range t.Streams() {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// EnsureConsumer creates or updates the durable request consumer.
+func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, s ConsumerSettings) (jetstream.Consumer, error) {
+	t = t.WithDefaults()
+	if t.Partitions > 1 && (s.Partition < 0 || s.Partition >= t.Partitions) {
+		return nil, fmt.Errorf("partition %d: must be 0 to %d", s.Partition, t.Partitions-1)
+	}
+	cfg := t.Consumer(s)
+	c, err := js.CreateOrUpdateConsumer(ctx, t.RequestStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create or update consumer %s on %s: %w", cfg.Durable, t.RequestStream, err)
+	}
+	return c, nil
+}
