@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// request is one write handed to the commit goroutine: a Put (rec set) or a
+// chunk of Prune deletes (prune set). The commit goroutine fills in err and
+// deleted, then closes done.
+type request struct {
+	// Put: the record's key, the record as it will be stored (Version and
+	// UpdatedAt already set), its encoding, and the version it was based on.
+	key    []byte
+	rec    *schemas.OrderRecord
+	data   []byte
+	expect uint64
+
+	// Prune: the candidates and the cutoff they were chosen with.
+	prune  []pruneItem
+	cutoff time.Time
+
+	// Probe: write the heartbeat key (Probe).
+	probe time.Time
+
+	err     error
+	deleted int
+	done    chan struct{}
+}
+
+// submit hands req to the commit goroutine and waits for its answer. It
+// fails with ErrClosed after Close, and with ctx's error if ctx ends before
+// the commit goroutine takes req; once taken, req is always answered.
+func (db *DB) submit(ctx context.Context, req *request) error {
+	db.mu.RLock()
+	if db.closed.Load() {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case db.reqs <- req:
+		db.mu.RUnlock()
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		return ctx.Err()
+	}
+	<-req.done
+	return nil
+}
+
+// run is the commit goroutine. It takes a request, gathers the ones queued
+// behind it into a batch, commits the batch in one transaction and answers
+// it, until Close closes reqs; the requests handed over before that are
+// committed first.
+func (db *DB) run() {
+	batch := make([]*request, 0, min(db.cfg.MaxBatch, 1024))
+	for {
+		req, ok := <-db.reqs
+		if !ok {
+			return
+		}
+		batch, ok = db.fill(append(batch[:0], req))
+		db.commit(batch)
+		clear(batch)
+		if !ok {
+			return
+		}
+	}
+}
+
+// fill adds queued requests to batch until it holds MaxBatch, no request is
+// waiting (MaxBatchDelay 0) or MaxBatchDelay has passed. It reports false
+// when reqs was closed.
+func (db *DB) fill(batch []*request) ([]*request, bool) {
+	max := db.cfg.MaxBatch
+	for len(batch) < max {
+		select {
+		case r, ok := <-db.reqs:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, r)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) >= max || db.cfg.MaxBatchDelay <= 0 {
+		return batch, true
+	}
+	timer := time.NewTimer(db.cfg.MaxBatchDelay)
+	defer timer.Stop()
+	for len(batch) < max {
+		select {
+		case r, ok := <-db.reqs:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, r)
+		case <-timer.C:
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
+// errUnchanged rolls back a transaction in which every request failed its
+// checks: there is nothing to commit, and no fsync to pay.
+var errUnchanged = errors.New("no changes")
+
+// commit applies batch in one write transaction, in order, and answers every
+// request. A request failing its own checks gets its error and changes
+// nothing; if the transaction fails, every request gets the failure.
+func (db *DB) commit(batch []*request) {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		t := newTxn(tx)
+		for _, r := range batch {
+			var err error
+			switch {
+			case !r.probe.IsZero():
+				err = t.heartbeat(tx, r.probe)
+			case r.prune != nil:
+				r.deleted, err = t.prune(r.prune, r.cutoff)
+			default:
+				r.err, err = t.put(r)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if !t.changed {
+			return errUnchanged
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errUnchanged):
+		// Rolled back with nothing to write: says nothing of the disk's health.
+		db.commits.Add(1)
+		db.batched.Add(int64(len(batch)))
+	case err != nil:
+		err = fmt.Errorf("%w: commit of %d writes: %w", ErrWriteFailed, len(batch), err)
+		db.failedCommits.Add(1)
+		db.setHealth(err)
+		for _, r := range batch {
+			r.err, r.deleted = err, 0
+		}
+	default:
+		db.commits.Add(1)
+		db.batched.Add(int64(len(batch)))
+		db.setHealth(nil)
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// txn applies writes inside one write transaction. Reads through it see the
+// writes made before in the same transaction.
+type txn struct {
+	changed bool // a request has written or deleted something
+	orders  *bolt.Bucket
+	index   *bolt.Bucket
+	states  map[schemas.OrderState]*bolt.Bucket
+}
+
+func newTxn(tx *bolt.Tx) *txn {
+	return &txn{
+		orders: tx.Bucket(bucketOrders),
+		index:  tx.Bucket(bucketStates),
+		states: make(map[schemas.OrderState]*bolt.Bucket, len(schemas.OrderStates)),
+	}
+}
+
+// state returns the index bucket of s.
+func (t *txn) state(s schemas.OrderState) (*bolt.Bucket, error) {
+	if b, ok := t.states[s]; ok {
+		return b, nil
+	}
+	b := t.index.Bucket([]byte(s))
+	if b == nil {
+		return nil, fmt.Errorf("no state index bucket for %q", s)
+	}
+	t.states[s] = b
+	return b, nil
+}
+
+// put applies one Put. check is the request's own failure (version,
+// transition, a damaged stored record), which leaves the transaction as it
+// was; fatal fails the whole transaction.
+func (t *txn) put(r *request) (check, fatal error) {
+	var old *schemas.OrderRecord
+	if v := t.orders.Get(r.key); v != nil {
+		old = new(schemas.OrderRecord)
+		if err := decodeRecord(v, old); err != nil {
+			return fmt.Errorf("stored record: %w", err), nil
+		}
+	}
+	switch {
+	case old == nil && r.expect != 0:
+		return fmt.Errorf("%w: write based on version %d, but no record is stored", ErrVersionConflict, r.expect), nil
+	case old != nil && old.Version != r.expect:
+		return fmt.Errorf("%w: write based on version %d, stored version is %d (%s)", ErrVersionConflict, r.expect, old.Version, old.State), nil
+	}
+	if err := schemas.CheckTransition(old, r.rec); err != nil {
+		return err, nil
+	}
+	if err := t.orders.Put(r.key, r.data); err != nil {
+		return err, nil
+	}
+	t.changed = true
+	if old != nil && old.State == r.rec.State {
+		return nil, nil
+	}
+	if old != nil {
+		b, err := t.state(old.State)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.Delete(r.key); err != nil {
+			return nil, err
+		}
+	}
+	b, err := t.state(r.rec.State)
+	if err != nil {
+		return nil, err
+	}
+	return nil, b.Put(r.key, emptyValue)
+}
+
+// heartbeat writes the probe key of the meta bucket.
+func (t *txn) heartbeat(tx *bolt.Tx, at time.Time) error {
+	b := tx.Bucket(bucketMeta)
+	if b == nil {
+		return errors.New("no meta bucket")
+	}
+	t.changed = true
+	return b.Put(probeKey, []byte(at.UTC().Format(time.RFC3339Nano)))
+}
+
+// prune deletes the items that are still at the version Prune saw and still
+// prunable with cutoff, and returns how many it deleted.
+func (t *txn) prune(items []pruneItem, cutoff time.Time) (int, error) {
+	n := 0
+	for _, it := range items {
+		v := t.orders.Get(it.key)
+		if v == nil {
+			continue
+		}
+		var h pruneHeader
+		if err := json.Unmarshal(v, &h); err != nil || h.Version != it.version || !h.prunable(cutoff) {
+			continue
+		}
+		b, err := t.state(h.State)
+		if err != nil {
+			return 0, err
+		}
+		if err := t.orders.Delete(it.key); err != nil {
+			return 0, err
+		}
+		t.changed = true
+		if err := b.Delete(it.key); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
+}

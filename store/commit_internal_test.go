@@ -1,0 +1,209 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// The tests in this file hand batches straight to DB.commit, so that the
+// order of the writes inside one transaction is chosen by the test instead
+// of by the scheduler. Everything else is tested through the exported API.
+
+// step is one write of a batch: a Put of rec, or a Prune chunk of the
+// records of keys at their current version.
+type step struct {
+	rec       schemas.OrderRecord
+	prune     []string // order numbers
+	wantErr   error    // nil: succeeds
+	wantPrune int
+}
+
+func TestCommitBatchIsSequential(t *testing.T) {
+	const seller = "91310000MA1FL0XX1X"
+	rec := func(orderNo string, state schemas.OrderState, fingerprint string, version uint64) schemas.OrderRecord {
+		return schemas.OrderRecord{Seller: seller, OrderNo: orderNo, Kind: schemas.KindIssue, State: state, Fingerprint: fingerprint, Version: version}
+	}
+	type final struct {
+		orderNo string
+		state   schemas.OrderState // "": no record
+		version uint64
+	}
+	tests := []struct {
+		name   string
+		before []schemas.OrderRecord // committed first, one by one
+		batch  []step
+		want   []final
+		counts map[schemas.OrderState]int
+		// unchanged: every write fails its checks, so the transaction is
+		// rolled back and nothing is written to the file.
+		unchanged bool
+	}{
+		{
+			name: "create, update and an illegal move of one key",
+			batch: []step{
+				{rec: rec("A", schemas.StateSubmitting, "f1", 0)},
+				{rec: rec("A", schemas.StateIssued, "f1", 1)},
+				{rec: rec("A", schemas.StateSubmitting, "f1", 2), wantErr: schemas.ErrIllegalTransition},
+			},
+			want:   []final{{"A", schemas.StateIssued, 2}},
+			counts: map[schemas.OrderState]int{schemas.StateIssued: 1},
+		},
+		{
+			name: "two creates of one key",
+			batch: []step{
+				{rec: rec("A", schemas.StateSubmitting, "f1", 0)},
+				{rec: rec("A", schemas.StateSubmitting, "f2", 0), wantErr: ErrVersionConflict},
+			},
+			want:   []final{{"A", schemas.StateSubmitting, 1}},
+			counts: map[schemas.OrderState]int{schemas.StateSubmitting: 1},
+		},
+		{
+			name:   "failed checks do not affect neighbours",
+			before: []schemas.OrderRecord{rec("B", schemas.StateSubmitting, "f1", 0)},
+			batch: []step{
+				{rec: rec("A", schemas.StateSubmitting, "f1", 0)},
+				{rec: rec("B", schemas.StateAccepted, "f1", 5), wantErr: ErrVersionConflict},
+				{rec: rec("B", schemas.StateAccepted, "f2", 1), wantErr: schemas.ErrFingerprintMismatch},
+				{rec: rec("C", schemas.StateAccepted, "f1", 0), wantErr: schemas.ErrIllegalTransition},
+				{rec: rec("B", schemas.StateAccepted, "f1", 1)},
+				{rec: rec("D", schemas.StateFailed, "f1", 0)},
+			},
+			want: []final{
+				{"A", schemas.StateSubmitting, 1},
+				{"B", schemas.StateAccepted, 2},
+				{"C", "", 0},
+				{"D", schemas.StateFailed, 1},
+			},
+			counts: map[schemas.OrderState]int{schemas.StateSubmitting: 1, schemas.StateAccepted: 1, schemas.StateFailed: 1},
+		},
+		{
+			name:   "a batch of refused writes writes nothing",
+			before: []schemas.OrderRecord{rec("B", schemas.StateSubmitting, "f1", 0)},
+			batch: []step{
+				{rec: rec("B", schemas.StateAccepted, "f1", 5), wantErr: ErrVersionConflict},
+				{rec: rec("C", schemas.StateAccepted, "f1", 0), wantErr: schemas.ErrIllegalTransition},
+				{prune: []string{"B"}},
+			},
+			want:      []final{{"B", schemas.StateSubmitting, 1}, {"C", "", 0}},
+			counts:    map[schemas.OrderState]int{schemas.StateSubmitting: 1},
+			unchanged: true,
+		},
+		{
+			name:   "restart within the batch needs a new fingerprint",
+			before: []schemas.OrderRecord{rec("A", schemas.StateSubmitting, "f1", 0)},
+			batch: []step{
+				{rec: rec("A", schemas.StateRejected, "f1", 1)},
+				{rec: rec("A", schemas.StateSubmitting, "f1", 2), wantErr: schemas.ErrFingerprintMismatch},
+				{rec: rec("A", schemas.StateSubmitting, "f2", 2)},
+				{rec: rec("A", schemas.StateAccepted, "f2", 3)},
+			},
+			want:   []final{{"A", schemas.StateAccepted, 4}},
+			counts: map[schemas.OrderState]int{schemas.StateAccepted: 1},
+		},
+		{
+			name:   "prune sees earlier writes and later writes see the delete",
+			before: []schemas.OrderRecord{rec("A", schemas.StateRejected, "f1", 0), rec("B", schemas.StateFailed, "f1", 0)},
+			batch: []step{
+				{rec: rec("B", schemas.StateSubmitting, "f2", 1)},
+				{prune: []string{"A", "B"}, wantPrune: 1},
+				{rec: rec("A", schemas.StateSubmitting, "f1", 1), wantErr: ErrVersionConflict},
+				{rec: rec("A", schemas.StateSubmitting, "f1", 0)},
+			},
+			want:   []final{{"A", schemas.StateSubmitting, 1}, {"B", schemas.StateSubmitting, 2}},
+			counts: map[schemas.OrderState]int{schemas.StateSubmitting: 2},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := Open(Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			ctx := t.Context()
+			for _, r := range tt.before {
+				if _, err := db.Put(ctx, r); err != nil {
+					t.Fatalf("before: %v", err)
+				}
+			}
+			now := time.Now()
+			cutoff := now.Add(time.Hour)
+			var batch []*request
+			for _, s := range tt.batch {
+				if s.prune != nil {
+					var items []pruneItem
+					for _, no := range s.prune {
+						k := schemas.OrderKey{Seller: seller, OrderNo: no}
+						got, _, err := db.Get(ctx, k)
+						if err != nil {
+							t.Fatal(err)
+						}
+						key, _ := encodeKey(k)
+						items = append(items, pruneItem{key: key, version: got.Version})
+					}
+					batch = append(batch, &request{prune: items, cutoff: cutoff, done: make(chan struct{})})
+					continue
+				}
+				req, err := newPutRequest(s.rec, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, req)
+			}
+			before, boltBefore := db.Stats(), fileWrites(db)
+			db.commit(batch) // the commit goroutine is idle: nothing else writes
+			if got := db.Stats().Commits - before.Commits; got != 1 {
+				t.Fatalf("commits = %d, want 1", got)
+			}
+			if wrote := fileWrites(db) > boltBefore; wrote == tt.unchanged {
+				t.Errorf("transaction wrote to the file: %t, want %t", wrote, !tt.unchanged)
+			}
+			for i, s := range tt.batch {
+				r := batch[i]
+				select {
+				case <-r.done:
+				default:
+					t.Fatalf("write %d not answered", i)
+				}
+				if s.wantErr == nil && r.err != nil || s.wantErr != nil && !errors.Is(r.err, s.wantErr) {
+					t.Errorf("write %d: err = %v, want %v", i, r.err, s.wantErr)
+				}
+				if r.deleted != s.wantPrune {
+					t.Errorf("write %d: deleted %d, want %d", i, r.deleted, s.wantPrune)
+				}
+			}
+			for _, f := range tt.want {
+				got, ok, err := db.Get(ctx, schemas.OrderKey{Seller: seller, OrderNo: f.orderNo})
+				switch {
+				case err != nil:
+					t.Fatal(err)
+				case f.state == "" && ok:
+					t.Errorf("%s: found %s v%d, want none", f.orderNo, got.State, got.Version)
+				case f.state != "" && (!ok || got.State != f.state || got.Version != f.version):
+					t.Errorf("%s: got %s v%d (found %t), want %s v%d", f.orderNo, got.State, got.Version, ok, f.state, f.version)
+				}
+			}
+			counts, err := db.Counts(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range schemas.OrderStates {
+				if counts[s] != tt.counts[s] {
+					t.Errorf("counts = %v, want %v", counts, tt.counts)
+					break
+				}
+			}
+		})
+	}
+}
+
+// fileWrites returns how many page writes bbolt has made.
+func fileWrites(db *DB) int64 {
+	st := db.bolt.Stats()
+	return st.TxStats.GetWrite()
+}

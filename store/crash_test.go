@@ -1,0 +1,305 @@
+//go:build linux
+
+package store_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+)
+
+// The tests in this file re-execute the test binary: the child runs one
+// test function in a mode selected by childEnv, with real fsync.
+const (
+	childEnv     = "STORE_TEST_CHILD"
+	childPathEnv = "STORE_TEST_PATH"
+)
+
+// startChild starts the test binary running only test in child mode mode.
+func startChild(t *testing.T, test, mode string, extra ...*os.File) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode)
+	out := new(strings.Builder)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ExtraFiles = extra
+	return cmd, out
+}
+
+// TestKillAfterPut is the durability proof: a child process writes with 16
+// goroutines and reports each Put the moment it returns; the parent kills it
+// with SIGKILL in the middle of the writes, reopens the file, and must find
+// every reported write. While the child runs, the parent also checks that
+// the file lock keeps a second instance out.
+func TestKillAfterPut(t *testing.T) {
+	if os.Getenv(childEnv) == "kill" {
+		childWriteUntilKilled(t)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "orders.db")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := startChild(t, "TestKillAfterPut", "kill", w)
+	cmd.Env = append(cmd.Env, childPathEnv+"="+path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	defer r.Close()
+
+	const killAfter = 1500
+	acked := make(map[string]uint64) // order number → highest version returned
+	lines := bufio.NewScanner(r)
+	killed := false
+	for lines.Scan() {
+		orderNo, v, ok := strings.Cut(lines.Text(), " ")
+		version, err := strconv.ParseUint(v, 10, 64)
+		if !ok || err != nil {
+			t.Fatalf("bad line %q from child", lines.Text())
+		}
+		acked[orderNo] = max(acked[orderNo], version)
+		if len(acked) == killAfter/3 && !killed {
+			// The child holds the lock: a second instance must be refused.
+			_, err := store.Open(store.Config{Path: path, LockTimeout: 50 * time.Millisecond})
+			if !errors.Is(err, store.ErrLocked) {
+				t.Errorf("Open while the child runs = %v, want ErrLocked", err)
+			}
+		}
+		if len(acked) == killAfter && !killed {
+			if err := cmd.Process.Kill(); err != nil { // SIGKILL
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	// Every line written before the kill has been read: they are all Puts
+	// that returned.
+	err = cmd.Wait()
+	if !killed {
+		t.Fatalf("child ended before being killed: %v\n%s", err, out)
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child: %v, want killed by SIGKILL\n%s", err, out)
+	}
+
+	db := MustOpen(t, store.Config{Path: path})
+	ahead := 0
+	for orderNo, version := range acked {
+		got := MustGet(t, db, schemas.OrderKey{Seller: testSeller, OrderNo: orderNo})
+		if got.Version < version {
+			t.Errorf("%s: v%d on disk, but Put returned v%d before the kill", orderNo, got.Version, version)
+		}
+		if got.Version > version {
+			ahead++ // committed, killed before it could report
+		}
+	}
+	counts := MustCounts(t, db)
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	if total < len(acked) {
+		t.Errorf("counts %v add up to %d, fewer than the %d acknowledged orders", counts, total, len(acked))
+	}
+	t.Logf("%d orders acknowledged before SIGKILL, all on disk; %d a version ahead, %d orders in the file", len(acked), ahead, total)
+}
+
+// childWriteUntilKilled is the child of TestKillAfterPut: it writes orders
+// (create, then issue) from 16 goroutines and reports every returned Put
+// on file descriptor 3, until it is killed.
+func childWriteUntilKilled(t *testing.T) {
+	db, err := store.Open(store.Config{Path: os.Getenv(childPathEnv)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := os.NewFile(3, "report")
+	var mu sync.Mutex
+	ack := func(rec schemas.OrderRecord) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := fmt.Fprintf(report, "%s %d\n", rec.OrderNo, rec.Version); err != nil {
+			os.Exit(3)
+		}
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				rec, err := db.Put(ctx, newRecord(fmt.Sprintf("K-%02d-%06d", w, i), schemas.StateSubmitting, fp("a")))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ack(rec)
+				if rec, err = db.Put(ctx, issued(rec, i)); err != nil {
+					t.Error(err)
+					return
+				}
+				ack(rec)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done: // a writer failed
+	case <-time.After(time.Minute):
+		t.Error("not killed within a minute")
+	}
+}
+
+// TestDiskFull is the disk failure proof: a child process lowers its file
+// size limit (RLIMIT_FSIZE) to the store file's size and writes rounds of 8
+// concurrent Puts, committed together, until a commit fails with EFBIG.
+// Every Put of the failed batch must report ErrWriteFailed and its record
+// must not be readable; Healthy must report the failure; the earlier writes
+// must be intact. Once the limit is raised the same writes succeed and
+// Healthy clears.
+func TestDiskFull(t *testing.T) {
+	if os.Getenv(childEnv) == "diskfull" {
+		childDiskFull(t)
+		return
+	}
+	cmd, out := startChild(t, "TestDiskFull", "diskfull")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "DISKFULL-OK") {
+		t.Fatalf("child did not reach the disk failure:\n%s", out)
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "DISKFULL-OK") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+}
+
+func childDiskFull(t *testing.T) {
+	signal.Ignore(syscall.SIGXFSZ) // get EFBIG instead of dying
+	const writers = 8
+	// A batch closes when all the round's writers are in it.
+	cfg := store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), MaxBatch: writers, MaxBatchDelay: 10 * time.Second}
+	db := MustOpen(t, cfg)
+	ctx := t.Context()
+	big := strings.Repeat("x", 2000)
+	type result struct {
+		rec schemas.OrderRecord
+		err error
+	}
+	// round writes orders first..first+writers-1 concurrently.
+	round := func(first int) []result {
+		res := make([]result, writers)
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Go(func() {
+				rec := newRecord(fmt.Sprintf("FULL-%05d", first+i), schemas.StateSubmitting, fp("a"))
+				rec.LastError = &schemas.ErrorInfo{Code: "provider_failed", Message: big}
+				res[i].rec, res[i].err = db.Put(ctx, rec)
+			})
+		}
+		wg.Wait()
+		return res
+	}
+	var ok []schemas.OrderRecord
+	for _, r := range round(0) {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		ok = append(ok, r.rec)
+	}
+
+	fi, err := os.Stat(cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	low := limit
+	low.Cur = uint64(fi.Size())
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
+		t.Fatal(err)
+	}
+
+	statsBefore := db.Stats()
+	var failed []int // order numbers of failed Puts
+	var putErr error
+	for first := writers; failed == nil && first < 100*writers; first += writers {
+		for i, r := range round(first) {
+			switch {
+			case r.err == nil:
+				ok = append(ok, r.rec)
+			case !errors.Is(r.err, store.ErrWriteFailed):
+				t.Fatalf("Put = %v, want ErrWriteFailed", r.err)
+			default:
+				failed, putErr = append(failed, first+i), r.err
+			}
+		}
+	}
+	if failed == nil {
+		t.Fatal("no write failed under the file size limit")
+	}
+	// bbolt formats its truncate error with %s, which drops EFBIG from the
+	// chain; its text is all that is left of the cause.
+	if !errors.Is(putErr, syscall.EFBIG) && !strings.Contains(putErr.Error(), syscall.EFBIG.Error()) {
+		t.Fatalf("failed Put = %v, want EFBIG as the cause", putErr)
+	}
+	st := db.Stats()
+	if fc := st.FailedCommits - statsBefore.FailedCommits; fc != 1 || len(failed) < 2 {
+		t.Fatalf("%d failed commits answered %d Puts with the error; want one batch failing several Puts", fc, len(failed))
+	}
+	if h := db.Healthy(); !errors.Is(h, store.ErrWriteFailed) {
+		t.Fatalf("Healthy after the failed commit = %v, want ErrWriteFailed", h)
+	}
+	for _, no := range failed {
+		MustMissing(t, db, schemas.OrderKey{Seller: testSeller, OrderNo: fmt.Sprintf("FULL-%05d", no)})
+	}
+	for _, rec := range ok {
+		if got := MustGet(t, db, rec.Key()); got.Version != rec.Version {
+			t.Fatalf("%s: v%d, want v%d", rec.Key(), got.Version, rec.Version)
+		}
+	}
+
+	// The disk recovers: the failed round goes through and Healthy clears.
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range round(failed[0] - failed[0]%writers) {
+		if r.err == nil {
+			ok = append(ok, r.rec)
+		} else if !errors.Is(r.err, store.ErrVersionConflict) { // the round's successes
+			t.Fatalf("write after the limit was raised: %v", r.err)
+		}
+	}
+	if h := db.Healthy(); h != nil {
+		t.Fatalf("Healthy after a successful commit = %v", h)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = MustOpen(t, cfg)
+	for _, no := range failed {
+		MustGet(t, db, schemas.OrderKey{Seller: testSeller, OrderNo: fmt.Sprintf("FULL-%05d", no)})
+	}
+	checkCounts(t, db, map[schemas.OrderState]int{schemas.StateSubmitting: len(ok)})
+	fmt.Printf("DISKFULL-OK %d writes fit under a %d-byte file size limit; then one commit failed for %d Puts: %v\n", len(ok)-len(failed), low.Cur, len(failed), putErr)
+}

@@ -1,0 +1,76 @@
+// Package store is the consumer's durable order store: its memory of every
+// order it has seen, kept in one bbolt file in the consumer's data
+// directory. Each order is one schemas.OrderRecord, keyed by
+// schemas.OrderKey (seller tax number, order number).
+//
+// # Single instance
+//
+// Open takes bbolt's exclusive file lock (flock). It is the single-instance
+// guard of the whole service: a second consumer pointed at the same data
+// directory, in this process or another, fails to open the store with
+// ErrLocked after Config.LockTimeout instead of issuing invoices twice.
+//
+// # Layout
+//
+// The file holds three top-level buckets:
+//
+//	orders   key → JSON of schemas.OrderRecord
+//	states   one sub-bucket per schemas.OrderState: key → empty value
+//	meta     "format" → "1", the layout version
+//
+// A key is the seller tax number, one NUL byte and the order number:
+//
+//	seller + "\x00" + orderNo
+//
+// Neither part may be empty or contain NUL (ErrInvalidKey), so keys sort by
+// seller and then by order number, which is the order Scan returns. The
+// states sub-buckets are a secondary index: a key is in exactly the
+// sub-bucket named by its record's State, maintained in the same
+// transaction as the record, so Scan and Counts read one state without
+// touching the others.
+//
+// # State machine
+//
+// Every Put is checked, against the record stored when its transaction
+// runs, by the optimistic version rule (the record must be the one the
+// writer read: same Version, or none for Version 0) and by
+// schemas.CheckTransition, which owns the state machine and the
+// fingerprint rules (issued is final, rejected may only start over with a
+// different request, failed may also resume with the same one, every other
+// move keeps the fingerprint). The store does not re-implement those rules;
+// it applies them to every write.
+//
+// # Durability and group commit
+//
+// A Put that returns nil is on disk: its transaction was committed and
+// fsynced (unless Config.NoSync, which is for tests). One transaction per
+// write costs one fsync per write, a few hundred to a few thousand writes
+// per second; the consumer runs dozens of workers, so the store commits
+// writes in groups.
+//
+// Put encodes the record in the caller's goroutine and hands it to a single
+// commit goroutine. That goroutine takes every write queued while the
+// previous transaction was committing (at most Config.MaxBatch, optionally
+// waiting Config.MaxBatchDelay for more), applies them in one bbolt write
+// transaction, in arrival order, and answers each waiting Put once the
+// transaction has committed. Each write is checked against the committed
+// state plus the writes before it in the same transaction, so two writes to
+// one key in one batch behave exactly as if they were made one after the
+// other. A write that fails its own checks (ErrVersionConflict,
+// schemas.ErrIllegalTransition, schemas.ErrFingerprintMismatch) changes
+// nothing and is answered with its error; the others in its batch go on. If
+// the transaction fails to commit, every write in it is answered with an
+// error wrapping ErrWriteFailed, none is acknowledged, and Healthy reports
+// the failure until a later commit succeeds.
+//
+// bbolt's own DB.Batch is not used: it may run a function twice, and it
+// cannot answer a failed check without failing or retrying its neighbours.
+//
+// Prune deletes old records in a finished state other than issued
+// (schemas.OrderState.Finished: rejected) through the same commit
+// goroutine, a chunk at a time, re-checking each record in the transaction
+// so that an order restarted meanwhile is kept. Issued records are tax
+// records and are kept forever; failed ones are kept because a replayed
+// dead letter resumes them. Reads (Get, Scan, Counts, WriteTo) use
+// bbolt read transactions and never wait for the commit goroutine.
+package store

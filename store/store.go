@@ -1,0 +1,631 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// Errors returned by the store. Check them with errors.Is: they are always
+// wrapped with the operation and the order key.
+var (
+	// ErrLocked is returned by Open when the store file stays locked for
+	// Config.LockTimeout: another consumer instance, in another process or in
+	// this one, is using the data directory.
+	ErrLocked = errors.New("order store is locked")
+	// ErrVersionConflict is returned by Put when the stored record is not the
+	// one the write was based on: its Version differs from the record's
+	// Version, a record exists although Version is 0, or none exists although
+	// Version is not 0. Someone else wrote first; read the record again and
+	// decide anew.
+	ErrVersionConflict = errors.New("order version conflict")
+	// ErrClosed is returned by every method of a DB after Close has been
+	// called (and by Put calls that Close overtook).
+	ErrClosed = errors.New("order store is closed")
+	// ErrWriteFailed is returned by Put and Prune when the transaction that
+	// carried the write could not be committed (disk full, file size limit,
+	// I/O error). Nothing of that transaction is acknowledged; Healthy
+	// reports the failure until a commit succeeds.
+	ErrWriteFailed = errors.New("order store write failed")
+	// ErrInvalidKey is returned by Get and Put when the seller or the order
+	// number is empty, contains a NUL byte, or the two are longer than a
+	// bbolt key allows.
+	ErrInvalidKey = errors.New("invalid order key")
+)
+
+// Defaults applied by Open to zero Config fields.
+const (
+	// DefaultLockTimeout is how long Open waits for the file lock.
+	DefaultLockTimeout = time.Second
+	// DefaultMaxBatch is the most writes committed in one transaction.
+	DefaultMaxBatch = 256
+)
+
+// Chunk sizes of Scan and Prune: how many keys one read transaction (and one
+// prune write) handles.
+const (
+	scanChunk  = 256
+	pruneChunk = 512
+)
+
+// formatVersion is the layout version recorded in the meta bucket.
+const formatVersion = "1"
+
+var (
+	bucketOrders = []byte("orders")
+	bucketStates = []byte("states")
+	bucketMeta   = []byte("meta")
+	probeKey     = []byte("probe")
+	keyFormat    = []byte("format")
+	emptyValue   = []byte{}
+)
+
+// Config configures Open. The zero value of every field but Path is a usable
+// default.
+type Config struct {
+	// Path is the bbolt file. Its directory must exist; the file is created
+	// (mode 0600) when missing.
+	Path string
+	// LockTimeout is how long Open waits for the file lock before failing
+	// with ErrLocked. 0 means DefaultLockTimeout.
+	LockTimeout time.Duration
+	// MaxBatch is the most writes committed in one transaction. 0 means
+	// DefaultMaxBatch; 1 commits every write in its own transaction.
+	MaxBatch int
+	// MaxBatchDelay is how long the commit goroutine may wait for more
+	// writes to fill a batch once it holds one. 0 means no waiting: whatever
+	// queued while the previous transaction committed goes into the next.
+	MaxBatchDelay time.Duration
+	// NoSync skips fsync. For tests only: a write is then not durable when
+	// Put returns.
+	NoSync bool
+}
+
+// Validate reports a Config that Open cannot use.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Path == "" {
+		errs = append(errs, errors.New("path is required"))
+	}
+	if c.LockTimeout < 0 {
+		errs = append(errs, fmt.Errorf("lock timeout %s is negative", c.LockTimeout))
+	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("max batch %d is negative", c.MaxBatch))
+	}
+	if c.MaxBatchDelay < 0 {
+		errs = append(errs, fmt.Errorf("max batch delay %s is negative", c.MaxBatchDelay))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store config: %w", err)
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.LockTimeout == 0 {
+		c.LockTimeout = DefaultLockTimeout
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	return c
+}
+
+// DB is an open order store. Its methods are safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	cfg  Config
+
+	// mu guards sends on reqs against Close: Put holds it for reading while
+	// it hands a request over, Close takes it for writing to close reqs.
+	mu     sync.RWMutex
+	closed atomic.Bool
+	reqs   chan *request
+	wg     sync.WaitGroup
+
+	healthMu sync.Mutex
+	lastErr  error
+
+	commits       atomic.Int64
+	failedCommits atomic.Int64
+	batched       atomic.Int64
+}
+
+// Open opens (creating if needed) the store file at cfg.Path, takes its
+// lock, and starts the commit goroutine; Close stops it. When the file stays
+// locked for cfg.LockTimeout, Open fails with an error wrapping ErrLocked.
+func Open(cfg Config) (*DB, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open order store: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	bdb, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
+		Timeout:      cfg.LockTimeout,
+		NoSync:       cfg.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open order store %s: %w: the data directory %s is in use by another consumer instance "+
+			"(its file lock was not released within %s); stop that instance or give this one its own data directory",
+			cfg.Path, ErrLocked, filepath.Dir(cfg.Path), cfg.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open order store %s: %w", cfg.Path, err)
+	}
+	if err := bdb.Update(initLayout); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("open order store %s: %w", cfg.Path, err)
+	}
+	db := &DB{
+		bolt: bdb,
+		cfg:  cfg,
+		reqs: make(chan *request),
+	}
+	db.wg.Go(db.run)
+	return db, nil
+}
+
+// initLayout creates the buckets of a new file and checks the layout
+// version of an existing one.
+func initLayout(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	switch v := meta.Get(keyFormat); {
+	case v == nil:
+		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+			return err
+		}
+	case string(v) != formatVersion:
+		return fmt.Errorf("store file has layout version %q, this build reads %q", v, formatVersion)
+	}
+	if _, err := tx.CreateBucketIfNotExists(bucketOrders); err != nil {
+		return err
+	}
+	states, err := tx.CreateBucketIfNotExists(bucketStates)
+	if err != nil {
+		return err
+	}
+	for _, s := range schemas.OrderStates {
+		if _, err := states.CreateBucketIfNotExists([]byte(s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops accepting writes, commits the writes already handed to the
+// commit goroutine, waits for it to end, and closes the file (releasing the
+// lock). Put calls that had not been handed over get ErrClosed. Calling
+// Close again returns nil.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed.Load() {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed.Store(true)
+	close(db.reqs)
+	db.mu.Unlock()
+
+	db.wg.Wait()
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close order store %s: %w", db.cfg.Path, err)
+	}
+	return nil
+}
+
+// Healthy returns nil while the store can commit: the error of the last
+// failed commit while no commit has succeeded since (wrapping
+// ErrWriteFailed), or ErrClosed after Close. While it returns an error the
+// consumer should report unready and stop acknowledging messages.
+func (db *DB) Healthy() error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	db.healthMu.Lock()
+	defer db.healthMu.Unlock()
+	return db.lastErr
+}
+
+// Probe commits a tiny write (a heartbeat in the meta bucket) through the
+// commit goroutine and returns its error. A consumer that stopped writing
+// because Healthy reported a failed commit probes to find out when the disk
+// works again; a successful probe clears Healthy.
+func (db *DB) Probe(ctx context.Context) error {
+	req := &request{probe: time.Now(), done: make(chan struct{})}
+	if err := db.submit(ctx, req); err != nil {
+		return err
+	}
+	return req.err
+}
+
+// setHealth records the outcome of a commit.
+func (db *DB) setHealth(err error) {
+	db.healthMu.Lock()
+	db.lastErr = err
+	db.healthMu.Unlock()
+}
+
+// Stats are counters of the commit goroutine since Open.
+type Stats struct {
+	// Commits counts batches answered without a commit failure: committed
+	// transactions, and those rolled back because every write in them failed
+	// its checks.
+	Commits int64
+	// FailedCommits counts transactions that failed to commit.
+	FailedCommits int64
+	// Requests counts the writes (Put calls and Prune chunks) carried by
+	// committed transactions, including those answered with their own
+	// check error. Requests/Commits is the mean batch size.
+	Requests int64
+}
+
+// Stats returns the commit counters. It is cheap and safe to call at any
+// time, including after Close.
+func (db *DB) Stats() Stats {
+	return Stats{
+		Commits:       db.commits.Load(),
+		FailedCommits: db.failedCommits.Load(),
+		Requests:      db.batched.Load(),
+	}
+}
+
+// Get returns the record stored under key, and whether there is one.
+// Errors: ErrInvalidKey, ErrClosed, ctx's error, and decoding errors of a
+// damaged record.
+func (db *DB) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+	var rec schemas.OrderRecord
+	k, err := encodeKey(key)
+	if err != nil {
+		return rec, false, fmt.Errorf("get order %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return rec, false, fmt.Errorf("get order %s: %w", key, err)
+	}
+	found := false
+	err = db.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketOrders).Get(k)
+		if v == nil {
+			return nil
+		}
+		found = true
+		return decodeRecord(v, &rec)
+	})
+	if err != nil {
+		return schemas.OrderRecord{}, false, fmt.Errorf("get order %s: %w", key, err)
+	}
+	return rec, found, nil
+}
+
+// Put stores rec if the stored record is the one rec was based on (its
+// Version equals rec.Version; 0 means there must be none) and
+// schemas.CheckTransition allows the move from it to rec. The stored and
+// returned record has Version rec.Version+1 and UpdatedAt the time of the
+// call in UTC. When Put returns nil the write is committed and on disk.
+//
+// Errors, all wrapped with the order key: ErrInvalidKey; ErrVersionConflict
+// (saying what was found); errors wrapping schemas.ErrIllegalTransition or
+// schemas.ErrFingerprintMismatch; ErrWriteFailed when the transaction failed
+// to commit (the write was not made); ErrClosed; ctx's error if ctx ends
+// before the commit goroutine has taken the write (it is then not made).
+// Once taken, Put waits for the commit, which takes one fsync.
+//
+// Put is safe for concurrent use; concurrent Puts share transactions.
+func (db *DB) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	key := rec.Key()
+	if err := ctx.Err(); err != nil {
+		return schemas.OrderRecord{}, fmt.Errorf("put order %s: %w", key, err)
+	}
+	req, err := newPutRequest(rec, time.Now())
+	if err != nil {
+		return schemas.OrderRecord{}, fmt.Errorf("put order %s: %w", key, err)
+	}
+	if err := db.submit(ctx, req); err != nil {
+		return schemas.OrderRecord{}, fmt.Errorf("put order %s: %w", key, err)
+	}
+	if req.err != nil {
+		return schemas.OrderRecord{}, fmt.Errorf("put order %s: %w", key, req.err)
+	}
+	return *req.rec, nil
+}
+
+// newPutRequest prepares the write of rec made at now: the record as it
+// will be stored (next Version, UpdatedAt now in UTC) and its encoding,
+// done in the caller's goroutine to keep the commit goroutine short.
+func newPutRequest(rec schemas.OrderRecord, now time.Time) (*request, error) {
+	k, err := encodeKey(rec.Key())
+	if err != nil {
+		return nil, err
+	}
+	req := &request{key: k, expect: rec.Version, done: make(chan struct{})}
+	rec.Version++
+	rec.UpdatedAt = now.UTC()
+	req.rec = &rec
+	if req.data, err = json.Marshal(&rec); err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return req, nil
+}
+
+// Scan calls fn with every record in state, ordered by seller and then by
+// order number, until fn returns false or the records run out. It reads the
+// state index a chunk at a time and calls fn outside any transaction, so fn
+// may call Put (for example to move the record it is given); records moved
+// into or out of state meanwhile may or may not be seen. Errors: ErrClosed,
+// ctx's error (checked between records), an unknown state, and decoding
+// errors.
+func (db *DB) Scan(ctx context.Context, state schemas.OrderState, fn func(schemas.OrderRecord) bool) error {
+	if !state.Valid() {
+		return fmt.Errorf("scan orders: unknown state %q", state)
+	}
+	var after []byte
+	for {
+		recs, next, err := db.scanChunk(state, after)
+		if err != nil {
+			return fmt.Errorf("scan %s orders: %w", state, err)
+		}
+		for _, r := range recs {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("scan %s orders: %w", state, err)
+			}
+			if !fn(r) {
+				return nil
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		after = next
+	}
+}
+
+// scanChunk reads up to scanChunk records of state whose keys sort after
+// after (from the first when nil). next is the last key read, or nil when
+// the index has no more.
+func (db *DB) scanChunk(state schemas.OrderState, after []byte) (recs []schemas.OrderRecord, next []byte, err error) {
+	err = db.view(func(tx *bolt.Tx) error {
+		orders := tx.Bucket(bucketOrders)
+		c := tx.Bucket(bucketStates).Bucket([]byte(state)).Cursor()
+		var last []byte
+		k, _ := seekAfter(c, after)
+		for ; k != nil; k, _ = c.Next() {
+			if len(recs) == scanChunk {
+				next = bytes.Clone(last)
+				return nil
+			}
+			last = k
+			v := orders.Get(k)
+			if v == nil {
+				return fmt.Errorf("state index lists %s but no record is stored", keyString(k))
+			}
+			var rec schemas.OrderRecord
+			if err := decodeRecord(v, &rec); err != nil {
+				return err
+			}
+			recs = append(recs, rec)
+		}
+		return nil
+	})
+	return recs, next, err
+}
+
+// Counts returns how many records are in each state; every state is in the
+// map, with 0 when it has none. The counts are one consistent snapshot.
+// Errors: ErrClosed, ctx's error.
+func (db *DB) Counts(ctx context.Context) (map[schemas.OrderState]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("count orders: %w", err)
+	}
+	counts := make(map[schemas.OrderState]int, len(schemas.OrderStates))
+	err := db.view(func(tx *bolt.Tx) error {
+		states := tx.Bucket(bucketStates)
+		for _, s := range schemas.OrderStates {
+			counts[s] = states.Bucket([]byte(s)).Stats().KeyN
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count orders: %w", err)
+	}
+	return counts, nil
+}
+
+// WriteTo writes a consistent copy of the whole store file to w (a hot
+// backup: it runs in one read transaction while writes go on). The copy
+// opens with Open. It returns the number of bytes written. A commit that has
+// to grow the file's memory map waits until the copy ends.
+func (db *DB) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	err := db.view(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("back up order store: %w", err)
+	}
+	return n, nil
+}
+
+// Prune deletes the records that may be forgotten: those in a finished
+// state other than issued (schemas.OrderState.Finished; today that is
+// rejected only) last written before cutoff. Issued records are tax records
+// and are never deleted; nor are in-flight or resumable ones (submitting,
+// accepted, action_required, and failed, which a replayed dead letter
+// resumes by querying the provider with the references the record keeps).
+// It reads candidates a chunk at a time and deletes each chunk in a
+// transaction of the commit goroutine, re-checking every record there, so
+// writers wait for at most one chunk and a record moved meanwhile is kept.
+// It returns how many records it deleted, also when it fails part way.
+// Errors: ErrClosed, ErrWriteFailed, ctx's error (checked between chunks).
+func (db *DB) Prune(ctx context.Context, cutoff time.Time) (int, error) {
+	deleted := 0
+	for _, state := range prunableStates() {
+		var after []byte
+		for {
+			if err := ctx.Err(); err != nil {
+				return deleted, fmt.Errorf("prune orders: %w", err)
+			}
+			items, next, err := db.pruneCandidates(state, after, cutoff)
+			if err != nil {
+				return deleted, fmt.Errorf("prune %s orders: %w", state, err)
+			}
+			if len(items) > 0 {
+				req := &request{prune: items, cutoff: cutoff, done: make(chan struct{})}
+				if err := db.submit(ctx, req); err != nil {
+					return deleted, fmt.Errorf("prune %s orders: %w", state, err)
+				}
+				if req.err != nil {
+					return deleted, fmt.Errorf("prune %s orders: %w", state, req.err)
+				}
+				deleted += req.deleted
+			}
+			if next == nil {
+				break
+			}
+			after = next
+		}
+	}
+	return deleted, nil
+}
+
+// pruneItem is a record Prune found deletable, at the version it was found.
+type pruneItem struct {
+	key     []byte
+	version uint64
+}
+
+// pruneHeader is the part of a record Prune needs.
+type pruneHeader struct {
+	State     schemas.OrderState `json:"state"`
+	UpdatedAt time.Time          `json:"updatedAt"`
+	Version   uint64             `json:"version"`
+}
+
+// prunableStates lists the states Prune deletes from: finished, not issued.
+func prunableStates() []schemas.OrderState {
+	var states []schemas.OrderState
+	for _, s := range schemas.OrderStates {
+		if prunableState(s) {
+			states = append(states, s)
+		}
+	}
+	return states
+}
+
+// prunableState reports whether Prune may delete a record in state s.
+func prunableState(s schemas.OrderState) bool {
+	return s.Finished() && s != schemas.StateIssued
+}
+
+// prunable reports whether a record may be deleted by Prune with cutoff.
+func (h *pruneHeader) prunable(cutoff time.Time) bool {
+	return prunableState(h.State) && h.UpdatedAt.Before(cutoff)
+}
+
+// pruneCandidates looks at up to pruneChunk keys of state after after and
+// returns the deletable ones; next is the last key looked at, or nil when
+// the index has no more.
+func (db *DB) pruneCandidates(state schemas.OrderState, after []byte, cutoff time.Time) (items []pruneItem, next []byte, err error) {
+	err = db.view(func(tx *bolt.Tx) error {
+		orders := tx.Bucket(bucketOrders)
+		c := tx.Bucket(bucketStates).Bucket([]byte(state)).Cursor()
+		n := 0
+		var last []byte
+		k, _ := seekAfter(c, after)
+		for ; k != nil; k, _ = c.Next() {
+			if n == pruneChunk {
+				next = bytes.Clone(last)
+				return nil
+			}
+			n++
+			last = k
+			v := orders.Get(k)
+			if v == nil {
+				continue
+			}
+			var h pruneHeader
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("decode order %s: %w", keyString(k), err)
+			}
+			if h.prunable(cutoff) {
+				items = append(items, pruneItem{key: bytes.Clone(k), version: h.Version})
+			}
+		}
+		return nil
+	})
+	return items, next, err
+}
+
+// seekAfter positions c on the first key after after, or on the first key
+// when after is nil.
+func seekAfter(c *bolt.Cursor, after []byte) (k, v []byte) {
+	if after == nil {
+		return c.First()
+	}
+	k, v = c.Seek(after)
+	if k != nil && bytes.Equal(k, after) {
+		k, v = c.Next()
+	}
+	return k, v
+}
+
+// view runs fn in a read transaction, reporting ErrClosed after Close.
+func (db *DB) view(fn func(*bolt.Tx) error) error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	err := db.bolt.View(fn)
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// encodeKey returns the bbolt key of an order: seller, NUL, order number.
+func encodeKey(key schemas.OrderKey) ([]byte, error) {
+	switch {
+	case key.Seller == "":
+		return nil, fmt.Errorf("%w: empty seller", ErrInvalidKey)
+	case key.OrderNo == "":
+		return nil, fmt.Errorf("%w: empty order number", ErrInvalidKey)
+	case bytes.IndexByte([]byte(key.Seller), 0) >= 0 || bytes.IndexByte([]byte(key.OrderNo), 0) >= 0:
+		return nil, fmt.Errorf("%w: NUL byte in seller or order number", ErrInvalidKey)
+	case len(key.Seller)+1+len(key.OrderNo) > bolt.MaxKeySize:
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidKey, bolt.MaxKeySize)
+	}
+	k := make([]byte, 0, len(key.Seller)+1+len(key.OrderNo))
+	k = append(k, key.Seller...)
+	k = append(k, 0)
+	k = append(k, key.OrderNo...)
+	return k, nil
+}
+
+// keyString renders a bbolt key as schemas.OrderKey.String does.
+func keyString(k []byte) string {
+	seller, orderNo, _ := bytes.Cut(k, []byte{0})
+	return schemas.OrderKey{Seller: string(seller), OrderNo: string(orderNo)}.String()
+}
+
+// decodeRecord decodes a stored record.
+func decodeRecord(v []byte, rec *schemas.OrderRecord) error {
+	if err := json.Unmarshal(v, rec); err != nil {
+		return fmt.Errorf("decode order: %w", err)
+	}
+	return nil
+}
