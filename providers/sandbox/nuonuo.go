@@ -1,12 +1,225 @@
 package sandbox
 
-import "net/http"
+// The Nuonuo open platform, as seeds 000, 001 and 002 and the platform's
+// public documents describe it. This is an independent implementation: it
+// decodes the raw JSON itself and shares no code with providers/nuonuo, so
+// that client and sandbox cannot agree by construction.
+//
+// # Every call to POST /open/v1/services
+//
+// Checked in this order, answered in the envelope
+// {"code","describe","result"} with Content-Type application/json;charset=UTF-8:
+//
+//	appkey not the configured AppKey                   070101 获取app密钥失败或appkey无效
+//	senid not 32 hex, nonce not 8 digits,
+//	  timestamp not digits                             0201   输入参数格式有误
+//	timestamp more than 10 minutes off the clock       070601 验签失败 (clock skew, the documented cause)
+//	X-Nuonuo-Sign not HMAC-SHA1 over the exact body    070601 签名不匹配
+//	accessToken neither the static Token nor a live
+//	  fetched token                                    070301 accessToken不匹配/或appKey不匹配
+//	accessToken fetched but expired                    070301 accessToken已过期 (see below)
+//	userTax header missing                             070401 调用用户身份不匹配
+//	method header unknown                              070501 请求的API不存在
+//	body not JSON                                      0201   输入参数格式有误
+//
+// The platform's public code list has no separate code for an expired token
+// (070302 is "APP未申请该资源", the app lacks the API), so an expired token
+// is answered 070301 with its own message, which is what makes a client
+// refresh it.
+//
+// # POST /accessToken
+//
+// Form client_id, client_secret, grant_type=client_credentials, as
+// application/x-www-form-urlencoded (else 070315). Every call is counted in
+// Stats.TokenCalls["nuonuo"]; past NuonuoConfig.TokenCallLimit calls the
+// answer is 070306. A wrong client_id is 070304, a wrong client_secret
+// 070305 (both echo the value in brackets, as the platform's messages do), a
+// wrong grant_type 070307. Refusals are {"error","error_description"}; a
+// token is {"access_token","expires_in"} with expires_in a string of
+// seconds, NuonuoConfig.TokenTTL. Fetched tokens stay valid until they
+// expire, also after a newer one was fetched.
+//
+// # Methods
+//
+// requestBillingNew (both ElectronInvoice and OpeMplatform) validates what
+// seed 001's codes name: E4000 (a required field is missing: order, orderNo,
+// buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
+// goodsName, taxRate or withTaxFlag; buyerPhone for pushMode 1 (the default)
+// or 2, email for pushMode 0 or 2; more than 2000 lines), E9101, E9102 (a red
+// order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
+// for this seller), E9107, E9108, E9110, E9111, E9112, E9114, E9116, E9119,
+// E9122, E9123, E9124–E9129, E9130, E9131 ("金额*税率-税额大于0.06,明细行名称:xxx,第x行"),
+// E9138 (goodsCode missing), E9154 and E9302 (userTax ≠ salerTaxNum). Every
+// call that names an order counts as a submission, refused ones too. An
+// accepted order answers E0000 with a 20-digit invoiceSerialNum and counts
+// one issuance of N invoices: an order whose total (tax included) exceeds
+// SplitLimit is split into ceil(total/SplitLimit) invoices, more than 10 is
+// E9154 and nothing is issued.
+//
+// queryInvoiceResult takes serialNos or orderNos (serialNos win; at most 50,
+// else E4000). An accepted order shows status 20 (开票中) for its first
+// PendingQueries queries, then 2 (开票完成) with one entry per invoice:
+// invoiceCode, invoiceNo, a 20-digit allElectronicInvoiceNumber, invoiceTime
+// (epoch milliseconds, a JSON number), exTaxAmount/taxAmount/orderAmount as
+// strings and a pdfUrl to a real PDF under /_sandbox/documents/. When none of
+// the requested orders exists the answer is E9500.
+//
+// reInvoice takes fpqqlsh or orderno (fpqqlsh wins). At most 20 calls per
+// order; the 21st and later answer E9613. An issued order answers E0000
+// "发票已生成，无需再重试开票" and nothing happens; an order still issuing
+// answers E0000 "开票中（重试中）"; a failed order (22) goes back to issuing
+// and will issue: that is its one issuance. An unknown order is E9500.
+//
+// saveInvoiceRedConfirm needs blueInvoiceLine, applySource (0 or 1),
+// sellerTaxNo (= userTax, else E9302), buyerName, redReason 1–4, sellerName
+// when the buyer applies, and the blue invoice's numbers (E9102). billId is
+// the idempotency key: the same billId answers the same form id and creates
+// nothing; without one the sandbox makes one up. The result is the form id,
+// which is also the form's billNo. Submissions and the red invoice's issuance
+// are counted under the form's orderNo, or its billId when it has none.
+//
+// queryInvoiceRedConfirm finds a form by billUuid, billId or billNo (in that
+// order of preference; identity 0 or 1 is required) and answers
+// {"total": n, "list": [...]}, an empty list when there is no such form.
+// Each query that names a form moves it on: RedConfirmSteps queries in 15
+// (申请中), then RedConfirmSteps in 02 (03 when the buyer applied), then 04
+// (购销双方已确认). A seller's application for an individual buyer (applySource
+// 0, no buyerTaxNo) needs no confirmation and goes from 15 to 01. On reaching
+// 01 or 04 an electronic form (blueInvoiceLine pc or bs) issues its red
+// invoice at once, as the platform does: the list entry then carries
+// invoiceSerialNum and orderNo, and queryInvoiceResult knows the red invoice.
+//
+// # Magic values
+//
+//   - An order whose remark contains SANDBOX:FAIL ends in status 22 with a
+//     failCause instead of 2, so that reInvoice can be exercised; reInvoice
+//     then issues it.
+//   - A red confirmation whose buyerName contains SANDBOX:REFUSE is refused
+//     by the other party: 05 (06 when the buyer applied) instead of 04.
+//   - A red confirmation whose buyerName contains SANDBOX:FAIL ends in 16
+//     (申请失败) after 15.
 
-// nuonuoState is the Nuonuo side's memory. (To be written: orders, tokens,
-// red confirmation forms.)
-type nuonuoState struct{}
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // Nuonuo's signature is HMAC-SHA1.
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
 
-func newNuonuoState() *nuonuoState { return &nuonuoState{} }
+	"github.com/shopspring/decimal"
+)
+
+// Nuonuo method names the sandbox serves.
+const (
+	nnBillingEI       = "nuonuo.ElectronInvoice.requestBillingNew"
+	nnBillingOM       = "nuonuo.OpeMplatform.requestBillingNew"
+	nnQueryEI         = "nuonuo.ElectronInvoice.queryInvoiceResult"
+	nnQueryOM         = "nuonuo.OpeMplatform.queryInvoiceResult"
+	nnReInvoice       = "nuonuo.OpeMplatform.reInvoice"
+	nnSaveRedConfirm  = "nuonuo.OpeMplatform.saveInvoiceRedConfirm"
+	nnQueryRedConfirm = "nuonuo.OpeMplatform.queryInvoiceRedConfirm"
+
+	nnMaxRetries  = 20
+	nnMaxInvoices = 10
+	nnMaxQuery    = 50
+	nnMaxLines    = 2000
+	nnClockSkew   = 10 * time.Minute
+	nnMaxBody     = 8 << 20
+	nnMagicFail   = "SANDBOX:FAIL"
+	nnMagicRefuse = "SANDBOX:REFUSE"
+)
+
+// Invoice statuses of queryInvoiceResult.
+const (
+	nnIssued  = "2"
+	nnIssuing = "20"
+	nnFailed  = "22"
+)
+
+var nnStatusMsg = map[string]string{nnIssued: "开票完成", nnIssuing: "开票中", nnFailed: "开票失败"}
+
+// Red confirmation form statuses.
+var nnBillMsg = map[string]string{
+	"01": "无需确认",
+	"02": "销方录入待购方确认",
+	"03": "购方录入待销方确认",
+	"04": "购销双方已确认",
+	"05": "作废（销方录入购方否认）",
+	"06": "作废（购方录入销方否认）",
+	"15": "申请中",
+	"16": "申请失败",
+}
+
+// nuonuoState is the Nuonuo side's memory: fetched tokens, orders and red
+// confirmation forms.
+type nuonuoState struct {
+	mu         sync.Mutex
+	tokens     map[string]time.Time // fetched token → expiry
+	tokenCalls int
+	orders     map[nnKey]*nnOrder // (seller, orderNo)
+	serials    map[string]*nnOrder
+	forms      map[nnKey]*nnForm // (seller, billId)
+	seq        uint64
+}
+
+type nnKey struct{ seller, id string }
+
+// nnOrder is one order of requestBillingNew (or a red invoice issued from a
+// confirmation form).
+type nnOrder struct {
+	seller, orderNo, serial string
+	line, invoiceType       string
+	buyer                   string
+	fail                    bool // SANDBOX:FAIL: the current issuance attempt fails
+	status                  string
+	polls                   int // queries since the last (re)submission
+	retries                 int // reInvoice calls
+	parts                   int
+	exTax, tax, total       decimal.Decimal
+	failCause               string
+	invoices                []nnInvoice
+}
+
+type nnInvoice struct {
+	code, number, digital string
+	at                    time.Time
+	exTax, tax, total     string
+	pdfURL                string
+}
+
+// nnForm is one red confirmation form.
+type nnForm struct {
+	seller, billID, billNo, uuid  string
+	statsKey                      string
+	applySource, blueLine, blueNo string
+	sellerName, buyerTaxNo, buyer string
+	redReason, orderNo            string
+	exTax, tax                    decimal.Decimal
+	noConfirm, refuse, fail       bool
+	status                        string
+	polls                         int
+	billTime, confirmTime         time.Time
+	redSerial, redOrderNo         string
+}
+
+func newNuonuoState() *nuonuoState {
+	return &nuonuoState{
+		tokens:  map[string]time.Time{},
+		orders:  map[nnKey]*nnOrder{},
+		serials: map[string]*nnOrder{},
+		forms:   map[nnKey]*nnForm{},
+	}
+}
 
 var nuonuoSpec = providerSpec{
 	name:   "nuonuo",
@@ -20,10 +233,979 @@ var nuonuoSpec = providerSpec{
 	},
 }
 
+// nnAnswer is one envelope.
+type nnAnswer struct {
+	code, describe string
+	result         any
+}
+
+func nnFail(code, format string, args ...any) nnAnswer {
+	return nnAnswer{code: code, describe: fmt.Sprintf(format, args...)}
+}
+
+func nnOK(describe string, result any) nnAnswer {
+	return nnAnswer{code: "E0000", describe: describe, result: result}
+}
+
+func nnWrite(w http.ResponseWriter, a nnAnswer) {
+	m := map[string]any{"code": a.code, "describe": a.describe}
+	if a.result != nil {
+		m["result"] = a.result
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
 func (s *Server) nuonuoServices(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "not implemented", http.StatusNotImplemented)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, nnMaxBody))
+	if err != nil {
+		nnWrite(w, nnFail("0201", "输入参数格式有误: 请求报文无法读取"))
+		return
+	}
+	if a, ok := s.nnVerify(r, body); !ok {
+		nnWrite(w, a)
+		return
+	}
+	seller := r.Header.Get("userTax")
+	var a nnAnswer
+	switch method := r.Header.Get("method"); method {
+	case nnBillingEI, nnBillingOM, nnQueryEI, nnQueryOM, nnReInvoice, nnSaveRedConfirm, nnQueryRedConfirm:
+		if !json.Valid(body) {
+			a = nnFail("0201", "输入参数格式有误")
+			break
+		}
+		switch method {
+		case nnBillingEI, nnBillingOM:
+			a = s.nnRequestBilling(seller, body)
+		case nnQueryEI, nnQueryOM:
+			a = s.nnQueryInvoice(seller, body)
+		case nnReInvoice:
+			a = s.nnReInvoice(seller, body)
+		case nnSaveRedConfirm:
+			a = s.nnSaveRedConfirm(seller, body)
+		default:
+			a = s.nnQueryRedConfirm(seller, body)
+		}
+	default:
+		a = nnFail("070501", "请求的API不存在: %s", method)
+	}
+	nnWrite(w, a)
+}
+
+var (
+	nnSenidRe = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+	nnNonceRe = regexp.MustCompile(`^[1-9][0-9]{7}$`)
+	nnDigits  = regexp.MustCompile(`^[0-9]+$`)
+)
+
+// nnVerify checks the public parameters, the signature and the token.
+func (s *Server) nnVerify(r *http.Request, body []byte) (nnAnswer, bool) {
+	cfg := s.cfg.Nuonuo
+	q := r.URL.Query()
+	appKey, senid, nonce, ts := q.Get("appkey"), q.Get("senid"), q.Get("nonce"), q.Get("timestamp")
+	if appKey != cfg.AppKey {
+		return nnFail("070101", "获取app密钥失败或appkey无效"), false
+	}
+	if !nnSenidRe.MatchString(senid) || !nnNonceRe.MatchString(nonce) || !nnDigits.MatchString(ts) {
+		return nnFail("0201", "输入参数格式有误: senid须为32位随机码, nonce须为8位随机正整数, timestamp须为当前时间的秒数"), false
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return nnFail("0201", "输入参数格式有误: timestamp"), false
+	}
+	if d := s.now().Sub(time.Unix(sec, 0)); d > nnClockSkew || d < -nnClockSkew {
+		return nnFail("070601", "验签失败: 请检查服务器时间是否与北京时间保持一致"), false
+	}
+	mac := hmac.New(sha1.New, []byte(cfg.AppSecret))
+	io.WriteString(mac, "a=services&l=v1&p=open&k="+appKey+"&i="+senid+"&n="+nonce+"&t="+ts+"&f=")
+	mac.Write(body)
+	want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	if !hmac.Equal([]byte(want), []byte(r.Header.Get("X-Nuonuo-Sign"))) {
+		return nnFail("070601", "签名不匹配"), false
+	}
+	tok := r.Header.Get("accessToken")
+	if tok != cfg.Token {
+		n := s.nuonuo
+		n.mu.Lock()
+		exp, ok := n.tokens[tok]
+		n.mu.Unlock()
+		switch {
+		case tok == "" || !ok:
+			return nnFail("070301", "accessToken不匹配/或appKey不匹配"), false
+		case !s.now().Before(exp):
+			return nnFail("070301", "accessToken已过期"), false
+		}
+	}
+	if r.Header.Get("userTax") == "" {
+		return nnFail("070401", "调用用户身份不匹配: 请检查商户税号userTax和token是否匹配"), false
+	}
+	return nnAnswer{}, true
 }
 
 func (s *Server) nuonuoToken(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "not implemented", http.StatusNotImplemented)
+	s.stats.tokenCall("nuonuo")
+	cfg := s.cfg.Nuonuo
+	n := s.nuonuo
+	n.mu.Lock()
+	n.tokenCalls++
+	calls := n.tokenCalls
+	n.mu.Unlock()
+	refuse := func(code, desc string) {
+		writeJSON(w, http.StatusOK, map[string]string{"error": code, "error_description": desc})
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		refuse("070315", "Incorrect content-type")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
+	if err := r.ParseForm(); err != nil {
+		refuse("070315", "Incorrect content-type")
+		return
+	}
+	switch id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"); {
+	case cfg.TokenCallLimit > 0 && calls > cfg.TokenCallLimit:
+		refuse("070306", "The number of calls is limited")
+		return
+	case id != cfg.AppKey:
+		refuse("070304", "Incorrect clientId["+id+"]")
+		return
+	case secret != cfg.AppSecret:
+		refuse("070305", "Incorrect clientSecret["+secret+"]")
+		return
+	case r.PostForm.Get("grant_type") != "client_credentials":
+		refuse("070307", "Incorrect grant_type["+r.PostForm.Get("grant_type")+"]")
+		return
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	tok := hex.EncodeToString(b[:])
+	n.mu.Lock()
+	n.tokens[tok] = s.now().Add(cfg.TokenTTL)
+	n.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]string{
+		"access_token": tok,
+		"expires_in":   strconv.FormatInt(int64(cfg.TokenTTL/time.Second), 10),
+	})
 }
+
+// nnText is a JSON string or number (kept as its literal text) or null.
+type nnText string
+
+func (t *nnText) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) == 0 || string(b) == "null":
+		*t = ""
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = nnText(s)
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return err
+		}
+		*t = nnText(n.String())
+	}
+	return nil
+}
+
+func (t nnText) s() string { return strings.TrimSpace(string(t)) }
+
+type nnOrderIn struct {
+	BuyerName        nnText     `json:"buyerName"`
+	BuyerTaxNum      nnText     `json:"buyerTaxNum"`
+	BuyerPhone       nnText     `json:"buyerPhone"`
+	SalerTaxNum      nnText     `json:"salerTaxNum"`
+	OrderNo          nnText     `json:"orderNo"`
+	InvoiceDate      nnText     `json:"invoiceDate"`
+	InvoiceCode      nnText     `json:"invoiceCode"`
+	InvoiceNum       nnText     `json:"invoiceNum"`
+	Clerk            nnText     `json:"clerk"`
+	PushMode         nnText     `json:"pushMode"`
+	Email            nnText     `json:"email"`
+	InvoiceType      nnText     `json:"invoiceType"`
+	InvoiceLine      nnText     `json:"invoiceLine"`
+	Remark           nnText     `json:"remark"`
+	ProxyInvoiceFlag nnText     `json:"proxyInvoiceFlag"`
+	InvoiceDetail    []nnLineIn `json:"invoiceDetail"`
+}
+
+type nnLineIn struct {
+	GoodsName           nnText `json:"goodsName"`
+	GoodsCode           nnText `json:"goodsCode"`
+	WithTaxFlag         nnText `json:"withTaxFlag"`
+	Price               nnText `json:"price"`
+	Num                 nnText `json:"num"`
+	Tax                 nnText `json:"tax"`
+	TaxRate             nnText `json:"taxRate"`
+	TaxExcludedAmount   nnText `json:"taxExcludedAmount"`
+	TaxIncludedAmount   nnText `json:"taxIncludedAmount"`
+	InvoiceLineProperty nnText `json:"invoiceLineProperty"`
+}
+
+var nnNumberRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// nnLine is a line's amounts once read.
+type nnLine struct {
+	name, prop      string
+	rate, num       *decimal.Decimal
+	excl, tax, incl decimal.Decimal
+}
+
+var (
+	nnTol = decimal.RequireFromString("0.06")
+	nnOne = decimal.NewFromInt(1)
+)
+
+func (s *Server) nnRequestBilling(seller string, body []byte) nnAnswer {
+	var in struct {
+		Order *nnOrderIn `json:"order"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nnFail("E4000", "接口调用失败: 报文格式有误")
+	}
+	o := in.Order
+	if o == nil {
+		return nnFail("E4000", "接口调用失败: order不能为空")
+	}
+	orderNo := o.OrderNo.s()
+	if orderNo == "" {
+		return nnFail("E4000", "接口调用失败: orderNo不能为空")
+	}
+	s.stats.submission("nuonuo", seller, orderNo)
+	if a, ok := s.nnCheckOrder(seller, o); !ok {
+		return a
+	}
+	lines, a, ok := nnCheckLines(o)
+	if !ok {
+		return a
+	}
+	var exTax, tax, total decimal.Decimal
+	for _, l := range lines {
+		exTax, tax, total = exTax.Add(l.excl), tax.Add(l.tax), total.Add(l.incl)
+	}
+	parts := 1
+	if limit := decimal.NewFromFloat(s.cfg.Nuonuo.SplitLimit); limit.IsPositive() && total.Abs().GreaterThan(limit) {
+		parts = int(total.Abs().Div(limit).Ceil().IntPart())
+	}
+	if parts > nnMaxInvoices {
+		return nnFail("E9154", "订单被拆分后大于10张发票")
+	}
+	n := s.nuonuo
+	n.mu.Lock()
+	key := nnKey{seller, orderNo}
+	if _, dup := n.orders[key]; dup {
+		n.mu.Unlock()
+		return nnFail("E9106", "订单编号或流水号不能重复")
+	}
+	ord := &nnOrder{
+		seller: seller, orderNo: orderNo, serial: s.nnSerial(n),
+		line: o.InvoiceLine.s(), invoiceType: o.InvoiceType.s(), buyer: o.BuyerName.s(),
+		fail:   strings.Contains(string(o.Remark), nnMagicFail),
+		status: nnIssuing, parts: parts, exTax: exTax, tax: tax, total: total,
+	}
+	n.orders[key] = ord
+	n.serials[ord.serial] = ord
+	n.mu.Unlock()
+	if !ord.fail {
+		s.stats.issued("nuonuo", seller, orderNo, parts)
+	}
+	return nnOK("开票提交成功", map[string]string{"invoiceSerialNum": ord.serial})
+}
+
+// nnSerial returns a new 20-digit serial number; callers hold n.mu.
+func (s *Server) nnSerial(n *nuonuoState) string {
+	n.seq++
+	return s.now().Format("060102150405") + fmt.Sprintf("%08d", n.seq%100000000)
+}
+
+// nnCheckOrder applies the order-level rules.
+func (s *Server) nnCheckOrder(seller string, o *nnOrderIn) (nnAnswer, bool) {
+	for _, f := range []struct {
+		name string
+		v    nnText
+	}{{"buyerName", o.BuyerName}, {"salerTaxNum", o.SalerTaxNum}, {"invoiceDate", o.InvoiceDate}, {"clerk", o.Clerk}, {"invoiceType", o.InvoiceType}} {
+		if f.v.s() == "" {
+			return nnFail("E4000", "接口调用失败: %s不能为空", f.name), false
+		}
+	}
+	if utf8.RuneCountInString(o.OrderNo.s()) > 20 {
+		return nnFail("E4000", "接口调用失败: orderNo不能超过20位"), false
+	}
+	if _, err := time.Parse("2006-01-02 15:04:05", o.InvoiceDate.s()); err != nil {
+		return nnFail("E4000", "接口调用失败: invoiceDate格式须为yyyy-MM-dd HH:mm:ss"), false
+	}
+	if t := o.InvoiceType.s(); t != "1" && t != "2" {
+		return nnFail("E9101", "开票类型错误(1:正票 2:红票)"), false
+	}
+	if o.SalerTaxNum.s() != seller {
+		return nnFail("E9302", "身份认证与当前企业税号不相符"), false
+	}
+	if utf8.RuneCountInString(o.Email.s()) > 50 {
+		return nnFail("E9104", "购方邮箱不能超过50位"), false
+	}
+	pushMode := o.PushMode.s()
+	if pushMode == "" {
+		pushMode = "1"
+	}
+	if (pushMode == "1" || pushMode == "2") && o.BuyerPhone.s() == "" {
+		return nnFail("E4000", "接口调用失败: 推送方式为手机时buyerPhone不能为空"), false
+	}
+	if (pushMode == "0" || pushMode == "2") && o.Email.s() == "" {
+		return nnFail("E4000", "接口调用失败: 推送方式为邮箱时email不能为空"), false
+	}
+	if f := o.ProxyInvoiceFlag.s(); f != "" && f != "0" && f != "1" {
+		return nnFail("E9107", "代开标志只能为0和1"), false
+	}
+	if o.InvoiceType.s() == "2" {
+		code, num := o.InvoiceCode.s(), o.InvoiceNum.s()
+		if !nnDigits.MatchString(code) || (len(code) != 10 && len(code) != 12) || !nnDigits.MatchString(num) || len(num) != 8 {
+			return nnFail("E9102", "发票号码或发票代码不正确"), false
+		}
+	}
+	return nnAnswer{}, true
+}
+
+// nnCheckLines applies the line rules and returns every line's amounts.
+func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
+	if len(o.InvoiceDetail) == 0 {
+		return nil, nnFail("E9122", "商品详情为空"), false
+	}
+	if len(o.InvoiceDetail) > nnMaxLines {
+		return nil, nnFail("E4000", "接口调用失败: 商品明细最多2000行"), false
+	}
+	red := o.InvoiceType.s() == "2"
+	lines := make([]nnLine, len(o.InvoiceDetail))
+	for i := range o.InvoiceDetail {
+		l, a, ok := nnCheckLine(&o.InvoiceDetail[i], i)
+		if !ok {
+			return nil, a, false
+		}
+		lines[i] = l
+	}
+	for i, l := range lines {
+		switch l.prop {
+		case "2":
+			if i+1 >= len(lines) || lines[i+1].prop != "1" {
+				return nil, nnFail("E9110", "折扣行必须紧挨被折扣行之后,第%d行", i+1), false
+			}
+		case "1":
+			if i == 0 || lines[i-1].prop != "2" {
+				return nil, nnFail("E9110", "折扣行必须紧挨被折扣行之后,第%d行", i+1), false
+			}
+			prev := lines[i-1]
+			if l.name != prev.name {
+				return nil, nnFail("E9105", "折扣行的商品名称必须和被折扣行相同,第%d行", i+1), false
+			}
+			if !l.rate.Equal(*prev.rate) {
+				return nil, nnFail("E9112", "折扣行商品税率必须和被折扣行商品税率相同,第%d行", i+1), false
+			}
+			if l.incl.Abs().GreaterThan(prev.incl.Abs()) || l.excl.Abs().GreaterThan(prev.excl.Abs()) {
+				return nil, nnFail("E9108", "折扣行金额不能大于被折扣行的金额,第%d行", i+1), false
+			}
+		}
+		if l.num == nil || l.num.IsZero() {
+			continue
+		}
+		neg := l.num.IsNegative()
+		switch {
+		case !red && l.prop == "1" && !neg:
+			return nil, nnFail("E9111", "蓝票折扣行商品数量应为负,第%d行", i+1), false
+		case !red && l.prop == "2" && neg:
+			return nil, nnFail("E9114", "蓝票被折扣行商品数量应为正,第%d行", i+1), false
+		case red && l.prop == "1" && neg:
+			return nil, nnFail("E9116", "红票折扣行商品数量应为正,第%d行", i+1), false
+		case red && l.prop == "2" && !neg:
+			return nil, nnFail("E9119", "红票被折扣行商品数量应为负,第%d行", i+1), false
+		}
+	}
+	return lines, nnAnswer{}, true
+}
+
+func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
+	row := i + 1
+	l := nnLine{name: in.GoodsName.s(), prop: in.InvoiceLineProperty.s()}
+	if l.prop == "" {
+		l.prop = "0"
+	}
+	switch {
+	case l.name == "":
+		return l, nnFail("E4000", "接口调用失败: goodsName不能为空,第%d行", row), false
+	case in.TaxRate.s() == "":
+		return l, nnFail("E4000", "接口调用失败: taxRate不能为空,第%d行", row), false
+	case in.WithTaxFlag.s() != "0" && in.WithTaxFlag.s() != "1":
+		return l, nnFail("E4000", "接口调用失败: withTaxFlag只能为0或1,第%d行", row), false
+	case l.prop != "0" && l.prop != "1" && l.prop != "2":
+		return l, nnFail("E4000", "接口调用失败: invoiceLineProperty只能为0、1或2,第%d行", row), false
+	case in.GoodsCode.s() == "":
+		return l, nnFail("E9138", "商品编码获取出现异常,第%d行", row), false
+	}
+	rate, ok := nnDecimal(in.TaxRate.s())
+	if !ok {
+		return l, nnFail("E4000", "接口调用失败: taxRate只能是数字,第%d行", row), false
+	}
+	l.rate = &rate
+	amounts := []struct {
+		v                 string
+		tooLong, notDigit string
+		what              string
+		dst               *decimal.Decimal
+	}{
+		{in.TaxIncludedAmount.s(), "E9124", "E9125", "含税金额", &l.incl},
+		{in.TaxExcludedAmount.s(), "E9126", "E9127", "不含税金额", &l.excl},
+		{in.Tax.s(), "E9128", "E9129", "税额", &l.tax},
+	}
+	given := 0
+	for _, a := range amounts {
+		if a.v == "" {
+			continue
+		}
+		if len(strings.TrimPrefix(a.v, "-")) > 20 {
+			return l, nnFail(a.tooLong, "%s不能超过20位,第%d行", a.what, row), false
+		}
+		d, ok := nnDecimal(a.v)
+		if !ok {
+			return l, nnFail(a.notDigit, "%s只能是数字,第%d行", a.what, row), false
+		}
+		*a.dst = d
+		given++
+	}
+	price, num := in.Price.s(), in.Num.s()
+	if price == "" && (num != "" || given < 3) {
+		return l, nnFail("E9123", "项目单价为空时，含税金额、不含税金额、税额都不能为空,第%d行", row), false
+	}
+	var p, q decimal.Decimal
+	for _, f := range []struct {
+		v    string
+		dst  *decimal.Decimal
+		name string
+	}{{price, &p, "price"}, {num, &q, "num"}} {
+		if f.v == "" {
+			continue
+		}
+		d, ok := nnDecimal(f.v)
+		if !ok {
+			return l, nnFail("E4000", "接口调用失败: %s只能是数字,第%d行", f.name, row), false
+		}
+		*f.dst = d
+	}
+	if num != "" {
+		l.num = &q
+	}
+	if given < 3 {
+		if num == "" {
+			return l, nnFail("E4000", "接口调用失败: 单价不为空时数量不能为空,第%d行", row), false
+		}
+		amount := p.Mul(q).Round(2)
+		if in.WithTaxFlag.s() == "1" {
+			l.incl = amount
+			l.excl = amount.Div(nnOne.Add(rate)).Round(2)
+			l.tax = l.incl.Sub(l.excl)
+		} else {
+			l.excl = amount
+			l.tax = amount.Mul(rate).Round(2)
+			l.incl = l.excl.Add(l.tax)
+		}
+	}
+	if !l.excl.Add(l.tax).Equal(l.incl) {
+		return l, nnFail("E9130", "（不含税金额+税额）不等于含税金额,第%d行", row), false
+	}
+	if l.excl.Mul(rate).Sub(l.tax).Abs().GreaterThan(nnTol) {
+		return l, nnFail("E9131", "金额*税率-税额大于0.06,明细行名称:%s,第%d行", l.name, row), false
+	}
+	return l, nnAnswer{}, true
+}
+
+func nnDecimal(s string) (decimal.Decimal, bool) {
+	if !nnNumberRe.MatchString(s) || len(s) > 40 {
+		return decimal.Decimal{}, false
+	}
+	d, err := decimal.NewFromString(s)
+	return d, err == nil
+}
+
+// nnEntry is one entry of queryInvoiceResult's answer.
+type nnEntry struct {
+	SerialNo                   string `json:"serialNo"`
+	OrderNo                    string `json:"orderNo"`
+	Status                     string `json:"status"`
+	StatusMsg                  string `json:"statusMsg"`
+	FailCause                  string `json:"failCause,omitempty"`
+	InvoiceCode                string `json:"invoiceCode,omitempty"`
+	InvoiceNo                  string `json:"invoiceNo,omitempty"`
+	AllElectronicInvoiceNumber string `json:"allElectronicInvoiceNumber,omitempty"`
+	InvoiceTime                int64  `json:"invoiceTime,omitempty"`
+	ExTaxAmount                string `json:"exTaxAmount"`
+	TaxAmount                  string `json:"taxAmount"`
+	OrderAmount                string `json:"orderAmount"`
+	InvoiceLine                string `json:"invoiceLine,omitempty"`
+	InvoiceType                string `json:"invoiceType"`
+	PayerName                  string `json:"payerName,omitempty"`
+	SalerTaxNum                string `json:"salerTaxNum"`
+	PdfURL                     string `json:"pdfUrl,omitempty"`
+	OfdURL                     string `json:"ofdUrl"`
+	XMLURL                     string `json:"xmlUrl"`
+}
+
+func (s *Server) nnQueryInvoice(seller string, body []byte) nnAnswer {
+	var in struct {
+		SerialNos []string `json:"serialNos"`
+		OrderNos  []string `json:"orderNos"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nnFail("E4000", "接口调用失败: 报文格式有误")
+	}
+	ids, bySerial := in.OrderNos, false
+	if len(in.SerialNos) > 0 {
+		ids, bySerial = in.SerialNos, true
+	}
+	switch {
+	case len(ids) == 0:
+		return nnFail("E4000", "接口调用失败: serialNos和orderNos不能同时为空")
+	case len(ids) > nnMaxQuery:
+		return nnFail("E4000", "接口调用失败: 单次最多查询50条")
+	}
+	n := s.nuonuo
+	entries := []nnEntry{}
+	for _, id := range ids {
+		n.mu.Lock()
+		var o *nnOrder
+		if bySerial {
+			if c := n.serials[id]; c != nil && c.seller == seller {
+				o = c
+			}
+		} else {
+			o = n.orders[nnKey{seller, id}]
+		}
+		if o == nil {
+			n.mu.Unlock()
+			if !bySerial {
+				s.stats.query("nuonuo", seller, id)
+			}
+			continue
+		}
+		s.nnAdvance(o)
+		entries = append(entries, nnEntries(o)...)
+		orderNo := o.orderNo
+		n.mu.Unlock()
+		s.stats.query("nuonuo", seller, orderNo)
+	}
+	if len(entries) == 0 {
+		return nnFail("E9500", "未查询到发票信息")
+	}
+	return nnOK("查询成功", entries)
+}
+
+// nnAdvance moves an issuing order on by one query; callers hold n.mu.
+func (s *Server) nnAdvance(o *nnOrder) {
+	if o.status != nnIssuing {
+		return
+	}
+	o.polls++
+	if o.polls <= s.cfg.Nuonuo.PendingQueries {
+		return
+	}
+	if o.fail {
+		o.status = nnFailed
+		o.failCause = "开票失败: 税控设备离线 (" + nnMagicFail + ")"
+		return
+	}
+	s.nnMaterialize(o)
+}
+
+// nnMaterialize issues an order's invoices; callers hold n.mu.
+func (s *Server) nnMaterialize(o *nnOrder) {
+	o.status = nnIssued
+	if len(o.invoices) > 0 {
+		return
+	}
+	parts := decimal.NewFromInt(int64(o.parts))
+	at := s.now()
+	var exSum, taxSum decimal.Decimal
+	for i := range o.parts {
+		ex, tx := o.exTax.Sub(exSum), o.tax.Sub(taxSum)
+		if i < o.parts-1 {
+			ex, tx = o.exTax.Div(parts).Round(2), o.tax.Div(parts).Round(2)
+		}
+		exSum, taxSum = exSum.Add(ex), taxSum.Add(tx)
+		code, number, digital := s.nextInvoiceNumbers()
+		inv := nnInvoice{code: code, number: number, digital: digital, at: at,
+			exTax: ex.StringFixed(2), tax: tx.StringFixed(2), total: ex.Add(tx).StringFixed(2)}
+		inv.pdfURL = s.storeInvoicePDF("nuonuo-"+digital+".pdf",
+			"Nuonuo sandbox invoice (not a real fapiao)",
+			"Seller tax number: "+o.seller,
+			"Order: "+o.orderNo+"  serial: "+o.serial,
+			fmt.Sprintf("Invoice %d of %d  code %s  number %s", i+1, o.parts, code, number),
+			"Fully digital number: "+digital,
+			"Issued: "+at.Format(time.RFC3339),
+			"Excluding tax: "+inv.exTax+"  tax: "+inv.tax+"  total: "+inv.total,
+		)
+		o.invoices = append(o.invoices, inv)
+	}
+}
+
+// nnEntries renders an order for queryInvoiceResult; callers hold n.mu.
+func nnEntries(o *nnOrder) []nnEntry {
+	base := nnEntry{
+		SerialNo: o.serial, OrderNo: o.orderNo, Status: o.status, StatusMsg: nnStatusMsg[o.status],
+		InvoiceLine: o.line, InvoiceType: o.invoiceType, PayerName: o.buyer, SalerTaxNum: o.seller,
+		ExTaxAmount: o.exTax.StringFixed(2), TaxAmount: o.tax.StringFixed(2), OrderAmount: o.total.StringFixed(2),
+	}
+	if o.status != nnIssued {
+		base.FailCause = o.failCause
+		return []nnEntry{base}
+	}
+	out := make([]nnEntry, 0, len(o.invoices))
+	for _, inv := range o.invoices {
+		e := base
+		e.InvoiceCode, e.InvoiceNo, e.AllElectronicInvoiceNumber = inv.code, inv.number, inv.digital
+		e.InvoiceTime = inv.at.UnixMilli()
+		e.ExTaxAmount, e.TaxAmount, e.OrderAmount = inv.exTax, inv.tax, inv.total
+		e.PdfURL = inv.pdfURL
+		out = append(out, e)
+	}
+	return out
+}
+
+func (s *Server) nnReInvoice(seller string, body []byte) nnAnswer {
+	var in struct {
+		Fpqqlsh nnText `json:"fpqqlsh"`
+		OrderNo nnText `json:"orderno"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nnFail("E4000", "接口调用失败: 报文格式有误")
+	}
+	if in.Fpqqlsh.s() == "" && in.OrderNo.s() == "" {
+		return nnFail("E4000", "接口调用失败: 流水号和订单号不能同时为空")
+	}
+	n := s.nuonuo
+	n.mu.Lock()
+	var o *nnOrder
+	if serial := in.Fpqqlsh.s(); serial != "" {
+		if c := n.serials[serial]; c != nil && c.seller == seller {
+			o = c
+		}
+	} else {
+		o = n.orders[nnKey{seller, in.OrderNo.s()}]
+	}
+	if o == nil {
+		n.mu.Unlock()
+		if no := in.OrderNo.s(); no != "" && in.Fpqqlsh.s() == "" {
+			s.stats.submission("nuonuo", seller, no)
+		}
+		return nnFail("E9500", "发票不存在")
+	}
+	orderNo := o.orderNo
+	o.retries++
+	var a nnAnswer
+	issue := false
+	switch {
+	case o.retries > nnMaxRetries:
+		a = nnFail("E9613", "同一流水号(订单号)单最多重试20次")
+	case o.status == nnIssued:
+		a = nnOK("发票已生成，无需再重试开票", "发票已生成，无需再重试开票")
+	case o.status == nnIssuing:
+		a = nnOK("开票中（重试中），请耐心等待开票结果", "开票中（重试中），请耐心等待开票结果")
+	default: // failed: issue again
+		o.status, o.polls, o.fail, o.failCause = nnIssuing, 0, false, ""
+		issue = true
+		a = nnOK("重试成功", "重试成功")
+	}
+	parts := o.parts
+	n.mu.Unlock()
+	s.stats.submission("nuonuo", seller, orderNo)
+	if issue {
+		s.stats.issued("nuonuo", seller, orderNo, parts)
+	}
+	return a
+}
+
+type nnRedIn struct {
+	BillID                nnText `json:"billId"`
+	BlueInvoiceLine       nnText `json:"blueInvoiceLine"`
+	ApplySource           nnText `json:"applySource"`
+	BlueInvoiceNumber     nnText `json:"blueInvoiceNumber"`
+	BlueInvoiceCode       nnText `json:"blueInvoiceCode"`
+	BlueElecInvoiceNumber nnText `json:"blueElecInvoiceNumber"`
+	SellerTaxNo           nnText `json:"sellerTaxNo"`
+	SellerName            nnText `json:"sellerName"`
+	BuyerTaxNo            nnText `json:"buyerTaxNo"`
+	BuyerName             nnText `json:"buyerName"`
+	RedReason             nnText `json:"redReason"`
+	OrderNo               nnText `json:"orderNo"`
+	Detail                []struct {
+		TaxExcludedAmount nnText `json:"taxExcludedAmount"`
+		TaxAmount         nnText `json:"taxAmount"`
+	} `json:"detail"`
+}
+
+var nnDigitalLines = map[string]bool{"pc": true, "bs": true, "es": true, "ec": true}
+
+func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
+	var in nnRedIn
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nnFail("E4000", "接口调用失败: 报文格式有误")
+	}
+	billID := in.BillID.s()
+	if utf8.RuneCountInString(billID) > 32 {
+		return nnFail("E4000", "接口调用失败: billId不能超过32位")
+	}
+	statsKey := in.OrderNo.s()
+	n := s.nuonuo
+	if billID == "" {
+		n.mu.Lock()
+		n.seq++
+		billID = fmt.Sprintf("SBX%017d", n.seq)
+		n.mu.Unlock()
+	}
+	if statsKey == "" {
+		statsKey = billID
+	}
+	s.stats.submission("nuonuo", seller, statsKey)
+	for _, f := range []struct {
+		name string
+		v    nnText
+	}{{"blueInvoiceLine", in.BlueInvoiceLine}, {"applySource", in.ApplySource}, {"sellerTaxNo", in.SellerTaxNo}, {"buyerName", in.BuyerName}, {"redReason", in.RedReason}} {
+		if f.v.s() == "" {
+			return nnFail("E4000", "接口调用失败: %s不能为空", f.name)
+		}
+	}
+	src := in.ApplySource.s()
+	switch {
+	case src != "0" && src != "1":
+		return nnFail("E4000", "接口调用失败: applySource只能为0或1")
+	case src == "1" && in.SellerName.s() == "":
+		return nnFail("E4000", "接口调用失败: 购方申请时sellerName不能为空")
+	case !strings.Contains("1234", in.RedReason.s()) || len(in.RedReason.s()) != 1:
+		return nnFail("E4000", "接口调用失败: redReason只能为1、2、3、4")
+	case in.SellerTaxNo.s() != seller:
+		return nnFail("E9302", "身份认证与当前企业税号不相符")
+	}
+	line := in.BlueInvoiceLine.s()
+	blueNo := in.BlueElecInvoiceNumber.s()
+	if nnDigitalLines[line] {
+		if blueNo == "" && len(in.BlueInvoiceNumber.s()) == 20 {
+			blueNo = in.BlueInvoiceNumber.s()
+		}
+		if !nnDigits.MatchString(blueNo) || len(blueNo) != 20 {
+			return nnFail("E9102", "发票号码或发票代码不正确")
+		}
+	} else {
+		code, num := in.BlueInvoiceCode.s(), in.BlueInvoiceNumber.s()
+		if !nnDigits.MatchString(code) || (len(code) != 10 && len(code) != 12) || !nnDigits.MatchString(num) || len(num) != 8 {
+			return nnFail("E9102", "发票号码或发票代码不正确")
+		}
+		blueNo = num
+	}
+	var exTax, tax decimal.Decimal
+	for i, d := range in.Detail {
+		ex, ok1 := nnDecimal(d.TaxExcludedAmount.s())
+		tx, ok2 := nnDecimal(d.TaxAmount.s())
+		if !ok1 || !ok2 {
+			return nnFail("E4000", "接口调用失败: 明细金额只能是数字,第%d行", i+1)
+		}
+		exTax, tax = exTax.Add(ex), tax.Add(tx)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	key := nnKey{seller, billID}
+	if f := n.forms[key]; f != nil {
+		return nnOK("成功", f.billNo)
+	}
+	if len(in.Detail) == 0 {
+		exTax, tax = n.blueAmounts(seller, blueNo)
+	}
+	n.seq++
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	f := &nnForm{
+		seller: seller, billID: billID, billNo: fmt.Sprintf("99%018d", n.seq), uuid: hex.EncodeToString(u[:]),
+		statsKey: statsKey, applySource: src, blueLine: line, blueNo: blueNo,
+		sellerName: in.SellerName.s(), buyerTaxNo: in.BuyerTaxNo.s(), buyer: in.BuyerName.s(),
+		redReason: in.RedReason.s(), orderNo: in.OrderNo.s(), exTax: exTax, tax: tax,
+		noConfirm: src == "0" && in.BuyerTaxNo.s() == "",
+		refuse:    strings.Contains(in.BuyerName.s(), nnMagicRefuse),
+		fail:      strings.Contains(in.BuyerName.s(), nnMagicFail),
+		status:    "15", billTime: s.now(),
+	}
+	n.forms[key] = f
+	return nnOK("成功", f.billNo)
+}
+
+// blueAmounts returns the negated amounts of a blue invoice this sandbox
+// issued, for a full reversal; zero when unknown. Callers hold n.mu.
+func (n *nuonuoState) blueAmounts(seller, number string) (decimal.Decimal, decimal.Decimal) {
+	for _, o := range n.orders {
+		if o.seller != seller {
+			continue
+		}
+		for _, inv := range o.invoices {
+			if inv.digital == number || inv.number == number {
+				ex, _ := nnDecimal(inv.exTax)
+				tx, _ := nnDecimal(inv.tax)
+				return ex.Neg(), tx.Neg()
+			}
+		}
+	}
+	return decimal.Decimal{}, decimal.Decimal{}
+}
+
+// nnFormEntry is one entry of queryInvoiceRedConfirm's list.
+type nnFormEntry struct {
+	BillNo            string `json:"billNo"`
+	BillUUID          string `json:"billUuid"`
+	BillID            string `json:"billId"`
+	BillStatus        string `json:"billStatus"`
+	BillMessage       string `json:"billMessage"`
+	InvoiceSerialNum  string `json:"invoiceSerialNum,omitempty"`
+	OrderNo           string `json:"orderNo,omitempty"`
+	RequestStatus     string `json:"requestStatus"`
+	OpenStatus        string `json:"openStatus"`
+	ApplySource       string `json:"applySource"`
+	BlueInvoiceLine   string `json:"blueInvoiceLine"`
+	BlueInvoiceNumber string `json:"blueInvoiceNumber"`
+	BillTime          string `json:"billTime"`
+	ConfirmTime       string `json:"confirmTime,omitempty"`
+	SellerTaxNo       string `json:"sellerTaxNo"`
+	SellerName        string `json:"sellerName"`
+	BuyerTaxNo        string `json:"buyerTaxNo"`
+	BuyerName         string `json:"buyerName"`
+	TaxExcludedAmount string `json:"taxExcludedAmount"`
+	TaxAmount         string `json:"taxAmount"`
+	RedReason         string `json:"redReason"`
+}
+
+func (s *Server) nnQueryRedConfirm(seller string, body []byte) nnAnswer {
+	var in struct {
+		Identity   nnText `json:"identity"`
+		BillStatus nnText `json:"billStatus"`
+		BillID     nnText `json:"billId"`
+		BillNo     nnText `json:"billNo"`
+		BillUUID   nnText `json:"billUuid"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nnFail("E4000", "接口调用失败: 报文格式有误")
+	}
+	if id := in.Identity.s(); id != "0" && id != "1" {
+		return nnFail("E4000", "接口调用失败: identity只能为0或1")
+	}
+	n := s.nuonuo
+	n.mu.Lock()
+	var found []*nnForm
+	targeted := in.BillUUID.s() != "" || in.BillID.s() != "" || in.BillNo.s() != ""
+	for _, f := range n.forms {
+		if f.seller != seller {
+			continue
+		}
+		var match bool
+		switch {
+		case in.BillUUID.s() != "":
+			match = f.uuid == in.BillUUID.s()
+		case in.BillID.s() != "":
+			match = f.billID == in.BillID.s()
+		case in.BillNo.s() != "":
+			match = f.billNo == in.BillNo.s()
+		default:
+			match = true
+		}
+		if match {
+			found = append(found, f)
+		}
+	}
+	list := []nnFormEntry{}
+	var counted []string
+	var issued []*nnForm
+	for _, f := range found {
+		if targeted {
+			if s.nnAdvanceForm(n, f) {
+				issued = append(issued, f)
+			}
+			counted = append(counted, f.statsKey)
+		}
+		if st := in.BillStatus.s(); st != "" && st != f.status {
+			continue
+		}
+		list = append(list, nnRenderForm(f))
+	}
+	n.mu.Unlock()
+	for _, k := range counted {
+		s.stats.query("nuonuo", seller, k)
+	}
+	for _, f := range issued {
+		s.stats.issued("nuonuo", seller, f.statsKey, 1)
+	}
+	return nnOK("查询成功", map[string]any{"total": len(list), "list": list})
+}
+
+// nnAdvanceForm moves a form on by one query and reports whether its red
+// invoice was issued now. Callers hold n.mu.
+func (s *Server) nnAdvanceForm(n *nuonuoState, f *nnForm) bool {
+	switch f.status {
+	case "15", "02", "03":
+	default:
+		return false
+	}
+	f.polls++
+	steps := s.cfg.Nuonuo.RedConfirmSteps
+	switch {
+	case f.polls <= steps:
+		f.status = "15"
+		return false
+	case f.fail:
+		f.status = "16"
+		return false
+	case f.noConfirm:
+		f.status = "01"
+	case f.polls <= 2*steps:
+		f.status = map[bool]string{true: "02", false: "03"}[f.applySource == "0"]
+		return false
+	case f.refuse:
+		f.status = map[bool]string{true: "05", false: "06"}[f.applySource == "0"]
+		return false
+	default:
+		f.status = "04"
+	}
+	f.confirmTime = s.now()
+	if f.blueLine != "pc" && f.blueLine != "bs" {
+		return false // paper forms are not issued automatically
+	}
+	redOrderNo := f.orderNo
+	if redOrderNo == "" {
+		redOrderNo = "HZ" + f.billNo[len(f.billNo)-18:]
+	}
+	o := n.orders[nnKey{f.seller, redOrderNo}]
+	if o == nil {
+		o = &nnOrder{
+			seller: f.seller, orderNo: redOrderNo, serial: s.nnSerial(n), line: f.blueLine, invoiceType: "2",
+			buyer: f.buyer, parts: 1, exTax: f.exTax, tax: f.tax, total: f.exTax.Add(f.tax),
+		}
+		n.orders[nnKey{f.seller, redOrderNo}] = o
+		n.serials[o.serial] = o
+		s.nnMaterialize(o)
+	}
+	f.redSerial, f.redOrderNo = o.serial, redOrderNo
+	return true
+}
+
+func nnRenderForm(f *nnForm) nnFormEntry {
+	e := nnFormEntry{
+		BillNo: f.billNo, BillUUID: f.uuid, BillID: f.billID, BillStatus: f.status, BillMessage: nnBillMsg[f.status],
+		InvoiceSerialNum: f.redSerial, OrderNo: f.redOrderNo, OpenStatus: "0", ApplySource: f.applySource,
+		BlueInvoiceLine: f.blueLine, BlueInvoiceNumber: f.blueNo, BillTime: f.billTime.In(nnChina).Format("2006-01-02 15:04:05"),
+		SellerTaxNo: f.seller, SellerName: f.sellerName, BuyerTaxNo: f.buyerTaxNo, BuyerName: f.buyer,
+		TaxExcludedAmount: f.exTax.StringFixed(2), TaxAmount: f.tax.StringFixed(2), RedReason: f.redReason,
+	}
+	if f.status == "16" {
+		e.BillMessage = "申请失败: 该发票不允许冲红 (" + nnMagicFail + ")"
+	}
+	if f.redSerial != "" {
+		e.OpenStatus = "1"
+	}
+	if !f.confirmTime.IsZero() {
+		e.ConfirmTime = f.confirmTime.In(nnChina).Format("2006-01-02 15:04:05")
+	}
+	return e
+}
+
+var nnChina = time.FixedZone("CST", 8*3600)

@@ -1,0 +1,560 @@
+package nuonuo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+const providerName = "nuonuo"
+
+// Short method names, as reported to the Observer.
+const (
+	mRequestBilling  = "requestBillingNew"
+	mQueryInvoice    = "queryInvoiceResult"
+	mReInvoice       = "reInvoice"
+	mSaveRedConfirm  = "saveInvoiceRedConfirm"
+	mQueryRedConfirm = "queryInvoiceRedConfirm"
+)
+
+// throttlePause is how long calls pause after 070201; the platform gives no
+// hint.
+const throttlePause = time.Second
+
+// Client is a Nuonuo open platform client bound to one seller. It implements
+// providers.Provider and is safe for concurrent use.
+type Client struct {
+	cfg      Config
+	endpoint string
+	http     *http.Client
+	obs      providers.Observer
+	now      func() time.Time
+	maxBytes int64
+}
+
+var _ providers.Provider = (*Client)(nil)
+
+// New returns a Client for cfg, or cfg's validation error.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Family == "" {
+		cfg.Family = FamilyElectronInvoice
+	}
+	if cfg.PollAfter == 0 {
+		cfg.PollAfter = DefaultPollAfter
+	}
+	cfg.HTTP = cfg.HTTP.WithDefaults()
+	c := &Client{
+		cfg:      cfg,
+		endpoint: strings.TrimRight(cfg.BaseURL, "/") + servicesPath,
+		http:     cfg.HTTPClient,
+		obs:      providers.ObserverOrNop(cfg.Observer),
+		now:      cfg.Now,
+		maxBytes: cfg.HTTP.MaxResponseBytes,
+	}
+	if c.http == nil {
+		c.http = providers.NewHTTPClient(cfg.HTTP)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// Name returns "nuonuo".
+func (c *Client) Name() string { return providerName }
+
+// Submit sends the request: requestBillingNew (issue), saveInvoiceRedConfirm
+// (red_confirm) or reInvoice (reissue). See the package documentation for
+// what each answer means.
+func (c *Client) Submit(ctx context.Context, call *providers.Call) providers.Outcome {
+	if o, ok := checkCall(call); !ok {
+		return o
+	}
+	switch call.Request.Kind {
+	case schemas.KindIssue:
+		return c.submitIssue(ctx, call)
+	case schemas.KindRedConfirm:
+		return c.submitRedConfirm(ctx, call)
+	default:
+		return c.submitReissue(ctx, call)
+	}
+}
+
+// Query asks for the state of a request: queryInvoiceResult (issue,
+// reissue) or queryInvoiceRedConfirm (red_confirm). It never creates
+// anything; a failed call is Retry, never Unknown.
+func (c *Client) Query(ctx context.Context, call *providers.Call) providers.Outcome {
+	if o, ok := checkCall(call); !ok {
+		return o
+	}
+	switch call.Request.Kind {
+	case schemas.KindIssue:
+		return c.queryIssue(ctx, call)
+	case schemas.KindRedConfirm:
+		return c.queryRedConfirm(ctx, call)
+	default:
+		return c.queryReissue(ctx, call)
+	}
+}
+
+// checkCall refuses a call whose request lacks the body of its kind. The
+// validator never lets one through; this guards against a wiring mistake.
+func checkCall(call *providers.Call) (providers.Outcome, bool) {
+	r := call.Request
+	var ok bool
+	if r != nil {
+		switch r.Kind {
+		case schemas.KindIssue:
+			ok = r.Order != nil
+		case schemas.KindRedConfirm:
+			ok = r.RedConfirm != nil
+		case schemas.KindReissue:
+			ok = r.Reissue != nil
+		}
+	}
+	if ok {
+		return providers.Outcome{}, true
+	}
+	return providers.Outcome{
+		Class:   providers.Rejected,
+		Code:    "invalid_request",
+		Message: "the request has no body of its kind",
+		Err:     fmt.Errorf("nuonuo: %w: request without its body", providers.ErrUnsupported),
+	}, false
+}
+
+// ---- issue ----
+
+func (c *Client) submitIssue(ctx context.Context, call *providers.Call) providers.Outcome {
+	order := *call.Request.Order
+	if order.OrderNo == "" {
+		order.OrderNo = call.Request.OrderNo
+	}
+	if order.SalerTaxNum == "" {
+		order.SalerTaxNum = c.cfg.SellerTaxNum
+	}
+	body := struct {
+		Order *schemas.Order `json:"order"`
+	}{&order}
+	a := c.call(ctx, c.family(mRequestBilling), mRequestBilling, body)
+	if !a.ok() {
+		if a.code == codeDuplicate {
+			// The order exists: follow it.
+			q := c.queryIssue(ctx, &providers.Call{Request: call.Request, SubmittedAt: call.SubmittedAt})
+			if q.Class == providers.NotFound {
+				return providers.Outcome{Class: providers.Retry, Code: a.code, Message: a.msg,
+					RetryAfter: c.cfg.PollAfter}
+			}
+			return q
+		}
+		return c.failure(a, phaseSubmit, call.Request.Kind)
+	}
+	var res billingResult
+	if len(a.env.Result) > 0 {
+		if err := json.Unmarshal(a.env.Result, &res); err != nil {
+			// The order was taken but its serial is unreadable: in doubt
+			// only as to the serial; Query by orderNo finds it.
+			return providers.Outcome{Class: providers.Accepted, Code: a.code, Message: a.msg,
+				RetryAfter: c.cfg.PollAfter, Err: fmt.Errorf("nuonuo %s: %w", mRequestBilling, err)}
+		}
+	}
+	return providers.Outcome{
+		Class:      providers.Accepted,
+		Refs:       schemas.ProviderRefs{SerialNo: string(res.InvoiceSerialNum)},
+		RetryAfter: c.cfg.PollAfter,
+		Code:       a.code,
+		Message:    a.msg,
+	}
+}
+
+func (c *Client) queryIssue(ctx context.Context, call *providers.Call) providers.Outcome {
+	entries, a, o, ok := c.queryInvoices(ctx, call.Refs.SerialNo, call.Request.OrderNo)
+	if !ok {
+		return o
+	}
+	if len(entries) == 0 {
+		return providers.Outcome{Class: providers.NotFound, Code: a.code, Message: a.msg}
+	}
+	return c.invoiceOutcome(entries, call.Refs, false)
+}
+
+// queryInvoices calls queryInvoiceResult by serial number when known, else
+// by order number. ok is false when o is the final answer: a failure
+// (Retry, ActionRequired, Rejected) or NotFound (E9500).
+func (c *Client) queryInvoices(ctx context.Context, serial, orderNo string) ([]invoiceEntry, answer, providers.Outcome, bool) {
+	body := map[string][]string{"orderNos": {orderNo}}
+	if serial != "" {
+		body = map[string][]string{"serialNos": {serial}}
+	}
+	a := c.call(ctx, c.family(mQueryInvoice), mQueryInvoice, body)
+	if !a.ok() {
+		if a.code == codeNotFound {
+			return nil, a, providers.Outcome{Class: providers.NotFound, Code: a.code, Message: a.msg}, false
+		}
+		return nil, a, c.failure(a, phaseQuery, schemas.KindIssue), false
+	}
+	entries, err := decodeInvoiceEntries(a.env.Result)
+	if err != nil {
+		a = answer{code: codeUnreadable, msg: "queryInvoiceResult result unreadable", err: err}
+		return nil, a, c.failure(a, phaseQuery, schemas.KindIssue), false
+	}
+	return entries, a, providers.Outcome{}, true
+}
+
+// invoiceOutcome reads queryInvoiceResult's entries (one order may be split
+// into up to 10 invoices): any entry still in progress → Accepted; else any
+// failed → Rejected ("22"), or NotFound for a reissue (the reissue did not
+// take effect: submitting again is right); else Issued with every invoice.
+func (c *Client) invoiceOutcome(entries []invoiceEntry, refs schemas.ProviderRefs, reissue bool) providers.Outcome {
+	if refs.SerialNo == "" {
+		refs.SerialNo = string(entries[0].SerialNo)
+	}
+	var failed, pending *invoiceEntry
+	invoices := make([]schemas.Invoice, 0, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		switch invoiceStateOf(string(e.Status)) {
+		case invPending:
+			if pending == nil {
+				pending = e
+			}
+		case invFailed:
+			if failed == nil {
+				failed = e
+			}
+		default:
+			invoices = append(invoices, e.invoice())
+		}
+	}
+	switch {
+	case pending != nil:
+		return providers.Outcome{Class: providers.Accepted, Refs: refs, RetryAfter: c.cfg.PollAfter,
+			Code: string(pending.Status), Message: string(pending.StatusMsg)}
+	case failed != nil:
+		msg := string(failed.FailCause)
+		if msg == "" {
+			msg = string(failed.StatusMsg)
+		}
+		class := providers.Rejected
+		if reissue {
+			class = providers.NotFound
+		}
+		return providers.Outcome{Class: class, Refs: refs, Code: statusFailed, Message: msg}
+	}
+	return providers.Outcome{Class: providers.Issued, Invoices: invoices, Refs: refs,
+		Code: string(entries[0].Status), Message: string(entries[0].StatusMsg)}
+}
+
+// ---- reissue ----
+
+func (c *Client) submitReissue(ctx context.Context, call *providers.Call) providers.Outcome {
+	ri := *call.Request.Reissue
+	if ri.Fpqqlsh == "" && ri.OrderNo == "" {
+		ri.OrderNo = call.Request.OrderNo
+	}
+	a := c.call(ctx, "nuonuo."+FamilyOpeMplatform+"."+mReInvoice, mReInvoice, &ri)
+	if a.ok() {
+		return providers.Outcome{Class: providers.Accepted, Refs: schemas.ProviderRefs{SerialNo: ri.Fpqqlsh},
+			RetryAfter: c.cfg.PollAfter, Code: a.code, Message: a.msg}
+	}
+	o := c.failure(a, phaseSubmit, call.Request.Kind)
+	if o.Class == providers.Rejected {
+		// A refusal may mean "already issued" or "already retrying" in a
+		// code this table does not know: the query tells.
+		if q := c.queryReissue(ctx, call); q.Class == providers.Issued || q.Class == providers.Accepted {
+			return q
+		}
+	}
+	return o
+}
+
+func (c *Client) queryReissue(ctx context.Context, call *providers.Call) providers.Outcome {
+	ri := call.Request.Reissue
+	serial, orderNo := ri.Fpqqlsh, ri.OrderNo
+	if serial == "" && orderNo == "" {
+		serial, orderNo = call.Refs.SerialNo, call.Request.OrderNo
+	}
+	entries, _, o, ok := c.queryInvoices(ctx, serial, orderNo)
+	if !ok {
+		if o.Class == providers.NotFound {
+			return providers.Outcome{Class: providers.Rejected, Code: o.Code,
+				Message: "nothing to reissue: the provider knows no such invoice (" + o.Message + ")"}
+		}
+		return o
+	}
+	if len(entries) == 0 {
+		return providers.Outcome{Class: providers.Rejected, Code: codeNotFound,
+			Message: "nothing to reissue: the provider knows no such invoice"}
+	}
+	return c.invoiceOutcome(entries, call.Refs, true)
+}
+
+// ---- red confirmation ----
+
+// BillID returns the red confirmation application number (billId) used
+// when a request carries none: 32 hex characters derived from seller and
+// order number, so that a repeated submission names the same application.
+func BillID(seller, orderNo string) string {
+	sum := sha256.Sum256([]byte(seller + "\x00" + orderNo))
+	return hex.EncodeToString(sum[:16])
+}
+
+func (c *Client) billID(call *providers.Call) string {
+	switch {
+	case call.Refs.BillID != "":
+		return call.Refs.BillID
+	case call.Request.RedConfirm.BillID != "":
+		return call.Request.RedConfirm.BillID
+	}
+	return BillID(call.Request.SellerTaxNum, call.Request.OrderNo)
+}
+
+func (c *Client) submitRedConfirm(ctx context.Context, call *providers.Call) providers.Outcome {
+	rc := *call.Request.RedConfirm
+	rc.BlueInvoiceTime = "" // this project's extension; Nuonuo does not know it
+	rc.BillID = c.billID(call)
+	a := c.call(ctx, "nuonuo."+FamilyOpeMplatform+"."+mSaveRedConfirm, mSaveRedConfirm, &rc)
+	if !a.ok() {
+		o := c.failure(a, phaseSubmit, call.Request.Kind)
+		if o.Class == providers.Rejected {
+			// The billId may be taken by our own earlier application (a
+			// duplicate refused in a code this table does not know).
+			q := c.queryRedConfirm(ctx, &providers.Call{Request: call.Request, Refs: schemas.ProviderRefs{BillID: rc.BillID}})
+			if q.Class == providers.Issued || q.Class == providers.Accepted {
+				return q
+			}
+		}
+		return o
+	}
+	formID, err := decodeString(a.env.Result)
+	if err != nil {
+		formID = ""
+	}
+	refs := schemas.ProviderRefs{BillID: rc.BillID, BillNo: formID}
+	return providers.Outcome{
+		Class:      providers.Accepted,
+		Refs:       refs,
+		RedConfirm: &schemas.RedConfirmState{BillID: rc.BillID, BillNo: formID},
+		RetryAfter: c.cfg.PollAfter,
+		Code:       a.code,
+		Message:    a.msg,
+	}
+}
+
+func (c *Client) queryRedConfirm(ctx context.Context, call *providers.Call) providers.Outcome {
+	billID := c.billID(call)
+	identity := call.Request.RedConfirm.ApplySource
+	if identity == "" {
+		identity = "0"
+	}
+	body := map[string]string{"identity": identity, "billId": billID}
+	a := c.call(ctx, "nuonuo."+FamilyOpeMplatform+"."+mQueryRedConfirm, mQueryRedConfirm, body)
+	if !a.ok() {
+		if a.code == codeNotFound {
+			return providers.Outcome{Class: providers.NotFound, Code: a.code, Message: a.msg}
+		}
+		return c.failure(a, phaseQuery, call.Request.Kind)
+	}
+	forms, err := decodeRedForms(a.env.Result)
+	if err != nil {
+		return c.failure(answer{code: codeUnreadable, msg: "queryInvoiceRedConfirm result unreadable", err: err}, phaseQuery, call.Request.Kind)
+	}
+	var form *redForm
+	for i := range forms {
+		if string(forms[i].BillID) == billID {
+			form = &forms[i]
+			break
+		}
+	}
+	if form == nil {
+		return providers.Outcome{Class: providers.NotFound, Code: a.code, Message: "no red confirmation form with this billId"}
+	}
+	billNo := string(form.BillNo)
+	if billNo == "" {
+		billNo = call.Refs.BillNo
+	}
+	status := string(form.BillStatus)
+	o := providers.Outcome{
+		Class:      billClass(status),
+		Refs:       schemas.ProviderRefs{BillID: billID, BillNo: billNo},
+		RedConfirm: &schemas.RedConfirmState{BillID: billID, BillNo: billNo, BillStatus: status, Message: string(form.BillMessage)},
+		Code:       status,
+		Message:    string(form.BillMessage),
+	}
+	switch o.Class {
+	case providers.Accepted:
+		o.RetryAfter = c.cfg.PollAfter
+	case providers.Issued:
+		if form.InvoiceSerialNum != "" || form.RedInvoiceNumber != "" {
+			o.Invoices = []schemas.Invoice{{SerialNo: string(form.InvoiceSerialNum), DigitalInvoiceNo: string(form.RedInvoiceNumber)}}
+		}
+	}
+	return o
+}
+
+// ---- transport ----
+
+// answer is the result of one logical call (token retry included).
+type answer struct {
+	env  envelope
+	code string // the envelope's code, or a pseudo-code (transport, unreadable, http_503, ...)
+	msg  string
+	err  error
+}
+
+func (a answer) ok() bool { return a.code == codeSuccess }
+
+func (c *Client) family(method string) string {
+	return "nuonuo." + c.cfg.Family + "." + method
+}
+
+// call marshals body once and posts it as method. With a TokenSource, a
+// 070301 answer invalidates the token and the call is repeated once with a
+// fresh one.
+func (c *Client) call(ctx context.Context, method, short string, body any) answer {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return answer{code: "invalid_request", msg: "the request cannot be encoded", err: fmt.Errorf("encode %s: %w", short, err)}
+	}
+	for attempt := 0; ; attempt++ {
+		tok, a, ok := c.token(ctx)
+		if !ok {
+			return a
+		}
+		a = c.post(ctx, method, short, tok, raw)
+		switch {
+		case a.code == codeTooFrequent && c.cfg.Limiter != nil:
+			c.cfg.Limiter.Throttled(throttlePause)
+		case a.code == codeTokenMismatch && c.cfg.Tokens != nil && attempt == 0:
+			c.cfg.Tokens.Invalidate(ctx, tok)
+			continue
+		}
+		return a
+	}
+}
+
+// token returns the token to send; ok is false when a is the final answer.
+func (c *Client) token(ctx context.Context) (string, answer, bool) {
+	if c.cfg.Tokens == nil {
+		return c.cfg.AccessToken, answer{}, true
+	}
+	tok, err := c.cfg.Tokens.Token(ctx)
+	if err == nil {
+		return tok, answer{}, true
+	}
+	var te *TokenError
+	switch {
+	case errors.As(err, &te) && strings.HasPrefix(te.Code, "07"):
+		return "", answer{code: te.Code, msg: te.Message, err: err}, false
+	case ctx.Err() != nil:
+		return "", answer{code: codeCanceled, msg: "no token before the context ended", err: err}, false
+	}
+	return "", answer{code: codeTokenTransport, msg: "the token endpoint is unavailable", err: err}, false
+}
+
+// post makes one HTTP call and reports it to the Observer.
+func (c *Client) post(ctx context.Context, method, short, tok string, body []byte) answer {
+	if err := ctx.Err(); err != nil {
+		return answer{code: codeCanceled, msg: "the call did not go out", err: err}
+	}
+	if l := c.cfg.Limiter; l != nil {
+		if err := l.Wait(ctx); err != nil {
+			return answer{code: codeCanceled, msg: "the call did not go out", err: err}
+		}
+	}
+	senid, nonce := newSenid(), newNonce()
+	ts := strconv.FormatInt(c.now().Unix(), 10)
+	q := url.Values{"senid": {senid}, "nonce": {nonce}, "timestamp": {ts}, "appkey": {c.cfg.AppKey}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint+"?"+q.Encode(), bytes.NewReader(body))
+	if err != nil {
+		return answer{code: codeTransport, msg: "the request cannot be built", err: fmt.Errorf("%s: %w", short, err)}
+	}
+	// Set directly: Header.Set would canonicalise accessToken and userTax.
+	req.Header["Content-Type"] = []string{"application/json;charset=UTF-8"}
+	req.Header["X-Nuonuo-Sign"] = []string{Sign(c.cfg.AppSecret, c.cfg.AppKey, senid, nonce, ts, body)}
+	req.Header["accessToken"] = []string{tok}
+	req.Header["userTax"] = []string{c.cfg.SellerTaxNum}
+	req.Header["method"] = []string{method}
+
+	start := time.Now()
+	a := c.do(req, short)
+	c.obs.ObserveCall(providerName, short, a.code, time.Since(start))
+	return a
+}
+
+func (c *Client) do(req *http.Request, short string) answer {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return answer{code: codeTransport, msg: "no answer: " + transportCause(err), err: fmt.Errorf("%s: %w", short, err)}
+	}
+	b, err := providers.ReadBody(resp, c.maxBytes)
+	if err != nil {
+		return answer{code: codeUnreadable, msg: "the answer could not be read", err: fmt.Errorf("%s: %w", short, err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return answer{code: "http_" + strconv.Itoa(resp.StatusCode), msg: snippet(b),
+			err: fmt.Errorf("%s: HTTP %d", short, resp.StatusCode)}
+	}
+	env, err := decodeEnvelope(b)
+	if err != nil {
+		return answer{code: codeUnreadable, msg: "the answer is not the platform's JSON envelope", err: fmt.Errorf("%s: %w", short, err)}
+	}
+	return answer{env: env, code: string(env.Code), msg: string(env.Describe)}
+}
+
+// failure builds the outcome of an answer that is not a success, through
+// the classification table.
+func (c *Client) failure(a answer, ph phase, kind schemas.Kind) providers.Outcome {
+	class, r := classify(a.code, ph)
+	o := providers.Outcome{Class: class, Code: a.code, Message: a.msg, Err: a.err}
+	switch {
+	case class == providers.Rejected && kind == schemas.KindIssue:
+		o.Field = fieldFor(r, a.msg)
+	case r.action == actThrottle:
+		o.RetryAfter = throttlePause
+	}
+	return o
+}
+
+// transportCause names a transport failure without the URL.
+func transportCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	if errors.Is(err, context.Canceled) {
+		return "canceled"
+	}
+	return err.Error()
+}
+
+// snippet is the start of a non-JSON answer, for Outcome.Message.
+func snippet(b []byte) string {
+	const n = 120
+	if len(b) > n {
+		b = b[:n]
+	}
+	for !utf8.Valid(b) && len(b) > 0 {
+		b = b[:len(b)-1]
+	}
+	return strings.TrimSpace(string(b))
+}

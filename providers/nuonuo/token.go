@@ -1,0 +1,531 @@
+package nuonuo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/fapiaohub/invoicer/providers"
+)
+
+// DefaultTokenURL is the production token endpoint of self-use apps.
+const DefaultTokenURL = "https://open.nuonuo.com/accessToken"
+
+// Token is an access token as kept in a TokenStore, with the lease an
+// instance takes while it fetches the next one.
+type Token struct {
+	// AccessToken is the token itself: a secret.
+	AccessToken string `json:"accessToken,omitempty"`
+	// IssuedAt and ExpiresAt bound the token's life; a zero ExpiresAt marks
+	// a token that must not be used (invalidated).
+	IssuedAt  time.Time `json:"issuedAt,omitzero"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// LeaseOwner is the instance fetching a new token, until LeaseUntil.
+	// While the lease holds, other instances keep using AccessToken if it
+	// has not expired, or wait for the new one.
+	LeaseOwner string    `json:"leaseOwner,omitempty"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+}
+
+// usable reports whether the token may be sent at now.
+func (t Token) usable(now time.Time) bool {
+	return t.AccessToken != "" && now.Before(t.ExpiresAt)
+}
+
+// refreshAt is when the token should be replaced: refreshBefore ahead of
+// expiry, but never earlier than half its life, so that a short-lived token
+// is not refreshed on every call.
+func (t Token) refreshAt(refreshBefore time.Duration) time.Time {
+	ahead := refreshBefore
+	if life := t.ExpiresAt.Sub(t.IssuedAt); !t.IssuedAt.IsZero() && ahead > life/2 {
+		ahead = life / 2
+	}
+	return t.ExpiresAt.Add(-ahead)
+}
+
+// leased reports whether someone other than owner holds the lease at now.
+func (t Token) leased(owner string, now time.Time) bool {
+	return t.LeaseOwner != "" && t.LeaseOwner != owner && now.Before(t.LeaseUntil)
+}
+
+// Errors of a TokenStore.
+var (
+	// ErrNoToken is returned by TokenStore.Load when nothing is stored
+	// under the key.
+	ErrNoToken = errors.New("no nuonuo token stored")
+	// ErrTokenConflict is returned by TokenStore.Store when the stored
+	// revision is not the expected one: someone else wrote first.
+	ErrTokenConflict = errors.New("nuonuo token store conflict")
+)
+
+// Errors of a TokenSource.
+var (
+	// ErrTokenRefused is wrapped by a *TokenError when the token endpoint
+	// refused the credentials (070304, 070305, 070307, 070315, ...).
+	ErrTokenRefused = errors.New("nuonuo token endpoint refused the request")
+	// ErrTokenLimit is wrapped by a *TokenError when the token endpoint's
+	// call limit (50 per 30 days) is reached: 070306.
+	ErrTokenLimit = errors.New("nuonuo token call limit reached")
+	// ErrTokenWait is returned when another instance held the refresh lease
+	// and no token appeared in time.
+	ErrTokenWait = errors.New("timed out waiting for another instance to refresh the nuonuo token")
+)
+
+// TokenError is the token endpoint's refusal. It never carries a secret:
+// bracketed values in the provider's description are removed.
+type TokenError struct {
+	// Code is the provider's code ("070306") or "http_<status>".
+	Code string
+	// Message is the provider's description, redacted.
+	Message string
+}
+
+// Error implements error.
+func (e *TokenError) Error() string {
+	return fmt.Sprintf("nuonuo token endpoint: %s %s", e.Code, e.Message)
+}
+
+// Unwrap returns ErrTokenLimit for 070306, else ErrTokenRefused.
+func (e *TokenError) Unwrap() error {
+	if e.Code == codeTokenLimit {
+		return ErrTokenLimit
+	}
+	return ErrTokenRefused
+}
+
+// TokenStore keeps one Token per key where every consumer instance sees it.
+// The consumer backs it with a JetStream KV bucket; MemoryTokenStore serves
+// tests and single-process use.
+//
+// Implementations are safe for concurrent use.
+type TokenStore interface {
+	// Load returns the token stored under key and its revision, or
+	// ErrNoToken when there is none.
+	Load(ctx context.Context, key string) (Token, uint64, error)
+	// Store writes tok under key if the stored revision is rev (0: nothing
+	// may be stored yet) and returns the new revision. It returns
+	// ErrTokenConflict when someone else wrote first; nothing is written
+	// then.
+	Store(ctx context.Context, key string, tok Token, rev uint64) (uint64, error)
+}
+
+// MemoryTokenStore is a TokenStore in memory, for tests and single-process
+// use. The zero value is ready to use. It is safe for concurrent use.
+type MemoryTokenStore struct {
+	mu   sync.Mutex
+	toks map[string]memEntry
+	rev  uint64
+}
+
+type memEntry struct {
+	tok Token
+	rev uint64
+}
+
+// Load implements TokenStore.
+func (m *MemoryTokenStore) Load(_ context.Context, key string) (Token, uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.toks[key]
+	if !ok {
+		return Token{}, 0, ErrNoToken
+	}
+	return e.tok, e.rev, nil
+}
+
+// Store implements TokenStore.
+func (m *MemoryTokenStore) Store(_ context.Context, key string, tok Token, rev uint64) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.toks == nil {
+		m.toks = map[string]memEntry{}
+	}
+	if m.toks[key].rev != rev {
+		return 0, ErrTokenConflict
+	}
+	m.rev++
+	m.toks[key] = memEntry{tok: tok, rev: m.rev}
+	return m.rev, nil
+}
+
+// TokenSourceConfig configures a TokenSource. Zero fields take the
+// documented defaults.
+type TokenSourceConfig struct {
+	// TokenURL is the token endpoint; empty means DefaultTokenURL. The
+	// sandbox serves it at <sandbox>/accessToken.
+	TokenURL string
+	// AppKey and AppSecret are the app's credentials (client_id and
+	// client_secret). Required.
+	AppKey, AppSecret string
+	// Store shares the token between instances; nil means a private
+	// MemoryTokenStore (one process only).
+	Store TokenStore
+	// Key is the store key; empty means "nuonuo." + AppKey with characters
+	// outside [A-Za-z0-9_-] replaced by '_' (a valid JetStream KV key).
+	Key string
+	// RefreshBefore is how long before expiry the token is replaced; 0
+	// means 1 hour. It is capped at half the token's life.
+	RefreshBefore time.Duration
+	// LeaseTTL is how long an instance may take to fetch a token before
+	// another may try; 0 means 30 seconds. Keep it above the HTTP timeout.
+	LeaseTTL time.Duration
+	// PollInterval is how often a waiting instance reads the store; 0 means
+	// 100 milliseconds.
+	PollInterval time.Duration
+	// WaitTimeout bounds one Token call that waits for another instance;
+	// 0 means twice LeaseTTL.
+	WaitTimeout time.Duration
+	// RefusalHold is how long a refusal of the token endpoint (bad
+	// credentials, 070306) is answered from memory instead of calling the
+	// endpoint again, which would spend another of its 50 calls; 0 means 1
+	// minute.
+	RefusalHold time.Duration
+	// HTTPClient calls the token endpoint; nil means
+	// providers.NewHTTPClient(providers.HTTPConfig{}).
+	HTTPClient *http.Client
+	// Observer receives one report per token endpoint call, method
+	// "accessToken".
+	Observer providers.Observer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Owner names this instance in leases; empty means a random id.
+	Owner string
+}
+
+// Validate reports a missing or malformed setting.
+func (c TokenSourceConfig) Validate() error {
+	if c.AppKey == "" {
+		return errors.New("nuonuo token source: AppKey is required")
+	}
+	if c.AppSecret == "" {
+		return errors.New("nuonuo token source: AppSecret is required")
+	}
+	if c.TokenURL != "" {
+		if err := checkURL(c.TokenURL); err != nil {
+			return fmt.Errorf("nuonuo token source: TokenURL: %w", err)
+		}
+	}
+	if c.RefreshBefore < 0 || c.LeaseTTL < 0 || c.PollInterval < 0 || c.WaitTimeout < 0 || c.RefusalHold < 0 {
+		return errors.New("nuonuo token source: durations must not be negative")
+	}
+	return nil
+}
+
+// TokenSource hands out the app's access token, shared by every worker of
+// every instance: the token endpoint allows only 50 calls per 30 days.
+//
+// It refreshes ahead of expiry, once: in process through a single flight, and
+// across instances through a short lease taken in the TokenStore with
+// compare-and-swap. While one instance fetches, the others keep using the
+// still-valid old token, or, when there is none, wait by polling the store.
+//
+// It is safe for concurrent use.
+type TokenSource struct {
+	cfg    TokenSourceConfig
+	key    string
+	store  TokenStore
+	client *http.Client
+	obs    providers.Observer
+	now    func() time.Time
+	owner  string
+	group  singleflight.Group
+
+	mu           sync.Mutex
+	cached       Token     // the last token this instance read or fetched
+	bad          string    // a token known not to match (Invalidate)
+	refused      error     // the endpoint's last refusal (a *TokenError) ...
+	refusedUntil time.Time // ... answered from memory until then
+}
+
+// NewTokenSource returns a TokenSource for cfg.
+func NewTokenSource(cfg TokenSourceConfig) (*TokenSource, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.TokenURL == "" {
+		cfg.TokenURL = DefaultTokenURL
+	}
+	if cfg.RefreshBefore == 0 {
+		cfg.RefreshBefore = time.Hour
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.WaitTimeout == 0 {
+		cfg.WaitTimeout = 2 * cfg.LeaseTTL
+	}
+	if cfg.RefusalHold == 0 {
+		cfg.RefusalHold = time.Minute
+	}
+	ts := &TokenSource{
+		cfg:    cfg,
+		key:    cfg.Key,
+		store:  cfg.Store,
+		client: cfg.HTTPClient,
+		obs:    providers.ObserverOrNop(cfg.Observer),
+		now:    cfg.Now,
+		owner:  cfg.Owner,
+	}
+	if ts.key == "" {
+		ts.key = "nuonuo." + keySafe.ReplaceAllString(cfg.AppKey, "_")
+	}
+	if ts.store == nil {
+		ts.store = &MemoryTokenStore{}
+	}
+	if ts.client == nil {
+		ts.client = providers.NewHTTPClient(providers.HTTPConfig{})
+	}
+	if ts.now == nil {
+		ts.now = time.Now
+	}
+	if ts.owner == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		ts.owner = hex.EncodeToString(b[:])
+	}
+	return ts, nil
+}
+
+var keySafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+
+// Token returns a token to send. It calls the token endpoint only when the
+// stored token is missing, invalidated or due for refresh, and then once for
+// all callers of all instances sharing the store.
+//
+// Errors: a *TokenError (wrapping ErrTokenLimit or ErrTokenRefused) when the
+// endpoint refused; ErrTokenWait when another instance's refresh did not
+// finish in time; a store or transport error otherwise; ctx's error when it
+// ends first.
+func (ts *TokenSource) Token(ctx context.Context) (string, error) {
+	ts.mu.Lock()
+	tok := ts.cached
+	ts.mu.Unlock()
+	if tok.AccessToken != "" && ts.now().Before(tok.refreshAt(ts.cfg.RefreshBefore)) {
+		return tok.AccessToken, nil
+	}
+	// The shared work must not die with the first caller's ctx: the others
+	// wait for it too. It is bounded by WaitTimeout.
+	ch := ts.group.DoChan(ts.key, func() (any, error) {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.cfg.WaitTimeout)
+		defer cancel()
+		return ts.obtain(wctx)
+	})
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	}
+}
+
+// obtain reads the store and, when needed, takes the lease and fetches a
+// token. It runs once per instance at a time (single flight).
+func (ts *TokenSource) obtain(ctx context.Context) (string, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrTokenWait, err)
+		}
+		now := ts.now()
+		ts.mu.Lock()
+		bad, cached := ts.bad, ts.cached
+		ts.mu.Unlock()
+		stored, rev, err := ts.store.Load(ctx, ts.key)
+		switch {
+		case errors.Is(err, ErrNoToken):
+			stored, rev = Token{}, 0
+		case err != nil && cached.usable(now) && cached.AccessToken != bad:
+			// The store is unavailable; the token in hand still works.
+			return cached.AccessToken, nil
+		case err != nil:
+			return "", fmt.Errorf("load nuonuo token: %w", err)
+		}
+		good := stored.usable(now) && stored.AccessToken != bad
+		if good && now.Before(stored.refreshAt(ts.cfg.RefreshBefore)) {
+			ts.remember(stored)
+			return stored.AccessToken, nil
+		}
+		if stored.leased(ts.owner, now) {
+			if good {
+				// Someone is fetching the next one; this one still works.
+				return stored.AccessToken, nil
+			}
+			if err := sleep(ctx, ts.cfg.PollInterval); err != nil {
+				return "", fmt.Errorf("%w: %w", ErrTokenWait, err)
+			}
+			continue
+		}
+		if held := ts.refusal(now); held != nil {
+			// The endpoint refused a moment ago: do not spend another call.
+			if good {
+				return stored.AccessToken, nil
+			}
+			return "", held
+		}
+		lease := stored
+		lease.LeaseOwner, lease.LeaseUntil = ts.owner, now.Add(ts.cfg.LeaseTTL)
+		leaseRev, err := ts.store.Store(ctx, ts.key, lease, rev)
+		if errors.Is(err, ErrTokenConflict) {
+			continue // someone else wrote first: read again
+		}
+		if err != nil {
+			return "", fmt.Errorf("lease nuonuo token: %w", err)
+		}
+		fresh, err := ts.fetch(ctx)
+		if err != nil {
+			// Release the lease so that another instance may try; if this
+			// fails too, the lease expires by itself.
+			_, _ = ts.store.Store(ctx, ts.key, stored, leaseRev)
+			var te *TokenError
+			if errors.As(err, &te) {
+				ts.mu.Lock()
+				ts.refused, ts.refusedUntil = err, ts.now().Add(ts.cfg.RefusalHold)
+				ts.mu.Unlock()
+			}
+			return "", err
+		}
+		ts.mu.Lock()
+		ts.bad = "" // the endpoint's new token is good, whatever it looks like
+		ts.mu.Unlock()
+		// A conflict here means the lease expired and someone else took
+		// over; the token fetched is valid all the same.
+		_, _ = ts.store.Store(ctx, ts.key, fresh, leaseRev)
+		ts.remember(fresh)
+		return fresh.AccessToken, nil
+	}
+}
+
+// refusal returns the endpoint's last refusal while it is held.
+func (ts *TokenSource) refusal(now time.Time) error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if now.Before(ts.refusedUntil) {
+		return ts.refused
+	}
+	return nil
+}
+
+func (ts *TokenSource) remember(t Token) {
+	t.LeaseOwner, t.LeaseUntil = "", time.Time{}
+	ts.mu.Lock()
+	ts.cached = t
+	ts.mu.Unlock()
+}
+
+// Invalidate records that bad was refused (070301): the next Token fetches a
+// new one, unless someone already replaced bad in the store. It is safe to
+// call from many workers at once: only the first changes the store.
+func (ts *TokenSource) Invalidate(ctx context.Context, bad string) {
+	if bad == "" {
+		return
+	}
+	ts.mu.Lock()
+	ts.bad = bad
+	if ts.cached.AccessToken == bad {
+		ts.cached = Token{}
+	}
+	ts.mu.Unlock()
+	for range 5 {
+		stored, rev, err := ts.store.Load(ctx, ts.key)
+		if err != nil || stored.AccessToken != bad || stored.ExpiresAt.IsZero() {
+			return // nothing stored, already replaced, or already invalidated
+		}
+		stored.ExpiresAt = time.Time{}
+		if _, err := ts.store.Store(ctx, ts.key, stored, rev); !errors.Is(err, ErrTokenConflict) {
+			return
+		}
+	}
+}
+
+// fetch calls the token endpoint once.
+func (ts *TokenSource) fetch(ctx context.Context) (Token, error) {
+	form := url.Values{
+		"client_id":     {ts.cfg.AppKey},
+		"client_secret": {ts.cfg.AppSecret},
+		"grant_type":    {"client_credentials"},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.cfg.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Token{}, fmt.Errorf("nuonuo token request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded;charset=UTF-8")
+	start := time.Now()
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		ts.obs.ObserveCall(providerName, "accessToken", codeTransport, time.Since(start))
+		return Token{}, fmt.Errorf("nuonuo token endpoint: %w", err)
+	}
+	body, err := providers.ReadBody(resp, providers.DefaultMaxResponseBytes)
+	if err != nil {
+		ts.obs.ObserveCall(providerName, "accessToken", codeUnreadable, time.Since(start))
+		return Token{}, fmt.Errorf("nuonuo token endpoint: %w", err)
+	}
+	var a tokenAnswer
+	decodeErr := json.Unmarshal(body, &a)
+	code := string(a.Error)
+	if code == "" && a.AccessToken == "" {
+		code = string(a.Code)
+	}
+	if code == "" && resp.StatusCode != http.StatusOK {
+		code = "http_" + strconv.Itoa(resp.StatusCode)
+	}
+	switch {
+	case code != "":
+		ts.obs.ObserveCall(providerName, "accessToken", code, time.Since(start))
+		msg := a.ErrorDescription
+		if msg == "" {
+			msg = a.Describe
+		}
+		return Token{}, &TokenError{Code: code, Message: redact(msg)}
+	case decodeErr != nil || a.AccessToken == "":
+		ts.obs.ObserveCall(providerName, "accessToken", codeUnreadable, time.Since(start))
+		return Token{}, errors.New("nuonuo token endpoint: answer has no access_token")
+	}
+	ts.obs.ObserveCall(providerName, "accessToken", "ok", time.Since(start))
+	life := 24 * time.Hour
+	if n, err := strconv.ParseInt(strings.TrimSpace(string(a.ExpiresIn)), 10, 64); err == nil && n > 0 {
+		life = time.Duration(n) * time.Second
+	}
+	now := ts.now()
+	return Token{AccessToken: a.AccessToken, IssuedAt: now, ExpiresAt: now.Add(life)}, nil
+}
+
+// bracketed matches the "[xxxx]" in descriptions such as
+// "Incorrect clientSecret[xxxx]", which may echo a credential.
+var bracketed = regexp.MustCompile(`\[[^\]]*\]`)
+
+func redact(s string) string {
+	s = bracketed.ReplaceAllString(s, "[…]")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

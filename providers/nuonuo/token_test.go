@@ -1,0 +1,333 @@
+package nuonuo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/nuonuo"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+)
+
+func tokenCalls(env *sandboxEnv) int { return env.sb.Stats().TokenCalls["nuonuo"] }
+
+func TestTokenOneCallForManyWorkersAndInstances(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	store := &nuonuo.MemoryTokenStore{}
+	// Two instances: two token sources sharing one store.
+	sources := []*nuonuo.TokenSource{
+		env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Store, c.Owner = store, "instance-a" }),
+		env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Store, c.Owner = store, "instance-b" }),
+	}
+	clients := make([]*nuonuo.Client, len(sources))
+	for i, ts := range sources {
+		clients[i] = env.mustClient(t, func(c *nuonuo.Config) { c.AccessToken, c.Tokens = "", ts })
+	}
+	const workers = 64
+	var wg sync.WaitGroup
+	outcomes := make([]providers.Outcome, workers)
+	for i := range workers {
+		wg.Go(func() {
+			call := &providers.Call{Request: issueRequest(fmt.Sprintf("TOK-%d", i), nil)}
+			outcomes[i] = clients[i%2].Query(t.Context(), call)
+		})
+	}
+	wg.Wait()
+	for i, o := range outcomes {
+		wantClass(t, fmt.Sprintf("worker %d", i), o, providers.NotFound) // authenticated, and nothing there
+	}
+	if n := tokenCalls(env); n != 1 {
+		t.Fatalf("%d token calls for %d workers on 2 instances, want 1", n, workers)
+	}
+}
+
+func TestTokenRefreshedAheadOfExpiry(t *testing.T) {
+	clk := newClock()
+	env := newSandbox(t, sandbox.Config{Now: clk.Now})
+	ts := env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Now = clk.Now })
+	c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AccessToken, cfg.Tokens, cfg.Now = "", ts, clk.Now })
+
+	first, err := ts.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(22 * time.Hour)
+	if again, _ := ts.Token(t.Context()); again != first || tokenCalls(env) != 1 {
+		t.Fatalf("at 22 h: token changed or %d calls; want the same token and 1 call", tokenCalls(env))
+	}
+	clk.Advance(61 * time.Minute) // 23 h 01 m: inside the hour before expiry
+	next, err := ts.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == first || tokenCalls(env) != 2 {
+		t.Fatalf("at 23 h 01 m: token changed %v, %d calls; want a new token and 2 calls", next != first, tokenCalls(env))
+	}
+	wantClass(t, "call with the new token", c.Query(t.Context(), &providers.Call{Request: issueRequest("AHEAD", nil)}), providers.NotFound)
+	if tokenCalls(env) != 2 {
+		t.Errorf("%d token calls, want 2", tokenCalls(env))
+	}
+}
+
+func TestTokenRejectedIsRefreshedOnce(t *testing.T) {
+	tests := []struct {
+		name       string
+		mismatches int
+		want       providers.Class
+		tokenCalls int
+		calls      int
+	}{
+		{"one mismatch: refresh and retry", 1, providers.Accepted, 2, 2},
+		{"two mismatches: action required", 2, providers.ActionRequired, 2, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newSandbox(t, sandbox.Config{})
+			ts := env.mustTokenSource(t, nil)
+			obs := &observed{}
+			c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AccessToken, cfg.Tokens, cfg.Observer = "", ts, obs })
+			if _, err := ts.Token(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			env.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{
+				Provider: "nuonuo", Method: billingMethod, Code: "070301", Times: tt.mismatches,
+			}}})
+			o := c.Submit(t.Context(), &providers.Call{Request: issueRequest("MISMATCH", nil)})
+			wantClass(t, "Submit", o, tt.want)
+			if n := tokenCalls(env); n != tt.tokenCalls {
+				t.Errorf("%d token calls, want %d", n, tt.tokenCalls)
+			}
+			if n := len(obs.list()); n != tt.calls {
+				t.Errorf("%d service calls (%q), want %d", n, obs.list(), tt.calls)
+			}
+		})
+	}
+}
+
+func TestTokenExpiredAtTheProviderIsRefreshed(t *testing.T) {
+	// The sandbox's clock runs ahead of the client's: the provider expires
+	// the token while the client still trusts it, answers 070301, and the
+	// client refreshes once.
+	sbClock, clientClock := newClock(), newClock()
+	env := newSandbox(t, sandbox.Config{Now: sbClock.Now, Nuonuo: sandbox.NuonuoConfig{TokenTTL: time.Hour}})
+	ts := env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Now = clientClock.Now })
+	c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AccessToken, cfg.Tokens, cfg.Now = "", ts, sbClock.Now })
+	if _, err := ts.Token(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sbClock.Advance(2 * time.Hour)
+	clientClock.Advance(time.Minute)
+	o := c.Submit(t.Context(), &providers.Call{Request: issueRequest("EXPIRED", nil)})
+	wantClass(t, "Submit", o, providers.Accepted)
+	if n := tokenCalls(env); n != 2 {
+		t.Errorf("%d token calls, want 2", n)
+	}
+}
+
+func TestTokenCallLimit(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{TokenCallLimit: 1}})
+	first := env.mustTokenSource(t, nil)
+	if _, err := first.Token(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	other := env.mustTokenSource(t, nil) // a separate store: a second, unshared token call
+	_, err := other.Token(t.Context())
+	var te *nuonuo.TokenError
+	if !errors.Is(err, nuonuo.ErrTokenLimit) || !errors.As(err, &te) || te.Code != "070306" {
+		t.Fatalf("Token() = %v, want a *TokenError 070306 wrapping ErrTokenLimit", err)
+	}
+	c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AccessToken, cfg.Tokens = "", other })
+	o := c.Submit(t.Context(), &providers.Call{Request: issueRequest("LIMITED", nil)})
+	wantClass(t, "Submit", o, providers.ActionRequired)
+	if o.Code != "070306" {
+		t.Errorf("code %q, want 070306", o.Code)
+	}
+	if n := env.sb.Stats().Requests["nuonuo"]; n != 0 {
+		t.Errorf("%d service calls without a token", n)
+	}
+	// The refusal is held: more calls do not spend more token calls.
+	for range 3 {
+		wantClass(t, "Submit again", c.Submit(t.Context(), &providers.Call{Request: issueRequest("LIMITED", nil)}), providers.ActionRequired)
+	}
+	if n := tokenCalls(env); n != 2 {
+		t.Errorf("%d token calls, want 2: a refusal must not be retried at once", n)
+	}
+}
+
+func TestTokenRefusalKeepsSecrets(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	const secret = "wrong-secret-0f9e8d"
+	ts := env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.AppSecret = secret })
+	_, err := ts.Token(t.Context())
+	var te *nuonuo.TokenError
+	if !errors.As(err, &te) || te.Code != "070305" || !errors.Is(err, nuonuo.ErrTokenRefused) {
+		t.Fatalf("Token() = %v, want a *TokenError 070305", err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Fatalf("the error shows the secret: %v", err)
+	}
+	c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AppSecret, cfg.AccessToken, cfg.Tokens = secret, "", ts })
+	o := c.Submit(t.Context(), &providers.Call{Request: issueRequest("SECRET", nil)})
+	wantClass(t, "Submit", o, providers.ActionRequired)
+	if strings.Contains(o.Message, secret) || (o.Err != nil && strings.Contains(o.Err.Error(), secret)) {
+		t.Fatalf("the outcome shows the secret: %q %v", o.Message, o.Err)
+	}
+}
+
+// loadSignal is a TokenStore that reports every Load.
+type loadSignal struct {
+	nuonuo.MemoryTokenStore
+	loads chan struct{}
+}
+
+func (l *loadSignal) Load(ctx context.Context, key string) (nuonuo.Token, uint64, error) {
+	select {
+	case l.loads <- struct{}{}:
+	default:
+	}
+	return l.MemoryTokenStore.Load(ctx, key)
+}
+
+func TestTokenWaitsForAnotherInstancesLease(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	store := &loadSignal{loads: make(chan struct{})}
+	ts := env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Store, c.Key = store, "k" })
+	now := time.Now()
+	rev, err := store.Store(t.Context(), "k", nuonuo.Token{LeaseOwner: "other", LeaseUntil: now.Add(time.Minute)}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		tok, err := ts.Token(t.Context())
+		if err != nil {
+			tok = "error: " + err.Error()
+		}
+		got <- tok
+	}()
+	// Two reads: the source saw the lease, waited, and is polling.
+	<-store.loads
+	<-store.loads
+	// The other instance finishes its refresh.
+	if _, err := store.Store(t.Context(), "k", nuonuo.Token{AccessToken: "from-other", IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour)}, rev); err != nil {
+		t.Fatal(err)
+	}
+	if tok := <-got; tok != "from-other" {
+		t.Fatalf("Token() = %q, want the other instance's token", tok)
+	}
+	if n := tokenCalls(env); n != 0 {
+		t.Errorf("%d token calls while another instance held the lease, want 0", n)
+	}
+}
+
+func TestTokenUsesOldTokenDuringLeaseAndTakesOverExpiredLease(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	store := &nuonuo.MemoryTokenStore{}
+	ts := env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Store, c.Key = store, "k" })
+	now := time.Now()
+	// Due for refresh (30 min left), another instance is on it: keep using the old one.
+	old := nuonuo.Token{AccessToken: "old", IssuedAt: now.Add(-23*time.Hour - 30*time.Minute), ExpiresAt: now.Add(30 * time.Minute),
+		LeaseOwner: "other", LeaseUntil: now.Add(time.Minute)}
+	rev, err := store.Store(t.Context(), "k", old, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := ts.Token(t.Context()); err != nil || tok != "old" {
+		t.Fatalf("Token() = %q, %v; want the old token while the lease holds", tok, err)
+	}
+	// The other instance died: its lease expired. This one takes over.
+	old.LeaseUntil = now.Add(-time.Second)
+	if _, err := store.Store(t.Context(), "k", old, rev); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.Token(t.Context())
+	if err != nil || tok == "old" {
+		t.Fatalf("Token() = %q, %v; want a new token", tok, err)
+	}
+	stored, _, err := store.Load(t.Context(), "k")
+	if err != nil || stored.AccessToken != tok || stored.LeaseOwner != "" {
+		t.Fatalf("stored %+v, %v; want the new token without lease", stored, err)
+	}
+	if n := tokenCalls(env); n != 1 {
+		t.Errorf("%d token calls, want 1", n)
+	}
+}
+
+func TestTokenInvalidateRespectsReplacement(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	store := &nuonuo.MemoryTokenStore{}
+	a := env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Store, c.Owner = store, "a" })
+	b := env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Store, c.Owner = store, "b" })
+	first, err := a.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, _ := b.Token(t.Context()); tok != first {
+		t.Fatalf("b got %q, want the shared token", tok)
+	}
+	a.Invalidate(t.Context(), first)
+	second, err := a.Token(t.Context())
+	if err != nil || second == first {
+		t.Fatalf("after Invalidate: %q, %v; want a new token", second, err)
+	}
+	// b learns of the mismatch late: the token was already replaced, so
+	// b does not call the endpoint again.
+	b.Invalidate(t.Context(), first)
+	if tok, _ := b.Token(t.Context()); tok != second {
+		t.Fatalf("b got %q, want the replacement %q", tok, second)
+	}
+	if n := tokenCalls(env); n != 2 {
+		t.Errorf("%d token calls, want 2", n)
+	}
+}
+
+func TestMemoryTokenStoreCompareAndSwap(t *testing.T) {
+	var s nuonuo.MemoryTokenStore
+	ctx := t.Context()
+	if _, _, err := s.Load(ctx, "k"); !errors.Is(err, nuonuo.ErrNoToken) {
+		t.Fatalf("Load of nothing = %v, want ErrNoToken", err)
+	}
+	r1, err := s.Store(ctx, "k", nuonuo.Token{AccessToken: "one"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store(ctx, "k", nuonuo.Token{AccessToken: "two"}, 0); !errors.Is(err, nuonuo.ErrTokenConflict) {
+		t.Fatalf("create over an existing key = %v, want ErrTokenConflict", err)
+	}
+	r2, err := s.Store(ctx, "k", nuonuo.Token{AccessToken: "two"}, r1)
+	if err != nil || r2 == r1 {
+		t.Fatalf("update = %d, %v", r2, err)
+	}
+	if _, err := s.Store(ctx, "k", nuonuo.Token{AccessToken: "three"}, r1); !errors.Is(err, nuonuo.ErrTokenConflict) {
+		t.Fatalf("stale update = %v, want ErrTokenConflict", err)
+	}
+	if tok, rev, _ := s.Load(ctx, "k"); tok.AccessToken != "two" || rev != r2 {
+		t.Fatalf("Load = %q rev %d, want two rev %d", tok.AccessToken, rev, r2)
+	}
+}
+
+func TestTokenSourceConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  nuonuo.TokenSourceConfig
+		ok   bool
+	}{
+		{"valid", nuonuo.TokenSourceConfig{AppKey: "k", AppSecret: "s"}, true},
+		{"no key", nuonuo.TokenSourceConfig{AppSecret: "s"}, false},
+		{"no secret", nuonuo.TokenSourceConfig{AppKey: "k"}, false},
+		{"bad URL", nuonuo.TokenSourceConfig{AppKey: "k", AppSecret: "s", TokenURL: "open.nuonuo.com"}, false},
+		{"negative duration", nuonuo.TokenSourceConfig{AppKey: "k", AppSecret: "s", LeaseTTL: -1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,223 @@
+package nuonuo
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// envelope is every answer of /open/v1/services: {"code","describe","result"}.
+// result is an object, an array or a string depending on the method, so it
+// is kept raw until the method's decoder reads it.
+type envelope struct {
+	Code     flexString      `json:"code"`
+	Describe flexString      `json:"describe"`
+	Result   json.RawMessage `json:"result"`
+}
+
+// errNoCode: the answer is JSON but carries no code.
+var errNoCode = errors.New("answer has no code")
+
+// decodeEnvelope reads an answer body.
+func decodeEnvelope(b []byte) (envelope, error) {
+	var e envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return envelope{}, fmt.Errorf("decode answer: %w", err)
+	}
+	if e.Code == "" {
+		return envelope{}, errNoCode
+	}
+	return e, nil
+}
+
+// flexString is a JSON string, number (kept as its literal text, never a
+// float64) or boolean; null and absent are "".
+type flexString string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || bytes.Equal(b, []byte("null")):
+		*f = ""
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return err
+		}
+		*f = flexString(n.String())
+	case bytes.Equal(b, []byte("true")) || bytes.Equal(b, []byte("false")):
+		*f = flexString(b)
+	default:
+		return fmt.Errorf("want a string or a number, got %.20s", b)
+	}
+	return nil
+}
+
+// billingResult is requestBillingNew's result.
+type billingResult struct {
+	InvoiceSerialNum flexString `json:"invoiceSerialNum"`
+}
+
+// invoiceEntry is one entry of queryInvoiceResult's result array.
+type invoiceEntry struct {
+	SerialNo    flexString `json:"serialNo"`
+	OrderNo     flexString `json:"orderNo"`
+	Status      flexString `json:"status"`
+	StatusMsg   flexString `json:"statusMsg"`
+	FailCause   flexString `json:"failCause"`
+	InvoiceCode flexString `json:"invoiceCode"`
+	InvoiceNo   flexString `json:"invoiceNo"`
+	// AllElectronicInvoiceNumber is the fully digital number; one document
+	// spells it allElectronicInvoiceNumbe, and both are accepted.
+	AllElectronicInvoiceNumber flexString `json:"allElectronicInvoiceNumber"`
+	AllElectronicInvoiceNumbe  flexString `json:"allElectronicInvoiceNumbe"`
+	InvoiceTime                flexString `json:"invoiceTime"`
+	ExTaxAmount                flexString `json:"exTaxAmount"`
+	TaxAmount                  flexString `json:"taxAmount"`
+	OrderAmount                flexString `json:"orderAmount"`
+	PdfURL                     flexString `json:"pdfUrl"`
+	OfdURL                     flexString `json:"ofdUrl"`
+	XMLURL                     flexString `json:"xmlUrl"`
+}
+
+// decodeInvoiceEntries reads queryInvoiceResult's result: an array of
+// entries (a single object is accepted as one entry; null or absent as
+// none).
+func decodeInvoiceEntries(raw json.RawMessage) ([]invoiceEntry, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var list []invoiceEntry
+	if raw[0] == '{' {
+		var one invoiceEntry
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return nil, fmt.Errorf("decode invoice result: %w", err)
+		}
+		return []invoiceEntry{one}, nil
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("decode invoice result: %w", err)
+	}
+	return list, nil
+}
+
+// invoice converts an entry to the contract's Invoice.
+func (e *invoiceEntry) invoice() schemas.Invoice {
+	digital := string(e.AllElectronicInvoiceNumber)
+	if digital == "" {
+		digital = string(e.AllElectronicInvoiceNumbe)
+	}
+	return schemas.Invoice{
+		SerialNo:         string(e.SerialNo),
+		InvoiceCode:      string(e.InvoiceCode),
+		InvoiceNo:        string(e.InvoiceNo),
+		DigitalInvoiceNo: digital,
+		IssuedAt:         epochMillis(string(e.InvoiceTime)),
+		ExTaxAmount:      schemas.ParseAmount(string(e.ExTaxAmount)),
+		TaxAmount:        schemas.ParseAmount(string(e.TaxAmount)),
+		TotalAmount:      schemas.ParseAmount(string(e.OrderAmount)),
+		PdfURL:           string(e.PdfURL),
+		OfdURL:           string(e.OfdURL),
+		XMLURL:           string(e.XMLURL),
+	}
+}
+
+// epochMillis reads invoiceTime: epoch milliseconds as digits; a
+// "yyyy-MM-dd HH:mm:ss" time in China Standard Time is accepted too. The
+// zero time when it is neither.
+func epochMillis(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms).UTC()
+	}
+	if t, err := time.ParseInLocation("2006-01-02 15:04:05", s, chinaTime); err == nil {
+		return t.UTC()
+	}
+	return time.Time{}
+}
+
+// chinaTime is UTC+8, the zone of the provider's wall-clock times.
+var chinaTime = time.FixedZone("CST", 8*3600)
+
+// redForm is one entry of queryInvoiceRedConfirm's list.
+type redForm struct {
+	BillID      flexString `json:"billId"`
+	BillNo      flexString `json:"billNo"`
+	BillUUID    flexString `json:"billUuid"`
+	BillStatus  flexString `json:"billStatus"`
+	BillMessage flexString `json:"billMessage"`
+	// InvoiceSerialNum and OrderNo name the red invoice, once one was
+	// issued (automatically for electronic invoices).
+	InvoiceSerialNum flexString `json:"invoiceSerialNum"`
+	OrderNo          flexString `json:"orderNo"`
+	// RedInvoiceNumber is not in the published field list but appears in
+	// live answers; read when present.
+	RedInvoiceNumber flexString `json:"redInvoiceNumber"`
+	OpenStatus       flexString `json:"openStatus"`
+}
+
+// decodeRedForms reads queryInvoiceRedConfirm's result:
+// {"total": n, "list": [...]} (total a number or a string). A bare array is
+// accepted as the list.
+func decodeRedForms(raw json.RawMessage) ([]redForm, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	if raw[0] == '[' {
+		var list []redForm
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, fmt.Errorf("decode red confirmation forms: %w", err)
+		}
+		return list, nil
+	}
+	var page struct {
+		Total flexString `json:"total"`
+		List  []redForm  `json:"list"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return nil, fmt.Errorf("decode red confirmation forms: %w", err)
+	}
+	return page.List, nil
+}
+
+// decodeString reads a result that is a JSON string (saveInvoiceRedConfirm's
+// form id); a number is accepted as its text.
+func decodeString(raw json.RawMessage) (string, error) {
+	var s flexString
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return "", nil
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("decode result: %w", err)
+	}
+	return string(s), nil
+}
+
+// tokenAnswer is the token endpoint's answer: {"access_token","expires_in"}
+// on success, {"error","error_description"} on refusal.
+type tokenAnswer struct {
+	AccessToken      string     `json:"access_token"`
+	ExpiresIn        flexString `json:"expires_in"`
+	Error            flexString `json:"error"`
+	ErrorDescription string     `json:"error_description"`
+	// Code and Describe: the platform's envelope, in case the gateway
+	// answers in it.
+	Code     flexString `json:"code"`
+	Describe string     `json:"describe"`
+}

@@ -1,0 +1,649 @@
+package sandbox_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha1" //nolint:gosec // Nuonuo's signature
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+)
+
+// These tests speak raw HTTP with their own signing code: the sandbox is
+// checked against the documents, not against the client.
+
+const nnSeller = sandbox.DefaultNuonuoSeller
+
+type nnEnv struct {
+	sb    *sandbox.Server
+	url   string
+	clock *nnClock
+}
+
+type nnClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *nnClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *nnClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newNuonuoEnv(tb testing.TB, cfg sandbox.Config) *nnEnv {
+	tb.Helper()
+	clk := &nnClock{t: time.Now()}
+	cfg.Now = clk.Now
+	sb := sandbox.New(cfg)
+	srv := httptest.NewServer(sb.Handler())
+	tb.Cleanup(srv.Close)
+	sb.SetBaseURL(srv.URL)
+	return &nnEnv{sb: sb, url: srv.URL, clock: clk}
+}
+
+// nnCall is one request to /open/v1/services; zero fields are filled in
+// correctly, so that each test spoils exactly one thing.
+type nnCall struct {
+	method    string
+	body      string
+	appKey    string
+	secret    string
+	senid     string
+	nonce     string
+	timestamp string
+	token     string
+	userTax   *string
+	spoilSign bool
+	sendBody  string        // sent instead of body (the signature still covers body)
+	skew      time.Duration // the caller's clock against the sandbox's
+}
+
+type nnReply struct {
+	Code        string          `json:"code"`
+	Describe    string          `json:"describe"`
+	Result      json.RawMessage `json:"result"`
+	contentType string
+}
+
+func nnSign(secret, appKey, senid, nonce, ts, body string) string {
+	m := hmac.New(sha1.New, []byte(secret))
+	m.Write([]byte("a=services&l=v1&p=open&k=" + appKey + "&i=" + senid + "&n=" + nonce + "&t=" + ts + "&f=" + body))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (e *nnEnv) do(t *testing.T, c nnCall) nnReply {
+	t.Helper()
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	set(&c.appKey, sandbox.DefaultNuonuoAppKey)
+	set(&c.secret, sandbox.DefaultNuonuoAppSecret)
+	set(&c.senid, strings.Repeat("ab", 16))
+	set(&c.nonce, "12345678")
+	set(&c.timestamp, strconv.FormatInt(e.clock.Now().Add(c.skew).Unix(), 10))
+	set(&c.token, sandbox.DefaultNuonuoToken)
+	tax := nnSeller
+	if c.userTax != nil {
+		tax = *c.userTax
+	}
+	sign := nnSign(c.secret, c.appKey, c.senid, c.nonce, c.timestamp, c.body)
+	if c.spoilSign {
+		sign = "AAAA" + sign[4:]
+	}
+	send := c.body
+	if c.sendBody != "" {
+		send = c.sendBody
+	}
+	q := url.Values{"senid": {c.senid}, "nonce": {c.nonce}, "timestamp": {c.timestamp}, "appkey": {c.appKey}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/open/v1/services?"+q.Encode(), strings.NewReader(send))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header["Content-Type"] = []string{"application/json;charset=UTF-8"}
+	req.Header["X-Nuonuo-Sign"] = []string{sign}
+	req.Header["accessToken"] = []string{c.token}
+	if tax != "" {
+		req.Header["userTax"] = []string{tax}
+	}
+	req.Header["method"] = []string{c.method}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var r nnReply
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("answer %q is not JSON: %v", b, err)
+	}
+	r.contentType = resp.Header.Get("Content-Type")
+	return r
+}
+
+const (
+	nnBilling   = "nuonuo.ElectronInvoice.requestBillingNew"
+	nnQuery     = "nuonuo.ElectronInvoice.queryInvoiceResult"
+	nnReInvoice = "nuonuo.OpeMplatform.reInvoice"
+	nnSaveRed   = "nuonuo.OpeMplatform.saveInvoiceRedConfirm"
+	nnQueryRed  = "nuonuo.OpeMplatform.queryInvoiceRedConfirm"
+)
+
+// nnOrder returns a valid order body (one line, 100.00 + 6.00 = 106.00) as
+// a generic map for tests to spoil.
+func nnOrder(orderNo string) map[string]any {
+	return map[string]any{
+		"buyerName": "杭州示例科技有限公司", "salerTaxNum": nnSeller, "orderNo": orderNo,
+		"invoiceDate": "2026-11-20 10:15:00", "clerk": "张三", "pushMode": "-1",
+		"invoiceType": "1", "invoiceLine": "pc",
+		"invoiceDetail": []any{nnLine("技术服务费", "0", "1", "100.00", "6.00", "106.00")},
+	}
+}
+
+func nnLine(name, prop, num, excl, tax, incl string) map[string]any {
+	return map[string]any{
+		"goodsName": name, "goodsCode": "3040201010000000000", "withTaxFlag": "1", "taxRate": "0.06",
+		"num": num, "price": strings.TrimPrefix(incl, "-"), "invoiceLineProperty": prop,
+		"taxExcludedAmount": excl, "tax": tax, "taxIncludedAmount": incl,
+	}
+}
+
+func nnJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (e *nnEnv) submit(t *testing.T, order map[string]any) nnReply {
+	t.Helper()
+	return e.do(t, nnCall{method: nnBilling, body: nnJSON(t, map[string]any{"order": order})})
+}
+
+func TestNuonuoSignatureVectorMatchesTheDocuments(t *testing.T) {
+	// The test signer is the documented scheme: check it against the vector.
+	if got := nnSign("secret", "app", strings.Repeat("a", 32), "12345678", "1700000000", `{"name":"中文"}`); got != "4BzcKzrcoqxPis0W/W3X2ae0uIo=" {
+		t.Fatalf("signature %q does not match the documented vector", got)
+	}
+}
+
+func TestNuonuoCallChecks(t *testing.T) {
+	empty := ""
+	body := `{"orderNos":["X"]}`
+	tests := []struct {
+		name string
+		call nnCall
+		code string
+		msg  string
+	}{
+		{"valid call reaches the method", nnCall{}, "E9500", ""},
+		{"unknown appkey", nnCall{appKey: "nope"}, "070101", ""},
+		{"senid not 32 hex", nnCall{senid: "xyz"}, "0201", ""},
+		{"nonce not 8 digits", nnCall{nonce: "1234"}, "0201", ""},
+		{"timestamp in milliseconds", nnCall{timestamp: "1700000000000"}, "070601", "时间"},
+		{"client clock 11 minutes behind", nnCall{skew: -11 * time.Minute}, "070601", "时间"},
+		{"client clock 9 minutes ahead is fine", nnCall{skew: 9 * time.Minute}, "E9500", ""},
+		{"wrong secret", nnCall{secret: "other"}, "070601", "签名"},
+		{"spoilt signature", nnCall{spoilSign: true}, "070601", "签名"},
+		{"body changed after signing", nnCall{sendBody: `{"orderNos":["Y"]}`}, "070601", "签名"},
+		{"unknown token", nnCall{token: "guess"}, "070301", "不匹配"},
+		{"no userTax", nnCall{userTax: &empty}, "070401", ""},
+		{"unknown method", nnCall{method: "nuonuo.ElectronInvoice.nothing"}, "070501", ""},
+		{"body not JSON", nnCall{body: "{order"}, "0201", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newNuonuoEnv(t, sandbox.Config{})
+			c := tt.call
+			if c.method == "" {
+				c.method = nnQuery
+			}
+			if c.body == "" {
+				c.body = body
+			}
+			if tt.name != "valid call reaches the method" && tt.name != "client clock 9 minutes ahead is fine" {
+				// A refused call must not reach the method.
+				defer func() {
+					if n := e.sb.Stats().Sellers[nnSeller]["X"].Queries; n != 0 {
+						t.Errorf("a refused call was counted as %d queries", n)
+					}
+				}()
+			}
+			r := e.do(t, c)
+			if r.Code != tt.code || !strings.Contains(r.Describe, tt.msg) {
+				t.Fatalf("code %q %q, want %q containing %q", r.Code, r.Describe, tt.code, tt.msg)
+			}
+			if r.contentType != "application/json;charset=UTF-8" {
+				t.Errorf("Content-Type %q", r.contentType)
+			}
+		})
+	}
+}
+
+func nnFetchToken(t *testing.T, e *nnEnv, form url.Values, contentType string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/accessToken", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, m
+}
+
+func TestNuonuoTokenEndpoint(t *testing.T) {
+	const form = "application/x-www-form-urlencoded;charset=UTF-8"
+	good := url.Values{"client_id": {sandbox.DefaultNuonuoAppKey}, "client_secret": {sandbox.DefaultNuonuoAppSecret}, "grant_type": {"client_credentials"}}
+	with := func(k, v string) url.Values {
+		f := url.Values{}
+		for key, vals := range good {
+			f[key] = vals
+		}
+		f.Set(k, v)
+		return f
+	}
+	tests := []struct {
+		name        string
+		form        url.Values
+		contentType string
+		code        string
+	}{
+		{"wrong content type", good, "application/json", "070315"},
+		{"wrong client id", with("client_id", "x"), form, "070304"},
+		{"wrong client secret", with("client_secret", "x"), form, "070305"},
+		{"wrong grant type", with("grant_type", "password"), form, "070307"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newNuonuoEnv(t, sandbox.Config{})
+			_, m := nnFetchToken(t, e, tt.form, tt.contentType)
+			if m["error"] != tt.code || m["access_token"] != nil {
+				t.Fatalf("answer %v, want error %s", m, tt.code)
+			}
+		})
+	}
+
+	t.Run("tokens live TokenTTL and the limit holds", func(t *testing.T) {
+		e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{TokenTTL: time.Hour, TokenCallLimit: 2}})
+		_, m := nnFetchToken(t, e, good, form)
+		tok, _ := m["access_token"].(string)
+		if tok == "" || m["expires_in"] != "3600" {
+			t.Fatalf("answer %v, want a token with expires_in \"3600\"", m)
+		}
+		if r := e.do(t, nnCall{method: nnQuery, body: `{"orderNos":["X"]}`, token: tok}); r.Code != "E9500" {
+			t.Fatalf("fetched token refused: %s %s", r.Code, r.Describe)
+		}
+		e.clock.Advance(time.Hour)
+		if r := e.do(t, nnCall{method: nnQuery, body: `{"orderNos":["X"]}`, token: tok}); r.Code != "070301" || !strings.Contains(r.Describe, "过期") {
+			t.Fatalf("expired token: %s %s, want 070301 过期", r.Code, r.Describe)
+		}
+		if _, m := nnFetchToken(t, e, good, form); m["access_token"] == nil {
+			t.Fatalf("second call refused: %v", m)
+		}
+		if _, m := nnFetchToken(t, e, good, form); m["error"] != "070306" {
+			t.Fatalf("third call: %v, want 070306", m)
+		}
+		if n := e.sb.Stats().TokenCalls["nuonuo"]; n != 3 {
+			t.Errorf("token calls %d, want 3", n)
+		}
+	})
+}
+
+func TestNuonuoValidationCodes(t *testing.T) {
+	line := func(o map[string]any, i int) map[string]any { return o["invoiceDetail"].([]any)[i].(map[string]any) }
+	withDiscount := func(o map[string]any) {
+		o["invoiceDetail"] = []any{
+			nnLine("技术服务费", "2", "1", "100.00", "6.00", "106.00"),
+			nnLine("技术服务费", "1", "-1", "-10.00", "-0.60", "-10.60"),
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(map[string]any)
+		code   string
+		msg    string
+	}{
+		{"missing buyerName", func(o map[string]any) { delete(o, "buyerName") }, "E4000", "buyerName"},
+		{"missing clerk", func(o map[string]any) { o["clerk"] = "" }, "E4000", "clerk"},
+		{"phone push without phone", func(o map[string]any) { delete(o, "pushMode") }, "E4000", "buyerPhone"},
+		{"bad invoice date", func(o map[string]any) { o["invoiceDate"] = "2026-11-20" }, "E4000", "invoiceDate"},
+		{"line without goodsName", func(o map[string]any) { line(o, 0)["goodsName"] = "" }, "E4000", "第1行"},
+		{"invoice type 3", func(o map[string]any) { o["invoiceType"] = "3" }, "E9101", ""},
+		{"red without blue numbers", func(o map[string]any) { o["invoiceType"] = "2"; o["invoiceLine"] = "c" }, "E9102", ""},
+		{"email too long", func(o map[string]any) { o["email"] = strings.Repeat("a", 45) + "@x.com" }, "E9104", ""},
+		{"proxy flag 2", func(o map[string]any) { o["proxyInvoiceFlag"] = "2" }, "E9107", ""},
+		{"seller mismatch", func(o map[string]any) { o["salerTaxNum"] = "91330106MA2AYNWD8M" }, "E9302", ""},
+		{"no lines", func(o map[string]any) { o["invoiceDetail"] = []any{} }, "E9122", ""},
+		{"no price, amounts missing", func(o map[string]any) {
+			delete(line(o, 0), "price")
+			delete(line(o, 0), "num")
+			delete(line(o, 0), "tax")
+		}, "E9123", ""},
+		{"no price but a quantity", func(o map[string]any) { delete(line(o, 0), "price") }, "E9123", ""},
+		{"amount of 21 digits", func(o map[string]any) { line(o, 0)["taxIncludedAmount"] = strings.Repeat("9", 21) }, "E9124", ""},
+		{"amount not a number", func(o map[string]any) { line(o, 0)["taxIncludedAmount"] = "1O6" }, "E9125", ""},
+		{"excluded amount not a number", func(o map[string]any) { line(o, 0)["taxExcludedAmount"] = "abc" }, "E9127", ""},
+		{"tax of 21 digits", func(o map[string]any) { line(o, 0)["tax"] = "-" + strings.Repeat("1", 21) }, "E9128", ""},
+		{"sum off", func(o map[string]any) { line(o, 0)["taxIncludedAmount"] = "106.01" }, "E9130", "第1行"},
+		{"tax off by 0.07", func(o map[string]any) {
+			l := line(o, 0)
+			l["tax"], l["taxExcludedAmount"] = "5.93", "100.07"
+			l["taxIncludedAmount"] = "106.00"
+		}, "E9131", "金额*税率-税额大于0.06,明细行名称:技术服务费,第1行"},
+		{"no goods code", func(o map[string]any) { delete(line(o, 0), "goodsCode") }, "E9138", ""},
+		{"discount without discounted line", func(o map[string]any) {
+			withDiscount(o)
+			line(o, 0)["invoiceLineProperty"] = "0"
+		}, "E9110", "第2行"},
+		{"discounted line without discount", func(o map[string]any) { line(o, 0)["invoiceLineProperty"] = "2" }, "E9110", "第1行"},
+		{"discount names other goods", func(o map[string]any) { withDiscount(o); line(o, 1)["goodsName"] = "别的" }, "E9105", ""},
+		{"discount at another rate", func(o map[string]any) {
+			withDiscount(o)
+			l := line(o, 1)
+			l["taxRate"], l["tax"], l["taxExcludedAmount"] = "0.13", "-1.22", "-9.38"
+		}, "E9112", ""},
+		{"discount larger than the line", func(o map[string]any) {
+			withDiscount(o)
+			l := line(o, 1)
+			l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "-200.00", "-12.00", "-212.00"
+		}, "E9108", ""},
+		{"blue discount with positive quantity", func(o map[string]any) { withDiscount(o); line(o, 1)["num"] = "1" }, "E9111", ""},
+		{"blue discounted line with negative quantity", func(o map[string]any) { withDiscount(o); line(o, 0)["num"] = "-1" }, "E9114", ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newNuonuoEnv(t, sandbox.Config{})
+			orderNo := fmt.Sprintf("V-%d", i)
+			o := nnOrder(orderNo)
+			tt.mutate(o)
+			r := e.submit(t, o)
+			if r.Code != tt.code || !strings.Contains(r.Describe, tt.msg) {
+				t.Fatalf("code %q %q, want %q containing %q", r.Code, r.Describe, tt.code, tt.msg)
+			}
+			st := e.sb.Stats().Sellers[nnSeller][orderNo]
+			if st.Submissions != 1 || st.Issuances != 0 {
+				t.Errorf("stats %+v: a refused order counts one submission and no issuance", st)
+			}
+		})
+	}
+}
+
+func TestNuonuoAcceptsDiscountsAndNumbers(t *testing.T) {
+	e := newNuonuoEnv(t, sandbox.Config{})
+	o := nnOrder("OK-1")
+	o["invoiceDetail"] = []any{
+		nnLine("技术服务费", "2", "1", "100.00", "6.00", "106.00"),
+		nnLine("技术服务费", "1", "-1", "-10.00", "-0.60", "-10.60"),
+		// Amounts as JSON numbers, and a line with only price and quantity.
+		map[string]any{"goodsName": "咨询费", "goodsCode": "3040201010000000000", "withTaxFlag": "1",
+			"taxRate": json.Number("0.06"), "price": json.Number("53"), "num": json.Number("2")},
+	}
+	r := e.submit(t, o)
+	if r.Code != "E0000" {
+		t.Fatalf("code %q %q, want E0000", r.Code, r.Describe)
+	}
+	var res struct {
+		InvoiceSerialNum string `json:"invoiceSerialNum"`
+	}
+	if err := json.Unmarshal(r.Result, &res); err != nil || len(res.InvoiceSerialNum) != 20 {
+		t.Fatalf("result %s: want a 20-digit invoiceSerialNum", r.Result)
+	}
+	q := e.do(t, nnCall{method: nnQuery, body: `{"serialNos":["` + res.InvoiceSerialNum + `"]}`})
+	var entries []map[string]any
+	if err := json.Unmarshal(q.Result, &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("query %s %s: %v", q.Code, q.Result, err)
+	}
+	// 106.00 − 10.60 + 106.00 = 201.40
+	if got := entries[0]["orderAmount"]; got != "201.40" || entries[0]["status"] != "2" {
+		t.Errorf("entry %v, want status 2 and orderAmount \"201.40\"", entries[0])
+	}
+	if st := e.sb.Stats().Sellers[nnSeller]["OK-1"]; st.Issuances != 1 || st.Invoices != 1 || st.Submissions != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if dup := e.submit(t, nnOrder("OK-1")); dup.Code != "E9106" {
+		t.Errorf("second submission: %q, want E9106", dup.Code)
+	}
+	if st := e.sb.Stats().Sellers[nnSeller]["OK-1"]; st.Issuances != 1 || st.Submissions != 2 {
+		t.Errorf("after the duplicate: %+v", st)
+	}
+}
+
+func TestNuonuoSplitLimit(t *testing.T) {
+	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: 10.6}})
+	if r := e.submit(t, nnOrder("S-10")); r.Code != "E0000" { // exactly 10 invoices
+		t.Fatalf("106.00 over 10.60: %q %q", r.Code, r.Describe)
+	}
+	o := nnOrder("S-11")
+	o["invoiceDetail"].([]any)[0].(map[string]any)["price"] = "106.01"
+	l := o["invoiceDetail"].([]any)[0].(map[string]any)
+	l["taxIncludedAmount"], l["taxExcludedAmount"], l["tax"] = "106.01", "100.01", "6.00"
+	if r := e.submit(t, o); r.Code != "E9154" {
+		t.Fatalf("106.01 over 10.60: %q, want E9154", r.Code)
+	}
+	st := e.sb.Stats().Sellers[nnSeller]
+	if st["S-10"].Invoices != 10 || st["S-11"].Issuances != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestNuonuoQueryInvoiceResult(t *testing.T) {
+	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{PendingQueries: 1}})
+	many := make([]string, 51)
+	for i := range many {
+		many[i] = fmt.Sprint(i)
+	}
+	tests := []struct {
+		name, body, code string
+	}{
+		{"neither list", `{}`, "E4000"},
+		{"more than 50", nnJSON(t, map[string]any{"orderNos": many}), "E4000"},
+		{"unknown order", `{"orderNos":["NOPE"]}`, "E9500"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := e.do(t, nnCall{method: nnQuery, body: tt.body}); r.Code != tt.code {
+				t.Fatalf("code %q, want %q", r.Code, tt.code)
+			}
+		})
+	}
+	t.Run("issuing then issued with a PDF", func(t *testing.T) {
+		if r := e.submit(t, nnOrder("Q-1")); r.Code != "E0000" {
+			t.Fatal(r.Code)
+		}
+		status := func() map[string]any {
+			r := e.do(t, nnCall{method: "nuonuo.OpeMplatform.queryInvoiceResult", body: `{"orderNos":["Q-1"]}`})
+			var entries []map[string]any
+			if err := json.Unmarshal(r.Result, &entries); err != nil || len(entries) != 1 {
+				t.Fatalf("%s %s", r.Code, r.Result)
+			}
+			return entries[0]
+		}
+		if s := status(); s["status"] != "20" {
+			t.Fatalf("first query: %v, want status 20", s)
+		}
+		s := status()
+		if s["status"] != "2" || len(s["allElectronicInvoiceNumber"].(string)) != 20 || s["taxAmount"] != "6.00" {
+			t.Fatalf("second query: %v", s)
+		}
+		if _, ok := s["invoiceTime"].(float64); !ok {
+			t.Errorf("invoiceTime %v is not a JSON number of milliseconds", s["invoiceTime"])
+		}
+		resp, err := http.Get(s["pdfUrl"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		pdf, _ := io.ReadAll(resp.Body)
+		if !bytes.HasPrefix(pdf, []byte("%PDF-1.4")) {
+			t.Errorf("pdfUrl serves %.20q", pdf)
+		}
+	})
+}
+
+func TestNuonuoReInvoice(t *testing.T) {
+	e := newNuonuoEnv(t, sandbox.Config{})
+	fail := nnOrder("F-1")
+	fail["remark"] = "SANDBOX:FAIL"
+	e.submit(t, fail)
+	e.submit(t, nnOrder("OK-1"))
+	query := func(no string) map[string]any {
+		r := e.do(t, nnCall{method: nnQuery, body: `{"orderNos":["` + no + `"]}`})
+		var entries []map[string]any
+		_ = json.Unmarshal(r.Result, &entries)
+		if len(entries) == 0 {
+			t.Fatalf("query %s: %s", no, r.Code)
+		}
+		return entries[0]
+	}
+	if s := query("F-1"); s["status"] != "22" || !strings.Contains(s["failCause"].(string), "SANDBOX:FAIL") {
+		t.Fatalf("failed order: %v", s)
+	}
+	query("OK-1")
+	tests := []struct {
+		name, body, code, msg string
+	}{
+		{"neither key", `{}`, "E4000", ""},
+		{"unknown order", `{"orderno":"NOPE"}`, "E9500", ""},
+		{"issued order", `{"orderno":"OK-1"}`, "E0000", "无需再重试"},
+		{"failed order", `{"orderno":"F-1"}`, "E0000", "重试成功"},
+		{"issuing order", `{"orderno":"F-1"}`, "E0000", "开票中"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := e.do(t, nnCall{method: nnReInvoice, body: tt.body}); r.Code != tt.code || !strings.Contains(r.Describe, tt.msg) {
+				t.Fatalf("%q %q, want %q containing %q", r.Code, r.Describe, tt.code, tt.msg)
+			}
+		})
+	}
+	if s := query("F-1"); s["status"] != "2" {
+		t.Fatalf("reissued order: %v, want status 2", s)
+	}
+	st := e.sb.Stats().Sellers[nnSeller]
+	if st["F-1"].Issuances != 1 || st["OK-1"].Issuances != 1 {
+		t.Errorf("issuances F-1 %d OK-1 %d, want 1 and 1", st["F-1"].Issuances, st["OK-1"].Issuances)
+	}
+	for i := 3; i <= 20; i++ {
+		if r := e.do(t, nnCall{method: nnReInvoice, body: `{"orderno":"F-1"}`}); r.Code != "E0000" {
+			t.Fatalf("reissue %d: %s", i, r.Code)
+		}
+	}
+	if r := e.do(t, nnCall{method: nnReInvoice, body: `{"orderno":"F-1"}`}); r.Code != "E9613" {
+		t.Fatalf("reissue 21: %s, want E9613", r.Code)
+	}
+}
+
+func TestNuonuoRedConfirm(t *testing.T) {
+	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{RedConfirmSteps: 2}})
+	form := func(mutate func(map[string]any)) string {
+		m := map[string]any{
+			"billId": "B-1", "blueInvoiceLine": "pc", "applySource": "0", "blueElecInvoiceNumber": "26332000000000000001",
+			"sellerTaxNo": nnSeller, "sellerName": "销方", "buyerTaxNo": "91440101MA5APD8X8J", "buyerName": "购方",
+			"redReason": "2", "orderNo": "RED-1",
+			"detail": []any{map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000",
+				"taxExcludedAmount": "-5.00", "taxAmount": "-0.30"}},
+		}
+		if mutate != nil {
+			mutate(m)
+		}
+		return nnJSON(t, m)
+	}
+	for _, tt := range []struct {
+		name   string
+		mutate func(map[string]any)
+		code   string
+	}{
+		{"no buyer name", func(m map[string]any) { delete(m, "buyerName") }, "E4000"},
+		{"apply source 2", func(m map[string]any) { m["applySource"] = "2" }, "E4000"},
+		{"red reason 5", func(m map[string]any) { m["redReason"] = "5" }, "E4000"},
+		{"billId of 33", func(m map[string]any) { m["billId"] = strings.Repeat("b", 33) }, "E4000"},
+		{"other seller", func(m map[string]any) { m["sellerTaxNo"] = "91330106MA2AYNWD8M" }, "E9302"},
+		{"short blue number", func(m map[string]any) { m["blueElecInvoiceNumber"] = "123" }, "E9102"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := func(m map[string]any) { m["orderNo"] = "RED-BAD"; tt.mutate(m) }
+			if r := e.do(t, nnCall{method: nnSaveRed, body: form(bad)}); r.Code != tt.code {
+				t.Fatalf("%q %q, want %q", r.Code, r.Describe, tt.code)
+			}
+		})
+	}
+
+	r := e.do(t, nnCall{method: nnSaveRed, body: form(nil)})
+	var formID string
+	if err := json.Unmarshal(r.Result, &formID); r.Code != "E0000" || err != nil || formID == "" {
+		t.Fatalf("save: %s %s", r.Code, r.Result)
+	}
+	if again := e.do(t, nnCall{method: nnSaveRed, body: form(nil)}); string(again.Result) != string(r.Result) {
+		t.Fatalf("same billId gave form %s, want %s", again.Result, r.Result)
+	}
+	status := func(body string) map[string]any {
+		q := e.do(t, nnCall{method: nnQueryRed, body: body})
+		var page struct {
+			Total int              `json:"total"`
+			List  []map[string]any `json:"list"`
+		}
+		if err := json.Unmarshal(q.Result, &page); err != nil || q.Code != "E0000" {
+			t.Fatalf("query: %s %s", q.Code, q.Result)
+		}
+		if page.Total != len(page.List) || len(page.List) > 1 {
+			t.Fatalf("page %+v", page)
+		}
+		if len(page.List) == 0 {
+			return nil
+		}
+		return page.List[0]
+	}
+	if got := status(`{"identity":"0","billId":"NOPE"}`); got != nil {
+		t.Fatalf("unknown form listed: %v", got)
+	}
+	if q := e.do(t, nnCall{method: nnQueryRed, body: `{"billId":"B-1"}`}); q.Code != "E4000" {
+		t.Fatalf("query without identity: %s", q.Code)
+	}
+	var seen []string
+	for range 5 {
+		f := status(`{"identity":"0","billId":"B-1"}`)
+		seen = append(seen, f["billStatus"].(string))
+	}
+	if want := "15 15 02 02 04"; strings.Join(seen, " ") != want {
+		t.Fatalf("statuses %v, want %s", seen, want)
+	}
+	f := status(`{"identity":"0","billNo":"` + formID + `"}`)
+	if f["billNo"] != formID || f["invoiceSerialNum"] == nil || f["orderNo"] != "RED-1" || f["openStatus"] != "1" {
+		t.Fatalf("confirmed form %v: want the red invoice's serial and order", f)
+	}
+	q := e.do(t, nnCall{method: nnQuery, body: `{"orderNos":["RED-1"]}`})
+	if q.Code != "E0000" || !strings.Contains(string(q.Result), `"orderAmount":"-5.30"`) {
+		t.Fatalf("red invoice: %s %s", q.Code, q.Result)
+	}
+	if st := e.sb.Stats().Sellers[nnSeller]["RED-1"]; st.Submissions != 2 || st.Issuances != 1 || st.Invoices != 1 {
+		t.Errorf("stats %+v, want 2 submissions and 1 issuance", st)
+	}
+}
