@@ -1,0 +1,97 @@
+// Package jumdata is the client of jumdata's tax/v3/makeout API (seed 004):
+// it issues fully digital blue invoices and reverses them with red
+// invoices through the tax bureau, for one seller per Client, behind the
+// providers.Provider interface.
+//
+// # Calls and signing
+//
+// Every call is a POST of an application/x-www-form-urlencoded form to
+// BaseURL + "/tax/v3/makeout/<endpoint>" carrying appId, timestamp (Unix
+// milliseconds), sign = lower-case hex sha256(appId + appSecret + timestamp)
+// (see Sign; the business parameters are not signed), the seller's login
+// (nsrsbh, dq, gryhm, token) and the endpoint's parameters. The answer is
+// {code, msg, charge, taskNo, data}; code is read whether it is a JSON number
+// or a string. Every call waits for the seller's Limiter and is reported to
+// the Observer.
+//
+// # Blue invoices: the taskId and its 8-hour life
+//
+// Submit of an issue request calls blue-invoice/submit with taskId =
+// TaskID(seller, orderNo) and invoiceData = NewInvoiceData(request).Encode().
+// jumdata keeps a taskId 8 hours: within them, the same taskId with
+// identical parameters is the same task, answered 202 (in progress) until
+// it answers 200 with the invoice (fphm, kprq). The mapping is deterministic,
+// so "identical" holds byte for byte across deliveries and processes.
+//
+// The invoiceData format is not public: this project's assumption (the tax
+// bureau's field names, plus the order number in ddh) is documented field by
+// field in invoicedata.go, the one file to change if jumdata's real format
+// differs. The sandbox (providers/sandbox) checks the same format.
+//
+// Query of an issue request, with the first submission's time
+// (providers.Call.SubmittedAt):
+//
+//   - never submitted (zero SubmittedAt): NotFound, no call;
+//   - within TaskIDLife less a clock margin (10 minutes): blue-invoice/submit
+//     again with identical parameters: 200 Issued, 202 Accepted. If the
+//     original call never reached jumdata this creates the task, which is
+//     safe (the taskId makes it the one task of the order) and is what the
+//     pipeline's next Submit would have done. A 400 to the repetition is
+//     checked against blue-invoice/query before it is reported;
+//   - after it (jumdata has forgotten the taskId): blue-invoice/query over the
+//     days since SubmittedAt, every page. An invoice is the order's when the
+//     list carries an order number (ddh; the document's example has none)
+//     equal to ours, or else when it is a blue invoice of this seller for the
+//     same buyer tax number (and buyer name, where listed), with hjje, hjse
+//     and jshj equal to the order's totals, issued no earlier than
+//     SubmittedAt less the margin. One match is Issued, none NotFound,
+//     several ActionRequired ("ambiguous": guessing would lose or duplicate
+//     an invoice). A forgotten taskId is never submitted blindly.
+//
+// # Red invoices
+//
+// Submit of a red_confirm request calls red-invoice/submit with lzfphm (the
+// blue invoice's number), lzkprq (the request's blueInvoiceTime extension;
+// without it the request is Rejected with Field redConfirm.blueInvoiceTime
+// and nothing is sent), chyydm (RedReasonCode: Nuonuo's 1 and 2 are the tax
+// bureau's 02 and 01) and hzmx (RedLines, empty for a full reversal). A 200
+// carrying the red invoice (fphm) is Issued; one carrying the confirmation
+// form's uuid is Accepted with Refs.BillNo = uuid (an assumption: the
+// document's example shows data {}); one carrying neither is Accepted
+// without a reference. Query asks red-invoice/result by Refs.BillNo (200
+// Issued, 202 Accepted) or, without a uuid, searches: red-invoice/query for
+// a red invoice reversing lzfphm since the submission, then the blue
+// invoice's hzqrxxuuid (blue-invoice/query) for a pending form. A 399 to a
+// Submit made after an earlier submission ("蓝票没有可红冲的金额,不可再次红冲!")
+// is reconciled by that search before it is reported as Rejected.
+//
+// A reissue has no jumdata counterpart: Submit and Query answer Rejected with
+// Code "unsupported" and Err wrapping providers.ErrUnsupported, as they do
+// for red orders and invoice lines jumdata cannot issue.
+//
+// # Classification
+//
+// One table (classify.go) maps every answer to a providers.Class:
+//
+//	200                                 success: the endpoint's data decides
+//	202                                 Retry on Submit (ask again, identical), Accepted on Query; RetryAfter = PollAfter
+//	301 302 303 311 312 601 602 604 607 ActionRequired (login, token, face scan, account, IP)
+//	399 400 404                         Rejected (the message says why)
+//	500 501                             Retry
+//	606 609, HTTP 429                   Retry, and the Limiter is throttled
+//	transport, timeout, HTTP 5xx,       Unknown on Submit (in doubt: query before anything else),
+//	unreadable or oversized answer      Retry on Query
+//	other HTTP status (3xx, 4xx)        ActionRequired (configuration or network path)
+//	any other code                      Rejected, code kept in Outcome.Code
+//
+// plus the client's own decisions: "unsupported" and "invalid" (Rejected,
+// nothing sent), "ambiguous" (ActionRequired), "incomplete" and "not_sent"
+// (Retry), "seller_mismatch" (ActionRequired).
+//
+// # Face authentication
+//
+// jumdata answers 311/312 until a person scans a QR code with the 个税 or
+// 税务 app. The pipeline parks the seller (ActionRequired); an operator uses
+// FaceAuthQRCode and FaceAuthResult to authenticate, and the parked work
+// resumes.
+package jumdata

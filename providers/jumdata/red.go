@@ -1,0 +1,260 @@
+package jumdata
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// redTask is what a red-invoice/submit sends, computed once per call.
+type redTask struct {
+	rc      *schemas.RedConfirm
+	lzfphm  string
+	lzkprq  string
+	partial bool
+	je, se  decimal.Decimal // the partial lines' totals (negative)
+	params  url.Values
+}
+
+// fullyDigitalLines are the blue invoice lines jumdata can reverse: fully
+// digital invoices, whose 20-digit number is all red-invoice/submit takes.
+var fullyDigitalLines = map[string]bool{"bs": true, "pc": true, "es": true, "ec": true}
+
+// newRedTask maps a red_confirm request to red-invoice/submit's parameters.
+func newRedTask(req *schemas.Request) (*redTask, error) {
+	rc := req.RedConfirm
+	switch {
+	case rc == nil:
+		return nil, invalidField("redConfirm", "is required for kind red_confirm")
+	case !fullyDigitalLines[rc.BlueInvoiceLine]:
+		return nil, unsupportedField("redConfirm.blueInvoiceLine", "%q: jumdata reverses fully digital invoices only (bs, pc, es, ec)", rc.BlueInvoiceLine)
+	case rc.BlueNumber() == "":
+		return nil, invalidField("redConfirm.blueElecInvoiceNumber", "is required: the number of the blue invoice being reversed (lzfphm)")
+	case rc.BlueInvoiceTime == "":
+		return nil, invalidField("redConfirm.blueInvoiceTime", "is required for jumdata (lzkprq): the blue invoice's issue time, yyyy-MM-dd HH:mm:ss")
+	case parseTime(rc.BlueInvoiceTime).IsZero():
+		return nil, invalidField("redConfirm.blueInvoiceTime", "%q is not yyyy-MM-dd HH:mm:ss", rc.BlueInvoiceTime)
+	}
+	chyydm, ok := RedReasonCode(rc.RedReason)
+	if !ok {
+		return nil, invalidField("redConfirm.redReason", "%q is not a red reason (1 销货退回, 2 开票有误, 3 服务中止, 4 销售折让)", rc.RedReason)
+	}
+	lines, je, se, err := RedLines(rc.Detail)
+	if err != nil {
+		return nil, err
+	}
+	hzmx, err := EncodeRedLines(lines)
+	if err != nil {
+		return nil, err
+	}
+	t := &redTask{rc: rc, lzfphm: rc.BlueNumber(), lzkprq: rc.BlueInvoiceTime, partial: hzmx != "", je: je, se: se}
+	t.params = url.Values{"lzfphm": {t.lzfphm}, "lzkprq": {t.lzkprq}, "chyydm": {chyydm}}
+	if t.partial {
+		t.params.Set("hzmx", hzmx)
+	}
+	return t, nil
+}
+
+// state is the form's state for an outcome.
+func (t *redTask) state(uuid, msg string) *schemas.RedConfirmState {
+	return &schemas.RedConfirmState{BillID: t.rc.BillID, BillNo: uuid, Message: msg}
+}
+
+// refs are the outcome's references.
+func (t *redTask) refs(uuid string) schemas.ProviderRefs {
+	return schemas.ProviderRefs{BillID: t.rc.BillID, BillNo: uuid}
+}
+
+func (c *Client) submitRed(ctx context.Context, call *providers.Call) providers.Outcome {
+	t, err := newRedTask(call.Request)
+	if err != nil {
+		return fieldOutcome(err, false)
+	}
+	r := c.post(ctx, epRedSubmit, t.params)
+	switch {
+	case r.is("200"):
+		return c.redSubmitted(r, t)
+	case r.is("399") && !call.SubmittedAt.IsZero():
+		// A refusal after an earlier submission ("蓝票没有可红冲的金额,不可
+		// 再次红冲!") may be our own earlier form or invoice: reconcile.
+		if out := c.searchRed(ctx, call, t); out.Class != providers.NotFound {
+			return out
+		}
+	}
+	out := c.fail(r, false)
+	out.RedConfirm = t.state("", out.Message)
+	return out
+}
+
+// redSubmitted reads a 200 red-invoice/submit. With the red invoice in data
+// (fphm) it is Issued; with only a uuid (assumption: the form was made but
+// the invoice is not issued yet) it is Accepted with Refs.BillNo = uuid;
+// with neither (the document's example: data {}) it is Accepted without a
+// reference, and Query finds the invoice by searching.
+func (c *Client) redSubmitted(r reply, t *redTask) providers.Outcome {
+	var d redResult
+	if err := decodeData(r.env, &d); err != nil {
+		return c.unreadable(r, false, err.Error())
+	}
+	uuid := string(d.UUID)
+	if d.Fphm != "" {
+		return c.redIssued(r.env.Msg, t, uuid, d)
+	}
+	msg := r.env.Msg
+	if uuid == "" {
+		msg = strings.TrimSpace(msg + " (no form uuid in the answer: the invoice will be found by red-invoice/query)")
+	}
+	return providers.Outcome{
+		Class: providers.Accepted, Refs: t.refs(uuid), RedConfirm: t.state(uuid, r.env.Msg),
+		RetryAfter: c.cfg.PollAfter, Code: r.code, Message: msg,
+	}
+}
+
+// redIssued is the outcome of an issued red invoice described by d.
+func (c *Client) redIssued(msg string, t *redTask, uuid string, d redResult) providers.Outcome {
+	hjje, hjse := d.Hjje, d.Hjse
+	if t.partial && !hjje.set && !hjse.set {
+		hjje, hjse = amount{dec: t.je, set: true}, amount{dec: t.se, set: true}
+	}
+	jshj := d.Jshj
+	if !jshj.set && hjje.set && hjse.set {
+		jshj = amount{dec: hjje.dec.Add(hjse.dec), set: true}
+	}
+	inv := schemas.Invoice{
+		SerialNo:         uuid,
+		InvoiceNo:        string(d.Fphm),
+		DigitalInvoiceNo: digital(string(d.Fphm)),
+		IssuedAt:         parseTime(string(d.Kprq)),
+		ExTaxAmount:      moneyAmount(hjje),
+		TaxAmount:        moneyAmount(hjse),
+		TotalAmount:      moneyAmount(jshj),
+	}
+	return providers.Outcome{
+		Class: providers.Issued, Invoices: []schemas.Invoice{inv}, Refs: t.refs(uuid),
+		RedConfirm: t.state(uuid, msg), Code: "200", Message: msg,
+	}
+}
+
+// moneyAmount writes a listed amount with two decimals; unset stays unset.
+func moneyAmount(a amount) schemas.Amount {
+	if !a.set {
+		return schemas.Amount{}
+	}
+	return schemas.AmountOf(a.dec, 2)
+}
+
+// queryRed asks red-invoice/result by the form's uuid, or searches when the
+// uuid is not known (the submit's answer was lost, or carried none).
+func (c *Client) queryRed(ctx context.Context, call *providers.Call) providers.Outcome {
+	t, err := newRedTask(call.Request)
+	if err != nil {
+		return fieldOutcome(err, true)
+	}
+	if uuid := call.Refs.BillNo; uuid != "" {
+		return c.redResult(ctx, t, uuid)
+	}
+	if call.SubmittedAt.IsZero() {
+		return providers.Outcome{Class: providers.NotFound, Code: "not_submitted", Message: "the red confirmation was never submitted to jumdata"}
+	}
+	return c.searchRed(ctx, call, t)
+}
+
+// redResult asks red-invoice/result: 200 is Issued, 202 Accepted, the rest
+// goes through the table.
+func (c *Client) redResult(ctx context.Context, t *redTask, uuid string) providers.Outcome {
+	r := c.post(ctx, epRedResult, url.Values{"uuid": {uuid}, "xsfnsrsbh": {c.cfg.SellerTaxNum}})
+	if !r.is("200") {
+		out := c.fail(r, true)
+		out.Refs, out.RedConfirm = t.refs(uuid), t.state(uuid, out.Message)
+		return out
+	}
+	var d redResult
+	if err := decodeData(r.env, &d); err != nil || d.Fphm == "" {
+		out := c.unreadable(r, true, "200 without the red invoice's number (fphm)")
+		out.Refs = t.refs(uuid)
+		return out
+	}
+	return c.redIssued(r.env.Msg, t, uuid, d)
+}
+
+// searchRed looks for our red invoice or form without its uuid:
+//
+//  1. red-invoice/query since the first submission: a red invoice reversing
+//     lzfphm (kjhzfpdydlzfphm), of this seller, issued no earlier than the
+//     first submission (less the clock margin) and, for a partial
+//     reversal, with hjje and hjse equal to the hzmx totals. One is Issued,
+//     several ActionRequired ("ambiguous").
+//  2. Else blue-invoice/query for lzfphm on lzkprq's day: the blue invoice's
+//     hzqrxxuuid names its latest confirmation form. red-invoice/result on
+//     it: 202 is our pending form (Accepted, Refs.BillNo = uuid); 200 with
+//     a red invoice issued since the first submission is Issued, one issued
+//     before is somebody else's (an earlier reversal).
+//  3. Else NotFound.
+func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask) providers.Outcome {
+	from, to := c.dateRange(call.SubmittedAt)
+	reds, out, done := listAll[redItem](ctx, c, epRedQuery, url.Values{"kprqq": {from}, "kprqz": {to}})
+	if !done {
+		out.RedConfirm = t.state("", out.Message)
+		return out
+	}
+	since := call.SubmittedAt.Add(-c.skewMargin())
+	var matches []redItem
+	for _, it := range reds {
+		if string(it.Kjhzfpdydlzfphm) != t.lzfphm || (it.Xsfnsrsbh != "" && string(it.Xsfnsrsbh) != c.cfg.SellerTaxNum) {
+			continue
+		}
+		if issued := parseTime(string(it.Kprq)); !issued.IsZero() && issued.Before(since) {
+			continue
+		}
+		if t.partial && (!it.Hjje.set || !it.Hjje.dec.Equal(t.je) || !it.Hjse.set || !it.Hjse.dec.Equal(t.se)) {
+			continue
+		}
+		matches = append(matches, it)
+	}
+	switch len(matches) {
+	case 1:
+		it := matches[0]
+		d := redResult{Fphm: it.Fphm, Kprq: it.Kprq, Hjje: it.Hjje, Hjse: it.Hjse}
+		return c.redIssued("found by red-invoice/query", t, "", d)
+	case 0:
+	default:
+		numbers := make([]string, len(matches))
+		for i, m := range matches {
+			numbers[i] = string(m.Fphm)
+		}
+		out := local(rowAmbiguous, true, "", fmt.Sprintf("%d red invoices could be the request's: %s", len(matches), strings.Join(numbers, ", ")), nil)
+		out.RedConfirm = t.state("", out.Message)
+		return out
+	}
+
+	day := parseTime(t.lzkprq).Format(dateLayout)
+	blues, out, done := listAll[blueItem](ctx, c, epBlueQuery, url.Values{"kprqq": {day}, "kprqz": {day}, "fphm": {t.lzfphm}})
+	if !done {
+		out.RedConfirm = t.state("", out.Message)
+		return out
+	}
+	uuid := ""
+	for _, it := range blues {
+		if string(it.Fphm) == t.lzfphm && it.Hzqrxxuuid != "" {
+			uuid = string(it.Hzqrxxuuid)
+		}
+	}
+	if uuid != "" {
+		out := c.redResult(ctx, t, uuid)
+		if out.Class != providers.Issued || len(out.Invoices) != 1 {
+			return out
+		}
+		if issued := out.Invoices[0].IssuedAt; issued.IsZero() || !issued.Before(since) {
+			out.Message = "found through the blue invoice's confirmation form"
+			return out
+		}
+	}
+	return providers.Outcome{Class: providers.NotFound, Code: "not_found", RedConfirm: t.state("", ""),
+		Message: fmt.Sprintf("no red invoice or pending form reverses %s since %s", t.lzfphm, from)}
+}
