@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -83,7 +84,9 @@ func (l *Loop) InFlight() int64 { return l.inFlight.Load() }
 // (each within ProcessTimeout), return. Nothing is acknowledged that was
 // not done.
 func (l *Loop) Run(ctx context.Context) error {
-	iter, err := l.consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers))
+	// A short pull expiry keeps shutdown quick: Drain waits for the pull
+	// request in flight to expire.
+	iter, err := l.consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers), jetstream.PullExpiry(2*time.Second))
 	if err != nil {
 		return fmt.Errorf("pull from consumer: %w", err)
 	}
@@ -100,14 +103,23 @@ func (l *Loop) Run(ctx context.Context) error {
 		})
 	}
 	var stopper sync.WaitGroup
+	finished := make(chan struct{})
 	stopper.Go(func() {
-		<-ctx.Done()
-		iter.Drain() // stop pulling; what is buffered still comes out of Next
+		select {
+		case <-ctx.Done():
+			iter.Drain() // stop pulling; what is buffered still comes out of Next
+		case <-finished:
+		}
 	})
 
+	var runErr error
 	for {
 		m, err := iter.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			break
+		}
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			runErr = fmt.Errorf("pull from the request consumer: %w", err)
 			break
 		}
 		if err != nil {
@@ -122,8 +134,12 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	close(jobs)
 	workers.Wait()
+	if runErr != nil {
+		iter.Stop()
+	}
+	close(finished)
 	stopper.Wait()
-	return nil
+	return runErr
 }
 
 // handle processes one message and acts on the outcome.

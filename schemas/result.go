@@ -95,10 +95,11 @@ type Invoice struct {
 	DigitalInvoiceNo string `json:"digitalInvoiceNo,omitempty"`
 	// IssuedAt is when the tax authority issued the invoice.
 	IssuedAt time.Time `json:"issuedAt"`
-	// ExTaxAmount is the total excluding tax.
-	ExTaxAmount Amount `json:"exTaxAmount"`
-	// TaxAmount is the total tax.
-	TaxAmount Amount `json:"taxAmount"`
+	// ExTaxAmount is the total excluding tax, and TaxAmount the total tax;
+	// absent when the provider does not report them (jumdata's red invoice
+	// results carry the total only).
+	ExTaxAmount Amount `json:"exTaxAmount,omitzero"`
+	TaxAmount   Amount `json:"taxAmount,omitzero"`
 	// TotalAmount is the total including tax.
 	TotalAmount Amount `json:"totalAmount"`
 	// PdfURL, OfdURL and XMLURL locate the invoice documents at the provider.

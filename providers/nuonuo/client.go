@@ -401,11 +401,41 @@ func (c *Client) queryRedConfirm(ctx context.Context, call *providers.Call) prov
 	case providers.Accepted:
 		o.RetryAfter = c.cfg.PollAfter
 	case providers.Issued:
-		if form.InvoiceSerialNum != "" || form.RedInvoiceNumber != "" {
-			o.Invoices = []schemas.Invoice{{SerialNo: string(form.InvoiceSerialNum), DigitalInvoiceNo: string(form.RedInvoiceNumber)}}
+		if form.InvoiceSerialNum != "" {
+			return c.redInvoice(ctx, o, string(form.InvoiceSerialNum))
 		}
 	}
 	return o
+}
+
+// redInvoice completes a confirmed red form's outcome with the red invoice
+// the platform issued for it (fully digital forms are issued automatically,
+// under the form's invoiceSerialNum): its numbers, amounts and documents
+// come from queryInvoiceResult. While that invoice is still being issued
+// the form is Accepted; a form confirmed without an invoice (paper) stays
+// Issued with none.
+func (c *Client) redInvoice(ctx context.Context, form providers.Outcome, serial string) providers.Outcome {
+	entries, _, failed, ok := c.queryInvoices(ctx, serial, "")
+	if !ok {
+		if failed.Class == providers.NotFound {
+			form.Class, form.RetryAfter = providers.Accepted, c.cfg.PollAfter
+			form.Message = "red confirmation confirmed; its red invoice is not visible yet"
+			return form
+		}
+		failed.Refs, failed.RedConfirm = form.Refs, form.RedConfirm
+		return failed
+	}
+	if len(entries) == 0 {
+		form.Class, form.RetryAfter = providers.Accepted, c.cfg.PollAfter
+		return form
+	}
+	inv := c.invoiceOutcome(entries, schemas.ProviderRefs{SerialNo: serial}, false)
+	inv.Refs.BillID, inv.Refs.BillNo = form.Refs.BillID, form.Refs.BillNo
+	inv.RedConfirm = form.RedConfirm
+	if inv.Class == providers.Issued {
+		inv.Code, inv.Message = form.Code, form.Message // the form's status decided
+	}
+	return inv
 }
 
 // ---- transport ----

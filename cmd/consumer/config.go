@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"go.yaml.in/yaml/v3"
+)
+
+// fileConfig is the --config file: which provider and credentials serve each
+// seller.
+//
+//	sellers:
+//	  - taxNum: "339902999999789113"
+//	    provider: nuonuo          # or jumdata
+//	    nuonuo: {baseURL: "...", appKey: "...", appSecret: "env:NUONUO_APP_SECRET", accessToken: "...", family: ElectronInvoice}
+//	    jumdata: {baseURL: "...", appId: "...", appSecret: "file:/run/secrets/jumdata", token: "...", dq: "...", gryhm: "..."}
+//	    rateLimit: 20             # requests per second
+//
+// Every secret (appSecret, accessToken, token) may be written literally,
+// as "env:NAME" (read from the environment) or as "file:PATH" (read from a
+// file, trailing newline removed). Secrets never reach a log line.
+type fileConfig struct {
+	Sellers []sellerConfig `yaml:"sellers"`
+}
+
+// sellerConfig is one seller of the config file.
+type sellerConfig struct {
+	TaxNum    string         `yaml:"taxNum"`
+	Provider  string         `yaml:"provider"`
+	Nuonuo    *nuonuoConfig  `yaml:"nuonuo"`
+	Jumdata   *jumdataConfig `yaml:"jumdata"`
+	RateLimit float64        `yaml:"rateLimit"`
+}
+
+// nuonuoConfig holds a seller's Nuonuo credentials. When accessToken is
+// empty, tokens are fetched from tokenURL (default: baseURL + /accessToken)
+// and shared by every instance through a JetStream key-value bucket.
+type nuonuoConfig struct {
+	BaseURL     string `yaml:"baseURL"`
+	TokenURL    string `yaml:"tokenURL"`
+	AppKey      string `yaml:"appKey"`
+	AppSecret   string `yaml:"appSecret"`
+	AccessToken string `yaml:"accessToken"`
+	Family      string `yaml:"family"`
+}
+
+// jumdataConfig holds a seller's jumdata credentials and taxpayer login.
+type jumdataConfig struct {
+	BaseURL   string `yaml:"baseURL"`
+	AppID     string `yaml:"appId"`
+	AppSecret string `yaml:"appSecret"`
+	Token     string `yaml:"token"`
+	DQ        string `yaml:"dq"`
+	Gryhm     string `yaml:"gryhm"`
+}
+
+// loadConfig reads and checks a config file, resolving env: and file:
+// secrets. Unknown keys are errors, so a misspelt setting is not silently
+// ignored.
+func loadConfig(path string) (*fileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var cfg fileConfig
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := cfg.resolve(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &cfg, nil
+}
+
+// resolve normalizes tax numbers, reads env: and file: secrets and checks
+// every seller, reporting all problems at once.
+func (c *fileConfig) resolve() error {
+	var errs []error
+	if len(c.Sellers) == 0 {
+		errs = append(errs, errors.New("no sellers: add at least one under sellers:"))
+	}
+	seen := map[string]bool{}
+	for i := range c.Sellers {
+		s := &c.Sellers[i]
+		where := fmt.Sprintf("sellers[%d]", i)
+		s.TaxNum = schemas.NormalizeTaxNumber(s.TaxNum)
+		if s.TaxNum == "" {
+			errs = append(errs, fmt.Errorf("%s: taxNum is required", where))
+		} else {
+			where += " (" + s.TaxNum + ")"
+			if seen[s.TaxNum] {
+				errs = append(errs, fmt.Errorf("%s: seller listed twice", where))
+			}
+			seen[s.TaxNum] = true
+		}
+		if s.RateLimit < 0 {
+			errs = append(errs, fmt.Errorf("%s: rateLimit must not be negative", where))
+		}
+		switch s.Provider {
+		case "nuonuo":
+			if s.Nuonuo == nil {
+				errs = append(errs, fmt.Errorf("%s: provider nuonuo needs a nuonuo: block", where))
+				continue
+			}
+			n := s.Nuonuo
+			errs = append(errs, checkURL(where+": nuonuo.baseURL", n.BaseURL, true), checkURL(where+": nuonuo.tokenURL", n.TokenURL, false))
+			errs = append(errs, resolveSecret(where+": nuonuo.appSecret", &n.AppSecret, true), resolveSecret(where+": nuonuo.accessToken", &n.AccessToken, false))
+			if n.AppKey == "" {
+				errs = append(errs, fmt.Errorf("%s: nuonuo.appKey is required", where))
+			}
+			if n.Family != "" && n.Family != "ElectronInvoice" && n.Family != "OpeMplatform" {
+				errs = append(errs, fmt.Errorf("%s: nuonuo.family %q: use ElectronInvoice or OpeMplatform", where, n.Family))
+			}
+		case "jumdata":
+			if s.Jumdata == nil {
+				errs = append(errs, fmt.Errorf("%s: provider jumdata needs a jumdata: block", where))
+				continue
+			}
+			j := s.Jumdata
+			errs = append(errs, checkURL(where+": jumdata.baseURL", j.BaseURL, true))
+			errs = append(errs, resolveSecret(where+": jumdata.appSecret", &j.AppSecret, true), resolveSecret(where+": jumdata.token", &j.Token, true))
+			for name, v := range map[string]string{"appId": j.AppID, "dq": j.DQ, "gryhm": j.Gryhm} {
+				if v == "" {
+					errs = append(errs, fmt.Errorf("%s: jumdata.%s is required", where, name))
+				}
+			}
+		default:
+			errs = append(errs, fmt.Errorf("%s: provider %q: use nuonuo or jumdata", where, s.Provider))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(what, s string, required bool) error {
+	if s == "" {
+		if required {
+			return fmt.Errorf("%s is required", what)
+		}
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s %q is not an http(s) URL", what, s)
+	}
+	return nil
+}
+
+// resolveSecret replaces an "env:NAME" or "file:PATH" reference by the
+// secret it names. Errors name the setting and the reference, never the
+// secret.
+func resolveSecret(what string, v *string, required bool) error {
+	switch {
+	case strings.HasPrefix(*v, "env:"):
+		name := strings.TrimPrefix(*v, "env:")
+		val, ok := os.LookupEnv(name)
+		if !ok || val == "" {
+			return fmt.Errorf("%s: environment variable %s is not set", what, name)
+		}
+		*v = val
+	case strings.HasPrefix(*v, "file:"):
+		path := strings.TrimPrefix(*v, "file:")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: read secret file: %w", what, err)
+		}
+		*v = strings.TrimRight(string(b), "\r\n")
+		if *v == "" {
+			return fmt.Errorf("%s: secret file %s is empty", what, path)
+		}
+	case *v == "" && required:
+		return fmt.Errorf("%s is required (literal, env:NAME or file:PATH)", what)
+	}
+	return nil
+}

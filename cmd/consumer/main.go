@@ -1,0 +1,196 @@
+// Command consumer is the invoicing consumer: it pulls invoice requests from
+// NATS JetStream, issues each exactly once at the seller's provider (Nuonuo
+// or jumdata) and publishes the result.
+//
+// With no flags it runs everything it needs in process: a NATS server with
+// JetStream on 127.0.0.1:4222, its stores under ./data, and the provider
+// sandbox with demo sellers, so that invoices are issued without any
+// account. Run `consumer -h` for the flags; every flag can also be set with
+// the environment variable named in its help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+)
+
+// options are the consumer's flags.
+type options struct {
+	dataDir      string
+	configFile   string
+	natsURL      string
+	natsCreds    string
+	tlsCert      string
+	tlsKey       string
+	tlsCA        string
+	natsListen   string
+	jsSync       string
+	prefix       string
+	replicas     int
+	partitions   int
+	partition    int
+	workers      int
+	maxDeliver   int
+	ackWait      time.Duration
+	httpListen   string
+	sandboxAddr  string
+	sandboxDelay time.Duration
+	providerTO   time.Duration
+	maxBytes     int
+	strictTax    bool
+	shutdownTO   time.Duration
+	logFormat    string
+	logLevel     string
+	storeBatch   int
+	storeDelay   time.Duration
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:], os.Getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "consumer:", err)
+		os.Exit(2)
+	}
+	log, err := newLogger(opts.logFormat, opts.logLevel, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consumer:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opts, log); err != nil {
+		log.Error().Err(err).Msg("consumer stopped")
+		os.Exit(1)
+	}
+}
+
+// parseFlags reads the flags, with environment variables as defaults:
+// NATS_URL and NATS_CREDS as in every NATS tool, INVOICE_* for the rest.
+func parseFlags(args []string, getenv func(string) string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	envInt := func(name string, def int) int {
+		if v, err := strconv.Atoi(getenv(name)); err == nil {
+			return v
+		}
+		return def
+	}
+	envDur := func(name string, def time.Duration) time.Duration {
+		if v, err := time.ParseDuration(getenv(name)); err == nil {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&o.dataDir, "data", env("INVOICE_DATA", "./data"), "directory of the order store and the embedded JetStream store (INVOICE_DATA); one consumer per directory")
+	fs.StringVar(&o.configFile, "config", env("INVOICE_CONFIG", ""), "YAML file mapping sellers to providers and credentials (INVOICE_CONFIG); without it the in-process sandbox serves demo sellers")
+	fs.StringVar(&o.natsURL, "nats-url", env("NATS_URL", ""), "external NATS server(s) to use instead of the embedded one (NATS_URL)")
+	fs.StringVar(&o.natsCreds, "creds", env("NATS_CREDS", ""), "NATS credentials file for --nats-url (NATS_CREDS)")
+	fs.StringVar(&o.tlsCert, "tls-cert", env("INVOICE_TLS_CERT", ""), "client certificate for --nats-url (INVOICE_TLS_CERT)")
+	fs.StringVar(&o.tlsKey, "tls-key", env("INVOICE_TLS_KEY", ""), "client key for --nats-url (INVOICE_TLS_KEY)")
+	fs.StringVar(&o.tlsCA, "tls-ca", env("INVOICE_TLS_CA", ""), "CA certificate to verify the NATS server (INVOICE_TLS_CA)")
+	fs.StringVar(&o.natsListen, "nats-listen", env("INVOICE_NATS_LISTEN", "127.0.0.1:4222"), "where the embedded NATS server listens (INVOICE_NATS_LISTEN)")
+	fs.StringVar(&o.jsSync, "js-sync", env("INVOICE_JS_SYNC", "always"), `embedded JetStream fsync: "always" or an interval such as 100ms (INVOICE_JS_SYNC)`)
+	fs.StringVar(&o.prefix, "prefix", env("INVOICE_PREFIX", schemas.DefaultPrefix), "first token of every subject (INVOICE_PREFIX)")
+	fs.IntVar(&o.replicas, "replicas", envInt("INVOICE_REPLICAS", 1), "stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
+	fs.IntVar(&o.partitions, "partitions", envInt("INVOICE_PARTITIONS", 0), "split requests by seller into this many partitions, one consumer instance each (INVOICE_PARTITIONS)")
+	fs.IntVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, 0..partitions-1 (INVOICE_PARTITION)")
+	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
+	fs.IntVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
+	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
+	fs.StringVar(&o.httpListen, "http", env("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it (INVOICE_HTTP)`)
+	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
+	fs.DurationVar(&o.sandboxDelay, "sandbox-latency", envDur("INVOICE_SANDBOX_LATENCY", 0), "latency the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
+	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call (INVOICE_PROVIDER_TIMEOUT)")
+	fs.IntVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
+	fs.BoolVar(&o.strictTax, "strict-tax-numbers", env("INVOICE_STRICT_TAX_NUMBERS", "") == "true", "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
+	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGINT/SIGTERM waits for in-flight requests (INVOICE_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&o.logFormat, "log-format", env("INVOICE_LOG_FORMAT", "auto"), `log format: auto (console on a terminal, JSON otherwise), console or json (INVOICE_LOG_FORMAT)`)
+	fs.StringVar(&o.logLevel, "log-level", env("INVOICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (INVOICE_LOG_LEVEL)")
+	fs.IntVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "most order-store writes committed in one fsync; 0 means the store's default (INVOICE_STORE_BATCH)")
+	fs.DurationVar(&o.storeDelay, "store-batch-delay", envDur("INVOICE_STORE_BATCH_DELAY", 0), "how long the order store may wait to fill a commit (INVOICE_STORE_BATCH_DELAY)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (the consumer takes flags only)", fs.Args())
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *options) validate() error {
+	var errs []error
+	if o.workers < 1 || o.workers > 4096 {
+		errs = append(errs, fmt.Errorf("--workers %d: must be 1 to 4096", o.workers))
+	}
+	if o.partitions > 1 && (o.partition < 0 || o.partition >= o.partitions) {
+		errs = append(errs, fmt.Errorf("--partition %d: must be 0 to %d", o.partition, o.partitions-1))
+	}
+	if o.natsURL == "" && (o.natsCreds != "" || o.tlsCert != "" || o.tlsCA != "") {
+		errs = append(errs, errors.New("--creds and --tls-* apply to --nats-url only"))
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if o.jsSync != "always" {
+		if _, err := time.ParseDuration(o.jsSync); err != nil {
+			errs = append(errs, fmt.Errorf(`--js-sync %q: "always" or a duration`, o.jsSync))
+		}
+	}
+	if o.ackWait < time.Second {
+		errs = append(errs, errors.New("--ack-wait must be at least 1s"))
+	}
+	return errors.Join(errs...)
+}
+
+// newLogger builds the one logger of the process: console format on a
+// terminal, JSON otherwise, unless format says which.
+func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil || lvl == zerolog.NoLevel {
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = false
+	console := false
+	switch format {
+	case "auto":
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			console = true
+		}
+	case "console":
+		console = true
+	case "json":
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format %q: use auto, console or json", format)
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+)
+
+// run wires the consumer together, runs it until ctx ends, and shuts down in
+// the one order that loses nothing: stop pulling → finish in-flight work →
+// close NATS → stop the embedded server → close the order store.
+func run(ctx context.Context, o *options, log zerolog.Logger) error {
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	// The order store first: its file lock is the single-instance guard of
+	// the whole data directory, the embedded JetStream store included.
+	db, err := store.Open(store.Config{Path: filepath.Join(o.dataDir, "orders.db"), MaxBatch: o.storeBatch, MaxBatchDelay: o.storeDelay})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error().Err(err).Msg("close order store")
+		}
+	}()
+
+	cfg, sb, err := loadSellers(o, log)
+	if err != nil {
+		return err
+	}
+	if sb != nil {
+		defer sb.close()
+	}
+
+	var ns *server.Server
+	if o.natsURL == "" {
+		sync := o.jsSync == "always"
+		interval, _ := time.ParseDuration(o.jsSync)
+		ns, err = startEmbedded(embeddedConfig{Listen: o.natsListen, DataDir: o.dataDir, SyncAlways: sync, SyncInterval: interval}, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}()
+		log.Info().Str("url", "nats://"+o.natsListen).Str("jetstream_dir", filepath.Join(o.dataDir, "jetstream")).
+			Str("fsync", o.jsSync).Msg("embedded NATS server with JetStream is running (use --nats-url for an external one)")
+	}
+	nc, err := connectNATS(o, ns, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	subjects := schemas.Subjects{Prefix: o.prefix}
+	topo := pipeline.Topology{Subjects: subjects, Replicas: o.replicas, Partitions: o.partitions}
+	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelSetup()
+	if err := topo.Ensure(setupCtx, js); err != nil {
+		return err
+	}
+	cons, err := topo.EnsureConsumer(setupCtx, js, pipeline.ConsumerSettings{Partition: o.partition, Workers: o.workers, AckWait: o.ackWait})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := pipeline.NewMetrics(reg)
+
+	provs, err := buildProviders(setupCtx, cfg, js, o, metrics)
+	if err != nil {
+		return err
+	}
+	validator, err := schemas.NewValidator(schemas.ValidatorConfig{MaxBytes: o.maxBytes, StrictTaxNumbers: o.strictTax})
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.New(pipeline.Config{Subjects: subjects, MaxDeliver: o.maxDeliver}, validator, db, pipeline.NewJetStreamPublisher(js, subjects), provs)
+	if err != nil {
+		return err
+	}
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: o.workers, AckWait: o.ackWait, Paused: db.Healthy}, p, cons, log, metrics)
+
+	sellers := make([]string, 0, len(cfg.Sellers))
+	for _, s := range cfg.Sellers {
+		sellers = append(sellers, s.TaxNum+"="+s.Provider)
+	}
+	info := cons.CachedInfo()
+	log.Info().Str("stream", info.Stream).Str("consumer", info.Name).Str("filter", info.Config.FilterSubject).
+		Int("workers", o.workers).Int("max_deliver", o.maxDeliver).Str("sellers", strings.Join(sellers, ",")).
+		Str("order_store", filepath.Join(o.dataDir, "orders.db")).Msg("consuming invoice requests")
+
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoop()
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- loop.Run(loopCtx) }()
+
+	select {
+	case <-ctx.Done():
+		log.Info().Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
+	case err := <-loopDone:
+		return fmt.Errorf("consume loop: %w", err)
+	}
+	stopLoop()
+	select {
+	case err := <-loopDone:
+		if err != nil {
+			log.Error().Err(err).Msg("consume loop")
+		}
+	case <-time.After(o.shutdownTO):
+		log.Warn().Int64("in_flight", loop.InFlight()).Msg("in-flight requests did not finish in time; JetStream redelivers them after the ack wait")
+	}
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		log.Warn().Err(err).Msg("drain NATS connection")
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// connectNATS connects to the embedded server in process, or to --nats-url
+// with the NATS conventions for credentials and TLS.
+func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn, error) {
+	nlog := log.With().Str("component", "nats").Logger()
+	opts := []nats.Option{
+		nats.Name("invoicer-consumer"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			nlog.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { nlog.Info().Str("url", c.ConnectedUrlRedacted()).Msg("reconnected to NATS") }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { nlog.Warn().Err(err).Msg("NATS error") }),
+	}
+	url := o.natsURL
+	if ns != nil {
+		url = ns.ClientURL()
+		opts = append(opts, nats.InProcessServer(ns))
+	} else {
+		if o.natsCreds != "" {
+			opts = append(opts, nats.UserCredentials(o.natsCreds))
+		}
+		if o.tlsCert != "" {
+			opts = append(opts, nats.ClientCert(o.tlsCert, o.tlsKey))
+		}
+		if o.tlsCA != "" {
+			opts = append(opts, nats.RootCAs(o.tlsCA))
+		}
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// redactURL hides passwords in a NATS URL list for logs and errors.
+func redactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "[redacted]" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// sandboxRunner is the in-process provider sandbox of the default mode.
+type sandboxRunner struct {
+	srv *http.Server
+	sb  *sandbox.Server
+	url string
+}
+
+func (s *sandboxRunner) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+// loadSellers loads --config, or without it starts the in-process sandbox
+// and returns its demo sellers.
+func loadSellers(o *options, log zerolog.Logger) (*fileConfig, *sandboxRunner, error) {
+	if o.configFile != "" {
+		cfg, err := loadConfig(o.configFile)
+		return cfg, nil, err
+	}
+	ln, err := net.Listen("tcp", o.sandboxAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("provider sandbox: listen on %s: %w", o.sandboxAddr, err)
+	}
+	sb := sandbox.New(sandbox.Config{Latency: o.sandboxDelay, Jumdata: sandbox.JumdataConfig{AnySeller: false}})
+	url := "http://" + ln.Addr().String()
+	sb.SetBaseURL(url)
+	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	runner := &sandboxRunner{srv: srv, sb: sb, url: url}
+	cfg := &fileConfig{Sellers: []sellerConfig{
+		{TaxNum: sandbox.DefaultNuonuoSeller, Provider: "nuonuo", Nuonuo: &nuonuoConfig{
+			BaseURL: url, AppKey: sandbox.DefaultNuonuoAppKey, AppSecret: sandbox.DefaultNuonuoAppSecret, Family: "ElectronInvoice",
+		}},
+		{TaxNum: sandbox.DefaultJumdataSeller, Provider: "jumdata", Jumdata: &jumdataConfig{
+			BaseURL: url, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret, Token: sandbox.DefaultJumdataToken,
+			DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm,
+		}},
+	}}
+	log.Warn().Str("sandbox", url).Str("nuonuo_seller", sandbox.DefaultNuonuoSeller).Str("jumdata_seller", sandbox.DefaultJumdataSeller).
+		Msg("no --config: issuing through the in-process provider SANDBOX with demo sellers; these invoices are not real")
+	return cfg, runner, nil
+}

@@ -1,0 +1,350 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/jumdata"
+	"github.com/fapiaohub/invoicer/providers/nuonuo"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// The sellers of the harness: two Nuonuo sellers (so that one can be held
+// while the other proceeds) and one jumdata seller.
+const (
+	nuonuoSeller  = sandbox.DefaultNuonuoSeller
+	nuonuoSeller2 = "91440101MA5APD8X8J"
+	jumdataSeller = sandbox.DefaultJumdataSeller
+)
+
+// MustJetStream starts an embedded NATS server with JetStream in dir and
+// connects to it in process.
+func MustJetStream(tb testing.TB, dir string) (*server.Server, *nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "test", JetStream: true, StoreDir: dir, DontListen: true, NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		tb.Fatal("nats server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		nc.Close()
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns, nc, js
+}
+
+// harness runs the whole consumer in process: embedded JetStream, a real
+// bbolt order store, the provider sandbox over real HTTP and the real
+// provider clients.
+type harness struct {
+	t        testing.TB
+	dir      string
+	ns       *server.Server
+	nc       *nats.Conn          // the consumer's connection (tests may cut it)
+	js       jetstream.JetStream // on nc
+	obs      jetstream.JetStream // the test's own connection: publishing and observing
+	sb       *sandbox.Server
+	sbURL    string
+	db       *store.DB
+	topo     pipeline.Topology
+	cfg      pipeline.Config
+	provs    pipeline.ProviderMap
+	workers  int
+	log      zerolog.Logger
+	stopLoop func()
+	loopDone chan error
+
+	mu      sync.Mutex
+	results map[schemas.OrderKey][]schemas.Result
+	dlq     []schemas.DeadLetter
+	bad     []string // messages that broke their schema
+}
+
+type harnessOptions struct {
+	sandbox    sandbox.Config
+	pipeline   pipeline.Config
+	workers    int
+	httpTimout time.Duration
+}
+
+func newHarness(t testing.TB, o harnessOptions) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	h := &harness{t: t, dir: dir, workers: o.workers}
+	if h.workers == 0 {
+		h.workers = 8
+	}
+	h.ns, _, h.obs = MustJetStream(t, filepath.Join(dir, "js"))
+	var err error
+	if h.nc, err = natsReconnect(h); err != nil {
+		t.Fatal(err)
+	}
+
+	h.sb = sandbox.New(o.sandbox)
+	srv := httptest.NewServer(h.sb.Handler())
+	t.Cleanup(srv.Close)
+	h.sbURL = srv.URL
+	h.sb.SetBaseURL(srv.URL)
+
+	h.topo = pipeline.Topology{MemoryStorage: false}
+	ctx := context.Background()
+	if err := h.topo.Ensure(ctx, h.obs); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg = o.pipeline
+	timeout := o.httpTimout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	httpCfg := providers.HTTPConfig{Timeout: timeout}
+	client := providers.NewHTTPClient(httpCfg)
+	var ts *nuonuo.TokenSource
+	ts, err = nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{
+		TokenURL: srv.URL + "/accessToken", AppKey: sandbox.DefaultNuonuoAppKey, AppSecret: sandbox.DefaultNuonuoAppSecret,
+		Store: &nuonuo.MemoryTokenStore{}, HTTPClient: client,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.provs = pipeline.ProviderMap{}
+	for _, seller := range []string{nuonuoSeller, nuonuoSeller2} {
+		c, err := nuonuo.New(nuonuo.Config{BaseURL: srv.URL, SellerTaxNum: seller, AppKey: sandbox.DefaultNuonuoAppKey,
+			AppSecret: sandbox.DefaultNuonuoAppSecret, Tokens: ts, HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.provs[seller] = c
+	}
+	jc, err := jumdata.New(jumdata.Config{BaseURL: srv.URL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
+		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm,
+		HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.provs[jumdataSeller] = jc
+
+	if os.Getenv("PIPELINE_TEST_LOG") != "" {
+		h.log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
+	} else {
+		h.log = zerolog.Nop()
+	}
+	h.results = map[schemas.OrderKey][]schemas.Result{}
+	h.collect(schemas.Subjects{}.ResultFilter(), func(data []byte) {
+		if err := schemas.CheckResultJSON(data); err != nil {
+			h.bad = append(h.bad, fmt.Sprintf("result breaks the schema: %v\n%s", err, data))
+		}
+		var res schemas.Result
+		if err := json.Unmarshal(data, &res); err != nil {
+			h.bad = append(h.bad, err.Error())
+			return
+		}
+		k := schemas.OrderKey{Seller: res.SellerTaxNum, OrderNo: res.OrderNo}
+		h.results[k] = append(h.results[k], res)
+	})
+	h.collect(schemas.Subjects{}.DeadLetterFilter(), func(data []byte) {
+		if err := schemas.CheckDeadLetterJSON(data); err != nil {
+			h.bad = append(h.bad, fmt.Sprintf("dead letter breaks the schema: %v", err))
+		}
+		var dl schemas.DeadLetter
+		if err := json.Unmarshal(data, &dl); err != nil {
+			h.bad = append(h.bad, err.Error())
+			return
+		}
+		h.dlq = append(h.dlq, dl)
+	})
+	t.Cleanup(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, b := range h.bad {
+			t.Error(b)
+		}
+	})
+	h.openStore()
+	return h
+}
+
+func (h *harness) openStore() {
+	db, err := store.Open(store.Config{Path: filepath.Join(h.dir, "orders.db")})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.db = db
+	h.t.Cleanup(func() { _ = h.db.Close() })
+}
+
+// collect hands every message of a stream subject to add (under h.mu)
+// through an ordered consumer, so that duplicates suppressed by the stream
+// are not counted twice.
+func (h *harness) collect(filter string, add func([]byte)) {
+	ctx := context.Background()
+	stream, err := h.obs.StreamNameBySubject(ctx, filter)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	c, err := h.obs.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		h.mu.Lock()
+		add(m.Data())
+		h.mu.Unlock()
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(cc.Stop)
+}
+
+// start runs the consume loop with a fresh pipeline.
+func (h *harness) start() {
+	h.t.Helper()
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	p, err := pipeline.New(h.cfg, v, h.db, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), h.provs)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cons, err := h.topo.EnsureConsumer(context.Background(), h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: h.db.Healthy}, p, cons, h.log, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stopLoop = cancel
+	h.loopDone = make(chan error, 1)
+	go func() { h.loopDone <- loop.Run(ctx) }()
+	h.t.Cleanup(h.stop)
+}
+
+// stop shuts the loop down gracefully.
+func (h *harness) stop() {
+	if h.stopLoop == nil {
+		return
+	}
+	h.stopLoop()
+	select {
+	case err := <-h.loopDone:
+		if err != nil {
+			h.t.Errorf("loop: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		h.t.Error("loop did not stop within 30s")
+	}
+	h.stopLoop = nil
+}
+
+// publish publishes a request on its seller's subject; msgID "" publishes
+// without a Nats-Msg-Id.
+func (h *harness) publish(seller string, data []byte, msgID string) {
+	h.t.Helper()
+	opts := []jetstream.PublishOpt{}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	if _, err := h.obs.Publish(context.Background(), schemas.Subjects{}.Request(seller), data, opts...); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func (h *harness) waitFor(what string, within time.Duration, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// resultsFor returns the results of one order, in arrival order.
+func (h *harness) resultsFor(seller, orderNo string) []schemas.Result {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.results[schemas.OrderKey{Seller: seller, OrderNo: orderNo}])
+}
+
+// deadLetters returns the dead letters received so far.
+func (h *harness) deadLetters() []schemas.DeadLetter {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.dlq)
+}
+
+// waitResult waits until the order has n results and returns them.
+func (h *harness) waitResult(seller, orderNo string, n int, within time.Duration) []schemas.Result {
+	h.t.Helper()
+	h.waitFor(fmt.Sprintf("%d result(s) for %s:%s", n, seller, orderNo), within, func() bool {
+		return len(h.resultsFor(seller, orderNo)) >= n
+	})
+	return h.resultsFor(seller, orderNo)
+}
+
+// orderStats returns the sandbox's account of one order.
+func (h *harness) orderStats(seller, orderNo string) sandbox.OrderStats {
+	return h.sb.Stats().Sellers[seller][orderNo]
+}
+
+// requestStreamEmpty reports whether every request was acknowledged or
+// terminated (the request stream is a work queue).
+func (h *harness) requestStreamEmpty() bool {
+	s, err := h.obs.Stream(context.Background(), pipeline.DefaultRequestStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info.State.Msgs == 0
+}
+
+// natsReconnect opens a new in-process connection for the consumer and
+// points h.js at it.
+func natsReconnect(h *harness) (*nats.Conn, error) {
+	nc, err := nats.Connect(h.ns.ClientURL(), nats.InProcessServer(h.ns))
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	h.js = js
+	h.t.Cleanup(nc.Close)
+	return nc, nil
+}

@@ -1,0 +1,399 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// fast makes the pipeline's waits short enough for tests.
+var fast = pipeline.Config{
+	RetryBase:    20 * time.Millisecond,
+	RetryMax:     200 * time.Millisecond,
+	PollSchedule: []time.Duration{50 * time.Millisecond},
+	HoldProbe:    300 * time.Millisecond,
+}
+
+func TestHappyPathEveryKind(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	// A failed order to reissue: the sandbox fails orders whose remark says so.
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "FAIL-1", func(o *schemas.Order) { o.Remark = "SANDBOX:FAIL" }), "")
+	failed := h.waitResult(nuonuoSeller, "FAIL-1", 1, 10*time.Second)
+	if failed[0].Status != schemas.StatusRejected || failed[0].Error == nil {
+		t.Fatalf("SANDBOX:FAIL order: %+v", failed[0])
+	}
+	// Blue invoices to reverse: the sandboxes check that the invoice exists.
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BLUE-J-1", nil), "")
+	blueJ := h.waitResult(jumdataSeller, "BLUE-J-1", 1, 10*time.Second)[0]
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "BLUE-N-1", nil), "")
+	blueN := h.waitResult(nuonuoSeller, "BLUE-N-1", 1, 10*time.Second)[0]
+	if blueJ.Status != schemas.StatusIssued || blueN.Status != schemas.StatusIssued {
+		t.Fatalf("blue invoices: %+v %+v", blueJ, blueN)
+	}
+
+	cases := []struct {
+		name, seller, orderNo string
+		data                  []byte
+		invoices              int
+	}{
+		{"issue at nuonuo", nuonuoSeller, "ISSUE-N-1", issueRequest(t, nuonuoSeller, "ISSUE-N-1", nil), 1},
+		{"issue at jumdata", jumdataSeller, "ISSUE-J-1", issueRequest(t, jumdataSeller, "ISSUE-J-1", nil), 1},
+		{"red confirmation at nuonuo", nuonuoSeller, "RC-N-1", redConfirmRequest(t, nuonuoSeller, "RC-N-1", blueN.Invoices[0]), -1},
+		{"red confirmation at jumdata", jumdataSeller, "RC-J-1", redConfirmRequest(t, jumdataSeller, "RC-J-1", blueJ.Invoices[0]), -1},
+		{"reissue at nuonuo", nuonuoSeller, "RE-N-1", reissueRequest(t, nuonuoSeller, "RE-N-1", "FAIL-1"), 1},
+	}
+	for _, tc := range cases {
+		h.publish(tc.seller, tc.data, "")
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := h.waitResult(tc.seller, tc.orderNo, 1, 15*time.Second)
+			r := res[0]
+			if r.Status != schemas.StatusIssued {
+				t.Fatalf("status %s, error %+v", r.Status, r.Error)
+			}
+			if tc.invoices >= 0 && len(r.Invoices) != tc.invoices {
+				t.Fatalf("%d invoices, want %d: %+v", len(r.Invoices), tc.invoices, r.Invoices)
+			}
+			for _, inv := range r.Invoices {
+				if inv.InvoiceNo == "" && inv.DigitalInvoiceNo == "" {
+					t.Errorf("invoice without a number: %+v", inv)
+				}
+				if !inv.TotalAmount.Valid() {
+					t.Errorf("invoice without a total: %+v", inv)
+				}
+			}
+			if r.Attempts < 1 || r.Provider == "" || r.ReceivedAt.IsZero() || r.CompletedAt.Before(r.ReceivedAt) {
+				t.Errorf("result bookkeeping: %+v", r)
+			}
+		})
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+}
+
+func TestSameRequestTwiceIssuesOnceAndAnswersTwice(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	req := issueRequest(t, nuonuoSeller, "DUP-1", nil)
+	h.publish(nuonuoSeller, req, "")
+	first := h.waitResult(nuonuoSeller, "DUP-1", 1, 10*time.Second)
+	h.publish(nuonuoSeller, req, "") // no Nats-Msg-Id: the stream keeps both copies
+	both := h.waitResult(nuonuoSeller, "DUP-1", 2, 10*time.Second)
+	if len(both) != 2 {
+		t.Fatalf("%d results", len(both))
+	}
+	a, b := mustJSON(t, both[0]), mustJSON(t, both[1])
+	if string(a) != string(b) {
+		t.Fatalf("results differ:\n%s\n%s", a, b)
+	}
+	if first[0].Status != schemas.StatusIssued {
+		t.Fatalf("status %s", first[0].Status)
+	}
+	st := h.orderStats(nuonuoSeller, "DUP-1")
+	if st.Issuances != 1 || st.Submissions != 1 {
+		t.Fatalf("sandbox: %+v, want one submission and one issuance", st)
+	}
+	if d := h.sb.Stats().Duplicates; len(d) != 0 {
+		t.Fatalf("duplicates: %v", d)
+	}
+}
+
+func TestPendingIssuanceIsPolledToCompletion(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast, sandbox: sandbox.Config{
+		Nuonuo: sandbox.NuonuoConfig{PendingQueries: 4}, Jumdata: sandbox.JumdataConfig{PendingPolls: 4},
+	}})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "POLL-N", nil), "")
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "POLL-J", nil), "")
+	for _, o := range []struct{ seller, no string }{{nuonuoSeller, "POLL-N"}, {jumdataSeller, "POLL-J"}} {
+		r := h.waitResult(o.seller, o.no, 1, 15*time.Second)[0]
+		if r.Status != schemas.StatusIssued {
+			t.Fatalf("%s: %s %+v", o.no, r.Status, r.Error)
+		}
+		if st := h.orderStats(o.seller, o.no); st.Issuances != 1 || st.Queries < 4 {
+			t.Fatalf("%s sandbox: %+v, want 1 issuance after at least 4 polls", o.no, st)
+		}
+	}
+}
+
+func TestTransientErrorsThenSuccess(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", HTTPStatus: 503, Times: 2},
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "070201", Times: 1},
+		{Provider: "jumdata", Method: "blue-invoice/submit", Code: "609", Times: 2},
+		{Provider: "jumdata", Method: "blue-invoice/submit", Code: "501", Times: 1},
+	}}}})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "FLAKY-N", nil), "")
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "FLAKY-J", nil), "")
+	for _, o := range []struct{ seller, no string }{{nuonuoSeller, "FLAKY-N"}, {jumdataSeller, "FLAKY-J"}} {
+		res := h.waitResult(o.seller, o.no, 1, 20*time.Second)
+		if len(res) != 1 || res[0].Status != schemas.StatusIssued {
+			t.Fatalf("%s: %+v", o.no, res)
+		}
+		if res[0].Attempts < 3 {
+			t.Errorf("%s: %d attempts; the scripted failures should have cost some", o.no, res[0].Attempts)
+		}
+		if st := h.orderStats(o.seller, o.no); st.Issuances != 1 {
+			t.Fatalf("%s sandbox: %+v", o.no, st)
+		}
+	}
+}
+
+func TestRetriesExhaustedFailAndDeadLetter(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "jumdata", Method: "blue-invoice/submit", Code: "501", Times: 100},
+	}}}})
+	h.start()
+	req := issueRequest(t, jumdataSeller, "DOOMED-1", nil)
+	h.publish(jumdataSeller, req, "doomed-msg-id")
+	res := h.waitResult(jumdataSeller, "DOOMED-1", 1, 15*time.Second)
+	if res[0].Status != schemas.StatusFailed || res[0].Error == nil || res[0].Error.Code != schemas.CodeRetriesExhausted {
+		t.Fatalf("result %+v", res[0])
+	}
+	h.waitFor("dead letter", 5*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	dl := h.deadLetters()[0]
+	if dl.Reason != schemas.ReasonExhausted || dl.Deliveries != 3 || dl.OrderNo != "DOOMED-1" || string(dl.Payload) != string(req) ||
+		dl.OriginalSubject != (schemas.Subjects{}).Request(jumdataSeller) || dl.OriginalSeq == 0 || dl.Headers["Nats-Msg-Id"][0] != "doomed-msg-id" ||
+		dl.Error.ProviderCode != "501" {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+	rec, ok, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "DOOMED-1"})
+	if err != nil || !ok || rec.State != schemas.StateFailed {
+		t.Fatalf("store: %+v %v %v", rec, ok, err)
+	}
+}
+
+func TestMalformedIsDeadLettered(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	for _, body := range []string{"not json at all", `{"truncated":`, "\xff\xfe", ""} {
+		h.publish(nuonuoSeller, []byte(body), "")
+	}
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "AFTER-MALFORMED", nil), "")
+	h.waitFor("4 dead letters", 10*time.Second, func() bool { return len(h.deadLetters()) == 4 })
+	for _, dl := range h.deadLetters() {
+		if dl.Reason != schemas.ReasonMalformed || dl.Error.Code != schemas.CodeMalformed || !strings.Contains(dl.Error.Message, "malformed") || dl.SellerTaxNum != nuonuoSeller {
+			t.Errorf("dead letter %+v", dl)
+		}
+	}
+	if r := h.waitResult(nuonuoSeller, "AFTER-MALFORMED", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("valid work after malformed messages: %+v", r)
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+}
+
+func TestInvalidIsRejectedWithEveryViolation(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	bad := issueRequest(t, nuonuoSeller, "BAD-1", func(o *schemas.Order) {
+		o.InvoiceType = "9"
+		o.InvoiceDetail[0].TaxIncludedAmount = schemas.ParseAmount("106.01")
+	})
+	h.publish(nuonuoSeller, bad, "")
+	h.publish(jumdataSeller, issueRequest(t, nuonuoSeller, "WRONG-SUBJECT", nil), "")
+	r := h.waitResult(nuonuoSeller, "BAD-1", 1, 10*time.Second)[0]
+	if r.Status != schemas.StatusRejected || r.Error.Code != schemas.CodeInvalidRequest || len(r.Error.Violations) < 2 {
+		t.Fatalf("%+v", r)
+	}
+	codes := map[string]bool{}
+	for _, v := range r.Error.Violations {
+		codes[v.ProviderCode] = true
+	}
+	if !codes["E9101"] || !codes["E9130"] {
+		t.Fatalf("violations %+v", r.Error.Violations)
+	}
+	// Published on the jumdata seller's subject: answered there, nothing issued.
+	w := h.waitResult(jumdataSeller, "WRONG-SUBJECT", 1, 10*time.Second)[0]
+	if w.Status != schemas.StatusRejected || w.Error.Violations[0].Rule != "subject_mismatch" {
+		t.Fatalf("%+v", w)
+	}
+	if st := h.sb.Stats(); st.Submissions != 0 {
+		t.Fatalf("the sandbox saw %d submissions for invalid requests", st.Submissions)
+	}
+}
+
+func TestConflict(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CONFLICT-1", nil), "")
+	h.waitResult(nuonuoSeller, "CONFLICT-1", 1, 10*time.Second)
+	other := issueRequest(t, nuonuoSeller, "CONFLICT-1", func(o *schemas.Order) { o.BuyerName = "另一个买方" })
+	h.publish(nuonuoSeller, other, "")
+	res := h.waitResult(nuonuoSeller, "CONFLICT-1", 2, 10*time.Second)
+	if res[0].Status != schemas.StatusIssued || res[1].Status != schemas.StatusConflict || res[1].Error.Code != schemas.CodeConflict {
+		t.Fatalf("results %+v", res)
+	}
+	if st := h.orderStats(nuonuoSeller, "CONFLICT-1"); st.Issuances != 1 || st.Submissions != 1 {
+		t.Fatalf("sandbox %+v", st)
+	}
+}
+
+func TestActionRequiredHoldsOneSellerOnly(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 200
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		// The seller's credentials are refused four times, then fixed.
+		{Provider: "jumdata", Code: "302", Message: "未登录或登录已失效,请重新登录", Times: 4},
+	}}}})
+	h.start()
+	for i := range 3 {
+		h.publish(jumdataSeller, issueRequest(t, jumdataSeller, fmt.Sprintf("HELD-%d", i), nil), "")
+	}
+	for i := range 3 {
+		h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, fmt.Sprintf("FREE-%d", i), nil), "")
+	}
+	// The other seller carries on while the jumdata seller is held.
+	for i := range 3 {
+		if r := h.waitResult(nuonuoSeller, fmt.Sprintf("FREE-%d", i), 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+			t.Fatalf("FREE-%d: %+v", i, r)
+		}
+	}
+	// Then the held seller's orders are all issued after the scripted refusals.
+	actionResults := 0
+	for i := range 3 {
+		res := h.waitResult(jumdataSeller, fmt.Sprintf("HELD-%d", i), 1, 20*time.Second)
+		h.waitFor("issued", 20*time.Second, func() bool {
+			res = h.resultsFor(jumdataSeller, fmt.Sprintf("HELD-%d", i))
+			return res[len(res)-1].Status == schemas.StatusIssued
+		})
+		for _, r := range res {
+			if r.Status == schemas.StatusActionRequired {
+				actionResults++
+				if r.Error == nil || r.Error.Code != schemas.CodeActionRequired || r.Error.ProviderCode != "302" {
+					t.Errorf("action_required result %+v", r)
+				}
+			}
+		}
+	}
+	// One episode, one action_required event: the first order to hit the
+	// refusal reports it; the others wait without calling the provider.
+	if actionResults != 1 {
+		t.Fatalf("%d action_required results, want 1 for the episode", actionResults)
+	}
+}
+
+func TestAcceptThenDropIsReconciled(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	h.sb.SetFaults(sandbox.Faults{Drop: 1, Seed: 7})
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "DROP-N", nil), "")
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "DROP-J", nil), "")
+	// Every answer is lost while the fault lasts: the orders stay in doubt.
+	h.waitFor("both submissions to reach the sandbox", 10*time.Second, func() bool {
+		return h.orderStats(nuonuoSeller, "DROP-N").Submissions > 0 && h.orderStats(jumdataSeller, "DROP-J").Submissions > 0
+	})
+	time.Sleep(300 * time.Millisecond)
+	h.sb.SetFaults(sandbox.Faults{})
+	for _, o := range []struct{ seller, no string }{{nuonuoSeller, "DROP-N"}, {jumdataSeller, "DROP-J"}} {
+		res := h.waitResult(o.seller, o.no, 1, 20*time.Second)
+		if len(res) != 1 || res[0].Status != schemas.StatusIssued {
+			t.Fatalf("%s: %+v", o.no, res)
+		}
+		if st := h.orderStats(o.seller, o.no); st.Issuances != 1 {
+			t.Fatalf("%s: sandbox %+v: the in-doubt order was issued %d times", o.no, st, st.Issuances)
+		}
+	}
+	if d := h.sb.Stats().Duplicates; len(d) != 0 {
+		t.Fatalf("duplicates %v", d)
+	}
+}
+
+// TestAbruptStopAndRestart kills the consumer mid-flight the hard way — the
+// NATS connection drops without any acknowledgement and the store is closed
+// under the workers — then starts a new one on the same data: every order
+// ends with exactly one invoice and one terminal result.
+func TestAbruptStopAndRestart(t *testing.T) {
+	const n = 120
+	h := newHarness(t, harnessOptions{pipeline: fast, workers: 16, sandbox: sandbox.Config{
+		Latency: 20 * time.Millisecond, Nuonuo: sandbox.NuonuoConfig{PendingQueries: 1}, Jumdata: sandbox.JumdataConfig{PendingPolls: 1},
+	}})
+	sellers := []string{nuonuoSeller, jumdataSeller}
+	for i := range n {
+		s := sellers[i%2]
+		h.publish(s, issueRequest(t, s, fmt.Sprintf("CRASH-%03d", i), nil), "")
+	}
+	h.start()
+	h.waitFor("some orders done", 20*time.Second, func() bool { return len(h.resultsFor(nuonuoSeller, "CRASH-000"))+len(h.resultsFor(jumdataSeller, "CRASH-001")) > 0 })
+	// Abrupt: no drain, no acks for what is in flight.
+	h.nc.Close()
+	_ = h.db.Close()
+	h.stop()
+
+	// Restart on the same data directory with a fresh connection and store.
+	var err error
+	if h.nc, err = natsReconnect(h); err != nil {
+		t.Fatal(err)
+	}
+	h.openStore()
+	h.start()
+	for i := range n {
+		s := sellers[i%2]
+		no := fmt.Sprintf("CRASH-%03d", i)
+		h.waitResult(s, no, 1, 30*time.Second)
+	}
+	h.waitFor("request stream to empty", 30*time.Second, h.requestStreamEmpty)
+	for i := range n {
+		s := sellers[i%2]
+		no := fmt.Sprintf("CRASH-%03d", i)
+		res := h.resultsFor(s, no)
+		if len(res) != 1 || res[0].Status != schemas.StatusIssued {
+			t.Errorf("%s: %d results %+v", no, len(res), res)
+		}
+		if st := h.orderStats(s, no); st.Issuances != 1 {
+			t.Errorf("%s: issued %d times", no, st.Issuances)
+		}
+	}
+}
+
+func TestGracefulShutdownUnderLoadLosesNothing(t *testing.T) {
+	const n = 200
+	h := newHarness(t, harnessOptions{pipeline: fast, workers: 16, sandbox: sandbox.Config{Latency: 40 * time.Millisecond}})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, fmt.Sprintf("GRACE-%03d", i), nil), "")
+		}
+	})
+	h.start()
+	done := func() int {
+		c := 0
+		for i := range n {
+			if len(h.resultsFor(nuonuoSeller, fmt.Sprintf("GRACE-%03d", i))) > 0 {
+				c++
+			}
+		}
+		return c
+	}
+	h.waitFor("the first results", 10*time.Second, func() bool { return done() > 0 })
+	h.stop() // graceful: stop pulling, finish in flight
+	if d := done(); d == 0 || d == n {
+		t.Fatalf("%d of %d done at shutdown: the test did not stop mid-load", d, n)
+	}
+	wg.Wait()
+	h.start()
+	for i := range n {
+		h.waitResult(nuonuoSeller, fmt.Sprintf("GRACE-%03d", i), 1, 30*time.Second)
+	}
+	h.waitFor("request stream to empty", 20*time.Second, h.requestStreamEmpty)
+	for i := range n {
+		no := fmt.Sprintf("GRACE-%03d", i)
+		if res := h.resultsFor(nuonuoSeller, no); len(res) != 1 || res[0].Status != schemas.StatusIssued {
+			t.Errorf("%s: %+v", no, res)
+		}
+		if st := h.orderStats(nuonuoSeller, no); st.Issuances != 1 {
+			t.Errorf("%s: %+v", no, st)
+		}
+	}
+}
