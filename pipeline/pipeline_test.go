@@ -325,7 +325,9 @@ func TestAbruptStopAndRestart(t *testing.T) {
 		h.publish(s, issueRequest(t, s, fmt.Sprintf("CRASH-%03d", i), nil), "")
 	}
 	h.start()
-	h.waitFor("some orders done", 20*time.Second, func() bool { return len(h.resultsFor(nuonuoSeller, "CRASH-000"))+len(h.resultsFor(jumdataSeller, "CRASH-001")) > 0 })
+	h.waitFor("some orders done", 20*time.Second, func() bool {
+		return len(h.resultsFor(nuonuoSeller, "CRASH-000"))+len(h.resultsFor(jumdataSeller, "CRASH-001")) > 0
+	})
 	// Abrupt: no drain, no acks for what is in flight.
 	h.nc.Close()
 	_ = h.db.Close()

@@ -40,7 +40,7 @@ func redConfirmRequest(t testing.TB, seller, orderNo string, blue schemas.Invoic
 		RedConfirm: &schemas.RedConfirm{
 			BlueInvoiceLine: "pc", ApplySource: "0", BlueElecInvoiceNumber: number,
 			BlueInvoiceTime: blue.IssuedAt.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02 15:04:05"),
-			SellerTaxNo: seller, SellerName: "杭州示例销售有限公司", BuyerTaxNo: "91440101MA5APD8X8J", BuyerName: "杭州示例科技有限公司",
+			SellerTaxNo:     seller, SellerName: "杭州示例销售有限公司", BuyerTaxNo: "91440101MA5APD8X8J", BuyerName: "杭州示例科技有限公司",
 			RedReason: "2",
 		}})
 }
