@@ -72,3 +72,6 @@ func SubjectToken(s string) string {
 		return r
 	}, s)
 }
+
+// Status is the subject of the status service (request/reply).
+func (s Subjects) Status() string { return s.prefix() + ".status" }

@@ -43,6 +43,7 @@ type options struct {
 	replicas     int
 	partitions   int
 	partition    int
+	partitionPod bool
 	workers      int
 	maxDeliver   int
 	ackWait      time.Duration
@@ -117,6 +118,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.replicas, "replicas", envInt("INVOICE_REPLICAS", 1), "stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
 	fs.IntVar(&o.partitions, "partitions", envInt("INVOICE_PARTITIONS", 0), "split requests by seller into this many partitions, one consumer instance each (INVOICE_PARTITIONS)")
 	fs.IntVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, 0..partitions-1 (INVOICE_PARTITION)")
+	fs.BoolVar(&o.partitionPod, "partition-from-hostname", env("INVOICE_PARTITION_FROM_HOSTNAME", "") == "true", "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
 	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
 	fs.IntVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
@@ -136,6 +138,17 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (the consumer takes flags only)", fs.Args())
+	}
+	if o.partitionPod {
+		host := getenv("HOSTNAME")
+		if host == "" {
+			host, _ = os.Hostname()
+		}
+		k, err := ordinalOf(host)
+		if err != nil {
+			return nil, fmt.Errorf("--partition-from-hostname: %w", err)
+		}
+		o.partition = k
 	}
 	if err := o.validate(); err != nil {
 		return nil, err
@@ -193,4 +206,18 @@ func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// ordinalOf returns the number after the last "-" of a host name
+// ("invoicer-2" → 2), the ordinal of a StatefulSet pod.
+func ordinalOf(host string) (int, error) {
+	i := strings.LastIndexByte(host, '-')
+	if i < 0 {
+		return 0, fmt.Errorf("host name %q does not end in -<number>", host)
+	}
+	k, err := strconv.Atoi(host[i+1:])
+	if err != nil || k < 0 {
+		return 0, fmt.Errorf("host name %q does not end in -<number>", host)
+	}
+	return k, nil
 }

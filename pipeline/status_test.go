@@ -1,0 +1,102 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+)
+
+// TestPartitionOfMatchesTheServer publishes requests through a partitioned
+// request stream and checks that the server put each seller in the
+// partition PartitionOf computes.
+func TestPartitionOfMatchesTheServer(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	topo := pipeline.Topology{Partitions: 5}
+	ctx := context.Background()
+	if err := topo.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	sellers := []string{"339902999999789113", "91330106MA2AYNWD8M", "91440101MA5APD8X8J", "150301199811285326", "A1", "B2", "C3", "D4", "E5", "F6"}
+	seen := map[int]bool{}
+	for _, s := range sellers {
+		ack, err := js.Publish(ctx, schemas.Subjects{}.Request(s), []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream, _ := js.Stream(ctx, pipeline.DefaultRequestStream)
+		m, err := stream.GetMsg(ctx, ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("invoice.request.%s.%d", s, pipeline.PartitionOf(s, 5))
+		if m.Subject != want {
+			t.Errorf("seller %s stored as %s, PartitionOf says %s", s, m.Subject, want)
+		}
+		seen[pipeline.PartitionOf(s, 5)] = true
+	}
+	if len(seen) < 3 {
+		t.Errorf("sellers spread over only %d partitions", len(seen))
+	}
+}
+
+func TestStatusServiceAnswersFromTheOwner(t *testing.T) {
+	_, nc, _ := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	seller := "339902999999789113"
+	var stores [3]*store.DB
+	for k := range stores {
+		db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		stores[k] = db
+		svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Partitions: 3, Partition: k}, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = svc.Stop() })
+	}
+	owner := pipeline.PartitionOf(seller, 3)
+	rec := schemas.OrderRecord{Seller: seller, OrderNo: "S-1", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: time.Now()}
+	if _, err := stores[owner].Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	reply, err := pipeline.RequestStatus(reqCtx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: seller, OrderNo: "S-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reply.Found || reply.Order.State != schemas.StateSubmitting || reply.Result != nil {
+		t.Fatalf("reply %+v", reply)
+	}
+	// Asked many times, the owner always answers: the others stay silent.
+	for range 20 {
+		r, err := pipeline.RequestStatus(reqCtx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: seller, OrderNo: "S-1"})
+		if err != nil || !r.Found {
+			t.Fatalf("%+v %v", r, err)
+		}
+	}
+	r, err := pipeline.RequestStatus(reqCtx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: seller, OrderNo: "NOPE"})
+	if err != nil || r.Found {
+		t.Fatalf("unknown order: %+v %v", r, err)
+	}
+	_, err = pipeline.RequestStatus(reqCtx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: seller})
+	if err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("bad request: %v", err)
+	}
+	// No consumer for the prefix: a clear error, not a hang.
+	_, err = pipeline.RequestStatus(reqCtx, nc, schemas.Subjects{Prefix: "other"}, pipeline.StatusRequest{Seller: seller, OrderNo: "S-1"})
+	if !errors.Is(err, pipeline.ErrStatusTimeout) {
+		t.Fatalf("no service: %v", err)
+	}
+}
