@@ -60,6 +60,7 @@ type Pipeline struct {
 	store     Store
 	pub       Publisher
 	providers Providers
+	docs      Documents
 	locks     keyLocks
 	holds     holds
 }
@@ -74,6 +75,13 @@ func New(cfg Config, v *schemas.Validator, st Store, pub Publisher, ps Providers
 	}
 	return &Pipeline{cfg: cfg.withDefaults(), validator: v, store: st, pub: pub, providers: ps}, nil
 }
+
+// KeepDocuments makes the pipeline fetch and keep the documents of every
+// invoice it issues, before the order is saved as issued. A failure to fetch
+// them does not hold the invoice back: it is recorded on the outcome and the
+// documents can be fetched later (the partner API does so on demand). Call it
+// before Process is first used.
+func (p *Pipeline) KeepDocuments(d Documents) { p.docs = d }
 
 // MaxDeliver returns the delivery limit in force.
 func (p *Pipeline) MaxDeliver() int { return p.cfg.MaxDeliver }
@@ -283,6 +291,13 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		o.rec.Invoices = a.Invoices
 		o.rec.LastError = nil
 		o.rec.CompletedAt = o.now
+		if o.p.docs != nil && len(a.Invoices) > 0 {
+			names, err := o.p.docs.Keep(ctx, o.key, a.Invoices)
+			o.rec.Documents = names
+			if err != nil {
+				o.out.Err = fmt.Errorf("keep invoice documents (fetched again on demand): %w", err)
+			}
+		}
 		if o.save(ctx) {
 			o.publishResult(ctx, o.rec.Result(), o.resultID(), EventIssued)
 		}

@@ -50,6 +50,8 @@ func TestGoldenRequestsAreValid(t *testing.T) {
 	if err != nil || len(files) < 6 {
 		t.Fatalf("golden requests: %v %v", files, err)
 	}
+	examples, _ := filepath.Glob("examples/*.json") // the README's examples
+	files = append(files, examples...)
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
@@ -80,7 +82,9 @@ func TestGoldenRequestsAreValid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "requests/"+name+".golden", append(out, '\n'))
+			if strings.HasPrefix(f, "testdata") {
+				golden(t, "requests/"+name+".golden", append(out, '\n'))
+			}
 		})
 	}
 }

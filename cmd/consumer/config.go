@@ -25,8 +25,22 @@ import (
 // Every secret (appSecret, accessToken, token) may be written literally,
 // as "env:NAME" (read from the environment) or as "file:PATH" (read from a
 // file, trailing newline removed). Secrets never reach a log line.
+//
+// Partners of the status query (GET /partner/queryInvoice) are listed with
+// their channel and secret:
+//
+//	partners:
+//	  - channel: "acme"
+//	    secret: "env:ACME_PARTNER_SECRET"
 type fileConfig struct {
-	Sellers []sellerConfig `yaml:"sellers"`
+	Sellers  []sellerConfig  `yaml:"sellers"`
+	Partners []partnerConfig `yaml:"partners"`
+}
+
+// partnerConfig is one channel of the partner status query.
+type partnerConfig struct {
+	Channel string `yaml:"channel"`
+	Secret  string `yaml:"secret"`
 }
 
 // sellerConfig is one seller of the config file.
@@ -134,6 +148,22 @@ func (c *fileConfig) resolve() error {
 			}
 		default:
 			errs = append(errs, fmt.Errorf("%s: provider %q: use nuonuo or jumdata", where, s.Provider))
+		}
+	}
+	channels := map[string]bool{}
+	for i := range c.Partners {
+		p := &c.Partners[i]
+		where := fmt.Sprintf("partners[%d]", i)
+		if p.Channel == "" {
+			errs = append(errs, fmt.Errorf("%s: channel is required", where))
+		} else if channels[p.Channel] {
+			errs = append(errs, fmt.Errorf("%s: channel %q listed twice", where, p.Channel))
+		}
+		channels[p.Channel] = true
+		if err := resolveSecret(where+": secret", &p.Secret, true); err != nil {
+			errs = append(errs, err)
+		} else if len(p.Secret) < 16 {
+			errs = append(errs, fmt.Errorf("%s: secret is shorter than 16 characters", where))
 		}
 	}
 	return errors.Join(errs...)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -26,9 +27,8 @@ var (
 // HTTP client (one connection pool sized to the workers) and, per Nuonuo
 // app, one token source whose token lives in a JetStream KV bucket shared
 // by every instance.
-func buildProviders(ctx context.Context, cfg *fileConfig, js jetstream.JetStream, o *options, obs providers.Observer) (pipeline.ProviderMap, error) {
+func buildProviders(ctx context.Context, cfg *fileConfig, js jetstream.JetStream, o *options, client *http.Client, obs providers.Observer) (pipeline.ProviderMap, error) {
 	httpCfg := providers.HTTPConfig{Timeout: o.providerTO, MaxConns: o.workers}
-	client := providers.NewHTTPClient(httpCfg)
 	owner := instanceName()
 	var tokenStore nuonuo.TokenStore
 	tokenSources := map[string]*nuonuo.TokenSource{}

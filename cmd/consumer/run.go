@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
@@ -91,7 +93,12 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := pipeline.NewMetrics(reg)
 
-	provs, err := buildProviders(setupCtx, cfg, js, o, metrics)
+	httpClient := providers.NewHTTPClient(providers.HTTPConfig{Timeout: o.providerTO, MaxConns: o.workers})
+	provs, err := buildProviders(setupCtx, cfg, js, o, httpClient, metrics)
+	if err != nil {
+		return err
+	}
+	docs, err := pipeline.OpenDocuments(setupCtx, js, httpClient, o.replicas)
 	if err != nil {
 		return err
 	}
@@ -103,7 +110,46 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	p.KeepDocuments(docs)
 	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: o.workers, AckWait: o.ackWait, Paused: db.Healthy}, p, cons, log, metrics)
+
+	status, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Subjects: subjects, Partitions: o.partitions, Partition: o.partition}, db)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = status.Stop() }()
+
+	// Background work, stopped and waited for before the connection closes.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
+	background.Go(func() { watchStore(bgCtx, db, log) })
+	background.Go(func() { refreshMetrics(bgCtx, metrics, cons, js, topo, db, p) })
+	if o.httpListen != "" {
+		secrets := map[string][]byte{}
+		for _, pc := range cfg.Partners {
+			secrets[pc.Channel] = []byte(pc.Secret)
+		}
+		partner := &partnerAPI{secrets: secrets, store: db, docs: docs, window: 5 * time.Minute, now: time.Now}
+		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy}
+		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
+		if err != nil {
+			return fmt.Errorf("--http %s: %w", o.httpListen, err)
+		}
+		background.Go(func() {
+			if err := <-served; err != nil {
+				log.Error().Err(err).Msg("HTTP server")
+			}
+		})
+		channels := make([]string, 0, len(secrets))
+		for c := range secrets {
+			channels = append(channels, c)
+		}
+		log.Info().Str("addr", o.httpListen).Strs("partner_channels", channels).Msg("serving /healthz, /readyz, /metrics and /partner/queryInvoice")
+	}
 
 	sellers := make([]string, 0, len(cfg.Sellers))
 	for _, s := range cfg.Sellers {
@@ -112,7 +158,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	info := cons.CachedInfo()
 	log.Info().Str("stream", info.Stream).Str("consumer", info.Name).Str("filter", info.Config.FilterSubject).
 		Int("workers", o.workers).Int("max_deliver", o.maxDeliver).Str("sellers", strings.Join(sellers, ",")).
-		Str("order_store", filepath.Join(o.dataDir, "orders.db")).Msg("consuming invoice requests")
+		Str("status_subject", subjects.Status()).Str("order_store", filepath.Join(o.dataDir, "orders.db")).Msg("consuming invoice requests")
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLoop()
@@ -190,6 +236,12 @@ func redactURL(s string) string {
 	return strings.Join(parts, ",")
 }
 
+// The partner channel of the default mode, for trying the partner API.
+const (
+	demoPartnerChannel = "demo"
+	demoPartnerSecret  = "demo-partner-secret"
+)
+
 // sandboxRunner is the in-process provider sandbox of the default mode.
 type sandboxRunner struct {
 	srv *http.Server
@@ -220,7 +272,7 @@ func loadSellers(o *options, log zerolog.Logger) (*fileConfig, *sandboxRunner, e
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	runner := &sandboxRunner{srv: srv, sb: sb, url: url}
-	cfg := &fileConfig{Sellers: []sellerConfig{
+	cfg := &fileConfig{Partners: []partnerConfig{{Channel: demoPartnerChannel, Secret: demoPartnerSecret}}, Sellers: []sellerConfig{
 		{TaxNum: sandbox.DefaultNuonuoSeller, Provider: "nuonuo", Nuonuo: &nuonuoConfig{
 			BaseURL: url, AppKey: sandbox.DefaultNuonuoAppKey, AppSecret: sandbox.DefaultNuonuoAppSecret, Family: "ElectronInvoice",
 		}},
@@ -230,6 +282,7 @@ func loadSellers(o *options, log zerolog.Logger) (*fileConfig, *sandboxRunner, e
 		}},
 	}}
 	log.Warn().Str("sandbox", url).Str("nuonuo_seller", sandbox.DefaultNuonuoSeller).Str("jumdata_seller", sandbox.DefaultJumdataSeller).
+		Str("partner_channel", demoPartnerChannel).
 		Msg("no --config: issuing through the in-process provider SANDBOX with demo sellers; these invoices are not real")
 	return cfg, runner, nil
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// watchStore probes the order store while its last commit failed (a full or
+// read-only disk): the consume loop pauses, nothing is acknowledged, and
+// /readyz reports unready until a probe write succeeds again.
+func watchStore(ctx context.Context, db *store.DB, log zerolog.Logger) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := db.Healthy()
+		if err == nil {
+			if failing {
+				log.Info().Msg("order store writes again: resuming")
+				failing = false
+			}
+			continue
+		}
+		if !failing {
+			log.Error().Err(err).Msg("order store cannot write: pausing, nothing is acknowledged until it can")
+			failing = true
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = db.Probe(pctx) // success clears Healthy
+		cancel()
+	}
+}
+
+// refreshMetrics keeps the gauges that are read rather than counted up to
+// date: consumer backlog and ack pending, the age of the oldest waiting
+// request, orders by state and held sellers.
+func refreshMetrics(ctx context.Context, m *pipeline.Metrics, cons jetstream.Consumer, js jetstream.JetStream, topo pipeline.Topology, db *store.DB, p *pipeline.Pipeline) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	topo = topo.WithDefaults()
+	for i := 0; ; i++ {
+		rctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		if info, err := cons.Info(rctx); err == nil {
+			m.Backlog.Set(float64(info.NumPending))
+			m.AckPending.Set(float64(info.NumAckPending))
+			m.BacklogAge.Set(backlogAge(rctx, js, topo, info))
+		}
+		if i%6 == 0 { // orders by state every 30 seconds: it reads an index
+			if counts, err := db.Counts(rctx); err == nil {
+				for _, s := range schemas.OrderStates {
+					m.Orders.WithLabelValues(string(s)).Set(float64(counts[s]))
+				}
+			}
+		}
+		cancel()
+		m.HeldSellers.Set(float64(len(p.HeldSellers())))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// backlogAge is the age in seconds of the oldest request the consumer has
+// not been delivered yet (0 when there is none).
+func backlogAge(ctx context.Context, js jetstream.JetStream, topo pipeline.Topology, info *jetstream.ConsumerInfo) float64 {
+	if info.NumPending == 0 {
+		return 0
+	}
+	stream, err := js.Stream(ctx, topo.RequestStream)
+	if err != nil {
+		return 0
+	}
+	msg, err := stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(info.Config.FilterSubject))
+	if err != nil {
+		return 0
+	}
+	return time.Since(msg.Time).Seconds()
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfig(t *testing.T) {
+	secretFile := writeFile(t, "secret", "file-secret-value\n")
+	t.Setenv("TEST_NUONUO_SECRET", "env-secret-value")
+	t.Setenv("TEST_PARTNER_SECRET", "partner-secret-0123456789")
+	good := `
+sellers:
+  - taxNum: " 339902999999789113 "
+    provider: nuonuo
+    nuonuo: {baseURL: "https://sdk.nuonuo.com", appKey: "k", appSecret: "env:TEST_NUONUO_SECRET", family: OpeMplatform}
+    rateLimit: 20
+  - taxNum: "91330106ma2aynwd8m"
+    provider: jumdata
+    jumdata: {baseURL: "https://api.jumdata.com", appId: "a", appSecret: "file:` + secretFile + `", token: "t", dq: "330000", gryhm: "13800000000"}
+partners:
+  - channel: acme
+    secret: env:TEST_PARTNER_SECRET
+`
+	cfg, err := loadConfig(writeFile(t, "good.yaml", good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sellers[0].TaxNum != "339902999999789113" || cfg.Sellers[1].TaxNum != "91330106MA2AYNWD8M" {
+		t.Errorf("tax numbers not normalized: %+v", cfg.Sellers)
+	}
+	if cfg.Sellers[0].Nuonuo.AppSecret != "env-secret-value" || cfg.Sellers[1].Jumdata.AppSecret != "file-secret-value" || cfg.Partners[0].Secret != "partner-secret-0123456789" {
+		t.Errorf("secrets not resolved")
+	}
+
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key", "sellers:\n  - taxNum: X\n    provder: nuonuo\n", []string{"provder"}},
+		{"no sellers", "sellers: []\n", []string{"no sellers"}},
+		{"every problem at once", `
+sellers:
+  - taxNum: "S1"
+    provider: nuonuo
+    nuonuo: {baseURL: "ftp://x", appSecret: "env:TEST_MISSING_VAR", family: Other}
+  - taxNum: "S1"
+    provider: jumdata
+    jumdata: {baseURL: "https://api.jumdata.com", appId: "a", appSecret: "file:/does/not/exist"}
+  - taxNum: "S2"
+    provider: baiwang
+partners:
+  - channel: c
+    secret: short
+`, []string{
+			"sellers[0] (S1): nuonuo.baseURL \"ftp://x\" is not an http(s) URL",
+			"environment variable TEST_MISSING_VAR is not set",
+			"nuonuo.appKey is required",
+			"nuonuo.family \"Other\"",
+			"sellers[1] (S1): seller listed twice",
+			"read secret file",
+			"jumdata.token is required",
+			"jumdata.dq is required",
+			"provider \"baiwang\": use nuonuo or jumdata",
+			"partners[0]: secret is shorter than 16 characters",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(writeFile(t, "c.yaml", tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	t.Setenv("TEST_SECRET", "s3cr3t-do-not-print")
+	_, err := loadConfig(writeFile(t, "c.yaml", `
+sellers:
+  - taxNum: "S1"
+    provider: jumdata
+    jumdata: {baseURL: "not a url", appId: "", appSecret: "env:TEST_SECRET", token: "s3cr3t-token-do-not-print"}
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("a secret reached the error: %v", err)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	env := map[string]string{"NATS_URL": "nats://a:4222", "INVOICE_WORKERS": "12", "HOSTNAME": "invoicer-3"}
+	o, err := parseFlags([]string{"--partitions", "4", "--partition-from-hostname"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.natsURL != "nats://a:4222" || o.workers != 12 || o.partition != 3 {
+		t.Fatalf("%+v", o)
+	}
+	for _, bad := range [][]string{
+		{"--workers", "0"},
+		{"--partitions", "2", "--partition", "2"},
+		{"--creds", "x.creds"},
+		{"--js-sync", "sometimes"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(bad, func(string) string { return "" }); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+	if _, err := ordinalOf("invoicer"); err == nil {
+		t.Error("ordinal of a name without a number")
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	got := redactURL("nats://user:pw@h1:4222,nats://h2:4222")
+	if strings.Contains(got, "pw") || !strings.Contains(got, "h2:4222") {
+		t.Fatal(got)
+	}
+}

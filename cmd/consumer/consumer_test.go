@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// consumerProcess is the real consumer binary running in its default mode.
+type consumerProcess struct {
+	cmd      *exec.Cmd
+	natsAddr string
+	httpAddr string
+	mu       sync.Mutex
+	logs     bytes.Buffer
+	exited   chan error
+}
+
+func (c *consumerProcess) logText() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logs.String()
+}
+
+// startConsumer builds and starts the consumer with the given data directory
+// and waits until /readyz answers 200.
+func startConsumer(t *testing.T, bin, data string) *consumerProcess {
+	t.Helper()
+	c := &consumerProcess{natsAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan error, 1)}
+	c.cmd = exec.Command(bin, "--data", data, "--nats-listen", c.natsAddr, "--http", c.httpAddr, "--log-format", "json", "--workers", "8")
+	stderr, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			c.mu.Lock()
+			c.logs.Write(sc.Bytes())
+			c.logs.WriteByte('\n')
+			c.mu.Unlock()
+		}
+		c.exited <- c.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			<-c.exited
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer not ready within 30s; logs:\n%s", c.logText())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func buildConsumer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "consumer")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestConsumerBinaryDefaultMode runs the real binary with no configuration —
+// embedded NATS, in-process sandbox, demo sellers — publishes the seed 001
+// example, and checks the result, the metrics, the partner API, the status
+// service and a graceful stop.
+func TestConsumerBinaryDefaultMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the consumer binary")
+	}
+	bin := buildConsumer(t)
+	data := t.TempDir()
+	c := startConsumer(t, bin, data)
+	for _, want := range []string{"in-process provider SANDBOX", "embedded NATS server with JetStream is running", "consuming invoice requests"} {
+		if !strings.Contains(c.logText(), want) {
+			t.Errorf("first log lines lack %q", want)
+		}
+	}
+
+	nc, err := nats.Connect("nats://" + c.natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	req, err := os.ReadFile(filepath.Join("..", "..", "schemas", "examples", "seed001.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seller, orderNo = "339902999999789113", "20230113333207931231"
+	sub, err := nc.SubscribeSync("invoice.result.*." + seller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "invoice.request."+seller, req, jetstream.WithMsgID(seller+":"+orderNo)); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no result: %v\n%s", err, c.logText())
+	}
+	var res schemas.Result
+	if err := json.Unmarshal(msg.Data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != schemas.StatusIssued || len(res.Invoices) == 0 || msg.Subject != "invoice.result.issued."+seller {
+		t.Fatalf("result on %s: %+v", msg.Subject, res)
+	}
+
+	// The status service.
+	reply, err := pipeline.RequestStatus(ctx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: seller, OrderNo: orderNo})
+	if err != nil || !reply.Found || reply.Order.State != schemas.StateIssued {
+		t.Fatalf("status: %+v %v", reply, err)
+	}
+
+	// The partner API: the PDF kept at issuance, base64.
+	q := partnerQuery(demoPartnerChannel, demoPartnerSecret, seller+":"+orderNo, time.Now())
+	body, status := httpGet(t, "http://"+c.httpAddr+"/partner/queryInvoice?"+q.Encode())
+	var ans partnerAnswer
+	if err := json.Unmarshal(body, &ans); err != nil || status != 200 || ans.Result != 0 || len(ans.Data) != len(res.Invoices) {
+		t.Fatalf("partner API %d: %s", status, body)
+	}
+	pdf, err := base64.StdEncoding.DecodeString(ans.Data[0].InvoiceFile)
+	if err != nil || !bytes.HasPrefix(pdf, []byte("%PDF-")) || ans.Data[0].Status != 1 {
+		t.Fatalf("invoiceFile is not a PDF: %.40q", pdf)
+	}
+	bad := partnerQuery(demoPartnerChannel, "wrong-secret-wrong-secret", seller+":"+orderNo, time.Now())
+	if body, status := httpGet(t, "http://"+c.httpAddr+"/partner/queryInvoice?"+bad.Encode()); status != 401 || !strings.Contains(string(body), "1004") {
+		t.Fatalf("bad signature: %d %s", status, body)
+	}
+
+	// Metrics.
+	metrics, _ := httpGet(t, "http://"+c.httpAddr+"/metrics")
+	for _, want := range []string{`invoice_messages_total{event="issued"} 1`, `invoice_provider_call_seconds_count{code="E0000",method="requestBillingNew",provider="nuonuo"} 1`, "invoice_consumer_backlog"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// One JSON log line per message, with the fixed keys.
+	var line map[string]any
+	for _, l := range strings.Split(c.logText(), "\n") {
+		if strings.Contains(l, `"message":"processed"`) {
+			_ = json.Unmarshal([]byte(l), &line)
+		}
+	}
+	for _, k := range []string{"seller", "order_no", "stream_seq", "attempt", "action", "status", "provider_code", "took"} {
+		if _, ok := line[k]; !ok {
+			t.Errorf("log line lacks %q: %v", k, line)
+		}
+	}
+
+	// A second instance on the same data directory refuses to start.
+	second := exec.Command(bin, "--data", data, "--nats-listen", freeAddr(t), "--http", "")
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another consumer instance") {
+		t.Fatalf("second instance: %v\n%s", err, out)
+	}
+
+	// Graceful stop.
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, c.logText())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit within 30s of SIGTERM")
+	}
+	if !strings.Contains(c.logText(), `"message":"stopped"`) {
+		t.Errorf("no stopped line:\n%s", c.logText())
+	}
+}
+
+func partnerQuery(channel, secret, requestID string, at time.Time) url.Values {
+	ts := strconv.FormatInt(at.UnixMilli(), 10)
+	return url.Values{"channel": {channel}, "timestamp": {ts}, "requestId": {requestID}, "sign": {partnerSign([]byte(secret), channel, requestID, ts)}}
+}
+
+func httpGet(t *testing.T, u string) ([]byte, int) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b, resp.StatusCode
+}
+

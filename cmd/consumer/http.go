@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// readiness says whether the consumer can do its job.
+type readiness struct {
+	nc    *nats.Conn
+	bound func() bool
+	store func() error
+}
+
+// problems lists what keeps the consumer from being ready.
+func (r readiness) problems() []string {
+	var out []string
+	if r.nc == nil || r.nc.Status() != nats.CONNECTED {
+		out = append(out, "NATS is not connected")
+	}
+	if r.bound == nil || !r.bound() {
+		out = append(out, "not bound to the request consumer")
+	}
+	if r.store == nil {
+		out = append(out, "order store not open")
+	} else if err := r.store(); err != nil {
+		out = append(out, "order store cannot write: "+err.Error())
+	}
+	return out
+}
+
+// newHTTPHandler serves the operator endpoints:
+//
+//	GET /healthz                 200 while the process runs
+//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise
+//	GET /metrics                 Prometheus metrics
+//	GET /partner/queryInvoice    the partner status query (seed 003)
+func newHTTPHandler(ready readiness, reg *prometheus.Registry, partner http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONStatus(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if p := ready.problems(); len(p) > 0 {
+			writeJSONStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": p})
+			return
+		}
+		writeJSONStatus(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if partner != nil {
+		mux.Handle("GET /partner/queryInvoice", partner)
+	}
+	return mux
+}
+
+// serveHTTP listens on addr and serves h until ctx ends; it reports a
+// listen failure at once.
+func serveHTTP(ctx context.Context, addr string, h http.Handler) (done <-chan error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	ch := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		ch <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return ch, nil
+}

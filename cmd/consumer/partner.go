@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// The partner status query of seed 003, served at GET /partner/queryInvoice.
+//
+// Request: channel, timestamp (Unix milliseconds), requestId and sign, as
+// query parameters. requestId is "<sellerTaxNum>:<orderNo>".
+//
+// Signature (this service's scheme; the seed leaves it open):
+//
+//	message = "channel=" + channel + "&requestId=" + requestId + "&timestamp=" + timestamp
+//	sign    = lower-case hex( HMAC-SHA256(key = the channel's secret, message) )
+//
+// The parameters are sorted by name and the values are the decoded query
+// values. The timestamp must be within 5 minutes of the server's clock.
+//
+// Answer: {"result": 0, "message": "SUCCESS", "data": [...]} with one entry
+// per invoice of the request. status is mapped from the order's state:
+// issued → 1 (已开票, with invoiceFile, the PDF in base64); rejected and
+// failed → 3 (开票失败); submitting, accepted, action required → 4 (已申请).
+// 2, 5 and 6 (voided, shipped, void requested) concern paper invoices and
+// voids, which this service does not handle. Errors answer a non-zero result
+// and nothing else:
+//
+//	1001 400  a parameter is missing or malformed
+//	1002 401  unknown channel
+//	1003 401  timestamp outside the 5-minute window
+//	1004 401  wrong signature
+//	1005 404  no such request
+//	1006 503  the invoice document is not available yet; ask again
+//	1500 500  internal error
+type partnerAPI struct {
+	secrets map[string][]byte // channel → secret
+	store   pipeline.Store
+	docs    partnerDocuments
+	window  time.Duration
+	now     func() time.Time
+}
+
+// partnerDocuments is what the partner API needs of the document store.
+type partnerDocuments interface {
+	pipeline.Documents
+}
+
+// partnerInvoice is one entry of the answer's data.
+type partnerInvoice struct {
+	InvoiceID     int64  `json:"invoiceId"`
+	InvoiceCode   string `json:"invoiceCode,omitempty"`
+	InvoiceNumber string `json:"invoiceNumber,omitempty"`
+	Status        int    `json:"status"`
+	InvoiceFile   string `json:"invoiceFile,omitempty"`
+	InvoiceXML    string `json:"invoiceXml,omitempty"`
+}
+
+type partnerAnswer struct {
+	Result  int              `json:"result"`
+	Message string           `json:"message"`
+	Data    []partnerInvoice `json:"data,omitempty"`
+}
+
+// partnerSign computes the signature of a partner query.
+func partnerSign(secret []byte, channel, requestID, timestamp string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("channel=" + channel + "&requestId=" + requestID + "&timestamp=" + timestamp))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	channel, ts, sign, requestID := q.Get("channel"), q.Get("timestamp"), q.Get("sign"), q.Get("requestId")
+	if channel == "" || ts == "" || sign == "" || requestID == "" {
+		p.fail(w, http.StatusBadRequest, 1001, "channel, timestamp, sign and requestId are required")
+		return
+	}
+	secret, ok := p.secrets[channel]
+	if !ok {
+		p.fail(w, http.StatusUnauthorized, 1002, "unknown channel")
+		return
+	}
+	ms, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		p.fail(w, http.StatusBadRequest, 1001, "timestamp must be Unix milliseconds")
+		return
+	}
+	if d := p.now().Sub(time.UnixMilli(ms)); d > p.window || d < -p.window {
+		p.fail(w, http.StatusUnauthorized, 1003, fmt.Sprintf("timestamp is %s away from the server's clock; the window is %s", d.Round(time.Second).Abs(), p.window))
+		return
+	}
+	want := partnerSign(secret, channel, requestID, ts)
+	if !hmac.Equal([]byte(strings.ToLower(sign)), []byte(want)) {
+		p.fail(w, http.StatusUnauthorized, 1004, "wrong signature: sign = hex(HMAC-SHA256(secret, \"channel=…&requestId=…&timestamp=…\"))")
+		return
+	}
+	seller, orderNo, ok := strings.Cut(requestID, ":")
+	if !ok || seller == "" || orderNo == "" {
+		p.fail(w, http.StatusBadRequest, 1001, "requestId must be <sellerTaxNum>:<orderNo>")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	key := schemas.OrderKey{Seller: schemas.NormalizeTaxNumber(seller), OrderNo: orderNo}
+	rec, found, err := p.store.Get(ctx, key)
+	if err != nil {
+		p.fail(w, http.StatusInternalServerError, 1500, "order store unavailable")
+		return
+	}
+	if !found {
+		p.fail(w, http.StatusNotFound, 1005, "no such request")
+		return
+	}
+	data, err := p.entries(ctx, &rec)
+	if err != nil {
+		p.fail(w, http.StatusServiceUnavailable, 1006, "the invoice document is not available yet; ask again shortly")
+		return
+	}
+	writeJSONStatus(w, http.StatusOK, partnerAnswer{Result: 0, Message: "SUCCESS", Data: data})
+}
+
+// entries maps an order to the answer's data.
+func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]partnerInvoice, error) {
+	switch rec.State {
+	case schemas.StateIssued:
+	case schemas.StateRejected, schemas.StateFailed:
+		return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 3}}, nil
+	default:
+		return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 4}}, nil
+	}
+	out := make([]partnerInvoice, 0, len(rec.Invoices))
+	for i, inv := range rec.Invoices {
+		e := partnerInvoice{InvoiceID: invoiceID(rec.Key(), i), Status: 1, InvoiceCode: inv.InvoiceCode, InvoiceNumber: inv.InvoiceNo, InvoiceXML: inv.XMLURL}
+		if e.InvoiceNumber == "" {
+			e.InvoiceNumber = inv.DigitalInvoiceNo
+		}
+		if e.InvoiceCode == "" { // 数电发票无发票代码可以传发票号码
+			e.InvoiceCode = e.InvoiceNumber
+		}
+		if p.docs != nil && inv.PdfURL != "" {
+			pdf, err := p.document(ctx, rec, i)
+			if err != nil {
+				return nil, err
+			}
+			e.InvoiceFile = base64.StdEncoding.EncodeToString(pdf)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// document returns the PDF of an order's i-th invoice, fetching and keeping
+// it now if issuance could not.
+func (p *partnerAPI) document(ctx context.Context, rec *schemas.OrderRecord, i int) ([]byte, error) {
+	if i < len(rec.Documents) && rec.Documents[i] != "" {
+		if pdf, err := p.docs.Get(ctx, rec.Documents[i]); err == nil {
+			return pdf, nil
+		}
+	}
+	names, err := p.docs.Keep(ctx, rec.Key(), rec.Invoices)
+	if i >= len(names) || names[i] == "" {
+		return nil, errors.Join(errors.New("document unavailable"), err)
+	}
+	return p.docs.Get(ctx, names[i])
+}
+
+// invoiceID derives the stable numeric invoice id the seed asks for (at
+// most 15 digits) from the order and the invoice's position.
+func invoiceID(key schemas.OrderKey, i int) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key.String() + ":" + strconv.Itoa(i)))
+	return int64(h.Sum64()%999_999_999_999_999) + 1
+}
+
+func (p *partnerAPI) fail(w http.ResponseWriter, status, code int, msg string) {
+	writeJSONStatus(w, status, partnerAnswer{Result: code, Message: msg})
+}
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+)
+
+// docsFunc adapts functions to pipeline.Documents.
+type docsFunc struct {
+	keep func(ctx context.Context, key schemas.OrderKey, invoices []schemas.Invoice) ([]string, error)
+	get  func(ctx context.Context, name string) ([]byte, error)
+}
+
+func (d docsFunc) Keep(ctx context.Context, key schemas.OrderKey, inv []schemas.Invoice) ([]string, error) {
+	return d.keep(ctx, key, inv)
+}
+func (d docsFunc) Get(ctx context.Context, name string) ([]byte, error) { return d.get(ctx, name) }
+
+func TestPartnerAPI(t *testing.T) {
+	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	put := func(no string, state schemas.OrderState, invoices []schemas.Invoice, docs []string) {
+		rec := schemas.OrderRecord{Seller: "S1", OrderNo: no, Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now}
+		stored, err := db.Put(ctx, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state != schemas.StateSubmitting {
+			stored.State, stored.Invoices, stored.Documents = state, invoices, docs
+			if _, err := db.Put(ctx, stored); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	two := []schemas.Invoice{
+		{InvoiceCode: "033002600111", InvoiceNo: "00000001", PdfURL: "http://provider/1.pdf", TotalAmount: schemas.ParseAmount("1.00")},
+		{DigitalInvoiceNo: "26332000000000000002", PdfURL: "http://provider/2.pdf", TotalAmount: schemas.ParseAmount("2.00")},
+	}
+	put("ISSUED", schemas.StateIssued, two, []string{"doc-0", ""})
+	put("PENDING", schemas.StateSubmitting, nil, nil)
+	put("REJECTED", schemas.StateRejected, nil, nil)
+	put("NODOC", schemas.StateIssued, two[:1], nil)
+
+	fetched := 0
+	docs := docsFunc{
+		keep: func(_ context.Context, key schemas.OrderKey, inv []schemas.Invoice) ([]string, error) {
+			if key.OrderNo == "NODOC" {
+				return []string{""}, errors.New("provider unreachable")
+			}
+			fetched++
+			names := make([]string, len(inv))
+			for i := range inv {
+				names[i] = "doc-" + string(rune('0'+i))
+			}
+			return names, nil
+		},
+		get: func(_ context.Context, name string) ([]byte, error) { return []byte("%PDF-1.4 " + name), nil },
+	}
+	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte("acme-secret-0123456789")}, store: db, docs: docs, window: 5 * time.Minute, now: func() time.Time { return now }}
+
+	call := func(q map[string]string) (int, partnerAnswer) {
+		r := httptest.NewRequest(http.MethodGet, "/partner/queryInvoice", nil)
+		v := r.URL.Query()
+		for k, x := range q {
+			v.Set(k, x)
+		}
+		r.URL.RawQuery = v.Encode()
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, r)
+		var a partnerAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
+			t.Fatalf("not JSON: %s", w.Body)
+		}
+		return w.Code, a
+	}
+	signed := func(requestID string, at time.Time, secret string) map[string]string {
+		q := partnerQuery("acme", secret, requestID, at)
+		return map[string]string{"channel": q.Get("channel"), "timestamp": q.Get("timestamp"), "requestId": q.Get("requestId"), "sign": q.Get("sign")}
+	}
+	const secret = "acme-secret-0123456789"
+
+	code, a := call(signed("S1:ISSUED", now.Add(-time.Minute), secret))
+	if code != 200 || a.Result != 0 || len(a.Data) != 2 {
+		t.Fatalf("issued: %d %+v", code, a)
+	}
+	if a.Data[0].Status != 1 || a.Data[0].InvoiceCode != "033002600111" || a.Data[0].InvoiceNumber != "00000001" ||
+		a.Data[1].InvoiceCode != "26332000000000000002" || a.Data[0].InvoiceID == a.Data[1].InvoiceID || a.Data[0].InvoiceID > 999_999_999_999_999 {
+		t.Fatalf("issued entries %+v", a.Data)
+	}
+	pdf, _ := base64.StdEncoding.DecodeString(a.Data[0].InvoiceFile)
+	if string(pdf) != "%PDF-1.4 doc-0" {
+		t.Fatalf("stored document not served: %q", pdf)
+	}
+	if fetched != 1 {
+		t.Fatalf("the missing second document should be fetched once, fetched %d", fetched)
+	}
+	// The ids are stable.
+	if _, again := call(signed("S1:ISSUED", now, secret)); again.Data[0].InvoiceID != a.Data[0].InvoiceID {
+		t.Fatal("invoice id changed between queries")
+	}
+
+	cases := []struct {
+		name   string
+		q      map[string]string
+		status int
+		result int
+		data   int // status of the single entry, when 200
+	}{
+		{"pending is applied (4)", signed("S1:PENDING", now, secret), 200, 0, 4},
+		{"rejected is failed (3)", signed("S1:REJECTED", now, secret), 200, 0, 3},
+		{"unknown request", signed("S1:NOPE", now, secret), 404, 1005, 0},
+		{"document unavailable", signed("S1:NODOC", now, secret), 503, 1006, 0},
+		{"wrong signature", signed("S1:ISSUED", now, "another-secret-0123456789"), 401, 1004, 0},
+		{"stale timestamp", signed("S1:ISSUED", now.Add(-6*time.Minute), secret), 401, 1003, 0},
+		{"future timestamp", signed("S1:ISSUED", now.Add(6*time.Minute), secret), 401, 1003, 0},
+		{"unknown channel", map[string]string{"channel": "evil", "timestamp": "1", "requestId": "S1:ISSUED", "sign": "00"}, 401, 1002, 0},
+		{"missing sign", map[string]string{"channel": "acme", "timestamp": "1", "requestId": "S1:ISSUED"}, 400, 1001, 0},
+		{"bad request id", signed("ISSUED", now, secret), 400, 1001, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, a := call(tc.q)
+			if code != tc.status || a.Result != tc.result {
+				t.Fatalf("got %d %+v", code, a)
+			}
+			if tc.status == 200 && (len(a.Data) != 1 || a.Data[0].Status != tc.data) {
+				t.Fatalf("data %+v", a.Data)
+			}
+			if tc.status != 200 && len(a.Data) != 0 {
+				t.Fatalf("an error answer carries data: %+v", a)
+			}
+		})
+	}
+}
+
+func TestReadinessProblems(t *testing.T) {
+	r := readiness{bound: func() bool { return false }, store: func() error { return errors.New("disk full") }}
+	if p := r.problems(); len(p) != 3 {
+		t.Fatalf("%v", p)
+	}
+}
