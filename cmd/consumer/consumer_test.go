@@ -239,4 +239,3 @@ func httpGet(t *testing.T, u string) ([]byte, int) {
 	b, _ := io.ReadAll(resp.Body)
 	return b, resp.StatusCode
 }
-
