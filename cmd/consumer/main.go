@@ -74,6 +74,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "consumer:", err)
 		os.Exit(2)
 	}
+	// A full file system or file size limit must surface as a write error
+	// (the store then pauses and reports unready), never as a signal.
+	signal.Ignore(syscall.SIGXFSZ)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, opts, log); err != nil {

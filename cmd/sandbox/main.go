@@ -1,0 +1,108 @@
+// Command sandbox serves local stand-ins for the Nuonuo open platform and
+// jumdata's tax/v3/makeout API on one port, with fault injection, for
+// trying the consumer without provider accounts and for load and fault
+// tests. It talks to nobody else and issues no real invoice.
+//
+//	go run ./cmd/sandbox --listen 127.0.0.1:9100
+//
+// Endpoints: POST /open/v1/services and /accessToken (Nuonuo), POST
+// /tax/v3/makeout/... (jumdata), GET /_sandbox/stats (what it did), GET and
+// POST /_sandbox/faults (the faults in force), GET /_sandbox/documents/...
+// (invoice PDFs). Run with -h for the flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:9100", "address to serve on (loopback: the sandbox is for local use)")
+	publicURL := fs.String("public-url", "", "address clients use, for document links (default http://<listen>)")
+	var cfg sandbox.Config
+	fs.StringVar(&cfg.Nuonuo.AppKey, "nuonuo-app-key", sandbox.DefaultNuonuoAppKey, "Nuonuo appKey the sandbox accepts")
+	fs.StringVar(&cfg.Nuonuo.AppSecret, "nuonuo-app-secret", sandbox.DefaultNuonuoAppSecret, "Nuonuo appSecret that signs calls")
+	fs.StringVar(&cfg.Nuonuo.Token, "nuonuo-token", sandbox.DefaultNuonuoToken, "static Nuonuo access token accepted from the start (tokens from /accessToken work too)")
+	fs.DurationVar(&cfg.Nuonuo.TokenTTL, "nuonuo-token-ttl", 24*time.Hour, "life of tokens issued by /accessToken")
+	fs.IntVar(&cfg.Nuonuo.TokenCallLimit, "nuonuo-token-call-limit", 50, "calls /accessToken allows before 070306 (negative: unlimited)")
+	fs.IntVar(&cfg.Nuonuo.PendingQueries, "nuonuo-pending-queries", 0, "queryInvoiceResult answers 20 (issuing) this many times before 2 (issued)")
+	fs.IntVar(&cfg.Nuonuo.RedConfirmSteps, "nuonuo-red-confirm-steps", 0, "queries a red confirmation form spends in each waiting status")
+	fs.StringVar(&cfg.Jumdata.AppID, "jumdata-app-id", sandbox.DefaultJumdataAppID, "jumdata appId the sandbox accepts")
+	fs.StringVar(&cfg.Jumdata.AppSecret, "jumdata-app-secret", sandbox.DefaultJumdataSecret, "jumdata appSecret that signs calls")
+	fs.StringVar(&cfg.Jumdata.Token, "jumdata-token", sandbox.DefaultJumdataToken, "jumdata login token business calls must carry")
+	fs.BoolVar(&cfg.Jumdata.AnySeller, "jumdata-any-seller", false, "accept every jumdata seller with any dq and gryhm (default: only "+sandbox.DefaultJumdataSeller+")")
+	fs.IntVar(&cfg.Jumdata.PendingPolls, "jumdata-pending-polls", 0, "blue-invoice/submit answers 202 this many times per taskId before 200")
+	fs.IntVar(&cfg.Jumdata.RedPendingPolls, "jumdata-red-pending-polls", 0, "red-invoice/result answers 202 this many times per form before 200")
+	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every provider call")
+	f := &cfg.Faults
+	fs.Uint64Var(&f.Seed, "fault-seed", 1, "seed of the fault generator: the same seed gives the same faults")
+	fs.Float64Var(&f.Error5xx, "fault-5xx", 0, "probability of HTTP 503 before the call takes effect")
+	fs.Float64Var(&f.Reset, "fault-reset", 0, "probability of a connection reset before the call takes effect")
+	fs.Float64Var(&f.Drop, "fault-drop", 0, "probability of accept-then-drop: the call takes effect and the answer is lost")
+	fs.Float64Var(&f.Garbage, "fault-garbage", 0, "probability that the call takes effect and the answer is garbage")
+	fs.Float64Var(&f.SpikeRate, "fault-spike-rate", 0, "probability of a latency spike")
+	fs.DurationVar(&f.SpikeLatency, "fault-spike", 0, "length of a latency spike (make it longer than the client's timeout to test in-doubt calls)")
+	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "calls per second per seller above which 070201 / 609 is answered (0: no limit)")
+	fs.IntVar(&f.RateBurst, "rate-burst", 0, "burst of the rate limit (default: the rate)")
+	faceAuth := fs.String("face-auth", "", "comma-separated jumdata sellers that must pass face authentication (311) first")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *faceAuth != "" {
+		f.FaceAuthSellers = strings.Split(*faceAuth, ",")
+	}
+	for _, p := range []float64{f.Error5xx, f.Reset, f.Drop, f.Garbage, f.SpikeRate} {
+		if p < 0 || p > 1 {
+			return fmt.Errorf("fault probabilities are between 0 and 1, got %v", p)
+		}
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	base := *publicURL
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	cfg.BaseURL = base
+	sb := sandbox.New(cfg)
+	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(os.Stderr, "provider sandbox (not real invoices) on %s\n  nuonuo:  %s/open/v1/services  token %s/accessToken  appKey %s  seller %s\n  jumdata: %s/tax/v3/makeout/...  appId %s  seller %s (dq %s, gryhm %s)\n  stats:   %s/_sandbox/stats   faults: %s/_sandbox/faults\n",
+		base, base, base, cfg.Nuonuo.AppKey, sandbox.DefaultNuonuoSeller, base, cfg.Jumdata.AppID, sandbox.DefaultJumdataSeller,
+		sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm, base, base)
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
