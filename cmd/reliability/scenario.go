@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// sizes are the scale of a run.
+type sizes struct {
+	orders   int           // valid orders per scenario
+	kills    int           // SIGKILLs in the kill scenario
+	restarts int           // NATS server restarts
+	sameN    int           // copies of each repeated order
+	sameKeys int           // repeated orders
+	timeout  time.Duration // per scenario
+}
+
+var (
+	shortSizes = sizes{orders: 300, kills: 3, restarts: 1, sameN: 100, sameKeys: 3, timeout: 3 * time.Minute}
+	fullSizes  = sizes{orders: 5000, kills: 5, restarts: 2, sameN: 100, sameKeys: 10, timeout: 15 * time.Minute}
+)
+
+// ledger is what a scenario published and what each message must get.
+type ledger struct {
+	mu       sync.Mutex
+	valid    map[schemas.OrderKey][]uint64 // copies of each valid order, by stream sequence
+	conflict map[schemas.OrderKey][]uint64 // copies with a different body, published after the order was issued
+	hostile  map[uint64]hostileMessage
+	messages int
+}
+
+func newLedger() *ledger {
+	return &ledger{valid: map[schemas.OrderKey][]uint64{}, conflict: map[schemas.OrderKey][]uint64{}, hostile: map[uint64]hostileMessage{}}
+}
+
+func (l *ledger) addValid(k schemas.OrderKey, seq uint64, dup bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.messages++
+	if _, ok := l.valid[k]; !ok {
+		l.valid[k] = nil
+	}
+	if !dup {
+		l.valid[k] = append(l.valid[k], seq)
+	}
+}
+
+// run is one scenario in progress.
+type run struct {
+	name  string
+	w     *world
+	l     *ledger
+	rng   *rand.Rand
+	sizes sizes
+	start time.Time
+	log   func(format string, args ...any)
+	notes []string
+}
+
+// publishValid publishes one valid order with its idempotency key as
+// Nats-Msg-Id, as the publisher does.
+func (r *run) publishValid(ctx context.Context, seller, orderNo string, rng *rand.Rand) error {
+	data := validRequest(rng, seller, orderNo, "可靠性测试买方")
+	seq, dup, err := r.w.publish(ctx, schemas.Subjects{}.Request(seller), data, seller+":"+orderNo)
+	if err != nil {
+		return err
+	}
+	r.l.addValid(schemas.OrderKey{Seller: seller, OrderNo: orderNo}, seq, dup)
+	return nil
+}
+
+// publishOrders publishes n valid orders spread over the sellers, with
+// workers publishers at once, pausing between messages to keep the load
+// flowing while faults are injected.
+func (r *run) publishOrders(ctx context.Context, prefix string, n, workers int, pause time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	next := make(chan int)
+	for w := range workers {
+		rng := rand.New(rand.NewPCG(uint64(w), uint64(n)))
+		wg.Go(func() {
+			for i := range next {
+				seller := allSellers[i%len(allSellers)]
+				if err := r.publishValid(ctx, seller, fmt.Sprintf("%s-%05d", prefix, i), rng); err != nil {
+					errs <- err
+					return
+				}
+				if pause > 0 {
+					time.Sleep(pause)
+				}
+			}
+		})
+	}
+	var err error
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case err = <-errs:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errs:
+		default:
+		}
+	}
+	return err
+}
+
+// outcome is a scenario's row of the table.
+type outcome struct {
+	name                                                   string
+	requests, issued, duplicates, lost, rejected, dlq, bad int
+	seconds                                                float64
+	violations                                             []string
+}
+
+// settled reports whether every message has its answer and the request
+// stream is empty.
+func (r *run) settled(ctx context.Context) (bool, error) {
+	results, bySeq, dead, _ := r.w.col.snapshot()
+	deadBySeq := map[uint64]bool{}
+	for _, d := range dead {
+		deadBySeq[d.dead.OriginalSeq] = true
+	}
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	for k, seqs := range r.l.valid {
+		if !hasStatus(results[k], schemas.StatusIssued) {
+			return false, nil
+		}
+		for _, s := range seqs {
+			if len(bySeq[s]) == 0 {
+				return false, nil
+			}
+		}
+	}
+	for _, seqs := range r.l.conflict {
+		for _, s := range seqs {
+			if len(bySeq[s]) == 0 {
+				return false, nil
+			}
+		}
+	}
+	for seq := range r.l.hostile {
+		if len(bySeq[seq]) == 0 && !deadBySeq[seq] {
+			return false, nil
+		}
+	}
+	pending, err := r.w.requestsPending(ctx)
+	if err != nil {
+		return false, nil // the server may be restarting
+	}
+	return pending == 0, nil
+}
+
+func hasStatus(evs []event, s schemas.Status) bool {
+	for _, e := range evs {
+		if e.result.Status == s {
+			return true
+		}
+	}
+	return false
+}
+
+// waitSettled waits until the scenario settles or its time is up.
+func (r *run) waitSettled(ctx context.Context) error {
+	deadline := time.Now().Add(r.sizes.timeout)
+	for {
+		ok, err := r.settled(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not settled after %s", r.sizes.timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// check evaluates the invariants and fills the scenario's row.
+func (r *run) check(ctx context.Context, settleErr error) outcome {
+	o := outcome{name: r.name, seconds: time.Since(r.start).Seconds()}
+	violate := func(format string, args ...any) { o.violations = append(o.violations, fmt.Sprintf(format, args...)) }
+	if settleErr != nil {
+		violate("%v", settleErr)
+	}
+	results, bySeq, dead, bad := r.w.col.snapshot()
+	o.dlq = len(dead)
+	o.bad = len(bad)
+	for _, b := range bad {
+		violate("%.300s", b)
+	}
+	st, err := r.w.sandboxStats(ctx)
+	if err != nil {
+		violate("sandbox stats: %v", err)
+	}
+	for _, d := range st.Duplicates {
+		violate("the sandbox issued %s more than once", d)
+	}
+	deadBySeq := map[uint64]*schemas.DeadLetter{}
+	for _, d := range dead {
+		deadBySeq[d.dead.OriginalSeq] = d.dead
+	}
+	for seq, evs := range bySeq {
+		if len(evs) > 1 {
+			o.duplicates++
+			violate("request #%d got %d results", seq, len(evs))
+		}
+	}
+
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	o.requests = r.l.messages
+	keys := make([]schemas.OrderKey, 0, len(r.l.valid))
+	for k := range r.l.valid {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	for _, k := range keys {
+		evs := results[k]
+		os := st.Sellers[k.Seller][k.OrderNo]
+		var issued []event
+		for _, e := range evs {
+			switch e.result.Status {
+			case schemas.StatusIssued:
+				issued = append(issued, e)
+			case schemas.StatusConflict:
+			default:
+				violate("%s: a %s result (%s): %s", k, e.result.Status, e.msgID, errText(e.result.Error))
+			}
+		}
+		switch {
+		case len(issued) == 0:
+			o.lost++
+			violate("%s: never issued (sandbox: %+v)", k, os)
+		case os.Issuances != 1:
+			o.duplicates++
+			violate("%s: issued %d times at the sandbox", k, os.Issuances)
+		default:
+			o.issued++
+		}
+		for _, e := range issued[min(1, len(issued)):] {
+			if !sameInvoices(issued[0].result, e.result) {
+				o.duplicates++
+				violate("%s: two different issued results", k)
+				break
+			}
+		}
+		for _, s := range r.l.valid[k] {
+			if len(bySeq[s]) == 0 {
+				o.lost++
+				violate("%s: request #%d has no result", k, s)
+			}
+		}
+		for _, s := range r.l.conflict[k] {
+			got := bySeq[s]
+			if len(got) != 1 || got[0].result.Status != schemas.StatusConflict {
+				violate("%s: the different body #%d did not get exactly one conflict result: %d results", k, s, len(got))
+			}
+		}
+	}
+	for seq, h := range r.l.hostile {
+		res := bySeq[seq]
+		dl := deadBySeq[seq]
+		switch {
+		case h.expect == expectMalformed && dl != nil && dl.Reason == schemas.ReasonMalformed && len(res) == 0:
+		case h.expect == expectRejected && len(res) == 1 && res[0].result.Status == schemas.StatusRejected && res[0].result.Error != nil && dl == nil:
+			o.rejected++
+			if e := res[0].result.Error; e.Message == "" || (e.Code == schemas.CodeInvalidRequest && len(e.Violations) == 0) {
+				violate("hostile %q: rejected without a clear reason: %+v", h.name, e)
+			}
+		case h.expect == expectIssued && len(res) == 1 && res[0].result.Status == schemas.StatusIssued:
+			o.issued++
+		default:
+			got := "nothing"
+			if dl != nil {
+				got = "a " + string(dl.Reason) + " dead letter"
+			}
+			if len(res) > 0 {
+				got = fmt.Sprintf("%d result(s), first %s %s", len(res), res[0].result.Status, errText(res[0].result.Error))
+			}
+			violate("hostile %q (#%d) expected %s, got %s", h.name, seq, h.expect, got)
+		}
+	}
+	if pending, err := r.w.requestsPending(ctx); err != nil || pending != 0 {
+		violate("%d requests still in the stream (%v)", pending, err)
+	}
+	if err := panicked(r.w.consumer.logText()); err != nil {
+		violate("the consumer crashed: %.1500s", err)
+	}
+	if !r.w.consumer.running() {
+		violate("the consumer is not running at the end:\n%s", tail(r.w.consumer.logText(), 2000))
+	}
+	return o
+}
+
+func errText(e *schemas.ErrorInfo) string {
+	if e == nil {
+		return ""
+	}
+	return string(e.Code) + " " + e.Field + " " + e.Message
+}
+
+func sameInvoices(a, b *schemas.Result) bool {
+	if len(a.Invoices) != len(b.Invoices) {
+		return false
+	}
+	for i := range a.Invoices {
+		if a.Invoices[i].InvoiceNo != b.Invoices[i].InvoiceNo || a.Invoices[i].DigitalInvoiceNo != b.Invoices[i].DigitalInvoiceNo {
+			return false
+		}
+	}
+	return true
+}
+
+// scenario is one named experiment.
+type scenario struct {
+	name string
+	what string
+	cfg  func(s sizes) worldConfig
+	play func(ctx context.Context, r *run) error
+}
+
+var errSkipped = errors.New("skipped")
+
+func joinNotes(n []string) string { return strings.Join(n, "; ") }
