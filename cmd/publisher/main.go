@@ -5,9 +5,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -36,8 +39,10 @@ const (
 )
 
 func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root := newRootCommand()
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
+	stop()
 	if err == nil {
 		return
 	}
@@ -59,12 +64,35 @@ func newRootCommand() *cobra.Command {
 		Long: `publisher works with the invoicing consumer over NATS.
 
 Connection flags follow the NATS conventions: --server (or NATS_URL) and
---creds (or NATS_CREDS). Exit codes: 0 success, 1 something invalid or failed,
-2 usage error, 3 could not run (for example NATS unreachable).`,
+--creds (or NATS_CREDS); --prefix (or INVOICE_PREFIX) must match the
+consumer's. Subjects:
+  <prefix>.request.<seller>           requests (stream INVOICE_REQUESTS)
+  <prefix>.result.<status>.<seller>   results (stream INVOICE_RESULTS)
+  <prefix>.dlq.<reason>.<seller>      dead letters (stream INVOICE_DLQ)
+  <prefix>.status                     the consumer's status service
+
+Exit codes: 0 success, 1 something invalid or failed, 2 usage error,
+3 could not run (for example NATS unreachable).`,
+		Example: `  go run ./cmd/consumer &          # NATS, sandbox and consumer in one process
+  publisher validate order.json
+  publisher publish --wait order.json
+  publisher demo -n 20
+  publisher tail --status rejected
+  publisher status 339902999999789113 ORD-2026-000001
+  publisher dlq list`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newValidateCommand())
+	g := &globals{}
+	g.register(root.PersistentFlags())
+	root.AddCommand(
+		newValidateCommand(),
+		newPublishCommand(g),
+		newDemoCommand(g),
+		newTailCommand(g),
+		newStatusCommand(g),
+		newDLQCommand(g),
+	)
 	return root
 }
 

@@ -59,7 +59,7 @@ func validateFiles(v *schemas.Validator, files []string, out, warn io.Writer) (i
 			return invalid, err
 		}
 		for _, rec := range recs {
-			if !checkRecord(v, rec, out, warn) {
+			if _, ok := checkRecord(v, rec, out, warn); !ok {
 				invalid++
 			}
 		}
@@ -67,18 +67,19 @@ func validateFiles(v *schemas.Validator, files []string, out, warn io.Writer) (i
 	return invalid, nil
 }
 
-// checkRecord prints a record's violations and warnings and reports whether
-// it is valid.
-func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) bool {
+// checkRecord prints a record's violations and warnings and returns the
+// decoded record (nil when it is not a readable JSON object) and whether it
+// is valid.
+func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) (*schemas.Decoded, bool) {
 	d, err := v.Decode(rec.data, "")
 	if err != nil {
 		var me *schemas.MalformedError
 		if !errors.As(err, &me) {
 			fmt.Fprintf(out, "%s:%d: (message): %v\n", rec.file, rec.n, err)
-			return false
+			return nil, false
 		}
 		fmt.Fprintf(out, "%s:%d: (message): %s\n", rec.file, rec.n, me.Error())
-		return false
+		return nil, false
 	}
 	for _, w := range d.Warnings {
 		fmt.Fprintf(warn, "%s:%d: warning: %s\n", rec.file, rec.n, w)
@@ -86,5 +87,5 @@ func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) bool {
 	for _, vi := range d.Violations {
 		fmt.Fprintf(out, "%s:%d: %s\n", rec.file, rec.n, vi)
 	}
-	return d.Valid()
+	return d, d.Valid()
 }

@@ -3,14 +3,15 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// runCLI runs the publisher with args and returns stdout, stderr and the
-// exit code main would use.
+// runCLI runs the publisher with args and returns stdout, stderr (with the
+// error main would print) and the exit code main would use.
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	root := newRootCommand()
@@ -37,8 +38,12 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
 	switch {
 	case errors.As(err, &ee):
 		code = ee.code
+		if ee.err != nil {
+			fmt.Fprintln(&errOut, "publisher:", ee.err) // as main does
+		}
 	case err != nil:
 		code = exitUsage
+		fmt.Fprintln(&errOut, "publisher:", err)
 	}
 	return out.String(), errOut.String(), code
 }

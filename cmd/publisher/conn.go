@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
+)
+
+// globals are the connection flags every subcommand that talks to NATS
+// shares. Their defaults come from the environment, as in the nats CLI.
+type globals struct {
+	server  string
+	creds   string
+	prefix  string
+	timeout time.Duration
+}
+
+// defaultTimeout bounds connecting, acknowledgements and requests.
+const defaultTimeout = 5 * time.Second
+
+func (g *globals) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&g.server, "server", "s", envOr("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma separated (NATS_URL)")
+	fs.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS user credentials file (NATS_CREDS)")
+	fs.StringVar(&g.prefix, "prefix", envOr("INVOICE_PREFIX", schemas.DefaultPrefix), "first token(s) of every subject, as the consumer's --prefix (INVOICE_PREFIX)")
+	fs.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long to wait for NATS: connecting, each acknowledgement, the status service, publish --wait")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// subjects returns the subjects under the --prefix.
+func (g *globals) subjects() schemas.Subjects { return schemas.Subjects{Prefix: g.prefix} }
+
+// check validates the global flags; it is called before connecting.
+func (g *globals) check() error {
+	if g.timeout <= 0 {
+		return usageError("--timeout must be positive, not %s", g.timeout)
+	}
+	if g.prefix == "" {
+		return usageError("--prefix must not be empty")
+	}
+	for _, tok := range strings.Split(g.prefix, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return usageError("--prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces", g.prefix)
+		}
+	}
+	return nil
+}
+
+// session is a connection to NATS with its JetStream context.
+type session struct {
+	g        *globals
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	subjects schemas.Subjects
+}
+
+// connect opens a session. Its errors are exitErrors with exitTrouble (or
+// exitUsage for bad flags) and say where it tried to connect, without the
+// password of a URL.
+func (g *globals) connect() (*session, error) {
+	if err := g.check(); err != nil {
+		return nil, err
+	}
+	opts := []nats.Option{
+		nats.Name("invoice-publisher"),
+		nats.Timeout(g.timeout),
+		nats.MaxReconnects(5),
+	}
+	if g.creds != "" {
+		if _, err := os.Stat(g.creds); err != nil {
+			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("credentials file (--creds, NATS_CREDS): %w", err)}
+		}
+		opts = append(opts, nats.UserCredentials(g.creds))
+	}
+	nc, err := nats.Connect(g.server, opts...)
+	if err != nil {
+		where := redactURLs(g.server)
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("NATS at %s refused the connection: %v (check --creds or NATS_CREDS)", where, err)}
+		}
+		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s: is the consumer running? (go run ./cmd/consumer): %v", where, err)}
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(g.timeout), jetstream.WithDefaultTimeout(g.timeout))
+	if err != nil {
+		nc.Close()
+		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("JetStream on %s: %w", redactURLs(g.server), err)}
+	}
+	return &session{g: g, nc: nc, js: js, subjects: g.subjects()}, nil
+}
+
+// Close closes the connection, flushing what was published.
+func (s *session) Close() {
+	_ = s.nc.FlushTimeout(s.g.timeout)
+	s.nc.Close()
+}
+
+// ctx returns a context bounded by --timeout, for one NATS round trip.
+func (s *session) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, s.g.timeout)
+}
+
+// stream finds the stream that holds subject (the consumer creates the
+// streams when it starts; this tool never creates or changes them). what
+// names the subjects for the error message ("requests").
+func (s *session) stream(parent context.Context, subject, what string) (jetstream.Stream, error) {
+	ctx, cancel := s.ctx(parent)
+	defer cancel()
+	name, err := s.js.StreamNameBySubject(ctx, subject)
+	if err == nil {
+		var st jetstream.Stream
+		if st, err = s.js.Stream(ctx, name); err == nil {
+			return st, nil
+		}
+	}
+	return nil, s.jsError(err, fmt.Sprintf("find the stream of %s (%s)", what, subject))
+}
+
+// jsError turns a JetStream API error into an exitError with a hint.
+func (s *session) jsError(err error, op string) error {
+	where := redactURLs(s.g.server)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: no stream on NATS at %s: the consumer creates the streams when it starts; has it run against this server with --prefix %s? (go run ./cmd/consumer)", op, where, s.g.prefix)}
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: JetStream is not enabled on NATS at %s for this account", op, where)}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders):
+		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: NATS at %s did not answer within %s: %v", op, where, s.g.timeout, err)}
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrDisconnected):
+		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: lost the connection to NATS at %s: %v", op, where, err)}
+	}
+	return &exitError{code: exitTrouble, err: fmt.Errorf("%s: %w", op, err)}
+}
+
+// redactURLs removes passwords and tokens from a comma-separated URL list,
+// so that it can appear in an error message.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		u, err := url.Parse(p)
+		if err != nil || u.User == nil {
+			parts[i] = p
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx") // a token
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
+}

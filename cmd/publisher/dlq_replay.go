@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+)
+
+type replayOptions struct {
+	seqs           []uint
+	reason, seller string
+	all            bool
+	since          time.Duration
+	dryRun         bool
+}
+
+func newDLQReplayCommand(g *globals) *cobra.Command {
+	var o replayOptions
+	cmd := &cobra.Command{
+		Use:   "replay (--seq N... | --reason R | --seller S | --all) [--dry-run]",
+		Short: "Republish dead letters' requests to the consumer",
+		Long: `replay republishes the request of each selected dead letter to
+<prefix>.request.<seller>, the seller being the one of the dead letter's
+original subject, with the original headers except:
+  Nats-Msg-Id        replay:<dead-letter stream>:<dead-letter seq> (new, so the
+                     request stream does not drop it as a duplicate of the original)
+  Invoice-Replay-Of  <dead-letter seq>
+Then it marks the dead letter replayed in the key-value bucket
+` + ReplayBucket + ` (key: the sequence; value: when, the new request's
+sequence, who). A dead letter already marked is skipped: replaying twice does
+nothing. Of two replays racing on the same dead letter, the request stream
+keeps one request (same Nats-Msg-Id) and only one replay marks it.
+
+Replaying is safe: the consumer's order store guarantees that an order never
+gets a second invoice. A request whose order was issued meanwhile is answered
+with its stored result; a "failed" order resumes, the consumer asking the
+provider about it before submitting anything.
+
+A malformed message is dead-lettered again when replayed, unless what made
+it unreadable changed (for example the consumer's --max-request-bytes); a
+replay scan stops at the end of the stream as it was when it began, so it
+never replays what it caused.
+
+Dead letters whose payload was truncated (larger than the consumer's request
+limit) cannot be replayed: they are reported, and the order system must send
+the request again. --reason and --seller may be combined, and --since narrows
+any selection but --seq.
+
+Exit status: 0 everything selected was replayed or had been, 1 something was
+not replayable or could not be replayed, 2 usage error, 3 NATS unreachable.`,
+		Example: `  publisher dlq replay --seq 42
+  publisher dlq replay --seq 42 --seq 43
+  publisher dlq replay --reason exhausted --seller 91330106MA2AYNWD8M --dry-run
+  publisher dlq replay --all --since 2h`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			return runReplay(cmd.Context(), g, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.UintSliceVar(&o.seqs, "seq", nil, "the dead letter with this sequence (repeatable, or comma separated)")
+	f.StringVar(&o.reason, "reason", "", "every dead letter with this reason: malformed, exhausted or action_required")
+	f.StringVar(&o.seller, "seller", "", "every dead letter of this seller")
+	f.BoolVar(&o.all, "all", false, "every dead letter")
+	f.DurationVar(&o.since, "since", 0, "only dead letters of the last DURATION (with --reason, --seller or --all)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "list what would be replayed; publish and mark nothing")
+	return cmd
+}
+
+func (o replayOptions) check() error {
+	if err := checkReason(o.reason); err != nil {
+		return err
+	}
+	byFilter := o.reason != "" || o.seller != ""
+	switch {
+	case len(o.seqs) > 0 && (o.all || byFilter || o.since > 0):
+		return usageError("--seq selects dead letters by sequence: it does not combine with --all, --reason, --seller or --since")
+	case o.all && byFilter:
+		return usageError("--all selects every dead letter: drop --reason and --seller, or --all")
+	case len(o.seqs) == 0 && !o.all && !byFilter:
+		return usageError("say which dead letters to replay: --seq N, --reason R, --seller S or --all")
+	case o.since < 0:
+		return usageError("--since must not be negative")
+	}
+	for _, s := range o.seqs {
+		if s == 0 {
+			return usageError("--seq 0: sequences start at 1")
+		}
+	}
+	return nil
+}
+
+// replayTally counts what happened to the selected dead letters.
+type replayTally struct {
+	replayed, already, unreplayable, failed int
+}
+
+func runReplay(ctx context.Context, g *globals, o replayOptions, out io.Writer) error {
+	s, err := g.connect()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	stream, err := s.dlqStream(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.stream(ctx, s.subjects.RequestFilter(), "requests"); err != nil {
+		return err
+	}
+	kv, err := s.replayBook(ctx, stream, !o.dryRun)
+	if err != nil {
+		return err
+	}
+	r := &replayer{s: s, kv: kv, dlqName: stream.CachedInfo().Config.Name, dryRun: o.dryRun, out: out, by: whoAmI()}
+
+	if len(o.seqs) > 0 {
+		for _, seq := range o.seqs {
+			e, err := s.getDeadLetter(ctx, stream, uint64(seq))
+			var ee *exitError
+			if errors.As(err, &ee) && ee.code == exitFailed {
+				fmt.Fprintf(out, "#%d: %v\n", seq, ee.err)
+				r.t.failed++
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := r.replay(ctx, e); err != nil {
+				return err
+			}
+		}
+	} else {
+		from := orderedFrom{all: o.since == 0, since: o.since}
+		if err := s.scanDeadLetters(ctx, stream, dlqFilter(s.subjects, o.reason, o.seller), from, func(e deadEntry) error {
+			return r.replay(ctx, e)
+		}); err != nil {
+			return err
+		}
+	}
+
+	verb := "replayed"
+	if o.dryRun {
+		verb = "would replay"
+	}
+	fmt.Fprintf(out, "%s %d, already replayed %d, not replayable %d, failed %d\n", verb, r.t.replayed, r.t.already, r.t.unreplayable, r.t.failed)
+	if r.t.unreplayable > 0 || r.t.failed > 0 {
+		return &exitError{code: exitFailed}
+	}
+	return nil
+}
+
+// replayer replays dead letters one at a time.
+type replayer struct {
+	s       *session
+	kv      jetstream.KeyValue // nil in a dry run when the bucket does not exist
+	dlqName string
+	dryRun  bool
+	out     io.Writer
+	by      string
+	t       replayTally
+}
+
+// replay replays one dead letter and reports it. Its error is returned only
+// when the run cannot go on (NATS lost); problems with the dead letter are
+// reported and counted.
+func (r *replayer) replay(ctx context.Context, e deadEntry) error {
+	head := fmt.Sprintf("#%d", e.Seq)
+	dl := e.DL
+	if dl == nil {
+		fmt.Fprintf(r.out, "%s: not replayable: not a dead letter (%v)\n", head, e.DecodeErr)
+		r.t.unreplayable++
+		return nil
+	}
+	head += fmt.Sprintf(" %s %s:%s", dl.Reason, orEmpty(dl.SellerTaxNum), orEmpty(dl.OrderNo))
+	mark, err := r.s.getMark(ctx, r.kv, e.Seq)
+	if err != nil {
+		return err
+	}
+	if mark != nil {
+		fmt.Fprintf(r.out, "%s: skipped: already replayed at %s\n", head, mark)
+		r.t.already++
+		return nil
+	}
+	if dl.PayloadTruncated {
+		fmt.Fprintf(r.out, "%s: not replayable: the payload was truncated (%d of %d bytes kept); the order system must send the request again\n", head, len(dl.Payload), dl.PayloadSize)
+		r.t.unreplayable++
+		return nil
+	}
+	seller := r.s.subjects.SellerOf(dl.OriginalSubject)
+	if seller == "" {
+		fmt.Fprintf(r.out, "%s: not replayable: the original subject %q is not a request subject under --prefix %s\n", head, dl.OriginalSubject, r.s.g.prefix)
+		r.t.unreplayable++
+		return nil
+	}
+	msg := &nats.Msg{Subject: r.s.subjects.Request(seller), Data: dl.Payload, Header: replayHeaders(dl.Headers)}
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay:%s:%d", r.dlqName, e.Seq))
+	msg.Header.Set(pipeline.HeaderReplayOf, strconv.FormatUint(e.Seq, 10))
+	if r.dryRun {
+		fmt.Fprintf(r.out, "%s: would replay to %s (%d bytes)\n", head, msg.Subject, len(dl.Payload))
+		r.t.replayed++
+		return nil
+	}
+
+	pctx, cancel := r.s.ctx(ctx)
+	ack, err := r.s.js.PublishMsg(pctx, msg)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(r.out, "%s: failed: publish to %s: %v\n", head, msg.Subject, r.s.pubError(err))
+		r.t.failed++
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return r.s.jsError(err, "replay")
+		}
+		return nil
+	}
+	value, err := json.Marshal(replayMark{ReplayedAt: time.Now().UTC(), RequestSeq: ack.Sequence, By: r.by})
+	if err != nil {
+		return err
+	}
+	kctx, cancel := r.s.ctx(ctx)
+	_, err = r.kv.Create(kctx, replayKey(e.Seq), value)
+	cancel()
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		mark, _ := r.s.getMark(ctx, r.kv, e.Seq)
+		when := "the same moment"
+		if mark != nil {
+			when = mark.String()
+		}
+		fmt.Fprintf(r.out, "%s: skipped: already replayed at %s (by a concurrent replay)\n", head, when)
+		r.t.already++
+	case err != nil:
+		fmt.Fprintf(r.out, "%s: republished as %s #%d but not marked replayed: %v (replaying it again within the stream's duplicate window republishes nothing)\n", head, ack.Stream, ack.Sequence, err)
+		r.t.failed++
+	case ack.Duplicate:
+		fmt.Fprintf(r.out, "%s: replayed: the request stream already held it as #%d (an earlier replay was not marked)\n", head, ack.Sequence)
+		r.t.replayed++
+	default:
+		fmt.Fprintf(r.out, "%s: replayed to %s as %s #%d\n", head, msg.Subject, ack.Stream, ack.Sequence)
+		r.t.replayed++
+	}
+	return nil
+}
+
+// replayHeaders copies a dead letter's original headers for the replayed
+// request, without the JetStream publish expectations (Nats-Expected-*),
+// which were for the original publish and would make this one fail.
+func replayHeaders(h map[string][]string) nats.Header {
+	out := nats.Header{}
+	for k, v := range h {
+		if strings.HasPrefix(k, "Nats-Expected-") || k == jetstream.MsgIDHeader || k == pipeline.HeaderReplayOf {
+			continue
+		}
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}

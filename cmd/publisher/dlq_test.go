@@ -1,0 +1,408 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// dlqEntries lists the dead letters through the CLI's JSON output.
+func dlqEntries(t *testing.T, c *consumer, args ...string) []entryJSON {
+	t.Helper()
+	out, errOut, code := c.cli(t, append([]string{"dlq", "list", "--json"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("dlq list: exit %d\n%s%s", code, out, errOut)
+	}
+	var es []entryJSON
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var e entryJSON
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if err := schemas.CheckDeadLetterJSON(e.DeadLetter); err != nil {
+			t.Errorf("dead letter #%d breaks the schema: %v", e.Seq, err)
+		}
+		es = append(es, e)
+	}
+	return es
+}
+
+func TestDLQ(t *testing.T) {
+	t.Parallel()
+	cfg := fast
+	cfg.MaxDeliver = 3
+	c := startConsumer(t, consumerOptions{pipeline: cfg, maxBytes: 2048, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "jumdata", Method: "blue-invoice/submit", Code: "501", Times: 1000},
+	}}}})
+	subj := schemas.Subjects{}
+	ctx := context.Background()
+
+	// An order the provider keeps refusing with "later", a message that is
+	// not JSON and one above the consumer's size limit.
+	doomed := issueRequest(t, jumdataSeller, "DOOMED-1")
+	if out, _, code := c.cli(t, "publish", writeFile(t, "d.json", doomed)); code != exitOK {
+		t.Fatalf("publish: %s", out)
+	}
+	if _, err := c.js.Publish(ctx, subj.Request(nuonuoSeller), []byte("not json \x01\xff")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.js.Publish(ctx, subj.Request(nuonuoSeller), []byte(`{"pad":"`+strings.Repeat("x", 3000)+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	failed := c.waitStatus(t, jumdataSeller, "DOOMED-1", schemas.StatusFailed, 20*time.Second)
+	if failed.Error == nil || failed.Error.Code != schemas.CodeRetriesExhausted {
+		t.Fatalf("failed result %+v", failed)
+	}
+	waitFor(t, "3 dead letters", 10*time.Second, func() bool { return c.streamState(pipeline.DefaultDeadLetterStream).Msgs == 3 })
+
+	es := dlqEntries(t, c)
+	if len(es) != 3 {
+		t.Fatalf("%d dead letters listed, want 3", len(es))
+	}
+	var exhausted, malformed, truncated uint64
+	for _, e := range es {
+		var dl schemas.DeadLetter
+		if err := json.Unmarshal(e.DeadLetter, &dl); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case dl.Reason == schemas.ReasonExhausted:
+			exhausted = e.Seq
+		case dl.PayloadTruncated:
+			truncated = e.Seq
+		default:
+			malformed = e.Seq
+		}
+		if e.Replay != nil {
+			t.Errorf("#%d replayed before any replay", e.Seq)
+		}
+	}
+	if exhausted == 0 || malformed == 0 || truncated == 0 {
+		t.Fatalf("exhausted #%d, malformed #%d, truncated #%d", exhausted, malformed, truncated)
+	}
+
+	t.Run("list", func(t *testing.T) {
+		out, errOut, code := c.cli(t, "dlq", "list")
+		if code != exitOK || !strings.Contains(errOut, "3 dead letter(s)") {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 4 || !strings.HasPrefix(lines[0], "SEQ") {
+			t.Fatalf("want a header and 3 rows:\n%s", out)
+		}
+		row := func(seq uint64) string {
+			for _, l := range lines[1:] {
+				if strings.HasPrefix(l, strconv.FormatUint(seq, 10)+" ") {
+					return l
+				}
+			}
+			t.Fatalf("no row for #%d:\n%s", seq, out)
+			return ""
+		}
+		for _, want := range []string{"exhausted", jumdataSeller, "DOOMED-1", "  3  ", "retries_exhausted 501: gave up after 3 deliveries"} {
+			if !strings.Contains(row(exhausted), want) {
+				t.Errorf("row lacks %q: %s", want, row(exhausted))
+			}
+		}
+		if r := row(truncated); !strings.Contains(r, "truncated") || !strings.Contains(r, "malformed") {
+			t.Errorf("truncated row: %s", r)
+		}
+		if n := len(dlqEntries(t, c, "--reason", "exhausted")); n != 1 {
+			t.Errorf("--reason exhausted: %d", n)
+		}
+		if n := len(dlqEntries(t, c, "--seller", nuonuoSeller)); n != 2 {
+			t.Errorf("--seller: %d", n)
+		}
+		if n := len(dlqEntries(t, c, "--reason", "malformed", "--seller", jumdataSeller)); n != 0 {
+			t.Errorf("--reason malformed --seller jumdata: %d", n)
+		}
+		if n := len(dlqEntries(t, c, "--since", "1h")); n != 3 {
+			t.Errorf("--since 1h: %d", n)
+		}
+		if _, _, code := c.cli(t, "dlq", "list", "--reason", "bored"); code != exitUsage {
+			t.Errorf("bad reason: exit %d", code)
+		}
+	})
+
+	t.Run("show", func(t *testing.T) {
+		out, _, code := c.cli(t, "dlq", "show", strconv.FormatUint(exhausted, 10))
+		if code != exitOK {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		for _, want := range []string{
+			"Dead letter INVOICE_DLQ #" + strconv.FormatUint(exhausted, 10) + " on invoice.dlq.exhausted." + jumdataSeller,
+			"reason", "exhausted", "deliveries  3", "INVOICE_REQUESTS #1 on invoice.request." + jumdataSeller,
+			"code           retries_exhausted", "provider code  501",
+			"Nats-Msg-Id: " + jumdataSeller + ":DOOMED-1",
+			"Invoice-Dlq-Reason: exhausted",
+			"Payload (" + strconv.Itoa(len(doomed)) + " bytes, complete, sha256 ",
+			`    "orderNo": "DOOMED-1",`,
+			"no (publisher dlq replay --seq " + strconv.FormatUint(exhausted, 10) + ")",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		out, _, code = c.cli(t, "dlq", "show", strconv.FormatUint(malformed, 10))
+		if code != exitOK || !strings.Contains(out, `  "not json \x01\xff"`) || !strings.Contains(out, "malformed message: not valid UTF-8 (at byte 10)") {
+			t.Errorf("malformed: exit %d\n%s", code, out)
+		}
+		out, _, code = c.cli(t, "dlq", "show", strconv.FormatUint(truncated, 10))
+		if code != exitOK || !strings.Contains(out, "TRUNCATED: 2048 of 3010 bytes kept") || !strings.Contains(out, "not replayable: the payload is truncated") {
+			t.Errorf("truncated: exit %d\n%s", code, out)
+		}
+		if _, errOut, code := c.cli(t, "dlq", "show", "999"); code != exitFailed || !strings.Contains(errOut, "no dead letter #999") {
+			t.Errorf("unknown: exit %d %s", code, errOut)
+		}
+		if _, _, code := c.cli(t, "dlq", "show", "x"); code != exitUsage {
+			t.Errorf("bad seq: exit %d", code)
+		}
+	})
+
+	lastRequest := func() uint64 { return c.streamState(pipeline.DefaultRequestStream).LastSeq }
+
+	t.Run("dry run lists without publishing", func(t *testing.T) {
+		before := lastRequest()
+		out, _, code := c.cli(t, "dlq", "replay", "--all", "--dry-run")
+		if code != exitFailed { // the truncated one is not replayable
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		if strings.Count(out, ": would replay to ") != 2 || strings.Count(out, "not replayable: the payload was truncated (2048 of 3010 bytes kept)") != 1 ||
+			!strings.Contains(out, "would replay 2, already replayed 0, not replayable 1, failed 0") {
+			t.Fatalf("output:\n%s", out)
+		}
+		if after := lastRequest(); after != before {
+			t.Fatalf("a dry run published: request stream #%d → #%d", before, after)
+		}
+		if _, err := c.js.KeyValue(ctx, ReplayBucket); err == nil {
+			t.Fatal("a dry run created the replay bucket")
+		}
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		for _, args := range [][]string{
+			{}, {"--seq", "1", "--all"}, {"--all", "--reason", "exhausted"}, {"--reason", "later"}, {"--seq", "0"}, {"--seq", "1", "--since", "1h"},
+		} {
+			if _, _, code := c.cli(t, append([]string{"dlq", "replay"}, args...)...); code != exitUsage {
+				t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+			}
+		}
+	})
+
+	// The provider recovers; the replayed request is issued once.
+	c.sb.SetFaults(sandbox.Faults{})
+	sub, err := c.nc.SubscribeSync(subj.RequestFilter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	seq := strconv.FormatUint(exhausted, 10)
+	before := lastRequest()
+	out, _, code := c.cli(t, "dlq", "replay", "--seq", seq)
+	if code != exitOK || !strings.Contains(out, "replayed to invoice.request."+jumdataSeller+" as INVOICE_REQUESTS #"+strconv.FormatUint(before+1, 10)) ||
+		!strings.Contains(out, "replayed 1, already replayed 0, not replayable 0, failed 0") {
+		t.Fatalf("replay: exit %d\n%s", code, out)
+	}
+	issued := c.waitStatus(t, jumdataSeller, "DOOMED-1", schemas.StatusIssued, 20*time.Second)
+	if len(issued.Invoices) != 1 {
+		t.Fatalf("issued %+v", issued)
+	}
+	if st := c.sb.Stats().Sellers[jumdataSeller]["DOOMED-1"]; st.Issuances != 1 {
+		t.Fatalf("sandbox: %+v, want exactly one issuance", st)
+	}
+
+	t.Run("the replayed request", func(t *testing.T) {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Data) != string(doomed) || m.Subject != subj.Request(jumdataSeller) ||
+			m.Header.Get(jetstream.MsgIDHeader) != "replay:INVOICE_DLQ:"+seq || m.Header.Get(pipeline.HeaderReplayOf) != seq {
+			t.Fatalf("replayed %s %v %s", m.Subject, m.Header, m.Data)
+		}
+		kv, err := c.js.KeyValue(ctx, ReplayBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mark replayMark
+		if err := json.Unmarshal(e.Value(), &mark); err != nil || mark.RequestSeq != before+1 || mark.By == "" || time.Since(mark.ReplayedAt) > time.Minute {
+			t.Fatalf("mark %s: %v", e.Value(), err)
+		}
+	})
+
+	t.Run("a second replay does nothing", func(t *testing.T) {
+		before := lastRequest()
+		out, _, code := c.cli(t, "dlq", "replay", "--seq", seq)
+		if code != exitOK || !strings.Contains(out, "skipped: already replayed at ") || !strings.Contains(out, "replayed 0, already replayed 1") {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		if after := lastRequest(); after != before {
+			t.Fatalf("request stream #%d → #%d", before, after)
+		}
+		es := dlqEntries(t, c, "--reason", "exhausted")
+		if len(es) != 1 || es[0].Replay == nil || es[0].Replay.RequestSeq == 0 {
+			t.Fatalf("list after the replay: %+v", es)
+		}
+	})
+
+	t.Run("two replays at once mark it once", func(t *testing.T) {
+		before := lastRequest()
+		var wg sync.WaitGroup
+		outs := make([]string, 2)
+		for i := range outs {
+			wg.Go(func() {
+				outs[i], _, _ = c.cli(t, "dlq", "replay", "--seq", strconv.FormatUint(malformed, 10))
+			})
+		}
+		wg.Wait()
+		all := outs[0] + outs[1]
+		if strings.Count(all, "replayed 1, already replayed 0") != 1 || strings.Count(all, "replayed 0, already replayed 1") != 1 {
+			t.Fatalf("outputs:\n%s\n%s", outs[0], outs[1])
+		}
+		if after := lastRequest(); after != before+1 {
+			t.Fatalf("request stream #%d → #%d, want one new request", before, after)
+		}
+	})
+
+	t.Run("a truncated dead letter is not replayed", func(t *testing.T) {
+		out, _, code := c.cli(t, "dlq", "replay", "--seq", strconv.FormatUint(truncated, 10), "--seq", "999")
+		if code != exitFailed || !strings.Contains(out, "not replayable: the payload was truncated") || !strings.Contains(out, "#999: no dead letter #999") ||
+			!strings.Contains(out, "replayed 0, already replayed 0, not replayable 1, failed 1") {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+}
+
+// TestDLQSynthetic replays dead letters written by hand: a request that went
+// through a partitioned request stream, one from another prefix, and a
+// message on a dead-letter subject that is not a dead letter at all.
+func TestDLQSynthetic(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	ctx := context.Background()
+	subj := schemas.Subjects{}
+	payload := issueRequest(t, nuonuoSeller, "PART-1")
+	now := time.Now().UTC()
+	put := func(dl schemas.DeadLetter) uint64 {
+		t.Helper()
+		b, err := json.Marshal(dl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := env.js.Publish(ctx, subj.DeadLetter(dl.Reason, dl.SellerTaxNum), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	base := schemas.DeadLetter{
+		SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OrderNo: "PART-1",
+		Error: schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "gave up after 20 deliveries"}, Deliveries: 20,
+		OriginalSubject: subj.Request(nuonuoSeller) + ".3", OriginalStream: "INVOICE_REQUESTS", OriginalSeq: 77,
+		PublishedAt: now, FirstSeen: now, DeadAt: now, Payload: payload, PayloadSize: len(payload), PayloadSHA256: "00",
+		Headers: map[string][]string{
+			"Nats-Msg-Id": {nuonuoSeller + ":PART-1"}, "Nats-Expected-Last-Sequence": {"76"},
+			"Traceparent": {"00-abc-def-01"}, pipeline.HeaderReplayOf: {"1"},
+		},
+	}
+	partitioned := put(base)
+	other := base
+	other.OrderNo, other.OriginalSubject = "OTHER-1", "acme.request."+nuonuoSeller
+	otherPrefix := put(other)
+	if _, err := env.js.Publish(ctx, subj.DeadLetter(schemas.ReasonMalformed, nuonuoSeller), []byte("\x00garbage")); err != nil {
+		t.Fatal(err)
+	}
+	garbage := otherPrefix + 1
+
+	out, _, code := env.cli(t, "dlq", "replay", "--seller", nuonuoSeller)
+	if code != exitFailed {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		"#" + strconv.FormatUint(partitioned, 10) + " exhausted " + nuonuoSeller + ":PART-1: replayed to invoice.request." + nuonuoSeller + " as INVOICE_REQUESTS #1",
+		"#" + strconv.FormatUint(otherPrefix, 10) + " exhausted " + nuonuoSeller + ":OTHER-1: not replayable: the original subject \"acme.request." + nuonuoSeller + "\" is not a request subject under --prefix invoice",
+		"#" + strconv.FormatUint(garbage, 10) + ": not replayable: not a dead letter",
+		"replayed 1, already replayed 0, not replayable 2, failed 0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	msgs := env.requests()
+	if len(msgs) != 1 {
+		t.Fatalf("%d requests", len(msgs))
+	}
+	m := msgs[0]
+	seq := strconv.FormatUint(partitioned, 10)
+	if m.Subject != subj.Request(nuonuoSeller) || string(m.Data) != string(payload) ||
+		m.Header.Get("Nats-Msg-Id") != "replay:INVOICE_DLQ:"+seq || m.Header.Get(pipeline.HeaderReplayOf) != seq ||
+		m.Header.Get("Traceparent") != "00-abc-def-01" || m.Header.Get("Nats-Expected-Last-Sequence") != "" || len(m.Header.Values(pipeline.HeaderReplayOf)) != 1 {
+		t.Fatalf("replayed request %s %v", m.Subject, m.Header)
+	}
+
+	out, errOut, code := env.cli(t, "dlq", "show", strconv.FormatUint(garbage, 10))
+	if code != exitFailed || !strings.Contains(out, `"\x00garbage"`) || !strings.Contains(errOut, "is not a dead letter") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = env.cli(t, "dlq", "list", "--reason", "malformed")
+	if code != exitOK || !strings.Contains(out, "not a dead letter") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+// TestScanStopsAtTheEnd checks that a scan does not visit dead letters
+// appended while it runs, as a replayed malformed message is.
+func TestScanStopsAtTheEnd(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	ctx := context.Background()
+	subject := schemas.Subjects{}.DeadLetter(schemas.ReasonMalformed, nuonuoSeller)
+	for range 3 {
+		if _, err := env.js.Publish(ctx, subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &globals{server: env.url, prefix: "invoice", timeout: 5 * time.Second}
+	s, err := g.connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stream, err := s.dlqStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []uint64
+	err = s.scanDeadLetters(ctx, stream, dlqFilter(s.subjects, "", ""), orderedFrom{all: true}, func(e deadEntry) error {
+		seen = append(seen, e.Seq)
+		if len(seen) > 10 {
+			return errors.New("the scan does not stop")
+		}
+		_, err := env.js.Publish(ctx, subject, []byte(`{}`)) // comes back as a new dead letter
+		return err
+	})
+	if err != nil || !slices.Equal(seen, []uint64{1, 2, 3}) {
+		t.Fatalf("visited %v, %v; want 1, 2, 3", seen, err)
+	}
+}

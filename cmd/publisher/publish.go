@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+)
+
+// defaultWindow is how many publishes may await their acknowledgement at
+// once.
+const defaultWindow = 256
+
+type publishOptions struct {
+	cfg    schemas.ValidatorConfig
+	dryRun bool
+	wait   bool
+	quiet  bool
+	window int
+}
+
+func newPublishCommand(g *globals) *cobra.Command {
+	var o publishOptions
+	cmd := &cobra.Command{
+		Use:   "publish FILE... (- for standard input)",
+		Short: "Validate invoice requests and publish the valid ones",
+		Long: `publish reads requests like validate does (a file holds one JSON request or
+newline-delimited requests) and checks each with exactly the validator
+validate uses. Records that fail are reported like validate reports them and
+are NOT published; the others are published to <prefix>.request.<seller>
+with Nats-Msg-Id <seller>:<orderNo>, and every acknowledgement is awaited.
+
+A request the stream already holds under the same Nats-Msg-Id (within its
+deduplication window, 10 minutes by default) is reported as
+"duplicate: already accepted earlier"; that is not an error. Note that the
+stream drops it whatever its body: to change an order, use a new order
+number or wait for the window to pass (the consumer then answers a changed
+body for an issued order with a conflict result).
+
+It prints one line per record (--quiet: problems only), a summary line
+"published N, duplicates N, invalid N, failed N" and, with --wait, each
+request's result as it arrives. A progress bar is shown on standard error
+when it is a terminal and there are many records.
+
+Exit status: 0 all published (or duplicates), 1 some record was invalid or
+could not be published (with --wait: or did not end issued within
+--timeout), 2 usage error, 3 NATS or the request stream unreachable.`,
+		Example: `  publisher publish order.json
+  publisher publish --wait --timeout 1m orders.ndjson
+  publisher demo -n 100 --out demo.ndjson && publisher publish demo.ndjson
+  cat orders.ndjson | publisher publish --dry-run -
+  publisher -s nats://nats.internal:4222 --creds ops.creds publish order.json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError("publish needs at least one FILE (or - for standard input)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.window < 1 {
+				return usageError("--window must be at least 1")
+			}
+			return runPublish(cmd.Context(), g, o, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.cfg.StrictTaxNumbers, "strict", false, "reject 18-character tax numbers whose check character is wrong (default: warn)")
+	f.IntVar(&o.cfg.MaxBytes, "max-bytes", schemas.DefaultMaxBytes, "largest request accepted, in bytes (the consumer's --max-request-bytes)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "validate only; publish nothing and do not connect")
+	f.BoolVar(&o.wait, "wait", false, "also wait for each request's result event and print it (within --timeout)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only problems and the summary")
+	f.IntVar(&o.window, "window", defaultWindow, "most publishes awaiting their acknowledgement at once")
+	return cmd
+}
+
+// outgoing is one request to publish.
+type outgoing struct {
+	label string // where it came from: FILE:RECORD, or the order number
+	key   schemas.OrderKey
+	data  []byte
+}
+
+// msgID is the request's Nats-Msg-Id: one per order.
+func (o outgoing) msgID() string { return o.key.Seller + ":" + o.key.OrderNo }
+
+// tally counts what happened to the records of a run.
+type tally struct {
+	published, duplicates, invalid, failed int
+}
+
+func (t tally) String() string {
+	return fmt.Sprintf("published %d, duplicates %d, invalid %d, failed %d", t.published, t.duplicates, t.invalid, t.failed)
+}
+
+func runPublish(ctx context.Context, g *globals, o publishOptions, files []string, out, errw io.Writer) error {
+	v, err := schemas.NewValidator(o.cfg)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	var t tally
+	var reqs []outgoing
+	warn := &onceWriter{w: errw}
+	for _, name := range files {
+		recs, err := readRecords(name)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		for _, rec := range recs {
+			d, ok := checkRecord(v, rec, out, warn)
+			if !ok {
+				t.invalid++
+				continue
+			}
+			reqs = append(reqs, outgoing{
+				label: fmt.Sprintf("%s:%d", rec.file, rec.n),
+				key:   schemas.OrderKey{Seller: d.SellerTaxNum, OrderNo: d.OrderNo},
+				data:  rec.data,
+			})
+		}
+	}
+	if warn.repeated > 0 {
+		fmt.Fprintf(errw, "(%d repeated warning(s) not shown)\n", warn.repeated)
+	}
+	if o.dryRun {
+		fmt.Fprintf(out, "dry run: %d valid, %d invalid; nothing published\n", len(reqs), t.invalid)
+		if t.invalid > 0 {
+			return &exitError{code: exitFailed}
+		}
+		return nil
+	}
+	if len(reqs) == 0 {
+		fmt.Fprintln(out, t)
+		if t.invalid > 0 {
+			return &exitError{code: exitFailed}
+		}
+		return nil
+	}
+
+	s, err := g.connect()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.stream(ctx, s.subjects.RequestFilter(), "requests"); err != nil {
+		return err
+	}
+	var waiter *resultWaiter
+	if o.wait {
+		sellers := make([]string, len(reqs))
+		for i, r := range reqs {
+			sellers[i] = r.key.Seller
+		}
+		if waiter, err = s.newResultWaiter(ctx, sellers, func(res *schemas.Result, at time.Time) {
+			fmt.Fprintln(out, resultLine(res, at))
+		}); err != nil {
+			return err
+		}
+		defer waiter.Stop()
+	}
+
+	bar := newProgress(errw, len(reqs), "publishing")
+	showPublished := !o.quiet && !(bar.active() && isTerminal(out))
+	var dups, sent []schemas.OrderKey
+	s.publishRequests(ctx, reqs, o.window, func(i int, ack *jetstream.PubAck, err error) {
+		r := reqs[i]
+		bar.step()
+		switch {
+		case err != nil:
+			t.failed++
+			bar.clear()
+			fmt.Fprintf(out, "%s: %s: failed: %v\n", r.label, r.key, err)
+		case ack.Duplicate:
+			t.duplicates++
+			dups = append(dups, r.key)
+			if !o.quiet {
+				bar.clear()
+				fmt.Fprintf(out, "%s: %s: duplicate: already accepted earlier (%s #%d)\n", r.label, r.key, ack.Stream, ack.Sequence)
+			}
+		default:
+			t.published++
+			sent = append(sent, r.key)
+			if showPublished {
+				fmt.Fprintf(out, "%s: %s: published to %s (%s #%d)\n", r.label, r.key, s.subjects.Request(r.key.Seller), ack.Stream, ack.Sequence)
+			}
+		}
+	})
+	bar.finish()
+	fmt.Fprintln(out, t)
+
+	failed := t.invalid > 0 || t.failed > 0
+	if waiter != nil {
+		if !waitAndCount(ctx, s, waiter, append(sent, dups...), dups, out) {
+			failed = true
+		}
+	}
+	if failed {
+		return &exitError{code: exitFailed}
+	}
+	return nil
+}
+
+// waitAndCount waits up to --timeout for the results of keys (asking the
+// status service about dups first), prints a count by status and reports
+// whether every order ended issued.
+func waitAndCount(ctx context.Context, s *session, w *resultWaiter, keys, dups []schemas.OrderKey, out io.Writer) bool {
+	wctx, cancel := context.WithTimeout(ctx, s.g.timeout)
+	defer cancel()
+	w.lookup(wctx, dups)
+	missing := w.wait(wctx, keys)
+	counts := map[schemas.Status]int{}
+	ok := len(missing) == 0
+	for _, k := range keys {
+		if res, found := w.final[k]; found {
+			counts[res.Status]++
+			if res.Status != schemas.StatusIssued {
+				ok = false
+			}
+		}
+	}
+	line := "results: " + countLine(counts, schemas.Statuses)
+	if len(missing) > 0 {
+		line += fmt.Sprintf("; %d without a result within %s", len(missing), s.g.timeout)
+	}
+	fmt.Fprintln(out, line)
+	for _, k := range missing {
+		fmt.Fprintf(out, "%s: no result yet (ask later: publisher status %s %s)\n", k, k.Seller, k.OrderNo)
+	}
+	return ok
+}
+
+// publishRequests publishes each request to its seller's request subject
+// with Nats-Msg-Id <seller>:<orderNo>, keeping at most window publishes
+// awaiting their acknowledgement, and calls done for each request in order
+// with its acknowledgement or error.
+func (s *session) publishRequests(ctx context.Context, reqs []outgoing, window int, done func(i int, ack *jetstream.PubAck, err error)) {
+	msgs := make([]*nats.Msg, len(reqs))
+	for i, r := range reqs {
+		msgs[i] = &nats.Msg{Subject: s.subjects.Request(r.key.Seller), Data: r.data, Header: nats.Header{}}
+		msgs[i].Header.Set(jetstream.MsgIDHeader, r.msgID())
+	}
+	s.publishWindow(ctx, msgs, window, done)
+}
+
+// publishWindow publishes msgs asynchronously, at most window awaiting
+// their acknowledgement, and calls done for each in order. Each
+// acknowledgement is awaited at most --timeout.
+func (s *session) publishWindow(ctx context.Context, msgs []*nats.Msg, window int, done func(i int, ack *jetstream.PubAck, err error)) {
+	type inflight struct {
+		i int
+		f jetstream.PubAckFuture
+	}
+	var queue []inflight
+	settle := func(p inflight) {
+		timer := time.NewTimer(s.g.timeout)
+		defer timer.Stop()
+		select {
+		case ack := <-p.f.Ok():
+			done(p.i, ack, nil)
+		case err := <-p.f.Err():
+			done(p.i, nil, s.pubError(err))
+		case <-timer.C:
+			done(p.i, nil, fmt.Errorf("no acknowledgement within %s (it may still have been stored; publishing again is safe: the stream drops duplicates)", s.g.timeout))
+		case <-ctx.Done():
+			done(p.i, nil, fmt.Errorf("interrupted before the acknowledgement: %w", ctx.Err()))
+		}
+	}
+	for i, m := range msgs {
+		if len(queue) >= window {
+			settle(queue[0])
+			queue = queue[1:]
+		}
+		if ctx.Err() != nil {
+			done(i, nil, fmt.Errorf("interrupted: %w", ctx.Err()))
+			continue
+		}
+		f, err := s.js.PublishMsgAsync(m)
+		if err != nil {
+			done(i, nil, s.pubError(err))
+			continue
+		}
+		queue = append(queue, inflight{i, f})
+	}
+	for _, p := range queue {
+		settle(p)
+	}
+}
+
+// pubError explains a publish failure.
+func (s *session) pubError(err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("no stream answered: %w (is the request stream there? the consumer creates it)", err)
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout):
+		return fmt.Errorf("no acknowledgement within %s (it may still have been stored; publishing again is safe: the stream drops duplicates)", s.g.timeout)
+	}
+	return err
+}
+
+// onceWriter passes on each warning line of checkRecord
+// ("FILE:RECORD: warning: TEXT") the first time its TEXT is seen and counts
+// the repeats, so that a file of many orders of one seller does not repeat
+// the seller's warning for every record.
+type onceWriter struct {
+	w        io.Writer
+	seen     map[string]bool
+	repeated int
+}
+
+func (o *onceWriter) Write(p []byte) (int, error) {
+	_, text, ok := strings.Cut(string(p), ": warning: ")
+	if !ok {
+		return o.w.Write(p)
+	}
+	if o.seen[text] {
+		o.repeated++
+		return len(p), nil
+	}
+	if o.seen == nil {
+		o.seen = map[string]bool{}
+	}
+	o.seen[text] = true
+	return o.w.Write(p)
+}

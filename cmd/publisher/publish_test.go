@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestPublish(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	golden := filepath.Join("..", "..", "schemas", "testdata", "requests")
+	discount := filepath.Join(golden, "issue-discount.json") // jumdata seller, pretty-printed
+	reissue := filepath.Join(golden, "reissue.json")         // Nuonuo seller
+	ndjson := writeFile(t, "orders.ndjson",
+		issueRequest(t, nuonuoSeller, "P-1"),
+		[]byte(`{"schemaVersion":"1","kind":"reissue","sellerTaxNum":"339902999999789113","orderNo":"P-BAD","reissue":{}}`),
+		issueRequest(t, jumdataSeller, "P-2"),
+	)
+
+	t.Run("valid files are published with subject and Nats-Msg-Id", func(t *testing.T) {
+		out, errOut, code := env.cli(t, "publish", discount, reissue)
+		if code != exitOK {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+		for _, want := range []string{
+			"issue-discount.json:1: 91330106MA2AYNWD8M:ORD-2026-000001: published to invoice.request.91330106MA2AYNWD8M (INVOICE_REQUESTS #1)",
+			"reissue.json:1: 339902999999789113:RE-20261120-0001: published to invoice.request.339902999999789113 (INVOICE_REQUESTS #2)",
+			"published 2, duplicates 0, invalid 0, failed 0",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		msgs := env.requests()
+		if len(msgs) != 2 {
+			t.Fatalf("%d requests in the stream, want 2", len(msgs))
+		}
+		want := []struct{ subject, id string }{
+			{"invoice.request.91330106MA2AYNWD8M", "91330106MA2AYNWD8M:ORD-2026-000001"},
+			{"invoice.request.339902999999789113", "339902999999789113:RE-20261120-0001"},
+		}
+		for i, m := range msgs {
+			if m.Subject != want[i].subject || m.Header.Get(jetstream.MsgIDHeader) != want[i].id {
+				t.Errorf("message %d: subject %s, Nats-Msg-Id %q; want %s, %q", i, m.Subject, m.Header.Get(jetstream.MsgIDHeader), want[i].subject, want[i].id)
+			}
+			if !json.Valid(m.Data) {
+				t.Errorf("message %d is not JSON: %s", i, m.Data)
+			}
+		}
+	})
+
+	t.Run("the same file twice reports duplicates", func(t *testing.T) {
+		out, _, code := env.cli(t, "publish", discount, reissue)
+		if code != exitOK {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		if n := strings.Count(out, "duplicate: already accepted earlier"); n != 2 {
+			t.Errorf("%d duplicates reported, want 2:\n%s", n, out)
+		}
+		if !strings.Contains(out, "published 0, duplicates 2, invalid 0, failed 0") {
+			t.Errorf("summary:\n%s", out)
+		}
+		if n := len(env.requests()); n != 2 {
+			t.Errorf("%d requests in the stream after the duplicates, want 2", n)
+		}
+	})
+
+	t.Run("an invalid record is reported and not published", func(t *testing.T) {
+		before := env.streamState("INVOICE_REQUESTS").LastSeq
+		out, _, code := env.cli(t, "publish", ndjson)
+		if code != exitFailed {
+			t.Fatalf("exit %d, want %d\n%s", code, exitFailed, out)
+		}
+		for _, want := range []string{
+			"orders.ndjson:2: reissue: needs fpqqlsh (the serial number) or orderno (E4000)",
+			"orders.ndjson:1: 339902999999789113:P-1: published",
+			"orders.ndjson:3: 91330106MA2AYNWD8M:P-2: published",
+			"published 2, duplicates 0, invalid 1, failed 0",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if after := env.streamState("INVOICE_REQUESTS").LastSeq; after != before+2 {
+			t.Errorf("the stream went from #%d to #%d; want the 2 valid records only", before, after)
+		}
+		for _, m := range env.requests() {
+			if strings.Contains(string(m.Data), "P-BAD") {
+				t.Errorf("the invalid record was published: %s", m.Data)
+			}
+		}
+	})
+
+	t.Run("quiet prints problems and the summary only", func(t *testing.T) {
+		out, _, code := env.cli(t, "publish", "--quiet", writeFile(t, "q.ndjson", issueRequest(t, nuonuoSeller, "P-Q")))
+		if code != exitOK || strings.TrimSpace(out) != "published 1, duplicates 0, invalid 0, failed 0" {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+
+	t.Run("dry run publishes nothing and does not connect", func(t *testing.T) {
+		out, _, code := runCLI(t, "", "--server", unreachableURL(t), "publish", "--dry-run", ndjson)
+		if code != exitFailed || !strings.Contains(out, "dry run: 2 valid, 1 invalid; nothing published") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		out, _, code = runCLI(t, "", "--server", unreachableURL(t), "publish", "--dry-run", discount)
+		if code != exitOK || !strings.Contains(out, "dry run: 1 valid, 0 invalid") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+
+	t.Run("unreachable server", func(t *testing.T) {
+		url := unreachableURL(t)
+		out, errOut, code := runCLI(t, "", "--server", url, "--timeout", "2s", "publish", discount)
+		if code != exitTrouble {
+			t.Fatalf("exit %d, want %d\n%s", code, exitTrouble, out)
+		}
+		if !strings.Contains(errOut, "cannot reach NATS at "+url+": is the consumer running? (go run ./cmd/consumer)") {
+			t.Fatalf("message %q", errOut)
+		}
+	})
+
+	t.Run("no request stream", func(t *testing.T) {
+		_, msg, code := runCLI(t, "", "--server", env.url, "--prefix", "other", "publish", discount)
+		if code != exitTrouble || !strings.Contains(msg, "the consumer creates the streams") {
+			t.Fatalf("exit %d, message %q", code, msg)
+		}
+	})
+
+	t.Run("a password in the URL stays out of the message", func(t *testing.T) {
+		u := strings.Replace(unreachableURL(t), "nats://", "nats://ops:s3cret@", 1)
+		_, msg, code := runCLI(t, "", "--server", u, "--timeout", "1s", "status", nuonuoSeller, "X")
+		if code != exitTrouble || strings.Contains(msg, "s3cret") || !strings.Contains(msg, "cannot reach NATS") {
+			t.Fatalf("exit %d, message %q", code, msg)
+		}
+	})
+}
+
+func TestPublishWait(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	f := writeFile(t, "w.ndjson", issueRequest(t, nuonuoSeller, "W-1"), issueRequest(t, jumdataSeller, "W-2"))
+	out, _, code := c.cli(t, "publish", "--wait", f)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	issued := regexp.MustCompile(`(?m)^\S+ \S+  issued +  (339902999999789113:W-1|91330106MA2AYNWD8M:W-2)  issue +  \d{20} total 106\.00$`)
+	if n := len(issued.FindAllString(out, -1)); n != 2 {
+		t.Errorf("%d issued result lines, want 2:\n%s", n, out)
+	}
+	if !strings.Contains(out, "results: issued 2") {
+		t.Errorf("no result count:\n%s", out)
+	}
+	// Published again: duplicates, whose results come from the status service.
+	out, _, code = c.cli(t, "publish", "--wait", f)
+	if code != exitOK || strings.Count(out, "duplicate: already accepted earlier") != 2 || !strings.Contains(out, "results: issued 2") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	// A request that fails at the provider: --wait exits 1.
+	bad := issueRequest(t, nuonuoSeller, "W-FAIL")
+	bad = []byte(strings.Replace(string(bad), `"pushMode"`, `"remark":"SANDBOX:FAIL","pushMode"`, 1))
+	out, _, code = c.cli(t, "publish", "--wait", writeFile(t, "f.json", bad))
+	if code != exitFailed || !strings.Contains(out, "rejected") || !strings.Contains(out, "results: rejected 1") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if r := c.waitStatus(t, nuonuoSeller, "W-1", schemas.StatusIssued, time.Second); len(r.Invoices) != 1 {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// resultFilters returns the filter subjects of the result stream for the
+// statuses and sellers given, "*" standing for any; the filters never
+// overlap (the server refuses overlapping filters).
+func resultFilters(subj schemas.Subjects, statuses []schemas.Status, sellers []string) []string {
+	if len(statuses) == 0 {
+		statuses = []schemas.Status{"*"}
+	}
+	if len(sellers) == 0 {
+		sellers = []string{"*"}
+	}
+	var out []string
+	for _, st := range statuses {
+		for _, s := range sellers {
+			f := subj.Result(st, s)
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// sellerToken is a seller as a subject token: normalized like the consumer
+// does, then made safe.
+func sellerToken(s string) string {
+	return schemas.SubjectToken(schemas.NormalizeTaxNumber(s))
+}
+
+// orderedFrom is where an ordered consumer starts: new messages only, the
+// whole stream, or a start time.
+type orderedFrom struct {
+	all   bool
+	since time.Duration // > 0: from now - since
+}
+
+func (f orderedFrom) config(filters []string) jetstream.OrderedConsumerConfig {
+	// A short inactive threshold lets the server remove the consumer soon
+	// after the command exits (the ordered consumer recreates it should a
+	// long pause outlast it).
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy, InactiveThreshold: time.Minute}
+	switch {
+	case f.all:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case f.since > 0:
+		start := time.Now().Add(-f.since)
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &start
+	}
+	return cfg
+}
+
+// follow opens an ordered consumer on stream and returns its message
+// iterator and the number of matching messages already waiting; stop the
+// iterator when done.
+func (s *session) follow(parent context.Context, stream jetstream.Stream, filters []string, from orderedFrom) (jetstream.MessagesContext, uint64, error) {
+	ctx, cancel := s.ctx(parent)
+	defer cancel()
+	c, err := stream.OrderedConsumer(ctx, from.config(filters))
+	if err != nil {
+		return nil, 0, s.jsError(err, "create an ordered consumer on "+stream.CachedInfo().Config.Name)
+	}
+	pending := c.CachedInfo().NumPending
+	iter, err := c.Messages()
+	if err != nil {
+		return nil, 0, s.jsError(err, "read "+stream.CachedInfo().Config.Name)
+	}
+	return iter, pending, nil
+}
+
+// finalStatus reports whether a result is an order's last word: every
+// status but action_required (a later result follows it).
+func finalStatus(st schemas.Status) bool { return st != schemas.StatusActionRequired }
+
+// resultWaiter collects result events from an ordered consumer opened before
+// the requests were published, so that none is missed.
+type resultWaiter struct {
+	s     *session
+	iter  jetstream.MessagesContext
+	final map[schemas.OrderKey]*schemas.Result
+	// show is called once for each result of an order being waited for
+	// (action_required ones too).
+	show func(res *schemas.Result, stored time.Time)
+}
+
+// newResultWaiter follows new results of the sellers.
+func (s *session) newResultWaiter(ctx context.Context, sellers []string, show func(*schemas.Result, time.Time)) (*resultWaiter, error) {
+	stream, err := s.stream(ctx, s.subjects.ResultFilter(), "results")
+	if err != nil {
+		return nil, err
+	}
+	toks := make([]string, 0, len(sellers))
+	for _, seller := range sellers {
+		if t := sellerToken(seller); !slices.Contains(toks, t) {
+			toks = append(toks, t)
+		}
+	}
+	if len(toks) > 64 {
+		toks = nil // one filter for all rather than hundreds
+	}
+	iter, _, err := s.follow(ctx, stream, resultFilters(s.subjects, nil, toks), orderedFrom{})
+	if err != nil {
+		return nil, err
+	}
+	return &resultWaiter{s: s, iter: iter, final: map[schemas.OrderKey]*schemas.Result{}, show: show}, nil
+}
+
+// Stop stops following.
+func (w *resultWaiter) Stop() { w.iter.Stop() }
+
+// lookup asks the status service for the final results of orders whose
+// requests were duplicates: their result events were published before the
+// waiter started. Orders it cannot answer for are waited for as usual.
+func (w *resultWaiter) lookup(ctx context.Context, keys []schemas.OrderKey) {
+	for _, k := range keys {
+		if _, ok := w.final[k]; ok {
+			continue
+		}
+		rctx, cancel := w.s.ctx(ctx)
+		reply, err := pipeline.RequestStatus(rctx, w.s.nc, w.s.subjects, pipeline.StatusRequest{Seller: k.Seller, OrderNo: k.OrderNo})
+		cancel()
+		if err != nil {
+			if errors.Is(err, pipeline.ErrStatusTimeout) {
+				return // no status service: do not ask again for every order
+			}
+			continue
+		}
+		if reply.Found && reply.Result != nil && finalStatus(reply.Result.Status) {
+			w.final[k] = reply.Result
+		}
+	}
+}
+
+// wait reads results until every key has a final one or ctx ends, showing
+// the results of the keys as they arrive, and returns the keys left
+// without a final result.
+func (w *resultWaiter) wait(ctx context.Context, keys []schemas.OrderKey) []schemas.OrderKey {
+	pending := map[schemas.OrderKey]bool{}
+	for _, k := range keys {
+		if res, ok := w.final[k]; ok {
+			w.show(res, res.CompletedAt)
+			continue
+		}
+		pending[k] = true
+	}
+	for len(pending) > 0 && ctx.Err() == nil {
+		m, err := w.iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			continue // a context error ends the loop; others are retried
+		}
+		var res schemas.Result
+		if json.Unmarshal(m.Data(), &res) != nil {
+			continue
+		}
+		var stored time.Time
+		if meta, err := m.Metadata(); err == nil {
+			stored = meta.Timestamp
+		}
+		k := schemas.OrderKey{Seller: res.SellerTaxNum, OrderNo: res.OrderNo}
+		final := finalStatus(res.Status)
+		if final {
+			if _, seen := w.final[k]; !seen {
+				w.final[k] = &res
+			}
+		}
+		if pending[k] {
+			w.show(&res, stored)
+			if final {
+				delete(pending, k)
+			}
+		}
+	}
+	var missing []schemas.OrderKey
+	for _, k := range keys {
+		if pending[k] {
+			missing = append(missing, k)
+		}
+	}
+	return missing
+}

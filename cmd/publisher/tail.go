@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+)
+
+type tailOptions struct {
+	asJSON   bool
+	sellers  []string
+	statuses []string
+	since    time.Duration
+	all      bool
+	count    int
+	forDur   time.Duration
+}
+
+func newTailCommand(g *globals) *cobra.Command {
+	var o tailOptions
+	cmd := &cobra.Command{
+		Use:   "tail",
+		Short: "Follow result events as they arrive",
+		Long: `tail follows the result stream (<prefix>.result.<status>.<seller>) with a
+JetStream ordered consumer: nothing is acknowledged or changed, any number of
+tails can run at once.
+
+By default it shows results published from now on, one line each: time,
+status, seller:orderNo, kind, then the invoice numbers and total, or the
+error code, [field] and message. --json prints each result event as it is
+on the wire, one per line.
+
+--since or --all start from the stream's history instead. --count stops after
+that many results and --for after that long (exit 1 if --count was not
+reached); otherwise tail runs until interrupted.`,
+		Example: `  publisher tail
+  publisher tail --status rejected --status failed
+  publisher tail --seller 339902999999789113 --since 1h
+  publisher tail --all --json | jq -c 'select(.status=="issued") | .invoices'
+  publisher tail --count 1 --for 30s --seller 91330106MA2AYNWD8M`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTail(cmd, g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.asJSON, "json", false, "print the result events as JSON lines")
+	f.StringSliceVar(&o.sellers, "seller", nil, "only this seller's results (repeatable)")
+	f.StringSliceVar(&o.statuses, "status", nil, "only results with this status (repeatable): "+joinStatuses())
+	f.DurationVar(&o.since, "since", 0, "start with the results of this long ago, e.g. 30m")
+	f.BoolVar(&o.all, "all", false, "start with every result the stream holds")
+	f.IntVar(&o.count, "count", 0, "exit after this many results")
+	f.DurationVar(&o.forDur, "for", 0, "exit after this long")
+	return cmd
+}
+
+func joinStatuses() string {
+	s := make([]string, len(schemas.Statuses))
+	for i, st := range schemas.Statuses {
+		s[i] = string(st)
+	}
+	return strings.Join(s, ", ")
+}
+
+func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
+	switch {
+	case o.all && o.since > 0:
+		return usageError("--all and --since exclude each other")
+	case o.since < 0 || o.forDur < 0 || o.count < 0:
+		return usageError("--since, --for and --count must not be negative")
+	}
+	var statuses []schemas.Status
+	for _, st := range o.statuses {
+		if !schemas.Status(st).Valid() {
+			return usageError("--status %q: not one of %s", st, joinStatuses())
+		}
+		if !slices.Contains(statuses, schemas.Status(st)) {
+			statuses = append(statuses, schemas.Status(st))
+		}
+	}
+	var sellers []string
+	for _, s := range o.sellers {
+		if s = sellerToken(s); !slices.Contains(sellers, s) {
+			sellers = append(sellers, s)
+		}
+	}
+
+	ctx := cmd.Context()
+	if o.forDur > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.forDur)
+		defer cancel()
+	}
+	s, err := g.connect()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	stream, err := s.stream(ctx, s.subjects.ResultFilter(), "results")
+	if err != nil {
+		return err
+	}
+	iter, _, err := s.follow(ctx, stream, resultFilters(s.subjects, statuses, sellers), orderedFrom{all: o.all, since: o.since})
+	if err != nil {
+		return err
+	}
+	defer iter.Stop()
+
+	out := cmd.OutOrStdout()
+	n := 0
+	for o.count == 0 || n < o.count {
+		m, err := iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			return s.jsError(err, "follow the results")
+		}
+		n++
+		if o.asJSON {
+			if _, err := out.Write(append(m.Data(), '\n')); err != nil {
+				return err
+			}
+			continue
+		}
+		var res schemas.Result
+		var stored time.Time
+		if meta, err := m.Metadata(); err == nil {
+			stored = meta.Timestamp
+		}
+		if err := json.Unmarshal(m.Data(), &res); err != nil {
+			fmt.Fprintf(out, "%s  (unreadable result on %s: %v) %s\n", fmtTime(stored), m.Subject(), err, cut(string(m.Data()), 200))
+			continue
+		}
+		fmt.Fprintln(out, resultLine(&res, stored))
+	}
+	if o.count > 0 && n < o.count {
+		why := "interrupted"
+		if o.forDur > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			why = "--for " + o.forDur.String() + " elapsed"
+		}
+		return &exitError{code: exitFailed, err: fmt.Errorf("%s after %d of %d results", why, n, o.count)}
+	}
+	return nil
+}
