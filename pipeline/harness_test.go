@@ -194,7 +194,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 }
 
 func (h *harness) openStore() {
-	db, err := store.Open(store.Config{Path: filepath.Join(h.dir, "orders.db")})
+	db, err := store.Open(store.Config{Path: filepath.Join(h.dir, "orders.db"), NoSync: os.Getenv("BENCH_NOSYNC") != ""})
 	if err != nil {
 		h.t.Fatal(err)
 	}

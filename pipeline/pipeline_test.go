@@ -27,7 +27,7 @@ func TestHappyPathEveryKind(t *testing.T) {
 	h.start()
 	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "FAIL-1", func(o *schemas.Order) { o.Remark = "SANDBOX:FAIL" }), "")
 	failed := h.waitResult(nuonuoSeller, "FAIL-1", 1, 10*time.Second)
-	if failed[0].Status != schemas.StatusRejected || failed[0].Error == nil {
+	if failed[0].Status != schemas.StatusRejected || failed[0].Error == nil || failed[0].Error.Code != schemas.CodeProviderFailed {
 		t.Fatalf("SANDBOX:FAIL order: %+v", failed[0])
 	}
 	// Blue invoices to reverse: the sandboxes check that the invoice exists.

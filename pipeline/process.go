@@ -349,8 +349,11 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 // rejection describes a permanent refusal.
 func rejection(a providers.Outcome) *schemas.ErrorInfo {
 	code := schemas.CodeProviderRejected
-	if errors.Is(a.Err, providers.ErrUnsupported) {
+	switch {
+	case errors.Is(a.Err, providers.ErrUnsupported):
 		code = schemas.CodeUnsupported
+	case errors.Is(a.Err, providers.ErrIssuanceFailed):
+		code = schemas.CodeProviderFailed
 	}
 	e := providerError(code, a)
 	e.Field = a.Field

@@ -60,7 +60,9 @@ func (p *JetStreamPublisher) PublishDeadLetter(ctx context.Context, dl *schemas.
 	}
 	msg := &nats.Msg{Subject: p.subjects.DeadLetter(dl.Reason, schemas.SubjectToken(dl.SellerTaxNum)), Data: data, Header: nats.Header{}}
 	msg.Header.Set(HeaderSeller, dl.SellerTaxNum)
-	msg.Header.Set(HeaderOrderNo, dl.OrderNo)
+	if dl.OrderNo != "" {
+		msg.Header.Set(HeaderOrderNo, dl.OrderNo)
+	}
 	msg.Header.Set(HeaderReason, string(dl.Reason))
 	msg.Header.Set("Invoice-Original-Seq", strconv.FormatUint(dl.OriginalSeq, 10))
 	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {

@@ -43,6 +43,8 @@ const (
 	DefaultResultStream     = "INVOICE_RESULTS"
 	DefaultDeadLetterStream = "INVOICE_DLQ"
 	DefaultDurable          = "invoicer"
+	// DefaultWaiting is ConsumerSettings.Waiting's default.
+	DefaultWaiting = 1024
 )
 
 // Validate checks the topology.
@@ -149,13 +151,21 @@ type ConsumerSettings struct {
 	// AckWait is how long the server waits for an acknowledgement before
 	// redelivering; 0 means 30 seconds.
 	AckWait time.Duration
+	// Waiting is how many requests may wait between two deliveries (an
+	// accepted order waiting for its next poll, a retry waiting out its
+	// backoff) on top of the ones being worked on. A request put back with
+	// NakWithDelay stays unacknowledged, so without this room a few
+	// hundred orders waiting for their provider would stall new work. 0
+	// means 1024.
+	Waiting int
 }
 
 // Consumer returns the configuration of the durable request consumer:
 // explicit acks, unlimited server-side deliveries (the pipeline enforces
 // its own MaxDeliver and dead-letters on the last one, so a crash during
-// the give-up is repaired by one more delivery), and MaxAckPending sized to
-// twice the workers (one batch in process, one in the pull buffer).
+// the give-up is repaired by one more delivery), and MaxAckPending of twice
+// the workers (one batch in process, one in the pull buffer) plus the
+// requests allowed to wait between deliveries (Waiting).
 func (t Topology) Consumer(s ConsumerSettings) jetstream.ConsumerConfig {
 	t = t.WithDefaults()
 	ackWait := s.AckWait
@@ -163,13 +173,17 @@ func (t Topology) Consumer(s ConsumerSettings) jetstream.ConsumerConfig {
 		ackWait = 30 * time.Second
 	}
 	workers := max(s.Workers, 1)
+	waiting := s.Waiting
+	if waiting <= 0 {
+		waiting = DefaultWaiting
+	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       t.Durable,
 		Description:   "Invoice request processor",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxDeliver:    -1,
-		MaxAckPending: workers * 2,
+		MaxAckPending: workers*2 + waiting,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: t.Subjects.RequestFilter(),
 		Replicas:      t.Replicas,

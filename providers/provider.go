@@ -143,6 +143,11 @@ func ObserverOrNop(o Observer) Observer {
 	return o
 }
 
+// ErrIssuanceFailed is wrapped by Outcome.Err of a Rejected outcome when the
+// provider had accepted the request and then failed to issue it (Nuonuo
+// status 22): the request itself may be fine, and a reissue may succeed.
+var ErrIssuanceFailed = errors.New("the provider failed to issue the invoice")
+
 // ErrUnsupported is wrapped by Outcome.Err when a provider cannot perform a
 // kind of request at all (for example a reissue at jumdata).
 var ErrUnsupported = errors.New("not supported by this provider")

@@ -255,7 +255,7 @@ func (c *Client) invoiceOutcome(entries []invoiceEntry, refs schemas.ProviderRef
 		if reissue {
 			class = providers.NotFound
 		}
-		return providers.Outcome{Class: class, Refs: refs, Code: statusFailed, Message: msg}
+		return providers.Outcome{Class: class, Refs: refs, Code: statusFailed, Message: msg, Err: providers.ErrIssuanceFailed}
 	}
 	return providers.Outcome{Class: providers.Issued, Invoices: invoices, Refs: refs,
 		Code: string(entries[0].Status), Message: string(entries[0].StatusMsg)}
