@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -10,30 +11,52 @@ import (
 
 // Limiter is a per-seller request rate limit that backs off when the
 // provider says "too frequent" (Nuonuo 070201, jumdata 609) and recovers
-// gradually: each Throttled halves the rate (down to Min) and pauses calls
-// for the provider's hint; every RecoverAfter without a throttle restores the
-// rate by a quarter of Max, up to Max.
+// gradually, in the manner of TCP congestion control (additive increase,
+// multiplicative decrease):
+//
+//   - A throttle pauses calls for the provider's hint and halves the rate
+//     (down to Min). The refusals of calls that were already in flight when
+//     the first one arrived (within the pause, at least a second) are one
+//     event, not many: they do not cut the rate again.
+//   - Without a configured rate the limiter starts unlimited; the first
+//     throttle takes the rate actually observed over the last second as the
+//     provider's ceiling and halves that.
+//   - Every RecoverAfter without a throttle the rate climbs a quarter of the
+//     configured rate (or of the learned ceiling), up to the configured
+//     rate; an unlimited one becomes unlimited again once it has climbed to
+//     twice the ceiling without a refusal.
 //
 // It is safe for concurrent use.
 type Limiter struct {
 	max, min     rate.Limit
+	burst        int
 	recoverAfter time.Duration
 
 	mu          sync.Mutex
 	lim         *rate.Limiter
 	pausedUntil time.Time
-	lastChange  time.Time
+	lastCut     time.Time     // the last throttle that cut the rate
+	cutHold     time.Duration // throttles within this of lastCut do not cut again
+	lastChange  time.Time     // the last change of the rate, cut or climb
+	ceiling     rate.Limit    // the rate at which the provider last refused
 	throttles   int
-	now         func() time.Time
+	// calls started in the current and the previous one-second window, for
+	// the observed rate.
+	winStart time.Time
+	winCalls int
+	prevRate float64
+	now      func() time.Time
 }
 
 // LimiterConfig configures a Limiter.
 type LimiterConfig struct {
-	// Rate is the normal rate in requests per second; 0 means unlimited.
+	// Rate is the normal rate in requests per second; 0 means unlimited
+	// until the provider first says "too frequent".
 	Rate float64
 	// Burst is the bucket size; 0 means max(1, Rate).
 	Burst int
-	// Min is the floor the rate backs off to; 0 means Rate/16.
+	// Min is the floor the rate backs off to; 0 means Rate/16, or 1 per
+	// second without a Rate.
 	Min float64
 	// RecoverAfter is how long without a throttle before the rate climbs a
 	// step; 0 means 10 seconds.
@@ -62,7 +85,7 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 	if ra <= 0 {
 		ra = 10 * time.Second
 	}
-	return &Limiter{max: max, min: min, recoverAfter: ra, lim: rate.NewLimiter(max, burst), now: time.Now}
+	return &Limiter{max: max, min: min, burst: burst, recoverAfter: ra, lim: rate.NewLimiter(max, burst), now: time.Now}
 }
 
 func max1(n int) int {
@@ -76,7 +99,8 @@ func max1(n int) int {
 func (l *Limiter) Wait(ctx context.Context) error {
 	l.mu.Lock()
 	l.recover()
-	pause := l.pausedUntil.Sub(l.now())
+	now := l.now()
+	pause := l.pausedUntil.Sub(now)
 	lim := l.lim
 	l.mu.Unlock()
 	if pause > 0 {
@@ -88,11 +112,40 @@ func (l *Limiter) Wait(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-	return lim.Wait(ctx)
+	if err := lim.Wait(ctx); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.count(l.now())
+	l.mu.Unlock()
+	return nil
 }
 
-// Throttled records a "too frequent" answer: the rate halves and calls pause
-// for retryAfter (1 second when 0).
+// count records one call for the observed rate. Callers hold mu.
+func (l *Limiter) count(now time.Time) {
+	if elapsed := now.Sub(l.winStart); elapsed >= time.Second {
+		if elapsed < 2*time.Second {
+			l.prevRate = float64(l.winCalls) / elapsed.Seconds()
+		} else {
+			l.prevRate = 0 // a quiet spell: the old window says nothing now
+		}
+		l.winStart, l.winCalls = now, 0
+	}
+	l.winCalls++
+}
+
+// observed is the call rate of the last second or so. Callers hold mu.
+func (l *Limiter) observed(now time.Time) rate.Limit {
+	r := l.prevRate
+	if elapsed := now.Sub(l.winStart); elapsed > 0 && elapsed < 2*time.Second {
+		r = math.Max(r, float64(l.winCalls)/math.Max(elapsed.Seconds(), 1))
+	}
+	return rate.Limit(r)
+}
+
+// Throttled records a "too frequent" answer: calls pause for retryAfter (1
+// second when 0) and, unless this answer belongs to the burst that was
+// already refused, the rate halves.
 func (l *Limiter) Throttled(retryAfter time.Duration) {
 	if retryAfter <= 0 {
 		retryAfter = time.Second
@@ -104,16 +157,19 @@ func (l *Limiter) Throttled(retryAfter time.Duration) {
 	if until := now.Add(retryAfter); until.After(l.pausedUntil) {
 		l.pausedUntil = until
 	}
+	if !l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cutHold {
+		return // an answer to a call made before the last cut took effect
+	}
 	cur := l.lim.Limit()
 	if cur == rate.Inf {
-		cur = l.min * 16
+		cur = l.observed(now)
 	}
-	next := cur / 2
-	if next < l.min {
-		next = l.min
-	}
-	l.lim.SetLimitAt(now, next)
-	l.lastChange = now
+	cur = max(cur, 2*l.min)
+	l.ceiling = cur
+	l.lim.SetLimitAt(now, max(cur/2, l.min))
+	l.lim.SetBurstAt(now, l.burst)
+	l.lastCut, l.lastChange = now, now
+	l.cutHold = max(retryAfter, time.Second)
 }
 
 // recover raises the rate one step per RecoverAfter since the last change.
@@ -127,14 +183,16 @@ func (l *Limiter) recover() {
 	if now.Sub(l.lastChange) < l.recoverAfter {
 		return
 	}
-	step := l.max / 4
+	var next rate.Limit
 	if l.max == rate.Inf {
-		l.lim.SetLimitAt(now, rate.Inf)
-	} else if next := cur + step; next >= l.max {
-		l.lim.SetLimitAt(now, l.max)
+		next = cur + max(l.ceiling/4, l.min)
+		if next >= 2*l.ceiling {
+			next = rate.Inf
+		}
 	} else {
-		l.lim.SetLimitAt(now, next)
+		next = min(cur+l.max/4, l.max)
 	}
+	l.lim.SetLimitAt(now, next)
 	l.lastChange = now
 }
 
