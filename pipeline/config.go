@@ -15,8 +15,8 @@ type Config struct {
 	Subjects schemas.Subjects
 	// MaxDeliver is the number of deliveries a request gets; on the last one
 	// a request that is still waiting is given up: "failed" result, dead
-	// letter, Term. 0 means 20. The JetStream consumer allows two more
-	// deliveries than this, so that a crash during the give-up is repaired by
+	// letter, Term. 0 means 20. The JetStream consumer itself sets no limit
+	// (Topology.Consumer), so that a crash during the give-up is repaired by
 	// one more delivery instead of leaving the message stranded.
 	MaxDeliver int
 	// Retry is the backoff for transient provider answers: the n-th delivery

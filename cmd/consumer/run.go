@@ -195,7 +195,10 @@ func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn,
 		nats.Name("invoicer-consumer"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if c.IsClosed() || c.IsDraining() {
+				return // our own shutdown, not an outage
+			}
 			nlog.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { nlog.Info().Str("url", c.ConnectedUrlRedacted()).Msg("reconnected to NATS") }),
