@@ -92,6 +92,7 @@ Exit codes: 0 success, 1 something invalid or failed, 2 usage error,
 		newTailCommand(g),
 		newStatusCommand(g),
 		newDLQCommand(g),
+		newBenchCommand(g),
 	)
 	return root
 }

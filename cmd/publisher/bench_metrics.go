@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The consumer's metrics the bench reads: the process collector's resident
+// set size, and the consumer's own peak of it (VmHWM), which does not miss
+// a peak between two samples.
+const (
+	metricRSS     = "process_resident_memory_bytes"
+	metricPeakRSS = "invoice_process_peak_resident_memory_bytes"
+)
+
+// memorySampleEvery is how often the bench reads the consumer's /metrics.
+const memorySampleEvery = time.Second
+
+// memorySampler reads the consumer's /metrics during a phase and keeps the
+// largest resident set size seen and the last peak the consumer reported.
+type memorySampler struct {
+	url    string
+	client *http.Client
+
+	mu       sync.Mutex
+	samples  int
+	errs     int
+	lastErr  error
+	maxRSS   float64
+	peakRSS  float64 // the consumer's VmHWM gauge; 0 if it has none
+	havePeak bool
+}
+
+func newMemorySampler(url string) *memorySampler {
+	return &memorySampler{url: url, client: &http.Client{Timeout: 2 * time.Second}}
+}
+
+// run samples once at once, then every memorySampleEvery until ctx ends,
+// then once more.
+func (m *memorySampler) run(ctx context.Context) {
+	t := time.NewTicker(memorySampleEvery)
+	defer t.Stop()
+	for {
+		m.sample(ctx)
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			m.sample(sctx)
+			cancel()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sample reads the metrics once.
+func (m *memorySampler) sample(ctx context.Context) {
+	vals, err := m.fetch(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil {
+			m.errs++
+			m.lastErr = err
+		}
+		return
+	}
+	if v, ok := vals[metricRSS]; ok {
+		m.samples++
+		m.maxRSS = max(m.maxRSS, v)
+	}
+	if v, ok := vals[metricPeakRSS]; ok {
+		m.havePeak = true
+		m.peakRSS = max(m.peakRSS, v)
+	}
+}
+
+func (m *memorySampler) fetch(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", m.url, resp.Status)
+	}
+	return parseMetrics(io.LimitReader(resp.Body, 16<<20), metricRSS, metricPeakRSS)
+}
+
+// parseMetrics returns the values of the named metrics (without labels) in
+// the Prometheus text format.
+func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		for _, want := range names {
+			if name != want {
+				continue
+			}
+			val, _, _ := strings.Cut(strings.TrimSpace(rest), " ") // a timestamp may follow
+			if v, err := strconv.ParseFloat(val, 64); err == nil {
+				out[name] = v
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+// report is one line on the consumer's memory.
+func (m *memorySampler) report() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var parts []string
+	if m.samples > 0 {
+		parts = append(parts, fmt.Sprintf("largest RSS of %d samples %s", m.samples, mib(m.maxRSS)))
+	} else {
+		parts = append(parts, "no "+metricRSS+" read")
+	}
+	if m.havePeak {
+		parts = append(parts, "peak RSS since it started (VmHWM) "+mib(m.peakRSS))
+	} else if m.samples > 0 {
+		parts = append(parts, "no "+metricPeakRSS+": the peak between samples is unknown")
+	}
+	if m.errs > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed read(s), last: %v", m.errs, m.lastErr))
+	}
+	return "consumer memory (" + m.url + "): " + strings.Join(parts, "; ")
+}
+
+// mib formats bytes in MiB.
+func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	seq := func(n int) []time.Duration {
+		out := make([]time.Duration, n)
+		for i := range out {
+			out[i] = time.Duration(i+1) * time.Millisecond
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		vals []time.Duration
+		p    float64
+		want time.Duration
+	}{
+		{"none", nil, 50, 0},
+		{"one value", seq(1), 99, time.Millisecond},
+		{"median of 100 is the 50th", seq(100), 50, 50 * time.Millisecond},
+		{"p99 of 100 is the 99th, not the 100th", seq(100), 99, 99 * time.Millisecond},
+		{"p90 of 10", seq(10), 90, 9 * time.Millisecond},
+		{"p99 of 10 is the largest", seq(10), 99, 10 * time.Millisecond},
+		{"p50 of 3 rounds the rank up", seq(3), 50, 2 * time.Millisecond},
+		{"p50 of 4", seq(4), 50, 2 * time.Millisecond},
+		{"p100 is the max", seq(7), 100, 7 * time.Millisecond},
+		{"p99.9 of 1000", seq(1000), 99.9, 999 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := percentile(tc.vals, tc.p); got != tc.want {
+				t.Errorf("percentile(%d values, %g) = %s, want %s", len(tc.vals), tc.p, got, tc.want)
+			}
+		})
+	}
+	// latencyOf sorts first.
+	l := latencyOf([]time.Duration{5, 1, 4, 2, 3})
+	if l.n != 5 || l.p50 != 3 || l.p90 != 5 || l.max != 5 {
+		t.Errorf("latencyOf: %+v", l)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		text string
+		want map[string]float64
+	}{
+		{"both", "# HELP process_resident_memory_bytes x\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.2345e+07\ninvoice_process_peak_resident_memory_bytes 2e+07\n",
+			map[string]float64{metricRSS: 1.2345e7, metricPeakRSS: 2e7}},
+		{"with a timestamp", "process_resident_memory_bytes 1024 1700000000000\n", map[string]float64{metricRSS: 1024}},
+		{"prefix of another name", "process_resident_memory_bytes_total 5\nprocess_resident_memory_bytes{a=\"b\"} 6\n", map[string]float64{}},
+		{"unparsable", "process_resident_memory_bytes lots\n", map[string]float64{}},
+		{"none", "go_goroutines 12\n", map[string]float64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseMetrics(strings.NewReader(tc.text), metricRSS, metricPeakRSS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %g, want %g", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestBenchRequests checks the generated requests: valid, order numbers
+// unique, at most 20 characters, found again from the result, and the same
+// bodies for the same seed and run.
+func TestBenchRequests(t *testing.T) {
+	t.Parallel()
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 20, 10, 15, 0, 0, cst)
+	run := benchRunTag(now)
+	if len(run) != 7 || run == benchRunTag(now.Add(time.Millisecond)) {
+		t.Fatalf("run tag %q", run)
+	}
+	const n = benchTemplates + 300 // some requests reuse a template
+	var sb strings.Builder
+	gen, err := newBenchGen(3, run, now, []string{demoNuonuo, demoJumdata}, n, &sb)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, sb.String())
+	}
+	again, err := newBenchGen(3, run, now, []string{demoNuonuo, demoJumdata}, n, &sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := schemas.Subjects{}
+	seen := map[string]bool{}
+	sellers := map[string]int{}
+	for _, i := range []int{0, 1, 2, benchTemplates - 1, benchTemplates, benchTemplates + 1, n - 1} {
+		m := gen.msg(subj, i)
+		d, err := v.Decode(m.Data, "")
+		if err != nil || !d.Valid() {
+			t.Fatalf("request %d: %v %v\n%s", i, err, d.Violations, m.Data)
+		}
+		no := d.OrderNo
+		if len(no) > 20 || seen[no] || no != gen.orderNo(i) || d.Request.Order.OrderNo != no {
+			t.Errorf("request %d: order number %q (order %q), want %q, unique, at most 20 characters", i, no, d.Request.Order.OrderNo, gen.orderNo(i))
+		}
+		seen[no] = true
+		if k, ok := gen.index(no); !ok || k != i {
+			t.Errorf("index(%q) = %d, %v; want %d", no, k, ok, i)
+		}
+		if d.SellerTaxNum != gen.seller(i) || m.Subject != subj.Request(d.SellerTaxNum) || m.Header.Get(jetstream.MsgIDHeader) != d.SellerTaxNum+":"+no {
+			t.Errorf("request %d: seller %s, subject %s, id %s", i, d.SellerTaxNum, m.Subject, m.Header.Get(jetstream.MsgIDHeader))
+		}
+		sellers[d.SellerTaxNum]++
+		if string(again.msg(subj, i).Data) != string(m.Data) {
+			t.Errorf("request %d differs for the same seed and run", i)
+		}
+	}
+	if len(sellers) != 2 {
+		t.Errorf("sellers %v, want both", sellers)
+	}
+	for _, no := range []string{"", "B" + run + "-", "B" + run + "-000000x", "B" + run + "-0000000", "BOTHER00-0000001", "B" + run + "-00000001"} {
+		if k, ok := gen.index(no); ok {
+			t.Errorf("index(%q) = %d, want not one of the run's", no, k)
+		}
+	}
+	one, err := newBenchGen(3, run, now, []string{demoJumdata}, 10, &sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if one.seller(i) != demoJumdata {
+			t.Fatalf("--seller jumdata: request %d for %s", i, one.seller(i))
+		}
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no requests", []string{"-n", "0"}},
+		{"too many", []string{"-n", "10000000"}},
+		{"rate and backlog", []string{"--rate", "10", "--backlog"}},
+		{"negative rate", []string{"--rate", "-1"}},
+		{"unknown seller", []string{"--seller", "acme"}},
+		{"no window", []string{"--window", "0"}},
+		{"no workers", []string{"--workers", "0"}},
+		{"metrics not a URL", []string{"--metrics", "127.0.0.1:8080"}},
+		{"arguments", []string{"extra"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"--server", unreachableURL(t), "bench"}, tc.args...)
+			if out, errOut, code := runCLI(t, "", args...); code != exitUsage {
+				t.Errorf("exit %d, want %d\n%s%s", code, exitUsage, out, errOut)
+			}
+		})
+	}
+	if _, errOut, code := runCLI(t, "", "--server", unreachableURL(t), "bench", "-n", "5"); code != exitTrouble || !strings.Contains(errOut, "cannot reach NATS") {
+		t.Errorf("unreachable server: exit %d\n%s", code, errOut)
+	}
+}
+
+// benchLine is the parsed last line of bench.
+type benchLine struct {
+	throughput, p50, p99, baseline, ratio float64 // -1: "-"
+}
+
+var benchLineRE = regexp.MustCompile(`^throughput=(-|[0-9]+\.[0-9]/s) p50=(-|[0-9]+\.[0-9]{2}) p99=(-|[0-9]+\.[0-9]{2}) baseline=(-|[0-9]+\.[0-9]/s) ratio=(-|[0-9]+\.[0-9]{3})$`)
+
+// parseBenchLine parses the last line of out.
+func parseBenchLine(t *testing.T, out string) benchLine {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	last := lines[len(lines)-1]
+	m := benchLineRE.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q is not the machine-readable line\n%s", last, out)
+	}
+	num := func(s string) float64 {
+		if s == "-" {
+			return -1
+		}
+		v, err := strconv.ParseFloat(strings.TrimSuffix(s, "/s"), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	return benchLine{num(m[1]), num(m[2]), num(m[3]), num(m[4]), num(m[5])}
+}
+
+func TestBenchEndToEnd(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		baseline bool
+		want     []string
+	}{
+		{"closed loop", nil, false, []string{"closed loop, at most 256 publishes"}},
+		{"open loop", []string{"--rate", "400"}, false, []string{"open loop at 400/s", "behind the schedule"}},
+		{"baseline", []string{"--baseline", "--workers", "8", "--window", "32"}, true,
+			[]string{"baseline: a bare relay with 8 workers", "baseline: results: issued 200", "baseline: published 200 of 200"}},
+		{"backlog", []string{"--backlog"}, false, []string{"waiting for their results", "from the first result to the last result"}},
+		{"one seller", []string{"--seller", "jumdata"}, false, []string{"issue requests for " + jumdataSeller + "\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := startConsumer(t, consumerOptions{pipeline: fast})
+			args := append([]string{"bench", "-n", strconv.Itoa(n), "--timeout", "2m"}, tc.args...)
+			out, errOut, code := c.cli(t, args...)
+			if code != exitOK {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			for _, w := range append(tc.want, "pipeline: published 200 of 200 (duplicates 0, failed 0, not published 0)", "pipeline: results: issued 200\n") {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			// Every request got its result, as the consumer published it
+			// (the test's own reader of the results may be a little behind
+			// bench's).
+			orders := func() int {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				return len(c.all)
+			}
+			waitFor(t, "the results of every order in the test's reader", 10*time.Second, func() bool { return orders() >= n })
+			c.mu.Lock()
+			for k, rs := range c.all {
+				if last := rs[len(rs)-1]; last.Status != schemas.StatusIssued {
+					t.Errorf("%s: %s", k, last.Status)
+				}
+			}
+			if len(c.all) != n {
+				t.Errorf("the consumer published results for %d orders, want %d", len(c.all), n)
+			}
+			c.mu.Unlock()
+
+			l := parseBenchLine(t, out)
+			if l.throughput <= 0 || l.p50 < 0 || l.p99 < l.p50 {
+				t.Errorf("figures %+v", l)
+			}
+			if !tc.baseline {
+				if l.baseline != -1 || l.ratio != -1 {
+					t.Errorf("without --baseline: baseline %g, ratio %g; want -", l.baseline, l.ratio)
+				}
+				return
+			}
+			if l.baseline <= 0 || l.ratio <= 0 {
+				t.Fatalf("baseline %g, ratio %g", l.baseline, l.ratio)
+			}
+			// The printed figures are rounded: ratio lies between the
+			// quotients of their bounds.
+			lo, hi := (l.throughput-0.05)/(l.baseline+0.05), (l.throughput+0.05)/(l.baseline-0.05)
+			if l.ratio < math.Floor(lo*1000)/1000 || l.ratio > math.Ceil(hi*1000)/1000 {
+				t.Errorf("ratio %g, but throughput %g / baseline %g = %g", l.ratio, l.throughput, l.baseline, l.throughput/l.baseline)
+			}
+			// The relay's streams are gone.
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			for _, name := range []string{relayRequestStream, relayResultStream} {
+				if _, err := c.js.Stream(ctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
+					t.Errorf("stream %s after the run: %v", name, err)
+				}
+			}
+		})
+	}
+}
+
+// TestBenchMetrics reads the memory figures from a /metrics endpoint that
+// serves this process's real process collector and a peak gauge.
+func TestBenchMetrics(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metricPeakRSS, Help: "test"}, func() float64 { return 3 << 30 }))
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	out, errOut, code := c.cli(t, "bench", "-n", "60", "--timeout", "2m", "--metrics", srv.URL)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	m := regexp.MustCompile(`consumer memory \(` + regexp.QuoteMeta(srv.URL) + `\): largest RSS of ([0-9]+) samples ([0-9.]+) MiB; peak RSS since it started \(VmHWM\) 3072\.0 MiB\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no memory line:\n%s", out)
+	}
+	if samples, _ := strconv.Atoi(m[1]); samples < 2 { // one at the start, one at the end
+		t.Errorf("%s samples", m[1])
+	}
+	if rss, _ := strconv.ParseFloat(m[2], 64); rss < 1 {
+		t.Errorf("RSS %s MiB", m[2])
+	}
+}
+
+// TestBenchMissingResults runs bench with no consumer: it must say that the
+// results are missing and exit 1, not report figures as if all was well.
+func TestBenchMissingResults(t *testing.T) {
+	t.Parallel()
+	e := MustNATS(t)
+	out, _, code := e.cli(t, "bench", "-n", "20", "--timeout", "3s")
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d\n%s", code, exitFailed, out)
+	}
+	for _, w := range []string{"pipeline: published 20 of 20", "pipeline: results: none; 20 request(s) without a result", "stopped: context deadline exceeded"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if l := parseBenchLine(t, out); l.throughput != -1 || l.p50 != -1 || l.p99 != -1 || l.baseline != -1 || l.ratio != -1 {
+		t.Errorf("figures %+v without a single result, want all -", l)
+	}
+	// The requests are in the stream, as the consumer would find them.
+	if st := e.streamState("INVOICE_REQUESTS"); st.Msgs != 20 {
+		t.Errorf("%d requests in the stream, want 20", st.Msgs)
+	}
+	var req schemas.Request
+	if err := json.Unmarshal(e.requests()[0].Data, &req); err != nil || !strings.HasPrefix(req.OrderNo, "B") || len(req.OrderNo) != 16 {
+		t.Errorf("first request: %v, order number %q", err, req.OrderNo)
+	}
+}
