@@ -79,6 +79,7 @@ type harness struct {
 	topo     pipeline.Topology
 	cfg      pipeline.Config
 	provs    pipeline.ProviderMap
+	docs     pipeline.Documents
 	workers  int
 	log      zerolog.Logger
 	stopLoop func()
@@ -95,6 +96,7 @@ type harnessOptions struct {
 	pipeline   pipeline.Config
 	workers    int
 	httpTimout time.Duration
+	docs       pipeline.Documents // kept at issuance when set
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -122,6 +124,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.cfg = o.pipeline
+	h.docs = o.docs
 	timeout := o.httpTimout
 	if timeout == 0 {
 		timeout = 5 * time.Second
@@ -236,6 +239,9 @@ func (h *harness) start() {
 	p, err := pipeline.New(h.cfg, v, h.db, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), h.provs)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if h.docs != nil {
+		p.KeepDocuments(h.docs)
 	}
 	cons, err := h.topo.EnsureConsumer(context.Background(), h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
 	if err != nil {

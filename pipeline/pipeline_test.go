@@ -399,3 +399,44 @@ func TestGracefulShutdownUnderLoadLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// stuckDocuments is a document store that never answers: it returns only
+// when its context ends.
+type stuckDocuments struct{ calls chan error }
+
+func (d stuckDocuments) Keep(ctx context.Context, _ schemas.OrderKey, invoices []schemas.Invoice) ([]string, error) {
+	<-ctx.Done()
+	d.calls <- ctx.Err()
+	return make([]string, len(invoices)), ctx.Err()
+}
+
+func (d stuckDocuments) Get(ctx context.Context, _ string) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestStuckDocumentsDoNotHoldTheInvoiceBack: keeping the PDFs is bounded by
+// DocumentTimeout, so an object store that hangs (a NATS outage) costs the
+// order its documents, not its result.
+func TestStuckDocumentsDoNotHoldTheInvoiceBack(t *testing.T) {
+	docs := stuckDocuments{calls: make(chan error, 10)}
+	cfg := fast
+	cfg.DocumentTimeout = 100 * time.Millisecond
+	h := newHarness(t, harnessOptions{pipeline: cfg, docs: docs})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "DOCS-1", nil), "")
+	res := h.waitResult(nuonuoSeller, "DOCS-1", 1, 10*time.Second)
+	if res[0].Status != schemas.StatusIssued || len(res[0].Invoices) != 1 {
+		t.Fatalf("result %+v", res[0])
+	}
+	if err := <-docs.calls; err != context.DeadlineExceeded {
+		t.Fatalf("documents kept with %v, want the document timeout", err)
+	}
+	rec, found, err := h.db.Get(t.Context(), schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "DOCS-1"})
+	if err != nil || !found || rec.State != schemas.StateIssued {
+		t.Fatalf("stored %+v %v %v", rec, found, err)
+	}
+	if st := h.orderStats(nuonuoSeller, "DOCS-1"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v, want one issuance", st)
+	}
+}

@@ -292,7 +292,12 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		o.rec.LastError = nil
 		o.rec.CompletedAt = o.now
 		if o.p.docs != nil && len(a.Invoices) > 0 {
-			names, err := o.p.docs.Keep(ctx, o.key, a.Invoices)
+			// Bounded on its own: a slow document server or object store
+			// must not hold the invoice back, nor leave the save below a
+			// spent context.
+			dctx, cancel := context.WithTimeout(ctx, o.p.cfg.DocumentTimeout)
+			names, err := o.p.docs.Keep(dctx, o.key, a.Invoices)
+			cancel()
 			o.rec.Documents = names
 			if err != nil {
 				o.out.Err = fmt.Errorf("keep invoice documents (fetched again on demand): %w", err)
