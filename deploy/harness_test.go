@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,8 +170,9 @@ type natsServer struct {
 }
 
 // startServer loads conf exactly as nats-server -c would, moves it to a
-// free loopback port and a temporary store, and starts it.
-func startServer(t *testing.T, conf string) *natsServer {
+// free loopback port and a temporary store (tweak may change more), and
+// starts it.
+func startServer(t *testing.T, conf string, tweak ...func(*server.Options)) *natsServer {
 	t.Helper()
 	opts, err := server.ProcessConfigFile(conf)
 	if err != nil {
@@ -180,6 +182,9 @@ func startServer(t *testing.T, conf string) *natsServer {
 	opts.HTTPHost, opts.HTTPPort = "", 0
 	opts.StoreDir = t.TempDir()
 	opts.NoSigs = true
+	for _, f := range tweak {
+		f(opts)
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("server from %s: %v", conf, err)
@@ -195,6 +200,37 @@ func startServer(t *testing.T, conf string) *natsServer {
 		ns.WaitForShutdown()
 	})
 	return &natsServer{ns: ns, url: ns.ClientURL(), log: log}
+}
+
+// startCluster starts the three nodes of cluster/n1.conf … n3.conf, their
+// routes moved to free loopback ports, and waits until JetStream has a
+// meta leader and every node is healthy.
+func startCluster(t *testing.T) []*natsServer {
+	t.Helper()
+	var addrs, routes []string
+	for range 3 {
+		a := freeAddr(t)
+		addrs = append(addrs, a)
+		routes = append(routes, "nats://"+a)
+	}
+	var nodes []*natsServer
+	for i := range 3 {
+		nodes = append(nodes, startServer(t, fmt.Sprintf("cluster/n%d.conf", i+1), func(o *server.Options) {
+			host, port, _ := net.SplitHostPort(addrs[i])
+			o.Cluster.Host = host
+			o.Cluster.Port, _ = strconv.Atoi(port)
+			o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		}))
+	}
+	waitFor(t, 60*time.Second, "cluster healthy", func() (bool, string) {
+		for i, n := range nodes {
+			if h := n.ns.Healthz(nil); h.Status != "ok" {
+				return false, fmt.Sprintf("n%d: %s %s", i+1, h.Status, h.Error)
+			}
+		}
+		return true, ""
+	})
+	return nodes
 }
 
 // violations returns the permission violations the server logged for user.
@@ -498,32 +534,47 @@ func publishRequest(t *testing.T, c *client, seller, orderNo string) {
 }
 
 // results reads every result event in INVOICE_RESULTS (as the caller's
-// role) and counts them per "<seller>:<orderNo>" and status.
+// role) and counts them per "<seller>:<orderNo>" and status. A read that
+// fails (a stream leader moving after a node stopped) starts over, at most
+// five times.
 func results(t *testing.T, c *client) map[string]map[schemas.Status]int {
 	t.Helper()
+	var err error
+	for range 5 {
+		var out map[string]map[schemas.Status]int
+		if out, err = readResults(c); err == nil {
+			return out
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("read the results: %v", err)
+	return nil
+}
+
+func readResults(c *client) (map[string]map[schemas.Status]int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, err := c.js.Stream(ctx, "INVOICE_RESULTS")
 	if err != nil {
-		t.Fatalf("results stream: %v", err)
+		return nil, fmt.Errorf("results stream: %w", err)
 	}
 	total := s.CachedInfo().State.Msgs
 	out := map[string]map[schemas.Status]int{}
 	if total == 0 {
-		return out
+		return out, nil
 	}
 	oc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatalf("ordered consumer on results: %v", err)
+		return nil, fmt.Errorf("ordered consumer on results: %w", err)
 	}
 	for n := uint64(0); n < total; n++ {
 		m, err := oc.Next(jetstream.FetchContext(ctx))
 		if err != nil {
-			t.Fatalf("read result %d of %d: %v", n+1, total, err)
+			return nil, fmt.Errorf("result %d of %d: %w", n+1, total, err)
 		}
 		var res schemas.Result
 		if err := json.Unmarshal(m.Data(), &res); err != nil {
-			t.Fatalf("result on %s: %v", m.Subject(), err)
+			return nil, fmt.Errorf("result on %s: %w", m.Subject(), err)
 		}
 		key := res.SellerTaxNum + ":" + res.OrderNo
 		if out[key] == nil {
@@ -531,7 +582,7 @@ func results(t *testing.T, c *client) map[string]map[schemas.Status]int {
 		}
 		out[key][res.Status]++
 	}
-	return out
+	return out, nil
 }
 
 // waitFor polls cond every 200ms until it is true or within passes.

@@ -1,0 +1,77 @@
+package deploy_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// TestPartitions runs two consumers on one server, --partitions 2
+// --partition 0 and 1 with their own data directories, as the Kubernetes
+// StatefulSet does with --partition-from-hostname, and checks that every
+// order of sellers on both partitions is issued exactly once, by the
+// instance owning its seller, with one result each.
+func TestPartitions(t *testing.T) {
+	b := bins(t)
+	srv := startServer(t, "nats-server.conf")
+	sb, sbURL := startSandbox(t)
+	config := writeConfig(t, sbURL)
+	const partitions = 2
+	var cons [partitions]*consumer
+	for k := range partitions {
+		cons[k] = startConsumer(t, b, srv.url, config, "--partitions", strconv.Itoa(partitions), "--partition", strconv.Itoa(k))
+	}
+
+	orders := connect(t, srv.url, ordersRole)
+	downstream := connect(t, srv.url, downstreamRole)
+	const perSeller = 5
+	var want []string
+	var perPartition [partitions]int
+	for _, seller := range append(append([]string{}, nuonuoSellers...), jumdataSellers...) {
+		k := pipeline.PartitionOf(seller, partitions)
+		for n := range perSeller {
+			orderNo := fmt.Sprintf("PART-%d", n)
+			publishRequest(t, orders, seller, orderNo)
+			want = append(want, seller+":"+orderNo)
+			perPartition[k]++
+		}
+	}
+	for k, n := range perPartition {
+		if n == 0 {
+			t.Fatalf("no test seller falls on partition %d: choose other sellers", k)
+		}
+	}
+
+	waitFor(t, 60*time.Second, "every order issued", func() (bool, string) {
+		st := sb.Stats()
+		return st.Issuances >= len(want), fmt.Sprintf("%d of %d issued", st.Issuances, len(want))
+	})
+	checkExactlyOnce(t, sb, downstream, want)
+
+	// Each instance issued exactly its own sellers' orders: the stream's
+	// {{partition(2,1)}} transform and pipeline.PartitionOf agree.
+	for k, c := range cons {
+		got := c.metric(t, `invoice_messages_total{event="issued"}`)
+		if got != float64(perPartition[k]) {
+			t.Errorf("partition %d issued %v orders, want %d", k, got, perPartition[k])
+		}
+	}
+
+	// The status service: the owner of each seller answers.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, seller := range []string{nuonuoSellers[0], nuonuoSellers[1]} {
+		reply, err := pipeline.RequestStatus(ctx, downstream.nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: seller, OrderNo: "PART-0"})
+		if err != nil || !reply.Found || reply.Order.State != schemas.StateIssued {
+			t.Errorf("status of %s:PART-0 (partition %d): %+v %v", seller, pipeline.PartitionOf(seller, partitions), reply, err)
+		}
+	}
+	if v := srv.violations(consumerRole.user); len(v) > 0 {
+		t.Errorf("the consumers were refused: %v", v)
+	}
+}
