@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
@@ -46,7 +48,7 @@ func (p *JetStreamPublisher) PublishResult(ctx context.Context, res *schemas.Res
 	msg.Header.Set(HeaderSeller, res.SellerTaxNum)
 	msg.Header.Set(HeaderOrderNo, res.OrderNo)
 	msg.Header.Set(HeaderStatus, string(res.Status))
-	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
+	if err := p.publish(ctx, msg, msgID); err != nil {
 		return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, err)
 	}
 	return nil
@@ -65,8 +67,41 @@ func (p *JetStreamPublisher) PublishDeadLetter(ctx context.Context, dl *schemas.
 	}
 	msg.Header.Set(HeaderReason, string(dl.Reason))
 	msg.Header.Set("Invoice-Original-Seq", strconv.FormatUint(dl.OriginalSeq, 10))
-	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
+	if err := p.publish(ctx, msg, msgID); err != nil {
 		return fmt.Errorf("publish %s dead letter of %s #%d: %w", dl.Reason, dl.OriginalStream, dl.OriginalSeq, err)
 	}
 	return nil
+}
+
+// PublishAttempt bounds one attempt to publish and have the stream
+// acknowledge. An acknowledgement lost with a broken connection is never
+// answered, and a stream being restored after a server restart has no
+// responder yet; either way the message is published again under the same
+// Nats-Msg-Id, which the stream deduplicates, until ctx ends.
+const PublishAttempt = 5 * time.Second
+
+// publish publishes msg under msgID and waits for its acknowledgement,
+// retrying lost or unanswered attempts.
+func (p *JetStreamPublisher) publish(ctx context.Context, msg *nats.Msg, msgID string) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, PublishAttempt)
+		_, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(msgID))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		retry := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+		if !retry || ctx.Err() != nil {
+			if attempt > 1 {
+				return fmt.Errorf("%w (after %d attempts)", err, attempt)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (after %d attempts)", err, attempt)
+		case <-time.After(min(time.Duration(attempt)*250*time.Millisecond, 2*time.Second)):
+		}
+	}
 }
