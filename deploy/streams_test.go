@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -203,8 +204,14 @@ func TestStreamDefinitionsApply(t *testing.T) {
 	}
 	for _, v := range variants {
 		t.Run(v.dir, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
+			// Start clean even if an earlier variant failed half-way.
+			for _, name := range []string{pipeline.DefaultRequestStream, pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream} {
+				if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+					t.Fatalf("delete %s: %v", name, err)
+				}
+			}
 			var streams []jetstream.StreamConfig
 			var consumers []jetstream.ConsumerConfig
 			for _, d := range definitions(v) {
@@ -260,24 +267,44 @@ func TestStreamDefinitionsApply(t *testing.T) {
 }
 
 // apiRequest sends a JetStream API request and fails on an error answer.
+// A request without an answer in time, or refused for want of peers (a
+// loaded machine makes a node look offline for a moment), is sent again, at
+// most five times: creating a stream or a consumer with the same
+// configuration again is not an error.
 func apiRequest(t *testing.T, nc *nats.Conn, subject string, body []byte) {
 	t.Helper()
-	m, err := nc.Request(subject, body, 10*time.Second)
-	if err != nil {
-		t.Fatalf("%s: %v", subject, err)
-	}
-	var resp struct {
-		Error *struct {
-			Code        int    `json:"code"`
-			Description string `json:"description"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		t.Fatalf("%s: %v: %s", subject, err, m.Data)
-	}
-	if resp.Error != nil {
+	const noPeers = 10005 // JSClusterNoPeersErr
+	var last string
+	for range 5 {
+		m, err := nc.Request(subject, body, 20*time.Second)
+		if errors.Is(err, nats.ErrTimeout) {
+			last = err.Error()
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		var resp struct {
+			Error *struct {
+				Code        int    `json:"code"`
+				ErrCode     int    `json:"err_code"`
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(m.Data, &resp); err != nil {
+			t.Fatalf("%s: %v: %s", subject, err, m.Data)
+		}
+		switch {
+		case resp.Error == nil:
+			return
+		case resp.Error.ErrCode == noPeers:
+			last = resp.Error.Description
+			time.Sleep(time.Second)
+			continue
+		}
 		t.Fatalf("%s: %d %s", subject, resp.Error.Code, resp.Error.Description)
 	}
+	t.Fatalf("%s: %s, five times", subject, last)
 }
 
 // plainCluster starts three JetStream servers in process without
