@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,4 +85,17 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler) (done <-chan er
 		_ = srv.Shutdown(sctx)
 	}()
 	return ch, nil
+}
+
+// newPprofHandler serves Go's runtime profiles (net/http/pprof) under
+// /debug/pprof/, for --pprof: on its own address, so that it is never
+// exposed by accident with the metrics and partner endpoints.
+func newPprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

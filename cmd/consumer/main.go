@@ -48,6 +48,7 @@ type options struct {
 	maxDeliver   int
 	ackWait      time.Duration
 	httpListen   string
+	pprofListen  string
 	sandboxAddr  string
 	sandboxDelay time.Duration
 	providerTO   time.Duration
@@ -126,6 +127,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", env("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it (INVOICE_HTTP)`)
+	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
 	fs.DurationVar(&o.sandboxDelay, "sandbox-latency", envDur("INVOICE_SANDBOX_LATENCY", 0), "latency the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
 	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call (INVOICE_PROVIDER_TIMEOUT)")

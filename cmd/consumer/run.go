@@ -151,6 +151,19 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		log.Info().Str("addr", o.httpListen).Strs("partner_channels", channels).Msg("serving /healthz, /readyz, /metrics and /partner/queryInvoice")
 	}
 
+	if o.pprofListen != "" {
+		served, err := serveHTTP(bgCtx, o.pprofListen, newPprofHandler())
+		if err != nil {
+			return fmt.Errorf("--pprof %s: %w", o.pprofListen, err)
+		}
+		background.Go(func() {
+			if err := <-served; err != nil {
+				log.Error().Err(err).Msg("pprof server")
+			}
+		})
+		log.Info().Str("addr", o.pprofListen).Msg("serving Go profiles at /debug/pprof/")
+	}
+
 	sellers := make([]string, 0, len(cfg.Sellers))
 	for _, s := range cfg.Sellers {
 		sellers = append(sellers, s.TaxNum+"="+s.Provider)
