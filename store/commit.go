@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -172,12 +171,21 @@ type txn struct {
 }
 
 func newTxn(tx *bolt.Tx) *txn {
-	return &txn{
+	t := &txn{
 		orders: tx.Bucket(bucketOrders),
 		index:  tx.Bucket(bucketStates),
 		states: make(map[schemas.OrderState]*bolt.Bucket, len(schemas.OrderStates)),
 	}
+	t.orders.FillPercent = fillPercent
+	return t
 }
+
+// fillPercent is how full bbolt fills a page before it splits one. Order
+// numbers mostly grow within a seller, so new records are appended to the
+// last pages of their seller's range: bbolt's default of one half would
+// leave most pages half empty, and the file (and the pages the consumer
+// maps into memory) twice the size it needs to be.
+const fillPercent = 0.9
 
 // state returns the index bucket of s.
 func (t *txn) state(s schemas.OrderState) (*bolt.Bucket, error) {
@@ -188,6 +196,7 @@ func (t *txn) state(s schemas.OrderState) (*bolt.Bucket, error) {
 	if b == nil {
 		return nil, fmt.Errorf("no state index bucket for %q", s)
 	}
+	b.FillPercent = fillPercent
 	t.states[s] = b
 	return b, nil
 }
@@ -255,7 +264,7 @@ func (t *txn) prune(items []pruneItem, cutoff time.Time) (int, error) {
 			continue
 		}
 		var h pruneHeader
-		if err := json.Unmarshal(v, &h); err != nil || h.Version != it.version || !h.prunable(cutoff) {
+		if err := decodeValue(v, &h); err != nil || h.Version != it.version || !h.prunable(cutoff) {
 			continue
 		}
 		b, err := t.state(h.State)

@@ -14,9 +14,16 @@
 //
 // The file holds three top-level buckets:
 //
-//	orders   key → JSON of schemas.OrderRecord
+//	orders   key → schemas.OrderRecord: a 0 byte, then its JSON compressed with S2
 //	states   one sub-bucket per schemas.OrderState: key → empty value
-//	meta     "format" → "1", the layout version
+//	meta     "format" → "2", the layout version
+//
+// Layout version 1 stored the records as plain JSON; version 2 reads such
+// records (they start with '{') and marks the file version 2 when it opens
+// it, so that an older build refuses the file instead of misreading it.
+// Pages are filled to 90% before they split: order numbers mostly grow
+// within a seller, so new records land on the last pages of their seller's
+// range.
 //
 // A key is the seller tax number, one NUL byte and the order number:
 //
