@@ -34,10 +34,6 @@ type Config struct {
 	// HoldProbe is how often a seller whose provider needs a person to act
 	// is probed with one of its orders; its other orders wait. 0 means 1m.
 	HoldProbe time.Duration
-	// DocumentTimeout bounds fetching and keeping the documents of an
-	// issued order (KeepDocuments); 0 means 10s. When it passes, the order
-	// is saved and published without them and they are fetched on demand.
-	DocumentTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -48,7 +44,7 @@ const (
 	DefaultRetryBase  = time.Second
 	DefaultRetryMax   = 2 * time.Minute
 	DefaultHoldProbe  = time.Minute
-	// DefaultDocumentTimeout is Config.DocumentTimeout's default.
+	// DefaultDocumentTimeout is KeeperConfig.Timeout's default.
 	DefaultDocumentTimeout = 10 * time.Second
 )
 
@@ -64,7 +60,7 @@ func (c Config) Validate() error {
 	if c.MaxDeliver == 1 {
 		errs = append(errs, errors.New("max deliver 1 leaves no room to retry; use at least 2"))
 	}
-	if c.RetryBase < 0 || c.RetryMax < 0 || c.HoldProbe < 0 || c.DocumentTimeout < 0 {
+	if c.RetryBase < 0 || c.RetryMax < 0 || c.HoldProbe < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if c.RetryBase > 0 && c.RetryMax > 0 && c.RetryBase > c.RetryMax {
@@ -97,9 +93,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HoldProbe == 0 {
 		c.HoldProbe = DefaultHoldProbe
-	}
-	if c.DocumentTimeout == 0 {
-		c.DocumentTimeout = DefaultDocumentTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -93,12 +93,24 @@ func (l *Loop) Run(ctx context.Context) error {
 	l.bound.Store(true)
 	defer l.bound.Store(false)
 
+	// Results are published asynchronously: a worker hands the message to
+	// an acker, which acknowledges it once the stream has acknowledged the
+	// result, and takes the next message meanwhile.
+	acks := make(chan *pendingAck, 2*l.cfg.Workers)
+	var ackers sync.WaitGroup
+	for range max(2, l.cfg.Workers/8) {
+		ackers.Go(func() {
+			for a := range acks {
+				l.finish(ctx, a)
+			}
+		})
+	}
 	jobs := make(chan jetstream.Msg)
 	var workers sync.WaitGroup
 	for range l.cfg.Workers {
 		workers.Go(func() {
 			for m := range jobs {
-				l.handle(ctx, m)
+				l.handle(ctx, m, acks)
 			}
 		})
 	}
@@ -134,6 +146,8 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	close(jobs)
 	workers.Wait()
+	close(acks)
+	ackers.Wait()
 	if runErr != nil {
 		iter.Stop()
 	}
@@ -142,24 +156,26 @@ func (l *Loop) Run(ctx context.Context) error {
 	return runErr
 }
 
-// handle processes one message and acts on the outcome.
-func (l *Loop) handle(ctx context.Context, jm jetstream.Msg) {
-	start := time.Now()
-	l.inFlight.Add(1)
-	if l.metrics != nil {
-		l.metrics.InFlight.Inc()
-	}
-	defer func() {
-		l.inFlight.Add(-1)
-		if l.metrics != nil {
-			l.metrics.InFlight.Dec()
-		}
-	}()
+// pendingAck is a processed message whose result the stream has yet to
+// acknowledge.
+type pendingAck struct {
+	jm    jetstream.Msg
+	m     *Message
+	out   Outcome
+	start time.Time
+	stop  func() // stops the message's InProgress keep-alive
+}
 
+// handle processes one message and acts on the outcome, or hands it to an
+// acker when its result is still being published.
+func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendingAck) {
+	start := time.Now()
+	l.begin()
 	meta, err := jm.Metadata()
 	if err != nil {
 		l.log.Error().Err(err).Str("subject", jm.Subject()).Msg("message without JetStream metadata; terminated")
 		_ = jm.Term()
+		l.end()
 		return
 	}
 	m := &Message{
@@ -176,6 +192,7 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg) {
 			out := Outcome{Action: Nak, Delay: 5 * time.Second, Event: EventError, Err: fmt.Errorf("paused: %w", err)}
 			_ = jm.NakWithDelay(out.Delay)
 			l.logOutcome(m, &out, time.Since(start))
+			l.end()
 			return
 		}
 	}
@@ -183,9 +200,35 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.ProcessTimeout)
 	stop := keepAlive(jm, l.cfg.AckWait/3)
 	out := l.pipeline.Process(pctx, m)
-	stop()
 	cancel()
+	if out.Published != nil && out.Action == Ack {
+		acks <- &pendingAck{jm: jm, m: m, out: out, start: start, stop: stop}
+		return
+	}
+	stop()
+	l.act(jm, m, &out, start)
+}
 
+// finish waits for the acknowledgement of a message's result, then
+// acknowledges the message; a result that could not be published puts the
+// message back instead.
+func (l *Loop) finish(ctx context.Context, a *pendingAck) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.ProcessTimeout)
+	err := a.out.Published(wctx)
+	cancel()
+	a.stop()
+	if err != nil {
+		a.out.Action, a.out.Delay, a.out.Event = Nak, l.pipeline.cfg.retryDelay(a.m.Deliveries, 0), EventError
+		a.out.Err = err
+		a.out.Status = ""
+	}
+	l.act(a.jm, a.m, &a.out, a.start)
+}
+
+// act acknowledges, terminates or puts back a processed message, counts and
+// logs it.
+func (l *Loop) act(jm jetstream.Msg, m *Message, out *Outcome, start time.Time) {
+	var err error
 	switch out.Action {
 	case Ack:
 		err = jm.Ack()
@@ -198,8 +241,25 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg) {
 		out.Err = fmt.Errorf("%s: %w", out.Action, err)
 	}
 	took := time.Since(start)
-	l.metrics.observe(&out, took)
-	l.logOutcome(m, &out, took)
+	l.metrics.observe(out, took)
+	l.logOutcome(m, out, took)
+	l.end()
+}
+
+// begin and end count a message in flight, from its delivery to its
+// acknowledgement.
+func (l *Loop) begin() {
+	l.inFlight.Add(1)
+	if l.metrics != nil {
+		l.metrics.InFlight.Inc()
+	}
+}
+
+func (l *Loop) end() {
+	l.inFlight.Add(-1)
+	if l.metrics != nil {
+		l.metrics.InFlight.Dec()
+	}
 }
 
 // logOutcome writes the one log line of a processed message.

@@ -37,6 +37,18 @@
 // republishing after a crash is deduplicated while a second copy of a
 // request gets its own, identical, result.
 //
+// # Throughput
+//
+// A result that ends in an Ack is published asynchronously: the worker
+// hands the message to one of a few ackers and takes the next one, and the
+// acker acknowledges the request once the result stream has acknowledged
+// the result (Outcome.Published); a result that cannot be published puts the
+// request back instead. The order save → publish → ack is kept; only the
+// waiting moves off the worker. The PDFs of issued invoices are kept by a
+// DocumentKeeper in the background, so that downloading them and writing
+// them to the object store never delays a result; what it has not kept is
+// fetched when first asked for.
+//
 // # Streams
 //
 // Topology describes the three streams (requests on work-queue retention,

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,4 +124,103 @@ func (d *ObjectDocuments) download(ctx context.Context, url string) ([]byte, err
 		return nil, ErrNotPDF
 	}
 	return b, nil
+}
+
+// KeeperConfig configures a DocumentKeeper.
+type KeeperConfig struct {
+	// Workers is how many orders' documents are fetched at once; 0 means 4.
+	Workers int
+	// Queue is how many issued orders may wait for their documents; 0
+	// means 16384. An order offered to a full queue is skipped: its
+	// documents are fetched when first asked for (the partner API).
+	Queue int
+	// Timeout bounds keeping one order's documents; 0 means 10s.
+	Timeout time.Duration
+}
+
+// DocumentKeeper keeps the documents of issued orders in the background, so
+// that downloading a PDF and writing it to the object store never delays an
+// invoice's result. What it has not kept (a full queue, a failure, a crash)
+// is fetched on demand: Documents.Keep is idempotent.
+type DocumentKeeper struct {
+	docs    Documents
+	cfg     KeeperConfig
+	queue   chan docJob
+	metrics *Metrics
+
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	ctx      context.Context
+	workers  sync.WaitGroup
+}
+
+type docJob struct {
+	key      schemas.OrderKey
+	invoices []schemas.Invoice
+}
+
+// NewDocumentKeeper starts a keeper of docs' documents; metrics may be nil.
+// Stop it with Stop.
+func NewDocumentKeeper(docs Documents, cfg KeeperConfig, metrics *Metrics) *DocumentKeeper {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 16384
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultDocumentTimeout
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &DocumentKeeper{docs: docs, cfg: cfg, queue: make(chan docJob, cfg.Queue), metrics: metrics, ctx: ctx, cancel: cancel}
+	for range cfg.Workers {
+		k.workers.Go(k.work)
+	}
+	return k
+}
+
+// Offer queues an order's documents for keeping and reports whether they
+// were queued. It never blocks. It must not be called after Stop.
+func (k *DocumentKeeper) Offer(key schemas.OrderKey, invoices []schemas.Invoice) bool {
+	select {
+	case k.queue <- docJob{key: key, invoices: invoices}:
+		return true
+	default:
+		k.metrics.document("deferred")
+		return false
+	}
+}
+
+// Stop lets the workers keep what is queued until ctx ends, then stops
+// them; what is left is fetched on demand.
+func (k *DocumentKeeper) Stop(ctx context.Context) {
+	k.stopOnce.Do(func() {
+		close(k.queue)
+		done := make(chan struct{})
+		go func() { k.workers.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			k.cancel()
+			<-done
+		}
+		k.cancel()
+	})
+}
+
+func (k *DocumentKeeper) work() {
+	for job := range k.queue {
+		if k.ctx.Err() != nil {
+			k.metrics.document("deferred")
+			continue
+		}
+		ctx, cancel := context.WithTimeout(k.ctx, k.cfg.Timeout)
+		_, err := k.docs.Keep(ctx, job.key, job.invoices)
+		cancel()
+		if err != nil {
+			k.metrics.document("failed")
+		} else {
+			k.metrics.document("kept")
+		}
+	}
 }

@@ -80,6 +80,8 @@ type harness struct {
 	cfg      pipeline.Config
 	provs    pipeline.ProviderMap
 	docs     pipeline.Documents
+	docsTO   time.Duration
+	wrapPub  func(pipeline.Publisher) pipeline.Publisher
 	workers  int
 	log      zerolog.Logger
 	stopLoop func()
@@ -96,7 +98,10 @@ type harnessOptions struct {
 	pipeline   pipeline.Config
 	workers    int
 	httpTimout time.Duration
-	docs       pipeline.Documents // kept at issuance when set
+	docs       pipeline.Documents // kept in the background when set
+	docsTO     time.Duration      // the keeper's timeout
+	// wrapPub, when set, wraps the publisher the pipeline uses.
+	wrapPub func(pipeline.Publisher) pipeline.Publisher
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -124,7 +129,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.cfg = o.pipeline
-	h.docs = o.docs
+	h.docs, h.docsTO, h.wrapPub = o.docs, o.docsTO, o.wrapPub
 	timeout := o.httpTimout
 	if timeout == 0 {
 		timeout = 5 * time.Second
@@ -236,12 +241,18 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	p, err := pipeline.New(h.cfg, v, h.db, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), h.provs)
+	var pub pipeline.Publisher = pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{})
+	if h.wrapPub != nil {
+		pub = h.wrapPub(pub)
+	}
+	p, err := pipeline.New(h.cfg, v, h.db, pub, h.provs)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	if h.docs != nil {
-		p.KeepDocuments(h.docs)
+		keeper := pipeline.NewDocumentKeeper(h.docs, pipeline.KeeperConfig{Timeout: h.docsTO}, nil)
+		h.t.Cleanup(func() { keeper.Stop(context.Background()) })
+		p.KeepDocuments(keeper)
 	}
 	cons, err := h.topo.EnsureConsumer(context.Background(), h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
 	if err != nil {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
@@ -81,6 +82,11 @@ type Outcome struct {
 	Attempts int
 	// Err is the error behind an "error" event or a failed publish.
 	Err error
+	// Published, when set, waits for the acknowledgement of the result
+	// published asynchronously for an Ack: the message may be acknowledged
+	// only once it has returned nil. On an error the message must be put
+	// back instead.
+	Published func(ctx context.Context) error
 }
 
 // The events of Outcome.Event.

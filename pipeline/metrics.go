@@ -34,6 +34,9 @@ type Metrics struct {
 	Orders *prometheus.GaugeVec
 	// HeldSellers is the number of sellers waiting for a person to act.
 	HeldSellers prometheus.Gauge
+	// Documents counts issued orders whose documents the keeper kept,
+	// failed to keep, or deferred to the first request for them.
+	Documents *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -55,6 +58,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "invoice_processing_seconds", Help: "Time to process one request message, by outcome event.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"event"}),
+		Documents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoice_documents_total", Help: "Issued orders whose invoice PDFs were kept in the object store in the background, by outcome: kept, failed, deferred (fetched when first asked for).",
+		}, []string{"outcome"}),
 		ProviderCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "invoice_provider_call_seconds", Help: "Provider HTTP call latency, by provider, method and answer code.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
@@ -77,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls,
-			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers)
+			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents)
 	}
 	return m
 }
@@ -102,5 +108,12 @@ func (m *Metrics) observe(out *Outcome, took time.Duration) {
 	}
 	if out.DeadLetter != "" {
 		m.DeadLetters.WithLabelValues(string(out.DeadLetter)).Inc()
+	}
+}
+
+// document counts one order handled by the document keeper.
+func (m *Metrics) document(outcome string) {
+	if m != nil {
+		m.Documents.WithLabelValues(outcome).Inc()
 	}
 }

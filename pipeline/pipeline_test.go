@@ -415,14 +415,12 @@ func (d stuckDocuments) Get(ctx context.Context, _ string) ([]byte, error) {
 	return nil, ctx.Err()
 }
 
-// TestStuckDocumentsDoNotHoldTheInvoiceBack: keeping the PDFs is bounded by
-// DocumentTimeout, so an object store that hangs (a NATS outage) costs the
-// order its documents, not its result.
+// TestStuckDocumentsDoNotHoldTheInvoiceBack: the PDFs are kept in the
+// background, each order within the keeper's timeout, so an object store
+// that hangs (a NATS outage) costs the order its documents, not its result.
 func TestStuckDocumentsDoNotHoldTheInvoiceBack(t *testing.T) {
 	docs := stuckDocuments{calls: make(chan error, 10)}
-	cfg := fast
-	cfg.DocumentTimeout = 100 * time.Millisecond
-	h := newHarness(t, harnessOptions{pipeline: cfg, docs: docs})
+	h := newHarness(t, harnessOptions{pipeline: fast, docs: docs, docsTO: 100 * time.Millisecond})
 	h.start()
 	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "DOCS-1", nil), "")
 	res := h.waitResult(nuonuoSeller, "DOCS-1", 1, 10*time.Second)
@@ -438,5 +436,48 @@ func TestStuckDocumentsDoNotHoldTheInvoiceBack(t *testing.T) {
 	}
 	if st := h.orderStats(nuonuoSeller, "DOCS-1"); st.Issuances != 1 {
 		t.Fatalf("sandbox %+v, want one issuance", st)
+	}
+}
+
+// losingPublisher loses the first asynchronous result of each order: its
+// wait reports an error and nothing reaches the stream.
+type losingPublisher struct {
+	pipeline.Publisher
+	mu   sync.Mutex
+	lost map[string]bool
+}
+
+func (p *losingPublisher) PublishResultAsync(res *schemas.Result, msgID string) func(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.lost[res.OrderNo] {
+		p.lost[res.OrderNo] = true
+		return func(context.Context) error { return fmt.Errorf("result %s lost", msgID) }
+	}
+	return p.Publisher.PublishResultAsync(res, msgID)
+}
+
+// TestLostResultPutsTheRequestBack: a request is acknowledged only once its
+// result is in the stream. When the result's publish fails the request comes
+// back, and the next delivery answers from the order store: one invoice,
+// one result.
+func TestLostResultPutsTheRequestBack(t *testing.T) {
+	lp := &losingPublisher{lost: map[string]bool{}}
+	h := newHarness(t, harnessOptions{pipeline: fast, wrapPub: func(p pipeline.Publisher) pipeline.Publisher {
+		lp.Publisher = p
+		return lp
+	}})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "LOST-1", nil), "")
+	res := h.waitResult(nuonuoSeller, "LOST-1", 1, 10*time.Second)
+	if res[0].Status != schemas.StatusIssued {
+		t.Fatalf("result %+v", res[0])
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+	if st := h.orderStats(nuonuoSeller, "LOST-1"); st.Issuances != 1 || st.Submissions != 1 {
+		t.Fatalf("sandbox %+v, want one submission and one issuance", st)
+	}
+	if n := len(h.resultsFor(nuonuoSeller, "LOST-1")); n != 1 {
+		t.Fatalf("%d results, want 1", n)
 	}
 }

@@ -32,6 +32,10 @@ type Store interface {
 type Publisher interface {
 	PublishResult(ctx context.Context, res *schemas.Result, msgID string) error
 	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
+	// PublishResultAsync starts publishing res and returns at once; the
+	// function it returns waits until the stream has acknowledged it (or
+	// ctx ends) and must be called exactly once.
+	PublishResultAsync(res *schemas.Result, msgID string) (wait func(ctx context.Context) error)
 }
 
 // Providers finds the provider configured for a seller.
@@ -60,7 +64,7 @@ type Pipeline struct {
 	store     Store
 	pub       Publisher
 	providers Providers
-	docs      Documents
+	docs      *DocumentKeeper
 	locks     keyLocks
 	holds     holds
 }
@@ -76,12 +80,10 @@ func New(cfg Config, v *schemas.Validator, st Store, pub Publisher, ps Providers
 	return &Pipeline{cfg: cfg.withDefaults(), validator: v, store: st, pub: pub, providers: ps}, nil
 }
 
-// KeepDocuments makes the pipeline fetch and keep the documents of every
-// invoice it issues, before the order is saved as issued. A failure to fetch
-// them does not hold the invoice back: it is recorded on the outcome and the
-// documents can be fetched later (the partner API does so on demand). Call it
-// before Process is first used.
-func (p *Pipeline) KeepDocuments(d Documents) { p.docs = d }
+// KeepDocuments makes the pipeline hand the invoices of every order it
+// issues to k, once the order is saved as issued, so that their documents
+// are kept in the background. Call it before Process is first used.
+func (p *Pipeline) KeepDocuments(k *DocumentKeeper) { p.docs = k }
 
 // MaxDeliver returns the delivery limit in force.
 func (p *Pipeline) MaxDeliver() int { return p.cfg.MaxDeliver }
@@ -155,7 +157,7 @@ func (o *order) run(ctx context.Context) {
 	o.out.Decision = decision.String()
 	switch decision {
 	case schemas.DecideReplay:
-		o.publishResult(ctx, old.Result(), o.resultID(), EventReplayed)
+		o.publishResult(old.Result(), o.resultID(), EventReplayed)
 		return
 	case schemas.DecideConflict:
 		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{
@@ -291,27 +293,18 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		o.rec.Invoices = a.Invoices
 		o.rec.LastError = nil
 		o.rec.CompletedAt = o.now
-		if o.p.docs != nil && len(a.Invoices) > 0 {
-			// Bounded on its own: a slow document server or object store
-			// must not hold the invoice back, nor leave the save below a
-			// spent context.
-			dctx, cancel := context.WithTimeout(ctx, o.p.cfg.DocumentTimeout)
-			names, err := o.p.docs.Keep(dctx, o.key, a.Invoices)
-			cancel()
-			o.rec.Documents = names
-			if err != nil {
-				o.out.Err = fmt.Errorf("keep invoice documents (fetched again on demand): %w", err)
-			}
-		}
 		if o.save(ctx) {
-			o.publishResult(ctx, o.rec.Result(), o.resultID(), EventIssued)
+			if o.p.docs != nil && len(a.Invoices) > 0 {
+				o.p.docs.Offer(o.key, a.Invoices)
+			}
+			o.publishResult(o.rec.Result(), o.resultID(), EventIssued)
 		}
 	case providers.Rejected:
 		o.rec.State = schemas.StateRejected
 		o.rec.LastError = rejection(a)
 		o.rec.CompletedAt = o.now
 		if o.save(ctx) {
-			o.publishResult(ctx, o.rec.Result(), o.resultID(), EventRejected)
+			o.publishResult(o.rec.Result(), o.resultID(), EventRejected)
 		}
 	case providers.Accepted:
 		o.rec.State = schemas.StateAccepted
@@ -468,7 +461,7 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 // (validation rejections, conflicts, unknown sellers: all deterministic, so a
 // redelivery answers the same) and acknowledges.
 func (o *order) answerUnstored(ctx context.Context, status schemas.Status, e *schemas.ErrorInfo, event string) {
-	o.publishResult(ctx, o.unstoredResult(status, e), o.resultID(), event)
+	o.publishResult(o.unstoredResult(status, e), o.resultID(), event)
 }
 
 func (o *order) unstoredResult(status schemas.Status, e *schemas.ErrorInfo) *schemas.Result {
@@ -493,12 +486,12 @@ func (o *order) unstoredResult(status schemas.Status, e *schemas.ErrorInfo) *sch
 	}
 }
 
-// publishResult publishes res and acknowledges the message.
-func (o *order) publishResult(ctx context.Context, res *schemas.Result, msgID, event string) {
-	if err := o.p.pub.PublishResult(ctx, res, msgID); err != nil {
-		o.publishFailed(err)
-		return
-	}
+// publishResult publishes res and acknowledges the message. The publish is
+// asynchronous: the consume loop acknowledges once the stream has
+// acknowledged the result (Outcome.Published), so the worker is free for
+// the next message meanwhile and the order save → publish → ack holds.
+func (o *order) publishResult(res *schemas.Result, msgID, event string) {
+	o.out.Published = o.p.pub.PublishResultAsync(res, msgID)
 	o.out.Action, o.out.Event, o.out.Status = Ack, event, res.Status
 }
 

@@ -32,26 +32,75 @@ type JetStreamPublisher struct {
 	subjects schemas.Subjects
 }
 
-// NewJetStreamPublisher returns a publisher on js for the subjects.
+// MaxPendingPublishes bounds the results published asynchronously and not
+// yet acknowledged by the stream; a publish beyond it waits briefly, then
+// falls back to publishing synchronously.
+const MaxPendingPublishes = 4096
+
+// NewJetStreamPublisher returns a publisher on js's connection for the
+// subjects. Its asynchronous publishes time out after PublishAttempt, so
+// that an acknowledgement lost with the connection is never waited for
+// forever.
 func NewJetStreamPublisher(js jetstream.JetStream, subjects schemas.Subjects) *JetStreamPublisher {
+	if own, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncTimeout(PublishAttempt),
+		jetstream.WithPublishAsyncMaxPending(MaxPendingPublishes)); err == nil {
+		js = own
+	}
 	return &JetStreamPublisher{js: js, subjects: subjects}
 }
 
-// PublishResult implements Publisher.
-func (p *JetStreamPublisher) PublishResult(ctx context.Context, res *schemas.Result, msgID string) error {
+// resultMsg encodes res as the message published on its result subject.
+func (p *JetStreamPublisher) resultMsg(res *schemas.Result) (*nats.Msg, error) {
 	data, err := json.Marshal(res)
 	if err != nil {
-		return fmt.Errorf("encode result: %w", err)
+		return nil, fmt.Errorf("encode result: %w", err)
 	}
 	seller := schemas.SubjectToken(res.SellerTaxNum)
 	msg := &nats.Msg{Subject: p.subjects.Result(res.Status, seller), Data: data, Header: nats.Header{}}
 	msg.Header.Set(HeaderSeller, res.SellerTaxNum)
 	msg.Header.Set(HeaderOrderNo, res.OrderNo)
 	msg.Header.Set(HeaderStatus, string(res.Status))
+	return msg, nil
+}
+
+// PublishResult implements Publisher.
+func (p *JetStreamPublisher) PublishResult(ctx context.Context, res *schemas.Result, msgID string) error {
+	msg, err := p.resultMsg(res)
+	if err != nil {
+		return err
+	}
 	if err := p.publish(ctx, msg, msgID); err != nil {
 		return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, err)
 	}
 	return nil
+}
+
+// PublishResultAsync implements Publisher: the result is sent at once and
+// the returned function waits for the stream's acknowledgement. An
+// acknowledgement that does not come within PublishAttempt, or an error,
+// falls back to PublishResult's retries under the same message id.
+func (p *JetStreamPublisher) PublishResultAsync(res *schemas.Result, msgID string) func(context.Context) error {
+	msg, err := p.resultMsg(res)
+	if err != nil {
+		return func(context.Context) error { return err }
+	}
+	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID))
+	return func(ctx context.Context) error {
+		if err == nil {
+			select {
+			case <-fut.Ok():
+				return nil
+			case <-fut.Err():
+			case <-ctx.Done():
+				return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, ctx.Err())
+			}
+		}
+		retry, _ := p.resultMsg(res) // a fresh message: the first one belongs to its future
+		if err := p.publish(ctx, retry, msgID); err != nil {
+			return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, err)
+		}
+		return nil
+	}
 }
 
 // PublishDeadLetter implements Publisher.

@@ -94,7 +94,9 @@ type OrderRecord struct {
 	// ActionEpisode counts action-required episodes; a result event is
 	// published once per episode.
 	ActionEpisode int `json:"actionEpisode,omitempty"`
-	// Documents names the stored invoice documents (object store keys).
+	// Documents names stored invoice documents (object store keys), in
+	// records written before documents were kept in the background; today
+	// they are found by name (pipeline.DocumentName) and this stays empty.
 	Documents []string `json:"documents,omitempty"`
 	// ReceivedAt is when the consumer first saw the order.
 	ReceivedAt time.Time `json:"receivedAt"`

@@ -110,7 +110,9 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p.KeepDocuments(docs)
+	keeper := pipeline.NewDocumentKeeper(docs, pipeline.KeeperConfig{}, metrics)
+	defer keeper.Stop(context.Background()) // when run fails early; a no-op after the shutdown below
+	p.KeepDocuments(keeper)
 	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: o.workers, AckWait: o.ackWait, Paused: db.Healthy}, p, cons, log, metrics)
 
 	status, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Subjects: subjects, Partitions: o.partitions, Partition: o.partition}, db)
@@ -193,6 +195,11 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	case <-time.After(o.shutdownTO):
 		log.Warn().Int64("in_flight", loop.InFlight()).Msg("in-flight requests did not finish in time; JetStream redelivers them after the ack wait")
 	}
+	// Documents still queued get a few seconds; the rest are fetched when
+	// first asked for.
+	keepCtx, cancelKeep := context.WithTimeout(context.Background(), 5*time.Second)
+	keeper.Stop(keepCtx)
+	cancelKeep()
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn().Err(err).Msg("drain NATS connection")
 	}
