@@ -82,7 +82,10 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 			errs = append(errs, fmt.Errorf("invoice %d of %s: %w", i, key, err))
 			continue
 		}
-		if _, err := d.obj.PutBytes(ctx, name, pdf); err != nil {
+		// One chunk of the document's own size: the default chunk size
+		// would allocate 128 KiB for every small PDF.
+		meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(max(len(pdf), 1))}}
+		if _, err := d.obj.Put(ctx, meta, bytes.NewReader(pdf)); err != nil {
 			errs = append(errs, fmt.Errorf("store %s: %w", name, err))
 			continue
 		}
