@@ -245,8 +245,16 @@ func runBench(ctx context.Context, g *globals, o benchOptions, out, errw io.Writ
 			return err
 		}
 	}
+	before, countErr := deliveries(ctx, reqStream)
 	pipe := b.phase(ctx, benchTarget{name: "pipeline", subjects: s.subjects, results: resStream, metrics: o.metrics})
 	b.print(pipe)
+	if after, err := deliveries(ctx, reqStream); err == nil && countErr == nil {
+		// Every request is delivered once; more deliveries are redeliveries:
+		// requests put back (polls, retries) or left unacknowledged past the
+		// ack wait, for example in a client buffer.
+		fmt.Fprintf(out, "pipeline: the request consumers made %d deliveries for %d requests: %d redelivered\n",
+			after-before, pipe.published, int64(after-before)-int64(pipe.published))
+	}
 
 	failed := false
 	for _, p := range []*benchPhase{base, pipe} {
@@ -607,4 +615,15 @@ func machineLine(pipe, base *benchPhase) string {
 		ratio = fmt.Sprintf("%.3f", pipe.throughput/base.throughput)
 	}
 	return fmt.Sprintf("throughput=%s p50=%s p99=%s baseline=%s ratio=%s", rate(pipe), p50, p99, rate(base), ratio)
+}
+
+// deliveries sums the deliveries made so far by every consumer of the
+// request stream (their consumer sequences).
+func deliveries(ctx context.Context, stream jetstream.Stream) (uint64, error) {
+	var n uint64
+	lister := stream.ListConsumers(ctx)
+	for info := range lister.Info() {
+		n += info.Delivered.Consumer
+	}
+	return n, lister.Err()
 }

@@ -34,6 +34,7 @@ type memorySampler struct {
 	errs     int
 	lastErr  error
 	maxRSS   float64
+	series   []float64 // every RSS read, in order, to tell flat from growing
 	peakRSS  float64 // the consumer's VmHWM gauge; 0 if it has none
 	havePeak bool
 }
@@ -75,6 +76,7 @@ func (m *memorySampler) sample(ctx context.Context) {
 	if v, ok := vals[metricRSS]; ok {
 		m.samples++
 		m.maxRSS = max(m.maxRSS, v)
+		m.series = append(m.series, v)
 	}
 	if v, ok := vals[metricPeakRSS]; ok {
 		m.havePeak = true
@@ -133,6 +135,10 @@ func (m *memorySampler) report() string {
 	var parts []string
 	if m.samples > 0 {
 		parts = append(parts, fmt.Sprintf("largest RSS of %d samples %s", m.samples, mib(m.maxRSS)))
+		if n := len(m.series); n >= 4 {
+			parts = append(parts, fmt.Sprintf("RSS at a quarter, half, three quarters and the end of the run %s, %s, %s, %s",
+				mib(m.series[n/4]), mib(m.series[n/2]), mib(m.series[3*n/4]), mib(m.series[n-1])))
+		}
 	} else {
 		parts = append(parts, "no "+metricRSS+" read")
 	}

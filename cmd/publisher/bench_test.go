@@ -239,7 +239,8 @@ func TestBenchEndToEnd(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("exit %d\n%s%s", code, out, errOut)
 			}
-			for _, w := range append(tc.want, "pipeline: published 200 of 200 (duplicates 0, failed 0, not published 0)", "pipeline: results: issued 200\n") {
+			for _, w := range append(tc.want, "pipeline: published 200 of 200 (duplicates 0, failed 0, not published 0)", "pipeline: results: issued 200\n",
+				"deliveries for 200 requests") {
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
