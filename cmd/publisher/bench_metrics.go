@@ -35,7 +35,7 @@ type memorySampler struct {
 	lastErr  error
 	maxRSS   float64
 	series   []float64 // every RSS read, in order, to tell flat from growing
-	peakRSS  float64 // the consumer's VmHWM gauge; 0 if it has none
+	peakRSS  float64   // the consumer's VmHWM gauge; 0 if it has none
 	havePeak bool
 }
 
