@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
@@ -151,9 +152,11 @@ type DocumentKeeper struct {
 	queue   chan docJob
 	metrics *Metrics
 
+	stopping atomic.Bool
+	drain    chan struct{} // closed by Stop: work what is queued, then return
 	stopOnce sync.Once
-	cancel   context.CancelFunc
 	ctx      context.Context
+	cancel   context.CancelFunc
 	workers  sync.WaitGroup
 }
 
@@ -175,7 +178,8 @@ func NewDocumentKeeper(docs Documents, cfg KeeperConfig, metrics *Metrics) *Docu
 		cfg.Timeout = DefaultDocumentTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	k := &DocumentKeeper{docs: docs, cfg: cfg, queue: make(chan docJob, cfg.Queue), metrics: metrics, ctx: ctx, cancel: cancel}
+	k := &DocumentKeeper{docs: docs, cfg: cfg, queue: make(chan docJob, cfg.Queue), metrics: metrics,
+		drain: make(chan struct{}), ctx: ctx, cancel: cancel}
 	for range cfg.Workers {
 		k.workers.Go(k.work)
 	}
@@ -183,22 +187,26 @@ func NewDocumentKeeper(docs Documents, cfg KeeperConfig, metrics *Metrics) *Docu
 }
 
 // Offer queues an order's documents for keeping and reports whether they
-// were queued. It never blocks. It must not be called after Stop.
+// were queued. It never blocks; after Stop it queues nothing.
 func (k *DocumentKeeper) Offer(key schemas.OrderKey, invoices []schemas.Invoice) bool {
-	select {
-	case k.queue <- docJob{key: key, invoices: invoices}:
-		return true
-	default:
-		k.metrics.document("deferred")
-		return false
+	if !k.stopping.Load() {
+		select {
+		case k.queue <- docJob{key: key, invoices: invoices}:
+			return true
+		default:
+		}
 	}
+	k.metrics.document("deferred")
+	return false
 }
 
 // Stop lets the workers keep what is queued until ctx ends, then stops
-// them; what is left is fetched on demand.
+// them; what is left is fetched on demand. It may be called more than
+// once.
 func (k *DocumentKeeper) Stop(ctx context.Context) {
 	k.stopOnce.Do(func() {
-		close(k.queue)
+		k.stopping.Store(true)
+		close(k.drain)
 		done := make(chan struct{})
 		go func() { k.workers.Wait(); close(done) }()
 		select {
@@ -212,7 +220,17 @@ func (k *DocumentKeeper) Stop(ctx context.Context) {
 }
 
 func (k *DocumentKeeper) work() {
-	for job := range k.queue {
+	for {
+		var job docJob
+		select {
+		case job = <-k.queue:
+		case <-k.drain:
+			select {
+			case job = <-k.queue:
+			default:
+				return // stopped and nothing left
+			}
+		}
 		if k.ctx.Err() != nil {
 			k.metrics.document("deferred")
 			continue

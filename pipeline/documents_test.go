@@ -79,3 +79,16 @@ func TestDocumentKeeperStopGivesUp(t *testing.T) {
 		t.Fatal("a document was kept through a closed gate")
 	}
 }
+
+// TestDocumentKeeperOfferAfterStop: an offer after Stop (an in-flight
+// message finishing after a shutdown deadline) is refused, not a panic.
+func TestDocumentKeeperOfferAfterStop(t *testing.T) {
+	docs := &gateDocuments{entered: make(chan schemas.OrderKey, 10), gate: make(chan struct{})}
+	close(docs.gate)
+	k := pipeline.NewDocumentKeeper(docs, pipeline.KeeperConfig{}, nil)
+	k.Stop(t.Context())
+	if k.Offer(schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "LATE-1"}, []schemas.Invoice{{}}) {
+		t.Fatal("an offer after Stop was queued")
+	}
+	k.Stop(t.Context()) // twice is fine
+}
