@@ -37,6 +37,9 @@ type Metrics struct {
 	// Documents counts issued orders whose documents the keeper kept,
 	// failed to keep, or deferred to the first request for them.
 	Documents *prometheus.CounterVec
+	// Orphans counts acknowledged requests found left in the request
+	// stream (OrphanSweeper), by action: deleted, kept.
+	Orphans *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -61,6 +64,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Documents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_documents_total", Help: "Issued orders whose invoice PDFs were kept in the object store in the background, by outcome: kept, failed, deferred (fetched when first asked for).",
 		}, []string{"outcome"}),
+		Orphans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoice_request_orphans_total", Help: "Acknowledged requests the server left in the work-queue request stream, by action: deleted (the order store shows them answered) or kept (for an operator).",
+		}, []string{"action"}),
 		ProviderCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "invoice_provider_call_seconds", Help: "Provider HTTP call latency, by provider, method and answer code.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
@@ -83,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls,
-			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents)
+			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.Orphans)
 	}
 	return m
 }

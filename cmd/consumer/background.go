@@ -89,3 +89,31 @@ func backlogAge(ctx context.Context, js jetstream.JetStream, topo pipeline.Topol
 	}
 	return time.Since(msg.Time).Seconds()
 }
+
+// sweepOrphans removes acknowledged requests the server left in the
+// work-queue request stream (pipeline.OrphanSweeper), shortly after start
+// and then every minute.
+func sweepOrphans(ctx context.Context, s *pipeline.OrphanSweeper, m *pipeline.Metrics, log zerolog.Logger) {
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		rep, err := s.Sweep(sctx)
+		cancel()
+		m.Orphans.WithLabelValues("deleted").Add(float64(rep.Deleted))
+		m.Orphans.WithLabelValues("kept").Add(float64(rep.Kept))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn().Err(err).Int("deleted", rep.Deleted).Msg("sweep acknowledged requests left in the request stream")
+		case rep.Deleted > 0 || rep.Kept > 0:
+			log.Warn().Int("deleted", rep.Deleted).Int("kept", rep.Kept).
+				Msg("acknowledged requests were left in the request stream by the server; deleted those the order store shows answered, kept the others for an operator")
+		}
+		t.Reset(time.Minute)
+	}
+}

@@ -130,6 +130,12 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}()
 	background.Go(func() { watchStore(bgCtx, db, log) })
 	background.Go(func() { refreshMetrics(bgCtx, metrics, cons, js, topo, db, p) })
+	reqStream, err := js.Stream(setupCtx, topo.WithDefaults().RequestStream)
+	if err != nil {
+		return fmt.Errorf("request stream: %w", err)
+	}
+	sweeper := &pipeline.OrphanSweeper{Stream: reqStream, Consumer: cons, Store: db, Validator: validator, Subjects: subjects}
+	background.Go(func() { sweepOrphans(bgCtx, sweeper, metrics, log) })
 	if o.httpListen != "" {
 		secrets := map[string][]byte{}
 		for _, pc := range cfg.Partners {

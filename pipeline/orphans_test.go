@@ -1,0 +1,111 @@
+package pipeline_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestOrphanSweeper stands in for the server's lost deletions with a
+// limits-retention request stream, where acknowledged messages stay: the
+// sweeper deletes the acknowledged requests the store shows answered, keeps
+// the acknowledged ones it cannot prove answered, and never touches a
+// request that is not acknowledged yet.
+func TestOrphanSweeper(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := t.Context()
+	subjects := schemas.Subjects{}
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: pipeline.DefaultRequestStream, Subjects: []string{subjects.RequestFilter()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: pipeline.DefaultDurable, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	answered := issueRequest(t, nuonuoSeller, "ORPHAN-1", nil)
+	changed := issueRequest(t, nuonuoSeller, "ORPHAN-2", nil) // the store holds a different body
+	invalid := []byte(`{"schemaVersion":"1","kind":"issue"}`)
+	pending := issueRequest(t, nuonuoSeller, "ORPHAN-4", nil)
+	for _, body := range [][]byte{answered, changed, invalid, pending} {
+		if _, err := js.Publish(ctx, subjects.Request(nuonuoSeller), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store: ORPHAN-1 issued for its body, ORPHAN-2 issued for another.
+	for _, o := range []struct {
+		body []byte
+		fp   string
+	}{{answered, ""}, {changed, "0000000000000000000000000000000000000000000000000000000000000000"}} {
+		d, err := v.Decode(o.body, nuonuoSeller)
+		if err != nil || !d.Valid() {
+			t.Fatalf("decode: %v %v", err, d)
+		}
+		fp := d.Fingerprint
+		if o.fp != "" {
+			fp = o.fp
+		}
+		rec := schemas.OrderRecord{Seller: nuonuoSeller, OrderNo: d.Request.OrderNo, Kind: schemas.KindIssue, State: schemas.StateSubmitting,
+			Fingerprint: fp, Provider: "nuonuo", ReceivedAt: time.Now()}
+		if rec, err = db.Put(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.State = schemas.StateIssued
+		if _, err = db.Put(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Acknowledge the first three; the fourth stays pending.
+	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("fetched %d", n)
+	}
+
+	sw := &pipeline.OrphanSweeper{Stream: stream, Consumer: cons, Store: db, Validator: v, Subjects: subjects}
+	rep, err := sw.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Deleted != 1 || rep.Kept != 2 {
+		t.Fatalf("swept %+v, want 1 deleted and 2 kept", rep)
+	}
+	left := map[uint64]bool{}
+	for seq := uint64(1); seq <= 4; seq++ {
+		if _, err := stream.GetMsg(ctx, seq); err == nil {
+			left[seq] = true
+		}
+	}
+	if left[1] || !left[2] || !left[3] || !left[4] {
+		t.Fatalf("left in the stream: %v; want #2, #3 (unproven) and #4 (pending)", left)
+	}
+	// A second sweep finds nothing more to delete.
+	if rep, err := sw.Sweep(context.Background()); err != nil || rep.Deleted != 0 {
+		t.Fatalf("second sweep %+v %v", rep, err)
+	}
+}
