@@ -92,7 +92,8 @@ func backlogAge(ctx context.Context, js jetstream.JetStream, topo pipeline.Topol
 
 // sweepOrphans removes acknowledged requests the server left in the
 // work-queue request stream (pipeline.OrphanSweeper), shortly after start
-// and then every minute.
+// and then every 15 seconds (a sweep with nothing to do is one consumer
+// info and one message lookup).
 func sweepOrphans(ctx context.Context, s *pipeline.OrphanSweeper, m *pipeline.Metrics, log zerolog.Logger) {
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
@@ -114,6 +115,6 @@ func sweepOrphans(ctx context.Context, s *pipeline.OrphanSweeper, m *pipeline.Me
 			log.Warn().Int("deleted", rep.Deleted).Int("kept", rep.Kept).
 				Msg("acknowledged requests were left in the request stream by the server; deleted those the order store shows answered, kept the others for an operator")
 		}
-		t.Reset(time.Minute)
+		t.Reset(15 * time.Second)
 	}
 }
