@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
@@ -38,6 +39,7 @@ type options struct {
 	configFile   string
 	natsURL      string
 	natsCreds    string
+	inboxPrefix  string
 	tlsCert      string
 	tlsKey       string
 	tlsCA        string
@@ -125,6 +127,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.StringVar(&o.configFile, "config", env("INVOICE_CONFIG", ""), "YAML file mapping sellers to providers and credentials (INVOICE_CONFIG); without it the in-process sandbox serves demo sellers")
 	fs.StringVar(&o.natsURL, "nats-url", env("NATS_URL", ""), "external NATS server(s) to use instead of the embedded one (NATS_URL)")
 	fs.StringVar(&o.natsCreds, "creds", env("NATS_CREDS", ""), "NATS credentials file for --nats-url (NATS_CREDS)")
+	fs.StringVar(&o.inboxPrefix, "inbox-prefix", env("INVOICE_INBOX_PREFIX", ""), `first token(s) of this client's reply subjects, e.g. _INBOX_invoicer, so that the NATS server can let each user read only its own replies; "" is nats.go's _INBOX (INVOICE_INBOX_PREFIX)`)
 	fs.StringVar(&o.tlsCert, "tls-cert", env("INVOICE_TLS_CERT", ""), "client certificate for --nats-url (INVOICE_TLS_CERT)")
 	fs.StringVar(&o.tlsKey, "tls-key", env("INVOICE_TLS_KEY", ""), "client key for --nats-url (INVOICE_TLS_KEY)")
 	fs.StringVar(&o.tlsCA, "tls-ca", env("INVOICE_TLS_CA", ""), "CA certificate to verify the NATS server (INVOICE_TLS_CA)")
@@ -184,6 +187,12 @@ func (o *options) validate() error {
 	if o.natsURL == "" && (o.natsCreds != "" || o.tlsCert != "" || o.tlsCA != "") {
 		errs = append(errs, errors.New("--creds and --tls-* apply to --nats-url only"))
 	}
+	// Unlike --creds and --tls-*, the inbox prefix applies to the embedded
+	// server too (it is harmless there), so one environment may set it for
+	// both modes.
+	if err := checkInboxPrefix(o.inboxPrefix); err != nil {
+		errs = append(errs, err)
+	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
@@ -196,6 +205,23 @@ func (o *options) validate() error {
 		errs = append(errs, errors.New("--ack-wait must be at least 1s"))
 	}
 	return errors.Join(errs...)
+}
+
+// checkInboxPrefix accepts "" (nats.go's default inbox) or a subject
+// prefix: tokens separated by dots, none empty, without wildcards, spaces
+// or control characters.
+func checkInboxPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool {
+			return r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r)
+		}) {
+			return fmt.Errorf("--inbox-prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces, such as _INBOX_invoicer", p)
+		}
+	}
+	return nil
 }
 
 // newLogger builds the one logger of the process: console format on a

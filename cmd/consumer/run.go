@@ -214,7 +214,8 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 }
 
 // connectNATS connects to the embedded server in process, or to --nats-url
-// with the NATS conventions for credentials and TLS.
+// with the NATS conventions for credentials and TLS; on either, replies come
+// under --inbox-prefix when it is set.
 func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn, error) {
 	nlog := log.With().Str("component", "nats").Logger()
 	opts := []nats.Option{
@@ -229,6 +230,12 @@ func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn,
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { nlog.Info().Str("url", c.ConnectedUrlRedacted()).Msg("reconnected to NATS") }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { nlog.Warn().Err(err).Msg("NATS error") }),
+	}
+	if o.inboxPrefix != "" {
+		// Replies of every kind — JetStream API answers, PubAcks, pulled
+		// messages, key-value and object reads, request replies — arrive
+		// under this prefix, which the server can allow to this user only.
+		opts = append(opts, nats.CustomInboxPrefix(o.inboxPrefix))
 	}
 	url := o.natsURL
 	if ns != nil {
