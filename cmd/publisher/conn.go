@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
@@ -18,10 +19,11 @@ import (
 // globals are the connection flags every subcommand that talks to NATS
 // shares. Their defaults come from the environment, as in the nats CLI.
 type globals struct {
-	server  string
-	creds   string
-	prefix  string
-	timeout time.Duration
+	server      string
+	creds       string
+	inboxPrefix string // "": nats.go's _INBOX
+	prefix      string
+	timeout     time.Duration
 }
 
 // defaultTimeout bounds connecting, acknowledgements and requests.
@@ -30,6 +32,7 @@ const defaultTimeout = 5 * time.Second
 func (g *globals) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&g.server, "server", "s", envOr("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma separated (NATS_URL)")
 	fs.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS user credentials file (NATS_CREDS)")
+	fs.StringVar(&g.inboxPrefix, "inbox-prefix", os.Getenv("INVOICE_INBOX_PREFIX"), `first token(s) of this client's reply subjects, the one its NATS user may read (e.g. _INBOX_orders); "" is nats.go's _INBOX (INVOICE_INBOX_PREFIX)`)
 	fs.StringVar(&g.prefix, "prefix", envOr("INVOICE_PREFIX", schemas.DefaultPrefix), "first token(s) of every subject, as the consumer's --prefix (INVOICE_PREFIX)")
 	fs.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long to wait for NATS: connecting, each acknowledgement, the status service, publish --wait")
 }
@@ -52,12 +55,26 @@ func (g *globals) check() error {
 	if g.prefix == "" {
 		return usageError("--prefix must not be empty")
 	}
-	for _, tok := range strings.Split(g.prefix, ".") {
-		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
-			return usageError("--prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces", g.prefix)
-		}
+	if !subjectPrefix(g.prefix) {
+		return usageError("--prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces", g.prefix)
+	}
+	if g.inboxPrefix != "" && !subjectPrefix(g.inboxPrefix) {
+		return usageError("--inbox-prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces, such as _INBOX_orders", g.inboxPrefix)
 	}
 	return nil
+}
+
+// subjectPrefix reports whether p is one or more subject tokens separated
+// by dots, none empty, without wildcards, spaces or control characters.
+func subjectPrefix(p string) bool {
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool {
+			return r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r)
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // session is a connection to NATS with its JetStream context.
@@ -68,7 +85,9 @@ type session struct {
 	subjects schemas.Subjects
 }
 
-// connect opens a session. Its errors are exitErrors with exitTrouble (or
+// connect opens a session; every connection the publisher makes (bench's
+// relay connection too) is opened here, so all take their replies under
+// --inbox-prefix. Its errors are exitErrors with exitTrouble (or
 // exitUsage for bad flags) and say where it tried to connect, without the
 // password of a URL.
 func (g *globals) connect() (*session, error) {
@@ -85,6 +104,11 @@ func (g *globals) connect() (*session, error) {
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("credentials file (--creds, NATS_CREDS): %w", err)}
 		}
 		opts = append(opts, nats.UserCredentials(g.creds))
+	}
+	if g.inboxPrefix != "" {
+		// JetStream API answers, PubAcks, pulled messages, key-value reads
+		// and status replies all arrive under it.
+		opts = append(opts, nats.CustomInboxPrefix(g.inboxPrefix))
 	}
 	nc, err := nats.Connect(g.server, opts...)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +53,14 @@ type natsEnv struct {
 	js  jetstream.JetStream
 }
 
+// The users of every MustNATS server: connections without a user are
+// "test" and may do anything; inboxUser may publish anything but subscribe
+// only to its own inbox, inboxPrefix.>, as each role of deploy/accounts.conf.
+const (
+	inboxUser, inboxPassword = "client", "client-test-password"
+	inboxPrefix              = "_INBOX_client"
+)
+
 // MustNATS starts the server and creates the streams as the consumer does.
 func MustNATS(tb testing.TB) *natsEnv {
 	tb.Helper()
@@ -59,6 +68,13 @@ func MustNATS(tb testing.TB) *natsEnv {
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "publisher-test", Host: "127.0.0.1", Port: -1,
 		JetStream: true, StoreDir: filepath.Join(dir, "js"), NoSigs: true, NoLog: true,
+		Users: []*server.User{
+			{Username: "test", Password: "test-password"},
+			{Username: inboxUser, Password: inboxPassword, Permissions: &server.Permissions{
+				Subscribe: &server.SubjectPermission{Allow: []string{inboxPrefix + ".>"}},
+			}},
+		},
+		NoAuthUser: "test",
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -86,6 +102,11 @@ func MustNATS(tb testing.TB) *natsEnv {
 		tb.Fatal(err)
 	}
 	return &natsEnv{t: tb, dir: dir, ns: ns, url: ns.ClientURL(), nc: nc, js: js}
+}
+
+// inboxURL is the server's URL with inboxUser's name and password.
+func (e *natsEnv) inboxURL() string {
+	return strings.Replace(e.url, "nats://", "nats://"+inboxUser+":"+inboxPassword+"@", 1)
 }
 
 // cli runs the publisher against the server.
