@@ -34,16 +34,18 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the generated stream and consumer definitions under streams/")
 
-// A role is one user of accounts.conf and the environment variable its
-// password (here: its bcrypt hash) is read from.
-type role struct{ user, env string }
+// A role is one user of accounts.conf, the environment variable its
+// password (here: its bcrypt hash) is read from, and the inbox prefix its
+// clients use (the only inbox it may subscribe to; "" for nats.go's
+// default).
+type role struct{ user, env, inbox string }
 
 var (
-	ordersRole     = role{"orders", "INVOICE_NATS_ORDERS_PASSWORD"}
-	consumerRole   = role{"invoicer", "INVOICE_NATS_CONSUMER_PASSWORD"}
-	downstreamRole = role{"downstream", "INVOICE_NATS_DOWNSTREAM_PASSWORD"}
-	sreRole        = role{"sre", "INVOICE_NATS_SRE_PASSWORD"}
-	sysRole        = role{"sys", "INVOICE_NATS_SYS_PASSWORD"}
+	ordersRole     = role{"orders", "INVOICE_NATS_ORDERS_PASSWORD", "_INBOX_orders"}
+	consumerRole   = role{"invoicer", "INVOICE_NATS_CONSUMER_PASSWORD", "_INBOX_invoicer"}
+	downstreamRole = role{"downstream", "INVOICE_NATS_DOWNSTREAM_PASSWORD", "_INBOX_downstream"}
+	sreRole        = role{"sre", "INVOICE_NATS_SRE_PASSWORD", "_INBOX_sre"}
+	sysRole        = role{"sys", "INVOICE_NATS_SYS_PASSWORD", ""}
 	allRoles       = []role{ordersRole, consumerRole, downstreamRole, sreRole, sysRole}
 )
 
@@ -246,10 +248,13 @@ type client struct {
 	errs []error
 }
 
-// connect connects as r to urls (comma separated).
+// connect connects as r to urls (comma separated), with r's inbox prefix.
 func connect(t *testing.T, urls string, r role, opts ...nats.Option) *client {
 	t.Helper()
 	c := &client{}
+	if r.inbox != "" {
+		opts = append([]nats.Option{nats.CustomInboxPrefix(r.inbox)}, opts...)
+	}
 	opts = append([]nats.Option{
 		nats.Name("deploy-test-" + r.user),
 		nats.UserInfo(r.user, passwords[r.user]),
@@ -276,11 +281,17 @@ func connect(t *testing.T, urls string, r role, opts ...nats.Option) *client {
 
 // violation waits (at most 2s) for a permissions violation naming subject.
 func (c *client) violation(subject string) error {
+	return c.violationMatching(`"` + subject + `"`)
+}
+
+// violationMatching waits (at most 2s) for a permissions violation whose
+// text contains s.
+func (c *client) violationMatching(s string) error {
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		c.mu.Lock()
 		for _, err := range c.errs {
-			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subject+`"`) {
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), s) {
 				c.mu.Unlock()
 				return err
 			}
@@ -453,7 +464,8 @@ type consumer struct {
 }
 
 // startConsumer runs the consumer as the invoicer user against urls (comma
-// separated), the password in NATS_URL as README.md says, and waits until it
+// separated), the password in NATS_URL and its inbox prefix in
+// INVOICE_INBOX_PREFIX as consumer.env.example sets them, and waits until it
 // is ready.
 func startConsumer(t *testing.T, b binaries, urls, config string, args ...string) *consumer {
 	t.Helper()
@@ -464,7 +476,8 @@ func startConsumer(t *testing.T, b binaries, urls, config string, args ...string
 	c := &consumer{http: freeAddr(t)}
 	args = append([]string{"--config", config, "--data", t.TempDir(), "--http", c.http, "--log-format", "json",
 		"--workers", "4", "--shutdown-timeout", "10s", "--provider-timeout", "5s"}, args...)
-	c.proc = startProc(t, "consumer "+strings.Join(args[len(args)-4:], " "), b.consumer, []string{"NATS_URL=" + strings.Join(withAuth, ",")}, args...)
+	c.proc = startProc(t, "consumer "+strings.Join(args[len(args)-4:], " "), b.consumer,
+		[]string{"NATS_URL=" + strings.Join(withAuth, ","), "INVOICE_INBOX_PREFIX=" + consumerRole.inbox}, args...)
 	waitHTTP(t, "http://"+c.http+"/readyz", 60*time.Second, c.proc)
 	return c
 }

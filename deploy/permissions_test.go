@@ -25,14 +25,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// runPublisher runs the publisher binary as r against url and returns its
-// standard output and error and its exit code.
+// runPublisher runs the publisher binary as r against url, with r's inbox
+// prefix in INVOICE_INBOX_PREFIX, and returns its standard output and error
+// and its exit code.
 func runPublisher(t *testing.T, b binaries, r role, url string, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, b.publisher, args...)
-	cmd.Env = append(os.Environ(), "NATS_URL="+strings.Replace(url, "nats://", "nats://"+r.user+":"+passwords[r.user]+"@", 1))
+	cmd.Env = append(os.Environ(), "NATS_URL="+strings.Replace(url, "nats://", "nats://"+r.user+":"+passwords[r.user]+"@", 1),
+		"INVOICE_INBOX_PREFIX="+r.inbox)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	var ee *exec.ExitError
@@ -45,11 +47,12 @@ func runPublisher(t *testing.T, b binaries, r role, url string, args ...string) 
 }
 
 // TestPermissions runs a server from nats-server.conf and checks each role
-// with the real programs: the consumer issues invoices as the invoicer user,
-// the publisher publishes as an order system, tails and asks status as a
-// downstream service, and lists and replays dead letters as an SRE — none
-// of them refused anything — and then that each role is refused what it
-// must not do, by the server's permissions violation.
+// with the real programs, each client on its role's own inbox prefix: the
+// consumer issues invoices as the invoicer user, the publisher publishes as
+// an order system, tails and asks status as a downstream service, and lists
+// and replays dead letters as an SRE — none of them refused anything — and
+// then that each role is refused what it must not do, by the server's
+// permissions violation: among it, reading any inbox but its own.
 func TestPermissions(t *testing.T) {
 	b := bins(t)
 	srv := startServer(t, "nats-server.conf")
@@ -244,6 +247,27 @@ func checkRefusals(t *testing.T, srv *natsServer) {
 		{"consumer purges the request stream", consumerRole, false, "$JS.API.STREAM.PURGE.INVOICE_REQUESTS", false},
 		{"consumer reads the replay marks", consumerRole, false, "$KV.INVOICE_DLQ_REPLAYS.1", false},
 		{"consumer subscribes to results", consumerRole, true, "invoice.result.>", false},
+
+		// Replies: each role reads its own inbox only, and nobody
+		// publishes into one (the consumer answers through allow_responses).
+		{"order system reads every inbox", ordersRole, true, "_INBOX.>", false},
+		{"order system reads the consumer's inbox", ordersRole, true, "_INBOX_invoicer.>", false},
+		{"order system reads one consumer reply", ordersRole, true, "_INBOX_invoicer.abc.*", false},
+		{"order system reads everything", ordersRole, true, ">", false},
+		{"order system forges a reply to the consumer", ordersRole, false, "_INBOX_invoicer.abc.def", false},
+		{"order system reads its own inbox", ordersRole, true, "_INBOX_orders.>", true},
+		{"downstream reads every inbox", downstreamRole, true, "_INBOX.>", false},
+		{"downstream reads the consumer's inbox", downstreamRole, true, "_INBOX_invoicer.>", false},
+		{"downstream reads the SREs' inbox", downstreamRole, true, "_INBOX_sre.>", false},
+		{"downstream reads its own inbox", downstreamRole, true, "_INBOX_downstream.>", true},
+		{"SRE reads every inbox", sreRole, true, "_INBOX.>", false},
+		{"SRE reads the consumer's inbox", sreRole, true, "_INBOX_invoicer.>", false},
+		{"SRE reads downstream's inbox", sreRole, true, "_INBOX_downstream.>", false},
+		{"SRE reads its own inbox", sreRole, true, "_INBOX_sre.>", true},
+		{"consumer reads every inbox", consumerRole, true, "_INBOX.>", false},
+		{"consumer reads downstream's inbox", consumerRole, true, "_INBOX_downstream.>", false},
+		{"consumer publishes into downstream's inbox", consumerRole, false, "_INBOX_downstream.abc.def", false},
+		{"consumer reads its own inbox", consumerRole, true, "_INBOX_invoicer.>", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,6 +299,31 @@ func checkRefusals(t *testing.T, srv *natsServer) {
 			t.Errorf("the server logged no violation for %s", r.user)
 		}
 	}
+
+	t.Run("a client without its inbox prefix", func(t *testing.T) {
+		// The role's password is right, but nats.go's default inbox is not
+		// its own: the first reply subscription is refused and the
+		// request gets no answer.
+		b := bins(t)
+		noPrefix := downstreamRole
+		noPrefix.inbox = ""
+		out, code := runPublisher(t, b, noPrefix, srv.url, "status", "--timeout", "1s", nuonuoSellers[0], "PERM-1")
+		if code != 3 {
+			t.Errorf("publisher status as downstream without INVOICE_INBOX_PREFIX: exit %d, want 3\n%s", code, out)
+		}
+		if !strings.Contains(out, `Permissions Violation for Subscription to "_INBOX.`) {
+			t.Errorf("no permissions violation for _INBOX:\n%s", out)
+		}
+		c := connect(t, srv.url, noPrefix)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := c.js.Stream(ctx, pipeline.DefaultResultStream); err == nil {
+			t.Error("a JetStream answer reached _INBOX")
+		}
+		if err := c.violationMatching(`Subscription to "_INBOX.`); err == nil {
+			t.Error("no permissions violation for the _INBOX subscription")
+		}
+	})
 
 	t.Run("wrong password", func(t *testing.T) {
 		nc, err := nats.Connect(srv.url, nats.UserInfo(sreRole.user, "not-the-password"), nats.MaxReconnects(0))
