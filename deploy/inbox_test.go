@@ -13,7 +13,8 @@ import (
 // TestInboxes checks, in every server configuration, that each role may
 // subscribe to exactly one inbox, its own _INBOX_<user>.>, may publish into
 // none, and that only the consumer answers requests (allow_responses); and
-// that the consumer's deployments give it its inbox prefix.
+// that the consumer's deployments and README.md give each role's clients
+// that inbox prefix.
 func TestInboxes(t *testing.T) {
 	roles := map[string]role{}
 	for _, r := range []role{ordersRole, consumerRole, downstreamRole, sreRole} {
@@ -97,4 +98,15 @@ func TestInboxes(t *testing.T) {
 		}
 	})
 
+	t.Run("README.md", func(t *testing.T) {
+		data, err := os.ReadFile("README.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range roles {
+			if !strings.Contains(string(data), "INVOICE_INBOX_PREFIX="+r.inbox) {
+				t.Errorf("README.md never sets INVOICE_INBOX_PREFIX=%s for the %s user", r.inbox, r.user)
+			}
+		}
+	})
 }
