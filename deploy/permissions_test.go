@@ -246,6 +246,8 @@ func checkRefusals(t *testing.T, srv *natsServer) {
 		{"consumer deletes the result stream", consumerRole, false, "$JS.API.STREAM.DELETE.INVOICE_RESULTS", false},
 		{"consumer purges the request stream", consumerRole, false, "$JS.API.STREAM.PURGE.INVOICE_REQUESTS", false},
 		{"consumer reads the replay marks", consumerRole, false, "$KV.INVOICE_DLQ_REPLAYS.1", false},
+		{"consumer deletes an orphaned request", consumerRole, false, "$JS.API.STREAM.MSG.DELETE.INVOICE_REQUESTS", true},
+		{"SRE deletes a request", sreRole, false, "$JS.API.STREAM.MSG.DELETE.INVOICE_REQUESTS", false},
 		{"consumer subscribes to results", consumerRole, true, "invoice.result.>", false},
 
 		// Replies: each role reads its own inbox only, and nobody
