@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -136,5 +138,24 @@ func TestRedactURL(t *testing.T) {
 	got := redactURL("nats://user:pw@h1:4222,nats://h2:4222")
 	if strings.Contains(got, "pw") || !strings.Contains(got, "h2:4222") {
 		t.Fatal(got)
+	}
+}
+
+// TestSandboxSellersFile: deploy/sandbox-sellers.yaml, the README's config
+// for a consumer without the in-process sandbox, loads and names the
+// sandbox's own credentials.
+func TestSandboxSellersFile(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join("..", "..", "deploy", "sandbox-sellers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sellers) != 2 || cfg.Sellers[0].TaxNum != sandbox.DefaultNuonuoSeller || cfg.Sellers[1].TaxNum != sandbox.DefaultJumdataSeller {
+		t.Fatalf("sellers %+v", cfg.Sellers)
+	}
+	n, j := cfg.Sellers[0].Nuonuo, cfg.Sellers[1].Jumdata
+	if n.AppKey != sandbox.DefaultNuonuoAppKey || n.AppSecret != sandbox.DefaultNuonuoAppSecret || n.AccessToken != sandbox.DefaultNuonuoToken ||
+		j.AppID != sandbox.DefaultJumdataAppID || j.AppSecret != sandbox.DefaultJumdataSecret || j.Token != sandbox.DefaultJumdataToken ||
+		j.DQ != sandbox.DefaultJumdataDQ || j.Gryhm != sandbox.DefaultJumdataGryhm {
+		t.Fatalf("credentials differ from the sandbox's defaults: %+v %+v", n, j)
 	}
 }
