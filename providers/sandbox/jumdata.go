@@ -222,7 +222,7 @@ func (st *jumdataState) next() uint64 {
 // jdTask is one blue-invoice task.
 type jdTask struct {
 	seller, taskID, orderNo string
-	raw                     string // invoiceData exactly as received
+	rawSum                  [sha256.Size]byte // of invoiceData exactly as received: a resubmission must be identical
 	doc                     *jdDoc
 	lines                   []jdAmounts
 	hjje, hjse, jshj        decimal.Decimal
@@ -712,7 +712,7 @@ func (s *Server) jdBlueSubmit(p url.Values, now time.Time) jdReply {
 	key := seller + "\x00" + taskID
 	t := st.tasks[key]
 	switch {
-	case t != nil && t.raw != raw:
+	case t != nil && t.rawSum != sha256.Sum256([]byte(raw)):
 		s.stats.submission("jumdata", seller, doc.Ddh)
 		return jdFail(400, "参数错误: taskId %s 已用于其他开票数据, 同一taskId须使用相同参数", taskID)
 	case t != nil:
@@ -720,7 +720,7 @@ func (s *Server) jdBlueSubmit(p url.Values, now time.Time) jdReply {
 		s.stats.query("jumdata", seller, t.orderNo)
 	default:
 		t = &jdTask{
-			seller: seller, taskID: taskID, orderNo: doc.Ddh, raw: raw, doc: &doc,
+			seller: seller, taskID: taskID, orderNo: doc.Ddh, rawSum: sha256.Sum256([]byte(raw)), doc: &doc,
 			lines: lines, hjje: hjje, hjse: hjse, jshj: jshj, created: now, calls: 1,
 		}
 		st.tasks[key] = t
