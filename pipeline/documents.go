@@ -154,9 +154,8 @@ type DocumentKeeper struct {
 
 	stopping atomic.Bool
 	drain    chan struct{} // closed by Stop: work what is queued, then return
+	abort    chan struct{} // closed when Stop's context ends: give up at once
 	stopOnce sync.Once
-	ctx      context.Context
-	cancel   context.CancelFunc
 	workers  sync.WaitGroup
 }
 
@@ -177,9 +176,8 @@ func NewDocumentKeeper(docs Documents, cfg KeeperConfig, metrics *Metrics) *Docu
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultDocumentTimeout
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	k := &DocumentKeeper{docs: docs, cfg: cfg, queue: make(chan docJob, cfg.Queue), metrics: metrics,
-		drain: make(chan struct{}), ctx: ctx, cancel: cancel}
+		drain: make(chan struct{}), abort: make(chan struct{})}
 	for range cfg.Workers {
 		k.workers.Go(k.work)
 	}
@@ -212,10 +210,9 @@ func (k *DocumentKeeper) Stop(ctx context.Context) {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			k.cancel()
+			close(k.abort)
 			<-done
 		}
-		k.cancel()
 	})
 }
 
@@ -231,17 +228,32 @@ func (k *DocumentKeeper) work() {
 				return // stopped and nothing left
 			}
 		}
-		if k.ctx.Err() != nil {
+		select {
+		case <-k.abort:
 			k.metrics.document("deferred")
 			continue
+		default:
 		}
-		ctx, cancel := context.WithTimeout(k.ctx, k.cfg.Timeout)
-		_, err := k.docs.Keep(ctx, job.key, job.invoices)
-		cancel()
-		if err != nil {
+		if err := k.keep(job); err != nil {
 			k.metrics.document("failed")
 		} else {
 			k.metrics.document("kept")
 		}
 	}
+}
+
+// keep keeps one order's documents within the keeper's timeout, giving up
+// early when Stop aborts.
+func (k *DocumentKeeper) keep(job docJob) error {
+	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-k.abort:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, err := k.docs.Keep(ctx, job.key, job.invoices)
+	return err
 }

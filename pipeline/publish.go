@@ -95,11 +95,7 @@ func (p *JetStreamPublisher) PublishResultAsync(res *schemas.Result, msgID strin
 				return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, ctx.Err())
 			}
 		}
-		retry, _ := p.resultMsg(res) // a fresh message: the first one belongs to its future
-		if err := p.publish(ctx, retry, msgID); err != nil {
-			return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, err)
-		}
-		return nil
+		return p.PublishResult(ctx, res, msgID) // a fresh message: the first one belongs to its future
 	}
 }
 
