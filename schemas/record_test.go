@@ -137,3 +137,14 @@ func TestSubjects(t *testing.T) {
 		t.Error("empty token")
 	}
 }
+
+func TestValidSubjectPrefix(t *testing.T) {
+	for p, want := range map[string]bool{
+		"invoice": true, "acme.invoice": true, "_INBOX_orders": true,
+		"": false, "a..b": false, ".a": false, "a.": false, "a.*": false, "a.>": false, "a b": false, "a\tb": false, "a\x01": false,
+	} {
+		if got := schemas.ValidSubjectPrefix(p); got != want {
+			t.Errorf("ValidSubjectPrefix(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

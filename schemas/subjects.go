@@ -1,6 +1,9 @@
 package schemas
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+)
 
 // DefaultPrefix is the first token of every subject this service uses.
 const DefaultPrefix = "invoice"
@@ -75,3 +78,17 @@ func SubjectToken(s string) string {
 
 // Status is the subject of the status service (request/reply).
 func (s Subjects) Status() string { return s.prefix() + ".status" }
+
+// ValidSubjectPrefix reports whether p can start subjects: one or more
+// tokens separated by dots, none empty, without wildcards, spaces or
+// control characters. It checks a --prefix or an inbox prefix.
+func ValidSubjectPrefix(p string) bool {
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool {
+			return r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r)
+		}) {
+			return false
+		}
+	}
+	return true
+}

@@ -159,3 +159,18 @@ func TestSandboxSellersFile(t *testing.T) {
 		t.Fatalf("credentials differ from the sandbox's defaults: %+v %+v", n, j)
 	}
 }
+
+// TestPrefixFlagIsChecked: a --prefix that cannot start a subject is a
+// usage error at start, not a stream-creation failure later.
+func TestPrefixFlagIsChecked(t *testing.T) {
+	for _, p := range []string{"acme.invoice", "invoice"} {
+		if _, err := parseFlags([]string{"--prefix", p}, func(string) string { return "" }); err != nil {
+			t.Errorf("--prefix %q: %v", p, err)
+		}
+	}
+	for _, p := range []string{"", "in voice", "invoice.>", "a..b"} {
+		if _, err := parseFlags([]string{"--prefix", p}, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "--prefix") {
+			t.Errorf("--prefix %q: error %v, want one naming --prefix", p, err)
+		}
+	}
+}

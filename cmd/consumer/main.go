@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
@@ -181,8 +180,11 @@ func (o *options) validate() error {
 	// Unlike --creds and --tls-*, the inbox prefix applies to the embedded
 	// server too (it is harmless there), so one environment may set it for
 	// both modes.
-	if err := checkInboxPrefix(o.inboxPrefix); err != nil {
-		errs = append(errs, err)
+	if o.inboxPrefix != "" && !schemas.ValidSubjectPrefix(o.inboxPrefix) {
+		errs = append(errs, fmt.Errorf("--inbox-prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces, such as _INBOX_invoicer", o.inboxPrefix))
+	}
+	if !schemas.ValidSubjectPrefix(o.prefix) {
+		errs = append(errs, fmt.Errorf("--prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces", o.prefix))
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
@@ -196,23 +198,6 @@ func (o *options) validate() error {
 		errs = append(errs, errors.New("--ack-wait must be at least 1s"))
 	}
 	return errors.Join(errs...)
-}
-
-// checkInboxPrefix accepts "" (nats.go's default inbox) or a subject
-// prefix: tokens separated by dots, none empty, without wildcards, spaces
-// or control characters.
-func checkInboxPrefix(p string) error {
-	if p == "" {
-		return nil
-	}
-	for _, tok := range strings.Split(p, ".") {
-		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool {
-			return r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r)
-		}) {
-			return fmt.Errorf("--inbox-prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces, such as _INBOX_invoicer", p)
-		}
-	}
-	return nil
 }
 
 // newLogger builds the one logger of the process: console format on a

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
@@ -55,26 +54,13 @@ func (g *globals) check() error {
 	if g.prefix == "" {
 		return usageError("--prefix must not be empty")
 	}
-	if !subjectPrefix(g.prefix) {
+	if !schemas.ValidSubjectPrefix(g.prefix) {
 		return usageError("--prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces", g.prefix)
 	}
-	if g.inboxPrefix != "" && !subjectPrefix(g.inboxPrefix) {
+	if g.inboxPrefix != "" && !schemas.ValidSubjectPrefix(g.inboxPrefix) {
 		return usageError("--inbox-prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces, such as _INBOX_orders", g.inboxPrefix)
 	}
 	return nil
-}
-
-// subjectPrefix reports whether p is one or more subject tokens separated
-// by dots, none empty, without wildcards, spaces or control characters.
-func subjectPrefix(p string) bool {
-	for _, tok := range strings.Split(p, ".") {
-		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool {
-			return r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r)
-		}) {
-			return false
-		}
-	}
-	return true
 }
 
 // session is a connection to NATS with its JetStream context.
