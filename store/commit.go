@@ -154,7 +154,6 @@ func (db *DB) commit(batch []*request) {
 	default:
 		db.commits.Add(1)
 		db.batched.Add(int64(len(batch)))
-		db.setHealth(nil)
 	}
 	for _, r := range batch {
 		close(r.done)

@@ -279,7 +279,17 @@ func childDiskFull(t *testing.T) {
 		}
 	}
 
-	// The disk recovers: the failed round goes through and Healthy clears.
+	// While the file cannot grow, a probe fails on its headroom write even
+	// when a small heartbeat commit would fit in freed pages.
+	if err := db.Probe(ctx); !errors.Is(err, store.ErrWriteFailed) || !strings.Contains(err.Error(), "room for the store to grow") {
+		t.Fatalf("Probe under the file size limit = %v, want a headroom failure", err)
+	}
+	if h := db.Healthy(); !errors.Is(h, store.ErrWriteFailed) {
+		t.Fatalf("Healthy after the failed probe = %v, want ErrWriteFailed", h)
+	}
+
+	// The disk recovers: the failed round goes through, but only a probe
+	// clears Healthy.
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
 		t.Fatal(err)
 	}
@@ -290,8 +300,17 @@ func childDiskFull(t *testing.T) {
 			t.Fatalf("write after the limit was raised: %v", r.err)
 		}
 	}
+	if h := db.Healthy(); !errors.Is(h, store.ErrWriteFailed) {
+		t.Fatalf("Healthy after a successful commit but no probe = %v, want the failure still reported", h)
+	}
+	if err := db.Probe(ctx); err != nil {
+		t.Fatalf("Probe after the limit was raised: %v", err)
+	}
 	if h := db.Healthy(); h != nil {
-		t.Fatalf("Healthy after a successful commit = %v", h)
+		t.Fatalf("Healthy after a successful probe = %v", h)
+	}
+	if _, err := os.Stat(cfg.Path + ".probe"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the probe left its scratch file behind: %v", err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)

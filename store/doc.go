@@ -68,7 +68,8 @@
 // nothing and is answered with its error; the others in its batch go on. If
 // the transaction fails to commit, every write in it is answered with an
 // error wrapping ErrWriteFailed, none is acknowledged, and Healthy reports
-// the failure until a later commit succeeds.
+// the failure until a Probe succeeds: a scratch write of the file's next
+// growth beside it, and a heartbeat commit.
 //
 // bbolt's own DB.Batch is not used: it may run a function twice, and it
 // cannot answer a failed check without failing or retrying its neighbours.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,7 @@ var (
 	// ErrWriteFailed is returned by Put and Prune when the transaction that
 	// carried the write could not be committed (disk full, file size limit,
 	// I/O error). Nothing of that transaction is acknowledged; Healthy
-	// reports the failure until a commit succeeds.
+	// reports the failure until a Probe succeeds.
 	ErrWriteFailed = errors.New("order store write failed")
 	// ErrInvalidKey is returned by Get and Put when the seller or the order
 	// number is empty, contains a NUL byte, or the two are longer than a
@@ -97,6 +98,11 @@ type Config struct {
 	// NoSync skips fsync. For tests only: a write is then not durable when
 	// Put returns.
 	NoSync bool
+	// ProbeHeadroom is how many bytes Probe must be able to write (and
+	// fsync) to a scratch file beside the store before it clears a failure:
+	// room for bbolt's next growth of the file. 0 means the bbolt file's
+	// allocation step (16 MiB); a negative value skips the check.
+	ProbeHeadroom int64
 }
 
 // Validate reports a Config that Open cannot use.
@@ -236,10 +242,15 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Healthy returns nil while the store can commit: the error of the last
-// failed commit while no commit has succeeded since (wrapping
-// ErrWriteFailed), or ErrClosed after Close. While it returns an error the
-// consumer should report unready and stop acknowledging messages.
+// Healthy returns nil while the store can commit: after a commit fails it
+// returns that failure (wrapping ErrWriteFailed) until a Probe succeeds, and
+// ErrClosed after Close. While it returns an error the consumer should
+// report unready and take no new work.
+//
+// A commit that succeeds after a failure does not clear it: a full disk
+// still lets a transaction through when it fits in pages bbolt freed
+// earlier, and a consumer resuming on such luck would flap between taking
+// work and failing it. What such a commit wrote is durable all the same.
 func (db *DB) Healthy() error {
 	if db.closed.Load() {
 		return ErrClosed
@@ -249,16 +260,64 @@ func (db *DB) Healthy() error {
 	return db.lastErr
 }
 
-// Probe commits a tiny write (a heartbeat in the meta bucket) through the
-// commit goroutine and returns its error. A consumer that stopped writing
-// because Healthy reported a failed commit probes to find out when the disk
-// works again; a successful probe clears Healthy.
+// Probe finds out whether the store can write again: it writes and fsyncs
+// Config.ProbeHeadroom bytes to a scratch file beside the store (removed
+// again), so that the file has room to grow, then commits a tiny write (a
+// heartbeat in the meta bucket) through the commit goroutine. It returns
+// the first error; success clears Healthy. A consumer that stopped taking
+// work because Healthy reported a failed commit probes until it succeeds.
 func (db *DB) Probe(ctx context.Context) error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	if err := db.headroom(); err != nil {
+		err = fmt.Errorf("%w: probe: %w", ErrWriteFailed, err)
+		db.setHealth(err)
+		return err
+	}
 	req := &request{probe: time.Now(), done: make(chan struct{})}
 	if err := db.submit(ctx, req); err != nil {
 		return err
 	}
+	if req.err == nil {
+		db.setHealth(nil)
+	}
 	return req.err
+}
+
+// headroom writes Config.ProbeHeadroom bytes to the scratch file
+// Path+".probe", fsyncs it and removes it.
+func (db *DB) headroom() (err error) {
+	n := db.cfg.ProbeHeadroom
+	if n == 0 {
+		n = int64(db.bolt.AllocSize)
+	}
+	if n < 0 {
+		return nil
+	}
+	path := db.cfg.Path + ".probe"
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("room for the store to grow: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("room for the store to grow: %w", cerr)
+		}
+		if rerr := os.Remove(path); err == nil && rerr != nil {
+			err = fmt.Errorf("room for the store to grow: %w", rerr)
+		}
+	}()
+	chunk := make([]byte, min(n, 1<<20))
+	for left := n; left > 0; left -= int64(len(chunk)) {
+		if _, err := f.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
+			return fmt.Errorf("room for the store to grow (%d bytes): %w", n, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("room for the store to grow (%d bytes): %w", n, err)
+	}
+	return nil
 }
 
 // setHealth records the outcome of a commit.
