@@ -24,8 +24,9 @@ type Config struct {
 	// at most RetryMax. 0 means 1s and 2m.
 	RetryBase, RetryMax time.Duration
 	// PollSchedule is how long to wait before asking again about an order the
-	// provider accepted, by delivery: the n-th poll waits PollSchedule[n-1]
-	// (the last entry repeats). nil means 1s, 2s, 4s, 8s, 15s, 30s, 60s.
+	// provider accepted: the n-th time a delivery ends with the order still
+	// accepted (schemas.OrderRecord.Polls), it waits PollSchedule[n-1] (the
+	// last entry repeats). nil means 1s, 2s, 4s, 8s, 15s, 30s, 60s.
 	PollSchedule []time.Duration
 	// InlinePolls is how many times to ask right away, within the same
 	// delivery, about an order the provider has just accepted; 0 means 1,
@@ -112,8 +113,8 @@ func (c Config) retryDelay(n int, hint time.Duration) time.Duration {
 	return min(max(d, hint), max(c.RetryMax, hint))
 }
 
-// pollDelay is the wait before asking again about an accepted order on
-// delivery n, at least the provider's hint, with a little jitter.
+// pollDelay is the wait before asking again about an order accepted for
+// the n-th time, at least the provider's hint, with a little jitter.
 func (c Config) pollDelay(n int, hint time.Duration) time.Duration {
 	i := min(max(n-1, 0), len(c.PollSchedule)-1)
 	d := c.PollSchedule[i]

@@ -481,3 +481,34 @@ func TestLostResultPutsTheRequestBack(t *testing.T) {
 		t.Fatalf("%d results, want 1", n)
 	}
 }
+
+// The polling schedule starts when the provider accepts the order: the
+// transient failures before that do not push the first poll to the end of
+// the schedule.
+func TestPollingStartsWhenAccepted(t *testing.T) {
+	cfg := fast
+	cfg.RetryBase, cfg.RetryMax = 5*time.Millisecond, 10*time.Millisecond
+	cfg.PollSchedule = []time.Duration{50 * time.Millisecond, time.Hour}
+	cfg.InlinePolls = -1
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", HTTPStatus: 503, Times: 4},
+	}}}})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "POLL-LATE", nil), "")
+	// Deliveries 1-4 fail, 5 submits and is accepted, and the first poll
+	// (PollSchedule[0], not the hour of the schedule's second entry) issues.
+	res := h.waitResult(nuonuoSeller, "POLL-LATE", 1, 20*time.Second)
+	if res[0].Status != schemas.StatusIssued {
+		t.Fatalf("POLL-LATE: %s %+v", res[0].Status, res[0].Error)
+	}
+	if st := h.orderStats(nuonuoSeller, "POLL-LATE"); st.Issuances != 1 || st.Submissions != 1 {
+		t.Fatalf("sandbox: %+v, want one submission and one issuance", st)
+	}
+	rec, ok, err := h.db.Get(t.Context(), schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "POLL-LATE"})
+	if err != nil || !ok {
+		t.Fatalf("stored record: %v (found %t)", err, ok)
+	}
+	if rec.Polls != 1 {
+		t.Fatalf("record counts %d polls, want 1", rec.Polls)
+	}
+}

@@ -308,8 +308,9 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		}
 	case providers.Accepted:
 		o.rec.State = schemas.StateAccepted
+		o.rec.Polls++
 		if o.save(ctx) {
-			o.later(ctx, EventAccepted, o.p.cfg.pollDelay(o.m.Deliveries, a.RetryAfter), providerError(schemas.CodeRetriesExhausted, a), nil)
+			o.later(ctx, EventAccepted, o.p.cfg.pollDelay(o.rec.Polls, a.RetryAfter), providerError(schemas.CodeRetriesExhausted, a), nil)
 		}
 	case providers.ActionRequired:
 		if o.rec.State != schemas.StateActionRequired {

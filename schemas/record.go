@@ -83,6 +83,11 @@ type OrderRecord struct {
 	Attempts int `json:"attempts"`
 	// Submissions counts submit calls (as opposed to queries).
 	Submissions int `json:"submissions"`
+	// Polls counts the deliveries that ended with the provider still
+	// working on the order (accepted): the position in the polling
+	// schedule, which starts when the provider first accepts the order
+	// however many transient failures came before.
+	Polls int `json:"polls,omitempty"`
 	// LastError is the last error seen (the final one once rejected or failed).
 	LastError *ErrorInfo `json:"lastError,omitempty"`
 	// Invoices are the issued invoices.
