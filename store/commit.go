@@ -154,6 +154,15 @@ func (db *DB) commit(batch []*request) {
 	default:
 		db.commits.Add(1)
 		db.batched.Add(int64(len(batch)))
+		// Only a probe, whose headroom write succeeded before it was
+		// queued, clears a failure; it does so here, in commit order, so
+		// that a later failed commit is never hidden by an earlier probe.
+		for _, r := range batch {
+			if !r.probe.IsZero() {
+				db.setHealth(nil)
+				break
+			}
+		}
 	}
 	for _, r := range batch {
 		close(r.done)

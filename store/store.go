@@ -264,8 +264,9 @@ func (db *DB) Healthy() error {
 // Config.ProbeHeadroom bytes to a scratch file beside the store (removed
 // again), so that the file has room to grow, then commits a tiny write (a
 // heartbeat in the meta bucket) through the commit goroutine. It returns
-// the first error; success clears Healthy. A consumer that stopped taking
-// work because Healthy reported a failed commit probes until it succeeds.
+// the first error, which Healthy then reports too; success clears Healthy.
+// A consumer that stopped taking work because Healthy reported a failed
+// commit probes until it succeeds.
 func (db *DB) Probe(ctx context.Context) error {
 	if db.closed.Load() {
 		return ErrClosed
@@ -279,10 +280,7 @@ func (db *DB) Probe(ctx context.Context) error {
 	if err := db.submit(ctx, req); err != nil {
 		return err
 	}
-	if req.err == nil {
-		db.setHealth(nil)
-	}
-	return req.err
+	return req.err // the commit goroutine cleared Healthy if it committed
 }
 
 // headroom writes Config.ProbeHeadroom bytes to the scratch file
