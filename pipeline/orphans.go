@@ -33,6 +33,10 @@ type OrphanSweeper struct {
 	Subjects  schemas.Subjects
 	// Max bounds the messages looked at in one sweep; 0 means 1000.
 	Max int
+
+	// next is the first sequence the next sweep looks at: a message kept
+	// once is counted and reported once, not again every sweep.
+	next uint64
 }
 
 // SweepReport says what one sweep did.
@@ -47,7 +51,9 @@ type SweepReport struct {
 // Sweep looks at the messages of the consumer's subjects below its ack
 // floor, oldest first, and deletes the proven orphans. It is safe to run at
 // any time: messages above the ack floor (pending, in flight, waiting for a
-// redelivery) are never touched.
+// redelivery) are never touched. Each sweep carries on where the last one
+// stopped, so a kept message is looked at (and counted) once. Sweep is not
+// safe for concurrent use.
 func (s *OrphanSweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	var rep SweepReport
 	info, err := s.Consumer.Info(ctx)
@@ -63,7 +69,8 @@ func (s *OrphanSweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	seq := uint64(1)
+	seq := max(s.next, 1)
+	defer func() { s.next = seq }()
 	for range limit {
 		if seq > floor {
 			break
@@ -84,6 +91,7 @@ func (s *OrphanSweeper) Sweep(ctx context.Context) (SweepReport, error) {
 			continue
 		}
 		if err := s.Stream.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			seq = m.Sequence // the next sweep tries it again
 			return rep, fmt.Errorf("sweep: delete acknowledged request #%d: %w", m.Sequence, err)
 		}
 		rep.Deleted++
