@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"unicode/utf8"
 )
 
 // Fingerprint returns the canonical fingerprint of a JSON request: the hex
@@ -76,9 +77,37 @@ func writeCanonical(buf *bytes.Buffer, v any) {
 	}
 }
 
+// writeString writes s as encoding/json writes it without HTML escaping.
+// Most strings need no escape at all and are copied as they are; the rest go
+// through encoding/json, so that the canonical form (and every fingerprint
+// already stored) stays byte for byte the same.
 func writeString(buf *bytes.Buffer, s string) {
+	if plainString(s) {
+		buf.WriteByte('"')
+		buf.WriteString(s)
+		buf.WriteByte('"')
+		return
+	}
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s)           // a string always encodes
 	buf.Truncate(buf.Len() - 1) // Encode appends a newline
+}
+
+// plainString reports whether encoding/json (HTML escaping off) writes s
+// unchanged between its quotes: valid UTF-8 with no quote, backslash,
+// control character, U+2028 or U+2029.
+func plainString(s string) bool {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\':
+			return false
+		case c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9):
+			return false // U+2028, U+2029
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(s)
 }
