@@ -121,6 +121,25 @@ func (a Amount) MarshalJSON() ([]byte, error) {
 	return json.Marshal(a.raw)
 }
 
+// plainQuoted returns the content of the JSON string literal b when it
+// holds only printable ASCII without escapes, which is what encoding/json
+// would decode it to; ok is false for anything else (escapes, control
+// characters, non-ASCII, a malformed literal), which goes through
+// encoding/json. Every amount on the wire is such a string: the fast path
+// saves a decoder run per amount (a typical request has a dozen).
+func plainQuoted(b []byte) (s string, ok bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	in := b[1 : len(b)-1]
+	for _, c := range in {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(in), true
+}
+
 // UnmarshalJSON accepts a JSON string, a JSON number (kept as its literal
 // text) or null. It only fails on JSON types that cannot be an amount
 // (objects, arrays, booleans); the validator reports those through the schema.
@@ -131,6 +150,10 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 		*a = Amount{}
 		return nil
 	case b[0] == '"':
+		if s, ok := plainQuoted(b); ok {
+			*a = ParseAmount(s)
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
