@@ -126,7 +126,7 @@ func (a Amount) MarshalJSON() ([]byte, error) {
 // would decode it to; ok is false for anything else (escapes, control
 // characters, non-ASCII, a malformed literal), which goes through
 // encoding/json. Every amount on the wire is such a string: the fast path
-// saves a decoder run per amount (a typical request has a dozen).
+// saves a decoder run per amount (a typical request has more than a dozen).
 func plainQuoted(b []byte) (s string, ok bool) {
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
 		return "", false
