@@ -118,6 +118,7 @@ var errUnchanged = errors.New("no changes")
 // request. A request failing its own checks gets its error and changes
 // nothing; if the transaction fails, every request gets the failure.
 func (db *DB) commit(batch []*request) {
+	start := time.Now()
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		t := newTxn(tx)
 		for _, r := range batch {
@@ -139,6 +140,7 @@ func (db *DB) commit(batch []*request) {
 		}
 		return nil
 	})
+	db.commitNanos.Add(int64(time.Since(start)))
 	switch {
 	case errors.Is(err, errUnchanged):
 		// Rolled back with nothing to write: says nothing of the disk's health.

@@ -155,6 +155,7 @@ type DB struct {
 	commits       atomic.Int64
 	failedCommits atomic.Int64
 	batched       atomic.Int64
+	commitNanos   atomic.Int64
 }
 
 // Open opens (creating if needed) the store file at cfg.Path, takes its
@@ -337,6 +338,11 @@ type Stats struct {
 	// committed transactions, including those answered with their own
 	// check error. Requests/Commits is the mean batch size.
 	Requests int64
+	// CommitTime is the time the commit goroutine has spent in write
+	// transactions, fsyncs included, failed ones too. Its rate is how busy
+	// that one goroutine is: near one second a second, the store is the
+	// bottleneck and writers queue for it.
+	CommitTime time.Duration
 }
 
 // Stats returns the commit counters. It is cheap and safe to call at any
@@ -346,6 +352,7 @@ func (db *DB) Stats() Stats {
 		Commits:       db.commits.Load(),
 		FailedCommits: db.failedCommits.Load(),
 		Requests:      db.batched.Load(),
+		CommitTime:    time.Duration(db.commitNanos.Load()),
 	}
 }
 

@@ -432,7 +432,11 @@ func TestGroupCommit(t *testing.T) {
 	cfg.MaxBatch = 64
 	cfg.MaxBatchDelay = time.Second // a batch closes as soon as 64 writes are in it
 	db := MustOpen(t, cfg)
+	if ct := db.Stats().CommitTime; ct != 0 {
+		t.Fatalf("commit time %v before any write, want 0", ct)
+	}
 	const writers = 64
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Go(func() {
@@ -445,6 +449,9 @@ func TestGroupCommit(t *testing.T) {
 	st := db.Stats()
 	if st.Requests != writers || st.Commits > writers/4 {
 		t.Fatalf("stats %+v: want %d writes in a few commits", st, writers)
+	}
+	if took := time.Since(start); st.CommitTime <= 0 || st.CommitTime > took {
+		t.Fatalf("commit time %v, want more than 0 and at most the %v the writes took", st.CommitTime, took)
 	}
 	checkCounts(t, db, map[schemas.OrderState]int{schemas.StateSubmitting: writers})
 }

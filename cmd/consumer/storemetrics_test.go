@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+)
+
+// TestStoreCollector writes to a real store file with fsync and reads the
+// counters back through a registry, as a scrape of /metrics does.
+func TestStoreCollector(t *testing.T) {
+	t.Parallel()
+	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newStoreCollector(db.Stats))
+
+	// Opening commits its own setup; count from here.
+	base := db.Stats()
+	const writes = 3
+	start := time.Now()
+	for i := range writes {
+		rec := schemas.OrderRecord{Seller: "91310000MA1FL0XX1X", OrderNo: fmt.Sprintf("M-%d", i), Kind: schemas.KindIssue,
+			State: schemas.StateSubmitting, Fingerprint: "f", Provider: "nuonuo", Submissions: 1, ReceivedAt: start}
+		if _, err := db.Put(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := time.Since(start)
+
+	for name, want := range map[string]float64{
+		"invoice_store_writes_total":         float64(base.Requests + writes),
+		"invoice_store_commits_total":        float64(base.Commits + writes), // one writer at a time: a commit each
+		"invoice_store_failed_commits_total": 0,
+	} {
+		if got, err := gatherValue(reg, name); err != nil || got != want {
+			t.Errorf("%s = %v (%v), want %v", name, got, err, want)
+		}
+	}
+	secs, err := gatherValue(reg, "invoice_store_commit_seconds_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spent := secs - base.CommitTime.Seconds(); spent <= 0 || spent > took.Seconds() {
+		t.Fatalf("commit seconds grew by %v over %d writes that took %v: want more than 0 and at most that", spent, writes, took)
+	}
+}
+
+// gatherValue returns the value of the single sample of the metric name.
+func gatherValue(g prometheus.Gatherer, name string) (float64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue(), nil
+		}
+	}
+	return 0, fmt.Errorf("no single sample of %s", name)
+}
