@@ -118,6 +118,13 @@ func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Servic
 		_ = svc.Stop()
 		return nil, fmt.Errorf("status endpoint %s: %w", subject, err)
 	}
+	// The subscriptions are sent to the server asynchronously: flush, so
+	// that a request sent once this returns finds the endpoint instead of
+	// "no responders".
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("status service: registering with the server: %w", err)
+	}
 	return svc, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
+	"github.com/nats-io/nats.go"
 )
 
 // TestPartitionOfMatchesTheServer publishes requests through a partitioned
@@ -98,5 +99,37 @@ func TestStatusServiceAnswersFromTheOwner(t *testing.T) {
 	_, err = pipeline.RequestStatus(reqCtx, nc, schemas.Subjects{Prefix: "other"}, pipeline.StatusRequest{Seller: seller, OrderNo: "S-1"})
 	if !errors.Is(err, pipeline.ErrStatusTimeout) {
 		t.Fatalf("no service: %v", err)
+	}
+}
+
+// TestStatusServiceReachableOnReturn asks, from another connection, the
+// moment StartStatusService returns: the endpoint must already be known to
+// the server, not still on its way there (which a client would see as "no
+// responders").
+func TestStatusServiceReachableOnReturn(t *testing.T) {
+	ns, nc, _ := MustJetStream(t, t.TempDir())
+	asker, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asker.Close()
+	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range 50 {
+		subjects := schemas.Subjects{Prefix: fmt.Sprintf("reach%d", i)}
+		svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Subjects: subjects}, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err = pipeline.RequestStatus(ctx, asker, subjects, pipeline.StatusRequest{Seller: "339902999999789113", OrderNo: "R-1"})
+		cancel()
+		_ = svc.Stop()
+		if err != nil {
+			t.Fatalf("request %d, sent once the service started: %v", i, err)
+		}
 	}
 }
