@@ -147,7 +147,14 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	// Every request has its result, and the kinds are all there.
+	// Every request has its result, and the kinds are all there. The
+	// demo stopped when its own subscription had them all; this test's
+	// subscription may still be a result behind.
+	waitFor(t, "the test's subscription to see results for 20 orders", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.all) >= 20
+	})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.all) != 20 {
