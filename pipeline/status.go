@@ -64,7 +64,8 @@ type StatusConfig struct {
 
 // StartStatusService registers the status service (a nats.go micro
 // service, so `nats micro ls|info|stats` see it) answering StatusRequests
-// from st. Stop it with the returned service's Stop.
+// from st. It returns once the server knows the endpoint, so a request sent
+// after it returns is answered. Stop it with the returned service's Stop.
 func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Service, error) {
 	version := cfg.Version
 	if version == "" {

@@ -125,7 +125,7 @@ func TestStatusServiceReachableOnReturn(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err = pipeline.RequestStatus(ctx, asker, subjects, pipeline.StatusRequest{Seller: "339902999999789113", OrderNo: "R-1"})
+		_, err = pipeline.RequestStatus(ctx, asker, subjects, pipeline.StatusRequest{Seller: nuonuoSeller, OrderNo: "R-1"})
 		cancel()
 		_ = svc.Stop()
 		if err != nil {
