@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -228,7 +229,7 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 		}
 		schemaViolations(ve, c)
 	}
-	checkControlChars(tree, "", c)
+	checkControlChars(tree, make([]pathSegment, 0, 8), c)
 
 	d := &Decoded{Fingerprint: fingerprintTree(tree)}
 	d.SellerTaxNum, _ = tree["sellerTaxNum"].(string)
@@ -445,24 +446,54 @@ func indexToken(t string) (int, bool) {
 // checkControlChars reports strings holding control characters anywhere in
 // the tree: they corrupt invoices and logs, and the JSON escapes that carry
 // them (\u0000) pass the parser.
-func checkControlChars(v any, path string, c *collector) {
+//
+// The walk keeps the path as a stack of segments and spells it out only for
+// a string that holds one, so a clean request (nearly all of them) costs no
+// string building.
+func checkControlChars(v any, path []pathSegment, c *collector) {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, child := range t {
-			checkControlChars(child, joinField(path, k), c)
+			checkControlChars(child, append(path, pathSegment{key: k, index: -1}), c)
 		}
 	case []any:
 		for i, child := range t {
-			checkControlChars(child, fmt.Sprintf("%s[%d]", path, i), c)
+			checkControlChars(child, append(path, pathSegment{index: i}), c)
 		}
 	case string:
 		for i, r := range t {
 			if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
-				c.add(path, "control_character", "", "contains the control character U+%04X at character %d", r, utf8.RuneCountInString(t[:i])+1)
+				c.add(spellPath(path), "control_character", "", "contains the control character U+%04X at character %d", r, utf8.RuneCountInString(t[:i])+1)
 				return
 			}
 		}
 	}
+}
+
+// pathSegment is one step of a field path: an object key, or an array index
+// when index >= 0.
+type pathSegment struct {
+	key   string
+	index int
+}
+
+// spellPath writes a path the way violations name fields: keys joined by
+// dots, indexes in brackets ("items[2].name").
+func spellPath(path []pathSegment) string {
+	var b strings.Builder
+	for _, s := range path {
+		if s.index >= 0 {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.index))
+			b.WriteByte(']')
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.key)
+	}
+	return b.String()
 }
 
 func joinField(parent, name string) string {

@@ -120,6 +120,8 @@ func TestRules(t *testing.T) {
 		{"saler differs from seller (E9302)", blue, []edit{set("order.salerTaxNum", "91440101MA5APD8X8J")}, []string{"order.salerTaxNum|seller_mismatch|E9302"}},
 		{"wrong type", blue, []edit{set("order.invoiceType", json.Number("1"))}, []string{"order.invoiceType|type|E4000"}},
 		{"control character", blue, []edit{set("order.buyerName", "ACME\u0007")}, []string{"order.buyerName|control_character|"}},
+		{"control characters in a line and the buyer", blue, []edit{set(line0+".unit", "个\u0000"), set("order.buyerName", "\u009fACME")},
+			[]string{"order.buyerName|control_character|", line0 + ".unit|control_character|"}},
 
 		// Required fields, enumerations and lengths (E4000, E9101, E9104, E9107).
 		{"buyer name missing", blue, []edit{del("order.buyerName")}, []string{"order.buyerName|required|E4000"}},
