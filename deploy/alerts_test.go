@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
@@ -88,7 +89,8 @@ func TestAlertRules(t *testing.T) {
 			})
 		}
 	}
-	for _, must := range []string{"invoice_dead_letters_total", "invoice_action_required_sellers", "invoice_consumer_backlog_age_seconds"} {
+	for _, must := range []string{"invoice_dead_letters_total", "invoice_action_required_sellers", "invoice_consumer_backlog_age_seconds",
+		"invoice_store_commit_seconds_total", "invoice_store_failed_commits_total"} {
 		if !used[must] {
 			t.Errorf("no alert on %s", must)
 		}
@@ -97,12 +99,14 @@ func TestAlertRules(t *testing.T) {
 
 // exportedSeries returns every series name the consumer's /metrics can
 // show: each metric of pipeline.Metrics (histograms with _bucket, _sum and
-// _count), found by reflection so that a new one is known at once, and the
-// Go and process collectors'.
+// _count), found by reflection so that a new one is known at once, the
+// order store's (pipeline.NewStoreCollector) and the Go and process
+// collectors'.
 func exportedSeries(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(pipeline.NewStoreCollector(func() store.Stats { return store.Stats{} }))
 	m := pipeline.NewMetrics(reg)
 	out := map[string]bool{}
 	v := reflect.ValueOf(m).Elem()

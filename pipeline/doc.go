@@ -55,4 +55,12 @@
 // results and dead letters on limits retention) and the durable consumer,
 // optionally partitioned by seller with a stream subject transform, and
 // creates or updates them idempotently.
+//
+// # Metrics
+//
+// NewMetrics registers the pipeline's Prometheus metrics (messages by
+// event, processing and provider-call latency, backlog, orders by state);
+// NewStoreCollector exports the order store's group-commit counters, whose
+// commit-time rate shows when the store's disk is the limit.
+// deploy/prometheus/invoicer-alerts.yaml alerts on both.
 package pipeline

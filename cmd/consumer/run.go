@@ -90,7 +90,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), newStoreCollector(db.Stats))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), pipeline.NewStoreCollector(db.Stats))
 	metrics := pipeline.NewMetrics(reg)
 
 	httpClient := providers.NewHTTPClient(providers.HTTPConfig{Timeout: o.providerTO, MaxConns: o.workers})

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +16,11 @@ type storeCollector struct {
 	commits, failed, writes, commitSeconds *prometheus.Desc
 }
 
-func newStoreCollector(stats func() store.Stats) *storeCollector {
+// NewStoreCollector returns a Prometheus collector of the order store's
+// commit counters, read from stats (store.DB.Stats) at each scrape:
+// invoice_store_commits_total, invoice_store_failed_commits_total,
+// invoice_store_writes_total and invoice_store_commit_seconds_total.
+func NewStoreCollector(stats func() store.Stats) prometheus.Collector {
 	return &storeCollector{
 		stats: stats,
 		commits: prometheus.NewDesc("invoice_store_commits_total",

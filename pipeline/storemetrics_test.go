@@ -1,4 +1,4 @@
-package main
+package pipeline_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
 )
@@ -23,7 +24,7 @@ func TestStoreCollector(t *testing.T) {
 	}
 	defer db.Close()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newStoreCollector(db.Stats))
+	reg.MustRegister(pipeline.NewStoreCollector(db.Stats))
 
 	// Opening commits its own setup; count from here.
 	base := db.Stats()
