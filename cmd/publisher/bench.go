@@ -71,14 +71,17 @@ The result's time is the result stream's timestamp (the server's clock):
 the figures do not depend on how fast bench reads, but assume bench's clock
 agrees with the server's (the same host, or NTP).
 
---baseline first measures a bare relay on the same server: bench creates
-the streams ` + relayRequestStream + ` (<prefix>.bench.relay.request.*) and
-` + relayResultStream + ` like the consumer's streams, pulls with --workers
-workers and as big a pull buffer, and for each request publishes a result
-(awaiting its acknowledgement) and acks it: no validation, store or
-provider. It publishes the same N bodies the same way and waits the same
-way, then deletes its streams, and the pipeline runs after it (so that the
-consumer is idle during the baseline). ratio is pipeline/baseline.
+--baseline also measures a bare relay on the same server, once before the
+pipeline and once after it: bench creates the streams ` + relayRequestStream + `
+(<prefix>.bench.relay.request.*) and ` + relayResultStream + ` like the
+consumer's streams, pulls with --workers workers and as big a pull buffer,
+and for each request publishes a result (awaiting its acknowledgement) and
+acks it: no validation, store or provider. It publishes the same N bodies
+the same way and waits the same way, then deletes its streams; the consumer
+is idle meanwhile. baseline is the mean of the two relay runs and ratio is
+pipeline/baseline: a machine whose speed drifts during the run (a shared
+host) moves both relay runs, and bench says so when they differ by more
+than a quarter.
 
 --metrics URL samples the consumer's /metrics every second:
 ` + metricRSS + ` (the largest is reported) and
@@ -117,7 +120,7 @@ consumer's streams unreachable.`,
 	f.Float64Var(&o.rate, "rate", 0, "open loop: publish this many requests per second on a fixed schedule (default: closed loop, as fast as acknowledged)")
 	f.BoolVar(&o.backlog, "backlog", false, "publish every request first, then wait for the results (start the consumer after)")
 	f.IntVar(&o.window, "window", defaultWindow, "most publishes awaiting their acknowledgement at once")
-	f.BoolVar(&o.baseline, "baseline", false, "also measure a bare relay on the same server first, and print the ratio")
+	f.BoolVar(&o.baseline, "baseline", false, "also measure a bare relay on the same server, before and after the pipeline, and print the ratio")
 	f.IntVar(&o.workers, "workers", pipeline.DefaultWorkers, "the baseline relay's workers and pull buffer: pass the consumer's --workers")
 	f.StringVar(&o.metrics, "metrics", "", "the consumer's /metrics URL, to report its peak memory")
 	f.StringVar(&o.seller, "seller", "", "only requests for this demo seller (nuonuo, jumdata or its tax number; default both)")
@@ -239,25 +242,39 @@ func runBench(ctx context.Context, g *globals, o benchOptions, out, errw io.Writ
 	fmt.Fprintf(out, "bench run %s, seed %d: %d issue requests for %s\n", run, o.seed, o.n, strings.Join(sellers, ", "))
 	fmt.Fprintf(out, "%s (the result's stream timestamp)\n", mode)
 
-	var base *benchPhase
+	var before, after *benchPhase
 	if o.baseline {
-		if base, err = b.baselinePhase(ctx, &cg, reqStream, resStream); err != nil {
+		if before, err = b.baselinePhase(ctx, &cg, reqStream, resStream, "baseline"); err != nil {
 			return err
 		}
 	}
-	before, countErr := deliveries(ctx, reqStream)
+	delivered, countErr := deliveries(ctx, reqStream)
 	pipe := b.phase(ctx, benchTarget{name: "pipeline", subjects: s.subjects, results: resStream, metrics: o.metrics})
 	b.print(pipe)
-	if after, err := deliveries(ctx, reqStream); err == nil && countErr == nil {
+	if now, err := deliveries(ctx, reqStream); err == nil && countErr == nil {
 		// Every request is delivered once; more deliveries are redeliveries:
 		// requests put back (polls, retries) or left unacknowledged past the
 		// ack wait, for example in a client buffer.
 		fmt.Fprintf(out, "pipeline: the request consumers made %d deliveries for %d requests: %d redelivered\n",
-			after-before, pipe.published, int64(after-before)-int64(pipe.published))
+			now-delivered, pipe.published, int64(now-delivered)-int64(pipe.published))
+	}
+	if o.baseline && ctx.Err() == nil {
+		if after, err = b.baselinePhase(ctx, &cg, reqStream, resStream, "baseline-after"); err != nil {
+			return err
+		}
+	}
+	base := meanBaseline(before, after)
+	if base != nil && after != nil && after.throughput > 0 {
+		lo, hi := min(before.throughput, after.throughput), max(before.throughput, after.throughput)
+		fmt.Fprintf(out, "baseline: the relay did %.1f/s before the pipeline and %.1f/s after it; the ratio uses their mean, %.1f/s\n",
+			before.throughput, after.throughput, base.throughput)
+		if hi > 1.25*lo {
+			fmt.Fprintln(out, "baseline: the two relay runs differ by more than a quarter: the machine's speed changed during the run, so the ratio is uncertain; run again")
+		}
 	}
 
 	failed := false
-	for _, p := range []*benchPhase{base, pipe} {
+	for _, p := range []*benchPhase{before, pipe, after} {
 		if p != nil && (p.missing > 0 || p.failed > 0 || p.unsent > 0) {
 			failed = true
 		}
@@ -285,10 +302,27 @@ func (b *bench) natsError(_ *nats.Conn, _ *nats.Subscription, err error) {
 	}
 }
 
-// baselinePhase runs the relay phase on its own connection and deletes
-// its streams.
-func (b *bench) baselinePhase(ctx context.Context, cg *globals, reqStream, resStream jetstream.Stream) (*benchPhase, error) {
-	b.workersHint(ctx, reqStream)
+// meanBaseline returns the baseline the ratio is taken against: the mean
+// throughput of the relay runs before and after the pipeline, or the one
+// that has a figure; nil without a baseline.
+func meanBaseline(before, after *benchPhase) *benchPhase {
+	switch {
+	case before == nil:
+		return nil
+	case after == nil || after.throughput <= 0:
+		return before
+	case before.throughput <= 0:
+		return after
+	}
+	return &benchPhase{name: "baseline", throughput: (before.throughput + after.throughput) / 2}
+}
+
+// baselinePhase runs a relay phase called name on its own connection and
+// deletes its streams.
+func (b *bench) baselinePhase(ctx context.Context, cg *globals, reqStream, resStream jetstream.Stream, name string) (*benchPhase, error) {
+	if name == "baseline" {
+		b.workersHint(ctx, reqStream)
+	}
 	rs, err := cg.connect()
 	if err != nil {
 		return nil, err
@@ -299,15 +333,15 @@ func (b *bench) baselinePhase(ctx context.Context, cg *globals, reqStream, resSt
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(b.out, "baseline: a bare relay with %d workers on %s → %s, then the pipeline\n", b.o.workers, relayRequestStream, relayResultStream)
-	p := b.phase(ctx, benchTarget{name: "baseline", subjects: relay.subjects, results: relay.results, start: relay.start})
+	fmt.Fprintf(b.out, "%s: a bare relay with %d workers on %s → %s\n", name, b.o.workers, relayRequestStream, relayResultStream)
+	p := b.phase(ctx, benchTarget{name: name, subjects: relay.subjects, results: relay.results, start: relay.start})
 	relayErr := relay.stop()
 	if err := relay.deleteStreams(ctx); err != nil {
-		fmt.Fprintln(b.out, "baseline:", err)
+		fmt.Fprintln(b.out, name+":", err)
 	}
 	b.print(p)
 	if relayErr != nil {
-		fmt.Fprintln(b.out, "baseline:", relayErr)
+		fmt.Fprintln(b.out, name+":", relayErr)
 	}
 	return p, nil
 }

@@ -227,7 +227,9 @@ func TestBenchEndToEnd(t *testing.T) {
 		{"closed loop", nil, false, []string{"closed loop, at most 256 publishes"}},
 		{"open loop", []string{"--rate", "400"}, false, []string{"open loop at 400/s", "behind the schedule"}},
 		{"baseline", []string{"--baseline", "--workers", "8", "--window", "32"}, true,
-			[]string{"baseline: a bare relay with 8 workers", "baseline: results: issued 200", "baseline: published 200 of 200"}},
+			[]string{"baseline: a bare relay with 8 workers", "baseline: results: issued 200", "baseline: published 200 of 200",
+				"baseline-after: a bare relay with 8 workers", "baseline-after: results: issued 200", "baseline-after: published 200 of 200",
+				"before the pipeline and", "the ratio uses their mean"}},
 		{"backlog", []string{"--backlog"}, false, []string{"waiting for their results", "from the first result to the last result"}},
 		{"one seller", []string{"--seller", "jumdata"}, false, []string{"issue requests for " + jumdataSeller + "\n"}},
 	} {
@@ -283,6 +285,21 @@ func TestBenchEndToEnd(t *testing.T) {
 			lo, hi := (l.throughput-0.05)/(l.baseline+0.05), (l.throughput+0.05)/(l.baseline-0.05)
 			if l.ratio < math.Floor(lo*1000)/1000 || l.ratio > math.Ceil(hi*1000)/1000 {
 				t.Errorf("ratio %g, but throughput %g / baseline %g = %g", l.ratio, l.throughput, l.baseline, l.throughput/l.baseline)
+			}
+			// baseline is the mean of the relay runs before and after the
+			// pipeline, which ran between them.
+			if i, j := strings.Index(out, "pipeline: results:"), strings.Index(out, "baseline-after: a bare relay"); i < 0 || j < i {
+				t.Errorf("the second relay run does not follow the pipeline:\n%s", out)
+			}
+			mm := regexp.MustCompile(`the relay did ([0-9.]+)/s before the pipeline and ([0-9.]+)/s after it; the ratio uses their mean, ([0-9.]+)/s`).FindStringSubmatch(out)
+			if mm == nil {
+				t.Fatalf("no line with both relay runs:\n%s", out)
+			}
+			first, _ := strconv.ParseFloat(mm[1], 64)
+			second, _ := strconv.ParseFloat(mm[2], 64)
+			mean, _ := strconv.ParseFloat(mm[3], 64)
+			if math.Abs(mean-l.baseline) > 0.05 || math.Abs((first+second)/2-mean) > 0.1 {
+				t.Errorf("relay runs %g and %g, mean %g, baseline %g", first, second, mean, l.baseline)
 			}
 			// The relay's streams are gone.
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -346,5 +363,29 @@ func TestBenchMissingResults(t *testing.T) {
 	var req schemas.Request
 	if err := json.Unmarshal(e.requests()[0].Data, &req); err != nil || !strings.HasPrefix(req.OrderNo, "B") || len(req.OrderNo) != 16 {
 		t.Errorf("first request: %v, order number %q", err, req.OrderNo)
+	}
+}
+
+func TestMeanBaseline(t *testing.T) {
+	t.Parallel()
+	phase := func(v float64) *benchPhase { return &benchPhase{throughput: v} }
+	for _, tc := range []struct {
+		name          string
+		before, after *benchPhase
+		want          float64 // -1: nil
+	}{
+		{"no baseline", nil, nil, -1},
+		{"before only (the run was stopped)", phase(1200), nil, 1200},
+		{"after without results", phase(1200), phase(0), 1200},
+		{"before without results", phase(0), phase(900), 900},
+		{"both", phase(1200), phase(900), 1050},
+	} {
+		got := meanBaseline(tc.before, tc.after)
+		switch {
+		case tc.want == -1 && got != nil:
+			t.Errorf("%s: %+v, want nil", tc.name, got)
+		case tc.want != -1 && (got == nil || got.throughput != tc.want):
+			t.Errorf("%s: %+v, want throughput %g", tc.name, got, tc.want)
+		}
 	}
 }
