@@ -66,6 +66,7 @@ func (db *DB) run() {
 			return
 		}
 		batch, ok = db.fill(append(batch[:0], req))
+		db.pace.add(time.Now(), len(batch))
 		db.commit(batch)
 		clear(batch)
 		if !ok {
@@ -75,7 +76,8 @@ func (db *DB) run() {
 }
 
 // fill adds queued requests to batch until it holds MaxBatch, no request is
-// waiting (MaxBatchDelay 0) or MaxBatchDelay has passed. It reports false
+// waiting (no delay applies) or the delay has passed: MaxBatchDelay when set,
+// else BusyBatchDelay when the store is busy (pace.busy). It reports false
 // when reqs was closed.
 func (db *DB) fill(batch []*request) ([]*request, bool) {
 	max := db.cfg.MaxBatch
@@ -91,10 +93,14 @@ func (db *DB) fill(batch []*request) ([]*request, bool) {
 		}
 		break
 	}
-	if len(batch) >= max || db.cfg.MaxBatchDelay <= 0 {
+	delay := db.cfg.MaxBatchDelay
+	if delay <= 0 && db.pace.busy(time.Now(), db.cfg.BusyBatchDelay) {
+		delay = db.cfg.BusyBatchDelay
+	}
+	if len(batch) >= max || delay <= 0 {
 		return batch, true
 	}
-	timer := time.NewTimer(db.cfg.MaxBatchDelay)
+	timer := time.NewTimer(delay)
 	defer timer.Stop()
 	for len(batch) < max {
 		select {
@@ -108,6 +114,46 @@ func (db *DB) fill(batch []*request) ([]*request, bool) {
 		}
 	}
 	return batch, true
+}
+
+// paceWindow is the span over which pace measures the write rate.
+const paceWindow = 50 * time.Millisecond
+
+// busyWrites is how many further writes BusyBatchDelay must be expected to
+// bring before the commit goroutine waits for them.
+const busyWrites = 2
+
+// pace measures, over whole windows of paceWindow, the rate at which writes
+// reach the commit goroutine and the largest batch they made. Only the
+// commit goroutine uses it.
+type pace struct {
+	start   time.Time
+	writes  int
+	largest int     // the largest batch in the current window
+	rate    float64 // writes a second in the last whole window
+	peak    int     // the largest batch in the last whole window
+}
+
+// add counts a batch of n writes taken at now.
+func (p *pace) add(now time.Time, n int) {
+	p.writes += n
+	p.largest = max(p.largest, n)
+	if el := now.Sub(p.start); el >= paceWindow {
+		p.rate, p.peak = float64(p.writes)/el.Seconds(), p.largest
+		p.start, p.writes, p.largest = now, 0, 0
+	}
+}
+
+// busy reports whether the last window had concurrent writers (a batch of
+// more than one write: a single writer waiting for each of its writes never
+// makes the store wait) and, at its rate, at least busyWrites more writes
+// are expected within d. A window more than two windows old is stale: the
+// writes stopped meanwhile.
+func (p *pace) busy(now time.Time, d time.Duration) bool {
+	if d <= 0 || p.peak < 2 || now.Sub(p.start) > 2*paceWindow {
+		return false
+	}
+	return p.rate*d.Seconds() >= busyWrites
 }
 
 // errUnchanged rolls back a transaction in which every request failed its

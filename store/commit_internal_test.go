@@ -207,3 +207,47 @@ func fileWrites(db *DB) int64 {
 	st := db.bolt.Stats()
 	return st.TxStats.GetWrite()
 }
+
+func TestPaceBusy(t *testing.T) {
+	const delay = 2 * time.Millisecond
+	t0 := time.Unix(1_700_000_000, 0)
+	// feed adds batches of size n every gap for a little over a window and
+	// returns the time of the last one.
+	feed := func(p *pace, from time.Time, n int, gap time.Duration) time.Time {
+		now := from
+		for now.Sub(from) <= paceWindow {
+			now = now.Add(gap)
+			p.add(now, n)
+		}
+		return now
+	}
+	tests := []struct {
+		name  string
+		batch int
+		gap   time.Duration
+		later time.Duration // how long after the last batch busy is asked
+		want  bool
+	}{
+		{"concurrent writers, fast", 4, 500 * time.Microsecond, 0, true},
+		{"one writer at a time, fast", 1, 10 * time.Microsecond, 0, false},
+		{"concurrent writers, slow", 2, 5 * time.Millisecond, 0, false},
+		{"concurrent writers, at the threshold", 2, 2 * time.Millisecond, 0, true},
+		{"concurrent writers, then quiet", 4, 500 * time.Microsecond, 3 * paceWindow, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pace{start: t0}
+			last := feed(&p, t0, tt.batch, tt.gap)
+			if got := p.busy(last.Add(tt.later), delay); got != tt.want {
+				t.Fatalf("busy = %v, want %v (rate %.0f/s, peak %d)", got, tt.want, p.rate, p.peak)
+			}
+			if p.busy(last.Add(tt.later), 0) {
+				t.Fatal("busy with no delay to wait")
+			}
+		})
+	}
+	var fresh pace
+	if fresh.busy(time.Now(), delay) {
+		t.Fatal("a store that has had no writes is busy")
+	}
+}

@@ -57,8 +57,9 @@
 //
 // Put encodes the record in the caller's goroutine and hands it to a single
 // commit goroutine. That goroutine takes every write queued while the
-// previous transaction was committing (at most Config.MaxBatch, optionally
-// waiting Config.MaxBatchDelay for more), applies them in one bbolt write
+// previous transaction was committing (at most Config.MaxBatch; waiting
+// Config.MaxBatchDelay for more when set, and otherwise, while concurrent
+// writers keep it busy, Config.BusyBatchDelay), applies them in one bbolt write
 // transaction, in arrival order, and answers each waiting Put once the
 // transaction has committed. Each write is checked against the committed
 // state plus the writes before it in the same transaction, so two writes to
@@ -70,6 +71,17 @@
 // error wrapping ErrWriteFailed, none is acknowledged, and Healthy reports
 // the failure until a Probe succeeds: a scratch write of the file's next
 // growth beside it, and a heartbeat commit.
+//
+// Taking only what is queued groups poorly when commits are quick: under the
+// consumer's full load the store averaged under two writes a commit, and
+// each commit's two fdatasyncs competed with JetStream's on the same disk.
+// So while writes come from several writers at once and fast enough that
+// at least two more are expected within BusyBatchDelay (2 ms by default,
+// judged over the last 50 ms), the commit goroutine waits that long for
+// them. In default-mode 50,000-request runs that cut the commits from
+// 37,000–45,000 to 12,000–13,000 for 100,000 writes and raised the
+// throughput by about a quarter; a request then pays up to two such waits.
+// A lone writer, or a trickle of writes, never waits.
 //
 // bbolt's own DB.Batch is not used: it may run a function twice, and it
 // cannot answer a failed check without failing or retrying its neighbours.

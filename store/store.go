@@ -52,6 +52,9 @@ const (
 	DefaultLockTimeout = time.Second
 	// DefaultMaxBatch is the most writes committed in one transaction.
 	DefaultMaxBatch = 256
+	// DefaultBusyBatchDelay is how long a busy store waits to fill a
+	// commit (Config.BusyBatchDelay).
+	DefaultBusyBatchDelay = 2 * time.Millisecond
 )
 
 // Chunk sizes of Scan and Prune: how many keys one read transaction (and one
@@ -95,6 +98,15 @@ type Config struct {
 	// writes to fill a batch once it holds one. 0 means no waiting: whatever
 	// queued while the previous transaction committed goes into the next.
 	MaxBatchDelay time.Duration
+	// BusyBatchDelay is how long the commit goroutine waits for more
+	// writes, when MaxBatchDelay is 0, while the store is busy: over the
+	// last 50 ms writes came from more than one writer at a time, fast
+	// enough that at least two more are expected within the delay. Fewer, larger commits mean fewer
+	// fsyncs on a disk the store shares with others (JetStream's), at the
+	// cost of up to this much latency per write under load; a store that
+	// gets writes more slowly never waits. 0 means DefaultBusyBatchDelay; a
+	// negative value never waits.
+	BusyBatchDelay time.Duration
 	// NoSync skips fsync. For tests only: a write is then not durable when
 	// Put returns.
 	NoSync bool
@@ -134,6 +146,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
 	}
+	if c.BusyBatchDelay == 0 {
+		c.BusyBatchDelay = DefaultBusyBatchDelay
+	}
 	return c
 }
 
@@ -148,6 +163,7 @@ type DB struct {
 	closed atomic.Bool
 	reqs   chan *request
 	wg     sync.WaitGroup
+	pace   pace // the write rate, for BusyBatchDelay
 
 	healthMu sync.Mutex
 	lastErr  error

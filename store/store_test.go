@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1086,4 +1087,60 @@ func TestProbeCommits(t *testing.T) {
 	if err := db.Probe(t.Context()); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("probe after close: %v", err)
 	}
+}
+
+// TestBusyBatchDelay checks who waits for BusyBatchDelay: concurrent writers
+// arriving fast are grouped into few commits, and a single writer, which has
+// nobody to wait for, never waits (with an hour's delay its writes would not
+// finish).
+func TestBusyBatchDelay(t *testing.T) {
+	t.Run("one writer", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.BusyBatchDelay = time.Hour
+		db := MustOpen(t, cfg)
+		const writes = 500
+		for i := range writes {
+			if _, err := db.Put(context.Background(), newRecord(fmt.Sprintf("S-%04d", i), schemas.StateSubmitting, fp("a"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := db.Stats(); st.Commits != writes {
+			t.Fatalf("stats %+v: want one commit for each of %d writes", st, writes)
+		}
+	})
+	t.Run("concurrent writers", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.BusyBatchDelay = 20 * time.Millisecond
+		db := MustOpen(t, cfg)
+		// The writers write until stopped; the store's pace needs a first
+		// window of writes before it counts as busy, so the commits are
+		// counted from a warm-up on.
+		const writers, most = 32, 10000
+		var (
+			stop atomic.Bool
+			wg   sync.WaitGroup
+		)
+		for w := range writers {
+			wg.Go(func() {
+				for i := 0; i < most && !stop.Load(); i++ {
+					if _, err := db.Put(context.Background(), newRecord(fmt.Sprintf("C-%02d-%05d", w, i), schemas.StateSubmitting, fp("a"))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(150 * time.Millisecond)
+		before := db.Stats()
+		time.Sleep(300 * time.Millisecond)
+		after := db.Stats()
+		stop.Store(true)
+		wg.Wait()
+		writes, commits := after.Requests-before.Requests, after.Commits-before.Commits
+		// Waiting 20 ms a commit, each one carries every writer; without
+		// the wait they average 10 to 20 here.
+		if commits == 0 || writes < 24*commits {
+			t.Fatalf("%d writes in %d commits after the warm-up: want at least 24 a commit", writes, commits)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/store"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -123,11 +124,20 @@ func TestParseFlags(t *testing.T) {
 		{"--partitions", "2", "--partition", "2"},
 		{"--creds", "x.creds"},
 		{"--js-sync", "sometimes"},
+		{"--store-busy-delay", "-1ms"},
+		{"--store-batch-delay", "-1ms"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(bad, func(string) string { return "" }); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
+	}
+	if o.storeBusy != store.DefaultBusyBatchDelay || busyDelay(o.storeBusy) != store.DefaultBusyBatchDelay {
+		t.Errorf("--store-busy-delay defaults to %v (store %v), want the store's %v", o.storeBusy, busyDelay(o.storeBusy), store.DefaultBusyBatchDelay)
+	}
+	off, err := parseFlags([]string{"--store-busy-delay", "0"}, func(string) string { return "" })
+	if err != nil || busyDelay(off.storeBusy) >= 0 {
+		t.Errorf("--store-busy-delay 0: %v, store delay %v; want a negative store delay (never waits)", err, busyDelay(off.storeBusy))
 	}
 	if _, err := ordinalOf("invoicer"); err == nil {
 		t.Error("ordinal of a name without a number")

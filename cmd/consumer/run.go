@@ -34,7 +34,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 	// The order store first: its file lock is the single-instance guard of
 	// the whole data directory, the embedded JetStream store included.
-	db, err := store.Open(store.Config{Path: filepath.Join(o.dataDir, "orders.db"), MaxBatch: o.storeBatch, MaxBatchDelay: o.storeDelay})
+	db, err := store.Open(store.Config{Path: filepath.Join(o.dataDir, "orders.db"), MaxBatch: o.storeBatch, MaxBatchDelay: o.storeDelay, BusyBatchDelay: busyDelay(o.storeBusy)})
 	if err != nil {
 		return err
 	}
@@ -321,4 +321,13 @@ func loadSellers(o *options, log zerolog.Logger) (*fileConfig, *sandboxRunner, e
 		Str("partner_channel", demoPartnerChannel).
 		Msg("no --config: issuing through the in-process provider SANDBOX with demo sellers; these invoices are not real")
 	return cfg, runner, nil
+}
+
+// busyDelay maps --store-busy-delay to store.Config.BusyBatchDelay, whose
+// zero means the default: the flag's 0 means never waiting.
+func busyDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
