@@ -77,8 +77,9 @@ func (db *DB) run() {
 
 // fill adds queued requests to batch until it holds MaxBatch, no request is
 // waiting (no delay applies) or the delay has passed: MaxBatchDelay when set,
-// else BusyBatchDelay when the store is busy (pace.busy). It reports false
-// when reqs was closed.
+// else BusyBatchDelay when the store is busy (pace.busy), in which case the
+// batch also closes once it is as large as the largest lately
+// (pace.concurrency). It reports false when reqs was closed.
 func (db *DB) fill(batch []*request) ([]*request, bool) {
 	max := db.cfg.MaxBatch
 	for len(batch) < max {
@@ -95,7 +96,9 @@ func (db *DB) fill(batch []*request) ([]*request, bool) {
 	}
 	delay := db.cfg.MaxBatchDelay
 	if delay <= 0 && db.pace.busy(time.Now(), db.cfg.BusyBatchDelay) {
-		delay = db.cfg.BusyBatchDelay
+		// Waiting for writers that are all in the batch already gains
+		// nothing: a busy wait ends at the largest batch seen lately.
+		delay, max = db.cfg.BusyBatchDelay, min(max, db.pace.concurrency())
 	}
 	if len(batch) >= max || delay <= 0 {
 		return batch, true
@@ -142,6 +145,12 @@ func (p *pace) add(now time.Time, n int) {
 		p.rate, p.peak = float64(p.writes)/el.Seconds(), p.largest
 		p.start, p.writes, p.largest = now, 0, 0
 	}
+}
+
+// concurrency is the largest batch of the last whole window and the current
+// one: about how many writers the store has.
+func (p *pace) concurrency() int {
+	return max(p.peak, p.largest)
 }
 
 // busy reports whether the last window had concurrent writers (a batch of

@@ -241,6 +241,9 @@ func TestPaceBusy(t *testing.T) {
 			if got := p.busy(last.Add(tt.later), delay); got != tt.want {
 				t.Fatalf("busy = %v, want %v (rate %.0f/s, peak %d)", got, tt.want, p.rate, p.peak)
 			}
+			if c := p.concurrency(); c != tt.batch {
+				t.Fatalf("concurrency %d, want the batches' %d", c, tt.batch)
+			}
 			if p.busy(last.Add(tt.later), 0) {
 				t.Fatal("busy with no delay to wait")
 			}

@@ -101,7 +101,9 @@ type Config struct {
 	// BusyBatchDelay is how long the commit goroutine waits for more
 	// writes, when MaxBatchDelay is 0, while the store is busy: over the
 	// last 50 ms writes came from more than one writer at a time, fast
-	// enough that at least two more are expected within the delay. Fewer, larger commits mean fewer
+	// enough that at least two more are expected within the delay. The
+	// wait ends early once the batch is as large as the largest of that
+	// time (every writer is then in it). Fewer, larger commits mean fewer
 	// fsyncs on a disk the store shares with others (JetStream's), at the
 	// cost of up to this much latency per write under load; a store that
 	// gets writes more slowly never waits. 0 means DefaultBusyBatchDelay; a

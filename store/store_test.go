@@ -1112,35 +1112,52 @@ func TestBusyBatchDelay(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.BusyBatchDelay = 20 * time.Millisecond
 		db := MustOpen(t, cfg)
-		// The writers write until stopped; the store's pace needs a first
-		// window of writes before it counts as busy, so the commits are
-		// counted from a warm-up on.
-		const writers, most = 32, 10000
-		var (
-			stop atomic.Bool
-			wg   sync.WaitGroup
-		)
-		for w := range writers {
-			wg.Go(func() {
-				for i := 0; i < most && !stop.Load(); i++ {
-					if _, err := db.Put(context.Background(), newRecord(fmt.Sprintf("C-%02d-%05d", w, i), schemas.StateSubmitting, fp("a"))); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			})
-		}
-		time.Sleep(150 * time.Millisecond)
-		before := db.Stats()
-		time.Sleep(300 * time.Millisecond)
-		after := db.Stats()
-		stop.Store(true)
-		wg.Wait()
-		writes, commits := after.Requests-before.Requests, after.Commits-before.Commits
+		writes, commits := busyWriters(t, db, 32)
 		// Waiting 20 ms a commit, each one carries every writer; without
 		// the wait they average 10 to 20 here.
 		if commits == 0 || writes < 24*commits {
 			t.Fatalf("%d writes in %d commits after the warm-up: want at least 24 a commit", writes, commits)
 		}
 	})
+	t.Run("every writer in the batch", func(t *testing.T) {
+		// With 8 writers a batch never holds more than 8 writes: once it
+		// does, waiting 100 ms more for writers who cannot come is wasted,
+		// and the commit goes ahead.
+		cfg := testConfig(t)
+		cfg.BusyBatchDelay = 100 * time.Millisecond
+		db := MustOpen(t, cfg)
+		writes, commits := busyWriters(t, db, 8)
+		if commits < 30 {
+			t.Fatalf("%d writes in %d commits in 300 ms: the batches waited out the 100 ms delay with every writer in them", writes, commits)
+		}
+	})
+}
+
+// busyWriters runs writers goroutines that write to db until stopped, and
+// returns the writes and commits of 300 ms of it after a warm-up: the
+// store's pace needs a first window of writes before it counts as busy.
+func busyWriters(t *testing.T, db *store.DB, writers int) (writes, commits int64) {
+	t.Helper()
+	const most = 10000 // writes per writer at most
+	var (
+		stop atomic.Bool
+		wg   sync.WaitGroup
+	)
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; i < most && !stop.Load(); i++ {
+				if _, err := db.Put(context.Background(), newRecord(fmt.Sprintf("C-%02d-%05d", w, i), schemas.StateSubmitting, fp("a"))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(150 * time.Millisecond)
+	before := db.Stats()
+	time.Sleep(300 * time.Millisecond)
+	after := db.Stats()
+	stop.Store(true)
+	wg.Wait()
+	return after.Requests - before.Requests, after.Commits - before.Commits
 }
