@@ -79,7 +79,8 @@ func (db *DB) run() {
 // waiting (no delay applies) or the delay has passed: MaxBatchDelay when set,
 // else BusyBatchDelay when the store is busy (pace.busy), in which case the
 // batch also closes once it is as large as the largest lately
-// (pace.concurrency). It reports false when reqs was closed.
+// (pace.concurrency), except for one wait every probeEvery. It reports
+// false when reqs was closed.
 func (db *DB) fill(batch []*request) ([]*request, bool) {
 	max := db.cfg.MaxBatch
 	for len(batch) < max {
@@ -95,10 +96,20 @@ func (db *DB) fill(batch []*request) ([]*request, bool) {
 		break
 	}
 	delay := db.cfg.MaxBatchDelay
-	if delay <= 0 && db.pace.busy(time.Now(), db.cfg.BusyBatchDelay) {
-		// Waiting for writers that are all in the batch already gains
-		// nothing: a busy wait ends at the largest batch seen lately.
-		delay, max = db.cfg.BusyBatchDelay, min(max, db.pace.concurrency())
+	if now := time.Now(); delay <= 0 && db.pace.busy(now, db.cfg.BusyBatchDelay) {
+		delay = db.cfg.BusyBatchDelay
+		if now.Sub(db.pace.probed) < probeEvery {
+			// Waiting for writers that are all in the batch already
+			// gains nothing: a busy wait ends at the largest batch
+			// seen lately.
+			max = min(max, db.pace.concurrency())
+		} else {
+			// Now and then a wait runs its full length, so that the
+			// largest batch can grow past what the early ends let
+			// through: without it, the writers a batch closed on once
+			// would be all it ever waited for.
+			db.pace.probed = now
+		}
 	}
 	if len(batch) >= max || delay <= 0 {
 		return batch, true
@@ -122,6 +133,10 @@ func (db *DB) fill(batch []*request) ([]*request, bool) {
 // paceWindow is the span over which pace measures the write rate.
 const paceWindow = 50 * time.Millisecond
 
+// probeEvery is how often a busy wait runs its full length instead of
+// ending once the batch is as large as the largest lately.
+const probeEvery = time.Second
+
 // busyWrites is how many further writes BusyBatchDelay must be expected to
 // bring before the commit goroutine waits for them.
 const busyWrites = 2
@@ -132,9 +147,10 @@ const busyWrites = 2
 type pace struct {
 	start   time.Time
 	writes  int
-	largest int     // the largest batch in the current window
-	rate    float64 // writes a second in the last whole window
-	peak    int     // the largest batch in the last whole window
+	largest int       // the largest batch in the current window
+	rate    float64   // writes a second in the last whole window
+	peak    int       // the largest batch in the last whole window
+	probed  time.Time // the last busy wait that ran its full length
 }
 
 // add counts a batch of n writes taken at now.
