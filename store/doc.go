@@ -82,7 +82,7 @@
 // the writers are in it then). Once a second the wait runs its full length
 // instead, so that the estimate of the writers can grow: ending every wait
 // at the largest batch so far kept it at whatever the first batches held
-// (with 32 writers under the race detector, 16–22 a commit where a full
+// (with 32 writers under the race detector, 16–23 a commit where a full
 // wait gathers all 32). In default-mode 50,000-request runs that
 // cut the commits from 34,000–61,000 to 12,000–14,000 for 100,000 writes
 // and halved the store's commit time; a request pays up to two such waits.
