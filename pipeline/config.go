@@ -19,9 +19,12 @@ type Config struct {
 	// (Topology.Consumer), so that a crash during the give-up is repaired by
 	// one more delivery instead of leaving the message stranded.
 	MaxDeliver int
-	// Retry is the backoff for transient provider answers: the n-th delivery
-	// waits about RetryBase×2^(n-1) with jitter, at least the provider's hint,
-	// at most RetryMax. 0 means 1s and 2m.
+	// Retry is the backoff for transient provider answers: the n-th failure
+	// in a row (schemas.OrderRecord.Failures, which an answer that the
+	// provider has the order starts again) waits about RetryBase×2^(n-1)
+	// with jitter, at least the provider's hint, at most RetryMax. The
+	// consumer's own failures (the order store, publishing) count the
+	// message's deliveries instead. 0 means 1s and 2m.
 	RetryBase, RetryMax time.Duration
 	// PollSchedule is how long to wait before asking again about an order the
 	// provider accepted: the n-th time a delivery ends with the order still
@@ -101,8 +104,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// retryDelay is the wait before the next delivery after a transient answer
-// on delivery n: exponential with jitter in [d/2, d), at least hint, capped.
+// retryDelay is the wait before the next delivery after the n-th transient
+// failure in a row: exponential with jitter in [d/2, d), at least hint,
+// capped.
 func (c Config) retryDelay(n int, hint time.Duration) time.Duration {
 	d := c.RetryBase
 	for i := 1; i < n && d < c.RetryMax; i++ {

@@ -22,8 +22,10 @@
 //     An answer lost in transit (providers.Unknown) is reconciled by a query
 //     at once.
 //  4. Apply the answer: issued → save, publish, ack; accepted → save, Nak on
-//     the polling schedule; retry → Nak with exponential backoff and jitter,
-//     at least the provider's hint; rejected → save, publish, ack;
+//     the polling schedule; retry → Nak with exponential backoff and jitter
+//     over the failures in a row (OrderRecord.Failures, which an accepted
+//     answer starts again), at least the provider's hint; rejected → save,
+//     publish, ack;
 //     action required → publish one "action_required" result per episode,
 //     hold the seller (its other orders wait without calling the provider,
 //     one probe per HoldProbe; other sellers carry on).

@@ -512,3 +512,48 @@ func TestPollingStartsWhenAccepted(t *testing.T) {
 		t.Fatalf("record counts %d polls, want 1", rec.Polls)
 	}
 }
+
+// The retry backoff counts the failures in a row, not the deliveries: an
+// order that has been polled many times and then meets its first transient
+// fault waits RetryBase, not RetryBase×2^deliveries (which here would be
+// more than 30 s, and was how an order of the reliability suite's
+// provider-faults scenario outlasted its three minutes).
+func TestBackoffCountsFailuresInARow(t *testing.T) {
+	cfg := fast
+	cfg.RetryBase, cfg.RetryMax = time.Second, time.Hour
+	cfg.PollSchedule = []time.Duration{30 * time.Millisecond}
+	cfg.InlinePolls = -1
+	cfg.MaxDeliver = 100
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Nuonuo: sandbox.NuonuoConfig{PendingQueries: 12}}})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "BACKOFF-1", nil), "")
+	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "BACKOFF-1"}
+	record := func() schemas.OrderRecord {
+		rec, _, err := h.db.Get(t.Context(), key)
+		if err != nil {
+			t.Fatalf("stored record: %v", err)
+		}
+		return rec
+	}
+	h.waitFor("six polls", 20*time.Second, func() bool { return record().Polls >= 6 })
+	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.queryInvoiceResult", HTTPStatus: 503},
+	}})
+	var failed schemas.OrderRecord
+	h.waitFor("the scripted failure", 20*time.Second, func() bool {
+		failed = record()
+		return failed.Failures > 0 || failed.State == schemas.StateIssued
+	})
+	if failed.Failures != 1 || failed.LastError == nil {
+		t.Fatalf("after the scripted 503: %d failures in a row, last error %+v; want 1", failed.Failures, failed.LastError)
+	}
+	// The failure was on delivery 7 or later; counting deliveries would wait
+	// at least 32 s before the next one.
+	res := h.waitResult(nuonuoSeller, "BACKOFF-1", 1, 15*time.Second)
+	if res[0].Status != schemas.StatusIssued {
+		t.Fatalf("BACKOFF-1: %s %+v", res[0].Status, res[0].Error)
+	}
+	if rec := record(); rec.Failures != 0 {
+		t.Fatalf("issued record keeps %d failures in a row; the provider's answer ends a run of them", rec.Failures)
+	}
+}

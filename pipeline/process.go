@@ -287,6 +287,8 @@ func mergeRefs(dst *schemas.ProviderRefs, src schemas.ProviderRefs) {
 // apply records the provider's answer and decides what happens to the
 // message.
 func (o *order) apply(ctx context.Context, a providers.Outcome) {
+	failures := o.rec.Failures
+	o.rec.Failures = 0 // any answer but a transient failure ends a run of them
 	switch a.Class {
 	case providers.Issued:
 		o.rec.State = schemas.StateIssued
@@ -339,8 +341,9 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 			event = EventInDoubt
 		}
 		o.rec.LastError = providerError(schemas.CodeRetriesExhausted, a)
+		o.rec.Failures = failures + 1
 		if o.save(ctx) {
-			o.later(ctx, event, o.p.cfg.retryDelay(o.m.Deliveries, a.RetryAfter), o.rec.LastError, nil)
+			o.later(ctx, event, o.p.cfg.retryDelay(o.rec.Failures, a.RetryAfter), o.rec.LastError, nil)
 		}
 	}
 }
@@ -435,6 +438,7 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 		}
 		o.rec.State = schemas.StateFailed
 		o.rec.LastError = info
+		o.rec.Failures = 0 // a replay starts a new backoff
 		o.rec.CompletedAt = o.now
 		if !o.save(ctx) {
 			return

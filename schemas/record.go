@@ -88,6 +88,12 @@ type OrderRecord struct {
 	// schedule, which starts when the provider first accepts the order
 	// however many transient failures came before.
 	Polls int `json:"polls,omitempty"`
+	// Failures counts the deliveries in a row that ended in a transient
+	// failure (an error answer, an answer lost in transit, a refusal to
+	// take more calls): the position in the retry backoff. It starts again
+	// at 0 whenever the provider answers that it has the order, so an order
+	// polled many times does not wait minutes after its first fault.
+	Failures int `json:"failures,omitempty"`
 	// LastError is the last error seen (the final one once rejected or failed).
 	LastError *ErrorInfo `json:"lastError,omitempty"`
 	// Invoices are the issued invoices.
