@@ -11,8 +11,9 @@ import (
 	"github.com/fapiaohub/invoicer/schemas"
 )
 
-// request is one write handed to the commit goroutine: a Put (rec set) or a
-// chunk of Prune deletes (prune set). The commit goroutine fills in err and
+// request is one write handed to the commit goroutine: a Put (rec set), a
+// chunk of Prune deletes (prune set), a Probe's heartbeat (probe set) or a
+// DocumentsKept removal (kept set). The commit goroutine fills in err and
 // deleted, then closes done.
 type request struct {
 	// Put: the record's key, the record as it will be stored (Version and
@@ -28,6 +29,9 @@ type request struct {
 
 	// Probe: write the heartbeat key (Probe).
 	probe time.Time
+
+	// DocumentsKept: the keys to remove from the pending-documents index.
+	kept [][]byte
 
 	err     error
 	deleted int
@@ -199,6 +203,8 @@ func (db *DB) commit(batch []*request) {
 				err = t.heartbeat(tx, r.probe)
 			case r.prune != nil:
 				r.deleted, err = t.prune(r.prune, r.cutoff)
+			case r.kept != nil:
+				err = t.documentsKept(r.kept)
 			default:
 				r.err, err = t.put(r)
 			}
@@ -245,19 +251,22 @@ func (db *DB) commit(batch []*request) {
 // txn applies writes inside one write transaction. Reads through it see the
 // writes made before in the same transaction.
 type txn struct {
-	changed bool // a request has written or deleted something
-	orders  *bolt.Bucket
-	index   *bolt.Bucket
-	states  map[schemas.OrderState]*bolt.Bucket
+	changed   bool // a request has written or deleted something
+	orders    *bolt.Bucket
+	index     *bolt.Bucket
+	documents *bolt.Bucket
+	states    map[schemas.OrderState]*bolt.Bucket
 }
 
 func newTxn(tx *bolt.Tx) *txn {
 	t := &txn{
-		orders: tx.Bucket(bucketOrders),
-		index:  tx.Bucket(bucketStates),
-		states: make(map[schemas.OrderState]*bolt.Bucket, len(schemas.OrderStates)),
+		orders:    tx.Bucket(bucketOrders),
+		index:     tx.Bucket(bucketStates),
+		documents: tx.Bucket(bucketDocuments),
+		states:    make(map[schemas.OrderState]*bolt.Bucket, len(schemas.OrderStates)),
 	}
 	t.orders.FillPercent = fillPercent
+	t.documents.FillPercent = fillPercent
 	return t
 }
 
@@ -322,7 +331,16 @@ func (t *txn) put(r *request) (check, fatal error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, b.Put(r.key, emptyValue)
+	if err := b.Put(r.key, emptyValue); err != nil {
+		return nil, err
+	}
+	if r.rec.State == schemas.StateIssued && hasDocuments(r.rec) {
+		// Issued is final: an order enters the index once, here.
+		if err := t.documents.Put(r.key, emptyValue); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
 // heartbeat writes the probe key of the meta bucket.

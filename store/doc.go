@@ -12,11 +12,12 @@
 //
 // # Layout
 //
-// The file holds three top-level buckets:
+// The file holds four top-level buckets:
 //
-//	orders   key → schemas.OrderRecord: a 0 byte, then its JSON compressed with S2
-//	states   one sub-bucket per schemas.OrderState: key → empty value
-//	meta     "format" → "2", the layout version
+//	orders     key → schemas.OrderRecord: a 0 byte, then its JSON compressed with S2
+//	states     one sub-bucket per schemas.OrderState: key → empty value
+//	documents  key → empty value: issued orders whose invoice PDFs are still to be kept
+//	meta       "format" → "2", the layout version
 //
 // Layout version 1 stored the records as plain JSON; version 2 reads such
 // records (they start with '{') and marks the file version 2 when it opens
@@ -35,6 +36,16 @@
 // sub-bucket named by its record's State, maintained in the same
 // transaction as the record, so Scan and Counts read one state without
 // touching the others.
+//
+// The documents bucket is the pending-documents index of the consumer's
+// document keeper (pipeline.DocumentKeeper). The Put that moves an order to
+// issued with at least one invoice that has a PDF URL adds its key, in the
+// same transaction; DocumentsKept removes keys once the PDFs are kept, and
+// PendingDocuments and CountPendingDocuments read it. Because the listing is
+// part of the issued write, no order's documents are forgotten by a crash,
+// a restart or a keeper that yields to a backlog. Files written before this
+// bucket existed get it, empty, when opened: the orders they issued are not
+// listed (their documents are fetched when first asked for, as before).
 //
 // # State machine
 //

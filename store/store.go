@@ -228,6 +228,9 @@ func initLayout(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketOrders); err != nil {
 		return err
 	}
+	if _, err := tx.CreateBucketIfNotExists(bucketDocuments); err != nil {
+		return err
+	}
 	states, err := tx.CreateBucketIfNotExists(bucketStates)
 	if err != nil {
 		return err
@@ -352,7 +355,8 @@ type Stats struct {
 	Commits int64
 	// FailedCommits counts transactions that failed to commit.
 	FailedCommits int64
-	// Requests counts the writes (Put calls and Prune chunks) carried by
+	// Requests counts the writes (Put calls, Prune chunks, DocumentsKept
+	// calls and probes) carried by
 	// committed transactions, including those answered with their own
 	// check error. Requests/Commits is the mean batch size.
 	Requests int64
@@ -706,10 +710,7 @@ func encodeKey(key schemas.OrderKey) ([]byte, error) {
 }
 
 // keyString renders a bbolt key as schemas.OrderKey.String does.
-func keyString(k []byte) string {
-	seller, orderNo, _ := bytes.Cut(k, []byte{0})
-	return schemas.OrderKey{Seller: string(seller), OrderNo: string(orderNo)}.String()
-}
+func keyString(k []byte) string { return decodeKey(k).String() }
 
 // compressedRecord starts a record stored as an S2 block of its JSON. A
 // plain JSON record (layout version 1) starts with '{'.

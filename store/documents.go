@@ -1,0 +1,142 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// bucketDocuments is the pending-documents index: the keys of issued orders
+// whose invoice documents (PDFs) have yet to be kept. A Put that moves an
+// order to issued with at least one document URL adds its key in the same
+// transaction; DocumentsKept removes keys.
+var bucketDocuments = []byte("documents")
+
+// hasDocuments reports whether an issued record has a document to keep.
+func hasDocuments(rec *schemas.OrderRecord) bool {
+	for _, inv := range rec.Invoices {
+		if inv.PdfURL != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// PendingDocuments returns issued orders whose documents have yet to be
+// kept (see DocumentsKept), in key order, starting after the key after (the
+// zero OrderKey: from the first). It looks at up to n keys; a key for which
+// skip returns true is passed over without reading its record. next is the
+// last key looked at, to pass as after for the following call, and the
+// zero OrderKey once the index has no more. Orders issued by builds older
+// than this index are not in it. Errors: ErrClosed, ctx's error, decoding
+// errors.
+func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n int, skip func(schemas.OrderKey) bool) (recs []schemas.OrderRecord, next schemas.OrderKey, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, schemas.OrderKey{}, fmt.Errorf("pending documents: %w", err)
+	}
+	var from []byte
+	if after != (schemas.OrderKey{}) {
+		if from, err = encodeKey(after); err != nil {
+			return nil, schemas.OrderKey{}, fmt.Errorf("pending documents: %w", err)
+		}
+	}
+	n = max(n, 1)
+	err = db.view(func(tx *bolt.Tx) error {
+		orders := tx.Bucket(bucketOrders)
+		c := tx.Bucket(bucketDocuments).Cursor()
+		looked := 0
+		k, _ := seekAfter(c, from)
+		for ; k != nil && looked < n; k, _ = c.Next() {
+			looked++
+			key := decodeKey(k)
+			next = key
+			if skip != nil && skip(key) {
+				continue
+			}
+			v := orders.Get(k)
+			if v == nil {
+				return fmt.Errorf("the documents index lists %s but no record is stored", key)
+			}
+			var rec schemas.OrderRecord
+			if err := decodeRecord(v, &rec); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			recs = append(recs, rec)
+		}
+		if k == nil {
+			next = schemas.OrderKey{} // the index has no more
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, schemas.OrderKey{}, fmt.Errorf("pending documents: %w", err)
+	}
+	return recs, next, nil
+}
+
+// DocumentsKept removes orders from the pending-documents index once their
+// documents are kept. Keys not in the index are ignored. The removal is one
+// write of the commit goroutine, committed with the writes around it.
+// Errors: ErrInvalidKey, ErrClosed, ErrWriteFailed, ctx's error.
+func (db *DB) DocumentsKept(ctx context.Context, keys []schemas.OrderKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	kept := make([][]byte, 0, len(keys))
+	for _, key := range keys {
+		k, err := encodeKey(key)
+		if err != nil {
+			return fmt.Errorf("documents kept: %s: %w", key, err)
+		}
+		kept = append(kept, k)
+	}
+	req := &request{kept: kept, done: make(chan struct{})}
+	if err := db.submit(ctx, req); err != nil {
+		return fmt.Errorf("documents kept: %w", err)
+	}
+	if req.err != nil {
+		return fmt.Errorf("documents kept: %w", req.err)
+	}
+	return nil
+}
+
+// CountPendingDocuments returns how many issued orders have documents yet
+// to be kept. Errors: ErrClosed, ctx's error.
+func (db *DB) CountPendingDocuments(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("count pending documents: %w", err)
+	}
+	n := 0
+	err := db.view(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketDocuments).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count pending documents: %w", err)
+	}
+	return n, nil
+}
+
+// documentsKept deletes keys from the pending-documents index.
+func (t *txn) documentsKept(keys [][]byte) error {
+	for _, k := range keys {
+		if t.documents.Get(k) == nil {
+			continue
+		}
+		if err := t.documents.Delete(k); err != nil {
+			return err
+		}
+		t.changed = true
+	}
+	return nil
+}
+
+// decodeKey is the inverse of encodeKey.
+func decodeKey(k []byte) schemas.OrderKey {
+	seller, orderNo, _ := bytes.Cut(k, []byte{0})
+	return schemas.OrderKey{Seller: string(seller), OrderNo: string(orderNo)}
+}

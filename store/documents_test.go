@@ -1,0 +1,118 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+)
+
+// pendingKeys reads the whole pending-documents index n keys at a time.
+func pendingKeys(t *testing.T, db *store.DB, n int, skip func(schemas.OrderKey) bool) []string {
+	t.Helper()
+	var keys []string
+	var after schemas.OrderKey
+	for range 1000 {
+		recs, next, err := db.PendingDocuments(context.Background(), after, n, skip)
+		if err != nil {
+			t.Fatalf("PendingDocuments after %v: %v", after, err)
+		}
+		if len(recs) > n {
+			t.Fatalf("PendingDocuments(%d) returned %d records", n, len(recs))
+		}
+		for _, r := range recs {
+			if r.State != schemas.StateIssued || len(r.Invoices) == 0 {
+				t.Fatalf("pending %s is %s with %d invoices", r.Key(), r.State, len(r.Invoices))
+			}
+			keys = append(keys, r.OrderNo)
+		}
+		if next == (schemas.OrderKey{}) {
+			return keys
+		}
+		after = next
+	}
+	t.Fatal("PendingDocuments never reached the end of the index")
+	return nil
+}
+
+func TestPendingDocuments(t *testing.T) {
+	cfg := testConfig(t)
+	db := MustOpen(t, cfg)
+	ctx := context.Background()
+
+	// Issued with a PDF: listed. Issued without one, submitting, rejected:
+	// not listed.
+	for _, no := range []string{"D-3", "D-1", "D-4", "D-2"} {
+		MustPut(t, db, issued(MustPut(t, db, newRecord(no, schemas.StateSubmitting, fp(no))), 1))
+	}
+	noPDF := issued(MustPut(t, db, newRecord("N-1", schemas.StateSubmitting, fp("n"))), 1)
+	noPDF.Invoices[0].PdfURL = ""
+	MustPut(t, db, noPDF)
+	MustPut(t, db, newRecord("S-1", schemas.StateSubmitting, fp("s")))
+	MustPut(t, db, newRecord("R-1", schemas.StateRejected, fp("r")))
+
+	want := []string{"D-1", "D-2", "D-3", "D-4"}
+	for _, n := range []int{1, 3, 100} {
+		if got := pendingKeys(t, db, n, nil); !slices.Equal(got, want) {
+			t.Errorf("pending, %d at a time: %v, want %v", n, got, want)
+		}
+	}
+	if n, err := db.CountPendingDocuments(ctx); err != nil || n != 4 {
+		t.Errorf("CountPendingDocuments = %d, %v; want 4", n, err)
+	}
+	// skip passes keys over without reading them, and they still count
+	// towards n: one call with n=2 that skips D-1 returns only D-2.
+	skipD1 := func(k schemas.OrderKey) bool { return k.OrderNo == "D-1" }
+	recs, next, err := db.PendingDocuments(ctx, schemas.OrderKey{}, 2, skipD1)
+	if err != nil || len(recs) != 1 || recs[0].OrderNo != "D-2" || next.OrderNo != "D-2" {
+		t.Fatalf("PendingDocuments(2, skip D-1) = %d records, next %v, %v; want D-2 only, next D-2", len(recs), next, err)
+	}
+	if got := pendingKeys(t, db, 2, skipD1); !slices.Equal(got, want[1:]) {
+		t.Errorf("pending, skipping D-1: %v, want %v", got, want[1:])
+	}
+
+	// Kept documents leave the index; unknown keys are ignored; the index
+	// survives a restart.
+	kept := []schemas.OrderKey{{Seller: testSeller, OrderNo: "D-1"}, {Seller: testSeller, OrderNo: "D-3"}, {Seller: testSeller, OrderNo: "X-9"}}
+	if err := db.DocumentsKept(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = MustOpen(t, cfg)
+	if got := pendingKeys(t, db, 10, nil); !slices.Equal(got, []string{"D-2", "D-4"}) {
+		t.Errorf("pending after DocumentsKept and a restart: %v, want [D-2 D-4]", got)
+	}
+	if n, err := db.CountPendingDocuments(ctx); err != nil || n != 2 {
+		t.Errorf("CountPendingDocuments = %d, %v; want 2", n, err)
+	}
+	if err := db.DocumentsKept(ctx, []schemas.OrderKey{{Seller: testSeller}}); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("DocumentsKept with an empty order number = %v, want ErrInvalidKey", err)
+	}
+}
+
+// TestPendingDocumentsClosed: the index methods fail with ErrClosed after
+// Close, like every other method.
+func TestPendingDocumentsClosed(t *testing.T) {
+	db, err := store.Open(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, _, err := db.PendingDocuments(ctx, schemas.OrderKey{}, 10, nil); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("PendingDocuments after Close = %v, want ErrClosed", err)
+	}
+	if err := db.DocumentsKept(ctx, []schemas.OrderKey{{Seller: testSeller, OrderNo: "D-1"}}); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("DocumentsKept after Close = %v, want ErrClosed", err)
+	}
+	if _, err := db.CountPendingDocuments(ctx); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("CountPendingDocuments after Close = %v, want ErrClosed", err)
+	}
+}
