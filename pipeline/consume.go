@@ -64,6 +64,11 @@ type Loop struct {
 	metrics  *Metrics
 	inFlight atomic.Int64
 	bound    atomic.Bool
+
+	// The stream's count of requests not yet delivered, as of the last
+	// delivery, and that delivery's time (Behind).
+	pending      atomic.Uint64
+	lastDelivery atomic.Int64
 }
 
 // NewLoop returns a loop over consumer; metrics may be nil.
@@ -74,6 +79,18 @@ func NewLoop(cfg LoopConfig, p *Pipeline, consumer jetstream.Consumer, log zerol
 // Bound reports whether the loop is pulling from its consumer (for
 // readiness).
 func (l *Loop) Bound() bool { return l.bound.Load() }
+
+// behindFor is how long Behind trusts the last delivery's count of waiting
+// requests: with no delivery for that long, the loop is not behind.
+const behindFor = 2 * time.Second
+
+// Behind reports whether requests are waiting in the stream beyond what
+// the workers hold: more undelivered requests than there are workers, as
+// of a delivery less than two seconds ago. Background work (the
+// DocumentKeeper) yields to the requests while it does.
+func (l *Loop) Behind() bool {
+	return l.pending.Load() > uint64(l.cfg.Workers) && time.Since(time.Unix(0, l.lastDelivery.Load())) < behindFor
+}
 
 // InFlight returns the number of messages being processed.
 func (l *Loop) InFlight() int64 { return l.inFlight.Load() }
@@ -178,6 +195,8 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendin
 		l.end()
 		return
 	}
+	l.pending.Store(meta.NumPending)
+	l.lastDelivery.Store(start.UnixNano())
 	m := &Message{
 		Subject:     jm.Subject(),
 		Data:        jm.Data(),

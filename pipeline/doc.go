@@ -46,10 +46,18 @@
 // acker acknowledges the request once the result stream has acknowledged
 // the result (Outcome.Published); a result that cannot be published puts the
 // request back instead. The order save → publish → ack is kept; only the
-// waiting moves off the worker. The PDFs of issued invoices are kept by a
-// DocumentKeeper in the background, so that downloading them and writing
-// them to the object store never delays a result; what it has not kept is
-// fetched when first asked for.
+// waiting moves off the worker.
+//
+// The PDFs of issued invoices are kept by a DocumentKeeper in the
+// background, so that downloading them and writing them to the object
+// store never delays a result. It works from the order store's
+// pending-documents index, which the issued write fills, and yields to the
+// requests while they are behind (Loop.Behind: more requests waiting
+// undelivered than there are workers): during a burst it keeps one order's
+// PDFs every 100 ms and catches up once the backlog is gone. In a 50,000
+// request run that took the extra fsyncs and CPU of about 25,000 PDFs off
+// the requests' path. What it has not kept yet is fetched when first asked
+// for.
 //
 // # Streams
 //

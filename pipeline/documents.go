@@ -8,11 +8,11 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // Documents keeps the documents of issued invoices.
@@ -130,121 +130,266 @@ func (d *ObjectDocuments) download(ctx context.Context, url string) ([]byte, err
 	return b, nil
 }
 
+// DocumentIndex is what the keeper needs of the order store: the issued
+// orders whose documents have yet to be kept. *store.DB implements it.
+type DocumentIndex interface {
+	// PendingDocuments returns up to n such orders in key order after
+	// after (the zero key: from the first), passing over without reading
+	// them the keys skip returns true for; next is the last key looked at,
+	// the zero key once there are no more.
+	PendingDocuments(ctx context.Context, after schemas.OrderKey, n int, skip func(schemas.OrderKey) bool) (recs []schemas.OrderRecord, next schemas.OrderKey, err error)
+	// DocumentsKept removes orders whose documents are kept.
+	DocumentsKept(ctx context.Context, keys []schemas.OrderKey) error
+}
+
 // KeeperConfig configures a DocumentKeeper.
 type KeeperConfig struct {
-	// Workers is how many orders' documents are fetched at once; 0 means 4.
+	// Workers is how many orders' documents are kept at once; 0 means 4.
 	Workers int
-	// Queue is how many issued orders may wait for their documents; 0
-	// means 16384. An order offered to a full queue is skipped: its
-	// documents are fetched when first asked for (the partner API).
-	Queue int
 	// Timeout bounds keeping one order's documents; 0 means 10s.
 	Timeout time.Duration
+	// Busy, when set, reports that the requests are behind (Loop.Behind).
+	// While it does, the keeper keeps one order's documents at a time, one
+	// every BusyEvery, and leaves the disk and the CPU to the requests; the
+	// orders it has not reached wait in the order store's index.
+	Busy func() bool
+	// BusyEvery is the keeper's pace while Busy; 0 means 100ms.
+	BusyEvery time.Duration
+	// Rescan is how often the keeper reads the index without being woken:
+	// orders left by a restart, and orders whose documents failed, are
+	// found this way. 0 means 30s.
+	Rescan time.Duration
+	// RetryBase and RetryMax bound the wait before an order whose documents
+	// could not be kept is tried again, doubling from RetryBase; 0 means
+	// 10s and 1h.
+	RetryBase, RetryMax time.Duration
 }
+
+func (c KeeperConfig) withDefaults() KeeperConfig {
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultDocumentTimeout
+	}
+	if c.BusyEvery <= 0 {
+		c.BusyEvery = 100 * time.Millisecond
+	}
+	if c.Rescan <= 0 {
+		c.Rescan = 30 * time.Second
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 10 * time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Hour
+	}
+	return c
+}
+
+// keeperChunk is how many index keys the keeper reads at a time.
+const keeperChunk = 64
 
 // DocumentKeeper keeps the documents of issued orders in the background, so
 // that downloading a PDF and writing it to the object store never delays an
-// invoice's result. What it has not kept (a full queue, a failure, a crash)
-// is fetched on demand: Documents.Keep is idempotent.
+// invoice's result. It works from the order store's pending-documents index
+// (DocumentIndex), which the order store fills in the same transaction that
+// saves an order as issued: nothing is lost to a full queue, a failure or a
+// crash, and an order whose documents fail is tried again with backoff.
+// While the requests are behind (KeeperConfig.Busy) it slows to a trickle
+// and catches up once the backlog is gone. What it has not kept yet is
+// fetched when first asked for: Documents.Keep is idempotent.
 type DocumentKeeper struct {
 	docs    Documents
+	index   DocumentIndex
 	cfg     KeeperConfig
-	queue   chan docJob
 	metrics *Metrics
+	log     zerolog.Logger
 
-	stopping atomic.Bool
-	drain    chan struct{} // closed by Stop: work what is queued, then return
-	abort    chan struct{} // closed when Stop's context ends: give up at once
+	wake     chan struct{} // a new issued order: read the index again
+	stop     chan struct{} // closed by Stop: keep no more orders
+	abort    chan struct{} // closed when Stop's context ends: give up the orders in hand
 	stopOnce sync.Once
-	workers  sync.WaitGroup
+	done     chan struct{} // closed when run returns
+
+	// failed holds the orders whose documents could not be kept, until
+	// their next try. Only run's goroutine uses it.
+	failed map[schemas.OrderKey]docRetry
 }
 
-type docJob struct {
-	key      schemas.OrderKey
-	invoices []schemas.Invoice
+// docRetry is when an order whose documents failed is tried again.
+type docRetry struct {
+	failures int
+	at       time.Time
 }
 
-// NewDocumentKeeper starts a keeper of docs' documents; metrics may be nil.
-// Stop it with Stop.
-func NewDocumentKeeper(docs Documents, cfg KeeperConfig, metrics *Metrics) *DocumentKeeper {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 4
-	}
-	if cfg.Queue <= 0 {
-		cfg.Queue = 16384
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultDocumentTimeout
-	}
-	k := &DocumentKeeper{docs: docs, cfg: cfg, queue: make(chan docJob, cfg.Queue), metrics: metrics,
-		drain: make(chan struct{}), abort: make(chan struct{})}
-	for range cfg.Workers {
-		k.workers.Go(k.work)
-	}
+// NewDocumentKeeper starts a keeper of the documents that index lists,
+// kept with docs; metrics may be nil. Stop it with Stop.
+func NewDocumentKeeper(docs Documents, index DocumentIndex, cfg KeeperConfig, log zerolog.Logger, metrics *Metrics) *DocumentKeeper {
+	k := &DocumentKeeper{docs: docs, index: index, cfg: cfg.withDefaults(), metrics: metrics, log: log,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{}),
+		failed: map[schemas.OrderKey]docRetry{}}
+	go k.run()
 	return k
 }
 
-// Offer queues an order's documents for keeping and reports whether they
-// were queued. It never blocks; after Stop it queues nothing.
-func (k *DocumentKeeper) Offer(key schemas.OrderKey, invoices []schemas.Invoice) bool {
-	if !k.stopping.Load() {
-		select {
-		case k.queue <- docJob{key: key, invoices: invoices}:
-			return true
-		default:
-		}
+// Wake tells the keeper that an order was saved as issued with documents
+// to keep. It never blocks.
+func (k *DocumentKeeper) Wake() {
+	select {
+	case k.wake <- struct{}{}:
+	default:
 	}
-	k.metrics.document("deferred")
-	return false
 }
 
-// Stop lets the workers keep what is queued until ctx ends, then stops
-// them; what is left is fetched on demand. It may be called more than
-// once.
+// Stop makes the keeper take no more orders and lets it finish the ones in
+// hand until ctx ends, when it gives them up; what it has not kept stays in
+// the index for the next start. It may be called more than once.
 func (k *DocumentKeeper) Stop(ctx context.Context) {
 	k.stopOnce.Do(func() {
-		k.stopping.Store(true)
-		close(k.drain)
-		done := make(chan struct{})
-		go func() { k.workers.Wait(); close(done) }()
+		close(k.stop)
 		select {
-		case <-done:
+		case <-k.done:
 		case <-ctx.Done():
 			close(k.abort)
-			<-done
+			<-k.done
 		}
 	})
 }
 
-func (k *DocumentKeeper) work() {
+func (k *DocumentKeeper) stopped() bool {
+	select {
+	case <-k.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// run reads the index once at the start, and again whenever woken or every
+// Rescan, until Stop.
+func (k *DocumentKeeper) run() {
+	defer close(k.done)
+	t := time.NewTicker(k.cfg.Rescan)
+	defer t.Stop()
 	for {
-		var job docJob
+		k.pass()
 		select {
-		case job = <-k.queue:
-		case <-k.drain:
-			select {
-			case job = <-k.queue:
-			default:
-				return // stopped and nothing left
-			}
-		}
-		select {
-		case <-k.abort:
-			k.metrics.document("deferred")
-			continue
-		default:
-		}
-		if err := k.keep(job); err != nil {
-			k.metrics.document("failed")
-		} else {
-			k.metrics.document("kept")
+		case <-k.stop:
+			return
+		case <-k.wake:
+		case <-t.C:
 		}
 	}
 }
 
+// pass goes through the index once, keeping the documents of every order
+// that is not waiting for its next try.
+func (k *DocumentKeeper) pass() {
+	now := time.Now()
+	waiting := func(key schemas.OrderKey) bool {
+		r, ok := k.failed[key]
+		return ok && now.Before(r.at)
+	}
+	var after schemas.OrderKey
+	failures, failed := 0, error(nil)
+	defer func() {
+		if failures > 0 {
+			k.log.Warn().Err(failed).Int("orders", failures).Msg("invoice documents could not be kept; they are tried again later, and fetched from the provider when asked for meanwhile")
+		}
+	}()
+	for !k.stopped() {
+		ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
+		recs, next, err := k.index.PendingDocuments(ctx, after, keeperChunk, waiting)
+		cancel()
+		if err != nil {
+			k.log.Warn().Err(err).Msg("read the orders whose documents are still to be kept")
+			return
+		}
+		errs := k.keepAll(recs)
+		var kept []schemas.OrderKey
+		for i, err := range errs {
+			key := recs[i].Key()
+			switch {
+			case errors.Is(err, errNotTried):
+			case err == nil:
+				kept = append(kept, key)
+				delete(k.failed, key)
+				k.metrics.document("kept")
+			default:
+				r := k.failed[key]
+				r.failures++
+				r.at = time.Now().Add(k.retryDelay(r.failures))
+				k.failed[key] = r
+				k.metrics.document("failed")
+				failures++
+				if failed == nil {
+					failed = err
+				}
+			}
+		}
+		if len(kept) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
+			err := k.index.DocumentsKept(ctx, kept)
+			cancel()
+			if err != nil {
+				// They stay listed; the next pass finds them kept.
+				k.log.Warn().Err(err).Int("orders", len(kept)).Msg("record that invoice documents are kept")
+			}
+		}
+		if next == (schemas.OrderKey{}) {
+			return
+		}
+		after = next
+	}
+}
+
+// errNotTried marks the orders of a chunk that Stop overtook or gave up.
+var errNotTried = errors.New("not tried")
+
+// keepAll keeps the documents of recs, Workers at a time, or one at a time
+// at the busy pace while the requests are behind, and returns each one's
+// error.
+func (k *DocumentKeeper) keepAll(recs []schemas.OrderRecord) []error {
+	errs := make([]error, len(recs))
+	sem := make(chan struct{}, k.cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range recs {
+		if k.stopped() {
+			errs[i] = errNotTried
+			continue
+		}
+		if k.cfg.Busy != nil && k.cfg.Busy() {
+			wg.Wait()
+			errs[i] = k.keep(&recs[i])
+			select {
+			case <-time.After(k.cfg.BusyEvery):
+			case <-k.stop:
+			}
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = k.keep(&recs[i])
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// retryDelay is the wait before the n-th try after a failure.
+func (k *DocumentKeeper) retryDelay(n int) time.Duration {
+	d := k.cfg.RetryBase
+	for i := 1; i < n && d < k.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, k.cfg.RetryMax)
+}
+
 // keep keeps one order's documents within the keeper's timeout, giving up
 // early when Stop aborts.
-func (k *DocumentKeeper) keep(job docJob) error {
+func (k *DocumentKeeper) keep(rec *schemas.OrderRecord) error {
 	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
 	defer cancel()
 	go func() {
@@ -254,6 +399,13 @@ func (k *DocumentKeeper) keep(job docJob) error {
 		case <-ctx.Done():
 		}
 	}()
-	_, err := k.docs.Keep(ctx, job.key, job.invoices)
+	_, err := k.docs.Keep(ctx, rec.Key(), rec.Invoices)
+	select {
+	case <-k.abort:
+		if err != nil {
+			return errNotTried // given up by Stop: not the documents' failure
+		}
+	default:
+	}
 	return err
 }

@@ -2,70 +2,214 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
 )
 
-// gateDocuments blocks every Keep until the gate opens.
-type gateDocuments struct {
-	entered chan schemas.OrderKey
-	gate    chan struct{}
-	kept    atomic.Int32
+// countingDocuments records the Keep calls it gets: how many ran at once,
+// which orders were kept, and fails an order's first failFirst calls.
+type countingDocuments struct {
+	failFirst int
+	gate      chan struct{} // when set, every Keep waits for it (or its context)
+
+	mu      sync.Mutex
+	running int
+	most    int
+	calls   map[string]int
+	kept    map[string]bool
 }
 
-func (d *gateDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoices []schemas.Invoice) ([]string, error) {
-	d.entered <- key
-	select {
-	case <-d.gate:
-		d.kept.Add(1)
-		return make([]string, len(invoices)), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+func newCountingDocuments() *countingDocuments {
+	return &countingDocuments{calls: map[string]int{}, kept: map[string]bool{}}
+}
+
+func (d *countingDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoices []schemas.Invoice) ([]string, error) {
+	d.mu.Lock()
+	d.running++
+	d.most = max(d.most, d.running)
+	d.calls[key.OrderNo]++
+	n := d.calls[key.OrderNo]
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.running--
+		d.mu.Unlock()
+	}()
+	if d.gate != nil {
+		select {
+		case <-d.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if n <= d.failFirst {
+		return nil, fmt.Errorf("document server down (call %d)", n)
+	}
+	time.Sleep(time.Millisecond) // long enough for the workers to overlap
+	d.mu.Lock()
+	d.kept[key.OrderNo] = true
+	d.mu.Unlock()
+	return make([]string, len(invoices)), nil
+}
+
+func (d *countingDocuments) Get(context.Context, string) ([]byte, error) {
+	return nil, errors.New("not stored")
+}
+
+// snapshot returns how many orders were kept and the most Keep calls that
+// ran at once, and starts counting the latter again.
+func (d *countingDocuments) snapshot() (kept, most int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kept, most = len(d.kept), d.most
+	d.most = d.running
+	return kept, most
+}
+
+// issuedOrders opens an order store and saves n issued orders with a PDF
+// each, which the store lists in its pending-documents index.
+func issuedOrders(t *testing.T, n int) *store.DB {
+	t.Helper()
+	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	for i := range n {
+		issueOrder(t, db, fmt.Sprintf("DOC-%03d", i))
+	}
+	return db
+}
+
+// issueOrder saves an order as submitting, then as issued with a PDF.
+func issueOrder(t *testing.T, db *store.DB, orderNo string) {
+	t.Helper()
+	rec, err := db.Put(t.Context(), schemas.OrderRecord{Seller: nuonuoSeller, OrderNo: orderNo,
+		Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", Provider: "nuonuo", ReceivedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.State = schemas.StateIssued
+	rec.Invoices = []schemas.Invoice{{SerialNo: "S", PdfURL: "http://127.0.0.1:1/" + orderNo + ".pdf"}}
+	if _, err := db.Put(t.Context(), rec); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func (d *gateDocuments) Get(context.Context, string) ([]byte, error) { return nil, nil }
+func pendingDocuments(t *testing.T, db *store.DB) int {
+	t.Helper()
+	n, err := db.CountPendingDocuments(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
 
-// TestDocumentKeeperQueue: offers never block; what the queue cannot hold is
-// refused (and fetched on demand later); Stop lets the queue drain.
-func TestDocumentKeeperQueue(t *testing.T) {
-	docs := &gateDocuments{entered: make(chan schemas.OrderKey, 10), gate: make(chan struct{})}
-	k := pipeline.NewDocumentKeeper(docs, pipeline.KeeperConfig{Workers: 1, Queue: 1, Timeout: time.Minute}, nil)
-	inv := []schemas.Invoice{{PdfURL: "http://127.0.0.1:1/x.pdf"}}
-	key := func(n string) schemas.OrderKey { return schemas.OrderKey{Seller: nuonuoSeller, OrderNo: n} }
+func waitUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
-	if !k.Offer(key("D-1"), inv) {
-		t.Fatal("first offer refused")
+// TestDocumentKeeperKeepsWhatTheIndexLists: the keeper keeps every order
+// the order store lists, those listed before it started (a restart) and
+// those it is woken for, several at a time, and empties the index.
+func TestDocumentKeeperKeepsWhatTheIndexLists(t *testing.T) {
+	db := issuedOrders(t, 150)
+	docs := newCountingDocuments()
+	k := pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{Workers: 4, Rescan: time.Hour}, zerolog.Nop(), nil)
+	t.Cleanup(func() { k.Stop(context.Background()) })
+	waitUntil(t, "the listed documents kept", 10*time.Second, func() bool { return pendingDocuments(t, db) == 0 })
+	kept, most := docs.snapshot()
+	if kept != 150 || most < 2 || most > 4 {
+		t.Fatalf("kept %d orders' documents, at most %d at once; want 150, 2 to 4 at once", kept, most)
 	}
-	if got := <-docs.entered; got.OrderNo != "D-1" { // the worker holds D-1
-		t.Fatalf("worker took %v", got)
+
+	issueOrder(t, db, "LATE-1")
+	k.Wake()
+	waitUntil(t, "the woken order's documents kept", 10*time.Second, func() bool { return pendingDocuments(t, db) == 0 })
+	docs.mu.Lock()
+	defer docs.mu.Unlock()
+	if docs.calls["LATE-1"] != 1 || len(docs.kept) != 151 {
+		t.Fatalf("LATE-1 kept with %d calls, %d orders kept in all; want 1 call, 151 orders", docs.calls["LATE-1"], len(docs.kept))
 	}
-	if !k.Offer(key("D-2"), inv) {
-		t.Fatal("second offer refused with room in the queue")
+}
+
+// TestDocumentKeeperRetriesFailures: an order whose documents fail stays
+// listed and is tried again after the retry delay, until kept.
+func TestDocumentKeeperRetriesFailures(t *testing.T) {
+	db := issuedOrders(t, 3)
+	docs := newCountingDocuments()
+	docs.failFirst = 2
+	k := pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{Rescan: 20 * time.Millisecond,
+		RetryBase: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond}, zerolog.Nop(), nil)
+	t.Cleanup(func() { k.Stop(context.Background()) })
+	waitUntil(t, "the documents kept after two failures each", 10*time.Second, func() bool { return pendingDocuments(t, db) == 0 })
+	docs.mu.Lock()
+	defer docs.mu.Unlock()
+	for no, n := range docs.calls {
+		if n != 3 {
+			t.Errorf("%s: %d calls, want 3 (two failures, then kept)", no, n)
+		}
 	}
-	if k.Offer(key("D-3"), inv) {
-		t.Fatal("third offer accepted beyond the queue")
+}
+
+// TestDocumentKeeperYieldsWhileBusy: while the requests are behind the
+// keeper keeps one order at a time, one every BusyEvery; once they have
+// caught up it keeps the rest at full speed.
+func TestDocumentKeeperYieldsWhileBusy(t *testing.T) {
+	db := issuedOrders(t, 40)
+	docs := newCountingDocuments()
+	var busy atomic.Bool
+	busy.Store(true)
+	k := pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{Workers: 4, Busy: busy.Load, BusyEvery: 50 * time.Millisecond,
+		Rescan: time.Hour}, zerolog.Nop(), nil)
+	t.Cleanup(func() { k.Stop(context.Background()) })
+	waitUntil(t, "the first document kept", 10*time.Second, func() bool { kept, _ := docs.snapshot(); return kept > 0 })
+	time.Sleep(200 * time.Millisecond)
+	kept, most := docs.snapshot()
+	if most != 1 {
+		t.Fatalf("%d keeps ran at once while busy, want 1", most)
 	}
-	close(docs.gate)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	k.Stop(ctx)
-	if n := docs.kept.Load(); n != 2 {
-		t.Fatalf("kept %d orders' documents, want 2", n)
+	if kept >= 40 {
+		t.Fatalf("kept all %d orders' documents while busy, at one every 50 ms", kept)
+	}
+	busy.Store(false)
+	waitUntil(t, "the rest kept", 10*time.Second, func() bool { return pendingDocuments(t, db) == 0 })
+	if _, most := docs.snapshot(); most < 2 {
+		t.Fatalf("at most %d keeps at once after the backlog, want several", most)
 	}
 }
 
 // TestDocumentKeeperStopGivesUp: Stop does not wait past its context for a
-// document server that does not answer.
+// document server that does not answer, and the order stays listed for the
+// next start; a Wake after Stop is harmless.
 func TestDocumentKeeperStopGivesUp(t *testing.T) {
-	docs := &gateDocuments{entered: make(chan schemas.OrderKey, 10), gate: make(chan struct{})}
-	k := pipeline.NewDocumentKeeper(docs, pipeline.KeeperConfig{Workers: 1, Timeout: time.Hour}, nil)
-	k.Offer(schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "S-1"}, []schemas.Invoice{{}})
-	<-docs.entered
+	db := issuedOrders(t, 1)
+	docs := newCountingDocuments()
+	docs.gate = make(chan struct{})
+	k := pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{Workers: 1, Timeout: time.Hour}, zerolog.Nop(), nil)
+	waitUntil(t, "the keeper to call the document server", 10*time.Second, func() bool {
+		docs.mu.Lock()
+		defer docs.mu.Unlock()
+		return docs.running == 1
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	done := make(chan struct{})
@@ -75,20 +219,12 @@ func TestDocumentKeeperStopGivesUp(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stop waited for a hung document server")
 	}
-	if docs.kept.Load() != 0 {
+	if kept, _ := docs.snapshot(); kept != 0 {
 		t.Fatal("a document was kept through a closed gate")
 	}
-}
-
-// TestDocumentKeeperOfferAfterStop: an offer after Stop (an in-flight
-// message finishing after a shutdown deadline) is refused, not a panic.
-func TestDocumentKeeperOfferAfterStop(t *testing.T) {
-	docs := &gateDocuments{entered: make(chan schemas.OrderKey, 10), gate: make(chan struct{})}
-	close(docs.gate)
-	k := pipeline.NewDocumentKeeper(docs, pipeline.KeeperConfig{}, nil)
-	k.Stop(t.Context())
-	if k.Offer(schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "LATE-1"}, []schemas.Invoice{{}}) {
-		t.Fatal("an offer after Stop was queued")
+	if n := pendingDocuments(t, db); n != 1 {
+		t.Fatalf("%d orders listed after Stop, want the one not kept", n)
 	}
+	k.Wake()
 	k.Stop(t.Context()) // twice is fine
 }

@@ -84,6 +84,7 @@ type harness struct {
 	wrapPub  func(pipeline.Publisher) pipeline.Publisher
 	workers  int
 	log      zerolog.Logger
+	loop     *pipeline.Loop
 	stopLoop func()
 	loopDone chan error
 
@@ -250,7 +251,7 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	if h.docs != nil {
-		keeper := pipeline.NewDocumentKeeper(h.docs, pipeline.KeeperConfig{Timeout: h.docsTO}, nil)
+		keeper := pipeline.NewDocumentKeeper(h.docs, h.db, pipeline.KeeperConfig{Timeout: h.docsTO}, h.log, nil)
 		h.t.Cleanup(func() { keeper.Stop(context.Background()) })
 		p.KeepDocuments(keeper)
 	}
@@ -259,6 +260,7 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: h.db.Healthy}, p, cons, h.log, nil)
+	h.loop = loop
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stopLoop = cancel
 	h.loopDone = make(chan error, 1)

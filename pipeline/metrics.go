@@ -34,9 +34,12 @@ type Metrics struct {
 	Orders *prometheus.GaugeVec
 	// HeldSellers is the number of sellers waiting for a person to act.
 	HeldSellers prometheus.Gauge
-	// Documents counts issued orders whose documents the keeper kept,
-	// failed to keep, or deferred to the first request for them.
+	// Documents counts the DocumentKeeper's tries to keep an issued order's
+	// documents, by outcome: kept, failed (tried again later).
 	Documents *prometheus.CounterVec
+	// DocumentsPending is the number of issued orders whose documents are
+	// still to be kept (the order store's pending-documents index).
+	DocumentsPending prometheus.Gauge
 	// Orphans counts acknowledged requests found left in the request
 	// stream (OrphanSweeper), by action: deleted, kept.
 	Orphans *prometheus.CounterVec
@@ -62,8 +65,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"event"}),
 		Documents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "invoice_documents_total", Help: "Issued orders whose invoice PDFs were kept in the object store in the background, by outcome: kept, failed, deferred (fetched when first asked for).",
+			Name: "invoice_documents_total", Help: "Tries to keep an issued order's invoice PDFs in the object store in the background, by outcome: kept, failed (tried again later with backoff).",
 		}, []string{"outcome"}),
+		DocumentsPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_documents_pending", Help: "Issued orders whose invoice PDFs are still to be kept; fetched from the provider when asked for meanwhile. It grows during a backlog, when the keeper yields to the requests.",
+		}),
 		Orphans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_request_orphans_total", Help: "Acknowledged requests the server left in the work-queue request stream, by action: deleted (the order store shows them answered) or kept (for an operator).",
 		}, []string{"action"}),
@@ -89,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls,
-			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.Orphans)
+			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans)
 	}
 	return m
 }

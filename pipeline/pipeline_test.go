@@ -557,3 +557,18 @@ func TestBackoffCountsFailuresInARow(t *testing.T) {
 		t.Fatalf("issued record keeps %d failures in a row; the provider's answer ends a run of them", rec.Failures)
 	}
 }
+
+// TestLoopBehind: the loop reports itself behind while more requests wait
+// undelivered than it has workers, and not once they are all answered.
+func TestLoopBehind(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast, workers: 2, sandbox: sandbox.Config{Latency: 20 * time.Millisecond}})
+	h.start()
+	for i := range 30 {
+		h.publish(jumdataSeller, issueRequest(t, jumdataSeller, fmt.Sprintf("BEHIND-%02d", i), nil), "")
+	}
+	h.waitFor("the loop to report itself behind", 20*time.Second, h.loop.Behind)
+	for i := range 30 {
+		h.waitResult(jumdataSeller, fmt.Sprintf("BEHIND-%02d", i), 1, 30*time.Second)
+	}
+	h.waitFor("the loop to catch up", 10*time.Second, func() bool { return !h.loop.Behind() })
+}

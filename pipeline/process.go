@@ -80,9 +80,10 @@ func New(cfg Config, v *schemas.Validator, st Store, pub Publisher, ps Providers
 	return &Pipeline{cfg: cfg.withDefaults(), validator: v, store: st, pub: pub, providers: ps}, nil
 }
 
-// KeepDocuments makes the pipeline hand the invoices of every order it
-// issues to k, once the order is saved as issued, so that their documents
-// are kept in the background. Call it before Process is first used.
+// KeepDocuments makes the pipeline wake k whenever it saves an order as
+// issued with invoices (the order store lists such an order in its
+// pending-documents index in the same write), so that their documents are
+// kept in the background. Call it before Process is first used.
 func (p *Pipeline) KeepDocuments(k *DocumentKeeper) { p.docs = k }
 
 // MaxDeliver returns the delivery limit in force.
@@ -297,7 +298,7 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		o.rec.CompletedAt = o.now
 		if o.save(ctx) {
 			if o.p.docs != nil && len(a.Invoices) > 0 {
-				o.p.docs.Offer(o.key, a.Invoices)
+				o.p.docs.Wake() // the store listed the order for its documents
 			}
 			o.publishResult(o.rec.Result(), o.resultID(), EventIssued)
 		}

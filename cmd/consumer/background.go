@@ -44,7 +44,7 @@ func watchStore(ctx context.Context, db *store.DB, log zerolog.Logger) {
 
 // refreshMetrics keeps the gauges that are read rather than counted up to
 // date: consumer backlog and ack pending, the age of the oldest waiting
-// request, orders by state and held sellers.
+// request, orders by state, documents still to be kept and held sellers.
 func refreshMetrics(ctx context.Context, m *pipeline.Metrics, cons jetstream.Consumer, js jetstream.JetStream, topo pipeline.Topology, db *store.DB, p *pipeline.Pipeline) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
@@ -62,6 +62,9 @@ func refreshMetrics(ctx context.Context, m *pipeline.Metrics, cons jetstream.Con
 					m.Orders.WithLabelValues(string(s)).Set(float64(counts[s]))
 				}
 			}
+		}
+		if n, err := db.CountPendingDocuments(rctx); err == nil {
+			m.DocumentsPending.Set(float64(n))
 		}
 		cancel()
 		m.HeldSellers.Set(float64(len(p.HeldSellers())))

@@ -110,10 +110,11 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	keeper := pipeline.NewDocumentKeeper(docs, pipeline.KeeperConfig{}, metrics)
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: o.workers, AckWait: o.ackWait, Paused: db.Healthy}, p, cons, log, metrics)
+	// The keeper yields to the requests while they are behind.
+	keeper := pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{Busy: loop.Behind}, log.With().Str("component", "documents").Logger(), metrics)
 	defer keeper.Stop(context.Background()) // when run fails early; a no-op after the shutdown below
 	p.KeepDocuments(keeper)
-	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: o.workers, AckWait: o.ackWait, Paused: db.Healthy}, p, cons, log, metrics)
 
 	status, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Subjects: subjects, Partitions: o.partitions, Partition: o.partition}, db)
 	if err != nil {
@@ -201,8 +202,8 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	case <-time.After(o.shutdownTO):
 		log.Warn().Int64("in_flight", loop.InFlight()).Msg("in-flight requests did not finish in time; JetStream redelivers them after the ack wait")
 	}
-	// Documents still queued get a few seconds; the rest are fetched when
-	// first asked for.
+	// Documents being kept get a few seconds; the rest stay listed in the
+	// order store for the next start (and are fetched when asked for).
 	keepCtx, cancelKeep := context.WithTimeout(context.Background(), 5*time.Second)
 	keeper.Stop(keepCtx)
 	cancelKeep()
