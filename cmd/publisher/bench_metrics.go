@@ -18,6 +18,10 @@ import (
 const (
 	metricRSS     = "process_resident_memory_bytes"
 	metricPeakRSS = "invoice_process_peak_resident_memory_bytes"
+	// metricDocumentsPending is the number of issued orders whose PDFs the
+	// consumer's document keeper has yet to keep: it yields to the requests
+	// during a backlog and catches up after.
+	metricDocumentsPending = "invoice_documents_pending"
 )
 
 // memorySampleEvery is how often the bench reads the consumer's /metrics.
@@ -155,3 +159,44 @@ func (m *memorySampler) report() string {
 
 // mib formats bytes in MiB.
 func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
+
+// documentsSettleEvery is how often waitDocuments reads the consumer's
+// metrics; the consumer refreshes invoice_documents_pending every 5 s.
+const documentsSettleEvery = time.Second
+
+// waitDocuments waits until the consumer at url has no documents left to
+// keep (invoice_documents_pending is 0 or absent), so that the background
+// work a pipeline run deferred is finished before anything else is
+// measured. It returns the count when it started waiting and how long the
+// wait took; an error when the metrics cannot be read or ctx ends first.
+func waitDocuments(ctx context.Context, url string) (pending float64, took time.Duration, err error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	start := time.Now()
+	for first := true; ; first = false {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return pending, time.Since(start), err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return pending, time.Since(start), err
+		}
+		vals, err := parseMetrics(io.LimitReader(resp.Body, 16<<20), metricDocumentsPending)
+		resp.Body.Close()
+		if err != nil {
+			return pending, time.Since(start), err
+		}
+		n := vals[metricDocumentsPending]
+		if first {
+			pending = n
+		}
+		if n == 0 {
+			return pending, time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return pending, time.Since(start), fmt.Errorf("%.0f still to keep: %w", n, context.Cause(ctx))
+		case <-time.After(documentsSettleEvery):
+		}
+	}
+}

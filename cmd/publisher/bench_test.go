@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -387,5 +390,41 @@ func TestMeanBaseline(t *testing.T) {
 		case tc.want != -1 && (got == nil || got.throughput != tc.want):
 			t.Errorf("%s: %+v, want throughput %g", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestWaitDocuments: bench waits until the consumer has kept the PDFs a run
+// left to keep, and reports how many there were.
+func TestWaitDocuments(t *testing.T) {
+	t.Parallel()
+	var reads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pending := 0
+		if reads.Add(1) <= 2 {
+			pending = 7
+		}
+		fmt.Fprintf(w, "# TYPE %s gauge\n%s %d\n", metricDocumentsPending, metricDocumentsPending, pending)
+	}))
+	t.Cleanup(srv.Close)
+	pending, took, err := waitDocuments(t.Context(), srv.URL)
+	if err != nil || pending != 7 || reads.Load() != 3 || took < documentsSettleEvery {
+		t.Fatalf("waitDocuments = %v pending, took %s, %v after %d reads; want 7, at least %s, nil after 3", pending, took, err, reads.Load(), documentsSettleEvery)
+	}
+
+	// A consumer without the metric has nothing to wait for; one that
+	// never catches up is given up at the context's end.
+	empty := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(empty.Close)
+	if pending, _, err := waitDocuments(t.Context(), empty.URL); err != nil || pending != 0 {
+		t.Fatalf("without the metric: %v pending, %v", pending, err)
+	}
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s 3\n", metricDocumentsPending)
+	}))
+	t.Cleanup(stuck.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	if _, _, err := waitDocuments(ctx, stuck.URL); err == nil || !strings.Contains(err.Error(), "3 still to keep") {
+		t.Fatalf("a consumer that never catches up: %v", err)
 	}
 }
