@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -134,10 +135,10 @@ func (d *ObjectDocuments) download(ctx context.Context, url string) ([]byte, err
 // orders whose documents have yet to be kept. *store.DB implements it.
 type DocumentIndex interface {
 	// PendingDocuments returns up to n such orders in key order after
-	// after (the zero key: from the first), passing over without reading
-	// them the keys skip returns true for; next is the last key looked at,
-	// the zero key once there are no more.
-	PendingDocuments(ctx context.Context, after schemas.OrderKey, n int, skip func(schemas.OrderKey) bool) (recs []schemas.OrderRecord, next schemas.OrderKey, err error)
+	// after (the zero key: from the first), passing over the keys skip
+	// returns true for; next is the last key looked at, the zero key once
+	// there are no more.
+	PendingDocuments(ctx context.Context, after schemas.OrderKey, n int, skip func(schemas.OrderKey) bool) (docs []store.PendingDocument, next schemas.OrderKey, err error)
 	// DocumentsKept removes orders whose documents are kept.
 	DocumentsKept(ctx context.Context, keys []schemas.OrderKey) error
 }
@@ -300,16 +301,16 @@ func (k *DocumentKeeper) pass() {
 	}()
 	for !k.stopped() {
 		ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
-		recs, next, err := k.index.PendingDocuments(ctx, after, keeperChunk, waiting)
+		pending, next, err := k.index.PendingDocuments(ctx, after, keeperChunk, waiting)
 		cancel()
 		if err != nil {
 			k.log.Warn().Err(err).Msg("read the orders whose documents are still to be kept")
 			return
 		}
-		errs := k.keepAll(recs)
+		errs := k.keepAll(pending)
 		var kept []schemas.OrderKey
 		for i, err := range errs {
-			key := recs[i].Key()
+			key := pending[i].Key
 			switch {
 			case errors.Is(err, errNotTried):
 			case err == nil:
@@ -347,21 +348,21 @@ func (k *DocumentKeeper) pass() {
 // errNotTried marks the orders of a chunk that Stop overtook or gave up.
 var errNotTried = errors.New("not tried")
 
-// keepAll keeps the documents of recs, Workers at a time, or one at a time
-// at the busy pace while the requests are behind, and returns each one's
-// error.
-func (k *DocumentKeeper) keepAll(recs []schemas.OrderRecord) []error {
-	errs := make([]error, len(recs))
+// keepAll keeps the documents of pending, Workers orders at a time, or one
+// at a time at the busy pace while the requests are behind, and returns
+// each one's error.
+func (k *DocumentKeeper) keepAll(pending []store.PendingDocument) []error {
+	errs := make([]error, len(pending))
 	sem := make(chan struct{}, k.cfg.Workers)
 	var wg sync.WaitGroup
-	for i := range recs {
+	for i := range pending {
 		if k.stopped() {
 			errs[i] = errNotTried
 			continue
 		}
 		if k.cfg.Busy != nil && k.cfg.Busy() {
 			wg.Wait()
-			errs[i] = k.keep(&recs[i])
+			errs[i] = k.keep(&pending[i])
 			select {
 			case <-time.After(k.cfg.BusyEvery):
 			case <-k.stop:
@@ -371,7 +372,7 @@ func (k *DocumentKeeper) keepAll(recs []schemas.OrderRecord) []error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			errs[i] = k.keep(&recs[i])
+			errs[i] = k.keep(&pending[i])
 		})
 	}
 	wg.Wait()
@@ -389,7 +390,7 @@ func (k *DocumentKeeper) retryDelay(n int) time.Duration {
 
 // keep keeps one order's documents within the keeper's timeout, giving up
 // early when Stop aborts.
-func (k *DocumentKeeper) keep(rec *schemas.OrderRecord) error {
+func (k *DocumentKeeper) keep(d *store.PendingDocument) error {
 	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
 	defer cancel()
 	go func() {
@@ -399,7 +400,12 @@ func (k *DocumentKeeper) keep(rec *schemas.OrderRecord) error {
 		case <-ctx.Done():
 		}
 	}()
-	_, err := k.docs.Keep(ctx, rec.Key(), rec.Invoices)
+	// Documents.Keep needs only each invoice's PDF link and position.
+	invoices := make([]schemas.Invoice, len(d.PdfURLs))
+	for i, u := range d.PdfURLs {
+		invoices[i].PdfURL = u
+	}
+	_, err := k.docs.Keep(ctx, d.Key, invoices)
 	select {
 	case <-k.abort:
 		if err != nil {

@@ -16,15 +16,16 @@
 //
 //	orders     key → schemas.OrderRecord: a 0 byte, then its JSON compressed with S2
 //	states     one sub-bucket per schemas.OrderState: key → empty value
-//	documents  key → empty value: issued orders whose invoice PDFs are still to be kept
+//	documents  key → JSON array of PDF links: issued orders whose PDFs are still to be kept
 //	meta       "format" → "2", the layout version
 //
 // Layout version 1 stored the records as plain JSON; version 2 reads such
 // records (they start with '{') and marks the file version 2 when it opens
 // it, so that an older build refuses the file instead of misreading it.
-// Pages are filled to 90% before they split: order numbers mostly grow
+// Pages are filled to 80% before they split: order numbers mostly grow
 // within a seller, so new records land on the last pages of their seller's
-// range.
+// range, and the room left lets the newest records grow when they are
+// saved as issued without splitting their page again (fillPercent).
 //
 // A key is the seller tax number, one NUL byte and the order number:
 //
@@ -41,7 +42,11 @@
 // document keeper (pipeline.DocumentKeeper). The Put that moves an order to
 // issued with at least one invoice that has a PDF URL adds its key, in the
 // same transaction; DocumentsKept removes keys once the PDFs are kept, and
-// PendingDocuments and CountPendingDocuments read it. Because the listing is
+// PendingDocuments and CountPendingDocuments read it. Each entry carries
+// its invoices' PDF links, so that the keeper never reads the records
+// themselves: going through them after a 200,000-request backlog mapped the
+// rest of the file into the consumer's memory (its peak RSS rose from 230
+// to 257 MiB). Because the listing is
 // part of the issued write, no order's documents are forgotten by a crash,
 // a restart or a keeper that yields to a backlog. Files written before this
 // bucket existed get it, empty, when opened: the orders they issued are not

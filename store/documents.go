@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,30 +12,48 @@ import (
 )
 
 // bucketDocuments is the pending-documents index: the keys of issued orders
-// whose invoice documents (PDFs) have yet to be kept. A Put that moves an
-// order to issued with at least one document URL adds its key in the same
-// transaction; DocumentsKept removes keys.
+// whose invoice documents (PDFs) have yet to be kept, each with the JSON
+// array of its invoices' PDF links (documentsValue). A Put that moves an
+// order to issued with at least one PDF link adds it in the same
+// transaction; DocumentsKept removes keys. The links are copied so that
+// reading the index never reads the records themselves: after a backlog
+// the keeper goes through tens of thousands of entries, and reading each
+// record would map most of the file into the consumer's memory.
 var bucketDocuments = []byte("documents")
 
-// hasDocuments reports whether an issued record has a document to keep.
-func hasDocuments(rec *schemas.OrderRecord) bool {
-	for _, inv := range rec.Invoices {
-		if inv.PdfURL != "" {
-			return true
-		}
+// PendingDocument is an issued order whose documents are still to be kept.
+type PendingDocument struct {
+	// Key is the order.
+	Key schemas.OrderKey
+	// PdfURLs are the PDF links of the order's invoices, in invoice order
+	// ("" for an invoice without one).
+	PdfURLs []string
+}
+
+// documentsValue returns the index value of an issued record: its invoices'
+// PDF links as a JSON array, or nil when it has none.
+func documentsValue(rec *schemas.OrderRecord) ([]byte, error) {
+	urls := make([]string, len(rec.Invoices))
+	has := false
+	for i, inv := range rec.Invoices {
+		urls[i] = inv.PdfURL
+		has = has || inv.PdfURL != ""
 	}
-	return false
+	if !has {
+		return nil, nil
+	}
+	return json.Marshal(urls)
 }
 
 // PendingDocuments returns issued orders whose documents have yet to be
 // kept (see DocumentsKept), in key order, starting after the key after (the
 // zero OrderKey: from the first). It looks at up to n keys; a key for which
-// skip returns true is passed over without reading its record. next is the
-// last key looked at, to pass as after for the following call, and the
-// zero OrderKey once the index has no more. Orders issued by builds older
-// than this index are not in it. Errors: ErrClosed, ctx's error, decoding
-// errors.
-func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n int, skip func(schemas.OrderKey) bool) (recs []schemas.OrderRecord, next schemas.OrderKey, err error) {
+// skip returns true is passed over. next is the last key looked at, to pass
+// as after for the following call, and the zero OrderKey once the index has
+// no more. It reads the index only, not the orders' records. Orders issued
+// by builds older than this index are not in it. Errors: ErrClosed, ctx's
+// error, decoding errors.
+func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n int, skip func(schemas.OrderKey) bool) (docs []PendingDocument, next schemas.OrderKey, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, schemas.OrderKey{}, fmt.Errorf("pending documents: %w", err)
 	}
@@ -46,26 +65,21 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 	}
 	n = max(n, 1)
 	err = db.view(func(tx *bolt.Tx) error {
-		orders := tx.Bucket(bucketOrders)
 		c := tx.Bucket(bucketDocuments).Cursor()
 		looked := 0
-		k, _ := seekAfter(c, from)
-		for ; k != nil && looked < n; k, _ = c.Next() {
+		k, v := seekAfter(c, from)
+		for ; k != nil && looked < n; k, v = c.Next() {
 			looked++
 			key := decodeKey(k)
 			next = key
 			if skip != nil && skip(key) {
 				continue
 			}
-			v := orders.Get(k)
-			if v == nil {
-				return fmt.Errorf("the documents index lists %s but no record is stored", key)
+			d := PendingDocument{Key: key}
+			if err := json.Unmarshal(v, &d.PdfURLs); err != nil {
+				return fmt.Errorf("documents index entry of %s: %w", key, err)
 			}
-			var rec schemas.OrderRecord
-			if err := decodeRecord(v, &rec); err != nil {
-				return fmt.Errorf("%s: %w", key, err)
-			}
-			recs = append(recs, rec)
+			docs = append(docs, d)
 		}
 		if k == nil {
 			next = schemas.OrderKey{} // the index has no more
@@ -75,7 +89,7 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 	if err != nil {
 		return nil, schemas.OrderKey{}, fmt.Errorf("pending documents: %w", err)
 	}
-	return recs, next, nil
+	return docs, next, nil
 }
 
 // DocumentsKept removes orders from the pending-documents index once their

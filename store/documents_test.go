@@ -16,18 +16,19 @@ func pendingKeys(t *testing.T, db *store.DB, n int, skip func(schemas.OrderKey) 
 	var keys []string
 	var after schemas.OrderKey
 	for range 1000 {
-		recs, next, err := db.PendingDocuments(context.Background(), after, n, skip)
+		docs, next, err := db.PendingDocuments(context.Background(), after, n, skip)
 		if err != nil {
 			t.Fatalf("PendingDocuments after %v: %v", after, err)
 		}
-		if len(recs) > n {
-			t.Fatalf("PendingDocuments(%d) returned %d records", n, len(recs))
+		if len(docs) > n {
+			t.Fatalf("PendingDocuments(%d) returned %d orders", n, len(docs))
 		}
-		for _, r := range recs {
-			if r.State != schemas.StateIssued || len(r.Invoices) == 0 {
-				t.Fatalf("pending %s is %s with %d invoices", r.Key(), r.State, len(r.Invoices))
+		for _, d := range docs {
+			want := issued(newRecord(d.Key.OrderNo, schemas.StateIssued, ""), 1).Invoices[0].PdfURL
+			if d.Key.Seller != testSeller || !slices.Equal(d.PdfURLs, []string{want}) {
+				t.Fatalf("pending %s with PDF links %q, want %q", d.Key, d.PdfURLs, want)
 			}
-			keys = append(keys, r.OrderNo)
+			keys = append(keys, d.Key.OrderNo)
 		}
 		if next == (schemas.OrderKey{}) {
 			return keys
@@ -66,9 +67,9 @@ func TestPendingDocuments(t *testing.T) {
 	// skip passes keys over without reading them, and they still count
 	// towards n: one call with n=2 that skips D-1 returns only D-2.
 	skipD1 := func(k schemas.OrderKey) bool { return k.OrderNo == "D-1" }
-	recs, next, err := db.PendingDocuments(ctx, schemas.OrderKey{}, 2, skipD1)
-	if err != nil || len(recs) != 1 || recs[0].OrderNo != "D-2" || next.OrderNo != "D-2" {
-		t.Fatalf("PendingDocuments(2, skip D-1) = %d records, next %v, %v; want D-2 only, next D-2", len(recs), next, err)
+	docs, next, err := db.PendingDocuments(ctx, schemas.OrderKey{}, 2, skipD1)
+	if err != nil || len(docs) != 1 || docs[0].Key.OrderNo != "D-2" || next.OrderNo != "D-2" {
+		t.Fatalf("PendingDocuments(2, skip D-1) = %d orders, next %v, %v; want D-2 only, next D-2", len(docs), next, err)
 	}
 	if got := pendingKeys(t, db, 2, skipD1); !slices.Equal(got, want[1:]) {
 		t.Errorf("pending, skipping D-1: %v, want %v", got, want[1:])
@@ -114,5 +115,20 @@ func TestPendingDocumentsClosed(t *testing.T) {
 	}
 	if _, err := db.CountPendingDocuments(ctx); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("CountPendingDocuments after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestPendingDocumentsKeepsInvoicePositions: an order split into several
+// invoices lists each one's PDF link at its invoice's position, "" where an
+// invoice has none; an order without any is not listed.
+func TestPendingDocumentsKeepsInvoicePositions(t *testing.T) {
+	db := MustOpen(t, testConfig(t))
+	rec := issued(MustPut(t, db, newRecord("M-1", schemas.StateSubmitting, fp("m"))), 1)
+	rec.Invoices = append([]schemas.Invoice{{SerialNo: "S0"}}, rec.Invoices[0], schemas.Invoice{SerialNo: "S2", PdfURL: "https://invoice.example.com/3.pdf"})
+	MustPut(t, db, rec)
+	docs, next, err := db.PendingDocuments(context.Background(), schemas.OrderKey{}, 10, nil)
+	want := []string{"", "https://invoice.example.com/24312000000012345678.pdf", "https://invoice.example.com/3.pdf"}
+	if err != nil || len(docs) != 1 || !slices.Equal(docs[0].PdfURLs, want) || next != (schemas.OrderKey{}) {
+		t.Fatalf("PendingDocuments = %+v, next %v, %v; want M-1 with %q", docs, next, err, want)
 	}
 }
