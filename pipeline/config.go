@@ -108,13 +108,19 @@ func (c Config) withDefaults() Config {
 // failure in a row: exponential with jitter in [d/2, d), at least hint,
 // capped.
 func (c Config) retryDelay(n int, hint time.Duration) time.Duration {
-	d := c.RetryBase
-	for i := 1; i < n && d < c.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.RetryMax)
+	d := doubling(c.RetryBase, c.RetryMax, n)
 	d = d/2 + rand.N(d/2+1)
 	return min(max(d, hint), max(c.RetryMax, hint))
+}
+
+// doubling is base doubled n-1 times, at most max: the n-th step of an
+// exponential backoff.
+func doubling(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
 }
 
 // pollDelay is the wait before asking again about an order accepted for

@@ -320,7 +320,7 @@ func (k *DocumentKeeper) pass() {
 			default:
 				r := k.failed[key]
 				r.failures++
-				r.at = time.Now().Add(k.retryDelay(r.failures))
+				r.at = time.Now().Add(doubling(k.cfg.RetryBase, k.cfg.RetryMax, r.failures))
 				k.failed[key] = r
 				k.metrics.document("failed")
 				failures++
@@ -377,15 +377,6 @@ func (k *DocumentKeeper) keepAll(pending []store.PendingDocument) []error {
 	}
 	wg.Wait()
 	return errs
-}
-
-// retryDelay is the wait before the n-th try after a failure.
-func (k *DocumentKeeper) retryDelay(n int) time.Duration {
-	d := k.cfg.RetryBase
-	for i := 1; i < n && d < k.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, k.cfg.RetryMax)
 }
 
 // keep keeps one order's documents within the keeper's timeout, giving up

@@ -356,9 +356,9 @@ type Stats struct {
 	// FailedCommits counts transactions that failed to commit.
 	FailedCommits int64
 	// Requests counts the writes (Put calls, Prune chunks, DocumentsKept
-	// calls and probes) carried by
-	// committed transactions, including those answered with their own
-	// check error. Requests/Commits is the mean batch size.
+	// calls and probes) carried by committed transactions, including those
+	// answered with their own check error. Requests/Commits is the mean
+	// batch size.
 	Requests int64
 	// CommitTime is the time the commit goroutine has spent in write
 	// transactions, fsyncs included, failed ones too. Its rate is how busy

@@ -89,19 +89,25 @@ func (m *memorySampler) sample(ctx context.Context) {
 }
 
 func (m *memorySampler) fetch(ctx context.Context) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)
+	return fetchMetrics(ctx, m.client, m.url, metricRSS, metricPeakRSS)
+}
+
+// fetchMetrics reads the named metrics (without labels) from the consumer's
+// /metrics at url.
+func fetchMetrics(ctx context.Context, client *http.Client, url string, names ...string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := m.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", m.url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return parseMetrics(io.LimitReader(resp.Body, 16<<20), metricRSS, metricPeakRSS)
+	return parseMetrics(io.LimitReader(resp.Body, 16<<20), names...)
 }
 
 // parseMetrics returns the values of the named metrics (without labels) in
@@ -173,16 +179,7 @@ func waitDocuments(ctx context.Context, url string) (pending float64, took time.
 	client := &http.Client{Timeout: 2 * time.Second}
 	start := time.Now()
 	for first := true; ; first = false {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return pending, time.Since(start), err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return pending, time.Since(start), err
-		}
-		vals, err := parseMetrics(io.LimitReader(resp.Body, 16<<20), metricDocumentsPending)
-		resp.Body.Close()
+		vals, err := fetchMetrics(ctx, client, url, metricDocumentsPending)
 		if err != nil {
 			return pending, time.Since(start), err
 		}
