@@ -81,10 +81,10 @@ func (db *DB) run() {
 
 // fill adds queued requests to batch until it holds MaxBatch, no request is
 // waiting (no delay applies) or the delay has passed: MaxBatchDelay when set,
-// else BusyBatchDelay when the store is busy (pace.busy) and the requests
-// are behind (Config.Behind, when set), in which case the batch also closes
-// once it is as large as the largest lately (pace.concurrency), except for
-// one wait every probeEvery. It reports false when reqs was closed.
+// else BusyBatchDelay when the store is busy (pace.busy), in which case the
+// batch also closes once it is as large as the largest lately
+// (pace.concurrency), except for one wait every probeEvery. It reports
+// false when reqs was closed.
 func (db *DB) fill(batch []*request) ([]*request, bool) {
 	max := db.cfg.MaxBatch
 	for len(batch) < max {
@@ -100,7 +100,7 @@ func (db *DB) fill(batch []*request) ([]*request, bool) {
 		break
 	}
 	delay := db.cfg.MaxBatchDelay
-	if now := time.Now(); delay <= 0 && db.pace.busy(now, db.cfg.BusyBatchDelay) && (db.cfg.Behind == nil || db.cfg.Behind()) {
+	if now := time.Now(); delay <= 0 && db.pace.busy(now, db.cfg.BusyBatchDelay) {
 		delay = db.cfg.BusyBatchDelay
 		if now.Sub(db.pace.probed) < probeEvery {
 			// Waiting for writers that are all in the batch already

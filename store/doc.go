@@ -102,11 +102,7 @@
 // wait gathers all 32). In default-mode 50,000-request runs that
 // cut the commits from 34,000–61,000 to 12,000–14,000 for 100,000 writes
 // and halved the store's commit time; a request pays up to two such waits.
-// A lone writer, or a trickle of writes, never waits. With Config.Behind
-// set (the consumer passes pipeline.Loop.Behind) the wait is further kept
-// for backlogs: at a steady rate that the consumer keeps up with, such as
-// 1,000 requests a second, the waits added 2–3 ms to a request's median
-// latency and bought nothing the requests needed.
+// A lone writer, or a trickle of writes, never waits.
 //
 // bbolt's own DB.Batch is not used: it may run a function twice, and it
 // cannot answer a failed check without failing or retrying its neighbours.

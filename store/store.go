@@ -109,13 +109,6 @@ type Config struct {
 	// gets writes more slowly never waits. 0 means DefaultBusyBatchDelay; a
 	// negative value never waits.
 	BusyBatchDelay time.Duration
-	// Behind, when set, limits BusyBatchDelay to the times it reports
-	// true: the consumer passes pipeline.Loop.Behind, so that the store
-	// waits to fill its commits only while requests are queueing, where
-	// fewer fsyncs buy throughput, and commits at once at a rate the
-	// consumer keeps up with, where the wait would only add latency. It is
-	// called by the commit goroutine once a commit and must be cheap.
-	Behind func() bool
 	// NoSync skips fsync. For tests only: a write is then not durable when
 	// Put returns.
 	NoSync bool

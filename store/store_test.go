@@ -1119,18 +1119,6 @@ func TestBusyBatchDelay(t *testing.T) {
 			t.Fatalf("%d writes in %d commits after the warm-up: want at least 24 a commit", writes, commits)
 		}
 	})
-	t.Run("not behind", func(t *testing.T) {
-		// Config.Behind false: busy or not, the store never waits. With
-		// the wait, the first busy commit would wait out this second.
-		cfg := testConfig(t)
-		cfg.BusyBatchDelay = time.Second
-		cfg.Behind = func() bool { return false }
-		db := MustOpen(t, cfg)
-		writes, commits := busyWriters(t, db, 32)
-		if commits < 30 {
-			t.Fatalf("%d writes in %d commits in 300 ms: the store waited to fill its commits while not behind", writes, commits)
-		}
-	})
 	t.Run("every writer in the batch", func(t *testing.T) {
 		// With 8 writers a batch never holds more than 8 writes: once it
 		// does, waiting 100 ms more for writers who cannot come is wasted,

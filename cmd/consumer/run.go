@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
@@ -35,12 +34,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 	// The order store first: its file lock is the single-instance guard of
 	// the whole data directory, the embedded JetStream store included.
-	// The store's busy wait is for backlogs: it applies only while the
-	// request loop, made further down, is behind.
-	var requests atomic.Pointer[pipeline.Loop]
-	behind := func() bool { l := requests.Load(); return l != nil && l.Behind() }
-	db, err := store.Open(store.Config{Path: filepath.Join(o.dataDir, "orders.db"), MaxBatch: o.storeBatch, MaxBatchDelay: o.storeDelay,
-		BusyBatchDelay: busyDelay(o.storeBusy), Behind: behind})
+	db, err := store.Open(store.Config{Path: filepath.Join(o.dataDir, "orders.db"), MaxBatch: o.storeBatch, MaxBatchDelay: o.storeDelay, BusyBatchDelay: busyDelay(o.storeBusy)})
 	if err != nil {
 		return err
 	}
@@ -117,7 +111,6 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		return err
 	}
 	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: o.workers, AckWait: o.ackWait, Paused: db.Healthy}, p, cons, log, metrics)
-	requests.Store(loop)
 	// The keeper yields to the requests while they are behind.
 	keeper := pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{Busy: loop.Behind}, log.With().Str("component", "documents").Logger(), metrics)
 	defer keeper.Stop(context.Background()) // when run fails early; a no-op after the shutdown below
