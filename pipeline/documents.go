@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
@@ -215,12 +214,8 @@ type DocumentKeeper struct {
 	done     chan struct{} // closed when run returns
 
 	// failed holds the orders whose documents could not be kept, until
-	// their next try. Only run's goroutine uses it. A pass that reads the
-	// whole index forgets the orders that are no longer listed (kept on
-	// demand, or pruned), so it holds no more than the index does.
+	// their next try. Only run's goroutine uses it.
 	failed map[schemas.OrderKey]docRetry
-	// failing is len(failed), for tests.
-	failing atomic.Int64
 }
 
 // docRetry is when an order whose documents failed is tried again.
@@ -290,22 +285,16 @@ func (k *DocumentKeeper) run() {
 }
 
 // pass goes through the index once, keeping the documents of every order
-// that is not waiting for its next try. When it reaches the end of the
-// index it forgets the failures of orders it did not find there.
+// that is not waiting for its next try.
 func (k *DocumentKeeper) pass() {
 	now := time.Now()
-	listed := make(map[schemas.OrderKey]struct{}, len(k.failed))
 	waiting := func(key schemas.OrderKey) bool {
 		r, ok := k.failed[key]
-		if ok {
-			listed[key] = struct{}{}
-		}
 		return ok && now.Before(r.at)
 	}
 	var after schemas.OrderKey
 	failures, failed := 0, error(nil)
 	defer func() {
-		k.failing.Store(int64(len(k.failed)))
 		if failures > 0 {
 			k.log.Warn().Err(failed).Int("orders", failures).Msg("invoice documents could not be kept; they are tried again later, and fetched from the provider when asked for meanwhile")
 		}
@@ -333,7 +322,6 @@ func (k *DocumentKeeper) pass() {
 				r.failures++
 				r.at = time.Now().Add(doubling(k.cfg.RetryBase, k.cfg.RetryMax, r.failures))
 				k.failed[key] = r
-				listed[key] = struct{}{}
 				k.metrics.document("failed")
 				failures++
 				if failed == nil {
@@ -351,11 +339,6 @@ func (k *DocumentKeeper) pass() {
 			}
 		}
 		if next == (schemas.OrderKey{}) {
-			for key := range k.failed {
-				if _, ok := listed[key]; !ok {
-					delete(k.failed, key)
-				}
-			}
 			return
 		}
 		after = next

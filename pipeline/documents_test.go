@@ -170,35 +170,6 @@ func TestDocumentKeeperRetriesFailures(t *testing.T) {
 	}
 }
 
-// TestDocumentKeeperForgetsUnlistedFailures: the keeper remembers an
-// order whose documents failed until its next try, and forgets it once the
-// order has left the index some other way (kept on demand, pruned), so
-// that its memory of failures never outgrows the index.
-func TestDocumentKeeperForgetsUnlistedFailures(t *testing.T) {
-	db := issuedOrders(t, 3)
-	docs := newCountingDocuments()
-	docs.failFirst = 1000
-	k := pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{Rescan: 20 * time.Millisecond,
-		RetryBase: time.Hour, RetryMax: time.Hour}, zerolog.Nop(), nil)
-	t.Cleanup(func() { k.Stop(context.Background()) })
-	waitUntil(t, "three orders failing", 10*time.Second, func() bool { return k.Failing() == 3 })
-
-	gone := []schemas.OrderKey{{Seller: nuonuoSeller, OrderNo: "DOC-000"}, {Seller: nuonuoSeller, OrderNo: "DOC-002"}}
-	if err := db.DocumentsKept(t.Context(), gone); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the two unlisted orders forgotten", 10*time.Second, func() bool { return k.Failing() == 1 })
-	time.Sleep(100 * time.Millisecond) // several more passes
-	if n := k.Failing(); n != 1 {
-		t.Fatalf("%d orders failing after more passes, want DOC-001 still", n)
-	}
-	docs.mu.Lock()
-	defer docs.mu.Unlock()
-	if n := docs.calls["DOC-001"]; n != 1 {
-		t.Fatalf("DOC-001 tried %d times within its hour of backoff, want 1", n)
-	}
-}
-
 // TestDocumentKeeperYieldsWhileBusy: while the requests are behind the
 // keeper keeps one order at a time, one every BusyEvery; once they have
 // caught up it keeps the rest at full speed.
