@@ -318,6 +318,9 @@ func (k *DocumentKeeper) pass() {
 				delete(k.failed, key)
 				k.metrics.document("kept")
 			default:
+				if pending[i].Damaged != nil {
+					k.log.Error().Err(err).Str("order", key.String()).Msg("the order store's entry for this order is damaged: its invoice documents cannot be kept until orders.db is repaired or restored; the other orders are kept as usual")
+				}
 				r := k.failed[key]
 				r.failures++
 				r.at = time.Now().Add(doubling(k.cfg.RetryBase, k.cfg.RetryMax, r.failures))
@@ -380,8 +383,12 @@ func (k *DocumentKeeper) keepAll(pending []store.PendingDocument) []error {
 }
 
 // keep keeps one order's documents within the keeper's timeout, giving up
-// early when Stop aborts.
+// early when Stop aborts. An order whose index entry and record are both
+// damaged fails at once, and is tried again with the others that failed.
 func (k *DocumentKeeper) keep(d *store.PendingDocument) error {
+	if d.Damaged != nil {
+		return d.Damaged
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
 	defer cancel()
 	go func() {

@@ -228,3 +228,44 @@ func TestDocumentKeeperStopGivesUp(t *testing.T) {
 	k.Wake()
 	k.Stop(t.Context()) // twice is fine
 }
+
+// damagingIndex is the order store's index with one order's entry reported
+// damaged, as the store reports an entry and record it cannot decode; it
+// counts the passes that start from the first key.
+type damagingIndex struct {
+	*store.DB
+	damaged string
+	passes  atomic.Int64
+}
+
+func (x *damagingIndex) PendingDocuments(ctx context.Context, after schemas.OrderKey, n int, skip func(schemas.OrderKey) bool) ([]store.PendingDocument, schemas.OrderKey, error) {
+	if after == (schemas.OrderKey{}) {
+		x.passes.Add(1)
+	}
+	docs, next, err := x.DB.PendingDocuments(ctx, after, n, skip)
+	for i := range docs {
+		if docs[i].Key.OrderNo == x.damaged {
+			docs[i].PdfURLs, docs[i].Damaged = nil, errors.New("documents index entry: invalid character")
+		}
+	}
+	return docs, next, err
+}
+
+// TestDocumentKeeperPassesOverDamagedEntry: an order whose entry the store
+// reports damaged is not sent to the document server and stays listed; the
+// orders after it are kept.
+func TestDocumentKeeperPassesOverDamagedEntry(t *testing.T) {
+	db := issuedOrders(t, 5)
+	index := &damagingIndex{DB: db, damaged: "DOC-001"}
+	docs := newCountingDocuments()
+	k := pipeline.NewDocumentKeeper(docs, index, pipeline.KeeperConfig{Rescan: 10 * time.Millisecond,
+		RetryBase: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond}, zerolog.Nop(), nil)
+	t.Cleanup(func() { k.Stop(context.Background()) })
+	waitUntil(t, "the undamaged orders kept", 10*time.Second, func() bool { return pendingDocuments(t, db) == 1 })
+	waitUntil(t, "the damaged order passed over again", 10*time.Second, func() bool { return index.passes.Load() >= 5 })
+	docs.mu.Lock()
+	defer docs.mu.Unlock()
+	if len(docs.kept) != 4 || docs.calls["DOC-001"] != 0 {
+		t.Fatalf("kept %d orders, DOC-001 sent %d times; want 4 kept and DOC-001 never sent", len(docs.kept), docs.calls["DOC-001"])
+	}
+}

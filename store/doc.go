@@ -50,7 +50,11 @@
 // part of the issued write, no order's documents are forgotten by a crash,
 // a restart or a keeper that yields to a backlog. Files written before this
 // bucket existed get it, empty, when opened: the orders they issued are not
-// listed (their documents are fetched when first asked for, as before).
+// listed (their documents are fetched when first asked for, as before). An
+// entry that cannot be decoded (a damaged file) is read from the order's
+// record instead; when that fails too, PendingDocuments returns the order
+// marked Damaged rather than an error, so that the orders after it are
+// still kept.
 //
 // # State machine
 //

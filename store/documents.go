@@ -28,6 +28,11 @@ type PendingDocument struct {
 	// PdfURLs are the PDF links of the order's invoices, in invoice order
 	// ("" for an invoice without one).
 	PdfURLs []string
+	// Damaged is set when neither the index entry nor the order's record
+	// could be read (a damaged file): PdfURLs is empty and the order's
+	// documents cannot be kept until the file is repaired. The entry stays
+	// in the index.
+	Damaged error
 }
 
 // documentsValue returns the index value of an issued record: its invoices'
@@ -50,9 +55,11 @@ func documentsValue(rec *schemas.OrderRecord) ([]byte, error) {
 // zero OrderKey: from the first). It looks at up to n keys; a key for which
 // skip returns true is passed over. next is the last key looked at, to pass
 // as after for the following call, and the zero OrderKey once the index has
-// no more. It reads the index only, not the orders' records. Orders issued
-// by builds older than this index are not in it. Errors: ErrClosed, ctx's
-// error, decoding errors.
+// no more. It reads the index only, not the orders' records, unless an
+// entry cannot be decoded: its links are then read from the order's record,
+// and when that fails too the order is returned with Damaged set, so that one
+// damaged entry never hides the orders after it. Orders issued by builds
+// older than this index are not in it. Errors: ErrClosed, ctx's error.
 func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n int, skip func(schemas.OrderKey) bool) (docs []PendingDocument, next schemas.OrderKey, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, schemas.OrderKey{}, fmt.Errorf("pending documents: %w", err)
@@ -66,6 +73,7 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 	n = max(n, 1)
 	err = db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDocuments).Cursor()
+		orders := tx.Bucket(bucketOrders)
 		looked := 0
 		k, v := seekAfter(c, from)
 		for ; k != nil && looked < n; k, v = c.Next() {
@@ -75,11 +83,7 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 			if skip != nil && skip(key) {
 				continue
 			}
-			d := PendingDocument{Key: key}
-			if err := json.Unmarshal(v, &d.PdfURLs); err != nil {
-				return fmt.Errorf("documents index entry of %s: %w", key, err)
-			}
-			docs = append(docs, d)
+			docs = append(docs, pendingDocument(key, v, orders.Get(k)))
 		}
 		if k == nil {
 			next = schemas.OrderKey{} // the index has no more
@@ -90,6 +94,30 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 		return nil, schemas.OrderKey{}, fmt.Errorf("pending documents: %w", err)
 	}
 	return docs, next, nil
+}
+
+// pendingDocument reads one index entry, falling back to the order's record
+// (stored, nil when there is none) when the entry cannot be decoded.
+func pendingDocument(key schemas.OrderKey, entry, stored []byte) PendingDocument {
+	d := PendingDocument{Key: key}
+	entryErr := json.Unmarshal(entry, &d.PdfURLs)
+	if entryErr == nil {
+		return d
+	}
+	d.PdfURLs = nil
+	if stored == nil {
+		d.Damaged = fmt.Errorf("documents index entry of %s: %w; no order record to read the links from", key, entryErr)
+		return d
+	}
+	var rec schemas.OrderRecord
+	if err := decodeRecord(stored, &rec); err != nil {
+		d.Damaged = fmt.Errorf("documents index entry of %s: %w; its record: %w", key, entryErr, err)
+		return d
+	}
+	for _, inv := range rec.Invoices {
+		d.PdfURLs = append(d.PdfURLs, inv.PdfURL)
+	}
+	return d
 }
 
 // DocumentsKept removes orders from the pending-documents index once their

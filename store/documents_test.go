@@ -5,6 +5,9 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
@@ -130,5 +133,65 @@ func TestPendingDocumentsKeepsInvoicePositions(t *testing.T) {
 	want := []string{"", "https://invoice.example.com/24312000000012345678.pdf", "https://invoice.example.com/3.pdf"}
 	if err != nil || len(docs) != 1 || !slices.Equal(docs[0].PdfURLs, want) || next != (schemas.OrderKey{}) {
 		t.Fatalf("PendingDocuments = %+v, next %v, %v; want M-1 with %q", docs, next, err, want)
+	}
+}
+
+// TestPendingDocumentsDamagedEntry: an index entry that cannot be decoded
+// does not stop the read at it. Its links are read from the order's record,
+// and when the record is damaged too the order is returned marked Damaged;
+// the orders after it are returned as usual.
+func TestPendingDocumentsDamagedEntry(t *testing.T) {
+	cfg := testConfig(t)
+	db, err := store.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, no := range []string{"D-1", "D-2", "D-3", "D-4"} {
+		MustPut(t, db, issued(MustPut(t, db, newRecord(no, schemas.StateSubmitting, fp(no))), 1))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(no string) []byte { return []byte(testSeller + "\x00" + no) }
+	err = raw.Update(func(tx *bolt.Tx) error {
+		docs := tx.Bucket([]byte("documents"))
+		for _, no := range []string{"D-2", "D-3"} {
+			if docs.Get(key(no)) == nil {
+				return errors.New("no documents index entry for " + no)
+			}
+			if err := docs.Put(key(no), []byte("{not a list")); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("orders")).Put(key("D-3"), []byte("{not a record"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = MustOpen(t, cfg)
+	docs, next, err := db.PendingDocuments(context.Background(), schemas.OrderKey{}, 10, nil)
+	if err != nil || next != (schemas.OrderKey{}) || len(docs) != 4 {
+		t.Fatalf("PendingDocuments = %d orders, next %v, %v; want all 4 and the end", len(docs), next, err)
+	}
+	link := []string{issued(newRecord("D-1", schemas.StateIssued, ""), 1).Invoices[0].PdfURL}
+	for _, d := range docs {
+		switch d.Key.OrderNo {
+		case "D-3":
+			if d.Damaged == nil || len(d.PdfURLs) != 0 {
+				t.Errorf("D-3 (entry and record damaged) = links %q, Damaged %v; want no links and Damaged", d.PdfURLs, d.Damaged)
+			}
+		default: // D-2's links come from its record
+			if d.Damaged != nil || !slices.Equal(d.PdfURLs, link) {
+				t.Errorf("%s = links %q, Damaged %v; want %q", d.Key.OrderNo, d.PdfURLs, d.Damaged, link)
+			}
+		}
 	}
 }
