@@ -156,6 +156,12 @@ type KeeperConfig struct {
 	Busy func() bool
 	// BusyEvery is the keeper's pace while Busy; 0 means 100ms.
 	BusyEvery time.Duration
+	// PassEvery is the least time between the starts of two passes through
+	// the index when the keeper is woken: the wakes in between are served
+	// by one pass. A pass reads the whole index, including the orders that
+	// wait out a failure's backoff, so back-to-back passes while orders are
+	// issued steadily would read those again and again. 0 means 100ms.
+	PassEvery time.Duration
 	// Rescan is how often the keeper reads the index without being woken:
 	// orders left by a restart, and orders whose documents failed, are
 	// found this way. 0 means 30s.
@@ -175,6 +181,9 @@ func (c KeeperConfig) withDefaults() KeeperConfig {
 	}
 	if c.BusyEvery <= 0 {
 		c.BusyEvery = 100 * time.Millisecond
+	}
+	if c.PassEvery <= 0 {
+		c.PassEvery = 100 * time.Millisecond
 	}
 	if c.Rescan <= 0 {
 		c.Rescan = 30 * time.Second
@@ -267,19 +276,27 @@ func (k *DocumentKeeper) stopped() bool {
 	}
 }
 
-// run reads the index once at the start, and again whenever woken or every
-// Rescan, until Stop.
+// run reads the index once at the start, and again whenever woken (at most
+// once every PassEvery) or every Rescan, until Stop.
 func (k *DocumentKeeper) run() {
 	defer close(k.done)
 	t := time.NewTicker(k.cfg.Rescan)
 	defer t.Stop()
 	for {
+		started := time.Now()
 		k.pass()
 		select {
 		case <-k.stop:
 			return
 		case <-k.wake:
 		case <-t.C:
+		}
+		if wait := k.cfg.PassEvery - time.Since(started); wait > 0 {
+			select {
+			case <-k.stop:
+				return
+			case <-time.After(wait):
+			}
 		}
 	}
 }

@@ -269,3 +269,44 @@ func TestDocumentKeeperPassesOverDamagedEntry(t *testing.T) {
 		t.Fatalf("kept %d orders, DOC-001 sent %d times; want 4 kept and DOC-001 never sent", len(docs.kept), docs.calls["DOC-001"])
 	}
 }
+
+// TestDocumentKeeperCoalescesWakes: wakes that come within PassEvery of a
+// pass's start are served by one later pass, not one pass each, and Stop
+// does not wait for the gap.
+func TestDocumentKeeperCoalescesWakes(t *testing.T) {
+	db := issuedOrders(t, 0)
+	index := &damagingIndex{DB: db}
+	docs := newCountingDocuments()
+	const every = 300 * time.Millisecond
+	k := pipeline.NewDocumentKeeper(docs, index, pipeline.KeeperConfig{PassEvery: every, Rescan: time.Hour}, zerolog.Nop(), nil)
+	t.Cleanup(func() { k.Stop(context.Background()) })
+	waitUntil(t, "the first pass", 10*time.Second, func() bool { return index.passes.Load() == 1 })
+	start := time.Now()
+	for i := range 20 {
+		issueOrder(t, db, fmt.Sprintf("W-%02d", i))
+		k.Wake()
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(start)
+	waitUntil(t, "the woken orders kept", 10*time.Second, func() bool { return pendingDocuments(t, db) == 0 })
+	// One pass at the start, then at most one a PassEvery while the wakes
+	// came, and one for the last of them.
+	if n, most := index.passes.Load(), 2+int64(took/every)+1; n > most {
+		t.Errorf("%d passes through the index for 20 wakes in %s; want at most %d, one a PassEvery (%s)", n, took, most, every)
+	}
+
+	idle := &damagingIndex{DB: issuedOrders(t, 0)}
+	slow := pipeline.NewDocumentKeeper(docs, idle, pipeline.KeeperConfig{PassEvery: time.Hour, Rescan: time.Hour}, zerolog.Nop(), nil)
+	waitUntil(t, "the idle keeper's first pass", 10*time.Second, func() bool { return idle.passes.Load() == 1 })
+	slow.Wake() // the keeper now waits out the hour
+	stopped := make(chan struct{})
+	go func() { slow.Stop(context.Background()); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop waited for the gap between passes")
+	}
+	if n := idle.passes.Load(); n != 1 {
+		t.Errorf("%d passes within PassEvery of the first, want 1", n)
+	}
+}
