@@ -567,8 +567,8 @@ publishing:
 					break publishing
 				}
 			}
+			at = scheduledAt(time.Now(), due)
 			maxLag = max(maxLag, time.Since(due))
-			at = due
 		}
 		if ctx.Err() != nil {
 			break
@@ -589,6 +589,18 @@ publishing:
 	close(pending)
 	acks.Wait()
 	return dups, maxLag, time.Since(start), firstErr
+}
+
+// scheduledAt returns the wall-clock time at which a request due at due
+// (on the monotonic clock, now or earlier) should have been published: now's
+// wall-clock reading less how late now is. The results' times are the
+// server's wall clock, and due's own wall reading is start's plus the
+// schedule's offset, which drifts from the wall clock while that is slewed
+// (a virtual machine's clock catching up after a pause drifted 3,250 ppm
+// here, 65 ms over a 20 s run, and made every latency look 0–100 ms longer).
+// A latency taken between two wall-clock readings moments apart stays right.
+func scheduledAt(now, due time.Time) time.Time {
+	return now.Add(-now.Sub(due)).Round(0)
 }
 
 // print writes a phase's figures.

@@ -15,7 +15,7 @@ import (
 // the race detector cannot see: hence atomics); the rest belongs to the
 // reader until it has stopped.
 type benchRecorder struct {
-	t0 time.Time
+	t0 time.Time // a wall-clock reading, without the monotonic one
 	// sent is the start of request i's latency in nanoseconds since t0,
 	// plus one; 0 when it was not published, sentFailed when publishing
 	// it failed.
@@ -43,11 +43,15 @@ type benchRecorder struct {
 const sentFailed = -1
 
 func newBenchRecorder(n int, t0 time.Time) *benchRecorder {
-	return &benchRecorder{t0: t0, sent: make([]atomic.Int64, n), done: make([]int64, n), status: make([]uint8, n)}
+	return &benchRecorder{t0: t0.Round(0), sent: make([]atomic.Int64, n), done: make([]int64, n), status: make([]uint8, n)}
 }
 
-// markSent records the start of request i's latency.
-func (r *benchRecorder) markSent(i int, at time.Time) { r.sent[i].Store(int64(at.Sub(r.t0)) + 1) }
+// markSent records the start of request i's latency. Only at's wall-clock
+// reading counts: the results are timed by the server's wall clock, so the
+// recorder keeps every time on that clock (see scheduledAt).
+func (r *benchRecorder) markSent(i int, at time.Time) {
+	r.sent[i].Store(int64(at.Round(0).Sub(r.t0)) + 1)
+}
 
 // markFailed records that publishing request i failed: no result is
 // expected for it.

@@ -428,3 +428,28 @@ func TestWaitDocuments(t *testing.T) {
 		t.Fatalf("a consumer that never catches up: %v", err)
 	}
 }
+
+// TestScheduledAt: a request's latency starts at a wall-clock reading (the
+// clock of the server's result timestamps), the publish moment's less its
+// delay behind the schedule, not at the schedule's own monotonic time.
+func TestScheduledAt(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	due := now.Add(-3 * time.Millisecond)
+	got := scheduledAt(now, due)
+	if strings.Contains(got.String(), "m=") {
+		t.Errorf("scheduledAt = %s, has a monotonic reading; want a wall-clock time", got)
+	}
+	if want := now.Round(0).Add(-3 * time.Millisecond); !got.Equal(want) {
+		t.Errorf("scheduledAt = %s, want %s (now's wall clock less 3 ms)", got, want)
+	}
+
+	// The recorder keeps the wall clock: a result stored 2 ms after such a
+	// start counts 2 ms, whatever the monotonic clock said.
+	rec := newBenchRecorder(1, now)
+	rec.markSent(0, got)
+	rec.result(0, schemas.StatusIssued, got.Add(2*time.Millisecond))
+	if s := rec.summary(); s.latency.p50 != 2*time.Millisecond {
+		t.Errorf("latency %s, want 2ms", s.latency.p50)
+	}
+}
