@@ -127,7 +127,7 @@ consumer's streams unreachable.`,
 	f.IntVar(&o.window, "window", defaultWindow, "most publishes awaiting their acknowledgement at once")
 	f.BoolVar(&o.baseline, "baseline", false, "also measure a bare relay on the same server, before and after the pipeline, and print the ratio")
 	f.IntVar(&o.workers, "workers", pipeline.DefaultWorkers, "the baseline relay's workers and pull buffer: pass the consumer's --workers")
-	f.StringVar(&o.metrics, "metrics", "", "the consumer's /metrics URL, to report its peak memory")
+	f.StringVar(&o.metrics, "metrics", "", "the consumer's /metrics URL, to report its memory and CPU time")
 	f.StringVar(&o.seller, "seller", "", "only requests for this demo seller (nuonuo, jumdata or its tax number; default both)")
 	f.Uint64Var(&o.seed, "seed", 0, "random seed of the request bodies (default: a random one, printed)")
 	return cmd
@@ -198,6 +198,7 @@ type benchPhase struct {
 	publishTook time.Duration // first publish to last acknowledgement
 	maxLag      time.Duration // open loop: largest delay behind the schedule
 	memory      string
+	cpu         string // the consumer's CPU time over the phase, "" when unknown
 	throughput  float64
 }
 
@@ -444,10 +445,11 @@ func (b *bench) phase(ctx context.Context, t benchTarget) *benchPhase {
 	reader.Wait()
 	stopSampling()
 	bg.Wait()
+	p.benchSummary = rec.summary()
 	if sampler != nil {
 		p.memory = sampler.report()
+		p.cpu = sampler.cpuReport(p.benchSummary.got)
 	}
-	p.benchSummary = rec.summary()
 	p.throughput = p.benchSummary.throughput(b.o.backlog)
 	return p
 }
@@ -653,6 +655,9 @@ func (b *bench) print(p *benchPhase) {
 	}
 	if p.memory != "" {
 		fmt.Fprintf(w, "%s: %s\n", name, p.memory)
+	}
+	if p.cpu != "" {
+		fmt.Fprintf(w, "%s: %s\n", name, p.cpu)
 	}
 }
 

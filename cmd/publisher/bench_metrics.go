@@ -18,6 +18,8 @@ import (
 const (
 	metricRSS     = "process_resident_memory_bytes"
 	metricPeakRSS = "invoice_process_peak_resident_memory_bytes"
+	// metricCPU is the process collector's CPU time, user and system.
+	metricCPU = "process_cpu_seconds_total"
 	// metricDocumentsPending is the number of issued orders whose PDFs the
 	// consumer's document keeper has yet to keep: it yields to the requests
 	// during a backlog and catches up after.
@@ -41,6 +43,10 @@ type memorySampler struct {
 	series   []float64 // every RSS read, in order, to tell flat from growing
 	peakRSS  float64   // the consumer's VmHWM gauge; 0 if it has none
 	havePeak bool
+	// firstCPU and lastCPU are the process's CPU seconds at the first and
+	// the last sample that had them.
+	firstCPU, lastCPU float64
+	cpuSamples        int
 }
 
 func newMemorySampler(url string) *memorySampler {
@@ -86,10 +92,17 @@ func (m *memorySampler) sample(ctx context.Context) {
 		m.havePeak = true
 		m.peakRSS = max(m.peakRSS, v)
 	}
+	if v, ok := vals[metricCPU]; ok {
+		if m.cpuSamples == 0 {
+			m.firstCPU = v
+		}
+		m.lastCPU = v
+		m.cpuSamples++
+	}
 }
 
 func (m *memorySampler) fetch(ctx context.Context) (map[string]float64, error) {
-	return fetchMetrics(ctx, m.client, m.url, metricRSS, metricPeakRSS)
+	return fetchMetrics(ctx, m.client, m.url, metricRSS, metricPeakRSS, metricCPU)
 }
 
 // fetchMetrics reads the named metrics (without labels) from the consumer's
@@ -161,6 +174,25 @@ func (m *memorySampler) report() string {
 		parts = append(parts, fmt.Sprintf("%d failed read(s), last: %v", m.errs, m.lastErr))
 	}
 	return "consumer memory (" + m.url + "): " + strings.Join(parts, "; ")
+}
+
+// cpuReport is one line on the CPU time the consumer's process used from
+// the phase's first sample to its last, in all and for each of results: a
+// figure that, unlike latency, hardly moves with the other processes on the
+// machine, to compare builds by. In the default mode the process also runs
+// NATS and the sandbox. "" when the metric was not read twice.
+func (m *memorySampler) cpuReport(results int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cpuSamples < 2 {
+		return ""
+	}
+	used := m.lastCPU - m.firstCPU
+	line := fmt.Sprintf("consumer CPU (%s): %.2f s over the run", metricCPU, used)
+	if results > 0 {
+		line += fmt.Sprintf(", %.3f ms a result", used*1000/float64(results))
+	}
+	return line
 }
 
 // mib formats bytes in MiB.

@@ -340,6 +340,26 @@ func TestBenchMetrics(t *testing.T) {
 	if rss, _ := strconv.ParseFloat(m[2], 64); rss < 1 {
 		t.Errorf("RSS %s MiB", m[2])
 	}
+	if !regexp.MustCompile(`pipeline: consumer CPU \(process_cpu_seconds_total\): [0-9]+\.[0-9]{2} s over the run, [0-9]+\.[0-9]{3} ms a result\n`).MatchString(out) {
+		t.Errorf("no CPU line:\n%s", out)
+	}
+}
+
+// TestCPUReport: the CPU line is the difference between the first and the
+// last sample, and per result; with fewer than two samples there is none.
+func TestCPUReport(t *testing.T) {
+	t.Parallel()
+	m := &memorySampler{url: "u", firstCPU: 10.5, lastCPU: 12.5, cpuSamples: 3}
+	if got, want := m.cpuReport(2000), "consumer CPU (process_cpu_seconds_total): 2.00 s over the run, 1.000 ms a result"; got != want {
+		t.Errorf("cpuReport = %q, want %q", got, want)
+	}
+	if got, want := m.cpuReport(0), "consumer CPU (process_cpu_seconds_total): 2.00 s over the run"; got != want {
+		t.Errorf("cpuReport without results = %q, want %q", got, want)
+	}
+	m.cpuSamples = 1
+	if got := m.cpuReport(2000); got != "" {
+		t.Errorf("cpuReport from one sample = %q, want none", got)
+	}
 }
 
 // TestBenchMissingResults runs bench with no consumer: it must say that the
