@@ -86,7 +86,9 @@ than a quarter.
 --metrics URL samples the consumer's /metrics every second:
 ` + metricRSS + ` (the largest is reported) and
 ` + metricPeakRSS + ` (the consumer's VmHWM: the peak
-since the consumer started, between samples too). After the last result
+since the consumer started, between samples too), and ` + metricCPU + `
+from the first sample to the last (reported in all and per result: steadier
+than latency when other processes share the machine). After the last result
 bench also waits until ` + metricDocumentsPending + ` is 0: the
 consumer keeps invoice PDFs in the background and yields to the requests
 while they are behind, so a closed-loop run leaves PDFs to keep; bench
