@@ -83,7 +83,7 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 			if skip != nil && skip(key) {
 				continue
 			}
-			docs = append(docs, pendingDocument(key, v, orders.Get(k)))
+			docs = append(docs, pendingDocument(key, v, func() []byte { return orders.Get(k) }))
 		}
 		if k == nil {
 			next = schemas.OrderKey{} // the index has no more
@@ -97,14 +97,16 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 }
 
 // pendingDocument reads one index entry, falling back to the order's record
-// (stored, nil when there is none) when the entry cannot be decoded.
-func pendingDocument(key schemas.OrderKey, entry, stored []byte) PendingDocument {
+// (record returns it, nil when there is none) only when the entry cannot be
+// decoded: reading every record would map most of the file into memory.
+func pendingDocument(key schemas.OrderKey, entry []byte, record func() []byte) PendingDocument {
 	d := PendingDocument{Key: key}
 	entryErr := json.Unmarshal(entry, &d.PdfURLs)
 	if entryErr == nil {
 		return d
 	}
 	d.PdfURLs = nil
+	stored := record()
 	if stored == nil {
 		d.Damaged = fmt.Errorf("documents index entry of %s: %w; no order record to read the links from", key, entryErr)
 		return d
