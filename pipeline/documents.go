@@ -216,9 +216,10 @@ type DocumentKeeper struct {
 	metrics *Metrics
 	log     zerolog.Logger
 
-	wake     chan struct{} // a new issued order: read the index again
-	stop     chan struct{} // closed by Stop: keep no more orders
-	abort    chan struct{} // closed when Stop's context ends: give up the orders in hand
+	wake     chan struct{}      // a new issued order: read the index again
+	stop     chan struct{}      // closed by Stop: keep no more orders
+	aborted  context.Context    // ended when Stop's context ends: give up the orders in hand
+	abort    context.CancelFunc // ends aborted
 	stopOnce sync.Once
 	done     chan struct{} // closed when run returns
 
@@ -237,8 +238,9 @@ type docRetry struct {
 // kept with docs; metrics may be nil. Stop it with Stop.
 func NewDocumentKeeper(docs Documents, index DocumentIndex, cfg KeeperConfig, log zerolog.Logger, metrics *Metrics) *DocumentKeeper {
 	k := &DocumentKeeper{docs: docs, index: index, cfg: cfg.withDefaults(), metrics: metrics, log: log,
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		failed: map[schemas.OrderKey]docRetry{}}
+	k.aborted, k.abort = context.WithCancel(context.Background())
 	go k.run()
 	return k
 }
@@ -261,9 +263,10 @@ func (k *DocumentKeeper) Stop(ctx context.Context) {
 		select {
 		case <-k.done:
 		case <-ctx.Done():
-			close(k.abort)
+			k.abort()
 			<-k.done
 		}
+		k.abort()
 	})
 }
 
@@ -406,27 +409,16 @@ func (k *DocumentKeeper) keep(d *store.PendingDocument) error {
 	if d.Damaged != nil {
 		return d.Damaged
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(k.aborted, k.cfg.Timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-k.abort:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	// Documents.Keep needs only each invoice's PDF link and position.
 	invoices := make([]schemas.Invoice, len(d.PdfURLs))
 	for i, u := range d.PdfURLs {
 		invoices[i].PdfURL = u
 	}
 	_, err := k.docs.Keep(ctx, d.Key, invoices)
-	select {
-	case <-k.abort:
-		if err != nil {
-			return errNotTried // given up by Stop: not the documents' failure
-		}
-	default:
+	if err != nil && k.aborted.Err() != nil {
+		return errNotTried // given up by Stop: not the documents' failure
 	}
 	return err
 }
