@@ -341,11 +341,7 @@ func (t *txn) put(r *request) (check, fatal error) {
 	}
 	if r.rec.State == schemas.StateIssued {
 		// Issued is final: an order enters the index once, here.
-		v, err := documentsValue(r.rec)
-		if err != nil {
-			return nil, err
-		}
-		if v != nil {
+		if v := documentsValue(r.rec); v != nil {
 			if err := t.documents.Put(r.key, v); err != nil {
 				return nil, err
 			}
