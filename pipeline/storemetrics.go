@@ -10,16 +10,20 @@ import (
 // how many group commits there were, how many writes they carried, how
 // many failed, and how long the single commit goroutine spent in them. The
 // rate of invoice_store_commit_seconds_total is the share of time the
-// store was committing: near 1, writers queue for it.
+// store was committing: near 1, writers queue for it. The order writes'
+// own time (invoice_store_put_seconds_total over invoice_store_puts_total)
+// is the mean latency a request waits for each of its writes.
 type storeCollector struct {
 	stats                                  func() store.Stats
 	commits, failed, writes, commitSeconds *prometheus.Desc
+	puts, putSeconds                       *prometheus.Desc
 }
 
 // NewStoreCollector returns a Prometheus collector of the order store's
 // commit counters, read from stats (store.DB.Stats) at each scrape:
 // invoice_store_commits_total, invoice_store_failed_commits_total,
-// invoice_store_writes_total and invoice_store_commit_seconds_total.
+// invoice_store_writes_total, invoice_store_commit_seconds_total,
+// invoice_store_puts_total and invoice_store_put_seconds_total.
 func NewStoreCollector(stats func() store.Stats) prometheus.Collector {
 	return &storeCollector{
 		stats: stats,
@@ -31,6 +35,10 @@ func NewStoreCollector(stats func() store.Stats) prometheus.Collector {
 			"Order-store writes carried by committed transactions; divided by invoice_store_commits_total, the mean group-commit size.", nil, nil),
 		commitSeconds: prometheus.NewDesc("invoice_store_commit_seconds_total",
 			"Time the order store's commit goroutine spent in write transactions, fsyncs included; its rate near 1 means the store is saturated.", nil, nil),
+		puts: prometheus.NewDesc("invoice_store_puts_total",
+			"Order records written (an issued request writes two: the claim before the provider call and the outcome), refused and failed writes included.", nil, nil),
+		putSeconds: prometheus.NewDesc("invoice_store_put_seconds_total",
+			"Time order-record writes took from the call to the durable answer, the wait for the commit in progress included; divided by invoice_store_puts_total, the mean time a request waits for each write.", nil, nil),
 	}
 }
 
@@ -40,6 +48,8 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.failed
 	ch <- c.writes
 	ch <- c.commitSeconds
+	ch <- c.puts
+	ch <- c.putSeconds
 }
 
 // Collect implements prometheus.Collector.
@@ -49,4 +59,6 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(st.FailedCommits))
 	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(st.Requests))
 	ch <- prometheus.MustNewConstMetric(c.commitSeconds, prometheus.CounterValue, st.CommitTime.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.puts, prometheus.CounterValue, float64(st.Puts))
+	ch <- prometheus.MustNewConstMetric(c.putSeconds, prometheus.CounterValue, st.PutTime.Seconds())
 }

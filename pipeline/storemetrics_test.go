@@ -43,6 +43,7 @@ func TestStoreCollector(t *testing.T) {
 		"invoice_store_writes_total":         float64(base.Requests + writes),
 		"invoice_store_commits_total":        float64(base.Commits + writes), // one writer at a time: a commit each
 		"invoice_store_failed_commits_total": 0,
+		"invoice_store_puts_total":           float64(writes),
 	} {
 		if got, err := gatherValue(reg, name); err != nil || got != want {
 			t.Errorf("%s = %v (%v), want %v", name, got, err, want)
@@ -54,6 +55,15 @@ func TestStoreCollector(t *testing.T) {
 	}
 	if spent := secs - base.CommitTime.Seconds(); spent <= 0 || spent > took.Seconds() {
 		t.Fatalf("commit seconds grew by %v over %d writes that took %v: want more than 0 and at most that", spent, writes, took)
+	}
+	// One writer at a time: each write waited for its own commit only.
+	putSecs, err := gatherValue(reg, "invoice_store_put_seconds_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if putSecs < secs-base.CommitTime.Seconds() || putSecs > took.Seconds() {
+		t.Fatalf("put seconds %v over %d writes that took %v and committed in %v: want between the two",
+			putSecs, writes, took, secs-base.CommitTime.Seconds())
 	}
 }
 

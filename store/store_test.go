@@ -454,7 +454,41 @@ func TestGroupCommit(t *testing.T) {
 	if took := time.Since(start); st.CommitTime <= 0 || st.CommitTime > took {
 		t.Fatalf("commit time %v, want more than 0 and at most the %v the writes took", st.CommitTime, took)
 	}
+	// Every write waited for the commit that carried it, so the writers'
+	// time adds up to at least the commits' time.
+	if took := time.Since(start); st.Puts != writers || st.PutTime < st.CommitTime || st.PutTime > writers*took {
+		t.Fatalf("puts %d taking %v (commits took %v, the run %v): want %d puts, at least the commit time and at most %d × the run",
+			st.Puts, st.PutTime, st.CommitTime, took, writers, writers)
+	}
 	checkCounts(t, db, map[schemas.OrderState]int{schemas.StateSubmitting: writers})
+}
+
+// TestPutStats checks that Stats counts every Put the commit goroutine
+// answered, a refused one too, and none it never took.
+func TestPutStats(t *testing.T) {
+	db := MustOpen(t, testConfig(t))
+	ctx := context.Background()
+	rec := newRecord("PS-1", schemas.StateSubmitting, fp("a"))
+	if _, err := db.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Put(ctx, rec); !errors.Is(err, store.ErrVersionConflict) {
+		t.Fatalf("second create: %v, want ErrVersionConflict", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := db.Put(cancelled, newRecord("PS-2", schemas.StateSubmitting, fp("a"))); err == nil {
+		t.Fatal("Put with a cancelled context succeeded")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Put(ctx, newRecord("PS-3", schemas.StateSubmitting, fp("a"))); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Put after Close: %v, want ErrClosed", err)
+	}
+	if st := db.Stats(); st.Puts != 2 || st.PutTime <= 0 {
+		t.Fatalf("stats %+v: want 2 puts (one stored, one refused) taking more than 0", st)
+	}
 }
 
 // TestConcurrentWriters runs many goroutines over many keys with mixed
