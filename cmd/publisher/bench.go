@@ -201,6 +201,7 @@ type benchPhase struct {
 	maxLag      time.Duration // open loop: largest delay behind the schedule
 	memory      string
 	cpu         string // the consumer's CPU time over the phase, "" when unknown
+	breakdown   string // where the consumer's time went, "" when unknown
 	throughput  float64
 }
 
@@ -408,6 +409,7 @@ func (b *bench) phase(ctx context.Context, t benchTarget) *benchPhase {
 	var sampler *memorySampler
 	if t.metrics != "" {
 		sampler = newMemorySampler(t.metrics)
+		sampler.sample(sctx) // before the first publish: the counters start from here
 		bg.Go(func() { sampler.run(sctx) })
 	}
 	start := func() {
@@ -451,6 +453,7 @@ func (b *bench) phase(ctx context.Context, t benchTarget) *benchPhase {
 	if sampler != nil {
 		p.memory = sampler.report()
 		p.cpu = sampler.cpuReport(p.benchSummary.got)
+		p.breakdown = sampler.breakdownReport(p.benchSummary.got)
 	}
 	p.throughput = p.benchSummary.throughput(b.o.backlog)
 	return p
@@ -660,6 +663,9 @@ func (b *bench) print(p *benchPhase) {
 	}
 	if p.cpu != "" {
 		fmt.Fprintf(w, "%s: %s\n", name, p.cpu)
+	}
+	if p.breakdown != "" {
+		fmt.Fprintf(w, "%s: %s\n", name, p.breakdown)
 	}
 }
 

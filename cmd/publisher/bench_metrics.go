@@ -26,6 +26,26 @@ const (
 	metricDocumentsPending = "invoice_documents_pending"
 )
 
+// The consumer's counters behind the breakdown line: where a request's
+// time goes. Histograms are read through their _sum and _count, summed
+// over their labels.
+const (
+	metricProcessingSum   = "invoice_processing_seconds_sum"
+	metricProcessingCount = "invoice_processing_seconds_count"
+	metricPutSeconds      = "invoice_store_put_seconds_total"
+	metricPuts            = "invoice_store_puts_total"
+	metricStoreWrites     = "invoice_store_writes_total"
+	metricCommits         = "invoice_store_commits_total"
+	metricCommitSeconds   = "invoice_store_commit_seconds_total"
+	metricCallSum         = "invoice_provider_call_seconds_sum"
+	metricCallCount       = "invoice_provider_call_seconds_count"
+)
+
+// breakdownMetrics are the counters the sampler keeps first and last
+// values of.
+var breakdownMetrics = []string{metricProcessingSum, metricProcessingCount, metricPutSeconds, metricPuts,
+	metricStoreWrites, metricCommits, metricCommitSeconds, metricCallSum, metricCallCount}
+
 // memorySampleEvery is how often the bench reads the consumer's /metrics.
 const memorySampleEvery = time.Second
 
@@ -47,19 +67,22 @@ type memorySampler struct {
 	// the last sample that had them.
 	firstCPU, lastCPU float64
 	cpuSamples        int
+	// first and last are the breakdown counters at the first and the last
+	// sample, read at firstAt and lastAt.
+	first, last     map[string]float64
+	firstAt, lastAt time.Time
 }
 
 func newMemorySampler(url string) *memorySampler {
 	return &memorySampler{url: url, client: &http.Client{Timeout: 2 * time.Second}}
 }
 
-// run samples once at once, then every memorySampleEvery until ctx ends,
-// then once more.
+// run samples every memorySampleEvery until ctx ends, then once more. The
+// caller takes the first sample, before the phase starts.
 func (m *memorySampler) run(ctx context.Context) {
 	t := time.NewTicker(memorySampleEvery)
 	defer t.Stop()
 	for {
-		m.sample(ctx)
 		select {
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -67,6 +90,7 @@ func (m *memorySampler) run(ctx context.Context) {
 			cancel()
 			return
 		case <-t.C:
+			m.sample(ctx)
 		}
 	}
 }
@@ -99,10 +123,14 @@ func (m *memorySampler) sample(ctx context.Context) {
 		m.lastCPU = v
 		m.cpuSamples++
 	}
+	if m.first == nil {
+		m.first, m.firstAt = vals, time.Now()
+	}
+	m.last, m.lastAt = vals, time.Now()
 }
 
 func (m *memorySampler) fetch(ctx context.Context) (map[string]float64, error) {
-	return fetchMetrics(ctx, m.client, m.url, metricRSS, metricPeakRSS, metricCPU)
+	return fetchMetrics(ctx, m.client, m.url, append([]string{metricRSS, metricPeakRSS, metricCPU}, breakdownMetrics...)...)
 }
 
 // fetchMetrics reads the named metrics (without labels) from the consumer's
@@ -123,8 +151,8 @@ func fetchMetrics(ctx context.Context, client *http.Client, url string, names ..
 	return parseMetrics(io.LimitReader(resp.Body, 16<<20), names...)
 }
 
-// parseMetrics returns the values of the named metrics (without labels) in
-// the Prometheus text format.
+// parseMetrics returns the values of the named metrics in the Prometheus
+// text format; a metric with labels is the sum of its series.
 func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(r)
@@ -135,6 +163,14 @@ func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 			continue
 		}
 		name, rest, ok := strings.Cut(line, " ")
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			// Label values may hold spaces: the value follows the last '}'.
+			j := strings.LastIndexByte(line, '}')
+			if j < i {
+				continue
+			}
+			name, rest, ok = line[:i], line[j+1:], true
+		}
 		if !ok {
 			continue
 		}
@@ -144,7 +180,7 @@ func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 			}
 			val, _, _ := strings.Cut(strings.TrimSpace(rest), " ") // a timestamp may follow
 			if v, err := strconv.ParseFloat(val, 64); err == nil {
-				out[name] = v
+				out[name] += v
 			}
 		}
 	}
@@ -193,6 +229,57 @@ func (m *memorySampler) cpuReport(results int) string {
 		line += fmt.Sprintf(", %.3f ms a result", used*1000/float64(results))
 	}
 	return line
+}
+
+// breakdownReport is one line on where the consumer's time went from the
+// phase's first sample to its last, from its own counters: the mean time
+// to process a request message; the order-store writes for each of results
+// and their mean latency (the wait for the group commit included), how
+// many writes a commit carried and the share of the time the store was
+// committing; the provider calls for each result and their mean latency.
+// A part whose counters the last sample lacks (a consumer that does not
+// export them) is left out; "" when none is there or there were fewer than
+// two samples.
+func (m *memorySampler) breakdownReport(results int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.first == nil || !m.lastAt.After(m.firstAt) {
+		return ""
+	}
+	// A labelled metric has no series before its first observation: one
+	// the last sample has and the first has not started from 0.
+	delta := func(name string) (float64, bool) {
+		b, ok := m.last[name]
+		return b - m.first[name], ok
+	}
+	var parts []string
+	if sum, ok := delta(metricProcessingSum); ok {
+		if n, _ := delta(metricProcessingCount); n > 0 {
+			parts = append(parts, fmt.Sprintf("processing %.2f ms a message", sum*1000/n))
+		}
+	}
+	if secs, ok := delta(metricPutSeconds); ok {
+		if n, _ := delta(metricPuts); n > 0 && results > 0 {
+			part := fmt.Sprintf("order writes %.2f a result, %.2f ms each", n/float64(results), secs*1000/n)
+			writes, _ := delta(metricStoreWrites)
+			commits, _ := delta(metricCommits)
+			busy, _ := delta(metricCommitSeconds)
+			if commits > 0 {
+				part += fmt.Sprintf(" (%.2f writes a commit; the store was committing %.0f%% of the time)",
+					writes/commits, 100*busy/m.lastAt.Sub(m.firstAt).Seconds())
+			}
+			parts = append(parts, part)
+		}
+	}
+	if sum, ok := delta(metricCallSum); ok {
+		if n, _ := delta(metricCallCount); n > 0 && results > 0 {
+			parts = append(parts, fmt.Sprintf("provider calls %.2f a result, %.2f ms each", n/float64(results), sum*1000/n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "consumer time (its /metrics over the run): " + strings.Join(parts, "; ")
 }
 
 // mib formats bytes in MiB.

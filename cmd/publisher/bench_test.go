@@ -71,12 +71,14 @@ func TestParseMetrics(t *testing.T) {
 		{"both", "# HELP process_resident_memory_bytes x\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.2345e+07\ninvoice_process_peak_resident_memory_bytes 2e+07\n",
 			map[string]float64{metricRSS: 1.2345e7, metricPeakRSS: 2e7}},
 		{"with a timestamp", "process_resident_memory_bytes 1024 1700000000000\n", map[string]float64{metricRSS: 1024}},
-		{"prefix of another name", "process_resident_memory_bytes_total 5\nprocess_resident_memory_bytes{a=\"b\"} 6\n", map[string]float64{}},
+		{"prefix of another name", "process_resident_memory_bytes_total 5\nprocess_resident_memory_bytes_x{a=\"b\"} 6\n", map[string]float64{}},
+		{"series summed over their labels", "invoice_processing_seconds_sum{event=\"issued\"} 1.5\ninvoice_processing_seconds_sum{event=\"a } b\"} 0.25 1700000000000\n",
+			map[string]float64{metricProcessingSum: 1.75}},
 		{"unparsable", "process_resident_memory_bytes lots\n", map[string]float64{}},
 		{"none", "go_goroutines 12\n", map[string]float64{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseMetrics(strings.NewReader(tc.text), metricRSS, metricPeakRSS)
+			got, err := parseMetrics(strings.NewReader(tc.text), metricRSS, metricPeakRSS, metricProcessingSum)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -317,11 +319,12 @@ func TestBenchEndToEnd(t *testing.T) {
 }
 
 // TestBenchMetrics reads the memory figures from a /metrics endpoint that
-// serves this process's real process collector and a peak gauge.
+// serves this process's real process collector and a peak gauge, and the
+// breakdown from the consumer's own metrics.
 func TestBenchMetrics(t *testing.T) {
 	t.Parallel()
-	c := startConsumer(t, consumerOptions{pipeline: fast})
 	reg := prometheus.NewRegistry()
+	c := startConsumer(t, consumerOptions{pipeline: fast, metrics: reg})
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metricPeakRSS, Help: "test"}, func() float64 { return 3 << 30 }))
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -343,6 +346,24 @@ func TestBenchMetrics(t *testing.T) {
 	if !regexp.MustCompile(`pipeline: consumer CPU \(process_cpu_seconds_total\): [0-9]+\.[0-9]{2} s over the run, [0-9]+\.[0-9]{3} ms a result\n`).MatchString(out) {
 		t.Errorf("no CPU line:\n%s", out)
 	}
+	// Each issued request was written at least twice (claim, outcome) and
+	// cost at least one provider call, all after the first sample.
+	b := regexp.MustCompile(`pipeline: consumer time \(its /metrics over the run\): processing ([0-9.]+) ms a message; ` +
+		`order writes ([0-9.]+) a result, ([0-9.]+) ms each \(([0-9.]+) writes a commit; the store was committing [0-9]+% of the time\); ` +
+		`provider calls ([0-9.]+) a result, ([0-9.]+) ms each\n`).FindStringSubmatch(out)
+	if b == nil {
+		t.Fatalf("no breakdown line:\n%s", out)
+	}
+	writes, _ := strconv.ParseFloat(b[2], 64)
+	calls, _ := strconv.ParseFloat(b[5], 64)
+	if writes < 2 || calls < 1 {
+		t.Errorf("order writes %s a result, provider calls %s a result: want at least 2.00 and 1.00", b[2], b[5])
+	}
+	for _, v := range []string{b[1], b[3], b[4], b[6]} {
+		if f, _ := strconv.ParseFloat(v, 64); f <= 0 {
+			t.Errorf("breakdown figure %s, want more than 0:\n%s", v, b[0])
+		}
+	}
 }
 
 // TestCPUReport: the CPU line is the difference between the first and the
@@ -359,6 +380,45 @@ func TestCPUReport(t *testing.T) {
 	m.cpuSamples = 1
 	if got := m.cpuReport(2000); got != "" {
 		t.Errorf("cpuReport from one sample = %q, want none", got)
+	}
+}
+
+// TestBreakdownReport: the breakdown line is made of the counters'
+// differences between the first and the last sample; a part whose counters
+// are missing is left out, and with one sample there is no line.
+func TestBreakdownReport(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	first := map[string]float64{
+		metricProcessingSum: 1, metricProcessingCount: 100,
+		metricPutSeconds: 0.5, metricPuts: 200, metricStoreWrites: 210, metricCommits: 150, metricCommitSeconds: 0.2,
+		metricCallSum: 0.3, metricCallCount: 100,
+	}
+	last := map[string]float64{
+		metricProcessingSum: 6, metricProcessingCount: 2100, // 5 s over 2,000 messages
+		metricPutSeconds: 4.5, metricPuts: 4200, // 4 s over 4,000 writes
+		metricStoreWrites: 4210, metricCommits: 3350, metricCommitSeconds: 8.2, // 4,000 writes in 3,200 commits, 8 s of 10
+		metricCallSum: 1.3, metricCallCount: 2100, // 1 s over 2,000 calls
+	}
+	m := &memorySampler{url: "u", first: first, last: last, firstAt: at, lastAt: at.Add(10 * time.Second)}
+	want := "consumer time (its /metrics over the run): processing 2.50 ms a message; " +
+		"order writes 2.00 a result, 1.00 ms each (1.25 writes a commit; the store was committing 80% of the time); " +
+		"provider calls 1.00 a result, 0.50 ms each"
+	if got := m.breakdownReport(2000); got != want {
+		t.Errorf("breakdownReport =\n%q\nwant\n%q", got, want)
+	}
+	// A consumer without the order-write counters.
+	for _, name := range []string{metricPutSeconds, metricPuts} {
+		delete(m.first, name)
+		delete(m.last, name)
+	}
+	want = "consumer time (its /metrics over the run): processing 2.50 ms a message; provider calls 1.00 a result, 0.50 ms each"
+	if got := m.breakdownReport(2000); got != want {
+		t.Errorf("breakdownReport without order writes =\n%q\nwant\n%q", got, want)
+	}
+	m.lastAt = m.firstAt
+	if got := m.breakdownReport(2000); got != "" {
+		t.Errorf("breakdownReport from one sample = %q, want none", got)
 	}
 }
 

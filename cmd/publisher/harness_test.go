@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -186,6 +187,9 @@ type consumerOptions struct {
 	pipeline pipeline.Config
 	// maxBytes is the consumer's request size limit (0: the default).
 	maxBytes int
+	// metrics, when set, gets the consumer's metrics registered, as
+	// cmd/consumer serves them on /metrics.
+	metrics prometheus.Registerer
 }
 
 func startConsumer(t *testing.T, o consumerOptions) *consumer {
@@ -198,6 +202,14 @@ func startConsumer(t *testing.T, o consumerOptions) *consumer {
 	t.Cleanup(srv.Close)
 	c.sb.SetBaseURL(srv.URL)
 
+	var (
+		metrics *pipeline.Metrics
+		obs     providers.Observer
+	)
+	if o.metrics != nil {
+		metrics = pipeline.NewMetrics(o.metrics)
+		obs = metrics
+	}
 	httpCfg := providers.HTTPConfig{Timeout: 5 * time.Second}
 	client := providers.NewHTTPClient(httpCfg)
 	ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{
@@ -208,13 +220,13 @@ func startConsumer(t *testing.T, o consumerOptions) *consumer {
 		t.Fatal(err)
 	}
 	nn, err := nuonuo.New(nuonuo.Config{BaseURL: srv.URL, SellerTaxNum: nuonuoSeller, AppKey: sandbox.DefaultNuonuoAppKey,
-		AppSecret: sandbox.DefaultNuonuoAppSecret, Tokens: ts, HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond})
+		AppSecret: sandbox.DefaultNuonuoAppSecret, Tokens: ts, HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	jc, err := jumdata.New(jumdata.Config{BaseURL: srv.URL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
 		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm,
-		HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond})
+		HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +235,9 @@ func startConsumer(t *testing.T, o consumerOptions) *consumer {
 	c.db, err = store.Open(store.Config{Path: filepath.Join(env.dir, "orders.db"), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.metrics != nil {
+		o.metrics.MustRegister(pipeline.NewStoreCollector(c.db.Stats))
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{MaxBytes: o.maxBytes})
 	if err != nil {
@@ -257,7 +272,7 @@ func startConsumer(t *testing.T, o consumerOptions) *consumer {
 	if os.Getenv("PUBLISHER_TEST_LOG") != "" {
 		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
 	}
-	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: 8, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: c.db.Healthy}, p, cons, log, nil)
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: 8, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: c.db.Healthy}, p, cons, log, metrics)
 	lctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- loop.Run(lctx) }()
