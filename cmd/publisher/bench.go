@@ -87,8 +87,14 @@ than a quarter.
 ` + metricRSS + ` (the largest is reported) and
 ` + metricPeakRSS + ` (the consumer's VmHWM: the peak
 since the consumer started, between samples too), and ` + metricCPU + `
-from the first sample to the last (reported in all and per result: steadier
-than latency when other processes share the machine). After the last result
+from the first sample (taken before the first publish) to the last
+(reported in all and per result: steadier than latency when other
+processes share the machine). From the consumer's own counters over the
+same span it also reports where the time went: the mean processing time of
+a message, the order-store writes a result needed and their mean latency
+(the wait for the group commit included) with the writes a commit carried
+and the share of the run the store was committing, and the provider calls
+a result needed and their mean latency. After the last result
 bench also waits until ` + metricDocumentsPending + ` is 0: the
 consumer keeps invoice PDFs in the background and yields to the requests
 while they are behind, so a closed-loop run leaves PDFs to keep; bench

@@ -133,8 +133,8 @@ func (m *memorySampler) fetch(ctx context.Context) (map[string]float64, error) {
 	return fetchMetrics(ctx, m.client, m.url, append([]string{metricRSS, metricPeakRSS, metricCPU}, breakdownMetrics...)...)
 }
 
-// fetchMetrics reads the named metrics (without labels) from the consumer's
-// /metrics at url.
+// fetchMetrics reads the named metrics (a labelled one summed over its
+// series) from the consumer's /metrics at url.
 func fetchMetrics(ctx context.Context, client *http.Client, url string, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
