@@ -228,15 +228,17 @@ func TestBenchEndToEnd(t *testing.T) {
 		args     []string
 		baseline bool
 		want     []string
+		pattern  string // a regular expression the output must match, when set
 	}{
-		{"closed loop", nil, false, []string{"closed loop, at most 256 publishes"}},
-		{"open loop", []string{"--rate", "400"}, false, []string{"open loop at 400/s", "behind the schedule"}},
+		{"closed loop", nil, false, []string{"closed loop, at most 256 publishes"}, ""},
+		{"open loop", []string{"--rate", "400"}, false, []string{"open loop at 400/s"},
+			`in [0-9.]+m?s, 4[0-9]{2}/s; behind the schedule p50 [0-9]+\.[0-9]{2}, p99 [0-9]+\.[0-9]{2}, at most [0-9]+\.[0-9]{2} ms\n`},
 		{"baseline", []string{"--baseline", "--workers", "8", "--window", "32"}, true,
 			[]string{"baseline: a bare relay with 8 workers", "baseline: results: issued 200", "baseline: published 200 of 200",
 				"baseline-after: a bare relay with 8 workers", "baseline-after: results: issued 200", "baseline-after: published 200 of 200",
-				"before the pipeline and", "the ratio uses their mean"}},
-		{"backlog", []string{"--backlog"}, false, []string{"waiting for their results", "from the first result to the last result"}},
-		{"one seller", []string{"--seller", "jumdata"}, false, []string{"issue requests for " + jumdataSeller + "\n"}},
+				"before the pipeline and", "the ratio uses their mean"}, ""},
+		{"backlog", []string{"--backlog"}, false, []string{"waiting for their results", "from the first result to the last result"}, ""},
+		{"one seller", []string{"--seller", "jumdata"}, false, []string{"issue requests for " + jumdataSeller + "\n"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -251,6 +253,9 @@ func TestBenchEndToEnd(t *testing.T) {
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
+			}
+			if tc.pattern != "" && !regexp.MustCompile(tc.pattern).MatchString(out) {
+				t.Errorf("output does not match %s:\n%s", tc.pattern, out)
 			}
 			// Every request got its result, as the consumer published it
 			// (the test's own reader of the results may be a little behind
