@@ -88,13 +88,15 @@ than a quarter.
 ` + metricRSS + ` (the largest is reported) and
 ` + metricPeakRSS + ` (the consumer's VmHWM: the peak
 since the consumer started, between samples too), and ` + metricCPU + `
-from the first sample (taken before the first publish) to the last
-(reported in all and per result: steadier than latency when other
-processes share the machine). From the consumer's own counters over the
-same span it also reports where the time went: the mean processing time of
-a message, the order-store writes a result needed and their mean latency
-(the wait for the group commit included) with the writes a commit carried
-and the share of the run the store was committing, and the provider calls
+from the first sample (taken before the first publish; or from the
+consumer's start, ` + metricStartTime + `, when it started
+during the run, as in a backlog run) to the last (reported in all and per
+result: steadier than latency when other processes share the machine).
+From the consumer's own counters over the same span it also reports where
+the time went: the mean processing time of a message, the order-store
+writes a result needed and their mean latency (the wait for the group
+commit included) with the writes a commit carried and the share of the
+run the store was committing, and the provider calls
 a result needed and their mean latency. After the last result
 bench also waits until ` + metricDocumentsPending + ` is 0: the
 consumer keeps invoice PDFs in the background and yields to the requests
@@ -136,7 +138,7 @@ consumer's streams unreachable.`,
 	f.IntVar(&o.window, "window", defaultWindow, "most publishes awaiting their acknowledgement at once")
 	f.BoolVar(&o.baseline, "baseline", false, "also measure a bare relay on the same server, before and after the pipeline, and print the ratio")
 	f.IntVar(&o.workers, "workers", pipeline.DefaultWorkers, "the baseline relay's workers and pull buffer: pass the consumer's --workers")
-	f.StringVar(&o.metrics, "metrics", "", "the consumer's /metrics URL, to report its memory and CPU time")
+	f.StringVar(&o.metrics, "metrics", "", "the consumer's /metrics URL, to report its memory, its CPU time and where its time went")
 	f.StringVar(&o.seller, "seller", "", "only requests for this demo seller (nuonuo, jumdata or its tax number; default both)")
 	f.Uint64Var(&o.seed, "seed", 0, "random seed of the request bodies (default: a random one, printed)")
 	return cmd

@@ -20,6 +20,9 @@ const (
 	metricPeakRSS = "invoice_process_peak_resident_memory_bytes"
 	// metricCPU is the process collector's CPU time, user and system.
 	metricCPU = "process_cpu_seconds_total"
+	// metricStartTime is the process collector's start time of the
+	// process, in Unix seconds.
+	metricStartTime = "process_start_time_seconds"
 	// metricDocumentsPending is the number of issued orders whose PDFs the
 	// consumer's document keeper has yet to keep: it yields to the requests
 	// during a backlog and catches up after.
@@ -71,10 +74,14 @@ type memorySampler struct {
 	// sample, read at firstAt and lastAt.
 	first, last     map[string]float64
 	firstAt, lastAt time.Time
+	// since is when the phase began, before the first sample: a consumer
+	// that started after it (a backlog run starts it once the requests
+	// are in) counts from zero, from its start.
+	since time.Time
 }
 
 func newMemorySampler(url string) *memorySampler {
-	return &memorySampler{url: url, client: &http.Client{Timeout: 2 * time.Second}}
+	return &memorySampler{url: url, client: &http.Client{Timeout: 2 * time.Second}, since: time.Now()}
 }
 
 // run samples every memorySampleEvery until ctx ends, then once more. The
@@ -116,6 +123,19 @@ func (m *memorySampler) sample(ctx context.Context) {
 		m.havePeak = true
 		m.peakRSS = max(m.peakRSS, v)
 	}
+	now := time.Now()
+	if m.first == nil {
+		m.first, m.firstAt = vals, now
+		if started, ok := vals[metricStartTime]; ok && started > float64(m.since.UnixNano())/1e9 {
+			// The consumer started during the phase: everything it
+			// counted is the phase's, from its start on.
+			m.first, m.firstAt = map[string]float64{}, time.Unix(0, int64(started*1e9))
+			if _, ok := vals[metricCPU]; ok {
+				m.firstCPU, m.cpuSamples = 0, 1
+			}
+		}
+	}
+	m.last, m.lastAt = vals, now
 	if v, ok := vals[metricCPU]; ok {
 		if m.cpuSamples == 0 {
 			m.firstCPU = v
@@ -123,14 +143,10 @@ func (m *memorySampler) sample(ctx context.Context) {
 		m.lastCPU = v
 		m.cpuSamples++
 	}
-	if m.first == nil {
-		m.first, m.firstAt = vals, time.Now()
-	}
-	m.last, m.lastAt = vals, time.Now()
 }
 
 func (m *memorySampler) fetch(ctx context.Context) (map[string]float64, error) {
-	return fetchMetrics(ctx, m.client, m.url, append([]string{metricRSS, metricPeakRSS, metricCPU}, breakdownMetrics...)...)
+	return fetchMetrics(ctx, m.client, m.url, append([]string{metricRSS, metricPeakRSS, metricCPU, metricStartTime}, breakdownMetrics...)...)
 }
 
 // fetchMetrics reads the named metrics (a labelled one summed over its
@@ -213,7 +229,8 @@ func (m *memorySampler) report() string {
 }
 
 // cpuReport is one line on the CPU time the consumer's process used from
-// the phase's first sample to its last, in all and for each of results: a
+// the phase's first sample (or the consumer's start, when it started during
+// the phase) to its last, in all and for each of results: a
 // figure that, unlike latency, hardly moves with the other processes on the
 // machine, to compare builds by. In the default mode the process also runs
 // NATS and the sandbox. "" when the metric was not read twice.
@@ -232,7 +249,8 @@ func (m *memorySampler) cpuReport(results int) string {
 }
 
 // breakdownReport is one line on where the consumer's time went from the
-// phase's first sample to its last, from its own counters: the mean time
+// phase's first sample (or the consumer's start, when it started during the
+// phase) to its last, from its own counters: the mean time
 // to process a request message; the order-store writes for each of results
 // and their mean latency (the wait for the group commit included), how
 // many writes a commit carried and the share of the time the store was

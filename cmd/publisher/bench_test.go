@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -424,6 +425,65 @@ func TestBreakdownReport(t *testing.T) {
 	m.lastAt = m.firstAt
 	if got := m.breakdownReport(2000); got != "" {
 		t.Errorf("breakdownReport from one sample = %q, want none", got)
+	}
+}
+
+// TestSamplerConsumerStartedLater: a consumer that starts during the phase
+// (a backlog run) is counted from zero and from its start; one that ran
+// before it, from the first sample.
+func TestSamplerConsumerStartedLater(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		body string // "" answers 503: the consumer is not running
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if body == "" {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	serve := func(started time.Time, cpu, puts, putSecs float64) {
+		mu.Lock()
+		defer mu.Unlock()
+		body = fmt.Sprintf("process_start_time_seconds %.3f\nprocess_cpu_seconds_total %g\n"+
+			"invoice_store_puts_total %g\ninvoice_store_put_seconds_total %g\n", float64(started.UnixMilli())/1e3, cpu, puts, putSecs)
+	}
+	ctx := t.Context()
+
+	m := newMemorySampler(srv.URL)
+	m.sample(ctx) // the phase starts with the consumer down
+	time.Sleep(5 * time.Millisecond)
+	started := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	serve(started, 1.5, 20, 0.02)
+	m.sample(ctx)
+	serve(started, 2, 40, 0.04)
+	m.sample(ctx)
+	if got, want := m.cpuReport(20), "consumer CPU (process_cpu_seconds_total): 2.00 s over the run, 100.000 ms a result"; got != want {
+		t.Errorf("started later: cpuReport = %q, want %q", got, want)
+	}
+	if got, want := m.breakdownReport(20), "consumer time (its /metrics over the run): order writes 2.00 a result, 1.00 ms each"; got != want {
+		t.Errorf("started later: breakdownReport = %q, want %q", got, want)
+	}
+	if d := m.firstAt.Sub(started); d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("counted from %v, want the consumer's start %v", m.firstAt, started)
+	}
+
+	serve(time.Now().Add(-time.Hour), 100, 1000, 1)
+	m = newMemorySampler(srv.URL)
+	m.sample(ctx) // the consumer ran before the phase
+	serve(time.Now().Add(-time.Hour), 101, 1040, 1.04)
+	m.sample(ctx)
+	if got, want := m.cpuReport(20), "consumer CPU (process_cpu_seconds_total): 1.00 s over the run, 50.000 ms a result"; got != want {
+		t.Errorf("running before: cpuReport = %q, want %q", got, want)
+	}
+	if got, want := m.breakdownReport(20), "consumer time (its /metrics over the run): order writes 2.00 a result, 1.00 ms each"; got != want {
+		t.Errorf("running before: breakdownReport = %q, want %q", got, want)
 	}
 }
 
