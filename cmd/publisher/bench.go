@@ -587,8 +587,9 @@ publishing:
 					break publishing
 				}
 			}
-			at = scheduledAt(time.Now(), due)
-			lags = append(lags, max(time.Since(due), 0))
+			now := time.Now()
+			at = scheduledAt(now, due)
+			lags = append(lags, max(now.Sub(due), 0))
 		}
 		if ctx.Err() != nil {
 			break
