@@ -33,6 +33,9 @@ type request struct {
 	// DocumentsKept: the keys to remove from the pending-documents index.
 	kept [][]byte
 
+	// patient: a PutPatient, which does not make the store commit at once.
+	patient bool
+
 	err     error
 	deleted int
 	done    chan struct{}
@@ -83,11 +86,13 @@ func (db *DB) run() {
 // waiting (no delay applies) or the delay has passed: MaxBatchDelay when set,
 // else BusyBatchDelay when the store is busy (pace.busy), in which case the
 // batch also closes once it is as large as the largest lately
-// (pace.concurrency), except for one wait every probeEvery. It reports
-// false when reqs was closed.
+// (pace.concurrency), except for one wait every probeEvery. A batch of
+// patient writes only (PutPatient) waits at least PatientDelay, until a
+// write that is not patient joins it; the delay above then applies, counted
+// from the start of the wait. It reports false when reqs was closed.
 func (db *DB) fill(batch []*request) ([]*request, bool) {
-	max := db.cfg.MaxBatch
-	for len(batch) < max {
+	limit := db.cfg.MaxBatch
+	for len(batch) < limit {
 		select {
 		case r, ok := <-db.reqs:
 			if !ok {
@@ -106,7 +111,7 @@ func (db *DB) fill(batch []*request) ([]*request, bool) {
 			// Waiting for writers that are all in the batch already
 			// gains nothing: a busy wait ends at the largest batch
 			// seen lately.
-			max = min(max, db.pace.concurrency())
+			limit = min(limit, db.pace.concurrency())
 		} else {
 			// Now and then a wait runs its full length, so that the
 			// largest batch can grow past what the early ends let
@@ -115,18 +120,36 @@ func (db *DB) fill(batch []*request) ([]*request, bool) {
 			db.pace.probed = now
 		}
 	}
-	if len(batch) >= max || delay <= 0 {
+	patient := true
+	for _, r := range batch {
+		patient = patient && r.patient
+	}
+	wait := delay
+	if patient {
+		wait = max(delay, db.cfg.PatientDelay)
+	}
+	if len(batch) >= limit || wait <= 0 {
 		return batch, true
 	}
-	timer := time.NewTimer(delay)
+	start := time.Now()
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	for len(batch) < max {
+	for len(batch) < limit {
 		select {
 		case r, ok := <-db.reqs:
 			if !ok {
 				return batch, false
 			}
 			batch = append(batch, r)
+			if patient && !r.patient {
+				// A write that cannot wait: the patient ones go with it.
+				patient = false
+				left := delay - time.Since(start)
+				if left <= 0 {
+					return batch, true
+				}
+				timer.Reset(left)
+			}
 		case <-timer.C:
 			return batch, true
 		}

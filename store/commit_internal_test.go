@@ -254,3 +254,84 @@ func TestPaceBusy(t *testing.T) {
 		t.Fatal("a store that has had no writes is busy")
 	}
 }
+
+// TestFillPatient hands requests to fill on a channel the test controls,
+// so that the order in which they reach the commit goroutine is the test's.
+func TestFillPatient(t *testing.T) {
+	patient := func() *request { return &request{patient: true} }
+	urgent := func() *request { return &request{} }
+	// fillWith runs fill on first and sends more one at a time while it
+	// runs, each once fill has taken the one before, and stops sending when
+	// fill returns. It returns the batch fill made and how many of the
+	// requests it did not take.
+	fillWith := func(t *testing.T, cfg Config, first *request, more ...*request) (batch []*request, left int) {
+		t.Helper()
+		db := &DB{cfg: cfg.withDefaults(), reqs: make(chan *request, len(more)+1)}
+		done := make(chan []*request, 1)
+		go func() {
+			b, ok := db.fill([]*request{first})
+			if !ok {
+				t.Error("fill reported the channel closed")
+			}
+			done <- b
+		}()
+		deadline := time.After(time.Minute)
+	send:
+		for _, r := range more {
+			db.reqs <- r
+			for len(db.reqs) > 0 {
+				select {
+				case batch = <-done:
+					break send
+				case <-deadline:
+					t.Fatal("fill neither took a request nor returned")
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}
+		if batch == nil {
+			select {
+			case batch = <-done:
+			case <-deadline:
+				t.Fatal("fill did not return")
+			}
+		}
+		return batch, len(more) + 1 - len(batch)
+	}
+
+	t.Run("patient writes wait for a write that cannot", func(t *testing.T) {
+		// An hour's patience: only the urgent write can end this wait.
+		cfg := Config{PatientDelay: time.Hour, BusyBatchDelay: -1}
+		p1, p2, u := patient(), patient(), urgent()
+		batch, left := fillWith(t, cfg, p1, p2, u)
+		if len(batch) != 3 || batch[0] != p1 || batch[1] != p2 || batch[2] != u || left != 0 {
+			t.Fatalf("batch of %d (%d left), want the two patient writes and the urgent one", len(batch), left)
+		}
+	})
+	t.Run("a patient write alone still commits", func(t *testing.T) {
+		cfg := Config{PatientDelay: time.Millisecond, BusyBatchDelay: -1}
+		p := patient()
+		if batch, _ := fillWith(t, cfg, p); len(batch) != 1 || batch[0] != p {
+			t.Fatalf("batch %v, want the patient write alone", batch)
+		}
+	})
+	t.Run("an urgent write does not wait for patience", func(t *testing.T) {
+		// With no busy delay an urgent batch closes at once, whatever
+		// PatientDelay is: an hour here would time the test out.
+		cfg := Config{PatientDelay: time.Hour, BusyBatchDelay: -1}
+		u := urgent()
+		if batch, _ := fillWith(t, cfg, u); len(batch) != 1 || batch[0] != u {
+			t.Fatalf("batch %v, want the urgent write alone", batch)
+		}
+	})
+	t.Run("MaxBatchDelay still applies to an urgent write that joins", func(t *testing.T) {
+		// The urgent write joins a patient wait; MaxBatchDelay (an hour
+		// here) then keeps the batch open until it is full.
+		cfg := Config{PatientDelay: time.Hour, MaxBatchDelay: time.Hour, MaxBatch: 3}
+		p, u, last := patient(), urgent(), urgent()
+		batch, left := fillWith(t, cfg, p, u, last)
+		if len(batch) != 3 || left != 0 {
+			t.Fatalf("batch of %d (%d left), want 3: the batch stays open for MaxBatchDelay", len(batch), left)
+		}
+	})
+}

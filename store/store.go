@@ -55,6 +55,9 @@ const (
 	// DefaultBusyBatchDelay is how long a busy store waits to fill a
 	// commit (Config.BusyBatchDelay).
 	DefaultBusyBatchDelay = 2 * time.Millisecond
+	// DefaultPatientDelay is how long a PutPatient waits for another
+	// write to start a commit it can join (Config.PatientDelay).
+	DefaultPatientDelay = 2 * time.Millisecond
 )
 
 // Chunk sizes of Scan and Prune: how many keys one read transaction (and one
@@ -109,6 +112,12 @@ type Config struct {
 	// gets writes more slowly never waits. 0 means DefaultBusyBatchDelay; a
 	// negative value never waits.
 	BusyBatchDelay time.Duration
+	// PatientDelay is how long a batch holding only PutPatient writes
+	// waits before it commits: a write that is not a PutPatient ends the
+	// wait (the batch then follows the rules above), so patient writes
+	// mostly ride in commits other writes start. 0 means
+	// DefaultPatientDelay; a negative value makes PutPatient a Put.
+	PatientDelay time.Duration
 	// NoSync skips fsync. For tests only: a write is then not durable when
 	// Put returns.
 	NoSync bool
@@ -150,6 +159,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BusyBatchDelay == 0 {
 		c.BusyBatchDelay = DefaultBusyBatchDelay
+	}
+	if c.PatientDelay == 0 {
+		c.PatientDelay = DefaultPatientDelay
 	}
 	return c
 }
@@ -434,6 +446,22 @@ func (db *DB) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecor
 //
 // Put is safe for concurrent use; concurrent Puts share transactions.
 func (db *DB) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	return db.put(ctx, rec, false)
+}
+
+// PutPatient is Put for a write whose caller can wait a little longer: it
+// is as durable when it returns, and checked the same way, but it does not
+// make the store commit at once. It joins the next commit another write
+// starts, or commits after Config.PatientDelay when none does. A caller
+// that has another effect to wait for meanwhile (the pipeline publishes
+// an issued order's result while its record is saved) loses nothing, and
+// the store makes fewer commits, so the writes that cannot wait (a claim
+// before a provider call) queue behind fewer of them.
+func (db *DB) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	return db.put(ctx, rec, true)
+}
+
+func (db *DB) put(ctx context.Context, rec schemas.OrderRecord, patient bool) (schemas.OrderRecord, error) {
 	key := rec.Key()
 	if err := ctx.Err(); err != nil {
 		return schemas.OrderRecord{}, fmt.Errorf("put order %s: %w", key, err)
@@ -443,6 +471,7 @@ func (db *DB) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRe
 	if err != nil {
 		return schemas.OrderRecord{}, fmt.Errorf("put order %s: %w", key, err)
 	}
+	req.patient = patient && db.cfg.PatientDelay > 0
 	if err := db.submit(ctx, req); err != nil {
 		return schemas.OrderRecord{}, fmt.Errorf("put order %s: %w", key, err)
 	}

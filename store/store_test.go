@@ -491,6 +491,40 @@ func TestPutStats(t *testing.T) {
 	}
 }
 
+// TestPutPatient: a patient write is checked like a Put, commits on its own
+// when no other write comes, and is on disk when it returns.
+func TestPutPatient(t *testing.T) {
+	cfg := store.Config{Path: filepath.Join(t.TempDir(), "orders.db")} // fsync on
+	db, err := store.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	claim := MustPut(t, db, newRecord("PP-1", schemas.StateSubmitting, fp("a")))
+	before := db.Stats()
+	stored, err := db.PutPatient(ctx, issued(claim, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Version != claim.Version+1 || stored.State != schemas.StateIssued {
+		t.Fatalf("stored v%d %s, want v%d issued", stored.Version, stored.State, claim.Version+1)
+	}
+	if _, err := db.PutPatient(ctx, issued(claim, 2)); !errors.Is(err, store.ErrVersionConflict) {
+		t.Fatalf("patient write of a stale version: %v, want ErrVersionConflict", err)
+	}
+	after := db.Stats()
+	if after.Commits != before.Commits+2 || after.Requests != before.Requests+2 || after.Puts != before.Puts+2 {
+		t.Fatalf("stats %+v after %+v: want two more commits of one request each (alone, each committed after its wait) and two more puts", after, before)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = MustOpen(t, cfg)
+	if got := MustGet(t, db, claim.Key()); got.State != schemas.StateIssued || got.Version != stored.Version {
+		t.Fatalf("after reopening: %s v%d, want issued v%d", got.State, got.Version, stored.Version)
+	}
+}
+
 // TestConcurrentWriters runs many goroutines over many keys with mixed
 // transitions, and read-modify-write loops on shared keys that must lose no
 // update.
