@@ -192,6 +192,9 @@ type benchTarget struct {
 	name     string
 	subjects schemas.Subjects
 	results  jetstream.Stream
+	// requests, when set, is the request stream, whose consumers the phase
+	// waits for before its last metrics sample.
+	requests jetstream.Stream
 	// start, when set, starts the consumer of the phase (the relay): before
 	// publishing, or after it with --backlog.
 	start func() error
@@ -268,7 +271,7 @@ func runBench(ctx context.Context, g *globals, o benchOptions, out, errw io.Writ
 		}
 	}
 	delivered, countErr := deliveries(ctx, reqStream)
-	pipe := b.phase(ctx, benchTarget{name: "pipeline", subjects: s.subjects, results: resStream, metrics: o.metrics})
+	pipe := b.phase(ctx, benchTarget{name: "pipeline", subjects: s.subjects, results: resStream, requests: reqStream, metrics: o.metrics})
 	b.print(pipe)
 	if now, err := deliveries(ctx, reqStream); err == nil && countErr == nil {
 		// Every request is delivered once; more deliveries are redeliveries:
@@ -456,6 +459,13 @@ func (b *bench) phase(ctx context.Context, t benchTarget) *benchPhase {
 		p.pubErr = err
 	}
 	reader.Wait()
+	if sampler != nil && t.requests != nil {
+		// The consumer acknowledges a request once its result is out and
+		// its record saved, which can end after the result arrives: the
+		// last sample waits for the acknowledgements, so that it counts
+		// the run's last writes.
+		awaitAcks(ctx, t.requests, settleWait)
+	}
 	stopSampling()
 	bg.Wait()
 	p.benchSummary = rec.summary()
@@ -707,6 +717,33 @@ func machineLine(pipe, base *benchPhase) string {
 		ratio = fmt.Sprintf("%.3f", pipe.throughput/base.throughput)
 	}
 	return fmt.Sprintf("throughput=%s p50=%s p99=%s baseline=%s ratio=%s", rate(pipe), p50, p99, rate(base), ratio)
+}
+
+// settleWait bounds how long a phase waits for the consumer's last
+// acknowledgements before its last metrics sample.
+const settleWait = 5 * time.Second
+
+// awaitAcks waits, for at most within, until no consumer of the request
+// stream has a request delivered and not yet acknowledged, or one still to
+// deliver.
+func awaitAcks(ctx context.Context, stream jetstream.Stream, within time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	for {
+		settled := true
+		lister := stream.ListConsumers(ctx)
+		for info := range lister.Info() {
+			settled = settled && info.NumAckPending == 0 && info.NumPending == 0
+		}
+		if settled && lister.Err() == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // deliveries sums the deliveries made so far by every consumer of the
