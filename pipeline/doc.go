@@ -21,7 +21,7 @@
 //     first and submitted again only when the provider has no record of it.
 //     An answer lost in transit (providers.Unknown) is reconciled by a query
 //     at once.
-//  4. Apply the answer: issued → save, publish, ack; accepted → save, Nak on
+//  4. Apply the answer: issued → save and publish at once, ack; accepted → save, Nak on
 //     the polling schedule; retry → Nak with exponential backoff and jitter
 //     over the failures in a row (OrderRecord.Failures, which an accepted
 //     answer starts again), at least the provider's hint; rejected → save,
@@ -33,11 +33,19 @@
 //     waiting is given up: saved as failed, "failed" result and a full dead
 //     letter published and acknowledged by the streams, then Term.
 //
-// Effects always come in the order save → publish → ack, so a crash at any
-// point is repaired by redelivery. Every result carries a Nats-Msg-Id
-// derived from the request's stream sequence ("result:<stream>:<seq>"), so
-// republishing after a crash is deduplicated while a second copy of a
-// request gets its own, identical, result.
+// Effects come in the order save → publish → ack, so a crash at any point
+// is repaired by redelivery. An issued invoice is the one exception: its
+// result is published while its record is saved (store.DB.PutPatient), and
+// the request is acked once both are done. The invoice exists at the
+// provider by then and the claim is on disk, so a delivery after a crash,
+// or after a save that failed, finds the order claimed, queries the
+// provider, gets the same invoice and saves it: the result was true
+// either way. This takes an order-store commit off every invoice's way to
+// its result. Every result carries a Nats-Msg-Id derived from the
+// request's stream sequence ("result:<stream>:<seq>"), so republishing
+// after a crash is deduplicated (within the streams' Duplicates window,
+// 10 minutes by default) while a second copy of a request gets its own,
+// identical, result.
 //
 // # Throughput
 //
@@ -45,8 +53,8 @@
 // hands the message to one of a few ackers and takes the next one, and the
 // acker acknowledges the request once the result stream has acknowledged
 // the result (Outcome.Published); a result that cannot be published puts the
-// request back instead. The order save → publish → ack is kept; only the
-// waiting moves off the worker.
+// request back instead. Nothing is acked before it is saved and published;
+// only the waiting moves off the worker.
 //
 // The PDFs of issued invoices are kept by a DocumentKeeper in the
 // background, so that downloading them and writing them to the object

@@ -82,9 +82,11 @@ type harness struct {
 	docs     pipeline.Documents
 	docsTO   time.Duration
 	wrapPub  func(pipeline.Publisher) pipeline.Publisher
+	wrapDB   func(pipeline.Store) pipeline.Store
 	workers  int
 	log      zerolog.Logger
 	loop     *pipeline.Loop
+	p        *pipeline.Pipeline // the pipeline of the last start
 	stopLoop func()
 	loopDone chan error
 
@@ -103,6 +105,8 @@ type harnessOptions struct {
 	docsTO     time.Duration      // the keeper's timeout
 	// wrapPub, when set, wraps the publisher the pipeline uses.
 	wrapPub func(pipeline.Publisher) pipeline.Publisher
+	// wrapDB, when set, wraps the order store the pipeline uses.
+	wrapDB func(pipeline.Store) pipeline.Store
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -130,7 +134,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.cfg = o.pipeline
-	h.docs, h.docsTO, h.wrapPub = o.docs, o.docsTO, o.wrapPub
+	h.docs, h.docsTO, h.wrapPub, h.wrapDB = o.docs, o.docsTO, o.wrapPub, o.wrapDB
 	timeout := o.httpTimout
 	if timeout == 0 {
 		timeout = 5 * time.Second
@@ -246,10 +250,15 @@ func (h *harness) start() {
 	if h.wrapPub != nil {
 		pub = h.wrapPub(pub)
 	}
-	p, err := pipeline.New(h.cfg, v, h.db, pub, h.provs)
+	var db pipeline.Store = h.db
+	if h.wrapDB != nil {
+		db = h.wrapDB(db)
+	}
+	p, err := pipeline.New(h.cfg, v, db, pub, h.provs)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.p = p
 	if h.docs != nil {
 		keeper := pipeline.NewDocumentKeeper(h.docs, h.db, pipeline.KeeperConfig{Timeout: h.docsTO}, h.log, nil)
 		h.t.Cleanup(func() { keeper.Stop(context.Background()) })

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
 )
 
 // fast makes the pipeline's waits short enough for tests.
@@ -480,6 +482,145 @@ func TestLostResultPutsTheRequestBack(t *testing.T) {
 	if n := len(h.resultsFor(nuonuoSeller, "LOST-1")); n != 1 {
 		t.Fatalf("%d results, want 1", n)
 	}
+}
+
+// TestUnsavedIssuedResultIsRepaired: an issued result is published while
+// its record is saved. When that save fails the result is out (and true:
+// the provider issued the invoice), but the request is not acknowledged; its
+// next delivery finds the order claimed, queries the provider instead of
+// submitting again, saves the invoice and acknowledges. One submission, one
+// issuance, one result in the stream.
+func TestUnsavedIssuedResultIsRepaired(t *testing.T) {
+	fs := &failingStore{}
+	h := newHarness(t, harnessOptions{pipeline: fast, wrapDB: func(s pipeline.Store) pipeline.Store {
+		fs.Store = s
+		return fs
+	}})
+	// The failing save looks for the result first: it is published while
+	// the record is saved, not after.
+	var publishedFirst atomic.Bool
+	fs.beforeFail = func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for len(h.resultsFor(jumdataSeller, "UNSAVED-1")) == 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		publishedFirst.Store(len(h.resultsFor(jumdataSeller, "UNSAVED-1")) == 1)
+	}
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "UNSAVED-1", nil), "")
+	res := h.waitResult(jumdataSeller, "UNSAVED-1", 1, 10*time.Second)
+	if res[0].Status != schemas.StatusIssued || len(res[0].Invoices) != 1 {
+		t.Fatalf("result %+v, want issued with its invoice", res[0])
+	}
+	h.waitFor("request stream to empty", 10*time.Second, h.requestStreamEmpty)
+	if failed, patient := fs.counts(); failed != 1 || patient != 2 {
+		t.Fatalf("%d failed and %d patient writes, want the first of two to fail", failed, patient)
+	}
+	if !publishedFirst.Load() {
+		t.Fatal("no result was published while the issued record was being saved")
+	}
+	rec, found, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "UNSAVED-1"})
+	if err != nil || !found || rec.State != schemas.StateIssued {
+		t.Fatalf("stored %+v found=%v err=%v, want issued", rec, found, err)
+	}
+	if len(rec.Invoices) != 1 || rec.Invoices[0].DigitalInvoiceNo != res[0].Invoices[0].DigitalInvoiceNo {
+		t.Fatalf("stored invoices %+v, published %+v", rec.Invoices, res[0].Invoices)
+	}
+	if st := h.orderStats(jumdataSeller, "UNSAVED-1"); st.Submissions != 1 || st.Issuances != 1 {
+		t.Fatalf("sandbox %+v, want one submission and one issuance", st)
+	}
+	if n := len(h.resultsFor(jumdataSeller, "UNSAVED-1")); n != 1 {
+		t.Fatalf("%d results in the stream, want 1 (the redelivery's is a duplicate)", n)
+	}
+}
+
+// TestOrdersWaitForTheIssuedSave: a subscriber that asks about an order as
+// soon as its issued result arrives (the status service and the partner
+// API read through Pipeline.Orders) finds it issued, though the result was
+// published while the record was still being saved.
+func TestOrdersWaitForTheIssuedSave(t *testing.T) {
+	ss := &slowStore{entered: make(chan struct{}), release: make(chan struct{})}
+	h := newHarness(t, harnessOptions{pipeline: fast, wrapDB: func(s pipeline.Store) pipeline.Store {
+		ss.Store = s
+		return ss
+	}})
+	h.start()
+	released := false
+	t.Cleanup(func() { // a failed check must not leave the worker held
+		if !released {
+			close(ss.release)
+		}
+	})
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "READ-1", nil), "")
+	<-ss.entered
+	h.waitResult(jumdataSeller, "READ-1", 1, 10*time.Second) // out while the save is held
+	type answer struct {
+		rec schemas.OrderRecord
+		err error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		rec, _, err := h.p.Orders().Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "READ-1"})
+		answers <- answer{rec, err}
+	}()
+	select {
+	case a := <-answers:
+		t.Fatalf("Orders answered while the issued record was being saved: %s, %v", a.rec.State, a.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(ss.release)
+	released = true
+	if a := <-answers; a.err != nil || a.rec.State != schemas.StateIssued {
+		t.Fatalf("Orders answered %s, %v after the save; want issued", a.rec.State, a.err)
+	}
+	h.waitFor("request stream to empty", 10*time.Second, h.requestStreamEmpty)
+}
+
+// slowStore holds the first patient write until release is closed.
+type slowStore struct {
+	pipeline.Store
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (s *slowStore) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.release
+	})
+	return s.Store.PutPatient(ctx, rec)
+}
+
+// failingStore fails the first patient write (the issued save) as a full
+// disk would.
+type failingStore struct {
+	pipeline.Store
+	beforeFail      func() // called before the failure is returned
+	mu              sync.Mutex
+	failed, patient int
+}
+
+func (s *failingStore) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	s.mu.Lock()
+	s.patient++
+	fail := s.failed == 0
+	if fail {
+		s.failed++
+	}
+	s.mu.Unlock()
+	if fail {
+		if s.beforeFail != nil {
+			s.beforeFail()
+		}
+		return schemas.OrderRecord{}, fmt.Errorf("%w: no space left on device", store.ErrWriteFailed)
+	}
+	return s.Store.PutPatient(ctx, rec)
+}
+
+func (s *failingStore) counts() (failed, patient int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed, s.patient
 }
 
 // The polling schedule starts when the provider accepts the order: the

@@ -23,6 +23,10 @@ type Store interface {
 	// stored record (version incremented); when it returns without error
 	// the write is on disk. Safe for concurrent use.
 	Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error)
+	// PutPatient is Put for a write the caller can wait a little longer
+	// for: as durable when it returns, but it may wait to share a commit
+	// (store.DB.PutPatient).
+	PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error)
 }
 
 // Publisher publishes result events and dead letters. Each call returns
@@ -34,7 +38,8 @@ type Publisher interface {
 	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
 	// PublishResultAsync starts publishing res and returns at once; the
 	// function it returns waits until the stream has acknowledged it (or
-	// ctx ends) and must be called exactly once.
+	// ctx ends). It may be called once, or not at all by a caller that no
+	// longer needs to know.
 	PublishResultAsync(res *schemas.Result, msgID string) (wait func(ctx context.Context) error)
 }
 
@@ -67,6 +72,7 @@ type Pipeline struct {
 	docs      *DocumentKeeper
 	locks     keyLocks
 	holds     holds
+	saving    saving
 }
 
 // New returns a Pipeline.
@@ -94,11 +100,13 @@ func (p *Pipeline) MaxDeliver() int { return p.cfg.MaxDeliver }
 func (p *Pipeline) HeldSellers() map[string]string { return p.holds.list() }
 
 // Process handles one delivery of a request and returns what the consume
-// loop must do with it. The effects always come in the order save → publish
-// → (ack), so a crash at any point is repaired by redelivery: a stored
-// outcome is published again under the same message id, which the result
-// stream deduplicates. Process never panics; a bug shows as an "error"
-// event and a Nak.
+// loop must do with it. Nothing is acked before its outcome is saved and
+// published, and the outcome is saved before it is published, except an
+// issued invoice, whose result is published while it is saved: a crash at
+// any point is repaired by redelivery, which queries the provider for a
+// claimed order or answers from the store, and publishes again under the
+// same message id, which the result stream deduplicates. Process never
+// panics; a bug shows as an "error" event and a Nak.
 func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -296,11 +304,24 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		o.rec.Invoices = a.Invoices
 		o.rec.LastError = nil
 		o.rec.CompletedAt = o.now
-		if o.save(ctx) {
+		// The invoice exists at the provider, and the stored claim makes
+		// any later delivery query it there before anything else: the
+		// result is true whether or not this save lands. So it is
+		// published while the record is saved, and the request is acked
+		// once both are done.
+		res := o.rec.Result()
+		saved := o.p.saving.begin(o.key) // Orders waits for it from here
+		published := o.p.pub.PublishResultAsync(res, o.resultID())
+		ok := o.savePatiently(ctx)
+		saved()
+		if ok {
 			if o.p.docs != nil && len(a.Invoices) > 0 {
 				o.p.docs.Wake() // the store listed the order for its documents
 			}
-			o.publishResult(o.rec.Result(), o.resultID(), EventIssued)
+			o.out.Published = published
+			o.out.Action, o.out.Event, o.out.Status = Ack, EventIssued, res.Status
+		} else {
+			o.out.Err = fmt.Errorf("%w (its result is published; the next delivery finds it issued at the provider and saves it)", o.out.Err)
 		}
 	case providers.Rejected:
 		o.rec.State = schemas.StateRejected
@@ -380,9 +401,18 @@ func describe(a providers.Outcome) string {
 }
 
 // save writes the record. On failure it sets a Nak outcome and returns
-// false: nothing is published or acknowledged that was not recorded.
-func (o *order) save(ctx context.Context) bool {
-	stored, err := o.p.store.Put(ctx, o.rec)
+// false: nothing is acknowledged that was not recorded.
+func (o *order) save(ctx context.Context) bool { return o.saveWith(ctx, o.p.store.Put) }
+
+// savePatiently is save for a write that has another effect (a publish)
+// to wait for meanwhile: it lets the store fit it into a commit that
+// another write starts.
+func (o *order) savePatiently(ctx context.Context) bool {
+	return o.saveWith(ctx, o.p.store.PutPatient)
+}
+
+func (o *order) saveWith(ctx context.Context, put func(context.Context, schemas.OrderRecord) (schemas.OrderRecord, error)) bool {
+	stored, err := put(ctx, o.rec)
 	if err != nil {
 		o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
 		o.out.Err = fmt.Errorf("save order %s as %s: %w", o.key, o.rec.State, err)
@@ -496,6 +526,7 @@ func (o *order) unstoredResult(status schemas.Status, e *schemas.ErrorInfo) *sch
 // asynchronous: the consume loop acknowledges once the stream has
 // acknowledged the result (Outcome.Published), so the worker is free for
 // the next message meanwhile and the order save → publish → ack holds.
+// (An issued result is published before its save ends: see apply.)
 func (o *order) publishResult(res *schemas.Result, msgID, event string) {
 	o.out.Published = o.p.pub.PublishResultAsync(res, msgID)
 	o.out.Action, o.out.Event, o.out.Status = Ack, event, res.Status

@@ -116,7 +116,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	defer keeper.Stop(context.Background()) // when run fails early; a no-op after the shutdown below
 	p.KeepDocuments(keeper)
 
-	status, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Subjects: subjects, Partitions: o.partitions, Partition: o.partition}, db)
+	status, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Subjects: subjects, Partitions: o.partitions, Partition: o.partition}, p.Orders())
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		for _, pc := range cfg.Partners {
 			secrets[pc.Channel] = []byte(pc.Secret)
 		}
-		partner := &partnerAPI{secrets: secrets, store: db, docs: docs, window: 5 * time.Minute, now: time.Now}
+		partner := &partnerAPI{secrets: secrets, store: p.Orders(), docs: docs, window: 5 * time.Minute, now: time.Now}
 		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy}
 		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
 		if err != nil {
