@@ -310,11 +310,7 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		// published while the record is saved, and the request is acked
 		// once both are done.
 		res := o.rec.Result()
-		saved := o.p.saving.begin(o.key) // Orders waits for it from here
-		published := o.p.pub.PublishResultAsync(res, o.resultID())
-		ok := o.savePatiently(ctx)
-		saved()
-		if ok {
+		if published, ok := o.publishWhileSaving(ctx, res); ok {
 			if o.p.docs != nil && len(a.Invoices) > 0 {
 				o.p.docs.Wake() // the store listed the order for its documents
 			}
@@ -404,11 +400,15 @@ func describe(a providers.Outcome) string {
 // false: nothing is acknowledged that was not recorded.
 func (o *order) save(ctx context.Context) bool { return o.saveWith(ctx, o.p.store.Put) }
 
-// savePatiently is save for a write that has another effect (a publish)
-// to wait for meanwhile: it lets the store fit it into a commit that
-// another write starts.
-func (o *order) savePatiently(ctx context.Context) bool {
-	return o.saveWith(ctx, o.p.store.PutPatient)
+// publishWhileSaving starts publishing res, then saves the record with
+// PutPatient (the publish is the effect it waits for meanwhile, so the
+// store may fit the write into a commit another write starts). Readers
+// through Pipeline.Orders wait from before the publish until the save
+// ends. It returns the publish's wait and whether the save succeeded (save).
+func (o *order) publishWhileSaving(ctx context.Context, res *schemas.Result) (published func(context.Context) error, saved bool) {
+	defer o.p.saving.begin(o.key)()
+	published = o.p.pub.PublishResultAsync(res, o.resultID())
+	return published, o.saveWith(ctx, o.p.store.PutPatient)
 }
 
 func (o *order) saveWith(ctx context.Context, put func(context.Context, schemas.OrderRecord) (schemas.OrderRecord, error)) bool {
