@@ -12,18 +12,24 @@ import (
 // rate of invoice_store_commit_seconds_total is the share of time the
 // store was committing: near 1, writers queue for it. The order writes'
 // own time (invoice_store_put_seconds_total over invoice_store_puts_total)
-// is the mean latency a request waits for each of its writes.
+// is the mean latency of a write; the patient ones
+// (invoice_store_patient_puts_total, an issued record saved while its
+// result is published) are counted apart as well, since no result waits
+// for them.
 type storeCollector struct {
 	stats                                  func() store.Stats
 	commits, failed, writes, commitSeconds *prometheus.Desc
 	puts, putSeconds                       *prometheus.Desc
+	patientPuts, patientPutSeconds         *prometheus.Desc
 }
 
 // NewStoreCollector returns a Prometheus collector of the order store's
 // commit counters, read from stats (store.DB.Stats) at each scrape:
 // invoice_store_commits_total, invoice_store_failed_commits_total,
 // invoice_store_writes_total, invoice_store_commit_seconds_total,
-// invoice_store_puts_total and invoice_store_put_seconds_total.
+// invoice_store_puts_total, invoice_store_put_seconds_total,
+// invoice_store_patient_puts_total and
+// invoice_store_patient_put_seconds_total.
 func NewStoreCollector(stats func() store.Stats) prometheus.Collector {
 	return &storeCollector{
 		stats: stats,
@@ -39,6 +45,10 @@ func NewStoreCollector(stats func() store.Stats) prometheus.Collector {
 			"Order records written (an issued request writes two: the claim before the provider call and the outcome), refused and failed writes included.", nil, nil),
 		putSeconds: prometheus.NewDesc("invoice_store_put_seconds_total",
 			"Time order-record writes took from the call to the durable answer, the wait for the commit in progress included; divided by invoice_store_puts_total, the mean time a request waits for each write.", nil, nil),
+		patientPuts: prometheus.NewDesc("invoice_store_patient_puts_total",
+			"The part of invoice_store_puts_total written patiently: an issued record saved while its result is published, which joins a commit another write starts.", nil, nil),
+		patientPutSeconds: prometheus.NewDesc("invoice_store_patient_put_seconds_total",
+			"The part of invoice_store_put_seconds_total taken by patient writes; the rest, over the rest of the writes, is the mean time a request waits for a write before its result.", nil, nil),
 	}
 }
 
@@ -50,6 +60,8 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.commitSeconds
 	ch <- c.puts
 	ch <- c.putSeconds
+	ch <- c.patientPuts
+	ch <- c.patientPutSeconds
 }
 
 // Collect implements prometheus.Collector.
@@ -61,4 +73,6 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.commitSeconds, prometheus.CounterValue, st.CommitTime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.puts, prometheus.CounterValue, float64(st.Puts))
 	ch <- prometheus.MustNewConstMetric(c.putSeconds, prometheus.CounterValue, st.PutTime.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.patientPuts, prometheus.CounterValue, float64(st.PatientPuts))
+	ch <- prometheus.MustNewConstMetric(c.patientPutSeconds, prometheus.CounterValue, st.PatientPutTime.Seconds())
 }

@@ -65,6 +65,32 @@ func TestStoreCollector(t *testing.T) {
 		t.Fatalf("put seconds %v over %d writes that took %v and committed in %v: want between the two",
 			putSecs, writes, took, secs-base.CommitTime.Seconds())
 	}
+	if n, err := gatherValue(reg, "invoice_store_patient_puts_total"); err != nil || n != 0 {
+		t.Fatalf("patient puts %v (%v) before any, want 0", n, err)
+	}
+
+	// A patient write counts in both.
+	rec := schemas.OrderRecord{Seller: "91310000MA1FL0XX1X", OrderNo: "M-P", Kind: schemas.KindIssue,
+		State: schemas.StateSubmitting, Fingerprint: "f", Provider: "nuonuo", Submissions: 1, ReceivedAt: start}
+	if _, err := db.PutPatient(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{"invoice_store_puts_total": writes + 1, "invoice_store_patient_puts_total": 1} {
+		if got, err := gatherValue(reg, name); err != nil || got != want {
+			t.Errorf("%s = %v (%v), want %v", name, got, err, want)
+		}
+	}
+	patientSecs, err := gatherValue(reg, "invoice_store_patient_put_seconds_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allSecs, err := gatherValue(reg, "invoice_store_put_seconds_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if patientSecs <= 0 || allSecs-putSecs < patientSecs {
+		t.Fatalf("patient put seconds %v, put seconds %v then %v: want the patient write's time in both", patientSecs, putSecs, allSecs)
+	}
 }
 
 // gatherValue returns the value of the single sample of the metric name.

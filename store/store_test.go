@@ -513,8 +513,9 @@ func TestPutPatient(t *testing.T) {
 		t.Fatalf("patient write of a stale version: %v, want ErrVersionConflict", err)
 	}
 	after := db.Stats()
-	if after.Commits != before.Commits+2 || after.Requests != before.Requests+2 || after.Puts != before.Puts+2 {
-		t.Fatalf("stats %+v after %+v: want two more commits of one request each (alone, each committed after its wait) and two more puts", after, before)
+	if after.Commits != before.Commits+2 || after.Requests != before.Requests+2 || after.Puts != before.Puts+2 ||
+		after.PatientPuts != before.PatientPuts+2 || after.PatientPutTime <= before.PatientPutTime {
+		t.Fatalf("stats %+v after %+v: want two more commits of one request each (alone, each committed after its wait) and two more puts, both patient", after, before)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)

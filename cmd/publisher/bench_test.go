@@ -355,7 +355,7 @@ func TestBenchMetrics(t *testing.T) {
 	// Each issued request was written at least twice (claim, outcome) and
 	// cost at least one provider call, all after the first sample.
 	b := regexp.MustCompile(`pipeline: consumer time \(its /metrics over the run\): processing ([0-9.]+) ms a message; ` +
-		`order writes ([0-9.]+) a result, ([0-9.]+) ms each \(([0-9.]+) writes a commit; the store was committing [0-9]+% of the time\); ` +
+		`order writes ([0-9.]+) a result: [0-9.]+ before the result, ([0-9.]+) ms each, and [0-9.]+ patient \(saved while the result is published\), [0-9.]+ ms each \(([0-9.]+) writes a commit; the store was committing [0-9]+% of the time\); ` +
 		`provider calls ([0-9.]+) a result, ([0-9.]+) ms each\n`).FindStringSubmatch(out)
 	if b == nil {
 		t.Fatalf("no breakdown line:\n%s", out)
@@ -412,6 +412,15 @@ func TestBreakdownReport(t *testing.T) {
 		"provider calls 1.00 a result, 0.50 ms each"
 	if got := m.breakdownReport(2000); got != want {
 		t.Errorf("breakdownReport =\n%q\nwant\n%q", got, want)
+	}
+	// Half the writes patient: 2.5 of the 4 s.
+	first[metricPatientPuts], first[metricPatientSeconds] = 100, 0.25
+	last[metricPatientPuts], last[metricPatientSeconds] = 2100, 2.75
+	want = "consumer time (its /metrics over the run): processing 2.50 ms a message; " +
+		"order writes 2.00 a result: 1.00 before the result, 0.75 ms each, and 1.00 patient (saved while the result is published), 1.25 ms each " +
+		"(1.25 writes a commit; the store was committing 80% of the time); provider calls 1.00 a result, 0.50 ms each"
+	if got := m.breakdownReport(2000); got != want {
+		t.Errorf("breakdownReport with patient writes =\n%q\nwant\n%q", got, want)
 	}
 	// A consumer without the order-write counters.
 	for _, name := range []string{metricPutSeconds, metricPuts} {
