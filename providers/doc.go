@@ -10,7 +10,7 @@
 //
 // The classes, and what the pipeline does with each:
 //
-//	Issued          save, publish "issued", ack
+//	Issued          save and publish "issued" at once, ack
 //	Accepted        save, poll later with Query
 //	Retry           try again later (NakWithDelay with backoff)
 //	Rejected        save, publish "rejected", ack
