@@ -95,9 +95,12 @@ result: steadier than latency when other processes share the machine).
 From the consumer's own counters over the same span it also reports where
 the time went: the mean processing time of a message, the order-store
 writes a result needed and their mean latency (the wait for the group
-commit included) with the writes a commit carried and the share of the
-run the store was committing, and the provider calls
-a result needed and their mean latency. After the last result
+commit included; the writes before the result apart from the patient
+ones saved while it is published) with the writes a commit carried and
+the share of the run the store was committing, and the provider calls
+a result needed and their mean latency. The last reading waits (at most
+5 s) until the consumer has acked the run's requests, so that it counts
+the writes that end after their result. After the last result
 bench also waits until ` + metricDocumentsPending + ` is 0: the
 consumer keeps invoice PDFs in the background and yields to the requests
 while they are behind, so a closed-loop run leaves PDFs to keep; bench
