@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -583,22 +584,14 @@ func (b *bench) publish(ctx context.Context, subj schemas.Subjects, rec *benchRe
 		lags = make([]time.Duration, 0, b.o.n)
 	}
 	start := time.Now()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
 publishing:
 	for i := range b.o.n {
 		m := b.gen.msg(subj, i)
 		at := time.Now()
 		if b.o.rate > 0 {
 			due := start.Add(time.Duration(float64(i) * float64(time.Second) / b.o.rate))
-			if d := time.Until(due); d > 0 {
-				timer.Reset(d)
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					break publishing
-				}
+			if !sandbox.SleepUntil(ctx, due) {
+				break publishing
 			}
 			now := time.Now()
 			at = scheduledAt(now, due)

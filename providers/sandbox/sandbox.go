@@ -316,14 +316,8 @@ func (s *Server) api(p providerSpec, h http.HandlerFunc) http.Handler {
 			delay += s.Faults().SpikeLatency
 			s.stats.fault("latency_spike")
 		}
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		if delay > 0 && !SleepUntil(r.Context(), time.Now().Add(delay)) {
+			return
 		}
 		switch {
 		case f.limited:
