@@ -4,9 +4,7 @@ package sandbox
 
 import "time"
 
-// sleepFine sleeps for d on a Go timer where nanosleep(2) is not used.
-func sleepFine(d time.Duration) {
-	if d > 0 {
-		time.Sleep(d)
-	}
+// sleepFine sleeps until t on a Go timer: the timerfd(2) wait is Linux's.
+func sleepFine(until time.Time) {
+	time.Sleep(time.Until(until))
 }
