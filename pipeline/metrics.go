@@ -6,6 +6,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// The native histograms' resolution: each bucket at most 10% wider than the
+// one below it, and at most 100 buckets a series (the resolution halves when
+// a series would need more, and is reset after an hour at the earliest).
+const (
+	nativeBucketFactor = 1.1
+	nativeMaxBuckets   = 100
+)
+
 // Metrics are the Prometheus metrics an operator watches. Create them with
 // NewMetrics; a nil *Metrics records nothing.
 type Metrics struct {
@@ -63,6 +71,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Processing: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "invoice_processing_seconds", Help: "Time to process one request message, by outcome event.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+			// A native histogram as well, for a Prometheus that scrapes
+			// them: buckets 10% wide instead of 2.5 times.
+			NativeHistogramBucketFactor:     nativeBucketFactor,
+			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
+			NativeHistogramMinResetDuration: time.Hour,
 		}, []string{"event"}),
 		Documents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_documents_total", Help: "Tries to keep an issued order's invoice PDFs in the object store in the background, by outcome: kept, failed (tried again later with backoff).",
@@ -76,6 +89,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ProviderCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "invoice_provider_call_seconds", Help: "Provider HTTP call latency, by provider, method and answer code.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+			// A native histogram as well, for a Prometheus that scrapes
+			// them: buckets 10% wide instead of 2.5 times.
+			NativeHistogramBucketFactor:     nativeBucketFactor,
+			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
+			NativeHistogramMinResetDuration: time.Hour,
 		}, []string{"provider", "method", "code"}),
 		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_consumer_backlog", Help: "Request messages not yet delivered to the consumer.",

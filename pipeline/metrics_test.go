@@ -1,0 +1,56 @@
+package pipeline_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+)
+
+// TestLatencyHistogramsAreNative checks that the latency histograms carry a
+// native histogram beside their classic buckets, and that it tells apart
+// calls that share a classic bucket (15.6–39 ms).
+func TestLatencyHistogramsAreNative(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := pipeline.NewMetrics(reg)
+	m.ObserveCall("jumdata", "makeout", "0000", 20*time.Millisecond)
+	m.ObserveCall("jumdata", "makeout", "0000", 30*time.Millisecond)
+	m.Processing.WithLabelValues("issued").Observe(0.002)
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range families {
+		name := f.GetName()
+		if name != "invoice_provider_call_seconds" && name != "invoice_processing_seconds" {
+			continue
+		}
+		seen[name] = true
+		h := f.GetMetric()[0].GetHistogram()
+		if len(h.GetBucket()) == 0 {
+			t.Errorf("%s: no classic buckets", name)
+		}
+		if len(h.GetPositiveSpan()) == 0 {
+			t.Errorf("%s: no native histogram (schema %d, no positive spans)", name, h.GetSchema())
+			continue
+		}
+		if name == "invoice_provider_call_seconds" {
+			var buckets uint32
+			for _, sp := range h.GetPositiveSpan() {
+				buckets += sp.GetLength()
+			}
+			if buckets < 2 {
+				t.Errorf("%s: 20 ms and 30 ms fell in one native bucket", name)
+			}
+		}
+	}
+	for _, name := range []string{"invoice_provider_call_seconds", "invoice_processing_seconds"} {
+		if !seen[name] {
+			t.Errorf("%s not gathered", name)
+		}
+	}
+}
