@@ -76,6 +76,11 @@ type memorySampler struct {
 	// sample, read at firstAt and lastAt.
 	first, last     map[string]float64
 	firstAt, lastAt time.Time
+	// firstNative and lastNative are the latency histograms in native
+	// form at the same samples; haveFirstNative says whether the first
+	// sample read them, without which no p99 is given.
+	firstNative, lastNative map[string]nativeHist
+	haveFirstNative         bool
 	// since is when the phase began, before the first sample: a consumer
 	// that started after it (a backlog run starts it once the requests
 	// are in) counts from zero, from its start.
@@ -107,6 +112,11 @@ func (m *memorySampler) run(ctx context.Context) {
 // sample reads the metrics once.
 func (m *memorySampler) sample(ctx context.Context) {
 	vals, err := m.fetch(ctx)
+	var native map[string]nativeHist
+	if err == nil {
+		// Absent (nil) when the consumer does not serve them.
+		native, _ = fetchNative(ctx, m.client, m.url, nativeProcessing, nativeCalls)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
@@ -128,16 +138,21 @@ func (m *memorySampler) sample(ctx context.Context) {
 	now := time.Now()
 	if m.first == nil {
 		m.first, m.firstAt = vals, now
+		m.firstNative, m.haveFirstNative = native, native != nil
 		if started, ok := vals[metricStartTime]; ok && started > float64(m.since.UnixNano())/1e9 {
 			// The consumer started during the phase: everything it
 			// counted is the phase's, from its start on.
 			m.first, m.firstAt = map[string]float64{}, time.Unix(0, int64(started*1e9))
+			m.firstNative, m.haveFirstNative = nil, true
 			if _, ok := vals[metricCPU]; ok {
 				m.firstCPU, m.cpuSamples = 0, 1
 			}
 		}
 	}
 	m.last, m.lastAt = vals, now
+	if native != nil {
+		m.lastNative = native
+	}
 	if v, ok := vals[metricCPU]; ok {
 		if m.cpuSamples == 0 {
 			m.firstCPU = v
@@ -257,6 +272,8 @@ func (m *memorySampler) cpuReport(results int) string {
 // and their mean latency (the wait for the group commit included), how
 // many writes a commit carried and the share of the time the store was
 // committing; the provider calls for each result and their mean latency.
+// The processing time and the provider calls also get their p99 where the
+// consumer exports them as native histograms.
 // A part whose counters the last sample lacks (a consumer that does not
 // export them) is left out; "" when none is there or there were fewer than
 // two samples.
@@ -272,10 +289,25 @@ func (m *memorySampler) breakdownReport(results int) string {
 		b, ok := m.last[name]
 		return b - m.first[name], ok
 	}
+	// p99 is the histogram's p99 over the run, from its native form, as
+	// ", p99 at most X ms"; "" when the consumer does not export it.
+	p99 := func(name string) string {
+		last, ok := m.lastNative[name]
+		if !ok || !m.haveFirstNative {
+			return ""
+		}
+		if first, ok := m.firstNative[name]; ok {
+			last = last.plus(first, -1)
+		}
+		if v, ok := last.quantile(0.99); ok {
+			return fmt.Sprintf(", p99 at most %.2f ms", v*1000)
+		}
+		return ""
+	}
 	var parts []string
 	if sum, ok := delta(metricProcessingSum); ok {
 		if n, _ := delta(metricProcessingCount); n > 0 {
-			parts = append(parts, fmt.Sprintf("processing %.2f ms a message", sum*1000/n))
+			parts = append(parts, fmt.Sprintf("processing %.2f ms a message", sum*1000/n)+p99(nativeProcessing))
 		}
 	}
 	if secs, ok := delta(metricPutSeconds); ok {
@@ -301,7 +333,7 @@ func (m *memorySampler) breakdownReport(results int) string {
 	}
 	if sum, ok := delta(metricCallSum); ok {
 		if n, _ := delta(metricCallCount); n > 0 && results > 0 {
-			parts = append(parts, fmt.Sprintf("provider calls %.2f a result, %.2f ms each", n/float64(results), sum*1000/n))
+			parts = append(parts, fmt.Sprintf("provider calls %.2f a result, %.2f ms each", n/float64(results), sum*1000/n)+p99(nativeCalls))
 		}
 	}
 	if len(parts) == 0 {
