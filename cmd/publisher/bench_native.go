@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -40,20 +39,17 @@ type nativeHist struct {
 // /metrics at url. A histogram the consumer does not export in native form
 // is absent from the result; so is everything when the handler does not
 // serve the protobuf format.
-func fetchNative(ctx context.Context, client *http.Client, url string, names ...string) (map[string]nativeHist, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", acceptProtobuf)
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
+func fetchNative(ctx context.Context, client *http.Client, url string, names ...string) (out map[string]nativeHist, err error) {
+	err = getMetrics(ctx, client, url, acceptProtobuf, func(resp *http.Response) error {
+		out, err = decodeNative(resp, names...)
+		return err
+	})
+	return out, err
+}
+
+// decodeNative reads the named histograms' native form from a response in
+// the delimited protobuf format; nil for a response in another format.
+func decodeNative(resp *http.Response, names ...string) (map[string]nativeHist, error) {
 	format := expfmt.ResponseFormat(resp.Header)
 	if format.FormatType() != expfmt.TypeProtoDelim {
 		return nil, nil

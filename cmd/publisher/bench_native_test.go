@@ -68,6 +68,15 @@ func TestNativeP99(t *testing.T) {
 			t.Errorf("quantile(%v) = %.4f s, want the bucket of %.3f s (at most 10%% above it)", c.q, got, c.target)
 		}
 	}
+	// A handler that serves only the text format has no native histograms.
+	text := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.Write([]byte("invoice_provider_call_seconds_count 3\n"))
+	}))
+	t.Cleanup(text.Close)
+	if got, err := fetchNative(t.Context(), http.DefaultClient, text.URL, nativeCalls); err != nil || got != nil {
+		t.Errorf("from a text-only handler: %v, %v; want nothing", got, err)
+	}
 	if _, ok := (nativeHist{schema: 3, counts: map[int32]float64{}}).quantile(0.99); ok {
 		t.Error("an empty histogram has a p99")
 	}
