@@ -14,6 +14,19 @@ const (
 	nativeMaxBuckets   = 100
 )
 
+// latencyOpts are the options of a latency histogram: 12 classic buckets
+// from first up, each 2.5 times the one before, and a native histogram as
+// well, for a Prometheus that scrapes them, with buckets 10% wide.
+func latencyOpts(name, help string, first float64) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{
+		Name: name, Help: help,
+		Buckets:                         prometheus.ExponentialBuckets(first, 2.5, 12),
+		NativeHistogramBucketFactor:     nativeBucketFactor,
+		NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
+		NativeHistogramMinResetDuration: time.Hour,
+	}
+}
+
 // Metrics are the Prometheus metrics an operator watches. Create them with
 // NewMetrics; a nil *Metrics records nothing.
 type Metrics struct {
@@ -68,15 +81,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_in_flight", Help: "Request messages being processed.",
 		}),
-		Processing: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "invoice_processing_seconds", Help: "Time to process one request message, by outcome event.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
-			// A native histogram as well, for a Prometheus that scrapes
-			// them: buckets 10% wide instead of 2.5 times.
-			NativeHistogramBucketFactor:     nativeBucketFactor,
-			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
-			NativeHistogramMinResetDuration: time.Hour,
-		}, []string{"event"}),
+		Processing: prometheus.NewHistogramVec(latencyOpts("invoice_processing_seconds",
+			"Time to process one request message, by outcome event.", 0.0005), []string{"event"}),
 		Documents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_documents_total", Help: "Tries to keep an issued order's invoice PDFs in the object store in the background, by outcome: kept, failed (tried again later with backoff).",
 		}, []string{"outcome"}),
@@ -86,15 +92,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Orphans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_request_orphans_total", Help: "Acknowledged requests the server left in the work-queue request stream, by action: deleted (the order store shows them answered) or kept (for an operator).",
 		}, []string{"action"}),
-		ProviderCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "invoice_provider_call_seconds", Help: "Provider HTTP call latency, by provider, method and answer code.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-			// A native histogram as well, for a Prometheus that scrapes
-			// them: buckets 10% wide instead of 2.5 times.
-			NativeHistogramBucketFactor:     nativeBucketFactor,
-			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
-			NativeHistogramMinResetDuration: time.Hour,
-		}, []string{"provider", "method", "code"}),
+		ProviderCalls: prometheus.NewHistogramVec(latencyOpts("invoice_provider_call_seconds",
+			"Provider HTTP call latency, by provider, method and answer code.", 0.001), []string{"provider", "method", "code"}),
 		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_consumer_backlog", Help: "Request messages not yet delivered to the consumer.",
 		}),
