@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,5 +42,30 @@ func TestSleepUntilCancelled(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("an hour's wait did not end when its context was cancelled")
+	}
+}
+
+// TestSleepUntilConcurrent: more waits at once than the pool of timerfds
+// keeps, each ending at its own time, none before it.
+func TestSleepUntilConcurrent(t *testing.T) {
+	ctx := t.Context()
+	const n = 200
+	early := make(chan time.Duration, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			until := time.Now().Add(time.Duration(i%7) * 300 * time.Microsecond)
+			if !sandbox.SleepUntil(ctx, until) {
+				t.Error("SleepUntil reported the context done")
+			}
+			if now := time.Now(); now.Before(until) {
+				early <- until.Sub(now)
+			}
+		})
+	}
+	wg.Wait()
+	close(early)
+	for d := range early {
+		t.Errorf("a wait ended %s early", d)
 	}
 }
