@@ -26,7 +26,11 @@
 //     required fields, types, maximum lengths, enumerations, formats,
 //     unknown fields (refused, never dropped), and the rule that exactly the
 //     body matching kind is present.
-//  3. The domain rules of the providers, in Go with shopspring/decimal:
+//  3. The domain rules of the providers, in Go with shopspring/decimal, on
+//     the typed Request built from the tree the schema checked (the bytes
+//     are parsed once; json.Unmarshal reads them again only when their keys
+//     or types do not fit a Request, and a key given twice counts with its
+//     last value everywhere):
 //     amount arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
 //     tolerances (E9131), price/quantity/amount combinations (E9123), the
 //     discount-line rules (E9105, E9108, E9110–E9119), the tax-rate set,

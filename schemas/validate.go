@@ -238,17 +238,25 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 	if k, _ := tree["kind"].(string); Kind(k).Valid() {
 		d.Kind = Kind(k)
 	}
-	var req Request
-	if err := json.Unmarshal(data, &req); err != nil {
-		// Only JSON type errors get here, and the schema has reported each
-		// of them with its field; this catches anything it did not.
-		if len(c.violations) == 0 {
-			c.add("", "type", "E4000", "cannot be read as a request: %v", err)
+	// The typed request comes from the tree already parsed; only a
+	// document whose keys or JSON types do not fit the Request is parsed
+	// again, by json.Unmarshal, which reads what it can of it.
+	req, ok := requestFromTree(tree)
+	if !ok {
+		req = new(Request)
+		if err := json.Unmarshal(data, req); err != nil {
+			req = nil
+			// Only JSON type errors get here, and the schema has reported
+			// each of them with its field; this catches anything it did not.
+			if len(c.violations) == 0 {
+				c.add("", "type", "E4000", "cannot be read as a request: %v", err)
+			}
 		}
-	} else {
-		normalize(&req)
-		checkRequest(&req, subjectSeller, c)
-		d.Request = &req
+	}
+	if req != nil {
+		normalize(req)
+		checkRequest(req, subjectSeller, c)
+		d.Request = req
 	}
 	d.Violations, d.Warnings = c.result()
 	return d, nil

@@ -1,0 +1,136 @@
+package schemas
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// requestFromTree builds the typed request from the JSON tree that Decode
+// has parsed and checked against the schema, so that a valid request is
+// parsed once and not twice (json.Unmarshal of the bytes again was 7% of the
+// consumer's CPU at 1,000 requests/s). It fills what json.Unmarshal would
+// fill from the same document for the kinds a Request holds: strings and
+// string kinds, Amounts, structs, pointers to structs and slices of them.
+// It reports false for anything else, or for a key that is not a field's
+// exact name (json.Unmarshal would match it without regard to case), and
+// the caller then falls back to json.Unmarshal: it is meant for documents
+// the schema accepted, whose objects admit no other keys.
+func requestFromTree(tree map[string]any) (*Request, bool) {
+	var req Request
+	if !fillStruct(reflect.ValueOf(&req).Elem(), tree) {
+		return nil, false
+	}
+	return &req, true
+}
+
+// treeField is one field of a struct as the tree fills it.
+type treeField struct {
+	name  string // the JSON name
+	index int
+}
+
+// treeFields caches each struct type's fields by JSON name.
+var treeFields sync.Map // reflect.Type → map[string]treeField
+
+func fieldsOf(t reflect.Type) map[string]treeField {
+	if f, ok := treeFields.Load(t); ok {
+		return f.(map[string]treeField)
+	}
+	fields := make(map[string]treeField, t.NumField())
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() || sf.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		fields[name] = treeField{name: name, index: i}
+	}
+	treeFields.Store(t, fields)
+	return fields
+}
+
+func fillStruct(v reflect.Value, obj map[string]any) bool {
+	fields := fieldsOf(v.Type())
+	for key, x := range obj {
+		f, ok := fields[key]
+		if !ok || !fillValue(v.Field(f.index), x) {
+			return false
+		}
+	}
+	return true
+}
+
+func fillValue(v reflect.Value, x any) bool {
+	if v.Type() == amountType {
+		switch x := x.(type) {
+		case nil:
+			v.Set(reflect.Zero(amountType))
+		case string:
+			v.Set(reflect.ValueOf(ParseAmount(x)))
+		case json.Number:
+			v.Set(reflect.ValueOf(ParseAmount(string(x))))
+		default:
+			return false
+		}
+		return true
+	}
+	switch v.Kind() {
+	case reflect.String:
+		s, ok := x.(string)
+		if !ok {
+			return false
+		}
+		v.SetString(s)
+		return true
+	case reflect.Pointer:
+		if x == nil {
+			v.SetZero()
+			return true
+		}
+		if v.Type().Elem().Kind() != reflect.Struct {
+			return false
+		}
+		obj, ok := x.(map[string]any)
+		if !ok {
+			return false
+		}
+		p := reflect.New(v.Type().Elem())
+		if !fillStruct(p.Elem(), obj) {
+			return false
+		}
+		v.Set(p)
+		return true
+	case reflect.Slice:
+		if x == nil {
+			v.SetZero()
+			return true
+		}
+		arr, ok := x.([]any)
+		if !ok {
+			return false
+		}
+		s := reflect.MakeSlice(v.Type(), len(arr), len(arr))
+		for i, e := range arr {
+			if !fillValue(s.Index(i), e) {
+				return false
+			}
+		}
+		v.Set(s)
+		return true
+	case reflect.Struct:
+		obj, ok := x.(map[string]any)
+		if !ok {
+			return false
+		}
+		return fillStruct(v, obj)
+	}
+	return false
+}
