@@ -25,20 +25,14 @@ func requestFromTree(tree map[string]any) (*Request, bool) {
 	return &req, true
 }
 
-// treeField is one field of a struct as the tree fills it.
-type treeField struct {
-	name  string // the JSON name
-	index int
-}
+// treeFields caches each struct type's field indices by JSON name.
+var treeFields sync.Map // reflect.Type → map[string]int
 
-// treeFields caches each struct type's fields by JSON name.
-var treeFields sync.Map // reflect.Type → map[string]treeField
-
-func fieldsOf(t reflect.Type) map[string]treeField {
+func fieldsOf(t reflect.Type) map[string]int {
 	if f, ok := treeFields.Load(t); ok {
-		return f.(map[string]treeField)
+		return f.(map[string]int)
 	}
-	fields := make(map[string]treeField, t.NumField())
+	fields := make(map[string]int, t.NumField())
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		if !sf.IsExported() || sf.Anonymous {
@@ -51,7 +45,7 @@ func fieldsOf(t reflect.Type) map[string]treeField {
 		if name == "" {
 			name = sf.Name
 		}
-		fields[name] = treeField{name: name, index: i}
+		fields[name] = i
 	}
 	treeFields.Store(t, fields)
 	return fields
@@ -60,8 +54,8 @@ func fieldsOf(t reflect.Type) map[string]treeField {
 func fillStruct(v reflect.Value, obj map[string]any) bool {
 	fields := fieldsOf(v.Type())
 	for key, x := range obj {
-		f, ok := fields[key]
-		if !ok || !fillValue(v.Field(f.index), x) {
+		i, ok := fields[key]
+		if !ok || !fillValue(v.Field(i), x) {
 			return false
 		}
 	}
