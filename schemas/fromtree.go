@@ -76,6 +76,10 @@ func fillValue(v reflect.Value, x any) bool {
 		}
 		return true
 	}
+	if x == nil && (v.Kind() == reflect.Pointer || v.Kind() == reflect.Slice) {
+		v.SetZero() // as json.Unmarshal sets a null pointer or slice
+		return true
+	}
 	switch v.Kind() {
 	case reflect.String:
 		s, ok := x.(string)
@@ -85,28 +89,13 @@ func fillValue(v reflect.Value, x any) bool {
 		v.SetString(s)
 		return true
 	case reflect.Pointer:
-		if x == nil {
-			v.SetZero()
-			return true
-		}
-		if v.Type().Elem().Kind() != reflect.Struct {
-			return false
-		}
-		obj, ok := x.(map[string]any)
-		if !ok {
-			return false
-		}
 		p := reflect.New(v.Type().Elem())
-		if !fillStruct(p.Elem(), obj) {
+		if !fillValue(p.Elem(), x) {
 			return false
 		}
 		v.Set(p)
 		return true
 	case reflect.Slice:
-		if x == nil {
-			v.SetZero()
-			return true
-		}
 		arr, ok := x.([]any)
 		if !ok {
 			return false

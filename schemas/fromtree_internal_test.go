@@ -142,3 +142,16 @@ func FuzzRequestFromTree(f *testing.F) {
 		checkFromTree(t, v, data)
 	})
 }
+
+// TestRequestFromTreeNulls: a null body or list of lines is left nil, as
+// json.Unmarshal leaves it.
+func TestRequestFromTreeNulls(t *testing.T) {
+	tree := map[string]any{"orderNo": "A1", "order": nil, "redConfirm": map[string]any{"detail": nil}}
+	r, ok := requestFromTree(tree)
+	if !ok {
+		t.Fatal("no request built")
+	}
+	if r.Order != nil || r.RedConfirm == nil || r.RedConfirm.Detail != nil {
+		t.Errorf("order %v, redConfirm %+v; want no order and a red confirmation without detail lines", r.Order, r.RedConfirm)
+	}
+}
