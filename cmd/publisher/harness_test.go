@@ -262,7 +262,9 @@ func startConsumer(t *testing.T, o consumerOptions) *consumer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := pipeline.StartStatusService(cnc, pipeline.StatusConfig{}, c.db)
+	// Through Orders, as cmd/consumer serves it: a status read waits for
+	// an issued record whose result is already published.
+	svc, err := pipeline.StartStatusService(cnc, pipeline.StatusConfig{}, p.Orders())
 	if err != nil {
 		t.Fatal(err)
 	}
