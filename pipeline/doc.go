@@ -78,6 +78,8 @@
 //
 // NewMetrics registers the pipeline's Prometheus metrics (messages by
 // event, processing and provider-call latency, backlog, orders by state);
+// Metrics.TimedStore wraps the order store so that the latency of each save
+// is recorded too, the ones a request waits for apart from the patient ones;
 // NewStoreCollector exports the order store's group-commit counters, whose
 // commit-time rate shows when the store's disk is the limit.
 // deploy/prometheus/invoicer-alerts.yaml alerts on both.

@@ -1,9 +1,12 @@
 package pipeline
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fapiaohub/invoicer/schemas"
 )
 
 // The native histograms' resolution: each bucket at most 10% wider than the
@@ -45,6 +48,12 @@ type Metrics struct {
 	// ProviderCalls is the latency of provider HTTP calls by provider,
 	// method and answer code.
 	ProviderCalls *prometheus.HistogramVec
+	// OrderSaves is the latency of the pipeline's order-record saves
+	// (Store.Put and Store.PutPatient, timed by TimedStore), by patient:
+	// "false" for the saves a request waits for before its result (the
+	// claim before a provider call above all), "true" for the issued
+	// records saved while their results are published.
+	OrderSaves *prometheus.HistogramVec
 	// Backlog and AckPending are the request consumer's pending and
 	// unacknowledged message counts, refreshed by the consumer binary.
 	Backlog    prometheus.Gauge
@@ -94,6 +103,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"action"}),
 		ProviderCalls: prometheus.NewHistogramVec(latencyOpts("invoice_provider_call_seconds",
 			"Provider HTTP call latency, by provider, method and answer code.", 0.001), []string{"provider", "method", "code"}),
+		OrderSaves: prometheus.NewHistogramVec(latencyOpts("invoice_order_save_seconds",
+			"Time to save an order record durably, from the pipeline's call to the order store's answer (the wait for the commit in progress and the fsyncs included), failed saves too; by patient: false for the saves a request waits for before its result (the claim before a provider call above all), true for issued records saved while their results are published.", 0.0002), []string{"patient"}),
 		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_consumer_backlog", Help: "Request messages not yet delivered to the consumer.",
 		}),
@@ -111,7 +122,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls,
+		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls, m.OrderSaves,
 			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans)
 	}
 	return m
@@ -123,6 +134,35 @@ func (m *Metrics) ObserveCall(provider, method, code string, took time.Duration)
 		return
 	}
 	m.ProviderCalls.WithLabelValues(provider, method, code).Observe(took.Seconds())
+}
+
+// TimedStore returns st with the latency of its Put and PutPatient calls
+// recorded in OrderSaves; st itself when m is nil.
+func (m *Metrics) TimedStore(st Store) Store {
+	if m == nil {
+		return st
+	}
+	return &timedStore{Store: st, waited: m.OrderSaves.WithLabelValues("false"), patient: m.OrderSaves.WithLabelValues("true")}
+}
+
+// timedStore is a Store whose writes are timed (Metrics.TimedStore).
+type timedStore struct {
+	Store
+	waited, patient prometheus.Observer
+}
+
+// Put implements Store.
+func (t *timedStore) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	start := time.Now()
+	defer func() { t.waited.Observe(time.Since(start).Seconds()) }()
+	return t.Store.Put(ctx, rec)
+}
+
+// PutPatient implements Store.
+func (t *timedStore) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	start := time.Now()
+	defer func() { t.patient.Observe(time.Since(start).Seconds()) }()
+	return t.Store.PutPatient(ctx, rec)
 }
 
 // observe records one processed message.

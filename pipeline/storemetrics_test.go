@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -108,4 +109,78 @@ func gatherValue(g prometheus.Gatherer, name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no single sample of %s", name)
+}
+
+// TestTimedStore times a real store's writes through Metrics.TimedStore: a
+// save a request waits for and a patient one each land in their own series,
+// a refused save counts too, and each series' sum holds the store's own
+// timing of the same writes (taken inside the call) and fits in the wall
+// time they took.
+func TestTimedStore(t *testing.T) {
+	t.Parallel()
+	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	m := pipeline.NewMetrics(reg)
+	st := m.TimedStore(db)
+	if (*pipeline.Metrics)(nil).TimedStore(db) != pipeline.Store(db) {
+		t.Fatal("a nil *Metrics wraps the store")
+	}
+
+	start := time.Now()
+	rec := schemas.OrderRecord{Seller: "91310000MA1FL0XX1X", OrderNo: "T-1", Kind: schemas.KindIssue,
+		State: schemas.StateSubmitting, Fingerprint: "f", Provider: "nuonuo", Submissions: 1, ReceivedAt: start}
+	claimed, err := st.Put(t.Context(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(t.Context(), rec); !errors.Is(err, store.ErrVersionConflict) { // the claim again, from version 0
+		t.Fatalf("second claim: %v, want a version conflict", err)
+	}
+	claimed.State = schemas.StateIssued
+	claimed.Attempts++
+	claimed.CompletedAt = time.Now()
+	claimed.Invoices = []schemas.Invoice{{DigitalInvoiceNo: "26332000000000000001", IssuedAt: start,
+		ExTaxAmount: schemas.ParseAmount("100.00"), TaxAmount: schemas.ParseAmount("13.00"), TotalAmount: schemas.ParseAmount("113.00")}}
+	if _, err := st.PutPatient(t.Context(), claimed); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+
+	stats := db.Stats()
+	inside := map[string]float64{
+		"false": (stats.PutTime - stats.PatientPutTime).Seconds(),
+		"true":  stats.PatientPutTime.Seconds(),
+	}
+	want := map[string]uint64{"false": 2, "true": 1}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, mf := range mfs {
+		if mf.GetName() != "invoice_order_save_seconds" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			patient := s.GetLabel()[0].GetValue()
+			h := s.GetHistogram()
+			seen++
+			if h.GetSampleCount() != want[patient] {
+				t.Errorf("patient=%s: %d saves, want %d", patient, h.GetSampleCount(), want[patient])
+			}
+			if sum := h.GetSampleSum(); sum < inside[patient] || sum > took.Seconds() {
+				t.Errorf("patient=%s: %v s, want at least the store's own %v s and at most the %v s the saves took", patient, sum, inside[patient], took.Seconds())
+			}
+			if len(h.GetPositiveSpan()) == 0 {
+				t.Errorf("patient=%s: no native buckets", patient)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("%d series of invoice_order_save_seconds, want 2", seen)
+	}
 }

@@ -100,9 +100,9 @@ commit included; the writes before the result apart from the patient
 ones saved while it is published) with the writes a commit carried and
 the share of the run the store was committing, and the provider calls
 a result needed and their mean latency; and, from the consumer's native
-histograms (read in the protobuf format), the p99 of the processing time
-and of the provider calls, as the upper bound of the bucket that holds
-it (buckets about 9% wide). The last reading waits (at most
+histograms (read in the protobuf format), the p99 of the processing time,
+of the writes before the result and of the provider calls, as the upper
+bound of the bucket that holds it (buckets about 9% wide). The last reading waits (at most
 5 s) until the consumer has acked the run's requests, so that it counts
 the writes that end after their result. After the last result
 bench also waits until ` + metricDocumentsPending + ` is 0: the

@@ -115,7 +115,7 @@ func (m *memorySampler) sample(ctx context.Context) {
 	var native map[string]nativeHist
 	if err == nil {
 		// Absent (nil) when the consumer does not serve them.
-		native, _ = fetchNative(ctx, m.client, m.url, nativeProcessing, nativeCalls)
+		native, _ = fetchNative(ctx, m.client, m.url, nativeProcessing, nativeCalls, nativeSaves)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -286,8 +286,8 @@ func (m *memorySampler) cpuReport(results int) string {
 // and their mean latency (the wait for the group commit included), how
 // many writes a commit carried and the share of the time the store was
 // committing; the provider calls for each result and their mean latency.
-// The processing time and the provider calls also get their p99 where the
-// consumer exports them as native histograms.
+// The processing time, the writes before the result and the provider calls
+// also get their p99 where the consumer exports them as native histograms.
 // A part whose counters the last sample lacks (a consumer that does not
 // export them) is left out; "" when none is there or there were fewer than
 // two samples.
@@ -326,14 +326,14 @@ func (m *memorySampler) breakdownReport(results int) string {
 	}
 	if secs, ok := delta(metricPutSeconds); ok {
 		if n, _ := delta(metricPuts); n > 0 && results > 0 {
-			part := fmt.Sprintf("order writes %.2f a result, %.2f ms each", n/float64(results), secs*1000/n)
+			part := fmt.Sprintf("order writes %.2f a result, %.2f ms each", n/float64(results), secs*1000/n) + p99(nativeSaves)
 			pn, _ := delta(metricPatientPuts)
 			psecs, _ := delta(metricPatientSeconds)
 			if pn > 0 && n > pn {
 				// The patient writes end after the result; the others
 				// come before it.
-				part = fmt.Sprintf("order writes %.2f a result: %.2f before the result, %.2f ms each, and %.2f patient (saved while the result is published), %.2f ms each",
-					n/float64(results), (n-pn)/float64(results), (secs-psecs)*1000/(n-pn), pn/float64(results), psecs*1000/pn)
+				part = fmt.Sprintf("order writes %.2f a result: %.2f before the result, %.2f ms each%s, and %.2f patient (saved while the result is published), %.2f ms each",
+					n/float64(results), (n-pn)/float64(results), (secs-psecs)*1000/(n-pn), p99(nativeSaves), pn/float64(results), psecs*1000/pn)
 			}
 			writes, _ := delta(metricStoreWrites)
 			commits, _ := delta(metricCommits)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -68,6 +69,28 @@ func TestNativeP99(t *testing.T) {
 			t.Errorf("quantile(%v) = %.4f s, want the bucket of %.3f s (at most 10%% above it)", c.q, got, c.target)
 		}
 	}
+	// A selector sums only its series: the 500 query calls, 10 of them at
+	// 30 ms, all observed during the run. One it cannot read selects
+	// nothing.
+	query := nativeCalls + `{method="query"}`
+	got, err := fetchNative(t.Context(), http.DefaultClient, srv.URL, query, nativeCalls+`{method="query"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("read %d histograms, want only %s", len(got), query)
+	}
+	var total, slow float64
+	for i, n := range got[query].counts {
+		total += n
+		if math.Pow(2, math.Exp2(-float64(got[query].schema))*float64(i)) > 0.025 {
+			slow += n
+		}
+	}
+	if total != 500 || slow != 10 {
+		t.Errorf("%s: %v calls, %v of them slow; want 500 and 10", query, total, slow)
+	}
+
 	// A handler that serves only the text format has no native histograms.
 	text := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")

@@ -253,7 +253,7 @@ func startConsumer(t *testing.T, o consumerOptions) *consumer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(o.pipeline, v, c.db, pipeline.NewJetStreamPublisher(cjs, schemas.Subjects{}), provs)
+	p, err := pipeline.New(o.pipeline, v, metrics.TimedStore(c.db), pipeline.NewJetStreamPublisher(cjs, schemas.Subjects{}), provs)
 	if err != nil {
 		t.Fatal(err)
 	}
