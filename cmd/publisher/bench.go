@@ -102,10 +102,10 @@ the share of the run the store was committing, and the provider calls
 a result needed and their mean latency; and, from the consumer's native
 histograms (read in the protobuf format), the p99 of the processing time,
 of the writes before the result and of the provider calls, as the upper
-bound of the bucket that holds it (buckets about 9% wide). The last reading waits (at most
-5 s) until the consumer has acked the run's requests, so that it counts
-the writes that end after their result. After the last result
-bench also waits until ` + metricDocumentsPending + ` is 0: the
+bound of the bucket that holds it (buckets about 9% wide). The last
+reading waits (at most 5 s) until the consumer has acked the run's
+requests, so that it counts the writes that end after their result.
+After the last result bench also waits until ` + metricDocumentsPending + ` is 0: the
 consumer keeps invoice PDFs in the background and yields to the requests
 while they are behind, so a closed-loop run leaves PDFs to keep; bench
 reports how long that took, and the relay run after the pipeline starts
