@@ -20,11 +20,7 @@ import (
 // counters back through a registry, as a scrape of /metrics does.
 func TestStoreCollector(t *testing.T) {
 	t.Parallel()
-	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openSyncedStore(t)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(pipeline.NewStoreCollector(db.Stats))
 
@@ -118,11 +114,7 @@ func gatherValue(g prometheus.Gatherer, name string) (float64, error) {
 // time they took.
 func TestTimedStore(t *testing.T) {
 	t.Parallel()
-	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openSyncedStore(t)
 	reg := prometheus.NewRegistry()
 	m := pipeline.NewMetrics(reg)
 	st := m.TimedStore(db)
@@ -183,4 +175,16 @@ func TestTimedStore(t *testing.T) {
 	if seen != 2 {
 		t.Fatalf("%d series of invoice_order_save_seconds, want 2", seen)
 	}
+}
+
+// openSyncedStore opens an order store in a temporary directory with fsync
+// on, as the consumer runs it, and closes it when the test ends.
+func openSyncedStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
