@@ -20,7 +20,14 @@
 //     accepted, action_required, failed after a submission) is queried
 //     first and submitted again only when the provider has no record of it.
 //     An answer lost in transit (providers.Unknown) is reconciled by a query
-//     at once.
+//     at once. A corrected request (another fingerprint) for an order whose
+//     earlier request was submitted and then given up as failed is not
+//     submitted until the provider has been asked after the earlier one
+//     (providers.Call.Earlier): issued after all → the earlier record is
+//     saved as issued and the corrected request gets a "conflict" naming
+//     the invoice; the provider cannot tell (jumdata, which finds orders
+//     by their content) → "conflict" saying how to settle it; still under
+//     way → Nak; nothing there → submitted.
 //  4. Apply the answer: issued → save and publish at once, ack; accepted → save, Nak on
 //     the polling schedule; retry → Nak with exponential backoff and jitter
 //     over the failures in a row (OrderRecord.Failures, which an accepted

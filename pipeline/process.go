@@ -198,6 +198,15 @@ func (o *order) run(ctx context.Context) {
 		return
 	}
 
+	if decision == schemas.DecideSubmit && old != nil && old.State == schemas.StateFailed && old.Submissions > 0 {
+		// A corrected request for an order whose earlier request was
+		// submitted and then given up: that one may have been issued
+		// after all. Find out before sending anything.
+		if !o.settleEarlier(ctx, old) {
+			return
+		}
+	}
+
 	if decision == schemas.DecideSubmit {
 		o.rec = schemas.OrderRecord{
 			Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind, Fingerprint: o.d.Fingerprint,
@@ -220,6 +229,75 @@ func (o *order) run(ctx context.Context) {
 		o.p.holds.release(o.key.Seller)
 	}
 	o.apply(ctx, answer)
+}
+
+// settleEarlier asks the provider after the earlier request for an order
+// stored as failed after a submission (earlier), before a corrected request
+// for it may be submitted, and reports whether it may. When it may not, the
+// outcome is set: the earlier request was issued after all (its record is
+// saved as issued, and the corrected request gets a conflict naming the
+// invoices), the provider cannot tell (a conflict saying how to settle it),
+// or the earlier request is still under way or the provider did not answer
+// (the message is put back).
+func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord) bool {
+	conflict := func(format string, args ...any) {
+		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{
+			Code: schemas.CodeConflict,
+			Message: fmt.Sprintf("order %s of seller %s: an earlier, different request for it (fingerprint %.12s…) was submitted to %s and given up as failed; ",
+				o.key.OrderNo, o.key.Seller, earlier.Fingerprint, o.prov.Name()) + fmt.Sprintf(format, args...),
+			Field: "orderNo",
+		}, EventConflict)
+	}
+	if earlier.Kind != o.req.Kind {
+		conflict("it was a %s request, so what it left at the provider cannot be looked up for this %s request; nothing was sent. Replay the earlier request's dead letter to settle it, or use a new order number",
+			earlier.Kind, o.req.Kind)
+		return false
+	}
+	o.out.Attempts = earlier.Attempts + 1
+	a := o.prov.Query(ctx, &providers.Call{Request: o.req, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true})
+	o.out.ProviderCode = a.Code
+	switch {
+	case a.Class == providers.NotFound,
+		a.Class == providers.Rejected && errors.Is(a.Err, providers.ErrIssuanceFailed):
+		return true // nothing was issued for it: the corrected request may go
+	case a.Class == providers.Issued:
+		rec := *earlier
+		rec.Attempts++
+		mergeRefs(&rec.Refs, a.Refs)
+		rec.State, rec.Invoices, rec.LastError, rec.CompletedAt = schemas.StateIssued, a.Invoices, nil, o.now
+		if _, err := o.p.store.Put(ctx, rec); err != nil {
+			o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
+			o.out.Err = fmt.Errorf("save order %s as issued for its earlier request: %w", o.key, err)
+			return false
+		}
+		if o.p.docs != nil && len(a.Invoices) > 0 {
+			o.p.docs.Wake()
+		}
+		nums := make([]string, 0, len(a.Invoices))
+		for _, inv := range a.Invoices {
+			n := inv.InvoiceCode + inv.InvoiceNo
+			if inv.DigitalInvoiceNo != "" {
+				n = inv.DigitalInvoiceNo
+			}
+			nums = append(nums, n)
+		}
+		conflict("the provider has issued it after all (invoice %v), so this request was not sent. Replaying the earlier request's dead letter publishes its issued result; to change the invoice, red-confirm it and use a new order number",
+			nums)
+		return false
+	case a.Class == providers.Rejected:
+		conflict("whether it was issued cannot be established (%s), so this request was not sent. Replay the earlier request's dead letter to settle it, or use a new order number",
+			describe(a))
+		return false
+	}
+	event := EventRetry
+	if a.Class == providers.Unknown || a.Class == providers.Accepted {
+		event = EventInDoubt
+	}
+	o.later(ctx, event, o.p.cfg.retryDelay(o.m.Deliveries, a.RetryAfter), &schemas.ErrorInfo{
+		Code: schemas.CodeRetriesExhausted, ProviderCode: a.Code,
+		Message: fmt.Sprintf("an earlier, different request for the order was submitted and its outcome at the provider is not known yet (%s); this request waits until it is", describe(a)),
+	}, nil)
+	return false
 }
 
 // converse talks to the provider: an order that may already be there is
@@ -460,21 +538,36 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 
 	var res *schemas.Result
 	if event != EventError && o.prov != nil {
-		if o.rec.Seller == "" { // never claimed (a held seller): start the record here
+		if o.rec.Seller == "" { // never claimed (a held seller, an earlier request in doubt): start the record here
 			o.rec = schemas.OrderRecord{Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind,
 				Fingerprint: o.d.Fingerprint, Provider: o.prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings}
-			if stored, found, err := o.p.store.Get(ctx, o.key); err == nil && found {
+			stored, found, err := o.p.store.Get(ctx, o.key)
+			switch {
+			case err != nil:
+				o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
+				o.out.Err = fmt.Errorf("read order %s to give it up: %w", o.key, err)
+				return
+			case found && stored.Fingerprint == o.d.Fingerprint:
 				o.rec = stored
+			case found:
+				// The stored record is another request's (rejected, or
+				// failed after a submission): it stays as it is, and
+				// this request fails without a record of its own.
+				o.rec = schemas.OrderRecord{}
 			}
 		}
-		o.rec.State = schemas.StateFailed
-		o.rec.LastError = info
-		o.rec.Failures = 0 // a replay starts a new backoff
-		o.rec.CompletedAt = o.now
-		if !o.save(ctx) {
-			return
+		if o.rec.Seller != "" {
+			o.rec.State = schemas.StateFailed
+			o.rec.LastError = info
+			o.rec.Failures = 0 // a replay starts a new backoff
+			o.rec.CompletedAt = o.now
+			if !o.save(ctx) {
+				return
+			}
+			res = o.rec.Result()
+		} else {
+			res = o.unstoredResult(schemas.StatusFailed, info)
 		}
-		res = o.rec.Result()
 	} else {
 		// The store is failing: publish what we know without it.
 		res = o.unstoredResult(schemas.StatusFailed, info)

@@ -95,6 +95,15 @@ type Call struct {
 	Refs schemas.ProviderRefs
 	// SubmittedAt is when the request was first submitted; zero if never.
 	SubmittedAt time.Time
+	// Earlier says that Refs and SubmittedAt belong to an earlier request
+	// for the same order with other content: one that was submitted and
+	// then given up as failed, while Request is a corrected request for
+	// the order. Query then asks after what the earlier request left at
+	// the provider, and answers NotFound only when it is sure that nothing
+	// was issued for it, whatever its content; a provider that can only
+	// look an order up by its content answers Rejected wrapping
+	// ErrUnsupported instead.
+	Earlier bool
 }
 
 // Provider is an invoicing provider bound to one seller's credentials.

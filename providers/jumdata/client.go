@@ -122,6 +122,15 @@ func (c *Client) Query(ctx context.Context, call *providers.Call) providers.Outc
 	if out, ok := c.check(call); !ok {
 		return out
 	}
+	if call.Earlier && (call.Request.Kind == schemas.KindIssue || call.Refs.BillNo == "") {
+		// A blue task is looked up by repeating it, or by searching for
+		// its totals and buyer; a red one without its confirmation uuid
+		// by its blue invoice and amounts. Both need the earlier
+		// request's content, which a corrected request does not carry.
+		return local(rowUnsupported, true, "orderNo",
+			"jumdata finds an order's invoice by the request's content, and the earlier request for this order had other content",
+			fmt.Errorf("jumdata query for an earlier request: %w", providers.ErrUnsupported))
+	}
 	switch call.Request.Kind {
 	case schemas.KindIssue:
 		return c.queryBlue(ctx, call)

@@ -394,3 +394,30 @@ func TestInvoicePage(t *testing.T) {
 		t.Fatalf("unknown invoice: %v", err)
 	}
 }
+
+// A query for an earlier request with other content cannot be answered by
+// jumdata, which finds orders by their content: it says so without calling,
+// except for a red confirmation whose uuid is known.
+func TestQueryEarlierRequest(t *testing.T) {
+	e := newEnv(t, sandbox.Config{}, nil)
+	red := redRequest(t, "RC-E1", "26332000000000000001", clockStart(), "1", "")
+	for _, req := range []*schemas.Request{issueRequest(t, "ORD-E1"), red} {
+		out := e.client.Query(t.Context(), &providers.Call{Request: req, SubmittedAt: clockStart(), Earlier: true,
+			Refs: schemas.ProviderRefs{TaskID: "0123456789abcdef0123456789abcdef"}})
+		wantClass(t, string(req.Kind), out, providers.Rejected, "unsupported")
+		if !errors.Is(out.Err, providers.ErrUnsupported) || out.Field != "orderNo" {
+			t.Errorf("%s: err %v field %q", req.Kind, out.Err, out.Field)
+		}
+	}
+	if got := e.obs.Calls(); len(got) != 0 {
+		t.Fatalf("observed %v: nothing may be sent", got)
+	}
+	out := e.client.Query(t.Context(), &providers.Call{Request: red, SubmittedAt: clockStart(), Earlier: true,
+		Refs: schemas.ProviderRefs{BillNo: "no-such-uuid"}})
+	if out.Class == providers.Rejected && errors.Is(out.Err, providers.ErrUnsupported) {
+		t.Fatalf("a known confirmation uuid is looked up: %+v", out)
+	}
+	if got := e.obs.Calls(); len(got) != 1 {
+		t.Fatalf("observed %v: one red-invoice/result call expected", got)
+	}
+}

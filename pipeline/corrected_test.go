@@ -1,0 +1,171 @@
+package pipeline_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// failAfterSubmission runs the request for orderNo with every provider
+// answer lost (the sandbox takes each call and drops the answer) until it is
+// given up as failed, then lifts the fault. The earlier request is issued at
+// the provider by then, unknown to the pipeline.
+func failAfterSubmission(t *testing.T, h *harness, seller, orderNo string) []byte {
+	t.Helper()
+	h.sb.SetFaults(sandbox.Faults{Drop: 1, Seed: 11})
+	req := issueRequest(t, seller, orderNo, nil)
+	h.publish(seller, req, "")
+	res := h.waitResult(seller, orderNo, 1, 30*time.Second)
+	if res[0].Status != schemas.StatusFailed {
+		t.Fatalf("earlier request: %+v", res[0])
+	}
+	h.sb.SetFaults(sandbox.Faults{})
+	rec, ok, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: seller, OrderNo: orderNo})
+	if err != nil || !ok || rec.State != schemas.StateFailed || rec.Submissions == 0 {
+		t.Fatalf("stored after the give-up: %+v %v %v", rec, ok, err)
+	}
+	if st := h.orderStats(seller, orderNo); st.Issuances != 1 {
+		t.Fatalf("sandbox after the earlier request: %+v", st)
+	}
+	return req
+}
+
+// A corrected request for an order whose earlier request was submitted and
+// given up is not submitted blind: the provider is asked first, and an
+// earlier request issued after all makes the corrected one a conflict, with
+// the invoice, while the earlier request's record becomes issued.
+func TestCorrectedRequestAfterFailedSubmissionAsksFirst(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	h.start()
+	earlier := failAfterSubmission(t, h, nuonuoSeller, "CORR-N1")
+
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CORR-N1", func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
+	res := h.waitResult(nuonuoSeller, "CORR-N1", 2, 15*time.Second)
+	c := res[1]
+	if c.Status != schemas.StatusConflict || c.Error == nil || c.Error.Code != schemas.CodeConflict ||
+		!strings.Contains(c.Error.Message, "issued it after all") || c.Error.Field != "orderNo" {
+		t.Fatalf("corrected request: %+v %+v", c, c.Error)
+	}
+	if st := h.orderStats(nuonuoSeller, "CORR-N1"); st.Issuances != 1 || st.Submissions != 1 {
+		t.Fatalf("sandbox: %+v: the corrected request reached the provider", st)
+	}
+	rec, ok, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "CORR-N1"})
+	if err != nil || !ok || rec.State != schemas.StateIssued || len(rec.Invoices) != 1 || rec.Fingerprint != res[0].Fingerprint {
+		t.Fatalf("stored: %+v %v %v", rec, ok, err)
+	}
+	if n := rec.Invoices[0].DigitalInvoiceNo; n == "" || !strings.Contains(c.Error.Message, n) {
+		t.Errorf("the conflict does not name invoice %+v: %s", rec.Invoices[0], c.Error.Message)
+	}
+
+	// Replaying the earlier request (as from its dead letter) answers issued.
+	h.publish(nuonuoSeller, earlier, "")
+	res = h.waitResult(nuonuoSeller, "CORR-N1", 3, 15*time.Second)
+	if res[2].Status != schemas.StatusIssued || len(res[2].Invoices) != 1 {
+		t.Fatalf("replayed earlier request: %+v", res[2])
+	}
+	if st := h.orderStats(nuonuoSeller, "CORR-N1"); st.Issuances != 1 {
+		t.Fatalf("sandbox: %+v", st)
+	}
+}
+
+// When the provider has no record of the earlier request, the corrected one
+// goes through.
+func TestCorrectedRequestAfterUnansweredSubmissionIsIssued(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", HTTPStatus: 503, Times: 3},
+	}}}})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CORR-N2", nil), "")
+	if r := h.waitResult(nuonuoSeller, "CORR-N2", 1, 15*time.Second)[0]; r.Status != schemas.StatusFailed {
+		t.Fatalf("earlier request: %+v", r)
+	}
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CORR-N2", func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
+	res := h.waitResult(nuonuoSeller, "CORR-N2", 2, 15*time.Second)
+	if res[1].Status != schemas.StatusIssued || res[1].Fingerprint == res[0].Fingerprint {
+		t.Fatalf("corrected request: %+v", res[1])
+	}
+	if st := h.orderStats(nuonuoSeller, "CORR-N2"); st.Issuances != 1 {
+		t.Fatalf("sandbox: %+v", st)
+	}
+}
+
+// jumdata finds an order by its content, so it cannot say what an earlier,
+// different request left: the corrected request is refused as a conflict
+// that says how to settle it, and nothing is sent.
+func TestCorrectedRequestJumdataCannotTell(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	h.start()
+	failAfterSubmission(t, h, jumdataSeller, "CORR-J1")
+	before := h.orderStats(jumdataSeller, "CORR-J1")
+
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "CORR-J1", func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
+	c := h.waitResult(jumdataSeller, "CORR-J1", 2, 15*time.Second)[1]
+	if c.Status != schemas.StatusConflict || c.Error == nil || !strings.Contains(c.Error.Message, "cannot be established") ||
+		!strings.Contains(c.Error.Message, "dead letter") {
+		t.Fatalf("corrected request: %+v %+v", c, c.Error)
+	}
+	if st := h.orderStats(jumdataSeller, "CORR-J1"); st.Issuances != 1 || st.Submissions != before.Submissions {
+		t.Fatalf("sandbox: %+v, before %+v: the corrected request reached jumdata", st, before)
+	}
+	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "CORR-J1"})
+	if rec.State != schemas.StateFailed {
+		t.Fatalf("stored: %+v", rec)
+	}
+}
+
+// A held seller's request that reaches its last delivery over an order
+// stored as rejected for another request fails with a result and a dead
+// letter, leaving the stored record alone; it is not put back forever.
+// Process is called directly, on a delivery numbered as the last, so that
+// the hold cannot hand the request its probe.
+func TestHeldGiveUpOverRejectedOrder(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	cfg.HoldProbe = time.Minute
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "HELD-REJ", func(o *schemas.Order) { o.Remark = "SANDBOX:FAIL" }), "")
+	first := h.waitResult(nuonuoSeller, "HELD-REJ", 1, 10*time.Second)[0]
+	if first.Status != schemas.StatusRejected {
+		t.Fatalf("first request: %+v", first)
+	}
+	// Hold the seller: its next submission answers a code a person must act on.
+	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "070401", Times: 1000}}})
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "HOLDER", nil), "")
+	h.waitFor("the seller to be held", 10*time.Second, func() bool { return len(h.p.HeldSellers()) == 1 })
+
+	out := h.p.Process(context.Background(), &pipeline.Message{
+		Subject: schemas.Subjects{}.Request(nuonuoSeller), Data: issueRequest(t, nuonuoSeller, "HELD-REJ", nil),
+		Stream: pipeline.DefaultRequestStream, StreamSeq: 1 << 40, Deliveries: cfg.MaxDeliver, PublishedAt: time.Now(),
+	})
+	if out.Action != pipeline.Term || out.Err != nil || out.DeadLetter != schemas.ReasonActionRequired {
+		t.Fatalf("outcome %+v", out)
+	}
+	res := h.waitResult(nuonuoSeller, "HELD-REJ", 2, 10*time.Second)
+	if res[1].Status != schemas.StatusFailed || res[1].Error.Code != schemas.CodeActionRequired || res[1].Fingerprint == first.Fingerprint {
+		t.Fatalf("held give-up: %+v %+v", res[1], res[1].Error)
+	}
+	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "HELD-REJ"})
+	if rec.State != schemas.StateRejected || rec.Fingerprint != first.Fingerprint {
+		t.Fatalf("stored: %+v", rec)
+	}
+	h.waitFor("a dead letter for HELD-REJ", 5*time.Second, func() bool {
+		for _, dl := range h.deadLetters() {
+			if dl.OrderNo == "HELD-REJ" && dl.Reason == schemas.ReasonActionRequired {
+				return true
+			}
+		}
+		return false
+	})
+}
