@@ -74,6 +74,17 @@
 // the requests' path. What it has not kept yet is fetched when first asked
 // for.
 //
+// # Sizes
+//
+// Whatever a request holds, its result and its dead letter fit the server's
+// payload limit: a result lists the violations (and the warnings) that fit
+// 24 KiB of text and ends the list with a "more_not_listed" entry counting
+// the rest; a dead letter carries at most 16 KiB of the original headers
+// (HeadersCutHeader says what was left out) and the body up to the
+// validator's size limit. A dead letter that still cannot be published is
+// published without body and headers on the message's last delivery, so a
+// malformed message is never put back forever.
+//
 // # Streams
 //
 // Topology describes the three streams (requests on work-queue retention,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
 )
 
 // Store is what the pipeline needs of the order store.
@@ -123,9 +124,13 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	if subjectSeller != "" {
 		out.Seller = subjectSeller
 	}
+	d.Warnings = listWithin(d.Warnings, maxListedBytes)
 	o := &order{p: p, m: m, d: d, out: &out, now: p.cfg.Now()}
 	if !d.Valid() {
-		o.answerUnstored(ctx, schemas.StatusRejected, d.Error(), EventRejected)
+		e := d.Error()
+		e.Message, e.Field = clip(e.Message, maxTextBytes), clip(e.Field, maxTextBytes)
+		e.Violations = listWithin(e.Violations, maxListedBytes)
+		o.answerUnstored(ctx, schemas.StatusRejected, e, EventRejected)
 		return out
 	}
 	o.req = d.Request
@@ -653,8 +658,18 @@ func (o *order) deadLetter(reason schemas.DeadLetterReason, e schemas.ErrorInfo)
 func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cause error) Outcome {
 	out := Outcome{Seller: seller, Event: EventMalformed}
 	now := p.cfg.Now()
-	dl := newDeadLetter(m, schemas.ReasonMalformed, seller, schemas.ErrorInfo{Code: schemas.CodeMalformed, Message: cause.Error()}, now, p.validator.MaxBytes())
-	if err := p.pub.PublishDeadLetter(ctx, dl, deadLetterID(m)); err != nil {
+	dl := newDeadLetter(m, schemas.ReasonMalformed, seller, schemas.ErrorInfo{Code: schemas.CodeMalformed, Message: clip(cause.Error(), maxTextBytes)}, now, p.validator.MaxBytes())
+	err := p.pub.PublishDeadLetter(ctx, dl, deadLetterID(m))
+	if err != nil && (m.Deliveries >= p.cfg.MaxDeliver || errors.Is(err, nats.ErrMaxPayload)) {
+		// Too large for the server after all (a max_payload set below the
+		// default), or failing delivery after delivery: keep what locates
+		// the message and why, without its body and headers.
+		dl.Headers, dl.Payload, dl.PayloadTruncated = nil, []byte{}, len(m.Data) > 0
+		if err2 := p.pub.PublishDeadLetter(ctx, dl, deadLetterID(m)); err2 == nil {
+			err = nil
+		}
+	}
+	if err != nil {
 		out.Action, out.Delay, out.Event = Nak, p.cfg.retryDelay(m.Deliveries, 0), EventError
 		out.Err = fmt.Errorf("publish dead letter: %w", err)
 		return out
@@ -686,7 +701,7 @@ func newDeadLetter(m *Message, reason schemas.DeadLetterReason, seller string, e
 		PublishedAt:      m.PublishedAt,
 		FirstSeen:        m.PublishedAt,
 		DeadAt:           now,
-		Headers:          m.Header,
+		Headers:          headersWithin(m.Header, maxHeaderBytes),
 		Payload:          payload,
 		PayloadSize:      len(m.Data),
 		PayloadTruncated: truncated,

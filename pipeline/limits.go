@@ -1,0 +1,108 @@
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// Limits on what the pipeline copies from a request into the events it
+// publishes, so that a result or a dead letter always fits the server's
+// payload limit (1 MiB by default) whatever the request holds. JSON may
+// escape a byte of text into six (<, > and & become \u003c...), and the
+// budgets below allow for it.
+const (
+	// maxListedBytes bounds the violations, and separately the warnings,
+	// listed in one result (as raw text; up to six times that once
+	// escaped, in the worst case).
+	maxListedBytes = 24 << 10
+	// maxTextBytes bounds one message copied from a request's content.
+	maxTextBytes = 1 << 10
+	// maxHeaderBytes bounds the headers copied into a dead letter.
+	maxHeaderBytes = 16 << 10
+	// HeadersCutHeader is added to a dead letter's headers when some of the
+	// original message's headers were left out; its value says how many
+	// bytes of headers were dropped.
+	HeadersCutHeader = "Invoicer-Headers-Cut"
+)
+
+// RuleMoreViolations is the rule of the last entry of a list cut short: its
+// message says how many entries were left out.
+const RuleMoreViolations = "more_not_listed"
+
+// clip cuts s to at most n bytes on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes cut)", len(s)-cut)
+}
+
+// listWithin returns the violations that fit budget bytes of text, each
+// message clipped, followed by one entry saying how many were left out. It
+// returns vs itself when all of it fits unclipped.
+func listWithin(vs []schemas.Violation, budget int) []schemas.Violation {
+	size, fits := 0, true
+	for _, v := range vs {
+		size += len(v.Field) + len(v.Rule) + len(v.Message) + len(v.ProviderCode)
+		if size > budget || len(v.Message) > maxTextBytes {
+			fits = false
+			break
+		}
+	}
+	if fits {
+		return vs
+	}
+	out := make([]schemas.Violation, 0, 16)
+	size = 0
+	for i, v := range vs {
+		v.Field, v.Message = clip(v.Field, maxTextBytes), clip(v.Message, maxTextBytes)
+		size += len(v.Field) + len(v.Rule) + len(v.Message) + len(v.ProviderCode)
+		if size > budget {
+			return append(out, schemas.Violation{Rule: RuleMoreViolations,
+				Message: fmt.Sprintf("%d more not listed (%d in all): correct these and send the request again to see the rest", len(vs)-i, len(vs))})
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// headersWithin returns the headers that fit budget bytes, taken in the
+// order of their names, with HeadersCutHeader saying what was left out.
+func headersWithin(h map[string][]string, budget int) map[string][]string {
+	size := 0
+	for k, vs := range h {
+		size += len(k)
+		for _, v := range vs {
+			size += len(v)
+		}
+	}
+	if size <= budget {
+		return h
+	}
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make(map[string][]string, len(h))
+	used, dropped := 0, 0
+	for _, k := range keys {
+		for _, v := range h[k] {
+			if used+len(k)+len(v) > budget {
+				dropped += len(k) + len(v)
+				continue
+			}
+			used += len(k) + len(v)
+			out[k] = append(out[k], v)
+		}
+	}
+	out[HeadersCutHeader] = []string{fmt.Sprintf("%d bytes of headers left out of %d", dropped, size)}
+	return out
+}

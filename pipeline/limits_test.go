@@ -1,0 +1,119 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
+)
+
+// A malformed request at the size limit with large headers full of
+// characters JSON escapes six-fold is dead-lettered, its headers cut to fit,
+// rather than put back forever because its dead letter breaks the server's
+// payload limit.
+func TestOversizedMalformedIsDeadLettered(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	msg := nats.NewMsg(schemas.Subjects{}.Request(nuonuoSeller))
+	msg.Data = []byte("{" + strings.Repeat("<", 600<<10))
+	for i := range 64 {
+		msg.Header.Set(fmt.Sprintf("X-Big-%02d", i), strings.Repeat("<", 1000))
+	}
+	if _, err := h.obs.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	dl := h.deadLetters()[0]
+	if dl.Reason != schemas.ReasonMalformed || !dl.PayloadTruncated || dl.PayloadSize != len(msg.Data) ||
+		len(dl.Headers[pipeline.HeadersCutHeader]) != 1 || len(dl.Headers) < 2 {
+		t.Fatalf("dead letter: reason %s truncated %v size %d, %d headers %v", dl.Reason, dl.PayloadTruncated, dl.PayloadSize, len(dl.Headers), dl.Headers[pipeline.HeadersCutHeader])
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+}
+
+// A request with thousands of violations is rejected with a result that
+// lists as many as fit and says how many more there are.
+func TestThousandsOfViolationsAreRejected(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	req := issueRequest(t, nuonuoSeller, "MANY-BAD", func(o *schemas.Order) {
+		line := o.InvoiceDetail[0]
+		line.TaxIncludedAmount = schemas.ParseAmount("106.01")
+		line.Tax = schemas.ParseAmount("9.99")
+		o.InvoiceDetail = nil
+		for range 2000 {
+			o.InvoiceDetail = append(o.InvoiceDetail, line)
+		}
+	})
+	if len(req) > 512<<10 {
+		t.Fatalf("request of %d bytes: over the size limit, it would be malformed", len(req))
+	}
+	h.publish(nuonuoSeller, req, "")
+	r := h.waitResult(nuonuoSeller, "MANY-BAD", 1, 20*time.Second)[0]
+	if r.Status != schemas.StatusRejected || r.Error.Code != schemas.CodeInvalidRequest {
+		t.Fatalf("result: %+v", r)
+	}
+	vs := r.Error.Violations
+	last := vs[len(vs)-1]
+	if len(vs) < 10 || last.Rule != pipeline.RuleMoreViolations || !strings.Contains(last.Message, "more not listed") {
+		t.Fatalf("%d violations, last %+v", len(vs), last)
+	}
+	if !strings.HasPrefix(r.Error.Message, fmt.Sprint(len(vs)-1+mustAtoi(t, strings.Fields(last.Message)[0]))) {
+		t.Errorf("message %q does not count every violation", r.Error.Message)
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
+}
+
+// bodylessOnly refuses to publish a dead letter that carries the original
+// body, as a server with a small max_payload would.
+type bodylessOnly struct {
+	pipeline.Publisher
+	refused atomic.Int32
+}
+
+func (b *bodylessOnly) PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error {
+	if len(dl.Payload) > 0 {
+		b.refused.Add(1)
+		return errors.New("refused by the test: a dead letter with its body")
+	}
+	return b.Publisher.PublishDeadLetter(ctx, dl, msgID)
+}
+
+// A malformed request whose dead letter cannot be published delivery after
+// delivery is dead-lettered without its body on its last delivery.
+func TestMalformedDeadLetterFallsBackToItsBarePlace(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	bp := &bodylessOnly{}
+	h := newHarness(t, harnessOptions{pipeline: cfg, wrapPub: func(p pipeline.Publisher) pipeline.Publisher {
+		bp.Publisher = p
+		return bp
+	}})
+	h.start()
+	h.publish(nuonuoSeller, []byte("not json"), "")
+	h.waitFor("the dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	dl := h.deadLetters()[0]
+	if dl.Reason != schemas.ReasonMalformed || len(dl.Payload) != 0 || !dl.PayloadTruncated || dl.PayloadSize != 8 || dl.Deliveries != 3 {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if n := bp.refused.Load(); n != 3 {
+		t.Errorf("%d refused publishes, want one per delivery", n)
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+}
