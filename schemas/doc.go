@@ -32,15 +32,20 @@
 //     or types do not fit a Request, and a key given twice counts with its
 //     last value everywhere):
 //     amount arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
-//     tolerances (E9131), price/quantity/amount combinations (E9123), the
-//     discount-line rules (E9105, E9108, E9110–E9119), the tax-rate set,
-//     goods codes, pushMode contact rules, red-invoice references,
-//     seller consistency (E9302) and tax-number check characters (a warning
-//     unless ValidatorConfig.StrictTaxNumbers).
+//     tolerances (E9131), price/quantity/amount combinations (E9123 for an
+//     empty price; price × num against the amount, for which the documents
+//     name no code), the discount-line rules (E9105, E9108, E9110–E9119),
+//     the tax-rate set, 19-digit goods codes (E9121, E9138), the remark
+//     limit of fully digital invoices (200 characters; which invoiceLine
+//     values are fully digital depends on the seller's provider, see
+//     ValidatorConfig.Providers), pushMode contact rules, red-invoice
+//     references, seller consistency (E9302) and tax-number check
+//     characters (a warning unless ValidatorConfig.StrictTaxNumbers).
 //
 // Every violation is reported, not only the first, each with its field path
 // (order.invoiceDetail[2].tax), a message a person understands, and the
-// provider code it pre-empts where there is one.
+// provider code it pre-empts where there is one: Nuonuo's, or jumdata's
+// where a rule follows the seller's provider and the seller is jumdata's.
 //
 // # Money
 //

@@ -58,8 +58,24 @@ func TestFingerprintUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = "f441ee122d038200bdfffc2e0fd2b6298ee9ae231eef649b2896076bebf87dda"
+	const want = "84ba33dce1f269bdb1556b56a5744d9ae9041f63bdc03c367c616bf434eaf5d1"
 	if fp != want {
 		t.Errorf("fingerprint of examples/seed001.json = %s, want %s", fp, want)
+	}
+	// The example's goods code was once the seed's 9-digit 103040501, now
+	// written in full: the text as it was keeps the fingerprint pinned
+	// before that change, so that a change of the data is not mistaken for
+	// a change of the canonical form.
+	before := bytes.Replace(data, []byte(`"1030405010000000000"`), []byte(`"103040501"`), 1)
+	if bytes.Equal(before, data) {
+		t.Fatal("examples/seed001.json no longer holds goods code 1030405010000000000")
+	}
+	fp, err = Fingerprint(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wantBefore = "f441ee122d038200bdfffc2e0fd2b6298ee9ae231eef649b2896076bebf87dda"
+	if fp != wantBefore {
+		t.Errorf("fingerprint of examples/seed001.json with the 9-digit goods code = %s, want %s", fp, wantBefore)
 	}
 }

@@ -11,8 +11,10 @@ import (
 
 // The domain rules of PROVIDERS.md ("Validation before any provider call"),
 // checked with decimal arithmetic. Every rule reports the field path and the
-// Nuonuo code it pre-empts, so that an order system learns of a mistake from
-// this service instead of from the tax bureau.
+// Nuonuo code it pre-empts (jumdata's where a rule follows the seller's
+// provider and the seller is jumdata's), or no code where the providers'
+// documents name none, so that an order system learns of a mistake from this
+// service instead of from the tax bureau.
 
 // Tolerances and limits of the amount rules.
 var (
@@ -40,8 +42,47 @@ const (
 	dateLayout     = "2006-01-02 15:04:05"
 )
 
-// fullyDigital lists the invoiceLine values of fully digital (全电) invoices.
-var fullyDigital = map[string]bool{"bs": true, "pc": true, "es": true, "ec": true}
+// fullyDigitalLines lists, per provider, the invoiceLine values that the
+// provider issues as fully digital (全电, 数电) invoices, which are held to
+// the fully digital limits (a remark of at most 200 characters).
+//
+//   - nuonuo: bs, pc, es, ec, seed 002's 电子发票 and 全电纸质发票. Its p (the
+//     default, also for ""), c, s, b, ... are tax-control (税控) invoices.
+//   - jumdata: the tax bureau's platform issues fully digital invoices only.
+//     The jumdata adapter issues bs and b as 专票 (fppzdm 01) and pc, p and ""
+//     as 普票 (02), and refuses the other lines; es and ec are fully digital
+//     wherever they are accepted.
+var fullyDigitalLines = map[string]map[string]bool{
+	"nuonuo":  {"bs": true, "pc": true, "es": true, "ec": true},
+	"jumdata": {"bs": true, "pc": true, "es": true, "ec": true, "b": true, "p": true, "": true},
+}
+
+// defaultProvider is the provider whose rules apply to a seller that
+// ValidatorConfig.Providers does not list.
+const defaultProvider = "nuonuo"
+
+// fullyDigital reports whether provider issues invoiceLine line as a fully
+// digital invoice.
+func fullyDigital(provider, line string) bool {
+	if provider == "" {
+		provider = defaultProvider
+	}
+	return fullyDigitalLines[provider][line]
+}
+
+// providerName names provider in messages.
+func providerName(provider string) string {
+	if provider == "" {
+		return defaultProvider
+	}
+	return provider
+}
+
+// seed002FullyDigital reports whether line is a fully digital line in
+// Nuonuo's numbering of seed 002 (bs, pc, es, ec), which is what the red
+// references use: blueInvoiceLine of a red confirmation form and the
+// invoiceLine of a red order (issued through Nuonuo only).
+func seed002FullyDigital(line string) bool { return fullyDigitalLines["nuonuo"][line] }
 
 // normalize trims and upper-cases tax numbers, as the tax bureau does.
 func normalize(r *Request) {
@@ -57,14 +98,15 @@ func normalize(r *Request) {
 }
 
 // checkRequest applies the domain rules to a request the schema could type.
-func checkRequest(r *Request, subjectSeller string, c *collector) {
+// provider names the seller's provider ("" when unknown: Nuonuo's rules).
+func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
 	if subjectSeller != "" && r.SellerTaxNum != "" && NormalizeTaxNumber(subjectSeller) != r.SellerTaxNum {
 		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of seller %q", r.SellerTaxNum, subjectSeller)
 	}
 	checkTaxNumber(c, "sellerTaxNum", r.SellerTaxNum)
 	switch {
 	case r.Kind == KindIssue && r.Order != nil:
-		checkOrder(r, c)
+		checkOrder(r, provider, c)
 	case r.Kind == KindRedConfirm && r.RedConfirm != nil:
 		checkRedConfirm(r, c)
 	case r.Kind == KindReissue && r.Reissue != nil:
@@ -86,7 +128,7 @@ func checkTaxNumber(c *collector, field, tn string) {
 	c.warn(field, "tax_number_check", msg, tn)
 }
 
-func checkOrder(r *Request, c *collector) {
+func checkOrder(r *Request, provider string, c *collector) {
 	o := r.Order
 	if o.SalerTaxNum != "" && r.SellerTaxNum != "" && o.SalerTaxNum != r.SellerTaxNum && !c.has("sellerTaxNum") && !c.has("order.salerTaxNum") {
 		c.add("order.salerTaxNum", "seller_mismatch", "E9302", "is %q but the request is for seller %q", o.SalerTaxNum, r.SellerTaxNum)
@@ -118,12 +160,15 @@ func checkOrder(r *Request, c *collector) {
 	if n := utf8.RuneCountInString(o.BuyerAddress) + utf8.RuneCountInString(o.BuyerTel); n > 100 {
 		c.add("order.buyerAddress", "max_length", "E4000", "buyerAddress and buyerTel together are %d characters; the maximum is 100", n)
 	}
-	remarkMax := 230
-	if fullyDigital[o.InvoiceLine] {
-		remarkMax = 200
-	}
-	if n := utf8.RuneCountInString(o.Remark); n > remarkMax && !c.has("order.remark") {
-		c.add("order.remark", "max_length", "E4000", "is %d characters long; the maximum for invoiceLine %q is %d", n, o.InvoiceLine, remarkMax)
+	// 230 characters (the schema's maximum, seed 001), 200 on a fully
+	// digital invoice of the seller's provider. jumdata refuses a longer
+	// remark with 400 (参数错误), Nuonuo with E4000.
+	if n := utf8.RuneCountInString(o.Remark); n > 200 && fullyDigital(provider, o.InvoiceLine) && !c.has("order.remark") {
+		code := "E4000"
+		if provider == "jumdata" {
+			code = "400"
+		}
+		c.add("order.remark", "max_length", code, "is %d characters long; the maximum for a fully digital invoice (invoiceLine %q with %s) is 200", n, o.InvoiceLine, providerName(provider))
 	}
 	if o.NextInvoiceCode != "" {
 		if o.NextInvoiceNum == "" {
@@ -154,7 +199,7 @@ func checkOrder(r *Request, c *collector) {
 
 // checkRedOrder applies the rules of a red invoice issued with requestBillingNew.
 func checkRedOrder(o *Order, c *collector) {
-	if fullyDigital[o.InvoiceLine] {
+	if seed002FullyDigital(o.InvoiceLine) {
 		c.add("order.invoiceType", "red_fully_digital", "", "a fully digital invoice (invoiceLine %s) is reversed with kind red_confirm, not a red order", o.InvoiceLine)
 		return
 	}
@@ -217,10 +262,13 @@ func checkLines(o *Order, c *collector) {
 
 // checkLine applies the per-line arithmetic and sign rules.
 func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool) {
+	// The tax classification code has 19 digits (PROVIDERS.md); the schema
+	// allows digits only, at most 19. Nuonuo answers a code it cannot use
+	// with E9121 (获取商品编码失败).
 	if l.GoodsCode == "" {
 		c.add(p+".goodsCode", "required", "E9138", "is required: the tax classification code of the goods")
 	} else if !c.has(p+".goodsCode") && len(l.GoodsCode) < 19 {
-		c.warn(p+".goodsCode", "goods_code_length", "has %d digits; full tax classification codes have 19", len(l.GoodsCode))
+		c.add(p+".goodsCode", "goods_code_length", "E9121", "has %d digits; a tax classification code has 19: write a category code in full, trailing zeros included", len(l.GoodsCode))
 	}
 	if l.FavouredPolicyFlag == "1" && l.FavouredPolicyName == "" {
 		c.add(p+".favouredPolicyName", "required", "E4000", "is required when favouredPolicyFlag is 1")
@@ -242,15 +290,18 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 			}
 		}
 	}
-	// price × num against the amount the price is quoted in.
-	if a.price != nil && a.num != nil {
+	// price × num against the amount the price is quoted in (unknown when
+	// withTaxFlag is wrong). Neither provider's document names a code for a
+	// mismatch (E9123 is about an empty price, above), so the violation
+	// names none.
+	if a.price != nil && a.num != nil && !c.has(p+".withTaxFlag") {
 		field, amt, text := p+".taxIncludedAmount", a.incl, l.TaxIncludedAmount
 		if l.WithTaxFlag == "0" {
 			field, amt, text = p+".taxExcludedAmount", a.excl, l.TaxExcludedAmount
 		}
 		if amt != nil {
 			if got := a.price.Mul(*a.num); got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
-				c.add(field, "price_quantity", "E9123", "is %s but price × num is %s", text, got.StringFixed(2))
+				c.add(field, "price_quantity", "", "is %s but price × num is %s: they may differ by %s at most", text, got.StringFixed(2), PriceAmountTolerance)
 			}
 		}
 	}
@@ -420,7 +471,7 @@ func checkRedConfirm(r *Request, c *collector) {
 	if rc.ApplySource == "1" && rc.SellerName == "" {
 		c.add("redConfirm.sellerName", "required", "E4000", "is required when the buyer applies (applySource 1)")
 	}
-	if fullyDigital[rc.BlueInvoiceLine] {
+	if seed002FullyDigital(rc.BlueInvoiceLine) {
 		n := rc.BlueElecInvoiceNumber
 		field := "redConfirm.blueElecInvoiceNumber"
 		if n == "" && len(rc.BlueInvoiceNumber) == 20 {

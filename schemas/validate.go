@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,8 +56,9 @@ type Violation struct {
 	Rule string `json:"rule"`
 	// Message says what is wrong in words a person understands.
 	Message string `json:"message"`
-	// ProviderCode is the provider error this check pre-empts (E9130, ...),
-	// where there is one.
+	// ProviderCode is the provider error this check pre-empts (Nuonuo's
+	// E9130, ...; jumdata's 400 where a rule follows the seller's provider,
+	// see ValidatorConfig.Providers), where there is one.
 	ProviderCode string `json:"providerCode,omitempty"`
 }
 
@@ -100,6 +102,14 @@ type ValidatorConfig struct {
 	// check character does not match. By default they only warn: early real
 	// codes and the providers' sandbox numbers fail the check.
 	StrictTaxNumbers bool
+	// Providers names the provider that serves each seller, by tax number:
+	// "nuonuo" or "jumdata". The rules that differ between providers follow
+	// it: which invoiceLine values are fully digital, and so held to a
+	// remark of at most 200 characters (jumdata issues b, p and an empty
+	// invoiceLine as fully digital invoices, Nuonuo does not). A seller it
+	// does not list, and every seller when it is nil, is checked by
+	// Nuonuo's rules. Tax numbers are normalized as in requests.
+	Providers map[string]string
 }
 
 // Validate checks the configuration.
@@ -109,6 +119,11 @@ func (c ValidatorConfig) Validate() error {
 	}
 	if c.MaxDepth != 0 && c.MaxDepth < 5 {
 		return fmt.Errorf("validator max depth %d is below the 5 levels a request needs", c.MaxDepth)
+	}
+	for _, seller := range slices.Sorted(maps.Keys(c.Providers)) {
+		if _, ok := fullyDigitalLines[c.Providers[seller]]; !ok {
+			return fmt.Errorf("validator: seller %q has provider %q; use nuonuo or jumdata", seller, c.Providers[seller])
+		}
 	}
 	return nil
 }
@@ -132,6 +147,11 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	if cfg.MaxDepth == 0 {
 		cfg.MaxDepth = DefaultMaxDepth
 	}
+	providers := make(map[string]string, len(cfg.Providers))
+	for seller, p := range cfg.Providers {
+		providers[NormalizeTaxNumber(seller)] = p
+	}
+	cfg.Providers = providers // a copy: the caller's map may change
 	sch, err := compileSchema(RequestSchemaID)
 	if err != nil {
 		return nil, err
@@ -255,7 +275,7 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 	}
 	if req != nil {
 		normalize(req)
-		checkRequest(req, subjectSeller, c)
+		checkRequest(req, subjectSeller, v.cfg.Providers[req.SellerTaxNum], c)
 		d.Request = req
 	}
 	d.Violations, d.Warnings = c.result()

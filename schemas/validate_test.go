@@ -22,24 +22,32 @@ func summary(vs []schemas.Violation) []string {
 	return out
 }
 
-func TestSeed001ExampleViolatesOnlyOrderNoLength(t *testing.T) {
+func TestSeed001ExampleViolatesOrderNoAndGoodsCodeLength(t *testing.T) {
 	v := MustValidator(t, schemas.ValidatorConfig{})
 	d, err := v.Decode(MustRead(t, "seed001-example.json"), "150301199811285326")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The seed's example order number, 202301133332079312314, has 21
-	// characters; orderNo allows 20. That is all that is wrong with it.
-	want := []string{"order.orderNo|max_length|E4000", "orderNo|max_length|"}
+	// characters; orderNo allows 20. Its goods code, 103040501, has 9 digits
+	// of the 19 of a tax classification code. That is all that is wrong
+	// with it.
+	want := []string{"order.invoiceDetail[0].goodsCode|goods_code_length|E9121", "order.orderNo|max_length|E4000", "orderNo|max_length|"}
 	if got := summary(d.Violations); !slices.Equal(got, want) {
 		t.Fatalf("violations = %q, want %q", got, want)
 	}
 	for _, vi := range d.Violations {
+		if vi.Rule == "goods_code_length" {
+			if !strings.Contains(vi.Message, "9 digits") || !strings.Contains(vi.Message, "19") {
+				t.Errorf("message %q does not say 9 against 19", vi.Message)
+			}
+			continue
+		}
 		if !strings.Contains(vi.Message, "21 characters") || !strings.Contains(vi.Message, "maximum is 20") {
 			t.Errorf("message %q does not say 21 against 20", vi.Message)
 		}
 	}
-	if e := d.Error(); e == nil || e.Code != schemas.CodeInvalidRequest || len(e.Violations) != 2 {
+	if e := d.Error(); e == nil || e.Code != schemas.CodeInvalidRequest || len(e.Violations) != 3 {
 		t.Errorf("Error() = %+v", e)
 	}
 }
@@ -128,6 +136,13 @@ func TestRules(t *testing.T) {
 		{"clerk empty", blue, []edit{set("order.clerk", "")}, []string{"order.clerk|required|E4000"}},
 		{"invoice type (E9101)", blue, []edit{set("order.invoiceType", "3")}, []string{"order.invoiceType|enum|E9101"}},
 		{"invoice type missing (E9101)", blue, []edit{del("order.invoiceType")}, []string{"order.invoiceType|required|E9101"}},
+		{"invoice type empty (E9101)", blue, []edit{set("order.invoiceType", "")}, []string{"order.invoiceType|enum|E9101"}},
+		{"price tax flag empty", blue, []edit{set(line2+".withTaxFlag", "")}, []string{line2 + ".withTaxFlag|enum|E4000"}},
+		{"price tax flag missing", blue, []edit{del(line2 + ".withTaxFlag")}, []string{line2 + ".withTaxFlag|required|E4000"}},
+		{"price tax flag wrong", blue, []edit{set(line2+".withTaxFlag", "2")}, []string{line2 + ".withTaxFlag|enum|E4000"}},
+		{"tax rate empty", blue, []edit{set(line2+".taxRate", "")}, []string{line2 + ".taxRate|required|E4000"}},
+		{"tax rate missing", blue, []edit{del(line2 + ".taxRate")}, []string{line2 + ".taxRate|required|E4000"}},
+		{"tax rate zero", blue, []edit{set(line2+".taxRate", json.Number("0")), set(line2+".tax", "0.00"), set(line2+".taxIncludedAmount", "100.00")}, nil},
 		{"proxy flag (E9107)", blue, []edit{set("order.proxyInvoiceFlag", "2")}, []string{"order.proxyInvoiceFlag|enum|E9107"}},
 		{"email too long (E9104)", blue, []edit{set("order.email", strings.Repeat("a", 45)+"@x.com")}, []string{"order.email|max_length|E9104"}},
 		{"email not an address", blue, []edit{set("order.email", "finance")}, []string{"order.email|format|E4000"}},
@@ -152,6 +167,8 @@ func TestRules(t *testing.T) {
 		{"goods code missing (E9138)", blue, []edit{del(line2 + ".goodsCode")}, []string{line2 + ".goodsCode|required|E9138"}},
 		{"goods code letters (E9121)", blue, []edit{set(line2+".goodsCode", "30402019900000000AB")}, []string{line2 + ".goodsCode|format|E9121"}},
 		{"goods code too long (E9121)", blue, []edit{set(line2+".goodsCode", "30402019900000000000")}, []string{line2 + ".goodsCode|max_length|E9121"}},
+		{"goods code of 9 digits (E9121)", blue, []edit{set(line2+".goodsCode", "304020199")}, []string{line2 + ".goodsCode|goods_code_length|E9121"}},
+		{"goods code of 18 digits (E9121)", blue, []edit{set(line2+".goodsCode", "304020199000000000")}, []string{line2 + ".goodsCode|goods_code_length|E9121"}},
 
 		// Amount formats, lengths and precision (E9124–E9129).
 		{"incl not a number (E9125)", blue, []edit{set(line2+".taxIncludedAmount", "106,00")}, []string{line2 + ".taxIncludedAmount|format|E9125"}},
@@ -164,14 +181,15 @@ func TestRules(t *testing.T) {
 		{"over-precise amount", blue, []edit{set(line2+".tax", "6.001")}, []string{line2 + ".tax|precision|"}},
 		{"over-precise price", blue, []edit{set(line2+".price", "33.333333333")}, []string{line2 + ".price|precision|"}},
 		{"tax rate not in the set", blue, []edit{set(line2+".taxRate", "0.07")}, []string{line2 + ".taxRate|tax_rate|"}},
-		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|", line2 + ".taxExcludedAmount|price_quantity|E9123"}},
+		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|", line2 + ".taxExcludedAmount|price_quantity|"}},
 		{"negative goods line", blue, []edit{set(line2+".num", "-3"), set(line2+".price", "33.33333333"), set(line2+".taxExcludedAmount", "-100.00"), set(line2+".tax", "-6.00"), set(line2+".taxIncludedAmount", "-106.00")},
 			[]string{line2 + ".num|sign|", line2 + ".taxExcludedAmount|sign|", line2 + ".taxIncludedAmount|sign|"}},
 
-		// Arithmetic (E9123, E9130, E9131).
+		// Arithmetic (E9123, E9130, E9131; price × num names no code).
 		{"price without amounts (E9123)", blue, []edit{del(line1 + ".tax")}, []string{line1 + ".tax|price_quantity|E9123"}},
 		{"quantity without price (E9123)", blue, []edit{set(line1+".num", "-1")}, []string{line1 + ".num|price_quantity|E9123"}},
-		{"price times quantity (E9123)", blue, []edit{set(line0+".num", "3")}, []string{line0 + ".taxIncludedAmount|price_quantity|E9123"}},
+		{"price times quantity", blue, []edit{set(line0+".num", "3")}, []string{line0 + ".taxIncludedAmount|price_quantity|"}},
+		{"price times quantity, price without tax", blue, []edit{set(line2+".num", "4")}, []string{line2 + ".taxExcludedAmount|price_quantity|"}},
 		{"sum of amounts (E9130)", blue, []edit{set(line2+".taxIncludedAmount", "106.01")}, []string{line2 + ".taxIncludedAmount|amount_sum|E9130"}},
 		{"line tax tolerance (E9131)", blue, []edit{set(line2+".tax", "6.07"), set(line2+".taxIncludedAmount", "106.07")}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"line tax at the tolerance", blue, []edit{set(line2+".tax", "6.06"), set(line2+".taxIncludedAmount", "106.06")}, nil},
@@ -184,8 +202,8 @@ func TestRules(t *testing.T) {
 		{"discount at another rate (E9112)", blue, []edit{set(line1+".taxRate", "0.09"), set(line1+".tax", "-9.00"), set(line1+".taxIncludedAmount", "-109.00")}, []string{line1 + ".taxRate|discount_rate|E9112"}},
 		{"discount larger than the line (E9108)", blue, []edit{set(line1+".taxIncludedAmount", "-1243.00"), set(line1+".taxExcludedAmount", "-1100.00"), set(line1+".tax", "-143.00")},
 			[]string{line1 + ".taxExcludedAmount|discount_amount|E9108", line1 + ".taxIncludedAmount|discount_amount|E9108"}},
-		{"blue discount quantity positive (E9111)", blue, []edit{set(line1+".price", "56.5"), set(line1+".num", "2")}, []string{line1 + ".num|sign|E9111", line1 + ".taxIncludedAmount|price_quantity|E9123"}},
-		{"blue discounted quantity negative (E9114)", blue, []edit{set(line0+".num", "-2")}, []string{line0 + ".num|sign|E9114", line0 + ".taxIncludedAmount|price_quantity|E9123"}},
+		{"blue discount quantity positive (E9111)", blue, []edit{set(line1+".price", "56.5"), set(line1+".num", "2")}, []string{line1 + ".num|sign|E9111", line1 + ".taxIncludedAmount|price_quantity|"}},
+		{"blue discounted quantity negative (E9114)", blue, []edit{set(line0+".num", "-2")}, []string{line0 + ".num|sign|E9114", line0 + ".taxIncludedAmount|price_quantity|"}},
 		{"discount line positive", blue, []edit{set(line1+".taxIncludedAmount", "113.00"), set(line1+".taxExcludedAmount", "100.00"), set(line1+".tax", "13.00")},
 			[]string{line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|sign|"}},
 
@@ -203,8 +221,8 @@ func TestRules(t *testing.T) {
 				map[string]any{"goodsName": "A", "goodsCode": "1030405010000000000", "withTaxFlag": "1", "price": "1.13", "num": "-1", "taxRate": "0.13", "taxIncludedAmount": "1.13", "taxExcludedAmount": "1.00", "tax": "0.13", "invoiceLineProperty": "1"},
 			})},
 			[]string{
-				line0 + ".invoiceLineProperty|red_line_property|", line0 + ".num|sign|E9119", line0 + ".taxIncludedAmount|price_quantity|E9123",
-				line1 + ".invoiceLineProperty|red_line_property|", line1 + ".num|sign|E9116", line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|price_quantity|E9123", line1 + ".taxIncludedAmount|sign|",
+				line0 + ".invoiceLineProperty|red_line_property|", line0 + ".num|sign|E9119", line0 + ".taxIncludedAmount|price_quantity|",
+				line1 + ".invoiceLineProperty|red_line_property|", line1 + ".num|sign|E9116", line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|price_quantity|", line1 + ".taxIncludedAmount|sign|",
 			}},
 
 		// Red confirmation forms.
@@ -213,7 +231,13 @@ func TestRules(t *testing.T) {
 		{"red confirm VAT invoice needs code and number", rc, []edit{set("redConfirm.blueInvoiceLine", "s"), del("redConfirm.blueElecInvoiceNumber")},
 			[]string{"redConfirm.blueInvoiceCode|red_reference|E9102", "redConfirm.blueInvoiceNumber|red_reference|E9102"}},
 		{"red confirm apply source", rc, []edit{set("redConfirm.applySource", "2")}, []string{"redConfirm.applySource|enum|E4000"}},
+		{"red confirm apply source empty", rc, []edit{set("redConfirm.applySource", "")}, []string{"redConfirm.applySource|enum|E4000"}},
 		{"red confirm reason", rc, []edit{set("redConfirm.redReason", "01")}, []string{"redConfirm.redReason|enum|E4000"}},
+		{"red confirm reason empty", rc, []edit{set("redConfirm.redReason", "")}, []string{"redConfirm.redReason|enum|E4000"}},
+		{"red confirm blue invoice line empty", rc, []edit{set("redConfirm.blueInvoiceLine", "")}, []string{"redConfirm.blueInvoiceLine|enum|E4000"}},
+		{"red confirm blue invoice line missing", rc, []edit{del("redConfirm.blueInvoiceLine")}, []string{"redConfirm.blueInvoiceLine|required|E4000"}},
+		{"red confirm buyer name empty", rc, []edit{set("redConfirm.buyerName", "")}, []string{"redConfirm.buyerName|required|E4000"}},
+		{"red confirm detail tax rate empty", rc, []edit{set("redConfirm.detail[0].taxRate", "")}, []string{"redConfirm.detail[0].taxRate|required|E4000"}},
 		{"red confirm positive detail", rc, []edit{set("redConfirm.detail[0].taxExcludedAmount", "5.00"), set("redConfirm.detail[0].taxAmount", "0.30")},
 			[]string{"redConfirm.detail[0].taxAmount|sign|", "redConfirm.detail[0].taxExcludedAmount|sign|"}},
 		{"red confirm detail tax (E9131)", rc, []edit{set("redConfirm.detail[0].taxAmount", "-0.50")}, []string{"redConfirm.detail[0].taxAmount|line_tax_tolerance|E9131"}},
@@ -250,6 +274,85 @@ func TestRules(t *testing.T) {
 				if vi.Message == "" || strings.Contains(vi.Message, "%!") {
 					t.Errorf("bad message %q", vi.Message)
 				}
+			}
+		})
+	}
+}
+
+func TestRemarkLimitByProvider(t *testing.T) {
+	blue := MustRead(t, "requests/issue-discount.json") // seller 91330106MA2AYNWD8M, invoiceLine pc
+	const seller = "91330106MA2AYNWD8M"
+	nuonuo := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{seller: "nuonuo"}})
+	jumdata := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{" 91330106ma2aynwd8m ": "jumdata"}})
+	unlisted := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{"91440101MA5APD8X8J": "jumdata"}})
+	unconfigured := MustValidator(t, schemas.ValidatorConfig{})
+	line := func(l string) edit { return set("order.invoiceLine", l) }
+	remark := func(n int) edit { return set("order.remark", strings.Repeat("备", n)) }
+
+	cases := []struct {
+		name  string
+		v     *schemas.Validator
+		edits []edit
+		want  []string // exact "field|rule|code" list
+	}{
+		// jumdata issues b, p and an empty invoiceLine as fully digital invoices.
+		{"jumdata p over 200", jumdata, []edit{line("p"), remark(210)}, []string{"order.remark|max_length|400"}},
+		{"jumdata b over 200", jumdata, []edit{line("b"), remark(201)}, []string{"order.remark|max_length|400"}},
+		{"jumdata empty line over 200", jumdata, []edit{line(""), remark(201)}, []string{"order.remark|max_length|400"}},
+		{"jumdata no line over 200", jumdata, []edit{del("order.invoiceLine"), remark(201)}, []string{"order.remark|max_length|400"}},
+		{"jumdata pc over 200", jumdata, []edit{remark(201)}, []string{"order.remark|max_length|400"}},
+		{"jumdata p at 200", jumdata, []edit{line("p"), remark(200)}, nil},
+		{"jumdata over 230", jumdata, []edit{line("p"), remark(231)}, []string{"order.remark|max_length|E4000"}},
+		// Nuonuo's p, b and default invoices are tax-control invoices: 230.
+		{"nuonuo p at 230", nuonuo, []edit{line("p"), remark(230)}, nil},
+		{"nuonuo b at 230", nuonuo, []edit{line("b"), remark(230)}, nil},
+		{"nuonuo empty line at 230", nuonuo, []edit{line(""), remark(230)}, nil},
+		{"nuonuo pc over 200", nuonuo, []edit{remark(201)}, []string{"order.remark|max_length|E4000"}},
+		{"nuonuo bs over 200", nuonuo, []edit{line("bs"), remark(201)}, []string{"order.remark|max_length|E4000"}},
+		{"nuonuo pc at 200", nuonuo, []edit{remark(200)}, nil},
+		{"nuonuo p over 230", nuonuo, []edit{line("p"), remark(231)}, []string{"order.remark|max_length|E4000"}},
+		// A seller with no provider listed is checked by Nuonuo's rules.
+		{"unlisted seller p at 230", unlisted, []edit{line("p"), remark(230)}, nil},
+		{"unlisted seller pc over 200", unlisted, []edit{remark(201)}, []string{"order.remark|max_length|E4000"}},
+		{"unconfigured p at 230", unconfigured, []edit{line("p"), remark(230)}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := tc.v.Decode(MustEdit(t, blue, tc.edits...), seller)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summary(d.Violations); !slices.Equal(got, tc.want) {
+				t.Fatalf("violations\n got  %q\n want %q\n%v", got, tc.want, d.Violations)
+			}
+			for _, vi := range d.Violations {
+				if vi.ProviderCode == "400" && !strings.Contains(vi.Message, "fully digital") {
+					t.Errorf("message %q does not say why 200", vi.Message)
+				}
+			}
+		})
+	}
+}
+
+func TestValidatorConfigProviders(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		providers map[string]string
+		ok        bool
+	}{
+		{"none", nil, true},
+		{"both", map[string]string{"91330106MA2AYNWD8M": "nuonuo", "91440101MA5APD8X8J": "jumdata"}, true},
+		{"unknown provider", map[string]string{"91330106MA2AYNWD8M": "baiwang"}, false},
+		{"empty provider", map[string]string{"91330106MA2AYNWD8M": ""}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := schemas.ValidatorConfig{Providers: tc.providers}
+			err := cfg.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok %v", err, tc.ok)
+			}
+			if _, err := schemas.NewValidator(cfg); (err == nil) != tc.ok {
+				t.Fatalf("NewValidator: %v, want ok %v", err, tc.ok)
 			}
 		})
 	}

@@ -169,6 +169,17 @@ func (c *fileConfig) resolve() error {
 	return errors.Join(errs...)
 }
 
+// providerNames maps each seller's tax number to its provider, for the
+// validator's rules that differ between providers
+// (schemas.ValidatorConfig.Providers).
+func (c *fileConfig) providerNames() map[string]string {
+	m := make(map[string]string, len(c.Sellers))
+	for _, s := range c.Sellers {
+		m[s.TaxNum] = s.Provider
+	}
+	return m
+}
+
 func checkURL(what, s string, required bool) error {
 	if s == "" {
 		if required {

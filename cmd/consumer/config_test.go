@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
 )
 
@@ -45,6 +46,13 @@ partners:
 	}
 	if cfg.Sellers[0].Nuonuo.AppSecret != "env-secret-value" || cfg.Sellers[1].Jumdata.AppSecret != "file-secret-value" || cfg.Partners[0].Secret != "partner-secret-0123456789" {
 		t.Errorf("secrets not resolved")
+	}
+	// The validator learns each seller's provider, for its provider-specific rules.
+	if got := cfg.providerNames(); len(got) != 2 || got["339902999999789113"] != "nuonuo" || got["91330106MA2AYNWD8M"] != "jumdata" {
+		t.Errorf("providerNames() = %v", got)
+	}
+	if err := (schemas.ValidatorConfig{Providers: cfg.providerNames()}).Validate(); err != nil {
+		t.Errorf("validator config: %v", err)
 	}
 
 	cases := []struct {

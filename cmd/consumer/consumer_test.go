@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -178,6 +179,45 @@ func TestConsumerBinaryDefaultMode(t *testing.T) {
 	bad := partnerQuery(demoPartnerChannel, "wrong-secret-wrong-secret", seller+":"+orderNo, time.Now())
 	if body, status := httpGet(t, "http://"+c.httpAddr+"/partner/queryInvoice?"+bad.Encode()); status != 401 || !strings.Contains(string(body), "1004") {
 		t.Fatalf("bad signature: %d %s", status, body)
+	}
+
+	// The validator knows the jumdata seller's provider: jumdata issues
+	// invoiceLine p as a fully digital invoice, whose remark has at most 200
+	// characters, and the rejection names the field.
+	jdBase, err := os.ReadFile(filepath.Join("..", "..", "schemas", "testdata", "requests", "issue-discount.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jd map[string]any
+	if err := json.Unmarshal(jdBase, &jd); err != nil {
+		t.Fatal(err)
+	}
+	const jdSeller, jdOrderNo = sandbox.DefaultJumdataSeller, "JD-REMARK-210"
+	jd["sellerTaxNum"], jd["orderNo"] = jdSeller, jdOrderNo
+	jdOrder := jd["order"].(map[string]any)
+	jdOrder["salerTaxNum"], jdOrder["orderNo"], jdOrder["invoiceLine"], jdOrder["remark"] = jdSeller, jdOrderNo, "p", strings.Repeat("备", 210)
+	jdReq, err := json.Marshal(jd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jdSub, err := nc.SubscribeSync("invoice.result.*." + jdSeller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "invoice.request."+jdSeller, jdReq, jetstream.WithMsgID(jdSeller+":"+jdOrderNo)); err != nil {
+		t.Fatal(err)
+	}
+	msg, err = jdSub.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no result for the jumdata order: %v\n%s", err, c.logText())
+	}
+	var jdRes schemas.Result
+	if err := json.Unmarshal(msg.Data, &jdRes); err != nil {
+		t.Fatal(err)
+	}
+	if jdRes.Status != schemas.StatusRejected || jdRes.Error == nil || jdRes.Error.Code != schemas.CodeInvalidRequest ||
+		jdRes.Error.Field != "order.remark" || jdRes.Error.ProviderCode != "400" {
+		t.Fatalf("jumdata order with a 210-character remark on invoiceLine p: %s", msg.Data)
 	}
 
 	// Metrics.

@@ -102,7 +102,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	validator, err := schemas.NewValidator(schemas.ValidatorConfig{MaxBytes: o.maxBytes, StrictTaxNumbers: o.strictTax})
+	validator, err := schemas.NewValidator(schemas.ValidatorConfig{MaxBytes: o.maxBytes, StrictTaxNumbers: o.strictTax, Providers: cfg.providerNames()})
 	if err != nil {
 		return err
 	}

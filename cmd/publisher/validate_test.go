@@ -68,9 +68,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{"valid file", "", []string{"validate", good}, exitOK, nil, 0},
 		{"seed example", "", []string{"validate", seed}, exitFailed, []string{
+			"seed001-example.json:1: order.invoiceDetail[0].goodsCode: has 9 digits; a tax classification code has 19: write a category code in full, trailing zeros included (E9121)",
 			"seed001-example.json:1: order.orderNo: is 21 characters long; the maximum is 20 (E4000)",
 			"seed001-example.json:1: orderNo: is 21 characters long; the maximum is 20",
-		}, 2},
+		}, 3},
 		{"ndjson on stdin", ndjson, []string{"validate", "-"}, exitFailed, []string{
 			"<stdin>:2: reissue: needs fpqqlsh (the serial number) or orderno (E4000)",
 			"<stdin>:3: (message): malformed message: not JSON",
