@@ -27,8 +27,10 @@ const (
 	// actThrottle: "too frequent": Retry, and the seller's Limiter backs off.
 	actThrottle
 	// actRefreshToken: the token does not match: with a TokenSource,
-	// invalidate it, refresh once and repeat the call once; a second refusal
-	// (or a static token) is ActionRequired.
+	// invalidate it, refresh once and repeat the call once; a refusal of the
+	// replacement (or of a static token) is ActionRequired, and the
+	// TokenSource fetches no more tokens for 070301 until a call is
+	// accepted (TokenSourceConfig.MismatchHold).
 	actRefreshToken
 	// actReconcile: E9106 on requestBillingNew: the order exists; Query it
 	// and answer what the query says.
@@ -169,6 +171,15 @@ func lookup(code string) rule {
 		return rule{class: providers.Rejected}
 	}
 	return rule{class: providers.Rejected}
+}
+
+// tokenAccepted reports whether an answer with code shows that the platform
+// took the access token: any code of the platform's envelope except its
+// 07xxxx gateway codes, some of which (070101, 070601) are checked before
+// the token and so say nothing about it. Pseudo-codes (transport, HTTP
+// statuses) have no envelope and say nothing either.
+func tokenAccepted(envelopeCode string) bool {
+	return envelopeCode != "" && !strings.HasPrefix(envelopeCode, "07")
 }
 
 // phase says whether a call was a Submit (may have had an effect) or a Query.

@@ -454,14 +454,17 @@ func (c *Client) family(method string) string {
 	return "nuonuo." + c.cfg.Family + "." + method
 }
 
-// call marshals body once and posts it as method. With a TokenSource, a
-// 070301 answer invalidates the token and the call is repeated once with a
-// fresh one.
+// call marshals body once and posts it as method. With a TokenSource, the
+// first 070301 of an incident invalidates the token and the call is repeated
+// once with a fresh one; when the fresh token is refused too, the answer is
+// final (ActionRequired, wrapping ErrTokenMismatch) and the TokenSource stops
+// fetching tokens for 070301 until a call is accepted again.
 func (c *Client) call(ctx context.Context, method, short string, body any) answer {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return answer{code: "invalid_request", msg: "the request cannot be encoded", err: fmt.Errorf("encode %s: %w", short, err)}
 	}
+	ts := c.cfg.Tokens
 	for attempt := 0; ; attempt++ {
 		tok, a, ok := c.token(ctx)
 		if !ok {
@@ -471,12 +474,30 @@ func (c *Client) call(ctx context.Context, method, short string, body any) answe
 		switch {
 		case a.code == codeTooFrequent && c.cfg.Limiter != nil:
 			c.cfg.Limiter.Throttled(throttlePause)
-		case a.code == codeTokenMismatch && c.cfg.Tokens != nil && attempt == 0:
-			c.cfg.Tokens.Invalidate(ctx, tok)
-			continue
+		case a.code == codeTokenMismatch && ts != nil:
+			if ts.mismatched(ctx, tok) && attempt == 0 {
+				continue
+			}
+			a.msg = c.mismatchMessage(a.msg)
+			a.err = fmt.Errorf("%s: %w", short, ErrTokenMismatch)
+		case ts != nil && tokenAccepted(string(a.env.Code)):
+			ts.accepted(tok)
 		}
 		return a
 	}
+}
+
+// mismatchMessage tells the operator what a 070301 incident needs. describe
+// is the platform's own text, when there was an answer.
+func (c *Client) mismatchMessage(describe string) string {
+	if describe != "" {
+		describe = " (" + describe + ")"
+	}
+	return "070301: the Nuonuo platform refused a freshly fetched access token" + describe +
+		". An operator must act: in the Nuonuo open platform console check that the app key and secret configured for seller " +
+		c.cfg.SellerTaxNum + " are this app's, that the app is authorized for the seller, and that BaseURL and the token URL " +
+		"are the same environment (production or sandbox). No new token is fetched for 070301 until a call is accepted " +
+		"again or the consumer restarts: the token endpoint allows only 50 calls per 30 days."
 }
 
 // token returns the token to send; ok is false when a is the final answer.
@@ -490,6 +511,9 @@ func (c *Client) token(ctx context.Context) (string, answer, bool) {
 	}
 	var te *TokenError
 	switch {
+	case errors.Is(err, ErrTokenMismatch):
+		// A 070301 incident holds: fail fast, no call goes out.
+		return "", answer{code: codeTokenMismatch, msg: c.mismatchMessage(""), err: err}, false
 	case errors.As(err, &te) && strings.HasPrefix(te.Code, "07"):
 		return "", answer{code: te.Code, msg: te.Message, err: err}, false
 	case ctx.Err() != nil:

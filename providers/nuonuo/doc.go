@@ -53,8 +53,9 @@
 //	                (Outcome.Code keeps it)
 //	Retry           E9613, 0200, 0202, 0203, 040102, 070201 (and the Limiter backs off),
 //	                HTTP 408 and 429, token endpoint unreachable
-//	ActionRequired  0701xx, 0703xx (070301 after one refresh), 070204, 070401, 070501,
-//	                070601, HTTP 401/403/404/405
+//	ActionRequired  0701xx, 0703xx (070301 after one refresh, then at once until a call
+//	                is accepted; see Tokens), 070204, 070401, 070501, 070601,
+//	                HTTP 401/403/404/405
 //	Unknown         transport error, timeout, HTTP 5xx, unreadable or oversized answer on
 //	                Submit; the same on Query is Retry
 //	NotFound        E9500 on Query (Rejected on Submit)
@@ -93,9 +94,22 @@
 //   - A refusal of the token endpoint (bad credentials, 070306) is held for
 //     RefusalHold (1 minute) and answered from memory, so that a busy
 //     consumer does not spend the remaining calls on retries.
-//   - On 070301 the client calls Invalidate (which marks the stored token
-//     unusable, unless another instance already replaced it), gets a fresh
-//     token and repeats the call once; a second 070301 is ActionRequired.
+//   - On 070301 the platform "refresh once, then stop" rule applies. The
+//     first 070301 of an incident invalidates the token (Invalidate marks the
+//     stored token unusable, unless another instance already replaced it);
+//     the call is repeated once with a fresh token, fetched once for all
+//     workers. If the fresh token is refused too, the answer is
+//     ActionRequired (code 070301, Err wrapping ErrTokenMismatch, a message
+//     telling the operator to check the app key, secret and the seller's
+//     authorization in the Nuonuo console), and from then on Token fails fast
+//     with ErrTokenMismatch, so calls answer the same without any HTTP call
+//     and without a token call. Once per MismatchHold (1 minute) one call
+//     is let through with the token in hand; the incident ends when a call
+//     is accepted (or the process restarts), and only then may a 070301
+//     refresh again. So a persistent 070301 costs one token call per
+//     process, plus the usual refresh ahead of expiry, however many messages
+//     arrive; a single transient 070301 costs one refresh and the call
+//     succeeds.
 //
 // TokenStore contract: Load returns the token and its revision, or
 // ErrNoToken; Store writes only if the stored revision equals rev (0: the key

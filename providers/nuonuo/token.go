@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -81,6 +82,13 @@ var (
 	// ErrTokenWait is returned when another instance held the refresh lease
 	// and no token appeared in time.
 	ErrTokenWait = errors.New("timed out waiting for another instance to refresh the nuonuo token")
+	// ErrTokenMismatch is returned by Token while a 070301 incident holds:
+	// the platform refused a token (070301), the one fetched to replace it
+	// was refused too, and fetching more would only spend the token
+	// endpoint's 50 calls per 30 days. An operator must check the app's
+	// credentials and authorization. The Client wraps it in the Err of the
+	// ActionRequired outcomes of such calls.
+	ErrTokenMismatch = errors.New("nuonuo refused a freshly fetched access token (070301)")
 )
 
 // TokenError is the token endpoint's refusal. It never carries a secret:
@@ -192,6 +200,14 @@ type TokenSourceConfig struct {
 	// endpoint again, which would spend another of its 50 calls; 0 means 1
 	// minute.
 	RefusalHold time.Duration
+	// MismatchHold is how long Token fails fast with ErrTokenMismatch once
+	// a token fetched to replace one refused with 070301 was refused too.
+	// After it, one call is let through with the token in hand, to see
+	// whether the platform takes it now; refused, the hold starts again.
+	// No token is fetched because of 070301 until a call is accepted again
+	// or the process restarts; the usual refresh ahead of expiry still
+	// happens. 0 means 1 minute.
+	MismatchHold time.Duration
 	// HTTPClient calls the token endpoint; nil means
 	// providers.NewHTTPClient(providers.HTTPConfig{}).
 	HTTPClient *http.Client
@@ -217,7 +233,7 @@ func (c TokenSourceConfig) Validate() error {
 			return fmt.Errorf("nuonuo token source: TokenURL: %w", err)
 		}
 	}
-	if c.RefreshBefore < 0 || c.LeaseTTL < 0 || c.PollInterval < 0 || c.WaitTimeout < 0 || c.RefusalHold < 0 {
+	if c.RefreshBefore < 0 || c.LeaseTTL < 0 || c.PollInterval < 0 || c.WaitTimeout < 0 || c.RefusalHold < 0 || c.MismatchHold < 0 {
 		return errors.New("nuonuo token source: durations must not be negative")
 	}
 	return nil
@@ -230,6 +246,12 @@ func (c TokenSourceConfig) Validate() error {
 // across instances through a short lease taken in the TokenStore with
 // compare-and-swap. While one instance fetches, the others keep using the
 // still-valid old token, or, when there is none, wait by polling the store.
+//
+// A token the platform refuses (070301) is replaced once per incident; if
+// the replacement is refused too, Token fails fast with ErrTokenMismatch
+// (see TokenSourceConfig.MismatchHold) instead of fetching again. This state
+// is kept per process: each instance spends at most one 070301-driven token
+// call per incident.
 //
 // It is safe for concurrent use.
 type TokenSource struct {
@@ -247,6 +269,12 @@ type TokenSource struct {
 	bad          string    // a token known not to match (Invalidate)
 	refused      error     // the endpoint's last refusal (a *TokenError) ...
 	refusedUntil time.Time // ... answered from memory until then
+
+	// The 070301 incident (see mismatched and accepted).
+	replaced      string      // the token last replaced because of 070301, until a call is accepted
+	mismatch      bool        // the replacement was refused too: no more 070301-driven fetches
+	mismatchUntil time.Time   // while mismatch: Token fails fast until then
+	watching      atomic.Bool // replaced != "" || mismatch: accepted has work to do
 }
 
 // NewTokenSource returns a TokenSource for cfg.
@@ -271,6 +299,9 @@ func NewTokenSource(cfg TokenSourceConfig) (*TokenSource, error) {
 	}
 	if cfg.RefusalHold == 0 {
 		cfg.RefusalHold = time.Minute
+	}
+	if cfg.MismatchHold == 0 {
+		cfg.MismatchHold = time.Minute
 	}
 	ts := &TokenSource{
 		cfg:    cfg,
@@ -307,15 +338,27 @@ var keySafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 // stored token is missing, invalidated or due for refresh, and then once for
 // all callers of all instances sharing the store.
 //
+// While a 070301 incident holds (a replacement token was refused too), Token
+// returns ErrTokenMismatch without calling anything, except for one caller
+// per MismatchHold, which gets the token in hand to probe the platform with.
+//
 // Errors: a *TokenError (wrapping ErrTokenLimit or ErrTokenRefused) when the
-// endpoint refused; ErrTokenWait when another instance's refresh did not
-// finish in time; a store or transport error otherwise; ctx's error when it
-// ends first.
+// endpoint refused; ErrTokenMismatch during a 070301 incident; ErrTokenWait
+// when another instance's refresh did not finish in time; a store or
+// transport error otherwise; ctx's error when it ends first.
 func (ts *TokenSource) Token(ctx context.Context) (string, error) {
+	now := ts.now()
 	ts.mu.Lock()
+	if ts.mismatch {
+		if now.Before(ts.mismatchUntil) {
+			ts.mu.Unlock()
+			return "", ErrTokenMismatch
+		}
+		ts.mismatchUntil = now.Add(ts.cfg.MismatchHold) // this caller probes
+	}
 	tok := ts.cached
 	ts.mu.Unlock()
-	if tok.AccessToken != "" && ts.now().Before(tok.refreshAt(ts.cfg.RefreshBefore)) {
+	if tok.AccessToken != "" && now.Before(tok.refreshAt(ts.cfg.RefreshBefore)) {
 		return tok.AccessToken, nil
 	}
 	// The shared work must not die with the first caller's ctx: the others
@@ -429,9 +472,55 @@ func (ts *TokenSource) remember(t Token) {
 	ts.mu.Unlock()
 }
 
+// mismatched records that the platform answered 070301 to tok and reports
+// whether the caller should repeat its call with a new token. It is true
+// the first time in an incident (tok is invalidated: the next Token fetches
+// a replacement, once for all workers) and for late callers that still sent
+// the token already replaced. It is false, and the incident starts or goes
+// on, when the refused token is not the one replaced: the replacement was
+// refused too, so another fetch would be refused as well and would only
+// spend the endpoint's 50 calls per 30 days. Token then fails fast with
+// ErrTokenMismatch for MismatchHold.
+func (ts *TokenSource) mismatched(ctx context.Context, tok string) bool {
+	now := ts.now()
+	ts.mu.Lock()
+	if ts.mismatch || (ts.replaced != "" && tok != ts.replaced) {
+		ts.mismatch, ts.mismatchUntil = true, now.Add(ts.cfg.MismatchHold)
+		ts.watching.Store(true)
+		ts.mu.Unlock()
+		return false
+	}
+	ts.replaced = tok
+	ts.watching.Store(true)
+	ts.mu.Unlock()
+	// Idempotent: a late caller finds tok already replaced and changes
+	// nothing, but is sure not to be handed tok again.
+	ts.Invalidate(ctx, tok)
+	return true
+}
+
+// accepted records that the platform took tok: a 070301 incident, if any,
+// is over, and the next 070301 may refresh once again. It costs an atomic
+// load when there is no incident.
+func (ts *TokenSource) accepted(tok string) {
+	if !ts.watching.Load() {
+		return
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if tok == ts.replaced {
+		return // a late answer to the refused token tells nothing
+	}
+	ts.replaced, ts.mismatch, ts.mismatchUntil = "", false, time.Time{}
+	ts.watching.Store(false)
+}
+
 // Invalidate records that bad was refused (070301): the next Token fetches a
 // new one, unless someone already replaced bad in the store. It is safe to
 // call from many workers at once: only the first changes the store.
+//
+// A Client does not call it on every 070301: only for the first refusal of
+// an incident (see TokenSource). Calling it directly bypasses that limit.
 func (ts *TokenSource) Invalidate(ctx context.Context, bad string) {
 	if bad == "" {
 		return

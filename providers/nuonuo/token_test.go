@@ -331,3 +331,144 @@ func TestTokenSourceConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// mismatchForever scripts 070301 for every service call: the platform
+// refuses every token, fresh ones included.
+func mismatchForever() sandbox.Faults {
+	return sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "nuonuo", Code: "070301", Times: 1 << 30}}}
+}
+
+// wantMismatch fails the test unless o is the action-required answer to a
+// token the platform keeps refusing.
+func wantMismatch(tb testing.TB, what string, o providers.Outcome) {
+	tb.Helper()
+	wantClass(tb, what, o, providers.ActionRequired)
+	if o.Code != "070301" || !errors.Is(o.Err, nuonuo.ErrTokenMismatch) {
+		tb.Fatalf("%s: code %q err %v, want 070301 wrapping ErrTokenMismatch", what, o.Code, o.Err)
+	}
+	if !strings.Contains(o.Message, "070301") || !strings.Contains(o.Message, "console") {
+		tb.Fatalf("%s: message %q does not tell the operator what to do", what, o.Message)
+	}
+}
+
+func TestTokenPersistentMismatchStopsRefreshing(t *testing.T) {
+	const hold = 5 * time.Minute
+	clk := newClock()
+	env := newSandbox(t, sandbox.Config{})
+	ts := env.mustTokenSource(t, func(c *nuonuo.TokenSourceConfig) { c.Now, c.MismatchHold = clk.Now, hold })
+	obs := &observed{}
+	c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AccessToken, cfg.Tokens, cfg.Observer = "", ts, obs })
+	env.sb.SetFaults(mismatchForever())
+
+	for i := range 1000 {
+		call := &providers.Call{Request: issueRequest(fmt.Sprintf("PERSIST-%d", i), nil)}
+		if i%2 == 0 {
+			wantMismatch(t, fmt.Sprintf("Submit %d", i), c.Submit(t.Context(), call))
+		} else {
+			wantMismatch(t, fmt.Sprintf("Query %d", i), c.Query(t.Context(), call))
+		}
+	}
+	// The first token and one refresh; then nothing until something changes.
+	if n := tokenCalls(env); n != 2 {
+		t.Fatalf("%d token calls for 1000 messages under a persistent 070301, want 2", n)
+	}
+	if n := len(obs.list()); n != 2 {
+		t.Fatalf("%d service calls, want 2: calls fail fast once the refreshed token was refused too", n)
+	}
+
+	// After the hold one call goes out with the token in hand, to see whether
+	// the platform takes it now. Refused: held again, still no token call.
+	clk.Advance(hold + time.Second)
+	wantMismatch(t, "probe after the hold", c.Query(t.Context(), &providers.Call{Request: issueRequest("PROBE-1", nil)}))
+	wantMismatch(t, "call after the probe", c.Query(t.Context(), &providers.Call{Request: issueRequest("PROBE-2", nil)}))
+	if n, m := tokenCalls(env), len(obs.list()); n != 2 || m != 3 {
+		t.Fatalf("after one probe: %d token calls and %d service calls, want 2 and 3", n, m)
+	}
+
+	// An operator fixes the app in the console: the next probe is accepted,
+	// and the calls after it go out as usual, without a token call.
+	env.sb.SetFaults(sandbox.Faults{})
+	clk.Advance(hold + time.Second)
+	for i := range 3 {
+		wantClass(t, fmt.Sprintf("call %d after the fix", i), c.Query(t.Context(), &providers.Call{Request: issueRequest("FIXED", nil)}), providers.NotFound)
+	}
+	if n := tokenCalls(env); n != 2 {
+		t.Errorf("%d token calls after recovery, want 2", n)
+	}
+}
+
+func TestTokenTransientMismatchRecovers(t *testing.T) {
+	// Each 070301 that follows an accepted call is a new incident: it is
+	// refreshed once and the call succeeds. Only a refused replacement stops
+	// the refreshing.
+	env := newSandbox(t, sandbox.Config{})
+	ts := env.mustTokenSource(t, nil)
+	obs := &observed{}
+	c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AccessToken, cfg.Tokens, cfg.Observer = "", ts, obs })
+	for round := range 3 {
+		env.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "nuonuo", Method: billingMethod, Code: "070301"}}})
+		o := c.Submit(t.Context(), &providers.Call{Request: issueRequest(fmt.Sprintf("TRANSIENT-%d", round), nil)})
+		wantClass(t, fmt.Sprintf("Submit %d", round), o, providers.Accepted)
+		// The first token, then one refresh per transient 070301.
+		if n, want := tokenCalls(env), round+2; n != want {
+			t.Fatalf("round %d: %d token calls, want %d", round, n, want)
+		}
+		if n, want := len(obs.list()), 2*(round+1); n != want {
+			t.Fatalf("round %d: %d service calls, want %d", round, n, want)
+		}
+	}
+}
+
+func TestTokenConcurrentMismatchOneRefresh(t *testing.T) {
+	tests := []struct {
+		name string
+		// expire makes the sandbox expire the first token: every worker's
+		// first call is refused, the refreshed token is accepted.
+		expire bool
+		// persistent refuses every call, the refreshed token's too.
+		persistent bool
+		want       providers.Class
+	}{
+		{name: "transient: the token expired at the provider", expire: true, want: providers.NotFound},
+		{name: "persistent: every token refused", persistent: true, want: providers.ActionRequired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sbClock := newClock()
+			env := newSandbox(t, sandbox.Config{Now: sbClock.Now, Nuonuo: sandbox.NuonuoConfig{TokenTTL: time.Hour}})
+			ts := env.mustTokenSource(t, nil)
+			c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AccessToken, cfg.Tokens, cfg.Now = "", ts, sbClock.Now })
+			if _, err := ts.Token(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if tt.expire {
+				sbClock.Advance(2 * time.Hour) // the client still trusts its token
+			}
+			if tt.persistent {
+				env.sb.SetFaults(mismatchForever())
+			}
+			const workers = 64
+			start := make(chan struct{})
+			outcomes := make([]providers.Outcome, workers)
+			var wg sync.WaitGroup
+			for i := range workers {
+				wg.Go(func() {
+					<-start
+					outcomes[i] = c.Query(t.Context(), &providers.Call{Request: issueRequest(fmt.Sprintf("CONC-%d", i), nil)})
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, o := range outcomes {
+				if tt.want == providers.ActionRequired {
+					wantMismatch(t, fmt.Sprintf("worker %d", i), o)
+				} else {
+					wantClass(t, fmt.Sprintf("worker %d", i), o, tt.want)
+				}
+			}
+			if n := tokenCalls(env); n != 2 {
+				t.Fatalf("%d token calls for %d workers refused at once, want 2 (the first token and one refresh)", n, workers)
+			}
+		})
+	}
+}
