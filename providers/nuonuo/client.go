@@ -103,6 +103,17 @@ func (c *Client) Query(ctx context.Context, call *providers.Call) providers.Outc
 	if o, ok := checkCall(call); !ok {
 		return o
 	}
+	if call.Earlier && (call.Request.Kind == schemas.KindReissue || call.Request.Kind == schemas.KindRedConfirm && call.Refs.BillID == "") {
+		// An order is looked up by serial or order number, which do not
+		// depend on its content; but a reissue is found by the invoice it
+		// names, and a red confirmation form by its billId, which the
+		// earlier request may have named otherwise.
+		return providers.Outcome{
+			Class: providers.Rejected, Code: "unsupported", Field: "orderNo",
+			Message: "the earlier " + string(call.Request.Kind) + " request for this order is found by its own content, which this request does not carry",
+			Err:     fmt.Errorf("nuonuo query for an earlier request: %w", providers.ErrUnsupported),
+		}
+	}
 	switch call.Request.Kind {
 	case schemas.KindIssue:
 		return c.queryIssue(ctx, call)

@@ -2,10 +2,12 @@ package nuonuo_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/nuonuo"
@@ -417,4 +419,35 @@ func TestMissingBodyIsRejected(t *testing.T) {
 	if n := env.sb.Stats().Requests["nuonuo"]; n != 0 {
 		t.Errorf("%d calls made for a request without body", n)
 	}
+}
+
+// A query for an earlier request with other content finds an issued order
+// by its order number; a red confirmation without its billId and a reissue
+// are found by their own content, so it says it cannot tell.
+func TestQueryEarlierRequest(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	c := env.mustClient(t, nil)
+	first := issueRequest("EARLIER-1", nil)
+	if o := c.Submit(t.Context(), &providers.Call{Request: first}); o.Class != providers.Issued && o.Class != providers.Accepted {
+		t.Fatalf("submit: %+v", o)
+	}
+	corrected := issueRequest("EARLIER-1", func(o *schemas.Order) { o.BuyerName = "更正后的买方" })
+	var o providers.Outcome
+	for range 20 {
+		if o = c.Query(t.Context(), &providers.Call{Request: corrected, Earlier: true, SubmittedAt: time.Now()}); o.Class != providers.Accepted {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wantClass(t, "Query for the earlier issue", o, providers.Issued)
+
+	for _, req := range []*schemas.Request{redConfirmRequest("EARLIER-2", nil), reissueRequest("EARLIER-3", schemas.Reissue{OrderNo: "EARLIER-1"})} {
+		o := c.Query(t.Context(), &providers.Call{Request: req, Earlier: true, SubmittedAt: time.Now()})
+		wantClass(t, string(req.Kind), o, providers.Rejected)
+		if !errors.Is(o.Err, providers.ErrUnsupported) || o.Field != "orderNo" {
+			t.Errorf("%s: %+v", req.Kind, o)
+		}
+	}
+	red := c.Query(t.Context(), &providers.Call{Request: redConfirmRequest("EARLIER-2", nil), Earlier: true, Refs: schemas.ProviderRefs{BillID: nuonuo.BillID(seller, "EARLIER-2")}})
+	wantClass(t, "red confirmation with its billId", red, providers.NotFound)
 }
