@@ -154,7 +154,7 @@ var patternMessages = map[string]string{
 	"order.terminalNumber":                "must be digits only",
 	"order.specificFactor":                "must be digits only",
 	"order.invoiceDetail[].goodsCode":     "must be the digits of a tax classification code",
-	"redConfirm.detail[].goodsCode":       "must be the digits of a tax classification code",
+	"redConfirm.detail[].goodsCode":       "must be the 19 digits of the blue line's tax classification code",
 	"redConfirm.detail[].blueDetailIndex": "must be a line number of the blue invoice (1, 2, ...)",
 }
 

@@ -237,6 +237,11 @@ func TestRules(t *testing.T) {
 		{"red confirm blue invoice line empty", rc, []edit{set("redConfirm.blueInvoiceLine", "")}, []string{"redConfirm.blueInvoiceLine|enum|E4000"}},
 		{"red confirm blue invoice line missing", rc, []edit{del("redConfirm.blueInvoiceLine")}, []string{"redConfirm.blueInvoiceLine|required|E4000"}},
 		{"red confirm buyer name empty", rc, []edit{set("redConfirm.buyerName", "")}, []string{"redConfirm.buyerName|required|E4000"}},
+		{"red confirm detail goods name empty", rc, []edit{set("redConfirm.detail[0].goodsName", "")}, []string{"redConfirm.detail[0].goodsName|required|E4000"}},
+		{"red confirm detail goods code of 9 digits", rc, []edit{set("redConfirm.detail[0].goodsCode", "304020199")}, []string{"redConfirm.detail[0].goodsCode|format|E4000"}},
+		{"vehicle info with an empty brand", blue, []edit{set("order.invoiceLine", "j"), set("order.vehicleInfo", map[string]any{
+			"vehicleType": "轿车", "brandModel": "", "productOrigin": "中国", "vehicleCode": "LSVAA4182E2123456"})},
+			[]string{"order.invoiceDetail|max_items|E4000", "order.vehicleInfo.brandModel|required|E4000"}},
 		{"red confirm detail tax rate empty", rc, []edit{set("redConfirm.detail[0].taxRate", "")}, []string{"redConfirm.detail[0].taxRate|required|E4000"}},
 		{"red confirm positive detail", rc, []edit{set("redConfirm.detail[0].taxExcludedAmount", "5.00"), set("redConfirm.detail[0].taxAmount", "0.30")},
 			[]string{"redConfirm.detail[0].taxAmount|sign|", "redConfirm.detail[0].taxExcludedAmount|sign|"}},
