@@ -83,6 +83,7 @@ type harness struct {
 	docsTO   time.Duration
 	wrapPub  func(pipeline.Publisher) pipeline.Publisher
 	wrapDB   func(pipeline.Store) pipeline.Store
+	backlog  pipeline.Backlog
 	workers  int
 	log      zerolog.Logger
 	loop     *pipeline.Loop
@@ -107,6 +108,10 @@ type harnessOptions struct {
 	wrapPub func(pipeline.Publisher) pipeline.Publisher
 	// wrapDB, when set, wraps the order store the pipeline uses.
 	wrapDB func(pipeline.Store) pipeline.Store
+	// backlog, when set, is the pipeline's Backlog; streamBacklog gives it
+	// the request stream's (refreshed every 50 ms).
+	backlog       pipeline.Backlog
+	streamBacklog bool
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -134,7 +139,21 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.cfg = o.pipeline
-	h.docs, h.docsTO, h.wrapPub, h.wrapDB = o.docs, o.docsTO, o.wrapPub, o.wrapDB
+	h.docs, h.docsTO, h.wrapPub, h.wrapDB, h.backlog = o.docs, o.docsTO, o.wrapPub, o.wrapDB, o.backlog
+	if o.streamBacklog {
+		stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb := pipeline.NewStreamBacklog(stream)
+		if err := sb.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		bctx, stop := context.WithCancel(ctx)
+		t.Cleanup(stop)
+		go sb.Run(bctx, 50*time.Millisecond, nil)
+		h.backlog = sb
+	}
 	timeout := o.httpTimout
 	if timeout == 0 {
 		timeout = 5 * time.Second
@@ -259,6 +278,9 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.p = p
+	if h.backlog != nil {
+		p.WatchBacklog(h.backlog)
+	}
 	if h.docs != nil {
 		keeper := pipeline.NewDocumentKeeper(h.docs, h.db, pipeline.KeeperConfig{Timeout: h.docsTO}, h.log, nil)
 		h.t.Cleanup(func() { keeper.Stop(context.Background()) })

@@ -71,6 +71,7 @@ type Pipeline struct {
 	pub       Publisher
 	providers Providers
 	docs      *DocumentKeeper
+	backlog   Backlog
 	locks     keyLocks
 	holds     holds
 	saving    saving
@@ -92,6 +93,13 @@ func New(cfg Config, v *schemas.Validator, st Store, pub Publisher, ps Providers
 // pending-documents index in the same write), so that their documents are
 // kept in the background. Call it before Process is first used.
 func (p *Pipeline) KeepDocuments(k *DocumentKeeper) { p.docs = k }
+
+// WatchBacklog lets the pipeline submit a new order to a provider whose
+// submissions are repeatable without claiming it durably first, for as long
+// as b shows that no waiting request is older than the provider's repeat
+// window (see Backlog). Without it every submission is claimed first. Call
+// it before Process is first used.
+func (p *Pipeline) WatchBacklog(b Backlog) { p.backlog = b }
 
 // MaxDeliver returns the delivery limit in force.
 func (p *Pipeline) MaxDeliver() int { return p.cfg.MaxDeliver }
@@ -312,6 +320,20 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 // times before the message is put back.
 func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 	var a providers.Outcome
+	claim := true
+	if o.rec.Version == 0 { // no record of the order at all
+		var since time.Time
+		claim, since = o.claimNeeded()
+		if !since.IsZero() {
+			// An unrecorded submission may be older than the provider's
+			// repeat window: ask before submitting.
+			o.rec.SubmittedAt = since
+			a = o.call(ctx, o.prov.Query)
+			if a.Class == providers.NotFound {
+				a, o.rec.SubmittedAt = providers.Outcome{}, time.Time{}
+			}
+		}
+	}
 	if o.rec.Submissions > 0 {
 		a = o.call(ctx, o.prov.Query)
 		if a.Class == providers.NotFound {
@@ -324,7 +346,7 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 		if o.rec.SubmittedAt.IsZero() {
 			o.rec.SubmittedAt = o.now
 		}
-		if !o.save(ctx) {
+		if claim && !o.save(ctx) {
 			return a, o.out.Err
 		}
 		a = o.call(ctx, o.prov.Submit)
@@ -345,6 +367,33 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 		a = q
 	}
 	return a, nil
+}
+
+// claimNeeded decides, for an order with no record, whether it must be
+// claimed durably before it is submitted. It need not be when the provider
+// answers a repeated submission from the first one for a while
+// (providers.RepeatableSubmitter) and no waiting request is older than that
+// (Backlog): a submission left unrecorded by a crash then came from a
+// request published within the window, and submitting again is harmless.
+// When a waiting request is older, since is the earliest an unrecorded
+// submission can have been made, and the provider must be asked first.
+func (o *order) claimNeeded() (claim bool, since time.Time) {
+	rs, ok := o.prov.(providers.RepeatableSubmitter)
+	if !ok || o.p.backlog == nil {
+		return true, time.Time{}
+	}
+	window := rs.RepeatableFor(&providers.Call{Request: o.req})
+	if window <= 0 {
+		return true, time.Time{}
+	}
+	oldest, known := o.p.backlog.OldestWaiting()
+	switch {
+	case !known:
+		return true, time.Time{}
+	case o.now.Sub(oldest) < window:
+		return false, time.Time{}
+	}
+	return true, oldest
 }
 
 // call makes one provider call, counting it and keeping the references it

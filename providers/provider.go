@@ -124,6 +124,19 @@ type Provider interface {
 	Query(ctx context.Context, call *Call) Outcome
 }
 
+// RepeatableSubmitter is implemented by a provider whose Submit names a
+// request with a key derived from the order (jumdata's taskId), so that the
+// same request submitted again within some time of its first submission is
+// answered from that first submission instead of creating a second invoice.
+// The pipeline then need not claim a new order durably before submitting it
+// (see pipeline.Backlog).
+type RepeatableSubmitter interface {
+	// RepeatableFor returns how long after a first submission of call's
+	// request a repeat of it is answered from the first, safety margin for
+	// clock skew taken off; 0 when a repeat may create another invoice.
+	RepeatableFor(call *Call) time.Duration
+}
+
 // Observer receives one report per HTTP call a provider makes, for metrics.
 // Implementations must be safe for concurrent use and fast.
 type Observer interface {

@@ -144,9 +144,11 @@ var (
 )
 
 // transitions lists, for each state, the states it may move to. A missing
-// record ("") may only be created as submitting, rejected or failed.
+// record ("") may be created in any state but issued's successors: an order
+// submitted without a claim (pipeline.Backlog) is first saved with the
+// provider's answer.
 var transitions = map[OrderState][]OrderState{
-	"":                  {StateSubmitting, StateRejected, StateFailed},
+	"":                  {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateSubmitting:     {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateAccepted:       {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateActionRequired: {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},

@@ -41,8 +41,8 @@ func TestDecide(t *testing.T) {
 func TestCheckTransition(t *testing.T) {
 	states := append([]schemas.OrderState{""}, schemas.OrderStates...)
 	legal := map[[2]schemas.OrderState]bool{}
-	for _, to := range []schemas.OrderState{schemas.StateSubmitting, schemas.StateRejected, schemas.StateFailed} {
-		legal[[2]schemas.OrderState{"", to}] = true
+	for _, to := range schemas.OrderStates {
+		legal[[2]schemas.OrderState{"", to}] = true // an order submitted without a claim is first saved with its answer
 	}
 	for _, from := range []schemas.OrderState{schemas.StateSubmitting, schemas.StateAccepted, schemas.StateActionRequired} {
 		for _, to := range schemas.OrderStates {

@@ -69,7 +69,7 @@ func TestCommitBatchIsSequential(t *testing.T) {
 				{rec: rec("A", schemas.StateSubmitting, "f1", 0)},
 				{rec: rec("B", schemas.StateAccepted, "f1", 5), wantErr: ErrVersionConflict},
 				{rec: rec("B", schemas.StateAccepted, "f2", 1), wantErr: schemas.ErrFingerprintMismatch},
-				{rec: rec("C", schemas.StateAccepted, "f1", 0), wantErr: schemas.ErrIllegalTransition},
+				{rec: rec("C", "no-such-state", "f1", 0), wantErr: schemas.ErrIllegalTransition},
 				{rec: rec("B", schemas.StateAccepted, "f1", 1)},
 				{rec: rec("D", schemas.StateFailed, "f1", 0)},
 			},
@@ -86,7 +86,7 @@ func TestCommitBatchIsSequential(t *testing.T) {
 			before: []schemas.OrderRecord{rec("B", schemas.StateSubmitting, "f1", 0)},
 			batch: []step{
 				{rec: rec("B", schemas.StateAccepted, "f1", 5), wantErr: ErrVersionConflict},
-				{rec: rec("C", schemas.StateAccepted, "f1", 0), wantErr: schemas.ErrIllegalTransition},
+				{rec: rec("C", "no-such-state", "f1", 0), wantErr: schemas.ErrIllegalTransition},
 				{prune: []string{"B"}},
 			},
 			want:      []final{{"B", schemas.StateSubmitting, 1}, {"C", "", 0}},

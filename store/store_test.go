@@ -150,7 +150,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 // legalMoves is the state machine as the store's users rely on it, written
 // out independently of schemas; "" is "no record".
 var legalMoves = map[schemas.OrderState][]schemas.OrderState{
-	"":                          {schemas.StateSubmitting, schemas.StateRejected, schemas.StateFailed},
+	"":                          schemas.OrderStates, // an order submitted without a claim is first saved with its answer
 	schemas.StateSubmitting:     schemas.OrderStates,
 	schemas.StateAccepted:       schemas.OrderStates,
 	schemas.StateActionRequired: schemas.OrderStates,

@@ -140,6 +140,17 @@ func (c *Client) Query(ctx context.Context, call *providers.Call) providers.Outc
 	return unsupportedKind(call.Request.Kind)
 }
 
+// RepeatableFor implements providers.RepeatableSubmitter: a blue invoice
+// task submitted again with the same taskId (derived from seller and order
+// number) and the same data within the taskId's life, less the clock
+// margin, is answered from the first submission. Red confirmations are not.
+func (c *Client) RepeatableFor(call *providers.Call) time.Duration {
+	if call == nil || call.Request == nil || call.Request.Kind != schemas.KindIssue {
+		return 0
+	}
+	return c.cfg.TaskIDLife - c.skewMargin()
+}
+
 // check refuses calls the client cannot make at all.
 func (c *Client) check(call *providers.Call) (providers.Outcome, bool) {
 	switch {

@@ -1,0 +1,163 @@
+package pipeline_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/jumdata"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// writeLog records the states written for each order.
+type writeLog struct {
+	pipeline.Store
+	mu     sync.Mutex
+	states map[string][]schemas.OrderState
+	// failIssued fails the first issued write of this order number.
+	failIssued string
+}
+
+func (w *writeLog) note(rec schemas.OrderRecord) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.states == nil {
+		w.states = map[string][]schemas.OrderState{}
+	}
+	if rec.OrderNo == w.failIssued && rec.State == schemas.StateIssued {
+		w.failIssued = ""
+		return false
+	}
+	w.states[rec.OrderNo] = append(w.states[rec.OrderNo], rec.State)
+	return true
+}
+
+func (w *writeLog) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if !w.note(rec) {
+		return schemas.OrderRecord{}, context.DeadlineExceeded
+	}
+	return w.Store.Put(ctx, rec)
+}
+
+func (w *writeLog) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if !w.note(rec) {
+		return schemas.OrderRecord{}, context.DeadlineExceeded
+	}
+	return w.Store.PutPatient(ctx, rec)
+}
+
+func (w *writeLog) of(orderNo string) []schemas.OrderState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]schemas.OrderState(nil), w.states[orderNo]...)
+}
+
+// With the request stream's backlog young, a new jumdata order (whose
+// submissions jumdata answers from the first for its taskId's life) is
+// saved once, with its answer, without a claim first; a Nuonuo order is
+// still claimed before it is submitted.
+func TestRepeatableSubmitSkipsTheClaim(t *testing.T) {
+	wl := &writeLog{}
+	h := newHarness(t, harnessOptions{pipeline: fast, streamBacklog: true, wrapDB: func(s pipeline.Store) pipeline.Store {
+		wl.Store = s
+		return wl
+	}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "NOCLAIM-J", nil), "")
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CLAIM-N", nil), "")
+	for _, o := range []struct{ seller, no string }{{jumdataSeller, "NOCLAIM-J"}, {nuonuoSeller, "CLAIM-N"}} {
+		if r := h.waitResult(o.seller, o.no, 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+			t.Fatalf("%s: %+v", o.no, r)
+		}
+	}
+	if got := wl.of("NOCLAIM-J"); len(got) != 1 || got[0] != schemas.StateIssued {
+		t.Errorf("jumdata order written as %v, want [issued]", got)
+	}
+	if got := wl.of("CLAIM-N"); len(got) < 2 || got[0] != schemas.StateSubmitting {
+		t.Errorf("Nuonuo order written as %v, want a claim first", got)
+	}
+}
+
+// A jumdata order whose answer could not be saved is submitted again on its
+// next delivery, without a record of the first submission: jumdata answers
+// the repeat from the first, and one invoice is issued.
+func TestUnrecordedRepeatableSubmissionIsNotIssuedTwice(t *testing.T) {
+	wl := &writeLog{failIssued: "UNSAVED-J"}
+	h := newHarness(t, harnessOptions{pipeline: fast, streamBacklog: true, wrapDB: func(s pipeline.Store) pipeline.Store {
+		wl.Store = s
+		return wl
+	}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "UNSAVED-J", nil), "")
+	r := h.waitResult(jumdataSeller, "UNSAVED-J", 1, 10*time.Second)[0]
+	if r.Status != schemas.StatusIssued {
+		t.Fatalf("result %+v", r)
+	}
+	h.waitFor("the request to be acknowledged", 10*time.Second, h.requestStreamEmpty)
+	st := h.orderStats(jumdataSeller, "UNSAVED-J")
+	if st.Submissions+st.Queries != 2 || st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: want the submission repeated and one invoice", st)
+	}
+	rec, ok, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "UNSAVED-J"})
+	if err != nil || !ok || rec.State != schemas.StateIssued || rec.Invoices[0].InvoiceNo != r.Invoices[0].InvoiceNo {
+		t.Fatalf("stored %+v %v %v", rec, ok, err)
+	}
+	if n := len(h.resultsFor(jumdataSeller, "UNSAVED-J")); n != 1 {
+		t.Fatalf("%d results", n)
+	}
+}
+
+// oldBacklog says a request has waited since at.
+type oldBacklog struct{ at time.Time }
+
+func (b oldBacklog) OldestWaiting() (time.Time, bool) { return b.at, true }
+
+// When a request has waited longer than jumdata remembers a taskId, an
+// order with no record may have been submitted unrecorded before that:
+// jumdata is asked first (its issued invoices searched since the oldest
+// waiting request), and an invoice found there is the order's. A
+// submission instead would issue a second invoice: jumdata has forgotten
+// the taskId.
+func TestOldBacklogAsksBeforeSubmitting(t *testing.T) {
+	var behind atomic.Int64 // the sandbox's clock runs this far behind
+	clock := func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) }
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: time.Now().Add(-9*time.Hour - time.Minute)},
+		sandbox: sandbox.Config{Now: clock}})
+	req := issueRequest(t, jumdataSeller, "OLD-J", nil)
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := v.Decode(req, jumdataSeller)
+	if err != nil || !d.Valid() {
+		t.Fatalf("%v %+v", err, d.Violations)
+	}
+	// The unrecorded submission, nine hours ago: made, and its answer
+	// never saved.
+	behind.Store(int64(9 * time.Hour))
+	earlier, err := jumdata.New(jumdata.Config{BaseURL: h.sbURL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
+		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := earlier.Submit(context.Background(), &providers.Call{Request: d.Request})
+	if first.Class != providers.Issued {
+		t.Fatalf("direct submission: %+v", first)
+	}
+	behind.Store(0)
+
+	h.start()
+	h.publish(jumdataSeller, req, "")
+	r := h.waitResult(jumdataSeller, "OLD-J", 1, 10*time.Second)[0]
+	if r.Status != schemas.StatusIssued || r.Invoices[0].InvoiceNo != first.Invoices[0].InvoiceNo {
+		t.Fatalf("result %+v %+v, want the invoice of the first submission %+v", r, r.Error, first.Invoices)
+	}
+	if st := h.orderStats(jumdataSeller, "OLD-J"); st.Submissions != 1 || st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: the pipeline submitted again", st)
+	}
+}
