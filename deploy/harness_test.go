@@ -626,7 +626,22 @@ func checkExactlyOnce(t *testing.T, sb *sandbox.Server, c *client, want []string
 	if st.Orders != len(want) || st.Issuances != len(want) {
 		t.Errorf("sandbox: %d orders, %d issuances; want %d each", st.Orders, st.Issuances, len(want))
 	}
+	// A result is published after the provider issues: wait (a bounded
+	// while) until every wanted order has one.
 	got := results(t, c)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); got = results(t, c) {
+		complete := true
+		for _, key := range want {
+			if len(got[key]) == 0 {
+				complete = false
+				break
+			}
+		}
+		if complete {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for _, key := range want {
 		seller, orderNo, _ := strings.Cut(key, ":")
 		if o := st.Sellers[seller][orderNo]; o.Issuances != 1 {

@@ -176,7 +176,20 @@ func (p *partnerAPI) document(ctx context.Context, rec *schemas.OrderRecord, i i
 	if i >= len(names) || names[i] == "" {
 		return nil, errors.Join(errors.New("document unavailable"), err)
 	}
-	return p.docs.Get(ctx, names[i])
+	// The background keeper may be storing the same document at this
+	// moment, replacing it while it is read: give it a moment, a few times.
+	var pdf []byte
+	for try := 0; try < 3; try++ {
+		if pdf, err = p.docs.Get(ctx, names[i]); err == nil {
+			return pdf, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil, err
 }
 
 // invoiceID derives the stable numeric invoice id the seed asks for (at
