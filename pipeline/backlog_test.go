@@ -161,3 +161,31 @@ func TestOldBacklogAsksBeforeSubmitting(t *testing.T) {
 		t.Fatalf("sandbox %+v: the pipeline submitted again", st)
 	}
 }
+
+// With an old backlog, a failed look-up leaves the order saved as possibly
+// submitted since the oldest waiting request, and the next delivery looks
+// again rather than submitting.
+func TestOldBacklogLookupFailsThenFinds(t *testing.T) {
+	wl := &writeLog{}
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: time.Now().Add(-9 * time.Hour)},
+		sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+			{Provider: "jumdata", Method: "blue-invoice/query", HTTPStatus: 503, Times: 1},
+		}}},
+		wrapDB: func(s pipeline.Store) pipeline.Store {
+			wl.Store = s
+			return wl
+		}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "OLD-RETRY", nil), "")
+	r := h.waitResult(jumdataSeller, "OLD-RETRY", 1, 15*time.Second)[0]
+	if r.Status != schemas.StatusIssued {
+		t.Fatalf("result %+v %+v", r, r.Error)
+	}
+	got := wl.of("OLD-RETRY")
+	if len(got) < 2 || got[0] != schemas.StateSubmitting || got[len(got)-1] != schemas.StateIssued {
+		t.Fatalf("written as %v, want submitting first (after the failed look-up), issued last", got)
+	}
+	if st := h.orderStats(jumdataSeller, "OLD-RETRY"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v", st)
+	}
+}

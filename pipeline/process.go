@@ -331,6 +331,10 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 			a = o.call(ctx, o.prov.Query)
 			if a.Class == providers.NotFound {
 				a, o.rec.SubmittedAt = providers.Outcome{}, time.Time{}
+			} else {
+				// No answer yet: saved as possibly submitted since then,
+				// so that the next delivery asks again.
+				o.rec.State, o.rec.Submissions = schemas.StateSubmitting, 1
 			}
 		}
 	}
