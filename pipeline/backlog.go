@@ -21,8 +21,13 @@ import (
 // that is still in the request stream (it was never acknowledged: nothing
 // is acknowledged before it is saved), so it happened no earlier than the
 // oldest waiting request was published. While that is recent enough, a
-// repeat is harmless; when it is not, the pipeline asks the provider before
-// submitting an order it has no record of.
+// repeat is harmless; when it is not, the pipeline claims every order, and
+// asks the provider before submitting an order it has no record of whose
+// request was delivered before. (A request delivered for the first time
+// cannot have been submitted by an earlier delivery. It could only meet an
+// unrecorded submission made for an identical copy of it that is still
+// waiting from before a crash and an outage longer than the window; such a
+// copy is delivered again first unless both are taken at once.)
 type Backlog interface {
 	// OldestWaiting returns a time no later than the publication of every
 	// request waiting in the request stream, and false when it has no

@@ -117,17 +117,34 @@ type oldBacklog struct{ at time.Time }
 
 func (b oldBacklog) OldestWaiting() (time.Time, bool) { return b.at, true }
 
-// When a request has waited longer than jumdata remembers a taskId, an
-// order with no record may have been submitted unrecorded before that:
-// jumdata is asked first (its issued invoices searched since the oldest
-// waiting request), and an invoice found there is the order's. A
-// submission instead would issue a second invoice: jumdata has forgotten
-// the taskId.
+// redeliver processes data as a delivery after the first of a request
+// published at publishedAt, as the consume loop would, and waits for its
+// result's acknowledgement.
+func redeliver(t *testing.T, h *harness, seller string, data []byte, deliveries int, publishedAt time.Time) pipeline.Outcome {
+	t.Helper()
+	out := h.p.Process(context.Background(), &pipeline.Message{
+		Subject: schemas.Subjects{}.Request(seller), Data: data,
+		Stream: pipeline.DefaultRequestStream, StreamSeq: 1 << 40, Deliveries: deliveries, PublishedAt: publishedAt,
+	})
+	if out.Published != nil {
+		if err := out.Published(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// When a request has waited longer than jumdata remembers a taskId, a
+// request delivered before with no record of its order may have been
+// submitted unrecorded by that delivery, longer ago than jumdata
+// remembers: jumdata is asked first (its issued invoices searched since
+// the oldest waiting request), and an invoice found there is the order's.
+// A submission instead would issue a second invoice, the taskId forgotten.
 func TestOldBacklogAsksBeforeSubmitting(t *testing.T) {
 	var behind atomic.Int64 // the sandbox's clock runs this far behind
 	clock := func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) }
-	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: time.Now().Add(-9*time.Hour - time.Minute)},
-		sandbox: sandbox.Config{Now: clock}})
+	published := time.Now().Add(-9*time.Hour - time.Minute)
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: published}, sandbox: sandbox.Config{Now: clock}})
 	req := issueRequest(t, jumdataSeller, "OLD-J", nil)
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
 	if err != nil {
@@ -137,7 +154,7 @@ func TestOldBacklogAsksBeforeSubmitting(t *testing.T) {
 	if err != nil || !d.Valid() {
 		t.Fatalf("%v %+v", err, d.Violations)
 	}
-	// The unrecorded submission, nine hours ago: made, and its answer
+	// The first delivery's submission, nine hours ago: made, and its answer
 	// never saved.
 	behind.Store(int64(9 * time.Hour))
 	earlier, err := jumdata.New(jumdata.Config{BaseURL: h.sbURL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
@@ -152,7 +169,9 @@ func TestOldBacklogAsksBeforeSubmitting(t *testing.T) {
 	behind.Store(0)
 
 	h.start()
-	h.publish(jumdataSeller, req, "")
+	if out := redeliver(t, h, jumdataSeller, req, 2, published); out.Action != pipeline.Ack {
+		t.Fatalf("outcome %+v", out)
+	}
 	r := h.waitResult(jumdataSeller, "OLD-J", 1, 10*time.Second)[0]
 	if r.Status != schemas.StatusIssued || r.Invoices[0].InvoiceNo != first.Invoices[0].InvoiceNo {
 		t.Fatalf("result %+v %+v, want the invoice of the first submission %+v", r, r.Error, first.Invoices)
@@ -164,10 +183,11 @@ func TestOldBacklogAsksBeforeSubmitting(t *testing.T) {
 
 // With an old backlog, a failed look-up leaves the order saved as possibly
 // submitted since the oldest waiting request, and the next delivery looks
-// again rather than submitting.
+// again rather than submitting blind.
 func TestOldBacklogLookupFailsThenFinds(t *testing.T) {
 	wl := &writeLog{}
-	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: time.Now().Add(-9 * time.Hour)},
+	published := time.Now().Add(-9 * time.Hour)
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: published},
 		sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
 			{Provider: "jumdata", Method: "blue-invoice/query", HTTPStatus: 503, Times: 1},
 		}}},
@@ -176,16 +196,45 @@ func TestOldBacklogLookupFailsThenFinds(t *testing.T) {
 			return wl
 		}})
 	h.start()
-	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "OLD-RETRY", nil), "")
-	r := h.waitResult(jumdataSeller, "OLD-RETRY", 1, 15*time.Second)[0]
+	req := issueRequest(t, jumdataSeller, "OLD-RETRY", nil)
+	if out := redeliver(t, h, jumdataSeller, req, 2, published); out.Action != pipeline.Nak || out.Err != nil {
+		t.Fatalf("first outcome %+v", out)
+	}
+	if got := wl.of("OLD-RETRY"); len(got) != 1 || got[0] != schemas.StateSubmitting {
+		t.Fatalf("written as %v, want [submitting]: possibly submitted", got)
+	}
+	if out := redeliver(t, h, jumdataSeller, req, 3, published); out.Action != pipeline.Ack {
+		t.Fatalf("second outcome %+v", out)
+	}
+	r := h.waitResult(jumdataSeller, "OLD-RETRY", 1, 10*time.Second)[0]
 	if r.Status != schemas.StatusIssued {
 		t.Fatalf("result %+v %+v", r, r.Error)
 	}
-	got := wl.of("OLD-RETRY")
-	if len(got) < 2 || got[0] != schemas.StateSubmitting || got[len(got)-1] != schemas.StateIssued {
-		t.Fatalf("written as %v, want submitting first (after the failed look-up), issued last", got)
-	}
 	if st := h.orderStats(jumdataSeller, "OLD-RETRY"); st.Issuances != 1 {
 		t.Fatalf("sandbox %+v", st)
+	}
+}
+
+// With an old backlog, a request delivered for the first time cannot have
+// been submitted by an earlier delivery: it is claimed and submitted
+// without a search (a backlog left by a long outage is not searched order
+// by order).
+func TestOldBacklogFirstDeliveryIsClaimed(t *testing.T) {
+	wl := &writeLog{}
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: time.Now().Add(-9 * time.Hour)},
+		wrapDB: func(s pipeline.Store) pipeline.Store {
+			wl.Store = s
+			return wl
+		}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "OLD-FIRST", nil), "")
+	if r := h.waitResult(jumdataSeller, "OLD-FIRST", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("result %+v", r)
+	}
+	if got := wl.of("OLD-FIRST"); len(got) != 2 || got[0] != schemas.StateSubmitting {
+		t.Fatalf("written as %v, want a claim first", got)
+	}
+	if st := h.orderStats(jumdataSeller, "OLD-FIRST"); st.Queries != 0 || st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: want no search", st)
 	}
 }

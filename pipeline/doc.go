@@ -22,8 +22,9 @@
 //     while no request has waited in the stream longer than that (Backlog):
 //     a submission a crash left unrecorded came from a request still
 //     waiting, so repeating it is harmless. When a request has waited
-//     longer, an order with no record is asked after first. This takes an
-//     fsync off every such invoice's way to its result. An order that may already be at the provider (submitting,
+//     longer, every order is claimed, and one with no record whose request
+//     was delivered before is asked after first. This takes an fsync off
+//     every such invoice's way to its result. An order that may already be at the provider (submitting,
 //     accepted, action_required, failed after a submission) is queried
 //     first and submitted again only when the provider has no record of it.
 //     An answer lost in transit (providers.Unknown) is reconciled by a query

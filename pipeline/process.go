@@ -337,8 +337,7 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 				o.rec.State, o.rec.Submissions = schemas.StateSubmitting, 1
 			}
 		}
-	}
-	if o.rec.Submissions > 0 {
+	} else if o.rec.Submissions > 0 {
 		a = o.call(ctx, o.prov.Query)
 		if a.Class == providers.NotFound {
 			a = providers.Outcome{}
@@ -380,7 +379,11 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 // (Backlog): a submission left unrecorded by a crash then came from a
 // request published within the window, and submitting again is harmless.
 // When a waiting request is older, since is the earliest an unrecorded
-// submission can have been made, and the provider must be asked first.
+// submission can have been made, and a request delivered before (whose
+// earlier delivery may have submitted it unrecorded) must be looked for at
+// the provider first; one delivered for the first time is claimed and
+// submitted, so that a backlog left by a long outage is not searched order
+// by order.
 func (o *order) claimNeeded() (claim bool, since time.Time) {
 	rs, ok := o.prov.(providers.RepeatableSubmitter)
 	if !ok || o.p.backlog == nil {
@@ -396,6 +399,8 @@ func (o *order) claimNeeded() (claim bool, since time.Time) {
 		return true, time.Time{}
 	case o.now.Sub(oldest) < window:
 		return false, time.Time{}
+	case o.m.Deliveries <= 1:
+		return true, time.Time{}
 	}
 	return true, oldest
 }
