@@ -10,24 +10,30 @@ import (
 )
 
 // Backlog bounds how long the requests still in the request stream have
-// waited.
+// waited. Watching one (Pipeline.WatchBacklog) is an opt-in that trades a
+// guarantee for latency.
 //
 // It lets the pipeline skip the durable claim before submitting a new order
 // to a provider whose submissions are repeatable for a while
 // (providers.RepeatableSubmitter). Without the claim, a crash between the
 // submission and the save of its answer leaves no record of it, so a later
 // delivery submits again: harmless while the provider still answers the
-// repeat from the first submission. Any such submission came from a request
-// that is still in the request stream (it was never acknowledged: nothing
-// is acknowledged before it is saved), so it happened no earlier than the
-// oldest waiting request was published. While that is recent enough, a
-// repeat is harmless; when it is not, the pipeline claims every order, and
-// asks the provider before submitting an order it has no record of whose
-// request was delivered before. (A request delivered for the first time
-// cannot have been submitted by an earlier delivery. It could only meet an
-// unrecorded submission made for an identical copy of it that is still
-// waiting from before a crash and an outage longer than the window; such a
-// copy is delivered again first unless both are taken at once.)
+// repeat from the first submission. Such a submission came from a request
+// that was never acknowledged and so still waits in the request stream; it
+// happened no earlier than the oldest waiting request was published. The
+// claim is skipped only while that is recent enough, and a redelivered
+// request with no record is looked for at the provider first, from its
+// publication on.
+//
+// What it does not cover: after such a crash, an outage longer than the
+// window, and another request for the same order (an identical copy, or a
+// corrected one) taken before the first is redelivered, the other request
+// is submitted after the provider has forgotten the first: a second
+// invoice. A claim would have made it wait for, or conflict with, the
+// first. And a redelivered request older than the window that was never
+// submitted (a held seller's, overnight) is searched for by its content
+// (jumdata's list has no order number), so an identical invoice issued to
+// the same buyer since its publication would be taken for its own.
 type Backlog interface {
 	// OldestWaiting returns a time no later than the publication of every
 	// request waiting in the request stream, and false when it has no

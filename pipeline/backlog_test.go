@@ -238,3 +238,96 @@ func TestOldBacklogFirstDeliveryIsClaimed(t *testing.T) {
 		t.Fatalf("sandbox %+v: want no search", st)
 	}
 }
+
+// directJumdata is a jumdata client of the harness's sandbox on clock.
+func directJumdata(t *testing.T, h *harness, clock func() time.Time) *jumdata.Client {
+	c, err := jumdata.New(jumdata.Config{BaseURL: h.sbURL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
+		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// decodeReq decodes a valid jumdata request.
+func decodeReq(t *testing.T, data []byte) *schemas.Request {
+	v, _ := schemas.NewValidator(schemas.ValidatorConfig{})
+	d, err := v.Decode(data, jumdataSeller)
+	if err != nil || !d.Valid() {
+		t.Fatalf("%v %+v", err, d.Violations)
+	}
+	return d.Request
+}
+
+// A request submitted without a claim and redelivered later is dated from
+// its publication, not from the delivery that saved it: a look-up after
+// jumdata has forgotten the first submission's taskId searches instead of
+// repeating it (which would issue a second invoice), one hour or a day on.
+func TestClaimlessSubmissionIsDatedFromThePublication(t *testing.T) {
+	for _, later := range []time.Duration{time.Hour, 24 * time.Hour} {
+		t.Run(later.String(), func(t *testing.T) { claimlessSubmittedAt(t, later) })
+	}
+}
+
+func claimlessSubmittedAt(t *testing.T, later time.Duration) {
+	var behind atomic.Int64
+	clock := func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) }
+	published := time.Now().Add(-7*time.Hour - 30*time.Minute)
+	var adv atomic.Int64 // the consumer's clock moves with the sandbox's
+	ours := func() time.Time { return time.Now().Add(time.Duration(adv.Load())) }
+	cfg := fast
+	cfg.Now = ours
+	h := newHarness(t, harnessOptions{pipeline: cfg, backlog: oldBacklog{at: published}, sandbox: sandbox.Config{Now: clock}})
+	h.provs[jumdataSeller] = directJumdata(t, h, ours)
+	req := issueRequest(t, jumdataSeller, "SUBAT-J", nil)
+	// Delivery 1, 7h30 ago: claimless submit made, crash before the save.
+	behind.Store(int64(7*time.Hour + 30*time.Minute))
+	if first := directJumdata(t, h, clock).Submit(context.Background(), &providers.Call{Request: decodeReq(t, req)}); first.Class != providers.Issued {
+		t.Fatalf("direct: %+v", first)
+	}
+	behind.Store(0)
+	h.start()
+	// Delivery 2, now: backlog young (7h30 < 7h50) → claimless submit; jumdata
+	// answers 501 (tax bureau down) → Retry, saved as submitting.
+	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "blue-invoice/submit", Code: "501"}}})
+	out := redeliver(t, h, jumdataSeller, req, 2, published)
+	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "SUBAT-J"})
+	t.Logf("delivery 2: action=%v event=%s; stored state=%s SubmittedAt=%s ago (first submission was 7h30m ago)", out.Action, out.Event, rec.State, time.Since(rec.SubmittedAt).Round(time.Second))
+	// One hour later (all clocks +1h: the sandbox is moved ahead; the pipeline's
+	// relative view is the same): the first task is 8h30 old and forgotten.
+	behind.Store(-int64(later))
+	adv.Store(int64(later))
+	out = redeliver(t, h, jumdataSeller, req, 3, published)
+	st := h.orderStats(jumdataSeller, "SUBAT-J")
+	rec, _, _ = h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "SUBAT-J"})
+	t.Logf("after delivery 3: state=%s lastError=%+v", rec.State, rec.LastError)
+	t.Logf("delivery 3: action=%v event=%s; sandbox %+v", out.Action, out.Event, st)
+	if st.Issuances > 1 {
+		t.Errorf("order issued %d times", st.Issuances)
+	}
+}
+
+// A request submitted without a claim and redelivered after a deploy that
+// changed the data sent for it (jumdata refuses the repeated taskId with 400)
+// is searched for, and the invoice of the first submission is found, not
+// stored as a rejection.
+func TestRedeliveredAfterConfigChangeFindsTheInvoice(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: time.Now().Add(-time.Hour)}})
+	req := issueRequest(t, jumdataSeller, "CFG-J", nil)
+	before, err := jumdata.New(jumdata.Config{BaseURL: h.sbURL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
+		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm, SellerName: "旧名称有限公司"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := before.Submit(context.Background(), &providers.Call{Request: decodeReq(t, req)}); first.Class != providers.Issued {
+		t.Fatalf("direct: %+v", first)
+	}
+	h.start()
+	out := redeliver(t, h, jumdataSeller, req, 2, time.Now().Add(-time.Hour))
+	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "CFG-J"})
+	st := h.orderStats(jumdataSeller, "CFG-J")
+	t.Logf("outcome %v %s; stored %s %+v; sandbox %+v", out.Action, out.Status, rec.State, rec.LastError, st)
+	if rec.State == schemas.StateRejected && st.Issuances == 1 {
+		t.Errorf("order stored and answered as rejected while jumdata issued its invoice")
+	}
+}

@@ -16,15 +16,14 @@
 //     stored result again, no provider call. A different request reusing a
 //     taken order number → "conflict" result.
 //  3. Claim the order durably (state submitting) before calling the
-//     provider. A new order for a provider that answers a repeated
-//     submission from the first one for a while (jumdata's taskId, 8 hours
-//     less a clock margin: providers.RepeatableSubmitter) is not claimed
-//     while no request has waited in the stream longer than that (Backlog):
-//     a submission a crash left unrecorded came from a request still
-//     waiting, so repeating it is harmless. When a request has waited
-//     longer, every order is claimed, and one with no record whose request
-//     was delivered before is asked after first. This takes an fsync off
-//     every such invoice's way to its result. An order that may already be at the provider (submitting,
+//     provider. Opt-in (Pipeline.WatchBacklog; the consumer's
+//     --jumdata-no-claim): a new order for a provider that answers a
+//     repeated submission from the first one for a while (jumdata's
+//     taskId, 8 hours less a clock margin: providers.RepeatableSubmitter)
+//     is not claimed while no request has waited in the stream longer than
+//     that (Backlog), and a redelivered request with no record is looked
+//     for at the provider first. This takes an fsync off every such
+//     invoice's way to its result, at the cost Backlog describes. An order that may already be at the provider (submitting,
 //     accepted, action_required, failed after a submission) is queried
 //     first and submitted again only when the provider has no record of it.
 //     An answer lost in transit (providers.Unknown) is reconciled by a query

@@ -322,17 +322,19 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 	var a providers.Outcome
 	claim := true
 	if o.rec.Version == 0 { // no record of the order at all
-		var since time.Time
-		claim, since = o.claimNeeded()
-		if !since.IsZero() {
-			// An unrecorded submission may be older than the provider's
-			// repeat window: ask before submitting.
-			o.rec.SubmittedAt = since
+		var lookFirst bool
+		claim, lookFirst = o.claimNeeded()
+		if lookFirst {
+			// An earlier delivery of this request may have submitted it
+			// without a claim: ask (within the provider's repeat window
+			// jumdata repeats the submission, and searches when that is
+			// refused), from the request's publication on.
+			o.rec.SubmittedAt = o.m.PublishedAt
 			a = o.call(ctx, o.prov.Query)
 			if a.Class == providers.NotFound {
 				a, o.rec.SubmittedAt = providers.Outcome{}, time.Time{}
 			} else {
-				// No answer yet: saved as possibly submitted since then,
+				// No final answer: saved as possibly submitted since then,
 				// so that the next delivery asks again.
 				o.rec.State, o.rec.Submissions = schemas.StateSubmitting, 1
 			}
@@ -348,6 +350,13 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 		o.rec.Submissions++
 		if o.rec.SubmittedAt.IsZero() {
 			o.rec.SubmittedAt = o.now
+			if !claim && !o.m.PublishedAt.IsZero() && o.m.PublishedAt.Before(o.now) {
+				// Without a claim, another copy of the request may have
+				// been submitted unrecorded before this one: date the
+				// submission no later than the request's publication, so
+				// that later look-ups never assume it younger than it is.
+				o.rec.SubmittedAt = o.m.PublishedAt
+			}
 		}
 		if claim && !o.save(ctx) {
 			return a, o.out.Err
@@ -373,36 +382,33 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 }
 
 // claimNeeded decides, for an order with no record, whether it must be
-// claimed durably before it is submitted. It need not be when the provider
-// answers a repeated submission from the first one for a while
-// (providers.RepeatableSubmitter) and no waiting request is older than that
-// (Backlog): a submission left unrecorded by a crash then came from a
-// request published within the window, and submitting again is harmless.
-// When a waiting request is older, since is the earliest an unrecorded
-// submission can have been made, and a request delivered before (whose
-// earlier delivery may have submitted it unrecorded) must be looked for at
-// the provider first; one delivered for the first time is claimed and
-// submitted, so that a backlog left by a long outage is not searched order
-// by order.
-func (o *order) claimNeeded() (claim bool, since time.Time) {
+// claimed durably before it is submitted, and whether the provider must be
+// asked first.
+//
+// The claim may go only when the pipeline watches a Backlog (an opt-in), the
+// provider answers a repeated submission from the first one for a while
+// (providers.RepeatableSubmitter), and no waiting request is older than
+// that window: a submission a crash left unrecorded then came from a
+// request published within the window, and repeating it is harmless.
+//
+// Then a request delivered before may have been submitted, unrecorded, by
+// its earlier delivery, so it is looked for first (lookFirst), from its
+// publication on; one delivered for the first time is not.
+func (o *order) claimNeeded() (claim, lookFirst bool) {
 	rs, ok := o.prov.(providers.RepeatableSubmitter)
 	if !ok || o.p.backlog == nil {
-		return true, time.Time{}
+		return true, false
 	}
 	window := rs.RepeatableFor(&providers.Call{Request: o.req})
 	if window <= 0 {
-		return true, time.Time{}
+		return true, false
 	}
+	lookFirst = o.m.Deliveries > 1
 	oldest, known := o.p.backlog.OldestWaiting()
-	switch {
-	case !known:
-		return true, time.Time{}
-	case o.now.Sub(oldest) < window:
-		return false, time.Time{}
-	case o.m.Deliveries <= 1:
-		return true, time.Time{}
+	if known && o.now.Sub(oldest) < window {
+		return false, lookFirst
 	}
-	return true, oldest
+	return true, lookFirst
 }
 
 // call makes one provider call, counting it and keeping the references it

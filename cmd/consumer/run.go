@@ -135,17 +135,20 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("request stream: %w", err)
 	}
-	// A new jumdata order is submitted without a durable claim while no
-	// request has waited longer than jumdata remembers a taskId
-	// (pipeline.Backlog); until the first reading, every order is claimed.
-	backlog := pipeline.NewStreamBacklog(reqStream)
-	if err := backlog.Refresh(setupCtx); err != nil {
-		log.Warn().Err(err).Msg("request stream state unreadable: every new order is claimed before it is submitted")
+	if o.noClaim {
+		// --jumdata-no-claim: a new jumdata order is submitted without a
+		// durable claim while no request has waited longer than jumdata
+		// remembers a taskId (pipeline.Backlog); until the first reading,
+		// every order is claimed.
+		backlog := pipeline.NewStreamBacklog(reqStream)
+		if err := backlog.Refresh(setupCtx); err != nil {
+			log.Warn().Err(err).Msg("request stream state unreadable: every new order is claimed before it is submitted")
+		}
+		p.WatchBacklog(backlog)
+		background.Go(func() {
+			backlog.Run(bgCtx, 5*time.Second, func(err error) { log.Warn().Err(err).Msg("request stream state") })
+		})
 	}
-	p.WatchBacklog(backlog)
-	background.Go(func() {
-		backlog.Run(bgCtx, 5*time.Second, func(err error) { log.Warn().Err(err).Msg("request stream state") })
-	})
 	sweeper := &pipeline.OrphanSweeper{Stream: reqStream, Consumer: cons, Store: db, Validator: validator, Subjects: subjects}
 	background.Go(func() { sweepOrphans(bgCtx, sweeper, metrics, log) })
 	if o.httpListen != "" {
@@ -190,7 +193,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 	info := cons.CachedInfo()
 	log.Info().Str("stream", info.Stream).Str("consumer", info.Name).Str("filter", info.Config.FilterSubject).
-		Int("workers", o.workers).Int("max_deliver", o.maxDeliver).Str("sellers", strings.Join(sellers, ",")).
+		Int("workers", o.workers).Int("max_deliver", o.maxDeliver).Bool("jumdata_no_claim", o.noClaim).Str("sellers", strings.Join(sellers, ",")).
 		Str("status_subject", subjects.Status()).Str("order_store", filepath.Join(o.dataDir, "orders.db")).Msg("consuming invoice requests")
 
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
