@@ -169,3 +169,32 @@ func TestHeldGiveUpOverRejectedOrder(t *testing.T) {
 		return false
 	})
 }
+
+// When the provider answers the look-up for the earlier request with
+// something a person must act on, the seller is held as for any other
+// order, with one action_required result; the probe that gets an answer
+// releases the hold and settles the corrected request.
+func TestCorrectedRequestLookupNeedsAPerson(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	h.start()
+	failAfterSubmission(t, h, nuonuoSeller, "CORR-AR")
+	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.queryInvoiceResult", Code: "070401", Times: 1},
+	}})
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CORR-AR", func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
+	res := h.waitResult(nuonuoSeller, "CORR-AR", 3, 15*time.Second)
+	if res[1].Status != schemas.StatusActionRequired || res[1].Error == nil || res[1].Error.ProviderCode != "070401" {
+		t.Fatalf("look-up needing a person: %+v %+v", res[1], res[1].Error)
+	}
+	if res[2].Status != schemas.StatusConflict || !strings.Contains(res[2].Error.Message, "issued it after all") {
+		t.Fatalf("after the probe: %+v %+v", res[2], res[2].Error)
+	}
+	if held := h.p.HeldSellers(); len(held) != 0 {
+		t.Fatalf("still held: %v", held)
+	}
+	if st := h.orderStats(nuonuoSeller, "CORR-AR"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v", st)
+	}
+}

@@ -215,7 +215,11 @@ func (o *order) run(ctx context.Context) {
 		// A corrected request for an order whose earlier request was
 		// submitted and then given up: that one may have been issued
 		// after all. Find out before sending anything.
-		if !o.settleEarlier(ctx, old) {
+		settled, class := o.settleEarlier(ctx, old)
+		if hs.probe && class != 0 && class != providers.ActionRequired {
+			o.p.holds.release(o.key.Seller) // the provider answered the probe
+		}
+		if !settled {
 			return
 		}
 	}
@@ -251,8 +255,10 @@ func (o *order) run(ctx context.Context) {
 // saved as issued, and the corrected request gets a conflict naming the
 // invoices), the provider cannot tell (a conflict saying how to settle it),
 // or the earlier request is still under way or the provider did not answer
-// (the message is put back).
-func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord) bool {
+// (the message is put back; an answer a person must act on holds the seller
+// as apply does). class is the class of the provider's answer, 0 when it was
+// not asked.
+func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord) (ok bool, class providers.Class) {
 	conflict := func(format string, args ...any) {
 		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{
 			Code: schemas.CodeConflict,
@@ -264,7 +270,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 	if earlier.Kind != o.req.Kind {
 		conflict("it was a %s request, so what it left at the provider cannot be looked up for this %s request; nothing was sent. Replay the earlier request's dead letter to settle it, or use a new order number",
 			earlier.Kind, o.req.Kind)
-		return false
+		return false, 0
 	}
 	o.out.Attempts = earlier.Attempts + 1
 	a := o.prov.Query(ctx, &providers.Call{Request: o.req, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true})
@@ -272,7 +278,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 	switch {
 	case a.Class == providers.NotFound,
 		a.Class == providers.Rejected && errors.Is(a.Err, providers.ErrIssuanceFailed):
-		return true // nothing was issued for it: the corrected request may go
+		return true, a.Class // nothing was issued for it: the corrected request may go
 	case a.Class == providers.Issued:
 		rec := *earlier
 		rec.Attempts++
@@ -281,7 +287,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		if _, err := o.p.store.Put(ctx, rec); err != nil {
 			o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
 			o.out.Err = fmt.Errorf("save order %s as issued for its earlier request: %w", o.key, err)
-			return false
+			return false, a.Class
 		}
 		if o.p.docs != nil && len(a.Invoices) > 0 {
 			o.p.docs.Wake()
@@ -296,11 +302,24 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		}
 		conflict("the provider has issued it after all (invoice %v), so this request was not sent. Replaying the earlier request's dead letter publishes its issued result; to change the invoice, red-confirm it and use a new order number",
 			nums)
-		return false
+		return false, a.Class
 	case a.Class == providers.Rejected:
 		conflict("whether it was issued cannot be established (%s), so this request was not sent. Replay the earlier request's dead letter to settle it, or use a new order number",
 			describe(a))
-		return false
+		return false, a.Class
+	case a.Class == providers.ActionRequired:
+		why := providerError(schemas.CodeActionRequired, a)
+		if episode, started := o.p.holds.enter(o.key.Seller, describe(a), o.now, o.p.cfg.HoldProbe); started {
+			res := o.unstoredResult(schemas.StatusActionRequired, why)
+			if err := o.p.pub.PublishResult(ctx, res, fmt.Sprintf("action:%s:%d", o.key.Seller, episode)); err != nil {
+				o.out.Err = fmt.Errorf("publish action_required result: %w", err)
+				o.p.holds.release(o.key.Seller) // the next delivery starts the episode again and publishes
+			} else {
+				o.out.Status = schemas.StatusActionRequired
+			}
+		}
+		o.later(ctx, EventActionRequired, o.p.cfg.HoldProbe+rand.N(o.p.cfg.HoldProbe/10+1), why, nil)
+		return false, a.Class
 	}
 	event := EventRetry
 	if a.Class == providers.Unknown || a.Class == providers.Accepted {
@@ -310,7 +329,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		Code: schemas.CodeRetriesExhausted, ProviderCode: a.Code,
 		Message: fmt.Sprintf("an earlier, different request for the order was submitted and its outcome at the provider is not known yet (%s); this request waits until it is", describe(a)),
 	}, nil)
-	return false
+	return false, a.Class
 }
 
 // converse talks to the provider: an order that may already be there is
