@@ -35,15 +35,23 @@ func failAfterSubmission(t *testing.T, h *harness, seller, orderNo string) []byt
 	return req
 }
 
+// startGivingUpSoon starts a harness whose requests are given up on their
+// third delivery.
+func startGivingUpSoon(t *testing.T) *harness {
+	t.Helper()
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	h.start()
+	return h
+}
+
 // A corrected request for an order whose earlier request was submitted and
 // given up is not submitted blind: the provider is asked first, and an
 // earlier request issued after all makes the corrected one a conflict, with
 // the invoice, while the earlier request's record becomes issued.
 func TestCorrectedRequestAfterFailedSubmissionAsksFirst(t *testing.T) {
-	cfg := fast
-	cfg.MaxDeliver = 3
-	h := newHarness(t, harnessOptions{pipeline: cfg})
-	h.start()
+	h := startGivingUpSoon(t)
 	earlier := failAfterSubmission(t, h, nuonuoSeller, "CORR-N1")
 
 	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CORR-N1", func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
@@ -102,10 +110,7 @@ func TestCorrectedRequestAfterUnansweredSubmissionIsIssued(t *testing.T) {
 // different request left: the corrected request is refused as a conflict
 // that says how to settle it, and nothing is sent.
 func TestCorrectedRequestJumdataCannotTell(t *testing.T) {
-	cfg := fast
-	cfg.MaxDeliver = 3
-	h := newHarness(t, harnessOptions{pipeline: cfg})
-	h.start()
+	h := startGivingUpSoon(t)
 	failAfterSubmission(t, h, jumdataSeller, "CORR-J1")
 	before := h.orderStats(jumdataSeller, "CORR-J1")
 
@@ -175,10 +180,7 @@ func TestHeldGiveUpOverRejectedOrder(t *testing.T) {
 // order, with one action_required result; the probe that gets an answer
 // releases the hold and settles the corrected request.
 func TestCorrectedRequestLookupNeedsAPerson(t *testing.T) {
-	cfg := fast
-	cfg.MaxDeliver = 3
-	h := newHarness(t, harnessOptions{pipeline: cfg})
-	h.start()
+	h := startGivingUpSoon(t)
 	failAfterSubmission(t, h, nuonuoSeller, "CORR-AR")
 	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{
 		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.queryInvoiceResult", Code: "070401", Times: 1},

@@ -309,16 +309,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		return false, a.Class
 	case a.Class == providers.ActionRequired:
 		why := providerError(schemas.CodeActionRequired, a)
-		if episode, started := o.p.holds.enter(o.key.Seller, describe(a), o.now, o.p.cfg.HoldProbe); started {
-			res := o.unstoredResult(schemas.StatusActionRequired, why)
-			if err := o.p.pub.PublishResult(ctx, res, fmt.Sprintf("action:%s:%d", o.key.Seller, episode)); err != nil {
-				o.out.Err = fmt.Errorf("publish action_required result: %w", err)
-				o.p.holds.release(o.key.Seller) // the next delivery starts the episode again and publishes
-			} else {
-				o.out.Status = schemas.StatusActionRequired
-			}
-		}
-		o.later(ctx, EventActionRequired, o.p.cfg.HoldProbe+rand.N(o.p.cfg.HoldProbe/10+1), why, nil)
+		o.holdSeller(ctx, a, why, func() *schemas.Result { return o.unstoredResult(schemas.StatusActionRequired, why) })
 		return false, a.Class
 	}
 	event := EventRetry
@@ -507,18 +498,11 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		if !o.save(ctx) {
 			return
 		}
-		episode, started := o.p.holds.enter(o.key.Seller, describe(a), o.now, o.p.cfg.HoldProbe)
-		if started {
+		o.holdSeller(ctx, a, o.rec.LastError, func() *schemas.Result {
 			res := o.rec.Result()
 			res.CompletedAt = o.now
-			if err := o.p.pub.PublishResult(ctx, res, fmt.Sprintf("action:%s:%d", o.key.Seller, episode)); err != nil {
-				o.out.Err = fmt.Errorf("publish action_required result: %w", err)
-				o.p.holds.release(o.key.Seller) // the next delivery starts the episode again and publishes
-			} else {
-				o.out.Status = schemas.StatusActionRequired
-			}
-		}
-		o.later(ctx, EventActionRequired, o.p.cfg.HoldProbe+rand.N(o.p.cfg.HoldProbe/10+1), o.rec.LastError, nil)
+			return res
+		})
 	default: // Retry, Unknown (still in doubt), NotFound
 		event := EventRetry
 		if a.Class == providers.Unknown {
@@ -530,6 +514,22 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 			o.later(ctx, event, o.p.cfg.retryDelay(o.rec.Failures, a.RetryAfter), o.rec.LastError, nil)
 		}
 	}
+}
+
+// holdSeller holds the seller on an answer a person must act on: the first
+// order to meet it starts an episode and publishes its action_required
+// result (result builds it), and the message is put back until the next
+// probe.
+func (o *order) holdSeller(ctx context.Context, a providers.Outcome, why *schemas.ErrorInfo, result func() *schemas.Result) {
+	if episode, started := o.p.holds.enter(o.key.Seller, describe(a), o.now, o.p.cfg.HoldProbe); started {
+		if err := o.p.pub.PublishResult(ctx, result(), fmt.Sprintf("action:%s:%d", o.key.Seller, episode)); err != nil {
+			o.out.Err = fmt.Errorf("publish action_required result: %w", err)
+			o.p.holds.release(o.key.Seller) // the next delivery starts the episode again and publishes
+		} else {
+			o.out.Status = schemas.StatusActionRequired
+		}
+	}
+	o.later(ctx, EventActionRequired, o.p.cfg.HoldProbe+rand.N(o.p.cfg.HoldProbe/10+1), why, nil)
 }
 
 // rejection describes a permanent refusal.
