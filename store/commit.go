@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -12,8 +13,8 @@ import (
 )
 
 // request is one write handed to the commit goroutine: a Put (rec set), a
-// chunk of Prune deletes (prune set), a Probe's heartbeat (probe set) or a
-// DocumentsKept removal (kept set). The commit goroutine fills in err and
+// chunk of Prune deletes (prune set), a Probe's heartbeat (probe set), a
+// DocumentsKept removal (kept set) or a RaiseMark (mark set). The commit goroutine fills in err and
 // deleted, then closes done.
 type request struct {
 	// Put: the record's key, the record as it will be stored (Version and
@@ -32,6 +33,10 @@ type request struct {
 
 	// DocumentsKept: the keys to remove from the pending-documents index.
 	kept [][]byte
+
+	// RaiseMark: the mark's key in the meta bucket and its new lowest value.
+	mark      []byte
+	markValue uint64
 
 	// patient: a PutPatient, which does not make the store commit at once.
 	patient bool
@@ -228,6 +233,8 @@ func (db *DB) commit(batch []*request) {
 				r.deleted, err = t.prune(r.prune, r.cutoff)
 			case r.kept != nil:
 				err = t.documentsKept(r.kept)
+			case r.mark != nil:
+				err = t.raiseMark(tx, r.mark, r.markValue)
 			default:
 				r.err, err = t.put(r)
 			}
@@ -381,6 +388,33 @@ func (t *txn) heartbeat(tx *bolt.Tx, at time.Time) error {
 	}
 	t.changed = true
 	return b.Put(probeKey, []byte(at.UTC().Format(time.RFC3339Nano)))
+}
+
+// raiseMark stores v under key in the meta bucket unless the value stored
+// there is v or more.
+func (t *txn) raiseMark(tx *bolt.Tx, key []byte, v uint64) error {
+	b := tx.Bucket(bucketMeta)
+	if b == nil {
+		return errors.New("no meta bucket")
+	}
+	if old, err := markValue(b.Get(key)); err != nil {
+		return err
+	} else if old >= v {
+		return nil
+	}
+	t.changed = true
+	return b.Put(key, binary.BigEndian.AppendUint64(nil, v))
+}
+
+// markValue decodes a stored mark (nil: 0).
+func markValue(v []byte) (uint64, error) {
+	switch len(v) {
+	case 0:
+		return 0, nil
+	case 8:
+		return binary.BigEndian.Uint64(v), nil
+	}
+	return 0, fmt.Errorf("a mark of %d bytes, want 8", len(v))
 }
 
 // prune deletes the items that are still at the version Prune saw and still

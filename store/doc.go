@@ -17,7 +17,8 @@
 //	orders     key → schemas.OrderRecord: a 0 byte, then its JSON compressed with S2
 //	states     one sub-bucket per schemas.OrderState: key → empty value
 //	documents  key → JSON array of PDF links: issued orders whose PDFs are still to be kept
-//	meta       "format" → "2", the layout version
+//	meta       "format" → "2", the layout version; "probe" → the last Probe's time;
+//	           "mark:<name>" → an 8-byte big-endian counter (RaiseMark)
 //
 // Layout version 1 stored the records as plain JSON; version 2 reads such
 // records (they start with '{') and marks the file version 2 when it opens

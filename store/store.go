@@ -441,6 +441,46 @@ func (db *DB) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecor
 	return rec, found, nil
 }
 
+// RaiseMark durably raises the mark called name to v: a counter of the
+// store's meta bucket, for a caller that must find after a crash how far
+// it had gone (the pipeline's highest request taken without a claim). A
+// mark never goes down: raising it to a value at or below the stored one
+// changes nothing. When RaiseMark returns nil the mark is on disk. It is
+// committed by the commit goroutine, with the Puts. Errors: ErrWriteFailed,
+// ErrClosed, ctx's error if ctx ends before the write is taken.
+func (db *DB) RaiseMark(ctx context.Context, name string, v uint64) error {
+	if name == "" {
+		return errors.New("raise mark: no name")
+	}
+	req := &request{mark: markKey(name), markValue: v, done: make(chan struct{})}
+	if err := db.submit(ctx, req); err != nil {
+		return fmt.Errorf("raise mark %s: %w", name, err)
+	}
+	if req.err != nil {
+		return fmt.Errorf("raise mark %s: %w", name, req.err)
+	}
+	return nil
+}
+
+// Mark returns the value of the mark called name (RaiseMark), 0 when it
+// was never raised.
+func (db *DB) Mark(name string) (uint64, error) {
+	var v uint64
+	err := db.view(func(tx *bolt.Tx) error {
+		var err error
+		v, err = markValue(tx.Bucket(bucketMeta).Get(markKey(name)))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read mark %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// markKey is the meta bucket key of the mark called name, apart from the
+// bucket's other keys.
+func markKey(name string) []byte { return []byte("mark:" + name) }
+
 // Put stores rec if the stored record is the one rec was based on (its
 // Version equals rec.Version; 0 means there must be none) and
 // schemas.CheckTransition allows the move from it to rec. The stored and

@@ -1230,3 +1230,45 @@ func busyWriters(t *testing.T, db *store.DB, writers int) (writes, commits int64
 	wg.Wait()
 	return after.Requests - before.Requests, after.Commits - before.Commits
 }
+
+// TestMarks checks that a mark starts at 0, only goes up, is kept apart
+// from other marks and survives a reopen.
+func TestMarks(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.NoSync = false
+	db, err := store.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMark := func(db *store.DB, name string, want uint64) {
+		t.Helper()
+		got, err := db.Mark(name)
+		if err != nil || got != want {
+			t.Fatalf("Mark(%q) = %d, %v; want %d", name, got, err, want)
+		}
+	}
+	mustMark(db, "a", 0)
+	for _, v := range []uint64{5, 300, 7, 300} {
+		if err := db.RaiseMark(ctx, "a", v); err != nil {
+			t.Fatalf("RaiseMark(a, %d): %v", v, err)
+		}
+	}
+	mustMark(db, "a", 300)
+	mustMark(db, "b", 0)
+	if err := db.RaiseMark(ctx, "b", 1<<40); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RaiseMark(ctx, "", 1); err == nil {
+		t.Fatal("RaiseMark with no name: want an error")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RaiseMark(ctx, "a", 400); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("RaiseMark after Close = %v, want ErrClosed", err)
+	}
+	db = MustOpen(t, cfg)
+	mustMark(db, "a", 300)
+	mustMark(db, "b", 1<<40)
+}
