@@ -10,30 +10,32 @@ import (
 )
 
 // Backlog bounds how long the requests still in the request stream have
-// waited. Watching one (Pipeline.WatchBacklog) is an opt-in that trades a
-// guarantee for latency.
+// waited. Watching one (Pipeline.WatchBacklog) is an opt-in that takes a
+// durable write off a request's way to its result, at the costs below.
 //
 // It lets the pipeline skip the durable claim before submitting a new order
 // to a provider whose submissions are repeatable for a while
 // (providers.RepeatableSubmitter). Without the claim, a crash between the
-// submission and the save of its answer leaves no record of it, so a later
-// delivery submits again: harmless while the provider still answers the
-// repeat from the first submission. Such a submission came from a request
-// that was never acknowledged and so still waits in the request stream; it
-// happened no earlier than the oldest waiting request was published. The
-// claim is skipped only while that is recent enough, and a redelivered
-// request with no record is looked for at the provider first, from its
-// publication on.
+// submission and the save of its answer leaves no record of it. Such a
+// submission came from a request that was never acknowledged and so still
+// waits in the request stream, below the stream's unclaimed mark, which the
+// pipeline raises durably before it submits (Marks); RecoverUnclaimed
+// records its order at the next start as a claim would have. A save that
+// fails while the process runs leaves the order listed in memory, and its
+// next request looks for it at the provider first. Submitting again is
+// harmless within the provider's window, and the claim is skipped only
+// while no waiting request is older than that, so a submission no record
+// speaks of happened within the window.
 //
-// What it does not cover: after such a crash, an outage longer than the
-// window, and another request for the same order (an identical copy, or a
-// corrected one) taken before the first is redelivered, the other request
-// is submitted after the provider has forgotten the first: a second
-// invoice. A claim would have made it wait for, or conflict with, the
-// first. And a redelivered request older than the window that was never
-// submitted (a held seller's, overnight) is searched for by its content
-// (jumdata's list has no order number), so an identical invoice issued to
-// the same buyer since its publication would be taken for its own.
+// What it costs, against the claim: RecoverUnclaimed cannot tell a request
+// that was submitted from one that waited, so it records every request
+// below the mark still in the stream (in flight, held, or not taken yet:
+// at most markLead of those) as possibly submitted. Within the window asking first costs nothing (jumdata's look-up
+// repeats the submission); after an outage longer than the window those
+// orders are searched for by their content, as a claimed order whose
+// answer was lost is, and an identical invoice to the same buyer issued
+// since could be taken for one of them. And while an order is being
+// submitted without a claim, the status service finds no record of it.
 type Backlog interface {
 	// OldestWaiting returns a time no later than the publication of every
 	// request waiting in the request stream, and false when it has no

@@ -134,84 +134,86 @@ func redeliver(t *testing.T, h *harness, seller string, data []byte, deliveries 
 	return out
 }
 
-// When a request has waited longer than jumdata remembers a taskId, a
-// request delivered before with no record of its order may have been
-// submitted unrecorded by that delivery, longer ago than jumdata
-// remembers: jumdata is asked first (its issued invoices searched since
-// the oldest waiting request), and an invoice found there is the order's.
-// A submission instead would issue a second invoice, the taskId forgotten.
-func TestOldBacklogAsksBeforeSubmitting(t *testing.T) {
-	var behind atomic.Int64 // the sandbox's clock runs this far behind
-	clock := func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) }
+// A request delivered many times with no record of its order was never
+// submitted (a held seller's, put back overnight): had an earlier delivery
+// submitted it without a claim, its order would be recorded (by the save,
+// by RecoverUnclaimed after a restart) or listed as unrecorded. It is
+// claimed and submitted, not searched for by its content, which could take
+// an identical invoice to the same buyer for its own.
+func TestHeldRequestIsNotSearchedFor(t *testing.T) {
+	wl := &writeLog{}
 	published := time.Now().Add(-9*time.Hour - time.Minute)
-	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: published}, sandbox: sandbox.Config{Now: clock}})
-	req := issueRequest(t, jumdataSeller, "OLD-J", nil)
-	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := v.Decode(req, jumdataSeller)
-	if err != nil || !d.Valid() {
-		t.Fatalf("%v %+v", err, d.Violations)
-	}
-	// The first delivery's submission, nine hours ago: made, and its answer
-	// never saved.
-	behind.Store(int64(9 * time.Hour))
-	earlier, err := jumdata.New(jumdata.Config{BaseURL: h.sbURL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
-		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := earlier.Submit(context.Background(), &providers.Call{Request: d.Request})
-	if first.Class != providers.Issued {
-		t.Fatalf("direct submission: %+v", first)
-	}
-	behind.Store(0)
-
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: published}, wrapDB: func(s pipeline.Store) pipeline.Store {
+		wl.Store = s
+		return wl
+	}})
 	h.start()
-	if out := redeliver(t, h, jumdataSeller, req, 2, published); out.Action != pipeline.Ack {
+	if out := redeliver(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "HELD-J", nil), 6, published); out.Action != pipeline.Ack || out.Status != schemas.StatusIssued {
 		t.Fatalf("outcome %+v", out)
 	}
-	r := h.waitResult(jumdataSeller, "OLD-J", 1, 10*time.Second)[0]
-	if r.Status != schemas.StatusIssued || r.Invoices[0].InvoiceNo != first.Invoices[0].InvoiceNo {
-		t.Fatalf("result %+v %+v, want the invoice of the first submission %+v", r, r.Error, first.Invoices)
+	if got := wl.of("HELD-J"); len(got) != 2 || got[0] != schemas.StateSubmitting {
+		t.Fatalf("written as %v, want a claim first", got)
 	}
-	if st := h.orderStats(jumdataSeller, "OLD-J"); st.Submissions != 1 || st.Issuances != 1 {
-		t.Fatalf("sandbox %+v: the pipeline submitted again", st)
+	if st := h.orderStats(jumdataSeller, "HELD-J"); st.Submissions != 1 || st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: want one submission", st)
+	}
+	if n := h.sb.Stats().Requests["jumdata"]; n != 1 {
+		t.Fatalf("%d calls to jumdata, want the submission alone (no search of its issued invoices)", n)
 	}
 }
 
-// With an old backlog, a failed look-up leaves the order saved as possibly
-// submitted since the oldest waiting request, and the next delivery looks
-// again rather than submitting blind.
-func TestOldBacklogLookupFailsThenFinds(t *testing.T) {
-	wl := &writeLog{}
-	published := time.Now().Add(-9 * time.Hour)
-	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: published},
-		sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
-			{Provider: "jumdata", Method: "blue-invoice/query", HTTPStatus: 503, Times: 1},
-		}}},
-		wrapDB: func(s pipeline.Store) pipeline.Store {
-			wl.Store = s
-			return wl
-		}})
+// A jumdata order submitted without a claim whose answer could not be
+// saved (a failing disk) is looked for on the next delivery, however late:
+// nine hours on, jumdata has forgotten the taskId, so its issued invoices
+// are searched (a submission would issue a second invoice). A search
+// without an answer leaves the order saved as possibly submitted since the
+// request's publication, and the delivery after that searches again.
+func TestUnrecordedSubmissionIsLookedForLater(t *testing.T) {
+	var ahead atomic.Int64 // every clock but the stream's runs this far ahead
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	cfg := fast
+	cfg.Now = clock
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	wl := &writeLog{failIssued: "LOOK-RETRY"}
+	h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, sandbox: sandbox.Config{Now: clock}, wrapDB: func(s pipeline.Store) pipeline.Store {
+		wl.Store = s
+		return wl
+	}})
+	h.provs[jumdataSeller] = directJumdata(t, h, clock)
 	h.start()
-	req := issueRequest(t, jumdataSeller, "OLD-RETRY", nil)
-	if out := redeliver(t, h, jumdataSeller, req, 2, published); out.Action != pipeline.Nak || out.Err != nil {
-		t.Fatalf("first outcome %+v", out)
+	h.stop() // deliveries are made by hand below
+	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "LOOK-RETRY", nil))
+	deliver := func(n int) pipeline.Outcome {
+		out := h.p.Process(context.Background(), &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Stream: pipeline.DefaultRequestStream,
+			StreamSeq: raw.Sequence, Deliveries: n, PublishedAt: raw.Time})
+		if out.Published != nil {
+			_ = out.Published(context.Background())
+		}
+		return out
 	}
-	if got := wl.of("OLD-RETRY"); len(got) != 1 || got[0] != schemas.StateSubmitting {
-		t.Fatalf("written as %v, want [submitting]: possibly submitted", got)
+	if out := deliver(1); out.Action != pipeline.Nak {
+		t.Fatalf("first outcome %+v: want the failed save put back", out)
 	}
-	if out := redeliver(t, h, jumdataSeller, req, 3, published); out.Action != pipeline.Ack {
+	first := h.orderStats(jumdataSeller, "LOOK-RETRY")
+	if first.Issuances != 1 {
+		t.Fatalf("sandbox %+v after the first delivery", first)
+	}
+	ahead.Store(int64(9 * time.Hour))
+	// The search fails once.
+	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "blue-invoice/query", HTTPStatus: 503, Times: 1}}})
+	if out := deliver(2); out.Action != pipeline.Nak || out.Err != nil {
 		t.Fatalf("second outcome %+v", out)
 	}
-	r := h.waitResult(jumdataSeller, "OLD-RETRY", 1, 10*time.Second)[0]
-	if r.Status != schemas.StatusIssued {
-		t.Fatalf("result %+v %+v", r, r.Error)
+	rec, found, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "LOOK-RETRY"})
+	if err != nil || !found || rec.State != schemas.StateSubmitting || rec.Submissions != 1 || !rec.SubmittedAt.Equal(raw.Time) {
+		t.Fatalf("stored %+v (%v, %v): want possibly submitted since the publication", rec, found, err)
 	}
-	if st := h.orderStats(jumdataSeller, "OLD-RETRY"); st.Issuances != 1 {
-		t.Fatalf("sandbox %+v", st)
+	if out := deliver(3); out.Action != pipeline.Ack || out.Status != schemas.StatusIssued {
+		t.Fatalf("third outcome %+v", out)
+	}
+	if st := h.orderStats(jumdataSeller, "LOOK-RETRY"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued twice", st)
 	}
 }
 
@@ -312,22 +314,31 @@ func claimlessSubmittedAt(t *testing.T, later time.Duration) {
 // is searched for, and the invoice of the first submission is found, not
 // stored as a rejection.
 func TestRedeliveredAfterConfigChangeFindsTheInvoice(t *testing.T) {
+	ctx := context.Background()
 	h := newHarness(t, harnessOptions{pipeline: fast, backlog: oldBacklog{at: time.Now().Add(-time.Hour)}})
 	req := issueRequest(t, jumdataSeller, "CFG-J", nil)
+	// The run before the deploy took the request and submitted it without
+	// a claim (the unclaimed mark above it), then stopped before saving.
+	raw := publishRaw(t, h, jumdataSeller, req)
+	if err := h.db.RaiseMark(ctx, "unclaimed:"+pipeline.DefaultRequestStream, raw.Sequence+1); err != nil {
+		t.Fatal(err)
+	}
 	before, err := jumdata.New(jumdata.Config{BaseURL: h.sbURL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
 		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm, SellerName: "旧名称有限公司"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first := before.Submit(context.Background(), &providers.Call{Request: decodeReq(t, req)}); first.Class != providers.Issued {
+	first := before.Submit(ctx, &providers.Call{Request: decodeReq(t, req)})
+	if first.Class != providers.Issued {
 		t.Fatalf("direct: %+v", first)
 	}
 	h.start()
-	out := redeliver(t, h, jumdataSeller, req, 2, time.Now().Add(-time.Hour))
-	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "CFG-J"})
+	if h.recovered != 1 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
+	}
+	r := h.waitResult(jumdataSeller, "CFG-J", 1, 10*time.Second)[0]
 	st := h.orderStats(jumdataSeller, "CFG-J")
-	t.Logf("outcome %v %s; stored %s %+v; sandbox %+v", out.Action, out.Status, rec.State, rec.LastError, st)
-	if rec.State == schemas.StateRejected && st.Issuances == 1 {
-		t.Errorf("order stored and answered as rejected while jumdata issued its invoice")
+	if r.Status != schemas.StatusIssued || r.Invoices[0].InvoiceNo != first.Invoices[0].InvoiceNo || st.Issuances != 1 {
+		t.Fatalf("result %s %+v %+v, sandbox %+v: want the invoice of the first submission %s", r.Status, r.Error, r.Invoices, st, first.Invoices[0].InvoiceNo)
 	}
 }

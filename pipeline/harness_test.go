@@ -95,6 +95,9 @@ type harness struct {
 	results map[schemas.OrderKey][]schemas.Result
 	dlq     []schemas.DeadLetter
 	bad     []string // messages that broke their schema
+
+	// recovered is what the last start's RecoverUnclaimed recorded.
+	recovered int
 }
 
 type harnessOptions struct {
@@ -278,8 +281,17 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.p = p
+	// As the consumer does: requests a crash left submitted without a
+	// claim are recorded before any is taken.
+	stream, err := h.obs.Stream(context.Background(), pipeline.DefaultRequestStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if h.recovered, err = p.RecoverUnclaimed(context.Background(), stream, schemas.Subjects{}.RequestFilter(), h.db); err != nil {
+		h.t.Fatal(err)
+	}
 	if h.backlog != nil {
-		p.WatchBacklog(h.backlog)
+		p.WatchBacklog(h.backlog, h.db)
 	}
 	if h.docs != nil {
 		keeper := pipeline.NewDocumentKeeper(h.docs, h.db, pipeline.KeeperConfig{Timeout: h.docsTO}, h.log, nil)

@@ -65,16 +65,18 @@ func (m ProviderMap) Provider(seller string) (providers.Provider, bool) {
 // acknowledges anything itself: Process returns an Outcome and the consume
 // loop acts on it. It is safe for concurrent use by many workers.
 type Pipeline struct {
-	cfg       Config
-	validator *schemas.Validator
-	store     Store
-	pub       Publisher
-	providers Providers
-	docs      *DocumentKeeper
-	backlog   Backlog
-	locks     keyLocks
-	holds     holds
-	saving    saving
+	cfg        Config
+	validator  *schemas.Validator
+	store      Store
+	pub        Publisher
+	providers  Providers
+	docs       *DocumentKeeper
+	backlog    Backlog
+	unclaimed  horizons
+	unrecorded unrecorded
+	locks      keyLocks
+	holds      holds
+	saving     saving
 }
 
 // New returns a Pipeline.
@@ -97,9 +99,13 @@ func (p *Pipeline) KeepDocuments(k *DocumentKeeper) { p.docs = k }
 // WatchBacklog lets the pipeline submit a new order to a provider whose
 // submissions are repeatable without claiming it durably first, for as long
 // as b shows that no waiting request is older than the provider's repeat
-// window (see Backlog). Without it every submission is claimed first. Call
-// it before Process is first used.
-func (p *Pipeline) WatchBacklog(b Backlog) { p.backlog = b }
+// window (see Backlog). Before such a submission the request stream's
+// unclaimed mark in marks is raised past the request, so that
+// RecoverUnclaimed finds it after a crash. Without it every submission is
+// claimed first. Call it before Process is first used.
+func (p *Pipeline) WatchBacklog(b Backlog, marks Marks) {
+	p.backlog, p.unclaimed.marks = b, marks
+}
 
 // MaxDeliver returns the delivery limit in force.
 func (p *Pipeline) MaxDeliver() int { return p.cfg.MaxDeliver }
@@ -368,6 +374,15 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 				o.rec.SubmittedAt = o.m.PublishedAt
 			}
 		}
+		if !claim {
+			// RecoverUnclaimed must find this request after a crash, and
+			// the next delivery must look for it if its answer is not saved.
+			if err := o.p.unclaimed.cover(ctx, o.m.Stream, o.m.StreamSeq); err != nil {
+				claim = true
+			} else {
+				o.p.unrecorded.add(o.key)
+			}
+		}
 		if claim && !o.save(ctx) {
 			return a, o.out.Err
 		}
@@ -401,19 +416,22 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 // that window: a submission a crash left unrecorded then came from a
 // request published within the window, and repeating it is harmless.
 //
-// Then a request delivered before may have been submitted, unrecorded, by
-// its earlier delivery, so it is looked for first (lookFirst), from its
-// publication on; one delivered for the first time is not.
+// An order submitted without a claim whose answer could not be saved (a
+// failing disk) has no record either: the next request for it looks for
+// it first (lookFirst), from its publication on. Had the process stopped
+// meanwhile, RecoverUnclaimed would have recorded it; any other order with
+// no record was never submitted (a held seller's request, redelivered
+// overnight, is not searched for).
 func (o *order) claimNeeded() (claim, lookFirst bool) {
 	rs, ok := o.prov.(providers.RepeatableSubmitter)
-	if !ok || o.p.backlog == nil {
+	if !ok || o.p.backlog == nil || o.p.unclaimed.marks == nil {
 		return true, false
 	}
 	window := rs.RepeatableFor(&providers.Call{Request: o.req})
 	if window <= 0 {
 		return true, false
 	}
-	lookFirst = o.m.Deliveries > 1
+	lookFirst = o.p.unrecorded.has(o.key)
 	oldest, known := o.p.backlog.OldestWaiting()
 	if known && o.now.Sub(oldest) < window {
 		return false, lookFirst
@@ -586,6 +604,7 @@ func (o *order) saveWith(ctx context.Context, put func(context.Context, schemas.
 	}
 	o.rec = stored
 	o.out.Attempts = stored.Attempts
+	o.p.unrecorded.remove(o.key)
 	return true
 }
 

@@ -132,7 +132,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, 0..partitions-1 (INVOICE_PARTITION)")
 	fs.BoolVar(&o.partitionPod, "partition-from-hostname", env("INVOICE_PARTITION_FROM_HOSTNAME", "") == "true", "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
 	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
-	fs.BoolVar(&o.noClaim, "jumdata-no-claim", env("INVOICE_JUMDATA_NO_CLAIM", "") == "true", "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency, but see the README for the crash-and-outage case it does not cover (INVOICE_JUMDATA_NO_CLAIM=true)")
+	fs.BoolVar(&o.noClaim, "jumdata-no-claim", env("INVOICE_JUMDATA_NO_CLAIM", "") == "true", "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency, a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
 	fs.IntVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", env("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it (INVOICE_HTTP)`)

@@ -135,6 +135,18 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("request stream: %w", err)
 	}
+	// A crash may have left requests submitted without a claim (by this
+	// run's or an earlier run's --jumdata-no-claim) and their orders
+	// unrecorded: record them as a claim would have, before taking any.
+	filter := cons.CachedInfo().Config.FilterSubject
+	if filter == "" {
+		filter = subjects.RequestFilter()
+	}
+	if n, err := p.RecoverUnclaimed(setupCtx, reqStream, filter, db); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn().Int("orders", n).Msg("recorded requests a crash may have left submitted without a claim: each asks its provider before anything is submitted again")
+	}
 	if o.noClaim {
 		// --jumdata-no-claim: a new jumdata order is submitted without a
 		// durable claim while no request has waited longer than jumdata
@@ -144,7 +156,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		if err := backlog.Refresh(setupCtx); err != nil {
 			log.Warn().Err(err).Msg("request stream state unreadable: every new order is claimed before it is submitted")
 		}
-		p.WatchBacklog(backlog)
+		p.WatchBacklog(backlog, db)
 		background.Go(func() {
 			backlog.Run(bgCtx, 5*time.Second, func(err error) { log.Warn().Err(err).Msg("request stream state") })
 		})

@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"testing"
+)
+
+// memMarks keeps marks in memory and counts the raises.
+type memMarks struct {
+	mu     sync.Mutex
+	v      map[string]uint64
+	raises int
+}
+
+func (m *memMarks) RaiseMark(_ context.Context, name string, v uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.v == nil {
+		m.v = map[string]uint64{}
+	}
+	m.raises++
+	m.v[name] = max(m.v[name], v)
+	return nil
+}
+
+func (m *memMarks) Mark(name string) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.v[name], nil
+}
+
+// Every covered sequence is below the mark on disk when cover returns, and
+// the mark is raised about once per half lead, not once per request; the
+// streams' marks are apart.
+func TestHorizonCover(t *testing.T) {
+	m := &memMarks{v: map[string]uint64{"unclaimed:B": 7}}
+	h := &horizons{marks: m}
+	ctx := context.Background()
+	const n = 20 * markLead
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for seq := uint64(w + 1); seq <= n; seq += 8 {
+				if err := h.cover(ctx, "A", seq); err != nil {
+					t.Error(err)
+					return
+				}
+				if v, _ := m.Mark("unclaimed:A"); v <= seq {
+					t.Errorf("after cover(%d) the mark on disk is %d", seq, v)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if m.raises > 3*n/markLead {
+		t.Errorf("%d raises for %d requests", m.raises, n)
+	}
+	// B starts from its stored mark: 3 is below it already, 7 is not.
+	if err := h.cover(ctx, "B", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.cover(ctx, "B", 7); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := m.Mark("unclaimed:B"); v <= 7 || v > 7+markLead {
+		t.Errorf("mark B %d, want in (7, %d]", v, 7+markLead)
+	}
+	if v, _ := m.Mark("unclaimed:A"); v <= n || v > n+markLead {
+		t.Errorf("mark A %d, want in (%d, %d]", v, n, n+markLead)
+	}
+}
