@@ -15,27 +15,39 @@ import (
 //
 // It lets the pipeline skip the durable claim before submitting a new order
 // to a provider whose submissions are repeatable for a while
-// (providers.RepeatableSubmitter). Without the claim, a crash between the
-// submission and the save of its answer leaves no record of it. Such a
-// submission came from a request that was never acknowledged and so still
-// waits in the request stream, below the stream's unclaimed mark, which the
-// pipeline raises durably before it submits (Marks); RecoverUnclaimed
-// records its order at the next start as a claim would have. A save that
-// fails while the process runs leaves the order listed in memory, and its
-// next request looks for it at the provider first. Submitting again is
-// harmless within the provider's window, and the claim is skipped only
-// while no waiting request is older than that, so a submission no record
-// speaks of happened within the window.
+// (providers.RepeatableSubmitter), while no waiting request is older than
+// that window. Without the claim, a crash between the submission and the
+// save of its answer leaves no record of it. Such a submission came from a
+// request that was never acknowledged and so still waits in the request
+// stream, below the stream's unclaimed mark, which the pipeline raises
+// durably before it submits (Marks); RecoverUnclaimed records its order at
+// the next start as a claim would have. Until the answer is saved, the
+// order is claimed in memory (a save that fails leaves it so).
 //
-// What it costs, against the claim: RecoverUnclaimed cannot tell a request
-// that was submitted from one that waited, so it records every request
-// below the mark still in the stream (in flight, held, or not taken yet:
-// at most markLead of those) as possibly submitted. Within the window asking first costs nothing (jumdata's look-up
-// repeats the submission); after an outage longer than the window those
-// orders are searched for by their content, as a claimed order whose
-// answer was lost is, and an identical invoice to the same buyer issued
-// since could be taken for one of them. And while an order is being
-// submitted without a claim, the status service finds no record of it.
+// What it costs, against the claim:
+//   - RecoverUnclaimed cannot tell a request that was submitted from one
+//     that waited: it records every unrecorded order with a request above
+//     the consumer's ack floor and below the mark (in flight, held, waiting
+//     to be delivered again, or not taken yet: at most markLead stream
+//     sequences of those) as possibly submitted. Each then asks the
+//     provider first: harmless within the window; after it (a long outage,
+//     a request held overnight across a restart) it is searched for by its
+//     content, as a claimed order whose answer was lost is, and an identical
+//     invoice to the same buyer issued since could be taken for it. Given
+//     up later, such an order is failed after a submission, and a corrected
+//     request for it gets a conflict (jumdata cannot look up the earlier
+//     request).
+//   - When an order has different requests there, it cannot tell which was
+//     submitted: the order is saved as action_required without a
+//     fingerprint, and every request for it gets a conflict (the order
+//     number stays taken): a person must find the invoice at the provider. Past the result stream's duplicate
+//     window, a request whose issued result went out before the crash then
+//     gets a conflict too.
+//   - While an order is submitted without a claim, the status service and
+//     the partner API find no record of it.
+//   - The mark counts stream sequences: a partitioned consumer raises it
+//     once per markLead/2 sequences of the whole stream, more often per
+//     request of its own.
 type Backlog interface {
 	// OldestWaiting returns a time no later than the publication of every
 	// request waiting in the request stream, and false when it has no

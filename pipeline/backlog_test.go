@@ -320,7 +320,7 @@ func TestRedeliveredAfterConfigChangeFindsTheInvoice(t *testing.T) {
 	// The run before the deploy took the request and submitted it without
 	// a claim (the unclaimed mark above it), then stopped before saving.
 	raw := publishRaw(t, h, jumdataSeller, req)
-	if err := h.db.RaiseMark(ctx, "unclaimed:"+pipeline.DefaultRequestStream, raw.Sequence+1); err != nil {
+	if err := h.db.RaiseMark(ctx, unclaimedMarkName(t, h), raw.Sequence+1); err != nil {
 		t.Fatal(err)
 	}
 	before, err := jumdata.New(jumdata.Config{BaseURL: h.sbURL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,

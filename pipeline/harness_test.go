@@ -96,8 +96,10 @@ type harness struct {
 	dlq     []schemas.DeadLetter
 	bad     []string // messages that broke their schema
 
-	// recovered is what the last start's RecoverUnclaimed recorded.
+	// recovered is what the last start's RecoverUnclaimed recorded, and
+	// cons the request consumer it started.
 	recovered int
+	cons      jetstream.Consumer
 }
 
 type harnessOptions struct {
@@ -281,15 +283,6 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.p = p
-	// As the consumer does: requests a crash left submitted without a
-	// claim are recorded before any is taken.
-	stream, err := h.obs.Stream(context.Background(), pipeline.DefaultRequestStream)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if h.recovered, err = p.RecoverUnclaimed(context.Background(), stream, schemas.Subjects{}.RequestFilter(), h.db); err != nil {
-		h.t.Fatal(err)
-	}
 	if h.backlog != nil {
 		p.WatchBacklog(h.backlog, h.db)
 	}
@@ -300,6 +293,16 @@ func (h *harness) start() {
 	}
 	cons, err := h.topo.EnsureConsumer(context.Background(), h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
 	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.cons = cons
+	// As the consumer does: requests a crash left submitted without a
+	// claim are recorded before any is taken.
+	stream, err := h.obs.Stream(context.Background(), pipeline.DefaultRequestStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if h.recovered, err = p.RecoverUnclaimed(context.Background(), stream, cons, h.db); err != nil {
 		h.t.Fatal(err)
 	}
 	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: h.db.Healthy}, p, cons, h.log, nil)

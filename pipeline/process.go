@@ -171,7 +171,7 @@ func (o *order) run(ctx context.Context) {
 	unlock := o.p.locks.lock(o.key.String())
 	defer unlock()
 
-	stored, found, err := o.p.store.Get(ctx, o.key)
+	stored, found, err := o.p.lookup(ctx, o.key)
 	if err != nil {
 		o.later(ctx, EventError, 0, &schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "the order store could not be read"}, fmt.Errorf("read order %s: %w", o.key, err))
 		return
@@ -337,24 +337,8 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 	var a providers.Outcome
 	claim := true
-	if o.rec.Version == 0 { // no record of the order at all
-		var lookFirst bool
-		claim, lookFirst = o.claimNeeded()
-		if lookFirst {
-			// An earlier delivery of this request may have submitted it
-			// without a claim: ask (within the provider's repeat window
-			// jumdata repeats the submission, and searches when that is
-			// refused), from the request's publication on.
-			o.rec.SubmittedAt = o.m.PublishedAt
-			a = o.call(ctx, o.prov.Query)
-			if a.Class == providers.NotFound {
-				a, o.rec.SubmittedAt = providers.Outcome{}, time.Time{}
-			} else {
-				// No final answer: saved as possibly submitted since then,
-				// so that the next delivery asks again.
-				o.rec.State, o.rec.Submissions = schemas.StateSubmitting, 1
-			}
-		}
+	if o.rec.Version == 0 && o.rec.Submissions == 0 { // no record of the order at all
+		claim = o.claimNeeded()
 	} else if o.rec.Submissions > 0 {
 		a = o.call(ctx, o.prov.Query)
 		if a.Class == providers.NotFound {
@@ -376,11 +360,11 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 		}
 		if !claim {
 			// RecoverUnclaimed must find this request after a crash, and
-			// the next delivery must look for it if its answer is not saved.
+			// until its order is saved the order is claimed in memory.
 			if err := o.p.unclaimed.cover(ctx, o.m.Stream, o.m.StreamSeq); err != nil {
 				claim = true
 			} else {
-				o.p.unrecorded.add(o.key)
+				o.p.unrecorded.add(o.rec)
 			}
 		}
 		if claim && !o.save(ctx) {
@@ -407,36 +391,27 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 }
 
 // claimNeeded decides, for an order with no record, whether it must be
-// claimed durably before it is submitted, and whether the provider must be
-// asked first.
+// claimed durably before it is submitted.
 //
 // The claim may go only when the pipeline watches a Backlog (an opt-in), the
 // provider answers a repeated submission from the first one for a while
 // (providers.RepeatableSubmitter), and no waiting request is older than
 // that window: a submission a crash left unrecorded then came from a
-// request published within the window, and repeating it is harmless.
-//
-// An order submitted without a claim whose answer could not be saved (a
-// failing disk) has no record either: the next request for it looks for
-// it first (lookFirst), from its publication on. Had the process stopped
-// meanwhile, RecoverUnclaimed would have recorded it; any other order with
-// no record was never submitted (a held seller's request, redelivered
-// overnight, is not searched for).
-func (o *order) claimNeeded() (claim, lookFirst bool) {
+// request published within the window, RecoverUnclaimed records its order
+// at the next start, and asking the provider about it repeats it
+// harmlessly. Until its answer is saved, the order is claimed in memory
+// instead (Pipeline.lookup).
+func (o *order) claimNeeded() bool {
 	rs, ok := o.prov.(providers.RepeatableSubmitter)
 	if !ok || o.p.backlog == nil || o.p.unclaimed.marks == nil {
-		return true, false
+		return true
 	}
 	window := rs.RepeatableFor(&providers.Call{Request: o.req})
 	if window <= 0 {
-		return true, false
+		return true
 	}
-	lookFirst = o.p.unrecorded.has(o.key)
 	oldest, known := o.p.backlog.OldestWaiting()
-	if known && o.now.Sub(oldest) < window {
-		return false, lookFirst
-	}
-	return true, lookFirst
+	return !known || o.now.Sub(oldest) >= window
 }
 
 // call makes one provider call, counting it and keeping the references it
@@ -604,8 +579,20 @@ func (o *order) saveWith(ctx context.Context, put func(context.Context, schemas.
 	}
 	o.rec = stored
 	o.out.Attempts = stored.Attempts
-	o.p.unrecorded.remove(o.key)
+	o.p.unrecorded.settle(stored)
 	return true
+}
+
+// lookup returns the stored record of an order or, when there is none, the
+// record its claim would have left for an order submitted without a claim
+// whose answer has not been saved (version 0: saving it creates it).
+func (p *Pipeline) lookup(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+	rec, found, err := p.store.Get(ctx, key)
+	if err != nil || found {
+		return rec, found, err
+	}
+	rec, found = p.unrecorded.standIn(key)
+	return rec, found, nil
 }
 
 // later puts the message back for another delivery after delay, or gives up
@@ -648,7 +635,7 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 		if o.rec.Seller == "" { // never claimed (a held seller, an earlier request in doubt): start the record here
 			o.rec = schemas.OrderRecord{Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind,
 				Fingerprint: o.d.Fingerprint, Provider: o.prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings}
-			stored, found, err := o.p.store.Get(ctx, o.key)
+			stored, found, err := o.p.lookup(ctx, o.key)
 			switch {
 			case err != nil:
 				o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
@@ -676,6 +663,14 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 			res = o.unstoredResult(schemas.StatusFailed, info)
 		}
 	} else {
+		if _, listed := o.p.unrecorded.standIn(o.key); listed {
+			// The order was submitted without a claim, and only memory
+			// says so: terminated, the request would leave the stream,
+			// and after a restart nothing would. It waits for the store.
+			o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
+			o.out.Err = fmt.Errorf("order %s, submitted without a claim, is kept until the store can record it: %s", o.key, msg)
+			return
+		}
 		// The store is failing: publish what we know without it.
 		res = o.unstoredResult(schemas.StatusFailed, info)
 	}

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/schemas"
@@ -30,15 +34,34 @@ type Marks interface {
 // submitted after a crash.
 const markLead = 256
 
-// unclaimedMarkName is the name of the unclaimed mark of a request stream.
-func unclaimedMarkName(stream string) string { return "unclaimed:" + stream }
+// unclaimedMarkName is the name of the unclaimed mark of a request stream:
+// its name and its creation time, so that a stream deleted and created
+// again (its sequences starting over) does not inherit the old one's mark.
+func unclaimedMarkName(info *jetstream.StreamInfo) string {
+	return "unclaimed:" + info.Config.Name + ":" + strconv.FormatInt(info.Created.UnixNano(), 10)
+}
+
+// errUnidentified: a request of a stream RecoverUnclaimed has not read,
+// which therefore has no known mark, cannot go without a claim.
+var errUnidentified = errors.New("the request stream's unclaimed mark is unknown: RecoverUnclaimed has not read it")
 
 // horizons holds the unclaimed marks of the request streams (one, in
 // practice) as far as they are known to be on disk.
 type horizons struct {
 	mu    sync.Mutex
 	marks Marks
+	names map[string]string // stream name → mark name, set by RecoverUnclaimed
 	by    map[string]*horizon
+}
+
+// identify gives the stream called stream the mark called name.
+func (h *horizons) identify(stream, name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.names == nil {
+		h.names = map[string]string{}
+	}
+	h.names[stream] = name
 }
 
 // horizon is the unclaimed mark of one stream.
@@ -55,9 +78,14 @@ type horizon struct {
 func (h *horizons) cover(ctx context.Context, stream string, seq uint64) error {
 	for {
 		h.mu.Lock()
-		z := h.by[stream]
+		name, ok := h.names[stream]
+		if !ok || h.marks == nil {
+			h.mu.Unlock()
+			return errUnidentified
+		}
+		z := h.by[name]
 		if z == nil {
-			v, err := h.marks.Mark(unclaimedMarkName(stream))
+			v, err := h.marks.Mark(name)
 			if err != nil {
 				h.mu.Unlock()
 				return err
@@ -66,11 +94,11 @@ func (h *horizons) cover(ctx context.Context, stream string, seq uint64) error {
 			if h.by == nil {
 				h.by = map[string]*horizon{}
 			}
-			h.by[stream] = z
+			h.by[name] = z
 		}
 		if seq < z.durable {
 			if z.raising == nil && seq+markLead/2 >= z.durable {
-				h.raise(stream, z, seq+markLead)
+				h.raise(name, z, seq+markLead)
 			}
 			h.mu.Unlock()
 			return nil
@@ -82,7 +110,7 @@ func (h *horizons) cover(ctx context.Context, stream string, seq uint64) error {
 				h.mu.Unlock()
 				return err
 			}
-			h.raise(stream, z, seq+markLead)
+			h.raise(name, z, seq+markLead)
 		}
 		wait := z.raising
 		h.mu.Unlock()
@@ -94,12 +122,13 @@ func (h *horizons) cover(ctx context.Context, stream string, seq uint64) error {
 	}
 }
 
-// raise raises z to v in the background; h.mu is held.
-func (h *horizons) raise(stream string, z *horizon, v uint64) {
+// raise raises z, the mark called name, to v in the background; h.mu is
+// held.
+func (h *horizons) raise(name string, z *horizon, v uint64) {
 	done := make(chan struct{})
 	z.raising = done
 	go func() {
-		err := h.marks.RaiseMark(context.Background(), unclaimedMarkName(stream), v)
+		err := h.marks.RaiseMark(context.Background(), name, v)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if err == nil {
@@ -112,127 +141,214 @@ func (h *horizons) raise(stream string, z *horizon, v uint64) {
 }
 
 // RecoverUnclaimed must run when a consumer starts, before it takes any
-// request. A request submitted without a claim (Pipeline.WatchBacklog)
-// leaves no record of its order until its answer is saved; a crash in
-// between leaves the order unrecorded, and another request for it (an
-// identical copy, or a corrected one) taken before the first is delivered
-// again would be submitted too: after an outage longer than the provider's
-// repeat window, a second invoice. Such a request was not acknowledged, so
-// it is still in the request stream, below the stream's unclaimed mark
-// (which the pipeline raises durably before it submits without a claim).
+// request; until it has run, every order is claimed. A request submitted
+// without a claim (Pipeline.WatchBacklog) leaves no record of its order
+// until its answer is saved; a crash in between leaves the order
+// unrecorded, and another request for it (an identical copy, or a
+// corrected one) would be submitted too: after an outage longer than the
+// provider's repeat window, a second invoice. Such a request was not
+// acknowledged, so it is still in the request stream, above the consumer's
+// ack floor and below the stream's unclaimed mark (which the pipeline
+// raises durably before it submits without a claim).
 //
-// RecoverUnclaimed reads every request of filter (the consumer's subjects)
-// below that mark still in stream. For each valid one whose order has no
-// record, and whose seller's provider could have taken it without a claim,
-// it saves the record a claim would have left: possibly submitted since the
-// request's publication. That request's next delivery then asks the
-// provider first, and another request for the order waits for it (a
-// copy) or conflicts with it (a corrected one), as after a crash with a
-// claim. A request that was never taken gets such a record too; asking
-// first costs it nothing within the provider's repeat window.
+// RecoverUnclaimed reads every request of the consumer's subjects in that
+// range. For each order with no record whose provider could have taken a
+// request without a claim, it saves the record a claim would have left:
+// possibly submitted since the earliest of its requests' publications. The
+// order's requests then ask the provider first (another request for it
+// conflicts), as after a crash with a claim. When the order's requests
+// there are not all the same request (a corrected one behind the first),
+// it cannot tell which was submitted: the order is saved as
+// action_required, without a fingerprint, so that every request for it
+// gets a conflict (the order number stays taken), and its error tells a
+// person what to find at the provider. A request
+// that was never taken is recorded too; asking first costs it nothing
+// within the provider's repeat window.
 //
 // It returns how many orders it recorded. It runs whether or not the
 // pipeline watches a backlog now, since an earlier run may have: with no
 // mark there is nothing to read. An error means the state of some request
 // is unknown: the consumer must not start.
-func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream, filter string, marks Marks) (int, error) {
-	name := stream.CachedInfo().Config.Name
-	mark, err := marks.Mark(unclaimedMarkName(name))
+func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream, consumer jetstream.Consumer, marks Marks) (int, error) {
+	info := stream.CachedInfo()
+	name := unclaimedMarkName(info)
+	p.unclaimed.identify(info.Config.Name, name)
+	mark, err := marks.Mark(name)
 	if err != nil || mark == 0 {
 		return 0, err
 	}
-	recorded := 0
-	for seq := uint64(1); seq < mark; {
+	ci, err := consumer.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("recover unclaimed requests: consumer info: %w", err)
+	}
+	filter := ci.Config.FilterSubject
+	if filter == "" {
+		filter = p.cfg.Subjects.RequestFilter()
+	}
+	orders := map[schemas.OrderKey]*unclaimedOrder{}
+	var keys []schemas.OrderKey // in stream order
+	for seq := ci.AckFloor.Stream + 1; seq < mark; {
 		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
 		if err != nil {
-			return recorded, fmt.Errorf("recover unclaimed requests: read request stream from #%d: %w", seq, err)
+			return 0, fmt.Errorf("recover unclaimed requests: read request stream from #%d: %w", seq, err)
 		}
 		if m.Sequence >= mark {
 			break
 		}
 		seq = m.Sequence + 1
-		ok, err := p.recordUnclaimed(ctx, m)
-		if err != nil {
-			return recorded, fmt.Errorf("recover unclaimed requests: request #%d: %w", m.Sequence, err)
+		d, prov, ok := p.unclaimable(m)
+		if !ok {
+			continue
 		}
-		if ok {
-			recorded++
+		key := schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}
+		u := orders[key]
+		if u == nil {
+			_, found, err := p.store.Get(ctx, key)
+			if err != nil {
+				return 0, fmt.Errorf("recover unclaimed requests: request #%d: %w", m.Sequence, err)
+			}
+			u = &unclaimedOrder{recorded: found}
+			orders[key] = u
+			keys = append(keys, key)
 		}
+		u.add(m, d, prov)
+	}
+	recorded := 0
+	for _, key := range keys {
+		u := orders[key]
+		if u.recorded {
+			continue
+		}
+		if _, err := p.store.Put(ctx, u.record(key, p.cfg.Now())); err != nil {
+			return recorded, fmt.Errorf("recover unclaimed requests: record order %s: %w", key, err)
+		}
+		recorded++
 	}
 	return recorded, nil
 }
 
-// recordUnclaimed saves the possibly-submitted record of the request m
-// carries, if it may have been submitted without a claim and its order has
-// no record; it reports whether it saved one.
-func (p *Pipeline) recordUnclaimed(ctx context.Context, m *jetstream.RawStreamMsg) (bool, error) {
+// unclaimable decodes the request m carries and reports whether it could
+// have been submitted without a claim: valid, for a configured seller
+// whose provider repeats such a submission.
+func (p *Pipeline) unclaimable(m *jetstream.RawStreamMsg) (*schemas.Decoded, providers.Provider, bool) {
 	d, err := p.validator.Decode(m.Data, p.cfg.Subjects.SellerOf(m.Subject))
 	if err != nil || !d.Valid() {
-		return false, nil // answered without a record, never submitted
+		return nil, nil, false // answered without a record, never submitted
 	}
-	req := d.Request
-	prov, ok := p.providers.Provider(req.SellerTaxNum)
+	prov, ok := p.providers.Provider(d.Request.SellerTaxNum)
 	if !ok {
-		return false, nil
+		return nil, nil, false
 	}
 	rs, ok := prov.(providers.RepeatableSubmitter)
-	if !ok || rs.RepeatableFor(&providers.Call{Request: req}) <= 0 {
-		return false, nil // always claimed
+	if !ok || rs.RepeatableFor(&providers.Call{Request: d.Request}) <= 0 {
+		return nil, nil, false // always claimed
 	}
-	key := schemas.OrderKey{Seller: req.SellerTaxNum, OrderNo: req.OrderNo}
-	if _, found, err := p.store.Get(ctx, key); err != nil || found {
-		return false, err
-	}
-	rec := schemas.OrderRecord{
-		Seller: key.Seller, OrderNo: key.OrderNo, Kind: req.Kind, Fingerprint: d.Fingerprint,
-		Provider: prov.Name(), ReceivedAt: p.cfg.Now(), Warnings: listWithin(d.Warnings, maxListedBytes),
-		State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: m.Time,
-	}
-	if _, err := p.store.Put(ctx, rec); err != nil {
-		return false, err
-	}
-	return true, nil
+	return d, prov, true
 }
 
-// unrecorded holds the orders submitted without a claim whose answer has
-// not been saved since (the save failed): their next request looks for
-// them first. Only this process's: after a restart RecoverUnclaimed has
-// recorded them.
+// unclaimedOrder gathers the requests RecoverUnclaimed found for one order.
+type unclaimedOrder struct {
+	recorded bool // the order has a record: nothing to do
+	first    *schemas.Decoded
+	prov     providers.Provider
+	since    time.Time      // the earliest publication
+	seqs     []uint64       // the requests' stream sequences
+	prints   map[string]int // fingerprint → requests
+}
+
+func (u *unclaimedOrder) add(m *jetstream.RawStreamMsg, d *schemas.Decoded, prov providers.Provider) {
+	if u.recorded {
+		return
+	}
+	if u.first == nil {
+		u.first, u.prov, u.since, u.prints = d, prov, m.Time, map[string]int{}
+	}
+	if m.Time.Before(u.since) {
+		u.since = m.Time
+	}
+	u.seqs = append(u.seqs, m.Sequence)
+	u.prints[d.Fingerprint]++
+}
+
+// record is the record RecoverUnclaimed saves for the order.
+func (u *unclaimedOrder) record(key schemas.OrderKey, now time.Time) schemas.OrderRecord {
+	rec := schemas.OrderRecord{
+		Seller: key.Seller, OrderNo: key.OrderNo, Kind: u.first.Request.Kind, Provider: u.prov.Name(), ReceivedAt: now,
+		State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: u.since,
+	}
+	if len(u.prints) == 1 {
+		rec.Fingerprint = u.first.Fingerprint
+		rec.Warnings = listWithin(u.first.Warnings, maxListedBytes)
+		return rec
+	}
+	prints := make([]string, 0, len(u.prints))
+	for f := range u.prints {
+		prints = append(prints, fmt.Sprintf("%.12s…", f))
+	}
+	slices.Sort(prints)
+	seqs := make([]string, len(u.seqs))
+	for i, s := range u.seqs {
+		seqs[i] = "#" + strconv.FormatUint(s, 10)
+	}
+	rec.State = schemas.StateActionRequired
+	rec.ActionEpisode = 1
+	rec.LastError = &schemas.ErrorInfo{Code: schemas.CodeActionRequired, Message: clip(fmt.Sprintf(
+		"%d different requests for this order (fingerprints %s; request stream %s) were waiting when the consumer started, "+
+			"and one of them may have been submitted to %s without a claim before it stopped: find the order's invoice at %s "+
+			"(issued since %s), then answer the order system; every request for this order gets a conflict meanwhile",
+		len(u.prints), strings.Join(prints, ", "), strings.Join(seqs, " "), u.prov.Name(), u.prov.Name(), u.since.UTC().Format(time.RFC3339)), maxTextBytes)}
+	return rec
+}
+
+// unrecorded holds the orders submitted without a claim whose submission no
+// saved record speaks of yet (their save failed, or is under way), each as
+// the record a claim would have left. Pipeline.lookup answers with it for
+// an order with no record, so that the order is claimed in memory: the
+// same request asks the provider first, another conflicts with it, and a
+// give-up keeps the submission. Only this process's: after a restart
+// RecoverUnclaimed has recorded them.
 type unrecorded struct {
 	n  atomic.Int64 // len(by), read without the lock
 	mu sync.Mutex
-	by map[schemas.OrderKey]struct{}
+	by map[schemas.OrderKey]schemas.OrderRecord
 }
 
-func (u *unrecorded) add(key schemas.OrderKey) {
+// add lists the order of rec, a submission without a claim (version 0).
+func (u *unrecorded) add(rec schemas.OrderRecord) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.by == nil {
-		u.by = map[schemas.OrderKey]struct{}{}
+		u.by = map[schemas.OrderKey]schemas.OrderRecord{}
 	}
-	u.by[key] = struct{}{}
+	u.by[rec.Key()] = rec
 	u.n.Store(int64(len(u.by)))
 }
 
-func (u *unrecorded) remove(key schemas.OrderKey) {
+// settle takes the order of stored, a record just saved, off the list once
+// that record carries the listed submission.
+func (u *unrecorded) settle(stored schemas.OrderRecord) {
 	if u.n.Load() == 0 {
 		return
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	delete(u.by, key)
-	u.n.Store(int64(len(u.by)))
+	key := stored.Key()
+	if rec, ok := u.by[key]; ok && rec.Fingerprint == stored.Fingerprint && stored.Submissions > 0 {
+		delete(u.by, key)
+		u.n.Store(int64(len(u.by)))
+	}
 }
 
-func (u *unrecorded) has(key schemas.OrderKey) bool {
+// standIn returns the listed record of an order.
+func (u *unrecorded) standIn(key schemas.OrderKey) (schemas.OrderRecord, bool) {
 	if u.n.Load() == 0 {
-		return false
+		return schemas.OrderRecord{}, false
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	_, ok := u.by[key]
-	return ok
+	rec, ok := u.by[key]
+	return rec, ok
 }

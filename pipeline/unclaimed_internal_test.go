@@ -36,6 +36,11 @@ func (m *memMarks) Mark(name string) (uint64, error) {
 func TestHorizonCover(t *testing.T) {
 	m := &memMarks{v: map[string]uint64{"unclaimed:B": 7}}
 	h := &horizons{marks: m}
+	if err := h.cover(context.Background(), "A", 1); err != errUnidentified {
+		t.Fatalf("cover before identify = %v, want errUnidentified", err)
+	}
+	h.identify("A", "unclaimed:A")
+	h.identify("B", "unclaimed:B")
 	ctx := context.Background()
 	const n = 20 * markLead
 	var wg sync.WaitGroup

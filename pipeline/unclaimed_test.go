@@ -3,11 +3,15 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,14 +22,77 @@ type settableBacklog struct{ at atomic.Int64 }
 
 func (b *settableBacklog) OldestWaiting() (time.Time, bool) { return time.Unix(0, b.at.Load()), true }
 
+// unclaimedMarkName is the name of the request stream's unclaimed mark.
+func unclaimedMarkName(t *testing.T, h *harness) string {
+	t.Helper()
+	stream, err := h.obs.Stream(context.Background(), pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := stream.CachedInfo()
+	return fmt.Sprintf("unclaimed:%s:%d", info.Config.Name, info.Created.UnixNano())
+}
+
 // unclaimedMark reads the request stream's unclaimed mark.
 func unclaimedMark(t *testing.T, h *harness) uint64 {
 	t.Helper()
-	v, err := h.db.Mark("unclaimed:" + pipeline.DefaultRequestStream)
+	v, err := h.db.Mark(unclaimedMarkName(t, h))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// recoverWith runs p's RecoverUnclaimed on the harness's request stream and
+// consumer with marks, as a consumer does when it starts.
+func recoverWith(t *testing.T, h *harness, p *pipeline.Pipeline, marks pipeline.Marks) int {
+	t.Helper()
+	ctx := context.Background()
+	cons, err := h.topo.EnsureConsumer(ctx, h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := p.RecoverUnclaimed(ctx, stream, cons, marks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// firstRun is a pipeline of a consumer run that stops (crashes) after the
+// deliveries a test makes by hand: claimless, or claiming every order; its
+// saves go to st.
+func firstRun(t *testing.T, h *harness, cfg pipeline.Config, st pipeline.Store, backlog pipeline.Backlog, claimless bool) *pipeline.Pipeline {
+	t.Helper()
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(cfg, v, st, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), h.provs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claimless {
+		p.WatchBacklog(backlog, h.db)
+	}
+	recoverWith(t, h, p, h.db)
+	return p
+}
+
+// deliverRaw processes raw as its deliveries-th delivery through p and
+// waits for its result's acknowledgement.
+func deliverRaw(t *testing.T, p *pipeline.Pipeline, raw *jetstream.RawStreamMsg, deliveries int) pipeline.Outcome {
+	t.Helper()
+	out := p.Process(context.Background(), &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Stream: pipeline.DefaultRequestStream,
+		StreamSeq: raw.Sequence, Deliveries: deliveries, PublishedAt: raw.Time})
+	if out.Published != nil {
+		_ = out.Published(context.Background())
+	}
+	return out
 }
 
 // publishRaw publishes a request and returns it as the stream holds it.
@@ -69,21 +136,8 @@ func TestCrashAfterClaimlessSubmissionThenLongOutage(t *testing.T) {
 	// The first run takes the request and submits it without a claim; the
 	// crash comes before its answer is saved.
 	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "CRASH-J", nil))
-	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	crashing := &writeLog{Store: h.db, failIssued: "CRASH-J"}
-	run1, err := pipeline.New(cfg, v, crashing, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), h.provs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run1.WatchBacklog(backlog, h.db)
-	out := run1.Process(ctx, &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Stream: pipeline.DefaultRequestStream,
-		StreamSeq: raw.Sequence, Deliveries: 1, PublishedAt: raw.Time})
-	if out.Published != nil {
-		_ = out.Published(ctx)
-	}
+	deliverRaw(t, firstRun(t, h, cfg, crashing, backlog, true), raw, 1)
 	if got := crashing.of("CRASH-J"); len(got) != 0 {
 		t.Fatalf("order written as %v before the submission: want no claim", got)
 	}
@@ -160,7 +214,7 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := h.p.RecoverUnclaimed(ctx, stream, schemas.Subjects{}.RequestFilter(), h.db)
+	n, err := h.p.RecoverUnclaimed(ctx, stream, h.cons, h.db)
 	if err != nil || n != 1 {
 		t.Fatalf("RecoverUnclaimed = %d, %v; want 1", n, err)
 	}
@@ -175,7 +229,7 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 		t.Fatalf("DONE-J is %s now", done.State)
 	}
 	// Again: everything is recorded now.
-	if n, err := h.p.RecoverUnclaimed(ctx, stream, schemas.Subjects{}.RequestFilter(), h.db); err != nil || n != 0 {
+	if n, err := h.p.RecoverUnclaimed(ctx, stream, h.cons, h.db); err != nil || n != 0 {
 		t.Fatalf("second RecoverUnclaimed = %d, %v; want 0", n, err)
 	}
 
@@ -217,6 +271,7 @@ func TestUnraisableMarkMeansAClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WatchBacklog(backlog, marks)
+	recoverWith(t, h, p, marks)
 	for i, no := range []string{"NOMARK-1", "NOMARK-2"} {
 		raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, no, nil))
 		out := p.Process(context.Background(), &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Stream: pipeline.DefaultRequestStream,
@@ -235,5 +290,282 @@ func TestUnraisableMarkMeansAClaim(t *testing.T) {
 		if n := marks.raises.Load(); n != int64(i+1) {
 			t.Errorf("%d raises after %d requests", n, i+1)
 		}
+	}
+}
+
+// doubled changes the order's totals (a corrected request with other amounts).
+func doubled(o *schemas.Order) {
+	l := &o.InvoiceDetail[0]
+	l.Price, l.TaxIncludedAmount, l.TaxExcludedAmount, l.Tax = schemas.ParseAmount("212"), schemas.ParseAmount("212.00"), schemas.ParseAmount("200.00"), schemas.ParseAmount("12.00")
+}
+
+// Two different requests for one order wait in the stream, the first and a
+// corrected one behind it; the corrected one is taken first (the first was
+// put back, or lost the race for the order) and submitted without a claim,
+// and the consumer crashes before the save. At start-up nothing says which
+// of the two was submitted: the order is saved as action_required without a
+// fingerprint, the first request gets a conflict that says what to look
+// for, and nothing is submitted again, whether the correction changed the totals or
+// only the clerk (which a search by content would not tell apart), and
+// whether the consumer is back within jumdata's window or after it.
+func TestRecoverAmbiguousOrderNeedsAPerson(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		edit  func(*schemas.Order)
+		later time.Duration
+	}{{"totals/9h", doubled, 9 * time.Hour}, {"clerk/1h", func(o *schemas.Order) { o.Clerk = "李四" }, time.Hour}} {
+		t.Run(c.name, func(t *testing.T) { ambiguousOrder(t, c.edit, c.later) })
+	}
+}
+
+func ambiguousOrder(t *testing.T, edit func(*schemas.Order), later time.Duration) {
+	ctx := context.Background()
+	var ahead atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	cfg := fast
+	cfg.Now = clock
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, sandbox: sandbox.Config{Now: clock}})
+	h.provs[jumdataSeller] = directJumdata(t, h, clock)
+
+	first := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "TWO-J", nil))
+	corrected := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "TWO-J", edit))
+	deliverRaw(t, firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "TWO-J"}, backlog, true), corrected, 1)
+	if st := h.orderStats(jumdataSeller, "TWO-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v after the first run", st)
+	}
+
+	ahead.Store(int64(later))
+	h.start()
+	if h.recovered != 1 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
+	}
+	// The corrected request's issued result went out while its save was
+	// failing; its conflict now carries the same message id and is dropped
+	// by the result stream within its duplicate window. The first request
+	// gets a conflict.
+	h.waitFor("both requests to be acknowledged", 15*time.Second, h.requestStreamEmpty)
+	res := h.waitResult(jumdataSeller, "TWO-J", 2, 10*time.Second)
+	byPrint := map[string]schemas.Status{}
+	for _, r := range res {
+		byPrint[r.Fingerprint] = r.Status
+	}
+	if len(res) != 2 || byPrint[decodeFingerprint(t, corrected.Data)] != schemas.StatusIssued || byPrint[decodeFingerprint(t, first.Data)] != schemas.StatusConflict {
+		for _, r := range res {
+			t.Logf("result %s %.12s %+v", r.Status, r.Fingerprint, r.Error)
+		}
+		t.Fatalf("want the corrected request issued (before the crash) and the first one a conflict")
+	}
+	rec, _, err := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "TWO-J"})
+	if err != nil || rec.State != schemas.StateActionRequired || rec.Fingerprint != "" || rec.LastError == nil ||
+		!strings.Contains(rec.LastError.Message, "2 different requests") {
+		t.Fatalf("stored %s fingerprint %q %+v (%v), want action_required for a person", rec.State, rec.Fingerprint, rec.LastError, err)
+	}
+	if st := h.orderStats(jumdataSeller, "TWO-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued again", st)
+	}
+}
+
+// A jumdata order submitted without a claim whose save failed is claimed in
+// memory: a corrected request for it conflicts, as it would with the claim
+// on disk (it must not be looked for by its own content, refused by
+// jumdata, and saved as rejected over the submission). After a crash and
+// nine hours, the first request finds its invoice. Both ways, with and
+// without the claim: one invoice, the corrected request a conflict.
+func TestCorrectedRequestConflictsWithAnUnrecordedSubmission(t *testing.T) {
+	for _, claimless := range []bool{true, false} {
+		t.Run(map[bool]string{true: "claimless", false: "claim"}[claimless], func(t *testing.T) {
+			ctx := context.Background()
+			var ahead atomic.Int64
+			clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			cfg := fast
+			cfg.Now = clock
+			backlog := &settableBacklog{}
+			backlog.at.Store(time.Now().UnixNano())
+			h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, sandbox: sandbox.Config{Now: clock}})
+			h.provs[jumdataSeller] = directJumdata(t, h, clock)
+			run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "UNREC-J"}, backlog, claimless)
+
+			first := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "UNREC-J", nil))
+			if out := deliverRaw(t, run1, first, 1); out.Action != pipeline.Nak {
+				t.Fatalf("first request: %+v, want its failed save put back", out)
+			}
+			corrected := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "UNREC-J", doubled))
+			out := deliverRaw(t, run1, corrected, 1)
+			if out.Action != pipeline.Ack || out.Status != schemas.StatusConflict {
+				t.Fatalf("corrected request: %s %s %s, want a conflict", out.Action, out.Event, out.Status)
+			}
+			stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := stream.DeleteMsg(ctx, corrected.Sequence); err != nil { // as its ack would
+				t.Fatal(err)
+			}
+
+			ahead.Store(int64(9 * time.Hour))
+			h.start()
+			h.waitFor("the first request to be answered", 15*time.Second, h.requestStreamEmpty)
+			if st := h.orderStats(jumdataSeller, "UNREC-J"); st.Issuances != 1 {
+				t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+			}
+			rec, _, _ := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "UNREC-J"})
+			if rec.State != schemas.StateIssued || rec.Fingerprint != decodeFingerprint(t, first.Data) {
+				t.Fatalf("stored %s %.12s, want the first request issued", rec.State, rec.Fingerprint)
+			}
+		})
+	}
+}
+
+// decodeFingerprint is the fingerprint of a valid jumdata request.
+func decodeFingerprint(t *testing.T, data []byte) string {
+	t.Helper()
+	v, _ := schemas.NewValidator(schemas.ValidatorConfig{})
+	d, err := v.Decode(data, jumdataSeller)
+	if err != nil || !d.Valid() {
+		t.Fatalf("%v %+v", err, d.Violations)
+	}
+	return d.Fingerprint
+}
+
+// needsPerson is jumdata, except that order HOLDER-J gets an answer a person
+// must act on, which holds the seller.
+type needsPerson struct{ *jumdata.Client }
+
+func (n needsPerson) Submit(ctx context.Context, c *providers.Call) providers.Outcome {
+	if c.Request.OrderNo == "HOLDER-J" {
+		return providers.Outcome{Class: providers.ActionRequired, Code: "301", Message: "token expired"}
+	}
+	return n.Client.Submit(ctx, c)
+}
+
+// A request submitted without a claim is issued, its save fails, the
+// seller is then held, and the request runs out of deliveries while held:
+// the failed record it is given up with keeps the submission (as the claim
+// would have), so that its dead letter, replayed the next morning, finds the
+// invoice instead of submitting again after jumdata has forgotten the
+// taskId. Both ways, with and without the claim: one invoice.
+func TestHeldGiveUpKeepsAnUnrecordedSubmission(t *testing.T) {
+	for _, claimless := range []bool{true, false} {
+		t.Run(map[bool]string{true: "claimless", false: "claim"}[claimless], func(t *testing.T) {
+			ctx := context.Background()
+			var ahead atomic.Int64
+			clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			cfg := fast
+			cfg.Now = clock
+			cfg.MaxDeliver = 3
+			cfg.HoldProbe = time.Hour
+			backlog := &settableBacklog{}
+			backlog.at.Store(time.Now().UnixNano())
+			h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, sandbox: sandbox.Config{Now: clock}})
+			h.provs[jumdataSeller] = needsPerson{directJumdata(t, h, clock)}
+			run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "GIVEUP-J"}, backlog, claimless)
+			stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliver := func(data []byte, deliveries int) pipeline.Outcome {
+				raw := publishRaw(t, h, jumdataSeller, data)
+				out := deliverRaw(t, run1, raw, deliveries)
+				_ = stream.DeleteMsg(ctx, raw.Sequence) // each delivery here stands alone
+				return out
+			}
+			req := issueRequest(t, jumdataSeller, "GIVEUP-J", nil)
+			if out := deliver(req, 1); out.Action != pipeline.Nak {
+				t.Fatalf("delivery 1: %+v", out)
+			}
+			if out := deliver(issueRequest(t, jumdataSeller, "HOLDER-J", nil), 1); out.Event != pipeline.EventActionRequired {
+				t.Fatalf("holder: %s %s", out.Action, out.Event)
+			}
+			if out := deliver(req, 3); out.Action != pipeline.Term {
+				t.Fatalf("last delivery: %s %s", out.Action, out.Event)
+			}
+			rec, _, _ := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "GIVEUP-J"})
+			if rec.State != schemas.StateFailed || rec.Submissions == 0 {
+				t.Fatalf("given up as %s with %d submissions, want failed after a submission", rec.State, rec.Submissions)
+			}
+
+			// The next morning the dead letter is replayed.
+			ahead.Store(int64(9 * time.Hour))
+			h.start()
+			h.publish(jumdataSeller, req, "")
+			h.waitFor("the replay to be answered", 15*time.Second, h.requestStreamEmpty)
+			if st := h.orderStats(jumdataSeller, "GIVEUP-J"); st.Issuances != 1 {
+				t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+			}
+		})
+	}
+}
+
+// A request stream deleted and made again starts its sequences over: the
+// old stream's unclaimed mark is not the new one's, so the requests of the
+// new stream are not taken for ones submitted without a claim.
+func TestRecreatedStreamHasItsOwnMark(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	if err := h.db.RaiseMark(ctx, unclaimedMarkName(t, h), 1_000_000); err != nil {
+		t.Fatal(err)
+	}
+	old := unclaimedMarkName(t, h)
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond) // a creation time of its own
+	if err := h.topo.Ensure(ctx, h.obs); err != nil {
+		t.Fatal(err)
+	}
+	if unclaimedMarkName(t, h) == old {
+		t.Fatal("the new stream has the old stream's mark name")
+	}
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "NEW-J", nil), "")
+	h.start()
+	if h.recovered != 0 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders of the new stream", h.recovered)
+	}
+	if r := h.waitResult(jumdataSeller, "NEW-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("result %s %+v", r.Status, r.Error)
+	}
+}
+
+// failingGets fails every read of the order store while fail is set.
+type failingGets struct {
+	pipeline.Store
+	fail atomic.Bool
+}
+
+func (f *failingGets) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+	if f.fail.Load() {
+		return schemas.OrderRecord{}, false, errors.New("input/output error")
+	}
+	return f.Store.Get(ctx, key)
+}
+
+// An order submitted without a claim whose save failed is not given up on
+// while the store cannot be read, even on the last delivery: terminated,
+// its request would leave the stream, and after a restart nothing would
+// say it was submitted. It is put back until the store answers.
+func TestUnrecordedSubmissionIsNotTerminatedWhileTheStoreFails(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog})
+	gets := &failingGets{Store: h.db}
+	run1 := firstRun(t, h, cfg, &writeLog{Store: gets, failIssued: "IOERR-J"}, backlog, true)
+	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "IOERR-J", nil))
+	if out := deliverRaw(t, run1, raw, 1); out.Action != pipeline.Nak {
+		t.Fatalf("delivery 1: %+v", out)
+	}
+	gets.fail.Store(true)
+	if out := deliverRaw(t, run1, raw, 3); out.Action != pipeline.Nak || out.Event != pipeline.EventError {
+		t.Fatalf("last delivery with the store failing: %s %s, want it put back", out.Action, out.Event)
+	}
+	gets.fail.Store(false)
+	if out := deliverRaw(t, run1, raw, 4); out.Action != pipeline.Ack || out.Status != schemas.StatusIssued {
+		t.Fatalf("delivery after the store recovered: %s %s %s", out.Action, out.Event, out.Status)
+	}
+	if st := h.orderStats(jumdataSeller, "IOERR-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v", st)
 	}
 }

@@ -138,13 +138,13 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	// A crash may have left requests submitted without a claim (by this
 	// run's or an earlier run's --jumdata-no-claim) and their orders
 	// unrecorded: record them as a claim would have, before taking any.
-	filter := cons.CachedInfo().Config.FilterSubject
-	if filter == "" {
-		filter = subjects.RequestFilter()
-	}
-	if n, err := p.RecoverUnclaimed(setupCtx, reqStream, filter, db); err != nil {
+	recoverCtx, cancelRecover := context.WithTimeout(ctx, 2*time.Minute)
+	n, err := p.RecoverUnclaimed(recoverCtx, reqStream, cons, db)
+	cancelRecover()
+	if err != nil {
 		return err
-	} else if n > 0 {
+	}
+	if n > 0 {
 		log.Warn().Int("orders", n).Msg("recorded requests a crash may have left submitted without a claim: each asks its provider before anything is submitted again")
 	}
 	if o.noClaim {
