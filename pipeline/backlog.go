@@ -22,7 +22,8 @@ import (
 // stream, below the stream's unclaimed mark, which the pipeline raises
 // durably before it submits (Marks); RecoverUnclaimed records its order at
 // the next start as a claim would have. Until the answer is saved, the
-// order is claimed in memory (a save that fails leaves it so).
+// order is claimed in memory (a save that fails leaves it so), and
+// Pipeline.Orders reads it as submitting.
 //
 // What it costs, against the claim:
 //   - RecoverUnclaimed cannot tell a request that was submitted from one
@@ -43,8 +44,6 @@ import (
 //     number stays taken): a person must find the invoice at the provider. Past the result stream's duplicate
 //     window, a request whose issued result went out before the crash then
 //     gets a conflict too.
-//   - While an order is submitted without a claim, the status service and
-//     the partner API find no record of it.
 //   - The mark counts stream sequences: a partitioned consumer raises it
 //     once per markLead/2 sequences of the whole stream, more often per
 //     request of its own.

@@ -60,15 +60,17 @@ func (s *saving) wait(ctx context.Context, key schemas.OrderKey) {
 // service, the partner API) should use it: a Get of an order whose issued
 // result is published while its record is being saved waits for the save
 // (at most 5 seconds), so that a subscriber that asks about an order as
-// soon as its result arrives finds it issued. Writes pass through.
-func (p *Pipeline) Orders() Store { return consistentStore{Store: p.store, saving: &p.saving} }
+// soon as its result arrives finds it issued. An order being submitted
+// without a claim (Pipeline.WatchBacklog) reads as the record its claim
+// would have left. Writes pass through.
+func (p *Pipeline) Orders() Store { return consistentStore{Store: p.store, p: p} }
 
 type consistentStore struct {
 	Store
-	saving *saving
+	p *Pipeline
 }
 
 func (c consistentStore) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
-	c.saving.wait(ctx, key)
-	return c.Store.Get(ctx, key)
+	c.p.saving.wait(ctx, key)
+	return c.p.lookup(ctx, key)
 }

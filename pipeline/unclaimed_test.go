@@ -569,3 +569,48 @@ func TestUnrecordedSubmissionIsNotTerminatedWhileTheStoreFails(t *testing.T) {
 		t.Fatalf("sandbox %+v", st)
 	}
 }
+
+// gatedJumdata is jumdata whose submissions wait for the gate to open.
+type gatedJumdata struct {
+	*jumdata.Client
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g gatedJumdata) Submit(ctx context.Context, c *providers.Call) providers.Outcome {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.Client.Submit(ctx, c)
+}
+
+// While an order is being submitted without a claim, the pipeline's readers
+// (the status service, the partner API) find it submitting, as they would
+// find its claim; once answered, issued.
+func TestClaimlessOrderReadsAsSubmittingWhileInFlight(t *testing.T) {
+	ctx := context.Background()
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: backlog})
+	g := gatedJumdata{Client: directJumdata(t, h, time.Now), entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	h.provs[jumdataSeller] = g
+	p := firstRun(t, h, fast, h.db, backlog, true)
+	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "FLIGHT-J", nil))
+	done := make(chan pipeline.Outcome, 1)
+	go func() { done <- deliverRaw(t, p, raw, 1) }()
+	<-g.entered
+	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "FLIGHT-J"}
+	if _, found, _ := h.db.Get(ctx, key); found {
+		t.Fatal("the order store holds a record: the order was claimed")
+	}
+	rec, found, err := p.Orders().Get(ctx, key)
+	if err != nil || !found || rec.State != schemas.StateSubmitting {
+		t.Fatalf("in flight, readers find %s (found %v, %v), want submitting", rec.State, found, err)
+	}
+	close(g.gate)
+	if out := <-done; out.Status != schemas.StatusIssued {
+		t.Fatalf("outcome %+v", out)
+	}
+	if rec, _, _ := p.Orders().Get(ctx, key); rec.State != schemas.StateIssued {
+		t.Fatalf("after the answer, readers find %s", rec.State)
+	}
+}
