@@ -18,35 +18,38 @@ import (
 // (providers.RepeatableSubmitter), while no waiting request is older than
 // that window. Without the claim, a crash between the submission and the
 // save of its answer leaves no record of it. Such a submission came from a
-// request that was never acknowledged and so still waits in the request
-// stream, below the stream's unclaimed mark, which the pipeline raises
-// durably before it submits (Marks); RecoverUnclaimed records its order at
-// the next start as a claim would have. Until the answer is saved, the
-// order is claimed in memory (a save that fails leaves it so), and
-// Pipeline.Orders reads it as submitting.
+// request that was delivered and never acknowledged, so it still waits in
+// the request stream, below the consumer's delivered pointer and the
+// stream's unclaimed mark, which the pipeline raises durably before it
+// submits (Marks); RecoverUnclaimed records its order at the next start as
+// a claim would have. Until the answer is saved, the order is claimed in
+// memory (a save that fails leaves it so), and Pipeline.Orders reads it as
+// submitting.
 //
 // What it costs, against the claim:
 //   - RecoverUnclaimed cannot tell a request that was submitted from one
-//     that waited: it records every unrecorded order with a request above
-//     the consumer's ack floor and below the mark (in flight, held, waiting
-//     to be delivered again, or not taken yet: at most markLead stream
-//     sequences of those) as possibly submitted. Each then asks the
-//     provider first: harmless within the window; after it (a long outage,
-//     a request held overnight across a restart) it is searched for by its
-//     content, as a claimed order whose answer was lost is, and an identical
-//     invoice to the same buyer issued since could be taken for it. Given
-//     up later, such an order is failed after a submission, and a corrected
-//     request for it gets a conflict (jumdata cannot look up the earlier
-//     request).
+//     that was only delivered: it records every unrecorded order with a
+//     request delivered and not acknowledged (in flight, held, waiting to
+//     be delivered again), after a clean stop as after a crash, as
+//     possibly submitted. Each then asks the provider first: harmless
+//     within the window; after it (a long outage, a request held overnight
+//     across a restart) it is searched for by its content, as a claimed
+//     order whose answer was lost is, and an identical invoice to the same
+//     buyer issued since could be taken for it (two hold the seller for a
+//     person). Given up later, such an order is failed after a submission,
+//     and a corrected request for it gets a conflict (jumdata cannot look
+//     up the earlier request).
 //   - When an order has different requests there, it cannot tell which was
 //     submitted: the order is saved as action_required without a
 //     fingerprint, and every request for it gets a conflict (the order
-//     number stays taken): a person must find the invoice at the provider. Past the result stream's duplicate
-//     window, a request whose issued result went out before the crash then
-//     gets a conflict too.
-//   - The mark counts stream sequences: a partitioned consumer raises it
-//     once per markLead/2 sequences of the whole stream, more often per
-//     request of its own.
+//     number stays taken): a person must find out at the provider whether
+//     one was invoiced. Past the result stream's duplicate window, a
+//     request whose issued result went out before the crash then gets a
+//     conflict too.
+//   - It trusts the server's delivered pointer: a server that stops with
+//     the consumer (the embedded one, a power loss) can forget its last
+//     deliveries, and a request delivered then, submitted without a claim
+//     and delivered again after the window, is submitted again.
 type Backlog interface {
 	// OldestWaiting returns a time no later than the publication of every
 	// request waiting in the request stream, and false when it has no

@@ -323,6 +323,8 @@ func TestRedeliveredAfterConfigChangeFindsTheInvoice(t *testing.T) {
 	if err := h.db.RaiseMark(ctx, unclaimedMarkName(t, h), raw.Sequence+1); err != nil {
 		t.Fatal(err)
 	}
+	_, putBack := takeNext(t, h)
+	putBack()
 	before, err := jumdata.New(jumdata.Config{BaseURL: h.sbURL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
 		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm, SellerName: "旧名称有限公司"})
 	if err != nil {

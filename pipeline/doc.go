@@ -21,13 +21,13 @@
 //     repeated submission from the first one for a while (jumdata's
 //     taskId, 8 hours less a clock margin: providers.RepeatableSubmitter)
 //     is not claimed while no request has waited in the stream longer than
-//     that (Backlog). Before such a submission the request stream's
-//     unclaimed mark (Marks) is raised durably past the request, once per
-//     few hundred requests; when a consumer starts, RecoverUnclaimed
-//     records every order below the mark still in the stream as a claim
-//     would have, so that a crash loses nothing a claim would have kept.
-//     This takes an fsync off every such invoice's way to its result, at
-//     the cost Backlog describes. An order that may already be at the provider (submitting,
+//     that (Backlog). Until its answer is saved the order is claimed in
+//     memory. Before such a submission the request stream's unclaimed mark
+//     (Marks) is raised durably past the request (rarely: far ahead, in the
+//     background); when a consumer starts, RecoverUnclaimed records the
+//     order of every request delivered and not acknowledged below the mark
+//     as a claim would have. This takes an fsync off every such invoice's
+//     way to its result, at the costs Backlog lists. An order that may already be at the provider (submitting,
 //     accepted, action_required, failed after a submission) is queried
 //     first and submitted again only when the provider has no record of it.
 //     An answer lost in transit (providers.Unknown) is reconciled by a query

@@ -28,11 +28,10 @@ type Marks interface {
 }
 
 // markLead is how far past a request's stream sequence the unclaimed mark
-// is raised, so that it is raised once per markLead requests, in the
-// background while the requests below it are taken. It is also the most
-// requests never taken that RecoverUnclaimed may record as possibly
-// submitted after a crash.
-const markLead = 256
+// is raised: once per markLead/2 sequences of the stream, in the background
+// while the requests below it are taken. RecoverUnclaimed reads no further
+// than the consumer's delivered pointer, so the lead costs nothing there.
+const markLead = 1 << 15
 
 // unclaimedMarkName is the name of the unclaimed mark of a request stream:
 // its name and its creation time, so that a stream deleted and created
@@ -146,40 +145,55 @@ func (h *horizons) raise(name string, z *horizon, v uint64) {
 // until its answer is saved; a crash in between leaves the order
 // unrecorded, and another request for it (an identical copy, or a
 // corrected one) would be submitted too: after an outage longer than the
-// provider's repeat window, a second invoice. Such a request was not
-// acknowledged, so it is still in the request stream, above the consumer's
-// ack floor and below the stream's unclaimed mark (which the pipeline
-// raises durably before it submits without a claim).
+// provider's repeat window, a second invoice. Such a request was delivered
+// and not acknowledged, so it is still in the request stream, between the
+// consumer's ack floor and its delivered pointer, and below the stream's
+// unclaimed mark (which the pipeline raises durably before it submits
+// without a claim).
 //
 // RecoverUnclaimed reads every request of the consumer's subjects in that
-// range. For each order with no record whose provider could have taken a
-// request without a claim, it saves the record a claim would have left:
-// possibly submitted since the earliest of its requests' publications. The
-// order's requests then ask the provider first (another request for it
-// conflicts), as after a crash with a claim. When the order's requests
-// there are not all the same request (a corrected one behind the first),
-// it cannot tell which was submitted: the order is saved as
-// action_required, without a fingerprint, so that every request for it
-// gets a conflict (the order number stays taken), and its error tells a
-// person what to find at the provider. A request
-// that was never taken is recorded too; asking first costs it nothing
-// within the provider's repeat window.
+// range. For each order with no record that could have been submitted
+// without a claim (an issue request, whatever its validity now, of a
+// seller not configured now with a provider that always claims), it saves
+// the record a claim would have left: possibly submitted since the
+// earliest of its requests' publications. The order's requests then ask
+// the provider first (a different one conflicts), as after a crash with a
+// claim. When the order's requests there are not all the same request (a
+// corrected one behind the first), it cannot tell which was submitted: the
+// order is saved as action_required, without a fingerprint, so that every
+// request for it gets a conflict (the order number stays taken), and its
+// error tells a person what to find at the provider. A request delivered
+// and never submitted (in flight, held) is recorded too; asking first costs
+// it nothing within the provider's repeat window.
 //
-// It returns how many orders it recorded. It runs whether or not the
-// pipeline watches a backlog now, since an earlier run may have: with no
-// mark there is nothing to read. An error means the state of some request
-// is unknown: the consumer must not start.
+// With no mark, nothing was submitted without a claim, unless an earlier
+// build without marks did: when the pipeline watches a backlog now, the
+// first start reads up to the delivered pointer all the same, and leaves a
+// mark behind. It returns how many orders it recorded. An error means the
+// state of some request is unknown: the consumer must not start.
+//
+// It relies on the server's delivered pointer surviving the crash: an
+// external server, replicated or syncing every write, and not the same
+// process's embedded one (which can forget its last 100 ms of deliveries).
 func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream, consumer jetstream.Consumer, marks Marks) (int, error) {
 	info := stream.CachedInfo()
 	name := unclaimedMarkName(info)
 	p.unclaimed.identify(info.Config.Name, name)
 	mark, err := marks.Mark(name)
-	if err != nil || mark == 0 {
+	if err != nil {
 		return 0, err
+	}
+	firstStart := mark == 0 && p.unclaimed.marks != nil
+	if mark == 0 && !firstStart {
+		return 0, nil
 	}
 	ci, err := consumer.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("recover unclaimed requests: consumer info: %w", err)
+	}
+	bound := ci.Delivered.Stream + 1
+	if mark > 0 {
+		bound = min(bound, mark)
 	}
 	filter := ci.Config.FilterSubject
 	if filter == "" {
@@ -187,7 +201,7 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 	}
 	orders := map[schemas.OrderKey]*unclaimedOrder{}
 	var keys []schemas.OrderKey // in stream order
-	for seq := ci.AckFloor.Stream + 1; seq < mark; {
+	for seq := ci.AckFloor.Stream + 1; seq < bound; {
 		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
@@ -195,15 +209,14 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 		if err != nil {
 			return 0, fmt.Errorf("recover unclaimed requests: read request stream from #%d: %w", seq, err)
 		}
-		if m.Sequence >= mark {
+		if m.Sequence >= bound {
 			break
 		}
 		seq = m.Sequence + 1
-		d, prov, ok := p.unclaimable(m)
+		d, key, prov, ok := p.unclaimable(m)
 		if !ok {
 			continue
 		}
-		key := schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}
 		u := orders[key]
 		if u == nil {
 			_, found, err := p.store.Get(ctx, key)
@@ -227,26 +240,37 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 		}
 		recorded++
 	}
+	if firstStart {
+		if err := marks.RaiseMark(ctx, name, 1); err != nil {
+			return recorded, fmt.Errorf("recover unclaimed requests: %w", err)
+		}
+	}
 	return recorded, nil
 }
 
-// unclaimable decodes the request m carries and reports whether it could
-// have been submitted without a claim: valid, for a configured seller
-// whose provider repeats such a submission.
-func (p *Pipeline) unclaimable(m *jetstream.RawStreamMsg) (*schemas.Decoded, providers.Provider, bool) {
+// unclaimable decodes the request m carries and reports whether a run of
+// the pipeline may have submitted it without a claim: an issue request
+// with its seller and order number, valid or not now (an earlier run may
+// have validated more leniently), of a seller that is not configured now
+// with a provider that always claims (an earlier run may have had it as a
+// jumdata seller).
+func (p *Pipeline) unclaimable(m *jetstream.RawStreamMsg) (*schemas.Decoded, schemas.OrderKey, providers.Provider, bool) {
 	d, err := p.validator.Decode(m.Data, p.cfg.Subjects.SellerOf(m.Subject))
-	if err != nil || !d.Valid() {
-		return nil, nil, false // answered without a record, never submitted
+	if err != nil || d.Kind != schemas.KindIssue || d.SellerTaxNum == "" || d.OrderNo == "" {
+		return nil, schemas.OrderKey{}, nil, false
 	}
-	prov, ok := p.providers.Provider(d.Request.SellerTaxNum)
+	key := schemas.OrderKey{Seller: d.SellerTaxNum, OrderNo: d.OrderNo}
+	if d.Request != nil && d.Valid() {
+		key = schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}
+	}
+	prov, ok := p.providers.Provider(key.Seller)
 	if !ok {
-		return nil, nil, false
+		return d, key, nil, true
 	}
-	rs, ok := prov.(providers.RepeatableSubmitter)
-	if !ok || rs.RepeatableFor(&providers.Call{Request: d.Request}) <= 0 {
-		return nil, nil, false // always claimed
+	if rs, ok := prov.(providers.RepeatableSubmitter); !ok || d.Request == nil || rs.RepeatableFor(&providers.Call{Request: d.Request}) <= 0 {
+		return nil, schemas.OrderKey{}, nil, false // always claimed
 	}
-	return d, prov, true
+	return d, key, prov, true
 }
 
 // unclaimedOrder gathers the requests RecoverUnclaimed found for one order.
@@ -275,9 +299,13 @@ func (u *unclaimedOrder) add(m *jetstream.RawStreamMsg, d *schemas.Decoded, prov
 
 // record is the record RecoverUnclaimed saves for the order.
 func (u *unclaimedOrder) record(key schemas.OrderKey, now time.Time) schemas.OrderRecord {
+	provider := "the provider"
 	rec := schemas.OrderRecord{
-		Seller: key.Seller, OrderNo: key.OrderNo, Kind: u.first.Request.Kind, Provider: u.prov.Name(), ReceivedAt: now,
+		Seller: key.Seller, OrderNo: key.OrderNo, Kind: u.first.Kind, ReceivedAt: now,
 		State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: u.since,
+	}
+	if u.prov != nil {
+		rec.Provider, provider = u.prov.Name(), u.prov.Name()
 	}
 	if len(u.prints) == 1 {
 		rec.Fingerprint = u.first.Fingerprint
@@ -299,7 +327,7 @@ func (u *unclaimedOrder) record(key schemas.OrderKey, now time.Time) schemas.Ord
 		"%d different requests for this order (fingerprints %s; request stream %s) were waiting when the consumer started, "+
 			"and one of them may have been submitted to %s without a claim before it stopped: find the order's invoice at %s "+
 			"(issued since %s), then answer the order system; every request for this order gets a conflict meanwhile",
-		len(u.prints), strings.Join(prints, ", "), strings.Join(seqs, " "), u.prov.Name(), u.prov.Name(), u.since.UTC().Format(time.RFC3339)), maxTextBytes)}
+		len(u.prints), strings.Join(prints, ", "), strings.Join(seqs, " "), provider, provider, u.since.UTC().Format(time.RFC3339)), maxTextBytes)}
 	return rec
 }
 

@@ -68,6 +68,12 @@ func recoverWith(t *testing.T, h *harness, p *pipeline.Pipeline, marks pipeline.
 // saves go to st.
 func firstRun(t *testing.T, h *harness, cfg pipeline.Config, st pipeline.Store, backlog pipeline.Backlog, claimless bool) *pipeline.Pipeline {
 	t.Helper()
+	return firstRunWith(t, h, cfg, st, backlog, claimless, h.db)
+}
+
+// firstRunWith is firstRun with the unclaimed marks kept in marks.
+func firstRunWith(t *testing.T, h *harness, cfg pipeline.Config, st pipeline.Store, backlog pipeline.Backlog, claimless bool, marks pipeline.Marks) *pipeline.Pipeline {
+	t.Helper()
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -77,10 +83,50 @@ func firstRun(t *testing.T, h *harness, cfg pipeline.Config, st pipeline.Store, 
 		t.Fatal(err)
 	}
 	if claimless {
-		p.WatchBacklog(backlog, h.db)
+		p.WatchBacklog(backlog, marks)
 	}
-	recoverWith(t, h, p, h.db)
+	recoverWith(t, h, p, marks)
 	return p
+}
+
+// takeNext fetches the next request through the harness's consumer, as a
+// run would take it: the server counts it delivered. Put back at once (as
+// after the crash of the run that took it), it is delivered again at the
+// next start without waiting for its ack wait.
+func takeNext(t *testing.T, h *harness) (*pipeline.Message, func()) {
+	t.Helper()
+	ctx := context.Background()
+	cons, err := h.topo.EnsureConsumer(ctx, h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for jm := range batch.Messages() {
+		meta, err := jm.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &pipeline.Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Stream: meta.Stream,
+				StreamSeq: meta.Sequence.Stream, Deliveries: int(meta.NumDelivered), PublishedAt: meta.Timestamp},
+			func() { _ = jm.Nak() }
+	}
+	t.Fatalf("no request to take: %v", batch.Error())
+	return nil, nil
+}
+
+// crashWhile processes m through p as a run that crashes before it could
+// acknowledge m, and puts m back.
+func crashWhile(t *testing.T, p *pipeline.Pipeline, m *pipeline.Message, putBack func()) pipeline.Outcome {
+	t.Helper()
+	out := p.Process(context.Background(), m)
+	if out.Published != nil {
+		_ = out.Published(context.Background())
+	}
+	putBack()
+	return out
 }
 
 // deliverRaw processes raw as its deliveries-th delivery through p and
@@ -135,9 +181,11 @@ func TestCrashAfterClaimlessSubmissionThenLongOutage(t *testing.T) {
 
 	// The first run takes the request and submits it without a claim; the
 	// crash comes before its answer is saved.
-	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "CRASH-J", nil))
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "CRASH-J", nil))
 	crashing := &writeLog{Store: h.db, failIssued: "CRASH-J"}
-	deliverRaw(t, firstRun(t, h, cfg, crashing, backlog, true), raw, 1)
+	run1 := firstRun(t, h, cfg, crashing, backlog, true)
+	m, putBack := takeNext(t, h)
+	crashWhile(t, run1, m, putBack)
 	if got := crashing.of("CRASH-J"); len(got) != 0 {
 		t.Fatalf("order written as %v before the submission: want no claim", got)
 	}
@@ -147,8 +195,8 @@ func TestCrashAfterClaimlessSubmissionThenLongOutage(t *testing.T) {
 	if st := h.orderStats(jumdataSeller, "CRASH-J"); st.Issuances != 1 {
 		t.Fatalf("sandbox %+v after the first run", st)
 	}
-	if m := unclaimedMark(t, h); m <= raw.Sequence {
-		t.Fatalf("unclaimed mark %d, want above the request's sequence %d", m, raw.Sequence)
+	if mark := unclaimedMark(t, h); mark <= m.StreamSeq {
+		t.Fatalf("unclaimed mark %d, want above the request's sequence %d", mark, m.StreamSeq)
 	}
 
 	// Nine hours on, a corrected request for the order waits behind it.
@@ -180,15 +228,15 @@ func TestCrashAfterClaimlessSubmissionThenLongOutage(t *testing.T) {
 }
 
 // RecoverUnclaimed records only what may have been submitted without a
-// claim: valid requests below the unclaimed mark, for a seller whose
-// provider repeats submissions, whose order has no record; it dates the
-// submission from the request's publication. With no mark it reads
-// nothing.
+// claim: issue requests delivered and not acknowledged, below the
+// unclaimed mark, of a seller whose provider repeats submissions, whose
+// order has no record; it dates the submission from the request's
+// publication. With no mark it reads nothing.
 func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, harnessOptions{pipeline: fast, streamBacklog: true})
 	h.start()
-	if h.recovered != 0 || unclaimedMark(t, h) != 0 {
+	if h.recovered != 0 || unclaimedMark(t, h) > 1 {
 		t.Fatalf("a fresh store: recovered %d, mark %d", h.recovered, unclaimedMark(t, h))
 	}
 	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "DONE-J", nil), "")
@@ -207,8 +255,15 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	h.publish(jumdataSeller, []byte(`{"schemaVersion":"1","kind":"issue"}`), "")           // invalid
 	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "DONE-J", nil), "")            // recorded already
 	want := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "WAIT-J", nil)) // may have been submitted
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "NEVER-J", nil), "")           // never taken
 	if want.Sequence >= mark {
 		t.Fatalf("request #%d not below the mark %d", want.Sequence, mark)
+	}
+	// The crashed run took all but the last, and acknowledged none.
+	var putBacks []func()
+	for range 4 {
+		_, putBack := takeNext(t, h)
+		putBacks = append(putBacks, putBack)
 	}
 	stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
 	if err != nil {
@@ -225,6 +280,9 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	if _, found, _ := h.db.Get(ctx, schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "WAIT-N"}); found {
 		t.Fatal("a Nuonuo order was recorded: its requests are always claimed")
 	}
+	if _, found, _ := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "NEVER-J"}); found {
+		t.Fatal("a request never delivered was recorded")
+	}
 	if done, _, _ := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "DONE-J"}); done.State != schemas.StateIssued {
 		t.Fatalf("DONE-J is %s now", done.State)
 	}
@@ -235,6 +293,9 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 
 	// The requests are answered from there: WAIT-J finds nothing at jumdata
 	// and is submitted once.
+	for _, putBack := range putBacks {
+		putBack()
+	}
 	h.start()
 	if r := h.waitResult(jumdataSeller, "WAIT-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
 		t.Fatalf("WAIT-J %s %+v", r.Status, r.Error)
@@ -271,7 +332,7 @@ func TestUnraisableMarkMeansAClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WatchBacklog(backlog, marks)
-	recoverWith(t, h, p, marks)
+	recoverWith(t, h, p, h.db)
 	for i, no := range []string{"NOMARK-1", "NOMARK-2"} {
 		raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, no, nil))
 		out := p.Process(context.Background(), &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Stream: pipeline.DefaultRequestStream,
@@ -331,7 +392,18 @@ func ambiguousOrder(t *testing.T, edit func(*schemas.Order), later time.Duration
 
 	first := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "TWO-J", nil))
 	corrected := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "TWO-J", edit))
-	deliverRaw(t, firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "TWO-J"}, backlog, true), corrected, 1)
+	run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "TWO-J"}, backlog, true)
+	m1, putBack1 := takeNext(t, h) // the first request: taken, waiting for the order (or its seller held)
+	defer putBack1()
+	if m1.StreamSeq != first.Sequence {
+		t.Fatalf("took #%d first", m1.StreamSeq)
+	}
+	m2, putBack2 := takeNext(t, h)
+	if m2.StreamSeq != corrected.Sequence {
+		t.Fatalf("took #%d second, want the corrected request #%d", m2.StreamSeq, corrected.Sequence)
+	}
+	crashWhile(t, run1, m2, putBack2)
+	putBack1()
 	if st := h.orderStats(jumdataSeller, "TWO-J"); st.Issuances != 1 {
 		t.Fatalf("sandbox %+v after the first run", st)
 	}
@@ -388,7 +460,8 @@ func TestCorrectedRequestConflictsWithAnUnrecordedSubmission(t *testing.T) {
 			run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "UNREC-J"}, backlog, claimless)
 
 			first := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "UNREC-J", nil))
-			if out := deliverRaw(t, run1, first, 1); out.Action != pipeline.Nak {
+			m, putBack := takeNext(t, h)
+			if out := crashWhile(t, run1, m, putBack); out.Action != pipeline.Nak {
 				t.Fatalf("first request: %+v, want its failed save put back", out)
 			}
 			corrected := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "UNREC-J", doubled))
@@ -612,5 +685,92 @@ func TestClaimlessOrderReadsAsSubmittingWhileInFlight(t *testing.T) {
 	}
 	if rec, _, _ := p.Orders().Get(ctx, key); rec.State != schemas.StateIssued {
 		t.Fatalf("after the answer, readers find %s", rec.State)
+	}
+}
+
+// longCrashSetup is a harness whose clocks (the consumer's, jumdata's, the
+// sandbox's; not the stream's) can be moved ahead, and a young backlog.
+func longCrashSetup(t *testing.T) (*harness, pipeline.Config, *settableBacklog, *atomic.Int64) {
+	var ahead atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	cfg := fast
+	cfg.Now = clock
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, sandbox: sandbox.Config{Now: clock}})
+	h.provs[jumdataSeller] = directJumdata(t, h, clock)
+	return h, cfg, backlog, &ahead
+}
+
+// A claimless submission, a crash, and a start with the seller missing
+// from the configuration: the order is recorded all the same (what the
+// crashed run's configuration allowed is not this one's to judge), so a
+// corrected request nine hours later, the seller configured again,
+// conflicts instead of being submitted.
+func TestRecoveryDoesNotDependOnTheConfigurationNow(t *testing.T) {
+	h, cfg, backlog, ahead := longCrashSetup(t)
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "CFG2-J", nil))
+	run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "CFG2-J"}, backlog, true)
+	m, putBack := takeNext(t, h)
+	crashWhile(t, run1, m, putBack)
+
+	jc := h.provs[jumdataSeller]
+	delete(h.provs, jumdataSeller)
+	h.start()
+	if h.recovered != 1 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders with the seller unconfigured, want 1", h.recovered)
+	}
+	if r := h.waitResult(jumdataSeller, "CFG2-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued && r.Status != schemas.StatusRejected {
+		t.Fatalf("result %s %+v", r.Status, r.Error)
+	}
+	h.waitFor("the request to be answered", 10*time.Second, h.requestStreamEmpty)
+	h.stop()
+
+	h.provs[jumdataSeller] = jc
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "CFG2-J", doubled), "")
+	h.waitFor("the corrected request to be answered", 10*time.Second, h.requestStreamEmpty)
+	if res := h.resultsFor(jumdataSeller, "CFG2-J"); res[len(res)-1].Status != schemas.StatusConflict {
+		t.Fatalf("corrected request: %s %+v, want a conflict", res[len(res)-1].Status, res[len(res)-1].Error)
+	}
+	if st := h.orderStats(jumdataSeller, "CFG2-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+	}
+}
+
+// forgetfulMarks stores nothing: a build from before the unclaimed mark.
+type forgetfulMarks struct{}
+
+func (forgetfulMarks) RaiseMark(context.Context, string, uint64) error { return nil }
+func (forgetfulMarks) Mark(string) (uint64, error)                     { return 0, nil }
+
+// A build without the unclaimed mark submits without a claim and crashes;
+// the first start of this build, claimless too, finds no mark, and reads
+// up to the server's delivered pointer all the same: the request, back
+// nine hours later, finds its invoice instead of being submitted again.
+func TestFirstStartAfterAnUnmarkedBuild(t *testing.T) {
+	h, cfg, backlog, ahead := longCrashSetup(t)
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "OLDBUILD-J", nil))
+	run1 := firstRunWith(t, h, cfg, &writeLog{Store: h.db, failIssued: "OLDBUILD-J"}, backlog, true, forgetfulMarks{})
+	m, putBack := takeNext(t, h)
+	crashWhile(t, run1, m, putBack)
+	if mark := unclaimedMark(t, h); mark != 0 {
+		t.Fatalf("mark %d: the old build left none", mark)
+	}
+
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	if h.recovered != 1 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
+	}
+	if r := h.waitResult(jumdataSeller, "OLDBUILD-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("result %s %+v", r.Status, r.Error)
+	}
+	if st := h.orderStats(jumdataSeller, "OLDBUILD-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+	}
+	if mark := unclaimedMark(t, h); mark == 0 {
+		t.Fatal("no mark after the first start")
 	}
 }

@@ -134,6 +134,7 @@ func TestParseFlags(t *testing.T) {
 		{"--js-sync", "sometimes"},
 		{"--store-busy-delay", "-1ms"},
 		{"--store-batch-delay", "-1ms"},
+		{"--jumdata-no-claim"}, // needs --nats-url
 		{"extra"},
 	} {
 		if _, err := parseFlags(bad, func(string) string { return "" }); err == nil {
@@ -146,6 +147,9 @@ func TestParseFlags(t *testing.T) {
 	off, err := parseFlags([]string{"--store-busy-delay", "0"}, func(string) string { return "" })
 	if err != nil || busyDelay(off.storeBusy) >= 0 {
 		t.Errorf("--store-busy-delay 0: %v, store delay %v; want a negative store delay (never waits)", err, busyDelay(off.storeBusy))
+	}
+	if nc, err := parseFlags([]string{"--nats-url", "nats://a:4222", "--jumdata-no-claim"}, func(string) string { return "" }); err != nil || !nc.noClaim {
+		t.Errorf("--jumdata-no-claim with --nats-url: %v", err)
 	}
 	if _, err := ordinalOf("invoicer"); err == nil {
 		t.Error("ordinal of a name without a number")

@@ -132,7 +132,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, 0..partitions-1 (INVOICE_PARTITION)")
 	fs.BoolVar(&o.partitionPod, "partition-from-hostname", env("INVOICE_PARTITION_FROM_HOSTNAME", "") == "true", "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
 	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
-	fs.BoolVar(&o.noClaim, "jumdata-no-claim", env("INVOICE_JUMDATA_NO_CLAIM", "") == "true", "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency, a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
+	fs.BoolVar(&o.noClaim, "jumdata-no-claim", env("INVOICE_JUMDATA_NO_CLAIM", "") == "true", "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
 	fs.IntVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", env("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it (INVOICE_HTTP)`)
@@ -178,6 +178,9 @@ func (o *options) validate() error {
 	}
 	if o.partitions > 1 && (o.partition < 0 || o.partition >= o.partitions) {
 		errs = append(errs, fmt.Errorf("--partition %d: must be 0 to %d", o.partition, o.partitions-1))
+	}
+	if o.noClaim && o.natsURL == "" {
+		errs = append(errs, errors.New("--jumdata-no-claim needs --nats-url: what a crash leaves submitted without a claim is found by the server's record of the requests delivered, and the embedded server stops with the consumer and can forget the last deliveries (about 100 ms) before a kill"))
 	}
 	if o.natsURL == "" && (o.natsCreds != "" || o.tlsCert != "" || o.tlsCA != "") {
 		errs = append(errs, errors.New("--creds and --tls-* apply to --nats-url only"))

@@ -135,18 +135,6 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("request stream: %w", err)
 	}
-	// A crash may have left requests submitted without a claim (by this
-	// run's or an earlier run's --jumdata-no-claim) and their orders
-	// unrecorded: record them as a claim would have, before taking any.
-	recoverCtx, cancelRecover := context.WithTimeout(ctx, 2*time.Minute)
-	n, err := p.RecoverUnclaimed(recoverCtx, reqStream, cons, db)
-	cancelRecover()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		log.Warn().Int("orders", n).Msg("recorded requests a crash may have left submitted without a claim: each asks its provider before anything is submitted again")
-	}
 	if o.noClaim {
 		// --jumdata-no-claim: a new jumdata order is submitted without a
 		// durable claim while no request has waited longer than jumdata
@@ -160,6 +148,18 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		background.Go(func() {
 			backlog.Run(bgCtx, 5*time.Second, func(err error) { log.Warn().Err(err).Msg("request stream state") })
 		})
+	}
+	// A crash may have left requests submitted without a claim (by this
+	// run's or an earlier run's --jumdata-no-claim) and their orders
+	// unrecorded: record them as a claim would have, before taking any.
+	recoverCtx, cancelRecover := context.WithTimeout(ctx, 2*time.Minute)
+	n, err := p.RecoverUnclaimed(recoverCtx, reqStream, cons, db)
+	cancelRecover()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Warn().Int("orders", n).Msg("recorded requests a crash may have left submitted without a claim: each asks its provider before anything is submitted again")
 	}
 	sweeper := &pipeline.OrphanSweeper{Stream: reqStream, Consumer: cons, Store: db, Validator: validator, Subjects: subjects}
 	background.Go(func() { sweepOrphans(bgCtx, sweeper, metrics, log) })
