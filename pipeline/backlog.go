@@ -26,19 +26,19 @@ import (
 // memory (a save that fails leaves it so), and Pipeline.Orders reads it as
 // submitting.
 //
-// What it costs, against the claim:
+// What it costs, against the claim, after a crash (a clean stop leaves
+// nothing to read: Pipeline.StoppedCleanly):
 //   - RecoverUnclaimed cannot tell a request that was submitted from one
 //     that was only delivered: it records every unrecorded order with a
 //     request delivered and not acknowledged (in flight, held, waiting to
-//     be delivered again), after a clean stop as after a crash, as
-//     possibly submitted. Each then asks the provider first: harmless
-//     within the window; after it (a long outage, a request held overnight
-//     across a restart) it is searched for by its content, as a claimed
-//     order whose answer was lost is, and an identical invoice to the same
-//     buyer issued since could be taken for it (two hold the seller for a
-//     person). Given up later, such an order is failed after a submission,
-//     and a corrected request for it gets a conflict (jumdata cannot look
-//     up the earlier request).
+//     be delivered again) as possibly submitted. Each then asks the
+//     provider first: harmless within the window; after it (a long outage,
+//     a request held overnight) it is searched for by its content, as a
+//     claimed order whose answer was lost is, and an identical invoice to
+//     the same buyer issued since could be taken for it (two hold the
+//     seller for a person). Given up later, such an order is failed after a
+//     submission, and a corrected request for it gets a conflict (jumdata
+//     cannot look up the earlier request).
 //   - When an order has different requests there, it cannot tell which was
 //     submitted: the order is saved as action_required without a
 //     fingerprint, and every request for it gets a conflict (the order
@@ -49,7 +49,9 @@ import (
 //   - It trusts the server's delivered pointer: a server that stops with
 //     the consumer (the embedded one, a power loss) can forget its last
 //     deliveries, and a request delivered then, submitted without a claim
-//     and delivered again after the window, is submitted again.
+//     and delivered again after the window, is submitted again. A request
+//     that the validator refuses at the start (a stricter setting since)
+//     is not recorded.
 type Backlog interface {
 	// OldestWaiting returns a time no later than the publication of every
 	// request waiting in the request stream, and false when it has no

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -324,6 +325,15 @@ func (h *harness) stop() {
 	case err := <-h.loopDone:
 		if err != nil {
 			h.t.Errorf("loop: %v", err)
+			break
+		}
+		// As the consumer does after a graceful stop.
+		stream, err := h.obs.Stream(context.Background(), pipeline.DefaultRequestStream)
+		if err == nil {
+			err = h.p.StoppedCleanly(context.Background(), stream, h.db)
+		}
+		if err != nil && !errors.Is(err, store.ErrClosed) {
+			h.t.Errorf("record the clean stop: %v", err)
 		}
 	case <-time.After(30 * time.Second):
 		h.t.Error("loop did not stop within 30s")

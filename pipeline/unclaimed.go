@@ -23,15 +23,19 @@ type Marks interface {
 	// RaiseMark durably raises the mark called name to v; a mark never
 	// goes down. When it returns nil the mark is on disk.
 	RaiseMark(ctx context.Context, name string, v uint64) error
-	// Mark returns the mark called name, 0 when it was never raised.
+	// SetMark durably sets the mark called name to v, lower or higher.
+	SetMark(ctx context.Context, name string, v uint64) error
+	// Mark returns the mark called name, 0 when it was never set.
 	Mark(name string) (uint64, error)
 }
 
 // markLead is how far past a request's stream sequence the unclaimed mark
 // is raised: once per markLead/2 sequences of the stream, in the background
 // while the requests below it are taken. RecoverUnclaimed reads no further
-// than the consumer's delivered pointer, so the lead costs nothing there.
-const markLead = 1 << 15
+// than the consumer's delivered pointer, unless the consumer is not the one
+// that delivered them: then up to the mark, and the lead is how many
+// requests never taken it may record.
+const markLead = 1 << 12
 
 // unclaimedMarkName is the name of the unclaimed mark of a request stream:
 // its name and its creation time, so that a stream deleted and created
@@ -153,8 +157,8 @@ func (h *horizons) raise(name string, z *horizon, v uint64) {
 //
 // RecoverUnclaimed reads every request of the consumer's subjects in that
 // range. For each order with no record that could have been submitted
-// without a claim (an issue request, whatever its validity now, of a
-// seller not configured now with a provider that always claims), it saves
+// without a claim (a valid issue request of a seller not configured now
+// with a provider that always claims), it saves
 // the record a claim would have left: possibly submitted since the
 // earliest of its requests' publications. The order's requests then ask
 // the provider first (a different one conflicts), as after a crash with a
@@ -166,11 +170,17 @@ func (h *horizons) raise(name string, z *horizon, v uint64) {
 // and never submitted (in flight, held) is recorded too; asking first costs
 // it nothing within the provider's repeat window.
 //
-// With no mark, nothing was submitted without a claim, unless an earlier
-// build without marks did: when the pipeline watches a backlog now, the
+// It reads nothing when the last run stopped cleanly (StoppedCleanly),
+// nor when nothing was ever submitted without a claim: no mark, unless the
+// pipeline watches a backlog now (a store from a build without marks: the
 // first start reads up to the delivered pointer all the same, and leaves a
-// mark behind. It returns how many orders it recorded. An error means the
-// state of some request is unknown: the consumer must not start.
+// mark), nor once a start without the opt-in has read it (every later
+// submission is claimed). When the consumer is not the one that delivered
+// the requests (deleted and created again, or another partitioning), its
+// delivered pointer says nothing of them: it reads up to the mark.
+//
+// It returns how many orders it recorded. An error means the state of some
+// request is unknown: the consumer must not start.
 //
 // It relies on the server's delivered pointer surviving the crash: an
 // external server, replicated or syncing every write, and not the same
@@ -179,22 +189,106 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 	info := stream.CachedInfo()
 	name := unclaimedMarkName(info)
 	p.unclaimed.identify(info.Config.Name, name)
+	optIn := p.unclaimed.marks != nil
 	mark, err := marks.Mark(name)
 	if err != nil {
 		return 0, err
 	}
-	firstStart := mark == 0 && p.unclaimed.marks != nil
-	if mark == 0 && !firstStart {
-		return 0, nil
+	if mark == 0 && !optIn {
+		return 0, nil // never without a claim
+	}
+	clean, err := marks.Mark(name + cleanSuffix)
+	if err != nil {
+		return 0, err
+	}
+	retired, err := marks.Mark(name + retiredSuffix)
+	if err != nil {
+		return 0, err
+	}
+	if clean != 0 {
+		// This run's stop is clean only if it says so.
+		if err := marks.SetMark(ctx, name+cleanSuffix, 0); err != nil {
+			return 0, fmt.Errorf("recover unclaimed requests: %w", err)
+		}
+	}
+	if optIn && retired != 0 {
+		if err := marks.SetMark(ctx, name+retiredSuffix, 0); err != nil {
+			return 0, fmt.Errorf("recover unclaimed requests: %w", err)
+		}
 	}
 	ci, err := consumer.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("recover unclaimed requests: consumer info: %w", err)
 	}
-	bound := ci.Delivered.Stream + 1
-	if mark > 0 {
-		bound = min(bound, mark)
+	consumerKey := name + ":consumer:" + ci.Name
+	created := uint64(ci.Created.UnixNano())
+	knownConsumer, err := marks.Mark(consumerKey)
+	if err != nil {
+		return 0, err
 	}
+	recorded := 0
+	if (mark == 0 || clean != mark) && (optIn || retired == 0) {
+		bound := ci.Delivered.Stream + 1
+		if mark > 0 && knownConsumer != created {
+			bound = mark // another consumer delivered them, if any did
+		} else if mark > 0 {
+			bound = min(bound, mark)
+		}
+		if recorded, err = p.recordUnclaimed(ctx, stream, ci, bound); err != nil {
+			return recorded, err
+		}
+	}
+	switch {
+	case optIn:
+		if knownConsumer != created {
+			if err := marks.SetMark(ctx, consumerKey, created); err != nil {
+				return recorded, fmt.Errorf("recover unclaimed requests: %w", err)
+			}
+		}
+		if mark == 0 {
+			if err := marks.RaiseMark(ctx, name, 1); err != nil {
+				return recorded, fmt.Errorf("recover unclaimed requests: %w", err)
+			}
+		}
+	case retired == 0:
+		// Every submission is claimed from now on: later starts need not
+		// read, until the opt-in is back.
+		if err := marks.SetMark(ctx, name+retiredSuffix, 1); err != nil {
+			return recorded, fmt.Errorf("recover unclaimed requests: %w", err)
+		}
+	}
+	return recorded, nil
+}
+
+// The marks beside a stream's unclaimed mark: the mark's value when the
+// last run stopped cleanly (0: it did not), and 1 once a start without the
+// opt-in has read what an earlier run with it left.
+const (
+	cleanSuffix   = ":clean"
+	retiredSuffix = ":retired"
+)
+
+// StoppedCleanly records that the consume loop has stopped with nothing in
+// flight: every request submitted without a claim has its answer saved, so
+// the next start need not read the request stream (RecoverUnclaimed). It
+// records nothing while an order is claimed in memory only. Call it after
+// the loop has stopped and before the store closes.
+func (p *Pipeline) StoppedCleanly(ctx context.Context, stream jetstream.Stream, marks Marks) error {
+	if p.unrecorded.n.Load() != 0 {
+		return nil
+	}
+	name := unclaimedMarkName(stream.CachedInfo())
+	mark, err := marks.Mark(name)
+	if err != nil || mark == 0 {
+		return err
+	}
+	return marks.SetMark(ctx, name+cleanSuffix, mark)
+}
+
+// recordUnclaimed records the orders of the requests of ci's subjects in
+// (ack floor, bound) that may have been submitted without a claim, and
+// returns how many it recorded.
+func (p *Pipeline) recordUnclaimed(ctx context.Context, stream jetstream.Stream, ci *jetstream.ConsumerInfo, bound uint64) (int, error) {
 	filter := ci.Config.FilterSubject
 	if filter == "" {
 		filter = p.cfg.Subjects.RequestFilter()
@@ -240,34 +334,26 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 		}
 		recorded++
 	}
-	if firstStart {
-		if err := marks.RaiseMark(ctx, name, 1); err != nil {
-			return recorded, fmt.Errorf("recover unclaimed requests: %w", err)
-		}
-	}
 	return recorded, nil
 }
 
 // unclaimable decodes the request m carries and reports whether a run of
-// the pipeline may have submitted it without a claim: an issue request
-// with its seller and order number, valid or not now (an earlier run may
-// have validated more leniently), of a seller that is not configured now
-// with a provider that always claims (an earlier run may have had it as a
-// jumdata seller).
+// the pipeline may have submitted it without a claim: a valid issue
+// request (an invalid one is answered at once, and recording it would take
+// its order number for good) of a seller that is not configured now with a
+// provider that always claims (an earlier run may have had it as a jumdata
+// seller).
 func (p *Pipeline) unclaimable(m *jetstream.RawStreamMsg) (*schemas.Decoded, schemas.OrderKey, providers.Provider, bool) {
 	d, err := p.validator.Decode(m.Data, p.cfg.Subjects.SellerOf(m.Subject))
-	if err != nil || d.Kind != schemas.KindIssue || d.SellerTaxNum == "" || d.OrderNo == "" {
+	if err != nil || !d.Valid() || d.Request == nil || d.Request.Kind != schemas.KindIssue {
 		return nil, schemas.OrderKey{}, nil, false
 	}
-	key := schemas.OrderKey{Seller: d.SellerTaxNum, OrderNo: d.OrderNo}
-	if d.Request != nil && d.Valid() {
-		key = schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}
-	}
+	key := schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}
 	prov, ok := p.providers.Provider(key.Seller)
 	if !ok {
 		return d, key, nil, true
 	}
-	if rs, ok := prov.(providers.RepeatableSubmitter); !ok || d.Request == nil || rs.RepeatableFor(&providers.Call{Request: d.Request}) <= 0 {
+	if rs, ok := prov.(providers.RepeatableSubmitter); !ok || rs.RepeatableFor(&providers.Call{Request: d.Request}) <= 0 {
 		return nil, schemas.OrderKey{}, nil, false // always claimed
 	}
 	return d, key, prov, true

@@ -24,6 +24,13 @@ func (m *memMarks) RaiseMark(_ context.Context, name string, v uint64) error {
 	return nil
 }
 
+func (m *memMarks) SetMark(_ context.Context, name string, v uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.v[name] = v
+	return nil
+}
+
 func (m *memMarks) Mark(name string) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -246,13 +246,19 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	h.waitFor("the requests to be acknowledged", 10*time.Second, h.requestStreamEmpty)
 	h.stop()
 	mark := unclaimedMark(t, h)
+	// The next run starts (after that clean stop, it reads nothing), takes
+	// requests and crashes.
+	if n := recoverWith(t, h, h.p, h.db); n != 0 {
+		t.Fatalf("a start after a clean stop recorded %d orders", n)
+	}
 	if mark < 2 {
 		t.Fatalf("unclaimed mark %d after a claimless submission", mark)
 	}
 
 	// Left in the stream by a crash: one of each kind.
-	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "WAIT-N", nil), "")              // always claimed
-	h.publish(jumdataSeller, []byte(`{"schemaVersion":"1","kind":"issue"}`), "")           // invalid
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "WAIT-N", nil), "")    // always claimed
+	h.publish(jumdataSeller, []byte(`{"schemaVersion":"1","kind":"issue"}`), "") // malformed
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "INVALID-J", func(o *schemas.Order) { o.BuyerName = "" }), "")
 	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "DONE-J", nil), "")            // recorded already
 	want := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "WAIT-J", nil)) // may have been submitted
 	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "NEVER-J", nil), "")           // never taken
@@ -261,7 +267,7 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	}
 	// The crashed run took all but the last, and acknowledged none.
 	var putBacks []func()
-	for range 4 {
+	for range 5 {
 		_, putBack := takeNext(t, h)
 		putBacks = append(putBacks, putBack)
 	}
@@ -282,6 +288,9 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	}
 	if _, found, _ := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "NEVER-J"}); found {
 		t.Fatal("a request never delivered was recorded")
+	}
+	if _, found, _ := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "INVALID-J"}); found {
+		t.Fatal("an invalid request was recorded: its order number would be taken for good")
 	}
 	if done, _, _ := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "DONE-J"}); done.State != schemas.StateIssued {
 		t.Fatalf("DONE-J is %s now", done.State)
@@ -310,6 +319,9 @@ type failingMarks struct{ raises atomic.Int64 }
 
 func (f *failingMarks) RaiseMark(context.Context, string, uint64) error {
 	f.raises.Add(1)
+	return errors.New("no space left on device")
+}
+func (f *failingMarks) SetMark(context.Context, string, uint64) error {
 	return errors.New("no space left on device")
 }
 func (f *failingMarks) Mark(string) (uint64, error) { return 0, nil }
@@ -743,6 +755,7 @@ func TestRecoveryDoesNotDependOnTheConfigurationNow(t *testing.T) {
 type forgetfulMarks struct{}
 
 func (forgetfulMarks) RaiseMark(context.Context, string, uint64) error { return nil }
+func (forgetfulMarks) SetMark(context.Context, string, uint64) error   { return nil }
 func (forgetfulMarks) Mark(string) (uint64, error)                     { return 0, nil }
 
 // A build without the unclaimed mark submits without a claim and crashes;
@@ -764,6 +777,7 @@ func TestFirstStartAfterAnUnmarkedBuild(t *testing.T) {
 	if h.recovered != 1 {
 		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
 	}
+	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
 	if r := h.waitResult(jumdataSeller, "OLDBUILD-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
 		t.Fatalf("result %s %+v", r.Status, r.Error)
 	}
@@ -773,4 +787,133 @@ func TestFirstStartAfterAnUnmarkedBuild(t *testing.T) {
 	if mark := unclaimedMark(t, h); mark == 0 {
 		t.Fatal("no mark after the first start")
 	}
+}
+
+// pairDelivered publishes a request for order no and a corrected one, and
+// has a run take both and stop with neither acknowledged.
+func pairDelivered(t *testing.T, h *harness, no string) (first, corrected *jetstream.RawStreamMsg) {
+	t.Helper()
+	first = publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, no, nil))
+	corrected = publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, no, doubled))
+	_, putBack1 := takeNext(t, h)
+	_, putBack2 := takeNext(t, h)
+	putBack1()
+	putBack2()
+	return first, corrected
+}
+
+// wantOneIssuedOneConflict checks what the claim gives a request and its
+// correction: one of them (whichever took the order first) is issued, the
+// other gets a conflict, and there is one invoice.
+func wantOneIssuedOneConflict(t *testing.T, h *harness, no string, first, corrected *jetstream.RawStreamMsg) {
+	t.Helper()
+	h.waitFor("both requests to be answered", 15*time.Second, h.requestStreamEmpty)
+	byPrint := map[string]schemas.Status{}
+	for _, r := range h.waitResult(jumdataSeller, no, 2, 10*time.Second) {
+		byPrint[r.Fingerprint] = r.Status
+	}
+	a, b := byPrint[decodeFingerprint(t, first.Data)], byPrint[decodeFingerprint(t, corrected.Data)]
+	if !(a == schemas.StatusIssued && b == schemas.StatusConflict) && !(a == schemas.StatusConflict && b == schemas.StatusIssued) {
+		t.Fatalf("results %s and %s: want one issued and the other a conflict", a, b)
+	}
+	if st := h.orderStats(jumdataSeller, no); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v", st)
+	}
+}
+
+// After a clean stop nothing is left submitted without a claim, and the
+// next start reads nothing: requests the stopped run had taken (put back
+// when it stopped) are answered as with the claim, not recorded as
+// possibly submitted (two different ones would take the order number).
+func TestCleanStopLeavesNothingToRecover(t *testing.T) {
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: backlog})
+	h.start() // a run that submits without a claim
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "WARM-J", nil), "")
+	h.waitResult(jumdataSeller, "WARM-J", 1, 10*time.Second)
+	h.waitFor("the request to be acknowledged", 10*time.Second, h.requestStreamEmpty)
+	h.stop()
+	if unclaimedMark(t, h) == 0 {
+		t.Fatal("no mark after a claimless submission")
+	}
+	// The next run takes a request and its correction, and stops cleanly.
+	if n := recoverWith(t, h, h.p, h.db); n != 0 {
+		t.Fatalf("a start after a clean stop recorded %d orders", n)
+	}
+	first, corrected := pairDelivered(t, h, "PAIR-J")
+	stream, err := h.obs.Stream(context.Background(), pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.StoppedCleanly(context.Background(), stream, h.db); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	if h.recovered != 0 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders after a clean stop", h.recovered)
+	}
+	wantOneIssuedOneConflict(t, h, "PAIR-J", first, corrected)
+}
+
+// The opt-in turned off after a crash: the first start without it records
+// what the claimless run left, and later starts read nothing (every
+// submission since was claimed), so a request and its correction that a
+// run without the opt-in took before its crash are answered as with the
+// claim.
+func TestOptInTurnedOffIsReadOnce(t *testing.T) {
+	h, cfg, backlog, _ := longCrashSetup(t)
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "WARM-J", nil))
+	run1 := firstRun(t, h, cfg, h.db, backlog, true)
+	m, putBack := takeNext(t, h)
+	crashWhile(t, run1, m, putBack) // issued and saved; the crash comes before the ack
+	if unclaimedMark(t, h) == 0 {
+		t.Fatal("no mark after a claimless submission")
+	}
+	h.backlog = nil // the opt-in is off from now on
+	firstRun(t, h, cfg, h.db, nil, false)
+	first, corrected := pairDelivered(t, h, "PAIR-J") // that run takes them, and crashes too
+	h.start()
+	if h.recovered != 0 {
+		t.Fatalf("a second start without the opt-in recorded %d orders", h.recovered)
+	}
+	wantOneIssuedOneConflict(t, h, "PAIR-J", first, corrected)
+}
+
+// A consumer deleted after a crash and created again knows nothing of what
+// the old one delivered: the start reads every request below the mark, so
+// the one submitted without a claim is recorded, and nine hours later it
+// finds its invoice rather than being submitted again.
+func TestRecreatedConsumerReadsUpToTheMark(t *testing.T) {
+	ctx := context.Background()
+	h, cfg, backlog, ahead := longCrashSetup(t)
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "RECON-J", nil))
+	run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "RECON-J"}, backlog, true)
+	m, putBack := takeNext(t, h)
+	crashWhile(t, run1, m, putBack)
+	if err := h.obs.DeleteConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
+		t.Fatal(err)
+	}
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	if h.recovered != 1 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
+	}
+	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
+	if st := h.orderStats(jumdataSeller, "RECON-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+	}
+}
+
+// Without the opt-in and without a mark (nothing was ever submitted without
+// a claim), a start reads nothing: a request and its correction taken
+// before a crash are answered as ever.
+func TestDefaultModeReadsNothing(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	first, corrected := pairDelivered(t, h, "DEF-J")
+	h.start()
+	if h.recovered != 0 {
+		t.Fatalf("default mode recorded %d orders", h.recovered)
+	}
+	wantOneIssuedOneConflict(t, h, "DEF-J", first, corrected)
 }

@@ -34,9 +34,11 @@ type request struct {
 	// DocumentsKept: the keys to remove from the pending-documents index.
 	kept [][]byte
 
-	// RaiseMark: the mark's key in the meta bucket and its new lowest value.
+	// RaiseMark, SetMark: the mark's key in the meta bucket and its new
+	// lowest value (RaiseMark) or its new value (SetMark, markSet).
 	mark      []byte
 	markValue uint64
+	markSet   bool
 
 	// patient: a PutPatient, which does not make the store commit at once.
 	patient bool
@@ -234,7 +236,7 @@ func (db *DB) commit(batch []*request) {
 			case r.kept != nil:
 				err = t.documentsKept(r.kept)
 			case r.mark != nil:
-				err = t.raiseMark(tx, r.mark, r.markValue)
+				err = t.raiseMark(tx, r.mark, r.markValue, r.markSet)
 			default:
 				r.err, err = t.put(r)
 			}
@@ -391,15 +393,15 @@ func (t *txn) heartbeat(tx *bolt.Tx, at time.Time) error {
 }
 
 // raiseMark stores v under key in the meta bucket unless the value stored
-// there is v or more.
-func (t *txn) raiseMark(tx *bolt.Tx, key []byte, v uint64) error {
+// there is v or more (set: unless it is v).
+func (t *txn) raiseMark(tx *bolt.Tx, key []byte, v uint64, set bool) error {
 	b := tx.Bucket(bucketMeta)
 	if b == nil {
 		return errors.New("no meta bucket")
 	}
-	if old, err := markValue(b.Get(key)); err != nil {
+	if old, err := markValue(b.Get(key)); err != nil && !set {
 		return err
-	} else if old >= v {
+	} else if err == nil && (old == v || (old > v && !set)) {
 		return nil
 	}
 	t.changed = true

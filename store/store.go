@@ -462,8 +462,24 @@ func (db *DB) RaiseMark(ctx context.Context, name string, v uint64) error {
 	return nil
 }
 
-// Mark returns the value of the mark called name (RaiseMark), 0 when it
-// was never raised.
+// SetMark durably sets the mark called name to v, lower or higher than it
+// was (a flag, a value that may go back). Otherwise as RaiseMark.
+func (db *DB) SetMark(ctx context.Context, name string, v uint64) error {
+	if name == "" {
+		return errors.New("set mark: no name")
+	}
+	req := &request{mark: markKey(name), markValue: v, markSet: true, done: make(chan struct{})}
+	if err := db.submit(ctx, req); err != nil {
+		return fmt.Errorf("set mark %s: %w", name, err)
+	}
+	if req.err != nil {
+		return fmt.Errorf("set mark %s: %w", name, req.err)
+	}
+	return nil
+}
+
+// Mark returns the value of the mark called name (RaiseMark, SetMark), 0
+// when it was never set.
 func (db *DB) Mark(name string) (uint64, error) {
 	var v uint64
 	err := db.view(func(tx *bolt.Tx) error {

@@ -1231,8 +1231,8 @@ func busyWriters(t *testing.T, db *store.DB, writers int) (writes, commits int64
 	return after.Requests - before.Requests, after.Commits - before.Commits
 }
 
-// TestMarks checks that a mark starts at 0, only goes up, is kept apart
-// from other marks and survives a reopen.
+// TestMarks checks that a mark starts at 0, only goes up when raised, goes
+// anywhere when set, is kept apart from other marks and survives a reopen.
 func TestMarks(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
@@ -1261,6 +1261,13 @@ func TestMarks(t *testing.T) {
 	}
 	if err := db.RaiseMark(ctx, "", 1); err == nil {
 		t.Fatal("RaiseMark with no name: want an error")
+	}
+	if err := db.SetMark(ctx, "b", 3); err != nil {
+		t.Fatal(err)
+	}
+	mustMark(db, "b", 3)
+	if err := db.SetMark(ctx, "b", 1<<40); err != nil {
+		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)

@@ -224,7 +224,15 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	case err := <-loopDone:
 		if err != nil {
 			log.Error().Err(err).Msg("consume loop")
+			break
 		}
+		// Nothing in flight: the next start need not look for requests
+		// submitted without a claim and left unrecorded.
+		cleanCtx, cancelClean := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.StoppedCleanly(cleanCtx, reqStream, db); err != nil {
+			log.Warn().Err(err).Msg("could not record the clean stop: the next start reads the requests delivered and not acknowledged")
+		}
+		cancelClean()
 	case <-time.After(o.shutdownTO):
 		log.Warn().Int64("in_flight", loop.InFlight()).Msg("in-flight requests did not finish in time; JetStream redelivers them after the ack wait")
 	}
