@@ -26,8 +26,9 @@ import (
 // memory (a save that fails leaves it so), and Pipeline.Orders reads it as
 // submitting.
 //
-// What it costs, against the claim, after a crash (a clean stop leaves
-// nothing to read: Pipeline.StoppedCleanly):
+// What it costs, against the claim, after a stop not recorded as clean (a
+// crash, a shutdown that timed out, an order left claimed only in memory;
+// a clean stop leaves nothing to read: Pipeline.StoppedCleanly):
 //   - RecoverUnclaimed cannot tell a request that was submitted from one
 //     that was only delivered: it records every unrecorded order with a
 //     request delivered and not acknowledged (in flight, held, waiting to
@@ -44,8 +45,9 @@ import (
 //     fingerprint, and every request for it gets a conflict (the order
 //     number stays taken): a person must find out at the provider whether
 //     one was invoiced. Past the result stream's duplicate window, a
-//     request whose issued result went out before the crash then gets a
-//     conflict too.
+//     request whose issued result went out before the stop then gets a
+//     conflict too. Read up to the mark (a consumer created again), the
+//     same may befall requests never delivered.
 //   - It trusts the server's delivered pointer: a server that stops with
 //     the consumer (the embedded one, a power loss) can forget its last
 //     deliveries, and a request delivered then, submitted without a claim

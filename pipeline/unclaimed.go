@@ -33,8 +33,8 @@ type Marks interface {
 // is raised: once per markLead/2 sequences of the stream, in the background
 // while the requests below it are taken. RecoverUnclaimed reads no further
 // than the consumer's delivered pointer, unless the consumer is not the one
-// that delivered them: then up to the mark, and the lead is how many
-// requests never taken it may record.
+// that delivered them: then up to the mark, and the lead bounds the stream
+// sequences of requests never taken that it may record.
 const markLead = 1 << 12
 
 // unclaimedMarkName is the name of the unclaimed mark of a request stream:
@@ -174,10 +174,11 @@ func (h *horizons) raise(name string, z *horizon, v uint64) {
 // nor when nothing was ever submitted without a claim: no mark, unless the
 // pipeline watches a backlog now (a store from a build without marks: the
 // first start reads up to the delivered pointer all the same, and leaves a
-// mark), nor once a start without the opt-in has read it (every later
-// submission is claimed). When the consumer is not the one that delivered
-// the requests (deleted and created again, or another partitioning), its
-// delivered pointer says nothing of them: it reads up to the mark.
+// mark), nor once a start without the opt-in has read it (every submission
+// since was claimed; a start with the opt-in reads nothing then either,
+// and clears the flag). When the consumer is not the one that delivered
+// the requests (deleted and created again), its delivered pointer says
+// nothing of them: it reads up to the mark.
 //
 // It returns how many orders it recorded. An error means the state of some
 // request is unknown: the consumer must not start.
@@ -226,10 +227,14 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 	if err != nil {
 		return 0, err
 	}
+	consumersKept, err := marks.Mark(name + consumersSuffix)
+	if err != nil {
+		return 0, err
+	}
 	recorded := 0
-	if (mark == 0 || clean != mark) && (optIn || retired == 0) {
+	if (mark == 0 || clean != mark) && retired == 0 {
 		bound := ci.Delivered.Stream + 1
-		if mark > 0 && knownConsumer != created {
+		if mark > 0 && knownConsumer != created && consumersKept != 0 {
 			bound = mark // another consumer delivered them, if any did
 		} else if mark > 0 {
 			bound = min(bound, mark)
@@ -242,6 +247,11 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 	case optIn:
 		if knownConsumer != created {
 			if err := marks.SetMark(ctx, consumerKey, created); err != nil {
+				return recorded, fmt.Errorf("recover unclaimed requests: %w", err)
+			}
+		}
+		if consumersKept == 0 {
+			if err := marks.SetMark(ctx, name+consumersSuffix, 1); err != nil {
 				return recorded, fmt.Errorf("recover unclaimed requests: %w", err)
 			}
 		}
@@ -261,11 +271,15 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 }
 
 // The marks beside a stream's unclaimed mark: the mark's value when the
-// last run stopped cleanly (0: it did not), and 1 once a start without the
-// opt-in has read what an earlier run with it left.
+// last run stopped cleanly (0: it did not); 1 once a start without the
+// opt-in has read what an earlier run with it left (every submission since
+// was claimed, until a start with the opt-in clears it); 1 once the
+// creation times of the stream's consumers are kept (":consumer:<name>"),
+// which a build before them did not.
 const (
-	cleanSuffix   = ":clean"
-	retiredSuffix = ":retired"
+	cleanSuffix     = ":clean"
+	retiredSuffix   = ":retired"
+	consumersSuffix = ":consumers"
 )
 
 // StoppedCleanly records that the consume loop has stopped with nothing in

@@ -857,27 +857,144 @@ func TestCleanStopLeavesNothingToRecover(t *testing.T) {
 }
 
 // The opt-in turned off after a crash: the first start without it records
-// what the claimless run left, and later starts read nothing (every
-// submission since was claimed), so a request and its correction that a
-// run without the opt-in took before its crash are answered as with the
-// claim.
+// what the claimless run left (and the order finds its invoice), and later
+// starts read nothing, with the opt-in off or back on (every submission
+// since was claimed): a request and its correction that a claiming run
+// took before its crash are answered as with the claim.
 func TestOptInTurnedOffIsReadOnce(t *testing.T) {
-	h, cfg, backlog, _ := longCrashSetup(t)
-	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "WARM-J", nil))
-	run1 := firstRun(t, h, cfg, h.db, backlog, true)
-	m, putBack := takeNext(t, h)
-	crashWhile(t, run1, m, putBack) // issued and saved; the crash comes before the ack
-	if unclaimedMark(t, h) == 0 {
-		t.Fatal("no mark after a claimless submission")
+	for _, back := range []bool{false, true} {
+		t.Run(map[bool]string{false: "still off", true: "back on"}[back], func(t *testing.T) {
+			h, cfg, backlog, ahead := longCrashSetup(t)
+			publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "LEFT-J", nil))
+			run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "LEFT-J"}, backlog, true)
+			m, putBack := takeNext(t, h)
+			crashWhile(t, run1, m, putBack)
+
+			ahead.Store(int64(9 * time.Hour))
+			h.backlog = nil // the opt-in is off from now on
+			h.start()
+			if h.recovered != 1 {
+				t.Fatalf("the first start without the opt-in recorded %d orders, want 1", h.recovered)
+			}
+			h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
+			if st := h.orderStats(jumdataSeller, "LEFT-J"); st.Issuances != 1 {
+				t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+			}
+			h.stop()
+
+			// A run without the opt-in starts, takes a request and its
+			// correction (claiming whichever it submits), and crashes.
+			firstRun(t, h, cfg, h.db, nil, false)
+			first, corrected := pairDelivered(t, h, "PAIR-J")
+			if back {
+				h.backlog = backlog
+			}
+			h.start()
+			if h.recovered != 0 {
+				t.Fatalf("a later start recorded %d orders", h.recovered)
+			}
+			wantOneIssuedOneConflict(t, h, "PAIR-J", first, corrected)
+		})
 	}
-	h.backlog = nil // the opt-in is off from now on
-	firstRun(t, h, cfg, h.db, nil, false)
-	first, corrected := pairDelivered(t, h, "PAIR-J") // that run takes them, and crashes too
+}
+
+// A start with the opt-in back on clears what a start without it recorded
+// (that nothing is left to read): a claimless run that then crashes is read
+// by the next start, with the opt-in off again.
+func TestOptInAgainIsReadAgain(t *testing.T) {
+	h, cfg, backlog, ahead := longCrashSetup(t)
+	firstRun(t, h, cfg, h.db, backlog, true) // leaves a mark
+	firstRun(t, h, cfg, h.db, nil, false)    // off: nothing left to read from now on
+	run3 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "AGAIN-J"}, backlog, true)
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "AGAIN-J", nil))
+	m, putBack := takeNext(t, h)
+	crashWhile(t, run3, m, putBack)
+	h.backlog = nil
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	if h.recovered != 1 {
+		t.Fatalf("recovered %d, want 1", h.recovered)
+	}
+	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
+	if st := h.orderStats(jumdataSeller, "AGAIN-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+	}
+}
+
+// failingOrder fails every write of one order: a disk that refuses it.
+type failingOrder struct {
+	pipeline.Store
+	no string
+}
+
+func (f failingOrder) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if rec.OrderNo == f.no {
+		return schemas.OrderRecord{}, context.DeadlineExceeded
+	}
+	return f.Store.Put(ctx, rec)
+}
+
+func (f failingOrder) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if rec.OrderNo == f.no {
+		return schemas.OrderRecord{}, context.DeadlineExceeded
+	}
+	return f.Store.PutPatient(ctx, rec)
+}
+
+// A graceful stop while an order is claimed only in memory (its save
+// failed) is not a clean one: the next start records the order.
+func TestNoCleanStopWhileAnOrderIsClaimedInMemory(t *testing.T) {
+	h, _, _, ahead := longCrashSetup(t)
+	h.wrapDB = func(s pipeline.Store) pipeline.Store { return failingOrder{Store: s, no: "MEM-J"} }
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "MEM-J", nil), "")
+	h.waitFor("the submission", 10*time.Second, func() bool { return h.orderStats(jumdataSeller, "MEM-J").Issuances == 1 })
+	h.waitFor("its save to fail", 10*time.Second, func() bool {
+		_, found, _ := h.p.Orders().Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "MEM-J"})
+		return found
+	})
+	h.stop()
+	if v, _ := h.db.Mark(unclaimedMarkName(t, h) + ":clean"); v != 0 {
+		t.Fatalf("clean stop recorded (%d) while MEM-J is claimed only in memory", v)
+	}
+	h.wrapDB = nil
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	if h.recovered != 1 {
+		t.Fatalf("recovered %d, want 1", h.recovered)
+	}
+	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
+	if st := h.orderStats(jumdataSeller, "MEM-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+	}
+}
+
+// A store whose mark a build before the consumers' creation times raised
+// (no clean stop recorded either) is read up to the delivered pointer, as
+// that build did: requests waiting and never delivered are not recorded.
+func TestMarkFromBeforeConsumerTimesReadsOnlyDelivered(t *testing.T) {
+	ctx := context.Background()
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: backlog})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "WARM-J", nil), "")
+	h.waitResult(jumdataSeller, "WARM-J", 1, 10*time.Second)
+	h.waitFor("the request to be acknowledged", 10*time.Second, h.requestStreamEmpty)
+	h.stop()
+	name := unclaimedMarkName(t, h)
+	for _, k := range []string{name + ":clean", name + ":consumers", name + ":consumer:" + pipeline.DefaultDurable} {
+		if err := h.db.SetMark(ctx, k, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "WAITING-J", nil))
+	corrected := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "WAITING-J", doubled))
 	h.start()
 	if h.recovered != 0 {
-		t.Fatalf("a second start without the opt-in recorded %d orders", h.recovered)
+		t.Fatalf("recorded %d orders never delivered", h.recovered)
 	}
-	wantOneIssuedOneConflict(t, h, "PAIR-J", first, corrected)
+	wantOneIssuedOneConflict(t, h, "WAITING-J", first, corrected)
 }
 
 // A consumer deleted after a crash and created again knows nothing of what
