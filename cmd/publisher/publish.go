@@ -73,6 +73,7 @@ could not be published (with --wait: or did not end issued within
 	f := cmd.Flags()
 	f.BoolVar(&o.cfg.StrictTaxNumbers, "strict", false, "reject 18-character tax numbers whose check character is wrong (default: warn)")
 	f.IntVar(&o.cfg.MaxBytes, "max-bytes", schemas.DefaultMaxBytes, "largest request accepted, in bytes (the consumer's --max-request-bytes)")
+	f.StringToStringVar(&o.cfg.Providers, "provider", nil, providerFlagHelp)
 	f.BoolVar(&o.dryRun, "dry-run", false, "validate only; publish nothing and do not connect")
 	f.BoolVar(&o.wait, "wait", false, "also wait for each request's result event and print it (within --timeout)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only problems and the summary")

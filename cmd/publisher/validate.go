@@ -46,6 +46,7 @@ Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`,
 	}
 	cmd.Flags().BoolVar(&cfg.StrictTaxNumbers, "strict", false, "reject 18-character tax numbers whose check character is wrong (default: warn)")
 	cmd.Flags().IntVar(&cfg.MaxBytes, "max-bytes", schemas.DefaultMaxBytes, "largest request accepted, in bytes (the consumer's --max-request-bytes)")
+	cmd.Flags().StringToStringVar(&cfg.Providers, "provider", nil, providerFlagHelp)
 	return cmd
 }
 
@@ -89,3 +90,6 @@ func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) (*schema
 	}
 	return d, d.Valid()
 }
+
+// providerFlagHelp describes --provider of validate and publish.
+const providerFlagHelp = "SELLER=PROVIDER (repeatable, or comma-separated): check SELLER's requests by PROVIDER's rules (nuonuo or jumdata), as the consumer does with its seller config; sellers not listed are checked by Nuonuo's"

@@ -97,3 +97,32 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// --provider checks a seller by its provider's rules, as the consumer does:
+// jumdata issues invoiceLine p as a fully digital invoice, held to a remark
+// of 200 characters, and Nuonuo does not.
+func TestValidateByProvider(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "schemas", "testdata", "requests", "issue-discount.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := strings.Replace(string(data), `"invoiceLine": "pc"`, `"invoiceLine": "p", "remark": "`+strings.Repeat("备", 201)+`"`, 1)
+	if req == string(data) {
+		t.Fatal("the test request has no invoiceLine to change")
+	}
+	req = strings.Join(strings.Fields(req), " ") // one line: newline-delimited input
+	out, _, code := runCLI(t, req, "validate", "-")
+	if code != exitOK {
+		t.Fatalf("by Nuonuo's rules: exit %d\n%s", code, out)
+	}
+	out, _, code = runCLI(t, req, "validate", "--provider", "91330106MA2AYNWD8M=jumdata", "-")
+	if code != exitFailed || !strings.Contains(out, "order.remark: is 201 characters long") || !strings.Contains(out, "(400)") {
+		t.Fatalf("by jumdata's rules: exit %d\n%s", code, out)
+	}
+	if out, _, code := runCLI(t, req, "publish", "--dry-run", "--provider", "91330106MA2AYNWD8M=jumdata", "-"); code == exitOK || !strings.Contains(out+fmt.Sprint(code), "order.remark") {
+		t.Fatalf("publish --dry-run by jumdata's rules: exit %d\n%s", code, out)
+	}
+	if _, _, code := runCLI(t, req, "validate", "--provider", "91330106MA2AYNWD8M=baiwang", "-"); code != exitUsage {
+		t.Fatalf("an unknown provider: exit %d, want a usage error", code)
+	}
+}
