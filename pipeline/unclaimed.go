@@ -125,6 +125,30 @@ func (h *horizons) cover(ctx context.Context, stream string, seq uint64) error {
 	}
 }
 
+// settle waits for the raises in progress to end, so that the marks on
+// disk are the last ones.
+func (h *horizons) settle(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		var wait chan struct{}
+		for _, z := range h.by {
+			if z.raising != nil {
+				wait = z.raising
+				break
+			}
+		}
+		h.mu.Unlock()
+		if wait == nil {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // raise raises z, the mark called name, to v in the background; h.mu is
 // held.
 func (h *horizons) raise(name string, z *horizon, v uint64) {
@@ -177,8 +201,9 @@ func (h *horizons) raise(name string, z *horizon, v uint64) {
 // mark), nor once a start without the opt-in has read it (every submission
 // since was claimed; a start with the opt-in reads nothing then either,
 // and clears the flag). When the consumer is not the one that delivered
-// the requests (deleted and created again), its delivered pointer says
-// nothing of them: it reads up to the mark.
+// the requests (deleted and created again), or its delivered pointer went
+// back (a consumer reset), the pointer says nothing of them: it reads up
+// to the mark.
 //
 // It returns how many orders it recorded. An error means the state of some
 // request is unknown: the consumer must not start.
@@ -234,8 +259,14 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 	recorded := 0
 	if (mark == 0 || clean != mark) && retired == 0 {
 		bound := ci.Delivered.Stream + 1
-		if mark > 0 && knownConsumer != created && consumersKept != 0 {
-			bound = mark // another consumer delivered them, if any did
+		// The mark is raised to markLead past a request the consumer
+		// delivered, so its delivered pointer is at least mark-markLead,
+		// unless it went back (a consumer reset) or is another consumer
+		// (deleted and created again): then it says nothing of what was
+		// delivered, and everything up to the mark is read.
+		rewound := mark > markLead && ci.Delivered.Stream+markLead < mark
+		if mark > 0 && consumersKept != 0 && (knownConsumer != created || rewound) {
+			bound = mark
 		} else if mark > 0 {
 			bound = min(bound, mark)
 		}
@@ -290,6 +321,9 @@ const (
 func (p *Pipeline) StoppedCleanly(ctx context.Context, stream jetstream.Stream, marks Marks) error {
 	if p.unrecorded.n.Load() != 0 {
 		return nil
+	}
+	if err := p.unclaimed.settle(ctx); err != nil {
+		return err
 	}
 	name := unclaimedMarkName(stream.CachedInfo())
 	mark, err := marks.Mark(name)

@@ -1034,3 +1034,29 @@ func TestDefaultModeReadsNothing(t *testing.T) {
 	}
 	wantOneIssuedOneConflict(t, h, "DEF-J", first, corrected)
 }
+
+// A consumer reset after a crash keeps the consumer (and its creation
+// time) but moves its delivered pointer back: the start sees the pointer
+// below what the mark says was delivered, reads every request below the
+// mark, and the one submitted without a claim finds its invoice nine hours
+// later instead of being submitted again.
+func TestConsumerResetReadsUpToTheMark(t *testing.T) {
+	ctx := context.Background()
+	h, cfg, backlog, ahead := longCrashSetup(t)
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "RESET-J", nil))
+	run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "RESET-J"}, backlog, true)
+	m, putBack := takeNext(t, h)
+	crashWhile(t, run1, m, putBack)
+	if _, err := h.obs.ResetConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
+		t.Fatal(err)
+	}
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	if h.recovered != 1 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
+	}
+	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
+	if st := h.orderStats(jumdataSeller, "RESET-J"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+	}
+}
