@@ -24,7 +24,7 @@ type sizes struct {
 }
 
 var (
-	shortSizes = sizes{orders: 300, kills: 3, restarts: 1, sameN: 100, sameKeys: 3, timeout: 3 * time.Minute}
+	shortSizes = sizes{orders: 300, kills: 3, restarts: 1, sameN: 100, sameKeys: 3, timeout: 6 * time.Minute}
 	fullSizes  = sizes{orders: 5000, kills: 5, restarts: 2, sameN: 100, sameKeys: 10, timeout: 15 * time.Minute}
 )
 
