@@ -170,22 +170,8 @@ func publishRaw(t *testing.T, h *harness, seller string, data []byte) *jetstream
 // Without that record, both would be submitted again: a second invoice.
 func TestCrashAfterClaimlessSubmissionThenLongOutage(t *testing.T) {
 	ctx := context.Background()
-	var ahead atomic.Int64 // every clock but the stream's runs this far ahead
-	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-	cfg := fast
-	cfg.Now = clock
-	backlog := &settableBacklog{}
-	backlog.at.Store(time.Now().UnixNano())
-	h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, sandbox: sandbox.Config{Now: clock}})
-	h.provs[jumdataSeller] = directJumdata(t, h, clock)
-
-	// The first run takes the request and submits it without a claim; the
-	// crash comes before its answer is saved.
-	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "CRASH-J", nil))
-	crashing := &writeLog{Store: h.db, failIssued: "CRASH-J"}
-	run1 := firstRun(t, h, cfg, crashing, backlog, true)
-	m, putBack := takeNext(t, h)
-	crashWhile(t, run1, m, putBack)
+	h, cfg, backlog, ahead := longCrashSetup(t)
+	m, crashing := crashAfterClaimlessSubmission(t, h, cfg, backlog, "CRASH-J")
 	if got := crashing.of("CRASH-J"); len(got) != 0 {
 		t.Fatalf("order written as %v before the submission: want no claim", got)
 	}
@@ -393,14 +379,7 @@ func TestRecoverAmbiguousOrderNeedsAPerson(t *testing.T) {
 
 func ambiguousOrder(t *testing.T, edit func(*schemas.Order), later time.Duration) {
 	ctx := context.Background()
-	var ahead atomic.Int64
-	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-	cfg := fast
-	cfg.Now = clock
-	backlog := &settableBacklog{}
-	backlog.at.Store(time.Now().UnixNano())
-	h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, sandbox: sandbox.Config{Now: clock}})
-	h.provs[jumdataSeller] = directJumdata(t, h, clock)
+	h, cfg, backlog, ahead := longCrashSetup(t)
 
 	first := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "TWO-J", nil))
 	corrected := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "TWO-J", edit))
@@ -461,14 +440,7 @@ func TestCorrectedRequestConflictsWithAnUnrecordedSubmission(t *testing.T) {
 	for _, claimless := range []bool{true, false} {
 		t.Run(map[bool]string{true: "claimless", false: "claim"}[claimless], func(t *testing.T) {
 			ctx := context.Background()
-			var ahead atomic.Int64
-			clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-			cfg := fast
-			cfg.Now = clock
-			backlog := &settableBacklog{}
-			backlog.at.Store(time.Now().UnixNano())
-			h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, sandbox: sandbox.Config{Now: clock}})
-			h.provs[jumdataSeller] = directJumdata(t, h, clock)
+			h, cfg, backlog, ahead := longCrashSetup(t)
 			run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "UNREC-J"}, backlog, claimless)
 
 			first := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "UNREC-J", nil))
@@ -700,6 +672,41 @@ func TestClaimlessOrderReadsAsSubmittingWhileInFlight(t *testing.T) {
 	}
 }
 
+// crashAfterClaimlessSubmission publishes an issue request for order no and
+// has a claimless run take it and submit it, then crash before its answer
+// is saved (its saves go through the returned log, which fails the issued
+// one). It returns the request as taken.
+func crashAfterClaimlessSubmission(t *testing.T, h *harness, cfg pipeline.Config, backlog pipeline.Backlog, no string) (*pipeline.Message, *writeLog) {
+	t.Helper()
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, no, nil))
+	wl := &writeLog{Store: h.db, failIssued: no}
+	run := firstRun(t, h, cfg, wl, backlog, true)
+	m, putBack := takeNext(t, h)
+	crashWhile(t, run, m, putBack)
+	return m, wl
+}
+
+// startLater starts the consumer nine hours on (jumdata has forgotten the
+// taskIds of before) and checks how many orders its start-up recorded.
+func startLater(t *testing.T, h *harness, ahead *atomic.Int64, recorded int) {
+	t.Helper()
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	if h.recovered != recorded {
+		t.Fatalf("RecoverUnclaimed recorded %d orders, want %d", h.recovered, recorded)
+	}
+}
+
+// wantOneInvoice waits for every request to be answered and checks that
+// order no was issued once.
+func wantOneInvoice(t *testing.T, h *harness, no string) {
+	t.Helper()
+	h.waitFor("the requests to be answered", 15*time.Second, h.requestStreamEmpty)
+	if st := h.orderStats(jumdataSeller, no); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
+	}
+}
+
 // longCrashSetup is a harness whose clocks (the consumer's, jumdata's, the
 // sandbox's; not the stream's) can be moved ahead, and a young backlog.
 func longCrashSetup(t *testing.T) (*harness, pipeline.Config, *settableBacklog, *atomic.Int64) {
@@ -721,10 +728,7 @@ func longCrashSetup(t *testing.T) (*harness, pipeline.Config, *settableBacklog, 
 // conflicts instead of being submitted.
 func TestRecoveryDoesNotDependOnTheConfigurationNow(t *testing.T) {
 	h, cfg, backlog, ahead := longCrashSetup(t)
-	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "CFG2-J", nil))
-	run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "CFG2-J"}, backlog, true)
-	m, putBack := takeNext(t, h)
-	crashWhile(t, run1, m, putBack)
+	crashAfterClaimlessSubmission(t, h, cfg, backlog, "CFG2-J")
 
 	jc := h.provs[jumdataSeller]
 	delete(h.provs, jumdataSeller)
@@ -865,21 +869,11 @@ func TestOptInTurnedOffIsReadOnce(t *testing.T) {
 	for _, back := range []bool{false, true} {
 		t.Run(map[bool]string{false: "still off", true: "back on"}[back], func(t *testing.T) {
 			h, cfg, backlog, ahead := longCrashSetup(t)
-			publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "LEFT-J", nil))
-			run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "LEFT-J"}, backlog, true)
-			m, putBack := takeNext(t, h)
-			crashWhile(t, run1, m, putBack)
+			crashAfterClaimlessSubmission(t, h, cfg, backlog, "LEFT-J")
 
-			ahead.Store(int64(9 * time.Hour))
 			h.backlog = nil // the opt-in is off from now on
-			h.start()
-			if h.recovered != 1 {
-				t.Fatalf("the first start without the opt-in recorded %d orders, want 1", h.recovered)
-			}
-			h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
-			if st := h.orderStats(jumdataSeller, "LEFT-J"); st.Issuances != 1 {
-				t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
-			}
+			startLater(t, h, ahead, 1)
+			wantOneInvoice(t, h, "LEFT-J")
 			h.stop()
 
 			// A run without the opt-in starts, takes a request and its
@@ -905,20 +899,10 @@ func TestOptInAgainIsReadAgain(t *testing.T) {
 	h, cfg, backlog, ahead := longCrashSetup(t)
 	firstRun(t, h, cfg, h.db, backlog, true) // leaves a mark
 	firstRun(t, h, cfg, h.db, nil, false)    // off: nothing left to read from now on
-	run3 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "AGAIN-J"}, backlog, true)
-	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "AGAIN-J", nil))
-	m, putBack := takeNext(t, h)
-	crashWhile(t, run3, m, putBack)
+	crashAfterClaimlessSubmission(t, h, cfg, backlog, "AGAIN-J")
 	h.backlog = nil
-	ahead.Store(int64(9 * time.Hour))
-	h.start()
-	if h.recovered != 1 {
-		t.Fatalf("recovered %d, want 1", h.recovered)
-	}
-	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
-	if st := h.orderStats(jumdataSeller, "AGAIN-J"); st.Issuances != 1 {
-		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
-	}
+	startLater(t, h, ahead, 1)
+	wantOneInvoice(t, h, "AGAIN-J")
 }
 
 // failingOrder fails every write of one order: a disk that refuses it.
@@ -958,15 +942,8 @@ func TestNoCleanStopWhileAnOrderIsClaimedInMemory(t *testing.T) {
 		t.Fatalf("clean stop recorded (%d) while MEM-J is claimed only in memory", v)
 	}
 	h.wrapDB = nil
-	ahead.Store(int64(9 * time.Hour))
-	h.start()
-	if h.recovered != 1 {
-		t.Fatalf("recovered %d, want 1", h.recovered)
-	}
-	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
-	if st := h.orderStats(jumdataSeller, "MEM-J"); st.Issuances != 1 {
-		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
-	}
+	startLater(t, h, ahead, 1)
+	wantOneInvoice(t, h, "MEM-J")
 }
 
 // A store whose mark a build before the consumers' creation times raised
@@ -1004,22 +981,12 @@ func TestMarkFromBeforeConsumerTimesReadsOnlyDelivered(t *testing.T) {
 func TestRecreatedConsumerReadsUpToTheMark(t *testing.T) {
 	ctx := context.Background()
 	h, cfg, backlog, ahead := longCrashSetup(t)
-	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "RECON-J", nil))
-	run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "RECON-J"}, backlog, true)
-	m, putBack := takeNext(t, h)
-	crashWhile(t, run1, m, putBack)
+	crashAfterClaimlessSubmission(t, h, cfg, backlog, "RECON-J")
 	if err := h.obs.DeleteConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
 		t.Fatal(err)
 	}
-	ahead.Store(int64(9 * time.Hour))
-	h.start()
-	if h.recovered != 1 {
-		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
-	}
-	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
-	if st := h.orderStats(jumdataSeller, "RECON-J"); st.Issuances != 1 {
-		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
-	}
+	startLater(t, h, ahead, 1)
+	wantOneInvoice(t, h, "RECON-J")
 }
 
 // Without the opt-in and without a mark (nothing was ever submitted without
@@ -1043,20 +1010,10 @@ func TestDefaultModeReadsNothing(t *testing.T) {
 func TestConsumerResetReadsUpToTheMark(t *testing.T) {
 	ctx := context.Background()
 	h, cfg, backlog, ahead := longCrashSetup(t)
-	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "RESET-J", nil))
-	run1 := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "RESET-J"}, backlog, true)
-	m, putBack := takeNext(t, h)
-	crashWhile(t, run1, m, putBack)
+	crashAfterClaimlessSubmission(t, h, cfg, backlog, "RESET-J")
 	if _, err := h.obs.ResetConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
 		t.Fatal(err)
 	}
-	ahead.Store(int64(9 * time.Hour))
-	h.start()
-	if h.recovered != 1 {
-		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
-	}
-	h.waitFor("the request to be answered", 15*time.Second, h.requestStreamEmpty)
-	if st := h.orderStats(jumdataSeller, "RESET-J"); st.Issuances != 1 {
-		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
-	}
+	startLater(t, h, ahead, 1)
+	wantOneInvoice(t, h, "RESET-J")
 }
