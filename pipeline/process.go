@@ -403,7 +403,7 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 // instead (Pipeline.lookup).
 func (o *order) claimNeeded() bool {
 	rs, ok := o.prov.(providers.RepeatableSubmitter)
-	if !ok || o.p.backlog == nil || o.p.unclaimed.marks == nil {
+	if !ok || o.p.backlog == nil { // WatchBacklog sets the backlog and the marks together
 		return true
 	}
 	window := rs.RepeatableFor(&providers.Call{Request: o.req})
