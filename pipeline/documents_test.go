@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
+	"github.com/fapiaohub/invoicer/store/storetest"
 )
 
 // countingDocuments records the Keep calls it gets: how many ran at once,
@@ -81,11 +81,7 @@ func (d *countingDocuments) snapshot() (kept, most int) {
 // each, which the store lists in its pending-documents index.
 func issuedOrders(t *testing.T, n int) *store.DB {
 	t.Helper()
-	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := storetest.Open(t)
 	for i := range n {
 		issueOrder(t, db, fmt.Sprintf("DOC-%03d", i))
 	}

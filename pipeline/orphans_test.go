@@ -2,14 +2,14 @@ package pipeline_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
-	"github.com/fapiaohub/invoicer/store"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/fapiaohub/invoicer/store/storetest"
 )
 
 // TestOrphanSweeper stands in for the server's lost deletions with a
@@ -29,11 +29,7 @@ func TestOrphanSweeper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := storetest.Open(t)
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
 	if err != nil {
 		t.Fatal(err)

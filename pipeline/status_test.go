@@ -4,15 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
-	"github.com/nats-io/nats.go"
+	"github.com/fapiaohub/invoicer/store/storetest"
 )
 
 // TestPartitionOfMatchesTheServer publishes requests through a partitioned
@@ -54,11 +55,7 @@ func TestStatusServiceAnswersFromTheOwner(t *testing.T) {
 	seller := "339902999999789113"
 	var stores [3]*store.DB
 	for k := range stores {
-		db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
+		db := storetest.Open(t)
 		stores[k] = db
 		svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Partitions: 3, Partition: k}, db)
 		if err != nil {
@@ -113,11 +110,7 @@ func TestStatusServiceReachableOnReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer asker.Close()
-	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.Open(t)
 	for i := range 50 {
 		subjects := schemas.Subjects{Prefix: fmt.Sprintf("reach%d", i)}
 		svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Subjects: subjects}, db)

@@ -6,20 +6,20 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/fapiaohub/invoicer/pipeline"
-	"github.com/fapiaohub/invoicer/schemas"
-	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store/storetest"
 )
 
 func TestInboxPrefixFlag(t *testing.T) {
@@ -331,11 +331,7 @@ func TestConnectNATSInboxPrefix(t *testing.T) {
 	}
 
 	t.Run("status service answers on the asker's prefix", func(t *testing.T) {
-		db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := storetest.Open(t)
 		svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{}, db)
 		if err != nil {
 			t.Fatal(err)

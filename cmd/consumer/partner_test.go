@@ -7,12 +7,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
-	"github.com/fapiaohub/invoicer/store"
+	"github.com/fapiaohub/invoicer/store/storetest"
 )
 
 // docsFunc adapts functions to pipeline.Documents.
@@ -27,11 +26,7 @@ func (d docsFunc) Keep(ctx context.Context, key schemas.OrderKey, inv []schemas.
 func (d docsFunc) Get(ctx context.Context, name string) ([]byte, error) { return d.get(ctx, name) }
 
 func TestPartnerAPI(t *testing.T) {
-	db, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.Open(t)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	put := func(no string, state schemas.OrderState, invoices []schemas.Invoice, docs []string) {
