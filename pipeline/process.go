@@ -418,7 +418,7 @@ func (o *order) claimNeeded() bool {
 // returns.
 func (o *order) call(ctx context.Context, f func(context.Context, *providers.Call) providers.Outcome) providers.Outcome {
 	o.rec.Attempts++
-	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt})
+	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt, Resubmission: o.rec.Submissions > 1})
 	mergeRefs(&o.rec.Refs, a.Refs)
 	if a.RedConfirm != nil {
 		o.rec.RedConfirm = a.RedConfirm

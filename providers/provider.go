@@ -94,7 +94,16 @@ type Call struct {
 	// submission.
 	Refs schemas.ProviderRefs
 	// SubmittedAt is when the request was first submitted; zero if never.
+	// On the first Submit it is already set (to the time of that Submit):
+	// whether a Submit repeats an earlier one is Resubmission's to say.
 	SubmittedAt time.Time
+	// Resubmission says that the request was submitted, or may have been,
+	// before the current submission (the order's record counts more than
+	// one): a Submit refused because of what an earlier submission did
+	// (an invoice already reversed, an order number already taken) may be
+	// the provider's answer to that earlier submission. False on a first
+	// Submit.
+	Resubmission bool
 	// Earlier says that Refs and SubmittedAt belong to an earlier request
 	// for the same order with other content: one that was submitted and
 	// then given up as failed, while Request is a corrected request for

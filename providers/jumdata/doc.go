@@ -62,8 +62,11 @@
 // Issued, 202 Accepted) or, without a uuid, searches: red-invoice/query for
 // a red invoice reversing lzfphm since the submission, then the blue
 // invoice's hzqrxxuuid (blue-invoice/query) for a pending form. A 399 to a
-// Submit made after an earlier submission ("蓝票没有可红冲的金额,不可再次红冲!")
-// is reconciled by that search before it is reported as Rejected.
+// Submit made after an earlier submission (providers.Call.Resubmission:
+// "蓝票没有可红冲的金额,不可再次红冲!") is reconciled by that search before it
+// is reported as Rejected; a first submission's 399 is Rejected at once, so
+// that another order's reversal of the same blue invoice is never taken
+// for this one's.
 //
 // A reissue has no jumdata counterpart: Submit and Query answer Rejected with
 // Code "unsupported" and Err wrapping providers.ErrUnsupported, as they do

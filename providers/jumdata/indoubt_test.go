@@ -1,6 +1,7 @@
 package jumdata_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -80,6 +81,7 @@ func TestInDoubtRed(t *testing.T) {
 
 			var out providers.Outcome
 			if tt.resubmit {
+				call.Resubmission = true // as the pipeline says after a Query's NotFound
 				out = e.client.Submit(t.Context(), call)
 			} else {
 				out = e.client.Query(t.Context(), call)
@@ -117,4 +119,24 @@ func TestInDoubtRed(t *testing.T) {
 		out := e.client.Submit(t.Context(), call)
 		wantClass(t, "submit", out, providers.Rejected, "399")
 	})
+	// A first submission carries SubmittedAt already (the pipeline dates it
+	// before the call): its 399 is its own, whatever another order of the
+	// same blue invoice did a few minutes before.
+	for _, pending := range []int{0, 3} {
+		t.Run(fmt.Sprintf("a first submission's 399 is its own, the other's form pending %d polls", pending), func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: pending}}, nil)
+			blue := e.mustIssue("ORD-DR3")
+			other := e.client.Submit(t.Context(), &providers.Call{Request: redRequest(t, "RC-OTHER", blue.InvoiceNo, blue.IssuedAt, "1", ""), SubmittedAt: e.clock.Now()})
+			if other.Class != providers.Issued && other.Class != providers.Accepted {
+				t.Fatalf("the other reversal: %s %q", other.Class, other.Message)
+			}
+			e.clock.Advance(5 * time.Minute)
+			call := &providers.Call{Request: redRequest(t, "RC-D3", blue.InvoiceNo, blue.IssuedAt, "2", ""), SubmittedAt: e.clock.Now()}
+			out := e.client.Submit(t.Context(), call)
+			wantClass(t, "first submit", out, providers.Rejected, "399")
+			if len(out.Invoices) != 0 || out.Refs.BillNo != "" {
+				t.Fatalf("the first submission took the other order's reversal: %+v %+v", out.Invoices, out.Refs)
+			}
+		})
+	}
 }

@@ -80,9 +80,11 @@ func (c *Client) submitRed(ctx context.Context, call *providers.Call) providers.
 	switch {
 	case r.is("200"):
 		return c.redSubmitted(r, t)
-	case r.is("399") && !call.SubmittedAt.IsZero():
+	case r.is("399") && call.Resubmission:
 		// A refusal after an earlier submission ("蓝票没有可红冲的金额,不可
 		// 再次红冲!") may be our own earlier form or invoice: reconcile.
+		// A first submission's refusal is the request's own: another
+		// order's reversal of the same blue invoice is not ours to take.
 		if out := c.searchRed(ctx, call, t); out.Class != providers.NotFound {
 			return out
 		}
