@@ -198,7 +198,8 @@ type TokenSourceConfig struct {
 	// RefusalHold is how long a refusal of the token endpoint (bad
 	// credentials, 070306) is answered from memory instead of calling the
 	// endpoint again, which would spend another of its 50 calls; 0 means 1
-	// minute.
+	// minute. An early refresh (RefreshBefore) that fails in any way is
+	// tried again after as long, the token in hand used meanwhile.
 	RefusalHold time.Duration
 	// MismatchHold is how long Token fails fast with ErrTokenMismatch once
 	// a token fetched to replace one refused with 070301 was refused too.
@@ -269,6 +270,10 @@ type TokenSource struct {
 	bad          string    // a token known not to match (Invalidate)
 	refused      error     // the endpoint's last refusal (a *TokenError) ...
 	refusedUntil time.Time // ... answered from memory until then
+	// refreshFailed: an early refresh failed (the endpoint unreachable or
+	// refusing) while the token in hand still works; until then that token
+	// is used without trying again.
+	refreshFailed time.Time
 
 	// The 070301 incident (see mismatched and accepted).
 	replaced      string      // the token last replaced because of 070301, until a call is accepted
@@ -415,6 +420,11 @@ func (ts *TokenSource) obtain(ctx context.Context) (string, error) {
 			}
 			continue
 		}
+		if good && now.Before(ts.refreshRetry()) {
+			// An early refresh failed a moment ago: keep the token in
+			// hand, and do not spend another call yet.
+			return stored.AccessToken, nil
+		}
 		if held := ts.refusal(now); held != nil {
 			// The endpoint refused a moment ago: do not spend another call.
 			if good {
@@ -437,10 +447,19 @@ func (ts *TokenSource) obtain(ctx context.Context) (string, error) {
 			// fails too, the lease expires by itself.
 			_, _ = ts.store.Store(ctx, ts.key, stored, leaseRev)
 			var te *TokenError
+			ts.mu.Lock()
 			if errors.As(err, &te) {
-				ts.mu.Lock()
 				ts.refused, ts.refusedUntil = err, ts.now().Add(ts.cfg.RefusalHold)
-				ts.mu.Unlock()
+			}
+			if good {
+				ts.refreshFailed = ts.now().Add(ts.cfg.RefusalHold)
+			}
+			ts.mu.Unlock()
+			if good {
+				// An early refresh: the token in hand works until it
+				// expires, and the refresh is tried again after the hold.
+				ts.remember(stored)
+				return stored.AccessToken, nil
 			}
 			return "", err
 		}
@@ -453,6 +472,13 @@ func (ts *TokenSource) obtain(ctx context.Context) (string, error) {
 		ts.remember(fresh)
 		return fresh.AccessToken, nil
 	}
+}
+
+// refreshRetry is when an early refresh that failed may be tried again.
+func (ts *TokenSource) refreshRetry() time.Time {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.refreshFailed
 }
 
 // refusal returns the endpoint's last refusal while it is held.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,5 +473,57 @@ func TestTokenConcurrentMismatchOneRefresh(t *testing.T) {
 				t.Fatalf("%d token calls for %d workers refused at once, want 2 (the first token and one refresh)", n, workers)
 			}
 		})
+	}
+}
+
+// An early refresh (inside the hour before expiry) that fails, here because
+// the token endpoint drops the connection, leaves the token in hand in use
+// instead of failing the calls, and is not tried again on every call: the
+// endpoint allows 50 calls in 30 days. After RefusalHold it is tried again.
+func TestTokenRefreshFailureKeepsTheValidToken(t *testing.T) {
+	clk := newClock()
+	var down atomic.Bool
+	var calls, issued atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if down.Load() {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"tok-%d","expires_in":"86400"}`, issued.Add(1))
+	}))
+	defer srv.Close()
+	ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{
+		TokenURL: srv.URL, AppKey: "app", AppSecret: "secret", Now: clk.Now,
+		HTTPClient: providers.NewHTTPClient(providers.HTTPConfig{Timeout: 2 * time.Second}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := ts.Token(t.Context()); err != nil || tok != "tok-1" {
+		t.Fatalf("first Token = %q, %v", tok, err)
+	}
+	clk.Advance(23*time.Hour + 30*time.Minute) // valid for 30 more minutes
+	down.Store(true)
+	for i := range 3 {
+		if tok, err := ts.Token(t.Context()); err != nil || tok != "tok-1" {
+			t.Errorf("Token #%d, the endpoint down, a valid token in hand = %q, %v; want tok-1", i, tok, err)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d token endpoint calls, want 2: the first fetch and one failed refresh", n)
+	}
+	down.Store(false)
+	clk.Advance(2 * time.Minute) // past the default hold of 1 minute
+	if tok, err := ts.Token(t.Context()); err != nil || tok != "tok-2" {
+		t.Errorf("Token after the hold, the endpoint back = %q, %v; want a refreshed tok-2", tok, err)
+	}
+	clk.Advance(30 * time.Minute) // tok-1 has expired; tok-2 is fresh
+	if tok, err := ts.Token(t.Context()); err != nil || tok != "tok-2" || calls.Load() != 3 {
+		t.Errorf("Token later = %q, %v after %d calls; want tok-2 after 3", tok, err, calls.Load())
 	}
 }
