@@ -60,7 +60,7 @@ var table = map[string]rule{
 	"312": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "实名认证过期,重新获取二维码进行人脸识别 (face authentication expired)"},
 	"399": {submit: providers.Rejected, query: providers.Rejected, meaning: "税局开票异常 (the tax bureau refused; the message says why)"},
 	"400": {submit: providers.Rejected, query: providers.Rejected, meaning: "参数错误 (bad parameters)"},
-	"404": {submit: providers.Rejected, query: providers.Rejected, meaning: "接口地址不正确 (no such endpoint)"},
+	"404": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "接口地址不正确 (no such endpoint: check BaseURL; no order can fix it)"},
 	"500": {submit: providers.Retry, query: providers.Retry, meaning: "系统维护,请稍候再试 (maintenance)"},
 	"501": {submit: providers.Retry, query: providers.Retry, meaning: "税局系统异常,请稍后再试 (tax bureau down)"},
 	"601": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "接口未开通 (API not enabled)"},

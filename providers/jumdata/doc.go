@@ -79,7 +79,8 @@
 //	200                                 success: the endpoint's data decides
 //	202                                 Retry on Submit (ask again, identical), Accepted on Query; RetryAfter = PollAfter
 //	301 302 303 311 312 601 602 604 607 ActionRequired (login, token, face scan, account, IP)
-//	399 400 404                         Rejected (the message says why)
+//	404                                 ActionRequired (wrong endpoint address: configuration)
+//	399 400                             Rejected (the message says why)
 //	500 501                             Retry
 //	606 609, HTTP 429                   Retry, and the Limiter is throttled
 //	transport, timeout, HTTP 5xx,       Unknown on Submit (in doubt: query before anything else),
