@@ -121,6 +121,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "invoice_action_required_sellers", Help: "Sellers held until a person acts (credentials, login, face authentication).",
 		}),
 	}
+	// Every series an alert counts with increase() exists from the start at
+	// 0: a series that first appears at 1 shows no increase, and the first
+	// dead letter after a start would go unnoticed.
+	for _, e := range []string{EventIssued, EventRejected, EventConflict, EventReplayed, EventMalformed, EventFailed,
+		EventAccepted, EventRetry, EventInDoubt, EventHeld, EventActionRequired, EventError} {
+		m.Messages.WithLabelValues(e)
+	}
+	for _, e := range []string{EventAccepted, EventRetry, EventInDoubt, EventHeld, EventActionRequired, EventError} {
+		m.Retries.WithLabelValues(e)
+	}
+	for _, r := range []schemas.DeadLetterReason{schemas.ReasonMalformed, schemas.ReasonExhausted, schemas.ReasonActionRequired} {
+		m.DeadLetters.WithLabelValues(string(r))
+	}
+	for _, o := range []string{"kept", "failed"} {
+		m.Documents.WithLabelValues(o)
+	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls, m.OrderSaves,
 			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans)

@@ -54,3 +54,42 @@ func TestLatencyHistogramsAreNative(t *testing.T) {
 		}
 	}
 }
+
+// The counters the alert rules take increase() of are exported at 0 from
+// the start, each label an alert selects included: a series that first
+// appears at 1 shows no increase, so the first dead letter after a start
+// would raise no alert.
+func TestAlertedCountersStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	pipeline.NewMetrics(reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			if c := m.GetCounter(); c != nil {
+				series[key] = c.GetValue()
+			}
+		}
+	}
+	for _, want := range []string{
+		"invoice_dead_letters_total,reason=malformed",
+		"invoice_dead_letters_total,reason=exhausted",
+		"invoice_dead_letters_total,reason=action_required",
+		"invoice_messages_total,event=error",
+		"invoice_messages_total,event=issued",
+		"invoice_retries_total,event=retry",
+		"invoice_documents_total,outcome=kept",
+		"invoice_documents_total,outcome=failed",
+	} {
+		if v, ok := series[want]; !ok || v != 0 {
+			t.Errorf("%s: exported %v, value %v; want it at 0 from the start", want, ok, v)
+		}
+	}
+}
