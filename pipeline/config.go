@@ -35,6 +35,14 @@ type Config struct {
 	// delivery, about an order the provider has just accepted; 0 means 1,
 	// negative means never.
 	InlinePolls int
+	// RedConfirmWait is how long a red confirmation form the provider has
+	// accepted is polled while it waits for the other party to confirm it
+	// (Nuonuo billStatus 02/03, jumdata's 202 on red-invoice/result): those
+	// polls do not count against MaxDeliver, and the form is given up only
+	// once it has waited this long (Nuonuo voids a form left unconfirmed for
+	// 72 h, a final answer). After RedConfirmSlowAfter of waiting it is asked
+	// about at most every RedConfirmSlowPoll. 0 means 74h.
+	RedConfirmWait time.Duration
 	// HoldProbe is how often a seller whose provider needs a person to act
 	// is probed with one of its orders; its other orders wait. 0 means 1m.
 	HoldProbe time.Duration
@@ -48,6 +56,16 @@ const (
 	DefaultRetryBase  = time.Second
 	DefaultRetryMax   = 2 * time.Minute
 	DefaultHoldProbe  = time.Minute
+	// DefaultRedConfirmWait is Config.RedConfirmWait's default: the 72 h a
+	// buyer has to confirm a red confirmation form, and a margin.
+	DefaultRedConfirmWait = 74 * time.Hour
+	// RedConfirmSlowAfter is how long a red confirmation form waits for the
+	// other party before it is polled at most every RedConfirmSlowPoll.
+	RedConfirmSlowAfter = time.Hour
+	// RedConfirmSlowPoll is the polling interval of a red confirmation form
+	// that has waited RedConfirmSlowAfter: a day of polls is 144 queries,
+	// not 1,440.
+	RedConfirmSlowPoll = 10 * time.Minute
 	// DefaultDocumentTimeout is KeeperConfig.Timeout's default.
 	DefaultDocumentTimeout = 10 * time.Second
 )
@@ -64,7 +82,7 @@ func (c Config) Validate() error {
 	if c.MaxDeliver == 1 {
 		errs = append(errs, errors.New("max deliver 1 leaves no room to retry; use at least 2"))
 	}
-	if c.RetryBase < 0 || c.RetryMax < 0 || c.HoldProbe < 0 {
+	if c.RetryBase < 0 || c.RetryMax < 0 || c.HoldProbe < 0 || c.RedConfirmWait < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if c.RetryBase > 0 && c.RetryMax > 0 && c.RetryBase > c.RetryMax {
@@ -97,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HoldProbe == 0 {
 		c.HoldProbe = DefaultHoldProbe
+	}
+	if c.RedConfirmWait == 0 {
+		c.RedConfirmWait = DefaultRedConfirmWait
 	}
 	if c.Now == nil {
 		c.Now = time.Now

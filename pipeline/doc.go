@@ -49,7 +49,9 @@
 //     one probe per HoldProbe; other sellers carry on).
 //  5. On the last allowed delivery (Config.MaxDeliver) a request still
 //     waiting is given up: saved as failed, "failed" result and a full dead
-//     letter published and acknowledged by the streams, then Term.
+//     letter published and acknowledged by the streams, then Term. A red
+//     confirmation form waiting for the other party to confirm it is polled
+//     for Config.RedConfirmWait instead, its polls not counted.
 //
 // Effects come in the order save → publish → ack, so a crash at any point
 // is repaired by redelivery. An issued invoice is the one exception: its

@@ -165,6 +165,9 @@ type order struct {
 	now  time.Time
 	prov providers.Provider
 	rec  schemas.OrderRecord
+	// prior is the order's stored record when it is this request's (the
+	// same fingerprint), before rec is set from it.
+	prior *schemas.OrderRecord
 }
 
 func (o *order) run(ctx context.Context) {
@@ -180,6 +183,9 @@ func (o *order) run(ctx context.Context) {
 	if found {
 		old = &stored
 		o.out.Attempts = stored.Attempts
+		if stored.Fingerprint == o.d.Fingerprint {
+			o.prior = &stored
+		}
 	}
 	decision := schemas.Decide(old, o.d.Fingerprint)
 	o.out.Decision = decision.String()
@@ -479,8 +485,15 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 	case providers.Accepted:
 		o.rec.State = schemas.StateAccepted
 		o.rec.Polls++
+		if o.rec.AcceptedAt.IsZero() {
+			o.rec.AcceptedAt = o.now
+		}
+		delay := o.p.cfg.pollDelay(o.rec.Polls, a.RetryAfter)
+		if waiting(o.rec) && o.now.Sub(o.rec.AcceptedAt) >= RedConfirmSlowAfter {
+			delay = max(delay, RedConfirmSlowPoll)
+		}
 		if o.save(ctx) {
-			o.later(ctx, EventAccepted, o.p.cfg.pollDelay(o.rec.Polls, a.RetryAfter), providerError(schemas.CodeRetriesExhausted, a), nil)
+			o.later(ctx, EventAccepted, delay, providerError(schemas.CodeRetriesExhausted, a), nil)
 		}
 	case providers.ActionRequired:
 		if o.rec.State != schemas.StateActionRequired {
@@ -598,7 +611,7 @@ func (p *Pipeline) lookup(ctx context.Context, key schemas.OrderKey) (schemas.Or
 // later puts the message back for another delivery after delay, or gives up
 // when this was the last allowed delivery.
 func (o *order) later(ctx context.Context, event string, delay time.Duration, why *schemas.ErrorInfo, err error) {
-	if o.m.Deliveries >= o.p.cfg.MaxDeliver {
+	if o.exhausted(event) {
 		o.giveUp(ctx, event, why)
 		return
 	}
@@ -609,6 +622,32 @@ func (o *order) later(ctx context.Context, event string, delay time.Duration, wh
 	if err != nil {
 		o.out.Err = err
 	}
+}
+
+// waiting reports whether rec is a red confirmation form the provider has
+// accepted: one that may wait days for the other party to confirm it.
+func waiting(rec schemas.OrderRecord) bool {
+	return rec.Kind == schemas.KindRedConfirm && !rec.AcceptedAt.IsZero()
+}
+
+// exhausted reports whether the request has run out of deliveries, and
+// ends with event now. Every delivery counts against MaxDeliver, except
+// those of a red confirmation form waiting for the other party that ended
+// with the form still accepted (OrderRecord.Polls): the form is polled for
+// RedConfirmWait from its first acceptance, and its other deliveries
+// (failures, holds) keep the budget of MaxDeliver.
+func (o *order) exhausted(event string) bool {
+	rec := o.rec
+	if rec.Seller == "" && o.prior != nil {
+		rec = *o.prior // a delivery that ends before rec is set (a held seller)
+	}
+	if !waiting(rec) {
+		return o.m.Deliveries >= o.p.cfg.MaxDeliver
+	}
+	if event == EventAccepted {
+		return o.now.Sub(rec.AcceptedAt) >= o.p.cfg.RedConfirmWait
+	}
+	return o.m.Deliveries-rec.Polls >= o.p.cfg.MaxDeliver
 }
 
 // giveUp ends a request that ran out of deliveries: the order is saved as
@@ -653,7 +692,8 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 		if o.rec.Seller != "" {
 			o.rec.State = schemas.StateFailed
 			o.rec.LastError = info
-			o.rec.Failures = 0 // a replay starts a new backoff
+			// A replay starts a new backoff, polling schedule and wait.
+			o.rec.Failures, o.rec.Polls, o.rec.AcceptedAt = 0, 0, time.Time{}
 			o.rec.CompletedAt = o.now
 			if !o.save(ctx) {
 				return

@@ -88,6 +88,12 @@ type OrderRecord struct {
 	// schedule, which starts when the provider first accepts the order
 	// however many transient failures came before.
 	Polls int `json:"polls,omitempty"`
+	// AcceptedAt is when the provider first answered that it has the order
+	// and is working on it; zero before, and again once the order is given
+	// up, so that a replay starts afresh. A red confirmation form waiting
+	// for the other party is polled until pipeline.Config.RedConfirmWait
+	// after it.
+	AcceptedAt time.Time `json:"acceptedAt,omitzero"`
 	// Failures counts the deliveries in a row that ended in a transient
 	// failure (an error answer, an answer lost in transit, a refusal to
 	// take more calls): the position in the retry backoff. It starts again

@@ -43,6 +43,7 @@ type options struct {
 	partitionPod bool
 	workers      int
 	maxDeliver   int
+	redWait      time.Duration
 	noClaim      bool
 	ackWait      time.Duration
 	httpListen   string
@@ -134,6 +135,7 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
 	fs.BoolVar(&o.noClaim, "jumdata-no-claim", env("INVOICE_JUMDATA_NO_CLAIM", "") == "true", "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
 	fs.IntVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
+	fs.DurationVar(&o.redWait, "red-confirm-wait", envDur("INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait), "how long a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", env("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it (INVOICE_HTTP)`)
 	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
@@ -204,6 +206,9 @@ func (o *options) validate() error {
 	}
 	if o.storeDelay < 0 || o.storeBusy < 0 {
 		errs = append(errs, errors.New("--store-batch-delay and --store-busy-delay must not be negative"))
+	}
+	if o.redWait < time.Minute {
+		errs = append(errs, errors.New("--red-confirm-wait must be at least 1m"))
 	}
 	if o.ackWait < time.Second {
 		errs = append(errs, errors.New("--ack-wait must be at least 1s"))

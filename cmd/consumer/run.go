@@ -106,7 +106,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.New(pipeline.Config{Subjects: subjects, MaxDeliver: o.maxDeliver}, validator, metrics.TimedStore(db), pipeline.NewJetStreamPublisher(js, subjects), provs)
+	p, err := pipeline.New(pipeline.Config{Subjects: subjects, MaxDeliver: o.maxDeliver, RedConfirmWait: o.redWait}, validator, metrics.TimedStore(db), pipeline.NewJetStreamPublisher(js, subjects), provs)
 	if err != nil {
 		return err
 	}

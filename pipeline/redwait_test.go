@@ -1,0 +1,134 @@
+package pipeline_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// A red confirmation form waits for the other party to confirm it, up to
+// 72 h at Nuonuo: its polls do not count against MaxDeliver. With three
+// deliveries allowed, forms that stay pending for many more polls at both
+// providers are issued; an invoice the provider keeps "issuing" as long
+// still fails after three, as before.
+func TestRedConfirmationWaitsPastMaxDeliver(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{
+		Nuonuo:  sandbox.NuonuoConfig{RedConfirmSteps: 6},
+		Jumdata: sandbox.JumdataConfig{RedPendingPolls: 12},
+	}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BLUE-W-J", nil), "")
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "BLUE-W-N", nil), "")
+	blueJ := h.waitResult(jumdataSeller, "BLUE-W-J", 1, 10*time.Second)[0]
+	blueN := h.waitResult(nuonuoSeller, "BLUE-W-N", 1, 10*time.Second)[0]
+	if blueJ.Status != schemas.StatusIssued || blueN.Status != schemas.StatusIssued {
+		t.Fatalf("blue invoices: %+v %+v", blueJ, blueN)
+	}
+	h.publish(jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-W-J", blueJ.Invoices[0]), "")
+	h.publish(nuonuoSeller, redConfirmRequest(t, nuonuoSeller, "RC-W-N", blueN.Invoices[0]), "")
+	for _, o := range []struct{ seller, no string }{{jumdataSeller, "RC-W-J"}, {nuonuoSeller, "RC-W-N"}} {
+		res := h.waitResult(o.seller, o.no, 1, 30*time.Second)
+		if res[0].Status != schemas.StatusIssued {
+			t.Fatalf("%s: %s %+v", o.no, res[0].Status, res[0].Error)
+		}
+		rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: o.seller, OrderNo: o.no})
+		if err != nil || rec.Polls < cfg.MaxDeliver || rec.AcceptedAt.IsZero() {
+			t.Fatalf("%s: %d polls, accepted at %v (%v); want more polls than MaxDeliver allows deliveries", o.no, rec.Polls, rec.AcceptedAt, err)
+		}
+	}
+	if dls := h.deadLetters(); len(dls) != 0 {
+		t.Fatalf("dead letters: %+v", dls)
+	}
+}
+
+// A form still unconfirmed after RedConfirmWait is given up as any request
+// out of deliveries: failed, dead-lettered; the stored record starts its
+// polling afresh for a replay. An invoice that stays "issuing" at Nuonuo
+// keeps the MaxDeliver budget.
+func TestRedConfirmationGivenUpAfterItsWait(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	cfg.RedConfirmWait = 400 * time.Millisecond
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{
+		Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000},
+		Nuonuo:  sandbox.NuonuoConfig{PendingQueries: 1000},
+	}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BLUE-G-J", nil), "")
+	blue := h.waitResult(jumdataSeller, "BLUE-G-J", 1, 10*time.Second)[0]
+	if blue.Status != schemas.StatusIssued {
+		t.Fatalf("blue invoice: %+v", blue)
+	}
+	start := time.Now()
+	h.publish(jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-G-J", blue.Invoices[0]), "")
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "STUCK-N", nil), "")
+
+	res := h.waitResult(jumdataSeller, "RC-G-J", 1, 20*time.Second)[0]
+	if res.Status != schemas.StatusFailed || res.Error == nil || res.Error.Code != schemas.CodeRetriesExhausted {
+		t.Fatalf("red confirmation: %s %+v", res.Status, res.Error)
+	}
+	if waited := time.Since(start); waited < cfg.RedConfirmWait {
+		t.Fatalf("given up after %v, before its wait of %v", waited, cfg.RedConfirmWait)
+	}
+	rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "RC-G-J"})
+	if err != nil || rec.State != schemas.StateFailed || rec.Polls != 0 || !rec.AcceptedAt.IsZero() {
+		t.Fatalf("stored %s, %d polls, accepted at %v (%v); want failed and a fresh schedule", rec.State, rec.Polls, rec.AcceptedAt, err)
+	}
+
+	stuck := h.waitResult(nuonuoSeller, "STUCK-N", 1, 20*time.Second)[0]
+	if stuck.Status != schemas.StatusFailed {
+		t.Fatalf("an invoice still issuing: %s", stuck.Status)
+	}
+	h.waitFor("two dead letters", 5*time.Second, func() bool { return len(h.deadLetters()) == 2 })
+	for _, dl := range h.deadLetters() {
+		if dl.Reason != schemas.ReasonExhausted {
+			t.Errorf("%s: dead letter %s", dl.OrderNo, dl.Reason)
+		}
+		if dl.OrderNo == "STUCK-N" && dl.Deliveries != cfg.MaxDeliver {
+			t.Errorf("the issuing invoice gave up after %d deliveries, want %d", dl.Deliveries, cfg.MaxDeliver)
+		}
+	}
+}
+
+// After an hour of waiting for the other party, a red confirmation form is
+// asked about every ten minutes instead of every minute.
+func TestRedConfirmationPolledSlowlyAfterAnHour(t *testing.T) {
+	var ahead atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	cfg := fast
+	cfg.Now = clock
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	blue := deliverRaw(t, p, publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "BLUE-S-J", nil)), 1)
+	if blue.Status != schemas.StatusIssued {
+		t.Fatalf("blue invoice: %s %s", blue.Event, blue.Status)
+	}
+	rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "BLUE-S-J"})
+	if err != nil || len(rec.Invoices) != 1 {
+		t.Fatalf("blue record: %+v %v", rec, err)
+	}
+	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-S-J", rec.Invoices[0]))
+	for i, tc := range []struct {
+		advance  time.Duration
+		atLeast  time.Duration
+		lessThan time.Duration
+	}{
+		{0, 0, 5 * time.Second},                                   // the schedule's 50 ms
+		{59 * time.Minute, 0, 5 * time.Second},                    // within the hour
+		{2 * time.Minute, pipeline.RedConfirmSlowPoll, time.Hour}, // past it
+		{10 * time.Hour, pipeline.RedConfirmSlowPoll, time.Hour},  // long past, within the wait
+	} {
+		ahead.Add(int64(tc.advance))
+		out := deliverRaw(t, p, raw, i+1)
+		if out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted || out.Delay < tc.atLeast || out.Delay >= tc.lessThan {
+			t.Fatalf("delivery %d, %v after the first: %s %s in %v; want accepted, again in [%v, %v)", i+1, time.Duration(ahead.Load()), out.Action, out.Event, out.Delay, tc.atLeast, tc.lessThan)
+		}
+	}
+}
