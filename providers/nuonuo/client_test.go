@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/nuonuo"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
@@ -111,7 +113,7 @@ func TestIssueEndToEnd(t *testing.T) {
 }
 
 func TestIssueSplitIntoSeveralInvoices(t *testing.T) {
-	env := newSandbox(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: 50}})
+	env := newSandbox(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: decimal.NewFromInt(50)}})
 	c := env.mustClient(t, nil)
 	call := &providers.Call{Request: issueRequest("SPLIT-1", nil)} // 106.00 over a 50.00 limit: 3 invoices
 	sub := c.Submit(t.Context(), call)
@@ -140,7 +142,7 @@ func TestIssueSplitIntoSeveralInvoices(t *testing.T) {
 }
 
 func TestIssueRejectedWithField(t *testing.T) {
-	env := newSandbox(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: 10}})
+	env := newSandbox(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: decimal.NewFromInt(10)}})
 	c := env.mustClient(t, nil)
 	tests := []struct {
 		name      string

@@ -486,7 +486,7 @@ func (s *Server) nnRequestBilling(seller string, body []byte) nnAnswer {
 		exTax, tax, total = exTax.Add(l.excl), tax.Add(l.tax), total.Add(l.incl)
 	}
 	parts := 1
-	if limit := decimal.NewFromFloat(s.cfg.Nuonuo.SplitLimit); limit.IsPositive() && total.Abs().GreaterThan(limit) {
+	if limit := s.cfg.Nuonuo.SplitLimit; limit.IsPositive() && total.Abs().GreaterThan(limit) {
 		parts = int(total.Abs().Div(limit).Ceil().IntPart())
 	}
 	if parts > nnMaxInvoices {

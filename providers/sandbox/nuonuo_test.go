@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 )
 
@@ -438,7 +440,7 @@ func TestNuonuoAcceptsDiscountsAndNumbers(t *testing.T) {
 }
 
 func TestNuonuoSplitLimit(t *testing.T) {
-	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: 10.6}})
+	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: decimal.RequireFromString("10.6")}})
 	if r := e.submit(t, nnOrder("S-10")); r.Code != "E0000" { // exactly 10 invoices
 		t.Fatalf("106.00 over 10.60: %q %q", r.Code, r.Describe)
 	}

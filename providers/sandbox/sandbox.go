@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"golang.org/x/time/rate"
 )
 
@@ -68,7 +69,7 @@ type NuonuoConfig struct {
 	// SplitLimit is the largest total (tax included) of one invoice; larger
 	// orders are split into several invoices, more than 10 is E9154. 0 means
 	// 100000.
-	SplitLimit float64
+	SplitLimit decimal.Decimal
 	// RedConfirmSteps is how many queryInvoiceRedConfirm calls a form spends
 	// in each waiting status before it is confirmed.
 	RedConfirmSteps int
@@ -184,8 +185,8 @@ func New(cfg Config) *Server {
 	if n.TokenCallLimit == 0 {
 		n.TokenCallLimit = 50
 	}
-	if n.SplitLimit <= 0 {
-		n.SplitLimit = 100000
+	if !n.SplitLimit.IsPositive() {
+		n.SplitLimit = decimal.NewFromInt(100000)
 	}
 	j := &cfg.Jumdata
 	setDefault(&j.AppID, DefaultJumdataAppID)
