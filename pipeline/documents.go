@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/fapiaohub/invoicer/schemas"
-	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
 )
 
 // Documents keeps the documents of issued invoices.
@@ -57,10 +59,37 @@ func OpenDocuments(ctx context.Context, js jetstream.JetStream, client *http.Cli
 	return &ObjectDocuments{obj: obj, client: client, maxBytes: DefaultMaxDocumentBytes}, nil
 }
 
-// DocumentName is the object name of an order's n-th invoice PDF.
+// DocumentName is the object name of an order's n-th invoice PDF:
+// "<seller>/<orderNo>/<n>.pdf", with the characters of the seller and the
+// order number that a name part cannot hold as they are written %XX (see
+// documentNamePart), so that two orders never share a name.
 func DocumentName(key schemas.OrderKey, n int) string {
-	return fmt.Sprintf("%s/%s/%d.pdf", schemas.SubjectToken(key.Seller), schemas.SubjectToken(key.OrderNo), n)
+	return fmt.Sprintf("%s/%s/%d.pdf", documentNamePart(key.Seller), documentNamePart(key.OrderNo), n)
 }
+
+// documentNamePart writes '%', '/', '.', '*', '>', spaces, control
+// characters and bytes outside ASCII as %XX, and every other byte as it is:
+// one-to-one, and unchanged for the order numbers that names written with
+// '_' in place of '.', '*', '>' and spaces (before 2026-12-06) held as
+// they were. An order number with one of those characters now gets a name
+// of its own; its PDFs kept before under the old name stay there, named by
+// its record.
+func documentNamePart(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("%/.*>", c) >= 0 {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// maxDocumentChunk is the largest object-store chunk of a kept PDF: the
+// object store's default chunk size.
+const maxDocumentChunk = 128 << 10
 
 // ErrNotPDF is returned when a document URL answers with something that is
 // not a PDF.
@@ -84,9 +113,11 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 			errs = append(errs, fmt.Errorf("invoice %d of %s: %w", i, key, err))
 			continue
 		}
-		// One chunk of the document's own size: the default chunk size
-		// would allocate 128 KiB for every small PDF.
-		meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(max(len(pdf), 1))}}
+		// One chunk of the document's own size, up to the default chunk
+		// size: the default would allocate 128 KiB for every small PDF,
+		// and one chunk of a large one would pass the server's largest
+		// message (1 MiB in every configuration here).
+		meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(max(len(pdf), 1), maxDocumentChunk))}}
 		if _, err := d.obj.Put(ctx, meta, bytes.NewReader(pdf)); err != nil {
 			errs = append(errs, fmt.Errorf("store %s: %w", name, err))
 			continue

@@ -1,0 +1,71 @@
+package pipeline_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// Order numbers are any printable ASCII: numbers that differ only in the
+// characters a name part cannot hold as they are ('.' against '_', '%XX'
+// written out) still get names, and PDFs, of their own; a number without
+// them keeps the name it always had.
+func TestDocumentNamesAreOneToOne(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("%PDF-1.4 " + r.URL.Query().Get("order")))
+	}))
+	defer srv.Close()
+	docs, err := pipeline.OpenDocuments(ctx, js, srv.Client(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seller = "91330106MA2AYNWD8M"
+	if got := pipeline.DocumentName(schemas.OrderKey{Seller: seller, OrderNo: "ORD-7_b"}, 0); got != seller+"/ORD-7_b/0.pdf" {
+		t.Errorf("name of ORD-7_b = %q, want it unchanged", got)
+	}
+	names := map[string]string{}
+	for _, no := range []string{"A.1", "A_1", "A*1", "A>1", "A%2E1", "A/1", "A%1"} {
+		key := schemas.OrderKey{Seller: seller, OrderNo: no}
+		kept, err := docs.Keep(ctx, key, []schemas.Invoice{{PdfURL: srv.URL + "/pdf?order=" + url.QueryEscape(no)}})
+		if err != nil {
+			t.Fatalf("%s: %v", no, err)
+		}
+		if other, taken := names[kept[0]]; taken {
+			t.Fatalf("orders %s and %s share the document name %q", other, no, kept[0])
+		}
+		names[kept[0]] = no
+		pdf, err := docs.Get(ctx, kept[0])
+		if err != nil || string(pdf) != "%PDF-1.4 "+no {
+			t.Fatalf("order %s's document is %q (%v): another order's PDF", no, pdf, err)
+		}
+	}
+}
+
+// A PDF larger than the server's largest message (1 MiB by default, and in
+// every configuration here) is kept in chunks.
+func TestLargeDocumentIsKept(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	big := append([]byte("%PDF-1.7\n"), make([]byte, 2<<20)...)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(big) }))
+	defer srv.Close()
+	docs, err := pipeline.OpenDocuments(ctx, js, srv.Client(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := docs.Keep(ctx, schemas.OrderKey{Seller: "91330106MA2AYNWD8M", OrderNo: "BIG-1"}, []schemas.Invoice{{PdfURL: srv.URL + "/big.pdf"}})
+	if err != nil {
+		t.Fatalf("keep a %d-byte PDF: %v", len(big), err)
+	}
+	got, err := docs.Get(ctx, names[0])
+	if err != nil || string(got) != string(big) {
+		t.Fatalf("get: %d bytes of %d, %v", len(got), len(big), err)
+	}
+}
