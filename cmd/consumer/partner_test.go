@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,10 @@ func TestPartnerAPI(t *testing.T) {
 		{"unknown channel", map[string]string{"channel": "evil", "timestamp": "1", "requestId": "S1:ISSUED", "sign": "00"}, 401, 1002, 0},
 		{"missing sign", map[string]string{"channel": "acme", "timestamp": "1", "requestId": "S1:ISSUED"}, 400, 1001, 0},
 		{"bad request id", signed("ISSUED", now, secret), 400, 1001, 0},
+		{"order number with a NUL", signed("S1:A\x00B", now, secret), 400, 1001, 0},
+		{"order number of 21 characters", signed("S1:"+strings.Repeat("A", 21), now, secret), 400, 1001, 0},
+		{"order number with a space", signed("S1:A B", now, secret), 400, 1001, 0},
+		{"seller number of 40000 characters", signed(strings.Repeat("9", 40000)+":ISSUED", now, secret), 400, 1001, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
