@@ -29,8 +29,9 @@ const (
 )
 
 // RuleMoreViolations is the rule of the last entry of a list cut short: its
-// message says how many entries were left out.
-const RuleMoreViolations = "more_not_listed"
+// message says how many entries were left out. It is the validator's, which
+// ends a list of more than schemas.MaxViolations violations the same way.
+const RuleMoreViolations = schemas.RuleMoreViolations
 
 // clip cuts s to at most n bytes on a rune boundary, marking the cut.
 func clip(s string, n int) string {
@@ -46,10 +47,17 @@ func clip(s string, n int) string {
 
 // listWithin returns the violations that fit budget bytes of text, each
 // message clipped, followed by one entry saying how many were left out. It
-// returns vs itself when all of it fits unclipped.
-func listWithin(vs []schemas.Violation, budget int) []schemas.Violation {
+// returns vs itself when all of it fits unclipped. notListed is the number
+// the validator has already left out (Decoded.NotListed), counted by the
+// last entry of vs: if the rest do not fit either, that entry gives way to
+// one counting both.
+func listWithin(vs []schemas.Violation, notListed, budget int) []schemas.Violation {
+	listed := vs
+	if notListed > 0 && len(vs) > 0 && vs[len(vs)-1].Rule == RuleMoreViolations {
+		listed = vs[:len(vs)-1]
+	}
 	size, fits := 0, true
-	for _, v := range vs {
+	for _, v := range listed {
 		size += len(v.Field) + len(v.Rule) + len(v.Message) + len(v.ProviderCode)
 		if size > budget || len(v.Message) > maxTextBytes {
 			fits = false
@@ -61,12 +69,13 @@ func listWithin(vs []schemas.Violation, budget int) []schemas.Violation {
 	}
 	out := make([]schemas.Violation, 0, 16)
 	size = 0
-	for i, v := range vs {
+	for i, v := range listed {
 		v.Field, v.Message = clip(v.Field, maxTextBytes), clip(v.Message, maxTextBytes)
 		size += len(v.Field) + len(v.Rule) + len(v.Message) + len(v.ProviderCode)
 		if size > budget {
+			all := len(listed) + notListed
 			return append(out, schemas.Violation{Rule: RuleMoreViolations,
-				Message: fmt.Sprintf("%d more not listed (%d in all): correct these and send the request again to see the rest", len(vs)-i, len(vs))})
+				Message: fmt.Sprintf("%d more not listed (%d in all): correct these and send the request again to see the rest", all-i, all)})
 		}
 		out = append(out, v)
 	}

@@ -138,12 +138,12 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	if subjectSeller != "" {
 		out.Seller = subjectSeller
 	}
-	d.Warnings = listWithin(d.Warnings, maxListedBytes)
+	d.Warnings = listWithin(d.Warnings, 0, maxListedBytes)
 	o := &order{p: p, m: m, d: d, out: &out, now: p.cfg.Now()}
 	if !d.Valid() {
 		e := d.Error()
 		e.Message, e.Field = clip(e.Message, maxTextBytes), clip(e.Field, maxTextBytes)
-		e.Violations = listWithin(e.Violations, maxListedBytes)
+		e.Violations = listWithin(e.Violations, d.NotListed, maxListedBytes)
 		o.answerUnstored(ctx, schemas.StatusRejected, e, EventRejected)
 		return out
 	}

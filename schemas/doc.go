@@ -42,7 +42,9 @@
 //     references, seller consistency (E9302) and tax-number check
 //     characters (a warning unless ValidatorConfig.StrictTaxNumbers).
 //
-// Every violation is reported, not only the first, each with its field path
+// Every violation is reported, not only the first (up to MaxViolations, then
+// one entry counting the rest; lines past the 2000 a list may hold are not
+// checked), each with its field path
 // (order.invoiceDetail[2].tax), a message a person understands, and the
 // provider code it pre-empts where there is one: Nuonuo's, or jumdata's
 // where a rule follows the seller's provider and the seller is jumdata's.

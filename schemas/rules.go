@@ -221,10 +221,7 @@ type lineAmounts struct {
 }
 
 func checkLines(o *Order, c *collector) {
-	lines := o.InvoiceDetail
-	if len(lines) > maxLines {
-		return // the schema has said so; the rest would only repeat it
-	}
+	lines := o.InvoiceDetail // at most maxLines: Decode cuts the rest (limitLines)
 	red := o.IsRed()
 	parsed := make([]lineAmounts, len(lines))
 	var sumExpected, sumTax decimal.Decimal

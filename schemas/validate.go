@@ -46,6 +46,16 @@ const (
 	DefaultMaxDepth = 16
 )
 
+// MaxViolations is the most violations Decode lists. A request with more
+// ends its list with one entry of rule RuleMoreViolations saying how many
+// were left out (Decoded.NotListed), so that half a megabyte of hostile
+// input cannot make hundreds of thousands of them.
+const MaxViolations = 1000
+
+// RuleMoreViolations is the rule of the entry that ends a list of
+// violations cut short; its message says how many were left out.
+const RuleMoreViolations = "more_not_listed"
+
 // Violation is one problem found in a request.
 type Violation struct {
 	// Field is the path of the field, like order.invoiceDetail[2].tax; empty
@@ -199,8 +209,13 @@ type Decoded struct {
 	SellerTaxNum string
 	OrderNo      string
 	Kind         Kind
-	// Violations lists every problem; the request is valid when it is empty.
+	// Violations lists every problem, up to MaxViolations of them; the
+	// request is valid when it is empty.
 	Violations []Violation
+	// NotListed is the number of violations found beyond MaxViolations and
+	// left out of Violations. When it is not zero, the last entry of
+	// Violations has rule RuleMoreViolations and says so.
+	NotListed int
 	// Warnings lists findings that do not block the request.
 	Warnings []Violation
 }
@@ -216,7 +231,11 @@ func (d *Decoded) Error() *ErrorInfo {
 	}
 	first := d.Violations[0]
 	msg := first.String()
-	if n := len(d.Violations); n > 1 {
+	n := len(d.Violations)
+	if d.NotListed > 0 {
+		n += d.NotListed - 1 // the last entry only counts the others
+	}
+	if n > 1 {
 		msg = fmt.Sprintf("%d violations; first: %s", n, msg)
 	}
 	return &ErrorInfo{
@@ -242,6 +261,8 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 		return nil, err
 	}
 	c := &collector{strict: v.cfg.StrictTaxNumbers}
+	full := tree
+	tree = limitLines(tree, c)
 	if err := v.schema.Validate(tree); err != nil {
 		var ve *jsonschema.ValidationError
 		if !errors.As(err, &ve) {
@@ -251,7 +272,7 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 	}
 	checkControlChars(tree, make([]pathSegment, 0, 8), c)
 
-	d := &Decoded{Fingerprint: fingerprintTree(tree)}
+	d := &Decoded{Fingerprint: fingerprintTree(full)}
 	d.SellerTaxNum, _ = tree["sellerTaxNum"].(string)
 	d.SellerTaxNum = NormalizeTaxNumber(d.SellerTaxNum)
 	d.OrderNo, _ = tree["orderNo"].(string)
@@ -278,8 +299,38 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 		checkRequest(req, subjectSeller, v.cfg.Providers[req.SellerTaxNum], c)
 		d.Request = req
 	}
-	d.Violations, d.Warnings = c.result()
+	d.Violations, d.Warnings, d.NotListed = c.result()
 	return d, nil
+}
+
+// lineLists are the lists of lines a request may hold, at most maxLines
+// lines each (the schema's maxItems).
+var lineLists = [...]struct{ body, list string }{{"order", "invoiceDetail"}, {"redConfirm", "detail"}}
+
+// limitLines reports each list of lines longer than maxLines and returns the
+// tree to check, in which such a list is cut to its first maxLines lines;
+// tree itself is not changed. The lines beyond are not checked: the JSON
+// Schema library checks every item of an array, whatever its maxItems, and
+// half a megabyte of empty lines ({},{},...) would otherwise cost hundreds
+// of thousands of violations and close to a gigabyte of allocations.
+func limitLines(tree map[string]any, c *collector) map[string]any {
+	out, copied := tree, false
+	for _, l := range lineLists {
+		body, _ := tree[l.body].(map[string]any)
+		lines, _ := body[l.list].([]any)
+		if len(lines) <= maxLines {
+			continue
+		}
+		field := l.body + "." + l.list
+		c.add(field, "max_items", codeFor(field, "max_items"), "has %d entries; the maximum is %d, and those beyond it are not checked", len(lines), maxLines)
+		if !copied {
+			out, copied = maps.Clone(tree), true
+		}
+		cut := maps.Clone(body)
+		cut[l.list] = lines[:maxLines:maxLines]
+		out[l.body] = cut
+	}
+	return out
 }
 
 // parse applies the size, encoding, depth and syntax limits and returns the
@@ -383,30 +434,42 @@ func depthExceeded(b []byte, max int) int {
 	return -1
 }
 
-// collector gathers violations and warnings without duplicates.
+// collector gathers violations and warnings without duplicates. It keeps
+// the first MaxViolations violations and only counts the rest, so that their
+// messages are never built.
 type collector struct {
 	strict     bool
 	violations []Violation
+	notListed  int
 	warnings   []Violation
 	seen       map[[2]string]bool
 	fields     map[string]bool
 }
 
 func (c *collector) add(field, rule, code, format string, args ...any) {
-	c.addViolation(Violation{Field: field, Rule: rule, ProviderCode: code, Message: fmt.Sprintf(format, args...)})
+	if c.record(field, rule) {
+		c.violations = append(c.violations, Violation{Field: field, Rule: rule, ProviderCode: code, Message: fmt.Sprintf(format, args...)})
+	}
 }
 
-func (c *collector) addViolation(v Violation) {
+// record notes a violation of rule at field and reports whether it is to be
+// listed: it is not when field already has one of rule, or when
+// MaxViolations are listed already (it is then counted in notListed).
+func (c *collector) record(field, rule string) bool {
 	if c.seen == nil {
 		c.seen, c.fields = map[[2]string]bool{}, map[string]bool{}
 	}
-	k := [2]string{v.Field, v.Rule}
+	k := [2]string{field, rule}
 	if c.seen[k] {
-		return
+		return false
 	}
 	c.seen[k] = true
-	c.fields[v.Field] = true
-	c.violations = append(c.violations, v)
+	c.fields[field] = true
+	if len(c.violations) >= MaxViolations {
+		c.notListed++
+		return false
+	}
+	return true
 }
 
 // has reports whether field already has a violation, so that a value the
@@ -418,10 +481,16 @@ func (c *collector) warn(field, rule, format string, args ...any) {
 }
 
 // result returns the violations ordered by field (so each field's problems
-// stand together, in document order for array indices) and the warnings.
-func (c *collector) result() ([]Violation, []Violation) {
+// stand together, in document order for array indices), ending with a
+// RuleMoreViolations entry when some were left out, the warnings and the
+// number of violations left out.
+func (c *collector) result() (violations, warnings []Violation, notListed int) {
 	slices.SortStableFunc(c.violations, func(a, b Violation) int { return comparePaths(a.Field, b.Field) })
-	return c.violations, c.warnings
+	if c.notListed > 0 {
+		c.violations = append(c.violations, Violation{Rule: RuleMoreViolations,
+			Message: fmt.Sprintf("%d more not listed (%d in all): correct these and send the request again to see the rest", c.notListed, len(c.violations)+c.notListed)})
+	}
+	return c.violations, c.warnings, c.notListed
 }
 
 // comparePaths orders field paths, comparing array indices numerically.

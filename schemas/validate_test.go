@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -573,5 +574,72 @@ func TestFingerprint(t *testing.T) {
 	}
 	if f, _ := schemas.Fingerprint(doc); f != dec.Fingerprint {
 		t.Errorf("Decode fingerprint %s != Fingerprint %s", dec.Fingerprint, f)
+	}
+}
+
+// floodRequest returns head, as many items as fit the default size limit
+// (separated by commas; # in item becomes the item's number), and tail.
+func floodRequest(t *testing.T, head, item, tail string) []byte {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(head)
+	for i := 0; ; i++ {
+		it := strings.ReplaceAll(item, "#", fmt.Sprint(i))
+		if b.Len()+len(it)+1+len(tail) > schemas.DefaultMaxBytes {
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(it)
+	}
+	b.WriteString(tail)
+	return []byte(b.String())
+}
+
+// TestViolationFloodsAreBounded: a request at the size limit holding
+// hundreds of thousands of empty lines, or tens of thousands of unknown
+// keys, gets MaxViolations violations and a last entry counting the rest,
+// and costs a bounded amount of memory, not close to a gigabyte.
+func TestViolationFloodsAreBounded(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	const envelope = `{"schemaVersion":"1","sellerTaxNum":"91330106MA2AYNWD8M","orderNo":"A",`
+	cases := []struct {
+		name      string
+		doc       []byte
+		listField string // the list reported as too long, if any
+	}{
+		{"red confirmation detail lines", floodRequest(t, envelope+`"kind":"red_confirm","redConfirm":{"detail":[`, `{}`, `]}}`), "redConfirm.detail"},
+		{"order lines", floodRequest(t, envelope+`"kind":"issue","order":{"invoiceDetail":[`, `{}`, `]}}`), "order.invoiceDetail"},
+		{"unknown keys", floodRequest(t, envelope+`"kind":"issue",`, `"k#":0`, `}`), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var m0, m1 runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&m0)
+			d, err := v.Decode(tc.doc, "")
+			runtime.ReadMemStats(&m1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 64<<20 {
+				t.Errorf("a %d-byte request allocated %d MiB", len(tc.doc), alloc>>20)
+			}
+			vs := d.Violations
+			if len(vs) != schemas.MaxViolations+1 || d.NotListed < 1000 {
+				t.Fatalf("%d violations listed, %d not listed", len(vs), d.NotListed)
+			}
+			last := vs[len(vs)-1]
+			if last.Rule != schemas.RuleMoreViolations || !strings.HasPrefix(last.Message, fmt.Sprintf("%d more not listed (%d in all)", d.NotListed, schemas.MaxViolations+d.NotListed)) {
+				t.Errorf("last entry %+v", last)
+			}
+			if want := fmt.Sprintf("%d violations; first: ", schemas.MaxViolations+d.NotListed); !strings.HasPrefix(d.Error().Message, want) {
+				t.Errorf("Error() message %q, want it to start %q", d.Error().Message, want)
+			}
+			if tc.listField != "" && !slices.Contains(summary(vs), tc.listField+"|max_items|E4000") {
+				t.Errorf("no max_items violation on %s among %v", tc.listField, vs[:5])
+			}
+		})
 	}
 }
