@@ -195,6 +195,10 @@ func TestRules(t *testing.T) {
 		{"line tax tolerance (E9131)", blue, []edit{set(line2+".tax", "6.07"), set(line2+".taxIncludedAmount", "106.07")}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"line tax at the tolerance", blue, []edit{set(line2+".tax", "6.06"), set(line2+".taxIncludedAmount", "106.06")}, nil},
 		{"invoice tax tolerance (E9131)", invoiceToleranceCase(t), nil, []string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"invoice tax tolerance with a line the provider computes (E9131)", invoiceToleranceCase(t, computedLine), nil, []string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"invoice tax tolerance with an unusable line (E9131)", invoiceToleranceCase(t, computedLine), []edit{set("order.invoiceDetail[30].taxRate", "0.07")},
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131", "order.invoiceDetail[30].taxRate|tax_rate|"}},
+		{"lines the provider computes", blue, []edit{set("order.invoiceDetail[2]", computedLine)}, nil},
 
 		// Discount lines (E9105, E9108, E9110, E9111, E9112, E9114).
 		{"discount not after its line (E9110)", blue, []edit{set(line0+".invoiceLineProperty", "0"), set(line0+".num", "2")}, []string{line1 + ".invoiceLineProperty|discount_position|E9110"}},
@@ -365,16 +369,21 @@ func TestValidatorConfigProviders(t *testing.T) {
 }
 
 // invoiceToleranceCase builds an order whose lines each stay within the 0.06
-// line tolerance while their sum exceeds the 1.27 invoice tolerance.
-func invoiceToleranceCase(t *testing.T) []byte {
-	lines := make([]any, 30)
+// line tolerance while their sum exceeds the 1.27 invoice tolerance,
+// followed by the lines more.
+func invoiceToleranceCase(t *testing.T, more ...any) []byte {
+	lines := make([]any, 30, 30+len(more))
 	for i := range lines {
 		// 100.00 × 0.13 = 13.00; each line claims 13.05 (0.05 over): 30 × 0.05 = 1.50.
 		lines[i] = map[string]any{"goodsName": fmt.Sprintf("货物%d", i), "goodsCode": "1050201990000000000", "withTaxFlag": "0",
 			"taxRate": "0.13", "taxExcludedAmount": "100.00", "tax": "13.05", "taxIncludedAmount": "113.05"}
 	}
-	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), set("order.invoiceDetail", lines))
+	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), set("order.invoiceDetail", append(lines, more...)))
 }
+
+// computedLine is a line that leaves its amounts to the provider: price and
+// num only (seed 001).
+var computedLine = map[string]any{"goodsName": "货物x", "goodsCode": "1050201990000000000", "withTaxFlag": "0", "taxRate": "0.13", "price": "100", "num": "1"}
 
 func TestEveryViolationIsReported(t *testing.T) {
 	v := MustValidator(t, schemas.ValidatorConfig{})
