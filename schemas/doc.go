@@ -28,9 +28,9 @@
 //     body matching kind is present.
 //  3. The domain rules of the providers, in Go with shopspring/decimal, on
 //     the typed Request built from the tree the schema checked (the bytes
-//     are parsed once; json.Unmarshal reads them again only when their keys
-//     or types do not fit a Request, and a key given twice counts with its
-//     last value everywhere):
+//     are parsed once, and a key given twice counts with its last value
+//     everywhere; a field of the wrong JSON type is left empty, has its
+//     type violation alone, and the rules check every other field):
 //     amount arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
 //     tolerances (E9131), price/quantity/amount combinations (E9123 for an
 //     empty price; price × num against the amount, for which the documents

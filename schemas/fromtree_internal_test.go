@@ -80,15 +80,16 @@ func TestRequestFromTree(t *testing.T) {
 	}
 }
 
-// TestRequestFromTreeFallsBack: a key that is not a field's exact name,
-// or a JSON type the field cannot hold, leaves the request to
-// json.Unmarshal.
-func TestRequestFromTreeFallsBack(t *testing.T) {
+// TestRequestFromTreeNotExact: a key that is not a field's exact name, or a
+// JSON type the field cannot hold, is reported as not exact and left out of
+// the request, whose other fields are filled.
+func TestRequestFromTreeNotExact(t *testing.T) {
 	for _, doc := range []string{
 		`{"OrderNo":"A1"}`,                           // json.Unmarshal matches it to orderNo
 		`{"orderNo":7}`,                              // a number for a string
 		`{"order":{"invoiceDetail":{}}}`,             // an object for an array
 		`{"order":{"invoiceDetail":[{"tax":true}]}}`, // a boolean for an amount
+		`{"order":{"invoiceDetail":[7]}}`,            // a number for a line
 		`{"order":"x"}`,                              // a string for an object
 		`{"orderNo":null}`,                           // json.Unmarshal leaves it as it was
 		`{"unknown":"x"}`,
@@ -99,9 +100,20 @@ func TestRequestFromTreeFallsBack(t *testing.T) {
 		if err := d.Decode(&tree); err != nil {
 			t.Fatal(err)
 		}
-		if r, ok := requestFromTree(tree); ok {
-			t.Errorf("%s: built %+v, want the fall-back", doc, r)
+		tree["kind"] = "issue"
+		r, exact := requestFromTree(tree)
+		if exact {
+			t.Errorf("%s: exact, want not", doc)
 		}
+		if r == nil || r.Kind != KindIssue {
+			t.Errorf("%s: built %+v, want the other fields filled", doc, r)
+		}
+	}
+	r, _ := requestFromTree(map[string]any{"order": map[string]any{"clerk": json.Number("5"), "buyerName": "ACME",
+		"invoiceDetail": []any{json.Number("7"), map[string]any{"goodsName": "A", "tax": true}}}})
+	if o := r.Order; o == nil || o.Clerk != "" || o.BuyerName != "ACME" || len(o.InvoiceDetail) != 2 ||
+		o.InvoiceDetail[1].GoodsName != "A" || o.InvoiceDetail[1].Tax.IsSet() {
+		t.Errorf("order %+v", r.Order)
 	}
 }
 

@@ -133,7 +133,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 	if o.SalerTaxNum != "" && r.SellerTaxNum != "" && o.SalerTaxNum != r.SellerTaxNum && !c.has("sellerTaxNum") && !c.has("order.salerTaxNum") {
 		c.add("order.salerTaxNum", "seller_mismatch", "E9302", "is %q but the request is for seller %q", o.SalerTaxNum, r.SellerTaxNum)
 	}
-	if o.OrderNo != "" && o.OrderNo != r.OrderNo {
+	if o.OrderNo != "" && o.OrderNo != r.OrderNo && !c.mistyped("orderNo") {
 		c.add("order.orderNo", "order_no_mismatch", "", "is %q but the request's orderNo is %q", o.OrderNo, r.OrderNo)
 	}
 	checkTaxNumber(c, "order.salerTaxNum", o.SalerTaxNum)
@@ -145,7 +145,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 		}
 	}
 	pushMode := o.PushMode
-	if pushMode == "" {
+	if pushMode == "" && !c.mistyped("order.pushMode") {
 		pushMode = "1" // Nuonuo's default: push to the buyer's phone
 	}
 	if (pushMode == "1" || pushMode == "2") && o.BuyerPhone == "" {
@@ -163,7 +163,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 	// 230 characters (the schema's maximum, seed 001), 200 on a fully
 	// digital invoice of the seller's provider. jumdata refuses a longer
 	// remark with 400 (参数错误), Nuonuo with E4000.
-	if n := utf8.RuneCountInString(o.Remark); n > 200 && fullyDigital(provider, o.InvoiceLine) && !c.has("order.remark") {
+	if n := utf8.RuneCountInString(o.Remark); n > 200 && fullyDigital(provider, o.InvoiceLine) && !c.has("order.remark") && !c.mistyped("order.invoiceLine") {
 		code := "E4000"
 		if provider == "jumdata" {
 			code = "400"
@@ -276,7 +276,7 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 		c.add(p+".zeroRateFlag", "zero_rate", "E4000", "is %s but taxRate is %s; a zero-rate flag needs taxRate 0", l.ZeroRateFlag, l.TaxRate)
 	}
 	// E9123: without a price the quantity must be empty and every amount given.
-	if !l.Price.IsSet() {
+	if !l.Price.IsSet() && !c.mistyped(p+".price") {
 		if l.Num.IsSet() {
 			c.add(p+".num", "price_quantity", "E9123", "must be empty when price is empty")
 		}
@@ -315,8 +315,18 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 			c.add(p+".tax", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", l.Tax, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
 		}
 	}
+	if a.price != nil && a.price.IsNegative() {
+		c.add(p+".price", "sign", "", "must not be negative; the sign goes on num and the amounts")
+	}
+	if a.num != nil && a.num.IsZero() {
+		c.add(p+".num", "sign", "", "must not be zero")
+	}
 	// Signs: a blue invoice's goods lines are positive and its discount lines
-	// negative; a red invoice's lines are negative.
+	// negative; a red invoice's lines are negative. Unknown when the
+	// invoice type or the line property has the wrong JSON type.
+	if c.mistyped("order.invoiceType") || c.mistyped(p+".invoiceLineProperty") {
+		return
+	}
 	prop := l.Property()
 	wantNegative := red || prop == LineDiscount
 	for _, f := range []struct {
@@ -332,12 +342,6 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 		case !wantNegative && !f.v.IsPositive():
 			c.add(p+"."+f.name, "sign", "", "must be positive on %s", lineKind(red, prop))
 		}
-	}
-	if a.price != nil && a.price.IsNegative() {
-		c.add(p+".price", "sign", "", "must not be negative; the sign goes on num and the amounts")
-	}
-	if a.num != nil && a.num.IsZero() {
-		c.add(p+".num", "sign", "", "must not be zero")
 	}
 	if a.num != nil && !a.num.IsZero() {
 		neg := a.num.IsNegative()
@@ -375,20 +379,34 @@ func lineKind(red bool, prop string) string {
 // directly follows its discounted line (2), names the same goods, carries
 // the same rate and is no larger in amount.
 func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red bool) {
+	// A line property of the wrong JSON type is unknown: the lines next to
+	// it are not judged by it.
+	unknown := func(i int) bool {
+		return c.typeErrors > 0 && c.mistyped(fmt.Sprintf("order.invoiceDetail[%d].invoiceLineProperty", i))
+	}
 	for i := range lines {
 		p := fmt.Sprintf("order.invoiceDetail[%d]", i)
+		if unknown(i) {
+			continue
+		}
 		switch lines[i].Property() {
 		case LineDiscounted:
+			if i+1 < len(lines) && unknown(i+1) {
+				continue
+			}
 			if i+1 >= len(lines) || lines[i+1].Property() != LineDiscount {
 				c.add(p+".invoiceLineProperty", "discount_position", "E9110", "is 2 (discounted) but the next line is not its discount line (1)")
 			}
 		case LineDiscount:
+			if i > 0 && unknown(i-1) {
+				continue
+			}
 			if i == 0 || lines[i-1].Property() != LineDiscounted {
 				c.add(p+".invoiceLineProperty", "discount_position", "E9110", "is 1 (discount) but does not directly follow a discounted line (2)")
 				continue
 			}
 			prev := &lines[i-1]
-			if lines[i].GoodsName != prev.GoodsName {
+			if lines[i].GoodsName != prev.GoodsName && (c.typeErrors == 0 || !c.mistyped(p+".goodsName") && !c.mistyped(fmt.Sprintf("order.invoiceDetail[%d].goodsName", i-1))) {
 				c.add(p+".goodsName", "discount_goods", "E9105", "is %q but the discounted line above names %q", lines[i].GoodsName, prev.GoodsName)
 			}
 			a, b := parsed[i].rate, parsed[i-1].rate

@@ -198,8 +198,9 @@ func compileSchema(id string) (*jsonschema.Schema, error) {
 
 // Decoded is the outcome of decoding a request that is at least a JSON object.
 type Decoded struct {
-	// Request is the typed request. It is nil only when the JSON types are so
-	// wrong that it could not be built; Violations then says why.
+	// Request is the typed request. A field whose JSON type is wrong (a
+	// violation says so) is left at its zero value, and a key that is not
+	// a field's exact name is left out.
 	Request *Request
 	// Fingerprint is the canonical fingerprint of the message (see Fingerprint).
 	Fingerprint string
@@ -252,9 +253,9 @@ func (d *Decoded) Error() *ErrorInfo {
 // another seller is a violation.
 //
 // It returns a *MalformedError when data is not a readable JSON object, and
-// otherwise a Decoded listing every violation found: schema violations and,
-// when the typed request could be built, the domain rules. It never panics,
-// whatever data holds.
+// otherwise a Decoded listing every violation found: schema violations and
+// the domain rules, which check every field of the right JSON type even when
+// others are not. It never panics, whatever data holds.
 func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) {
 	tree, err := v.parse(data)
 	if err != nil {
@@ -279,26 +280,13 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 	if k, _ := tree["kind"].(string); Kind(k).Valid() {
 		d.Kind = Kind(k)
 	}
-	// The typed request comes from the tree already parsed; only a
-	// document whose keys or JSON types do not fit the Request is parsed
-	// again, by json.Unmarshal, which reads what it can of it.
-	req, ok := requestFromTree(tree)
-	if !ok {
-		req = new(Request)
-		if err := json.Unmarshal(data, req); err != nil {
-			req = nil
-			// Only JSON type errors get here, and the schema has reported
-			// each of them with its field; this catches anything it did not.
-			if len(c.violations) == 0 {
-				c.add("", "type", "E4000", "cannot be read as a request: %v", err)
-			}
-		}
-	}
-	if req != nil {
-		normalize(req)
-		checkRequest(req, subjectSeller, v.cfg.Providers[req.SellerTaxNum], c)
-		d.Request = req
-	}
+	// The typed request comes from the tree already parsed. A field of the
+	// wrong JSON type is left empty (the schema has reported it), and the
+	// rules still check the rest.
+	req, _ := requestFromTree(tree)
+	normalize(req)
+	checkRequest(req, subjectSeller, v.cfg.Providers[req.SellerTaxNum], c)
+	d.Request = req
 	d.Violations, d.Warnings, d.NotListed = c.result()
 	return d, nil
 }
@@ -441,6 +429,7 @@ type collector struct {
 	strict     bool
 	violations []Violation
 	notListed  int
+	typeErrors int // violations of rule type, listed or not
 	warnings   []Violation
 	seen       map[[2]string]bool
 	fields     map[string]bool
@@ -460,11 +449,14 @@ func (c *collector) record(field, rule string) bool {
 		c.seen, c.fields = map[[2]string]bool{}, map[string]bool{}
 	}
 	k := [2]string{field, rule}
-	if c.seen[k] {
+	if c.seen[k] || (rule != "type" && c.mistyped(field)) {
 		return false
 	}
 	c.seen[k] = true
 	c.fields[field] = true
+	if rule == "type" {
+		c.typeErrors++
+	}
 	if len(c.violations) >= MaxViolations {
 		c.notListed++
 		return false
@@ -475,6 +467,27 @@ func (c *collector) record(field, rule string) bool {
 // has reports whether field already has a violation, so that a value the
 // schema rejected is not also judged by the domain rules.
 func (c *collector) has(field string) bool { return c.fields[field] }
+
+// mistyped reports whether field, or the object or array holding it, has
+// the wrong JSON type. The typed request holds such a field as empty, which
+// is not what was sent: it gets no violation but the type's, and the rules
+// do not read its emptiness as a choice (a default pushMode, a blue
+// invoice, a normal line, a missing price).
+func (c *collector) mistyped(field string) bool {
+	if c.typeErrors == 0 {
+		return false
+	}
+	for {
+		if c.seen[[2]string{field, "type"}] {
+			return true
+		}
+		i := strings.LastIndexAny(field, ".[")
+		if i <= 0 {
+			return false
+		}
+		field = field[:i]
+	}
+}
 
 func (c *collector) warn(field, rule, format string, args ...any) {
 	c.warnings = append(c.warnings, Violation{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})

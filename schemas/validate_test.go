@@ -417,6 +417,55 @@ func TestEveryViolationIsReported(t *testing.T) {
 	}
 }
 
+// TestTypeErrorsLeaveTheOtherRules: a field of the wrong JSON type gets its
+// type violation, and only that: the rules still check every other field,
+// and do not read the field's emptiness as a choice (a default pushMode, a
+// blue invoice, a normal line, a missing price).
+func TestTypeErrorsLeaveTheOtherRules(t *testing.T) {
+	// jumdata's rules: an empty invoiceLine is a fully digital invoice there.
+	v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{"91330106MA2AYNWD8M": "jumdata"}})
+	blue := MustRead(t, "requests/issue-discount.json")
+	red := MustRead(t, "requests/issue-red.json")
+	const line1, line2 = "order.invoiceDetail[1]", "order.invoiceDetail[2]"
+	five := json.Number("5")
+	cases := []struct {
+		name  string
+		base  []byte
+		edits []edit
+		want  []string // exact "field|rule|code" list
+	}{
+		{"a number for the clerk, and E9130 on a line", blue, []edit{set("order.clerk", five), set(line2+".taxIncludedAmount", "106.01")},
+			[]string{"order.clerk|type|E4000", line2 + ".taxIncludedAmount|amount_sum|E9130"}},
+		{"a number for the order number", blue, []edit{set("orderNo", five)}, []string{"orderNo|type|"}},
+		{"a number for the buyer's phone", blue, []edit{set("order.buyerPhone", five)}, []string{"order.buyerPhone|type|E4000"}},
+		{"a number for pushMode", blue, []edit{set("order.pushMode", json.Number("1")), del("order.buyerPhone")}, []string{"order.pushMode|type|E4000"}},
+		{"a number for the invoice line", blue, []edit{set("order.invoiceLine", five), set("order.remark", strings.Repeat("备", 201))}, []string{"order.invoiceLine|type|E4000"}},
+		{"a number for a red invoice's type", red, []edit{set("order.invoiceType", json.Number("2"))}, []string{"order.invoiceType|type|E4000"}},
+		{"a number for a discount line's property", blue, []edit{set(line1+".invoiceLineProperty", json.Number("1"))}, []string{line1 + ".invoiceLineProperty|type|E4000"}},
+		{"a boolean for a price", blue, []edit{set(line2+".price", true)}, []string{line2 + ".price|type|E4000"}},
+		{"a number for a goods name", blue, []edit{set(line2+".goodsName", five)}, []string{line2 + ".goodsName|type|E4000"}},
+		{"a number for a discounted line's goods name", blue, []edit{set("order.invoiceDetail[0].goodsName", five)}, []string{"order.invoiceDetail[0].goodsName|type|E4000"}},
+		{"a number for a line", blue, []edit{set(line2, five)}, []string{line2 + "|type|E4000"}},
+		{"an object for the lines", blue, []edit{set("order.invoiceDetail", map[string]any{})}, []string{"order.invoiceDetail|type|E4000"}},
+		{"a number for a red confirmation's digital number", MustRead(t, "requests/red-confirm.json"), []edit{set("redConfirm.blueElecInvoiceNumber", json.Number("12345678901234567890"))},
+			[]string{"redConfirm.blueElecInvoiceNumber|type|E4000"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := v.Decode(MustEdit(t, tc.base, tc.edits...), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summary(d.Violations); !slices.Equal(got, tc.want) {
+				t.Fatalf("violations\n got  %q\n want %q\n%v", got, tc.want, d.Violations)
+			}
+			if d.Request == nil {
+				t.Fatal("no typed request")
+			}
+		})
+	}
+}
+
 func TestSubjectSeller(t *testing.T) {
 	v := MustValidator(t, schemas.ValidatorConfig{})
 	doc := MustRead(t, "requests/issue-discount.json")
@@ -620,6 +669,7 @@ func TestViolationFloodsAreBounded(t *testing.T) {
 	}{
 		{"red confirmation detail lines", floodRequest(t, envelope+`"kind":"red_confirm","redConfirm":{"detail":[`, `{}`, `]}}`), "redConfirm.detail"},
 		{"order lines", floodRequest(t, envelope+`"kind":"issue","order":{"invoiceDetail":[`, `{}`, `]}}`), "order.invoiceDetail"},
+		{"order lines and a mistyped field", floodRequest(t, envelope+`"kind":"issue","order":{"clerk":5,"invoiceDetail":[`, `{}`, `]}}`), "order.invoiceDetail"},
 		{"unknown keys", floodRequest(t, envelope+`"kind":"issue",`, `"k#":0`, `}`), ""},
 	}
 	for _, tc := range cases {
