@@ -485,6 +485,7 @@ func checkRedConfirm(r *Request, c *collector) {
 		c.add("redConfirm.sellerTaxNo", "seller_mismatch", "E9302", "is %q but the request is for seller %q", rc.SellerTaxNo, r.SellerTaxNum)
 	}
 	checkTaxNumber(c, "redConfirm.sellerTaxNo", rc.SellerTaxNo)
+	checkTaxNumber(c, "redConfirm.buyerTaxNo", rc.BuyerTaxNo)
 	if rc.ApplySource == "1" && rc.SellerName == "" {
 		c.add("redConfirm.sellerName", "required", "E4000", "is required when the buyer applies (applySource 1)")
 	}

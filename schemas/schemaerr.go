@@ -147,6 +147,7 @@ var patternMessages = map[string]string{
 	"order.salerTaxNum":                   "must be a tax number of 15 to 20 letters or digits",
 	"order.buyerTaxNum":                   "must be empty or a tax number of 15 to 20 letters or digits",
 	"redConfirm.sellerTaxNo":              "must be a tax number of 15 to 20 letters or digits",
+	"redConfirm.buyerTaxNo":               "must be empty or a tax number of 15 to 20 letters or digits",
 	"orderNo":                             "must be printable ASCII characters without spaces",
 	"order.invoiceDate":                   "must be a time written yyyy-MM-dd HH:mm:ss",
 	"redConfirm.blueInvoiceTime":          "must be a time written yyyy-MM-dd HH:mm:ss",

@@ -235,6 +235,8 @@ func TestRules(t *testing.T) {
 		{"red confirm needs the digital number", rc, []edit{del("redConfirm.blueElecInvoiceNumber")}, []string{"redConfirm.blueElecInvoiceNumber|red_reference|E9102"}},
 		{"red confirm VAT invoice needs code and number", rc, []edit{set("redConfirm.blueInvoiceLine", "s"), del("redConfirm.blueElecInvoiceNumber")},
 			[]string{"redConfirm.blueInvoiceCode|red_reference|E9102", "redConfirm.blueInvoiceNumber|red_reference|E9102"}},
+		{"red confirm buyer tax number format", rc, []edit{set("redConfirm.buyerTaxNo", "abc")}, []string{"redConfirm.buyerTaxNo|format|E4000"}},
+		{"red confirm buyer tax number empty", rc, []edit{set("redConfirm.buyerTaxNo", "")}, nil},
 		{"red confirm apply source", rc, []edit{set("redConfirm.applySource", "2")}, []string{"redConfirm.applySource|enum|E4000"}},
 		{"red confirm apply source empty", rc, []edit{set("redConfirm.applySource", "")}, []string{"redConfirm.applySource|enum|E4000"}},
 		{"red confirm reason", rc, []edit{set("redConfirm.redReason", "01")}, []string{"redConfirm.redReason|enum|E4000"}},
@@ -508,6 +510,26 @@ func TestTaxNumberCheckWarnsOrRejects(t *testing.T) {
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
 			t.Errorf("strict=%v: got %v, want %v (violations %v, warnings %v)", strict, got, want, d.Violations, d.Warnings)
+		}
+	}
+}
+
+// TestBuyerTaxNumberCheck: a red confirmation's buyer tax number is held to
+// the check character as the order's are.
+func TestBuyerTaxNumberCheck(t *testing.T) {
+	doc := MustEdit(t, MustRead(t, "requests/red-confirm.json"), set("redConfirm.buyerTaxNo", "91440101ma5apd8x8k"))
+	for _, strict := range []bool{false, true} {
+		v := MustValidator(t, schemas.ValidatorConfig{StrictTaxNumbers: strict})
+		d, err := v.Decode(doc, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := d.Warnings
+		if strict {
+			got = d.Violations
+		}
+		if len(got) != 1 || got[0].Field != "redConfirm.buyerTaxNo" || got[0].Rule != "tax_number_check" || !strings.Contains(got[0].Message, "91440101MA5APD8X8K") {
+			t.Errorf("strict=%v: violations %v, warnings %v", strict, d.Violations, d.Warnings)
 		}
 	}
 }
