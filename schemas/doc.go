@@ -40,7 +40,8 @@
 //     values are fully digital depends on the seller's provider, see
 //     ValidatorConfig.Providers), pushMode contact rules, red-invoice
 //     references, seller consistency (E9302) and tax-number check
-//     characters (a warning unless ValidatorConfig.StrictTaxNumbers).
+//     characters (a warning unless ValidatorConfig.StrictTaxNumbers; a
+//     buyer's number may be a GB 11643 resident ID number instead).
 //
 // Every violation is reported, not only the first (up to MaxViolations, then
 // one entry counting the rest; lines past the 2000 a list may hold are not

@@ -120,7 +120,20 @@ func checkTaxNumber(c *collector, field, tn string) {
 	if len(tn) != 18 || c.has(field) || ValidTaxNumberCheck(tn) {
 		return
 	}
-	const msg = "%q fails the GB 32100-2015 check character of an 18-character unified social credit code"
+	reportTaxNumberCheck(c, field, "%q fails the GB 32100-2015 check character of an 18-character unified social credit code", tn)
+}
+
+// checkBuyerTaxNumber is checkTaxNumber for a buyer, who may be a person:
+// an individual's resident ID number goes in the buyer's tax number (seed
+// 001), and one with a right GB 11643 check character passes too.
+func checkBuyerTaxNumber(c *collector, field, tn string) {
+	if len(tn) != 18 || c.has(field) || ValidTaxNumberCheck(tn) || validResidentID(tn) {
+		return
+	}
+	reportTaxNumberCheck(c, field, "%q fails both the GB 32100-2015 check character of an 18-character unified social credit code and the GB 11643 check character of a resident ID number", tn)
+}
+
+func reportTaxNumberCheck(c *collector, field, msg, tn string) {
 	if c.strict {
 		c.add(field, "tax_number_check", "", msg, tn)
 		return
@@ -137,7 +150,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 		c.add("order.orderNo", "order_no_mismatch", "", "is %q but the request's orderNo is %q", o.OrderNo, r.OrderNo)
 	}
 	checkTaxNumber(c, "order.salerTaxNum", o.SalerTaxNum)
-	checkTaxNumber(c, "order.buyerTaxNum", o.BuyerTaxNum)
+	checkBuyerTaxNumber(c, "order.buyerTaxNum", o.BuyerTaxNum)
 
 	if o.InvoiceDate != "" && !c.has("order.invoiceDate") {
 		if _, err := time.Parse(dateLayout, o.InvoiceDate); err != nil {
@@ -485,7 +498,7 @@ func checkRedConfirm(r *Request, c *collector) {
 		c.add("redConfirm.sellerTaxNo", "seller_mismatch", "E9302", "is %q but the request is for seller %q", rc.SellerTaxNo, r.SellerTaxNum)
 	}
 	checkTaxNumber(c, "redConfirm.sellerTaxNo", rc.SellerTaxNo)
-	checkTaxNumber(c, "redConfirm.buyerTaxNo", rc.BuyerTaxNo)
+	checkBuyerTaxNumber(c, "redConfirm.buyerTaxNo", rc.BuyerTaxNo)
 	if rc.ApplySource == "1" && rc.SellerName == "" {
 		c.add("redConfirm.sellerName", "required", "E4000", "is required when the buyer applies (applySource 1)")
 	}

@@ -51,3 +51,23 @@ func ValidTaxNumberCheck(tn string) bool {
 	want, ok := TaxNumberCheckChar(tn[:17])
 	return ok && tn[17] == want
 }
+
+// residentIDWeights are 2^(17-i) mod 11 for i = 0..16 (GB 11643-1999).
+var residentIDWeights = [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+
+// validResidentID reports whether id is an 18-character resident ID number
+// (GB 11643-1999): 17 digits and the right check character, 0-9 or X.
+// An individual buyer's ID number goes where a tax number would (seed 001).
+func validResidentID(id string) bool {
+	if len(id) != 18 {
+		return false
+	}
+	sum := 0
+	for i := range 17 {
+		if id[i] < '0' || id[i] > '9' {
+			return false
+		}
+		sum += int(id[i]-'0') * residentIDWeights[i]
+	}
+	return id[17] == "10X98765432"[sum%11]
+}

@@ -109,8 +109,10 @@ type ValidatorConfig struct {
 	// MaxDepth is the deepest nesting accepted; 0 means DefaultMaxDepth.
 	MaxDepth int
 	// StrictTaxNumbers rejects 18-character tax numbers whose GB 32100-2015
-	// check character does not match. By default they only warn: early real
-	// codes and the providers' sandbox numbers fail the check.
+	// check character does not match (a buyer's passes as well as a resident
+	// ID number with a right GB 11643 check character: an individual's ID
+	// number goes there). By default they only warn: early real codes and
+	// the providers' sandbox numbers fail the check.
 	StrictTaxNumbers bool
 	// Providers names the provider that serves each seller, by tax number:
 	// "nuonuo" or "jumdata". The rules that differ between providers follow

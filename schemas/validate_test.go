@@ -534,6 +534,50 @@ func TestBuyerTaxNumberCheck(t *testing.T) {
 	}
 }
 
+// TestBuyerResidentIDNumber: an individual buyer's 18-character resident ID
+// number (GB 11643, seed 001: it goes in the buyer's tax number) passes
+// without a warning, strict or not; a seller's number is still held to
+// GB 32100, and a buyer's number that fails both checks is reported.
+func TestBuyerResidentIDNumber(t *testing.T) {
+	const id = "11010519491231002x" // valid check character X, written in lower case
+	blue := MustRead(t, "requests/issue-discount.json")
+	rc := MustRead(t, "requests/red-confirm.json")
+	cases := []struct {
+		name string
+		doc  []byte
+		want []string // fields with a tax_number_check finding
+	}{
+		{"order buyer", MustEdit(t, blue, set("order.buyerTaxNum", id)), nil},
+		{"red confirmation buyer", MustEdit(t, rc, set("redConfirm.buyerTaxNo", id)), nil},
+		{"order buyer, wrong ID check character", MustEdit(t, blue, set("order.buyerTaxNum", "110105194912310021")), []string{"order.buyerTaxNum"}},
+		{"seller", MustEdit(t, blue, set("sellerTaxNum", id), set("order.salerTaxNum", id)), []string{"order.salerTaxNum", "sellerTaxNum"}},
+	}
+	for _, tc := range cases {
+		for _, strict := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s strict=%v", tc.name, strict), func(t *testing.T) {
+				d, err := MustValidator(t, schemas.ValidatorConfig{StrictTaxNumbers: strict}).Decode(tc.doc, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				findings, other := d.Warnings, d.Violations
+				if strict {
+					findings, other = d.Violations, d.Warnings
+				}
+				var got []string
+				for _, f := range findings {
+					if f.Rule == "tax_number_check" {
+						got = append(got, f.Field)
+					}
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, tc.want) || len(other) != 0 || len(findings) != len(got) {
+					t.Fatalf("tax number checks on %v, want %v (violations %v, warnings %v)", got, tc.want, d.Violations, d.Warnings)
+				}
+			})
+		}
+	}
+}
+
 func TestTaxNumberCheckChar(t *testing.T) {
 	for _, tc := range []struct {
 		tn   string
