@@ -38,8 +38,12 @@ const (
 	moneyPlaces    = 2  // amounts and taxes: cents
 	quantityPlaces = 8  // prices and quantities
 	amountMaxChars = 16 // the seed's maximum length of every amount field
-	maxLines       = 2000
-	dateLayout     = "2006-01-02 15:04:05"
+	// ratePlaces puts no limit of its own on a tax rate's decimals (one of
+	// amountMaxChars characters has fewer): a rate is compared with the set
+	// by value, and "0.0600" is 0.06.
+	ratePlaces = amountMaxChars
+	maxLines   = 2000
+	dateLayout = "2006-01-02 15:04:05"
 )
 
 // fullyDigitalLines lists, per provider, the invoiceLine values that the
@@ -248,7 +252,7 @@ func checkLines(o *Order, c *collector) {
 		a.excl = amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "E9126")
 		a.incl = amount(c, p+".taxIncludedAmount", l.TaxIncludedAmount, moneyPlaces, "E9124")
 		amount(c, p+".deduction", l.Deduction, moneyPlaces, "")
-		a.rate = amount(c, p+".taxRate", l.TaxRate, 3, "")
+		a.rate = amount(c, p+".taxRate", l.TaxRate, ratePlaces, "")
 		if a.rate != nil && !isTaxRate(*a.rate) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			a.rate = nil
@@ -538,7 +542,7 @@ func checkRedConfirm(r *Request, c *collector) {
 		price := amount(c, p+".taxExcludedPrice", l.TaxExcludedPrice, quantityPlaces, "")
 		excl := amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "")
 		tax := amount(c, p+".taxAmount", l.TaxAmount, moneyPlaces, "")
-		rate := amount(c, p+".taxRate", l.TaxRate, 3, "")
+		rate := amount(c, p+".taxRate", l.TaxRate, ratePlaces, "")
 		if rate != nil && !isTaxRate(*rate) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			rate = nil

@@ -181,6 +181,10 @@ func TestRules(t *testing.T) {
 		{"tax too long (E9128)", blue, []edit{set(line2+".tax", "60000000000000000.00")}, []string{line2 + ".tax|max_length|E9128"}},
 		{"over-precise amount", blue, []edit{set(line2+".tax", "6.001")}, []string{line2 + ".tax|precision|"}},
 		{"over-precise price", blue, []edit{set(line2+".price", "33.333333333")}, []string{line2 + ".price|precision|"}},
+		{"tax rate with trailing zeros", blue, []edit{set(line2+".taxRate", "0.0600")}, nil},
+		{"tax rate with many trailing zeros", blue, []edit{set(line2+".taxRate", json.Number("0.06000000000000"))}, nil},
+		{"tax rate too long", blue, []edit{set(line2+".taxRate", "0.060000000000000")}, []string{line2 + ".taxRate|max_length|E4000"}},
+		{"tax rate near one of the set", blue, []edit{set(line2+".taxRate", "0.0601")}, []string{line2 + ".taxRate|tax_rate|"}},
 		{"tax rate not in the set", blue, []edit{set(line2+".taxRate", "0.07")}, []string{line2 + ".taxRate|tax_rate|"}},
 		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|", line2 + ".taxExcludedAmount|price_quantity|"}},
 		{"negative goods line", blue, []edit{set(line2+".num", "-3"), set(line2+".price", "33.33333333"), set(line2+".taxExcludedAmount", "-100.00"), set(line2+".tax", "-6.00"), set(line2+".taxIncludedAmount", "-106.00")},
@@ -249,6 +253,7 @@ func TestRules(t *testing.T) {
 		{"vehicle info with an empty brand", blue, []edit{set("order.invoiceLine", "j"), set("order.vehicleInfo", map[string]any{
 			"vehicleType": "轿车", "brandModel": "", "productOrigin": "中国", "vehicleCode": "LSVAA4182E2123456"})},
 			[]string{"order.invoiceDetail|max_items|E4000", "order.vehicleInfo.brandModel|required|E4000"}},
+		{"red confirm detail tax rate with trailing zeros", rc, []edit{set("redConfirm.detail[0].taxRate", "0.0600")}, nil},
 		{"red confirm detail tax rate empty", rc, []edit{set("redConfirm.detail[0].taxRate", "")}, []string{"redConfirm.detail[0].taxRate|required|E4000"}},
 		{"red confirm positive detail", rc, []edit{set("redConfirm.detail[0].taxExcludedAmount", "5.00"), set("redConfirm.detail[0].taxAmount", "0.30")},
 			[]string{"redConfirm.detail[0].taxAmount|sign|", "redConfirm.detail[0].taxExcludedAmount|sign|"}},
