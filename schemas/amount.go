@@ -14,7 +14,8 @@ var amountType = reflect.TypeFor[Amount]()
 // maxAmountChars bounds the text of an amount before it is parsed, so that a
 // hostile literal such as 1e999999999 or a million digits is never handed to
 // the decimal package. Nuonuo's own limit is 20 characters (E9124, E9126,
-// E9128); the extra room lets the validator report those codes precisely.
+// E9128); the validator reports a longer value made of digits by its length
+// with those codes, whether or not it was parsed.
 const maxAmountChars = 40
 
 // Amount is a money, price or quantity value exactly as it travelled on the

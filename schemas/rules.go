@@ -448,16 +448,18 @@ func amount(c *collector, field string, a Amount, places int, lengthCode string)
 	if !a.IsSet() || c.has(field) {
 		return nil
 	}
-	if !a.Valid() {
-		c.add(field, "format", codeFor(field, "format"), "must be a plain decimal such as 5.65 (no exponent, no spaces); got %s", quoteValue(a.String()))
+	// The length first, on the text: a plain decimal too long to be parsed
+	// (over maxAmountChars) is too long, not malformed.
+	if a.Digits() > amountMaxChars && isPlainDecimal(a.String()) {
+		code := lengthCode
+		if code == "" {
+			code = "E4000"
+		}
+		c.add(field, "max_length", code, "has %d characters; the maximum is %d", a.Digits(), amountMaxChars)
 		return nil
 	}
-	code := lengthCode
-	if code == "" {
-		code = "E4000"
-	}
-	if a.Digits() > amountMaxChars {
-		c.add(field, "max_length", code, "has %d characters; the maximum is %d", a.Digits(), amountMaxChars)
+	if !a.Valid() {
+		c.add(field, "format", codeFor(field, "format"), "must be a plain decimal such as 5.65 (no exponent, no spaces); got %s", quoteValue(a.String()))
 		return nil
 	}
 	if a.Places() > places {
