@@ -150,10 +150,24 @@ func checkCall(call *providers.Call) (providers.Outcome, bool) {
 	}, false
 }
 
+// plainRate writes a tax rate as its shortest decimal ("0.0600" as
+// "0.06"): the validator compares rates by value, and Nuonuo's documents
+// only show them so.
+func plainRate(r schemas.Amount) schemas.Amount {
+	if !r.IsSet() || !r.Valid() {
+		return r
+	}
+	return schemas.ParseAmount(r.Decimal().String())
+}
+
 // ---- issue ----
 
 func (c *Client) submitIssue(ctx context.Context, call *providers.Call) providers.Outcome {
 	order := *call.Request.Order
+	order.InvoiceDetail = append([]schemas.InvoiceLine(nil), order.InvoiceDetail...)
+	for i := range order.InvoiceDetail {
+		order.InvoiceDetail[i].TaxRate = plainRate(order.InvoiceDetail[i].TaxRate)
+	}
 	if order.OrderNo == "" {
 		order.OrderNo = call.Request.OrderNo
 	}
@@ -339,6 +353,10 @@ func (c *Client) billID(call *providers.Call) string {
 func (c *Client) submitRedConfirm(ctx context.Context, call *providers.Call) providers.Outcome {
 	rc := *call.Request.RedConfirm
 	rc.BlueInvoiceTime = "" // this project's extension; Nuonuo does not know it
+	rc.Detail = append([]schemas.RedConfirmLine(nil), rc.Detail...)
+	for i := range rc.Detail {
+		rc.Detail[i].TaxRate = plainRate(rc.Detail[i].TaxRate)
+	}
 	rc.BillID = c.billID(call)
 	a := c.call(ctx, "nuonuo."+FamilyOpeMplatform+"."+mSaveRedConfirm, mSaveRedConfirm, &rc)
 	if !a.ok() {

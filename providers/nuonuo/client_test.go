@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -452,4 +456,39 @@ func TestQueryEarlierRequest(t *testing.T) {
 	}
 	red := c.Query(t.Context(), &providers.Call{Request: redConfirmRequest("EARLIER-2", nil), Earlier: true, Refs: schemas.ProviderRefs{BillID: nuonuo.BillID(seller, "EARLIER-2")}})
 	wantClass(t, "red confirmation with its billId", red, providers.NotFound)
+}
+
+// A tax rate written with trailing zeros ("0.0600", which the validator
+// takes by value) reaches Nuonuo as its shortest decimal, the form its
+// documents show; the request itself is left as it was.
+func TestTaxRateSentAsShortestDecimal(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	var mu sync.Mutex
+	var bodies []string
+	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		env.sb.Handler().ServeHTTP(w, r)
+	}))
+	defer spy.Close()
+	env.url = spy.URL
+	c := env.mustClient(t, nil)
+	req := issueRequest("RATE-1", func(o *schemas.Order) {
+		for i := range o.InvoiceDetail {
+			o.InvoiceDetail[i].TaxRate = schemas.ParseAmount(o.InvoiceDetail[i].TaxRate.Decimal().StringFixed(4))
+		}
+	})
+	wantClass(t, "submit", c.Submit(t.Context(), &providers.Call{Request: req}), providers.Accepted)
+	mu.Lock()
+	defer mu.Unlock()
+	sent := strings.ReplaceAll(strings.Join(bodies, "\n"), `\"`, `"`)
+	if strings.Contains(sent, `"taxRate":"0.0600"`) || !strings.Contains(sent, `"taxRate":"0.06"`) {
+		t.Fatalf("the rate was not sent as 0.06: %.600s", sent)
+	}
+	if got := req.Order.InvoiceDetail[0].TaxRate.String(); got != "0.0600" {
+		t.Fatalf("the request's own rate was changed to %q", got)
+	}
 }
