@@ -32,6 +32,7 @@ import (
 //	partners:
 //	  - channel: "acme"
 //	    secret: "env:ACME_PARTNER_SECRET"
+//	    sellers: ["91330106MA2AYNWD8M"]   # optional: the only sellers it may ask about
 type fileConfig struct {
 	Sellers  []sellerConfig  `yaml:"sellers"`
 	Partners []partnerConfig `yaml:"partners"`
@@ -41,6 +42,9 @@ type fileConfig struct {
 type partnerConfig struct {
 	Channel string `yaml:"channel"`
 	Secret  string `yaml:"secret"`
+	// Sellers, when given, are the only sellers whose orders the channel
+	// may ask about; without it, every seller's.
+	Sellers []string `yaml:"sellers"`
 }
 
 // sellerConfig is one seller of the config file.
@@ -160,6 +164,11 @@ func (c *fileConfig) resolve() error {
 			errs = append(errs, fmt.Errorf("%s: channel %q listed twice", where, p.Channel))
 		}
 		channels[p.Channel] = true
+		for j, tn := range p.Sellers {
+			if p.Sellers[j] = schemas.NormalizeTaxNumber(tn); p.Sellers[j] == "" {
+				errs = append(errs, fmt.Errorf("%s: sellers[%d] is empty", where, j))
+			}
+		}
 		if err := resolveSecret(where+": secret", &p.Secret, true); err != nil {
 			errs = append(errs, err)
 		} else if len(p.Secret) < 16 {

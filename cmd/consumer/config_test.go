@@ -36,6 +36,7 @@ sellers:
 partners:
   - channel: acme
     secret: env:TEST_PARTNER_SECRET
+    sellers: [" 91330106ma2aynwd8m "]
 `
 	cfg, err := loadConfig(writeFile(t, "good.yaml", good))
 	if err != nil {
@@ -46,6 +47,9 @@ partners:
 	}
 	if cfg.Sellers[0].Nuonuo.AppSecret != "env-secret-value" || cfg.Sellers[1].Jumdata.AppSecret != "file-secret-value" || cfg.Partners[0].Secret != "partner-secret-0123456789" {
 		t.Errorf("secrets not resolved")
+	}
+	if p := cfg.Partners[0]; len(p.Sellers) != 1 || p.Sellers[0] != "91330106MA2AYNWD8M" {
+		t.Errorf("partner sellers not normalized: %q", p.Sellers)
 	}
 	// The validator learns each seller's provider, for its provider-specific rules.
 	if got := cfg.providerNames(); len(got) != 2 || got["339902999999789113"] != "nuonuo" || got["91330106MA2AYNWD8M"] != "jumdata" {
@@ -74,6 +78,7 @@ sellers:
 partners:
   - channel: c
     secret: short
+    sellers: ["S1", " "]
 `, []string{
 			"sellers[0] (S1): nuonuo.baseURL \"ftp://x\" is not an http(s) URL",
 			"environment variable TEST_MISSING_VAR is not set",
@@ -85,6 +90,7 @@ partners:
 			"jumdata.dq is required",
 			"provider \"baiwang\": use nuonuo or jumdata",
 			"partners[0]: secret is shorter than 16 characters",
+			"partners[0]: sellers[1] is empty",
 		}},
 	}
 	for _, tc := range cases {

@@ -49,6 +49,10 @@ import (
 //	1500 500  internal error
 type partnerAPI struct {
 	secrets map[string][]byte // channel → secret
+	// sellers scopes a channel to its sellers (channel → seller tax
+	// numbers); a channel not in it may ask about every seller. Another
+	// seller's request is answered 1005, as one that does not exist.
+	sellers map[string]map[string]bool
 	store   pipeline.Store
 	docs    partnerDocuments
 	window  time.Duration
@@ -117,6 +121,10 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	key := schemas.OrderKey{Seller: schemas.NormalizeTaxNumber(seller), OrderNo: orderNo}
+	if allowed, scoped := p.sellers[channel]; scoped && !allowed[key.Seller] {
+		p.fail(w, http.StatusNotFound, 1005, "no such request")
+		return
+	}
 	rec, found, err := p.store.Get(ctx, key)
 	if err != nil {
 		p.fail(w, http.StatusInternalServerError, 1500, "order store unavailable")

@@ -51,6 +51,10 @@ func TestPartnerAPI(t *testing.T) {
 	put("PENDING", schemas.StateSubmitting, nil, nil)
 	put("REJECTED", schemas.StateRejected, nil, nil)
 	put("NODOC", schemas.StateIssued, two[:1], nil)
+	s2 := schemas.OrderRecord{Seller: "S2", OrderNo: "PENDING", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now}
+	if _, err := db.Put(ctx, s2); err != nil {
+		t.Fatal(err)
+	}
 
 	fetched := 0
 	docs := docsFunc{
@@ -67,7 +71,9 @@ func TestPartnerAPI(t *testing.T) {
 		},
 		get: func(_ context.Context, name string) ([]byte, error) { return []byte("%PDF-1.4 " + name), nil },
 	}
-	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte("acme-secret-0123456789")}, store: db, docs: docs, window: 5 * time.Minute, now: func() time.Time { return now }}
+	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte("acme-secret-0123456789"), "beta": []byte("beta-secret-0123456789")},
+		sellers: map[string]map[string]bool{"beta": {"S2": true}},
+		store:   db, docs: docs, window: 5 * time.Minute, now: func() time.Time { return now }}
 
 	call := func(q map[string]string) (int, partnerAnswer) {
 		r := httptest.NewRequest(http.MethodGet, "/partner/queryInvoice", nil)
@@ -89,6 +95,10 @@ func TestPartnerAPI(t *testing.T) {
 		return map[string]string{"channel": q.Get("channel"), "timestamp": q.Get("timestamp"), "requestId": q.Get("requestId"), "sign": q.Get("sign")}
 	}
 	const secret = "acme-secret-0123456789"
+	scoped := func(requestID string, at time.Time) map[string]string {
+		q := partnerQuery("beta", "beta-secret-0123456789", requestID, at)
+		return map[string]string{"channel": q.Get("channel"), "timestamp": q.Get("timestamp"), "requestId": q.Get("requestId"), "sign": q.Get("sign")}
+	}
 
 	code, a := call(signed("S1:ISSUED", now.Add(-time.Minute), secret))
 	if code != 200 || a.Result != 0 || len(a.Data) != 2 {
@@ -127,6 +137,8 @@ func TestPartnerAPI(t *testing.T) {
 		{"unknown channel", map[string]string{"channel": "evil", "timestamp": "1", "requestId": "S1:ISSUED", "sign": "00"}, 401, 1002, 0},
 		{"missing sign", map[string]string{"channel": "acme", "timestamp": "1", "requestId": "S1:ISSUED"}, 400, 1001, 0},
 		{"bad request id", signed("ISSUED", now, secret), 400, 1001, 0},
+		{"a channel scoped to another seller", scoped("S1:ISSUED", now), 404, 1005, 0},
+		{"a channel scoped to the seller", scoped("S2:PENDING", now), 200, 0, 4},
 		{"order number with a NUL", signed("S1:A\x00B", now, secret), 400, 1001, 0},
 		{"order number of 21 characters", signed("S1:"+strings.Repeat("A", 21), now, secret), 400, 1001, 0},
 		{"order number with a space", signed("S1:A B", now, secret), 400, 1001, 0},

@@ -164,11 +164,17 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	sweeper := &pipeline.OrphanSweeper{Stream: reqStream, Consumer: cons, Store: db, Validator: validator, Subjects: subjects}
 	background.Go(func() { sweepOrphans(bgCtx, sweeper, metrics, log) })
 	if o.httpListen != "" {
-		secrets := map[string][]byte{}
+		secrets, scopes := map[string][]byte{}, map[string]map[string]bool{}
 		for _, pc := range cfg.Partners {
 			secrets[pc.Channel] = []byte(pc.Secret)
+			if len(pc.Sellers) > 0 {
+				scopes[pc.Channel] = map[string]bool{}
+				for _, tn := range pc.Sellers {
+					scopes[pc.Channel][tn] = true
+				}
+			}
 		}
-		partner := &partnerAPI{secrets: secrets, store: p.Orders(), docs: docs, window: 5 * time.Minute, now: time.Now}
+		partner := &partnerAPI{secrets: secrets, sellers: scopes, store: p.Orders(), docs: docs, window: 5 * time.Minute, now: time.Now}
 		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy}
 		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
 		if err != nil {
