@@ -29,7 +29,9 @@ type LoopConfig struct {
 	ProcessTimeout time.Duration
 	// Paused, when set, is asked before each message is processed; while it
 	// returns an error (for example the store's disk failing) messages are
-	// put back unprocessed and nothing is acknowledged.
+	// put back unprocessed and nothing is acknowledged. Those deliveries do
+	// not count against the pipeline's MaxDeliver (unless the consumer
+	// restarts meanwhile: the loop keeps their count in memory).
 	Paused func() error
 }
 
@@ -69,6 +71,38 @@ type Loop struct {
 	// delivery, and that delivery's time (Behind).
 	pending      atomic.Uint64
 	lastDelivery atomic.Int64
+
+	// putBack counts, by stream sequence, the deliveries of each request
+	// put back unprocessed while the pipeline was paused: they are not
+	// counted against MaxDeliver. Kept until the request is acknowledged
+	// or terminated; a restart forgets them.
+	putBackMu sync.Mutex
+	putBack   map[uint64]int
+}
+
+// pausedPutBack records that the request at seq was put back unprocessed.
+func (l *Loop) pausedPutBack(seq uint64) {
+	l.putBackMu.Lock()
+	defer l.putBackMu.Unlock()
+	if l.putBack == nil {
+		l.putBack = map[uint64]int{}
+	}
+	l.putBack[seq]++
+}
+
+// deliveries is the request's delivery count less the times it was put
+// back unprocessed while the pipeline was paused, at least 1.
+func (l *Loop) deliveries(seq uint64, delivered int) int {
+	l.putBackMu.Lock()
+	defer l.putBackMu.Unlock()
+	return max(delivered-l.putBack[seq], 1)
+}
+
+// settled forgets the put-backs of a request acknowledged or terminated.
+func (l *Loop) settled(seq uint64) {
+	l.putBackMu.Lock()
+	defer l.putBackMu.Unlock()
+	delete(l.putBack, seq)
 }
 
 // NewLoop returns a loop over consumer; metrics may be nil.
@@ -203,12 +237,14 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendin
 		Header:      jm.Headers(),
 		Stream:      meta.Stream,
 		StreamSeq:   meta.Sequence.Stream,
-		Deliveries:  int(meta.NumDelivered),
+		Deliveries:  l.deliveries(meta.Sequence.Stream, int(meta.NumDelivered)),
 		PublishedAt: meta.Timestamp,
 	}
 	if l.cfg.Paused != nil {
 		if err := l.cfg.Paused(); err != nil {
+			// Put back unprocessed: not a delivery the request spent.
 			out := Outcome{Action: Nak, Delay: 5 * time.Second, Event: EventError, Err: fmt.Errorf("paused: %w", err)}
+			l.pausedPutBack(m.StreamSeq)
 			_ = jm.NakWithDelay(out.Delay)
 			l.logOutcome(m, &out, time.Since(start))
 			l.end()
@@ -251,8 +287,10 @@ func (l *Loop) act(jm jetstream.Msg, m *Message, out *Outcome, start time.Time) 
 	switch out.Action {
 	case Ack:
 		err = jm.Ack()
+		l.settled(m.StreamSeq)
 	case Term:
 		err = jm.TermWithReason(out.Reason)
+		l.settled(m.StreamSeq)
 	default:
 		err = jm.NakWithDelay(out.Delay)
 	}

@@ -84,6 +84,7 @@ type harness struct {
 	docsTO   time.Duration
 	wrapPub  func(pipeline.Publisher) pipeline.Publisher
 	wrapDB   func(pipeline.Store) pipeline.Store
+	paused   func() error
 	backlog  pipeline.Backlog
 	workers  int
 	log      zerolog.Logger
@@ -114,6 +115,8 @@ type harnessOptions struct {
 	wrapPub func(pipeline.Publisher) pipeline.Publisher
 	// wrapDB, when set, wraps the order store the pipeline uses.
 	wrapDB func(pipeline.Store) pipeline.Store
+	// paused, when set, is the loop's Paused instead of the store's Healthy.
+	paused func() error
 	// backlog, when set, is the pipeline's Backlog; streamBacklog gives it
 	// the request stream's (refreshed every 50 ms).
 	backlog       pipeline.Backlog
@@ -146,6 +149,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	h.cfg = o.pipeline
 	h.docs, h.docsTO, h.wrapPub, h.wrapDB, h.backlog = o.docs, o.docsTO, o.wrapPub, o.wrapDB, o.backlog
+	h.paused = o.paused
 	if o.streamBacklog {
 		stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
 		if err != nil {
@@ -306,7 +310,11 @@ func (h *harness) start() {
 	if h.recovered, err = p.RecoverUnclaimed(context.Background(), stream, cons, h.db); err != nil {
 		h.t.Fatal(err)
 	}
-	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: h.db.Healthy}, p, cons, h.log, nil)
+	paused := h.paused
+	if paused == nil {
+		paused = h.db.Healthy
+	}
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: paused}, p, cons, h.log, nil)
 	h.loop = loop
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stopLoop = cancel

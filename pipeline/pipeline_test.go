@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -712,4 +713,31 @@ func TestLoopBehind(t *testing.T) {
 		h.waitResult(jumdataSeller, fmt.Sprintf("BEHIND-%02d", i), 1, 30*time.Second)
 	}
 	h.waitFor("the loop to catch up", 10*time.Second, func() bool { return !h.loop.Behind() })
+}
+
+// While the pipeline is paused (the order store's disk failing), requests
+// are put back unprocessed every 5 s; those deliveries are not the
+// request's: after the pause a request still has its MaxDeliver, and a
+// transient answer is retried rather than given up.
+func TestPausedDeliveriesDoNotCountAgainstMaxDeliver(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	var pauses atomic.Int32
+	h := newHarness(t, harnessOptions{pipeline: cfg, paused: func() error {
+		if pauses.Add(1) <= 2 { // the disk is full for two deliveries (about 10 s)
+			return errors.New("disk full")
+		}
+		return nil
+	}, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "jumdata", Method: "blue-invoice/submit", Code: "501", Times: 1},
+	}}}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "PAUSED-1", nil), "")
+	res := h.waitResult(jumdataSeller, "PAUSED-1", 1, 40*time.Second)
+	if res[0].Status != schemas.StatusIssued || res[0].Attempts < 2 {
+		t.Fatalf("after a pause the request got %s after %d attempts (%+v); want issued after its retry", res[0].Status, res[0].Attempts, res[0].Error)
+	}
+	if pauses.Load() < 3 {
+		t.Fatalf("the loop asked Paused %d times; the test needs the two paused deliveries", pauses.Load())
+	}
 }
