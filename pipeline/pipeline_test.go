@@ -206,6 +206,7 @@ func TestInvalidIsRejectedWithEveryViolation(t *testing.T) {
 	})
 	h.publish(nuonuoSeller, bad, "")
 	h.publish(jumdataSeller, issueRequest(t, nuonuoSeller, "WRONG-SUBJECT", nil), "")
+	h.publish(strings.ToLower(jumdataSeller), issueRequest(t, jumdataSeller, "LOWER-SUBJECT", nil), "")
 	r := h.waitResult(nuonuoSeller, "BAD-1", 1, 10*time.Second)[0]
 	if r.Status != schemas.StatusRejected || r.Error.Code != schemas.CodeInvalidRequest || len(r.Error.Violations) < 2 {
 		t.Fatalf("%+v", r)
@@ -221,6 +222,12 @@ func TestInvalidIsRejectedWithEveryViolation(t *testing.T) {
 	w := h.waitResult(jumdataSeller, "WRONG-SUBJECT", 1, 10*time.Second)[0]
 	if w.Status != schemas.StatusRejected || w.Error.Violations[0].Rule != "subject_mismatch" {
 		t.Fatalf("%+v", w)
+	}
+	// Published on the seller's subject in lower case: partitioned
+	// consumers would share the seller's orders out by both spellings.
+	l := h.waitResult(strings.ToLower(jumdataSeller), "LOWER-SUBJECT", 1, 10*time.Second)[0] // answered on the subject it came on
+	if l.Status != schemas.StatusRejected || l.Error.Violations[0].Rule != "subject_mismatch" {
+		t.Fatalf("%+v", l)
 	}
 	if st := h.sb.Stats(); st.Submissions != 0 {
 		t.Fatalf("the sandbox saw %d submissions for invalid requests", st.Submissions)

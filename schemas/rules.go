@@ -104,7 +104,14 @@ func normalize(r *Request) {
 // checkRequest applies the domain rules to a request the schema could type.
 // provider names the seller's provider ("" when unknown: Nuonuo's rules).
 func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
-	if subjectSeller != "" && r.SellerTaxNum != "" && NormalizeTaxNumber(subjectSeller) != r.SellerTaxNum {
+	switch {
+	case subjectSeller == "" || r.SellerTaxNum == "" || subjectSeller == r.SellerTaxNum:
+	case NormalizeTaxNumber(subjectSeller) == r.SellerTaxNum:
+		// The same seller, written otherwise on the subject: partitioned
+		// consumers share a seller's orders out by the subject as written,
+		// so every request of a seller must be published on one subject.
+		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of %q: publish it on the subject of the tax number in capitals, as every request of a seller must be", r.SellerTaxNum, subjectSeller)
+	default:
 		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of seller %q", r.SellerTaxNum, subjectSeller)
 	}
 	checkTaxNumber(c, "sellerTaxNum", r.SellerTaxNum)

@@ -488,10 +488,18 @@ func TestSubjectSeller(t *testing.T) {
 	if got := summary(d.Violations); !slices.Equal(got, []string{"sellerTaxNum|subject_mismatch|"}) {
 		t.Fatalf("got %q", got)
 	}
-	// Case and spaces do not matter: tax numbers are normalized.
+	// Case and spaces in the request do not matter: tax numbers are
+	// normalized.
 	d, _ = v.Decode(MustEdit(t, doc, set("sellerTaxNum", " 91330106ma2aynwd8m ")), "91330106MA2AYNWD8M")
 	if !d.Valid() || d.Request.SellerTaxNum != "91330106MA2AYNWD8M" {
 		t.Fatalf("normalized seller: %v %q", d.Violations, d.Request.SellerTaxNum)
+	}
+	// On the subject they do: partitioned consumers share a seller's
+	// requests out by the subject as published, so a seller's requests in
+	// two spellings would reach two instances and two order stores.
+	d, _ = v.Decode(doc, "91330106ma2aynwd8m")
+	if got := summary(d.Violations); !slices.Equal(got, []string{"sellerTaxNum|subject_mismatch|"}) || !strings.Contains(d.Violations[0].Message, "in capitals") {
+		t.Fatalf("lower-case subject: %q %v", got, d.Violations)
 	}
 }
 
