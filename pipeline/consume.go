@@ -178,11 +178,13 @@ func (l *Loop) Run(ctx context.Context) error {
 	var runErr error
 	for {
 		m, err := iter.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		// A closed connection ends the iterator too, with both errors:
+		// that is a failure, not a stop.
+		if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed) {
+			runErr = fmt.Errorf("pull from the request consumer: %w", err)
 			break
 		}
-		if errors.Is(err, nats.ErrConnectionClosed) {
-			runErr = fmt.Errorf("pull from the request consumer: %w", err)
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			break
 		}
 		if err != nil {

@@ -323,6 +323,25 @@ func (h *harness) start() {
 	h.t.Cleanup(h.stop)
 }
 
+// crashed waits for a loop whose connection the test closed under it: it
+// returns the error that ends it, and nothing is recorded as a clean stop.
+func (h *harness) crashed() error {
+	h.t.Helper()
+	if h.stopLoop == nil {
+		return nil
+	}
+	stop := h.stopLoop
+	h.stopLoop = nil
+	defer stop()
+	select {
+	case err := <-h.loopDone:
+		return err
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("loop did not return within 30s of its connection's close")
+		return nil
+	}
+}
+
 // stop shuts the loop down gracefully.
 func (h *harness) stop() {
 	if h.stopLoop == nil {

@@ -341,7 +341,9 @@ func TestAbruptStopAndRestart(t *testing.T) {
 	// Abrupt: no drain, no acks for what is in flight.
 	h.nc.Close()
 	_ = h.db.Close()
-	h.stop()
+	if err := h.crashed(); err == nil {
+		t.Error("the loop returned nil after its connection was closed")
+	}
 
 	// Restart on the same data directory with a fresh connection and store.
 	var err error

@@ -96,6 +96,11 @@ func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Servic
 			_ = r.Error("400", "status request: seller and orderNo are required", nil)
 			return
 		}
+		if len(req.Seller) > 20 || !schemas.ValidOrderNo(req.OrderNo) {
+			// Nothing the order store could hold: no request carries it.
+			_ = r.Error("400", "status request: seller is at most 20 characters, orderNo 1 to 20 printable ASCII characters without spaces", nil)
+			return
+		}
 		if cfg.Partitions > 1 && PartitionOf(req.Seller, cfg.Partitions) != cfg.Partition {
 			return // another instance owns this seller and answers
 		}

@@ -126,3 +126,35 @@ func TestStatusServiceReachableOnReturn(t *testing.T) {
 		}
 	}
 }
+
+// An order number no request can carry (a NUL byte, 40,000 characters) is a
+// bad status request, not an order-store failure.
+func TestStatusServiceRefusesImpossibleOrderNumbers(t *testing.T) {
+	_, nc, _ := MustJetStream(t, t.TempDir())
+	svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{}, storetest.Open(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, no := range []string{"A\x00B", "A B", strings.Repeat("9", 40000)} {
+		_, err := pipeline.RequestStatus(ctx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: "339902999999789113", OrderNo: no})
+		if err == nil || !strings.Contains(err.Error(), "400") {
+			t.Errorf("order number of %d bytes: %.160v; want a 400", len(no), err)
+		}
+	}
+}
+
+// A loop whose NATS connection is closed under it returns an error, not
+// nil as after a graceful stop.
+func TestLoopReportsAClosedConnection(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	h.waitFor("the loop to pull", 5*time.Second, h.loop.Bound)
+	time.Sleep(200 * time.Millisecond) // its first pull request out
+	h.nc.Close()
+	if err := h.crashed(); err == nil {
+		t.Fatal("the loop returned nil after its connection was closed")
+	}
+}

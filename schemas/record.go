@@ -3,6 +3,7 @@ package schemas
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -130,6 +131,13 @@ type OrderRecord struct {
 
 // Key returns the record's store key.
 func (r *OrderRecord) Key() OrderKey { return OrderKey{Seller: r.Seller, OrderNo: r.OrderNo} }
+
+// ValidOrderNo reports whether no is an order number a request may carry
+// (invoice-request.schema.json: 1 to 20 printable ASCII characters without
+// spaces), and so one the order store can hold.
+func ValidOrderNo(no string) bool {
+	return no != "" && len(no) <= 20 && !strings.ContainsFunc(no, func(r rune) bool { return r < '!' || r > '~' })
+}
 
 // OrderKey identifies an order: order numbers are unique per seller.
 type OrderKey struct {

@@ -114,7 +114,7 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seller, orderNo, ok := strings.Cut(requestID, ":")
-	if !ok || seller == "" || len(schemas.NormalizeTaxNumber(seller)) > 20 || !validOrderNo(orderNo) {
+	if !ok || seller == "" || len(schemas.NormalizeTaxNumber(seller)) > 20 || !schemas.ValidOrderNo(orderNo) {
 		p.fail(w, http.StatusBadRequest, 1001, "requestId must be <sellerTaxNum>:<orderNo>, the tax number at most 20 characters, the order number 1 to 20 printable ASCII characters without spaces")
 		return
 	}
@@ -221,11 +221,4 @@ func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-// validOrderNo reports whether no is an order number a request may carry
-// (schemas/invoice-request.schema.json: 1 to 20 printable ASCII characters
-// without spaces); no other can be in the order store.
-func validOrderNo(no string) bool {
-	return no != "" && len(no) <= 20 && !strings.ContainsFunc(no, func(r rune) bool { return r < '!' || r > '~' })
 }

@@ -223,6 +223,9 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	case <-ctx.Done():
 		log.Info().Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-loopDone:
+		if err == nil {
+			err = errors.New("stopped without being asked to")
+		}
 		return fmt.Errorf("consume loop: %w", err)
 	}
 	stopLoop()
