@@ -492,7 +492,7 @@ const readWait = 500 * time.Millisecond
 // read takes results until every request that was published has one, or
 // ctx ends.
 func (b *bench) read(ctx context.Context, iter jetstream.MessagesContext, rec *benchRecorder, bar *progress) {
-	for ctx.Err() == nil && rec.got < rec.expected() {
+	for ctx.Err() == nil && rec.waiting() {
 		m, err := iter.Next(jetstream.NextMaxWait(readWait))
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -555,7 +555,10 @@ func (b *bench) publish(ctx context.Context, subj schemas.Subjects, rec *benchRe
 		i int
 		f jetstream.PubAckFuture
 	}
-	pending := make(chan inflight, b.o.window-1)
+	pending := make(chan inflight, b.o.window)
+	// slots holds one token per publish awaiting its acknowledgement: taken
+	// before the publish, given back once the acknowledgement is in.
+	slots := make(chan struct{}, b.o.window)
 	var mu sync.Mutex
 	fail := func(i int, err error) {
 		rec.markFailed(i)
@@ -578,6 +581,7 @@ func (b *bench) publish(ctx context.Context, subj schemas.Subjects, rec *benchRe
 			case <-ctx.Done():
 				fail(p.i, fmt.Errorf("interrupted before the acknowledgement: %w", context.Cause(ctx)))
 			}
+			<-slots
 			bar.step()
 		}
 	})
@@ -590,6 +594,11 @@ func (b *bench) publish(ctx context.Context, subj schemas.Subjects, rec *benchRe
 publishing:
 	for i := range b.o.n {
 		m := b.gen.msg(subj, i)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break publishing
+		}
 		at := time.Now()
 		if b.o.rate > 0 {
 			due := start.Add(time.Duration(float64(i) * float64(time.Second) / b.o.rate))
@@ -606,12 +615,14 @@ publishing:
 		rec.markSent(i, at)
 		f, err := b.s.js.PublishMsgAsync(m)
 		if err != nil {
+			<-slots
 			fail(i, err)
 			continue
 		}
 		select {
 		case pending <- inflight{i, f}:
 		case <-ctx.Done():
+			<-slots
 			fail(i, fmt.Errorf("interrupted before the acknowledgement: %w", context.Cause(ctx)))
 			break publishing
 		}

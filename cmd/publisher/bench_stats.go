@@ -28,13 +28,17 @@ type benchRecorder struct {
 	status   []uint8
 	statuses []schemas.Status
 
-	got       int // requests with a final result
-	extra     int // final results beyond the first for a request
-	nonFinal  int // action_required results of our requests
-	foreign   int // results of other orders (other runs, other tools)
-	wrong     int // results of our order numbers with another seller
-	skewed    int // results stored before their request was published
-	failed    atomic.Int64
+	got      int // requests with a final result
+	extra    int // final results beyond the first for a request
+	nonFinal int // action_required results of our requests
+	foreign  int // results of other orders (other runs, other tools)
+	wrong    int // results of our order numbers with another seller
+	skewed   int // results stored before their request was published
+	failed   atomic.Int64
+	// settled[i] is set once request i has a final result or its publish
+	// failed, whichever came first; resolved counts them.
+	settled   []atomic.Bool
+	resolved  atomic.Int64
 	firstDone int64 // earliest done, ns since t0
 	lastDone  int64 // latest done
 }
@@ -43,7 +47,7 @@ type benchRecorder struct {
 const sentFailed = -1
 
 func newBenchRecorder(n int, t0 time.Time) *benchRecorder {
-	return &benchRecorder{t0: t0.Round(0), sent: make([]atomic.Int64, n), done: make([]int64, n), status: make([]uint8, n)}
+	return &benchRecorder{t0: t0.Round(0), sent: make([]atomic.Int64, n), done: make([]int64, n), status: make([]uint8, n), settled: make([]atomic.Bool, n)}
 }
 
 // markSent records the start of request i's latency. Only at's wall-clock
@@ -56,6 +60,10 @@ func (r *benchRecorder) markSent(i int, at time.Time) {
 // markFailed records that publishing request i failed: no result is
 // expected for it.
 func (r *benchRecorder) markFailed(i int) {
+	if !r.settled[i].CompareAndSwap(false, true) {
+		return // its result is in: it was stored after all
+	}
+	r.resolved.Add(1)
 	r.sent[i].Store(sentFailed)
 	r.failed.Add(1)
 }
@@ -63,6 +71,10 @@ func (r *benchRecorder) markFailed(i int) {
 // expected is how many results the phase waits for: every request whose
 // publish did not fail.
 func (r *benchRecorder) expected() int { return len(r.sent) - int(r.failed.Load()) }
+
+// waiting reports whether some published request has neither a result nor
+// a failed publish.
+func (r *benchRecorder) waiting() bool { return r.resolved.Load() < int64(len(r.sent)) }
 
 // result records a final result of request i stored at stored; it reports
 // whether it was the request's first.
@@ -81,6 +93,9 @@ func (r *benchRecorder) result(i int, st schemas.Status, stored time.Time) bool 
 		}
 	}
 	r.status[i] = uint8(k + 1)
+	if r.settled[i].CompareAndSwap(false, true) {
+		r.resolved.Add(1)
+	}
 	d := int64(stored.Sub(r.t0))
 	if s := r.sent[i].Load(); s > 0 && d < s-1 {
 		r.skewed++
