@@ -54,6 +54,19 @@ type replayMark struct {
 	RequestSeq uint64 `json:"requestSeq"`
 	// By is who replayed it: user@host.
 	By string `json:"by"`
+	// DeadLetterStored is when the dead letter replayed was stored: a mark
+	// under the same sequence for another dead letter (the stream deleted
+	// and created again) is not its. Zero in marks written before it was
+	// kept; such a mark is not a dead letter's stored after it was made.
+	DeadLetterStored time.Time `json:"deadLetterStored,omitzero"`
+}
+
+// of reports whether m marks the dead letter stored at stored.
+func (m *replayMark) of(stored time.Time) bool {
+	if !m.DeadLetterStored.IsZero() {
+		return m.DeadLetterStored.Equal(stored)
+	}
+	return stored.IsZero() || !m.ReplayedAt.Before(stored)
 }
 
 func (m *replayMark) String() string {
@@ -83,17 +96,22 @@ func newDeadEntry(seq uint64, stored time.Time, subject string, h nats.Header, d
 	return e
 }
 
-// dlqFilter is the dead-letter subject for a reason and seller, "" meaning
-// any.
-func dlqFilter(subj schemas.Subjects, reason, seller string) string {
-	r, s := "*", "*"
+// dlqFilters are the dead-letter subjects for a reason and seller, ""
+// meaning any; a seller's are those of each spelling of its tax number
+// (sellerTokens).
+func dlqFilters(subj schemas.Subjects, reason, seller string) []string {
+	r := "*"
 	if reason != "" {
 		r = reason
 	}
-	if seller != "" {
-		s = sellerToken(seller)
+	if seller == "" {
+		return []string{subj.DeadLetter(schemas.DeadLetterReason(r), "*")}
 	}
-	return subj.DeadLetter(schemas.DeadLetterReason(r), s)
+	var filters []string
+	for _, t := range sellerTokens(seller) {
+		filters = append(filters, subj.DeadLetter(schemas.DeadLetterReason(r), t))
+	}
+	return filters
 }
 
 // checkReason validates a --reason value.
@@ -113,11 +131,11 @@ func (s *session) dlqStream(ctx context.Context) (jetstream.Stream, error) {
 	return s.stream(ctx, s.subjects.DeadLetterFilter(), "dead letters")
 }
 
-// scanDeadLetters calls fn for every dead letter on filter (from the point
+// scanDeadLetters calls fn for every dead letter on filters (from the point
 // from says) up to the end of the stream as it was when the scan began; it
 // does not follow, so that dead letters appended meanwhile (a replayed
 // malformed message comes back) are not visited.
-func (s *session) scanDeadLetters(ctx context.Context, stream jetstream.Stream, filter string, from orderedFrom, fn func(deadEntry) error) error {
+func (s *session) scanDeadLetters(ctx context.Context, stream jetstream.Stream, filters []string, from orderedFrom, fn func(deadEntry) error) error {
 	ictx, cancel := s.ctx(ctx)
 	info, err := stream.Info(ictx)
 	cancel()
@@ -125,7 +143,7 @@ func (s *session) scanDeadLetters(ctx context.Context, stream jetstream.Stream, 
 		return s.jsError(err, "read the dead-letter stream's state")
 	}
 	end := info.State.LastSeq
-	iter, pending, err := s.follow(ctx, stream, []string{filter}, from)
+	iter, pending, err := s.follow(ctx, stream, filters, from)
 	if err != nil {
 		return err
 	}
@@ -210,26 +228,36 @@ func (s *session) replayBook(ctx context.Context, dlq jetstream.Stream, create b
 // replayKey is the bucket key of a dead letter.
 func replayKey(seq uint64) string { return strconv.FormatUint(seq, 10) }
 
-// getMark returns the replay mark of a dead letter, nil when it was not
-// replayed (or kv is nil).
-func (s *session) getMark(ctx context.Context, kv jetstream.KeyValue, seq uint64) (*replayMark, error) {
+// getMark returns the replay mark of the dead letter #seq stored at
+// stored, nil when it was not replayed (or kv is nil).
+func (s *session) getMark(ctx context.Context, kv jetstream.KeyValue, seq uint64, stored time.Time) (*replayMark, error) {
+	m, _, err := s.markOf(ctx, kv, seq, stored)
+	return m, err
+}
+
+// markOf is getMark, and the revision of a mark under the same key left by
+// another dead letter (0 when there is none): the replay replaces it.
+func (s *session) markOf(ctx context.Context, kv jetstream.KeyValue, seq uint64, stored time.Time) (*replayMark, uint64, error) {
 	if kv == nil {
-		return nil, nil
+		return nil, 0, nil
 	}
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
 	e, err := kv.Get(rctx, replayKey(seq))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, s.jsError(err, fmt.Sprintf("read the replay mark of #%d", seq))
+		return nil, 0, s.jsError(err, fmt.Sprintf("read the replay mark of #%d", seq))
 	}
 	var m replayMark
 	if err := json.Unmarshal(e.Value(), &m); err != nil {
-		return &replayMark{By: "(unreadable mark: " + err.Error() + ")"}, nil
+		return &replayMark{By: "(unreadable mark: " + err.Error() + ")"}, 0, nil
 	}
-	return &m, nil
+	if !m.of(stored) {
+		return nil, e.Revision(), nil
+	}
+	return &m, 0, nil
 }
 
 // whoAmI is user@host for replay marks.

@@ -54,9 +54,9 @@ and when it was replayed ("-" if never; "truncated" if it cannot be).
 			out := cmd.OutOrStdout()
 			var rows [][]string
 			n := 0
-			err = s.scanDeadLetters(ctx, stream, dlqFilter(s.subjects, reason, seller), orderedFrom{all: since == 0, since: since}, func(e deadEntry) error {
+			err = s.scanDeadLetters(ctx, stream, dlqFilters(s.subjects, reason, seller), orderedFrom{all: since == 0, since: since}, func(e deadEntry) error {
 				n++
-				mark, err := s.getMark(ctx, kv, e.Seq)
+				mark, err := s.getMark(ctx, kv, e.Seq, e.Stored)
 				if err != nil {
 					return err
 				}

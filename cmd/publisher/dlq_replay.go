@@ -31,14 +31,18 @@ func newDLQReplayCommand(g *globals) *cobra.Command {
 		Short: "Republish dead letters' requests to the consumer",
 		Long: `replay republishes the request of each selected dead letter to
 <prefix>.request.<seller>, the seller being the one of the dead letter's
-original subject, with the original headers except:
-  Nats-Msg-Id        replay:<dead-letter stream>:<dead-letter seq> (new, so the
-                     request stream does not drop it as a duplicate of the original)
+original subject (its tax number in capitals), with the original headers
+except:
+  Nats-Msg-Id        replay:<dead-letter stream>:<dead-letter seq>:<its stored
+                     time, Unix ns> (new, so the request stream does not drop it
+                     as a duplicate of the original)
   Invoice-Replay-Of  <dead-letter seq>
 Then it marks the dead letter replayed in the key-value bucket
 ` + ReplayBucket + ` (key: the sequence; value: when, the new request's
-sequence, who). A dead letter already marked is skipped: replaying twice does
-nothing. Of two replays racing on the same dead letter, the request stream
+sequence, who, and the dead letter's stored time, so that a dead-letter
+stream deleted and created again, which numbers its dead letters afresh, does
+not take a new dead letter for an old one). A dead letter already marked is
+skipped: replaying twice does nothing. Of two replays racing on the same dead letter, the request stream
 keeps one request (same Nats-Msg-Id) and only one replay marks it.
 
 Replaying is safe: the consumer's order store guarantees that an order never
@@ -145,7 +149,7 @@ func runReplay(ctx context.Context, g *globals, o replayOptions, out io.Writer) 
 		}
 	} else {
 		from := orderedFrom{all: o.since == 0, since: o.since}
-		if err := s.scanDeadLetters(ctx, stream, dlqFilter(s.subjects, o.reason, o.seller), from, func(e deadEntry) error {
+		if err := s.scanDeadLetters(ctx, stream, dlqFilters(s.subjects, o.reason, o.seller), from, func(e deadEntry) error {
 			return r.replay(ctx, e)
 		}); err != nil {
 			return err
@@ -186,7 +190,7 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 		return nil
 	}
 	head += fmt.Sprintf(" %s %s:%s", dl.Reason, orEmpty(dl.SellerTaxNum), orEmpty(dl.OrderNo))
-	mark, err := r.s.getMark(ctx, r.kv, e.Seq)
+	mark, stale, err := r.s.markOf(ctx, r.kv, e.Seq, e.Stored)
 	if err != nil {
 		return err
 	}
@@ -206,8 +210,12 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 		r.t.unreplayable++
 		return nil
 	}
-	msg := &nats.Msg{Subject: r.s.subjects.Request(seller), Data: dl.Payload, Header: replayHeaders(dl.Headers)}
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay:%s:%d", r.dlqName, e.Seq))
+	// On the subject of the seller's tax number as the consumer writes it,
+	// whatever spelling the original was published on.
+	msg := &nats.Msg{Subject: r.s.subjects.Request(sellerToken(seller)), Data: dl.Payload, Header: replayHeaders(dl.Headers)}
+	// The id names this dead letter, not only its number: a stream deleted
+	// and created again numbers its dead letters afresh.
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay:%s:%d:%d", r.dlqName, e.Seq, e.Stored.UnixNano()))
 	msg.Header.Set(pipeline.HeaderReplayOf, strconv.FormatUint(e.Seq, 10))
 	if r.dryRun {
 		fmt.Fprintf(r.out, "%s: would replay to %s (%d bytes)\n", head, msg.Subject, len(dl.Payload))
@@ -226,16 +234,27 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 		}
 		return nil
 	}
-	value, err := json.Marshal(replayMark{ReplayedAt: time.Now().UTC(), RequestSeq: ack.Sequence, By: r.by})
+	value, err := json.Marshal(replayMark{ReplayedAt: time.Now().UTC(), RequestSeq: ack.Sequence, By: r.by, DeadLetterStored: e.Stored})
 	if err != nil {
 		return err
 	}
 	kctx, cancel := r.s.ctx(ctx)
-	_, err = r.kv.Create(kctx, replayKey(e.Seq), value)
+	if stale != 0 {
+		// Another dead letter's mark under this number: replaced, unless
+		// a concurrent replay replaced it first.
+		_, err = r.kv.Update(kctx, replayKey(e.Seq), value, stale)
+		if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			if m, _, gerr := r.s.markOf(ctx, r.kv, e.Seq, e.Stored); gerr == nil && m != nil {
+				err = jetstream.ErrKeyExists
+			}
+		}
+	} else {
+		_, err = r.kv.Create(kctx, replayKey(e.Seq), value)
+	}
 	cancel()
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
-		mark, _ := r.s.getMark(ctx, r.kv, e.Seq)
+		mark, _ := r.s.getMark(ctx, r.kv, e.Seq, e.Stored)
 		when := "the same moment"
 		if mark != nil {
 			when = mark.String()

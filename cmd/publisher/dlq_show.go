@@ -55,7 +55,7 @@ Exit status: 0 shown, 1 no such dead letter, 2 usage error, 3 NATS unreachable.`
 			if err != nil {
 				return err
 			}
-			mark, err := s.getMark(ctx, kv, seq)
+			mark, err := s.getMark(ctx, kv, seq, e.Stored)
 			if err != nil {
 				return err
 			}

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // dlqEntries lists the dead letters through the CLI's JSON output.
@@ -234,7 +235,7 @@ func TestDLQ(t *testing.T) {
 			t.Fatal(err)
 		}
 		if string(m.Data) != string(doomed) || m.Subject != subj.Request(jumdataSeller) ||
-			m.Header.Get(jetstream.MsgIDHeader) != "replay:INVOICE_DLQ:"+seq || m.Header.Get(pipeline.HeaderReplayOf) != seq {
+			!strings.HasPrefix(m.Header.Get(jetstream.MsgIDHeader), "replay:INVOICE_DLQ:"+seq+":") || m.Header.Get(pipeline.HeaderReplayOf) != seq {
 			t.Fatalf("replayed %s %v %s", m.Subject, m.Header, m.Data)
 		}
 		kv, err := c.js.KeyValue(ctx, ReplayBucket)
@@ -356,7 +357,7 @@ func TestDLQSynthetic(t *testing.T) {
 	m := msgs[0]
 	seq := strconv.FormatUint(partitioned, 10)
 	if m.Subject != subj.Request(nuonuoSeller) || string(m.Data) != string(payload) ||
-		m.Header.Get("Nats-Msg-Id") != "replay:INVOICE_DLQ:"+seq || m.Header.Get(pipeline.HeaderReplayOf) != seq ||
+		!strings.HasPrefix(m.Header.Get("Nats-Msg-Id"), "replay:INVOICE_DLQ:"+seq+":") || m.Header.Get(pipeline.HeaderReplayOf) != seq ||
 		m.Header.Get("Traceparent") != "00-abc-def-01" || m.Header.Get("Nats-Expected-Last-Sequence") != "" || len(m.Header.Values(pipeline.HeaderReplayOf)) != 1 {
 		t.Fatalf("replayed request %s %v", m.Subject, m.Header)
 	}
@@ -394,7 +395,7 @@ func TestScanStopsAtTheEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen []uint64
-	err = s.scanDeadLetters(ctx, stream, dlqFilter(s.subjects, "", ""), orderedFrom{all: true}, func(e deadEntry) error {
+	err = s.scanDeadLetters(ctx, stream, dlqFilters(s.subjects, "", ""), orderedFrom{all: true}, func(e deadEntry) error {
 		seen = append(seen, e.Seq)
 		if len(seen) > 10 {
 			return errors.New("the scan does not stop")
@@ -404,5 +405,62 @@ func TestScanStopsAtTheEnd(t *testing.T) {
 	})
 	if err != nil || !slices.Equal(seen, []uint64{1, 2, 3}) {
 		t.Fatalf("visited %v, %v; want 1, 2, 3", seen, err)
+	}
+}
+
+// TestReplayMarkOfAnotherDeadLetter: when the dead-letter stream is
+// deleted and created again (the consumer recreates it at its start), its
+// sequences start over; the replay mark of the old dead letter #1 is not
+// the new #1's, which is replayed (and its mark replaces the old one), and
+// not again after that.
+func TestReplayMarkOfAnotherDeadLetter(t *testing.T) {
+	env := MustNATS(t)
+	ctx := context.Background()
+	subj := schemas.Subjects{}
+	put := func(orderNo string) {
+		t.Helper()
+		payload := issueRequest(t, nuonuoSeller, orderNo)
+		now := time.Now().UTC()
+		b, err := json.Marshal(schemas.DeadLetter{
+			SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OrderNo: orderNo,
+			Error: schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "gave up"}, Deliveries: 20,
+			OriginalSubject: subj.Request(nuonuoSeller), OriginalStream: "INVOICE_REQUESTS", OriginalSeq: 1,
+			PublishedAt: now, FirstSeen: now, DeadAt: now, Payload: payload, PayloadSize: len(payload), PayloadSHA256: "00",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.js.Publish(ctx, subj.DeadLetter(schemas.ReasonExhausted, nuonuoSeller), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("OLD-1")
+	if out, _, code := env.cli(t, "dlq", "replay", "--seq", "1"); code != exitOK {
+		t.Fatalf("first replay: exit %d\n%s", code, out)
+	}
+	// The dead-letter stream is deleted and recreated, as the consumer does
+	// at its next start.
+	if err := env.js.DeleteStream(ctx, pipeline.DefaultDeadLetterStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := (pipeline.Topology{}).Ensure(ctx, env.js); err != nil {
+		t.Fatal(err)
+	}
+	put("NEW-1") // #1 again
+	out, _, code := env.cli(t, "dlq", "replay", "--seq", "1")
+	if !strings.Contains(out, "NEW-1: replayed to") {
+		t.Errorf("the new dead letter #1 (NEW-1) was not replayed (exit %d):\n%s", code, out)
+	}
+	var n int
+	for _, m := range env.requests() {
+		if strings.Contains(string(m.Data), "NEW-1") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the request stream holds NEW-1 %d times, want 1", n)
+	}
+	if out, _, _ := env.cli(t, "dlq", "replay", "--seq", "1"); !strings.Contains(out, "skipped: already replayed") {
+		t.Errorf("the new #1 replayed a second time:\n%s", out)
 	}
 }

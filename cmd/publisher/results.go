@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
@@ -38,6 +39,21 @@ func resultFilters(subj schemas.Subjects, statuses []schemas.Status, sellers []s
 // does, then made safe.
 func sellerToken(s string) string {
 	return schemas.SubjectToken(schemas.NormalizeTaxNumber(s))
+}
+
+// sellerTokens are the subject tokens a seller's results and dead letters
+// may be filed under: its tax number normalized (where the consumer files
+// them), and the lower-case and as-typed spellings, under which it answers
+// a request published on that spelling of the subject (a subject_mismatch
+// rejection, a malformed message's dead letter).
+func sellerTokens(s string) []string {
+	toks := []string{sellerToken(s)}
+	for _, t := range []string{strings.ToLower(toks[0]), schemas.SubjectToken(strings.TrimSpace(s))} {
+		if t != "" && !slices.Contains(toks, t) {
+			toks = append(toks, t)
+		}
+	}
+	return toks
 }
 
 // orderedFrom is where an ordered consumer starts: new messages only, the

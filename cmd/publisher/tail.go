@@ -88,8 +88,10 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 	}
 	var sellers []string
 	for _, s := range o.sellers {
-		if s = sellerToken(s); !slices.Contains(sellers, s) {
-			sellers = append(sellers, s)
+		for _, t := range sellerTokens(s) {
+			if !slices.Contains(sellers, t) {
+				sellers = append(sellers, t)
+			}
 		}
 	}
 
