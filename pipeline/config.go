@@ -35,13 +35,15 @@ type Config struct {
 	// delivery, about an order the provider has just accepted; 0 means 1,
 	// negative means never.
 	InlinePolls int
-	// RedConfirmWait is how long a red confirmation form the provider has
-	// accepted is polled while it waits for the other party to confirm it
-	// (Nuonuo billStatus 02/03, jumdata's 202 on red-invoice/result): those
-	// polls do not count against MaxDeliver, and the form is given up only
-	// once it has waited this long (Nuonuo voids a form left unconfirmed for
-	// 72 h, a final answer). After RedConfirmSlowAfter of waiting it is asked
-	// about at most every RedConfirmSlowPoll. 0 means 74h.
+	// RedConfirmWait is how long an order is polled while the provider waits
+	// for someone outside it (providers.Outcome.AwaitingParty: the buyer
+	// confirming a red confirmation form, Nuonuo billStatus 02/03, jumdata's
+	// 202 on red-invoice/result): those polls do not count against
+	// MaxDeliver, and the order is given up only once it has waited this
+	// long (Nuonuo voids a form left unconfirmed for 72 h, a final answer).
+	// After RedConfirmSlowAfter of waiting it is asked about at most every
+	// RedConfirmSlowPoll. A form the provider is still processing (Nuonuo's
+	// 15) keeps the MaxDeliver budget. 0 means 74h.
 	RedConfirmWait time.Duration
 	// HoldProbe is how often a seller whose provider needs a person to act
 	// is probed with one of its orders; its other orders wait. 0 means 1m.

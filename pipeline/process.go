@@ -168,6 +168,9 @@ type order struct {
 	// prior is the order's stored record when it is this request's (the
 	// same fingerprint), before rec is set from it.
 	prior *schemas.OrderRecord
+	// awaiting says that this delivery's answer was the provider waiting
+	// for someone outside it (providers.Outcome.AwaitingParty).
+	awaiting bool
 }
 
 func (o *order) run(ctx context.Context) {
@@ -176,7 +179,15 @@ func (o *order) run(ctx context.Context) {
 
 	stored, found, err := o.p.lookup(ctx, o.key)
 	if err != nil {
-		o.later(ctx, EventError, 0, &schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "the order store could not be read"}, fmt.Errorf("read order %s: %w", o.key, err))
+		err = fmt.Errorf("read order %s: %w", o.key, err)
+		if o.m.Deliveries > o.p.cfg.MaxDeliver {
+			// Only a request whose polls did not count (an order waiting
+			// for the buyer) gets past MaxDeliver: without its record,
+			// whether it may be given up cannot be told.
+			o.out.Action, o.out.Delay, o.out.Event, o.out.Err = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError, err
+			return
+		}
+		o.later(ctx, EventError, 0, &schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "the order store could not be read"}, err)
 		return
 	}
 	var old *schemas.OrderRecord
@@ -485,12 +496,16 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 	case providers.Accepted:
 		o.rec.State = schemas.StateAccepted
 		o.rec.Polls++
-		if o.rec.AcceptedAt.IsZero() {
-			o.rec.AcceptedAt = o.now
-		}
 		delay := o.p.cfg.pollDelay(o.rec.Polls, a.RetryAfter)
-		if waiting(o.rec) && o.now.Sub(o.rec.AcceptedAt) >= RedConfirmSlowAfter {
-			delay = max(delay, RedConfirmSlowPoll)
+		if a.AwaitingParty {
+			o.awaiting = true
+			o.rec.WaitPolls++
+			if o.rec.WaitingSince.IsZero() {
+				o.rec.WaitingSince = o.now
+			}
+			if o.now.Sub(o.rec.WaitingSince) >= RedConfirmSlowAfter {
+				delay = max(delay, RedConfirmSlowPoll)
+			}
 		}
 		if o.save(ctx) {
 			o.later(ctx, EventAccepted, delay, providerError(schemas.CodeRetriesExhausted, a), nil)
@@ -624,30 +639,22 @@ func (o *order) later(ctx context.Context, event string, delay time.Duration, wh
 	}
 }
 
-// waiting reports whether rec is a red confirmation form the provider has
-// accepted: one that may wait days for the other party to confirm it.
-func waiting(rec schemas.OrderRecord) bool {
-	return rec.Kind == schemas.KindRedConfirm && !rec.AcceptedAt.IsZero()
-}
-
 // exhausted reports whether the request has run out of deliveries, and
 // ends with event now. Every delivery counts against MaxDeliver, except
-// those of a red confirmation form waiting for the other party that ended
-// with the form still accepted (OrderRecord.Polls): the form is polled for
-// RedConfirmWait from its first acceptance, and its other deliveries
-// (failures, holds) keep the budget of MaxDeliver.
+// those that ended with the provider waiting for someone outside it
+// (OrderRecord.WaitPolls: a red confirmation form the buyer has to
+// confirm): such an order is polled for RedConfirmWait from WaitingSince,
+// and its other deliveries (failures, holds, the provider still working)
+// keep the budget of MaxDeliver.
 func (o *order) exhausted(event string) bool {
 	rec := o.rec
 	if rec.Seller == "" && o.prior != nil {
 		rec = *o.prior // a delivery that ends before rec is set (a held seller)
 	}
-	if !waiting(rec) {
-		return o.m.Deliveries >= o.p.cfg.MaxDeliver
+	if event == EventAccepted && o.awaiting {
+		return o.now.Sub(rec.WaitingSince) >= o.p.cfg.RedConfirmWait
 	}
-	if event == EventAccepted {
-		return o.now.Sub(rec.AcceptedAt) >= o.p.cfg.RedConfirmWait
-	}
-	return o.m.Deliveries-rec.Polls >= o.p.cfg.MaxDeliver
+	return o.m.Deliveries-rec.WaitPolls >= o.p.cfg.MaxDeliver
 }
 
 // giveUp ends a request that ran out of deliveries: the order is saved as
@@ -693,7 +700,7 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 			o.rec.State = schemas.StateFailed
 			o.rec.LastError = info
 			// A replay starts a new backoff, polling schedule and wait.
-			o.rec.Failures, o.rec.Polls, o.rec.AcceptedAt = 0, 0, time.Time{}
+			o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince = 0, 0, 0, time.Time{}
 			o.rec.CompletedAt = o.now
 			if !o.save(ctx) {
 				return

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ import (
 // still fails after three, as before.
 func TestRedConfirmationWaitsPastMaxDeliver(t *testing.T) {
 	cfg := fast
-	cfg.MaxDeliver = 3
+	cfg.MaxDeliver = 5
+	// Nuonuo: six queries in 15 (the platform applying: about three
+	// deliveries, within MaxDeliver), six in 02 (the buyer), then 04.
 	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{
 		Nuonuo:  sandbox.NuonuoConfig{RedConfirmSteps: 6},
 		Jumdata: sandbox.JumdataConfig{RedPendingPolls: 12},
@@ -39,8 +42,8 @@ func TestRedConfirmationWaitsPastMaxDeliver(t *testing.T) {
 			t.Fatalf("%s: %s %+v", o.no, res[0].Status, res[0].Error)
 		}
 		rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: o.seller, OrderNo: o.no})
-		if err != nil || rec.Polls < cfg.MaxDeliver || rec.AcceptedAt.IsZero() {
-			t.Fatalf("%s: %d polls, accepted at %v (%v); want more polls than MaxDeliver allows deliveries", o.no, rec.Polls, rec.AcceptedAt, err)
+		if err != nil || rec.Polls < cfg.MaxDeliver || rec.WaitPolls == 0 || rec.WaitingSince.IsZero() {
+			t.Fatalf("%s: %d polls, %d waiting since %v (%v); want more polls than MaxDeliver allows deliveries", o.no, rec.Polls, rec.WaitPolls, rec.WaitingSince, err)
 		}
 	}
 	if dls := h.deadLetters(); len(dls) != 0 {
@@ -78,8 +81,8 @@ func TestRedConfirmationGivenUpAfterItsWait(t *testing.T) {
 		t.Fatalf("given up after %v, before its wait of %v", waited, cfg.RedConfirmWait)
 	}
 	rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "RC-G-J"})
-	if err != nil || rec.State != schemas.StateFailed || rec.Polls != 0 || !rec.AcceptedAt.IsZero() {
-		t.Fatalf("stored %s, %d polls, accepted at %v (%v); want failed and a fresh schedule", rec.State, rec.Polls, rec.AcceptedAt, err)
+	if err != nil || rec.State != schemas.StateFailed || rec.Polls != 0 || rec.WaitPolls != 0 || !rec.WaitingSince.IsZero() {
+		t.Fatalf("stored %s, %d polls, %d waiting since %v (%v); want failed and a fresh schedule", rec.State, rec.Polls, rec.WaitPolls, rec.WaitingSince, err)
 	}
 
 	stuck := h.waitResult(nuonuoSeller, "STUCK-N", 1, 20*time.Second)[0]
@@ -130,5 +133,82 @@ func TestRedConfirmationPolledSlowlyAfterAnHour(t *testing.T) {
 		if out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted || out.Delay < tc.atLeast || out.Delay >= tc.lessThan {
 			t.Fatalf("delivery %d, %v after the first: %s %s in %v; want accepted, again in [%v, %v)", i+1, time.Duration(ahead.Load()), out.Action, out.Event, out.Delay, tc.atLeast, tc.lessThan)
 		}
+	}
+}
+
+// A form the platform is still processing (Nuonuo's 15, applying) does not
+// wait for the buyer: it keeps the MaxDeliver budget, as an invoice still
+// issuing does.
+func TestRedConfirmationStillApplyingKeepsMaxDeliver(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Nuonuo: sandbox.NuonuoConfig{RedConfirmSteps: 1000}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	var blue pipeline.Outcome
+	rawBlue := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "BLUE-AP-N", nil))
+	for d := 1; d <= 3 && blue.Status != schemas.StatusIssued; d++ {
+		blue = deliverRaw(t, p, rawBlue, d)
+	}
+	rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "BLUE-AP-N"})
+	if err != nil || len(rec.Invoices) != 1 {
+		t.Fatalf("blue record: %+v %v", rec, err)
+	}
+	raw := publishRaw(t, h, nuonuoSeller, redConfirmRequest(t, nuonuoSeller, "RC-AP-N", rec.Invoices[0]))
+	var out pipeline.Outcome
+	d := 1
+	for ; d <= cfg.MaxDeliver+2; d++ {
+		if out = deliverRaw(t, p, raw, d); out.Action != pipeline.Nak {
+			break
+		}
+	}
+	if out.Action != pipeline.Term || d != cfg.MaxDeliver {
+		t.Fatalf("a form still applying (15): %s %s at delivery %d; want given up at delivery %d", out.Action, out.Event, d, cfg.MaxDeliver)
+	}
+}
+
+// storeReads fails the order store's reads while fail is set.
+type storeReads struct {
+	pipeline.Store
+	fail atomic.Bool
+}
+
+func (s *storeReads) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+	if s.fail.Load() {
+		return schemas.OrderRecord{}, false, errors.New("read failed")
+	}
+	return s.Store.Get(ctx, key)
+}
+
+// A form waiting for the buyer past MaxDeliver deliveries is not given up
+// because one read of its record failed: without the record, the pipeline
+// cannot tell that it may go on, and puts it back.
+func TestWaitingFormOutlivesAFailedRead(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
+	st := &storeReads{Store: h.db}
+	p := firstRun(t, h, cfg, st, nil, false)
+	blue := deliverRaw(t, p, publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "BLUE-RF-J", nil)), 1)
+	if blue.Status != schemas.StatusIssued {
+		t.Fatalf("blue: %s %s", blue.Event, blue.Status)
+	}
+	rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "BLUE-RF-J"})
+	if err != nil || len(rec.Invoices) != 1 {
+		t.Fatalf("blue record: %+v %v", rec, err)
+	}
+	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-RF-J", rec.Invoices[0]))
+	for d := 1; d <= 5; d++ {
+		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+			t.Fatalf("delivery %d: %s %s", d, out.Action, out.Event)
+		}
+	}
+	st.fail.Store(true)
+	out := deliverRaw(t, p, raw, 6)
+	st.fail.Store(false)
+	if out.Action != pipeline.Nak {
+		t.Fatalf("one failed read on delivery 6 of a waiting form: %s %s, dead letter %q", out.Action, out.Event, out.DeadLetter)
+	}
+	if out := deliverRaw(t, p, raw, 7); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+		t.Fatalf("delivery 7, the store readable again: %s %s", out.Action, out.Event)
 	}
 }

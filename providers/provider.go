@@ -74,6 +74,13 @@ type Outcome struct {
 	// RetryAfter is the provider's hint of when to ask again (Accepted,
 	// Retry); 0 means no hint.
 	RetryAfter time.Duration
+	// AwaitingParty, on an Accepted outcome, says that the provider waits
+	// for someone outside it, and may for days: the buyer confirming a red
+	// confirmation form (Nuonuo billStatus 02/03, jumdata's 202 on
+	// red-invoice/result). The pipeline polls such an order for
+	// pipeline.Config.RedConfirmWait, those polls not counted against its
+	// deliveries.
+	AwaitingParty bool
 	// Code is the provider's code ("E9130", "202", "070601") or, where the
 	// provider gave none, "http_<status>", "transport" or "unreadable".
 	Code string

@@ -89,12 +89,15 @@ type OrderRecord struct {
 	// schedule, which starts when the provider first accepts the order
 	// however many transient failures came before.
 	Polls int `json:"polls,omitempty"`
-	// AcceptedAt is when the provider first answered that it has the order
-	// and is working on it; zero before, and again once the order is given
-	// up, so that a replay starts afresh. A red confirmation form waiting
-	// for the other party is polled until pipeline.Config.RedConfirmWait
-	// after it.
-	AcceptedAt time.Time `json:"acceptedAt,omitzero"`
+	// WaitPolls counts the deliveries that ended with the provider waiting
+	// for someone outside it (providers.Outcome.AwaitingParty: the buyer
+	// confirming a red confirmation form); they do not count against the
+	// request's deliveries. WaitingSince is when it first said so. Both
+	// start again when the order is given up, so that a replay starts
+	// afresh; the order is polled until pipeline.Config.RedConfirmWait after
+	// WaitingSince.
+	WaitPolls    int       `json:"waitPolls,omitempty"`
+	WaitingSince time.Time `json:"waitingSince,omitzero"`
 	// Failures counts the deliveries in a row that ended in a transient
 	// failure (an error answer, an answer lost in transit, a refusal to
 	// take more calls): the position in the retry backoff. It starts again

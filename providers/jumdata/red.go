@@ -174,6 +174,9 @@ func (c *Client) redResult(ctx context.Context, t *redTask, uuid string) provide
 	if !r.is("200") {
 		out := c.fail(r, true)
 		out.Refs, out.RedConfirm = t.refs(uuid), t.state(uuid, out.Message)
+		// A form still in progress waits for the buyer's confirmation,
+		// as long as the tax bureau gives it.
+		out.AwaitingParty = r.is("202")
 		return out
 	}
 	var d redResult

@@ -429,6 +429,9 @@ func (c *Client) queryRedConfirm(ctx context.Context, call *providers.Call) prov
 	switch o.Class {
 	case providers.Accepted:
 		o.RetryAfter = c.cfg.PollAfter
+		// 02 and 03 wait for the other party, for up to 72 h; 15 and
+		// unknown statuses are the platform's own work.
+		o.AwaitingParty = status == "02" || status == "03"
 	case providers.Issued:
 		if form.InvoiceSerialNum != "" {
 			return c.redInvoice(ctx, o, string(form.InvoiceSerialNum))
