@@ -69,11 +69,11 @@ func DocumentName(key schemas.OrderKey, n int) string {
 
 // documentNamePart writes '%', '/', '.', '*', '>', spaces, control
 // characters and bytes outside ASCII as %XX, and every other byte as it is:
-// one-to-one, and unchanged for the order numbers that names written with
-// '_' in place of '.', '*', '>' and spaces (before 2026-12-06) held as
-// they were. An order number with one of those characters now gets a name
-// of its own; its PDFs kept before under the old name stay there, named by
-// its record.
+// one-to-one, and the same name as before 2026-12-06 (when '.', '*', '>'
+// and spaces were written '_', and '%' and '/' as they are) for an order
+// number without any of those characters. An order number with one now
+// gets a name of its own; its PDFs kept before under the old name stay
+// there, named by its record.
 func documentNamePart(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {

@@ -226,7 +226,7 @@ func TestInvalidIsRejectedWithEveryViolation(t *testing.T) {
 	// Published on the seller's subject in lower case: partitioned
 	// consumers would share the seller's orders out by both spellings.
 	l := h.waitResult(strings.ToLower(jumdataSeller), "LOWER-SUBJECT", 1, 10*time.Second)[0] // answered on the subject it came on
-	if l.Status != schemas.StatusRejected || l.Error.Violations[0].Rule != "subject_mismatch" {
+	if l.Status != schemas.StatusRejected || l.Error.Violations[0].Rule != schemas.RuleSubjectSpelling {
 		t.Fatalf("%+v", l)
 	}
 	if st := h.sb.Stats(); st.Submissions != 0 {
@@ -748,5 +748,39 @@ func TestPausedDeliveriesDoNotCountAgainstMaxDeliver(t *testing.T) {
 	}
 	if pauses.Load() < 3 {
 		t.Fatalf("the loop asked Paused %d times; the test needs the two paused deliveries", pauses.Load())
+	}
+}
+
+// A request an earlier build took on its seller's subject in lower case,
+// recorded and left unfinished (here: submitted, jumdata still answering
+// 202) is finished under its seller when it comes again, not rejected
+// while its order stays unfinished; a new request on that subject is
+// rejected.
+func TestLowerCaseSubjectInFlightAtUpgrade(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{PendingPolls: 2}}})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	data := issueRequest(t, jumdataSeller, "LOWER-UP-1", nil)
+	// The record an earlier build left: the same request, submitted, its
+	// answer pending (made here through the seller's own subject).
+	if out := deliverRaw(t, p, publishRaw(t, h, jumdataSeller, data), 1); out.Action != pipeline.Nak {
+		t.Fatalf("setup: %s %s", out.Action, out.Event)
+	}
+	lower := publishRaw(t, h, strings.ToLower(jumdataSeller), data)
+	var out pipeline.Outcome
+	for d := 2; d <= 6; d++ {
+		if out = deliverRaw(t, p, lower, d); out.Action != pipeline.Nak {
+			break
+		}
+	}
+	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "LOWER-UP-1"})
+	if out.Action != pipeline.Ack || out.Status != schemas.StatusIssued || rec.State != schemas.StateIssued {
+		t.Fatalf("the in-flight request: %s %s %s; the store says %s", out.Action, out.Event, out.Status, rec.State)
+	}
+	if st := h.orderStats(jumdataSeller, "LOWER-UP-1"); st.Issuances != 1 {
+		t.Fatalf("sandbox %+v", st)
+	}
+	fresh := deliverRaw(t, p, publishRaw(t, h, strings.ToLower(jumdataSeller), issueRequest(t, jumdataSeller, "LOWER-UP-2", nil)), 1)
+	if fresh.Status != schemas.StatusRejected {
+		t.Fatalf("a new request on the lower-case subject: %s %s", fresh.Action, fresh.Status)
 	}
 }

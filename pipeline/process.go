@@ -141,6 +141,15 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	d.Warnings = listWithin(d.Warnings, 0, maxListedBytes)
 	o := &order{p: p, m: m, d: d, out: &out, now: p.cfg.Now()}
 	if !d.Valid() {
+		switch recorded, err := p.recordedUnderItsSeller(ctx, d); {
+		case err != nil:
+			out.Action, out.Delay, out.Event, out.Err = Nak, p.cfg.retryDelay(m.Deliveries, 0), EventError, err
+			return out
+		case recorded:
+			d.Violations = nil // an earlier build's request in flight: finish it
+		}
+	}
+	if !d.Valid() {
 		e := d.Error()
 		e.Message, e.Field = clip(e.Message, maxTextBytes), clip(e.Field, maxTextBytes)
 		e.Violations = listWithin(e.Violations, d.NotListed, maxListedBytes)
@@ -152,6 +161,29 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	out.Seller, out.OrderNo = o.key.Seller, o.key.OrderNo
 	o.run(ctx)
 	return out
+}
+
+// recordedUnderItsSeller reports whether d's only violation is its
+// subject's spelling of the seller (schemas.RuleSubjectSpelling) and the
+// order store holds the same request under its seller: one that a build
+// that took such subjects recorded, in flight when this one started. It is
+// finished as it was begun rather than answered rejected while its order
+// stays unfinished.
+func (p *Pipeline) recordedUnderItsSeller(ctx context.Context, d *schemas.Decoded) (bool, error) {
+	if d.Request == nil || len(d.Violations) == 0 {
+		return false, nil
+	}
+	for _, v := range d.Violations {
+		if v.Rule != schemas.RuleSubjectSpelling {
+			return false, nil
+		}
+	}
+	key := schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}
+	rec, found, err := p.lookup(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("read order %s: %w", key, err)
+	}
+	return found && rec.Fingerprint == d.Fingerprint, nil
 }
 
 // order is the work on one delivery of a valid request.

@@ -101,6 +101,12 @@ func normalize(r *Request) {
 	}
 }
 
+// RuleSubjectSpelling is the rule of a request published on its seller's
+// subject spelt otherwise (in lower case): partitioned consumers share a
+// seller's requests out by the subject as written, so every request of a
+// seller must come on one subject, its tax number in capitals.
+const RuleSubjectSpelling = "subject_spelling"
+
 // checkRequest applies the domain rules to a request the schema could type.
 // provider names the seller's provider ("" when unknown: Nuonuo's rules).
 func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
@@ -110,7 +116,7 @@ func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
 		// The same seller, written otherwise on the subject: partitioned
 		// consumers share a seller's orders out by the subject as written,
 		// so every request of a seller must be published on one subject.
-		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of %q: publish it on the subject of the tax number in capitals, as every request of a seller must be", r.SellerTaxNum, subjectSeller)
+		c.add("sellerTaxNum", RuleSubjectSpelling, "", "is %q but the request was published on the subject of %q: publish it on the subject of the tax number in capitals, as every request of a seller must be", r.SellerTaxNum, subjectSeller)
 	default:
 		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of seller %q", r.SellerTaxNum, subjectSeller)
 	}

@@ -498,7 +498,7 @@ func TestSubjectSeller(t *testing.T) {
 	// requests out by the subject as published, so a seller's requests in
 	// two spellings would reach two instances and two order stores.
 	d, _ = v.Decode(doc, "91330106ma2aynwd8m")
-	if got := summary(d.Violations); !slices.Equal(got, []string{"sellerTaxNum|subject_mismatch|"}) || !strings.Contains(d.Violations[0].Message, "in capitals") {
+	if got := summary(d.Violations); !slices.Equal(got, []string{"sellerTaxNum|subject_spelling|"}) || !strings.Contains(d.Violations[0].Message, "in capitals") {
 		t.Fatalf("lower-case subject: %q %v", got, d.Violations)
 	}
 }

@@ -44,7 +44,7 @@ func sellerToken(s string) string {
 // sellerTokens are the subject tokens a seller's results and dead letters
 // may be filed under: its tax number normalized (where the consumer files
 // them), and the lower-case and as-typed spellings, under which it answers
-// a request published on that spelling of the subject (a subject_mismatch
+// a request published on that spelling of the subject (a subject_spelling
 // rejection, a malformed message's dead letter).
 func sellerTokens(s string) []string {
 	toks := []string{sellerToken(s)}

@@ -36,7 +36,7 @@ func TestDLQSellerSpelling(t *testing.T) {
 	}
 }
 
-// TestTailSellerSpelling: the subject_mismatch rejection of a request
+// TestTailSellerSpelling: the subject_spelling rejection of a request
 // published on the lower-case subject is filed under that token; tail
 // --seller must show it (the status command's own hint says to look there).
 func TestTailSellerSpelling(t *testing.T) {
