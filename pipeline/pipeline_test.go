@@ -784,3 +784,47 @@ func TestLowerCaseSubjectInFlightAtUpgrade(t *testing.T) {
 		t.Fatalf("a new request on the lower-case subject: %s %s", fresh.Action, fresh.Status)
 	}
 }
+
+// R3. A request on the lower-case subject (to be rejected, subject_spelling)
+// whose order-store read fails is put back on every delivery, with no bound:
+// the consumer's MaxDeliver is -1, so a record that cannot be read (corrupt,
+// a failing store) leaves it Nak'ed forever without any answer. Before this
+// change it was rejected without a read; a valid request whose read fails is
+// given up at MaxDeliver (order.run → later → exhausted).
+func TestLowerCaseFailedReadIsNotNakedForever(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	st := &storeReads{Store: h.db}
+	st.fail.Store(true)
+	p := firstRun(t, h, cfg, st, nil, false)
+	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), issueRequest(t, jumdataSeller, "LOWER-RF-1", nil))
+	var out pipeline.Outcome
+	for d := 1; d <= cfg.MaxDeliver+50; d++ {
+		if out = deliverRaw(t, p, raw, d); out.Action != pipeline.Nak {
+			return
+		}
+	}
+	t.Fatalf("still %s (%s: %v) after %d deliveries, MaxDeliver %d", out.Action, out.Event, out.Err, cfg.MaxDeliver+50, cfg.MaxDeliver)
+}
+
+// R4. recordedUnderItsSeller checks only the fingerprint, not that the order
+// is unfinished: the same request of a finished order on the lower-case
+// subject is no longer rejected (subject_spelling, answered under the
+// lower-case token) but gets the stored result replayed under the seller in
+// capitals. README: "a request on another spelling of it is rejected ...
+// (A request that an earlier build ... recorded and left unfinished is
+// finished as it was begun.)"
+func TestFinishedOrderOnLowerCaseSubjectIsRejected(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	data := issueRequest(t, jumdataSeller, "LOWER-DONE-1", nil)
+	if out := deliverRaw(t, p, publishRaw(t, h, jumdataSeller, data), 1); out.Status != schemas.StatusIssued {
+		t.Fatalf("setup: %s %s", out.Event, out.Status)
+	}
+	out := deliverRaw(t, p, publishRaw(t, h, strings.ToLower(jumdataSeller), data), 1)
+	if out.Status != schemas.StatusRejected {
+		t.Fatalf("the finished order's request on the lower-case subject: %s %s, answered under seller %q; want rejected (subject_spelling) under %q",
+			out.Event, out.Status, out.Seller, strings.ToLower(jumdataSeller))
+	}
+}

@@ -142,7 +142,7 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	o := &order{p: p, m: m, d: d, out: &out, now: p.cfg.Now()}
 	if !d.Valid() {
 		switch recorded, err := p.recordedUnderItsSeller(ctx, d); {
-		case err != nil:
+		case err != nil && m.Deliveries < p.cfg.MaxDeliver:
 			out.Action, out.Delay, out.Event, out.Err = Nak, p.cfg.retryDelay(m.Deliveries, 0), EventError, err
 			return out
 		case recorded:
@@ -183,7 +183,7 @@ func (p *Pipeline) recordedUnderItsSeller(ctx context.Context, d *schemas.Decode
 	if err != nil {
 		return false, fmt.Errorf("read order %s: %w", key, err)
 	}
-	return found && rec.Fingerprint == d.Fingerprint, nil
+	return found && rec.Fingerprint == d.Fingerprint && !rec.State.Finished(), nil
 }
 
 // order is the work on one delivery of a valid request.
