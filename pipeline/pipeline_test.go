@@ -795,7 +795,7 @@ func TestLowerCaseFailedReadIsNotNakedForever(t *testing.T) {
 	cfg := fast
 	cfg.MaxDeliver = 3
 	h := newHarness(t, harnessOptions{pipeline: cfg})
-	st := &storeReads{Store: h.db}
+	st := &failingGets{Store: h.db}
 	st.fail.Store(true)
 	p := firstRun(t, h, cfg, st, nil, false)
 	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), issueRequest(t, jumdataSeller, "LOWER-RF-1", nil))

@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,15 +108,7 @@ func TestRedConfirmationPolledSlowlyAfterAnHour(t *testing.T) {
 	cfg.Now = clock
 	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
 	p := firstRun(t, h, cfg, h.db, nil, false)
-	blue := deliverRaw(t, p, publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "BLUE-S-J", nil)), 1)
-	if blue.Status != schemas.StatusIssued {
-		t.Fatalf("blue invoice: %s %s", blue.Event, blue.Status)
-	}
-	rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "BLUE-S-J"})
-	if err != nil || len(rec.Invoices) != 1 {
-		t.Fatalf("blue record: %+v %v", rec, err)
-	}
-	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-S-J", rec.Invoices[0]))
+	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-S-J", issuedBlue(t, h, p, "BLUE-S-J")))
 	for i, tc := range []struct {
 		advance  time.Duration
 		atLeast  time.Duration
@@ -166,19 +157,6 @@ func TestRedConfirmationStillApplyingKeepsMaxDeliver(t *testing.T) {
 	}
 }
 
-// storeReads fails the order store's reads while fail is set.
-type storeReads struct {
-	pipeline.Store
-	fail atomic.Bool
-}
-
-func (s *storeReads) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
-	if s.fail.Load() {
-		return schemas.OrderRecord{}, false, errors.New("read failed")
-	}
-	return s.Store.Get(ctx, key)
-}
-
 // A form waiting for the buyer past MaxDeliver deliveries is not given up
 // because one read of its record failed: without the record, the pipeline
 // cannot tell that it may go on, and puts it back.
@@ -186,17 +164,9 @@ func TestWaitingFormOutlivesAFailedRead(t *testing.T) {
 	cfg := fast
 	cfg.MaxDeliver = 3
 	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
-	st := &storeReads{Store: h.db}
+	st := &failingGets{Store: h.db}
 	p := firstRun(t, h, cfg, st, nil, false)
-	blue := deliverRaw(t, p, publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "BLUE-RF-J", nil)), 1)
-	if blue.Status != schemas.StatusIssued {
-		t.Fatalf("blue: %s %s", blue.Event, blue.Status)
-	}
-	rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "BLUE-RF-J"})
-	if err != nil || len(rec.Invoices) != 1 {
-		t.Fatalf("blue record: %+v %v", rec, err)
-	}
-	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-RF-J", rec.Invoices[0]))
+	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-RF-J", issuedBlue(t, h, p, "BLUE-RF-J")))
 	for d := 1; d <= 5; d++ {
 		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
 			t.Fatalf("delivery %d: %s %s", d, out.Action, out.Event)
@@ -211,4 +181,18 @@ func TestWaitingFormOutlivesAFailedRead(t *testing.T) {
 	if out := deliverRaw(t, p, raw, 7); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
 		t.Fatalf("delivery 7, the store readable again: %s %s", out.Action, out.Event)
 	}
+}
+
+// issuedBlue issues a jumdata blue invoice for orderNo through p and returns
+// it, as a red confirmation reverses it.
+func issuedBlue(t *testing.T, h *harness, p *pipeline.Pipeline, orderNo string) schemas.Invoice {
+	t.Helper()
+	if out := deliverRaw(t, p, publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, orderNo, nil)), 1); out.Status != schemas.StatusIssued {
+		t.Fatalf("blue invoice: %s %s", out.Event, out.Status)
+	}
+	rec, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: orderNo})
+	if err != nil || len(rec.Invoices) != 1 {
+		t.Fatalf("blue record: %+v %v", rec, err)
+	}
+	return rec.Invoices[0]
 }
