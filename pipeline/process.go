@@ -648,8 +648,12 @@ func (o *order) saveWith(ctx context.Context, put func(context.Context, schemas.
 // whose answer has not been saved (version 0: saving it creates it).
 func (p *Pipeline) lookup(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
 	rec, found, err := p.store.Get(ctx, key)
-	if err != nil || found {
+	if err != nil {
 		return rec, found, err
+	}
+	if found {
+		rec.CarryOverLegacyWait()
+		return rec, true, nil
 	}
 	rec, found = p.unrecorded.standIn(key)
 	return rec, found, nil

@@ -98,6 +98,11 @@ type OrderRecord struct {
 	// WaitingSince.
 	WaitPolls    int       `json:"waitPolls,omitempty"`
 	WaitingSince time.Time `json:"waitingSince,omitzero"`
+	// LegacyAcceptedAt is the "acceptedAt" of a record written by a build
+	// before WaitPolls and WaitingSince: a red confirmation form's first
+	// acceptance, with every poll since counted in Polls. It is only read:
+	// CarryOverLegacyWait moves it into WaitingSince.
+	LegacyAcceptedAt time.Time `json:"acceptedAt,omitzero"`
 	// Failures counts the deliveries in a row that ended in a transient
 	// failure (an error answer, an answer lost in transit, a refusal to
 	// take more calls): the position in the retry backoff. It starts again
@@ -270,6 +275,21 @@ func Decide(rec *OrderRecord, fingerprint string) Decision {
 	default:
 		return DecideConflict
 	}
+}
+
+// CarryOverLegacyWait gives a record written by a build before WaitPolls
+// and WaitingSince the wait that build kept (LegacyAcceptedAt and Polls), so
+// that a red confirmation form already polled past the delivery limit is
+// not given up at its first transient failure, and clears
+// LegacyAcceptedAt so that it is not written again.
+func (r *OrderRecord) CarryOverLegacyWait() {
+	if r.LegacyAcceptedAt.IsZero() {
+		return
+	}
+	if r.Kind == KindRedConfirm && r.WaitingSince.IsZero() {
+		r.WaitPolls, r.WaitingSince = r.Polls, r.LegacyAcceptedAt
+	}
+	r.LegacyAcceptedAt = time.Time{}
 }
 
 // Result builds the result event for a finished or action-required record.
