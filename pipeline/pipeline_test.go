@@ -785,12 +785,10 @@ func TestLowerCaseSubjectInFlightAtUpgrade(t *testing.T) {
 	}
 }
 
-// R3. A request on the lower-case subject (to be rejected, subject_spelling)
-// whose order-store read fails is put back on every delivery, with no bound:
-// the consumer's MaxDeliver is -1, so a record that cannot be read (corrupt,
-// a failing store) leaves it Nak'ed forever without any answer. Before this
-// change it was rejected without a read; a valid request whose read fails is
-// given up at MaxDeliver (order.run → later → exhausted).
+// A request on a lower-case seller subject whose order-store read fails
+// (a corrupt record, a failing store) is put back only within MaxDeliver,
+// and then rejected: the consumer's own delivery limit is unbounded, so it
+// would otherwise go round without an answer for ever.
 func TestLowerCaseFailedReadIsNotNakedForever(t *testing.T) {
 	cfg := fast
 	cfg.MaxDeliver = 3
@@ -808,13 +806,10 @@ func TestLowerCaseFailedReadIsNotNakedForever(t *testing.T) {
 	t.Fatalf("still %s (%s: %v) after %d deliveries, MaxDeliver %d", out.Action, out.Event, out.Err, cfg.MaxDeliver+50, cfg.MaxDeliver)
 }
 
-// R4. recordedUnderItsSeller checks only the fingerprint, not that the order
-// is unfinished: the same request of a finished order on the lower-case
-// subject is no longer rejected (subject_spelling, answered under the
-// lower-case token) but gets the stored result replayed under the seller in
-// capitals. README: "a request on another spelling of it is rejected ...
-// (A request that an earlier build ... recorded and left unfinished is
-// finished as it was begun.)"
+// The exception for an earlier build's request covers unfinished orders
+// only: the same request of a finished order on a lower-case seller
+// subject is rejected (subject_spelling, answered on the subject it came
+// on), not answered with the order's stored result.
 func TestFinishedOrderOnLowerCaseSubjectIsRejected(t *testing.T) {
 	h := newHarness(t, harnessOptions{pipeline: fast})
 	p := firstRun(t, h, fast, h.db, nil, false)

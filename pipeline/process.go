@@ -146,14 +146,14 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 			out.Action, out.Delay, out.Event, out.Err = Nak, p.cfg.retryDelay(m.Deliveries, 0), EventError, err
 			return out
 		case recorded:
-			d.Violations = nil // an earlier build's request in flight: finish it
+			// An earlier build's request in flight: finish it, but
+			// never submit it (order.withhold).
+			o.spelling, o.spellingSeller = violationError(d), out.Seller
+			d.Violations = nil
 		}
 	}
 	if !d.Valid() {
-		e := d.Error()
-		e.Message, e.Field = clip(e.Message, maxTextBytes), clip(e.Field, maxTextBytes)
-		e.Violations = listWithin(e.Violations, d.NotListed, maxListedBytes)
-		o.answerUnstored(ctx, schemas.StatusRejected, e, EventRejected)
+		o.answerUnstored(ctx, schemas.StatusRejected, violationError(d), EventRejected)
 		return out
 	}
 	o.req = d.Request
@@ -163,20 +163,25 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	return out
 }
 
+// violationError is the error a request with violations is rejected with.
+func violationError(d *schemas.Decoded) *schemas.ErrorInfo {
+	e := d.Error()
+	e.Message, e.Field = clip(e.Message, maxTextBytes), clip(e.Field, maxTextBytes)
+	e.Violations = listWithin(e.Violations, d.NotListed, maxListedBytes)
+	return e
+}
+
 // recordedUnderItsSeller reports whether d's only violation is its
 // subject's spelling of the seller (schemas.RuleSubjectSpelling) and the
 // order store holds the same request under its seller: one that a build
 // that took such subjects recorded, in flight when this one started. It is
 // finished as it was begun rather than answered rejected while its order
-// stays unfinished.
+// stays unfinished, but never submitted (order.withhold). The read is made
+// outside the order's lock: what run then reads under it decides the
+// answer, and nothing of this one is submitted either way.
 func (p *Pipeline) recordedUnderItsSeller(ctx context.Context, d *schemas.Decoded) (bool, error) {
-	if d.Request == nil || len(d.Violations) == 0 {
+	if !d.OnlySubjectSpelling() {
 		return false, nil
-	}
-	for _, v := range d.Violations {
-		if v.Rule != schemas.RuleSubjectSpelling {
-			return false, nil
-		}
 	}
 	key := schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}
 	rec, found, err := p.lookup(ctx, key)
@@ -203,6 +208,14 @@ type order struct {
 	// awaiting says that this delivery's answer was the provider waiting
 	// for someone outside it (providers.Outcome.AwaitingParty).
 	awaiting bool
+	// spelling is the rejection of a request on a lower-case seller
+	// subject let through only because an earlier build recorded its order
+	// (Pipeline.recordedUnderItsSeller), answered under spellingSeller if
+	// the provider turns out not to have the order: such a request is
+	// finished, never submitted (withheld says converse held it back).
+	spelling       *schemas.ErrorInfo
+	spellingSeller string
+	withheld       bool
 }
 
 func (o *order) run(ctx context.Context) {
@@ -295,6 +308,10 @@ func (o *order) run(ctx context.Context) {
 	answer, err := o.converse(ctx)
 	if err != nil {
 		o.later(ctx, EventError, 0, &schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "the order store could not record the claim"}, err)
+		return
+	}
+	if o.withheld {
+		o.withhold(ctx)
 		return
 	}
 	if hs.probe && answer.Class != providers.ActionRequired {
@@ -393,6 +410,10 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 		if a.Class == providers.NotFound {
 			a = providers.Outcome{}
 		}
+	}
+	if a.Class == 0 && o.spelling != nil {
+		o.withheld = true // the provider does not have it: it is not sent
+		return a, nil
 	}
 	if a.Class == 0 {
 		o.rec.State = schemas.StateSubmitting
@@ -657,6 +678,25 @@ func (p *Pipeline) lookup(ctx context.Context, key schemas.OrderKey) (schemas.Or
 	}
 	rec, found = p.unrecorded.standIn(key)
 	return rec, found, nil
+}
+
+// withhold ends a request let through only as an earlier build's
+// (o.spelling) whose order the provider does not have: this build rejects
+// its subject, so it is not submitted. Its record is saved as failed,
+// nothing sent, so that the same request on the seller's subject in
+// capitals resumes the order and another request may start over; the
+// request is answered rejected, as any request on that subject is.
+func (o *order) withhold(ctx context.Context) {
+	o.rec.State = schemas.StateFailed
+	o.rec.LastError = &schemas.ErrorInfo{Code: o.spelling.Code, Field: o.spelling.Field, Violations: o.spelling.Violations,
+		Message: clip(o.spelling.Message+"; the provider has no record of the order and nothing was sent to it", maxTextBytes)}
+	o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince = 0, 0, 0, time.Time{}
+	o.rec.CompletedAt = o.now
+	if !o.save(ctx) {
+		return
+	}
+	o.out.Seller = o.spellingSeller
+	o.answerUnstored(ctx, schemas.StatusRejected, o.rec.LastError, EventRejected)
 }
 
 // later puts the message back for another delivery after delay, or gives up

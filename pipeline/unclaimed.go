@@ -182,7 +182,9 @@ func (h *horizons) raise(name string, z *horizon, v uint64) {
 // RecoverUnclaimed reads every request of the consumer's subjects in that
 // range. For each order with no record that could have been submitted
 // without a claim (a valid issue request of a seller not configured now
-// with a provider that always claims), it saves
+// with a provider that always claims; on a lower-case seller subject too,
+// when a build before schemas.RuleSubjectSpelling may have taken it), it
+// saves
 // the record a claim would have left: possibly submitted since the
 // earliest of its requests' publications. The order's requests then ask
 // the provider first (a different one conflicts), as after a crash with a
@@ -217,6 +219,10 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 	p.unclaimed.identify(info.Config.Name, name)
 	optIn := p.unclaimed.marks != nil
 	mark, err := marks.Mark(name)
+	if err != nil {
+		return 0, err
+	}
+	spelledFrom, err := spellingRuleFrom(ctx, info, name, marks)
 	if err != nil {
 		return 0, err
 	}
@@ -270,7 +276,7 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 		} else if mark > 0 {
 			bound = min(bound, mark)
 		}
-		if recorded, err = p.recordUnclaimed(ctx, stream, ci, bound); err != nil {
+		if recorded, err = p.recordUnclaimed(ctx, stream, ci, bound, spelledFrom); err != nil {
 			return recorded, err
 		}
 	}
@@ -311,7 +317,26 @@ const (
 	cleanSuffix     = ":clean"
 	retiredSuffix   = ":retired"
 	consumersSuffix = ":consumers"
+	spellingSuffix  = ":spelling"
 )
+
+// spellingRuleFrom returns the first sequence of the stream (described by
+// info, its unclaimed mark called name) that was published after a build
+// with schemas.RuleSubjectSpelling first started on it, and sets it at that
+// first start. A request on a lower-case seller subject below it may have
+// been taken, and submitted without a claim, by a build before the rule;
+// one from it on was only ever rejected.
+func spellingRuleFrom(ctx context.Context, info *jetstream.StreamInfo, name string, marks Marks) (uint64, error) {
+	from, err := marks.Mark(name + spellingSuffix)
+	if err != nil || from != 0 {
+		return from, err
+	}
+	from = info.State.LastSeq + 1
+	if err := marks.SetMark(ctx, name+spellingSuffix, from); err != nil {
+		return 0, fmt.Errorf("recover unclaimed requests: %w", err)
+	}
+	return from, nil
+}
 
 // StoppedCleanly records that the consume loop has stopped with nothing in
 // flight: every request submitted without a claim has its answer saved, so
@@ -335,8 +360,8 @@ func (p *Pipeline) StoppedCleanly(ctx context.Context, stream jetstream.Stream, 
 
 // recordUnclaimed records the orders of the requests of ci's subjects in
 // (ack floor, bound) that may have been submitted without a claim, and
-// returns how many it recorded.
-func (p *Pipeline) recordUnclaimed(ctx context.Context, stream jetstream.Stream, ci *jetstream.ConsumerInfo, bound uint64) (int, error) {
+// returns how many it recorded. spelledFrom is spellingRuleFrom's sequence.
+func (p *Pipeline) recordUnclaimed(ctx context.Context, stream jetstream.Stream, ci *jetstream.ConsumerInfo, bound, spelledFrom uint64) (int, error) {
 	filter := ci.Config.FilterSubject
 	if filter == "" {
 		filter = p.cfg.Subjects.RequestFilter()
@@ -355,7 +380,7 @@ func (p *Pipeline) recordUnclaimed(ctx context.Context, stream jetstream.Stream,
 			break
 		}
 		seq = m.Sequence + 1
-		d, key, prov, ok := p.unclaimable(m)
+		d, key, prov, ok := p.unclaimable(m, spelledFrom)
 		if !ok {
 			continue
 		}
@@ -388,12 +413,15 @@ func (p *Pipeline) recordUnclaimed(ctx context.Context, stream jetstream.Stream,
 // unclaimable decodes the request m carries and reports whether a run of
 // the pipeline may have submitted it without a claim: a valid issue
 // request (an invalid one is answered at once, and recording it would take
-// its order number for good) of a seller that is not configured now with a
+// its order number for good; one whose only fault is a lower-case seller
+// subject counts as valid below spelledFrom, where a build before that rule
+// may have taken it) of a seller that is not configured now with a
 // provider that always claims (an earlier run may have had it as a jumdata
 // seller).
-func (p *Pipeline) unclaimable(m *jetstream.RawStreamMsg) (*schemas.Decoded, schemas.OrderKey, providers.Provider, bool) {
+func (p *Pipeline) unclaimable(m *jetstream.RawStreamMsg, spelledFrom uint64) (*schemas.Decoded, schemas.OrderKey, providers.Provider, bool) {
 	d, err := p.validator.Decode(m.Data, p.cfg.Subjects.SellerOf(m.Subject))
-	if err != nil || !d.Valid() || d.Request == nil || d.Request.Kind != schemas.KindIssue {
+	earlier := m.Sequence < spelledFrom && d != nil && d.OnlySubjectSpelling()
+	if err != nil || (!d.Valid() && !earlier) || d.Request == nil || d.Request.Kind != schemas.KindIssue {
 		return nil, schemas.OrderKey{}, nil, false
 	}
 	key := schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}

@@ -8,11 +8,136 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 )
+
+// lowerCaseTaken publishes a jumdata issue request on its seller's subject
+// in lower case and has a run take it (the server counts it delivered)
+// under a raised unclaimed mark, then crash; earlier says the run was of a
+// build before schemas.RuleSubjectSpelling (whose store has no mark of the
+// rule), submit that it submitted the request without a claim before the
+// crash. It returns the request as the stream holds it and the pipeline of
+// the next start, which has run RecoverUnclaimed.
+func lowerCaseTaken(t *testing.T, h *harness, orderNo string, earlier, submit bool) (*jetstream.RawStreamMsg, *pipeline.Pipeline) {
+	t.Helper()
+	ctx := context.Background()
+	if earlier {
+		if err := h.db.SetMark(ctx, unclaimedMarkName(t, h)+":spelling", 0); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		firstRun(t, h, fast, h.db, nil, false) // the run that takes it starts
+	}
+	data := issueRequest(t, jumdataSeller, orderNo, nil)
+	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), data)
+	if err := h.db.RaiseMark(ctx, unclaimedMarkName(t, h), raw.Sequence+10); err != nil {
+		t.Fatal(err)
+	}
+	_, putBack := takeNext(t, h)
+	if submit {
+		a := h.provs[jumdataSeller].Submit(ctx, &providers.Call{Request: decodeReq(t, data), SubmittedAt: time.Now()})
+		if a.Class != providers.Accepted && a.Class != providers.Issued {
+			t.Fatalf("setup submit: %s %s", a.Class, a.Code)
+		}
+	}
+	putBack()
+	return raw, firstRun(t, h, fast, h.db, nil, false)
+}
+
+// A build that took requests on a lower-case seller subject, and submitted
+// jumdata orders without a claim, crashed after submitting one and before
+// saving anything. At the next start RecoverUnclaimed records that order,
+// and its request is finished (issued once), not rejected while jumdata
+// holds its invoice.
+func TestLowerCaseClaimlessSubmissionAtUpgrade(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	raw, p := lowerCaseTaken(t, h, "LOWER-CL-1", true, true)
+	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "LOWER-CL-1"}
+	if _, found, _ := h.db.Get(ctx, key); !found {
+		t.Fatal("RecoverUnclaimed did not record the lower-case request that may have been submitted")
+	}
+	out := deliverRaw(t, p, raw, 2)
+	if out.Status != schemas.StatusIssued {
+		t.Fatalf("the in-flight request: %s %s %s (sandbox %+v)", out.Action, out.Event, out.Status, h.orderStats(jumdataSeller, "LOWER-CL-1"))
+	}
+	if st := h.orderStats(jumdataSeller, "LOWER-CL-1"); st.Issuances != 1 || st.Submissions != 1 {
+		t.Fatalf("sandbox %+v: want one submission, one issuance", st)
+	}
+}
+
+// A request on a lower-case seller subject that this build took (and
+// rejected) before a crash is not one an earlier build may have submitted:
+// RecoverUnclaimed leaves it alone, and it is rejected again with nothing
+// sent.
+func TestLowerCaseTakenByThisBuildIsNotRecovered(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	raw, p := lowerCaseTaken(t, h, "LOWER-NS-1", false, false)
+	if rec, found, _ := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "LOWER-NS-1"}); found {
+		t.Fatalf("RecoverUnclaimed recorded a request only this build took: %+v", rec)
+	}
+	out := deliverRaw(t, p, raw, 2)
+	if out.Action != pipeline.Ack || out.Status != schemas.StatusRejected {
+		t.Fatalf("the lower-case request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+	}
+	if st := h.orderStats(jumdataSeller, "LOWER-NS-1"); st.Submissions != 0 || st.Queries != 0 {
+		t.Fatalf("sandbox %+v: want nothing sent", st)
+	}
+}
+
+// A jumdata order an earlier build claimed for a request on a lower-case
+// seller subject two days ago (past the taskId's life, so jumdata is
+// searched, not asked again), and crashed before submitting: the request
+// comes again, and jumdata has no invoice for it. It is not submitted now
+// (this build rejects that subject): it is rejected, the record says so as
+// failed, and the same request on the subject in capitals is then issued
+// once.
+func TestLowerCaseClaimedButNeverSubmittedIsNotSent(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	data := issueRequest(t, jumdataSeller, "LOWER-NN-1", nil)
+	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "LOWER-NN-1"}
+	then := time.Now().Add(-48 * time.Hour)
+	claim := schemas.OrderRecord{Seller: key.Seller, OrderNo: key.OrderNo, Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
+		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
+	if _, err := h.db.Put(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), data)
+	out := deliverRaw(t, p, raw, 1)
+	if out.Action != pipeline.Ack || out.Status != schemas.StatusRejected {
+		t.Fatalf("the lower-case request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+	}
+	if st := h.orderStats(jumdataSeller, "LOWER-NN-1"); st.Submissions != 0 {
+		t.Fatalf("a request let through only as an earlier build's was submitted: sandbox %+v", st)
+	}
+	rec, _, _ := h.db.Get(ctx, key)
+	if rec.State != schemas.StateFailed || rec.LastError == nil ||
+		len(rec.LastError.Violations) != 1 || rec.LastError.Violations[0].Rule != schemas.RuleSubjectSpelling {
+		t.Fatalf("the record left: %s %+v; want failed, %s", rec.State, rec.LastError, schemas.RuleSubjectSpelling)
+	}
+	if again := deliverRaw(t, p, raw, 2); again.Status != schemas.StatusRejected {
+		t.Fatalf("again: %s %s", again.Event, again.Status)
+	}
+	right := publishRaw(t, h, jumdataSeller, data)
+	out = deliverRaw(t, p, right, 1)
+	for d := 2; out.Action == pipeline.Nak && d <= 5; d++ {
+		out = deliverRaw(t, p, right, d)
+	}
+	if out.Status != schemas.StatusIssued {
+		t.Fatalf("the request on the capitalised subject: %s %s %s", out.Action, out.Event, out.Status)
+	}
+	if st := h.orderStats(jumdataSeller, "LOWER-NN-1"); st.Issuances != 1 || st.Submissions != 1 {
+		t.Fatalf("sandbox %+v: want one submission, one issuance", st)
+	}
+}
 
 // queryFails makes a provider's queries fail transiently while fail is set.
 type queryFails struct {

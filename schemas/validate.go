@@ -226,6 +226,21 @@ type Decoded struct {
 // Valid reports whether the request has no violations.
 func (d *Decoded) Valid() bool { return len(d.Violations) == 0 }
 
+// OnlySubjectSpelling reports whether the request's only violations are of
+// RuleSubjectSpelling (a seller subject in lower case), which builds before
+// that rule took.
+func (d *Decoded) OnlySubjectSpelling() bool {
+	if d.Request == nil || len(d.Violations) == 0 {
+		return false
+	}
+	for _, v := range d.Violations {
+		if v.Rule != RuleSubjectSpelling {
+			return false
+		}
+	}
+	return true
+}
+
 // Error summarises the violations as a result error, or returns nil when the
 // request is valid.
 func (d *Decoded) Error() *ErrorInfo {
