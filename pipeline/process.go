@@ -225,10 +225,12 @@ func (o *order) run(ctx context.Context) {
 	stored, found, err := o.p.lookup(ctx, o.key)
 	if err != nil {
 		err = fmt.Errorf("read order %s: %w", o.key, err)
-		if o.m.Deliveries > o.p.cfg.MaxDeliver {
+		if o.m.Deliveries > o.p.cfg.MaxDeliver && (o.m.PublishedAt.IsZero() || o.now.Sub(o.m.PublishedAt) < o.p.cfg.RedConfirmWait) {
 			// Only a request whose polls did not count (an order waiting
 			// for the buyer) gets past MaxDeliver: without its record,
-			// whether it may be given up cannot be told.
+			// whether it may be given up cannot be told, until
+			// RedConfirmWait since its publication, which no wait of it
+			// outlasts.
 			o.out.Action, o.out.Delay, o.out.Event, o.out.Err = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError, err
 			return
 		}

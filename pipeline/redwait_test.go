@@ -183,6 +183,28 @@ func TestWaitingFormOutlivesAFailedRead(t *testing.T) {
 	}
 }
 
+// A record that cannot be read at all past MaxDeliver deliveries does not
+// keep its request going round for ever: once RedConfirmWait has passed
+// since the request's publication (no wait outlasts it), it is given up.
+func TestUnreadableRecordPastTheWaitIsGivenUp(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	cfg.RedConfirmWait = 50 * time.Millisecond
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	st := &failingGets{Store: h.db}
+	st.fail.Store(true)
+	p := firstRun(t, h, cfg, st, nil, false)
+	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "UNREADABLE-1", nil))
+	if out := deliverRaw(t, p, raw, cfg.MaxDeliver+1); out.Action != pipeline.Nak {
+		t.Fatalf("within the wait: %s %s; want put back", out.Action, out.Event)
+	}
+	time.Sleep(cfg.RedConfirmWait)
+	out := deliverRaw(t, p, raw, cfg.MaxDeliver+2)
+	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
+		t.Fatalf("past the wait: %s %s, dead letter %q; want given up", out.Action, out.Event, out.DeadLetter)
+	}
+}
+
 // issuedBlue issues a jumdata blue invoice for orderNo through p and returns
 // it, as a red confirmation reverses it.
 func issuedBlue(t *testing.T, h *harness, p *pipeline.Pipeline, orderNo string) schemas.Invoice {
