@@ -143,11 +143,16 @@ func (s *session) scanDeadLetters(ctx context.Context, stream jetstream.Stream, 
 		return s.jsError(err, "read the dead-letter stream's state")
 	}
 	end := info.State.LastSeq
+	var start time.Time // the first dead letter's earliest time, with --since
+	if !from.all && from.since > 0 {
+		start = time.Now().Add(-from.since)
+	}
 	iter, pending, err := s.follow(ctx, stream, filters, from)
 	if err != nil {
 		return err
 	}
 	defer iter.Stop()
+	var last uint64 // the last dead letter visited
 	for pending > 0 {
 		nctx, cancel := s.ctx(ctx)
 		m, err := iter.Next(jetstream.NextContext(nctx))
@@ -157,7 +162,9 @@ func (s *session) scanDeadLetters(ctx context.Context, stream jetstream.Stream, 
 				return &exitError{code: exitTrouble, err: fmt.Errorf("interrupted: %w", ctx.Err())}
 			}
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-				return nil // messages counted at the start were removed since (max age)
+				// Either the dead letters counted at the start were
+				// removed since (max age), or the server was slow.
+				return s.scanEnded(ctx, stream, filters, last, end, start)
 			}
 			return s.jsError(err, "read the dead letters")
 		}
@@ -165,6 +172,7 @@ func (s *session) scanDeadLetters(ctx context.Context, stream jetstream.Stream, 
 		if err != nil {
 			return s.jsError(err, "read the dead letters")
 		}
+		last = meta.Sequence.Stream
 		if meta.Sequence.Stream > end {
 			return nil
 		}
@@ -175,6 +183,31 @@ func (s *session) scanDeadLetters(ctx context.Context, stream jetstream.Stream, 
 			return nil
 		}
 		pending = meta.NumPending
+	}
+	return nil
+}
+
+// scanEnded decides a scan whose read timed out after dead letter #last
+// (0: none yet): nil when no dead letter of filters is left up to end (the
+// rest was removed meanwhile), and an error naming the first one left
+// otherwise, so that a list or a replay is never reported complete when
+// it stopped short.
+func (s *session) scanEnded(ctx context.Context, stream jetstream.Stream, filters []string, last, end uint64, start time.Time) error {
+	for _, f := range filters {
+		gctx, cancel := s.ctx(ctx)
+		m, err := stream.GetMsg(gctx, last+1, jetstream.WithGetMsgSubject(f))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return s.jsError(err, fmt.Sprintf("tell whether dead letters after #%d are left (reading them timed out; the scan stopped there)", last))
+		}
+		if m.Sequence <= end && !m.Time.Before(start) {
+			return &exitError{code: exitTrouble, err: fmt.Errorf(
+				"the server did not deliver dead letter #%d within --timeout %s: the scan stopped after #%d, before the end; run it again, or with a longer --timeout",
+				m.Sequence, s.g.timeout, last)}
+		}
 	}
 	return nil
 }

@@ -408,6 +408,51 @@ func TestScanStopsAtTheEnd(t *testing.T) {
 	}
 }
 
+// A scan whose read times out while dead letters are left does not end as
+// if it had read them all: it fails, naming where it stopped.
+func TestDeadLetterScanTimeoutIsNotTheEnd(t *testing.T) {
+	env := MustNATS(t)
+	ctx := context.Background()
+	subject := schemas.Subjects{}.DeadLetter(schemas.ReasonMalformed, nuonuoSeller)
+	for range 3 {
+		if _, err := env.js.Publish(ctx, subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &globals{server: env.url, prefix: "invoice", timeout: 5 * time.Second}
+	s, err := g.connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stream, err := s.dlqStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []uint64
+	err = s.scanDeadLetters(ctx, stream, dlqFilters(s.subjects, "", ""), orderedFrom{all: true}, func(e deadEntry) error {
+		seen = append(seen, e.Seq)
+		g.timeout = time.Nanosecond // the next read times out
+		return nil
+	})
+	if err == nil || !slices.Equal(seen, []uint64{1}) {
+		t.Fatalf("visited %v, error %v; want #1, then an error", seen, err)
+	}
+	t.Log(err)
+
+	// Nothing left after the last one read: the end, without an error.
+	g.timeout = 5 * time.Second
+	if err := s.scanEnded(ctx, stream, dlqFilters(s.subjects, "", ""), 3, 3, time.Time{}); err != nil {
+		t.Fatalf("nothing left after #3: %v", err)
+	}
+	if err := s.scanEnded(ctx, stream, dlqFilters(s.subjects, "", ""), 1, 3, time.Time{}); err == nil || !strings.Contains(err.Error(), "#2") {
+		t.Fatalf("#2 and #3 left after #1: %v", err)
+	}
+	if err := s.scanEnded(ctx, stream, dlqFilters(s.subjects, "", ""), 1, 3, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("only dead letters older than the scan's start left: %v", err)
+	}
+}
+
 // TestReplayMarkOfAnotherDeadLetter: when the dead-letter stream is
 // deleted and created again (the consumer recreates it at its start), its
 // sequences start over; the replay mark of the old dead letter #1 is not
