@@ -687,8 +687,14 @@ func (p *Pipeline) lookup(ctx context.Context, key schemas.OrderKey) (schemas.Or
 // its subject, so it is not submitted. Its record is saved as failed,
 // nothing sent, so that the same request on the seller's subject in
 // capitals resumes the order and another request may start over; the
-// request is answered rejected, as any request on that subject is.
+// request is answered rejected, as any request on that subject is. A
+// record that another request replaced meanwhile is left as it is.
 func (o *order) withhold(ctx context.Context) {
+	if o.prior == nil {
+		o.out.Seller = o.spellingSeller
+		o.answerUnstored(ctx, schemas.StatusRejected, o.spelling, EventRejected)
+		return
+	}
 	o.rec.State = schemas.StateFailed
 	o.rec.LastError = &schemas.ErrorInfo{Code: o.spelling.Code, Field: o.spelling.Field, Violations: o.spelling.Violations,
 		Message: clip(o.spelling.Message+"; the provider has no record of the order and nothing was sent to it", maxTextBytes)}
