@@ -216,6 +216,12 @@ type order struct {
 	spelling       *schemas.ErrorInfo
 	spellingSeller string
 	withheld       bool
+	// lookOnly says that the provider must not be asked in a way that may
+	// submit the request (providers.Call.LookOnly): a request let through
+	// as an earlier build's whose record shows no call to the provider (a
+	// claim, or RecoverUnclaimed's record, that may never have been sent)
+	// but such look-ups.
+	lookOnly bool
 }
 
 func (o *order) run(ctx context.Context) {
@@ -225,12 +231,10 @@ func (o *order) run(ctx context.Context) {
 	stored, found, err := o.p.lookup(ctx, o.key)
 	if err != nil {
 		err = fmt.Errorf("read order %s: %w", o.key, err)
-		if o.m.Deliveries > o.p.cfg.MaxDeliver && (o.m.PublishedAt.IsZero() || o.now.Sub(o.m.PublishedAt) < o.p.cfg.RedConfirmWait) {
+		if o.m.Deliveries > o.p.cfg.MaxDeliver && o.mayBeWaiting() {
 			// Only a request whose polls did not count (an order waiting
 			// for the buyer) gets past MaxDeliver: without its record,
-			// whether it may be given up cannot be told, until
-			// RedConfirmWait since its publication, which no wait of it
-			// outlasts.
+			// whether it may be given up cannot be told (mayBeWaiting).
 			o.out.Action, o.out.Delay, o.out.Event, o.out.Err = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError, err
 			return
 		}
@@ -313,6 +317,9 @@ func (o *order) run(ctx context.Context) {
 		return
 	}
 	if o.withheld {
+		if hs.probe && o.rec.Submissions > 0 {
+			o.p.holds.release(o.key.Seller) // the provider answered the probe's query
+		}
 		o.withhold(ctx)
 		return
 	}
@@ -320,6 +327,27 @@ func (o *order) run(ctx context.Context) {
 		o.p.holds.release(o.key.Seller)
 	}
 	o.apply(ctx, answer)
+}
+
+// mayBeWaiting reports, for a delivery past MaxDeliver that cannot read
+// its order's record, whether the order may still be within its wait of
+// RedConfirmWait from WaitingSince, which the record holds. The wait began
+// after the request's publication, and by the time it began the request
+// had spent its MaxDeliver deliveries' backoff at most, or waited in a
+// backlog: twice RedConfirmWait after the publication (six days by
+// default) is past any wait but one that began after a backlog or outage
+// of more than RedConfirmWait. A permanently unreadable record then ends
+// its request (dead-lettered, replayable) instead of putting it back for
+// ever.
+func (o *order) mayBeWaiting() bool {
+	return o.m.PublishedAt.IsZero() || o.now.Sub(o.m.PublishedAt) < 2*o.p.cfg.RedConfirmWait
+}
+
+// lookedOnly reports whether e, an order's last error, is the answer of a
+// look-up made with providers.Call.LookOnly (providers.CodeLookOnly): the
+// call it counts did not submit anything either.
+func lookedOnly(e *schemas.ErrorInfo) bool {
+	return e != nil && e.ProviderCode == providers.CodeLookOnly
 }
 
 // settleEarlier asks the provider after the earlier request for an order
@@ -405,6 +433,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 	var a providers.Outcome
 	claim := true
+	o.lookOnly = o.spelling != nil && (o.rec.Attempts == 0 || lookedOnly(o.rec.LastError))
 	if o.rec.Version == 0 && o.rec.Submissions == 0 { // no record of the order at all
 		claim = o.claimNeeded()
 	} else if o.rec.Submissions > 0 {
@@ -490,7 +519,8 @@ func (o *order) claimNeeded() bool {
 // returns.
 func (o *order) call(ctx context.Context, f func(context.Context, *providers.Call) providers.Outcome) providers.Outcome {
 	o.rec.Attempts++
-	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt, Resubmission: o.rec.Submissions > 1})
+	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt, Resubmission: o.rec.Submissions > 1,
+		LookOnly: o.lookOnly})
 	mergeRefs(&o.rec.Refs, a.Refs)
 	if a.RedConfirm != nil {
 		o.rec.RedConfirm = a.RedConfirm
@@ -699,6 +729,10 @@ func (o *order) withhold(ctx context.Context) {
 	o.rec.LastError = &schemas.ErrorInfo{Code: o.spelling.Code, Field: o.spelling.Field, Violations: o.spelling.Violations,
 		Message: clip(o.spelling.Message+"; the provider has no record of the order and nothing was sent to it", maxTextBytes)}
 	o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince = 0, 0, 0, time.Time{}
+	// The provider answered NotFound (submitting is safe): nothing of an
+	// earlier submission is left to settle, and no dead letter exists to
+	// settle it with, so another request for the order starts over.
+	o.rec.Submissions, o.rec.SubmittedAt = 0, time.Time{}
 	o.rec.CompletedAt = o.now
 	if !o.save(ctx) {
 		return

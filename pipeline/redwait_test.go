@@ -184,8 +184,8 @@ func TestWaitingFormOutlivesAFailedRead(t *testing.T) {
 }
 
 // A record that cannot be read at all past MaxDeliver deliveries does not
-// keep its request going round for ever: once RedConfirmWait has passed
-// since the request's publication (no wait outlasts it), it is given up.
+// keep its request going round for ever: once twice RedConfirmWait has
+// passed since the request's publication, it is given up.
 func TestUnreadableRecordPastTheWaitIsGivenUp(t *testing.T) {
 	cfg := fast
 	cfg.MaxDeliver = 3
@@ -198,7 +198,7 @@ func TestUnreadableRecordPastTheWaitIsGivenUp(t *testing.T) {
 	if out := deliverRaw(t, p, raw, cfg.MaxDeliver+1); out.Action != pipeline.Nak {
 		t.Fatalf("within the wait: %s %s; want put back", out.Action, out.Event)
 	}
-	time.Sleep(cfg.RedConfirmWait)
+	time.Sleep(time.Until(raw.Time.Add(2 * cfg.RedConfirmWait)))
 	out := deliverRaw(t, p, raw, cfg.MaxDeliver+2)
 	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
 		t.Fatalf("past the wait: %s %s, dead letter %q; want given up", out.Action, out.Event, out.DeadLetter)
@@ -217,4 +217,37 @@ func issuedBlue(t *testing.T, h *harness, p *pipeline.Pipeline, orderNo string) 
 		t.Fatalf("blue record: %+v %v", rec, err)
 	}
 	return rec.Invoices[0]
+}
+
+// A form's wait runs RedConfirmWait from WaitingSince, which may come long
+// after the request's publication (a backlog, an outage, a held seller, a
+// form still being applied for). One failed read of its record past
+// MaxDeliver, after RedConfirmWait since publication but within its wait,
+// puts it back.
+func TestWaitingFormThatBeganLateOutlivesAFailedRead(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	cfg.RedConfirmWait = time.Second
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
+	st := &failingGets{Store: h.db}
+	p := firstRun(t, h, cfg, st, nil, false)
+	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-LATE-J", issuedBlue(t, h, p, "BLUE-LATE-J")))
+	time.Sleep(600 * time.Millisecond) // the request waits before it is taken
+	for d := 1; d <= 5; d++ {
+		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+			t.Fatalf("delivery %d: %s %s", d, out.Action, out.Event)
+		}
+	}
+	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "RC-LATE-J"})
+	time.Sleep(time.Until(raw.Time.Add(cfg.RedConfirmWait + 100*time.Millisecond)))
+	if left := time.Until(rec.WaitingSince.Add(cfg.RedConfirmWait)); left < 200*time.Millisecond {
+		t.Skipf("too slow: the wait has only %s left", left)
+	}
+	st.fail.Store(true)
+	out := deliverRaw(t, p, raw, 6)
+	st.fail.Store(false)
+	if out.Action != pipeline.Nak {
+		t.Fatalf("one failed read of a form with %s of its wait left: %s %s, dead letter %q; want put back",
+			time.Until(rec.WaitingSince.Add(cfg.RedConfirmWait)), out.Action, out.Event, out.DeadLetter)
+	}
 }

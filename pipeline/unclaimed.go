@@ -223,11 +223,15 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 		return 0, err
 	}
 	spelledFrom, err := spellingRuleFrom(ctx, info, name, marks)
+	if mark == 0 && !optIn {
+		// Never without a claim: nothing is read, so a start on a full
+		// disk goes on (the mark is set at a later start; set later it
+		// only counts more lower-case requests as an earlier build's,
+		// which are then withheld, not sent).
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
-	}
-	if mark == 0 && !optIn {
-		return 0, nil // never without a claim
 	}
 	clean, err := marks.Mark(name + cleanSuffix)
 	if err != nil {

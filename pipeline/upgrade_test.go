@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 )
@@ -205,5 +207,147 @@ func TestWaitingFormFromEarlierBuildSurvivesOneFailure(t *testing.T) {
 	}
 	if b, _ := json.Marshal(got); strings.Contains(string(b), `"acceptedAt"`) {
 		t.Fatalf("the legacy field is written back: %s", b)
+	}
+}
+
+// An earlier build claimed a jumdata order for a request on a lower-case
+// seller subject a minute ago and crashed before submitting it. Within the
+// taskId's life jumdata's query repeats the submission, which would submit
+// it now: this build only looks at jumdata's issued invoices instead.
+func TestLowerCaseClaimedWithinTaskLifeIsNotSent(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	data := issueRequest(t, jumdataSeller, "LOWER-TL-1", nil)
+	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "LOWER-TL-1"}
+	then := time.Now().Add(-time.Minute)
+	claim := schemas.OrderRecord{Seller: key.Seller, OrderNo: key.OrderNo, Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
+		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
+	if _, err := h.db.Put(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), data)
+	out := deliverRaw(t, p, raw, 1)
+	if st := h.orderStats(jumdataSeller, "LOWER-TL-1"); st.Submissions != 0 || st.Issuances != 0 {
+		t.Fatalf("a request let through only as an earlier build's was submitted by this build (its query): sandbox %+v, outcome %s %s %s",
+			st, out.Action, out.Event, out.Status)
+	}
+}
+
+// The same through RecoverUnclaimed: an earlier build took a lower-case
+// jumdata request (claimless) and crashed before submitting it.
+// RecoverUnclaimed records it as possibly submitted; its deliveries only
+// look at jumdata, the first and a later one alike (the first's look-up
+// counts as a provider call in the record, and submitted nothing).
+func TestLowerCaseRecoveredButNeverSubmittedIsNotSent(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	raw, p := lowerCaseTaken(t, h, "LOWER-RN-1", true, false)
+	for d := 2; d <= 3; d++ {
+		out := deliverRaw(t, p, raw, d)
+		if st := h.orderStats(jumdataSeller, "LOWER-RN-1"); st.Submissions != 0 || st.Issuances != 0 {
+			t.Fatalf("delivery %d: a recovered lower-case request the earlier build never submitted was submitted now: sandbox %+v, outcome %s %s %s",
+				d, st, out.Action, out.Event, out.Status)
+		}
+		if out.Action != pipeline.Nak {
+			t.Fatalf("delivery %d: %s %s %s; want put back until the taskId's life ends", d, out.Action, out.Event, out.Status)
+		}
+	}
+}
+
+// fullDiskMarks keeps marks that can be read but not written (a full disk).
+type fullDiskMarks struct{ pipeline.Marks }
+
+func (fullDiskMarks) RaiseMark(context.Context, string, uint64) error {
+	return errors.New("order store write failed: no space left on device")
+}
+
+func (fullDiskMarks) SetMark(context.Context, string, uint64) error {
+	return errors.New("order store write failed: no space left on device")
+}
+
+// A consumer that never submitted without a claim (no unclaimed mark, no
+// opt-in) writes nothing it needs at its start, so it starts on a full disk
+// (the loop then pauses until the store is healthy) even though it cannot
+// set the subject-spelling mark.
+func TestFirstStartOnAFullDiskWithoutClaimlessStillStarts(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(fast, v, h.db, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), h.provs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "FULL-1", nil))
+	cons, err := h.topo.EnsureConsumer(ctx, h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.RecoverUnclaimed(ctx, stream, cons, fullDiskMarks{h.db}); err != nil {
+		t.Fatalf("a consumer that never went without a claim cannot start on a full disk: %v", err)
+	}
+}
+
+// A seller is held for a person to act; its next probe is a request let
+// through as an earlier build's, whose provider query answers that the
+// order is not there. The provider answered, so the hold ends, as it does
+// on any answer but action_required.
+func TestWithheldProbeReleasesTheSeller(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.provs[jumdataSeller] = needsPerson{h.provs[jumdataSeller].(*jumdata.Client)}
+	p := firstRun(t, h, fast, h.db, nil, false)
+	if out := deliverRaw(t, p, publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "HOLDER-J", nil)), 1); out.Event != pipeline.EventActionRequired {
+		t.Fatalf("setup hold: %s %s", out.Action, out.Event)
+	}
+	if _, held := p.HeldSellers()[jumdataSeller]; !held {
+		t.Fatal("setup: the seller is not held")
+	}
+	data := issueRequest(t, jumdataSeller, "LOWER-HP-1", nil)
+	then := time.Now().Add(-48 * time.Hour)
+	claim := schemas.OrderRecord{Seller: jumdataSeller, OrderNo: "LOWER-HP-1", Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
+		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
+	if _, err := h.db.Put(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(fast.HoldProbe + 50*time.Millisecond) // the next delivery is the probe
+	out := deliverRaw(t, p, publishRaw(t, h, strings.ToLower(jumdataSeller), data), 1)
+	if out.Status != schemas.StatusRejected {
+		t.Fatalf("the lower-case request: %s %s %s", out.Action, out.Event, out.Status)
+	}
+	if reason, held := p.HeldSellers()[jumdataSeller]; held {
+		t.Fatalf("the provider answered the probe (not found), and the seller is still held: %s", reason)
+	}
+}
+
+// After withhold (the provider has nothing for the order), a corrected
+// request for the order on the seller's subject goes: it is not answered
+// with a conflict that sends the user to an earlier request's dead letter
+// that withhold never published.
+func TestCorrectedRequestAfterWithholdIsNotSentToAMissingDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	data := issueRequest(t, jumdataSeller, "LOWER-CO-1", nil)
+	then := time.Now().Add(-48 * time.Hour)
+	claim := schemas.OrderRecord{Seller: jumdataSeller, OrderNo: "LOWER-CO-1", Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
+		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
+	if _, err := h.db.Put(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	if out := deliverRaw(t, p, publishRaw(t, h, strings.ToLower(jumdataSeller), data), 1); out.Status != schemas.StatusRejected {
+		t.Fatalf("the lower-case request: %s %s %s", out.Action, out.Event, out.Status)
+	}
+	corrected := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "LOWER-CO-1", func(o *schemas.Order) { o.Clerk = "李四" }))
+	out := deliverRaw(t, p, corrected, 1)
+	if out.Status == schemas.StatusConflict && len(h.deadLetters()) == 0 {
+		res := h.waitResult(jumdataSeller, "LOWER-CO-1", 1, 5*time.Second)
+		t.Fatalf("the corrected request: conflict, with no dead letter to replay: %s", res[len(res)-1].Error.Message)
 	}
 }

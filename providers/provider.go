@@ -120,7 +120,18 @@ type Call struct {
 	// look an order up by its content answers Rejected wrapping
 	// ErrUnsupported instead.
 	Earlier bool
+	// LookOnly says that the request must not be submitted, not even as a
+	// repetition of an earlier submission (a request the pipeline only
+	// finishes, pipeline's subject_spelling exception): a Query that would
+	// repeat the submission to learn the order's state looks only at what
+	// the provider shows, and answers Retry, not NotFound, while an earlier
+	// submission may still be under way.
+	LookOnly bool
 }
+
+// CodeLookOnly is the code of the Retry a Query made with Call.LookOnly
+// answers when it cannot tell yet whether the order exists.
+const CodeLookOnly = "look_only"
 
 // Provider is an invoicing provider bound to one seller's credentials.
 //

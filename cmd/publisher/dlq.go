@@ -194,19 +194,27 @@ func (s *session) scanDeadLetters(ctx context.Context, stream jetstream.Stream, 
 // it stopped short.
 func (s *session) scanEnded(ctx context.Context, stream jetstream.Stream, filters []string, last, end uint64, start time.Time) error {
 	for _, f := range filters {
-		gctx, cancel := s.ctx(ctx)
-		m, err := stream.GetMsg(gctx, last+1, jetstream.WithGetMsgSubject(f))
-		cancel()
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return s.jsError(err, fmt.Sprintf("tell whether dead letters after #%d are left (reading them timed out; the scan stopped there)", last))
-		}
-		if m.Sequence <= end && !m.Time.Before(start) {
-			return &exitError{code: exitTrouble, err: fmt.Errorf(
-				"the server did not deliver dead letter #%d within --timeout %s: the scan stopped after #%d, before the end; run it again, or with a longer --timeout",
-				m.Sequence, s.g.timeout, last)}
+		// Dead letters before start (--since) are not the scan's: look
+		// past them, since one after them may be left.
+		for seq := last + 1; seq <= end; {
+			gctx, cancel := s.ctx(ctx)
+			m, err := stream.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(f))
+			cancel()
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return s.jsError(err, fmt.Sprintf("tell whether dead letters after #%d are left (reading them timed out; the scan stopped there)", last))
+			}
+			if m.Sequence > end {
+				break
+			}
+			if !m.Time.Before(start) {
+				return &exitError{code: exitTrouble, err: fmt.Errorf(
+					"the server did not deliver dead letter #%d within --timeout %s: the scan stopped after #%d, before the end; run it again, or with a longer --timeout",
+					m.Sequence, s.g.timeout, last)}
+			}
+			seq = m.Sequence + 1
 		}
 	}
 	return nil

@@ -509,3 +509,36 @@ func TestReplayMarkOfAnotherDeadLetter(t *testing.T) {
 		t.Errorf("the new #1 replayed a second time:\n%s", out)
 	}
 }
+
+// A --since scan whose first read times out, with dead letters older than
+// --since before those within it: it fails, naming the first one within it
+// that was left, rather than ending as complete.
+func TestDeadLetterScanSinceTimeoutBeforeTheFirstIsNotTheEnd(t *testing.T) {
+	env := MustNATS(t)
+	ctx := context.Background()
+	subject := schemas.Subjects{}.DeadLetter(schemas.ReasonMalformed, nuonuoSeller)
+	if _, err := env.js.Publish(ctx, subject, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now() // --since reaches back to here
+	time.Sleep(50 * time.Millisecond)
+	for range 2 {
+		if _, err := env.js.Publish(ctx, subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &globals{server: env.url, prefix: "invoice", timeout: 5 * time.Second}
+	s, err := g.connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stream, err := s.dlqStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.scanEnded(ctx, stream, dlqFilters(s.subjects, "", ""), 0, 3, start); err == nil || !strings.Contains(err.Error(), "#2") {
+		t.Fatalf("#2 and #3 (within --since) left, none read: %v; want an error naming #2", err)
+	}
+}

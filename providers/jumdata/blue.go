@@ -87,7 +87,18 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 	if err != nil {
 		return fieldOutcome(err, true)
 	}
-	if c.now().Sub(call.SubmittedAt) < c.cfg.TaskIDLife-c.skewMargin() {
+	left := c.cfg.TaskIDLife - c.skewMargin() - c.now().Sub(call.SubmittedAt)
+	if left > 0 && call.LookOnly {
+		// Repeating the task would submit it if jumdata never had it:
+		// search, and tell nothing for sure before the taskId's life ends.
+		out := c.searchBlue(ctx, call, t)
+		if out.Class == providers.NotFound {
+			out = providers.Outcome{Class: providers.Retry, RetryAfter: left, Refs: out.Refs, Code: providers.CodeLookOnly,
+				Message: "no invoice of the order is issued yet, and jumdata may still be working on a task submitted earlier; asking it would submit the task"}
+		}
+		return out
+	}
+	if left > 0 {
 		r := c.post(ctx, epBlueSubmit, t.params)
 		if r.is("400") {
 			// jumdata refused the repetition (a task with other data under
