@@ -47,6 +47,16 @@ func unclaimedMark(t *testing.T, h *harness) uint64 {
 // consumer with marks, as a consumer does when it starts.
 func recoverWith(t *testing.T, h *harness, p *pipeline.Pipeline, marks pipeline.Marks) int {
 	t.Helper()
+	n, err := recoverErr(t, h, p, marks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// recoverErr is recoverWith returning RecoverUnclaimed's error.
+func recoverErr(t *testing.T, h *harness, p *pipeline.Pipeline, marks pipeline.Marks) (int, error) {
+	t.Helper()
 	ctx := context.Background()
 	cons, err := h.topo.EnsureConsumer(ctx, h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
 	if err != nil {
@@ -56,11 +66,7 @@ func recoverWith(t *testing.T, h *harness, p *pipeline.Pipeline, marks pipeline.
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := p.RecoverUnclaimed(ctx, stream, cons, marks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return p.RecoverUnclaimed(ctx, stream, cons, marks)
 }
 
 // firstRun is a pipeline of a consumer run that stops (crashes) after the

@@ -106,12 +106,7 @@ func TestLowerCaseClaimedButNeverSubmittedIsNotSent(t *testing.T) {
 	p := firstRun(t, h, fast, h.db, nil, false)
 	data := issueRequest(t, jumdataSeller, "LOWER-NN-1", nil)
 	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "LOWER-NN-1"}
-	then := time.Now().Add(-48 * time.Hour)
-	claim := schemas.OrderRecord{Seller: key.Seller, OrderNo: key.OrderNo, Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
-		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
-	if _, err := h.db.Put(ctx, claim); err != nil {
-		t.Fatal(err)
-	}
+	claimedBefore(t, h, data, 48*time.Hour)
 	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), data)
 	out := deliverRaw(t, p, raw, 1)
 	if out.Action != pipeline.Ack || out.Status != schemas.StatusRejected {
@@ -215,17 +210,10 @@ func TestWaitingFormFromEarlierBuildSurvivesOneFailure(t *testing.T) {
 // taskId's life jumdata's query repeats the submission, which would submit
 // it now: this build only looks at jumdata's issued invoices instead.
 func TestLowerCaseClaimedWithinTaskLifeIsNotSent(t *testing.T) {
-	ctx := context.Background()
 	h := newHarness(t, harnessOptions{pipeline: fast})
 	p := firstRun(t, h, fast, h.db, nil, false)
 	data := issueRequest(t, jumdataSeller, "LOWER-TL-1", nil)
-	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "LOWER-TL-1"}
-	then := time.Now().Add(-time.Minute)
-	claim := schemas.OrderRecord{Seller: key.Seller, OrderNo: key.OrderNo, Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
-		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
-	if _, err := h.db.Put(ctx, claim); err != nil {
-		t.Fatal(err)
-	}
+	claimedBefore(t, h, data, time.Minute)
 	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), data)
 	out := deliverRaw(t, p, raw, 1)
 	if st := h.orderStats(jumdataSeller, "LOWER-TL-1"); st.Submissions != 0 || st.Issuances != 0 {
@@ -270,7 +258,6 @@ func (fullDiskMarks) SetMark(context.Context, string, uint64) error {
 // (the loop then pauses until the store is healthy) even though it cannot
 // set the subject-spelling mark.
 func TestFirstStartOnAFullDiskWithoutClaimlessStillStarts(t *testing.T) {
-	ctx := context.Background()
 	h := newHarness(t, harnessOptions{pipeline: fast})
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
 	if err != nil {
@@ -281,15 +268,7 @@ func TestFirstStartOnAFullDiskWithoutClaimlessStillStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "FULL-1", nil))
-	cons, err := h.topo.EnsureConsumer(ctx, h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.RecoverUnclaimed(ctx, stream, cons, fullDiskMarks{h.db}); err != nil {
+	if _, err := recoverErr(t, h, p, fullDiskMarks{h.db}); err != nil {
 		t.Fatalf("a consumer that never went without a claim cannot start on a full disk: %v", err)
 	}
 }
@@ -299,7 +278,6 @@ func TestFirstStartOnAFullDiskWithoutClaimlessStillStarts(t *testing.T) {
 // order is not there. The provider answered, so the hold ends, as it does
 // on any answer but action_required.
 func TestWithheldProbeReleasesTheSeller(t *testing.T) {
-	ctx := context.Background()
 	h := newHarness(t, harnessOptions{pipeline: fast})
 	h.provs[jumdataSeller] = needsPerson{h.provs[jumdataSeller].(*jumdata.Client)}
 	p := firstRun(t, h, fast, h.db, nil, false)
@@ -310,12 +288,7 @@ func TestWithheldProbeReleasesTheSeller(t *testing.T) {
 		t.Fatal("setup: the seller is not held")
 	}
 	data := issueRequest(t, jumdataSeller, "LOWER-HP-1", nil)
-	then := time.Now().Add(-48 * time.Hour)
-	claim := schemas.OrderRecord{Seller: jumdataSeller, OrderNo: "LOWER-HP-1", Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
-		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
-	if _, err := h.db.Put(ctx, claim); err != nil {
-		t.Fatal(err)
-	}
+	claimedBefore(t, h, data, 48*time.Hour)
 	time.Sleep(fast.HoldProbe + 50*time.Millisecond) // the next delivery is the probe
 	out := deliverRaw(t, p, publishRaw(t, h, strings.ToLower(jumdataSeller), data), 1)
 	if out.Status != schemas.StatusRejected {
@@ -331,16 +304,10 @@ func TestWithheldProbeReleasesTheSeller(t *testing.T) {
 // with a conflict that sends the user to an earlier request's dead letter
 // that withhold never published.
 func TestCorrectedRequestAfterWithholdIsNotSentToAMissingDeadLetter(t *testing.T) {
-	ctx := context.Background()
 	h := newHarness(t, harnessOptions{pipeline: fast})
 	p := firstRun(t, h, fast, h.db, nil, false)
 	data := issueRequest(t, jumdataSeller, "LOWER-CO-1", nil)
-	then := time.Now().Add(-48 * time.Hour)
-	claim := schemas.OrderRecord{Seller: jumdataSeller, OrderNo: "LOWER-CO-1", Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
-		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
-	if _, err := h.db.Put(ctx, claim); err != nil {
-		t.Fatal(err)
-	}
+	claimedBefore(t, h, data, 48*time.Hour)
 	if out := deliverRaw(t, p, publishRaw(t, h, strings.ToLower(jumdataSeller), data), 1); out.Status != schemas.StatusRejected {
 		t.Fatalf("the lower-case request: %s %s %s", out.Action, out.Event, out.Status)
 	}
@@ -349,5 +316,18 @@ func TestCorrectedRequestAfterWithholdIsNotSentToAMissingDeadLetter(t *testing.T
 	if out.Status == schemas.StatusConflict && len(h.deadLetters()) == 0 {
 		res := h.waitResult(jumdataSeller, "LOWER-CO-1", 1, 5*time.Second)
 		t.Fatalf("the corrected request: conflict, with no dead letter to replay: %s", res[len(res)-1].Error.Message)
+	}
+}
+
+// claimedBefore saves the claim an earlier build left for the jumdata
+// issue request data, submitted (or about to be) ago, when it crashed.
+func claimedBefore(t *testing.T, h *harness, data []byte, ago time.Duration) {
+	t.Helper()
+	req := decodeReq(t, data)
+	then := time.Now().Add(-ago)
+	claim := schemas.OrderRecord{Seller: req.SellerTaxNum, OrderNo: req.OrderNo, Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
+		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then}
+	if _, err := h.db.Put(context.Background(), claim); err != nil {
+		t.Fatal(err)
 	}
 }
