@@ -217,10 +217,8 @@ type order struct {
 	spellingSeller string
 	withheld       bool
 	// lookOnly says that the provider must not be asked in a way that may
-	// submit the request (providers.Call.LookOnly): a request let through
-	// as an earlier build's whose record shows no call to the provider (a
-	// claim, or RecoverUnclaimed's record, that may never have been sent)
-	// but such look-ups.
+	// submit the request (providers.Call.LookOnly): every request let
+	// through as an earlier build's (spelling).
 	lookOnly bool
 }
 
@@ -343,13 +341,6 @@ func (o *order) mayBeWaiting() bool {
 	return o.m.PublishedAt.IsZero() || o.now.Sub(o.m.PublishedAt) < 2*o.p.cfg.RedConfirmWait
 }
 
-// lookedOnly reports whether e, an order's last error, is the answer of a
-// look-up made with providers.Call.LookOnly (providers.CodeLookOnly): the
-// call it counts did not submit anything either.
-func lookedOnly(e *schemas.ErrorInfo) bool {
-	return e != nil && e.ProviderCode == providers.CodeLookOnly
-}
-
 // settleEarlier asks the provider after the earlier request for an order
 // stored as failed after a submission (earlier), before a corrected request
 // for it may be submitted, and reports whether it may. When it may not, the
@@ -433,7 +424,12 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 	var a providers.Outcome
 	claim := true
-	o.lookOnly = o.spelling != nil && (o.rec.Attempts == 0 || lookedOnly(o.rec.LastError))
+	// Every call for a request let through as an earlier build's only
+	// looks: a call the record counts (an earlier build's Submit refused
+	// before it took effect, this build's look-up that failed or asked a
+	// person to act) does not show that the provider has the task, and
+	// repeating a task it does not have submits it.
+	o.lookOnly = o.spelling != nil
 	if o.rec.Version == 0 && o.rec.Submissions == 0 { // no record of the order at all
 		claim = o.claimNeeded()
 	} else if o.rec.Submissions > 0 {

@@ -319,6 +319,58 @@ func TestCorrectedRequestAfterWithholdIsNotSentToAMissingDeadLetter(t *testing.T
 	}
 }
 
+// An earlier build claimed a jumdata order for a request on a lower-case
+// seller subject a minute ago and crashed before submitting it. This
+// build's first delivery only looks (searches issued invoices), but the
+// search fails transiently (HTTP 503 on blue-invoice/query). The record
+// now shows a provider call whose last error is not a look-only answer,
+// so the next delivery must still only look: it must not repeat the task,
+// which would submit it.
+func TestLowerCaseLookOnlySurvivesAFailedSearch(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	data := issueRequest(t, jumdataSeller, "LOWER-FS-1", nil)
+	claimedBefore(t, h, data, time.Minute)
+	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "blue-invoice/query", HTTPStatus: 503}}})
+	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), data)
+	if out := deliverRaw(t, p, raw, 1); out.Action != pipeline.Nak {
+		t.Fatalf("delivery 1 (search fails): %s %s %s; want put back", out.Action, out.Event, out.Status)
+	}
+	for d := 2; d <= 3; d++ {
+		out := deliverRaw(t, p, raw, d)
+		if st := h.orderStats(jumdataSeller, "LOWER-FS-1"); st.Submissions != 0 || st.Issuances != 0 {
+			t.Fatalf("delivery %d: a request let through only as an earlier build's was submitted after its look-up failed once: sandbox %+v, outcome %s %s %s",
+				d, st, out.Action, out.Event, out.Status)
+		}
+	}
+}
+
+// An earlier build submitted a jumdata order for a request on a lower-case
+// seller subject, and jumdata refused the submission before it took effect
+// (609, too frequent: Retry, "the request did not take effect"). The record
+// counts that call (Attempts 1); repeating the task would submit it, and
+// that would be this build's first submission of the request: it only
+// looks.
+func TestLowerCaseEarlierSubmitRefusedIsNotSent(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	data := issueRequest(t, jumdataSeller, "LOWER-RF-1", nil)
+	req := decodeReq(t, data)
+	then := time.Now().Add(-time.Minute)
+	claim := schemas.OrderRecord{Seller: req.SellerTaxNum, OrderNo: req.OrderNo, Kind: schemas.KindIssue, Fingerprint: decodeFingerprint(t, data),
+		Provider: "jumdata", ReceivedAt: then, State: schemas.StateSubmitting, Submissions: 1, SubmittedAt: then, Attempts: 1, Failures: 1,
+		LastError: &schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, ProviderCode: "609", Message: "请求过于频繁,请稍候再试"}}
+	if _, err := h.db.Put(context.Background(), claim); err != nil {
+		t.Fatal(err)
+	}
+	raw := publishRaw(t, h, strings.ToLower(jumdataSeller), data)
+	out := deliverRaw(t, p, raw, 1)
+	if st := h.orderStats(jumdataSeller, "LOWER-RF-1"); st.Submissions != 0 || st.Issuances != 0 {
+		t.Fatalf("a request let through only as an earlier build's, which jumdata never took, was submitted by this build: sandbox %+v, outcome %s %s %s",
+			st, out.Action, out.Event, out.Status)
+	}
+}
+
 // claimedBefore saves the claim an earlier build left for the jumdata
 // issue request data, submitted (or about to be) ago, when it crashed.
 func claimedBefore(t *testing.T, h *harness, data []byte, ago time.Duration) {

@@ -37,7 +37,11 @@
 //     original call never reached jumdata this creates the task, which is
 //     safe (the taskId makes it the one task of the order) and is what the
 //     pipeline's next Submit would have done. A 400 to the repetition is
-//     checked against blue-invoice/query before it is reported;
+//     checked against blue-invoice/query before it is reported. With
+//     providers.Call.LookOnly (a request that must not be submitted) it
+//     searches blue-invoice/query instead, as below, and answers Retry
+//     (providers.CodeLookOnly, RetryAfter the taskId's time left) when it
+//     finds nothing: the task may still be under way;
 //   - after it (jumdata has forgotten the taskId): blue-invoice/query over the
 //     days since SubmittedAt, every page. An invoice is the order's when the
 //     list carries an order number (ddh; the document's example has none)
