@@ -4,15 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
+
+	"github.com/fapiaohub/invoicer/schemas"
 )
 
 // globals are the connection flags every subcommand that talks to NATS
@@ -76,7 +78,7 @@ type session struct {
 // --inbox-prefix. Its errors are exitErrors with exitTrouble (or
 // exitUsage for bad flags) and say where it tried to connect, without the
 // password of a URL.
-func (g *globals) connect() (*session, error) {
+func (g *globals) connect(extra ...nats.Option) (*session, error) {
 	if err := g.check(); err != nil {
 		return nil, err
 	}
@@ -85,6 +87,7 @@ func (g *globals) connect() (*session, error) {
 		nats.Timeout(g.timeout),
 		nats.MaxReconnects(5),
 	}
+	opts = append(opts, extra...) // later options override earlier ones
 	if g.creds != "" {
 		if _, err := os.Stat(g.creds); err != nil {
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("credentials file (--creds, NATS_CREDS): %w", err)}
@@ -110,6 +113,29 @@ func (g *globals) connect() (*session, error) {
 		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("JetStream on %s: %w", redactURLs(g.server), err)}
 	}
 	return &session{g: g, nc: nc, js: js, subjects: g.subjects()}, nil
+}
+
+// following are the connection options of a command that follows a stream
+// until stopped (tail): it reconnects for as long as it runs, and says on
+// errw when NATS goes away and comes back. In the default mode NATS runs in
+// the consumer's process, so a restart of the consumer is such an outage.
+func following(errw io.Writer) []nats.Option {
+	return []nats.Option{
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // closed by the command itself as it ends
+			}
+			if err == nil {
+				err = errors.New("connection closed")
+			}
+			fmt.Fprintf(errw, "lost NATS (%v): reconnecting until it is back\n", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			fmt.Fprintf(errw, "reconnected to NATS at %s\n", redactURLs(nc.ConnectedUrl()))
+		}),
+	}
 }
 
 // Close closes the connection, flushing what was published.

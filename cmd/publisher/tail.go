@@ -101,7 +101,7 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 		ctx, cancel = context.WithTimeout(ctx, o.forDur)
 		defer cancel()
 	}
-	s, err := g.connect()
+	s, err := g.connect(following(cmd.ErrOrStderr())...)
 	if err != nil {
 		return err
 	}
@@ -121,8 +121,12 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 	for o.count == 0 || n < o.count {
 		m, err := iter.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
 				break
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				// Not stopped by the user: the connection closed.
+				return &exitError{code: exitTrouble, err: fmt.Errorf("stopped following the results after %d: the connection to NATS closed (%v)", n, s.nc.LastError())}
 			}
 			return s.jsError(err, "follow the results")
 		}
