@@ -30,8 +30,9 @@ type LoopConfig struct {
 	// Paused, when set, is asked before each message is processed; while it
 	// returns an error (for example the store's disk failing) messages are
 	// put back unprocessed and nothing is acknowledged. Those deliveries do
-	// not count against the pipeline's MaxDeliver (unless the consumer
-	// restarts meanwhile: the loop keeps their count in memory).
+	// not count against the pipeline's MaxDeliver. The loop keeps their
+	// count in memory; after a restart the pipeline still gives a request
+	// that its provider answers MaxDeliver provider calls (order.exhausted).
 	Paused func() error
 }
 

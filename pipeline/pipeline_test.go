@@ -724,6 +724,33 @@ func TestLoopBehind(t *testing.T) {
 	h.waitFor("the loop to catch up", 10*time.Second, func() bool { return !h.loop.Behind() })
 }
 
+// A consumer restarted during a store outage has forgotten the put-backs of
+// the pause, so the server's count of a request's deliveries is already
+// past MaxDeliver at its first processed delivery. A provider answer of
+// "later" does not give it up then: it gets MaxDeliver provider calls.
+func TestForgottenPutBacksDoNotGiveUpAtTheFirstAnswer(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{PendingPolls: 1000}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "FORGOT-1", nil))
+	inflated := cfg.MaxDeliver + 40 // 40 put-backs while paused, before the restart
+	out := deliverRaw(t, p, raw, inflated+1)
+	if out.Action != pipeline.Nak {
+		t.Fatalf("first processed delivery after the restart: %s %s %q; want put back", out.Action, out.Event, out.Reason)
+	}
+	for d := inflated + 2; d <= inflated+1+cfg.MaxDeliver; d++ {
+		if out = deliverRaw(t, p, raw, d); out.Action != pipeline.Nak {
+			break
+		}
+	}
+	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "FORGOT-1"})
+	if out.Action != pipeline.Term || rec.State != schemas.StateFailed || rec.Attempts < cfg.MaxDeliver {
+		t.Fatalf("after %d more deliveries: %s %s, the order %s after %d provider calls; want given up after %d calls",
+			cfg.MaxDeliver, out.Action, out.Event, rec.State, rec.Attempts, cfg.MaxDeliver)
+	}
+}
+
 // While the pipeline is paused (the order store's disk failing), requests
 // are put back unprocessed every 5 s; those deliveries are not the
 // request's: after the pause a request still has its MaxDeliver, and a

@@ -760,6 +760,14 @@ func (o *order) later(ctx context.Context, event string, delay time.Duration, wh
 // confirm): such an order is polled for RedConfirmWait from WaitingSince,
 // and its other deliveries (failures, holds, the provider still working)
 // keep the budget of MaxDeliver.
+//
+// A delivery that ended with the provider's answer (retry, in doubt, still
+// working) also needs the order to have made MaxDeliver provider calls
+// besides those polls (OrderRecord.Attempts), which it has by then unless
+// the server's count of deliveries includes some that never reached the
+// pipeline: put-backs while the store was failing (LoopConfig.Paused)
+// that a restart of the consumer made the loop forget. Such a request gets
+// its MaxDeliver calls instead of being given up at its first answer.
 func (o *order) exhausted(event string) bool {
 	rec := o.rec
 	if rec.Seller == "" && o.prior != nil {
@@ -768,7 +776,11 @@ func (o *order) exhausted(event string) bool {
 	if event == EventAccepted && o.awaiting {
 		return o.now.Sub(rec.WaitingSince) >= o.p.cfg.RedConfirmWait
 	}
-	return o.m.Deliveries-rec.WaitPolls >= o.p.cfg.MaxDeliver
+	spent := o.m.Deliveries-rec.WaitPolls >= o.p.cfg.MaxDeliver
+	if answered := event == EventRetry || event == EventInDoubt || event == EventAccepted; answered && rec.Seller != "" {
+		return spent && rec.Attempts-rec.WaitPolls >= o.p.cfg.MaxDeliver
+	}
+	return spent
 }
 
 // giveUp ends a request that ran out of deliveries: the order is saved as
