@@ -32,7 +32,8 @@ type LoopConfig struct {
 	// put back unprocessed and nothing is acknowledged. Those deliveries do
 	// not count against the pipeline's MaxDeliver. The loop keeps their
 	// count in memory; after a restart the pipeline still gives a request
-	// that its provider answers MaxDeliver provider calls (order.exhausted).
+	// that its provider answers "later" MaxDeliver such answers
+	// (OrderRecord.Answers, order.exhausted).
 	Paused func() error
 }
 

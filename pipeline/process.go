@@ -587,6 +587,8 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 			if o.now.Sub(o.rec.WaitingSince) >= RedConfirmSlowAfter {
 				delay = max(delay, RedConfirmSlowPoll)
 			}
+		} else {
+			o.rec.Answers++
 		}
 		if o.save(ctx) {
 			o.later(ctx, EventAccepted, delay, providerError(schemas.CodeRetriesExhausted, a), nil)
@@ -612,6 +614,7 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		}
 		o.rec.LastError = providerError(schemas.CodeRetriesExhausted, a)
 		o.rec.Failures = failures + 1
+		o.rec.Answers++
 		if o.save(ctx) {
 			o.later(ctx, event, o.p.cfg.retryDelay(o.rec.Failures, a.RetryAfter), o.rec.LastError, nil)
 		}
@@ -724,7 +727,7 @@ func (o *order) withhold(ctx context.Context) {
 	o.rec.State = schemas.StateFailed
 	o.rec.LastError = &schemas.ErrorInfo{Code: o.spelling.Code, Field: o.spelling.Field, Violations: o.spelling.Violations,
 		Message: clip(o.spelling.Message+"; the provider has no record of the order and nothing was sent to it", maxTextBytes)}
-	o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince = 0, 0, 0, time.Time{}
+	o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince, o.rec.Answers = 0, 0, 0, time.Time{}, 0
 	// The provider answered NotFound (submitting is safe): nothing of an
 	// earlier submission is left to settle, and no dead letter exists to
 	// settle it with, so another request for the order starts over.
@@ -762,12 +765,15 @@ func (o *order) later(ctx context.Context, event string, delay time.Duration, wh
 // keep the budget of MaxDeliver.
 //
 // A delivery that ended with the provider's answer (retry, in doubt, still
-// working) also needs the order to have made MaxDeliver provider calls
-// besides those polls (OrderRecord.Attempts), which it has by then unless
-// the server's count of deliveries includes some that never reached the
-// pipeline: put-backs while the store was failing (LoopConfig.Paused)
-// that a restart of the consumer made the loop forget. Such a request gets
-// its MaxDeliver calls instead of being given up at its first answer.
+// working) also needs the order to have had MaxDeliver such answers
+// (OrderRecord.Answers, which starts again when the order is given up),
+// which it has by then unless the server's count of deliveries includes
+// some that never reached the pipeline: put-backs while the store was
+// failing (LoopConfig.Paused) that a restart of the consumer made the loop
+// forget. Such a request gets its MaxDeliver answers instead of being given
+// up at its first. (Not Attempts: a delivery may make several calls, the
+// inline polls of a form waiting for the buyer among them, and a replay
+// keeps the calls of the request given up.)
 func (o *order) exhausted(event string) bool {
 	rec := o.rec
 	if rec.Seller == "" && o.prior != nil {
@@ -778,7 +784,7 @@ func (o *order) exhausted(event string) bool {
 	}
 	spent := o.m.Deliveries-rec.WaitPolls >= o.p.cfg.MaxDeliver
 	if answered := event == EventRetry || event == EventInDoubt || event == EventAccepted; answered && rec.Seller != "" {
-		return spent && rec.Attempts-rec.WaitPolls >= o.p.cfg.MaxDeliver
+		return spent && rec.Answers >= o.p.cfg.MaxDeliver
 	}
 	return spent
 }
@@ -826,7 +832,7 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 			o.rec.State = schemas.StateFailed
 			o.rec.LastError = info
 			// A replay starts a new backoff, polling schedule and wait.
-			o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince = 0, 0, 0, time.Time{}
+			o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince, o.rec.Answers = 0, 0, 0, time.Time{}, 0
 			o.rec.CompletedAt = o.now
 			if !o.save(ctx) {
 				return

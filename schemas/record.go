@@ -98,6 +98,12 @@ type OrderRecord struct {
 	// WaitingSince.
 	WaitPolls    int       `json:"waitPolls,omitempty"`
 	WaitingSince time.Time `json:"waitingSince,omitzero"`
+	// Answers counts the deliveries that ended with the provider's answer
+	// "later" (retry, in doubt, still working; not those of WaitPolls): a
+	// request given such an answer is given up only once it has had
+	// pipeline.Config.MaxDeliver of them, however many deliveries the
+	// server counts. It starts again when the order is given up.
+	Answers int `json:"answers,omitempty"`
 	// LegacyAcceptedAt is the "acceptedAt" of a record written by a build
 	// before WaitPolls and WaitingSince: a red confirmation form's first
 	// acceptance, with every poll since counted in Polls. It is only read:

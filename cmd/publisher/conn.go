@@ -119,7 +119,7 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 // until stopped (tail): it reconnects for as long as it runs, and says on
 // errw when NATS goes away and comes back. In the default mode NATS runs in
 // the consumer's process, so a restart of the consumer is such an outage.
-func following(errw io.Writer) []nats.Option {
+func following(errw io.Writer, reconnected func()) []nats.Option {
 	return []nats.Option{
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
@@ -134,13 +134,18 @@ func following(errw io.Writer) []nats.Option {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			fmt.Fprintf(errw, "reconnected to NATS at %s\n", redactURLs(nc.ConnectedUrl()))
+			if reconnected != nil {
+				reconnected()
+			}
 		}),
 	}
 }
 
 // Close closes the connection, flushing what was published.
 func (s *session) Close() {
-	_ = s.nc.FlushTimeout(s.g.timeout)
+	if s.nc.IsConnected() { // a tail ended during an outage does not wait --timeout
+		_ = s.nc.FlushTimeout(s.g.timeout)
+	}
 	s.nc.Close()
 }
 

@@ -85,7 +85,15 @@ func (f orderedFrom) config(filters []string) jetstream.OrderedConsumerConfig {
 func (s *session) follow(parent context.Context, stream jetstream.Stream, filters []string, from orderedFrom) (jetstream.MessagesContext, uint64, error) {
 	ctx, cancel := s.ctx(parent)
 	defer cancel()
-	c, err := stream.OrderedConsumer(ctx, from.config(filters))
+	cfg := from.config(filters)
+	if cfg.DeliverPolicy == jetstream.DeliverNewPolicy {
+		// "New" is taken again whenever the ordered consumer is recreated
+		// before it has delivered anything (a reconnection): what was
+		// published meanwhile would be skipped. Fix it as a sequence now.
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = stream.CachedInfo().State.LastSeq + 1
+	}
+	c, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return nil, 0, s.jsError(err, "create an ordered consumer on "+stream.CachedInfo().Config.Name)
 	}

@@ -101,7 +101,13 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 		ctx, cancel = context.WithTimeout(ctx, o.forDur)
 		defer cancel()
 	}
-	s, err := g.connect(following(cmd.ErrOrStderr())...)
+	reconnected := make(chan struct{}, 1)
+	s, err := g.connect(following(cmd.ErrOrStderr(), func() {
+		select {
+		case reconnected <- struct{}{}:
+		default:
+		}
+	})...)
 	if err != nil {
 		return err
 	}
@@ -110,16 +116,68 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 	if err != nil {
 		return err
 	}
-	iter, _, err := s.follow(ctx, stream, resultFilters(s.subjects, statuses, sellers), orderedFrom{all: o.all, since: o.since})
+	filters := resultFilters(s.subjects, statuses, sellers)
+	iter, _, err := s.follow(ctx, stream, filters, orderedFrom{all: o.all, since: o.since})
 	if err != nil {
 		return err
 	}
-	defer iter.Stop()
+	// Stopping waits for a reset of the ordered consumer in progress, which
+	// may retry for as long as the stream is missing.
+	defer func() { go iter.Stop() }()
+	created := stream.CachedInfo().Created
+	remade := make(chan jetstream.Stream, 1)
 
+	type nextMsg struct {
+		m   jetstream.Msg
+		err error
+	}
+	var next chan nextMsg
 	out := cmd.OutOrStdout()
 	n := 0
 	for o.count == 0 || n < o.count {
-		m, err := iter.Next(jetstream.NextContext(ctx))
+		if next == nil {
+			// Next does not return on ctx while it recreates the ordered
+			// consumer (NATS back, the stream not): wait for ctx beside it.
+			next = make(chan nextMsg, 1)
+			go func(it jetstream.MessagesContext, c chan<- nextMsg) {
+				m, err := it.Next(jetstream.NextContext(ctx))
+				c <- nextMsg{m, err}
+			}(iter, next)
+		}
+		var r nextMsg
+		select {
+		case r = <-next:
+			next = nil
+		case <-ctx.Done():
+			r.err = ctx.Err()
+		case <-reconnected:
+			go func() { // the results stream may have been made anew (another store)
+				for ctx.Err() == nil {
+					if st, err := s.stream(ctx, s.subjects.ResultFilter(), "results"); err == nil {
+						select {
+						case remade <- st:
+						default:
+						}
+						return
+					}
+					time.Sleep(time.Second)
+				}
+			}()
+			continue
+		case st := <-remade:
+			if st.CachedInfo().Created.Equal(created) {
+				continue
+			}
+			// Its sequences start again: follow it from its start.
+			go iter.Stop()
+			created = st.CachedInfo().Created
+			if iter, _, err = s.follow(ctx, st, filters, orderedFrom{all: true}); err != nil {
+				return err
+			}
+			next = nil
+			continue
+		}
+		m, err := r.m, r.err
 		if err != nil {
 			if ctx.Err() != nil {
 				break

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// restartable is a JetStream server on a fixed port that a test stops and
+// starts again, with the same store or another.
+type restartable struct {
+	t    *testing.T
+	port int
+	ns   *server.Server
+	js   jetstream.JetStream
+}
+
+func newRestartable(t *testing.T) *restartable {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return &restartable{t: t, port: port}
+}
+
+// start starts the server on storeDir; ensure creates the streams as the
+// consumer does at its start.
+func (r *restartable) start(storeDir string, ensure bool) {
+	t := r.t
+	ns, err := server.NewServer(&server.Options{ServerName: "tail-review", Host: "127.0.0.1", Port: r.port,
+		JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ns, r.js = ns, js
+	if ensure {
+		r.ensure()
+	}
+}
+
+func (r *restartable) ensure() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := (pipeline.Topology{}).Ensure(ctx, r.js); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *restartable) stop() {
+	r.ns.Shutdown()
+	r.ns.WaitForShutdown()
+}
+
+func (r *restartable) publish(orderNo string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res := tailResult(nuonuoSeller, orderNo, schemas.StatusIssued)
+	if err := pipeline.NewJetStreamPublisher(r.js, schemas.Subjects{}).PublishResult(ctx, &res, "result:test:"+orderNo); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+type tailRun struct {
+	out, errOut string
+	code        int
+}
+
+func (r *restartable) tail(args ...string) <-chan tailRun {
+	done := make(chan tailRun, 1)
+	go func() {
+		out, errOut, code := runCLI(r.t, "", append([]string{"--server", r.ns.ClientURL(), "--timeout", "5s", "tail"}, args...)...)
+		done <- tailRun{out, errOut, code}
+	}()
+	time.Sleep(500 * time.Millisecond) // tail is following
+	return done
+}
+
+// A tail that has shown nothing yet when NATS restarts (the consumer, in
+// the default mode) shows the results published between NATS coming back
+// and the ordered consumer being recreated: it follows from where it
+// began, not from "new results" taken afresh at the reset.
+func TestTailKeepsTheResultsPublishedAsNATSComesBack(t *testing.T) {
+	t.Parallel()
+	r := newRestartable(t)
+	store := filepath.Join(t.TempDir(), "js")
+	r.start(store, true)
+	done := r.tail("--count", "2", "--for", "30s")
+	r.stop()
+	time.Sleep(3 * time.Second)
+	r.start(store, false) // the streams are on disk
+	r.publish("R-1")      // the restarted consumer answers a waiting request at once
+	time.Sleep(3 * time.Second)
+	r.publish("R-2")
+	select {
+	case got := <-done:
+		if got.code != exitOK || !strings.Contains(got.out, "R-1") || !strings.Contains(got.out, "R-2") {
+			t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("tail did not end")
+	}
+}
+
+// --for ends tail while NATS is back but the results stream is not (yet),
+// although the ordered consumer's reset retries for ever and does not see
+// the command's context.
+func TestTailForEndsWhileTheStreamIsMissing(t *testing.T) {
+	t.Parallel()
+	r := newRestartable(t)
+	r.start(filepath.Join(t.TempDir(), "js"), true)
+	r.publish("R-1")
+	started := time.Now()
+	done := r.tail("--for", "4s")
+	r.stop()
+	r.start(filepath.Join(t.TempDir(), "other"), false) // no streams
+	defer r.ensure()                                    // let a stuck tail go at the end
+	select {
+	case got := <-done:
+		if got.code != exitOK {
+			t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("tail --for 4s still running after %v", time.Since(started).Round(time.Second))
+	}
+}
+
+// On a server whose results stream is new (the data directory cleared,
+// another store), a tail that has shown results follows the new stream from
+// its start, not from after the old stream's last sequence.
+func TestTailFollowsAResultsStreamMadeAnew(t *testing.T) {
+	t.Parallel()
+	r := newRestartable(t)
+	r.start(filepath.Join(t.TempDir(), "js"), true)
+	done := r.tail("--count", "4", "--for", "20s")
+	for _, no := range []string{"R-1", "R-2", "R-3"} {
+		r.publish(no)
+	}
+	time.Sleep(500 * time.Millisecond)
+	r.stop()
+	r.start(filepath.Join(t.TempDir(), "fresh"), true)
+	time.Sleep(3 * time.Second) // tail is back
+	r.publish("N-1")
+	select {
+	case got := <-done:
+		if got.code != exitOK || !strings.Contains(got.out, "N-1") {
+			t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("tail did not end")
+	}
+}
+
+// A tail that ends normally (--count, --for) says nothing on stderr.
+func TestTailSaysNothingOnANormalEnd(t *testing.T) {
+	t.Parallel()
+	r := newRestartable(t)
+	r.start(filepath.Join(t.TempDir(), "js"), true)
+	for i := 0; i < 4; i++ {
+		done := r.tail("--count", "1", "--for", "3s")
+		if i%2 == 0 {
+			r.publish("Q-" + string(rune('a'+i)))
+		}
+		got := <-done
+		if strings.Contains(got.errOut, "NATS") {
+			t.Fatalf("run %d: exit %d, stderr %q", i, got.code, got.errOut)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// A red confirmation form that waited for the buyer, then a store outage
+// and a restart of the consumer (the put-backs forgotten): its first
+// transient answer after that does not give it up. (Each waiting delivery
+// makes two calls, the query and the inline poll, so counting calls would.)
+func TestForgottenPutBacksOfAWaitingFormDoNotGiveItUpAtItsFirstAnswer(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-FORGOT-J", issuedBlue(t, h, p, "BLUE-FORGOT-J")))
+	d := 1
+	for ; d <= 2*cfg.MaxDeliver; d++ {
+		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+			t.Fatalf("waiting delivery %d: %s %s", d, out.Action, out.Event)
+		}
+	}
+	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "RC-FORGOT-J"})
+	t.Logf("after the wait: %d calls, %d wait polls", rec.Attempts, rec.WaitPolls)
+	h.sb.SetFaults(sandbox.Faults{Error5xx: 1}) // jumdata refuses calls for a while
+	out := deliverRaw(t, p, raw, d+40)          // 40 put-backs forgotten by a restart
+	if out.Action != pipeline.Nak {
+		rec, _, _ = h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "RC-FORGOT-J"})
+		t.Fatalf("first answer after the restart: %s %s %q (order %s, %d calls, wait polls reset); want put back", out.Action, out.Event, out.Reason, rec.State, rec.Attempts)
+	}
+}
+
+// A replayed dead letter resumes its order, whose request given up had
+// MaxDeliver answers and more: a store outage and a restart during the
+// replay do not give it up at its first answer either.
+func TestForgottenPutBacksDoNotGiveUpAReplayAtItsFirstAnswer(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{PendingPolls: 1000}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	body := issueRequest(t, jumdataSeller, "FORGOT-R", nil)
+	raw := publishRaw(t, h, jumdataSeller, body)
+	var out pipeline.Outcome
+	for d := 1; d <= cfg.MaxDeliver; d++ {
+		if out = deliverRaw(t, p, raw, d); out.Action != pipeline.Nak {
+			break
+		}
+	}
+	if out.Action != pipeline.Term {
+		t.Fatalf("original request: %s %s; want given up", out.Action, out.Event)
+	}
+	replay := publishRaw(t, h, jumdataSeller, body) // the dead letter replayed
+	out = deliverRaw(t, p, replay, 1+40)            // 40 put-backs forgotten by a restart
+	if out.Action != pipeline.Nak {
+		t.Fatalf("the replay's first answer after the restart: %s %s %q; want put back", out.Action, out.Event, out.Reason)
+	}
+}
