@@ -39,7 +39,7 @@ func newRestartable(t *testing.T) *restartable {
 // consumer does at its start.
 func (r *restartable) start(storeDir string, ensure bool) {
 	t := r.t
-	ns, err := server.NewServer(&server.Options{ServerName: "tail-review", Host: "127.0.0.1", Port: r.port,
+	ns, err := server.NewServer(&server.Options{ServerName: "tail-restart", Host: "127.0.0.1", Port: r.port,
 		JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true})
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +98,35 @@ func (r *restartable) tail(args ...string) <-chan tailRun {
 	}()
 	time.Sleep(500 * time.Millisecond) // tail is following
 	return done
+}
+
+// tail outlives an outage of NATS longer than the connection's default
+// five reconnection attempts (in the default mode NATS runs in the
+// consumer's process, so a restart of the consumer is such an outage):
+// it says so on stderr and goes on with the results published after it.
+func TestTailOutlivesARestartOfNATS(t *testing.T) {
+	t.Parallel()
+	store := filepath.Join(t.TempDir(), "js")
+	r := newRestartable(t)
+	r.start(store, true)
+	done := r.tail("--count", "2", "--for", "60s")
+	r.publish("R-1")
+	time.Sleep(500 * time.Millisecond)
+	r.stop()
+	time.Sleep(15 * time.Second) // longer than five reconnection attempts
+	r.start(store, false)
+	r.publish("R-2")
+	select {
+	case run := <-done:
+		if run.code != exitOK || !strings.Contains(run.out, "R-1") || !strings.Contains(run.out, "R-2") {
+			t.Fatalf("exit %d\n%s%s", run.code, run.out, run.errOut)
+		}
+		if !strings.Contains(run.errOut, "lost NATS") || !strings.Contains(run.errOut, "reconnected to NATS") {
+			t.Errorf("the outage is not said on stderr:\n%s", run.errOut)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("tail did not see the result published after NATS came back")
+	}
 }
 
 // A tail that has shown nothing yet when NATS restarts (the consumer, in

@@ -2,17 +2,11 @@ package main
 
 import (
 	"context"
-	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
@@ -158,85 +152,4 @@ func (e *natsEnv) hasConsumer(t *testing.T, stream, filter string) bool {
 		}
 	}
 	return found
-}
-
-// tail outlives an outage of NATS longer than the connection's default
-// five reconnection attempts (in the default mode NATS runs in the
-// consumer's process, so a restart of the consumer is such an outage):
-// it says so on stderr and goes on with the results published after it.
-func TestTailOutlivesARestartOfNATS(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	start := func() (*server.Server, jetstream.JetStream) {
-		ns, err := server.NewServer(&server.Options{ServerName: "tail-restart", Host: "127.0.0.1", Port: port,
-			JetStream: true, StoreDir: filepath.Join(dir, "js"), NoSigs: true, NoLog: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats server not ready")
-		}
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := (pipeline.Topology{}).Ensure(ctx, js); err != nil {
-			t.Fatal(err)
-		}
-		return ns, js
-	}
-	publish := func(js jetstream.JetStream, orderNo string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		res := tailResult(nuonuoSeller, orderNo, schemas.StatusIssued)
-		if err := pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).PublishResult(ctx, &res, "result:test:"+orderNo); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ns, js := start()
-	url := ns.ClientURL()
-
-	type ran struct {
-		out, errOut string
-		code        int
-	}
-	done := make(chan ran, 1)
-	go func() {
-		out, errOut, code := runCLI(t, "", "--server", url, "--timeout", "5s", "tail", "--count", "2", "--for", "60s")
-		done <- ran{out, errOut, code}
-	}()
-	time.Sleep(500 * time.Millisecond) // tail is following
-	publish(js, "R-1")
-	time.Sleep(500 * time.Millisecond)
-	ns.Shutdown()
-	ns.WaitForShutdown()
-	time.Sleep(15 * time.Second) // longer than five reconnection attempts
-	_, js = start()
-	publish(js, "R-2")
-
-	select {
-	case r := <-done:
-		if r.code != exitOK || !strings.Contains(r.out, "R-1") || !strings.Contains(r.out, "R-2") {
-			t.Fatalf("exit %d\n%s%s", r.code, r.out, r.errOut)
-		}
-		if !strings.Contains(r.errOut, "lost NATS") || !strings.Contains(r.errOut, "reconnected to NATS") {
-			t.Errorf("the outage is not said on stderr:\n%s", r.errOut)
-		}
-	case <-time.After(45 * time.Second):
-		t.Fatal("tail did not see the result published after NATS came back")
-	}
 }
