@@ -16,9 +16,10 @@ type Config struct {
 	// MaxDeliver is the number of deliveries a request gets; on the last one
 	// a request that is still waiting is given up: "failed" result, dead
 	// letter, Term (one its provider answered "later", once its order has
-	// also had MaxDeliver such answers: see order.exhausted). 0 means 20. The JetStream consumer itself sets no limit
-	// (Topology.Consumer), so that a crash during the give-up is repaired by
-	// one more delivery instead of leaving the message stranded.
+	// also had MaxDeliver such answers: see order.exhausted). 0 means 20.
+	// The JetStream consumer itself sets no limit (Topology.Consumer), so
+	// that a crash during the give-up is repaired by one more delivery
+	// instead of leaving the message stranded.
 	MaxDeliver int
 	// Retry is the backoff for transient provider answers: the n-th failure
 	// in a row (schemas.OrderRecord.Failures, which an answer that the

@@ -216,10 +216,6 @@ type order struct {
 	spelling       *schemas.ErrorInfo
 	spellingSeller string
 	withheld       bool
-	// lookOnly says that the provider must not be asked in a way that may
-	// submit the request (providers.Call.LookOnly): every request let
-	// through as an earlier build's (spelling).
-	lookOnly bool
 }
 
 func (o *order) run(ctx context.Context) {
@@ -424,12 +420,6 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 	var a providers.Outcome
 	claim := true
-	// Every call for a request let through as an earlier build's only
-	// looks: a call the record counts (an earlier build's Submit refused
-	// before it took effect, this build's look-up that failed or asked a
-	// person to act) does not show that the provider has the task, and
-	// repeating a task it does not have submits it.
-	o.lookOnly = o.spelling != nil
 	if o.rec.Version == 0 && o.rec.Submissions == 0 { // no record of the order at all
 		claim = o.claimNeeded()
 	} else if o.rec.Submissions > 0 {
@@ -515,8 +505,13 @@ func (o *order) claimNeeded() bool {
 // returns.
 func (o *order) call(ctx context.Context, f func(context.Context, *providers.Call) providers.Outcome) providers.Outcome {
 	o.rec.Attempts++
+	// Every call for a request let through as an earlier build's
+	// (o.spelling) only looks: a call the record counts (an earlier
+	// build's Submit refused before it took effect, a look-up that failed)
+	// does not show that the provider has the task, and repeating a task it
+	// does not have submits it.
 	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt, Resubmission: o.rec.Submissions > 1,
-		LookOnly: o.lookOnly})
+		LookOnly: o.spelling != nil})
 	mergeRefs(&o.rec.Refs, a.Refs)
 	if a.RedConfirm != nil {
 		o.rec.RedConfirm = a.RedConfirm
@@ -719,25 +714,24 @@ func (p *Pipeline) lookup(ctx context.Context, key schemas.OrderKey) (schemas.Or
 // request is answered rejected, as any request on that subject is. A
 // record that another request replaced meanwhile is left as it is.
 func (o *order) withhold(ctx context.Context) {
-	if o.prior == nil {
-		o.out.Seller = o.spellingSeller
-		o.answerUnstored(ctx, schemas.StatusRejected, o.spelling, EventRejected)
-		return
-	}
-	o.rec.State = schemas.StateFailed
-	o.rec.LastError = &schemas.ErrorInfo{Code: o.spelling.Code, Field: o.spelling.Field, Violations: o.spelling.Violations,
-		Message: clip(o.spelling.Message+"; the provider has no record of the order and nothing was sent to it", maxTextBytes)}
-	o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince, o.rec.Answers = 0, 0, 0, time.Time{}, 0
-	// The provider answered NotFound (submitting is safe): nothing of an
-	// earlier submission is left to settle, and no dead letter exists to
-	// settle it with, so another request for the order starts over.
-	o.rec.Submissions, o.rec.SubmittedAt = 0, time.Time{}
-	o.rec.CompletedAt = o.now
-	if !o.save(ctx) {
-		return
+	why := o.spelling
+	if o.prior != nil {
+		o.rec.State = schemas.StateFailed
+		o.rec.LastError = &schemas.ErrorInfo{Code: why.Code, Field: why.Field, Violations: why.Violations,
+			Message: clip(why.Message+"; the provider has no record of the order and nothing was sent to it", maxTextBytes)}
+		o.rec.RestartCounts()
+		// The provider answered NotFound (submitting is safe): nothing of
+		// an earlier submission is left to settle, and no dead letter
+		// exists to settle it with, so another request starts over.
+		o.rec.Submissions, o.rec.SubmittedAt = 0, time.Time{}
+		o.rec.CompletedAt = o.now
+		if !o.save(ctx) {
+			return
+		}
+		why = o.rec.LastError
 	}
 	o.out.Seller = o.spellingSeller
-	o.answerUnstored(ctx, schemas.StatusRejected, o.rec.LastError, EventRejected)
+	o.answerUnstored(ctx, schemas.StatusRejected, why, EventRejected)
 }
 
 // later puts the message back for another delivery after delay, or gives up
@@ -831,8 +825,7 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 		if o.rec.Seller != "" {
 			o.rec.State = schemas.StateFailed
 			o.rec.LastError = info
-			// A replay starts a new backoff, polling schedule and wait.
-			o.rec.Failures, o.rec.Polls, o.rec.WaitPolls, o.rec.WaitingSince, o.rec.Answers = 0, 0, 0, time.Time{}, 0
+			o.rec.RestartCounts() // a replay starts afresh
 			o.rec.CompletedAt = o.now
 			if !o.save(ctx) {
 				return

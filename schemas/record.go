@@ -283,6 +283,14 @@ func Decide(rec *OrderRecord, fingerprint string) Decision {
 	}
 }
 
+// RestartCounts sets the counts of an order's deliveries to zero (the
+// backoff's Failures, the polling schedule's Polls, the wait's WaitPolls and
+// WaitingSince, the Answers budget), as when the order is given up, so that
+// a later request for it starts them afresh.
+func (r *OrderRecord) RestartCounts() {
+	r.Failures, r.Polls, r.WaitPolls, r.WaitingSince, r.Answers = 0, 0, 0, time.Time{}, 0
+}
+
 // CarryOverLegacyWait gives a record written by a build before WaitPolls
 // and WaitingSince the wait that build kept (LegacyAcceptedAt and Polls), so
 // that a red confirmation form already polled past the delivery limit is

@@ -113,9 +113,6 @@ func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
 	switch {
 	case subjectSeller == "" || r.SellerTaxNum == "" || subjectSeller == r.SellerTaxNum:
 	case NormalizeTaxNumber(subjectSeller) == r.SellerTaxNum:
-		// The same seller, written otherwise on the subject: partitioned
-		// consumers share a seller's orders out by the subject as written,
-		// so every request of a seller must be published on one subject.
 		c.add("sellerTaxNum", RuleSubjectSpelling, "", "is %q but the request was published on the subject of %q: publish it on the subject of the tax number in capitals, as every request of a seller must be", r.SellerTaxNum, subjectSeller)
 	default:
 		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of seller %q", r.SellerTaxNum, subjectSeller)

@@ -42,8 +42,9 @@ Then it marks the dead letter replayed in the key-value bucket
 sequence, who, and the dead letter's stored time, so that a dead-letter
 stream deleted and created again, which numbers its dead letters afresh, does
 not take a new dead letter for an old one). A dead letter already marked is
-skipped: replaying twice does nothing. Of two replays racing on the same dead letter, the request stream
-keeps one request (same Nats-Msg-Id) and only one replay marks it.
+skipped: replaying twice does nothing. Of two replays racing on the same dead
+letter, the request stream keeps one request (same Nats-Msg-Id) and only one
+replay marks it.
 
 Replaying is safe: the consumer's order store guarantees that an order never
 gets a second invoice. A request whose order was issued meanwhile is answered

@@ -63,17 +63,23 @@ type orderedFrom struct {
 	since time.Duration // > 0: from now - since
 }
 
-func (f orderedFrom) config(filters []string) jetstream.OrderedConsumerConfig {
+// config is the ordered consumer's configuration on a stream whose last
+// sequence is lastSeq. New messages are those after lastSeq, not the
+// server's "new" policy: that one is taken afresh whenever the ordered
+// consumer is recreated before it has delivered anything (a reconnection),
+// and what was published meanwhile would be skipped.
+func (f orderedFrom) config(filters []string, lastSeq uint64) jetstream.OrderedConsumerConfig {
 	// A short inactive threshold lets the server remove the consumer soon
 	// after the command exits (the ordered consumer recreates it should a
 	// long pause outlast it).
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy, InactiveThreshold: time.Minute}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, InactiveThreshold: time.Minute,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: lastSeq + 1}
 	switch {
 	case f.all:
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverAllPolicy, 0
 	case f.since > 0:
 		start := time.Now().Add(-f.since)
-		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartTimePolicy, 0
 		cfg.OptStartTime = &start
 	}
 	return cfg
@@ -85,15 +91,7 @@ func (f orderedFrom) config(filters []string) jetstream.OrderedConsumerConfig {
 func (s *session) follow(parent context.Context, stream jetstream.Stream, filters []string, from orderedFrom) (jetstream.MessagesContext, uint64, error) {
 	ctx, cancel := s.ctx(parent)
 	defer cancel()
-	cfg := from.config(filters)
-	if cfg.DeliverPolicy == jetstream.DeliverNewPolicy {
-		// "New" is taken again whenever the ordered consumer is recreated
-		// before it has delivered anything (a reconnection): what was
-		// published meanwhile would be skipped. Fix it as a sequence now.
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = stream.CachedInfo().State.LastSeq + 1
-	}
-	c, err := stream.OrderedConsumer(ctx, cfg)
+	c, err := stream.OrderedConsumer(ctx, from.config(filters, stream.CachedInfo().State.LastSeq))
 	if err != nil {
 		return nil, 0, s.jsError(err, "create an ordered consumer on "+stream.CachedInfo().Config.Name)
 	}
