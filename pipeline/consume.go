@@ -15,7 +15,7 @@ import (
 
 // LoopConfig configures the consume loop.
 type LoopConfig struct {
-	// Workers is the number of messages processed at once; 0 means 64. The
+	// Workers is the number of messages processed at once; 0 means 128. The
 	// pull buffer holds as many messages as there are workers, so that no
 	// message waits long in the client while its ack timer runs.
 	Workers int
@@ -39,7 +39,7 @@ type LoopConfig struct {
 
 // Defaults of LoopConfig.
 const (
-	DefaultWorkers        = 64
+	DefaultWorkers        = 128
 	DefaultAckWait        = 30 * time.Second
 	DefaultProcessTimeout = 2 * time.Minute
 )

@@ -16,7 +16,7 @@ type HTTPConfig struct {
 	// 0 means 15 seconds.
 	Timeout time.Duration
 	// MaxConns is the connection pool size per host, sized to the
-	// consumer's worker count; 0 means 64.
+	// consumer's worker count; 0 means 128.
 	MaxConns int
 	// MaxResponseBytes bounds an answer's body; 0 means 4 MiB. A longer
 	// answer is unreadable (and so in doubt).
@@ -26,7 +26,7 @@ type HTTPConfig struct {
 // Defaults of HTTPConfig.
 const (
 	DefaultTimeout          = 15 * time.Second
-	DefaultMaxConns         = 64
+	DefaultMaxConns         = 128
 	DefaultMaxResponseBytes = 4 << 20
 )
 
