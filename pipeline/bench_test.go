@@ -20,7 +20,7 @@ import (
 // requests are published before the clock starts: it measures draining a
 // backlog.
 func BenchmarkPipeline(b *testing.B) {
-	h := newHarness(b, harnessOptions{workers: 64})
+	h := newHarness(b, harnessOptions{workers: pipeline.DefaultWorkers})
 	h.cfg = pipeline.Config{}
 	sellers := []string{nuonuoSeller, jumdataSeller}
 	reqs := make([][]byte, b.N)
@@ -78,7 +78,7 @@ func BenchmarkRelay(b *testing.B) {
 	case <-time.After(time.Minute):
 		b.Fatal("publish timed out")
 	}
-	cons, err := (pipeline.Topology{}).EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 64})
+	cons, err := (pipeline.Topology{}).EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: pipeline.DefaultWorkers})
 	if err != nil {
 		b.Fatal(err)
 	}
