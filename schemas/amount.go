@@ -140,6 +140,20 @@ func plainQuoted(b []byte) (s string, ok bool) {
 	return s, true
 }
 
+// UnquoteString returns the text of the JSON string literal b, as
+// encoding/json would. A literal without escapes (plainQuoted: every amount
+// and nearly every text a provider sends) is read without running a
+// decoder; the rest goes through encoding/json, whose error a malformed
+// literal gets.
+func UnquoteString(b []byte) (string, error) {
+	if s, ok := plainQuoted(b); ok {
+		return s, nil
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
+}
+
 // UnmarshalJSON accepts a JSON string, a JSON number (kept as its literal
 // text) or null. It only fails on JSON types that cannot be an amount
 // (objects, arrays, booleans); the validator reports those through the schema.
@@ -150,12 +164,8 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 		*a = Amount{}
 		return nil
 	case b[0] == '"':
-		if s, ok := plainQuoted(b); ok {
-			*a = ParseAmount(s)
-			return nil
-		}
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := UnquoteString(b)
+		if err != nil {
 			return err
 		}
 		*a = ParseAmount(s)

@@ -67,3 +67,39 @@ func TestAmountRoundTripAndArithmetic(t *testing.T) {
 		t.Fatalf("AmountOf rounds half away from zero: %s", got)
 	}
 }
+
+// UnquoteString reads a string literal exactly as encoding/json does, the
+// literals it reads without a decoder included, and fails where it fails.
+func TestUnquoteStringMatchesEncodingJSON(t *testing.T) {
+	for _, lit := range unquoteSeeds {
+		checkUnquote(t, []byte(lit))
+	}
+}
+
+var unquoteSeeds = []string{
+	`""`, `"5.65"`, `"购方名称 Ltd."`, `"a\"b"`, `"a\\b"`, `"line\nbreak"`, `"\u4e2d\u6587"`,
+	`"\ud83d\ude00"`, `"\ud83d"`, "\"raw\u2028sep\"", "\"tab\there\"", "\"ctl\x01\"", "\"bad\xff\xfe\"",
+	"\"half\xe4\xb8\"", `"unterminated`, `unquoted"`, `"`, `"a"b"`, `"trailing\"`, `"\x"`,
+}
+
+func FuzzUnquoteString(f *testing.F) {
+	for _, lit := range unquoteSeeds {
+		f.Add([]byte(lit))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 || b[0] != '"' {
+			return // UnquoteString is only given string literals
+		}
+		checkUnquote(t, b)
+	})
+}
+
+func checkUnquote(t *testing.T, b []byte) {
+	t.Helper()
+	var want string
+	wantErr := json.Unmarshal(b, &want)
+	got, err := schemas.UnquoteString(b)
+	if (err != nil) != (wantErr != nil) || got != want {
+		t.Errorf("UnquoteString(%q) = %q, %v; encoding/json reads %q, %v", b, got, err, want, wantErr)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/fapiaohub/invoicer/schemas"
 )
 
 // envelope is jumdata's answer: {code, msg, charge, taskNo, data}.
@@ -73,8 +75,8 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	case len(b) == 0 || bytes.Equal(b, []byte("null")):
 		*t = ""
 	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := schemas.UnquoteString(b)
+		if err != nil {
 			return err
 		}
 		*t = text(strings.TrimSpace(s))

@@ -46,8 +46,8 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	case len(b) == 0 || bytes.Equal(b, []byte("null")):
 		*f = ""
 	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := schemas.UnquoteString(b)
+		if err != nil {
 			return err
 		}
 		*f = flexString(s)

@@ -117,6 +117,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/fapiaohub/invoicer/schemas"
 )
 
 // Nuonuo method names the sandbox serves.
@@ -395,8 +397,8 @@ func (t *nnText) UnmarshalJSON(b []byte) error {
 	case len(b) == 0 || string(b) == "null":
 		*t = ""
 	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := schemas.UnquoteString(b)
+		if err != nil {
 			return err
 		}
 		*t = nnText(s)
