@@ -77,7 +77,7 @@ func InvoicePDF(lines ...string) []byte {
 		fmt.Fprintf(&b, "%010d 00000 n \n", off)
 	}
 	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
-	return b.Bytes()
+	return bytes.Clone(b.Bytes()) // kept for the life of the sandbox: no spare capacity
 }
 
 func pdfEscape(s string) string {

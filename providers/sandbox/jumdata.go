@@ -689,7 +689,9 @@ func (s *Server) jdBlueSubmit(p url.Values, now time.Time) jdReply {
 	if rep, ok := jdRequire(p, "taskId", "invoiceData"); !ok {
 		return rep
 	}
-	seller, taskID, raw := p.Get("nsrsbh"), p.Get("taskId"), p.Get("invoiceData")
+	// The form's values are slices of the request's body: a task keeps
+	// copies, not the whole body.
+	seller, taskID, raw := strings.Clone(p.Get("nsrsbh")), strings.Clone(p.Get("taskId")), p.Get("invoiceData")
 	if len(taskID) > 64 {
 		return jdFail(400, "参数错误: taskId 超过 64 个字符")
 	}
