@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 )
@@ -667,4 +668,28 @@ func FuzzJumdataInvoiceData(f *testing.F) {
 			t.Fatalf("code %d %q", a.Code, a.Msg)
 		}
 	})
+}
+
+// A task keeps copies of its seller and taskId, not slices of the request's
+// form body: a sandbox that has seen many orders would otherwise hold every
+// body in memory.
+func TestJumdataTaskKeepsNoFormBody(t *testing.T) {
+	e := jdStart(t, sandbox.Config{})
+	p := e.jdParams()
+	p.Set("taskId", "T-KEEP-1")
+	p.Set("invoiceData", jdJSON(t, jdDoc("KEEP-1")))
+	body := p.Encode()
+	seller, taskID, err := e.sb.SubmitBlueForm(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seller != sandbox.DefaultJumdataSeller || taskID != "T-KEEP-1" {
+		t.Fatalf("task kept seller %q, taskId %q", seller, taskID)
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(body)))
+	for name, s := range map[string]string{"seller": seller, "taskId": taskID} {
+		if at := uintptr(unsafe.Pointer(unsafe.StringData(s))); at >= start && at < start+uintptr(len(body)) {
+			t.Errorf("the task's %s is a slice of the %d-byte form body", name, len(body))
+		}
+	}
 }
