@@ -8,30 +8,37 @@ import (
 	"sync"
 )
 
-// documents keeps the PDFs of issued invoices.
+// documents keeps the invoices' PDFs as the lines of text they show, and
+// renders a PDF when it is downloaded: an issued invoice costs its lines,
+// not a rendered document, and a PDF nobody fetches is never rendered.
+// InvoicePDF renders the same lines to the same bytes every time.
 type documents struct {
-	mu   sync.RWMutex
-	pdfs map[string][]byte
+	mu    sync.RWMutex
+	lines map[string][]string
 }
 
-func newDocuments() *documents { return &documents{pdfs: map[string][]byte{}} }
+func newDocuments() *documents { return &documents{lines: map[string][]string{}} }
 
-func (d *documents) put(name string, pdf []byte) {
+func (d *documents) put(name string, lines []string) {
 	d.mu.Lock()
-	d.pdfs[name] = pdf
+	d.lines[name] = lines
 	d.mu.Unlock()
 }
 
 func (d *documents) get(name string) ([]byte, bool) {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
-	b, ok := d.pdfs[name]
-	return b, ok
+	lines, ok := d.lines[name]
+	d.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	return InvoicePDF(lines...), true
 }
 
-// storeInvoicePDF renders and keeps the PDF of an invoice and returns its URL.
+// storeInvoicePDF keeps the PDF of an invoice, shown as lines, and returns
+// its URL.
 func (s *Server) storeInvoicePDF(name string, lines ...string) string {
-	s.docs.put(name, InvoicePDF(lines...))
+	s.docs.put(name, lines)
 	return s.documentURL(name)
 }
 
@@ -77,7 +84,7 @@ func InvoicePDF(lines ...string) []byte {
 		fmt.Fprintf(&b, "%010d 00000 n \n", off)
 	}
 	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
-	return bytes.Clone(b.Bytes()) // kept for the life of the sandbox: no spare capacity
+	return b.Bytes()
 }
 
 func pdfEscape(s string) string {

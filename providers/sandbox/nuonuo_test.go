@@ -499,14 +499,22 @@ func TestNuonuoQueryInvoiceResult(t *testing.T) {
 		if _, ok := s["invoiceTime"].(float64); !ok {
 			t.Errorf("invoiceTime %v is not a JSON number of milliseconds", s["invoiceTime"])
 		}
-		resp, err := http.Get(s["pdfUrl"].(string))
-		if err != nil {
-			t.Fatal(err)
+		download := func() []byte {
+			resp, err := http.Get(s["pdfUrl"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			pdf, _ := io.ReadAll(resp.Body)
+			return pdf
 		}
-		defer resp.Body.Close()
-		pdf, _ := io.ReadAll(resp.Body)
-		if !bytes.HasPrefix(pdf, []byte("%PDF-1.4")) {
-			t.Errorf("pdfUrl serves %.20q", pdf)
+		pdf := download()
+		if !bytes.HasPrefix(pdf, []byte("%PDF-1.4")) || !bytes.Contains(pdf, []byte(s["allElectronicInvoiceNumber"].(string))) {
+			t.Errorf("pdfUrl serves %.20q, without the invoice's number", pdf)
+		}
+		// Rendered when downloaded: the same bytes every time.
+		if again := download(); !bytes.Equal(again, pdf) {
+			t.Errorf("the second download differs from the first:\n%q\n%q", again, pdf)
 		}
 	})
 }
