@@ -100,6 +100,19 @@ func (r *restartable) tail(args ...string) <-chan tailRun {
 	return done
 }
 
+// await returns the tail run done reports, failing the test with why when
+// it has not ended within d.
+func (r *restartable) await(done <-chan tailRun, d time.Duration, why string) tailRun {
+	r.t.Helper()
+	select {
+	case run := <-done:
+		return run
+	case <-time.After(d):
+		r.t.Fatal(why)
+		return tailRun{}
+	}
+}
+
 // tail outlives an outage of NATS longer than the connection's default
 // five reconnection attempts (in the default mode NATS runs in the
 // consumer's process, so a restart of the consumer is such an outage):
@@ -116,16 +129,12 @@ func TestTailOutlivesARestartOfNATS(t *testing.T) {
 	time.Sleep(15 * time.Second) // longer than five reconnection attempts
 	r.start(store, false)
 	r.publish("R-2")
-	select {
-	case run := <-done:
-		if run.code != exitOK || !strings.Contains(run.out, "R-1") || !strings.Contains(run.out, "R-2") {
-			t.Fatalf("exit %d\n%s%s", run.code, run.out, run.errOut)
-		}
-		if !strings.Contains(run.errOut, "lost NATS") || !strings.Contains(run.errOut, "reconnected to NATS") {
-			t.Errorf("the outage is not said on stderr:\n%s", run.errOut)
-		}
-	case <-time.After(45 * time.Second):
-		t.Fatal("tail did not see the result published after NATS came back")
+	run := r.await(done, 45*time.Second, "tail did not see the result published after NATS came back")
+	if run.code != exitOK || !strings.Contains(run.out, "R-1") || !strings.Contains(run.out, "R-2") {
+		t.Fatalf("exit %d\n%s%s", run.code, run.out, run.errOut)
+	}
+	if !strings.Contains(run.errOut, "lost NATS") || !strings.Contains(run.errOut, "reconnected to NATS") {
+		t.Errorf("the outage is not said on stderr:\n%s", run.errOut)
 	}
 }
 
@@ -145,13 +154,9 @@ func TestTailKeepsTheResultsPublishedAsNATSComesBack(t *testing.T) {
 	r.publish("R-1")      // the restarted consumer answers a waiting request at once
 	time.Sleep(3 * time.Second)
 	r.publish("R-2")
-	select {
-	case got := <-done:
-		if got.code != exitOK || !strings.Contains(got.out, "R-1") || !strings.Contains(got.out, "R-2") {
-			t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
-		}
-	case <-time.After(45 * time.Second):
-		t.Fatal("tail did not end")
+	got := r.await(done, 45*time.Second, "tail did not end")
+	if got.code != exitOK || !strings.Contains(got.out, "R-1") || !strings.Contains(got.out, "R-2") {
+		t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
 	}
 }
 
@@ -163,18 +168,13 @@ func TestTailForEndsWhileTheStreamIsMissing(t *testing.T) {
 	r := newRestartable(t)
 	r.start(filepath.Join(t.TempDir(), "js"), true)
 	r.publish("R-1")
-	started := time.Now()
 	done := r.tail("--for", "4s")
 	r.stop()
 	r.start(filepath.Join(t.TempDir(), "other"), false) // no streams
 	defer r.ensure()                                    // let a stuck tail go at the end
-	select {
-	case got := <-done:
-		if got.code != exitOK {
-			t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("tail --for 4s still running after %v", time.Since(started).Round(time.Second))
+	got := r.await(done, 20*time.Second, "tail --for 4s still running after 20s")
+	if got.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
 	}
 }
 
@@ -194,13 +194,9 @@ func TestTailFollowsAResultsStreamMadeAnew(t *testing.T) {
 	r.start(filepath.Join(t.TempDir(), "fresh"), true)
 	time.Sleep(3 * time.Second) // tail is back
 	r.publish("N-1")
-	select {
-	case got := <-done:
-		if got.code != exitOK || !strings.Contains(got.out, "N-1") {
-			t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("tail did not end")
+	got := r.await(done, 30*time.Second, "tail did not end")
+	if got.code != exitOK || !strings.Contains(got.out, "N-1") {
+		t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
 	}
 }
 
