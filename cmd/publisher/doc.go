@@ -2,4 +2,8 @@
 // the invoicing consumer: it validates and publishes invoice requests,
 // follows results, asks for an order's status and works the dead-letter
 // subjects. Run `publisher --help` for the subcommands.
+//
+// Its bench subcommand is the performance harness. README.md (Performance)
+// gives the targets and the final figures; PERFORMANCE.md, beside this file,
+// keeps how they were reached, what was tried, and every earlier figure.
 package main
