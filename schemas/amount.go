@@ -116,10 +116,12 @@ func (a Amount) Digits() int {
 	return len(strings.TrimPrefix(a.raw, "-"))
 }
 
-// MarshalJSON writes the amount as a JSON string with the text it was read
-// from.
-func (a Amount) MarshalJSON() ([]byte, error) {
-	return json.Marshal(a.raw)
+// MarshalText returns the text the amount was read from, which
+// encoding/json writes as a JSON string. (A MarshalJSON would have its
+// output checked and compacted by encoding/json each time: a text marshaler
+// is written directly, with the same escaping.)
+func (a Amount) MarshalText() ([]byte, error) {
+	return []byte(a.raw), nil
 }
 
 // plainQuoted returns the content of the JSON string literal b when it has

@@ -68,6 +68,31 @@ func TestAmountRoundTripAndArithmetic(t *testing.T) {
 	}
 }
 
+// An amount is written as the JSON string of the text it was read from,
+// byte for byte as encoding/json writes that text, whatever it holds: the
+// text of an invalid amount is echoed in violations and dead letters.
+func TestAmountMarshalsAsItsText(t *testing.T) {
+	for _, lit := range []string{`"5.65"`, `179.80`, `-0.65`, `1e999999999`, `" 1.00"`, `"NaN"`, `"a\"b<>&"`,
+		`"back\\slash"`, `"tab\tnewline\n"`, `"\u0001\u2028"`, `"中文"`} {
+		var a schemas.Amount
+		if err := json.Unmarshal([]byte(lit), &a); err != nil {
+			t.Fatal(lit, err)
+		}
+		got, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(lit, err)
+		}
+		want, _ := json.Marshal(a.String())
+		if string(got) != string(want) {
+			t.Errorf("%s: marshal = %s, want %s", lit, got, want)
+		}
+		var back schemas.Amount
+		if err := json.Unmarshal(got, &back); err != nil || back.String() != a.String() {
+			t.Errorf("%s: read back %q (%v), want %q", lit, back.String(), err, a.String())
+		}
+	}
+}
+
 // UnquoteString reads a string literal exactly as encoding/json does, the
 // literals it reads without a decoder included, and fails where it fails.
 func TestUnquoteStringMatchesEncodingJSON(t *testing.T) {

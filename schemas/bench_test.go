@@ -1,6 +1,7 @@
 package schemas_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -32,5 +33,22 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkEncode measures writing a typical decoded request back as JSON,
+// as the order store and the result events do, amounts included.
+func BenchmarkEncode(b *testing.B) {
+	typical := MustRead(b, "requests/issue-discount.json")
+	v := MustValidator(b, schemas.ValidatorConfig{})
+	d, err := v.Decode(typical, "")
+	if err != nil || !d.Valid() {
+		b.Fatal(err, d.Violations)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(d.Request); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
