@@ -37,7 +37,8 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // BenchmarkEncode measures writing a typical decoded request back as JSON,
-// as the order store and the result events do, amounts included.
+// as the publisher does: a dozen amounts among its fields, the kind of
+// value the results' invoices and the providers' request bodies carry too.
 func BenchmarkEncode(b *testing.B) {
 	typical := MustRead(b, "requests/issue-discount.json")
 	v := MustValidator(b, schemas.ValidatorConfig{})
