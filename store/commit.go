@@ -224,8 +224,9 @@ var errUnchanged = errors.New("no changes")
 // nothing; if the transaction fails, every request gets the failure.
 func (db *DB) commit(batch []*request) {
 	start := time.Now()
+	var written []writtenHead
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		t := newTxn(tx)
+		t := newTxn(tx, &db.heads)
 		for _, r := range batch {
 			var err error
 			switch {
@@ -247,6 +248,7 @@ func (db *DB) commit(batch []*request) {
 		if !t.changed {
 			return errUnchanged
 		}
+		written = t.written
 		return nil
 	})
 	db.commitNanos.Add(int64(time.Since(start)))
@@ -265,6 +267,7 @@ func (db *DB) commit(batch []*request) {
 	default:
 		db.commits.Add(1)
 		db.batched.Add(int64(len(batch)))
+		db.heads.add(written)
 		// Only a probe, whose headroom write succeeded before it was
 		// queued, clears a failure; it does so here, in commit order, so
 		// that a later failed commit is never hidden by an earlier probe.
@@ -284,14 +287,17 @@ func (db *DB) commit(batch []*request) {
 // writes made before in the same transaction.
 type txn struct {
 	changed   bool // a request has written or deleted something
+	heads     *heads
+	written   []writtenHead // the records put, for heads once committed
 	orders    *bolt.Bucket
 	index     *bolt.Bucket
 	documents *bolt.Bucket
 	states    map[schemas.OrderState]*bolt.Bucket
 }
 
-func newTxn(tx *bolt.Tx) *txn {
+func newTxn(tx *bolt.Tx, h *heads) *txn {
 	t := &txn{
+		heads:     h,
 		orders:    tx.Bucket(bucketOrders),
 		index:     tx.Bucket(bucketStates),
 		documents: tx.Bucket(bucketDocuments),
@@ -332,11 +338,17 @@ func (t *txn) state(s schemas.OrderState) (*bolt.Bucket, error) {
 // transition, a damaged stored record), which leaves the transaction as it
 // was; fatal fails the whole transaction.
 func (t *txn) put(r *request) (check, fatal error) {
+	// old is read for its Version, State and Fingerprint only (what
+	// heads keeps): the checks below must not need more.
 	var old *schemas.OrderRecord
 	if v := t.orders.Get(r.key); v != nil {
-		old = new(schemas.OrderRecord)
-		if err := decodeRecord(v, old); err != nil {
-			return fmt.Errorf("stored record: %w", err), nil
+		if h, ok := t.heads.get(r.key, v); ok {
+			old = &schemas.OrderRecord{Version: h.version, State: h.state, Fingerprint: h.fingerprint}
+		} else {
+			old = new(schemas.OrderRecord)
+			if err := decodeRecord(v, old); err != nil {
+				return fmt.Errorf("stored record: %w", err), nil
+			}
 		}
 	}
 	switch {
@@ -352,6 +364,8 @@ func (t *txn) put(r *request) (check, fatal error) {
 		return err, nil
 	}
 	t.changed = true
+	t.written = append(t.written, writtenHead{key: r.key, head: head{
+		data: r.data, version: r.rec.Version, state: r.rec.State, fingerprint: r.rec.Fingerprint}})
 	if old != nil && old.State == r.rec.State {
 		return nil, nil
 	}

@@ -177,7 +177,8 @@ type DB struct {
 	closed atomic.Bool
 	reqs   chan *request
 	wg     sync.WaitGroup
-	pace   pace // the write rate, for BusyBatchDelay
+	pace   pace  // the write rate, for BusyBatchDelay
+	heads  heads // recently written records' heads, for the commit goroutine
 
 	healthMu sync.Mutex
 	lastErr  error
