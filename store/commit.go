@@ -364,8 +364,7 @@ func (t *txn) put(r *request) (check, fatal error) {
 		return err, nil
 	}
 	t.changed = true
-	t.written = append(t.written, writtenHead{key: r.key, head: head{
-		data: r.data, version: r.rec.Version, state: r.rec.State, fingerprint: r.rec.Fingerprint}})
+	t.written = append(t.written, writtenHead{key: r.key, head: newHead(r.data, r.rec)})
 	if old != nil && old.State == r.rec.State {
 		return nil, nil
 	}

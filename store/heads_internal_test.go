@@ -91,7 +91,7 @@ func TestHeadsGenerations(t *testing.T) {
 	var h heads
 	put := func(i int) {
 		k := fmt.Appendf(nil, "k%d", i)
-		h.add([]writtenHead{{key: k, head: head{data: k, version: uint64(i)}}})
+		h.add([]writtenHead{{key: k, head: newHead(k, &schemas.OrderRecord{Version: uint64(i)})}})
 	}
 	has := func(i int) bool {
 		k := fmt.Appendf(nil, "k%d", i)
