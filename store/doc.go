@@ -118,6 +118,15 @@
 // (`--store-busy-delay 0`) the store went from 1.1–1.2 to 2.0–2.1 writes a
 // commit, and from 80–82% of the time committing to 43–51%.
 //
+// The checks need only the stored record's version, state and fingerprint.
+// The commit goroutine remembers those of the records it committed
+// recently (heads: the last 2,048 to 4,096, with each written value's
+// length and 64-bit sum), and a write replacing one of them, such as an
+// issued order's save after its claim, is checked from them instead of
+// decompressing and decoding the stored value, which had been a fifth of
+// the store's CPU. A stored value that differs from the remembered one is
+// decoded as before.
+//
 // bbolt's own DB.Batch is not used: it may run a function twice, and it
 // cannot answer a failed check without failing or retrying its neighbours.
 //
