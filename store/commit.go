@@ -23,6 +23,9 @@ type request struct {
 	rec    *schemas.OrderRecord
 	data   []byte
 	expect uint64
+	// head is rec's head as data stores it, for heads once committed:
+	// summed in the writer's goroutine, not the commit goroutine's.
+	head head
 
 	// Prune: the candidates and the cutoff they were chosen with.
 	prune  []pruneItem
@@ -364,7 +367,7 @@ func (t *txn) put(r *request) (check, fatal error) {
 		return err, nil
 	}
 	t.changed = true
-	t.written = append(t.written, writtenHead{key: r.key, head: newHead(r.data, r.rec)})
+	t.written = append(t.written, writtenHead{key: r.key, head: r.head})
 	if old != nil && old.State == r.rec.State {
 		return nil, nil
 	}

@@ -570,6 +570,7 @@ func newPutRequest(rec schemas.OrderRecord, now time.Time) (*request, error) {
 	if req.data, err = encodeRecord(&rec); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	req.head = newHead(req.data, req.rec)
 	return req, nil
 }
 
