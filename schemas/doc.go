@@ -21,7 +21,10 @@
 //
 //  1. Limits: size, UTF-8, nesting depth, JSON syntax, a top-level object.
 //     A message failing them is malformed (*MalformedError) and is
-//     dead-lettered, since no result can be addressed for it.
+//     dead-lettered, since no result can be addressed for it. The bytes are
+//     read with jsontext (github.com/go-json-experiment/json) into the tree
+//     encoding/json's decoder would build, numbers as json.Number; a test
+//     and a fuzz target hold the two readers to the same answers.
 //  2. The JSON Schema, enforced by github.com/santhosh-tekuri/jsonschema/v6:
 //     required fields, types, maximum lengths, enumerations, formats,
 //     unknown fields (refused, never dropped), and the rule that exactly the

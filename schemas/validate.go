@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -338,50 +337,6 @@ func limitLines(tree map[string]any, c *collector) map[string]any {
 	return out
 }
 
-// parse applies the size, encoding, depth and syntax limits and returns the
-// generic JSON tree (numbers as json.Number).
-func (v *Validator) parse(data []byte) (map[string]any, error) {
-	switch {
-	case len(data) == 0:
-		return nil, &MalformedError{Reason: "empty message", Offset: -1}
-	case len(data) > v.cfg.MaxBytes:
-		return nil, &MalformedError{Reason: fmt.Sprintf("message is %d bytes; the limit is %d", len(data), v.cfg.MaxBytes), Offset: -1}
-	}
-	if !utf8.Valid(data) {
-		return nil, &MalformedError{Reason: "not valid UTF-8", Offset: int64(invalidUTF8At(data))}
-	}
-	if off := depthExceeded(data, v.cfg.MaxDepth); off >= 0 {
-		return nil, &MalformedError{Reason: fmt.Sprintf("nested deeper than %d levels", v.cfg.MaxDepth), Offset: int64(off)}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var tree any
-	if err := dec.Decode(&tree); err != nil {
-		return nil, syntaxError(err)
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, &MalformedError{Reason: "more than one JSON value", Offset: dec.InputOffset()}
-	} else if !errors.Is(err, io.EOF) {
-		return nil, syntaxError(err)
-	}
-	obj, ok := tree.(map[string]any)
-	if !ok {
-		return nil, &MalformedError{Reason: fmt.Sprintf("a request is a JSON object, not %s", jsonKind(tree)), Offset: -1}
-	}
-	return obj, nil
-}
-
-func syntaxError(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return &MalformedError{Reason: "not JSON: " + se.Error(), Offset: se.Offset}
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return &MalformedError{Reason: "not JSON: truncated", Offset: -1}
-	}
-	return &MalformedError{Reason: "not JSON: " + err.Error(), Offset: -1}
-}
-
 func jsonKind(v any) string {
 	switch v.(type) {
 	case nil:
@@ -396,47 +351,6 @@ func jsonKind(v any) string {
 		return "an array"
 	}
 	return "an object"
-}
-
-func invalidUTF8At(b []byte) int {
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && n <= 1 {
-			return i
-		}
-		i += n
-	}
-	return -1
-}
-
-// depthExceeded returns the offset at which the nesting of objects and arrays
-// exceeds max, or -1. It skips over strings, so brackets inside them do not
-// count.
-func depthExceeded(b []byte, max int) int {
-	depth, inString, escaped := 0, false, false
-	for i, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > max {
-				return i
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return -1
 }
 
 // collector gathers violations and warnings without duplicates. It keeps
