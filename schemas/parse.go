@@ -35,15 +35,18 @@ func (v *Validator) parse(data []byte) (map[string]any, error) {
 	}
 	r := treeReaders.Get().(*treeReader)
 	defer r.release()
-	r.buf = bytes.NewBuffer(data)
-	r.dec.Reset(r.buf, treeOptions...)
+	// A bytes.Buffer is read in place, without a copy.
+	r.dec.Reset(bytes.NewBuffer(data), treeOptions...)
 	r.maxDepth = v.cfg.MaxDepth
 	tree, err := r.value(0)
 	if err != nil {
 		return nil, err
 	}
+	// What follows the value: only spaces, up to the end.
+	rest := r.dec.UnreadBuffer()
+	next := r.dec.InputOffset() + int64(len(rest)-len(bytes.TrimLeft(rest, " \t\r\n")))
 	if _, err := r.dec.ReadToken(); err == nil {
-		return nil, &MalformedError{Reason: "more than one JSON value", Offset: r.dec.InputOffset() - 1}
+		return nil, &MalformedError{Reason: "more than one JSON value", Offset: next}
 	} else if !errors.Is(err, io.EOF) {
 		return nil, syntaxError(err)
 	}
@@ -59,22 +62,25 @@ var treeOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontex
 
 // treeReaders keeps the decoders parse reuses; a decoder is a few hundred
 // bytes of state, and a request is parsed on every delivery.
-var treeReaders = sync.Pool{New: func() any { return &treeReader{dec: jsontext.NewDecoder(bytes.NewReader(nil))} }}
+var treeReaders = sync.Pool{New: func() any { return &treeReader{dec: jsontext.NewDecoder(noInput{})} }}
 
 // treeReader builds a generic JSON tree from a jsontext.Decoder.
 type treeReader struct {
 	dec      *jsontext.Decoder
-	buf      *bytes.Buffer
 	maxDepth int
 }
 
 // release drops the reader's hold on the parsed bytes and pools it.
 func (r *treeReader) release() {
-	r.buf.Reset()
-	r.dec.Reset(r.buf)
-	r.buf = nil
+	r.dec.Reset(noInput{})
 	treeReaders.Put(r)
 }
+
+// noInput is the input of a pooled decoder: none.
+type noInput struct{}
+
+// Read implements io.Reader.
+func (noInput) Read([]byte) (int, error) { return 0, io.EOF }
 
 // value reads the next value; depth is the number of objects and arrays
 // around it.

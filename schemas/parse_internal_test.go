@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -119,6 +121,8 @@ func TestParseErrors(t *testing.T) {
 		offset int64
 	}{
 		{`{"a":1} {}`, "more than one JSON value", 8},
+		{"{}\n\t \"tail\"", "more than one JSON value", 5},
+		{`{}[]`, "more than one JSON value", 2},
 		{`{"a":[1,2`, "not JSON: truncated", 9},
 		{`{"a":[1,x]}`, "not JSON: invalid character 'x' at start of value (in /a/1)", 8},
 		{`{"order":{"a":{"b":{"c":{"d":{"e":{"f":  {"g":{}}}}}}}}}`, "nested deeper than 8 levels", 46},
@@ -151,4 +155,38 @@ func FuzzParse(f *testing.F) {
 		}
 		checkParse(t, v, data)
 	})
+}
+
+// TestParseConcurrently parses from several goroutines at once, as the
+// pipeline's workers do: the pooled readers must not share state (run it
+// with -race too).
+func TestParseConcurrently(t *testing.T) {
+	v, err := NewValidator(ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds := treeSeeds(t)
+	want := make([]any, len(seeds))
+	for i, s := range seeds {
+		want[i], _ = stdTree(s)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 200 {
+				i := (g + n) % len(seeds)
+				got, err := v.parse(seeds[i])
+				if err != nil || !reflect.DeepEqual(map[string]any(got), want[i]) {
+					errs <- fmt.Sprintf("goroutine %d, seed %d: %v", g, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
