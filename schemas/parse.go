@@ -115,8 +115,12 @@ func (r *treeReader) value(depth int) (any, error) {
 		return tok.String(), nil
 	case 't', 'f':
 		return tok.Bool(), nil
+	case 'n':
+		return nil, nil
 	}
-	return nil, nil // null: a closing bracket or colon here is a syntax error ReadToken reports
+	// Not reached: the decoder reports a closing bracket where a value
+	// belongs as a syntax error.
+	return nil, &MalformedError{Reason: fmt.Sprintf("not JSON: %v where a value belongs", tok.Kind()), Offset: r.dec.InputOffset() - 1}
 }
 
 // object reads the members of an object whose '{' has been read.
