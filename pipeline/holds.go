@@ -71,13 +71,6 @@ func (h *holds) release(seller string) {
 	h.mu.Unlock()
 }
 
-// count returns how many sellers are held.
-func (h *holds) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.sellers)
-}
-
 // list returns the held sellers and their reasons.
 func (h *holds) list() map[string]string {
 	h.mu.Lock()

@@ -110,17 +110,17 @@ func takeNext(t *testing.T, h *harness) (*pipeline.Message, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for jm := range batch.Messages() {
-		meta, err := jm.Metadata()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &pipeline.Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Stream: meta.Stream,
-				StreamSeq: meta.Sequence.Stream, Deliveries: int(meta.NumDelivered), PublishedAt: meta.Timestamp},
-			func() { _ = jm.Nak() }
+	jm, ok := <-batch.Messages()
+	if !ok {
+		t.Fatalf("no request to take: %v", batch.Error())
 	}
-	t.Fatalf("no request to take: %v", batch.Error())
-	return nil, nil
+	meta, err := jm.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pipeline.Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Stream: meta.Stream,
+			StreamSeq: meta.Sequence.Stream, Deliveries: int(meta.NumDelivered), PublishedAt: meta.Timestamp},
+		func() { _ = jm.Nak() }
 }
 
 // crashWhile processes m through p as a run that crashes before it could

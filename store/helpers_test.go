@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -160,14 +159,4 @@ func issued(rec schemas.OrderRecord, n int) schemas.OrderRecord {
 	}}
 	rec.CompletedAt = receivedAt.Add(time.Duration(n) * time.Second)
 	return rec
-}
-
-// isAny reports whether err wraps one of targets.
-func isAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }

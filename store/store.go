@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/fapiaohub/invoicer/schemas"
 )
@@ -206,7 +207,7 @@ func Open(cfg Config) (*DB, error) {
 		NoSync:       cfg.NoSync,
 		FreelistType: bolt.FreelistMapType,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open order store %s: %w: the data directory %s is in use by another consumer instance "+
 			"(its file lock was not released within %s); stop that instance or give this one its own data directory",
 			cfg.Path, ErrLocked, filepath.Dir(cfg.Path), cfg.LockTimeout)
@@ -803,7 +804,7 @@ func (db *DB) view(fn func(*bolt.Tx) error) error {
 		return ErrClosed
 	}
 	err := db.bolt.View(fn)
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err

@@ -103,7 +103,7 @@ func loadConfig(path string) (*fileConfig, error) {
 func (c *fileConfig) resolve() error {
 	var errs []error
 	if len(c.Sellers) == 0 {
-		errs = append(errs, errors.New("no sellers: add at least one under sellers:"))
+		errs = append(errs, errors.New("no sellers: add at least one under the sellers: key"))
 	}
 	seen := map[string]bool{}
 	for i := range c.Sellers {

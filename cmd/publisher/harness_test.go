@@ -173,9 +173,8 @@ func unreachableURL(tb testing.TB) string {
 // the real provider clients, the consume loop and the status service.
 type consumer struct {
 	*natsEnv
-	sb      *sandbox.Server
-	db      *store.DB
-	results chan schemas.Result
+	sb *sandbox.Server
+	db *store.DB
 
 	mu  sync.Mutex
 	all map[schemas.OrderKey][]schemas.Result

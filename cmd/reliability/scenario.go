@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -347,7 +346,5 @@ type scenario struct {
 	cfg  func(s sizes) worldConfig
 	play func(ctx context.Context, r *run) error
 }
-
-var errSkipped = errors.New("skipped")
 
 func joinNotes(n []string) string { return strings.Join(n, "; ") }

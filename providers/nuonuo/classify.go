@@ -15,15 +15,15 @@ import (
 // nowhere else. The status tables of queryInvoiceResult and
 // queryInvoiceRedConfirm follow it.
 
-// action is what the client does besides returning the class.
+// action is what the client does besides returning the class; the zero
+// action is nothing.
 type action int
 
 const (
-	actNone action = iota
 	// actInDoubt: the call may have taken effect. Submit answers Unknown
 	// (the pipeline queries before anything else); Query answers Retry (a
 	// query has no effect).
-	actInDoubt
+	actInDoubt action = iota + 1
 	// actThrottle: "too frequent": Retry, and the seller's Limiter backs off.
 	actThrottle
 	// actRefreshToken: the token does not match: with a TokenSource,

@@ -91,12 +91,12 @@ func (c Config) Validate() error {
 	case c.AccessToken != "" && c.Tokens != nil:
 		errs = append(errs, errors.New("AccessToken and Tokens are exclusive"))
 	case c.Tokens != nil && c.Tokens.cfg.AppKey != c.AppKey:
-		errs = append(errs, errors.New("Tokens belongs to another AppKey"))
+		errs = append(errs, errors.New("the Tokens source belongs to another AppKey"))
 	}
 	switch c.Family {
 	case "", FamilyElectronInvoice, FamilyOpeMplatform:
 	default:
-		errs = append(errs, fmt.Errorf("Family %q is neither %s nor %s", c.Family, FamilyElectronInvoice, FamilyOpeMplatform))
+		errs = append(errs, fmt.Errorf("the Family %q is neither %s nor %s", c.Family, FamilyElectronInvoice, FamilyOpeMplatform))
 	}
 	if c.PollAfter < 0 {
 		errs = append(errs, errors.New("PollAfter must not be negative"))
