@@ -78,9 +78,14 @@ die() {
 	exit 1
 }
 
-# port_free fails when something listens on 127.0.0.1:$1.
+# port_open succeeds when something listens on 127.0.0.1:$1.
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# port_free succeeds when nothing listens on 127.0.0.1:$1.
 port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	! port_open "$1"
 }
 
 # wait_for runs "$@" every 0.2 s until it succeeds, at most 30 s.
@@ -124,32 +129,38 @@ yardstick() {
 	echo
 }
 
-# on_core CORE COMMAND...: runs COMMAND on that core (taskset), or
-# anywhere when CORE is "" or PIN is off.
+# on_core CORE COMMAND...: sets CMD to COMMAND, run on that core
+# (taskset) when CORE is set and PIN is on. The caller runs "${CMD[@]}"
+# itself, so that a command put in the background has its own pid, not a
+# subshell's.
 PIN=off
 on_core() {
 	local core=$1
 	shift
+	CMD=("$@")
 	if [ -n "$core" ] && [ "$PIN" = on ]; then
-		taskset -c "$core" "$@"
-	else
-		"$@"
+		CMD=(taskset -c "$core" "$@")
 	fi
 }
 
-# spawn LOG CORE COMMAND...: starts COMMAND in the background like
-# on_core, its output appended to LOG, and remembers its pid for stop_all.
-# (Not through on_core: a function put in the background is a subshell of
-# its own, and its pid would not be the command's.)
+# spawn LOG CORE COMMAND...: starts COMMAND in the background as on_core
+# says, its output appended to LOG, and remembers its pid for stop_all.
 spawn() {
-	local log=$1 core=$2
-	shift 2
-	if [ -n "$core" ] && [ "$PIN" = on ]; then
-		taskset -c "$core" "$@" >>"$log" 2>&1 &
-	else
-		"$@" >>"$log" 2>&1 &
-	fi
+	local log=$1
+	shift
+	on_core "$@"
+	"${CMD[@]}" >>"$log" 2>&1 &
 	pids+=($!)
+}
+
+# wait_ready waits for the consumer's /readyz.
+wait_ready() {
+	wait_for curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" || die "the consumer did not become ready: $RUN/consumer.log"
+}
+
+# cpu_per_result prints the consumer's CPU a result from bench's output.
+cpu_per_result() {
+	grep -o '[0-9.]* ms a result' "$RUN/bench.out" | head -1
 }
 
 # start_external SYNC [LATENCY] [CORE]: NATS (sync_interval SYNC, or the
@@ -163,8 +174,8 @@ start_external() {
 	printf 'listen: 127.0.0.1:%s\njetstream { %s }\n' "$NATS_PORT" "$js" >"$RUN/nats.conf"
 	spawn "$RUN/nats.log" "$core" "$BIN/nats-server" -c "$RUN/nats.conf"
 	spawn "$RUN/sandbox.log" "$core" "$BIN/sandbox" --listen "127.0.0.1:$SANDBOX_PORT" ${lat:+--latency "$lat"}
-	wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT" || die "NATS did not start: $RUN/nats.log"
-	wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$SANDBOX_PORT" || die "the sandbox did not start: $RUN/sandbox.log"
+	wait_for port_open "$NATS_PORT" || die "NATS did not start: $RUN/nats.log"
+	wait_for port_open "$SANDBOX_PORT" || die "the sandbox did not start: $RUN/sandbox.log"
 }
 
 # start_consumer CORE [FLAG...]: the consumer against the external NATS
@@ -174,7 +185,7 @@ start_consumer() {
 	shift
 	spawn "$RUN/consumer.log" "$core" "$BIN/consumer" --nats-url "$NATS_URL_LOCAL" --config "$OUT/sellers.yaml" \
 		--data "$RUN/data" --http "127.0.0.1:$HTTP_PORT" --workers "$WORKERS" "$@"
-	wait_for curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" || die "the consumer did not become ready: $RUN/consumer.log"
+	wait_ready
 }
 
 # new_run NAME makes the run's directory.
@@ -188,16 +199,12 @@ new_run() {
 # $BENCH_CORE, if set), into $RUN/bench.out.
 BENCH_CORE=
 bench() {
-	NATS_URL=$NATS_URL_LOCAL on_core "$BENCH_CORE" timeout 1800 "$BIN/publisher" bench --workers "$WORKERS" --metrics "$METRICS" "$@" \
-		>"$RUN/bench.out" 2>&1 || die "bench failed: $RUN/bench.out"
+	on_core "$BENCH_CORE" timeout 1800 "$BIN/publisher" bench --workers "$WORKERS" --metrics "$METRICS" "$@"
+	NATS_URL=$NATS_URL_LOCAL "${CMD[@]}" >"$RUN/bench.out" 2>&1 || die "bench failed: $RUN/bench.out"
 }
 
+# verdict prints a target's count and keeps it for the summary at the end.
 verdicts=()
-# report prints one run's figures; verdict prints a target's count and
-# keeps it for the summary at the end.
-report() {
-	echo "$*"
-}
 verdict() {
 	echo "$*"
 	verdicts+=("$*")
@@ -226,16 +233,15 @@ run_ratio() {
 		new_run "ratio-$i"
 		spawn "$RUN/consumer.log" "" "$BIN/consumer" --data "$RUN/data" --nats-listen "127.0.0.1:$NATS_PORT" \
 			--http "127.0.0.1:$HTTP_PORT" --workers "$WORKERS"
-		wait_for curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" || die "the consumer did not become ready: $RUN/consumer.log"
+		wait_ready
 		bench -n "$N_RATIO" --baseline
 		stop_all
-		local ratio cpu
+		local ratio
 		ratio=$(field ratio "$RUN/bench.out")
-		cpu=$(grep -o '[0-9.]* ms a result' "$RUN/bench.out" | head -1)
 		if awk -v r="$ratio" 'BEGIN { exit !(r >= 0.5) }'; then
 			met=$((met + 1))
 		fi
-		report "ratio  run $i: ratio $ratio ($(field throughput "$RUN/bench.out")/s against a relay of $(field baseline "$RUN/bench.out")/s), CPU $cpu"
+		echo "ratio  run $i: ratio $ratio ($(field throughput "$RUN/bench.out")/s against a relay of $(field baseline "$RUN/bench.out")/s), CPU $(cpu_per_result)"
 	done
 	verdict "ratio  >= 0.5: met in $met of $RUNS"
 }
@@ -259,7 +265,7 @@ run_slow() {
 		if awk -v p="$pct" 'BEGIN { exit !(p >= 90) }'; then
 			met=$((met + 1))
 		fi
-		report "slow   run $i: $tp/s, $pct% of $bound/s ($WORKERS workers / ($calls calls a result x $LATENCY)); $(grep -o 'RSS at a quarter.*' "$RUN/bench.out" | cut -d';' -f1)"
+		echo "slow   run $i: $tp/s, $pct% of $bound/s ($WORKERS workers / ($calls calls a result x $LATENCY)); $(grep -o 'RSS at a quarter.*' "$RUN/bench.out" | cut -d';' -f1)"
 	done
 	verdict "slow   >= 90% of the bound: met in $met of $RUNS"
 }
@@ -287,7 +293,7 @@ run_open() {
 			if awk -v p="$p99" 'BEGIN { exit !(p <= 5) }'; then
 				if [ $mode = claim ]; then met_claim=$((met_claim + 1)); else met_noclaim=$((met_noclaim + 1)); fi
 			fi
-			report "open   run $i, $mode: p99 $p99 ms, p50 $(field p50 "$RUN/bench.out") ms, CPU $(grep -o '[0-9.]* ms a result' "$RUN/bench.out" | head -1)"
+			echo "open   run $i, $mode: p99 $p99 ms, p50 $(field p50 "$RUN/bench.out") ms, CPU $(cpu_per_result)"
 		done
 	done
 	PIN=off
@@ -299,24 +305,24 @@ run_drain() {
 	for i in $(seq "$RUNS"); do
 		new_run "drain-$i"
 		start_external always
-		# Start the consumer once to create the streams, then stop it so
-		# that the requests wait in the stream.
+		# Start the consumer once to create the streams, then stop it (the
+		# last process started) so that the requests wait in the stream.
 		start_consumer ""
-		stop_all
-		start_external always
-		NATS_URL=$NATS_URL_LOCAL timeout 1800 "$BIN/publisher" bench --backlog -n "$N_DRAIN" --timeout 30m --workers "$WORKERS" \
-			--metrics "$METRICS" >"$RUN/bench.out" 2>&1 &
-		local bp=$!
-		wait_for_published() { grep -q 'waiting for their results' "$RUN/bench.out"; }
-		local waited=0
-		until wait_for_published; do
+		local cp=${pids[-1]}
+		unset 'pids[-1]'
+		kill "$cp"
+		wait "$cp" || true
+		NATS_URL=$NATS_URL_LOCAL spawn "$RUN/bench.out" "" timeout 1800 "$BIN/publisher" bench --backlog -n "$N_DRAIN" \
+			--timeout 30m --metrics "$METRICS"
+		local bp=${pids[-1]} waited=0
+		until grep -q 'waiting for their results' "$RUN/bench.out"; do
 			[ $waited -lt 1800 ] || die "bench has not published the backlog after 30 minutes: $RUN/bench.out"
 			waited=$((waited + 1))
-			kill -0 $bp 2>/dev/null || die "bench stopped before it published: $RUN/bench.out"
+			kill -0 "$bp" 2>/dev/null || die "bench stopped before it published: $RUN/bench.out"
 			sleep 1
 		done
 		start_consumer ""
-		wait $bp || die "bench failed: $RUN/bench.out"
+		wait "$bp" || die "bench failed: $RUN/bench.out"
 		stop_all
 		local hwm redelivered
 		hwm=$(grep -o 'VmHWM) [0-9.]* MiB' "$RUN/bench.out" | awk '{ print $2 }')
@@ -324,7 +330,7 @@ run_drain() {
 		if awk -v h="$hwm" -v r="$redelivered" 'BEGIN { exit !(h < 256 && r == 0) }'; then
 			met=$((met + 1))
 		fi
-		report "drain  run $i: $(field throughput "$RUN/bench.out")/s, peak RSS (VmHWM) $hwm MiB, $redelivered redelivered"
+		echo "drain  run $i: $(field throughput "$RUN/bench.out")/s, peak RSS (VmHWM) $hwm MiB, $redelivered redelivered"
 	done
 	verdict "drain  peak < 256 MiB and 0 redelivered: met in $met of $RUNS"
 }
