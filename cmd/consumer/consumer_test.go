@@ -165,9 +165,18 @@ func TestConsumerBinaryDefaultMode(t *testing.T) {
 		t.Fatalf("status: %+v %v", reply, err)
 	}
 
-	// The partner API: the PDF kept at issuance, base64.
-	q := partnerQuery(demoPartnerChannel, demoPartnerSecret, seller+":"+orderNo, time.Now())
-	body, status := httpGet(t, "http://"+c.httpAddr+"/partner/queryInvoice?"+q.Encode())
+	// The partner API: the PDF, base64. The consumer keeps PDFs in the
+	// background after the result, and until then the API answers 503
+	// (1006, ask again shortly): ask again for at most 10 s.
+	var body []byte
+	var status int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		q := partnerQuery(demoPartnerChannel, demoPartnerSecret, seller+":"+orderNo, time.Now())
+		body, status = httpGet(t, "http://"+c.httpAddr+"/partner/queryInvoice?"+q.Encode())
+		if status != 503 || !strings.Contains(string(body), `"result":1006`) || time.Now().After(deadline) {
+			break
+		}
+	}
 	var ans partnerAnswer
 	if err := json.Unmarshal(body, &ans); err != nil || status != 200 || ans.Result != 0 || len(ans.Data) != len(res.Invoices) {
 		t.Fatalf("partner API %d: %s", status, body)
