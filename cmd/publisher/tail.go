@@ -38,9 +38,11 @@ status, seller:orderNo, kind, then the invoice numbers and total, or the
 error code, [field] and message. --json prints each result event as it is
 on the wire, one per line.
 
---since or --all start from the stream's history instead. --count stops after
-that many results and --for after that long (exit 1 if --count was not
-reached); otherwise tail runs until interrupted.`,
+--since or --all start from the stream's history instead. A tail outlives a
+restart of NATS, and follows a results stream made anew (another store, or
+the stream deleted and made again) from its start, within a few seconds.
+--count stops after that many results and --for after that long (exit 1 if
+--count was not reached); otherwise tail runs until interrupted.`,
 		Example: `  publisher tail
   publisher tail --status rejected --status failed
   publisher tail --seller 339902999999789113 --since 1h
@@ -125,7 +127,15 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 	// may retry for as long as the stream is missing.
 	defer func() { go iter.Stop() }()
 	created := stream.CachedInfo().Created
+	// The results stream may be made anew (another store after a restart
+	// of NATS, or deleted and made again while NATS stays up): its
+	// sequences start again, and the ordered consumer would go on after
+	// the old stream's last one. watchStream looks at it after each
+	// reconnection and every streamCheckEvery.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
 	remade := make(chan jetstream.Stream, 1)
+	go watchStream(watchCtx, s, reconnected, remade)
 
 	type nextMsg struct {
 		m   jetstream.Msg
@@ -150,20 +160,6 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 			next = nil
 		case <-ctx.Done():
 			r.err = ctx.Err()
-		case <-reconnected:
-			go func() { // the results stream may have been made anew (another store)
-				for ctx.Err() == nil {
-					if st, err := s.stream(ctx, s.subjects.ResultFilter(), "results"); err == nil {
-						select {
-						case remade <- st:
-						default:
-						}
-						return
-					}
-					time.Sleep(time.Second)
-				}
-			}()
-			continue
 		case st := <-remade:
 			if st.CachedInfo().Created.Equal(created) {
 				continue
@@ -214,4 +210,41 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 		return &exitError{code: exitFailed, err: fmt.Errorf("%s after %d of %d results", why, n, o.count)}
 	}
 	return nil
+}
+
+// streamCheckEvery is how often tail looks for a results stream made anew
+// without a reconnection.
+const streamCheckEvery = 5 * time.Second
+
+// watchStream sends the results stream's current state to remade after
+// each signal on reconnected and every streamCheckEvery, retrying each
+// second while it cannot be read (NATS away, the stream not made yet),
+// until ctx ends. A send that finds remade full is dropped: the next look
+// sends again.
+func watchStream(ctx context.Context, s *session, reconnected <-chan struct{}, remade chan<- jetstream.Stream) {
+	tick := time.NewTicker(streamCheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reconnected:
+		case <-tick.C:
+		}
+		for {
+			st, err := s.stream(ctx, s.subjects.ResultFilter(), "results")
+			if err == nil {
+				select {
+				case remade <- st:
+				default:
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }

@@ -216,3 +216,28 @@ func TestTailSaysNothingOnANormalEnd(t *testing.T) {
 		}
 	}
 }
+
+// A results stream deleted and made again while NATS stays up (nats stream
+// rm, then the consumer's start) starts its sequences again without a
+// reconnection: tail still follows the new stream from its start.
+func TestTailFollowsAResultsStreamRemadeWithoutAReconnection(t *testing.T) {
+	t.Parallel()
+	r := newRestartable(t)
+	r.start(filepath.Join(t.TempDir(), "js"), true)
+	done := r.tail("--count", "4", "--for", "30s")
+	for _, no := range []string{"R-1", "R-2", "R-3"} {
+		r.publish(no)
+	}
+	time.Sleep(500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.js.DeleteStream(ctx, pipeline.DefaultResultStream); err != nil {
+		t.Fatal(err)
+	}
+	r.ensure()
+	r.publish("N-1")
+	got := r.await(done, 40*time.Second, "tail did not end")
+	if got.code != exitOK || !strings.Contains(got.out, "N-1") {
+		t.Fatalf("exit %d\n%s%s", got.code, got.out, got.errOut)
+	}
+}
