@@ -35,7 +35,9 @@
 //     everywhere; a field of the wrong JSON type is left empty, has its
 //     type violation alone, and the rules check every other field):
 //     amount arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
-//     tolerances (E9131), price/quantity/amount combinations (E9123 for an
+//     tolerances (E9131) on the amounts the provider works with (an
+//     amount or tax the line does not give derived as the provider does,
+//     LineFigures.Effective), price/quantity/amount combinations (E9123 for an
 //     empty price; price × num against the amount, for which the documents
 //     name no code), the discount-line rules (E9105, E9108, E9110–E9119),
 //     the tax-rate set, 19-digit goods codes (E9121, E9138), the remark

@@ -242,9 +242,34 @@ func checkRedOrder(o *Order, c *collector) {
 }
 
 // lineAmounts are one line's amounts once checked; a nil field is unset or
-// unusable (its problem already reported).
+// unusable (its problem already reported). eff holds the amount without tax
+// and the tax the provider works with when effective is true: when every
+// amount the line gives is usable and they are enough (LineFigures).
 type lineAmounts struct {
 	price, num, tax, rate, excl, incl *decimal.Decimal
+	eff                               EffectiveAmounts
+	effective                         bool
+}
+
+// effectiveAmounts derives a's effective amounts, as the provider would,
+// when every amount field of the line is usable: given and valid, or absent
+// (a field of the wrong type or with a violation is neither). price × num
+// stands in for a missing amount only when withTaxFlag is valid.
+func effectiveAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts) {
+	for _, f := range []struct {
+		name string
+		v    Amount
+		d    *decimal.Decimal
+	}{{"price", l.Price, a.price}, {"num", l.Num, a.num}, {"tax", l.Tax, a.tax}, {"taxExcludedAmount", l.TaxExcludedAmount, a.excl}, {"taxIncludedAmount", l.TaxIncludedAmount, a.incl}} {
+		if f.d == nil && (f.v.IsSet() || c.has(p+"."+f.name)) {
+			return
+		}
+	}
+	fig := LineFigures{Price: a.price, Num: a.num, Excl: a.excl, Incl: a.incl, Tax: a.tax, Rate: a.rate}
+	if !c.has(p + ".withTaxFlag") {
+		fig.WithTaxFlag = l.WithTaxFlag
+	}
+	a.eff, a.effective = fig.Effective()
 }
 
 func checkLines(o *Order, c *collector) {
@@ -267,20 +292,22 @@ func checkLines(o *Order, c *collector) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			a.rate = nil
 		}
+		effectiveAmounts(c, p, l, a)
 		checkLine(c, p, l, a, red)
-		// The per-invoice difference sums the lines that give both the
-		// amount without tax and the tax. A line that leaves them to the
-		// provider (price and num only, seed 001) adds nothing: the
-		// provider computes its tax from its amount. A line whose amounts
-		// or rate are unusable has a violation of its own.
-		if a.excl != nil && a.tax != nil && a.rate != nil {
-			sumExpected = sumExpected.Add(a.excl.Mul(*a.rate))
-			sumTax = sumTax.Add(*a.tax)
+		// The per-invoice difference sums the lines whose tax is given or
+		// follows from two amounts given (or one and price × num), on the
+		// amounts the provider works with. A line that leaves its tax to
+		// the provider (one amount, or price and num only, seed 001) adds
+		// nothing: the provider computes its tax from its amount. A line
+		// whose amounts or rate are unusable has a violation of its own.
+		if a.effective && !a.eff.ComputedFromRate() && a.rate != nil {
+			sumExpected = sumExpected.Add(a.eff.Excl.Mul(*a.rate))
+			sumTax = sumTax.Add(a.eff.Tax)
 		}
 	}
 	if len(lines) > 1 {
 		if diff := sumExpected.Sub(sumTax).Abs(); diff.GreaterThan(InvoiceTaxTolerance) {
-			c.add("order.invoiceDetail", "invoice_tax_tolerance", "E9131", "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s; the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
+			c.add("order.invoiceDetail", "invoice_tax_tolerance", "E9131", "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s (a line's amount or tax that is not given taken as the provider derives it from the others); the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
 		}
 	}
 	checkDiscounts(c, lines, parsed, red)
@@ -335,11 +362,13 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 	if a.excl != nil && a.tax != nil && a.incl != nil && !a.excl.Add(*a.tax).Equal(*a.incl) {
 		c.add(p+".taxIncludedAmount", "amount_sum", "E9130", "is %s but taxExcludedAmount + tax is %s", l.TaxIncludedAmount, a.excl.Add(*a.tax).StringFixed(2))
 	}
-	// E9131: per-line tax tolerance.
-	if a.excl != nil && a.tax != nil && a.rate != nil {
-		expected := a.excl.Mul(*a.rate)
-		if diff := expected.Sub(*a.tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
-			c.add(p+".tax", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", l.Tax, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
+	// E9131: per-line tax tolerance, on the amounts the provider works
+	// with: the tax given or following from two amounts given (or one and
+	// price × num), not one the provider computes from the rate.
+	if a.effective && !a.eff.ComputedFromRate() && a.rate != nil {
+		expected := a.eff.Excl.Mul(*a.rate)
+		if diff := expected.Sub(a.eff.Tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
+			c.add(p+".tax", "line_tax_tolerance", "E9131", "%s: the difference %s exceeds %s", lineTaxMismatch(l, a, expected), diff.StringFixed(2), LineTaxTolerance)
 		}
 	}
 	if a.price != nil && a.price.IsNegative() {
@@ -390,6 +419,25 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 	if red && prop != LineNormal {
 		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
 	}
+}
+
+// lineTaxMismatch says how a line's tax and amount without tax were
+// derived and what the rate makes of them, for an E9131 violation on .tax.
+func lineTaxMismatch(l *InvoiceLine, a *lineAmounts, expected decimal.Decimal) string {
+	e := a.eff
+	exp := expected.StringFixed(2)
+	excl := e.Excl.StringFixed(2)
+	switch {
+	case e.Source == TaxFromInclAndExcl:
+		return fmt.Sprintf("is not given: taxIncludedAmount − taxExcludedAmount makes it %s, but taxExcludedAmount × taxRate is %s", e.Tax.StringFixed(2), exp)
+	case e.Source == ExclFromInclAndTax && e.FromPriceNum:
+		return fmt.Sprintf("is %s, and neither taxIncludedAmount nor taxExcludedAmount is given: the provider takes price × num rounded to cents, %s, as taxIncludedAmount (withTaxFlag 1), which makes taxExcludedAmount taxIncludedAmount − tax = %s, and %s × taxRate is %s", l.Tax, e.Filled.StringFixed(2), excl, excl, exp)
+	case e.Source == ExclFromInclAndTax:
+		return fmt.Sprintf("is %s, and taxExcludedAmount is not given: taxIncludedAmount − tax makes it %s, and %s × taxRate is %s", l.Tax, excl, excl, exp)
+	case e.FromPriceNum:
+		return fmt.Sprintf("is %s, and neither taxExcludedAmount nor taxIncludedAmount is given: the provider takes price × num rounded to cents, %s, as taxExcludedAmount (withTaxFlag 0), and %s × taxRate is %s", l.Tax, excl, excl, exp)
+	}
+	return fmt.Sprintf("is %s but taxExcludedAmount × taxRate is %s", l.Tax, exp)
 }
 
 func lineKind(red bool, prop string) string {

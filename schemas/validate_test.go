@@ -209,6 +209,32 @@ func TestRules(t *testing.T) {
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131", "order.invoiceDetail[30].taxRate|tax_rate|"}},
 		{"lines the provider computes", blue, []edit{set("order.invoiceDetail[2]", computedLine)}, nil},
 
+		// Effective amounts: what the provider derives from the amounts
+		// given (seed 001; the jumdata mapping) is held to E9131 too.
+		{"incl and tax, excl derived (E9131)", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "13.10"))},
+			[]string{line2 + ".tax|line_tax_tolerance|E9131"}},
+		{"incl and tax far apart, excl derived (E9131)", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "50.00"))},
+			[]string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"incl and tax, excl derived", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "13.00"))}, nil},
+		{"excl and incl, tax derived (E9131)", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.10"))},
+			[]string{line2 + ".tax|line_tax_tolerance|E9131"}},
+		{"excl and incl, tax derived", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.00"))}, nil},
+		{"price × num for excl, and tax (E9131)", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "tax", "13.10"))},
+			[]string{line2 + ".tax|line_tax_tolerance|E9131"}},
+		{"price × num for incl, and tax (E9131)", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "tax", "13.10"))},
+			[]string{line2 + ".tax|line_tax_tolerance|E9131"}},
+		{"price × num for incl, and tax", blue, []edit{set(line2, rateLine("1", "price", "37.66666667", "num", "3", "tax", "13.00"))}, nil},
+		{"price × num with a wrong withTaxFlag derives nothing", blue, []edit{set(line2, rateLine("2", "price", "100", "num", "1", "tax", "50.00"))},
+			[]string{line2 + ".withTaxFlag|enum|E4000"}},
+		{"invoice tax tolerance, excl derived (E9131)", invoiceToleranceCase(t), priced(toleranceLines(del, "taxExcludedAmount")),
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"invoice tax tolerance, tax derived (E9131)", invoiceToleranceCase(t), priced(toleranceLines(del, "tax")),
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"invoice tax tolerance, price × num for excl (E9131)", invoiceToleranceCase(t),
+			priced(toleranceLines(del, "taxExcludedAmount", "taxIncludedAmount")),
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"lines whose tax the provider computes stay out of the invoice sum", invoiceToleranceCase(t), priced(toleranceLines(del, "tax", "taxIncludedAmount")), nil},
+
 		// Discount lines (E9105, E9108, E9110, E9111, E9112, E9114).
 		{"discount not after its line (E9110)", blue, []edit{set(line0+".invoiceLineProperty", "0"), set(line0+".num", "2")}, []string{line1 + ".invoiceLineProperty|discount_position|E9110"}},
 		{"discounted line without discount (E9110)", blue, []edit{set(line2+".invoiceLineProperty", "2")}, []string{line2 + ".invoiceLineProperty|discount_position|E9110"}},
@@ -297,6 +323,48 @@ func TestRules(t *testing.T) {
 					t.Errorf("bad message %q", vi.Message)
 				}
 			}
+		})
+	}
+}
+
+// TestDerivedAmountsSayHow: an E9131 violation on an amount the request
+// does not give says how the provider derives it.
+func TestDerivedAmountsSayHow(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	blue := MustRead(t, "requests/issue-discount.json")
+	const line2 = "order.invoiceDetail[2]"
+	cases := []struct {
+		name string
+		line map[string]any
+		want []string // in the message of the violation on line2.tax
+	}{
+		{"excl from incl and tax", rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "50.00"),
+			[]string{"is 50.00", "taxExcludedAmount is not given", "taxIncludedAmount − tax makes it 63.00", "8.19"}},
+		{"tax from incl and excl", rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.10"),
+			[]string{"is not given", "taxIncludedAmount − taxExcludedAmount makes it 13.10", "13.00"}},
+		{"excl from price and num", rateLine("0", "price", "100", "num", "1", "tax", "13.10"),
+			[]string{"is 13.10", "price × num rounded to cents, 100.00, as taxExcludedAmount", "13.00"}},
+		{"incl from price and num", rateLine("1", "price", "113", "num", "1", "tax", "13.10"),
+			[]string{"is 13.10", "price × num rounded to cents, 113.00, as taxIncludedAmount", "taxIncludedAmount − tax = 99.90", "12.99"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := v.Decode(MustEdit(t, blue, set(line2, tc.line)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, vi := range d.Violations {
+				if vi.Field != line2+".tax" || vi.Rule != "line_tax_tolerance" {
+					continue
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(vi.Message, w) {
+						t.Errorf("message %q does not say %q", vi.Message, w)
+					}
+				}
+				return
+			}
+			t.Fatalf("no line_tax_tolerance on %s.tax: %v", line2, d.Violations)
 		})
 	}
 }
@@ -391,6 +459,34 @@ func invoiceToleranceCase(t *testing.T, more ...any) []byte {
 			"taxRate": "0.13", "taxExcludedAmount": "100.00", "tax": "13.05", "taxIncludedAmount": "113.05"}
 	}
 	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), set("order.invoiceDetail", append(lines, more...)))
+}
+
+// toleranceLines applies the edit mk makes to the fields of each of invoiceToleranceCase's 30 lines.
+func toleranceLines(mk func(string) edit, fields ...string) []edit {
+	var out []edit
+	for i := range 30 {
+		for _, f := range fields {
+			out = append(out, mk(fmt.Sprintf("order.invoiceDetail[%d].%s", i, f)))
+		}
+	}
+	return out
+}
+
+// priced gives invoiceToleranceCase's 30 lines the price 100 and num 1
+// (their taxExcludedAmount: withTaxFlag is 0), then applies more.
+func priced(more []edit) []edit {
+	setTo := func(v string) func(string) edit { return func(p string) edit { return set(p, v) } }
+	return append(append(toleranceLines(setTo("100"), "price"), toleranceLines(setTo("1"), "num")...), more...)
+}
+
+// rateLine is a goods line at 13% with withTaxFlag flag and the fields kv
+// (name, value, name, value, ...).
+func rateLine(flag string, kv ...string) map[string]any {
+	l := map[string]any{"goodsName": "货物y", "goodsCode": "1050201990000000000", "withTaxFlag": flag, "taxRate": "0.13"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		l[kv[i]] = kv[i+1]
+	}
+	return l
 }
 
 // computedLine is a line that leaves its amounts to the provider: price and

@@ -76,11 +76,14 @@ import (
 //	only taxIncludedAmount            se = round(incl × rate / (1 + rate)), je = incl − se
 //	only taxExcludedAmount            je = excl, se = round(excl × rate)
 //	no amount, price and num          the amount price × num is rounded to cents and read as
-//	                                  taxIncludedAmount (withTaxFlag 1) or taxExcludedAmount (0)
+//	                                  taxIncludedAmount (withTaxFlag 1) or taxExcludedAmount (0),
+//	                                  then as above
 //
-// where round is roundMoney: to cents, half away from zero, the only rounding
-// of the mapping. The validator (schemas) has already checked the order's
-// own sums and tolerances; the mapping only fills gaps.
+// where round is schemas.RoundMoney: to cents, half away from zero, the only
+// rounding of the mapping. These are the cases of
+// schemas.LineFigures.Effective, which the validator (schemas) derives the
+// same amounts with and holds to the tolerances (E9131 per line, 1.27 per
+// invoice) before the mapping runs: what is validated is what is sent.
 //
 // Dropped, because a fully digital invoice issued through jumdata has no
 // place for them: invoiceDate (the tax bureau dates the invoice: kprq),
@@ -315,30 +318,24 @@ func mapLine(p string, index int, l *schemas.InvoiceLine) (InvoiceDataLine, deci
 	if err != nil {
 		return InvoiceDataLine{}, zero, zero, err
 	}
-	withTax := l.WithTaxFlag == "1"
-	if !hasExcl && !hasIncl && hasPrice && hasNum {
-		if withTax {
-			incl, hasIncl = roundMoney(price.Mul(num)), true
-		} else {
-			excl, hasExcl = roundMoney(price.Mul(num)), true
+	// je and se are the amounts the validator held to the tax tolerances:
+	// both derive them with schemas.LineFigures.Effective.
+	given := func(d decimal.Decimal, ok bool) *decimal.Decimal {
+		if !ok {
+			return nil
 		}
+		return &d
 	}
-	var je, se decimal.Decimal
-	switch {
-	case hasExcl && hasTax:
-		je, se = excl, tax
-	case hasIncl && hasTax:
-		je, se = incl.Sub(tax), tax
-	case hasExcl && hasIncl:
-		je, se = excl, incl.Sub(excl)
-	case hasIncl:
-		se = roundMoney(incl.Mul(rate).DivRound(decimal.NewFromInt(1).Add(rate), 16))
-		je = incl.Sub(se)
-	case hasExcl:
-		je, se = excl, roundMoney(excl.Mul(rate))
-	default:
-		return InvoiceDataLine{}, zero, zero, invalidField(p+".taxExcludedAmount", "no amount: give taxExcludedAmount and tax, taxIncludedAmount, or price and num")
+	fig := schemas.LineFigures{
+		Price: given(price, hasPrice), Num: given(num, hasNum),
+		Excl: given(excl, hasExcl), Incl: given(incl, hasIncl), Tax: given(tax, hasTax),
+		Rate: &rate, WithTaxFlag: l.WithTaxFlag,
 	}
+	eff, ok := fig.Effective()
+	if !ok {
+		return InvoiceDataLine{}, zero, zero, invalidField(p+".taxExcludedAmount", "no amount: give taxExcludedAmount and tax, taxIncludedAmount, or price and num with withTaxFlag 0 or 1")
+	}
+	je, se := eff.Excl, eff.Tax
 	line := InvoiceDataLine{
 		Index:              index,
 		Property:           l.Property(),
@@ -355,7 +352,7 @@ func mapLine(p string, index int, l *schemas.InvoiceLine) (InvoiceDataLine, deci
 		FavouredPolicyName: l.FavouredPolicyName,
 		ZeroRateFlag:       l.ZeroRateFlag,
 	}
-	if withTax {
+	if l.WithTaxFlag == "1" {
 		line.PriceIncludesTax = "Y"
 	}
 	if hasPrice && hasNum {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/schemas"
@@ -108,6 +110,68 @@ func TestInvoiceDataLineAmounts(t *testing.T) {
 			}
 			if d.Amount != l.Amount || d.Tax != l.Tax {
 				t.Fatalf("totals %s %s differ from the only line", d.Amount, d.Tax)
+			}
+		})
+	}
+}
+
+// lineRequest is a one-line issue request whose line has the fields line
+// (a JSON fragment) besides its goods name and code.
+func lineRequest(line string) string {
+	return `{"schemaVersion":"1","kind":"issue","sellerTaxNum":"91330106MA2AYNWD8M","orderNo":"L-1",
+	  "order":{"buyerName":"个人","salerTaxNum":"91330106MA2AYNWD8M","orderNo":"L-1","invoiceDate":"2026-11-20 10:00:00",
+	  "clerk":"张三","pushMode":"-1","invoiceType":"1","invoiceLine":"pc",
+	  "invoiceDetail":[{"goodsName":"货物","goodsCode":"1030307020000000000",` + line + `}]}}`
+}
+
+// TestInvoiceDataSendsWhatIsValidated: a line the validator accepts is sent
+// with a je and se that keep E9131 (|je × sl − se| ≤ 0.06) whenever the
+// line gives its tax or two amounts, and the validator refuses a line whose
+// derived je and se would not: it checks the amounts the mapping derives,
+// not only the ones the request gives.
+func TestInvoiceDataSendsWhatIsValidated(t *testing.T) {
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		line   string
+		valid  bool
+		je, se string // when valid
+	}{
+		{"included and tax far apart", `"withTaxFlag":"1","taxRate":"0.13","price":"113","num":"1","taxIncludedAmount":"113.00","tax":"50.00"`, false, "", ""},
+		{"included and tax", `"withTaxFlag":"1","taxRate":"0.13","price":"113","num":"1","taxIncludedAmount":"113.00","tax":"13.00"`, true, "100.00", "13.00"},
+		{"excluded and included far apart", `"withTaxFlag":"0","taxRate":"0.13","price":"100","num":"1","taxExcludedAmount":"100.00","taxIncludedAmount":"150.00"`, false, "", ""},
+		{"excluded and included", `"withTaxFlag":"0","taxRate":"0.13","price":"100","num":"1","taxExcludedAmount":"100.00","taxIncludedAmount":"113.04"`, true, "100.00", "13.04"},
+		{"price and num for excluded, tax far off", `"withTaxFlag":"0","taxRate":"0.13","price":"100","num":"1","tax":"50.00"`, false, "", ""},
+		{"price and num for included, tax far off", `"withTaxFlag":"1","taxRate":"0.13","price":"113","num":"1","tax":"50.00"`, false, "", ""},
+		{"price and num for included, and tax", `"withTaxFlag":"1","taxRate":"0.13","price":"113","num":"1","tax":"13.00"`, true, "100.00", "13.00"},
+		{"price and num only", `"withTaxFlag":"1","taxRate":"0.13","price":"113","num":"1"`, true, "100.00", "13.00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := v.Decode([]byte(lineRequest(tt.line)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Valid() != tt.valid {
+				t.Fatalf("valid %v, want %v: %v", d.Valid(), tt.valid, d.Violations)
+			}
+			if !tt.valid {
+				return
+			}
+			data, err := jumdata.NewInvoiceData(d.Request, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := data.Lines[0]
+			if string(l.Amount) != tt.je || string(l.Tax) != tt.se {
+				t.Fatalf("je %s se %s, want %s %s", l.Amount, l.Tax, tt.je, tt.se)
+			}
+			je, se, sl := decimal.RequireFromString(string(l.Amount)), decimal.RequireFromString(string(l.Tax)), decimal.RequireFromString(string(l.TaxRate))
+			if diff := je.Mul(sl).Sub(se).Abs(); diff.GreaterThan(schemas.LineTaxTolerance) {
+				t.Fatalf("sent je %s se %s at %s: %s apart", je, se, sl, diff)
 			}
 		})
 	}
