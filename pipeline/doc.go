@@ -62,10 +62,12 @@
 // provider, gets the same invoice and saves it: the result was true
 // either way. This takes an order-store commit off every invoice's way to
 // its result. Every result carries a Nats-Msg-Id derived from the
-// request's stream sequence ("result:<stream>:<seq>"), so republishing
-// after a crash is deduplicated (within the streams' Duplicates window,
-// 10 minutes by default) while a second copy of a request gets its own,
-// identical, result.
+// request's stream sequence and the result's status
+// ("result:<stream>:<seq>:<status>", ResultMsgID), so republishing the
+// same outcome after a crash is deduplicated (within the streams'
+// Duplicates window, 10 minutes by default), an outcome that changed
+// between two deliveries of one message is published too, and a second
+// copy of a request gets its own, identical, result.
 //
 // # Throughput
 //

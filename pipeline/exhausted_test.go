@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
@@ -58,5 +59,38 @@ func TestForgottenPutBacksDoNotGiveUpAReplayAtItsFirstAnswer(t *testing.T) {
 	out = deliverRaw(t, p, replay, 1+40)            // 40 put-backs forgotten by a restart
 	if out.Action != pipeline.Nak {
 		t.Fatalf("the replay's first answer after the restart: %s %s %q; want put back", out.Action, out.Event, out.Reason)
+	}
+}
+
+// A request given up as failed whose termination was lost (a reconnection,
+// or a crash after the failed result) is delivered again, resumes its
+// order and finds it issued: that result is published too, not dropped by
+// the result stream as a duplicate of the failed one (both used to carry
+// the message's one Nats-Msg-Id), so the results do not end at "failed"
+// for an invoice that exists.
+func TestAnIssuedResultAfterAGiveUpOfTheSameMessageIsPublished(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	h.sb.SetFaults(sandbox.Faults{Drop: 1, Seed: 11}) // every call in doubt
+	raw := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "AFTER-GIVEUP", nil))
+	var out pipeline.Outcome
+	d := 1
+	for ; d <= cfg.MaxDeliver; d++ {
+		if out = deliverRaw(t, p, raw, d); out.Action != pipeline.Nak {
+			break
+		}
+	}
+	if out.Action != pipeline.Term || out.Status != schemas.StatusFailed {
+		t.Fatalf("delivery %d: %s %s %s; want given up as failed", d, out.Action, out.Event, out.Status)
+	}
+	h.sb.SetFaults(sandbox.Faults{})
+	if out = deliverRaw(t, p, raw, d+1); out.Action != pipeline.Ack || out.Status != schemas.StatusIssued {
+		t.Fatalf("the same message again: %s %s %s %v; want issued", out.Action, out.Event, out.Status, out.Err)
+	}
+	got := h.waitResult(nuonuoSeller, "AFTER-GIVEUP", 2, 10*time.Second)
+	if got[0].Status != schemas.StatusFailed || got[1].Status != schemas.StatusIssued {
+		t.Fatalf("results %s, %s; want failed, then issued", got[0].Status, got[1].Status)
 	}
 }

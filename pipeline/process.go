@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/fapiaohub/invoicer/providers"
@@ -247,7 +248,7 @@ func (o *order) run(ctx context.Context) {
 	o.out.Decision = decision.String()
 	switch decision {
 	case schemas.DecideReplay:
-		o.publishResult(old.Result(), o.resultID(), EventReplayed)
+		o.publishResult(old.Result(), EventReplayed)
 		return
 	case schemas.DecideConflict:
 		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{
@@ -567,7 +568,7 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		o.rec.LastError = rejection(a)
 		o.rec.CompletedAt = o.now
 		if o.save(ctx) {
-			o.publishResult(o.rec.Result(), o.resultID(), EventRejected)
+			o.publishResult(o.rec.Result(), EventRejected)
 		}
 	case providers.Accepted:
 		o.rec.State = schemas.StateAccepted
@@ -673,7 +674,7 @@ func (o *order) save(ctx context.Context) bool { return o.saveWith(ctx, o.p.stor
 // ends. It returns the publish's wait and whether the save succeeded (save).
 func (o *order) publishWhileSaving(ctx context.Context, res *schemas.Result) (published func(context.Context) error, saved bool) {
 	defer o.p.saving.begin(o.key)()
-	published = o.p.pub.PublishResultAsync(res, o.resultID())
+	published = o.p.pub.PublishResultAsync(res, o.resultID(res.Status))
 	return published, o.saveWith(ctx, o.p.store.PutPatient)
 }
 
@@ -846,7 +847,7 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 		// The store is failing: publish what we know without it.
 		res = o.unstoredResult(schemas.StatusFailed, info)
 	}
-	if err := o.p.pub.PublishResult(ctx, res, o.resultID()); err != nil {
+	if err := o.p.pub.PublishResult(ctx, res, o.resultID(res.Status)); err != nil {
 		o.publishFailed(err)
 		return
 	}
@@ -864,7 +865,7 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 // (validation rejections, conflicts, unknown sellers: all deterministic, so a
 // redelivery answers the same) and acknowledges.
 func (o *order) answerUnstored(ctx context.Context, status schemas.Status, e *schemas.ErrorInfo, event string) {
-	o.publishResult(o.unstoredResult(status, e), o.resultID(), event)
+	o.publishResult(o.unstoredResult(status, e), event)
 }
 
 func (o *order) unstoredResult(status schemas.Status, e *schemas.ErrorInfo) *schemas.Result {
@@ -894,8 +895,8 @@ func (o *order) unstoredResult(status schemas.Status, e *schemas.ErrorInfo) *sch
 // acknowledged the result (Outcome.Published), so the worker is free for
 // the next message meanwhile and the order save → publish → ack holds.
 // (An issued result is published before its save ends: see apply.)
-func (o *order) publishResult(res *schemas.Result, msgID, event string) {
-	o.out.Published = o.p.pub.PublishResultAsync(res, msgID)
+func (o *order) publishResult(res *schemas.Result, event string) {
+	o.out.Published = o.p.pub.PublishResultAsync(res, o.resultID(res.Status))
 	o.out.Action, o.out.Event, o.out.Status = Ack, event, res.Status
 }
 
@@ -904,10 +905,21 @@ func (o *order) publishFailed(err error) {
 	o.out.Err = fmt.Errorf("publish: %w", err)
 }
 
-// resultID is the Nats-Msg-Id of the result for this message: one result per
-// request message, so a redelivery after a crash republishes under the same
-// id and the stream keeps one copy.
-func (o *order) resultID() string { return fmt.Sprintf("result:%s:%d", o.m.Stream, o.m.StreamSeq) }
+// resultID is the Nats-Msg-Id of this message's result with status st:
+// one result per request message and status, so a redelivery after a
+// crash republishes the same outcome under the same id and the stream
+// keeps one copy, while an outcome that changed between deliveries (given
+// up as failed, the termination lost, then found issued) is published
+// too instead of being dropped as a duplicate of the first.
+func (o *order) resultID(st schemas.Status) string {
+	return ResultMsgID(o.m.Stream, o.m.StreamSeq, st)
+}
+
+// ResultMsgID is the Nats-Msg-Id of the result with status st for the
+// request at seq in stream: "result:<stream>:<seq>:<status>".
+func ResultMsgID(stream string, seq uint64, st schemas.Status) string {
+	return "result:" + stream + ":" + strconv.FormatUint(seq, 10) + ":" + string(st)
+}
 
 func (o *order) deadLetterID() string { return deadLetterID(o.m) }
 

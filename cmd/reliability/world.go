@@ -267,7 +267,8 @@ func collect(ctx context.Context, js jetstream.JetStream) (*collector, error) {
 func (c *collector) add(m jetstream.Msg) {
 	e := event{subject: m.Subject(), msgID: m.Headers().Get(jetstream.MsgIDHeader)}
 	if id, ok := strings.CutPrefix(e.msgID, "result:"+pipeline.DefaultRequestStream+":"); ok {
-		e.seq, _ = strconv.ParseUint(id, 10, 64)
+		seq, _, _ := strings.Cut(id, ":") // result:<stream>:<seq>:<status>
+		e.seq, _ = strconv.ParseUint(seq, 10, 64)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
