@@ -2,10 +2,13 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 )
@@ -92,5 +95,41 @@ func TestAnIssuedResultAfterAGiveUpOfTheSameMessageIsPublished(t *testing.T) {
 	got := h.waitResult(nuonuoSeller, "AFTER-GIVEUP", 2, 10*time.Second)
 	if got[0].Status != schemas.StatusFailed || got[1].Status != schemas.StatusIssued {
 		t.Fatalf("results %s, %s; want failed, then issued", got[0].Status, got[1].Status)
+	}
+}
+
+// panicky is a provider with a bug: every call panics.
+type panicky struct{ providers.Provider }
+
+func (panicky) Submit(context.Context, *providers.Call) providers.Outcome { panic("a provider bug") }
+func (panicky) Query(context.Context, *providers.Call) providers.Outcome  { panic("a provider bug") }
+
+// A request whose processing panics every time is put back like any error,
+// and at its last delivery given up (a failed result and an exhausted dead
+// letter) and terminated, instead of coming back for ever.
+func TestARequestThatPanicsEveryTimeIsGivenUp(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	h.provs[nuonuoSeller] = panicky{h.provs[nuonuoSeller]}
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	raw := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "PANICS", nil))
+	for d := 1; d < cfg.MaxDeliver; d++ {
+		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventError || !strings.Contains(fmt.Sprint(out.Err), "a provider bug") {
+			t.Fatalf("delivery %d: %s %s %v; want put back with the panic", d, out.Action, out.Event, out.Err)
+		}
+	}
+	out := deliverRaw(t, p, raw, cfg.MaxDeliver)
+	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted || out.Status != schemas.StatusFailed {
+		t.Fatalf("last delivery: %s %s %q %s %v; want given up", out.Action, out.Event, out.DeadLetter, out.Status, out.Err)
+	}
+	res := h.waitResult(nuonuoSeller, "PANICS", 1, 10*time.Second)
+	if e := res[0].Error; res[0].Status != schemas.StatusFailed || e == nil || e.Code != schemas.CodeRetriesExhausted ||
+		!strings.Contains(e.Message, "a provider bug") || strings.Contains(e.Message, "goroutine") {
+		t.Fatalf("result %s %+v; want failed, retries_exhausted, naming the panic without its stack", res[0].Status, res[0].Error)
+	}
+	h.waitFor("the dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	if dl := h.deadLetters()[0]; dl.Reason != schemas.ReasonExhausted || dl.OrderNo != "PANICS" || dl.OriginalSeq != raw.Sequence {
+		t.Fatalf("dead letter %+v", dl)
 	}
 }

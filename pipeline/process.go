@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fapiaohub/invoicer/providers"
@@ -122,12 +123,12 @@ func (p *Pipeline) HeldSellers() map[string]string { return p.holds.list() }
 // any point is repaired by redelivery, which queries the provider for a
 // claimed order or answers from the store, and publishes again under the
 // same message id, which the result stream deduplicates. Process never
-// panics; a bug shows as an "error" event and a Nak.
+// panics; a bug shows as an "error" event and a Nak, and at the delivery
+// limit as a given-up request (panicked).
 func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
-			out.Action, out.Delay, out.Event = Nak, p.cfg.retryDelay(m.Deliveries, 0), EventError
-			out.Err = fmt.Errorf("panic while processing: %v\n%s", r, debug.Stack())
+			out = p.panicked(ctx, m, out, fmt.Errorf("panic while processing: %v\n%s", r, debug.Stack()))
 		}
 	}()
 	subjectSeller := p.cfg.Subjects.SellerOf(m.Subject)
@@ -957,6 +958,54 @@ func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cau
 	}
 	out.Action, out.DeadLetter, out.Reason = Term, schemas.ReasonMalformed, "malformed: "+cause.Error()
 	out.Err = cause
+	return out
+}
+
+// panicked answers a delivery whose processing panicked (a bug; cause
+// holds the stack). Like any error it is put back, until the delivery
+// limit: then, unless a result was already on its way, the request is
+// given up as retries_exhausted, with a "failed" result when it was read
+// far enough to name its order and a dead letter, and terminated, so that
+// a request that panics every time does not come back for ever. Its order
+// stays as the store has it, and a replay of the dead letter resumes it.
+func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, cause error) (out Outcome) {
+	out = Outcome{Seller: before.Seller, OrderNo: before.OrderNo, Kind: before.Kind,
+		Action: Nak, Delay: p.cfg.retryDelay(m.Deliveries, 0), Event: EventError, Err: cause}
+	if m.Deliveries < p.cfg.MaxDeliver || before.Published != nil || before.Status != "" {
+		return out
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			out.Action, out.DeadLetter, out.Status, out.Reason = Nak, "", "", ""
+			out.Err = fmt.Errorf("%w\nand again while giving the request up: %v", cause, r)
+		}
+	}()
+	now := p.cfg.Now()
+	msg, _, _ := strings.Cut(cause.Error(), "\n") // the stack is in the log, not in the answer
+	info := schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted,
+		Message: clip(fmt.Sprintf("gave up after %d deliveries: an internal error, %s", m.Deliveries, msg), maxTextBytes)}
+	if out.Seller != "" && out.OrderNo != "" && out.Kind.Valid() {
+		orderNo := out.OrderNo
+		if r := []rune(orderNo); len(r) > 100 {
+			orderNo = string(r[:100])
+		}
+		res := &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: out.Seller, OrderNo: orderNo,
+			Kind: out.Kind, Status: schemas.StatusFailed, ReceivedAt: now, CompletedAt: now,
+			Invoices: []schemas.Invoice{}, Error: &info}
+		if err := p.pub.PublishResult(ctx, res, ResultMsgID(m.Stream, m.StreamSeq, res.Status)); err != nil {
+			out.Err = fmt.Errorf("%w\npublish its failed result: %w", cause, err)
+			return out
+		}
+		out.Status = schemas.StatusFailed
+	}
+	dl := newDeadLetter(m, schemas.ReasonExhausted, out.Seller, info, now, p.validator.MaxBytes())
+	dl.OrderNo = out.OrderNo
+	if err := p.pub.PublishDeadLetter(ctx, dl, deadLetterID(m)); err != nil {
+		out.Err = fmt.Errorf("%w\npublish its dead letter: %w", cause, err)
+		return out
+	}
+	out.Action, out.DeadLetter, out.Event = Term, schemas.ReasonExhausted, EventFailed
+	out.Reason = string(schemas.ReasonExhausted) + ": " + info.Message
 	return out
 }
 
