@@ -19,11 +19,12 @@ const (
 	// TaxFromInclAndExcl: tax = taxIncludedAmount − taxExcludedAmount.
 	TaxFromInclAndExcl
 	// TaxFromRateIncl: taxIncludedAmount only; the provider computes the
-	// tax from the rate: tax = round2(taxIncludedAmount × rate / (1 +
-	// rate)), taxExcludedAmount = taxIncludedAmount − tax.
+	// tax from the rate: tax = round2((taxIncludedAmount − deduction) ×
+	// rate / (1 + rate)), taxExcludedAmount = taxIncludedAmount − tax.
 	TaxFromRateIncl
 	// TaxFromRateExcl: taxExcludedAmount only; the provider computes the
-	// tax from the rate: tax = round2(taxExcludedAmount × rate).
+	// tax from the rate: tax = round2((taxExcludedAmount − deduction) ×
+	// rate).
 	TaxFromRateExcl
 )
 
@@ -36,6 +37,9 @@ type LineFigures struct {
 	Excl, Incl, Tax *decimal.Decimal
 	// Rate is the tax rate.
 	Rate *decimal.Decimal
+	// Deduction is the deduction of deduction taxation (差额征税), nil when
+	// the line is not taxed on the difference (DeductionApplies).
+	Deduction *decimal.Decimal
 	// WithTaxFlag is the line's withTaxFlag: "1" price × num is the amount
 	// with tax, "0" without; any other value derives nothing from them.
 	WithTaxFlag string
@@ -70,6 +74,25 @@ func (e EffectiveAmounts) ComputedFromRate() bool {
 // the derived amounts.
 func RoundMoney(d decimal.Decimal) decimal.Decimal { return d.Round(moneyPlaces) }
 
+// DeductionApplies reports whether a line's deduction field asks for
+// deduction taxation (差额征税). Seed 001: "当传0、空或字段不传时，都表示非差额
+// 征税；传0.00才表示差额征税": the text "0", an empty or absent field is no
+// deduction taxation; any other value ("0.00", "500.00") is.
+func DeductionApplies(deduction Amount) bool {
+	return deduction.IsSet() && deduction.String() != "0"
+}
+
+// ExpectedTax is the tax the rate asks of the amount without tax excl:
+// excl × rate, or (excl − deduction) × rate under deduction taxation
+// (deduction not nil), which is (incl − deduction) × rate / (1 + rate). It
+// is what E9131 compares a line's tax with.
+func ExpectedTax(excl, rate decimal.Decimal, deduction *decimal.Decimal) decimal.Decimal {
+	if deduction != nil {
+		excl = excl.Sub(*deduction)
+	}
+	return excl.Mul(rate)
+}
+
 // Effective returns the line's effective amounts, and false when the line
 // gives too little to derive them (Source AmountsNone). The cases, in order:
 //
@@ -79,10 +102,10 @@ func RoundMoney(d decimal.Decimal) decimal.Decimal { return d.Round(moneyPlaces)
 //	taxExcludedAmount and tax        as given
 //	taxIncludedAmount and tax        taxExcludedAmount = taxIncludedAmount − tax
 //	taxExcludedAmount and incl.      tax = taxIncludedAmount − taxExcludedAmount
-//	only taxIncludedAmount           tax = round2(incl × rate / (1 + rate)), excl = incl − tax
-//	only taxExcludedAmount           tax = round2(excl × rate)
+//	only taxIncludedAmount           tax = round2((incl − deduction) × rate / (1 + rate)), excl = incl − tax
+//	only taxExcludedAmount           tax = round2((excl − deduction) × rate)
 //
-// The last two need the rate.
+// The last two need the rate; the deduction is 0 without deduction taxation.
 func (f *LineFigures) Effective() (EffectiveAmounts, bool) {
 	var e EffectiveAmounts
 	excl, incl := f.Excl, f.Incl
@@ -94,6 +117,10 @@ func (f *LineFigures) Effective() (EffectiveAmounts, bool) {
 			excl = &e.Filled
 		}
 	}
+	var ded decimal.Decimal
+	if f.Deduction != nil {
+		ded = *f.Deduction
+	}
 	switch {
 	case excl != nil && f.Tax != nil:
 		e.Excl, e.Tax, e.Source = *excl, *f.Tax, AmountsGiven
@@ -103,10 +130,10 @@ func (f *LineFigures) Effective() (EffectiveAmounts, bool) {
 		e.Excl, e.Tax, e.Source = *excl, incl.Sub(*excl), TaxFromInclAndExcl
 	case incl != nil && f.Rate != nil:
 		one := decimal.NewFromInt(1)
-		e.Tax = RoundMoney(incl.Mul(*f.Rate).DivRound(one.Add(*f.Rate), 16))
+		e.Tax = RoundMoney(incl.Sub(ded).Mul(*f.Rate).DivRound(one.Add(*f.Rate), 16))
 		e.Excl, e.Source = incl.Sub(e.Tax), TaxFromRateIncl
 	case excl != nil && f.Rate != nil:
-		e.Excl, e.Tax, e.Source = *excl, RoundMoney(excl.Mul(*f.Rate)), TaxFromRateExcl
+		e.Excl, e.Tax, e.Source = *excl, RoundMoney(excl.Sub(ded).Mul(*f.Rate)), TaxFromRateExcl
 	default:
 		return EffectiveAmounts{}, false
 	}

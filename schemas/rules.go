@@ -19,7 +19,8 @@ import (
 // Tolerances and limits of the amount rules.
 var (
 	// LineTaxTolerance is the largest |taxExcludedAmount × taxRate − tax| per
-	// line (E9131).
+	// line (E9131); a line taxed on the difference (差额征税) counts
+	// (taxExcludedAmount − deduction) × taxRate.
 	LineTaxTolerance = decimal.RequireFromString("0.06")
 	// InvoiceTaxTolerance is the largest cumulative difference per invoice (E9131).
 	InvoiceTaxTolerance = decimal.RequireFromString("1.27")
@@ -245,8 +246,10 @@ func checkRedOrder(o *Order, c *collector) {
 // unusable (its problem already reported). eff holds the amount without tax
 // and the tax the provider works with when effective is true: when every
 // amount the line gives is usable and they are enough (LineFigures).
+// deduction is set when the line is taxed on the difference (差额征税).
 type lineAmounts struct {
 	price, num, tax, rate, excl, incl *decimal.Decimal
+	deduction                         *decimal.Decimal
 	eff                               EffectiveAmounts
 	effective                         bool
 }
@@ -254,18 +257,22 @@ type lineAmounts struct {
 // effectiveAmounts derives a's effective amounts, as the provider would,
 // when every amount field of the line is usable: given and valid, or absent
 // (a field of the wrong type or with a violation is neither). price × num
-// stands in for a missing amount only when withTaxFlag is valid.
-func effectiveAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts) {
+// stands in for a missing amount only when withTaxFlag is valid. ded is the
+// line's deduction field, parsed.
+func effectiveAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts, ded *decimal.Decimal) {
 	for _, f := range []struct {
 		name string
 		v    Amount
 		d    *decimal.Decimal
-	}{{"price", l.Price, a.price}, {"num", l.Num, a.num}, {"tax", l.Tax, a.tax}, {"taxExcludedAmount", l.TaxExcludedAmount, a.excl}, {"taxIncludedAmount", l.TaxIncludedAmount, a.incl}} {
+	}{{"price", l.Price, a.price}, {"num", l.Num, a.num}, {"tax", l.Tax, a.tax}, {"taxExcludedAmount", l.TaxExcludedAmount, a.excl}, {"taxIncludedAmount", l.TaxIncludedAmount, a.incl}, {"deduction", l.Deduction, ded}} {
 		if f.d == nil && (f.v.IsSet() || c.has(p+"."+f.name)) {
 			return
 		}
 	}
-	fig := LineFigures{Price: a.price, Num: a.num, Excl: a.excl, Incl: a.incl, Tax: a.tax, Rate: a.rate}
+	if DeductionApplies(l.Deduction) {
+		a.deduction = ded
+	}
+	fig := LineFigures{Price: a.price, Num: a.num, Excl: a.excl, Incl: a.incl, Tax: a.tax, Rate: a.rate, Deduction: a.deduction}
 	if !c.has(p + ".withTaxFlag") {
 		fig.WithTaxFlag = l.WithTaxFlag
 	}
@@ -286,13 +293,13 @@ func checkLines(o *Order, c *collector) {
 		a.tax = amount(c, p+".tax", l.Tax, moneyPlaces, "E9128")
 		a.excl = amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "E9126")
 		a.incl = amount(c, p+".taxIncludedAmount", l.TaxIncludedAmount, moneyPlaces, "E9124")
-		amount(c, p+".deduction", l.Deduction, moneyPlaces, "")
+		ded := amount(c, p+".deduction", l.Deduction, moneyPlaces, "")
 		a.rate = amount(c, p+".taxRate", l.TaxRate, ratePlaces, "")
 		if a.rate != nil && !isTaxRate(*a.rate) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			a.rate = nil
 		}
-		effectiveAmounts(c, p, l, a)
+		effectiveAmounts(c, p, l, a, ded)
 		checkLine(c, p, l, a, red)
 		// The per-invoice difference sums the lines whose tax is given or
 		// follows from two amounts given (or one and price × num), on the
@@ -301,13 +308,13 @@ func checkLines(o *Order, c *collector) {
 		// nothing: the provider computes its tax from its amount. A line
 		// whose amounts or rate are unusable has a violation of its own.
 		if a.effective && !a.eff.ComputedFromRate() && a.rate != nil {
-			sumExpected = sumExpected.Add(a.eff.Excl.Mul(*a.rate))
+			sumExpected = sumExpected.Add(ExpectedTax(a.eff.Excl, *a.rate, a.deduction))
 			sumTax = sumTax.Add(a.eff.Tax)
 		}
 	}
 	if len(lines) > 1 {
 		if diff := sumExpected.Sub(sumTax).Abs(); diff.GreaterThan(InvoiceTaxTolerance) {
-			c.add("order.invoiceDetail", "invoice_tax_tolerance", "E9131", "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s (a line's amount or tax that is not given taken as the provider derives it from the others); the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
+			c.add("order.invoiceDetail", "invoice_tax_tolerance", "E9131", "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s (a line's amount or tax that is not given taken as the provider derives it from the others, and a line taxed on the difference counting (taxExcludedAmount − deduction) × taxRate); the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
 		}
 	}
 	checkDiscounts(c, lines, parsed, red)
@@ -364,9 +371,11 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 	}
 	// E9131: per-line tax tolerance, on the amounts the provider works
 	// with: the tax given or following from two amounts given (or one and
-	// price × num), not one the provider computes from the rate.
+	// price × num), not one the provider computes from the rate. Under
+	// deduction taxation (差额征税) the rate applies to the amount less the
+	// deduction.
 	if a.effective && !a.eff.ComputedFromRate() && a.rate != nil {
-		expected := a.eff.Excl.Mul(*a.rate)
+		expected := ExpectedTax(a.eff.Excl, *a.rate, a.deduction)
 		if diff := expected.Sub(a.eff.Tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
 			c.add(p+".tax", "line_tax_tolerance", "E9131", "%s: the difference %s exceeds %s", lineTaxMismatch(l, a, expected), diff.StringFixed(2), LineTaxTolerance)
 		}
@@ -427,17 +436,24 @@ func lineTaxMismatch(l *InvoiceLine, a *lineAmounts, expected decimal.Decimal) s
 	e := a.eff
 	exp := expected.StringFixed(2)
 	excl := e.Excl.StringFixed(2)
+	// times names the product the rule compares the tax with.
+	times := func(amount string) string {
+		if a.deduction != nil {
+			return fmt.Sprintf("(%s − deduction %s) × taxRate (deduction taxation, 差额征税)", amount, l.Deduction)
+		}
+		return amount + " × taxRate"
+	}
 	switch {
 	case e.Source == TaxFromInclAndExcl:
-		return fmt.Sprintf("is not given: taxIncludedAmount − taxExcludedAmount makes it %s, but taxExcludedAmount × taxRate is %s", e.Tax.StringFixed(2), exp)
+		return fmt.Sprintf("is not given: taxIncludedAmount − taxExcludedAmount makes it %s, but %s is %s", e.Tax.StringFixed(2), times("taxExcludedAmount"), exp)
 	case e.Source == ExclFromInclAndTax && e.FromPriceNum:
-		return fmt.Sprintf("is %s, and neither taxIncludedAmount nor taxExcludedAmount is given: the provider takes price × num rounded to cents, %s, as taxIncludedAmount (withTaxFlag 1), which makes taxExcludedAmount taxIncludedAmount − tax = %s, and %s × taxRate is %s", l.Tax, e.Filled.StringFixed(2), excl, excl, exp)
+		return fmt.Sprintf("is %s, and neither taxIncludedAmount nor taxExcludedAmount is given: the provider takes price × num rounded to cents, %s, as taxIncludedAmount (withTaxFlag 1), which makes taxExcludedAmount taxIncludedAmount − tax = %s, and %s is %s", l.Tax, e.Filled.StringFixed(2), excl, times(excl), exp)
 	case e.Source == ExclFromInclAndTax:
-		return fmt.Sprintf("is %s, and taxExcludedAmount is not given: taxIncludedAmount − tax makes it %s, and %s × taxRate is %s", l.Tax, excl, excl, exp)
+		return fmt.Sprintf("is %s, and taxExcludedAmount is not given: taxIncludedAmount − tax makes it %s, and %s is %s", l.Tax, excl, times(excl), exp)
 	case e.FromPriceNum:
-		return fmt.Sprintf("is %s, and neither taxExcludedAmount nor taxIncludedAmount is given: the provider takes price × num rounded to cents, %s, as taxExcludedAmount (withTaxFlag 0), and %s × taxRate is %s", l.Tax, excl, excl, exp)
+		return fmt.Sprintf("is %s, and neither taxExcludedAmount nor taxIncludedAmount is given: the provider takes price × num rounded to cents, %s, as taxExcludedAmount (withTaxFlag 0), and %s is %s", l.Tax, excl, times(excl), exp)
 	}
-	return fmt.Sprintf("is %s but taxExcludedAmount × taxRate is %s", l.Tax, exp)
+	return fmt.Sprintf("is %s but %s is %s", l.Tax, times("taxExcludedAmount"), exp)
 }
 
 func lineKind(red bool, prop string) string {

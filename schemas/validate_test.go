@@ -235,6 +235,21 @@ func TestRules(t *testing.T) {
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
 		{"lines whose tax the provider computes stay out of the invoice sum", invoiceToleranceCase(t), priced(toleranceLines(del, "tax", "taxIncludedAmount")), nil},
 
+		// Deduction taxation (差额征税): "0", empty or absent is none;
+		// anything else is, and the tax is (excl − deduction) × rate.
+		{"deduction taxation", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.30", "taxExcludedAmount", "971.70"))}, nil},
+		{"deduction taxation, tax off (E9131)", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.40", "taxExcludedAmount", "971.60"))},
+			[]string{line2 + ".tax|line_tax_tolerance|E9131"}},
+		{"deduction taxation, excl derived", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.30"))}, nil},
+		{"deduction 0 is no deduction taxation (E9131)", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "0", "tax", "28.30", "taxExcludedAmount", "971.70"))},
+			[]string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"deduction 0.00 is deduction taxation", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))}, nil},
+		{"deduction not a number, no tax check", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "5OO", "tax", "28.30", "taxExcludedAmount", "971.70"))},
+			[]string{line2 + ".deduction|format|E4000"}},
+		{"invoice tax with deductions", invoiceToleranceCase(t), priced(append(toleranceLines(setTo("50.00"), "deduction"), append(toleranceLines(setTo("6.50"), "tax"), toleranceLines(setTo("106.50"), "taxIncludedAmount")...)...)), nil},
+		{"invoice tax tolerance with deductions (E9131)", invoiceToleranceCase(t), priced(append(toleranceLines(setTo("50.00"), "deduction"), append(toleranceLines(setTo("6.55"), "tax"), toleranceLines(setTo("106.55"), "taxIncludedAmount")...)...)),
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+
 		// Discount lines (E9105, E9108, E9110, E9111, E9112, E9114).
 		{"discount not after its line (E9110)", blue, []edit{set(line0+".invoiceLineProperty", "0"), set(line0+".num", "2")}, []string{line1 + ".invoiceLineProperty|discount_position|E9110"}},
 		{"discounted line without discount (E9110)", blue, []edit{set(line2+".invoiceLineProperty", "2")}, []string{line2 + ".invoiceLineProperty|discount_position|E9110"}},
@@ -346,6 +361,8 @@ func TestDerivedAmountsSayHow(t *testing.T) {
 			[]string{"is 13.10", "price × num rounded to cents, 100.00, as taxExcludedAmount", "13.00"}},
 		{"incl from price and num", rateLine("1", "price", "113", "num", "1", "tax", "13.10"),
 			[]string{"is 13.10", "price × num rounded to cents, 113.00, as taxIncludedAmount", "taxIncludedAmount − tax = 99.90", "12.99"}},
+		{"deduction taxation", rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.40", "taxExcludedAmount", "971.60"),
+			[]string{"is 28.40", "(taxExcludedAmount − deduction 500.00) × taxRate", "差额征税", "28.30"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -472,10 +489,12 @@ func toleranceLines(mk func(string) edit, fields ...string) []edit {
 	return out
 }
 
+// setTo returns the edit maker of toleranceLines that sets a field to v.
+func setTo(v string) func(string) edit { return func(p string) edit { return set(p, v) } }
+
 // priced gives invoiceToleranceCase's 30 lines the price 100 and num 1
 // (their taxExcludedAmount: withTaxFlag is 0), then applies more.
 func priced(more []edit) []edit {
-	setTo := func(v string) func(string) edit { return func(p string) edit { return set(p, v) } }
 	return append(append(toleranceLines(setTo("100"), "price"), toleranceLines(setTo("1"), "num")...), more...)
 }
 

@@ -60,7 +60,9 @@ import (
 //	je       line amount excluding tax         金额 (see below)
 //	sl       TaxRate                           税率 (0.13)
 //	se       line tax                          税额 (see below)
-//	kce      Deduction                         扣除额, omitted when empty
+//	kce      Deduction                         扣除额 of deduction taxation (差额征税), omitted when
+//	                                           empty or "0" (schemas.DeductionApplies: seed 001's
+//	                                           "0" is no deduction taxation, "0.00" is)
 //	yhzcbs   FavouredPolicyFlag                优惠政策标识, omitted when empty
 //	zzstsgl  FavouredPolicyName                增值税特殊管理, omitted when empty
 //	lslbs    ZeroRateFlag                      零税率标识 (same values), omitted when empty
@@ -73,14 +75,15 @@ import (
 //	taxExcludedAmount and tax         je = taxExcludedAmount, se = tax
 //	taxIncludedAmount and tax         je = taxIncludedAmount − tax, se = tax
 //	taxExcludedAmount and included    je = taxExcludedAmount, se = taxIncludedAmount − taxExcludedAmount
-//	only taxIncludedAmount            se = round(incl × rate / (1 + rate)), je = incl − se
-//	only taxExcludedAmount            je = excl, se = round(excl × rate)
+//	only taxIncludedAmount            se = round((incl − kce) × rate / (1 + rate)), je = incl − se
+//	only taxExcludedAmount            je = excl, se = round((excl − kce) × rate)
 //	no amount, price and num          the amount price × num is rounded to cents and read as
 //	                                  taxIncludedAmount (withTaxFlag 1) or taxExcludedAmount (0),
 //	                                  then as above
 //
-// where round is schemas.RoundMoney: to cents, half away from zero, the only
-// rounding of the mapping. These are the cases of
+// where kce is 0 on a line not taxed on the difference and round is
+// schemas.RoundMoney: to cents, half away from zero, the only rounding of
+// the mapping. These are the cases of
 // schemas.LineFigures.Effective, which the validator (schemas) derives the
 // same amounts with and holds to the tolerances (E9131 per line, 1.27 per
 // invoice) before the mapping runs: what is validated is what is sent.
@@ -331,6 +334,12 @@ func mapLine(p string, index int, l *schemas.InvoiceLine) (InvoiceDataLine, deci
 		Excl: given(excl, hasExcl), Incl: given(incl, hasIncl), Tax: given(tax, hasTax),
 		Rate: &rate, WithTaxFlag: l.WithTaxFlag,
 	}
+	// kce only under deduction taxation: seed 001's "deduction":"0" (like
+	// an empty or absent deduction) is none, and "kce":0.00 would be one.
+	taxedOnDifference := hasDeduction && schemas.DeductionApplies(l.Deduction)
+	if taxedOnDifference {
+		fig.Deduction = &deduction
+	}
 	eff, ok := fig.Effective()
 	if !ok {
 		return InvoiceDataLine{}, zero, zero, invalidField(p+".taxExcludedAmount", "no amount: give taxExcludedAmount and tax, taxIncludedAmount, or price and num with withTaxFlag 0 or 1")
@@ -358,7 +367,7 @@ func mapLine(p string, index int, l *schemas.InvoiceLine) (InvoiceDataLine, deci
 	if hasPrice && hasNum {
 		line.Price, line.Quantity = exact(price), exact(num)
 	}
-	if hasDeduction {
+	if taxedOnDifference {
 		line.Deduction = money(deduction)
 	}
 	return line, je, se, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -110,6 +111,44 @@ func TestInvoiceDataLineAmounts(t *testing.T) {
 			}
 			if d.Amount != l.Amount || d.Tax != l.Tax {
 				t.Fatalf("totals %s %s differ from the only line", d.Amount, d.Tax)
+			}
+		})
+	}
+}
+
+// TestInvoiceDataDeduction: kce is sent under deduction taxation only
+// (seed 001: "0", empty or absent is none, "0.00" is), and a tax the
+// mapping computes from the rate is computed on the amount less kce.
+func TestInvoiceDataDeduction(t *testing.T) {
+	tests := []struct {
+		name        string
+		line        string
+		kce, je, se string
+	}{
+		{"deduction 0 as in seed 001", `"withTaxFlag":"1","taxRate":"0.13","price":"5.65","num":"1","taxExcludedAmount":"5","tax":"0.65","taxIncludedAmount":"5.65","deduction":"0"`, "", "5.00", "0.65"},
+		{"no deduction", `"withTaxFlag":"1","taxRate":"0.13","price":"5.65","num":"1","taxExcludedAmount":"5","tax":"0.65","taxIncludedAmount":"5.65"`, "", "5.00", "0.65"},
+		{"deduction 0.00", `"withTaxFlag":"0","taxRate":"0.06","taxExcludedAmount":"1000.00","tax":"60.00","taxIncludedAmount":"1060.00","deduction":"0.00"`, "0.00", "1000.00", "60.00"},
+		{"deduction given", `"withTaxFlag":"1","taxRate":"0.06","taxIncludedAmount":"1000.00","taxExcludedAmount":"971.70","tax":"28.30","deduction":"500.00"`, "500.00", "971.70", "28.30"},
+		{"deduction, tax from the included amount", `"withTaxFlag":"1","taxRate":"0.06","price":"1000","num":"1","taxIncludedAmount":"1000.00","deduction":"500.00"`, "500.00", "971.70", "28.30"},
+		{"deduction, tax from the excluded amount", `"withTaxFlag":"0","taxRate":"0.06","price":"971.7","num":"1","taxExcludedAmount":"971.70","deduction":"500.00"`, "500.00", "971.70", "28.30"},
+		{"deduction, tax from price and num", `"withTaxFlag":"1","taxRate":"0.06","price":"1000","num":"1","deduction":"500.00"`, "500.00", "971.70", "28.30"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := jumdata.NewInvoiceData(MustRequest(t, lineRequest(tt.line)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := d.Lines[0]
+			if string(l.Deduction) != tt.kce || string(l.Amount) != tt.je || string(l.Tax) != tt.se {
+				t.Fatalf("kce %q je %s se %s; want kce %q je %s se %s", l.Deduction, l.Amount, l.Tax, tt.kce, tt.je, tt.se)
+			}
+			data, err := d.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(data, `"kce"`) != (tt.kce != "") {
+				t.Fatalf("kce in %s, want it only under deduction taxation", data)
 			}
 		})
 	}
