@@ -139,3 +139,40 @@ func (f *LineFigures) Effective() (EffectiveAmounts, bool) {
 	}
 	return e, true
 }
+
+// RedLineFigures are a red confirmation line's figures as the request gives
+// them (seed 002: num negative, taxExcludedPrice positive, the amounts
+// negative); a nil field is not given (or unusable).
+type RedLineFigures struct {
+	// Num and Price are num and taxExcludedPrice.
+	Num, Price *decimal.Decimal
+	// Excl and Tax are taxExcludedAmount and taxAmount.
+	Excl, Tax *decimal.Decimal
+	// Rate is the tax rate.
+	Rate *decimal.Decimal
+}
+
+// Effective returns the line's amount without tax and tax as the jumdata
+// mapping sends them (hzmx je and se), and false when the line gives too
+// little: taxExcludedAmount, or round2(num × taxExcludedPrice) without it
+// (FromPriceNum); taxAmount (Source AmountsGiven), or round2(amount × rate)
+// without it (TaxFromRateExcl).
+func (f *RedLineFigures) Effective() (EffectiveAmounts, bool) {
+	var e EffectiveAmounts
+	excl := f.Excl
+	if excl == nil && f.Num != nil && f.Price != nil {
+		e.FromPriceNum, e.Filled = true, RoundMoney(f.Num.Mul(*f.Price))
+		excl = &e.Filled
+	}
+	switch {
+	case excl == nil:
+		return EffectiveAmounts{}, false
+	case f.Tax != nil:
+		e.Excl, e.Tax, e.Source = *excl, *f.Tax, AmountsGiven
+	case f.Rate != nil:
+		e.Excl, e.Tax, e.Source = *excl, RoundMoney(excl.Mul(*f.Rate)), TaxFromRateExcl
+	default:
+		return EffectiveAmounts{}, false
+	}
+	return e, true
+}

@@ -614,7 +614,7 @@ func checkRedConfirm(r *Request, c *collector) {
 			}
 			lastIndex = idx
 		}
-		amount(c, p+".num", l.Num, quantityPlaces, "")
+		num := amount(c, p+".num", l.Num, quantityPlaces, "")
 		price := amount(c, p+".taxExcludedPrice", l.TaxExcludedPrice, quantityPlaces, "")
 		excl := amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "")
 		tax := amount(c, p+".taxAmount", l.TaxAmount, moneyPlaces, "")
@@ -623,8 +623,18 @@ func checkRedConfirm(r *Request, c *collector) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			rate = nil
 		}
+		if num != nil && !num.IsNegative() {
+			c.add(p+".num", "sign", "", "must be negative on a red confirmation: the quantity reversed")
+		}
 		if price != nil && price.IsNegative() {
 			c.add(p+".taxExcludedPrice", "sign", "", "must be positive")
+		}
+		// num × taxExcludedPrice against the amount, as on an order's
+		// lines (no provider code).
+		if num != nil && price != nil && excl != nil {
+			if got := num.Mul(*price); got.Sub(*excl).Abs().GreaterThan(PriceAmountTolerance) {
+				c.add(p+".taxExcludedAmount", "price_quantity", "", "is %s but num × taxExcludedPrice is %s: they may differ by %s at most", l.TaxExcludedAmount, got.StringFixed(2), PriceAmountTolerance)
+			}
 		}
 		if excl != nil && excl.IsPositive() {
 			c.add(p+".taxExcludedAmount", "sign", "", "must be negative on a red confirmation")
@@ -632,12 +642,36 @@ func checkRedConfirm(r *Request, c *collector) {
 		if tax != nil && tax.IsPositive() {
 			c.add(p+".taxAmount", "sign", "", "must be negative on a red confirmation")
 		}
-		if excl != nil && tax != nil && rate != nil {
-			expected := excl.Mul(*rate)
-			if diff := expected.Sub(*tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
-				c.add(p+".taxAmount", "line_tax_tolerance", "E9131", "is %s but taxExcludedAmount × taxRate is %s: the difference %s exceeds %s", l.TaxAmount, expected.StringFixed(2), diff.StringFixed(2), LineTaxTolerance)
-			}
+		checkRedLineTax(c, p, l, RedLineFigures{Num: num, Price: price, Excl: excl, Tax: tax, Rate: rate})
+	}
+}
+
+// checkRedLineTax applies E9131 to a red confirmation line's taxAmount and
+// the amount sent: taxExcludedAmount, or without it round2(num ×
+// taxExcludedPrice), as the jumdata mapping derives it (RedLineFigures). A
+// field given but unusable has its own violation and derives nothing.
+func checkRedLineTax(c *collector, p string, l *RedConfirmLine, fig RedLineFigures) {
+	if fig.Tax == nil || fig.Rate == nil {
+		return
+	}
+	unusable := func(name string, v Amount, d *decimal.Decimal) bool {
+		return d == nil && (v.IsSet() || c.has(p+"."+name))
+	}
+	if unusable("taxExcludedAmount", l.TaxExcludedAmount, fig.Excl) ||
+		fig.Excl == nil && (unusable("num", l.Num, fig.Num) || unusable("taxExcludedPrice", l.TaxExcludedPrice, fig.Price)) {
+		return
+	}
+	e, ok := fig.Effective()
+	if !ok {
+		return
+	}
+	expected := e.Excl.Mul(*fig.Rate)
+	if diff := expected.Sub(e.Tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
+		how := fmt.Sprintf("taxExcludedAmount × taxRate is %s", expected.StringFixed(2))
+		if e.FromPriceNum {
+			how = fmt.Sprintf("taxExcludedAmount is not given: num × taxExcludedPrice rounded to cents makes it %s (as jumdata derives it), and %s × taxRate is %s", e.Excl.StringFixed(2), e.Excl.StringFixed(2), expected.StringFixed(2))
 		}
+		c.add(p+".taxAmount", "line_tax_tolerance", "E9131", "is %s but %s: the difference %s exceeds %s", l.TaxAmount, how, diff.StringFixed(2), LineTaxTolerance)
 	}
 }
 

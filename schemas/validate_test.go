@@ -302,7 +302,18 @@ func TestRules(t *testing.T) {
 		{"red confirm detail tax rate with trailing zeros", rc, []edit{set("redConfirm.detail[0].taxRate", "0.0600")}, nil},
 		{"red confirm detail tax rate empty", rc, []edit{set("redConfirm.detail[0].taxRate", "")}, []string{"redConfirm.detail[0].taxRate|required|E4000"}},
 		{"red confirm positive detail", rc, []edit{set("redConfirm.detail[0].taxExcludedAmount", "5.00"), set("redConfirm.detail[0].taxAmount", "0.30")},
-			[]string{"redConfirm.detail[0].taxAmount|sign|", "redConfirm.detail[0].taxExcludedAmount|sign|"}},
+			[]string{"redConfirm.detail[0].taxAmount|sign|", "redConfirm.detail[0].taxExcludedAmount|price_quantity|", "redConfirm.detail[0].taxExcludedAmount|sign|"}},
+		{"red confirm positive quantity", rc, []edit{set("redConfirm.detail[0].num", "1")},
+			[]string{"redConfirm.detail[0].num|sign|", "redConfirm.detail[0].taxExcludedAmount|price_quantity|"}},
+		{"red confirm zero quantity", rc, []edit{set("redConfirm.detail[0].num", "0"), del("redConfirm.detail[0].taxExcludedPrice")},
+			[]string{"redConfirm.detail[0].num|sign|"}},
+		{"red confirm quantity times price", rc, []edit{set("redConfirm.detail[0].num", "-2")},
+			[]string{"redConfirm.detail[0].taxExcludedAmount|price_quantity|"}},
+		{"red confirm quantity times price within the tolerance", rc, []edit{set("redConfirm.detail[0].num", "-1.5"), set("redConfirm.detail[0].taxExcludedPrice", "33.33333333"),
+			set("redConfirm.detail[0].taxExcludedAmount", "-50.00"), set("redConfirm.detail[0].taxAmount", "-3.00")}, nil},
+		{"red confirm amount from quantity and price", rc, []edit{del("redConfirm.detail[0].taxExcludedAmount")}, nil},
+		{"red confirm amount from quantity and price (E9131)", rc, []edit{del("redConfirm.detail[0].taxExcludedAmount"), set("redConfirm.detail[0].num", "-10")},
+			[]string{"redConfirm.detail[0].taxAmount|line_tax_tolerance|E9131"}},
 		{"red confirm detail tax (E9131)", rc, []edit{set("redConfirm.detail[0].taxAmount", "-0.50")}, []string{"redConfirm.detail[0].taxAmount|line_tax_tolerance|E9131"}},
 		{"red confirm detail order", rc, []edit{set("redConfirm.detail", []any{
 			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
@@ -383,6 +394,25 @@ func TestDerivedAmountsSayHow(t *testing.T) {
 			}
 			t.Fatalf("no line_tax_tolerance on %s.tax: %v", line2, d.Violations)
 		})
+	}
+}
+
+// TestRedConfirmDerivedAmountSaysHow: E9131 on a red confirmation line
+// without taxExcludedAmount says the amount is num × taxExcludedPrice.
+func TestRedConfirmDerivedAmountSaysHow(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	doc := MustEdit(t, MustRead(t, "requests/red-confirm.json"), del("redConfirm.detail[0].taxExcludedAmount"), set("redConfirm.detail[0].num", "-10"))
+	d, err := v.Decode(doc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Violations) != 1 {
+		t.Fatalf("violations %v", d.Violations)
+	}
+	for _, w := range []string{"is -0.30", "taxExcludedAmount is not given", "num × taxExcludedPrice rounded to cents makes it -50.00", "-3.00"} {
+		if !strings.Contains(d.Violations[0].Message, w) {
+			t.Errorf("message %q does not say %q", d.Violations[0].Message, w)
+		}
 	}
 }
 

@@ -206,9 +206,14 @@ func invalidField(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// roundMoney rounds to cents, half away from zero: the mapping's only
-// rounding.
-func roundMoney(d decimal.Decimal) decimal.Decimal { return d.Round(2) }
+// given returns &d when ok (the field was given), else nil: the form of
+// schemas.LineFigures and schemas.RedLineFigures.
+func given(d decimal.Decimal, ok bool) *decimal.Decimal {
+	if !ok {
+		return nil
+	}
+	return &d
+}
 
 // money writes an amount of money with exactly two decimals.
 func money(d decimal.Decimal) json.Number { return json.Number(d.StringFixed(2)) }
@@ -323,12 +328,6 @@ func mapLine(p string, index int, l *schemas.InvoiceLine) (InvoiceDataLine, deci
 	}
 	// je and se are the amounts the validator held to the tax tolerances:
 	// both derive them with schemas.LineFigures.Effective.
-	given := func(d decimal.Decimal, ok bool) *decimal.Decimal {
-		if !ok {
-			return nil
-		}
-		return &d
-	}
 	fig := schemas.LineFigures{
 		Price: given(price, hasPrice), Num: given(num, hasNum),
 		Excl: given(excl, hasExcl), Incl: given(incl, hasIncl), Tax: given(tax, hasTax),
@@ -416,12 +415,15 @@ func RedReasonCode(nuonuo string) (chyydm string, ok bool) {
 //	spbm    GoodsCode
 //	ggxh    SpecType, omitted when empty
 //	dw      Unit, omitted when empty
-//	spsl    Num (negative), only with a price
+//	spsl    Num (negative: a num of 0 or more is refused), only with a price
 //	dj      TaxExcludedPrice, only with a quantity
 //	je      TaxExcludedAmount (negative); without it round(num × price)
 //	sl      TaxRate
 //	se      TaxAmount (negative); without it round(je × rate)
 //	yhzcbs  FavouredPolicyFlag, omitted when empty
+//
+// where round is schemas.RoundMoney, as schemas.RedLineFigures.Effective
+// derives je and se for the validator's E9131 check.
 type RedLine struct {
 	// Index is the blue invoice's line number (xh).
 	Index int `json:"xh"`
@@ -489,15 +491,18 @@ func RedLines(detail []schemas.RedConfirmLine) (lines []RedLine, je, se decimal.
 		if err != nil {
 			return nil, je, se, err
 		}
-		if !hasAmt {
-			if !hasNum || !hasPrice {
-				return nil, je, se, invalidField(p+".taxExcludedAmount", "is required without num and taxExcludedPrice")
-			}
-			amt = roundMoney(num.Mul(price))
+		if hasNum && !num.IsNegative() {
+			// A positive num would make a positive je of num × price.
+			return nil, je, se, invalidField(p+".num", "is %s, but the quantity reversed must be negative", l.Num)
 		}
-		if !hasTax {
-			tax = roundMoney(amt.Mul(rate))
+		// The validator held these amounts to E9131: both derive them with
+		// schemas.RedLineFigures.Effective.
+		fig := schemas.RedLineFigures{Num: given(num, hasNum), Price: given(price, hasPrice), Excl: given(amt, hasAmt), Tax: given(tax, hasTax), Rate: &rate}
+		eff, ok := fig.Effective()
+		if !ok {
+			return nil, je, se, invalidField(p+".taxExcludedAmount", "is required without num and taxExcludedPrice")
 		}
+		amt, tax = eff.Excl, eff.Tax
 		line := RedLine{
 			Index:              idx,
 			GoodsName:          l.GoodsName,

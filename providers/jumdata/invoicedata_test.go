@@ -288,6 +288,17 @@ func TestRedLines(t *testing.T) {
 	if full, err := jumdata.EncodeRedLines(nil); err != nil || full != "" {
 		t.Fatalf("full reversal hzmx %q, %v", full, err)
 	}
+	t.Run("quantity not negative", func(t *testing.T) {
+		for _, num := range []string{"1", "0"} {
+			detail := []schemas.RedConfirmLine{{BlueDetailIndex: "1", GoodsName: "办公椅", GoodsCode: "1050201990000000000",
+				Num: schemas.ParseAmount(num), TaxExcludedPrice: schemas.ParseAmount("500"), TaxRate: schemas.ParseAmount("0.13")}}
+			lines, _, _, err := jumdata.RedLines(detail)
+			var fe *jumdata.FieldError
+			if !errors.As(err, &fe) || fe.Field != "redConfirm.detail[0].num" {
+				t.Fatalf("num %s: lines %+v, err %v; want a FieldError on the num", num, lines, err)
+			}
+		}
+	})
 	t.Run("computed amounts", func(t *testing.T) {
 		req := redRequest(t, "RL-2", "26332000000000000001", clockStart(), "2",
 			`[{"blueDetailIndex":"1","goodsName":"办公椅","num":"-1","taxExcludedPrice":"500","taxRate":"0.13","goodsCode":"1050201990000000000"}]`)
