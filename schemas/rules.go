@@ -387,8 +387,11 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 		c.add(p+".num", "sign", "", "must not be zero")
 	}
 	// Signs: a blue invoice's goods lines are positive and its discount lines
-	// negative; a red invoice's lines are negative. Unknown when the
-	// invoice type or the line property has the wrong JSON type.
+	// negative; a red invoice's lines are negative. Zero is neither: an
+	// amount of zero is refused either way. A tax of zero is allowed (rate
+	// 0, or a tax that rounds to nothing); any other tax has the sign of
+	// the amounts. Unknown when the invoice type or the line property has
+	// the wrong JSON type.
 	if c.mistyped("order.invoiceType") || c.mistyped(p+".invoiceLineProperty") {
 		return
 	}
@@ -402,10 +405,18 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 			continue
 		}
 		switch {
-		case wantNegative && f.v.IsPositive():
+		case wantNegative && !f.v.IsNegative():
 			c.add(p+"."+f.name, "sign", "", "must be negative on %s", lineKind(red, prop))
 		case !wantNegative && !f.v.IsPositive():
 			c.add(p+"."+f.name, "sign", "", "must be positive on %s", lineKind(red, prop))
+		}
+	}
+	if a.tax != nil {
+		switch {
+		case wantNegative && a.tax.IsPositive():
+			c.add(p+".tax", "sign", "", "must be negative (or zero) on %s", lineKind(red, prop))
+		case !wantNegative && a.tax.IsNegative():
+			c.add(p+".tax", "sign", "", "must be positive (or zero) on %s", lineKind(red, prop))
 		}
 	}
 	if a.num != nil && !a.num.IsZero() {

@@ -193,7 +193,7 @@ func TestRules(t *testing.T) {
 		{"tax rate not in the set", blue, []edit{set(line2+".taxRate", "0.07")}, []string{line2 + ".taxRate|tax_rate|"}},
 		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|", line2 + ".taxExcludedAmount|price_quantity|"}},
 		{"negative goods line", blue, []edit{set(line2+".num", "-3"), set(line2+".price", "33.33333333"), set(line2+".taxExcludedAmount", "-100.00"), set(line2+".tax", "-6.00"), set(line2+".taxIncludedAmount", "-106.00")},
-			[]string{line2 + ".num|sign|", line2 + ".taxExcludedAmount|sign|", line2 + ".taxIncludedAmount|sign|"}},
+			[]string{line2 + ".num|sign|", line2 + ".taxExcludedAmount|sign|", line2 + ".taxIncludedAmount|sign|", line2 + ".tax|sign|"}},
 
 		// Arithmetic (E9123, E9130, E9131; price × num names no code).
 		{"price without amounts (E9123)", blue, []edit{del(line1 + ".tax")}, []string{line1 + ".tax|price_quantity|E9123"}},
@@ -260,13 +260,22 @@ func TestRules(t *testing.T) {
 		{"blue discount quantity positive (E9111)", blue, []edit{set(line1+".price", "56.5"), set(line1+".num", "2")}, []string{line1 + ".num|sign|E9111", line1 + ".taxIncludedAmount|price_quantity|"}},
 		{"blue discounted quantity negative (E9114)", blue, []edit{set(line0+".num", "-2")}, []string{line0 + ".num|sign|E9114", line0 + ".taxIncludedAmount|price_quantity|"}},
 		{"discount line positive", blue, []edit{set(line1+".taxIncludedAmount", "113.00"), set(line1+".taxExcludedAmount", "100.00"), set(line1+".tax", "13.00")},
+			[]string{line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|sign|", line1 + ".tax|sign|"}},
+		{"discount line of zero", blue, []edit{set(line1+".taxIncludedAmount", "0.00"), set(line1+".taxExcludedAmount", "0.00"), set(line1+".tax", "0.00")},
 			[]string{line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|sign|"}},
+		{"goods line with a negative tax", blue, []edit{set(line2+".taxRate", "0"), set(line2+".tax", "-0.01"), set(line2+".taxIncludedAmount", "99.99")},
+			[]string{line2 + ".tax|sign|"}},
 
 		// Red invoices (E9102, E9116, E9119).
 		{"red needs the blue code (E9102)", red, []edit{del("order.invoiceCode")}, []string{"order.invoiceCode|red_reference|E9102"}},
 		{"red needs the blue number (E9102)", red, []edit{set("order.invoiceNum", "123")}, []string{"order.invoiceNum|red_reference|E9102"}},
 		{"red amounts positive", red, []edit{set(line0+".num", "1"), set(line0+".taxIncludedAmount", "5.65"), set(line0+".taxExcludedAmount", "5.00"), set(line0+".tax", "0.65")},
-			[]string{line0 + ".num|sign|", line0 + ".taxExcludedAmount|sign|", line0 + ".taxIncludedAmount|sign|"}},
+			[]string{line0 + ".num|sign|", line0 + ".taxExcludedAmount|sign|", line0 + ".taxIncludedAmount|sign|", line0 + ".tax|sign|"}},
+		{"red line of zero", red, []edit{del(line0 + ".price"), del(line0 + ".num"), set(line0+".taxIncludedAmount", "0.00"), set(line0+".taxExcludedAmount", "0.00"), set(line0+".tax", "0.00")},
+			[]string{line0 + ".taxExcludedAmount|sign|", line0 + ".taxIncludedAmount|sign|"}},
+		{"red line with a positive tax", red, []edit{set(line0+".taxRate", "0"), set(line0+".price", "4.99"), set(line0+".taxIncludedAmount", "-4.99"), set(line0+".tax", "0.01")},
+			[]string{line0 + ".tax|sign|"}},
+		{"red line with a zero tax", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.65"), set(line0+".tax", "0.00")}, nil},
 		{"red fully digital goes through red_confirm", red, []edit{set("order.invoiceLine", "pc")}, []string{"order.invoiceType|red_fully_digital|"}},
 		{"red special invoice needs billInfoNo", red, []edit{set("order.invoiceLine", "s")}, []string{"order.billInfoNo|required|E4000"}},
 		{"red discount lines (E9116, E9119)", red, []edit{
@@ -277,7 +286,7 @@ func TestRules(t *testing.T) {
 			})},
 			[]string{
 				line0 + ".invoiceLineProperty|red_line_property|", line0 + ".num|sign|E9119", line0 + ".taxIncludedAmount|price_quantity|",
-				line1 + ".invoiceLineProperty|red_line_property|", line1 + ".num|sign|E9116", line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|price_quantity|", line1 + ".taxIncludedAmount|sign|",
+				line1 + ".invoiceLineProperty|red_line_property|", line1 + ".num|sign|E9116", line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|price_quantity|", line1 + ".taxIncludedAmount|sign|", line1 + ".tax|sign|",
 			}},
 
 		// Red confirmation forms.
