@@ -59,8 +59,9 @@ import (
 // and mxlist lines (xh 1..n, fphxz 0|1|2, spmc, 19-digit spbm, hsbz Y|N,
 // je, sl, se; dj and spsl together or not at all). Money has at most 2
 // decimals, dj and spsl at most 8; sl is one of 0, 0.01, 0.015, 0.03, 0.05,
-// 0.06, 0.09, 0.13; |je × sl − se| ≤ 0.06 per line and |Σ je × sl − Σ se| ≤
-// 1.27; |dj × spsl − (je, or je + se when hsbz is Y)| ≤ 0.01; hjje = Σ je,
+// 0.06, 0.09, 0.13; |je × sl − se| ≤ 0.06 per line (with kce, margin
+// taxation: |(je − kce) × sl − se|) and |Σ je × sl − Σ se| ≤ 1.27 (the same
+// way); |dj × spsl − (je, or je + se when hsbz is Y)| ≤ 0.01; hjje = Σ je,
 // hjse = Σ se, hjje + hjse = jshj exactly; discount lines (fphxz 1) follow
 // their discounted line (2) with the same spmc and sl and are negative and
 // no larger. A problem answers 400 naming the field (invoiceData.mxlist[1].se).
@@ -614,7 +615,8 @@ func jdCheckDoc(d *jdDoc, seller string) (lines []jdAmounts, hjje, hjse, jshj de
 		if err != nil {
 			return fail("%v", err)
 		}
-		if _, _, err := jdNumber(l.Kce, p+".kce", 2, false); err != nil {
+		kce, hasKce, err := jdNumber(l.Kce, p+".kce", 2, false)
+		if err != nil {
 			return fail("%v", err)
 		}
 		dj, hasDJ, err := jdNumber(l.Dj, p+".dj", 8, false)
@@ -640,9 +642,15 @@ func jdCheckDoc(d *jdDoc, seller string) (lines []jdAmounts, hjje, hjse, jshj de
 				return fail("%s.je: dj × spsl = %s 与金额 %s 不符", p, got.StringFixed(2), base.StringFixed(2))
 			}
 		}
-		expected := je.Mul(sl)
+		// Margin taxation (kce, 差额征税): the tax is on je less the
+		// deduction.
+		taxed, basis := je, "je × sl"
+		if hasKce {
+			taxed, basis = je.Sub(kce), "(je − kce) × sl"
+		}
+		expected := taxed.Mul(sl)
 		if diff := expected.Sub(se).Abs(); diff.GreaterThan(jdLineTolerance) {
-			return fail("%s.se: %s 与 je × sl = %s 相差 %s, 超过 0.06", p, l.Se, expected.StringFixed(2), diff.StringFixed(2))
+			return fail("%s.se: %s 与 %s = %s 相差 %s, 超过 0.06", p, l.Se, basis, expected.StringFixed(2), diff.StringFixed(2))
 		}
 		if l.Fphxz == "1" {
 			if !je.IsNegative() {

@@ -304,6 +304,13 @@ func TestJumdataInvoiceDataChecks(t *testing.T) {
 			line(d, 2)["se"] = json.Number("6.06")
 			d["hjse"], d["jshj"] = json.Number("123.06"), json.Number("1123.06")
 		}, "", ""},
+		{"margin taxation: the tax on je less kce", func(d map[string]any) {
+			line(d, 2)["kce"], line(d, 2)["se"] = json.Number("50.00"), json.Number("3.00")
+			d["hjse"], d["jshj"] = json.Number("120.00"), json.Number("1120.00")
+		}, "", ""},
+		{"margin taxation: the tax on the whole je", func(d map[string]any) {
+			line(d, 2)["kce"] = json.Number("50.00")
+		}, "", "invoiceData.mxlist[2].se"},
 		{"rate not in the set", func(d map[string]any) { line(d, 2)["sl"] = json.Number("0.07") }, "", "invoiceData.mxlist[2].sl"},
 		{"rate 0.015", func(d map[string]any) {
 			line(d, 2)["sl"], line(d, 2)["se"] = json.Number("0.015"), json.Number("1.50")
