@@ -201,6 +201,29 @@ func TestIncompleteList(t *testing.T) {
 	wantClass(t, "query", out, providers.Retry, "incomplete")
 }
 
+// TestListlessAnswer: a 200 whose data has no list (no data, null data, a
+// data without list, a null list) says nothing about the invoices: Retry,
+// never NotFound, which would let the order be submitted again after its
+// taskId's 8 hours.
+func TestListlessAnswer(t *testing.T) {
+	for _, body := range []string{
+		`{"code":200,"msg":"成功"}`,
+		`{"code":200,"msg":"成功","data":null}`,
+		`{"code":200,"msg":"成功","data":{"pagenumber":1,"pagesize":50,"total":0}}`,
+		`{"code":200,"msg":"成功","data":{"pagenumber":1,"pagesize":50,"total":0,"list":null}}`,
+	} {
+		c := fakeJumdata(t, 200, body)
+		call := &providers.Call{Request: issueRequest(t, "NOLIST-1"), SubmittedAt: clockStart().Add(-9 * time.Hour)}
+		wantClass(t, body, c.Query(t.Context(), call), providers.Retry, "unreadable")
+	}
+	// An empty list does say "none".
+	c := fakeJumdata(t, 200, `{"code":200,"msg":"成功","data":{"pagenumber":1,"pagesize":50,"total":0,"list":[]}}`)
+	call := &providers.Call{Request: issueRequest(t, "NOLIST-2"), SubmittedAt: clockStart().Add(-9 * time.Hour)}
+	if out := c.Query(t.Context(), call); out.Class != providers.NotFound {
+		t.Fatalf("an empty list: %s %v; want not found", out.Class, out.Err)
+	}
+}
+
 func TestRateLimitFeedback(t *testing.T) {
 	limiter := providers.NewLimiter(providers.LimiterConfig{Rate: 50})
 	// The sandbox's clock stands still: after its one-call burst, every call

@@ -366,16 +366,23 @@ func listAll[T any](ctx context.Context, c *Client, method string, params url.Va
 		if err := decodeData(r.env, &pg); err != nil {
 			return nil, c.unreadable(r, true, err.Error()), false
 		}
+		if pg.List == nil {
+			// A 200 without its list says nothing: read as "none", it
+			// would let an order be submitted again (a search answering
+			// NotFound).
+			return nil, c.unreadable(r, true, "a 200 answer without its list"), false
+		}
+		list := *pg.List
 		if pg.PageNumber.set && pg.PageNumber.n != n {
 			return nil, local(rowIncomplete, true, "",
 				fmt.Sprintf("%s answered page %d when asked for page %d: the list cannot be read to the end", method, pg.PageNumber.n, n), nil), false
 		}
-		all = append(all, pg.List...)
+		all = append(all, list...)
 		size := pageSize
 		if pg.PageSize.set && pg.PageSize.n > 0 {
 			size = pg.PageSize.n
 		}
-		if len(pg.List) == 0 || (pg.Total.set && len(all) >= pg.Total.n) || (!pg.Total.set && len(pg.List) < size) {
+		if len(list) == 0 || (pg.Total.set && len(all) >= pg.Total.n) || (!pg.Total.set && len(list) < size) {
 			return all, providers.Outcome{}, true
 		}
 	}

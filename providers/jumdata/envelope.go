@@ -145,7 +145,10 @@ type page[T any] struct {
 	PageNumber count `json:"pagenumber"`
 	PageSize   count `json:"pagesize"`
 	Total      count `json:"total"`
-	List       []T   `json:"list"`
+	// List is nil when the answer has no list (no data, or data without
+	// a list, or a null one): an answer that cannot say "none", unlike an
+	// empty list.
+	List *[]T `json:"list"`
 }
 
 // blueResult is the data of a 200 blue-invoice/submit.
