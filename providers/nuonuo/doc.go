@@ -91,9 +91,11 @@
 //     keep using the old token while it is valid, or poll the store until the
 //     new one appears. So there is one token call per expiry window however
 //     many workers or instances ask.
-//   - A refusal of the token endpoint (bad credentials, 070306) is held for
-//     RefusalHold (1 minute) and answered from memory, so that a busy
-//     consumer does not spend the remaining calls on retries.
+//   - A failed call of the token endpoint (a refusal such as bad
+//     credentials or 070306, an answer without a token, a timeout) is held
+//     for RefusalHold (1 minute), doubled for each further failure in a row
+//     up to an hour, and answered from memory, so that a busy consumer does
+//     not spend the remaining calls on retries.
 //   - On 070301 the platform "refresh once, then stop" rule applies. The
 //     first 070301 of an incident invalidates the token (Invalidate marks the
 //     stored token unusable, unless another instance already replaced it);

@@ -195,11 +195,14 @@ type TokenSourceConfig struct {
 	// WaitTimeout bounds one Token call that waits for another instance;
 	// 0 means twice LeaseTTL.
 	WaitTimeout time.Duration
-	// RefusalHold is how long a refusal of the token endpoint (bad
-	// credentials, 070306) is answered from memory instead of calling the
+	// RefusalHold is how long a failed call of the token endpoint (a
+	// refusal such as bad credentials or 070306, an answer without a
+	// token, a timeout) is answered from memory instead of calling the
 	// endpoint again, which would spend another of its 50 calls; 0 means 1
-	// minute. An early refresh (RefreshBefore) that fails in any way is
-	// tried again after as long, the token in hand used meanwhile.
+	// minute. Each further failure in a row doubles the hold, up to
+	// maxRefusalHold (or RefusalHold, if longer), and a token fetched
+	// starts it again. An early refresh (RefreshBefore) that fails in any
+	// way is tried again after as long, the token in hand used meanwhile.
 	RefusalHold time.Duration
 	// MismatchHold is how long Token fails fast with ErrTokenMismatch once
 	// a token fetched to replace one refused with 070301 was refused too.
@@ -268,8 +271,9 @@ type TokenSource struct {
 	mu           sync.Mutex
 	cached       Token     // the last token this instance read or fetched
 	bad          string    // a token known not to match (Invalidate)
-	refused      error     // the endpoint's last refusal (a *TokenError) ...
+	refused      error     // the endpoint's last failure (a *TokenError, or no token in its answer) ...
 	refusedUntil time.Time // ... answered from memory until then
+	failures     int       // the endpoint's failures in a row, for the hold's doubling
 	// refreshFailed: an early refresh failed (the endpoint unreachable or
 	// refusing) while the token in hand still works; until then that token
 	// is used without trying again.
@@ -446,13 +450,16 @@ func (ts *TokenSource) obtain(ctx context.Context) (string, error) {
 			// Release the lease so that another instance may try; if this
 			// fails too, the lease expires by itself.
 			_, _ = ts.store.Store(ctx, ts.key, stored, leaseRev)
-			var te *TokenError
+			// Every failure is held, not only a refusal: an answer
+			// without a token or a timeout may have spent a call too, and
+			// calling again at once for each request would spend the
+			// endpoint's 50 calls in minutes.
 			ts.mu.Lock()
-			if errors.As(err, &te) {
-				ts.refused, ts.refusedUntil = err, ts.now().Add(ts.cfg.RefusalHold)
-			}
+			ts.failures++
+			hold := refusalHold(ts.cfg.RefusalHold, ts.failures)
+			ts.refused, ts.refusedUntil = err, ts.now().Add(hold)
 			if good {
-				ts.refreshFailed = ts.now().Add(ts.cfg.RefusalHold)
+				ts.refreshFailed = ts.now().Add(hold)
 			}
 			ts.mu.Unlock()
 			if good {
@@ -465,6 +472,7 @@ func (ts *TokenSource) obtain(ctx context.Context) (string, error) {
 		}
 		ts.mu.Lock()
 		ts.bad = "" // the endpoint's new token is good, whatever it looks like
+		ts.failures = 0
 		ts.mu.Unlock()
 		// A conflict here means the lease expired and someone else took
 		// over; the token fetched is valid all the same.
@@ -472,6 +480,21 @@ func (ts *TokenSource) obtain(ctx context.Context) (string, error) {
 		ts.remember(fresh)
 		return fresh.AccessToken, nil
 	}
+}
+
+// maxRefusalHold bounds the doubling of RefusalHold over failures in a row
+// of the token endpoint: at most one call an hour while it keeps failing.
+const maxRefusalHold = time.Hour
+
+// refusalHold is how long the endpoint is left alone after the n-th failure
+// in a row: base, doubled for each failure before, up to maxRefusalHold
+// (or base, if longer).
+func refusalHold(base time.Duration, n int) time.Duration {
+	hold := base
+	for i := 1; i < n && hold < maxRefusalHold; i++ {
+		hold *= 2
+	}
+	return max(base, min(hold, maxRefusalHold))
 }
 
 // refreshRetry is when an early refresh that failed may be tried again.

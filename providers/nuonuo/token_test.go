@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -525,5 +526,47 @@ func TestTokenRefreshFailureKeepsTheValidToken(t *testing.T) {
 	clk.Advance(30 * time.Minute) // tok-1 has expired; tok-2 is fresh
 	if tok, err := ts.Token(t.Context()); err != nil || tok != "tok-2" || calls.Load() != 3 {
 		t.Errorf("Token later = %q, %v after %d calls; want tok-2 after 3", tok, err, calls.Load())
+	}
+}
+
+// An answer without a token (a gateway's HTML page) is held like a refusal,
+// and failures in a row double the hold up to an hour: a busy consumer
+// without a token does not spend the endpoint's 50 calls in minutes.
+func TestTokenEndpointFailuresAreHeldAndBackOff(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{TokenURL: srv.URL, AppKey: "k", AppSecret: "s",
+		RefusalHold: time.Minute, Now: clock, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := func(what string, wantCalls int32) {
+		t.Helper()
+		if _, err := ts.Token(t.Context()); err == nil {
+			t.Fatalf("%s: a token from an HTML page", what)
+		}
+		if n := calls.Load(); n != wantCalls {
+			t.Fatalf("%s: %d endpoint calls, want %d", what, n, wantCalls)
+		}
+	}
+	fail("first", 1)
+	for range 10 {
+		fail("within the first minute", 1)
+	}
+	// Each hold doubles: 1, 2, 4, 8, 16, 32 minutes, then an hour.
+	for i, hold := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour} {
+		advance(hold - time.Second)
+		fail(fmt.Sprintf("a second before hold %d (%s) ends", i+1, hold), int32(i+1))
+		advance(time.Second)
+		fail(fmt.Sprintf("hold %d (%s) over", i+1, hold), int32(i+2))
 	}
 }
