@@ -45,14 +45,17 @@ func (c HTTPConfig) WithDefaults() HTTPConfig {
 }
 
 // NewHTTPClient returns a client with the timeout, a connection pool that
-// keeps MaxConns idle connections per host for reuse, and no cookie jar.
+// keeps MaxConns idle connections per host for reuse, and no cookie jar. It
+// speaks HTTP/1.1 only, as the providers' own SDKs do: HTTP/2 sends every
+// header name in lower case, and Nuonuo asks for its headers (accessToken,
+// userTax) in exactly the case it documents.
 func NewHTTPClient(c HTTPConfig) *http.Client {
 	c = c.WithDefaults()
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
+		ForceAttemptHTTP2:     false, // with a DialContext of its own: HTTP/1.1 only
 		MaxIdleConns:          c.MaxConns * 4,
 		MaxIdleConnsPerHost:   c.MaxConns,
 		MaxConnsPerHost:       c.MaxConns,
