@@ -160,6 +160,10 @@ func lookup(code string) rule {
 			return table["http_5xx"]
 		case n >= 400:
 			return rule{class: providers.Rejected}
+		case n >= 300:
+			// A redirect, not followed: BaseURL (or the path to it) is
+			// wrong, as for a 404, and nothing was done.
+			return rule{class: providers.ActionRequired}
 		}
 	}
 	for _, p := range prefixes {

@@ -70,10 +70,21 @@ func New(cfg Config) (*Client, error) {
 	if c.http == nil {
 		c.http = providers.NewHTTPClient(cfg.HTTP)
 	}
+	c.http = noRedirects(c.http)
 	if c.now == nil {
 		c.now = time.Now
 	}
 	return c, nil
+}
+
+// noRedirects returns a copy of hc that answers a 3xx as it is instead of
+// following it: a redirect would turn a POST into a GET without its body,
+// and carry the accessToken header (or, for 307 and 308, the token
+// request's client_secret) to wherever it points.
+func noRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }
 
 // Name returns "nuonuo".

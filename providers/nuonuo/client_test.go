@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -490,5 +491,25 @@ func TestTaxRateSentAsShortestDecimal(t *testing.T) {
 	}
 	if got := req.Order.InvoiceDetail[0].TaxRate.String(); got != "0.0600" {
 		t.Fatalf("the request's own rate was changed to %q", got)
+	}
+}
+
+// A redirect is not followed: it would turn the POST into a GET without its
+// body and carry the accessToken header to wherever it points. The call is
+// ActionRequired (BaseURL or the path to it is wrong), as for a 404.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer redirect.Close()
+	env.url = redirect.URL
+	c := env.mustClient(t, func(cfg *nuonuo.Config) { cfg.AccessToken = "a-static-token" })
+	wantClass(t, "submit", c.Submit(t.Context(), &providers.Call{Request: issueRequest("REDIRECT-1", nil)}), providers.ActionRequired)
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the redirect was followed: %d calls elsewhere", n)
 	}
 }

@@ -55,7 +55,8 @@
 //	                HTTP 408 and 429, token endpoint unreachable
 //	ActionRequired  0701xx, 0703xx (070301 after one refresh, then at once until a call
 //	                is accepted; see Tokens), 070204, 070401, 070501, 070601,
-//	                HTTP 401/403/404/405
+//	                HTTP 401/403/404/405, and a redirect (3xx: never followed, since it
+//	                would turn the POST into a GET and carry accessToken elsewhere)
 //	Unknown         transport error, timeout, HTTP 5xx, unreadable or oversized answer on
 //	                Submit; the same on Query is Retry
 //	NotFound        E9500 on Query (Rejected on Submit)

@@ -330,6 +330,7 @@ func NewTokenSource(cfg TokenSourceConfig) (*TokenSource, error) {
 	if ts.client == nil {
 		ts.client = providers.NewHTTPClient(providers.HTTPConfig{})
 	}
+	ts.client = noRedirects(ts.client)
 	if ts.now == nil {
 		ts.now = time.Now
 	}
