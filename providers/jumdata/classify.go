@@ -35,7 +35,7 @@ const classOK providers.Class = 0
 // Keys of the rows that are not jumdata codes.
 const (
 	rowTransport   = "transport"       // connection refused, reset, closed before the answer
-	rowTimeout     = "timeout"         // HTTP timeout or context deadline
+	rowTimeout     = "timeout"         // HTTP timeout or context deadline, or HTTP 408
 	rowHTTP5xx     = "http_5xx"        // HTTP status 500..599 (Outcome.Code "http_<status>")
 	rowHTTP429     = "http_429"        // HTTP 429 Too Many Requests
 	rowHTTPOther   = "http_other"      // any other non-2xx HTTP status (3xx, 4xx)
@@ -115,6 +115,10 @@ func statusRow(status int) (row, code string) {
 		return rowHTTP5xx, code
 	case status == 429:
 		return rowHTTP429, code
+	case status == 408:
+		// Request Timeout: passing, not configuration, and a gateway may
+		// answer it after forwarding the call: in doubt, as a timeout.
+		return rowTimeout, code
 	}
 	return rowHTTPOther, code
 }

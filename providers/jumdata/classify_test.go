@@ -65,6 +65,7 @@ func TestClassification(t *testing.T) {
 		{name: "HTTP 500", row: "http_5xx", faults: status(500), submit: unknown, query: retry, code: "http_500"},
 		{name: "HTTP 502", row: "http_5xx", faults: status(502), submit: unknown, query: retry, code: "http_502"},
 		{name: "HTTP 503 fault", row: "http_5xx", faults: sandbox.Faults{Error5xx: 1}, submit: unknown, query: retry, code: "http_503"},
+		{name: "HTTP 408", row: "timeout", faults: status(408), submit: unknown, query: retry, code: "http_408"},
 		{name: "HTTP 429", row: "http_429", faults: status(429), submit: retry, query: retry, code: "http_429", throttle: true},
 		{name: "HTTP 403", row: "http_other", faults: status(403), submit: action, query: action, code: "http_403"},
 		{name: "HTTP 404", row: "http_other", faults: status(404), submit: action, query: action, code: "http_404"},

@@ -87,7 +87,7 @@
 //	399 400                             Rejected (the message says why)
 //	500 501                             Retry
 //	606 609, HTTP 429                   Retry, and the Limiter is throttled
-//	transport, timeout, HTTP 5xx,       Unknown on Submit (in doubt: query before anything else),
+//	transport, timeout, HTTP 408, 5xx,  Unknown on Submit (in doubt: query before anything else),
 //	unreadable or oversized answer      Retry on Query
 //	other HTTP status (3xx, 4xx)        ActionRequired (configuration or network path)
 //	any other code                      Rejected, code kept in Outcome.Code
