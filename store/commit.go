@@ -240,7 +240,7 @@ func (db *DB) commit(batch []*request) {
 			case r.kept != nil:
 				err = t.documentsKept(r.kept)
 			case r.mark != nil:
-				err = t.raiseMark(tx, r.mark, r.markValue, r.markSet)
+				r.err, err = t.raiseMark(tx, r.mark, r.markValue, r.markSet)
 			default:
 				r.err, err = t.put(r)
 			}
@@ -352,6 +352,12 @@ func (t *txn) put(r *request) (check, fatal error) {
 			if err := decodeRecord(v, old); err != nil {
 				return fmt.Errorf("stored record: %w", err), nil
 			}
+			if old.State == "" {
+				// Damaged: CheckTransition would take it for no record,
+				// and its state index would be missing, which fails the
+				// whole transaction. It fails this write alone.
+				return errors.New("stored record: it has no state"), nil
+			}
 		}
 	}
 	switch {
@@ -410,18 +416,21 @@ func (t *txn) heartbeat(tx *bolt.Tx, at time.Time) error {
 
 // raiseMark stores v under key in the meta bucket unless the value stored
 // there is v or more (set: unless it is v).
-func (t *txn) raiseMark(tx *bolt.Tx, key []byte, v uint64, set bool) error {
+//
+// A damaged stored value fails a raise alone (check), not the transaction
+// and the writes batched with it; a set replaces it.
+func (t *txn) raiseMark(tx *bolt.Tx, key []byte, v uint64, set bool) (check, fatal error) {
 	b := tx.Bucket(bucketMeta)
 	if b == nil {
-		return errors.New("no meta bucket")
+		return nil, errors.New("no meta bucket")
 	}
 	if old, err := markValue(b.Get(key)); err != nil && !set {
-		return err
+		return fmt.Errorf("stored %s: %w (a set replaces it)", key, err), nil
 	} else if err == nil && (old == v || (old > v && !set)) {
-		return nil
+		return nil, nil
 	}
 	t.changed = true
-	return b.Put(key, binary.BigEndian.AppendUint64(nil, v))
+	return nil, b.Put(key, binary.BigEndian.AppendUint64(nil, v))
 }
 
 // markValue decodes a stored mark (nil: 0).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
+	bolt "go.etcd.io/bbolt"
 )
 
 // The tests in this file hand batches straight to DB.commit, so that the
@@ -334,4 +335,63 @@ func TestFillPatient(t *testing.T) {
 			t.Fatalf("batch of %d (%d left), want 3: the batch stays open for MaxBatchDelay", len(batch), left)
 		}
 	})
+}
+
+// A damaged stored value fails its own write only: the writes batched with
+// it are committed and the store stays healthy. A mark that is not 8 bytes
+// fails a raise (a set replaces it); a record that decodes without a state
+// fails a write to it (its state index would be missing).
+func TestDamageFailsItsOwnWriteOnly(t *testing.T) {
+	const seller = "91310000MA1FL0XX1X"
+	db, err := Open(Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := t.Context()
+	damagedKey, _ := encodeKey(schemas.OrderKey{Seller: seller, OrderNo: "DAMAGED"})
+	stateless, err := encodeRecord(&schemas.OrderRecord{Seller: seller, OrderNo: "DAMAGED", Kind: schemas.KindIssue, Fingerprint: "f1", Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put(markKey("m"), []byte{1, 2, 3}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketOrders).Put(damagedKey, stateless)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(orderNo string, version uint64) *request {
+		r, err := newPutRequest(schemas.OrderRecord{Seller: seller, OrderNo: orderNo, Kind: schemas.KindIssue,
+			State: schemas.StateSubmitting, Fingerprint: "f1", Version: version}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	raise := &request{mark: markKey("m"), markValue: 7, done: make(chan struct{})}
+	batch := []*request{put("A", 0), raise, put("DAMAGED", 1), put("B", 0)}
+	db.commit(batch)
+	if batch[0].err != nil || batch[3].err != nil {
+		t.Fatalf("the neighbours failed: %v, %v", batch[0].err, batch[3].err)
+	}
+	if raise.err == nil || batch[2].err == nil {
+		t.Fatalf("the damaged values' writes succeeded: %v, %v", raise.err, batch[2].err)
+	}
+	for _, no := range []string{"A", "B"} {
+		if _, ok, err := db.Get(ctx, schemas.OrderKey{Seller: seller, OrderNo: no}); err != nil || !ok {
+			t.Fatalf("%s not stored: %v", no, err)
+		}
+	}
+	if err := db.Healthy(); err != nil {
+		t.Fatalf("unhealthy after a damaged value: %v", err)
+	}
+	if err := db.SetMark(ctx, "m", 9); err != nil {
+		t.Fatalf("SetMark over a damaged mark: %v", err)
+	}
+	if v, err := db.Mark("m"); err != nil || v != 9 {
+		t.Fatalf("Mark = %d, %v; want 9", v, err)
+	}
 }
