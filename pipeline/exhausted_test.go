@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,5 +132,43 @@ func TestARequestThatPanicsEveryTimeIsGivenUp(t *testing.T) {
 	h.waitFor("the dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
 	if dl := h.deadLetters()[0]; dl.Reason != schemas.ReasonExhausted || dl.OrderNo != "PANICS" || dl.OriginalSeq != raw.Sequence {
 		t.Fatalf("dead letter %+v", dl)
+	}
+}
+
+// queryRecorder remembers whether each Query was told the submission was
+// accepted.
+type queryRecorder struct {
+	providers.Provider
+	mu       sync.Mutex
+	accepted []bool
+}
+
+func (q *queryRecorder) Query(ctx context.Context, c *providers.Call) providers.Outcome {
+	q.mu.Lock()
+	q.accepted = append(q.accepted, c.Accepted)
+	q.mu.Unlock()
+	return q.Provider.Query(ctx, c)
+}
+
+// A Query after the provider accepted the submission says so
+// (providers.Call.Accepted), so that a provider whose submission cannot be
+// repeated safely does not answer NotFound while it does not list it yet.
+func TestAQueryAfterAnAcceptedSubmissionSaysSo(t *testing.T) {
+	cfg := fast
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Nuonuo: sandbox.NuonuoConfig{PendingQueries: 1}}})
+	rec := &queryRecorder{Provider: h.provs[nuonuoSeller]}
+	h.provs[nuonuoSeller] = rec
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	raw := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "ACCEPTED-Q", nil))
+	var out pipeline.Outcome
+	for d := 1; d <= 5; d++ {
+		if out = deliverRaw(t, p, raw, d); out.Action == pipeline.Ack {
+			break
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if out.Status != schemas.StatusIssued || len(rec.accepted) == 0 || !rec.accepted[len(rec.accepted)-1] {
+		t.Fatalf("outcome %s %s; queries told accepted: %v", out.Action, out.Status, rec.accepted)
 	}
 }

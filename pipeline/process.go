@@ -513,7 +513,7 @@ func (o *order) call(ctx context.Context, f func(context.Context, *providers.Cal
 	// does not show that the provider has the task, and repeating a task it
 	// does not have submits it.
 	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt, Resubmission: o.rec.Submissions > 1,
-		LookOnly: o.spelling != nil})
+		Accepted: o.rec.State == schemas.StateAccepted, LookOnly: o.spelling != nil})
 	mergeRefs(&o.rec.Refs, a.Refs)
 	if a.RedConfirm != nil {
 		o.rec.RedConfirm = a.RedConfirm

@@ -120,6 +120,12 @@ type Call struct {
 	// look an order up by its content answers Rejected wrapping
 	// ErrUnsupported instead.
 	Earlier bool
+	// Accepted says that the provider accepted a submission of this request
+	// (the order's record is accepted): a Query that finds nothing may
+	// only mean that the provider does not show it yet, and a provider
+	// whose submission has no key to repeat it by answers Retry then, not
+	// NotFound, which would have the request submitted again.
+	Accepted bool
 	// LookOnly says that the request must not be submitted, not even as a
 	// repetition of an earlier submission (a request the pipeline only
 	// finishes, pipeline's subject_spelling exception): a Query that would

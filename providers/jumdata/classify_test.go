@@ -241,3 +241,17 @@ func TestRateLimitFeedback(t *testing.T) {
 		t.Fatalf("the refused call took effect: %+v", o)
 	}
 }
+
+// TestAcceptedRedNotListedYet: a red submission jumdata accepted without a
+// form uuid (its document's data {}) is looked for in its lists; while they
+// do not show it, the Query answers Retry, not NotFound, which would have
+// the request submitted again and the invoice reversed twice. A red that
+// was never accepted (in doubt) is still NotFound, to be submitted.
+func TestAcceptedRedNotListedYet(t *testing.T) {
+	c := fakeJumdata(t, 200, `{"code":200,"msg":"成功","data":{"pagenumber":1,"pagesize":50,"total":0,"list":[]}}`)
+	req := redRequest(t, "RC-NL", "26332000000000000001", clockStart().Add(-24*time.Hour), "2", "")
+	call := &providers.Call{Request: req, SubmittedAt: clockStart().Add(-time.Minute), Accepted: true}
+	wantClass(t, "accepted", c.Query(t.Context(), call), providers.Retry, "not_listed")
+	call.Accepted = false
+	wantClass(t, "in doubt", c.Query(t.Context(), call), providers.NotFound, "not_found")
+}

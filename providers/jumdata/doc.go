@@ -94,7 +94,10 @@
 //
 // plus the client's own decisions: "unsupported" and "invalid" (Rejected,
 // nothing sent), "ambiguous" (ActionRequired), "incomplete" and "not_sent"
-// (Retry), "seller_mismatch" (ActionRequired).
+// (Retry), "seller_mismatch" (ActionRequired), and "not_listed" (Retry: a
+// red submission jumdata accepted without a form uuid that its lists do not
+// show yet, Call.Accepted; a red submission has no key to repeat it by, so
+// NotFound would risk reversing twice).
 //
 // # Face authentication
 //

@@ -164,8 +164,21 @@ func (c *Client) queryRed(ctx context.Context, call *providers.Call) providers.O
 	if call.SubmittedAt.IsZero() {
 		return providers.Outcome{Class: providers.NotFound, Code: "not_submitted", Message: "the red confirmation was never submitted to jumdata"}
 	}
-	return c.searchRed(ctx, call, t)
+	out := c.searchRed(ctx, call, t)
+	if out.Class == providers.NotFound && call.Accepted {
+		// jumdata accepted the submission without a form uuid (its
+		// document's data {}), and its lists do not show the red invoice
+		// yet. A red submission has no key to repeat it by: submitting
+		// again could reverse twice. Ask again later.
+		out.Class, out.Code, out.RetryAfter = providers.Retry, codeNotListed, c.cfg.PollAfter
+		out.Message = "jumdata accepted the red invoice but does not list it yet: " + out.Message
+	}
+	return out
 }
+
+// codeNotListed is the code of the Retry a Query answers for an accepted
+// red submission that jumdata's lists do not show yet.
+const codeNotListed = "not_listed"
 
 // redResult asks red-invoice/result: 200 is Issued, 202 Accepted, the rest
 // goes through the table.
