@@ -172,3 +172,56 @@ func TestAQueryAfterAnAcceptedSubmissionSaysSo(t *testing.T) {
 		t.Fatalf("outcome %s %s; queries told accepted: %v", out.Action, out.Status, rec.accepted)
 	}
 }
+
+// A request that an earlier build took as valid and submitted, and that a
+// rule of this build refuses (here margin taxation: a deduction that the
+// earlier build ignored), is finished when it comes back after the
+// upgrade, never submitted again; answered rejected, its order would stay
+// at the provider while the result said it was refused. The same body
+// with no record is rejected.
+func TestARequestAnEarlierBuildSubmittedIsFinishedUnderAStricterRule(t *testing.T) {
+	cfg := fast
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Nuonuo: sandbox.NuonuoConfig{PendingQueries: 1}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	ctx := context.Background()
+	withDeduction := func(o *schemas.Order) { o.InvoiceDetail[0].Deduction = schemas.ParseAmount("50.00") }
+	body := issueRequest(t, nuonuoSeller, "UPGRADE-1", withDeduction)
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := v.Decode(body, nuonuoSeller)
+	if err != nil || d.Valid() || d.Request == nil {
+		t.Fatalf("want a request this build refuses: %v %+v", err, d.Violations)
+	}
+	// What the earlier build did: submit it, and record it accepted.
+	prov := h.provs[nuonuoSeller]
+	submittedAt := time.Now()
+	a := prov.Submit(ctx, &providers.Call{Request: d.Request, SubmittedAt: submittedAt})
+	if a.Class != providers.Accepted {
+		t.Fatalf("the earlier build's submission: %s %s %v", a.Class, a.Code, a.Err)
+	}
+	rec := schemas.OrderRecord{Seller: nuonuoSeller, OrderNo: "UPGRADE-1", Kind: schemas.KindIssue, State: schemas.StateAccepted,
+		Fingerprint: d.Fingerprint, Provider: prov.Name(), Refs: a.Refs, Submissions: 1, Attempts: 1,
+		SubmittedAt: submittedAt, ReceivedAt: submittedAt}
+	if _, err := h.db.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	raw := publishRaw(t, h, nuonuoSeller, body)
+	var out pipeline.Outcome
+	for dl := 1; dl <= 5; dl++ {
+		if out = deliverRaw(t, p, raw, dl); out.Action != pipeline.Nak {
+			break
+		}
+	}
+	if out.Action != pipeline.Ack || out.Status != schemas.StatusIssued {
+		t.Fatalf("after the upgrade: %s %s %s %v; want the order finished, issued", out.Action, out.Event, out.Status, out.Err)
+	}
+	if st := h.orderStats(nuonuoSeller, "UPGRADE-1"); st.Submissions != 1 {
+		t.Fatalf("sandbox %+v: submitted again", st)
+	}
+	fresh := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "UPGRADE-2", withDeduction))
+	if out = deliverRaw(t, p, fresh, 1); out.Action != pipeline.Ack || out.Status != schemas.StatusRejected {
+		t.Fatalf("the same body with no record: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+	}
+}

@@ -173,16 +173,17 @@ func violationError(d *schemas.Decoded) *schemas.ErrorInfo {
 	return e
 }
 
-// recordedUnderItsSeller reports whether d's only violation is its
-// subject's spelling of the seller (schemas.RuleSubjectSpelling) and the
-// order store holds the same request under its seller: one that a build
-// that took such subjects recorded, in flight when this one started. It is
+// recordedUnderItsSeller reports whether the order store holds the same
+// invalid request d, unfinished, under its seller: one that an earlier
+// build took as valid and recorded, in flight when this one started, and
+// that a rule of this build refuses (its subject's spelling of the seller,
+// schemas.RuleSubjectSpelling, or an amount rule made stricter). It is
 // finished as it was begun rather than answered rejected while its order
-// stays unfinished, but never submitted (order.withhold). The read is made
-// outside the order's lock: what run then reads under it decides the
-// answer, and nothing of this one is submitted either way.
+// may be under way at the provider, but never submitted (order.withhold).
+// The read is made outside the order's lock: what run then reads under it
+// decides the answer, and nothing of this one is submitted either way.
 func (p *Pipeline) recordedUnderItsSeller(ctx context.Context, d *schemas.Decoded) (bool, error) {
-	if !d.OnlySubjectSpelling() {
+	if d.Request == nil || d.Request.SellerTaxNum == "" || d.Request.OrderNo == "" {
 		return false, nil
 	}
 	key := schemas.OrderKey{Seller: d.Request.SellerTaxNum, OrderNo: d.Request.OrderNo}
