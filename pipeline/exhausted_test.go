@@ -225,3 +225,17 @@ func TestARequestAnEarlierBuildSubmittedIsFinishedUnderAStricterRule(t *testing.
 		t.Fatalf("the same body with no record: %s %s %s; want rejected", out.Action, out.Event, out.Status)
 	}
 }
+
+// An invalid request whose key no build could have recorded (an order
+// number longer than the store's keys) is rejected at once: the look for an
+// earlier build's record of it finds nothing, it does not fail.
+func TestAnInvalidRequestWithAnImpossibleKeyIsRejectedAtOnce(t *testing.T) {
+	cfg := fast
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	long := strings.Repeat("9", 40000)
+	raw := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, long, nil))
+	if out := deliverRaw(t, p, raw, 1); out.Action != pipeline.Ack || out.Status != schemas.StatusRejected {
+		t.Fatalf("%s %s %s %v; want rejected at the first delivery", out.Action, out.Event, out.Status, out.Err)
+	}
+}
