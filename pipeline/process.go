@@ -151,7 +151,7 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 		case recorded:
 			// An earlier build's request in flight: finish it, but
 			// never submit it (order.withhold).
-			o.spelling, o.spellingSeller = violationError(d), out.Seller
+			o.refused, o.refusedSeller = violationError(d), out.Seller
 			d.Violations = nil
 		}
 	}
@@ -215,14 +215,15 @@ type order struct {
 	// awaiting says that this delivery's answer was the provider waiting
 	// for someone outside it (providers.Outcome.AwaitingParty).
 	awaiting bool
-	// spelling is the rejection of a request on a lower-case seller
-	// subject let through only because an earlier build recorded its order
-	// (Pipeline.recordedUnderItsSeller), answered under spellingSeller if
+	// refused is the rejection of a request that a rule of this build
+	// refuses (a lower-case seller subject, an amount rule made stricter)
+	// let through only because an earlier build recorded its order
+	// (Pipeline.recordedUnderItsSeller), answered under refusedSeller if
 	// the provider turns out not to have the order: such a request is
 	// finished, never submitted (withheld says converse held it back).
-	spelling       *schemas.ErrorInfo
-	spellingSeller string
-	withheld       bool
+	refused       *schemas.ErrorInfo
+	refusedSeller string
+	withheld      bool
 }
 
 func (o *order) run(ctx context.Context) {
@@ -435,7 +436,7 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 			a = providers.Outcome{}
 		}
 	}
-	if a.Class == 0 && o.spelling != nil {
+	if a.Class == 0 && o.refused != nil {
 		o.withheld = true // the provider does not have it: it is not sent
 		return a, nil
 	}
@@ -513,12 +514,12 @@ func (o *order) claimNeeded() bool {
 func (o *order) call(ctx context.Context, f func(context.Context, *providers.Call) providers.Outcome) providers.Outcome {
 	o.rec.Attempts++
 	// Every call for a request let through as an earlier build's
-	// (o.spelling) only looks: a call the record counts (an earlier
+	// (o.refused) only looks: a call the record counts (an earlier
 	// build's Submit refused before it took effect, a look-up that failed)
 	// does not show that the provider has the task, and repeating a task it
 	// does not have submits it.
 	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt, Resubmission: o.rec.Submissions > 1,
-		Accepted: o.rec.State == schemas.StateAccepted, LookOnly: o.spelling != nil})
+		Accepted: o.rec.State == schemas.StateAccepted, LookOnly: o.refused != nil})
 	mergeRefs(&o.rec.Refs, a.Refs)
 	if a.RedConfirm != nil {
 		o.rec.RedConfirm = a.RedConfirm
@@ -714,14 +715,15 @@ func (p *Pipeline) lookup(ctx context.Context, key schemas.OrderKey) (schemas.Or
 }
 
 // withhold ends a request let through only as an earlier build's
-// (o.spelling) whose order the provider does not have: this build rejects
-// its subject, so it is not submitted. Its record is saved as failed,
-// nothing sent, so that the same request on the seller's subject in
-// capitals resumes the order and another request may start over; the
-// request is answered rejected, as any request on that subject is. A
-// record that another request replaced meanwhile is left as it is.
+// (o.refused) whose order the provider does not have: this build refuses
+// it (its subject, or its amounts), so it is not submitted. Its record is
+// saved as failed, nothing sent, so that the same request on the seller's
+// subject in capitals, or a corrected one, resumes or starts the order
+// over; the request is answered rejected, as this build answers any such
+// request. A record that another request replaced meanwhile is left as it
+// is.
 func (o *order) withhold(ctx context.Context) {
-	why := o.spelling
+	why := o.refused
 	if o.prior != nil {
 		o.rec.State = schemas.StateFailed
 		o.rec.LastError = &schemas.ErrorInfo{Code: why.Code, Field: why.Field, Violations: why.Violations,
@@ -737,7 +739,7 @@ func (o *order) withhold(ctx context.Context) {
 		}
 		why = o.rec.LastError
 	}
-	o.out.Seller = o.spellingSeller
+	o.out.Seller = o.refusedSeller
 	o.answerUnstored(ctx, schemas.StatusRejected, why, EventRejected)
 }
 
