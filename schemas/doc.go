@@ -39,7 +39,7 @@
 //     amount or tax the line does not give derived as the provider does,
 //     LineFigures.Effective), price/quantity/amount combinations (E9123 for an
 //     empty price; price × num against the amount, for which the documents
-//     name no code), the discount-line rules (E9105, E9108, E9110–E9119),
+//     name no narrower code than E4000), the discount-line rules (E9105, E9108, E9110–E9119),
 //     the tax-rate set, 19-digit goods codes (E9121, E9138), the remark
 //     limit of fully digital invoices (200 characters; which invoiceLine
 //     values are fully digital depends on the seller's provider, see
@@ -52,8 +52,14 @@
 // one entry counting the rest; lines past the 2000 a list may hold are not
 // checked), each with its field path
 // (order.invoiceDetail[2].tax), a message a person understands, and the
-// provider code it pre-empts where there is one: Nuonuo's, or jumdata's
-// where a rule follows the seller's provider and the seller is jumdata's.
+// provider code it pre-empts: Nuonuo's, or jumdata's where a rule follows the
+// seller's provider and the seller is jumdata's. Inside a body (order,
+// redConfirm, reissue) a rule with no narrower code names E4000, seed 001's
+// code for a private parameter that is missing or wrong (a tax rate outside
+// the set, a sign, a precision, price × num). The envelope (schemaVersion,
+// kind, sellerTaxNum and orderNo against the subject) is this service's own
+// contract, and unknown fields and control characters are refused by this
+// service alone: those name no code.
 //
 // # Money
 //

@@ -12,9 +12,10 @@ import (
 // The domain rules of PROVIDERS.md ("Validation before any provider call"),
 // checked with decimal arithmetic. Every rule reports the field path and the
 // Nuonuo code it pre-empts (jumdata's where a rule follows the seller's
-// provider and the seller is jumdata's), or no code where the providers'
-// documents name none, so that an order system learns of a mistake from this
-// service instead of from the tax bureau.
+// provider and the seller is jumdata's), so that an order system learns of a
+// mistake from this service instead of from the tax bureau. A rule given no
+// code names E4000 inside a body, seed 001's code for a wrong value, and
+// none on the envelope (bodyCode).
 
 // Tolerances and limits of the amount rules.
 var (
@@ -351,9 +352,9 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 		}
 	}
 	// price × num against the amount the price is quoted in (unknown when
-	// withTaxFlag is wrong). Neither provider's document names a code for a
-	// mismatch (E9123 is about an empty price, above), so the violation
-	// names none.
+	// withTaxFlag is wrong). Neither provider's document names a narrower
+	// code for a mismatch (E9123 is about an empty price, above), so the
+	// violation names E4000, a wrong value.
 	if a.price != nil && a.num != nil && !c.has(p+".withTaxFlag") {
 		field, amt, text := p+".taxIncludedAmount", a.incl, l.TaxIncludedAmount
 		if l.WithTaxFlag == "0" {

@@ -122,19 +122,28 @@ var providerCodes = map[string]string{
 }
 
 // codeFor returns the provider code a schema violation of rule at field
-// pre-empts: a specific row of providerCodes, else E4000 (Nuonuo's "a
-// private parameter is missing or wrong") for anything inside a body, else
-// nothing.
+// pre-empts: a specific row of providerCodes, else bodyCode's.
 func codeFor(field, rule string) string {
-	g := genericPath(field)
-	if code, ok := providerCodes[g+"|"+rule]; ok {
+	if code, ok := providerCodes[genericPath(field)+"|"+rule]; ok {
 		return code
 	}
+	return bodyCode(field, rule)
+}
+
+// bodyCode is the code a violation with no code of its own pre-empts: E4000
+// for a field inside a body (order, redConfirm, reissue). Seed 001 gives
+// E4000 (接口调用失败) for a private parameter that is missing or whose value
+// is wrong (必填字段没有传值，或者传的值不对), and it has no narrower code for
+// a tax rate, a sign, a precision or a price × num mismatch. The envelope
+// (schemaVersion, kind, sellerTaxNum, orderNo, the body selection) is this
+// service's own contract, and an unknown field or a control character is
+// refused by this service, not by a provider: they pre-empt no code.
+func bodyCode(field, rule string) string {
 	if rule == "unknown_field" || rule == "kind_body" || rule == "control_character" {
 		return ""
 	}
 	for _, body := range []string{"order.", "redConfirm.", "reissue."} {
-		if strings.HasPrefix(g, body) {
+		if strings.HasPrefix(field, body) {
 			return "E4000"
 		}
 	}

@@ -366,7 +366,11 @@ type collector struct {
 	fields     map[string]bool
 }
 
+// add records a violation of rule at field; code "" stands for bodyCode's.
 func (c *collector) add(field, rule, code, format string, args ...any) {
+	if code == "" {
+		code = bodyCode(field, rule)
+	}
 	if c.record(field, rule) {
 		c.violations = append(c.violations, Violation{Field: field, Rule: rule, ProviderCode: code, Message: fmt.Sprintf(format, args...)})
 	}

@@ -124,7 +124,7 @@ func TestRules(t *testing.T) {
 		{"order number too long", blue, []edit{set("orderNo", "123456789012345678901"), set("order.orderNo", "123456789012345678901")},
 			[]string{"order.orderNo|max_length|E4000", "orderNo|max_length|"}},
 		{"order number with spaces", blue, []edit{set("orderNo", "A 1"), set("order.orderNo", "A 1")}, []string{"orderNo|format|"}},
-		{"order numbers differ", blue, []edit{set("order.orderNo", "OTHER-1")}, []string{"order.orderNo|order_no_mismatch|"}},
+		{"order numbers differ", blue, []edit{set("order.orderNo", "OTHER-1")}, []string{"order.orderNo|order_no_mismatch|E4000"}},
 		{"seller tax number format", blue, []edit{set("sellerTaxNum", "123")}, []string{"sellerTaxNum|format|"}},
 		{"saler differs from seller (E9302)", blue, []edit{set("order.salerTaxNum", "91440101MA5APD8X8J")}, []string{"order.salerTaxNum|seller_mismatch|E9302"}},
 		{"wrong type", blue, []edit{set("order.invoiceType", json.Number("1"))}, []string{"order.invoiceType|type|E4000"}},
@@ -184,29 +184,29 @@ func TestRules(t *testing.T) {
 		{"tax of 41 characters (E9128)", blue, []edit{set(line2+".tax", "-"+strings.Repeat("0", 36)+"6.00")}, []string{line2 + ".tax|max_length|E9128"}},
 		{"long price", blue, []edit{set(line2+".price", strings.Repeat("3", 50)+".3")}, []string{line2 + ".price|max_length|E4000"}},
 		{"long amount in exponent notation (E9125)", blue, []edit{set(line2+".taxIncludedAmount", strings.Repeat("1", 41)+"e0")}, []string{line2 + ".taxIncludedAmount|format|E9125"}},
-		{"over-precise amount", blue, []edit{set(line2+".tax", "6.001")}, []string{line2 + ".tax|precision|"}},
-		{"over-precise price", blue, []edit{set(line2+".price", "33.333333333")}, []string{line2 + ".price|precision|"}},
+		{"over-precise amount", blue, []edit{set(line2+".tax", "6.001")}, []string{line2 + ".tax|precision|E4000"}},
+		{"over-precise price", blue, []edit{set(line2+".price", "33.333333333")}, []string{line2 + ".price|precision|E4000"}},
 		{"tax rate with trailing zeros", blue, []edit{set(line2+".taxRate", "0.0600")}, nil},
 		{"tax rate with many trailing zeros", blue, []edit{set(line2+".taxRate", json.Number("0.06000000000000"))}, nil},
 		{"tax rate too long", blue, []edit{set(line2+".taxRate", "0.060000000000000")}, []string{line2 + ".taxRate|max_length|E4000"}},
-		{"tax rate near one of the set", blue, []edit{set(line2+".taxRate", "0.0601")}, []string{line2 + ".taxRate|tax_rate|"}},
-		{"tax rate not in the set", blue, []edit{set(line2+".taxRate", "0.07")}, []string{line2 + ".taxRate|tax_rate|"}},
-		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|", line2 + ".taxExcludedAmount|price_quantity|"}},
+		{"tax rate near one of the set", blue, []edit{set(line2+".taxRate", "0.0601")}, []string{line2 + ".taxRate|tax_rate|E4000"}},
+		{"tax rate not in the set", blue, []edit{set(line2+".taxRate", "0.07")}, []string{line2 + ".taxRate|tax_rate|E4000"}},
+		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|E4000", line2 + ".taxExcludedAmount|price_quantity|E4000"}},
 		{"negative goods line", blue, []edit{set(line2+".num", "-3"), set(line2+".price", "33.33333333"), set(line2+".taxExcludedAmount", "-100.00"), set(line2+".tax", "-6.00"), set(line2+".taxIncludedAmount", "-106.00")},
-			[]string{line2 + ".num|sign|", line2 + ".taxExcludedAmount|sign|", line2 + ".taxIncludedAmount|sign|", line2 + ".tax|sign|"}},
+			[]string{line2 + ".num|sign|E4000", line2 + ".taxExcludedAmount|sign|E4000", line2 + ".taxIncludedAmount|sign|E4000", line2 + ".tax|sign|E4000"}},
 
 		// Arithmetic (E9123, E9130, E9131; price × num names no code).
 		{"price without amounts (E9123)", blue, []edit{del(line1 + ".tax")}, []string{line1 + ".tax|price_quantity|E9123"}},
 		{"quantity without price (E9123)", blue, []edit{set(line1+".num", "-1")}, []string{line1 + ".num|price_quantity|E9123"}},
-		{"price times quantity", blue, []edit{set(line0+".num", "3")}, []string{line0 + ".taxIncludedAmount|price_quantity|"}},
-		{"price times quantity, price without tax", blue, []edit{set(line2+".num", "4")}, []string{line2 + ".taxExcludedAmount|price_quantity|"}},
+		{"price times quantity", blue, []edit{set(line0+".num", "3")}, []string{line0 + ".taxIncludedAmount|price_quantity|E4000"}},
+		{"price times quantity, price without tax", blue, []edit{set(line2+".num", "4")}, []string{line2 + ".taxExcludedAmount|price_quantity|E4000"}},
 		{"sum of amounts (E9130)", blue, []edit{set(line2+".taxIncludedAmount", "106.01")}, []string{line2 + ".taxIncludedAmount|amount_sum|E9130"}},
 		{"line tax tolerance (E9131)", blue, []edit{set(line2+".tax", "6.07"), set(line2+".taxIncludedAmount", "106.07")}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"line tax at the tolerance", blue, []edit{set(line2+".tax", "6.06"), set(line2+".taxIncludedAmount", "106.06")}, nil},
 		{"invoice tax tolerance (E9131)", invoiceToleranceCase(t), nil, []string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
 		{"invoice tax tolerance with a line the provider computes (E9131)", invoiceToleranceCase(t, computedLine), nil, []string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
 		{"invoice tax tolerance with an unusable line (E9131)", invoiceToleranceCase(t, computedLine), []edit{set("order.invoiceDetail[30].taxRate", "0.07")},
-			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131", "order.invoiceDetail[30].taxRate|tax_rate|"}},
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131", "order.invoiceDetail[30].taxRate|tax_rate|E4000"}},
 		{"lines the provider computes", blue, []edit{set("order.invoiceDetail[2]", computedLine)}, nil},
 
 		// Effective amounts: what the provider derives from the amounts
@@ -257,26 +257,26 @@ func TestRules(t *testing.T) {
 		{"discount at another rate (E9112)", blue, []edit{set(line1+".taxRate", "0.09"), set(line1+".tax", "-9.00"), set(line1+".taxIncludedAmount", "-109.00")}, []string{line1 + ".taxRate|discount_rate|E9112"}},
 		{"discount larger than the line (E9108)", blue, []edit{set(line1+".taxIncludedAmount", "-1243.00"), set(line1+".taxExcludedAmount", "-1100.00"), set(line1+".tax", "-143.00")},
 			[]string{line1 + ".taxExcludedAmount|discount_amount|E9108", line1 + ".taxIncludedAmount|discount_amount|E9108"}},
-		{"blue discount quantity positive (E9111)", blue, []edit{set(line1+".price", "56.5"), set(line1+".num", "2")}, []string{line1 + ".num|sign|E9111", line1 + ".taxIncludedAmount|price_quantity|"}},
-		{"blue discounted quantity negative (E9114)", blue, []edit{set(line0+".num", "-2")}, []string{line0 + ".num|sign|E9114", line0 + ".taxIncludedAmount|price_quantity|"}},
+		{"blue discount quantity positive (E9111)", blue, []edit{set(line1+".price", "56.5"), set(line1+".num", "2")}, []string{line1 + ".num|sign|E9111", line1 + ".taxIncludedAmount|price_quantity|E4000"}},
+		{"blue discounted quantity negative (E9114)", blue, []edit{set(line0+".num", "-2")}, []string{line0 + ".num|sign|E9114", line0 + ".taxIncludedAmount|price_quantity|E4000"}},
 		{"discount line positive", blue, []edit{set(line1+".taxIncludedAmount", "113.00"), set(line1+".taxExcludedAmount", "100.00"), set(line1+".tax", "13.00")},
-			[]string{line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|sign|", line1 + ".tax|sign|"}},
+			[]string{line1 + ".taxExcludedAmount|sign|E4000", line1 + ".taxIncludedAmount|sign|E4000", line1 + ".tax|sign|E4000"}},
 		{"discount line of zero", blue, []edit{set(line1+".taxIncludedAmount", "0.00"), set(line1+".taxExcludedAmount", "0.00"), set(line1+".tax", "0.00")},
-			[]string{line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|sign|"}},
+			[]string{line1 + ".taxExcludedAmount|sign|E4000", line1 + ".taxIncludedAmount|sign|E4000"}},
 		{"goods line with a negative tax", blue, []edit{set(line2+".taxRate", "0"), set(line2+".tax", "-0.01"), set(line2+".taxIncludedAmount", "99.99")},
-			[]string{line2 + ".tax|sign|"}},
+			[]string{line2 + ".tax|sign|E4000"}},
 
 		// Red invoices (E9102, E9116, E9119).
 		{"red needs the blue code (E9102)", red, []edit{del("order.invoiceCode")}, []string{"order.invoiceCode|red_reference|E9102"}},
 		{"red needs the blue number (E9102)", red, []edit{set("order.invoiceNum", "123")}, []string{"order.invoiceNum|red_reference|E9102"}},
 		{"red amounts positive", red, []edit{set(line0+".num", "1"), set(line0+".taxIncludedAmount", "5.65"), set(line0+".taxExcludedAmount", "5.00"), set(line0+".tax", "0.65")},
-			[]string{line0 + ".num|sign|", line0 + ".taxExcludedAmount|sign|", line0 + ".taxIncludedAmount|sign|", line0 + ".tax|sign|"}},
+			[]string{line0 + ".num|sign|E4000", line0 + ".taxExcludedAmount|sign|E4000", line0 + ".taxIncludedAmount|sign|E4000", line0 + ".tax|sign|E4000"}},
 		{"red line of zero", red, []edit{del(line0 + ".price"), del(line0 + ".num"), set(line0+".taxIncludedAmount", "0.00"), set(line0+".taxExcludedAmount", "0.00"), set(line0+".tax", "0.00")},
-			[]string{line0 + ".taxExcludedAmount|sign|", line0 + ".taxIncludedAmount|sign|"}},
+			[]string{line0 + ".taxExcludedAmount|sign|E4000", line0 + ".taxIncludedAmount|sign|E4000"}},
 		{"red line with a positive tax", red, []edit{set(line0+".taxRate", "0"), set(line0+".price", "4.99"), set(line0+".taxIncludedAmount", "-4.99"), set(line0+".tax", "0.01")},
-			[]string{line0 + ".tax|sign|"}},
+			[]string{line0 + ".tax|sign|E4000"}},
 		{"red line with a zero tax", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.65"), set(line0+".tax", "0.00")}, nil},
-		{"red fully digital goes through red_confirm", red, []edit{set("order.invoiceLine", "pc")}, []string{"order.invoiceType|red_fully_digital|"}},
+		{"red fully digital goes through red_confirm", red, []edit{set("order.invoiceLine", "pc")}, []string{"order.invoiceType|red_fully_digital|E4000"}},
 		{"red special invoice needs billInfoNo", red, []edit{set("order.invoiceLine", "s")}, []string{"order.billInfoNo|required|E4000"}},
 		{"red discount lines (E9116, E9119)", red, []edit{
 			set(line0+".invoiceLineProperty", "2"), set(line0+".num", "1"), set(line0+".price", "5.65"),
@@ -285,8 +285,8 @@ func TestRules(t *testing.T) {
 				map[string]any{"goodsName": "A", "goodsCode": "1030405010000000000", "withTaxFlag": "1", "price": "1.13", "num": "-1", "taxRate": "0.13", "taxIncludedAmount": "1.13", "taxExcludedAmount": "1.00", "tax": "0.13", "invoiceLineProperty": "1"},
 			})},
 			[]string{
-				line0 + ".invoiceLineProperty|red_line_property|", line0 + ".num|sign|E9119", line0 + ".taxIncludedAmount|price_quantity|",
-				line1 + ".invoiceLineProperty|red_line_property|", line1 + ".num|sign|E9116", line1 + ".taxExcludedAmount|sign|", line1 + ".taxIncludedAmount|price_quantity|", line1 + ".taxIncludedAmount|sign|", line1 + ".tax|sign|",
+				line0 + ".invoiceLineProperty|red_line_property|E4000", line0 + ".num|sign|E9119", line0 + ".taxIncludedAmount|price_quantity|E4000",
+				line1 + ".invoiceLineProperty|red_line_property|E4000", line1 + ".num|sign|E9116", line1 + ".taxExcludedAmount|sign|E4000", line1 + ".taxIncludedAmount|price_quantity|E4000", line1 + ".taxIncludedAmount|sign|E4000", line1 + ".tax|sign|E4000",
 			}},
 
 		// Red confirmation forms.
@@ -311,13 +311,13 @@ func TestRules(t *testing.T) {
 		{"red confirm detail tax rate with trailing zeros", rc, []edit{set("redConfirm.detail[0].taxRate", "0.0600")}, nil},
 		{"red confirm detail tax rate empty", rc, []edit{set("redConfirm.detail[0].taxRate", "")}, []string{"redConfirm.detail[0].taxRate|required|E4000"}},
 		{"red confirm positive detail", rc, []edit{set("redConfirm.detail[0].taxExcludedAmount", "5.00"), set("redConfirm.detail[0].taxAmount", "0.30")},
-			[]string{"redConfirm.detail[0].taxAmount|sign|", "redConfirm.detail[0].taxExcludedAmount|price_quantity|", "redConfirm.detail[0].taxExcludedAmount|sign|"}},
+			[]string{"redConfirm.detail[0].taxAmount|sign|E4000", "redConfirm.detail[0].taxExcludedAmount|price_quantity|E4000", "redConfirm.detail[0].taxExcludedAmount|sign|E4000"}},
 		{"red confirm positive quantity", rc, []edit{set("redConfirm.detail[0].num", "1")},
-			[]string{"redConfirm.detail[0].num|sign|", "redConfirm.detail[0].taxExcludedAmount|price_quantity|"}},
+			[]string{"redConfirm.detail[0].num|sign|E4000", "redConfirm.detail[0].taxExcludedAmount|price_quantity|E4000"}},
 		{"red confirm zero quantity", rc, []edit{set("redConfirm.detail[0].num", "0"), del("redConfirm.detail[0].taxExcludedPrice")},
-			[]string{"redConfirm.detail[0].num|sign|"}},
+			[]string{"redConfirm.detail[0].num|sign|E4000"}},
 		{"red confirm quantity times price", rc, []edit{set("redConfirm.detail[0].num", "-2")},
-			[]string{"redConfirm.detail[0].taxExcludedAmount|price_quantity|"}},
+			[]string{"redConfirm.detail[0].taxExcludedAmount|price_quantity|E4000"}},
 		{"red confirm quantity times price within the tolerance", rc, []edit{set("redConfirm.detail[0].num", "-1.5"), set("redConfirm.detail[0].taxExcludedPrice", "33.33333333"),
 			set("redConfirm.detail[0].taxExcludedAmount", "-50.00"), set("redConfirm.detail[0].taxAmount", "-3.00")}, nil},
 		{"red confirm amount from quantity and price", rc, []edit{del("redConfirm.detail[0].taxExcludedAmount")}, nil},
@@ -356,6 +356,9 @@ func TestRules(t *testing.T) {
 			for _, vi := range d.Violations {
 				if vi.Message == "" || strings.Contains(vi.Message, "%!") {
 					t.Errorf("bad message %q", vi.Message)
+				}
+				if vi.ProviderCode == "" && inBody(vi.Field) && vi.Rule != "unknown_field" && vi.Rule != "control_character" {
+					t.Errorf("%s: a violation inside a body names no provider code", vi)
 				}
 			}
 		})
@@ -939,4 +942,11 @@ func TestViolationFloodsAreBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inBody reports whether field is inside a request's body, where every
+// violation but an unknown field or a control character pre-empts a
+// provider code (E4000 where no narrower code is documented).
+func inBody(field string) bool {
+	return strings.HasPrefix(field, "order.") || strings.HasPrefix(field, "redConfirm.") || strings.HasPrefix(field, "reissue.")
 }
