@@ -13,10 +13,17 @@ import (
 type holds struct {
 	mu      sync.Mutex
 	sellers map[string]*hold
+	last    int64 // the latest episode given out
 }
 
 type hold struct {
-	episode   int64 // unix seconds of the episode's start: stable across probes
+	// episode names the episode in its action_required result's message
+	// id: the wall-clock nanoseconds of its start, stable across probes and
+	// greater than every episode this process gave out before, so that an
+	// episode that starts as soon as the last one ended (in the same second,
+	// or on a clock that has not moved) is not dropped by the result stream
+	// as a duplicate of it.
+	episode   int64
 	nextProbe time.Time
 	reason    string
 }
@@ -55,7 +62,8 @@ func (h *holds) enter(seller, reason string, now time.Time, interval time.Durati
 	}
 	s := h.sellers[seller]
 	if s == nil {
-		s = &hold{episode: now.Unix()}
+		h.last = max(h.last+1, now.UnixNano())
+		s = &hold{episode: h.last}
 		h.sellers[seller] = s
 		started = true
 	}
