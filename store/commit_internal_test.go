@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -393,5 +394,39 @@ func TestDamageFailsItsOwnWriteOnly(t *testing.T) {
 	}
 	if v, err := db.Mark("m"); err != nil || v != 9 {
 		t.Fatalf("Mark = %d, %v; want 9", v, err)
+	}
+}
+
+// TestTheLastVersionIsNotWrapped: a record stored at the largest version (only
+// damage puts one there) is not replaced by a version 0, which would read as
+// "no record" to the next write; the write fails alone.
+func TestTheLastVersionIsNotWrapped(t *testing.T) {
+	const seller = "91310000MA1FL0XX1X"
+	db, err := Open(Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	key := schemas.OrderKey{Seller: seller, OrderNo: "LAST"}
+	rec := schemas.OrderRecord{Seller: seller, OrderNo: "LAST", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f1", Version: math.MaxUint64}
+	raw, err := encodeRecord(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := encodeKey(key)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOrders).Put(k, raw) }); err != nil {
+		t.Fatal(err)
+	}
+	next := rec
+	next.State = schemas.StateIssued
+	if got, err := db.Put(t.Context(), next); err == nil {
+		t.Fatalf("Put over version %d succeeded, stored version %d", rec.Version, got.Version)
+	}
+	got, ok, err := db.Get(t.Context(), key)
+	if err != nil || !ok || got.Version != math.MaxUint64 || got.State != schemas.StateSubmitting {
+		t.Fatalf("after the refused Put: %+v, found %v, %v", got, ok, err)
+	}
+	if err := db.Healthy(); err != nil {
+		t.Fatalf("unhealthy after a refused write: %v", err)
 	}
 }

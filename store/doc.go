@@ -89,9 +89,10 @@
 // schemas.ErrIllegalTransition, schemas.ErrFingerprintMismatch) changes
 // nothing and is answered with its error; the others in its batch go on. If
 // the transaction fails to commit, every write in it is answered with an
-// error wrapping ErrWriteFailed, none is acknowledged, and Healthy reports
-// the failure until a Probe succeeds: a scratch write of the file's next
-// growth beside it, and a heartbeat commit.
+// error wrapping ErrWriteFailed (in doubt only if bbolt's last flush alone
+// failed, after the meta page was written: see ErrWriteFailed), none is
+// acknowledged, and Healthy reports the failure until a Probe succeeds: a
+// scratch write of the file's next growth beside it, and a heartbeat commit.
 //
 // Taking only what is queued groups poorly when commits are quick: under the
 // consumer's full load the store averaged under two writes a commit, and

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,7 +40,11 @@ var (
 	// ErrWriteFailed is returned by Put and Prune when the transaction that
 	// carried the write could not be committed (disk full, file size limit,
 	// I/O error). Nothing of that transaction is acknowledged; Healthy
-	// reports the failure until a Probe succeeds.
+	// reports the failure until a Probe succeeds. The writes were not made,
+	// with one exception a caller must allow for: when only the last flush
+	// failed, after bbolt had written the transaction's meta page, the
+	// transaction counts and later reads show its writes. So a write that
+	// failed is in doubt: read the record again before acting on its absence.
 	ErrWriteFailed = errors.New("order store write failed")
 	// ErrInvalidKey is returned by Get and Put when the seller or the order
 	// number is empty, contains a NUL byte, or the two are longer than a
@@ -178,11 +183,17 @@ type DB struct {
 	closed atomic.Bool
 	reqs   chan *request
 	wg     sync.WaitGroup
-	pace   pace  // the write rate, for BusyBatchDelay
-	heads  heads // recently written records' heads, for the commit goroutine
+	// shut is closed when the first Close has closed the file; a later
+	// Close waits for it.
+	shut  chan struct{}
+	pace  pace  // the write rate, for BusyBatchDelay
+	heads heads // recently written records' heads, for the commit goroutine
 
 	healthMu sync.Mutex
 	lastErr  error
+	// probeMu makes Probes take turns: they share the scratch file, and
+	// one's success must not clear a failure another found after it began.
+	probeMu sync.Mutex
 
 	commits         atomic.Int64
 	failedCommits   atomic.Int64
@@ -223,6 +234,7 @@ func Open(cfg Config) (*DB, error) {
 		bolt: bdb,
 		cfg:  cfg,
 		reqs: make(chan *request),
+		shut: make(chan struct{}),
 	}
 	db.wg.Go(db.run)
 	return db, nil
@@ -264,16 +276,18 @@ func initLayout(tx *bolt.Tx) error {
 // Close stops accepting writes, commits the writes already handed to the
 // commit goroutine, waits for it to end, and closes the file (releasing the
 // lock). Put calls that had not been handed over get ErrClosed. Calling
-// Close again returns nil.
+// Close again, or at the same time, returns nil once the file is closed.
 func (db *DB) Close() error {
 	db.mu.Lock()
 	if db.closed.Load() {
 		db.mu.Unlock()
+		<-db.shut
 		return nil
 	}
 	db.closed.Store(true)
 	close(db.reqs)
 	db.mu.Unlock()
+	defer close(db.shut)
 
 	db.wg.Wait()
 	if err := db.bolt.Close(); err != nil {
@@ -306,8 +320,10 @@ func (db *DB) Healthy() error {
 // heartbeat in the meta bucket) through the commit goroutine. It returns
 // the first error, which Healthy then reports too; success clears Healthy.
 // A consumer that stopped taking work because Healthy reported a failed
-// commit probes until it succeeds.
+// commit probes until it succeeds. Concurrent Probes take turns.
 func (db *DB) Probe(ctx context.Context) error {
+	db.probeMu.Lock()
+	defer db.probeMu.Unlock()
 	if db.closed.Load() {
 		return ErrClosed
 	}
@@ -508,7 +524,8 @@ func markKey(name string) []byte { return []byte("mark:" + name) }
 // Errors, all wrapped with the order key: ErrInvalidKey; ErrVersionConflict
 // (saying what was found); errors wrapping schemas.ErrIllegalTransition or
 // schemas.ErrFingerprintMismatch; ErrWriteFailed when the transaction failed
-// to commit (the write was not made); ErrClosed; ctx's error if ctx ends
+// to commit (the write was not made, except after a failure of the last flush
+// alone: see ErrWriteFailed); ErrClosed; ctx's error if ctx ends
 // before the commit goroutine has taken the write (it is then not made).
 // Once taken, Put waits for the commit, which takes one fsync.
 //
@@ -563,6 +580,11 @@ func newPutRequest(rec schemas.OrderRecord, now time.Time) (*request, error) {
 	k, err := encodeKey(rec.Key())
 	if err != nil {
 		return nil, err
+	}
+	if rec.Version == math.MaxUint64 {
+		// Only a damaged record reaches it; the next version would be 0,
+		// which means "no record".
+		return nil, fmt.Errorf("version %d is the last a record can have", rec.Version)
 	}
 	req := &request{key: k, expect: rec.Version, done: make(chan struct{})}
 	rec.Version++

@@ -1114,6 +1114,57 @@ func TestCloseDrainsWrites(t *testing.T) {
 	checkCounts(t, db, map[schemas.OrderState]int{schemas.StateSubmitting: len(done)})
 }
 
+// TestConcurrentCloseWaitsForTheFirst: a Close made while another is still
+// committing the last writes returns only once the file is closed, so that
+// what its caller does next (open the file again, remove the directory)
+// finds the store shut.
+func TestConcurrentCloseWaitsForTheFirst(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NoSync = false // commits that take a while, for the second Close to overtake
+	db, err := store.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	started := make(chan struct{}, 64)
+	for w := range 64 {
+		wg.Go(func() {
+			for i := range 10_000 {
+				if _, err := db.Put(context.Background(), newRecord(fmt.Sprintf("CC-%02d-%05d", w, i), schemas.StateSubmitting, fp("a"))); err != nil {
+					return
+				}
+				if i == 3 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	for range 64 {
+		<-started
+	}
+	first := make(chan error, 1)
+	go func() { first <- db.Close() }()
+	for !errors.Is(db.Healthy(), store.ErrClosed) {
+		runtime.Gosched()
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close = %v, want nil", err)
+	}
+	again := cfg
+	again.LockTimeout = time.Millisecond
+	reopened, err := store.Open(again)
+	if err != nil {
+		t.Fatalf("open after the second Close returned: %v", err)
+	}
+	if err := reopened.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first Close = %v", err)
+	}
+	wg.Wait()
+}
+
 func TestCloseStopsCommitGoroutine(t *testing.T) {
 	// The commit goroutine is found by its stack rather than by counting
 	// goroutines: one left by an earlier test may end at any moment.
@@ -1278,4 +1329,32 @@ func TestMarks(t *testing.T) {
 	db = MustOpen(t, cfg)
 	mustMark(db, "a", 300)
 	mustMark(db, "b", 1<<40)
+}
+
+// TestConcurrentProbesTakeTurns: Probes made at the same time (a readiness
+// check beside the consumer's probe loop) share the scratch file; each must
+// find the room it wrote, not another's truncation or removal of it.
+func TestConcurrentProbesTakeTurns(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.ProbeHeadroom = 256 << 10
+	db := MustOpen(t, cfg)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*20)
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				if err := db.Probe(t.Context()); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := db.Healthy(); err != nil {
+		t.Fatalf("Healthy after the probes: %v", err)
+	}
 }
