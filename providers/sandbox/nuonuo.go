@@ -61,14 +61,24 @@ package sandbox
 // PendingQueries queries, then 2 (开票完成) with one entry per invoice:
 // invoiceCode, invoiceNo, a 20-digit allElectronicInvoiceNumber, invoiceTime
 // (epoch milliseconds, a JSON number), exTaxAmount/taxAmount/orderAmount as
-// strings and a pdfUrl to a real PDF under /_sandbox/documents/. When none of
-// the requested orders exists the answer is E9500.
+// strings and a pdfUrl to a real PDF under /_sandbox/documents/. An order
+// not (yet) issued shows one entry with status 20 or 22 (with failCause) and
+// the order's amounts; a split order issued in part shows its issued
+// invoices with status 2 and then one entry for the rest, with status 20 or
+// 22, its share of the amounts and no numbers or pdfUrl. The amounts of a
+// split order's entries add up to the order's exactly: each invoice but the
+// last takes its rounded share, the last the remainder. When none of the
+// requested orders exists the answer is E9500.
 //
 // reInvoice takes fpqqlsh or orderno (fpqqlsh wins). At most 20 calls per
 // order; the 21st and later answer E9613. An issued order answers E0000
 // "发票已生成，无需再重试开票" and nothing happens; an order still issuing
 // answers E0000 "开票中（重试中）"; a failed order (22) goes back to issuing
-// and will issue: that is its one issuance. An unknown order is E9500.
+// and will issue: that is its one issuance. An order that failed in part
+// (SANDBOX:FAIL-PART below) issues only its failed invoice: the invoices
+// issued before keep their numbers, amounts and PDFs, and the issuance
+// already counted is completed, not counted again (Stats.Invoices grows,
+// Stats.Issuances does not). An unknown order is E9500.
 //
 // saveInvoiceRedConfirm needs blueInvoiceLine, applySource (0 or 1),
 // sellerTaxNo (= userTax, else E9302), buyerName, redReason 1–4, sellerName
@@ -93,11 +103,21 @@ package sandbox
 //
 //   - An order whose remark contains SANDBOX:FAIL ends in status 22 with a
 //     failCause instead of 2, so that reInvoice can be exercised; reInvoice
-//     then issues it.
+//     then issues it. Nothing is counted as issued until then.
+//   - An order whose remark contains SANDBOX:FAIL-PART is split as usual,
+//     but its last invoice fails while the others are issued: the query
+//     shows the issued invoices with status 2 and one entry with status 22,
+//     a failCause and the failed invoice's amounts. The order counts one
+//     issuance of its issued invoices at once; reInvoice then issues the
+//     failed invoice, which completes that issuance (one more invoice, no
+//     second issuance). An order of one invoice fails whole, as with
+//     SANDBOX:FAIL. SANDBOX:FAIL-PART is not SANDBOX:FAIL: a remark must
+//     hold SANDBOX:FAIL on its own (not as the start of SANDBOX:FAIL-PART)
+//     to fail the whole order, which it does when it holds both.
 //   - A red confirmation whose buyerName contains SANDBOX:REFUSE is refused
 //     by the other party: 05 (06 when the buyer applied) instead of 04.
 //   - A red confirmation whose buyerName contains SANDBOX:FAIL ends in 16
-//     (申请失败) after 15.
+//     (申请失败) after 15 (SANDBOX:FAIL-PART means nothing there).
 
 import (
 	"crypto/hmac"
@@ -131,14 +151,15 @@ const (
 	nnSaveRedConfirm  = "nuonuo.OpeMplatform.saveInvoiceRedConfirm"
 	nnQueryRedConfirm = "nuonuo.OpeMplatform.queryInvoiceRedConfirm"
 
-	nnMaxRetries  = 20
-	nnMaxInvoices = 10
-	nnMaxQuery    = 50
-	nnMaxLines    = 2000
-	nnClockSkew   = 10 * time.Minute
-	nnMaxBody     = 8 << 20
-	nnMagicFail   = "SANDBOX:FAIL"
-	nnMagicRefuse = "SANDBOX:REFUSE"
+	nnMaxRetries    = 20
+	nnMaxInvoices   = 10
+	nnMaxQuery      = 50
+	nnMaxLines      = 2000
+	nnClockSkew     = 10 * time.Minute
+	nnMaxBody       = 8 << 20
+	nnMagicFail     = "SANDBOX:FAIL"
+	nnMagicFailPart = "SANDBOX:FAIL-PART"
+	nnMagicRefuse   = "SANDBOX:REFUSE"
 )
 
 // Invoice statuses of queryInvoiceResult.
@@ -182,14 +203,14 @@ type nnOrder struct {
 	seller, orderNo, serial string
 	line, invoiceType       string
 	buyer                   string
-	fail                    bool // SANDBOX:FAIL: the current issuance attempt fails
+	fail                    string // nnMagicFail or nnMagicFailPart: the current issuance attempt fails (whole or its last invoice)
 	status                  string
 	polls                   int // queries since the last (re)submission
 	retries                 int // reInvoice calls
 	parts                   int
 	exTax, tax, total       decimal.Decimal
 	failCause               string
-	invoices                []nnInvoice
+	invoices                []nnInvoice // issued so far, in order; all o.parts once issued
 }
 
 type nnInvoice struct {
@@ -504,16 +525,43 @@ func (s *Server) nnRequestBilling(seller string, body []byte) nnAnswer {
 	ord := &nnOrder{
 		seller: seller, orderNo: orderNo, serial: s.nnSerial(n),
 		line: o.InvoiceLine.s(), invoiceType: o.InvoiceType.s(), buyer: o.BuyerName.s(),
-		fail:   strings.Contains(string(o.Remark), nnMagicFail),
+		fail:   nnRemarkFail(string(o.Remark)),
 		status: nnIssuing, parts: parts, exTax: exTax, tax: tax, total: total,
 	}
 	n.orders[key] = ord
 	n.serials[ord.serial] = ord
 	n.mu.Unlock()
-	if !ord.fail {
-		s.stats.issued("nuonuo", seller, orderNo, parts)
+	// An issuance is counted once it is decided, with the invoices it will
+	// issue: none for SANDBOX:FAIL, all but the last for SANDBOX:FAIL-PART.
+	if good := parts - nnFailing(ord.fail, parts); good > 0 {
+		s.stats.issued("nuonuo", seller, orderNo, good)
 	}
 	return nnOK("开票提交成功", map[string]string{"invoiceSerialNum": ord.serial})
+}
+
+// nnRemarkFail returns the failure magic an order's remark asks for:
+// nnMagicFail, nnMagicFailPart or "". SANDBOX:FAIL is a prefix of
+// SANDBOX:FAIL-PART, so it counts only where it is not the start of one.
+func nnRemarkFail(remark string) string {
+	switch {
+	case strings.Contains(strings.ReplaceAll(remark, nnMagicFailPart, ""), nnMagicFail):
+		return nnMagicFail
+	case strings.Contains(remark, nnMagicFailPart):
+		return nnMagicFailPart
+	}
+	return ""
+}
+
+// nnFailing is how many of an order's parts invoices fail under the magic
+// fail: all for SANDBOX:FAIL, the last for SANDBOX:FAIL-PART, else none.
+func nnFailing(fail string, parts int) int {
+	switch fail {
+	case nnMagicFail:
+		return parts
+	case nnMagicFailPart:
+		return 1
+	}
+	return 0
 }
 
 // nnSerial returns a new 20-digit serial number; callers hold n.mu.
@@ -808,29 +856,29 @@ func (s *Server) nnAdvance(o *nnOrder) {
 	if o.polls <= s.cfg.Nuonuo.PendingQueries {
 		return
 	}
-	if o.fail {
+	if o.fail != "" {
+		// The invoices before the failing ones are issued all the same.
+		s.nnIssue(o, o.parts-nnFailing(o.fail, o.parts))
 		o.status = nnFailed
-		o.failCause = "开票失败: 税控设备离线 (" + nnMagicFail + ")"
+		o.failCause = "开票失败: 税控设备离线 (" + o.fail + ")"
 		return
 	}
 	s.nnMaterialize(o)
 }
 
-// nnMaterialize issues an order's invoices; callers hold n.mu.
+// nnMaterialize issues an order's invoices not issued yet; callers hold
+// n.mu.
 func (s *Server) nnMaterialize(o *nnOrder) {
+	s.nnIssue(o, o.parts)
 	o.status = nnIssued
-	if len(o.invoices) > 0 {
-		return
-	}
-	parts := decimal.NewFromInt(int64(o.parts))
+}
+
+// nnIssue issues an order's invoices up to the upto-th, keeping those issued
+// before; callers hold n.mu.
+func (s *Server) nnIssue(o *nnOrder, upto int) {
 	at := s.now()
-	var exSum, taxSum decimal.Decimal
-	for i := range o.parts {
-		ex, tx := o.exTax.Sub(exSum), o.tax.Sub(taxSum)
-		if i < o.parts-1 {
-			ex, tx = o.exTax.Div(parts).Round(2), o.tax.Div(parts).Round(2)
-		}
-		exSum, taxSum = exSum.Add(ex), taxSum.Add(tx)
+	for i := len(o.invoices); i < upto; i++ {
+		ex, tx := nnShare(o, i)
 		code, number, digital := s.nextInvoiceNumbers()
 		inv := nnInvoice{code: code, number: number, digital: digital, at: at,
 			exTax: ex.StringFixed(2), tax: tx.StringFixed(2), total: ex.Add(tx).StringFixed(2)}
@@ -847,18 +895,29 @@ func (s *Server) nnMaterialize(o *nnOrder) {
 	}
 }
 
-// nnEntries renders an order for queryInvoiceResult; callers hold n.mu.
+// nnShare returns the amounts of invoice i (from 0) of an order: each
+// invoice but the last its share rounded to cents, the last the remainder,
+// so that they add up to the order's exactly.
+func nnShare(o *nnOrder, i int) (exTax, tax decimal.Decimal) {
+	parts := decimal.NewFromInt(int64(o.parts))
+	exShare, taxShare := o.exTax.Div(parts).Round(2), o.tax.Div(parts).Round(2)
+	if i < o.parts-1 {
+		return exShare, taxShare
+	}
+	before := decimal.NewFromInt(int64(o.parts - 1))
+	return o.exTax.Sub(exShare.Mul(before)), o.tax.Sub(taxShare.Mul(before))
+}
+
+// nnEntries renders an order for queryInvoiceResult: its issued invoices
+// with status 2 and, unless the order is issued, one entry for the rest with
+// the order's status (20 or 22), failCause and the rest's amounts (the
+// order's when nothing was issued yet). Callers hold n.mu.
 func nnEntries(o *nnOrder) []nnEntry {
 	base := nnEntry{
-		SerialNo: o.serial, OrderNo: o.orderNo, Status: o.status, StatusMsg: nnStatusMsg[o.status],
+		SerialNo: o.serial, OrderNo: o.orderNo, Status: nnIssued, StatusMsg: nnStatusMsg[nnIssued],
 		InvoiceLine: o.line, InvoiceType: o.invoiceType, PayerName: o.buyer, SalerTaxNum: o.seller,
-		ExTaxAmount: o.exTax.StringFixed(2), TaxAmount: o.tax.StringFixed(2), OrderAmount: o.total.StringFixed(2),
 	}
-	if o.status != nnIssued {
-		base.FailCause = o.failCause
-		return []nnEntry{base}
-	}
-	out := make([]nnEntry, 0, len(o.invoices))
+	out := make([]nnEntry, 0, len(o.invoices)+1)
 	for _, inv := range o.invoices {
 		e := base
 		e.InvoiceCode, e.InvoiceNo, e.AllElectronicInvoiceNumber = inv.code, inv.number, inv.digital
@@ -867,7 +926,18 @@ func nnEntries(o *nnOrder) []nnEntry {
 		e.PdfURL = inv.pdfURL
 		out = append(out, e)
 	}
-	return out
+	if o.status == nnIssued {
+		return out
+	}
+	rest := base
+	rest.Status, rest.StatusMsg, rest.FailCause = o.status, nnStatusMsg[o.status], o.failCause
+	ex, tx := o.exTax, o.tax
+	for i := range o.invoices {
+		e, t := nnShare(o, i)
+		ex, tx = ex.Sub(e), tx.Sub(t)
+	}
+	rest.ExTaxAmount, rest.TaxAmount, rest.OrderAmount = ex.StringFixed(2), tx.StringFixed(2), ex.Add(tx).StringFixed(2)
+	return append(out, rest)
 }
 
 func (s *Server) nnReInvoice(seller string, body []byte) nnAnswer {
@@ -909,15 +979,21 @@ func (s *Server) nnReInvoice(seller string, body []byte) nnAnswer {
 		a = nnOK("发票已生成，无需再重试开票", "发票已生成，无需再重试开票")
 	case o.status == nnIssuing:
 		a = nnOK("开票中（重试中），请耐心等待开票结果", "开票中（重试中），请耐心等待开票结果")
-	default: // failed: issue again
-		o.status, o.polls, o.fail, o.failCause = nnIssuing, 0, false, ""
+	default: // failed: issue again what was not issued
+		o.status, o.polls, o.fail, o.failCause = nnIssuing, 0, "", ""
 		issue = true
 		a = nnOK("重试成功", "重试成功")
 	}
-	parts := o.parts
+	parts, done := o.parts, len(o.invoices)
 	n.mu.Unlock()
 	s.stats.submission("nuonuo", seller, orderNo)
-	if issue {
+	switch {
+	case !issue:
+	case done > 0:
+		// Failed in part (SANDBOX:FAIL-PART): its issuance was counted with
+		// the invoices issued then; issuing the rest completes it.
+		s.stats.completed("nuonuo", seller, orderNo, parts-done)
+	default:
 		s.stats.issued("nuonuo", seller, orderNo, parts)
 	}
 	return a
@@ -1028,7 +1104,7 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 		redReason: in.RedReason.s(), orderNo: in.OrderNo.s(), exTax: exTax, tax: tax,
 		noConfirm: src == "0" && in.BuyerTaxNo.s() == "",
 		refuse:    strings.Contains(in.BuyerName.s(), nnMagicRefuse),
-		fail:      strings.Contains(in.BuyerName.s(), nnMagicFail),
+		fail:      nnRemarkFail(in.BuyerName.s()) == nnMagicFail,
 		status:    "15", billTime: s.now(),
 	}
 	n.forms[key] = f

@@ -657,3 +657,201 @@ func TestNuonuoRedConfirm(t *testing.T) {
 		t.Errorf("stats %+v, want 2 submissions and 1 issuance", st)
 	}
 }
+
+func TestNuonuoFailPartIssuesTheRestThenReInvoiceCompletesIt(t *testing.T) {
+	// 1000.01 + 60.00 = 1060.01 over 400.00: three invoices, the last taking
+	// the remainder (333.34, 333.34, 333.33 excluding tax; 20.00 tax each).
+	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{PendingQueries: 1, SplitLimit: decimal.RequireFromString("400")}})
+	o := nnOrder("FP-1")
+	o["invoiceDetail"] = []any{nnLine("技术服务费", "0", "1", "1000.01", "60.00", "1060.01")}
+	o["remark"] = "加急 SANDBOX:FAIL-PART"
+	if r := e.submit(t, o); r.Code != "E0000" {
+		t.Fatalf("submit: %s %s", r.Code, r.Describe)
+	}
+	query := func(no string) ([]map[string]any, string) {
+		t.Helper()
+		r := e.do(t, nnCall{method: nnQuery, body: `{"orderNos":["` + no + `"]}`})
+		var entries []map[string]any
+		if err := json.Unmarshal(r.Result, &entries); err != nil || r.Code != "E0000" {
+			t.Fatalf("query %s: %s %s", no, r.Code, r.Result)
+		}
+		return entries, string(r.Result)
+	}
+	statuses := func(entries []map[string]any) string {
+		var s []string
+		for _, e := range entries {
+			s = append(s, e["status"].(string))
+		}
+		return strings.Join(s, " ")
+	}
+	stats := func(want sandbox.OrderStats) {
+		t.Helper()
+		st := e.sb.Stats()
+		want.Provider = "nuonuo"
+		if got := st.Sellers[nnSeller]["FP-1"]; got != want {
+			t.Errorf("stats %+v, want %+v", got, want)
+		}
+		if len(st.Duplicates) != 0 {
+			t.Errorf("duplicates %v", st.Duplicates)
+		}
+	}
+	// Accepted: one issuance of the two invoices that will be issued.
+	stats(sandbox.OrderStats{Submissions: 1, Issuances: 1, Invoices: 2})
+
+	if entries, raw := query("FP-1"); statuses(entries) != "20" || entries[0]["orderAmount"] != "1060.01" {
+		t.Fatalf("first query: %s, want one entry 20 with the order's amounts", raw)
+	}
+	failed, raw := query("FP-1")
+	t.Logf("partial failure: %s", raw)
+	if statuses(failed) != "2 2 22" {
+		t.Fatalf("after PendingQueries: %s, want statuses 2 2 22", raw)
+	}
+	for i, inv := range failed[:2] {
+		if len(inv["allElectronicInvoiceNumber"].(string)) != 20 || inv["invoiceNo"] == nil || inv["pdfUrl"] == nil ||
+			inv["exTaxAmount"] != "333.34" || inv["taxAmount"] != "20.00" || inv["orderAmount"] != "353.34" || inv["failCause"] != nil {
+			t.Errorf("issued invoice %d: %v", i+1, inv)
+		}
+	}
+	last := failed[2]
+	if cause, _ := last["failCause"].(string); cause != "开票失败: 税控设备离线 (SANDBOX:FAIL-PART)" {
+		t.Errorf("failCause %q", cause)
+	}
+	if last["exTaxAmount"] != "333.33" || last["taxAmount"] != "20.00" || last["orderAmount"] != "353.33" {
+		t.Errorf("failed invoice's amounts: %v, want its share 333.33 + 20.00", last)
+	}
+	for _, k := range []string{"invoiceCode", "invoiceNo", "allElectronicInvoiceNumber", "invoiceTime", "pdfUrl"} {
+		if v, ok := last[k]; ok {
+			t.Errorf("failed invoice has %s %v", k, v)
+		}
+	}
+	if again, raw := query("FP-1"); statuses(again) != "2 2 22" {
+		t.Fatalf("a failed order stays failed: %s", raw)
+	}
+	stats(sandbox.OrderStats{Submissions: 1, Queries: 3, Issuances: 1, Invoices: 2})
+
+	if r := e.do(t, nnCall{method: nnReInvoice, body: `{"orderno":"FP-1"}`}); r.Code != "E0000" || !strings.Contains(r.Describe, "重试成功") {
+		t.Fatalf("reInvoice: %s %s", r.Code, r.Describe)
+	}
+	// The failed invoice is issued: the issuance is completed, not repeated.
+	stats(sandbox.OrderStats{Submissions: 2, Queries: 3, Issuances: 1, Invoices: 3})
+
+	issuing, raw := query("FP-1")
+	if statuses(issuing) != "2 2 20" || issuing[2]["failCause"] != nil || issuing[2]["orderAmount"] != "353.33" {
+		t.Fatalf("reissuing: %s, want the issued invoices and the failed one issuing", raw)
+	}
+	issued, raw := query("FP-1")
+	t.Logf("after reInvoice: %s", raw)
+	if statuses(issued) != "2 2 2" {
+		t.Fatalf("after reInvoice: %s, want three invoices issued", raw)
+	}
+	for i := range 2 {
+		if fmt.Sprint(issued[i]) != fmt.Sprint(failed[i]) {
+			t.Errorf("invoice %d changed:\n%v\n%v", i+1, failed[i], issued[i])
+		}
+	}
+	seen := map[string]bool{}
+	var ex, tax, total decimal.Decimal
+	for i, inv := range issued {
+		no, _ := inv["allElectronicInvoiceNumber"].(string)
+		pdf, _ := inv["pdfUrl"].(string)
+		if len(no) != 20 || pdf == "" || seen[no] || seen[pdf] {
+			t.Errorf("invoice %d: number %q pdfUrl %q (each its own)", i+1, no, pdf)
+		}
+		seen[no], seen[pdf] = true, true
+		ex = ex.Add(decimal.RequireFromString(inv["exTaxAmount"].(string)))
+		tax = tax.Add(decimal.RequireFromString(inv["taxAmount"].(string)))
+		total = total.Add(decimal.RequireFromString(inv["orderAmount"].(string)))
+	}
+	if ex.StringFixed(2) != "1000.01" || tax.StringFixed(2) != "60.00" || total.StringFixed(2) != "1060.01" {
+		t.Errorf("invoices add up to %s + %s = %s, want 1000.01 + 60.00 = 1060.01", ex, tax, total)
+	}
+	if issued[2]["orderAmount"] != "353.33" {
+		t.Errorf("reissued invoice: %v, want the failed invoice's share", issued[2])
+	}
+	resp, err := http.Get(issued[2]["pdfUrl"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(pdf, []byte(issued[2]["allElectronicInvoiceNumber"].(string))) || !bytes.Contains(pdf, []byte("Invoice 3 of 3")) {
+		t.Errorf("reissued invoice's PDF %.80q", pdf)
+	}
+	if r := e.do(t, nnCall{method: nnReInvoice, body: `{"orderno":"FP-1"}`}); r.Code != "E0000" || !strings.Contains(r.Describe, "无需再重试") {
+		t.Fatalf("reInvoice of the issued order: %s %s", r.Code, r.Describe)
+	}
+	stats(sandbox.OrderStats{Submissions: 3, Queries: 5, Issuances: 1, Invoices: 3})
+	if st := e.sb.Stats(); st.Issuances != 1 || st.Invoices != 3 {
+		t.Errorf("totals: %d issuances of %d invoices, want 1 of 3", st.Issuances, st.Invoices)
+	}
+}
+
+func TestNuonuoFailMagicsAreToldApart(t *testing.T) {
+	// Under SplitLimit an order is one invoice: SANDBOX:FAIL-PART fails it
+	// whole, as SANDBOX:FAIL does, and reInvoice (by fpqqlsh) issues it as
+	// the order's one issuance. SANDBOX:FAIL beside SANDBOX:FAIL-PART fails
+	// a split order whole.
+	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: decimal.RequireFromString("60")}})
+	tests := []struct {
+		orderNo, remark string
+		split           bool
+		statuses, cause string
+		afterSubmit     sandbox.OrderStats
+	}{
+		{"ONE-1", "SANDBOX:FAIL-PART", false, "22", "(SANDBOX:FAIL-PART)", sandbox.OrderStats{}},
+		{"BOTH-1", "SANDBOX:FAIL-PART SANDBOX:FAIL", true, "22", "(SANDBOX:FAIL)", sandbox.OrderStats{}},
+		{"PART-1", "SANDBOX:FAIL-PARTS", true, "2 22", "(SANDBOX:FAIL-PART)", sandbox.OrderStats{Issuances: 1, Invoices: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.orderNo, func(t *testing.T) {
+			o := nnOrder(tt.orderNo)
+			if !tt.split {
+				o["invoiceDetail"] = []any{nnLine("技术服务费", "0", "1", "50.00", "3.00", "53.00")}
+			}
+			o["remark"] = tt.remark
+			r := e.submit(t, o)
+			var res struct {
+				InvoiceSerialNum string `json:"invoiceSerialNum"`
+			}
+			if err := json.Unmarshal(r.Result, &res); r.Code != "E0000" || err != nil {
+				t.Fatalf("submit: %s %s", r.Code, r.Result)
+			}
+			tt.afterSubmit.Provider, tt.afterSubmit.Submissions = "nuonuo", 1
+			if st := e.sb.Stats().Sellers[nnSeller][tt.orderNo]; st != tt.afterSubmit {
+				t.Errorf("stats after submit %+v, want %+v", st, tt.afterSubmit)
+			}
+			query := func() []map[string]any {
+				q := e.do(t, nnCall{method: nnQuery, body: `{"serialNos":["` + res.InvoiceSerialNum + `"]}`})
+				var entries []map[string]any
+				if err := json.Unmarshal(q.Result, &entries); err != nil {
+					t.Fatalf("query: %s %s", q.Code, q.Result)
+				}
+				return entries
+			}
+			entries := query()
+			var got []string
+			for _, e := range entries {
+				got = append(got, e["status"].(string))
+			}
+			last, _ := entries[len(entries)-1]["failCause"].(string)
+			if strings.Join(got, " ") != tt.statuses || !strings.HasSuffix(last, tt.cause) {
+				t.Fatalf("entries %v, want statuses %s and a failCause ending %s", entries, tt.statuses, tt.cause)
+			}
+			if r := e.do(t, nnCall{method: nnReInvoice, body: `{"fpqqlsh":"` + res.InvoiceSerialNum + `"}`}); r.Code != "E0000" || !strings.Contains(r.Describe, "重试成功") {
+				t.Fatalf("reInvoice: %s %s", r.Code, r.Describe)
+			}
+			entries = query()
+			for _, e := range entries {
+				if e["status"] != "2" {
+					t.Fatalf("after reInvoice: %v", entries)
+				}
+			}
+			if st := e.sb.Stats().Sellers[nnSeller][tt.orderNo]; st.Issuances != 1 || st.Invoices != len(entries) {
+				t.Errorf("stats %+v: want one issuance of %d invoices", st, len(entries))
+			}
+		})
+	}
+	if d := e.sb.Stats().Duplicates; len(d) != 0 {
+		t.Errorf("duplicates %v", d)
+	}
+}

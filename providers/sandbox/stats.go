@@ -40,7 +40,8 @@ type OrderStats struct {
 	// Issuances counts how many times the order was issued: 0 or 1, or the
 	// service issued it twice.
 	Issuances int `json:"issuances"`
-	// Invoices counts the invoices issued for it (an order may be split).
+	// Invoices counts the invoices issued for it (an order may be split; a
+	// split order issued in part counts the rest when it is completed).
 	Invoices int `json:"invoices"`
 }
 
@@ -114,6 +115,14 @@ func (b *statsBook) issued(provider, seller, orderNo string, invoices int) {
 	o := b.order(provider, seller, orderNo)
 	o.Issuances++
 	o.Invoices += invoices
+	b.mu.Unlock()
+}
+
+// completed counts invoices issued to complete an issuance counted before
+// (a split order that was issued in part): more invoices, no new issuance.
+func (b *statsBook) completed(provider, seller, orderNo string, invoices int) {
+	b.mu.Lock()
+	b.order(provider, seller, orderNo).Invoices += invoices
 	b.mu.Unlock()
 }
 
