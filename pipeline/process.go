@@ -350,7 +350,9 @@ func (o *order) mayBeWaiting() bool {
 // for it may be submitted, and reports whether it may. When it may not, the
 // outcome is set: the earlier request was issued after all (its record is
 // saved as issued, and the corrected request gets a conflict naming the
-// invoices), the provider cannot tell (a conflict saying how to settle it),
+// invoices) or in part, a split order some of whose invoices failed (saved
+// as rejected with the invoices issued, and a conflict naming them), the
+// provider cannot tell (a conflict saying how to settle it),
 // or the earlier request is still under way or the provider did not answer
 // (the message is put back; an answer a person must act on holds the seller
 // as apply does). class is the class of the provider's answer, 0 when it was
@@ -372,30 +374,34 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 	o.out.Attempts = earlier.Attempts + 1
 	a := o.prov.Query(ctx, &providers.Call{Request: o.req, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true})
 	o.out.ProviderCode = a.Code
+	failedInPart := a.Class == providers.Rejected && errors.Is(a.Err, providers.ErrIssuanceFailed) && len(a.Invoices) > 0
 	switch {
 	case a.Class == providers.NotFound,
-		a.Class == providers.Rejected && errors.Is(a.Err, providers.ErrIssuanceFailed):
+		a.Class == providers.Rejected && errors.Is(a.Err, providers.ErrIssuanceFailed) && !failedInPart:
 		return true, a.Class // nothing was issued for it: the corrected request may go
-	case a.Class == providers.Issued:
+	case a.Class == providers.Issued, failedInPart:
+		// The earlier request's invoices exist: its record says so, and
+		// the corrected request is not sent.
 		rec := *earlier
 		rec.Attempts++
 		mergeRefs(&rec.Refs, a.Refs)
 		rec.State, rec.Invoices, rec.LastError, rec.CompletedAt = schemas.StateIssued, a.Invoices, nil, o.now
+		if failedInPart {
+			rec.State, rec.LastError = schemas.StateRejected, rejection(a)
+		}
 		if _, err := o.p.store.Put(ctx, rec); err != nil {
 			o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
-			o.out.Err = fmt.Errorf("save order %s as issued for its earlier request: %w", o.key, err)
+			o.out.Err = fmt.Errorf("save order %s as %s for its earlier request: %w", o.key, rec.State, err)
 			return false, a.Class
 		}
 		if o.p.docs != nil && len(a.Invoices) > 0 {
 			o.p.docs.Wake()
 		}
-		nums := make([]string, 0, len(a.Invoices))
-		for _, inv := range a.Invoices {
-			n := inv.InvoiceCode + inv.InvoiceNo
-			if inv.DigitalInvoiceNo != "" {
-				n = inv.DigitalInvoiceNo
-			}
-			nums = append(nums, n)
+		nums := invoiceNumbers(a.Invoices)
+		if failedInPart {
+			conflict("the provider issued part of it (invoice %v) and failed the rest (%s), so this request was not sent. Reissue the earlier order to issue the rest (kind reissue); to change the invoices, red-confirm them and use a new order number",
+				nums, a.Message)
+			return false, a.Class
 		}
 		conflict("the provider has issued it after all (invoice %v), so this request was not sent. Replaying the earlier request's dead letter publishes its issued result; to change the invoice, red-confirm it and use a new order number",
 			nums)
@@ -572,9 +578,13 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		}
 	case providers.Rejected:
 		o.rec.State = schemas.StateRejected
+		o.rec.Invoices = a.Invoices // those issued of a split order that failed in part
 		o.rec.LastError = rejection(a)
 		o.rec.CompletedAt = o.now
 		if o.save(ctx) {
+			if o.p.docs != nil && len(a.Invoices) > 0 {
+				o.p.docs.Wake() // the store listed the order for its documents
+			}
 			o.publishResult(o.rec.Result(), EventRejected)
 		}
 	case providers.Accepted:
@@ -1044,4 +1054,18 @@ func newDeadLetter(m *Message, reason schemas.DeadLetterReason, seller string, e
 		PayloadTruncated: truncated,
 		PayloadSHA256:    hex.EncodeToString(sum[:]),
 	}
+}
+
+// invoiceNumbers names invoices by their fully digital number, or by code
+// and number.
+func invoiceNumbers(invoices []schemas.Invoice) []string {
+	nums := make([]string, 0, len(invoices))
+	for _, inv := range invoices {
+		n := inv.InvoiceCode + inv.InvoiceNo
+		if inv.DigitalInvoiceNo != "" {
+			n = inv.DigitalInvoiceNo
+		}
+		nums = append(nums, n)
+	}
+	return nums
 }

@@ -64,7 +64,10 @@ func (c Class) String() string {
 type Outcome struct {
 	// Class is what the answer means.
 	Class Class
-	// Invoices are the issued invoices (Class Issued).
+	// Invoices are the issued invoices: every one for Class Issued; for a
+	// Rejected outcome wrapping ErrIssuanceFailed, those of a split order
+	// that were issued before another of its invoices failed (none when the
+	// order failed as a whole).
 	Invoices []schemas.Invoice
 	// Refs are the references the provider gave (serial number, task id,
 	// form id). The pipeline stores them and passes them back in later Calls.
@@ -201,6 +204,9 @@ func ObserverOrNop(o Observer) Observer {
 // ErrIssuanceFailed is wrapped by Outcome.Err of a Rejected outcome when the
 // provider had accepted the request and then failed to issue it (Nuonuo
 // status 22): the request itself may be fine, and a reissue may succeed.
+// Outcome.Invoices lists any of the order's invoices that were issued all
+// the same (a split order that failed in part): they exist, and a reissue
+// issues only the rest.
 var ErrIssuanceFailed = errors.New("the provider failed to issue the invoice")
 
 // ErrUnsupported is wrapped by Outcome.Err when a provider cannot perform a

@@ -145,7 +145,9 @@ type Result struct {
 	CompletedAt time.Time `json:"completedAt"`
 	// Fingerprint is the canonical fingerprint of the request.
 	Fingerprint string `json:"fingerprint,omitempty"`
-	// Invoices lists the invoices issued (empty unless Status is issued).
+	// Invoices lists the invoices issued: empty unless Status is issued, but
+	// for an order split into several invoices that failed in part (status
+	// rejected, error provider_failed), whose issued invoices it lists.
 	Invoices []Invoice `json:"invoices"`
 	// RedConfirm is the confirmation form, for kind red_confirm.
 	RedConfirm *RedConfirmState `json:"redConfirm,omitempty"`

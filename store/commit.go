@@ -393,8 +393,11 @@ func (t *txn) put(r *request) (check, fatal error) {
 	if err := b.Put(r.key, emptyValue); err != nil {
 		return nil, err
 	}
-	if r.rec.State == schemas.StateIssued {
-		// Issued is final: an order enters the index once, here.
+	if r.rec.State == schemas.StateIssued || r.rec.State == schemas.StateRejected && len(r.rec.Invoices) > 0 {
+		// Issued is final: an order enters the index once, here. A split
+		// order that failed in part (rejected, with the invoices that
+		// were issued) enters it too; should it be issued in full later,
+		// it enters again, and the keeper keeps its documents again.
 		if v := documentsValue(r.rec); v != nil {
 			if err := t.documents.Put(r.key, v); err != nil {
 				return nil, err

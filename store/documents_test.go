@@ -195,3 +195,17 @@ func TestPendingDocumentsDamagedEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingDocumentsOfAnOrderFailedInPart: a split order rejected with the
+// invoices that were issued before the rest failed has documents to keep too.
+func TestPendingDocumentsOfAnOrderFailedInPart(t *testing.T) {
+	db := MustOpen(t, testConfig(t))
+	part := issued(MustPut(t, db, newRecord("P-1", schemas.StateSubmitting, fp("p"))), 1)
+	part.State = schemas.StateRejected
+	part.LastError = &schemas.ErrorInfo{Code: schemas.CodeProviderFailed, Message: "1 of the order's 2 invoices were issued, the others failed"}
+	MustPut(t, db, part)
+	MustPut(t, db, newRecord("R-1", schemas.StateRejected, fp("r"))) // failed as a whole: nothing to keep
+	if got := pendingKeys(t, db, 10, nil); !slices.Equal(got, []string{"P-1"}) {
+		t.Fatalf("pending %v, want [P-1]", got)
+	}
+}

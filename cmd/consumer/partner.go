@@ -142,16 +142,20 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSONStatus(w, http.StatusOK, partnerAnswer{Result: 0, Message: "SUCCESS", Data: data})
 }
 
-// entries maps an order to the answer's data.
+// entries maps an order to the answer's data: one entry per invoice, and
+// for a split order that failed in part (rejected, with the invoices that
+// were issued) those invoices and then one failed entry for the rest.
 func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]partnerInvoice, error) {
 	switch rec.State {
 	case schemas.StateIssued:
 	case schemas.StateRejected, schemas.StateFailed:
-		return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 3}}, nil
+		if len(rec.Invoices) == 0 {
+			return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 3}}, nil
+		}
 	default:
 		return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 4}}, nil
 	}
-	out := make([]partnerInvoice, 0, len(rec.Invoices))
+	out := make([]partnerInvoice, 0, len(rec.Invoices)+1)
 	for i, inv := range rec.Invoices {
 		e := partnerInvoice{InvoiceID: invoiceID(rec.Key(), i), Status: 1, InvoiceCode: inv.InvoiceCode, InvoiceNumber: inv.InvoiceNo, InvoiceXML: inv.XMLURL}
 		if e.InvoiceNumber == "" {
@@ -168,6 +172,9 @@ func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]p
 			e.InvoiceFile = base64.StdEncoding.EncodeToString(pdf)
 		}
 		out = append(out, e)
+	}
+	if rec.State != schemas.StateIssued {
+		out = append(out, partnerInvoice{InvoiceID: invoiceID(rec.Key(), len(rec.Invoices)), Status: 3})
 	}
 	return out, nil
 }

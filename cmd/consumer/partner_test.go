@@ -51,6 +51,7 @@ func TestPartnerAPI(t *testing.T) {
 	put("PENDING", schemas.StateSubmitting, nil, nil)
 	put("REJECTED", schemas.StateRejected, nil, nil)
 	put("NODOC", schemas.StateIssued, two[:1], nil)
+	put("PART", schemas.StateRejected, two, []string{"doc-0", "doc-1"}) // a split order that failed in part
 	s2 := schemas.OrderRecord{Seller: "S2", OrderNo: "PENDING", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now}
 	if _, err := db.Put(ctx, s2); err != nil {
 		t.Fatal(err)
@@ -114,6 +115,16 @@ func TestPartnerAPI(t *testing.T) {
 	}
 	if fetched != 1 {
 		t.Fatalf("the missing second document should be fetched once, fetched %d", fetched)
+	}
+	// A split order that failed in part: its issued invoices, then the
+	// failed rest.
+	pcode, part := call(signed("S1:PART", now, secret))
+	if pcode != 200 || len(part.Data) != 3 || part.Data[0].Status != 1 || part.Data[1].Status != 1 || part.Data[2].Status != 3 ||
+		part.Data[1].InvoiceCode != "26332000000000000002" || part.Data[1].InvoiceFile == "" || part.Data[2].InvoiceNumber != "" {
+		t.Fatalf("failed in part: %d %+v", pcode, part)
+	}
+	if ids := map[int64]bool{part.Data[0].InvoiceID: true, part.Data[1].InvoiceID: true, part.Data[2].InvoiceID: true}; len(ids) != 3 {
+		t.Fatalf("failed in part: invoice ids %+v are not distinct", part.Data)
 	}
 	// The ids are stable.
 	if _, again := call(signed("S1:ISSUED", now, secret)); again.Data[0].InvoiceID != a.Data[0].InvoiceID {

@@ -255,8 +255,9 @@ func (c *Client) queryInvoices(ctx context.Context, serial, orderNo string) ([]i
 
 // invoiceOutcome reads queryInvoiceResult's entries (one order may be split
 // into up to 10 invoices): any entry still in progress → Accepted; else any
-// failed → Rejected ("22"), or NotFound for a reissue (the reissue did not
-// take effect: submitting again is right); else Issued with every invoice.
+// failed → Rejected ("22") with the invoices that were issued (a split order
+// may fail in part), or NotFound for a reissue (the reissue did not take
+// effect: submitting again is right); else Issued with every invoice.
 func (c *Client) invoiceOutcome(entries []invoiceEntry, refs schemas.ProviderRefs, reissue bool) providers.Outcome {
 	if refs.SerialNo == "" {
 		refs.SerialNo = string(entries[0].SerialNo)
@@ -287,11 +288,16 @@ func (c *Client) invoiceOutcome(entries []invoiceEntry, refs schemas.ProviderRef
 		if msg == "" {
 			msg = string(failed.StatusMsg)
 		}
-		class := providers.Rejected
-		if reissue {
-			class = providers.NotFound
+		if len(invoices) > 0 {
+			msg = fmt.Sprintf("%d of the order's %d invoices were issued, the others failed: %s", len(invoices), len(entries), msg)
 		}
-		return providers.Outcome{Class: class, Refs: refs, Code: statusFailed, Message: msg, Err: providers.ErrIssuanceFailed}
+		if reissue {
+			return providers.Outcome{Class: providers.NotFound, Refs: refs, Code: statusFailed, Message: msg, Err: providers.ErrIssuanceFailed}
+		}
+		if len(invoices) == 0 {
+			invoices = nil
+		}
+		return providers.Outcome{Class: providers.Rejected, Invoices: invoices, Refs: refs, Code: statusFailed, Message: msg, Err: providers.ErrIssuanceFailed}
 	}
 	return providers.Outcome{Class: providers.Issued, Invoices: invoices, Refs: refs,
 		Code: string(entries[0].Status), Message: string(entries[0].StatusMsg)}

@@ -360,6 +360,49 @@ func TestReissueOfFailedInvoice(t *testing.T) {
 	}
 }
 
+// TestSplitOrderFailedInPart: an order split into three invoices, the last
+// of which fails, is rejected with the two that were issued (they exist and
+// must not be lost); a reissue then issues the third and answers all three.
+func TestSplitOrderFailedInPart(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: decimal.NewFromInt(50)}})
+	c := env.mustClient(t, nil)
+	blue := &providers.Call{Request: issueRequest("PART-1", func(o *schemas.Order) { o.Remark = "SANDBOX:FAIL-PART" })}
+	sub := c.Submit(t.Context(), blue)
+	wantClass(t, "Submit", sub, providers.Accepted)
+	blue.Refs = sub.Refs
+	part := c.Query(t.Context(), blue)
+	wantClass(t, "Query", part, providers.Rejected)
+	if !errors.Is(part.Err, providers.ErrIssuanceFailed) || part.Code != "22" || len(part.Invoices) != 2 ||
+		!strings.Contains(part.Message, "2 of the order's 3 invoices were issued") || !strings.Contains(part.Message, "SANDBOX:FAIL-PART") {
+		t.Fatalf("failed in part: %+v", part)
+	}
+	for _, inv := range part.Invoices {
+		if inv.DigitalInvoiceNo == "" || inv.PdfURL == "" || inv.TotalAmount.Decimal().IsZero() {
+			t.Errorf("issued invoice of the failed order %+v", inv)
+		}
+	}
+
+	re := &providers.Call{Request: reissueRequest("RE-PART", schemas.Reissue{OrderNo: "PART-1"})}
+	still := c.Query(t.Context(), re)
+	wantClass(t, "reissue Query before Submit (still failed in part)", still, providers.NotFound)
+	wantClass(t, "reissue Submit", c.Submit(t.Context(), re), providers.Accepted)
+	done := c.Query(t.Context(), re)
+	wantClass(t, "reissue Query", done, providers.Issued)
+	if len(done.Invoices) != 3 || done.Invoices[0].DigitalInvoiceNo != part.Invoices[0].DigitalInvoiceNo || done.Invoices[1].DigitalInvoiceNo != part.Invoices[1].DigitalInvoiceNo {
+		t.Fatalf("after the reissue %+v, want the two invoices issued before and a third", done.Invoices)
+	}
+	total := decimal.Zero
+	for _, inv := range done.Invoices {
+		total = total.Add(inv.TotalAmount.Decimal())
+	}
+	if !total.Equal(decimal.RequireFromString("106.00")) {
+		t.Errorf("the three invoices add up to %s, want 106.00", total)
+	}
+	if st := env.orderStats("PART-1"); st.Issuances != 1 || st.Invoices != 3 {
+		t.Errorf("stats %+v, want 1 issuance of 3 invoices", st)
+	}
+}
+
 func TestReissueBySerialAndUnknown(t *testing.T) {
 	env := newSandbox(t, sandbox.Config{})
 	c := env.mustClient(t, nil)
