@@ -46,7 +46,10 @@
 //     ValidatorConfig.Providers), pushMode contact rules, red-invoice
 //     references, seller consistency (E9302) and tax-number check
 //     characters (a warning unless ValidatorConfig.StrictTaxNumbers; a
-//     buyer's number may be a GB 11643 resident ID number instead).
+//     buyer's number may be a GB 11643 resident ID number instead), and
+//     deduction taxation's limits (checkDeductions: a zero deduction is
+//     "0" or "0.00"; for a Nuonuo seller one line at most, and no 0.00 on a
+//     fully digital invoice).
 //
 // Every violation is reported, not only the first (up to MaxViolations, then
 // one entry counting the rest; lines past the 2000 a list may hold are not

@@ -224,6 +224,45 @@ func checkOrder(r *Request, provider string, c *collector) {
 		checkRedOrder(o, c)
 	}
 	checkLines(o, c)
+	checkDeductions(o, provider, c)
+}
+
+// checkDeductions applies seed 001's limits of deduction taxation (差额征税):
+// "扣除额，差额征收时填写，目前只支持填写一项。注意：当传0、空或字段不传时，都表示
+// 非差额征税；传0.00才表示差额征税：0.00（全电发票暂不支持）".
+//   - A zero deduction is "0" (none) or "0.00" (deduction taxation with
+//     nothing deducted): another spelling of zero, such as "0.0", says
+//     neither for sure, and is refused rather than guessed at.
+//   - On a Nuonuo seller's invoice one line at most is taxed on the
+//     difference (只支持填写一项), and a fully digital one takes no deduction
+//     of 0.00. jumdata's document says neither; its sellers are not held to
+//     them.
+func checkDeductions(o *Order, provider string, c *collector) {
+	nuonuo := providerName(provider) == "nuonuo"
+	first := -1
+	for i := range o.InvoiceDetail {
+		d := o.InvoiceDetail[i].Deduction
+		field := fmt.Sprintf("order.invoiceDetail[%d].deduction", i)
+		if !d.IsSet() || !d.Valid() || c.has(field) || c.mistyped(field) {
+			continue
+		}
+		text := d.String()
+		if d.Decimal().IsZero() && text != "0" && text != "0.00" {
+			c.add(field, "deduction_zero", "E4000", "is %q: write 0 (or leave it out) for no deduction taxation, or 0.00 for deduction taxation with nothing deducted", text)
+			continue
+		}
+		if !DeductionApplies(d) || !nuonuo {
+			continue
+		}
+		if d.Decimal().IsZero() && fullyDigital(provider, o.InvoiceLine) && !c.mistyped("order.invoiceLine") {
+			c.add(field, "deduction_fully_digital", "E4000", "is 0.00, deduction taxation with nothing deducted, which Nuonuo does not support yet on a fully digital invoice (invoiceLine %q); write 0 for no deduction taxation", o.InvoiceLine)
+		}
+		if first >= 0 {
+			c.add(field, "deduction_lines", "E4000", "makes a second line taxed on the difference (差额征税), after invoiceDetail[%d]: Nuonuo takes a deduction on one line of an invoice only", first)
+			continue
+		}
+		first = i
+	}
 }
 
 // checkRedOrder applies the rules of a red invoice issued with requestBillingNew.

@@ -243,11 +243,25 @@ func TestRules(t *testing.T) {
 		{"deduction taxation, excl derived", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.30"))}, nil},
 		{"deduction 0 is no deduction taxation (E9131)", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "0", "tax", "28.30", "taxExcludedAmount", "971.70"))},
 			[]string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
-		{"deduction 0.00 is deduction taxation", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))}, nil},
+		{"deduction 0.00 is deduction taxation", blue, []edit{set("order.invoiceLine", "p"), set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))}, nil},
+		{"deduction 0.00 on a fully digital invoice", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))},
+			[]string{line2 + ".deduction|deduction_fully_digital|E4000"}},
+		{"deduction 0.0 says neither", blue, []edit{set("order.invoiceLine", "p"), set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.0", "tax", "60.00", "taxExcludedAmount", "1000.00"))},
+			[]string{line2 + ".deduction|deduction_zero|E4000"}},
+		{"deduction -0.00 says neither", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "-0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))},
+			[]string{line2 + ".deduction|deduction_zero|E4000"}},
+		{"deductions on two lines", invoiceToleranceCase(t), priced(append(append(toleranceLines(setTo("13.04"), "tax"), toleranceLines(setTo("113.04"), "taxIncludedAmount")...),
+			set(line0+".deduction", "50.00"), set(line0+".tax", "6.50"), set(line0+".taxIncludedAmount", "106.50"),
+			set(line2+".deduction", "50.00"), set(line2+".tax", "6.50"), set(line2+".taxIncludedAmount", "106.50"))),
+			[]string{line2 + ".deduction|deduction_lines|E4000"}},
 		{"deduction not a number, no tax check", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "5OO", "tax", "28.30", "taxExcludedAmount", "971.70"))},
 			[]string{line2 + ".deduction|format|E4000"}},
-		{"invoice tax with deductions", invoiceToleranceCase(t), priced(append(toleranceLines(setTo("50.00"), "deduction"), append(toleranceLines(setTo("6.50"), "tax"), toleranceLines(setTo("106.50"), "taxIncludedAmount")...)...)), nil},
-		{"invoice tax tolerance with deductions (E9131)", invoiceToleranceCase(t), priced(append(toleranceLines(setTo("50.00"), "deduction"), append(toleranceLines(setTo("6.55"), "tax"), toleranceLines(setTo("106.55"), "taxIncludedAmount")...)...)),
+		// One line taxed on the difference among 30: 29 × 0.04 over is
+		// within the invoice's 1.27 only if the deduction line counts
+		// (100.00 − 50.00) × 0.13 = 6.50, not 13.00; at 0.05 over it is not.
+		{"invoice tax with a deduction", invoiceToleranceCase(t), priced(append(append(toleranceLines(setTo("13.04"), "tax"), toleranceLines(setTo("113.04"), "taxIncludedAmount")...),
+			set(line0+".deduction", "50.00"), set(line0+".tax", "6.50"), set(line0+".taxIncludedAmount", "106.50"))), nil},
+		{"invoice tax tolerance with a deduction (E9131)", invoiceToleranceCase(t), priced([]edit{set(line0+".deduction", "50.00"), set(line0+".tax", "6.55"), set(line0+".taxIncludedAmount", "106.55")}),
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
 
 		// Discount lines (E9105, E9108, E9110, E9111, E9112, E9114).
@@ -949,4 +963,43 @@ func TestViolationFloodsAreBounded(t *testing.T) {
 // provider code (E4000 where no narrower code is documented).
 func inBody(field string) bool {
 	return strings.HasPrefix(field, "order.") || strings.HasPrefix(field, "redConfirm.") || strings.HasPrefix(field, "reissue.")
+}
+
+// TestDeductionLimitsByProvider: seed 001's limits of deduction taxation (one
+// line, no 0.00 on a fully digital invoice) are Nuonuo's; a jumdata seller is
+// not held to them, while a zero that says neither "none" nor "nothing
+// deducted" is refused for every seller.
+func TestDeductionLimitsByProvider(t *testing.T) {
+	const seller = "91330106MA2AYNWD8M" // issue-discount.json's seller, invoiceLine pc
+	const line1, line2 = "order.invoiceDetail[1]", "order.invoiceDetail[2]"
+	nuonuo := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{seller: "nuonuo"}})
+	jumdata := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{seller: "jumdata"}})
+	zeroDeducted := set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))
+	deducting := func() map[string]any {
+		return rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.30", "taxExcludedAmount", "971.70")
+	}
+	twoLines := []edit{set("order.invoiceDetail", []any{deducting(), deducting()})}
+	cases := []struct {
+		name  string
+		v     *schemas.Validator
+		edits []edit
+		want  []string
+	}{
+		{"nuonuo 0.00 on pc", nuonuo, []edit{zeroDeducted}, []string{line2 + ".deduction|deduction_fully_digital|E4000"}},
+		{"jumdata 0.00 on pc", jumdata, []edit{zeroDeducted}, nil},
+		{"nuonuo two lines", nuonuo, twoLines, []string{line1 + ".deduction|deduction_lines|E4000"}},
+		{"jumdata two lines", jumdata, twoLines, nil},
+		{"jumdata 0.0", jumdata, []edit{set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|E4000"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := tc.v.Decode(MustEdit(t, MustRead(t, "requests/issue-discount.json"), tc.edits...), seller)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summary(d.Violations); !slices.Equal(got, tc.want) {
+				t.Fatalf("violations %q, want %q\n%v", got, tc.want, d.Violations)
+			}
+		})
+	}
 }

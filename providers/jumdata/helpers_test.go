@@ -1,6 +1,7 @@
 package jumdata_test
 
 import (
+	"encoding/json"
 	"flag"
 	"net/http"
 	"net/http/httptest"
@@ -130,10 +131,17 @@ func (e *env) noDuplicates() {
 	}
 }
 
-// MustRequest decodes and validates a request message.
+// MustRequest decodes and validates a request message, as the consumer does
+// for a jumdata seller.
 func MustRequest(tb testing.TB, msg string) *schemas.Request {
 	tb.Helper()
-	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	var env struct{ SellerTaxNum string }
+	_ = json.Unmarshal([]byte(msg), &env)
+	cfg := schemas.ValidatorConfig{}
+	if env.SellerTaxNum != "" {
+		cfg.Providers = map[string]string{env.SellerTaxNum: "jumdata"}
+	}
+	v, err := schemas.NewValidator(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
