@@ -399,7 +399,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		}
 		nums := invoiceNumbers(a.Invoices)
 		if failedInPart {
-			conflict("the provider issued part of it (invoice %v) and failed the rest (%s), so this request was not sent. Reissue the earlier order to issue the rest (kind reissue); to change the invoices, red-confirm them and use a new order number",
+			conflict("the provider issued part of it (invoice %v) and failed the rest (%s), so this request was not sent. Replaying the earlier request's dead letter publishes its rejected result with those invoices; a reissue request issues the rest; to change the invoices, red-confirm them and use a new order number",
 				nums, a.Message)
 			return false, a.Class
 		}
