@@ -1,10 +1,12 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
@@ -125,8 +127,8 @@ sellers:
 }
 
 func TestParseFlags(t *testing.T) {
-	env := map[string]string{"NATS_URL": "nats://a:4222", "INVOICE_WORKERS": "12", "HOSTNAME": "invoicer-3"}
-	o, err := parseFlags([]string{"--partitions", "4", "--partition-from-hostname"}, func(k string) string { return env[k] })
+	env := map[string]string{"NATS_URL": "nats://a:4222", "INVOICE_CONFIG": "sellers.yaml", "INVOICE_WORKERS": "12", "HOSTNAME": "invoicer-3"}
+	o, err := parseFlags([]string{"--partitions", "4", "--partition-from-hostname"}, envOf(env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,19 +144,25 @@ func TestParseFlags(t *testing.T) {
 		{"--store-batch-delay", "-1ms"},
 		{"--jumdata-no-claim"}, // needs --nats-url
 		{"extra"},
+		{"--nats-url", "nats://a:4222"}, // needs --config
+		{"--partition", "1"},            // needs --partitions
+		{"--partitions", "1", "--partition", "1"},
+		{"--partition-from-hostname"},
+		{"--js-sync", "0"},
+		{"--js-sync", "-1s"},
 	} {
-		if _, err := parseFlags(bad, func(string) string { return "" }); err == nil {
+		if _, err := parseFlags(bad, noEnv); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
 	}
 	if o.storeBusy != store.DefaultBusyBatchDelay || busyDelay(o.storeBusy) != store.DefaultBusyBatchDelay {
 		t.Errorf("--store-busy-delay defaults to %v (store %v), want the store's %v", o.storeBusy, busyDelay(o.storeBusy), store.DefaultBusyBatchDelay)
 	}
-	off, err := parseFlags([]string{"--store-busy-delay", "0"}, func(string) string { return "" })
+	off, err := parseFlags([]string{"--store-busy-delay", "0"}, noEnv)
 	if err != nil || busyDelay(off.storeBusy) >= 0 {
 		t.Errorf("--store-busy-delay 0: %v, store delay %v; want a negative store delay (never waits)", err, busyDelay(off.storeBusy))
 	}
-	if nc, err := parseFlags([]string{"--nats-url", "nats://a:4222", "--jumdata-no-claim"}, func(string) string { return "" }); err != nil || !nc.noClaim {
+	if nc, err := parseFlags([]string{"--nats-url", "nats://a:4222", "--config", "sellers.yaml", "--jumdata-no-claim"}, noEnv); err != nil || !nc.noClaim {
 		t.Errorf("--jumdata-no-claim with --nats-url: %v", err)
 	}
 	if _, err := ordinalOf("invoicer"); err == nil {
@@ -162,10 +170,74 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+// TestEnvironmentValuesAreRead: a variable set to something its flag would
+// refuse is an error naming it, not a silent default; a boolean reads as
+// strconv.ParseBool does; INVOICE_HTTP set to "" switches HTTP off.
+func TestEnvironmentValuesAreRead(t *testing.T) {
+	for _, bad := range []map[string]string{
+		{"INVOICE_PARTITIONS": "3x"},
+		{"INVOICE_WORKERS": "many"},
+		{"INVOICE_SHUTDOWN_TIMEOUT": "60"},
+		{"INVOICE_ACK_WAIT": "45"},
+		{"INVOICE_PARTITION_FROM_HOSTNAME": "yes"},
+		{"INVOICE_STRICT_TAX_NUMBERS": "on"},
+	} {
+		_, err := parseFlags(nil, envOf(bad))
+		for name := range bad {
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%v: error %v, want one naming %s", bad, err, name)
+			}
+		}
+	}
+	o, err := parseFlags(nil, envOf(map[string]string{"INVOICE_WORKERS": " 64", "INVOICE_STRICT_TAX_NUMBERS": "1", "INVOICE_SHUTDOWN_TIMEOUT": "60s", "INVOICE_HTTP": ""}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.workers != 64 || !o.strictTax || o.shutdownTO != time.Minute || o.httpListen != "" {
+		t.Fatalf("workers %d, strict %v, shutdown %v, http %q", o.workers, o.strictTax, o.shutdownTO, o.httpListen)
+	}
+	if o, err := parseFlags(nil, noEnv); err != nil || o.httpListen != "127.0.0.1:8080" {
+		t.Fatalf("HTTP unset: %q, %v", o.httpListen, err)
+	}
+}
+
+// TestNATSURLPasswordStaysOutOfTheUsage: NATS_URL is not the flag's
+// default, so the usage text that a mistyped flag prints does not show a
+// password it carries; the URL still applies, and the flag wins over it.
+func TestNATSURLPasswordStaysOutOfTheUsage(t *testing.T) {
+	env := envOf(map[string]string{"NATS_URL": "nats://invoicer:S3CRET-PW@127.0.0.1:4222", "INVOICE_CONFIG": "sellers.yaml"})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	_, perr := parseFlags([]string{"--no-such-flag"}, env)
+	os.Stderr = stderr
+	w.Close()
+	usage, _ := io.ReadAll(r)
+	if perr == nil {
+		t.Fatal("a mistyped flag was taken")
+	}
+	if !strings.Contains(string(usage), "-nats-url") || strings.Contains(string(usage), "S3CRET") {
+		t.Fatalf("usage text:\n%s", usage)
+	}
+	o, err := parseFlags(nil, env)
+	if err != nil || o.natsURL != "nats://invoicer:S3CRET-PW@127.0.0.1:4222" {
+		t.Fatalf("NATS_URL not applied: %+v %v", o, err)
+	}
+	if o, err := parseFlags([]string{"--nats-url", "nats://other:4222"}, env); err != nil || o.natsURL != "nats://other:4222" {
+		t.Fatalf("--nats-url over NATS_URL: %+v %v", o, err)
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	got := redactURL("nats://user:pw@h1:4222,nats://h2:4222")
 	if strings.Contains(got, "pw") || !strings.Contains(got, "h2:4222") {
 		t.Fatal(got)
+	}
+	if got := redactURL("invoicer:PW123@127.0.0.1:1"); strings.Contains(got, "PW123") || !strings.Contains(got, "127.0.0.1:1") {
+		t.Fatalf("a URL without a scheme: %s", got)
 	}
 }
 
@@ -192,13 +264,21 @@ func TestSandboxSellersFile(t *testing.T) {
 // usage error at start, not a stream-creation failure later.
 func TestPrefixFlagIsChecked(t *testing.T) {
 	for _, p := range []string{"acme.invoice", "invoice"} {
-		if _, err := parseFlags([]string{"--prefix", p}, func(string) string { return "" }); err != nil {
+		if _, err := parseFlags([]string{"--prefix", p}, noEnv); err != nil {
 			t.Errorf("--prefix %q: %v", p, err)
 		}
 	}
 	for _, p := range []string{"", "in voice", "invoice.>", "a..b"} {
-		if _, err := parseFlags([]string{"--prefix", p}, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "--prefix") {
+		if _, err := parseFlags([]string{"--prefix", p}, noEnv); err == nil || !strings.Contains(err.Error(), "--prefix") {
 			t.Errorf("--prefix %q: error %v, want one naming --prefix", p, err)
 		}
 	}
 }
+
+// envOf is a lookupEnv over m.
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// noEnv is an empty environment.
+func noEnv(string) (string, bool) { return "", false }

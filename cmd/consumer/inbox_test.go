@@ -36,7 +36,7 @@ func TestInboxPrefixFlag(t *testing.T) {
 		{"environment", nil, map[string]string{"INVOICE_INBOX_PREFIX": "_INBOX_invoicer"}, "_INBOX_invoicer", ""},
 		{"flag over environment", []string{"--inbox-prefix=_INBOX_a"}, map[string]string{"INVOICE_INBOX_PREFIX": "_INBOX_b"}, "_INBOX_a", ""},
 		{"several tokens", []string{"--inbox-prefix", "replies.invoicer"}, nil, "replies.invoicer", ""},
-		{"with --nats-url", []string{"--nats-url", "nats://127.0.0.1:4222", "--inbox-prefix", "_INBOX_invoicer"}, nil, "_INBOX_invoicer", ""},
+		{"with --nats-url", []string{"--nats-url", "nats://127.0.0.1:4222", "--config", "sellers.yaml", "--inbox-prefix", "_INBOX_invoicer"}, nil, "_INBOX_invoicer", ""},
 		{"embedded server too", []string{"--inbox-prefix", "_INBOX_invoicer", "--nats-listen", "127.0.0.1:0"}, nil, "_INBOX_invoicer", ""},
 		{"full wildcard", []string{"--inbox-prefix", "_INBOX.>"}, nil, "", bad},
 		{"token wildcard", []string{"--inbox-prefix", "_INBOX.*"}, nil, "", bad},
@@ -49,7 +49,7 @@ func TestInboxPrefixFlag(t *testing.T) {
 		{"newline", []string{"--inbox-prefix", "_INBOX\n"}, nil, "", bad},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := parseFlags(tc.args, func(k string) string { return tc.env[k] })
+			o, err := parseFlags(tc.args, envOf(tc.env))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "--inbox-prefix") {
 					t.Fatalf("error %v, want one about --inbox-prefix containing %q", err, tc.wantErr)

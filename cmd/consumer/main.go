@@ -62,7 +62,7 @@ type options struct {
 }
 
 func main() {
-	opts, err := parseFlags(os.Args[1:], os.Getenv)
+	opts, err := parseFlags(os.Args[1:], os.LookupEnv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -96,30 +96,68 @@ func main() {
 
 // parseFlags reads the flags, with environment variables as defaults:
 // NATS_URL and NATS_CREDS as in every NATS tool, INVOICE_* for the rest.
-func parseFlags(args []string, getenv func(string) string) (*options, error) {
+// lookupEnv is os.LookupEnv's kind. A variable that is set but cannot be
+// read as its flag's type is an error, as the same value given as the flag
+// is, instead of falling back to the default.
+func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
+	var envErrs []error
+	getenv := func(name string) string { v, _ := lookupEnv(name); return v }
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
 		}
 		return def
 	}
-	envInt := func(name string, def int) int {
-		if v, err := strconv.Atoi(getenv(name)); err == nil {
+	// envOrOff is env for a setting that "" switches off: a variable set
+	// to "" switches it off too.
+	envOrOff := func(name, def string) string {
+		if v, ok := lookupEnv(name); ok {
 			return v
 		}
 		return def
 	}
-	envDur := func(name string, def time.Duration) time.Duration {
-		if v, err := time.ParseDuration(getenv(name)); err == nil {
-			return v
+	envInt := func(name string, def int) int {
+		s := strings.TrimSpace(getenv(name))
+		if s == "" {
+			return def
 		}
-		return def
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a whole number", name, getenv(name)))
+			return def
+		}
+		return v
+	}
+	envDur := func(name string, def time.Duration) time.Duration {
+		s := strings.TrimSpace(getenv(name))
+		if s == "" {
+			return def
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a duration with its unit, such as 30s or 2m", name, getenv(name)))
+			return def
+		}
+		return v
+	}
+	envBool := func(name string) bool {
+		s := strings.TrimSpace(getenv(name))
+		if s == "" {
+			return false
+		}
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("%s=%q: use true or false", name, getenv(name)))
+		}
+		return v
 	}
 	fs.StringVar(&o.dataDir, "data", env("INVOICE_DATA", "./data"), "directory of the order store and the embedded JetStream store (INVOICE_DATA); one consumer per directory")
 	fs.StringVar(&o.configFile, "config", env("INVOICE_CONFIG", ""), "YAML file mapping sellers to providers and credentials (INVOICE_CONFIG); without it the in-process sandbox serves demo sellers")
-	fs.StringVar(&o.natsURL, "nats-url", env("NATS_URL", ""), "external NATS server(s) to use instead of the embedded one (NATS_URL)")
+	// NATS_URL is applied after parsing, not as the flag's default: a URL
+	// may carry a password, and the usage text prints defaults.
+	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server(s) to use instead of the embedded one (NATS_URL)")
 	fs.StringVar(&o.natsCreds, "creds", env("NATS_CREDS", ""), "NATS credentials file for --nats-url (NATS_CREDS)")
 	fs.StringVar(&o.inboxPrefix, "inbox-prefix", env("INVOICE_INBOX_PREFIX", ""), `first token(s) of this client's reply subjects, e.g. _INBOX_invoicer, so that the NATS server can let each user read only its own replies; "" is nats.go's _INBOX (INVOICE_INBOX_PREFIX)`)
 	fs.StringVar(&o.tlsCert, "tls-cert", env("INVOICE_TLS_CERT", ""), "client certificate for --nats-url (INVOICE_TLS_CERT)")
@@ -131,30 +169,38 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	fs.IntVar(&o.replicas, "replicas", envInt("INVOICE_REPLICAS", 1), "stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
 	fs.IntVar(&o.partitions, "partitions", envInt("INVOICE_PARTITIONS", 0), "split requests by seller into this many partitions, one consumer instance each (INVOICE_PARTITIONS)")
 	fs.IntVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, 0..partitions-1 (INVOICE_PARTITION)")
-	fs.BoolVar(&o.partitionPod, "partition-from-hostname", env("INVOICE_PARTITION_FROM_HOSTNAME", "") == "true", "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
+	fs.BoolVar(&o.partitionPod, "partition-from-hostname", envBool("INVOICE_PARTITION_FROM_HOSTNAME"), "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
 	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
-	fs.BoolVar(&o.noClaim, "jumdata-no-claim", env("INVOICE_JUMDATA_NO_CLAIM", "") == "true", "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
+	fs.BoolVar(&o.noClaim, "jumdata-no-claim", envBool("INVOICE_JUMDATA_NO_CLAIM"), "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
 	fs.IntVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
 	fs.DurationVar(&o.redWait, "red-confirm-wait", envDur("INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait), "how long a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
-	fs.StringVar(&o.httpListen, "http", env("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it (INVOICE_HTTP)`)
+	fs.StringVar(&o.httpListen, "http", envOrOff("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it, as INVOICE_HTTP set to "" does (INVOICE_HTTP)`)
 	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
 	fs.DurationVar(&o.sandboxDelay, "sandbox-latency", envDur("INVOICE_SANDBOX_LATENCY", 0), "latency the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
 	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call (INVOICE_PROVIDER_TIMEOUT)")
 	fs.IntVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
-	fs.BoolVar(&o.strictTax, "strict-tax-numbers", env("INVOICE_STRICT_TAX_NUMBERS", "") == "true", "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
+	fs.BoolVar(&o.strictTax, "strict-tax-numbers", envBool("INVOICE_STRICT_TAX_NUMBERS"), "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
 	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGINT/SIGTERM waits for in-flight requests (INVOICE_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&o.logFormat, "log-format", env("INVOICE_LOG_FORMAT", "auto"), `log format: auto (console on a terminal, JSON otherwise), console or json (INVOICE_LOG_FORMAT)`)
 	fs.StringVar(&o.logLevel, "log-level", env("INVOICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (INVOICE_LOG_LEVEL)")
 	fs.IntVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "most order-store writes committed in one fsync; 0 means the store's default (INVOICE_STORE_BATCH)")
 	fs.DurationVar(&o.storeDelay, "store-batch-delay", envDur("INVOICE_STORE_BATCH_DELAY", 0), "how long the order store waits to fill every commit; 0 leaves it to --store-busy-delay (INVOICE_STORE_BATCH_DELAY)")
 	fs.DurationVar(&o.storeBusy, "store-busy-delay", envDur("INVOICE_STORE_BUSY_DELAY", store.DefaultBusyBatchDelay), "how long the order store waits to fill a commit while writes keep arriving together, trading that much latency per write under load for fewer fsyncs; 0 never waits (INVOICE_STORE_BUSY_DELAY)")
+	if err := errors.Join(envErrs...); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (the consumer takes flags only)", fs.Args())
+	}
+	urlSet := false
+	fs.Visit(func(f *flag.Flag) { urlSet = urlSet || f.Name == "nats-url" })
+	if !urlSet {
+		o.natsURL = getenv("NATS_URL")
 	}
 	if o.partitionPod {
 		host := getenv("HOSTNAME")
@@ -181,6 +227,15 @@ func (o *options) validate() error {
 	if o.partitions > 1 && (o.partition < 0 || o.partition >= o.partitions) {
 		errs = append(errs, fmt.Errorf("--partition %d: must be 0 to %d", o.partition, o.partitions-1))
 	}
+	if o.partitions <= 1 && (o.partition != 0 || o.partitionPod) {
+		// Without partitions every instance pulls every seller's requests,
+		// each into an order store of its own: a seller's orders would be
+		// spread across stores that cannot see each other's claims.
+		errs = append(errs, fmt.Errorf("--partition %d (or --partition-from-hostname) needs --partitions greater than 1 (INVOICE_PARTITIONS): without it this instance would take every seller's requests beside the others", o.partition))
+	}
+	if o.natsURL != "" && o.configFile == "" {
+		errs = append(errs, errors.New("--nats-url needs --config (INVOICE_CONFIG): without it the consumer serves only the in-process sandbox's demo sellers and would answer every other seller's request rejected (seller_not_configured). To try the demo sellers on an external server, run the sandbox (go run ./cmd/sandbox --listen 127.0.0.1:9100) and pass --config deploy/sandbox-sellers.yaml"))
+	}
 	if o.noClaim && o.natsURL == "" {
 		errs = append(errs, errors.New("--jumdata-no-claim needs --nats-url: what a crash leaves submitted without a claim is found by the server's record of the requests delivered, and the embedded server stops with the consumer and can forget the last deliveries (about 100 ms) before a kill"))
 	}
@@ -200,8 +255,9 @@ func (o *options) validate() error {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
 	if o.jsSync != "always" {
-		if _, err := time.ParseDuration(o.jsSync); err != nil {
-			errs = append(errs, fmt.Errorf(`--js-sync %q: "always" or a duration`, o.jsSync))
+		// 0 would be nats-server's default of 2 minutes, not "at once".
+		if d, err := time.ParseDuration(o.jsSync); err != nil || d < time.Millisecond {
+			errs = append(errs, fmt.Errorf(`--js-sync %q: "always" or an interval of at least 1ms`, o.jsSync))
 		}
 	}
 	if o.storeDelay < 0 || o.storeBusy < 0 {

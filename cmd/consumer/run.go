@@ -310,6 +310,8 @@ func redactURL(s string) string {
 		if at := strings.LastIndex(p, "@"); at >= 0 {
 			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
 				parts[i] = p[:scheme+3] + "[redacted]" + p[at:]
+			} else {
+				parts[i] = "[redacted]" + p[at:] // user:password@host without a scheme
 			}
 		}
 	}
