@@ -187,7 +187,8 @@ func (d *demoRun) phase(ctx context.Context, name string, items []*demoItem) {
 	fmt.Fprintf(d.out, "%s: publishing %d request(s)\n", name, len(items))
 	reqs := make([]outgoing, len(items))
 	for i, it := range items {
-		reqs[i] = outgoing{label: it.req.OrderNo, key: it.key(), data: it.data}
+		fp, _ := schemas.Fingerprint(it.data) // marshalled from a Request: always JSON
+		reqs[i] = outgoing{label: it.req.OrderNo, key: it.key(), data: it.data, fingerprint: fp}
 	}
 	var keys, dups []schemas.OrderKey
 	d.s.publishRequests(ctx, reqs, defaultWindow, func(i int, ack *jetstream.PubAck, err error) {
@@ -200,7 +201,7 @@ func (d *demoRun) phase(ctx context.Context, name string, items []*demoItem) {
 		case ack.Duplicate:
 			d.t.duplicates++
 			dups = append(dups, it.key())
-			fmt.Fprintf(d.out, "  duplicate  %-11s %s:%s  already accepted earlier (%s #%d)\n", it.req.Kind, it.req.SellerTaxNum, it.req.OrderNo, ack.Stream, ack.Sequence)
+			fmt.Fprintf(d.out, "  duplicate  %-11s %s:%s  the same request is in the stream already (%s #%d)\n", it.req.Kind, it.req.SellerTaxNum, it.req.OrderNo, ack.Stream, ack.Sequence)
 		default:
 			d.t.published++
 			fmt.Fprintf(d.out, "  published  %-11s %s:%s  %s\n", it.req.Kind, it.req.SellerTaxNum, it.req.OrderNo, it.what)

@@ -35,14 +35,15 @@ func newPublishCommand(g *globals) *cobra.Command {
 newline-delimited requests) and checks each with exactly the validator
 validate uses. Records that fail are reported like validate reports them and
 are NOT published; the others are published to <prefix>.request.<seller>
-with Nats-Msg-Id <seller>:<orderNo>, and every acknowledgement is awaited.
+with Nats-Msg-Id <seller>:<orderNo>:<the first 16 hex digits of the
+request's fingerprint>, and every acknowledgement is awaited.
 
-A request the stream already holds under the same Nats-Msg-Id (within its
-deduplication window, 10 minutes by default) is reported as
-"duplicate: already accepted earlier"; that is not an error. Note that the
-stream drops it whatever its body: to change an order, use a new order
-number or wait for the window to pass (the consumer then answers a changed
-body for an issued order with a conflict result).
+The same request published again (the same body, however formatted) within
+the stream's deduplication window, 10 minutes by default, is reported as
+"duplicate: the same request is in the stream already"; that is not an
+error. A corrected request for the same order has another fingerprint and
+is published: the consumer then starts a rejected order over with it, and
+answers a changed body for an issued order with a conflict result.
 
 It prints one line per record (--quiet: problems only), a summary line
 "published N, duplicates N, invalid N, failed N" and, with --wait, each
@@ -83,13 +84,24 @@ could not be published (with --wait: or did not end issued within
 
 // outgoing is one request to publish.
 type outgoing struct {
-	label string // where it came from: FILE:RECORD, or the order number
-	key   schemas.OrderKey
-	data  []byte
+	label       string // where it came from: FILE:RECORD, or the order number
+	key         schemas.OrderKey
+	data        []byte
+	fingerprint string // schemas.Fingerprint of data
 }
 
-// msgID is the request's Nats-Msg-Id: one per order.
-func (o outgoing) msgID() string { return o.key.Seller + ":" + o.key.OrderNo }
+// msgID is the request's Nats-Msg-Id, <seller>:<orderNo>:<the first 16 hex
+// digits of its fingerprint>: the stream drops the same request published
+// again within its duplicate window, however it is formatted, and lets a
+// corrected one (same order, another body) through to the consumer.
+func (o outgoing) msgID() string {
+	return requestMsgID(o.key, o.fingerprint)
+}
+
+// requestMsgID is the Nats-Msg-Id of a request for key with fingerprint fp.
+func requestMsgID(key schemas.OrderKey, fp string) string {
+	return key.Seller + ":" + key.OrderNo + ":" + fp[:min(16, len(fp))]
+}
 
 // tally counts what happened to the records of a run.
 type tally struct {
@@ -120,9 +132,10 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 				continue
 			}
 			reqs = append(reqs, outgoing{
-				label: fmt.Sprintf("%s:%d", rec.file, rec.n),
-				key:   schemas.OrderKey{Seller: d.SellerTaxNum, OrderNo: d.OrderNo},
-				data:  rec.data,
+				label:       fmt.Sprintf("%s:%d", rec.file, rec.n),
+				key:         schemas.OrderKey{Seller: d.SellerTaxNum, OrderNo: d.OrderNo},
+				data:        rec.data,
+				fingerprint: d.Fingerprint,
 			})
 		}
 	}
@@ -182,7 +195,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 			dups = append(dups, r.key)
 			if !o.quiet {
 				bar.clear()
-				fmt.Fprintf(out, "%s: %s: duplicate: already accepted earlier (%s #%d)\n", r.label, r.key, ack.Stream, ack.Sequence)
+				fmt.Fprintf(out, "%s: %s: duplicate: the same request is in the stream already (%s #%d)\n", r.label, r.key, ack.Stream, ack.Sequence)
 			}
 		default:
 			t.published++

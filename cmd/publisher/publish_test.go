@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -43,11 +44,15 @@ func TestPublish(t *testing.T) {
 			t.Fatalf("%d requests in the stream, want 2", len(msgs))
 		}
 		want := []struct{ subject, id string }{
-			{"invoice.request.91330106MA2AYNWD8M", "91330106MA2AYNWD8M:ORD-2026-000001"},
-			{"invoice.request.339902999999789113", "339902999999789113:RE-20261120-0001"},
+			{"invoice.request.91330106MA2AYNWD8M", "91330106MA2AYNWD8M:ORD-2026-000001:"},
+			{"invoice.request.339902999999789113", "339902999999789113:RE-20261120-0001:"},
 		}
 		for i, m := range msgs {
-			if m.Subject != want[i].subject || m.Header.Get(jetstream.MsgIDHeader) != want[i].id {
+			fp, err := schemas.Fingerprint(m.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want[i].id += fp[:16]; m.Subject != want[i].subject || m.Header.Get(jetstream.MsgIDHeader) != want[i].id {
 				t.Errorf("message %d: subject %s, Nats-Msg-Id %q; want %s, %q", i, m.Subject, m.Header.Get(jetstream.MsgIDHeader), want[i].subject, want[i].id)
 			}
 			if !json.Valid(m.Data) {
@@ -61,7 +66,7 @@ func TestPublish(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
-		if n := strings.Count(out, "duplicate: already accepted earlier"); n != 2 {
+		if n := strings.Count(out, "duplicate: the same request is in the stream already"); n != 2 {
 			t.Errorf("%d duplicates reported, want 2:\n%s", n, out)
 		}
 		if !strings.Contains(out, "published 0, duplicates 2, invalid 0, failed 0") {
@@ -160,7 +165,7 @@ func TestPublishWait(t *testing.T) {
 	}
 	// Published again: duplicates, whose results come from the status service.
 	out, _, code = c.cli(t, "publish", "--wait", f)
-	if code != exitOK || strings.Count(out, "duplicate: already accepted earlier") != 2 || !strings.Contains(out, "results: issued 2") {
+	if code != exitOK || strings.Count(out, "duplicate: the same request is in the stream already") != 2 || !strings.Contains(out, "results: issued 2") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	// A request that fails at the provider: --wait exits 1.
@@ -172,5 +177,18 @@ func TestPublishWait(t *testing.T) {
 	}
 	if r := c.waitStatus(t, nuonuoSeller, "W-1", schemas.StatusIssued, time.Second); len(r.Invoices) != 1 {
 		t.Fatalf("%+v", r)
+	}
+	// A request the provider refuses, then corrected and published again at
+	// once, as the README says to: the stream must not drop the correction
+	// as a duplicate of the first.
+	c.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "blue-invoice/submit", Code: "399", Message: "购买方名称与税号不符", Times: 1}}})
+	first := writeFile(t, "fix-1.json", issueRequest(t, jumdataSeller, "W-FIX"))
+	if out, _, code = c.cli(t, "publish", "--wait", first); code != exitFailed || !strings.Contains(out, "results: rejected 1") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	fixed := []byte(strings.Replace(string(issueRequest(t, jumdataSeller, "W-FIX")), `"pushMode"`, `"remark":"corrected","pushMode"`, 1))
+	out, _, code = c.cli(t, "publish", "--wait", writeFile(t, "fix-2.json", fixed))
+	if code != exitOK || strings.Contains(out, "duplicate:") || !strings.Contains(out, "results: issued 1") {
+		t.Fatalf("the corrected request: exit %d\n%s", code, out)
 	}
 }
