@@ -137,7 +137,19 @@ func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Servic
 // ErrStatusTimeout is returned by RequestStatus when no instance answered.
 var ErrStatusTimeout = errors.New("no consumer answered the status request (is one running, and does one own this seller?)")
 
-// RequestStatus asks the consumer for the state of one order.
+// StatusError is the error of a status request the service answered with an
+// error: Code "400" for a request it cannot read (an order number no
+// request may carry, ...), "500" when it could not read the order store.
+type StatusError struct {
+	Code, Description string
+}
+
+func (e *StatusError) Error() string {
+	return "status service error " + e.Code + ": " + e.Description
+}
+
+// RequestStatus asks the consumer for the state of one order. An error the
+// service answers is a *StatusError.
 func RequestStatus(ctx context.Context, nc *nats.Conn, subjects schemas.Subjects, req StatusRequest) (*StatusReply, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -151,7 +163,7 @@ func RequestStatus(ctx context.Context, nc *nats.Conn, subjects schemas.Subjects
 		return nil, fmt.Errorf("status request: %w", err)
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-		return nil, fmt.Errorf("status service error %s: %s", code, msg.Header.Get(micro.ErrorHeader))
+		return nil, &StatusError{Code: code, Description: msg.Header.Get(micro.ErrorHeader)}
 	}
 	var reply StatusReply
 	if err := json.Unmarshal(msg.Data, &reply); err != nil {

@@ -36,6 +36,9 @@ Exit status: 0 the order is known, 1 the consumer has no record of it,
 			if seller == "" || orderNo == "" {
 				return usageError("SELLER and ORDERNO must not be empty")
 			}
+			if !schemas.ValidOrderNo(orderNo) {
+				return usageError("ORDERNO %q is not an order number a request may carry: 1 to 20 printable ASCII characters without spaces", orderNo)
+			}
 			s, err := g.connect()
 			if err != nil {
 				return err
@@ -46,6 +49,9 @@ Exit status: 0 the order is known, 1 the consumer has no record of it,
 			reply, err := pipeline.RequestStatus(ctx, s.nc, s.subjects, pipeline.StatusRequest{Seller: seller, OrderNo: orderNo})
 			if errors.Is(err, pipeline.ErrStatusTimeout) {
 				return &exitError{code: exitTrouble, err: fmt.Errorf("%s within %s on %s", err, g.timeout, s.subjects.Status())}
+			}
+			if se := (*pipeline.StatusError)(nil); errors.As(err, &se) && se.Code == "400" {
+				return &exitError{code: exitUsage, err: err} // the question, not the service
 			}
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
@@ -59,7 +65,7 @@ Exit status: 0 the order is known, 1 the consumer has no record of it,
 				printOrder(out, reply)
 			}
 			if !reply.Found {
-				return &exitError{code: exitFailed, err: fmt.Errorf("order %s:%s is unknown to the consumer (never received, or rejected before it was stored: see publisher tail --all --seller %s)", seller, orderNo, seller)}
+				return &exitError{code: exitFailed, err: fmt.Errorf("order %s:%s is unknown to the consumer (never received, still waiting in the request stream, or rejected before it was stored: see publisher tail --all --seller %s)", seller, orderNo, seller)}
 			}
 			return nil
 		},

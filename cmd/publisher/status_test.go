@@ -63,6 +63,16 @@ func TestStatus(t *testing.T) {
 		if _, _, code := c.cli(t, "status", jumdataSeller); code != exitUsage {
 			t.Fatalf("exit %d", code)
 		}
+		// A question no order can answer is the caller's mistake (exit 2),
+		// not NATS trouble (exit 3) that a script would retry: an order
+		// number no request may carry, checked here; a seller the service
+		// refuses, checked there.
+		if out, errOut, code := c.cli(t, "status", jumdataSeller, "WITH SPACE"); code != exitUsage || !strings.Contains(errOut, "not an order number") {
+			t.Fatalf("order number with a space: exit %d\n%s%s", code, out, errOut)
+		}
+		if out, errOut, code := c.cli(t, "status", strings.Repeat("9", 30), "S-1"); code != exitUsage || !strings.Contains(errOut, "status service error 400") {
+			t.Fatalf("seller of 30 characters: exit %d\n%s%s", code, out, errOut)
+		}
 	})
 }
 
