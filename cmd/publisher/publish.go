@@ -125,6 +125,10 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
+		if len(recs) == 0 {
+			fmt.Fprintf(out, "%s: no records\n", displayName(name))
+			t.invalid++
+		}
 		for _, rec := range recs {
 			d, ok := checkRecord(v, rec, out, warn)
 			if !ok {

@@ -14,6 +14,16 @@ type record struct {
 	file string
 	n    int // 1-based
 	data []byte
+	// document is set for a file read as one JSON value over several
+	// lines: a syntax error's place is then told by line and column.
+	document bool
+}
+
+// position returns the 1-based line and column of byte offset in r's data.
+func (r record) position(offset int64) (line, col int) {
+	before := r.data[:min(max(offset, 0), int64(len(r.data)))]
+	line = bytes.Count(before, []byte("\n")) + 1
+	return line, len(before) - bytes.LastIndexByte(before, '\n')
 }
 
 // maxFileRecordBytes bounds one line of a newline-delimited file.
@@ -25,9 +35,9 @@ const maxFileRecordBytes = 8 << 20
 // returned as records too, so that the validator reports them.
 func readRecords(name string) ([]record, error) {
 	var r io.Reader
-	display := name
+	display := displayName(name)
 	if name == "-" {
-		r, display = os.Stdin, "<stdin>"
+		r = os.Stdin
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
@@ -40,8 +50,16 @@ func readRecords(name string) ([]record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", display, err)
 	}
-	if trimmed := bytes.TrimSpace(data); json.Valid(trimmed) {
+	trimmed := bytes.TrimSpace(data)
+	if json.Valid(trimmed) {
 		return []record{{file: display, n: 1, data: trimmed}}, nil
+	}
+	// Not one JSON value. If its first line is not a whole value either,
+	// it is one value spread over lines with a mistake in it, not
+	// newline-delimited JSON: read line by line, each line would be
+	// reported malformed, and none of those reports would be the mistake.
+	if first, _, _ := bytes.Cut(trimmed, []byte("\n")); len(trimmed) > 0 && !json.Valid(bytes.TrimSpace(first)) {
+		return []record{{file: display, n: 1, data: trimmed, document: true}}, nil
 	}
 	var out []record
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -57,4 +75,12 @@ func readRecords(name string) ([]record, error) {
 		return nil, fmt.Errorf("read %s: %w", display, err)
 	}
 	return out, nil
+}
+
+// displayName names a file argument in messages ("-" is standard input).
+func displayName(name string) string {
+	if name == "-" {
+		return "<stdin>"
+	}
+	return name
 }

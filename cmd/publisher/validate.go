@@ -19,7 +19,9 @@ JSON limits, the JSON Schema, and the providers' domain rules. A file holds one
 JSON request or newline-delimited requests.
 
 It prints one line per violation, FILE:RECORD: FIELD: MESSAGE (CODE), where CODE
-is the provider code the check pre-empts, and warnings on standard error.
+is the provider code the check pre-empts, and warnings on standard error. A
+request spread over several lines that is not JSON is reported once, as
+FILE: line L, column C: and a file with no records is invalid.
 Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`,
 		Example: `  publisher validate order.json
   cat orders.ndjson | publisher validate -`,
@@ -59,6 +61,12 @@ func validateFiles(v *schemas.Validator, files []string, out, warn io.Writer) (i
 		if err != nil {
 			return invalid, err
 		}
+		if len(recs) == 0 {
+			// An empty file or pipe, most likely a producer that wrote
+			// nothing: not a success.
+			fmt.Fprintf(out, "%s: no records\n", displayName(name))
+			invalid++
+		}
 		for _, rec := range recs {
 			if _, ok := checkRecord(v, rec, out, warn); !ok {
 				invalid++
@@ -77,6 +85,11 @@ func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) (*schema
 		var me *schemas.MalformedError
 		if !errors.As(err, &me) {
 			fmt.Fprintf(out, "%s:%d: (message): %v\n", rec.file, rec.n, err)
+			return nil, false
+		}
+		if rec.document && me.Offset >= 0 {
+			line, col := rec.position(me.Offset)
+			fmt.Fprintf(out, "%s: line %d, column %d: (message): malformed message: %s\n", rec.file, line, col, me.Reason)
 			return nil, false
 		}
 		fmt.Fprintf(out, "%s:%d: (message): %s\n", rec.file, rec.n, me.Error())

@@ -126,3 +126,24 @@ func TestValidateByProvider(t *testing.T) {
 		t.Fatalf("an unknown provider: exit %d, want a usage error", code)
 	}
 }
+
+// TestValidateFileMistakes: a pretty-printed request with one syntax error is
+// one report, at its line and column, not one per line read as
+// newline-delimited JSON; a file or pipe with no records is not a success.
+func TestValidateFileMistakes(t *testing.T) {
+	pretty := writeFile(t, "pretty.json", []byte("{\n  \"schemaVersion\": \"1\",\n  \"kind\": \"issue\",\n}\n"))
+	out, _, code := runCLI(t, "", "validate", pretty)
+	if code != exitFailed || strings.Count(out, "\n") != 1 || !strings.Contains(out, "pretty.json: line 3, column") || !strings.Contains(out, "not JSON") {
+		t.Fatalf("pretty-printed with a trailing comma: exit %d\n%s", code, out)
+	}
+	empty := writeFile(t, "empty.json", []byte("\n\n"))
+	if out, _, code := runCLI(t, "", "validate", empty); code != exitFailed || !strings.Contains(out, "empty.json: no records") {
+		t.Fatalf("empty file: exit %d\n%s", code, out)
+	}
+	if out, _, code := runCLI(t, "", "validate", "-"); code != exitFailed || !strings.Contains(out, "<stdin>: no records") {
+		t.Fatalf("empty standard input: exit %d\n%s", code, out)
+	}
+	if out, _, code := runCLI(t, "", "--server", unreachableURL(t), "publish", "--dry-run", empty); code != exitFailed || !strings.Contains(out, "no records") {
+		t.Fatalf("publish of an empty file: exit %d\n%s", code, out)
+	}
+}
