@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -22,6 +23,9 @@ import (
 type globals struct {
 	server      string
 	creds       string
+	tlsCert     string // client certificate, with tlsKey
+	tlsKey      string
+	tlsCA       string // CA to verify the server with
 	inboxPrefix string // "": nats.go's _INBOX
 	prefix      string
 	timeout     time.Duration
@@ -33,6 +37,9 @@ const defaultTimeout = 5 * time.Second
 func (g *globals) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&g.server, "server", "s", envOr("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma separated (NATS_URL)")
 	fs.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS user credentials file (NATS_CREDS)")
+	fs.StringVar(&g.tlsCert, "tlscert", os.Getenv("NATS_CERT"), "TLS client certificate file, with --tlskey (NATS_CERT)")
+	fs.StringVar(&g.tlsKey, "tlskey", os.Getenv("NATS_KEY"), "TLS client key file (NATS_KEY)")
+	fs.StringVar(&g.tlsCA, "tlsca", os.Getenv("NATS_CA"), "CA certificate file to verify the NATS server with (NATS_CA)")
 	fs.StringVar(&g.inboxPrefix, "inbox-prefix", os.Getenv("INVOICE_INBOX_PREFIX"), `first token(s) of this client's reply subjects, the one its NATS user may read (e.g. _INBOX_orders); "" is nats.go's _INBOX (INVOICE_INBOX_PREFIX)`)
 	fs.StringVar(&g.prefix, "prefix", envOr("INVOICE_PREFIX", schemas.DefaultPrefix), "first token(s) of every subject, as the consumer's --prefix (INVOICE_PREFIX)")
 	fs.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long to wait for NATS: connecting, each acknowledgement, the status service, publish --wait")
@@ -61,6 +68,9 @@ func (g *globals) check() error {
 	}
 	if g.inboxPrefix != "" && !schemas.ValidSubjectPrefix(g.inboxPrefix) {
 		return usageError("--inbox-prefix %q is not a subject prefix: tokens separated by dots, without wildcards or spaces, such as _INBOX_orders", g.inboxPrefix)
+	}
+	if (g.tlsCert == "") != (g.tlsKey == "") {
+		return usageError("--tlscert and --tlskey (NATS_CERT, NATS_KEY) go together")
 	}
 	return nil
 }
@@ -99,13 +109,23 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		// and status replies all arrive under it.
 		opts = append(opts, nats.CustomInboxPrefix(g.inboxPrefix))
 	}
+	if g.tlsCert != "" {
+		opts = append(opts, nats.ClientCert(g.tlsCert, g.tlsKey))
+	}
+	if g.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(g.tlsCA))
+	}
 	nc, err := nats.Connect(g.server, opts...)
 	if err != nil {
 		where := redactURLs(g.server)
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("NATS at %s refused the connection: %v (check --creds or NATS_CREDS)", where, err)}
 		}
-		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s: is the consumer running? (go run ./cmd/consumer): %v", where, err)}
+		hint := "is NATS running there, and is this the server you meant? (--server, NATS_URL)"
+		if loopbackOnly(g.server) {
+			hint = "is the consumer running? (go run ./cmd/consumer)"
+		}
+		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s: %s: %v", where, hint, err)}
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(g.timeout), jetstream.WithDefaultTimeout(g.timeout))
 	if err != nil {
@@ -206,3 +226,29 @@ func redactURLs(list string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// loopbackOnly reports whether every server of a comma-separated URL list
+// is on this machine, where the consumer's embedded NATS listens.
+func loopbackOnly(servers string) bool {
+	for _, s := range strings.Split(servers, ",") {
+		s = strings.TrimSpace(s)
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return false
+		}
+		switch h := u.Hostname(); {
+		case h == "localhost":
+		case net.ParseIP(h) != nil && net.ParseIP(h).IsLoopback():
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// where names the server the session is connected to, without a password,
+// so that an operator sees which NATS a listing or a replay came from.
+func (s *session) where() string { return s.nc.ConnectedUrlRedacted() }

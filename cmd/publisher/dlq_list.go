@@ -71,7 +71,7 @@ and when it was replayed ("-" if never; "truncated" if it cannot be).
 			}
 			if !asJSON {
 				printDLQTable(cmd, rows)
-				fmt.Fprintf(cmd.ErrOrStderr(), "%d dead letter(s)\n", n)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d dead letter(s) (%s on %s)\n", n, stream.CachedInfo().Config.Name, s.where())
 			}
 			return nil
 		},

@@ -161,7 +161,7 @@ func runReplay(ctx context.Context, g *globals, o replayOptions, out io.Writer) 
 	if o.dryRun {
 		verb = "would replay"
 	}
-	fmt.Fprintf(out, "%s %d, already replayed %d, not replayable %d, failed %d\n", verb, r.t.replayed, r.t.already, r.t.unreplayable, r.t.failed)
+	fmt.Fprintf(out, "%s %d, already replayed %d, not replayable %d, failed %d (%s on %s)\n", verb, r.t.replayed, r.t.already, r.t.unreplayable, r.t.failed, r.dlqName, s.where())
 	if r.t.unreplayable > 0 || r.t.failed > 0 {
 		return &exitError{code: exitFailed}
 	}

@@ -99,7 +99,7 @@ func TestDLQ(t *testing.T) {
 
 	t.Run("list", func(t *testing.T) {
 		out, errOut, code := c.cli(t, "dlq", "list")
-		if code != exitOK || !strings.Contains(errOut, "3 dead letter(s)") {
+		if code != exitOK || !strings.Contains(errOut, "3 dead letter(s) (INVOICE_DLQ on nats://127.0.0.1:") {
 			t.Fatalf("exit %d\n%s%s", code, out, errOut)
 		}
 		lines := strings.Split(strings.TrimSpace(out), "\n")

@@ -317,6 +317,10 @@ func (s *session) pubError(err error) error {
 		return fmt.Errorf("no stream answered: %w (is the request stream there? the consumer creates it)", err)
 	case errors.Is(err, jetstream.ErrAsyncPublishTimeout):
 		return fmt.Errorf("no acknowledgement within %s (it may still have been stored; publishing again is safe: the stream drops duplicates)", s.g.timeout)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, context.Canceled):
+		// A synchronous publish (dlq replay) whose acknowledgement did not
+		// come: the message may be in the stream all the same.
+		return fmt.Errorf("no acknowledgement (%w): it may still have been stored; running the same command again within the stream's duplicate window (10 minutes by default) stores it at most once", err)
 	}
 	return err
 }

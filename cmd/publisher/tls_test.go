@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// writePEM writes one PEM block to dir/name and returns its path.
+func writePEM(t *testing.T, dir, name, kind string, der []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testCA makes a CA and a certificate it signs for 127.0.0.1 (a server's or
+// a client's), and returns the CA's PEM file and the pair of PEM files.
+func testCA(t *testing.T, dir, name string, ext x509.ExtKeyUsage) (ca, cert, key string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{ext}, KeyUsage: x509.KeyUsageDigitalSignature, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writePEM(t, dir, name+"-ca.pem", "CERTIFICATE", caDER), writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", keyDER)
+}
+
+// TestTLSFlags: a NATS server behind TLS with client certificates, as
+// deploy/README.md advises, is reached with --tlsca, --tlscert and --tlskey
+// (or NATS_CA, NATS_CERT, NATS_KEY), and not without them.
+func TestTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, serverCert, serverKey := testCA(t, dir, "server", x509.ExtKeyUsageServerAuth)
+	clientCA, clientCert, clientKey := testCA(t, dir, "client", x509.ExtKeyUsageClientAuth)
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: serverCert, KeyFile: serverKey, CaFile: clientCA, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.MinVersion = tls.VersionTLS12
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, TLS: true, TLSVerify: true, TLSConfig: tc, TLSTimeout: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	url := "tls://" + ns.Addr().String()
+
+	// Connected: the status request finds no consumer (exit 3, said so).
+	_, errOut, code := runCLI(t, "", "--server", url, "--timeout", "500ms", "--tlsca", serverCA, "--tlscert", clientCert, "--tlskey", clientKey, "status", nuonuoSeller, "X-1")
+	if code != exitTrouble || !strings.Contains(errOut, "no consumer answered") {
+		t.Fatalf("with the TLS flags: exit %d\n%s", code, errOut)
+	}
+	t.Setenv("NATS_CA", serverCA)
+	t.Setenv("NATS_CERT", clientCert)
+	t.Setenv("NATS_KEY", clientKey)
+	if _, errOut, code := runCLI(t, "", "--server", url, "--timeout", "500ms", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "no consumer answered") {
+		t.Fatalf("with NATS_CA, NATS_CERT, NATS_KEY: exit %d\n%s", code, errOut)
+	}
+	// Without a client certificate the server refuses the connection.
+	if _, errOut, code := runCLI(t, "", "--server", url, "--timeout", "500ms", "--tlscert", "", "--tlskey", "", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "cannot reach NATS") {
+		t.Fatalf("without a client certificate: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, "", "--server", url, "--tlskey", "", "status", nuonuoSeller, "X-1"); code != exitUsage || !strings.Contains(errOut, "--tlscert and --tlskey") {
+		t.Fatalf("a certificate without its key: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestPubErrorOfALostAcknowledgement: a publish whose acknowledgement did not
+// come (a timeout, Ctrl-C) says that the message may be stored all the same
+// and how to finish safely, rather than only that it failed.
+func TestPubErrorOfALostAcknowledgement(t *testing.T) {
+	s := &session{g: &globals{timeout: time.Second}}
+	for _, err := range []error{context.DeadlineExceeded, context.Canceled, nats.ErrTimeout} {
+		if got := s.pubError(err).Error(); !strings.Contains(got, "may still have been stored") || !strings.Contains(got, "duplicate window") {
+			t.Errorf("%v: %s", err, got)
+		}
+	}
+}
