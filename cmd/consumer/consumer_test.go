@@ -56,10 +56,11 @@ func (c *consumerProcess) logText() string {
 
 // startConsumer builds and starts the consumer with the given data directory
 // and waits until /readyz answers 200.
-func startConsumer(t *testing.T, bin, data string) *consumerProcess {
+func startConsumer(t *testing.T, bin, data string, extra ...string) *consumerProcess {
 	t.Helper()
 	c := &consumerProcess{natsAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan error, 1)}
-	c.cmd = exec.Command(bin, "--data", data, "--nats-listen", c.natsAddr, "--http", c.httpAddr, "--log-format", "json", "--workers", "8")
+	args := append([]string{"--data", data, "--nats-listen", c.natsAddr, "--http", c.httpAddr, "--log-format", "json", "--workers", "8"}, extra...)
+	c.cmd = exec.Command(bin, args...)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -288,4 +289,52 @@ func httpGet(t *testing.T, u string) ([]byte, int) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return b, resp.StatusCode
+}
+
+// TestASecondSignalStopsAtOnce: the first SIGTERM waits for the requests in
+// flight (here a provider call of 30 s); a second one ends the process at
+// once instead of being swallowed.
+func TestASecondSignalStopsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the consumer binary")
+	}
+	bin := buildConsumer(t)
+	c := startConsumer(t, bin, t.TempDir(), "--sandbox-latency", "30s", "--shutdown-timeout", "2m")
+	nc, err := nats.Connect("nats://" + c.natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	req, err := os.ReadFile(filepath.Join("..", "..", "schemas", "examples", "seed001.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, "invoice.request.339902999999789113", req); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the request is at the sandbox, which answers in 30 s
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.logText(), "send it again to stop at once"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the first signal:\n%s", c.logText())
+		}
+	}
+	select {
+	case err := <-c.exited:
+		t.Fatalf("exited before the second signal, with a request in flight: %v\n%s", err, c.logText())
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.exited:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5 s after the second SIGTERM:\n%s", c.logText())
+	}
 }

@@ -86,8 +86,7 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := stopOnSignal(log)
 	if err := run(ctx, opts, log); err != nil {
 		log.Error().Err(err).Msg("consumer stopped")
 		os.Exit(1)
@@ -311,4 +310,22 @@ func ordinalOf(host string) (int, error) {
 		return 0, fmt.Errorf("host name %q does not end in -<number>", host)
 	}
 	return k, nil
+}
+
+// stopOnSignal returns a context that SIGINT or SIGTERM cancels: the
+// consumer then stops pulling and finishes the requests in flight, for up
+// to --shutdown-timeout. A second signal ends the process at once (the
+// signal's default action): nothing is acknowledged before its outcome is
+// durable, so the requests it cuts short are delivered again.
+func stopOnSignal(log zerolog.Logger) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		log.Info().Str("signal", s.String()).Msg("signal received; send it again to stop at once (the requests in flight are then delivered again)")
+		cancel()
+	}()
+	return ctx
 }
