@@ -65,6 +65,18 @@ func TestASplitOrderFailedInPartKeepsItsIssuedInvoices(t *testing.T) {
 	}
 	h.waitFor("the issued invoices' documents to be kept", 10*time.Second, func() bool { return docs.invoicesKept("PART-1") == 2 })
 
+	// A different request for the order cannot start it over: its number
+	// has invoices at the provider.
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "PART-1", func(o *schemas.Order) { o.Remark = "corrected" }), "")
+	res := h.waitResult(nuonuoSeller, "PART-1", 2, 10*time.Second)
+	if c := res[1]; c.Status != schemas.StatusConflict || c.Error == nil || !strings.Contains(c.Error.Message, "failed in part") ||
+		!strings.Contains(c.Error.Message, r.Invoices[0].DigitalInvoiceNo) {
+		t.Fatalf("corrected request over an order failed in part: %+v %+v", c, c.Error)
+	}
+	if st := h.orderStats(nuonuoSeller, "PART-1"); st.Submissions != 1 {
+		t.Fatalf("sandbox %+v: the corrected request reached the provider", st)
+	}
+
 	h.publish(nuonuoSeller, reissueRequest(t, nuonuoSeller, "RE-PART-1", "PART-1"), "")
 	re := h.waitResult(nuonuoSeller, "RE-PART-1", 1, 10*time.Second)[0]
 	if re.Status != schemas.StatusIssued || len(re.Invoices) != 3 ||

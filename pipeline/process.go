@@ -258,12 +258,13 @@ func (o *order) run(ctx context.Context) {
 		o.publishResult(old.Result(), EventReplayed)
 		return
 	case schemas.DecideConflict:
-		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{
-			Code: schemas.CodeConflict,
-			Message: fmt.Sprintf("order %s of seller %s is %s for a different request (fingerprint %.12s…); nothing was sent to the provider",
-				o.key.OrderNo, o.key.Seller, old.State, old.Fingerprint),
-			Field: "orderNo",
-		}, EventConflict)
+		msg := fmt.Sprintf("order %s of seller %s is %s for a different request (fingerprint %.12s…); nothing was sent to the provider",
+			o.key.OrderNo, o.key.Seller, old.State, old.Fingerprint)
+		if old.State == schemas.StateRejected {
+			msg = fmt.Sprintf("order %s of seller %s failed in part for a different request (fingerprint %.12s…): invoice %v was issued and the rest failed; nothing was sent to the provider. A reissue request issues the rest; to change the invoices, red-confirm them and use a new order number",
+				o.key.OrderNo, o.key.Seller, old.Fingerprint, invoiceNumbers(old.Invoices))
+		}
+		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{Code: schemas.CodeConflict, Message: msg, Field: "orderNo"}, EventConflict)
 		return
 	}
 

@@ -247,7 +247,8 @@ const (
 	// publish the stored result again, call no provider.
 	DecideReplay
 	// DecideConflict: the order number is taken by a different request that is
-	// issued or still in flight: answer conflict, call no provider.
+	// issued, issued in part (rejected with invoices) or still in flight:
+	// answer conflict, call no provider.
 	DecideConflict
 )
 
@@ -276,6 +277,11 @@ func Decide(rec *OrderRecord, fingerprint string) Decision {
 		return DecideReplay
 	case rec.Fingerprint == fingerprint:
 		return DecideResume
+	case rec.State == StateRejected && len(rec.Invoices) > 0:
+		// A split order that failed in part: some of its invoices exist,
+		// and its order number is taken at the provider. A reissue issues
+		// the rest; a different request cannot start it over.
+		return DecideConflict
 	case rec.State == StateRejected || rec.State == StateFailed:
 		return DecideSubmit
 	default:

@@ -29,6 +29,7 @@ func TestDecide(t *testing.T) {
 		{"submitting, other request", rec(schemas.StateSubmitting), "f2", schemas.DecideConflict},
 		{"accepted, other request", rec(schemas.StateAccepted), "f2", schemas.DecideConflict},
 		{"rejected, corrected request", rec(schemas.StateRejected), "f2", schemas.DecideSubmit},
+		{"rejected with invoices issued in part, corrected request", &schemas.OrderRecord{State: schemas.StateRejected, Fingerprint: "f1", Invoices: []schemas.Invoice{{InvoiceNo: "00000001"}}}, "f2", schemas.DecideConflict},
 		{"failed, corrected request", rec(schemas.StateFailed), "f2", schemas.DecideSubmit},
 	}
 	for _, tc := range cases {
