@@ -64,8 +64,10 @@ type run struct {
 	notes []string
 }
 
-// publishValid publishes one valid order with its idempotency key as
-// Nats-Msg-Id, as the publisher does.
+// publishValid publishes one valid order with <seller>:<orderNo> as its
+// Nats-Msg-Id. The publisher adds the body's fingerprint to the id, so that
+// a corrected request is not dropped; each order here has one body, so the
+// stream drops the same copies either way.
 func (r *run) publishValid(ctx context.Context, seller, orderNo string, rng *rand.Rand) error {
 	data := validRequest(rng, seller, orderNo, "可靠性测试买方")
 	seq, dup, err := r.w.publish(ctx, schemas.Subjects{}.Request(seller), data, seller+":"+orderNo)
