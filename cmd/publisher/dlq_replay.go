@@ -131,13 +131,27 @@ func runReplay(ctx context.Context, g *globals, o replayOptions, out io.Writer) 
 		return err
 	}
 	r := &replayer{s: s, kv: kv, dlqName: stream.CachedInfo().Config.Name, dryRun: o.dryRun, out: out, by: whoAmI()}
+	if err := r.run(ctx, stream, o); err != nil {
+		// The run stopped short (NATS lost, interrupted): what it did so
+		// far is counted all the same, before the error.
+		r.summary()
+		return err
+	}
+	if r.summary() {
+		return &exitError{code: exitFailed}
+	}
+	return nil
+}
 
+// run replays the dead letters o selects.
+func (r *replayer) run(ctx context.Context, stream jetstream.Stream, o replayOptions) error {
+	s := r.s
 	if len(o.seqs) > 0 {
 		for _, seq := range o.seqs {
 			e, err := s.getDeadLetter(ctx, stream, uint64(seq))
 			var ee *exitError
 			if errors.As(err, &ee) && ee.code == exitFailed {
-				fmt.Fprintf(out, "#%d: %v\n", seq, ee.err)
+				fmt.Fprintf(r.out, "#%d: %v\n", seq, ee.err)
 				r.t.failed++
 				continue
 			}
@@ -156,16 +170,18 @@ func runReplay(ctx context.Context, g *globals, o replayOptions, out io.Writer) 
 			return err
 		}
 	}
+	return nil
+}
 
+// summary prints the counts of the run and reports whether any dead letter
+// was not replayable or failed.
+func (r *replayer) summary() bool {
 	verb := "replayed"
-	if o.dryRun {
+	if r.dryRun {
 		verb = "would replay"
 	}
-	fmt.Fprintf(out, "%s %d, already replayed %d, not replayable %d, failed %d (%s on %s)\n", verb, r.t.replayed, r.t.already, r.t.unreplayable, r.t.failed, r.dlqName, s.where())
-	if r.t.unreplayable > 0 || r.t.failed > 0 {
-		return &exitError{code: exitFailed}
-	}
-	return nil
+	fmt.Fprintf(r.out, "%s %d, already replayed %d, not replayable %d, failed %d (%s on %s)\n", verb, r.t.replayed, r.t.already, r.t.unreplayable, r.t.failed, r.dlqName, r.s.where())
+	return r.t.unreplayable > 0 || r.t.failed > 0
 }
 
 // replayer replays dead letters one at a time.
