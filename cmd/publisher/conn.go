@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
+	"github.com/synadia-io/orbit.go/natscontext"
 
 	"github.com/fapiaohub/invoicer/schemas"
 )
@@ -26,6 +27,8 @@ type globals struct {
 	tlsCert     string // client certificate, with tlsKey
 	tlsKey      string
 	tlsCA       string // CA to verify the server with
+	natsContext string // a nats CLI context: its name, or the path of its JSON file
+	flags       *pflag.FlagSet
 	inboxPrefix string // "": nats.go's _INBOX
 	prefix      string
 	timeout     time.Duration
@@ -35,6 +38,8 @@ type globals struct {
 const defaultTimeout = 5 * time.Second
 
 func (g *globals) register(fs *pflag.FlagSet) {
+	g.flags = fs
+	fs.StringVar(&g.natsContext, "context", os.Getenv("NATS_CONTEXT"), "connect as this nats CLI context says (a name from `nats context ls`, or the path of its JSON file): its server, credentials, TLS and inbox prefix; --creds, --tls* and --inbox-prefix still apply over it (NATS_CONTEXT)")
 	fs.StringVarP(&g.server, "server", "s", envOr("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma separated (NATS_URL)")
 	fs.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS user credentials file (NATS_CREDS)")
 	fs.StringVar(&g.tlsCert, "tlscert", os.Getenv("NATS_CERT"), "TLS client certificate file, with --tlskey (NATS_CERT)")
@@ -71,6 +76,9 @@ func (g *globals) check() error {
 	}
 	if (g.tlsCert == "") != (g.tlsKey == "") {
 		return usageError("--tlscert and --tlskey (NATS_CERT, NATS_KEY) go together")
+	}
+	if g.natsContext != "" && g.flags != nil && g.flags.Changed("server") {
+		return usageError("--server and --context (NATS_CONTEXT) name the server twice: give one")
 	}
 	return nil
 }
@@ -115,19 +123,41 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 	if g.tlsCA != "" {
 		opts = append(opts, nats.RootCAs(g.tlsCA))
 	}
-	nc, err := nats.Connect(g.server, opts...)
+	var (
+		nc       *nats.Conn
+		err      error
+		jsDomain string
+	)
+	if g.natsContext != "" {
+		// The context's server, credentials, TLS and inbox prefix, with
+		// the options above applied over them.
+		var settings natscontext.Settings
+		nc, settings, err = natscontext.Connect(g.natsContext, opts...)
+		if err != nil { // the context could not be read, or its server not reached
+			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("nats context %s: %v", g.natsContext, err)}
+		}
+		jsDomain = settings.JSDomain
+	} else {
+		nc, err = nats.Connect(g.server, opts...)
+	}
 	if err != nil {
 		where := redactURLs(g.server)
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("NATS at %s refused the connection: %v (check --creds or NATS_CREDS)", where, err)}
 		}
-		hint := "is NATS running there, and is this the server you meant? (--server, NATS_URL)"
+		hint := "is NATS running there, and is this the server you meant? (--server, NATS_URL, --context)"
 		if loopbackOnly(g.server) {
 			hint = "is the consumer running? (go run ./cmd/consumer)"
 		}
 		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s: %s: %v", where, hint, err)}
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(g.timeout), jetstream.WithDefaultTimeout(g.timeout))
+	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncTimeout(g.timeout), jetstream.WithDefaultTimeout(g.timeout)}
+	var js jetstream.JetStream
+	if jsDomain != "" {
+		js, err = jetstream.NewWithDomain(nc, jsDomain, jsOpts...)
+	} else {
+		js, err = jetstream.New(nc, jsOpts...)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("JetStream on %s: %w", redactURLs(g.server), err)}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -115,5 +116,32 @@ func TestPubErrorOfALostAcknowledgement(t *testing.T) {
 		if got := s.pubError(err).Error(); !strings.Contains(got, "may still have been stored") || !strings.Contains(got, "duplicate window") {
 			t.Errorf("%v: %s", err, got)
 		}
+	}
+}
+
+// TestNATSContext: --context (or NATS_CONTEXT) connects as a nats CLI context
+// says: here a context file whose user may read only its own inbox prefix,
+// so a status request answers only if the context's inbox prefix is used.
+func TestNATSContext(t *testing.T) {
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	ctxFile := filepath.Join(t.TempDir(), "invoicer.json")
+	body := fmt.Sprintf(`{"url": %q, "user": %q, "password": %q, "inbox_prefix": %q}`, c.url, inboxUser, inboxPassword, inboxPrefix)
+	if err := os.WriteFile(ctxFile, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, "", "--context", ctxFile, "--timeout", "2s", "status", nuonuoSeller, "NO-SUCH")
+	if code != exitFailed || !strings.Contains(errOut, "unknown to the consumer") {
+		t.Fatalf("status through the context: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Setenv("NATS_CONTEXT", ctxFile)
+	if out, errOut, code := runCLI(t, "", "--timeout", "2s", "dlq", "list"); code != exitOK || !strings.Contains(errOut, "on "+c.url) {
+		t.Fatalf("dlq list through NATS_CONTEXT: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code := runCLI(t, "", "--server", c.url, "status", nuonuoSeller, "X-1"); code != exitUsage || !strings.Contains(errOut, "--server and --context") {
+		t.Fatalf("--server beside a context: exit %d\n%s", code, errOut)
+	}
+	t.Setenv("NATS_CONTEXT", filepath.Join(t.TempDir(), "missing.json"))
+	if _, errOut, code := runCLI(t, "", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "nats context") {
+		t.Fatalf("a missing context: exit %d\n%s", code, errOut)
 	}
 }
