@@ -187,10 +187,10 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.IntVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "most order-store writes committed in one fsync; 0 means the store's default (INVOICE_STORE_BATCH)")
 	fs.DurationVar(&o.storeDelay, "store-batch-delay", envDur("INVOICE_STORE_BATCH_DELAY", 0), "how long the order store waits to fill every commit; 0 leaves it to --store-busy-delay (INVOICE_STORE_BATCH_DELAY)")
 	fs.DurationVar(&o.storeBusy, "store-busy-delay", envDur("INVOICE_STORE_BUSY_DELAY", store.DefaultBusyBatchDelay), "how long the order store waits to fill a commit while writes keep arriving together, trading that much latency per write under load for fewer fsyncs; 0 never waits (INVOICE_STORE_BUSY_DELAY)")
-	if err := errors.Join(envErrs...); err != nil {
-		return nil, err
-	}
 	if err := fs.Parse(args); err != nil {
+		return nil, err // -h shows the help whatever the environment holds
+	}
+	if err := errors.Join(envErrs...); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
