@@ -54,11 +54,13 @@ func readRecords(name string) ([]record, error) {
 	if json.Valid(trimmed) {
 		return []record{{file: display, n: 1, data: trimmed}}, nil
 	}
-	// Not one JSON value. If its first line is not a whole value either,
-	// it is one value spread over lines with a mistake in it, not
-	// newline-delimited JSON: read line by line, each line would be
-	// reported malformed, and none of those reports would be the mistake.
-	if first, _, _ := bytes.Cut(trimmed, []byte("\n")); len(trimmed) > 0 && !json.Valid(bytes.TrimSpace(first)) {
+	// Not one JSON value. If its first line opens an object or array and
+	// holds nothing else, as a pretty-printer writes it, it is one value
+	// spread over lines with a mistake in it: read line by line, every
+	// line would be reported malformed, and none of those reports would be
+	// the mistake. A newline-delimited file whose first record is broken
+	// is still read line by line, so that its other records go through.
+	if first, _, _ := bytes.Cut(trimmed, []byte("\n")); string(bytes.TrimSpace(first)) == "{" || string(bytes.TrimSpace(first)) == "[" {
 		return []record{{file: display, n: 1, data: trimmed, document: true}}, nil
 	}
 	var out []record

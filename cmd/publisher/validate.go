@@ -20,8 +20,9 @@ JSON request or newline-delimited requests.
 
 It prints one line per violation, FILE:RECORD: FIELD: MESSAGE (CODE), where CODE
 is the provider code the check pre-empts, and warnings on standard error. A
-request spread over several lines that is not JSON is reported once, as
-FILE: line L, column C: and a file with no records is invalid.
+pretty-printed request (its first line a lone "{") that is not JSON is
+reported once, as FILE: line L, column C: and a file with no records is
+invalid.
 Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`,
 		Example: `  publisher validate order.json
   cat orders.ndjson | publisher validate -`,

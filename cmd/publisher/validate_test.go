@@ -136,6 +136,12 @@ func TestValidateFileMistakes(t *testing.T) {
 	if code != exitFailed || strings.Count(out, "\n") != 1 || !strings.Contains(out, "pretty.json: line 3, column") || !strings.Contains(out, "not JSON") {
 		t.Fatalf("pretty-printed with a trailing comma: exit %d\n%s", code, out)
 	}
+	// A newline-delimited file whose first record is broken is still read
+	// record by record.
+	nd := writeFile(t, "broken-first.ndjson", append([]byte(`{"schemaVersion": "1", "kind`+"\n"), issueRequest(t, nuonuoSeller, "ND-2")...))
+	if out, _, code := runCLI(t, "", "validate", nd); code != exitFailed || !strings.Contains(out, "broken-first.ndjson:1: (message): malformed") || strings.Contains(out, ":2:") {
+		t.Fatalf("newline-delimited with a broken first record: exit %d\n%s", code, out)
+	}
 	empty := writeFile(t, "empty.json", []byte("\n\n"))
 	if out, _, code := runCLI(t, "", "validate", empty); code != exitFailed || !strings.Contains(out, "empty.json: no records") {
 		t.Fatalf("empty file: exit %d\n%s", code, out)
