@@ -16,7 +16,7 @@
 //
 //	orders     key → schemas.OrderRecord: a 0 byte, then its JSON compressed with S2
 //	states     one sub-bucket per schemas.OrderState: key → empty value
-//	documents  key → JSON array of PDF links: issued orders whose PDFs are still to be kept
+//	documents  key → JSON array of PDF links: orders with issued invoices whose PDFs are still to be kept
 //	meta       "format" → "2", the layout version; "probe" → the last Probe's time;
 //	           "mark:<name>" → an 8-byte big-endian counter (RaiseMark)
 //
@@ -42,7 +42,8 @@
 // The documents bucket is the pending-documents index of the consumer's
 // document keeper (pipeline.DocumentKeeper). The Put that moves an order to
 // issued with at least one invoice that has a PDF URL adds its key, in the
-// same transaction; DocumentsKept removes keys once the PDFs are kept, and
+// same transaction, as does the Put of a split order rejected with the
+// invoices that were issued before the rest failed; DocumentsKept removes keys once the PDFs are kept, and
 // PendingDocuments and CountPendingDocuments read it. Each entry carries
 // its invoices' PDF links, so that the keeper never reads the records
 // themselves: going through them after a 200,000-request backlog mapped the

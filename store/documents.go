@@ -11,17 +11,19 @@ import (
 	"github.com/fapiaohub/invoicer/schemas"
 )
 
-// bucketDocuments is the pending-documents index: the keys of issued orders
-// whose invoice documents (PDFs) have yet to be kept, each with the JSON
-// array of its invoices' PDF links (documentsValue). A Put that moves an
-// order to issued with at least one PDF link adds it in the same
-// transaction; DocumentsKept removes keys. The links are copied so that
+// bucketDocuments is the pending-documents index: the keys of orders with
+// issued invoices (issued, or rejected after a part of a split order was
+// issued) whose invoice documents (PDFs) have yet to be kept, each with the
+// JSON array of its invoices' PDF links (documentsValue). A Put that moves
+// an order to issued, or to rejected with invoices, with at least one PDF
+// link adds it in the same transaction; DocumentsKept removes keys. The links are copied so that
 // reading the index never reads the records themselves: after a backlog
 // the keeper goes through tens of thousands of entries, and reading each
 // record would map most of the file into the consumer's memory.
 var bucketDocuments = []byte("documents")
 
-// PendingDocument is an issued order whose documents are still to be kept.
+// PendingDocument is an order with issued invoices whose documents are still
+// to be kept.
 type PendingDocument struct {
 	// Key is the order.
 	Key schemas.OrderKey
@@ -35,8 +37,8 @@ type PendingDocument struct {
 	Damaged error
 }
 
-// documentsValue returns the index value of an issued record: its invoices'
-// PDF links as a JSON array, or nil when it has none.
+// documentsValue returns the index value of a record with issued invoices:
+// its invoices' PDF links as a JSON array, or nil when it has none.
 func documentsValue(rec *schemas.OrderRecord) []byte {
 	urls := make([]string, len(rec.Invoices))
 	has := false
@@ -51,9 +53,9 @@ func documentsValue(rec *schemas.OrderRecord) []byte {
 	return v
 }
 
-// PendingDocuments returns issued orders whose documents have yet to be
-// kept (see DocumentsKept), in key order, starting after the key after (the
-// zero OrderKey: from the first). It looks at up to n keys; a key for which
+// PendingDocuments returns orders with issued invoices whose documents have
+// yet to be kept (see DocumentsKept), in key order, starting after the key
+// after (the zero OrderKey: from the first). It looks at up to n keys; a key for which
 // skip returns true is passed over. next is the last key looked at, to pass
 // as after for the following call, and the zero OrderKey once the index has
 // no more. It reads the index only, not the orders' records, unless an

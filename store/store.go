@@ -699,8 +699,10 @@ func (db *DB) WriteTo(w io.Writer) (int64, error) {
 
 // Prune deletes the records that may be forgotten: those in a finished
 // state other than issued (schemas.OrderState.Finished; today that is
-// rejected only) last written before cutoff. Issued records are tax records
-// and are never deleted; nor are in-flight or resumable ones (submitting,
+// rejected only) last written before cutoff, and holding no invoice. Issued
+// records are tax records and are never deleted, nor is a rejected record
+// with invoices (a split order that failed in part: the invoices issued
+// exist, and its order number is taken); nor are in-flight or resumable ones (submitting,
 // accepted, action_required, and failed, which a replayed dead letter
 // resumes by querying the provider with the references the record keeps).
 // It reads candidates a chunk at a time and deletes each chunk in a
@@ -750,6 +752,7 @@ type pruneHeader struct {
 	State     schemas.OrderState `json:"state"`
 	UpdatedAt time.Time          `json:"updatedAt"`
 	Version   uint64             `json:"version"`
+	Invoices  []struct{}         `json:"invoices"` // counted, not read
 }
 
 // prunableStates lists the states Prune deletes from: finished, not issued.
@@ -770,7 +773,7 @@ func prunableState(s schemas.OrderState) bool {
 
 // prunable reports whether a record may be deleted by Prune with cutoff.
 func (h *pruneHeader) prunable(cutoff time.Time) bool {
-	return prunableState(h.State) && h.UpdatedAt.Before(cutoff)
+	return prunableState(h.State) && h.UpdatedAt.Before(cutoff) && len(h.Invoices) == 0
 }
 
 // pruneCandidates looks at up to pruneChunk keys of state after after and

@@ -759,6 +759,12 @@ func TestPrune(t *testing.T) {
 	move("OLD-A", schemas.StateSubmitting, schemas.StateAccepted)
 	move("OLD-AR", schemas.StateSubmitting, schemas.StateActionRequired)
 	restarted := move("OLD-RESTARTED", schemas.StateFailed)
+	// A split order that failed in part: rejected, with the invoices that
+	// were issued. Its record is kept like an issued one.
+	part := issued(MustPut(t, db, newRecord("OLD-PART", schemas.StateSubmitting, fp("a"))), 1)
+	part.State = schemas.StateRejected
+	MustPut(t, db, part)
+	old["OLD-PART"] = false
 
 	cutoff := time.Now()
 	for !time.Now().After(cutoff) {
@@ -792,7 +798,7 @@ func TestPrune(t *testing.T) {
 	MustMissing(t, db, schemas.OrderKey{Seller: testSeller, OrderNo: "OLD-R-0000"})
 	checkCounts(t, db, map[schemas.OrderState]int{
 		schemas.StateIssued: 1, schemas.StateSubmitting: 1, schemas.StateAccepted: 1, schemas.StateActionRequired: 1,
-		schemas.StateRejected: 2, schemas.StateFailed: 3,
+		schemas.StateRejected: 3, schemas.StateFailed: 3,
 	})
 	if n, err := db.Prune(ctx, cutoff); n != 0 || err != nil {
 		t.Fatalf("second Prune = %d, %v; want 0, nil", n, err)
