@@ -61,8 +61,9 @@
 // code for a private parameter that is missing or wrong (a tax rate outside
 // the set, a sign, a precision, price × num). The envelope (schemaVersion,
 // kind, sellerTaxNum and orderNo against the subject) is this service's own
-// contract, and unknown fields and control characters are refused by this
-// service alone: those name no code.
+// contract, and unknown fields, control characters, an order.orderNo unlike
+// the envelope's and a strict tax number check are refused by this service
+// alone: those name no code.
 //
 // # Money
 //

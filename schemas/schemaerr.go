@@ -136,10 +136,13 @@ func codeFor(field, rule string) string {
 // is wrong (必填字段没有传值，或者传的值不对), and it has no narrower code for
 // a tax rate, a sign, a precision or a price × num mismatch. The envelope
 // (schemaVersion, kind, sellerTaxNum, orderNo, the body selection) is this
-// service's own contract, and an unknown field or a control character is
-// refused by this service, not by a provider: they pre-empt no code.
+// service's own contract, and an unknown field, a control character, an
+// order.orderNo that differs from the envelope's and a tax number's check
+// character (a warning unless strict; the provider takes it) are refused by
+// this service, not by a provider: they pre-empt no code.
 func bodyCode(field, rule string) string {
-	if rule == "unknown_field" || rule == "kind_body" || rule == "control_character" {
+	switch rule {
+	case "unknown_field", "kind_body", "control_character", "order_no_mismatch", "tax_number_check":
 		return ""
 	}
 	for _, body := range []string{"order.", "redConfirm.", "reissue."} {
