@@ -122,7 +122,9 @@ func (b *benchGen) seller(i int) string {
 }
 
 // msg returns request i as a message to subj's request subject, with
-// Nats-Msg-Id <seller>:<orderNo> as publisher publish sets it. Each call
+// Nats-Msg-Id <seller>:<orderNo>: each bench order has one body, so the
+// body's fingerprint that publisher publish adds to its ids would change
+// nothing here, and the relay reads the order from the id. Each call
 // returns a new body: an async publish may still need it after the call.
 func (b *benchGen) msg(subj schemas.Subjects, i int) *nats.Msg {
 	t := &b.tmpl[i%len(b.tmpl)]

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -132,7 +133,7 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		// The context's server, credentials, TLS and inbox prefix, with
 		// the options above applied over them.
 		var settings natscontext.Settings
-		nc, settings, err = natscontext.Connect(g.natsContext, opts...)
+		nc, settings, err = natscontext.Connect(contextRef(g.natsContext), opts...)
 		if err != nil { // the context could not be read, or its server not reached
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("nats context %s: %v", g.natsContext, err)}
 		}
@@ -159,8 +160,9 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		js, err = jetstream.New(nc, jsOpts...)
 	}
 	if err != nil {
+		where := nc.ConnectedUrlRedacted()
 		nc.Close()
-		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("JetStream on %s: %w", redactURLs(g.server), err)}
+		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("JetStream on %s: %w", where, err)}
 	}
 	return &session{g: g, nc: nc, js: js, subjects: g.subjects()}, nil
 }
@@ -282,3 +284,16 @@ func loopbackOnly(servers string) bool {
 // where names the server the session is connected to, without a password,
 // so that an operator sees which NATS a listing or a replay came from.
 func (s *session) where() string { return s.nc.ConnectedUrlRedacted() }
+
+// contextRef is the reference natscontext.Connect takes for a --context
+// value: a name as it is, a file path (one with a path separator or ending
+// in .json) made absolute, since natscontext reads only absolute paths as
+// files and would take "./prod.json" for a name.
+func contextRef(v string) string {
+	if strings.ContainsRune(v, filepath.Separator) || strings.HasSuffix(v, ".json") {
+		if abs, err := filepath.Abs(v); err == nil {
+			return abs
+		}
+	}
+	return v
+}

@@ -254,7 +254,7 @@ func waitAndCount(ctx context.Context, s *session, w *resultWaiter, keys, dups [
 }
 
 // publishRequests publishes each request to its seller's request subject
-// with Nats-Msg-Id <seller>:<orderNo>, keeping at most window publishes
+// with its Nats-Msg-Id (outgoing.msgID), keeping at most window publishes
 // awaiting their acknowledgement, and calls done for each request in order
 // with its acknowledgement or error.
 func (s *session) publishRequests(ctx context.Context, reqs []outgoing, window int, done func(i int, ack *jetstream.PubAck, err error)) {

@@ -133,6 +133,14 @@ func TestNATSContext(t *testing.T) {
 	if code != exitFailed || !strings.Contains(errOut, "unknown to the consumer") {
 		t.Fatalf("status through the context: exit %d\n%s%s", code, out, errOut)
 	}
+	// A relative path is a file too, not a context name.
+	rel, err := filepath.Rel(mustGetwd(t), ctxFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runCLI(t, "", "--context", rel, "--timeout", "2s", "status", nuonuoSeller, "NO-SUCH"); code != exitFailed || !strings.Contains(errOut, "unknown to the consumer") {
+		t.Fatalf("status through the context at %s: exit %d\n%s%s", rel, code, out, errOut)
+	}
 	t.Setenv("NATS_CONTEXT", ctxFile)
 	if out, errOut, code := runCLI(t, "", "--timeout", "2s", "dlq", "list"); code != exitOK || !strings.Contains(errOut, "on "+c.url) {
 		t.Fatalf("dlq list through NATS_CONTEXT: exit %d\n%s%s", code, out, errOut)
@@ -144,4 +152,13 @@ func TestNATSContext(t *testing.T) {
 	if _, errOut, code := runCLI(t, "", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "nats context") {
 		t.Fatalf("a missing context: exit %d\n%s", code, errOut)
 	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
 }
