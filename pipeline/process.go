@@ -260,7 +260,7 @@ func (o *order) run(ctx context.Context) {
 	case schemas.DecideConflict:
 		msg := fmt.Sprintf("order %s of seller %s is %s for a different request (fingerprint %.12s…); nothing was sent to the provider",
 			o.key.OrderNo, o.key.Seller, old.State, old.Fingerprint)
-		if old.State == schemas.StateRejected {
+		if old.State == schemas.StateRejected && len(old.Invoices) > 0 { // schemas.Decide: a split order that failed in part
 			msg = fmt.Sprintf("order %s of seller %s failed in part for a different request (fingerprint %.12s…): invoice %v was issued and the rest failed; nothing was sent to the provider. A reissue request issues the rest; to change the invoices, red-confirm them and use a new order number",
 				o.key.OrderNo, o.key.Seller, old.Fingerprint, invoiceNumbers(old.Invoices))
 		}
@@ -1057,16 +1057,11 @@ func newDeadLetter(m *Message, reason schemas.DeadLetterReason, seller string, e
 	}
 }
 
-// invoiceNumbers names invoices by their fully digital number, or by code
-// and number.
+// invoiceNumbers names invoices as people quote them (Invoice.Number).
 func invoiceNumbers(invoices []schemas.Invoice) []string {
-	nums := make([]string, 0, len(invoices))
-	for _, inv := range invoices {
-		n := inv.InvoiceCode + inv.InvoiceNo
-		if inv.DigitalInvoiceNo != "" {
-			n = inv.DigitalInvoiceNo
-		}
-		nums = append(nums, n)
+	nums := make([]string, len(invoices))
+	for i, inv := range invoices {
+		nums[i] = inv.Number()
 	}
 	return nums
 }

@@ -108,6 +108,24 @@ type Invoice struct {
 	XMLURL string `json:"xmlUrl,omitempty"`
 }
 
+// Number is the number people quote for an invoice: the fully digital
+// number, or code/number of a VAT invoice, else its serial number.
+func (inv Invoice) Number() string {
+	switch {
+	case inv.DigitalInvoiceNo != "":
+		return inv.DigitalInvoiceNo
+	case inv.InvoiceCode != "" && inv.InvoiceNo != "":
+		return inv.InvoiceCode + "/" + inv.InvoiceNo
+	case inv.InvoiceNo != "":
+		return inv.InvoiceNo
+	}
+	serial := inv.SerialNo
+	if serial == "" {
+		serial = "-"
+	}
+	return "(serial " + serial + ")"
+}
+
 // RedConfirmState is the state of a red-letter confirmation form.
 type RedConfirmState struct {
 	// BillID is the application number (saveInvoiceRedConfirm billId).

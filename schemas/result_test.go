@@ -78,3 +78,20 @@ func TestGoldenResults(t *testing.T) {
 		t.Error("a conflict result without an error passed the schema")
 	}
 }
+
+func TestInvoiceNumber(t *testing.T) {
+	for _, tc := range []struct {
+		inv  schemas.Invoice
+		want string
+	}{
+		{schemas.Invoice{DigitalInvoiceNo: "26332000000000000001", InvoiceCode: "033002600111", InvoiceNo: "00000001"}, "26332000000000000001"},
+		{schemas.Invoice{InvoiceCode: "033002600111", InvoiceNo: "00000001"}, "033002600111/00000001"},
+		{schemas.Invoice{InvoiceNo: "00000001"}, "00000001"},
+		{schemas.Invoice{SerialNo: "S-1"}, "(serial S-1)"},
+		{schemas.Invoice{}, "(serial -)"},
+	} {
+		if got := tc.inv.Number(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.inv, got, tc.want)
+		}
+	}
+}

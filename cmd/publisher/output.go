@@ -155,20 +155,6 @@ func sumTotals(invs []schemas.Invoice) (decimal.Decimal, bool) {
 	return sum, true
 }
 
-// invoiceNumber is the number people quote for an invoice: the fully
-// digital number, or code/number of a VAT invoice.
-func invoiceNumber(inv schemas.Invoice) string {
-	switch {
-	case inv.DigitalInvoiceNo != "":
-		return inv.DigitalInvoiceNo
-	case inv.InvoiceCode != "" && inv.InvoiceNo != "":
-		return inv.InvoiceCode + "/" + inv.InvoiceNo
-	case inv.InvoiceNo != "":
-		return inv.InvoiceNo
-	}
-	return "(serial " + orEmpty(inv.SerialNo) + ")"
-}
-
 // outcomeText describes what a result says: the invoices and their total
 // when issued, else the error code, field and message.
 func outcomeText(res *schemas.Result) string {
@@ -176,7 +162,7 @@ func outcomeText(res *schemas.Result) string {
 	if len(res.Invoices) > 0 {
 		nums := make([]string, len(res.Invoices))
 		for i, inv := range res.Invoices {
-			nums[i] = invoiceNumber(inv)
+			nums[i] = inv.Number()
 		}
 		s := strings.Join(nums, ",")
 		if total, ok := sumTotals(res.Invoices); ok {

@@ -115,7 +115,7 @@ func printOrder(w io.Writer, reply *pipeline.StatusReply) {
 		row("invoices", fmt.Sprint(len(o.Invoices)))
 	}
 	for i, inv := range o.Invoices {
-		num := invoiceNumber(inv)
+		num := inv.Number()
 		if inv.DigitalInvoiceNo != "" && inv.InvoiceCode != "" && inv.InvoiceNo != "" {
 			num += " (" + inv.InvoiceCode + "/" + inv.InvoiceNo + ")"
 		}
