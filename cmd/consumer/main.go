@@ -118,39 +118,13 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		return def
 	}
 	envInt := func(name string, def int) int {
-		s := strings.TrimSpace(getenv(name))
-		if s == "" {
-			return def
-		}
-		v, err := strconv.Atoi(s)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a whole number", name, getenv(name)))
-			return def
-		}
-		return v
+		return envValue(getenv(name), def, strconv.Atoi, name, "not a whole number", &envErrs)
 	}
 	envDur := func(name string, def time.Duration) time.Duration {
-		s := strings.TrimSpace(getenv(name))
-		if s == "" {
-			return def
-		}
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a duration with its unit, such as 30s or 2m", name, getenv(name)))
-			return def
-		}
-		return v
+		return envValue(getenv(name), def, time.ParseDuration, name, "not a duration with its unit, such as 30s or 2m", &envErrs)
 	}
 	envBool := func(name string) bool {
-		s := strings.TrimSpace(getenv(name))
-		if s == "" {
-			return false
-		}
-		v, err := strconv.ParseBool(s)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("%s=%q: use true or false", name, getenv(name)))
-		}
-		return v
+		return envValue(getenv(name), false, strconv.ParseBool, name, "use true or false", &envErrs)
 	}
 	fs.StringVar(&o.dataDir, "data", env("INVOICE_DATA", "./data"), "directory of the order store and the embedded JetStream store (INVOICE_DATA); one consumer per directory")
 	fs.StringVar(&o.configFile, "config", env("INVOICE_CONFIG", ""), "YAML file mapping sellers to providers and credentials (INVOICE_CONFIG); without it the in-process sandbox serves demo sellers")
@@ -216,6 +190,22 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		return nil, err
 	}
 	return o, nil
+}
+
+// envValue reads the value v of the environment variable name with parse:
+// empty (or unset) gives def; a value parse refuses gives def and adds an
+// error naming the variable and saying what it must be (want) to errs.
+func envValue[T any](v string, def T, parse func(string) (T, error), name, want string, errs *[]error) T {
+	s := strings.TrimSpace(v)
+	if s == "" {
+		return def
+	}
+	x, err := parse(s)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s=%q: %s", name, v, want))
+		return def
+	}
+	return x
 }
 
 func (o *options) validate() error {
