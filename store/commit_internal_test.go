@@ -430,3 +430,35 @@ func TestTheLastVersionIsNotWrapped(t *testing.T) {
 		t.Fatalf("unhealthy after a refused write: %v", err)
 	}
 }
+
+// A Probe that waits behind a stalled one gives up at its own deadline and
+// leaves Healthy as it was.
+func TestProbeWaitingItsTurnHonoursItsContext(t *testing.T) {
+	db, err := Open(Config{Path: filepath.Join(t.TempDir(), "orders.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	db.probeTurn <- struct{}{} // a Probe that never finishes holds the turn
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- db.Probe(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Probe behind a stalled one = %v, want its deadline's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		<-db.probeTurn // let the waiting Probe through, so the test can end
+		<-done
+		t.Fatal("Probe behind a stalled one waited past its deadline")
+	}
+	if err := db.Healthy(); err != nil {
+		t.Fatalf("Healthy after a Probe that never had its turn: %v", err)
+	}
+	<-db.probeTurn
+	if err := db.Probe(t.Context()); err != nil {
+		t.Fatalf("Probe once the turn is free: %v", err)
+	}
+}

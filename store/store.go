@@ -191,9 +191,12 @@ type DB struct {
 
 	healthMu sync.Mutex
 	lastErr  error
-	// probeMu makes Probes take turns: they share the scratch file, and
-	// one's success must not clear a failure another found after it began.
-	probeMu sync.Mutex
+	// probeTurn makes Probes take turns (a buffer of one: holding it is
+	// having the turn): they share the scratch file, and one's success must
+	// not clear a failure another found after it began. A channel rather
+	// than a mutex, so that a Probe waiting behind a stalled one gives up
+	// at its own deadline.
+	probeTurn chan struct{}
 
 	commits         atomic.Int64
 	failedCommits   atomic.Int64
@@ -231,10 +234,11 @@ func Open(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open order store %s: %w", cfg.Path, err)
 	}
 	db := &DB{
-		bolt: bdb,
-		cfg:  cfg,
-		reqs: make(chan *request),
-		shut: make(chan struct{}),
+		bolt:      bdb,
+		cfg:       cfg,
+		reqs:      make(chan *request),
+		shut:      make(chan struct{}),
+		probeTurn: make(chan struct{}, 1),
 	}
 	db.wg.Go(db.run)
 	return db, nil
@@ -320,10 +324,16 @@ func (db *DB) Healthy() error {
 // heartbeat in the meta bucket) through the commit goroutine. It returns
 // the first error, which Healthy then reports too; success clears Healthy.
 // A consumer that stopped taking work because Healthy reported a failed
-// commit probes until it succeeds. Concurrent Probes take turns.
+// commit probes until it succeeds. Concurrent Probes take turns; one
+// still waiting for its turn when ctx ends returns ctx's error and leaves
+// Healthy as it was.
 func (db *DB) Probe(ctx context.Context) error {
-	db.probeMu.Lock()
-	defer db.probeMu.Unlock()
+	select {
+	case db.probeTurn <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("probe: waiting for another probe: %w", context.Cause(ctx))
+	}
+	defer func() { <-db.probeTurn }()
 	if db.closed.Load() {
 		return ErrClosed
 	}
