@@ -439,25 +439,7 @@ func TestDeadLetterScanTimeoutIsNotTheEnd(t *testing.T) {
 func TestReplayMarkOfAnotherDeadLetter(t *testing.T) {
 	env := MustNATS(t)
 	ctx := context.Background()
-	subj := schemas.Subjects{}
-	put := func(orderNo string) {
-		t.Helper()
-		payload := issueRequest(t, nuonuoSeller, orderNo)
-		now := time.Now().UTC()
-		b, err := json.Marshal(schemas.DeadLetter{
-			SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OrderNo: orderNo,
-			Error: schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "gave up"}, Deliveries: 20,
-			OriginalSubject: subj.Request(nuonuoSeller), OriginalStream: "INVOICE_REQUESTS", OriginalSeq: 1,
-			PublishedAt: now, FirstSeen: now, DeadAt: now, Payload: payload, PayloadSize: len(payload), PayloadSHA256: "00",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := env.js.Publish(ctx, subj.DeadLetter(schemas.ReasonExhausted, nuonuoSeller), b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("OLD-1")
+	putExhausted(t, env, "OLD-1")
 	if out, _, code := env.cli(t, "dlq", "replay", "--seq", "1"); code != exitOK {
 		t.Fatalf("first replay: exit %d\n%s", code, out)
 	}
@@ -469,7 +451,7 @@ func TestReplayMarkOfAnotherDeadLetter(t *testing.T) {
 	if err := (pipeline.Topology{}).Ensure(ctx, env.js); err != nil {
 		t.Fatal(err)
 	}
-	put("NEW-1") // #1 again
+	putExhausted(t, env, "NEW-1") // #1 again
 	out, _, code := env.cli(t, "dlq", "replay", "--seq", "1")
 	if !strings.Contains(out, "NEW-1: replayed to") {
 		t.Errorf("the new dead letter #1 (NEW-1) was not replayed (exit %d):\n%s", code, out)
@@ -485,6 +467,74 @@ func TestReplayMarkOfAnotherDeadLetter(t *testing.T) {
 	}
 	if out, _, _ := env.cli(t, "dlq", "replay", "--seq", "1"); !strings.Contains(out, "skipped: already replayed") {
 		t.Errorf("the new #1 replayed a second time:\n%s", out)
+	}
+}
+
+// putExhausted publishes a dead letter of a Nuonuo request for orderNo that
+// was given up, as the consumer writes one.
+func putExhausted(t *testing.T, env *natsEnv, orderNo string) {
+	t.Helper()
+	subj := schemas.Subjects{}
+	payload := issueRequest(t, nuonuoSeller, orderNo)
+	now := time.Now().UTC()
+	b, err := json.Marshal(schemas.DeadLetter{
+		SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OrderNo: orderNo,
+		Error: schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "gave up"}, Deliveries: 20,
+		OriginalSubject: subj.Request(nuonuoSeller), OriginalStream: "INVOICE_REQUESTS", OriginalSeq: 1,
+		PublishedAt: now, FirstSeen: now, DeadAt: now, Payload: payload, PayloadSize: len(payload), PayloadSHA256: "00",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.js.Publish(context.Background(), subj.DeadLetter(schemas.ReasonExhausted, nuonuoSeller), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cancelAfter is an output that cancels the run after its n-th replayed
+// dead letter, as a Ctrl-C at that moment would.
+type cancelAfter struct {
+	strings.Builder
+	n      int
+	cancel context.CancelFunc
+}
+
+func (w *cancelAfter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), ": replayed to ") {
+		if w.n--; w.n == 0 {
+			w.cancel()
+		}
+	}
+	return w.Builder.Write(p)
+}
+
+// A replay cut short (here interrupted after its first dead letter) fails,
+// and still prints what it did before that: the one replayed, marked, and
+// the others left for the next run.
+func TestReplayCutShortPrintsItsCounts(t *testing.T) {
+	env := MustNATS(t)
+	for _, orderNo := range []string{"CUT-1", "CUT-2", "CUT-3"} {
+		putExhausted(t, env, orderNo)
+	}
+	g := &globals{server: env.url, prefix: "invoice", timeout: 5 * time.Second}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &cancelAfter{n: 1, cancel: cancel}
+	err := runReplay(ctx, g, replayOptions{all: true}, out)
+	if err == nil {
+		t.Fatalf("an interrupted replay succeeded:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if !strings.HasPrefix(lines[len(lines)-1], "replayed 1, already replayed 0, not replayable 0, failed 0 (INVOICE_DLQ on ") {
+		t.Fatalf("the last line is not the counts of the run so far (error %v):\n%s", err, out)
+	}
+	if n := len(env.requests()); n != 1 {
+		t.Fatalf("the request stream holds %d requests, want the 1 replayed", n)
+	}
+	// The next run replays the two left, and skips the one marked.
+	again, _, code := env.cli(t, "dlq", "replay", "--all")
+	if code != exitOK || !strings.Contains(again, "replayed 2, already replayed 1, not replayable 0, failed 0") {
+		t.Fatalf("the run after: exit %d\n%s", code, again)
 	}
 }
 
