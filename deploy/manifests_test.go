@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fapiaohub/invoicer/pipeline"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -65,8 +67,11 @@ type k8sObject struct {
 			Spec struct {
 				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
 				Containers                    []struct {
-					Args []string `yaml:"args"`
-					Env  []struct {
+					Args           []string  `yaml:"args"`
+					StartupProbe   *k8sProbe `yaml:"startupProbe"`
+					ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
+					LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
+					Env            []struct {
 						Name  string `yaml:"name"`
 						Value string `yaml:"value"`
 					} `yaml:"env"`
@@ -83,6 +88,23 @@ type k8sObject struct {
 			} `yaml:"metadata"`
 		} `yaml:"volumeClaimTemplates"`
 	} `yaml:"spec"`
+}
+
+// k8sProbe is a container probe of a Kubernetes manifest.
+type k8sProbe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"`
+	} `yaml:"httpGet"`
+	PeriodSeconds    int `yaml:"periodSeconds"`
+	FailureThreshold int `yaml:"failureThreshold"`
+}
+
+// allows is how long the probe lets the container fail before acting:
+// Kubernetes' defaults are a period of 10 s and 3 failures.
+func (p *k8sProbe) allows() time.Duration {
+	period, failures := cmp.Or(p.PeriodSeconds, 10), cmp.Or(p.FailureThreshold, 3)
+	return time.Duration(period*failures) * time.Second
 }
 
 // TestKubernetesManifest checks kubernetes/invoicer.yaml: a StatefulSet
@@ -164,6 +186,25 @@ func TestKubernetesManifest(t *testing.T) {
 	}
 	if !slices.Contains(names, "NATS_URL") {
 		t.Error("no NATS_URL")
+	}
+	// HTTP is served only once the consumer has started, which may take
+	// pipeline.SetupTimeout and then pipeline.RecoverTimeout: the liveness
+	// probe must not kill the pod before that.
+	probes := map[string]*k8sProbe{"startupProbe": c.StartupProbe, "readinessProbe": c.ReadinessProbe, "livenessProbe": c.LivenessProbe}
+	for name, want := range map[string]string{"startupProbe": "/healthz", "readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
+		p := probes[name]
+		if p == nil {
+			t.Errorf("no %s", name)
+			continue
+		}
+		if p.HTTPGet.Path != want || p.HTTPGet.Port != "http" {
+			t.Errorf("%s gets %s on port %q, want %s on the port named http", name, p.HTTPGet.Path, p.HTTPGet.Port, want)
+		}
+	}
+	if p := c.StartupProbe; p != nil {
+		if start := pipeline.SetupTimeout + pipeline.RecoverTimeout; p.allows() < start+10*time.Second {
+			t.Errorf("the startupProbe allows %s, want at least the consumer's start-up bound %s and 10 s for the order store's lock and the NATS connection", p.allows(), start)
+		}
 	}
 }
 

@@ -47,6 +47,16 @@ const (
 	DefaultWaiting = 1024
 )
 
+// A consumer's start-up bounds: SetupTimeout for its set-up (Ensure,
+// EnsureConsumer, the providers' clients, OpenDocuments), then
+// RecoverTimeout for RecoverUnclaimed. A supervisor that waits for the
+// consumer to start, such as the Kubernetes startupProbe of
+// deploy/kubernetes/invoicer.yaml, must allow their sum and some more.
+const (
+	SetupTimeout   = 30 * time.Second
+	RecoverTimeout = 2 * time.Minute
+)
+
 // Validate checks the topology.
 func (t Topology) Validate() error {
 	if t.Replicas < 0 || t.Replicas > 5 {

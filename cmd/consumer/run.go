@@ -79,7 +79,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 
 	subjects := schemas.Subjects{Prefix: o.prefix}
 	topo := pipeline.Topology{Subjects: subjects, Replicas: o.replicas, Partitions: o.partitions}
-	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
+	setupCtx, cancelSetup := context.WithTimeout(ctx, pipeline.SetupTimeout)
 	defer cancelSetup()
 	if err := topo.Ensure(setupCtx, js); err != nil {
 		return err
@@ -152,7 +152,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	// A crash may have left requests submitted without a claim (by this
 	// run's or an earlier run's --jumdata-no-claim) and their orders
 	// unrecorded: record them as a claim would have, before taking any.
-	recoverCtx, cancelRecover := context.WithTimeout(ctx, 2*time.Minute)
+	recoverCtx, cancelRecover := context.WithTimeout(ctx, pipeline.RecoverTimeout)
 	n, err := p.RecoverUnclaimed(recoverCtx, reqStream, cons, db)
 	cancelRecover()
 	if err != nil {
