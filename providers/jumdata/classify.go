@@ -87,9 +87,12 @@ var table = map[string]rule{
 	rowSeller:      {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "the request's seller is not the seller this client is configured for"},
 }
 
-// unknownCode is the row of a code the table does not list: a permanent
-// refusal, with the code kept in Outcome.Code.
-var unknownCode = rule{submit: providers.Rejected, query: providers.Rejected, meaning: "unknown jumdata code"}
+// unknownCode is the row of a code the table does not list, with the code
+// kept in Outcome.Code: a permanent refusal of a Submit, and Retry on a
+// Query, which must not call an order the provider may have accepted
+// rejected on an answer it cannot read (the pipeline's delivery limit
+// bounds the retries).
+var unknownCode = rule{submit: providers.Rejected, query: providers.Retry, meaning: "unknown jumdata code"}
 
 // lookup returns the row of key.
 func lookup(key string) rule {

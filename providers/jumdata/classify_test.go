@@ -61,7 +61,7 @@ func TestClassification(t *testing.T) {
 		{name: "606 quota exceeded", row: "606", faults: script("606"), submit: retry, query: retry, code: "606", throttle: true},
 		{name: "607 IP not allowed", row: "607", faults: script("607"), submit: action, query: action, code: "607"},
 		{name: "609 too frequent", row: "609", faults: script("609"), submit: retry, query: retry, code: "609", throttle: true},
-		{name: "unknown code", row: "(unknown)", faults: script("777"), submit: rejected, query: rejected, code: "777"},
+		{name: "unknown code", row: "(unknown)", faults: script("777"), submit: rejected, query: retry, code: "777"},
 		{name: "HTTP 500", row: "http_5xx", faults: status(500), submit: unknown, query: retry, code: "http_500"},
 		{name: "HTTP 502", row: "http_5xx", faults: status(502), submit: unknown, query: retry, code: "http_502"},
 		{name: "HTTP 503 fault", row: "http_5xx", faults: sandbox.Faults{Error5xx: 1}, submit: unknown, query: retry, code: "http_503"},

@@ -421,3 +421,25 @@ func TestQueryEarlierRequest(t *testing.T) {
 		t.Fatalf("observed %v: one red-invoice/result call expected", got)
 	}
 }
+
+// A red confirmation form jumdata accepted is not Rejected because one
+// red-invoice/result poll got a code the table does not list: Retry, and
+// the form is issued on a later poll.
+func TestUnknownCodeOnAPollOfAnAcceptedFormIsRetried(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1}}, nil)
+	blue := e.mustIssue("ORD-POLL-1")
+	call := &providers.Call{Request: redRequest(t, "RC-POLL-1", blue.InvoiceNo, blue.IssuedAt, "2", "")}
+	out := e.client.Submit(t.Context(), call)
+	wantClass(t, "submit", out, providers.Accepted, "200")
+	call.Refs, call.SubmittedAt, call.Accepted = out.Refs, e.clock.Now(), true
+
+	e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-invoice/result", Code: "502", Message: "网关异常"}}})
+	wantClass(t, "poll with an unknown code", e.client.Query(t.Context(), call), providers.Retry, "502")
+	var last providers.Outcome
+	for range 3 {
+		if last = e.client.Query(t.Context(), call); last.Class != providers.Accepted {
+			break
+		}
+	}
+	wantClass(t, "later poll", last, providers.Issued, "200")
+}

@@ -90,7 +90,8 @@
 //	transport, timeout, HTTP 408, 5xx,  Unknown on Submit (in doubt: query before anything else),
 //	unreadable or oversized answer      Retry on Query
 //	other HTTP status (3xx, 4xx)        ActionRequired (configuration or network path)
-//	any other code                      Rejected, code kept in Outcome.Code
+//	any other code                      Rejected on Submit, Retry on Query (a poll of an accepted
+//	                                    order is not refused for an answer it cannot read); code kept
 //
 // plus the client's own decisions: "unsupported" and "invalid" (Rejected,
 // nothing sent), "ambiguous" (ActionRequired), "incomplete" and "not_sent"

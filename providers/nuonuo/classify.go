@@ -195,11 +195,17 @@ const (
 )
 
 // classify returns the class of code in phase, and the rule for its action.
+// A query refused (a code that would reject a submission, an unlisted code,
+// a gateway's HTTP 4xx) says nothing of the order it asked about, which
+// the platform may have accepted and be issuing: Retry, never Rejected.
+// The order's own failure comes in a query's answer, as a status.
 func classify(code string, ph phase) (providers.Class, rule) {
 	r := lookup(code)
 	c := r.class
 	switch {
 	case r.action == actInDoubt && ph == phaseQuery:
+		c = providers.Retry
+	case c == providers.Rejected && ph == phaseQuery:
 		c = providers.Retry
 	case c == providers.NotFound && ph == phaseSubmit:
 		c = providers.Rejected

@@ -87,6 +87,8 @@ func classCases() []classCase {
 		{name: "E9106 of an order the query cannot find", covers: "E9106", code: "E9106", want: providers.Retry, wantCode: "E9106"},
 		{name: "E9500 on Submit", covers: "E9500", code: "E9500", want: providers.Rejected, wantCode: "E9500"},
 		{name: "E9500 on Query", covers: "E9500", code: "E9500", query: true, want: providers.NotFound, wantCode: "E9500"},
+		{name: "E9101 on Query (the query refused, not the order)", code: "E9101", query: true, want: providers.Retry, wantCode: "E9101"},
+		{name: "unknown code on Query", code: "E9999", query: true, want: providers.Retry, wantCode: "E9999"},
 		{name: "E9613", covers: "E9613", code: "E9613", want: providers.Retry, wantCode: "E9613"},
 		{name: "0200", covers: "0200", code: "0200", want: providers.Retry, wantCode: "0200"},
 		{name: "0202", covers: "0202", code: "0202", want: providers.Retry, wantCode: "0202"},

@@ -556,3 +556,35 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 		t.Fatalf("the redirect was followed: %d calls elsewhere", n)
 	}
 }
+
+// A query refused in a way that says nothing of the order (a gateway's
+// HTTP 400 or 413, a code that would reject a submission, an unlisted
+// code) is Retry, never Rejected: the order was accepted and is issued.
+func TestRefusedQueryOfAnAcceptedOrderIsRetried(t *testing.T) {
+	const method = "nuonuo.ElectronInvoice.queryInvoiceResult"
+	for _, tt := range []struct {
+		name   string
+		answer sandbox.ScriptedAnswer
+	}{
+		{"HTTP 400 from a gateway", sandbox.ScriptedAnswer{Provider: "nuonuo", Method: method, HTTPStatus: 400}},
+		{"HTTP 413", sandbox.ScriptedAnswer{Provider: "nuonuo", Method: method, HTTPStatus: 413}},
+		{"a submission's refusal", sandbox.ScriptedAnswer{Provider: "nuonuo", Method: method, Code: "0201", Message: "必填参数为空"}},
+		{"an unlisted code", sandbox.ScriptedAnswer{Provider: "nuonuo", Method: method, Code: "E9999", Message: "系统繁忙"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newSandbox(t, sandbox.Config{})
+			c := env.mustClient(t, nil)
+			call := &providers.Call{Request: issueRequest("QREFUSED-1", nil)}
+			sub := c.Submit(t.Context(), call)
+			wantClass(t, "Submit", sub, providers.Accepted)
+			call.Refs, call.SubmittedAt, call.Accepted = sub.Refs, time.Now(), true
+
+			env.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{tt.answer}})
+			wantClass(t, "refused Query", c.Query(t.Context(), call), providers.Retry)
+			wantClass(t, "next Query", c.Query(t.Context(), call), providers.Issued)
+			if st := env.orderStats("QREFUSED-1"); st.Issuances != 1 {
+				t.Errorf("stats %+v, want 1 issuance", st)
+			}
+		})
+	}
+}

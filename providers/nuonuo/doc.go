@@ -61,6 +61,11 @@
 //	                Submit; the same on Query is Retry
 //	NotFound        E9500 on Query (Rejected on Submit)
 //
+// On a Query, every Rejected code above is Retry: a refused query (a
+// gateway's HTTP 400, a code the table does not know) says nothing of the
+// order, which the platform may have accepted and be issuing. An order's
+// own failure comes inside a query's answer, as a status.
+//
 // Rejected outcomes of kind issue carry Outcome.Field where the code pins a
 // field: E9101 order.invoiceType, E9104 order.email, E9302
 // order.salerTaxNum, and line codes such as E9130/E9131
