@@ -27,6 +27,8 @@ type classCase struct {
 	faults     *sandbox.Faults
 	// query runs Query instead of Submit.
 	query bool
+	// resubmission marks the Submit as one after an earlier submission.
+	resubmission bool
 	// client changes the client's configuration.
 	client func(*testing.T, *sandboxEnv, *nuonuo.Config)
 	// ctx changes the call's context.
@@ -84,7 +86,8 @@ func classCases() []classCase {
 			want: providers.Rejected, wantCode: "E9130", wantField: "order.invoiceDetail[1].taxIncludedAmount"},
 		{name: "E9131 names its line", code: "E9131", message: "金额*税率-税额大于0.06,明细行名称:服务,第3行",
 			want: providers.Rejected, wantCode: "E9131", wantField: "order.invoiceDetail[2].tax"},
-		{name: "E9106 of an order the query cannot find", covers: "E9106", code: "E9106", want: providers.Retry, wantCode: "E9106"},
+		{name: "E9106 of an order the query cannot find", covers: "E9106", code: "E9106", resubmission: true, want: providers.Retry, wantCode: "E9106"},
+		{name: "E9106 on a first submission", code: "E9106", want: providers.Rejected, wantCode: "E9106", wantField: "order.orderNo"},
 		{name: "E9500 on Submit", covers: "E9500", code: "E9500", want: providers.Rejected, wantCode: "E9500"},
 		{name: "E9500 on Query", covers: "E9500", code: "E9500", query: true, want: providers.NotFound, wantCode: "E9500"},
 		{name: "E9101 on Query (the query refused, not the order)", code: "E9101", query: true, want: providers.Retry, wantCode: "E9101"},
@@ -166,7 +169,7 @@ func TestClassificationOverHTTP(t *testing.T) {
 			if tt.ctx != nil {
 				ctx = tt.ctx(ctx)
 			}
-			call := &providers.Call{Request: issueRequest("CLS-1", nil)}
+			call := &providers.Call{Request: issueRequest("CLS-1", nil), Resubmission: tt.resubmission}
 			var o providers.Outcome
 			if tt.query {
 				o = c.Query(ctx, call)

@@ -190,8 +190,19 @@ func (c *Client) submitIssue(ctx context.Context, call *providers.Call) provider
 	}{&order}
 	a := c.call(ctx, c.family(mRequestBilling), mRequestBilling, body)
 	if !a.ok() {
+		if a.code == codeDuplicate && !call.Resubmission {
+			// No earlier submission of this request is recorded: the order
+			// number was taken by an order this service did not send
+			// (another system's, the console's, or one whose record was
+			// lost), and that order's invoice is not this request's to
+			// report.
+			o := c.failure(a, phaseSubmit, call.Request.Kind)
+			o.Message = strings.TrimPrefix(a.msg+": ", ": ") + "Nuonuo already holds an order under this order number that this service never submitted; " +
+				"send the request under another order number, or look the order up at Nuonuo"
+			return o
+		}
 		if a.code == codeDuplicate {
-			// The order exists: follow it.
+			// Our own earlier submission took the order number: follow it.
 			q := c.queryIssue(ctx, &providers.Call{Request: call.Request, SubmittedAt: call.SubmittedAt})
 			if q.Class == providers.NotFound {
 				return providers.Outcome{Class: providers.Retry, Code: a.code, Message: a.msg,

@@ -200,6 +200,7 @@ func TestInDoubtSubmitReconcilesByQuery(t *testing.T) {
 	}
 
 	// A resubmission anyway answers E9106, which Submit reconciles itself.
+	call.Resubmission = true
 	again := c.Submit(t.Context(), call)
 	wantClass(t, "resubmission", again, providers.Issued)
 	if again.Refs.SerialNo != q.Refs.SerialNo {
@@ -219,6 +220,7 @@ func TestDuplicateOrderWhileIssuing(t *testing.T) {
 	c := env.mustClient(t, nil)
 	call := &providers.Call{Request: issueRequest("DUP-1", nil)}
 	wantClass(t, "Submit", c.Submit(t.Context(), call), providers.Accepted)
+	call.Resubmission = true
 	again := c.Submit(t.Context(), call)
 	wantClass(t, "second Submit (E9106, reconciled)", again, providers.Accepted)
 	if again.Refs.SerialNo == "" {
@@ -586,5 +588,30 @@ func TestRefusedQueryOfAnAcceptedOrderIsRetried(t *testing.T) {
 				t.Errorf("stats %+v, want 1 issuance", st)
 			}
 		})
+	}
+}
+
+// E9106 on a first submission (Call.Resubmission false): the order number
+// is taken by an order this service never sent, here one of other amounts.
+// Its invoice is not this request's: Rejected on order.orderNo, and
+// nothing more is issued.
+func TestFirstSubmissionOfATakenOrderNumberIsRejected(t *testing.T) {
+	env := newSandbox(t, sandbox.Config{})
+	c := env.mustClient(t, nil)
+	other := issueRequest("TAKEN-1", nil)
+	wantClass(t, "the other order's Submit", c.Submit(t.Context(), &providers.Call{Request: other}), providers.Accepted)
+
+	mine := issueRequest("TAKEN-1", func(o *schemas.Order) {
+		l := &o.InvoiceDetail[0]
+		l.Price, l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount =
+			schemas.ParseAmount("212"), schemas.ParseAmount("200.00"), schemas.ParseAmount("12.00"), schemas.ParseAmount("212.00")
+	})
+	o := c.Submit(t.Context(), &providers.Call{Request: mine, SubmittedAt: time.Now()})
+	wantClass(t, "first Submit under a taken order number", o, providers.Rejected)
+	if o.Code != "E9106" || o.Field != "order.orderNo" || len(o.Invoices) != 0 || !strings.Contains(o.Message, "never submitted") {
+		t.Errorf("outcome %+v, want E9106 on order.orderNo, no invoices, and a message saying why", o)
+	}
+	if st := env.orderStats("TAKEN-1"); st.Issuances != 1 || st.Submissions != 2 {
+		t.Errorf("stats %+v, want 2 submissions and the other order's 1 issuance", st)
 	}
 }
