@@ -192,13 +192,13 @@ func (c *Client) submitIssue(ctx context.Context, call *providers.Call) provider
 	if !a.ok() {
 		if a.code == codeDuplicate && !call.Resubmission {
 			// No earlier submission of this request is recorded: the order
-			// number was taken by an order this service did not send
-			// (another system's, the console's, or one whose record was
-			// lost), and that order's invoice is not this request's to
-			// report.
+			// number was taken by an order this request did not create
+			// (another system's, the console's, an earlier request's that
+			// failed there, or one whose record was lost), and that order's
+			// invoice is not this request's to report.
 			o := c.failure(a, phaseSubmit, call.Request.Kind)
-			o.Message = strings.TrimPrefix(a.msg+": ", ": ") + "Nuonuo already holds an order under this order number that this service never submitted; " +
-				"send the request under another order number, or look the order up at Nuonuo"
+			o.Message = strings.TrimPrefix(a.msg+": ", ": ") + "Nuonuo already holds an order under this order number that this request did not create " +
+				"(another system's, or an earlier request's); look the order up at Nuonuo, or send the request under another order number"
 			return o
 		}
 		if a.code == codeDuplicate {

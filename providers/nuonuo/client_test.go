@@ -608,7 +608,7 @@ func TestFirstSubmissionOfATakenOrderNumberIsRejected(t *testing.T) {
 	})
 	o := c.Submit(t.Context(), &providers.Call{Request: mine, SubmittedAt: time.Now()})
 	wantClass(t, "first Submit under a taken order number", o, providers.Rejected)
-	if o.Code != "E9106" || o.Field != "order.orderNo" || len(o.Invoices) != 0 || !strings.Contains(o.Message, "never submitted") {
+	if o.Code != "E9106" || o.Field != "order.orderNo" || len(o.Invoices) != 0 || !strings.Contains(o.Message, "did not create") {
 		t.Errorf("outcome %+v, want E9106 on order.orderNo, no invoices, and a message saying why", o)
 	}
 	if st := env.orderStats("TAKEN-1"); st.Issuances != 1 || st.Submissions != 2 {
