@@ -57,7 +57,8 @@ type sellerConfig struct {
 }
 
 // nuonuoConfig holds a seller's Nuonuo credentials. When accessToken is
-// empty, tokens are fetched from tokenURL (default: baseURL + /accessToken)
+// empty, tokens are fetched from tokenURL (default: nuonuo.TokenURLFor
+// baseURL, https://open.nuonuo.com/accessToken for production)
 // and shared by every instance through a JetStream key-value bucket.
 type nuonuoConfig struct {
 	BaseURL     string `yaml:"baseURL"`

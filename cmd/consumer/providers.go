@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
@@ -45,7 +44,7 @@ func buildProviders(ctx context.Context, cfg *fileConfig, js jetstream.JetStream
 			if n.AccessToken == "" {
 				tokenURL := n.TokenURL
 				if tokenURL == "" {
-					tokenURL = strings.TrimRight(n.BaseURL, "/") + "/accessToken"
+					tokenURL = nuonuo.TokenURLFor(n.BaseURL)
 				}
 				id := tokenURL + "|" + n.AppKey
 				ts := tokenSources[id]

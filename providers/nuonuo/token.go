@@ -24,6 +24,22 @@ import (
 // DefaultTokenURL is the production token endpoint of self-use apps.
 const DefaultTokenURL = "https://open.nuonuo.com/accessToken"
 
+// productionHost is the host of the production API (BaseURL), whose
+// tokens come from DefaultTokenURL, on another host.
+const productionHost = "sdk.nuonuo.com"
+
+// TokenURLFor returns the token endpoint that goes with the platform at
+// baseURL: DefaultTokenURL for production (https://sdk.nuonuo.com), else
+// baseURL + "/accessToken", where this project's sandbox serves it. Any
+// other platform's token endpoint (Nuonuo's own sandbox, a gateway) must be
+// configured.
+func TokenURLFor(baseURL string) string {
+	if u, err := url.Parse(baseURL); err == nil && strings.EqualFold(u.Hostname(), productionHost) {
+		return DefaultTokenURL
+	}
+	return strings.TrimRight(baseURL, "/") + "/accessToken"
+}
+
 // Token is an access token as kept in a TokenStore, with the lease an
 // instance takes while it fetches the next one.
 type Token struct {

@@ -570,3 +570,21 @@ func TestTokenEndpointFailuresAreHeldAndBackOff(t *testing.T) {
 		fail(fmt.Sprintf("hold %d (%s) over", i+1, hold), int32(i+2))
 	}
 }
+
+// The token endpoint that goes with a platform: production's is on another
+// host than its API.
+func TestTokenURLFor(t *testing.T) {
+	for base, want := range map[string]string{
+		"https://sdk.nuonuo.com":         nuonuo.DefaultTokenURL,
+		"https://SDK.nuonuo.com/":        nuonuo.DefaultTokenURL,
+		"https://sdk.nuonuo.com:443":     nuonuo.DefaultTokenURL,
+		"http://127.0.0.1:9100":          "http://127.0.0.1:9100/accessToken",
+		"http://127.0.0.1:9100/":         "http://127.0.0.1:9100/accessToken",
+		"https://sandbox.nuonuocs.cn":    "https://sandbox.nuonuocs.cn/accessToken",
+		"https://sdk.nuonuo.com.example": "https://sdk.nuonuo.com.example/accessToken",
+	} {
+		if got := nuonuo.TokenURLFor(base); got != want {
+			t.Errorf("TokenURLFor(%q) = %q, want %q", base, got, want)
+		}
+	}
+}
