@@ -461,19 +461,39 @@ func (c *Client) queryRedConfirm(ctx context.Context, call *providers.Call) prov
 		// unknown statuses are the platform's own work.
 		o.AwaitingParty = status == "02" || status == "03"
 	case providers.Issued:
-		if form.InvoiceSerialNum != "" {
+		switch {
+		case form.InvoiceSerialNum != "":
 			return c.redInvoice(ctx, o, string(form.InvoiceSerialNum))
+		case issuedAutomatically(call.Request.RedConfirm.BlueInvoiceLine):
+			// Confirmed, and the platform issues the red invoice of an
+			// electronic form itself afterwards: until the form names it,
+			// it is being issued, and "issued" would be premature.
+			o.Class, o.RetryAfter = providers.Accepted, c.cfg.PollAfter
+			o.Message = "red confirmation confirmed (" + o.Message + "); its red invoice is being issued"
 		}
 	}
 	return o
+}
+
+// issuedAutomatically reports whether the platform issues the red invoice
+// of a confirmed form for a blue invoice of this line by itself: seed 002,
+// "电票都自动开，纸票都不自动" (every electronic invoice, bs pc p b; no paper
+// one, es ec c s).
+func issuedAutomatically(blueInvoiceLine string) bool {
+	switch blueInvoiceLine {
+	case "bs", "pc", "p", "b":
+		return true
+	}
+	return false
 }
 
 // redInvoice completes a confirmed red form's outcome with the red invoice
 // the platform issued for it (fully digital forms are issued automatically,
 // under the form's invoiceSerialNum): its numbers, amounts and documents
 // come from queryInvoiceResult. While that invoice is still being issued
-// the form is Accepted; a form confirmed without an invoice (paper) stays
-// Issued with none.
+// the form is Accepted. A paper form confirmed has no invoice issued for
+// it and stays Issued with none; an electronic one confirmed without an
+// invoice named yet is Accepted (queryRedConfirm).
 func (c *Client) redInvoice(ctx context.Context, form providers.Outcome, serial string) providers.Outcome {
 	entries, _, failed, ok := c.queryInvoices(ctx, serial, "")
 	if !ok {

@@ -295,6 +295,12 @@ func TestRedConfirmOutcomes(t *testing.T) {
 		{"buyer refuses", func(rc *schemas.RedConfirm) { rc.BuyerName = "SANDBOX:REFUSE 公司" }, providers.Rejected, "05"},
 		{"application fails", func(rc *schemas.RedConfirm) { rc.BuyerName = "SANDBOX:FAIL 公司" }, providers.Rejected, "16"},
 		{"own billId", func(rc *schemas.RedConfirm) { rc.BillID = "MY-BILL-7" }, providers.Issued, "04"},
+		{"electronic ordinary invoice (p)", func(rc *schemas.RedConfirm) {
+			rc.BlueInvoiceLine, rc.BlueElecInvoiceNumber, rc.BlueInvoiceCode, rc.BlueInvoiceNumber = "p", "", "033001900111", "12345678"
+		}, providers.Issued, "04"},
+		{"paper invoice (c)", func(rc *schemas.RedConfirm) {
+			rc.BlueInvoiceLine, rc.BlueElecInvoiceNumber, rc.BlueInvoiceCode, rc.BlueInvoiceNumber = "c", "", "033001900112", "12345679"
+		}, providers.Issued, "04"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,6 +312,11 @@ func TestRedConfirmOutcomes(t *testing.T) {
 			wantClass(t, "Query", o, tt.class)
 			if o.RedConfirm == nil || o.RedConfirm.BillStatus != tt.status || o.Code != tt.status {
 				t.Errorf("state %+v code %q, want billStatus %s", o.RedConfirm, o.Code, tt.status)
+			}
+			// An electronic form's red invoice is issued with it; a paper
+			// form's is not issued automatically.
+			if line := call.Request.RedConfirm.BlueInvoiceLine; o.Class == providers.Issued && (len(o.Invoices) == 1) != (line != "c") {
+				t.Errorf("blue line %s: %d invoices", line, len(o.Invoices))
 			}
 			if rid := call.Request.RedConfirm.BillID; rid != "" && sub.Refs.BillID != rid {
 				t.Errorf("billId %q, want the request's %q", sub.Refs.BillID, rid)
@@ -613,5 +624,46 @@ func TestFirstSubmissionOfATakenOrderNumberIsRejected(t *testing.T) {
 	}
 	if st := env.orderStats("TAKEN-1"); st.Issuances != 1 || st.Submissions != 2 {
 		t.Errorf("stats %+v, want 2 submissions and the other order's 1 issuance", st)
+	}
+}
+
+// A confirmed electronic form (01 or 04) that does not name its red invoice
+// yet is Accepted, not Issued: the platform issues that invoice after the
+// confirmation (seed 002, "电票都自动开"), and "issued" with no invoice
+// would be final. A paper form confirmed is Issued with none: no invoice
+// is issued for it automatically.
+func TestConfirmedFormWithoutItsRedInvoice(t *testing.T) {
+	for _, tt := range []struct {
+		line, status string
+		want         providers.Class
+	}{
+		{"pc", "04", providers.Accepted},
+		{"bs", "01", providers.Accepted},
+		{"b", "04", providers.Accepted},
+		{"c", "04", providers.Issued},
+		{"es", "01", providers.Issued},
+	} {
+		t.Run(tt.line+" "+tt.status, func(t *testing.T) {
+			req := redConfirmRequest("RC-NOSERIAL-1", func(rc *schemas.RedConfirm) { rc.BlueInvoiceLine = tt.line })
+			billID := nuonuo.BillID(seller, "RC-NOSERIAL-1")
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+				_, _ = io.WriteString(w, `{"code":"E0000","describe":"查询成功","result":{"total":1,"list":[{"billId":"`+billID+
+					`","billNo":"99000000000000000001","billStatus":"`+tt.status+`","billMessage":"购销双方已确认","openStatus":"0"}]}}`)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := nuonuo.New(nuonuo.Config{BaseURL: srv.URL, SellerTaxNum: seller, AppKey: "k", AppSecret: "s", AccessToken: "t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := c.Query(t.Context(), &providers.Call{Request: req, SubmittedAt: time.Now(), Accepted: true})
+			wantClass(t, "Query", o, tt.want)
+			if len(o.Invoices) != 0 || o.RedConfirm == nil || o.RedConfirm.BillStatus != tt.status {
+				t.Errorf("invoices %+v state %+v, want none and the form's status %s", o.Invoices, o.RedConfirm, tt.status)
+			}
+			if tt.want == providers.Accepted && (o.RetryAfter <= 0 || o.AwaitingParty) {
+				t.Errorf("RetryAfter %s AwaitingParty %v: want a poll, not a wait for the other party", o.RetryAfter, o.AwaitingParty)
+			}
+		})
 	}
 }

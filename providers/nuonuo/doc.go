@@ -36,7 +36,10 @@
 //	red_confirm  Submit saveInvoiceRedConfirm with billId = the request's, or BillID(seller, orderNo)
 //	               E0000 → Accepted, Refs.BillID and Refs.BillNo (the form id)
 //	             Query queryInvoiceRedConfirm {"identity","billId"}
-//	               billStatus 01/04 → Issued (with the red invoice's serial when given);
+//	               billStatus 01/04 → Issued, with the red invoice when the form names its serial
+//	               (Accepted while that invoice is being issued); an electronic form (blue
+//	               line bs pc p b, issued automatically) without a serial yet → Accepted;
+//	               a paper form → Issued with no invoice;
 //	               02/03/15 → Accepted; 05–09/16 → Rejected (code = billStatus); no form → NotFound
 //	reissue      Submit reInvoice (fpqqlsh or orderno); E0000 → Accepted; E9613 → Retry
 //	             Query queryInvoiceResult: 2/24 → Issued; 20/21 → Accepted;

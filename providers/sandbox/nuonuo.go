@@ -95,7 +95,7 @@ package sandbox
 // (申请中), then RedConfirmSteps in 02 (03 when the buyer applied), then 04
 // (购销双方已确认). A seller's application for an individual buyer (applySource
 // 0, no buyerTaxNo) needs no confirmation and goes from 15 to 01. On reaching
-// 01 or 04 an electronic form (blueInvoiceLine pc or bs) issues its red
+// 01 or 04 an electronic form (blueInvoiceLine pc, bs, p or b) issues its red
 // invoice at once, as the platform does: the list entry then carries
 // invoiceSerialNum and orderNo, and queryInvoiceResult knows the red invoice.
 //
@@ -1245,7 +1245,10 @@ func (s *Server) nnAdvanceForm(n *nuonuoState, f *nnForm) bool {
 		f.status = "04"
 	}
 	f.confirmTime = s.now()
-	if f.blueLine != "pc" && f.blueLine != "bs" {
+	switch f.blueLine {
+	case "pc", "bs", "p", "b":
+		// Seed 002: "电票都自动开，纸票都不自动".
+	default:
 		return false // paper forms are not issued automatically
 	}
 	redOrderNo := f.orderNo
