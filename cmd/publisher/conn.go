@@ -40,7 +40,7 @@ const defaultTimeout = 5 * time.Second
 
 func (g *globals) register(fs *pflag.FlagSet) {
 	g.flags = fs
-	fs.StringVar(&g.natsContext, "context", os.Getenv("NATS_CONTEXT"), "connect as this nats CLI context says (a name from `nats context ls`, or the path of its JSON file): its server, credentials, TLS and inbox prefix; --creds, --tls* and --inbox-prefix still apply over it (NATS_CONTEXT)")
+	fs.StringVar(&g.natsContext, "context", os.Getenv("NATS_CONTEXT"), "connect as the nats CLI context of this `name` says (a name that nats context ls lists, or the path of its JSON file): its server, credentials, TLS and inbox prefix; --creds, --tls* and --inbox-prefix still apply over it (NATS_CONTEXT)")
 	fs.StringVarP(&g.server, "server", "s", envOr("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma separated (NATS_URL)")
 	fs.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS user credentials file (NATS_CREDS)")
 	fs.StringVar(&g.tlsCert, "tlscert", os.Getenv("NATS_CERT"), "TLS client certificate file, with --tlskey (NATS_CERT)")
