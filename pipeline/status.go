@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -50,6 +51,10 @@ type StatusReply struct {
 	Result *schemas.Result `json:"result,omitempty"`
 }
 
+// statusConcurrency is how many status requests one instance answers at
+// once.
+const statusConcurrency = 64
+
 // StatusConfig configures the status service.
 type StatusConfig struct {
 	// Subjects gives the prefix: the endpoint listens on <prefix>.status.
@@ -85,7 +90,11 @@ func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Servic
 	if cfg.Partitions > 1 {
 		group = "invoicer-p" + strconv.Itoa(cfg.Partition)
 	}
-	handler := micro.HandlerFunc(func(r micro.Request) {
+	// Requests are answered concurrently, up to statusConcurrency at once:
+	// a read that waits (for an issued record still being saved, up to 5 s)
+	// does not hold up the others. Past that, the subscription waits.
+	turns := make(chan struct{}, statusConcurrency)
+	answer := func(r micro.Request) {
 		var req StatusRequest
 		if err := json.Unmarshal(r.Data(), &req); err != nil {
 			_ = r.Error("400", "status request: want JSON {\"seller\":\"...\",\"orderNo\":\"...\"}: "+err.Error(), nil)
@@ -107,6 +116,10 @@ func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Servic
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		rec, found, err := st.Get(ctx, schemas.OrderKey{Seller: req.Seller, OrderNo: req.OrderNo})
+		if errors.Is(err, store.ErrInvalidKey) {
+			_ = r.Error("400", "status request: no order can have this seller and order number: "+err.Error(), nil)
+			return
+		}
 		if err != nil {
 			_ = r.Error("500", "order store: "+err.Error(), nil)
 			return
@@ -119,6 +132,13 @@ func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Servic
 			}
 		}
 		_ = r.RespondJSON(reply)
+	}
+	handler := micro.HandlerFunc(func(r micro.Request) {
+		turns <- struct{}{}
+		go func() {
+			defer func() { <-turns }()
+			answer(r)
+		}()
 	})
 	if err := svc.AddEndpoint("status", handler, micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroup(group)); err != nil {
 		_ = svc.Stop()
