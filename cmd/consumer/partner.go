@@ -17,6 +17,8 @@ import (
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
+	"github.com/nats-io/nats.go"
 )
 
 // The partner status query of seed 003, served at GET /partner/queryInvoice.
@@ -34,8 +36,11 @@ import (
 //
 // Answer: {"result": 0, "message": "SUCCESS", "data": [...]} with one entry
 // per invoice of the request. status is mapped from the order's state:
-// issued → 1 (已开票, with invoiceFile, the PDF in base64); rejected and
+// issued → 1 (已开票, with invoiceFile, the PDF in base64; an order issued
+// without an invoice has one such entry without a number); rejected and
 // failed → 3 (开票失败); submitting, accepted, action required → 4 (已申请).
+// With --partitions, an instance answers for every seller: it asks the
+// instance that owns another partition's seller through the status service.
 // 2, 5 and 6 (voided, shipped, void requested) concern paper invoices and
 // voids, which this service does not handle. Errors answer a non-zero result
 // and nothing else:
@@ -45,8 +50,11 @@ import (
 //	1003 401  timestamp outside the 5-minute window
 //	1004 401  wrong signature
 //	1005 404  no such request
-//	1006 503  the invoice document is not available yet; ask again
-//	1500 500  internal error
+//	1006 503  the invoice document is not available yet; ask again (for
+//	          partnerDocumentPatience after issuance; after that, an entry
+//	          whose PDF cannot be had is answered without invoiceFile)
+//	1500 500  internal error (the order store, or the owning instance,
+//	          did not answer)
 type partnerAPI struct {
 	secrets map[string][]byte // channel → secret
 	// sellers scopes a channel to its sellers (channel → seller tax
@@ -57,7 +65,18 @@ type partnerAPI struct {
 	docs    partnerDocuments
 	window  time.Duration
 	now     func() time.Time
+	// partitions and partition say whose orders store holds (with
+	// --partitions); another partition's orders are asked of the instance
+	// that owns them, through remote (the status service).
+	partitions, partition int
+	remote                func(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error)
 }
+
+// partnerDocumentPatience is how long after an order's completion a PDF
+// that cannot be had yet is answered 1006 (ask again): the keeper is likely
+// still at it. After that the entry is answered without its invoiceFile,
+// rather than hiding the issued order behind a link that may never work.
+const partnerDocumentPatience = 10 * time.Minute
 
 // partnerDocuments is what the partner API needs of the document store.
 type partnerDocuments interface {
@@ -125,7 +144,15 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, http.StatusNotFound, 1005, "no such request")
 		return
 	}
-	rec, found, err := p.store.Get(ctx, key)
+	rec, found, err := p.lookup(ctx, key)
+	if errors.Is(err, store.ErrInvalidKey) {
+		p.fail(w, http.StatusBadRequest, 1001, "requestId names an order no request can have")
+		return
+	}
+	if errors.Is(err, pipeline.ErrStatusTimeout) {
+		p.fail(w, http.StatusInternalServerError, 1500, "the consumer instance that owns this seller did not answer; ask again later")
+		return
+	}
 	if err != nil {
 		p.fail(w, http.StatusInternalServerError, 1500, "order store unavailable")
 		return
@@ -142,18 +169,64 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSONStatus(w, http.StatusOK, partnerAnswer{Result: 0, Message: "SUCCESS", Data: data})
 }
 
+// lookup reads the order from this instance's store, or, with partitions,
+// asks the instance that owns its seller.
+func (p *partnerAPI) lookup(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+	if p.partitions > 1 && p.remote != nil && pipeline.PartitionOf(key.Seller, p.partitions) != p.partition {
+		return p.remote(ctx, key)
+	}
+	return p.store.Get(ctx, key)
+}
+
+// statusLookup asks the status service for an order: what the partner API
+// answers with for the sellers of other partitions. A request the service
+// refuses as unreadable is an order no request can have
+// (store.ErrInvalidKey).
+func statusLookup(nc *nats.Conn, subjects schemas.Subjects) func(context.Context, schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+	return func(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+		reply, err := pipeline.RequestStatus(ctx, nc, subjects, pipeline.StatusRequest{Seller: key.Seller, OrderNo: key.OrderNo})
+		var se *pipeline.StatusError
+		switch {
+		case errors.As(err, &se) && se.Code == "400":
+			return schemas.OrderRecord{}, false, fmt.Errorf("%w: %s", store.ErrInvalidKey, se.Description)
+		case err != nil:
+			return schemas.OrderRecord{}, false, err
+		case !reply.Found || reply.Order == nil:
+			return schemas.OrderRecord{}, false, nil
+		}
+		return *reply.Order, true, nil
+	}
+}
+
 // entries maps an order to the answer's data: one entry per invoice, and
 // for a split order that failed in part (rejected, with the invoices that
-// were issued) those invoices and then one failed entry for the rest.
+// were issued) those invoices and then one failed entry for the rest. An
+// order issued without an invoice (a paper red confirmation form) has one
+// issued entry without a number.
 func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]partnerInvoice, error) {
 	switch rec.State {
 	case schemas.StateIssued:
+		if len(rec.Invoices) == 0 {
+			return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 1}}, nil
+		}
 	case schemas.StateRejected, schemas.StateFailed:
 		if len(rec.Invoices) == 0 {
 			return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 3}}, nil
 		}
 	default:
 		return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 4}}, nil
+	}
+	var pdfs [][]byte
+	if p.docs != nil {
+		var err error
+		pdfs, err = p.documents(ctx, rec)
+		completed := rec.CompletedAt
+		if completed.IsZero() {
+			completed = rec.ReceivedAt
+		}
+		if err != nil && p.now().Sub(completed) < partnerDocumentPatience {
+			return nil, err
+		}
 	}
 	out := make([]partnerInvoice, 0, len(rec.Invoices)+1)
 	for i, inv := range rec.Invoices {
@@ -164,12 +237,8 @@ func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]p
 		if e.InvoiceCode == "" { // 数电发票无发票代码可以传发票号码
 			e.InvoiceCode = e.InvoiceNumber
 		}
-		if p.docs != nil && inv.PdfURL != "" {
-			pdf, err := p.document(ctx, rec, i)
-			if err != nil {
-				return nil, err
-			}
-			e.InvoiceFile = base64.StdEncoding.EncodeToString(pdf)
+		if i < len(pdfs) && pdfs[i] != nil {
+			e.InvoiceFile = base64.StdEncoding.EncodeToString(pdfs[i])
 		}
 		out = append(out, e)
 	}
@@ -179,23 +248,59 @@ func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]p
 	return out, nil
 }
 
-// document returns the PDF of an order's i-th invoice, fetching and keeping
-// it now if issuance could not.
-func (p *partnerAPI) document(ctx context.Context, rec *schemas.OrderRecord, i int) ([]byte, error) {
-	if i < len(rec.Documents) && rec.Documents[i] != "" {
-		if pdf, err := p.docs.Get(ctx, rec.Documents[i]); err == nil {
-			return pdf, nil
+// documents returns the PDFs of an order's invoices by position (nil for
+// an invoice without a PDF link, or one that cannot be had: the error says
+// which). Those not kept at issuance are fetched and kept now, with one
+// Keep for the order.
+func (p *partnerAPI) documents(ctx context.Context, rec *schemas.OrderRecord) ([][]byte, error) {
+	pdfs := make([][]byte, len(rec.Invoices))
+	missing := false
+	for i, inv := range rec.Invoices {
+		if inv.PdfURL == "" {
+			continue
 		}
+		if i < len(rec.Documents) && rec.Documents[i] != "" {
+			if pdf, err := p.docs.Get(ctx, rec.Documents[i]); err == nil {
+				pdfs[i] = pdf
+				continue
+			}
+		}
+		missing = true
 	}
-	names, err := p.docs.Keep(ctx, rec.Key(), rec.Invoices)
-	if i >= len(names) || names[i] == "" {
-		return nil, errors.Join(errors.New("document unavailable"), err)
+	if !missing {
+		return pdfs, nil
 	}
-	// The background keeper may be storing the same document at this
-	// moment, replacing it while it is read: give it a moment, a few times.
-	var pdf []byte
+	names, keepErr := p.docs.Keep(ctx, rec.Key(), rec.Invoices)
+	var errs []error
+	for i, inv := range rec.Invoices {
+		if inv.PdfURL == "" || pdfs[i] != nil {
+			continue
+		}
+		if i >= len(names) || names[i] == "" {
+			errs = append(errs, fmt.Errorf("invoice %d: document unavailable", i))
+			continue
+		}
+		pdf, err := p.get(ctx, names[i])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invoice %d: %w", i, err))
+			continue
+		}
+		pdfs[i] = pdf
+	}
+	if len(errs) > 0 {
+		errs = append(errs, keepErr)
+	}
+	return pdfs, errors.Join(errs...)
+}
+
+// get reads a kept document. The background keeper may be storing the same
+// document at this moment, replacing it while it is read: give it a moment,
+// a few times.
+func (p *partnerAPI) get(ctx context.Context, name string) ([]byte, error) {
+	var err error
 	for try := 0; try < 3; try++ {
-		if pdf, err = p.docs.Get(ctx, names[i]); err == nil {
+		var pdf []byte
+		if pdf, err = p.docs.Get(ctx, name); err == nil {
 			return pdf, nil
 		}
 		select {

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store/storetest"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // docsFunc adapts functions to pipeline.Documents.
@@ -52,16 +55,32 @@ func TestPartnerAPI(t *testing.T) {
 	put("REJECTED", schemas.StateRejected, nil, nil)
 	put("NODOC", schemas.StateIssued, two[:1], nil)
 	put("PART", schemas.StateRejected, two, []string{"doc-0", "doc-1"}) // a split order that failed in part
+	put("PAPERRED", schemas.StateIssued, nil, nil)                      // a paper red confirmation form: issued, no invoice
+	// An order issued an hour ago whose second PDF link is dead: past the
+	// keeper's patience, answered without that PDF.
+	old := schemas.OrderRecord{Seller: "S1", OrderNo: "DEADLINK", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now.Add(-time.Hour)}
+	if stored, err := db.Put(ctx, old); err != nil {
+		t.Fatal(err)
+	} else {
+		stored.State, stored.Invoices, stored.Documents, stored.CompletedAt = schemas.StateIssued, two, []string{"doc-0", ""}, now.Add(-time.Hour)
+		if _, err := db.Put(ctx, stored); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s2 := schemas.OrderRecord{Seller: "S2", OrderNo: "PENDING", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now}
 	if _, err := db.Put(ctx, s2); err != nil {
 		t.Fatal(err)
 	}
 
-	fetched := 0
+	fetched, keeps := 0, 0
 	docs := docsFunc{
 		keep: func(_ context.Context, key schemas.OrderKey, inv []schemas.Invoice) ([]string, error) {
-			if key.OrderNo == "NODOC" {
+			switch key.OrderNo {
+			case "NODOC":
 				return []string{""}, errors.New("provider unreachable")
+			case "DEADLINK":
+				keeps++
+				return []string{"doc-0", ""}, errors.New("invoice 1: download document: HTTP 404")
 			}
 			fetched++
 			names := make([]string, len(inv))
@@ -126,6 +145,13 @@ func TestPartnerAPI(t *testing.T) {
 	if ids := map[int64]bool{part.Data[0].InvoiceID: true, part.Data[1].InvoiceID: true, part.Data[2].InvoiceID: true}; len(ids) != 3 {
 		t.Fatalf("failed in part: invoice ids %+v are not distinct", part.Data)
 	}
+	// A dead PDF link an hour after issuance: the issued order is answered,
+	// the kept PDF with it and the dead one without, after one Keep.
+	dcode, dead := call(signed("S1:DEADLINK", now, secret))
+	if dcode != 200 || len(dead.Data) != 2 || dead.Data[0].Status != 1 || dead.Data[0].InvoiceFile == "" ||
+		dead.Data[1].Status != 1 || dead.Data[1].InvoiceFile != "" || dead.Data[1].InvoiceCode != "26332000000000000002" || keeps != 1 {
+		t.Fatalf("dead link an hour after issuance: %d %+v (Keep called %d times)", dcode, dead, keeps)
+	}
 	// The ids are stable.
 	if _, again := call(signed("S1:ISSUED", now, secret)); again.Data[0].InvoiceID != a.Data[0].InvoiceID {
 		t.Fatal("invoice id changed between queries")
@@ -142,6 +168,8 @@ func TestPartnerAPI(t *testing.T) {
 		{"rejected is failed (3)", signed("S1:REJECTED", now, secret), 200, 0, 3},
 		{"unknown request", signed("S1:NOPE", now, secret), 404, 1005, 0},
 		{"document unavailable", signed("S1:NODOC", now, secret), 503, 1006, 0},
+		{"issued without an invoice", signed("S1:PAPERRED", now, secret), 200, 0, 1},
+		{"seller with a NUL", signed("S\x001:ISSUED", now, secret), 400, 1001, 0},
 		{"wrong signature", signed("S1:ISSUED", now, "another-secret-0123456789"), 401, 1004, 0},
 		{"stale timestamp", signed("S1:ISSUED", now.Add(-6*time.Minute), secret), 401, 1003, 0},
 		{"future timestamp", signed("S1:ISSUED", now.Add(6*time.Minute), secret), 401, 1003, 0},
@@ -175,5 +203,62 @@ func TestReadinessProblems(t *testing.T) {
 	r := readiness{bound: func() bool { return false }, store: func() error { return errors.New("disk full") }}
 	if p := r.problems(); len(p) != 3 {
 		t.Fatalf("%v", p)
+	}
+}
+
+// With partitions, an instance answers for another partition's seller by
+// asking its owner (the status service), not "no such request" from its
+// own store.
+func TestPartnerAPIAsksTheOwnerOfAnotherPartition(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{ServerName: "partner-test", DontListen: true, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+
+	const seller = "339902999999789113"
+	owner := pipeline.PartitionOf(seller, 3)
+	other := (owner + 1) % 3
+	ownerStore, otherStore := storetest.Open(t), storetest.Open(t)
+	ctx := context.Background()
+	now := time.Now()
+	rec := schemas.OrderRecord{Seller: seller, OrderNo: "P-1", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now}
+	if _, err := ownerStore.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	for part, st := range map[int]pipeline.Store{owner: ownerStore, other: otherStore} {
+		svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{Partitions: 3, Partition: part}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = svc.Stop() })
+	}
+	const secret = "acme-secret-0123456789"
+	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte(secret)}, store: otherStore, window: 5 * time.Minute, now: time.Now,
+		partitions: 3, partition: other, remote: statusLookup(nc, schemas.Subjects{})}
+	ask := func(requestID string) (int, partnerAnswer) {
+		r := httptest.NewRequest(http.MethodGet, "/partner/queryInvoice?"+partnerQuery("acme", secret, requestID, now).Encode(), nil)
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, r)
+		var a partnerAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
+			t.Fatalf("not JSON: %s", w.Body)
+		}
+		return w.Code, a
+	}
+	if code, a := ask(seller + ":P-1"); code != 200 || a.Result != 0 || len(a.Data) != 1 || a.Data[0].Status != 4 {
+		t.Fatalf("instance %d asked about partition %d's order: %d %+v, want it applied (4)", other, owner, code, a)
+	}
+	if code, a := ask(seller + ":NONE"); code != 404 || a.Result != 1005 {
+		t.Fatalf("an order the owner does not have: %d %+v, want 1005", code, a)
 	}
 }
