@@ -809,7 +809,7 @@ func (db *DB) pruneCandidates(state schemas.OrderState, after []byte, cutoff tim
 			}
 			var h pruneHeader
 			if err := decodeValue(v, &h); err != nil {
-				return fmt.Errorf("decode order %s: %w", keyString(k), err)
+				continue // damaged: passed over, as the commit's prune passes it over
 			}
 			if h.prunable(cutoff) {
 				items = append(items, pruneItem{key: bytes.Clone(k), version: h.Version})
@@ -922,9 +922,21 @@ func (b *recordBuffer) put() {
 	recordBuffers.Put(b)
 }
 
+// maxDecodedRecord bounds what a compressed stored value may decode to: far
+// above any record, and it keeps a damaged length header from making each
+// read of it allocate up to 4 GiB before the damage shows.
+const maxDecodedRecord = 16 << 20
+
 // decodeValue decodes a stored record, compressed or plain JSON, into v.
 func decodeValue(data []byte, v any) error {
 	if len(data) > 0 && data[0] == compressedRecord {
+		n, err := s2.DecodedLen(data[1:])
+		if err != nil {
+			return err
+		}
+		if n > maxDecodedRecord {
+			return fmt.Errorf("damaged record: it claims to decode to %d bytes", n)
+		}
 		js, err := s2.Decode(nil, data[1:])
 		if err != nil {
 			return err

@@ -1364,3 +1364,75 @@ func TestConcurrentProbesTakeTurns(t *testing.T) {
 		t.Fatalf("Healthy after the probes: %v", err)
 	}
 }
+
+// damage closes db and overwrites the stored values of the orders named in
+// values, as damage on disk would, then opens the store again.
+func damage(t *testing.T, cfg store.Config, db *store.DB, values map[string][]byte) *store.DB {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bolt.Tx) error {
+		for no, v := range values {
+			if err := tx.Bucket([]byte("orders")).Put([]byte(testSeller+"\x00"+no), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := raw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return MustOpen(t, cfg)
+}
+
+// A damaged compressed record whose length header claims 4 GiB fails its
+// read without allocating what it claims.
+func TestDamagedRecordLengthIsNotAllocated(t *testing.T) {
+	cfg := testConfig(t)
+	db, err := store.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustPut(t, db, newRecord("BIG-1", schemas.StateSubmitting, fp("a")))
+	// The compressed marker, then the varint 0xffffffff.
+	db = damage(t, cfg, db, map[string][]byte{"BIG-1": {0, 0xff, 0xff, 0xff, 0xff, 0x0f}})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, gerr := db.Get(context.Background(), schemas.OrderKey{Seller: testSeller, OrderNo: "BIG-1"})
+	runtime.ReadMemStats(&after)
+	if gerr == nil {
+		t.Fatal("Get of a damaged record succeeded")
+	}
+	if a := after.TotalAlloc - before.TotalAlloc; a > 64<<20 {
+		t.Fatalf("reading a 6-byte damaged record allocated %d MiB", a>>20)
+	}
+}
+
+// A damaged rejected record is passed over by Prune, which deletes the
+// prunable records after it.
+func TestPrunePassesOverADamagedRecord(t *testing.T) {
+	cfg := testConfig(t)
+	db, err := store.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, no := range []string{"R-1", "R-2"} {
+		MustPut(t, db, newRecord(no, schemas.StateRejected, fp(no)))
+	}
+	db = damage(t, cfg, db, map[string][]byte{"R-1": []byte("{not a record")})
+	n, err := db.Prune(context.Background(), time.Now().Add(time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want R-2 deleted", n, err)
+	}
+	if _, found, _ := db.Get(context.Background(), schemas.OrderKey{Seller: testSeller, OrderNo: "R-2"}); found {
+		t.Fatal("R-2 is still there")
+	}
+}
