@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,9 +70,9 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 	}
 	var from []byte
 	if after != (schemas.OrderKey{}) {
-		if from, err = encodeKey(after); err != nil {
-			return nil, schemas.OrderKey{}, fmt.Errorf("pending documents: %w", err)
-		}
+		// As given, unchecked: after may be a damaged key this method
+		// returned as next, and the read goes on after it.
+		from = rawKey(after)
 	}
 	n = max(n, 1)
 	err = db.view(func(tx *bolt.Tx) error {
@@ -84,6 +85,12 @@ func (db *DB) PendingDocuments(ctx context.Context, after schemas.OrderKey, n in
 			key := decodeKey(k)
 			next = key
 			if skip != nil && skip(key) {
+				continue
+			}
+			if _, err := encodeKey(key); err != nil {
+				// A damaged key (a NUL too many, a part missing): no
+				// order has it, and it is passed over with the error.
+				docs = append(docs, PendingDocument{Key: key, Damaged: fmt.Errorf("documents index key %q: %w", k, err)})
 				continue
 			}
 			docs = append(docs, pendingDocument(key, v, func() []byte { return orders.Get(k) }))
@@ -126,20 +133,24 @@ func pendingDocument(key schemas.OrderKey, entry []byte, record func() []byte) P
 }
 
 // DocumentsKept removes orders from the pending-documents index once their
-// documents are kept. Keys not in the index are ignored. The removal is one
-// write of the commit goroutine, committed with the writes around it.
+// documents are kept. Keys not in the index are ignored, and so are keys no
+// order can have (ErrInvalidKey), which do not hold up the others: the
+// error names them once the others are removed. The removal is one write
+// of the commit goroutine, committed with the writes around it.
 // Errors: ErrInvalidKey, ErrClosed, ErrWriteFailed, ctx's error.
 func (db *DB) DocumentsKept(ctx context.Context, keys []schemas.OrderKey) error {
-	if len(keys) == 0 {
-		return nil
-	}
 	kept := make([][]byte, 0, len(keys))
+	var invalid []error
 	for _, key := range keys {
 		k, err := encodeKey(key)
 		if err != nil {
-			return fmt.Errorf("documents kept: %s: %w", key, err)
+			invalid = append(invalid, fmt.Errorf("documents kept: %s: %w", key, err))
+			continue
 		}
 		kept = append(kept, k)
+	}
+	if len(kept) == 0 {
+		return errors.Join(invalid...)
 	}
 	req := &request{kept: kept, done: make(chan struct{})}
 	if err := db.submit(ctx, req); err != nil {
@@ -148,7 +159,7 @@ func (db *DB) DocumentsKept(ctx context.Context, keys []schemas.OrderKey) error 
 	if req.err != nil {
 		return fmt.Errorf("documents kept: %w", req.err)
 	}
-	return nil
+	return errors.Join(invalid...)
 }
 
 // CountPendingDocuments returns how many issued orders have documents yet
@@ -180,6 +191,15 @@ func (t *txn) documentsKept(keys [][]byte) error {
 		t.changed = true
 	}
 	return nil
+}
+
+// rawKey is encodeKey without its checks: the bytes of a key decodeKey
+// returned, valid or not, for seeking past it.
+func rawKey(key schemas.OrderKey) []byte {
+	k := make([]byte, 0, len(key.Seller)+1+len(key.OrderNo))
+	k = append(k, key.Seller...)
+	k = append(k, 0)
+	return append(k, key.OrderNo...)
 }
 
 // decodeKey is the inverse of encodeKey.

@@ -209,3 +209,69 @@ func TestPendingDocumentsOfAnOrderFailedInPart(t *testing.T) {
 		t.Fatalf("pending %v, want [P-1]", got)
 	}
 }
+
+// A damaged key in the index (a NUL too many, as a bit flip could leave
+// it) is returned marked Damaged, the read goes on after it even when it
+// ends a chunk, and DocumentsKept removes the valid keys given beside an
+// invalid one.
+func TestPendingDocumentsDamagedKey(t *testing.T) {
+	cfg := testConfig(t)
+	db, err := store.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, no := range []string{"K-1", "K-2", "K-3"} {
+		MustPut(t, db, issued(MustPut(t, db, newRecord(no, schemas.StateSubmitting, fp(no))), 1))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bolt.Tx) error { // sorts between K-1 and K-2
+		return tx.Bucket([]byte("documents")).Put([]byte(testSeller+"\x00K-1\x00x"), []byte(`["http://127.0.0.1:1/x.pdf"]`))
+	})
+	if cerr := raw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = MustOpen(t, cfg)
+	ctx := context.Background()
+
+	var seen []string
+	var damaged []schemas.OrderKey
+	after := schemas.OrderKey{}
+	for range 10 { // two keys a call: the damaged key ends the first chunk
+		docs, next, err := db.PendingDocuments(ctx, after, 2, nil)
+		if err != nil {
+			t.Fatalf("PendingDocuments after %v: %v", after, err)
+		}
+		for _, d := range docs {
+			seen = append(seen, d.Key.OrderNo)
+			if d.Damaged != nil {
+				damaged = append(damaged, d.Key)
+			}
+		}
+		if next == (schemas.OrderKey{}) {
+			break
+		}
+		after = next
+	}
+	if want := []string{"K-1", "K-1\x00x", "K-2", "K-3"}; !slices.Equal(seen, want) {
+		t.Fatalf("read %q, want %q", seen, want)
+	}
+	if len(damaged) != 1 || damaged[0].OrderNo != "K-1\x00x" {
+		t.Fatalf("damaged %v, want the one damaged key", damaged)
+	}
+	err = db.DocumentsKept(ctx, []schemas.OrderKey{{Seller: testSeller, OrderNo: "K-1"}, damaged[0], {Seller: testSeller, OrderNo: "K-2"}})
+	if !errors.Is(err, store.ErrInvalidKey) {
+		t.Fatalf("DocumentsKept with an invalid key = %v, want ErrInvalidKey named", err)
+	}
+	if n, err := db.CountPendingDocuments(ctx); err != nil || n != 2 {
+		t.Fatalf("%d pending, %v; want K-3 and the damaged key left", n, err)
+	}
+}
