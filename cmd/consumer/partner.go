@@ -107,6 +107,9 @@ func partnerSign(secret []byte, channel, requestID, timestamp string) string {
 }
 
 func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Answers carry invoices and their PDFs, and change as the order does:
+	// no cache or proxy keeps them.
+	w.Header().Set("Cache-Control", "no-store")
 	q := r.URL.Query()
 	channel, ts, sign, requestID := q.Get("channel"), q.Get("timestamp"), q.Get("sign"), q.Get("requestId")
 	if channel == "" || ts == "" || sign == "" || requestID == "" {
@@ -163,6 +166,7 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := p.entries(ctx, &rec)
 	if err != nil {
+		w.Header().Set("Retry-After", "30")
 		p.fail(w, http.StatusServiceUnavailable, 1006, "the invoice document is not available yet; ask again shortly")
 		return
 	}

@@ -104,6 +104,12 @@ func TestPartnerAPI(t *testing.T) {
 		r.URL.RawQuery = v.Encode()
 		w := httptest.NewRecorder()
 		api.ServeHTTP(w, r)
+		if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Cache-Control %q, want no-store", cc)
+		}
+		if w.Code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+			t.Error("a 503 without Retry-After")
+		}
 		var a partnerAnswer
 		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
 			t.Fatalf("not JSON: %s", w.Body)
