@@ -51,10 +51,6 @@ type StatusReply struct {
 	Result *schemas.Result `json:"result,omitempty"`
 }
 
-// statusConcurrency is how many status requests one instance answers at
-// once.
-const statusConcurrency = 64
-
 // StatusConfig configures the status service.
 type StatusConfig struct {
 	// Subjects gives the prefix: the endpoint listens on <prefix>.status.
@@ -90,11 +86,10 @@ func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Servic
 	if cfg.Partitions > 1 {
 		group = "invoicer-p" + strconv.Itoa(cfg.Partition)
 	}
-	// Requests are answered concurrently, up to statusConcurrency at once:
-	// a read that waits (for an issued record still being saved, up to 5 s)
-	// does not hold up the others. Past that, the subscription waits.
-	turns := make(chan struct{}, statusConcurrency)
-	answer := func(r micro.Request) {
+	// Requests are answered one at a time, in the endpoint's subscription:
+	// micro reads what the handler did (an error answer, the time taken)
+	// once it returns, so it must not answer later from a goroutine.
+	handler := micro.HandlerFunc(func(r micro.Request) {
 		var req StatusRequest
 		if err := json.Unmarshal(r.Data(), &req); err != nil {
 			_ = r.Error("400", "status request: want JSON {\"seller\":\"...\",\"orderNo\":\"...\"}: "+err.Error(), nil)
@@ -132,13 +127,6 @@ func StartStatusService(nc *nats.Conn, cfg StatusConfig, st Store) (micro.Servic
 			}
 		}
 		_ = r.RespondJSON(reply)
-	}
-	handler := micro.HandlerFunc(func(r micro.Request) {
-		turns <- struct{}{}
-		go func() {
-			defer func() { <-turns }()
-			answer(r)
-		}()
 	})
 	if err := svc.AddEndpoint("status", handler, micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroup(group)); err != nil {
 		_ = svc.Stop()

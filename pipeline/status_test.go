@@ -149,43 +149,6 @@ func TestStatusServiceRefusesImpossibleOrderNumbers(t *testing.T) {
 	}
 }
 
-// slowReadStore is an order store whose Get of order SLOW waits for its
-// context, as consistentStore.Get waits (up to 5 s) for an issued record
-// whose save hangs on a slow disk.
-type slowReadStore struct{ pipeline.Store }
-
-func (s slowReadStore) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
-	if key.OrderNo == "SLOW" {
-		<-ctx.Done()
-	}
-	return s.Store.Get(ctx, key)
-}
-
-// One slow read does not hold up the instance's other status requests.
-func TestStatusServiceAnswersBesideASlowRead(t *testing.T) {
-	_, nc, _ := MustJetStream(t, t.TempDir())
-	svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{}, slowReadStore{storetest.Open(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Stop() })
-	slow := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := pipeline.RequestStatus(ctx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: "339902999999789113", OrderNo: "SLOW"})
-		slow <- err
-	}()
-	time.Sleep(200 * time.Millisecond) // the slow request is being answered
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	reply, err := pipeline.RequestStatus(ctx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: "91330106MA2AYNWD8M", OrderNo: "FAST"})
-	if err != nil || reply.Found {
-		t.Fatalf("another seller's status request beside a slow one: %+v, %v", reply, err)
-	}
-	<-slow // answered 500 once its read gives up after 5 s
-}
-
 // A loop whose NATS connection is closed under it returns an error, not
 // nil as after a graceful stop.
 func TestLoopReportsAClosedConnection(t *testing.T) {
