@@ -92,8 +92,14 @@ func documentNamePart(s string) string {
 const maxDocumentChunk = 128 << 10
 
 // ErrNotPDF is returned when a document URL answers with something that is
-// not a PDF.
-var ErrNotPDF = errors.New("document is not a PDF")
+// not a PDF. It wraps ErrDocumentGone.
+var ErrNotPDF = fmt.Errorf("document is not a PDF: %w", ErrDocumentGone)
+
+// ErrDocumentGone wraps the download failures that asking again will not
+// mend: the link answers 404 or 410, or something that is not a PDF
+// (ErrNotPDF too), or a document over the size limit. An outage (the
+// provider's 5xx, a timeout, the object store) is not one of them.
+var ErrDocumentGone = errors.New("the document link gives no PDF")
 
 // Keep implements Documents.
 func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoices []schemas.Invoice) ([]string, error) {
@@ -146,6 +152,9 @@ func (d *ObjectDocuments) download(ctx context.Context, url string) ([]byte, err
 		return nil, fmt.Errorf("download document: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+		return nil, fmt.Errorf("download document: %w: HTTP %d", ErrDocumentGone, resp.StatusCode)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("download document: HTTP %d", resp.StatusCode)
 	}
@@ -154,7 +163,7 @@ func (d *ObjectDocuments) download(ctx context.Context, url string) ([]byte, err
 		return nil, fmt.Errorf("download document: %w", err)
 	}
 	if int64(len(b)) > d.maxBytes {
-		return nil, fmt.Errorf("download document: larger than %d bytes", d.maxBytes)
+		return nil, fmt.Errorf("download document: %w: larger than %d bytes", ErrDocumentGone, d.maxBytes)
 	}
 	if !bytes.HasPrefix(b, []byte("%PDF-")) {
 		return nil, ErrNotPDF

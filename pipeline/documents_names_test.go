@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -67,5 +68,35 @@ func TestLargeDocumentIsKept(t *testing.T) {
 	got, err := docs.Get(ctx, names[0])
 	if err != nil || string(got) != string(big) {
 		t.Fatalf("get: %d bytes of %d, %v", len(got), len(big), err)
+	}
+}
+
+// A link that will not give a PDF (404, 410, something else) fails with
+// ErrDocumentGone; a provider's outage (5xx) does not.
+func TestDocumentGoneOrNot(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/404":
+			w.WriteHeader(http.StatusNotFound)
+		case "/410":
+			w.WriteHeader(http.StatusGone)
+		case "/503":
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			_, _ = w.Write([]byte("<html>login</html>"))
+		}
+	}))
+	defer srv.Close()
+	docs, err := pipeline.OpenDocuments(ctx, js, srv.Client(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, gone := range map[string]bool{"/404": true, "/410": true, "/html": true, "/503": false} {
+		_, err := docs.Keep(ctx, schemas.OrderKey{Seller: "91330106MA2AYNWD8M", OrderNo: "GONE" + path[1:]}, []schemas.Invoice{{PdfURL: srv.URL + path}})
+		if err == nil || errors.Is(err, pipeline.ErrDocumentGone) != gone {
+			t.Errorf("%s: %v; want ErrDocumentGone %v", path, err, gone)
+		}
 	}
 }

@@ -37,7 +37,7 @@ import (
 // Answer: {"result": 0, "message": "SUCCESS", "data": [...]} with one entry
 // per invoice of the request. status is mapped from the order's state:
 // issued → 1 (已开票, with invoiceFile, the PDF in base64; an order issued
-// without an invoice has one such entry without a number); rejected and
+// without an invoice has no entry); rejected and
 // failed → 3 (开票失败); submitting, accepted, action required → 4 (已申请).
 // With --partitions, an instance answers for every seller: it asks the
 // instance that owns another partition's seller through the status service.
@@ -50,9 +50,9 @@ import (
 //	1003 401  timestamp outside the 5-minute window
 //	1004 401  wrong signature
 //	1005 404  no such request
-//	1006 503  the invoice document is not available yet; ask again (for
-//	          partnerDocumentPatience after issuance; after that, an entry
-//	          whose PDF cannot be had is answered without invoiceFile)
+//	1006 503  the invoice document is not available yet; ask again (a
+//	          link that gives no PDF, partnerDocumentPatience after
+//	          issuance, is answered without invoiceFile instead)
 //	1500 500  internal error (the order store, or the owning instance,
 //	          did not answer)
 type partnerAPI struct {
@@ -73,9 +73,11 @@ type partnerAPI struct {
 }
 
 // partnerDocumentPatience is how long after an order's completion a PDF
-// that cannot be had yet is answered 1006 (ask again): the keeper is likely
-// still at it. After that the entry is answered without its invoiceFile,
-// rather than hiding the issued order behind a link that may never work.
+// whose link gives none (pipeline.ErrDocumentGone: 404, 410, not a PDF) is
+// answered 1006 (ask again): the provider may not serve it yet. After that
+// the entry is answered without its invoiceFile, rather than hiding the
+// issued order behind a link that will not work. Any other failure (the
+// object store, the provider's 5xx, a timeout) is answered 1006.
 const partnerDocumentPatience = 10 * time.Minute
 
 // partnerDocuments is what the partner API needs of the document store.
@@ -205,14 +207,11 @@ func statusLookup(nc *nats.Conn, subjects schemas.Subjects) func(context.Context
 // entries maps an order to the answer's data: one entry per invoice, and
 // for a split order that failed in part (rejected, with the invoices that
 // were issued) those invoices and then one failed entry for the rest. An
-// order issued without an invoice (a paper red confirmation form) has one
-// issued entry without a number.
+// order issued without an invoice (a confirmed red confirmation form of a
+// paper invoice, for which the platform issues none) has no entry.
 func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]partnerInvoice, error) {
 	switch rec.State {
 	case schemas.StateIssued:
-		if len(rec.Invoices) == 0 {
-			return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 1}}, nil
-		}
 	case schemas.StateRejected, schemas.StateFailed:
 		if len(rec.Invoices) == 0 {
 			return []partnerInvoice{{InvoiceID: invoiceID(rec.Key(), 0), Status: 3}}, nil
@@ -228,7 +227,7 @@ func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]p
 		if completed.IsZero() {
 			completed = rec.ReceivedAt
 		}
-		if err != nil && p.now().Sub(completed) < partnerDocumentPatience {
+		if err != nil && (!errors.Is(err, pipeline.ErrDocumentGone) || p.now().Sub(completed) < partnerDocumentPatience) {
 			return nil, err
 		}
 	}

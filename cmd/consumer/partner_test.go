@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -59,10 +60,18 @@ func TestPartnerAPI(t *testing.T) {
 	// An order issued an hour ago whose second PDF link is dead: past the
 	// keeper's patience, answered without that PDF.
 	old := schemas.OrderRecord{Seller: "S1", OrderNo: "DEADLINK", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now.Add(-time.Hour)}
-	if stored, err := db.Put(ctx, old); err != nil {
-		t.Fatal(err)
-	} else {
-		stored.State, stored.Invoices, stored.Documents, stored.CompletedAt = schemas.StateIssued, two, []string{"doc-0", ""}, now.Add(-time.Hour)
+	// And one whose PDFs cannot be kept because the object store is down:
+	// 1006, however long ago it was issued.
+	for _, no := range []string{"DEADLINK", "STOREDOWN"} {
+		old.OrderNo = no
+		stored, err := db.Put(ctx, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored.State, stored.Invoices, stored.CompletedAt = schemas.StateIssued, two, now.Add(-time.Hour)
+		if no == "DEADLINK" {
+			stored.Documents = []string{"doc-0", ""}
+		}
 		if _, err := db.Put(ctx, stored); err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +89,9 @@ func TestPartnerAPI(t *testing.T) {
 				return []string{""}, errors.New("provider unreachable")
 			case "DEADLINK":
 				keeps++
-				return []string{"doc-0", ""}, errors.New("invoice 1: download document: HTTP 404")
+				return []string{"doc-0", ""}, fmt.Errorf("invoice 1: download document: %w: HTTP 404", pipeline.ErrDocumentGone)
+			case "STOREDOWN":
+				return []string{"", ""}, errors.New("store S1/STOREDOWN/0.pdf: nats: timeout")
 			}
 			fetched++
 			names := make([]string, len(inv))
@@ -174,7 +185,7 @@ func TestPartnerAPI(t *testing.T) {
 		{"rejected is failed (3)", signed("S1:REJECTED", now, secret), 200, 0, 3},
 		{"unknown request", signed("S1:NOPE", now, secret), 404, 1005, 0},
 		{"document unavailable", signed("S1:NODOC", now, secret), 503, 1006, 0},
-		{"issued without an invoice", signed("S1:PAPERRED", now, secret), 200, 0, 1},
+		{"store down an hour after issuance", signed("S1:STOREDOWN", now, secret), 503, 1006, 0},
 		{"seller with a NUL", signed("S\x001:ISSUED", now, secret), 400, 1001, 0},
 		{"wrong signature", signed("S1:ISSUED", now, "another-secret-0123456789"), 401, 1004, 0},
 		{"stale timestamp", signed("S1:ISSUED", now.Add(-6*time.Minute), secret), 401, 1003, 0},
