@@ -4,11 +4,13 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store/storetest"
 )
 
 // doubtfulJumdata is jumdata whose first Submit is lost in transit (Unknown,
@@ -63,5 +65,39 @@ func TestSubmitToldWhetherItRepeats(t *testing.T) {
 	}
 	if d.queries < 2 {
 		t.Fatalf("%d queries, want one after the lost answer and one before submitting again", d.queries)
+	}
+}
+
+// An issued Nuonuo order whose record is gone (orders.db restored from a
+// backup taken before it) is delivered again: its first Submit in the new
+// store meets E9106 with Resubmission false, and the order Nuonuo holds
+// has this request's amounts, so it is followed and answered issued, not
+// rejected, and nothing more is issued.
+func TestOwnOrderAfterItsRecordWasLost(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	raw := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "LOST-1", nil))
+	var out pipeline.Outcome
+	for i := 1; i <= 20; i++ {
+		if out = deliverRaw(t, p, raw, i); out.Action == pipeline.Ack {
+			break
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	if out.Status != schemas.StatusIssued {
+		t.Fatalf("first store: %s %s %s", out.Action, out.Event, out.Status)
+	}
+	p2 := firstRun(t, h, fast, storetest.Open(t), nil, false) // the record is gone
+	for i := 1; i <= 20; i++ {
+		if out = deliverRaw(t, p2, raw, i); out.Action == pipeline.Ack {
+			break
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	if out.Status != schemas.StatusIssued {
+		t.Fatalf("our own issued order, delivered again without its record: %s %s %s (provider code %s)", out.Action, out.Event, out.Status, out.ProviderCode)
+	}
+	if st := h.orderStats(nuonuoSeller, "LOST-1"); st.Issuances != 1 {
+		t.Fatalf("stats %+v, want 1 issuance", st)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
@@ -159,5 +160,34 @@ func TestLoopReportsAClosedConnection(t *testing.T) {
 	h.nc.Close()
 	if err := h.crashed(); err == nil {
 		t.Fatal("the loop returned nil after its connection was closed")
+	}
+}
+
+// The errors the status service answers are counted in its micro stats
+// (`nats micro stats invoice-status`).
+func TestStatusServiceCountsItsErrors(t *testing.T) {
+	_, nc, _ := MustJetStream(t, t.TempDir())
+	svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{}, storetest.Open(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 5 {
+		if _, err := pipeline.RequestStatus(ctx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: "A\x00B", OrderNo: "R-1"}); err == nil {
+			t.Fatal("a seller with a NUL byte was answered")
+		}
+	}
+	// micro counts an answer once the handler has returned, which may be
+	// just after the reply arrived.
+	var st micro.Stats
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if st = svc.Stats(); len(st.Endpoints) == 1 && st.Endpoints[0].NumRequests == 5 {
+			break
+		}
+	}
+	if len(st.Endpoints) != 1 || st.Endpoints[0].NumErrors != 5 || st.Endpoints[0].NumRequests != 5 {
+		t.Fatalf("endpoint stats %+v: want 5 requests and their 5 errors", st.Endpoints)
 	}
 }

@@ -32,8 +32,9 @@ const (
 	// TokenSource fetches no more tokens for 070301 until a call is
 	// accepted (TokenSourceConfig.MismatchHold).
 	actRefreshToken
-	// actReconcile: E9106 on requestBillingNew: the order exists; Query it
-	// and answer what the query says.
+	// actReconcile: E9106 on requestBillingNew: an order exists under the
+	// number; Query it and answer what the query says (on a first
+	// submission, only when its amounts are the request's: submitIssue).
 	actReconcile
 )
 

@@ -87,7 +87,6 @@ func classCases() []classCase {
 		{name: "E9131 names its line", code: "E9131", message: "金额*税率-税额大于0.06,明细行名称:服务,第3行",
 			want: providers.Rejected, wantCode: "E9131", wantField: "order.invoiceDetail[2].tax"},
 		{name: "E9106 of an order the query cannot find", covers: "E9106", code: "E9106", resubmission: true, want: providers.Retry, wantCode: "E9106"},
-		{name: "E9106 on a first submission", code: "E9106", want: providers.Rejected, wantCode: "E9106", wantField: "order.orderNo"},
 		{name: "E9500 on Submit", covers: "E9500", code: "E9500", want: providers.Rejected, wantCode: "E9500"},
 		{name: "E9500 on Query", covers: "E9500", code: "E9500", query: true, want: providers.NotFound, wantCode: "E9500"},
 		{name: "E9101 on Query (the query refused, not the order)", code: "E9101", query: true, want: providers.Retry, wantCode: "E9101"},

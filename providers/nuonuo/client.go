@@ -2,6 +2,7 @@ package nuonuo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/shopspring/decimal"
 )
 
 const providerName = "nuonuo"
@@ -173,6 +175,33 @@ func plainRate(r schemas.Amount) schemas.Amount {
 
 // ---- issue ----
 
+// orderTotals returns the amount with tax of the order Nuonuo holds (the
+// sum of its entries' orderAmount) and of order (the sum of its lines'
+// taxIncludedAmount, or taxExcludedAmount + tax), and whether both are
+// known: a line without its amounts (price × num, Nuonuo computing the
+// rest) or an entry without orderAmount leaves them unknown.
+func orderTotals(entries []invoiceEntry, order *schemas.Order) (held, want decimal.Decimal, known bool) {
+	for _, e := range entries {
+		d, err := decimal.NewFromString(strings.TrimSpace(string(e.OrderAmount)))
+		if err != nil {
+			return held, want, false
+		}
+		held = held.Add(d)
+	}
+	for i := range order.InvoiceDetail {
+		l := &order.InvoiceDetail[i]
+		switch {
+		case l.TaxIncludedAmount.IsSet() && l.TaxIncludedAmount.Valid():
+			want = want.Add(l.TaxIncludedAmount.Decimal())
+		case l.TaxExcludedAmount.IsSet() && l.TaxExcludedAmount.Valid() && l.Tax.IsSet() && l.Tax.Valid():
+			want = want.Add(l.TaxExcludedAmount.Decimal()).Add(l.Tax.Decimal())
+		default:
+			return held, want, false
+		}
+	}
+	return held, want, len(entries) > 0 && len(order.InvoiceDetail) > 0
+}
+
 func (c *Client) submitIssue(ctx context.Context, call *providers.Call) providers.Outcome {
 	order := *call.Request.Order
 	order.InvoiceDetail = append([]schemas.InvoiceLine(nil), order.InvoiceDetail...)
@@ -190,25 +219,33 @@ func (c *Client) submitIssue(ctx context.Context, call *providers.Call) provider
 	}{&order}
 	a := c.call(ctx, c.family(mRequestBilling), mRequestBilling, body)
 	if !a.ok() {
-		if a.code == codeDuplicate && !call.Resubmission {
-			// No earlier submission of this request is recorded: the order
-			// number was taken by an order this request did not create
-			// (another system's, the console's, an earlier request's that
-			// failed there, or one whose record was lost), and that order's
-			// invoice is not this request's to report.
-			o := c.failure(a, phaseSubmit, call.Request.Kind)
-			o.Message = strings.TrimPrefix(a.msg+": ", ": ") + "Nuonuo already holds an order under this order number that this request did not create " +
-				"(another system's, or an earlier request's); look the order up at Nuonuo, or send the request under another order number"
-			return o
-		}
 		if a.code == codeDuplicate {
-			// Our own earlier submission took the order number: follow it.
-			q := c.queryIssue(ctx, &providers.Call{Request: call.Request, SubmittedAt: call.SubmittedAt})
-			if q.Class == providers.NotFound {
+			// The order number is taken: by our own earlier submission,
+			// whether or not the record counts it (a store restored from
+			// a backup, a lost volume), or by an order this request did
+			// not create (another system's, the console's).
+			entries, _, q, ok := c.queryInvoices(ctx, "", call.Request.OrderNo)
+			switch {
+			case !ok && q.Class != providers.NotFound:
+				return q
+			case !ok || len(entries) == 0:
 				return providers.Outcome{Class: providers.Retry, Code: a.code, Message: a.msg,
 					RetryAfter: c.cfg.PollAfter}
 			}
-			return q
+			if !call.Resubmission {
+				// Nothing recorded says that this request was submitted:
+				// follow the order only when its amounts are this
+				// request's, so that another order's invoice is never
+				// reported as this one's.
+				if held, want, known := orderTotals(entries, &order); known && !held.Equal(want) {
+					o := c.failure(a, phaseSubmit, call.Request.Kind)
+					o.Message = fmt.Sprintf("%s: Nuonuo holds an order under this order number of %s in all, where this request comes to %s: "+
+						"look the order up at Nuonuo; if it is not this sale's, send the request under another order number",
+						strings.TrimSuffix(cmp.Or(a.msg, "the order number is taken"), "。"), held.StringFixed(2), want.StringFixed(2))
+					return o
+				}
+			}
+			return c.invoiceOutcome(entries, schemas.ProviderRefs{}, false)
 		}
 		return c.failure(a, phaseSubmit, call.Request.Kind)
 	}

@@ -603,9 +603,11 @@ func TestRefusedQueryOfAnAcceptedOrderIsRetried(t *testing.T) {
 }
 
 // E9106 on a first submission (Call.Resubmission false): the order number
-// is taken by an order this service never sent, here one of other amounts.
-// Its invoice is not this request's: Rejected on order.orderNo, and
-// nothing more is issued.
+// is taken by an order of other amounts. Its invoice is not this
+// request's: Rejected on order.orderNo, naming both totals, and nothing
+// more is issued. An order of the same amounts is followed: it is this
+// request's own, submitted before its record was lost (a store restored
+// from a backup).
 func TestFirstSubmissionOfATakenOrderNumberIsRejected(t *testing.T) {
 	env := newSandbox(t, sandbox.Config{})
 	c := env.mustClient(t, nil)
@@ -619,11 +621,25 @@ func TestFirstSubmissionOfATakenOrderNumberIsRejected(t *testing.T) {
 	})
 	o := c.Submit(t.Context(), &providers.Call{Request: mine, SubmittedAt: time.Now()})
 	wantClass(t, "first Submit under a taken order number", o, providers.Rejected)
-	if o.Code != "E9106" || o.Field != "order.orderNo" || len(o.Invoices) != 0 || !strings.Contains(o.Message, "did not create") {
-		t.Errorf("outcome %+v, want E9106 on order.orderNo, no invoices, and a message saying why", o)
+	if o.Code != "E9106" || o.Field != "order.orderNo" || len(o.Invoices) != 0 || !strings.Contains(o.Message, "106.00") || !strings.Contains(o.Message, "212.00") {
+		t.Errorf("outcome %+v, want E9106 on order.orderNo, no invoices, and both totals", o)
 	}
 	if st := env.orderStats("TAKEN-1"); st.Issuances != 1 || st.Submissions != 2 {
 		t.Errorf("stats %+v, want 2 submissions and the other order's 1 issuance", st)
+	}
+
+	// Our own order, its record lost: the same amounts, followed.
+	own := &providers.Call{Request: issueRequest("OWN-1", nil)}
+	wantClass(t, "own Submit", c.Submit(t.Context(), own), providers.Accepted)
+	again := c.Submit(t.Context(), &providers.Call{Request: issueRequest("OWN-1", nil), SubmittedAt: time.Now()})
+	if again.Class != providers.Accepted && again.Class != providers.Issued {
+		t.Fatalf("our own order submitted again without its record: %+v, want it followed", again)
+	}
+	if again.Refs.SerialNo == "" {
+		t.Errorf("followed outcome without the serial: %+v", again.Refs)
+	}
+	if st := env.orderStats("OWN-1"); st.Issuances != 1 {
+		t.Errorf("stats %+v, want 1 issuance", st)
 	}
 }
 
