@@ -176,16 +176,23 @@ func plainRate(r schemas.Amount) schemas.Amount {
 // ---- issue ----
 
 // orderTotals returns the amount with tax of the order Nuonuo holds (the
-// sum of its entries' orderAmount) and of order (the sum of its lines'
+// sum of its entries' orderAmount, each invoice's; or, should every entry
+// carry the request's total, that) and of order (the sum of its lines'
 // taxIncludedAmount, or taxExcludedAmount + tax), and whether both are
 // known: a line without its amounts (price × num, Nuonuo computing the
 // rest) or an entry without orderAmount leaves them unknown.
 func orderTotals(entries []invoiceEntry, order *schemas.Order) (held, want decimal.Decimal, known bool) {
-	for _, e := range entries {
+	each := true // every entry carries the same amount: the order's, repeated on each invoice?
+	var first decimal.Decimal
+	for i, e := range entries {
 		d, err := decimal.NewFromString(strings.TrimSpace(string(e.OrderAmount)))
 		if err != nil {
 			return held, want, false
 		}
+		if i == 0 {
+			first = d
+		}
+		each = each && d.Equal(first)
 		held = held.Add(d)
 	}
 	for i := range order.InvoiceDetail {
@@ -198,6 +205,11 @@ func orderTotals(entries []invoiceEntry, order *schemas.Order) (held, want decim
 		default:
 			return held, want, false
 		}
+	}
+	if len(entries) > 1 && each && first.Equal(want) {
+		// A split order whose entries each carry the order's amount, were
+		// orderAmount the order's and not the invoice's: the same order.
+		held = first
 	}
 	return held, want, len(entries) > 0 && len(order.InvoiceDetail) > 0
 }
