@@ -176,42 +176,40 @@ func plainRate(r schemas.Amount) schemas.Amount {
 // ---- issue ----
 
 // orderTotals returns the amount with tax of the order Nuonuo holds (the
-// sum of its entries' orderAmount, each invoice's; or, should every entry
-// carry the request's total, that) and of order (the sum of its lines'
-// taxIncludedAmount, or taxExcludedAmount + tax), and whether both are
-// known: a line without its amounts (price × num, Nuonuo computing the
-// rest) or an entry without orderAmount leaves them unknown.
+// sum of its entries' orderAmount, each invoice's) and of order (the sum
+// of its lines' taxIncludedAmount), and whether both are known. Seed 001:
+// when any of a line's three amounts is not given, Nuonuo computes the
+// line from price and num, which may differ from what was given; such a
+// line, or an entry without orderAmount, leaves the totals unknown.
 func orderTotals(entries []invoiceEntry, order *schemas.Order) (held, want decimal.Decimal, known bool) {
-	each := true // every entry carries the same amount: the order's, repeated on each invoice?
-	var first decimal.Decimal
-	for i, e := range entries {
+	for _, e := range entries {
 		d, err := decimal.NewFromString(strings.TrimSpace(string(e.OrderAmount)))
 		if err != nil {
 			return held, want, false
 		}
-		if i == 0 {
-			first = d
-		}
-		each = each && d.Equal(first)
 		held = held.Add(d)
 	}
 	for i := range order.InvoiceDetail {
 		l := &order.InvoiceDetail[i]
-		switch {
-		case l.TaxIncludedAmount.IsSet() && l.TaxIncludedAmount.Valid():
-			want = want.Add(l.TaxIncludedAmount.Decimal())
-		case l.TaxExcludedAmount.IsSet() && l.TaxExcludedAmount.Valid() && l.Tax.IsSet() && l.Tax.Valid():
-			want = want.Add(l.TaxExcludedAmount.Decimal()).Add(l.Tax.Decimal())
-		default:
-			return held, want, false
+		for _, a := range []schemas.Amount{l.TaxIncludedAmount, l.TaxExcludedAmount, l.Tax} {
+			if !a.IsSet() || !a.Valid() {
+				return held, want, false
+			}
 		}
-	}
-	if len(entries) > 1 && each && first.Equal(want) {
-		// A split order whose entries each carry the order's amount, were
-		// orderAmount the order's and not the invoice's: the same order.
-		held = first
+		want = want.Add(l.TaxIncludedAmount.Decimal())
 	}
 	return held, want, len(entries) > 0 && len(order.InvoiceDetail) > 0
+}
+
+// otherBuyer reports whether an entry names a buyer other than order's
+// (payerName, when Nuonuo gives it).
+func otherBuyer(entries []invoiceEntry, order *schemas.Order) bool {
+	for _, e := range entries {
+		if name := strings.TrimSpace(string(e.PayerName)); name != "" && name != strings.TrimSpace(order.BuyerName) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Client) submitIssue(ctx context.Context, call *providers.Call) providers.Outcome {
@@ -246,14 +244,24 @@ func (c *Client) submitIssue(ctx context.Context, call *providers.Call) provider
 			}
 			if !call.Resubmission {
 				// Nothing recorded says that this request was submitted:
-				// follow the order only when its amounts are this
-				// request's, so that another order's invoice is never
-				// reported as this one's.
-				if held, want, known := orderTotals(entries, &order); known && !held.Equal(want) {
+				// follow the order unless its amounts with tax or its
+				// buyer show it to be another's, so that another order's
+				// invoice is not reported as this one's. When neither can
+				// tell (a line Nuonuo computes from price and num, no
+				// buyer in the answer), it is followed, as it always was.
+				held, want, known := orderTotals(entries, &order)
+				var why string
+				switch {
+				case known && !held.Equal(want):
+					why = fmt.Sprintf("of %s in all, where this request comes to %s", held.StringFixed(2), want.StringFixed(2))
+				case otherBuyer(entries, &order):
+					why = fmt.Sprintf("for the buyer %q, where this request's is %q", strings.TrimSpace(string(entries[0].PayerName)), order.BuyerName)
+				}
+				if why != "" {
 					o := c.failure(a, phaseSubmit, call.Request.Kind)
-					o.Message = fmt.Sprintf("%s: Nuonuo holds an order under this order number of %s in all, where this request comes to %s: "+
+					o.Message = fmt.Sprintf("%s: Nuonuo holds an order under this order number %s: "+
 						"look the order up at Nuonuo; if it is not this sale's, send the request under another order number",
-						strings.TrimSuffix(cmp.Or(a.msg, "the order number is taken"), "。"), held.StringFixed(2), want.StringFixed(2))
+						strings.TrimSuffix(cmp.Or(a.msg, "the order number is taken"), "。"), why)
 					return o
 				}
 			}

@@ -628,6 +628,14 @@ func TestFirstSubmissionOfATakenOrderNumberIsRejected(t *testing.T) {
 		t.Errorf("stats %+v, want 2 submissions and the other order's 1 issuance", st)
 	}
 
+	// The same amounts for another buyer: not ours either.
+	wantClass(t, "another buyer's Submit", c.Submit(t.Context(), &providers.Call{Request: issueRequest("TAKEN-2", nil)}), providers.Accepted)
+	o = c.Submit(t.Context(), &providers.Call{Request: issueRequest("TAKEN-2", func(o *schemas.Order) { o.BuyerName = "另一家公司" }), SubmittedAt: time.Now()})
+	wantClass(t, "first Submit for another buyer", o, providers.Rejected)
+	if o.Code != "E9106" || !strings.Contains(o.Message, "另一家公司") {
+		t.Errorf("outcome %+v, want E9106 naming both buyers", o)
+	}
+
 	// Our own order, its record lost: the same amounts, followed.
 	own := &providers.Call{Request: issueRequest("OWN-1", nil)}
 	wantClass(t, "own Submit", c.Submit(t.Context(), own), providers.Accepted)

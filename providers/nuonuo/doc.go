@@ -28,8 +28,9 @@
 //	               E0000 → Accepted (issuance is asynchronous), Refs.SerialNo = invoiceSerialNum
 //	               E9106 (orderNo taken) → Query by orderNo and answer that; on a first
 //	               submission (no Call.Resubmission: our own earlier one, if any, is not
-//	               recorded) only when the order held has this request's amounts with tax,
-//	               else Rejected (field order.orderNo) naming both totals
+//	               recorded) Rejected instead (field order.orderNo) when the order held is
+//	               another's: its total differs (every line given all three amounts) or its
+//	               buyer (payerName) does
 //	             Query queryInvoiceResult by serialNos (when known) or orderNos
 //	               any entry 20/21 → Accepted; else any 22 → Rejected (code "22", failCause);
 //	               else 2/24/3/31 → Issued with every invoice (an order splits into up to 10);

@@ -87,6 +87,7 @@ type invoiceEntry struct {
 	ExTaxAmount                flexString `json:"exTaxAmount"`
 	TaxAmount                  flexString `json:"taxAmount"`
 	OrderAmount                flexString `json:"orderAmount"`
+	PayerName                  flexString `json:"payerName"`
 	PdfURL                     flexString `json:"pdfUrl"`
 	OfdURL                     flexString `json:"ofdUrl"`
 	XMLURL                     flexString `json:"xmlUrl"`
