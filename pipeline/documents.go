@@ -22,7 +22,9 @@ import (
 type Documents interface {
 	// Keep fetches and stores the documents (PDFs) of an order's invoices
 	// and returns their names in the same order as invoices ("" for an
-	// invoice without a document URL). It is idempotent.
+	// invoice without a document URL, or one that failed: its failure is
+	// a *DocumentError in the error, see DocumentErrors). It is
+	// idempotent.
 	Keep(ctx context.Context, key schemas.OrderKey, invoices []schemas.Invoice) ([]string, error)
 	// Get returns a stored document.
 	Get(ctx context.Context, name string) ([]byte, error)
@@ -96,10 +98,48 @@ const maxDocumentChunk = 128 << 10
 var ErrNotPDF = fmt.Errorf("document is not a PDF: %w", ErrDocumentGone)
 
 // ErrDocumentGone wraps the download failures that asking again will not
-// mend: the link answers 404 or 410, or something that is not a PDF
+// mend: the link answers a client error (4xx but 408 and 429: not found,
+// gone, an expired or refused signature), or something that is not a PDF
 // (ErrNotPDF too), or a document over the size limit. An outage (the
 // provider's 5xx, a timeout, the object store) is not one of them.
 var ErrDocumentGone = errors.New("the document link gives no PDF")
+
+// DocumentError is Keep's failure to keep one invoice's document; Keep
+// joins one for each invoice that failed.
+type DocumentError struct {
+	Key     schemas.OrderKey
+	Invoice int // the invoice's position in the order
+	Err     error
+}
+
+func (e *DocumentError) Error() string {
+	return fmt.Sprintf("invoice %d of %s: %v", e.Invoice, e.Key, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *DocumentError) Unwrap() error { return e.Err }
+
+// DocumentErrors returns the failures of Keep's error by invoice position.
+func DocumentErrors(err error) map[int]error {
+	out := map[int]error{}
+	var walk func(error)
+	walk = func(err error) {
+		var de *DocumentError
+		switch u := err.(type) {
+		case nil:
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		default:
+			if errors.As(err, &de) {
+				out[de.Invoice] = de.Err
+			}
+		}
+	}
+	walk(err)
+	return out
+}
 
 // Keep implements Documents.
 func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoices []schemas.Invoice) ([]string, error) {
@@ -110,13 +150,20 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 			continue
 		}
 		name := DocumentName(key, i)
-		if _, err := d.obj.GetInfo(ctx, name); err == nil {
+		_, err := d.obj.GetInfo(ctx, name)
+		if err == nil {
 			names[i] = name // kept by an earlier delivery
+			continue
+		}
+		if !errors.Is(err, jetstream.ErrObjectNotFound) {
+			// The object store cannot say: downloading again would
+			// not tell whether it holds the document already.
+			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: fmt.Errorf("look up %s: %w", name, err)})
 			continue
 		}
 		pdf, err := d.download(ctx, inv.PdfURL)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("invoice %d of %s: %w", i, key, err))
+			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: err})
 			continue
 		}
 		// One chunk of the document's own size, up to the default chunk
@@ -125,7 +172,7 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 		// message (1 MiB in every configuration here).
 		meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(max(len(pdf), 1), maxDocumentChunk))}}
 		if _, err := d.obj.Put(ctx, meta, bytes.NewReader(pdf)); err != nil {
-			errs = append(errs, fmt.Errorf("store %s: %w", name, err))
+			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: fmt.Errorf("store %s: %w", name, err)})
 			continue
 		}
 		names[i] = name
@@ -152,7 +199,7 @@ func (d *ObjectDocuments) download(ctx context.Context, url string) ([]byte, err
 		return nil, fmt.Errorf("download document: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
 		return nil, fmt.Errorf("download document: %w: HTTP %d", ErrDocumentGone, resp.StatusCode)
 	}
 	if resp.StatusCode != http.StatusOK {

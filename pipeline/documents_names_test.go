@@ -82,6 +82,10 @@ func TestDocumentGoneOrNot(t *testing.T) {
 			w.WriteHeader(http.StatusNotFound)
 		case "/410":
 			w.WriteHeader(http.StatusGone)
+		case "/403":
+			w.WriteHeader(http.StatusForbidden) // an expired signed link
+		case "/429":
+			w.WriteHeader(http.StatusTooManyRequests)
 		case "/503":
 			w.WriteHeader(http.StatusServiceUnavailable)
 		default:
@@ -93,10 +97,19 @@ func TestDocumentGoneOrNot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for path, gone := range map[string]bool{"/404": true, "/410": true, "/html": true, "/503": false} {
+	for path, gone := range map[string]bool{"/404": true, "/410": true, "/403": true, "/html": true, "/429": false, "/503": false} {
 		_, err := docs.Keep(ctx, schemas.OrderKey{Seller: "91330106MA2AYNWD8M", OrderNo: "GONE" + path[1:]}, []schemas.Invoice{{PdfURL: srv.URL + path}})
 		if err == nil || errors.Is(err, pipeline.ErrDocumentGone) != gone {
 			t.Errorf("%s: %v; want ErrDocumentGone %v", path, err, gone)
 		}
+	}
+	// A split order, one invoice's link gone and the other's provider
+	// down: each failure under its invoice's position.
+	names, err := docs.Keep(ctx, schemas.OrderKey{Seller: "91330106MA2AYNWD8M", OrderNo: "SPLIT"},
+		[]schemas.Invoice{{PdfURL: srv.URL + "/404"}, {}, {PdfURL: srv.URL + "/503"}})
+	failed := pipeline.DocumentErrors(err)
+	if len(names) != 3 || names[0] != "" || names[2] != "" || len(failed) != 2 ||
+		!errors.Is(failed[0], pipeline.ErrDocumentGone) || failed[2] == nil || errors.Is(failed[2], pipeline.ErrDocumentGone) {
+		t.Errorf("split order: names %q, failures %v", names, failed)
 	}
 }

@@ -72,12 +72,13 @@ type partnerAPI struct {
 	remote                func(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error)
 }
 
-// partnerDocumentPatience is how long after an order's completion a PDF
-// whose link gives none (pipeline.ErrDocumentGone: 404, 410, not a PDF) is
-// answered 1006 (ask again): the provider may not serve it yet. After that
-// the entry is answered without its invoiceFile, rather than hiding the
-// issued order behind a link that will not work. Any other failure (the
-// object store, the provider's 5xx, a timeout) is answered 1006.
+// partnerDocumentPatience is how long after an order's completion PDFs
+// whose links give none (pipeline.ErrDocumentGone: a 4xx, not a PDF) are
+// answered 1006 (ask again): the provider may not serve them yet. After
+// that their entries are answered without invoiceFile, rather than hiding
+// the issued order behind links that will not work. An order one of whose
+// missing PDFs failed otherwise (the object store, the provider's 5xx, a
+// timeout) is answered 1006.
 const partnerDocumentPatience = 10 * time.Minute
 
 // partnerDocuments is what the partner API needs of the document store.
@@ -222,12 +223,13 @@ func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]p
 	var pdfs [][]byte
 	if p.docs != nil {
 		var err error
-		pdfs, err = p.documents(ctx, rec)
+		var gone bool
+		pdfs, gone, err = p.documents(ctx, rec)
 		completed := rec.CompletedAt
 		if completed.IsZero() {
 			completed = rec.ReceivedAt
 		}
-		if err != nil && (!errors.Is(err, pipeline.ErrDocumentGone) || p.now().Sub(completed) < partnerDocumentPatience) {
+		if err != nil && (!gone || p.now().Sub(completed) < partnerDocumentPatience) {
 			return nil, err
 		}
 	}
@@ -253,10 +255,12 @@ func (p *partnerAPI) entries(ctx context.Context, rec *schemas.OrderRecord) ([]p
 
 // documents returns the PDFs of an order's invoices by position (nil for
 // an invoice without a PDF link, or one that cannot be had: the error says
-// which). Those not kept at issuance are fetched and kept now, with one
+// which), and whether every one that cannot be had is gone
+// (pipeline.ErrDocumentGone: its link gives no PDF), none of them for an
+// outage. Those not kept at issuance are fetched and kept now, with one
 // Keep for the order.
-func (p *partnerAPI) documents(ctx context.Context, rec *schemas.OrderRecord) ([][]byte, error) {
-	pdfs := make([][]byte, len(rec.Invoices))
+func (p *partnerAPI) documents(ctx context.Context, rec *schemas.OrderRecord) (pdfs [][]byte, gone bool, err error) {
+	pdfs = make([][]byte, len(rec.Invoices))
 	missing := false
 	for i, inv := range rec.Invoices {
 		if inv.PdfURL == "" {
@@ -271,29 +275,28 @@ func (p *partnerAPI) documents(ctx context.Context, rec *schemas.OrderRecord) ([
 		missing = true
 	}
 	if !missing {
-		return pdfs, nil
+		return pdfs, false, nil
 	}
 	names, keepErr := p.docs.Keep(ctx, rec.Key(), rec.Invoices)
+	failed := pipeline.DocumentErrors(keepErr)
 	var errs []error
+	gone = true
 	for i, inv := range rec.Invoices {
 		if inv.PdfURL == "" || pdfs[i] != nil {
 			continue
 		}
-		if i >= len(names) || names[i] == "" {
-			errs = append(errs, fmt.Errorf("invoice %d: document unavailable", i))
-			continue
+		var err error
+		if i < len(names) && names[i] != "" {
+			pdfs[i], err = p.get(ctx, names[i])
+		} else if err = failed[i]; err == nil {
+			err = errors.Join(errors.New("document unavailable"), keepErr)
 		}
-		pdf, err := p.get(ctx, names[i])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("invoice %d: %w", i, err))
-			continue
+			gone = gone && failed[i] != nil && errors.Is(failed[i], pipeline.ErrDocumentGone)
 		}
-		pdfs[i] = pdf
 	}
-	if len(errs) > 0 {
-		errs = append(errs, keepErr)
-	}
-	return pdfs, errors.Join(errs...)
+	return pdfs, gone && len(errs) > 0, errors.Join(errs...)
 }
 
 // get reads a kept document. The background keeper may be storing the same

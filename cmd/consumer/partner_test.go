@@ -62,7 +62,7 @@ func TestPartnerAPI(t *testing.T) {
 	old := schemas.OrderRecord{Seller: "S1", OrderNo: "DEADLINK", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now.Add(-time.Hour)}
 	// And one whose PDFs cannot be kept because the object store is down:
 	// 1006, however long ago it was issued.
-	for _, no := range []string{"DEADLINK", "STOREDOWN"} {
+	for _, no := range []string{"DEADLINK", "STOREDOWN", "GONEANDDOWN"} {
 		old.OrderNo = no
 		stored, err := db.Put(ctx, old)
 		if err != nil {
@@ -89,9 +89,16 @@ func TestPartnerAPI(t *testing.T) {
 				return []string{""}, errors.New("provider unreachable")
 			case "DEADLINK":
 				keeps++
-				return []string{"doc-0", ""}, fmt.Errorf("invoice 1: download document: %w: HTTP 404", pipeline.ErrDocumentGone)
+				return []string{"doc-0", ""}, &pipeline.DocumentError{Key: key, Invoice: 1, Err: fmt.Errorf("download document: %w: HTTP 404", pipeline.ErrDocumentGone)}
 			case "STOREDOWN":
-				return []string{"", ""}, errors.New("store S1/STOREDOWN/0.pdf: nats: timeout")
+				return []string{"", ""}, errors.Join(
+					&pipeline.DocumentError{Key: key, Invoice: 0, Err: errors.New("look up S1/STOREDOWN/0.pdf: nats: timeout")},
+					&pipeline.DocumentError{Key: key, Invoice: 1, Err: errors.New("look up S1/STOREDOWN/1.pdf: nats: timeout")})
+			case "GONEANDDOWN":
+				// One link gone, the other provider down: ask again.
+				return []string{"", ""}, errors.Join(
+					&pipeline.DocumentError{Key: key, Invoice: 0, Err: fmt.Errorf("download document: %w: HTTP 404", pipeline.ErrDocumentGone)},
+					&pipeline.DocumentError{Key: key, Invoice: 1, Err: errors.New("download document: HTTP 503")})
 			}
 			fetched++
 			names := make([]string, len(inv))
@@ -186,6 +193,7 @@ func TestPartnerAPI(t *testing.T) {
 		{"unknown request", signed("S1:NOPE", now, secret), 404, 1005, 0},
 		{"document unavailable", signed("S1:NODOC", now, secret), 503, 1006, 0},
 		{"store down an hour after issuance", signed("S1:STOREDOWN", now, secret), 503, 1006, 0},
+		{"one link gone and one provider down, an hour after issuance", signed("S1:GONEANDDOWN", now, secret), 503, 1006, 0},
 		{"seller with a NUL", signed("S\x001:ISSUED", now, secret), 400, 1001, 0},
 		{"wrong signature", signed("S1:ISSUED", now, "another-secret-0123456789"), 401, 1004, 0},
 		{"stale timestamp", signed("S1:ISSUED", now.Add(-6*time.Minute), secret), 401, 1003, 0},
