@@ -688,10 +688,11 @@ func (o *order) save(ctx context.Context) bool { return o.saveWith(ctx, o.p.stor
 // publishWhileSaving starts publishing res, then saves the record with
 // PutPatient (the publish is the effect it waits for meanwhile, so the
 // store may fit the write into a commit another write starts). Readers
-// through Pipeline.Orders wait from before the publish until the save
-// ends. It returns the publish's wait and whether the save succeeded (save).
+// through Pipeline.Orders read the record being saved from before the
+// publish until the save ends. It returns the publish's wait and whether
+// the save succeeded (save).
 func (o *order) publishWhileSaving(ctx context.Context, res *schemas.Result) (published func(context.Context) error, saved bool) {
-	defer o.p.saving.begin(o.key)()
+	defer o.p.saving.begin(o.key, o.rec)()
 	published = o.p.pub.PublishResultAsync(res, o.resultID(res.Status))
 	return published, o.saveWith(ctx, o.p.store.PutPatient)
 }

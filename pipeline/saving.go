@@ -3,66 +3,53 @@ package pipeline
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
 )
-
-// savingWait bounds how long a read waits for an issued record being
-// saved: a save that takes longer is failing (a full disk), and the read
-// then answers with what is stored.
-const savingWait = 5 * time.Second
 
 // saving tracks the issued records being saved while their result is
 // already published, so that a read of the order store through Orders
 // never answers older than a result the pipeline has published.
 type saving struct {
 	mu   sync.Mutex
-	busy map[schemas.OrderKey]chan struct{}
+	busy map[schemas.OrderKey]schemas.OrderRecord
 }
 
-// begin marks key as being saved; the returned function ends it. The
-// per-order lock means at most one save of a key at a time.
-func (s *saving) begin(key schemas.OrderKey) (end func()) {
-	done := make(chan struct{})
+// begin marks rec, the record of key, as being saved; the returned
+// function ends it. The per-order lock means at most one save of an order
+// at a time.
+func (s *saving) begin(key schemas.OrderKey, rec schemas.OrderRecord) (end func()) {
 	s.mu.Lock()
 	if s.busy == nil {
-		s.busy = map[schemas.OrderKey]chan struct{}{}
+		s.busy = map[schemas.OrderKey]schemas.OrderRecord{}
 	}
-	s.busy[key] = done
+	s.busy[key] = rec
 	s.mu.Unlock()
 	return func() {
 		s.mu.Lock()
 		delete(s.busy, key)
 		s.mu.Unlock()
-		close(done)
 	}
 }
 
-// wait returns once key is not being saved, ctx ends or savingWait passes.
-func (s *saving) wait(ctx context.Context, key schemas.OrderKey) {
+// record returns the record of key being saved, if one is.
+func (s *saving) record(key schemas.OrderKey) (schemas.OrderRecord, bool) {
 	s.mu.Lock()
-	done := s.busy[key]
-	s.mu.Unlock()
-	if done == nil {
-		return
-	}
-	t := time.NewTimer(savingWait)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	defer s.mu.Unlock()
+	rec, ok := s.busy[key]
+	return rec, ok
 }
 
 // Orders returns the order store as the pipeline's readers (the status
 // service, the partner API) should use it: a Get of an order whose issued
-// result is published while its record is being saved waits for the save
-// (at most 5 seconds), so that a subscriber that asks about an order as
-// soon as its result arrives finds it issued. An order being submitted
-// without a claim (Pipeline.WatchBacklog) reads as the record its claim
-// would have left. Writes pass through.
+// result is published while its record is being saved answers the record
+// being saved, at once, so that a subscriber that asks about an order as
+// soon as its result arrives finds it issued, and a save that takes long
+// (a failing disk) holds up no reader. Should that save fail, the next
+// delivery of the request finds the order claimed, asks the provider, and
+// saves the same invoice. An order being submitted without a claim
+// (Pipeline.WatchBacklog) reads as the record its claim would have left.
+// Writes pass through.
 func (p *Pipeline) Orders() Store { return consistentStore{Store: p.store, p: p} }
 
 type consistentStore struct {
@@ -71,6 +58,8 @@ type consistentStore struct {
 }
 
 func (c consistentStore) Get(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
-	c.p.saving.wait(ctx, key)
+	if rec, ok := c.p.saving.record(key); ok {
+		return rec, true, nil
+	}
 	return c.p.lookup(ctx, key)
 }
