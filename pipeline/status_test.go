@@ -128,15 +128,23 @@ func TestStatusServiceReachableOnReturn(t *testing.T) {
 	}
 }
 
-// An order number or seller no request can carry (a NUL byte, 40,000
-// characters) is a bad status request, not an order-store failure.
-func TestStatusServiceRefusesImpossibleOrderNumbers(t *testing.T) {
+// statusOnAnEmptyStore starts a status service on an empty order store, and
+// returns the connection to ask it on.
+func statusOnAnEmptyStore(t *testing.T) (*nats.Conn, micro.Service) {
+	t.Helper()
 	_, nc, _ := MustJetStream(t, t.TempDir())
 	svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{}, storetest.Open(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
+	return nc, svc
+}
+
+// An order number or seller no request can carry (a NUL byte, 40,000
+// characters) is a bad status request, not an order-store failure.
+func TestStatusServiceRefusesImpossibleOrderNumbers(t *testing.T) {
+	nc, _ := statusOnAnEmptyStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, no := range []string{"A\x00B", "A B", strings.Repeat("9", 40000)} {
@@ -166,12 +174,7 @@ func TestLoopReportsAClosedConnection(t *testing.T) {
 // The errors the status service answers are counted in its micro stats
 // (`nats micro stats invoice-status`).
 func TestStatusServiceCountsItsErrors(t *testing.T) {
-	_, nc, _ := MustJetStream(t, t.TempDir())
-	svc, err := pipeline.StartStatusService(nc, pipeline.StatusConfig{}, storetest.Open(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Stop() })
+	nc, svc := statusOnAnEmptyStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for range 5 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -149,15 +148,8 @@ func TestPendingDocumentsDamagedEntry(t *testing.T) {
 	for _, no := range []string{"D-1", "D-2", "D-3", "D-4"} {
 		MustPut(t, db, issued(MustPut(t, db, newRecord(no, schemas.StateSubmitting, fp(no))), 1))
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
 	key := func(no string) []byte { return []byte(testSeller + "\x00" + no) }
-	err = raw.Update(func(tx *bolt.Tx) error {
+	db = rawUpdate(t, cfg, db, func(tx *bolt.Tx) error {
 		docs := tx.Bucket([]byte("documents"))
 		for _, no := range []string{"D-2", "D-3"} {
 			if docs.Get(key(no)) == nil {
@@ -169,14 +161,6 @@ func TestPendingDocumentsDamagedEntry(t *testing.T) {
 		}
 		return tx.Bucket([]byte("orders")).Put(key("D-3"), []byte("{not a record"))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db = MustOpen(t, cfg)
 	docs, next, err := db.PendingDocuments(context.Background(), schemas.OrderKey{}, 10, nil)
 	if err != nil || next != (schemas.OrderKey{}) || len(docs) != 4 {
 		t.Fatalf("PendingDocuments = %d orders, next %v, %v; want all 4 and the end", len(docs), next, err)
@@ -223,23 +207,9 @@ func TestPendingDocumentsDamagedKey(t *testing.T) {
 	for _, no := range []string{"K-1", "K-2", "K-3"} {
 		MustPut(t, db, issued(MustPut(t, db, newRecord(no, schemas.StateSubmitting, fp(no))), 1))
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bolt.Tx) error { // sorts between K-1 and K-2
+	db = rawUpdate(t, cfg, db, func(tx *bolt.Tx) error { // sorts between K-1 and K-2
 		return tx.Bucket([]byte("documents")).Put([]byte(testSeller+"\x00K-1\x00x"), []byte(`["http://127.0.0.1:1/x.pdf"]`))
 	})
-	if cerr := raw.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	db = MustOpen(t, cfg)
 	ctx := context.Background()
 
 	var seen []string

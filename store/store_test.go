@@ -1365,9 +1365,9 @@ func TestConcurrentProbesTakeTurns(t *testing.T) {
 	}
 }
 
-// damage closes db and overwrites the stored values of the orders named in
-// values, as damage on disk would, then opens the store again.
-func damage(t *testing.T, cfg store.Config, db *store.DB, values map[string][]byte) *store.DB {
+// rawUpdate closes db, changes its file with update as damage on disk
+// would (bbolt under the store), and opens the store again.
+func rawUpdate(t *testing.T, cfg store.Config, db *store.DB, update func(*bolt.Tx) error) *store.DB {
 	t.Helper()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -1376,14 +1376,7 @@ func damage(t *testing.T, cfg store.Config, db *store.DB, values map[string][]by
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = raw.Update(func(tx *bolt.Tx) error {
-		for no, v := range values {
-			if err := tx.Bucket([]byte("orders")).Put([]byte(testSeller+"\x00"+no), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = raw.Update(update)
 	if cerr := raw.Close(); err == nil {
 		err = cerr
 	}
@@ -1391,6 +1384,19 @@ func damage(t *testing.T, cfg store.Config, db *store.DB, values map[string][]by
 		t.Fatal(err)
 	}
 	return MustOpen(t, cfg)
+}
+
+// damage overwrites the stored values of the orders named in values.
+func damage(t *testing.T, cfg store.Config, db *store.DB, values map[string][]byte) *store.DB {
+	t.Helper()
+	return rawUpdate(t, cfg, db, func(tx *bolt.Tx) error {
+		for no, v := range values {
+			if err := tx.Bucket([]byte("orders")).Put([]byte(testSeller+"\x00"+no), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // A damaged compressed record whose length header claims 4 GiB fails its
