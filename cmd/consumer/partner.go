@@ -19,6 +19,7 @@ import (
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The partner status query of seed 003, served at GET /partner/queryInvoice.
@@ -70,6 +71,27 @@ type partnerAPI struct {
 	// that owns them, through remote (the status service).
 	partitions, partition int
 	remote                func(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error)
+	// answers counts the answers by result code (0 for success); nil
+	// counts nothing.
+	answers *prometheus.CounterVec
+}
+
+// newPartnerAnswers returns the counter of the partner API's answers,
+// registered with reg.
+func newPartnerAnswers(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "invoice_partner_answers_total",
+		Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001-1006 the partner's side or a document not available yet, 1500 the consumer's side.",
+	}, []string{"result"})
+	reg.MustRegister(c)
+	return c
+}
+
+// count counts an answer.
+func (p *partnerAPI) count(result int) {
+	if p.answers != nil {
+		p.answers.WithLabelValues(strconv.Itoa(result)).Inc()
+	}
 }
 
 // partnerDocumentPatience is how long after an order's completion PDFs
@@ -173,6 +195,7 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, http.StatusServiceUnavailable, 1006, "the invoice document is not available yet; ask again shortly")
 		return
 	}
+	p.count(0)
 	writeJSONStatus(w, http.StatusOK, partnerAnswer{Result: 0, Message: "SUCCESS", Data: data})
 }
 
@@ -327,6 +350,7 @@ func invoiceID(key schemas.OrderKey, i int) int64 {
 }
 
 func (p *partnerAPI) fail(w http.ResponseWriter, status, code int, msg string) {
+	p.count(code)
 	writeJSONStatus(w, status, partnerAnswer{Result: code, Message: msg})
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/fapiaohub/invoicer/store/storetest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // docsFunc adapts functions to pipeline.Documents.
@@ -111,7 +114,8 @@ func TestPartnerAPI(t *testing.T) {
 	}
 	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte("acme-secret-0123456789"), "beta": []byte("beta-secret-0123456789")},
 		sellers: map[string]map[string]bool{"beta": {"S2": true}},
-		store:   db, docs: docs, window: 5 * time.Minute, now: func() time.Time { return now }}
+		store:   db, docs: docs, window: 5 * time.Minute, now: func() time.Time { return now },
+		answers: newPartnerAnswers(prometheus.NewRegistry())}
 
 	call := func(q map[string]string) (int, partnerAnswer) {
 		r := httptest.NewRequest(http.MethodGet, "/partner/queryInvoice", nil)
@@ -208,7 +212,9 @@ func TestPartnerAPI(t *testing.T) {
 		{"order number with a space", signed("S1:A B", now, secret), 400, 1001, 0},
 		{"seller number of 40000 characters", signed(strings.Repeat("9", 40000)+":ISSUED", now, secret), 400, 1001, 0},
 	}
+	counted := map[int]float64{}
 	for _, tc := range cases {
+		counted[tc.result]++
 		t.Run(tc.name, func(t *testing.T) {
 			code, a := call(tc.q)
 			if code != tc.status || a.Result != tc.result {
@@ -221,6 +227,13 @@ func TestPartnerAPI(t *testing.T) {
 				t.Fatalf("an error answer carries data: %+v", a)
 			}
 		})
+	}
+	// Every error answer is counted under its result code (the calls
+	// before the cases all succeeded).
+	for result, n := range counted {
+		if got := testutil.ToFloat64(api.answers.WithLabelValues(strconv.Itoa(result))); result != 0 && got != n {
+			t.Errorf("invoice_partner_answers_total{result=%q} = %v, want %v", strconv.Itoa(result), got, n)
+		}
 	}
 }
 
