@@ -83,6 +83,9 @@ func newPartnerAnswers(reg prometheus.Registerer) *prometheus.CounterVec {
 		Name: "invoice_partner_answers_total",
 		Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001-1006 the partner's side or a document not available yet, 1500 the consumer's side.",
 	}, []string{"result"})
+	for _, result := range []string{"0", "1001", "1002", "1003", "1004", "1005", "1006", "1500"} {
+		c.WithLabelValues(result) // a series from the start, at 0
+	}
 	reg.MustRegister(c)
 	return c
 }
