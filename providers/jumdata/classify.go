@@ -2,6 +2,7 @@ package jumdata
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/fapiaohub/invoicer/providers"
 )
@@ -46,6 +47,7 @@ const (
 	rowAmbiguous   = "ambiguous"       // a search found several invoices that could be the order's
 	rowIncomplete  = "incomplete"      // a search could not read every page
 	rowSeller      = "seller_mismatch" // the request is for another seller than the client's
+	rowCredentials = "credentials"     // a 400 that names the signature or the common parameters
 )
 
 // table is the classification table.
@@ -85,6 +87,28 @@ var table = map[string]rule{
 	rowAmbiguous:   {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "several invoices match the order: a person must decide which is its own"},
 	rowIncomplete:  {submit: providers.Retry, query: providers.Retry, meaning: "the invoice list could not be read to the end"},
 	rowSeller:      {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "the request's seller is not the seller this client is configured for"},
+	// A 400 whose message names the signature, the timestamp or appId
+	// refuses this client's configuration (appSecret, appId) or its clock,
+	// not the order: every order would get it, so the seller is held for
+	// a person instead of each order being rejected. Seed 004 gives no code
+	// of its own for it.
+	rowCredentials: {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "the signature or the common parameters were refused: check appId, appSecret and the server's clock"},
+}
+
+// credentialWords are what a 400's message names when it refuses the
+// signature or the common parameters rather than the order.
+var credentialWords = []string{"签名", "时间戳", "appid", "appsecret", "timestamp", "sign"}
+
+// refusesCredentials reports whether a 400's message is about the
+// signature or the common parameters (rowCredentials).
+func refusesCredentials(msg string) bool {
+	msg = strings.ToLower(msg)
+	for _, w := range credentialWords {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // unknownCode is the row of a code the table does not list, with the code

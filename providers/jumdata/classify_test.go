@@ -52,6 +52,8 @@ func TestClassification(t *testing.T) {
 		{name: "312 face auth expired", row: "312", faults: script("312"), submit: action, query: action, code: "312"},
 		{name: "399 tax bureau refused", row: "399", faults: script("399"), submit: rejected, query: rejected, code: "399"},
 		{name: "400 bad parameters", row: "400", faults: script("400"), submit: rejected, query: rejected, code: "400"},
+		{name: "400 for a wrong appSecret (configuration: the seller is held)", row: "credentials",
+			edit: func(c *jumdata.Config) { c.AppSecret = "not-the-secret" }, submit: action, query: action, code: "400"},
 		{name: "404 no such endpoint (configuration: the seller is held)", row: "404", faults: script("404"), submit: action, query: action, code: "404"},
 		{name: "500 maintenance", row: "500", faults: script("500"), submit: retry, query: retry, code: "500"},
 		{name: "501 tax bureau down", row: "501", faults: script("501"), submit: retry, query: retry, code: "501"},

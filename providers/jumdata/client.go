@@ -275,7 +275,11 @@ func (c *Client) do(req *http.Request, method string) reply {
 // fail turns an answer that is not a success into an outcome through the
 // table.
 func (c *Client) fail(r reply, query bool) providers.Outcome {
-	row := lookup(r.row)
+	key := r.row
+	if key == "400" && r.env != nil && refusesCredentials(r.env.Msg) {
+		key = rowCredentials
+	}
+	row := lookup(key)
 	out := providers.Outcome{Class: row.class(query), Code: r.code, Err: r.err}
 	switch {
 	case r.env != nil && r.env.Msg != "":

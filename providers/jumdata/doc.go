@@ -84,7 +84,10 @@
 //	202                                 Retry on Submit (ask again, identical), Accepted on Query; RetryAfter = PollAfter
 //	301 302 303 311 312 601 602 604 607 ActionRequired (login, token, face scan, account, IP)
 //	404                                 ActionRequired (wrong endpoint address: configuration)
-//	399 400                             Rejected (the message says why)
+//	399 400                             Rejected (the message says why); but a 400 whose message
+//	                                    names the signature, the timestamp or appId (签名, 时间戳,
+//	                                    appId, appSecret, timestamp, sign) ActionRequired: a wrong
+//	                                    appSecret or a skewed clock refuses every order alike
 //	500 501                             Retry
 //	606 609, HTTP 429                   Retry, and the Limiter is throttled
 //	transport, timeout, HTTP 408, 5xx,  Unknown on Submit (in doubt: query before anything else),

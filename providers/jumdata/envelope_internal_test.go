@@ -37,3 +37,22 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		_ = decodeData(env, &qrcodeResult{})
 	})
 }
+
+// A 400 about the signature or the common parameters is this client's
+// configuration or clock; one about the order's data is the order's.
+func TestRefusesCredentials(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"参数错误: 签名错误 (sign = sha256(appId + appSecret + timestamp), 小写十六进制)": true,
+		"参数错误: timestamp 与服务器时间相差超过10分钟":                                    true,
+		"参数错误: appId 不存在": true,
+		"sign invalid":    true,
+		"参数错误: invoiceData.mxlist[1].se 与 je × sl 相差超过 0.06": false,
+		"参数错误: taskId abc 已用于其他开票数据, 同一taskId须使用相同参数":        false,
+		"参数错误: 缺少参数 gryhm":                                   false,
+		"购买方名称与税号不符":                                         false,
+	} {
+		if got := refusesCredentials(msg); got != want {
+			t.Errorf("%q: %v, want %v", msg, got, want)
+		}
+	}
+}
