@@ -122,22 +122,16 @@ func (e *DocumentError) Unwrap() error { return e.Err }
 // DocumentErrors returns the failures of Keep's error by invoice position.
 func DocumentErrors(err error) map[int]error {
 	out := map[int]error{}
-	var walk func(error)
-	walk = func(err error) {
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	for _, e := range errs {
 		var de *DocumentError
-		switch u := err.(type) {
-		case nil:
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e)
-			}
-		default:
-			if errors.As(err, &de) {
-				out[de.Invoice] = de.Err
-			}
+		if errors.As(e, &de) {
+			out[de.Invoice] = de.Err
 		}
 	}
-	walk(err)
 	return out
 }
 

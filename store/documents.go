@@ -193,8 +193,8 @@ func (t *txn) documentsKept(keys [][]byte) error {
 	return nil
 }
 
-// rawKey is encodeKey without its checks: the bytes of a key decodeKey
-// returned, valid or not, for seeking past it.
+// rawKey is encodeKey without its checks: a key's bytes, also those of a
+// key decodeKey returned from a damaged one, for seeking past it.
 func rawKey(key schemas.OrderKey) []byte {
 	k := make([]byte, 0, len(key.Seller)+1+len(key.OrderNo))
 	k = append(k, key.Seller...)

@@ -857,11 +857,7 @@ func encodeKey(key schemas.OrderKey) ([]byte, error) {
 	case len(key.Seller)+1+len(key.OrderNo) > bolt.MaxKeySize:
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidKey, bolt.MaxKeySize)
 	}
-	k := make([]byte, 0, len(key.Seller)+1+len(key.OrderNo))
-	k = append(k, key.Seller...)
-	k = append(k, 0)
-	k = append(k, key.OrderNo...)
-	return k, nil
+	return rawKey(key), nil
 }
 
 // keyString renders a bbolt key as schemas.OrderKey.String does.
