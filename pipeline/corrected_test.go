@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 )
@@ -126,6 +127,38 @@ func TestCorrectedRequestJumdataCannotTell(t *testing.T) {
 	rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "CORR-J1"})
 	if rec.State != schemas.StateFailed {
 		t.Fatalf("stored: %+v", rec)
+	}
+}
+
+// A corrected request for an order the tax bureau refused at jumdata goes
+// under a taskId of its own: the refused task keeps the order's first
+// taskId, bound to the refused data, for 8 hours, and would refuse the
+// corrected request as other data under it.
+func TestCorrectedRequestAfterATaxBureauRefusal(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "CORR-J2"}
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, key.OrderNo, func(o *schemas.Order) { o.Remark = "SANDBOX:FAIL" }), "")
+	r := h.waitResult(jumdataSeller, key.OrderNo, 1, 15*time.Second)[0]
+	if r.Status != schemas.StatusRejected || r.Error == nil || r.Error.ProviderCode != "399" {
+		t.Fatalf("refused request: %+v %+v", r, r.Error)
+	}
+	rec, _, _ := h.db.Get(context.Background(), key)
+	if rec.Restarts != 0 || rec.Refs.TaskID != jumdata.TaskID(key.Seller, key.OrderNo, 0) {
+		t.Fatalf("stored after the refusal: restarts %d, refs %+v", rec.Restarts, rec.Refs)
+	}
+
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, key.OrderNo, nil), "")
+	c := h.waitResult(jumdataSeller, key.OrderNo, 2, 15*time.Second)[1]
+	if c.Status != schemas.StatusIssued || len(c.Invoices) != 1 {
+		t.Fatalf("corrected request: %+v %+v", c, c.Error)
+	}
+	rec, _, _ = h.db.Get(context.Background(), key)
+	if rec.State != schemas.StateIssued || rec.Restarts != 1 || rec.Refs.TaskID != jumdata.TaskID(key.Seller, key.OrderNo, 1) {
+		t.Fatalf("stored after the corrected request: %s, restarts %d, refs %+v", rec.State, rec.Restarts, rec.Refs)
+	}
+	if st := h.orderStats(jumdataSeller, key.OrderNo); st.Issuances != 1 || st.Invoices != 1 {
+		t.Fatalf("sandbox: %+v", st)
 	}
 }
 

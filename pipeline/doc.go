@@ -38,7 +38,10 @@
 //     saved as issued and the corrected request gets a "conflict" naming
 //     the invoice; the provider cannot tell (jumdata, which finds orders
 //     by their content) → "conflict" saying how to settle it; still under
-//     way → Nak; nothing there → submitted.
+//     way → Nak; nothing there → submitted. A corrected request for an
+//     order the provider rejected after a submission counts a restart
+//     (OrderRecord.Restarts, providers.Call.Restarts), under which jumdata
+//     names the task anew.
 //  4. Apply the answer: issued → save and publish at once, ack; accepted → save, Nak on
 //     the polling schedule; retry → Nak with exponential backoff and jitter
 //     over the failures in a row (OrderRecord.Failures, which an accepted

@@ -308,6 +308,13 @@ func (o *order) run(ctx context.Context) {
 		}
 		if old != nil {
 			o.rec.Version = old.Version // a corrected request starts over
+			o.rec.Restarts = old.Restarts
+			if old.State == schemas.StateRejected && old.Submissions > 0 {
+				// The provider refused the earlier request, and may keep
+				// what it refused under the order's key (jumdata's taskId):
+				// this one is submitted under a key of its own.
+				o.rec.Restarts++
+			}
 		}
 	} else {
 		o.rec = stored
@@ -373,7 +380,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		return false, 0
 	}
 	o.out.Attempts = earlier.Attempts + 1
-	a := o.prov.Query(ctx, &providers.Call{Request: o.req, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true})
+	a := o.prov.Query(ctx, &providers.Call{Request: o.req, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true, Restarts: earlier.Restarts})
 	o.out.ProviderCode = a.Code
 	failedInPart := a.Class == providers.Rejected && errors.Is(a.Err, providers.ErrIssuanceFailed) && len(a.Invoices) > 0
 	switch {
@@ -526,7 +533,7 @@ func (o *order) call(ctx context.Context, f func(context.Context, *providers.Cal
 	// does not show that the provider has the task, and repeating a task it
 	// does not have submits it.
 	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt, Resubmission: o.rec.Submissions > 1,
-		Accepted: o.rec.State == schemas.StateAccepted, LookOnly: o.refused != nil})
+		Accepted: o.rec.State == schemas.StateAccepted, LookOnly: o.refused != nil, Restarts: o.rec.Restarts})
 	mergeRefs(&o.rec.Refs, a.Refs)
 	if a.RedConfirm != nil {
 		o.rec.RedConfirm = a.RedConfirm

@@ -136,6 +136,14 @@ type Call struct {
 	// the provider shows, and answers Retry, not NotFound, while an earlier
 	// submission may still be under way.
 	LookOnly bool
+	// Restarts counts how many times the order was started over after the
+	// provider refused an earlier request for it (a corrected request after
+	// a rejection; schemas.OrderRecord.Restarts). A provider that names a
+	// submission by a key derived from the order and keeps that key for a
+	// while (jumdata's taskId, 8 hours) derives another key for each start,
+	// so that the corrected request is neither refused as a different
+	// request under the refused one's key nor answered with its refusal.
+	Restarts int
 }
 
 // CodeLookOnly is the code of the Retry a Query made with Call.LookOnly

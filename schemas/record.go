@@ -84,6 +84,12 @@ type OrderRecord struct {
 	Attempts int `json:"attempts"`
 	// Submissions counts submit calls (as opposed to queries).
 	Submissions int `json:"submissions"`
+	// Restarts counts how many times the order was started over after the
+	// provider refused an earlier request for it: a corrected request for
+	// an order rejected after at least one submission counts one more than
+	// the rejected record, which the pipeline passes on as
+	// providers.Call.Restarts (jumdata derives a new taskId from it).
+	Restarts int `json:"restarts,omitempty"`
 	// Polls counts the deliveries that ended with the provider still
 	// working on the order (accepted): the position in the polling
 	// schedule, which starts when the provider first accepts the order

@@ -20,9 +20,10 @@ type blueTask struct {
 	params url.Values
 }
 
-// newBlueTask maps the request; the same request always gives the same
-// parameters.
-func (c *Client) newBlueTask(req *schemas.Request) (*blueTask, error) {
+// newBlueTask maps the call's request; the same request in the same start
+// (providers.Call.Restarts) always gives the same parameters.
+func (c *Client) newBlueTask(call *providers.Call) (*blueTask, error) {
+	req := call.Request
 	doc, err := NewInvoiceData(req, c.cfg.SellerName)
 	if err != nil {
 		return nil, err
@@ -31,12 +32,12 @@ func (c *Client) newBlueTask(req *schemas.Request) (*blueTask, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := TaskID(req.SellerTaxNum, req.OrderNo)
+	id := TaskID(req.SellerTaxNum, req.OrderNo, call.Restarts)
 	return &blueTask{doc: doc, taskID: id, params: url.Values{"taskId": {id}, "invoiceData": {data}}}, nil
 }
 
 func (c *Client) submitBlue(ctx context.Context, call *providers.Call) providers.Outcome {
-	t, err := c.newBlueTask(call.Request)
+	t, err := c.newBlueTask(call)
 	if err != nil {
 		return fieldOutcome(err, false)
 	}
@@ -83,7 +84,7 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 	if call.SubmittedAt.IsZero() {
 		return providers.Outcome{Class: providers.NotFound, Code: "not_submitted", Message: "the order was never submitted to jumdata"}
 	}
-	t, err := c.newBlueTask(call.Request)
+	t, err := c.newBlueTask(call)
 	if err != nil {
 		return fieldOutcome(err, true)
 	}

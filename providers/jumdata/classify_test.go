@@ -109,7 +109,7 @@ func TestClassification(t *testing.T) {
 			e.sb.SetFaults(tt.faults) // the script again, for the query
 			out = e.client.Query(ctx, call)
 			wantClass(t, "query", out, tt.query, tt.code)
-			if out.Refs.TaskID != jumdata.TaskID(sandbox.DefaultJumdataSeller, "CL-1") {
+			if out.Refs.TaskID != jumdata.TaskID(sandbox.DefaultJumdataSeller, "CL-1", 0) {
 				t.Errorf("query refs %+v", out.Refs)
 			}
 

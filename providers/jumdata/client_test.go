@@ -75,7 +75,7 @@ func TestIssuePollsThenIssued(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{PendingPolls: 2}}, nil)
 	ctx := t.Context()
 	call := &providers.Call{Request: issueRequest(t, "ORD-1")}
-	taskID := jumdata.TaskID(sandbox.DefaultJumdataSeller, "ORD-1")
+	taskID := jumdata.TaskID(sandbox.DefaultJumdataSeller, "ORD-1", 0)
 
 	out := e.client.Submit(ctx, call)
 	wantClass(t, "submit", out, providers.Retry, "202")

@@ -17,11 +17,16 @@
 // # Blue invoices: the taskId and its 8-hour life
 //
 // Submit of an issue request calls blue-invoice/submit with taskId =
-// TaskID(seller, orderNo) and invoiceData = NewInvoiceData(request).Encode().
-// jumdata keeps a taskId 8 hours: within them, the same taskId with
-// identical parameters is the same task, answered 202 (in progress) until
-// it answers 200 with the invoice (fphm, kprq). The mapping is deterministic,
-// so "identical" holds byte for byte across deliveries and processes.
+// TaskID(seller, orderNo, providers.Call.Restarts) and invoiceData =
+// NewInvoiceData(request).Encode(). jumdata keeps a taskId 8 hours: within
+// them, the same taskId with identical parameters is the same task,
+// answered 202 (in progress) until it answers 200 with the invoice (fphm,
+// kprq). The mapping is deterministic, so "identical" holds byte for byte
+// across deliveries and processes. A task the tax bureau refused (399)
+// keeps its taskId too: a corrected request for the order, which the
+// pipeline counts as a restart, goes under the next taskId, since under
+// the refused one jumdata would refuse other data (400) or answer the
+// refusal again for 8 hours.
 //
 // The invoiceData format is not public: this project's assumption (the tax
 // bureau's field names, plus the order number in ddh) is documented field by

@@ -18,7 +18,7 @@ func ExampleSign() {
 }
 
 func ExampleTaskID() {
-	fmt.Println(jumdata.TaskID("91330106MA2AYNWD8M", "ORD-2026-000001"))
+	fmt.Println(jumdata.TaskID("91330106MA2AYNWD8M", "ORD-2026-000001", 0))
 	// Output: 18b7caa90cd047e604e1345a025c2903
 }
 

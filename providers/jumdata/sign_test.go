@@ -44,23 +44,30 @@ func TestTaskID(t *testing.T) {
 	hex32 := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	// printf %s '91330106MA2AYNWD8M:ORD-2026-000001' | sha256sum | cut -c1-32
 	const want = "18b7caa90cd047e604e1345a025c2903"
-	if got := jumdata.TaskID("91330106MA2AYNWD8M", "ORD-2026-000001"); got != want {
+	if got := jumdata.TaskID("91330106MA2AYNWD8M", "ORD-2026-000001", 0); got != want {
 		t.Fatalf("TaskID = %s, want %s", got, want)
+	}
+	// printf %s '91330106MA2AYNWD8M:ORD-2026-000001:1' | sha256sum | cut -c1-32
+	const restarted = "7cab3f164bc834ab65fd9f37a12bf38e"
+	if got := jumdata.TaskID("91330106MA2AYNWD8M", "ORD-2026-000001", 1); got != restarted {
+		t.Fatalf("TaskID after a restart = %s, want %s", got, restarted)
 	}
 	tests := []struct {
 		name          string
 		seller, order string
+		restarts      int
 	}{
-		{"other order", "91330106MA2AYNWD8M", "ORD-2026-000002"},
-		{"other seller", "91330106MA2AYNWD8N", "ORD-2026-000001"},
+		{"other order", "91330106MA2AYNWD8M", "ORD-2026-000002", 0},
+		{"other seller", "91330106MA2AYNWD8N", "ORD-2026-000001", 0},
+		{"second restart", "91330106MA2AYNWD8M", "ORD-2026-000001", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := jumdata.TaskID(tt.seller, tt.order)
-			if !hex32.MatchString(got) || got == want {
-				t.Fatalf("TaskID(%q, %q) = %q", tt.seller, tt.order, got)
+			got := jumdata.TaskID(tt.seller, tt.order, tt.restarts)
+			if !hex32.MatchString(got) || got == want || got == restarted {
+				t.Fatalf("TaskID(%q, %q, %d) = %q", tt.seller, tt.order, tt.restarts, got)
 			}
-			if again := jumdata.TaskID(tt.seller, tt.order); again != got {
+			if again := jumdata.TaskID(tt.seller, tt.order, tt.restarts); again != got {
 				t.Fatalf("TaskID is not deterministic: %s, then %s", got, again)
 			}
 		})

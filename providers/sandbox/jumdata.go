@@ -73,6 +73,12 @@ import (
 // like the tax bureau, it also completes on its own 5 minutes after it was
 // created, whether or not anyone asks, so that an invoice exists even when
 // the client lost track of the task. A forgotten taskId is a new task.
+// A task whose bz (remark) contains SANDBOX:FAIL (SANDBOX:FAIL-PART too:
+// jumdata issues one invoice an order) is refused by the tax bureau when it
+// completes instead: 399 税局开票失败 and no invoice, answered to every later
+// call with the same data for as long as the taskId is kept (other data
+// under it still answers 400), so that a corrected request under a taskId
+// of its own can be exercised.
 //
 // Accounting: an order is the seller plus invoiceData.ddh. A call creating a
 // task counts a submission (an invoiceData refused with 400 too, when its ddh
@@ -230,6 +236,7 @@ type jdTask struct {
 	created                 time.Time
 	calls                   int
 	invoice                 *jdInvoice
+	refused                 bool // the tax bureau refused the task (SANDBOX:FAIL): no invoice, ever
 }
 
 // jdInvoice is an issued blue invoice.
@@ -738,11 +745,14 @@ func (s *Server) jdBlueSubmit(p url.Values, now time.Time) jdReply {
 		st.unsettled = append(st.unsettled, t)
 		s.stats.submission("jumdata", seller, doc.Ddh)
 	}
-	if t.invoice == nil {
+	if t.invoice == nil && !t.refused {
 		if t.calls <= s.cfg.Jumdata.PendingPolls {
 			return jdFail(202, "%s", jdMessages[202])
 		}
-		s.jdIssueLocked(t, now)
+		s.jdCompleteLocked(t, now)
+	}
+	if t.refused {
+		return jdFail(399, "%s", jdBlueRefused)
 	}
 	return jdOK("开具成功", map[string]string{"fphm": t.invoice.fphm, "kprq": t.invoice.kprq.In(jdZone).Format(jdTimeLayout)})
 }
@@ -755,8 +765,8 @@ func (s *Server) jdSweepLocked(now time.Time) {
 	for len(st.unsettled) > 0 && now.Sub(st.unsettled[0].created) >= jdSettleAfter {
 		t := st.unsettled[0]
 		st.unsettled = st.unsettled[1:]
-		if t.invoice == nil {
-			s.jdIssueLocked(t, now)
+		if t.invoice == nil && !t.refused {
+			s.jdCompleteLocked(t, now)
 		}
 	}
 	for len(st.live) > 0 && now.Sub(st.live[0].created) >= jdTaskLife {
@@ -773,6 +783,25 @@ func (s *Server) jdSweepLocked(now time.Time) {
 			s.jdIssueRedLocked(f, now)
 		}
 	}
+}
+
+// jdMagicFail in a blue task's bz has the tax bureau refuse it: the marker
+// of Nuonuo's failed issuance.
+const jdMagicFail = nnMagicFail
+
+// jdBlueRefused is the sandbox's message for a blue task the tax bureau
+// refused (SANDBOX:FAIL); the document gives 399's meaning, not its
+// wording for an issuance.
+const jdBlueRefused = "税局开票失败: 开票数据未通过税局校验 (SANDBOX:FAIL)"
+
+// jdCompleteLocked completes a task: the tax bureau refuses it
+// (SANDBOX:FAIL in bz) or issues its invoice. Callers hold st.mu.
+func (s *Server) jdCompleteLocked(t *jdTask, now time.Time) {
+	if strings.Contains(t.doc.Bz, jdMagicFail) {
+		t.refused = true
+		return
+	}
+	s.jdIssueLocked(t, now)
 }
 
 // jdIssueLocked issues the task's invoice. Callers hold st.mu.

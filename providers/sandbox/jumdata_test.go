@@ -377,6 +377,45 @@ func TestJumdataTaskIsIdempotent(t *testing.T) {
 	}
 }
 
+// A task the tax bureau refuses (SANDBOX:FAIL in bz) answers 399 and
+// issues nothing, whether asked or left to complete on its own; its taskId
+// stays bound to the refused data, and a corrected request goes through
+// under a taskId of its own.
+func TestJumdataTaskRefusedByTheTaxBureau(t *testing.T) {
+	e := jdStart(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{PendingPolls: 1}})
+	refused := jdDoc("REF-1")
+	refused["bz"] = "SANDBOX:FAIL"
+	jdWant(t, e.submit("task-1", refused), 202, "进行中")
+	jdWant(t, e.submit("task-1", refused), 399, "税局开票失败")
+	jdWant(t, e.submit("task-1", refused), 399, "税局开票失败")
+
+	corrected := jdDoc("REF-1")
+	jdWant(t, e.submit("task-1", corrected), 400, "taskId task-1 已用于其他开票数据")
+	e.issued("task-2", corrected)
+
+	alone := jdDoc("REF-2")
+	alone["bz"] = "加急 SANDBOX:FAIL-PART"
+	jdWant(t, e.submit("task-3", alone), 202, "")
+	e.clock.Advance(6 * time.Minute)
+	jdWant(t, e.submit("task-3", alone), 399, "税局开票失败")
+	a := e.call("blue-invoice/query", url.Values{"kprqq": {"2026-11-20"}, "kprqz": {"2026-11-21"}})
+	jdWant(t, a, 200, "")
+	var d struct{ List []map[string]any }
+	jdDecode(t, a.Data, &d)
+	if len(d.List) != 1 || d.List[0]["bz"] != nil && d.List[0]["bz"] != "" {
+		t.Fatalf("listed %v, want only the corrected request's invoice", d.List)
+	}
+
+	st := e.sb.Stats()
+	sellers := st.Sellers[sandbox.DefaultJumdataSeller]
+	if o := sellers["REF-1"]; o.Issuances != 1 || o.Invoices != 1 || len(st.Duplicates) != 0 {
+		t.Fatalf("REF-1 %+v, duplicates %v: want the corrected request's one invoice", o, st.Duplicates)
+	}
+	if o := sellers["REF-2"]; o.Issuances != 0 || o.Submissions != 1 {
+		t.Fatalf("REF-2 %+v: want one submission and nothing issued", o)
+	}
+}
+
 func TestJumdataDuplicateAccounting(t *testing.T) {
 	t.Run("two taskIds for one order", func(t *testing.T) {
 		e := jdStart(t, sandbox.Config{})
