@@ -115,7 +115,8 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 }
 
 // searchBlue looks for the order's invoice among the blue invoices issued
-// since the first submission (blue-invoice/query, every page).
+// since the first submission (blue-invoice/query, every page; only the
+// buyer's, dfnsrsbh, when the buyer has a tax number).
 //
 // The rule: if the list carries an order number field (ddh; the document's
 // example has none), only it decides. Otherwise an invoice is the order's
@@ -128,7 +129,13 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 // invoice).
 func (c *Client) searchBlue(ctx context.Context, call *providers.Call, t *blueTask) providers.Outcome {
 	from, to := c.dateRange(call.SubmittedAt)
-	items, out, done := listAll[blueItem](ctx, c, epBlueQuery, url.Values{"kprqq": {from}, "kprqz": {to}})
+	params := url.Values{"kprqq": {from}, "kprqz": {to}}
+	if t.doc.BuyerTaxNum != "" {
+		// Only the buyer's invoices can match: a busy seller's whole list
+		// may run past maxPages, and every page is a call.
+		params.Set("dfnsrsbh", t.doc.BuyerTaxNum)
+	}
+	items, out, done := listAll[blueItem](ctx, c, epBlueQuery, params)
 	if !done {
 		out.Refs = schemas.ProviderRefs{TaskID: t.taskID}
 		return out

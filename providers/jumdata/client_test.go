@@ -167,15 +167,36 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 			t.Errorf("message %q should name both invoices", out.Message)
 		}
 	})
-	t.Run("reads every page", func(t *testing.T) {
+	t.Run("asks for the buyer's invoices only", func(t *testing.T) {
 		e := newEnv(t, sandbox.Config{}, nil)
-		// 60 invoices for other buyers, then ours: the list has two pages.
+		// 60 invoices for other buyers, then ours: one page of the buyer's.
 		for i := range 60 {
 			call := &providers.Call{Request: issueRequest(t, fmt.Sprintf("FILL-%d", i), "91440101MA5APD8X8J", fmt.Sprintf("9144010100000%05d", i))}
 			wantClass(t, "fill", e.client.Submit(t.Context(), call), providers.Issued, "")
 		}
 		call := &providers.Call{Request: issueRequest(t, "ORD-6"), SubmittedAt: clockStart()}
 		want := e.mustIssue("ORD-6")
+		e.obs.Calls()
+		e.clock.Advance(9 * time.Hour)
+		out := e.client.Query(t.Context(), call)
+		wantClass(t, "query", out, providers.Issued, "")
+		if out.Invoices[0].InvoiceNo != want.InvoiceNo {
+			t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
+		}
+		if got := e.obs.Calls(); !slices.Equal(got, []string{"blue-invoice/query 200"}) {
+			t.Fatalf("observed %v: the search did not ask for the buyer's invoices only (dfnsrsbh)", got)
+		}
+	})
+	t.Run("reads every page", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{}, nil)
+		// 60 invoices of the same buyer and amounts, issued an hour before
+		// ours was submitted, then ours: the buyer's list has two pages.
+		for i := range 60 {
+			e.mustIssue(fmt.Sprintf("EARLIER-%d", i))
+		}
+		e.clock.Advance(time.Hour)
+		call := &providers.Call{Request: issueRequest(t, "ORD-7"), SubmittedAt: e.clock.Now()}
+		want := e.mustIssue("ORD-7")
 		e.obs.Calls()
 		e.clock.Advance(9 * time.Hour)
 		out := e.client.Query(t.Context(), call)
