@@ -115,8 +115,7 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 }
 
 // searchBlue looks for the order's invoice among the blue invoices issued
-// since the first submission (blue-invoice/query, every page; only the
-// buyer's, dfnsrsbh, when the buyer has a tax number).
+// since the first submission (blue-invoice/query, every page).
 //
 // The rule: if the list carries an order number field (ddh; the document's
 // example has none), only it decides. Otherwise an invoice is the order's
@@ -127,37 +126,27 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 // none NotFound, several ActionRequired ("ambiguous": a person must tell
 // which is the order's, since guessing would either lose or duplicate an
 // invoice).
+//
+// A buyer with a tax number is looked for first among its own invoices
+// (dfnsrsbh, the counterparty): a busy seller's whole list can run past
+// maxPages, and every page is a call. Only the whole list can tell that
+// nothing matches, though: NotFound has the order submitted again, and a
+// filter read wrong must not make a second invoice.
 func (c *Client) searchBlue(ctx context.Context, call *providers.Call, t *blueTask) providers.Outcome {
 	from, to := c.dateRange(call.SubmittedAt)
-	params := url.Values{"kprqq": {from}, "kprqz": {to}}
+	searches := []url.Values{{"kprqq": {from}, "kprqz": {to}}}
 	if t.doc.BuyerTaxNum != "" {
-		// Only the buyer's invoices can match: a busy seller's whole list
-		// may run past maxPages, and every page is a call.
-		params.Set("dfnsrsbh", t.doc.BuyerTaxNum)
+		searches = append([]url.Values{{"kprqq": {from}, "kprqz": {to}, "dfnsrsbh": {t.doc.BuyerTaxNum}}}, searches...)
 	}
-	items, out, done := listAll[blueItem](ctx, c, epBlueQuery, params)
-	if !done {
-		out.Refs = schemas.ProviderRefs{TaskID: t.taskID}
-		return out
-	}
-	since := call.SubmittedAt.Add(-c.skewMargin())
 	var matches []blueItem
-	byOrderNo := false
-	for _, it := range items {
-		if it.Ddh != nil {
-			byOrderNo = true
+	for _, params := range searches {
+		items, out, done := listAll[blueItem](ctx, c, epBlueQuery, params)
+		if !done {
+			out.Refs = schemas.ProviderRefs{TaskID: t.taskID}
+			return out
+		}
+		if matches = c.matchBlue(items, call, t); len(matches) > 0 {
 			break
-		}
-	}
-	for _, it := range items {
-		if byOrderNo {
-			if it.Ddh != nil && string(*it.Ddh) == call.Request.OrderNo {
-				matches = append(matches, it)
-			}
-			continue
-		}
-		if c.sameBlue(it, t.doc, since) {
-			matches = append(matches, it)
 		}
 	}
 	refs := schemas.ProviderRefs{TaskID: t.taskID}
@@ -183,9 +172,35 @@ func (c *Client) searchBlue(ctx context.Context, call *providers.Call, t *blueTa
 	for i, m := range matches {
 		numbers[i] = string(m.Fphm)
 	}
-	out = local(rowAmbiguous, true, "", fmt.Sprintf("%d invoices could be the order's: %s", len(matches), strings.Join(numbers, ", ")), nil)
+	out := local(rowAmbiguous, true, "", fmt.Sprintf("%d invoices could be the order's: %s", len(matches), strings.Join(numbers, ", ")), nil)
 	out.Refs = refs
 	return out
+}
+
+// matchBlue returns the listed invoices that searchBlue's rule takes for
+// the order's.
+func (c *Client) matchBlue(items []blueItem, call *providers.Call, t *blueTask) []blueItem {
+	since := call.SubmittedAt.Add(-c.skewMargin())
+	byOrderNo := false
+	for _, it := range items {
+		if it.Ddh != nil {
+			byOrderNo = true
+			break
+		}
+	}
+	var matches []blueItem
+	for _, it := range items {
+		if byOrderNo {
+			if it.Ddh != nil && string(*it.Ddh) == call.Request.OrderNo {
+				matches = append(matches, it)
+			}
+			continue
+		}
+		if c.sameBlue(it, t.doc, since) {
+			matches = append(matches, it)
+		}
+	}
+	return matches
 }
 
 // sameBlue applies the matching rule of searchBlue to one listed invoice.

@@ -187,6 +187,31 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 			t.Fatalf("observed %v: the search did not ask for the buyer's invoices only (dfnsrsbh)", got)
 		}
 	})
+	t.Run("asks the whole list before it answers none", func(t *testing.T) {
+		// A jumdata whose dfnsrsbh filter means something else than the
+		// buyer: the buyer's list comes back empty.
+		misread := func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if err := r.ParseForm(); err == nil && r.PostForm.Get("dfnsrsbh") != "" {
+					r.PostForm.Set("dfnsrsbh", "NOBODY")
+				}
+				h.ServeHTTP(w, r)
+			})
+		}
+		e := newEnvWith(t, sandbox.Config{}, misread, nil)
+		call := &providers.Call{Request: issueRequest(t, "ORD-8"), SubmittedAt: clockStart()}
+		want := e.mustIssue("ORD-8")
+		e.obs.Calls()
+		e.clock.Advance(9 * time.Hour)
+		out := e.client.Query(t.Context(), call)
+		wantClass(t, "query", out, providers.Issued, "")
+		if out.Invoices[0].InvoiceNo != want.InvoiceNo {
+			t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
+		}
+		if got := e.obs.Calls(); !slices.Equal(got, []string{"blue-invoice/query 200", "blue-invoice/query 200"}) {
+			t.Fatalf("observed %v: want the buyer's list, then the whole list", got)
+		}
+	})
 	t.Run("reads every page", func(t *testing.T) {
 		e := newEnv(t, sandbox.Config{}, nil)
 		// 60 invoices of the same buyer and amounts, issued an hour before

@@ -48,8 +48,10 @@
 //     (providers.CodeLookOnly, RetryAfter the taskId's time left) when it
 //     finds nothing: the task may still be under way;
 //   - after it (jumdata has forgotten the taskId): blue-invoice/query over the
-//     days since SubmittedAt, every page, only the buyer's invoices
-//     (dfnsrsbh) when the buyer has a tax number. An invoice is the order's when the
+//     days since SubmittedAt, every page: first the buyer's invoices
+//     (dfnsrsbh) when the buyer has a tax number, then, if none of them
+//     matches, the whole list, since only it can tell that nothing was
+//     issued. An invoice is the order's when the
 //     list carries an order number (ddh; the document's example has none)
 //     equal to ours, or else when it is a blue invoice of this seller for the
 //     same buyer tax number (and buyer name, where listed), with hjje, hjse
