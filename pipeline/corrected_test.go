@@ -140,7 +140,7 @@ func TestCorrectedRequestAfterATaxBureauRefusal(t *testing.T) {
 	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "CORR-J2"}
 	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, key.OrderNo, func(o *schemas.Order) { o.Remark = "SANDBOX:FAIL" }), "")
 	r := h.waitResult(jumdataSeller, key.OrderNo, 1, 15*time.Second)[0]
-	if r.Status != schemas.StatusRejected || r.Error == nil || r.Error.ProviderCode != "399" {
+	if r.Status != schemas.StatusRejected || r.Error == nil || r.Error.Code != schemas.CodeProviderRejected || r.Error.ProviderCode != "399" {
 		t.Fatalf("refused request: %+v %+v", r, r.Error)
 	}
 	rec, _, _ := h.db.Get(context.Background(), key)
