@@ -39,9 +39,11 @@
 //     the invoice; the provider cannot tell (jumdata, which finds orders
 //     by their content) → "conflict" saying how to settle it; still under
 //     way → Nak; nothing there → submitted. A corrected request for an
-//     order the provider rejected after a submission counts a restart
-//     (OrderRecord.Restarts, providers.Call.Restarts), under which jumdata
-//     names the task anew.
+//     order whose task the provider refused for good
+//     (providers.ErrSubmissionRefused, OrderRecord.Refused) counts a
+//     restart (OrderRecord.Restarts, providers.Call.Restarts), under which
+//     jumdata names the task anew; any other rejection keeps the task's
+//     name, under which the provider may still be working.
 //  4. Apply the answer: issued → save and publish at once, ack; accepted → save, Nak on
 //     the polling schedule; retry → Nak with exponential backoff and jitter
 //     over the failures in a row (OrderRecord.Failures, which an accepted

@@ -309,10 +309,12 @@ func (o *order) run(ctx context.Context) {
 		if old != nil {
 			o.rec.Version = old.Version // a corrected request starts over
 			o.rec.Restarts = old.Restarts
-			if old.State == schemas.StateRejected && old.Submissions > 0 {
-				// The provider refused the earlier request, and may keep
-				// what it refused under the order's key (jumdata's taskId):
-				// this one is submitted under a key of its own.
+			if old.State == schemas.StateRejected && old.Refused {
+				// The provider refused the earlier request's task for
+				// good, and may keep it under the order's key (jumdata's
+				// taskId): this one is submitted under a key of its own.
+				// Any other rejection keeps the key, which the provider
+				// may still hold a task under.
 				o.rec.Restarts++
 			}
 		}
@@ -333,8 +335,8 @@ func (o *order) run(ctx context.Context) {
 		o.withhold(ctx)
 		return
 	}
-	if hs.probe && answer.Class != providers.ActionRequired {
-		o.p.holds.release(o.key.Seller)
+	if hs.probe && answer.Class != providers.ActionRequired && !answer.Local {
+		o.p.holds.release(o.key.Seller) // the provider answered the probe
 	}
 	o.apply(ctx, answer)
 }
@@ -364,7 +366,7 @@ func (o *order) mayBeWaiting() bool {
 // or the earlier request is still under way or the provider did not answer
 // (the message is put back; an answer a person must act on holds the seller
 // as apply does). class is the class of the provider's answer, 0 when it was
-// not asked.
+// not asked or the client answered by itself (providers.Outcome.Local).
 func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord) (ok bool, class providers.Class) {
 	conflict := func(format string, args ...any) {
 		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{
@@ -382,11 +384,15 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 	o.out.Attempts = earlier.Attempts + 1
 	a := o.prov.Query(ctx, &providers.Call{Request: o.req, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true, Restarts: earlier.Restarts})
 	o.out.ProviderCode = a.Code
+	answered := a.Class // what a held seller's probe learnt of the provider: nothing from a local answer
+	if a.Local {
+		answered = 0
+	}
 	failedInPart := a.Class == providers.Rejected && errors.Is(a.Err, providers.ErrIssuanceFailed) && len(a.Invoices) > 0
 	switch {
 	case a.Class == providers.NotFound,
 		a.Class == providers.Rejected && errors.Is(a.Err, providers.ErrIssuanceFailed) && !failedInPart:
-		return true, a.Class // nothing was issued for it: the corrected request may go
+		return true, answered // nothing was issued for it: the corrected request may go
 	case a.Class == providers.Issued, failedInPart:
 		// The earlier request's invoices exist: its record says so, and
 		// the corrected request is not sent.
@@ -400,7 +406,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		if _, err := o.p.store.Put(ctx, rec); err != nil {
 			o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError
 			o.out.Err = fmt.Errorf("save order %s as %s for its earlier request: %w", o.key, rec.State, err)
-			return false, a.Class
+			return false, answered
 		}
 		if o.p.docs != nil && len(a.Invoices) > 0 {
 			o.p.docs.Wake()
@@ -409,19 +415,19 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		if failedInPart {
 			conflict("the provider issued part of it (invoice %v) and failed the rest (%s), so this request was not sent. Replaying the earlier request's dead letter publishes its rejected result with those invoices; a reissue request issues the rest; to change the invoices, red-confirm them and use a new order number",
 				nums, a.Message)
-			return false, a.Class
+			return false, answered
 		}
 		conflict("the provider has issued it after all (invoice %v), so this request was not sent. Replaying the earlier request's dead letter publishes its issued result; to change the invoice, red-confirm it and use a new order number",
 			nums)
-		return false, a.Class
+		return false, answered
 	case a.Class == providers.Rejected:
 		conflict("whether it was issued cannot be established (%s), so this request was not sent. Replay the earlier request's dead letter to settle it, or use a new order number",
 			describe(a))
-		return false, a.Class
+		return false, answered
 	case a.Class == providers.ActionRequired:
 		why := providerError(schemas.CodeActionRequired, a)
 		o.holdSeller(ctx, a, why, func() *schemas.Result { return o.unstoredResult(schemas.StatusActionRequired, why) })
-		return false, a.Class
+		return false, answered
 	}
 	event := EventRetry
 	if a.Class == providers.Unknown || a.Class == providers.Accepted {
@@ -431,7 +437,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		Code: schemas.CodeRetriesExhausted, ProviderCode: a.Code,
 		Message: fmt.Sprintf("an earlier, different request for the order was submitted and its outcome at the provider is not known yet (%s); this request waits until it is", describe(a)),
 	}, nil)
-	return false, a.Class
+	return false, answered
 }
 
 // converse talks to the provider: an order that may already be there is
@@ -588,6 +594,7 @@ func (o *order) apply(ctx context.Context, a providers.Outcome) {
 		o.rec.State = schemas.StateRejected
 		o.rec.Invoices = a.Invoices // those issued of a split order that failed in part
 		o.rec.LastError = rejection(a)
+		o.rec.Refused = errors.Is(a.Err, providers.ErrSubmissionRefused)
 		o.rec.CompletedAt = o.now
 		if o.save(ctx) {
 			if o.p.docs != nil && len(a.Invoices) > 0 {

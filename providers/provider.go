@@ -94,6 +94,12 @@ type Outcome struct {
 	Field string
 	// Err is the underlying error for transport failures; nil otherwise.
 	Err error
+	// Local says that the client answered without any call reaching the
+	// provider: a request it cannot express (unsupported, invalid), a call
+	// its rate limiter never let out, a look-up it cannot make. Such an
+	// answer says nothing of the provider's state, so the pipeline does not
+	// take it for the provider's answer to a held seller's probe.
+	Local bool
 }
 
 // Call is what a provider needs to submit or query one request.
@@ -137,8 +143,9 @@ type Call struct {
 	// submission may still be under way.
 	LookOnly bool
 	// Restarts counts how many times the order was started over after the
-	// provider refused an earlier request for it (a corrected request after
-	// a rejection; schemas.OrderRecord.Restarts). A provider that names a
+	// provider refused an earlier request for it for good (a corrected
+	// request after a rejection wrapping ErrSubmissionRefused;
+	// schemas.OrderRecord.Restarts). A provider that names a
 	// submission by a key derived from the order and keeps that key for a
 	// while (jumdata's taskId, 8 hours) derives another key for each start,
 	// so that the corrected request is neither refused as a different
@@ -216,6 +223,16 @@ func ObserverOrNop(o Observer) Observer {
 // the same (a split order that failed in part): they exist, and a reissue
 // issues only the rest.
 var ErrIssuanceFailed = errors.New("the provider failed to issue the invoice")
+
+// ErrSubmissionRefused is wrapped by Outcome.Err of a Rejected outcome when
+// the provider took the submission as a task of its own and then refused
+// it for good (jumdata's tax bureau answering 399 to a blue task): nothing
+// was or will be issued for it, and the provider may keep it under the
+// order's key. A corrected request for the order then starts over under a
+// key of its own (Call.Restarts). No other rejection does: one that does not
+// say so may leave a task under way (a refused repetition, an unknown
+// code), and a new key beside it could issue a second invoice.
+var ErrSubmissionRefused = errors.New("the provider refused the submission for good")
 
 // ErrUnsupported is wrapped by Outcome.Err when a provider cannot perform a
 // kind of request at all (for example a reissue at jumdata).

@@ -85,11 +85,15 @@ type OrderRecord struct {
 	// Submissions counts submit calls (as opposed to queries).
 	Submissions int `json:"submissions"`
 	// Restarts counts how many times the order was started over after the
-	// provider refused an earlier request for it: a corrected request for
-	// an order rejected after at least one submission counts one more than
-	// the rejected record, which the pipeline passes on as
-	// providers.Call.Restarts (jumdata derives a new taskId from it).
+	// provider refused an earlier request for it for good: a corrected
+	// request for an order whose record is Refused counts one more than that
+	// record, which the pipeline passes on as providers.Call.Restarts
+	// (jumdata derives a new taskId from it).
 	Restarts int `json:"restarts,omitempty"`
+	// Refused says that the order was rejected because the provider refused
+	// its submission for good (providers.ErrSubmissionRefused), so that a
+	// corrected request starts over under a key of its own (Restarts).
+	Refused bool `json:"refused,omitempty"`
 	// Polls counts the deliveries that ended with the provider still
 	// working on the order (accepted): the position in the polling
 	// schedule, which starts when the provider first accepts the order

@@ -51,6 +51,13 @@ func (c *Client) blueAnswer(r reply, t *blueTask, query bool) providers.Outcome 
 	if !r.is("200") {
 		out := c.fail(r, query)
 		out.Refs = refs
+		if r.is("399") {
+			// The tax bureau refused the task itself, on a first call
+			// or a repetition: it ends without an invoice, and jumdata
+			// keeps its taskId bound to this data.
+			out.Class = providers.Rejected
+			out.Err = fmt.Errorf("jumdata blue task %s: %w", t.taskID, providers.ErrSubmissionRefused)
+		}
 		return out
 	}
 	var d blueResult
@@ -104,7 +111,8 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 		if r.is("400") {
 			// jumdata refused the repetition (a task with other data under
 			// this taskId, or data it no longer accepts): the invoice may
-			// still exist, so look before reporting the refusal.
+			// exist, so look; none listed is Retry (the table's 400 on a
+			// Query), since the task may still be under way.
 			if out := c.searchBlue(ctx, call, t); out.Class != providers.NotFound {
 				return out
 			}

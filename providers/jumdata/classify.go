@@ -60,8 +60,8 @@ var table = map[string]rule{
 	"303": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "token已失效,请重新获取token (token expired)"},
 	"311": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "未完成扫脸 (face scan not done)"},
 	"312": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "实名认证过期,重新获取二维码进行人脸识别 (face authentication expired)"},
-	"399": {submit: providers.Rejected, query: providers.Rejected, meaning: "税局开票异常 (the tax bureau refused; the message says why)"},
-	"400": {submit: providers.Rejected, query: providers.Rejected, meaning: "参数错误 (bad parameters)"},
+	"399": {submit: providers.Rejected, query: providers.Retry, meaning: "税局开票异常 (the tax bureau refused; the message says why)"},
+	"400": {submit: providers.Rejected, query: providers.Retry, meaning: "参数错误 (bad parameters)"},
 	"404": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "接口地址不正确 (no such endpoint: check BaseURL; no order can fix it)"},
 	"500": {submit: providers.Retry, query: providers.Retry, meaning: "系统维护,请稍候再试 (maintenance)"},
 	"501": {submit: providers.Retry, query: providers.Retry, meaning: "税局系统异常,请稍后再试 (tax bureau down)"},
@@ -107,6 +107,16 @@ func refusesCredentials(msg string) bool {
 		if strings.Contains(msg, w) {
 			return true
 		}
+	}
+	return false
+}
+
+// noCall reports whether the row is an answer of this client's own, made
+// without any call reaching jumdata (providers.Outcome.Local).
+func noCall(row string) bool {
+	switch row {
+	case rowUnsupported, rowInvalid, rowSeller, rowNotSent:
+		return true
 	}
 	return false
 }

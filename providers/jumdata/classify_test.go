@@ -2,6 +2,7 @@ package jumdata_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -51,7 +52,9 @@ func TestClassification(t *testing.T) {
 		{name: "311 face scan", row: "311", faults: script("311"), submit: action, query: action, code: "311"},
 		{name: "312 face auth expired", row: "312", faults: script("312"), submit: action, query: action, code: "312"},
 		{name: "399 tax bureau refused", row: "399", faults: script("399"), submit: rejected, query: rejected, code: "399"},
-		{name: "400 bad parameters", row: "400", faults: script("400"), submit: rejected, query: rejected, code: "400"},
+		// A refused repetition of the task says nothing of the task, which
+		// may still be under way (Retry; the search found no invoice).
+		{name: "400 bad parameters", row: "400", faults: script("400"), submit: rejected, query: retry, code: "400"},
 		{name: "400 for a wrong appSecret (configuration: the seller is held)", row: "credentials",
 			edit: func(c *jumdata.Config) { c.AppSecret = "not-the-secret" }, submit: action, query: action, code: "400"},
 		{name: "404 no such endpoint (configuration: the seller is held)", row: "404", faults: script("404"), submit: action, query: action, code: "404"},
@@ -99,8 +102,21 @@ func TestClassification(t *testing.T) {
 			}
 			call := &providers.Call{Request: issueRequest(t, "CL-1")}
 			e.sb.SetFaults(tt.faults)
+			// Only the tax bureau's refusal of the task itself ends it for
+			// good (a corrected request then gets a taskId of its own), and
+			// only an answer made without a call is Local.
+			marks := func(what string, out providers.Outcome) {
+				t.Helper()
+				if refused := errors.Is(out.Err, providers.ErrSubmissionRefused); refused != (tt.row == "399") {
+					t.Errorf("%s: refused for good %v (err %v)", what, refused, out.Err)
+				}
+				if out.Local != (tt.row == "not_sent") {
+					t.Errorf("%s: Local %v", what, out.Local)
+				}
+			}
 			out := e.client.Submit(ctx, call)
 			wantClass(t, "submit", out, tt.submit, tt.code)
+			marks("submit", out)
 			if out.Message == "" {
 				t.Error("submit outcome without a message")
 			}
@@ -109,6 +125,7 @@ func TestClassification(t *testing.T) {
 			e.sb.SetFaults(tt.faults) // the script again, for the query
 			out = e.client.Query(ctx, call)
 			wantClass(t, "query", out, tt.query, tt.code)
+			marks("query", out)
 			if out.Refs.TaskID != jumdata.TaskID(sandbox.DefaultJumdataSeller, "CL-1", 0) {
 				t.Errorf("query refs %+v", out.Refs)
 			}

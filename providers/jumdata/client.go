@@ -174,7 +174,7 @@ func unsupportedKind(k schemas.Kind) providers.Outcome {
 // local is the outcome of a decision made without (or after) calling
 // jumdata, through the table.
 func local(row string, query bool, field, msg string, err error) providers.Outcome {
-	return providers.Outcome{Class: lookup(row).class(query), Code: row, Message: msg, Field: field, Err: err}
+	return providers.Outcome{Class: lookup(row).class(query), Code: row, Message: msg, Field: field, Err: err, Local: noCall(row)}
 }
 
 // fieldOutcome turns a mapping error into an outcome: unsupported or invalid.
@@ -280,7 +280,7 @@ func (c *Client) fail(r reply, query bool) providers.Outcome {
 		key = rowCredentials
 	}
 	row := lookup(key)
-	out := providers.Outcome{Class: row.class(query), Code: r.code, Err: r.err}
+	out := providers.Outcome{Class: row.class(query), Code: r.code, Err: r.err, Local: noCall(r.row)}
 	switch {
 	case r.env != nil && r.env.Msg != "":
 		out.Message = r.env.Msg

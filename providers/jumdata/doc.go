@@ -42,7 +42,10 @@
 //     original call never reached jumdata this creates the task, which is
 //     safe (the taskId makes it the one task of the order) and is what the
 //     pipeline's next Submit would have done. A 400 to the repetition is
-//     checked against blue-invoice/query before it is reported. With
+//     checked against blue-invoice/query, and answered Retry when no
+//     invoice is listed: the task may still be under way (the data sent
+//     changed with the configuration, say), and past the taskId's life
+//     the search decides. With
 //     providers.Call.LookOnly (a request that must not be submitted) it
 //     searches blue-invoice/query instead, as below, and answers Retry
 //     (providers.CodeLookOnly, RetryAfter the taskId's time left) when it
@@ -92,9 +95,15 @@
 //	202                                 Retry on Submit (ask again, identical), Accepted on Query; RetryAfter = PollAfter
 //	301 302 303 311 312 601 602 604 607 ActionRequired (login, token, face scan, account, IP)
 //	404                                 ActionRequired (wrong endpoint address: configuration)
-//	399 400                             Rejected (the message says why); but a 400 whose message
-//	                                    names the signature, the timestamp or appId (签名, 时间戳,
-//	                                    appId, appSecret, timestamp, sign) ActionRequired: a wrong
+//	399 400                             Rejected on Submit (the message says why), Retry on Query:
+//	                                    a refused look-up, or a refused repetition of a task, says
+//	                                    nothing of an order jumdata may be working on. But:
+//	                                    399 to blue-invoice/submit, a first call or a repetition, is
+//	                                    the tax bureau refusing the task itself: Rejected, wrapping
+//	                                    providers.ErrSubmissionRefused (a corrected request goes
+//	                                    under the next taskId); a 400 whose message names the
+//	                                    signature, the timestamp or appId (签名, 时间戳, appId,
+//	                                    appSecret, timestamp, sign) ActionRequired: a wrong
 //	                                    appSecret or a skewed clock refuses every order alike
 //	500 501                             Retry
 //	606 609, HTTP 429                   Retry, and the Limiter is throttled
@@ -105,7 +114,8 @@
 //	                                    order is not refused for an answer it cannot read); code kept
 //
 // plus the client's own decisions: "unsupported" and "invalid" (Rejected,
-// nothing sent), "ambiguous" (ActionRequired), "incomplete" and "not_sent"
+// nothing sent; these, "seller_mismatch" and "not_sent" are
+// providers.Outcome.Local), "ambiguous" (ActionRequired), "incomplete" and "not_sent"
 // (Retry), "seller_mismatch" (ActionRequired), and "not_listed" (Retry: a
 // red submission jumdata accepted without a form uuid that its lists do not
 // show yet, Call.Accepted; a red submission has no key to repeat it by, so

@@ -17,7 +17,7 @@ func Sign(appID, appSecret, timestamp string) string {
 
 // TaskID returns the blue-invoice taskId of an order's start: the first
 // 32 characters of the lower-case hex SHA-256 of seller + ":" + orderNo for
-// the first start (restarts 0), and of seller + ":" + orderNo + ":" +
+// the first start (restarts 0), and of seller + ":" + orderNo + " " +
 // restarts for a corrected request after the tax bureau refused an earlier
 // one (providers.Call.Restarts).
 //
@@ -32,7 +32,9 @@ func Sign(appID, appSecret, timestamp string) string {
 func TaskID(seller, orderNo string, restarts int) string {
 	key := seller + ":" + orderNo
 	if restarts > 0 {
-		key += ":" + strconv.Itoa(restarts)
+		// A space, which no order number holds: "A" restarted once is
+		// never the first start of an order "A:1".
+		key += " " + strconv.Itoa(restarts)
 	}
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])[:32]

@@ -47,8 +47,8 @@ func TestTaskID(t *testing.T) {
 	if got := jumdata.TaskID("91330106MA2AYNWD8M", "ORD-2026-000001", 0); got != want {
 		t.Fatalf("TaskID = %s, want %s", got, want)
 	}
-	// printf %s '91330106MA2AYNWD8M:ORD-2026-000001:1' | sha256sum | cut -c1-32
-	const restarted = "7cab3f164bc834ab65fd9f37a12bf38e"
+	// printf %s "91330106MA2AYNWD8M:ORD-2026-000001 1" | sha256sum | cut -c1-32
+	const restarted = "1e43bfec27f74c53d1c5d2fd9995e82a"
 	if got := jumdata.TaskID("91330106MA2AYNWD8M", "ORD-2026-000001", 1); got != restarted {
 		t.Fatalf("TaskID after a restart = %s, want %s", got, restarted)
 	}
@@ -60,6 +60,9 @@ func TestTaskID(t *testing.T) {
 		{"other order", "91330106MA2AYNWD8M", "ORD-2026-000002", 0},
 		{"other seller", "91330106MA2AYNWD8N", "ORD-2026-000001", 0},
 		{"second restart", "91330106MA2AYNWD8M", "ORD-2026-000001", 2},
+		// An order number may hold ":" (the schema allows printable
+		// ASCII): "ORD-2026-000001" restarted once is not "…:1".
+		{"an order named like a restart", "91330106MA2AYNWD8M", "ORD-2026-000001:1", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

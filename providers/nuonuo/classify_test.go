@@ -185,6 +185,9 @@ func TestClassificationOverHTTP(t *testing.T) {
 			if tt.want == providers.Unknown && o.Err == nil {
 				t.Errorf("an Unknown outcome carries no error")
 			}
+			if local := tt.wantCode == "canceled"; o.Local != local {
+				t.Errorf("Local %v, want %v: only a call that never went out is the client's own answer", o.Local, local)
+			}
 		})
 	}
 }

@@ -122,7 +122,7 @@ func (c *Client) Query(ctx context.Context, call *providers.Call) providers.Outc
 		// names, and a red confirmation form by its billId, which the
 		// earlier request may have named otherwise.
 		return providers.Outcome{
-			Class: providers.Rejected, Code: "unsupported", Field: "orderNo",
+			Class: providers.Rejected, Code: "unsupported", Field: "orderNo", Local: true,
 			Message: "the earlier " + string(call.Request.Kind) + " request for this order is found by its own content, which this request does not carry",
 			Err:     fmt.Errorf("nuonuo query for an earlier request: %w", providers.ErrUnsupported),
 		}
@@ -158,6 +158,7 @@ func checkCall(call *providers.Call) (providers.Outcome, bool) {
 	return providers.Outcome{
 		Class:   providers.Rejected,
 		Code:    "invalid_request",
+		Local:   true,
 		Message: "the request has no body of its kind",
 		Err:     fmt.Errorf("nuonuo: %w: request without its body", providers.ErrUnsupported),
 	}, false
@@ -713,7 +714,7 @@ func (c *Client) do(req *http.Request, short string) answer {
 // the classification table.
 func (c *Client) failure(a answer, ph phase, kind schemas.Kind) providers.Outcome {
 	class, r := classify(a.code, ph)
-	o := providers.Outcome{Class: class, Code: a.code, Message: a.msg, Err: a.err}
+	o := providers.Outcome{Class: class, Code: a.code, Message: a.msg, Err: a.err, Local: a.code == codeCanceled}
 	switch {
 	case class == providers.Rejected && kind == schemas.KindIssue:
 		o.Field = fieldFor(r, a.msg)
