@@ -15,7 +15,8 @@ import (
 // --partition 0 and 1 with their own data directories, as the Kubernetes
 // StatefulSet does with --partition-from-hostname, and checks that every
 // order of sellers on both partitions is issued exactly once, by the
-// instance owning its seller, with one result each.
+// instance owning its seller, with one result each, and that the status
+// service and the partner API answer for every seller.
 func TestPartitions(t *testing.T) {
 	b := bins(t)
 	srv := startServer(t, "nats-server.conf")
@@ -70,6 +71,12 @@ func TestPartitions(t *testing.T) {
 		if err != nil || !reply.Found || reply.Order.State != schemas.StateIssued {
 			t.Errorf("status of %s:PART-0 (partition %d): %+v %v", seller, pipeline.PartitionOf(seller, partitions), reply, err)
 		}
+	}
+	// The partner API: every instance answers for every seller, asking the
+	// owner of another partition's seller over the status service.
+	for _, seller := range []string{nuonuoSellers[0], nuonuoSellers[1]} {
+		other := cons[1-pipeline.PartitionOf(seller, partitions)]
+		checkPartnerPDF(t, other, seller+":PART-0")
 	}
 	if v := srv.violations(consumerRole.user); len(v) > 0 {
 		t.Errorf("the consumers were refused: %v", v)
