@@ -68,6 +68,25 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
+	// An instance started without --replicas 3 is refused: it would take
+	// the streams down to one copy each.
+	stray := launchConsumer(t, b, all, writeConfig(t, sbURL))
+	select {
+	case <-stray.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("a consumer without --replicas started on the replicated streams")
+	}
+	if logs := stray.logText(); !strings.Contains(logs, "has 3 replica(s), and this consumer is configured for 1") {
+		t.Errorf("the refused consumer's log does not say why:\n%s", tail(logs, 2000))
+	}
+	again, err := orders.js.Stream(ctx, pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := again.CachedInfo().Config.Replicas; r != 3 {
+		t.Fatalf("after the refused start the request stream has %d replica(s)", r)
+	}
+
 	// Stop the node that leads the request stream.
 	leader := req.CachedInfo().Cluster.Leader
 	stopped := -1

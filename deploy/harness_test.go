@@ -469,6 +469,15 @@ type consumer struct {
 // is ready.
 func startConsumer(t *testing.T, b binaries, urls, config string, args ...string) *consumer {
 	t.Helper()
+	c := launchConsumer(t, b, urls, config, args...)
+	waitHTTP(t, "http://"+c.http+"/readyz", 60*time.Second, c.proc)
+	return c
+}
+
+// launchConsumer starts the consumer as startConsumer does, without waiting
+// for it to be ready.
+func launchConsumer(t *testing.T, b binaries, urls, config string, args ...string) *consumer {
+	t.Helper()
 	var withAuth []string
 	for _, u := range strings.Split(urls, ",") {
 		withAuth = append(withAuth, strings.Replace(u, "nats://", "nats://"+consumerRole.user+":"+passwords[consumerRole.user]+"@", 1))
@@ -478,7 +487,6 @@ func startConsumer(t *testing.T, b binaries, urls, config string, args ...string
 		"--workers", "4", "--shutdown-timeout", "10s", "--provider-timeout", "5s"}, args...)
 	c.proc = startProc(t, "consumer "+strings.Join(args[len(args)-4:], " "), b.consumer,
 		[]string{"NATS_URL=" + strings.Join(withAuth, ","), "INVOICE_INBOX_PREFIX=" + consumerRole.inbox}, args...)
-	waitHTTP(t, "http://"+c.http+"/readyz", 60*time.Second, c.proc)
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,29 @@ func TestPartitions(t *testing.T) {
 		other := cons[1-pipeline.PartitionOf(seller, partitions)]
 		checkPartnerPDF(t, other, seller+":PART-0")
 	}
+	// An instance started with the partition count forgotten (an env file
+	// without INVOICE_PARTITIONS, a debugging run) is refused: it would
+	// remove the stream's partitioning under the running instances and
+	// take every seller's requests.
+	stray := launchConsumer(t, b, srv.url, config)
+	select {
+	case <-stray.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("a consumer without --partitions started beside partitioned ones")
+	}
+	if logs := stray.logText(); !strings.Contains(logs, "stream INVOICE_REQUESTS is partitioned 2 ways, and this consumer is configured for no partitions") ||
+		!strings.Contains(logs, "--reconfigure-streams") {
+		t.Errorf("the refused consumer's log does not say why:\n%s", tail(logs, 2000))
+	}
+	if stray.cmd.ProcessState.ExitCode() == 0 {
+		t.Error("the refused consumer exited 0")
+	}
+	publishRequest(t, orders, nuonuoSellers[0], "PART-AFTER")
+	owner := cons[pipeline.PartitionOf(nuonuoSellers[0], partitions)]
+	waitFor(t, 30*time.Second, "the owner issues a request published after the refusal", func() (bool, string) {
+		got := owner.metric(t, `invoice_messages_total{event="issued"}`)
+		return got == float64(perPartition[pipeline.PartitionOf(nuonuoSellers[0], partitions)]+1), fmt.Sprint(got)
+	})
 	if v := srv.violations(consumerRole.user); len(v) > 0 {
 		t.Errorf("the consumers were refused: %v", v)
 	}

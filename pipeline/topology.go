@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -35,7 +36,18 @@ type Topology struct {
 	// Partitions splits requests by seller into this many partitions with a
 	// stream subject transform; 0 or 1 means no partitioning.
 	Partitions int
+	// Reconfigure lets Ensure change the partition count or the replica
+	// count of streams that exist already. Without it Ensure refuses
+	// (ErrTopologyChanged): one instance started with a forgotten
+	// --partitions or --replicas would otherwise re-route every other
+	// instance's sellers, or take the streams' copies away, without a word.
+	Reconfigure bool
 }
+
+// ErrTopologyChanged is returned by Ensure when a stream exists with
+// another partition count or replica count than the topology's, and
+// Topology.Reconfigure is not set.
+var ErrTopologyChanged = errors.New("the streams are set up with another partition or replica count")
 
 // Names of the defaults.
 const (
@@ -206,17 +218,82 @@ func (t Topology) Consumer(s ConsumerSettings) jetstream.ConsumerConfig {
 }
 
 // Ensure creates the streams, or updates them to this configuration; it is
-// idempotent and safe to run at every start.
+// idempotent and safe to run at every start. A stream that exists with
+// another partition count or replica count is left as it is and Ensure
+// returns ErrTopologyChanged, unless Reconfigure is set.
 func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
 	for _, cfg := range t.Streams() {
+		if !t.Reconfigure {
+			s, err := js.Stream(ctx, cfg.Name)
+			switch {
+			case errors.Is(err, jetstream.ErrStreamNotFound):
+			case err != nil:
+				return fmt.Errorf("read stream %s: %w", cfg.Name, err)
+			default:
+				if err := sameShape(s.CachedInfo().Config, cfg); err != nil {
+					return err
+				}
+			}
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
 		}
 	}
 	return nil
+}
+
+// sameShape checks that an existing stream has the partition count and the
+// replica count that want gives it.
+func sameShape(have, want jetstream.StreamConfig) error {
+	if h, w := streamPartitions(have), streamPartitions(want); h != w {
+		want := "no partitions"
+		if w > 1 {
+			want = strconv.Itoa(w) + " partitions"
+		}
+		return fmt.Errorf("%w: stream %s is %s, and this consumer is configured for %s",
+			ErrTopologyChanged, have.Name, partitionsText(h), want)
+	}
+	if have.Replicas != want.Replicas {
+		return fmt.Errorf("%w: stream %s has %d replica(s), and this consumer is configured for %d",
+			ErrTopologyChanged, have.Name, have.Replicas, want.Replicas)
+	}
+	return nil
+}
+
+// partitionRE finds the partition count in a subject transform's
+// destination ("….{{partition(3,1)}}").
+var partitionRE = regexp.MustCompile(`\{\{\s*[Pp]artition\(\s*(\d+)`)
+
+// streamPartitions returns how many partitions a stream's subject
+// transform makes: 1 without one, -1 for a transform that is not a
+// partitioning this package writes.
+func streamPartitions(cfg jetstream.StreamConfig) int {
+	if cfg.SubjectTransform == nil || cfg.SubjectTransform.Destination == "" {
+		return 1
+	}
+	m := partitionRE.FindStringSubmatch(cfg.SubjectTransform.Destination)
+	if m == nil {
+		return -1
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return -1
+	}
+	return max(n, 1)
+}
+
+// partitionsText describes streamPartitions' n.
+func partitionsText(n int) string {
+	switch {
+	case n < 0:
+		return "transformed by a subject transform of its own"
+	case n <= 1:
+		return "not partitioned"
+	}
+	return "partitioned " + strconv.Itoa(n) + " ways"
 }
 
 // EnsureConsumer creates or updates the durable request consumer.

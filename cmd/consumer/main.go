@@ -39,6 +39,7 @@ type options struct {
 	prefix       string
 	replicas     int
 	partitions   int
+	reconfigure  bool
 	partition    int
 	partitionPod bool
 	workers      int
@@ -142,6 +143,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.IntVar(&o.replicas, "replicas", envInt("INVOICE_REPLICAS", 1), "stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
 	fs.IntVar(&o.partitions, "partitions", envInt("INVOICE_PARTITIONS", 0), "split requests by seller into this many partitions, one consumer instance each (INVOICE_PARTITIONS)")
 	fs.IntVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, 0..partitions-1 (INVOICE_PARTITION)")
+	fs.BoolVar(&o.reconfigure, "reconfigure-streams", envBool("INVOICE_RECONFIGURE_STREAMS"), "let this start change the partition count or the replica count of streams that exist already; without it such a start is refused (INVOICE_RECONFIGURE_STREAMS=true)")
 	fs.BoolVar(&o.partitionPod, "partition-from-hostname", envBool("INVOICE_PARTITION_FROM_HOSTNAME"), "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
 	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
 	fs.BoolVar(&o.noClaim, "jumdata-no-claim", envBool("INVOICE_JUMDATA_NO_CLAIM"), "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")

@@ -78,10 +78,13 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 
 	subjects := schemas.Subjects{Prefix: o.prefix}
-	topo := pipeline.Topology{Subjects: subjects, Replicas: o.replicas, Partitions: o.partitions}
+	topo := pipeline.Topology{Subjects: subjects, Replicas: o.replicas, Partitions: o.partitions, Reconfigure: o.reconfigure}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, pipeline.SetupTimeout)
 	defer cancelSetup()
 	if err := topo.Ensure(setupCtx, js); err != nil {
+		if errors.Is(err, pipeline.ErrTopologyChanged) {
+			return fmt.Errorf("%w. Start with the streams' --partitions and --replicas (INVOICE_PARTITIONS, INVOICE_REPLICAS); to change them, follow deploy/README.md (\"Changing the number of partitions\") and start one instance with --reconfigure-streams", err)
+		}
 		return err
 	}
 	cons, err := topo.EnsureConsumer(setupCtx, js, pipeline.ConsumerSettings{Partition: o.partition, Workers: o.workers, AckWait: o.ackWait})

@@ -1,0 +1,57 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+)
+
+// An instance started with another partition count than the streams have
+// (a forgotten --partitions) is refused, and the stream is left as it is;
+// Reconfigure changes it.
+func TestEnsureRefusesAnotherPartitionCount(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	transform := func() string {
+		t.Helper()
+		s, err := js.Stream(ctx, pipeline.DefaultRequestStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr := s.CachedInfo().Config.SubjectTransform; tr != nil {
+			return tr.Destination
+		}
+		return ""
+	}
+	if err := (pipeline.Topology{Partitions: 3}).Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	partitioned := transform()
+	if !strings.Contains(partitioned, "partition(3,1)") {
+		t.Fatalf("transform %q", partitioned)
+	}
+	if err := (pipeline.Topology{Partitions: 3}).Ensure(ctx, js); err != nil {
+		t.Fatalf("the same topology again: %v", err)
+	}
+	for _, topo := range []pipeline.Topology{{}, {Partitions: 2}} {
+		err := topo.Ensure(ctx, js)
+		if !errors.Is(err, pipeline.ErrTopologyChanged) || !strings.Contains(err.Error(), "partitioned 3 ways") {
+			t.Fatalf("partitions %d over 3: %v", topo.Partitions, err)
+		}
+		if got := transform(); got != partitioned {
+			t.Fatalf("a refused Ensure changed the transform to %q", got)
+		}
+	}
+	if err := (pipeline.Topology{Reconfigure: true}).Ensure(ctx, js); err != nil {
+		t.Fatalf("Reconfigure: %v", err)
+	}
+	if got := transform(); got != "" {
+		t.Fatalf("after Reconfigure without partitions: transform %q", got)
+	}
+	if err := (pipeline.Topology{Partitions: 3}).Ensure(ctx, js); !errors.Is(err, pipeline.ErrTopologyChanged) {
+		t.Fatalf("partitioning an unpartitioned stream without Reconfigure: %v", err)
+	}
+}
