@@ -73,6 +73,11 @@ type Metrics struct {
 	// Orphans counts acknowledged requests found left in the request
 	// stream (OrphanSweeper), by action: deleted, kept.
 	Orphans *prometheus.CounterVec
+	// Partitions is the partition count the instance was started with (1
+	// without partitions), set by the consumer binary: every instance
+	// exports it, so that an alert can count the instances that answer
+	// against it and see one whose pod is gone, which has no series left.
+	Partitions prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -120,6 +125,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		HeldSellers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_action_required_sellers", Help: "Sellers held until a person acts (credentials, login, face authentication).",
 		}),
+		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_partitions", Help: "Partitions the request stream is split into (--partitions; 1 without), one instance each.",
+		}),
 	}
 	// Every series an alert counts with increase() exists from the start at
 	// 0: a series that first appears at 1 shows no increase, and the first
@@ -139,7 +147,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls, m.OrderSaves,
-			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans)
+			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans, m.Partitions)
 	}
 	return m
 }

@@ -17,22 +17,42 @@ import (
 // result is published) are counted apart as well, since no result waits
 // for them.
 type storeCollector struct {
-	stats                                  func() store.Stats
+	db                                     StoreReadings
 	commits, failed, writes, commitSeconds *prometheus.Desc
 	puts, putSeconds                       *prometheus.Desc
 	patientPuts, patientPutSeconds         *prometheus.Desc
+	writable, diskFree, diskSize           *prometheus.Desc
+}
+
+// StoreReadings is what NewStoreCollector reads at each scrape;
+// *store.DB implements it.
+type StoreReadings interface {
+	Stats() store.Stats
+	Healthy() error
+	DiskSpace() (free, size uint64, err error)
 }
 
 // NewStoreCollector returns a Prometheus collector of the order store's
-// commit counters, read from stats (store.DB.Stats) at each scrape:
+// commit counters, read from db (store.DB.Stats) at each scrape:
 // invoice_store_commits_total, invoice_store_failed_commits_total,
 // invoice_store_writes_total, invoice_store_commit_seconds_total,
 // invoice_store_puts_total, invoice_store_put_seconds_total,
 // invoice_store_patient_puts_total and
-// invoice_store_patient_put_seconds_total.
-func NewStoreCollector(stats func() store.Stats) prometheus.Collector {
+// invoice_store_patient_put_seconds_total; of its state,
+// invoice_store_writable (store.DB.Healthy), which stays 0 for as long as
+// the store refuses writes, however few commits are tried meanwhile; and of
+// the file system under it, invoice_store_disk_free_bytes and
+// invoice_store_disk_size_bytes (store.DB.DiskSpace; absent where it
+// cannot be read).
+func NewStoreCollector(db StoreReadings) prometheus.Collector {
 	return &storeCollector{
-		stats: stats,
+		db: db,
+		writable: prometheus.NewDesc("invoice_store_writable",
+			"1 while the order store writes; 0 from a failed commit until a probe writes again (disk full, read-only, failing): meanwhile the consumer takes no request.", nil, nil),
+		diskFree: prometheus.NewDesc("invoice_store_disk_free_bytes",
+			"Space left on the file system that holds the order store (--data), for an unprivileged writer.", nil, nil),
+		diskSize: prometheus.NewDesc("invoice_store_disk_size_bytes",
+			"Size of the file system that holds the order store (--data).", nil, nil),
 		commits: prometheus.NewDesc("invoice_store_commits_total",
 			"Order-store transactions answered without a commit failure (each one fsync, unless all its writes failed their checks).", nil, nil),
 		failed: prometheus.NewDesc("invoice_store_failed_commits_total",
@@ -62,11 +82,14 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.putSeconds
 	ch <- c.patientPuts
 	ch <- c.patientPutSeconds
+	ch <- c.writable
+	ch <- c.diskFree
+	ch <- c.diskSize
 }
 
 // Collect implements prometheus.Collector.
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.stats()
+	st := c.db.Stats()
 	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(st.Commits))
 	ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(st.FailedCommits))
 	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(st.Requests))
@@ -75,4 +98,13 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.putSeconds, prometheus.CounterValue, st.PutTime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.patientPuts, prometheus.CounterValue, float64(st.PatientPuts))
 	ch <- prometheus.MustNewConstMetric(c.patientPutSeconds, prometheus.CounterValue, st.PatientPutTime.Seconds())
+	writable := 1.0
+	if c.db.Healthy() != nil {
+		writable = 0
+	}
+	ch <- prometheus.MustNewConstMetric(c.writable, prometheus.GaugeValue, writable)
+	if free, size, err := c.db.DiskSpace(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.diskFree, prometheus.GaugeValue, float64(free))
+		ch <- prometheus.MustNewConstMetric(c.diskSize, prometheus.GaugeValue, float64(size))
+	}
 }

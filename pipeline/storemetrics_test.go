@@ -22,7 +22,7 @@ func TestStoreCollector(t *testing.T) {
 	t.Parallel()
 	db := openSyncedStore(t)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(pipeline.NewStoreCollector(db.Stats))
+	reg.MustRegister(pipeline.NewStoreCollector(db))
 
 	// Opening commits its own setup; count from here.
 	base := db.Stats()
@@ -91,6 +91,22 @@ func TestStoreCollector(t *testing.T) {
 	if patientSecs <= 0 || math.Abs(allSecs-putSecs-patientSecs) > 1e-6 {
 		t.Fatalf("patient put seconds %v, put seconds %v then %v: want the patient write's time in both", patientSecs, putSecs, allSecs)
 	}
+
+	// The store's state and the file system under it.
+	if w, err := gatherValue(reg, "invoice_store_writable"); err != nil || w != 1 {
+		t.Fatalf("invoice_store_writable %v (%v) on a store that writes", w, err)
+	}
+	free, ferr := gatherValue(reg, "invoice_store_disk_free_bytes")
+	size, serr := gatherValue(reg, "invoice_store_disk_size_bytes")
+	if ferr != nil || serr != nil || free <= 0 || size < free {
+		t.Fatalf("disk free %v (%v), size %v (%v)", free, ferr, size, serr)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := gatherValue(reg, "invoice_store_writable"); err != nil || w != 0 {
+		t.Fatalf("invoice_store_writable %v (%v) on a closed store", w, err)
+	}
 }
 
 // gatherValue returns the value of the single sample of the metric name.
@@ -101,6 +117,9 @@ func gatherValue(g prometheus.Gatherer, name string) (float64, error) {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			if g := mf.GetMetric()[0].GetGauge(); g != nil {
+				return g.GetValue(), nil
+			}
 			return mf.GetMetric()[0].GetCounter().GetValue(), nil
 		}
 	}

@@ -93,8 +93,9 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), pipeline.NewStoreCollector(db.Stats))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), pipeline.NewStoreCollector(db))
 	metrics := pipeline.NewMetrics(reg)
+	metrics.Partitions.Set(float64(max(o.partitions, 1)))
 
 	httpClient := providers.NewHTTPClient(providers.HTTPConfig{Timeout: o.providerTO, MaxConns: o.workers})
 	provs, err := buildProviders(setupCtx, cfg, js, o, httpClient, metrics)

@@ -236,7 +236,7 @@ func startConsumer(t *testing.T, o consumerOptions) *consumer {
 		t.Fatal(err)
 	}
 	if o.metrics != nil {
-		o.metrics.MustRegister(pipeline.NewStoreCollector(c.db.Stats))
+		o.metrics.MustRegister(pipeline.NewStoreCollector(c.db))
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{MaxBytes: o.maxBytes})
 	if err != nil {
