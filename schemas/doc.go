@@ -38,8 +38,9 @@
 //     tolerances (E9131) on the amounts the provider works with (an
 //     amount or tax the line does not give derived as the provider does,
 //     LineFigures.Effective), price/quantity/amount combinations (E9123 for an
-//     empty price; price × num against the amount, for which the documents
-//     name no narrower code than E4000), the discount-line rules (E9105, E9108, E9110–E9119),
+//     empty price; price × num against the amount the price is quoted in,
+//     given or derived from the others, for which the documents name no
+//     narrower code than E4000), the discount-line rules (E9105, E9108, E9110–E9119),
 //     the tax-rate set, 19-digit goods codes (E9121, E9138), the remark
 //     limit of fully digital invoices (200 characters; which invoiceLine
 //     values are fully digital depends on the seller's provider, see

@@ -399,9 +399,22 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 		if l.WithTaxFlag == "0" {
 			field, amt, text = p+".taxExcludedAmount", a.excl, l.TaxExcludedAmount
 		}
-		if amt != nil {
-			if got := a.price.Mul(*a.num); got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
+		got := a.price.Mul(*a.num)
+		switch {
+		case amt != nil:
+			if got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
 				c.add(field, "price_quantity", "", "is %s but price × num is %s: they may differ by %s at most", text, got.StringFixed(2), PriceAmountTolerance)
+			}
+		case a.effective && !a.eff.FromPriceNum:
+			// That amount is not given but follows from the others. Nuonuo
+			// computes a line that leaves an amount out from price and num
+			// (seed 001: 不含税金额、税额、含税金额任何一个不传时，会根据传入的
+			// 单价，数量进行计算), and would issue price × num instead of the
+			// line's amounts; jumdata's mapping sends dj × spsl beside je
+			// and se, and the tax bureau holds them to the same tolerance.
+			derived, how := quotedAmount(l.WithTaxFlag, a.eff)
+			if got.Sub(derived).Abs().GreaterThan(PriceAmountTolerance) {
+				c.add(p+".price", "price_quantity", "", "× num is %s but the line's %s: they may differ by %s at most (the provider computes a line that leaves an amount out from price × num)", got.StringFixed(2), how, PriceAmountTolerance)
 			}
 		}
 	}
@@ -479,6 +492,25 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 	if red && prop != LineNormal {
 		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
 	}
+}
+
+// quotedAmount returns the amount a line's price is quoted in (with tax
+// for withTaxFlag 1, without for 0) when the line does not give it, derived
+// from its effective amounts e, and says how it was derived.
+func quotedAmount(flag string, e EffectiveAmounts) (decimal.Decimal, string) {
+	if flag == "1" {
+		incl := e.Excl.Add(e.Tax)
+		how := "taxExcludedAmount + tax"
+		if e.Source == TaxFromRateExcl {
+			how = "taxExcludedAmount + the tax the provider computes from the rate"
+		}
+		return incl, fmt.Sprintf("taxIncludedAmount is not given and %s makes it %s (withTaxFlag 1: the price includes tax)", how, incl.StringFixed(2))
+	}
+	how := "taxIncludedAmount − tax"
+	if e.Source == TaxFromRateIncl {
+		how = "taxIncludedAmount − the tax the provider computes from the rate"
+	}
+	return e.Excl, fmt.Sprintf("taxExcludedAmount is not given and %s makes it %s (withTaxFlag 0: the price excludes tax)", how, e.Excl.StringFixed(2))
 }
 
 // lineTaxMismatch says how a line's tax and amount without tax were

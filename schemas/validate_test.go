@@ -200,6 +200,17 @@ func TestRules(t *testing.T) {
 		{"quantity without price (E9123)", blue, []edit{set(line1+".num", "-1")}, []string{line1 + ".num|price_quantity|E9123"}},
 		{"price times quantity", blue, []edit{set(line0+".num", "3")}, []string{line0 + ".taxIncludedAmount|price_quantity|E4000"}},
 		{"price times quantity, price without tax", blue, []edit{set(line2+".num", "4")}, []string{line2 + ".taxExcludedAmount|price_quantity|E4000"}},
+		// The amount the price is quoted in is not given but follows from
+		// the others: Nuonuo would compute the line from price × num
+		// (226.00 for 113.00), jumdata refuses dj × spsl ≠ je + se.
+		{"price times quantity, amount with tax derived", blue, []edit{set(line2, rateLine("1", "price", "37.66666667", "num", "6", "taxExcludedAmount", "100.00", "tax", "13.00"))},
+			[]string{line2 + ".price|price_quantity|E4000"}},
+		{"price times quantity, amount without tax derived", blue, []edit{set(line2, rateLine("0", "price", "33.33333333", "num", "6", "taxIncludedAmount", "113.00", "tax", "13.00"))},
+			[]string{line2 + ".price|price_quantity|E4000"}},
+		{"price times quantity, tax from the rate", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00"))},
+			[]string{line2 + ".price|price_quantity|E4000"}},
+		{"price times quantity, amount with tax derived and within the tolerance", blue, []edit{set(line2, rateLine("1", "price", "37.66666667", "num", "3", "taxExcludedAmount", "100.00", "tax", "13.00"))}, nil},
+		{"price times quantity, amount without tax derived from the rate", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxIncludedAmount", "113.00"))}, nil},
 		{"sum of amounts (E9130)", blue, []edit{set(line2+".taxIncludedAmount", "106.01")}, []string{line2 + ".taxIncludedAmount|amount_sum|E9130"}},
 		{"line tax tolerance (E9131)", blue, []edit{set(line2+".tax", "6.07"), set(line2+".taxIncludedAmount", "106.07")}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"line tax at the tolerance", blue, []edit{set(line2+".tax", "6.06"), set(line2+".taxIncludedAmount", "106.06")}, nil},
@@ -419,6 +430,47 @@ func TestDerivedAmountsSayHow(t *testing.T) {
 				return
 			}
 			t.Fatalf("no line_tax_tolerance on %s.tax: %v", line2, d.Violations)
+		})
+	}
+}
+
+// TestPriceQuantityAgainstDerivedAmountSaysHow: a price × num violation on a
+// line that does not give the amount its price is quoted in says how that
+// amount follows from the others.
+func TestPriceQuantityAgainstDerivedAmountSaysHow(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	blue := MustRead(t, "requests/issue-discount.json")
+	const line2 = "order.invoiceDetail[2]"
+	cases := []struct {
+		name string
+		line map[string]any
+		want []string // in the message of the violation on line2.price
+	}{
+		{"with tax, from excl and tax", rateLine("1", "price", "37.66666667", "num", "6", "taxExcludedAmount", "100.00", "tax", "13.00"),
+			[]string{"× num is 226.00", "taxIncludedAmount is not given", "taxExcludedAmount + tax makes it 113.00", "0.01"}},
+		{"without tax, from incl and tax", rateLine("0", "price", "33.33333333", "num", "6", "taxIncludedAmount", "113.00", "tax", "13.00"),
+			[]string{"× num is 200.00", "taxExcludedAmount is not given", "taxIncludedAmount − tax makes it 100.00"}},
+		{"with tax, tax from the rate", rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00"),
+			[]string{"× num is 226.00", "the tax the provider computes from the rate makes it 113.00"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := v.Decode(MustEdit(t, blue, set(line2, tc.line)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, vi := range d.Violations {
+				if vi.Field != line2+".price" || vi.Rule != "price_quantity" {
+					continue
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(vi.Message, w) {
+						t.Errorf("message %q does not say %q", vi.Message, w)
+					}
+				}
+				return
+			}
+			t.Fatalf("no price_quantity on %s.price: %v", line2, d.Violations)
 		})
 	}
 }
