@@ -37,7 +37,8 @@
 //     amount arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
 //     tolerances (E9131) on the amounts the provider works with (an
 //     amount or tax the line does not give derived as the provider does,
-//     LineFigures.Effective), price/quantity/amount combinations (E9123 for an
+//     LineFigures.Effective; a tax the provider computes from the rate is
+//     held to the per-invoice tolerance only, its rounding included), price/quantity/amount combinations (E9123 for an
 //     empty price; price × num against the amount the price is quoted in,
 //     given or derived from the others, for which the documents name no
 //     narrower code than E4000), the discount-line rules (E9105, E9108, E9110–E9119),

@@ -64,8 +64,9 @@ type EffectiveAmounts struct {
 }
 
 // ComputedFromRate reports whether the provider computes the tax from the
-// rate (one amount only): such a tax agrees with the rate by construction
-// and is not held to the tax tolerances.
+// rate (one amount only): such a tax agrees with the rate by construction,
+// to within half a cent, and is not held to the per-line tolerance; its
+// rounding still counts in the per-invoice one, where it adds up.
 func (e EffectiveAmounts) ComputedFromRate() bool {
 	return e.Source == TaxFromRateIncl || e.Source == TaxFromRateExcl
 }

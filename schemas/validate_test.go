@@ -244,7 +244,17 @@ func TestRules(t *testing.T) {
 		{"invoice tax tolerance, price × num for excl (E9131)", invoiceToleranceCase(t),
 			priced(toleranceLines(del, "taxExcludedAmount", "taxIncludedAmount")),
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
-		{"lines whose tax the provider computes stay out of the invoice sum", invoiceToleranceCase(t), priced(toleranceLines(del, "tax", "taxIncludedAmount")), nil},
+		{"lines whose tax the provider computes exactly", invoiceToleranceCase(t), priced(toleranceLines(del, "tax", "taxIncludedAmount")), nil},
+		// A tax the provider computes from the rate is rounded to cents:
+		// 0.50 at 9% is taxed 0.05, 0.005 over 0.50 × 0.09. 254 such lines
+		// are 1.27 over, within the invoice's tolerance; 255 are not.
+		{"invoice tax tolerance, taxes from the rate within it", roundedLines(t, 254, "0", "price", "0.5", "num", "1", "taxExcludedAmount", "0.50"), nil, nil},
+		{"invoice tax tolerance, taxes from the rate (E9131)", roundedLines(t, 255, "0", "price", "0.5", "num", "1", "taxExcludedAmount", "0.50"), nil,
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"invoice tax tolerance, taxes from the rate and amounts with tax (E9131)", roundedLines(t, 255, "1", "price", "0.55", "num", "1", "taxIncludedAmount", "0.55"), nil,
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"invoice tax tolerance, taxes from the rate and price × num (E9131)", roundedLines(t, 255, "0", "price", "0.5", "num", "1"), nil,
+			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
 
 		// Deduction taxation (差额征税): "0", empty or absent is none;
 		// anything else is, and the tax is (excl − deduction) × rate.
@@ -584,6 +594,20 @@ func invoiceToleranceCase(t *testing.T, more ...any) []byte {
 			"taxRate": "0.13", "taxExcludedAmount": "100.00", "tax": "13.05", "taxIncludedAmount": "113.05"}
 	}
 	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), set("order.invoiceDetail", append(lines, more...)))
+}
+
+// roundedLines builds an order of n lines at 9% with withTaxFlag flag and
+// the fields kv (name, value, ...), which leave the tax to the provider.
+func roundedLines(t *testing.T, n int, flag string, kv ...string) []byte {
+	lines := make([]any, n)
+	for i := range lines {
+		l := map[string]any{"goodsName": fmt.Sprintf("配件%d", i), "goodsCode": "1050201990000000000", "withTaxFlag": flag, "taxRate": "0.09"}
+		for j := 0; j+1 < len(kv); j += 2 {
+			l[kv[j]] = kv[j+1]
+		}
+		lines[i] = l
+	}
+	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), set("order.invoiceDetail", lines))
 }
 
 // toleranceLines applies the edit mk makes to the fields of each of invoiceToleranceCase's 30 lines.
