@@ -45,7 +45,8 @@
 //     the tax-rate set, 19-digit goods codes (E9121, E9138), the remark
 //     limit of fully digital invoices (200 characters; which invoiceLine
 //     values are fully digital depends on the seller's provider, see
-//     ValidatorConfig.Providers), pushMode contact rules, red-invoice
+//     ValidatorConfig.Providers), pushMode contact rules, the buyer's tax number on
+//     a special VAT invoice (invoiceLine s, b, bs, es), red-invoice
 //     references, seller consistency (E9302) and tax-number check
 //     characters (a warning unless ValidatorConfig.StrictTaxNumbers; a
 //     buyer's number may be a GB 11643 resident ID number instead), and

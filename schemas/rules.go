@@ -63,6 +63,14 @@ var fullyDigitalLines = map[string]map[string]bool{
 	"jumdata": {"bs": true, "pc": true, "es": true, "ec": true, "b": true, "p": true, "": true},
 }
 
+// specialLines are the invoiceLine values of special VAT invoices (增值税专用
+// 发票, 专票): s 专用发票 and b 增值税电子专用发票 (seed 001), bs 电子发票
+// (增值税专用发票) and es 全电纸质发票(增值税专用发票) (seed 002). A special
+// invoice lets the buyer deduct its input tax, and is issued to a taxpayer
+// named by its tax number: the jumdata adapter sends b and bs as fppzdm 01,
+// which the tax bureau refuses without gmfnsrsbh (购买方纳税人识别号).
+var specialLines = map[string]bool{"s": true, "b": true, "bs": true, "es": true}
+
 // defaultProvider is the provider whose rules apply to a seller that
 // ValidatorConfig.Providers does not list.
 const defaultProvider = "nuonuo"
@@ -167,6 +175,9 @@ func checkOrder(r *Request, provider string, c *collector) {
 	}
 	checkTaxNumber(c, "order.salerTaxNum", o.SalerTaxNum)
 	checkBuyerTaxNumber(c, "order.buyerTaxNum", o.BuyerTaxNum)
+	if specialLines[o.InvoiceLine] && o.BuyerTaxNum == "" && !c.has("order.buyerTaxNum") && !c.mistyped("order.buyerTaxNum") {
+		c.add("order.buyerTaxNum", "required", "E4000", "is required on a special VAT invoice (invoiceLine %s, 专票), which is issued to a taxpayer named by its tax number; issue a normal invoice to a buyer without one", o.InvoiceLine)
+	}
 
 	if o.InvoiceDate != "" && !c.has("order.invoiceDate") {
 		if _, err := time.Parse(dateLayout, o.InvoiceDate); err != nil {

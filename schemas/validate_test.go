@@ -162,6 +162,11 @@ func TestRules(t *testing.T) {
 		{"vehicle invoice needs vehicleInfo", blue, []edit{set("order.invoiceLine", "j")}, []string{"order.invoiceDetail|max_items|E4000", "order.vehicleInfo|required|E4000"}},
 		{"no lines (E9122)", blue, []edit{set("order.invoiceDetail", []any{})}, []string{"order.invoiceDetail|required|E9122"}},
 		{"favoured policy needs a name", blue, []edit{set(line2+".favouredPolicyFlag", "1")}, []string{line2 + ".favouredPolicyName|required|E4000"}},
+		{"special invoice s needs the buyer's tax number", blue, []edit{set("order.invoiceLine", "s"), del("order.buyerTaxNum")}, []string{"order.buyerTaxNum|required|E4000"}},
+		{"special invoice b needs the buyer's tax number", blue, []edit{set("order.invoiceLine", "b"), set("order.buyerTaxNum", "")}, []string{"order.buyerTaxNum|required|E4000"}},
+		{"special invoice bs needs the buyer's tax number", blue, []edit{set("order.invoiceLine", "bs"), del("order.buyerTaxNum")}, []string{"order.buyerTaxNum|required|E4000"}},
+		{"special invoice es needs the buyer's tax number", blue, []edit{set("order.invoiceLine", "es"), del("order.buyerTaxNum")}, []string{"order.buyerTaxNum|required|E4000"}},
+		{"normal invoice without the buyer's tax number", blue, []edit{del("order.buyerTaxNum")}, nil},
 		{"zero-rate flag with a rate", blue, []edit{set(line2+".zeroRateFlag", "3")}, []string{line2 + ".zeroRateFlag|zero_rate|E4000"}},
 
 		// Goods codes (E9121, E9138).
@@ -312,7 +317,9 @@ func TestRules(t *testing.T) {
 			[]string{line0 + ".tax|sign|E4000"}},
 		{"red line with a zero tax", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.65"), set(line0+".tax", "0.00")}, nil},
 		{"red fully digital goes through red_confirm", red, []edit{set("order.invoiceLine", "pc")}, []string{"order.invoiceType|red_fully_digital|E4000"}},
-		{"red special invoice needs billInfoNo", red, []edit{set("order.invoiceLine", "s")}, []string{"order.billInfoNo|required|E4000"}},
+		{"red special invoice needs billInfoNo", red, []edit{set("order.invoiceLine", "s"), set("order.buyerTaxNum", "91440101MA5APD8X8J")}, []string{"order.billInfoNo|required|E4000"}},
+		{"red special invoice needs the buyer's tax number", red, []edit{set("order.invoiceLine", "s"), set("order.billInfoNo", "1403011904008472")},
+			[]string{"order.buyerTaxNum|required|E4000"}},
 		{"red discount lines (E9116, E9119)", red, []edit{
 			set(line0+".invoiceLineProperty", "2"), set(line0+".num", "1"), set(line0+".price", "5.65"),
 			set("order.invoiceDetail", []any{
@@ -696,6 +703,7 @@ func TestTypeErrorsLeaveTheOtherRules(t *testing.T) {
 		{"a number for the clerk, and E9130 on a line", blue, []edit{set("order.clerk", five), set(line2+".taxIncludedAmount", "106.01")},
 			[]string{"order.clerk|type|E4000", line2 + ".taxIncludedAmount|amount_sum|E9130"}},
 		{"a number for the order number", blue, []edit{set("orderNo", five)}, []string{"orderNo|type|"}},
+		{"a number for a special invoice's buyer tax number", blue, []edit{set("order.invoiceLine", "b"), set("order.buyerTaxNum", json.Number("91440101"))}, []string{"order.buyerTaxNum|type|E4000"}},
 		{"a number for the buyer's phone", blue, []edit{set("order.buyerPhone", five)}, []string{"order.buyerPhone|type|E4000"}},
 		{"a number for pushMode", blue, []edit{set("order.pushMode", json.Number("1")), del("order.buyerPhone")}, []string{"order.pushMode|type|E4000"}},
 		{"a number for the invoice line", blue, []edit{set("order.invoiceLine", five), set("order.remark", strings.Repeat("备", 201))}, []string{"order.invoiceLine|type|E4000"}},
