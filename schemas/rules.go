@@ -404,6 +404,16 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 			}
 		}
 	}
+	// The reverse, for a line that leaves an amount out: Nuonuo computes
+	// such a line from price and num (seed 001: 不含税金额、税额、含税金额任何
+	// 一个不传时，会根据传入的单价，数量进行计算) and refuses a price without num
+	// with E4000 (单价不为空时数量不能为空). A line that gives all three
+	// amounts is not computed, and the jumdata mapping sends a price only
+	// with its quantity: its price alone is left as it is.
+	if l.Price.IsSet() && !l.Num.IsSet() && !c.mistyped(p+".num") &&
+		(!l.Tax.IsSet() || !l.TaxExcludedAmount.IsSet() || !l.TaxIncludedAmount.IsSet()) {
+		c.add(p+".num", "price_quantity", "E4000", "is required when price is given and the line leaves an amount out: the provider computes the line from price × num; give num, or all three amounts")
+	}
 	// price × num against the amount the price is quoted in (unknown when
 	// withTaxFlag is wrong). Neither provider's document names a narrower
 	// code for a mismatch (E9123 is about an empty price, above), so the

@@ -203,6 +203,14 @@ func TestRules(t *testing.T) {
 		// Arithmetic (E9123, E9130, E9131; price × num names no code).
 		{"price without amounts (E9123)", blue, []edit{del(line1 + ".tax")}, []string{line1 + ".tax|price_quantity|E9123"}},
 		{"quantity without price (E9123)", blue, []edit{set(line1+".num", "-1")}, []string{line1 + ".num|price_quantity|E9123"}},
+		// A price without num (the reverse of E9123): Nuonuo computes a line
+		// that leaves an amount out from price × num and refuses it with
+		// E4000 (单价不为空时数量不能为空).
+		{"price without quantity", blue, []edit{set(line2, rateLine("0", "price", "100", "taxExcludedAmount", "100.00", "tax", "13.00"))},
+			[]string{line2 + ".num|price_quantity|E4000"}},
+		{"price without quantity or amounts", blue, []edit{set(line2, rateLine("1", "price", "113"))},
+			[]string{line2 + ".num|price_quantity|E4000"}},
+		{"price without quantity, all amounts given", blue, []edit{del(line2 + ".num")}, nil},
 		{"price times quantity", blue, []edit{set(line0+".num", "3")}, []string{line0 + ".taxIncludedAmount|price_quantity|E4000"}},
 		{"price times quantity, price without tax", blue, []edit{set(line2+".num", "4")}, []string{line2 + ".taxExcludedAmount|price_quantity|E4000"}},
 		// The amount the price is quoted in is not given but follows from
