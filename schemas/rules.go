@@ -40,10 +40,13 @@ const (
 	moneyPlaces    = 2  // amounts and taxes: cents
 	quantityPlaces = 8  // prices and quantities
 	amountMaxChars = 16 // the seed's maximum length of every amount field
+	// rateMaxChars is the maximum length of a tax rate (taxRate, 最大长度
+	// 10 in seeds 001 and 002).
+	rateMaxChars = 10
 	// ratePlaces puts no limit of its own on a tax rate's decimals (one of
-	// amountMaxChars characters has fewer): a rate is compared with the set
+	// rateMaxChars characters has fewer): a rate is compared with the set
 	// by value, and "0.0600" is 0.06.
-	ratePlaces = amountMaxChars
+	ratePlaces = rateMaxChars
 	maxLines   = 2000
 	dateLayout = "2006-01-02 15:04:05"
 )
@@ -345,7 +348,7 @@ func checkLines(o *Order, c *collector) {
 		a.excl = amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "E9126")
 		a.incl = amount(c, p+".taxIncludedAmount", l.TaxIncludedAmount, moneyPlaces, "E9124")
 		ded := amount(c, p+".deduction", l.Deduction, moneyPlaces, "")
-		a.rate = amount(c, p+".taxRate", l.TaxRate, ratePlaces, "")
+		a.rate = taxRate(c, p+".taxRate", l.TaxRate)
 		if a.rate != nil && !isTaxRate(*a.rate) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			a.rate = nil
@@ -623,20 +626,30 @@ func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red
 	}
 }
 
-// amount checks one amount field's length and precision and returns its
-// value, or nil when it is unset or unusable.
+// amount checks one amount field's length (amountMaxChars) and precision
+// and returns its value, or nil when it is unset or unusable.
 func amount(c *collector, field string, a Amount, places int, lengthCode string) *decimal.Decimal {
+	return amountWithin(c, field, a, amountMaxChars, places, lengthCode)
+}
+
+// taxRate is amount for a tax rate: at most rateMaxChars characters.
+func taxRate(c *collector, field string, a Amount) *decimal.Decimal {
+	return amountWithin(c, field, a, rateMaxChars, ratePlaces, "")
+}
+
+// amountWithin is amount with a maximum length of maxChars characters.
+func amountWithin(c *collector, field string, a Amount, maxChars, places int, lengthCode string) *decimal.Decimal {
 	if !a.IsSet() || c.has(field) {
 		return nil
 	}
 	// The length first, on the text: a plain decimal too long to be parsed
 	// (over maxAmountChars) is too long, not malformed.
-	if a.Digits() > amountMaxChars && isPlainDecimal(a.String()) {
+	if a.Digits() > maxChars && isPlainDecimal(a.String()) {
 		code := lengthCode
 		if code == "" {
 			code = "E4000"
 		}
-		c.add(field, "max_length", code, "has %d characters; the maximum is %d", a.Digits(), amountMaxChars)
+		c.add(field, "max_length", code, "has %d characters; the maximum is %d", a.Digits(), maxChars)
 		return nil
 	}
 	if !a.Valid() {
@@ -725,7 +738,7 @@ func checkRedConfirm(r *Request, c *collector) {
 		price := amount(c, p+".taxExcludedPrice", l.TaxExcludedPrice, quantityPlaces, "")
 		excl := amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "")
 		tax := amount(c, p+".taxAmount", l.TaxAmount, moneyPlaces, "")
-		rate := amount(c, p+".taxRate", l.TaxRate, ratePlaces, "")
+		rate := taxRate(c, p+".taxRate", l.TaxRate)
 		if rate != nil && !isTaxRate(*rate) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			rate = nil
