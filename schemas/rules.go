@@ -746,8 +746,8 @@ func checkRedConfirm(r *Request, c *collector) {
 		if num != nil && !num.IsNegative() {
 			c.add(p+".num", "sign", "", "must be negative on a red confirmation: the quantity reversed")
 		}
-		if price != nil && price.IsNegative() {
-			c.add(p+".taxExcludedPrice", "sign", "", "must be positive")
+		if price != nil && !price.IsPositive() {
+			c.add(p+".taxExcludedPrice", "sign", "", "must be positive (seed 002: 单价(不含税)为正数)")
 		}
 		// num × taxExcludedPrice against the amount, as on an order's
 		// lines (no provider code).
@@ -756,8 +756,10 @@ func checkRedConfirm(r *Request, c *collector) {
 				c.add(p+".taxExcludedAmount", "price_quantity", "", "is %s but num × taxExcludedPrice is %s: they may differ by %s at most", l.TaxExcludedAmount, got.StringFixed(2), PriceAmountTolerance)
 			}
 		}
-		if excl != nil && excl.IsPositive() {
-			c.add(p+".taxExcludedAmount", "sign", "", "must be negative on a red confirmation")
+		// Zero is not negative: a line reversing 0.00 reverses nothing, and
+		// is refused as an order's line of zero is (jumdata: 红冲金额须为负数).
+		if excl != nil && !excl.IsNegative() {
+			c.add(p+".taxExcludedAmount", "sign", "", "must be negative on a red confirmation: the amount reversed")
 		}
 		if tax != nil && tax.IsPositive() {
 			c.add(p+".taxAmount", "sign", "", "must be negative on a red confirmation")
