@@ -126,6 +126,12 @@ func TestRules(t *testing.T) {
 		{"order number with spaces", blue, []edit{set("orderNo", "A 1"), set("order.orderNo", "A 1")}, []string{"orderNo|format|"}},
 		{"order numbers differ", blue, []edit{set("order.orderNo", "OTHER-1")}, []string{"order.orderNo|order_no_mismatch|"}},
 		{"seller tax number format", blue, []edit{set("sellerTaxNum", "123")}, []string{"sellerTaxNum|format|"}},
+		// Tax numbers are trimmed before use: spaces around one do not count
+		// towards its length, which the pattern bounds.
+		{"tax numbers with spaces around them", blue, []edit{set("order.buyerTaxNum", "  91440101MA5APD8X8J  "), set("order.salerTaxNum", "   91330106MA2AYNWD8M ")}, nil},
+		{"tax number of 20 characters with spaces around it", blue, []edit{set("order.buyerTaxNum", " 9144010100000000000X ")}, nil},
+		{"tax number of 21 characters", blue, []edit{set("order.buyerTaxNum", "91440101000000000000X")}, []string{"order.buyerTaxNum|format|E4000"}},
+		{"saler tax number of 21 characters", blue, []edit{set("order.salerTaxNum", "91440101000000000000X")}, []string{"order.salerTaxNum|format|E4000"}},
 		{"saler differs from seller (E9302)", blue, []edit{set("order.salerTaxNum", "91440101MA5APD8X8J")}, []string{"order.salerTaxNum|seller_mismatch|E9302"}},
 		{"wrong type", blue, []edit{set("order.invoiceType", json.Number("1"))}, []string{"order.invoiceType|type|E4000"}},
 		{"control character", blue, []edit{set("order.buyerName", "ACME\u0007")}, []string{"order.buyerName|control_character|"}},
@@ -348,6 +354,8 @@ func TestRules(t *testing.T) {
 		{"red confirm VAT invoice needs code and number", rc, []edit{set("redConfirm.blueInvoiceLine", "s"), del("redConfirm.blueElecInvoiceNumber")},
 			[]string{"redConfirm.blueInvoiceCode|red_reference|E9102", "redConfirm.blueInvoiceNumber|red_reference|E9102"}},
 		{"red confirm buyer tax number format", rc, []edit{set("redConfirm.buyerTaxNo", "abc")}, []string{"redConfirm.buyerTaxNo|format|E4000"}},
+		{"red confirm tax numbers with spaces around them", rc, []edit{set("redConfirm.buyerTaxNo", "  91440101MA5APD8X8J  "), set("redConfirm.sellerTaxNo", "  91330106MA2AYNWD8M  ")}, nil},
+		{"red confirm buyer tax number of 21 characters", rc, []edit{set("redConfirm.buyerTaxNo", "91440101000000000000X")}, []string{"redConfirm.buyerTaxNo|format|E4000"}},
 		{"red confirm buyer tax number empty", rc, []edit{set("redConfirm.buyerTaxNo", "")}, nil},
 		{"red confirm apply source", rc, []edit{set("redConfirm.applySource", "2")}, []string{"redConfirm.applySource|enum|E4000"}},
 		{"red confirm apply source empty", rc, []edit{set("redConfirm.applySource", "")}, []string{"redConfirm.applySource|enum|E4000"}},
