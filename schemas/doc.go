@@ -48,7 +48,8 @@
 //     values are fully digital depends on the seller's provider, see
 //     ValidatorConfig.Providers), pushMode contact rules, the buyer's tax number on
 //     a special VAT invoice (invoiceLine s, b, bs, es), red-invoice
-//     references, seller consistency (E9302) and tax-number check
+//     references (a red special invoice's billInfoNo, named in its remark
+//     as seed 001 requires), seller consistency (E9302) and tax-number check
 //     characters (a warning unless ValidatorConfig.StrictTaxNumbers; a
 //     buyer's number may be a GB 11643 resident ID number instead), and
 //     deduction taxation's limits (checkDeductions: a zero deduction is

@@ -291,10 +291,23 @@ func checkRedOrder(o *Order, c *collector) {
 	if !isDigits(o.InvoiceNum) || len(o.InvoiceNum) != 8 {
 		c.add("order.invoiceNum", "red_reference", "E9102", "must be the 8-digit number of the blue invoice being reversed (pad with leading zeros); got %q", o.InvoiceNum)
 	}
-	if (o.InvoiceLine == "s" || o.InvoiceLine == "b") && o.BillInfoNo == "" {
+	if o.InvoiceLine != "s" && o.InvoiceLine != "b" {
+		return
+	}
+	// Seed 001, billInfoNo: 专票冲红时此项必填，且必须在备注中注明“开具红字
+	// 增值税专用发票信息表编号ZZZZZZZZZZZZZZZZ”字样.
+	if o.BillInfoNo == "" {
 		c.add("order.billInfoNo", "required", "E4000", "is required to reverse a special VAT invoice: the red information form number")
+		return
+	}
+	if want := redSpecialRemarkPrefix + o.BillInfoNo; !c.has("order.billInfoNo") && !c.mistyped("order.billInfoNo") && !c.mistyped("order.remark") && !strings.Contains(o.Remark, want) {
+		c.add("order.remark", "red_remark", "E4000", "must contain %q when a special VAT invoice is reversed: the red information form number (billInfoNo) written out, as seed 001 requires", want)
 	}
 }
+
+// redSpecialRemarkPrefix is the text that, followed by billInfoNo, the
+// remark of a red special VAT invoice must contain (seed 001).
+const redSpecialRemarkPrefix = "开具红字增值税专用发票信息表编号"
 
 // lineAmounts are one line's amounts once checked; a nil field is unset or
 // unusable (its problem already reported). eff holds the amount without tax

@@ -335,8 +335,18 @@ func TestRules(t *testing.T) {
 		{"red line with a zero tax", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.65"), set(line0+".tax", "0.00")}, nil},
 		{"red fully digital goes through red_confirm", red, []edit{set("order.invoiceLine", "pc")}, []string{"order.invoiceType|red_fully_digital|E4000"}},
 		{"red special invoice needs billInfoNo", red, []edit{set("order.invoiceLine", "s"), set("order.buyerTaxNum", "91440101MA5APD8X8J")}, []string{"order.billInfoNo|required|E4000"}},
-		{"red special invoice needs the buyer's tax number", red, []edit{set("order.invoiceLine", "s"), set("order.billInfoNo", "1403011904008472")},
+		{"red special invoice needs the buyer's tax number", red, []edit{set("order.invoiceLine", "s"), set("order.billInfoNo", "1403011904008472"), set("order.remark", "开具红字增值税专用发票信息表编号1403011904008472")},
 			[]string{"order.buyerTaxNum|required|E4000"}},
+		// Seed 001: the remark names the red information form
+		// (开具红字增值税专用发票信息表编号 + billInfoNo).
+		{"red special invoice remark names the form", red, []edit{set("order.invoiceLine", "b"), set("order.buyerTaxNum", "91440101MA5APD8X8J"), set("order.billInfoNo", "1403011904008472"),
+			set("order.remark", "退货。开具红字增值税专用发票信息表编号1403011904008472")}, nil},
+		{"red special invoice remark without the form", red, []edit{set("order.invoiceLine", "s"), set("order.buyerTaxNum", "91440101MA5APD8X8J"), set("order.billInfoNo", "1403011904008472")},
+			[]string{"order.remark|red_remark|E4000"}},
+		{"red special invoice remark names another form", red, []edit{set("order.invoiceLine", "s"), set("order.buyerTaxNum", "91440101MA5APD8X8J"), set("order.billInfoNo", "1403011904008472"),
+			set("order.remark", "开具红字增值税专用发票信息表编号1403011904008473")},
+			[]string{"order.remark|red_remark|E4000"}},
+		{"red normal invoice remark", red, []edit{set("order.billInfoNo", "1403011904008472")}, nil},
 		{"red discount lines (E9116, E9119)", red, []edit{
 			set(line0+".invoiceLineProperty", "2"), set(line0+".num", "1"), set(line0+".price", "5.65"),
 			set("order.invoiceDetail", []any{
