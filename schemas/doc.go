@@ -46,7 +46,9 @@
 //     the tax-rate set (a rate of at most 10 characters), 19-digit goods codes (E9121, E9138), the remark
 //     limit of fully digital invoices (200 characters; which invoiceLine
 //     values are fully digital depends on the seller's provider, see
-//     ValidatorConfig.Providers), pushMode contact rules, the buyer's tax number on
+//     ValidatorConfig.Providers), pushMode contact rules, motor vehicle (j) and used car
+//     (u) invoices' fields (checkVehicleOrder; a used car invoice's buyer
+//     and seller details), the buyer's tax number on
 //     a special VAT invoice (invoiceLine s, b, bs, es), red-invoice
 //     references (a red special invoice's billInfoNo, named in its remark
 //     as seed 001 requires), seller consistency (E9302) and tax-number check

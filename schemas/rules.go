@@ -223,15 +223,22 @@ func checkOrder(r *Request, provider string, c *collector) {
 	}
 	switch o.InvoiceLine {
 	case "j":
-		if o.VehicleInfo == nil {
-			c.add("order.vehicleInfo", "required", "E4000", "is required for a motor vehicle invoice (invoiceLine j)")
-		}
-		if len(o.InvoiceDetail) > 1 {
-			c.add("order.invoiceDetail", "max_items", "E4000", "has %d lines; a motor vehicle invoice has exactly one", len(o.InvoiceDetail))
-		}
+		checkVehicleOrder(o, c)
 	case "u":
 		if o.SecondHandCarInfo == nil {
 			c.add("order.secondHandCarInfo", "required", "E4000", "is required for a used car invoice (invoiceLine u)")
+		}
+		// Seed 001: buyerTaxNum, buyerTel, buyerAddress 二手车销售统一发票时
+		// 必填; salerAccount 二手车销售统一发票时必须.
+		for _, f := range []struct{ name, v, what string }{
+			{"buyerTaxNum", o.BuyerTaxNum, "the buyer's tax number (an individual's ID number)"},
+			{"buyerTel", o.BuyerTel, "the buyer's telephone"},
+			{"buyerAddress", o.BuyerAddress, "the buyer's address"},
+			{"salerAccount", o.SalerAccount, "the seller's bank and account"},
+		} {
+			if f.v == "" && !c.has("order."+f.name) {
+				c.add("order."+f.name, "required", "E4000", "is required on a used car invoice (invoiceLine u): %s", f.what)
+			}
 		}
 	}
 	if o.IsRed() {
@@ -239,6 +246,41 @@ func checkOrder(r *Request, provider string, c *collector) {
 	}
 	checkLines(o, c)
 	checkDeductions(o, provider, c)
+}
+
+// checkVehicleOrder applies seed 001's rules of a motor vehicle invoice
+// (invoiceLine j, 机动车销售统一发票).
+func checkVehicleOrder(o *Order, c *collector) {
+	vi := o.VehicleInfo
+	if vi == nil {
+		c.add("order.vehicleInfo", "required", "E4000", "is required for a motor vehicle invoice (invoiceLine j)")
+	}
+	if len(o.InvoiceDetail) > 1 {
+		c.add("order.invoiceDetail", "max_items", "E4000", "has %d lines; a motor vehicle invoice has exactly one", len(o.InvoiceDetail))
+	}
+	// remark: 机动车发票蓝票时备注只能为空.
+	if o.Remark != "" && !o.IsRed() && !c.mistyped("order.invoiceType") {
+		c.add("order.remark", "vehicle_remark", "E4000", "must be empty on a blue motor vehicle invoice (invoiceLine j)")
+	}
+	if vi == nil {
+		return
+	}
+	// vehicleType: 同明细中商品名称，开具机动车发票时明细有且仅有一行，商品名称为车辆类型.
+	if len(o.InvoiceDetail) == 1 && vi.VehicleType != "" && !c.has("order.vehicleInfo.vehicleType") &&
+		!c.mistyped("order.invoiceDetail[0].goodsName") && o.InvoiceDetail[0].GoodsName != vi.VehicleType {
+		c.add("order.invoiceDetail[0].goodsName", "vehicle_goods_name", "E4000", "is %q but the goods name of a motor vehicle invoice is the vehicle type, vehicleInfo.vehicleType %q", o.InvoiceDetail[0].GoodsName, vi.VehicleType)
+	}
+	// idNumOrgCode: 该字段为空则为2021新版常规机动车发票，此时购方税号必填（个人在购
+	// 方税号中填身份证号）；该字段有值…此时购方税号需要为空.
+	if c.mistyped("order.vehicleInfo.idNumOrgCode") || c.has("order.buyerTaxNum") {
+		return
+	}
+	switch {
+	case vi.IDNumOrgCode == "" && o.BuyerTaxNum == "":
+		c.add("order.buyerTaxNum", "required", "E4000", "is required on a motor vehicle invoice without vehicleInfo.idNumOrgCode: the buyer's tax number, or an individual's ID number")
+	case vi.IDNumOrgCode != "" && o.BuyerTaxNum != "":
+		c.add("order.buyerTaxNum", "vehicle_buyer", "E4000", "must be empty on a motor vehicle invoice with vehicleInfo.idNumOrgCode (the buyer's other identity document)")
+	}
 }
 
 // checkDeductions applies seed 001's limits of deduction taxation (差额征税):

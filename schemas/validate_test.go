@@ -166,6 +166,17 @@ func TestRules(t *testing.T) {
 		{"remark over 230", blue, []edit{set("order.invoiceLine", "c"), set("order.remark", strings.Repeat("备", 231))}, []string{"order.remark|max_length|E4000"}},
 		{"next invoice code needs range", blue, []edit{set("order.nextInvoiceCode", "033002600111")}, []string{"order.invoiceNumEnd|required|E4000", "order.nextInvoiceNum|required|E4000"}},
 		{"vehicle invoice needs vehicleInfo", blue, []edit{set("order.invoiceLine", "j")}, []string{"order.invoiceDetail|max_items|E4000", "order.vehicleInfo|required|E4000"}},
+		// Motor vehicle (j) and used car (u) invoices, seed 001.
+		{"motor vehicle invoice", vehicle(t, "j"), nil, nil},
+		{"motor vehicle invoice with a remark", vehicle(t, "j"), []edit{set("order.remark", "备注")}, []string{"order.remark|vehicle_remark|E4000"}},
+		{"motor vehicle invoice goods name not the vehicle type", vehicle(t, "j"), []edit{set(line0+".goodsName", "宝马3系轿车")}, []string{line0 + ".goodsName|vehicle_goods_name|E4000"}},
+		{"motor vehicle invoice without the buyer's tax number", vehicle(t, "j"), []edit{del("order.buyerTaxNum")}, []string{"order.buyerTaxNum|required|E4000"}},
+		{"motor vehicle invoice with another identity document", vehicle(t, "j"), []edit{set("order.vehicleInfo.idNumOrgCode", "9114010034683511XD"), del("order.buyerTaxNum")}, nil},
+		{"motor vehicle invoice with another identity document and a tax number", vehicle(t, "j"), []edit{set("order.vehicleInfo.idNumOrgCode", "9114010034683511XD")},
+			[]string{"order.buyerTaxNum|vehicle_buyer|E4000"}},
+		{"used car invoice", vehicle(t, "u"), nil, nil},
+		{"used car invoice without the buyer's and seller's details", vehicle(t, "u"), []edit{del("order.buyerTaxNum"), del("order.buyerTel"), del("order.buyerAddress"), del("order.salerAccount")},
+			[]string{"order.buyerAddress|required|E4000", "order.buyerTaxNum|required|E4000", "order.buyerTel|required|E4000", "order.salerAccount|required|E4000"}},
 		{"no lines (E9122)", blue, []edit{set("order.invoiceDetail", []any{})}, []string{"order.invoiceDetail|required|E9122"}},
 		{"favoured policy needs a name", blue, []edit{set(line2+".favouredPolicyFlag", "1")}, []string{line2 + ".favouredPolicyName|required|E4000"}},
 		{"special invoice s needs the buyer's tax number", blue, []edit{set("order.invoiceLine", "s"), del("order.buyerTaxNum")}, []string{"order.buyerTaxNum|required|E4000"}},
@@ -639,6 +650,22 @@ func invoiceToleranceCase(t *testing.T, more ...any) []byte {
 			"taxRate": "0.13", "taxExcludedAmount": "100.00", "tax": "13.05", "taxIncludedAmount": "113.05"}
 	}
 	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), set("order.invoiceDetail", append(lines, more...)))
+}
+
+// vehicle is issue-discount.json made a motor vehicle (line "j") or used
+// car ("u") invoice of one line, 轿车, with the details seed 001 asks of it.
+func vehicle(t *testing.T, line string) []byte {
+	edits := []edit{set("order.invoiceLine", line),
+		set("order.invoiceDetail", []any{rateLine("1", "goodsName", "轿车", "taxIncludedAmount", "113.00", "taxExcludedAmount", "100.00", "tax", "13.00")})}
+	if line == "j" {
+		edits = append(edits, set("order.vehicleInfo", map[string]any{"vehicleType": "轿车", "brandModel": "宝马3系", "productOrigin": "北京", "vehicleCode": "LHGK43284342384234"}))
+	} else {
+		edits = append(edits, set("order.buyerTel", "0571-88888888"), set("order.buyerAddress", "杭州市"), set("order.salerAccount", "中国工商银行 111111111111"),
+			set("order.secondHandCarInfo", map[string]any{"organizeType": "1", "vehicleType": "轿车", "brandModel": "宝马3系", "vehicleCode": "LHGK43284342384234",
+				"licenseNumber": "浙A12345", "registerCertNo": "330022123321", "vehicleManagementName": "杭州", "sellerName": "张三",
+				"sellerTaxnum": "330100199001010000", "sellerAddress": "杭州文一路888号", "sellerPhone": "13888888888"}))
+	}
+	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), edits...)
 }
 
 // roundedLines builds an order of n lines at 9% with withTaxFlag flag and
