@@ -1,0 +1,103 @@
+package jumdata_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// validatedOrder is a kind-issue request of the sandbox's jumdata seller
+// with the order fields extra ("" or `"k":"v",`) and the lines (JSON
+// objects joined by commas).
+func validatedOrder(orderNo, invoiceLine, extra, lines string) string {
+	return fmt.Sprintf(`{"schemaVersion":"1","kind":"issue","sellerTaxNum":%q,"orderNo":%q,
+	  "order":{"buyerName":"杭州示例科技有限公司",%s"salerTaxNum":%q,"orderNo":%q,"invoiceDate":"2026-11-20 10:00:00",
+	    "clerk":"张三","pushMode":"-1","invoiceType":"1","invoiceLine":%q,"invoiceDetail":[%s]}}`,
+		sandbox.DefaultJumdataSeller, orderNo, extra, sandbox.DefaultJumdataSeller, orderNo, invoiceLine, lines)
+}
+
+// repeatLines joins n lines made by line(i).
+func repeatLines(n int, line func(i int) string) string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = line(i)
+	}
+	return strings.Join(out, ",")
+}
+
+// TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection: for each rule the
+// validator gained from a review, a request it now refuses is refused by
+// the jumdata sandbox too (the rule pre-empts a real refusal, on the field
+// the validator names), and the corrected request passes the validator and
+// is issued.
+func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
+	const buyer = `"buyerTaxNum":"91440101MA5APD8X8J",`
+	chair := func(num string) string {
+		return `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","price":"113","num":"` + num +
+			`","taxRate":"0.13","taxExcludedAmount":"100.00","tax":"13.00"}`
+	}
+	part := func(tax func(i int) string) func(int) string {
+		return func(i int) string {
+			return fmt.Sprintf(`{"goodsName":"配件%d","goodsCode":"1050201990000000000","withTaxFlag":"0","price":"0.5","num":"1","taxRate":"0.09","taxExcludedAmount":"0.50"%s}`, i, tax(i))
+		}
+	}
+	cases := []struct {
+		name          string
+		bad, good     string
+		field         string // the validator's violation on bad
+		sandboxRefers string // in the sandbox's refusal of bad
+	}{
+		{"price × num against taxExcludedAmount + tax",
+			validatedOrder("E2E-PQ", "pc", "", chair("2")), validatedOrder("E2E-PQ", "pc", "", chair("1")),
+			"order.invoiceDetail[0].price", "dj × spsl"},
+		{"special invoice without the buyer's tax number",
+			validatedOrder("E2E-BS", "bs", "", chair("1")), validatedOrder("E2E-BS", "bs", buyer, chair("1")),
+			"order.buyerTaxNum", "gmfnsrsbh"},
+		// 300 lines of 0.50 at 9%: the tax jumdata's mapping computes from
+		// the rate is 0.05 a line, 1.50 over Σ je × sl in all. The
+		// correction gives the taxes, rounded up and down in turn.
+		{"taxes computed from the rate over the invoice tolerance",
+			validatedOrder("E2E-RT", "pc", "", repeatLines(300, part(func(int) string { return "" }))),
+			validatedOrder("E2E-RT", "pc", "", repeatLines(300, part(func(i int) string {
+				if i%2 == 0 {
+					return `,"tax":"0.05","taxIncludedAmount":"0.55"`
+				}
+				return `,"tax":"0.04","taxIncludedAmount":"0.54"`
+			}))),
+			"order.invoiceDetail", "1.27"},
+	}
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{}, nil)
+			d, err := v.Decode([]byte(tc.bad), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Violations) != 1 || d.Violations[0].Field != tc.field {
+				t.Fatalf("violations of the uncorrected request %v, want one on %s", d.Violations, tc.field)
+			}
+			out := e.client.Submit(t.Context(), &providers.Call{Request: d.Request})
+			if out.Class != providers.Rejected || !strings.Contains(out.Message, tc.sandboxRefers) {
+				t.Fatalf("the sandbox answered the uncorrected request %s %q %q; want a refusal naming %s", out.Class, out.Code, out.Message, tc.sandboxRefers)
+			}
+			call := &providers.Call{Request: MustRequest(t, tc.good)}
+			out = e.client.Submit(t.Context(), call)
+			for range 10 {
+				if out.Class != providers.Retry && out.Class != providers.Accepted {
+					break
+				}
+				call.SubmittedAt = e.clock.Now()
+				out = e.client.Query(t.Context(), call)
+			}
+			wantClass(t, "the corrected request", out, providers.Issued, "")
+		})
+	}
+}
