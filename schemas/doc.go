@@ -29,34 +29,34 @@
 //     required fields, types, maximum lengths, enumerations, formats,
 //     unknown fields (refused, never dropped), and the rule that exactly the
 //     body matching kind is present.
-//  3. The domain rules of the providers, in Go with shopspring/decimal, on
-//     the typed Request built from the tree the schema checked (the bytes
-//     are parsed once, and a key given twice counts with its last value
-//     everywhere; a field of the wrong JSON type is left empty, has its
-//     type violation alone, and the rules check every other field):
-//     amount arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
-//     tolerances (E9131) on the amounts the provider works with (an
-//     amount or tax the line does not give derived as the provider does,
-//     LineFigures.Effective; a tax the provider computes from the rate is
-//     held to the per-invoice tolerance only, its rounding included), price/quantity/amount combinations (E9123 for an
-//     empty price; E4000 for a price without num on a line that leaves an
-//     amount out; price × num against the amount the price is quoted in,
-//     given or derived from the others, for which the documents name no
-//     narrower code than E4000), the discount-line rules (E9105, E9108, E9110–E9119),
-//     the tax-rate set (a rate of at most 10 characters), 19-digit goods codes (E9121, E9138), the remark
-//     limit of fully digital invoices (200 characters; which invoiceLine
-//     values are fully digital depends on the seller's provider, see
-//     ValidatorConfig.Providers), pushMode contact rules, motor vehicle (j) and used car
-//     (u) invoices' fields (checkVehicleOrder; a used car invoice's buyer
-//     and seller details), the buyer's tax number on
-//     a special VAT invoice (invoiceLine s, b, bs, es), red-invoice
-//     references (a red special invoice's billInfoNo, named in its remark
-//     as seed 001 requires), seller consistency (E9302) and tax-number check
-//     characters (a warning unless ValidatorConfig.StrictTaxNumbers; a
-//     buyer's number may be a GB 11643 resident ID number instead), and
-//     deduction taxation's limits (checkDeductions: a zero deduction is
-//     "0" or "0.00"; for a Nuonuo seller one line at most, and no 0.00 on a
-//     fully digital invoice).
+//  3. The domain rules of the providers, in Go with shopspring/decimal, on the
+//     typed Request built from the tree the schema checked (the bytes are
+//     parsed once, and a key given twice counts with its last value
+//     everywhere; a field of the wrong JSON type is left empty, has its type
+//     violation alone, and the rules check every other field): amount
+//     arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
+//     tolerances (E9131) on the amounts the provider works with (an amount or
+//     tax the line does not give derived as the provider does,
+//     LineFigures.Effective; a tax the provider computes from the rate is held
+//     to the per-invoice tolerance only, its rounding included),
+//     price/quantity/amount combinations (E9123 for an empty price; E4000 for
+//     a price without num on a line that leaves an amount out; price × num
+//     against the amount the price is quoted in, given or derived from the
+//     others, for which the documents name no narrower code than E4000), the
+//     discount-line rules (E9105, E9108, E9110–E9119), the tax-rate set (a
+//     rate of at most 10 characters), 19-digit goods codes (E9121, E9138), the
+//     remark limit of fully digital invoices (200 characters; which
+//     invoiceLine values are fully digital depends on the seller's provider,
+//     see ValidatorConfig.Providers), pushMode contact rules, motor vehicle
+//     (j) and used car (u) invoices' fields (checkVehicleOrder; a used car
+//     invoice's buyer and seller details), the buyer's tax number on a special
+//     VAT invoice (invoiceLine s, b, bs, es), red-invoice references (a red
+//     special invoice's billInfoNo, named in its remark as seed 001 requires),
+//     seller consistency (E9302) and tax-number check characters (a warning
+//     unless ValidatorConfig.StrictTaxNumbers; a buyer's number may be a GB
+//     11643 resident ID number instead), and deduction taxation's limits
+//     (checkDeductions: a zero deduction is "0" or "0.00"; for a Nuonuo seller
+//     one line at most, and no 0.00 on a fully digital invoice).
 //
 // Every violation is reported, not only the first (up to MaxViolations, then
 // one entry counting the rest; lines past the 2000 a list may hold are not
