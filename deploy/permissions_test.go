@@ -106,6 +106,12 @@ func TestPermissions(t *testing.T) {
 	}
 	checkExactlyOnce(t, sb, downstream, []string{nuonuoSeller + ":PERM-1", jumdataSeller + ":PERM-2"})
 
+	// Order systems: the same request again, answered already, is dropped
+	// by the stream; the publisher looks its first copy up to say so.
+	if out, code := runPublisher(t, b, ordersRole, srv.url, "publish", reqFile); code != 1 || !strings.Contains(out, "answered already") {
+		t.Errorf("publisher publish of an answered request as orders: exit %d, want 1\n%s", code, out)
+	}
+
 	// Downstream: the status service, with nats.go and the publisher.
 	reply, err := pipeline.RequestStatus(ctx, downstream.nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: nuonuoSeller, OrderNo: "PERM-1"})
 	if err != nil || !reply.Found || reply.Order.State != schemas.StateIssued {
@@ -229,6 +235,8 @@ func checkRefusals(t *testing.T, srv *natsServer) {
 		{"order system asks status", ordersRole, false, "invoice.status", false},
 		{"order system publishes below a seller", ordersRole, false, "invoice.request." + seller + ".0", false},
 		{"order system looks up the request stream", ordersRole, false, "$JS.API.STREAM.INFO.INVOICE_REQUESTS", true},
+		{"order system looks up a request", ordersRole, false, "$JS.API.STREAM.MSG.GET.INVOICE_REQUESTS", true},
+		{"order system deletes a request", ordersRole, false, "$JS.API.STREAM.MSG.DELETE.INVOICE_REQUESTS", false},
 		{"downstream publishes a request", downstreamRole, false, "invoice.request." + seller, false},
 		{"downstream reads dead letters", downstreamRole, true, "invoice.dlq.>", false},
 		{"downstream purges results", downstreamRole, false, "$JS.API.STREAM.PURGE.INVOICE_RESULTS", false},

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +27,10 @@ type publishOptions struct {
 	wait   bool
 	quiet  bool
 	window int
+	// newID gives each request a Nats-Msg-Id of its own (a nonce after
+	// the usual id), so that the stream takes it even if the same request
+	// was published within its duplicate window.
+	newID bool
 }
 
 func newPublishCommand(g *globals) *cobra.Command {
@@ -39,9 +46,17 @@ with Nats-Msg-Id <seller>:<orderNo>:<the first 16 hex digits of the
 request's fingerprint>, and every acknowledgement is awaited.
 
 The same request published again (the same body, however formatted) within
-the stream's deduplication window, 10 minutes by default, is reported as
-"duplicate: the same request is in the stream already"; that is not an
-error. A corrected request for the same order has another fingerprint and
+the stream's deduplication window, 10 minutes by default, is dropped by the
+stream. publish then looks the first one up in the request stream, a work
+queue: if it is still waiting, the record is reported as "duplicate: the
+same request is in the stream already", which is not an error; if it was
+answered already (the consumer's acknowledgement removed it), the record is
+reported "not queued: ... already answered" and counts as a failure, since
+nothing will process it. --new-id publishes it under a message id of its
+own (<the usual id>:<a random nonce>), for when the same body must be
+processed again, such as after configuring its seller; the consumer answers
+a request for an issued order with the stored result, without a provider
+call. A corrected request for the same order has another fingerprint and
 is published: the consumer then starts a rejected order over with it, and
 answers a changed body for an issued order with a conflict result.
 
@@ -50,11 +65,14 @@ It prints one line per record (--quiet: problems only), a summary line
 request's result as it arrives. A progress bar is shown on standard error
 when it is a terminal and there are many records.
 
-Exit status: 0 all published (or duplicates), 1 some record was invalid or
-could not be published (with --wait: or did not end issued within
---timeout), 2 usage error, 3 NATS or the request stream unreachable.`,
+Exit status: 0 all published (or duplicates still waiting in the stream),
+1 some record was invalid or could not be published, or was a duplicate of
+a request answered already (with --wait, that one counts by its stored
+result instead; and any order that did not end issued within --timeout),
+2 usage error, 3 NATS or the request stream unreachable.`,
 		Example: `  publisher publish order.json
   publisher publish --wait --timeout 1m orders.ndjson
+  publisher publish --new-id order.json    # the same body again, after configuring its seller
   publisher demo -n 100 --out demo.ndjson && publisher publish demo.ndjson
   cat orders.ndjson | publisher publish --dry-run -
   publisher -s nats://nats.internal:4222 --creds ops.creds publish order.json`,
@@ -79,6 +97,7 @@ could not be published (with --wait: or did not end issued within
 	f.BoolVar(&o.wait, "wait", false, "also wait for each request's result event and print it (within --timeout)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only problems and the summary")
 	f.IntVar(&o.window, "window", defaultWindow, "most publishes awaiting their acknowledgement at once")
+	f.BoolVar(&o.newID, "new-id", false, "publish under a message id of its own (a nonce added), so that the stream does not drop a request published within its duplicate window, one answered already")
 	return cmd
 }
 
@@ -88,14 +107,27 @@ type outgoing struct {
 	key         schemas.OrderKey
 	data        []byte
 	fingerprint string // schemas.Fingerprint of data
+	nonce       string // publish --new-id: added to the message id
 }
 
 // msgID is the request's Nats-Msg-Id, <seller>:<orderNo>:<the first 16 hex
 // digits of its fingerprint>: the stream drops the same request published
 // again within its duplicate window, however it is formatted, and lets a
-// corrected one (same order, another body) through to the consumer.
+// corrected one (same order, another body) through to the consumer. With a
+// nonce (--new-id) it is <that>:<nonce>, which the stream takes.
 func (o outgoing) msgID() string {
-	return requestMsgID(o.key, o.fingerprint)
+	id := requestMsgID(o.key, o.fingerprint)
+	if o.nonce != "" {
+		id += ":" + o.nonce
+	}
+	return id
+}
+
+// newNonce returns 12 random hex digits for a --new-id message id.
+func newNonce() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b) // crypto/rand.Read does not fail
+	return hex.EncodeToString(b)
 }
 
 // requestMsgID is the Nats-Msg-Id of a request for key with fingerprint fp.
@@ -106,10 +138,17 @@ func requestMsgID(key schemas.OrderKey, fp string) string {
 // tally counts what happened to the records of a run.
 type tally struct {
 	published, duplicates, invalid, failed int
+	// answered counts the duplicates whose first copy had been answered
+	// and removed from the request stream: nothing processes them.
+	answered int
 }
 
 func (t tally) String() string {
-	return fmt.Sprintf("published %d, duplicates %d, invalid %d, failed %d", t.published, t.duplicates, t.invalid, t.failed)
+	s := fmt.Sprintf("published %d, duplicates %d, invalid %d, failed %d", t.published, t.duplicates, t.invalid, t.failed)
+	if t.answered > 0 {
+		s += fmt.Sprintf("; %d duplicate(s) answered already, not queued (publish --new-id to have them processed again)", t.answered)
+	}
+	return s
 }
 
 func runPublish(ctx context.Context, g *globals, o publishOptions, files []string, out, errw io.Writer) error {
@@ -141,6 +180,9 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 				data:        rec.data,
 				fingerprint: d.Fingerprint,
 			})
+			if o.newID {
+				reqs[len(reqs)-1].nonce = newNonce()
+			}
 		}
 	}
 	if warn.repeated > 0 {
@@ -166,7 +208,8 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 		return err
 	}
 	defer s.Close()
-	if _, err := s.stream(ctx, s.subjects.RequestFilter(), "requests"); err != nil {
+	reqStream, err := s.stream(ctx, s.subjects.RequestFilter(), "requests")
+	if err != nil {
 		return err
 	}
 	var waiter *resultWaiter
@@ -185,10 +228,28 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 
 	bar := newProgress(errw, len(reqs), "publishing")
 	showPublished := !o.quiet && !(bar.active() && isTerminal(out))
-	var dups, sent []schemas.OrderKey
+	var dups, answered, sent []schemas.OrderKey
 	s.publishRequests(ctx, reqs, o.window, func(i int, ack *jetstream.PubAck, err error) {
 		r := reqs[i]
 		bar.step()
+		if err == nil && ack.Duplicate {
+			// The stream is a work queue: a duplicate of a request the
+			// consumer answered is dropped all the same, and nothing
+			// would process it.
+			waiting, lerr := s.stillWaiting(ctx, reqStream, ack.Sequence)
+			switch {
+			case lerr != nil:
+				err = fmt.Errorf("a duplicate of %s #%d, which could not be looked up to tell whether it is still waiting: %v (publish --new-id to be sure it is processed)", ack.Stream, ack.Sequence, lerr)
+			case !waiting:
+				t.duplicates++
+				t.answered++
+				answered = append(answered, r.key)
+				bar.clear()
+				fmt.Fprintf(out, "%s: %s: not queued: the same request was published as %s #%d within the stream's duplicate window (10 minutes by default) and answered already, so the stream dropped this one; to have it processed again, publish it with --new-id (its answer: publisher status %s %s)\n",
+					r.label, r.key, ack.Stream, ack.Sequence, r.key.Seller, r.key.OrderNo)
+				return
+			}
+		}
 		switch {
 		case err != nil:
 			t.failed++
@@ -214,9 +275,11 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 
 	failed := t.invalid > 0 || t.failed > 0
 	if waiter != nil {
-		if !waitAndCount(ctx, s, waiter, append(sent, dups...), dups, out) {
+		if !waitAndCount(ctx, s, waiter, sent, dups, answered, out) {
 			failed = true
 		}
+	} else if t.answered > 0 {
+		failed = true
 	}
 	if failed {
 		return &exitError{code: exitFailed}
@@ -224,16 +287,31 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 	return nil
 }
 
-// waitAndCount waits up to --timeout for the results of keys (asking the
-// status service about dups first), prints a count by status and reports
-// whether every order ended issued.
-func waitAndCount(ctx context.Context, s *session, w *resultWaiter, keys, dups []schemas.OrderKey, out io.Writer) bool {
+// waitAndCount waits up to --timeout for the results of the orders sent
+// and of dups, the duplicates still waiting in the request stream (asking
+// the status service about them first), prints a count by status and
+// reports whether every order ended issued. The answered duplicates are
+// asked about, not waited for: no result of theirs is coming; one the
+// status service has no final result for fails.
+func waitAndCount(ctx context.Context, s *session, w *resultWaiter, sent, dups, answered []schemas.OrderKey, out io.Writer) bool {
 	wctx, cancel := context.WithTimeout(ctx, s.g.timeout)
 	defer cancel()
-	w.lookup(wctx, dups)
+	w.lookup(wctx, append(slices.Clone(dups), answered...))
+	keys := append(slices.Clone(sent), dups...)
+	var unanswered []schemas.OrderKey
+	for _, k := range answered {
+		_, found := w.final[k]
+		switch {
+		case slices.Contains(keys, k): // sent in this run too
+		case found:
+			keys = append(keys, k)
+		case !slices.Contains(unanswered, k):
+			unanswered = append(unanswered, k)
+		}
+	}
 	missing := w.wait(wctx, keys)
 	counts := map[schemas.Status]int{}
-	ok := len(missing) == 0
+	ok := len(missing) == 0 && len(unanswered) == 0
 	for _, k := range keys {
 		if res, found := w.final[k]; found {
 			counts[res.Status]++
@@ -249,6 +327,9 @@ func waitAndCount(ctx context.Context, s *session, w *resultWaiter, keys, dups [
 	fmt.Fprintln(out, line)
 	for _, k := range missing {
 		fmt.Fprintf(out, "%s: no result yet (ask later: publisher status %s %s)\n", k, k.Seller, k.OrderNo)
+	}
+	for _, k := range unanswered {
+		fmt.Fprintf(out, "%s: answered already, and the status service has no result for it (publisher tail --all --seller %s); publish it with --new-id to have it processed again\n", k, k.Seller)
 	}
 	return ok
 }
@@ -308,6 +389,22 @@ func (s *session) publishWindow(ctx context.Context, msgs []*nats.Msg, window in
 	for _, p := range queue {
 		settle(p)
 	}
+}
+
+// stillWaiting reports whether the request stream st still holds message
+// #seq, the first copy of a duplicate: the stream is a work queue, from
+// which the consumer's acknowledgement removes a request once answered.
+func (s *session) stillWaiting(ctx context.Context, st jetstream.Stream, seq uint64) (bool, error) {
+	gctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, err := st.GetMsg(gctx, seq)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	}
+	return false, s.jsError(err, fmt.Sprintf("look up request #%d", seq))
 }
 
 // pubError explains a publish failure.

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
@@ -163,10 +165,17 @@ func TestPublishWait(t *testing.T) {
 	if !strings.Contains(out, "results: issued 2") {
 		t.Errorf("no result count:\n%s", out)
 	}
-	// Published again: duplicates, whose results come from the status service.
+	// Published again: duplicates of requests answered already, whose
+	// results come from the status service.
 	out, _, code = c.cli(t, "publish", "--wait", f)
-	if code != exitOK || strings.Count(out, "duplicate: the same request is in the stream already") != 2 || !strings.Contains(out, "results: issued 2") {
+	if code != exitOK || strings.Count(out, "not queued: the same request was published as INVOICE_REQUESTS #") != 2 || !strings.Contains(out, "results: issued 2") {
 		t.Fatalf("exit %d\n%s", code, out)
+	}
+	// Under new ids they are queued, and answered with the stored results
+	// (the sandbox would report a second invoice).
+	out, _, code = c.cli(t, "publish", "--wait", "--new-id", f)
+	if code != exitOK || strings.Contains(out, "not queued") || !strings.Contains(out, "published 2, duplicates 0") || !strings.Contains(out, "results: issued 2") {
+		t.Fatalf("--new-id: exit %d\n%s", code, out)
 	}
 	// A request that fails at the provider: --wait exits 1.
 	bad := issueRequest(t, nuonuoSeller, "W-FAIL")
@@ -190,5 +199,85 @@ func TestPublishWait(t *testing.T) {
 	out, _, code = c.cli(t, "publish", "--wait", writeFile(t, "fix-2.json", fixed))
 	if code != exitOK || strings.Contains(out, "duplicate:") || !strings.Contains(out, "results: issued 1") {
 		t.Fatalf("the corrected request: exit %d\n%s", code, out)
+	}
+}
+
+// TestPublishAnsweredDuplicate republishes a request after the consumer
+// answered it, as the README advises for seller_not_configured: the stream
+// drops the same body within its duplicate window, and the work-queue
+// stream no longer holds the first copy, so nothing would process it. The
+// publisher says so and exits 1; --new-id publishes it.
+func TestPublishAnsweredDuplicate(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	const other = "91440101MA5APD8X8J" // not configured
+	f := writeFile(t, "o.json", issueRequest(t, other, "UNCONF-1"))
+	if out, errOut, code := c.cli(t, "publish", f); code != exitOK {
+		t.Fatalf("publish: exit %d\n%s%s", code, out, errOut)
+	}
+	c.waitStatus(t, other, "UNCONF-1", schemas.StatusRejected, 10*time.Second)
+	waitFor(t, "the request stream to be empty", 5*time.Second, func() bool { return c.streamState(pipeline.DefaultRequestStream).Msgs == 0 })
+
+	t.Run("republished, it is reported not queued", func(t *testing.T) {
+		out, errOut, code := c.cli(t, "publish", "--quiet", f)
+		if code != exitFailed {
+			t.Errorf("exit %d, want %d\n%s%s", code, exitFailed, out, errOut)
+		}
+		for _, want := range []string{
+			"o.json:1: 91440101MA5APD8X8J:UNCONF-1: not queued: the same request was published as INVOICE_REQUESTS #1 within the stream's duplicate window",
+			"to have it processed again, publish it with --new-id",
+			"published 0, duplicates 1, invalid 0, failed 0; 1 duplicate(s) answered already, not queued",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if n := c.streamState(pipeline.DefaultRequestStream).Msgs; n != 0 {
+			t.Errorf("%d request(s) in the stream, want none", n)
+		}
+	})
+
+	t.Run("with --wait, one without a stored result is not waited for", func(t *testing.T) {
+		out, errOut, code := c.cli(t, "publish", "--wait", f)
+		if code != exitFailed || !strings.Contains(out, "91440101MA5APD8X8J:UNCONF-1: answered already, and the status service has no result for it") || strings.Contains(out, "no result yet") {
+			t.Errorf("exit %d, want %d\n%s%s", code, exitFailed, out, errOut)
+		}
+	})
+
+	t.Run("--new-id publishes it under an id of its own", func(t *testing.T) {
+		before := len(c.resultsFor(other, "UNCONF-1"))
+		seq := c.streamState(pipeline.DefaultRequestStream).LastSeq
+		out, errOut, code := c.cli(t, "publish", "--new-id", f)
+		if code != exitOK || !strings.Contains(out, fmt.Sprintf("published to invoice.request.%s (INVOICE_REQUESTS #%d)", other, seq+1)) {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+		waitFor(t, "the republished request's answer", 10*time.Second, func() bool { return len(c.resultsFor(other, "UNCONF-1")) > before })
+	})
+}
+
+// TestPublishNewIDMessageID checks the Nats-Msg-Id of --new-id: the usual
+// id and a nonce, another at each publish.
+func TestPublishNewIDMessageID(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	req := issueRequest(t, nuonuoSeller, "NEWID-1")
+	fp, err := schemas.Fingerprint(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := writeFile(t, "n.json", req)
+	for range 2 {
+		if out, errOut, code := env.cli(t, "publish", "--new-id", f); code != exitOK || !strings.Contains(out, "published 1, duplicates 0") {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	id := regexp.MustCompile("^" + regexp.QuoteMeta(nuonuoSeller+":NEWID-1:"+fp[:16]) + ":[0-9a-f]{12}$")
+	msgs := env.requests()
+	if len(msgs) != 2 {
+		t.Fatalf("%d requests in the stream, want 2", len(msgs))
+	}
+	a, b := msgs[0].Header.Get(jetstream.MsgIDHeader), msgs[1].Header.Get(jetstream.MsgIDHeader)
+	if !id.MatchString(a) || !id.MatchString(b) || a == b {
+		t.Errorf("Nats-Msg-Id %q and %q; want %s:<12 hex digits>, two different", a, b, requestMsgID(schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "NEWID-1"}, fp))
 	}
 }
