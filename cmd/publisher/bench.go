@@ -128,6 +128,9 @@ consumer's streams unreachable.`,
   publisher bench -n 200000 --backlog --timeout 30m   # then start the consumer`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkSellerFilter(cmd.Flags()); err != nil {
+				return err
+			}
 			if !cmd.Flags().Changed("seed") {
 				o.seed = rand.Uint64() % 1_000_000
 			}

@@ -34,6 +34,9 @@ and when it was replayed ("-" if never; "truncated" if it cannot be).
 			if err := checkReason(reason); err != nil {
 				return err
 			}
+			if err := checkSellerFilter(cmd.Flags()); err != nil {
+				return err
+			}
 			if since < 0 {
 				return usageError("--since must not be negative")
 			}

@@ -69,6 +69,9 @@ not replayable or could not be replayed, 2 usage error, 3 NATS unreachable.`,
   publisher dlq replay --all --since 2h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkSellerFilter(cmd.Flags()); err != nil {
+				return err
+			}
 			if err := o.check(); err != nil {
 				return err
 			}

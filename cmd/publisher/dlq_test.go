@@ -474,19 +474,25 @@ func TestReplayMarkOfAnotherDeadLetter(t *testing.T) {
 // was given up, as the consumer writes one.
 func putExhausted(t *testing.T, env *natsEnv, orderNo string) {
 	t.Helper()
+	putExhaustedFor(t, env, nuonuoSeller, orderNo)
+}
+
+// putExhaustedFor is putExhausted for any seller.
+func putExhaustedFor(t *testing.T, env *natsEnv, seller, orderNo string) {
+	t.Helper()
 	subj := schemas.Subjects{}
-	payload := issueRequest(t, nuonuoSeller, orderNo)
+	payload := issueRequest(t, seller, orderNo)
 	now := time.Now().UTC()
 	b, err := json.Marshal(schemas.DeadLetter{
-		SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OrderNo: orderNo,
+		SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: seller, OrderNo: orderNo,
 		Error: schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "gave up"}, Deliveries: 20,
-		OriginalSubject: subj.Request(nuonuoSeller), OriginalStream: "INVOICE_REQUESTS", OriginalSeq: 1,
+		OriginalSubject: subj.Request(seller), OriginalStream: "INVOICE_REQUESTS", OriginalSeq: 1,
 		PublishedAt: now, FirstSeen: now, DeadAt: now, Payload: payload, PayloadSize: len(payload), PayloadSHA256: "00",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.js.Publish(context.Background(), subj.DeadLetter(schemas.ReasonExhausted, nuonuoSeller), b); err != nil {
+	if _, err := env.js.Publish(context.Background(), subj.DeadLetter(schemas.ReasonExhausted, seller), b); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
 )
 
 // resultFilters returns the filter subjects of the result stream for the
@@ -54,6 +55,30 @@ func sellerTokens(s string) []string {
 		}
 	}
 	return toks
+}
+
+// checkSellerFilter refuses a --seller flag of fs given empty (or blank, or
+// with an empty element of a list): a script's unset "$SELLER" would
+// otherwise widen the selection to every seller, and a replay or a tail
+// of every seller is not what was asked for.
+func checkSellerFilter(fs *pflag.FlagSet) error {
+	f := fs.Lookup("seller")
+	if f == nil || !f.Changed {
+		return nil
+	}
+	values := []string{f.Value.String()}
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		values = sv.GetSlice()
+	}
+	if len(values) == 0 {
+		values = []string{""}
+	}
+	for _, v := range values {
+		if strings.TrimSpace(v) == "" {
+			return usageError("--seller %q is empty, which would select every seller (an unset variable?): name a seller, or leave --seller out to mean all of them", f.Value.String())
+		}
+	}
+	return nil
 }
 
 // orderedFrom is where an ordered consumer starts: new messages only, the

@@ -57,3 +57,41 @@ func TestTailSellerSpelling(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptySellerIsAUsageError: an empty --seller, a script's unset
+// "$SELLER" in the README's "publisher dlq replay --reason action_required
+// --seller SELLER", must not widen the selection to every seller: every
+// command whose --seller filters refuses it, and the replay republishes
+// nothing.
+func TestEmptySellerIsAUsageError(t *testing.T) {
+	env := MustNATS(t)
+	putExhaustedFor(t, env, nuonuoSeller, "N-1")
+	putExhaustedFor(t, env, jumdataSeller, "J-1")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"dlq replay", []string{"dlq", "replay", "--reason", "exhausted", "--seller", ""}},
+		{"dlq replay, blank", []string{"dlq", "replay", "--seller", "  "}},
+		{"dlq replay --dry-run", []string{"dlq", "replay", "--dry-run", "--seller", ""}},
+		{"dlq list", []string{"dlq", "list", "--seller", ""}},
+		{"tail", []string{"tail", "--all", "--count", "1", "--for", "1s", "--seller", ""}},
+		{"tail, an empty one of several", []string{"tail", "--all", "--count", "1", "--for", "1s", "--seller", jumdataSeller + ","}},
+		{"bench", []string{"bench", "-n", "1", "--seller", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := env.cli(t, tc.args...)
+			if code != exitUsage || !strings.Contains(errOut, "which would select every seller") {
+				t.Errorf("exit %d, want %d (usage)\n%s%s", code, exitUsage, out, errOut)
+			}
+		})
+	}
+	if n := len(env.requests()); n != 0 {
+		t.Errorf("%d request(s) republished, want none", n)
+	}
+	// A seller given is still a filter.
+	out, errOut, code := env.cli(t, "dlq", "replay", "--dry-run", "--seller", jumdataSeller)
+	if code != exitOK || !strings.Contains(out, "would replay 1,") {
+		t.Errorf("dlq replay --dry-run --seller %s: exit %d\n%s%s", jumdataSeller, code, out, errOut)
+	}
+}

@@ -50,6 +50,9 @@ the stream deleted and made again) from its start, within a few seconds.
   publisher tail --count 1 --for 30s --seller 91330106MA2AYNWD8M`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkSellerFilter(cmd.Flags()); err != nil {
+				return err
+			}
 			return runTail(cmd, g, o)
 		},
 	}
