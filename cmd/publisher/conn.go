@@ -90,6 +90,9 @@ type session struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	subjects schemas.Subjects
+	// connectedTo is the server first connected to, without a password:
+	// where() while the connection is down.
+	connectedTo string
 }
 
 // connect opens a session; every connection the publisher makes (bench's
@@ -164,7 +167,7 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		nc.Close()
 		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("JetStream on %s: %w", where, err)}
 	}
-	return &session{g: g, nc: nc, js: js, subjects: g.subjects()}, nil
+	return &session{g: g, nc: nc, js: js, subjects: g.subjects(), connectedTo: nc.ConnectedUrlRedacted()}, nil
 }
 
 // following are the connection options of a command that follows a stream
@@ -222,9 +225,11 @@ func (s *session) stream(parent context.Context, subject, what string) (jetstrea
 	return nil, s.jsError(err, fmt.Sprintf("find the stream of %s (%s)", what, subject))
 }
 
-// jsError turns a JetStream API error into an exitError with a hint.
+// jsError turns a JetStream API error into an exitError with a hint. It
+// names the server the session is connected to (with --context, the
+// context's, not --server's default).
 func (s *session) jsError(err error, op string) error {
-	where := redactURLs(s.g.server)
+	where := s.where()
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: no stream on NATS at %s: the consumer creates the streams when it starts; has it run against this server with --prefix %s? (go run ./cmd/consumer)", op, where, s.g.prefix)}
@@ -282,8 +287,14 @@ func loopbackOnly(servers string) bool {
 }
 
 // where names the server the session is connected to, without a password,
-// so that an operator sees which NATS a listing or a replay came from.
-func (s *session) where() string { return s.nc.ConnectedUrlRedacted() }
+// so that an operator sees which NATS a listing, a replay or an error came
+// from; while the connection is down, the server it was connected to.
+func (s *session) where() string {
+	if u := s.nc.ConnectedUrlRedacted(); u != "" {
+		return u
+	}
+	return s.connectedTo
+}
 
 // contextRef is the reference natscontext.Connect takes for a --context
 // value: a name as it is, a file path (one with a path separator or ending

@@ -20,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/fapiaohub/invoicer/schemas"
 )
 
 // writePEM writes one PEM block to dir/name and returns its path.
@@ -161,4 +163,40 @@ func mustGetwd(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return wd
+}
+
+// TestErrorsNameTheServerConnectedTo: with --context, an error names the
+// context's server, not NATS_URL's (or --server's default), and one after
+// the connection closed names the server it was connected to.
+func TestErrorsNameTheServerConnectedTo(t *testing.T) {
+	// A server with JetStream but without the invoice streams.
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	ctxFile := filepath.Join(t.TempDir(), "prod.json")
+	if err := os.WriteFile(ctxFile, []byte(fmt.Sprintf(`{"url": %q}`, ns.ClientURL())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := unreachableURL(t)
+	t.Setenv("NATS_URL", other)
+	_, errOut, code := runCLI(t, "", "--context", ctxFile, "--timeout", "2s", "dlq", "list")
+	if code != exitTrouble || !strings.Contains(errOut, "no stream on NATS at "+ns.ClientURL()) || strings.Contains(errOut, other) {
+		t.Errorf("exit %d; the error should name the context's server %s, not NATS_URL's %s:\n%s", code, ns.ClientURL(), other, errOut)
+	}
+
+	g := &globals{server: ns.ClientURL(), prefix: schemas.DefaultPrefix, timeout: time.Second}
+	s, err := g.connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if msg := s.jsError(nats.ErrConnectionClosed, "read").Error(); !strings.Contains(msg, "lost the connection to NATS at "+ns.ClientURL()+":") {
+		t.Errorf("after the connection closed: %s", msg)
+	}
 }
