@@ -23,7 +23,9 @@ original request's headers, whether it was replayed, and the payload: indented
 when it is JSON, otherwise as a quoted Go string with escapes, with its size
 and whether it was truncated (a truncated payload cannot be replayed).
 
-Exit status: 0 shown, 1 no such dead letter, 2 usage error, 3 NATS unreachable.`,
+Exit status: 0 shown, 1 no such dead letter, or a message there that is not
+a readable dead letter (shown all the same, with --json too), 2 usage error,
+3 NATS unreachable.`,
 		Example: `  publisher dlq show 42
   publisher dlq show 42 --json | jq -r .deadLetter.payload | base64 -d`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -61,9 +63,12 @@ Exit status: 0 shown, 1 no such dead letter, 2 usage error, 3 NATS unreachable.`
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSONLine(out, e.toJSON(mark))
+				if err := writeJSONLine(out, e.toJSON(mark)); err != nil {
+					return err
+				}
+			} else {
+				showDeadLetter(out, stream.CachedInfo().Config.Name, e, mark, s.subjects.SellerOf)
 			}
-			showDeadLetter(out, stream.CachedInfo().Config.Name, e, mark, s.subjects.SellerOf)
 			if e.DL == nil {
 				return &exitError{code: exitFailed, err: fmt.Errorf("message #%d is not a dead letter: %v", seq, e.DecodeErr)}
 			}

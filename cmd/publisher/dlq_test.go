@@ -367,6 +367,12 @@ func TestDLQSynthetic(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, `"\x00garbage"`) || !strings.Contains(errOut, "is not a dead letter") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+	// --json shows it too, and exits as the text does.
+	out, errOut, code = env.cli(t, "dlq", "show", "--json", strconv.FormatUint(garbage, 10))
+	var shown entryJSON
+	if code != exitFailed || json.Unmarshal([]byte(out), &shown) != nil || shown.Raw != "\x00garbage" || !strings.Contains(errOut, "is not a dead letter") {
+		t.Fatalf("--json: exit %d\n%s%s", code, out, errOut)
+	}
 	out, _, code = env.cli(t, "dlq", "list", "--reason", "malformed")
 	if code != exitOK || !strings.Contains(out, "not a dead letter") {
 		t.Fatalf("exit %d\n%s", code, out)
