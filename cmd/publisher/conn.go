@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -9,11 +12,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/spf13/pflag"
 	"github.com/synadia-io/orbit.go/natscontext"
 
@@ -93,6 +100,80 @@ type session struct {
 	// connectedTo is the server first connected to, without a password:
 	// where() while the connection is down.
 	connectedTo string
+	// refusals keeps the permissions violations the server reported.
+	refusals *refusals
+}
+
+// refusals records the last permissions violation that the server reported
+// on a connection: nats.go reports them asynchronously, and the request
+// that was refused (or whose reply subscription was) just times out.
+type refusals struct {
+	mu   sync.Mutex
+	last error
+}
+
+// handle is the connection's asynchronous error handler: it records a
+// permissions violation and, as nats.go's default handler does, prints
+// every error on standard error.
+func (r *refusals) handle(nc *nats.Conn, sub *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		r.mu.Lock()
+		r.last = err
+		r.mu.Unlock()
+	}
+	if sub != nil {
+		fmt.Fprintf(os.Stderr, "%v (subscription on %q)\n", err, sub.Subject)
+		return
+	}
+	fmt.Fprintln(os.Stderr, err)
+}
+
+// violationSubject finds what a permissions violation refused in its text,
+// as the server words it: Permissions Violation for Publish to "SUBJECT",
+// or for Subscription to "SUBJECT".
+var violationSubject = regexp.MustCompile(`for (Publish|Subscription) to "([^"]*)"`)
+
+// refused returns an error saying what the server refused this session,
+// naming the subject and the user, for op that got no answer; nil when the
+// server refused nothing.
+func (s *session) refused(op string) error {
+	if s.refusals == nil {
+		return nil
+	}
+	s.refusals.mu.Lock()
+	v := s.refusals.last
+	s.refusals.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	what := v.Error()
+	if m := violationSubject.FindStringSubmatch(what); m != nil {
+		what = strings.ToLower(m[1]) + " to " + strconv.Quote(m[2])
+	}
+	return &exitError{code: exitTrouble, err: fmt.Errorf(
+		"%s: permission denied for %s (user %s) on NATS at %s, so no answer came: each role's permissions are in deploy/accounts.conf, and a role takes its replies under its own --inbox-prefix",
+		op, what, s.user(), s.where())}
+}
+
+// user names the NATS user of the session for a message, never a secret:
+// the user name given with a password (options or URL), or which
+// credentials.
+func (s *session) user() string {
+	if s.nc.Opts.User != "" {
+		return s.nc.Opts.User
+	}
+	if u, err := url.Parse(s.nc.ConnectedUrl()); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has { // without a password, the name is a token
+			return u.User.Username()
+		}
+	}
+	switch {
+	case s.g.creds != "":
+		return "of " + filepath.Base(s.g.creds)
+	case s.nc.Opts.UserJWT != nil:
+		return "of the context's credentials"
+	}
+	return "unnamed"
 }
 
 // connect opens a session; every connection the publisher makes (bench's
@@ -104,10 +185,12 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 	if err := g.check(); err != nil {
 		return nil, err
 	}
+	refused := &refusals{}
 	opts := []nats.Option{
 		nats.Name("invoice-publisher"),
 		nats.Timeout(g.timeout),
 		nats.MaxReconnects(5),
+		nats.ErrorHandler(refused.handle),
 	}
 	opts = append(opts, extra...) // later options override earlier ones
 	if g.creds != "" {
@@ -138,7 +221,14 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		var settings natscontext.Settings
 		nc, settings, err = natscontext.Connect(contextRef(g.natsContext), opts...)
 		if err != nil { // the context could not be read, or its server not reached
-			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("nats context %s: %v", g.natsContext, err)}
+			msg := fmt.Sprintf("nats context %s: %v", g.natsContext, err)
+			switch {
+			case credentialsTrouble(err):
+				msg += " (" + credentialsHint + ")"
+			case tlsTrouble(err):
+				msg += " (" + tlsHint + ")"
+			}
+			return nil, &exitError{code: exitTrouble, err: errors.New(msg)}
 		}
 		jsDomain = settings.JSDomain
 	} else {
@@ -146,8 +236,13 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 	}
 	if err != nil {
 		where := redactURLs(g.server)
-		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+		switch {
+		case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired):
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("NATS at %s refused the connection: %v (check --creds or NATS_CREDS)", where, err)}
+		case credentialsTrouble(err):
+			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot log in to NATS at %s: %v (%s)", where, err, credentialsHint)}
+		case tlsTrouble(err):
+			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s over TLS: %v (%s)", where, err, tlsHint)}
 		}
 		hint := "is NATS running there, and is this the server you meant? (--server, NATS_URL, --context)"
 		if loopbackOnly(g.server) {
@@ -167,7 +262,58 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		nc.Close()
 		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("JetStream on %s: %w", where, err)}
 	}
-	return &session{g: g, nc: nc, js: js, subjects: g.subjects(), connectedTo: nc.ConnectedUrlRedacted()}, nil
+	return &session{g: g, nc: nc, js: js, subjects: g.subjects(), connectedTo: nc.ConnectedUrlRedacted(), refusals: refused}, nil
+}
+
+// The hints of connect errors that are not the server's absence.
+const (
+	credentialsHint = "the credentials file is not usable: --creds or NATS_CREDS, or the context's creds, must name a NATS user's .creds file (nsc generate creds) or a JWT with its nkey seed"
+	tlsHint         = "TLS failed: --tlsca or NATS_CA must name the CA of the server's certificate, a server that asks for a client certificate needs --tlscert and --tlskey (NATS_CERT, NATS_KEY), and the URL's scheme (tls://, nats://) must match the server's"
+)
+
+// credentialsTrouble reports whether a connect error is the credentials
+// file's: nkeys could not read the user's seed from it (nats.go wraps the
+// nkeys error, or base32's for a damaged seed, while signing the server's
+// nonce).
+func credentialsTrouble(err error) bool {
+	var b32 base32.CorruptInputError
+	if errors.As(err, &b32) {
+		return true
+	}
+	for _, e := range []error{
+		nkeys.ErrNoSeedFound, nkeys.ErrInvalidSeed, nkeys.ErrInvalidSeedLen, nkeys.ErrInvalidNkeySeed, nkeys.ErrInvalidUserSeed,
+		nkeys.ErrInvalidEncoding, nkeys.ErrInvalidChecksum, nkeys.ErrInvalidPrefixByte, nkeys.ErrInvalidKey, nkeys.ErrInvalidPrivateKey,
+		nkeys.ErrCannotSign, nkeys.ErrPublicKeyOnly,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// tlsTrouble reports whether a connect error is a TLS one: the server's
+// certificate not verified, the server refusing the client's (or its
+// absence: an alert, or with TLS 1.3 the connection closed after the
+// handshake, nats.ErrTLS), or TLS on one side only.
+func tlsTrouble(err error) bool {
+	var (
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		header  tls.RecordHeaderError
+	)
+	// An alert received from the server (certificate required, bad
+	// certificate) is a *net.OpError whose Op crypto/tls sets to "remote
+	// error", around an unexported alert type.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return true
+	}
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) ||
+		errors.As(err, &header) ||
+		errors.Is(err, nats.ErrTLS) || errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted)
 }
 
 // following are the connection options of a command that follows a stream
@@ -236,6 +382,9 @@ func (s *session) jsError(err error, op string) error {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
 		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: JetStream is not enabled on NATS at %s for this account", op, where)}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders):
+		if rerr := s.refused(op); rerr != nil {
+			return rerr
+		}
 		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: NATS at %s did not answer within %s: %v", op, where, s.g.timeout, err)}
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrDisconnected):
 		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: lost the connection to NATS at %s: %v", op, where, err)}

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 )
 
@@ -129,6 +133,47 @@ func TestInboxPrefix(t *testing.T) {
 		out, errOut, code := as(t, "bench", "-n", "20", "--baseline", "--workers", "2", "--window", "8", "--timeout", "1m")
 		if code != exitOK || !strings.Contains(out, "baseline: published 20 of 20") || !strings.Contains(out, "pipeline: published 20 of 20") {
 			t.Fatalf("bench: exit %d\n%s%s", code, out, errOut)
+		}
+	})
+}
+
+// TestPermissionViolationIsReported: a request the server refused (here the
+// reply subscription of a user left on nats.go's default inbox) times out;
+// the publisher reports the permissions violation, naming the subject and
+// the user, instead of a server that did not answer.
+func TestPermissionViolationIsReported(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	for _, args := range [][]string{
+		{"status", nuonuoSeller, "X-1"},
+		{"dlq", "list"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			out, errOut, code := runCLI(t, "", append([]string{"--server", env.inboxURL(), "--timeout", "1s"}, args...)...)
+			if code != exitTrouble || !strings.Contains(errOut, `permission denied for subscription to "_INBOX.`) || !strings.Contains(errOut, "(user "+inboxUser+")") ||
+				strings.Contains(errOut, "did not answer") || strings.Contains(errOut, "no consumer answered") || strings.Contains(errOut, inboxPassword) {
+				t.Errorf("exit %d, want %d and the permissions violation\n%s%s", code, exitTrouble, out, errOut)
+			}
+		})
+	}
+
+	t.Run("a refused publish", func(t *testing.T) {
+		g := &globals{server: env.inboxURL(), inboxPrefix: inboxPrefix, prefix: schemas.DefaultPrefix, timeout: time.Second}
+		s, err := g.connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if msg := s.jsError(context.DeadlineExceeded, "look up request #2").Error(); !strings.Contains(msg, "did not answer") {
+			t.Errorf("nothing refused: %s", msg)
+		}
+		s.refusals.handle(s.nc, nil, fmt.Errorf("%w: %s", nats.ErrPermissionViolation, `Permissions Violation for Publish to "$JS.API.STREAM.MSG.GET.INVOICE_REQUESTS"`))
+		want := `look up request #2: permission denied for publish to "$JS.API.STREAM.MSG.GET.INVOICE_REQUESTS" (user client) on NATS at ` + s.where()
+		if msg := s.jsError(context.DeadlineExceeded, "look up request #2").Error(); !strings.HasPrefix(msg, want) {
+			t.Errorf("got  %s\nwant %s...", msg, want)
+		}
+		if msg := s.pubError(jetstream.ErrAsyncPublishTimeout).Error(); !strings.Contains(msg, "permission denied for publish to") {
+			t.Errorf("publish: %s", msg)
 		}
 	})
 }

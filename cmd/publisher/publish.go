@@ -365,7 +365,7 @@ func (s *session) publishWindow(ctx context.Context, msgs []*nats.Msg, window in
 		case err := <-p.f.Err():
 			done(p.i, nil, s.pubError(err))
 		case <-timer.C:
-			done(p.i, nil, fmt.Errorf("no acknowledgement within %s (it may still have been stored; publishing again is safe: the stream drops duplicates)", s.g.timeout))
+			done(p.i, nil, s.pubError(jetstream.ErrAsyncPublishTimeout))
 		case <-ctx.Done():
 			done(p.i, nil, fmt.Errorf("interrupted before the acknowledgement: %w", ctx.Err()))
 		}
@@ -407,8 +407,17 @@ func (s *session) stillWaiting(ctx context.Context, st jetstream.Stream, seq uin
 	return false, s.jsError(err, fmt.Sprintf("look up request #%d", seq))
 }
 
-// pubError explains a publish failure.
+// pubError explains a publish failure: one whose acknowledgement did not
+// come after the server refused something (a permissions violation) is
+// reported as that refusal.
 func (s *session) pubError(err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrAsyncPublishTimeout),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		if rerr := s.refused("publish"); rerr != nil {
+			return rerr
+		}
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		return fmt.Errorf("no stream answered: %w (is the request stream there? the consumer creates it)", err)

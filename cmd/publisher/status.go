@@ -48,6 +48,9 @@ Exit status: 0 the order is known, 1 the consumer has no record of it,
 			defer cancel()
 			reply, err := pipeline.RequestStatus(ctx, s.nc, s.subjects, pipeline.StatusRequest{Seller: seller, OrderNo: orderNo})
 			if errors.Is(err, pipeline.ErrStatusTimeout) {
+				if rerr := s.refused("status"); rerr != nil {
+					return rerr
+				}
 				return &exitError{code: exitTrouble, err: fmt.Errorf("%s within %s on %s", err, g.timeout, s.subjects.Status())}
 			}
 			if se := (*pipeline.StatusError)(nil); errors.As(err, &se) && se.Code == "400" {

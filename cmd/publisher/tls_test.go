@@ -101,7 +101,7 @@ func TestTLSFlags(t *testing.T) {
 		t.Fatalf("with NATS_CA, NATS_CERT, NATS_KEY: exit %d\n%s", code, errOut)
 	}
 	// Without a client certificate the server refuses the connection.
-	if _, errOut, code := runCLI(t, "", "--server", url, "--timeout", "500ms", "--tlscert", "", "--tlskey", "", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "cannot reach NATS") {
+	if _, errOut, code := runCLI(t, "", "--server", url, "--timeout", "500ms", "--tlscert", "", "--tlskey", "", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "cannot reach NATS at "+url+" over TLS: ") || !strings.Contains(errOut, "(TLS failed: ") {
 		t.Fatalf("without a client certificate: exit %d\n%s", code, errOut)
 	}
 	if _, errOut, code := runCLI(t, "", "--server", url, "--tlskey", "", "status", nuonuoSeller, "X-1"); code != exitUsage || !strings.Contains(errOut, "--tlscert and --tlskey") {
@@ -198,5 +198,63 @@ func TestErrorsNameTheServerConnectedTo(t *testing.T) {
 	s.Close()
 	if msg := s.jsError(nats.ErrConnectionClosed, "read").Error(); !strings.Contains(msg, "lost the connection to NATS at "+ns.ClientURL()+":") {
 		t.Errorf("after the connection closed: %s", msg)
+	}
+}
+
+// TestConnectErrorHints: a connection that fails for its credentials file
+// or for TLS says so, rather than asking whether the consumer is running.
+func TestConnectErrorHints(t *testing.T) {
+	env := MustNATS(t)
+	dir := t.TempDir()
+	badCreds := filepath.Join(dir, "bad.creds")
+	if err := os.WriteFile(badCreds, []byte("not a credentials file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serverCA, serverCert, serverKey := testCA(t, dir, "server", x509.ExtKeyUsageServerAuth)
+	otherCA, _, _ := testCA(t, dir, "other", x509.ExtKeyUsageServerAuth)
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: serverCert, KeyFile: serverKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, TLS: true, TLSConfig: tc, TLSTimeout: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	tlsURL := "tls://" + ns.Addr().String()
+	ctxFile := filepath.Join(dir, "bad-creds.json")
+	if err := os.WriteFile(ctxFile, []byte(fmt.Sprintf(`{"url": %q, "creds": %q}`, env.url, badCreds)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		credsHint = "the credentials file is not usable"
+		tlsHint   = "TLS failed: --tlsca or NATS_CA"
+	)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a file that is not credentials", []string{"--server", env.url, "--creds", badCreds}, "cannot log in to NATS at " + env.url + ": "},
+		{"a context's credentials", []string{"--context", ctxFile}, credsHint},
+		{"the server's certificate of another CA", []string{"--server", tlsURL, "--tlsca", otherCA}, "cannot reach NATS at " + tlsURL + " over TLS: "},
+		{"no CA for the server's certificate", []string{"--server", "nats://" + ns.Addr().String()}, "x509: certificate signed by unknown authority (" + tlsHint},
+		{"TLS to a server without it", []string{"--server", "tls://" + env.ns.Addr().String()}, "secure connection not available (" + tlsHint},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := runCLI(t, "", append(tc.args, "--timeout", "2s", "status", nuonuoSeller, "X-1")...)
+			if code != exitTrouble || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "is the consumer running") {
+				t.Errorf("exit %d, want %d and %q:\n%s", code, exitTrouble, tc.want, errOut)
+			}
+		})
+	}
+	// Connected over TLS with the right CA: no hint, the status service is
+	// simply not there.
+	if _, errOut, code := runCLI(t, "", "--server", tlsURL, "--tlsca", serverCA, "--timeout", "500ms", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "no consumer answered") {
+		t.Errorf("the right CA: exit %d\n%s", code, errOut)
 	}
 }
