@@ -150,7 +150,12 @@ func runReplay(ctx context.Context, g *globals, o replayOptions, out io.Writer) 
 func (r *replayer) run(ctx context.Context, stream jetstream.Stream, o replayOptions) error {
 	s := r.s
 	if len(o.seqs) > 0 {
+		seen := map[uint]bool{}
 		for _, seq := range o.seqs {
+			if seen[seq] { // --seq 42 --seq 42: one dead letter, counted once
+				continue
+			}
+			seen[seq] = true
 			e, err := s.getDeadLetter(ctx, stream, uint64(seq))
 			var ee *exitError
 			if errors.As(err, &ee) && ee.code == exitFailed {

@@ -604,3 +604,19 @@ func dlqSession(t *testing.T, env *natsEnv) (*globals, *session, jetstream.Strea
 	}
 	return g, s, stream
 }
+
+// TestReplaySameSeqTwice: a dead letter named twice (--seq 1 --seq 1, or
+// --seq 1,1) is one dead letter, replayed and counted once.
+func TestReplaySameSeqTwice(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	putExhausted(t, env, "TWICE-1")
+	out, errOut, code := env.cli(t, "dlq", "replay", "--dry-run", "--seq", "1", "--seq", "1,1")
+	if code != exitOK || strings.Count(out, "#1 exhausted") != 1 || !strings.Contains(out, "would replay 1, already replayed 0,") {
+		t.Errorf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = env.cli(t, "dlq", "replay", "--seq", "1", "--seq", "1")
+	if code != exitOK || !strings.Contains(out, "replayed 1, already replayed 0, not replayable 0, failed 0") || len(env.requests()) != 1 {
+		t.Errorf("replay: exit %d\n%s%s", code, out, errOut)
+	}
+}
