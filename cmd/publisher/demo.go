@@ -235,6 +235,11 @@ func (d *demoRun) summary(items []*demoItem, skipped int) error {
 	missing := 0
 	for _, it := range items {
 		res, ok := d.w.final[it.key()]
+		if held := d.w.waitingForAPerson(it.key()); !ok && held != nil {
+			counts[held.Status]++
+			unexpected = append(unexpected, heldLine(it.key(), held))
+			continue
+		}
 		if !ok {
 			missing++
 			unexpected = append(unexpected, fmt.Sprintf("%s: no result (publisher status %s %s)", it.key(), it.req.SellerTaxNum, it.req.OrderNo))

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 )
 
@@ -184,5 +186,33 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(out, "results: issued 18, rejected 2") {
 		t.Errorf("no count by status:\n%s", out)
+	}
+}
+
+// TestDemoHeldSeller: an order whose last result is action_required (the
+// jumdata seller must scan its face) waits for a person; the summary says
+// so rather than "no result".
+func TestDemoHeldSeller(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{FaceAuthSellers: []string{jumdataSeller}}}})
+	out, errOut, code := c.cli(t, "demo", "-n", "6", "--seed", "3", "--results-timeout", "3s")
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s%s", code, exitFailed, out, errOut)
+	}
+	held := regexp.MustCompile(`(?m)^unexpected: (\S+):(\S+): action_required \(waiting for a person\): `).FindAllStringSubmatch(out, -1)
+	if len(held) == 0 || !regexp.MustCompile(`results: .*action_required [1-9]`).MatchString(out) {
+		t.Fatalf("no order waiting for a person:\n%s", out)
+	}
+	for _, m := range held {
+		if m[1] != jumdataSeller {
+			t.Errorf("%s:%s said to wait for a person", m[1], m[2])
+		}
+		if strings.Contains(out, m[1]+":"+m[2]+": no result") {
+			t.Errorf("%s:%s also without a result:\n%s", m[1], m[2], out)
+		}
+		rs := c.resultsFor(m[1], m[2])
+		if len(rs) == 0 || rs[len(rs)-1].Status != schemas.StatusActionRequired {
+			t.Errorf("%s:%s: results %+v", m[1], m[2], rs)
+		}
 	}
 }

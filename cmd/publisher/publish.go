@@ -309,9 +309,9 @@ func waitAndCount(ctx context.Context, s *session, w *resultWaiter, sent, dups, 
 			unanswered = append(unanswered, k)
 		}
 	}
-	missing := w.wait(wctx, keys)
+	waiting := w.wait(wctx, keys)
 	counts := map[schemas.Status]int{}
-	ok := len(missing) == 0 && len(unanswered) == 0
+	ok := len(waiting) == 0 && len(unanswered) == 0
 	for _, k := range keys {
 		if res, found := w.final[k]; found {
 			counts[res.Status]++
@@ -320,11 +320,23 @@ func waitAndCount(ctx context.Context, s *session, w *resultWaiter, sent, dups, 
 			}
 		}
 	}
+	var missing, held []schemas.OrderKey
+	for _, k := range waiting {
+		if w.waitingForAPerson(k) != nil {
+			counts[schemas.StatusActionRequired]++
+			held = append(held, k)
+		} else {
+			missing = append(missing, k)
+		}
+	}
 	line := "results: " + countLine(counts, schemas.Statuses)
 	if len(missing) > 0 {
 		line += fmt.Sprintf("; %d without a result within %s", len(missing), s.g.timeout)
 	}
 	fmt.Fprintln(out, line)
+	for _, k := range held {
+		fmt.Fprintf(out, "%s (it resumes once fixed: publisher status %s %s)\n", heldLine(k, w.waitingForAPerson(k)), k.Seller, k.OrderNo)
+	}
 	for _, k := range missing {
 		fmt.Fprintf(out, "%s: no result yet (ask later: publisher status %s %s)\n", k, k.Seller, k.OrderNo)
 	}

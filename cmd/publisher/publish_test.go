@@ -281,3 +281,16 @@ func TestPublishNewIDMessageID(t *testing.T) {
 		t.Errorf("Nats-Msg-Id %q and %q; want %s:<12 hex digits>, two different", a, b, requestMsgID(schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "NEWID-1"}, fp))
 	}
 }
+
+// TestPublishWaitActionRequired: an order whose last result within
+// --timeout is action_required waits for a person; publish --wait says so
+// rather than "no result yet".
+func TestPublishWaitActionRequired(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{FaceAuthSellers: []string{jumdataSeller}}}})
+	out, errOut, code := c.cli(t, "publish", "--wait", "--timeout", "2s", writeFile(t, "h.json", issueRequest(t, jumdataSeller, "HELD-1")))
+	want := "91330106MA2AYNWD8M:HELD-1: action_required (waiting for a person): action_required "
+	if code != exitFailed || !strings.Contains(out, want) || !strings.Contains(out, "results: action_required 1") || strings.Contains(out, "no result yet") {
+		t.Errorf("exit %d, want %d and %q\n%s%s", code, exitFailed, want, out, errOut)
+	}
+}

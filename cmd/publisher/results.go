@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -138,6 +139,9 @@ type resultWaiter struct {
 	s     *session
 	iter  jetstream.MessagesContext
 	final map[schemas.OrderKey]*schemas.Result
+	// held is the last action_required result of an order without a
+	// final one: it waits for a person, not for the consumer.
+	held map[schemas.OrderKey]*schemas.Result
 	// show is called once for each result of an order being waited for
 	// (action_required ones too).
 	show func(res *schemas.Result, stored time.Time)
@@ -162,7 +166,7 @@ func (s *session) newResultWaiter(ctx context.Context, sellers []string, show fu
 	if err != nil {
 		return nil, err
 	}
-	return &resultWaiter{s: s, iter: iter, final: map[schemas.OrderKey]*schemas.Result{}, show: show}, nil
+	return &resultWaiter{s: s, iter: iter, final: map[schemas.OrderKey]*schemas.Result{}, held: map[schemas.OrderKey]*schemas.Result{}, show: show}, nil
 }
 
 // Stop stops following.
@@ -185,10 +189,35 @@ func (w *resultWaiter) lookup(ctx context.Context, keys []schemas.OrderKey) {
 			}
 			continue
 		}
-		if reply.Found && reply.Result != nil && finalStatus(reply.Result.Status) {
+		switch {
+		case !reply.Found || reply.Result == nil:
+		case finalStatus(reply.Result.Status):
 			w.final[k] = reply.Result
+		default:
+			w.held[k] = reply.Result
 		}
 	}
+}
+
+// waitingForAPerson returns the action_required result of an order without
+// a final result, nil if it has none.
+func (w *resultWaiter) waitingForAPerson(k schemas.OrderKey) *schemas.Result {
+	if _, ok := w.final[k]; ok {
+		return nil
+	}
+	if res := w.held[k]; res != nil && res.Status == schemas.StatusActionRequired {
+		return res
+	}
+	return nil
+}
+
+// heldLine says that order k waits for a person, with its error.
+func heldLine(k schemas.OrderKey, res *schemas.Result) string {
+	line := fmt.Sprintf("%s: action_required (waiting for a person)", k)
+	if res.Error != nil {
+		line += ": " + errorText(res.Error)
+	}
+	return line
 }
 
 // wait reads results until every key has a final one or ctx ends, showing
@@ -225,6 +254,8 @@ func (w *resultWaiter) wait(ctx context.Context, keys []schemas.OrderKey) []sche
 			if _, seen := w.final[k]; !seen {
 				w.final[k] = &res
 			}
+		} else {
+			w.held[k] = &res
 		}
 		if pending[k] {
 			w.show(&res, stored)
