@@ -200,8 +200,8 @@ func TestUnrecordedSubmissionIsLookedForLater(t *testing.T) {
 		t.Fatalf("sandbox %+v after the first delivery", first)
 	}
 	ahead.Store(int64(9 * time.Hour))
-	// The search fails once.
-	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "blue-invoice/query", HTTPStatus: 503, Times: 1}}})
+	// The search fails: the buyer's list, then the whole list.
+	h.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "blue-invoice/query", HTTPStatus: 503, Times: 2}}})
 	if out := deliver(2); out.Action != pipeline.Nak || out.Err != nil {
 		t.Fatalf("second outcome %+v", out)
 	}

@@ -111,11 +111,12 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 		if r.is("400") {
 			// jumdata refused the repetition (a task with other data under
 			// this taskId, or data it no longer accepts): the invoice may
-			// exist, so look; none listed is Retry (the table's 400 on a
-			// Query), since the task may still be under way.
+			// exist, so look; none listed is Retry, since the task may
+			// still be under way.
 			if out := c.searchBlue(ctx, call, t); out.Class != providers.NotFound {
 				return out
 			}
+			return refusedLookup(c.blueAnswer(r, t, true))
 		}
 		return c.blueAnswer(r, t, true)
 	}
@@ -147,9 +148,12 @@ func (c *Client) searchBlue(ctx context.Context, call *providers.Call, t *blueTa
 		searches = append([]url.Values{{"kprqq": {from}, "kprqz": {to}, "dfnsrsbh": {t.doc.BuyerTaxNum}}}, searches...)
 	}
 	var matches []blueItem
-	for _, params := range searches {
+	for i, params := range searches {
 		items, out, done := listAll[blueItem](ctx, c, epBlueQuery, params)
 		if !done {
+			if i < len(searches)-1 {
+				continue // the buyer's list is a short cut: refused or unreadable, the whole list decides
+			}
 			out.Refs = schemas.ProviderRefs{TaskID: t.taskID}
 			return out
 		}

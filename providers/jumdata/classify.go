@@ -60,8 +60,8 @@ var table = map[string]rule{
 	"303": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "token已失效,请重新获取token (token expired)"},
 	"311": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "未完成扫脸 (face scan not done)"},
 	"312": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "实名认证过期,重新获取二维码进行人脸识别 (face authentication expired)"},
-	"399": {submit: providers.Rejected, query: providers.Retry, meaning: "税局开票异常 (the tax bureau refused; the message says why)"},
-	"400": {submit: providers.Rejected, query: providers.Retry, meaning: "参数错误 (bad parameters)"},
+	"399": {submit: providers.Rejected, query: providers.Rejected, meaning: "税局开票异常 (the tax bureau refused; the message says why)"},
+	"400": {submit: providers.Rejected, query: providers.Rejected, meaning: "参数错误 (bad parameters)"},
 	"404": {submit: providers.ActionRequired, query: providers.ActionRequired, meaning: "接口地址不正确 (no such endpoint: check BaseURL; no order can fix it)"},
 	"500": {submit: providers.Retry, query: providers.Retry, meaning: "系统维护,请稍候再试 (maintenance)"},
 	"501": {submit: providers.Retry, query: providers.Retry, meaning: "税局系统异常,请稍后再试 (tax bureau down)"},
@@ -109,6 +109,19 @@ func refusesCredentials(msg string) bool {
 		}
 	}
 	return false
+}
+
+// refusedLookup turns a look-up's refusal (a list endpoint answering 399
+// or 400, a repetition of a task refused for its data) into Retry: it says
+// nothing of an order jumdata may have issued or be working on, and a
+// Rejected would publish a false "rejected" for it. The delivery limit
+// bounds the retries.
+func refusedLookup(out providers.Outcome) providers.Outcome {
+	if out.Class == providers.Rejected {
+		out.Class = providers.Retry
+		out.Message = "a look-up was refused, which says nothing of the order: " + out.Message
+	}
+	return out
 }
 
 // noCall reports whether the row is an answer of this client's own, made

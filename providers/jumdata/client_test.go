@@ -212,6 +212,36 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 			t.Fatalf("observed %v: want the buyer's list, then the whole list", got)
 		}
 	})
+	t.Run("a refused buyer filter asks the whole list", func(t *testing.T) {
+		refuse := func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if err := r.ParseForm(); err == nil && r.PostForm.Get("dfnsrsbh") != "" {
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = w.Write([]byte(`{"code":400,"msg":"参数错误: dfnsrsbh 不合法","taskNo":"1"}`))
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		}
+		e := newEnvWith(t, sandbox.Config{}, refuse, nil)
+		call := &providers.Call{Request: issueRequest(t, "ORD-9"), SubmittedAt: clockStart()}
+		want := e.mustIssue("ORD-9")
+		e.clock.Advance(9 * time.Hour)
+		out := e.client.Query(t.Context(), call)
+		wantClass(t, "query", out, providers.Issued, "")
+		if out.Invoices[0].InvoiceNo != want.InvoiceNo {
+			t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
+		}
+	})
+	t.Run("a refused list is asked again, not a rejection", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{}, nil)
+		call := &providers.Call{Request: issueRequest(t, "ORD-10"), SubmittedAt: clockStart()}
+		e.mustIssue("ORD-10")
+		e.clock.Advance(9 * time.Hour)
+		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "blue-invoice/query", Code: "400", Message: "参数错误", Times: 2}}})
+		wantClass(t, "query", e.client.Query(t.Context(), call), providers.Retry, "400")
+		wantClass(t, "query again", e.client.Query(t.Context(), call), providers.Issued, "")
+	})
 	t.Run("reads every page", func(t *testing.T) {
 		e := newEnv(t, sandbox.Config{}, nil)
 		// 60 invoices of the same buyer and amounts, issued an hour before
@@ -233,6 +263,24 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 			t.Fatalf("observed %v", got)
 		}
 	})
+}
+
+// The tax bureau's refusal of a red confirmation form, answered by
+// red-invoice/result, is final: a red request so refused is rejected, not
+// polled until the delivery limit (only look-ups' refusals are Retry).
+func TestRefusedRedFormIsFinal(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5}}, nil)
+	blue := e.mustIssue("ORD-RR1")
+	call := &providers.Call{Request: redRequest(t, "RR-1", blue.InvoiceNo, blue.IssuedAt, "2", "")}
+	out := e.client.Submit(t.Context(), call)
+	wantClass(t, "submit", out, providers.Accepted, "200")
+	call.Refs, call.SubmittedAt, call.Accepted = out.Refs, e.clock.Now(), true
+	e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-invoice/result", Code: "399", Message: "红字确认单已作废,不能开具红字发票"}}})
+	out = e.client.Query(t.Context(), call)
+	wantClass(t, "query", out, providers.Rejected, "399")
+	if errors.Is(out.Err, providers.ErrSubmissionRefused) {
+		t.Fatalf("a red form's refusal marked as a blue task's: %v", out.Err)
+	}
 }
 
 func TestQueryNeverSubmitted(t *testing.T) {

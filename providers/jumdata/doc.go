@@ -53,8 +53,8 @@
 //   - after it (jumdata has forgotten the taskId): blue-invoice/query over the
 //     days since SubmittedAt, every page: first the buyer's invoices
 //     (dfnsrsbh) when the buyer has a tax number, then, if none of them
-//     matches, the whole list, since only it can tell that nothing was
-//     issued. An invoice is the order's when the
+//     matches or that list cannot be read, the whole list, since only it
+//     can tell that nothing was issued. An invoice is the order's when the
 //     list carries an order number (ddh; the document's example has none)
 //     equal to ours, or else when it is a blue invoice of this seller for the
 //     same buyer tax number (and buyer name, where listed), with hjje, hjse
@@ -95,15 +95,16 @@
 //	202                                 Retry on Submit (ask again, identical), Accepted on Query; RetryAfter = PollAfter
 //	301 302 303 311 312 601 602 604 607 ActionRequired (login, token, face scan, account, IP)
 //	404                                 ActionRequired (wrong endpoint address: configuration)
-//	399 400                             Rejected on Submit (the message says why), Retry on Query:
-//	                                    a refused look-up, or a refused repetition of a task, says
-//	                                    nothing of an order jumdata may be working on. But:
-//	                                    399 to blue-invoice/submit, a first call or a repetition, is
-//	                                    the tax bureau refusing the task itself: Rejected, wrapping
+//	399 400                             Rejected (the message says why). But: a look-up's refusal
+//	                                    (a list endpoint; a repetition of a blue task refused for
+//	                                    its data, with no invoice listed) is Retry, since it says
+//	                                    nothing of an order jumdata may be working on; 399 to
+//	                                    blue-invoice/submit, a first call or a repetition, is the
+//	                                    tax bureau refusing the task itself and wraps
 //	                                    providers.ErrSubmissionRefused (a corrected request goes
 //	                                    under the next taskId); a 400 whose message names the
 //	                                    signature, the timestamp or appId (签名, 时间戳, appId,
-//	                                    appSecret, timestamp, sign) ActionRequired: a wrong
+//	                                    appSecret, timestamp, sign) is ActionRequired: a wrong
 //	                                    appSecret or a skewed clock refuses every order alike
 //	500 501                             Retry
 //	606 609, HTTP 429                   Retry, and the Limiter is throttled
