@@ -39,8 +39,9 @@
 //     tax the line does not give derived as the provider does,
 //     LineFigures.Effective; a tax the provider computes from the rate is held
 //     to the per-invoice tolerance only, its rounding included),
-//     price/quantity/amount combinations (E9123 for an empty price; E4000 for
-//     a price without num on a line that leaves an amount out; price × num
+//     price/quantity/amount combinations (E9123 for an empty price; E4000, for
+//     a Nuonuo seller, for a price without num on a line that leaves an
+//     amount out; price × num
 //     against the amount the price is quoted in, given or derived from the
 //     others, for which the documents name no narrower code than E4000), the
 //     discount-line rules (E9105, E9108, E9110–E9119), the tax-rate set (a

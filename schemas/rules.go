@@ -244,7 +244,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 	if o.IsRed() {
 		checkRedOrder(o, c)
 	}
-	checkLines(o, c)
+	checkLines(o, provider, c)
 	checkDeductions(o, provider, c)
 }
 
@@ -388,7 +388,7 @@ func effectiveAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts, de
 	a.eff, a.effective = fig.Effective()
 }
 
-func checkLines(o *Order, c *collector) {
+func checkLines(o *Order, provider string, c *collector) {
 	lines := o.InvoiceDetail // at most maxLines: Decode cuts the rest (limitLines)
 	red := o.IsRed()
 	parsed := make([]lineAmounts, len(lines))
@@ -409,7 +409,7 @@ func checkLines(o *Order, c *collector) {
 			a.rate = nil
 		}
 		effectiveAmounts(c, p, l, a, ded)
-		checkLine(c, p, l, a, red)
+		checkLine(c, p, l, a, red, provider)
 		// The per-invoice difference sums every line's, on the amounts the
 		// provider works with: the tax given or following from two amounts
 		// given (or one and price × num), and for a line that leaves its
@@ -433,7 +433,7 @@ func checkLines(o *Order, c *collector) {
 }
 
 // checkLine applies the per-line arithmetic and sign rules.
-func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool) {
+func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool, provider string) {
 	// The tax classification code has 19 digits (PROVIDERS.md); the schema
 	// allows digits only, at most 19. Nuonuo answers a code it cannot use
 	// with E9121 (获取商品编码失败).
@@ -462,13 +462,14 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool)
 			}
 		}
 	}
-	// The reverse, for a line that leaves an amount out: Nuonuo computes
-	// such a line from price and num (seed 001: 不含税金额、税额、含税金额任何
-	// 一个不传时，会根据传入的单价，数量进行计算) and refuses a price without num
-	// with E4000 (单价不为空时数量不能为空). A line that gives all three
-	// amounts is not computed, and the jumdata mapping sends a price only
-	// with its quantity: its price alone is left as it is.
-	if l.Price.IsSet() && !l.Num.IsSet() && !c.mistyped(p+".num") &&
+	// The reverse, for a Nuonuo line that leaves an amount out: Nuonuo
+	// computes such a line from price and num (seed 001: 不含税金额、税额、
+	// 含税金额任何一个不传时，会根据传入的单价，数量进行计算), which a price
+	// without num cannot give (the sandbox answers E4000 单价不为空时数量不能
+	// 为空; the seed gives no code of its own). A line that gives all three
+	// amounts is not computed; the jumdata mapping sends a price only with
+	// its quantity, and a line from its amounts.
+	if providerName(provider) == "nuonuo" && l.Price.IsSet() && !l.Num.IsSet() && !c.mistyped(p+".num") &&
 		(!l.Tax.IsSet() || !l.TaxExcludedAmount.IsSet() || !l.TaxIncludedAmount.IsSet()) {
 		c.add(p+".num", "price_quantity", "E4000", "is required when price is given and the line leaves an amount out: the provider computes the line from price × num; give num, or all three amounts")
 	}

@@ -560,6 +560,32 @@ func TestRedConfirmDerivedAmountSaysHow(t *testing.T) {
 	}
 }
 
+// A price without num is refused only where the provider computes a line
+// that leaves an amount out from price × num (Nuonuo); the jumdata mapping
+// sends such a line from its amounts, and its price only with a quantity.
+func TestPriceWithoutNumByProvider(t *testing.T) {
+	blue := MustRead(t, "requests/issue-discount.json") // seller 91330106MA2AYNWD8M
+	const seller = "91330106MA2AYNWD8M"
+	const line2 = "order.invoiceDetail[2]"
+	doc := MustEdit(t, blue, set(line2, rateLine("0", "price", "100", "taxExcludedAmount", "100.00", "tax", "13.00")))
+	for _, tc := range []struct {
+		provider string
+		want     []string
+	}{
+		{"nuonuo", []string{line2 + ".num|price_quantity|E4000"}},
+		{"jumdata", nil},
+	} {
+		v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{seller: tc.provider}})
+		d, err := v.Decode(doc, seller)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := summary(d.Violations); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: violations %q, want %q", tc.provider, got, tc.want)
+		}
+	}
+}
+
 func TestRemarkLimitByProvider(t *testing.T) {
 	blue := MustRead(t, "requests/issue-discount.json") // seller 91330106MA2AYNWD8M, invoiceLine pc
 	const seller = "91330106MA2AYNWD8M"
