@@ -112,11 +112,19 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 			// jumdata refused the repetition (a task with other data under
 			// this taskId, or data it no longer accepts): the invoice may
 			// exist, so look; none listed is Retry, since the task may
-			// still be under way.
+			// still be under way. Rejected would publish a "rejected" for
+			// an order that may yet be issued; the delivery limit ends the
+			// retries with "failed", whose dead letter carries jumdata's
+			// message.
 			if out := c.searchBlue(ctx, call, t); out.Class != providers.NotFound {
 				return out
 			}
-			return refusedLookup(c.blueAnswer(r, t, true))
+			out := c.blueAnswer(r, t, true)
+			if out.Class == providers.Rejected {
+				out.Class = providers.Retry
+				out.Message = "jumdata refused a repetition of the order's task and lists no invoice of it (the task may still be under way, or its data was never accepted): " + out.Message
+			}
+			return out
 		}
 		return c.blueAnswer(r, t, true)
 	}
@@ -151,7 +159,7 @@ func (c *Client) searchBlue(ctx context.Context, call *providers.Call, t *blueTa
 	for i, params := range searches {
 		items, out, done := listAll[blueItem](ctx, c, epBlueQuery, params)
 		if !done {
-			if i < len(searches)-1 {
+			if i < len(searches)-1 && refusedOrUnread(out) {
 				continue // the buyer's list is a short cut: refused or unreadable, the whole list decides
 			}
 			out.Refs = schemas.ProviderRefs{TaskID: t.taskID}
@@ -187,6 +195,21 @@ func (c *Client) searchBlue(ctx context.Context, call *providers.Call, t *blueTa
 	out := local(rowAmbiguous, true, "", fmt.Sprintf("%d invoices could be the order's: %s", len(matches), strings.Join(numbers, ", ")), nil)
 	out.Refs = refs
 	return out
+}
+
+// refusedOrUnread reports whether a list's failure is jumdata refusing the
+// list's parameters (399, 400) or an answer the client cannot read to the
+// end: another list may fare better. A throttle, an outage or a login
+// problem would fail the next list too, at the cost of its calls.
+func refusedOrUnread(out providers.Outcome) bool {
+	if out.Class == providers.ActionRequired {
+		return false // the credentials (a 400 naming the signature): every list alike
+	}
+	switch out.Code {
+	case "399", "400", rowUnreadable, rowIncomplete:
+		return true
+	}
+	return false
 }
 
 // matchBlue returns the listed invoices that searchBlue's rule takes for

@@ -233,6 +233,18 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 			t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
 		}
 	})
+	t.Run("a throttled buyer list is not followed by the whole list", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{}, nil)
+		call := &providers.Call{Request: issueRequest(t, "ORD-11"), SubmittedAt: clockStart()}
+		e.mustIssue("ORD-11")
+		e.clock.Advance(9 * time.Hour)
+		e.obs.Calls()
+		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "blue-invoice/query", Code: "609"}}})
+		wantClass(t, "query", e.client.Query(t.Context(), call), providers.Retry, "609")
+		if got := e.obs.Calls(); !slices.Equal(got, []string{"blue-invoice/query 609"}) {
+			t.Fatalf("observed %v: a throttle fails the whole list as well, at the cost of its pages", got)
+		}
+	})
 	t.Run("a refused list is asked again, not a rejection", func(t *testing.T) {
 		e := newEnv(t, sandbox.Config{}, nil)
 		call := &providers.Call{Request: issueRequest(t, "ORD-10"), SubmittedAt: clockStart()}
