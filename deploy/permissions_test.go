@@ -107,7 +107,8 @@ func TestPermissions(t *testing.T) {
 	checkExactlyOnce(t, sb, downstream, []string{nuonuoSeller + ":PERM-1", jumdataSeller + ":PERM-2"})
 
 	// Order systems: the same request again, answered already, is dropped
-	// by the stream; the publisher looks its first copy up to say so.
+	// by the stream; the publisher reads the stream's state (its first,
+	// last and deleted sequences) to say so, which orders may.
 	if out, code := runPublisher(t, b, ordersRole, srv.url, "publish", reqFile); code != 1 || !strings.Contains(out, "answered already") {
 		t.Errorf("publisher publish of an answered request as orders: exit %d, want 1\n%s", code, out)
 	}
@@ -214,6 +215,38 @@ func checkPartnerPDF(t *testing.T, c *consumer, requestID string) {
 	}
 }
 
+// TestOrdersCannotReadWaitingRequests: an order system (user orders) must
+// not read the waiting requests of the request stream, which are every
+// seller's, the other order systems' too. A scan needs no sequence: a
+// message get with next_by_subj over the request subjects returns the
+// first waiting one. The server must refuse it.
+func TestOrdersCannotReadWaitingRequests(t *testing.T) {
+	srv := startServer(t, "nats-server.conf")
+	inv := connect(t, srv.url, consumerRole)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := (pipeline.Topology{}).Ensure(ctx, inv.js); err != nil {
+		t.Fatal(err)
+	}
+	a := connect(t, srv.url, ordersRole) // seller A's order system
+	b := connect(t, srv.url, ordersRole) // another order system
+	if _, err := a.js.Publish(ctx, "invoice.request."+nuonuoSellers[1], issueRequest(nuonuoSellers[1], "SECRET-1")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.js.Stream(ctx, pipeline.DefaultRequestStream) // allowed: the stream's info
+	if err != nil {
+		t.Fatal(err)
+	}
+	gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer gcancel()
+	if m, err := st.GetMsg(gctx, 1, jetstream.WithGetMsgSubject("invoice.request.>")); err == nil {
+		t.Fatalf("order system B read seller %s's waiting request #%d: %.200s", nuonuoSellers[1], m.Sequence, m.Data)
+	}
+	if b.violation("$JS.API.STREAM.MSG.GET."+pipeline.DefaultRequestStream) == nil {
+		t.Error("no permissions violation for the message get")
+	}
+}
+
 // checkRefusals checks, one connection per case, that each role is refused
 // what it must not do and allowed the harmless reads it needs. A refusal is
 // the server's permissions violation (-ERR, seen by the client before the
@@ -235,7 +268,10 @@ func checkRefusals(t *testing.T, srv *natsServer) {
 		{"order system asks status", ordersRole, false, "invoice.status", false},
 		{"order system publishes below a seller", ordersRole, false, "invoice.request." + seller + ".0", false},
 		{"order system looks up the request stream", ordersRole, false, "$JS.API.STREAM.INFO.INVOICE_REQUESTS", true},
-		{"order system looks up a request", ordersRole, false, "$JS.API.STREAM.MSG.GET.INVOICE_REQUESTS", true},
+		// Not MSG.GET: it would read any seller's waiting request (the
+		// publisher reads the stream's info instead).
+		{"order system reads a waiting request", ordersRole, false, "$JS.API.STREAM.MSG.GET.INVOICE_REQUESTS", false},
+		{"order system reads a waiting request directly", ordersRole, false, "$JS.API.DIRECT.GET.INVOICE_REQUESTS", false},
 		{"order system deletes a request", ordersRole, false, "$JS.API.STREAM.MSG.DELETE.INVOICE_REQUESTS", false},
 		{"downstream publishes a request", downstreamRole, false, "invoice.request." + seller, false},
 		{"downstream reads dead letters", downstreamRole, true, "invoice.dlq.>", false},

@@ -62,6 +62,14 @@ const (
 	inboxPrefix              = "_INBOX_client"
 )
 
+// ordersUser has the permissions of deploy/accounts.conf's orders: publish
+// requests, find the request stream and read its info, replies under
+// ordersInbox. It may not read the stream's messages.
+const (
+	ordersUser, ordersPassword = "orders", "orders-test-password"
+	ordersInbox                = "_INBOX_orders"
+)
+
 // MustNATS starts the server and creates the streams as the consumer does.
 func MustNATS(tb testing.TB) *natsEnv {
 	tb.Helper()
@@ -73,6 +81,10 @@ func MustNATS(tb testing.TB) *natsEnv {
 			{Username: "test", Password: "test-password"},
 			{Username: inboxUser, Password: inboxPassword, Permissions: &server.Permissions{
 				Subscribe: &server.SubjectPermission{Allow: []string{inboxPrefix + ".>"}},
+			}},
+			{Username: ordersUser, Password: ordersPassword, Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: []string{"invoice.request.*", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.INVOICE_REQUESTS"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{ordersInbox + ".>"}},
 			}},
 		},
 		NoAuthUser: "test",
@@ -108,6 +120,13 @@ func MustNATS(tb testing.TB) *natsEnv {
 // inboxURL is the server's URL with inboxUser's name and password.
 func (e *natsEnv) inboxURL() string {
 	return strings.Replace(e.url, "nats://", "nats://"+inboxUser+":"+inboxPassword+"@", 1)
+}
+
+// ordersCLI runs the publisher against the server as ordersUser.
+func (e *natsEnv) ordersCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	u := strings.Replace(e.url, "nats://", "nats://"+ordersUser+":"+ordersPassword+"@", 1)
+	return runCLI(t, "", append([]string{"--server", u, "--inbox-prefix", ordersInbox, "--timeout", "10s"}, args...)...)
 }
 
 // cli runs the publisher against the server.

@@ -47,8 +47,9 @@ request's fingerprint>, and every acknowledgement is awaited.
 
 The same request published again (the same body, however formatted) within
 the stream's deduplication window, 10 minutes by default, is dropped by the
-stream. publish then looks the first one up in the request stream, a work
-queue: if it is still waiting, the record is reported as "duplicate: the
+stream. publish then looks the first one up in the state of the request
+stream, a work queue (its first, last and deleted sequences, read once per
+run): if it is still waiting, the record is reported as "duplicate: the
 same request is in the stream already", which is not an error; if it was
 answered already (the consumer's acknowledgement removed it), the record is
 reported "not queued: ... already answered" and counts as a failure, since
@@ -228,6 +229,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 
 	bar := newProgress(errw, len(reqs), "publishing")
 	showPublished := !o.quiet && !(bar.active() && isTerminal(out))
+	copies := s.firstCopies(reqStream)
 	var dups, answered, sent []schemas.OrderKey
 	s.publishRequests(ctx, reqs, o.window, func(i int, ack *jetstream.PubAck, err error) {
 		r := reqs[i]
@@ -236,11 +238,11 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 			// The stream is a work queue: a duplicate of a request the
 			// consumer answered is dropped all the same, and nothing
 			// would process it.
-			waiting, lerr := s.stillWaiting(ctx, reqStream, ack.Sequence)
+			gone, lerr := copies.answered(ctx, ack.Sequence)
 			switch {
 			case lerr != nil:
 				err = fmt.Errorf("a duplicate of %s #%d, which could not be looked up to tell whether it is still waiting: %v (publish --new-id to be sure it is processed)", ack.Stream, ack.Sequence, lerr)
-			case !waiting:
+			case gone:
 				t.duplicates++
 				t.answered++
 				answered = append(answered, r.key)
@@ -403,20 +405,57 @@ func (s *session) publishWindow(ctx context.Context, msgs []*nats.Msg, window in
 	}
 }
 
-// stillWaiting reports whether the request stream st still holds message
-// #seq, the first copy of a duplicate: the stream is a work queue, from
-// which the consumer's acknowledgement removes a request once answered.
-func (s *session) stillWaiting(ctx context.Context, st jetstream.Stream, seq uint64) (bool, error) {
-	gctx, cancel := s.ctx(ctx)
-	defer cancel()
-	_, err := st.GetMsg(gctx, seq)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return false, nil
+// firstCopies tells whether the first copy of a duplicate (the message
+// whose sequence the PubAck gives) is still waiting in the request stream, a
+// work queue from which the consumer's acknowledgement removes a request
+// once answered. It reads the stream's info with its deleted sequences,
+// which an order system may read ($JS.API.STREAM.INFO.INVOICE_REQUESTS in
+// deploy/accounts.conf), not the message: the right to get a message of the
+// stream would let any order system read every seller's waiting requests.
+//
+// The info is fetched once per run, and again only for a sequence above its
+// last one (a request stored after it was fetched). It may be stale, which
+// can only make a copy answered since look still waiting: reported as the
+// plain duplicate (exit 0), as before the look-up existed. Never the
+// reverse: a sequence up to the info's last one that the info does not hold
+// was removed, and a removed message does not come back.
+type firstCopies struct {
+	info  func(context.Context) (*jetstream.StreamInfo, error)
+	state *jetstream.StreamState // the last info's, its Deleted sorted
+}
+
+// firstCopies looks up first copies in st, the request stream.
+func (s *session) firstCopies(st jetstream.Stream) *firstCopies {
+	return &firstCopies{info: func(ctx context.Context) (*jetstream.StreamInfo, error) {
+		ictx, cancel := s.ctx(ctx)
+		defer cancel()
+		info, err := st.Info(ictx, jetstream.WithDeletedDetails(true))
+		if err != nil {
+			return nil, s.jsError(err, "read the state of the request stream "+st.CachedInfo().Config.Name)
+		}
+		return info, nil
+	}}
+}
+
+// answered reports whether message #seq was answered and removed from the
+// stream: below its first sequence, in a stream that holds no message, or
+// among its deleted sequences (the consumer acknowledges out of order).
+func (f *firstCopies) answered(ctx context.Context, seq uint64) (bool, error) {
+	if f.state == nil || seq > f.state.LastSeq {
+		info, err := f.info(ctx)
+		if err != nil {
+			return false, err
+		}
+		st := info.State
+		slices.Sort(st.Deleted)
+		f.state = &st
 	}
-	return false, s.jsError(err, fmt.Sprintf("look up request #%d", seq))
+	st := f.state
+	if seq > st.LastSeq {
+		return false, nil // not stored yet, as far as the server said: waiting
+	}
+	_, deleted := slices.BinarySearch(st.Deleted, seq)
+	return seq < st.FirstSeq || st.Msgs == 0 || deleted, nil
 }
 
 // pubError explains a publish failure: one whose acknowledgement did not

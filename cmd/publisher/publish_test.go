@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -293,4 +294,90 @@ func TestPublishWaitActionRequired(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, want) || !strings.Contains(out, "results: action_required 1") || strings.Contains(out, "no result yet") {
 		t.Errorf("exit %d, want %d and %q\n%s%s", code, exitFailed, want, out, errOut)
 	}
+}
+
+// TestPublishDuplicateAsOrders republishes requests as the orders role of
+// deploy/accounts.conf, which may read the request stream's info but not its
+// messages (reading them would show it every seller's waiting requests):
+// publish tells a first copy still waiting from one answered and removed by
+// the stream's state alone. The consumer's acknowledgements are simulated
+// by deleting messages: #2 from the middle (the deleted list), then #1
+// (below the first sequence), then #3 (an empty stream).
+func TestPublishDuplicateAsOrders(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	a, b, c := issueRequest(t, nuonuoSeller, "ORD-A"), issueRequest(t, nuonuoSeller, "ORD-B"), issueRequest(t, nuonuoSeller, "ORD-C")
+	all := writeFile(t, "abc.ndjson", a, b, c)
+	if out, errOut, code := env.ordersCLI(t, "publish", all); code != exitOK || !strings.Contains(out, "published 3,") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	remove := func(seq uint64) {
+		t.Helper()
+		st, err := env.js.Stream(t.Context(), pipeline.DefaultRequestStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteMsg(t.Context(), seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notQueued := func(order string, seq int) string {
+		return fmt.Sprintf("%s:%s: not queued: the same request was published as INVOICE_REQUESTS #%d within the stream's duplicate window", nuonuoSeller, order, seq)
+	}
+	waiting := func(order string, seq int) string {
+		return fmt.Sprintf("%s:%s: duplicate: the same request is in the stream already (INVOICE_REQUESTS #%d)", nuonuoSeller, order, seq)
+	}
+	for _, step := range []struct {
+		remove          uint64
+		answered, still []string
+	}{
+		{2, []string{notQueued("ORD-B", 2)}, []string{waiting("ORD-A", 1), waiting("ORD-C", 3)}},
+		{1, []string{notQueued("ORD-A", 1), notQueued("ORD-B", 2)}, []string{waiting("ORD-C", 3)}},
+		{3, []string{notQueued("ORD-A", 1), notQueued("ORD-B", 2), notQueued("ORD-C", 3)}, nil},
+	} {
+		remove(step.remove)
+		out, errOut, code := env.ordersCLI(t, "publish", all)
+		if code != exitFailed || strings.Contains(errOut, "ermission") || strings.Contains(out, "failed:") {
+			t.Errorf("#%d removed: exit %d, want %d\n%s%s", step.remove, code, exitFailed, out, errOut)
+		}
+		for _, want := range append(step.answered, step.still...) {
+			if !strings.Contains(out, want) {
+				t.Errorf("#%d removed: output lacks %q:\n%s", step.remove, want, out)
+			}
+		}
+		if want := fmt.Sprintf("published 0, duplicates 3, invalid 0, failed 0; %d duplicate(s) answered already", len(step.answered)); !strings.Contains(out, want) {
+			t.Errorf("#%d removed: output lacks %q:\n%s", step.remove, want, out)
+		}
+	}
+}
+
+// TestFirstCopiesReadsTheStreamOnce: the request stream's info is fetched
+// for the first duplicate of a run and again only for a sequence above the
+// last one it gave; a copy answered after the fetch looks still waiting
+// (the plain duplicate), never the reverse.
+func TestFirstCopiesReadsTheStreamOnce(t *testing.T) {
+	fetches := 0
+	state := jetstream.StreamState{FirstSeq: 3, LastSeq: 10, Msgs: 6, Deleted: []uint64{7, 5}}
+	f := &firstCopies{info: func(context.Context) (*jetstream.StreamInfo, error) {
+		fetches++
+		return &jetstream.StreamInfo{State: state}, nil
+	}}
+	check := func(seq uint64, want bool, wantFetches int) {
+		t.Helper()
+		got, err := f.answered(t.Context(), seq)
+		if err != nil || got != want || fetches != wantFetches {
+			t.Errorf("#%d: answered %v (%v) after %d fetch(es), want %v after %d", seq, got, err, fetches, want, wantFetches)
+		}
+	}
+	check(2, true, 1)  // below the first sequence
+	check(5, true, 1)  // deleted
+	check(7, true, 1)  // deleted
+	check(6, false, 1) // waiting
+	check(10, false, 1)
+	state = jetstream.StreamState{FirstSeq: 11, LastSeq: 12, Msgs: 0} // #6 and #10 answered since
+	check(6, false, 1)                                                // the cached info: still waiting
+	check(12, true, 2)                                                // above the last sequence: fetched again
+	check(6, true, 2)
+	state = jetstream.StreamState{FirstSeq: 13, LastSeq: 12}
+	check(20, false, 3) // not stored as far as the server says: waiting
 }
