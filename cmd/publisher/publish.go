@@ -53,7 +53,9 @@ run): if it is still waiting, the record is reported as "duplicate: the
 same request is in the stream already", which is not an error; if it was
 answered already (the consumer's acknowledgement removed it), the record is
 reported "not queued: ... already answered" and counts as a failure, since
-nothing will process it. --new-id publishes it under a message id of its
+nothing will process it. A request given twice in one run is not looked
+up: the second copy is "duplicate: the same request was published earlier
+in this run", not an error. --new-id publishes it under a message id of its
 own (<the usual id>:<a random nonce>), for when the same body must be
 processed again, such as after configuring its seller; the consumer answers
 a request for an issued order with the stored result, without a provider
@@ -66,7 +68,8 @@ It prints one line per record (--quiet: problems only), a summary line
 request's result as it arrives. A progress bar is shown on standard error
 when it is a terminal and there are many records.
 
-Exit status: 0 all published (or duplicates still waiting in the stream),
+Exit status: 0 all published (or duplicates still waiting in the stream, or
+of a request published earlier in the run),
 1 some record was invalid or could not be published, or was a duplicate of
 a request answered already (with --wait, that one counts by its stored
 result instead; and any order that did not end issued within --timeout),
@@ -231,9 +234,21 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 	showPublished := !o.quiet && !(bar.active() && isTerminal(out))
 	copies := s.firstCopies(reqStream)
 	var dups, answered, sent []schemas.OrderKey
+	// ids are the message ids this run published: a duplicate of one of
+	// them (the same request twice in the input) is no news, even if the
+	// consumer answered the first copy meanwhile, and is not looked up.
+	ids := map[string]bool{}
 	s.publishRequests(ctx, reqs, o.window, func(i int, ack *jetstream.PubAck, err error) {
 		r := reqs[i]
 		bar.step()
+		if err == nil && ack.Duplicate && ids[r.msgID()] {
+			t.duplicates++ // its order is waited for as the one sent
+			if !o.quiet {
+				bar.clear()
+				fmt.Fprintf(out, "%s: %s: duplicate: the same request was published earlier in this run (%s #%d)\n", r.label, r.key, ack.Stream, ack.Sequence)
+			}
+			return
+		}
 		if err == nil && ack.Duplicate {
 			// The stream is a work queue: a duplicate of a request the
 			// consumer answered is dropped all the same, and nothing
@@ -266,6 +281,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 			}
 		default:
 			t.published++
+			ids[r.msgID()] = true
 			sent = append(sent, r.key)
 			if showPublished {
 				fmt.Fprintf(out, "%s: %s: published to %s (%s #%d)\n", r.label, r.key, s.subjects.Request(r.key.Seller), ack.Stream, ack.Sequence)

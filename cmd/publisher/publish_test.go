@@ -381,3 +381,30 @@ func TestFirstCopiesReadsTheStreamOnce(t *testing.T) {
 	state = jetstream.StreamState{FirstSeq: 13, LastSeq: 12}
 	check(20, false, 3) // not stored as far as the server says: waiting
 }
+
+// TestPublishSameRequestTwiceInOneRun: a file that holds the same request
+// twice. The second copy is a duplicate of the first, published by this
+// run, which the consumer may have answered (and the work queue removed)
+// by the time the second is acknowledged: it must not be reported "not
+// queued ... publish it with --new-id" with exit 1, since nothing was
+// lost. The 300 requests between the copies, published one at a time
+// (--window 1), give the consumer the time to answer the first.
+func TestPublishSameRequestTwiceInOneRun(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	a := issueRequest(t, nuonuoSeller, "TWICE-A")
+	lines := [][]byte{a}
+	for i := range 300 {
+		lines = append(lines, issueRequest(t, nuonuoSeller, fmt.Sprintf("FILL-%d", i)))
+	}
+	lines = append(lines, a)
+	f := writeFile(t, "twice.ndjson", lines...)
+	out, errOut, code := c.cli(t, "publish", "--window", "1", f)
+	want := []string{
+		"twice.ndjson:302: 339902999999789113:TWICE-A: duplicate: the same request was published earlier in this run (INVOICE_REQUESTS #1)",
+		"published 301, duplicates 1, invalid 0, failed 0\n",
+	}
+	if code != exitOK || strings.Contains(out, "not queued") || !strings.Contains(out, want[0]) || !strings.Contains(out, want[1]) {
+		t.Errorf("exit %d, want %d and\n%s\n%s", code, exitOK, strings.Join(want, "\n"), out+errOut)
+	}
+}
