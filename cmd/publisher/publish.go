@@ -53,7 +53,10 @@ run): if it is still waiting, the record is reported as "duplicate: the
 same request is in the stream already", which is not an error; if it was
 answered already (the consumer's acknowledgement removed it), the record is
 reported "not queued: ... already answered" and counts as a failure, since
-nothing will process it. A request given twice in one run is not looked
+nothing will process it. If the look-up fails (a timeout), that duplicate
+and the run's later ones are reported "duplicate (whether it is still
+waiting could not be checked: REASON)", not errors, without looking up
+again. A request given twice in one run is not looked
 up: the second copy is "duplicate: the same request was published earlier
 in this run", not an error. --new-id publishes it under a message id of its
 own (<the usual id>:<a random nonce>), for when the same body must be
@@ -256,7 +259,14 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 			gone, lerr := copies.answered(ctx, ack.Sequence)
 			switch {
 			case lerr != nil:
-				err = fmt.Errorf("a duplicate of %s #%d, which could not be looked up to tell whether it is still waiting: %v (publish --new-id to be sure it is processed)", ack.Stream, ack.Sequence, lerr)
+				// Not a failure: the stream has the request, or had it.
+				// After the first failed look-up there is no other.
+				t.duplicates++
+				dups = append(dups, r.key)
+				bar.clear()
+				fmt.Fprintf(out, "%s: %s: duplicate (whether it is still waiting could not be checked: %v): the same request was published as %s #%d within the stream's duplicate window; if it was answered already, publish it with --new-id to have it processed again\n",
+					r.label, r.key, lerr, ack.Stream, ack.Sequence)
+				return
 			case gone:
 				t.duplicates++
 				t.answered++
@@ -435,9 +445,13 @@ func (s *session) publishWindow(ctx context.Context, msgs []*nats.Msg, window in
 // plain duplicate (exit 0), as before the look-up existed. Never the
 // reverse: a sequence up to the info's last one that the info does not hold
 // was removed, and a removed message does not come back.
+//
+// A look-up that fails (a timeout, a refusal) is not tried again in the
+// run: each would cost --timeout, one duplicate after another.
 type firstCopies struct {
-	info  func(context.Context) (*jetstream.StreamInfo, error)
-	state *jetstream.StreamState // the last info's, its Deleted sorted
+	info   func(context.Context) (*jetstream.StreamInfo, error)
+	state  *jetstream.StreamState // the last info's, its Deleted sorted
+	failed error                  // the first look-up's failure
 }
 
 // firstCopies looks up first copies in st, the request stream.
@@ -457,9 +471,13 @@ func (s *session) firstCopies(st jetstream.Stream) *firstCopies {
 // stream: below its first sequence, in a stream that holds no message, or
 // among its deleted sequences (the consumer acknowledges out of order).
 func (f *firstCopies) answered(ctx context.Context, seq uint64) (bool, error) {
+	if f.failed != nil {
+		return false, f.failed
+	}
 	if f.state == nil || seq > f.state.LastSeq {
 		info, err := f.info(ctx)
 		if err != nil {
+			f.failed = err
 			return false, err
 		}
 		st := info.State

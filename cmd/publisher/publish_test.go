@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -406,5 +412,119 @@ func TestPublishSameRequestTwiceInOneRun(t *testing.T) {
 	}
 	if code != exitOK || strings.Contains(out, "not queued") || !strings.Contains(out, want[0]) || !strings.Contains(out, want[1]) {
 		t.Errorf("exit %d, want %d and\n%s\n%s", code, exitOK, strings.Join(want, "\n"), out+errOut)
+	}
+}
+
+// TestPublishLookupFailureIsNotRepeated: the request stream's state cannot
+// be read (here a proxy drops the request, so it times out). The first
+// duplicate's look-up fails after --timeout; it and the later duplicates
+// are reported as duplicates that could not be checked, without another
+// look-up each costing --timeout, and are not failures.
+func TestPublishLookupFailureIsNotRepeated(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	f := writeFile(t, "abc.ndjson", issueRequest(t, nuonuoSeller, "LK-A"), issueRequest(t, nuonuoSeller, "LK-B"), issueRequest(t, nuonuoSeller, "LK-C"))
+	if out, errOut, code := env.cli(t, "publish", f); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	proxy := dropStateRequests(t, env.url)
+	out, errOut, code := runCLI(t, "", "--server", proxy.url, "--timeout", "1s", "publish", f)
+	if code != exitOK || strings.Contains(out, "failed:") || !strings.Contains(out, "published 0, duplicates 3, invalid 0, failed 0\n") {
+		t.Errorf("exit %d, want %d, 3 duplicates\n%s%s", code, exitOK, out, errOut)
+	}
+	for _, order := range []string{"LK-A", "LK-B", "LK-C"} {
+		want := nuonuoSeller + ":" + order + ": duplicate (whether it is still waiting could not be checked: read the state of the request stream INVOICE_REQUESTS: NATS at "
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := proxy.dropped.Load(); n != 1 {
+		t.Errorf("%d look-ups of the stream's state, want 1", n)
+	}
+}
+
+// stateProxy is a TCP proxy to a NATS server that drops the client's
+// requests for the request stream's state with its deleted sequences (the
+// look-up of a duplicate's first copy), so that they time out.
+type stateProxy struct {
+	url     string
+	dropped atomic.Int64
+}
+
+func dropStateRequests(t *testing.T, serverURL string) *stateProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stateProxy{url: "nats://" + l.Addr().String()}
+	target := strings.TrimPrefix(serverURL, "nats://")
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(c, s) }()
+			go p.forward(s, c)
+		}
+	}()
+	return p
+}
+
+// forward copies the client's protocol lines to the server, reading each
+// PUB's or HPUB's payload by its size, and leaves out the dropped ones.
+func (p *stateProxy) forward(server io.Writer, client io.Reader) {
+	r := bufio.NewReader(client)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(line)
+		if len(f) < 3 || (!strings.EqualFold(f[0], "PUB") && !strings.EqualFold(f[0], "HPUB")) {
+			if _, err := io.WriteString(server, line); err != nil {
+				return
+			}
+			continue
+		}
+		size, err := strconv.Atoi(f[len(f)-1])
+		if err != nil {
+			return
+		}
+		payload := make([]byte, size+2) // and its CRLF
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return
+		}
+		if f[1] == "$JS.API.STREAM.INFO."+pipeline.DefaultRequestStream && strings.Contains(string(payload), "deleted_details") {
+			p.dropped.Add(1)
+			continue
+		}
+		if _, err := io.WriteString(server, line); err != nil {
+			return
+		}
+		if _, err := server.Write(payload); err != nil {
+			return
+		}
 	}
 }
