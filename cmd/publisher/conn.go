@@ -97,8 +97,8 @@ type session struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	subjects schemas.Subjects
-	// connectedTo is the server first connected to, without a password:
-	// where() while the connection is down.
+	// connectedTo is the server first connected to, without a password or
+	// token: where() while the connection is down.
 	connectedTo string
 	// refusals keeps the permissions violations the server reported.
 	refusals *refusals
@@ -258,11 +258,11 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		js, err = jetstream.New(nc, jsOpts...)
 	}
 	if err != nil {
-		where := nc.ConnectedUrlRedacted()
+		where := redactURLs(nc.ConnectedUrl())
 		nc.Close()
 		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("JetStream on %s: %w", where, err)}
 	}
-	return &session{g: g, nc: nc, js: js, subjects: g.subjects(), connectedTo: nc.ConnectedUrlRedacted(), refusals: refused}, nil
+	return &session{g: g, nc: nc, js: js, subjects: g.subjects(), connectedTo: redactURLs(nc.ConnectedUrl()), refusals: refused}, nil
 }
 
 // The hints of connect errors that are not the server's absence.
@@ -435,12 +435,14 @@ func loopbackOnly(servers string) bool {
 	return true
 }
 
-// where names the server the session is connected to, without a password,
-// so that an operator sees which NATS a listing, a replay or an error came
-// from; while the connection is down, the server it was connected to.
+// where names the server the session is connected to, without a password
+// or token, so that an operator sees which NATS a listing, a replay or an
+// error came from; while the connection is down, the server it was
+// connected to. It uses redactURLs: nats.go's ConnectedUrlRedacted hides a
+// password only, and would print the token of nats://TOKEN@host.
 func (s *session) where() string {
-	if u := s.nc.ConnectedUrlRedacted(); u != "" {
-		return u
+	if u := s.nc.ConnectedUrl(); u != "" {
+		return redactURLs(u)
 	}
 	return s.connectedTo
 }

@@ -201,6 +201,47 @@ func TestErrorsNameTheServerConnectedTo(t *testing.T) {
 	}
 }
 
+// TestATokenInTheURLStaysOutOfErrors: a server URL with a token
+// (nats://TOKEN@host) is named in errors as nats://xxxxx@host, as one with
+// a password is. nats.go's ConnectedUrlRedacted hides a password only.
+func TestATokenInTheURLStaysOutOfErrors(t *testing.T) {
+	t.Parallel()
+	const token = "s3cr3t-token-value"
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "token-test", Host: "127.0.0.1", Port: -1,
+		JetStream: true, StoreDir: filepath.Join(t.TempDir(), "js"), NoSigs: true, NoLog: true,
+		Authorization: token,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	u := strings.Replace(ns.ClientURL(), "nats://", "nats://"+token+"@", 1)
+	named := strings.Replace(ns.ClientURL(), "nats://", "nats://xxxxx@", 1)
+	// No invoice streams on this server: the errors name it.
+	f := writeFile(t, "t.json", issueRequest(t, nuonuoSeller, "TOK-1"))
+	for _, args := range [][]string{{"publish", f}, {"dlq", "show", "1"}} {
+		_, errOut, code := runCLI(t, "", append([]string{"--server", u, "--timeout", "1s"}, args...)...)
+		if code != exitTrouble || strings.Contains(errOut, token) || !strings.Contains(errOut, "no stream on NATS at "+named+":") {
+			t.Errorf("%v: exit %d, want %d and the server named %s:\n%s", args, code, exitTrouble, named, errOut)
+		}
+	}
+	// The connection closed: the server first connected to.
+	g := &globals{server: u, prefix: schemas.DefaultPrefix, timeout: time.Second}
+	s, err := g.connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if msg := s.jsError(nats.ErrConnectionClosed, "read").Error(); strings.Contains(msg, token) || !strings.Contains(msg, "lost the connection to NATS at "+named+":") {
+		t.Errorf("after the connection closed: %s", msg)
+	}
+}
+
 // TestConnectErrorHints: a connection that fails for its credentials file
 // or for TLS says so, rather than asking whether the consumer is running.
 func TestConnectErrorHints(t *testing.T) {
