@@ -104,12 +104,20 @@ type session struct {
 	refusals *refusals
 }
 
-// refusals records the last permissions violation that the server reported
-// on a connection: nats.go reports them asynchronously, and the request
-// that was refused (or whose reply subscription was) just times out.
+// refusals records the permissions violations that the server reported on
+// a connection: nats.go reports them asynchronously, and the request that
+// was refused (or whose reply subscription was) just times out.
+//
+// A refused publish concerns the one message: it explains the next
+// operation that gets no answer, and is cleared once reported, so that a
+// later timeout of another operation is not taken for it. A refused
+// subscription stays in force for the connection (nats.go does not
+// subscribe again, and every reply subscription of the publisher is under
+// the same --inbox-prefix), so it explains every later timeout.
 type refusals struct {
-	mu   sync.Mutex
-	last error
+	mu           sync.Mutex
+	publish      error // the last refused publish not yet reported
+	subscription error // the last refused subscription
 }
 
 // handle is the connection's asynchronous error handler: it records a
@@ -118,7 +126,11 @@ type refusals struct {
 func (r *refusals) handle(nc *nats.Conn, sub *nats.Subscription, err error) {
 	if errors.Is(err, nats.ErrPermissionViolation) {
 		r.mu.Lock()
-		r.last = err
+		if m := violationSubject.FindStringSubmatch(err.Error()); m != nil && m[1] == "Subscription" {
+			r.subscription = err
+		} else {
+			r.publish = err
+		}
 		r.mu.Unlock()
 	}
 	if sub != nil {
@@ -128,6 +140,19 @@ func (r *refusals) handle(nc *nats.Conn, sub *nats.Subscription, err error) {
 	fmt.Fprintln(os.Stderr, err)
 }
 
+// take returns the violation that explains an operation without an
+// answer, nil if none: a refused publish not reported yet (which it
+// clears), else a refused subscription.
+func (r *refusals) take() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v := r.publish; v != nil {
+		r.publish = nil
+		return v
+	}
+	return r.subscription
+}
+
 // violationSubject finds what a permissions violation refused in its text,
 // as the server words it: Permissions Violation for Publish to "SUBJECT",
 // or for Subscription to "SUBJECT".
@@ -135,14 +160,12 @@ var violationSubject = regexp.MustCompile(`for (Publish|Subscription) to "([^"]*
 
 // refused returns an error saying what the server refused this session,
 // naming the subject and the user, for op that got no answer; nil when the
-// server refused nothing.
+// server refused nothing that explains it (see refusals).
 func (s *session) refused(op string) error {
 	if s.refusals == nil {
 		return nil
 	}
-	s.refusals.mu.Lock()
-	v := s.refusals.last
-	s.refusals.mu.Unlock()
+	v := s.refusals.take()
 	if v == nil {
 		return nil
 	}
