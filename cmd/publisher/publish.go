@@ -52,13 +52,13 @@ stream, a work queue (its first, last and deleted sequences, read once per
 run): if it is still waiting, the record is reported as "duplicate: the
 same request is in the stream already", which is not an error; if it was
 answered already (the consumer's acknowledgement removed it), the record is
-reported "not queued: ... already answered" and counts as a failure, since
+reported "not queued: ... answered already" and counts as a failure, since
 nothing will process it. If the look-up fails (a timeout), that duplicate
 and the run's later ones are reported "duplicate (whether it is still
 waiting could not be checked: REASON)", not errors, without looking up
-again. A request given twice in one run is not looked
-up: the second copy is "duplicate: the same request was published earlier
-in this run", not an error. --new-id publishes it under a message id of its
+again. A request given twice in one run is not looked up: the second copy
+is "duplicate: the same request was published earlier in this run", not
+an error. --new-id publishes it under a message id of its
 own (<the usual id>:<a random nonce>), for when the same body must be
 processed again, such as after configuring its seller; the consumer answers
 a request for an issued order with the stored result, without a provider
@@ -320,19 +320,24 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 // the status service about them first), prints a count by status and
 // reports whether every order ended issued. The answered duplicates are
 // asked about, not waited for: no result of theirs is coming; one the
-// status service has no final result for fails.
+// status service has no final result for fails, reported as waiting for a
+// person if its stored result is action_required.
 func waitAndCount(ctx context.Context, s *session, w *resultWaiter, sent, dups, answered []schemas.OrderKey, out io.Writer) bool {
 	wctx, cancel := context.WithTimeout(ctx, s.g.timeout)
 	defer cancel()
 	w.lookup(wctx, append(slices.Clone(dups), answered...))
 	keys := append(slices.Clone(sent), dups...)
-	var unanswered []schemas.OrderKey
+	var unanswered, answeredHeld []schemas.OrderKey
 	for _, k := range answered {
 		_, found := w.final[k]
 		switch {
 		case slices.Contains(keys, k): // sent in this run too
 		case found:
 			keys = append(keys, k)
+		case w.waitingForAPerson(k) != nil:
+			if !slices.Contains(answeredHeld, k) {
+				answeredHeld = append(answeredHeld, k)
+			}
 		case !slices.Contains(unanswered, k):
 			unanswered = append(unanswered, k)
 		}
@@ -349,6 +354,16 @@ func waitAndCount(ctx context.Context, s *session, w *resultWaiter, sent, dups, 
 		}
 	}
 	var missing, held []schemas.OrderKey
+	for _, k := range answeredHeld {
+		if res, found := w.final[k]; found { // its final result came meanwhile
+			counts[res.Status]++
+			ok = ok && res.Status == schemas.StatusIssued
+			continue
+		}
+		counts[schemas.StatusActionRequired]++
+		held = append(held, k)
+		ok = false
+	}
 	for _, k := range waiting {
 		if w.waitingForAPerson(k) != nil {
 			counts[schemas.StatusActionRequired]++

@@ -528,3 +528,44 @@ func (p *stateProxy) forward(server io.Writer, client io.Reader) {
 		}
 	}
 }
+
+// TestPublishWaitAnsweredActionRequired: with --wait, a duplicate of a
+// request answered already (its first copy gone from the stream, as when
+// it ran out of deliveries while its seller was held) whose stored result
+// is action_required waits for a person, and is reported so, not as an
+// order "the status service has no result for". The help text words the
+// line as publish prints it.
+func TestPublishWaitAnsweredActionRequired(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{FaceAuthSellers: []string{jumdataSeller}}}})
+	f := writeFile(t, "h.json", issueRequest(t, jumdataSeller, "HELD-2"))
+	if out, errOut, code := c.cli(t, "publish", f); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	c.waitStatus(t, jumdataSeller, "HELD-2", schemas.StatusActionRequired, 10*time.Second)
+	st, err := c.js.Stream(t.Context(), pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(t.Context()); err != nil { // the held request leaves the stream
+		t.Fatal(err)
+	}
+	out, errOut, code := c.cli(t, "publish", "--wait", "--timeout", "2s", f)
+	for _, want := range []string{
+		"91330106MA2AYNWD8M:HELD-2: not queued: the same request was published as INVOICE_REQUESTS #1",
+		"results: action_required 1",
+		"91330106MA2AYNWD8M:HELD-2: action_required (waiting for a person): action_required ",
+		"(it resumes once fixed: publisher status 91330106MA2AYNWD8M HELD-2)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code != exitFailed || strings.Contains(out, "the status service has no result") {
+		t.Errorf("exit %d, want %d\n%s%s", code, exitFailed, out, errOut)
+	}
+	help, _, _ := runCLI(t, "", "publish", "--help")
+	if !strings.Contains(help, `"not queued: ... answered already"`) {
+		t.Errorf("the help text does not quote the line as publish prints it (answered already):\n%s", help)
+	}
+}
