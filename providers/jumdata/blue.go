@@ -119,12 +119,8 @@ func (c *Client) queryBlue(ctx context.Context, call *providers.Call) providers.
 			if out := c.searchBlue(ctx, call, t); out.Class != providers.NotFound {
 				return out
 			}
-			out := c.blueAnswer(r, t, true)
-			if out.Class == providers.Rejected {
-				out.Class = providers.Retry
-				out.Message = "jumdata refused a repetition of the order's task and lists no invoice of it (the task may still be under way, or its data was never accepted): " + out.Message
-			}
-			return out
+			return refusedLookup(c.blueAnswer(r, t, true),
+				"jumdata refused a repetition of the order's task and lists no invoice of it (the task may still be under way, or its data was never accepted)")
 		}
 		return c.blueAnswer(r, t, true)
 	}

@@ -112,14 +112,14 @@ func refusesCredentials(msg string) bool {
 }
 
 // refusedLookup turns a look-up's refusal (a list endpoint answering 399
-// or 400, a repetition of a task refused for its data) into Retry: it says
-// nothing of an order jumdata may have issued or be working on, and a
-// Rejected would publish a false "rejected" for it. The delivery limit
-// bounds the retries.
-func refusedLookup(out providers.Outcome) providers.Outcome {
+// or 400, a repetition of a task refused for its data) into Retry, saying
+// why before jumdata's message: it says nothing of an order jumdata may
+// have issued or be working on, and a Rejected would publish a false
+// "rejected" for it. The delivery limit bounds the retries.
+func refusedLookup(out providers.Outcome, why string) providers.Outcome {
 	if out.Class == providers.Rejected {
 		out.Class = providers.Retry
-		out.Message = "a look-up was refused, which says nothing of the order: " + out.Message
+		out.Message = why + ": " + out.Message
 	}
 	return out
 }

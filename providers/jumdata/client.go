@@ -364,7 +364,7 @@ func listAll[T any](ctx context.Context, c *Client, method string, params url.Va
 		p.Set("pageSize", strconv.Itoa(pageSize))
 		r := c.post(ctx, method, p)
 		if !r.is("200") {
-			return nil, refusedLookup(c.fail(r, true)), false
+			return nil, refusedLookup(c.fail(r, true), "a look-up was refused, which says nothing of the order"), false
 		}
 		var pg page[T]
 		if err := decodeData(r.env, &pg); err != nil {

@@ -179,10 +179,7 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 		e.obs.Calls()
 		e.clock.Advance(9 * time.Hour)
 		out := e.client.Query(t.Context(), call)
-		wantClass(t, "query", out, providers.Issued, "")
-		if out.Invoices[0].InvoiceNo != want.InvoiceNo {
-			t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
-		}
+		wantInvoice(t, out, want)
 		if got := e.obs.Calls(); !slices.Equal(got, []string{"blue-invoice/query 200"}) {
 			t.Fatalf("observed %v: the search did not ask for the buyer's invoices only (dfnsrsbh)", got)
 		}
@@ -204,10 +201,7 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 		e.obs.Calls()
 		e.clock.Advance(9 * time.Hour)
 		out := e.client.Query(t.Context(), call)
-		wantClass(t, "query", out, providers.Issued, "")
-		if out.Invoices[0].InvoiceNo != want.InvoiceNo {
-			t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
-		}
+		wantInvoice(t, out, want)
 		if got := e.obs.Calls(); !slices.Equal(got, []string{"blue-invoice/query 200", "blue-invoice/query 200"}) {
 			t.Fatalf("observed %v: want the buyer's list, then the whole list", got)
 		}
@@ -228,10 +222,7 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 		want := e.mustIssue("ORD-9")
 		e.clock.Advance(9 * time.Hour)
 		out := e.client.Query(t.Context(), call)
-		wantClass(t, "query", out, providers.Issued, "")
-		if out.Invoices[0].InvoiceNo != want.InvoiceNo {
-			t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
-		}
+		wantInvoice(t, out, want)
 	})
 	t.Run("a throttled buyer list is not followed by the whole list", func(t *testing.T) {
 		e := newEnv(t, sandbox.Config{}, nil)
@@ -267,14 +258,20 @@ func TestQueryPastTaskIDLife(t *testing.T) {
 		e.obs.Calls()
 		e.clock.Advance(9 * time.Hour)
 		out := e.client.Query(t.Context(), call)
-		wantClass(t, "query", out, providers.Issued, "")
-		if out.Invoices[0].InvoiceNo != want.InvoiceNo {
-			t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
-		}
+		wantInvoice(t, out, want)
 		if got := e.obs.Calls(); !slices.Equal(got, []string{"blue-invoice/query 200", "blue-invoice/query 200"}) {
 			t.Fatalf("observed %v", got)
 		}
 	})
+}
+
+// wantInvoice checks that a search found the order's invoice, want.
+func wantInvoice(t *testing.T, out providers.Outcome, want schemas.Invoice) {
+	t.Helper()
+	wantClass(t, "query", out, providers.Issued, "")
+	if out.Invoices[0].InvoiceNo != want.InvoiceNo {
+		t.Fatalf("found %s, want %s", out.Invoices[0].InvoiceNo, want.InvoiceNo)
+	}
 }
 
 // The tax bureau's refusal of a red confirmation form, answered by
