@@ -17,7 +17,9 @@ import (
 // StatefulSet does with --partition-from-hostname, and checks that every
 // order of sellers on both partitions is issued exactly once, by the
 // instance owning its seller, with one result each, and that the status
-// service and the partner API answer for every seller.
+// service and the partner API answer for every seller; and that an
+// instance started without the partition count, or as a second instance of
+// a running partition, is refused.
 func TestPartitions(t *testing.T) {
 	b := bins(t)
 	srv := startServer(t, "nats-server.conf")
@@ -95,6 +97,24 @@ func TestPartitions(t *testing.T) {
 	}
 	if stray.cmd.ProcessState.ExitCode() == 0 {
 		t.Error("the refused consumer exited 0")
+	}
+	// A second instance of a partition that runs (another data
+	// directory, as a copy of the StatefulSet or a debugging run would
+	// have) is refused: it would take the running instance's requests
+	// with an order store that has none of its orders.
+	twin := launchConsumer(t, b, srv.url, config, "--partitions", strconv.Itoa(partitions), "--partition", "1")
+	select {
+	case <-twin.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("a second consumer of partition 1 started beside the first")
+	}
+	if logs := twin.logText(); !strings.Contains(logs, "another client is pulling from the request consumer") ||
+		!strings.Contains(logs, "consumer invoicer-1 on stream INVOICE_REQUESTS") ||
+		!strings.Contains(logs, "stop the other instance of partition 1") {
+		t.Errorf("the second instance's log does not say why it was refused:\n%s", tail(logs, 2000))
+	}
+	if twin.cmd.ProcessState.ExitCode() == 0 {
+		t.Error("the refused second instance exited 0")
 	}
 	publishRequest(t, orders, nuonuoSellers[0], "PART-AFTER")
 	owner := cons[pipeline.PartitionOf(nuonuoSellers[0], partitions)]

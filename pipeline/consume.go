@@ -37,6 +37,12 @@ type LoopConfig struct {
 	Paused func() error
 }
 
+// PullExpiry is how long each of the loop's pull requests waits at the
+// server. It is short so that shutdown is quick (Drain waits for the pull
+// request in flight to expire) and so that the requests of a client that
+// is gone expire soon (EnsureAlone).
+const PullExpiry = 2 * time.Second
+
 // Defaults of LoopConfig.
 const (
 	DefaultWorkers        = 128
@@ -137,9 +143,7 @@ func (l *Loop) InFlight() int64 { return l.inFlight.Load() }
 // (each within ProcessTimeout), return. Nothing is acknowledged that was
 // not done.
 func (l *Loop) Run(ctx context.Context) error {
-	// A short pull expiry keeps shutdown quick: Drain waits for the pull
-	// request in flight to expire.
-	iter, err := l.consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers), jetstream.PullExpiry(2*time.Second))
+	iter, err := l.consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers), jetstream.PullExpiry(PullExpiry))
 	if err != nil {
 		return fmt.Errorf("pull from consumer: %w", err)
 	}

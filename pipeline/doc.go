@@ -110,7 +110,9 @@
 // Topology describes the three streams (requests on work-queue retention,
 // results and dead letters on limits retention) and the durable consumer,
 // optionally partitioned by seller with a stream subject transform, and
-// creates or updates them idempotently.
+// creates or updates them idempotently. EnsureAlone refuses a start while
+// another client pulls from the durable: each instance's order store is its
+// own, so one durable must have one instance.
 //
 // # Metrics
 //

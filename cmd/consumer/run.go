@@ -87,7 +87,13 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		}
 		return err
 	}
-	cons, err := topo.EnsureConsumer(setupCtx, js, pipeline.ConsumerSettings{Partition: o.partition, Workers: o.workers, AckWait: o.ackWait})
+	settings := pipeline.ConsumerSettings{Partition: o.partition, Workers: o.workers, AckWait: o.ackWait}
+	// Before the durable is updated to this instance's settings: a second
+	// instance must not change the first one's ack wait or pull limits.
+	if err := ensureAlone(setupCtx, js, topo, settings, o, log); err != nil {
+		return err
+	}
+	cons, err := topo.EnsureConsumer(setupCtx, js, settings)
 	if err != nil {
 		return err
 	}
@@ -262,13 +268,32 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	return nil
 }
 
+// connectionName names the consumer's NATS connection after its host,
+// data directory and partition, so that the server's connection list
+// (`nats server report connections`, /connz) tells instances apart.
+func connectionName(o *options) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	dir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		dir = o.dataDir
+	}
+	name := "invoicer-consumer " + host + " " + dir
+	if o.partitions > 1 {
+		name += fmt.Sprintf(" partition %d of %d", o.partition, o.partitions)
+	}
+	return name
+}
+
 // connectNATS connects to the embedded server in process, or to --nats-url
 // with the NATS conventions for credentials and TLS; on either, replies come
 // under --inbox-prefix when it is set.
 func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn, error) {
 	nlog := log.With().Str("component", "nats").Logger()
 	opts := []nats.Option{
-		nats.Name("invoicer-consumer"),
+		nats.Name(connectionName(o)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
@@ -381,4 +406,34 @@ func busyDelay(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// ensureAlone refuses the start while another instance pulls from the same
+// request consumer (pipeline.EnsureAlone), and says so when the check has
+// to watch the consumer for a few seconds.
+func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topology, s pipeline.ConsumerSettings, o *options, log zerolog.Logger) error {
+	stream, durable := topo.WithDefaults().RequestStream, topo.Consumer(s).Durable
+	cons, err := js.Consumer(ctx, stream, durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // the first start: nobody pulls from a durable that does not exist
+	}
+	if err != nil {
+		return fmt.Errorf("request consumer %s on %s: %w", durable, stream, err)
+	}
+	check, err := pipeline.EnsureAlone(ctx, cons, pipeline.PullExpiry)
+	if errors.Is(err, pipeline.ErrConsumerInUse) {
+		fix := "stop the other instance, or run several with --partitions (deploy/README.md)"
+		if o.partitions > 1 {
+			fix = fmt.Sprintf("stop the other instance of partition %d, or give this one another --partition (INVOICE_PARTITION)", o.partition)
+		}
+		return fmt.Errorf("%w. Each instance keeps its own order store, so two on one consumer could issue an invoice twice: %s", err, fix)
+	}
+	if err != nil {
+		return err
+	}
+	if check.Waited > 0 {
+		log.Info().Int("in_flight", check.InFlight).Dur("watched", check.Waited).
+			Msg("the request consumer had messages in flight or pull requests from before this start (a crash, or a stop that did not finish); no other instance is pulling from it")
+	}
+	return nil
 }

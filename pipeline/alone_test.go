@@ -1,0 +1,192 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// aloneExpiry is the pull expiry of the clients of TestEnsureAlone (the
+// shortest nats.go allows), so that each watched case takes 2.5 s.
+const aloneExpiry = time.Second
+
+// aloneConsumer returns a work-queue stream's durable consumer with n
+// messages waiting, and the server, for other clients.
+func aloneConsumer(t *testing.T, n int) (*server.Server, jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	ns, _, js := MustJetStream(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "REQ", Subjects: []string{"req.>"}, Retention: jetstream.WorkQueuePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, "REQ", jetstream.ConsumerConfig{Durable: "invoicer", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := js.Publish(ctx, "req.x", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns, js, c
+}
+
+// otherClient connects another client to the consumer, as another
+// instance would.
+func otherClient(t *testing.T, ns *server.Server) (*nats.Conn, jetstream.Consumer) {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.Consumer(context.Background(), "REQ", "invoicer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, c
+}
+
+// TestEnsureAlone checks that a start is refused while another client
+// pulls from the request consumer, idle or busy, and allowed after a
+// predecessor stopped or crashed.
+func TestEnsureAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	t.Run("nobody else", func(t *testing.T) {
+		_, _, c := aloneConsumer(t, 5)
+		check, err := pipeline.EnsureAlone(ctx, c, aloneExpiry)
+		if err != nil || check.Waited != 0 {
+			t.Fatalf("EnsureAlone = %+v, %v; want no wait and no error", check, err)
+		}
+	})
+
+	t.Run("another instance idle", func(t *testing.T) {
+		ns, _, c := aloneConsumer(t, 0)
+		_, other := otherClient(t, ns)
+		it, err := other.Messages(jetstream.PullMaxMessages(8), jetstream.PullExpiry(aloneExpiry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Stop()
+		go func() {
+			for {
+				if _, err := it.Next(); err != nil {
+					return
+				}
+			}
+		}()
+		waitWaiting(t, c)
+		_, err = pipeline.EnsureAlone(ctx, c, aloneExpiry)
+		if !errors.Is(err, pipeline.ErrConsumerInUse) {
+			t.Fatalf("EnsureAlone = %v, want ErrConsumerInUse", err)
+		}
+	})
+
+	t.Run("another instance busy", func(t *testing.T) {
+		// A client that takes one message at a time and acknowledges it
+		// at once: its pull requests are filled as soon as they arrive,
+		// so that mostly none waits, but the deliveries go on.
+		ns, _, c := aloneConsumer(t, 2000)
+		_, other := otherClient(t, ns)
+		busy, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for busy.Err() == nil {
+				batch, err := other.Fetch(1, jetstream.FetchMaxWait(aloneExpiry))
+				if err != nil {
+					continue
+				}
+				for m := range batch.Messages() {
+					_ = m.Ack()
+					time.Sleep(2 * time.Millisecond)
+				}
+			}
+		}()
+		defer func() { stop(); <-done }()
+		_, err := pipeline.EnsureAlone(ctx, c, aloneExpiry)
+		if !errors.Is(err, pipeline.ErrConsumerInUse) {
+			t.Fatalf("EnsureAlone = %v, want ErrConsumerInUse", err)
+		}
+	})
+
+	t.Run("a predecessor stopped", func(t *testing.T) {
+		ns, _, c := aloneConsumer(t, 3)
+		nc, other := otherClient(t, ns)
+		it, err := other.Messages(jetstream.PullMaxMessages(8), jetstream.PullExpiry(aloneExpiry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			m, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		it.Drain()
+		nc.Close()
+		if _, err := pipeline.EnsureAlone(ctx, c, aloneExpiry); err != nil {
+			t.Fatalf("EnsureAlone = %v after a stop", err)
+		}
+	})
+
+	t.Run("a predecessor crashed", func(t *testing.T) {
+		// It took messages and never acknowledged them; its pull request
+		// may still be waiting at the first look.
+		ns, _, c := aloneConsumer(t, 4)
+		nc, other := otherClient(t, ns)
+		it, err := other.Messages(jetstream.PullMaxMessages(8), jetstream.PullExpiry(aloneExpiry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 4 {
+			if _, err := it.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nc.Close()
+		check, err := pipeline.EnsureAlone(ctx, c, aloneExpiry)
+		if err != nil {
+			t.Fatalf("EnsureAlone = %v after a crash", err)
+		}
+		if check.InFlight != 4 || check.Waited < 2*aloneExpiry {
+			t.Errorf("EnsureAlone = %+v, want 4 in flight and a watch of two expiries", check)
+		}
+	})
+}
+
+// waitWaiting waits until a pull request waits at the consumer.
+func waitWaiting(t *testing.T, c jetstream.Consumer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ci, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.NumWaiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no pull request waits at the consumer")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
