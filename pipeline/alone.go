@@ -14,12 +14,13 @@ import (
 var ErrConsumerInUse = errors.New("another client is pulling from the request consumer")
 
 // AloneCheck is what EnsureAlone saw; Waited is zero when the consumer
-// showed no sign of another client at the first look.
+// showed no sign of another client in its first two looks.
 type AloneCheck struct {
 	// Waited is how long EnsureAlone watched the consumer.
 	Waited time.Duration
 	// InFlight is the consumer's count of delivered, unacknowledged
-	// messages at the first look (a predecessor's, after a crash).
+	// messages at the first look (a predecessor's, after a crash or a
+	// stop that did not finish).
 	InFlight int
 }
 
@@ -30,15 +31,18 @@ type AloneCheck struct {
 // own idempotency would stand between a requeued order and a second
 // invoice.
 //
-// A consumer with no pull request waiting, no message in flight and no
-// delivery over an eighth of an expiry is taken after that look.
-// Otherwise (a predecessor's messages after a crash, its
-// pull requests not yet expired, or another instance at work) it watches
-// for two pull expiries: a pull request still waiting after the first
-// (the requests of a client that is gone expire within one), or a delivery
-// during the second, is another client's, and EnsureAlone returns
-// ErrConsumerInUse. A client whose workers are all busy and whose buffer
-// is full for the whole second expiry, with nothing waiting, goes unseen.
+// A consumer with no pull request waiting and no delivery over an eighth
+// of an expiry is taken after that look, messages in flight or not (a
+// predecessor's after a crash: the server drops the pull requests of a
+// connection it has seen close). Otherwise (another instance at work, or
+// the pull requests of a predecessor whose connection the server still
+// believes open) it watches for two pull expiries: a pull request still
+// waiting after the first (those of a client that is gone expire within
+// one), or a delivery during the second, is another client's, and
+// EnsureAlone returns ErrConsumerInUse. A client whose workers are all
+// busy and whose buffer is full, so that nothing waits and nothing is
+// delivered for that eighth of an expiry, goes unseen; so do two clients
+// that start at the same moment.
 // expiry is the pull expiry of the clients (PullExpiry); 0 means
 // PullExpiry.
 func EnsureAlone(ctx context.Context, c jetstream.Consumer, expiry time.Duration) (AloneCheck, error) {
@@ -50,16 +54,17 @@ func EnsureAlone(ctx context.Context, c jetstream.Consumer, expiry time.Duration
 		return AloneCheck{}, fmt.Errorf("request consumer info: %w", err)
 	}
 	check := AloneCheck{InFlight: first.NumAckPending}
-	if first.NumWaiting == 0 && first.NumAckPending == 0 {
-		// A client that acknowledges as fast as it is delivered to can
-		// show neither for an instant: a second look sees its deliveries.
-		second, err := lookAfter(ctx, c, expiry/8)
-		if err != nil {
-			return check, err
-		}
-		if second.NumWaiting == 0 && second.NumAckPending == 0 && second.Delivered.Consumer == first.Delivered.Consumer {
-			return check, nil
-		}
+	// A client that acknowledges as fast as it is delivered to shows
+	// neither a waiting pull request nor a message in flight for an
+	// instant: a second look sees its deliveries. Messages in flight with
+	// nothing waiting and nothing delivered are a predecessor's, whose
+	// connection the server has closed (a crash).
+	second, err := lookAfter(ctx, c, expiry/8)
+	if err != nil {
+		return check, err
+	}
+	if first.NumWaiting == 0 && second.NumWaiting == 0 && second.Delivered.Consumer == first.Delivered.Consumer {
+		return check, nil
 	}
 	settle := expiry + expiry/4
 	start := time.Now()

@@ -148,8 +148,8 @@ func TestEnsureAlone(t *testing.T) {
 	})
 
 	t.Run("a predecessor crashed", func(t *testing.T) {
-		// It took messages and never acknowledged them; its pull request
-		// may still be waiting at the first look.
+		// It took messages and never acknowledged them; the server saw its
+		// connection close.
 		ns, _, c := aloneConsumer(t, 4)
 		nc, other := otherClient(t, ns)
 		it, err := other.Messages(jetstream.PullMaxMessages(8), jetstream.PullExpiry(aloneExpiry))
@@ -166,8 +166,32 @@ func TestEnsureAlone(t *testing.T) {
 		if err != nil {
 			t.Fatalf("EnsureAlone = %v after a crash", err)
 		}
-		if check.InFlight != 4 || check.Waited < 2*aloneExpiry {
-			t.Errorf("EnsureAlone = %+v, want 4 in flight and a watch of two expiries", check)
+		if check.InFlight != 4 {
+			t.Errorf("EnsureAlone = %+v, want the 4 messages in flight", check)
+		}
+	})
+
+	t.Run("a predecessor's last pull request", func(t *testing.T) {
+		// A predecessor whose connection the server believes open (its
+		// host gone without a word) left a pull request, which waits
+		// until it expires: EnsureAlone watches, and lets the start go on.
+		ns, _, c := aloneConsumer(t, 0)
+		nc, _ := otherClient(t, ns)
+		inbox := nats.NewInbox()
+		if _, err := nc.SubscribeSync(inbox); err != nil {
+			t.Fatal(err)
+		}
+		req := fmt.Appendf(nil, `{"batch":8,"expires":%d}`, (aloneExpiry * 9 / 10).Nanoseconds())
+		if err := nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.REQ.invoicer", inbox, req); err != nil {
+			t.Fatal(err)
+		}
+		waitWaiting(t, c)
+		check, err := pipeline.EnsureAlone(ctx, c, aloneExpiry)
+		if err != nil {
+			t.Fatalf("EnsureAlone = %v with a pull request that expires", err)
+		}
+		if check.Waited < 2*aloneExpiry {
+			t.Errorf("EnsureAlone = %+v, want a watch of two expiries", check)
 		}
 	})
 }

@@ -433,7 +433,7 @@ func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topo
 	}
 	if check.Waited > 0 {
 		log.Info().Int("in_flight", check.InFlight).Dur("watched", check.Waited).
-			Msg("the request consumer had messages in flight or pull requests from before this start (a crash, or a stop that did not finish); no other instance is pulling from it")
+			Msg("the request consumer had pull requests waiting or deliveries under way when this instance started; watched until they expired: no other instance is pulling from it")
 	}
 	return nil
 }
