@@ -78,6 +78,11 @@ type Metrics struct {
 	// exports it, so that an alert can count the instances that answer
 	// against it and see one whose pod is gone, which has no series left.
 	Partitions prometheus.Gauge
+	// PartnerAnswers counts the answers of the consumer binary's partner
+	// API (GET /partner/queryInvoice) by result code: 0 success,
+	// 1001-1006 the partner's side or a document not available yet, 1007
+	// too many queries at once, 1500 the consumer's side.
+	PartnerAnswers *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -128,6 +133,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_partitions", Help: "Partitions the request stream is split into (--partitions; 1 without), one instance each.",
 		}),
+		PartnerAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invoice_partner_answers_total",
+			Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001-1006 the partner's side or a document not available yet, 1007 too many queries at once, 1500 the consumer's side.",
+		}, []string{"result"}),
 	}
 	// Every series an alert counts with increase() exists from the start at
 	// 0: a series that first appears at 1 shows no increase, and the first
@@ -145,9 +154,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{"kept", "failed"} {
 		m.Documents.WithLabelValues(o)
 	}
+	for _, r := range []string{"0", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1500"} {
+		m.PartnerAnswers.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls, m.OrderSaves,
-			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans, m.Partitions)
+			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans, m.Partitions,
+			m.PartnerAnswers)
 	}
 	return m
 }

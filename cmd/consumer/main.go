@@ -48,6 +48,7 @@ type options struct {
 	noClaim      bool
 	ackWait      time.Duration
 	httpListen   string
+	partnerMax   int
 	pprofListen  string
 	sandboxAddr  string
 	sandboxDelay time.Duration
@@ -151,6 +152,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.DurationVar(&o.redWait, "red-confirm-wait", envDur("INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait), "how long a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", envOrOff("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it, as INVOICE_HTTP set to "" does (INVOICE_HTTP)`)
+	fs.IntVar(&o.partnerMax, "partner-max-queries", envInt("INVOICE_PARTNER_MAX_QUERIES", 32), "partner API queries answered at once; more wait up to 1 s, then get 1007 (HTTP 429); 0 means no bound (INVOICE_PARTNER_MAX_QUERIES)")
 	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
 	fs.DurationVar(&o.sandboxDelay, "sandbox-latency", envDur("INVOICE_SANDBOX_LATENCY", 0), "latency the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
@@ -214,6 +216,9 @@ func (o *options) validate() error {
 	var errs []error
 	if o.workers < 1 || o.workers > 4096 {
 		errs = append(errs, fmt.Errorf("--workers %d: must be 1 to 4096", o.workers))
+	}
+	if o.partnerMax < 0 {
+		errs = append(errs, fmt.Errorf("--partner-max-queries %d: must be 0 (no bound) or more", o.partnerMax))
 	}
 	if o.partitions > 1 && (o.partition < 0 || o.partition >= o.partitions) {
 		errs = append(errs, fmt.Errorf("--partition %d: must be 0 to %d", o.partition, o.partitions-1))

@@ -54,6 +54,8 @@ import (
 //	1006 503  the invoice document is not available yet; ask again (a
 //	          link that gives no PDF, partnerDocumentPatience after
 //	          issuance, is answered without invoiceFile instead)
+//	1007 429  too many queries at once (more than --partner-max-queries
+//	          past the signature check, for partnerSlotWait); ask again
 //	1500 500  internal error (the order store, or the owning instance,
 //	          did not answer)
 type partnerAPI struct {
@@ -74,20 +76,48 @@ type partnerAPI struct {
 	// answers counts the answers by result code (0 for success); nil
 	// counts nothing.
 	answers *prometheus.CounterVec
+	// slots bounds the queries answered at once (each may read the order
+	// store, ask another instance and fetch PDFs): a flood of queries
+	// from one partner must not take the provider's PDF links, the object
+	// store or the listener that /readyz and /metrics share from
+	// everything else. nil means no bound.
+	slots chan struct{}
 }
 
-// newPartnerAnswers returns the counter of the partner API's answers,
-// registered with reg.
-func newPartnerAnswers(reg prometheus.Registerer) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "invoice_partner_answers_total",
-		Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001-1006 the partner's side or a document not available yet, 1500 the consumer's side.",
-	}, []string{"result"})
-	for _, result := range []string{"0", "1001", "1002", "1003", "1004", "1005", "1006", "1500"} {
-		c.WithLabelValues(result) // a series from the start, at 0
+// partnerSlotWait is how long a query waits for one of the slots before it
+// is answered 1007.
+const partnerSlotWait = time.Second
+
+// newPartnerSlots returns the slots of at most n queries at once; n <= 0
+// means no bound (nil).
+func newPartnerSlots(n int) chan struct{} {
+	if n <= 0 {
+		return nil
 	}
-	reg.MustRegister(c)
-	return c
+	return make(chan struct{}, n)
+}
+
+// acquire takes a slot, waiting up to partnerSlotWait; it returns the
+// function that gives it back, or false when none came free.
+func (p *partnerAPI) acquire(ctx context.Context) (func(), bool) {
+	if p.slots == nil {
+		return func() {}, true
+	}
+	release := func() { <-p.slots }
+	select {
+	case p.slots <- struct{}{}:
+		return release, true
+	default:
+	}
+	t := time.NewTimer(partnerSlotWait)
+	defer t.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return release, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, false
 }
 
 // count counts an answer.
@@ -168,13 +198,20 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, http.StatusBadRequest, 1001, "requestId must be <sellerTaxNum>:<orderNo>, the tax number at most 20 characters, the order number 1 to 20 printable ASCII characters without spaces")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
 	key := schemas.OrderKey{Seller: schemas.NormalizeTaxNumber(seller), OrderNo: orderNo}
 	if allowed, scoped := p.sellers[channel]; scoped && !allowed[key.Seller] {
 		p.fail(w, http.StatusNotFound, 1005, "no such request")
 		return
 	}
+	release, ok := p.acquire(r.Context())
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		p.fail(w, http.StatusTooManyRequests, 1007, fmt.Sprintf("too many queries at once (at most %d); ask again shortly", cap(p.slots)))
+		return
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
 	rec, found, err := p.lookup(ctx, key)
 	if errors.Is(err, store.ErrInvalidKey) {
 		p.fail(w, http.StatusBadRequest, 1001, "requestId names an order no request can have")

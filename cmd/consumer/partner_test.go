@@ -18,7 +18,6 @@ import (
 	"github.com/fapiaohub/invoicer/store/storetest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -115,7 +114,7 @@ func TestPartnerAPI(t *testing.T) {
 	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte("acme-secret-0123456789"), "beta": []byte("beta-secret-0123456789")},
 		sellers: map[string]map[string]bool{"beta": {"S2": true}},
 		store:   db, docs: docs, window: 5 * time.Minute, now: func() time.Time { return now },
-		answers: newPartnerAnswers(prometheus.NewRegistry())}
+		answers: pipeline.NewMetrics(nil).PartnerAnswers}
 
 	call := func(q map[string]string) (int, partnerAnswer) {
 		r := httptest.NewRequest(http.MethodGet, "/partner/queryInvoice", nil)
@@ -298,5 +297,97 @@ func TestPartnerAPIAsksTheOwnerOfAnotherPartition(t *testing.T) {
 	}
 	if code, a := ask(seller + ":NONE"); code != 404 || a.Result != 1005 {
 		t.Fatalf("an order the owner does not have: %d %+v, want 1005", code, a)
+	}
+}
+
+// TestPartnerAPIBoundsTheQueriesAtOnce checks --partner-max-queries: with
+// the slots taken by queries whose PDFs are slow to come, another signed
+// query waits partnerSlotWait and is answered 1007 (HTTP 429, Retry-After),
+// an unsigned one is still answered at once, and once a slot is free a
+// query is answered again.
+func TestPartnerAPIBoundsTheQueriesAtOnce(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	now := time.Now()
+	rec := schemas.OrderRecord{Seller: "S1", OrderNo: "SLOW", Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now}
+	stored, err := db.Put(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.State, stored.CompletedAt = schemas.StateIssued, now
+	stored.Invoices = []schemas.Invoice{{DigitalInvoiceNo: "26332000000000000001", PdfURL: "http://provider/1.pdf", TotalAmount: schemas.ParseAmount("1.00")}}
+	stored.Documents = []string{"doc-0"}
+	if _, err := db.Put(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	started, unblock := make(chan struct{}, 8), make(chan struct{})
+	docs := docsFunc{
+		keep: func(context.Context, schemas.OrderKey, []schemas.Invoice) ([]string, error) {
+			return []string{"doc-0"}, nil
+		},
+		get: func(ctx context.Context, name string) ([]byte, error) {
+			started <- struct{}{}
+			select {
+			case <-unblock:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return []byte("%PDF-1.4 " + name), nil
+		},
+	}
+	const secret = "acme-secret-0123456789"
+	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte(secret)}, store: db, docs: docs, window: 5 * time.Minute,
+		now: time.Now, answers: pipeline.NewMetrics(nil).PartnerAnswers, slots: newPartnerSlots(2)}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	query := func(secret string) (*http.Response, partnerAnswer) {
+		q := partnerQuery("acme", secret, "S1:SLOW", time.Now())
+		resp, err := http.Get(srv.URL + "/partner/queryInvoice?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a partnerAnswer
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		return resp, a
+	}
+
+	held := make(chan partnerAnswer, 2)
+	for range 2 {
+		go func() {
+			_, a := query(secret)
+			held <- a
+		}()
+	}
+	<-started
+	<-started // both slots taken
+	begin := time.Now()
+	resp, a := query(secret)
+	if resp.StatusCode != http.StatusTooManyRequests || a.Result != 1007 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a third query at once: HTTP %d %+v (Retry-After %q), want 429, 1007 and Retry-After", resp.StatusCode, a, resp.Header.Get("Retry-After"))
+	}
+	if waited := time.Since(begin); waited < partnerSlotWait {
+		t.Errorf("answered 1007 after %s, before the %s wait for a slot", waited, partnerSlotWait)
+	}
+	if !strings.Contains(a.Message, "at most 2") {
+		t.Errorf("1007's message %q does not give the bound", a.Message)
+	}
+	// A query with a wrong signature takes no slot.
+	if resp, a := query("wrong-secret-0123456789"); resp.StatusCode != http.StatusUnauthorized || a.Result != 1004 {
+		t.Errorf("a wrongly signed query while the slots are taken: HTTP %d %+v, want 401 and 1004", resp.StatusCode, a)
+	}
+	close(unblock)
+	for range 2 {
+		if a := <-held; a.Result != 0 {
+			t.Errorf("a held query was answered %+v", a)
+		}
+	}
+	if resp, a := query(secret); resp.StatusCode != http.StatusOK || a.Result != 0 {
+		t.Errorf("a query after the slots came free: HTTP %d %+v", resp.StatusCode, a)
+	}
+	if got := testutil.ToFloat64(api.answers.WithLabelValues("1007")); got != 1 {
+		t.Errorf("invoice_partner_answers_total{result=\"1007\"} = %v, want 1", got)
 	}
 }

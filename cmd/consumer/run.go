@@ -185,7 +185,8 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 			}
 		}
 		partner := &partnerAPI{secrets: secrets, sellers: scopes, store: p.Orders(), docs: docs, window: 5 * time.Minute, now: time.Now,
-			partitions: o.partitions, partition: o.partition, remote: statusLookup(nc, subjects), answers: newPartnerAnswers(reg)}
+			partitions: o.partitions, partition: o.partition, remote: statusLookup(nc, subjects), answers: metrics.PartnerAnswers,
+			slots: newPartnerSlots(o.partnerMax)}
 		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy}
 		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
 		if err != nil {
