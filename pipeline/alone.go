@@ -31,18 +31,22 @@ type AloneCheck struct {
 // own idempotency would stand between a requeued order and a second
 // invoice.
 //
-// A consumer with no pull request waiting and no delivery over an eighth
-// of an expiry is taken after that look, messages in flight or not (a
-// predecessor's after a crash: the server drops the pull requests of a
-// connection it has seen close). Otherwise (another instance at work, or
-// the pull requests of a predecessor whose connection the server still
+// A consumer with no pull request waiting, no delivery and no
+// acknowledgement over an eighth of an expiry is taken after that look,
+// messages in flight or not (a predecessor's after a crash: the server
+// drops the pull requests of a connection it has seen close, and a client
+// that is gone acknowledges nothing). Otherwise (another instance at work,
+// or the pull requests of a predecessor whose connection the server still
 // believes open) it watches for two pull expiries: a pull request still
 // waiting after the first (those of a client that is gone expire within
-// one), or a delivery during the second, is another client's, and
-// EnsureAlone returns ErrConsumerInUse. A client whose workers are all
-// busy and whose buffer is full, so that nothing waits and nothing is
-// delivered for that eighth of an expiry, goes unseen; so do two clients
-// that start at the same moment.
+// one), or a delivery or an acknowledgement during the second, is another
+// client's, and EnsureAlone returns ErrConsumerInUse. Acknowledgements
+// are what show a client whose workers are all busy and whose pull buffer
+// is full (a backlog and a slow provider): it has no pull request waiting
+// and takes no delivery for seconds, but acknowledges each request it
+// finishes. One none of whose workers finishes anything for that eighth
+// of an expiry goes unseen; so do two clients that start at the same
+// moment.
 // expiry is the pull expiry of the clients (PullExpiry); 0 means
 // PullExpiry.
 func EnsureAlone(ctx context.Context, c jetstream.Consumer, expiry time.Duration) (AloneCheck, error) {
@@ -63,7 +67,7 @@ func EnsureAlone(ctx context.Context, c jetstream.Consumer, expiry time.Duration
 	if err != nil {
 		return check, err
 	}
-	if first.NumWaiting == 0 && second.NumWaiting == 0 && second.Delivered.Consumer == first.Delivered.Consumer {
+	if first.NumWaiting == 0 && second.NumWaiting == 0 && second.Delivered.Consumer == first.Delivered.Consumer && !ackedSince(first, second) {
 		return check, nil
 	}
 	settle := expiry + expiry/4
@@ -79,11 +83,27 @@ func EnsureAlone(ctx context.Context, c jetstream.Consumer, expiry time.Duration
 	}
 	waiting := max(before.NumWaiting, after.NumWaiting)
 	delivered := after.Delivered.Consumer - before.Delivered.Consumer
-	if waiting > 0 || delivered > 0 {
-		return check, fmt.Errorf("%w: consumer %s on stream %s had %d pull request(s) waiting and made %d deliveries in %s, none of them to this instance",
-			ErrConsumerInUse, after.Name, after.Stream, waiting, delivered, settle.Round(100*time.Millisecond))
+	acked := ackedSince(before, after)
+	if waiting > 0 || delivered > 0 || acked {
+		acks := ""
+		if acked {
+			acks = ", and took acknowledgements meanwhile"
+		}
+		return check, fmt.Errorf("%w: consumer %s on stream %s had %d pull request(s) waiting and made %d deliveries in %s, none of them to this instance%s",
+			ErrConsumerInUse, after.Name, after.Stream, waiting, delivered, settle.Round(100*time.Millisecond), acks)
 	}
 	return check, nil
+}
+
+// ackedSince reports whether the consumer was acknowledged to between two
+// looks: the server's time of its last acknowledgement (AckFloor.Last,
+// set by every ack it takes) moved. A new consumer leader starts without
+// one, which is no acknowledgement.
+func ackedSince(a, b *jetstream.ConsumerInfo) bool {
+	if b.AckFloor.Last == nil {
+		return false
+	}
+	return a.AckFloor.Last == nil || b.AckFloor.Last.After(*a.AckFloor.Last)
 }
 
 // lookAfter reads the consumer's info after d.

@@ -124,6 +124,36 @@ func TestEnsureAlone(t *testing.T) {
 		}
 	})
 
+	t.Run("another instance with its buffer full", func(t *testing.T) {
+		// A client whose workers are all busy and whose pull buffer is
+		// full, as pipeline.Loop's is under a backlog with a slow
+		// provider: no pull request waits and nothing is delivered for
+		// seconds, but its workers acknowledge what they finish.
+		ns, _, c := aloneConsumer(t, 2000)
+		_, other := otherClient(t, ns)
+		batch, err := other.Fetch(200, jetstream.FetchMaxWait(aloneExpiry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		busy, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for m := range batch.Messages() {
+				if busy.Err() != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+				_ = m.Ack()
+			}
+		}()
+		defer func() { stop(); <-done }()
+		_, err = pipeline.EnsureAlone(ctx, c, aloneExpiry)
+		if !errors.Is(err, pipeline.ErrConsumerInUse) {
+			t.Fatalf("EnsureAlone = %v, want ErrConsumerInUse", err)
+		}
+	})
+
 	t.Run("a predecessor stopped", func(t *testing.T) {
 		ns, _, c := aloneConsumer(t, 3)
 		nc, other := otherClient(t, ns)
