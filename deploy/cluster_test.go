@@ -68,15 +68,19 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
-	// An instance started without --replicas 3 is refused: it would take
-	// the streams down to one copy each.
+	// An instance started without --replicas 3 beside the running one is
+	// refused, before it changes anything: it would take the streams down
+	// to one copy each, and the durable from the running instance. The
+	// check for another instance on the durable comes first, so that is
+	// the reason given (pipeline's TestSameShape covers the replica
+	// count's own message).
 	stray := launchConsumer(t, b, all, writeConfig(t, sbURL))
 	select {
 	case <-stray.exited:
 	case <-time.After(60 * time.Second):
 		t.Fatal("a consumer without --replicas started on the replicated streams")
 	}
-	if logs := stray.logText(); !strings.Contains(logs, "has 3 replica(s), and this consumer is configured for 1") {
+	if logs := stray.logText(); !strings.Contains(logs, "another client is pulling from the request consumer: consumer invoicer on stream INVOICE_REQUESTS") {
 		t.Errorf("the refused consumer's log does not say why:\n%s", tail(logs, 2000))
 	}
 	again, err := orders.js.Stream(ctx, pipeline.DefaultRequestStream)

@@ -102,7 +102,7 @@ func TestPartitions(t *testing.T) {
 	// directory, as a copy of the StatefulSet or a debugging run would
 	// have) is refused: it would take the running instance's requests
 	// with an order store that has none of its orders.
-	twin := launchConsumer(t, b, srv.url, config, "--partitions", strconv.Itoa(partitions), "--partition", "1")
+	twin := launchConsumer(t, b, srv.url, config, "--partitions", strconv.Itoa(partitions), "--partition", "1", "--prefix", "twin")
 	select {
 	case <-twin.exited:
 	case <-time.After(60 * time.Second):

@@ -81,6 +81,13 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	topo := pipeline.Topology{Subjects: subjects, Replicas: o.replicas, Partitions: o.partitions, Reconfigure: o.reconfigure}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, pipeline.SetupTimeout)
 	defer cancelSetup()
+	// Before the streams and the durable are updated to this instance's
+	// settings: a second instance must change nothing of the first one's
+	// (its subjects, partitions, ack wait or pull limits) before it is
+	// refused.
+	if err := ensureAlone(setupCtx, js, topo, pipeline.ConsumerSettings{Partition: o.partition}, o, log); err != nil {
+		return err
+	}
 	if err := topo.Ensure(setupCtx, js); err != nil {
 		if errors.Is(err, pipeline.ErrTopologyChanged) {
 			return fmt.Errorf("%w. Start with the streams' --partitions and --replicas (INVOICE_PARTITIONS, INVOICE_REPLICAS); to change them, follow deploy/README.md (\"Changing the number of partitions\") and start one instance with --reconfigure-streams", err)
@@ -88,11 +95,6 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		return err
 	}
 	settings := pipeline.ConsumerSettings{Partition: o.partition, Workers: o.workers, AckWait: o.ackWait}
-	// Before the durable is updated to this instance's settings: a second
-	// instance must not change the first one's ack wait or pull limits.
-	if err := ensureAlone(setupCtx, js, topo, settings, o, log); err != nil {
-		return err
-	}
 	cons, err := topo.EnsureConsumer(setupCtx, js, settings)
 	if err != nil {
 		return err
@@ -415,7 +417,7 @@ func busyDelay(d time.Duration) time.Duration {
 func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topology, s pipeline.ConsumerSettings, o *options, log zerolog.Logger) error {
 	stream, durable := topo.WithDefaults().RequestStream, topo.Consumer(s).Durable
 	cons, err := js.Consumer(ctx, stream, durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil // the first start: nobody pulls from a durable that does not exist
 	}
 	if err != nil {
@@ -427,7 +429,7 @@ func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topo
 		if o.partitions > 1 {
 			fix = fmt.Sprintf("stop the other instance of partition %d, or give this one another --partition (INVOICE_PARTITION)", o.partition)
 		}
-		return fmt.Errorf("%w. Each instance keeps its own order store, so two on one consumer could issue an invoice twice: %s", err, fix)
+		return fmt.Errorf("%w. Each instance keeps its own order store, so two on one consumer could issue an invoice twice: %s. (An instance still finishing its last requests after it was told to stop acknowledges them too, for up to its --shutdown-timeout: if that is all that runs, start again once it has exited.)", err, fix)
 	}
 	if err != nil {
 		return err
