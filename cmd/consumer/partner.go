@@ -204,6 +204,9 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	release, ok := p.acquire(r.Context())
+	if !ok && r.Context().Err() != nil {
+		return // the partner hung up while it waited for a turn: nobody to answer
+	}
 	if !ok {
 		w.Header().Set("Retry-After", "1")
 		p.fail(w, http.StatusTooManyRequests, 1007, fmt.Sprintf("too many queries at once (at most %d); ask again shortly", cap(p.slots)))
