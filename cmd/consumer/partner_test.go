@@ -374,6 +374,16 @@ func TestPartnerAPIBoundsTheQueriesAtOnce(t *testing.T) {
 	if !strings.Contains(a.Message, "at most 2") {
 		t.Errorf("1007's message %q does not give the bound", a.Message)
 	}
+	// A partner that hangs up while it waits for a turn is not answered
+	// or counted.
+	gone, hangUp := context.WithCancel(ctx)
+	r := httptest.NewRequestWithContext(gone, http.MethodGet, "/partner/queryInvoice?"+partnerQuery("acme", secret, "S1:SLOW", time.Now()).Encode(), nil)
+	w := httptest.NewRecorder()
+	time.AfterFunc(100*time.Millisecond, hangUp)
+	api.ServeHTTP(w, r)
+	if w.Body.Len() != 0 {
+		t.Errorf("a partner that hung up was answered %s", w.Body)
+	}
 	// A query with a wrong signature takes no slot.
 	if resp, a := query("wrong-secret-0123456789"); resp.StatusCode != http.StatusUnauthorized || a.Result != 1004 {
 		t.Errorf("a wrongly signed query while the slots are taken: HTTP %d %+v, want 401 and 1004", resp.StatusCode, a)
