@@ -102,10 +102,7 @@ func TestEnsureAlone(t *testing.T) {
 		// so that mostly none waits, but the deliveries go on.
 		ns, _, c := aloneConsumer(t, 2000)
 		_, other := otherClient(t, ns)
-		busy, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
+		wantRefusedWhile(ctx, t, c, func(busy context.Context) {
 			for busy.Err() == nil {
 				batch, err := other.Fetch(1, jetstream.FetchMaxWait(aloneExpiry))
 				if err != nil {
@@ -116,12 +113,7 @@ func TestEnsureAlone(t *testing.T) {
 					time.Sleep(2 * time.Millisecond)
 				}
 			}
-		}()
-		defer func() { stop(); <-done }()
-		_, err := pipeline.EnsureAlone(ctx, c, aloneExpiry)
-		if !errors.Is(err, pipeline.ErrConsumerInUse) {
-			t.Fatalf("EnsureAlone = %v, want ErrConsumerInUse", err)
-		}
+		})
 	})
 
 	t.Run("another instance with its buffer full", func(t *testing.T) {
@@ -135,10 +127,7 @@ func TestEnsureAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		busy, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
+		wantRefusedWhile(ctx, t, c, func(busy context.Context) {
 			for m := range batch.Messages() {
 				if busy.Err() != nil {
 					return
@@ -146,12 +135,7 @@ func TestEnsureAlone(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 				_ = m.Ack()
 			}
-		}()
-		defer func() { stop(); <-done }()
-		_, err = pipeline.EnsureAlone(ctx, c, aloneExpiry)
-		if !errors.Is(err, pipeline.ErrConsumerInUse) {
-			t.Fatalf("EnsureAlone = %v, want ErrConsumerInUse", err)
-		}
+		})
 	})
 
 	t.Run("a predecessor stopped", func(t *testing.T) {
@@ -224,6 +208,23 @@ func TestEnsureAlone(t *testing.T) {
 			t.Errorf("EnsureAlone = %+v, want a watch of two expiries", check)
 		}
 	})
+}
+
+// wantRefusedWhile runs work, another client's, until EnsureAlone has
+// answered (then cancels its context and waits for it), and wants
+// ErrConsumerInUse.
+func wantRefusedWhile(ctx context.Context, t *testing.T, c jetstream.Consumer, work func(busy context.Context)) {
+	t.Helper()
+	busy, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		work(busy)
+	}()
+	defer func() { stop(); <-done }()
+	if _, err := pipeline.EnsureAlone(ctx, c, aloneExpiry); !errors.Is(err, pipeline.ErrConsumerInUse) {
+		t.Fatalf("EnsureAlone = %v, want ErrConsumerInUse", err)
+	}
 }
 
 // waitWaiting waits until a pull request waits at the consumer.
