@@ -24,8 +24,10 @@
 # whole output, kept after the run).
 #
 # It first reads the machine's speed for the hour (go test -bench
-# Decode/typical ./schemas/, three times) and again at the end: the figures
-# depend on it (README.md, "How to read the figures"). Every process it
+# Decode/typical ./schemas/ for the CPU, and go test -bench PutPerTx
+# ./store/, an order-store commit, for the kernel and the disk; three times
+# each) and again at the end: the figures depend on it (README.md, "How to
+# read the figures"). Every process it
 # starts listens on 127.0.0.1 only and is stopped when it exits. The exit
 # status is 0 when every run completed, whether or not it met its target,
 # and 1 when one could not be run.
@@ -129,6 +131,17 @@ yardstick() {
 	echo
 }
 
+# kernel_yardstick prints three timings in µs of an order-store commit of
+# one record (store's BenchmarkPutPerTx: page writes and two fdatasyncs, in
+# a directory under $OUT), the kernel's share of the hour: on this machine
+# system calls and disk flushes cost what the host's load makes them
+# (cmd/publisher/PERFORMANCE.md, the night of 2026-12-07).
+kernel_yardstick() {
+	(cd "$ROOT/store" && TMPDIR=$OUT "$BIN/store.test" -test.run '^$' -test.bench 'PutPerTx' -test.benchtime 1s -test.count 3) |
+		awk '/PutPerTx/ { printf "%d ", $3 / 1000 }'
+	echo
+}
+
 # on_core CORE COMMAND...: sets CMD to COMMAND, run on that core
 # (taskset) when CORE is set and PIN is on. The caller runs "${CMD[@]}"
 # itself, so that a command put in the background has its own pid, not a
@@ -222,10 +235,12 @@ mkdir -p "$BIN"
 	go build -o "$BIN/" ./cmd/consumer ./cmd/publisher ./cmd/sandbox
 	go build -o "$BIN/nats-server" github.com/nats-io/nats-server/v2
 	go test -c -o "$BIN/schemas.test" ./schemas
+	go test -c -o "$BIN/store.test" ./store
 )
 sed "s|http://127.0.0.1:9100|http://127.0.0.1:$SANDBOX_PORT|" "$ROOT/deploy/sandbox-sellers.yaml" >"$OUT/sellers.yaml"
 
 echo "Decode/typical (µs) at the start: $(yardstick)"
+echo "order-store commit (µs) at the start: $(kernel_yardstick)"
 
 run_ratio() {
 	local i met=0
@@ -341,6 +356,7 @@ done
 
 echo
 echo "Decode/typical (µs) at the end: $(yardstick)"
+echo "order-store commit (µs) at the end: $(kernel_yardstick)"
 echo "logs and bench's output: $OUT"
 echo
 printf '%s\n' "${verdicts[@]}"

@@ -45,6 +45,8 @@ func TestTargetsScript(t *testing.T) {
 	text := string(out)
 	for _, re := range []string{
 		`(?m)^Decode/typical \(µs\) at the start: \d+ \d+ \d+ $`,
+		`(?m)^order-store commit \(µs\) at the start: \d+ \d+ \d+ $`,
+		`(?m)^order-store commit \(µs\) at the end: \d+ \d+ \d+ $`,
 		`(?m)^ratio  run 1: ratio 0\.\d+ \([0-9.]+/s against a relay of [0-9.]+/s\), CPU [0-9.]+ ms a result$`,
 		`(?m)^slow   run 1: [0-9.]+/s, [0-9.]+% of [0-9.]+/s \(32 workers / \([0-9.]+ calls a result x 20ms\)\)`,
 		`(?m)^open   run 1, claim: p99 [0-9.]+ ms, p50 [0-9.]+ ms, CPU [0-9.]+ ms a result$`,
