@@ -60,9 +60,10 @@ func EnsureAlone(ctx context.Context, c jetstream.Consumer, expiry time.Duration
 	check := AloneCheck{InFlight: first.NumAckPending}
 	// A client that acknowledges as fast as it is delivered to shows
 	// neither a waiting pull request nor a message in flight for an
-	// instant: a second look sees its deliveries. Messages in flight with
-	// nothing waiting and nothing delivered are a predecessor's, whose
-	// connection the server has closed (a crash).
+	// instant: a second look sees its deliveries and acknowledgements.
+	// Messages in flight with nothing waiting, delivered or acknowledged
+	// are a predecessor's, whose connection the server has closed (a
+	// crash).
 	second, err := lookAfter(ctx, c, expiry/8)
 	if err != nil {
 		return check, err
@@ -82,7 +83,12 @@ func EnsureAlone(ctx context.Context, c jetstream.Consumer, expiry time.Duration
 		return check, err
 	}
 	waiting := max(before.NumWaiting, after.NumWaiting)
-	delivered := after.Delivered.Consumer - before.Delivered.Consumer
+	var delivered uint64
+	if after.Delivered.Consumer > before.Delivered.Consumer {
+		// Not the other way round: a durable recreated, or a new leader
+		// behind the old one, is no delivery (and no uint64 wrap).
+		delivered = after.Delivered.Consumer - before.Delivered.Consumer
+	}
 	acked := ackedSince(before, after)
 	if waiting > 0 || delivered > 0 || acked {
 		acks := ""

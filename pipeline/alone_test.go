@@ -245,3 +245,31 @@ func waitWaiting(t *testing.T, c jetstream.Consumer) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// infoSequence is a consumer whose Info answers the given infos in turn.
+type infoSequence struct {
+	jetstream.Consumer
+	infos []*jetstream.ConsumerInfo
+}
+
+func (s *infoSequence) Info(context.Context) (*jetstream.ConsumerInfo, error) {
+	ci := s.infos[0]
+	if len(s.infos) > 1 {
+		s.infos = s.infos[1:]
+	}
+	return ci, nil
+}
+
+// TestEnsureAloneAcrossARecreatedDurable checks that a delivered count that
+// goes down between the watch's two looks (the durable deleted and created
+// again, or a new leader behind the old one) is not taken for deliveries.
+func TestEnsureAloneAcrossARecreatedDurable(t *testing.T) {
+	info := func(waiting int, delivered uint64) *jetstream.ConsumerInfo {
+		return &jetstream.ConsumerInfo{Name: "invoicer", Stream: "REQ", NumWaiting: waiting, Delivered: jetstream.SequenceInfo{Consumer: delivered}}
+	}
+	c := &infoSequence{infos: []*jetstream.ConsumerInfo{info(1, 100), info(1, 100), info(0, 100), info(0, 5)}}
+	check, err := pipeline.EnsureAlone(context.Background(), c, 8*time.Millisecond)
+	if err != nil || check.Waited == 0 {
+		t.Fatalf("EnsureAlone = %+v, %v; want a watch and no error", check, err)
+	}
+}
