@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,8 +46,8 @@ type AloneCheck struct {
 // is full (a backlog and a slow provider): it has no pull request waiting
 // and takes no delivery for seconds, but acknowledges each request it
 // finishes. One none of whose workers finishes anything for that eighth
-// of an expiry goes unseen; so do two clients that start at the same
-// moment.
+// of an expiry goes unseen, and so do two clients that start at the same
+// moment: WatchOwner catches those once they run.
 // expiry is the pull expiry of the clients (PullExpiry); 0 means
 // PullExpiry.
 func EnsureAlone(ctx context.Context, c jetstream.Consumer, expiry time.Duration) (AloneCheck, error) {
@@ -126,4 +127,116 @@ func lookAfter(ctx context.Context, c jetstream.Consumer, d time.Duration) (*jet
 		return nil, fmt.Errorf("request consumer info: %w", err)
 	}
 	return ci, nil
+}
+
+// OwnerMetadataKey is the key of the durable request consumer's metadata
+// that names the instance that took it last (Owner.String).
+const OwnerMetadataKey = "invoicer-owner"
+
+// ErrDurableTaken is reported by WatchOwner when another instance has
+// taken the durable and this one is to stop.
+var ErrDurableTaken = errors.New("another instance took the request consumer")
+
+// Owner is an instance that takes the durable request consumer: when it
+// started, and a name that says which it is (host, data directory,
+// process).
+type Owner struct {
+	Started time.Time
+	Name    string
+}
+
+// String renders the owner as the durable's metadata value: the start time
+// (RFC 3339, nanoseconds, UTC), a space, the name.
+func (o Owner) String() string {
+	return o.Started.UTC().Format(time.RFC3339Nano) + " " + o.Name
+}
+
+// parseOwner reads an owner written by String; ok is false for anything
+// else (no owner, or one edited by hand).
+func parseOwner(s string) (Owner, bool) {
+	ts, name, _ := strings.Cut(s, " ")
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return Owner{}, false
+	}
+	return Owner{Started: t, Name: name}, true
+}
+
+// is reports whether o and other are the same instance.
+func (o Owner) is(other Owner) bool {
+	return o.Started.Equal(other.Started) && o.Name == other.Name
+}
+
+// before reports whether o started before other (the name breaks a tie).
+func (o Owner) before(other Owner) bool {
+	if !o.Started.Equal(other.Started) {
+		return o.Started.Before(other.Started)
+	}
+	return o.Name < other.Name
+}
+
+// OwnerWatch is WatchOwner's configuration.
+type OwnerWatch struct {
+	// Me is this instance, as EnsureConsumer wrote it.
+	Me Owner
+	// Interval between two looks; 0 means 5 seconds.
+	Interval time.Duration
+	// Reclaim writes Me into the durable again (Topology.EnsureConsumer
+	// with this instance's settings).
+	Reclaim func(ctx context.Context) error
+	// OnError is told of a look or a reclaim that failed; nil ignores them.
+	OnError func(error)
+}
+
+// WatchOwner closes the gap EnsureAlone leaves (two instances started at
+// the same moment, or one whose workers showed nothing for a moment): every
+// Interval it reads the durable's owner. When another instance has written
+// itself there, the one that started first keeps the durable: if that is
+// this one, it writes itself back (Reclaim); if it is the other, WatchOwner
+// returns ErrDurableTaken, naming it, and this instance is to stop. Both
+// compare the same two start times, so exactly one stops. A durable
+// without an owner (edited by hand) is left as it is. WatchOwner returns
+// nil when ctx ends.
+func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
+	if w.Interval <= 0 {
+		w.Interval = 5 * time.Second
+	}
+	fail := func(err error) {
+		if w.OnError != nil {
+			w.OnError(err)
+		}
+	}
+	t := time.NewTicker(w.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		lctx, cancel := context.WithTimeout(ctx, w.Interval)
+		info, err := c.Info(lctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				fail(fmt.Errorf("read the request consumer's owner: %w", err))
+			}
+			continue
+		}
+		other, ok := parseOwner(info.Config.Metadata[OwnerMetadataKey])
+		if !ok || other.is(w.Me) {
+			continue
+		}
+		if other.before(w.Me) {
+			return fmt.Errorf("%w (consumer %s on stream %s): %s, started %s, before this one (%s)",
+				ErrDurableTaken, info.Name, info.Stream, other.Name, other.Started.Format(time.RFC3339), w.Me.Started.Format(time.RFC3339))
+		}
+		if w.Reclaim != nil {
+			rctx, cancel := context.WithTimeout(ctx, w.Interval)
+			if err := w.Reclaim(rctx); err != nil && ctx.Err() == nil {
+				fail(fmt.Errorf("write this instance back as the request consumer's owner: %w", err))
+			}
+			cancel()
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -271,5 +272,87 @@ func TestEnsureAloneAcrossARecreatedDurable(t *testing.T) {
 	check, err := pipeline.EnsureAlone(context.Background(), c, 8*time.Millisecond)
 	if err != nil || check.Waited == 0 {
 		t.Fatalf("EnsureAlone = %+v, %v; want a watch and no error", check, err)
+	}
+}
+
+// TestWatchOwner checks that of two instances that took the durable, the
+// one that started first keeps it: it writes itself back, and the other's
+// watch returns ErrDurableTaken naming it. A durable whose owner was
+// edited away by hand is left alone.
+func TestWatchOwner(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topo := pipeline.Topology{MemoryStorage: true}
+	if err := topo.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	first := pipeline.Owner{Started: start, Name: "host-a /data pid 1"}
+	second := pipeline.Owner{Started: start.Add(time.Second), Name: "host-b /data pid 2"}
+	take := func(o pipeline.Owner) jetstream.Consumer {
+		c, err := topo.EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 4, Owner: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	owner := func(c jetstream.Consumer) string {
+		ci, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci.Config.Metadata[pipeline.OwnerMetadataKey]
+	}
+	watch := func(c jetstream.Consumer, me pipeline.Owner) (chan error, context.CancelFunc) {
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- pipeline.WatchOwner(wctx, c, pipeline.OwnerWatch{Me: me, Interval: 50 * time.Millisecond,
+				Reclaim: func(ctx context.Context) error {
+					_, err := topo.EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 4, Owner: me})
+					return err
+				},
+				OnError: func(err error) { t.Errorf("watch of %s: %v", me.Name, err) }})
+		}()
+		return done, stop
+	}
+
+	a := take(first)
+	aDone, stopA := watch(a, first)
+	defer stopA()
+	b := take(second) // started at the same moment: it wrote itself over the first
+	bDone, stopB := watch(b, second)
+	defer stopB()
+	select {
+	case err := <-bDone:
+		if !errors.Is(err, pipeline.ErrDurableTaken) || !strings.Contains(err.Error(), "host-a /data pid 1") {
+			t.Fatalf("the later instance's watch = %v, want ErrDurableTaken naming the first", err)
+		}
+	case err := <-aDone:
+		t.Fatalf("the first instance's watch returned %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the later instance's watch did not return")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for owner(a) != first.String() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the durable's owner is %q, want the first instance written back", owner(a))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// An owner removed by hand (nats consumer edit) is left as it is.
+	if _, err := topo.EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 4}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-aDone:
+		t.Fatalf("the first instance's watch returned %v on a durable without owner", err)
+	default:
+	}
+	if got := owner(a); got != "" {
+		t.Errorf("the owner removed by hand was written back: %q", got)
 	}
 }

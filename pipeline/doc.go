@@ -112,7 +112,9 @@
 // optionally partitioned by seller with a stream subject transform, and
 // creates or updates them idempotently. EnsureAlone refuses a start while
 // another client pulls from the durable: each instance's order store is its
-// own, so one durable must have one instance.
+// own, so one durable must have one instance. WatchOwner keeps that true
+// for instances that passed the check together: each writes itself into
+// the durable's metadata, and the one that started later stops.
 //
 // # Metrics
 //

@@ -180,6 +180,10 @@ type ConsumerSettings struct {
 	// hundred orders waiting for their provider would stall new work. 0
 	// means 1024.
 	Waiting int
+	// Owner, when set, is written into the durable's metadata
+	// (OwnerMetadataKey): the instance that takes the durable, so that
+	// another one started at the same moment can tell (WatchOwner).
+	Owner Owner
 }
 
 // Consumer returns the configuration of the durable request consumer:
@@ -213,6 +217,9 @@ func (t Topology) Consumer(s ConsumerSettings) jetstream.ConsumerConfig {
 	if t.Partitions > 1 {
 		cfg.Durable = t.Durable + "-" + strconv.Itoa(s.Partition)
 		cfg.FilterSubject = t.Subjects.Request("*") + "." + strconv.Itoa(s.Partition)
+	}
+	if !s.Owner.Started.IsZero() {
+		cfg.Metadata = map[string]string{OwnerMetadataKey: s.Owner.String()}
 	}
 	return cfg
 }

@@ -94,7 +94,8 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		}
 		return err
 	}
-	settings := pipeline.ConsumerSettings{Partition: o.partition, Workers: o.workers, AckWait: o.ackWait}
+	me := pipeline.Owner{Started: time.Now().UTC().Round(0), Name: fmt.Sprintf("%s pid %d", connectionName(o), os.Getpid())}
+	settings := pipeline.ConsumerSettings{Partition: o.partition, Workers: o.workers, AckWait: o.ackWait, Owner: me}
 	cons, err := topo.EnsureConsumer(setupCtx, js, settings)
 	if err != nil {
 		return err
@@ -232,10 +233,30 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	defer stopLoop()
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- loop.Run(loopCtx) }()
+	// Another instance started at the same moment as this one passed
+	// ensureAlone too: the one that started first keeps the durable.
+	taken := make(chan error, 1)
+	background.Go(func() {
+		err := pipeline.WatchOwner(bgCtx, cons, pipeline.OwnerWatch{
+			Me: me,
+			Reclaim: func(ctx context.Context) error {
+				_, err := topo.EnsureConsumer(ctx, js, settings)
+				return err
+			},
+			OnError: func(err error) { log.Warn().Err(err).Msg("request consumer owner") },
+		})
+		if err != nil {
+			taken <- err
+		}
+	})
 
+	var takenErr error
 	select {
 	case <-ctx.Done():
 		log.Info().Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
+	case err := <-taken:
+		takenErr = fmt.Errorf("%w. Each instance keeps its own order store, so two on one consumer could issue an invoice twice: this one stops (and a restart is refused while the other runs)", err)
+		log.Error().Err(takenErr).Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-loopDone:
 		if err == nil {
 			err = errors.New("stopped without being asked to")
@@ -268,7 +289,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		log.Warn().Err(err).Msg("drain NATS connection")
 	}
 	log.Info().Msg("stopped")
-	return nil
+	return takenErr
 }
 
 // connectionName names the consumer's NATS connection after its host,
