@@ -243,7 +243,11 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 				_, err := topo.EnsureConsumer(ctx, js, settings)
 				return err
 			},
-			OnError: func(err error) { log.Warn().Err(err).Msg("request consumer owner") },
+			OnError: func(err error) {
+				if nc.IsConnected() { // an outage is logged as such already
+					log.Warn().Err(err).Msg("request consumer owner")
+				}
+			},
 		})
 		if err != nil {
 			taken <- err
