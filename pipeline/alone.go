@@ -175,6 +175,10 @@ func (o Owner) before(other Owner) bool {
 	return o.Name < other.Name
 }
 
+// ownerLookTimeout is the shortest time WatchOwner gives a look or a
+// reclaim, however short its interval.
+const ownerLookTimeout = 5 * time.Second
+
 // OwnerWatch is WatchOwner's configuration.
 type OwnerWatch struct {
 	// Me is this instance, as EnsureConsumer wrote it.
@@ -214,7 +218,7 @@ func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 			return nil
 		case <-t.C:
 		}
-		lctx, cancel := context.WithTimeout(ctx, w.Interval)
+		lctx, cancel := context.WithTimeout(ctx, max(w.Interval, ownerLookTimeout))
 		info, err := c.Info(lctx)
 		cancel()
 		if err != nil {
@@ -232,7 +236,7 @@ func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 				ErrDurableTaken, info.Name, info.Stream, other.Name, other.Started.Format(time.RFC3339), w.Me.Started.Format(time.RFC3339))
 		}
 		if w.Reclaim != nil {
-			rctx, cancel := context.WithTimeout(ctx, w.Interval)
+			rctx, cancel := context.WithTimeout(ctx, max(w.Interval, ownerLookTimeout))
 			if err := w.Reclaim(rctx); err != nil && ctx.Err() == nil {
 				fail(fmt.Errorf("write this instance back as the request consumer's owner: %w", err))
 			}
