@@ -259,7 +259,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	case <-ctx.Done():
 		log.Info().Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-taken:
-		takenErr = fmt.Errorf("%w. Each instance keeps its own order store, so two on one consumer could issue an invoice twice: this one stops (and a restart is refused while the other runs)", err)
+		takenErr = fmt.Errorf("%w. %s: this one stops (and a restart is refused while the other runs)", err, twoInstancesRisk)
 		log.Error().Err(takenErr).Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-loopDone:
 		if err == nil {
@@ -436,6 +436,9 @@ func busyDelay(d time.Duration) time.Duration {
 	return d
 }
 
+// twoInstancesRisk says why two instances on one durable are stopped.
+const twoInstancesRisk = "Each instance keeps its own order store, so two on one consumer could issue an invoice twice"
+
 // ensureAlone refuses the start while another instance pulls from the same
 // request consumer (pipeline.EnsureAlone), and says so when the check has
 // to watch the consumer for a few seconds.
@@ -454,7 +457,7 @@ func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topo
 		if o.partitions > 1 {
 			fix = fmt.Sprintf("stop the other instance of partition %d, or give this one another --partition (INVOICE_PARTITION)", o.partition)
 		}
-		return fmt.Errorf("%w. Each instance keeps its own order store, so two on one consumer could issue an invoice twice: %s. (An instance still finishing its last requests after it was told to stop acknowledges them too, for up to its --shutdown-timeout: if that is all that runs, start again once it has exited.)", err, fix)
+		return fmt.Errorf("%w. %s: %s. (An instance still finishing its last requests after it was told to stop acknowledges them too, for up to its --shutdown-timeout: if that is all that runs, start again once it has exited.)", err, twoInstancesRisk, fix)
 	}
 	if err != nil {
 		return err
