@@ -484,20 +484,27 @@ func TestDerivedAmountsSayHow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, vi := range d.Violations {
-				if vi.Field != line2+".tax" || vi.Rule != "line_tax_tolerance" {
-					continue
-				}
-				for _, w := range tc.want {
-					if !strings.Contains(vi.Message, w) {
-						t.Errorf("message %q does not say %q", vi.Message, w)
-					}
-				}
-				return
-			}
-			t.Fatalf("no line_tax_tolerance on %s.tax: %v", line2, d.Violations)
+			wantViolationSays(t, d.Violations, line2+".tax", "line_tax_tolerance", tc.want)
 		})
 	}
+}
+
+// wantViolationSays wants a violation of rule on field whose message says
+// every one of want.
+func wantViolationSays(t *testing.T, violations []schemas.Violation, field, rule string, want []string) {
+	t.Helper()
+	for _, vi := range violations {
+		if vi.Field != field || vi.Rule != rule {
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(vi.Message, w) {
+				t.Errorf("message %q does not say %q", vi.Message, w)
+			}
+		}
+		return
+	}
+	t.Fatalf("no %s on %s: %v", rule, field, violations)
 }
 
 // TestPriceQuantityAgainstDerivedAmountSaysHow: a price × num violation on a
@@ -525,18 +532,7 @@ func TestPriceQuantityAgainstDerivedAmountSaysHow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, vi := range d.Violations {
-				if vi.Field != line2+".price" || vi.Rule != "price_quantity" {
-					continue
-				}
-				for _, w := range tc.want {
-					if !strings.Contains(vi.Message, w) {
-						t.Errorf("message %q does not say %q", vi.Message, w)
-					}
-				}
-				return
-			}
-			t.Fatalf("no price_quantity on %s.price: %v", line2, d.Violations)
+			wantViolationSays(t, d.Violations, line2+".price", "price_quantity", tc.want)
 		})
 	}
 }
