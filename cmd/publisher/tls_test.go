@@ -73,21 +73,7 @@ func TestTLSFlags(t *testing.T) {
 	dir := t.TempDir()
 	serverCA, serverCert, serverKey := testCA(t, dir, "server", x509.ExtKeyUsageServerAuth)
 	clientCA, clientCert, clientKey := testCA(t, dir, "client", x509.ExtKeyUsageClientAuth)
-	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: serverCert, KeyFile: serverKey, CaFile: clientCA, Verify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc.MinVersion = tls.VersionTLS12
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, TLS: true, TLSVerify: true, TLSConfig: tc, TLSTimeout: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	url := "tls://" + ns.Addr().String()
+	url := startTLSServer(t, &server.TLSConfigOpts{CertFile: serverCert, KeyFile: serverKey, CaFile: clientCA, Verify: true})
 
 	// Connected: the status request finds no consumer (exit 3, said so).
 	_, errOut, code := runCLI(t, "", "--server", url, "--timeout", "500ms", "--tlsca", serverCA, "--tlscert", clientCert, "--tlskey", clientKey, "status", nuonuoSeller, "X-1")
@@ -253,20 +239,7 @@ func TestConnectErrorHints(t *testing.T) {
 	}
 	serverCA, serverCert, serverKey := testCA(t, dir, "server", x509.ExtKeyUsageServerAuth)
 	otherCA, _, _ := testCA(t, dir, "other", x509.ExtKeyUsageServerAuth)
-	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: serverCert, KeyFile: serverKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, TLS: true, TLSConfig: tc, TLSTimeout: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	tlsURL := "tls://" + ns.Addr().String()
+	tlsURL := startTLSServer(t, &server.TLSConfigOpts{CertFile: serverCert, KeyFile: serverKey})
 	ctxFile := filepath.Join(dir, "bad-creds.json")
 	if err := os.WriteFile(ctxFile, []byte(fmt.Sprintf(`{"url": %q, "creds": %q}`, env.url, badCreds)), 0o600); err != nil {
 		t.Fatal(err)
@@ -283,7 +256,7 @@ func TestConnectErrorHints(t *testing.T) {
 		{"a file that is not credentials", []string{"--server", env.url, "--creds", badCreds}, "cannot log in to NATS at " + env.url + ": "},
 		{"a context's credentials", []string{"--context", ctxFile}, credsHint},
 		{"the server's certificate of another CA", []string{"--server", tlsURL, "--tlsca", otherCA}, "cannot reach NATS at " + tlsURL + " over TLS: "},
-		{"no CA for the server's certificate", []string{"--server", "nats://" + ns.Addr().String()}, "x509: certificate signed by unknown authority (" + tlsHint},
+		{"no CA for the server's certificate", []string{"--server", "nats://" + strings.TrimPrefix(tlsURL, "tls://")}, "x509: certificate signed by unknown authority (" + tlsHint},
 		{"TLS to a server without it", []string{"--server", "tls://" + env.ns.Addr().String()}, "secure connection not available (" + tlsHint},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,4 +271,26 @@ func TestConnectErrorHints(t *testing.T) {
 	if _, errOut, code := runCLI(t, "", "--server", tlsURL, "--tlsca", serverCA, "--timeout", "500ms", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "no consumer answered") {
 		t.Errorf("the right CA: exit %d\n%s", code, errOut)
 	}
+}
+
+// startTLSServer starts a NATS server on loopback that speaks TLS with
+// opts (client certificates required when opts.Verify), and returns its
+// tls:// URL.
+func startTLSServer(t *testing.T, opts *server.TLSConfigOpts) string {
+	t.Helper()
+	tc, err := server.GenTLSConfig(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.MinVersion = tls.VersionTLS12
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, TLS: true, TLSVerify: opts.Verify, TLSConfig: tc, TLSTimeout: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	return "tls://" + ns.Addr().String()
 }
