@@ -279,13 +279,9 @@ func wantInvoice(t *testing.T, out providers.Outcome, want schemas.Invoice) {
 // polled until the delivery limit (only look-ups' refusals are Retry).
 func TestRefusedRedFormIsFinal(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5}}, nil)
-	blue := e.mustIssue("ORD-RR1")
-	call := &providers.Call{Request: redRequest(t, "RR-1", blue.InvoiceNo, blue.IssuedAt, "2", "")}
-	out := e.client.Submit(t.Context(), call)
-	wantClass(t, "submit", out, providers.Accepted, "200")
-	call.Refs, call.SubmittedAt, call.Accepted = out.Refs, e.clock.Now(), true
+	call := e.acceptedRedForm("ORD-RR1", "RR-1")
 	e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-invoice/result", Code: "399", Message: "红字确认单已作废,不能开具红字发票"}}})
-	out = e.client.Query(t.Context(), call)
+	out := e.client.Query(t.Context(), call)
 	wantClass(t, "query", out, providers.Rejected, "399")
 	if errors.Is(out.Err, providers.ErrSubmissionRefused) {
 		t.Fatalf("a red form's refusal marked as a blue task's: %v", out.Err)
@@ -530,11 +526,7 @@ func TestQueryEarlierRequest(t *testing.T) {
 // the form is issued on a later poll.
 func TestUnknownCodeOnAPollOfAnAcceptedFormIsRetried(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1}}, nil)
-	blue := e.mustIssue("ORD-POLL-1")
-	call := &providers.Call{Request: redRequest(t, "RC-POLL-1", blue.InvoiceNo, blue.IssuedAt, "2", "")}
-	out := e.client.Submit(t.Context(), call)
-	wantClass(t, "submit", out, providers.Accepted, "200")
-	call.Refs, call.SubmittedAt, call.Accepted = out.Refs, e.clock.Now(), true
+	call := e.acceptedRedForm("ORD-POLL-1", "RC-POLL-1")
 
 	e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-invoice/result", Code: "502", Message: "网关异常"}}})
 	wantClass(t, "poll with an unknown code", e.client.Query(t.Context(), call), providers.Retry, "502")

@@ -186,6 +186,19 @@ func redRequest(tb testing.TB, orderNo, fphm string, issuedAt time.Time, redReas
 const partialDetail = `[{"blueDetailIndex":"3","goodsName":"技术服务费","num":"-1.5","taxExcludedPrice":"33.33333333",
 	"taxExcludedAmount":"-50.00","taxAmount":"-3.00","taxRate":"0.06","goodsCode":"3040201990000000000"}]`
 
+// acceptedRedForm issues blue order blueNo and submits red confirmation
+// form redNo for it, which jumdata accepts; it returns the call as the
+// pipeline would poll it.
+func (e *env) acceptedRedForm(blueNo, redNo string) *providers.Call {
+	e.tb.Helper()
+	blue := e.mustIssue(blueNo)
+	call := &providers.Call{Request: redRequest(e.tb, redNo, blue.InvoiceNo, blue.IssuedAt, "2", "")}
+	out := e.client.Submit(e.tb.Context(), call)
+	wantClass(e.tb, "submit", out, providers.Accepted, "200")
+	call.Refs, call.SubmittedAt, call.Accepted = out.Refs, e.clock.Now(), true
+	return call
+}
+
 // mustIssue issues a blue invoice for orderNo and returns it.
 func (e *env) mustIssue(orderNo string) schemas.Invoice {
 	e.tb.Helper()
