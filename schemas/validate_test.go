@@ -459,14 +459,7 @@ func TestRules(t *testing.T) {
 // TestDerivedAmountsSayHow: an E9131 violation on an amount the request
 // does not give says how the provider derives it.
 func TestDerivedAmountsSayHow(t *testing.T) {
-	v := MustValidator(t, schemas.ValidatorConfig{})
-	blue := MustRead(t, "requests/issue-discount.json")
-	const line2 = "order.invoiceDetail[2]"
-	cases := []struct {
-		name string
-		line map[string]any
-		want []string // in the message of the violation on line2.tax
-	}{
+	wantLineMessages(t, "tax", "line_tax_tolerance", []lineMessageCase{
 		{"excl from incl and tax", rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "50.00"),
 			[]string{"is 50.00", "taxExcludedAmount is not given", "taxIncludedAmount − tax makes it 63.00", "8.19"}},
 		{"tax from incl and excl", rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.10"),
@@ -477,64 +470,59 @@ func TestDerivedAmountsSayHow(t *testing.T) {
 			[]string{"is 13.10", "price × num rounded to cents, 113.00, as taxIncludedAmount", "taxIncludedAmount − tax = 99.90", "12.99"}},
 		{"deduction taxation", rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.40", "taxExcludedAmount", "971.60"),
 			[]string{"is 28.40", "(taxExcludedAmount − deduction 500.00) × taxRate", "差额征税", "28.30"}},
-	}
+	})
+}
+
+// lineMessageCase is a line of requests/issue-discount.json's third
+// position and what the message of its violation must say.
+type lineMessageCase struct {
+	name string
+	line map[string]any
+	want []string
+}
+
+// wantLineMessages puts each case's line in third position of
+// requests/issue-discount.json and wants a violation of rule on that
+// line's field whose message says every one of the case's want.
+func wantLineMessages(t *testing.T, field, rule string, cases []lineMessageCase) {
+	t.Helper()
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	blue := MustRead(t, "requests/issue-discount.json")
+	const line2 = "order.invoiceDetail[2]"
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := v.Decode(MustEdit(t, blue, set(line2, tc.line)), "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantViolationSays(t, d.Violations, line2+".tax", "line_tax_tolerance", tc.want)
+			for _, vi := range d.Violations {
+				if vi.Field != line2+"."+field || vi.Rule != rule {
+					continue
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(vi.Message, w) {
+						t.Errorf("message %q does not say %q", vi.Message, w)
+					}
+				}
+				return
+			}
+			t.Fatalf("no %s on %s.%s: %v", rule, line2, field, d.Violations)
 		})
 	}
-}
-
-// wantViolationSays wants a violation of rule on field whose message says
-// every one of want.
-func wantViolationSays(t *testing.T, violations []schemas.Violation, field, rule string, want []string) {
-	t.Helper()
-	for _, vi := range violations {
-		if vi.Field != field || vi.Rule != rule {
-			continue
-		}
-		for _, w := range want {
-			if !strings.Contains(vi.Message, w) {
-				t.Errorf("message %q does not say %q", vi.Message, w)
-			}
-		}
-		return
-	}
-	t.Fatalf("no %s on %s: %v", rule, field, violations)
 }
 
 // TestPriceQuantityAgainstDerivedAmountSaysHow: a price × num violation on a
 // line that does not give the amount its price is quoted in says how that
 // amount follows from the others.
 func TestPriceQuantityAgainstDerivedAmountSaysHow(t *testing.T) {
-	v := MustValidator(t, schemas.ValidatorConfig{})
-	blue := MustRead(t, "requests/issue-discount.json")
-	const line2 = "order.invoiceDetail[2]"
-	cases := []struct {
-		name string
-		line map[string]any
-		want []string // in the message of the violation on line2.price
-	}{
+	wantLineMessages(t, "price", "price_quantity", []lineMessageCase{
 		{"with tax, from excl and tax", rateLine("1", "price", "37.66666667", "num", "6", "taxExcludedAmount", "100.00", "tax", "13.00"),
 			[]string{"× num is 226.00", "taxIncludedAmount is not given", "taxExcludedAmount + tax makes it 113.00", "0.01"}},
 		{"without tax, from incl and tax", rateLine("0", "price", "33.33333333", "num", "6", "taxIncludedAmount", "113.00", "tax", "13.00"),
 			[]string{"× num is 200.00", "taxExcludedAmount is not given", "taxIncludedAmount − tax makes it 100.00"}},
 		{"with tax, tax from the rate", rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00"),
 			[]string{"× num is 226.00", "the tax the provider computes from the rate makes it 113.00"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			d, err := v.Decode(MustEdit(t, blue, set(line2, tc.line)), "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantViolationSays(t, d.Violations, line2+".price", "price_quantity", tc.want)
-		})
-	}
+	})
 }
 
 // TestRedConfirmDerivedAmountSaysHow: E9131 on a red confirmation line
