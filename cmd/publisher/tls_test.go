@@ -156,15 +156,7 @@ func mustGetwd(t *testing.T) string {
 // the connection closed names the server it was connected to.
 func TestErrorsNameTheServerConnectedTo(t *testing.T) {
 	// A server with JetStream but without the invoice streams.
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("not ready")
-	}
+	ns := runServer(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
 	ctxFile := filepath.Join(t.TempDir(), "prod.json")
 	if err := os.WriteFile(ctxFile, []byte(fmt.Sprintf(`{"url": %q}`, ns.ClientURL())), 0o600); err != nil {
 		t.Fatal(err)
@@ -193,19 +185,11 @@ func TestErrorsNameTheServerConnectedTo(t *testing.T) {
 func TestATokenInTheURLStaysOutOfErrors(t *testing.T) {
 	t.Parallel()
 	const token = "s3cr3t-token-value"
-	ns, err := server.NewServer(&server.Options{
+	ns := runServer(t, &server.Options{
 		ServerName: "token-test", Host: "127.0.0.1", Port: -1,
 		JetStream: true, StoreDir: filepath.Join(t.TempDir(), "js"), NoSigs: true, NoLog: true,
 		Authorization: token,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("not ready")
-	}
 	u := strings.Replace(ns.ClientURL(), "nats://", "nats://"+token+"@", 1)
 	named := strings.Replace(ns.ClientURL(), "nats://", "nats://xxxxx@", 1)
 	// No invoice streams on this server: the errors name it.
@@ -283,7 +267,15 @@ func startTLSServer(t *testing.T, opts *server.TLSConfigOpts) string {
 		t.Fatal(err)
 	}
 	tc.MinVersion = tls.VersionTLS12
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, TLS: true, TLSVerify: opts.Verify, TLSConfig: tc, TLSTimeout: 2})
+	ns := runServer(t, &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, TLS: true, TLSVerify: opts.Verify, TLSConfig: tc, TLSTimeout: 2})
+	return "tls://" + ns.Addr().String()
+}
+
+// runServer starts a NATS server with opts, stopped when the test ends,
+// and waits until it takes connections.
+func runServer(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,5 +284,5 @@ func startTLSServer(t *testing.T, opts *server.TLSConfigOpts) string {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats server not ready")
 	}
-	return "tls://" + ns.Addr().String()
+	return ns
 }
