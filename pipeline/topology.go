@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
@@ -36,18 +38,20 @@ type Topology struct {
 	// Partitions splits requests by seller into this many partitions with a
 	// stream subject transform; 0 or 1 means no partitioning.
 	Partitions int
-	// Reconfigure lets Ensure change the partition count or the replica
-	// count of streams that exist already. Without it Ensure refuses
-	// (ErrTopologyChanged): one instance started with a forgotten
-	// --partitions or --replicas would otherwise re-route every other
-	// instance's sellers, or take the streams' copies away, without a word.
+	// Reconfigure lets Ensure change the partition count, the replica
+	// count or the subjects of streams that exist already. Without it
+	// Ensure refuses (ErrTopologyChanged): one instance started with a
+	// forgotten --partitions or --replicas, or another --prefix, would
+	// otherwise re-route every other instance's sellers, take the streams'
+	// copies away, or move the request stream off the subjects the order
+	// systems publish to, without a word.
 	Reconfigure bool
 }
 
 // ErrTopologyChanged is returned by Ensure when a stream exists with
-// another partition count or replica count than the topology's, and
-// Topology.Reconfigure is not set.
-var ErrTopologyChanged = errors.New("the streams are set up with another partition or replica count")
+// another partition count, replica count or subjects than the topology's,
+// and Topology.Reconfigure is not set.
+var ErrTopologyChanged = errors.New("the streams are set up with another partition count, replica count or subjects")
 
 // Names of the defaults.
 const (
@@ -226,8 +230,8 @@ func (t Topology) Consumer(s ConsumerSettings) jetstream.ConsumerConfig {
 
 // Ensure creates the streams, or updates them to this configuration; it is
 // idempotent and safe to run at every start. A stream that exists with
-// another partition count or replica count is left as it is and Ensure
-// returns ErrTopologyChanged, unless Reconfigure is set.
+// another partition count, replica count or subjects is left as it is and
+// Ensure returns ErrTopologyChanged, unless Reconfigure is set.
 func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if err := t.Validate(); err != nil {
 		return err
@@ -252,9 +256,13 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
-// sameShape checks that an existing stream has the partition count and the
-// replica count that want gives it.
+// sameShape checks that an existing stream has the subjects, the
+// partition count and the replica count that want gives it.
 func sameShape(have, want jetstream.StreamConfig) error {
+	if !sameSubjects(have.Subjects, want.Subjects) {
+		return fmt.Errorf("%w: stream %s takes the subjects %s, and this consumer is configured for %s (its --prefix)",
+			ErrTopologyChanged, have.Name, strings.Join(have.Subjects, " "), strings.Join(want.Subjects, " "))
+	}
 	if h, w := streamPartitions(have), streamPartitions(want); h != w {
 		want := "no partitions"
 		if w > 1 {
@@ -268,6 +276,18 @@ func sameShape(have, want jetstream.StreamConfig) error {
 			ErrTopologyChanged, have.Name, have.Replicas, want.Replicas)
 	}
 	return nil
+}
+
+// sameSubjects reports whether a and b hold the same subjects, in any
+// order.
+func sameSubjects(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // partitionRE finds the partition count in a subject transform's

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
 )
 
 // An instance started with another partition count than the streams have
@@ -53,5 +54,47 @@ func TestEnsureRefusesAnotherPartitionCount(t *testing.T) {
 	}
 	if err := (pipeline.Topology{Partitions: 3}).Ensure(ctx, js); !errors.Is(err, pipeline.ErrTopologyChanged) {
 		t.Fatalf("partitioning an unpartitioned stream without Reconfigure: %v", err)
+	}
+}
+
+// An instance started with another --prefix than the streams take is
+// refused before it moves any stream off the subjects the order systems
+// publish to; Reconfigure moves them.
+func TestEnsureRefusesAnotherPrefix(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	subjects := func() []string {
+		t.Helper()
+		var all []string
+		for _, name := range []string{pipeline.DefaultRequestStream, pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream} {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, s.CachedInfo().Config.Subjects...)
+		}
+		return all
+	}
+	if err := (pipeline.Topology{}).Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	before := strings.Join(subjects(), " ")
+	if before != "invoice.request.* invoice.result.> invoice.dlq.>" {
+		t.Fatalf("subjects %q", before)
+	}
+	twin := pipeline.Topology{Subjects: schemas.Subjects{Prefix: "twin"}}
+	err := twin.Ensure(ctx, js)
+	if !errors.Is(err, pipeline.ErrTopologyChanged) || !strings.Contains(err.Error(), "takes the subjects invoice.request.*, and this consumer is configured for twin.request.*") {
+		t.Fatalf("another prefix: %v", err)
+	}
+	if got := strings.Join(subjects(), " "); got != before {
+		t.Fatalf("a refused Ensure changed the subjects to %q", got)
+	}
+	twin.Reconfigure = true
+	if err := twin.Ensure(ctx, js); err != nil {
+		t.Fatalf("Reconfigure: %v", err)
+	}
+	if got := strings.Join(subjects(), " "); got != "twin.request.* twin.result.> twin.dlq.>" {
+		t.Fatalf("after Reconfigure: subjects %q", got)
 	}
 }
