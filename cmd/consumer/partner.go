@@ -127,6 +127,11 @@ func (p *partnerAPI) count(result int) {
 	}
 }
 
+// partnerQueryTimeout bounds a partner query from its signature check to
+// its answer: the wait for a turn, the order's look-up (in this instance's
+// store or another's) and its PDFs.
+const partnerQueryTimeout = 10 * time.Second
+
 // partnerDocumentPatience is how long after an order's completion PDFs
 // whose links give none (pipeline.ErrDocumentGone: a 4xx, not a PDF) are
 // answered 1006 (ask again): the provider may not serve them yet. After
@@ -203,7 +208,10 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, http.StatusNotFound, 1005, "no such request")
 		return
 	}
-	release, ok := p.acquire(r.Context())
+	// The wait for a turn counts in the query's time.
+	ctx, cancel := context.WithTimeout(r.Context(), partnerQueryTimeout)
+	defer cancel()
+	release, ok := p.acquire(ctx)
 	if !ok && r.Context().Err() != nil {
 		return // the partner hung up while it waited for a turn: nobody to answer
 	}
@@ -213,8 +221,6 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
 	rec, found, err := p.lookup(ctx, key)
 	if errors.Is(err, store.ErrInvalidKey) {
 		p.fail(w, http.StatusBadRequest, 1001, "requestId names an order no request can have")
