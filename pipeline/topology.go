@@ -236,8 +236,11 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	for _, cfg := range t.Streams() {
-		if !t.Reconfigure {
+	streams := t.Streams()
+	if !t.Reconfigure {
+		// Every stream is checked before any is changed, so that a
+		// refused start leaves all of them as they were.
+		for _, cfg := range streams {
 			s, err := js.Stream(ctx, cfg.Name)
 			switch {
 			case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -249,6 +252,8 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 				}
 			}
 		}
+	}
+	for _, cfg := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
 		}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // An instance started with another partition count than the streams have
@@ -96,5 +98,42 @@ func TestEnsureRefusesAnotherPrefix(t *testing.T) {
 	}
 	if got := strings.Join(subjects(), " "); got != "twin.request.* twin.result.> twin.dlq.>" {
 		t.Fatalf("after Reconfigure: subjects %q", got)
+	}
+}
+
+// A refused Ensure changes no stream, not even those checked before the
+// one it refuses for.
+func TestEnsureRefusedChangesNoStream(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	if err := (pipeline.Topology{}).Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	update := func(name string, change func(*jetstream.StreamConfig)) {
+		t.Helper()
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		change(&cfg)
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// By hand: the request stream keeps its requests a day (Ensure would
+	// set no limit), and the dead-letter stream takes one more subject.
+	update(pipeline.DefaultRequestStream, func(c *jetstream.StreamConfig) { c.MaxAge = 24 * time.Hour })
+	update(pipeline.DefaultDeadLetterStream, func(c *jetstream.StreamConfig) { c.Subjects = append(c.Subjects, "legacy.dlq.>") })
+	err := (pipeline.Topology{}).Ensure(ctx, js)
+	if !errors.Is(err, pipeline.ErrTopologyChanged) || !strings.Contains(err.Error(), pipeline.DefaultDeadLetterStream) {
+		t.Fatalf("the dead-letter stream's extra subject: %v", err)
+	}
+	s, err := js.Stream(ctx, pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxAge; got != 24*time.Hour {
+		t.Fatalf("the refused Ensure changed the request stream: MaxAge %s", got)
 	}
 }
