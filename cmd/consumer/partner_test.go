@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -399,5 +400,57 @@ func TestPartnerAPIBoundsTheQueriesAtOnce(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(api.answers.WithLabelValues("1007")); got != 1 {
 		t.Errorf("invoice_partner_answers_total{result=\"1007\"} = %v, want 1", got)
+	}
+}
+
+// doneSignal is a request's context that says when it is first asked for
+// its Done channel: when the handler derives a context from it or starts
+// to wait on it.
+type doneSignal struct {
+	context.Context
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (c *doneSignal) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.asked) })
+	return c.Context.Done()
+}
+
+// TestPartnerAPIWaitCountsInTheQueryTime checks that partnerQueryTimeout
+// bounds a query from before its wait for a turn: a query that waited for
+// a slot has that much less left for its look-up.
+func TestPartnerAPIWaitCountsInTheQueryTime(t *testing.T) {
+	const secret, seller = "acme-secret-0123456789", "S1"
+	left := make(chan time.Duration, 1)
+	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte(secret)}, window: 5 * time.Minute, now: time.Now,
+		partitions: 2, partition: 1 - pipeline.PartitionOf(seller, 2), slots: newPartnerSlots(1),
+		remote: func(ctx context.Context, _ schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+			d, ok := ctx.Deadline()
+			if !ok {
+				d = time.Now().Add(time.Hour)
+			}
+			left <- time.Until(d)
+			return schemas.OrderRecord{}, false, nil
+		}}
+	api.slots <- struct{}{} // the only slot is taken
+	ctx := &doneSignal{Context: t.Context(), asked: make(chan struct{})}
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/partner/queryInvoice?"+partnerQuery("acme", secret, seller+":W-1", time.Now()).Encode(), nil)
+	w := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		api.ServeHTTP(w, r)
+	}()
+	<-ctx.asked // the handler waits for a turn (or has set its deadline)
+	const waited = 300 * time.Millisecond
+	time.Sleep(waited)
+	<-api.slots // a turn comes free
+	<-done
+	if w.Code != http.StatusNotFound {
+		t.Fatalf("HTTP %d %s, want 404 (1005) after the wait", w.Code, w.Body)
+	}
+	if got := <-left; got > partnerQueryTimeout-waited {
+		t.Errorf("the look-up had %s left after a %s wait for a turn, want at most %s", got, waited, partnerQueryTimeout-waited)
 	}
 }
