@@ -265,7 +265,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 // partition count and the replica count that want gives it.
 func sameShape(have, want jetstream.StreamConfig) error {
 	if !sameSubjects(have.Subjects, want.Subjects) {
-		return fmt.Errorf("%w: stream %s takes the subjects %s, and this consumer is configured for %s (its --prefix)",
+		return fmt.Errorf("%w: stream %s takes the subjects %s, and this consumer is configured for %s (its --prefix; a subject added to the stream by hand counts too)",
 			ErrTopologyChanged, have.Name, strings.Join(have.Subjects, " "), strings.Join(want.Subjects, " "))
 	}
 	if h, w := streamPartitions(have), streamPartitions(want); h != w {

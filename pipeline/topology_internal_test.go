@@ -25,7 +25,7 @@ func TestSameShape(t *testing.T) {
 		{"other count", jetstream.StreamConfig{Name: "S", Replicas: 1, SubjectTransform: part("3")}, jetstream.StreamConfig{Name: "S", Replicas: 1, SubjectTransform: part("4")}, "configured for 4 partitions"},
 		{"subjects in another order", jetstream.StreamConfig{Name: "S", Replicas: 1, Subjects: []string{"a.>", "b.>"}}, jetstream.StreamConfig{Name: "S", Replicas: 1, Subjects: []string{"b.>", "a.>"}}, ""},
 		{"another prefix", jetstream.StreamConfig{Name: "S", Replicas: 1, Subjects: []string{"invoice.request.*"}}, jetstream.StreamConfig{Name: "S", Replicas: 1, Subjects: []string{"twin.request.*"}},
-			"takes the subjects invoice.request.*, and this consumer is configured for twin.request.* (its --prefix)"},
+			"takes the subjects invoice.request.*, and this consumer is configured for twin.request.* (its --prefix"},
 		{"a subject added by hand", jetstream.StreamConfig{Name: "S", Replicas: 1, Subjects: []string{"invoice.request.*", "legacy.>"}}, jetstream.StreamConfig{Name: "S", Replicas: 1, Subjects: []string{"invoice.request.*"}},
 			"takes the subjects invoice.request.* legacy.>"},
 		{"a transform of someone else's", jetstream.StreamConfig{Name: "S", Replicas: 1, SubjectTransform: &jetstream.SubjectTransformConfig{Source: ">", Destination: "x.>"}},
