@@ -20,6 +20,7 @@ import (
 	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 )
 
 // The partner status query of seed 003, served at GET /partner/queryInvoice.
@@ -82,6 +83,9 @@ type partnerAPI struct {
 	// store or the listener that /readyz and /metrics share from
 	// everything else. nil means no bound.
 	slots chan struct{}
+	// log says why an order's documents were not available (1006); the
+	// zero value logs nothing.
+	log zerolog.Logger
 }
 
 // partnerSlotWait is how long a query waits for one of the slots before it
@@ -240,6 +244,15 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := p.entries(ctx, &rec)
 	if err != nil {
+		// A link that gives no PDF yet, shortly after the order completed,
+		// is the provider's usual delay; the rest (the object store, the
+		// provider's 5xx, a timeout) is worth the SRE's eye.
+		ev := p.log.Warn()
+		if errors.Is(err, pipeline.ErrDocumentGone) {
+			ev = p.log.Info()
+		}
+		ev.Err(err).Str("seller", key.Seller).Str("order_no", key.OrderNo).Str("channel", channel).
+			Msg("partner query answered 1006: the order's invoice documents are not available")
 		w.Header().Set("Retry-After", "30")
 		p.fail(w, http.StatusServiceUnavailable, 1006, "the invoice document is not available yet; ask again shortly")
 		return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 )
 
 // docsFunc adapts functions to pipeline.Documents.
@@ -452,5 +454,56 @@ func TestPartnerAPIWaitCountsInTheQueryTime(t *testing.T) {
 	}
 	if got := <-left; got > partnerQueryTimeout-waited {
 		t.Errorf("the look-up had %s left after a %s wait for a turn, want at most %s", got, waited, partnerQueryTimeout-waited)
+	}
+}
+
+// TestPartnerAPILogsWhyItAnswers1006 checks that a 1006 says why in the
+// log: a warning for an outage, information for a link that gives no PDF
+// yet.
+func TestPartnerAPILogsWhyItAnswers1006(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	const secret = "acme-secret-0123456789"
+	inv := []schemas.Invoice{{InvoiceNo: "00000001", PdfURL: "http://provider/1.pdf", TotalAmount: schemas.ParseAmount("1.00")}}
+	for _, no := range []string{"DOWN", "NOTYET"} {
+		stored, err := db.Put(ctx, schemas.OrderRecord{Seller: "S1", OrderNo: no, Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored.State, stored.Invoices, stored.CompletedAt = schemas.StateIssued, inv, time.Now()
+		if _, err := db.Put(ctx, stored); err != nil {
+			t.Fatal(err)
+		}
+	}
+	docs := docsFunc{
+		keep: func(_ context.Context, key schemas.OrderKey, _ []schemas.Invoice) ([]string, error) {
+			err := errors.New("store doc: nats: timeout")
+			if key.OrderNo == "NOTYET" {
+				err = fmt.Errorf("download document: %w: HTTP 404", pipeline.ErrDocumentGone)
+			}
+			return []string{""}, &pipeline.DocumentError{Key: key, Invoice: 0, Err: err}
+		},
+		get: func(context.Context, string) ([]byte, error) { return nil, errors.New("unused") },
+	}
+	var logs bytes.Buffer
+	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte(secret)}, store: db, docs: docs, window: 5 * time.Minute, now: time.Now,
+		log: zerolog.New(&logs)}
+	for _, tc := range []struct{ no, level, cause string }{
+		{"DOWN", `"level":"warn"`, "nats: timeout"},
+		{"NOTYET", `"level":"info"`, "HTTP 404"},
+	} {
+		logs.Reset()
+		r := httptest.NewRequest(http.MethodGet, "/partner/queryInvoice?"+partnerQuery("acme", secret, "S1:"+tc.no, time.Now()).Encode(), nil)
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, r)
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"result":1006`) {
+			t.Fatalf("%s: HTTP %d %s, want 503 (1006)", tc.no, w.Code, w.Body)
+		}
+		line := logs.String()
+		for _, want := range []string{tc.level, tc.cause, `"order_no":"` + tc.no + `"`, `"seller":"S1"`, `"channel":"acme"`} {
+			if !strings.Contains(line, want) {
+				t.Errorf("%s: the log %q has no %s", tc.no, line, want)
+			}
+		}
 	}
 }

@@ -189,7 +189,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		}
 		partner := &partnerAPI{secrets: secrets, sellers: scopes, store: p.Orders(), docs: docs, window: 5 * time.Minute, now: time.Now,
 			partitions: o.partitions, partition: o.partition, remote: statusLookup(nc, subjects), answers: metrics.PartnerAnswers,
-			slots: newPartnerSlots(o.partnerMax)}
+			slots: newPartnerSlots(o.partnerMax), log: log.With().Str("component", "partner").Logger()}
 		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy}
 		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
 		if err != nil {
