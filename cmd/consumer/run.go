@@ -90,7 +90,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 	if err := topo.Ensure(setupCtx, js); err != nil {
 		if errors.Is(err, pipeline.ErrTopologyChanged) {
-			return fmt.Errorf("%w. Start with the streams' --prefix, --partitions and --replicas (INVOICE_PREFIX, INVOICE_PARTITIONS, INVOICE_REPLICAS); to change them, stop every instance, follow deploy/README.md (\"Changing the number of partitions\") and start one instance with --reconfigure-streams", err)
+			return fmt.Errorf("%w. Start with the streams' --prefix, --partitions and --replicas (INVOICE_PREFIX, INVOICE_PARTITIONS, INVOICE_REPLICAS); to change them, stop every instance, follow deploy/README.md (\"Changing the number of partitions\", \"Changing the subject prefix\") and start one instance with --reconfigure-streams", err)
 		}
 		return err
 	}
