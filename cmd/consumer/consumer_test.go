@@ -235,7 +235,8 @@ func TestConsumerBinaryDefaultMode(t *testing.T) {
 	// Metrics.
 	metrics, _ := httpGet(t, "http://"+c.httpAddr+"/metrics")
 	for _, want := range []string{`invoice_messages_total{event="issued"} 1`, `invoice_provider_call_seconds_count{code="E0000",method="requestBillingNew",provider="nuonuo"} 1`, "invoice_consumer_backlog",
-		`invoice_order_save_seconds_count{patient="false"}`, `invoice_order_save_seconds_count{patient="true"}`} {
+		`invoice_order_save_seconds_count{patient="false"}`, `invoice_order_save_seconds_count{patient="true"}`,
+		"go_sched_gomaxprocs_threads ", "go_sched_latencies_seconds_count "} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
 		}

@@ -102,7 +102,11 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), pipeline.NewStoreCollector(db))
+	// The Go collector with the scheduler's metrics too: GOMAXPROCS and
+	// how long runnable goroutines waited to run (go_sched_*), which tell a
+	// consumer short of CPU, or whose one P a disk flush holds, from one
+	// slowed by the disk or the provider.
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), pipeline.NewStoreCollector(db))
 	metrics := pipeline.NewMetrics(reg)
 	metrics.Partitions.Set(float64(max(o.partitions, 1)))
 

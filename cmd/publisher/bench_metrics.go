@@ -44,12 +44,19 @@ const (
 	metricCommitSeconds   = "invoice_store_commit_seconds_total"
 	metricCallSum         = "invoice_provider_call_seconds_sum"
 	metricCallCount       = "invoice_provider_call_seconds_count"
+	// The Go collector's scheduler metrics (the consumer registers them):
+	// GOMAXPROCS, and the time runnable goroutines waited to run, a
+	// sample of the waits that the runtime keeps as a histogram.
+	metricGOMAXPROCS = "go_sched_gomaxprocs_threads"
+	metricSchedSum   = "go_sched_latencies_seconds_sum"
+	metricSchedCount = "go_sched_latencies_seconds_count"
 )
 
 // breakdownMetrics are the counters the sampler keeps first and last
 // values of.
 var breakdownMetrics = []string{metricProcessingSum, metricProcessingCount, metricPutSeconds, metricPuts,
-	metricPatientSeconds, metricPatientPuts, metricStoreWrites, metricCommits, metricCommitSeconds, metricCallSum, metricCallCount}
+	metricPatientSeconds, metricPatientPuts, metricStoreWrites, metricCommits, metricCommitSeconds, metricCallSum, metricCallCount,
+	metricGOMAXPROCS, metricSchedSum, metricSchedCount}
 
 // memorySampleEvery is how often the bench reads the consumer's /metrics.
 const memorySampleEvery = time.Second
@@ -285,8 +292,9 @@ func (m *memorySampler) cpuReport(results int) string {
 // to process a request message; the order-store writes for each of results
 // and their mean latency (the wait for the group commit included), how
 // many writes a commit carried and the share of the time the store was
-// committing; the provider calls for each result and their mean latency.
-// The processing time, the writes before the result and the provider calls
+// committing; the provider calls for each result and their mean latency;
+// the mean time a runnable goroutine waited to run (the Go scheduler's,
+// with GOMAXPROCS). The processing time, the writes before the result and the provider calls
 // also get their p99 where the consumer exports them as native histograms.
 // A part whose counters the last sample lacks (a consumer that does not
 // export them) is left out; "" when none is there or there were fewer than
@@ -348,6 +356,15 @@ func (m *memorySampler) breakdownReport(results int) string {
 	if sum, ok := delta(metricCallSum); ok {
 		if n, _ := delta(metricCallCount); n > 0 && results > 0 {
 			parts = append(parts, fmt.Sprintf("provider calls %.2f a result, %.2f ms each", n/float64(results), sum*1000/n)+p99(nativeCalls))
+		}
+	}
+	if sum, ok := delta(metricSchedSum); ok {
+		if n, _ := delta(metricSchedCount); n > 0 {
+			procs := ""
+			if v, ok := m.last[metricGOMAXPROCS]; ok {
+				procs = fmt.Sprintf(" (GOMAXPROCS %.0f)", v)
+			}
+			parts = append(parts, fmt.Sprintf("the Go scheduler%s: a runnable goroutine waited %.3f ms on average to run", procs, sum*1000/n))
 		}
 	}
 	if len(parts) == 0 {
