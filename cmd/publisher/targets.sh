@@ -16,7 +16,8 @@
 #          (the default) and --jumdata-no-claim, alternating. bench runs
 #          with --baseline, and the bare relay's p99 at the same rate (before
 #          and after the consumer's run, in bench on core 0 beside NATS) is
-#          printed beside it: the floor the hour allows
+#          printed beside it: the floor the hour allows; so is the mean time
+#          the consumer's runnable goroutines waited to run (Go's scheduler)
 #   drain  external NATS (sync always) and sandbox, a backlog of N_DRAIN
 #          requests: peak RSS (VmHWM) < 256 MiB and 0 redelivered
 #
@@ -185,6 +186,13 @@ cpu_per_result() {
 	grep -o '[0-9.]* ms a result' "$RUN/bench.out" | head -1
 }
 
+# sched_wait prints the mean wait of the consumer's runnable goroutines
+# from bench's output (its breakdown line), as "; the consumer's goroutines
+# waited W ms on average to run (GOMAXPROCS N)", or nothing.
+sched_wait() {
+	sed -n 's/.*the Go scheduler (GOMAXPROCS \([0-9]*\)): a runnable goroutine waited \([0-9.]*\) ms on average to run.*/; its goroutines waited \2 ms on average to run (GOMAXPROCS \1)/p' "$RUN/bench.out" | head -1
+}
+
 # start_external SYNC [LATENCY] [CORE]: NATS (sync_interval SYNC, or the
 # default when SYNC is "default") and the sandbox.
 start_external() {
@@ -322,7 +330,7 @@ run_open() {
 				relays=$((relays + 1))
 				if awk -v p="$r" 'BEGIN { exit !(p <= 5) }'; then met_relay=$((met_relay + 1)); fi
 			done
-			echo "open   run $i, $mode: p99 $p99 ms, p50 $(field p50 "$RUN/bench.out") ms, CPU $(cpu_per_result); the bare relay's p99 $(echo "$relay" | sed 's/ $//; s/ / and /') ms"
+			echo "open   run $i, $mode: p99 $p99 ms, p50 $(field p50 "$RUN/bench.out") ms, CPU $(cpu_per_result)$(sched_wait); the bare relay's p99 $(echo "$relay" | sed 's/ $//; s/ / and /') ms"
 		done
 	done
 	PIN=off
