@@ -103,9 +103,11 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	// The Go collector with the scheduler's metrics too: GOMAXPROCS and
-	// how long runnable goroutines waited to run (go_sched_*), which tell a
-	// consumer short of CPU, or whose one P a disk flush holds, from one
-	// slowed by the disk or the provider.
+	// how long runnable goroutines waited to run (go_sched_*), which rises
+	// when the consumer's CPU falls behind its requests. A P held in a
+	// system call (the order store's fdatasync) shows in it only in part:
+	// the goroutines waiting for the network are not runnable until the
+	// scheduler polls for them.
 	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), pipeline.NewStoreCollector(db))
 	metrics := pipeline.NewMetrics(reg)
 	metrics.Partitions.Set(float64(max(o.partitions, 1)))
