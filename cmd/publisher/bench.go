@@ -32,6 +32,7 @@ type benchOptions struct {
 	baseline bool
 	backlog  bool
 	metrics  string
+	trace    string
 	seller   string
 	seed     uint64
 	// timeout bounds the whole run: the global --timeout when given, else
@@ -42,7 +43,7 @@ type benchOptions struct {
 func newBenchCommand(g *globals) *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench [-n N] [--rate R | --backlog] [--baseline] [--metrics URL]",
+		Use:   "bench [-n N] [--rate R | --backlog] [--baseline] [--metrics URL] [--trace URL]",
 		Short: "Measure the consumer: throughput and publish-to-result latency",
 		Long: `bench publishes N valid issue requests for the sandbox's demo sellers (the
 generator behind publisher demo; a consumer started without --config serves
@@ -111,6 +112,17 @@ while they are behind, so a closed-loop run leaves PDFs to keep; bench
 reports how long that took, and the relay run after the pipeline starts
 only once it is done.
 
+--trace URL (the consumer's --pprof address, such as http://127.0.0.1:6060)
+records the consumer with Go's execution tracer for ` + defaultTraceLength.String() + ` during the run
+(from a quarter of an open loop's schedule, or 1s into a closed loop or a
+backlog's results) and says how many goroutines ran at once, how long
+runnable goroutines waited for a P, and how much of the time some waited
+while none ran, by the system call in progress then: with GOMAXPROCS 1 a
+goroutine in a system call (the order store's fdatasync) keeps the one P
+until the runtime takes it away. The tracer costs the consumer some CPU
+and latency while it runs: leave --trace out of the runs whose figures
+count.
+
 --timeout bounds the whole run here (default ` + defaultBenchTimeout.String() + `); connecting and
 each JetStream API call or acknowledgement wait at most 5s of it.
 
@@ -149,6 +161,7 @@ consumer's streams unreachable.`,
 	f.BoolVar(&o.baseline, "baseline", false, "also measure a bare relay on the same server, before and after the pipeline, and print the ratio")
 	f.IntVar(&o.workers, "workers", pipeline.DefaultWorkers, "the baseline relay's workers and pull buffer: pass the consumer's --workers")
 	f.StringVar(&o.metrics, "metrics", "", "the consumer's /metrics URL, to report its memory, its CPU time and where its time went")
+	f.StringVar(&o.trace, "trace", "", "the consumer's --pprof address (http://host:port), to record it with Go's execution tracer during the run and say where its goroutines waited")
 	f.StringVar(&o.seller, "seller", "", "only requests for this demo seller (nuonuo, jumdata or its tax number; default both)")
 	f.Uint64Var(&o.seed, "seed", 0, "random seed of the request bodies (default: a random one, printed)")
 	return cmd
@@ -183,6 +196,8 @@ func (o benchOptions) check() error {
 		return usageError("--timeout must be positive")
 	case o.metrics != "" && !strings.HasPrefix(o.metrics, "http://") && !strings.HasPrefix(o.metrics, "https://"):
 		return usageError("--metrics %q: want the consumer's metrics URL, such as http://127.0.0.1:8080/metrics", o.metrics)
+	case o.trace != "" && !strings.HasPrefix(o.trace, "http://") && !strings.HasPrefix(o.trace, "https://"):
+		return usageError("--trace %q: want the consumer's --pprof address as a URL, such as http://127.0.0.1:6060", o.trace)
 	}
 	return nil
 }
@@ -210,6 +225,8 @@ type benchTarget struct {
 	start func() error
 	// metrics is the consumer's /metrics URL, or "".
 	metrics string
+	// trace is the consumer's pprof address (--trace), or "".
+	trace string
 }
 
 // benchPhase is what one phase measured.
@@ -224,6 +241,7 @@ type benchPhase struct {
 	memory      string
 	cpu         string // the consumer's CPU time over the phase, "" when unknown
 	breakdown   string // where the consumer's time went, "" when unknown
+	trace       string // what the consumer's execution trace showed, "" without --trace
 	throughput  float64
 }
 
@@ -281,7 +299,7 @@ func runBench(ctx context.Context, g *globals, o benchOptions, out, errw io.Writ
 		}
 	}
 	delivered, countErr := deliveries(ctx, reqStream)
-	pipe := b.phase(ctx, benchTarget{name: "pipeline", subjects: s.subjects, results: resStream, requests: reqStream, metrics: o.metrics})
+	pipe := b.phase(ctx, benchTarget{name: "pipeline", subjects: s.subjects, results: resStream, requests: reqStream, metrics: o.metrics, trace: o.trace})
 	b.print(pipe)
 	if now, err := deliveries(ctx, reqStream); err == nil && countErr == nil {
 		// Every request is delivered once; more deliveries are redeliveries:
@@ -433,6 +451,9 @@ func (b *bench) phase(ctx context.Context, t benchTarget) *benchPhase {
 		sampler = newMemorySampler(t.metrics)
 		sampler.sample(sctx) // before the first publish: the counters start from here
 		bg.Go(func() { sampler.run(sctx) })
+	}
+	if t.trace != "" {
+		bg.Go(func() { p.trace = b.traceConsumer(ctx, t.trace) })
 	}
 	start := func() {
 		if t.start == nil {
@@ -706,6 +727,9 @@ func (b *bench) print(p *benchPhase) {
 	if p.breakdown != "" {
 		fmt.Fprintf(w, "%s: %s\n", name, p.breakdown)
 	}
+	if p.trace != "" {
+		fmt.Fprintf(w, "%s: %s\n", name, p.trace)
+	}
 }
 
 // ms formats a duration in milliseconds, as the last line has them.
@@ -768,4 +792,28 @@ func deliveries(ctx context.Context, stream jetstream.Stream) (uint64, error) {
 		n += info.Delivered.Consumer
 	}
 	return n, lister.Err()
+}
+
+// traceConsumer records the consumer at base (--trace) with Go's execution
+// tracer for defaultTraceLength, from a quarter of an open loop's schedule
+// (or 1 s in), and returns the line to print.
+func (b *bench) traceConsumer(ctx context.Context, base string) string {
+	delay, length := time.Second, defaultTraceLength
+	if b.o.rate > 0 {
+		run := time.Duration(float64(b.o.n) / b.o.rate * float64(time.Second))
+		delay, length = run/4, min(length, max(run/2, 100*time.Millisecond))
+	}
+	select {
+	case <-ctx.Done():
+		return ""
+	case <-time.After(delay):
+	}
+	tctx, cancel := context.WithTimeout(ctx, length+10*time.Second)
+	defer cancel()
+	s, err := fetchTrace(tctx, base, length)
+	head := fmt.Sprintf("consumer trace (%s from %s into the run, %s): ", length, delay.Round(time.Millisecond), base)
+	if err != nil {
+		return head + err.Error()
+	}
+	return head + s.String()
 }

@@ -177,6 +177,7 @@ func TestBenchUsage(t *testing.T) {
 		{"no window", []string{"--window", "0"}},
 		{"no workers", []string{"--workers", "0"}},
 		{"metrics not a URL", []string{"--metrics", "127.0.0.1:8080"}},
+		{"trace not a URL", []string{"--trace", "127.0.0.1:6060"}},
 		{"arguments", []string{"extra"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/exp/trace"
+)
+
+// defaultTraceLength is how long bench's --trace records the consumer.
+const defaultTraceLength = 3 * time.Second
+
+// traceSummary is what a Go execution trace says about where a process's
+// goroutines waited: how many ran at once, how long runnable goroutines
+// waited for a P, and the time in which some waited while none ran, by the
+// system call in progress then (a goroutine in a system call keeps its P
+// until the runtime's sysmon takes it away, and with GOMAXPROCS 1 nothing
+// else runs meanwhile).
+type traceSummary struct {
+	span      time.Duration            // from the first event to the last
+	running   time.Duration            // goroutines running, summed over time (running × time)
+	runnable  time.Duration            // time in which some goroutine was runnable
+	stalled   time.Duration            // time in which some goroutine was runnable and none ran
+	stalledBy map[string]time.Duration // stalled, by the call site of the system call in progress
+	waits     []time.Duration          // each time a goroutine was runnable, from a transition the trace saw
+}
+
+// goTrack is one goroutine's state as the trace reader follows it.
+type goTrack struct {
+	state trace.GoState
+	since trace.Time
+	seen  bool // the state came from a transition, not the trace's announcement
+}
+
+// nobodyInSyscall names the stalled time with no system call in progress
+// (the runtime stopping the world, or a P on its way to another thread).
+const nobodyInSyscall = "no system call"
+
+// readTrace reads a Go execution trace (runtime/trace, /debug/pprof/trace).
+func readTrace(r io.Reader) (*traceSummary, error) {
+	tr, err := trace.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("read trace: %w", err)
+	}
+	s := &traceSummary{stalledBy: map[string]time.Duration{}}
+	gs := map[trace.GoID]*goTrack{}
+	// insys holds the goroutines in a system call entered during the
+	// trace, with its call site. One that began before it (a signal
+	// handler's wait, announced at every generation of the trace) is
+	// never counted.
+	insys := map[trace.GoID]string{}
+	var runnable, running int
+	var first, last trace.Time
+	for {
+		ev, err := tr.ReadEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read trace: %w", err)
+		}
+		now := ev.Time()
+		if first == 0 {
+			first = now
+		}
+		if last != 0 && now > last {
+			d := now.Sub(last)
+			s.running += time.Duration(running) * d
+			if runnable > 0 {
+				s.runnable += d
+				if running == 0 {
+					s.stalled += d
+					s.attribute(insys, d)
+				}
+			}
+		}
+		last = now
+		if ev.Kind() != trace.EventStateTransition {
+			continue
+		}
+		st := ev.StateTransition()
+		if st.Resource.Kind != trace.ResourceGoroutine {
+			continue
+		}
+		from, to := st.Goroutine()
+		g := gs[st.Resource.Goroutine()]
+		if g == nil {
+			// First sight: the state it had until now is from, as far as
+			// the trace knows (GoUndetermined when it began before the
+			// trace, which then announces it).
+			g = &goTrack{state: from, since: now}
+			gs[st.Resource.Goroutine()] = g
+			switch from {
+			case trace.GoRunnable:
+				runnable++
+			case trace.GoRunning:
+				running++
+			}
+		}
+		switch g.state {
+		case trace.GoRunnable:
+			runnable--
+			if g.seen {
+				s.waits = append(s.waits, now.Sub(g.since))
+			}
+		case trace.GoRunning:
+			running--
+		}
+		switch to {
+		case trace.GoRunnable:
+			runnable++
+		case trace.GoRunning:
+			running++
+		}
+		delete(insys, st.Resource.Goroutine())
+		if from == trace.GoRunning && to == trace.GoSyscall {
+			insys[st.Resource.Goroutine()] = callSite(ev.Stack())
+		}
+		g.seen = from != trace.GoUndetermined
+		g.state, g.since = to, now
+	}
+	if last > first {
+		s.span = last.Sub(first)
+	}
+	slices.Sort(s.waits)
+	return s, nil
+}
+
+// attribute adds d of stalled time to the system calls in progress, split
+// evenly, or to nobodyInSyscall.
+func (s *traceSummary) attribute(insys map[trace.GoID]string, d time.Duration) {
+	if len(insys) == 0 {
+		s.stalledBy[nobodyInSyscall] += d
+		return
+	}
+	for _, site := range insys {
+		s.stalledBy[site] += d / time.Duration(len(insys))
+	}
+}
+
+// callSite is the innermost frame of stk outside the packages that only
+// pass a system call on (runtime, syscall, os, net and the standard
+// library's internal ones): the code that made it, such as
+// go.etcd.io/bbolt.fdatasync or nats.go's writer.
+func callSite(stk trace.Stack) string {
+	site := "?"
+	for f := range stk.Frames() {
+		if slices.ContainsFunc(passOn, func(p string) bool { return strings.HasPrefix(f.Func, p) }) {
+			continue
+		}
+		site = f.Func
+		break
+	}
+	return site
+}
+
+// passOn are the prefixes of the functions that callSite passes over.
+var passOn = []string{"runtime.", "syscall.", "internal/", "os.", "net."}
+
+// waitQuantile is the q-quantile of the runnable waits, 0 without any.
+func (s *traceSummary) waitQuantile(q float64) time.Duration {
+	if len(s.waits) == 0 {
+		return 0
+	}
+	return s.waits[int(q*float64(len(s.waits)-1))]
+}
+
+// String is the summary in one line: goroutines running on average, the
+// share of the time some goroutine was runnable and its waits' p50 and p99,
+// and the share in which some was runnable and none ran, with the system
+// calls in progress then (the three largest shares).
+func (s *traceSummary) String() string {
+	if s.span <= 0 {
+		return "an empty trace"
+	}
+	pct := func(d time.Duration) float64 { return 100 * float64(d) / float64(s.span) }
+	line := fmt.Sprintf("goroutines running %.2f on average; some goroutine runnable %.0f%% of the time (waits p50 %.3f ms, p99 %s ms); runnable and none running %.0f%% of the time",
+		float64(s.running)/float64(s.span), pct(s.runnable), float64(s.waitQuantile(0.5))/float64(time.Millisecond), ms(s.waitQuantile(0.99)), pct(s.stalled))
+	type share struct {
+		site string
+		d    time.Duration
+	}
+	var shares []share
+	for site, d := range s.stalledBy {
+		shares = append(shares, share{site, d})
+	}
+	sort.Slice(shares, func(i, j int) bool {
+		if shares[i].d != shares[j].d {
+			return shares[i].d > shares[j].d
+		}
+		return shares[i].site < shares[j].site
+	})
+	var parts []string
+	for _, sh := range shares[:min(3, len(shares))] {
+		if pct(sh.d) < 0.5 {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%.0f%% in %s", pct(sh.d), sh.site))
+	}
+	if len(parts) > 0 {
+		line += ": " + strings.Join(parts, ", ")
+	}
+	return line
+}
+
+// fetchTrace records the process at base (its net/http/pprof address, such
+// as http://127.0.0.1:6060) for length and summarizes the trace.
+func fetchTrace(ctx context.Context, base string, length time.Duration) (*traceSummary, error) {
+	url := strings.TrimSuffix(base, "/") + fmt.Sprintf("/debug/pprof/trace?seconds=%g", length.Seconds())
+	var s *traceSummary
+	err := getMetrics(ctx, http.DefaultClient, url, "", func(resp *http.Response) error {
+		var err error
+		s, err = readTrace(resp.Body)
+		return err
+	})
+	return s, err
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	rtrace "runtime/trace"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReadTrace reads the trace of a process with GOMAXPROCS 1 in which one
+// goroutine sleeps in a system call (nanosleep, which keeps the P as an
+// fdatasync does) while others are runnable: the time they waited with
+// none running is found, and put on the sleeper.
+func TestReadTrace(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "trace.out")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTraceHelperProcess$")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "BENCH_TRACE_HELPER="+out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, b)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := readTrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.span < 100*time.Millisecond || s.running <= 0 || s.running > s.span {
+		t.Errorf("span %s, running %s: want a span of at least 100ms and at most one goroutine running (GOMAXPROCS 1)", s.span, s.running)
+	}
+	if len(s.waits) == 0 || s.runnable <= 0 || s.stalled <= 0 || s.stalled > s.runnable {
+		t.Errorf("%d waits, runnable %s, stalled %s: want waits, and stalled time within the runnable time", len(s.waits), s.runnable, s.stalled)
+	}
+	var sleeper time.Duration
+	for site, d := range s.stalledBy {
+		if strings.HasSuffix(site, ".traceSleeper") {
+			sleeper += d
+		}
+	}
+	if sleeper <= 0 {
+		t.Errorf("no stalled time on the sleeper's nanosleep: %v", s.stalledBy)
+	}
+	line := s.String()
+	if !regexp.MustCompile(`^goroutines running (0\.[0-9]{2}|1\.00) on average; some goroutine runnable [0-9]+% of the time \(waits p50 [0-9.]+ ms, p99 [0-9.]+ ms\); runnable and none running [0-9]+% of the time`).MatchString(line) {
+		t.Errorf("summary %q", line)
+	}
+}
+
+// TestTraceHelperProcess is TestReadTrace's traced process: with
+// BENCH_TRACE_HELPER set it writes a trace there and exits.
+func TestTraceHelperProcess(t *testing.T) {
+	out := os.Getenv("BENCH_TRACE_HELPER")
+	if out == "" {
+		t.Skip("the process TestReadTrace traces")
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rtrace.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	stop := time.Now().Add(300 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				runtime.Gosched()
+			}
+		})
+	}
+	wg.Go(func() { traceSleeper(stop) })
+	wg.Wait()
+	rtrace.Stop()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// traceSleeper sleeps 2 ms at a time in a system call until stop.
+func traceSleeper(stop time.Time) {
+	for time.Now().Before(stop) {
+		ts := syscall.NsecToTimespec(int64(2 * time.Millisecond))
+		_ = syscall.Nanosleep(&ts, nil)
+	}
+}
+
+// TestBenchTrace: with --trace, bench records the consumer's process (here
+// the test's own, through net/http/pprof) during an open-loop run and
+// prints what the trace says.
+func TestBenchTrace(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	out, errOut, code := c.cli(t, "bench", "-n", "40", "--rate", "100", "--timeout", "2m", "--trace", srv.URL)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	re := `(?m)^pipeline: consumer trace \(200ms from 100ms into the run, ` + regexp.QuoteMeta(srv.URL) + `\): goroutines running [0-9.]+ on average; ` +
+		`some goroutine runnable [0-9]+% of the time \(waits p50 [0-9.]+ ms, p99 [0-9.]+ ms\); runnable and none running [0-9]+% of the time`
+	if !regexp.MustCompile(re).MatchString(out) {
+		t.Errorf("no trace line:\n%s", out)
+	}
+}
