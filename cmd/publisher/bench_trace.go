@@ -48,15 +48,7 @@ func readTrace(r io.Reader) (*traceSummary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read trace: %w", err)
 	}
-	s := &traceSummary{stalledBy: map[string]time.Duration{}}
-	gs := map[trace.GoID]*goTrack{}
-	// insys holds the goroutines in a system call entered during the
-	// trace, with its call site. One that began before it (a signal
-	// handler's wait, announced at every generation of the trace) is
-	// never counted.
-	insys := map[trace.GoID]string{}
-	var runnable, running int
-	var first, last trace.Time
+	a := newTraceAccount()
 	for {
 		ev, err := tr.ReadEvent()
 		if err == io.EOF {
@@ -65,22 +57,7 @@ func readTrace(r io.Reader) (*traceSummary, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read trace: %w", err)
 		}
-		now := ev.Time()
-		if first == 0 {
-			first = now
-		}
-		if last != 0 && now > last {
-			d := now.Sub(last)
-			s.running += time.Duration(running) * d
-			if runnable > 0 {
-				s.runnable += d
-				if running == 0 {
-					s.stalled += d
-					s.attribute(insys, d)
-				}
-			}
-		}
-		last = now
+		a.advance(ev.Time())
 		if ev.Kind() != trace.EventStateTransition {
 			continue
 		}
@@ -89,47 +66,103 @@ func readTrace(r io.Reader) (*traceSummary, error) {
 			continue
 		}
 		from, to := st.Goroutine()
-		g := gs[st.Resource.Goroutine()]
-		if g == nil {
-			// First sight: the state it had until now is from, as far as
-			// the trace knows (GoUndetermined when it began before the
-			// trace, which then announces it).
-			g = &goTrack{state: from, since: now}
-			gs[st.Resource.Goroutine()] = g
-			switch from {
-			case trace.GoRunnable:
-				runnable++
-			case trace.GoRunning:
-				running++
-			}
-		}
-		switch g.state {
-		case trace.GoRunnable:
-			runnable--
-			if g.seen {
-				s.waits = append(s.waits, now.Sub(g.since))
-			}
-		case trace.GoRunning:
-			running--
-		}
-		switch to {
-		case trace.GoRunnable:
-			runnable++
-		case trace.GoRunning:
-			running++
-		}
-		delete(insys, st.Resource.Goroutine())
-		if from == trace.GoRunning && to == trace.GoSyscall {
-			insys[st.Resource.Goroutine()] = callSite(ev.Stack())
-		}
-		g.seen = from != trace.GoUndetermined
-		g.state, g.since = to, now
+		a.transition(ev.Time(), st.Resource.Goroutine(), from, to, func() string { return callSite(ev.Stack()) })
 	}
-	if last > first {
-		s.span = last.Sub(first)
+	return a.summary(), nil
+}
+
+// traceAccount follows the goroutines' states through a trace's events
+// and sums the time in each.
+type traceAccount struct {
+	s  *traceSummary
+	gs map[trace.GoID]*goTrack
+	// insys holds the goroutines in a system call entered during the
+	// trace, with its call site. One that began before it (a signal
+	// handler's wait, announced at every generation of the trace) is
+	// never counted.
+	insys             map[trace.GoID]string
+	runnable, running int
+	first, last       trace.Time
+}
+
+func newTraceAccount() *traceAccount {
+	return &traceAccount{s: &traceSummary{stalledBy: map[string]time.Duration{}}, gs: map[trace.GoID]*goTrack{}, insys: map[trace.GoID]string{}}
+}
+
+// advance accounts for the time from the last event to now, an event's
+// time (the reader's are in order).
+func (a *traceAccount) advance(now trace.Time) {
+	if a.first == 0 {
+		a.first = now
+	}
+	if a.last != 0 && now > a.last {
+		d := now.Sub(a.last)
+		a.s.running += time.Duration(a.running) * d
+		if a.runnable > 0 {
+			a.s.runnable += d
+			if a.running == 0 {
+				a.s.stalled += d
+				a.s.attribute(a.insys, d)
+			}
+		}
+	}
+	a.last = now
+}
+
+// transition follows goroutine id from state from to state to at now;
+// site gives the call site of the system call it enters.
+func (a *traceAccount) transition(now trace.Time, id trace.GoID, from, to trace.GoState, site func() string) {
+	g := a.gs[id]
+	if g != nil && from == to {
+		// The trace announces every goroutine's state again at each of
+		// its generations (about every second): not a transition, and
+		// a runnable wait or a system call goes on through it.
+		return
+	}
+	if g == nil {
+		// First sight: the state it had until now is from, as far as
+		// the trace knows (GoUndetermined when it began before the
+		// trace, which then announces it).
+		g = &goTrack{state: from, since: now}
+		a.gs[id] = g
+		switch from {
+		case trace.GoRunnable:
+			a.runnable++
+		case trace.GoRunning:
+			a.running++
+		}
+	}
+	switch g.state {
+	case trace.GoRunnable:
+		a.runnable--
+		if g.seen {
+			a.s.waits = append(a.s.waits, now.Sub(g.since))
+		}
+	case trace.GoRunning:
+		a.running--
+	}
+	switch to {
+	case trace.GoRunnable:
+		a.runnable++
+	case trace.GoRunning:
+		a.running++
+	}
+	delete(a.insys, id)
+	if from == trace.GoRunning && to == trace.GoSyscall {
+		a.insys[id] = site()
+	}
+	g.seen = from != trace.GoUndetermined && from != to
+	g.state, g.since = to, now
+}
+
+// summary is what the events so far say.
+func (a *traceAccount) summary() *traceSummary {
+	s := a.s
+	if a.last > a.first {
+		s.span = a.last.Sub(a.first)
 	}
 	slices.Sort(s.waits)
-	return s, nil
+	return s
 }
 
 // attribute adds d of stalled time to the system calls in progress, split

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/pprof"
@@ -10,11 +11,14 @@ import (
 	"regexp"
 	"runtime"
 	rtrace "runtime/trace"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/exp/trace"
 )
 
 // TestReadTrace reads the trace of a process with GOMAXPROCS 1 in which one
@@ -116,5 +120,41 @@ func TestBenchTrace(t *testing.T) {
 		`some goroutine runnable [0-9]+% of the time \(waits p50 [0-9.]+ ms, p99 [0-9.]+ ms\); runnable and none running [0-9]+% of the time`
 	if !regexp.MustCompile(re).MatchString(out) {
 		t.Errorf("no trace line:\n%s", out)
+	}
+}
+
+// TestTraceAccountGenerations: the trace announces every goroutine's state
+// again at each of its generations (from == to; with Go 1.26 just before
+// its next transition): a runnable wait and a system call go on through
+// the announcement, which is no wait of its own.
+func TestTraceAccountGenerations(t *testing.T) {
+	a := newTraceAccount()
+	ev := func(at trace.Time, id trace.GoID, from, to trace.GoState) {
+		a.advance(at)
+		a.transition(at, id, from, to, func() string { return "go.etcd.io/bbolt.fdatasync" })
+	}
+	ev(100, 1, trace.GoUndetermined, trace.GoWaiting)
+	ev(100, 2, trace.GoUndetermined, trace.GoRunning)
+	ev(1000, 1, trace.GoWaiting, trace.GoRunnable)
+	ev(2000, 2, trace.GoRunning, trace.GoSyscall)
+	// A new generation.
+	ev(5000, 1, trace.GoRunnable, trace.GoRunnable)
+	ev(5000, 2, trace.GoSyscall, trace.GoSyscall)
+	ev(9000, 2, trace.GoSyscall, trace.GoRunning)
+	ev(9000, 2, trace.GoRunning, trace.GoWaiting)
+	ev(9000, 1, trace.GoRunnable, trace.GoRunning)
+	ev(10000, 1, trace.GoRunning, trace.GoWaiting)
+	s := a.summary()
+	if !slices.Equal(s.waits, []time.Duration{8000}) {
+		t.Errorf("waits %v, want one of 8µs", s.waits)
+	}
+	if s.runnable != 8000 || s.stalled != 7000 {
+		t.Errorf("runnable %s, stalled %s: want 8µs and 7µs", s.runnable, s.stalled)
+	}
+	if want := map[string]time.Duration{"go.etcd.io/bbolt.fdatasync": 7000}; !maps.Equal(s.stalledBy, want) {
+		t.Errorf("stalled by %v, want %v", s.stalledBy, want)
+	}
+	if s.span != 9900 || s.running != 2900 {
+		t.Errorf("span %s, running %s: want 9.9µs and 2.9µs", s.span, s.running)
 	}
 }
