@@ -114,10 +114,11 @@ only once it is done.
 
 --trace URL (the consumer's --pprof address, such as http://127.0.0.1:6060)
 records the consumer with Go's execution tracer for ` + defaultTraceLength.String() + ` during the run
-(from a quarter of an open loop's schedule, or 1s into a closed loop or a
-backlog's results) and says how many goroutines ran at once, how long
-runnable goroutines waited for a P, and how much of the time some waited
-while none ran, by the system call in progress then: with GOMAXPROCS 1 a
+(from a quarter of an open loop's schedule, 1s into a closed loop, or 1s
+after a backlog is published; not at all in a run that is over by then)
+and says how many goroutines ran at once, how long runnable goroutines
+waited for a P, and how much of the time some waited while none ran, by
+the system call in progress then: with GOMAXPROCS 1 a
 goroutine in a system call (the order store's fdatasync) keeps the one P
 until the runtime takes it away. The tracer costs the consumer some CPU
 and latency while it runs: leave --trace out of the runs whose figures
@@ -452,8 +453,11 @@ func (b *bench) phase(ctx context.Context, t benchTarget) *benchPhase {
 		sampler.sample(sctx) // before the first publish: the counters start from here
 		bg.Go(func() { sampler.run(sctx) })
 	}
-	if t.trace != "" {
-		bg.Go(func() { p.trace = b.traceConsumer(ctx, t.trace) })
+	// traceRun starts --trace's recording, its delay counted from now.
+	traceRun := func() {
+		if t.trace != "" {
+			bg.Go(func() { p.trace = b.traceConsumer(ctx, sctx, t.trace) })
+		}
 	}
 	start := func() {
 		if t.start == nil {
@@ -479,9 +483,11 @@ func (b *bench) phase(ctx context.Context, t benchTarget) *benchPhase {
 		bar.finish()
 		fmt.Fprintf(b.out, "%s: published %d request(s) in %s; waiting for their results (start the consumer now if it is stopped)\n",
 			t.name, rec.expected(), p.publishTook.Round(time.Millisecond))
+		traceRun()
 		start()
 		read(newProgress(b.errw, rec.expected(), t.name+": results"))
 	} else {
+		traceRun()
 		read(newProgress(b.errw, b.o.n, t.name+": results"))
 		start()
 		p.dups, p.lag, p.publishTook, err = b.publish(ctx, t.subjects, rec, &progress{})
@@ -796,24 +802,40 @@ func deliveries(ctx context.Context, stream jetstream.Stream) (uint64, error) {
 
 // traceConsumer records the consumer at base (--trace) with Go's execution
 // tracer for defaultTraceLength, from a quarter of an open loop's schedule
-// (or 1 s in), and returns the line to print.
-func (b *bench) traceConsumer(ctx context.Context, base string) string {
+// (or 1 s in), and returns the line to print. run ends with the run: one
+// that ends before the delay is over is not traced, and the line says so
+// when it ended during the trace.
+func (b *bench) traceConsumer(ctx, run context.Context, base string) string {
 	delay, length := time.Second, defaultTraceLength
 	if b.o.rate > 0 {
-		run := time.Duration(float64(b.o.n) / b.o.rate * float64(time.Second))
-		delay, length = run/4, min(length, max(run/2, 100*time.Millisecond))
+		d := time.Duration(float64(b.o.n) / b.o.rate * float64(time.Second))
+		delay, length = d/4, min(length, max(d/2, 100*time.Millisecond))
 	}
 	select {
 	case <-ctx.Done():
 		return ""
+	case <-run.Done():
+		return fmt.Sprintf("consumer trace (%s): none, the run ended before the trace was to begin %s into it", base, delay.Round(time.Millisecond))
 	case <-time.After(delay):
 	}
+	var ended atomic.Int64 // when the run ended, in nanoseconds from began
+	began := time.Now()
+	stop := context.AfterFunc(run, func() { ended.Store(int64(time.Since(began))) })
+	defer stop()
 	tctx, cancel := context.WithTimeout(ctx, length+10*time.Second)
 	defer cancel()
 	s, err := fetchTrace(tctx, base, length)
-	head := fmt.Sprintf("consumer trace (%s from %s into the run, %s): ", length, delay.Round(time.Millisecond), base)
+	into := "into the run"
+	if b.o.backlog {
+		into = "after the backlog was published"
+	}
+	head := fmt.Sprintf("consumer trace (%s from %s %s, %s): ", length, delay.Round(time.Millisecond), into, base)
 	if err != nil {
 		return head + err.Error()
 	}
-	return head + s.String()
+	line := head + s.String()
+	if e := time.Duration(ended.Load()); e > 0 && e < length {
+		line += fmt.Sprintf(" (the run ended %s into the trace: the rest is the consumer after it)", e.Round(time.Millisecond))
+	}
+	return line
 }

@@ -158,3 +158,26 @@ func TestTraceAccountGenerations(t *testing.T) {
 		t.Errorf("span %s, running %s: want 9.9µs and 2.9µs", s.span, s.running)
 	}
 }
+
+// TestBenchTraceClosedLoop: a closed-loop run of a few requests is over
+// before the trace's 1s delay: bench does not then record the idle consumer
+// as if it were the run (nor wait for it), and says so; a run that ends
+// during the trace is said to. Not parallel: a run slower than 1s would
+// trace this process while TestBenchTrace does, and a process has one
+// tracer.
+func TestBenchTraceClosedLoop(t *testing.T) {
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	out, errOut, code := c.cli(t, "bench", "-n", "20", "--timeout", "2m", "--trace", srv.URL)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	re := `(?m)^pipeline: consumer trace \(` + regexp.QuoteMeta(srv.URL) + `\): none, the run ended before the trace was to begin 1s into it$|` +
+		`(?m)^pipeline: consumer trace \(3s from 1s into the run, .*\(the run ended [0-9.]+m?s into the trace: the rest is the consumer after it\)$`
+	if !regexp.MustCompile(re).MatchString(out) {
+		t.Errorf("no trace line, or one that does not say the run was over:\n%s", out)
+	}
+}
