@@ -46,7 +46,12 @@ const (
 	metricCallCount       = "invoice_provider_call_seconds_count"
 	// The Go collector's scheduler metrics (the consumer registers them):
 	// GOMAXPROCS, and the time runnable goroutines waited to run, a
-	// sample of the waits that the runtime keeps as a histogram.
+	// sample of the waits that the runtime keeps as a histogram. The
+	// runtime gives no sum of it: the collector's _sum counts each wait at
+	// the lower bound of its bucket, which it merges into buckets a power of
+	// ten apart (64 ns, 640 ns, 7.2 µs, 82 µs, 0.92 ms, 10.5 ms, 117 ms),
+	// so sum/count is a lower bound of the mean wait, up to 11 times less
+	// (more for waits beyond 117 ms).
 	metricGOMAXPROCS = "go_sched_gomaxprocs_threads"
 	metricSchedSum   = "go_sched_latencies_seconds_sum"
 	metricSchedCount = "go_sched_latencies_seconds_count"
@@ -293,8 +298,8 @@ func (m *memorySampler) cpuReport(results int) string {
 // and their mean latency (the wait for the group commit included), how
 // many writes a commit carried and the share of the time the store was
 // committing; the provider calls for each result and their mean latency;
-// the mean time a runnable goroutine waited to run (the Go scheduler's,
-// with GOMAXPROCS). The processing time, the writes before the result and the provider calls
+// a lower bound of the mean time a runnable goroutine waited to run (the
+// Go scheduler's, with GOMAXPROCS). The processing time, the writes before the result and the provider calls
 // also get their p99 where the consumer exports them as native histograms.
 // A part whose counters the last sample lacks (a consumer that does not
 // export them) is left out; "" when none is there or there were fewer than
@@ -364,7 +369,7 @@ func (m *memorySampler) breakdownReport(results int) string {
 			if v, ok := m.last[metricGOMAXPROCS]; ok {
 				procs = fmt.Sprintf(" (GOMAXPROCS %.0f)", v)
 			}
-			parts = append(parts, fmt.Sprintf("the Go scheduler%s: a runnable goroutine waited %.3f ms on average to run", procs, sum*1000/n))
+			parts = append(parts, fmt.Sprintf("the Go scheduler%s: a runnable goroutine waited at least %.3f ms on average to run (each wait counted at its bucket's lower bound, a power of ten below the next)", procs, sum*1000/n))
 		}
 	}
 	if len(parts) == 0 {

@@ -361,7 +361,7 @@ func TestBenchMetrics(t *testing.T) {
 	b := regexp.MustCompile(`pipeline: consumer time \(its /metrics over the run\): processing ([0-9.]+) ms a message, p99 at most ([0-9.]+) ms; ` +
 		`order writes ([0-9.]+) a result: [0-9.]+ before the result, ([0-9.]+) ms each, p99 at most ([0-9.]+) ms, and [0-9.]+ patient \(saved while the result is published\), [0-9.]+ ms each \(([0-9.]+) writes a commit; the store was committing [0-9]+% of the time\); ` +
 		`provider calls ([0-9.]+) a result, ([0-9.]+) ms each, p99 at most ([0-9.]+) ms; ` +
-		`the Go scheduler \(GOMAXPROCS [1-9][0-9]*\): a runnable goroutine waited [0-9]+\.[0-9]{3} ms on average to run\n`).FindStringSubmatch(out)
+		`the Go scheduler \(GOMAXPROCS [1-9][0-9]*\): a runnable goroutine waited at least [0-9]+\.[0-9]{3} ms on average to run \(each wait counted at its bucket's lower bound, a power of ten below the next\)\n`).FindStringSubmatch(out)
 	if b == nil {
 		t.Fatalf("no breakdown line:\n%s", out)
 	}
@@ -450,13 +450,13 @@ func TestBreakdownReport(t *testing.T) {
 	first[metricSchedSum], first[metricSchedCount], first[metricGOMAXPROCS] = 1, 1000, 2
 	last[metricSchedSum], last[metricSchedCount], last[metricGOMAXPROCS] = 3, 6000, 1
 	want = "consumer time (its /metrics over the run): processing 2.50 ms a message; provider calls 1.00 a result, 0.50 ms each; " +
-		"the Go scheduler (GOMAXPROCS 1): a runnable goroutine waited 0.400 ms on average to run"
+		"the Go scheduler (GOMAXPROCS 1): a runnable goroutine waited at least 0.400 ms on average to run (each wait counted at its bucket's lower bound, a power of ten below the next)"
 	if got := m.breakdownReport(2000); got != want {
 		t.Errorf("breakdownReport with the scheduler =\n%q\nwant\n%q", got, want)
 	}
 	delete(last, metricGOMAXPROCS)
 	want = "consumer time (its /metrics over the run): processing 2.50 ms a message; provider calls 1.00 a result, 0.50 ms each; " +
-		"the Go scheduler: a runnable goroutine waited 0.400 ms on average to run"
+		"the Go scheduler: a runnable goroutine waited at least 0.400 ms on average to run (each wait counted at its bucket's lower bound, a power of ten below the next)"
 	if got := m.breakdownReport(2000); got != want {
 		t.Errorf("breakdownReport with the scheduler, without GOMAXPROCS =\n%q\nwant\n%q", got, want)
 	}

@@ -16,8 +16,9 @@
 #          (the default) and --jumdata-no-claim, alternating. bench runs
 #          with --baseline, and the bare relay's p99 at the same rate (before
 #          and after the consumer's run, in bench on core 0 beside NATS) is
-#          printed beside it: the floor the hour allows; so is the mean time
-#          the consumer's runnable goroutines waited to run (Go's scheduler)
+#          printed beside it: the floor the hour allows; so is a lower bound
+#          of the mean time the consumer's runnable goroutines waited to run
+#          (Go's scheduler)
 #   drain  external NATS (sync always) and sandbox, a backlog of N_DRAIN
 #          requests: peak RSS (VmHWM) < 256 MiB and 0 redelivered
 #
@@ -186,11 +187,12 @@ cpu_per_result() {
 	grep -o '[0-9.]* ms a result' "$RUN/bench.out" | head -1
 }
 
-# sched_wait prints the mean wait of the consumer's runnable goroutines
-# from bench's output (its breakdown line), as "; the consumer's goroutines
-# waited W ms on average to run (GOMAXPROCS N)", or nothing.
+# sched_wait prints the lower bound of the mean wait of the consumer's
+# runnable goroutines from bench's output (its breakdown line), as "; its
+# goroutines waited at least W ms on average to run (GOMAXPROCS N)", or
+# nothing.
 sched_wait() {
-	sed -n 's/.*the Go scheduler (GOMAXPROCS \([0-9]*\)): a runnable goroutine waited \([0-9.]*\) ms on average to run.*/; its goroutines waited \2 ms on average to run (GOMAXPROCS \1)/p' "$RUN/bench.out" | head -1
+	sed -n 's/.*the Go scheduler (GOMAXPROCS \([0-9]*\)): a runnable goroutine waited at least \([0-9.]*\) ms on average to run.*/; its goroutines waited at least \2 ms on average to run (GOMAXPROCS \1)/p' "$RUN/bench.out" | head -1
 }
 
 # start_external SYNC [LATENCY] [CORE]: NATS (sync_interval SYNC, or the
