@@ -802,7 +802,8 @@ func deliveries(ctx context.Context, stream jetstream.Stream) (uint64, error) {
 
 // traceConsumer records the consumer at base (--trace) with Go's execution
 // tracer for defaultTraceLength, from a quarter of an open loop's schedule
-// (or 1 s in), and returns the line to print. run ends with the run: one
+// (else 1 s after it is called: the start of the run, or the end of a
+// backlog's publish), and returns the line to print. run ends with the run: one
 // that ends before the delay is over is not traced, and the line says so
 // when it ended during the trace.
 func (b *bench) traceConsumer(ctx, run context.Context, base string) string {

@@ -299,8 +299,9 @@ func (m *memorySampler) cpuReport(results int) string {
 // many writes a commit carried and the share of the time the store was
 // committing; the provider calls for each result and their mean latency;
 // a lower bound of the mean time a runnable goroutine waited to run (the
-// Go scheduler's, with GOMAXPROCS). The processing time, the writes before the result and the provider calls
-// also get their p99 where the consumer exports them as native histograms.
+// Go scheduler's, with GOMAXPROCS). The processing time, the writes before
+// the result and the provider calls also get their p99 where the consumer
+// exports them as native histograms.
 // A part whose counters the last sample lacks (a consumer that does not
 // export them) is left out; "" when none is there or there were fewer than
 // two samples.
