@@ -181,17 +181,18 @@ func (m *memorySampler) fetch(ctx context.Context) (map[string]float64, error) {
 // fetchMetrics reads the named metrics (a labelled one summed over its
 // series) from the consumer's /metrics at url.
 func fetchMetrics(ctx context.Context, client *http.Client, url string, names ...string) (out map[string]float64, err error) {
-	err = getMetrics(ctx, client, url, "", func(resp *http.Response) error {
+	err = getOK(ctx, client, url, "", func(resp *http.Response) error {
 		out, err = parseMetrics(io.LimitReader(resp.Body, 16<<20), names...)
 		return err
 	})
 	return out, err
 }
 
-// getMetrics GETs the consumer's /metrics at url, asking for the format
-// accept ("" for the handler's default, the text format), and hands an OK
-// response to read.
-func getMetrics(ctx context.Context, client *http.Client, url, accept string, read func(*http.Response) error) error {
+// getOK GETs url from the consumer's HTTP server (its /metrics, or its
+// pprof trace), asking for the format accept ("" for the handler's
+// default, such as the metrics' text format), and hands an OK response to
+// read.
+func getOK(ctx context.Context, client *http.Client, url, accept string, read func(*http.Response) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

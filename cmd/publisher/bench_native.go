@@ -46,7 +46,7 @@ type nativeHist struct {
 // not export in native form is absent from the result; so is everything
 // when the handler does not serve the protobuf format.
 func fetchNative(ctx context.Context, client *http.Client, url string, names ...string) (out map[string]nativeHist, err error) {
-	err = getMetrics(ctx, client, url, acceptProtobuf, func(resp *http.Response) error {
+	err = getOK(ctx, client, url, acceptProtobuf, func(resp *http.Response) error {
 		out, err = decodeNative(resp, names...)
 		return err
 	})

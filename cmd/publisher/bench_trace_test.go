@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -33,14 +34,17 @@ func TestReadTrace(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("helper: %v\n%s", err, b)
 	}
-	f, err := os.Open(out)
+	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	s, err := readTrace(f)
+	s, err := readTrace(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A trace cut short, as fetchTrace's bound cuts one, is an error.
+	if _, err := readTrace(bytes.NewReader(b[:len(b)/2])); err == nil {
+		t.Errorf("a trace cut at %d of its %d bytes read without an error", len(b)/2, len(b))
 	}
 	if s.span < 100*time.Millisecond || s.running <= 0 || s.running > s.span {
 		t.Errorf("span %s, running %s: want a span of at least 100ms and at most one goroutine running (GOMAXPROCS 1)", s.span, s.running)
