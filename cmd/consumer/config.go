@@ -43,7 +43,7 @@ type partnerConfig struct {
 	Channel string `yaml:"channel"`
 	Secret  string `yaml:"secret"`
 	// Sellers, when given, are the only sellers whose orders the channel
-	// may ask about; without it, every seller's.
+	// may ask about; without it, every seller's. An empty list is refused.
 	Sellers []string `yaml:"sellers"`
 }
 
@@ -169,6 +169,11 @@ func (c *fileConfig) resolve() error {
 			if p.Sellers[j] = schemas.NormalizeTaxNumber(tn); p.Sellers[j] == "" {
 				errs = append(errs, fmt.Errorf("%s: sellers[%d] is empty", where, j))
 			}
+		}
+		if p.Sellers != nil && len(p.Sellers) == 0 {
+			// Read as "no list", it would open every seller to a channel
+			// its operator meant to close.
+			errs = append(errs, fmt.Errorf("%s: sellers is an empty list: list the sellers the channel may ask about, or leave the key out to let it ask about every seller", where))
 		}
 		if err := resolveSecret(where+": secret", &p.Secret, true); err != nil {
 			errs = append(errs, err)

@@ -67,6 +67,8 @@ partners:
 	}{
 		{"unknown key", "sellers:\n  - taxNum: X\n    provder: nuonuo\n", []string{"provder"}},
 		{"no sellers", "sellers: []\n", []string{"no sellers"}},
+		{"a partner's empty sellers list", "sellers:\n  - taxNum: S1\n    provider: jumdata\n    jumdata: {baseURL: \"https://api.jumdata.com\", appId: a, appSecret: b, token: c, dq: d, gryhm: e}\npartners:\n  - channel: c\n    secret: 0123456789abcdef\n    sellers: []\n",
+			[]string{"partners[0]: sellers is an empty list"}},
 		{"every problem at once", `
 sellers:
   - taxNum: "S1"
