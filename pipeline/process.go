@@ -233,7 +233,7 @@ func (o *order) run(ctx context.Context) {
 	stored, found, err := o.p.lookup(ctx, o.key)
 	if err != nil {
 		err = fmt.Errorf("read order %s: %w", o.key, err)
-		if o.m.Deliveries > o.p.cfg.MaxDeliver && o.mayBeWaiting() {
+		if o.m.Deliveries >= o.p.cfg.MaxDeliver && o.mayBeWaiting() {
 			// Only a request whose polls did not count (an order waiting
 			// for the buyer) gets past MaxDeliver: without its record,
 			// whether it may be given up cannot be told (mayBeWaiting).

@@ -251,3 +251,31 @@ func TestWaitingFormThatBeganLateOutlivesAFailedRead(t *testing.T) {
 			time.Until(rec.WaitingSince.Add(cfg.RedConfirmWait)), out.Action, out.Event, out.DeadLetter)
 	}
 }
+
+// A waiting form passes through its MaxDeliver-th delivery like any other:
+// its polls did not count, so that delivery is not its last. One failed read
+// of its record on exactly that delivery puts it back, as it does on the
+// deliveries before and after it; it is not given up.
+func TestWaitingFormOutlivesAFailedReadAtMaxDeliver(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
+	st := &failingGets{Store: h.db}
+	p := firstRun(t, h, cfg, st, nil, false)
+	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-RF-MAX", issuedBlue(t, h, p, "BLUE-RF-MAX")))
+	for d := 1; d < cfg.MaxDeliver; d++ {
+		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+			t.Fatalf("delivery %d: %s %s", d, out.Action, out.Event)
+		}
+	}
+	st.fail.Store(true)
+	out := deliverRaw(t, p, raw, cfg.MaxDeliver)
+	st.fail.Store(false)
+	if out.Action != pipeline.Nak {
+		t.Fatalf("one failed read on delivery %d (MaxDeliver) of a form that waited %d polls: %s %s, dead letter %q; want put back",
+			cfg.MaxDeliver, cfg.MaxDeliver-1, out.Action, out.Event, out.DeadLetter)
+	}
+	if out := deliverRaw(t, p, raw, cfg.MaxDeliver+1); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+		t.Fatalf("delivery %d, the store readable again: %s %s", cfg.MaxDeliver+1, out.Action, out.Event)
+	}
+}
