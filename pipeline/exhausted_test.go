@@ -239,3 +239,33 @@ func TestAnInvalidRequestWithAnImpossibleKeyIsRejectedAtOnce(t *testing.T) {
 		t.Fatalf("%s %s %s %v; want rejected at the first delivery", out.Action, out.Event, out.Status, out.Err)
 	}
 }
+
+// An order submitted without a claim whose answer could not be saved is
+// known only to the pipeline's memory. A request for it that panics at its
+// last delivery is given up, but not so as to lose that: terminated, the
+// request leaves the stream, and after a restart nothing would say the order
+// was submitted. The order's record is on disk before the request goes.
+func TestAPanicAtTheLastDeliveryKeepsAnUnrecordedSubmission(t *testing.T) {
+	ctx := context.Background()
+	cfg := fast
+	cfg.MaxDeliver = 3
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog})
+	p := firstRun(t, h, cfg, &writeLog{Store: h.db, failIssued: "PANIC-J"}, backlog, true)
+	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "PANIC-J", nil))
+	if out := deliverRaw(t, p, raw, 1); out.Action != pipeline.Nak {
+		t.Fatalf("delivery 1 (its issued save fails): %s %s", out.Action, out.Event)
+	}
+	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "PANIC-J"}
+	if _, found, _ := h.db.Get(ctx, key); found {
+		t.Fatal("setup: the order store holds a record: the order was claimed")
+	}
+	h.provs[jumdataSeller] = panicky{h.provs[jumdataSeller]}
+	out := deliverRaw(t, p, raw, cfg.MaxDeliver)
+	rec, found, err := h.db.Get(ctx, key)
+	if out.Action == pipeline.Term && (err != nil || !found || rec.Submissions == 0) {
+		t.Fatalf("the last delivery panicked and was terminated (%s), and the order store holds no submission of the order (found %v, %+v, %v): after a restart nothing says it was submitted",
+			out.Event, found, rec, err)
+	}
+}

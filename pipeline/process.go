@@ -1013,6 +1013,17 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, cau
 			out.Err = fmt.Errorf("%w\nand again while giving the request up: %v", cause, r)
 		}
 	}()
+	if key := (schemas.OrderKey{Seller: out.Seller, OrderNo: out.OrderNo}); key.Seller != "" && key.OrderNo != "" {
+		// An order submitted without a claim whose answer was never saved
+		// is known only to memory: terminated, its request would leave the
+		// stream, and after a restart nothing would say it was submitted.
+		// Its record goes on disk first, as its claim would have, or the
+		// request waits for the store (as order.giveUp keeps it).
+		if err := p.recordUnrecorded(ctx, key); err != nil {
+			out.Err = fmt.Errorf("%w\norder %s, submitted without a claim, is kept until the store can record it: %w", cause, key, err)
+			return out
+		}
+	}
 	now := p.cfg.Now()
 	msg, _, _ := strings.Cut(cause.Error(), "\n") // the stack is in the log, not in the answer
 	info := schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted,
@@ -1040,6 +1051,27 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, cau
 	out.Action, out.DeadLetter, out.Event = Term, schemas.ReasonExhausted, EventFailed
 	out.Reason = string(schemas.ReasonExhausted) + ": " + info.Message
 	return out
+}
+
+// recordUnrecorded saves the record of an order submitted without a claim
+// whose answer was never saved (Pipeline.lookup's stand-in), so that the
+// order store says it was submitted; nothing when the order is not listed.
+func (p *Pipeline) recordUnrecorded(ctx context.Context, key schemas.OrderKey) error {
+	if _, listed := p.unrecorded.standIn(key); !listed {
+		return nil
+	}
+	unlock := p.locks.lock(key.String())
+	defer unlock()
+	rec, listed := p.unrecorded.standIn(key)
+	if !listed {
+		return nil
+	}
+	stored, err := p.store.Put(ctx, rec)
+	if err != nil {
+		return fmt.Errorf("save order %s as %s: %w", key, rec.State, err)
+	}
+	p.unrecorded.settle(stored)
+	return nil
 }
 
 // newDeadLetter copies a message into a dead letter; a body above maxBytes
