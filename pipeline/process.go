@@ -235,8 +235,10 @@ func (o *order) run(ctx context.Context) {
 		err = fmt.Errorf("read order %s: %w", o.key, err)
 		if o.m.Deliveries >= o.p.cfg.MaxDeliver && o.mayBeWaiting() {
 			// Only a request whose polls did not count (an order waiting
-			// for the buyer) gets past MaxDeliver: without its record,
-			// whether it may be given up cannot be told (mayBeWaiting).
+			// for the buyer) gets past MaxDeliver, and on its MaxDeliver-th
+			// delivery only the record says whether it is one: without
+			// the record, whether it may be given up cannot be told
+			// (mayBeWaiting).
 			o.out.Action, o.out.Delay, o.out.Event, o.out.Err = Nak, o.p.cfg.retryDelay(o.m.Deliveries, 0), EventError, err
 			return
 		}
@@ -341,7 +343,7 @@ func (o *order) run(ctx context.Context) {
 	o.apply(ctx, answer)
 }
 
-// mayBeWaiting reports, for a delivery past MaxDeliver that cannot read
+// mayBeWaiting reports, for a delivery at or past MaxDeliver that cannot read
 // its order's record, whether the order may still be within its wait of
 // RedConfirmWait from WaitingSince, which the record holds. The wait began
 // after the request's publication, and by the time it began the request
@@ -1000,7 +1002,9 @@ func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cau
 // given up as retries_exhausted, with a "failed" result when it was read
 // far enough to name its order and a dead letter, and terminated, so that
 // a request that panics every time does not come back for ever. Its order
-// stays as the store has it, and a replay of the dead letter resumes it.
+// stays as the store has it (an order submitted without a claim and known
+// only to memory is recorded first, or the request put back while the
+// store refuses), and a replay of the dead letter resumes it.
 func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, cause error) (out Outcome) {
 	out = Outcome{Seller: before.Seller, OrderNo: before.OrderNo, Kind: before.Kind,
 		Action: Nak, Delay: p.cfg.retryDelay(m.Deliveries, 0), Event: EventError, Err: cause}
