@@ -196,12 +196,10 @@ func callSite(stk trace.Stack) string {
 // passOn are the prefixes of the functions that callSite passes over.
 var passOn = []string{"runtime.", "syscall.", "internal/", "os.", "net."}
 
-// waitQuantile is the q-quantile of the runnable waits, 0 without any.
+// waitQuantile is the q-quantile of the runnable waits, 0 without any:
+// the nearest rank, as bench's latency percentiles are.
 func (s *traceSummary) waitQuantile(q float64) time.Duration {
-	if len(s.waits) == 0 {
-		return 0
-	}
-	return s.waits[int(q*float64(len(s.waits)-1))]
+	return percentile(s.waits, 100*q)
 }
 
 // String is the summary in one line: goroutines running on average, the

@@ -185,3 +185,32 @@ func TestBenchTraceClosedLoop(t *testing.T) {
 		t.Errorf("no trace line, or one that does not say the run was over:\n%s", out)
 	}
 }
+
+// TestWaitQuantile: the waits' quantiles are nearest ranks, as bench's
+// latency percentiles are: of 100 waits the 99th and of 10 the 10th for
+// p99, and none without waits.
+func TestWaitQuantile(t *testing.T) {
+	waits := func(n int) *traceSummary {
+		s := &traceSummary{}
+		for i := 1; i <= n; i++ {
+			s.waits = append(s.waits, time.Duration(i)*time.Millisecond)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		n    int
+		q    float64
+		want time.Duration
+	}{
+		{0, 0.99, 0},
+		{1, 0.5, time.Millisecond},
+		{10, 0.99, 10 * time.Millisecond},
+		{10, 0.5, 5 * time.Millisecond},
+		{100, 0.99, 99 * time.Millisecond},
+		{200, 0.99, 198 * time.Millisecond},
+	} {
+		if got := waits(tc.n).waitQuantile(tc.q); got != tc.want {
+			t.Errorf("%d waits: quantile %g is %s, want %s", tc.n, tc.q, got, tc.want)
+		}
+	}
+}
