@@ -62,11 +62,17 @@ func readTrace(r io.Reader) (*traceSummary, error) {
 			continue
 		}
 		st := ev.StateTransition()
-		if st.Resource.Kind != trace.ResourceGoroutine {
-			continue
+		switch st.Resource.Kind {
+		case trace.ResourceGoroutine:
+			from, to := st.Goroutine()
+			a.transition(ev.Time(), st.Resource.Goroutine(), ev.Proc(), from, to, func() string { return callSite(ev.Stack()) })
+		case trace.ResourceProc:
+			// A P that goes idle from another P's or no P's context was
+			// taken from a goroutine in a system call (sysmon's retake).
+			if _, to := st.Proc(); to == trace.ProcIdle && st.Resource.Proc() != ev.Proc() {
+				a.stolen(st.Resource.Proc())
+			}
 		}
-		from, to := st.Goroutine()
-		a.transition(ev.Time(), st.Resource.Goroutine(), from, to, func() string { return callSite(ev.Stack()) })
 	}
 	return a.summary(), nil
 }
@@ -77,16 +83,23 @@ type traceAccount struct {
 	s  *traceSummary
 	gs map[trace.GoID]*goTrack
 	// insys holds the goroutines in a system call entered during the
-	// trace, with its call site. One that began before it (a signal
+	// trace that still hold their P. One that began before it (a signal
 	// handler's wait, announced at every generation of the trace) is
-	// never counted.
-	insys             map[trace.GoID]string
+	// never counted, and one whose P was taken from it no longer is.
+	insys             map[trace.GoID]syscallTrack
 	runnable, running int
 	first, last       trace.Time
 }
 
 func newTraceAccount() *traceAccount {
-	return &traceAccount{s: &traceSummary{stalledBy: map[string]time.Duration{}}, gs: map[trace.GoID]*goTrack{}, insys: map[trace.GoID]string{}}
+	return &traceAccount{s: &traceSummary{stalledBy: map[string]time.Duration{}}, gs: map[trace.GoID]*goTrack{}, insys: map[trace.GoID]syscallTrack{}}
+}
+
+// syscallTrack is a system call in progress: its call site, and the P the
+// goroutine held when it entered it.
+type syscallTrack struct {
+	site string
+	proc trace.ProcID
 }
 
 // advance accounts for the time from the last event to now, an event's
@@ -109,9 +122,9 @@ func (a *traceAccount) advance(now trace.Time) {
 	a.last = now
 }
 
-// transition follows goroutine id from state from to state to at now;
-// site gives the call site of the system call it enters.
-func (a *traceAccount) transition(now trace.Time, id trace.GoID, from, to trace.GoState, site func() string) {
+// transition follows goroutine id from state from to state to at now, on
+// P proc; site gives the call site of the system call it enters.
+func (a *traceAccount) transition(now trace.Time, id trace.GoID, proc trace.ProcID, from, to trace.GoState, site func() string) {
 	g := a.gs[id]
 	if g != nil && from == to {
 		// The trace announces every goroutine's state again at each of
@@ -149,10 +162,20 @@ func (a *traceAccount) transition(now trace.Time, id trace.GoID, from, to trace.
 	}
 	delete(a.insys, id)
 	if from == trace.GoRunning && to == trace.GoSyscall {
-		a.insys[id] = site()
+		a.insys[id] = syscallTrack{site: site(), proc: proc}
 	}
 	g.seen = from != trace.GoUndetermined && from != to
 	g.state, g.since = to, now
+}
+
+// stolen follows P proc taken from the goroutine in a system call that
+// held it: from then on that call keeps no goroutine from running.
+func (a *traceAccount) stolen(proc trace.ProcID) {
+	for id, sc := range a.insys {
+		if sc.proc == proc {
+			delete(a.insys, id)
+		}
+	}
 }
 
 // summary is what the events so far say.
@@ -165,15 +188,15 @@ func (a *traceAccount) summary() *traceSummary {
 	return s
 }
 
-// attribute adds d of stalled time to the system calls in progress, split
-// evenly, or to nobodyInSyscall.
-func (s *traceSummary) attribute(insys map[trace.GoID]string, d time.Duration) {
+// attribute adds d of stalled time to the system calls in progress that
+// hold their P, split evenly, or to nobodyInSyscall.
+func (s *traceSummary) attribute(insys map[trace.GoID]syscallTrack, d time.Duration) {
 	if len(insys) == 0 {
 		s.stalledBy[nobodyInSyscall] += d
 		return
 	}
-	for _, site := range insys {
-		s.stalledBy[site] += d / time.Duration(len(insys))
+	for _, sc := range insys {
+		s.stalledBy[sc.site] += d / time.Duration(len(insys))
 	}
 }
 

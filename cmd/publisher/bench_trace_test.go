@@ -135,7 +135,7 @@ func TestTraceAccountGenerations(t *testing.T) {
 	a := newTraceAccount()
 	ev := func(at trace.Time, id trace.GoID, from, to trace.GoState) {
 		a.advance(at)
-		a.transition(at, id, from, to, func() string { return "go.etcd.io/bbolt.fdatasync" })
+		a.transition(at, id, 0, from, to, func() string { return "go.etcd.io/bbolt.fdatasync" })
 	}
 	ev(100, 1, trace.GoUndetermined, trace.GoWaiting)
 	ev(100, 2, trace.GoUndetermined, trace.GoRunning)
@@ -212,5 +212,35 @@ func TestWaitQuantile(t *testing.T) {
 		if got := waits(tc.n).waitQuantile(tc.q); got != tc.want {
 			t.Errorf("%d waits: quantile %g is %s, want %s", tc.n, tc.q, got, tc.want)
 		}
+	}
+}
+
+// TestTraceAccountStolenP: a system call whose P was taken from it (sysmon's
+// retake, which gives the P to another goroutine) keeps nobody from running
+// after that, and the stall that follows is put on the system calls that
+// still hold their P only.
+func TestTraceAccountStolenP(t *testing.T) {
+	a := newTraceAccount()
+	sites := map[trace.GoID]string{2: "os.(*File).Read", 3: "go.etcd.io/bbolt.fdatasync"}
+	ev := func(at trace.Time, id trace.GoID, from, to trace.GoState) {
+		a.advance(at)
+		a.transition(at, id, 0, from, to, func() string { return sites[id] })
+	}
+	ev(100, 1, trace.GoUndetermined, trace.GoWaiting)
+	ev(100, 2, trace.GoUndetermined, trace.GoRunning)
+	ev(100, 3, trace.GoUndetermined, trace.GoRunnable)
+	ev(1000, 1, trace.GoWaiting, trace.GoRunnable)
+	ev(2000, 2, trace.GoRunning, trace.GoSyscall)
+	a.advance(3000)
+	a.stolen(0) // P 0 taken from goroutine 2, still in its read
+	ev(3000, 3, trace.GoRunnable, trace.GoRunning)
+	ev(4000, 3, trace.GoRunning, trace.GoSyscall)
+	ev(6000, 3, trace.GoSyscall, trace.GoRunning)
+	ev(6000, 3, trace.GoRunning, trace.GoWaiting)
+	ev(6000, 1, trace.GoRunnable, trace.GoRunning)
+	s := a.summary()
+	want := map[string]time.Duration{"os.(*File).Read": 1000, "go.etcd.io/bbolt.fdatasync": 2000}
+	if s.stalled != 3000 || !maps.Equal(s.stalledBy, want) {
+		t.Errorf("stalled %s by %v, want 3µs by %v", s.stalled, s.stalledBy, want)
 	}
 }
