@@ -79,6 +79,11 @@ func listWithin(vs []schemas.Violation, notListed, budget int) []schemas.Violati
 		}
 		out = append(out, v)
 	}
+	if len(listed) < len(vs) {
+		// Every listed one fits once clipped: the validator's count of
+		// the rest still belongs at the end.
+		out = append(out, vs[len(vs)-1])
+	}
 	return out
 }
 
