@@ -43,7 +43,8 @@ type partnerConfig struct {
 	Channel string `yaml:"channel"`
 	Secret  string `yaml:"secret"`
 	// Sellers, when given, are the only sellers whose orders the channel
-	// may ask about; without it, every seller's. An empty list is refused.
+	// may ask about; without the key, every seller's. An empty list, or the
+	// key without a value, is refused.
 	Sellers []string `yaml:"sellers"`
 }
 
@@ -92,6 +93,21 @@ func loadConfig(path string) (*fileConfig, error) {
 	var cfg fileConfig
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	// A partner's sellers: key written without a value (null, or its list
+	// commented out) decodes as no key at all, which opens every seller to
+	// the channel: it is taken for the empty list it is, which resolve
+	// refuses.
+	var keys struct {
+		Partners []map[string]yaml.Node `yaml:"partners"`
+	}
+	if err := yaml.Unmarshal(data, &keys); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	for i, p := range keys.Partners {
+		if _, ok := p["sellers"]; ok && i < len(cfg.Partners) && cfg.Partners[i].Sellers == nil {
+			cfg.Partners[i].Sellers = []string{}
+		}
 	}
 	if err := cfg.resolve(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
@@ -173,7 +189,7 @@ func (c *fileConfig) resolve() error {
 		if p.Sellers != nil && len(p.Sellers) == 0 {
 			// Read as "no list", it would open every seller to a channel
 			// its operator meant to close.
-			errs = append(errs, fmt.Errorf("%s: sellers is an empty list: list the sellers the channel may ask about, or leave the key out to let it ask about every seller", where))
+			errs = append(errs, fmt.Errorf("%s: sellers is an empty list (or has no value): list the sellers the channel may ask about, or leave the key out to let it ask about every seller", where))
 		}
 		if err := resolveSecret(where+": secret", &p.Secret, true); err != nil {
 			errs = append(errs, err)
