@@ -1059,7 +1059,8 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, cau
 
 // recordUnrecorded saves the record of an order submitted without a claim
 // whose answer was never saved (Pipeline.lookup's stand-in), so that the
-// order store says it was submitted; nothing when the order is not listed.
+// order store says it was submitted; nothing when the order is not listed,
+// or when the store has a record of it already.
 func (p *Pipeline) recordUnrecorded(ctx context.Context, key schemas.OrderKey) error {
 	if _, listed := p.unrecorded.standIn(key); !listed {
 		return nil
@@ -1068,6 +1069,14 @@ func (p *Pipeline) recordUnrecorded(ctx context.Context, key schemas.OrderKey) e
 	defer unlock()
 	rec, listed := p.unrecorded.standIn(key)
 	if !listed {
+		return nil
+	}
+	if _, found, err := p.store.Get(ctx, key); err != nil {
+		return fmt.Errorf("read order %s: %w", key, err)
+	} else if found {
+		// A record was saved for the order meanwhile: the store speaks
+		// of it, and the stand-in (version 0) could not be written over
+		// it; a request that panics every time must still end.
 		return nil
 	}
 	stored, err := p.store.Put(ctx, rec)
