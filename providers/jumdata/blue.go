@@ -239,7 +239,10 @@ func (c *Client) sameBlue(it blueItem, doc *InvoiceData, since time.Time) bool {
 	if it.Sflzfp == "N" || (it.Xsfnsrsbh != "" && string(it.Xsfnsrsbh) != c.cfg.SellerTaxNum) {
 		return false
 	}
-	if strings.ToUpper(string(it.Gmfnsrsbh)) != doc.BuyerTaxNum || (it.Gmfmc != "" && string(it.Gmfmc) != doc.BuyerName) {
+	// The listed text fields are read trimmed (text), and the buyer name is
+	// sent as the request gives it: compare it trimmed too, or a name with a
+	// space at either end never matches its own invoice.
+	if strings.ToUpper(string(it.Gmfnsrsbh)) != doc.BuyerTaxNum || (it.Gmfmc != "" && string(it.Gmfmc) != strings.TrimSpace(doc.BuyerName)) {
 		return false
 	}
 	jshj := it.Jshj
