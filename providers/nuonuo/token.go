@@ -654,13 +654,20 @@ func (ts *TokenSource) fetch(ctx context.Context) (Token, error) {
 		return Token{}, errors.New("nuonuo token endpoint: answer has no access_token")
 	}
 	ts.obs.ObserveCall(providerName, "accessToken", "ok", time.Since(start))
+	// A token lives 24 hours. An expires_in beyond maxTokenLife is not
+	// believed (past about 292 years in seconds it would overflow into a
+	// token already expired, fetched again on every call): the documented
+	// life is taken instead, as for one that cannot be read.
 	life := 24 * time.Hour
-	if n, err := strconv.ParseInt(strings.TrimSpace(string(a.ExpiresIn)), 10, 64); err == nil && n > 0 {
+	if n, err := strconv.ParseInt(strings.TrimSpace(string(a.ExpiresIn)), 10, 64); err == nil && n > 0 && n <= int64(maxTokenLife/time.Second) {
 		life = time.Duration(n) * time.Second
 	}
 	now := ts.now()
 	return Token{AccessToken: a.AccessToken, IssuedAt: now, ExpiresAt: now.Add(life)}, nil
 }
+
+// maxTokenLife is the longest expires_in believed.
+const maxTokenLife = 30 * 24 * time.Hour
 
 // bracketed matches the "[xxxx]" in descriptions such as
 // "Incorrect clientSecret[xxxx]", which may echo a credential.
