@@ -274,3 +274,18 @@ func TestAcceptedRedNotListedYet(t *testing.T) {
 	call.Accepted = false
 	wantClass(t, "in doubt", c.Query(t.Context(), call), providers.NotFound, "not_found")
 }
+
+// TestRedSubmitInProgress: a red submission answered 202 (in progress) was
+// taken: it is Accepted, without a form uuid, so that the next Query
+// searches for it and answers Retry while jumdata does not list it, rather
+// than Retry at once, which would have it submitted again (a partial
+// reversal made twice; a red submission has no taskId to repeat it by).
+func TestRedSubmitInProgress(t *testing.T) {
+	c := fakeJumdata(t, 200, `{"code":202,"msg":"任务正在进行中,请稍后再试","taskNo":"518091345199211978770098"}`)
+	req := redRequest(t, "RC-IP", "26332000000000000001", clockStart().Add(-24*time.Hour), "2", partialDetail)
+	out := c.Submit(t.Context(), &providers.Call{Request: req})
+	wantClass(t, "submit", out, providers.Accepted, "202")
+	if out.RetryAfter <= 0 || out.Refs.BillNo != "" || out.RedConfirm == nil {
+		t.Fatalf("retry after %s, form uuid %q, red state %+v: want a poll, no uuid, the form's state", out.RetryAfter, out.Refs.BillNo, out.RedConfirm)
+	}
+}

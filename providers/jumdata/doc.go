@@ -73,7 +73,8 @@
 // carrying the red invoice (fphm) is Issued; one carrying the confirmation
 // form's uuid is Accepted with Refs.BillNo = uuid (an assumption: the
 // document's example shows data {}); one carrying neither is Accepted
-// without a reference. Query asks red-invoice/result by Refs.BillNo (200
+// without a reference, and so is a 202 (in progress: the submission was
+// taken, and a red submission has no taskId to repeat it by). Query asks red-invoice/result by Refs.BillNo (200
 // Issued, 202 Accepted) or, without a uuid, searches: red-invoice/query for
 // a red invoice reversing lzfphm since the submission, then the blue
 // invoice's hzqrxxuuid (blue-invoice/query) for a pending form. A 399 to a
@@ -92,7 +93,7 @@
 // One table (classify.go) maps every answer to a providers.Class:
 //
 //	200                                 success: the endpoint's data decides
-//	202                                 Retry on Submit (ask again, identical), Accepted on Query; RetryAfter = PollAfter
+//	202                                 Retry on Submit (ask again, identical), Accepted on Query and on a red Submit; RetryAfter = PollAfter
 //	301 302 303 311 312 601 602 604 607 ActionRequired (login, token, face scan, account, IP)
 //	404                                 ActionRequired (wrong endpoint address: configuration)
 //	399 400                             Rejected (the message says why). But: a look-up's refusal

@@ -80,6 +80,19 @@ func (c *Client) submitRed(ctx context.Context, call *providers.Call) providers.
 	switch {
 	case r.is("200"):
 		return c.redSubmitted(r, t)
+	case r.is("202"):
+		// In progress (seed 004's code table): the submission was taken.
+		// A red submission has no key to repeat it by, and the Retry the
+		// table gives a blue one (repeated under its taskId) would have
+		// it submitted again once a search does not list it yet: a
+		// partial reversal made twice. Accepted without a form uuid, as a
+		// 200 with data {}: Query searches for it, and asks again while
+		// it is not listed.
+		return providers.Outcome{
+			Class: providers.Accepted, Refs: t.refs(""), RedConfirm: t.state("", r.env.Msg),
+			RetryAfter: c.cfg.PollAfter, Code: r.code,
+			Message: strings.TrimSpace(r.env.Msg + " (red-invoice/submit in progress; the invoice will be found by red-invoice/query)"),
+		}
 	case r.is("399") && call.Resubmission:
 		// A refusal after an earlier submission ("蓝票没有可红冲的金额,不可
 		// 再次红冲!") may be our own earlier form or invoice: reconcile.
