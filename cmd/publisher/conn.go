@@ -421,8 +421,24 @@ func redactURLs(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
 		p = strings.TrimSpace(p)
-		u, err := url.Parse(p)
-		if err != nil || u.User == nil {
+		// nats.go reads a URL without a scheme ("user:pass@host:4222") as
+		// a nats:// one; read it so too, or its password would pass as
+		// the scheme's opaque part, or the URL fail to parse, unredacted.
+		schemeless := !strings.Contains(p, "://")
+		full := p
+		if schemeless {
+			full = "nats://" + p
+		}
+		u, err := url.Parse(full)
+		if err != nil {
+			if strings.Contains(p, "@") {
+				parts[i] = "xxxxx@" + p[strings.LastIndex(p, "@")+1:]
+			} else {
+				parts[i] = p
+			}
+			continue
+		}
+		if u.User == nil {
 			parts[i] = p
 			continue
 		}
@@ -432,6 +448,9 @@ func redactURLs(list string) string {
 			u.User = url.User("xxxxx") // a token
 		}
 		parts[i] = u.String()
+		if schemeless {
+			parts[i] = strings.TrimPrefix(parts[i], "nats://")
+		}
 	}
 	return strings.Join(parts, ",")
 }

@@ -1,0 +1,19 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSchemelessURLSecretStaysOutOfTheMessage: nats.go reads a server URL
+// without a scheme ("user:pass@host:4222", "token@host:4222") as a nats://
+// one, and so must the redaction of the error that names it.
+func TestSchemelessURLSecretStaysOutOfTheMessage(t *testing.T) {
+	hostPort := strings.TrimPrefix(unreachableURL(t), "nats://")
+	for _, u := range []string{"ops:s3cret@" + hostPort, "s3cret@" + hostPort} {
+		_, msg, code := runCLI(t, "", "--server", u, "--timeout", "1s", "status", nuonuoSeller, "X")
+		if code != exitTrouble || strings.Contains(msg, "s3cret") || !strings.Contains(msg, "cannot reach NATS") {
+			t.Errorf("--server %s: exit %d, message %q", u, code, msg)
+		}
+	}
+}
