@@ -75,7 +75,8 @@ Exit status: 0 all published (or duplicates still waiting in the stream, or
 of a request published earlier in the run),
 1 some record was invalid or could not be published, or was a duplicate of
 a request answered already (with --wait, that one counts by its stored
-result instead; and any order that did not end issued within --timeout),
+result instead, when the order's stored result is that body's; and any
+order that did not end issued within --timeout),
 2 usage error, 3 NATS or the request stream unreachable.`,
 		Example: `  publisher publish order.json
   publisher publish --wait --timeout 1m orders.ndjson
@@ -237,6 +238,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 	showPublished := !o.quiet && !(bar.active() && isTerminal(out))
 	copies := s.firstCopies(reqStream)
 	var dups, answered, sent []schemas.OrderKey
+	var looked []outgoing // the duplicates of dups and answered
 	// ids are the message ids this run published: a duplicate of one of
 	// them (the same request twice in the input) is no news, even if the
 	// consumer answered the first copy meanwhile, and is not looked up.
@@ -263,6 +265,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 				// After the first failed look-up there is no other.
 				t.duplicates++
 				dups = append(dups, r.key)
+				looked = append(looked, r)
 				bar.clear()
 				fmt.Fprintf(out, "%s: %s: duplicate (whether it is still waiting could not be checked: %v): the same request was published as %s #%d within the stream's duplicate window; if it was answered already, publish it with --new-id to have it processed again\n",
 					r.label, r.key, lerr, ack.Stream, ack.Sequence)
@@ -271,6 +274,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 				t.duplicates++
 				t.answered++
 				answered = append(answered, r.key)
+				looked = append(looked, r)
 				bar.clear()
 				fmt.Fprintf(out, "%s: %s: not queued: the same request was published as %s #%d within the stream's duplicate window (10 minutes by default) and answered already, so the stream dropped this one; to have it processed again, publish it with --new-id (its answer: publisher status %s %s)\n",
 					r.label, r.key, ack.Stream, ack.Sequence, r.key.Seller, r.key.OrderNo)
@@ -285,6 +289,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 		case ack.Duplicate:
 			t.duplicates++
 			dups = append(dups, r.key)
+			looked = append(looked, r)
 			if !o.quiet {
 				bar.clear()
 				fmt.Fprintf(out, "%s: %s: duplicate: the same request is in the stream already (%s #%d)\n", r.label, r.key, ack.Stream, ack.Sequence)
@@ -303,6 +308,9 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 
 	failed := t.invalid > 0 || t.failed > 0
 	if waiter != nil {
+		for _, r := range looked {
+			waiter.expect(r.key, r.fingerprint)
+		}
 		if !waitAndCount(ctx, s, waiter, sent, dups, answered, out) {
 			failed = true
 		}

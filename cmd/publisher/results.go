@@ -145,6 +145,24 @@ type resultWaiter struct {
 	// show is called once for each result of an order being waited for
 	// (action_required ones too).
 	show func(res *schemas.Result, stored time.Time)
+	// fingerprints are those of the requests looked up for each order
+	// (expect): the status service's result for the order stands for one
+	// of them only if it has one of their fingerprints. An order without
+	// any takes whatever result the service has.
+	fingerprints map[schemas.OrderKey][]string
+}
+
+// expect notes that the request for k looked up has fingerprint fp.
+func (w *resultWaiter) expect(k schemas.OrderKey, fp string) {
+	if fp == "" {
+		return
+	}
+	if w.fingerprints == nil {
+		w.fingerprints = map[schemas.OrderKey][]string{}
+	}
+	if !slices.Contains(w.fingerprints[k], fp) {
+		w.fingerprints[k] = append(w.fingerprints[k], fp)
+	}
 }
 
 // newResultWaiter follows new results of the sellers.
@@ -189,8 +207,12 @@ func (w *resultWaiter) lookup(ctx context.Context, keys []schemas.OrderKey) {
 			}
 			continue
 		}
+		fps := w.fingerprints[k]
 		switch {
 		case !reply.Found || reply.Result == nil:
+		case reply.Result.Fingerprint != "" && len(fps) > 0 && !slices.Contains(fps, reply.Result.Fingerprint):
+			// The order's result stands for another request (an earlier
+			// body, since corrected): not the answer of this one.
 		case finalStatus(reply.Result.Status):
 			w.final[k] = reply.Result
 		default:
