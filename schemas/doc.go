@@ -44,7 +44,8 @@
 //     amount out; price × num
 //     against the amount the price is quoted in, given or derived from the
 //     others, for which the documents name no narrower code than E4000), the
-//     discount-line rules (E9105, E9108, E9110–E9119), the tax-rate set (a
+//     discount-line rules (E9105, E9108 on the amounts given or derived,
+//     E9110–E9119), the tax-rate set (a
 //     rate of at most 10 characters), 19-digit goods codes (E9121, E9138), the
 //     remark limit of fully digital invoices (200 characters; which
 //     invoiceLine values are fully digital depends on the seller's provider,

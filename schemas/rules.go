@@ -670,16 +670,46 @@ func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red
 			if a != nil && b != nil && !a.Equal(*b) {
 				c.add(p+".taxRate", "discount_rate", "E9112", "is %s but the discounted line above is taxed at %s", lines[i].TaxRate, prev.TaxRate)
 			}
-			for _, f := range []struct {
-				name       string
-				disc, base *decimal.Decimal
-			}{{"taxIncludedAmount", parsed[i].incl, parsed[i-1].incl}, {"taxExcludedAmount", parsed[i].excl, parsed[i-1].excl}} {
-				if f.disc != nil && f.base != nil && f.disc.Abs().GreaterThan(f.base.Abs()) {
-					c.add(p+"."+f.name, "discount_amount", "E9108", "discounts %s, more than the discounted line's %s", f.disc.Abs().StringFixed(2), f.base.Abs().StringFixed(2))
+			// The amounts as given or, where a line leaves one out, as the
+			// provider derives it (seed 001: computed from price and num):
+			// a discounted line that gives price and num only is held to
+			// E9108 as much as one that gives its amounts.
+			for _, name := range []string{"taxIncludedAmount", "taxExcludedAmount"} {
+				disc, _ := discountAmount(&parsed[i], name)
+				base, how := discountAmount(&parsed[i-1], name)
+				if disc != nil && base != nil && disc.Abs().GreaterThan(base.Abs()) {
+					c.add(p+"."+name, "discount_amount", "E9108", "discounts %s, more than the discounted line's %s%s", disc.Abs().StringFixed(2), base.Abs().StringFixed(2), how)
 				}
 			}
 		}
 	}
+}
+
+// discountAmount returns a line's taxIncludedAmount or taxExcludedAmount
+// (name) for the discount-line rules: as given, or, when the line leaves it
+// out, as the provider derives it from the line's other figures
+// (LineFigures.Effective), with how saying so; nil when it is neither given
+// nor derivable.
+func discountAmount(a *lineAmounts, name string) (d *decimal.Decimal, how string) {
+	given := a.excl
+	if name == "taxIncludedAmount" {
+		given = a.incl
+	}
+	switch {
+	case given != nil:
+		return given, ""
+	case !a.effective:
+		return nil, ""
+	}
+	v := a.eff.Excl
+	if name == "taxIncludedAmount" {
+		v = v.Add(a.eff.Tax)
+	}
+	how = " (not given: the provider derives it from the line's other amounts)"
+	if a.eff.FromPriceNum {
+		how = " (not given: the provider computes the line from price × num)"
+	}
+	return &v, how
 }
 
 // amount checks one amount field's length (amountMaxChars) and precision

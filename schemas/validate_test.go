@@ -1169,3 +1169,39 @@ func TestDeductionLimitsByProvider(t *testing.T) {
 		})
 	}
 }
+
+// TestDiscountLargerThanDerivedDiscountedLine: a discounted line that gives
+// price and num but no amounts has the amounts Nuonuo computes from them
+// (seed 001: 不含税金额、税额、含税金额任何一个不传时，会根据传入的单价，数量进行
+// 计算), and a discount line larger than those is refused with E9108
+// (折扣行金额不能大于被折扣行的金额): it is not let through because the
+// discounted line's amounts are derived rather than given.
+func TestDiscountLargerThanDerivedDiscountedLine(t *testing.T) {
+	v := MustValidator(t, schemas.ValidatorConfig{})
+	base := MustRead(t, "requests/issue-discount.json")
+	const line0, line1 = "order.invoiceDetail[0]", "order.invoiceDetail[1]"
+	// The discounted line: 565 × 2 with tax (withTaxFlag 1) at 13%, which
+	// the provider takes as 1130.00 with tax, 1000.00 without.
+	derived := []edit{del(line0 + ".taxIncludedAmount"), del(line0 + ".taxExcludedAmount"), del(line0 + ".tax")}
+	d, err := v.Decode(MustEdit(t, base, derived...), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Valid() {
+		t.Fatalf("a discount within the derived amounts: violations %v", d.Violations)
+	}
+	larger := append(derived, set(line1+".taxIncludedAmount", "-2260.00"), set(line1+".taxExcludedAmount", "-2000.00"), set(line1+".tax", "-260.00"))
+	d, err = v.Decode(MustEdit(t, base, larger...), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{line1 + ".taxExcludedAmount|discount_amount|E9108", line1 + ".taxIncludedAmount|discount_amount|E9108"}
+	if got := summary(d.Violations); !slices.Equal(got, want) {
+		t.Fatalf("violations = %q, want %q", got, want)
+	}
+	for _, vi := range d.Violations {
+		if !strings.Contains(vi.Message, "price × num") {
+			t.Errorf("message %q does not say the discounted line's amount comes from price × num", vi.Message)
+		}
+	}
+}
