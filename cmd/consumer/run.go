@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -362,9 +363,43 @@ func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn,
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+		// Not wrapped: nats.go's error may quote the URL as given (url.Parse
+		// quotes it whole when it cannot read it, a mistyped port or a
+		// password that is not URL-safe), password or token included.
+		return nil, fmt.Errorf("connect to NATS at %s: %s", redactURL(url), scrubURLSecrets(err.Error(), url))
 	}
 	return nc, nil
+}
+
+// scrubURLSecrets replaces in msg the user information (user:password, or a
+// token) of every URL of the list urls, and each password alone, as written
+// and as %q quotes it, by [redacted].
+func scrubURLSecrets(msg, urls string) string {
+	for _, p := range strings.Split(urls, ",") {
+		p = strings.TrimSpace(p)
+		at := strings.LastIndex(p, "@")
+		if at < 0 {
+			continue
+		}
+		start := 0
+		if i := strings.Index(p, "://"); i >= 0 && i < at {
+			start = i + 3
+		}
+		info := p[start:at]
+		secrets := []string{info}
+		if _, pw, ok := strings.Cut(info, ":"); ok {
+			secrets = append(secrets, pw)
+		}
+		for _, s := range secrets {
+			if s == "" {
+				continue
+			}
+			q := strconv.Quote(s)
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+			msg = strings.ReplaceAll(msg, q[1:len(q)-1], "[redacted]")
+		}
+	}
+	return msg
 }
 
 // redactURL hides passwords in a NATS URL list for logs and errors.
