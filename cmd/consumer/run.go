@@ -337,7 +337,9 @@ func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn,
 			}
 			nlog.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { nlog.Info().Str("url", c.ConnectedUrlRedacted()).Msg("reconnected to NATS") }),
+		// redactURL, not ConnectedUrlRedacted: that hides a password only,
+		// and would log the token of nats://TOKEN@host.
+		nats.ReconnectHandler(func(c *nats.Conn) { nlog.Info().Str("url", redactURL(c.ConnectedUrl())).Msg("reconnected to NATS") }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { nlog.Warn().Err(err).Msg("NATS error") }),
 	}
 	if o.inboxPrefix != "" {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 )
 
@@ -27,5 +30,46 @@ func TestNATSConnectErrorHidesThePassword(t *testing.T) {
 		if strings.Contains(err.Error(), "S3CRET") {
 			t.Errorf("%s: the error shows the secret: %v", u, err)
 		}
+	}
+}
+
+// TestReconnectLogHidesTheToken: NATS_URL may carry a token instead of a
+// user and password (nats://TOKEN@host:4222, the NATS convention); the
+// "reconnected to NATS" line that every NATS outage logs must not show it.
+// nats.go's ConnectedUrlRedacted hides a password only.
+func TestReconnectLogHidesTheToken(t *testing.T) {
+	const token = "S3CRET-TOKEN-4f9a"
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Authorization: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	defer ns.Shutdown()
+	var logs syncBuffer
+	u := fmt.Sprintf("nats://%s@%s", token, ns.Addr().String())
+	nc, err := connectNATS(&options{natsURL: u, dataDir: t.TempDir()}, nil, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	id, err := nc.GetClientID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.DisconnectClientByID(id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(logs.String(), "reconnected to NATS") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reconnection logged:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Fatalf("the log shows the token:\n%s", logs.String())
 	}
 }
