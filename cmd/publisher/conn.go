@@ -259,6 +259,10 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 	}
 	if err != nil {
 		where := redactURLs(g.server)
+		// nats.go's error may quote a URL as given (url.Parse quotes one
+		// it cannot read whole: a mistyped port, a password that is not
+		// URL-safe), password or token included.
+		err = errors.New(scrubURLs(err.Error(), g.server))
 		switch {
 		case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired):
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("NATS at %s refused the connection: %v (check --creds or NATS_CREDS)", where, err)}
@@ -415,6 +419,19 @@ func (s *session) jsError(err error, op string) error {
 	return &exitError{code: exitTrouble, err: fmt.Errorf("%s: %w", op, err)}
 }
 
+// scrubURLs replaces in msg each URL of the comma-separated list as
+// given by its redactURLs form.
+func scrubURLs(msg, list string) string {
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			if r := redactURLs(p); r != p {
+				msg = strings.ReplaceAll(msg, p, r)
+			}
+		}
+	}
+	return msg
+}
+
 // redactURLs removes passwords and tokens from a comma-separated URL list,
 // so that it can appear in an error message.
 func redactURLs(list string) string {
@@ -431,8 +448,12 @@ func redactURLs(list string) string {
 		}
 		u, err := url.Parse(full)
 		if err != nil {
-			if strings.Contains(p, "@") {
-				parts[i] = "xxxxx@" + p[strings.LastIndex(p, "@")+1:]
+			if at := strings.LastIndex(p, "@"); at >= 0 {
+				scheme := ""
+				if j := strings.Index(p, "://"); j >= 0 && j < at {
+					scheme = p[:j+3]
+				}
+				parts[i] = scheme + "xxxxx@" + p[at+1:]
 			} else {
 				parts[i] = p
 			}

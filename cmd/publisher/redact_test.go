@@ -17,3 +17,15 @@ func TestSchemelessURLSecretStaysOutOfTheMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableURLSecretStaysOutOfTheMessage: nats.go's error for a server
+// URL that url.Parse cannot read (a mistyped port) quotes the URL whole,
+// password or token included; the message does not.
+func TestUnreadableURLSecretStaysOutOfTheMessage(t *testing.T) {
+	for _, u := range []string{"nats://ops:s3cret@127.0.0.1:42x2", "nats://s3cret@127.0.0.1:42x2", "ops:s3cret@127.0.0.1:42x2"} {
+		_, msg, code := runCLI(t, "", "--server", u, "--timeout", "1s", "status", nuonuoSeller, "X")
+		if code != exitTrouble || strings.Contains(msg, "s3cret") {
+			t.Errorf("--server %s: exit %d, message %q", u, code, msg)
+		}
+	}
+}
