@@ -273,8 +273,13 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 		// delivered, so its delivered pointer is at least mark-markLead,
 		// unless it went back (a consumer reset) or is another consumer
 		// (deleted and created again): then it says nothing of what was
-		// delivered, and everything up to the mark is read.
-		rewound := mark > markLead && ci.Delivered.Stream+markLead < mark
+		// delivered, and everything up to the mark is read. A reset to the
+		// ack floor can leave the pointer within the lead (requests after
+		// the mark's last raise acknowledged before the crash), but it
+		// starts the consumer's own delivery count again: a consumer that
+		// has delivered nothing, while the mark says that requests were
+		// delivered, was reset.
+		rewound := mark > markLead && (ci.Delivered.Stream+markLead < mark || ci.Delivered.Consumer == 0)
 		if mark > 0 && consumersKept != 0 && (knownConsumer != created || rewound) {
 			bound = mark
 		} else if mark > 0 {

@@ -1026,3 +1026,33 @@ func TestConsumerResetReadsUpToTheMark(t *testing.T) {
 	startLater(t, h, ahead, 1)
 	wantOneInvoice(t, h, "RESET-J")
 }
+
+// A consumer reset after a crash moves the delivered pointer back to the
+// ack floor. When requests before the one submitted without a claim were
+// acknowledged (the ack floor is past the sequence at which the mark was
+// last raised), the pointer after the reset is still within the mark's
+// lead of it: the start must see the reset all the same (the consumer has
+// delivered nothing since it), read up to the mark, and record the order,
+// so that nine hours later it finds its invoice instead of being submitted
+// again.
+func TestConsumerResetPastAcknowledgedRequestsReadsUpToTheMark(t *testing.T) {
+	ctx := context.Background()
+	h, cfg, backlog, ahead := longCrashSetup(t)
+	// A run that submits without a claim (raising the mark at the first
+	// sequence) and acknowledges its request: the ack floor moves past it.
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "ACKED-J", nil), "")
+	h.waitResult(jumdataSeller, "ACKED-J", 1, 10*time.Second)
+	h.waitFor("the request to be acknowledged", 10*time.Second, h.requestStreamEmpty)
+	h.stop()
+	crashAfterClaimlessSubmission(t, h, cfg, backlog, "RESET2-J")
+	if _, err := h.obs.ResetConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
+		t.Fatal(err)
+	}
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	wantOneInvoice(t, h, "RESET2-J")
+	if h.recovered != 1 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
+	}
+}
