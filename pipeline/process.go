@@ -541,8 +541,12 @@ func (o *order) call(ctx context.Context, f func(context.Context, *providers.Cal
 	// does not show that the provider has the task, and repeating a task it
 	// does not have submits it.
 	a := f(ctx, &providers.Call{Request: o.req, Refs: o.rec.Refs, SubmittedAt: o.rec.SubmittedAt, Resubmission: o.rec.Submissions > 1,
-		Accepted: o.rec.State == schemas.StateAccepted, LookOnly: o.refused != nil, Restarts: o.rec.Restarts})
+		Accepted: o.rec.Accepted || o.rec.State == schemas.StateAccepted, LookOnly: o.refused != nil, Restarts: o.rec.Restarts})
 	mergeRefs(&o.rec.Refs, a.Refs)
+	if a.Class == providers.Accepted {
+		// Kept through action_required and failed (OrderRecord.Accepted).
+		o.rec.Accepted = true
+	}
 	if a.RedConfirm != nil {
 		o.rec.RedConfirm = a.RedConfirm
 	}

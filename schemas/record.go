@@ -94,6 +94,14 @@ type OrderRecord struct {
 	// its submission for good (providers.ErrSubmissionRefused), so that a
 	// corrected request starts over under a key of its own (Restarts).
 	Refused bool `json:"refused,omitempty"`
+	// Accepted says that the provider answered that it has this request's
+	// submission (providers.Accepted), whatever State says since: an order
+	// that moved on to action_required or failed is still accepted at the
+	// provider, and a later query tells it so (providers.Call.Accepted),
+	// so that a provider that cannot list the submission yet does not
+	// answer NotFound and have it submitted again. A corrected request
+	// starts a record without it.
+	Accepted bool `json:"providerAccepted,omitempty"`
 	// Polls counts the deliveries that ended with the provider still
 	// working on the order (accepted): the position in the polling
 	// schedule, which starts when the provider first accepts the order
