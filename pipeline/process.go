@@ -401,6 +401,9 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		rec := *earlier
 		rec.Attempts++
 		mergeRefs(&rec.Refs, a.Refs)
+		if a.RedConfirm != nil {
+			rec.RedConfirm = a.RedConfirm // the form as the provider shows it now, as call keeps it
+		}
 		rec.State, rec.Invoices, rec.LastError, rec.CompletedAt = schemas.StateIssued, a.Invoices, nil, o.now
 		if failedInPart {
 			rec.State, rec.LastError = schemas.StateRejected, rejection(a)
