@@ -384,7 +384,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		return false, 0
 	}
 	o.out.Attempts = earlier.Attempts + 1
-	a := o.prov.Query(ctx, &providers.Call{Request: o.req, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true, Restarts: earlier.Restarts})
+	a := o.prov.Query(ctx, &providers.Call{Request: o.req, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true, Accepted: earlier.Accepted, Restarts: earlier.Restarts})
 	o.out.ProviderCode = a.Code
 	answered := a.Class // what a held seller's probe learnt of the provider: nothing from a local answer
 	if a.Local {
