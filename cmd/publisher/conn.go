@@ -262,20 +262,21 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		// nats.go's error may quote a URL as given (url.Parse quotes one
 		// it cannot read whole: a mistyped port, a password that is not
 		// URL-safe), password or token included.
-		err = errors.New(scrubURLs(err.Error(), g.server))
+		// The error itself still classifies below; its text is scrubbed.
+		msg := scrubURLs(err.Error(), g.server)
 		switch {
 		case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired):
-			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("NATS at %s refused the connection: %v (check --creds or NATS_CREDS)", where, err)}
+			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("NATS at %s refused the connection: %s (check --creds or NATS_CREDS)", where, msg)}
 		case credentialsTrouble(err):
-			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot log in to NATS at %s: %v (%s)", where, err, credentialsHint)}
+			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot log in to NATS at %s: %s (%s)", where, msg, credentialsHint)}
 		case tlsTrouble(err):
-			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s over TLS: %v (%s)", where, err, tlsHint)}
+			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s over TLS: %s (%s)", where, msg, tlsHint)}
 		}
 		hint := "is NATS running there, and is this the server you meant? (--server, NATS_URL, --context)"
 		if loopbackOnly(g.server) {
 			hint = "is the consumer running? (go run ./cmd/consumer)"
 		}
-		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s: %s: %v", where, hint, err)}
+		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("cannot reach NATS at %s: %s: %s", where, hint, msg)}
 	}
 	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncTimeout(g.timeout), jetstream.WithDefaultTimeout(g.timeout)}
 	var js jetstream.JetStream
