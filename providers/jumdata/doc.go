@@ -74,10 +74,11 @@
 // form's uuid is Accepted with Refs.BillNo = uuid (an assumption: the
 // document's example shows data {}); one carrying neither is Accepted
 // without a reference, and so is a 202 (in progress: the submission was
-// taken, and a red submission has no taskId to repeat it by). Query asks red-invoice/result by Refs.BillNo (200
-// Issued, 202 Accepted) or, without a uuid, searches: red-invoice/query for
-// a red invoice reversing lzfphm since the submission, then the blue
-// invoice's hzqrxxuuid (blue-invoice/query) for a pending form. A 399 to a
+// taken, and a red submission has no taskId to repeat it by). Query asks
+// red-invoice/result by Refs.BillNo (200 Issued, 202 Accepted) or, without
+// a uuid, searches: red-invoice/query for a red invoice reversing lzfphm
+// since the submission, then the blue invoice's hzqrxxuuid
+// (blue-invoice/query) for a pending form. A 399 to a
 // Submit made after an earlier submission (providers.Call.Resubmission:
 // "蓝票没有可红冲的金额,不可再次红冲!") is reconciled by that search before it
 // is reported as Rejected; a first submission's 399 is Rejected at once, so
