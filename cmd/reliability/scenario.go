@@ -279,6 +279,14 @@ func (r *run) check(ctx context.Context, settleErr error) outcome {
 				o.lost++
 				violate("%s: request #%d has no result", k, s)
 			}
+			// A copy with the order's own body must be answered issued: a
+			// conflict is only right for the different bodies (conflict
+			// below), and the key-wide loop above lets conflicts through.
+			for _, e := range bySeq[s] {
+				if e.result.Status == schemas.StatusConflict {
+					violate("%s: request #%d, the order's own body, got a conflict result: %s", k, s, errText(e.result.Error))
+				}
+			}
 		}
 		for _, s := range r.l.conflict[k] {
 			got := bySeq[s]
