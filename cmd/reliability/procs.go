@@ -133,7 +133,8 @@ func (p *proc) running() bool {
 	}
 }
 
-// kill sends sig and waits (at most timeout) for the program to exit.
+// kill sends sig and waits (at most timeout) for the program to exit; a
+// program that had exited by itself is an error.
 func (p *proc) kill(sig syscall.Signal, timeout time.Duration) error {
 	p.mu.Lock()
 	cmd, ch := p.cmd, p.exited
@@ -143,6 +144,16 @@ func (p *proc) kill(sig syscall.Signal, timeout time.Duration) error {
 	p.mu.Unlock()
 	if cmd == nil || ch == nil {
 		return nil
+	}
+	select {
+	case <-ch:
+		// Exited by itself: the fault the scenario meant to inject hits
+		// nothing, and the exit was a crash of its own.
+		p.mu.Lock()
+		err := p.err
+		p.mu.Unlock()
+		return fmt.Errorf("%s had exited by itself before the %s (%v): see its log", p.name, sig, err)
+	default:
 	}
 	_ = cmd.Process.Signal(sig)
 	select {
