@@ -368,37 +368,20 @@ func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn,
 		// Not wrapped: nats.go's error may quote the URL as given (url.Parse
 		// quotes it whole when it cannot read it, a mistyped port or a
 		// password that is not URL-safe), password or token included.
-		return nil, fmt.Errorf("connect to NATS at %s: %s", redactURL(url), scrubURLSecrets(err.Error(), url))
+		return nil, fmt.Errorf("connect to NATS at %s: %s", redactURL(url), scrubURLs(err.Error(), url))
 	}
 	return nc, nil
 }
 
-// scrubURLSecrets replaces in msg the user information (user:password, or a
-// token) of every URL of the list urls, and each password alone, as written
-// and as %q quotes it, by [redacted].
-func scrubURLSecrets(msg, urls string) string {
-	for _, p := range strings.Split(urls, ",") {
+// scrubURLs replaces in msg each URL of the comma-separated list as given,
+// and as %q quotes it (url.Parse's errors do), by its redactURL form.
+func scrubURLs(msg, list string) string {
+	for _, p := range strings.Split(list, ",") {
 		p = strings.TrimSpace(p)
-		at := strings.LastIndex(p, "@")
-		if at < 0 {
-			continue
-		}
-		start := 0
-		if i := strings.Index(p, "://"); i >= 0 && i < at {
-			start = i + 3
-		}
-		info := p[start:at]
-		secrets := []string{info}
-		if _, pw, ok := strings.Cut(info, ":"); ok {
-			secrets = append(secrets, pw)
-		}
-		for _, s := range secrets {
-			if s == "" {
-				continue
-			}
-			q := strconv.Quote(s)
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-			msg = strings.ReplaceAll(msg, q[1:len(q)-1], "[redacted]")
+		if r := redactURL(p); r != p {
+			q, rq := strconv.Quote(p), strconv.Quote(r)
+			msg = strings.ReplaceAll(msg, q[1:len(q)-1], rq[1:len(rq)-1])
+			msg = strings.ReplaceAll(msg, p, r)
 		}
 	}
 	return msg

@@ -420,14 +420,15 @@ func (s *session) jsError(err error, op string) error {
 	return &exitError{code: exitTrouble, err: fmt.Errorf("%s: %w", op, err)}
 }
 
-// scrubURLs replaces in msg each URL of the comma-separated list as
-// given by its redactURLs form.
+// scrubURLs replaces in msg each URL of the comma-separated list as given,
+// and as %q quotes it (url.Parse's errors do), by its redactURLs form.
 func scrubURLs(msg, list string) string {
 	for _, p := range strings.Split(list, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			if r := redactURLs(p); r != p {
-				msg = strings.ReplaceAll(msg, p, r)
-			}
+		p = strings.TrimSpace(p)
+		if r := redactURLs(p); r != p {
+			q, rq := strconv.Quote(p), strconv.Quote(r)
+			msg = strings.ReplaceAll(msg, q[1:len(q)-1], rq[1:len(rq)-1])
+			msg = strings.ReplaceAll(msg, p, r)
 		}
 	}
 	return msg
