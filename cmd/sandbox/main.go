@@ -44,6 +44,7 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.Jumdata.AnySeller, "jumdata-any-seller", false, "accept every jumdata seller with any dq and gryhm (default: only "+sandbox.DefaultJumdataSeller+")")
 	fs.IntVar(&cfg.Jumdata.PendingPolls, "jumdata-pending-polls", 0, "blue-invoice/submit answers 202 this many times per taskId before 200")
 	fs.IntVar(&cfg.Jumdata.RedPendingPolls, "jumdata-red-pending-polls", 0, "red-invoice/result answers 202 this many times per form before 200")
+	fs.StringVar(&cfg.Jumdata.RedAwait, "jumdata-red-await", "", "whose confirmation a red confirmation form not issued at once waits for: \"\" (nobody's: issued after the pending polls), seller (red-confirmation/confirm issues it) or buyer (the seller's confirm is refused)")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every provider call")
 	f := &cfg.Faults
 	fs.Uint64Var(&f.Seed, "fault-seed", 1, "seed of the fault generator: the same seed gives the same faults")
@@ -58,6 +59,11 @@ func run(args []string) error {
 	faceAuth := fs.String("face-auth", "", "comma-separated jumdata sellers that must pass face authentication (311) first")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch cfg.Jumdata.RedAwait {
+	case "", sandbox.RedAwaitSeller, sandbox.RedAwaitBuyer:
+	default:
+		return fmt.Errorf("--jumdata-red-await is \"\", %s or %s, got %q", sandbox.RedAwaitSeller, sandbox.RedAwaitBuyer, cfg.Jumdata.RedAwait)
 	}
 	if *faceAuth != "" {
 		f.FaceAuthSellers = strings.Split(*faceAuth, ",")

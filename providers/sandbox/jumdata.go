@@ -111,6 +111,9 @@ import (
 // (uuid, lzfphm, hzcxje, hzcxse, hzqrxxztdm 01, ykjhzfpbz Y|N),
 // red-confirmation/confirm issues a pending form at once (399 when it is
 // already issued), red-confirmation/page answers the invoice's PDF URL.
+// JumdataConfig.RedAwait makes forms wait for the seller's
+// red-confirmation/confirm (202 until then, never completed on their own)
+// or for the buyer (the seller's confirm refused with 399).
 
 const (
 	jdPrefix        = "/tax/v3/makeout/"
@@ -1116,11 +1119,19 @@ func (s *Server) jdRedSubmit(p url.Values, now time.Time) jdReply {
 	st.forms[f.uuid] = f
 	st.formList[seller] = append(st.formList[seller], f)
 	blue.hzqrxxuuid = f.uuid
-	if s.cfg.Jumdata.RedPendingPolls <= 0 {
-		s.jdIssueRedLocked(f, now)
-		return jdOK("开具成功", f.result())
+	switch s.cfg.Jumdata.RedAwait {
+	case RedAwaitSeller:
+		// Issued by red-confirmation/confirm only: not queued to
+		// complete on its own.
+	case RedAwaitBuyer:
+		st.formQueue = append(st.formQueue, f)
+	default:
+		if s.cfg.Jumdata.RedPendingPolls <= 0 {
+			s.jdIssueRedLocked(f, now)
+			return jdOK("开具成功", f.result())
+		}
+		st.formQueue = append(st.formQueue, f)
 	}
-	st.formQueue = append(st.formQueue, f)
 	return jdOK("红字确认单已提交, 请使用确认单uuid查询开具结果", map[string]string{"uuid": f.uuid})
 }
 
@@ -1179,7 +1190,7 @@ func (s *Server) jdRedResult(p url.Values, now time.Time) jdReply {
 	}
 	s.stats.query("jumdata", f.seller, f.order)
 	if f.red == nil {
-		if f.polls < s.cfg.Jumdata.RedPendingPolls {
+		if s.cfg.Jumdata.RedAwait == RedAwaitSeller || f.polls < s.cfg.Jumdata.RedPendingPolls {
 			f.polls++
 			return jdFail(202, "%s", jdMessages[202])
 		}
@@ -1294,8 +1305,11 @@ func (s *Server) jdFormConfirm(p url.Values, now time.Time) jdReply {
 	if !ok {
 		return rep
 	}
-	if f.red != nil {
+	switch {
+	case f.red != nil:
 		return jdFail(399, "该红字确认单已开具红字发票")
+	case s.cfg.Jumdata.RedAwait == RedAwaitBuyer:
+		return jdFail(399, "该红字确认单需购买方确认")
 	}
 	s.jdIssueRedLocked(f, now)
 	return jdOK("成功", nil)

@@ -636,6 +636,43 @@ func TestJumdataRed(t *testing.T) {
 	})
 }
 
+// JumdataConfig.RedAwait: a form waiting for the seller answers 202 until
+// red-confirmation/confirm issues it, and does not complete on its own; a
+// form waiting for the buyer has the seller's confirmation refused and is
+// issued once the buyer agrees (RedPendingPolls polls).
+func TestJumdataRedAwait(t *testing.T) {
+	form := func(e *jdEnv, order string) url.Values {
+		fphm, kprq := e.issued("task-"+order, jdDoc(order))
+		a := e.call("red-invoice/submit", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {"01"}})
+		jdWant(t, a, 200, "")
+		var f struct{ UUID string }
+		if err := json.Unmarshal(a.Data, &f); err != nil || f.UUID == "" {
+			t.Fatalf("submit %s: %v", a.Data, err)
+		}
+		return url.Values{"uuid": {f.UUID}, "xsfnsrsbh": {sandbox.DefaultJumdataSeller}}
+	}
+	t.Run("seller", func(t *testing.T) {
+		e := jdStart(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedAwait: sandbox.RedAwaitSeller, RedPendingPolls: 1}})
+		byUUID := form(e, "RA-1")
+		for range 3 {
+			jdWant(t, e.call("red-invoice/result", byUUID), 202, "")
+		}
+		e.clock.Advance(time.Hour)
+		jdWant(t, e.call("red-invoice/result", byUUID), 202, "")
+		jdWant(t, e.call("red-confirmation/confirm", byUUID), 200, "")
+		jdWant(t, e.call("red-invoice/result", byUUID), 200, "开具成功")
+	})
+	t.Run("buyer", func(t *testing.T) {
+		e := jdStart(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedAwait: sandbox.RedAwaitBuyer, RedPendingPolls: 2}})
+		byUUID := form(e, "RA-2")
+		jdWant(t, e.call("red-confirmation/confirm", byUUID), 399, "需购买方确认")
+		jdWant(t, e.call("red-invoice/result", byUUID), 202, "")
+		jdWant(t, e.call("red-invoice/result", byUUID), 202, "")
+		jdWant(t, e.call("red-invoice/result", byUUID), 200, "开具成功")
+		jdWant(t, e.call("red-confirmation/confirm", byUUID), 399, "已开具")
+	})
+}
+
 func TestJumdataFaceAuth(t *testing.T) {
 	e := jdStart(t, sandbox.Config{Faults: sandbox.Faults{FaceAuthSellers: []string{sandbox.DefaultJumdataSeller}}})
 	jdWant(t, e.submit("task-1", jdDoc("FACE-1")), 311, "未完成扫脸")

@@ -93,7 +93,25 @@ type JumdataConfig struct {
 	// RedPendingPolls is how many times red-invoice/result answers 202 per
 	// form before 200.
 	RedPendingPolls int
+	// RedAwait says whose confirmation a red confirmation form waits for
+	// when it is not issued at once (seed 004 §5): "" nobody's, the tax
+	// bureau issues it after RedPendingPolls polls of red-invoice/result
+	// or 5 minutes; RedAwaitSeller the seller's, red-invoice/result answers
+	// 202 until red-confirmation/confirm issues it; RedAwaitBuyer the
+	// buyer's, red-confirmation/confirm is refused (399) and the buyer
+	// agrees after RedPendingPolls polls or 5 minutes.
+	RedAwait string
 }
+
+// The values of JumdataConfig.RedAwait.
+const (
+	// RedAwaitSeller: a form is issued only by the seller's
+	// red-confirmation/confirm.
+	RedAwaitSeller = "seller"
+	// RedAwaitBuyer: a form waits for the buyer, and the seller's
+	// red-confirmation/confirm is refused.
+	RedAwaitBuyer = "buyer"
+)
 
 // Login is a seller's login at jumdata.
 type Login struct {
