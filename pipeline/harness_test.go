@@ -121,6 +121,9 @@ type harnessOptions struct {
 	// the request stream's (refreshed every 50 ms).
 	backlog       pipeline.Backlog
 	streamBacklog bool
+	// redConfirmAfter is the jumdata client's RedConfirmAfter (0: its
+	// default).
+	redConfirmAfter time.Duration
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -189,7 +192,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	jc, err := jumdata.New(jumdata.Config{BaseURL: srv.URL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
 		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm,
-		HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond})
+		HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond, RedConfirmAfter: o.redConfirmAfter})
 	if err != nil {
 		t.Fatal(err)
 	}

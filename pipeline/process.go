@@ -571,6 +571,9 @@ func mergeRefs(dst *schemas.ProviderRefs, src schemas.ProviderRefs) {
 	if src.BillNo != "" {
 		dst.BillNo = src.BillNo
 	}
+	if src.ConfirmedForm != "" {
+		dst.ConfirmedForm = src.ConfirmedForm
+	}
 }
 
 // apply records the provider's answer and decides what happens to the

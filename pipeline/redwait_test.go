@@ -279,3 +279,36 @@ func TestWaitingFormOutlivesAFailedReadAtMaxDeliver(t *testing.T) {
 		t.Fatalf("delivery %d, the store readable again: %s %s", cfg.MaxDeliver+1, out.Action, out.Event)
 	}
 }
+
+// A jumdata red confirmation form that waits for the seller's confirmation
+// is confirmed once it has waited RedConfirmAfter, and issued: the record
+// keeps the confirmed form, so that later polls do not confirm it again.
+// Before, it was polled until RedConfirmWait and given up as failed.
+func TestJumdataRedFormAwaitingTheSellerIsIssued(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast, redConfirmAfter: 200 * time.Millisecond,
+		sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedAwait: sandbox.RedAwaitSeller}}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BLUE-S-J", nil), "")
+	blue := h.waitResult(jumdataSeller, "BLUE-S-J", 1, 10*time.Second)[0]
+	if blue.Status != schemas.StatusIssued {
+		t.Fatalf("blue invoice: %+v", blue)
+	}
+	h.publish(jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-S-J", blue.Invoices[0]), "")
+	res := h.waitResult(jumdataSeller, "RC-S-J", 1, 20*time.Second)[0]
+	if res.Status != schemas.StatusIssued || len(res.Invoices) != 1 || !res.Invoices[0].TotalAmount.Decimal().IsNegative() {
+		t.Fatalf("red confirmation: %s %+v %+v", res.Status, res.Invoices, res.Error)
+	}
+	// An issued result is published while its record is saved.
+	var rec schemas.OrderRecord
+	h.waitFor("the issued red confirmation's record", 10*time.Second, func() bool {
+		r, _, err := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "RC-S-J"})
+		rec = r
+		return err == nil && r.State == schemas.StateIssued
+	})
+	if rec.Refs.BillNo == "" || rec.Refs.ConfirmedForm != rec.Refs.BillNo {
+		t.Fatalf("record refs %+v: want the form confirmed", rec.Refs)
+	}
+	if st := h.sb.Stats(); len(st.Duplicates) != 0 {
+		t.Fatalf("duplicates %v", st.Duplicates)
+	}
+}

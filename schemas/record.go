@@ -61,6 +61,10 @@ type ProviderRefs struct {
 	BillID string `json:"billId,omitempty"`
 	// BillNo is the red confirmation form id (Nuonuo result, jumdata uuid).
 	BillNo string `json:"billNo,omitempty"`
+	// ConfirmedForm is the jumdata red confirmation form (uuid) for which
+	// the seller's confirmation, red-confirmation/confirm, was sent or
+	// refused: it is sent once per form.
+	ConfirmedForm string `json:"confirmedForm,omitempty"`
 }
 
 // OrderRecord is the consumer's memory of one order, keyed by

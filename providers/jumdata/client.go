@@ -28,6 +28,7 @@ const (
 	epRedSubmit    = "red-invoice/submit"
 	epRedResult    = "red-invoice/result"
 	epRedQuery     = "red-invoice/query"
+	epRedConfirm   = "red-confirmation/confirm"
 	epAuthQRCode   = "auth/qrcode"
 	epAuthResult   = "auth/result"
 	epDownloadPage = "red-confirmation/page"
@@ -66,6 +67,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.PollAfter == 0 {
 		cfg.PollAfter = DefaultPollAfter
+	}
+	if cfg.RedConfirmAfter == 0 {
+		cfg.RedConfirmAfter = DefaultRedConfirmAfter
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

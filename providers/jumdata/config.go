@@ -17,6 +17,9 @@ const (
 	DefaultTaskIDLife = 8 * time.Hour
 	// DefaultPollAfter is the RetryAfter hint given with a 202 answer.
 	DefaultPollAfter = 2 * time.Second
+	// DefaultRedConfirmAfter is how long a red confirmation form may stay
+	// in progress after its submission before the seller confirms it.
+	DefaultRedConfirmAfter = time.Minute
 )
 
 // ErrConfig is wrapped by the errors of Config.Validate and New.
@@ -66,6 +69,16 @@ type Config struct {
 	// PollAfter is the RetryAfter hint given with a 202 (in progress)
 	// answer; 0 means 2 seconds.
 	PollAfter time.Duration
+	// RedConfirmAfter is how long after its submission a red confirmation
+	// form that red-invoice/result still answers 202 (in progress) waits
+	// before the seller's confirmation, red-confirmation/confirm, is sent
+	// for it: seed 004 §5 says that a form the tax bureau does not issue at
+	// once is issued with its uuid (§5.6), and the 202 does not say
+	// whether it waits for the seller or the buyer. The confirmation is
+	// sent once per form; a refusal (the form waits for the buyer) is
+	// kept and the form polled as before. 0 means
+	// DefaultRedConfirmAfter; negative never sends it.
+	RedConfirmAfter time.Duration
 	// Now is the clock for timestamps, dates and the taskId life; nil means
 	// time.Now.
 	Now func() time.Time

@@ -85,6 +85,17 @@
 // that another order's reversal of the same blue invoice is never taken
 // for this one's.
 //
+// A form the tax bureau does not issue at once is issued with the seller's
+// confirmation (seed 004 §5: "如果未直接开具,则需要使用确认单uuid开具红票"):
+// when red-invoice/result still answers 202 Config.RedConfirmAfter (a
+// minute) after the submission, Query sends red-confirmation/confirm with
+// the uuid, once per form (Refs.ConfirmedForm), and polls again. A 202 does
+// not say whether the form waits for the seller or for the buyer; a form
+// waiting for the buyer has the confirmation refused, and the refusal is
+// kept in the form's message while it is polled as before. A corrected
+// request's look at an earlier form (providers.Call.Earlier) and a request
+// only finished (LookOnly) never confirm.
+//
 // A reissue has no jumdata counterpart: Submit and Query answer Rejected with
 // Code "unsupported" and Err wrapping providers.ErrUnsupported, as they do
 // for red orders and invoice lines jumdata cannot issue.

@@ -172,7 +172,11 @@ func (c *Client) queryRed(ctx context.Context, call *providers.Call) providers.O
 		return fieldOutcome(err, true)
 	}
 	if uuid := call.Refs.BillNo; uuid != "" {
-		return c.redResult(ctx, t, uuid)
+		out := c.redResult(ctx, t, uuid)
+		if c.mayConfirm(call, uuid, out) {
+			return c.confirmRed(ctx, t, uuid, out)
+		}
+		return out
 	}
 	if call.SubmittedAt.IsZero() {
 		return providers.Outcome{Class: providers.NotFound, Code: "not_submitted", Message: "the red confirmation was never submitted to jumdata"}
@@ -187,6 +191,68 @@ func (c *Client) queryRed(ctx context.Context, call *providers.Call) providers.O
 		out.Message = "jumdata accepted the red invoice but does not list it yet: " + out.Message
 	}
 	return out
+}
+
+// mayConfirm reports whether the seller's confirmation is due for the form
+// uuid, which red-invoice/result has just answered waiting: it was not sent
+// for this form yet, the form was submitted Config.RedConfirmAfter ago or
+// longer, and the call is the request's own (not a corrected request's look
+// at an earlier one's form, Call.Earlier, which must not be issued, nor a
+// request the pipeline only finishes without submitting, Call.LookOnly).
+func (c *Client) mayConfirm(call *providers.Call, uuid string, waiting providers.Outcome) bool {
+	return waiting.Class == providers.Accepted && waiting.AwaitingParty &&
+		call.Refs.ConfirmedForm != uuid && !call.Earlier && !call.LookOnly &&
+		c.cfg.RedConfirmAfter > 0 && !call.SubmittedAt.IsZero() &&
+		c.cfg.Now().Sub(call.SubmittedAt) >= c.cfg.RedConfirmAfter
+}
+
+// confirmRed sends the seller's confirmation of the form uuid
+// (red-confirmation/confirm, seed 004 §5.6: a form the tax bureau did not
+// issue at once is issued with its uuid), once the form has waited
+// Config.RedConfirmAfter; waiting is red-invoice/result's answer just
+// before. A confirmation cannot issue a second red invoice: a form makes
+// one, and confirming an issued form is refused.
+//
+//   - 200 or 202: the confirmation was taken. Accepted, polled again after
+//     PollAfter; red-invoice/result answers the invoice once it is issued.
+//   - A refusal (399, 400, an unknown code) or no such endpoint (404):
+//     the form waits for the buyer (or is issued or void, which the next
+//     red-invoice/result says). waiting, with jumdata's reason added. The
+//     document gives §5.6 to 5.9 one URL, so a refusal may also be this
+//     client calling the wrong endpoint: the form is polled as it was
+//     before the confirmation existed, never held for it.
+//
+// Either way Refs.ConfirmedForm records the form, so that the
+// confirmation is not sent again. An answer that says nothing of the form
+// (a transient failure, a lost answer, a login or face scan a person must
+// renew) is returned as it is, and the next poll sends it again.
+func (c *Client) confirmRed(ctx context.Context, t *redTask, uuid string, waiting providers.Outcome) providers.Outcome {
+	r := c.post(ctx, epRedConfirm, url.Values{"uuid": {uuid}, "xsfnsrsbh": {c.cfg.SellerTaxNum}})
+	if r.is("200") || r.is("202") {
+		refs := t.refs(uuid)
+		refs.ConfirmedForm = uuid
+		msg := strings.TrimSpace(r.env.Msg + " (the seller's confirmation of red confirmation form " + uuid + " was sent: waiting for the red invoice)")
+		return providers.Outcome{
+			Class: providers.Accepted, Refs: refs, RedConfirm: t.state(uuid, msg),
+			RetryAfter: c.cfg.PollAfter, Code: r.code, Message: msg,
+		}
+	}
+	out := c.fail(r, true)
+	switch {
+	case out.Class == providers.Retry,
+		out.Class == providers.ActionRequired && r.row != "404" && r.row != rowHTTPOther:
+		out.Refs, out.RedConfirm = t.refs(uuid), t.state(uuid, out.Message)
+		out.Message = "red-confirmation/confirm: " + out.Message
+		return out
+	}
+	waiting.Refs.ConfirmedForm = uuid
+	waiting.Message = fmt.Sprintf("%s; the seller's confirmation was refused (%s %s): the form waits for the buyer", waiting.Message, r.code, out.Message)
+	if waiting.RedConfirm != nil {
+		rc := *waiting.RedConfirm
+		rc.Message = waiting.Message
+		waiting.RedConfirm = &rc
+	}
+	return waiting
 }
 
 // codeNotListed is the code of the Retry a Query answers for an accepted
