@@ -13,9 +13,11 @@ var amountType = reflect.TypeFor[Amount]()
 
 // maxAmountChars bounds the text of an amount before it is parsed, so that a
 // hostile literal such as 1e999999999 or a million digits is never handed to
-// the decimal package. Nuonuo's own limit is 20 characters (E9124, E9126,
-// E9128); the validator reports a longer value made of digits by its length
-// with those codes, whether or not it was parsed.
+// the decimal package. Nuonuo's error texts limit an amount to 20 digits
+// (E9124, E9126, E9128) and its documents give the fields a maximum length
+// of 16; the validator reports a value made of digits longer than 16
+// characters, its minus sign counted, by its length with those codes,
+// whether or not it was parsed.
 const maxAmountChars = 40
 
 // Amount is a money, price or quantity value exactly as it travelled on the
@@ -111,7 +113,9 @@ func (a Amount) Places() int {
 }
 
 // Digits returns the number of characters of the value excluding a leading
-// minus sign, the length Nuonuo limits to 20 (E9124, E9126, E9128).
+// minus sign, the length Nuonuo's error texts limit to 20 (E9124, E9126,
+// E9128). The validator's limit is the seeds' maximum field length of 16,
+// which counts the whole text, a minus sign included.
 func (a Amount) Digits() int {
 	return len(strings.TrimPrefix(a.raw, "-"))
 }

@@ -34,6 +34,8 @@
 //     parsed once, and a key given twice counts with its last value
 //     everywhere; a field of the wrong JSON type is left empty, has its type
 //     violation alone, and the rules check every other field): amount
+//     lengths (16 characters, a red amount's minus sign included; E9124,
+//     E9126 and E9128 for an order line's three amounts), amount
 //     arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
 //     tolerances (E9131) on the amounts the provider works with (an amount or
 //     tax the line does not give derived as the provider does,

@@ -37,9 +37,12 @@ var TaxRates = []decimal.Decimal{
 }
 
 const (
-	moneyPlaces    = 2  // amounts and taxes: cents
-	quantityPlaces = 8  // prices and quantities
-	amountMaxChars = 16 // the seed's maximum length of every amount field
+	moneyPlaces    = 2 // amounts and taxes: cents
+	quantityPlaces = 8 // prices and quantities
+	// amountMaxChars is the maximum length of every amount field (最大长度
+	// 16 in seeds 001 and 002): the length of the text, a red amount's
+	// minus sign included (红票为负; seed 002: 带负号).
+	amountMaxChars = 16
 	// rateMaxChars is the maximum length of a tax rate (taxRate, 最大长度
 	// 10 in seeds 001 and 002).
 	rateMaxChars = 10
@@ -729,13 +732,15 @@ func amountWithin(c *collector, field string, a Amount, maxChars, places int, le
 		return nil
 	}
 	// The length first, on the text: a plain decimal too long to be parsed
-	// (over maxAmountChars) is too long, not malformed.
-	if a.Digits() > maxChars && isPlainDecimal(a.String()) {
+	// (over maxAmountChars) is too long, not malformed. The seeds' maximum
+	// length is the field's, every character of it: a minus sign counts,
+	// so a red invoice's amount has one digit fewer than a blue one's.
+	if n := len(a.String()); n > maxChars && isPlainDecimal(a.String()) {
 		code := lengthCode
 		if code == "" {
 			code = "E4000"
 		}
-		c.add(field, "max_length", code, "has %d characters; the maximum is %d", a.Digits(), maxChars)
+		c.add(field, "max_length", code, "has %d characters; the maximum is %d, a minus sign included", n, maxChars)
 		return nil
 	}
 	if !a.Valid() {

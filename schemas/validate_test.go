@@ -205,6 +205,16 @@ func TestRules(t *testing.T) {
 		{"excl of 5000 digits (E9126)", blue, []edit{set(line2+".taxExcludedAmount", json.Number(strings.Repeat("9", 5000)))}, []string{line2 + ".taxExcludedAmount|max_length|E9126"}},
 		{"tax of 41 characters (E9128)", blue, []edit{set(line2+".tax", "-"+strings.Repeat("0", 36)+"6.00")}, []string{line2 + ".tax|max_length|E9128"}},
 		{"long price", blue, []edit{set(line2+".price", strings.Repeat("3", 50)+".3")}, []string{line2 + ".price|max_length|E4000"}},
+		// Seeds 001 and 002 give every amount field a maximum length of 16
+		// characters, and a red invoice's amounts are written with their
+		// minus sign (红票为负; 带负号): the sign is one of the 16.
+		{"red amounts of 16 characters", red, []edit{set(line0+".price", "113000000000"), set(line0+".taxExcludedAmount", "-100000000000.00"),
+			set(line0+".tax", "-13000000000.00"), set(line0+".taxIncludedAmount", "-113000000000.00")}, nil},
+		{"red excl of 17 characters with its sign (E9126)", red, []edit{set(line0+".price", "1130000000000"), set(line0+".taxExcludedAmount", "-1000000000000.00"),
+			set(line0+".tax", "-130000000000.00"), set(line0+".taxIncludedAmount", "-1130000000000.0")}, []string{line0 + ".taxExcludedAmount|max_length|E9126"}},
+		{"red tax of 17 characters with its sign (E9128)", red, []edit{set(line0+".tax", "-0000000000000.65")}, []string{line0 + ".tax|max_length|E9128"}},
+		{"red incl of 17 characters with its sign (E9124)", red, []edit{set(line0+".taxIncludedAmount", "-0000000000005.65")}, []string{line0 + ".taxIncludedAmount|max_length|E9124"}},
+		{"red num of 17 characters with its sign", red, []edit{set(line0+".num", "-0000000000000001")}, []string{line0 + ".num|max_length|E4000"}},
 		{"long amount in exponent notation (E9125)", blue, []edit{set(line2+".taxIncludedAmount", strings.Repeat("1", 41)+"e0")}, []string{line2 + ".taxIncludedAmount|format|E9125"}},
 		{"over-precise amount", blue, []edit{set(line2+".tax", "6.001")}, []string{line2 + ".tax|precision|E4000"}},
 		{"over-precise price", blue, []edit{set(line2+".price", "33.333333333")}, []string{line2 + ".price|precision|E4000"}},
@@ -415,6 +425,10 @@ func TestRules(t *testing.T) {
 		{"red confirm amount from quantity and price (E9131)", rc, []edit{del("redConfirm.detail[0].taxExcludedAmount"), set("redConfirm.detail[0].num", "-10")},
 			[]string{"redConfirm.detail[0].taxAmount|line_tax_tolerance|E9131"}},
 		{"red confirm detail tax (E9131)", rc, []edit{set("redConfirm.detail[0].taxAmount", "-0.50")}, []string{"redConfirm.detail[0].taxAmount|line_tax_tolerance|E9131"}},
+		{"red confirm amount of 17 characters with its sign", rc, []edit{set("redConfirm.detail[0].taxExcludedAmount", "-0000000000005.00")},
+			[]string{"redConfirm.detail[0].taxExcludedAmount|max_length|E4000"}},
+		{"red confirm tax of 17 characters with its sign", rc, []edit{set("redConfirm.detail[0].taxAmount", "-00000000000000.3")},
+			[]string{"redConfirm.detail[0].taxAmount|max_length|E4000"}},
 		{"red confirm detail order", rc, []edit{set("redConfirm.detail", []any{
 			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
 			map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
