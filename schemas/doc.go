@@ -40,7 +40,9 @@
 //     tolerances (E9131) on the amounts the provider works with (an amount or
 //     tax the line does not give derived as the provider does,
 //     LineFigures.Effective; a tax the provider computes from the rate is held
-//     to the per-invoice tolerance only, its rounding included),
+//     to the per-invoice tolerance only, its rounding included; the lines of
+//     a red confirmation form, which issues a red invoice of those lines,
+//     are held to both, RedLineFigures.Effective),
 //     price/quantity/amount combinations (E9123 for an empty price; E4000, for
 //     a Nuonuo seller, for a price without num on a line that leaves an
 //     amount out; price × num

@@ -816,6 +816,7 @@ func checkRedConfirm(r *Request, c *collector) {
 		}
 	}
 	lastIndex := 0
+	var sumExpected, sumTax decimal.Decimal
 	for i := range rc.Detail {
 		l := &rc.Detail[i]
 		p := fmt.Sprintf("redConfirm.detail[%d]", i)
@@ -855,30 +856,48 @@ func checkRedConfirm(r *Request, c *collector) {
 		if tax != nil && tax.IsPositive() {
 			c.add(p+".taxAmount", "sign", "", "must be negative on a red confirmation")
 		}
-		checkRedLineTax(c, p, l, RedLineFigures{Num: num, Price: price, Excl: excl, Tax: tax, Rate: rate})
+		e, ok := redLineEffective(c, p, l, RedLineFigures{Num: num, Price: price, Excl: excl, Tax: tax, Rate: rate})
+		if !ok {
+			continue
+		}
+		if !e.ComputedFromRate() {
+			checkRedLineTax(c, p, l, e, *rate)
+		}
+		// The red invoice the form issues is an invoice the tax bureau
+		// holds to 1.27 as it holds a blue one (checkLines), on the
+		// amounts sent: a tax the mapping computes from the rate counts
+		// with its rounding, which adds up over many lines.
+		sumExpected = sumExpected.Add(e.Excl.Mul(*rate))
+		sumTax = sumTax.Add(e.Tax)
+	}
+	if len(rc.Detail) > 1 {
+		if diff := sumExpected.Sub(sumTax).Abs(); diff.GreaterThan(InvoiceTaxTolerance) {
+			c.add("redConfirm.detail", "invoice_tax_tolerance", "E9131", "the lines' taxAmount differ from Σ taxExcludedAmount × taxRate by %s (a taxExcludedAmount that is not given taken as num × taxExcludedPrice rounded to cents, and a taxAmount that is not given as taxExcludedAmount × taxRate rounded to cents, as jumdata derives them); the limit per invoice, the red one included, is %s", diff.StringFixed(2), InvoiceTaxTolerance)
+		}
 	}
 }
 
-// checkRedLineTax applies E9131 to a red confirmation line's taxAmount and
-// the amount sent: taxExcludedAmount, or without it round2(num ×
-// taxExcludedPrice), as the jumdata mapping derives it (RedLineFigures). A
-// field given but unusable has its own violation and derives nothing.
-func checkRedLineTax(c *collector, p string, l *RedConfirmLine, fig RedLineFigures) {
-	if fig.Tax == nil || fig.Rate == nil {
-		return
-	}
+// redLineEffective returns a red confirmation line's amount without tax and
+// tax as sent (RedLineFigures.Effective: taxExcludedAmount, or without it
+// round2(num × taxExcludedPrice); taxAmount, or without it the amount ×
+// taxRate rounded to cents, as the jumdata mapping derives them), and false
+// when the line gives too little or its rate is unusable. A field given but
+// unusable has its own violation and derives nothing.
+func redLineEffective(c *collector, p string, l *RedConfirmLine, fig RedLineFigures) (EffectiveAmounts, bool) {
 	unusable := func(name string, v Amount, d *decimal.Decimal) bool {
 		return d == nil && (v.IsSet() || c.has(p+"."+name))
 	}
-	if unusable("taxExcludedAmount", l.TaxExcludedAmount, fig.Excl) ||
+	if fig.Rate == nil || unusable("taxAmount", l.TaxAmount, fig.Tax) || unusable("taxExcludedAmount", l.TaxExcludedAmount, fig.Excl) ||
 		fig.Excl == nil && (unusable("num", l.Num, fig.Num) || unusable("taxExcludedPrice", l.TaxExcludedPrice, fig.Price)) {
-		return
+		return EffectiveAmounts{}, false
 	}
-	e, ok := fig.Effective()
-	if !ok {
-		return
-	}
-	expected := e.Excl.Mul(*fig.Rate)
+	return fig.Effective()
+}
+
+// checkRedLineTax applies E9131 to a red confirmation line's taxAmount and
+// the amount sent, e (redLineEffective), taxed at rate.
+func checkRedLineTax(c *collector, p string, l *RedConfirmLine, e EffectiveAmounts, rate decimal.Decimal) {
+	expected := e.Excl.Mul(rate)
 	if diff := expected.Sub(e.Tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
 		how := fmt.Sprintf("taxExcludedAmount × taxRate is %s", expected.StringFixed(2))
 		if e.FromPriceNum {

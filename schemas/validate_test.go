@@ -429,6 +429,23 @@ func TestRules(t *testing.T) {
 			[]string{"redConfirm.detail[0].taxExcludedAmount|max_length|E4000"}},
 		{"red confirm tax of 17 characters with its sign", rc, []edit{set("redConfirm.detail[0].taxAmount", "-00000000000000.3")},
 			[]string{"redConfirm.detail[0].taxAmount|max_length|E4000"}},
+		// The red invoice a confirmation form issues is held to the tax
+		// bureau's 1.27 per invoice as a blue one is: 30 lines reversing
+		// 100.00 at 13% with a tax of 13.05 each are 1.50 over, 25 are
+		// 1.25 over. A tax left to the mapping is rounded to cents: -0.50
+		// at 9% is -0.05, 0.005 over -0.045; 254 such lines are 1.27 over,
+		// 255 are not within it.
+		{"red confirm invoice tax tolerance (E9131)", redConfirmLines(t, 30, "taxExcludedAmount", "-100.00", "taxRate", "0.13", "taxAmount", "-13.05"), nil,
+			[]string{"redConfirm.detail|invoice_tax_tolerance|E9131"}},
+		{"red confirm invoice tax within the tolerance", redConfirmLines(t, 25, "taxExcludedAmount", "-100.00", "taxRate", "0.13", "taxAmount", "-13.05"), nil, nil},
+		{"red confirm invoice tax tolerance, amounts from quantity and price (E9131)", redConfirmLines(t, 30, "num", "-1", "taxExcludedPrice", "100", "taxRate", "0.13", "taxAmount", "-13.05"), nil,
+			[]string{"redConfirm.detail|invoice_tax_tolerance|E9131"}},
+		{"red confirm invoice tax tolerance, taxes from the rate within it", redConfirmLines(t, 254, "taxExcludedAmount", "-0.50", "taxRate", "0.09"), nil, nil},
+		{"red confirm invoice tax tolerance, taxes from the rate (E9131)", redConfirmLines(t, 255, "taxExcludedAmount", "-0.50", "taxRate", "0.09"), nil,
+			[]string{"redConfirm.detail|invoice_tax_tolerance|E9131"}},
+		{"red confirm invoice tax tolerance with an unusable line (E9131)", redConfirmLines(t, 31, "taxExcludedAmount", "-100.00", "taxRate", "0.13", "taxAmount", "-13.05"),
+			[]edit{set("redConfirm.detail[30].taxAmount", "-13.0x")},
+			[]string{"redConfirm.detail|invoice_tax_tolerance|E9131", "redConfirm.detail[30].taxAmount|format|E4000"}},
 		{"red confirm detail order", rc, []edit{set("redConfirm.detail", []any{
 			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
 			map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
@@ -704,6 +721,20 @@ func roundedLines(t *testing.T, n int, flag string, kv ...string) []byte {
 		lines[i] = l
 	}
 	return MustEdit(t, MustRead(t, "requests/issue-discount.json"), set("order.invoiceDetail", lines))
+}
+
+// redConfirmLines is red-confirm.json with n detail lines (blueDetailIndex
+// 1..n) of the fields kv (name, value, name, value, ...).
+func redConfirmLines(t *testing.T, n int, kv ...string) []byte {
+	lines := make([]any, n)
+	for i := range lines {
+		l := map[string]any{"blueDetailIndex": fmt.Sprint(i + 1), "goodsName": fmt.Sprintf("服务%d", i), "goodsCode": "3049900000000000000"}
+		for j := 0; j+1 < len(kv); j += 2 {
+			l[kv[j]] = kv[j+1]
+		}
+		lines[i] = l
+	}
+	return MustEdit(t, MustRead(t, "requests/red-confirm.json"), set("redConfirm.detail", lines))
 }
 
 // toleranceLines applies the edit mk makes to the fields of each of invoiceToleranceCase's 30 lines.
