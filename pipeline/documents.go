@@ -26,8 +26,11 @@ type Documents interface {
 	// a *DocumentError in the error, see DocumentErrors). It is
 	// idempotent.
 	Keep(ctx context.Context, key schemas.OrderKey, invoices []schemas.Invoice) ([]string, error)
-	// Get returns a stored document.
-	Get(ctx context.Context, name string) ([]byte, error)
+	// Get returns the stored document name of the order key: a name Keep
+	// returned for key, or one its record lists. It fails with
+	// ErrForeignDocument when the object under name is not known to be
+	// key's.
+	Get(ctx context.Context, key schemas.OrderKey, name string) ([]byte, error)
 }
 
 // DocumentBucket is the JetStream object store bucket of invoice documents.
@@ -38,7 +41,15 @@ const DefaultMaxDocumentBytes = 16 << 20
 
 // ObjectDocuments downloads invoice PDFs from the provider's pdfUrl and keeps
 // them in a JetStream object store bucket, named
-// "<seller>/<orderNo>/<n>.pdf".
+// "<seller>/<orderNo>/<n>.pdf" (DocumentName), each with its order's seller
+// and order number in the object's metadata. A PDF is the order's only
+// when its metadata names the order, or, for one kept without metadata
+// (by the builds until 2026-12-07), when its name is one no other order's
+// PDF could ever have had (see unsharedName): the names of before
+// 2026-12-06 wrote '.', '*', '>' and spaces '_', so that the old name of
+// order A.1 is the name of order A_1 today. Any other object under the
+// order's name is fetched again from the provider and replaced, and is not
+// served: a PDF lost with an expired link is better than another buyer's.
 type ObjectDocuments struct {
 	obj      jetstream.ObjectStore
 	client   *http.Client
@@ -75,7 +86,8 @@ func DocumentName(key schemas.OrderKey, n int) string {
 // and spaces were written '_', and '%' and '/' as they are) for an order
 // number without any of those characters. An order number with one now
 // gets a name of its own; its PDFs kept before under the old name stay
-// there, named by its record.
+// there, named by its record, but are not served (see unsharedName): the
+// order's PDFs are fetched again under the new name.
 func documentNamePart(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -88,6 +100,52 @@ func documentNamePart(s string) string {
 	}
 	return b.String()
 }
+
+// The metadata of a kept PDF that names its order.
+const (
+	documentSellerMeta  = "seller"
+	documentOrderNoMeta = "order_no"
+)
+
+// documentOf reports whether the object info describes, under name, a PDF
+// of the order key: its metadata names key, or it has none (it was kept
+// before PDFs carried their order) and name is unshared.
+func documentOf(info *jetstream.ObjectInfo, key schemas.OrderKey, name string) bool {
+	if seller, marked := info.Metadata[documentSellerMeta]; marked {
+		return seller == key.Seller && info.Metadata[documentOrderNoMeta] == key.OrderNo
+	}
+	return unsharedName(key, name)
+}
+
+// unsharedName reports whether name is a name of key's PDFs that no other
+// order's PDF can have had, under today's names or those of before
+// 2026-12-06: the seller and the order number are not empty and hold only
+// characters both write as they are, other than '_' (another order's '.',
+// '*', '>' or space before, such as A.1's in A_1) and '%' (another order's
+// '%XX' today, or a '%' written as it is before), and name is one of
+// DocumentName(key, n). An object kept without metadata under such a name
+// can be key's only; under any other, it may be another order's.
+func unsharedName(key schemas.OrderKey, name string) bool {
+	rest, ok := strings.CutPrefix(name, documentNamePart(key.Seller)+"/"+documentNamePart(key.OrderNo)+"/")
+	return ok && !strings.Contains(rest, "/") && plainNamePart(key.Seller) && plainNamePart(key.OrderNo)
+}
+
+// plainNamePart reports whether s is not empty and every name of before
+// 2026-12-06 and of today holds it as it is, without '_' or '%'.
+func plainNamePart(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("%/.*>_", c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ErrForeignDocument is returned by Get when the object under the name
+// asked for is not known to be the order's (see ObjectDocuments): it names
+// another order, or it was kept without naming its order under a name
+// another order's PDF may have had.
+var ErrForeignDocument = errors.New("the stored document is not known to be the order's")
 
 // maxDocumentChunk is the largest object-store chunk of a kept PDF: the
 // object store's default chunk size.
@@ -144,12 +202,15 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 			continue
 		}
 		name := DocumentName(key, i)
-		_, err := d.obj.GetInfo(ctx, name)
-		if err == nil {
+		info, err := d.obj.GetInfo(ctx, name)
+		if err == nil && documentOf(info, key, name) {
 			names[i] = name // kept by an earlier delivery
 			continue
 		}
-		if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		// An object not known to be the order's is replaced with the
+		// order's PDF, fetched again: it may be another order's, kept
+		// under its old name (see ObjectDocuments).
+		if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			// The object store cannot say: downloading again would
 			// not tell whether it holds the document already.
 			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: fmt.Errorf("look up %s: %w", name, err)})
@@ -164,7 +225,9 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 		// size: the default would allocate 128 KiB for every small PDF,
 		// and one chunk of a large one would pass the server's largest
 		// message (1 MiB in every configuration here).
-		meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(max(len(pdf), 1), maxDocumentChunk))}}
+		meta := jetstream.ObjectMeta{Name: name,
+			Metadata: map[string]string{documentSellerMeta: key.Seller, documentOrderNoMeta: key.OrderNo},
+			Opts:     &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(max(len(pdf), 1), maxDocumentChunk))}}
 		if _, err := d.obj.Put(ctx, meta, bytes.NewReader(pdf)); err != nil {
 			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: fmt.Errorf("store %s: %w", name, err)})
 			continue
@@ -174,9 +237,23 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 	return names, errors.Join(errs...)
 }
 
-// Get implements Documents.
-func (d *ObjectDocuments) Get(ctx context.Context, name string) ([]byte, error) {
-	b, err := d.obj.GetBytes(ctx, name)
+// Get implements Documents. The object is checked by the metadata its
+// chunks are read by, so that a PDF replaced meanwhile is never served on
+// the strength of another's metadata.
+func (d *ObjectDocuments) Get(ctx context.Context, key schemas.OrderKey, name string) ([]byte, error) {
+	r, err := d.obj.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("document %s: %w", name, err)
+	}
+	defer r.Close()
+	info, err := r.Info()
+	if err != nil {
+		return nil, fmt.Errorf("document %s: %w", name, err)
+	}
+	if !documentOf(info, key, name) {
+		return nil, fmt.Errorf("document %s of %s: %w", name, key, ErrForeignDocument)
+	}
+	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("document %s: %w", name, err)
 	}

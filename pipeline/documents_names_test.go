@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync"
 	"testing"
 
 	"github.com/fapiaohub/invoicer/pipeline"
@@ -42,7 +43,7 @@ func TestDocumentNamesAreOneToOne(t *testing.T) {
 			t.Fatalf("orders %s and %s share the document name %q", other, no, kept[0])
 		}
 		names[kept[0]] = no
-		pdf, err := docs.Get(ctx, kept[0])
+		pdf, err := docs.Get(ctx, key, kept[0])
 		if err != nil || string(pdf) != "%PDF-1.4 "+no {
 			t.Fatalf("order %s's document is %q (%v): another order's PDF", no, pdf, err)
 		}
@@ -61,11 +62,12 @@ func TestLargeDocumentIsKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := docs.Keep(ctx, schemas.OrderKey{Seller: "91330106MA2AYNWD8M", OrderNo: "BIG-1"}, []schemas.Invoice{{PdfURL: srv.URL + "/big.pdf"}})
+	key := schemas.OrderKey{Seller: "91330106MA2AYNWD8M", OrderNo: "BIG-1"}
+	names, err := docs.Keep(ctx, key, []schemas.Invoice{{PdfURL: srv.URL + "/big.pdf"}})
 	if err != nil {
 		t.Fatalf("keep a %d-byte PDF: %v", len(big), err)
 	}
-	got, err := docs.Get(ctx, names[0])
+	got, err := docs.Get(ctx, key, names[0])
 	if err != nil || string(got) != string(big) {
 		t.Fatalf("get: %d bytes of %d, %v", len(got), len(big), err)
 	}
@@ -111,5 +113,79 @@ func TestDocumentGoneOrNot(t *testing.T) {
 	if len(names) != 3 || names[0] != "" || names[2] != "" || len(failed) != 2 ||
 		!errors.Is(failed[0], pipeline.ErrDocumentGone) || failed[2] == nil || errors.Is(failed[2], pipeline.ErrDocumentGone) {
 		t.Errorf("split order: names %q, failures %v", names, failed)
+	}
+}
+
+// A PDF kept before 2026-12-06 under the old name of order A.1 (its '.'
+// written '_') has the name order A_1 has now, and order A%2E1's old name
+// is order A.1's now: such a PDF is no other order's document, neither
+// when the keeper keeps that order's (its PDF is fetched and replaces it)
+// nor when it is read. An old PDF under a name no other order's could
+// have had (no '_', no '%') is still the order's own, and is not fetched
+// again; a PDF kept today is the order's by its metadata.
+func TestOldDocumentNameIsNotAnotherOrders(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	var mu sync.Mutex
+	fetched := map[string]int{}
+	times := func(no string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return fetched[no]
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		no := r.URL.Query().Get("order")
+		mu.Lock()
+		fetched[no]++
+		mu.Unlock()
+		_, _ = w.Write([]byte("%PDF-1.4 " + no))
+	}))
+	defer srv.Close()
+	docs, err := pipeline.OpenDocuments(ctx, js, srv.Client(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := js.ObjectStore(ctx, pipeline.DocumentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seller = "91330106MA2AYNWD8M"
+	order := func(no string) schemas.OrderKey { return schemas.OrderKey{Seller: seller, OrderNo: no} }
+	// As the builds before 2026-12-06 kept them: the name alone.
+	for name, pdf := range map[string]string{
+		seller + "/A_1/0.pdf":   "%PDF-1.4 A.1",
+		seller + "/A%2E1/0.pdf": "%PDF-1.4 A%2E1",
+		seller + "/ORD-7/0.pdf": "%PDF-1.4 ORD-7 old",
+	} {
+		if _, err := obj.PutBytes(ctx, name, []byte(pdf)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, no := range []string{"A_1", "A.1"} {
+		if pdf, err := docs.Get(ctx, order(no), pipeline.DocumentName(order(no), 0)); !errors.Is(err, pipeline.ErrForeignDocument) {
+			t.Fatalf("order %s's name before its PDF is kept: %q (%v), want ErrForeignDocument", no, pdf, err)
+		}
+	}
+	for _, no := range []string{"A_1", "A.1", "A_1", "A.1"} {
+		names, err := docs.Keep(ctx, order(no), []schemas.Invoice{{PdfURL: srv.URL + "/pdf?order=" + url.QueryEscape(no)}})
+		if err != nil {
+			t.Fatalf("%s: %v", no, err)
+		}
+		pdf, err := docs.Get(ctx, order(no), names[0])
+		if err != nil || string(pdf) != "%PDF-1.4 "+no || times(no) != 1 {
+			t.Fatalf("order %s's document %s is %q (%v), fetched %d times, want its own fetched once", no, names[0], pdf, err, times(no))
+		}
+	}
+	// A.1's record of before names its PDF A_1/0.pdf, A_1's now.
+	if pdf, err := docs.Get(ctx, order("A.1"), seller+"/A_1/0.pdf"); !errors.Is(err, pipeline.ErrForeignDocument) {
+		t.Fatalf("A.1's old name read for A.1: %q (%v), want ErrForeignDocument", pdf, err)
+	}
+	key := order("ORD-7")
+	names, err := docs.Keep(ctx, key, []schemas.Invoice{{PdfURL: srv.URL + "/pdf?order=ORD-7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pdf, err := docs.Get(ctx, key, names[0]); err != nil || string(pdf) != "%PDF-1.4 ORD-7 old" || times("ORD-7") != 0 {
+		t.Fatalf("ORD-7's old document: %q (%v), fetched %d times", pdf, err, times("ORD-7"))
 	}
 }

@@ -63,7 +63,7 @@ func (d *countingDocuments) Keep(ctx context.Context, key schemas.OrderKey, invo
 	return make([]string, len(invoices)), nil
 }
 
-func (d *countingDocuments) Get(context.Context, string) ([]byte, error) {
+func (d *countingDocuments) Get(context.Context, schemas.OrderKey, string) ([]byte, error) {
 	return nil, errors.New("not stored")
 }
 

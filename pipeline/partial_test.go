@@ -31,7 +31,9 @@ func (d *keptDocuments) Keep(_ context.Context, key schemas.OrderKey, invoices [
 	return names, nil
 }
 
-func (d *keptDocuments) Get(context.Context, string) ([]byte, error) { return []byte("%PDF-1.4"), nil }
+func (d *keptDocuments) Get(context.Context, schemas.OrderKey, string) ([]byte, error) {
+	return []byte("%PDF-1.4"), nil
+}
 
 func (d *keptDocuments) invoicesKept(orderNo string) int {
 	d.mu.Lock()

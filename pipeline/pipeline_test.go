@@ -422,7 +422,7 @@ func (d stuckDocuments) Keep(ctx context.Context, _ schemas.OrderKey, invoices [
 	return make([]string, len(invoices)), ctx.Err()
 }
 
-func (d stuckDocuments) Get(ctx context.Context, _ string) ([]byte, error) {
+func (d stuckDocuments) Get(ctx context.Context, _ schemas.OrderKey, _ string) ([]byte, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

@@ -151,6 +151,9 @@ type OrderRecord struct {
 	// Documents names stored invoice documents (object store keys), in
 	// records written before documents were kept in the background; today
 	// they are found by name (pipeline.DocumentName) and this stays empty.
+	// These names are those of before 2026-12-06, one of which may name
+	// another order's PDF today (A.1's was A_1/0.pdf): a PDF under one is
+	// served only when it is known to be the order's (pipeline.ObjectDocuments).
 	Documents []string `json:"documents,omitempty"`
 	// ReceivedAt is when the consumer first saw the order.
 	ReceivedAt time.Time `json:"receivedAt"`

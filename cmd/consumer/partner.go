@@ -351,8 +351,12 @@ func (p *partnerAPI) documents(ctx context.Context, rec *schemas.OrderRecord) (p
 		if inv.PdfURL == "" {
 			continue
 		}
+		// A name the record lists is the order's name of before
+		// 2026-12-06, which may be another order's today (A.1's was
+		// A_1's): Get serves the object only when it is known to be the
+		// order's, and Keep fetches the others again.
 		if i < len(rec.Documents) && rec.Documents[i] != "" {
-			if pdf, err := p.docs.Get(ctx, rec.Documents[i]); err == nil {
+			if pdf, err := p.docs.Get(ctx, rec.Key(), rec.Documents[i]); err == nil {
 				pdfs[i] = pdf
 				continue
 			}
@@ -372,7 +376,7 @@ func (p *partnerAPI) documents(ctx context.Context, rec *schemas.OrderRecord) (p
 		}
 		var err error
 		if i < len(names) && names[i] != "" {
-			pdfs[i], err = p.get(ctx, names[i])
+			pdfs[i], err = p.get(ctx, rec.Key(), names[i])
 		} else if err = failed[i]; err == nil {
 			err = errors.Join(errors.New("document unavailable"), keepErr)
 		}
@@ -387,11 +391,11 @@ func (p *partnerAPI) documents(ctx context.Context, rec *schemas.OrderRecord) (p
 // get reads a kept document. The background keeper may be storing the same
 // document at this moment, replacing it while it is read: give it a moment,
 // a few times.
-func (p *partnerAPI) get(ctx context.Context, name string) ([]byte, error) {
+func (p *partnerAPI) get(ctx context.Context, key schemas.OrderKey, name string) ([]byte, error) {
 	var err error
 	for try := 0; try < 3; try++ {
 		var pdf []byte
-		if pdf, err = p.docs.Get(ctx, name); err == nil {
+		if pdf, err = p.docs.Get(ctx, key, name); err == nil {
 			return pdf, nil
 		}
 		select {

@@ -20,6 +20,7 @@ import (
 	"github.com/fapiaohub/invoicer/store/storetest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 )
@@ -33,7 +34,9 @@ type docsFunc struct {
 func (d docsFunc) Keep(ctx context.Context, key schemas.OrderKey, inv []schemas.Invoice) ([]string, error) {
 	return d.keep(ctx, key, inv)
 }
-func (d docsFunc) Get(ctx context.Context, name string) ([]byte, error) { return d.get(ctx, name) }
+func (d docsFunc) Get(ctx context.Context, _ schemas.OrderKey, name string) ([]byte, error) {
+	return d.get(ctx, name)
+}
 
 func TestPartnerAPI(t *testing.T) {
 	db := storetest.Open(t)
@@ -504,6 +507,77 @@ func TestPartnerAPILogsWhyItAnswers1006(t *testing.T) {
 			if !strings.Contains(line, want) {
 				t.Errorf("%s: the log %q has no %s", tc.no, line, want)
 			}
+		}
+	}
+}
+
+// Records written before the PDFs were kept in the background name their
+// PDFs, by the names of before 2026-12-06: orders A.1 and A_1 both name
+// S1/A_1/0.pdf, which holds the PDF of whichever was issued first (here
+// A.1). Each order is answered with its own PDF, fetched from its link
+// when the kept one is not known to be the order's.
+func TestPartnerAPIServesNoOtherOrdersOldDocument(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{ServerName: "partner-docs-test", DontListen: true, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("%PDF-1.4 " + r.URL.Query().Get("order")))
+	}))
+	defer provider.Close()
+	ctx := context.Background()
+	docs, err := pipeline.OpenDocuments(ctx, js, provider.Client(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := js.ObjectStore(ctx, pipeline.DocumentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obj.PutBytes(ctx, "S1/A_1/0.pdf", []byte("%PDF-1.4 A.1")); err != nil {
+		t.Fatal(err)
+	}
+	db := storetest.Open(t)
+	now := time.Now()
+	for _, no := range []string{"A.1", "A_1"} {
+		stored, err := db.Put(ctx, schemas.OrderRecord{Seller: "S1", OrderNo: no, Kind: schemas.KindIssue, State: schemas.StateSubmitting, Fingerprint: "f", ReceivedAt: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored.State, stored.CompletedAt, stored.Documents = schemas.StateIssued, now, []string{"S1/A_1/0.pdf"}
+		stored.Invoices = []schemas.Invoice{{DigitalInvoiceNo: "2633200000000000000" + no[1:2], PdfURL: provider.URL + "/pdf?order=" + no, TotalAmount: schemas.ParseAmount("1.00")}}
+		if _, err := db.Put(ctx, stored); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const secret = "acme-secret-0123456789"
+	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte(secret)}, store: db, docs: docs, window: 5 * time.Minute, now: time.Now}
+	// A_1 first: its own PDF is kept under S1/A_1/0.pdf, in place of A.1's.
+	for _, no := range []string{"A_1", "A.1", "A_1", "A.1"} {
+		r := httptest.NewRequest(http.MethodGet, "/partner/queryInvoice?"+partnerQuery("acme", secret, "S1:"+no, now).Encode(), nil)
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, r)
+		var a partnerAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || len(a.Data) != 1 {
+			t.Fatalf("%s: HTTP %d %s", no, w.Code, w.Body)
+		}
+		if pdf, _ := base64.StdEncoding.DecodeString(a.Data[0].InvoiceFile); string(pdf) != "%PDF-1.4 "+no {
+			t.Fatalf("order %s is answered with the PDF %q", no, pdf)
 		}
 	}
 }
