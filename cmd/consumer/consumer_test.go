@@ -341,3 +341,66 @@ func TestASecondSignalStopsAtOnce(t *testing.T) {
 		t.Fatalf("still running 5 s after the second SIGTERM:\n%s", c.logText())
 	}
 }
+
+// TestReadyzIsNotReadyWhileDraining: from the first SIGTERM on, the
+// consumer takes no new requests while it finishes those in flight (here a
+// provider call of 30 s): /readyz answers 503 saying it is draining, so
+// that Kubernetes and the SRE do not count it as ready, while /healthz and
+// /metrics are served as before.
+func TestReadyzIsNotReadyWhileDraining(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the consumer binary")
+	}
+	bin := buildConsumer(t)
+	c := startConsumer(t, bin, t.TempDir(), "--sandbox-latency", "30s", "--shutdown-timeout", "2m")
+	nc, err := nats.Connect("nats://" + c.natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	req, err := os.ReadFile(filepath.Join("..", "..", "schemas", "examples", "seed001.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, "invoice.request.339902999999789113", req); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		metrics, _ := httpGet(t, "http://"+c.httpAddr+"/metrics")
+		if strings.Contains(string(metrics), "invoice_in_flight 1") {
+			break // the request is at the sandbox, which answers in 30 s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the request never went in flight:\n%s", c.logText())
+		}
+	}
+	if body, status := httpGet(t, "http://"+c.httpAddr+"/readyz"); status != http.StatusOK {
+		t.Fatalf("/readyz before the signal: %d %s", status, body)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.logText(), "shutting down: stop pulling"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the shutdown:\n%s", c.logText())
+		}
+	}
+	body, status := httpGet(t, "http://"+c.httpAddr+"/readyz")
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "draining") {
+		t.Errorf("/readyz while draining: %d %s; want 503 saying it is draining", status, body)
+	}
+	if body, status := httpGet(t, "http://"+c.httpAddr+"/healthz"); status != http.StatusOK {
+		t.Errorf("/healthz while draining: %d %s; want 200", status, body)
+	}
+	if metrics, status := httpGet(t, "http://"+c.httpAddr+"/metrics"); status != http.StatusOK || !strings.Contains(string(metrics), "invoice_in_flight 1") {
+		t.Errorf("/metrics while draining: %d, in flight 1: %v; want it served", status, strings.Contains(string(metrics), "invoice_in_flight 1"))
+	}
+	select {
+	case err := <-c.exited:
+		t.Fatalf("exited with a request in flight: %v\n%s", err, c.logText())
+	default:
+	}
+}

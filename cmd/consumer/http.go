@@ -18,11 +18,18 @@ type readiness struct {
 	nc    *nats.Conn
 	bound func() bool
 	store func() error
+	// draining reports whether the shutdown has begun: the consumer takes
+	// no new requests then, while it finishes those in flight, and is not
+	// ready however well the rest works.
+	draining func() bool
 }
 
 // problems lists what keeps the consumer from being ready.
 func (r readiness) problems() []string {
 	var out []string
+	if r.draining != nil && r.draining() {
+		out = append(out, "draining: shutting down, finishing the requests in flight and taking no new ones")
+	}
 	if r.nc == nil || r.nc.Status() != nats.CONNECTED {
 		out = append(out, "NATS is not connected")
 	}
@@ -40,7 +47,7 @@ func (r readiness) problems() []string {
 // newHTTPHandler serves the operator endpoints:
 //
 //	GET /healthz                 200 while the process runs
-//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise
+//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise, and from the start of the shutdown on ("draining")
 //	GET /metrics                 Prometheus metrics
 //	GET /partner/queryInvoice    the partner status query (seed 003)
 func newHTTPHandler(ready readiness, reg *prometheus.Registry, partner http.Handler) http.Handler {

@@ -247,6 +247,10 @@ func TestReadinessProblems(t *testing.T) {
 	if p := r.problems(); len(p) != 3 {
 		t.Fatalf("%v", p)
 	}
+	r.draining = func() bool { return true }
+	if p := r.problems(); len(p) != 4 || !strings.HasPrefix(p[0], "draining") {
+		t.Fatalf("draining: %v", p)
+	}
 }
 
 // With partitions, an instance answers for another partition's seller by

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
@@ -183,6 +184,9 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 	sweeper := &pipeline.OrphanSweeper{Stream: reqStream, Consumer: cons, Store: db, Validator: validator, Subjects: subjects}
 	background.Go(func() { sweepOrphans(bgCtx, sweeper, metrics, log) })
+	// Set once the shutdown begins: /readyz answers 503 from then on, while
+	// the requests in flight finish and /healthz and /metrics are served.
+	var draining atomic.Bool
 	if o.httpListen != "" {
 		secrets, scopes := map[string][]byte{}, map[string]map[string]bool{}
 		for _, pc := range cfg.Partners {
@@ -197,7 +201,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		partner := &partnerAPI{secrets: secrets, sellers: scopes, store: p.Orders(), docs: docs, window: 5 * time.Minute, now: time.Now,
 			partitions: o.partitions, partition: o.partition, remote: statusLookup(nc, subjects), answers: metrics.PartnerAnswers,
 			slots: newPartnerSlots(o.partnerMax), log: log.With().Str("component", "partner").Logger()}
-		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy}
+		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy, draining: draining.Load}
 		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
 		if err != nil {
 			return fmt.Errorf("--http %s: %w", o.httpListen, err)
@@ -264,9 +268,11 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	var takenErr error
 	select {
 	case <-ctx.Done():
+		draining.Store(true)
 		log.Info().Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-taken:
 		takenErr = fmt.Errorf("%w. %s: this one stops (and a restart is refused while the other runs)", err, twoInstancesRisk)
+		draining.Store(true)
 		log.Error().Err(takenErr).Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-loopDone:
 		if err == nil {
