@@ -277,6 +277,33 @@ func TestPrefixFlagIsChecked(t *testing.T) {
 	}
 }
 
+// TestShutdownTimeoutMustBePositive: --shutdown-timeout 0 (or less) would
+// not wait for the requests in flight at all, closing NATS and the order
+// store under them; it is refused at start, naming the flag and its
+// variable, whichever of them gave it.
+func TestShutdownTimeoutMustBePositive(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"flag 0", []string{"--shutdown-timeout", "0"}, nil},
+		{"flag negative", []string{"--shutdown-timeout", "-1s"}, nil},
+		{"variable 0s", nil, map[string]string{"INVOICE_SHUTDOWN_TIMEOUT": "0s"}},
+		{"variable negative", nil, map[string]string{"INVOICE_SHUTDOWN_TIMEOUT": "-30s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), "--shutdown-timeout") || !strings.Contains(err.Error(), "INVOICE_SHUTDOWN_TIMEOUT") {
+				t.Fatalf("error %v; want one naming --shutdown-timeout and INVOICE_SHUTDOWN_TIMEOUT", err)
+			}
+		})
+	}
+	if o, err := parseFlags([]string{"--shutdown-timeout", "1ms"}, noEnv); err != nil || o.shutdownTO != time.Millisecond {
+		t.Fatalf("--shutdown-timeout 1ms: %v", err)
+	}
+}
+
 // envOf is a lookupEnv over m.
 func envOf(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }

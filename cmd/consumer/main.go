@@ -159,7 +159,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call (INVOICE_PROVIDER_TIMEOUT)")
 	fs.IntVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
 	fs.BoolVar(&o.strictTax, "strict-tax-numbers", envBool("INVOICE_STRICT_TAX_NUMBERS"), "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
-	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGINT/SIGTERM waits for in-flight requests (INVOICE_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGINT/SIGTERM waits for in-flight requests; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&o.logFormat, "log-format", env("INVOICE_LOG_FORMAT", "auto"), `log format: auto (console on a terminal, JSON otherwise), console or json (INVOICE_LOG_FORMAT)`)
 	fs.StringVar(&o.logLevel, "log-level", env("INVOICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (INVOICE_LOG_LEVEL)")
 	fs.IntVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "most order-store writes committed in one fsync; 0 means the store's default (INVOICE_STORE_BATCH)")
@@ -264,6 +264,13 @@ func (o *options) validate() error {
 	}
 	if o.ackWait < time.Second {
 		errs = append(errs, errors.New("--ack-wait must be at least 1s"))
+	}
+	if o.shutdownTO <= 0 {
+		// Not "no limit": the shutdown would not wait at all, and would
+		// close NATS and the order store under the requests still in
+		// flight, whose acknowledgements then fail and which come back
+		// only after the ack wait. A second signal stops at once already.
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %v (INVOICE_SHUTDOWN_TIMEOUT): must be more than 0; it is how long the first SIGINT or SIGTERM waits for the requests in flight, and %v would not wait for them at all (to stop at once, send the signal twice)", o.shutdownTO, o.shutdownTO))
 	}
 	return errors.Join(errs...)
 }
