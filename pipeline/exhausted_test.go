@@ -10,6 +10,7 @@ import (
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 )
@@ -267,5 +268,186 @@ func TestAPanicAtTheLastDeliveryKeepsAnUnrecordedSubmission(t *testing.T) {
 	if out.Action == pipeline.Term && (err != nil || !found || rec.Submissions == 0) {
 		t.Fatalf("the last delivery panicked and was terminated (%s), and the order store holds no submission of the order (found %v, %+v, %v): after a restart nothing says it was submitted",
 			out.Event, found, rec, err)
+	}
+}
+
+// panicAfterPatientSave is an order store with a bug in saving issued
+// records (PutPatient, the save made while the issued result is being
+// published): it panics, after the save when saved is set, before it
+// otherwise.
+type panicAfterPatientSave struct {
+	pipeline.Store
+	saved bool
+}
+
+func (s panicAfterPatientSave) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if s.saved {
+		if _, err := s.Store.PutPatient(ctx, rec); err != nil {
+			return rec, err
+		}
+	}
+	panic("an order store bug")
+}
+
+// pipelineOver returns a pipeline over the harness with st as its order
+// store and pub as its publisher, started as the consumer starts it.
+func pipelineOver(t *testing.T, h *harness, cfg pipeline.Config, st pipeline.Store, pub pipeline.Publisher) *pipeline.Pipeline {
+	t.Helper()
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(cfg, v, st, pub, h.provs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recoverWith(t, h, p, h.db)
+	return p
+}
+
+// A request whose issued result is on its way, and whose processing then
+// panics at its last delivery, every time (here in the save of its issued
+// record, after the save landed): it ends, terminated with a dead letter
+// for the SRE, and its result stays the issued one. Given up with a
+// "failed" result as a request that never got that far, the results would
+// say both issued and failed for one invoice.
+func TestAPanicAfterAnIssuedResultEndsWithoutAFailedResult(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	p := pipelineOver(t, h, cfg, panicAfterPatientSave{Store: h.db, saved: true}, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}))
+	raw := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "PANIC-ISSUED", nil))
+	out := deliverRaw(t, p, raw, cfg.MaxDeliver)
+	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted || !strings.Contains(fmt.Sprint(out.Err), "an order store bug") {
+		t.Fatalf("last delivery: %s %s %q %s %v; want terminated with a dead letter", out.Action, out.Event, out.DeadLetter, out.Status, out.Err)
+	}
+	h.waitFor("the dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	if dl := h.deadLetters()[0]; dl.Reason != schemas.ReasonExhausted || dl.OrderNo != "PANIC-ISSUED" || !strings.Contains(dl.Error.Message, "an order store bug") {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	time.Sleep(200 * time.Millisecond) // a second result would have arrived with the dead letter
+	if res := h.resultsFor(nuonuoSeller, "PANIC-ISSUED"); len(res) != 1 || res[0].Status != schemas.StatusIssued {
+		var got []schemas.Status
+		for _, r := range res {
+			got = append(got, r.Status)
+		}
+		t.Fatalf("results %v; want the issued one only", got)
+	}
+	if rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "PANIC-ISSUED"}); rec.State != schemas.StateIssued {
+		t.Fatalf("order %s; want issued", rec.State)
+	}
+}
+
+// The same panic before the issued record's save landed: the order store
+// holds the order as claimed, not issued, and terminated, the request
+// would leave nothing to ask the provider again and record the invoice.
+// It is put back, with neither a "failed" result nor a dead letter, and
+// once the store saves again the next delivery records the invoice.
+func TestAPanicAfterAnIssuedResultTheStoreLacksIsPutBack(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	pub := pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{})
+	p := pipelineOver(t, h, cfg, panicAfterPatientSave{Store: h.db}, pub)
+	raw := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "PANIC-UNSAVED", nil))
+	for d := cfg.MaxDeliver; d < cfg.MaxDeliver+3; d++ {
+		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Status == schemas.StatusFailed {
+			t.Fatalf("delivery %d: %s %s %q %s %v; want put back", d, out.Action, out.Event, out.DeadLetter, out.Status, out.Err)
+		}
+	}
+	h.waitResult(nuonuoSeller, "PANIC-UNSAVED", 1, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if res := h.resultsFor(nuonuoSeller, "PANIC-UNSAVED"); len(res) != 1 || res[0].Status != schemas.StatusIssued || len(h.deadLetters()) != 0 {
+		t.Fatalf("%d results (first %s), %d dead letters; want the issued result only", len(res), res[0].Status, len(h.deadLetters()))
+	}
+	fixed := pipelineOver(t, h, cfg, h.db, pub)
+	if out := deliverRaw(t, fixed, raw, cfg.MaxDeliver+3); out.Action != pipeline.Ack || out.Status != schemas.StatusIssued {
+		t.Fatalf("with the store fixed: %s %s %s %v; want issued", out.Action, out.Event, out.Status, out.Err)
+	}
+	if st := h.orderStats(nuonuoSeller, "PANIC-UNSAVED"); st.Submissions != 1 {
+		t.Fatalf("sandbox %+v: submitted again", st)
+	}
+}
+
+// panickyDeadLetters is a publisher with a bug in publishing the dead
+// letters of one reason: they panic.
+type panickyDeadLetters struct {
+	pipeline.Publisher
+	reason schemas.DeadLetterReason
+}
+
+func (p panickyDeadLetters) PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error {
+	if dl.Reason == p.reason {
+		panic("a dead-letter bug")
+	}
+	return p.Publisher.PublishDeadLetter(ctx, dl, msgID)
+}
+
+// A request given up at its last delivery (saved failed, its "failed"
+// result published) whose giving up then panics, every time: it ends,
+// terminated with a dead letter of the panic, rather than being put back
+// for ever to be given up and panic again.
+func TestAPanicAfterAFailedResultEndsTheRequest(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	h.provs[jumdataSeller] = needsPerson{h.provs[jumdataSeller].(*jumdata.Client)} // HOLDER-J needs a person
+	p := pipelineOver(t, h, cfg, h.db, panickyDeadLetters{Publisher: pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), reason: schemas.ReasonActionRequired})
+	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "HOLDER-J", nil))
+	out := deliverRaw(t, p, raw, cfg.MaxDeliver)
+	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted || !strings.Contains(fmt.Sprint(out.Err), "a dead-letter bug") {
+		t.Fatalf("last delivery: %s %s %q %s %v; want terminated with a dead letter", out.Action, out.Event, out.DeadLetter, out.Status, out.Err)
+	}
+	h.waitFor("the dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	if dl := h.deadLetters()[0]; dl.Reason != schemas.ReasonExhausted || dl.OrderNo != "HOLDER-J" {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	res := h.waitResult(jumdataSeller, "HOLDER-J", 2, 10*time.Second)
+	if len(res) != 2 || res[0].Status != schemas.StatusActionRequired || res[1].Status != schemas.StatusFailed {
+		t.Fatalf("results %+v; want action_required, then failed", res)
+	}
+	if rec, _, _ := h.db.Get(context.Background(), schemas.OrderKey{Seller: jumdataSeller, OrderNo: "HOLDER-J"}); rec.State != schemas.StateFailed {
+		t.Fatalf("order %s; want failed", rec.State)
+	}
+}
+
+// A replayed dead letter resumes its order, stored as failed, and finds
+// it issued; the save of the issued record panics at the replay's last
+// delivery, every time, before it lands. The store says failed while the
+// result says issued: the replay is put back, without a "failed" result or
+// a dead letter, until the store records the invoice.
+func TestAPanicAfterAnIssuedResultOfAFailedOrderIsPutBack(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	pub := pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{})
+	p := pipelineOver(t, h, cfg, h.db, pub)
+	h.sb.SetFaults(sandbox.Faults{Drop: 1, Seed: 11}) // every call in doubt
+	body := issueRequest(t, nuonuoSeller, "PANIC-REPLAY", nil)
+	raw := publishRaw(t, h, nuonuoSeller, body)
+	var out pipeline.Outcome
+	for d := 1; d <= cfg.MaxDeliver; d++ {
+		if out = deliverRaw(t, p, raw, d); out.Action != pipeline.Nak {
+			break
+		}
+	}
+	if out.Action != pipeline.Term || out.Status != schemas.StatusFailed {
+		t.Fatalf("original request: %s %s %s; want given up as failed", out.Action, out.Event, out.Status)
+	}
+	h.sb.SetFaults(sandbox.Faults{})
+	buggy := pipelineOver(t, h, cfg, panicAfterPatientSave{Store: h.db}, pub)
+	replay := publishRaw(t, h, nuonuoSeller, body) // the dead letter replayed
+	for d := cfg.MaxDeliver; d < cfg.MaxDeliver+2; d++ {
+		if out = deliverRaw(t, buggy, replay, d); out.Action != pipeline.Nak || out.DeadLetter != "" {
+			t.Fatalf("replay delivery %d: %s %s %q %s %v; want put back", d, out.Action, out.Event, out.DeadLetter, out.Status, out.Err)
+		}
+	}
+	res := h.waitResult(nuonuoSeller, "PANIC-REPLAY", 2, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if res = h.resultsFor(nuonuoSeller, "PANIC-REPLAY"); len(res) != 2 || res[1].Status != schemas.StatusIssued || len(h.deadLetters()) != 1 {
+		t.Fatalf("%d results, %d dead letters; want failed and issued, and the original's dead letter only", len(res), len(h.deadLetters()))
+	}
+	if out = deliverRaw(t, p, replay, cfg.MaxDeliver+2); out.Action != pipeline.Ack || out.Status != schemas.StatusIssued {
+		t.Fatalf("with the store fixed: %s %s %s %v; want issued", out.Action, out.Event, out.Status, out.Err)
 	}
 }

@@ -85,7 +85,9 @@ type Outcome struct {
 	// Published, when set, waits for the acknowledgement of the result
 	// published asynchronously for an Ack: the message may be acknowledged
 	// only once it has returned nil. On an error the message must be put
-	// back instead.
+	// back instead. An issued result is published while its record is
+	// saved, and Published is set from the start: a Nak whose save failed
+	// may carry it too, and need not wait for it.
 	Published func(ctx context.Context) error
 }
 

@@ -127,9 +127,10 @@ func (p *Pipeline) HeldSellers() map[string]string { return p.holds.list() }
 // panics; a bug shows as an "error" event and a Nak, and at the delivery
 // limit as a given-up request (panicked).
 func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
+	var fingerprint string // the request's, once decoded: panicked tells its order's record from another request's
 	defer func() {
 		if r := recover(); r != nil {
-			out = p.panicked(ctx, m, out, fmt.Errorf("panic while processing: %v\n%s", r, debug.Stack()))
+			out = p.panicked(ctx, m, out, fingerprint, fmt.Errorf("panic while processing: %v\n%s", r, debug.Stack()))
 		}
 	}()
 	subjectSeller := p.cfg.Subjects.SellerOf(m.Subject)
@@ -137,6 +138,7 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	if err != nil {
 		return p.malformed(ctx, m, subjectSeller, err)
 	}
+	fingerprint = d.Fingerprint
 	out.Seller, out.OrderNo, out.Kind = d.SellerTaxNum, d.OrderNo, d.Kind
 	if subjectSeller != "" {
 		out.Seller = subjectSeller
@@ -716,10 +718,14 @@ func (o *order) save(ctx context.Context) bool { return o.saveWith(ctx, o.p.stor
 // store may fit the write into a commit another write starts). Readers
 // through Pipeline.Orders read the record being saved from before the
 // publish until the save ends. It returns the publish's wait and whether
-// the save succeeded (save).
+// the save succeeded (save). The outcome holds the wait and the status
+// from the start of the publish (Outcome.Published; the loop uses it for
+// an Ack only), so that a panic during the save is known to have come
+// after the result went out (panicked).
 func (o *order) publishWhileSaving(ctx context.Context, res *schemas.Result) (published func(context.Context) error, saved bool) {
 	defer o.p.saving.begin(o.key, o.rec)()
 	published = o.p.pub.PublishResultAsync(res, o.resultID(res.Status))
+	o.out.Published, o.out.Status = published, res.Status
 	return published, o.saveWith(ctx, o.p.store.PutPatient)
 }
 
@@ -1008,18 +1014,40 @@ func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cau
 
 // panicked answers a delivery whose processing panicked (a bug; cause
 // holds the stack). Like any error it is put back, until the delivery
-// limit: then, unless a result was already on its way, the request is
-// given up as retries_exhausted, with a "failed" result when it was read
-// far enough to name its order and a dead letter, and terminated, so that
-// a request that panics every time does not come back for ever. Its order
-// stays as the store has it (an order submitted without a claim and known
-// only to memory is recorded first, or the request put back while the
-// store refuses), and a replay of the dead letter resumes it.
-func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, cause error) (out Outcome) {
+// limit: then the request is given up as retries_exhausted with a dead
+// letter, and terminated, so that a request that panics every time does
+// not come back for ever. Its order stays as the store has it (an order
+// submitted without a claim and known only to memory is recorded first,
+// or the request put back while the store refuses), and a replay of the
+// dead letter resumes it.
+//
+// A request that panicked before any final result went out gets a "failed"
+// result too, when it was read far enough to name its order. One whose
+// final result was already on its way (issued, rejected, a conflict, or
+// the failed result of giving it up; fingerprint is the request's) gets
+// none: a second result would contradict the first. That result stands
+// only if it is durable: the request is put back, as before the limit,
+// while the result's publication is not acknowledged, or while the order
+// store holds this request's order under way at the provider (submitting,
+// accepted, action_required), or failed when the result says issued: the
+// store would then keep the order short of the invoice the result names
+// once the request is gone, and the next delivery asks the provider again
+// and records it. A stored record that is final, failed under a result
+// that is not issued (order.giveUp's, order.withhold's), or another
+// request's (a conflict), and no record at all (a rejection nothing was
+// sent for), let it end.
+func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, fingerprint string, cause error) (out Outcome) {
 	out = Outcome{Seller: before.Seller, OrderNo: before.OrderNo, Kind: before.Kind,
 		Action: Nak, Delay: p.cfg.retryDelay(m.Deliveries, 0), Event: EventError, Err: cause}
-	if m.Deliveries < p.cfg.MaxDeliver || before.Published != nil || before.Status != "" {
+	if m.Deliveries < p.cfg.MaxDeliver {
 		return out
+	}
+	// An action_required result is not final: giving up follows it with a
+	// failed one, as order.giveUp does.
+	answered := before.Published != nil || (before.Status != "" && before.Status != schemas.StatusActionRequired)
+	result := "its result"
+	if before.Status != "" {
+		result = "its " + string(before.Status) + " result"
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -1027,6 +1055,12 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, cau
 			out.Err = fmt.Errorf("%w\nand again while giving the request up: %v", cause, r)
 		}
 	}()
+	if before.Published != nil {
+		if err := before.Published(ctx); err != nil {
+			out.Err = fmt.Errorf("%w\n%s, on its way, was not acknowledged: %w", cause, result, err)
+			return out
+		}
+	}
 	if key := (schemas.OrderKey{Seller: out.Seller, OrderNo: out.OrderNo}); key.Seller != "" && key.OrderNo != "" {
 		// An order submitted without a claim whose answer was never saved
 		// is known only to memory: terminated, its request would leave the
@@ -1037,12 +1071,27 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, cau
 			out.Err = fmt.Errorf("%w\norder %s, submitted without a claim, is kept until the store can record it: %w", cause, key, err)
 			return out
 		}
+		if answered {
+			rec, found, err := p.store.Get(ctx, key)
+			if err != nil {
+				out.Err = fmt.Errorf("%w\n%s was published; kept until the order store can be read: read order %s: %w", cause, result, key, err)
+				return out
+			}
+			holds := rec.State.Finished() || rec.State == schemas.StateFailed && before.Status != schemas.StatusIssued
+			if found && (fingerprint == "" || rec.Fingerprint == fingerprint) && !holds {
+				out.Err = fmt.Errorf("%w\n%s was published, but the order store holds order %s as %s: kept until it records the outcome", cause, result, key, rec.State)
+				return out
+			}
+		}
 	}
 	now := p.cfg.Now()
 	msg, _, _ := strings.Cut(cause.Error(), "\n") // the stack is in the log, not in the answer
 	info := schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted,
 		Message: clip(fmt.Sprintf("gave up after %d deliveries: an internal error, %s", m.Deliveries, msg), maxTextBytes)}
-	if out.Seller != "" && out.OrderNo != "" && out.Kind.Valid() {
+	if answered {
+		info.Message = clip(fmt.Sprintf("gave up after %d deliveries: an internal error after %s was published, which stands: %s", m.Deliveries, result, msg), maxTextBytes)
+		out.Status = before.Status
+	} else if out.Seller != "" && out.OrderNo != "" && out.Kind.Valid() {
 		orderNo := out.OrderNo
 		if r := []rune(orderNo); len(r) > 100 {
 			orderNo = string(r[:100])
