@@ -107,8 +107,12 @@ import (
 // data carries only the form's uuid (an assumption: the document's example
 // shows data {}), red-invoice/result answers 202 RedPendingPolls times per
 // form and then 200 with the red invoice, and the form also completes on
-// its own after 5 minutes. red-confirmation/query and /detail describe forms
-// (uuid, lzfphm, hzcxje, hzcxse, hzqrxxztdm 01, ykjhzfpbz Y|N),
+// its own after JumdataConfig.RedSettleAfter (default 5 minutes). Every
+// submission makes a form of its own, so a blue invoice reversed in parts
+// may have several pending at once; its hzqrxxuuid names the latest.
+// red-confirmation/query and /detail describe forms (uuid, lzfphm, chyydm,
+// hzcxje, hzcxse, lrrq: when the form was made, hzqrxxztdm 01, ykjhzfpbz
+// Y|N),
 // red-confirmation/confirm issues a pending form at once (399 when it is
 // already issued), red-confirmation/page answers the invoice's PDF URL.
 // JumdataConfig.RedAwait makes forms wait for the seller's
@@ -760,9 +764,9 @@ func (s *Server) jdBlueSubmit(p url.Values, now time.Time) jdReply {
 	return jdOK("开具成功", map[string]string{"fphm": t.invoice.fphm, "kprq": t.invoice.kprq.In(jdZone).Format(jdTimeLayout)})
 }
 
-// jdSweepLocked completes tasks and forms older than jdSettleAfter, as the
-// tax bureau would without being asked, and forgets taskIds older than 8
-// hours. Callers hold st.mu.
+// jdSweepLocked completes tasks older than jdSettleAfter and forms older
+// than JumdataConfig.RedSettleAfter, as the tax bureau would without being
+// asked, and forgets taskIds older than 8 hours. Callers hold st.mu.
 func (s *Server) jdSweepLocked(now time.Time) {
 	st := s.jumdata
 	for len(st.unsettled) > 0 && now.Sub(st.unsettled[0].created) >= jdSettleAfter {
@@ -779,7 +783,11 @@ func (s *Server) jdSweepLocked(now time.Time) {
 			delete(st.tasks, key)
 		}
 	}
-	for len(st.formQueue) > 0 && now.Sub(st.formQueue[0].created) >= jdSettleAfter {
+	settle := s.cfg.Jumdata.RedSettleAfter
+	if settle <= 0 {
+		settle = jdSettleAfter
+	}
+	for len(st.formQueue) > 0 && now.Sub(st.formQueue[0].created) >= settle {
 		f := st.formQueue[0]
 		st.formQueue = st.formQueue[1:]
 		if f.red == nil {
@@ -1263,7 +1271,8 @@ func (f *jdForm) item() map[string]any {
 	return map[string]any{
 		"uuid": f.uuid, "xsfmc": jdSellerName(d), "xsfnsrsbh": f.seller, "gmfmc": d.Gmfmc, "gmfnsrsbh": d.Gmfnsrsbh,
 		"lzfphm": f.blue.fphm, "lzkprq": f.lzkprq, "chyydm": f.chyydm,
-		"hzcxje": jdNum(f.je), "hzcxse": jdNum(f.se), "hzqrxxztdm": "01", "ykjhzfpbz": issued,
+		"hzcxje": jdNum(f.je), "hzcxse": jdNum(f.se), "lrrq": f.created.In(jdZone).Format(jdTimeLayout),
+		"hzqrxxztdm": "01", "ykjhzfpbz": issued,
 	}
 }
 

@@ -562,6 +562,47 @@ func TestJumdataRed(t *testing.T) {
 			t.Fatalf("red stats %+v", o)
 		}
 	})
+	t.Run("two partial forms waiting for the buyer", func(t *testing.T) {
+		e := jdStart(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}})
+		fphm, kprq := e.issued("task-1", jdDoc("R-5"))
+		submit := func(chyydm string) string {
+			t.Helper()
+			a := e.call("red-invoice/submit", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {chyydm}, "hzmx": {hzmx}})
+			jdWant(t, a, 200, "")
+			var form struct{ UUID string }
+			if err := json.Unmarshal(a.Data, &form); err != nil || len(form.UUID) != 32 {
+				t.Fatalf("submit data %s: %v", a.Data, err)
+			}
+			return form.UUID
+		}
+		first := submit("02")
+		made := e.clock.Now()
+		e.clock.Advance(time.Hour)
+		second := submit("04")
+		if first == second {
+			t.Fatalf("one form for two submissions: %s", first)
+		}
+		// An hour on, beyond the default 5 minutes, both still wait.
+		for _, uuid := range []string{first, second} {
+			jdWant(t, e.call("red-invoice/result", url.Values{"uuid": {uuid}, "xsfnsrsbh": {sandbox.DefaultJumdataSeller}}), 202, "")
+		}
+		a := e.call("blue-invoice/query", url.Values{"kprqq": {"2026-11-20"}, "kprqz": {"2026-11-20"}, "fphm": {fphm}})
+		if !strings.Contains(string(a.Data), `"hzqrxxuuid":"`+second+`"`) {
+			t.Fatalf("the blue invoice does not name its latest form %s: %s", second, a.Data)
+		}
+		a = e.call("red-confirmation/detail", url.Values{"uuid": {first}, "xsfnsrsbh": {sandbox.DefaultJumdataSeller}})
+		var form map[string]any
+		if jdDecode(t, a.Data, &form); form["lrrq"] != made.In(jdCST).Format("2006-01-02 15:04:05") || form["chyydm"] != "02" ||
+			form["hzcxje"] != json.Number("-50") || form["hzcxse"] != json.Number("-3") || form["ykjhzfpbz"] != "N" {
+			t.Fatalf("first form %s", a.Data)
+		}
+		e.clock.Advance(72 * time.Hour)
+		a = e.call("red-invoice/query", url.Values{"kprqq": {"2026-11-20"}, "kprqz": {"2026-11-23"}})
+		var list struct{ Total int }
+		if jdDecode(t, a.Data, &list); list.Total != 2 {
+			t.Fatalf("after the buyer's 72 hours %s", a.Data)
+		}
+	})
 	t.Run("partial, issued at once", func(t *testing.T) {
 		e := jdStart(t, sandbox.Config{})
 		fphm, kprq := e.issued("task-1", jdDoc("R-2"))

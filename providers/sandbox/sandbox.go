@@ -96,11 +96,17 @@ type JumdataConfig struct {
 	// RedAwait says whose confirmation a red confirmation form waits for
 	// when it is not issued at once (seed 004 §5): "" nobody's, the tax
 	// bureau issues it after RedPendingPolls polls of red-invoice/result
-	// or 5 minutes; RedAwaitSeller the seller's, red-invoice/result answers
+	// or RedSettleAfter; RedAwaitSeller the seller's, red-invoice/result answers
 	// 202 until red-confirmation/confirm issues it; RedAwaitBuyer the
 	// buyer's, red-confirmation/confirm is refused (399) and the buyer
-	// agrees after RedPendingPolls polls or 5 minutes.
+	// agrees after RedPendingPolls polls or RedSettleAfter.
 	RedAwait string
+	// RedSettleAfter is how long a pending red confirmation form waits
+	// before it completes on its own; 0 means 5 minutes. A longer wait
+	// models a form the buyer has not confirmed yet (the tax bureau gives
+	// the buyer 72 hours), which stays pending while other forms are made
+	// for the same blue invoice.
+	RedSettleAfter time.Duration
 }
 
 // The values of JumdataConfig.RedAwait.
