@@ -29,6 +29,7 @@ const (
 	epRedResult    = "red-invoice/result"
 	epRedQuery     = "red-invoice/query"
 	epRedConfirm   = "red-confirmation/confirm"
+	epFormDetail   = "red-confirmation/detail"
 	epAuthQRCode   = "auth/qrcode"
 	epAuthResult   = "auth/result"
 	epDownloadPage = "red-confirmation/page"

@@ -78,7 +78,18 @@
 // red-invoice/result by Refs.BillNo (200 Issued, 202 Accepted) or, without
 // a uuid, searches: red-invoice/query for a red invoice reversing lzfphm
 // since the submission, then the blue invoice's hzqrxxuuid
-// (blue-invoice/query) for a pending form. A 399 to a
+// (blue-invoice/query): its latest confirmation form, which may be another
+// order's (a blue invoice reversed in parts has a form per reversal), and
+// whose red-invoice/result answers say nothing of whose it is. The form is
+// the request's only when its red-confirmation/detail (an assumption: the
+// document's example shows no data) or its red invoice tie it to the
+// request: made or issued since the submission, with the hzmx totals (a
+// partial reversal) or the whole blue invoice (a full one). One made or
+// issued before the submission shows that the request's was never made:
+// NotFound, whether it is pending, issued or refused. Another order's form,
+// or one nothing ties to the request, is never taken, since the request's
+// own form may be hidden behind it: Retry (not_listed) when jumdata
+// accepted the submission, else ActionRequired ("ambiguous"). A 399 to a
 // Submit made after an earlier submission (providers.Call.Resubmission:
 // "蓝票没有可红冲的金额,不可再次红冲!") is reconciled by that search before it
 // is reported as Rejected; a first submission's 399 is Rejected at once, so

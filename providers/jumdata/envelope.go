@@ -194,6 +194,20 @@ type redItem struct {
 	Hjse            amount `json:"hjse"`
 }
 
+// formDetail is the data of a 200 red-confirmation/detail. The document's
+// example carries no data at all: the fields are an assumption, named as the
+// tax bureau names a red confirmation form's (lzfphm the blue invoice, chyydm
+// the reason, hzcxje and hzcxse the amounts reversed, lrrq when the form was
+// made; encoding/json matches chyyDm too). Each may be absent, and then
+// says nothing.
+type formDetail struct {
+	Lzfphm text   `json:"lzfphm"`
+	Chyydm text   `json:"chyydm"`
+	Hzcxje amount `json:"hzcxje"`
+	Hzcxse amount `json:"hzcxse"`
+	Lrrq   text   `json:"lrrq"`
+}
+
 // qrcodeResult is the data of a 200 auth/qrcode.
 type qrcodeResult struct {
 	AuthID      text `json:"authId"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -185,8 +186,9 @@ func (c *Client) queryRed(ctx context.Context, call *providers.Call) providers.O
 	if out.Class == providers.NotFound && call.Accepted {
 		// jumdata accepted the submission without a form uuid (its
 		// document's data {}), and its lists do not show the red invoice
-		// yet. A red submission has no key to repeat it by: submitting
-		// again could reverse twice. Ask again later.
+		// yet, nor a form the search can tell is ours. A red submission
+		// has no key to repeat it by: submitting again could reverse
+		// twice. Ask again later.
 		out.Class, out.Code, out.RetryAfter = providers.Retry, codeNotListed, c.cfg.PollAfter
 		out.Message = "jumdata accepted the red invoice but does not list it yet: " + out.Message
 	}
@@ -262,6 +264,13 @@ const codeNotListed = "not_listed"
 // redResult asks red-invoice/result: 200 is Issued, 202 Accepted, the rest
 // goes through the table.
 func (c *Client) redResult(ctx context.Context, t *redTask, uuid string) providers.Outcome {
+	out, _ := c.readForm(ctx, t, uuid)
+	return out
+}
+
+// readForm is redResult, with the data of a 200 as jumdata gave it (the
+// outcome's amounts may be the request's, where jumdata lists none).
+func (c *Client) readForm(ctx context.Context, t *redTask, uuid string) (providers.Outcome, redResult) {
 	r := c.post(ctx, epRedResult, url.Values{"uuid": {uuid}, "xsfnsrsbh": {c.cfg.SellerTaxNum}})
 	if !r.is("200") {
 		out := c.fail(r, true)
@@ -269,15 +278,15 @@ func (c *Client) redResult(ctx context.Context, t *redTask, uuid string) provide
 		// A form still in progress waits for the buyer's confirmation,
 		// as long as the tax bureau gives it.
 		out.AwaitingParty = r.is("202")
-		return out
+		return out, redResult{}
 	}
 	var d redResult
 	if err := decodeData(r.env, &d); err != nil || d.Fphm == "" {
 		out := c.unreadable(r, true, "200 without the red invoice's number (fphm)")
 		out.Refs = t.refs(uuid)
-		return out
+		return out, redResult{}
 	}
-	return c.redIssued(r.env.Msg, t, uuid, d)
+	return c.redIssued(r.env.Msg, t, uuid, d), d
 }
 
 // searchRed looks for our red invoice or form without its uuid:
@@ -288,10 +297,11 @@ func (c *Client) redResult(ctx context.Context, t *redTask, uuid string) provide
 //     reversal, with hjje and hjse equal to the hzmx totals. One is Issued,
 //     several ActionRequired ("ambiguous").
 //  2. Else blue-invoice/query for lzfphm on lzkprq's day: the blue invoice's
-//     hzqrxxuuid names its latest confirmation form. red-invoice/result on
-//     it: 202 is our pending form (Accepted, Refs.BillNo = uuid); 200 with
-//     a red invoice issued since the first submission is Issued, one issued
-//     before is somebody else's (an earlier reversal).
+//     hzqrxxuuid names its latest confirmation form, which may be another
+//     order's (a blue invoice reversed in parts has a form per reversal).
+//     red-invoice/result on it says the form's state and nothing of whose
+//     it is (a 202 or a refusal carries no data), so the search reads the
+//     form's red-confirmation/detail too, and latestForm decides.
 //  3. Else NotFound.
 func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask) providers.Outcome {
 	from, to := c.dateRange(call.SubmittedAt)
@@ -330,28 +340,188 @@ func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask
 		return out
 	}
 
+	notFound := providers.Outcome{Class: providers.NotFound, Code: "not_found", RedConfirm: t.state("", ""),
+		Message: fmt.Sprintf("no red invoice or pending form reverses %s since %s", t.lzfphm, from)}
 	day := parseTime(t.lzkprq).Format(dateLayout)
 	blues, out, done := listAll[blueItem](ctx, c, epBlueQuery, url.Values{"kprqq": {day}, "kprqz": {day}, "fphm": {t.lzfphm}})
 	if !done {
 		out.RedConfirm = t.state("", out.Message)
 		return out
 	}
-	uuid := ""
-	for _, it := range blues {
+	var blue *blueItem
+	for i, it := range blues {
 		if string(it.Fphm) == t.lzfphm && it.Hzqrxxuuid != "" {
-			uuid = string(it.Hzqrxxuuid)
+			blue = &blues[i]
 		}
 	}
-	if uuid != "" {
-		out := c.redResult(ctx, t, uuid)
-		if out.Class != providers.Issued || len(out.Invoices) != 1 {
-			return out
-		}
-		if issued := out.Invoices[0].IssuedAt; issued.IsZero() || !issued.Before(since) {
-			out.Message = "found through the blue invoice's confirmation form"
-			return out
-		}
+	if blue == nil {
+		return notFound
 	}
-	return providers.Outcome{Class: providers.NotFound, Code: "not_found", RedConfirm: t.state("", ""),
-		Message: fmt.Sprintf("no red invoice or pending form reverses %s since %s", t.lzfphm, from)}
+	return c.latestForm(ctx, call, t, *blue, since, notFound)
 }
+
+// latestForm decides what the blue invoice's latest confirmation form
+// (hzqrxxuuid) says of this request, given its state (red-invoice/result)
+// and its red-confirmation/detail (whose):
+//
+//   - made, or its red invoice issued, before the first submission (less
+//     the clock margin): had our submission taken effect, its form would be
+//     the latest. Ours was never made: notFound, whatever the form's state
+//     (somebody else's earlier reversal, pending, issued, or refused,
+//     revoked or expired).
+//   - ours (made or issued since the submission, with the request's
+//     amounts): its state is ours: Issued, Accepted with Refs.BillNo = its
+//     uuid, or its refusal.
+//   - another order's, or a form nothing ties to the request nor rules out
+//     (without detail, as the document's example shows it): ours may be an
+//     earlier form hidden behind it, or may never have been made. When
+//     jumdata accepted our submission (Call.Accepted), ours was made:
+//     notFound, which queryRed answers as Retry (not listed yet) until its
+//     red invoice is listed. Otherwise ActionRequired ("ambiguous"): taking
+//     the form would have two orders share one reversal, and submitting
+//     again could reverse twice.
+//
+// A state that cannot be read (Retry, ActionRequired) is answered as is.
+func (c *Client) latestForm(ctx context.Context, call *providers.Call, t *redTask, blue blueItem, since time.Time, notFound providers.Outcome) providers.Outcome {
+	uuid := string(blue.Hzqrxxuuid)
+	out, data := c.readForm(ctx, t, uuid)
+	var issued *redResult
+	state := "pending"
+	switch out.Class {
+	case providers.Issued:
+		issued, state = &data, "issued"
+	case providers.Accepted:
+	case providers.Rejected:
+		state = "refused: " + out.Message
+	default:
+		return out
+	}
+	d, dout, ok := c.formDetail(ctx, uuid)
+	if !ok {
+		dout.RedConfirm = t.state("", dout.Message)
+		return dout
+	}
+	whose, why := t.whose(since, blue, issued, d)
+	switch {
+	case whose == formOurs:
+		if issued != nil {
+			out.Message = "found through the blue invoice's confirmation form"
+		}
+		return out
+	case whose == formOlder || call.Accepted:
+		notFound.Message = fmt.Sprintf("%s; the blue invoice's latest confirmation form %s (%s) is not this request's: %s", notFound.Message, uuid, state, why)
+		return notFound
+	}
+	msg := fmt.Sprintf("the blue invoice's latest confirmation form %s (%s) cannot be told to be this request's (%s), and a form of this request may or may not exist behind it", uuid, state, why)
+	amb := local(rowAmbiguous, true, "", msg, nil)
+	amb.RedConfirm = t.state("", msg)
+	return amb
+}
+
+// formDetail reads a form's red-confirmation/detail. A passing failure (a
+// timeout, 5xx, 500, 501, "too frequent", 202) is the Retry to answer, ok
+// false. Any other answer that is not a readable 200 describes nothing (a
+// zero formDetail, ok): a refusal, or an endpoint the account has not
+// enabled (601, 604), must not hold a seller whose search can decide
+// without it, and a login that expired shows in the next call anyway.
+func (c *Client) formDetail(ctx context.Context, uuid string) (formDetail, providers.Outcome, bool) {
+	r := c.post(ctx, epFormDetail, url.Values{"uuid": {uuid}, "xsfnsrsbh": {c.cfg.SellerTaxNum}})
+	if !r.is("200") {
+		out := c.fail(r, true)
+		if out.Class == providers.Retry || r.is("202") {
+			out.Class = providers.Retry
+			return formDetail{}, out, false
+		}
+		return formDetail{}, providers.Outcome{}, true
+	}
+	var d formDetail
+	if err := decodeData(r.env, &d); err != nil {
+		return formDetail{}, providers.Outcome{}, true
+	}
+	return d, providers.Outcome{}, true
+}
+
+// formWhose is what a search can tell of a confirmation form it found
+// without its uuid.
+type formWhose int
+
+const (
+	// formUntold: nothing ties the form to the request, nothing rules it out.
+	formUntold formWhose = iota
+	// formOurs: made or issued since the submission, with the request's
+	// amounts.
+	formOurs
+	// formOthers: the form's blue invoice, reason or amounts differ from
+	// the request's.
+	formOthers
+	// formOlder: made or issued before the submission.
+	formOlder
+)
+
+// whose tells whether the blue invoice's form is this request's, from its
+// detail d and, when red-invoice/result issued it, its red invoice. since is
+// the first submission less the clock margin. The amounts are the hzmx
+// totals for a partial reversal, and the whole blue invoice for a full one
+// (which reverses what is left: after partial reversals, less than the
+// whole, and then it cannot be told from another order's partial form). An
+// issued full reversal needs no amounts, as in red-invoice/query. Amounts
+// are compared without their sign, which the document does not give for a
+// form.
+func (t *redTask) whose(since time.Time, blue blueItem, issued *redResult, d formDetail) (formWhose, string) {
+	made := parseTime(string(d.Lrrq))
+	var kprq time.Time
+	if issued != nil {
+		kprq = parseTime(string(issued.Kprq))
+	}
+	switch {
+	case !made.IsZero() && made.Before(since):
+		return formOlder, "made " + string(d.Lrrq) + ", before the first submission"
+	case !kprq.IsZero() && kprq.Before(since):
+		return formOlder, "its red invoice " + string(issued.Fphm) + " was issued " + string(issued.Kprq) + ", before the first submission"
+	case d.Lzfphm != "" && string(d.Lzfphm) != t.lzfphm:
+		return formOthers, "it reverses " + string(d.Lzfphm)
+	case d.Chyydm != "" && string(d.Chyydm) != t.params.Get("chyydm"):
+		return formOthers, "its reason is " + string(d.Chyydm) + ", the request's " + t.params.Get("chyydm")
+	}
+	je, se, known := t.je, t.se, t.partial
+	if !t.partial {
+		je, se, known = blue.Hjje.dec, blue.Hjse.dec, blue.Hjje.set && blue.Hjse.set
+	}
+	amounts := issued != nil && !t.partial
+	if known && d.Hzcxje.set && d.Hzcxse.set {
+		if !sameAmount(d.Hzcxje.dec, je) || !sameAmount(d.Hzcxse.dec, se) {
+			why := fmt.Sprintf("it reverses %s and %s, the request %s and %s", d.Hzcxje.dec.Abs(), d.Hzcxse.dec.Abs(), je.Abs(), se.Abs())
+			if t.partial {
+				return formOthers, why
+			}
+			return formUntold, why + " (the whole blue invoice; a full reversal after partial ones reverses less)"
+		}
+		amounts = true
+	}
+	if issued != nil && t.partial {
+		for _, a := range []struct {
+			got  amount
+			want decimal.Decimal
+			name string
+		}{{issued.Hjje, t.je, "hjje"}, {issued.Hjse, t.se, "hjse"}, {issued.Jshj, t.je.Add(t.se), "jshj"}} {
+			if !a.got.set {
+				continue
+			}
+			if !sameAmount(a.got.dec, a.want) {
+				return formOthers, fmt.Sprintf("its red invoice %s has %s %s, the request %s", issued.Fphm, a.name, a.got.dec.Abs(), a.want.Abs())
+			}
+			amounts = true
+		}
+	}
+	switch {
+	case made.IsZero() && kprq.IsZero():
+		return formUntold, "jumdata gives neither when it was made nor a red invoice"
+	case !amounts:
+		return formUntold, "jumdata gives none of its amounts"
+	}
+	return formOurs, ""
+}
+
+// sameAmount reports whether a and b are the same amount, whatever their
+// signs.
+func sameAmount(a, b decimal.Decimal) bool { return a.Abs().Equal(b.Abs()) }

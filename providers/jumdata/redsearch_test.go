@@ -1,0 +1,233 @@
+package jumdata_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// smallDetail reverses a fifth of the service line (line 3): −20.00 and
+// −1.20, another return than partialDetail's.
+const smallDetail = `[{"blueDetailIndex":"3","goodsName":"技术服务费","num":"-0.6","taxExcludedPrice":"33.33333333",
+	"taxExcludedAmount":"-20.00","taxAmount":"-1.20","taxRate":"0.06","goodsCode":"3040201990000000000"}]`
+
+// otherPartial submits another order's partial reversal (partialDetail) of
+// the blue invoice, which jumdata takes as a pending form, and returns the
+// form's uuid.
+func (e *env) otherPartial(orderNo, blueNo string, issuedAt time.Time) string {
+	e.tb.Helper()
+	out := e.client.Submit(e.tb.Context(), &providers.Call{Request: redRequest(e.tb, orderNo, blueNo, issuedAt, "2", partialDetail), SubmittedAt: e.clock.Now()})
+	wantClass(e.tb, "the other order's reversal", out, providers.Accepted, "200")
+	if len(out.Refs.BillNo) != 32 {
+		e.tb.Fatalf("the other order's form has no uuid: %+v", out.Refs)
+	}
+	return out.Refs.BillNo
+}
+
+// TestRedSearchOtherOrdersForm: two partial reversals of one blue invoice
+// (two returns). The blue invoice names only its latest confirmation form,
+// which may be the other order's; a search without our form's uuid must not
+// take that form, or its red invoice, for ours.
+func TestRedSearchOtherOrdersForm(t *testing.T) {
+	t.Run("the other order's pending form, ours never sent", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+		blue := e.mustIssue("ORD-RS1")
+		theirs := e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+		e.clock.Advance(time.Hour)
+
+		// Our submission never reached jumdata (its answer was lost on the
+		// way there): the pipeline queries before anything else.
+		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+		out := e.client.Query(t.Context(), call)
+		if out.Refs.BillNo == theirs {
+			t.Fatalf("the other order's form was taken for ours: %s %q", out.Class, out.Message)
+		}
+		wantClass(t, "query", out, providers.NotFound, "not_found")
+
+		// So the pipeline submits, and our own form is made.
+		call.Resubmission = true
+		out = e.client.Submit(t.Context(), call)
+		wantClass(t, "submit", out, providers.Accepted, "200")
+		if out.Refs.BillNo == "" || out.Refs.BillNo == theirs {
+			t.Fatalf("our form %q, theirs %q", out.Refs.BillNo, theirs)
+		}
+	})
+	t.Run("the other order's form issues on our search", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1, RedSettleAfter: 72 * time.Hour}}, nil)
+		blue := e.mustIssue("ORD-RS2")
+		theirs := e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+		e.clock.Advance(time.Hour)
+		// The other order polls its form once: it is still pending, and
+		// issues on the next red-invoice/result.
+		other := &providers.Call{Request: redRequest(t, "RC-THEIRS", blue.InvoiceNo, blue.IssuedAt, "2", partialDetail),
+			Refs: schemas.ProviderRefs{BillNo: theirs}, SubmittedAt: e.clock.Now().Add(-time.Hour), Accepted: true}
+		wantClass(t, "the other order's poll", e.client.Query(t.Context(), other), providers.Accepted, "202")
+
+		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+		out := e.client.Query(t.Context(), call)
+		if out.Class == providers.Issued {
+			t.Fatalf("the other order's red invoice %s (%s) was taken for ours", out.Invoices[0].InvoiceNo, out.Invoices[0].TotalAmount)
+		}
+		wantClass(t, "query", out, providers.NotFound, "not_found")
+	})
+	t.Run("the other order's older form with our amounts", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+		blue := e.mustIssue("ORD-RS3")
+		theirs := e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+		e.clock.Advance(time.Hour)
+		// The same return again, by another order, made an hour after the
+		// other's form: the amounts cannot tell them apart, the time can.
+		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", partialDetail), SubmittedAt: e.clock.Now()}
+		out := e.client.Query(t.Context(), call)
+		if out.Refs.BillNo == theirs {
+			t.Fatalf("the other order's older form was taken for ours: %s %q", out.Class, out.Message)
+		}
+		wantClass(t, "query", out, providers.NotFound, "not_found")
+	})
+	t.Run("our own form after the other's is still ours", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+		blue := e.mustIssue("ORD-RS4")
+		theirs := e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+		e.clock.Advance(time.Hour)
+		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+		e.sb.SetFaults(sandbox.Faults{Drop: 1})
+		wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
+		e.sb.SetFaults(sandbox.Faults{})
+		e.clock.Advance(time.Second)
+		out := e.client.Query(t.Context(), call)
+		wantClass(t, "query", out, providers.Accepted, "202")
+		if len(out.Refs.BillNo) != 32 || out.Refs.BillNo == theirs {
+			t.Fatalf("our form %q, theirs %q", out.Refs.BillNo, theirs)
+		}
+	})
+	t.Run("the other order's form made after our submission", func(t *testing.T) {
+		for _, accepted := range []bool{false, true} {
+			t.Run(map[bool]string{false: "in doubt", true: "accepted"}[accepted], func(t *testing.T) {
+				e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+				blue := e.mustIssue("ORD-RS6")
+				e.clock.Advance(time.Hour)
+				// Our submission takes effect and its answer is lost; the
+				// other order's form is made a minute later, so the blue
+				// invoice names it and ours is hidden behind it. Accepted
+				// stands for jumdata's data {}: taken, without a uuid.
+				call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now(), Accepted: accepted}
+				e.sb.SetFaults(sandbox.Faults{Drop: 1})
+				wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
+				e.sb.SetFaults(sandbox.Faults{})
+				e.clock.Advance(time.Minute)
+				theirs := e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+
+				out := e.client.Query(t.Context(), call)
+				if out.Refs.BillNo == theirs {
+					t.Fatalf("the other order's form was taken for ours: %s %q", out.Class, out.Message)
+				}
+				if !accepted {
+					// Ours may or may not have been made: neither taken
+					// nor submitted again (a second reversal).
+					wantClass(t, "query", out, providers.ActionRequired, "ambiguous")
+					return
+				}
+				wantClass(t, "query", out, providers.Retry, "not_listed")
+				// Once the buyer confirms, our own red invoice is listed.
+				e.clock.Advance(72 * time.Hour)
+				out = e.client.Query(t.Context(), call)
+				wantClass(t, "query after the buyer's confirmation", out, providers.Issued, "200")
+				if red := out.Invoices[0]; red.TotalAmount.String() != "-21.20" {
+					t.Fatalf("red invoice %+v, want ours (-21.20)", red)
+				}
+			})
+		}
+	})
+	t.Run("our own form issues on our search, without its detail", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1, RedSettleAfter: 72 * time.Hour}}, nil)
+		blue := e.mustIssue("ORD-RS7")
+		e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+		e.clock.Advance(time.Hour)
+		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+		e.sb.SetFaults(sandbox.Faults{Drop: 1})
+		wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
+		// red-confirmation/detail answers as the document's example, without
+		// data; our form's first red-invoice/result answers 202.
+		noDetail := sandbox.ScriptedAnswer{Provider: "jumdata", Method: "red-confirmation/detail", Code: "200", Message: "成功", Times: 2}
+		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{noDetail}})
+		wantClass(t, "query, pending", e.client.Query(t.Context(), call), providers.ActionRequired, "ambiguous")
+		// The next issues it: issued since our submission, with our jshj.
+		out := e.client.Query(t.Context(), call)
+		wantClass(t, "query, issued", out, providers.Issued, "200")
+		if red := out.Invoices[0]; red.TotalAmount.String() != "-21.20" {
+			t.Fatalf("red invoice %+v, want ours (-21.20)", red)
+		}
+	})
+	// red-confirmation/detail answers as the document's example does,
+	// without data, or is not enabled for the account: nothing ties the
+	// pending form to this request. A passing failure is asked again.
+	for _, tt := range []struct {
+		code        string
+		class       providers.Class
+		answer, msg string
+	}{
+		{"200", providers.ActionRequired, "ambiguous", "成功"},
+		{"601", providers.ActionRequired, "ambiguous", ""},
+		{"501", providers.Retry, "501", ""},
+	} {
+		t.Run("a form the search cannot tell is not taken, detail "+tt.code, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+			blue := e.mustIssue("ORD-RS5")
+			e.clock.Advance(time.Hour)
+			call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+			e.sb.SetFaults(sandbox.Faults{Drop: 1})
+			wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
+			e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-confirmation/detail", Code: tt.code, Message: tt.msg}}})
+			out := e.client.Query(t.Context(), call)
+			wantClass(t, "query", out, tt.class, tt.answer)
+			if out.Refs.BillNo != "" {
+				t.Fatalf("a form nothing ties to the request was taken: %+v", out.Refs)
+			}
+		})
+	}
+}
+
+// TestRedSearchRefusedForm: the blue invoice's latest form was refused (or
+// revoked, or expired). Somebody else's, or one made before our
+// submission, says nothing of ours: NotFound, so that the pipeline submits;
+// only our own form's refusal is our failure.
+func TestRedSearchRefusedForm(t *testing.T) {
+	refused := sandbox.ScriptedAnswer{Provider: "jumdata", Method: "red-invoice/result", Code: "399", Message: "红字确认单已作废,不能开具红字发票"}
+	t.Run("an older form of another order", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+		blue := e.mustIssue("ORD-RF1")
+		e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+		e.clock.Advance(time.Hour)
+		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{refused}})
+		wantClass(t, "query", e.client.Query(t.Context(), call), providers.NotFound, "not_found")
+	})
+	t.Run("a form the search cannot tell", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+		blue := e.mustIssue("ORD-RF3")
+		e.clock.Advance(time.Hour)
+		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+		e.sb.SetFaults(sandbox.Faults{Drop: 1})
+		wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
+		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{refused,
+			{Provider: "jumdata", Method: "red-confirmation/detail", Code: "200", Message: "成功"}}})
+		wantClass(t, "query", e.client.Query(t.Context(), call), providers.ActionRequired, "ambiguous")
+	})
+	t.Run("our own form", func(t *testing.T) {
+		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+		blue := e.mustIssue("ORD-RF2")
+		e.clock.Advance(time.Hour)
+		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+		e.sb.SetFaults(sandbox.Faults{Drop: 1})
+		wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
+		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{refused}})
+		out := e.client.Query(t.Context(), call)
+		wantClass(t, "query", out, providers.Rejected, "399")
+		if len(out.Refs.BillNo) != 32 {
+			t.Fatalf("our refused form's uuid %+v", out.Refs)
+		}
+	})
+}
