@@ -88,8 +88,10 @@
 // issued before the submission shows that the request's was never made:
 // NotFound, whether it is pending, issued or refused. Another order's form,
 // or one nothing ties to the request, is never taken, since the request's
-// own form may be hidden behind it: Retry (not_listed) when jumdata
-// accepted the submission, else ActionRequired ("ambiguous"). A 399 to a
+// own form may be hidden behind it: when jumdata accepted the submission,
+// Accepted without the form's uuid while the form is pending (the search
+// goes on at every Query) and Retry (not_listed) otherwise; else
+// ActionRequired ("ambiguous"). A 399 to a
 // Submit made after an earlier submission (providers.Call.Resubmission:
 // "蓝票没有可红冲的金额,不可再次红冲!") is reconciled by that search before it
 // is reported as Rejected; a first submission's 399 is Rejected at once, so

@@ -375,11 +375,12 @@ func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask
 //   - another order's, or a form nothing ties to the request nor rules out
 //     (without detail, as the document's example shows it): ours may be an
 //     earlier form hidden behind it, or may never have been made. When
-//     jumdata accepted our submission (Call.Accepted), ours was made:
-//     notFound, which queryRed answers as Retry (not listed yet) until its
-//     red invoice is listed. Otherwise ActionRequired ("ambiguous"): taking
-//     the form would have two orders share one reversal, and submitting
-//     again could reverse twice.
+//     jumdata accepted our submission (Call.Accepted), ours was made: with
+//     the form pending, Accepted without its uuid (the blue invoice waits
+//     for the buyer, and every Query searches again); else notFound, which
+//     queryRed answers as Retry (not listed yet). Otherwise ActionRequired
+//     ("ambiguous"): taking the form would have two orders share one
+//     reversal, and submitting again could reverse twice.
 //
 // A state that cannot be read (Retry, ActionRequired) is answered as is.
 func (c *Client) latestForm(ctx context.Context, call *providers.Call, t *redTask, blue blueItem, since time.Time, notFound providers.Outcome) providers.Outcome {
@@ -408,8 +409,15 @@ func (c *Client) latestForm(ctx context.Context, call *providers.Call, t *redTas
 			out.Message = "found through the blue invoice's confirmation form"
 		}
 		return out
-	case whose == formOlder || call.Accepted:
+	case whose == formOlder:
 		notFound.Message = fmt.Sprintf("%s; the blue invoice's latest confirmation form %s (%s) is not this request's: %s", notFound.Message, uuid, state, why)
+		return notFound
+	case call.Accepted && out.Class == providers.Accepted:
+		msg := fmt.Sprintf("jumdata accepted the red invoice; the blue invoice's latest confirmation form %s is pending and cannot be told to be this request's (%s): the search goes on", uuid, why)
+		return providers.Outcome{Class: providers.Accepted, Code: out.Code, RetryAfter: out.RetryAfter, AwaitingParty: out.AwaitingParty,
+			Refs: t.refs(""), RedConfirm: t.state("", msg), Message: msg}
+	case call.Accepted:
+		notFound.Message = fmt.Sprintf("%s; the blue invoice's latest confirmation form %s (%s) cannot be told to be this request's: %s", notFound.Message, uuid, state, why)
 		return notFound
 	}
 	msg := fmt.Sprintf("the blue invoice's latest confirmation form %s (%s) cannot be told to be this request's (%s), and a form of this request may or may not exist behind it", uuid, state, why)

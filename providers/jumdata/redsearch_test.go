@@ -130,7 +130,12 @@ func TestRedSearchOtherOrdersForm(t *testing.T) {
 					wantClass(t, "query", out, providers.ActionRequired, "ambiguous")
 					return
 				}
-				wantClass(t, "query", out, providers.Retry, "not_listed")
+				// Ours was taken: it waits, as the pending forms do, and
+				// every Query searches again.
+				wantClass(t, "query", out, providers.Accepted, "202")
+				if out.Refs.BillNo != "" || !out.AwaitingParty {
+					t.Fatalf("refs %+v, awaiting the buyer %v", out.Refs, out.AwaitingParty)
+				}
 				// Once the buyer confirms, our own red invoice is listed.
 				e.clock.Advance(72 * time.Hour)
 				out = e.client.Query(t.Context(), call)
@@ -205,17 +210,25 @@ func TestRedSearchRefusedForm(t *testing.T) {
 		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{refused}})
 		wantClass(t, "query", e.client.Query(t.Context(), call), providers.NotFound, "not_found")
 	})
-	t.Run("a form the search cannot tell", func(t *testing.T) {
-		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
-		blue := e.mustIssue("ORD-RF3")
-		e.clock.Advance(time.Hour)
-		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
-		e.sb.SetFaults(sandbox.Faults{Drop: 1})
-		wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
-		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{refused,
-			{Provider: "jumdata", Method: "red-confirmation/detail", Code: "200", Message: "成功"}}})
-		wantClass(t, "query", e.client.Query(t.Context(), call), providers.ActionRequired, "ambiguous")
-	})
+	for _, accepted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "a form the search cannot tell, in doubt", true: "a form the search cannot tell, accepted"}[accepted], func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+			blue := e.mustIssue("ORD-RF3")
+			e.clock.Advance(time.Hour)
+			call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now(), Accepted: accepted}
+			e.sb.SetFaults(sandbox.Faults{Drop: 1})
+			wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
+			e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{refused,
+				{Provider: "jumdata", Method: "red-confirmation/detail", Code: "200", Message: "成功"}}})
+			out := e.client.Query(t.Context(), call)
+			if accepted {
+				// Ours was made: the refused form may be ours, or hide it.
+				wantClass(t, "query", out, providers.Retry, "not_listed")
+				return
+			}
+			wantClass(t, "query", out, providers.ActionRequired, "ambiguous")
+		})
+	}
 	t.Run("our own form", func(t *testing.T) {
 		e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
 		blue := e.mustIssue("ORD-RF2")
