@@ -86,12 +86,16 @@
 // request: made or issued since the submission, with the hzmx totals (a
 // partial reversal) or the whole blue invoice (a full one). One made or
 // issued before the submission shows that the request's was never made:
-// NotFound, whether it is pending, issued or refused. Another order's form,
-// or one nothing ties to the request, is never taken, since the request's
-// own form may be hidden behind it: when jumdata accepted the submission,
-// Accepted without the form's uuid while the form is pending (the search
-// goes on at every Query) and Retry (not_listed) otherwise; else
-// ActionRequired ("ambiguous"). A 399 to a
+// NotFound, whether it is pending, issued or refused. Another order's form
+// (the detail names another blue invoice, reason or amounts) is never
+// taken, since the request's own form may be hidden behind it: when jumdata
+// accepted the submission, Accepted without the form's uuid while the form
+// is pending (the search goes on at every Query) and Retry (not_listed)
+// otherwise; else ActionRequired ("ambiguous"). A form nothing ties to the
+// request nor rules out (a detail without data, as in the document) is
+// taken as the request's, as before the detail was read: it is the form the
+// submission made unless another reversal of the blue invoice came after
+// it. A 399 to a
 // Submit made after an earlier submission (providers.Call.Resubmission:
 // "蓝票没有可红冲的金额,不可再次红冲!") is reconciled by that search before it
 // is reported as Rejected; a first submission's 399 is Rejected at once, so

@@ -372,9 +372,17 @@ func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask
 //   - ours (made or issued since the submission, with the request's
 //     amounts): its state is ours: Issued, Accepted with Refs.BillNo = its
 //     uuid, or its refusal.
-//   - another order's, or a form nothing ties to the request nor rules out
-//     (without detail, as the document's example shows it): ours may be an
-//     earlier form hidden behind it, or may never have been made. When
+//   - a form nothing ties to the request nor rules out (without detail, as
+//     the document's example shows it, or without its time or amounts):
+//     taken as ours, as it was before the detail was read. It is the form
+//     our submission made unless another reversal of the same blue invoice
+//     came after it or ours never took effect; holding the seller for
+//     every such form, while the detail's fields are an assumption, would
+//     stop every in-doubt or data {} reversal for a person, and without
+//     the form's uuid a form waiting for the seller is never confirmed.
+//   - another order's (the detail names another blue invoice, reason or
+//     amounts): ours may be an earlier form hidden behind it, or may never
+//     have been made. When
 //     jumdata accepted our submission (Call.Accepted), ours was made: with
 //     the form pending, Accepted without its uuid (the blue invoice waits
 //     for the buyer, and every Query searches again); else notFound, which
@@ -407,6 +415,14 @@ func (c *Client) latestForm(ctx context.Context, call *providers.Call, t *redTas
 	case whose == formOurs:
 		if issued != nil {
 			out.Message = "found through the blue invoice's confirmation form"
+		}
+		return out
+	case whose == formUntold:
+		out.Message = fmt.Sprintf("%s (the blue invoice's latest confirmation form %s, taken as this request's: %s)", out.Message, uuid, why)
+		if out.RedConfirm != nil {
+			rc := *out.RedConfirm
+			rc.Message = out.Message
+			out.RedConfirm = &rc
 		}
 		return out
 	case whose == formOlder:

@@ -61,9 +61,10 @@ func TestRedSearchOtherOrdersForm(t *testing.T) {
 		theirs := e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
 		e.clock.Advance(time.Hour)
 		// The other order polls its form once: it is still pending, and
-		// issues on the next red-invoice/result.
+		// issues on the next red-invoice/result. (Its seller's
+		// confirmation was sent before: the form waits for the buyer.)
 		other := &providers.Call{Request: redRequest(t, "RC-THEIRS", blue.InvoiceNo, blue.IssuedAt, "2", partialDetail),
-			Refs: schemas.ProviderRefs{BillNo: theirs}, SubmittedAt: e.clock.Now().Add(-time.Hour), Accepted: true}
+			Refs: schemas.ProviderRefs{BillNo: theirs, ConfirmedForm: theirs}, SubmittedAt: e.clock.Now().Add(-time.Hour), Accepted: true}
 		wantClass(t, "the other order's poll", e.client.Query(t.Context(), other), providers.Accepted, "202")
 
 		call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
@@ -156,11 +157,18 @@ func TestRedSearchOtherOrdersForm(t *testing.T) {
 		wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
 		// red-confirmation/detail answers as the document's example, without
 		// data; our form's first red-invoice/result answers 202.
+		// Nothing ties the form to the request nor rules it out: it is
+		// taken as ours, as before the detail was read, and it is.
 		noDetail := sandbox.ScriptedAnswer{Provider: "jumdata", Method: "red-confirmation/detail", Code: "200", Message: "成功", Times: 2}
 		e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{noDetail}})
-		wantClass(t, "query, pending", e.client.Query(t.Context(), call), providers.ActionRequired, "ambiguous")
-		// The next issues it: issued since our submission, with our jshj.
 		out := e.client.Query(t.Context(), call)
+		wantClass(t, "query, pending", out, providers.Accepted, "202")
+		if len(out.Refs.BillNo) != 32 {
+			t.Fatalf("our form's uuid %+v", out.Refs)
+		}
+		// The next issues it: issued since our submission, with our jshj.
+		call.Refs = out.Refs
+		out = e.client.Query(t.Context(), call)
 		wantClass(t, "query, issued", out, providers.Issued, "200")
 		if red := out.Invoices[0]; red.TotalAmount.String() != "-21.20" {
 			t.Fatalf("red invoice %+v, want ours (-21.20)", red)
@@ -168,17 +176,19 @@ func TestRedSearchOtherOrdersForm(t *testing.T) {
 	})
 	// red-confirmation/detail answers as the document's example does,
 	// without data, or is not enabled for the account: nothing ties the
-	// pending form to this request. A passing failure is asked again.
+	// pending form to this request nor rules it out, and it is taken as
+	// the request's, as before the detail was read. A passing failure is
+	// asked again.
 	for _, tt := range []struct {
 		code        string
 		class       providers.Class
 		answer, msg string
 	}{
-		{"200", providers.ActionRequired, "ambiguous", "成功"},
-		{"601", providers.ActionRequired, "ambiguous", ""},
+		{"200", providers.Accepted, "202", "成功"},
+		{"601", providers.Accepted, "202", ""},
 		{"501", providers.Retry, "501", ""},
 	} {
-		t.Run("a form the search cannot tell is not taken, detail "+tt.code, func(t *testing.T) {
+		t.Run("a form the search cannot tell, detail "+tt.code, func(t *testing.T) {
 			e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
 			blue := e.mustIssue("ORD-RS5")
 			e.clock.Advance(time.Hour)
@@ -188,8 +198,8 @@ func TestRedSearchOtherOrdersForm(t *testing.T) {
 			e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-confirmation/detail", Code: tt.code, Message: tt.msg}}})
 			out := e.client.Query(t.Context(), call)
 			wantClass(t, "query", out, tt.class, tt.answer)
-			if out.Refs.BillNo != "" {
-				t.Fatalf("a form nothing ties to the request was taken: %+v", out.Refs)
+			if taken := out.Refs.BillNo != ""; taken != (tt.class == providers.Accepted) {
+				t.Fatalf("refs %+v: want the form taken %v", out.Refs, !taken)
 			}
 		})
 	}
@@ -220,13 +230,11 @@ func TestRedSearchRefusedForm(t *testing.T) {
 			wantClass(t, "submit", e.client.Submit(t.Context(), call), providers.Unknown, "transport")
 			e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{refused,
 				{Provider: "jumdata", Method: "red-confirmation/detail", Code: "200", Message: "成功"}}})
+			// Nothing ties the refused form to the request nor rules it
+			// out: its refusal is taken as ours, as before the detail was
+			// read.
 			out := e.client.Query(t.Context(), call)
-			if accepted {
-				// Ours was made: the refused form may be ours, or hide it.
-				wantClass(t, "query", out, providers.Retry, "not_listed")
-				return
-			}
-			wantClass(t, "query", out, providers.ActionRequired, "ambiguous")
+			wantClass(t, "query", out, providers.Rejected, "399")
 		})
 	}
 	t.Run("our own form", func(t *testing.T) {
