@@ -603,8 +603,9 @@ func (c *Client) call(ctx context.Context, method, short string, body any) answe
 		return answer{code: "invalid_request", msg: "the request cannot be encoded", err: fmt.Errorf("encode %s: %w", short, err)}
 	}
 	ts := c.cfg.Tokens
+	refused := "" // the token refused with 070301 on the first attempt
 	for attempt := 0; ; attempt++ {
-		tok, a, ok := c.token(ctx)
+		tok, a, ok := c.token(ctx, refused)
 		if !ok {
 			return a
 		}
@@ -614,6 +615,7 @@ func (c *Client) call(ctx context.Context, method, short string, body any) answe
 			c.cfg.Limiter.Throttled(throttlePause)
 		case a.code == codeTokenMismatch && ts != nil:
 			if ts.mismatched(ctx, tok) && attempt == 0 {
+				refused = tok
 				continue
 			}
 			a.msg = c.mismatchMessage(a.msg)
@@ -638,12 +640,14 @@ func (c *Client) mismatchMessage(describe string) string {
 		"again or the consumer restarts: the token endpoint allows only 50 calls per 30 days."
 }
 
-// token returns the token to send; ok is false when a is the final answer.
-func (c *Client) token(ctx context.Context) (string, answer, bool) {
+// token returns the token to send, other than refused (see
+// TokenSource.replacement) when a call is repeated after a 070301; ok is
+// false when a is the final answer.
+func (c *Client) token(ctx context.Context, refused string) (string, answer, bool) {
 	if c.cfg.Tokens == nil {
 		return c.cfg.AccessToken, answer{}, true
 	}
-	tok, err := c.cfg.Tokens.Token(ctx)
+	tok, err := c.cfg.Tokens.replacement(ctx, refused)
 	if err == nil {
 		return tok, answer{}, true
 	}

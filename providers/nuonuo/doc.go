@@ -113,12 +113,13 @@
 //     first 070301 of an incident invalidates the token (Invalidate marks the
 //     stored token unusable, unless another instance already replaced it);
 //     the call is repeated once with a fresh token, fetched once for all
-//     workers. If the fresh token is refused too, the answer is
-//     ActionRequired (code 070301, Err wrapping ErrTokenMismatch, a message
-//     telling the operator to check the app key, secret and the seller's
-//     authorization in the Nuonuo console), and from then on Token fails fast
-//     with ErrTokenMismatch, so calls answer the same without any HTTP call
-//     and without a token call. Once per MismatchHold (1 minute) one call
+//     workers, and never with the refused one (which a refresh under way
+//     when the refusal came may still hand out). If the fresh token is
+//     refused too, the answer is ActionRequired (code 070301, Err wrapping
+//     ErrTokenMismatch, a message telling the operator to check the app key,
+//     secret and the seller's authorization in the Nuonuo console), and from
+//     then on Token fails fast with ErrTokenMismatch, so calls answer the
+//     same without any HTTP call and without a token call. Once per MismatchHold (1 minute) one call
 //     is let through with the token in hand; the incident ends when a call
 //     is accepted (or the process restarts), and only then may a 070301
 //     refresh again. So a persistent 070301 costs one token call per

@@ -565,6 +565,26 @@ func (ts *TokenSource) mismatched(ctx context.Context, tok string) bool {
 	return true
 }
 
+// replacement is Token for repeating a call whose token, refused, the
+// platform answered 070301 and mismatched invalidated; with refused empty it
+// is Token. A refresh under way when the refusal was recorded had read the
+// store before it, and may still hand refused out to everyone waiting for
+// it (a refresh ahead of expiry that fails keeps the token in hand). Sent
+// again, it would be refused again, and that second refusal of the same
+// token would be taken for the replacement's: the call would answer
+// action-required and its seller be held for a person, though no
+// replacement was tried. So refused is invalidated again and Token asked
+// once more: a refresh begun after the refusal was recorded never returns
+// it, and fetches no more tokens than the incident's one.
+func (ts *TokenSource) replacement(ctx context.Context, refused string) (string, error) {
+	tok, err := ts.Token(ctx)
+	if err != nil || refused == "" || tok != refused {
+		return tok, err
+	}
+	ts.Invalidate(ctx, refused)
+	return ts.Token(ctx)
+}
+
 // accepted records that the platform took tok: a 070301 incident, if any,
 // is over, and the next 070301 may refresh once again. It costs an atomic
 // load when there is no incident.

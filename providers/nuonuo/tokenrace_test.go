@@ -1,11 +1,14 @@
 package nuonuo_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,4 +201,100 @@ func TestTokenLateRefusalOfTheReplacedToken(t *testing.T) {
 			t.Logf("calls: %q", p.sent)
 		})
 	}
+}
+
+// invalidated is a TokenStore that reports when tok is stored invalidated.
+type invalidated struct {
+	nuonuo.MemoryTokenStore
+	tok  string
+	once sync.Once
+	done chan struct{}
+}
+
+func (s *invalidated) Store(ctx context.Context, key string, tok nuonuo.Token, rev uint64) (uint64, error) {
+	r, err := s.MemoryTokenStore.Store(ctx, key, tok, rev)
+	if err == nil && tok.AccessToken == s.tok && tok.ExpiresAt.IsZero() {
+		s.once.Do(func() { close(s.done) })
+	}
+	return r, err
+}
+
+// A refresh ahead of expiry is under way when a worker's call is refused
+// with 070301. The refresh had read the token before the refusal was
+// recorded, and fails: it hands out the token in hand, the refused one. The
+// worker must not repeat its call with the token it just saw refused and
+// count that second refusal of the same token as the replacement's, which
+// would answer action-required ("refused twice") and hold the seller: no
+// replacement was ever tried. Here none can be fetched (the endpoint's
+// failure is held), so the worker's answer is the endpoint's unavailability.
+func TestTokenRefusedDuringARefreshIsNotSentAgain(t *testing.T) {
+	clk := newClock()
+	p := newScriptedPlatform(t)
+	store := &invalidated{tok: "tok-1", done: make(chan struct{})}
+	ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{
+		TokenURL: p.url + "/accessToken", AppKey: "app", AppSecret: "secret", Store: store, Now: clk.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.client(t, ts)
+	if tok, err := ts.Token(t.Context()); err != nil || tok != "tok-1" {
+		t.Fatalf("first Token = %q, %v", tok, err)
+	}
+	p.refuse("tok-1") // the platform drops tok-1 early
+	releaseB := p.holdOrder("STALE-B")
+	bDone := make(chan providers.Outcome, 1)
+	go func() { bDone <- c.Query(t.Context(), &providers.Call{Request: issueRequest("STALE-B", nil)}) }()
+	if got := <-p.arrived; got != "STALE-B tok-1" {
+		t.Fatalf("b's call: %q, want it sent with tok-1", got)
+	}
+	clk.Advance(23*time.Hour + time.Minute) // inside the hour before expiry
+	releaseFetch := p.holdToken(true)
+	wDone := make(chan string, 1)
+	go func() {
+		tok, err := ts.Token(t.Context())
+		wDone <- fmt.Sprint(tok, err)
+	}()
+	<-p.tokenArrived // the refresh has read tok-1 and is calling the endpoint
+	releaseB()       // b is refused and has tok-1 invalidated ...
+	<-store.done
+	// b asks for the token to repeat its call with and waits for the
+	// refresh, as the refresh's own caller does ...
+	waitInToken(t, 2)
+	releaseFetch() // ... which fails
+	b := <-bDone
+	t.Logf("refresh: %s; calls: %q", <-wDone, p.sent)
+	if b.Class == providers.ActionRequired {
+		t.Fatalf("b: action required (code %q, err %v) after tok-1 was sent twice: %q", b.Code, b.Err, p.sent)
+	}
+	wantClass(t, "b", b, providers.Retry)
+	for _, s := range p.sent[1:] {
+		if s == "STALE-B tok-1" {
+			t.Errorf("b sent tok-1 again after it was refused: %q", p.sent)
+		}
+	}
+	if n := p.tokenCalls(); n != 2 {
+		t.Errorf("%d token calls, want 2 (the first and the failed refresh)", n)
+	}
+}
+
+// waitInToken waits until n goroutines wait in TokenSource.Token for a
+// refresh under way. They are found by their stacks: the wait has no other
+// sign.
+func waitInToken(tb testing.TB, n int) {
+	tb.Helper()
+	buf := make([]byte, 1<<20)
+	for range 1000 {
+		waiting := 0
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "[select") && strings.Contains(g, "nuonuo.(*TokenSource).Token(") {
+				waiting++
+			}
+		}
+		if waiting >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	tb.Fatalf("fewer than %d goroutines wait in Token", n)
 }
