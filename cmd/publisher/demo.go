@@ -190,7 +190,8 @@ func (d *demoRun) phase(ctx context.Context, name string, items []*demoItem) {
 		fp, _ := schemas.Fingerprint(it.data) // marshalled from a Request: always JSON
 		reqs[i] = outgoing{label: it.req.OrderNo, key: it.key(), data: it.data, fingerprint: fp}
 	}
-	var keys, dups []schemas.OrderKey
+	var dups []schemas.OrderKey
+	var waited []request
 	d.s.publishRequests(ctx, reqs, defaultWindow, func(i int, ack *jetstream.PubAck, err error) {
 		it := items[i]
 		switch {
@@ -206,16 +207,16 @@ func (d *demoRun) phase(ctx context.Context, name string, items []*demoItem) {
 			d.t.published++
 			fmt.Fprintf(d.out, "  published  %-11s %s:%s  %s\n", it.req.Kind, it.req.SellerTaxNum, it.req.OrderNo, it.what)
 		}
-		keys = append(keys, it.key())
+		waited = append(waited, request{key: it.key(), fp: reqs[i].fingerprint})
 	})
-	if len(keys) == 0 {
+	if len(waited) == 0 {
 		return
 	}
-	fmt.Fprintf(d.out, "%s: waiting up to %s for %d result(s)\n", name, d.o.timeout, len(keys))
+	fmt.Fprintf(d.out, "%s: waiting up to %s for %d result(s)\n", name, d.o.timeout, len(waited))
 	wctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	defer cancel()
 	d.w.lookup(wctx, dups)
-	d.w.wait(wctx, keys)
+	d.w.wait(wctx, waited)
 }
 
 // ended reports whether a phase-1 request ended as phase 2 needs it to.

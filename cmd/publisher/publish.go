@@ -68,7 +68,9 @@ answers a changed body for an issued order with a conflict result.
 
 It prints one line per record (--quiet: problems only), a summary line
 "published N, duplicates N, invalid N, failed N" and, with --wait, each
-request's result as it arrives. A progress bar is shown on standard error
+request's result as it arrives, matched by fingerprint: a request and its
+corrected copy published in one run are each answered, and counted, by
+their own result. A progress bar is shown on standard error
 when it is a terminal and there are many records.
 
 Exit status: 0 all published (or duplicates still waiting in the stream, or
@@ -76,7 +78,7 @@ of a request published earlier in the run),
 1 some record was invalid or could not be published, or was a duplicate of
 a request answered already (with --wait, that one counts by its stored
 result instead, when the order's stored result is that body's; and any
-order that did not end issued within --timeout),
+request that did not end issued within --timeout),
 2 usage error, 3 NATS or the request stream unreachable.`,
 		Example: `  publisher publish order.json
   publisher publish --wait --timeout 1m orders.ndjson
@@ -130,6 +132,9 @@ func (o outgoing) msgID() string {
 	}
 	return id
 }
+
+// request is the request as waited for.
+func (o outgoing) request() request { return request{key: o.key, fp: o.fingerprint} }
 
 // newNonce returns 12 random hex digits for a --new-id message id.
 func newNonce() string {
@@ -237,8 +242,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 	bar := newProgress(errw, len(reqs), "publishing")
 	showPublished := !o.quiet && !(bar.active() && isTerminal(out))
 	copies := s.firstCopies(reqStream)
-	var dups, answered, sent []schemas.OrderKey
-	var looked []outgoing // the duplicates of dups and answered
+	var dups, answered, sent []request
 	// ids are the message ids this run published: a duplicate of one of
 	// them (the same request twice in the input) is no news, even if the
 	// consumer answered the first copy meanwhile, and is not looked up.
@@ -264,8 +268,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 				// Not a failure: the stream has the request, or had it.
 				// After the first failed look-up there is no other.
 				t.duplicates++
-				dups = append(dups, r.key)
-				looked = append(looked, r)
+				dups = append(dups, r.request())
 				bar.clear()
 				fmt.Fprintf(out, "%s: %s: duplicate (whether it is still waiting could not be checked: %v): the same request was published as %s #%d within the stream's duplicate window; if it was answered already, publish it with --new-id to have it processed again\n",
 					r.label, r.key, lerr, ack.Stream, ack.Sequence)
@@ -273,8 +276,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 			case gone:
 				t.duplicates++
 				t.answered++
-				answered = append(answered, r.key)
-				looked = append(looked, r)
+				answered = append(answered, r.request())
 				bar.clear()
 				fmt.Fprintf(out, "%s: %s: not queued: the same request was published as %s #%d within the stream's duplicate window (10 minutes by default) and answered already, so the stream dropped this one; to have it processed again, publish it with --new-id (its answer: publisher status %s %s)\n",
 					r.label, r.key, ack.Stream, ack.Sequence, r.key.Seller, r.key.OrderNo)
@@ -288,8 +290,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 			fmt.Fprintf(out, "%s: %s: failed: %v\n", r.label, r.key, err)
 		case ack.Duplicate:
 			t.duplicates++
-			dups = append(dups, r.key)
-			looked = append(looked, r)
+			dups = append(dups, r.request())
 			if !o.quiet {
 				bar.clear()
 				fmt.Fprintf(out, "%s: %s: duplicate: the same request is in the stream already (%s #%d)\n", r.label, r.key, ack.Stream, ack.Sequence)
@@ -297,7 +298,7 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 		default:
 			t.published++
 			ids[r.msgID()] = true
-			sent = append(sent, r.key)
+			sent = append(sent, r.request())
 			if showPublished {
 				fmt.Fprintf(out, "%s: %s: published to %s (%s #%d)\n", r.label, r.key, s.subjects.Request(r.key.Seller), ack.Stream, ack.Sequence)
 			}
@@ -308,8 +309,8 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 
 	failed := t.invalid > 0 || t.failed > 0
 	if waiter != nil {
-		for _, r := range looked {
-			waiter.expect(r.key, r.fingerprint)
+		for _, r := range append(slices.Clone(dups), answered...) {
+			waiter.expect(r.key, r.fp)
 		}
 		if !waitAndCount(ctx, s, waiter, sent, dups, answered, out) {
 			failed = true
@@ -323,61 +324,66 @@ func runPublish(ctx context.Context, g *globals, o publishOptions, files []strin
 	return nil
 }
 
-// waitAndCount waits up to --timeout for the results of the orders sent
+// waitAndCount waits up to --timeout for the results of the requests sent
 // and of dups, the duplicates still waiting in the request stream (asking
 // the status service about them first), prints a count by status and
-// reports whether every order ended issued. The answered duplicates are
-// asked about, not waited for: no result of theirs is coming; one the
-// status service has no final result for fails, reported as waiting for a
-// person if its stored result is action_required.
-func waitAndCount(ctx context.Context, s *session, w *resultWaiter, sent, dups, answered []schemas.OrderKey, out io.Writer) bool {
+// reports whether every request ended issued. Each request counts by its
+// own result: two for one order (a request and its corrected copy) by
+// theirs. The answered duplicates are asked about, not waited for: no
+// result of theirs is coming; one the status service has no final result
+// for fails, reported as waiting for a person if its stored result is
+// action_required.
+func waitAndCount(ctx context.Context, s *session, w *resultWaiter, sent, dups, answered []request, out io.Writer) bool {
 	wctx, cancel := context.WithTimeout(ctx, s.g.timeout)
 	defer cancel()
-	w.lookup(wctx, append(slices.Clone(dups), answered...))
-	keys := append(slices.Clone(sent), dups...)
-	var unanswered, answeredHeld []schemas.OrderKey
-	for _, k := range answered {
-		_, found := w.final[k]
+	looked := make([]schemas.OrderKey, 0, len(dups)+len(answered))
+	for _, r := range append(slices.Clone(dups), answered...) {
+		looked = append(looked, r.key)
+	}
+	w.lookup(wctx, looked)
+	reqs := append(slices.Clone(sent), dups...)
+	var unanswered, answeredHeld []request
+	for _, r := range answered {
 		switch {
-		case slices.Contains(keys, k): // sent in this run too
-		case found:
-			keys = append(keys, k)
-		case w.waitingForAPerson(k) != nil:
-			if !slices.Contains(answeredHeld, k) {
-				answeredHeld = append(answeredHeld, k)
+		case slices.Contains(reqs, r): // sent in this run too
+		case w.answer(r) != nil:
+			reqs = append(reqs, r)
+		case w.heldFor(r) != nil:
+			if !slices.Contains(answeredHeld, r) {
+				answeredHeld = append(answeredHeld, r)
 			}
-		case !slices.Contains(unanswered, k):
-			unanswered = append(unanswered, k)
+		case !slices.Contains(unanswered, r):
+			unanswered = append(unanswered, r)
 		}
 	}
-	waiting := w.wait(wctx, keys)
+	waiting := w.wait(wctx, reqs)
 	counts := map[schemas.Status]int{}
 	ok := len(waiting) == 0 && len(unanswered) == 0
-	for _, k := range keys {
-		if res, found := w.final[k]; found {
+	for _, r := range reqs {
+		if res := w.answer(r); res != nil {
 			counts[res.Status]++
 			if res.Status != schemas.StatusIssued {
 				ok = false
 			}
 		}
 	}
-	var missing, held []schemas.OrderKey
-	for _, k := range answeredHeld {
-		if res, found := w.final[k]; found { // its final result came meanwhile
+	var missing, held []request
+	for _, r := range answeredHeld {
+		if res := w.answer(r); res != nil { // its final result came meanwhile
 			counts[res.Status]++
 			ok = ok && res.Status == schemas.StatusIssued
 			continue
 		}
 		counts[schemas.StatusActionRequired]++
-		held = append(held, k)
+		held = append(held, r)
 		ok = false
 	}
-	for _, k := range waiting {
-		if w.waitingForAPerson(k) != nil {
+	for _, r := range waiting {
+		if w.heldFor(r) != nil {
 			counts[schemas.StatusActionRequired]++
-			held = append(held, k)
+			held = append(held, r)
 		} else {
-			missing = append(missing, k)
+			missing = append(missing, r)
 		}
 	}
 	line := "results: " + countLine(counts, schemas.Statuses)
@@ -385,16 +391,31 @@ func waitAndCount(ctx context.Context, s *session, w *resultWaiter, sent, dups, 
 		line += fmt.Sprintf("; %d without a result within %s", len(missing), s.g.timeout)
 	}
 	fmt.Fprintln(out, line)
-	for _, k := range held {
-		fmt.Fprintf(out, "%s (it resumes once fixed: publisher status %s %s)\n", heldLine(k, w.waitingForAPerson(k)), k.Seller, k.OrderNo)
+	// One line per order: the advice is the same for each of its requests.
+	for _, r := range onePerOrder(held) {
+		k := r.key
+		fmt.Fprintf(out, "%s (it resumes once fixed: publisher status %s %s)\n", heldLine(k, w.heldFor(r)), k.Seller, k.OrderNo)
 	}
-	for _, k := range missing {
-		fmt.Fprintf(out, "%s: no result yet (ask later: publisher status %s %s)\n", k, k.Seller, k.OrderNo)
+	for _, r := range onePerOrder(missing) {
+		fmt.Fprintf(out, "%s: no result yet (ask later: publisher status %s %s)\n", r.key, r.key.Seller, r.key.OrderNo)
 	}
-	for _, k := range unanswered {
-		fmt.Fprintf(out, "%s: answered already, and the status service has no result for it (publisher tail --all --seller %s); publish it with --new-id to have it processed again\n", k, k.Seller)
+	for _, r := range onePerOrder(unanswered) {
+		fmt.Fprintf(out, "%s: answered already, and the status service has no result for it (publisher tail --all --seller %s); publish it with --new-id to have it processed again\n", r.key, r.key.Seller)
 	}
 	return ok
+}
+
+// onePerOrder returns the first of reqs for each order.
+func onePerOrder(reqs []request) []request {
+	var out []request
+	seen := map[schemas.OrderKey]bool{}
+	for _, r := range reqs {
+		if !seen[r.key] {
+			seen[r.key] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // publishRequests publishes each request to its seller's request subject

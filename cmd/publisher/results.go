@@ -133,12 +133,31 @@ func (s *session) follow(parent context.Context, stream jetstream.Stream, filter
 // status but action_required (a later result follows it).
 func finalStatus(st schemas.Status) bool { return st != schemas.StatusActionRequired }
 
+// request is a request waited for: its order and its fingerprint. Two
+// records of the same body are one request; two bodies for one order (a
+// request and its corrected copy) are two, each answered by its own result.
+type request struct {
+	key schemas.OrderKey
+	fp  string
+}
+
+// answeredBy reports whether res, a result for r's order, is r's: it has r's
+// fingerprint, or has none (the consumer could not read the request it
+// answers), which stands for any request of the order.
+func (r request) answeredBy(res *schemas.Result) bool {
+	return res.Fingerprint == "" || r.fp == "" || res.Fingerprint == r.fp
+}
+
 // resultWaiter collects result events from an ordered consumer opened before
 // the requests were published, so that none is missed.
 type resultWaiter struct {
-	s     *session
-	iter  jetstream.MessagesContext
-	final map[schemas.OrderKey]*schemas.Result
+	s    *session
+	iter jetstream.MessagesContext
+	// final is the first final result of each order; answers is the first
+	// of each request, under the result's fingerprint (empty: a result
+	// without one).
+	final   map[schemas.OrderKey]*schemas.Result
+	answers map[request]*schemas.Result
 	// held is the last action_required result of an order without a
 	// final one: it waits for a person, not for the consumer.
 	held map[schemas.OrderKey]*schemas.Result
@@ -184,7 +203,28 @@ func (s *session) newResultWaiter(ctx context.Context, sellers []string, show fu
 	if err != nil {
 		return nil, err
 	}
-	return &resultWaiter{s: s, iter: iter, final: map[schemas.OrderKey]*schemas.Result{}, held: map[schemas.OrderKey]*schemas.Result{}, show: show}, nil
+	return &resultWaiter{s: s, iter: iter, final: map[schemas.OrderKey]*schemas.Result{}, answers: map[request]*schemas.Result{},
+		held: map[schemas.OrderKey]*schemas.Result{}, show: show}, nil
+}
+
+// keep records res, a final result for order k, unless one came before for
+// the order or for the same request.
+func (w *resultWaiter) keep(k schemas.OrderKey, res *schemas.Result) {
+	if _, seen := w.final[k]; !seen {
+		w.final[k] = res
+	}
+	if r := (request{key: k, fp: res.Fingerprint}); w.answers[r] == nil {
+		w.answers[r] = res
+	}
+}
+
+// answer returns r's final result, nil if none came: the one with r's
+// fingerprint, else one without a fingerprint for r's order.
+func (w *resultWaiter) answer(r request) *schemas.Result {
+	if res := w.answers[r]; res != nil {
+		return res
+	}
+	return w.answers[request{key: r.key}]
 }
 
 // Stop stops following.
@@ -214,7 +254,7 @@ func (w *resultWaiter) lookup(ctx context.Context, keys []schemas.OrderKey) {
 			// The order's result stands for another request (an earlier
 			// body, since corrected): not the answer of this one.
 		case finalStatus(reply.Result.Status):
-			w.final[k] = reply.Result
+			w.keep(k, reply.Result)
 		default:
 			w.held[k] = reply.Result
 		}
@@ -233,6 +273,18 @@ func (w *resultWaiter) waitingForAPerson(k schemas.OrderKey) *schemas.Result {
 	return nil
 }
 
+// heldFor is waitingForAPerson for request r: the action_required result of
+// its order, if it is r's and r has no final result.
+func (w *resultWaiter) heldFor(r request) *schemas.Result {
+	if w.answer(r) != nil {
+		return nil
+	}
+	if res := w.held[r.key]; res != nil && res.Status == schemas.StatusActionRequired && r.answeredBy(res) {
+		return res
+	}
+	return nil
+}
+
 // heldLine says that order k waits for a person, with its error.
 func heldLine(k schemas.OrderKey, res *schemas.Result) string {
 	line := fmt.Sprintf("%s: action_required (waiting for a person)", k)
@@ -242,17 +294,27 @@ func heldLine(k schemas.OrderKey, res *schemas.Result) string {
 	return line
 }
 
-// wait reads results until every key has a final one or ctx ends, showing
-// the results of the keys as they arrive, and returns the keys left
-// without a final result.
-func (w *resultWaiter) wait(ctx context.Context, keys []schemas.OrderKey) []schemas.OrderKey {
-	pending := map[schemas.OrderKey]bool{}
-	for _, k := range keys {
-		if res, ok := w.final[k]; ok {
-			w.show(res, res.CompletedAt)
+// wait reads results until every request has a final one or ctx ends,
+// showing the results of the requests as they arrive, each once, and
+// returns the requests left without a final result. A result answers the
+// request of its order with its fingerprint: two requests for one order
+// published in the same run each wait for their own.
+func (w *resultWaiter) wait(ctx context.Context, reqs []request) []request {
+	pending := map[request]bool{}
+	byOrder := map[schemas.OrderKey][]request{}
+	shown := map[*schemas.Result]bool{}
+	for _, r := range reqs {
+		if res := w.answer(r); res != nil {
+			if !shown[res] {
+				shown[res] = true
+				w.show(res, res.CompletedAt)
+			}
 			continue
 		}
-		pending[k] = true
+		if !pending[r] {
+			pending[r] = true
+			byOrder[r.key] = append(byOrder[r.key], r)
+		}
 	}
 	for len(pending) > 0 && ctx.Err() == nil {
 		m, err := w.iter.Next(jetstream.NextContext(ctx))
@@ -273,23 +335,28 @@ func (w *resultWaiter) wait(ctx context.Context, keys []schemas.OrderKey) []sche
 		k := schemas.OrderKey{Seller: res.SellerTaxNum, OrderNo: res.OrderNo}
 		final := finalStatus(res.Status)
 		if final {
-			if _, seen := w.final[k]; !seen {
-				w.final[k] = &res
-			}
+			w.keep(k, &res)
 		} else {
 			w.held[k] = &res
 		}
-		if pending[k] {
-			w.show(&res, stored)
-			if final {
-				delete(pending, k)
+		answered := false
+		for _, r := range byOrder[k] {
+			if pending[r] && r.answeredBy(&res) {
+				answered = true
+				if final {
+					delete(pending, r)
+				}
 			}
 		}
+		if answered {
+			w.show(&res, stored)
+		}
 	}
-	var missing []schemas.OrderKey
-	for _, k := range keys {
-		if pending[k] {
-			missing = append(missing, k)
+	var missing []request
+	for _, r := range reqs {
+		if pending[r] {
+			missing = append(missing, r)
+			delete(pending, r) // once
 		}
 	}
 	return missing
