@@ -442,9 +442,9 @@ func TestAPanicAfterAnIssuedResultOfAFailedOrderIsPutBack(t *testing.T) {
 			t.Fatalf("replay delivery %d: %s %s %q %s %v; want put back", d, out.Action, out.Event, out.DeadLetter, out.Status, out.Err)
 		}
 	}
-	res := h.waitResult(nuonuoSeller, "PANIC-REPLAY", 2, 10*time.Second)
+	h.waitResult(nuonuoSeller, "PANIC-REPLAY", 2, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if res = h.resultsFor(nuonuoSeller, "PANIC-REPLAY"); len(res) != 2 || res[1].Status != schemas.StatusIssued || len(h.deadLetters()) != 1 {
+	if res := h.resultsFor(nuonuoSeller, "PANIC-REPLAY"); len(res) != 2 || res[1].Status != schemas.StatusIssued || len(h.deadLetters()) != 1 {
 		t.Fatalf("%d results, %d dead letters; want failed and issued, and the original's dead letter only", len(res), len(h.deadLetters()))
 	}
 	if out = deliverRaw(t, p, replay, cfg.MaxDeliver+2); out.Action != pipeline.Ack || out.Status != schemas.StatusIssued {
