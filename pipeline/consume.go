@@ -30,7 +30,9 @@ type LoopConfig struct {
 	// Paused, when set, is asked before each message is processed; while it
 	// returns an error (for example the store's disk failing) messages are
 	// put back unprocessed and nothing is acknowledged. Those deliveries do
-	// not count against the pipeline's MaxDeliver. The loop keeps their
+	// not count against the pipeline's MaxDeliver, nor do those the
+	// pipeline puts back unprocessed because another delivery of their
+	// order was being processed (Outcome.Unprocessed). The loop keeps their
 	// count in memory; after a restart the pipeline still gives a request
 	// that its provider answers "later" MaxDeliver such answers
 	// (OrderRecord.Answers, order.exhausted).
@@ -81,15 +83,17 @@ type Loop struct {
 	lastDelivery atomic.Int64
 
 	// putBack counts, by stream sequence, the deliveries of each request
-	// put back unprocessed while the pipeline was paused: they are not
-	// counted against MaxDeliver. Kept until the request is acknowledged
-	// or terminated; a restart forgets them.
+	// put back unprocessed, while the pipeline was paused or its order was
+	// busy with another delivery: they are not counted against MaxDeliver.
+	// Kept until the request is acknowledged or terminated; a restart
+	// forgets them.
 	putBackMu sync.Mutex
 	putBack   map[uint64]int
 }
 
-// pausedPutBack records that the request at seq was put back unprocessed.
-func (l *Loop) pausedPutBack(seq uint64) {
+// unprocessedPutBack records that the request at seq was put back
+// unprocessed.
+func (l *Loop) unprocessedPutBack(seq uint64) {
 	l.putBackMu.Lock()
 	defer l.putBackMu.Unlock()
 	if l.putBack == nil {
@@ -99,7 +103,7 @@ func (l *Loop) pausedPutBack(seq uint64) {
 }
 
 // deliveries is the request's delivery count less the times it was put
-// back unprocessed while the pipeline was paused, at least 1.
+// back unprocessed, at least 1.
 func (l *Loop) deliveries(seq uint64, delivered int) int {
 	l.putBackMu.Lock()
 	defer l.putBackMu.Unlock()
@@ -252,7 +256,7 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendin
 		if err := l.cfg.Paused(); err != nil {
 			// Put back unprocessed: not a delivery the request spent.
 			out := Outcome{Action: Nak, Delay: 5 * time.Second, Event: EventError, Err: fmt.Errorf("paused: %w", err)}
-			l.pausedPutBack(m.StreamSeq)
+			l.unprocessedPutBack(m.StreamSeq)
 			_ = jm.NakWithDelay(out.Delay)
 			l.logOutcome(m, &out, time.Since(start))
 			l.end()
@@ -300,6 +304,9 @@ func (l *Loop) act(jm jetstream.Msg, m *Message, out *Outcome, start time.Time) 
 		err = jm.TermWithReason(out.Reason)
 		l.settled(m.StreamSeq)
 	default:
+		if out.Unprocessed {
+			l.unprocessedPutBack(m.StreamSeq) // before the Nak, which may bring it back at once
+		}
 		err = jm.NakWithDelay(out.Delay)
 	}
 	if err != nil && out.Err == nil {

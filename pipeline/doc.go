@@ -14,7 +14,17 @@
 //  2. Look the order up in the store and apply the fingerprint rules
 //     (schemas.Decide). Issued or rejected with the same fingerprint → the
 //     stored result again, no provider call. A different request reusing a
-//     taken order number → "conflict" result.
+//     taken order number → "conflict" result. One delivery of an order is
+//     processed at a time: a delivery that finds another delivery of its
+//     order in progress (a copy of the request, a corrected one, a
+//     redelivery racing a slow worker) does not wait for it, which would
+//     hold a worker for as long as the other talks to the provider, but is
+//     put back for half to all of Config.RetryBase (event "busy"), and
+//     handled as it would have been once the other is done. Those
+//     deliveries do not count against MaxDeliver (Outcome.Unprocessed, as
+//     the put-backs of LoopConfig.Paused), so a burst of copies of one
+//     order holds one worker, not all of them, and is not given up because
+//     the first copy took long.
 //  3. Claim the order durably (state submitting) before calling the
 //     provider. Opt-in (Pipeline.WatchBacklog; the consumer's
 //     --jumdata-no-claim): a new order for a provider that answers a

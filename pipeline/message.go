@@ -70,7 +70,8 @@ type Outcome struct {
 	Decision string
 	// Event names what happened: issued, rejected, conflict, replayed,
 	// malformed, failed, accepted, retry, in_doubt, held, action_required,
-	// error.
+	// busy (put back unprocessed: another delivery of the order was being
+	// processed), error.
 	Event string
 	// Status is the status of the result published, if one was.
 	Status schemas.Status
@@ -82,6 +83,11 @@ type Outcome struct {
 	Attempts int
 	// Err is the error behind an "error" event or a failed publish.
 	Err error
+	// Unprocessed says that a Nak puts the message back without anything
+	// done for it (its order was busy with another delivery): the loop does
+	// not count the delivery against MaxDeliver, as it does not count the
+	// deliveries put back while it is paused (LoopConfig.Paused).
+	Unprocessed bool
 	// Published, when set, waits for the acknowledgement of the result
 	// published asynchronously for an Ack: the message may be acknowledged
 	// only once it has returned nil. On an error the message must be put
@@ -104,5 +110,6 @@ const (
 	EventInDoubt        = "in_doubt"
 	EventHeld           = "held"
 	EventActionRequired = "action_required"
+	EventBusy           = "busy"
 	EventError          = "error"
 )

@@ -35,7 +35,7 @@ func latencyOpts(name, help string, first float64) prometheus.HistogramOpts {
 type Metrics struct {
 	// Messages counts processed messages by event (issued, rejected,
 	// conflict, replayed, malformed, failed, accepted, retry, in_doubt,
-	// held, action_required, error).
+	// held, action_required, busy, error).
 	Messages *prometheus.CounterVec
 	// Retries counts messages put back for another delivery, by event.
 	Retries *prometheus.CounterVec
@@ -142,10 +142,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	// 0: a series that first appears at 1 shows no increase, and the first
 	// dead letter after a start would go unnoticed.
 	for _, e := range []string{EventIssued, EventRejected, EventConflict, EventReplayed, EventMalformed, EventFailed,
-		EventAccepted, EventRetry, EventInDoubt, EventHeld, EventActionRequired, EventError} {
+		EventAccepted, EventRetry, EventInDoubt, EventHeld, EventActionRequired, EventBusy, EventError} {
 		m.Messages.WithLabelValues(e)
 	}
-	for _, e := range []string{EventAccepted, EventRetry, EventInDoubt, EventHeld, EventActionRequired, EventError} {
+	for _, e := range []string{EventAccepted, EventRetry, EventInDoubt, EventHeld, EventActionRequired, EventBusy, EventError} {
 		m.Retries.WithLabelValues(e)
 	}
 	for _, r := range []schemas.DeadLetterReason{schemas.ReasonMalformed, schemas.ReasonExhausted, schemas.ReasonActionRequired} {

@@ -229,7 +229,11 @@ type order struct {
 }
 
 func (o *order) run(ctx context.Context) {
-	unlock := o.p.locks.lock(o.key.String())
+	unlock, ok := o.p.locks.tryLock(o.key.String())
+	if !ok {
+		o.busy()
+		return
+	}
 	defer unlock()
 
 	stored, found, err := o.p.lookup(ctx, o.key)
@@ -343,6 +347,23 @@ func (o *order) run(ctx context.Context) {
 		o.p.holds.release(o.key.Seller) // the provider answered the probe
 	}
 	o.apply(ctx, answer)
+}
+
+// busy puts back a delivery whose order another delivery in this process
+// is working on (a copy of the request published again, a corrected
+// request, a redelivery racing a slow worker). Waiting for it would hold a
+// worker for as long as the other delivery talks to the provider (an
+// answer in doubt, the inline polls: up to LoopConfig.ProcessTimeout), and
+// a burst of copies of one order would hold every worker, every other
+// seller's requests waiting behind them. Put back, it comes again shortly
+// (with jitter, so that the copies do not all come back at once) and is
+// then answered as it would have been after the wait: from the store, with
+// a conflict, or by the provider. Nothing was done for the request, so the
+// delivery is not counted against MaxDeliver (Outcome.Unprocessed): a copy
+// is not given up because another delivery of its order took long.
+func (o *order) busy() {
+	o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(1, 0), EventBusy
+	o.out.Unprocessed = true
 }
 
 // mayBeWaiting reports, for a delivery at or past MaxDeliver that cannot read
