@@ -116,7 +116,7 @@ var scenarios = []scenario{
 				if subject == "" {
 					subject = schemas.Subjects{}.Request(allSellers[0])
 				}
-				seq, _, err := r.w.publish(ctx, subject, it.h.data, "")
+				seq, err := r.w.publish(ctx, subject, it.h.data, "")
 				if err != nil {
 					return fmt.Errorf("hostile %q: %w", it.h.name, err)
 				}
@@ -154,12 +154,12 @@ var scenarios = []scenario{
 						if i%2 == 0 {
 							id = seller + ":" + orderNo
 						}
-						seq, dup, err := r.w.publish(ctx, schemas.Subjects{}.Request(seller), body, id)
+						seq, err := r.w.publish(ctx, schemas.Subjects{}.Request(seller), body, id)
 						if err != nil {
 							errs <- err
 							return
 						}
-						r.l.addValid(key, seq, dup)
+						r.l.addValid(key, seq)
 					})
 				}
 				wg.Wait()
@@ -187,7 +187,7 @@ var scenarios = []scenario{
 				var wg sync.WaitGroup
 				for i := range r.sizes.sameN / 10 {
 					wg.Go(func() {
-						seq, _, err := r.w.publish(ctx, schemas.Subjects{}.Request(seller), other, "other-body-"+strconv.Itoa(i)+"-"+key.String())
+						seq, err := r.w.publish(ctx, schemas.Subjects{}.Request(seller), other, "other-body-"+strconv.Itoa(i)+"-"+key.String())
 						if err == nil {
 							r.l.mu.Lock()
 							r.l.conflict[key] = append(r.l.conflict[key], seq)
