@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,6 +39,35 @@ func TestHostileCorpusIsLargeAndVaried(t *testing.T) {
 	}
 	if kinds[expectMalformed] < 20 || kinds[expectRejected] < 40 || kinds[expectIssued] != 1 {
 		t.Fatalf("corpus mix %v", kinds)
+	}
+}
+
+func TestFaultKinds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"none", []string{"--latency", "5ms", "--nuonuo-token-call-limit", "-1"}, nil},
+		{"every flag", []string{"--fault-5xx", "0.1", "--fault-reset", "0.1", "--fault-drop", "0.1", "--fault-garbage", "0.1",
+			"--fault-spike-rate", "0.02", "--fault-spike", "3s", "--rate-limit", "60", "--face-auth", "91350100M000100Y43"},
+			[]string{"drop", "error_5xx", "face_auth", "garbage", "latency_spike", "rate_limited", "reset"}},
+		{"zero and empty", []string{"--fault-5xx", "0", "--rate-limit=0.0", "--face-auth", ""}, nil},
+		{"inline and one dash", []string{"--fault-drop=0.05", "-fault-5xx", "0.1", "-rate-limit=5"}, []string{"drop", "error_5xx", "rate_limited"}},
+		{"twice", []string{"--fault-drop", "0.05", "--fault-drop", "0.1"}, []string{"drop"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := faultKinds(tc.args); !slices.Equal(got, tc.want) {
+				t.Errorf("faultKinds(%q) = %q, want %q", tc.args, got, tc.want)
+			}
+		})
+	}
+	// The provider-faults scenario's four faults are each checked.
+	for _, sc := range scenarios {
+		want := []string{"drop", "error_5xx", "latency_spike", "rate_limited"}
+		if got := faultKinds(sc.cfg(shortSizes).sandboxArgs); sc.name == "provider-faults" && !slices.Equal(got, want) {
+			t.Errorf("provider-faults configures %q, want %q", got, want)
+		}
 	}
 }
 

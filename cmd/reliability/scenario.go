@@ -227,6 +227,19 @@ func (r *run) check(ctx context.Context, settleErr error) outcome {
 	for _, d := range st.Duplicates {
 		violate("the sandbox issued %s more than once", d)
 	}
+	// A fault the scenario configured and the sandbox never injected (its
+	// settings lost on the way, a rate it never reached) leaves a plain run
+	// that proves nothing of that fault.
+	if haveStats && len(r.w.faults) > 0 {
+		injected := make([]string, 0, len(r.w.faults))
+		for _, kind := range r.w.faults {
+			if st.Faults[kind] == 0 {
+				violate("the scenario configured %s faults and the sandbox injected none", kind)
+			}
+			injected = append(injected, fmt.Sprintf("%d %s", st.Faults[kind], kind))
+		}
+		r.notes = append(r.notes, "injected "+strings.Join(injected, ", "))
+	}
 	deadBySeq := map[uint64]*schemas.DeadLetter{}
 	for _, d := range dead {
 		deadBySeq[d.dead.OriginalSeq] = d.dead

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,41 @@ type worldConfig struct {
 	maxBytes     int      // the consumer's --max-request-bytes
 }
 
+// faultFlags are the sandbox's fault flags (cmd/sandbox), by the kind its
+// stats count the faults under (sandbox.Stats.Faults).
+var faultFlags = map[string]string{
+	"fault-5xx":        "error_5xx",
+	"fault-reset":      "reset",
+	"fault-drop":       "drop",
+	"fault-garbage":    "garbage",
+	"fault-spike-rate": "latency_spike",
+	"rate-limit":       "rate_limited",
+	"face-auth":        "face_auth",
+}
+
+// faultKinds returns the kinds of fault that the sandbox's arguments ask
+// for, sorted: each fault flag given a value other than zero or empty.
+func faultKinds(args []string) []string {
+	var kinds []string
+	for i := 0; i < len(args); i++ {
+		name, value, inline := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		kind, ok := faultFlags[name]
+		if !ok {
+			continue
+		}
+		if !inline && i+1 < len(args) {
+			i++
+			value = args[i]
+		}
+		if f, err := strconv.ParseFloat(value, 64); value == "" || (err == nil && f == 0) {
+			continue
+		}
+		kinds = append(kinds, kind)
+	}
+	slices.Sort(kinds)
+	return slices.Compact(kinds)
+}
+
 // world is one scenario's processes: a NATS server (external mode), the
 // provider sandbox and the consumer, each a separate process on loopback.
 type world struct {
@@ -46,6 +82,7 @@ type world struct {
 	natsAddr   string
 	sandboxURL string
 	httpAddr   string
+	faults     []string // the kinds of fault the sandbox was told to inject (faultKinds)
 
 	nc  *nats.Conn
 	js  jetstream.JetStream
@@ -53,7 +90,7 @@ type world struct {
 }
 
 func startWorld(ctx context.Context, bins binaries, dir string, cfg worldConfig) (*world, error) {
-	w := &world{dir: dir, bins: bins}
+	w := &world{dir: dir, bins: bins, faults: faultKinds(cfg.sandboxArgs)}
 	var err error
 	if w.natsAddr, err = freePort(); err != nil {
 		return nil, err
