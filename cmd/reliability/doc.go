@@ -13,11 +13,12 @@
 // After each scenario it checks the invariants: every valid order issued
 // exactly once at the sandbox and answered by one issued result per request
 // message; every hostile message rejected or dead-lettered as malformed as
-// expected; nothing left in the request stream; no panic or data race in the
-// consumer. It also checks that the scenario's faults happened: each kind of
-// fault given to the sandbox was injected at least once, by the sandbox's
-// own count, or the run proved nothing of it. It prints one table row per
-// scenario and exits 1 on any violation.
+// expected, and none of the orders they name seen at the sandbox but the one
+// at the size limit, issued there once; nothing left in the request stream;
+// no panic or data race in the consumer. It also checks that the scenario's
+// faults happened: each kind of fault given to the sandbox was injected at
+// least once, by the sandbox's own count, or the run proved nothing of it.
+// It prints one table row per scenario and exits 1 on any violation.
 //
 //	go run ./cmd/reliability           # the short version (CI runs it through go test)
 //	go run ./cmd/reliability --full    # several thousand requests per scenario

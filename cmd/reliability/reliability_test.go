@@ -40,6 +40,48 @@ func TestHostileCorpusIsLargeAndVaried(t *testing.T) {
 	if kinds[expectMalformed] < 20 || kinds[expectRejected] < 40 || kinds[expectIssued] != 1 {
 		t.Fatalf("corpus mix %v", kinds)
 	}
+	// The check looks the orders up at the sandbox: every message made from
+	// a valid request names its order, and no two messages name the same.
+	owner := map[string]string{}
+	for _, h := range c {
+		switch {
+		case h.expect == expectIssued && len(h.orderNos) != 1:
+			t.Errorf("%q names %q, want its one order", h.name, h.orderNos)
+		case h.expect == expectRejected && len(h.orderNos) == 0:
+			t.Errorf("%q names no order", h.name)
+		}
+		for _, no := range h.orderNos {
+			if other, ok := owner[no]; ok {
+				t.Errorf("%q and %q both name %s", other, h.name, no)
+			}
+			owner[no] = h.name
+		}
+	}
+	if len(owner) < kinds[expectRejected]+kinds[expectIssued] {
+		t.Errorf("%d orders named", len(owner))
+	}
+	for name, want := range map[string][]string{
+		"orderNo mismatch":         {"T-H", "OTHER"},
+		"orderNo of 21 characters": {"T-H", strings.Repeat("A", 21)},
+		"not a request \"{\"":      nil,
+		"truncated at 9%":          {"T-H"},
+	} {
+		var got []string
+		for _, h := range c {
+			if h.name == name {
+				got = h.orderNos
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%q names %q, want %d orders", name, got, len(want))
+			continue
+		}
+		for i := range want {
+			if !strings.HasPrefix(got[i], want[i]) {
+				t.Errorf("%q names %q, want %q", name, got, want)
+			}
+		}
+	}
 }
 
 func TestFaultKinds(t *testing.T) {

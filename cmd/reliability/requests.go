@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/fapiaohub/invoicer/schemas"
@@ -78,7 +79,33 @@ type hostileMessage struct {
 	subject string // "" means the seller's own request subject
 	data    []byte
 	expect  expectation
-	orderNo string // for expectIssued
+	// seller is the seller the message was made for, and orderNos the
+	// order numbers it names (namedOrders): the check looks them up at the
+	// sandbox, where only an expectIssued message's may appear.
+	seller   string
+	orderNos []string
+}
+
+// namedOrders returns the order numbers a hostile message names: built,
+// the order number of the valid request it was made from ("" for none), and
+// any other that its edits put at orderNo or order.orderNo. Every one of
+// them is the corpus's own, never a valid order's.
+func namedOrders(built string, data []byte) []string {
+	var names []string
+	if built != "" {
+		names = append(names, built)
+	}
+	var m map[string]any
+	if json.Unmarshal(data, &m) != nil {
+		return names
+	}
+	order, _ := m["order"].(map[string]any)
+	for _, v := range []any{m["orderNo"], order["orderNo"]} {
+		if no, ok := v.(string); ok && no != "" && !slices.Contains(names, no) {
+			names = append(names, no)
+		}
+	}
+	return names
 }
 
 // hostileCorpus builds at least 100 hostile messages: truncated and invalid
@@ -89,12 +116,21 @@ type hostileMessage struct {
 // only the named defect is wrong.
 func hostileCorpus(r *rand.Rand, seller, prefix string, maxBytes int) []hostileMessage {
 	var out []hostileMessage
-	add := func(name string, expect expectation, data []byte) {
-		out = append(out, hostileMessage{name: name, data: data, expect: expect})
-	}
 	n := 0
-	next := func() string { n++; return fmt.Sprintf("%s-H%03d", prefix, n) }
-	base := func() []byte { return validRequest(r, seller, next(), "恶意输入测试") }
+	built := "" // the order number of the valid request the next message is made from
+	base := func() []byte {
+		n++
+		built = fmt.Sprintf("%s-H%03d", prefix, n)
+		return validRequest(r, seller, built, "恶意输入测试")
+	}
+	push := func(h hostileMessage) {
+		h.seller, h.orderNos = seller, namedOrders(built, h.data)
+		built = ""
+		out = append(out, h)
+	}
+	add := func(name string, expect expectation, data []byte) {
+		push(hostileMessage{name: name, data: data, expect: expect})
+	}
 	edit := func(f func(m map[string]any)) []byte {
 		var m map[string]any
 		_ = json.Unmarshal(base(), &m)
@@ -188,15 +224,13 @@ func hostileCorpus(r *rand.Rand, seller, prefix string, maxBytes int) []hostileM
 	// Wrong seller in the subject.
 	for _, other := range []string{"91350100M000100Y43", "91440101MA5APD8X8J", "SOMEONEELSE0000000"} {
 		b := base()
-		out = append(out, hostileMessage{name: "wrong seller in subject " + other, subject: "invoice.request." + other, data: b, expect: expectRejected})
+		push(hostileMessage{name: "wrong seller in subject " + other, subject: "invoice.request." + other, data: b, expect: expectRejected})
 	}
 	// Payloads at and above the size limit: a valid request padded with
 	// spaces to exactly the limit is valid; one byte more is malformed.
 	at := base()
-	var env struct{ OrderNo string }
-	_ = json.Unmarshal(at, &env)
 	at = append(at[:len(at)-1], []byte(strings.Repeat(" ", maxBytes-len(at))+"}")...)
-	out = append(out, hostileMessage{name: "exactly at the size limit", data: at, expect: expectIssued, orderNo: env.OrderNo})
+	add("exactly at the size limit", expectIssued, at)
 	above := base()
 	above = append(above[:len(above)-1], []byte(strings.Repeat(" ", maxBytes+1-len(above))+"}")...)
 	add("one byte above the size limit", expectMalformed, above)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 )
 
@@ -335,6 +336,9 @@ func (r *run) check(ctx context.Context, settleErr error) outcome {
 			}
 			violate("hostile %q (#%d) expected %s, got %s", h.name, seq, h.expect, got)
 		}
+		if haveStats {
+			hostileAtSandbox(h, seq, st, violate)
+		}
 	}
 	if pending, err := r.w.requestsPending(ctx); err != nil || pending != 0 {
 		violate("%d requests still in the stream (%v)", pending, err)
@@ -346,6 +350,35 @@ func (r *run) check(ctx context.Context, settleErr error) outcome {
 		violate("the consumer is not running at the end:\n%s", tail(r.w.consumer.logText(), 2000))
 	}
 	return o
+}
+
+// hostileAtSandbox checks what the sandbox saw of the orders a hostile
+// message names. The message at the size limit must have been issued there,
+// once: its issued result alone could be the consumer's invention. Any
+// other must never have reached a provider, not even as a query, whatever
+// its answer: a request rejected or dead-lettered as malformed is refused
+// before any call. The corpus's order numbers are its own, so a call
+// naming one under any seller is the message's.
+func hostileAtSandbox(h hostileMessage, seq uint64, st sandbox.Stats, violate func(string, ...any)) {
+	if h.expect == expectIssued {
+		if len(h.orderNos) == 0 {
+			violate("hostile %q (#%d) names no order: its issuance cannot be checked", h.name, seq)
+		}
+		for _, no := range h.orderNos {
+			if n := st.Sellers[h.seller][no].Issuances; n != 1 {
+				violate("hostile %q (#%d): the sandbox issued %s:%s %d times, want once", h.name, seq, h.seller, no, n)
+			}
+		}
+		return
+	}
+	for _, no := range h.orderNos {
+		for seller, orders := range st.Sellers {
+			if at, ok := orders[no]; ok && at.Submissions+at.Queries+at.Issuances > 0 {
+				violate("hostile %q (#%d), expected %s, reached the provider: the sandbox saw %s:%.40s submitted %d times, queried %d, issued %d",
+					h.name, seq, h.expect, seller, no, at.Submissions, at.Queries, at.Issuances)
+			}
+		}
+	}
 }
 
 func errText(e *schemas.ErrorInfo) string {
