@@ -22,11 +22,16 @@ type sizes struct {
 	sameN    int           // copies of each repeated order
 	sameKeys int           // repeated orders
 	timeout  time.Duration // per scenario
+	// rateLimit and rateBurst are the sandbox's per-seller rate limit in
+	// provider-faults: lower in the short suite, whose few orders (and a
+	// consumer built with -race) would otherwise seldom pass it, and the
+	// scenario fails unless it did (rate_limited injected).
+	rateLimit, rateBurst int
 }
 
 var (
-	shortSizes = sizes{orders: 300, kills: 3, restarts: 1, sameN: 100, sameKeys: 3, timeout: 6 * time.Minute}
-	fullSizes  = sizes{orders: 5000, kills: 5, restarts: 2, sameN: 100, sameKeys: 10, timeout: 15 * time.Minute}
+	shortSizes = sizes{orders: 300, kills: 3, restarts: 1, sameN: 100, sameKeys: 3, timeout: 6 * time.Minute, rateLimit: 20, rateBurst: 5}
+	fullSizes  = sizes{orders: 5000, kills: 5, restarts: 2, sameN: 100, sameKeys: 10, timeout: 15 * time.Minute, rateLimit: 60, rateBurst: 20}
 )
 
 // ledger is what a scenario published and what each message must get.

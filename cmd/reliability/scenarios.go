@@ -75,7 +75,7 @@ var scenarios = []scenario{
 		cfg: func(s sizes) worldConfig {
 			return worldConfig{
 				sandboxArgs: []string{"--fault-seed", "42", "--fault-5xx", "0.10", "--fault-drop", "0.05", "--fault-spike-rate", "0.02",
-					"--fault-spike", "3s", "--rate-limit", "60", "--rate-burst", "20", "--nuonuo-pending-queries", "1"},
+					"--fault-spike", "3s", "--rate-limit", strconv.Itoa(s.rateLimit), "--rate-burst", strconv.Itoa(s.rateBurst), "--nuonuo-pending-queries", "1"},
 				consumerArgs: []string{"--workers", "32", "--max-deliver", "100"},
 			}
 		},
