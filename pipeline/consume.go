@@ -24,8 +24,8 @@ type LoopConfig struct {
 	AckWait time.Duration
 	// ProcessTimeout bounds the processing of one message, provider calls
 	// included; 0 means 2 minutes. In-flight messages finish on a context
-	// that shutdown does not cancel, so this is also the longest a
-	// shutdown waits for them.
+	// that cancelling Run's does not cancel, so this is also the longest a
+	// shutdown waits for them, unless it abandons them (Loop.Abandon).
 	ProcessTimeout time.Duration
 	// Paused, when set, is asked before each message is processed; while it
 	// returns an error (for example the store's disk failing) messages are
@@ -89,7 +89,15 @@ type Loop struct {
 	// forgets them.
 	putBackMu sync.Mutex
 	putBack   map[uint64]int
+
+	// abandon is closed by Abandon.
+	abandon     chan struct{}
+	abandonOnce sync.Once
 }
+
+// errAbandoned is the cause of the cancellation of the messages in flight
+// when Abandon is called, and the error logged for each.
+var errAbandoned = errors.New("abandoned by a shutdown that could not wait any longer; delivered again")
 
 // unprocessedPutBack records that the request at seq was put back
 // unprocessed.
@@ -119,8 +127,19 @@ func (l *Loop) settled(seq uint64) {
 
 // NewLoop returns a loop over consumer; metrics may be nil.
 func NewLoop(cfg LoopConfig, p *Pipeline, consumer jetstream.Consumer, log zerolog.Logger, metrics *Metrics) *Loop {
-	return &Loop{cfg: cfg.withDefaults(), pipeline: p, consumer: consumer, log: log, metrics: metrics}
+	return &Loop{cfg: cfg.withDefaults(), pipeline: p, consumer: consumer, log: log, metrics: metrics, abandon: make(chan struct{})}
 }
+
+// Abandon cuts short the messages in flight, for a shutdown that cannot
+// wait for them any longer: Run stops taking messages, cancels the context
+// of each message's processing and of the wait for its result's
+// acknowledgement, acts on the outcomes and returns. The messages cut
+// short are put back (each logged with "abandoned"), or, when that fails,
+// delivered again after the ack wait: nothing is acknowledged that was not
+// done. Run then returns once every provider call, store write and publish
+// in flight has returned to its cancelled context. Abandon may be called
+// more than once, before or during Run, from any goroutine.
+func (l *Loop) Abandon() { l.abandonOnce.Do(func() { close(l.abandon) }) }
 
 // Bound reports whether the loop is pulling from its consumer (for
 // readiness).
@@ -144,8 +163,8 @@ func (l *Loop) InFlight() int64 { return l.inFlight.Load() }
 // Run pulls and processes messages until ctx is cancelled, then shuts down in
 // order: stop pulling, put the messages still in the pull buffer back
 // (Nak, for immediate redelivery elsewhere), let in-flight messages finish
-// (each within ProcessTimeout), return. Nothing is acknowledged that was
-// not done.
+// (each within ProcessTimeout, or until Abandon), return. Nothing is
+// acknowledged that was not done.
 func (l *Loop) Run(ctx context.Context) error {
 	iter, err := l.consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers), jetstream.PullExpiry(PullExpiry))
 	if err != nil {
@@ -153,6 +172,11 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	l.bound.Store(true)
 	defer l.bound.Store(false)
+
+	// The messages taken are processed on work, which outlives ctx and
+	// ends only with Abandon.
+	work, abandon := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer abandon(nil)
 
 	// Results are published asynchronously: a worker hands the message to
 	// an acker, which acknowledges it once the stream has acknowledged the
@@ -162,7 +186,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	for range max(2, l.cfg.Workers/8) {
 		ackers.Go(func() {
 			for a := range acks {
-				l.finish(ctx, a)
+				l.finish(work, a)
 			}
 		})
 	}
@@ -171,7 +195,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	for range l.cfg.Workers {
 		workers.Go(func() {
 			for m := range jobs {
-				l.handle(ctx, m, acks)
+				l.handle(work, m, acks)
 			}
 		})
 	}
@@ -184,10 +208,25 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-finished:
 		}
 	})
+	stopper.Go(func() {
+		select {
+		case <-l.abandon:
+			abandon(errAbandoned)
+		case <-finished:
+		}
+	})
 
 	var runErr error
 	for {
-		m, err := iter.Next()
+		// Once abandoned, the loop no longer waits for the drained
+		// iterator's buffer, which an outage may keep from ending.
+		m, err := iter.Next(jetstream.NextContext(work))
+		if work.Err() != nil {
+			if err == nil {
+				_ = m.Nak()
+			}
+			break
+		}
 		// A closed connection ends the iterator too, with both errors:
 		// that is a failure, not a stop.
 		if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed) {
@@ -205,14 +244,18 @@ func (l *Loop) Run(ctx context.Context) error {
 			_ = m.Nak() // shutting down: hand it back at once rather than after AckWait
 			continue
 		}
-		jobs <- m
+		select {
+		case jobs <- m:
+		case <-work.Done():
+			_ = m.Nak() // abandoned before a worker was free
+		}
 	}
 	close(jobs)
 	workers.Wait()
 	close(acks)
 	ackers.Wait()
-	if runErr != nil {
-		iter.Stop()
+	if runErr != nil || work.Err() != nil {
+		iter.Stop() // a no-op after Drain
 	}
 	close(finished)
 	stopper.Wait()
@@ -230,7 +273,8 @@ type pendingAck struct {
 }
 
 // handle processes one message and acts on the outcome, or hands it to an
-// acker when its result is still being published.
+// acker when its result is still being published. ctx is Run's work
+// context: it ends only when the loop is abandoned.
 func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendingAck) {
 	start := time.Now()
 	l.begin()
@@ -264,9 +308,12 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendin
 		}
 	}
 
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.ProcessTimeout)
+	pctx, cancel := context.WithTimeout(ctx, l.cfg.ProcessTimeout)
 	stop := keepAlive(jm, l.cfg.AckWait/3)
 	out := l.pipeline.Process(pctx, m)
+	if out.Action == Nak && context.Cause(pctx) == errAbandoned {
+		out.Err = abandoned(out.Err)
+	}
 	cancel()
 	if out.Published != nil && out.Action == Ack {
 		acks <- &pendingAck{jm: jm, m: m, out: out, start: start, stop: stop}
@@ -280,8 +327,11 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendin
 // acknowledges the message; a result that could not be published puts the
 // message back instead.
 func (l *Loop) finish(ctx context.Context, a *pendingAck) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.ProcessTimeout)
+	wctx, cancel := context.WithTimeout(ctx, l.cfg.ProcessTimeout)
 	err := a.out.Published(wctx)
+	if err != nil && context.Cause(wctx) == errAbandoned {
+		err = abandoned(err)
+	}
 	cancel()
 	a.stop()
 	if err != nil {
@@ -290,6 +340,15 @@ func (l *Loop) finish(ctx context.Context, a *pendingAck) {
 		a.out.Status = ""
 	}
 	l.act(a.jm, a.m, &a.out, a.start)
+}
+
+// abandoned marks err, the error of a message put back because Abandon cut
+// its processing short (nil when the outcome carries none), as such.
+func abandoned(err error) error {
+	if err == nil {
+		return errAbandoned
+	}
+	return fmt.Errorf("%w: %w", errAbandoned, err)
 }
 
 // act acknowledges, terminates or puts back a processed message, counts and
@@ -369,6 +428,9 @@ func (l *Loop) logOutcome(m *Message, out *Outcome, took time.Duration) {
 	}
 	if out.Err != nil {
 		ev = ev.AnErr("error", out.Err)
+	}
+	if errors.Is(out.Err, errAbandoned) {
+		ev = ev.Bool("abandoned", true)
 	}
 	ev.Dur("took", took).Msg("processed")
 }

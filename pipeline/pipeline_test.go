@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
@@ -409,6 +410,75 @@ func TestGracefulShutdownUnderLoadLosesNothing(t *testing.T) {
 		if st := h.orderStats(nuonuoSeller, no); st.Issuances != 1 {
 			t.Errorf("%s: %+v", no, st)
 		}
+	}
+}
+
+// stuckSubmitter is a provider whose submissions never answer: each
+// returns only once its context ends, with what the provider's client
+// answers a call cut short.
+type stuckSubmitter struct {
+	providers.Provider
+	held  chan struct{} // one value per submission held
+	ended chan error    // and the error of its context, once it ends
+}
+
+func (s stuckSubmitter) Submit(ctx context.Context, c *providers.Call) providers.Outcome {
+	s.held <- struct{}{}
+	<-ctx.Done()
+	s.ended <- ctx.Err()
+	return s.Provider.Submit(ctx, c)
+}
+
+// TestAbandonCutsShortTheRequestsInFlight: a shutdown that cannot wait any
+// longer (Loop.Abandon after Run's context has ended) cancels a provider
+// call that would never end: Run returns with nothing left in flight, the
+// request is put back unacknowledged, and the next start issues it once.
+func TestAbandonCutsShortTheRequestsInFlight(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	prov := h.provs[nuonuoSeller]
+	held, ended := make(chan struct{}, 1), make(chan error, 1)
+	h.provs[nuonuoSeller] = stuckSubmitter{Provider: prov, held: held, ended: ended}
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "ABANDON-1", nil), "")
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached its provider")
+	}
+	loop, done := h.loop, h.loopDone
+	h.stopLoop()
+	h.stopLoop = nil
+	loop.Abandon()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("loop: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the loop did not return within 30s of Abandon")
+	}
+	if n := loop.InFlight(); n != 0 {
+		t.Fatalf("Run returned with %d requests in flight", n)
+	}
+	// Cancelled, not timed out after LoopConfig.ProcessTimeout.
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the provider call ended with %v; want it cancelled", err)
+	}
+	if h.requestStreamEmpty() {
+		t.Fatal("the abandoned request was acknowledged")
+	}
+	if res := h.resultsFor(nuonuoSeller, "ABANDON-1"); len(res) != 0 {
+		t.Fatalf("results of the abandoned request: %+v", res)
+	}
+
+	h.provs[nuonuoSeller] = prov
+	h.start()
+	if res := h.waitResult(nuonuoSeller, "ABANDON-1", 1, 30*time.Second); res[0].Status != schemas.StatusIssued {
+		t.Fatalf("after the restart: %+v", res[0])
+	}
+	h.waitFor("request stream to empty", 20*time.Second, h.requestStreamEmpty)
+	if st := h.orderStats(nuonuoSeller, "ABANDON-1"); st.Issuances != 1 {
+		t.Errorf("issued %d times", st.Issuances)
 	}
 }
 

@@ -404,3 +404,91 @@ func TestReadyzIsNotReadyWhileDraining(t *testing.T) {
 	default:
 	}
 }
+
+// TestShutdownTimeoutAbandonsAndWaits: when --shutdown-timeout runs out
+// with a request in flight (here a provider call of 30 s), the consumer
+// cancels it and waits for the consume loop before it closes NATS and the
+// order store: the request is logged as abandoned and put back while the
+// connection is still open, before the "stopped" line, and it is
+// delivered again to the next start (nothing was acknowledged).
+func TestShutdownTimeoutAbandonsAndWaits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the consumer binary")
+	}
+	bin := buildConsumer(t)
+	data := t.TempDir()
+	c := startConsumer(t, bin, data, "--sandbox-latency", "30s", "--shutdown-timeout", "1s")
+	nc, err := nats.Connect("nats://" + c.natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	req, err := os.ReadFile(filepath.Join("..", "..", "schemas", "examples", "seed001.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const seller, orderNo = "339902999999789113", "20230113333207931231"
+	if _, err := js.Publish(ctx, "invoice.request."+seller, req); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		metrics, _ := httpGet(t, "http://"+c.httpAddr+"/metrics")
+		if strings.Contains(string(metrics), "invoice_in_flight 1") {
+			break // the request is at the sandbox, which answers in 30 s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the request never went in flight:\n%s", c.logText())
+		}
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, c.logText())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("still running 20 s after SIGTERM with a 1 s shutdown timeout:\n%s", c.logText())
+	}
+
+	// The abandoned request's line, put back before the stop, with NATS
+	// still open.
+	abandoned, stopped := -1, -1
+	var line map[string]any
+	for i, l := range strings.Split(c.logText(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil {
+			continue
+		}
+		switch {
+		case m["message"] == "processed" && m["order_no"] == orderNo && abandoned < 0:
+			abandoned, line = i, m
+		case m["message"] == "stopped":
+			stopped = i
+		}
+	}
+	if abandoned < 0 || stopped < 0 || abandoned > stopped {
+		t.Fatalf("want the request's \"processed\" line before \"stopped\" (lines %d and %d): the consumer stopped with the request still in flight\n%s", abandoned, stopped, c.logText())
+	}
+	if line["abandoned"] != true || line["action"] != "nak" {
+		t.Errorf("the request's line: %v; want it abandoned and put back (nak)", line)
+	}
+	if e, _ := line["error"].(string); strings.Contains(e, "closed") {
+		t.Errorf("the request was put back after a close: %q", e)
+	}
+
+	// Nothing was acknowledged: the next start gets the request again.
+	c2 := startConsumer(t, bin, data)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if strings.Contains(c2.logText(), `"order_no":"`+orderNo+`"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned request was not delivered again to the next start:\n%s", c2.logText())
+		}
+	}
+}

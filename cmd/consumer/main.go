@@ -267,9 +267,9 @@ func (o *options) validate() error {
 	}
 	if o.shutdownTO <= 0 {
 		// Not "no limit": the shutdown would not wait at all, and would
-		// close NATS and the order store under the requests still in
-		// flight, whose acknowledgements then fail and which come back
-		// only after the ack wait. A second signal stops at once already.
+		// abandon the requests in flight at once, cutting short provider
+		// calls that may have gone out (delivered again, each asks its
+		// provider first). A second signal stops at once already.
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v (INVOICE_SHUTDOWN_TIMEOUT): must be more than 0; it is how long the first SIGINT or SIGTERM waits for the requests in flight, and %v would not wait for them at all (to stop at once, send the signal twice)", o.shutdownTO, o.shutdownTO))
 	}
 	return errors.Join(errs...)
@@ -318,9 +318,10 @@ func ordinalOf(host string) (int, error) {
 
 // stopOnSignal returns a context that SIGINT or SIGTERM cancels: the
 // consumer then stops pulling and finishes the requests in flight, for up
-// to --shutdown-timeout. A second signal ends the process at once (the
-// signal's default action): nothing is acknowledged before its outcome is
-// durable, so the requests it cuts short are delivered again.
+// to --shutdown-timeout, after which it abandons those left (run). A
+// second signal ends the process at once (the signal's default action):
+// nothing is acknowledged before its outcome is durable, so the requests
+// it cuts short are delivered again.
 func stopOnSignal(log zerolog.Logger) context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)

@@ -295,7 +295,13 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		}
 		cancelClean()
 	case <-time.After(o.shutdownTO):
-		log.Warn().Int64("in_flight", loop.InFlight()).Msg("in-flight requests did not finish in time; JetStream redelivers them after the ack wait")
+		// The loop's workers still use NATS and the order store: they are
+		// cancelled, and waited for before either is closed.
+		log.Warn().Int64("in_flight", loop.InFlight()).Msg("in-flight requests did not finish in time: abandoning them (each is logged with \"abandoned\"; nothing is acknowledged, JetStream delivers them again) and waiting for the consume loop to stop")
+		loop.Abandon()
+		if err := <-loopDone; err != nil {
+			log.Error().Err(err).Msg("consume loop")
+		}
 	}
 	// Documents being kept get a few seconds; the rest stay listed in the
 	// order store for the next start (and are fetched when asked for).
