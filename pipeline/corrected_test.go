@@ -107,6 +107,59 @@ func TestCorrectedRequestAfterUnansweredSubmissionIsIssued(t *testing.T) {
 	}
 }
 
+// A conflict calls no provider, but the order it answers for is at one:
+// the result names the provider the order's record names, as the order's
+// other results do (the downstream filters results by provider). Here a
+// second request reuses an issued order's number, at each provider; a
+// request refused before any provider is chosen names none.
+func TestConflictNamesTheOrdersProvider(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	for _, seller := range []string{nuonuoSeller, jumdataSeller} {
+		provider := h.provs[seller].Name()
+		h.publish(seller, issueRequest(t, seller, "CONF-P", nil), "")
+		if r := h.waitResult(seller, "CONF-P", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued || r.Provider != provider {
+			t.Fatalf("%s: first request: %s, provider %q", provider, r.Status, r.Provider)
+		}
+		h.publish(seller, issueRequest(t, seller, "CONF-P", func(o *schemas.Order) { o.BuyerName = "另一个买方" }), "")
+		if r := h.waitResult(seller, "CONF-P", 2, 10*time.Second)[1]; r.Status != schemas.StatusConflict || r.Provider != provider {
+			t.Errorf("%s: second request: %s, provider %q; want a conflict naming %q", provider, r.Status, r.Provider, provider)
+		}
+	}
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CONF-P-BAD", func(o *schemas.Order) { o.InvoiceType = "9" }), "")
+	if r := h.waitResult(nuonuoSeller, "CONF-P-BAD", 1, 10*time.Second)[0]; r.Status != schemas.StatusRejected || r.Provider != "" {
+		t.Errorf("invalid request: %s, provider %q; want rejected naming none", r.Status, r.Provider)
+	}
+}
+
+// A dead letter replayed after a corrected request for its order was
+// issued is answered from the order store, a conflict: it names the
+// order's provider too.
+func TestReplayAfterACorrectedRequestNamesTheProvider(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", HTTPStatus: 503, Times: 3},
+	}}}})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CONF-R", nil), "")
+	if r := h.waitResult(nuonuoSeller, "CONF-R", 1, 15*time.Second)[0]; r.Status != schemas.StatusFailed {
+		t.Fatalf("earlier request: %+v", r)
+	}
+	h.waitFor("the earlier request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CONF-R", func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
+	if r := h.waitResult(nuonuoSeller, "CONF-R", 2, 15*time.Second)[1]; r.Status != schemas.StatusIssued {
+		t.Fatalf("corrected request: %+v", r)
+	}
+	h.publish(nuonuoSeller, h.deadLetters()[0].Payload, "")
+	if r := h.waitResult(nuonuoSeller, "CONF-R", 3, 15*time.Second)[2]; r.Status != schemas.StatusConflict || r.Provider != "nuonuo" {
+		t.Errorf("replayed dead letter: %s, provider %q; want a conflict naming nuonuo", r.Status, r.Provider)
+	}
+	if st := h.orderStats(nuonuoSeller, "CONF-R"); st.Issuances != 1 {
+		t.Fatalf("sandbox: %+v", st)
+	}
+}
+
 // jumdata finds an order by its content, so it cannot say what an earlier,
 // different request left: the corrected request is refused as a conflict
 // that says how to settle it, and nothing is sent.

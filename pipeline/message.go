@@ -77,7 +77,9 @@ type Outcome struct {
 	Status schemas.Status
 	// DeadLetter is the reason of the dead letter published, if one was.
 	DeadLetter schemas.DeadLetterReason
-	// Provider and ProviderCode describe the last provider answer.
+	// Provider names the order's provider (for a conflict, the one the
+	// order's record names, though nothing was sent to it), and
+	// ProviderCode is the last provider answer's code.
 	Provider, ProviderCode string
 	// Attempts counts the provider calls made for the order so far.
 	Attempts int

@@ -272,6 +272,10 @@ func (o *order) run(ctx context.Context) {
 			msg = fmt.Sprintf("order %s of seller %s failed in part for a different request (fingerprint %.12s…): invoice %v was issued and the rest failed; nothing was sent to the provider. A reissue request issues the rest; to change the invoices, red-confirm them and use a new order number",
 				o.key.OrderNo, o.key.Seller, old.Fingerprint, invoiceNumbers(old.Invoices))
 		}
+		// Nothing is sent, but the order is at the provider its record
+		// names: the result says which, as the order's other results do
+		// (and as its attempts, the record's, are counted there).
+		o.out.Provider = old.Provider
 		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{Code: schemas.CodeConflict, Message: msg, Field: "orderNo"}, EventConflict)
 		return
 	}
