@@ -451,3 +451,107 @@ func TestAPanicAfterAnIssuedResultOfAFailedOrderIsPutBack(t *testing.T) {
 		t.Fatalf("with the store fixed: %s %s %s %v; want issued", out.Action, out.Event, out.Status, out.Err)
 	}
 }
+
+// panickyGets is an order store with a bug in reading orders: every read
+// panics, before the pipeline has chosen the order's provider.
+type panickyGets struct{ pipeline.Store }
+
+func (panickyGets) Get(context.Context, schemas.OrderKey) (schemas.OrderRecord, bool, error) {
+	panic("an order store bug")
+}
+
+// withoutSeller returns the harness's providers less seller's: a seller
+// not configured.
+func withoutSeller(h *harness, seller string) pipeline.ProviderMap {
+	provs := pipeline.ProviderMap{}
+	for s, p := range h.provs {
+		if s != seller {
+			provs[s] = p
+		}
+	}
+	return provs
+}
+
+// A request that panics at every delivery is given up at its last with a
+// "failed" result, which names the order's provider as the order's other
+// results do (the downstream filters results by provider): the provider
+// the delivery had chosen when the panic came from the provider call, the
+// seller's configured one when it came before the provider was chosen
+// (reading the order). A seller with no provider names none.
+func TestAPanickedRequestsFailedResultNamesTheProvider(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	for _, c := range []struct {
+		name, seller, orderNo, want string
+		panicky                     bool // the provider call panics, else the order store's read
+	}{
+		{name: "in the provider call", seller: nuonuoSeller, orderNo: "PANIC-PROV-N", want: "nuonuo", panicky: true},
+		{name: "reading the order", seller: jumdataSeller, orderNo: "PANIC-GET-J", want: "jumdata"},
+		{name: "reading the order of a seller not configured", seller: nuonuoSeller2, orderNo: "PANIC-GET-X", want: ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{pipeline: cfg})
+			provs := withoutSeller(h, nuonuoSeller2)
+			var st pipeline.Store = panickyGets{Store: h.db}
+			if c.panicky {
+				provs[c.seller] = panicky{provs[c.seller]}
+				st = h.db
+			}
+			v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := pipeline.New(cfg, v, st, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), provs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := publishRaw(t, h, c.seller, issueRequest(t, c.seller, c.orderNo, nil))
+			out := deliverRaw(t, p, raw, cfg.MaxDeliver)
+			if out.Action != pipeline.Term || out.Status != schemas.StatusFailed || !strings.Contains(fmt.Sprint(out.Err), "bug") {
+				t.Fatalf("last delivery: %s %s %s %v; want given up after the panic", out.Action, out.Event, out.Status, out.Err)
+			}
+			if r := h.waitResult(c.seller, c.orderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusFailed || r.Provider != c.want {
+				t.Errorf("result %s naming provider %q; want failed naming %q", r.Status, r.Provider, c.want)
+			}
+		})
+	}
+}
+
+// A request given up at its last delivery while the order store cannot be
+// read is answered "failed" without the store: the seller's provider is
+// known all the same (the pipeline's configuration), and the result names
+// it, as the order's other results do. A seller with no provider names
+// none.
+func TestAGiveUpWhileTheStoreCannotBeReadNamesTheProvider(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	st := &failingGets{Store: h.db}
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(cfg, v, st, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), withoutSeller(h, nuonuoSeller2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recoverWith(t, h, p, h.db)
+	st.fail.Store(true)
+	for _, c := range []struct{ seller, orderNo, want string }{
+		{nuonuoSeller, "UNREAD-N", "nuonuo"},
+		{jumdataSeller, "UNREAD-J", "jumdata"},
+		{nuonuoSeller2, "UNREAD-X", ""}, // not configured
+	} {
+		raw := publishRaw(t, h, c.seller, issueRequest(t, c.seller, c.orderNo, nil))
+		// Published long before: past any wait for a buyer, so that the
+		// unreadable record does not keep the request (order.mayBeWaiting).
+		out := p.Process(context.Background(), &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Stream: pipeline.DefaultRequestStream,
+			StreamSeq: raw.Sequence, Deliveries: cfg.MaxDeliver, PublishedAt: raw.Time.Add(-30 * 24 * time.Hour)})
+		if out.Action != pipeline.Term || out.Status != schemas.StatusFailed {
+			t.Fatalf("%s: last delivery: %s %s %s %v; want given up", c.orderNo, out.Action, out.Event, out.Status, out.Err)
+		}
+		if r := h.waitResult(c.seller, c.orderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusFailed || r.Provider != c.want {
+			t.Errorf("%s: result %s naming provider %q; want failed naming %q", c.orderNo, r.Status, r.Provider, c.want)
+		}
+	}
+}

@@ -921,7 +921,14 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 			o.out.Err = fmt.Errorf("order %s, submitted without a claim, is kept until the store can record it: %s", o.key, msg)
 			return
 		}
-		// The store is failing: publish what we know without it.
+		// The store is failing: publish what we know without it. When
+		// the order's record could not be read, its provider was not
+		// chosen yet; the seller's configured one is known all the same
+		// (no store read, which could keep the request from ending), and
+		// the result names it, as the order's other results do.
+		if o.out.Provider == "" {
+			o.out.Provider = o.p.providerName(o.key.Seller)
+		}
 		res = o.unstoredResult(schemas.StatusFailed, info)
 	}
 	if err := o.p.pub.PublishResult(ctx, res, o.resultID(res.Status)); err != nil {
@@ -1047,10 +1054,12 @@ func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cau
 // dead letter resumes it.
 //
 // A request that panicked before any final result went out gets a "failed"
-// result too, when it was read far enough to name its order. One whose
-// final result was already on its way (issued, rejected, a conflict, or
-// the failed result of giving it up; fingerprint is the request's) gets
-// none: a second result would contradict the first. That result stands
+// result too, when it was read far enough to name its order; it names the
+// order's provider (the delivery's, or the seller's configured one) as the
+// order's other results do. One whose final result was already on its way
+// (issued, rejected, a conflict, or the failed result of giving it up;
+// fingerprint is the request's) gets none: a second result would
+// contradict the first. That result stands
 // only if it is durable: the request is put back, as before the limit,
 // while the result's publication is not acknowledged, or while the order
 // store holds this request's order under way at the provider (submitting,
@@ -1121,8 +1130,15 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, fin
 		if r := []rune(orderNo); len(r) > 100 {
 			orderNo = string(r[:100])
 		}
+		// The result names the order's provider, as its other results do:
+		// the one the delivery chose, or, when it panicked before
+		// choosing one (reading the order), the seller's configured one.
+		provider := before.Provider
+		if provider == "" {
+			provider = p.providerName(out.Seller)
+		}
 		res := &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: out.Seller, OrderNo: orderNo,
-			Kind: out.Kind, Status: schemas.StatusFailed, ReceivedAt: now, CompletedAt: now,
+			Kind: out.Kind, Status: schemas.StatusFailed, Provider: provider, ReceivedAt: now, CompletedAt: now,
 			Invoices: []schemas.Invoice{}, Error: &info}
 		if err := p.pub.PublishResult(ctx, res, ResultMsgID(m.Stream, m.StreamSeq, res.Status)); err != nil {
 			out.Err = fmt.Errorf("%w\npublish its failed result: %w", cause, err)
@@ -1139,6 +1155,22 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, fin
 	out.Action, out.DeadLetter, out.Event = Term, schemas.ReasonExhausted, EventFailed
 	out.Reason = string(schemas.ReasonExhausted) + ": " + info.Message
 	return out
+}
+
+// providerName names the provider configured for seller, "" when none is.
+// It reads no store, so that a request given up because the store fails
+// still ends, and a lookup that panics names none rather than keep a
+// request that panicked from ending.
+func (p *Pipeline) providerName(seller string) (name string) {
+	defer func() {
+		if recover() != nil {
+			name = ""
+		}
+	}()
+	if prov, ok := p.providers.Provider(seller); ok {
+		return prov.Name()
+	}
+	return ""
 }
 
 // recordUnrecorded saves the record of an order submitted without a claim

@@ -154,9 +154,11 @@ type Result struct {
 	// Status is the outcome.
 	Status Status `json:"status"`
 	// Provider is "nuonuo" or "jumdata": the order's provider, also on a
-	// conflict (which calls none) when the order's record names it; empty
-	// when no provider is known (a request rejected before one was chosen:
-	// invalid, or for a seller not configured).
+	// conflict (which calls none) when the order's record names it, and on
+	// a request given up before one was chosen (its order unreadable, or a
+	// bug), the seller's configured one; empty when no provider is known
+	// (a request rejected before one was chosen: invalid, or for a seller
+	// not configured).
 	Provider string `json:"provider,omitempty"`
 	// Attempts is the number of provider calls made for the order.
 	Attempts int `json:"attempts"`
