@@ -163,7 +163,9 @@ func (l *Loop) InFlight() int64 { return l.inFlight.Load() }
 // Run pulls and processes messages until ctx is cancelled, then shuts down in
 // order: stop pulling, put the messages still in the pull buffer back
 // (Nak, for immediate redelivery elsewhere), let in-flight messages finish
-// (each within ProcessTimeout, or until Abandon), return. Nothing is
+// (each within ProcessTimeout, or until Abandon), wait for the raise of the
+// unclaimed mark their processing started in the background (a store
+// write, which Abandon does not cut short), return. Nothing is
 // acknowledged that was not done.
 func (l *Loop) Run(ctx context.Context) error {
 	iter, err := l.consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers), jetstream.PullExpiry(PullExpiry))
@@ -252,6 +254,11 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	close(jobs)
 	workers.Wait()
+	// The processing of the messages may have started raising the
+	// unclaimed mark in the background: the raise is waited for here, as
+	// the store writes of the messages are, so that it never meets a
+	// closed store after the shutdown.
+	l.pipeline.unclaimed.wait()
 	close(acks)
 	ackers.Wait()
 	if runErr != nil || work.Err() != nil {

@@ -34,7 +34,8 @@
 //     that (Backlog). Until its answer is saved the order is claimed in
 //     memory. Before such a submission the request stream's unclaimed mark
 //     (Marks) is raised durably past the request (rarely: far ahead, in the
-//     background); when a consumer starts, RecoverUnclaimed records the
+//     background, and Loop.Run waits for a raise under way before it
+//     returns); when a consumer starts, RecoverUnclaimed records the
 //     order of every request delivered and not acknowledged below the mark
 //     as a claim would have. This takes an fsync off every such invoice's
 //     way to its result, at the costs Backlog lists. An order that may already be at the provider (submitting,

@@ -55,6 +55,9 @@ type horizons struct {
 	marks Marks
 	names map[string]string // stream name → mark name, set by RecoverUnclaimed
 	by    map[string]*horizon
+	// raises are the background raises started (raise), which the
+	// consume loop waits for before it returns (wait).
+	raises sync.WaitGroup
 }
 
 // identify gives the stream called stream the mark called name.
@@ -101,7 +104,7 @@ func (h *horizons) cover(ctx context.Context, stream string, seq uint64) error {
 		}
 		if seq < z.durable {
 			if z.raising == nil && seq+markLead/2 >= z.durable {
-				h.raise(name, z, seq+markLead)
+				h.raise(ctx, name, z, seq+markLead)
 			}
 			h.mu.Unlock()
 			return nil
@@ -113,7 +116,7 @@ func (h *horizons) cover(ctx context.Context, stream string, seq uint64) error {
 				h.mu.Unlock()
 				return err
 			}
-			h.raise(name, z, seq+markLead)
+			h.raise(ctx, name, z, seq+markLead)
 		}
 		wait := z.raising
 		h.mu.Unlock()
@@ -150,12 +153,18 @@ func (h *horizons) settle(ctx context.Context) error {
 }
 
 // raise raises z, the mark called name, to v in the background; h.mu is
-// held.
-func (h *horizons) raise(name string, z *horizon, v uint64) {
+// held. The raise is off the way of the request that starts it (cover
+// waits for it only when the request is not below the mark yet), and it
+// outlives that request: it runs on ctx without its cancellation, and the
+// consume loop waits for it (wait) before it returns, so that no raise
+// outlives the consumer's shutdown and reaches the order store after it
+// is closed.
+func (h *horizons) raise(ctx context.Context, name string, z *horizon, v uint64) {
 	done := make(chan struct{})
 	z.raising = done
-	go func() {
-		err := h.marks.RaiseMark(context.Background(), name, v)
+	ctx = context.WithoutCancel(ctx)
+	h.raises.Go(func() {
+		err := h.marks.RaiseMark(ctx, name, v)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if err == nil {
@@ -164,8 +173,12 @@ func (h *horizons) raise(name string, z *horizon, v uint64) {
 		z.err = err
 		z.raising = nil
 		close(done)
-	}()
+	})
 }
+
+// wait waits for the raises started to end. Call it once no request is
+// being processed: a raise started meanwhile may be missed.
+func (h *horizons) wait() { h.raises.Wait() }
 
 // RecoverUnclaimed must run when a consumer starts, before it takes any
 // request; until it has run, every order is claimed. A request submitted

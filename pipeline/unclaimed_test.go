@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -1054,5 +1055,93 @@ func TestConsumerResetPastAcknowledgedRequestsReadsUpToTheMark(t *testing.T) {
 	wantOneInvoice(t, h, "RESET2-J")
 	if h.recovered != 1 {
 		t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
+	}
+}
+
+// blockingRaises is the order store's marks whose raises wait until
+// release is closed; running counts the raises under way.
+type blockingRaises struct {
+	pipeline.Marks
+	entered chan struct{}
+	release chan struct{}
+	running atomic.Int64
+}
+
+func (b *blockingRaises) RaiseMark(ctx context.Context, name string, v uint64) error {
+	b.running.Add(1)
+	defer b.running.Add(-1)
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	<-b.release
+	return b.Marks.RaiseMark(ctx, name, v)
+}
+
+// The unclaimed mark is raised in the background while the requests below
+// it are taken (off their way to the provider), and that raise is the
+// loop's: Run returns only once it has ended, so that no raise outlives
+// the consumer's shutdown and reaches the order store after it is closed.
+func TestTheLoopWaitsForTheUnclaimedMarksRaise(t *testing.T) {
+	ctx := context.Background()
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	marks := &blockingRaises{Marks: h.db, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(marks.release) }) }) // before the store closes
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(fast, v, h.db, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), h.provs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.WatchBacklog(backlog, marks)
+	recoverWith(t, h, p, h.db)
+	raw := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "RAISE-J", nil))
+	// The request is below the mark, within half its lead: it goes at
+	// once, and the mark is raised in the background.
+	if err := h.db.RaiseMark(ctx, unclaimedMarkName(t, h), raw.Sequence+10); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := h.topo.EnsureConsumer(ctx, h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cons, h.log, nil)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(runCtx) }()
+	if r := h.waitResult(jumdataSeller, "RAISE-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("result %s %+v", r.Status, r.Error)
+	}
+	select {
+	case <-marks.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the unclaimed mark was not raised in the background")
+	}
+	stop()
+	select {
+	case err := <-done:
+		t.Fatalf("the loop returned (%v) while the unclaimed mark's raise it started was still running (%d raises under way)", err, marks.running.Load())
+	case <-time.After(500 * time.Millisecond):
+	}
+	release.Do(func() { close(marks.release) })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not return once the raise ended")
+	}
+	if n := marks.running.Load(); n != 0 {
+		t.Fatalf("%d raises under way after the loop returned", n)
+	}
+	if m := unclaimedMark(t, h); m <= raw.Sequence+10 {
+		t.Fatalf("unclaimed mark %d after the raise, want above %d", m, raw.Sequence+10)
 	}
 }
