@@ -505,13 +505,17 @@ func TestAPanickedRequestsFailedResultNamesTheProvider(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw := publishRaw(t, h, c.seller, issueRequest(t, c.seller, c.orderNo, nil))
+			req := issueRequest(t, c.seller, c.orderNo, nil)
+			raw := publishRaw(t, h, c.seller, req)
 			out := deliverRaw(t, p, raw, cfg.MaxDeliver)
 			if out.Action != pipeline.Term || out.Status != schemas.StatusFailed || !strings.Contains(fmt.Sprint(out.Err), "bug") {
 				t.Fatalf("last delivery: %s %s %s %v; want given up after the panic", out.Action, out.Event, out.Status, out.Err)
 			}
 			if r := h.waitResult(c.seller, c.orderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusFailed || r.Provider != c.want {
 				t.Errorf("result %s naming provider %q; want failed naming %q", r.Status, r.Provider, c.want)
+			} else if d, err := v.Decode(req, ""); err != nil || r.Fingerprint != d.Fingerprint {
+				// publish --wait ties a result to its request by it.
+				t.Errorf("result's fingerprint %q, the request's %q (%v)", r.Fingerprint, d.Fingerprint, err)
 			}
 		})
 	}

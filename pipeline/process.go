@@ -1138,7 +1138,7 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, fin
 			provider = p.providerName(out.Seller)
 		}
 		res := &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: out.Seller, OrderNo: orderNo,
-			Kind: out.Kind, Status: schemas.StatusFailed, Provider: provider, ReceivedAt: now, CompletedAt: now,
+			Kind: out.Kind, Status: schemas.StatusFailed, Provider: provider, Fingerprint: fingerprint, ReceivedAt: now, CompletedAt: now,
 			Invoices: []schemas.Invoice{}, Error: &info}
 		if err := p.pub.PublishResult(ctx, res, ResultMsgID(m.Stream, m.StreamSeq, res.Status)); err != nil {
 			out.Err = fmt.Errorf("%w\npublish its failed result: %w", cause, err)
