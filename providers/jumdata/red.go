@@ -248,13 +248,18 @@ func (c *Client) confirmRed(ctx context.Context, t *redTask, uuid string, waitin
 		return out
 	}
 	waiting.Refs.ConfirmedForm = uuid
-	waiting.Message = fmt.Sprintf("%s; the seller's confirmation was refused (%s %s): the form waits for the buyer", waiting.Message, r.code, out.Message)
-	if waiting.RedConfirm != nil {
-		rc := *waiting.RedConfirm
-		rc.Message = waiting.Message
-		waiting.RedConfirm = &rc
-	}
+	restate(&waiting, fmt.Sprintf("%s; the seller's confirmation was refused (%s %s): the form waits for the buyer", waiting.Message, r.code, out.Message))
 	return waiting
+}
+
+// restate gives out, and the form's state it carries, the message msg.
+func restate(out *providers.Outcome, msg string) {
+	out.Message = msg
+	if out.RedConfirm != nil {
+		rc := *out.RedConfirm
+		rc.Message = msg
+		out.RedConfirm = &rc
+	}
 }
 
 // codeNotListed is the code of the Retry a Query answers for an accepted
@@ -418,12 +423,7 @@ func (c *Client) latestForm(ctx context.Context, call *providers.Call, t *redTas
 		}
 		return out
 	case whose == formUntold:
-		out.Message = fmt.Sprintf("%s (the blue invoice's latest confirmation form %s, taken as this request's: %s)", out.Message, uuid, why)
-		if out.RedConfirm != nil {
-			rc := *out.RedConfirm
-			rc.Message = out.Message
-			out.RedConfirm = &rc
-		}
+		restate(&out, fmt.Sprintf("%s (the blue invoice's latest confirmation form %s, taken as this request's: %s)", out.Message, uuid, why))
 		return out
 	case whose == formOlder:
 		notFound.Message = fmt.Sprintf("%s; the blue invoice's latest confirmation form %s (%s) is not this request's: %s", notFound.Message, uuid, state, why)
