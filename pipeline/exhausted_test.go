@@ -477,7 +477,8 @@ func withoutSeller(h *harness, seller string) pipeline.ProviderMap {
 // results do (the downstream filters results by provider): the provider
 // the delivery had chosen when the panic came from the provider call, the
 // seller's configured one when it came before the provider was chosen
-// (reading the order). A seller with no provider names none.
+// (reading the order). A seller with no provider names none. It counts
+// the provider calls made, the one that panicked included.
 func TestAPanickedRequestsFailedResultNamesTheProvider(t *testing.T) {
 	cfg := fast
 	cfg.MaxDeliver = 3
@@ -516,6 +517,8 @@ func TestAPanickedRequestsFailedResultNamesTheProvider(t *testing.T) {
 			} else if d, err := v.Decode(req, ""); err != nil || r.Fingerprint != d.Fingerprint {
 				// publish --wait ties a result to its request by it.
 				t.Errorf("result's fingerprint %q, the request's %q (%v)", r.Fingerprint, d.Fingerprint, err)
+			} else if called := r.Attempts > 0; called != c.panicky {
+				t.Errorf("result counts %d attempts; want some only when the provider was called", r.Attempts)
 			}
 		})
 	}

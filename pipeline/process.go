@@ -565,6 +565,9 @@ func (o *order) claimNeeded() bool {
 // returns.
 func (o *order) call(ctx context.Context, f func(context.Context, *providers.Call) providers.Outcome) providers.Outcome {
 	o.rec.Attempts++
+	// Counted before the call, so that a call that panics is counted in
+	// the failed result of a request given up after the panic.
+	o.out.Attempts = o.rec.Attempts
 	// Every call for a request let through as an earlier build's
 	// (o.refused) only looks: a call the record counts (an earlier
 	// build's Submit refused before it took effect, a look-up that failed)
@@ -1137,9 +1140,11 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, fin
 		if provider == "" {
 			provider = p.providerName(out.Seller)
 		}
+		// Its attempts are the calls counted before the panic: the
+		// record's, and this delivery's, the one that panicked included.
 		res := &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: out.Seller, OrderNo: orderNo,
-			Kind: out.Kind, Status: schemas.StatusFailed, Provider: provider, Fingerprint: fingerprint, ReceivedAt: now, CompletedAt: now,
-			Invoices: []schemas.Invoice{}, Error: &info}
+			Kind: out.Kind, Status: schemas.StatusFailed, Provider: provider, Fingerprint: fingerprint, Attempts: before.Attempts,
+			ReceivedAt: now, CompletedAt: now, Invoices: []schemas.Invoice{}, Error: &info}
 		if err := p.pub.PublishResult(ctx, res, ResultMsgID(m.Stream, m.StreamSeq, res.Status)); err != nil {
 			out.Err = fmt.Errorf("%w\npublish its failed result: %w", cause, err)
 			return out
