@@ -395,7 +395,8 @@ func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask
 //     ("ambiguous"): taking the form would have two orders share one
 //     reversal, and submitting again could reverse twice.
 //
-// A state that cannot be read (Retry, ActionRequired) is answered as is.
+// A state that cannot be read (Retry, ActionRequired) is answered as is,
+// without the form's uuid: nothing tied the form to the request.
 func (c *Client) latestForm(ctx context.Context, call *providers.Call, t *redTask, blue blueItem, since time.Time, notFound providers.Outcome) providers.Outcome {
 	uuid := string(blue.Hzqrxxuuid)
 	out, data := c.readForm(ctx, t, uuid)
@@ -408,6 +409,11 @@ func (c *Client) latestForm(ctx context.Context, call *providers.Call, t *redTas
 	case providers.Rejected:
 		state = "refused: " + out.Message
 	default:
+		// Nothing was told of the form, so it is not taken: the pipeline
+		// keeps an answer's references, and with the uuid the next Query
+		// would poll (and confirm) the form as the request's without the
+		// search that tells whose it is.
+		out.Refs, out.RedConfirm = t.refs(""), t.state("", out.Message)
 		return out
 	}
 	d, dout, ok := c.formDetail(ctx, uuid)

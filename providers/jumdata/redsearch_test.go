@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 )
@@ -251,4 +252,47 @@ func TestRedSearchRefusedForm(t *testing.T) {
 			t.Fatalf("our refused form's uuid %+v", out.Refs)
 		}
 	})
+}
+
+// TestRedSearchFailedReadTakesNoForm: the search's red-invoice/result on
+// the blue invoice's latest form fails (a passing 501, a login that
+// expired, a 200 without the red invoice). The answer must not carry the form's uuid, which the pipeline
+// keeps as the request's: the next Query would then poll, and confirm,
+// another order's form as this request's, without the search that tells
+// whose it is.
+func TestRedSearchFailedReadTakesNoForm(t *testing.T) {
+	for _, tt := range []struct {
+		code, answer string
+		class        providers.Class
+	}{
+		{"501", "501", providers.Retry},
+		{"302", "302", providers.ActionRequired},
+		{"200", "unreadable", providers.Retry},
+	} {
+		t.Run(tt.code, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 5, RedSettleAfter: 72 * time.Hour}}, nil)
+			blue := e.mustIssue("ORD-RS8")
+			theirs := e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+			e.clock.Advance(time.Hour)
+			// Our submission never reached jumdata.
+			call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", smallDetail), SubmittedAt: e.clock.Now()}
+			e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-invoice/result", Code: tt.code}}})
+			out := e.client.Query(t.Context(), call)
+			wantClass(t, "query", out, tt.class, tt.answer)
+			if out.Refs.BillNo != "" || (out.RedConfirm != nil && out.RedConfirm.BillNo != "") {
+				t.Fatalf("the failed read of the blue invoice's latest form (theirs %s) answered refs %+v, form %+v", theirs, out.Refs, out.RedConfirm)
+			}
+
+			// The pipeline keeps the answer's references; the next Query
+			// still searches, and finds the other order's older form not
+			// ours.
+			call.Refs = out.Refs
+			e.clock.Advance(jumdata.DefaultRedConfirmAfter)
+			out = e.client.Query(t.Context(), call)
+			wantClass(t, "next query", out, providers.NotFound, "not_found")
+			if n := e.confirms(); n != 0 {
+				t.Fatalf("%d confirmations of the other order's form", n)
+			}
+		})
+	}
 }
