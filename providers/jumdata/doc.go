@@ -108,8 +108,9 @@
 // minute) after the submission, Query sends red-confirmation/confirm with
 // the uuid, once per form (Refs.ConfirmedForm), and polls again. A 202 does
 // not say whether the form waits for the seller or for the buyer; a form
-// waiting for the buyer has the confirmation refused, and the refusal is
-// kept in the form's message while it is polled as before. A corrected
+// waiting for the buyer has the confirmation refused, and the refusal (399,
+// 400, a code the table does not list, 404) is kept in the form's message
+// while it is polled as before. A corrected
 // request's look at an earlier form (providers.Call.Earlier) and a request
 // only finished (LookOnly) never confirm.
 //

@@ -240,8 +240,14 @@ func (c *Client) confirmRed(ctx context.Context, t *redTask, uuid string, waitin
 		}
 	}
 	out := c.fail(r, true)
+	// A code the table does not list is Retry on a Query, so that a poll
+	// never refuses an order on it; to the confirmation it is jumdata's
+	// answer about the form, a refusal like 399, and sending it again at
+	// every poll, each a Retry counted against the delivery limit, would
+	// give up a form that waits for the buyer.
+	_, listed := table[r.row]
 	switch {
-	case out.Class == providers.Retry,
+	case out.Class == providers.Retry && listed,
 		out.Class == providers.ActionRequired && r.row != "404" && r.row != rowHTTPOther:
 		out.Refs, out.RedConfirm = t.refs(uuid), t.state(uuid, out.Message)
 		out.Message = "red-confirmation/confirm: " + out.Message

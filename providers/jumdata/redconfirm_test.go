@@ -157,3 +157,30 @@ func TestRedFormNotConfirmed(t *testing.T) {
 		})
 	}
 }
+
+// A confirmation answered with a code the table does not list is a
+// refusal, as confirmRed documents: the form is marked and polled as
+// waiting, not answered Retry (which counts against the delivery limit
+// while the form may wait for the buyer for days) with the confirmation
+// sent again at every poll.
+func TestRedConfirmationUnknownCodeIsARefusal(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedAwait: sandbox.RedAwaitBuyer, RedPendingPolls: 4}}, nil)
+	call := e.acceptedRedForm("ORD-UC1", "UC-1")
+	uuid := call.Refs.BillNo
+	e.clock.Advance(jumdata.DefaultRedConfirmAfter)
+	e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-confirmation/confirm", Code: "410", Message: "确认单状态不允许确认", Times: 10}}})
+
+	out := e.pollRed(call)
+	wantClass(t, "poll with the confirmation refused", out, providers.Accepted, "202")
+	if out.Refs.ConfirmedForm != uuid || out.Refs.BillNo != uuid || !out.AwaitingParty || !strings.Contains(out.Message, "确认单状态不允许确认") {
+		t.Fatalf("refused confirmation: refs %+v awaiting %v message %q", out.Refs, out.AwaitingParty, out.Message)
+	}
+	confirmed := e.confirms()
+	for range 3 {
+		out = e.pollRed(call)
+		wantClass(t, "later poll", out, providers.Accepted, "202")
+	}
+	if confirmed += e.confirms(); confirmed != 1 {
+		t.Fatalf("%d confirmations, want 1", confirmed)
+	}
+}
