@@ -112,7 +112,10 @@
 // 400, a code the table does not list, 404) is kept in the form's message
 // while it is polled as before. A corrected
 // request's look at an earlier form (providers.Call.Earlier) and a request
-// only finished (LookOnly) never confirm.
+// only finished (LookOnly) never confirm; the former answers the earlier
+// form's red invoice with the amounts jumdata gives and the earlier
+// request's billId (Refs.BillID), since the corrected request's hzmx and
+// billId are not the earlier request's.
 //
 // A reissue has no jumdata counterpart: Submit and Query answer Rejected with
 // Code "unsupported" and Err wrapping providers.ErrUnsupported, as they do

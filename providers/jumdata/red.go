@@ -173,6 +173,15 @@ func (c *Client) queryRed(ctx context.Context, call *providers.Call) providers.O
 		return fieldOutcome(err, true)
 	}
 	if uuid := call.Refs.BillNo; uuid != "" {
+		if call.Earlier {
+			// The form is an earlier request's, whose content this
+			// corrected request does not carry: its red invoice is
+			// answered as jumdata gives it, without this request's hzmx
+			// totals for the amounts jumdata leaves out, and under the
+			// earlier request's billId. The pipeline saves the answer as
+			// the earlier request's record.
+			t = &redTask{rc: &schemas.RedConfirm{BillID: call.Refs.BillID}}
+		}
 		out := c.redResult(ctx, t, uuid)
 		if c.mayConfirm(call, uuid, out) {
 			return c.confirmRed(ctx, t, uuid, out)

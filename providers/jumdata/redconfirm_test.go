@@ -184,3 +184,44 @@ func TestRedConfirmationUnknownCodeIsARefusal(t *testing.T) {
 		t.Fatalf("%d confirmations, want 1", confirmed)
 	}
 }
+
+// A corrected request's look at its earlier request's form
+// (Call.Earlier) answers the earlier request's red invoice as jumdata
+// gives it: the amounts jumdata leaves out are not filled in from the
+// corrected request's reversal lines, nor is the form given the corrected
+// request's billId. The pipeline saves the answer as the earlier
+// request's record, whose replayed result the downstream team reads.
+func TestRedQueryEarlierFormIsNotTheCorrectedRequests(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1}}, nil)
+	// The earlier request reversed the whole blue invoice (1123.00).
+	earlier := e.acceptedRedForm("ORD-EF1", "EF-1")
+	uuid := earlier.Refs.BillNo
+	// The corrected request reverses half of one line, under a billId of
+	// its own.
+	issuedAt, err := time.ParseInLocation("2006-01-02 15:04:05", earlier.Request.RedConfirm.BlueInvoiceTime, cst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrected := redRequest(t, "EF-1", earlier.Request.RedConfirm.BlueNumber(), issuedAt, "2", partialDetail)
+	corrected.RedConfirm.BillID = "EF-1-CORRECTED"
+	call := &providers.Call{Request: corrected, Refs: earlier.Refs, SubmittedAt: earlier.SubmittedAt, Earlier: true, Accepted: true}
+
+	var out providers.Outcome
+	for range 3 {
+		if out = e.client.Query(t.Context(), call); out.Class != providers.Accepted {
+			break
+		}
+	}
+	wantClass(t, "the earlier request's form", out, providers.Issued, "200")
+	red := out.Invoices[0]
+	if red.TotalAmount.String() != "-1123.00" || red.TaxAmount.String() == "-3.00" || red.ExTaxAmount.String() == "-50.00" {
+		t.Errorf("the earlier request's red invoice has the corrected request's amounts: ex tax %q tax %q total %q",
+			red.ExTaxAmount.String(), red.TaxAmount.String(), red.TotalAmount.String())
+	}
+	if out.Refs.BillID != "EF-1" || out.Refs.BillNo != uuid || out.RedConfirm == nil || out.RedConfirm.BillID != "EF-1" {
+		t.Errorf("the earlier request's form is named refs %+v, state %+v; want billId EF-1", out.Refs, out.RedConfirm)
+	}
+	if n := e.confirms(); n != 0 {
+		t.Fatalf("%d confirmations of the earlier request's form", n)
+	}
+}
