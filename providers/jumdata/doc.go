@@ -77,7 +77,11 @@
 // taken, and a red submission has no taskId to repeat it by). Query asks
 // red-invoice/result by Refs.BillNo (200 Issued, 202 Accepted) or, without
 // a uuid, searches: red-invoice/query for a red invoice reversing lzfphm
-// since the submission, then the blue invoice's hzqrxxuuid
+// issued since the submission (with the hzmx totals for a partial
+// reversal; for a full one, not with amounts other than the blue
+// invoice's: the list dates a red invoice by its issue, so another order's
+// partial reversal made before the submission may be listed), then the
+// blue invoice's hzqrxxuuid
 // (blue-invoice/query): its latest confirmation form, which may be another
 // order's (a blue invoice reversed in parts has a form per reversal), and
 // whose red-invoice/result answers say nothing of whose it is. The form is

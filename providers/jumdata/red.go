@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -314,8 +315,13 @@ func (c *Client) readForm(ctx context.Context, t *redTask, uuid string) (provide
 //  1. red-invoice/query since the first submission: a red invoice reversing
 //     lzfphm (kjhzfpdydlzfphm), of this seller, issued no earlier than the
 //     first submission (less the clock margin) and, for a partial
-//     reversal, with hjje and hjse equal to the hzmx totals. One is Issued,
-//     several ActionRequired ("ambiguous").
+//     reversal, with hjje and hjse equal to the hzmx totals; for a full
+//     reversal, with hjje and hjse the blue invoice's negated, when both
+//     lists give them (blue-invoice/query, read then). The list dates a red
+//     invoice by its issue, not by when its form was made: another order's
+//     partial reversal, made before our submission and issued after it, is
+//     listed too, and only its amounts tell it from a full reversal. One is
+//     Issued, several ActionRequired ("ambiguous").
 //  2. Else blue-invoice/query for lzfphm on lzkprq's day: the blue invoice's
 //     hzqrxxuuid names its latest confirmation form, which may be another
 //     order's (a blue invoice reversed in parts has a form per reversal).
@@ -344,6 +350,16 @@ func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask
 		}
 		matches = append(matches, it)
 	}
+	var blues []blueItem
+	listed := false
+	if !t.partial && slices.ContainsFunc(matches, func(it redItem) bool { return it.Hjje.set && it.Hjse.set }) {
+		if blues, out, done = c.listBlue(ctx, t); !done {
+			out.RedConfirm = t.state("", out.Message)
+			return out
+		}
+		listed = true
+		matches = slices.DeleteFunc(matches, func(it redItem) bool { return !reversesWhole(it, blues, t.lzfphm) })
+	}
 	switch len(matches) {
 	case 1:
 		it := matches[0]
@@ -362,11 +378,11 @@ func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask
 
 	notFound := providers.Outcome{Class: providers.NotFound, Code: "not_found", RedConfirm: t.state("", ""),
 		Message: fmt.Sprintf("no red invoice or pending form reverses %s since %s", t.lzfphm, from)}
-	day := parseTime(t.lzkprq).Format(dateLayout)
-	blues, out, done := listAll[blueItem](ctx, c, epBlueQuery, url.Values{"kprqq": {day}, "kprqz": {day}, "fphm": {t.lzfphm}})
-	if !done {
-		out.RedConfirm = t.state("", out.Message)
-		return out
+	if !listed {
+		if blues, out, done = c.listBlue(ctx, t); !done {
+			out.RedConfirm = t.state("", out.Message)
+			return out
+		}
 	}
 	var blue *blueItem
 	for i, it := range blues {
@@ -378,6 +394,28 @@ func (c *Client) searchRed(ctx context.Context, call *providers.Call, t *redTask
 		return notFound
 	}
 	return c.latestForm(ctx, call, t, *blue, since, notFound)
+}
+
+// listBlue lists the blue invoice being reversed: blue-invoice/query for
+// lzfphm on lzkprq's day.
+func (c *Client) listBlue(ctx context.Context, t *redTask) ([]blueItem, providers.Outcome, bool) {
+	day := parseTime(t.lzkprq).Format(dateLayout)
+	return listAll[blueItem](ctx, c, epBlueQuery, url.Values{"kprqq": {day}, "kprqz": {day}, "fphm": {t.lzfphm}})
+}
+
+// reversesWhole reports whether red could be a full reversal of the blue
+// invoice lzfphm: its hjje and hjse are the blue invoice's negated, or
+// either list leaves them out (nothing then rules it out).
+func reversesWhole(red redItem, blues []blueItem, lzfphm string) bool {
+	if !red.Hjje.set || !red.Hjse.set {
+		return true
+	}
+	for _, b := range blues {
+		if string(b.Fphm) == lzfphm && b.Hjje.set && b.Hjse.set {
+			return red.Hjje.dec.Equal(b.Hjje.dec.Neg()) && red.Hjse.dec.Equal(b.Hjse.dec.Neg())
+		}
+	}
+	return true
 }
 
 // latestForm decides what the blue invoice's latest confirmation form

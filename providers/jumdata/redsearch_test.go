@@ -296,3 +296,49 @@ func TestRedSearchFailedReadTakesNoForm(t *testing.T) {
 		})
 	}
 }
+
+// TestRedSearchFullReversalTakesNoPartialRedInvoice: a full reversal whose
+// submission never reached jumdata searches red-invoice/query, which dates
+// a red invoice by its issue, not by when its form was made. Another
+// order's partial reversal, its form made before our submission and issued
+// after it, is listed there; its amounts are not the blue invoice's, so it
+// is not a full reversal, and never ours.
+func TestRedSearchFullReversalTakesNoPartialRedInvoice(t *testing.T) {
+	e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1, RedSettleAfter: 72 * time.Hour}}, nil)
+	blue := e.mustIssue("ORD-RSF")
+	theirs := e.otherPartial("RC-THEIRS", blue.InvoiceNo, blue.IssuedAt)
+	e.clock.Advance(time.Hour)
+	call := &providers.Call{Request: redRequest(t, "RC-OURS", blue.InvoiceNo, blue.IssuedAt, "2", ""), SubmittedAt: e.clock.Now()}
+	e.clock.Advance(time.Minute)
+	// The other order's form issues now, after our submission: its polls.
+	other := &providers.Call{Request: redRequest(t, "RC-THEIRS", blue.InvoiceNo, blue.IssuedAt, "2", partialDetail),
+		Refs: schemas.ProviderRefs{BillNo: theirs, ConfirmedForm: theirs}, SubmittedAt: e.clock.Now().Add(-time.Hour), Accepted: true}
+	wantClass(t, "the other order's poll", e.client.Query(t.Context(), other), providers.Accepted, "202")
+	wantClass(t, "the other order's poll", e.client.Query(t.Context(), other), providers.Issued, "200")
+	e.clock.Advance(time.Minute)
+
+	out := e.client.Query(t.Context(), call)
+	if out.Class == providers.Issued {
+		t.Fatalf("the other order's partial red invoice %s (%s) was taken for our full reversal", out.Invoices[0].InvoiceNo, out.Invoices[0].TotalAmount)
+	}
+	wantClass(t, "query", out, providers.NotFound, "not_found")
+
+	// Our own full reversal, once made and issued, is still found.
+	out = e.client.Submit(t.Context(), call)
+	if out.Class == providers.Accepted {
+		call.Refs = out.Refs
+		for i := 0; i < 3 && out.Class == providers.Accepted; i++ {
+			e.clock.Advance(time.Minute)
+			out = e.client.Query(t.Context(), call)
+		}
+	}
+	wantClass(t, "our reversal", out, providers.Issued, "200")
+	full := out.Invoices[0]
+	call.Refs = schemas.ProviderRefs{} // lost: searched again
+	e.clock.Advance(time.Minute)
+	out = e.client.Query(t.Context(), call)
+	wantClass(t, "the search for our issued reversal", out, providers.Issued, "200")
+	if got := out.Invoices[0]; got.InvoiceNo != full.InvoiceNo {
+		t.Fatalf("found %s (%s), want ours %s (%s)", got.InvoiceNo, got.TotalAmount, full.InvoiceNo, full.TotalAmount)
+	}
+}
