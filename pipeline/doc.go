@@ -114,7 +114,10 @@
 // (HeadersCutHeader says what was left out) and the body up to the
 // validator's size limit. A dead letter that still cannot be published is
 // published without body and headers on the message's last delivery, so a
-// malformed message is never put back forever.
+// malformed message is never put back forever. The reason a message is
+// terminated with, which the server takes as a message too, carries its
+// error clipped as the dead letter does (a syntax error names the JSON
+// path it is in, which a request can make over a megabyte long).
 //
 // # Streams
 //

@@ -38,6 +38,28 @@ func TestOversizedMalformedIsDeadLettered(t *testing.T) {
 	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
 }
 
+// A malformed request whose syntax error names a long path (a member name
+// of slashes, which a JSON pointer writes twice as long) is dead-lettered
+// and terminated. Its error, over a megabyte, is the termination's reason
+// too, which the server takes as a message of its own: past the payload
+// limit, the termination fails, and the request is delivered again and
+// again and never leaves the stream.
+func TestMalformedWithALongPathIsTerminated(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	body := []byte(`{"` + strings.Repeat("/", schemas.DefaultMaxBytes-5) + `":}`)
+	if len(body) != schemas.DefaultMaxBytes {
+		t.Fatalf("a request of %d bytes, not at the size limit", len(body))
+	}
+	h.publish(nuonuoSeller, body, "")
+	h.waitFor("the dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	dl := h.deadLetters()[0]
+	if dl.Reason != schemas.ReasonMalformed || dl.PayloadTruncated || dl.PayloadSize != len(body) || len(dl.Error.Message) > 2<<10 {
+		t.Fatalf("dead letter: reason %s truncated %v size %d, message of %d bytes", dl.Reason, dl.PayloadTruncated, dl.PayloadSize, len(dl.Error.Message))
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+}
+
 // A request with thousands of violations is rejected with a result that
 // lists as many as fit and says how many more there are.
 func TestThousandsOfViolationsAreRejected(t *testing.T) {

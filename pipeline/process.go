@@ -1022,11 +1022,18 @@ func (o *order) deadLetter(reason schemas.DeadLetterReason, e schemas.ErrorInfo)
 }
 
 // malformed dead-letters a message that is not a readable request and
-// terminates it: no result can be addressed for it.
+// terminates it: no result can be addressed for it. The cause may quote
+// the message itself at any length (a syntax error names the JSON path it
+// is in, a member name of half a megabyte written twice as long): the dead
+// letter and the termination's reason carry it clipped, as the server
+// takes the reason as a message of its own, and a termination past its
+// payload limit would fail, the request coming back delivery after
+// delivery and never leaving the stream.
 func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cause error) Outcome {
 	out := Outcome{Seller: seller, Event: EventMalformed}
 	now := p.cfg.Now()
-	dl := newDeadLetter(m, schemas.ReasonMalformed, seller, schemas.ErrorInfo{Code: schemas.CodeMalformed, Message: clip(cause.Error(), maxTextBytes)}, now, p.validator.MaxBytes())
+	why := clip(cause.Error(), maxTextBytes)
+	dl := newDeadLetter(m, schemas.ReasonMalformed, seller, schemas.ErrorInfo{Code: schemas.CodeMalformed, Message: why}, now, p.validator.MaxBytes())
 	err := p.pub.PublishDeadLetter(ctx, dl, deadLetterID(m))
 	if err != nil && (m.Deliveries >= p.cfg.MaxDeliver || errors.Is(err, nats.ErrMaxPayload)) {
 		// Too large for the server after all (a max_payload set below the
@@ -1042,7 +1049,7 @@ func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cau
 		out.Err = fmt.Errorf("publish dead letter: %w", err)
 		return out
 	}
-	out.Action, out.DeadLetter, out.Reason = Term, schemas.ReasonMalformed, "malformed: "+cause.Error()
+	out.Action, out.DeadLetter, out.Reason = Term, schemas.ReasonMalformed, "malformed: "+why
 	out.Err = cause
 	return out
 }
