@@ -367,7 +367,10 @@ func (l *Loop) act(jm jetstream.Msg, m *Message, out *Outcome, start time.Time) 
 		err = jm.Ack()
 		l.settled(m.StreamSeq)
 	case Term:
-		err = jm.TermWithReason(out.Reason)
+		// The server takes the reason as a message of its own: one past
+		// its payload limit would fail the termination, and the request
+		// would come back for ever.
+		err = jm.TermWithReason(clip(out.Reason, maxTextBytes))
 		l.settled(m.StreamSeq)
 	default:
 		if out.Unprocessed {
@@ -375,8 +378,11 @@ func (l *Loop) act(jm jetstream.Msg, m *Message, out *Outcome, start time.Time) 
 		}
 		err = jm.NakWithDelay(out.Delay)
 	}
-	if err != nil && out.Err == nil {
-		out.Err = fmt.Errorf("%s: %w", out.Action, err)
+	if err != nil {
+		// Said beside the outcome's own error, if any: a failed ack,
+		// term or nak brings the request back, and hiding it behind
+		// the error that decided the action hides why.
+		out.Err = errors.Join(out.Err, fmt.Errorf("%s: %w", out.Action, err))
 	}
 	took := time.Since(start)
 	l.metrics.observe(out, took)
@@ -434,7 +440,9 @@ func (l *Loop) logOutcome(m *Message, out *Outcome, took time.Duration) {
 		ev = ev.Dur("delay", out.Delay)
 	}
 	if out.Err != nil {
-		ev = ev.AnErr("error", out.Err)
+		// Clipped: an error may quote a request at any length (a syntax
+		// error names the JSON path it is in); a panic's stack fits.
+		ev = ev.Str("error", clip(out.Err.Error(), maxLoggedErrorBytes))
 	}
 	if errors.Is(out.Err, errAbandoned) {
 		ev = ev.Bool("abandoned", true)

@@ -117,7 +117,12 @@
 // malformed message is never put back forever. The reason a message is
 // terminated with, which the server takes as a message too, carries its
 // error clipped as the dead letter does (a syntax error names the JSON
-// path it is in, which a request can make over a megabyte long).
+// path it is in, which a request can make over a megabyte long), and every
+// termination's reason is clipped to 1 KiB. A provider's message is
+// clipped to 4 KiB wherever it is copied (results, records, dead letters,
+// a held seller's reason): its answers are read up to 4 MiB. The log line
+// of a processed message clips its error to 64 KiB, a panic's stack
+// included.
 //
 // # Streams
 //

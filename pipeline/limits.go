@@ -20,6 +20,12 @@ const (
 	maxListedBytes = 24 << 10
 	// maxTextBytes bounds one message copied from a request's content.
 	maxTextBytes = 1 << 10
+	// maxProviderTextBytes bounds a provider's message copied into a
+	// result, a record or a dead letter.
+	maxProviderTextBytes = 4 << 10
+	// maxLoggedErrorBytes bounds the error of a processed message's log
+	// line, a panic's stack included.
+	maxLoggedErrorBytes = 64 << 10
 	// maxHeaderBytes bounds the headers copied into a dead letter.
 	maxHeaderBytes = 16 << 10
 	// HeadersCutHeader is added to a dead letter's headers when some of the

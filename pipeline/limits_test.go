@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
 )
@@ -138,4 +139,24 @@ func TestMalformedDeadLetterFallsBackToItsBarePlace(t *testing.T) {
 		t.Errorf("%d refused publishes, want one per delivery", n)
 	}
 	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+}
+
+// A provider's refusal whose message is over a megabyte (the provider's
+// answers are read up to 4 MiB) is answered with the message clipped: the
+// result and the record must fit the server's payload limit, or the
+// request would never end.
+func TestAHugeProviderMessageIsClipped(t *testing.T) {
+	huge := strings.Repeat("税局开票异常", 1<<20/len("税局开票异常")+1)
+	h := newHarness(t, harnessOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "jumdata", Method: "blue-invoice/submit", Code: "399", Message: huge}}}}})
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "HUGE-MSG-1", nil), "")
+	r := h.waitResult(jumdataSeller, "HUGE-MSG-1", 1, 20*time.Second)[0]
+	if r.Status != schemas.StatusRejected || r.Error == nil || r.Error.ProviderCode != "399" {
+		t.Fatalf("result %s %+v; want rejected with jumdata's 399", r.Status, r.Error)
+	}
+	if n := len(r.Error.Message); n > 8<<10 || !strings.HasPrefix(r.Error.Message, "税局开票异常") {
+		t.Fatalf("the result's message has %d bytes: %.60q", n, r.Error.Message)
+	}
+	h.waitFor("request stream to empty", 10*time.Second, h.requestStreamEmpty)
 }

@@ -429,7 +429,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		rec.Attempts++
 		mergeRefs(&rec.Refs, a.Refs)
 		if a.RedConfirm != nil {
-			rec.RedConfirm = a.RedConfirm // the form as the provider shows it now, as call keeps it
+			rec.RedConfirm = formState(a.RedConfirm) // the form as the provider shows it now, as call keeps it
 		}
 		rec.State, rec.Invoices, rec.LastError, rec.CompletedAt = schemas.StateIssued, a.Invoices, nil, o.now
 		if failedInPart {
@@ -446,7 +446,7 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 		nums := invoiceNumbers(a.Invoices)
 		if failedInPart {
 			conflict("the provider issued part of it (invoice %v) and failed the rest (%s), so this request was not sent. Replaying the earlier request's dead letter publishes its rejected result with those invoices; a reissue request issues the rest; to change the invoices, red-confirm them and use a new order number",
-				nums, a.Message)
+				nums, describe(a))
 			return false, answered
 		}
 		conflict("the provider has issued it after all (invoice %v), so this request was not sent. Replaying the earlier request's dead letter publishes its issued result; to change the invoice, red-confirm it and use a new order number",
@@ -581,11 +581,19 @@ func (o *order) call(ctx context.Context, f func(context.Context, *providers.Cal
 		o.rec.Accepted = true
 	}
 	if a.RedConfirm != nil {
-		o.rec.RedConfirm = a.RedConfirm
+		o.rec.RedConfirm = formState(a.RedConfirm)
 	}
 	o.out.Attempts = o.rec.Attempts
 	o.out.ProviderCode = a.Code
 	return a
+}
+
+// formState is a copy of a red confirmation form's state as a record
+// keeps it, its provider's message clipped (describe).
+func formState(rc *schemas.RedConfirmState) *schemas.RedConfirmState {
+	c := *rc
+	c.Message = clip(c.Message, maxProviderTextBytes)
+	return &c
 }
 
 func mergeRefs(dst *schemas.ProviderRefs, src schemas.ProviderRefs) {
@@ -725,12 +733,16 @@ func providerError(code schemas.ErrorCode, a providers.Outcome) *schemas.ErrorIn
 	return &schemas.ErrorInfo{Code: code, Message: describe(a), ProviderCode: a.Code}
 }
 
+// describe says what the provider answered, clipped: its answers are read
+// up to 4 MiB, and a message of a megabyte would take the result, the
+// order's record and the dead letter past the server's payload limit, and
+// the request would never end.
 func describe(a providers.Outcome) string {
 	switch {
 	case a.Message != "":
-		return a.Message
+		return clip(a.Message, maxProviderTextBytes)
 	case a.Err != nil:
-		return a.Err.Error()
+		return clip(a.Err.Error(), maxProviderTextBytes)
 	case a.Code != "":
 		return "provider answered " + a.Code
 	}
