@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,7 +84,26 @@ type Metrics struct {
 	// 1001-1006 the partner's side or a document not available yet, 1007
 	// too many queries at once, 1500 the consumer's side.
 	PartnerAnswers *prometheus.CounterVec
+
+	// callCodes are the answer codes ProviderCalls has a series for, by
+	// provider (callCodeLabel).
+	callCodesMu sync.Mutex
+	callCodes   map[string]map[string]bool
 }
+
+// maxCallCodes is the number of answer codes of one provider that get a
+// series of their own in ProviderCalls; the codes after them, and any code
+// longer than maxCallCodeBytes, are counted as CallCodeOther. The codes
+// come from the provider's answers: one answering a new code every time
+// must not grow the series without bound.
+const (
+	maxCallCodes     = 100
+	maxCallCodeBytes = 32
+)
+
+// CallCodeOther is the code label of the provider calls whose answer code
+// did not get a series of its own (maxCallCodes).
+const CallCodeOther = "other"
 
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -170,7 +190,33 @@ func (m *Metrics) ObserveCall(provider, method, code string, took time.Duration)
 	if m == nil {
 		return
 	}
-	m.ProviderCalls.WithLabelValues(provider, method, code).Observe(took.Seconds())
+	m.ProviderCalls.WithLabelValues(provider, method, m.callCodeLabel(provider, code)).Observe(took.Seconds())
+}
+
+// callCodeLabel is code, or CallCodeOther once provider has answered
+// maxCallCodes other codes, or when code is too long to be one.
+func (m *Metrics) callCodeLabel(provider, code string) string {
+	if len(code) > maxCallCodeBytes {
+		return CallCodeOther
+	}
+	m.callCodesMu.Lock()
+	defer m.callCodesMu.Unlock()
+	seen := m.callCodes[provider]
+	switch {
+	case seen[code]:
+		return code
+	case len(seen) >= maxCallCodes:
+		return CallCodeOther
+	}
+	if seen == nil {
+		if m.callCodes == nil {
+			m.callCodes = map[string]map[string]bool{}
+		}
+		seen = map[string]bool{}
+		m.callCodes[provider] = seen
+	}
+	seen[code] = true
+	return code
 }
 
 // TimedStore returns st with the latency of its Put and PutPatient calls

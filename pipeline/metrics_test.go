@@ -1,6 +1,8 @@
 package pipeline_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +93,47 @@ func TestAlertedCountersStartAtZero(t *testing.T) {
 		if v, ok := series[want]; !ok || v != 0 {
 			t.Errorf("%s: exported %v, value %v; want it at 0 from the start", want, ok, v)
 		}
+	}
+}
+
+// A provider answering a new code at every call (or a code of any length)
+// gets a bounded number of provider-call series: after the first hundred
+// codes, and for a code too long to be one, the calls are counted under
+// "other". The codes it answered before keep their series, and another
+// provider's codes are counted apart.
+func TestProviderCallCodesAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := pipeline.NewMetrics(reg)
+	for i := range 1000 {
+		m.ObserveCall("jumdata", "blue-invoice/submit", fmt.Sprintf("E%04d", i), time.Millisecond)
+	}
+	m.ObserveCall("jumdata", "blue-invoice/submit", "E0000", time.Millisecond)
+	m.ObserveCall("jumdata", "blue-invoice/submit", strings.Repeat("9", 33), time.Millisecond)
+	m.ObserveCall("nuonuo", "requestBillingNew", "E9106", time.Millisecond)
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{} // by provider/code
+	series := map[string]int{}    // by provider
+	for _, f := range families {
+		if f.GetName() != "invoice_provider_call_seconds" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			series[labels["provider"]]++
+			counts[labels["provider"]+"/"+labels["code"]] = mt.GetHistogram().GetSampleCount()
+		}
+	}
+	if series["jumdata"] != 101 || series["nuonuo"] != 1 {
+		t.Errorf("series by provider %v; want jumdata 101 (100 codes and other), nuonuo 1", series)
+	}
+	if counts["jumdata/other"] != 901 || counts["jumdata/E0000"] != 2 || counts["nuonuo/E9106"] != 1 {
+		t.Errorf("other %d, E0000 %d, nuonuo E9106 %d; want 901, 2, 1", counts["jumdata/other"], counts["jumdata/E0000"], counts["nuonuo/E9106"])
 	}
 }
