@@ -114,7 +114,9 @@
 // not say whether the form waits for the seller or for the buyer; a form
 // waiting for the buyer has the confirmation refused, and the refusal (399,
 // 400, a code the table does not list, 404) is kept in the form's message
-// while it is polled as before. A corrected
+// while it is polled as before; so is 601 or 604, the endpoint not enabled
+// for the account, which holds no seller (a person confirms the form in the
+// tax bureau's system). A corrected
 // request's look at an earlier form (providers.Call.Earlier) and a request
 // only finished (LookOnly) never confirm; the former answers the earlier
 // form's red invoice with the amounts jumdata gives and the earlier

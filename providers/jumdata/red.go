@@ -255,15 +255,27 @@ func (c *Client) confirmRed(ctx context.Context, t *redTask, uuid string, waitin
 	// answer about the form, a refusal like 399, and sending it again at
 	// every poll, each a Retry counted against the delivery limit, would
 	// give up a form that waits for the buyer.
+	//
+	// 601 and 604 (the endpoint not enabled, or disabled, for the
+	// account) say the same of every form, and nothing of the seller's
+	// other calls: holding the seller for them would stop its blue
+	// invoices too. The form waits, confirmed by a person in the tax
+	// bureau's own system or by the buyer, and the confirmation is not
+	// sent again.
 	_, listed := table[r.row]
+	notEnabled := r.row == "601" || r.row == "604"
 	switch {
 	case out.Class == providers.Retry && listed,
-		out.Class == providers.ActionRequired && r.row != "404" && r.row != rowHTTPOther:
+		out.Class == providers.ActionRequired && r.row != "404" && r.row != rowHTTPOther && !notEnabled:
 		out.Refs, out.RedConfirm = t.refs(uuid), t.state(uuid, out.Message)
 		out.Message = "red-confirmation/confirm: " + out.Message
 		return out
 	}
 	waiting.Refs.ConfirmedForm = uuid
+	if notEnabled {
+		restate(&waiting, fmt.Sprintf("%s; the seller's confirmation could not be sent (%s %s: red-confirmation/confirm is not enabled for the account): the form waits for the seller's confirmation in the tax bureau's system, or for the buyer", waiting.Message, r.code, out.Message))
+		return waiting
+	}
 	restate(&waiting, fmt.Sprintf("%s; the seller's confirmation was refused (%s %s): the form waits for the buyer", waiting.Message, r.code, out.Message))
 	return waiting
 }

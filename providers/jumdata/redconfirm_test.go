@@ -225,3 +225,32 @@ func TestRedQueryEarlierFormIsNotTheCorrectedRequests(t *testing.T) {
 		t.Fatalf("%d confirmations of the earlier request's form", n)
 	}
 }
+
+// The confirmation endpoint not enabled (601) or disabled (604) for the
+// account says nothing of the seller's other calls: the seller is not held
+// (its blue invoices go on), and the form waits, the confirmation never
+// sent again, with a message that says what a person has to do.
+func TestRedConfirmationNotEnabledDoesNotHoldTheSeller(t *testing.T) {
+	for _, code := range []string{"601", "604"} {
+		t.Run(code, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{Jumdata: sandbox.JumdataConfig{RedAwait: sandbox.RedAwaitSeller, RedPendingPolls: 4}}, nil)
+			call := e.acceptedRedForm("ORD-NE"+code, "NE-"+code)
+			uuid := call.Refs.BillNo
+			e.clock.Advance(jumdata.DefaultRedConfirmAfter)
+			e.sb.SetFaults(sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", Method: "red-confirmation/confirm", Code: code, Message: "接口未开通", Times: 10}}})
+
+			out := e.pollRed(call)
+			wantClass(t, "poll with the confirmation not enabled", out, providers.Accepted, "202")
+			if out.Refs.ConfirmedForm != uuid || !strings.Contains(out.Message, "not enabled for the account") {
+				t.Fatalf("refs %+v message %q", out.Refs, out.Message)
+			}
+			confirmed := e.confirms()
+			for range 3 {
+				wantClass(t, "later poll", e.pollRed(call), providers.Accepted, "202")
+			}
+			if confirmed += e.confirms(); confirmed != 1 {
+				t.Fatalf("%d confirmations, want 1", confirmed)
+			}
+		})
+	}
+}
