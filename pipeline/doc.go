@@ -83,7 +83,11 @@
 // same outcome after a crash is deduplicated (within the streams'
 // Duplicates window, 10 minutes by default), an outcome that changed
 // between two deliveries of one message is published too, and a second
-// copy of a request gets its own, identical, result.
+// copy of a request gets its own, identical, result. The action_required
+// result is the exception: one is published per episode of a seller's
+// hold, under "action:<seller>:<episode>" (a number taken from the
+// episode's start, in Unix nanoseconds), so that a hold that starts again
+// after it ended is announced again, whichever request meets it.
 //
 // # Throughput
 //
