@@ -85,9 +85,10 @@
 // between two deliveries of one message is published too, and a second
 // copy of a request gets its own, identical, result. The action_required
 // result is the exception: one is published per episode of a seller's
-// hold, under "action:<seller>:<episode>" (a number taken from the
-// episode's start, in Unix nanoseconds), so that a hold that starts again
-// after it ended is announced again, whichever request meets it.
+// hold, under "action:<seller>:<episode>" (the episode's start in Unix
+// nanoseconds, or one more than the last episode's number when that is
+// larger), so that a hold that starts again after it ended is announced
+// again, whichever request meets it.
 //
 // # Throughput
 //
