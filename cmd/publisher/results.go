@@ -76,7 +76,7 @@ func checkSellerFilter(fs *pflag.FlagSet) error {
 	}
 	for _, v := range values {
 		if strings.TrimSpace(v) == "" {
-			return usageError("--seller %q is empty, which would select every seller (an unset variable?): name a seller, or leave --seller out to mean all of them", f.Value.String())
+			return usageError("--seller %q is empty, which would select every seller (an unset variable?): name a seller, or leave --seller out to mean all of them", v)
 		}
 	}
 	return nil
