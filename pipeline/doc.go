@@ -83,12 +83,14 @@
 // same outcome after a crash is deduplicated (within the streams'
 // Duplicates window, 10 minutes by default), an outcome that changed
 // between two deliveries of one message is published too, and a second
-// copy of a request gets its own, identical, result. The action_required
-// result is the exception: one is published per episode of a seller's
-// hold, under "action:<seller>:<episode>" (the episode's start in Unix
-// nanoseconds, or one more than the last episode's number when that is
-// larger), so that a hold that starts again after it ended is announced
-// again, whichever request meets it.
+// copy of a request gets its own, identical, result. A delivery after the
+// window publishes the result again under the same id, and the stream
+// keeps both: subscribers are told to act on results idempotently (README,
+// Results). The action_required result is the exception: one is published
+// per episode of a seller's hold, under "action:<seller>:<episode>" (the
+// episode's start in Unix nanoseconds, or one more than the last episode's
+// number when that is larger), so that a hold that starts again after it
+// ended is announced again, whichever request meets it.
 //
 // # Throughput
 //

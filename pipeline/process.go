@@ -36,7 +36,8 @@ type Store interface {
 // Publisher publishes result events and dead letters. Each call returns
 // once the stream has acknowledged the message; msgID is its Nats-Msg-Id, so
 // that publishing the same event again (after a crash) is deduplicated by
-// the stream. Safe for concurrent use.
+// the stream within its duplicate window (Topology.Duplicates); after it,
+// the stream keeps the event twice. Safe for concurrent use.
 type Publisher interface {
 	PublishResult(ctx context.Context, res *schemas.Result, msgID string) error
 	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
