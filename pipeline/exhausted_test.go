@@ -293,11 +293,17 @@ func (s panicAfterPatientSave) PutPatient(ctx context.Context, rec schemas.Order
 // store and pub as its publisher, started as the consumer starts it.
 func pipelineOver(t *testing.T, h *harness, cfg pipeline.Config, st pipeline.Store, pub pipeline.Publisher) *pipeline.Pipeline {
 	t.Helper()
+	return pipelineOverProviders(t, h, cfg, st, pub, h.provs)
+}
+
+// pipelineOverProviders is pipelineOver with the providers provs.
+func pipelineOverProviders(t *testing.T, h *harness, cfg pipeline.Config, st pipeline.Store, pub pipeline.Publisher, provs pipeline.ProviderMap) *pipeline.Pipeline {
+	t.Helper()
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(cfg, v, st, pub, h.provs)
+	p, err := pipeline.New(cfg, v, st, pub, provs)
 	if err != nil {
 		t.Fatal(err)
 	}

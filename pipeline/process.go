@@ -257,6 +257,7 @@ func (o *order) run(ctx context.Context) {
 		old = &stored
 		o.out.Attempts = stored.Attempts
 		if stored.Fingerprint == o.d.Fingerprint {
+			o.restartReplayed(&stored)
 			o.prior = &stored
 		}
 	}
@@ -352,6 +353,29 @@ func (o *order) run(ctx context.Context) {
 		o.p.holds.release(o.key.Seller) // the provider answered the probe
 	}
 	o.apply(ctx, answer)
+}
+
+// restartReplayed starts the counts of rec, this request's unfinished
+// order, afresh (OrderRecord.RestartCounts) when the request is a replayed
+// dead letter (HeaderReplayOf) and the record was last written before the
+// request was published. The counts are then those of the request given up,
+// which giveUp restarts when it saves the order as failed, but which a
+// give-up that could not write the record left as they were: the order
+// store could not be read (a waiting form's request is given up so twice
+// RedConfirmWait after its publication), or a delivery panicked (panicked
+// leaves the order as the store has it). Without this, the replay of such a
+// form would be given up at its first answer, its old wait being over, and
+// a replay of any other order would keep the backoff and polling schedule
+// where the request given up left them. Once a delivery of the replay has
+// written the record, its counts are the replay's own and are kept (a
+// delivery that ends before writing, a held seller's, restarts the same
+// old counts again). UpdatedAt is the consumer's clock and PublishedAt the
+// server's: a dead letter is replayed well after its request's last write.
+func (o *order) restartReplayed(rec *schemas.OrderRecord) {
+	if rec.State.Finished() || len(o.m.Header[HeaderReplayOf]) == 0 || !rec.UpdatedAt.Before(o.m.PublishedAt) {
+		return
+	}
+	rec.RestartCounts()
 }
 
 // busy puts back a delivery whose order another delivery in this process

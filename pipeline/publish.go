@@ -21,7 +21,9 @@ const (
 	HeaderStatus  = "Invoice-Status"
 	HeaderReason  = "Invoice-Dlq-Reason"
 	// HeaderReplayOf marks a request republished from a dead letter; its
-	// value is the dead letter's stream sequence.
+	// value is the dead letter's stream sequence. Such a request starts
+	// its order's counts afresh when the give-up could not (see
+	// order.restartReplayed).
 	HeaderReplayOf = "Invoice-Replay-Of"
 )
 

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A red confirmation form waits for the other party to confirm it, up to
@@ -203,6 +206,94 @@ func TestUnreadableRecordPastTheWaitIsGivenUp(t *testing.T) {
 	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
 		t.Fatalf("past the wait: %s %s, dead letter %q; want given up", out.Action, out.Event, out.DeadLetter)
 	}
+}
+
+// A waiting form given up without its record written keeps the counts of
+// the request given up: the order store could not be read for twice
+// RedConfirmWait after the request's publication, or a delivery panicked
+// (a waiting form's deliveries are past MaxDeliver, so its first panic
+// gives it up). Its dead letter, replayed once the cause is fixed and the
+// old wait is over, waits for the buyer afresh, as the replay of any other
+// give-up does, rather than being given up again at its first answer; the
+// replay's own deliveries then count, and its own wait ends it.
+func TestReplayOfAFormGivenUpUnrecordedWaitsAfresh(t *testing.T) {
+	for _, cause := range []string{"the record unreadable", "a panic"} {
+		t.Run(cause, func(t *testing.T) {
+			cfg := fast
+			cfg.MaxDeliver = 3
+			cfg.RedConfirmWait = time.Second
+			h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
+			st := &failingGets{Store: h.db}
+			p := firstRun(t, h, cfg, st, nil, false)
+			key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "RC-UNREC-J"}
+			body := redConfirmRequest(t, jumdataSeller, key.OrderNo, issuedBlue(t, h, p, "BLUE-UNREC-J"))
+			raw := publishRaw(t, h, jumdataSeller, body)
+			d := 1
+			for ; d <= cfg.MaxDeliver+1; d++ {
+				if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+					t.Fatalf("delivery %d: %s %s", d, out.Action, out.Event)
+				}
+			}
+			buggy := p
+			if cause == "a panic" {
+				provs := pipeline.ProviderMap{jumdataSeller: panicky{h.provs[jumdataSeller]}}
+				buggy = pipelineOverProviders(t, h, cfg, h.db, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), provs)
+			} else {
+				st.fail.Store(true)
+				time.Sleep(time.Until(raw.Time.Add(2 * cfg.RedConfirmWait)))
+			}
+			var out pipeline.Outcome
+			for ; out.Action != pipeline.Term; d++ {
+				if d > 20 {
+					t.Fatalf("not given up by delivery %d: %s %s", d, out.Action, out.Event)
+				}
+				out = deliverRaw(t, buggy, raw, d)
+			}
+			st.fail.Store(false)
+			rec, _, err := h.db.Get(context.Background(), key)
+			if err != nil || rec.State != schemas.StateAccepted || rec.WaitingSince.IsZero() {
+				t.Fatalf("after the give-up: %s, waiting since %v (%v); want the record left as it was", rec.State, rec.WaitingSince, err)
+			}
+			time.Sleep(time.Until(rec.WaitingSince.Add(cfg.RedConfirmWait))) // the old wait is over
+
+			replay := publishReplayed(t, h, jumdataSeller, body, 1)
+			for r := 1; r <= 2; r++ {
+				if out = deliverRaw(t, p, replay, r); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+					t.Fatalf("replay delivery %d: %s %s %q %s; want put back, waiting afresh", r, out.Action, out.Event, out.DeadLetter, out.Reason)
+				}
+				rec, _, _ = h.db.Get(context.Background(), key)
+				if rec.WaitPolls != r || rec.WaitingSince.Before(replay.Time) {
+					t.Fatalf("replay delivery %d: %d wait polls, waiting since %v; want %d since the replay (%v)", r, rec.WaitPolls, rec.WaitingSince, r, replay.Time)
+				}
+			}
+			time.Sleep(time.Until(rec.WaitingSince.Add(cfg.RedConfirmWait)))
+			if out = deliverRaw(t, p, replay, 3); out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
+				t.Fatalf("the replay past its own wait: %s %s %q; want given up", out.Action, out.Event, out.DeadLetter)
+			}
+		})
+	}
+}
+
+// publishReplayed publishes data as publisher dlq replay republishes the
+// request of dead letter #deadLetter, and returns it as the stream holds it.
+func publishReplayed(t *testing.T, h *harness, seller string, data []byte, deadLetter uint64) *jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	m := &nats.Msg{Subject: schemas.Subjects{}.Request(seller), Data: data, Header: nats.Header{}}
+	m.Header.Set(pipeline.HeaderReplayOf, strconv.FormatUint(deadLetter, 10))
+	ack, err := h.obs.PublishMsg(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 // issuedBlue issues a jumdata blue invoice for orderNo through p and returns

@@ -141,7 +141,7 @@ func crashWhile(t *testing.T, p *pipeline.Pipeline, m *pipeline.Message, putBack
 // waits for its result's acknowledgement.
 func deliverRaw(t *testing.T, p *pipeline.Pipeline, raw *jetstream.RawStreamMsg, deliveries int) pipeline.Outcome {
 	t.Helper()
-	out := p.Process(context.Background(), &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Stream: pipeline.DefaultRequestStream,
+	out := p.Process(context.Background(), &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Header: raw.Header, Stream: pipeline.DefaultRequestStream,
 		StreamSeq: raw.Sequence, Deliveries: deliveries, PublishedAt: raw.Time})
 	if out.Published != nil {
 		_ = out.Published(context.Background())

@@ -116,8 +116,9 @@ type OrderRecord struct {
 	// confirming a red confirmation form); they do not count against the
 	// request's deliveries. WaitingSince is when it first said so. Both
 	// start again when the order is given up, so that a replay starts
-	// afresh; the order is polled until pipeline.Config.RedConfirmWait after
-	// WaitingSince.
+	// afresh (or at the replay, when the give-up could not write the
+	// record); the order is polled until pipeline.Config.RedConfirmWait
+	// after WaitingSince.
 	WaitPolls    int       `json:"waitPolls,omitempty"`
 	WaitingSince time.Time `json:"waitingSince,omitzero"`
 	// Answers counts the deliveries that ended with the provider's answer
@@ -317,7 +318,8 @@ func Decide(rec *OrderRecord, fingerprint string) Decision {
 // RestartCounts sets the counts of an order's deliveries to zero (the
 // backoff's Failures, the polling schedule's Polls, the wait's WaitPolls and
 // WaitingSince, the Answers budget), as when the order is given up, so that
-// a later request for it starts them afresh.
+// a later request for it starts them afresh, or as when a replayed dead
+// letter resumes an order whose give-up could not write its record.
 func (r *OrderRecord) RestartCounts() {
 	r.Failures, r.Polls, r.WaitPolls, r.WaitingSince, r.Answers = 0, 0, 0, time.Time{}, 0
 }
