@@ -52,13 +52,14 @@ with its stored result; a "failed" order resumes, the consumer asking the
 provider about it before submitting anything.
 
 A malformed message is dead-lettered again when replayed, unless what made
-it unreadable changed (for example the consumer's --max-request-bytes); a
-replay scan stops at the end of the stream as it was when it began, so it
-never replays what it caused.
+it unreadable changed (a consumer built since reads it); a replay scan stops
+at the end of the stream as it was when it began, so it never replays what
+it caused.
 
 Dead letters whose payload was truncated (larger than the consumer's request
-limit) cannot be replayed: they are reported, and the order system must send
-the request again. --reason and --seller may be combined, and --since narrows
+limit) cannot be replayed, even after the limit is raised: the dead letter
+keeps the payload only up to the limit it broke. They are reported, and the
+order system must send the request again. --reason and --seller may be combined, and --since narrows
 any selection but --seq.
 
 Exit status: 0 everything selected was replayed or had been, 1 something was
