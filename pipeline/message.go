@@ -97,6 +97,11 @@ type Outcome struct {
 	// saved, and Published is set from the start: a Nak whose save failed
 	// may carry it too, and need not wait for it.
 	Published func(ctx context.Context) error
+
+	// waitPolls is the order record's WaitPolls as the delivery read it:
+	// the deliveries that did not count against MaxDeliver, which
+	// Pipeline.panicked leaves out as order.exhausted does.
+	waitPolls int
 }
 
 // The events of Outcome.Event.

@@ -259,6 +259,7 @@ func (o *order) run(ctx context.Context) {
 		if stored.Fingerprint == o.d.Fingerprint {
 			o.restartReplayed(&stored)
 			o.prior = &stored
+			o.out.waitPolls = stored.WaitPolls
 		}
 	}
 	decision := schemas.Decide(old, o.d.Fingerprint)
@@ -1093,9 +1094,10 @@ func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cau
 
 // panicked answers a delivery whose processing panicked (a bug; cause
 // holds the stack). Like any error it is put back, until the delivery
-// limit: then the request is given up as retries_exhausted with a dead
-// letter, and terminated, so that a request that panics every time does
-// not come back for ever. Its order stays as the store has it (an order
+// limit (the deliveries that polled a form waiting for the buyer left
+// out, as far as the delivery read its record): then the request is given
+// up as retries_exhausted with a dead letter, and terminated, so that a
+// request that panics every time does not come back for ever. Its order stays as the store has it (an order
 // submitted without a claim and known only to memory is recorded first,
 // or the request put back while the store refuses), and a replay of the
 // dead letter resumes it.
@@ -1120,7 +1122,10 @@ func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cau
 func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, fingerprint string, cause error) (out Outcome) {
 	out = Outcome{Seller: before.Seller, OrderNo: before.OrderNo, Kind: before.Kind,
 		Action: Nak, Delay: p.cfg.retryDelay(m.Deliveries, 0), Event: EventError, Err: cause}
-	if m.Deliveries < p.cfg.MaxDeliver {
+	// A form waiting for the buyer is past MaxDeliver deliveries (its
+	// polls do not count: order.exhausted); as read before the panic, they
+	// do not count here either, or its first panic would give it up.
+	if m.Deliveries-before.waitPolls < p.cfg.MaxDeliver {
 		return out
 	}
 	// An action_required result is not final: giving up follows it with a

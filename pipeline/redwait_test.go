@@ -210,9 +210,8 @@ func TestUnreadableRecordPastTheWaitIsGivenUp(t *testing.T) {
 
 // A waiting form given up without its record written keeps the counts of
 // the request given up: the order store could not be read for twice
-// RedConfirmWait after the request's publication, or a delivery panicked
-// (a waiting form's deliveries are past MaxDeliver, so its first panic
-// gives it up). Its dead letter, replayed once the cause is fixed and the
+// RedConfirmWait after the request's publication, or MaxDeliver of its
+// deliveries panicked. Its dead letter, replayed once the cause is fixed and the
 // old wait is over, waits for the buyer afresh, as the replay of any other
 // give-up does, rather than being given up again at its first answer; the
 // replay's own deliveries then count, and its own wait ends it.
@@ -401,5 +400,34 @@ func TestJumdataRedFormAwaitingTheSellerIsIssued(t *testing.T) {
 	}
 	if st := h.sb.Stats(); len(st.Duplicates) != 0 {
 		t.Fatalf("duplicates %v", st.Duplicates)
+	}
+}
+
+// A form waiting for the buyer is past MaxDeliver deliveries, its polls not
+// counted; a delivery that panics (a bug) is put back as any other
+// failure, and the request is given up only once MaxDeliver deliveries
+// that were not polls have panicked.
+func TestAWaitingFormIsNotGivenUpAtItsFirstPanic(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	cfg.RedConfirmWait = time.Hour
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Jumdata: sandbox.JumdataConfig{RedPendingPolls: 1000}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	raw := publishRaw(t, h, jumdataSeller, redConfirmRequest(t, jumdataSeller, "RC-PANIC-W", issuedBlue(t, h, p, "BLUE-PANIC-W")))
+	d := 1
+	for ; d <= cfg.MaxDeliver+2; d++ {
+		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+			t.Fatalf("delivery %d: %s %s", d, out.Action, out.Event)
+		}
+	}
+	provs := pipeline.ProviderMap{jumdataSeller: panicky{h.provs[jumdataSeller]}}
+	buggy := pipelineOverProviders(t, h, cfg, h.db, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}), provs)
+	for i := 1; i < cfg.MaxDeliver; i, d = i+1, d+1 {
+		if out := deliverRaw(t, buggy, raw, d); out.Action != pipeline.Nak || out.DeadLetter != "" {
+			t.Fatalf("panic %d (delivery %d): %s %s, dead letter %q; want put back", i, d, out.Action, out.Event, out.DeadLetter)
+		}
+	}
+	if out := deliverRaw(t, buggy, raw, d); out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
+		t.Fatalf("panic %d (delivery %d): %s %s, dead letter %q; want given up", cfg.MaxDeliver, d, out.Action, out.Event, out.DeadLetter)
 	}
 }
