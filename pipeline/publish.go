@@ -32,6 +32,30 @@ const (
 type JetStreamPublisher struct {
 	js       jetstream.JetStream
 	subjects schemas.Subjects
+	// resultStream and deadLetterStream, when set, are the streams the
+	// server must store results and dead letters in (ExpectStreams).
+	resultStream, deadLetterStream string
+}
+
+// ExpectStreams makes every publish name the stream that must store it
+// (the Nats-Expected-Stream header): results, and dead letters. An operator
+// who moved their subjects into another stream would otherwise have them
+// acknowledged by that stream while the subscribers of the results stream
+// never see them; the server refuses such a publish instead, and the
+// request is put back. An empty name expects none. It returns p.
+func (p *JetStreamPublisher) ExpectStreams(results, deadLetters string) *JetStreamPublisher {
+	p.resultStream, p.deadLetterStream = results, deadLetters
+	return p
+}
+
+// publishOpts are the options of a publish under msgID to stream (none
+// expected when empty).
+func publishOpts(msgID, stream string) []jetstream.PublishOpt {
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID)}
+	if stream != "" {
+		opts = append(opts, jetstream.WithExpectStream(stream))
+	}
+	return opts
 }
 
 // MaxPendingPublishes bounds the results published asynchronously and not
@@ -71,7 +95,7 @@ func (p *JetStreamPublisher) PublishResult(ctx context.Context, res *schemas.Res
 	if err != nil {
 		return err
 	}
-	if err := p.publish(ctx, msg, msgID); err != nil {
+	if err := p.publish(ctx, msg, msgID, p.resultStream); err != nil {
 		return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, err)
 	}
 	return nil
@@ -86,7 +110,7 @@ func (p *JetStreamPublisher) PublishResultAsync(res *schemas.Result, msgID strin
 	if err != nil {
 		return func(context.Context) error { return err }
 	}
-	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID))
+	fut, err := p.js.PublishMsgAsync(msg, publishOpts(msgID, p.resultStream)...)
 	return func(ctx context.Context) error {
 		if err == nil {
 			select {
@@ -114,7 +138,7 @@ func (p *JetStreamPublisher) PublishDeadLetter(ctx context.Context, dl *schemas.
 	}
 	msg.Header.Set(HeaderReason, string(dl.Reason))
 	msg.Header.Set("Invoice-Original-Seq", strconv.FormatUint(dl.OriginalSeq, 10))
-	if err := p.publish(ctx, msg, msgID); err != nil {
+	if err := p.publish(ctx, msg, msgID, p.deadLetterStream); err != nil {
 		return fmt.Errorf("publish %s dead letter of %s #%d: %w", dl.Reason, dl.OriginalStream, dl.OriginalSeq, err)
 	}
 	return nil
@@ -127,12 +151,12 @@ func (p *JetStreamPublisher) PublishDeadLetter(ctx context.Context, dl *schemas.
 // Nats-Msg-Id, which the stream deduplicates, until ctx ends.
 const PublishAttempt = 5 * time.Second
 
-// publish publishes msg under msgID and waits for its acknowledgement,
-// retrying lost or unanswered attempts.
-func (p *JetStreamPublisher) publish(ctx context.Context, msg *nats.Msg, msgID string) error {
+// publish publishes msg under msgID (to stream, when not empty) and waits
+// for its acknowledgement, retrying lost or unanswered attempts.
+func (p *JetStreamPublisher) publish(ctx context.Context, msg *nats.Msg, msgID, stream string) error {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, PublishAttempt)
-		_, err := p.js.PublishMsg(actx, msg, jetstream.WithMsgID(msgID))
+		_, err := p.js.PublishMsg(actx, msg, publishOpts(msgID, stream)...)
 		cancel()
 		if err == nil {
 			return nil

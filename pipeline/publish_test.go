@@ -2,11 +2,13 @@ package pipeline_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestPublishWaitsForTheStream: a result published while its stream is not
@@ -52,5 +54,76 @@ func TestPublishWaitsForTheStream(t *testing.T) {
 	nowhere := pipeline.NewJetStreamPublisher(js, schemas.Subjects{Prefix: "nostream"})
 	if err := nowhere.PublishResult(short, res, "result:TEST:2"); err == nil {
 		t.Fatal("publish outside every stream succeeded")
+	}
+}
+
+// TestPublishExpectsItsStreams: an operator moved the results' subjects
+// out of the results stream into another one. A publisher that expects its
+// streams (as the consumer's does) has such a result refused, so that its
+// request is put back rather than acknowledged while the results stream's
+// subscribers never see it; the async publish as much as the sync one, and
+// dead letters too. Results published to the right stream still pass.
+func TestPublishExpectsItsStreams(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := (pipeline.Topology{}).Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	pub := pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).ExpectStreams(pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream)
+	res := &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: nuonuoSeller, OrderNo: "MOVED-1",
+		Kind: schemas.KindIssue, Status: schemas.StatusIssued, Invoices: []schemas.Invoice{}}
+	if err := pub.PublishResult(ctx, res, "result:TEST:1"); err != nil {
+		t.Fatalf("publish to the results stream: %v", err)
+	}
+	dl := &schemas.DeadLetter{SchemaVersion: schemas.SchemaVersion, Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OriginalStream: "TEST", OriginalSeq: 1}
+	if err := pub.PublishDeadLetter(ctx, dl, "dlq:TEST:1"); err != nil {
+		t.Fatalf("publish to the dead-letter stream: %v", err)
+	}
+
+	// The operator's edit: the results stream gives up its subjects, and
+	// another stream takes them (and the dead letters').
+	results, err := js.Stream(ctx, pipeline.DefaultResultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcfg := results.CachedInfo().Config
+	moved := rcfg.Subjects
+	rcfg.Subjects = []string{"elsewhere.>"}
+	if _, err := js.UpdateStream(ctx, rcfg); err != nil {
+		t.Fatal(err)
+	}
+	dlqs, err := js.Stream(ctx, pipeline.DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcfg := dlqs.CachedInfo().Config
+	movedDL := dcfg.Subjects
+	dcfg.Subjects = []string{"elsewhere-dlq.>"}
+	if _, err := js.UpdateStream(ctx, dcfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OPERATORS", Subjects: append(moved, movedDL...)}); err != nil {
+		t.Fatal(err)
+	}
+
+	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
+	defer cancelShort()
+	res.OrderNo = "MOVED-2"
+	if err := pub.PublishResult(short, res, "result:TEST:2"); err == nil || !strings.Contains(err.Error(), "expected stream does not match") {
+		t.Errorf("a result stored by another stream: %v; want refused, expected stream does not match", err)
+	}
+	if err := pub.PublishResultAsync(res, "result:TEST:3")(short); err == nil {
+		t.Error("an async result stored by another stream was taken as published")
+	}
+	dl.OriginalSeq = 2
+	if err := pub.PublishDeadLetter(short, dl, "dlq:TEST:2"); err == nil {
+		t.Error("a dead letter stored by another stream was taken as published")
+	}
+	// Without the expectation, the other stream takes them: what the
+	// consumer did before.
+	loose := pipeline.NewJetStreamPublisher(js, schemas.Subjects{})
+	if err := loose.PublishResult(short, res, "result:TEST:4"); err != nil {
+		t.Fatalf("publish without an expected stream: %v", err)
 	}
 }

@@ -127,7 +127,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.New(pipeline.Config{Subjects: subjects, MaxDeliver: o.maxDeliver, RedConfirmWait: o.redWait}, validator, metrics.TimedStore(db), pipeline.NewJetStreamPublisher(js, subjects), provs)
+	p, err := pipeline.New(pipeline.Config{Subjects: subjects, MaxDeliver: o.maxDeliver, RedConfirmWait: o.redWait}, validator, metrics.TimedStore(db), pipeline.NewJetStreamPublisher(js, subjects).ExpectStreams(topo.WithDefaults().ResultStream, topo.WithDefaults().DeadLetterStream), provs)
 	if err != nil {
 		return err
 	}
