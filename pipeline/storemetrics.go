@@ -54,7 +54,7 @@ func NewStoreCollector(db StoreReadings) prometheus.Collector {
 		diskSize: prometheus.NewDesc("invoice_store_disk_size_bytes",
 			"Size of the file system that holds the order store (--data).", nil, nil),
 		commits: prometheus.NewDesc("invoice_store_commits_total",
-			"Order-store transactions answered without a commit failure (each one fsync, unless all its writes failed their checks).", nil, nil),
+			"Order-store transactions answered without a commit failure (each one commit, two fdatasyncs, unless all its writes failed their checks).", nil, nil),
 		failed: prometheus.NewDesc("invoice_store_failed_commits_total",
 			"Order-store transactions that failed to commit (the disk or the file).", nil, nil),
 		writes: prometheus.NewDesc("invoice_store_writes_total",

@@ -537,7 +537,8 @@ func markKey(name string) []byte { return []byte("mark:" + name) }
 // to commit (the write was not made, except after a failure of the last flush
 // alone: see ErrWriteFailed); ErrClosed; ctx's error if ctx ends
 // before the commit goroutine has taken the write (it is then not made).
-// Once taken, Put waits for the commit, which takes one fsync.
+// Once taken, Put waits for the commit, which takes two fdatasyncs (the
+// pages, then the meta page).
 //
 // Put is safe for concurrent use; concurrent Puts share transactions.
 func (db *DB) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {

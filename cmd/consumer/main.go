@@ -162,7 +162,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGINT/SIGTERM waits for in-flight requests; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&o.logFormat, "log-format", env("INVOICE_LOG_FORMAT", "auto"), `log format: auto (console on a terminal, JSON otherwise), console or json (INVOICE_LOG_FORMAT)`)
 	fs.StringVar(&o.logLevel, "log-level", env("INVOICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (INVOICE_LOG_LEVEL)")
-	fs.IntVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "most order-store writes committed in one fsync; 0 means the store's default (INVOICE_STORE_BATCH)")
+	fs.IntVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "most order-store writes committed together (one commit, its two fdatasyncs); 0 means the store's default (INVOICE_STORE_BATCH)")
 	fs.DurationVar(&o.storeDelay, "store-batch-delay", envDur("INVOICE_STORE_BATCH_DELAY", 0), "how long the order store waits to fill every commit; 0 leaves it to --store-busy-delay (INVOICE_STORE_BATCH_DELAY)")
 	fs.DurationVar(&o.storeBusy, "store-busy-delay", envDur("INVOICE_STORE_BUSY_DELAY", store.DefaultBusyBatchDelay), "how long the order store waits to fill a commit while writes keep arriving together, trading that much latency per write under load for fewer fsyncs; 0 never waits (INVOICE_STORE_BUSY_DELAY)")
 	if err := fs.Parse(args); err != nil {
