@@ -277,22 +277,9 @@ func TestReplayOfAFormGivenUpUnrecordedWaitsAfresh(t *testing.T) {
 // request of dead letter #deadLetter, and returns it as the stream holds it.
 func publishReplayed(t *testing.T, h *harness, seller string, data []byte, deadLetter uint64) *jetstream.RawStreamMsg {
 	t.Helper()
-	ctx := context.Background()
 	m := &nats.Msg{Subject: schemas.Subjects{}.Request(seller), Data: data, Header: nats.Header{}}
 	m.Header.Set(pipeline.HeaderReplayOf, strconv.FormatUint(deadLetter, 10))
-	ack, err := h.obs.PublishMsg(ctx, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := stream.GetMsg(ctx, ack.Sequence)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return publishRawMsg(t, h, m)
 }
 
 // issuedBlue issues a jumdata blue invoice for orderNo through p and returns

@@ -16,6 +16,7 @@ import (
 	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -152,8 +153,14 @@ func deliverRaw(t *testing.T, p *pipeline.Pipeline, raw *jetstream.RawStreamMsg,
 // publishRaw publishes a request and returns it as the stream holds it.
 func publishRaw(t *testing.T, h *harness, seller string, data []byte) *jetstream.RawStreamMsg {
 	t.Helper()
+	return publishRawMsg(t, h, &nats.Msg{Subject: schemas.Subjects{}.Request(seller), Data: data})
+}
+
+// publishRawMsg publishes m and returns it as the stream holds it.
+func publishRawMsg(t *testing.T, h *harness, m *nats.Msg) *jetstream.RawStreamMsg {
+	t.Helper()
 	ctx := context.Background()
-	ack, err := h.obs.Publish(ctx, schemas.Subjects{}.Request(seller), data)
+	ack, err := h.obs.PublishMsg(ctx, m)
 	if err != nil {
 		t.Fatal(err)
 	}
