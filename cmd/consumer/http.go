@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -100,9 +103,26 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler) (done <-chan er
 func newPprofHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", pprofCmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// pprofCmdline is net/http/pprof's Cmdline, the command line's arguments
+// separated by NUL bytes, with the passwords of NATS URLs hidden as in the
+// consumer's logs: "--nats-url nats://user:password@host" is a way to run it.
+func pprofCmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	args := make([]string, len(os.Args))
+	for i, a := range os.Args {
+		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "-") {
+			args[i] = k + "=" + redactURL(v)
+		} else {
+			args[i] = redactURL(a)
+		}
+	}
+	_, _ = io.WriteString(w, strings.Join(args, "\x00"))
 }
