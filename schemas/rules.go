@@ -558,6 +558,22 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			c.add(p+".tax", "sign", "", "must be positive (or zero) on %s", lineKind(red, prop))
 		}
 	}
+	// An amount without tax the line does not give is held to the same
+	// signs as it is derived (LineFigures.Effective): the provider issues
+	// it, and the jumdata mapping sends it as je, which the tax bureau
+	// refuses at zero (金额须为正数). A tiny line within the tax tolerance
+	// (taxIncludedAmount and tax 0.05) or a price × num that rounds to
+	// nothing makes one. An amount derived from a figure with a violation
+	// of its own is not judged again.
+	if a.excl == nil && a.effective && !c.has(p+".taxIncludedAmount") && !c.has(p+".tax") && !c.has(p+".price") && !c.has(p+".num") {
+		excl := a.eff.Excl
+		switch {
+		case wantNegative && !excl.IsNegative():
+			c.add(p+".taxExcludedAmount", "sign", "", "is not given: %s makes it %s, which must be negative on %s", derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
+		case !wantNegative && !excl.IsPositive():
+			c.add(p+".taxExcludedAmount", "sign", "", "is not given: %s makes it %s, which must be positive on %s", derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
+		}
+	}
 	if a.num != nil && !a.num.IsZero() {
 		neg := a.num.IsNegative()
 		switch {
@@ -578,6 +594,22 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	if red && prop != LineNormal {
 		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
 	}
+}
+
+// derivedExcl says how a line's amount without tax, not given, is derived
+// from its effective amounts e.
+func derivedExcl(l *InvoiceLine, e EffectiveAmounts) string {
+	less := "tax"
+	if e.Source == TaxFromRateIncl {
+		less = "the tax the provider computes from the rate"
+	}
+	switch {
+	case e.FromPriceNum && l.WithTaxFlag == "0":
+		return "price × num rounded to cents (withTaxFlag 0: the price excludes tax)"
+	case e.FromPriceNum:
+		return fmt.Sprintf("price × num rounded to cents, %s, as taxIncludedAmount (withTaxFlag 1), less %s,", e.Filled.StringFixed(2), less)
+	}
+	return "taxIncludedAmount − " + less
 }
 
 // quotedAmount returns the amount a line's price is quoted in (with tax
@@ -859,6 +891,12 @@ func checkRedConfirm(r *Request, c *collector) {
 		e, ok := redLineEffective(c, p, l, RedLineFigures{Num: num, Price: price, Excl: excl, Tax: tax, Rate: rate})
 		if !ok {
 			continue
+		}
+		// num × taxExcludedPrice rounded to cents stands in for a
+		// taxExcludedAmount the line does not give (jumdata's je): it must
+		// reverse something, as a given one must.
+		if e.FromPriceNum && !e.Excl.IsNegative() && !c.has(p+".num") && !c.has(p+".taxExcludedPrice") {
+			c.add(p+".taxExcludedAmount", "sign", "", "is not given: num × taxExcludedPrice rounded to cents makes it %s, which must be negative on a red confirmation: the amount reversed", e.Excl.StringFixed(2))
 		}
 		if !e.ComputedFromRate() {
 			checkRedLineTax(c, p, l, e, *rate)

@@ -280,6 +280,25 @@ func TestRules(t *testing.T) {
 		{"price × num for incl, and tax", blue, []edit{set(line2, rateLine("1", "price", "37.66666667", "num", "3", "tax", "13.00"))}, nil},
 		{"price × num with a wrong withTaxFlag derives nothing", blue, []edit{set(line2, rateLine("2", "price", "100", "num", "1", "tax", "50.00"))},
 			[]string{line2 + ".withTaxFlag|enum|E4000"}},
+		// An amount without tax the line does not give is held to the signs
+		// as it is derived: the jumdata mapping sends it as je, which the
+		// tax bureau refuses at zero (金额须为正数). A tiny line within the
+		// 0.06 tolerance, or a price × num that rounds to nothing, makes one.
+		{"price × num rounding to nothing", blue, []edit{set(line2, rateLine("0", "price", "0.004", "num", "1"))},
+			[]string{line2 + ".taxExcludedAmount|sign|E4000"}},
+		{"price × num rounding to nothing, with tax", blue, []edit{set(line2, rateLine("1", "price", "0.004", "num", "1", "tax", "0.00"))},
+			[]string{line2 + ".taxExcludedAmount|sign|E4000"}},
+		{"amount without tax derived as zero", blue, []edit{set(line2, rateLine("1", "price", "0.05", "num", "1", "taxIncludedAmount", "0.05", "tax", "0.05"))},
+			[]string{line2 + ".taxExcludedAmount|sign|E4000"}},
+		{"amount without tax derived negative", blue, []edit{set(line2, rateLine("1", "price", "0.04", "num", "1", "taxIncludedAmount", "0.04", "tax", "0.05"))},
+			[]string{line2 + ".taxExcludedAmount|sign|E4000"}},
+		{"discount line's amount without tax derived as zero", blue, []edit{del(line1 + ".taxExcludedAmount"), set(line1+".price", "0.05"), set(line1+".num", "-1"), set(line1+".taxIncludedAmount", "-0.05"), set(line1+".tax", "-0.05")},
+			[]string{line1 + ".taxExcludedAmount|sign|E4000"}},
+		{"amount without tax derived from the rate", blue, []edit{set(line2, rateLine("1", "price", "0.01", "num", "1", "taxIncludedAmount", "0.01"))}, nil},
+		// A derived amount whose figures have violations of their own is
+		// not judged again.
+		{"amount without tax derived from a wrong figure", blue, []edit{set(line2, rateLine("1", "price", "1", "num", "-1", "tax", "-0.13"))},
+			[]string{line2 + ".num|sign|E4000", line2 + ".tax|sign|E4000"}},
 		{"invoice tax tolerance, excl derived (E9131)", invoiceToleranceCase(t), priced(toleranceLines(del, "taxExcludedAmount")),
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}},
 		{"invoice tax tolerance, tax derived (E9131)", invoiceToleranceCase(t), priced(toleranceLines(del, "tax")),
@@ -410,6 +429,12 @@ func TestRules(t *testing.T) {
 			[]string{"redConfirm.detail[0].num|sign|E4000", "redConfirm.detail[0].taxExcludedAmount|price_quantity|E4000"}},
 		{"red confirm zero amount", rc, []edit{set("redConfirm.detail[0].taxExcludedPrice", "0"), set("redConfirm.detail[0].taxExcludedAmount", "0.00"), set("redConfirm.detail[0].taxAmount", "0.00")},
 			[]string{"redConfirm.detail[0].taxExcludedAmount|sign|E4000", "redConfirm.detail[0].taxExcludedPrice|sign|E4000"}},
+		// num × taxExcludedPrice stands in for a taxExcludedAmount the line
+		// does not give, as jumdata's je: rounded to cents it must still
+		// reverse something (红冲金额须为负数).
+		{"red confirm amount from quantity and price rounding to nothing", rc, []edit{del("redConfirm.detail[0].taxExcludedAmount"), del("redConfirm.detail[0].taxAmount"),
+			set("redConfirm.detail[0].num", "-0.004"), set("redConfirm.detail[0].taxExcludedPrice", "1")},
+			[]string{"redConfirm.detail[0].taxExcludedAmount|sign|E4000"}},
 		{"red confirm zero amount, no price", rc, []edit{del("redConfirm.detail[0].num"), del("redConfirm.detail[0].taxExcludedPrice"), set("redConfirm.detail[0].taxExcludedAmount", "0"), set("redConfirm.detail[0].taxAmount", "0.00")},
 			[]string{"redConfirm.detail[0].taxExcludedAmount|sign|E4000"}},
 		{"red confirm negative price", rc, []edit{set("redConfirm.detail[0].taxExcludedPrice", "-5")},
@@ -540,6 +565,21 @@ func wantLineMessages(t *testing.T, field, rule string, cases []lineMessageCase)
 			t.Fatalf("no %s on %s.%s: %v", rule, line2, field, d.Violations)
 		})
 	}
+}
+
+// TestDerivedAmountSignSaysHow: a sign violation on an amount without tax
+// the line does not give says how the provider derives it.
+func TestDerivedAmountSignSaysHow(t *testing.T) {
+	wantLineMessages(t, "taxExcludedAmount", "sign", []lineMessageCase{
+		{"from price × num without tax", rateLine("0", "price", "0.004", "num", "1"),
+			[]string{"is not given", "price × num rounded to cents (withTaxFlag 0", "makes it 0.00", "must be positive"}},
+		{"from price × num with tax, less tax", rateLine("1", "price", "0.004", "num", "1", "tax", "0.00"),
+			[]string{"price × num rounded to cents, 0.00, as taxIncludedAmount (withTaxFlag 1), less tax, makes it 0.00"}},
+		{"from price × num with tax, less the tax from the rate", rateLine("1", "price", "0.004", "num", "1"),
+			[]string{"as taxIncludedAmount (withTaxFlag 1), less the tax the provider computes from the rate, makes it 0.00"}},
+		{"from incl and tax", rateLine("1", "price", "0.04", "num", "1", "taxIncludedAmount", "0.04", "tax", "0.05"),
+			[]string{"taxIncludedAmount − tax makes it -0.01", "goods line"}},
+	})
 }
 
 // TestPriceQuantityAgainstDerivedAmountSaysHow: a price × num violation on a

@@ -45,6 +45,9 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 			return fmt.Sprintf(`{"goodsName":"配件%d","goodsCode":"1050201990000000000","withTaxFlag":"0","price":"0.5","num":"1","taxRate":"0.09","taxExcludedAmount":"0.50"%s}`, i, tax(i))
 		}
 	}
+	message := func(price string) string {
+		return `{"goodsName":"短信","goodsCode":"3040201990000000000","withTaxFlag":"0","price":"` + price + `","num":"1","taxRate":"0.06"}`
+	}
 	cases := []struct {
 		name          string
 		bad, good     string
@@ -69,6 +72,11 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 				return `,"tax":"0.04","taxIncludedAmount":"0.54"`
 			}))),
 			"order.invoiceDetail", "1.27"},
+		// A line of price × num only, which rounds to nothing: the mapping
+		// sends je 0.00, and the tax bureau refuses an amount of zero.
+		{"an amount without tax that rounds to nothing",
+			validatedOrder("E2E-ZA", "pc", "", message("0.004")), validatedOrder("E2E-ZA", "pc", "", message("0.01")),
+			"order.invoiceDetail[0].taxExcludedAmount", "金额须为正数"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
