@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -321,4 +322,99 @@ func childDiskFull(t *testing.T) {
 	}
 	checkCounts(t, db, map[schemas.OrderState]int{schemas.StateSubmitting: len(ok)})
 	fmt.Printf("DISKFULL-OK %d writes fit under a %d-byte file size limit; then one commit failed for %d Puts: %v\n", len(ok)-len(failed), low.Cur, len(failed), putErr)
+}
+
+// TestProbeUnderFileSizeLimit: a limit on the size of one file (the
+// process's RLIMIT_FSIZE here; the file system's largest file alike) above
+// the probe's headroom stops the store file from growing while leaving room
+// for a scratch file of that headroom. The probe must still fail while the
+// store file cannot grow, or Healthy would clear on a heartbeat that fits
+// in freed pages and the consumer would take work its next commit fails.
+func TestProbeUnderFileSizeLimit(t *testing.T) {
+	if os.Getenv(childEnv) == "sizelimit" {
+		childSizeLimit(t)
+		return
+	}
+	cmd, out := startChild(t, "TestProbeUnderFileSizeLimit", "sizelimit")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "SIZELIMIT-OK") {
+		t.Fatalf("child did not reach the file size limit:\n%s", out)
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "SIZELIMIT-OK") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+}
+
+func childSizeLimit(t *testing.T) {
+	signal.Ignore(syscall.SIGXFSZ) // get EFBIG instead of dying
+	const headroom = 64 << 10
+	cfg := store.Config{Path: filepath.Join(t.TempDir(), "orders.db"), ProbeHeadroom: headroom}
+	db := MustOpen(t, cfg)
+	ctx := t.Context()
+	n := 0
+	put := func() error {
+		n++
+		rec := newRecord(fmt.Sprintf("SIZE-%05d", n), schemas.StateSubmitting, fp("a"))
+		msg := make([]byte, 2000)
+		for i := range msg {
+			msg[i] = byte('!' + rand.IntN(94)) // hardly compressible
+		}
+		rec.LastError = &schemas.ErrorInfo{Code: "provider_failed", Message: string(msg)}
+		_, err := db.Put(ctx, rec)
+		return err
+	}
+	size := func() int64 {
+		fi, err := os.Stat(cfg.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	for size() < 4*headroom {
+		if err := put(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	low := limit
+	low.Cur = uint64(size())
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var putErr error
+	for i := 0; putErr == nil && i < 10_000; i++ {
+		putErr = put()
+	}
+	if !errors.Is(putErr, store.ErrWriteFailed) {
+		t.Fatalf("Put under the file size limit = %v, want ErrWriteFailed", putErr)
+	}
+
+	probeErr := db.Probe(ctx)
+	if !errors.Is(probeErr, store.ErrWriteFailed) || !strings.Contains(probeErr.Error(), "room for the store file to grow") {
+		healthy := db.Healthy()
+		t.Fatalf("Probe while the store file cannot grow past %d bytes = %v, want its headroom to fail (Healthy then: %v; the next Put: %v)",
+			low.Cur, probeErr, healthy, put())
+	}
+	if h := db.Healthy(); !errors.Is(h, store.ErrWriteFailed) {
+		t.Fatalf("Healthy after the failed probe = %v, want ErrWriteFailed", h)
+	}
+
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Probe(ctx); err != nil {
+		t.Fatalf("Probe after the limit was raised: %v", err)
+	}
+	if err := put(); err != nil {
+		t.Fatalf("Put after the limit was raised: %v", err)
+	}
+	fmt.Printf("SIZELIMIT-OK the store file stopped at %d bytes (%v); the probe failed until the limit was raised: %v\n", low.Cur, putErr, probeErr)
 }

@@ -93,7 +93,9 @@
 // error wrapping ErrWriteFailed (in doubt only if bbolt's last flush alone
 // failed, after the meta page was written: see ErrWriteFailed), none is
 // acknowledged, and Healthy reports the failure until a Probe succeeds: a
-// scratch write of the file's next growth beside it, and a heartbeat commit.
+// scratch write of the file's next growth beside it, in a scratch file as
+// long as the store file will be after that growth (a limit on one file's
+// size stops it too), and a heartbeat commit.
 //
 // Taking only what is queued groups poorly when commits are quick: under the
 // consumer's full load the store averaged under two writes a commit, and

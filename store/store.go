@@ -128,9 +128,11 @@ type Config struct {
 	// Put returns.
 	NoSync bool
 	// ProbeHeadroom is how many bytes Probe must be able to write (and
-	// fsync) to a scratch file beside the store before it clears a failure:
-	// room for bbolt's next growth of the file. 0 means the bbolt file's
-	// allocation step (16 MiB); a negative value skips the check.
+	// fsync) to a scratch file beside the store before it clears a failure,
+	// and by how much that file must be able to outgrow the store file:
+	// room for bbolt's next growth of the file, on the disk and under a
+	// limit on one file's size. 0 means the bbolt file's allocation step
+	// (16 MiB); a negative value skips the check.
 	ProbeHeadroom int64
 }
 
@@ -319,10 +321,12 @@ func (db *DB) Healthy() error {
 }
 
 // Probe finds out whether the store can write again: it writes and fsyncs
-// Config.ProbeHeadroom bytes to a scratch file beside the store (removed
-// again), so that the file has room to grow, then commits a tiny write (a
-// heartbeat in the meta bucket) through the commit goroutine. It returns
-// the first error, which Healthy then reports too; success clears Healthy.
+// Config.ProbeHeadroom bytes to a scratch file beside the store, extended
+// (sparsely) to the store file's size plus those bytes and removed again,
+// so that the file has room to grow, on the disk and under a limit on a
+// file's size; then it commits a tiny write (a heartbeat in the meta
+// bucket) through the commit goroutine. It returns the first error, which
+// Healthy then reports too; success clears Healthy.
 // A consumer that stopped taking work because Healthy reported a failed
 // commit probes until it succeeds. Concurrent Probes take turns; one
 // still waiting for its turn when ctx ends returns ctx's error and leaves
@@ -350,7 +354,16 @@ func (db *DB) Probe(ctx context.Context) error {
 }
 
 // headroom writes Config.ProbeHeadroom bytes to the scratch file
-// Path+".probe", fsyncs it and removes it.
+// Path+".probe", extends it to the store file's size plus those bytes,
+// fsyncs it and removes it.
+//
+// The bytes written find room on the disk; the extension, which allocates
+// nothing, finds room under a limit on the size of one file (RLIMIT_FSIZE,
+// the file system's largest file). bbolt grows the store file the same way,
+// by truncating it longer, and under such a limit above the headroom the
+// scratch bytes alone fit while the store file cannot grow: the probe
+// would succeed on a heartbeat that fits in freed pages, and the consumer
+// would resume only to fail its next commit.
 func (db *DB) headroom() (err error) {
 	n := db.cfg.ProbeHeadroom
 	if n == 0 {
@@ -358,6 +371,10 @@ func (db *DB) headroom() (err error) {
 	}
 	if n < 0 {
 		return nil
+	}
+	st, err := os.Stat(db.cfg.Path)
+	if err != nil {
+		return fmt.Errorf("room for the store to grow: %w", err)
 	}
 	path := db.cfg.Path + ".probe"
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -377,6 +394,9 @@ func (db *DB) headroom() (err error) {
 		if _, err := f.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
 			return fmt.Errorf("room for the store to grow (%d bytes): %w", n, err)
 		}
+	}
+	if err := f.Truncate(st.Size() + n); err != nil {
+		return fmt.Errorf("room for the store file to grow to %d bytes: %w", st.Size()+n, err)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("room for the store to grow (%d bytes): %w", n, err)
