@@ -72,7 +72,8 @@
 // # Durability and group commit
 //
 // A Put that returns nil is on disk: its transaction was committed and
-// fsynced (unless Config.NoSync, which is for tests). One transaction per
+// fsynced (unless Config.NoSync, which is for tests), and a file Open
+// created has its directory entry fsynced too. One transaction per
 // write costs one fsync per write, a few hundred to a few thousand writes
 // per second; the consumer runs dozens of workers, so the store commits
 // writes in groups.

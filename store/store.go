@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -218,6 +219,8 @@ func Open(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open order store: %w", err)
 	}
 	cfg = cfg.withDefaults()
+	_, statErr := os.Stat(cfg.Path)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	bdb, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
 		Timeout:      cfg.LockTimeout,
 		NoSync:       cfg.NoSync,
@@ -234,6 +237,15 @@ func Open(cfg Config) (*DB, error) {
 	if err := bdb.Update(initLayout); err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("open order store %s: %w", cfg.Path, err)
+	}
+	if created && !cfg.NoSync {
+		// bbolt fsyncs the file's contents, never the directory entry
+		// that names it: after a crash a new file could be gone with
+		// every write acknowledged in it.
+		if err := syncDir(filepath.Dir(cfg.Path)); err != nil {
+			_ = bdb.Close()
+			return nil, fmt.Errorf("open order store %s: make its directory entry durable: %w", cfg.Path, err)
+		}
 	}
 	db := &DB{
 		bolt:      bdb,
@@ -969,4 +981,18 @@ func decodeRecord(v []byte, rec *schemas.OrderRecord) error {
 		return fmt.Errorf("decode order: %w", err)
 	}
 	return nil
+}
+
+// syncDir fsyncs the directory dir, so that the entries created in it are
+// durable. A variable, so that a test can see it called.
+var syncDir = func(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return err
+	}
+	return d.Close()
 }
