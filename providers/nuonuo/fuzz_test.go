@@ -31,7 +31,7 @@ func FuzzDecodeInvoiceEntries(f *testing.F) {
 		`[{"serialNo":"1","status":"2","invoiceTime":1700000000000,"exTaxAmount":"100.00","taxAmount":6,"orderAmount":"106.00"}]`,
 		`[{"status":20,"allElectronicInvoiceNumbe":"26332000000000000001","invoiceTime":"1700000000000"}]`,
 		`{"status":"22","failCause":"x"}`,
-		`[]`, `null`, `[{"orderAmount":1e999999}]`,
+		`[]`, `null`, `[{"orderAmount":1e999999}]`, `[{"status":"2","invoiceTime":1763600000000000}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -44,6 +44,9 @@ func FuzzDecodeInvoiceEntries(f *testing.F) {
 			inv := e.invoice()
 			if inv.TotalAmount.String() != string(e.OrderAmount) {
 				t.Fatalf("orderAmount %q became %q", e.OrderAmount, inv.TotalAmount.String())
+			}
+			if _, err := json.Marshal(inv); err != nil {
+				t.Fatalf("invoiceTime %q gives an invoice that cannot be written: %v", e.InvoiceTime, err)
 			}
 			_ = invoiceStateOf(string(e.Status))
 		}

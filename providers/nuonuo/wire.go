@@ -138,18 +138,25 @@ func (e *invoiceEntry) invoice() schemas.Invoice {
 
 // epochMillis reads invoiceTime: epoch milliseconds as digits; a
 // "yyyy-MM-dd HH:mm:ss" time in China Standard Time is accepted too. The
-// zero time when it is neither.
+// zero time when it is neither, or when it falls outside the years 0 to
+// 9999 in UTC (epoch microseconds, say, or year 0000 in China time): the
+// order's record and the result write the time in RFC 3339, which has four
+// digits for the year, and an invoice with a time they cannot write could
+// be neither saved nor published.
 func epochMillis(s string) time.Time {
 	if s == "" {
 		return time.Time{}
 	}
+	var t time.Time
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 {
-		return time.UnixMilli(ms).UTC()
+		t = time.UnixMilli(ms).UTC()
+	} else if wall, err := time.ParseInLocation("2006-01-02 15:04:05", s, chinaTime); err == nil {
+		t = wall.UTC()
 	}
-	if t, err := time.ParseInLocation("2006-01-02 15:04:05", s, chinaTime); err == nil {
-		return t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return time.Time{}
 	}
-	return time.Time{}
+	return t
 }
 
 // chinaTime is UTC+8, the zone of the provider's wall-clock times.
