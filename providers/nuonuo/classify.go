@@ -36,6 +36,12 @@ const (
 	// number; Query it and answer what the query says (on a first
 	// submission, only when its amounts are the request's: submitIssue).
 	actReconcile
+	// actReconcileResubmission: E9103 on requestBillingNew: the blue
+	// invoice is reversed already, which an earlier submission of the same
+	// red order may have done. On a resubmission, Query the order by its
+	// number and answer what the query says when Nuonuo holds it; else, and
+	// on a first submission, Rejected (submitIssue).
+	actReconcileResubmission
 )
 
 // rule is one row of the table.
@@ -56,6 +62,7 @@ const (
 	codeTokenTransport = "token_transport" // the token endpoint could not be reached: the service call was not made
 	codeCanceled       = "canceled"        // ctx ended before the call went out
 	codeSuccess        = "E0000"
+	codeReversed       = "E9103"
 	codeDuplicate      = "E9106"
 	codeNotFound       = "E9500"
 	codeRetryLimit     = "E9613"
@@ -71,7 +78,7 @@ var table = map[string]rule{
 	"E4000": {class: providers.Rejected},
 	"E9101": {class: providers.Rejected, field: "order.invoiceType"},
 	"E9102": {class: providers.Rejected, field: "order.invoiceCode"},
-	"E9103": {class: providers.Rejected, field: "order.invoiceNum"},
+	"E9103": {class: providers.Rejected, action: actReconcileResubmission, field: "order.invoiceNum"},
 	"E9104": {class: providers.Rejected, field: "order.email"},
 	"E9105": {class: providers.Rejected, field: "order.invoiceDetail[].goodsName"},
 	"E9106": {class: providers.Rejected, action: actReconcile, field: "order.orderNo"},

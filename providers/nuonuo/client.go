@@ -268,6 +268,21 @@ func (c *Client) submitIssue(ctx context.Context, call *providers.Call) provider
 			}
 			return c.invoiceOutcome(entries, schemas.ProviderRefs{}, false)
 		}
+		if a.code == codeReversed && call.Resubmission {
+			// The blue invoice is reversed already: by this red order's
+			// earlier submission, whose answer was lost, if Nuonuo holds
+			// an order under its number (unique per seller); else by
+			// another order, and the refusal stands. A first submission's
+			// E9103 is never taken for its own: another order's reversal
+			// of the same blue invoice is not this one's.
+			entries, _, q, ok := c.queryInvoices(ctx, "", call.Request.OrderNo)
+			switch {
+			case ok && len(entries) > 0:
+				return c.invoiceOutcome(entries, schemas.ProviderRefs{}, false)
+			case !ok && q.Class != providers.NotFound:
+				return q
+			}
+		}
 		return c.failure(a, phaseSubmit, call.Request.Kind)
 	}
 	var res billingResult

@@ -31,6 +31,9 @@
 //	               recorded) Rejected instead (field order.orderNo) when the order held is
 //	               another's: its total differs (every line given all three amounts) or its
 //	               buyer (payerName) does
+//	               E9103 (blue invoice reversed already) on a Call.Resubmission → Query by
+//	               orderNo and answer that when Nuonuo holds the order (the earlier
+//	               submission reversed it); else, and on a first submission, Rejected
 //	             Query queryInvoiceResult by serialNos (when known) or orderNos
 //	               any entry 20/21 → Accepted; else any 22 → Rejected (code "22", failCause);
 //	               else 2/24/3/31 → Issued with every invoice (an order splits into up to 10);
@@ -55,7 +58,7 @@
 //
 // One table (classify.go) maps every code to a providers.Class:
 //
-//	Rejected        E4000, E9101–E9131 (E9106 aside), E9138, E9154, E9301, E9302, E9338,
+//	Rejected        E4000, E9101–E9131 (E9106, and E9103 on a resubmission, aside), E9138, E9154, E9301, E9302, E9338,
 //	                0201, HTTP 4xx not listed below, and every code the table does not know
 //	                (Outcome.Code keeps it)
 //	Retry           E9613, 0200, 0202, 0203, 040102, 070201 (and the Limiter backs off),
