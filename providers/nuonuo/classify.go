@@ -311,6 +311,15 @@ var billStatuses = map[string]providers.Class{
 	"16": providers.Rejected,
 }
 
+// billStatusOf returns a billStatus as the table writes it, two digits: a
+// status sent as a JSON number (4 for "04") has lost its leading zero.
+func billStatusOf(s string) string {
+	if len(s) == 1 && s[0] >= '0' && s[0] <= '9' {
+		return "0" + s
+	}
+	return s
+}
+
 func billClass(status string) providers.Class {
 	if c, ok := billStatuses[status]; ok {
 		return c

@@ -519,7 +519,7 @@ func (c *Client) queryRedConfirm(ctx context.Context, call *providers.Call) prov
 	if billNo == "" {
 		billNo = call.Refs.BillNo
 	}
-	status := string(form.BillStatus)
+	status := billStatusOf(string(form.BillStatus))
 	o := providers.Outcome{
 		Class:      billClass(status),
 		Refs:       schemas.ProviderRefs{BillID: billID, BillNo: billNo},

@@ -40,7 +40,8 @@
 //	               no entry or E9500 → NotFound
 //	red_confirm  Submit saveInvoiceRedConfirm with billId = the request's, or BillID(seller, orderNo)
 //	               E0000 → Accepted, Refs.BillID and Refs.BillNo (the form id)
-//	             Query queryInvoiceRedConfirm {"identity","billId"}
+//	             Query queryInvoiceRedConfirm {"identity","billId"} (a billStatus sent as a
+//	               number, 4, is read as "04")
 //	               billStatus 01/04 → Issued, with the red invoice when the form names its serial
 //	               (Accepted while that invoice is being issued); an electronic form (blue
 //	               line bs pc p b, issued automatically) without a serial yet → Accepted;

@@ -1,0 +1,61 @@
+package nuonuo_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/nuonuo"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// A billStatus sent as a JSON number (4 for "04") is the same status: read
+// as the text "4", which no row of the status table names, a confirmed
+// form was polled as unknown until the request was given up, and a void
+// one never ended as such.
+func TestBillStatusAsANumber(t *testing.T) {
+	for _, tt := range []struct {
+		status   string // as it appears in the JSON answer
+		want     providers.Class
+		wantCode string
+		awaiting bool
+	}{
+		{`"04"`, providers.Issued, "04", false},
+		{`4`, providers.Issued, "04", false},
+		{`1`, providers.Issued, "01", false},
+		{`2`, providers.Accepted, "02", true},
+		{`7`, providers.Rejected, "07", false},
+		{`16`, providers.Rejected, "16", false},
+		{`15`, providers.Accepted, "15", false},
+	} {
+		t.Run(tt.status, func(t *testing.T) {
+			// A paper form (blue line c): confirmed, it is Issued without a
+			// red invoice, so the form's status alone decides.
+			req := redConfirmRequest("RC-NUM-1", func(rc *schemas.RedConfirm) {
+				rc.BlueInvoiceLine, rc.BlueElecInvoiceNumber, rc.BlueInvoiceCode, rc.BlueInvoiceNumber = "c", "", "033001900112", "12345679"
+			})
+			billID := nuonuo.BillID(seller, "RC-NUM-1")
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+				_, _ = io.WriteString(w, `{"code":"E0000","describe":"查询成功","result":{"total":1,"list":[{"billId":"`+billID+
+					`","billNo":"99000000000000000001","billStatus":`+tt.status+`,"billMessage":"","openStatus":0}]}}`)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := nuonuo.New(nuonuo.Config{BaseURL: srv.URL, SellerTaxNum: seller, AppKey: "k", AppSecret: "s", AccessToken: "t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := c.Query(t.Context(), &providers.Call{Request: req, SubmittedAt: time.Now(), Accepted: true})
+			wantClass(t, "Query", o, tt.want)
+			if o.Code != tt.wantCode || o.RedConfirm == nil || o.RedConfirm.BillStatus != tt.wantCode {
+				t.Errorf("code %q state %+v, want billStatus %s", o.Code, o.RedConfirm, tt.wantCode)
+			}
+			if o.AwaitingParty != tt.awaiting {
+				t.Errorf("AwaitingParty %v, want %v", o.AwaitingParty, tt.awaiting)
+			}
+		})
+	}
+}
