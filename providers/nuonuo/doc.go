@@ -20,7 +20,9 @@
 // (see Sign). Answers are {"code","describe","result"}; result is read as
 // raw JSON first, since it is an object, an array or a string by method.
 // Amounts are read from their literal text (strings or numbers) into
-// schemas.Amount, never through float64.
+// schemas.Amount, never through float64. A code sent as a JSON number gets
+// back the leading zero a number cannot carry (70201 is 070201, 203 is
+// 0203), here and at the token endpoint.
 //
 // # What Submit and Query do
 //

@@ -15,7 +15,7 @@ import (
 // result is an object, an array or a string depending on the method, so it
 // is kept raw until the method's decoder reads it.
 type envelope struct {
-	Code     flexString      `json:"code"`
+	Code     codeText        `json:"code"`
 	Describe flexString      `json:"describe"`
 	Result   json.RawMessage `json:"result"`
 }
@@ -63,6 +63,37 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("want a string or a number, got %.20s", b)
 	}
 	return nil
+}
+
+// codeText is a platform code: a flexString, except that a JSON number of
+// three or five digits gets back the leading zero that a number cannot
+// carry (70201 is "070201", 203 is "0203"). The platform's codes are text
+// of four or six digits beginning with 0 (0201, 040102, 070301); read
+// without the zero, a throttled call or a refused token would fall to the
+// table's default, a permanent refusal.
+type codeText string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (c *codeText) UnmarshalJSON(b []byte) error {
+	var f flexString
+	if err := f.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	s := string(f)
+	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] != '"' && (len(s) == 3 || len(s) == 5) && allDigits(s) {
+		s = "0" + s
+	}
+	*c = codeText(s)
+	return nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // billingResult is requestBillingNew's result.
@@ -222,10 +253,10 @@ func decodeString(raw json.RawMessage) (string, error) {
 type tokenAnswer struct {
 	AccessToken      string     `json:"access_token"`
 	ExpiresIn        flexString `json:"expires_in"`
-	Error            flexString `json:"error"`
+	Error            codeText   `json:"error"`
 	ErrorDescription string     `json:"error_description"`
 	// Code and Describe: the platform's envelope, in case the gateway
 	// answers in it.
-	Code     flexString `json:"code"`
-	Describe string     `json:"describe"`
+	Code     codeText `json:"code"`
+	Describe string   `json:"describe"`
 }
