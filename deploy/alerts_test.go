@@ -142,6 +142,9 @@ func exportedSeries(t *testing.T) map[string]bool {
 	v := reflect.ValueOf(m).Elem()
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
 	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() {
+			continue // the metrics' own bookkeeping
+		}
 		c, ok := v.Field(i).Interface().(prometheus.Collector)
 		if !ok {
 			continue
