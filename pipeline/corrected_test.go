@@ -206,7 +206,7 @@ func TestCorrectedRequestAfterATaxBureauRefusal(t *testing.T) {
 	if c.Status != schemas.StatusIssued || len(c.Invoices) != 1 {
 		t.Fatalf("corrected request: %+v %+v", c, c.Error)
 	}
-	rec, _, _ = h.db.Get(context.Background(), key)
+	rec = h.issuedRecord(key)
 	if rec.State != schemas.StateIssued || rec.Restarts != 1 || rec.Refs.TaskID != jumdata.TaskID(key.Seller, key.OrderNo, 1) {
 		t.Fatalf("stored after the corrected request: %s, restarts %d, refs %+v", rec.State, rec.Restarts, rec.Refs)
 	}

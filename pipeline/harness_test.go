@@ -396,6 +396,20 @@ func (h *harness) waitFor(what string, within time.Duration, cond func() bool) {
 	}
 }
 
+// issuedRecord waits for the order's record to be issued and returns it: an
+// issued result is published while its record is saved, so the record may
+// not be issued yet when the result arrives.
+func (h *harness) issuedRecord(key schemas.OrderKey) schemas.OrderRecord {
+	h.t.Helper()
+	var rec schemas.OrderRecord
+	h.waitFor("order "+key.String()+"'s record issued", 10*time.Second, func() bool {
+		r, found, err := h.db.Get(context.Background(), key)
+		rec = r
+		return err == nil && found && r.State == schemas.StateIssued
+	})
+	return rec
+}
+
 // resultsFor returns the results of one order, in arrival order.
 func (h *harness) resultsFor(seller, orderNo string) []schemas.Result {
 	h.mu.Lock()

@@ -131,8 +131,7 @@ func TestOnlyARefusedTaskRestarts(t *testing.T) {
 	if r := h.waitResult(jumdataSeller, key.OrderNo, 2, 15*time.Second)[1]; r.Status != schemas.StatusIssued {
 		t.Fatalf("corrected request: %+v %+v", r, r.Error)
 	}
-	rec, _, _ := h.db.Get(ctx, key)
-	if rec.Restarts != 0 || rec.Refs.TaskID != jumdata.TaskID(key.Seller, key.OrderNo, 0) {
+	if rec := h.issuedRecord(key); rec.Restarts != 0 || rec.Refs.TaskID != jumdata.TaskID(key.Seller, key.OrderNo, 0) {
 		t.Fatalf("corrected request: restarts %d, refs %+v; want the order's first taskId", rec.Restarts, rec.Refs)
 	}
 }
