@@ -273,6 +273,11 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	case err := <-taken:
 		takenErr = fmt.Errorf("%w. %s: this one stops (and a restart is refused while the other runs)", err, twoInstancesRisk)
 		draining.Store(true)
+		// The status requests of the durable's sellers are the owner's
+		// to answer from now on: this order store holds none of its
+		// orders, and the queue group would hand this instance its share
+		// of the requests while it finishes its own in flight.
+		_ = status.Stop()
 		log.Error().Err(takenErr).Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-loopDone:
 		if err == nil {

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// TestStoodDownInstanceLeavesTheStatusToTheOwner runs the consumer (run)
+// against an external server, lets another instance that started before it
+// write itself into the durable's owner record, as one started at the same
+// moment does, and checks that once this instance stands down it no longer
+// answers status requests from its own order store while it finishes its
+// request in flight: the owner answers for the durable's sellers, not an
+// instance that is leaving, whose store does not have the owner's orders.
+func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{ServerName: "owner-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+
+	// The provider holds the order's submission until release: the
+	// request stays in flight while this instance stands down.
+	sb := sandbox.New(sandbox.Config{})
+	called, release := make(chan struct{}, 1), make(chan struct{})
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	prov := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case called <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		sb.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(prov.Close)
+	sb.SetBaseURL(prov.URL)
+	seller := sandbox.DefaultJumdataSeller
+	config := filepath.Join(t.TempDir(), "sellers.yaml")
+	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: jumdata\n    jumdata: {baseURL: %q, appId: %q, appSecret: %q, token: %q, dq: %q, gryhm: %q}\n",
+		seller, prov.URL, sandbox.DefaultJumdataAppID, sandbox.DefaultJumdataSecret, sandbox.DefaultJumdataToken, sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm)
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	o, err := parseFlags([]string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", "",
+		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, o, zerolog.New(&logs)) }()
+	waitLog := func(what string, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !strings.Contains(logs.String(), what) {
+			select {
+			case err := <-done:
+				t.Fatalf("run returned %v before logging %q:\n%s", err, what, logs.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q logged within %s:\n%s", what, within, logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitLog("consuming invoice requests", 30*time.Second)
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orderNo = "OWNER-1"
+	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-called:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the request never reached the provider:\n%s", logs.String())
+	}
+	status := func() (*pipeline.StatusReply, error) {
+		sctx, scancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer scancel()
+		return pipeline.RequestStatus(sctx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: seller, OrderNo: orderNo})
+	}
+	// The control: while it holds the durable, this instance answers.
+	if reply, err := status(); err != nil || !reply.Found {
+		t.Fatalf("status while the instance holds the durable: %+v %v", reply, err)
+	}
+
+	// An instance that started an hour earlier writes itself as the
+	// owner, as its watch does when it finds another instance there.
+	first := pipeline.Owner{Started: time.Now().Add(-time.Hour).UTC(), Name: "the first instance"}
+	if _, err := (pipeline.Topology{}).EnsureConsumer(t.Context(), js, pipeline.ConsumerSettings{Workers: o.workers, AckWait: o.ackWait, Owner: first}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("another instance took the request consumer", 30*time.Second)
+
+	// It stands down with its request in flight: the status requests
+	// are the owner's to answer now.
+	for range 5 {
+		reply, err := status()
+		if !errors.Is(err, pipeline.ErrStatusTimeout) {
+			t.Fatalf("the instance that stood down answered a status request from its own order store: %+v %v", reply, err)
+		}
+	}
+
+	close(release)
+	released = true
+	select {
+	case err := <-done:
+		if !errors.Is(err, pipeline.ErrDurableTaken) {
+			t.Fatalf("run = %v, want ErrDurableTaken", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the instance did not stop:\n%s", logs.String())
+	}
+}
+
+// ownerTestRequest returns a valid issue request of one goods line.
+func ownerTestRequest(t *testing.T, seller, orderNo string) []byte {
+	t.Helper()
+	line := schemas.InvoiceLine{
+		GoodsName: "电子烟烟弹", GoodsCode: "1090511010000000000", WithTaxFlag: "1", Unit: "盒",
+		Price: schemas.ParseAmount("5.65"), Num: schemas.ParseAmount("1"), TaxRate: schemas.ParseAmount("0.13"),
+		TaxIncludedAmount: schemas.ParseAmount("5.65"), TaxExcludedAmount: schemas.ParseAmount("5.00"), Tax: schemas.ParseAmount("0.65"),
+		InvoiceLineProperty: schemas.LineNormal,
+	}
+	b, err := json.Marshal(schemas.Request{
+		SchemaVersion: "1", Kind: schemas.KindIssue, SellerTaxNum: seller, OrderNo: orderNo,
+		Order: &schemas.Order{
+			BuyerName: "归属测试有限公司", BuyerTaxNum: "91440101MA5APD8X8J", SalerTaxNum: seller, OrderNo: orderNo,
+			InvoiceDate: "2026-11-20 10:15:00", Clerk: "张三", PushMode: "-1", InvoiceType: "1", InvoiceLine: "pc",
+			InvoiceDetail: []schemas.InvoiceLine{line},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
