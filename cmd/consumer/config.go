@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -82,7 +83,7 @@ type jumdataConfig struct {
 
 // loadConfig reads and checks a config file, resolving env: and file:
 // secrets. Unknown keys are errors, so a misspelt setting is not silently
-// ignored.
+// ignored, and so is a second YAML document, for the same reason.
 func loadConfig(path string) (*fileConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -91,8 +92,26 @@ func loadConfig(path string) (*fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var cfg fileConfig
-	if err := dec.Decode(&cfg); err != nil {
+	// A file without a document (empty, or comments only) is the empty
+	// configuration, which resolve refuses for its want of sellers.
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	// The decoder reads the first document only: the sellers and partners
+	// of another one after --- would be left out without a word. An empty
+	// one (a trailing ---) lists nothing.
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		if len(more.Content) > 0 && more.Content[0].Tag != "!!null" {
+			return nil, fmt.Errorf("config %s: line %d: a second YAML document (after ---): put every seller and partner in one document", path, more.Content[0].Line)
+		}
 	}
 	// A partner's sellers: key written without a value (null, or its list
 	// commented out) decodes as no key at all, which opens every seller to
