@@ -239,7 +239,9 @@ func checkURL(what, s string, required bool) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s %q is not an http(s) URL", what, s)
+		// The URL may carry a user and password: the error names it
+		// without them.
+		return fmt.Errorf("%s %q is not an http(s) URL", what, redactURL(s))
 	}
 	return nil
 }

@@ -311,3 +311,29 @@ func envOf(m map[string]string) func(string) (string, bool) {
 
 // noEnv is an empty environment.
 func noEnv(string) (string, bool) { return "", false }
+
+// TestURLPasswordsNeverInErrors: a provider URL that carries a user and
+// password and is refused (its scheme, its host) is named without the
+// password.
+func TestURLPasswordsNeverInErrors(t *testing.T) {
+	_, err := loadConfig(writeFile(t, "c.yaml", `
+sellers:
+  - taxNum: "339902999999789113"
+    provider: nuonuo
+    nuonuo: {baseURL: "htps://invoicer:s3cr3t-base@sdk.nuonuo.com", tokenURL: "ftp://invoicer:s3cr3t-token@open.nuonuo.com/accessToken", appKey: k, appSecret: s}
+  - taxNum: "91330106MA2AYNWD8M"
+    provider: jumdata
+    jumdata: {baseURL: "https://invoicer:s3cr3t-jumdata@", appId: a, appSecret: b, token: c, dq: d, gryhm: e}
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("a password reached the error: %v", err)
+	}
+	for _, want := range []string{"nuonuo.baseURL", "sdk.nuonuo.com", "nuonuo.tokenURL", "open.nuonuo.com/accessToken", "jumdata.baseURL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}

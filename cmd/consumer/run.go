@@ -404,7 +404,8 @@ func scrubURLs(msg, list string) string {
 	return msg
 }
 
-// redactURL hides passwords in a NATS URL list for logs and errors.
+// redactURL hides passwords in a NATS URL list, or in a provider URL of the
+// config file, for logs and errors.
 func redactURL(s string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
