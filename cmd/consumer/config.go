@@ -190,6 +190,11 @@ func (c *fileConfig) resolve() error {
 			}
 			j := s.Jumdata
 			errs = append(errs, checkURL(where+": jumdata.baseURL", j.BaseURL, true))
+			// jumdata's client refuses these too, but only once the streams
+			// are set up, and quoting the URL with its password.
+			if u, err := url.Parse(j.BaseURL); err == nil && (u.RawQuery != "" || u.Fragment != "") {
+				errs = append(errs, fmt.Errorf("%s: jumdata.baseURL %q must not carry a query or fragment", where, u.Redacted()))
+			}
 			errs = append(errs, resolveSecret(where+": jumdata.appSecret", &j.AppSecret, true), resolveSecret(where+": jumdata.token", &j.Token, true))
 			for name, v := range map[string]string{"appId": j.AppID, "dq": j.DQ, "gryhm": j.Gryhm} {
 				if v == "" {

@@ -337,3 +337,24 @@ sellers:
 		}
 	}
 }
+
+// TestJumdataBaseURLWithAQueryIsRefused: jumdata's client refuses a base
+// URL with a query or fragment; the config loader refuses it first, naming
+// the file and the key and not the password, instead of a start that sets
+// up the streams and then stops on the client's error, which quotes the
+// URL whole.
+func TestJumdataBaseURLWithAQueryIsRefused(t *testing.T) {
+	for _, u := range []string{"https://invoicer:s3cr3t@api.jumdata.com/?env=test", "https://invoicer:s3cr3t@api.jumdata.com/#v2"} {
+		path := writeFile(t, "c.yaml", "sellers:\n  - taxNum: 91330106MA2AYNWD8M\n    provider: jumdata\n    jumdata: {baseURL: \""+u+"\", appId: a, appSecret: b, token: c, dq: d, gryhm: e}\n")
+		_, err := loadConfig(path)
+		if err == nil {
+			t.Fatalf("%s: loaded", u)
+		}
+		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "sellers[0] (91330106MA2AYNWD8M): jumdata.baseURL") || !strings.Contains(err.Error(), "query or fragment") {
+			t.Errorf("%s: error does not name the file, the key and what is wrong: %v", u, err)
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("a password reached the error: %v", err)
+		}
+	}
+}
