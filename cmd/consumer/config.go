@@ -175,7 +175,7 @@ func (c *fileConfig) resolve() error {
 				continue
 			}
 			n := s.Nuonuo
-			errs = append(errs, checkURL(where+": nuonuo.baseURL", n.BaseURL, true), checkURL(where+": nuonuo.tokenURL", n.TokenURL, false))
+			errs = append(errs, checkBaseURL(where+": nuonuo.baseURL", n.BaseURL), checkURL(where+": nuonuo.tokenURL", n.TokenURL, false))
 			errs = append(errs, resolveSecret(where+": nuonuo.appSecret", &n.AppSecret, true), resolveSecret(where+": nuonuo.accessToken", &n.AccessToken, false))
 			if n.AppKey == "" {
 				errs = append(errs, fmt.Errorf("%s: nuonuo.appKey is required", where))
@@ -189,12 +189,7 @@ func (c *fileConfig) resolve() error {
 				continue
 			}
 			j := s.Jumdata
-			errs = append(errs, checkURL(where+": jumdata.baseURL", j.BaseURL, true))
-			// jumdata's client refuses these too, but only once the streams
-			// are set up, and quoting the URL with its password.
-			if u, err := url.Parse(j.BaseURL); err == nil && (u.RawQuery != "" || u.Fragment != "") {
-				errs = append(errs, fmt.Errorf("%s: jumdata.baseURL %q must not carry a query or fragment", where, u.Redacted()))
-			}
+			errs = append(errs, checkBaseURL(where+": jumdata.baseURL", j.BaseURL))
 			errs = append(errs, resolveSecret(where+": jumdata.appSecret", &j.AppSecret, true), resolveSecret(where+": jumdata.token", &j.Token, true))
 			for name, v := range map[string]string{"appId": j.AppID, "dq": j.DQ, "gryhm": j.Gryhm} {
 				if v == "" {
@@ -259,6 +254,21 @@ func checkURL(what, s string, required bool) error {
 		// The URL may carry a user and password: the error names it
 		// without them.
 		return fmt.Errorf("%s %q is not an http(s) URL", what, redactURL(s))
+	}
+	return nil
+}
+
+// checkBaseURL is checkURL for a required base URL, which the provider's
+// paths are appended to: a query or fragment would swallow them, and every
+// call of a Nuonuo seller would go to the base URL's own path (jumdata's
+// client refuses one, but only once the streams are set up, quoting the URL
+// with its password).
+func checkBaseURL(what, s string) error {
+	if err := checkURL(what, s, true); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(s); u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s %q must not carry a query or fragment", what, u.Redacted())
 	}
 	return nil
 }

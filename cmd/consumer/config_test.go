@@ -358,3 +358,23 @@ func TestJumdataBaseURLWithAQueryIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestNuonuoBaseURLWithAQueryIsRefused: Nuonuo's endpoints are the base URL
+// with their paths appended (/open/v1/services, /accessToken), which a
+// query or fragment would swallow: the seller would start and every call
+// would go to the base URL's own path (action_required http_404).
+func TestNuonuoBaseURLWithAQueryIsRefused(t *testing.T) {
+	for _, u := range []string{"https://invoicer:s3cr3t@sdk.nuonuo.com/?env=test", "https://sdk.nuonuo.com#v2"} {
+		path := writeFile(t, "c.yaml", "sellers:\n  - taxNum: \"339902999999789113\"\n    provider: nuonuo\n    nuonuo: {baseURL: \""+u+"\", appKey: k, appSecret: s}\n")
+		_, err := loadConfig(path)
+		if err == nil {
+			t.Fatalf("%s: loaded", u)
+		}
+		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "sellers[0] (339902999999789113): nuonuo.baseURL") || !strings.Contains(err.Error(), "query or fragment") {
+			t.Errorf("%s: error does not name the file, the key and what is wrong: %v", u, err)
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("a password reached the error: %v", err)
+		}
+	}
+}
