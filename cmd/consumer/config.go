@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/fapiaohub/invoicer/providers/nuonuo"
 	"github.com/fapiaohub/invoicer/schemas"
 	"go.yaml.in/yaml/v3"
 )
@@ -62,7 +63,9 @@ type sellerConfig struct {
 // nuonuoConfig holds a seller's Nuonuo credentials. When accessToken is
 // empty, tokens are fetched from tokenURL (default: nuonuo.TokenURLFor
 // baseURL, https://open.nuonuo.com/accessToken for production)
-// and shared by every instance through a JetStream key-value bucket.
+// and shared by every instance through a JetStream key-value bucket, and by
+// every seller of the app (its appKey at that token URL), which must give
+// the app's one appSecret.
 type nuonuoConfig struct {
 	BaseURL     string `yaml:"baseURL"`
 	TokenURL    string `yaml:"tokenURL"`
@@ -70,6 +73,15 @@ type nuonuoConfig struct {
 	AppSecret   string `yaml:"appSecret"`
 	AccessToken string `yaml:"accessToken"`
 	Family      string `yaml:"family"`
+}
+
+// tokenEndpoint is where the seller's tokens are fetched when it has no
+// static accessToken: tokenURL, or the one that goes with baseURL.
+func (n *nuonuoConfig) tokenEndpoint() string {
+	if n.TokenURL != "" {
+		return n.TokenURL
+	}
+	return nuonuo.TokenURLFor(n.BaseURL)
 }
 
 // jumdataConfig holds a seller's jumdata credentials and taxpayer login.
@@ -149,6 +161,7 @@ func (c *fileConfig) resolve() error {
 		errs = append(errs, errors.New("no sellers: add at least one under the sellers: key"))
 	}
 	seen := map[string]bool{}
+	apps := map[string]int{} // the first Nuonuo seller fetching the tokens of each app
 	for i := range c.Sellers {
 		s := &c.Sellers[i]
 		where := fmt.Sprintf("sellers[%d]", i)
@@ -182,6 +195,18 @@ func (c *fileConfig) resolve() error {
 			}
 			if n.Family != "" && n.Family != "ElectronInvoice" && n.Family != "OpeMplatform" {
 				errs = append(errs, fmt.Errorf("%s: nuonuo.family %q: use ElectronInvoice or OpeMplatform", where, n.Family))
+			}
+			// The sellers of one app that fetch tokens share one token
+			// source, built with the first one's secret (buildProviders):
+			// another secret would not fetch the tokens it signs with, and
+			// one of the two is wrong.
+			if n.AccessToken == "" && n.AppKey != "" && n.AppSecret != "" {
+				app := n.tokenEndpoint() + "|" + n.AppKey
+				if first, ok := apps[app]; !ok {
+					apps[app] = i
+				} else if c.Sellers[first].Nuonuo.AppSecret != n.AppSecret {
+					errs = append(errs, fmt.Errorf("%s: nuonuo.appSecret is not that of sellers[%d], on the same app (appKey %q, tokens from %s): an app has one secret, and both sellers' tokens would be fetched with sellers[%d]'s", where, first, n.AppKey, redactURL(n.tokenEndpoint()), first))
+				}
 			}
 		case "jumdata":
 			if s.Jumdata == nil {

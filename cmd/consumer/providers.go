@@ -42,10 +42,7 @@ func buildProviders(ctx context.Context, cfg *fileConfig, js jetstream.JetStream
 				AccessToken: n.AccessToken, Family: n.Family, HTTPClient: client, HTTP: httpCfg, Limiter: lim, Observer: obs,
 			}
 			if n.AccessToken == "" {
-				tokenURL := n.TokenURL
-				if tokenURL == "" {
-					tokenURL = nuonuo.TokenURLFor(n.BaseURL)
-				}
+				tokenURL := n.tokenEndpoint()
 				id := tokenURL + "|" + n.AppKey
 				ts := tokenSources[id]
 				if ts == nil {
