@@ -378,3 +378,33 @@ func TestNuonuoBaseURLWithAQueryIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestProviderTimeoutMustBePositive: the provider clients take a timeout of
+// 0 or less for their default of 15s (jumdata's refuses a negative one, but
+// only once the streams are set up, naming neither the flag nor the
+// variable): --provider-timeout refuses it instead of ignoring it.
+func TestProviderTimeoutMustBePositive(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"flag 0", []string{"--provider-timeout", "0"}, nil},
+		{"flag negative", []string{"--provider-timeout", "-5s"}, nil},
+		{"variable 0s", nil, map[string]string{"INVOICE_PROVIDER_TIMEOUT": "0s"}},
+		{"variable negative", nil, map[string]string{"INVOICE_PROVIDER_TIMEOUT": "-5s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, envOf(tc.env))
+			if err == nil {
+				t.Fatalf("accepted: provider timeout %v", o.providerTO)
+			}
+			if !strings.Contains(err.Error(), "--provider-timeout") || !strings.Contains(err.Error(), "INVOICE_PROVIDER_TIMEOUT") {
+				t.Errorf("error names neither the flag nor the variable: %v", err)
+			}
+		})
+	}
+	if o, err := parseFlags([]string{"--provider-timeout", "1ms"}, noEnv); err != nil || o.providerTO != time.Millisecond {
+		t.Fatalf("1ms: %v, %v", o, err)
+	}
+}

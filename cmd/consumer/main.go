@@ -156,7 +156,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
 	fs.DurationVar(&o.sandboxDelay, "sandbox-latency", envDur("INVOICE_SANDBOX_LATENCY", 0), "latency the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
-	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call (INVOICE_PROVIDER_TIMEOUT)")
+	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call; more than 0 (INVOICE_PROVIDER_TIMEOUT)")
 	fs.IntVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
 	fs.BoolVar(&o.strictTax, "strict-tax-numbers", envBool("INVOICE_STRICT_TAX_NUMBERS"), "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
 	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGINT/SIGTERM waits for in-flight requests; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)")
@@ -264,6 +264,12 @@ func (o *options) validate() error {
 	}
 	if o.ackWait < time.Second {
 		errs = append(errs, errors.New("--ack-wait must be at least 1s"))
+	}
+	if o.providerTO <= 0 {
+		// The provider clients would take it for their default of 15s
+		// (jumdata's refuses a negative one, but only once the streams
+		// are set up): not "no limit", which a call must not go without.
+		errs = append(errs, fmt.Errorf("--provider-timeout %v (INVOICE_PROVIDER_TIMEOUT): must be more than 0", o.providerTO))
 	}
 	if o.shutdownTO <= 0 {
 		// Not "no limit": the shutdown would not wait at all, and would
