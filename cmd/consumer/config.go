@@ -189,7 +189,8 @@ func (c *fileConfig) resolve() error {
 			}
 			n := s.Nuonuo
 			errs = append(errs, checkBaseURL(where+": nuonuo.baseURL", n.BaseURL), checkURL(where+": nuonuo.tokenURL", n.TokenURL, false))
-			errs = append(errs, resolveSecret(where+": nuonuo.appSecret", &n.AppSecret, true), resolveSecret(where+": nuonuo.accessToken", &n.AccessToken, false))
+			secretErr := resolveSecret(where+": nuonuo.appSecret", &n.AppSecret, true)
+			errs = append(errs, secretErr, resolveSecret(where+": nuonuo.accessToken", &n.AccessToken, false))
 			if n.AppKey == "" {
 				errs = append(errs, fmt.Errorf("%s: nuonuo.appKey is required", where))
 			}
@@ -200,7 +201,7 @@ func (c *fileConfig) resolve() error {
 			// source, built with the first one's secret (buildProviders):
 			// another secret would not fetch the tokens it signs with, and
 			// one of the two is wrong.
-			if n.AccessToken == "" && n.AppKey != "" && n.AppSecret != "" {
+			if n.AccessToken == "" && n.AppKey != "" && secretErr == nil {
 				app := n.tokenEndpoint() + "|" + n.AppKey
 				if first, ok := apps[app]; !ok {
 					apps[app] = i

@@ -47,3 +47,19 @@ func TestNuonuoAppWithTwoSecretsIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A secret that cannot be read is reported as such, not also as another
+// secret than the app's.
+func TestNuonuoAppSecretUnreadIsNotASecondSecret(t *testing.T) {
+	_, err := loadConfig(writeFile(t, "c.yaml", `sellers:
+  - taxNum: "339902999999789113"
+    provider: nuonuo
+    nuonuo: {baseURL: "https://sdk.nuonuo.com", appKey: K1, appSecret: "env:TEST_UNSET_APP_SECRET"}
+  - taxNum: "91330106MA2AYNWD8M"
+    provider: nuonuo
+    nuonuo: {baseURL: "https://sdk.nuonuo.com", appKey: K1, appSecret: secret-two}
+`))
+	if err == nil || !strings.Contains(err.Error(), "TEST_UNSET_APP_SECRET is not set") || strings.Contains(err.Error(), "is not that of") {
+		t.Fatalf("error: %v", err)
+	}
+}
