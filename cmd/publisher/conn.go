@@ -217,7 +217,11 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 	}
 	opts = append(opts, extra...) // later options override earlier ones
 	if g.creds != "" {
-		if _, err := os.Stat(g.creds); err != nil {
+		// Read it here, not only stat it: nats.go reads it while
+		// connecting, and a file that exists but cannot be read (a
+		// directory, one without read permission) would fail there as a
+		// server that cannot be reached.
+		if _, err := os.ReadFile(g.creds); err != nil {
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("credentials file (--creds, NATS_CREDS): %w", err)}
 		}
 		opts = append(opts, nats.UserCredentials(g.creds))

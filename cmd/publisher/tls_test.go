@@ -286,3 +286,20 @@ func runServer(t *testing.T, opts *server.Options) *server.Server {
 	}
 	return ns
 }
+
+// TestUnreadableCredentialsFile: a --creds (NATS_CREDS) path that exists but
+// cannot be read, here a directory, is an error naming the file and the
+// flag, not a server that cannot be reached.
+func TestUnreadableCredentialsFile(t *testing.T) {
+	env := MustNATS(t)
+	dir := t.TempDir()
+	for _, args := range [][]string{{"--creds", dir}, {}} {
+		if len(args) == 0 {
+			t.Setenv("NATS_CREDS", dir)
+		}
+		_, errOut, code := runCLI(t, "", append(args, "--server", env.url, "--timeout", "2s", "status", nuonuoSeller, "X-1")...)
+		if code != exitTrouble || !strings.Contains(errOut, "credentials file (--creds, NATS_CREDS)") || !strings.Contains(errOut, dir) || strings.Contains(errOut, "is the consumer running") {
+			t.Errorf("%v: exit %d, want %d and the credentials file named:\n%s", args, code, exitTrouble, errOut)
+		}
+	}
+}
