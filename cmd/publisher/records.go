@@ -60,7 +60,12 @@ func readRecords(name string) ([]record, error) {
 	// line would be reported malformed, and none of those reports would be
 	// the mistake. A newline-delimited file whose first record is broken
 	// is still read line by line, so that its other records go through.
-	if first, _, _ := bytes.Cut(trimmed, []byte("\n")); string(bytes.TrimSpace(first)) == "{" || string(bytes.TrimSpace(first)) == "[" {
+	// A UTF-8 byte order mark before the first line (some Windows editors
+	// write one) does not make it another line: the value is still
+	// reported once, the mark being its mistake, as the consumer reads a
+	// message that begins with one as malformed.
+	first, _, _ := bytes.Cut(bytes.TrimPrefix(trimmed, []byte("\ufeff")), []byte("\n"))
+	if first := string(bytes.TrimSpace(first)); first == "{" || first == "[" {
 		return []record{{file: display, n: 1, data: trimmed, document: true}}, nil
 	}
 	var out []record

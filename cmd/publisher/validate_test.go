@@ -153,3 +153,16 @@ func TestValidateFileMistakes(t *testing.T) {
 		t.Fatalf("publish of an empty file: exit %d\n%s", code, out)
 	}
 }
+
+// TestValidatePrettyPrintedWithABOM: a pretty-printed request saved with a
+// UTF-8 byte order mark (as some Windows editors save) is one report, at
+// line 1, column 1, where the mark is, not one per line read as
+// newline-delimited JSON. The consumer reads such a message as malformed,
+// so validate does not pass it either.
+func TestValidatePrettyPrintedWithABOM(t *testing.T) {
+	f := writeFile(t, "bom.json", []byte("\ufeff{\n  \"schemaVersion\": \"1\",\n  \"kind\": \"issue\"\n}\n"))
+	out, _, code := runCLI(t, "", "validate", f)
+	if code != exitFailed || strings.Count(out, "\n") != 1 || !strings.Contains(out, "bom.json: line 1, column 1: (message): malformed message") || !strings.Contains(out, `\ufeff`) {
+		t.Fatalf("pretty-printed with a byte order mark: exit %d\n%s", code, out)
+	}
+}
