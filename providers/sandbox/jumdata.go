@@ -100,9 +100,11 @@ import (
 // seller), lzkprq (yyyy-MM-dd HH:mm:ss, same day as the blue invoice),
 // chyydm 01..04 and, for a partial reversal, hzmx: a JSON array of lines
 // {xh, spmc, spbm, ggxh, dw, spsl, dj, je, sl, se, yhzcbs} with negative je
-// and se. The amount is reserved when the form is made: a blue invoice with
-// nothing left answers 399 蓝票没有可红冲的金额,不可再次红冲!, a partial
-// reversal larger than what is left 399 too. With RedPendingPolls 0 the red
+// and se, held to the blue invoice's tolerances: |je × sl − se| ≤ 0.06 per
+// line and |Σ je × sl − Σ se| ≤ 1.27. The amount is reserved when the
+// form is made: a blue invoice with nothing left answers 399
+// 蓝票没有可红冲的金额,不可再次红冲!, a partial reversal larger than what
+// is left 399 too. With RedPendingPolls 0 the red
 // invoice is issued at once and data carries it (fphm, kprq, jshj, ...); else
 // data carries only the form's uuid (an assumption: the document's example
 // shows data {}), red-invoice/result answers 202 RedPendingPolls times per
@@ -1016,6 +1018,7 @@ func jdCheckHzmx(raw string) (je, se decimal.Decimal, n int, err error) {
 	if len(lines) == 0 {
 		return je, se, 0, errors.New("hzmx: 为空数组; 全额红冲时请不传 hzmx")
 	}
+	var expected decimal.Decimal // Σ je × sl
 	for i := range lines {
 		l := &lines[i]
 		p := fmt.Sprintf("hzmx[%d]", i)
@@ -1054,7 +1057,14 @@ func jdCheckHzmx(raw string) (je, se decimal.Decimal, n int, err error) {
 			return je, se, 0, fmt.Errorf("%s.se: %s 与 je × sl 相差超过 0.06", p, l.Se)
 		}
 		je, se = je.Add(lje), se.Add(lse)
+		expected = expected.Add(lje.Mul(sl))
 		n = max(n, l.Xh)
+	}
+	// A red invoice is an invoice: the tax bureau holds its lines to the
+	// same 1.27 per-invoice tolerance as a blue invoice's, which lines
+	// each within 0.06 can still exceed together.
+	if expected.Sub(se).Abs().GreaterThan(jdInvoiceTolerance) {
+		return je, se, 0, errors.New("hzmx: 税额合计与 Σ je × sl 相差超过 1.27")
 	}
 	return je, se, n, nil
 }

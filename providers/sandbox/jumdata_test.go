@@ -817,3 +817,28 @@ func TestJumdataTaskKeepsNoFormBody(t *testing.T) {
 		}
 	}
 }
+
+// The tax bureau's 1.27 per-invoice tolerance holds for a red invoice's
+// lines as for a blue one's: hzmx lines each within 0.06 may still add up
+// to more than 1.27 off Σ je × sl.
+func TestJumdataRedInvoiceTolerance(t *testing.T) {
+	const n = 25
+	var blue, red []map[string]any
+	for i := 1; i <= n; i++ {
+		blue = append(blue, map[string]any{"xh": i, "fphxz": "0", "spmc": "技术服务费", "spbm": "3040201990000000000", "hsbz": "N",
+			"je": json.Number("100.00"), "sl": json.Number("0.06"), "se": json.Number("6.00")})
+		// -10.00 × 0.06 = -0.60: each line is 0.06 off, at the line tolerance.
+		red = append(red, map[string]any{"xh": i, "spmc": "技术服务费", "spbm": "3040201990000000000",
+			"je": json.Number("-10.00"), "sl": json.Number("0.06"), "se": json.Number("-0.54")})
+	}
+	doc := jdDoc("R-TOL")
+	doc["mxlist"], doc["hjje"], doc["hjse"], doc["jshj"] = blue, json.Number("2500.00"), json.Number("150.00"), json.Number("2650.00")
+	e := jdStart(t, sandbox.Config{})
+	fphm, kprq := e.issued("task-1", doc)
+	submit := func(lines []map[string]any) jdAnswer {
+		return e.call("red-invoice/submit", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {"01"}, "hzmx": {jdJSON(t, lines)}})
+	}
+	// 25 × 0.06 = 1.50 is refused; 21 × 0.06 = 1.26 is not.
+	jdWant(t, submit(red), 400, "1.27")
+	jdWant(t, submit(red[:21]), 200, "")
+}
