@@ -82,7 +82,8 @@ package sandbox
 //
 // saveInvoiceRedConfirm needs blueInvoiceLine, applySource (0 or 1),
 // sellerTaxNo (= userTax, else E9302), buyerName, redReason 1–4, sellerName
-// when the buyer applies, and the blue invoice's numbers (E9102). billId is
+// when the buyer applies, the blue invoice's numbers (E9102) and, on every
+// detail line, blueDetailIndex, goodsName, taxRate and goodsCode (E4000). billId is
 // the idempotency key: the same billId answers the same form id and creates
 // nothing; without one the sandbox makes one up. The result is the form id,
 // which is also the form's billNo. Submissions and the red invoice's issuance
@@ -1013,6 +1014,10 @@ type nnRedIn struct {
 	RedReason             nnText `json:"redReason"`
 	OrderNo               nnText `json:"orderNo"`
 	Detail                []struct {
+		BlueDetailIndex   nnText `json:"blueDetailIndex"`
+		GoodsName         nnText `json:"goodsName"`
+		TaxRate           nnText `json:"taxRate"`
+		GoodsCode         nnText `json:"goodsCode"`
 		TaxExcludedAmount nnText `json:"taxExcludedAmount"`
 		TaxAmount         nnText `json:"taxAmount"`
 	} `json:"detail"`
@@ -1078,6 +1083,15 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 	}
 	var exTax, tax decimal.Decimal
 	for i, d := range in.Detail {
+		// Seed 002 marks these four required on every detail line.
+		for _, f := range []struct {
+			name string
+			v    nnText
+		}{{"blueDetailIndex", d.BlueDetailIndex}, {"goodsName", d.GoodsName}, {"taxRate", d.TaxRate}, {"goodsCode", d.GoodsCode}} {
+			if f.v.s() == "" {
+				return nnFail("E4000", "接口调用失败: %s不能为空,第%d行", f.name, i+1)
+			}
+		}
 		ex, ok1 := nnDecimal(d.TaxExcludedAmount.s())
 		tx, ok2 := nnDecimal(d.TaxAmount.s())
 		if !ok1 || !ok2 {

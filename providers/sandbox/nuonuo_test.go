@@ -597,6 +597,11 @@ func TestNuonuoRedConfirm(t *testing.T) {
 		{"billId of 33", func(m map[string]any) { m["billId"] = strings.Repeat("b", 33) }, "E4000"},
 		{"other seller", func(m map[string]any) { m["sellerTaxNo"] = "91330106MA2AYNWD8M" }, "E9302"},
 		{"short blue number", func(m map[string]any) { m["blueElecInvoiceNumber"] = "123" }, "E9102"},
+		// Seed 002 requires these four on every detail line.
+		{"line without blueDetailIndex", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "blueDetailIndex") }, "E4000"},
+		{"line without goodsName", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "goodsName") }, "E4000"},
+		{"line without taxRate", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "taxRate") }, "E4000"},
+		{"line without goodsCode", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "goodsCode") }, "E4000"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bad := func(m map[string]any) { m["orderNo"] = "RED-BAD"; tt.mutate(m) }
