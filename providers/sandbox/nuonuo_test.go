@@ -361,6 +361,15 @@ func TestNuonuoValidationCodes(t *testing.T) {
 			l["tax"], l["taxExcludedAmount"] = "5.93", "100.07"
 			l["taxIncludedAmount"] = "106.00"
 		}, "E9131", "金额*税率-税额大于0.06,明细行名称:技术服务费,第1行"},
+		{"taxes off by 1.50 over the invoice", func(o map[string]any) {
+			// Each line is 0.06 off, within the line tolerance; 25 of them
+			// are 1.50 off, beyond the invoice's 1.27.
+			var lines []any
+			for range 25 {
+				lines = append(lines, nnLine("技术服务费", "0", "1", "10.00", "0.54", "10.54"))
+			}
+			o["invoiceDetail"] = lines
+		}, "E9131", "1.27"},
 		{"no goods code", func(o map[string]any) { delete(line(o, 0), "goodsCode") }, "E9138", ""},
 		{"discount without discounted line", func(o map[string]any) {
 			withDiscount(o)
@@ -858,5 +867,19 @@ func TestNuonuoFailMagicsAreToldApart(t *testing.T) {
 	}
 	if d := e.sb.Stats().Duplicates; len(d) != 0 {
 		t.Errorf("duplicates %v", d)
+	}
+}
+
+// 21 lines each 0.06 off are 1.26 off together: within the invoice's 1.27.
+func TestNuonuoInvoiceTaxToleranceHolds(t *testing.T) {
+	e := newNuonuoEnv(t, sandbox.Config{})
+	o := nnOrder("TOL-1")
+	var lines []any
+	for range 21 {
+		lines = append(lines, nnLine("技术服务费", "0", "1", "10.00", "0.54", "10.54"))
+	}
+	o["invoiceDetail"] = lines
+	if r := e.submit(t, o); r.Code != "E0000" {
+		t.Fatalf("code %q %q, want E0000", r.Code, r.Describe)
 	}
 }
