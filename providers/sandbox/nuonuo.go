@@ -44,7 +44,8 @@ package sandbox
 // requestBillingNew (both ElectronInvoice and OpeMplatform) validates what
 // seed 001's codes name: E4000 (a required field is missing: order, orderNo,
 // buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
-// goodsName, taxRate or withTaxFlag; buyerPhone for pushMode 1 (the default)
+// goodsName, taxRate (or one outside 0, 0.01, 0.015, 0.03, 0.05, 0.06,
+// 0.09, 0.13) or withTaxFlag; buyerPhone for pushMode 1 (the default)
 // or 2, email for pushMode 0 or 2; more than 2000 lines), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
 // for this seller), E9107, E9108, E9110, E9111, E9112, E9114, E9116, E9119,
@@ -709,6 +710,11 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 	if !ok {
 		return l, nnFail("E4000", "接口调用失败: taxRate只能是数字,第%d行", row), false
 	}
+	// VAT has these rates only; seed 001 gives no code of its own for
+	// another, so it is E4000, a private parameter whose value is wrong.
+	if !nnValidRate(rate) {
+		return l, nnFail("E4000", "接口调用失败: taxRate不是有效税率,第%d行", row), false
+	}
 	l.rate = &rate
 	amounts := []struct {
 		v                 string
@@ -779,6 +785,22 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		return l, nnFail("E9131", "金额*税率-税额大于0.06,明细行名称:%s,第%d行", l.name, row), false
 	}
 	return l, nnAnswer{}, true
+}
+
+// nnRates are the VAT rates a line may carry.
+var nnRates = []decimal.Decimal{
+	decimal.Zero, decimal.RequireFromString("0.01"), decimal.RequireFromString("0.015"), decimal.RequireFromString("0.03"),
+	decimal.RequireFromString("0.05"), decimal.RequireFromString("0.06"), decimal.RequireFromString("0.09"), decimal.RequireFromString("0.13"),
+}
+
+// nnValidRate reports whether rate is one of nnRates.
+func nnValidRate(rate decimal.Decimal) bool {
+	for _, r := range nnRates {
+		if rate.Equal(r) {
+			return true
+		}
+	}
+	return false
 }
 
 func nnDecimal(s string) (decimal.Decimal, bool) {

@@ -339,6 +339,10 @@ func TestNuonuoValidationCodes(t *testing.T) {
 		{"phone push without phone", func(o map[string]any) { delete(o, "pushMode") }, "E4000", "buyerPhone"},
 		{"bad invoice date", func(o map[string]any) { o["invoiceDate"] = "2026-11-20" }, "E4000", "invoiceDate"},
 		{"line without goodsName", func(o map[string]any) { line(o, 0)["goodsName"] = "" }, "E4000", "第1行"},
+		{"tax rate outside the set", func(o map[string]any) {
+			l := line(o, 0)
+			l["taxRate"], l["taxExcludedAmount"], l["tax"] = "0.07", "99.07", "6.93"
+		}, "E4000", "taxRate"},
 		{"invoice type 3", func(o map[string]any) { o["invoiceType"] = "3" }, "E9101", ""},
 		{"red without blue numbers", func(o map[string]any) { o["invoiceType"] = "2"; o["invoiceLine"] = "c" }, "E9102", ""},
 		{"email too long", func(o map[string]any) { o["email"] = strings.Repeat("a", 45) + "@x.com" }, "E9104", ""},
