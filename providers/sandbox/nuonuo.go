@@ -44,9 +44,10 @@ package sandbox
 // requestBillingNew (both ElectronInvoice and OpeMplatform) validates what
 // seed 001's codes name: E4000 (a required field is missing: order, orderNo,
 // buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
-// goodsName, taxRate (or one outside 0, 0.01, 0.015, 0.03, 0.05, 0.06,
-// 0.09, 0.13) or withTaxFlag; buyerPhone for pushMode 1 (the default)
-// or 2, email for pushMode 0 or 2; more than 2000 lines), E9101, E9102 (a red
+// goodsName, taxRate or withTaxFlag; buyerPhone for pushMode 1 (the default)
+// or 2, email for pushMode 0 or 2; more than 2000 lines; a taxRate outside
+// 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13; an amount of more than 2
+// decimal places, a price or num of more than 8), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
 // for this seller), E9107, E9108, E9110, E9111, E9112, E9114, E9116, E9119,
 // E9122, E9123, E9124–E9129, E9130, E9131 ("金额*税率-税额大于0.06,明细行名称:xxx,第x行";
@@ -719,12 +720,12 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 	amounts := []struct {
 		v                 string
 		tooLong, notDigit string
-		what              string
+		what, name        string
 		dst               *decimal.Decimal
 	}{
-		{in.TaxIncludedAmount.s(), "E9124", "E9125", "含税金额", &l.incl},
-		{in.TaxExcludedAmount.s(), "E9126", "E9127", "不含税金额", &l.excl},
-		{in.Tax.s(), "E9128", "E9129", "税额", &l.tax},
+		{in.TaxIncludedAmount.s(), "E9124", "E9125", "含税金额", "taxIncludedAmount", &l.incl},
+		{in.TaxExcludedAmount.s(), "E9126", "E9127", "不含税金额", "taxExcludedAmount", &l.excl},
+		{in.Tax.s(), "E9128", "E9129", "税额", "tax", &l.tax},
 	}
 	given := 0
 	for _, a := range amounts {
@@ -737,6 +738,12 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		d, ok := nnDecimal(a.v)
 		if !ok {
 			return l, nnFail(a.notDigit, "%s只能是数字,第%d行", a.what, row), false
+		}
+		// Amounts are in cents; seed 001 gives no code of its own for
+		// more places, so it is E4000, a private parameter whose value
+		// is wrong.
+		if nnPlaces(a.v) > 2 {
+			return l, nnFail("E4000", "接口调用失败: %s最多2位小数,第%d行", a.name, row), false
 		}
 		*a.dst = d
 		given++
@@ -757,6 +764,10 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		d, ok := nnDecimal(f.v)
 		if !ok {
 			return l, nnFail("E4000", "接口调用失败: %s只能是数字,第%d行", f.name, row), false
+		}
+		// Seed 001: price and num are precise to 8 decimal places.
+		if nnPlaces(f.v) > 8 {
+			return l, nnFail("E4000", "接口调用失败: %s最多8位小数,第%d行", f.name, row), false
 		}
 		*f.dst = d
 	}
@@ -801,6 +812,15 @@ func nnValidRate(rate decimal.Decimal) bool {
 		}
 	}
 	return false
+}
+
+// nnPlaces is the number of decimal places written in s, a number
+// nnDecimal accepted.
+func nnPlaces(s string) int {
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		return len(s) - i - 1
+	}
+	return 0
 }
 
 func nnDecimal(s string) (decimal.Decimal, bool) {

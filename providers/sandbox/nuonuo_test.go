@@ -343,6 +343,12 @@ func TestNuonuoValidationCodes(t *testing.T) {
 			l := line(o, 0)
 			l["taxRate"], l["taxExcludedAmount"], l["tax"] = "0.07", "99.07", "6.93"
 		}, "E4000", "taxRate"},
+		{"price of 9 decimals", func(o map[string]any) { line(o, 0)["price"] = "106.000000001" }, "E4000", "price"},
+		{"num of 9 decimals", func(o map[string]any) { line(o, 0)["num"] = "1.000000001" }, "E4000", "num"},
+		{"amounts of 3 decimals", func(o map[string]any) {
+			l := line(o, 0)
+			l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "100.001", "6.000", "106.001"
+		}, "E4000", "taxIncludedAmount"},
 		{"invoice type 3", func(o map[string]any) { o["invoiceType"] = "3" }, "E9101", ""},
 		{"red without blue numbers", func(o map[string]any) { o["invoiceType"] = "2"; o["invoiceLine"] = "c" }, "E9102", ""},
 		{"email too long", func(o map[string]any) { o["email"] = strings.Repeat("a", 45) + "@x.com" }, "E9104", ""},
