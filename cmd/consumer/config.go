@@ -300,14 +300,16 @@ func checkBaseURL(what, s string) error {
 }
 
 // resolveSecret replaces an "env:NAME" or "file:PATH" reference by the
-// secret it names. Errors name the setting and the reference, never the
-// secret.
+// secret it names, less the line ending that ends it (a file's, or a
+// variable's set from one: a Kubernetes secret made from a file that ends
+// in a newline keeps it in the variable). Errors name the setting and the
+// reference, never the secret.
 func resolveSecret(what string, v *string, required bool) error {
 	switch {
 	case strings.HasPrefix(*v, "env:"):
 		name := strings.TrimPrefix(*v, "env:")
 		val, ok := os.LookupEnv(name)
-		if !ok || val == "" {
+		if val = strings.TrimRight(val, "\r\n"); !ok || val == "" {
 			return fmt.Errorf("%s: environment variable %s is not set", what, name)
 		}
 		*v = val

@@ -24,7 +24,10 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestLoadConfig(t *testing.T) {
 	secretFile := writeFile(t, "secret", "file-secret-value\n")
-	t.Setenv("TEST_NUONUO_SECRET", "env-secret-value")
+	// A variable set from a file keeps the file's last newline (a
+	// Kubernetes secret made from a file): it is not part of the secret,
+	// as it is not in a file: reference.
+	t.Setenv("TEST_NUONUO_SECRET", "env-secret-value\n")
 	t.Setenv("TEST_PARTNER_SECRET", "partner-secret-0123456789")
 	good := `
 sellers:
