@@ -23,6 +23,17 @@ func NormalizeTaxNumber(s string) string {
 	return strings.ToUpper(strings.TrimSpace(s))
 }
 
+// ValidTaxNumber reports whether tn, normalized (NormalizeTaxNumber), is a
+// tax number a request may carry as its sellerTaxNum
+// (invoice-request.schema.json: 15 to 20 letters or digits): the form in
+// which sellers are configured and routed.
+func ValidTaxNumber(tn string) bool {
+	if len(tn) < 15 || len(tn) > 20 {
+		return false
+	}
+	return !strings.ContainsFunc(tn, func(r rune) bool { return (r < '0' || r > '9') && (r < 'A' || r > 'Z') })
+}
+
 // TaxNumberCheckChar returns the GB 32100-2015 check character for the first
 // 17 characters of a unified social credit code, or false when one of them is
 // outside the code's alphabet.

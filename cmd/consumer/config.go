@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/fapiaohub/invoicer/providers/nuonuo"
@@ -147,12 +146,6 @@ func loadConfig(path string) (*fileConfig, error) {
 	return &cfg, nil
 }
 
-// taxNumForm is a tax number as a request carries it once normalized (the
-// request schema's sellerTaxNum, trimmed and upper-cased): a seller whose
-// number is not of this form could start, and then every request for it
-// would find no provider and be rejected as seller_not_configured.
-var taxNumForm = regexp.MustCompile(`^[0-9A-Z]{15,20}$`)
-
 // resolve normalizes tax numbers, reads env: and file: secrets and checks
 // every seller, reporting all problems at once.
 func (c *fileConfig) resolve() error {
@@ -170,7 +163,9 @@ func (c *fileConfig) resolve() error {
 			errs = append(errs, fmt.Errorf("%s: taxNum is required", where))
 		} else {
 			where += " (" + s.TaxNum + ")"
-			if !taxNumForm.MatchString(s.TaxNum) {
+			// A seller whose number no request can carry would start,
+			// and every request for it would find no provider.
+			if !schemas.ValidTaxNumber(s.TaxNum) {
 				errs = append(errs, fmt.Errorf("%s: taxNum %q is not a tax number of 15 to 20 letters or digits, which no request could carry", where, s.TaxNum))
 			}
 			if seen[s.TaxNum] {
@@ -239,7 +234,7 @@ func (c *fileConfig) resolve() error {
 		for j, tn := range p.Sellers {
 			if p.Sellers[j] = schemas.NormalizeTaxNumber(tn); p.Sellers[j] == "" {
 				errs = append(errs, fmt.Errorf("%s: sellers[%d] is empty", where, j))
-			} else if !taxNumForm.MatchString(p.Sellers[j]) {
+			} else if !schemas.ValidTaxNumber(p.Sellers[j]) {
 				errs = append(errs, fmt.Errorf("%s: sellers[%d] %q is not a tax number of 15 to 20 letters or digits, which no query could carry", where, j, p.Sellers[j]))
 			}
 		}

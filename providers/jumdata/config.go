@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"time"
 
 	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/schemas"
 )
 
 // Defaults of Config.
@@ -84,8 +84,6 @@ type Config struct {
 	Now func() time.Time
 }
 
-var taxNumPattern = regexp.MustCompile(`^[0-9A-Z]{15,20}$`)
-
 // Validate checks the configuration. Its errors wrap ErrConfig and never
 // contain the secret or the token.
 func (c Config) Validate() error {
@@ -103,7 +101,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: AppSecret is required", ErrConfig)
 	case c.Token == "":
 		return fmt.Errorf("%w: Token is required", ErrConfig)
-	case !taxNumPattern.MatchString(c.SellerTaxNum):
+	case !schemas.ValidTaxNumber(c.SellerTaxNum):
 		return fmt.Errorf("%w: SellerTaxNum %q is not 15 to 20 upper-case letters or digits", ErrConfig, c.SellerTaxNum)
 	case c.DQ == "":
 		return fmt.Errorf("%w: DQ (region code) is required", ErrConfig)
