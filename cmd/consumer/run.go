@@ -80,7 +80,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 
 	subjects := schemas.Subjects{Prefix: o.prefix}
-	topo := pipeline.Topology{Subjects: subjects, Replicas: o.replicas, Partitions: o.partitions, Reconfigure: o.reconfigure}
+	topo := pipeline.Topology{Subjects: subjects, Replicas: o.replicas, Partitions: o.partitions, Reconfigure: o.reconfigure}.WithDefaults()
 	setupCtx, cancelSetup := context.WithTimeout(ctx, pipeline.SetupTimeout)
 	defer cancelSetup()
 	// Before the streams and the durable are updated to this instance's
@@ -127,7 +127,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.New(pipeline.Config{Subjects: subjects, MaxDeliver: o.maxDeliver, RedConfirmWait: o.redWait}, validator, metrics.TimedStore(db), pipeline.NewJetStreamPublisher(js, subjects).ExpectStreams(topo.WithDefaults().ResultStream, topo.WithDefaults().DeadLetterStream), provs)
+	p, err := pipeline.New(pipeline.Config{Subjects: subjects, MaxDeliver: o.maxDeliver, RedConfirmWait: o.redWait}, validator, metrics.TimedStore(db), pipeline.NewJetStreamPublisher(js, subjects).ExpectStreams(topo.ResultStream, topo.DeadLetterStream), provs)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}()
 	background.Go(func() { watchStore(bgCtx, db, log) })
 	background.Go(func() { refreshMetrics(bgCtx, metrics, cons, js, topo, db, p) })
-	reqStream, err := js.Stream(setupCtx, topo.WithDefaults().RequestStream)
+	reqStream, err := js.Stream(setupCtx, topo.RequestStream)
 	if err != nil {
 		return fmt.Errorf("request stream: %w", err)
 	}
