@@ -609,7 +609,6 @@ func (o *order) call(ctx context.Context, f func(context.Context, *providers.Cal
 	if a.RedConfirm != nil {
 		o.rec.RedConfirm = formState(a.RedConfirm)
 	}
-	o.out.Attempts = o.rec.Attempts
 	o.out.ProviderCode = a.Code
 	return a
 }
@@ -1097,10 +1096,10 @@ func (p *Pipeline) malformed(ctx context.Context, m *Message, seller string, cau
 // limit (the deliveries that polled a form waiting for the buyer left
 // out, as far as the delivery read its record): then the request is given
 // up as retries_exhausted with a dead letter, and terminated, so that a
-// request that panics every time does not come back for ever. Its order stays as the store has it (an order
-// submitted without a claim and known only to memory is recorded first,
-// or the request put back while the store refuses), and a replay of the
-// dead letter resumes it.
+// request that panics every time does not come back for ever. Its order
+// stays as the store has it (an order submitted without a claim and known
+// only to memory is recorded first, or the request put back while the
+// store refuses), and a replay of the dead letter resumes it.
 //
 // A request that panicked before any final result went out gets a "failed"
 // result too, when it was read far enough to name its order; it names the

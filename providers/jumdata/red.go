@@ -272,11 +272,11 @@ func (c *Client) confirmRed(ctx context.Context, t *redTask, uuid string, waitin
 		return out
 	}
 	waiting.Refs.ConfirmedForm = uuid
+	why := fmt.Sprintf("the seller's confirmation was refused (%s %s): the form waits for the buyer", r.code, out.Message)
 	if notEnabled {
-		restate(&waiting, fmt.Sprintf("%s; the seller's confirmation could not be sent (%s %s: red-confirmation/confirm is not enabled for the account): the form waits for the seller's confirmation in the tax bureau's system, or for the buyer", waiting.Message, r.code, out.Message))
-		return waiting
+		why = fmt.Sprintf("the seller's confirmation could not be sent (%s %s: red-confirmation/confirm is not enabled for the account): the form waits for the seller's confirmation in the tax bureau's system, or for the buyer", r.code, out.Message)
 	}
-	restate(&waiting, fmt.Sprintf("%s; the seller's confirmation was refused (%s %s): the form waits for the buyer", waiting.Message, r.code, out.Message))
+	restate(&waiting, waiting.Message+"; "+why)
 	return waiting
 }
 
