@@ -2,6 +2,8 @@ package nuonuo_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -201,5 +203,42 @@ func TestClassificationTableIsCovered(t *testing.T) {
 		if !covered[code] {
 			t.Errorf("table row %q is not reached by TestClassificationOverHTTP", code)
 		}
+	}
+}
+
+// A gateway code (07xxxx) in the platform's envelope under an HTTP 4xx is
+// classed by the code, as under 200; any other code under a 4xx, and every
+// answer under a 5xx, by the status.
+func TestGatewayCodeUnderHTTPStatus(t *testing.T) {
+	for _, tt := range []struct {
+		status         int
+		code           string
+		want           providers.Class
+		wantCode       string
+		wantRetryAfter time.Duration
+	}{
+		{401, "070601", providers.ActionRequired, "070601", 0},
+		{429, "070201", providers.Retry, "070201", time.Second},
+		{401, "070301", providers.ActionRequired, "070301", 0}, // a static token: nothing to refresh
+		{400, "E9101", providers.Rejected, "http_400", 0},
+		{503, "070301", providers.Unknown, "http_503", 0},
+	} {
+		t.Run(fmt.Sprintf("%d %s", tt.status, tt.code), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+				w.WriteHeader(tt.status)
+				fmt.Fprintf(w, `{"code":%q,"describe":"网关"}`, tt.code)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := nuonuo.New(nuonuo.Config{BaseURL: srv.URL, SellerTaxNum: seller, AppKey: "k", AppSecret: "s", AccessToken: "t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := c.Submit(t.Context(), &providers.Call{Request: issueRequest("GATEWAY-1", nil)})
+			wantClass(t, "Submit", o, tt.want)
+			if o.Code != tt.wantCode || o.RetryAfter != tt.wantRetryAfter {
+				t.Errorf("code %q, RetryAfter %v; want %q, %v", o.Code, o.RetryAfter, tt.wantCode, tt.wantRetryAfter)
+			}
+		})
 	}
 }

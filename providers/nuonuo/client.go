@@ -719,6 +719,19 @@ func (c *Client) do(req *http.Request, short string) answer {
 		return answer{code: codeUnreadable, msg: "the answer could not be read", err: fmt.Errorf("%s: %w", short, err)}
 	}
 	if resp.StatusCode != http.StatusOK {
+		// Nuonuo's documents do not say under which HTTP status the
+		// gateway sends its own 07xxxx codes. A 4xx that carries one in
+		// the platform's envelope is answered by that code, as under 200:
+		// a token refused (070301) under a 401 is refreshed once instead
+		// of being taken for a configuration fault, and a 070201 under a
+		// 429 backs the seller's Limiter off. The gateway answers these
+		// before any service sees the call. Any other 4xx, and every 5xx
+		// (which may come after the call was made), keeps its status.
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+			if env, err := decodeEnvelope(b); err == nil && strings.HasPrefix(string(env.Code), "07") {
+				return answer{env: env, code: string(env.Code), msg: string(env.Describe)}
+			}
+		}
 		return answer{code: "http_" + strconv.Itoa(resp.StatusCode), msg: snippet(b),
 			err: fmt.Errorf("%s: HTTP %d", short, resp.StatusCode)}
 	}

@@ -79,6 +79,12 @@
 // order, which the platform may have accepted and be issuing. An order's
 // own failure comes inside a query's answer, as a status.
 //
+// An HTTP 4xx whose body is the platform's envelope with a gateway code
+// (07xxxx) is classed by that code, as under 200: a 070301 under a 401 is
+// refreshed (see Tokens), a 070201 under a 429 throttles. The documents do
+// not say which status the gateway uses; any other 4xx and every 5xx are
+// classed by their status.
+//
 // Rejected outcomes of kind issue carry Outcome.Field where the code pins a
 // field: E9101 order.invoiceType, E9104 order.email, E9302
 // order.salerTaxNum, and line codes such as E9130/E9131

@@ -133,6 +133,46 @@ func TestTokenExpiredAtTheProviderIsRefreshed(t *testing.T) {
 	}
 }
 
+// Nuonuo's documents do not say under which HTTP status the gateway sends
+// its own codes. A 070301 that comes with HTTP 401 is still the platform's
+// refusal of the token, not a configuration fault: it is refreshed once, as
+// one under 200 is, and only a refused replacement is action-required.
+func TestTokenMismatchUnderHTTP401(t *testing.T) {
+	tests := []struct {
+		name    string
+		refused []string
+		want    providers.Class
+	}{
+		{"the refreshed token is taken", []string{"tok-1"}, providers.NotFound},
+		{"the refreshed token is refused too", []string{"tok-1", "tok-2"}, providers.ActionRequired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newScriptedPlatform(t)
+			p.refusedStatus = http.StatusUnauthorized
+			ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{TokenURL: p.url + "/accessToken", AppKey: "app", AppSecret: "secret"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := p.client(t, ts)
+			if tok, err := ts.Token(t.Context()); err != nil || tok != "tok-1" {
+				t.Fatalf("first Token = %q, %v", tok, err)
+			}
+			for _, tok := range tt.refused {
+				p.refuse(tok)
+			}
+			o := c.Query(t.Context(), &providers.Call{Request: issueRequest("EXPIRED-401", nil)})
+			if tt.want == providers.ActionRequired {
+				wantMismatch(t, "Query", o)
+			}
+			wantClass(t, "Query", o, tt.want)
+			if n := p.tokenCalls(); n != 2 {
+				t.Errorf("%d token calls, want 2 (the first and one refresh): %q", n, p.sent)
+			}
+		})
+	}
+}
+
 func TestTokenCallLimit(t *testing.T) {
 	env := newSandbox(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{TokenCallLimit: 1}})
 	first := env.mustTokenSource(t, nil)

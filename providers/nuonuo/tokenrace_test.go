@@ -36,6 +36,8 @@ type scriptedPlatform struct {
 	hold         map[string]chan struct{} // order → closed to answer
 	arrived      chan string              // "order token" of each call of a held order
 	sent         []string                 // "order token" of every call
+	// refusedStatus is the HTTP status of a 070301 answer; 0 means 200.
+	refusedStatus int
 }
 
 // orderNos finds the order named in a call's body.
@@ -75,7 +77,7 @@ func (p *scriptedPlatform) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	tok := r.Header.Get("accessToken")
 	p.mu.Lock()
-	refused := p.refused[tok]
+	refused, refusedStatus := p.refused[tok], p.refusedStatus
 	var order string
 	var gate chan struct{}
 	for _, o := range orderNos.FindAllStringSubmatch(string(body), -1) {
@@ -92,6 +94,9 @@ func (p *scriptedPlatform) serve(w http.ResponseWriter, r *http.Request) {
 		<-gate
 	}
 	if refused {
+		if refusedStatus != 0 {
+			w.WriteHeader(refusedStatus)
+		}
 		fmt.Fprint(w, `{"code":"070301","describe":"accessToken不匹配/或appKey不匹配"}`)
 		return
 	}
