@@ -295,8 +295,11 @@ func invoiceStateOf(status string) invoiceState {
 
 // billStatuses maps queryInvoiceRedConfirm billStatus to a class: 01 no
 // confirmation needed and 04 confirmed by both are done; 02/03 await the
-// other party and 15 is applying; 05–09 are void and 16 the application
-// failed. Unknown statuses are Accepted (ask again).
+// other party and 15 is applying; 05–10 are void and 16 the application
+// failed. 10, void because the blue invoice became an abnormal voucher
+// (作废（异常凭证）), is not in the seeds: it is the tax bureau's status,
+// whose list 01 to 09 follow, and a form voided so must not be polled
+// until its request is given up. Unknown statuses are Accepted (ask again).
 var billStatuses = map[string]providers.Class{
 	"01": providers.Issued,
 	"04": providers.Issued,
@@ -308,6 +311,7 @@ var billStatuses = map[string]providers.Class{
 	"07": providers.Rejected,
 	"08": providers.Rejected,
 	"09": providers.Rejected,
+	"10": providers.Rejected,
 	"16": providers.Rejected,
 }
 
