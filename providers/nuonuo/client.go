@@ -334,6 +334,20 @@ func (c *Client) queryInvoices(ctx context.Context, serial, orderNo string) ([]i
 		a = answer{code: codeUnreadable, msg: "queryInvoiceResult result unreadable", err: err}
 		return nil, a, c.failure(a, phaseQuery, schemas.KindIssue), false
 	}
+	for i := range entries {
+		// An entry without a status says nothing of the order's state:
+		// taken for one being issued, the order would be polled until its
+		// request is given up with nothing to say why. The answer cannot
+		// be read, as one that is not JSON cannot, and the message names
+		// what is missing. The documents do not say that an entry may come
+		// without one; an unknown status is another matter (invPending).
+		if e := &entries[i]; strings.TrimSpace(string(e.Status)) == "" {
+			a = answer{code: codeUnreadable, err: errNoStatus,
+				msg: fmt.Sprintf("queryInvoiceResult answered an invoice without a status (serial %q, order %q): the order's state cannot be read from it",
+					string(e.SerialNo), string(e.OrderNo))}
+			return nil, a, c.failure(a, phaseQuery, schemas.KindIssue), false
+		}
+	}
 	return entries, a, providers.Outcome{}, true
 }
 

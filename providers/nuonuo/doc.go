@@ -39,7 +39,8 @@
 //	             Query queryInvoiceResult by serialNos (when known) or orderNos
 //	               any entry 20/21 → Accepted; else any 22 → Rejected (code "22", failCause);
 //	               else 2/24/3/31 → Issued with every invoice (an order splits into up to 10);
-//	               no entry or E9500 → NotFound
+//	               no entry or E9500 → NotFound; an entry without a status → Retry
+//	               (code unreadable), as for any answer that cannot be read
 //	red_confirm  Submit saveInvoiceRedConfirm with billId = the request's, or BillID(seller, orderNo)
 //	               E0000 → Accepted, Refs.BillID and Refs.BillNo (the form id)
 //	             Query queryInvoiceRedConfirm {"identity","billId"} (a billStatus sent as a

@@ -23,6 +23,9 @@ type envelope struct {
 // errNoCode: the answer is JSON but carries no code.
 var errNoCode = errors.New("answer has no code")
 
+// errNoStatus: a queryInvoiceResult entry carries no status.
+var errNoStatus = errors.New("invoice entry has no status")
+
 // decodeEnvelope reads an answer body.
 func decodeEnvelope(b []byte) (envelope, error) {
 	var e envelope
