@@ -11,7 +11,8 @@ import (
 )
 
 // tokenBucket is the JetStream key-value bucket in which every consumer
-// instance shares the Nuonuo access tokens (one per app), so that the token
+// instance shares the Nuonuo access tokens (one per app and token endpoint,
+// under nuonuo.TokenSourceConfig.Key's default), so that the token
 // endpoint's 50-calls-a-month budget is spent once per token life, not once
 // per instance.
 const tokenBucket = "INVOICE_TOKENS"

@@ -3,6 +3,7 @@ package nuonuo
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -197,7 +198,12 @@ type TokenSourceConfig struct {
 	// MemoryTokenStore (one process only).
 	Store TokenStore
 	// Key is the store key; empty means "nuonuo." + AppKey with characters
-	// outside [A-Za-z0-9_-] replaced by '_' (a valid JetStream KV key).
+	// outside [A-Za-z0-9_-] replaced by '_' (a valid JetStream KV key),
+	// followed, for any TokenURL but DefaultTokenURL, by "." and 16 hex
+	// characters of the TokenURL's SHA-256. One app key may be configured
+	// against production and a sandbox, whose tokens differ; production's
+	// key is the one it always was, so that a token stored before the
+	// key named the endpoint is still used, not fetched again.
 	Key string
 	// RefreshBefore is how long before expiry the token is replaced; 0
 	// means 1 hour. It is capped at half the token's life.
@@ -339,6 +345,10 @@ func NewTokenSource(cfg TokenSourceConfig) (*TokenSource, error) {
 	}
 	if ts.key == "" {
 		ts.key = "nuonuo." + keySafe.ReplaceAllString(cfg.AppKey, "_")
+		if cfg.TokenURL != DefaultTokenURL {
+			sum := sha256.Sum256([]byte(cfg.TokenURL))
+			ts.key += "." + hex.EncodeToString(sum[:8])
+		}
 	}
 	if ts.store == nil {
 		ts.store = &MemoryTokenStore{}

@@ -628,3 +628,57 @@ func TestTokenURLFor(t *testing.T) {
 		}
 	}
 }
+
+// One app key may be configured against two token endpoints (production and
+// a sandbox, each with its own sellers), and the consumer makes a token
+// source for each. Sharing one store, each keeps its own token: under the
+// app key alone, the second read the first's token from the store and sent
+// it to a platform that never issued it.
+func TestTokenSourcesOfOneAppKeyOnTwoEndpoints(t *testing.T) {
+	endpoint := func(tok string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+			fmt.Fprintf(w, `{"access_token":%q,"expires_in":"86400"}`, tok)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL + "/accessToken"
+	}
+	store := &nuonuo.MemoryTokenStore{}
+	for _, tt := range []struct{ url, want string }{
+		{endpoint("tok-production"), "tok-production"},
+		{endpoint("tok-sandbox"), "tok-sandbox"},
+	} {
+		ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{TokenURL: tt.url, AppKey: "app", AppSecret: "secret", Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok, err := ts.Token(t.Context()); err != nil || tok != tt.want {
+			t.Errorf("Token from %s = %q, %v; want %q", tt.url, tok, err, tt.want)
+		}
+	}
+}
+
+// The production token endpoint's tokens keep the key they were stored
+// under before the key named the endpoint: after an upgrade, a stored
+// token is used, not fetched again with one of the endpoint's 50 calls.
+func TestTokenStoredForProductionIsKept(t *testing.T) {
+	store := &nuonuo.MemoryTokenStore{}
+	now := time.Now()
+	if _, err := store.Store(t.Context(), "nuonuo.app", nuonuo.Token{AccessToken: "tok-stored", IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	refuse := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return nil, errors.New("no token call expected")
+	})}
+	ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{AppKey: "app", AppSecret: "secret", Store: store, HTTPClient: refuse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := ts.Token(t.Context()); err != nil || tok != "tok-stored" {
+		t.Errorf("Token = %q, %v; want the stored tok-stored", tok, err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
