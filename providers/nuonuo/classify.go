@@ -191,7 +191,14 @@ func lookup(code string) rule {
 // the token and so say nothing about it. Pseudo-codes (transport, HTTP
 // statuses) have no envelope and say nothing either.
 func tokenAccepted(envelopeCode string) bool {
-	return envelopeCode != "" && !strings.HasPrefix(envelopeCode, "07")
+	return envelopeCode != "" && !gatewayCode(envelopeCode)
+}
+
+// gatewayCode reports whether code is one of the platform gateway's 07xxxx
+// codes (app key, throttling, token, user, API, signature), which it
+// answers before any service sees the call.
+func gatewayCode(code string) bool {
+	return strings.HasPrefix(code, "07")
 }
 
 // phase says whether a call was a Submit (may have had an effect) or a Query.

@@ -734,15 +734,14 @@ func (c *Client) do(req *http.Request, short string) answer {
 	}
 	if resp.StatusCode != http.StatusOK {
 		// Nuonuo's documents do not say under which HTTP status the
-		// gateway sends its own 07xxxx codes. A 4xx that carries one in
-		// the platform's envelope is answered by that code, as under 200:
-		// a token refused (070301) under a 401 is refreshed once instead
-		// of being taken for a configuration fault, and a 070201 under a
-		// 429 backs the seller's Limiter off. The gateway answers these
-		// before any service sees the call. Any other 4xx, and every 5xx
+		// gateway sends its own codes. A 4xx that carries one in the
+		// platform's envelope is answered by that code, as under 200: a
+		// token refused (070301) under a 401 is refreshed once instead of
+		// being taken for a configuration fault, and a 070201 under a 429
+		// backs the seller's Limiter off. Any other 4xx, and every 5xx
 		// (which may come after the call was made), keeps its status.
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-			if env, err := decodeEnvelope(b); err == nil && strings.HasPrefix(string(env.Code), "07") {
+			if env, err := decodeEnvelope(b); err == nil && gatewayCode(string(env.Code)) {
 				return answer{env: env, code: string(env.Code), msg: string(env.Describe)}
 			}
 		}
