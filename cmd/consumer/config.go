@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"strings"
@@ -19,10 +20,16 @@ import (
 //
 //	sellers:
 //	  - taxNum: "339902999999789113"
-//	    provider: nuonuo          # or jumdata
+//	    provider: nuonuo          # or jumdata, with a jumdata: block instead
 //	    nuonuo: {baseURL: "...", appKey: "...", appSecret: "env:NUONUO_APP_SECRET", accessToken: "...", family: ElectronInvoice}
-//	    jumdata: {baseURL: "...", appId: "...", appSecret: "file:/run/secrets/jumdata", token: "...", dq: "...", gryhm: "..."}
 //	    rateLimit: 20             # requests per second
+//	  - taxNum: "91330106MA2AYNWD8M"
+//	    provider: jumdata
+//	    jumdata: {baseURL: "...", appId: "...", appSecret: "file:/run/secrets/jumdata", token: "...", dq: "...", gryhm: "..."}
+//
+// A setting the seller would not use is refused, not ignored: the block of
+// the provider it does not use, a tokenURL beside a static accessToken, a
+// rateLimit that is NaN, infinite or negative.
 //
 // Every secret (appSecret, accessToken, token) may be written literally,
 // as "env:NAME" (read from the environment) or as "file:PATH" (read from a
@@ -64,7 +71,8 @@ type sellerConfig struct {
 // baseURL, https://open.nuonuo.com/accessToken for production)
 // and shared by every instance through a JetStream key-value bucket, and by
 // every seller of the app (its appKey at that token URL), which must give
-// the app's one appSecret.
+// the app's one appSecret. A tokenURL beside an accessToken, which would
+// never be used, is refused.
 type nuonuoConfig struct {
 	BaseURL     string `yaml:"baseURL"`
 	TokenURL    string `yaml:"tokenURL"`
@@ -147,7 +155,8 @@ func loadConfig(path string) (*fileConfig, error) {
 }
 
 // resolve normalizes tax numbers, reads env: and file: secrets and checks
-// every seller, reporting all problems at once.
+// every seller, refusing the settings it would not use, reporting all
+// problems at once.
 func (c *fileConfig) resolve() error {
 	var errs []error
 	if len(c.Sellers) == 0 {
@@ -173,11 +182,20 @@ func (c *fileConfig) resolve() error {
 			}
 			seen[s.TaxNum] = true
 		}
-		if s.RateLimit < 0 {
-			errs = append(errs, fmt.Errorf("%s: rateLimit must not be negative", where))
+		// NaN passes every comparison (.nan is a YAML float), and an
+		// infinite rate limits nothing: neither is a rate the limiter can
+		// keep to.
+		if s.RateLimit < 0 || math.IsNaN(s.RateLimit) || math.IsInf(s.RateLimit, 0) {
+			errs = append(errs, fmt.Errorf("%s: rateLimit %v: must be a number of requests per second, 0 (no limit) or more", where, s.RateLimit))
 		}
 		switch s.Provider {
 		case "nuonuo":
+			// The other provider's block is never read: its credentials
+			// would be left unused without a word (most likely, provider:
+			// is the mistake).
+			if s.Jumdata != nil {
+				errs = append(errs, fmt.Errorf("%s: jumdata: block beside provider nuonuo, which never reads it: remove the block, or set provider: jumdata", where))
+			}
 			if s.Nuonuo == nil {
 				errs = append(errs, fmt.Errorf("%s: provider nuonuo needs a nuonuo: block", where))
 				continue
@@ -188,6 +206,12 @@ func (c *fileConfig) resolve() error {
 			errs = append(errs, secretErr, resolveSecret(where+": nuonuo.accessToken", &n.AccessToken, false))
 			if n.AppKey == "" {
 				errs = append(errs, fmt.Errorf("%s: nuonuo.appKey is required", where))
+			}
+			// A static token is used as it is: no token is fetched, from
+			// tokenURL or anywhere, and a tokenURL meant to be used would
+			// be ignored.
+			if n.AccessToken != "" && n.TokenURL != "" {
+				errs = append(errs, fmt.Errorf("%s: nuonuo.tokenURL beside a static nuonuo.accessToken, which is used instead: no token is ever fetched from tokenURL; remove one of the two", where))
 			}
 			if n.Family != "" && n.Family != "ElectronInvoice" && n.Family != "OpeMplatform" {
 				errs = append(errs, fmt.Errorf("%s: nuonuo.family %q: use ElectronInvoice or OpeMplatform", where, n.Family))
@@ -205,6 +229,9 @@ func (c *fileConfig) resolve() error {
 				}
 			}
 		case "jumdata":
+			if s.Nuonuo != nil {
+				errs = append(errs, fmt.Errorf("%s: nuonuo: block beside provider jumdata, which never reads it: remove the block, or set provider: nuonuo", where))
+			}
 			if s.Jumdata == nil {
 				errs = append(errs, fmt.Errorf("%s: provider jumdata needs a jumdata: block", where))
 				continue
