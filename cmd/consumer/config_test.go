@@ -411,3 +411,38 @@ func TestProviderTimeoutMustBePositive(t *testing.T) {
 		t.Fatalf("1ms: %v, %v", o, err)
 	}
 }
+
+// TestDeliveryAndSizeLimitsAreCheckedWithTheFlags: a --max-deliver or
+// --max-request-bytes that the pipeline or the validator refuses is refused
+// with the other flags, naming the flag and its variable, before anything
+// touches NATS: pipeline.New and schemas.NewValidator would refuse it only
+// once the streams and the durable had been updated to this start's
+// settings, in words that name neither.
+func TestDeliveryAndSizeLimitsAreCheckedWithTheFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		flag, vari string
+	}{
+		{"max deliver 1", []string{"--max-deliver", "1"}, nil, "--max-deliver", "INVOICE_MAX_DELIVER"},
+		{"max deliver negative", []string{"--max-deliver", "-1"}, nil, "--max-deliver", "INVOICE_MAX_DELIVER"},
+		{"variable max deliver 1", nil, map[string]string{"INVOICE_MAX_DELIVER": "1"}, "--max-deliver", "INVOICE_MAX_DELIVER"},
+		{"max request bytes negative", []string{"--max-request-bytes", "-1"}, nil, "--max-request-bytes", "INVOICE_MAX_REQUEST_BYTES"},
+		{"variable max request bytes negative", nil, map[string]string{"INVOICE_MAX_REQUEST_BYTES": "-5"}, "--max-request-bytes", "INVOICE_MAX_REQUEST_BYTES"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, envOf(tc.env))
+			if err == nil {
+				t.Fatalf("accepted: max deliver %d, max request bytes %d", o.maxDeliver, o.maxBytes)
+			}
+			if !strings.Contains(err.Error(), tc.flag) || !strings.Contains(err.Error(), tc.vari) {
+				t.Errorf("error names neither %s nor %s: %v", tc.flag, tc.vari, err)
+			}
+		})
+	}
+	o, err := parseFlags([]string{"--max-deliver", "2", "--max-request-bytes", "1024"}, noEnv)
+	if err != nil || o.maxDeliver != 2 || o.maxBytes != 1024 {
+		t.Fatalf("--max-deliver 2 --max-request-bytes 1024: %+v, %v", o, err)
+	}
+}

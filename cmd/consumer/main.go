@@ -265,6 +265,16 @@ func (o *options) validate() error {
 	if o.ackWait < time.Second {
 		errs = append(errs, errors.New("--ack-wait must be at least 1s"))
 	}
+	// The pipeline and the validator refuse these too, but only once the
+	// streams and the durable have been updated to this start's settings,
+	// and in words that name neither the flag nor its variable: their
+	// checks, here, before anything touches NATS.
+	if err := (pipeline.Config{MaxDeliver: o.maxDeliver}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--max-deliver %d (INVOICE_MAX_DELIVER): %w", o.maxDeliver, err))
+	}
+	if o.maxBytes < 0 { // schemas.ValidatorConfig.Validate's "validator limits must not be negative"
+		errs = append(errs, fmt.Errorf("--max-request-bytes %d (INVOICE_MAX_REQUEST_BYTES): must not be negative", o.maxBytes))
+	}
 	if o.providerTO <= 0 {
 		// The provider clients would take it for their default of 15s
 		// (jumdata's refuses a negative one, but only once the streams
