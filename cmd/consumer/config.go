@@ -309,8 +309,7 @@ func checkURL(what, s string, required bool) error {
 // checkBaseURL is checkURL for a required base URL, which the provider's
 // paths are appended to: a query or fragment would swallow them, and every
 // call of a Nuonuo seller would go to the base URL's own path (jumdata's
-// client refuses one, but only once the streams are set up, quoting the URL
-// with its password).
+// client refuses one too, but only once the streams are set up).
 func checkBaseURL(what, s string) error {
 	if err := checkURL(what, s, true); err != nil {
 		return err

@@ -31,6 +31,13 @@ func TestConfigValidate(t *testing.T) {
 		{"no base URL", func(c *jumdata.Config) { c.BaseURL = "" }, false},
 		{"relative base URL", func(c *jumdata.Config) { c.BaseURL = "api.jumdata.com" }, false},
 		{"base URL with a query", func(c *jumdata.Config) { c.BaseURL = "https://api.jumdata.com/?x=1" }, false},
+		// The URL is quoted without its user information: a password, or
+		// a token in the user's place, read or not by url.Parse.
+		{"base URL with a password and a query", func(c *jumdata.Config) { c.BaseURL = "https://ops:url-secret@api.jumdata.com/?x=1" }, false},
+		{"base URL with a token and a fragment", func(c *jumdata.Config) { c.BaseURL = "https://url-secret@api.jumdata.com/#x" }, false},
+		{"unreadable base URL with a password", func(c *jumdata.Config) { c.BaseURL = "https://ops:url-secret@api.jumdata.com:44x3" }, false},
+		{"base URL with a password but no scheme", func(c *jumdata.Config) { c.BaseURL = "ops:url-secret@api.jumdata.com" }, false},
+		{"ftp base URL with a password", func(c *jumdata.Config) { c.BaseURL = "ftp://ops:url-secret@api.jumdata.com" }, false},
 		{"no app id", func(c *jumdata.Config) { c.AppID = "" }, false},
 		{"no secret", func(c *jumdata.Config) { c.AppSecret = "" }, false},
 		{"no token", func(c *jumdata.Config) { c.Token = "" }, false},
@@ -53,7 +60,7 @@ func TestConfigValidate(t *testing.T) {
 				if !errors.Is(err, jumdata.ErrConfig) {
 					t.Errorf("%v does not wrap ErrConfig", err)
 				}
-				if strings.Contains(err.Error(), "secret-value") || strings.Contains(err.Error(), "token-value") {
+				if strings.Contains(err.Error(), "secret-value") || strings.Contains(err.Error(), "token-value") || strings.Contains(err.Error(), "url-secret") {
 					t.Errorf("%v shows a secret", err)
 				}
 				if _, nerr := jumdata.New(cfg); nerr == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/fapiaohub/invoicer/providers"
@@ -85,16 +86,17 @@ type Config struct {
 }
 
 // Validate checks the configuration. Its errors wrap ErrConfig and never
-// contain the secret or the token.
+// contain the secret, the token, or the user information (a password, or a
+// token in the user's place) of a BaseURL they quote.
 func (c Config) Validate() error {
 	u, err := url.Parse(c.BaseURL)
 	switch {
 	case c.BaseURL == "":
 		return fmt.Errorf("%w: BaseURL is required", ErrConfig)
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return fmt.Errorf("%w: BaseURL %q is not an http(s) URL", ErrConfig, c.BaseURL)
+		return fmt.Errorf("%w: BaseURL %q is not an http(s) URL", ErrConfig, redactURL(c.BaseURL))
 	case u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("%w: BaseURL %q must not carry a query or fragment", ErrConfig, c.BaseURL)
+		return fmt.Errorf("%w: BaseURL %q must not carry a query or fragment", ErrConfig, redactURL(c.BaseURL))
 	case c.AppID == "":
 		return fmt.Errorf("%w: AppID is required", ErrConfig)
 	case c.AppSecret == "":
@@ -115,4 +117,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: HTTP settings must not be negative", ErrConfig)
 	}
 	return nil
+}
+
+// redactURL is s, a URL for an error message, without the user
+// information before its host: a password, or a token in the user's
+// place, which url.URL.Redacted would show. It cuts s at its last "@"
+// instead of parsing it, as the URL of an error may be one url.Parse
+// cannot read (a password that is not URL-safe, a mistyped port).
+func redactURL(s string) string {
+	at := strings.LastIndex(s, "@")
+	if at < 0 {
+		return s
+	}
+	if scheme := strings.Index(s, "://"); scheme >= 0 && scheme < at {
+		return s[:scheme+3] + "[redacted]" + s[at:]
+	}
+	return "[redacted]" + s[at:]
 }
