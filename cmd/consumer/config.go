@@ -314,8 +314,10 @@ func checkBaseURL(what, s string) error {
 	if err := checkURL(what, s, true); err != nil {
 		return err
 	}
+	// redactURL, not u.Redacted: that hides a password only, and would
+	// show the token of https://TOKEN@host.
 	if u, _ := url.Parse(s); u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%s %q must not carry a query or fragment", what, u.Redacted())
+		return fmt.Errorf("%s %q must not carry a query or fragment", what, redactURL(s))
 	}
 	return nil
 }

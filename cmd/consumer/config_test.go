@@ -343,11 +343,11 @@ sellers:
 
 // TestJumdataBaseURLWithAQueryIsRefused: jumdata's client refuses a base
 // URL with a query or fragment; the config loader refuses it first, naming
-// the file and the key and not the password, instead of a start that sets
-// up the streams and then stops on the client's error, which quotes the
-// URL whole.
+// the file and the key and not the password (nor a token in the user's
+// place), instead of a start that sets up the streams and then stops on the
+// client's error.
 func TestJumdataBaseURLWithAQueryIsRefused(t *testing.T) {
-	for _, u := range []string{"https://invoicer:s3cr3t@api.jumdata.com/?env=test", "https://invoicer:s3cr3t@api.jumdata.com/#v2"} {
+	for _, u := range []string{"https://invoicer:s3cr3t@api.jumdata.com/?env=test", "https://invoicer:s3cr3t@api.jumdata.com/#v2", "https://s3cr3t-token@api.jumdata.com/?env=test"} {
 		path := writeFile(t, "c.yaml", "sellers:\n  - taxNum: 91330106MA2AYNWD8M\n    provider: jumdata\n    jumdata: {baseURL: \""+u+"\", appId: a, appSecret: b, token: c, dq: d, gryhm: e}\n")
 		_, err := loadConfig(path)
 		if err == nil {
