@@ -47,8 +47,8 @@ const defaultTimeout = 5 * time.Second
 
 func (g *globals) register(fs *pflag.FlagSet) {
 	g.flags = fs
-	fs.StringVar(&g.natsContext, "context", os.Getenv("NATS_CONTEXT"), "connect as the nats CLI context of this `name` says (a name that nats context ls lists, or the path of its JSON file): its server, credentials, TLS and inbox prefix; --creds, --tls* and --inbox-prefix still apply over it (NATS_CONTEXT)")
-	fs.StringVarP(&g.server, "server", "s", envOr("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma separated (NATS_URL)")
+	fs.StringVar(&g.natsContext, "context", os.Getenv("NATS_CONTEXT"), "connect as the nats CLI context of this `name` says (a name that nats context ls lists, or the path of its JSON file): its server, credentials, TLS and inbox prefix; as in the nats CLI, --server or NATS_URL, --creds, --tls* and --inbox-prefix apply over it (NATS_CONTEXT)")
+	fs.StringVarP(&g.server, "server", "s", envOr("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma separated; given, or set in NATS_URL, used over a --context's server, as in the nats CLI (NATS_URL)")
 	fs.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS user credentials file (NATS_CREDS)")
 	fs.StringVar(&g.tlsCert, "tlscert", os.Getenv("NATS_CERT"), "TLS client certificate file, with --tlskey (NATS_CERT)")
 	fs.StringVar(&g.tlsKey, "tlskey", os.Getenv("NATS_KEY"), "TLS client key file (NATS_KEY)")
@@ -85,10 +85,37 @@ func (g *globals) check() error {
 	if (g.tlsCert == "") != (g.tlsKey == "") {
 		return usageError("--tlscert and --tlskey (NATS_CERT, NATS_KEY) go together")
 	}
-	if g.natsContext != "" && g.flags != nil && g.flags.Changed("server") {
-		return usageError("--server and --context (NATS_CONTEXT) name the server twice: give one")
-	}
 	return nil
+}
+
+// explicitServer is the server list given with --server or, without it, by
+// NATS_URL; "" when neither gives one (--server's default is then
+// nats.DefaultURL, which is no one's choice). The nats CLI connects to it
+// instead of a context's server: its --server flag, which NATS_URL sets
+// and which has no default, overrides the context's URL (natscli passes it
+// to jsm.go's natscontext.WithServerURL over the context it loads).
+func (g *globals) explicitServer() string {
+	if (g.flags != nil && g.flags.Changed("server")) || os.Getenv("NATS_URL") != "" {
+		return g.server
+	}
+	return ""
+}
+
+// servers is the nats.Option that connects to the comma-separated server
+// list instead of the URL given to nats.Connect (which, with a context, is
+// natscontext's, the context's URL): nats.Connect sets the servers from its
+// URL before it applies the options, and nats.go has no option of its own
+// for them.
+func servers(list string) nats.Option {
+	return func(o *nats.Options) error {
+		o.Url, o.Servers = "", nil
+		for _, u := range strings.Split(list, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				o.Servers = append(o.Servers, u)
+			}
+		}
+		return nil
+	}
 }
 
 // session is a connection to NATS with its JetStream context.
@@ -244,11 +271,18 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 	)
 	if g.natsContext != "" {
 		// The context's server, credentials, TLS and inbox prefix, with
-		// the options above applied over them.
+		// the options above applied over them, and the server given with
+		// --server or by NATS_URL over the context's, as the nats CLI
+		// does.
+		what, server := "nats context "+g.natsContext, g.explicitServer()
+		if server != "" {
+			opts = append(opts, servers(server))
+			what += " with the server " + redactURLs(server) + " (--server or NATS_URL, over the context's)"
+		}
 		var settings natscontext.Settings
 		nc, settings, err = natscontext.Connect(contextRef(g.natsContext), opts...)
-		if err != nil { // the context could not be read, or its server not reached
-			msg := fmt.Sprintf("nats context %s: %v", g.natsContext, err)
+		if err != nil { // the context could not be read, or the server not reached
+			msg := fmt.Sprintf("%s: %s", what, scrubURLs(err.Error(), server))
 			switch {
 			case credentialsTrouble(err):
 				msg += " (" + credentialsHint + ")"

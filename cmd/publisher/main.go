@@ -60,8 +60,11 @@ func newRootCommand() *cobra.Command {
 		Long: `publisher works with the invoicing consumer over NATS.
 
 Connection flags follow the NATS conventions: --server (or NATS_URL) and
---creds (or NATS_CREDS); --prefix (or INVOICE_PREFIX) must match the
-consumer's. Subjects:
+--creds (or NATS_CREDS), or --context (or NATS_CONTEXT) for a nats CLI
+context. As in the nats CLI, the server is --server's, else NATS_URL's,
+else the context's, else nats://127.0.0.1:4222; --creds, --tls* and
+--inbox-prefix apply over the context's settings too. --prefix (or
+INVOICE_PREFIX) must match the consumer's. Subjects:
   <prefix>.request.<seller>           requests (stream INVOICE_REQUESTS)
   <prefix>.result.<status>.<seller>   results (stream INVOICE_RESULTS)
   <prefix>.dlq.<reason>.<seller>      dead letters (stream INVOICE_DLQ)

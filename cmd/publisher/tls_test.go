@@ -133,12 +133,42 @@ func TestNATSContext(t *testing.T) {
 	if out, errOut, code := runCLI(t, "", "--timeout", "2s", "dlq", "list"); code != exitOK || !strings.Contains(errOut, "on "+c.url) {
 		t.Fatalf("dlq list through NATS_CONTEXT: exit %d\n%s%s", code, out, errOut)
 	}
-	if _, errOut, code := runCLI(t, "", "--server", c.url, "status", nuonuoSeller, "X-1"); code != exitUsage || !strings.Contains(errOut, "--server and --context") {
-		t.Fatalf("--server beside a context: exit %d\n%s", code, errOut)
-	}
 	t.Setenv("NATS_CONTEXT", filepath.Join(t.TempDir(), "missing.json"))
 	if _, errOut, code := runCLI(t, "", "status", nuonuoSeller, "X-1"); code != exitTrouble || !strings.Contains(errOut, "nats context") {
 		t.Fatalf("a missing context: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestExplicitServerOverridesTheContext: as in the nats CLI, a server given
+// with --server, or by NATS_URL (--server's default), is connected to
+// instead of the context's, with the context's other settings: here its
+// user, whose replies come only under the context's inbox prefix. Without
+// either, the context's server is used, not --server's default.
+func TestExplicitServerOverridesTheContext(t *testing.T) {
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	elsewhere := unreachableURL(t)
+	ctxFile := filepath.Join(t.TempDir(), "elsewhere.json")
+	body := fmt.Sprintf(`{"url": %q, "user": %q, "password": %q, "inbox_prefix": %q}`, elsewhere, inboxUser, inboxPassword, inboxPrefix)
+	if err := os.WriteFile(ctxFile, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NATS_URL", "")
+	if out, errOut, code := runCLI(t, "", "--context", ctxFile, "--server", c.url, "--timeout", "2s", "status", nuonuoSeller, "NO-SUCH"); code != exitFailed || !strings.Contains(errOut, "unknown to the consumer") {
+		t.Errorf("--server over the context's server: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Setenv("NATS_URL", c.url)
+	if out, errOut, code := runCLI(t, "", "--context", ctxFile, "--timeout", "2s", "status", nuonuoSeller, "NO-SUCH"); code != exitFailed || !strings.Contains(errOut, "unknown to the consumer") {
+		t.Errorf("NATS_URL over the context's server: exit %d\n%s%s", code, out, errOut)
+	}
+	// --server over NATS_URL too: the context's server, named here, is
+	// not reached.
+	if out, errOut, code := runCLI(t, "", "--context", ctxFile, "--server", elsewhere, "--timeout", "1s", "status", nuonuoSeller, "NO-SUCH"); code != exitTrouble || !strings.Contains(errOut, elsewhere) {
+		t.Errorf("--server over NATS_URL and the context: exit %d, want %d naming %s\n%s%s", code, exitTrouble, elsewhere, out, errOut)
+	}
+	// Neither: the context's server.
+	t.Setenv("NATS_URL", "")
+	if out, errOut, code := runCLI(t, "", "--context", ctxFile, "--timeout", "1s", "status", nuonuoSeller, "NO-SUCH"); code != exitTrouble || !strings.Contains(errOut, "nats context") {
+		t.Errorf("the context's own server: exit %d, want %d\n%s%s", code, exitTrouble, out, errOut)
 	}
 }
 
@@ -152,20 +182,27 @@ func mustGetwd(t *testing.T) string {
 }
 
 // TestErrorsNameTheServerConnectedTo: with --context, an error names the
-// context's server, not NATS_URL's (or --server's default), and one after
-// the connection closed names the server it was connected to.
+// server connected to: the context's, not --server's default, and
+// NATS_URL's when it is set (it is used over the context's, as in the
+// nats CLI); one after the connection closed names the server it was
+// connected to.
 func TestErrorsNameTheServerConnectedTo(t *testing.T) {
-	// A server with JetStream but without the invoice streams.
+	// Servers with JetStream but without the invoice streams.
 	ns := runServer(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	other := runServer(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
 	ctxFile := filepath.Join(t.TempDir(), "prod.json")
 	if err := os.WriteFile(ctxFile, []byte(fmt.Sprintf(`{"url": %q}`, ns.ClientURL())), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	other := unreachableURL(t)
-	t.Setenv("NATS_URL", other)
+	t.Setenv("NATS_URL", "")
 	_, errOut, code := runCLI(t, "", "--context", ctxFile, "--timeout", "2s", "dlq", "list")
-	if code != exitTrouble || !strings.Contains(errOut, "no stream on NATS at "+ns.ClientURL()) || strings.Contains(errOut, other) {
-		t.Errorf("exit %d; the error should name the context's server %s, not NATS_URL's %s:\n%s", code, ns.ClientURL(), other, errOut)
+	if code != exitTrouble || !strings.Contains(errOut, "no stream on NATS at "+ns.ClientURL()) || strings.Contains(errOut, "at "+nats.DefaultURL+":") {
+		t.Errorf("exit %d; the error should name the context's server %s, not --server's default %s:\n%s", code, ns.ClientURL(), nats.DefaultURL, errOut)
+	}
+	t.Setenv("NATS_URL", other.ClientURL())
+	_, errOut, code = runCLI(t, "", "--context", ctxFile, "--timeout", "2s", "dlq", "list")
+	if code != exitTrouble || !strings.Contains(errOut, "no stream on NATS at "+other.ClientURL()) || strings.Contains(errOut, ns.ClientURL()) {
+		t.Errorf("exit %d; the error should name NATS_URL's server %s, not the context's %s:\n%s", code, other.ClientURL(), ns.ClientURL(), errOut)
 	}
 
 	g := &globals{server: ns.ClientURL(), prefix: schemas.DefaultPrefix, timeout: time.Second}
