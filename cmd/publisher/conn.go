@@ -49,6 +49,9 @@ func (g *globals) register(fs *pflag.FlagSet) {
 	g.flags = fs
 	fs.StringVar(&g.natsContext, "context", os.Getenv("NATS_CONTEXT"), "connect as the nats CLI context of this `name` says (a name that nats context ls lists, or the path of its JSON file): its server, credentials, TLS and inbox prefix; as in the nats CLI, --server or NATS_URL, --creds, --tls* and --inbox-prefix apply over it (NATS_CONTEXT)")
 	fs.StringVarP(&g.server, "server", "s", envOr("NATS_URL", nats.DefaultURL), "NATS server URL(s), comma separated; given, or set in NATS_URL, used over a --context's server, as in the nats CLI (NATS_URL)")
+	// The help prints the default, NATS_URL's value: without its password
+	// or token, as errors name it.
+	fs.Lookup("server").DefValue = redactURLs(g.server)
 	fs.StringVar(&g.creds, "creds", os.Getenv("NATS_CREDS"), "NATS user credentials file (NATS_CREDS)")
 	fs.StringVar(&g.tlsCert, "tlscert", os.Getenv("NATS_CERT"), "TLS client certificate file, with --tlskey (NATS_CERT)")
 	fs.StringVar(&g.tlsKey, "tlskey", os.Getenv("NATS_KEY"), "TLS client key file (NATS_KEY)")

@@ -29,3 +29,16 @@ func TestUnreadableURLSecretStaysOutOfTheMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSURLSecretStaysOutOfTheHelp: NATS_URL is --server's default, and
+// the help prints defaults: a password or token in it is hidden there as
+// in errors.
+func TestNATSURLSecretStaysOutOfTheHelp(t *testing.T) {
+	for _, u := range []string{"nats://ops:s3cret@127.0.0.1:4222", "nats://s3cret@127.0.0.1:4222"} {
+		t.Setenv("NATS_URL", u)
+		out, errOut, code := runCLI(t, "", "status", "--help")
+		if code != exitOK || strings.Contains(out+errOut, "s3cret") || !strings.Contains(out, "127.0.0.1:4222") {
+			t.Errorf("NATS_URL=%s: exit %d, help:\n%s%s", u, code, out, errOut)
+		}
+	}
+}
