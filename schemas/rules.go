@@ -519,8 +519,13 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			c.add(p+".tax", "line_tax_tolerance", "E9131", "%s: the difference %s exceeds %s", lineTaxMismatch(l, a, expected), diff.StringFixed(2), LineTaxTolerance)
 		}
 	}
-	if a.price != nil && a.price.IsNegative() {
-		c.add(p+".price", "sign", "", "must not be negative; the sign goes on num and the amounts")
+	// A price is positive on every line, red or blue, as a red
+	// confirmation's taxExcludedPrice is (seed 002: 单价(不含税)为正数): the
+	// sign goes on num and the amounts. A price of zero sells nothing, and
+	// jumdata refuses one (dj 须大于 0), though price × num may pass
+	// against an amount of 0.01.
+	if a.price != nil && !a.price.IsPositive() {
+		c.add(p+".price", "sign", "", "is %s but must be positive; the sign goes on num and the amounts", l.Price)
 	}
 	if a.num != nil && a.num.IsZero() {
 		c.add(p+".num", "sign", "", "must not be zero")

@@ -227,6 +227,16 @@ func TestRules(t *testing.T) {
 		{"tax rate near one of the set", blue, []edit{set(line2+".taxRate", "0.0601")}, []string{line2 + ".taxRate|tax_rate|E4000"}},
 		{"tax rate not in the set", blue, []edit{set(line2+".taxRate", "0.07")}, []string{line2 + ".taxRate|tax_rate|E4000"}},
 		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|E4000", line2 + ".taxExcludedAmount|price_quantity|E4000"}},
+		// A price of zero sells nothing, yet 0 × num is within the 0.01
+		// that price × num may differ from an amount of 0.01: the price is
+		// held to its sign, as a red confirmation's taxExcludedPrice is
+		// (seed 002: 单价(不含税)为正数), and jumdata refuses dj 0 (须大于 0).
+		{"price of zero", blue, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "0", "num", "1", "taxExcludedAmount", "0.01", "tax", "0.00", "taxIncludedAmount", "0.01"))},
+			[]string{line2 + ".price|sign|E4000"}},
+		{"price of zero with a minus sign", blue, []edit{set(line2, rateLine("1", "taxRate", "0", "price", "-0.00", "num", "1", "taxExcludedAmount", "0.01", "tax", "0.00", "taxIncludedAmount", "0.01"))},
+			[]string{line2 + ".price|sign|E4000"}},
+		{"red price of zero", red, []edit{set(line0+".taxRate", "0"), set(line0+".price", "0"), set(line0+".taxIncludedAmount", "-0.01"), set(line0+".taxExcludedAmount", "-0.01"), set(line0+".tax", "0.00")},
+			[]string{line0 + ".price|sign|E4000"}},
 		{"negative goods line", blue, []edit{set(line2+".num", "-3"), set(line2+".price", "33.33333333"), set(line2+".taxExcludedAmount", "-100.00"), set(line2+".tax", "-6.00"), set(line2+".taxIncludedAmount", "-106.00")},
 			[]string{line2 + ".num|sign|E4000", line2 + ".taxExcludedAmount|sign|E4000", line2 + ".taxIncludedAmount|sign|E4000", line2 + ".tax|sign|E4000"}},
 

@@ -48,6 +48,10 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 	message := func(price string) string {
 		return `{"goodsName":"短信","goodsCode":"3040201990000000000","withTaxFlag":"0","price":"` + price + `","num":"1","taxRate":"0.06"}`
 	}
+	gift := func(price string) string {
+		return `{"goodsName":"赠品","goodsCode":"1050201990000000000","withTaxFlag":"0","price":"` + price +
+			`","num":"1","taxRate":"0","taxExcludedAmount":"0.01","tax":"0.00","taxIncludedAmount":"0.01"}`
+	}
 	cases := []struct {
 		name          string
 		bad, good     string
@@ -77,6 +81,11 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		{"an amount without tax that rounds to nothing",
 			validatedOrder("E2E-ZA", "pc", "", message("0.004")), validatedOrder("E2E-ZA", "pc", "", message("0.01")),
 			"order.invoiceDetail[0].taxExcludedAmount", "金额须为正数"},
+		// 0 × 1 is within 0.01 of the line's 0.01, but the mapping sends
+		// dj 0, and the tax bureau refuses a price of zero.
+		{"a price of zero",
+			validatedOrder("E2E-P0", "pc", "", gift("0")), validatedOrder("E2E-P0", "pc", "", gift("0.01")),
+			"order.invoiceDetail[0].price", "dj"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
