@@ -62,9 +62,11 @@ import (
 // 0.06, 0.09, 0.13; |je × sl − se| ≤ 0.06 per line (with kce, margin
 // taxation: |(je − kce) × sl − se|) and |Σ je × sl − Σ se| ≤ 1.27 (the same
 // way); |dj × spsl − (je, or je + se when hsbz is Y)| ≤ 0.01; hjje = Σ je,
-// hjse = Σ se, hjje + hjse = jshj exactly; discount lines (fphxz 1) follow
-// their discounted line (2) with the same spmc and sl and are negative and
-// no larger. A problem answers 400 naming the field (invoiceData.mxlist[1].se).
+// hjse = Σ se, hjje + hjse = jshj exactly; je is positive and se positive
+// or 0 (seed 001: 红票为负, a blue invoice's figures are not); discount
+// lines (fphxz 1) follow their discounted line (2) with the same spmc and
+// sl and are negative (se negative or 0) and no larger. A problem answers
+// 400 naming the field (invoiceData.mxlist[1].se).
 //
 // taskId is the idempotency key, per seller, kept 8 hours by the sandbox
 // clock: the same taskId with byte-identical invoiceData is the same task
@@ -685,8 +687,13 @@ func jdCheckDoc(d *jdDoc, seller string) (lines []jdAmounts, hjje, hjse, jshj de
 			case je.Abs().GreaterThan(lines[i-1].je):
 				return fail("%s.je: 折扣金额大于被折扣行金额", p)
 			}
+			if se.IsPositive() {
+				return fail("%s.se: 折扣行税额须为负数或 0", p)
+			}
 		} else if !je.IsPositive() {
 			return fail("%s.je: 金额须为正数", p)
+		} else if se.IsNegative() {
+			return fail("%s.se: 税额须为正数或 0", p)
 		}
 		if l.Fphxz == "2" && (i+1 >= len(d.Mxlist) || d.Mxlist[i+1].Fphxz != "1") {
 			return fail("%s.fphxz: 被折扣行后须紧跟折扣行", p)

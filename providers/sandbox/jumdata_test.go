@@ -332,6 +332,23 @@ func TestJumdataInvoiceDataChecks(t *testing.T) {
 			delete(l, "dj")
 			delete(l, "spsl")
 		}, "", "invoiceData.mxlist[2].je"},
+		// A tax has the sign of its line's amount, or is zero: 100.00 at
+		// rate 0 taxed -0.01 is within 0.06 of je × sl.
+		{"negative tax on a goods line", func(d map[string]any) {
+			l := line(d, 2)
+			l["sl"], l["se"] = json.Number("0"), json.Number("-0.01")
+			d["hjse"], d["jshj"] = json.Number("116.99"), json.Number("1116.99")
+		}, "", "invoiceData.mxlist[2].se"},
+		{"zero tax on a goods line", func(d map[string]any) {
+			l := line(d, 2)
+			l["sl"], l["se"] = json.Number("0"), json.Number("0.00")
+			d["hjse"], d["jshj"] = json.Number("117.00"), json.Number("1117.00")
+		}, "", ""},
+		{"positive tax on a discount line", func(d map[string]any) {
+			l := line(d, 1)
+			l["je"], l["se"] = json.Number("-0.30"), json.Number("0.01")
+			d["hjje"], d["hjse"], d["jshj"] = json.Number("1099.70"), json.Number("136.01"), json.Number("1235.71")
+		}, "", "invoiceData.mxlist[1].se"},
 		{"valid", func(map[string]any) {}, "", ""},
 	}
 	for i, tt := range tests {
