@@ -579,6 +579,20 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			c.add(p+".taxExcludedAmount", "sign", "", "is not given: %s makes it %s, which must be positive on %s", derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
 		}
 	}
+	// So is a tax the line does not give: the provider issues it, and the
+	// jumdata mapping sends it as se. taxIncludedAmount below
+	// taxExcludedAmount makes a negative one within E9131's 0.06 at rate 0
+	// (or on a small line), and a deduction larger than the amount makes
+	// the tax the provider computes from the rate negative.
+	if a.tax == nil && a.effective && !c.has(p+".taxIncludedAmount") && !c.has(p+".taxExcludedAmount") && !c.has(p+".price") && !c.has(p+".num") {
+		tax := a.eff.Tax
+		switch {
+		case wantNegative && tax.IsPositive():
+			c.add(p+".tax", "sign", "", "is not given: %s makes it %s, which must be negative (or zero) on %s", derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
+		case !wantNegative && tax.IsNegative():
+			c.add(p+".tax", "sign", "", "is not given: %s makes it %s, which must be positive (or zero) on %s", derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
+		}
+	}
 	if a.num != nil && !a.num.IsZero() {
 		neg := a.num.IsNegative()
 		switch {
@@ -615,6 +629,29 @@ func derivedExcl(l *InvoiceLine, e EffectiveAmounts) string {
 		return fmt.Sprintf("price × num rounded to cents, %s, as taxIncludedAmount (withTaxFlag 1), less %s,", e.Filled.StringFixed(2), less)
 	}
 	return "taxIncludedAmount − " + less
+}
+
+// derivedTax says how a line's tax, not given, is derived from its
+// effective amounts (a.eff): from its two amounts, or from the rate.
+func derivedTax(l *InvoiceLine, a *lineAmounts) string {
+	e := a.eff
+	if e.Source == TaxFromInclAndExcl {
+		return "taxIncludedAmount − taxExcludedAmount"
+	}
+	amount := "taxExcludedAmount"
+	if e.Source == TaxFromRateIncl {
+		amount = "taxIncludedAmount"
+	}
+	if e.FromPriceNum {
+		amount = fmt.Sprintf("%s (price × num rounded to cents, %s)", amount, e.Filled.StringFixed(2))
+	}
+	if a.deduction != nil {
+		amount = fmt.Sprintf("(%s − deduction %s)", amount, l.Deduction)
+	}
+	if e.Source == TaxFromRateIncl {
+		return "the tax the provider computes from the rate, " + amount + " × taxRate / (1 + taxRate) rounded to cents,"
+	}
+	return "the tax the provider computes from the rate, " + amount + " × taxRate rounded to cents,"
 }
 
 // quotedAmount returns the amount a line's price is quoted in (with tax

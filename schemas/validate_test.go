@@ -372,6 +372,20 @@ func TestRules(t *testing.T) {
 			[]string{line1 + ".taxExcludedAmount|sign|E4000", line1 + ".taxIncludedAmount|sign|E4000"}},
 		{"goods line with a negative tax", blue, []edit{set(line2+".taxRate", "0"), set(line2+".tax", "-0.01"), set(line2+".taxIncludedAmount", "99.99")},
 			[]string{line2 + ".tax|sign|E4000"}},
+		// A tax the line does not give is held to the same signs as it is
+		// derived: the jumdata mapping sends it as se, and the provider
+		// issues it. taxIncludedAmount − taxExcludedAmount below zero at
+		// rate 0 is within E9131's 0.06, and a deduction larger than the
+		// amount makes the tax computed from the rate negative.
+		{"goods line's tax derived negative", blue, []edit{set(line2, rateLine("1", "taxRate", "0", "price", "99.99", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "99.99"))},
+			[]string{line2 + ".tax|sign|E4000"}},
+		{"goods line's tax from the rate negative under a deduction larger than the amount", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "100", "num", "1", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
+			[]string{line2 + ".tax|sign|E4000"}},
+		{"goods line's tax from the rate negative under a deduction, without tax", blue, []edit{set(line2, rateLine("0", "taxRate", "0.06", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "deduction", "200.00"))},
+			[]string{line2 + ".tax|sign|E4000"}},
+		{"goods line's tax derived zero", blue, []edit{set(line2, rateLine("1", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "100.00"))}, nil},
+		{"discount line's tax derived positive", blue, []edit{set(line1+".price", "0.29"), set(line1+".num", "-1"), set(line1+".taxIncludedAmount", "-0.29"), set(line1+".taxExcludedAmount", "-0.30"), del(line1 + ".tax")},
+			[]string{line1 + ".tax|sign|E4000"}},
 
 		// Red invoices (E9102, E9116, E9119).
 		{"red needs the blue code (E9102)", red, []edit{del("order.invoiceCode")}, []string{"order.invoiceCode|red_reference|E9102"}},
@@ -381,6 +395,8 @@ func TestRules(t *testing.T) {
 		{"red line of zero", red, []edit{del(line0 + ".price"), del(line0 + ".num"), set(line0+".taxIncludedAmount", "0.00"), set(line0+".taxExcludedAmount", "0.00"), set(line0+".tax", "0.00")},
 			[]string{line0 + ".taxExcludedAmount|sign|E4000", line0 + ".taxIncludedAmount|sign|E4000"}},
 		{"red line with a positive tax", red, []edit{set(line0+".taxRate", "0"), set(line0+".price", "4.99"), set(line0+".taxIncludedAmount", "-4.99"), set(line0+".tax", "0.01")},
+			[]string{line0 + ".tax|sign|E4000"}},
+		{"red line's tax derived positive", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.66"), del(line0 + ".tax")},
 			[]string{line0 + ".tax|sign|E4000"}},
 		{"red line with a zero tax", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.65"), set(line0+".tax", "0.00")}, nil},
 		{"red fully digital goes through red_confirm", red, []edit{set("order.invoiceLine", "pc")}, []string{"order.invoiceType|red_fully_digital|E4000"}},
@@ -589,6 +605,19 @@ func TestDerivedAmountSignSaysHow(t *testing.T) {
 			[]string{"as taxIncludedAmount (withTaxFlag 1), less the tax the provider computes from the rate, makes it 0.00"}},
 		{"from incl and tax", rateLine("1", "price", "0.04", "num", "1", "taxIncludedAmount", "0.04", "tax", "0.05"),
 			[]string{"taxIncludedAmount − tax makes it -0.01", "goods line"}},
+	})
+}
+
+// TestDerivedTaxSignSaysHow: a sign violation on a tax the line does not
+// give says how it is derived.
+func TestDerivedTaxSignSaysHow(t *testing.T) {
+	wantLineMessages(t, "tax", "sign", []lineMessageCase{
+		{"from incl and excl", rateLine("1", "taxRate", "0", "price", "99.99", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "99.99"),
+			[]string{"is not given", "taxIncludedAmount − taxExcludedAmount makes it -0.01", "must be positive (or zero)", "goods line"}},
+		{"from the rate and incl, less a deduction", rateLine("1", "taxRate", "0.06", "price", "100", "num", "1", "taxIncludedAmount", "100.00", "deduction", "200.00"),
+			[]string{"(taxIncludedAmount − deduction 200.00) × taxRate / (1 + taxRate) rounded to cents, makes it -5.66"}},
+		{"from the rate and price × num, less a deduction", rateLine("0", "taxRate", "0.06", "price", "100", "num", "1", "deduction", "200.00"),
+			[]string{"(taxExcludedAmount (price × num rounded to cents, 100.00) − deduction 200.00) × taxRate rounded to cents, makes it -6.00"}},
 	})
 }
 

@@ -52,6 +52,12 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		return `{"goodsName":"赠品","goodsCode":"1050201990000000000","withTaxFlag":"0","price":"` + price +
 			`","num":"1","taxRate":"0","taxExcludedAmount":"0.01","tax":"0.00","taxIncludedAmount":"0.01"}`
 	}
+	// A line of 100.00 without tax and 99.99 with it, at rate 0: the tax
+	// the mapping sends, se, is -0.01, within 0.06 of je × sl.
+	taxed := func(incl string) string {
+		return `{"goodsName":"图书","goodsCode":"1060101010000000000","withTaxFlag":"1","price":"` + incl +
+			`","num":"1","taxRate":"0","taxExcludedAmount":"100.00","taxIncludedAmount":"` + incl + `"}`
+	}
 	cases := []struct {
 		name          string
 		bad, good     string
@@ -86,6 +92,9 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		{"a price of zero",
 			validatedOrder("E2E-P0", "pc", "", gift("0")), validatedOrder("E2E-P0", "pc", "", gift("0.01")),
 			"order.invoiceDetail[0].price", "dj"},
+		{"a goods line's tax derived negative",
+			validatedOrder("E2E-NT", "pc", "", taxed("99.99")), validatedOrder("E2E-NT", "pc", "", taxed("100.00")),
+			"order.invoiceDetail[0].tax", "mxlist[0].se"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
