@@ -44,9 +44,11 @@
 //     a red confirmation form, which issues a red invoice of those lines,
 //     are held to both, RedLineFigures.Effective),
 //     the signs of amounts, taxes, prices and quantities (a price is
-//     positive, never zero; an amount without tax or a tax the line does
-//     not give held to them as derived: a price × num rounding to 0.00 is
-//     no amount, and a deduction larger than the amount makes no tax),
+//     positive, never zero; a blue goods line's zero tax is written
+//     without a minus sign, which says a negative figure; an amount
+//     without tax or a tax the line does not give held to them as
+//     derived: a price × num rounding to 0.00 is no amount, and a
+//     deduction larger than the amount makes no tax),
 //     price/quantity/amount combinations (E9123 for an empty price; E4000, for
 //     a Nuonuo seller, for a price without num on a line that leaves an
 //     amount out; price × num

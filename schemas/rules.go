@@ -532,10 +532,11 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	}
 	// Signs: a blue invoice's goods lines are positive and its discount lines
 	// negative; a red invoice's lines are negative. Zero is neither: an
-	// amount of zero is refused either way. A tax of zero is allowed (rate
-	// 0, or a tax that rounds to nothing); any other tax has the sign of
-	// the amounts. Unknown when the invoice type or the line property has
-	// the wrong JSON type.
+	// amount of zero is refused either way, -0.00 too. A tax of zero is
+	// allowed (rate 0, or a tax that rounds to nothing), written without a
+	// minus sign on a goods line; any other tax has the sign of the
+	// amounts. Unknown when the invoice type or the line property has the
+	// wrong JSON type.
 	if c.mistyped("order.invoiceType") || c.mistyped(p+".invoiceLineProperty") {
 		return
 	}
@@ -561,6 +562,13 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			c.add(p+".tax", "sign", "", "must be negative (or zero) on %s", lineKind(red, prop))
 		case !wantNegative && a.tax.IsNegative():
 			c.add(p+".tax", "sign", "", "must be positive (or zero) on %s", lineKind(red, prop))
+		case !wantNegative && strings.HasPrefix(l.Tax.String(), "-"):
+			// -0.00 is zero, but its minus sign says a negative
+			// figure, which only a red invoice's or a discount line's
+			// is (seed 001: 红票为负), and the Nuonuo adapter sends the
+			// seller's text as it is. Which one the provider reads is
+			// not documented: the validator does not guess.
+			c.add(p+".tax", "sign", "", "is %s, a zero written with a minus sign, which says a negative tax: write 0.00 on %s", l.Tax, lineKind(red, prop))
 		}
 	}
 	// An amount without tax the line does not give is held to the same

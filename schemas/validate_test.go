@@ -372,6 +372,17 @@ func TestRules(t *testing.T) {
 			[]string{line1 + ".taxExcludedAmount|sign|E4000", line1 + ".taxIncludedAmount|sign|E4000"}},
 		{"goods line with a negative tax", blue, []edit{set(line2+".taxRate", "0"), set(line2+".tax", "-0.01"), set(line2+".taxIncludedAmount", "99.99")},
 			[]string{line2 + ".tax|sign|E4000"}},
+		// A zero written with a minus sign says a negative figure, which a
+		// blue invoice's goods line has none of (seed 001: 红票为负), and
+		// the Nuonuo adapter sends the seller's text as it is. A red or
+		// discount line's zero tax may carry the sign or not.
+		{"goods line's tax of zero with a minus sign", blue, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "-0.00", "taxIncludedAmount", "100.00"))},
+			[]string{line2 + ".tax|sign|E4000"}},
+		{"goods line's tax of zero with a minus sign, no decimals", blue, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "-0", "taxIncludedAmount", "100.00"))},
+			[]string{line2 + ".tax|sign|E4000"}},
+		{"discount line's tax of zero with a minus sign", blue, []edit{set(line1+".taxRate", "0"), set(line1+".tax", "-0.00"), set(line1+".taxIncludedAmount", "-100.00"),
+			set(line0+".taxRate", "0"), set(line0+".tax", "0.00"), set(line0+".taxIncludedAmount", "1000.00"), set(line0+".price", "500")}, nil},
+		{"red line's tax of zero with a minus sign", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.65"), set(line0+".tax", "-0.00")}, nil},
 		// A tax the line does not give is held to the same signs as it is
 		// derived: the jumdata mapping sends it as se, and the provider
 		// issues it. taxIncludedAmount − taxExcludedAmount below zero at
