@@ -58,10 +58,11 @@ import (
 // order number), fppzdm 01|02, xsfnsrsbh = nsrsbh, gmfmc, hjje, hjse, jshj
 // and mxlist lines (xh 1..n, fphxz 0|1|2, spmc, 19-digit spbm, hsbz Y|N,
 // je, sl, se; dj and spsl together or not at all). Money has at most 2
-// decimals, dj and spsl at most 8; sl is one of 0, 0.01, 0.015, 0.03, 0.05,
-// 0.06, 0.09, 0.13; |je × sl − se| ≤ 0.06 per line (with kce, margin
-// taxation: |(je − kce) × sl − se|) and |Σ je × sl − Σ se| ≤ 1.27 (the same
-// way); |dj × spsl − (je, or je + se when hsbz is Y)| ≤ 0.01; hjje = Σ je,
+// decimals, dj and spsl at most 8; a line's figures have at most 16
+// characters, a minus sign included (an assumption, see jdMaxLineChars);
+// sl is one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13; |je × sl −
+// se| ≤ 0.06 per line (with kce, margin taxation: |(je − kce) × sl − se|)
+// and |Σ je × sl − Σ se| ≤ 1.27 (the same way); |dj × spsl − (je, or je + se when hsbz is Y)| ≤ 0.01; hjje = Σ je,
 // hjse = Σ se, hjje + hjse = jshj exactly; je is positive and se positive
 // or 0 (seed 001: 红票为负, a blue invoice's figures are not); discount
 // lines (fphxz 1) follow their discounted line (2) with the same spmc and
@@ -102,7 +103,8 @@ import (
 // seller), lzkprq (yyyy-MM-dd HH:mm:ss, same day as the blue invoice),
 // chyydm 01..04 and, for a partial reversal, hzmx: a JSON array of lines
 // {xh, spmc, spbm, ggxh, dw, spsl, dj, je, sl, se, yhzcbs} with negative je
-// and se, held to the blue invoice's tolerances: |je × sl − se| ≤ 0.06 per
+// and se of at most 16 characters each, as a blue line's, held to the blue
+// invoice's tolerances: |je × sl − se| ≤ 0.06 per
 // line and |Σ je × sl − Σ se| ≤ 1.27. The amount is reserved when the
 // form is made: a blue invoice with nothing left answers 399
 // 蓝票没有可红冲的金额,不可再次红冲!, a partial reversal larger than what
@@ -556,6 +558,23 @@ func jdNumber(n json.Number, field string, places int, required bool) (decimal.D
 	return d, true, nil
 }
 
+// jdMaxLineChars is the longest figure of a line (je, se, kce, dj, spsl;
+// hzmx's too), a minus sign included. jumdata publishes no lengths for
+// invoiceData, whose format is this project's assumption: the sandbox
+// takes the 16 characters that seed 001 gives every amount field, as the
+// validator does for what the jumdata mapping sends. The totals (hjje,
+// hjse, jshj) add lines up and are not held to it.
+const jdMaxLineChars = 16
+
+// jdLineNumber is jdNumber for a line's figure: at most jdMaxLineChars
+// characters.
+func jdLineNumber(n json.Number, field string, places int, required bool) (decimal.Decimal, bool, error) {
+	if s := n.String(); len(s) > jdMaxLineChars && jdPlainNumber.MatchString(s) {
+		return decimal.Zero, false, fmt.Errorf("%s: %s 超过 %d 个字符", field, s, jdMaxLineChars)
+	}
+	return jdNumber(n, field, places, required)
+}
+
 func jdRate(n json.Number, field string) (decimal.Decimal, error) {
 	d, _, err := jdNumber(n, field, 3, true)
 	if err != nil {
@@ -621,11 +640,11 @@ func jdCheckDoc(d *jdDoc, seller string) (lines []jdAmounts, hjje, hjse, jshj de
 		case l.Hsbz != "Y" && l.Hsbz != "N":
 			return fail("%s.hsbz: %q 须为 Y 或 N", p, l.Hsbz)
 		}
-		je, _, err := jdNumber(l.Je, p+".je", 2, true)
+		je, _, err := jdLineNumber(l.Je, p+".je", 2, true)
 		if err != nil {
 			return fail("%v", err)
 		}
-		se, _, err := jdNumber(l.Se, p+".se", 2, true)
+		se, _, err := jdLineNumber(l.Se, p+".se", 2, true)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -633,15 +652,15 @@ func jdCheckDoc(d *jdDoc, seller string) (lines []jdAmounts, hjje, hjse, jshj de
 		if err != nil {
 			return fail("%v", err)
 		}
-		kce, hasKce, err := jdNumber(l.Kce, p+".kce", 2, false)
+		kce, hasKce, err := jdLineNumber(l.Kce, p+".kce", 2, false)
 		if err != nil {
 			return fail("%v", err)
 		}
-		dj, hasDJ, err := jdNumber(l.Dj, p+".dj", 8, false)
+		dj, hasDJ, err := jdLineNumber(l.Dj, p+".dj", 8, false)
 		if err != nil {
 			return fail("%v", err)
 		}
-		spsl, hasSL, err := jdNumber(l.Spsl, p+".spsl", 8, false)
+		spsl, hasSL, err := jdLineNumber(l.Spsl, p+".spsl", 8, false)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -1035,11 +1054,11 @@ func jdCheckHzmx(raw string) (je, se decimal.Decimal, n int, err error) {
 		if l.Spmc == "" {
 			return je, se, 0, fmt.Errorf("%s.spmc: 缺少商品名称", p)
 		}
-		lje, _, err := jdNumber(l.Je, p+".je", 2, true)
+		lje, _, err := jdLineNumber(l.Je, p+".je", 2, true)
 		if err != nil {
 			return je, se, 0, err
 		}
-		lse, _, err := jdNumber(l.Se, p+".se", 2, true)
+		lse, _, err := jdLineNumber(l.Se, p+".se", 2, true)
 		if err != nil {
 			return je, se, 0, err
 		}
@@ -1051,7 +1070,7 @@ func jdCheckHzmx(raw string) (je, se decimal.Decimal, n int, err error) {
 			n    json.Number
 			name string
 		}{{l.Spsl, ".spsl"}, {l.Dj, ".dj"}} {
-			if _, _, err := jdNumber(f.n, p+f.name, 8, false); err != nil {
+			if _, _, err := jdLineNumber(f.n, p+f.name, 8, false); err != nil {
 				return je, se, 0, err
 			}
 		}

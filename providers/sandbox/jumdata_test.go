@@ -332,6 +332,23 @@ func TestJumdataInvoiceDataChecks(t *testing.T) {
 			delete(l, "dj")
 			delete(l, "spsl")
 		}, "", "invoiceData.mxlist[2].je"},
+		// A line's figures have at most 16 characters, a minus sign
+		// included; the totals are not held to it.
+		{"je of 17 characters", func(d map[string]any) {
+			l := line(d, 2)
+			l["je"], l["sl"], l["se"] = json.Number("10000000000000.00"), json.Number("0"), json.Number("0.00")
+			delete(l, "dj")
+			delete(l, "spsl")
+			d["hjje"], d["hjse"], d["jshj"] = json.Number("10000000000900.00"), json.Number("117.00"), json.Number("10000000001017.00")
+		}, "", "invoiceData.mxlist[2].je: 10000000000000.00 超过 16 个字符"},
+		{"je of 16 characters", func(d map[string]any) {
+			l := line(d, 2)
+			l["je"], l["sl"], l["se"] = json.Number("1000000000000.00"), json.Number("0"), json.Number("0.00")
+			delete(l, "dj")
+			delete(l, "spsl")
+			d["hjje"], d["hjse"], d["jshj"] = json.Number("1000000000900.00"), json.Number("117.00"), json.Number("1000000001017.00")
+		}, "", ""},
+		{"kce of 17 characters", func(d map[string]any) { line(d, 2)["kce"] = json.Number("10000000000000.00") }, "", "invoiceData.mxlist[2].kce: 10000000000000.00 超过 16 个字符"},
 		// A tax has the sign of its line's amount, or is zero: 100.00 at
 		// rate 0 taxed -0.01 is within 0.06 of je × sl.
 		{"negative tax on a goods line", func(d map[string]any) {
@@ -649,6 +666,7 @@ func TestJumdataRed(t *testing.T) {
 			{"reason 1", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {"1"}}, 400, "chyydm"},
 			{"hzmx not an array", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {"01"}, "hzmx": {`{"xh":1}`}}, 400, "hzmx"},
 			{"positive hzmx", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {"01"}, "hzmx": {strings.NewReplacer("-50.00", "50.00", "-3.00", "3.00").Replace(hzmx)}}, 400, "hzmx[0].je"},
+			{"hzmx je of 17 characters", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {"01"}, "hzmx": {strings.Replace(hzmx, "-50.00", "-1000000000000.00", 1)}}, 400, "hzmx[0].je: -1000000000000.00 超过 16 个字符"},
 			{"hzmx line beyond the invoice", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {"01"}, "hzmx": {strings.Replace(hzmx, `"xh":3`, `"xh":4`, 1)}}, 400, "明细行数"},
 			{"too much", url.Values{"lzfphm": {fphm}, "lzkprq": {kprq}, "chyydm": {"01"}, "hzmx": {strings.NewReplacer("-50.00", "-1050.00", "-3.00", "-63.00").Replace(hzmx)}}, 399, "超过"},
 		}
