@@ -35,7 +35,9 @@
 //     everywhere; a field of the wrong JSON type is left empty, has its type
 //     violation alone, and the rules check every other field): amount
 //     lengths (16 characters, a red amount's minus sign included; E9124,
-//     E9126 and E9128 for an order line's three amounts), amount
+//     E9126 and E9128 for an order line's three amounts; for a jumdata
+//     seller also as its mapping sends them, every amount of money with
+//     two decimals and one the line does not give as derived, 400), amount
 //     arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
 //     tolerances (E9131) on the amounts the provider works with (an amount or
 //     tax the line does not give derived as the provider does,

@@ -138,7 +138,7 @@ func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
 	case r.Kind == KindIssue && r.Order != nil:
 		checkOrder(r, provider, c)
 	case r.Kind == KindRedConfirm && r.RedConfirm != nil:
-		checkRedConfirm(r, c)
+		checkRedConfirm(r, provider, c)
 	case r.Kind == KindReissue && r.Reissue != nil:
 		checkReissue(r.Reissue, c)
 	}
@@ -413,6 +413,9 @@ func checkLines(o *Order, provider string, c *collector) {
 		}
 		effectiveAmounts(c, p, l, a, ded)
 		checkLine(c, p, l, a, red, provider)
+		if provider == "jumdata" {
+			checkJumdataLineLengths(c, p, l, a, ded)
+		}
 		// The per-invoice difference sums every line's, on the amounts the
 		// provider works with: the tax given or following from two amounts
 		// given (or one and price × num), and for a line that leaves its
@@ -620,6 +623,62 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	}
 	if red && prop != LineNormal {
 		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
+	}
+}
+
+// jumdataMoney is the text the jumdata mapping sends for an amount of
+// money d (providers/jumdata: money): d with exactly two decimals, so that
+// an integer amount goes out three characters longer than it came ("100"
+// as "100.00") and an amount of one decimal one character longer.
+func jumdataMoney(d decimal.Decimal) string { return d.StringFixed(moneyPlaces) }
+
+// checkJumdataLength holds an amount of money that the jumdata mapping
+// sends, d, to amountMaxChars as it is sent (jumdataMoney). jumdata
+// publishes no length of its own for invoiceData, whose format is this
+// project's assumption (providers/jumdata/invoicedata.go): the amounts the
+// mapping writes are held to the 16 characters that the seeds give every
+// amount field, the limit the request's own text is held to, and the
+// sandbox holds them to it too. given is the field's text; how says how a
+// value the request does not give is derived, "" when it is given. jumdata
+// answers a parameter it refuses with 400.
+func checkJumdataLength(c *collector, field string, given Amount, d decimal.Decimal, how string) {
+	if c.has(field) {
+		return
+	}
+	sent := jumdataMoney(d)
+	if len(sent) <= amountMaxChars {
+		return
+	}
+	if how == "" {
+		c.add(field, "max_length", "400", "is %s, sent to jumdata with two decimals as %s: %d characters; the maximum is %d, a minus sign included", given, sent, len(sent), amountMaxChars)
+		return
+	}
+	c.add(field, "max_length", "400", "is not given: %s makes it %s, sent to jumdata as such: %d characters; the maximum is %d, a minus sign included", how, sent, len(sent), amountMaxChars)
+}
+
+// checkJumdataLineLengths applies checkJumdataLength to the amounts of
+// money the jumdata mapping sends for an order line: je and se, as given
+// or as derived (LineFigures.Effective), and kce, the deduction of a line
+// taxed on the difference. taxIncludedAmount is not sent (it is je + se),
+// nor are price and num other than as given, whose own 16 characters
+// bound them. A value derived from a figure with a violation of its own
+// is not judged again.
+func checkJumdataLineLengths(c *collector, p string, l *InvoiceLine, a *lineAmounts, ded *decimal.Decimal) {
+	derivable := a.effective && !c.has(p+".taxIncludedAmount") && !c.has(p+".price") && !c.has(p+".num")
+	switch {
+	case a.excl != nil:
+		checkJumdataLength(c, p+".taxExcludedAmount", l.TaxExcludedAmount, *a.excl, "")
+	case derivable && !c.has(p+".tax"):
+		checkJumdataLength(c, p+".taxExcludedAmount", l.TaxExcludedAmount, a.eff.Excl, derivedExcl(l, a.eff))
+	}
+	switch {
+	case a.tax != nil:
+		checkJumdataLength(c, p+".tax", l.Tax, *a.tax, "")
+	case derivable && !c.has(p+".taxExcludedAmount"):
+		checkJumdataLength(c, p+".tax", l.Tax, a.eff.Tax, derivedTax(l, a))
+	}
+	if ded != nil && DeductionApplies(l.Deduction) {
+		checkJumdataLength(c, p+".deduction", l.Deduction, *ded, "")
 	}
 }
 
@@ -865,7 +924,8 @@ func looksLikeEmail(s string) bool {
 }
 
 // checkRedConfirm applies the rules of a red confirmation application.
-func checkRedConfirm(r *Request, c *collector) {
+// provider names the seller's provider ("" when unknown: Nuonuo's rules).
+func checkRedConfirm(r *Request, provider string, c *collector) {
 	rc := r.RedConfirm
 	if rc.SellerTaxNo != "" && r.SellerTaxNum != "" && rc.SellerTaxNo != r.SellerTaxNum && !c.has("sellerTaxNum") && !c.has("redConfirm.sellerTaxNo") {
 		c.add("redConfirm.sellerTaxNo", "seller_mismatch", "E9302", "is %q but the request is for seller %q", rc.SellerTaxNo, r.SellerTaxNum)
@@ -950,6 +1010,21 @@ func checkRedConfirm(r *Request, c *collector) {
 		}
 		if !e.ComputedFromRate() {
 			checkRedLineTax(c, p, l, e, *rate)
+		}
+		// The jumdata mapping sends the line's je and se with two
+		// decimals, given or derived (RedLines); Nuonuo is sent the
+		// seller's text.
+		if provider == "jumdata" {
+			how := ""
+			if e.FromPriceNum {
+				how = "num × taxExcludedPrice rounded to cents"
+			}
+			checkJumdataLength(c, p+".taxExcludedAmount", l.TaxExcludedAmount, e.Excl, how)
+			how = ""
+			if e.ComputedFromRate() {
+				how = "taxExcludedAmount × taxRate rounded to cents"
+			}
+			checkJumdataLength(c, p+".taxAmount", l.TaxAmount, e.Tax, how)
 		}
 		// The red invoice the form issues is an invoice the tax bureau
 		// holds to 1.27 as it holds a blue one (checkLines), on the

@@ -746,6 +746,69 @@ func TestRemarkLimitByProvider(t *testing.T) {
 	}
 }
 
+// TestAmountLengthAsSent: an amount's 16 characters are counted on the
+// text the provider is sent. Nuonuo is sent the seller's own text; the
+// jumdata mapping writes every amount of money it sends (je, se, kce, a
+// red line's je and se), given or derived, with two decimals, so that an
+// amount of 16 characters may go out with 19.
+func TestAmountLengthAsSent(t *testing.T) {
+	const seller = "91330106MA2AYNWD8M" // the seller of issue-discount.json and red-confirm.json
+	const line2, rc0 = "order.invoiceDetail[2]", "redConfirm.detail[0]"
+	blue := MustRead(t, "requests/issue-discount.json")
+	rc := MustRead(t, "requests/red-confirm.json")
+	nuonuo := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{seller: "nuonuo"}})
+	jumdata := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{seller: "jumdata"}})
+	free := func(flag string, kv ...string) edit { // a line at rate 0
+		return set(line2, rateLine(flag, append([]string{"taxRate", "0"}, kv...)...))
+	}
+	cases := []struct {
+		name    string
+		base    []byte
+		edits   []edit
+		jumdata []string // exact "field|rule|code" list for a jumdata seller; a Nuonuo one has none
+		says    string   // in the jumdata violation's message
+	}{
+		{"amounts of 16 characters with two decimals", blue, []edit{free("0", "price", "1000000000000", "num", "1", "taxExcludedAmount", "1000000000000.00", "tax", "0.00", "taxIncludedAmount", "1000000000000.00")}, nil, ""},
+		{"an integer amount of 16 characters", blue, []edit{free("0", "price", "1000000000000000", "num", "1", "taxExcludedAmount", "1000000000000000", "tax", "0", "taxIncludedAmount", "1000000000000000")},
+			[]string{line2 + ".taxExcludedAmount|max_length|400"}, "1000000000000000.00: 19 characters"},
+		{"an amount of 16 characters with one decimal", blue, []edit{free("0", "price", "10000000000000.5", "num", "1", "taxExcludedAmount", "10000000000000.5", "tax", "0.00", "taxIncludedAmount", "10000000000000.5")},
+			[]string{line2 + ".taxExcludedAmount|max_length|400"}, "10000000000000.50: 17 characters"},
+		{"a tax of 16 characters", blue, []edit{set(line2, rateLine("1", "price", "8692307692307692", "num", "1", "taxExcludedAmount", "7692307692307692", "tax", "1000000000000000", "taxIncludedAmount", "8692307692307692"))},
+			[]string{line2 + ".tax|max_length|400", line2 + ".taxExcludedAmount|max_length|400"}, ""},
+		{"an amount without tax derived from one of 16 characters", blue, []edit{free("1", "price", "9999999999999999", "num", "1", "taxIncludedAmount", "9999999999999999", "tax", "0")},
+			[]string{line2 + ".taxExcludedAmount|max_length|400"}, "is not given: taxIncludedAmount − tax makes it 9999999999999999.00"},
+		{"an amount without tax from price × num", blue, []edit{free("0", "price", "99999999", "num", "99999999")},
+			[]string{line2 + ".taxExcludedAmount|max_length|400"}, "makes it 9999999800000001.00, sent to jumdata as such: 19 characters"},
+		{"a deduction of 15 characters", blue, []edit{free("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "100000000000000")},
+			[]string{line2 + ".deduction|max_length|400"}, "100000000000000.00: 18 characters"},
+		{"a red confirmation amount of 16 characters with one decimal", rc, []edit{set(rc0+".taxRate", "0"), set(rc0+".taxAmount", "0.00"), set(rc0+".taxExcludedPrice", "1000000000000"), set(rc0+".taxExcludedAmount", "-1000000000000.0")},
+			[]string{rc0 + ".taxExcludedAmount|max_length|400"}, "-1000000000000.00: 17 characters"},
+		{"a red confirmation amount from num × price", rc, []edit{set(rc0+".taxRate", "0"), set(rc0+".taxAmount", "0.00"), set(rc0+".taxExcludedPrice", "1000000000000000"), del(rc0 + ".taxExcludedAmount")},
+			[]string{rc0 + ".taxExcludedAmount|max_length|400"}, "is not given: num × taxExcludedPrice rounded to cents makes it -1000000000000000.00"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := MustEdit(t, tc.base, tc.edits...)
+			for _, p := range []struct {
+				name string
+				v    *schemas.Validator
+				want []string
+			}{{"nuonuo", nuonuo, nil}, {"jumdata", jumdata, tc.jumdata}} {
+				d, err := p.v.Decode(doc, seller)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := summary(d.Violations); !slices.Equal(got, p.want) {
+					t.Fatalf("%s: violations\n got  %q\n want %q\n%v", p.name, got, p.want, d.Violations)
+				}
+				if tc.says != "" && len(d.Violations) > 0 && !strings.Contains(d.Violations[0].Message, tc.says) {
+					t.Errorf("%s: message %q does not say %q", p.name, d.Violations[0].Message, tc.says)
+				}
+			}
+		})
+	}
+}
+
 func TestValidatorConfigProviders(t *testing.T) {
 	for _, tc := range []struct {
 		name      string

@@ -87,6 +87,11 @@ import (
 // schemas.LineFigures.Effective, which the validator (schemas) derives the
 // same amounts with and holds to the tolerances (E9131 per line, 1.27 per
 // invoice) before the mapping runs: what is validated is what is sent.
+// The validator also holds je, se and kce, written as the mapping writes
+// them, to 16 characters, a minus sign included: jumdata publishes no
+// length, and this project takes the seeds' maximum length of an amount
+// field (an assumption, as the format is). An amount of 16 characters
+// without decimals ("1000000000000000") goes out with 19.
 //
 // Dropped, because a fully digital invoice issued through jumdata has no
 // place for them: invoiceDate (the tax bureau dates the invoice: kprq),

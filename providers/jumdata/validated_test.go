@@ -58,6 +58,12 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		return `{"goodsName":"图书","goodsCode":"1060101010000000000","withTaxFlag":"1","price":"` + incl +
 			`","num":"1","taxRate":"0","taxExcludedAmount":"100.00","taxIncludedAmount":"` + incl + `"}`
 	}
+	// A line at rate 0 of amount, given with the number of decimals it is
+	// written with: the mapping sends je with two.
+	large := func(amount string) string {
+		return `{"goodsName":"设备","goodsCode":"1050201990000000000","withTaxFlag":"0","price":"` + amount + `","num":"1","taxRate":"0",` +
+			`"taxExcludedAmount":"` + amount + `","tax":"0","taxIncludedAmount":"` + amount + `"}`
+	}
 	cases := []struct {
 		name          string
 		bad, good     string
@@ -95,6 +101,10 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		{"a goods line's tax derived negative",
 			validatedOrder("E2E-NT", "pc", "", taxed("99.99")), validatedOrder("E2E-NT", "pc", "", taxed("100.00")),
 			"order.invoiceDetail[0].tax", "mxlist[0].se"},
+		// 16 characters as written, 19 as sent: je 1000000000000000.00.
+		{"an amount that the mapping makes longer than 16 characters",
+			validatedOrder("E2E-LA", "pc", "", large("1000000000000000")), validatedOrder("E2E-LA", "pc", "", large("1000000000000.00")),
+			"order.invoiceDetail[0].taxExcludedAmount", "mxlist[0].je"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
