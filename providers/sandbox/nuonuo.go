@@ -87,7 +87,9 @@ package sandbox
 // saveInvoiceRedConfirm needs blueInvoiceLine, applySource (0 or 1),
 // sellerTaxNo (= userTax, else E9302), buyerName, redReason 1–4, sellerName
 // when the buyer applies, the blue invoice's numbers (E9102) and, on every
-// detail line, blueDetailIndex, goodsName, taxRate and goodsCode (E4000). billId is
+// detail line, blueDetailIndex, goodsName, taxRate and goodsCode, a
+// positive taxExcludedPrice when given, a negative taxExcludedAmount and a
+// taxAmount of zero or less (E4000). billId is
 // the idempotency key: the same billId answers the same form id and creates
 // nothing; without one the sandbox makes one up. The result is the form id,
 // which is also the form's billNo. Submissions and the red invoice's issuance
@@ -1073,6 +1075,7 @@ type nnRedIn struct {
 		GoodsName         nnText `json:"goodsName"`
 		TaxRate           nnText `json:"taxRate"`
 		GoodsCode         nnText `json:"goodsCode"`
+		TaxExcludedPrice  nnText `json:"taxExcludedPrice"`
 		TaxExcludedAmount nnText `json:"taxExcludedAmount"`
 		TaxAmount         nnText `json:"taxAmount"`
 	} `json:"detail"`
@@ -1151,6 +1154,17 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 		tx, ok2 := nnDecimal(d.TaxAmount.s())
 		if !ok1 || !ok2 {
 			return nnFail("E4000", "接口调用失败: 明细金额只能是数字,第%d行", i+1)
+		}
+		// Seed 002: taxExcludedPrice 单价(不含税)为正数; taxExcludedAmount
+		// and taxAmount 带负号 (a tax of zero, at rate 0, has none to
+		// carry). Seed 002 gives no code of its own: E4000.
+		switch price, ok := nnDecimal(d.TaxExcludedPrice.s()); {
+		case d.TaxExcludedPrice.s() != "" && (!ok || !price.IsPositive()):
+			return nnFail("E4000", "接口调用失败: taxExcludedPrice须为正数,第%d行", i+1)
+		case !ex.IsNegative():
+			return nnFail("E4000", "接口调用失败: taxExcludedAmount须为负数,第%d行", i+1)
+		case tx.IsPositive():
+			return nnFail("E4000", "接口调用失败: taxAmount须为负数,第%d行", i+1)
 		}
 		exTax, tax = exTax.Add(ex), tax.Add(tx)
 	}

@@ -621,6 +621,14 @@ func TestNuonuoRedConfirm(t *testing.T) {
 		{"line without goodsName", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "goodsName") }, "E4000"},
 		{"line without taxRate", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "taxRate") }, "E4000"},
 		{"line without goodsCode", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "goodsCode") }, "E4000"},
+		// Seed 002: 单价(不含税)为正数; the amount and the tax 带负号.
+		{"line with a price of zero", func(m map[string]any) {
+			l := m["detail"].([]any)[0].(map[string]any)
+			l["num"], l["taxExcludedPrice"] = "-1", "0"
+		}, "E4000"},
+		{"line with a positive amount", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "5.00" }, "E4000"},
+		{"line with an amount of zero", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "-0.00" }, "E4000"},
+		{"line with a positive tax", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxAmount"] = "0.30" }, "E4000"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bad := func(m map[string]any) { m["orderNo"] = "RED-BAD"; tt.mutate(m) }
