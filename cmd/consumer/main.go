@@ -142,8 +142,11 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.StringVar(&o.jsSync, "js-sync", env("INVOICE_JS_SYNC", "always"), `embedded JetStream fsync: "always" or an interval such as 100ms (INVOICE_JS_SYNC)`)
 	fs.StringVar(&o.prefix, "prefix", env("INVOICE_PREFIX", schemas.DefaultPrefix), "first token of every subject (INVOICE_PREFIX)")
 	fs.IntVar(&o.replicas, "replicas", envInt("INVOICE_REPLICAS", 1), "stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
-	fs.IntVar(&o.partitions, "partitions", envInt("INVOICE_PARTITIONS", 0), "split requests by seller into this many partitions, one consumer instance each (INVOICE_PARTITIONS)")
-	fs.IntVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, 0..partitions-1 (INVOICE_PARTITION)")
+	// The partition count and number are read in base 10, as their
+	// variables are: flag.IntVar would read --partition 010 as octal 8.
+	o.partitions, o.partition = envInt("INVOICE_PARTITIONS", 0), envInt("INVOICE_PARTITION", 0)
+	fs.Var((*decimalInt)(&o.partitions), "partitions", "split requests by seller into this `number` of partitions, one consumer instance each (INVOICE_PARTITIONS)")
+	fs.Var((*decimalInt)(&o.partition), "partition", "the partition this instance consumes, a `number` 0..partitions-1 in base 10 (INVOICE_PARTITION)")
 	fs.BoolVar(&o.reconfigure, "reconfigure-streams", envBool("INVOICE_RECONFIGURE_STREAMS"), "let this start change the partition count, the replica count or the subjects (--prefix) of streams that exist already; without it such a start is refused (INVOICE_RECONFIGURE_STREAMS=true)")
 	fs.BoolVar(&o.partitionPod, "partition-from-hostname", envBool("INVOICE_PARTITION_FROM_HOSTNAME"), "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
 	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
@@ -194,6 +197,27 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		return nil, err
 	}
 	return o, nil
+}
+
+// decimalInt is an int flag read in base 10 only, as strconv.Atoi reads its
+// environment variable. flag.IntVar reads a leading zero as octal and 0x as
+// hex: the systemd unit's --partition %i of an instance @010 would consume
+// partition 8, beside the instance of partition 8, and leave 10's sellers
+// to nobody.
+type decimalInt int
+
+// String returns the number in base 10.
+func (d *decimalInt) String() string { return strconv.Itoa(int(*d)) }
+
+// Set reads s in base 10; a leading zero or a sign is allowed, as Atoi
+// allows them.
+func (d *decimalInt) Set(s string) error {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return errors.New("not a whole number in base 10")
+	}
+	*d = decimalInt(v)
+	return nil
 }
 
 // envValue reads the value v of the environment variable name with parse:
