@@ -185,6 +185,10 @@ type OwnerWatch struct {
 	Me Owner
 	// Interval between two looks; 0 means 5 seconds.
 	Interval time.Duration
+	// Away is how long without a look that could read the durable makes
+	// this instance one that was away (cut off from the server, or
+	// frozen); 0 means 6 intervals (30 seconds at the default interval).
+	Away time.Duration
 	// Reclaim writes Me into the durable again (Topology.EnsureConsumer
 	// with this instance's settings).
 	Reclaim func(ctx context.Context) error
@@ -198,12 +202,25 @@ type OwnerWatch struct {
 // itself there, the one that started first keeps the durable: if that is
 // this one, it writes itself back (Reclaim); if it is the other, WatchOwner
 // returns ErrDurableTaken, naming it, and this instance is to stop. Both
-// compare the same two start times, so exactly one stops. A durable
-// without an owner (edited by hand) is left as it is. WatchOwner returns
-// nil when ctx ends.
+// compare the same two start times, so exactly one stops.
+//
+// Except after an absence: an instance that could not read the durable
+// for longer than Away, and then finds a later one there, returns
+// ErrDurableTaken too, instead of writing itself back. The other passed
+// EnsureAlone while this one was gone (its pull requests had expired): it
+// is this one's successor, started by an operator or a scheduler because
+// this one was gone, and its order store holds the orders since. Only the
+// earlier instance decides differently, and it writes nothing, so exactly
+// one still stops.
+//
+// A durable without an owner (edited by hand) is left as it is.
+// WatchOwner returns nil when ctx ends.
 func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 	if w.Interval <= 0 {
 		w.Interval = 5 * time.Second
+	}
+	if w.Away <= 0 {
+		w.Away = 6 * w.Interval
 	}
 	fail := func(err error) {
 		if w.OnError != nil {
@@ -212,6 +229,9 @@ func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 	}
 	t := time.NewTicker(w.Interval)
 	defer t.Stop()
+	// The last look that read the durable (the monotonic clock: a wall
+	// clock set back must not hide an absence).
+	lastRead := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -227,6 +247,8 @@ func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 			}
 			continue
 		}
+		away := time.Since(lastRead)
+		lastRead = time.Now()
 		other, ok := parseOwner(info.Config.Metadata[OwnerMetadataKey])
 		if !ok || other.is(w.Me) {
 			continue
@@ -234,6 +256,10 @@ func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 		if other.before(w.Me) {
 			return fmt.Errorf("%w (consumer %s on stream %s): %s, started %s, before this one (%s)",
 				ErrDurableTaken, info.Name, info.Stream, other.Name, other.Started.Format(time.RFC3339), w.Me.Started.Format(time.RFC3339))
+		}
+		if away > w.Away {
+			return fmt.Errorf("%w (consumer %s on stream %s): %s, started %s, while this one (started %s) could not read it for %s: that one is its successor",
+				ErrDurableTaken, info.Name, info.Stream, other.Name, other.Started.Format(time.RFC3339), w.Me.Started.Format(time.RFC3339), away.Round(time.Second))
 		}
 		if w.Reclaim != nil {
 			rctx, cancel := context.WithTimeout(ctx, max(w.Interval, ownerLookTimeout))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,5 +355,111 @@ func TestWatchOwner(t *testing.T) {
 	}
 	if got := owner(a); got != "" {
 		t.Errorf("the owner removed by hand was written back: %q", got)
+	}
+}
+
+// cutOff is a consumer whose Info fails while off is set, as it does for an
+// instance cut off from the server (a network partition, a frozen VM).
+type cutOff struct {
+	jetstream.Consumer
+	off atomic.Bool
+}
+
+func (c *cutOff) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+	if c.off.Load() {
+		return nil, nats.ErrConnectionClosed
+	}
+	return c.Consumer.Info(ctx)
+}
+
+// TestWatchOwnerLeavesTheDurableToASuccessor checks that an instance that
+// was cut off from the server for long, and finds on its return that
+// another instance has taken the durable meanwhile (its successor, started
+// because it was gone), leaves the durable to it, although it started
+// first: it does not write itself back, and its watch returns
+// ErrDurableTaken naming the successor. An instance cut off for a moment
+// still writes itself back over one that started later.
+func TestWatchOwnerLeavesTheDurableToASuccessor(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topo := pipeline.Topology{MemoryStorage: true}
+	if err := topo.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	zombie := pipeline.Owner{Started: start, Name: "host-a /data pid 1"}
+	successor := pipeline.Owner{Started: start.Add(time.Hour), Name: "host-b /data pid 2"}
+	take := func(o pipeline.Owner) jetstream.Consumer {
+		c, err := topo.EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 4, Owner: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	owner := func(c jetstream.Consumer) string {
+		ci, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci.Config.Metadata[pipeline.OwnerMetadataKey]
+	}
+	c := &cutOff{Consumer: take(zombie)}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- pipeline.WatchOwner(wctx, c, pipeline.OwnerWatch{Me: zombie, Interval: 50 * time.Millisecond,
+			Reclaim: func(ctx context.Context) error {
+				_, err := topo.EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 4, Owner: zombie})
+				return err
+			},
+		})
+	}()
+	time.Sleep(200 * time.Millisecond) // it finds itself the owner
+	c.off.Store(true)
+	take(successor)
+	time.Sleep(time.Second) // twenty looks fail
+	c.off.Store(false)
+	select {
+	case err := <-done:
+		if !errors.Is(err, pipeline.ErrDurableTaken) || !strings.Contains(err.Error(), "host-b /data pid 2") {
+			t.Fatalf("the watch of the instance that was away = %v, want ErrDurableTaken naming its successor", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the instance that was away kept the durable from its successor: the owner is %q", owner(c.Consumer))
+	}
+	if got := owner(c.Consumer); got != successor.String() {
+		t.Fatalf("the durable's owner is %q, want the successor %q", got, successor.String())
+	}
+
+	// Cut off for less than Away: the other is no successor (it started
+	// beside this one), and this one writes itself back.
+	c = &cutOff{Consumer: take(zombie)}
+	wctx, stop = context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		done <- pipeline.WatchOwner(wctx, c, pipeline.OwnerWatch{Me: zombie, Interval: 50 * time.Millisecond, Away: time.Minute,
+			Reclaim: func(ctx context.Context) error {
+				_, err := topo.EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 4, Owner: zombie})
+				return err
+			},
+		})
+	}()
+	c.off.Store(true)
+	take(successor)
+	time.Sleep(time.Second)
+	c.off.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for owner(c.Consumer) != zombie.String() {
+		select {
+		case err := <-done:
+			t.Fatalf("the watch of an instance cut off for less than Away returned %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the durable's owner is %q, want the first instance written back", owner(c.Consumer))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

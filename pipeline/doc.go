@@ -140,7 +140,9 @@
 // another client pulls from the durable: each instance's order store is its
 // own, so one durable must have one instance. WatchOwner keeps that true
 // for instances that passed the check together: each writes itself into
-// the durable's metadata, and the one that started later stops.
+// the durable's metadata, and the one that started later stops, unless the
+// earlier one could not read the durable for long meanwhile (cut off from
+// the server): the later one is then its successor, and the earlier stops.
 //
 // # Metrics
 //
