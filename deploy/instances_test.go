@@ -2,7 +2,10 @@ package deploy_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -11,9 +14,11 @@ import (
 // (no partitions, each with its own data directory) at the same moment, as
 // a Deployment with two replicas would. Both may pass the start-up check
 // before either pulls; then the one that started first keeps the durable
-// and the other stops (pipeline.WatchOwner), or the later one is refused at
-// start (pipeline.EnsureAlone). Either way exactly one is left running, and
-// it issues what is published.
+// and the other stands down (pipeline.WatchOwner) and stands by, not ready
+// and taking nothing, until it is stopped (an exit would have a restart
+// policy start it over and over), or the later one is refused at start
+// (pipeline.EnsureAlone) and exits 1. Either way exactly one is left
+// consuming, and it issues what is published.
 func TestTwoInstancesStartedTogether(t *testing.T) {
 	b := bins(t)
 	srv := startServer(t, "nats-server.conf")
@@ -24,33 +29,71 @@ func TestTwoInstancesStartedTogether(t *testing.T) {
 		pair[i] = launchConsumer(t, b, srv.url, config)
 	}
 	var gone, left *consumer
-	select {
-	case <-pair[0].exited:
-		gone, left = pair[0], pair[1]
-	case <-pair[1].exited:
-		gone, left = pair[1], pair[0]
-	case <-time.After(60 * time.Second):
-		t.Fatal("two consumers of one durable ran side by side for a minute")
+	refused := false
+	deadline := time.Now().Add(60 * time.Second)
+	for gone == nil {
+		for i, c := range pair {
+			select {
+			case <-c.exited:
+				gone, left, refused = c, pair[1-i], true
+			default:
+				if strings.Contains(c.logText(), "standing by: taking no requests") {
+					gone, left = c, pair[1-i]
+				}
+			}
+			if gone != nil {
+				break
+			}
+		}
+		if gone == nil && time.Now().After(deadline) {
+			t.Fatal("two consumers of one durable ran side by side for a minute")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if logs := gone.logText(); !strings.Contains(logs, "another client is pulling from the request consumer") &&
-		!strings.Contains(logs, "another instance took the request consumer") {
-		t.Errorf("the consumer that stopped does not say why:\n%s", tail(logs, 2000))
-	}
-	if strings.Contains(gone.logText(), "another instance took the request consumer") {
-		t.Log("both passed the start-up check; the later one stopped when it saw the earlier one's owner record")
-	} else {
+	if refused {
 		t.Log("the later one was refused at start")
-	}
-	if gone.cmd.ProcessState.ExitCode() == 0 {
-		t.Error("the consumer that stopped exited 0")
+		if logs := gone.logText(); !strings.Contains(logs, "another client is pulling from the request consumer") {
+			t.Errorf("the consumer that was refused does not say why:\n%s", tail(logs, 2000))
+		}
+		if gone.cmd.ProcessState.ExitCode() == 0 {
+			t.Error("the consumer that was refused exited 0")
+		}
+	} else {
+		t.Log("both passed the start-up check; the later one stood down when it saw the earlier one's owner record")
+		if logs := gone.logText(); !strings.Contains(logs, "another instance took the request consumer") {
+			t.Errorf("the consumer that stood down does not say why:\n%s", tail(logs, 2000))
+		}
+		status := func(path string) (int, string) {
+			resp, err := http.Get("http://" + gone.http + path)
+			if err != nil {
+				t.Fatalf("GET %s of the consumer standing by: %v", path, err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
+		}
+		if code, _ := status("/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz of the consumer standing by: %d", code)
+		}
+		if code, body := status("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stood down") {
+			t.Errorf("/readyz of the consumer standing by: %d %s, want 503 stood down", code, body)
+		}
 	}
 	waitHTTP(t, "http://"+left.http+"/readyz", 30*time.Second, left.proc)
-	// The one left keeps running: its watch sees itself as the owner.
+	// The one left keeps running: its watch sees itself as the owner; the
+	// one standing by stays up.
 	time.Sleep(6 * time.Second)
 	select {
 	case <-left.exited:
 		t.Fatalf("the consumer left stopped too:\n%s", tail(left.logText(), 2000))
 	default:
+	}
+	if !refused {
+		select {
+		case <-gone.exited:
+			t.Fatalf("the consumer standing by exited:\n%s", tail(gone.logText(), 2000))
+		default:
+		}
 	}
 	orders := connect(t, srv.url, ordersRole)
 	publishRequest(t, orders, nuonuoSellers[0], "PAIR-1")
@@ -58,4 +101,10 @@ func TestTwoInstancesStartedTogether(t *testing.T) {
 		st := sb.Stats()
 		return st.Issuances == 1, fmt.Sprint(st.Issuances)
 	})
+	if !refused {
+		gone.stop(syscall.SIGTERM)
+		if code := gone.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("the consumer standing by exited %d when told to stop, want 0", code)
+		}
+	}
 }

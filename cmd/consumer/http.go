@@ -25,11 +25,20 @@ type readiness struct {
 	// no new requests then, while it finishes those in flight, and is not
 	// ready however well the rest works.
 	draining func() bool
+	// stoodDown says why this instance stood down (another instance took
+	// its request consumer), nil while it has not: it takes no requests
+	// from then on, and stands by until it is stopped.
+	stoodDown func() error
 }
 
 // problems lists what keeps the consumer from being ready.
 func (r readiness) problems() []string {
 	var out []string
+	if r.stoodDown != nil {
+		if err := r.stoodDown(); err != nil {
+			out = append(out, "stood down: "+err.Error()+"; taking no requests, standing by until stopped")
+		}
+	}
 	if r.draining != nil && r.draining() {
 		out = append(out, "draining: shutting down, finishing the requests in flight and taking no new ones")
 	}
@@ -50,7 +59,7 @@ func (r readiness) problems() []string {
 // newHTTPHandler serves the operator endpoints:
 //
 //	GET /healthz                 200 while the process runs
-//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise, and from the start of the shutdown on ("draining")
+//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise, from the start of the shutdown on ("draining"), and once another instance took the request consumer ("stood down")
 //	GET /metrics                 Prometheus metrics
 //	GET /partner/queryInvoice    the partner status query (seed 003)
 func newHTTPHandler(ready readiness, reg *prometheus.Registry, partner http.Handler) http.Handler {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store/storetest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +31,11 @@ import (
 // answers status requests from its own order store while it finishes its
 // request in flight: the owner answers for the durable's sellers, not an
 // instance that is leaving, whose store does not have the owner's orders.
+// Its partner API asks the owner too, as it does for another partition's
+// seller. Once its request is done it stands by instead of exiting (a
+// restart policy would start it again and again, each start refused while
+// the owner runs): /healthz answers, /readyz answers 503 naming the owner,
+// and it stops, exit status 0, when it is told to.
 func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	ns, err := server.NewServer(&server.Options{ServerName: "owner-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
@@ -70,13 +77,15 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	sb.SetBaseURL(prov.URL)
 	seller := sandbox.DefaultJumdataSeller
 	config := filepath.Join(t.TempDir(), "sellers.yaml")
-	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: jumdata\n    jumdata: {baseURL: %q, appId: %q, appSecret: %q, token: %q, dq: %q, gryhm: %q}\n",
-		seller, prov.URL, sandbox.DefaultJumdataAppID, sandbox.DefaultJumdataSecret, sandbox.DefaultJumdataToken, sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm)
+	const channel, secret = "acme", "acme-secret-0123456789"
+	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: jumdata\n    jumdata: {baseURL: %q, appId: %q, appSecret: %q, token: %q, dq: %q, gryhm: %q}\npartners:\n  - {channel: %s, secret: %s}\n",
+		seller, prov.URL, sandbox.DefaultJumdataAppID, sandbox.DefaultJumdataSecret, sandbox.DefaultJumdataToken, sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm, channel, secret)
 	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	o, err := parseFlags([]string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", "",
+	httpAddr := freeAddr(t)
+	o, err := parseFlags([]string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
 		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"}, noEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -126,9 +135,32 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 		defer scancel()
 		return pipeline.RequestStatus(sctx, nc, schemas.Subjects{}, pipeline.StatusRequest{Seller: seller, OrderNo: orderNo})
 	}
-	// The control: while it holds the durable, this instance answers.
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	partner := func() partnerAnswer {
+		t.Helper()
+		_, body := get("/partner/queryInvoice?" + partnerQuery(channel, secret, seller+":"+orderNo, time.Now()).Encode())
+		var a partnerAnswer
+		if err := json.Unmarshal([]byte(body), &a); err != nil {
+			t.Fatalf("partner answer not JSON: %s", body)
+		}
+		return a
+	}
+	// The control: while it holds the durable, this instance answers,
+	// from its own store: the order is applied (4).
 	if reply, err := status(); err != nil || !reply.Found {
 		t.Fatalf("status while the instance holds the durable: %+v %v", reply, err)
+	}
+	if a := partner(); a.Result != 0 || len(a.Data) != 1 || a.Data[0].Status != 4 {
+		t.Fatalf("partner query while the instance holds the durable: %+v, want the order applied (4)", a)
 	}
 
 	// An instance that started an hour earlier writes itself as the
@@ -147,16 +179,52 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 			t.Fatalf("the instance that stood down answered a status request from its own order store: %+v %v", reply, err)
 		}
 	}
+	// The owner's status service, whose store has the order rejected:
+	// the partner API asks it, not this instance's store.
+	ownerStore := storetest.Open(t)
+	if _, err := ownerStore.Put(t.Context(), schemas.OrderRecord{Seller: seller, OrderNo: orderNo, Kind: schemas.KindIssue, State: schemas.StateRejected,
+		Fingerprint: "owner", ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ownerNC, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ownerNC.Close()
+	svc, err := pipeline.StartStatusService(ownerNC, pipeline.StatusConfig{}, ownerStore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = svc.Stop() }()
+	if a := partner(); a.Result != 0 || len(a.Data) != 1 || a.Data[0].Status != 3 {
+		t.Fatalf("the instance that stood down answered a partner query from its own order store: %+v, want the owner's answer (failed, 3)", a)
+	}
 
 	close(release)
 	released = true
+	waitLog("standing by", 60*time.Second)
 	select {
 	case err := <-done:
-		if !errors.Is(err, pipeline.ErrDurableTaken) {
-			t.Fatalf("run = %v, want ErrDurableTaken", err)
+		t.Fatalf("run returned %v after standing down; want it to stand by until stopped", err)
+	case <-time.After(2 * time.Second):
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz of the instance standing by: %d, want 200", code)
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stood down") || !strings.Contains(body, "the first instance") {
+		t.Errorf("/readyz of the instance standing by: %d %s, want 503 naming the owner", code, body)
+	}
+	if a := partner(); a.Result != 0 || len(a.Data) != 1 || a.Data[0].Status != 3 {
+		t.Errorf("partner query while standing by: %+v, want the owner's answer (failed, 3)", a)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v once told to stop, want nil", err)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the instance did not stop:\n%s", logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the instance standing by did not stop when told to:\n%s", logs.String())
 	}
 }
 

@@ -42,7 +42,9 @@ import (
 // without an invoice has no entry); rejected and
 // failed → 3 (开票失败); submitting, accepted, action required → 4 (已申请).
 // With --partitions, an instance answers for every seller: it asks the
-// instance that owns another partition's seller through the status service.
+// instance that owns another partition's seller through the status service,
+// as an instance that stood down (another took its request consumer) asks
+// the owner of every seller.
 // 2, 5 and 6 (voided, shipped, void requested) concern paper invoices and
 // voids, which this service does not handle. Errors answer a non-zero result
 // and nothing else:
@@ -74,6 +76,11 @@ type partnerAPI struct {
 	// that owns them, through remote (the status service).
 	partitions, partition int
 	remote                func(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error)
+	// stoodDown reports whether another instance took this one's request
+	// consumer: every order is then asked of remote, as another
+	// partition's is, since the owner's orders are not in store. nil
+	// means never.
+	stoodDown func() bool
 	// answers counts the answers by result code (0 for success); nil
 	// counts nothing.
 	answers *prometheus.CounterVec
@@ -262,9 +269,11 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // lookup reads the order from this instance's store, or, with partitions,
-// asks the instance that owns its seller.
+// asks the instance that owns its seller; once this instance stood down,
+// it asks the owner of every seller.
 func (p *partnerAPI) lookup(ctx context.Context, key schemas.OrderKey) (schemas.OrderRecord, bool, error) {
-	if p.partitions > 1 && p.remote != nil && pipeline.PartitionOf(key.Seller, p.partitions) != p.partition {
+	if p.remote != nil && (p.stoodDown != nil && p.stoodDown() ||
+		p.partitions > 1 && pipeline.PartitionOf(key.Seller, p.partitions) != p.partition) {
 		return p.remote(ctx, key)
 	}
 	return p.store.Get(ctx, key)

@@ -251,6 +251,10 @@ func TestReadinessProblems(t *testing.T) {
 	if p := r.problems(); len(p) != 4 || !strings.HasPrefix(p[0], "draining") {
 		t.Fatalf("draining: %v", p)
 	}
+	r.stoodDown = func() error { return pipeline.ErrDurableTaken }
+	if p := r.problems(); len(p) != 5 || !strings.HasPrefix(p[0], "stood down: another instance took the request consumer") {
+		t.Fatalf("stood down: %v", p)
+	}
 }
 
 // With partitions, an instance answers for another partition's seller by

@@ -183,10 +183,24 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		log.Warn().Int("orders", n).Msg("recorded requests a crash may have left submitted without a claim: each asks its provider before anything is submitted again")
 	}
 	sweeper := &pipeline.OrphanSweeper{Stream: reqStream, Consumer: cons, Store: db, Validator: validator, Subjects: subjects}
-	background.Go(func() { sweepOrphans(bgCtx, sweeper, metrics, log) })
+	// The sweep deletes from the request stream: once another instance
+	// took the request consumer, that is the owner's to do.
+	sweepCtx, stopSweep := context.WithCancel(bgCtx)
+	defer stopSweep()
+	background.Go(func() { sweepOrphans(sweepCtx, sweeper, metrics, log) })
 	// Set once the shutdown begins: /readyz answers 503 from then on, while
 	// the requests in flight finish and /healthz and /metrics are served.
 	var draining atomic.Bool
+	// Set when another instance took the request consumer (WatchOwner's
+	// error): /readyz answers 503 with it from then on, and the partner API
+	// asks the owner.
+	var stoodDown atomic.Pointer[error]
+	stoodDownErr := func() error {
+		if err := stoodDown.Load(); err != nil {
+			return *err
+		}
+		return nil
+	}
 	if o.httpListen != "" {
 		secrets, scopes := map[string][]byte{}, map[string]map[string]bool{}
 		for _, pc := range cfg.Partners {
@@ -200,8 +214,9 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		}
 		partner := &partnerAPI{secrets: secrets, sellers: scopes, store: p.Orders(), docs: docs, window: 5 * time.Minute, now: time.Now,
 			partitions: o.partitions, partition: o.partition, remote: statusLookup(nc, subjects), answers: metrics.PartnerAnswers,
-			slots: newPartnerSlots(o.partnerMax), log: log.With().Str("component", "partner").Logger()}
-		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy, draining: draining.Load}
+			slots: newPartnerSlots(o.partnerMax), log: log.With().Str("component", "partner").Logger(),
+			stoodDown: func() bool { return stoodDown.Load() != nil }}
+		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy, draining: draining.Load, stoodDown: stoodDownErr}
 		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
 		if err != nil {
 			return fmt.Errorf("--http %s: %w", o.httpListen, err)
@@ -245,7 +260,9 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- loop.Run(loopCtx) }()
 	// Another instance started at the same moment as this one passed
-	// ensureAlone too: the one that started first keeps the durable.
+	// ensureAlone too: the one that started first keeps the durable (the
+	// later one, if the first could not read it for long meanwhile: its
+	// successor). The other stands down and stands by.
 	taken := make(chan error, 1)
 	background.Go(func() {
 		err := pipeline.WatchOwner(bgCtx, cons, pipeline.OwnerWatch{
@@ -265,20 +282,20 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		}
 	})
 
-	var takenErr error
 	select {
 	case <-ctx.Done():
 		draining.Store(true)
 		log.Info().Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-taken:
-		takenErr = fmt.Errorf("%w. %s: this one stops (and a restart is refused while the other runs)", err, twoInstancesRisk)
-		draining.Store(true)
+		stoodDown.Store(&err)
 		// The status requests of the durable's sellers are the owner's
 		// to answer from now on: this order store holds none of its
 		// orders, and the queue group would hand this instance its share
 		// of the requests while it finishes its own in flight.
 		_ = status.Stop()
-		log.Error().Err(takenErr).Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
+		stopSweep()
+		log.Error().Err(fmt.Errorf("%w. %s: this one stops taking requests", err, twoInstancesRisk)).Dur("deadline", o.shutdownTO).
+			Msg("standing down: stop pulling, finish in-flight requests, then stand by until stopped")
 	case err := <-loopDone:
 		if err == nil {
 			err = errors.New("stopped without being asked to")
@@ -313,11 +330,23 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	keepCtx, cancelKeep := context.WithTimeout(context.Background(), 5*time.Second)
 	keeper.Stop(keepCtx)
 	cancelKeep()
+	if err := stoodDownErr(); err != nil && ctx.Err() == nil {
+		// Not an exit: a restart policy (systemd's Restart=on-failure,
+		// a pod's restartPolicy) would start this instance again and
+		// again, each start refused while the other runs, or taking the
+		// durable back, with an order store that lacks the other's orders,
+		// the moment the other restarts. Which of the two keeps the
+		// durable is an operator's choice (README, At 3 a.m.); meanwhile
+		// this one serves /healthz, /metrics and, asking the owner, the
+		// partner API, and /readyz says why it is not ready.
+		log.Error().Err(err).Msg("standing by: taking no requests until stopped (/readyz answers 503). Stop this instance, or stop the other one and restart this one: keep the one whose data directory holds the orders")
+		<-ctx.Done()
+	}
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn().Err(err).Msg("drain NATS connection")
 	}
 	log.Info().Msg("stopped")
-	return takenErr
+	return nil
 }
 
 // connectionName names the consumer's NATS connection after its host,
