@@ -96,7 +96,11 @@
 // acknowledged, and Healthy reports the failure until a Probe succeeds: a
 // scratch write of the file's next growth beside it, in a scratch file as
 // long as the store file will be after that growth (a limit on one file's
-// size stops it too), and a heartbeat commit.
+// size stops it too), and a heartbeat commit. A data directory that does
+// not let the probe create its scratch file, while the store file in it
+// stays writable, gets the disk's free space and the file size limit
+// looked up instead: refusing there would keep the store unhealthy for
+// good although its commits succeed.
 //
 // Taking only what is queued groups poorly when commits are quick: under the
 // consumer's full load the store averaged under two writes a commit, and

@@ -133,7 +133,9 @@ type Config struct {
 	// and by how much that file must be able to outgrow the store file:
 	// room for bbolt's next growth of the file, on the disk and under a
 	// limit on one file's size. 0 means the bbolt file's allocation step
-	// (16 MiB); a negative value skips the check.
+	// (16 MiB); a negative value skips the check. Where the directory does
+	// not let the probe create that file, it checks the disk's free space
+	// and the process's file size limit (RLIMIT_FSIZE) against it instead.
 	ProbeHeadroom int64
 }
 
@@ -336,8 +338,10 @@ func (db *DB) Healthy() error {
 // Config.ProbeHeadroom bytes to a scratch file beside the store, extended
 // (sparsely) to the store file's size plus those bytes and removed again,
 // so that the file has room to grow, on the disk and under a limit on a
-// file's size; then it commits a tiny write (a heartbeat in the meta
-// bucket) through the commit goroutine. It returns the first error, which
+// file's size (where the data directory does not let it create that file,
+// it looks up the disk's free space and the limit instead: the store file
+// itself may well be writable); then it commits a tiny write (a heartbeat
+// in the meta bucket) through the commit goroutine. It returns the first error, which
 // Healthy then reports too; success clears Healthy.
 // A consumer that stopped taking work because Healthy reported a failed
 // commit probes until it succeeds. Concurrent Probes take turns; one
@@ -376,6 +380,10 @@ func (db *DB) Probe(ctx context.Context) error {
 // scratch bytes alone fit while the store file cannot grow: the probe
 // would succeed on a heartbeat that fits in freed pages, and the consumer
 // would resume only to fail its next commit.
+//
+// A data directory that does not let the process create the scratch file
+// (a permission error) gets roomWithoutScratch instead: the free space of
+// the disk and the file size limit, looked up rather than tried.
 func (db *DB) headroom() (err error) {
 	n := db.cfg.ProbeHeadroom
 	if n == 0 {
@@ -390,6 +398,15 @@ func (db *DB) headroom() (err error) {
 	}
 	path := db.cfg.Path + ".probe"
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrPermission) {
+		// The data directory does not let this process create a file
+		// (its mode, its owner). That says nothing of the store file,
+		// which bbolt has had open for writing since Open and whose
+		// commits go on succeeding: failing here would keep a consumer
+		// paused for good after one failed commit. The room is looked
+		// up instead.
+		return db.roomWithoutScratch(st.Size(), n, err)
+	}
 	if err != nil {
 		return fmt.Errorf("room for the store to grow: %w", err)
 	}
