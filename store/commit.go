@@ -228,7 +228,9 @@ var errUnchanged = errors.New("no changes")
 func (db *DB) commit(batch []*request) {
 	start := time.Now()
 	var written []writtenHead
+	var txid int
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		txid = tx.ID()
 		t := newTxn(tx, &db.heads)
 		for _, r := range batch {
 			var err error
@@ -262,6 +264,9 @@ func (db *DB) commit(batch []*request) {
 		db.batched.Add(int64(len(batch)))
 	case err != nil:
 		err = fmt.Errorf("%w: commit of %d writes: %w", ErrWriteFailed, len(batch), err)
+		if db.counted(txid) {
+			err = db.settle(err)
+		}
 		db.failedCommits.Add(1)
 		db.setHealth(err)
 		for _, r := range batch {
@@ -284,6 +289,36 @@ func (db *DB) commit(batch []*request) {
 	for _, r := range batch {
 		close(r.done)
 	}
+}
+
+// counted reports whether bbolt counts the transaction txid, which failed
+// to commit: only its last flush failed, after its meta page was written,
+// and bbolt's view of the file, which every read transaction starts from,
+// is that page's.
+func (db *DB) counted(txid int) bool {
+	now := 0
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		now = tx.ID()
+		return nil
+	})
+	return now == txid
+}
+
+// settle follows a failed transaction that bbolt counts (counted), failed
+// being its error. Reads show its writes, while the meta page that names
+// them may not be on disk: a crash would take back what they showed, for
+// as long as no later commit succeeds, and a failed commit pauses the
+// consumer (Healthy) until the next probe, seconds away. An empty commit
+// writes and flushes the other meta page, which names the same pages (their
+// own flush had succeeded): once it succeeds the writes are on disk. The
+// writes are still answered with failed, so that every caller of a failed
+// write reads again, but its text says which happened.
+func (db *DB) settle(failed error) error {
+	if err := db.bolt.Update(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("%w; only its last flush failed, so reads show its writes, which a crash may take back "+
+			"until a commit succeeds (the one made at once failed too: %w)", failed, err)
+	}
+	return fmt.Errorf("%w; only its last flush failed, and a commit made at once has put its writes on disk: they are made", failed)
 }
 
 // txn applies writes inside one write transaction. Reads through it see the

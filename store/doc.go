@@ -92,7 +92,9 @@
 // nothing and is answered with its error; the others in its batch go on. If
 // the transaction fails to commit, every write in it is answered with an
 // error wrapping ErrWriteFailed (in doubt only if bbolt's last flush alone
-// failed, after the meta page was written: see ErrWriteFailed), none is
+// failed, after the meta page was written: bbolt then counts the
+// transaction, and the store commits again at once so that the disk holds
+// what reads show; see ErrWriteFailed), none is
 // acknowledged, and Healthy reports the failure until a Probe succeeds: a
 // scratch write of the file's next growth beside it, in a scratch file as
 // long as the store file will be after that growth (a limit on one file's

@@ -43,9 +43,12 @@ var (
 	// I/O error). Nothing of that transaction is acknowledged; Healthy
 	// reports the failure until a Probe succeeds. The writes were not made,
 	// with one exception a caller must allow for: when only the last flush
-	// failed, after bbolt had written the transaction's meta page, the
-	// transaction counts and later reads show its writes. So a write that
-	// failed is in doubt: read the record again before acting on its absence.
+	// failed, after bbolt had written the transaction's meta page, bbolt
+	// counts the transaction and reads show its writes. The store then
+	// commits again at once, so that the disk holds what reads show; when
+	// that commit succeeds the writes are made (the error says so), and
+	// until one succeeds a crash may take them back. So a write that failed
+	// is in doubt: read the record again before acting on its absence.
 	ErrWriteFailed = errors.New("order store write failed")
 	// ErrInvalidKey is returned by Get and Put when the seller or the order
 	// number is empty, contains a NUL byte, or the two are longer than a
