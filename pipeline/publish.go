@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
@@ -35,6 +36,16 @@ type JetStreamPublisher struct {
 	// resultStream and deadLetterStream, when set, are the streams the
 	// server must store results and dead letters in (ExpectStreams).
 	resultStream, deadLetterStream string
+
+	// recreate holds, by name, the configurations of the expected
+	// streams that a publish creates again when they are missing
+	// (RecreateStreams); created is told of each stream created.
+	recreate map[string]jetstream.StreamConfig
+	created  func(jetstream.StreamConfig)
+	// lookMu guards looked, when a publish last looked for each missing
+	// stream: one lookup at a time, and at most one a second a stream.
+	lookMu sync.Mutex
+	looked map[string]time.Time
 }
 
 // ExpectStreams makes every publish name the stream that must store it
@@ -46,6 +57,58 @@ type JetStreamPublisher struct {
 func (p *JetStreamPublisher) ExpectStreams(results, deadLetters string) *JetStreamPublisher {
 	p.resultStream, p.deadLetterStream = results, deadLetters
 	return p
+}
+
+// RecreateStreams makes a publish that no stream answers ("no
+// responders") create the stream it expects (ExpectStreams, called first)
+// again, with its configuration among streams, once the server says that
+// stream does not exist: an operator deleted it. Otherwise every result
+// would wait for an acknowledgement until its context ended, and its
+// request would be put back, until the consumer's next start created the
+// stream (Topology.Ensure). A stream that exists (one being restored after
+// a restart, or without a leader for a moment) is left alone, as is one
+// another client created meanwhile with other settings, and only the
+// expected streams are ever created, with the settings given here. The
+// server is asked at most once a second a stream. created, when not nil,
+// is called with each stream created. It returns p.
+func (p *JetStreamPublisher) RecreateStreams(streams []jetstream.StreamConfig, created func(jetstream.StreamConfig)) *JetStreamPublisher {
+	p.recreate = map[string]jetstream.StreamConfig{}
+	for _, cfg := range streams {
+		if cfg.Name != "" && (cfg.Name == p.resultStream || cfg.Name == p.deadLetterStream) {
+			p.recreate[cfg.Name] = cfg
+		}
+	}
+	p.created = created
+	p.looked = map[string]time.Time{}
+	return p
+}
+
+// recreateStream creates the stream name again with its RecreateStreams
+// configuration when the server says it does not exist. It does nothing
+// for a stream without one, while another publish is looking, or within a
+// second of the last look.
+func (p *JetStreamPublisher) recreateStream(ctx context.Context, name string) error {
+	cfg, ok := p.recreate[name]
+	if !ok || !p.lookMu.TryLock() {
+		return nil
+	}
+	defer p.lookMu.Unlock()
+	if time.Since(p.looked[name]) < time.Second {
+		return nil
+	}
+	p.looked[name] = time.Now()
+	lctx, cancel := context.WithTimeout(ctx, PublishAttempt)
+	defer cancel()
+	if _, err := p.js.Stream(lctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil // there, or JetStream not answering: only publishing again can tell
+	}
+	if _, err := p.js.CreateStream(lctx, cfg); err != nil {
+		return fmt.Errorf("create the missing stream %s again: %w", name, err)
+	}
+	if p.created != nil {
+		p.created(cfg)
+	}
+	return nil
 }
 
 // publishOpts are the options of a publish under msgID to stream (none
@@ -152,8 +215,20 @@ func (p *JetStreamPublisher) PublishDeadLetter(ctx context.Context, dl *schemas.
 const PublishAttempt = 5 * time.Second
 
 // publish publishes msg under msgID (to stream, when not empty) and waits
-// for its acknowledgement, retrying lost or unanswered attempts.
+// for its acknowledgement, retrying lost or unanswered attempts. An
+// expected stream that no one answers for is created again when it is
+// missing (RecreateStreams); a failure to do so is added to the error.
 func (p *JetStreamPublisher) publish(ctx context.Context, msg *nats.Msg, msgID, stream string) error {
+	var recreateErr error
+	failed := func(err error, attempt int) error {
+		if attempt > 1 {
+			err = fmt.Errorf("%w (after %d attempts)", err, attempt)
+		}
+		if recreateErr != nil {
+			err = fmt.Errorf("%w; %w", err, recreateErr)
+		}
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, PublishAttempt)
 		_, err := p.js.PublishMsg(actx, msg, publishOpts(msgID, stream)...)
@@ -161,17 +236,19 @@ func (p *JetStreamPublisher) publish(ctx context.Context, msg *nats.Msg, msgID, 
 		if err == nil {
 			return nil
 		}
-		retry := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
-		if !retry || ctx.Err() != nil {
-			if attempt > 1 {
-				return fmt.Errorf("%w (after %d attempts)", err, attempt)
+		noStream := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+		retry := noStream || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if noStream && stream != "" && ctx.Err() == nil {
+			if cerr := p.recreateStream(ctx, stream); cerr != nil {
+				recreateErr = cerr
 			}
-			return err
+		}
+		if !retry || ctx.Err() != nil {
+			return failed(err, attempt)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (after %d attempts)", err, attempt)
+			return failed(err, attempt)
 		case <-time.After(min(time.Duration(attempt)*250*time.Millisecond, 2*time.Second)):
 		}
 	}

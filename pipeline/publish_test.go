@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,72 @@ func TestPublishExpectsItsStreams(t *testing.T) {
 	loose := pipeline.NewJetStreamPublisher(js, schemas.Subjects{})
 	if err := loose.PublishResult(short, res, "result:TEST:4"); err != nil {
 		t.Fatalf("publish without an expected stream: %v", err)
+	}
+}
+
+// TestPublishCreatesItsMissingStreamsAgain: an operator deleted the results
+// and dead-letter streams while the consumer runs. A publisher that may
+// recreate them (as the consumer's does) creates each again, with the
+// topology's settings, at the first publish that finds it missing, and the
+// publish goes through; one that may not waits for them as before.
+func TestPublishCreatesItsMissingStreamsAgain(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	topo := pipeline.Topology{ResultMaxAge: 72 * time.Hour, Duplicates: 3 * time.Minute}
+	if err := topo.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	var created []string
+	pub := pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).
+		ExpectStreams(pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream).
+		RecreateStreams(topo.Streams(), func(cfg jetstream.StreamConfig) { created = append(created, cfg.Name) })
+	for _, name := range []string{pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream} {
+		if err := js.DeleteStream(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Without leave to recreate them, a publish waits for the streams.
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	res := &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: nuonuoSeller, OrderNo: "GONE-1",
+		Kind: schemas.KindIssue, Status: schemas.StatusIssued, Invoices: []schemas.Invoice{}}
+	waits := pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).ExpectStreams(pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream)
+	if err := waits.PublishResult(short, res, "result:TEST:1"); err == nil {
+		t.Fatal("a result was published with its stream deleted")
+	}
+	if _, err := js.Stream(ctx, pipeline.DefaultResultStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("the results stream, after a publisher without RecreateStreams: %v; want still missing", err)
+	}
+
+	start := time.Now()
+	if err := pub.PublishResultAsync(res, "result:TEST:1")(ctx); err != nil {
+		t.Fatalf("a result published after its stream was deleted: %v", err)
+	}
+	dl := &schemas.DeadLetter{SchemaVersion: schemas.SchemaVersion, Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OriginalStream: "TEST", OriginalSeq: 1}
+	if err := pub.PublishDeadLetter(ctx, dl, "dlq:TEST:1"); err != nil {
+		t.Fatalf("a dead letter published after its stream was deleted: %v", err)
+	}
+	t.Logf("both published %s after the first try", time.Since(start).Round(time.Millisecond))
+	if want := []string{pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream}; !slices.Equal(created, want) {
+		t.Errorf("created %v, want %v", created, want)
+	}
+	for _, want := range topo.Streams()[1:] {
+		s, err := js.Stream(ctx, want.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := info.Config
+		if got.MaxAge != want.MaxAge || got.Duplicates != want.Duplicates || got.Retention != want.Retention || !slices.Equal(got.Subjects, want.Subjects) {
+			t.Errorf("%s created again as %+v, want the topology's %+v", want.Name, got, want)
+		}
+		if info.State.Msgs != 1 {
+			t.Errorf("%s holds %d messages, want 1", want.Name, info.State.Msgs)
+		}
 	}
 }
