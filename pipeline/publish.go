@@ -42,10 +42,10 @@ type JetStreamPublisher struct {
 	// (RecreateStreams); created is told of each stream created.
 	recreate map[string]jetstream.StreamConfig
 	created  func(jetstream.StreamConfig)
-	// lookMu guards looked, when a publish last looked for each missing
-	// stream: one lookup at a time, and at most one a second a stream.
-	lookMu sync.Mutex
-	looked map[string]time.Time
+	// looks holds, by stream, the last look at an expected stream that
+	// left a publish unanswered (lookStream); looksMu guards it.
+	looksMu sync.Mutex
+	looks   map[string]streamLook
 }
 
 // ExpectStreams makes every publish name the stream that must store it
@@ -59,14 +59,15 @@ func (p *JetStreamPublisher) ExpectStreams(results, deadLetters string) *JetStre
 	return p
 }
 
-// RecreateStreams makes a publish that no stream answers ("no
-// responders") create the stream it expects (ExpectStreams, called first)
-// again, with its configuration among streams, once the server says that
-// stream does not exist: an operator deleted it. Otherwise every result
-// would wait for an acknowledgement until its context ended, and its
-// request would be put back, until the consumer's next start created the
-// stream (Topology.Ensure). A stream that exists (one being restored after
-// a restart, or without a leader for a moment) is left alone, as is one
+// RecreateStreams makes a publish that its expected stream (ExpectStreams,
+// called first) leaves unanswered (no responders; or no acknowledgement in
+// time, when something that is not a stream took the message) create that
+// stream again, with its configuration among streams, once the server says
+// it does not exist: an operator deleted it. Otherwise every result would
+// wait for an acknowledgement until its context ended, and its request
+// would be put back, until the consumer's next start created the stream
+// (Topology.Ensure). A stream that exists (one being restored after a
+// restart, or without a leader for a moment) is left alone, as is one
 // another client created meanwhile with other settings, and only the
 // expected streams are ever created, with the settings given here. The
 // server is asked at most once a second a stream. created, when not nil,
@@ -79,36 +80,60 @@ func (p *JetStreamPublisher) RecreateStreams(streams []jetstream.StreamConfig, c
 		}
 	}
 	p.created = created
-	p.looked = map[string]time.Time{}
 	return p
 }
 
-// recreateStream creates the stream name again with its RecreateStreams
-// configuration when the server says it does not exist. It does nothing
-// for a stream without one, while another publish is looking, or within a
-// second of the last look.
-func (p *JetStreamPublisher) recreateStream(ctx context.Context, name string) error {
-	cfg, ok := p.recreate[name]
-	if !ok || !p.lookMu.TryLock() {
-		return nil
+// streamLook is what a look at an expected stream found (lookStream).
+type streamLook struct {
+	at      time.Time
+	missing bool  // the server says the stream does not exist
+	why     error // what to add to the publish's error; nil: nothing
+}
+
+// lookStream looks at stream name, which left a publish unanswered: when
+// the server says it does not exist, it is created again if
+// RecreateStreams allows. The server is asked at most once a second a
+// stream; in between, a publish gets the last look.
+func (p *JetStreamPublisher) lookStream(ctx context.Context, name string) streamLook {
+	p.looksMu.Lock()
+	last, ok := p.looks[name]
+	if ok && time.Since(last.at) < time.Second {
+		p.looksMu.Unlock()
+		return last
 	}
-	defer p.lookMu.Unlock()
-	if time.Since(p.looked[name]) < time.Second {
-		return nil
-	}
-	p.looked[name] = time.Now()
+	p.looks[name] = streamLook{at: time.Now(), missing: last.missing, why: last.why}
+	p.looksMu.Unlock()
+	look := p.askStream(ctx, name)
+	p.looksMu.Lock()
+	p.looks[name] = look
+	p.looksMu.Unlock()
+	return look
+}
+
+// askStream asks the server about stream name for lookStream.
+func (p *JetStreamPublisher) askStream(ctx context.Context, name string) streamLook {
 	lctx, cancel := context.WithTimeout(ctx, PublishAttempt)
 	defer cancel()
-	if _, err := p.js.Stream(lctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil // there, or JetStream not answering: only publishing again can tell
+	_, err := p.js.Stream(lctx, name)
+	switch {
+	case err == nil:
+		return streamLook{at: time.Now(), why: fmt.Errorf("stream %s exists and did not acknowledge it", name)}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		// JetStream not answering either: the publish's own error says
+		// all there is.
+		return streamLook{at: time.Now()}
+	}
+	cfg, ok := p.recreate[name]
+	if !ok {
+		return streamLook{at: time.Now(), missing: true, why: fmt.Errorf("stream %s does not exist", name)}
 	}
 	if _, err := p.js.CreateStream(lctx, cfg); err != nil {
-		return fmt.Errorf("create the missing stream %s again: %w", name, err)
+		return streamLook{at: time.Now(), missing: true, why: fmt.Errorf("stream %s does not exist, and creating it again failed: %w", name, err)}
 	}
 	if p.created != nil {
 		p.created(cfg)
 	}
-	return nil
+	return streamLook{at: time.Now(), why: fmt.Errorf("stream %s did not exist, and was created again", name)}
 }
 
 // publishOpts are the options of a publish under msgID to stream (none
@@ -135,7 +160,7 @@ func NewJetStreamPublisher(js jetstream.JetStream, subjects schemas.Subjects) *J
 		jetstream.WithPublishAsyncMaxPending(MaxPendingPublishes)); err == nil {
 		js = own
 	}
-	return &JetStreamPublisher{js: js, subjects: subjects}
+	return &JetStreamPublisher{js: js, subjects: subjects, looks: map[string]streamLook{}}
 }
 
 // resultMsg encodes res as the message published on its result subject.
@@ -159,7 +184,7 @@ func (p *JetStreamPublisher) PublishResult(ctx context.Context, res *schemas.Res
 		return err
 	}
 	if err := p.publish(ctx, msg, msgID, p.resultStream); err != nil {
-		return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, err)
+		return fmt.Errorf("publish %s result for %s:%s to %s: %w", res.Status, res.SellerTaxNum, res.OrderNo, msg.Subject, err)
 	}
 	return nil
 }
@@ -181,7 +206,7 @@ func (p *JetStreamPublisher) PublishResultAsync(res *schemas.Result, msgID strin
 				return nil
 			case <-fut.Err():
 			case <-ctx.Done():
-				return fmt.Errorf("publish %s result for %s:%s: %w", res.Status, res.SellerTaxNum, res.OrderNo, ctx.Err())
+				return fmt.Errorf("publish %s result for %s:%s to %s: no acknowledgement: %w", res.Status, res.SellerTaxNum, res.OrderNo, msg.Subject, ctx.Err())
 			}
 		}
 		return p.PublishResult(ctx, res, msgID) // a fresh message: the first one belongs to its future
@@ -202,7 +227,7 @@ func (p *JetStreamPublisher) PublishDeadLetter(ctx context.Context, dl *schemas.
 	msg.Header.Set(HeaderReason, string(dl.Reason))
 	msg.Header.Set("Invoice-Original-Seq", strconv.FormatUint(dl.OriginalSeq, 10))
 	if err := p.publish(ctx, msg, msgID, p.deadLetterStream); err != nil {
-		return fmt.Errorf("publish %s dead letter of %s #%d: %w", dl.Reason, dl.OriginalStream, dl.OriginalSeq, err)
+		return fmt.Errorf("publish %s dead letter of %s #%d to %s: %w", dl.Reason, dl.OriginalStream, dl.OriginalSeq, msg.Subject, err)
 	}
 	return nil
 }
@@ -216,19 +241,12 @@ const PublishAttempt = 5 * time.Second
 
 // publish publishes msg under msgID (to stream, when not empty) and waits
 // for its acknowledgement, retrying lost or unanswered attempts. An
-// expected stream that no one answers for is created again when it is
-// missing (RecreateStreams); a failure to do so is added to the error.
+// expected stream that leaves an attempt unanswered is looked at
+// (lookStream): created again when it is missing and RecreateStreams
+// allows, and named in the error with what the look found.
 func (p *JetStreamPublisher) publish(ctx context.Context, msg *nats.Msg, msgID, stream string) error {
-	var recreateErr error
-	failed := func(err error, attempt int) error {
-		if attempt > 1 {
-			err = fmt.Errorf("%w (after %d attempts)", err, attempt)
-		}
-		if recreateErr != nil {
-			err = fmt.Errorf("%w; %w", err, recreateErr)
-		}
-		return err
-	}
+	var last error // the last attempt's error that ctx did not cut short
+	var look streamLook
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, PublishAttempt)
 		_, err := p.js.PublishMsg(actx, msg, publishOpts(msgID, stream)...)
@@ -236,20 +254,54 @@ func (p *JetStreamPublisher) publish(ctx context.Context, msg *nats.Msg, msgID, 
 		if err == nil {
 			return nil
 		}
-		noStream := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
-		retry := noStream || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
-		if noStream && stream != "" && ctx.Err() == nil {
-			if cerr := p.recreateStream(ctx, stream); cerr != nil {
-				recreateErr = cerr
-			}
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
-		if !retry || ctx.Err() != nil {
-			return failed(err, attempt)
+		noStream := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if (noStream || unanswered) && stream != "" && ctx.Err() == nil {
+			look = p.lookStream(ctx, stream)
+		}
+		if !(noStream || unanswered) || ctx.Err() != nil {
+			return publishFailed(last, attempt, look)
 		}
 		select {
 		case <-ctx.Done():
-			return failed(err, attempt)
+			return publishFailed(last, attempt, look)
 		case <-time.After(min(time.Duration(attempt)*250*time.Millisecond, 2*time.Second)):
 		}
 	}
 }
+
+// publishFailed is the error of a publish given up after attempts, err
+// being the last error that says why (an attempt cut short by the end of
+// the publish's context says less than the one before it) and look what a
+// look at its stream found.
+func publishFailed(err error, attempts int, look streamLook) error {
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) {
+		err = fmt.Errorf("the server refused it: %w", refusal{apiErr})
+	}
+	if attempts > 1 {
+		err = fmt.Errorf("%w (after %d attempts)", err, attempts)
+	}
+	if look.why == nil {
+		return err
+	}
+	if look.missing && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+		// Without a stream, a publish nothing receives fails at once
+		// (no responders): something took this one and never answered.
+		return fmt.Errorf("%w: %w, so what took the publish and left it unanswered was not a stream (a plain subscriber on the subject?)", err, look.why)
+	}
+	return fmt.Errorf("%w: %w", err, look.why)
+}
+
+// refusal is an error the server answered a publish with. Its text is the
+// server's description and error code, once: the client's own reads "nats:
+// nats: API error: code=400 err_code=10060 description=…".
+type refusal struct{ err *jetstream.APIError }
+
+func (r refusal) Error() string {
+	return fmt.Sprintf("%s (JetStream error %d)", r.err.Description, r.err.ErrorCode)
+}
+
+func (r refusal) Unwrap() error { return r.err }

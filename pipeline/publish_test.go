@@ -196,3 +196,56 @@ func TestPublishCreatesItsMissingStreamsAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishErrorsSayWhatHappened: a publish the server refuses says so
+// once, naming the subject, where the client says "nats: nats: API
+// error: …"; a publish that nothing acknowledges names the subject and
+// what a lookup of its stream found: a stream that does not exist, which
+// a subscriber that is not a stream stood in for, or which no one
+// answered for at all. The errors still wrap what they report.
+func TestPublishErrorsSayWhatHappened(t *testing.T) {
+	_, nc, js := MustJetStream(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := (pipeline.Topology{}).Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	res := &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: nuonuoSeller, OrderNo: "WHAT-1",
+		Kind: schemas.KindIssue, Status: schemas.StatusIssued, Invoices: []schemas.Invoice{}}
+	subject := schemas.Subjects{}.Result(schemas.StatusIssued, nuonuoSeller)
+
+	elsewhere := pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).ExpectStreams("ELSEWHERE", "")
+	err := elsewhere.PublishResult(ctx, res, "result:TEST:1")
+	var apiErr *jetstream.APIError
+	if err == nil || strings.Contains(err.Error(), "nats: nats:") || !strings.Contains(err.Error(), subject) ||
+		!strings.Contains(err.Error(), "expected stream does not match") || !errors.As(err, &apiErr) {
+		t.Errorf("a publish the server refused: %v; want it said once, naming %s, and wrapping the API error", err, subject)
+	}
+
+	pub := pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).ExpectStreams(pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream)
+	if err := js.DeleteStream(ctx, pipeline.DefaultResultStream); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancelShort()
+	err = pub.PublishResult(short, res, "result:TEST:2")
+	if err == nil || !strings.Contains(err.Error(), subject) || !strings.Contains(err.Error(), "stream "+pipeline.DefaultResultStream+" does not exist") ||
+		!errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Errorf("a publish to a deleted stream: %v; want it to name %s, say the stream does not exist and wrap no response from stream", err, subject)
+	}
+
+	// A plain subscriber on the results' subjects takes what no stream
+	// answers, and answers nothing: every attempt runs out of time.
+	sub, err := nc.SubscribeSync("invoice.result.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	swallowed, cancelSwallowed := context.WithTimeout(ctx, pipeline.PublishAttempt+time.Second)
+	defer cancelSwallowed()
+	err = pub.PublishResult(swallowed, res, "result:TEST:3")
+	if err == nil || !strings.Contains(err.Error(), subject) || !strings.Contains(err.Error(), "stream "+pipeline.DefaultResultStream+" does not exist") ||
+		!strings.Contains(err.Error(), "not a stream") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a publish a plain subscriber took: %v; want it to name %s, say the stream does not exist and something that is not a stream took it", err, subject)
+	}
+}
