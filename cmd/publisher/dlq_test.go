@@ -620,3 +620,26 @@ func TestReplaySameSeqTwice(t *testing.T) {
 		t.Errorf("replay: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestReplayRefusedSaysWhy: a replay the request stream refuses (here a
+// request larger than the stream takes) is reported with the server's
+// reason, once, rather than the client's "nats: nats: API error: …".
+func TestReplayRefusedSaysWhy(t *testing.T) {
+	env := MustNATS(t)
+	putExhausted(t, env, "REFUSED-1")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s, err := env.js.Stream(ctx, pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgSize = 64
+	if _, err := env.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := env.cli(t, "dlq", "replay", "--seq", "1")
+	if code != exitFailed || strings.Contains(out, "nats: nats:") || !strings.Contains(out, "REFUSED-1: failed: publish to invoice.request."+nuonuoSeller+": the server refused it: message size exceeds maximum allowed") {
+		t.Errorf("a replay the request stream refused: exit %d\n%s", code, out)
+	}
+}

@@ -557,8 +557,22 @@ func (s *session) pubError(err error) error {
 		// come: the message may be in the stream all the same.
 		return fmt.Errorf("no acknowledgement (%w): it may still have been stored; running the same command again within the stream's duplicate window (10 minutes by default) stores it at most once", err)
 	}
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) {
+		return fmt.Errorf("the server refused it: %w", refusal{apiErr})
+	}
 	return err
 }
+
+// refusal is an error the server answered a publish with. Its text is the
+// server's description and error code, once: the client's own reads "nats:
+// nats: API error: code=400 err_code=10054 description=…".
+type refusal struct{ err *jetstream.APIError }
+
+func (r refusal) Error() string {
+	return fmt.Sprintf("%s (JetStream error %d)", r.err.Description, r.err.ErrorCode)
+}
+
+func (r refusal) Unwrap() error { return r.err }
 
 // onceWriter passes on each warning line of checkRecord
 // ("FILE:RECORD: warning: TEXT") the first time its TEXT is seen and counts
