@@ -134,10 +134,11 @@ func TestPublishExpectsItsStreams(t *testing.T) {
 // and dead-letter streams while the consumer runs. A publisher that may
 // recreate them (as the consumer's does) creates each again, with the
 // topology's settings, at the first publish that finds it missing, and the
-// publish goes through; one that may not waits for them as before.
+// publish goes through, also when a plain subscriber took it meanwhile;
+// one that may not waits for them as before.
 func TestPublishCreatesItsMissingStreamsAgain(t *testing.T) {
-	_, _, js := MustJetStream(t, t.TempDir())
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	_, nc, js := MustJetStream(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	topo := pipeline.Topology{ResultMaxAge: 72 * time.Hour, Duplicates: 3 * time.Minute}
 	if err := topo.Ensure(ctx, js); err != nil {
@@ -194,6 +195,26 @@ func TestPublishCreatesItsMissingStreamsAgain(t *testing.T) {
 		if info.State.Msgs != 1 {
 			t.Errorf("%s holds %d messages, want 1", want.Name, info.State.Msgs)
 		}
+	}
+
+	// Deleted again, with a plain subscriber on the results' subjects,
+	// which takes the publishes and answers none: the attempt runs out of
+	// time instead of finding no responders, and the stream is created
+	// again all the same.
+	if err := js.DeleteStream(ctx, pipeline.DefaultResultStream); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := nc.SubscribeSync("invoice.result.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	res.OrderNo = "GONE-2"
+	if err := pub.PublishResult(ctx, res, "result:TEST:2"); err != nil {
+		t.Fatalf("a result published after its stream was deleted, with a plain subscriber on its subject: %v", err)
+	}
+	if want := []string{pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream, pipeline.DefaultResultStream}; !slices.Equal(created, want) {
+		t.Errorf("created %v, want %v", created, want)
 	}
 }
 
