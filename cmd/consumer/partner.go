@@ -36,6 +36,14 @@ import (
 // The parameters are sorted by name and the values are the decoded query
 // values. The timestamp must be within 5 minutes of the server's clock.
 //
+// The checks run in this order: the parameters are there and the timestamp
+// is a number (1001), the timestamp is within the window (1003), the channel
+// exists and the signature is its secret's (1004), then the request. An
+// unknown channel is answered as a wrong signature, after the same checks
+// and the same work, so that a caller without a channel's secret cannot tell
+// the channels that exist from those that do not (seed 003 gives no error
+// codes or order of checks: both are this service's).
+//
 // Answer: {"result": 0, "message": "SUCCESS", "data": [...]} with one entry
 // per invoice of the request. status is mapped from the order's state:
 // issued → 1 (已开票, with invoiceFile, the PDF in base64; an order issued
@@ -50,9 +58,9 @@ import (
 // and nothing else:
 //
 //	1001 400  a parameter is missing or malformed
-//	1002 401  unknown channel
+//	1002      not answered: an unknown channel is answered 1004 (above)
 //	1003 401  timestamp outside the 5-minute window
-//	1004 401  wrong signature
+//	1004 401  unknown channel or wrong signature
 //	1005 404  no such request
 //	1006 503  the invoice document is not available yet; ask again (a
 //	          link that gives no PDF, partnerDocumentPatience after
@@ -173,6 +181,11 @@ type partnerAnswer struct {
 	Data    []partnerInvoice `json:"data,omitempty"`
 }
 
+// noChannelSecret is what a query of a channel that does not exist is
+// signed with for the comparison that refuses it: a query is refused then
+// whatever its signature, by the same work as a wrong signature.
+var noChannelSecret = []byte("no channel has this secret")
+
 // partnerSign computes the signature of a partner query.
 func partnerSign(secret []byte, channel, requestID, timestamp string) string {
 	m := hmac.New(sha256.New, secret)
@@ -190,10 +203,12 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, http.StatusBadRequest, 1001, "channel, timestamp, sign and requestId are required")
 		return
 	}
-	secret, ok := p.secrets[channel]
-	if !ok {
-		p.fail(w, http.StatusUnauthorized, 1002, "unknown channel")
-		return
+	// A channel that does not exist is refused with the signature below,
+	// checked against a secret no channel has: an answer of its own, or
+	// one before the timestamp's, would tell which channels exist.
+	secret, known := p.secrets[channel]
+	if !known {
+		secret = noChannelSecret
 	}
 	ms, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
@@ -205,8 +220,8 @@ func (p *partnerAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := partnerSign(secret, channel, requestID, ts)
-	if !hmac.Equal([]byte(strings.ToLower(sign)), []byte(want)) {
-		p.fail(w, http.StatusUnauthorized, 1004, "wrong signature: sign = hex(HMAC-SHA256(secret, \"channel=…&requestId=…&timestamp=…\"))")
+	if !hmac.Equal([]byte(strings.ToLower(sign)), []byte(want)) || !known {
+		p.fail(w, http.StatusUnauthorized, 1004, "unknown channel or wrong signature: sign = hex(HMAC-SHA256(the channel's secret, \"channel=…&requestId=…&timestamp=…\"))")
 		return
 	}
 	seller, orderNo, ok := strings.Cut(requestID, ":")

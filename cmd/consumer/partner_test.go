@@ -207,7 +207,7 @@ func TestPartnerAPI(t *testing.T) {
 		{"wrong signature", signed("S1:ISSUED", now, "another-secret-0123456789"), 401, 1004, 0},
 		{"stale timestamp", signed("S1:ISSUED", now.Add(-6*time.Minute), secret), 401, 1003, 0},
 		{"future timestamp", signed("S1:ISSUED", now.Add(6*time.Minute), secret), 401, 1003, 0},
-		{"unknown channel", map[string]string{"channel": "evil", "timestamp": "1", "requestId": "S1:ISSUED", "sign": "00"}, 401, 1002, 0},
+		{"unknown channel", map[string]string{"channel": "evil", "timestamp": strconv.FormatInt(now.UnixMilli(), 10), "requestId": "S1:ISSUED", "sign": "00"}, 401, 1004, 0},
 		{"missing sign", map[string]string{"channel": "acme", "timestamp": "1", "requestId": "S1:ISSUED"}, 400, 1001, 0},
 		{"bad request id", signed("ISSUED", now, secret), 400, 1001, 0},
 		{"a channel scoped to another seller", scoped("S1:ISSUED", now), 404, 1005, 0},
