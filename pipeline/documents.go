@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,10 +47,13 @@ const DefaultMaxDocumentBytes = 16 << 20
 // when its metadata names the order, or, for one kept without metadata
 // (by the builds until 2026-12-07), when its name is one no other order's
 // PDF could ever have had (see unsharedName): the names of before
-// 2026-12-06 wrote '.', '*', '>' and spaces '_', so that the old name of
-// order A.1 is the name of order A_1 today. Any other object under the
-// order's name is fetched again from the provider and replaced, and is not
-// served: a PDF lost with an expired link is better than another buyer's.
+// 2026-12-06 wrote '.', '*', '>' and spaces '_', and '%' and '/' as they
+// are, so that the old name of order A.1 is the name of order A_1 today,
+// and the old name of order A%2E1 is A.1's. Any other object under the
+// order's name is not served, and is left as it is: it may be another
+// order's only copy. The order's PDF is fetched again from the provider
+// and kept beside it, under documentOwnName. A PDF lost with an expired
+// link is better than another buyer's.
 type ObjectDocuments struct {
 	obj      jetstream.ObjectStore
 	client   *http.Client
@@ -85,9 +89,11 @@ func DocumentName(key schemas.OrderKey, n int) string {
 // one-to-one, and the same name as before 2026-12-06 (when '.', '*', '>'
 // and spaces were written '_', and '%' and '/' as they are) for an order
 // number without any of those characters. An order number with one now
-// gets a name of its own; its PDFs kept before under the old name stay
-// there, named by its record, but are not served (see unsharedName): the
-// order's PDFs are fetched again under the new name.
+// gets a name of its own. Its PDFs kept before under the old name stay
+// there, named by its record or found by Keep, and are served when the old
+// name is no other order's (see unsharedName: an order number whose only
+// such characters are '/' and a '%' that starts no %XX of today's names);
+// otherwise the order's PDFs are fetched again under the new name.
 func documentNamePart(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -99,6 +105,16 @@ func documentNamePart(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// documentOwnName is the name of an order's n-th invoice PDF when
+// DocumentName holds an object that is not known to be the order's (kept
+// without metadata under what may be another order's old name, see
+// ObjectDocuments): "<seller>/<orderNo>/<n>.own.pdf", kept with metadata
+// beside that object rather than over it. No name of today or of before
+// 2026-12-06 ends so: theirs end "/<n>.pdf".
+func documentOwnName(key schemas.OrderKey, n int) string {
+	return fmt.Sprintf("%s/%s/%d.own.pdf", documentNamePart(key.Seller), documentNamePart(key.OrderNo), n)
 }
 
 // The metadata of a kept PDF that names its order.
@@ -119,15 +135,63 @@ func documentOf(info *jetstream.ObjectInfo, key schemas.OrderKey, name string) b
 
 // unsharedName reports whether name is a name of key's PDFs that no other
 // order's PDF can have had, under today's names or those of before
-// 2026-12-06: the seller and the order number are not empty and hold only
-// characters both write as they are, other than '_' (another order's '.',
-// '*', '>' or space before, such as A.1's in A_1) and '%' (another order's
-// '%XX' today, or a '%' written as it is before), and name is one of
-// DocumentName(key, n). An object kept without metadata under such a name
-// can be key's only; under any other, it may be another order's.
+// 2026-12-06: "<seller>/<orderNo>/<n>.pdf" with the seller and the order
+// number as they are, for an order whose name that is alone (unsharedKey).
+// It is the order's name of before 2026-12-06, and its name today too when
+// the order number holds no '%' or '/'. An object kept without metadata
+// under such a name can be key's only; under any other, it may be another
+// order's.
 func unsharedName(key schemas.OrderKey, name string) bool {
-	rest, ok := strings.CutPrefix(name, documentNamePart(key.Seller)+"/"+documentNamePart(key.OrderNo)+"/")
-	return ok && !strings.Contains(rest, "/") && plainNamePart(key.Seller) && plainNamePart(key.OrderNo)
+	rest, ok := strings.CutPrefix(name, key.Seller+"/"+key.OrderNo+"/")
+	if !ok || !unsharedKey(key) {
+		return false
+	}
+	n, ok := strings.CutSuffix(rest, ".pdf")
+	i, err := strconv.Atoi(n)
+	return ok && err == nil && i >= 0 && strconv.Itoa(i) == n
+}
+
+// unsharedKey reports whether "<seller>/<orderNo>/<n>.pdf", the seller and
+// the order number written as they are, was and is no other order's name:
+// the seller is a plain name part; the order number is printable ASCII
+// without '_' (which the names of before 2026-12-06 gave A.1, A*1 and A>1
+// too), '.', '*' or '>' (which they wrote '_'); and it is no other order's
+// name part today (A%2E1 is A.1's). Its '/' and a '%' that starts no %XX
+// of today's names leave the name the order's alone: the old names wrote
+// them as they are, and today's write them %XX.
+func unsharedKey(key schemas.OrderKey) bool {
+	if !plainNamePart(key.Seller) || key.OrderNo == "" {
+		return false
+	}
+	for i := 0; i < len(key.OrderNo); i++ {
+		if c := key.OrderNo[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("_.*>", c) >= 0 {
+			return false
+		}
+	}
+	other, ok := unescapeNamePart(key.OrderNo)
+	return !ok || other == key.OrderNo || documentNamePart(other) != key.OrderNo
+}
+
+// unescapeNamePart undoes documentNamePart's %XX; it fails on a '%' that
+// does not start two hexadecimal digits.
+func unescapeNamePart(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", false
+		}
+		c, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(c))
+		i += 2
+	}
+	return b.String(), true
 }
 
 // plainNamePart reports whether s is not empty and every name of before
@@ -201,19 +265,15 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 		if inv.PdfURL == "" {
 			continue
 		}
-		name := DocumentName(key, i)
-		info, err := d.obj.GetInfo(ctx, name)
-		if err == nil && documentOf(info, key, name) {
-			names[i] = name // kept by an earlier delivery
-			continue
-		}
-		// An object not known to be the order's is replaced with the
-		// order's PDF, fetched again: it may be another order's, kept
-		// under its old name (see ObjectDocuments).
-		if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		name, kept, err := d.find(ctx, key, i)
+		if err != nil {
 			// The object store cannot say: downloading again would
 			// not tell whether it holds the document already.
-			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: fmt.Errorf("look up %s: %w", name, err)})
+			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: err})
+			continue
+		}
+		if kept {
+			names[i] = name // kept by an earlier delivery, or before 2026-12-06
 			continue
 		}
 		pdf, err := d.download(ctx, inv.PdfURL)
@@ -235,6 +295,43 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 		names[i] = name
 	}
 	return names, errors.Join(errs...)
+}
+
+// find looks for the order's n-th invoice PDF under DocumentName, then
+// under the order's name of before 2026-12-06 when that is the order's
+// alone (unsharedName), and under documentOwnName when DocumentName holds
+// an object not known to be the order's (see ObjectDocuments). It returns
+// the name the PDF is kept under and true, or the name to keep it under
+// and false: DocumentName, or documentOwnName beside the object that
+// DocumentName holds, which is left as it is.
+func (d *ObjectDocuments) find(ctx context.Context, key schemas.OrderKey, n int) (name string, kept bool, err error) {
+	name = DocumentName(key, n)
+	info, err := d.obj.GetInfo(ctx, name)
+	if err == nil && documentOf(info, key, name) {
+		return name, true, nil
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return "", false, fmt.Errorf("look up %s: %w", name, err)
+	}
+	taken := err == nil
+	var others []string
+	if old := fmt.Sprintf("%s/%s/%d.pdf", key.Seller, key.OrderNo, n); old != name && unsharedName(key, old) {
+		others = append(others, old)
+	}
+	if taken {
+		name = documentOwnName(key, n)
+		others = append(others, name)
+	}
+	for _, other := range others {
+		info, err := d.obj.GetInfo(ctx, other)
+		if err == nil && documentOf(info, key, other) {
+			return other, true, nil
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			return "", false, fmt.Errorf("look up %s: %w", other, err)
+		}
+	}
+	return name, false, nil
 }
 
 // Get implements Documents. The object is checked by the metadata its

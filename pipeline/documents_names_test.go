@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 )
@@ -119,8 +121,8 @@ func TestDocumentGoneOrNot(t *testing.T) {
 // A PDF kept before 2026-12-06 under the old name of order A.1 (its '.'
 // written '_') has the name order A_1 has now, and order A%2E1's old name
 // is order A.1's now: such a PDF is no other order's document, neither
-// when the keeper keeps that order's (its PDF is fetched and replaces it)
-// nor when it is read. An old PDF under a name no other order's could
+// when the keeper keeps that order's (its PDF is fetched and kept beside
+// it) nor when it is read. An old PDF under a name no other order's could
 // have had (no '_', no '%') is still the order's own, and is not fetched
 // again; a PDF kept today is the order's by its metadata.
 func TestOldDocumentNameIsNotAnotherOrders(t *testing.T) {
@@ -187,5 +189,127 @@ func TestOldDocumentNameIsNotAnotherOrders(t *testing.T) {
 	}
 	if pdf, err := docs.Get(ctx, key, names[0]); err != nil || string(pdf) != "%PDF-1.4 ORD-7 old" || times("ORD-7") != 0 {
 		t.Fatalf("ORD-7's old document: %q (%v), fetched %d times", pdf, err, times("ORD-7"))
+	}
+}
+
+// oldDocuments opens the document bucket with PDFs kept as the builds
+// before 2026-12-07 kept them, under the names given and without metadata,
+// and a provider that serves each order's PDF ("%PDF-1.4 <order>") and
+// counts how often each was fetched.
+func oldDocuments(t *testing.T, old map[string]string) (docs *pipeline.ObjectDocuments, obj jetstream.ObjectStore, link func(no string) string, fetched func(no string) int) {
+	t.Helper()
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := t.Context()
+	var mu sync.Mutex
+	count := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		no := r.URL.Query().Get("order")
+		mu.Lock()
+		count[no]++
+		mu.Unlock()
+		_, _ = w.Write([]byte("%PDF-1.4 " + no))
+	}))
+	t.Cleanup(srv.Close)
+	docs, err := pipeline.OpenDocuments(ctx, js, srv.Client(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err = js.ObjectStore(ctx, pipeline.DocumentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, pdf := range old {
+		if _, err := obj.PutBytes(ctx, name, []byte(pdf)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link = func(no string) string { return srv.URL + "/pdf?order=" + url.QueryEscape(no) }
+	fetched = func(no string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return count[no]
+	}
+	return docs, obj, link, fetched
+}
+
+// An old PDF under the name an order has today, which may be another
+// order's (A.1's old name is A_1's today, A%2E1's is A.1's), stays as it
+// is when that order's PDF is kept: the order's own is kept beside it,
+// not over it, and the old one is served to neither.
+func TestKeepLeavesAnOldDocumentInPlace(t *testing.T) {
+	const seller = "91330106MA2AYNWD8M"
+	old := map[string]string{
+		seller + "/A_1/0.pdf":   "%PDF-1.4 A.1",
+		seller + "/A%2E1/0.pdf": "%PDF-1.4 A%2E1",
+	}
+	docs, obj, link, fetched := oldDocuments(t, old)
+	ctx := t.Context()
+	order := func(no string) schemas.OrderKey { return schemas.OrderKey{Seller: seller, OrderNo: no} }
+	kept := map[string]string{}
+	for _, no := range []string{"A_1", "A.1", "A_1", "A.1"} {
+		names, err := docs.Keep(ctx, order(no), []schemas.Invoice{{PdfURL: link(no)}})
+		if err != nil {
+			t.Fatalf("%s: %v", no, err)
+		}
+		if name, again := kept[no]; again && names[0] != name {
+			t.Fatalf("order %s's document is kept as %s, then as %s", no, name, names[0])
+		}
+		kept[no] = names[0]
+		pdf, err := docs.Get(ctx, order(no), names[0])
+		if err != nil || string(pdf) != "%PDF-1.4 "+no || fetched(no) != 1 {
+			t.Fatalf("order %s's document %s is %q (%v), fetched %d times, want its own fetched once", no, names[0], pdf, err, fetched(no))
+		}
+	}
+	for name, pdf := range old {
+		if got, err := obj.GetBytes(ctx, name); err != nil || string(got) != pdf {
+			t.Errorf("the old PDF under %s is %q (%v), want %q as it was", name, got, err, pdf)
+		}
+	}
+	if pdf, err := docs.Get(ctx, order("A.1"), seller+"/A_1/0.pdf"); !errors.Is(err, pipeline.ErrForeignDocument) {
+		t.Errorf("A.1's old name read for A.1: %q (%v), want ErrForeignDocument", pdf, err)
+	}
+}
+
+// A PDF kept before 2026-12-06 under a name no other order's could have
+// had, old or new, is the order's own even when the order number holds a
+// character that today's names write %XX ('/' and a '%' that starts no
+// %XX of today's): it is served under the name the order's record lists,
+// and found by Keep, rather than fetched again, even beside an object
+// under the order's name today that may be another order's (A/1's is
+// A%2F1's old name). A%2E1's old name is A.1's today, and is not.
+func TestOldDocumentNameOfItsOwnIsServed(t *testing.T) {
+	const seller = "91330106MA2AYNWD8M"
+	old := map[string]string{
+		seller + "/A/1/0.pdf":   "%PDF-1.4 A/1 old",
+		seller + "/A%2F1/0.pdf": "%PDF-1.4 A%2F1 old",
+		seller + "/50%/0.pdf":   "%PDF-1.4 50% old",
+		seller + "/A%2E1/0.pdf": "%PDF-1.4 A%2E1 old",
+	}
+	docs, _, link, fetched := oldDocuments(t, old)
+	ctx := t.Context()
+	for _, no := range []string{"A/1", "50%"} {
+		key := schemas.OrderKey{Seller: seller, OrderNo: no}
+		name := seller + "/" + no + "/0.pdf"
+		if pdf, err := docs.Get(ctx, key, name); err != nil || string(pdf) != old[name] {
+			t.Errorf("order %s's record names %s: %q (%v), want its old PDF", no, name, pdf, err)
+		}
+		names, err := docs.Keep(ctx, key, []schemas.Invoice{{PdfURL: link(no)}})
+		if err != nil {
+			t.Fatalf("%s: %v", no, err)
+		}
+		if pdf, err := docs.Get(ctx, key, names[0]); err != nil || string(pdf) != old[name] || fetched(no) != 0 {
+			t.Errorf("order %s's document %s is %q (%v), fetched %d times, want its old PDF, not fetched", no, names[0], pdf, err, fetched(no))
+		}
+	}
+	key := schemas.OrderKey{Seller: seller, OrderNo: "A%2E1"}
+	if pdf, err := docs.Get(ctx, key, seller+"/A%2E1/0.pdf"); !errors.Is(err, pipeline.ErrForeignDocument) {
+		t.Errorf("A%%2E1's old name, A.1's today, read for A%%2E1: %q (%v), want ErrForeignDocument", pdf, err)
+	}
+	names, err := docs.Keep(ctx, key, []schemas.Invoice{{PdfURL: link("A%2E1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pdf, err := docs.Get(ctx, key, names[0]); err != nil || string(pdf) != "%PDF-1.4 A%2E1" || fetched("A%2E1") != 1 {
+		t.Errorf("order A%%2E1's document %s is %q (%v), fetched %d times, want its own fetched once", names[0], pdf, err, fetched("A%2E1"))
 	}
 }

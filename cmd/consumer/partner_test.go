@@ -575,7 +575,8 @@ func TestPartnerAPIServesNoOtherOrdersOldDocument(t *testing.T) {
 	}
 	const secret = "acme-secret-0123456789"
 	api := &partnerAPI{secrets: map[string][]byte{"acme": []byte(secret)}, store: db, docs: docs, window: 5 * time.Minute, now: time.Now}
-	// A_1 first: its own PDF is kept under S1/A_1/0.pdf, in place of A.1's.
+	// A_1 first: its own PDF is kept beside A.1's under S1/A_1/0.own.pdf,
+	// as S1/A_1/0.pdf holds a PDF that may be another order's.
 	for _, no := range []string{"A_1", "A.1", "A_1", "A.1"} {
 		r := httptest.NewRequest(http.MethodGet, "/partner/queryInvoice?"+partnerQuery("acme", secret, "S1:"+no, now).Encode(), nil)
 		w := httptest.NewRecorder()
