@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -31,12 +32,19 @@ type readiness struct {
 	stoodDown func() error
 }
 
-// problems lists what keeps the consumer from being ready.
-func (r readiness) problems() []string {
+// problems lists what keeps the consumer from being ready, with the
+// causes when causes is set: the errors' texts, which name the order
+// store's files, the other instance's host, process and data directory, and
+// the like, for operators only (see fromThisHost).
+func (r readiness) problems(causes bool) []string {
 	var out []string
 	if r.stoodDown != nil {
 		if err := r.stoodDown(); err != nil {
-			out = append(out, "stood down: "+err.Error()+"; taking no requests, standing by until stopped")
+			why := "another instance took the request consumer"
+			if causes {
+				why = err.Error()
+			}
+			out = append(out, "stood down: "+why+"; taking no requests, standing by until stopped")
 		}
 	}
 	if r.draining != nil && r.draining() {
@@ -51,9 +59,32 @@ func (r readiness) problems() []string {
 	if r.store == nil {
 		out = append(out, "order store not open")
 	} else if err := r.store(); err != nil {
-		out = append(out, "order store cannot write: "+err.Error())
+		p := "order store cannot write"
+		if causes {
+			p += ": " + err.Error()
+		}
+		out = append(out, p)
 	}
 	return out
+}
+
+// fromThisHost reports whether r comes from the consumer's own host (a
+// loopback address) and not through a proxy (it names no client it is
+// forwarded for): an operator's curl on the host, kubectl port-forward or
+// exec. The partner API shares the listener of /readyz, and partners
+// reach it from elsewhere or through a proxy.
+func fromThisHost(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if len(r.Header.Values(h)) > 0 {
+			return false
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // newHTTPHandler serves the operator endpoints:
@@ -62,13 +93,19 @@ func (r readiness) problems() []string {
 //	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise, from the start of the shutdown on ("draining"), and once another instance took the request consumer ("stood down")
 //	GET /metrics                 Prometheus metrics
 //	GET /partner/queryInvoice    the partner status query (seed 003)
+//
+// The partner API is exposed to partners, so /readyz gives the causes of
+// its reasons (the errors, which name files, hosts and processes) only to a
+// caller on the consumer's own host (fromThisHost); anyone else, a
+// Kubernetes probe or a partner, gets the status and the reasons alone. The
+// causes are in the consumer's log as well.
 func newHTTPHandler(ready readiness, reg *prometheus.Registry, partner http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONStatus(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if p := ready.problems(); len(p) > 0 {
+		if p := ready.problems(fromThisHost(r)); len(p) > 0 {
 			writeJSONStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": p})
 			return
 		}

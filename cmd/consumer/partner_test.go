@@ -244,16 +244,20 @@ func TestPartnerAPI(t *testing.T) {
 
 func TestReadinessProblems(t *testing.T) {
 	r := readiness{bound: func() bool { return false }, store: func() error { return errors.New("disk full") }}
-	if p := r.problems(); len(p) != 3 {
+	if p := r.problems(true); len(p) != 3 {
 		t.Fatalf("%v", p)
 	}
 	r.draining = func() bool { return true }
-	if p := r.problems(); len(p) != 4 || !strings.HasPrefix(p[0], "draining") {
+	if p := r.problems(true); len(p) != 4 || !strings.HasPrefix(p[0], "draining") {
 		t.Fatalf("draining: %v", p)
 	}
 	r.stoodDown = func() error { return pipeline.ErrDurableTaken }
-	if p := r.problems(); len(p) != 5 || !strings.HasPrefix(p[0], "stood down: another instance took the request consumer") {
+	if p := r.problems(true); len(p) != 5 || !strings.HasPrefix(p[0], "stood down: another instance took the request consumer") {
 		t.Fatalf("stood down: %v", p)
+	}
+	if p := r.problems(false); len(p) != 5 || p[0] != "stood down: another instance took the request consumer; taking no requests, standing by until stopped" ||
+		p[4] != "order store cannot write" {
+		t.Fatalf("without the causes: %v", p)
 	}
 }
 
