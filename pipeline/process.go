@@ -357,26 +357,36 @@ func (o *order) run(ctx context.Context) {
 }
 
 // restartReplayed starts the counts of rec, this request's unfinished
-// order, afresh (OrderRecord.RestartCounts) when the request is a replayed
-// dead letter (HeaderReplayOf) and the record was last written before the
-// request was published. The counts are then those of the request given up,
-// which giveUp restarts when it saves the order as failed, but which a
-// give-up that could not write the record left as they were: the order
-// store could not be read (a waiting form's request is given up so twice
-// RedConfirmWait after its publication), or a delivery panicked (panicked
-// leaves the order as the store has it). Without this, the replay of such a
-// form would be given up at its first answer, its old wait being over, and
-// a replay of any other order would keep the backoff and polling schedule
-// where the request given up left them. Once a delivery of the replay has
-// written the record, its counts are the replay's own and are kept (a
-// delivery that ends before writing, a held seller's, restarts the same
-// old counts again). UpdatedAt is the consumer's clock and PublishedAt the
-// server's: a dead letter is replayed well after its request's last write.
+// order, afresh (OrderRecord.RestartCounts) at the first delivery of a
+// replayed dead letter (HeaderReplayOf): when the counts are neither this
+// replay's nor those of a replay published after it
+// (OrderRecord.ReplayPublishedAt, saved with the next write). The counts are
+// then those of the request given up, which giveUp restarts when it saves
+// the order as failed, but which a give-up that could not write the record
+// left as they were: the order store could not be read (a waiting form's
+// request is given up so twice RedConfirmWait after its publication), or a
+// delivery panicked (panicked leaves the order as the store has it).
+// Without this, the replay of such a form would be given up at its first
+// answer, its old wait being over, and a replay of any other order would
+// keep the backoff and polling schedule where the request given up left
+// them. Once a delivery of the replay has written the record, its counts are
+// the replay's own and are kept (a delivery that ends before writing, a held
+// seller's, restarts the same old counts again).
+//
+// Both times compared are the NATS server's, the request stream's
+// timestamps of this replay and of the one that restarted the counts last.
+// The record's UpdatedAt is the consumer's clock: with the two hosts' clocks
+// a few minutes apart, a replay published soon after the give-up looked
+// older than the record and kept the old counts (the consumer's clock
+// ahead), or the replay's own writes looked older than the replay and every
+// delivery restarted its counts, its backoff and delivery budget never
+// advancing (the consumer's clock behind).
 func (o *order) restartReplayed(rec *schemas.OrderRecord) {
-	if rec.State.Finished() || len(o.m.Header[HeaderReplayOf]) == 0 || !rec.UpdatedAt.Before(o.m.PublishedAt) {
+	if rec.State.Finished() || len(o.m.Header[HeaderReplayOf]) == 0 || !o.m.PublishedAt.After(rec.ReplayPublishedAt) {
 		return
 	}
 	rec.RestartCounts()
+	rec.ReplayPublishedAt = o.m.PublishedAt
 }
 
 // busy puts back a delivery whose order another delivery in this process

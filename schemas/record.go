@@ -127,6 +127,13 @@ type OrderRecord struct {
 	// pipeline.Config.MaxDeliver of them, however many deliveries the
 	// server counts. It starts again when the order is given up.
 	Answers int `json:"answers,omitempty"`
+	// ReplayPublishedAt is when the replayed request (a dead letter
+	// republished, marked pipeline.HeaderReplayOf) that last started the
+	// counts afresh was published, by the NATS server's clock (the request
+	// stream's timestamp): a replay published later starts them afresh at
+	// its first delivery, and the later deliveries of this one keep them.
+	// Zero until a replay resumed the order.
+	ReplayPublishedAt time.Time `json:"replayPublishedAt,omitzero"`
 	// LegacyAcceptedAt is the "acceptedAt" of a record written by a build
 	// before WaitPolls and WaitingSince: a red confirmation form's first
 	// acceptance, with every poll since counted in Polls. It is only read:
