@@ -44,7 +44,10 @@ stream deleted and created again, which numbers its dead letters afresh, does
 not take a new dead letter for an old one). A dead letter already marked is
 skipped: replaying twice does nothing. Of two replays racing on the same dead
 letter, the request stream keeps one request (same Nats-Msg-Id) and only one
-replay marks it.
+replay marks it; the replay whose request the stream kept reports it
+replayed, the other that it was replayed already. A replay whose request the
+stream already held (another replay published it and has not marked it, or
+could not) publishes nothing, marks it and reports it replayed already.
 
 Replaying is safe: the consumer's order store guarantees that an order never
 gets a second invoice. A request whose order was issued meanwhile is answered
@@ -278,7 +281,18 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 		_, err = r.kv.Create(kctx, replayKey(e.Seq), value)
 	}
 	cancel()
+	// Of two replays of this dead letter at once, the request stream keeps
+	// the request published first (the other's publish is a duplicate of
+	// its Nats-Msg-Id), and either may mark the dead letter first: the
+	// replay whose request the stream kept is the one that replayed it.
 	switch {
+	case errors.Is(err, jetstream.ErrKeyExists) && !ack.Duplicate:
+		by := "another replay"
+		if mark, _ := r.s.getMark(ctx, r.kv, e.Seq, e.Stored); mark != nil {
+			by = orEmpty(mark.By)
+		}
+		fmt.Fprintf(r.out, "%s: replayed to %s as %s #%d (marked replayed by a replay running at the same time, by %s)\n", head, msg.Subject, ack.Stream, ack.Sequence, by)
+		r.t.replayed++
 	case errors.Is(err, jetstream.ErrKeyExists):
 		mark, _ := r.s.getMark(ctx, r.kv, e.Seq, e.Stored)
 		when := "the same moment"
@@ -291,8 +305,12 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 		fmt.Fprintf(r.out, "%s: republished as %s #%d but not marked replayed: %v (replaying it again within the stream's duplicate window republishes nothing)\n", head, ack.Stream, ack.Sequence, err)
 		r.t.failed++
 	case ack.Duplicate:
-		fmt.Fprintf(r.out, "%s: replayed: the request stream already held it as #%d (an earlier replay was not marked)\n", head, ack.Sequence)
-		r.t.replayed++
+		// The stream held this dead letter's request already: another
+		// replay published it within the duplicate window and has not
+		// marked it, because it is running now or because its mark
+		// failed. This one published nothing, and marks it.
+		fmt.Fprintf(r.out, "%s: skipped: already republished as %s #%d by another replay of it (one running at the same time, or an earlier one that could not mark it); the stream dropped this copy as a duplicate, and the dead letter is marked replayed now\n", head, ack.Stream, ack.Sequence)
+		r.t.already++
 	default:
 		fmt.Fprintf(r.out, "%s: replayed to %s as %s #%d\n", head, msg.Subject, ack.Stream, ack.Sequence)
 		r.t.replayed++
