@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
 )
 
 // failAfterSubmission runs the request for orderNo with every provider
@@ -284,5 +286,63 @@ func TestCorrectedRequestLookupNeedsAPerson(t *testing.T) {
 	h.waitFor("the hold to be released", 5*time.Second, func() bool { return len(h.p.HeldSellers()) == 0 })
 	if st := h.orderStats(nuonuoSeller, "CORR-AR"); st.Issuances != 1 {
 		t.Fatalf("sandbox %+v", st)
+	}
+}
+
+// A request given up, then its corrected request given up too, and both
+// dead letters replayed in the order of the dead-letter stream: the older
+// request's replay comes first. The order system replaced that request by
+// the corrected one, so it is not submitted: it gets a conflict saying it
+// was superseded, and the corrected request's replay is issued. Before,
+// the older request was submitted (nothing was issued for the corrected
+// one, as the look-up showed) and issued, and the corrected request's
+// replay got the conflict.
+func TestReplayOfASupersededRequestIsNotSubmitted(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", HTTPStatus: 503, Times: 2 * cfg.MaxDeliver},
+	}}}})
+	h.start()
+	const orderNo = "SUPERSEDED-1"
+	older := issueRequest(t, nuonuoSeller, orderNo, nil)
+	corrected := issueRequest(t, nuonuoSeller, orderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" })
+	h.publish(nuonuoSeller, older, "")
+	if r := h.waitResult(nuonuoSeller, orderNo, 1, 15*time.Second)[0]; r.Status != schemas.StatusFailed {
+		t.Fatalf("older request: %+v", r)
+	}
+	h.publish(nuonuoSeller, corrected, "")
+	res := h.waitResult(nuonuoSeller, orderNo, 2, 15*time.Second)
+	if res[1].Status != schemas.StatusFailed || res[1].Fingerprint == res[0].Fingerprint {
+		t.Fatalf("corrected request: %+v", res[1])
+	}
+	h.waitFor("both dead letters", 10*time.Second, func() bool { return len(h.deadLetters()) == 2 })
+	// Replayed as publisher dlq replay republishes a dead letter's request
+	// (not read back: the running consumer may have taken it by then).
+	replay := func(data []byte, deadLetter uint64) {
+		t.Helper()
+		m := &nats.Msg{Subject: schemas.Subjects{}.Request(nuonuoSeller), Data: data, Header: nats.Header{}}
+		m.Header.Set(pipeline.HeaderReplayOf, strconv.FormatUint(deadLetter, 10))
+		if _, err := h.obs.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	replay(older, 1)
+	res = h.waitResult(nuonuoSeller, orderNo, 3, 15*time.Second)
+	if c := res[2]; c.Status != schemas.StatusConflict || c.Fingerprint != res[0].Fingerprint || c.Error == nil ||
+		!strings.Contains(c.Error.Message, "superseded") || !strings.Contains(c.Error.Message, res[1].Fingerprint[:12]) {
+		t.Fatalf("the older request's replay: %s %+v; want a conflict saying the corrected request superseded it", c.Status, c.Error)
+	}
+	if st := h.orderStats(nuonuoSeller, orderNo); st.Issuances != 0 {
+		t.Fatalf("sandbox: %+v: the older request was issued", st)
+	}
+	replay(corrected, 2)
+	res = h.waitResult(nuonuoSeller, orderNo, 4, 15*time.Second)
+	if r := res[3]; r.Status != schemas.StatusIssued || r.Fingerprint != res[1].Fingerprint {
+		t.Fatalf("the corrected request's replay: %s %+v; want it issued", r.Status, r.Error)
+	}
+	if st := h.orderStats(nuonuoSeller, orderNo); st.Issuances != 1 {
+		t.Fatalf("sandbox: %+v", st)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -264,6 +265,16 @@ func (o *order) run(ctx context.Context) {
 	}
 	decision := schemas.Decide(old, o.d.Fingerprint)
 	o.out.Decision = decision.String()
+	if decision == schemas.DecideSubmit && o.supersededReplay(old) {
+		// Nothing is sent, as for any conflict; the order's provider is
+		// named as its other results name it.
+		o.out.Decision = schemas.DecideConflict.String()
+		o.out.Provider = old.Provider
+		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{Code: schemas.CodeConflict, Field: "orderNo", Message: fmt.Sprintf(
+			"order %s of seller %s was started over by a later, different request (fingerprint %.12s…, %s now): this replayed request was superseded by it, and nothing was sent to the provider. Replay the later request's dead letter; to have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
+			o.key.OrderNo, o.key.Seller, old.Fingerprint, old.State)}, EventConflict)
+		return
+	}
 	switch decision {
 	case schemas.DecideReplay:
 		o.publishResult(old.Result(), EventReplayed)
@@ -323,6 +334,7 @@ func (o *order) run(ctx context.Context) {
 		}
 		if old != nil {
 			o.rec.Version = old.Version // a corrected request starts over
+			o.rec.Supersede(old)
 			o.rec.Restarts = old.Restarts
 			if old.State == schemas.StateRejected && old.Refused {
 				// The provider refused the earlier request's task for
@@ -387,6 +399,22 @@ func (o *order) restartReplayed(rec *schemas.OrderRecord) {
 	}
 	rec.RestartCounts()
 	rec.ReplayPublishedAt = o.m.PublishedAt
+}
+
+// supersededReplay reports whether the request is a replayed dead letter
+// (HeaderReplayOf) of a request that a different one replaced since: old,
+// the order's record that this request would start over, lists it among
+// the requests the order was started over from (OrderRecord.Superseded).
+// The order system sent the other request after this one, a correction.
+// Were it submitted, replaying the dead letters of both (publisher dlq
+// replay takes them in the order they were given up, the older request
+// first) would have the older request invoiced, and the correction's
+// replay answered a conflict. The same request published again without
+// the mark (the order system sending it anew) starts the order over: it is
+// the latest request then. A record written before the list was kept does
+// not tell, and such a replay starts the order over as before.
+func (o *order) supersededReplay(old *schemas.OrderRecord) bool {
+	return old != nil && len(o.m.Header[HeaderReplayOf]) > 0 && slices.Contains(old.Superseded, o.d.Fingerprint)
 }
 
 // busy puts back a delivery whose order another delivery in this process

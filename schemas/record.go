@@ -94,6 +94,12 @@ type OrderRecord struct {
 	// record, which the pipeline passes on as providers.Call.Restarts
 	// (jumdata derives a new taskId from it).
 	Restarts int `json:"restarts,omitempty"`
+	// Superseded lists the fingerprints of the requests for the order that
+	// a different request replaced, starting the order over (a corrected
+	// request after a rejection or a give-up), the latest last, up to
+	// MaxSuperseded (Supersede): the replay of such a request's dead letter
+	// is not submitted, as the order system sent another request since.
+	Superseded []string `json:"superseded,omitempty"`
 	// Refused says that the order was rejected because the provider refused
 	// its submission for good (providers.ErrSubmissionRefused), so that a
 	// corrected request starts over under a key of its own (Restarts).
@@ -174,6 +180,31 @@ type OrderRecord struct {
 	// Version increases by one on every write; the store uses it for
 	// optimistic concurrency. 0 means "not stored yet".
 	Version uint64 `json:"version"`
+}
+
+// MaxSuperseded is how many fingerprints OrderRecord.Superseded keeps: an
+// order started over more often than that forgets its oldest requests.
+const MaxSuperseded = 16
+
+// Supersede records in r, the record of a different request that starts
+// over the order old holds, that old's request was replaced: r's
+// Superseded is old's, with old's fingerprint last, and without r's own
+// (a request sent again after the one that replaced it is the latest
+// again), up to MaxSuperseded.
+func (r *OrderRecord) Supersede(old *OrderRecord) {
+	list := make([]string, 0, len(old.Superseded)+1)
+	for _, fp := range old.Superseded {
+		if fp != r.Fingerprint && fp != old.Fingerprint {
+			list = append(list, fp)
+		}
+	}
+	if old.Fingerprint != "" && old.Fingerprint != r.Fingerprint {
+		list = append(list, old.Fingerprint)
+	}
+	if len(list) > MaxSuperseded {
+		list = list[len(list)-MaxSuperseded:]
+	}
+	r.Superseded = list
 }
 
 // Key returns the record's store key.

@@ -2,6 +2,8 @@ package schemas_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -146,6 +148,33 @@ func TestValidSubjectPrefix(t *testing.T) {
 	} {
 		if got := schemas.ValidSubjectPrefix(p); got != want {
 			t.Errorf("ValidSubjectPrefix(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestSupersede(t *testing.T) {
+	many := make([]string, schemas.MaxSuperseded)
+	for i := range many {
+		many[i] = fmt.Sprintf("s%d", i)
+	}
+	cases := []struct {
+		name string
+		old  schemas.OrderRecord
+		fp   string
+		want []string
+	}{
+		{"first correction", schemas.OrderRecord{Fingerprint: "f1"}, "f2", []string{"f1"}},
+		{"a second correction", schemas.OrderRecord{Fingerprint: "f2", Superseded: []string{"f1"}}, "f3", []string{"f1", "f2"}},
+		{"the first request sent again is the latest", schemas.OrderRecord{Fingerprint: "f2", Superseded: []string{"f1"}}, "f1", []string{"f2"}},
+		{"a request superseded twice is listed once", schemas.OrderRecord{Fingerprint: "f1", Superseded: []string{"f1", "f2"}}, "f3", []string{"f2", "f1"}},
+		{"a record without a fingerprint supersedes nothing", schemas.OrderRecord{}, "f1", []string{}},
+		{"the oldest forgotten", schemas.OrderRecord{Fingerprint: "f1", Superseded: many}, "f2", append(slices.Clone(many[1:]), "f1")},
+	}
+	for _, tc := range cases {
+		r := schemas.OrderRecord{Fingerprint: tc.fp}
+		r.Supersede(&tc.old)
+		if !slices.Equal(r.Superseded, tc.want) {
+			t.Errorf("%s: Superseded = %q, want %q", tc.name, r.Superseded, tc.want)
 		}
 	}
 }

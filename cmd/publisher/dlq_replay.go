@@ -52,7 +52,9 @@ could not) publishes nothing, marks it and reports it replayed already.
 Replaying is safe: the consumer's order store guarantees that an order never
 gets a second invoice. A request whose order was issued meanwhile is answered
 with its stored result; a "failed" order resumes, the consumer asking the
-provider about it before submitting anything.
+provider about it before submitting anything. A request that a later,
+different request for its order replaced (a correction, started over since)
+is not submitted: it gets a conflict result saying it was superseded.
 
 A malformed message is dead-lettered again when replayed, unless what made
 it unreadable changed (a consumer built since reads it); a replay scan stops
