@@ -256,6 +256,7 @@ func (o *order) run(ctx context.Context) {
 	var old *schemas.OrderRecord
 	if found {
 		old = &stored
+		o.p.saving.count(&stored) // the calls of an issued record whose save failed
 		o.out.Attempts = stored.Attempts
 		if stored.Fingerprint == o.d.Fingerprint {
 			o.restartReplayed(&stored)
@@ -824,12 +825,19 @@ func (o *order) save(ctx context.Context) bool { return o.saveWith(ctx, o.p.stor
 // the save succeeded (save). The outcome holds the wait and the status
 // from the start of the publish (Outcome.Published; the loop uses it for
 // an Ack only), so that a panic during the save is known to have come
-// after the result went out (panicked).
+// after the result went out (panicked). A save that fails leaves the calls
+// the record counted to the next delivery of the order in this process
+// (saving.failed), which asks the provider again and publishes the result
+// again: the repetition counts them too, not fewer calls than the first.
 func (o *order) publishWhileSaving(ctx context.Context, res *schemas.Result) (published func(context.Context) error, saved bool) {
 	defer o.p.saving.begin(o.key, o.rec)()
 	published = o.p.pub.PublishResultAsync(res, o.resultID(res.Status))
 	o.out.Published, o.out.Status = published, res.Status
-	return published, o.saveWith(ctx, o.p.store.PutPatient)
+	saved = o.saveWith(ctx, o.p.store.PutPatient)
+	if !saved {
+		o.p.saving.failed(o.rec)
+	}
+	return published, saved
 }
 
 func (o *order) saveWith(ctx context.Context, put func(context.Context, schemas.OrderRecord) (schemas.OrderRecord, error)) bool {
@@ -842,6 +850,7 @@ func (o *order) saveWith(ctx context.Context, put func(context.Context, schemas.
 	o.rec = stored
 	o.out.Attempts = stored.Attempts
 	o.p.unrecorded.settle(stored)
+	o.p.saving.saved(o.key)
 	return true
 }
 

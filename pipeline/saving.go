@@ -9,10 +9,53 @@ import (
 
 // saving tracks the issued records being saved while their result is
 // already published, so that a read of the order store through Orders
-// never answers older than a result the pipeline has published.
+// never answers older than a result the pipeline has published, and the
+// provider calls that such a record counted when its save failed, so that
+// the record saved at last counts them too.
 type saving struct {
 	mu   sync.Mutex
 	busy map[schemas.OrderKey]schemas.OrderRecord
+	// uncounted holds, by order, the calls of an issued record whose save
+	// failed, until a save of the order lands.
+	uncounted map[schemas.OrderKey]calls
+}
+
+// calls are the provider calls counted for an order's request.
+type calls struct {
+	fingerprint string
+	attempts    int
+}
+
+// failed notes that the save of rec, an issued record whose result went
+// out counting rec.Attempts calls, failed: the stored record counts only
+// the calls before its claim, and the delivery that saves the order at last
+// asks the provider once more. Its result, a repetition of the first, would
+// count fewer calls than the first did.
+func (s *saving) failed(rec schemas.OrderRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.uncounted == nil {
+		s.uncounted = map[schemas.OrderKey]calls{}
+	}
+	s.uncounted[rec.Key()] = calls{fingerprint: rec.Fingerprint, attempts: rec.Attempts}
+}
+
+// count raises the Attempts of rec, an order's record as stored, to the
+// calls of the same request that a failed save could not record (failed).
+func (s *saving) count(rec *schemas.OrderRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.uncounted[rec.Key()]; ok && c.fingerprint == rec.Fingerprint && c.attempts > rec.Attempts {
+		rec.Attempts = c.attempts
+	}
+}
+
+// saved forgets the uncounted calls of key once a record of the order is
+// saved: the delivery that saved it counted them (count).
+func (s *saving) saved(key schemas.OrderKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.uncounted, key)
 }
 
 // begin marks rec, the record of key, as being saved; the returned

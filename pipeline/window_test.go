@@ -80,7 +80,10 @@ func storedResults(t *testing.T, js jetstream.JetStream) []storedResult {
 // its result again, under the same Nats-Msg-Id, with the same status,
 // fingerprint and invoices: what README tells the subscribers. Answered from
 // the order store it is the same result; asked again at the provider, its
-// completedAt and attempts are the new answer's.
+// completedAt is the new answer's, and its attempts count the calls of the
+// delivery whose save failed too: not fewer than the first result's, which
+// counted them (before, the repetition counted only the calls up to the
+// claim and the new query's).
 func TestResultAgainPastTheDuplicateWindow(t *testing.T) {
 	const window = time.Second
 	cases := []struct {
@@ -128,6 +131,9 @@ func TestResultAgainPastTheDuplicateWindow(t *testing.T) {
 			if a.res.Status != schemas.StatusIssued || b.res.Status != a.res.Status || b.res.Fingerprint != a.res.Fingerprint ||
 				len(a.res.Invoices) != 1 || !sameInvoices {
 				t.Errorf("the repetition is another result:\n%s\n%s", mustJSON(t, a.res), mustJSON(t, b.res))
+			}
+			if b.res.Attempts < a.res.Attempts {
+				t.Errorf("the repetition counts %d provider calls, the first result %d: a count of the calls made for the order went down", b.res.Attempts, a.res.Attempts)
 			}
 			if tc.identical && string(mustJSON(t, a.res)) != string(mustJSON(t, b.res)) {
 				t.Errorf("results answered from the order store differ:\n%s\n%s", mustJSON(t, a.res), mustJSON(t, b.res))
