@@ -41,6 +41,25 @@ func startChild(t *testing.T, test, mode string, extra ...*os.File) (*exec.Cmd, 
 	return cmd, out
 }
 
+// runChild runs cmd, a child started by startChild whose output is out,
+// and fails the test unless the child succeeds and prints marker, which it
+// prints once it has reached what it tests (what, for the failure); the
+// lines with the marker, which carry the child's figures, are logged.
+func runChild(t *testing.T, cmd *exec.Cmd, out *strings.Builder, marker, what string) {
+	t.Helper()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), marker) {
+		t.Fatalf("child did not reach %s:\n%s", what, out)
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, marker) {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+}
+
 // TestKillAfterPut is the durability proof: a child process writes with 16
 // goroutines and reports each Put the moment it returns; the parent kills it
 // with SIGKILL in the middle of the writes, reopens the file, and must find
@@ -180,17 +199,7 @@ func TestDiskFull(t *testing.T) {
 		return
 	}
 	cmd, out := startChild(t, "TestDiskFull", "diskfull")
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	if !strings.Contains(out.String(), "DISKFULL-OK") {
-		t.Fatalf("child did not reach the disk failure:\n%s", out)
-	}
-	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.Contains(line, "DISKFULL-OK") {
-			t.Log(strings.TrimSpace(line))
-		}
-	}
+	runChild(t, cmd, out, "DISKFULL-OK", "the disk failure")
 }
 
 func childDiskFull(t *testing.T) {
@@ -336,17 +345,7 @@ func TestProbeUnderFileSizeLimit(t *testing.T) {
 		return
 	}
 	cmd, out := startChild(t, "TestProbeUnderFileSizeLimit", "sizelimit")
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	if !strings.Contains(out.String(), "SIZELIMIT-OK") {
-		t.Fatalf("child did not reach the file size limit:\n%s", out)
-	}
-	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.Contains(line, "SIZELIMIT-OK") {
-			t.Log(strings.TrimSpace(line))
-		}
-	}
+	runChild(t, cmd, out, "SIZELIMIT-OK", "the file size limit")
 }
 
 func childSizeLimit(t *testing.T) {
