@@ -276,35 +276,46 @@ func TestEnsureAloneAcrossARecreatedDurable(t *testing.T) {
 	}
 }
 
-// TestWatchOwner checks that of two instances that took the durable, the
-// one that started first keeps it: it writes itself back, and the other's
-// watch returns ErrDurableTaken naming it. A durable whose owner was
-// edited away by hand is left alone.
-func TestWatchOwner(t *testing.T) {
-	_, _, js := MustJetStream(t, t.TempDir())
+// durableOwners sets up the topology on a fresh server, js, for a test of
+// the durable's owner: take makes the durable the owner's (as an
+// instance's start does), owner reads the owner a consumer's metadata
+// names. ctx ends with the test, within 30 s.
+func durableOwners(t *testing.T) (ctx context.Context, js jetstream.JetStream, topo pipeline.Topology,
+	take func(pipeline.Owner) jetstream.Consumer, owner func(jetstream.Consumer) string) {
+	t.Helper()
+	_, _, js = MustJetStream(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	topo := pipeline.Topology{MemoryStorage: true}
+	t.Cleanup(cancel)
+	topo = pipeline.Topology{MemoryStorage: true}
 	if err := topo.Ensure(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
-	first := pipeline.Owner{Started: start, Name: "host-a /data pid 1"}
-	second := pipeline.Owner{Started: start.Add(time.Second), Name: "host-b /data pid 2"}
-	take := func(o pipeline.Owner) jetstream.Consumer {
+	take = func(o pipeline.Owner) jetstream.Consumer {
 		c, err := topo.EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 4, Owner: o})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
-	owner := func(c jetstream.Consumer) string {
+	owner = func(c jetstream.Consumer) string {
 		ci, err := c.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ci.Config.Metadata[pipeline.OwnerMetadataKey]
 	}
+	return ctx, js, topo, take, owner
+}
+
+// TestWatchOwner checks that of two instances that took the durable, the
+// one that started first keeps it: it writes itself back, and the other's
+// watch returns ErrDurableTaken naming it. A durable whose owner was
+// edited away by hand is left alone.
+func TestWatchOwner(t *testing.T) {
+	ctx, js, topo, take, owner := durableOwners(t)
+	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	first := pipeline.Owner{Started: start, Name: "host-a /data pid 1"}
+	second := pipeline.Owner{Started: start.Add(time.Second), Name: "host-b /data pid 2"}
 	watch := func(c jetstream.Consumer, me pipeline.Owner) (chan error, context.CancelFunc) {
 		wctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -380,30 +391,10 @@ func (c *cutOff) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 // ErrDurableTaken naming the successor. An instance cut off for a moment
 // still writes itself back over one that started later.
 func TestWatchOwnerLeavesTheDurableToASuccessor(t *testing.T) {
-	_, _, js := MustJetStream(t, t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	topo := pipeline.Topology{MemoryStorage: true}
-	if err := topo.Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
+	ctx, js, topo, take, owner := durableOwners(t)
 	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
 	zombie := pipeline.Owner{Started: start, Name: "host-a /data pid 1"}
 	successor := pipeline.Owner{Started: start.Add(time.Hour), Name: "host-b /data pid 2"}
-	take := func(o pipeline.Owner) jetstream.Consumer {
-		c, err := topo.EnsureConsumer(ctx, js, pipeline.ConsumerSettings{Workers: 4, Owner: o})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	owner := func(c jetstream.Consumer) string {
-		ci, err := c.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ci.Config.Metadata[pipeline.OwnerMetadataKey]
-	}
 	c := &cutOff{Consumer: take(zombie)}
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
