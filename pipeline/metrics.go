@@ -79,6 +79,12 @@ type Metrics struct {
 	// exports it, so that an alert can count the instances that answer
 	// against it and see one whose pod is gone, which has no series left.
 	Partitions prometheus.Gauge
+	// StoodDown is 1 once another instance took this one's request
+	// consumer (WatchOwner's error), set by the consumer binary: the
+	// instance takes no requests from then on and stands by until it is
+	// stopped, alive and scraped like one that consumes, while the owner
+	// may be gone and the partition consumed by nobody. 0 until then.
+	StoodDown prometheus.Gauge
 	// PartnerAnswers counts the answers of the consumer binary's partner
 	// API (GET /partner/queryInvoice) by result code: 0 success,
 	// 1001-1006 the partner's side or a document not available yet, 1007
@@ -153,6 +159,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_partitions", Help: "Partitions the request stream is split into (--partitions; 1 without), one instance each.",
 		}),
+		StoodDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_consumer_stood_down", Help: "1 once another instance took this one's request consumer: it takes no requests and stands by until stopped (/readyz answers 503 \"stood down\"); 0 otherwise.",
+		}),
 		PartnerAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_partner_answers_total",
 			Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001-1006 the partner's side or a document not available yet, 1007 too many queries at once, 1500 the consumer's side.",
@@ -180,7 +189,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls, m.OrderSaves,
 			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans, m.Partitions,
-			m.PartnerAnswers)
+			m.StoodDown, m.PartnerAnswers)
 	}
 	return m
 }

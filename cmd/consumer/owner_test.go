@@ -35,7 +35,9 @@ import (
 // seller. Once its request is done it stands by instead of exiting (a
 // restart policy would start it again and again, each start refused while
 // the owner runs): /healthz answers, /readyz answers 503 naming the owner,
-// and it stops, exit status 0, when it is told to.
+// and invoice_consumer_stood_down is 1 (0 while it held the durable), so
+// that an alert sees an instance that runs and takes nothing. It stops,
+// exit status 0, when it is told to.
 func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	ns, err := server.NewServer(&server.Options{ServerName: "owner-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
@@ -162,6 +164,18 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	if a := partner(); a.Result != 0 || len(a.Data) != 1 || a.Data[0].Status != 4 {
 		t.Fatalf("partner query while the instance holds the durable: %+v, want the order applied (4)", a)
 	}
+	// What it exports while it holds the durable.
+	series := func() map[string]string {
+		t.Helper()
+		code, body := get("/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
+		}
+		return metricValues(body)
+	}
+	if v := series()["invoice_consumer_stood_down"]; v != "0" {
+		t.Errorf("invoice_consumer_stood_down while the instance holds the durable: %q, want 0", v)
+	}
 
 	// An instance that started an hour earlier writes itself as the
 	// owner, as its watch does when it finds another instance there.
@@ -217,6 +231,9 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	if a := partner(); a.Result != 0 || len(a.Data) != 1 || a.Data[0].Status != 3 {
 		t.Errorf("partner query while standing by: %+v, want the owner's answer (failed, 3)", a)
 	}
+	if v := series()["invoice_consumer_stood_down"]; v != "1" {
+		t.Errorf("invoice_consumer_stood_down while standing by: %q, want 1", v)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -226,6 +243,21 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the instance standing by did not stop when told to:\n%s", logs.String())
 	}
+}
+
+// metricValues reads a /metrics page in the text format: the value of each
+// series, by its name and labels as written ("invoice_orders{state=\"issued\"}").
+func metricValues(page string) map[string]string {
+	out := map[string]string{}
+	for line := range strings.SplitSeq(page, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			out[line[:i]] = line[i+1:]
+		}
+	}
+	return out
 }
 
 // ownerTestRequest returns a valid issue request of one goods line.

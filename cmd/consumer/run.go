@@ -296,6 +296,11 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		log.Info().Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-taken:
 		stoodDown.Store(&err)
+		// Standing by, it answers scrapes and /healthz as one that
+		// consumes: the gauge tells an alert (InvoiceConsumerStoodDown)
+		// that it takes nothing, whether or not the owner still runs,
+		// which this instance cannot tell.
+		metrics.StoodDown.Set(1)
 		// The status requests of the durable's sellers are the owner's
 		// to answer from now on: this order store holds none of its
 		// orders, and the queue group would hand this instance its share
