@@ -8,6 +8,7 @@ import (
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -45,16 +46,21 @@ func watchStore(ctx context.Context, db *store.DB, log zerolog.Logger) {
 // refreshMetrics keeps the gauges that are read rather than counted up to
 // date: consumer backlog and ack pending, the age of the oldest waiting
 // request, orders by state, documents still to be kept and held sellers.
-func refreshMetrics(ctx context.Context, m *pipeline.Metrics, cons jetstream.Consumer, js jetstream.JetStream, topo pipeline.Topology, db *store.DB, p *pipeline.Pipeline) {
+// Once stoodDown reports true it leaves the request consumer's gauges and
+// the held sellers alone (run takes them off /metrics, consumingGauges).
+func refreshMetrics(ctx context.Context, m *pipeline.Metrics, cons jetstream.Consumer, js jetstream.JetStream, topo pipeline.Topology, db *store.DB, p *pipeline.Pipeline, stoodDown func() bool) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	topo = topo.WithDefaults()
 	for i := 0; ; i++ {
+		consuming := !stoodDown()
 		rctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-		if info, err := cons.Info(rctx); err == nil {
-			m.Backlog.Set(float64(info.NumPending))
-			m.AckPending.Set(float64(info.NumAckPending))
-			m.BacklogAge.Set(backlogAge(rctx, js, topo, info))
+		if consuming {
+			if info, err := cons.Info(rctx); err == nil {
+				m.Backlog.Set(float64(info.NumPending))
+				m.AckPending.Set(float64(info.NumAckPending))
+				m.BacklogAge.Set(backlogAge(rctx, js, topo, info))
+			}
 		}
 		if i%6 == 0 { // orders by state every 30 seconds: it reads an index
 			if counts, err := db.Counts(rctx); err == nil {
@@ -67,13 +73,27 @@ func refreshMetrics(ctx context.Context, m *pipeline.Metrics, cons jetstream.Con
 			m.DocumentsPending.Set(float64(n))
 		}
 		cancel()
-		m.HeldSellers.Set(float64(len(p.HeldSellers())))
+		if consuming {
+			m.HeldSellers.Set(float64(len(p.HeldSellers())))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// consumingGauges are the gauges of the work this instance takes from its
+// request consumer, which an instance that stood down takes off /metrics
+// (refreshMetrics no longer reads them). The durable's backlog, ack
+// pending and backlog age are the owner's to report: this instance's copy
+// would raise the same backlog alert a second time, naming an instance
+// that takes none of those requests. Its held sellers would stay held for
+// ever: a hold ends when a probe gets through, and no request comes to it
+// to probe with.
+func consumingGauges(m *pipeline.Metrics) []prometheus.Collector {
+	return []prometheus.Collector{m.Backlog, m.AckPending, m.BacklogAge, m.HeldSellers}
 }
 
 // backlogAge is the age in seconds of the oldest request the consumer has

@@ -35,9 +35,13 @@ import (
 // seller. Once its request is done it stands by instead of exiting (a
 // restart policy would start it again and again, each start refused while
 // the owner runs): /healthz answers, /readyz answers 503 naming the owner,
-// and invoice_consumer_stood_down is 1 (0 while it held the durable), so
-// that an alert sees an instance that runs and takes nothing. It stops,
-// exit status 0, when it is told to.
+// invoice_consumer_stood_down is 1 (0 while it held the durable), so that
+// an alert sees an instance that runs and takes nothing, and the gauges of
+// the request consumer's work (backlog, ack pending, backlog age, held
+// sellers) are gone from /metrics: the owner reports the durable's, and
+// this instance's would raise the same backlog alert a second time, or a
+// hold that no probe of this instance ends any more. It stops, exit status
+// 0, when it is told to.
 func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	ns, err := server.NewServer(&server.Options{ServerName: "owner-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
@@ -173,8 +177,15 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 		}
 		return metricValues(body)
 	}
-	if v := series()["invoice_consumer_stood_down"]; v != "0" {
+	consuming := []string{"invoice_consumer_backlog", "invoice_consumer_ack_pending", "invoice_consumer_backlog_age_seconds", "invoice_action_required_sellers"}
+	before := series()
+	if v := before["invoice_consumer_stood_down"]; v != "0" {
 		t.Errorf("invoice_consumer_stood_down while the instance holds the durable: %q, want 0", v)
+	}
+	for _, name := range consuming {
+		if _, ok := before[name]; !ok {
+			t.Errorf("%s not exported while the instance holds the durable", name)
+		}
 	}
 
 	// An instance that started an hour earlier writes itself as the
@@ -231,8 +242,17 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	if a := partner(); a.Result != 0 || len(a.Data) != 1 || a.Data[0].Status != 3 {
 		t.Errorf("partner query while standing by: %+v, want the owner's answer (failed, 3)", a)
 	}
-	if v := series()["invoice_consumer_stood_down"]; v != "1" {
+	after := series()
+	if v := after["invoice_consumer_stood_down"]; v != "1" {
 		t.Errorf("invoice_consumer_stood_down while standing by: %q, want 1", v)
+	}
+	for _, name := range consuming {
+		if v, ok := after[name]; ok {
+			t.Errorf("%s = %s exported while standing by: the owner reports the durable's work, not an instance that takes none of it", name, v)
+		}
+	}
+	if _, ok := after["invoice_partitions"]; !ok {
+		t.Error("invoice_partitions not exported while standing by")
 	}
 	cancel()
 	select {

@@ -151,6 +151,19 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	}
 	defer func() { _ = status.Stop() }()
 
+	// Set when another instance took the request consumer (WatchOwner's
+	// error): /readyz answers 503 with it from then on, the partner API
+	// asks the owner, and the gauges of the durable's work are the owner's
+	// to report.
+	var stoodDown atomic.Pointer[error]
+	stoodDownErr := func() error {
+		if err := stoodDown.Load(); err != nil {
+			return *err
+		}
+		return nil
+	}
+	isStoodDown := func() bool { return stoodDown.Load() != nil }
+
 	// Background work, stopped and waited for before the connection closes.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
@@ -159,7 +172,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		background.Wait()
 	}()
 	background.Go(func() { watchStore(bgCtx, db, log) })
-	background.Go(func() { refreshMetrics(bgCtx, metrics, cons, js, topo, db, p) })
+	background.Go(func() { refreshMetrics(bgCtx, metrics, cons, js, topo, db, p, isStoodDown) })
 	reqStream, err := js.Stream(setupCtx, topo.RequestStream)
 	if err != nil {
 		return fmt.Errorf("request stream: %w", err)
@@ -199,16 +212,6 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	// Set once the shutdown begins: /readyz answers 503 from then on, while
 	// the requests in flight finish and /healthz and /metrics are served.
 	var draining atomic.Bool
-	// Set when another instance took the request consumer (WatchOwner's
-	// error): /readyz answers 503 with it from then on, and the partner API
-	// asks the owner.
-	var stoodDown atomic.Pointer[error]
-	stoodDownErr := func() error {
-		if err := stoodDown.Load(); err != nil {
-			return *err
-		}
-		return nil
-	}
 	if o.httpListen != "" {
 		secrets, scopes := map[string][]byte{}, map[string]map[string]bool{}
 		for _, pc := range cfg.Partners {
@@ -223,7 +226,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		partner := &partnerAPI{secrets: secrets, sellers: scopes, store: p.Orders(), docs: docs, window: 5 * time.Minute, now: time.Now,
 			partitions: o.partitions, partition: o.partition, remote: statusLookup(nc, subjects), answers: metrics.PartnerAnswers,
 			slots: newPartnerSlots(o.partnerMax), log: log.With().Str("component", "partner").Logger(),
-			stoodDown: func() bool { return stoodDown.Load() != nil }}
+			stoodDown: isStoodDown}
 		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy, draining: draining.Load, stoodDown: stoodDownErr}
 		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
 		if err != nil {
@@ -301,6 +304,9 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		// that it takes nothing, whether or not the owner still runs,
 		// which this instance cannot tell.
 		metrics.StoodDown.Set(1)
+		for _, g := range consumingGauges(metrics) {
+			reg.Unregister(g)
+		}
 		// The status requests of the durable's sellers are the owner's
 		// to answer from now on: this order store holds none of its
 		// orders, and the queue group would hand this instance its share
