@@ -128,6 +128,14 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	envBool := func(name string) bool {
 		return envValue(getenv(name), false, strconv.ParseBool, name, "use true or false", &envErrs)
 	}
+	// Every integer flag is read in base 10, as its variable is
+	// (decimalInt): flag.IntVar would read --workers 010 as octal 8. Its
+	// usage names the value a `number`, which -h shows instead of flag's
+	// "value" for a type of our own.
+	intVar := func(p *int, name string, def int, usage string) {
+		*p = def
+		fs.Var((*decimalInt)(p), name, usage)
+	}
 	fs.StringVar(&o.dataDir, "data", env("INVOICE_DATA", "./data"), "directory of the order store and the embedded JetStream store (INVOICE_DATA); one consumer per directory")
 	fs.StringVar(&o.configFile, "config", env("INVOICE_CONFIG", ""), "YAML file mapping sellers to providers and credentials (INVOICE_CONFIG); without it the in-process sandbox serves demo sellers")
 	// NATS_URL is applied after parsing, not as the flag's default: a URL
@@ -141,31 +149,28 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.StringVar(&o.natsListen, "nats-listen", env("INVOICE_NATS_LISTEN", "127.0.0.1:4222"), "where the embedded NATS server listens (INVOICE_NATS_LISTEN)")
 	fs.StringVar(&o.jsSync, "js-sync", env("INVOICE_JS_SYNC", "always"), `embedded JetStream fsync: "always" or an interval such as 100ms (INVOICE_JS_SYNC)`)
 	fs.StringVar(&o.prefix, "prefix", env("INVOICE_PREFIX", schemas.DefaultPrefix), "first token of every subject (INVOICE_PREFIX)")
-	fs.IntVar(&o.replicas, "replicas", envInt("INVOICE_REPLICAS", 1), "stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
-	// The partition count and number are read in base 10, as their
-	// variables are: flag.IntVar would read --partition 010 as octal 8.
-	o.partitions, o.partition = envInt("INVOICE_PARTITIONS", 0), envInt("INVOICE_PARTITION", 0)
-	fs.Var((*decimalInt)(&o.partitions), "partitions", "split requests by seller into this `number` of partitions, one consumer instance each (INVOICE_PARTITIONS)")
-	fs.Var((*decimalInt)(&o.partition), "partition", "the partition this instance consumes, a `number` 0..partitions-1 in base 10 (INVOICE_PARTITION)")
+	intVar(&o.replicas, "replicas", envInt("INVOICE_REPLICAS", 1), "the `number` of stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
+	intVar(&o.partitions, "partitions", envInt("INVOICE_PARTITIONS", 0), "split requests by seller into this `number` of partitions, one consumer instance each (INVOICE_PARTITIONS)")
+	intVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, a `number` 0..partitions-1 in base 10 (INVOICE_PARTITION)")
 	fs.BoolVar(&o.reconfigure, "reconfigure-streams", envBool("INVOICE_RECONFIGURE_STREAMS"), "let this start change the partition count, the replica count or the subjects (--prefix) of streams that exist already; without it such a start is refused (INVOICE_RECONFIGURE_STREAMS=true)")
 	fs.BoolVar(&o.partitionPod, "partition-from-hostname", envBool("INVOICE_PARTITION_FROM_HOSTNAME"), "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
-	fs.IntVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "requests processed at once (INVOICE_WORKERS)")
+	intVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "the `number` of requests processed at once (INVOICE_WORKERS)")
 	fs.BoolVar(&o.noClaim, "jumdata-no-claim", envBool("INVOICE_JUMDATA_NO_CLAIM"), "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
-	fs.IntVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
+	intVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "the `number` of deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
 	fs.DurationVar(&o.redWait, "red-confirm-wait", envDur("INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait), "how long a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", envOrOff("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it, as INVOICE_HTTP set to "" does (INVOICE_HTTP)`)
-	fs.IntVar(&o.partnerMax, "partner-max-queries", envInt("INVOICE_PARTNER_MAX_QUERIES", 32), "partner API queries answered at once; more wait up to 1 s, then get 1007 (HTTP 429); 0 means no bound (INVOICE_PARTNER_MAX_QUERIES)")
+	intVar(&o.partnerMax, "partner-max-queries", envInt("INVOICE_PARTNER_MAX_QUERIES", 32), "the `number` of partner API queries answered at once; more wait up to 1 s, then get 1007 (HTTP 429); 0 means no bound (INVOICE_PARTNER_MAX_QUERIES)")
 	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
 	fs.DurationVar(&o.sandboxDelay, "sandbox-latency", envDur("INVOICE_SANDBOX_LATENCY", 0), "latency the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
 	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call; more than 0 (INVOICE_PROVIDER_TIMEOUT)")
-	fs.IntVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
+	intVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted, a `number` of bytes; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
 	fs.BoolVar(&o.strictTax, "strict-tax-numbers", envBool("INVOICE_STRICT_TAX_NUMBERS"), "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
 	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGINT/SIGTERM waits for in-flight requests; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&o.logFormat, "log-format", env("INVOICE_LOG_FORMAT", "auto"), `log format: auto (console on a terminal, JSON otherwise), console or json (INVOICE_LOG_FORMAT)`)
 	fs.StringVar(&o.logLevel, "log-level", env("INVOICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (INVOICE_LOG_LEVEL)")
-	fs.IntVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "most order-store writes committed together (one commit, its two fdatasyncs); 0 means the store's default (INVOICE_STORE_BATCH)")
+	intVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "the most order-store writes committed together, a `number` (one commit, its two fdatasyncs); 0 means the store's default (INVOICE_STORE_BATCH)")
 	fs.DurationVar(&o.storeDelay, "store-batch-delay", envDur("INVOICE_STORE_BATCH_DELAY", 0), "how long the order store waits to fill every commit; 0 leaves it to --store-busy-delay (INVOICE_STORE_BATCH_DELAY)")
 	fs.DurationVar(&o.storeBusy, "store-busy-delay", envDur("INVOICE_STORE_BUSY_DELAY", store.DefaultBusyBatchDelay), "how long the order store waits to fill a commit while writes keep arriving together, trading that much latency per write under load for fewer fsyncs; 0 never waits (INVOICE_STORE_BUSY_DELAY)")
 	if err := fs.Parse(args); err != nil {
@@ -200,10 +205,11 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 }
 
 // decimalInt is an int flag read in base 10 only, as strconv.Atoi reads its
-// environment variable. flag.IntVar reads a leading zero as octal and 0x as
-// hex: the systemd unit's --partition %i of an instance @010 would consume
-// partition 8, beside the instance of partition 8, and leave 10's sellers
-// to nobody.
+// environment variable; every integer flag of the consumer is one.
+// flag.IntVar reads a leading zero as octal and 0x as hex: the systemd
+// unit's --partition %i of an instance @010 would consume partition 8,
+// beside the instance of partition 8, and leave 10's sellers to nobody;
+// --workers 010 would run 8 workers where INVOICE_WORKERS=010 runs 10.
 type decimalInt int
 
 // String returns the number in base 10.
