@@ -19,6 +19,11 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// shutdownMargin is how long after its --shutdown-timeout the consumer
+// exits at the latest, whatever its shutdown still waits for (cmd/consumer's
+// shutdownMargin): a unit's or a pod's grace period must cover both.
+const shutdownMargin = 10 * time.Second
+
 // consumerSettings returns the flags and the environment variables the
 // consumer binary accepts, read from its -h.
 func consumerSettings(t *testing.T) (flags, env map[string]bool) {
@@ -158,8 +163,8 @@ func TestKubernetesManifest(t *testing.T) {
 	if values["replicas"] != "3" {
 		t.Errorf("--replicas %q: the NATS cluster of nats-values.yaml has 3 nodes", values["replicas"])
 	}
-	if d, err := time.ParseDuration(values["shutdown-timeout"]); err != nil || time.Duration(sts.Spec.Template.Spec.TerminationGracePeriodSeconds)*time.Second <= d {
-		t.Errorf("terminationGracePeriodSeconds %d must exceed --shutdown-timeout %q", sts.Spec.Template.Spec.TerminationGracePeriodSeconds, values["shutdown-timeout"])
+	if d, err := time.ParseDuration(values["shutdown-timeout"]); err != nil || time.Duration(sts.Spec.Template.Spec.TerminationGracePeriodSeconds)*time.Second <= d+shutdownMargin {
+		t.Errorf("terminationGracePeriodSeconds %d must exceed --shutdown-timeout %q and the %v by which the consumer exits after it", sts.Spec.Template.Spec.TerminationGracePeriodSeconds, values["shutdown-timeout"], shutdownMargin)
 	}
 	if len(sts.Spec.VolumeClaimTemplates) != 1 {
 		t.Fatal("want one volumeClaimTemplate")
@@ -304,8 +309,8 @@ func TestSystemdUnits(t *testing.T) {
 			t.Errorf("ExecStart: --%s is not a consumer flag", name)
 		}
 	}
-	if stop, err := time.ParseDuration(unit["TimeoutStopSec"] + "s"); err != nil || stop <= 30*time.Second {
-		t.Errorf("TimeoutStopSec %q must exceed the consumer's --shutdown-timeout (30s)", unit["TimeoutStopSec"])
+	if stop, err := time.ParseDuration(unit["TimeoutStopSec"] + "s"); err != nil || stop <= 30*time.Second+shutdownMargin {
+		t.Errorf("TimeoutStopSec %q must exceed the consumer's --shutdown-timeout (30s) and the %v by which it exits after it", unit["TimeoutStopSec"], shutdownMargin)
 	}
 	if unit["KillSignal"] != "SIGTERM" {
 		t.Errorf("KillSignal %q: the consumer shuts down gracefully on SIGTERM", unit["KillSignal"])

@@ -167,7 +167,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call; more than 0 (INVOICE_PROVIDER_TIMEOUT)")
 	intVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted, a `number` of bytes; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
 	fs.BoolVar(&o.strictTax, "strict-tax-numbers", envBool("INVOICE_STRICT_TAX_NUMBERS"), "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
-	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), "how long SIGINT/SIGTERM waits for in-flight requests; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), fmt.Sprintf("how long SIGINT/SIGTERM waits for in-flight requests, which are then abandoned; the consumer exits %v after it at the latest, whatever is left; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)", shutdownMargin))
 	fs.StringVar(&o.logFormat, "log-format", env("INVOICE_LOG_FORMAT", "auto"), `log format: auto (console on a terminal, JSON otherwise), console or json (INVOICE_LOG_FORMAT)`)
 	fs.StringVar(&o.logLevel, "log-level", env("INVOICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (INVOICE_LOG_LEVEL)")
 	intVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "the most order-store writes committed together, a `number` (one commit, its two fdatasyncs); 0 means the store's default (INVOICE_STORE_BATCH)")
@@ -364,7 +364,8 @@ func ordinalOf(host string) (int, error) {
 
 // stopOnSignal returns a context that SIGINT or SIGTERM cancels: the
 // consumer then stops pulling and finishes the requests in flight, for up
-// to --shutdown-timeout, after which it abandons those left (run). A
+// to --shutdown-timeout, after which it abandons those left, and it exits
+// shutdownMargin later whatever its shutdown still waits for (run). A
 // second signal ends the process at once (the signal's default action):
 // nothing is acknowledged before its outcome is durable, so the requests
 // it cuts short are delivered again.

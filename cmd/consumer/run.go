@@ -27,10 +27,76 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// run wires the consumer together, runs it until ctx ends, and shuts down in
-// the one order that loses nothing: stop pulling → finish in-flight work →
-// close NATS → stop the embedded server → close the order store.
+// shutdownMargin is how long the shutdown may take beyond --shutdown-timeout
+// (run): the requests in flight are abandoned at the timeout, and return at
+// once to their cancelled contexts, unless something under them does not
+// watch it; the document keeper gets a few seconds more, and the rest
+// (closing NATS, the embedded server and the order store) takes a moment on
+// a healthy disk. Below the 15 s that the systemd unit and the StatefulSet
+// leave beyond the default timeout before they kill the process.
+const shutdownMargin = 10 * time.Second
+
+// run runs the consumer (serve) until ctx ends and its shutdown is done, or
+// until the shutdown has taken --shutdown-timeout and shutdownMargin more.
+// Then it returns an error saying what the shutdown was still waiting for,
+// without waiting for it any longer: main exits. A write to the order store
+// whose fdatasync a hung disk holds returns neither to a cancelled context
+// nor to Close, and would hold the process past any timeout; it is not
+// acknowledged, so JetStream delivers its request again, and bbolt's file
+// survives a process that ends in the middle of a commit as it survives a
+// crash.
 func run(ctx context.Context, o *options, log zerolog.Logger) error {
+	var step shutdownStep
+	return boundShutdown(ctx, o.shutdownTO+shutdownMargin, &step, func() error { return serve(ctx, o, log, &step) })
+}
+
+// boundShutdown runs serve and returns its error, waiting for it at most
+// limit once ctx ends; then it returns an error naming step, what serve's
+// shutdown was waiting for, and leaves serve running.
+func boundShutdown(ctx context.Context, limit time.Duration, step *shutdownStep, serve func() error) error {
+	done := make(chan error, 1)
+	// Not waited for when it outlives the limit: that is the point, and
+	// the process ends right after.
+	go func() { done <- serve() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("the shutdown did not finish within %v of the signal: exiting without waiting any longer for %s", limit, step)
+	}
+}
+
+// shutdownStep says what serve is waiting for, for the error of a shutdown
+// that runs out of time (boundShutdown). It is safe for concurrent use.
+type shutdownStep struct{ what atomic.Pointer[func() string] }
+
+// set records what serve waits for from now on.
+func (s *shutdownStep) set(what string) { s.setFunc(func() string { return what }) }
+
+// setFunc records what serve waits for from now on, told by what when it
+// is asked (a count that changes meanwhile).
+func (s *shutdownStep) setFunc(what func() string) { s.what.Store(&what) }
+
+// String returns what serve waits for.
+func (s *shutdownStep) String() string {
+	if f := s.what.Load(); f != nil {
+		return (*f)()
+	}
+	return "the start to end (the order store, NATS and the request consumer being set up)"
+}
+
+// serve wires the consumer together, runs it until ctx ends, and shuts down
+// in the one order that loses nothing: stop pulling → finish in-flight work
+// → close NATS → stop the embedded server → close the order store. It keeps
+// step saying what the shutdown waits for.
+func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownStep) error {
 	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -41,6 +107,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		return err
 	}
 	defer func() {
+		step.set("the order store to close: its commit in progress, which may be waiting for the disk (no request waits for it any more)")
 		if err := db.Close(); err != nil {
 			log.Error().Err(err).Msg("close order store")
 		}
@@ -51,7 +118,10 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		return err
 	}
 	if sb != nil {
-		defer sb.close()
+		defer func() {
+			step.set("the in-process provider sandbox to stop")
+			sb.close()
+		}()
 	}
 
 	var ns *server.Server
@@ -63,6 +133,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 			return err
 		}
 		defer func() {
+			step.set("the embedded NATS server to stop (its JetStream store, under --data, may be waiting for the disk)")
 			ns.Shutdown()
 			ns.WaitForShutdown()
 		}()
@@ -73,7 +144,10 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer func() {
+		step.set("the NATS connection to close")
+		nc.Close()
+	}()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -168,6 +242,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
 	defer func() {
+		step.set("the background work to stop (the order store's probe, the metrics, the sweep of the request stream, the HTTP server)")
 		stopBackground()
 		background.Wait()
 	}()
@@ -321,6 +396,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		}
 		return fmt.Errorf("consume loop: %w", err)
 	}
+	step.setFunc(func() string { return fmt.Sprintf("the requests in flight (%d) to finish", loop.InFlight()) })
 	stopLoop()
 	select {
 	case err := <-loopDone:
@@ -330,6 +406,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		}
 		// Nothing in flight: the next start need not look for requests
 		// submitted without a claim and left unrecorded.
+		step.set("the record of a clean stop in the order store (without it, the next start reads the requests delivered and not acknowledged)")
 		cleanCtx, cancelClean := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := p.StoppedCleanly(cleanCtx, reqStream, db); err != nil {
 			log.Warn().Err(err).Msg("could not record the clean stop: the next start reads the requests delivered and not acknowledged")
@@ -340,12 +417,16 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		// cancelled, and waited for before either is closed.
 		log.Warn().Int64("in_flight", loop.InFlight()).Msg("in-flight requests did not finish in time: abandoning them (each is logged with \"abandoned\"; nothing is acknowledged, JetStream delivers them again) and waiting for the consume loop to stop")
 		loop.Abandon()
+		step.setFunc(func() string {
+			return fmt.Sprintf("the abandoned requests still in flight (%d) to return to their cancelled contexts (an order-store write waiting for the disk does not): none of them was acknowledged, JetStream delivers them again", loop.InFlight())
+		})
 		if err := <-loopDone; err != nil {
 			log.Error().Err(err).Msg("consume loop")
 		}
 	}
 	// Documents being kept get a few seconds; the rest stay listed in the
 	// order store for the next start (and are fetched when asked for).
+	step.set("the document keeper to stop (the orders whose PDFs it had in hand stay listed for the next start)")
 	keepCtx, cancelKeep := context.WithTimeout(context.Background(), 5*time.Second)
 	keeper.Stop(keepCtx)
 	cancelKeep()
@@ -361,6 +442,7 @@ func run(ctx context.Context, o *options, log zerolog.Logger) error {
 		log.Error().Err(err).Msg("standing by: taking no requests until stopped (/readyz answers 503). Stop this instance, or stop the other one and restart this one: keep the one whose data directory holds the orders")
 		<-ctx.Done()
 	}
+	step.set("the NATS connection to drain")
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn().Err(err).Msg("drain NATS connection")
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -106,5 +108,58 @@ func TestShutdownWithATokenFetchThatNeverAnswers(t *testing.T) {
 		t.Logf("run returned %v after the signal", time.Since(stopped).Round(time.Millisecond))
 	case <-time.After(shutdownTimeout + margin):
 		t.Fatalf("run still running %v after the signal, with --shutdown-timeout %v:\n%s", shutdownTimeout+margin, shutdownTimeout, logs.String())
+	}
+}
+
+// TestBoundShutdown: run's shutdown, once ctx ends, is waited for at most
+// its limit (--shutdown-timeout and shutdownMargin); past it, boundShutdown
+// returns an error saying what the shutdown still waits for, here a
+// commit that a hung disk holds, and leaves it. A serve that ends in
+// time, or before the signal, is waited for and its error returned.
+func TestBoundShutdown(t *testing.T) {
+	hung := make(chan struct{})
+	defer close(hung)
+	failed := errors.New("consume loop failed")
+	for _, tc := range []struct {
+		name    string
+		stop    bool // the signal comes
+		limit   time.Duration
+		serve   func(step *shutdownStep) error
+		want    error
+		wantMsg string
+	}{
+		{"ends before the signal", false, time.Millisecond, func(*shutdownStep) error { time.Sleep(10 * time.Millisecond); return failed }, failed, ""},
+		{"ends in time", true, time.Minute, func(*shutdownStep) error { time.Sleep(10 * time.Millisecond); return nil }, nil, ""},
+		{"a commit that never returns", true, 50 * time.Millisecond, func(step *shutdownStep) error {
+			step.setFunc(func() string { return fmt.Sprintf("%d commit waiting for the disk", 1) })
+			<-hung
+			return nil
+		}, nil, "the shutdown did not finish within 50ms of the signal: exiting without waiting any longer for 1 commit waiting for the disk"},
+		{"hung before any step", true, 50 * time.Millisecond, func(*shutdownStep) error { <-hung; return nil }, nil, "waiting any longer for the start to end"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tc.stop {
+				cancel()
+			}
+			var step shutdownStep
+			done := make(chan error, 1)
+			go func() { done <- boundShutdown(ctx, tc.limit, &step, func() error { return tc.serve(&step) }) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("boundShutdown still waiting 30 s after the signal, with a limit of %v", tc.limit)
+			}
+			switch {
+			case tc.wantMsg != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantMsg) {
+					t.Errorf("error %v, want one saying %q", err, tc.wantMsg)
+				}
+			case !errors.Is(err, tc.want) || (tc.want == nil && err != nil):
+				t.Errorf("error %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
