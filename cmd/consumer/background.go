@@ -14,11 +14,14 @@ import (
 
 // watchStore probes the order store while its last commit failed (a full or
 // read-only disk): the consume loop pauses, nothing is acknowledged, and
-// /readyz reports unready until a probe write succeeds again.
-func watchStore(ctx context.Context, db *store.DB, log zerolog.Logger) {
-	t := time.NewTicker(5 * time.Second)
+// /readyz reports unready until a probe write succeeds again. It logs the
+// failure, and each probe whose reason differs from the one logged last:
+// /readyz gives the reasons to a caller on the host only, and what keeps
+// the store paused can change (a full disk freed, then a read-only one).
+func watchStore(ctx context.Context, db storeHealth, every time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(every)
 	defer t.Stop()
-	failing := false
+	failing, logged := false, ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,12 +38,22 @@ func watchStore(ctx context.Context, db *store.DB, log zerolog.Logger) {
 		}
 		if !failing {
 			log.Error().Err(err).Msg("order store cannot write: pausing, nothing is acknowledged until it can")
-			failing = true
+			failing, logged = true, err.Error()
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = db.Probe(pctx) // success clears Healthy
+		perr := db.Probe(pctx) // success clears Healthy
 		cancel()
+		if perr != nil && ctx.Err() == nil && perr.Error() != logged {
+			log.Error().Err(perr).Msg("order store still cannot write: a probe failed, for this reason now; still paused")
+			logged = perr.Error()
+		}
 	}
+}
+
+// storeHealth is what watchStore needs of the order store (*store.DB).
+type storeHealth interface {
+	Healthy() error
+	Probe(ctx context.Context) error
 }
 
 // refreshMetrics keeps the gauges that are read rather than counted up to

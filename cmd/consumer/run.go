@@ -246,7 +246,7 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 		stopBackground()
 		background.Wait()
 	}()
-	background.Go(func() { watchStore(bgCtx, db, log) })
+	background.Go(func() { watchStore(bgCtx, db, 5*time.Second, log) })
 	background.Go(func() { refreshMetrics(bgCtx, metrics, cons, js, topo, db, p, isStoodDown) })
 	reqStream, err := js.Stream(setupCtx, topo.RequestStream)
 	if err != nil {
