@@ -306,7 +306,8 @@ func invoiceStateOf(status string) invoiceState {
 // failed. 10, void because the blue invoice became an abnormal voucher
 // (作废（异常凭证）), is not in the seeds: it is the tax bureau's status,
 // whose list 01 to 09 follow, and a form voided so must not be polled
-// until its request is given up. Unknown statuses are Accepted (ask again).
+// until its request is given up. Unknown statuses are Accepted (ask again);
+// a form without one is an answer that cannot be read (queryRedConfirm).
 var billStatuses = map[string]providers.Class{
 	"01": providers.Issued,
 	"04": providers.Issued,

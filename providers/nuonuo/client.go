@@ -479,8 +479,10 @@ func (c *Client) submitRedConfirm(ctx context.Context, call *providers.Call) pro
 		if o.Class == providers.Rejected {
 			// The billId may be taken by our own earlier application (a
 			// duplicate refused in a code this table does not know).
+			// One found without a billStatus exists all the same: its
+			// unreadable answer is the submission's, not the refusal.
 			q := c.queryRedConfirm(ctx, &providers.Call{Request: call.Request, Refs: schemas.ProviderRefs{BillID: rc.BillID}})
-			if q.Class == providers.Issued || q.Class == providers.Accepted {
+			if q.Class == providers.Issued || q.Class == providers.Accepted || errors.Is(q.Err, errNoBillStatus) {
 				return q
 			}
 		}
@@ -532,6 +534,18 @@ func (c *Client) queryRedConfirm(ctx context.Context, call *providers.Call) prov
 	billNo := string(form.BillNo)
 	if billNo == "" {
 		billNo = call.Refs.BillNo
+	}
+	// A form without a billStatus says nothing of its state: taken for an
+	// unknown status, the order would be polled until its request is given
+	// up with nothing to say why. The answer cannot be read, as an invoice
+	// entry without a status cannot (queryInvoices), and the message names
+	// what is missing. The form's references are kept: it exists.
+	if strings.TrimSpace(string(form.BillStatus)) == "" {
+		o := c.failure(answer{code: codeUnreadable, err: errNoBillStatus,
+			msg: fmt.Sprintf("queryInvoiceRedConfirm answered a red confirmation form without a billStatus (billId %q, billNo %q): the form's state cannot be read from it",
+				billID, string(form.BillNo))}, phaseQuery, call.Request.Kind)
+		o.Refs = schemas.ProviderRefs{BillID: billID, BillNo: billNo}
+		return o
 	}
 	status := billStatusOf(string(form.BillStatus))
 	o := providers.Outcome{

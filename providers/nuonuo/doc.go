@@ -49,7 +49,9 @@
 //	               (Accepted while that invoice is being issued); an electronic form (blue
 //	               line bs pc p b, issued automatically) without a serial yet → Accepted;
 //	               a paper form → Issued with no invoice;
-//	               02/03/15 → Accepted; 05–10/16 → Rejected (code = billStatus); no form → NotFound
+//	               02/03/15 → Accepted; 05–10/16 → Rejected (code = billStatus); no form → NotFound;
+//	               a form without a billStatus → Retry (code unreadable), as for any answer
+//	               that cannot be read
 //	reissue      Submit reInvoice (fpqqlsh or orderno); E0000 → Accepted; E9613 → Retry
 //	             Query queryInvoiceResult: 2/24 → Issued; 20/21 → Accepted;
 //	               22 → NotFound (the reissue did not take: submit again); unknown → Rejected

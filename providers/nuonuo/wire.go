@@ -26,6 +26,9 @@ var errNoCode = errors.New("answer has no code")
 // errNoStatus: a queryInvoiceResult entry carries no status.
 var errNoStatus = errors.New("invoice entry has no status")
 
+// errNoBillStatus: a queryInvoiceRedConfirm form carries no billStatus.
+var errNoBillStatus = errors.New("red confirmation form has no billStatus")
+
 // decodeEnvelope reads an answer body.
 func decodeEnvelope(b []byte) (envelope, error) {
 	var e envelope
