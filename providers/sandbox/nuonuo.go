@@ -47,7 +47,9 @@ package sandbox
 // goodsName, taxRate or withTaxFlag; buyerPhone for pushMode 1 (the default)
 // or 2, email for pushMode 0 or 2; more than 2000 lines; a taxRate outside
 // 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13; an amount of more than 2
-// decimal places, a price or num of more than 8), E9101, E9102 (a red
+// decimal places, a price or num of more than 8; on a red order's line that
+// is not a discount line, an amount that is not negative, given or computed,
+// a positive tax or, on a goods line, a positive num), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
 // for this seller), E9107, E9108, E9110, E9111, E9112, E9114, E9116, E9119,
 // E9122, E9123, E9124–E9129, E9130, E9131 ("金额*税率-税额大于0.06,明细行名称:xxx,第x行";
@@ -661,6 +663,27 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 			}
 			if l.incl.Abs().GreaterThan(prev.incl.Abs()) || l.excl.Abs().GreaterThan(prev.excl.Abs()) {
 				return nil, nnFail("E9108", "折扣行金额不能大于被折扣行的金额,第%d行", i+1), false
+			}
+		}
+		// Seed 001: a red invoice's amounts are negative (红票为负), given
+		// or computed from price × num, and so is its quantity (开具红票时
+		// 数量为负数); a tax of zero (rate 0) has no sign, and a num of zero
+		// is left alone here as below. A discount line
+		// is left to E9116, whose quantity is positive. Seed 001 gives no
+		// code of its own: E4000, a private parameter whose value is wrong.
+		if red && l.prop != "1" {
+			for _, f := range []struct {
+				name string
+				bad  bool
+			}{
+				{"taxIncludedAmount", !l.incl.IsNegative()},
+				{"taxExcludedAmount", !l.excl.IsNegative()},
+				{"tax", l.tax.IsPositive()},
+				{"num", l.prop == "0" && l.num != nil && l.num.IsPositive()},
+			} {
+				if f.bad {
+					return nil, nnFail("E4000", "接口调用失败: 红票%s须为负数,第%d行", f.name, i+1), false
+				}
 			}
 		}
 		if l.num == nil || l.num.IsZero() {

@@ -328,6 +328,9 @@ func TestNuonuoValidationCodes(t *testing.T) {
 			nnLine("技术服务费", "1", "-1", "-10.00", "-0.60", "-10.60"),
 		}
 	}
+	redOrder := func(o map[string]any) {
+		o["invoiceType"], o["invoiceLine"], o["invoiceCode"], o["invoiceNum"] = "2", "c", "033001900112", "12345679"
+	}
 	tests := []struct {
 		name   string
 		mutate func(map[string]any)
@@ -399,6 +402,34 @@ func TestNuonuoValidationCodes(t *testing.T) {
 		}, "E9108", ""},
 		{"blue discount with positive quantity", func(o map[string]any) { withDiscount(o); line(o, 1)["num"] = "1" }, "E9111", ""},
 		{"blue discounted line with negative quantity", func(o map[string]any) { withDiscount(o); line(o, 0)["num"] = "-1" }, "E9114", ""},
+		// Seed 001: a red invoice's amounts are negative (红票为负), and so
+		// is its quantity (开具红票时数量为负数).
+		{"red with positive amounts", func(o map[string]any) { redOrder(o); line(o, 0)["num"] = "1" }, "E4000", "taxIncludedAmount须为负数,第1行"},
+		{"red with a positive amount without tax", func(o map[string]any) {
+			redOrder(o)
+			l := line(o, 0)
+			l["num"], l["price"] = "-1", "0.01"
+			l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "0.01", "-0.02", "-0.01"
+		}, "E4000", "taxExcludedAmount须为负数,第1行"},
+		{"red with a positive tax", func(o map[string]any) {
+			redOrder(o)
+			l := line(o, 0)
+			l["num"], l["price"] = "-1", "0.49"
+			l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "-0.50", "0.01", "-0.49"
+		}, "E4000", "tax须为负数,第1行"},
+		{"red with a positive quantity", func(o map[string]any) {
+			redOrder(o)
+			l := line(o, 0)
+			l["num"], l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "1", "-100.00", "-6.00", "-106.00"
+		}, "E4000", "num须为负数,第1行"},
+		{"red amounts from a positive quantity", func(o map[string]any) {
+			redOrder(o)
+			l := line(o, 0)
+			l["num"] = "1"
+			delete(l, "taxExcludedAmount")
+			delete(l, "tax")
+			delete(l, "taxIncludedAmount")
+		}, "E4000", "须为负数,第1行"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
