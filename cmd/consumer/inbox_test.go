@@ -93,7 +93,7 @@ func (b *syncBuffer) String() string {
 func inboxServer(t *testing.T) (*server.Server, func(user string) string) {
 	t.Helper()
 	const invoicerPW, askerPW = "invoicer-test-password", "asker-test-password"
-	ns, err := server.NewServer(&server.Options{
+	ns := testServer(t, &server.Options{
 		ServerName: "inbox-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir(),
 		Users: []*server.User{
@@ -109,17 +109,6 @@ func inboxServer(t *testing.T) (*server.Server, func(user string) string) {
 				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_asker.>"}},
 			}},
 		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
 	})
 	pw := map[string]string{"invoicer": invoicerPW, "asker": askerPW}
 	return ns, func(user string) string {

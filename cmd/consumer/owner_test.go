@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 )
 
 // TestStoodDownInstanceLeavesTheStatusToTheOwner runs the consumer (run)
@@ -43,19 +42,8 @@ import (
 // hold that no probe of this instance ends any more. It stops, exit status
 // 0, when it is told to.
 func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{ServerName: "owner-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+	ns := testServer(t, &server.Options{ServerName: "owner-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
 
 	// The provider holds the order's submission until release: the
 	// request stays in flight while this instance stands down.
@@ -91,32 +79,8 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	}
 
 	httpAddr := freeAddr(t)
-	o, err := parseFlags([]string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
-		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, o, zerolog.New(&logs)) }()
-	waitLog := func(what string, within time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for !strings.Contains(logs.String(), what) {
-			select {
-			case err := <-done:
-				t.Fatalf("run returned %v before logging %q:\n%s", err, what, logs.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q logged within %s:\n%s", what, within, logs.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitLog("consuming invoice requests", 30*time.Second)
+	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
+		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"})
 
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -134,7 +98,7 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	select {
 	case <-called:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the request never reached the provider:\n%s", logs.String())
+		t.Fatalf("the request never reached the provider:\n%s", c.logs.String())
 	}
 	status := func() (*pipeline.StatusReply, error) {
 		sctx, scancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -191,10 +155,10 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	// An instance that started an hour earlier writes itself as the
 	// owner, as its watch does when it finds another instance there.
 	first := pipeline.Owner{Started: time.Now().Add(-time.Hour).UTC(), Name: "the first instance"}
-	if _, err := (pipeline.Topology{}).EnsureConsumer(t.Context(), js, pipeline.ConsumerSettings{Workers: o.workers, AckWait: o.ackWait, Owner: first}); err != nil {
+	if _, err := (pipeline.Topology{}).EnsureConsumer(t.Context(), js, pipeline.ConsumerSettings{Workers: c.o.workers, AckWait: c.o.ackWait, Owner: first}); err != nil {
 		t.Fatal(err)
 	}
-	waitLog("another instance took the request consumer", 30*time.Second)
+	c.waitLog("another instance took the request consumer", 30*time.Second)
 
 	// It stands down with its request in flight: the status requests
 	// are the owner's to answer now.
@@ -227,9 +191,9 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 
 	close(release)
 	released = true
-	waitLog("standing by", 60*time.Second)
+	c.waitLog("standing by", 60*time.Second)
 	select {
-	case err := <-done:
+	case err := <-c.done:
 		t.Fatalf("run returned %v after standing down; want it to stand by until stopped", err)
 	case <-time.After(2 * time.Second):
 	}
@@ -254,14 +218,14 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	if _, ok := after["invoice_partitions"]; !ok {
 		t.Error("invoice_partitions not exported while standing by")
 	}
-	cancel()
+	c.stop()
 	select {
-	case err := <-done:
+	case err := <-c.done:
 		if err != nil {
 			t.Fatalf("run = %v once told to stop, want nil", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the instance standing by did not stop when told to:\n%s", logs.String())
+		t.Fatalf("the instance standing by did not stop when told to:\n%s", c.logs.String())
 	}
 }
 

@@ -529,16 +529,8 @@ func TestPartnerAPILogsWhyItAnswers1006(t *testing.T) {
 // A.1). Each order is answered with its own PDF, fetched from its link
 // when the kept one is not known to be the order's.
 func TestPartnerAPIServesNoOtherOrdersOldDocument(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{ServerName: "partner-docs-test", DontListen: true, NoSigs: true, NoLog: true,
+	ns := testServer(t, &server.Options{ServerName: "partner-docs-test", DontListen: true, NoSigs: true, NoLog: true,
 		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns))
 	if err != nil {
 		t.Fatal(err)

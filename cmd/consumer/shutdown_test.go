@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 )
 
 // TestShutdownWithATokenFetchThatNeverAnswers: a Nuonuo request waits for
@@ -26,19 +25,8 @@ import (
 // returns within that and a small margin: the token fetch, shared by the
 // seller's requests, does not hold the process.
 func TestShutdownWithATokenFetchThatNeverAnswers(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{ServerName: "shutdown-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+	ns := testServer(t, &server.Options{ServerName: "shutdown-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
 	asked, over := make(chan struct{}, 1), make(chan struct{})
 	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -59,21 +47,8 @@ func TestShutdownWithATokenFetchThatNeverAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	const shutdownTimeout = time.Second
-	o, err := parseFlags([]string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", "",
-		"--workers", "2", "--provider-timeout", "10m", "--shutdown-timeout", shutdownTimeout.String()}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, o, zerolog.New(&logs)) }()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "consuming invoice requests"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not consuming within 30 s:\n%s", logs.String())
-		}
-	}
+	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", "",
+		"--workers", "2", "--provider-timeout", "10m", "--shutdown-timeout", shutdownTimeout.String()})
 
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -94,20 +69,20 @@ func TestShutdownWithATokenFetchThatNeverAnswers(t *testing.T) {
 	select {
 	case <-asked:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the token endpoint was never asked:\n%s", logs.String())
+		t.Fatalf("the token endpoint was never asked:\n%s", c.logs.String())
 	}
 
-	cancel() // SIGTERM
+	c.stop() // SIGTERM
 	stopped := time.Now()
 	const margin = 15 * time.Second
 	select {
-	case err := <-done:
+	case err := <-c.done:
 		if err != nil {
 			t.Errorf("run = %v", err)
 		}
 		t.Logf("run returned %v after the signal", time.Since(stopped).Round(time.Millisecond))
 	case <-time.After(shutdownTimeout + margin):
-		t.Fatalf("run still running %v after the signal, with --shutdown-timeout %v:\n%s", shutdownTimeout+margin, shutdownTimeout, logs.String())
+		t.Fatalf("run still running %v after the signal, with --shutdown-timeout %v:\n%s", shutdownTimeout+margin, shutdownTimeout, c.logs.String())
 	}
 }
 
