@@ -41,6 +41,28 @@ func startChild(t *testing.T, test, mode string, extra ...*os.File) (*exec.Cmd, 
 	return cmd, out
 }
 
+// limitFileSize lowers this process's limit on one file's size
+// (RLIMIT_FSIZE) to size bytes, as a full disk would stop the store file's
+// growth; the returned function puts the limit back.
+func limitFileSize(t *testing.T, size int64) (restore func()) {
+	t.Helper()
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	low := limit
+	low.Cur = uint64(size)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // runChild runs cmd, a child started by startChild whose output is out,
 // and fails the test unless the child succeeds and prints marker, which it
 // prints once it has reached what it tests (what, for the failure); the
@@ -240,15 +262,8 @@ func childDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var limit syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
-	low := limit
-	low.Cur = uint64(fi.Size())
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
-		t.Fatal(err)
-	}
+	low := fi.Size()
+	restoreLimit := limitFileSize(t, low)
 
 	statsBefore := db.Stats()
 	var failed []int // order numbers of failed Puts
@@ -300,9 +315,7 @@ func childDiskFull(t *testing.T) {
 
 	// The disk recovers: the failed round goes through, but only a probe
 	// clears Healthy.
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
+	restoreLimit()
 	for _, r := range round(failed[0] - failed[0]%writers) {
 		if r.err == nil {
 			ok = append(ok, r.rec)
@@ -330,7 +343,7 @@ func childDiskFull(t *testing.T) {
 		MustGet(t, db, schemas.OrderKey{Seller: testSeller, OrderNo: fmt.Sprintf("FULL-%05d", no)})
 	}
 	checkCounts(t, db, map[schemas.OrderState]int{schemas.StateSubmitting: len(ok)})
-	fmt.Printf("DISKFULL-OK %d writes fit under a %d-byte file size limit; then one commit failed for %d Puts: %v\n", len(ok)-len(failed), low.Cur, len(failed), putErr)
+	fmt.Printf("DISKFULL-OK %d writes fit under a %d-byte file size limit; then one commit failed for %d Puts: %v\n", len(ok)-len(failed), low, len(failed), putErr)
 }
 
 // TestProbeUnderFileSizeLimit: a limit on the size of one file (the
@@ -379,15 +392,8 @@ func childSizeLimit(t *testing.T) {
 		}
 	}
 
-	var limit syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
-	low := limit
-	low.Cur = uint64(size())
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
-		t.Fatal(err)
-	}
+	low := int64(size())
+	restoreLimit := limitFileSize(t, low)
 	var putErr error
 	for i := 0; putErr == nil && i < 10_000; i++ {
 		putErr = put()
@@ -400,20 +406,18 @@ func childSizeLimit(t *testing.T) {
 	if !errors.Is(probeErr, store.ErrWriteFailed) || !strings.Contains(probeErr.Error(), "room for the store file to grow") {
 		healthy := db.Healthy()
 		t.Fatalf("Probe while the store file cannot grow past %d bytes = %v, want its headroom to fail (Healthy then: %v; the next Put: %v)",
-			low.Cur, probeErr, healthy, put())
+			low, probeErr, healthy, put())
 	}
 	if h := db.Healthy(); !errors.Is(h, store.ErrWriteFailed) {
 		t.Fatalf("Healthy after the failed probe = %v, want ErrWriteFailed", h)
 	}
 
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
+	restoreLimit()
 	if err := db.Probe(ctx); err != nil {
 		t.Fatalf("Probe after the limit was raised: %v", err)
 	}
 	if err := put(); err != nil {
 		t.Fatalf("Put after the limit was raised: %v", err)
 	}
-	fmt.Printf("SIZELIMIT-OK the store file stopped at %d bytes (%v); the probe failed until the limit was raised: %v\n", low.Cur, putErr, probeErr)
+	fmt.Printf("SIZELIMIT-OK the store file stopped at %d bytes (%v); the probe failed until the limit was raised: %v\n", low, putErr, probeErr)
 }

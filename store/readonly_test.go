@@ -98,15 +98,8 @@ func childReadOnlyDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var limit syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
-	low := limit
-	low.Cur = uint64(fi.Size())
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &low); err != nil {
-		t.Fatal(err)
-	}
+	low := fi.Size()
+	restoreLimit := limitFileSize(t, low)
 	var putErr error
 	for i := 0; putErr == nil && i < 10_000; i++ {
 		putErr = put()
@@ -118,9 +111,7 @@ func childReadOnlyDirectory(t *testing.T) {
 	if !errors.Is(probeErr, store.ErrWriteFailed) || !strings.Contains(probeErr.Error(), "file size limit") {
 		t.Fatalf("Probe while the store file cannot grow = %v, want a failure naming the file size limit", probeErr)
 	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatal(err)
-	}
+	restoreLimit()
 	if err := db.Probe(ctx); err != nil {
 		t.Fatalf("Probe once the limit was raised: %v", err)
 	}
