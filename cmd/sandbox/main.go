@@ -26,11 +26,20 @@ func main() {
 	}
 }
 
-func run(args []string) error {
+// settings are the sandbox's flags.
+type settings struct {
+	listen    string
+	publicURL string
+	faceAuth  string
+	cfg       sandbox.Config
+}
+
+// flagSet returns the sandbox's flags, read into s.
+func flagSet(s *settings) *flag.FlagSet {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:9100", "address to serve on (loopback: the sandbox is for local use)")
-	publicURL := fs.String("public-url", "", "address clients use, for document links (default http://<listen>)")
-	var cfg sandbox.Config
+	fs.StringVar(&s.listen, "listen", "127.0.0.1:9100", "address to serve on (loopback: the sandbox is for local use)")
+	fs.StringVar(&s.publicURL, "public-url", "", "address clients use, for document links (default http://<listen>)")
+	cfg := &s.cfg
 	fs.StringVar(&cfg.Nuonuo.AppKey, "nuonuo-app-key", sandbox.DefaultNuonuoAppKey, "Nuonuo appKey the sandbox accepts")
 	fs.StringVar(&cfg.Nuonuo.AppSecret, "nuonuo-app-secret", sandbox.DefaultNuonuoAppSecret, "Nuonuo appSecret that signs calls")
 	fs.StringVar(&cfg.Nuonuo.Token, "nuonuo-token", sandbox.DefaultNuonuoToken, "static Nuonuo access token accepted from the start (tokens from /accessToken work too)")
@@ -56,28 +65,46 @@ func run(args []string) error {
 	fs.DurationVar(&f.SpikeLatency, "fault-spike", 0, "length of a latency spike (make it longer than the client's timeout to test in-doubt calls)")
 	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "calls per second per seller above which 070201 / 609 is answered (0: no limit)")
 	fs.IntVar(&f.RateBurst, "rate-burst", 0, "burst of the rate limit (default: the rate)")
-	faceAuth := fs.String("face-auth", "", "comma-separated jumdata sellers that must pass face authentication (311) first")
+	fs.StringVar(&s.faceAuth, "face-auth", "", "comma-separated jumdata sellers that must pass face authentication (311) first")
+	return fs
+}
+
+// parseFlags reads and checks the flags.
+func parseFlags(args []string) (*settings, error) {
+	s := &settings{}
+	fs := flagSet(s)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
+	cfg, f := &s.cfg, &s.cfg.Faults
 	switch cfg.Jumdata.RedAwait {
 	case "", sandbox.RedAwaitSeller, sandbox.RedAwaitBuyer:
 	default:
-		return fmt.Errorf("--jumdata-red-await is \"\", %s or %s, got %q", sandbox.RedAwaitSeller, sandbox.RedAwaitBuyer, cfg.Jumdata.RedAwait)
+		return nil, fmt.Errorf("--jumdata-red-await is \"\", %s or %s, got %q", sandbox.RedAwaitSeller, sandbox.RedAwaitBuyer, cfg.Jumdata.RedAwait)
 	}
-	if *faceAuth != "" {
-		f.FaceAuthSellers = strings.Split(*faceAuth, ",")
+	if s.faceAuth != "" {
+		f.FaceAuthSellers = strings.Split(s.faceAuth, ",")
 	}
 	for _, p := range []float64{f.Error5xx, f.Reset, f.Drop, f.Garbage, f.SpikeRate} {
 		if p < 0 || p > 1 {
-			return fmt.Errorf("fault probabilities are between 0 and 1, got %v", p)
+			return nil, fmt.Errorf("fault probabilities are between 0 and 1, got %v", p)
 		}
 	}
-	ln, err := net.Listen("tcp", *listen)
+	return s, nil
+}
+
+func run(args []string) error {
+	s, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
-	base := *publicURL
+	cfg := s.cfg
+
+	ln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return err
+	}
+	base := s.publicURL
 	if base == "" {
 		base = "http://" + ln.Addr().String()
 	}
