@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
@@ -129,12 +130,13 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		return envValue(getenv(name), false, strconv.ParseBool, name, "use true or false", &envErrs)
 	}
 	// Every integer flag is read in base 10, as its variable is
-	// (decimalInt): flag.IntVar would read --workers 010 as octal 8. Its
-	// usage names the value a `number`, which -h shows instead of flag's
-	// "value" for a type of our own.
+	// (intflag): flag.IntVar would read --workers 010 as octal 8, and the
+	// systemd unit's --partition %i of an instance @010 would consume
+	// partition 8, beside the instance of partition 8, and leave 10's
+	// sellers to nobody. Its usage names the value a `number`, which -h
+	// shows instead of flag's "value" for a type of our own.
 	intVar := func(p *int, name string, def int, usage string) {
-		*p = def
-		fs.Var((*decimalInt)(p), name, usage)
+		fs.Var(intflag.NewInt(p, def), name, usage)
 	}
 	fs.StringVar(&o.dataDir, "data", env("INVOICE_DATA", "./data"), "directory of the order store and the embedded JetStream store (INVOICE_DATA); one consumer per directory")
 	fs.StringVar(&o.configFile, "config", env("INVOICE_CONFIG", ""), "YAML file mapping sellers to providers and credentials (INVOICE_CONFIG); without it the in-process sandbox serves demo sellers")
@@ -202,28 +204,6 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		return nil, err
 	}
 	return o, nil
-}
-
-// decimalInt is an int flag read in base 10 only, as strconv.Atoi reads its
-// environment variable; every integer flag of the consumer is one.
-// flag.IntVar reads a leading zero as octal and 0x as hex: the systemd
-// unit's --partition %i of an instance @010 would consume partition 8,
-// beside the instance of partition 8, and leave 10's sellers to nobody;
-// --workers 010 would run 8 workers where INVOICE_WORKERS=010 runs 10.
-type decimalInt int
-
-// String returns the number in base 10.
-func (d *decimalInt) String() string { return strconv.Itoa(int(*d)) }
-
-// Set reads s in base 10; a leading zero or a sign is allowed, as Atoi
-// allows them.
-func (d *decimalInt) Set(s string) error {
-	v, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		return errors.New("not a whole number in base 10")
-	}
-	*d = decimalInt(v)
-	return nil
 }
 
 // envValue reads the value v of the environment variable name with parse:
