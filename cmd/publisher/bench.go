@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
@@ -155,16 +156,16 @@ consumer's streams unreachable.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVarP(&o.n, "count", "n", 1000, "number of requests")
+	f.VarP(intflag.NewInt(&o.n, 1000), "count", "n", "number of requests")
 	f.Float64Var(&o.rate, "rate", 0, "open loop: publish this many requests per second on a fixed schedule (default: closed loop, as fast as acknowledged)")
 	f.BoolVar(&o.backlog, "backlog", false, "publish every request first, then wait for the results (start the consumer after)")
-	f.IntVar(&o.window, "window", defaultWindow, "most publishes awaiting their acknowledgement at once")
+	f.Var(intflag.NewInt(&o.window, defaultWindow), "window", "most publishes awaiting their acknowledgement at once")
 	f.BoolVar(&o.baseline, "baseline", false, "also measure a bare relay on the same server, before and after the pipeline, and print the ratio")
-	f.IntVar(&o.workers, "workers", pipeline.DefaultWorkers, "the baseline relay's workers and pull buffer: pass the consumer's --workers")
+	f.Var(intflag.NewInt(&o.workers, pipeline.DefaultWorkers), "workers", "the baseline relay's workers and pull buffer: pass the consumer's --workers")
 	f.StringVar(&o.metrics, "metrics", "", "the consumer's /metrics URL, to report its memory, its CPU time and where its time went")
 	f.StringVar(&o.trace, "trace", "", "the consumer's --pprof address (http://host:port), to record it with Go's execution tracer during the run and say where its goroutines waited")
 	f.StringVar(&o.seller, "seller", "", "only requests for this demo seller (nuonuo, jumdata or its tax number; default both)")
-	f.Uint64Var(&o.seed, "seed", 0, "random seed of the request bodies (default: a random one, printed)")
+	f.Var(intflag.NewUint64(&o.seed, 0), "seed", "random seed of the request bodies (default: a random one, printed)")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -68,8 +69,8 @@ or missing within --results-timeout, 2 usage error, 3 NATS unreachable.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVarP(&o.n, "count", "n", 20, "number of requests, both phases together")
-	f.Uint64Var(&o.seed, "seed", 0, "random seed (default: a random one, printed)")
+	f.VarP(intflag.NewInt(&o.n, 20), "count", "n", "number of requests, both phases together")
+	f.Var(intflag.NewUint64(&o.seed, 0), "seed", "random seed (default: a random one, printed)")
 	f.StringVar(&o.run, "run", "", "run tag in the order numbers, 1-8 letters or digits (default: from the clock)")
 	f.StringVar(&o.date, "date", "", `invoiceDate of the requests, "yyyy-MM-dd HH:mm:ss" (default: now, China time)`)
 	f.StringVar(&o.out, "out", "", `write phase 1 as NDJSON to this file ("-": standard output) instead of publishing`)

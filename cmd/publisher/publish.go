@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -101,12 +102,12 @@ request that did not end issued within --timeout),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.cfg.StrictTaxNumbers, "strict", false, "reject 18-character tax numbers whose check character is wrong (default: warn)")
-	f.IntVar(&o.cfg.MaxBytes, "max-bytes", schemas.DefaultMaxBytes, "largest request accepted, in bytes (the consumer's --max-request-bytes)")
+	f.Var(intflag.NewInt(&o.cfg.MaxBytes, schemas.DefaultMaxBytes), "max-bytes", "largest request accepted, in bytes (the consumer's --max-request-bytes)")
 	f.StringToStringVar(&o.cfg.Providers, "provider", nil, providerFlagHelp)
 	f.BoolVar(&o.dryRun, "dry-run", false, "validate only; publish nothing and do not connect")
 	f.BoolVar(&o.wait, "wait", false, "also wait for each request's result event and print it (within --timeout)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only problems and the summary")
-	f.IntVar(&o.window, "window", defaultWindow, "most publishes awaiting their acknowledgement at once")
+	f.Var(intflag.NewInt(&o.window, defaultWindow), "window", "most publishes awaiting their acknowledgement at once")
 	f.BoolVar(&o.newID, "new-id", false, "publish under a message id of its own (a nonce added), so that the stream does not drop a request published within its duplicate window, one answered already")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -62,7 +63,7 @@ the stream deleted and made again) from its start, within a few seconds.
 	f.StringSliceVar(&o.statuses, "status", nil, "only results with this status (repeatable): "+joinStatuses())
 	f.DurationVar(&o.since, "since", 0, "start with the results of this long ago, e.g. 30m")
 	f.BoolVar(&o.all, "all", false, "start with every result the stream holds")
-	f.IntVar(&o.count, "count", 0, "exit after this many results")
+	f.Var(intflag.NewInt(&o.count, 0), "count", "exit after this many results")
 	f.DurationVar(&o.forDur, "for", 0, "exit after this long")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/spf13/cobra"
 )
@@ -48,7 +49,7 @@ Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`,
 		},
 	}
 	cmd.Flags().BoolVar(&cfg.StrictTaxNumbers, "strict", false, "reject 18-character tax numbers whose check character is wrong (default: warn)")
-	cmd.Flags().IntVar(&cfg.MaxBytes, "max-bytes", schemas.DefaultMaxBytes, "largest request accepted, in bytes (the consumer's --max-request-bytes)")
+	cmd.Flags().Var(intflag.NewInt(&cfg.MaxBytes, schemas.DefaultMaxBytes), "max-bytes", "largest request accepted, in bytes (the consumer's --max-request-bytes)")
 	cmd.Flags().StringToStringVar(&cfg.Providers, "provider", nil, providerFlagHelp)
 	return cmd
 }

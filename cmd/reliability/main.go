@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 )
 
 func main() {
@@ -38,9 +40,9 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 	fs.BoolVar(&o.full, "full", false, "the full version: several thousand requests per scenario")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, data) for inspection")
 	fs.BoolVar(&o.race, "race", false, "build the consumer with the race detector")
-	fs.Uint64Var(&o.seed, "seed", 1, "seed of the random choices (kill moments, shuffles)")
+	fs.Var(intflag.NewUint64(&o.seed, 1), "seed", "the `number` seeding the random choices (kill moments, shuffles)")
 	fs.BoolVar(&o.verbose, "v", false, "narrate each scenario")
-	fs.IntVar(&o.orders, "orders", 0, "valid orders per scenario (default 300, or 5000 with --full)")
+	fs.Var(intflag.NewInt(&o.orders, 0), "orders", "the `number` of valid orders per scenario (default 300, or 5000 with --full)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

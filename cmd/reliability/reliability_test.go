@@ -123,3 +123,23 @@ func TestOptions(t *testing.T) {
 		t.Fatalf("%+v %v", o, err)
 	}
 }
+
+// --orders and --seed are read in base 10, as the consumer's numbers are:
+// flag.IntVar would read --orders 010 as octal 8 and 0x10 as 16. A hex
+// number is refused, naming the flag.
+func TestIntegerOptionsAreDecimal(t *testing.T) {
+	var errOut bytes.Buffer
+	o, err := parseOptions([]string{"--orders", "010", "--seed", "010"}, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.orders != 10 || o.seed != 10 {
+		t.Errorf("--orders 010 --seed 010: orders %d, seed %d; want 10 and 10", o.orders, o.seed)
+	}
+	for _, name := range []string{"orders", "seed"} {
+		_, err := parseOptions([]string{"--" + name, "0x10"}, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "-"+name+":") {
+			t.Errorf("--%s 0x10: error %v, want one naming the flag", name, err)
+		}
+	}
+}

@@ -8,5 +8,6 @@
 // Endpoints: POST /open/v1/services and /accessToken (Nuonuo), POST
 // /tax/v3/makeout/... (jumdata), GET /_sandbox/stats (what it did), GET and
 // POST /_sandbox/faults (the faults in force), GET /_sandbox/documents/...
-// (invoice PDFs). Run with -h for the flags.
+// (invoice PDFs). Run with -h for the flags; their numbers are read in base
+// 10, as every command's (cmd/internal/intflag).
 package main

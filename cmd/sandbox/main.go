@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 )
 
@@ -44,19 +45,19 @@ func flagSet(s *settings) *flag.FlagSet {
 	fs.StringVar(&cfg.Nuonuo.AppSecret, "nuonuo-app-secret", sandbox.DefaultNuonuoAppSecret, "Nuonuo appSecret that signs calls")
 	fs.StringVar(&cfg.Nuonuo.Token, "nuonuo-token", sandbox.DefaultNuonuoToken, "static Nuonuo access token accepted from the start (tokens from /accessToken work too)")
 	fs.DurationVar(&cfg.Nuonuo.TokenTTL, "nuonuo-token-ttl", 24*time.Hour, "life of tokens issued by /accessToken")
-	fs.IntVar(&cfg.Nuonuo.TokenCallLimit, "nuonuo-token-call-limit", 50, "calls /accessToken allows before 070306 (negative: unlimited)")
-	fs.IntVar(&cfg.Nuonuo.PendingQueries, "nuonuo-pending-queries", 0, "queryInvoiceResult answers 20 (issuing) this many times before 2 (issued)")
-	fs.IntVar(&cfg.Nuonuo.RedConfirmSteps, "nuonuo-red-confirm-steps", 0, "queries a red confirmation form spends in each waiting status")
+	fs.Var(intflag.NewInt(&cfg.Nuonuo.TokenCallLimit, 50), "nuonuo-token-call-limit", "the `number` of calls /accessToken allows before 070306 (negative: unlimited)")
+	fs.Var(intflag.NewInt(&cfg.Nuonuo.PendingQueries, 0), "nuonuo-pending-queries", "queryInvoiceResult answers 20 (issuing) this `number` of times before 2 (issued)")
+	fs.Var(intflag.NewInt(&cfg.Nuonuo.RedConfirmSteps, 0), "nuonuo-red-confirm-steps", "the `number` of queries a red confirmation form spends in each waiting status")
 	fs.StringVar(&cfg.Jumdata.AppID, "jumdata-app-id", sandbox.DefaultJumdataAppID, "jumdata appId the sandbox accepts")
 	fs.StringVar(&cfg.Jumdata.AppSecret, "jumdata-app-secret", sandbox.DefaultJumdataSecret, "jumdata appSecret that signs calls")
 	fs.StringVar(&cfg.Jumdata.Token, "jumdata-token", sandbox.DefaultJumdataToken, "jumdata login token business calls must carry")
 	fs.BoolVar(&cfg.Jumdata.AnySeller, "jumdata-any-seller", false, "accept every jumdata seller with any dq and gryhm (default: only "+sandbox.DefaultJumdataSeller+")")
-	fs.IntVar(&cfg.Jumdata.PendingPolls, "jumdata-pending-polls", 0, "blue-invoice/submit answers 202 this many times per taskId before 200")
-	fs.IntVar(&cfg.Jumdata.RedPendingPolls, "jumdata-red-pending-polls", 0, "red-invoice/result answers 202 this many times per form before 200")
+	fs.Var(intflag.NewInt(&cfg.Jumdata.PendingPolls, 0), "jumdata-pending-polls", "blue-invoice/submit answers 202 this `number` of times per taskId before 200")
+	fs.Var(intflag.NewInt(&cfg.Jumdata.RedPendingPolls, 0), "jumdata-red-pending-polls", "red-invoice/result answers 202 this `number` of times per form before 200")
 	fs.StringVar(&cfg.Jumdata.RedAwait, "jumdata-red-await", "", "whose confirmation a red confirmation form not issued at once waits for: \"\" (nobody's: issued after the pending polls), seller (red-confirmation/confirm issues it) or buyer (the seller's confirm is refused)")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every provider call")
 	f := &cfg.Faults
-	fs.Uint64Var(&f.Seed, "fault-seed", 1, "seed of the fault generator: the same seed gives the same faults")
+	fs.Var(intflag.NewUint64(&f.Seed, 1), "fault-seed", "the `number` seeding the fault generator: the same seed gives the same faults")
 	fs.Float64Var(&f.Error5xx, "fault-5xx", 0, "probability of HTTP 503 before the call takes effect")
 	fs.Float64Var(&f.Reset, "fault-reset", 0, "probability of a connection reset before the call takes effect")
 	fs.Float64Var(&f.Drop, "fault-drop", 0, "probability of accept-then-drop: the call takes effect and the answer is lost")
@@ -64,7 +65,7 @@ func flagSet(s *settings) *flag.FlagSet {
 	fs.Float64Var(&f.SpikeRate, "fault-spike-rate", 0, "probability of a latency spike")
 	fs.DurationVar(&f.SpikeLatency, "fault-spike", 0, "length of a latency spike (make it longer than the client's timeout to test in-doubt calls)")
 	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "calls per second per seller above which 070201 / 609 is answered (0: no limit)")
-	fs.IntVar(&f.RateBurst, "rate-burst", 0, "burst of the rate limit (default: the rate)")
+	fs.Var(intflag.NewInt(&f.RateBurst, 0), "rate-burst", "burst of the rate limit, a `number` of calls (default: the rate)")
 	fs.StringVar(&s.faceAuth, "face-auth", "", "comma-separated jumdata sellers that must pass face authentication (311) first")
 	return fs
 }
