@@ -86,9 +86,10 @@ type Metrics struct {
 	// may be gone and the partition consumed by nobody. 0 until then.
 	StoodDown prometheus.Gauge
 	// PartnerAnswers counts the answers of the consumer binary's partner
-	// API (GET /partner/queryInvoice) by result code: 0 success,
-	// 1001-1006 the partner's side or a document not available yet, 1007
-	// too many queries at once, 1500 the consumer's side.
+	// API (GET /partner/queryInvoice) by result code: 0 success, 1001
+	// and 1003-1006 the partner's side or a document not available yet,
+	// 1007 too many queries at once, 1500 the consumer's side (1002 is not
+	// answered: an unknown channel gets 1004).
 	PartnerAnswers *prometheus.CounterVec
 
 	// callCodes are the answer codes ProviderCalls has a series for, by
@@ -164,7 +165,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		PartnerAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_partner_answers_total",
-			Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001-1006 the partner's side or a document not available yet, 1007 too many queries at once, 1500 the consumer's side.",
+			Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001 and 1003-1006 the partner's side or a document not available yet, 1007 too many queries at once, 1500 the consumer's side.",
 		}, []string{"result"}),
 	}
 	// Every series an alert counts with increase() exists from the start at
@@ -183,7 +184,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{"kept", "failed"} {
 		m.Documents.WithLabelValues(o)
 	}
-	for _, r := range []string{"0", "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1500"} {
+	// The partner API's result codes. 1002 is not answered: an unknown
+	// channel gets 1004, as a wrong signature does.
+	for _, r := range []string{"0", "1001", "1003", "1004", "1005", "1006", "1007", "1500"} {
 		m.PartnerAnswers.WithLabelValues(r)
 	}
 	if reg != nil {

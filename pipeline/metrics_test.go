@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,39 @@ func TestProviderCallCodesAreBounded(t *testing.T) {
 	}
 	if counts["jumdata/other"] != 901 || counts["jumdata/E0000"] != 2 || counts["nuonuo/E9106"] != 1 {
 		t.Errorf("other %d, E0000 %d, nuonuo E9106 %d; want 901, 2, 1", counts["jumdata/other"], counts["jumdata/E0000"], counts["nuonuo/E9106"])
+	}
+}
+
+// The partner API's answers exist from the start for exactly the result
+// codes it answers. 1002 is not one: an unknown channel is answered 1004,
+// as a wrong signature, so that a caller cannot tell which channels exist
+// (cmd/consumer/partner.go); a series for it would stay 0 forever.
+func TestPartnerAnswersStartWithTheCodesAnswered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	pipeline.NewMetrics(reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range families {
+		if f.GetName() != "invoice_partner_answers_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" {
+					got = append(got, l.GetValue())
+				}
+			}
+			if v := m.GetCounter().GetValue(); v != 0 {
+				t.Errorf("%v: %v at the start, want 0", m.GetLabel(), v)
+			}
+		}
+	}
+	slices.Sort(got)
+	want := []string{"0", "1001", "1003", "1004", "1005", "1006", "1007", "1500"}
+	if !slices.Equal(got, want) {
+		t.Errorf("invoice_partner_answers_total results at the start %q, want %q", got, want)
 	}
 }
