@@ -417,7 +417,10 @@ func TestProviderTimeoutMustBePositive(t *testing.T) {
 // with the other flags, naming the flag and its variable, before anything
 // touches NATS: pipeline.New and schemas.NewValidator would refuse it only
 // once the streams and the durable had been updated to this start's
-// settings, in words that name neither.
+// settings, in words that name neither. 0 is refused too, not taken for
+// the default as pipeline.Config and schemas.ValidatorConfig take it: an
+// operator setting INVOICE_MAX_DELIVER=0 may mean "no limit" or "no
+// retries", and would get 20 deliveries without a word.
 func TestDeliveryAndSizeLimitsAreCheckedWithTheFlags(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -430,6 +433,11 @@ func TestDeliveryAndSizeLimitsAreCheckedWithTheFlags(t *testing.T) {
 		{"variable max deliver 1", nil, map[string]string{"INVOICE_MAX_DELIVER": "1"}, "--max-deliver", "INVOICE_MAX_DELIVER"},
 		{"max request bytes negative", []string{"--max-request-bytes", "-1"}, nil, "--max-request-bytes", "INVOICE_MAX_REQUEST_BYTES"},
 		{"variable max request bytes negative", nil, map[string]string{"INVOICE_MAX_REQUEST_BYTES": "-5"}, "--max-request-bytes", "INVOICE_MAX_REQUEST_BYTES"},
+		{"max deliver 0", []string{"--max-deliver", "0"}, nil, "--max-deliver", "INVOICE_MAX_DELIVER"},
+		{"variable max deliver 0", nil, map[string]string{"INVOICE_MAX_DELIVER": "0"}, "--max-deliver", "INVOICE_MAX_DELIVER"},
+		{"variable max deliver 00", nil, map[string]string{"INVOICE_MAX_DELIVER": "00"}, "--max-deliver", "INVOICE_MAX_DELIVER"},
+		{"max request bytes 0", []string{"--max-request-bytes", "0"}, nil, "--max-request-bytes", "INVOICE_MAX_REQUEST_BYTES"},
+		{"variable max request bytes 0", nil, map[string]string{"INVOICE_MAX_REQUEST_BYTES": "0"}, "--max-request-bytes", "INVOICE_MAX_REQUEST_BYTES"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, err := parseFlags(tc.args, envOf(tc.env))

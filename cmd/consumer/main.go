@@ -158,7 +158,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.BoolVar(&o.partitionPod, "partition-from-hostname", envBool("INVOICE_PARTITION_FROM_HOSTNAME"), "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
 	intVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "the `number` of requests processed at once (INVOICE_WORKERS)")
 	fs.BoolVar(&o.noClaim, "jumdata-no-claim", envBool("INVOICE_JUMDATA_NO_CLAIM"), "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
-	intVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "the `number` of deliveries before a waiting request is failed and dead-lettered (INVOICE_MAX_DELIVER)")
+	intVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "the `number` of deliveries before a waiting request is failed and dead-lettered; at least 2 (INVOICE_MAX_DELIVER)")
 	fs.DurationVar(&o.redWait, "red-confirm-wait", envDur("INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait), "how long a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", envOrOff("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it, as INVOICE_HTTP set to "" does (INVOICE_HTTP)`)
@@ -167,7 +167,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
 	fs.DurationVar(&o.sandboxDelay, "sandbox-latency", envDur("INVOICE_SANDBOX_LATENCY", 0), "latency the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
 	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call; more than 0 (INVOICE_PROVIDER_TIMEOUT)")
-	intVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted, a `number` of bytes; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
+	intVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted, a `number` of bytes more than 0; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
 	fs.BoolVar(&o.strictTax, "strict-tax-numbers", envBool("INVOICE_STRICT_TAX_NUMBERS"), "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
 	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), fmt.Sprintf("how long SIGINT/SIGTERM waits for in-flight requests, which are then abandoned; the consumer exits %v after it at the latest, whatever is left; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)", shutdownMargin))
 	fs.StringVar(&o.logFormat, "log-format", env("INVOICE_LOG_FORMAT", "auto"), `log format: auto (console on a terminal, JSON otherwise), console or json (INVOICE_LOG_FORMAT)`)
@@ -278,12 +278,17 @@ func (o *options) validate() error {
 	// The pipeline and the validator refuse these too, but only once the
 	// streams and the durable have been updated to this start's settings,
 	// and in words that name neither the flag nor its variable: their
-	// checks, here, before anything touches NATS.
-	if err := (pipeline.Config{MaxDeliver: o.maxDeliver}).Validate(); err != nil {
+	// checks, here, before anything touches NATS. Both take 0 for their
+	// default, which the flags give already: a 0 given here was meant as
+	// something else ("no limit", "no retries") and is refused rather
+	// than quietly taken for the default.
+	if o.maxDeliver == 0 {
+		errs = append(errs, fmt.Errorf("--max-deliver 0 (INVOICE_MAX_DELIVER): must be at least 2; there is no \"no limit\" (a request's last delivery dead-letters it) and 1 leaves no room to retry; leave it unset for the default, %d", pipeline.DefaultMaxDeliver))
+	} else if err := (pipeline.Config{MaxDeliver: o.maxDeliver}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--max-deliver %d (INVOICE_MAX_DELIVER): %w", o.maxDeliver, err))
 	}
-	if o.maxBytes < 0 { // schemas.ValidatorConfig.Validate's "validator limits must not be negative"
-		errs = append(errs, fmt.Errorf("--max-request-bytes %d (INVOICE_MAX_REQUEST_BYTES): must not be negative", o.maxBytes))
+	if o.maxBytes <= 0 { // schemas.ValidatorConfig.Validate's "validator limits must not be negative", and 0
+		errs = append(errs, fmt.Errorf("--max-request-bytes %d (INVOICE_MAX_REQUEST_BYTES): must be more than 0; there is no \"no limit\"; leave it unset for the default, %d", o.maxBytes, schemas.DefaultMaxBytes))
 	}
 	if o.providerTO <= 0 {
 		// The provider clients would take it for their default of 15s
