@@ -70,7 +70,10 @@
 //     unless ValidatorConfig.StrictTaxNumbers; a buyer's number may be a GB
 //     11643 resident ID number instead), and deduction taxation's limits
 //     (checkDeductions: a zero deduction is "0" or "0.00"; for a Nuonuo seller
-//     one line at most, and no 0.00 on a fully digital invoice).
+//     one line at most, and no 0.00 on a fully digital invoice;
+//     checkDeductionAmount: for every seller, no deduction larger than its
+//     blue goods line's amount, whatever the rate and whether the tax is
+//     given or derived, E4000).
 //
 // Every violation is reported, not only the first (up to MaxViolations, then
 // one entry counting the rest; lines past the 2000 a list may hold are not

@@ -347,6 +347,21 @@ func TestRules(t *testing.T) {
 			set(line0+".deduction", "50.00"), set(line0+".tax", "6.50"), set(line0+".taxIncludedAmount", "106.50"),
 			set(line2+".deduction", "50.00"), set(line2+".tax", "6.50"), set(line2+".taxIncludedAmount", "106.50"))),
 			[]string{line2 + ".deduction|deduction_lines|E4000"}},
+		// A deduction larger than the line's amount with tax leaves a
+		// negative amount to tax: refused whether the tax is derived or
+		// given, at any rate, as the other deduction limits are (E4000).
+		// At rate 0 a given tax of 0.00 agrees with any deduction, and on
+		// a small line a negative (excl − deduction) × rate is within
+		// E9131's 0.06: the rule is the deduction's own.
+		{"deduction larger than the amount, rate 0, tax given", blue, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
+			[]string{line2 + ".deduction|deduction_amount|E4000"}},
+		{"deduction larger than the amount, rate 0, amount with tax only", blue, []edit{set(line2, rateLine("1", "taxRate", "0", "price", "100", "num", "1", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
+			[]string{line2 + ".deduction|deduction_amount|E4000"}},
+		{"deduction larger than a small amount, within E9131", blue, []edit{set(line2, rateLine("0", "taxRate", "0.06", "price", "0.5", "num", "1", "taxExcludedAmount", "0.50", "tax", "0.00", "taxIncludedAmount", "0.50", "deduction", "0.60"))},
+			[]string{line2 + ".deduction|deduction_amount|E4000"}},
+		{"deduction larger than the amount, tax given (E9131)", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "100", "num", "1", "taxExcludedAmount", "94.34", "tax", "5.66", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
+			[]string{line2 + ".deduction|deduction_amount|E4000", line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"deduction equal to the amount, rate 0", blue, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "100.00"))}, nil},
 		{"deduction not a number, no tax check", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "5OO", "tax", "28.30", "taxExcludedAmount", "971.70"))},
 			[]string{line2 + ".deduction|format|E4000"}},
 		// One line taxed on the difference among 30: 29 × 0.04 over is
@@ -391,9 +406,9 @@ func TestRules(t *testing.T) {
 		{"goods line's tax derived negative", blue, []edit{set(line2, rateLine("1", "taxRate", "0", "price", "99.99", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "99.99"))},
 			[]string{line2 + ".tax|sign|E4000"}},
 		{"goods line's tax from the rate negative under a deduction larger than the amount", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "100", "num", "1", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
-			[]string{line2 + ".tax|sign|E4000"}},
+			[]string{line2 + ".deduction|deduction_amount|E4000", line2 + ".tax|sign|E4000"}},
 		{"goods line's tax from the rate negative under a deduction, without tax", blue, []edit{set(line2, rateLine("0", "taxRate", "0.06", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "deduction", "200.00"))},
-			[]string{line2 + ".tax|sign|E4000"}},
+			[]string{line2 + ".deduction|deduction_amount|E4000", line2 + ".tax|sign|E4000"}},
 		{"goods line's tax derived zero", blue, []edit{set(line2, rateLine("1", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "100.00"))}, nil},
 		{"discount line's tax derived positive", blue, []edit{set(line1+".price", "0.29"), set(line1+".num", "-1"), set(line1+".taxIncludedAmount", "-0.29"), set(line1+".taxExcludedAmount", "-0.30"), del(line1 + ".tax")},
 			[]string{line1 + ".tax|sign|E4000"}},
@@ -632,6 +647,26 @@ func TestDerivedTaxSignSaysHow(t *testing.T) {
 	})
 }
 
+// TestDeductionAmountSaysHow: a deduction larger than the line's amount
+// names the amount, and says how it follows from the others when the line
+// does not give it.
+func TestDeductionAmountSaysHow(t *testing.T) {
+	wantLineMessages(t, "deduction", "deduction_amount", []lineMessageCase{
+		{"amount with tax given", rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "200.00"),
+			[]string{"is 200.00, more than the line's taxIncludedAmount 100.00:", "差额征税"}},
+		{"amount with tax from excl and tax", rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "deduction", "100.01"),
+			[]string{"is 100.01, more than the line's taxIncludedAmount 100.00 (not given: taxExcludedAmount + tax)"}},
+		{"amount with tax from price × num", rateLine("1", "taxRate", "0", "price", "100", "num", "1", "tax", "0.00", "deduction", "200.00"),
+			[]string{"more than the line's taxIncludedAmount 100.00 (not given: price × num rounded to cents, 100.00, as taxIncludedAmount (withTaxFlag 1))"}},
+		{"amount with tax from price × num without tax", rateLine("0", "taxRate", "0", "price", "100", "num", "1", "tax", "0.00", "deduction", "200.00"),
+			[]string{"more than the line's taxIncludedAmount 100.00 (not given: price × num rounded to cents, 100.00, as taxExcludedAmount (withTaxFlag 0) + tax)"}},
+		{"amount without tax, the tax from the rate", rateLine("0", "taxRate", "0.06", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "deduction", "200.00"),
+			[]string{"more than the line's taxExcludedAmount 100.00:"}},
+		{"amount without tax from price × num", rateLine("1", "taxRate", "0.06", "price", "100", "num", "1", "deduction", "200.00"),
+			[]string{"more than the line's taxExcludedAmount 105.66 (not given: price × num rounded to cents, 100.00, as taxIncludedAmount (withTaxFlag 1), less the tax the provider computes from the rate)"}},
+	})
+}
+
 // TestPriceQuantityAgainstDerivedAmountSaysHow: a price × num violation on a
 // line that does not give the amount its price is quoted in says how that
 // amount follows from the others.
@@ -779,8 +814,13 @@ func TestAmountLengthAsSent(t *testing.T) {
 			[]string{line2 + ".taxExcludedAmount|max_length|400"}, "is not given: taxIncludedAmount − tax makes it 9999999999999999.00"},
 		{"an amount without tax from price × num", blue, []edit{free("0", "price", "99999999", "num", "99999999")},
 			[]string{line2 + ".taxExcludedAmount|max_length|400"}, "makes it 9999999800000001.00, sent to jumdata as such: 19 characters"},
-		{"a deduction of 15 characters", blue, []edit{free("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "100000000000000")},
-			[]string{line2 + ".deduction|max_length|400"}, "100000000000000.00: 18 characters"},
+		// A deduction is no larger than the line's amount with tax
+		// (deduction_amount), which is at most 16 characters as sent: an
+		// integer one goes out longer only when it is about as large as
+		// the largest amount of two decimals (9999999999999.99 + 0.01 of
+		// tax, within E9131 at rate 0, is 10000000000000.00).
+		{"a deduction of 14 characters", blue, []edit{free("0", "price", "9999999999999.99", "num", "1", "taxExcludedAmount", "9999999999999.99", "tax", "0.01", "deduction", "10000000000000")},
+			[]string{line2 + ".deduction|max_length|400"}, "10000000000000.00: 17 characters"},
 		{"a red confirmation amount of 16 characters with one decimal", rc, []edit{set(rc0+".taxRate", "0"), set(rc0+".taxAmount", "0.00"), set(rc0+".taxExcludedPrice", "1000000000000"), set(rc0+".taxExcludedAmount", "-1000000000000.0")},
 			[]string{rc0 + ".taxExcludedAmount|max_length|400"}, "-1000000000000.00: 17 characters"},
 		{"a red confirmation amount from num × price", rc, []edit{set(rc0+".taxRate", "0"), set(rc0+".taxAmount", "0.00"), set(rc0+".taxExcludedPrice", "1000000000000000"), del(rc0 + ".taxExcludedAmount")},
@@ -1353,6 +1393,8 @@ func TestDeductionLimitsByProvider(t *testing.T) {
 		{"jumdata 0.00 on pc", jumdata, []edit{zeroDeducted}, nil},
 		{"nuonuo two lines", nuonuo, twoLines, []string{line1 + ".deduction|deduction_lines|E4000"}},
 		{"jumdata two lines", jumdata, twoLines, nil},
+		{"jumdata deduction larger than the amount", jumdata, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
+			[]string{line2 + ".deduction|deduction_amount|E4000"}},
 		{"jumdata 0.0", jumdata, []edit{set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|E4000"}},
 	}
 	for _, tc := range cases {
