@@ -47,7 +47,9 @@
 //     are held to both, RedLineFigures.Effective),
 //     the signs of amounts, taxes, prices and quantities (a price is
 //     positive, never zero; a blue goods line's zero tax is written
-//     without a minus sign, which says a negative figure; an amount
+//     without a minus sign, which says a negative figure, for every
+//     seller, as the contract's sign convention is one for every
+//     provider; an amount
 //     without tax or a tax the line does not give held to them as
 //     derived: a price × num rounding to 0.00 is no amount, and a
 //     deduction larger than the amount makes no tax),
@@ -86,8 +88,9 @@
 // the set, a sign, a precision, price × num). The envelope (schemaVersion,
 // kind, sellerTaxNum and orderNo against the subject) is this service's own
 // contract, and unknown fields, control characters, an order.orderNo unlike
-// the envelope's and a strict tax number check are refused by this service
-// alone: those name no code.
+// the envelope's, a strict tax number check and, for a jumdata seller, a blue
+// goods line's tax of -0.00 (which its mapping sends as 0.00) are refused
+// by this service alone: those name no code.
 //
 // # Money
 //

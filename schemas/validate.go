@@ -373,6 +373,18 @@ func (c *collector) add(field, rule, code, format string, args ...any) {
 	if code == "" {
 		code = bodyCode(field, rule)
 	}
+	c.addCode(field, rule, code, format, args...)
+}
+
+// own records a violation of rule at field that this service's contract
+// refuses on its own, for a seller whose provider would take the request
+// as sent: it pre-empts no provider code, and names none.
+func (c *collector) own(field, rule, format string, args ...any) {
+	c.addCode(field, rule, "", format, args...)
+}
+
+// addCode records a violation of rule at field naming code as it is.
+func (c *collector) addCode(field, rule, code, format string, args ...any) {
 	if c.record(field, rule) {
 		c.violations = append(c.violations, Violation{Field: field, Rule: rule, ProviderCode: code, Message: fmt.Sprintf(format, args...)})
 	}

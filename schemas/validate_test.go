@@ -1410,6 +1410,43 @@ func TestDeductionLimitsByProvider(t *testing.T) {
 	}
 }
 
+// TestNegativeZeroTaxByProvider: a blue goods line's tax of -0.00 is refused
+// for every seller, as the contract's sign convention is one for every
+// provider (seed 001: 红票为负; only red and discount lines carry a minus).
+// Nuonuo is sent the seller's text, and the violation names E4000; the
+// jumdata mapping writes amounts with two decimals and would send 0.00,
+// which pre-empts no jumdata code: the violation names none and says so.
+func TestNegativeZeroTaxByProvider(t *testing.T) {
+	const seller = "91330106MA2AYNWD8M" // issue-discount.json's seller
+	const line2 = "order.invoiceDetail[2]"
+	doc := MustEdit(t, MustRead(t, "requests/issue-discount.json"),
+		set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "-0.00", "taxIncludedAmount", "100.00")))
+	for _, tc := range []struct {
+		provider string
+		want     []string
+		says     []string
+	}{
+		{"nuonuo", []string{line2 + ".tax|sign|E4000"}, []string{"is -0.00", "says a negative tax", "Nuonuo is sent the text as written", "write 0.00"}},
+		{"jumdata", []string{line2 + ".tax|sign|"}, []string{"is -0.00", "says a negative tax", "write 0.00", "jumdata would be sent 0.00", "every provider"}},
+	} {
+		t.Run(tc.provider, func(t *testing.T) {
+			v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{seller: tc.provider}})
+			d, err := v.Decode(doc, seller)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summary(d.Violations); !slices.Equal(got, tc.want) {
+				t.Fatalf("violations %q, want %q\n%v", got, tc.want, d.Violations)
+			}
+			for _, w := range tc.says {
+				if !strings.Contains(d.Violations[0].Message, w) {
+					t.Errorf("message %q does not say %q", d.Violations[0].Message, w)
+				}
+			}
+		})
+	}
+}
+
 // TestDiscountLargerThanDerivedDiscountedLine: a discounted line that gives
 // price and num but no amounts has the amounts Nuonuo computes from them
 // (seed 001: 不含税金额、税额、含税金额任何一个不传时，会根据传入的单价，数量进行
