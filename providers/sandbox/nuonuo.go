@@ -47,12 +47,17 @@ package sandbox
 // goodsName, taxRate or withTaxFlag; buyerPhone for pushMode 1 (the default)
 // or 2, email for pushMode 0 or 2; more than 2000 lines; a taxRate outside
 // 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13; an amount of more than 2
-// decimal places, a price or num of more than 8; on a red order's line that
+// decimal places, a price or num of more than 8; a price, num or deduction
+// of more than 16 characters, its minus sign counted, and a deduction that
+// is not a number of at most 2 decimals (its arithmetic is not applied: the
+// sandbox does not tax the difference); on a red order's line that
 // is not a discount line, an amount that is not negative, given or computed,
 // a positive tax or, on a goods line, a positive num), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
 // for this seller), E9107, E9108, E9110, E9111, E9112, E9114, E9116, E9119,
-// E9122, E9123, E9124–E9129, E9130, E9131 ("金额*税率-税额大于0.06,明细行名称:xxx,第x行";
+// E9122, E9123, E9124–E9129 (E9124, E9126 and E9128: taxIncludedAmount,
+// taxExcludedAmount or tax longer than seed 001's 16 characters, a red
+// amount's minus sign counted), E9130, E9131 ("金额*税率-税额大于0.06,明细行名称:xxx,第x行";
 // also, with a message of the sandbox's, lines whose taxes are more than
 // 1.27 off Σ taxExcludedAmount × taxRate together),
 // E9138 (goodsCode missing), E9154 and E9302 (userTax ≠ salerTaxNum). Every
@@ -91,7 +96,9 @@ package sandbox
 // when the buyer applies, the blue invoice's numbers (E9102) and, on every
 // detail line, blueDetailIndex, goodsName, taxRate and goodsCode, a
 // positive taxExcludedPrice when given, a negative taxExcludedAmount and a
-// taxAmount of zero or less (E4000). billId is
+// taxAmount of zero or less, each of num, taxExcludedPrice,
+// taxExcludedAmount and taxAmount at most 16 characters, the minus sign
+// counted, and the two amounts with at most 2 decimals (seed 002; E4000). billId is
 // the idempotency key: the same billId answers the same form id and creates
 // nothing; without one the sandbox makes one up. The result is the form id,
 // which is also the form's billNo. Submissions and the red invoice's issuance
@@ -170,6 +177,11 @@ const (
 	nnMagicFailPart = "SANDBOX:FAIL-PART"
 	nnMagicRefuse   = "SANDBOX:REFUSE"
 )
+
+// nnMaxFigure is the maximum length of every amount, price, quantity and
+// deduction (最大长度 16 in seeds 001 and 002), its text counted whole: a
+// red figure's minus sign is one of the 16 (红票为负; seed 002: 带负号).
+const nnMaxFigure = 16
 
 // Invoice statuses of queryInvoiceResult.
 const (
@@ -474,6 +486,7 @@ type nnLineIn struct {
 	TaxExcludedAmount   nnText `json:"taxExcludedAmount"`
 	TaxIncludedAmount   nnText `json:"taxIncludedAmount"`
 	InvoiceLineProperty nnText `json:"invoiceLineProperty"`
+	Deduction           nnText `json:"deduction"`
 }
 
 var nnNumberRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
@@ -757,8 +770,12 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		if a.v == "" {
 			continue
 		}
-		if len(strings.TrimPrefix(a.v, "-")) > 20 {
-			return l, nnFail(a.tooLong, "%s不能超过20位,第%d行", a.what, row), false
+		// Seed 001 names E9124, E9126 and E9128 for an amount too long
+		// ("不能超过20位" in its words) and gives the fields a maximum
+		// length of 16, as the validator holds them: a longer number is
+		// refused with the field's code.
+		if len(a.v) > nnMaxFigure && nnNumberRe.MatchString(a.v) {
+			return l, nnFail(a.tooLong, "%s不能超过%d位(含负号),第%d行", a.what, nnMaxFigure, row), false
 		}
 		d, ok := nnDecimal(a.v)
 		if !ok {
@@ -786,6 +803,11 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		if f.v == "" {
 			continue
 		}
+		// Seed 001: price and num have at most 16 characters, and no
+		// code of their own: E4000.
+		if len(f.v) > nnMaxFigure && nnNumberRe.MatchString(f.v) {
+			return l, nnFail("E4000", "接口调用失败: %s不能超过%d位(含负号),第%d行", f.name, nnMaxFigure, row), false
+		}
 		d, ok := nnDecimal(f.v)
 		if !ok {
 			return l, nnFail("E4000", "接口调用失败: %s只能是数字,第%d行", f.name, row), false
@@ -798,6 +820,20 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 	}
 	if num != "" {
 		l.num = &q
+	}
+	// Seed 001: deduction (扣除额) is an amount of at most 16 characters;
+	// it gives no code of its own: E4000. Its format is checked, not its
+	// arithmetic: the sandbox does not tax the difference (E9131 below
+	// takes the whole amount).
+	if ded := in.Deduction.s(); ded != "" {
+		switch {
+		case !nnNumberRe.MatchString(ded):
+			return l, nnFail("E4000", "接口调用失败: deduction只能是数字,第%d行", row), false
+		case len(ded) > nnMaxFigure:
+			return l, nnFail("E4000", "接口调用失败: deduction不能超过%d位(含负号),第%d行", nnMaxFigure, row), false
+		case nnPlaces(ded) > 2:
+			return l, nnFail("E4000", "接口调用失败: deduction最多2位小数,第%d行", row), false
+		}
 	}
 	if given < 3 {
 		if num == "" {
@@ -1098,6 +1134,7 @@ type nnRedIn struct {
 		GoodsName         nnText `json:"goodsName"`
 		TaxRate           nnText `json:"taxRate"`
 		GoodsCode         nnText `json:"goodsCode"`
+		Num               nnText `json:"num"`
 		TaxExcludedPrice  nnText `json:"taxExcludedPrice"`
 		TaxExcludedAmount nnText `json:"taxExcludedAmount"`
 		TaxAmount         nnText `json:"taxAmount"`
@@ -1173,10 +1210,25 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 				return nnFail("E4000", "接口调用失败: %s不能为空,第%d行", f.name, i+1)
 			}
 		}
+		// Seed 002: num, taxExcludedPrice, taxExcludedAmount and
+		// taxAmount have at most 16 characters, the minus sign included
+		// (带负号), and the amounts two decimals (精确到小数点后面两位). It
+		// gives no code of its own: E4000.
+		for _, f := range []struct {
+			name string
+			v    nnText
+		}{{"num", d.Num}, {"taxExcludedPrice", d.TaxExcludedPrice}, {"taxExcludedAmount", d.TaxExcludedAmount}, {"taxAmount", d.TaxAmount}} {
+			if v := f.v.s(); len(v) > nnMaxFigure && nnNumberRe.MatchString(v) {
+				return nnFail("E4000", "接口调用失败: %s不能超过%d位(含负号),第%d行", f.name, nnMaxFigure, i+1)
+			}
+		}
 		ex, ok1 := nnDecimal(d.TaxExcludedAmount.s())
 		tx, ok2 := nnDecimal(d.TaxAmount.s())
 		if !ok1 || !ok2 {
 			return nnFail("E4000", "接口调用失败: 明细金额只能是数字,第%d行", i+1)
+		}
+		if nnPlaces(d.TaxExcludedAmount.s()) > 2 || nnPlaces(d.TaxAmount.s()) > 2 {
+			return nnFail("E4000", "接口调用失败: 明细金额最多2位小数,第%d行", i+1)
 		}
 		// Seed 002: taxExcludedPrice 单价(不含税)为正数; taxExcludedAmount
 		// and taxAmount 带负号 (a tax of zero, at rate 0, has none to

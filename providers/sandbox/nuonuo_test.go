@@ -365,6 +365,28 @@ func TestNuonuoValidationCodes(t *testing.T) {
 		}, "E9123", ""},
 		{"no price but a quantity", func(o map[string]any) { delete(line(o, 0), "price") }, "E9123", ""},
 		{"amount of 21 digits", func(o map[string]any) { line(o, 0)["taxIncludedAmount"] = strings.Repeat("9", 21) }, "E9124", ""},
+		// Seed 001 gives taxIncludedAmount, taxExcludedAmount and tax a
+		// maximum length of 16 (E9124, E9126 and E9128 name their
+		// length, "不能超过20位" in the seed's words), price, num and
+		// deduction one of 16 with no code of their own (E4000). A red
+		// figure's minus sign is one of the 16.
+		{"amounts of 17 characters", func(o map[string]any) {
+			l := line(o, 0)
+			l["price"], l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "10600000000000", "10000000000000.00", "600000000000.00", "10600000000000.00"
+		}, "E9124", "含税金额"},
+		{"amount with tax of 20 digits", func(o map[string]any) { line(o, 0)["taxIncludedAmount"] = "00000000000000000106" }, "E9124", "含税金额"},
+		{"amount without tax of 20 characters", func(o map[string]any) { line(o, 0)["taxExcludedAmount"] = "00000000000100.00" }, "E9126", "不含税金额"},
+		{"tax of 17 characters", func(o map[string]any) { line(o, 0)["tax"] = "00000000000006.00" }, "E9128", "税额"},
+		{"red tax of 17 characters with its sign", func(o map[string]any) {
+			redOrder(o)
+			l := line(o, 0)
+			l["num"], l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "-1", "-100.00", "-0000000000006.00", "-106.00"
+		}, "E9128", "税额"},
+		{"price of 17 characters", func(o map[string]any) { line(o, 0)["price"] = "00000000000106.00" }, "E4000", "price"},
+		{"num of 17 characters", func(o map[string]any) { line(o, 0)["num"] = "00000000000000001" }, "E4000", "num"},
+		{"deduction of 17 characters", func(o map[string]any) { line(o, 0)["deduction"] = "00000000000000.00" }, "E4000", "deduction"},
+		{"deduction of 3 decimals", func(o map[string]any) { line(o, 0)["deduction"] = "0.000" }, "E4000", "deduction"},
+		{"deduction not a number", func(o map[string]any) { line(o, 0)["deduction"] = "5OO" }, "E4000", "deduction"},
 		{"amount not a number", func(o map[string]any) { line(o, 0)["taxIncludedAmount"] = "1O6" }, "E9125", ""},
 		{"excluded amount not a number", func(o map[string]any) { line(o, 0)["taxExcludedAmount"] = "abc" }, "E9127", ""},
 		{"tax of 21 digits", func(o map[string]any) { line(o, 0)["tax"] = "-" + strings.Repeat("1", 21) }, "E9128", ""},
@@ -486,6 +508,40 @@ func TestNuonuoAcceptsDiscountsAndNumbers(t *testing.T) {
 	}
 	if st := e.sb.Stats().Sellers[nnSeller]["OK-1"]; st.Issuances != 1 || st.Submissions != 2 {
 		t.Errorf("after the duplicate: %+v", st)
+	}
+}
+
+// TestNuonuoAcceptsFiguresOf16Characters: seeds 001 and 002 give every
+// amount, price, quantity and deduction a maximum length of 16, a red
+// figure's minus sign included; TestNuonuoValidationCodes and
+// TestNuonuoRedConfirm refuse 17.
+func TestNuonuoAcceptsFiguresOf16Characters(t *testing.T) {
+	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: decimal.RequireFromString("10000000000000000")}})
+	blue := nnOrder("LEN-BLUE")
+	l := blue["invoiceDetail"].([]any)[0].(map[string]any)
+	l["price"], l["num"] = "1060000000000.00", "0000001.00000000"
+	l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "1000000000000.00", "60000000000.00", "1060000000000.00"
+	l["deduction"] = "0000000000000.00"
+	if r := e.submit(t, blue); r.Code != "E0000" {
+		t.Fatalf("blue figures of 16 characters: %q %q, want E0000", r.Code, r.Describe)
+	}
+	red := nnOrder("LEN-RED")
+	red["invoiceType"], red["invoiceLine"], red["invoiceCode"], red["invoiceNum"] = "2", "c", "033001900112", "12345679"
+	l = red["invoiceDetail"].([]any)[0].(map[string]any)
+	l["price"], l["num"] = "106000000000.00", "-000001.00000000"
+	l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "-100000000000.00", "-6000000000.00", "-106000000000.00"
+	if r := e.submit(t, red); r.Code != "E0000" {
+		t.Fatalf("red figures of 16 characters with their sign: %q %q, want E0000", r.Code, r.Describe)
+	}
+	form := nnJSON(t, map[string]any{
+		"billId": "LEN-1", "blueInvoiceLine": "pc", "applySource": "0", "blueElecInvoiceNumber": "26332000000000000001",
+		"sellerTaxNo": nnSeller, "sellerName": "销方", "buyerTaxNo": "91440101MA5APD8X8J", "buyerName": "购方",
+		"redReason": "2", "orderNo": "LEN-FORM",
+		"detail": []any{map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000",
+			"num": "-1.0000000000000", "taxExcludedPrice": "100000000000.000", "taxExcludedAmount": "-100000000000.00", "taxAmount": "-6000000000.00"}},
+	})
+	if r := e.do(t, nnCall{method: nnSaveRed, body: form}); r.Code != "E0000" {
+		t.Fatalf("red confirmation figures of 16 characters: %q %q, want E0000", r.Code, r.Describe)
 	}
 }
 
@@ -660,6 +716,19 @@ func TestNuonuoRedConfirm(t *testing.T) {
 		{"line with a positive amount", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "5.00" }, "E4000"},
 		{"line with an amount of zero", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "-0.00" }, "E4000"},
 		{"line with a positive tax", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxAmount"] = "0.30" }, "E4000"},
+		// Seed 002: num, taxExcludedPrice, taxExcludedAmount and
+		// taxAmount have at most 16 characters, the minus sign included
+		// (带负号), and the amounts two decimals (精确到小数点后面两位).
+		{"line with an amount of 17 characters", func(m map[string]any) {
+			m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "-0000000000005.00"
+		}, "E4000"},
+		{"line with a tax of 17 characters", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxAmount"] = "-0000000000000.30" }, "E4000"},
+		{"line with a num of 17 characters", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["num"] = "-0000000000000001" }, "E4000"},
+		{"line with a price of 17 characters", func(m map[string]any) {
+			m["detail"].([]any)[0].(map[string]any)["taxExcludedPrice"] = "00000000000005.00"
+		}, "E4000"},
+		{"line with an amount of 3 decimals", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "-5.000" }, "E4000"},
+		{"line with a tax of 3 decimals", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxAmount"] = "-0.300" }, "E4000"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bad := func(m map[string]any) { m["orderNo"] = "RED-BAD"; tt.mutate(m) }
