@@ -49,8 +49,7 @@ package sandbox
 // 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13; an amount of more than 2
 // decimal places, a price or num of more than 8; a price, num or deduction
 // of more than 16 characters, its minus sign counted, and a deduction that
-// is not a number of at most 2 decimals (its arithmetic is not applied: the
-// sandbox does not tax the difference); on a red order's line that
+// is not a number of at most 2 decimals; on a red order's line that
 // is not a discount line, an amount that is not negative, given or computed,
 // a positive tax or, on a goods line, a positive num), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
@@ -59,7 +58,10 @@ package sandbox
 // taxExcludedAmount or tax longer than seed 001's 16 characters, a red
 // amount's minus sign counted), E9130, E9131 ("金额*税率-税额大于0.06,明细行名称:xxx,第x行";
 // also, with a message of the sandbox's, lines whose taxes are more than
-// 1.27 off Σ taxExcludedAmount × taxRate together),
+// 1.27 off Σ taxExcludedAmount × taxRate together; a line with a deduction,
+// deduction taxation (差额征税), counts (taxExcludedAmount − deduction) ×
+// taxRate, and a tax it leaves to the platform is computed on the amount
+// less the deduction),
 // E9138 (goodsCode missing), E9154 and E9302 (userTax ≠ salerTaxNum). Every
 // call that names an order counts as a submission, refused ones too. An
 // accepted order answers E0000 with a 20-digit invoiceSerialNum and counts
@@ -491,11 +493,12 @@ type nnLineIn struct {
 
 var nnNumberRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 
-// nnLine is a line's amounts once read.
+// nnLine is a line's amounts once read. ded is its deduction (扣除额),
+// zero when it has none.
 type nnLine struct {
-	name, prop      string
-	rate, num       *decimal.Decimal
-	excl, tax, incl decimal.Decimal
+	name, prop           string
+	rate, num            *decimal.Decimal
+	excl, tax, incl, ded decimal.Decimal
 }
 
 var (
@@ -718,8 +721,8 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 	// bureau's 1.27 per invoice. Seed 001 gives no code of its own for
 	// that: it is E9131's rule summed, and the message is the sandbox's.
 	var expected, tax decimal.Decimal
-	for _, l := range lines {
-		expected, tax = expected.Add(l.excl.Mul(*l.rate)), tax.Add(l.tax)
+	for i := range lines {
+		expected, tax = expected.Add(lines[i].expectedTax()), tax.Add(lines[i].tax)
 	}
 	if expected.Sub(tax).Abs().GreaterThan(nnInvoiceTol) {
 		return nil, nnFail("E9131", "金额*税率-税额合计大于1.27"), false
@@ -822,9 +825,12 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		l.num = &q
 	}
 	// Seed 001: deduction (扣除额) is an amount of at most 16 characters;
-	// it gives no code of its own: E4000. Its format is checked, not its
-	// arithmetic: the sandbox does not tax the difference (E9131 below
-	// takes the whole amount).
+	// it gives no code of its own: E4000. It is filled in for deduction
+	// taxation (差额征收时填写), which taxes the amount less the deduction:
+	// the tax is (taxIncludedAmount − deduction) × rate / (1 + rate), that
+	// is (taxExcludedAmount − deduction) × rate. A deduction of "0", empty
+	// or absent is none (非差额征税), and "0.00" deducts nothing: either
+	// way the whole amount is taxed.
 	if ded := in.Deduction.s(); ded != "" {
 		switch {
 		case !nnNumberRe.MatchString(ded):
@@ -834,6 +840,7 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		case nnPlaces(ded) > 2:
 			return l, nnFail("E4000", "接口调用失败: deduction最多2位小数,第%d行", row), false
 		}
+		l.ded, _ = nnDecimal(ded)
 	}
 	if given < 3 {
 		if num == "" {
@@ -842,22 +849,26 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		amount := p.Mul(q).Round(2)
 		if in.WithTaxFlag.s() == "1" {
 			l.incl = amount
-			l.excl = amount.Div(nnOne.Add(rate)).Round(2)
-			l.tax = l.incl.Sub(l.excl)
+			l.tax = amount.Sub(l.ded).Mul(rate).Div(nnOne.Add(rate)).Round(2)
+			l.excl = l.incl.Sub(l.tax)
 		} else {
 			l.excl = amount
-			l.tax = amount.Mul(rate).Round(2)
+			l.tax = amount.Sub(l.ded).Mul(rate).Round(2)
 			l.incl = l.excl.Add(l.tax)
 		}
 	}
 	if !l.excl.Add(l.tax).Equal(l.incl) {
 		return l, nnFail("E9130", "（不含税金额+税额）不等于含税金额,第%d行", row), false
 	}
-	if l.excl.Mul(rate).Sub(l.tax).Abs().GreaterThan(nnTol) {
+	if l.expectedTax().Sub(l.tax).Abs().GreaterThan(nnTol) {
 		return l, nnFail("E9131", "金额*税率-税额大于0.06,明细行名称:%s,第%d行", l.name, row), false
 	}
 	return l, nnAnswer{}, true
 }
+
+// expectedTax is the tax the rate asks of the line: (taxExcludedAmount −
+// deduction) × rate, the whole amount's without a deduction.
+func (l *nnLine) expectedTax() decimal.Decimal { return l.excl.Sub(l.ded).Mul(*l.rate) }
 
 // nnRates are the VAT rates a line may carry.
 var nnRates = []decimal.Decimal{

@@ -1001,3 +1001,59 @@ func TestNuonuoInvoiceTaxToleranceHolds(t *testing.T) {
 		t.Fatalf("code %q %q, want E0000", r.Code, r.Describe)
 	}
 }
+
+// TestNuonuoTaxesTheDifference: under deduction taxation (差额征税, seed
+// 001's deduction, 扣除额) the rate applies to the amount less the
+// deduction: 1000.00 with 500.00 deducted at 6% is taxed 500.00 × 0.06 /
+// 1.06 = 28.30, and taxExcludedAmount is 1000.00 − 28.30 = 971.70, so
+// (971.70 − 500.00) × 0.06 = 28.30 is what E9131 holds the tax to. A tax
+// left to the platform (price and num only) is computed the same way, and
+// a deduction of "0" is none.
+func TestNuonuoTaxesTheDifference(t *testing.T) {
+	type line = map[string]any
+	tests := []struct {
+		name   string
+		line   line
+		code   string
+		msg    string
+		taxNow string // the order's tax once issued, when accepted
+	}{
+		{"seed 001's deduction line", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "500.00",
+			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "971.70", "tax": "28.30"}, "E0000", "", "28.30"},
+		{"the tax on the whole amount", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "500.00",
+			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "943.40", "tax": "56.60"}, "E9131", "金额*税率-税额大于0.06", ""},
+		{"deduction 0 is none", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "0",
+			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "943.40", "tax": "56.60"}, "E0000", "", "56.60"},
+		{"deduction 0.00 deducts nothing", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "0.00",
+			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "943.40", "tax": "56.60"}, "E0000", "", "56.60"},
+		{"tax from price with tax and num", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "500.00"}, "E0000", "", "28.30"},
+		{"tax from price without tax and num", line{"withTaxFlag": "0", "price": "971.70", "num": "1", "deduction": "500.00"}, "E0000", "", "28.30"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newNuonuoEnv(t, sandbox.Config{})
+			orderNo := fmt.Sprintf("DED-%d", i)
+			o := nnOrder(orderNo)
+			l := line{"goodsName": "旅游服务", "goodsCode": "3070401000000000000", "taxRate": "0.06", "invoiceLineProperty": "0"}
+			for k, v := range tt.line {
+				l[k] = v
+			}
+			o["invoiceDetail"] = []any{l}
+			r := e.submit(t, o)
+			if r.Code != tt.code || !strings.Contains(r.Describe, tt.msg) {
+				t.Fatalf("code %q %q, want %q containing %q", r.Code, r.Describe, tt.code, tt.msg)
+			}
+			if tt.taxNow == "" {
+				return
+			}
+			q := e.do(t, nnCall{method: nnQuery, body: `{"orderNos":["` + orderNo + `"]}`})
+			var entries []map[string]any
+			if err := json.Unmarshal(q.Result, &entries); err != nil || len(entries) != 1 {
+				t.Fatalf("query %s %s: %v", q.Code, q.Result, err)
+			}
+			if got := entries[0]; got["status"] != "2" || got["taxAmount"] != tt.taxNow || got["orderAmount"] != "1000.00" {
+				t.Errorf("entry %v, want status 2, taxAmount %s and orderAmount 1000.00", got, tt.taxNow)
+			}
+		})
+	}
+}
