@@ -311,6 +311,26 @@ func TestJumdataInvoiceDataChecks(t *testing.T) {
 		{"margin taxation: the tax on the whole je", func(d map[string]any) {
 			line(d, 2)["kce"] = json.Number("50.00")
 		}, "", "invoiceData.mxlist[2].se"},
+		// The deduction is taken from the amount with tax (je + se): one
+		// larger leaves a negative amount to tax. At rate 0 a tax of 0.00
+		// agrees with any deduction, so the tolerance does not catch it.
+		{"margin taxation: kce larger than je + se at rate 0", func(d map[string]any) {
+			l := line(d, 2)
+			l["sl"], l["se"], l["kce"] = json.Number("0"), json.Number("0.00"), json.Number("100.01")
+			d["hjse"], d["jshj"] = json.Number("117.00"), json.Number("1117.00")
+		}, "", "invoiceData.mxlist[2].kce: 100.01 大于含税金额 je + se = 100.00"},
+		{"margin taxation: kce of all of je + se at rate 0", func(d map[string]any) {
+			l := line(d, 2)
+			l["sl"], l["se"], l["kce"] = json.Number("0"), json.Number("0.00"), json.Number("100.00")
+			d["hjse"], d["jshj"] = json.Number("117.00"), json.Number("1117.00")
+		}, "", ""},
+		{"margin taxation: kce of all of je + se", func(d map[string]any) {
+			l := line(d, 2)
+			l["je"], l["se"], l["kce"] = json.Number("106.00"), json.Number("0.00"), json.Number("106.00")
+			delete(l, "dj")
+			delete(l, "spsl")
+			d["hjje"], d["hjse"], d["jshj"] = json.Number("1006.00"), json.Number("117.00"), json.Number("1123.00")
+		}, "", ""},
 		{"rate not in the set", func(d map[string]any) { line(d, 2)["sl"] = json.Number("0.07") }, "", "invoiceData.mxlist[2].sl"},
 		{"rate 0.015", func(d map[string]any) {
 			line(d, 2)["sl"], line(d, 2)["se"] = json.Number("0.015"), json.Number("1.50")
