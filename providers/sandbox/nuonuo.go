@@ -46,7 +46,8 @@ package sandbox
 // buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
 // goodsName, taxRate or withTaxFlag; buyerPhone for pushMode 1 (the default)
 // or 2, email for pushMode 0 or 2; more than 2000 lines; a taxRate outside
-// 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13; an amount of more than 2
+// 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13 or longer than seed 001's
+// 10 characters ("0.060000000"); an amount of more than 2
 // decimal places, a price or num of more than 8; a price, num or deduction
 // of more than 16 characters, its minus sign counted, and a deduction that
 // is not a number of at most 2 decimals; on a red order's line that
@@ -184,6 +185,10 @@ const (
 // deduction (最大长度 16 in seeds 001 and 002), its text counted whole: a
 // red figure's minus sign is one of the 16 (红票为负; seed 002: 带负号).
 const nnMaxFigure = 16
+
+// nnMaxRate is the maximum length of a line's taxRate (最大长度 10 in seed
+// 001), its text counted whole.
+const nnMaxRate = 10
 
 // Invoice statuses of queryInvoiceResult.
 const (
@@ -747,6 +752,11 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		return l, nnFail("E4000", "接口调用失败: invoiceLineProperty只能为0、1或2,第%d行", row), false
 	case in.GoodsCode.s() == "":
 		return l, nnFail("E9138", "商品编码获取出现异常,第%d行", row), false
+	}
+	// Seed 001: taxRate has at most 10 characters, and no code of its
+	// own: E4000.
+	if r := in.TaxRate.s(); len(r) > nnMaxRate && nnNumberRe.MatchString(r) {
+		return l, nnFail("E4000", "接口调用失败: taxRate不能超过%d位,第%d行", nnMaxRate, row), false
 	}
 	rate, ok := nnDecimal(in.TaxRate.s())
 	if !ok {

@@ -346,6 +346,9 @@ func TestNuonuoValidationCodes(t *testing.T) {
 			l := line(o, 0)
 			l["taxRate"], l["taxExcludedAmount"], l["tax"] = "0.07", "99.07", "6.93"
 		}, "E4000", "taxRate"},
+		// Seed 001 gives taxRate a maximum length of 10 and no code of
+		// its own: a rate of the set written longer is refused.
+		{"taxRate of 11 characters", func(o map[string]any) { line(o, 0)["taxRate"] = "0.060000000" }, "E4000", "taxRate不能超过10位,第1行"},
 		{"price of 9 decimals", func(o map[string]any) { line(o, 0)["price"] = "106.000000001" }, "E4000", "price"},
 		{"num of 9 decimals", func(o map[string]any) { line(o, 0)["num"] = "1.000000001" }, "E4000", "num"},
 		{"amounts of 3 decimals", func(o map[string]any) {
@@ -513,15 +516,16 @@ func TestNuonuoAcceptsDiscountsAndNumbers(t *testing.T) {
 
 // TestNuonuoAcceptsFiguresOf16Characters: seeds 001 and 002 give every
 // amount, price, quantity and deduction a maximum length of 16, a red
-// figure's minus sign included; TestNuonuoValidationCodes and
-// TestNuonuoRedConfirm refuse 17.
+// figure's minus sign included, and seed 001 a taxRate one of 10;
+// TestNuonuoValidationCodes refuses 17 and a taxRate of 11,
+// TestNuonuoRedConfirm 17.
 func TestNuonuoAcceptsFiguresOf16Characters(t *testing.T) {
 	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: decimal.RequireFromString("10000000000000000")}})
 	blue := nnOrder("LEN-BLUE")
 	l := blue["invoiceDetail"].([]any)[0].(map[string]any)
 	l["price"], l["num"] = "1060000000000.00", "0000001.00000000"
 	l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "1000000000000.00", "60000000000.00", "1060000000000.00"
-	l["deduction"] = "0000000000000.00"
+	l["deduction"], l["taxRate"] = "0000000000000.00", "0.06000000"
 	if r := e.submit(t, blue); r.Code != "E0000" {
 		t.Fatalf("blue figures of 16 characters: %q %q, want E0000", r.Code, r.Describe)
 	}
