@@ -49,8 +49,9 @@ package sandbox
 // 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13 or longer than seed 001's
 // 10 characters ("0.060000000"); an amount of more than 2
 // decimal places, a price or num of more than 8; a price, num or deduction
-// of more than 16 characters, its minus sign counted, and a deduction that
-// is not a number of at most 2 decimals; on a red order's line that
+// of more than 16 characters, its minus sign counted, a deduction that
+// is not a number of at most 2 decimals, or larger than its blue goods
+// line's amount with tax; on a red order's line that
 // is not a discount line, an amount that is not negative, given or computed,
 // a positive tax or, on a goods line, a positive num), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
@@ -706,6 +707,15 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 					return nil, nnFail("E4000", "接口调用失败: 红票%s须为负数,第%d行", f.name, i+1), false
 				}
 			}
+		}
+		// Deduction taxation deducts from the amount with tax: a
+		// deduction larger than it leaves a negative amount to tax, which
+		// the tax bureau does not issue; at rate 0 a tax of 0.00 agrees
+		// with it, so E9131 does not catch it. A red or discount line,
+		// whose amounts are negative, is left alone: seed 001 does not
+		// say which sign its deduction takes. No code of its own: E4000.
+		if !red && l.prop != "1" && l.ded.GreaterThan(decimal.Max(l.incl, l.excl)) {
+			return nil, nnFail("E4000", "接口调用失败: deduction不能大于含税金额,第%d行", i+1), false
 		}
 		if l.num == nil || l.num.IsZero() {
 			continue

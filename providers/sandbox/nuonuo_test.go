@@ -1012,7 +1012,8 @@ func TestNuonuoInvoiceTaxToleranceHolds(t *testing.T) {
 // 1.06 = 28.30, and taxExcludedAmount is 1000.00 − 28.30 = 971.70, so
 // (971.70 − 500.00) × 0.06 = 28.30 is what E9131 holds the tax to. A tax
 // left to the platform (price and num only) is computed the same way, and
-// a deduction of "0" is none.
+// a deduction of "0" is none. A deduction may not be larger than the
+// amount with tax.
 func TestNuonuoTaxesTheDifference(t *testing.T) {
 	type line = map[string]any
 	tests := []struct {
@@ -1032,6 +1033,12 @@ func TestNuonuoTaxesTheDifference(t *testing.T) {
 			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "943.40", "tax": "56.60"}, "E0000", "", "56.60"},
 		{"tax from price with tax and num", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "500.00"}, "E0000", "", "28.30"},
 		{"tax from price without tax and num", line{"withTaxFlag": "0", "price": "971.70", "num": "1", "deduction": "500.00"}, "E0000", "", "28.30"},
+		// A deduction larger than the amount with tax leaves a negative
+		// amount to tax; at rate 0 a tax of 0.00 agrees with it.
+		{"deduction larger than the amount at rate 0", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "1000.01", "taxRate": "0",
+			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "1000.00", "tax": "0.00"}, "E4000", "deduction不能大于含税金额,第1行", ""},
+		{"deduction of the whole amount", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "1000.00",
+			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "1000.00", "tax": "0.00"}, "E0000", "", "0.00"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
