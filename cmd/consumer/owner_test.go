@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,4 +266,134 @@ func ownerTestRequest(t *testing.T, seller, orderNo string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestStoodDownInstanceKeepsItsOwnDocuments: an instance that stands down
+// with a Nuonuo request in flight issues it, and the PDF of that order, its
+// own, is kept into the INVOICE_DOCUMENTS object store while it stands by:
+// the document keeper works from this instance's order store, which no
+// other instance's keeper reads, so stopping it with the request consumer
+// would leave the order's PDF unkept for as long as the instance stands by
+// (and InvoiceDocumentsNotKept firing). The provider's PDF link answers only
+// once the instance stands by. The keeper stops with the instance, which
+// exits 0 when told to.
+func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
+	ns := testServer(t, &server.Options{ServerName: "owner-docs-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+
+	// The provider holds the order's calls until release, so that the
+	// request is in flight when the instance stands down, and its PDF
+	// link until pdfRelease, so that the PDF cannot be kept before the
+	// instance stands by.
+	sb := sandbox.New(sandbox.Config{})
+	h := sb.Handler()
+	called, fetched := make(chan struct{}, 1), make(chan struct{}, 1)
+	release, pdfRelease := make(chan struct{}), make(chan struct{})
+	var releaseOnce, pdfOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }); pdfOnce.Do(func() { close(pdfRelease) }) })
+	hold := func(r *http.Request, asked chan<- struct{}, until <-chan struct{}) bool {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		select {
+		case <-until:
+			return true
+		case <-r.Context().Done():
+			return false
+		}
+	}
+	prov := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/open/v1/services" && !hold(r, called, release):
+			return
+		case strings.HasPrefix(r.URL.Path, "/_sandbox/documents/") && !hold(r, fetched, pdfRelease):
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(prov.Close)
+	sb.SetBaseURL(prov.URL)
+	seller := sandbox.DefaultNuonuoSeller
+	config := filepath.Join(t.TempDir(), "sellers.yaml")
+	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: nuonuo\n    nuonuo: {baseURL: %q, appKey: %q, appSecret: %q, family: ElectronInvoice}\n",
+		seller, prov.URL, sandbox.DefaultNuonuoAppKey, sandbox.DefaultNuonuoAppSecret)
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := freeAddr(t)
+	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
+		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"})
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orderNo = "OWNER-DOCS-1"
+	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-called:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the request never reached the provider:\n%s", c.logs.String())
+	}
+	first := pipeline.Owner{Started: time.Now().Add(-time.Hour).UTC(), Name: "the first instance"}
+	if _, err := (pipeline.Topology{}).EnsureConsumer(t.Context(), js, pipeline.ConsumerSettings{Workers: c.o.workers, AckWait: c.o.ackWait, Owner: first}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLog("another instance took the request consumer", 30*time.Second)
+	releaseOnce.Do(func() { close(release) })
+	c.waitLog("standing by: taking no requests", 60*time.Second)
+	if st := sb.Stats(); st.Issuances != 1 {
+		t.Fatalf("%d issuances before the instance stood by, want the request in flight issued:\n%s", st.Issuances, c.logs.String())
+	}
+	pdfOnce.Do(func() { close(pdfRelease) })
+
+	// The order's PDF lands in the object store, and the keeper counts it
+	// on /metrics, while the instance stands by.
+	docs, err := js.ObjectStore(t.Context(), pipeline.DocumentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := func() (int, string) {
+		t.Helper()
+		infos, err := docs.List(t.Context())
+		if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return len(infos), metricValues(string(body))[`invoice_documents_total{outcome="kept"}`]
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		objects, counted := kept()
+		if objects == 1 && counted == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the instance stood by and the PDF link answered: %d object(s) in %s, invoice_documents_total{outcome=\"kept\"} %q; want the order's PDF kept:\n%s",
+				objects, pipeline.DocumentBucket, counted, c.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.stop()
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Fatalf("run = %v once told to stop, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the instance standing by did not stop when told to:\n%s", c.logs.String())
+	}
 }

@@ -424,12 +424,6 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 			log.Error().Err(err).Msg("consume loop")
 		}
 	}
-	// Documents being kept get a few seconds; the rest stay listed in the
-	// order store for the next start (and are fetched when asked for).
-	step.set("the document keeper to stop (the orders whose PDFs it had in hand stay listed for the next start)")
-	keepCtx, cancelKeep := context.WithTimeout(context.Background(), 5*time.Second)
-	keeper.Stop(keepCtx)
-	cancelKeep()
 	if err := stoodDownErr(); err != nil && ctx.Err() == nil {
 		// Not an exit: a restart policy (systemd's Restart=on-failure,
 		// a pod's restartPolicy) would start this instance again and
@@ -438,10 +432,19 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 		// the moment the other restarts. Which of the two keeps the
 		// durable is an operator's choice (README, At 3 a.m.); meanwhile
 		// this one serves /healthz, /metrics and, asking the owner, the
-		// partner API, and /readyz says why it is not ready.
-		log.Error().Err(err).Msg("standing by: taking no requests until stopped (/readyz answers 503). Stop this instance, or stop the other one and restart this one: keep the one whose data directory holds the orders")
+		// partner API, and /readyz says why it is not ready. Its document
+		// keeper goes on: it keeps the PDFs of the orders this instance
+		// issued, listed in its own order store, which no other
+		// instance's keeper reads.
+		log.Error().Err(err).Msg("standing by: taking no requests until stopped (/readyz answers 503), still keeping the PDFs of the orders this instance issued. Stop this instance, or stop the other one and restart this one: keep the one whose data directory holds the orders")
 		<-ctx.Done()
 	}
+	// Documents being kept get a few seconds; the rest stay listed in the
+	// order store for the next start (and are fetched when asked for).
+	step.set("the document keeper to stop (the orders whose PDFs it had in hand stay listed for the next start)")
+	keepCtx, cancelKeep := context.WithTimeout(context.Background(), 5*time.Second)
+	keeper.Stop(keepCtx)
+	cancelKeep()
 	step.set("the NATS connection to drain")
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn().Err(err).Msg("drain NATS connection")
