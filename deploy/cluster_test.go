@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,15 +74,15 @@ func TestCluster(t *testing.T) {
 	// to one copy each, and the durable from the running instance. The
 	// check for another instance on the durable comes first, so that is
 	// the reason given (pipeline's TestSameShape covers the replica
-	// count's own message).
+	// count's own message), and the refused start stands by.
 	stray := launchConsumer(t, b, all, writeConfig(t, sbURL))
-	select {
-	case <-stray.exited:
-	case <-time.After(60 * time.Second):
-		t.Fatal("a consumer without --replicas started on the replicated streams")
-	}
+	stray.waitRefused(t, 60*time.Second)
 	if logs := stray.logText(); !strings.Contains(logs, "another client is pulling from the request consumer: consumer invoicer on stream INVOICE_REQUESTS") {
 		t.Errorf("the refused consumer's log does not say why:\n%s", tail(logs, 2000))
+	}
+	stray.stop(syscall.SIGTERM)
+	if code := stray.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("the refused consumer standing by exited %d when told to stop, want 0", code)
 	}
 	again, err := orders.js.Stream(ctx, pipeline.DefaultRequestStream)
 	if err != nil {

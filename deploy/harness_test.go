@@ -490,6 +490,39 @@ func launchConsumer(t *testing.T, b binaries, urls, config string, args ...strin
 	return c
 }
 
+// waitRefused waits, at most within, until the consumer logs that its start
+// was refused and that it stands by instead of exiting (a restart policy
+// would start it over and over), and checks that it says so to an
+// operator and an alert: /readyz 503 "stood down", /metrics
+// invoice_consumer_stood_down 1. It fails the test if the consumer exits.
+func (c *consumer) waitRefused(t *testing.T, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !strings.Contains(c.logText(), "start refused: standing by") {
+		select {
+		case <-c.exited:
+			t.Fatalf("%s exited (status %d) instead of standing by after its start was refused:\n%s", c.name, c.cmd.ProcessState.ExitCode(), tail(c.logText(), 2000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s neither started nor stood by within %s:\n%s", c.name, within, tail(c.logText(), 2000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + c.http + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz of %s standing by: %v", c.name, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "stood down") {
+		t.Errorf("/readyz of %s standing by: %d %s, want 503 stood down", c.name, resp.StatusCode, body)
+	}
+	if v := c.metric(t, "invoice_consumer_stood_down"); v != 1 {
+		t.Errorf("invoice_consumer_stood_down of %s standing by: %v, want 1", c.name, v)
+	}
+}
+
 // metric returns the value of one sample line of the consumer's /metrics
 // ("invoice_messages_total{event=\"issued\"}"), 0 when absent.
 func (c *consumer) metric(t *testing.T, series string) float64 {

@@ -14,11 +14,11 @@ import (
 // (no partitions, each with its own data directory) at the same moment, as
 // a Deployment with two replicas would. Both may pass the start-up check
 // before either pulls; then the one that started first keeps the durable
-// and the other stands down (pipeline.WatchOwner) and stands by, not ready
-// and taking nothing, until it is stopped (an exit would have a restart
-// policy start it over and over), or the later one is refused at start
-// (pipeline.EnsureAlone) and exits 1. Either way exactly one is left
-// consuming, and it issues what is published.
+// and the other stands down (pipeline.WatchOwner). Or the later one is
+// refused at start (pipeline.EnsureAlone). Either way the other one stands
+// by, not ready and taking nothing, until it is stopped (an exit would have
+// a restart policy start it over and over), and exactly one is left
+// consuming, which issues what is published.
 func TestTwoInstancesStartedTogether(t *testing.T) {
 	b := bins(t)
 	srv := startServer(t, "nats-server.conf")
@@ -35,11 +35,14 @@ func TestTwoInstancesStartedTogether(t *testing.T) {
 		for i, c := range pair {
 			select {
 			case <-c.exited:
-				gone, left, refused = c, pair[1-i], true
+				t.Fatalf("%s exited (status %d); want one consuming and the other standing by:\n%s", c.name, c.cmd.ProcessState.ExitCode(), tail(c.logText(), 2000))
 			default:
-				if strings.Contains(c.logText(), "standing by: taking no requests") {
-					gone, left = c, pair[1-i]
-				}
+			}
+			switch logs := c.logText(); {
+			case strings.Contains(logs, "start refused: standing by"):
+				gone, left, refused = c, pair[1-i], true
+			case strings.Contains(logs, "standing by: taking no requests"):
+				gone, left = c, pair[1-i]
 			}
 			if gone != nil {
 				break
@@ -55,43 +58,38 @@ func TestTwoInstancesStartedTogether(t *testing.T) {
 		if logs := gone.logText(); !strings.Contains(logs, "another client is pulling from the request consumer") {
 			t.Errorf("the consumer that was refused does not say why:\n%s", tail(logs, 2000))
 		}
-		if gone.cmd.ProcessState.ExitCode() == 0 {
-			t.Error("the consumer that was refused exited 0")
-		}
 	} else {
 		t.Log("both passed the start-up check; the later one stood down when it saw the earlier one's owner record")
 		if logs := gone.logText(); !strings.Contains(logs, "another instance took the request consumer") {
 			t.Errorf("the consumer that stood down does not say why:\n%s", tail(logs, 2000))
 		}
-		status := func(path string) (int, string) {
-			resp, err := http.Get("http://" + gone.http + path)
-			if err != nil {
-				t.Fatalf("GET %s of the consumer standing by: %v", path, err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(body)
+	}
+	status := func(path string) (int, string) {
+		resp, err := http.Get("http://" + gone.http + path)
+		if err != nil {
+			t.Fatalf("GET %s of the consumer standing by: %v", path, err)
 		}
-		if code, _ := status("/healthz"); code != http.StatusOK {
-			t.Errorf("/healthz of the consumer standing by: %d", code)
-		}
-		if code, body := status("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stood down") {
-			t.Errorf("/readyz of the consumer standing by: %d %s, want 503 stood down", code, body)
-		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := status("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz of the consumer standing by: %d", code)
+	}
+	if code, body := status("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stood down") {
+		t.Errorf("/readyz of the consumer standing by: %d %s, want 503 stood down", code, body)
+	}
+	if v := gone.metric(t, "invoice_consumer_stood_down"); v != 1 {
+		t.Errorf("invoice_consumer_stood_down of the consumer standing by: %v, want 1", v)
 	}
 	waitHTTP(t, "http://"+left.http+"/readyz", 30*time.Second, left.proc)
 	// The one left keeps running: its watch sees itself as the owner; the
 	// one standing by stays up.
 	time.Sleep(6 * time.Second)
-	select {
-	case <-left.exited:
-		t.Fatalf("the consumer left stopped too:\n%s", tail(left.logText(), 2000))
-	default:
-	}
-	if !refused {
+	for _, c := range []*consumer{left, gone} {
 		select {
-		case <-gone.exited:
-			t.Fatalf("the consumer standing by exited:\n%s", tail(gone.logText(), 2000))
+		case <-c.exited:
+			t.Fatalf("%s exited:\n%s", c.name, tail(c.logText(), 2000))
 		default:
 		}
 	}
@@ -101,10 +99,8 @@ func TestTwoInstancesStartedTogether(t *testing.T) {
 		st := sb.Stats()
 		return st.Issuances == 1, fmt.Sprint(st.Issuances)
 	})
-	if !refused {
-		gone.stop(syscall.SIGTERM)
-		if code := gone.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("the consumer standing by exited %d when told to stop, want 0", code)
-		}
+	gone.stop(syscall.SIGTERM)
+	if code := gone.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("the consumer standing by exited %d when told to stop, want 0", code)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // instance owning its seller, with one result each, and that the status
 // service and the partner API answer for every seller; and that an
 // instance started without the partition count, or as a second instance of
-// a running partition, is refused.
+// a running partition, is refused (the second instance stands by).
 func TestPartitions(t *testing.T) {
 	b := bins(t)
 	srv := startServer(t, "nats-server.conf")
@@ -101,20 +102,14 @@ func TestPartitions(t *testing.T) {
 	// A second instance of a partition that runs (another data
 	// directory, as a copy of the StatefulSet or a debugging run would
 	// have) is refused: it would take the running instance's requests
-	// with an order store that has none of its orders.
+	// with an order store that has none of its orders. It stands by,
+	// taking nothing, until it is stopped.
 	twin := launchConsumer(t, b, srv.url, config, "--partitions", strconv.Itoa(partitions), "--partition", "1", "--prefix", "twin")
-	select {
-	case <-twin.exited:
-	case <-time.After(60 * time.Second):
-		t.Fatal("a second consumer of partition 1 started beside the first")
-	}
+	twin.waitRefused(t, 60*time.Second)
 	if logs := twin.logText(); !strings.Contains(logs, "another client is pulling from the request consumer") ||
 		!strings.Contains(logs, "consumer invoicer-1 on stream INVOICE_REQUESTS") ||
 		!strings.Contains(logs, "stop the other instance of partition 1") {
 		t.Errorf("the second instance's log does not say why it was refused:\n%s", tail(logs, 2000))
-	}
-	if twin.cmd.ProcessState.ExitCode() == 0 {
-		t.Error("the refused second instance exited 0")
 	}
 	publishRequest(t, orders, nuonuoSellers[0], "PART-AFTER")
 	owner := cons[pipeline.PartitionOf(nuonuoSellers[0], partitions)]
@@ -122,6 +117,10 @@ func TestPartitions(t *testing.T) {
 		got := owner.metric(t, `invoice_messages_total{event="issued"}`)
 		return got == float64(perPartition[pipeline.PartitionOf(nuonuoSellers[0], partitions)]+1), fmt.Sprint(got)
 	})
+	twin.stop(syscall.SIGTERM)
+	if code := twin.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("the refused second instance standing by exited %d when told to stop, want 0", code)
+	}
 	if v := srv.violations(consumerRole.user); len(v) > 0 {
 		t.Errorf("the consumers were refused: %v", v)
 	}

@@ -45,6 +45,13 @@ type runningConsumer struct {
 // consumes.
 func startRun(t *testing.T, args []string) *runningConsumer {
 	t.Helper()
+	return startRunUntil(t, args, "consuming invoice requests", 30*time.Second)
+}
+
+// startRunUntil is startRun waiting, at most within, until the consumer
+// has logged what instead.
+func startRunUntil(t *testing.T, args []string, what string, within time.Duration) *runningConsumer {
+	t.Helper()
 	o, err := parseFlags(args, noEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +60,7 @@ func startRun(t *testing.T, args []string) *runningConsumer {
 	t.Cleanup(cancel)
 	r := &runningConsumer{t: t, o: o, logs: &syncBuffer{}, done: make(chan error, 1), stop: cancel}
 	go func() { r.done <- run(ctx, o, zerolog.New(r.logs)) }()
-	r.waitLog("consuming invoice requests", 30*time.Second)
+	r.waitLog(what, within)
 	return r
 }
 

@@ -27,8 +27,9 @@ type readiness struct {
 	// ready however well the rest works.
 	draining func() bool
 	// stoodDown says why this instance stood down (another instance took
-	// its request consumer), nil while it has not: it takes no requests
-	// from then on, and stands by until it is stopped.
+	// its request consumer, or its start was refused because another
+	// pulls from it), nil while it has not: it takes no requests from
+	// then on, and stands by until it is stopped.
 	stoodDown func() error
 }
 
@@ -87,10 +88,11 @@ func fromThisHost(r *http.Request) bool {
 	return err == nil && ip.Unmap().IsLoopback()
 }
 
-// newHTTPHandler serves the operator endpoints:
+// newHTTPHandler serves the operator endpoints, the partner API when
+// partner is not nil:
 //
 //	GET /healthz                 200 while the process runs
-//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise, from the start of the shutdown on ("draining"), and once another instance took the request consumer ("stood down")
+//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise, from the start of the shutdown on ("draining"), and once another instance took the request consumer or from the start of one refused because another pulls from it ("stood down")
 //	GET /metrics                 Prometheus metrics
 //	GET /partner/queryInvoice    the partner status query (seed 003)
 //

@@ -397,3 +397,118 @@ func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
 		t.Fatalf("the instance standing by did not stop when told to:\n%s", c.logs.String())
 	}
 }
+
+// TestRefusedStartStandsBy starts a second instance (its own data
+// directory) on the durable a first one consumes from. Its start is
+// refused (ensureAlone), and it stands by instead of exiting: an exit
+// would have a restart policy (systemd's Restart=on-failure, a pod's
+// restartPolicy) start it again and again, and one of those starts could
+// take the durable, with an order store that lacks the first one's orders,
+// the moment the first restarts. Standing by, it logs the refusal and its
+// advice, serves /healthz, /readyz 503 "stood down" naming the first one
+// (to a caller on this host) and /metrics with invoice_consumer_stood_down
+// 1 and none of the durable's gauges, takes nothing (the first one issues
+// the request published meanwhile, and still owns the durable) and exits 0
+// when told to stop.
+func TestRefusedStartStandsBy(t *testing.T) {
+	ns := testServer(t, &server.Options{ServerName: "refused-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	sb := sandbox.New(sandbox.Config{})
+	prov := httptest.NewServer(sb.Handler())
+	t.Cleanup(prov.Close)
+	sb.SetBaseURL(prov.URL)
+	seller := sandbox.DefaultJumdataSeller
+	config := filepath.Join(t.TempDir(), "sellers.yaml")
+	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: jumdata\n    jumdata: {baseURL: %q, appId: %q, appSecret: %q, token: %q, dq: %q, gryhm: %q}\n",
+		seller, prov.URL, sandbox.DefaultJumdataAppID, sandbox.DefaultJumdataSecret, sandbox.DefaultJumdataToken, sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm)
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := func(data, httpAddr string) []string {
+		return []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", data, "--http", httpAddr, "--workers", "2"}
+	}
+	firstData := t.TempDir()
+	first := startRun(t, args(firstData, ""))
+	httpAddr := freeAddr(t)
+	second := startRunUntil(t, args(t.TempDir(), httpAddr), "start refused: standing by", 60*time.Second)
+	select {
+	case err := <-second.done:
+		t.Fatalf("the refused start returned %v while standing by; want it to stand by until stopped:\n%s", err, second.logs.String())
+	case <-time.After(2 * time.Second):
+	}
+	logs := second.logs.String()
+	for _, want := range []string{"another client is pulling from the request consumer: consumer invoicer on stream INVOICE_REQUESTS",
+		twoInstancesRisk, "stop the other instance, or run several with --partitions", "acknowledges them too, for up to its --shutdown-timeout"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the refused start's log does not say %q:\n%s", want, logs)
+		}
+	}
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz of the refused start standing by: %d, want 200", code)
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stood down") || !strings.Contains(body, firstData) {
+		t.Errorf("/readyz of the refused start standing by: %d %s, want 503 stood down, naming the first instance (%s)", code, body, firstData)
+	}
+	code, body := get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics of the refused start standing by: %d", code)
+	}
+	series := metricValues(body)
+	for name, want := range map[string]string{"invoice_consumer_stood_down": "1", "invoice_partitions": "1", "invoice_store_writable": "1"} {
+		if got := series[name]; got != want {
+			t.Errorf("%s of the refused start standing by: %q, want %s", name, got, want)
+		}
+	}
+	for _, name := range []string{"invoice_consumer_backlog", "invoice_consumer_ack_pending", "invoice_consumer_backlog_age_seconds", "invoice_action_required_sellers", "invoice_documents_pending"} {
+		if v, ok := series[name]; ok {
+			t.Errorf("%s = %s exported by the refused start standing by, which reads none of it", name, v)
+		}
+	}
+
+	// The first instance goes on consuming, and owns the durable.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orderNo = "REFUSED-1"
+	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
+		t.Fatal(err)
+	}
+	first.waitLog(`"order_no":"`+orderNo+`"`, 30*time.Second)
+	if strings.Contains(second.logs.String(), `"order_no":"`+orderNo+`"`) {
+		t.Errorf("the refused start took the request:\n%s", second.logs.String())
+	}
+	cons, err := js.Consumer(t.Context(), pipeline.DefaultRequestStream, "invoicer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner := cons.CachedInfo().Config.Metadata[pipeline.OwnerMetadataKey]; !strings.Contains(owner, firstData) {
+		t.Errorf("the durable's owner record after the refused start: %q, want the first instance (%s)", owner, firstData)
+	}
+
+	second.stop()
+	select {
+	case err := <-second.done:
+		if err != nil {
+			t.Fatalf("run = %v once the refused start standing by was told to stop, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the refused start standing by did not stop when told to:\n%s", second.logs.String())
+	}
+}

@@ -95,7 +95,9 @@ func (s *shutdownStep) String() string {
 // serve wires the consumer together, runs it until ctx ends, and shuts down
 // in the one order that loses nothing: stop pulling → finish in-flight work
 // → close NATS → stop the embedded server → close the order store. It keeps
-// step saying what the shutdown waits for.
+// step saying what the shutdown waits for. A start that finds another
+// instance pulling from the request consumer stands by instead until ctx
+// ends (standByRefused).
 func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownStep) error {
 	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -162,6 +164,9 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 	// (its subjects, partitions, ack wait or pull limits) before it is
 	// refused.
 	if err := ensureAlone(setupCtx, js, topo, pipeline.ConsumerSettings{Partition: o.partition}, o, log); err != nil {
+		if errors.Is(err, pipeline.ErrConsumerInUse) {
+			return standByRefused(ctx, o, log, nc, db, err, step)
+		}
 		return err
 	}
 	if err := topo.Ensure(setupCtx, js); err != nil {
@@ -177,14 +182,7 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	// The Go collector with the scheduler's metrics too: GOMAXPROCS and
-	// how long runnable goroutines waited to run (go_sched_*), which rises
-	// when the consumer's CPU falls behind its requests. A P held in a
-	// system call (the order store's fdatasync) shows in it only in part:
-	// the goroutines waiting for the network are not runnable until the
-	// scheduler polls for them.
-	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), pipeline.NewStoreCollector(db))
+	reg := newRegistry(db)
 	metrics := pipeline.NewMetrics(reg)
 	metrics.Partitions.Set(float64(max(o.partitions, 1)))
 
@@ -426,10 +424,10 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 	}
 	if err := stoodDownErr(); err != nil && ctx.Err() == nil {
 		// Not an exit: a restart policy (systemd's Restart=on-failure,
-		// a pod's restartPolicy) would start this instance again and
-		// again, each start refused while the other runs, or taking the
-		// durable back, with an order store that lacks the other's orders,
-		// the moment the other restarts. Which of the two keeps the
+		// a pod's restartPolicy) would start this instance again, refused
+		// while the other runs (standByRefused), or taking the durable
+		// back, with an order store that lacks the other's orders, the
+		// moment the other restarts. Which of the two keeps the
 		// durable is an operator's choice (README, At 3 a.m.); meanwhile
 		// this one serves /healthz, /metrics and, asking the owner, the
 		// partner API, and /readyz says why it is not ready. Its document
@@ -449,6 +447,73 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn().Err(err).Msg("drain NATS connection")
 	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// newRegistry returns the registry /metrics serves, with the Go, process,
+// peak memory and order store (db) collectors registered.
+func newRegistry(db *store.DB) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	// The Go collector with the scheduler's metrics too: GOMAXPROCS and
+	// how long runnable goroutines waited to run (go_sched_*), which rises
+	// when the consumer's CPU falls behind its requests. A P held in a
+	// system call (the order store's fdatasync) shows in it only in part:
+	// the goroutines waiting for the network are not runnable until the
+	// scheduler polls for them.
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPeakRSSCollector(), pipeline.NewStoreCollector(db))
+	return reg
+}
+
+// standByRefused stands by after a start that ensureAlone refused
+// (refused, pipeline.ErrConsumerInUse: another instance pulls from the
+// request consumer) until ctx ends, then returns nil, as an instance that
+// stood down does (serve). Not an exit: a restart policy (systemd's
+// Restart=on-failure, a pod's restartPolicy) would start this instance
+// again and again, each start refused while the other runs, and the first
+// one that finds the durable free for a moment (the other restarting)
+// would take it with an order store that lacks the other's orders. It
+// takes nothing and changes nothing (the streams, the durable and its
+// owner record, the document bucket are left as the other has them), and
+// never takes the durable by itself: which of the two keeps it is an
+// operator's choice (README, At 3 a.m.). Meanwhile it serves /healthz,
+// /metrics (invoice_consumer_stood_down 1, invoice_partitions, the order
+// store's and the process's metrics: nothing of the durable's work, which
+// the other reports) and /readyz, 503 with the refusal; not the partner
+// API, which this instance has not set up (a load balancer sends nothing
+// to an instance that is not ready). It keeps step saying what its stop
+// waits for.
+func standByRefused(ctx context.Context, o *options, log zerolog.Logger, nc *nats.Conn, db *store.DB, refused error, step *shutdownStep) error {
+	reg := newRegistry(db)
+	// Two gauges of pipeline.Metrics, the same series as an instance that
+	// stood down exports; the others would read as zeros of work this
+	// instance does not do.
+	metrics := pipeline.NewMetrics(prometheus.NewRegistry())
+	metrics.Partitions.Set(float64(max(o.partitions, 1)))
+	metrics.StoodDown.Set(1)
+	reg.MustRegister(metrics.Partitions, metrics.StoodDown)
+
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() {
+		step.set("the HTTP server to stop")
+		stopBackground()
+		background.Wait()
+	}()
+	if o.httpListen != "" {
+		ready := readiness{nc: nc, bound: func() bool { return false }, store: db.Healthy, stoodDown: func() error { return refused }}
+		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, nil))
+		if err != nil {
+			return fmt.Errorf("--http %s: %w", o.httpListen, err)
+		}
+		background.Go(func() {
+			if err := <-served; err != nil {
+				log.Error().Err(err).Msg("HTTP server")
+			}
+		})
+	}
+	log.Error().Err(refused).Msg("start refused: standing by, taking no requests and changing nothing, until stopped (/readyz answers 503); this instance never takes the request consumer by itself. Keep the instance whose data directory holds the orders: stop this one, or stop the other one and restart this one")
+	<-ctx.Done()
 	log.Info().Msg("stopped")
 	return nil
 }
@@ -617,8 +682,9 @@ func busyDelay(d time.Duration) time.Duration {
 const twoInstancesRisk = "Each instance keeps its own order store, so two on one consumer could issue an invoice twice"
 
 // ensureAlone refuses the start while another instance pulls from the same
-// request consumer (pipeline.EnsureAlone), and says so when the check has
-// to watch the consumer for a few seconds.
+// request consumer (pipeline.EnsureAlone: its ErrConsumerInUse, with the
+// instance the durable's owner record names and the advice), and says so
+// when the check has to watch the consumer for a few seconds.
 func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topology, s pipeline.ConsumerSettings, o *options, log zerolog.Logger) error {
 	stream, durable := topo.WithDefaults().RequestStream, topo.Consumer(s).Durable
 	cons, err := js.Consumer(ctx, stream, durable)
@@ -634,7 +700,11 @@ func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topo
 		if o.partitions > 1 {
 			fix = fmt.Sprintf("stop the other instance of partition %d, or give this one another --partition (INVOICE_PARTITION)", o.partition)
 		}
-		return fmt.Errorf("%w. %s: %s. (An instance still finishing its last requests after it was told to stop acknowledges them too, for up to its --shutdown-timeout: if that is all that runs, start again once it has exited.)", err, twoInstancesRisk, fix)
+		info, ierr := cons.Info(ctx)
+		if ierr != nil {
+			info = cons.CachedInfo()
+		}
+		return fmt.Errorf("%w%s. %s: %s. (An instance still finishing its last requests after it was told to stop acknowledges them too, for up to its --shutdown-timeout: if that is all that runs, restart this one once it has exited.)", err, ownerRecord(info), twoInstancesRisk, fix)
 	}
 	if err != nil {
 		return err
@@ -644,4 +714,20 @@ func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topo
 			Msg("the request consumer had pull requests waiting or deliveries under way when this instance started; watched until they expired: no other instance is pulling from it")
 	}
 	return nil
+}
+
+// ownerRecord names the instance that the request consumer's owner record
+// (pipeline.OwnerMetadataKey, written as pipeline.Owner.String: the start
+// time, a space, the name) says took it last, as "; its owner record names
+// NAME, started TIME", or "" when info holds no such record.
+func ownerRecord(info *jetstream.ConsumerInfo) string {
+	if info == nil {
+		return ""
+	}
+	ts, name, ok := strings.Cut(info.Config.Metadata[pipeline.OwnerMetadataKey], " ")
+	started, err := time.Parse(time.RFC3339Nano, ts)
+	if !ok || err != nil || name == "" {
+		return ""
+	}
+	return fmt.Sprintf("; its owner record names %s, started %s", name, started.Format(time.RFC3339))
 }
