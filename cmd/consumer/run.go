@@ -385,6 +385,12 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 		// orders, and the queue group would hand this instance its share
 		// of the requests while it finishes its own in flight.
 		_ = status.Stop()
+		// Stop queues the service's unsubscriptions and returns; once
+		// the server has them (a flush's round trip), no status request
+		// sent after this instance says it stood down reaches it. During
+		// an outage the flush fails, and the server, which lost the
+		// connection, holds no subscription of it.
+		_ = nc.FlushTimeout(2 * time.Second)
 		stopSweep()
 		log.Error().Err(fmt.Errorf("%w. %s: this one stops taking requests", err, twoInstancesRisk)).Dur("deadline", o.shutdownTO).
 			Msg("standing down: stop pulling, finish in-flight requests, then stand by until stopped")
