@@ -80,10 +80,11 @@ type Metrics struct {
 	// against it and see one whose pod is gone, which has no series left.
 	Partitions prometheus.Gauge
 	// StoodDown is 1 once another instance took this one's request
-	// consumer (WatchOwner's error), set by the consumer binary: the
-	// instance takes no requests from then on and stands by until it is
-	// stopped, alive and scraped like one that consumes, while the owner
-	// may be gone and the partition consumed by nobody. 0 until then.
+	// consumer (WatchOwner's error), or from the start of one refused
+	// because another instance pulls from it, set by the consumer binary:
+	// the instance takes no requests and stands by until it is stopped,
+	// alive and scraped like one that consumes, while the owner may be
+	// gone and the partition consumed by nobody. 0 otherwise.
 	StoodDown prometheus.Gauge
 	// PartnerAnswers counts the answers of the consumer binary's partner
 	// API (GET /partner/queryInvoice) by result code: 0 success, 1001
@@ -161,7 +162,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "invoice_partitions", Help: "Partitions the request stream is split into (--partitions; 1 without), one instance each.",
 		}),
 		StoodDown: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "invoice_consumer_stood_down", Help: "1 once another instance took this one's request consumer: it takes no requests and stands by until stopped (/readyz answers 503 \"stood down\"); 0 otherwise.",
+			Name: "invoice_consumer_stood_down", Help: "1 once another instance took this one's request consumer, or from the start of one refused because another pulls from it: it takes no requests and stands by until stopped (/readyz answers 503 \"stood down\"); 0 otherwise.",
 		}),
 		PartnerAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_partner_answers_total",

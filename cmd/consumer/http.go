@@ -41,7 +41,7 @@ func (r readiness) problems(causes bool) []string {
 	var out []string
 	if r.stoodDown != nil {
 		if err := r.stoodDown(); err != nil {
-			why := "another instance took the request consumer"
+			why := "another instance holds the request consumer"
 			if causes {
 				why = err.Error()
 			}

@@ -255,7 +255,7 @@ func TestReadinessProblems(t *testing.T) {
 	if p := r.problems(true); len(p) != 5 || !strings.HasPrefix(p[0], "stood down: another instance took the request consumer") {
 		t.Fatalf("stood down: %v", p)
 	}
-	if p := r.problems(false); len(p) != 5 || p[0] != "stood down: another instance took the request consumer; taking no requests, standing by until stopped" ||
+	if p := r.problems(false); len(p) != 5 || p[0] != "stood down: another instance holds the request consumer; taking no requests, standing by until stopped" ||
 		p[4] != "order store cannot write" {
 		t.Fatalf("without the causes: %v", p)
 	}
