@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -57,5 +61,40 @@ func TestIntegerFlagsAreDecimal(t *testing.T) {
 	}
 	if _, errOut, code := runCLI(t, "{}\n", "validate", "--max-bytes", "0x10", "-"); code != exitUsage || !strings.Contains(errOut, "--max-bytes") {
 		t.Errorf("validate --max-bytes 0x10: exit %d, %q; want %d naming the flag", code, errOut, exitUsage)
+	}
+}
+
+// TestMaxBytesMustBePositive: validate's and publish's --max-bytes, like
+// the consumer's --max-request-bytes, is refused at 0 or less with a usage
+// error naming the flag, not taken for the default (0) or refused in the
+// validator's words, which name no flag (less). publish refuses it before
+// it connects: the server given here is unreachable, which would be exit 3.
+func TestMaxBytesMustBePositive(t *testing.T) {
+	good := filepath.Join("..", "..", "schemas", "testdata", "requests", "issue-discount.json")
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{"validate"}, {"publish", "--dry-run"}, {"--server", "nats://127.0.0.1:1", "publish"}} {
+		for _, n := range []string{"0", "-1", "00"} {
+			args := append(append(append([]string(nil), cmd...), "--max-bytes", n), good)
+			t.Run(strings.Join(args[:len(args)-1], " "), func(t *testing.T) {
+				out, errOut, code := runCLI(t, "", args...)
+				if code != exitUsage || !strings.Contains(errOut, "--max-bytes") {
+					t.Errorf("exit %d, want %d with an error naming --max-bytes\nstdout: %s\nstderr: %s", code, exitUsage, out, errOut)
+				}
+			})
+		}
+		// A positive limit is still taken, and holds: the request is
+		// larger than half its file.
+		if cmd[0] == "--server" {
+			continue // would connect
+		}
+		limit := len(data) / 2
+		args := append(append(append([]string(nil), cmd...), "--max-bytes", strconv.Itoa(limit)), good)
+		out, errOut, code := runCLI(t, "", args...)
+		if code != exitFailed || !strings.Contains(out, fmt.Sprintf("the limit is %d", limit)) {
+			t.Errorf("%s: exit %d, want %d reporting the limit\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, exitFailed, out, errOut)
+		}
 	}
 }

@@ -97,12 +97,15 @@ request that did not end issued within --timeout),
 			if o.window < 1 {
 				return usageError("--window must be at least 1")
 			}
+			if err := checkMaxBytes(o.cfg.MaxBytes); err != nil {
+				return err
+			}
 			return runPublish(cmd.Context(), g, o, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.cfg.StrictTaxNumbers, "strict", false, "reject 18-character tax numbers whose check character is wrong (default: warn)")
-	f.Var(intflag.NewInt(&o.cfg.MaxBytes, schemas.DefaultMaxBytes), "max-bytes", "largest request accepted, in bytes (the consumer's --max-request-bytes)")
+	f.Var(intflag.NewInt(&o.cfg.MaxBytes, schemas.DefaultMaxBytes), "max-bytes", maxBytesFlagHelp)
 	f.StringToStringVar(&o.cfg.Providers, "provider", nil, providerFlagHelp)
 	f.BoolVar(&o.dryRun, "dry-run", false, "validate only; publish nothing and do not connect")
 	f.BoolVar(&o.wait, "wait", false, "also wait for each request's result event and print it (within --timeout)")

@@ -34,6 +34,9 @@ Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkMaxBytes(cfg.MaxBytes); err != nil {
+				return err
+			}
 			v, err := schemas.NewValidator(cfg)
 			if err != nil {
 				return usageError("%v", err)
@@ -49,7 +52,7 @@ Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`,
 		},
 	}
 	cmd.Flags().BoolVar(&cfg.StrictTaxNumbers, "strict", false, "reject 18-character tax numbers whose check character is wrong (default: warn)")
-	cmd.Flags().Var(intflag.NewInt(&cfg.MaxBytes, schemas.DefaultMaxBytes), "max-bytes", "largest request accepted, in bytes (the consumer's --max-request-bytes)")
+	cmd.Flags().Var(intflag.NewInt(&cfg.MaxBytes, schemas.DefaultMaxBytes), "max-bytes", maxBytesFlagHelp)
 	cmd.Flags().StringToStringVar(&cfg.Providers, "provider", nil, providerFlagHelp)
 	return cmd
 }
@@ -104,6 +107,22 @@ func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) (*schema
 		fmt.Fprintf(out, "%s:%d: %s\n", rec.file, rec.n, vi)
 	}
 	return d, d.Valid()
+}
+
+// maxBytesFlagHelp describes --max-bytes of validate and publish.
+const maxBytesFlagHelp = "largest request accepted, a `number` of bytes more than 0 (the consumer's --max-request-bytes)"
+
+// checkMaxBytes refuses a --max-bytes of 0 or less with a usage error
+// naming the flag, as the consumer refuses its --max-request-bytes.
+// schemas.ValidatorConfig takes 0 for its default, which the flag gives
+// already: a 0 given here was meant as "no limit", which there is not, and
+// is not quietly taken for 512 KiB; a negative one the validator refuses in
+// words that name no flag.
+func checkMaxBytes(n int) error {
+	if n <= 0 {
+		return usageError("--max-bytes %d: must be more than 0; there is no \"no limit\"; leave it unset for the default, %d", n, schemas.DefaultMaxBytes)
+	}
+	return nil
 }
 
 // providerFlagHelp describes --provider of validate and publish.
