@@ -42,8 +42,20 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 	fs.BoolVar(&o.race, "race", false, "build the consumer with the race detector")
 	fs.Var(intflag.NewUint64(&o.seed, 1), "seed", "the `number` seeding the random choices (kill moments, shuffles)")
 	fs.BoolVar(&o.verbose, "v", false, "narrate each scenario")
-	fs.Var(intflag.NewInt(&o.orders, 0), "orders", "the `number` of valid orders per scenario (default 300, or 5000 with --full)")
+	fs.Var(intflag.NewInt(&o.orders, 0), "orders", "the `number` of valid orders per scenario, at least 1 (default 300, or 5000 with --full)")
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	// 0, the flag's default, stands for the mode's number; given, 0 or
+	// less is refused rather than quietly taken for it, as the consumer
+	// refuses its limits at 0.
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "orders" && o.orders < 1 {
+			err = fmt.Errorf("--orders %d: must be at least 1; leave it unset for the default, %d (%d with --full)", o.orders, shortSizes.orders, fullSizes.orders)
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
 	if *only != "" {

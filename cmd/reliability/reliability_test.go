@@ -143,3 +143,42 @@ func TestIntegerOptionsAreDecimal(t *testing.T) {
 		}
 	}
 }
+
+// TestNumericOptionsAreChecked: a number of orders below 1 is refused,
+// naming the flag, rather than quietly taken for the default (300, or 5000
+// with --full), which is what leaving --orders out gives; a negative seed
+// is refused too (every uint64 is a seed, 0 included).
+func TestNumericOptionsAreChecked(t *testing.T) {
+	for _, args := range [][]string{
+		{"--orders", "-1"},
+		{"--orders", "0"},
+		{"--orders", "00"},
+		{"--full", "--orders", "-5000"},
+		{"--seed", "-1"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var errOut bytes.Buffer
+			o, err := parseOptions(args, &errOut)
+			if err == nil {
+				t.Fatalf("accepted: %+v", o)
+			}
+			if name := args[len(args)-2]; !strings.Contains(err.Error(), name[1:]) {
+				t.Errorf("error %v, want one naming %s", err, name)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		args         []string
+		orders, seed int
+	}{
+		{nil, 0, 1}, // 0: the default of the mode, which runSuite picks
+		{[]string{"--orders", "1", "--seed", "0"}, 1, 0},
+		{[]string{"--full", "--orders", "7"}, 7, 1},
+	} {
+		var errOut bytes.Buffer
+		o, err := parseOptions(tc.args, &errOut)
+		if err != nil || o.orders != tc.orders || o.seed != uint64(tc.seed) {
+			t.Errorf("%q: %+v, %v; want orders %d, seed %d", tc.args, o, err, tc.orders, tc.seed)
+		}
+	}
+}
