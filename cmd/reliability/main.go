@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -82,10 +83,15 @@ func scenarioNames() string {
 	return strings.Join(names, ",")
 }
 
-// runMain runs the suite and returns the exit status.
+// runMain runs the suite and returns the exit status: 0 every invariant
+// held (or -h printed the help), 1 some did not, 2 a usage error or the
+// suite could not run.
 func runMain(args []string, out, errOut io.Writer) int {
 	o, err := parseOptions(args, errOut)
 	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h: the flag package printed the help, as the consumer's and the sandbox's do
+		}
 		fmt.Fprintln(errOut, "reliability:", err)
 		return 2
 	}

@@ -182,3 +182,25 @@ func TestNumericOptionsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp: -h and --help print the flags and exit 0, as the consumer's and
+// the sandbox's do, on standard error as theirs (the flag package's), and
+// run nothing; a bad flag is still a usage error, exit 2.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "-help"} {
+		var out, errOut bytes.Buffer
+		if code := runMain([]string{arg}, &out, &errOut); code != 0 {
+			t.Errorf("%s: exit %d, want 0\n%s", arg, code, errOut.String())
+		}
+		if !strings.Contains(errOut.String(), "-orders number") || strings.Contains(errOut.String(), "help requested") {
+			t.Errorf("%s: standard error is not the flags' help:\n%s", arg, errOut.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: standard output %q, want nothing", arg, out.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := runMain([]string{"--no-such-flag"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "no-such-flag") {
+		t.Errorf("--no-such-flag: exit %d, want 2 naming it\n%s", code, errOut.String())
+	}
+}
