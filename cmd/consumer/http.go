@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,11 +11,13 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 )
 
 // readiness says whether the consumer can do its job.
@@ -72,8 +75,8 @@ func (r readiness) problems(causes bool) []string {
 // fromThisHost reports whether r comes from the consumer's own host (a
 // loopback address) and not through a proxy (it names no client it is
 // forwarded for): an operator's curl on the host, kubectl port-forward or
-// exec. The partner API shares the listener of /readyz, and partners
-// reach it from elsewhere or through a proxy.
+// exec. Without --partner-http the partner API shares the listener of
+// /readyz, and partners reach it from elsewhere or through a proxy.
 func fromThisHost(r *http.Request) bool {
 	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
 		if len(r.Header.Values(h)) > 0 {
@@ -96,11 +99,12 @@ func fromThisHost(r *http.Request) bool {
 //	GET /metrics                 Prometheus metrics
 //	GET /partner/queryInvoice    the partner status query (seed 003)
 //
-// The partner API is exposed to partners, so /readyz gives the causes of
-// its reasons (the errors, which name files, hosts and processes) only to a
-// caller on the consumer's own host (fromThisHost); anyone else, a
-// Kubernetes probe or a partner, gets the status and the reasons alone. The
-// causes are in the consumer's log as well.
+// The partner API is exposed to partners, on this listener unless
+// --partner-http gives it one of its own (newPartnerHandler), so /readyz
+// gives the causes of its reasons (the errors, which name files, hosts and
+// processes) only to a caller on the consumer's own host (fromThisHost);
+// anyone else, a Kubernetes probe or a partner, gets the status and the
+// reasons alone. The causes are in the consumer's log as well.
 func newHTTPHandler(ready readiness, reg *prometheus.Registry, partner http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +122,74 @@ func newHTTPHandler(ready readiness, reg *prometheus.Registry, partner http.Hand
 		mux.Handle("GET /partner/queryInvoice", partner)
 	}
 	return mux
+}
+
+// newPartnerHandler serves the partner API alone, for --partner-http:
+//
+//	GET /partner/queryInvoice    the partner status query (seed 003)
+//
+// and 404 for every other path, the operator endpoints included: /metrics
+// (the invoice volumes and outcomes, the providers' answer codes, the
+// order store's disk), /readyz and /healthz are --http's only. A nil
+// partner (a refused start, which sets none up) serves 404 for every path.
+func newPartnerHandler(partner http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	if partner != nil {
+		mux.Handle("GET /partner/queryInvoice", partner)
+	}
+	return mux
+}
+
+// startHTTP serves the consumer's HTTP listeners until ctx ends, each
+// waited for by wg: --http, the operator endpoints (newHTTPHandler) and the
+// partner API with them, and --partner-http, when set, the partner API
+// alone (newPartnerHandler), which --http then does not serve. partner is
+// nil when this instance set no partner API up (a refused start), and
+// channels are its partners' channels, for the log, which says what each
+// listener serves. An address that cannot be listened on is an error
+// naming its flag; a listener started before it stops when ctx ends.
+func startHTTP(ctx context.Context, o *options, ready readiness, reg *prometheus.Registry, partner http.Handler, channels []string, wg *sync.WaitGroup, log zerolog.Logger) error {
+	serve := func(what, addr string, h http.Handler) error {
+		served, err := serveHTTP(ctx, addr, h)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		wg.Go(func() {
+			if err := <-served; err != nil {
+				log.Error().Err(err).Str("addr", addr).Msg("HTTP server")
+			}
+		})
+		return nil
+	}
+	own := o.partnerAddr != ""
+	if o.httpListen != "" {
+		onHTTP := partner
+		if own {
+			onHTTP = nil
+		}
+		if err := serve("--http "+o.httpListen, o.httpListen, newHTTPHandler(ready, reg, onHTTP)); err != nil {
+			return err
+		}
+		switch {
+		case own:
+			log.Info().Str("addr", o.httpListen).Msg("serving /healthz, /readyz and /metrics; the partner API is on --partner-http")
+		case partner != nil:
+			log.Info().Str("addr", o.httpListen).Strs("partner_channels", channels).Msg("serving /healthz, /readyz, /metrics and /partner/queryInvoice")
+		default:
+			log.Info().Str("addr", o.httpListen).Msg("serving /healthz, /readyz and /metrics; no partner API: this instance set none up")
+		}
+	}
+	if own {
+		if err := serve("--partner-http "+o.partnerAddr+" (INVOICE_PARTNER_HTTP)", o.partnerAddr, newPartnerHandler(partner)); err != nil {
+			return err
+		}
+		if partner != nil {
+			log.Info().Str("addr", o.partnerAddr).Strs("partner_channels", channels).Msg("serving /partner/queryInvoice only")
+		} else {
+			log.Info().Str("addr", o.partnerAddr).Msg("serving nothing (404) on --partner-http: this instance set no partner API up")
+		}
+	}
+	return nil
 }
 
 // serveHTTP listens on addr and serves h until ctx ends; it reports a

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -49,6 +50,9 @@ type options struct {
 	noClaim      bool
 	ackWait      time.Duration
 	httpListen   string
+	// partnerAddr is --partner-http: the partner API's own listener,
+	// serving it alone; "" serves it on httpListen.
+	partnerAddr  string
 	partnerMax   int
 	pprofListen  string
 	sandboxAddr  string
@@ -161,7 +165,8 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	intVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "the `number` of deliveries before a waiting request is failed and dead-lettered; at least 2 (INVOICE_MAX_DELIVER)")
 	fs.DurationVar(&o.redWait, "red-confirm-wait", envDur("INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait), "how long a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
-	fs.StringVar(&o.httpListen, "http", envOrOff("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and partner API address; "" disables it, as INVOICE_HTTP set to "" does (INVOICE_HTTP)`)
+	fs.StringVar(&o.httpListen, "http", envOrOff("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and (without --partner-http) partner API address; "" disables it, as INVOICE_HTTP set to "" does (INVOICE_HTTP)`)
+	fs.StringVar(&o.partnerAddr, "partner-http", env("INVOICE_PARTNER_HTTP", ""), `serve the partner API (/partner/queryInvoice) on this address of its own, and nothing else there, instead of on --http: for partners who reach the consumer from outside; off when "" (INVOICE_PARTNER_HTTP)`)
 	intVar(&o.partnerMax, "partner-max-queries", envInt("INVOICE_PARTNER_MAX_QUERIES", 32), "the `number` of partner API queries answered at once; more wait up to 1 s, then get 1007 (HTTP 429); 0 means no bound (INVOICE_PARTNER_MAX_QUERIES)")
 	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
@@ -226,6 +231,11 @@ func (o *options) validate() error {
 	var errs []error
 	if o.workers < 1 || o.workers > 4096 {
 		errs = append(errs, fmt.Errorf("--workers %d: must be 1 to 4096", o.workers))
+	}
+	// The same address twice would fail to listen only once the streams
+	// are set up. Port 0 is not an address: the system picks two.
+	if _, port, err := net.SplitHostPort(o.partnerAddr); o.partnerAddr != "" && o.partnerAddr == o.httpListen && (err != nil || port != "0") {
+		errs = append(errs, fmt.Errorf("--partner-http %q (INVOICE_PARTNER_HTTP) is --http's address too (INVOICE_HTTP, default 127.0.0.1:8080): give the partner API an address of its own, or leave --partner-http unset to serve it on --http", o.partnerAddr))
 	}
 	if o.partnerMax < 0 {
 		errs = append(errs, fmt.Errorf("--partner-max-queries %d: must be 0 (no bound) or more", o.partnerMax))

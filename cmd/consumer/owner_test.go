@@ -407,7 +407,8 @@ func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
 // the moment the first restarts. Standing by, it logs the refusal and its
 // advice, serves /healthz, /readyz 503 "stood down" naming the first one
 // (to a caller on this host) and /metrics with invoice_consumer_stood_down
-// 1 and none of the durable's gauges, takes nothing (the first one issues
+// 1 and none of the durable's gauges, no partner API (its --partner-http
+// answers 404 to everything), takes nothing (the first one issues
 // the request published meanwhile, and still owns the durable) and exits 0
 // when told to stop.
 func TestRefusedStartStandsBy(t *testing.T) {
@@ -429,8 +430,8 @@ func TestRefusedStartStandsBy(t *testing.T) {
 	}
 	firstData := t.TempDir()
 	first := startRun(t, args(firstData, ""))
-	httpAddr := freeAddr(t)
-	second := startRunUntil(t, args(t.TempDir(), httpAddr), "start refused: standing by", 60*time.Second)
+	httpAddr, partnerAddr := freeAddr(t), freeAddr(t)
+	second := startRunUntil(t, append(args(t.TempDir(), httpAddr), "--partner-http", partnerAddr), "start refused: standing by", 60*time.Second)
 	select {
 	case err := <-second.done:
 		t.Fatalf("the refused start returned %v while standing by; want it to stand by until stopped:\n%s", err, second.logs.String())
@@ -444,9 +445,9 @@ func TestRefusedStartStandsBy(t *testing.T) {
 		}
 	}
 
-	get := func(path string) (int, string) {
+	getAt := func(addr, path string) (int, string) {
 		t.Helper()
-		resp, err := http.Get("http://" + httpAddr + path)
+		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
@@ -454,8 +455,20 @@ func TestRefusedStartStandsBy(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
+	get := func(path string) (int, string) { t.Helper(); return getAt(httpAddr, path) }
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz of the refused start standing by: %d, want 200", code)
+	}
+	// No partner API, on either listener: the refused start set none up.
+	// --partner-http is listened on, and answers 404.
+	query := "/partner/queryInvoice?" + partnerQuery("acme", "acme-secret-0123456789", seller+":REFUSED-0", time.Now()).Encode()
+	for _, at := range []struct{ addr, path string }{{httpAddr, query}, {partnerAddr, query}, {partnerAddr, "/metrics"}, {partnerAddr, "/readyz"}} {
+		if code, body := getAt(at.addr, at.path); code != http.StatusNotFound || strings.Contains(body, "result") {
+			t.Errorf("GET %s on %s of the refused start standing by: %d %s, want a plain 404", at.path, at.addr, code, body)
+		}
+	}
+	if logs := second.logs.String(); !strings.Contains(logs, "serving nothing (404) on --partner-http") {
+		t.Errorf("the refused start's log does not say what --partner-http serves:\n%s", logs)
 	}
 	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stood down") || !strings.Contains(body, firstData) {
 		t.Errorf("/readyz of the refused start standing by: %d %s, want 503 stood down, naming the first instance (%s)", code, body, firstData)

@@ -95,8 +95,8 @@ type partnerAPI struct {
 	// slots bounds the queries answered at once (each may read the order
 	// store, ask another instance and fetch PDFs): a flood of queries
 	// from one partner must not take the provider's PDF links, the object
-	// store or the listener that /readyz and /metrics share from
-	// everything else. nil means no bound.
+	// store or the listener that /readyz and /metrics share (without
+	// --partner-http) from everything else. nil means no bound.
 	slots chan struct{}
 	// log says why an order's documents were not available (1006); the
 	// zero value logs nothing.

@@ -240,7 +240,7 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
 	defer func() {
-		step.set("the background work to stop (the order store's probe, the metrics, the sweep of the request stream, the HTTP server)")
+		step.set("the background work to stop (the order store's probe, the metrics, the sweep of the request stream, the HTTP servers)")
 		stopBackground()
 		background.Wait()
 	}()
@@ -285,7 +285,7 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 	// Set once the shutdown begins: /readyz answers 503 from then on, while
 	// the requests in flight finish and /healthz and /metrics are served.
 	var draining atomic.Bool
-	if o.httpListen != "" {
+	if o.httpListen != "" || o.partnerAddr != "" {
 		secrets, scopes := map[string][]byte{}, map[string]map[string]bool{}
 		for _, pc := range cfg.Partners {
 			secrets[pc.Channel] = []byte(pc.Secret)
@@ -301,20 +301,13 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 			slots: newPartnerSlots(o.partnerMax), log: log.With().Str("component", "partner").Logger(),
 			stoodDown: isStoodDown}
 		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy, draining: draining.Load, stoodDown: stoodDownErr}
-		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, partner))
-		if err != nil {
-			return fmt.Errorf("--http %s: %w", o.httpListen, err)
-		}
-		background.Go(func() {
-			if err := <-served; err != nil {
-				log.Error().Err(err).Msg("HTTP server")
-			}
-		})
 		channels := make([]string, 0, len(secrets))
 		for c := range secrets {
 			channels = append(channels, c)
 		}
-		log.Info().Str("addr", o.httpListen).Strs("partner_channels", channels).Msg("serving /healthz, /readyz, /metrics and /partner/queryInvoice")
+		if err := startHTTP(bgCtx, o, ready, reg, partner, channels, &background, log); err != nil {
+			return err
+		}
 	}
 
 	if o.pprofListen != "" {
@@ -487,8 +480,8 @@ func newRegistry(db *store.DB) *prometheus.Registry {
 // store's and the process's metrics: nothing of the durable's work, which
 // the other reports) and /readyz, 503 with the refusal; not the partner
 // API, which this instance has not set up (a load balancer sends nothing
-// to an instance that is not ready). It keeps step saying what its stop
-// waits for.
+// to an instance that is not ready): --partner-http, when set, is listened
+// on and answers 404. It keeps step saying what its stop waits for.
 func standByRefused(ctx context.Context, o *options, log zerolog.Logger, nc *nats.Conn, db *store.DB, refused error, step *shutdownStep) error {
 	reg := newRegistry(db)
 	// Two gauges of pipeline.Metrics, the same series as an instance that
@@ -502,21 +495,13 @@ func standByRefused(ctx context.Context, o *options, log zerolog.Logger, nc *nat
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
 	defer func() {
-		step.set("the HTTP server to stop")
+		step.set("the HTTP servers to stop")
 		stopBackground()
 		background.Wait()
 	}()
-	if o.httpListen != "" {
-		ready := readiness{nc: nc, bound: func() bool { return false }, store: db.Healthy, stoodDown: func() error { return refused }}
-		served, err := serveHTTP(bgCtx, o.httpListen, newHTTPHandler(ready, reg, nil))
-		if err != nil {
-			return fmt.Errorf("--http %s: %w", o.httpListen, err)
-		}
-		background.Go(func() {
-			if err := <-served; err != nil {
-				log.Error().Err(err).Msg("HTTP server")
-			}
-		})
+	ready := readiness{nc: nc, bound: func() bool { return false }, store: db.Healthy, stoodDown: func() error { return refused }}
+	if err := startHTTP(bgCtx, o, ready, reg, nil, nil, &background, log); err != nil {
+		return err
 	}
 	log.Error().Err(refused).Msg("start refused: standing by, taking no requests and changing nothing, until stopped (/readyz answers 503); this instance never takes the request consumer by itself. Keep the instance whose data directory holds the orders: stop this one, or stop the other one and restart this one")
 	<-ctx.Done()

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// TestPartnerHTTPListener runs the consumer in its default mode (embedded
+// NATS, the in-process sandbox and its demo partner channel) with and
+// without --partner-http, and asks each listener over real HTTP what it
+// serves. With --partner-http the partner API is served there and nowhere
+// else, and that listener serves nothing else: /metrics, /readyz and
+// /healthz are 404 there, as the partner API is on --http. Without it,
+// --http serves all four, as it always has. Either way the partner API's
+// answers are counted on --http's /metrics, and the start's log says which
+// endpoints each listener serves.
+func TestPartnerHTTPListener(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the consumer")
+	}
+	// A signed query of an order that does not exist: the partner API
+	// checks the signature, looks for the order and answers 1005.
+	query := "/partner/queryInvoice?" + partnerQuery(demoPartnerChannel, demoPartnerSecret, "339902999999789113:NO-SUCH-ORDER", time.Now()).Encode()
+	operator := []string{"/healthz", "/readyz", "/metrics"}
+	for _, tc := range []struct {
+		name string
+		own  bool // --partner-http given
+	}{
+		{"partner API on a listener of its own", true},
+		{"partner API on --http, without --partner-http", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			httpAddr, partnerAddr := freeAddr(t), freeAddr(t)
+			args := []string{"--data", t.TempDir(), "--nats-listen", freeAddr(t), "--http", httpAddr}
+			if tc.own {
+				args = append(args, "--partner-http", partnerAddr)
+			}
+			c := startRun(t, args)
+			get := func(addr, path string) (int, string) {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, code := doRequest(t, req)
+				return code, body
+			}
+			// /readyz is 200 once the consume loop is bound, shortly
+			// after the log says it consumes.
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if code, _ := get(httpAddr, "/readyz"); code == http.StatusOK {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/readyz on --http never answered 200:\n%s", c.logs.String())
+				}
+			}
+			for _, p := range operator {
+				if code, body := get(httpAddr, p); code != http.StatusOK {
+					t.Errorf("%s on --http: %d %s, want 200", p, code, body)
+				}
+			}
+
+			partnerAt, notAt := httpAddr, partnerAddr
+			if tc.own {
+				partnerAt, notAt = partnerAddr, httpAddr
+			}
+			code, body := get(partnerAt, query)
+			var a partnerAnswer
+			if err := json.Unmarshal([]byte(body), &a); err != nil || code != http.StatusNotFound || a.Result != 1005 {
+				t.Errorf("signed partner query on %s: %d %s, want 404 with result 1005", partnerAt, code, body)
+			}
+			if tc.own {
+				if code, body := get(notAt, query); code != http.StatusNotFound || strings.Contains(body, "result") {
+					t.Errorf("partner query on --http beside --partner-http: %d %s, want a plain 404", code, body)
+				}
+				for _, p := range append(operator, "/", "/debug/pprof/") {
+					if code, body := get(partnerAddr, p); code != http.StatusNotFound {
+						t.Errorf("%s on --partner-http: %d %s, want 404", p, code, body)
+					}
+				}
+			} else if conn, err := net.DialTimeout("tcp", partnerAddr, time.Second); err == nil {
+				conn.Close()
+				t.Errorf("something listens on %s without --partner-http", partnerAddr)
+			}
+			// The partner API's answers stay on --http's /metrics.
+			if _, page := get(httpAddr, "/metrics"); metricValues(page)[`invoice_partner_answers_total{result="1005"}`] != "1" {
+				t.Errorf("invoice_partner_answers_total{result=\"1005\"} on --http's /metrics is %q, want 1", metricValues(page)[`invoice_partner_answers_total{result="1005"}`])
+			}
+
+			logs := c.logs.String()
+			wantLogs := []string{`"addr":"` + httpAddr + `","partner_channels":["demo"],"message":"serving /healthz, /readyz, /metrics and /partner/queryInvoice"`}
+			if tc.own {
+				wantLogs = []string{
+					`"addr":"` + httpAddr + `","message":"serving /healthz, /readyz and /metrics; the partner API is on --partner-http"`,
+					`"addr":"` + partnerAddr + `","partner_channels":["demo"],"message":"serving /partner/queryInvoice only"`,
+				}
+			}
+			for _, want := range wantLogs {
+				if !strings.Contains(logs, want) {
+					t.Errorf("the start's log lacks %s:\n%s", want, logs)
+				}
+			}
+			c.stop()
+			select {
+			case err := <-c.done:
+				if err != nil {
+					t.Fatalf("run = %v once told to stop", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no stop within 30 s:\n%s", c.logs.String())
+			}
+		})
+	}
+}
+
+// doRequest sends req and returns the answer's body and status code.
+func doRequest(t *testing.T, req *http.Request) (string, int) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return string(b), resp.StatusCode
+}
+
+// TestPartnerHTTPMustBeItsOwnAddress: --partner-http (INVOICE_PARTNER_HTTP)
+// equal to --http is refused when the flags are read, naming both, and one
+// the consumer cannot listen on stops the start with an error naming it.
+func TestPartnerHTTPMustBeItsOwnAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"flag equal to --http", []string{"--http", "127.0.0.1:9090", "--partner-http", "127.0.0.1:9090"}, nil},
+		{"variable equal to the default --http", nil, map[string]string{"INVOICE_PARTNER_HTTP": "127.0.0.1:8080"}},
+		{"variable equal to INVOICE_HTTP", nil, map[string]string{"INVOICE_HTTP": "0.0.0.0:9090", "INVOICE_PARTNER_HTTP": "0.0.0.0:9090"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), "--partner-http") || !strings.Contains(err.Error(), "INVOICE_PARTNER_HTTP") || !strings.Contains(err.Error(), "--http") {
+				t.Fatalf("error %v; want one naming --partner-http, INVOICE_PARTNER_HTTP and --http", err)
+			}
+		})
+	}
+	for _, ok := range [][]string{
+		{"--partner-http", "127.0.0.1:8081"},
+		{"--http", "", "--partner-http", "127.0.0.1:8081"},         // the partner API alone
+		{"--http", "127.0.0.1:0", "--partner-http", "127.0.0.1:0"}, // two ports the system picks
+	} {
+		if _, err := parseFlags(ok, noEnv); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+
+	if testing.Short() {
+		return
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	o, err := parseFlags([]string{"--data", t.TempDir(), "--nats-listen", freeAddr(t), "--http", freeAddr(t), "--partner-http", taken.Addr().String()}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(t.Context(), o, zerolog.New(logs)) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "--partner-http "+taken.Addr().String()) || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("run = %v; want an error naming --partner-http %s and why it cannot listen", err, taken.Addr())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("run did not return within 60 s with --partner-http on an address in use:\n%s", logs.String())
+	}
+}
