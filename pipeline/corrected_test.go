@@ -346,3 +346,86 @@ func TestReplayOfASupersededRequestIsNotSubmitted(t *testing.T) {
 		t.Fatalf("sandbox: %+v", st)
 	}
 }
+
+// A copy of an older request that comes after a later, different request
+// for its order was answered, without the replay mark: JetStream
+// delivering the older request again (its acknowledgement was lost, a
+// crash after its result went out) once its correction was processed.
+// The correction issued, the copy gets a conflict (the order is issued for
+// a different request). The correction rejected too, the copy is not
+// submitted either: it was published before the correction, which
+// superseded it, and gets a conflict saying so. Before, it started the
+// order over and the outdated request was invoiced.
+func TestStaleCopyOfASupersededRequestIsNotSubmitted(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		rejections int // of the first submissions: the older request's, then the correction's
+		correction schemas.Status
+		says       string
+	}{
+		{"correction issued", 1, schemas.StatusIssued, "issued for a different request"},
+		{"correction rejected", 2, schemas.StatusRejected, "superseded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t, harnessOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+				{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: tc.rejections},
+			}}}})
+			p := firstRun(t, h, fast, h.db, nil, false)
+			const orderNo = "STALE-1"
+			deliver := func(m *pipeline.Message) pipeline.Outcome {
+				t.Helper()
+				out := p.Process(ctx, m)
+				if out.Published != nil {
+					if err := out.Published(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return out
+			}
+			h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, orderNo, nil), "")
+			first, firstMsg := fetchNext(t, h)
+			if out := deliver(first); out.Status != schemas.StatusRejected {
+				t.Fatalf("the older request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+			}
+			// Its acknowledgement is lost: JetStream delivers it again later.
+
+			h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, orderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
+			second, secondMsg := fetchNext(t, h)
+			if second.StreamSeq == first.StreamSeq {
+				t.Fatal("the correction was not delivered before the older request's redelivery")
+			}
+			if out := deliver(second); out.Status != tc.correction {
+				t.Fatalf("the correction: %s %s %s; want %s", out.Action, out.Event, out.Status, tc.correction)
+			}
+			if err := secondMsg.DoubleAck(ctx); err != nil {
+				t.Fatal(err)
+			}
+			before := h.orderStats(nuonuoSeller, orderNo)
+
+			if err := firstMsg.Nak(); err != nil {
+				t.Fatal(err)
+			}
+			again, _ := fetchNext(t, h)
+			if again.StreamSeq != first.StreamSeq || again.Deliveries != 2 {
+				t.Fatalf("delivered #%d (delivery %d); want the older request #%d again", again.StreamSeq, again.Deliveries, first.StreamSeq)
+			}
+			out := deliver(again)
+			if st := h.orderStats(nuonuoSeller, orderNo); st.Submissions != before.Submissions || st.Issuances != before.Issuances {
+				t.Fatalf("sandbox %+v, before the copy %+v: the older request's copy was submitted (%s %s)", st, before, out.Event, out.Status)
+			}
+			if out.Action != pipeline.Ack || out.Status != schemas.StatusConflict {
+				t.Fatalf("the older request's copy: %s %s %s; want a conflict", out.Action, out.Event, out.Status)
+			}
+			res := h.waitResult(nuonuoSeller, orderNo, 3, 10*time.Second)
+			if c := res[2]; c.Status != schemas.StatusConflict || c.Error == nil || !strings.Contains(c.Error.Message, tc.says) ||
+				c.Fingerprint != res[0].Fingerprint {
+				t.Fatalf("the copy's result: %s %+v; want a conflict saying %q", c.Status, c.Error, tc.says)
+			}
+			rec, _, err := h.db.Get(ctx, schemas.OrderKey{Seller: nuonuoSeller, OrderNo: orderNo})
+			if err != nil || rec.Fingerprint != res[1].Fingerprint || rec.State != schemas.OrderState(tc.correction) {
+				t.Fatalf("stored: %s %.12s %v; want the correction's record, %s", rec.State, rec.Fingerprint, err, tc.correction)
+			}
+		})
+	}
+}

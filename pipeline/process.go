@@ -266,14 +266,18 @@ func (o *order) run(ctx context.Context) {
 	}
 	decision := schemas.Decide(old, o.d.Fingerprint)
 	o.out.Decision = decision.String()
-	if decision == schemas.DecideSubmit && o.supersededReplay(old) {
+	if decision == schemas.DecideSubmit && (o.supersededReplay(old) || o.staleCopy(old)) {
 		// Nothing is sent, as for any conflict; the order's provider is
 		// named as its other results name it.
 		o.out.Decision = schemas.DecideConflict.String()
 		o.out.Provider = old.Provider
-		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{Code: schemas.CodeConflict, Field: "orderNo", Message: fmt.Sprintf(
-			"order %s of seller %s was started over by a later, different request (fingerprint %.12s…, %s now): this replayed request was superseded by it, and nothing was sent to the provider. Replay the later request's dead letter; to have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
-			o.key.OrderNo, o.key.Seller, old.Fingerprint, old.State)}, EventConflict)
+		msg := fmt.Sprintf("order %s of seller %s was started over by a later, different request (fingerprint %.12s…, %s now): this replayed request was superseded by it, and nothing was sent to the provider. Replay the later request's dead letter; to have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
+			o.key.OrderNo, o.key.Seller, old.Fingerprint, old.State)
+		if len(o.m.Header[HeaderReplayOf]) == 0 {
+			msg = fmt.Sprintf("order %s of seller %s is %s for a later, different request (fingerprint %.12s…), published after this one (at %s, this one at %s): this request was superseded by it, and nothing was sent to the provider. To have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
+				o.key.OrderNo, o.key.Seller, old.State, old.Fingerprint, old.RequestPublishedAt.UTC().Format(time.RFC3339Nano), o.m.PublishedAt.UTC().Format(time.RFC3339Nano))
+		}
+		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{Code: schemas.CodeConflict, Field: "orderNo", Message: msg}, EventConflict)
 		return
 	}
 	switch decision {
@@ -331,7 +335,7 @@ func (o *order) run(ctx context.Context) {
 	if decision == schemas.DecideSubmit {
 		o.rec = schemas.OrderRecord{
 			Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind, Fingerprint: o.d.Fingerprint,
-			Provider: prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings,
+			Provider: prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings, RequestPublishedAt: o.requestPublishedAt(),
 		}
 		if old != nil {
 			o.rec.Version = old.Version // a corrected request starts over
@@ -412,10 +416,42 @@ func (o *order) restartReplayed(rec *schemas.OrderRecord) {
 // first) would have the older request invoiced, and the correction's
 // replay answered a conflict. The same request published again without
 // the mark (the order system sending it anew) starts the order over: it is
-// the latest request then. A record written before the list was kept does
+// the latest request then, unless it was published before the request the
+// record holds (staleCopy). A record written before the list was kept does
 // not tell, and such a replay starts the order over as before.
 func (o *order) supersededReplay(old *schemas.OrderRecord) bool {
 	return old != nil && len(o.m.Header[HeaderReplayOf]) > 0 && slices.Contains(old.Superseded, o.d.Fingerprint)
+}
+
+// staleCopy reports whether the request, not a replayed dead letter, was
+// published before the different request that old, the order's record
+// that this request would start over, holds (OrderRecord.RequestPublishedAt,
+// both the request stream's timestamps): a copy of an older request
+// delivered after its correction was answered (JetStream delivering it
+// again once its acknowledgement was lost, or after a delay that let the
+// correction through first). The order system sent the other request after
+// this one; were this one submitted, the outdated request would be
+// invoiced over its correction. The same request published again (the
+// order system sending it anew, publisher publish --new-id) is published
+// after the other and starts the order over: it is the latest request
+// then. A replayed dead letter's publication is the replay's, not the
+// request's: supersededReplay decides those. A record that does not know
+// when its request was published (written before it was kept, or started
+// by a replay) does not tell, and such a copy starts the order over as
+// before.
+func (o *order) staleCopy(old *schemas.OrderRecord) bool {
+	return old != nil && len(o.m.Header[HeaderReplayOf]) == 0 && !o.m.PublishedAt.IsZero() &&
+		!old.RequestPublishedAt.IsZero() && o.m.PublishedAt.Before(old.RequestPublishedAt)
+}
+
+// requestPublishedAt is the OrderRecord.RequestPublishedAt of a record this
+// request starts: when it entered the request stream, or zero for a
+// replayed dead letter, whose first publication the replay does not carry.
+func (o *order) requestPublishedAt() time.Time {
+	if len(o.m.Header[HeaderReplayOf]) > 0 {
+		return time.Time{}
+	}
+	return o.m.PublishedAt
 }
 
 // busy puts back a delivery whose order another delivery in this process
@@ -971,7 +1007,8 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 	if event != EventError && o.prov != nil {
 		if o.rec.Seller == "" { // never claimed (a held seller, an earlier request in doubt): start the record here
 			o.rec = schemas.OrderRecord{Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind,
-				Fingerprint: o.d.Fingerprint, Provider: o.prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings}
+				Fingerprint: o.d.Fingerprint, Provider: o.prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings,
+				RequestPublishedAt: o.requestPublishedAt()}
 			stored, found, err := o.p.lookup(ctx, o.key)
 			switch {
 			case err != nil:

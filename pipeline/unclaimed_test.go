@@ -104,6 +104,15 @@ func firstRunWith(t *testing.T, h *harness, cfg pipeline.Config, st pipeline.Sto
 // next start without waiting for its ack wait.
 func takeNext(t *testing.T, h *harness) (*pipeline.Message, func()) {
 	t.Helper()
+	m, jm := fetchNext(t, h)
+	return m, func() { _ = jm.Nak() }
+}
+
+// fetchNext fetches the next request through the harness's consumer, as a
+// run would take it, and returns it as the pipeline sees it with the
+// JetStream message to acknowledge or put back.
+func fetchNext(t *testing.T, h *harness) (*pipeline.Message, jetstream.Msg) {
+	t.Helper()
 	ctx := context.Background()
 	cons, err := h.topo.EnsureConsumer(ctx, h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
 	if err != nil {
@@ -122,8 +131,7 @@ func takeNext(t *testing.T, h *harness) (*pipeline.Message, func()) {
 		t.Fatal(err)
 	}
 	return &pipeline.Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Stream: meta.Stream,
-			StreamSeq: meta.Sequence.Stream, Deliveries: int(meta.NumDelivered), PublishedAt: meta.Timestamp},
-		func() { _ = jm.Nak() }
+		StreamSeq: meta.Sequence.Stream, Deliveries: int(meta.NumDelivered), PublishedAt: meta.Timestamp}, jm
 }
 
 // crashWhile processes m through p as a run that crashes before it could

@@ -100,6 +100,14 @@ type OrderRecord struct {
 	// MaxSuperseded (Supersede): the replay of such a request's dead letter
 	// is not submitted, as the order system sent another request since.
 	Superseded []string `json:"superseded,omitempty"`
+	// RequestPublishedAt is when the request that started this record (the
+	// one Fingerprint names) entered the request stream, by the NATS
+	// server's clock: a different request for the order published before
+	// it (a copy of an older request delivered again late) is not
+	// submitted, as the order system sent this one after it. Zero when not
+	// known: a record written before it was kept, or started by a replayed
+	// dead letter (the replay's publication is not the request's).
+	RequestPublishedAt time.Time `json:"requestPublishedAt,omitzero"`
 	// Refused says that the order was rejected because the provider refused
 	// its submission for good (providers.ErrSubmissionRefused), so that a
 	// corrected request starts over under a key of its own (Restarts).
