@@ -383,3 +383,142 @@ func claimedBefore(t *testing.T, h *harness, data []byte, ago time.Duration) {
 		t.Fatal(err)
 	}
 }
+
+// asEarlierBuild rewrites the order's record as a build before
+// OrderRecord.Superseded, ReplayPublishedAt and RequestPublishedAt wrote
+// it: without those keys. It returns the record as the store then holds it.
+func asEarlierBuild(t *testing.T, h *harness, key schemas.OrderKey) schemas.OrderRecord {
+	t.Helper()
+	ctx := context.Background()
+	rec, found, err := h.db.Get(ctx, key)
+	if err != nil || !found {
+		t.Fatalf("order %s: %v %v", key, found, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(mustJSON(t, rec), &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "superseded")
+	delete(m, "replayPublishedAt")
+	delete(m, "requestPublishedAt")
+	var legacy schemas.OrderRecord
+	if err := json.Unmarshal(mustJSON(t, m), &legacy); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := h.db.Put(ctx, legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"superseded"`, `"replayPublishedAt"`, `"requestPublishedAt"`} {
+		if b := mustJSON(t, stored); strings.Contains(string(b), k) {
+			t.Fatalf("the earlier build's record has %s: %s", k, b)
+		}
+	}
+	return stored
+}
+
+// A replayed dead letter of a request still under way in an earlier
+// build's record (its counts left by a give-up that could not write it, a
+// panic, and no ReplayPublishedAt): the replay's first delivery starts the
+// counts afresh, its later deliveries keep them, and it is given up after
+// its own MaxDeliver deliveries, the order submitted once.
+func TestReplayOverAnEarlierBuildsRecordCountsItsOwnDeliveries(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Nuonuo: sandbox.NuonuoConfig{PendingQueries: 1000}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "LEGACY-REPLAY"}
+	body := issueRequest(t, nuonuoSeller, key.OrderNo, nil)
+	raw := publishRaw(t, h, nuonuoSeller, body)
+	for d := 1; d < cfg.MaxDeliver; d++ {
+		if out := deliverRaw(t, p, raw, d); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+			t.Fatalf("delivery %d: %s %s", d, out.Action, out.Event)
+		}
+	}
+	buggy := pipelineOverProviders(t, h, cfg, h.db, pipeline.NewJetStreamPublisher(h.js, schemas.Subjects{}),
+		pipeline.ProviderMap{nuonuoSeller: panicky{h.provs[nuonuoSeller]}})
+	if out := deliverRaw(t, buggy, raw, cfg.MaxDeliver); out.Action != pipeline.Term {
+		t.Fatalf("last delivery, panicking: %s %s; want given up", out.Action, out.Event)
+	}
+	if legacy := asEarlierBuild(t, h, key); legacy.Polls != cfg.MaxDeliver-1 || legacy.State != schemas.StateAccepted {
+		t.Fatalf("the earlier build's record: %s, %d polls; want accepted, %d", legacy.State, legacy.Polls, cfg.MaxDeliver-1)
+	}
+
+	replay := publishReplayed(t, h, nuonuoSeller, body, 1)
+	for r := 1; r < cfg.MaxDeliver; r++ {
+		if out := deliverRaw(t, p, replay, r); out.Action != pipeline.Nak || out.Event != pipeline.EventAccepted {
+			t.Fatalf("replay delivery %d: %s %s", r, out.Action, out.Event)
+		}
+		rec, _, err := h.db.Get(context.Background(), key)
+		if err != nil || rec.Polls != r || !rec.ReplayPublishedAt.Equal(replay.Time) {
+			t.Fatalf("replay delivery %d: %d polls, replay published %s (%v); want %d, counted from the replay's first delivery, and %s",
+				r, rec.Polls, rec.ReplayPublishedAt, err, r, replay.Time)
+		}
+	}
+	if out := deliverRaw(t, p, replay, cfg.MaxDeliver); out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
+		t.Fatalf("replay delivery %d: %s %s %q; want given up, the replay's own deliveries spent", cfg.MaxDeliver, out.Action, out.Event, out.DeadLetter)
+	}
+	if st := h.orderStats(nuonuoSeller, key.OrderNo); st.Submissions != 1 {
+		t.Fatalf("sandbox %+v: want the order submitted once", st)
+	}
+}
+
+// An order whose request and its correction were both given up, in an
+// earlier build's record, which lists no superseded request and does not
+// know when its request was published: a replay of the older request's
+// dead letter, or a copy of the older request delivered again, starts the
+// order over as that build did. Nothing is invoiced twice: the correction
+// was submitted, so the provider is asked about it first, the older
+// request is issued once, and the correction's replay then gets a
+// conflict. The record written since lists the correction as superseded.
+func TestOlderRequestOverAnEarlierBuildsRecord(t *testing.T) {
+	for _, replayed := range []bool{true, false} {
+		name := "copy delivered again"
+		if replayed {
+			name = "replayed dead letter"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := fast
+			cfg.MaxDeliver = 3
+			h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+				{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", HTTPStatus: 503, Times: 2 * cfg.MaxDeliver},
+			}}}})
+			p := firstRun(t, h, cfg, h.db, nil, false)
+			key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "LEGACY-SUPERSEDED"}
+			older := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, nil))
+			corrected := issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" })
+			for _, raw := range []*jetstream.RawStreamMsg{older, publishRaw(t, h, nuonuoSeller, corrected)} {
+				out := deliverRaw(t, p, raw, 1)
+				for d := 2; out.Action == pipeline.Nak && d <= cfg.MaxDeliver; d++ {
+					out = deliverRaw(t, p, raw, d)
+				}
+				if out.Action != pipeline.Term || out.Status != schemas.StatusFailed {
+					t.Fatalf("request #%d: %s %s %s; want given up", raw.Sequence, out.Action, out.Event, out.Status)
+				}
+			}
+			legacy := asEarlierBuild(t, h, key)
+			if legacy.State != schemas.StateFailed || legacy.Submissions == 0 {
+				t.Fatalf("the earlier build's record: %s, %d submissions; want failed after a submission", legacy.State, legacy.Submissions)
+			}
+
+			again := older
+			if replayed {
+				again = publishReplayed(t, h, nuonuoSeller, older.Data, 1)
+			}
+			if out := deliverRaw(t, p, again, 2); out.Status != schemas.StatusIssued {
+				t.Fatalf("the older request: %s %s %s; want issued, as the earlier build had it", out.Action, out.Event, out.Status)
+			}
+			rec, _, err := h.db.Get(ctx, key)
+			if err != nil || len(rec.Superseded) != 1 || rec.Superseded[0] != legacy.Fingerprint {
+				t.Fatalf("stored: superseded %q (%v); want the correction's %.12s…", rec.Superseded, err, legacy.Fingerprint)
+			}
+			if out := deliverRaw(t, p, publishReplayed(t, h, nuonuoSeller, corrected, 2), 1); out.Status != schemas.StatusConflict {
+				t.Fatalf("the correction's replay: %s %s %s; want a conflict", out.Action, out.Event, out.Status)
+			}
+			if st := h.orderStats(nuonuoSeller, key.OrderNo); st.Issuances != 1 {
+				t.Fatalf("sandbox %+v: want one issuance", st)
+			}
+		})
+	}
+}
