@@ -78,8 +78,10 @@
 // provider, gets the same invoice and saves it: the result was true
 // either way. This takes an order-store commit off every invoice's way to
 // its result. Every result carries a Nats-Msg-Id derived from the
-// request's stream sequence and the result's status
-// ("result:<stream>:<seq>:<status>", ResultMsgID), so republishing the
+// request's stream sequence and publication and the result's status
+// ("result:<stream>:<seq>:<status>:<t>", ResultMsgID; the publication
+// tells apart the requests of a stream deleted and created again, which
+// numbers them from 1 again), so republishing the
 // same outcome after a crash is deduplicated (within the streams'
 // Duplicates window, 10 minutes by default), an outcome that changed
 // between two deliveries of one message is published too, and a second

@@ -1120,18 +1120,39 @@ func (o *order) publishFailed(err error) {
 // up as failed, the termination lost, then found issued) is published
 // too instead of being dropped as a duplicate of the first.
 func (o *order) resultID(st schemas.Status) string {
-	return ResultMsgID(o.m.Stream, o.m.StreamSeq, st)
+	return ResultMsgID(o.m.Stream, o.m.StreamSeq, o.m.PublishedAt, st)
 }
 
 // ResultMsgID is the Nats-Msg-Id of the result with status st for the
-// request at seq in stream: "result:<stream>:<seq>:<status>".
-func ResultMsgID(stream string, seq uint64, st schemas.Status) string {
-	return "result:" + stream + ":" + strconv.FormatUint(seq, 10) + ":" + string(st)
+// request at seq in stream, which entered it at publishedAt (the stream's
+// timestamp, the same at every delivery): "result:<stream>:<seq>:<status>:<t>",
+// t being publishedAt in Unix nanoseconds (left out, with its colon, when
+// publishedAt is zero). The time tells apart the requests of a stream
+// deleted and created again, which numbers them from 1 again: without it,
+// the result of the new stream's request #1 had the id of the old one's,
+// and the result stream dropped it as a duplicate within its duplicate
+// window while the request was acknowledged.
+func ResultMsgID(stream string, seq uint64, publishedAt time.Time, st schemas.Status) string {
+	return "result:" + stream + ":" + strconv.FormatUint(seq, 10) + ":" + string(st) + incarnation(publishedAt)
+}
+
+// incarnation is the suffix of a result's or a dead letter's message id that
+// tells apart two requests of the same stream name and sequence: ":" and the
+// request's publication in Unix nanoseconds, or nothing when it is not known.
+func incarnation(publishedAt time.Time) string {
+	if publishedAt.IsZero() {
+		return ""
+	}
+	return ":" + strconv.FormatInt(publishedAt.UnixNano(), 10)
 }
 
 func (o *order) deadLetterID() string { return deadLetterID(o.m) }
 
-func deadLetterID(m *Message) string { return fmt.Sprintf("dlq:%s:%d", m.Stream, m.StreamSeq) }
+// deadLetterID is the Nats-Msg-Id of the dead letter of m:
+// "dlq:<stream>:<seq>:<t>", t as in ResultMsgID.
+func deadLetterID(m *Message) string {
+	return fmt.Sprintf("dlq:%s:%d%s", m.Stream, m.StreamSeq, incarnation(m.PublishedAt))
+}
 
 func (o *order) deadLetter(reason schemas.DeadLetterReason, e schemas.ErrorInfo) *schemas.DeadLetter {
 	dl := newDeadLetter(o.m, reason, o.out.Seller, e, o.now, o.p.validator.MaxBytes())
@@ -1277,7 +1298,7 @@ func (p *Pipeline) panicked(ctx context.Context, m *Message, before Outcome, fin
 		res := &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: out.Seller, OrderNo: orderNo,
 			Kind: out.Kind, Status: schemas.StatusFailed, Provider: provider, Fingerprint: fingerprint, Attempts: before.Attempts,
 			ReceivedAt: now, CompletedAt: now, Invoices: []schemas.Invoice{}, Error: &info}
-		if err := p.pub.PublishResult(ctx, res, ResultMsgID(m.Stream, m.StreamSeq, res.Status)); err != nil {
+		if err := p.pub.PublishResult(ctx, res, ResultMsgID(m.Stream, m.StreamSeq, m.PublishedAt, res.Status)); err != nil {
 			out.Err = fmt.Errorf("%w\npublish its failed result: %w", cause, err)
 			return out
 		}

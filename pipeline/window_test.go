@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,8 +125,8 @@ func TestResultAgainPastTheDuplicateWindow(t *testing.T) {
 				t.Fatalf("%d results in the stream, want the first and its repetition past the window", len(got))
 			}
 			a, b := got[0], got[1]
-			if a.msgID == "" || a.msgID != b.msgID || a.msgID != pipeline.ResultMsgID(pipeline.DefaultRequestStream, 1, schemas.StatusIssued) {
-				t.Errorf("Nats-Msg-Ids %q and %q, want both %q", a.msgID, b.msgID, pipeline.ResultMsgID(pipeline.DefaultRequestStream, 1, schemas.StatusIssued))
+			if want := pipeline.ResultMsgID(pipeline.DefaultRequestStream, 1, time.Time{}, schemas.StatusIssued) + ":"; a.msgID != b.msgID || !strings.HasPrefix(a.msgID, want) {
+				t.Errorf("Nats-Msg-Ids %q and %q, want both %q and the request's publication", a.msgID, b.msgID, want)
 			}
 			sameInvoices := string(mustJSON(t, a.res.Invoices)) == string(mustJSON(t, b.res.Invoices))
 			if a.res.Status != schemas.StatusIssued || b.res.Status != a.res.Status || b.res.Fingerprint != a.res.Fingerprint ||

@@ -304,7 +304,7 @@ func collect(ctx context.Context, js jetstream.JetStream) (*collector, error) {
 func (c *collector) add(m jetstream.Msg) {
 	e := event{subject: m.Subject(), msgID: m.Headers().Get(jetstream.MsgIDHeader)}
 	if id, ok := strings.CutPrefix(e.msgID, "result:"+pipeline.DefaultRequestStream+":"); ok {
-		seq, _, _ := strings.Cut(id, ":") // result:<stream>:<seq>:<status>
+		seq, _, _ := strings.Cut(id, ":") // result:<stream>:<seq>:<status>:<t>
 		e.seq, _ = strconv.ParseUint(seq, 10, 64)
 	}
 	c.mu.Lock()
