@@ -213,8 +213,9 @@ type OwnerWatch struct {
 // earlier instance decides differently, and it writes nothing, so exactly
 // one still stops.
 //
-// A durable without an owner (edited by hand) is left as it is.
-// WatchOwner returns nil when ctx ends.
+// A durable without an owner (edited by hand) is left as it is, and one
+// the server does not have (deleted) is not reported to OnError: the
+// consume loop reports it. WatchOwner returns nil when ctx ends.
 func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 	if w.Interval <= 0 {
 		w.Interval = 5 * time.Second
@@ -242,7 +243,12 @@ func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 		info, err := c.Info(lctx)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
+			// A durable the server does not have (deleted, with its
+			// stream or alone) is the consume loop's to report and to
+			// create again (LoopConfig.Recreate): said here too, it
+			// would be said every Interval for as long as it lasts.
+			gone := errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+			if ctx.Err() == nil && !gone {
 				fail(fmt.Errorf("read the request consumer's owner: %w", err))
 			}
 			continue

@@ -37,7 +37,30 @@ type LoopConfig struct {
 	// that its provider answers "later" MaxDeliver such answers
 	// (OrderRecord.Answers, order.exhausted).
 	Paused func() error
+	// Recreate, when set, is called when the server says that the
+	// loop's request consumer does not exist (an operator deleted the
+	// request stream, which takes its consumers with it, or the durable
+	// alone): it creates them again with the instance's settings
+	// (Topology.RecreateRequestConsumer), and the loop pulls from the new
+	// consumer. Until it succeeds (tried again after 1 s, the wait
+	// doubling up to RecreateRetryMax) the loop takes nothing, Bound is
+	// false and Missing says why. Without it Run returns an error that
+	// wraps ErrConsumerMissing.
+	Recreate func(ctx context.Context) (RecreatedConsumer, error)
 }
+
+// ErrConsumerMissing says that the server has no request consumer for the
+// loop to pull from: its durable, or the request stream with it, was
+// deleted.
+var ErrConsumerMissing = errors.New("the request consumer does not exist (the request stream, or its durable, was deleted)")
+
+// RecreateRetryMax is the longest wait between two tries to create a
+// missing request consumer again (LoopConfig.Recreate).
+const RecreateRetryMax = 30 * time.Second
+
+// recreateTimeout bounds one try to create a missing request consumer
+// again.
+const recreateTimeout = 10 * time.Second
 
 // PullExpiry is how long each of the loop's pull requests waits at the
 // server. It is short so that shutdown is quick (Drain waits for the pull
@@ -76,6 +99,9 @@ type Loop struct {
 	metrics  *Metrics
 	inFlight atomic.Int64
 	bound    atomic.Bool
+	// missing says why the loop has no request consumer to pull from
+	// (Missing); nil while it has one.
+	missing atomic.Pointer[error]
 
 	// The stream's count of requests not yet delivered, as of the last
 	// delivery, and that delivery's time (Behind).
@@ -145,6 +171,33 @@ func (l *Loop) Abandon() { l.abandonOnce.Do(func() { close(l.abandon) }) }
 // readiness).
 func (l *Loop) Bound() bool { return l.bound.Load() }
 
+// Missing returns why the loop takes no requests because its request
+// consumer does not exist (ErrConsumerMissing, with the server's answer
+// and, while LoopConfig.Recreate fails, its error), nil while it has one.
+func (l *Loop) Missing() error {
+	if err := l.missing.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// setMissing records why the request consumer is missing (nil: it is
+// not), for Missing and the metrics.
+func (l *Loop) setMissing(err error) {
+	if err == nil {
+		l.missing.Store(nil)
+	} else {
+		l.missing.Store(&err)
+	}
+	if l.metrics != nil {
+		v := 0.0
+		if err != nil {
+			v = 1
+		}
+		l.metrics.ConsumerMissing.Set(v)
+	}
+}
+
 // behindFor is how long Behind trusts the last delivery's count of waiting
 // requests: with no delivery for that long, the loop is not behind.
 const behindFor = 2 * time.Second
@@ -201,12 +254,19 @@ func (l *Loop) Run(ctx context.Context) error {
 			}
 		})
 	}
+	// iter is replaced when the request consumer is created again
+	// (rebind); pulling, the stopper drains the one in use.
+	var iterMu sync.Mutex
+	draining := false
 	var stopper sync.WaitGroup
 	finished := make(chan struct{})
 	stopper.Go(func() {
 		select {
 		case <-ctx.Done():
+			iterMu.Lock()
+			draining = true
 			iter.Drain() // stop pulling; what is buffered still comes out of Next
+			iterMu.Unlock()
 		case <-finished:
 		}
 	})
@@ -234,6 +294,31 @@ func (l *Loop) Run(ctx context.Context) error {
 		if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed) {
 			runErr = fmt.Errorf("pull from the request consumer: %w", err)
 			break
+		}
+		if gone := l.consumerGone(work, err); gone != nil {
+			if ctx.Err() != nil {
+				break // shutting down: nothing more to take from it
+			}
+			// Not a stop: the iterator ended, or pulls nothing, because
+			// the server has no consumer for it any more.
+			next, err := l.rebind(ctx, work, iter, gone)
+			if err != nil {
+				runErr = err
+				break
+			}
+			iterMu.Lock()
+			if next != nil && draining {
+				next.Stop()
+				next = nil
+			}
+			if next != nil {
+				iter = next
+			}
+			iterMu.Unlock()
+			if next == nil {
+				break // shutting down, or abandoned
+			}
+			continue
 		}
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			break
@@ -267,6 +352,112 @@ func (l *Loop) Run(ctx context.Context) error {
 	close(finished)
 	stopper.Wait()
 	return runErr
+}
+
+// consumerGone returns the server's answer that the request consumer does
+// not exist, when err, Next's error, comes of that: the server said that
+// the consumer was deleted (the iterator has stopped), or no pull was
+// answered for two heartbeats (one sent when nothing answers for the
+// consumer any more) and the consumer's info says it is not found. nil
+// otherwise: a pull that failed for another reason (a lost connection)
+// is the iterator's to retry.
+func (l *Loop) consumerGone(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+		return err
+	case !errors.Is(err, jetstream.ErrNoHeartbeat):
+		return nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, recreateTimeout)
+	defer cancel()
+	_, ierr := l.consumer.Info(ictx)
+	if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound) {
+		return ierr
+	}
+	return nil
+}
+
+// rebind replaces iter, the iterator of a request consumer that the
+// server says is gone (why), by one on the consumer created again
+// (LoopConfig.Recreate), trying until it succeeds, ctx ends (nil: a
+// shutdown) or work does (abandoned). Meanwhile the loop is not bound and
+// Missing says why; the log says it once, then each failure that differs
+// from the one it said last, and at least once a minute while it lasts.
+// Without Recreate it returns an error wrapping ErrConsumerMissing.
+//
+// Nothing is lost or taken twice by it: the requests in flight finish
+// (their acknowledgements go nowhere when the stream was deleted, which
+// took its requests with it), a stream created again is empty, and a
+// durable created again over a stream that kept its requests delivers
+// them again from the oldest, as after any redelivery: the order store
+// answers those already answered.
+func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext, why error) (jetstream.MessagesContext, error) {
+	iter.Stop()
+	l.bound.Store(false)
+	missing := fmt.Errorf("%w: %w", ErrConsumerMissing, why)
+	l.setMissing(missing)
+	if l.cfg.Recreate == nil {
+		return nil, missing
+	}
+	l.log.Error().Err(missing).Msg("the request consumer is gone: taking no requests; creating it again, with its stream if that is gone too, with this instance's settings")
+	logged, loggedAt := "", time.Now()
+	for wait := time.Second; ; wait = min(2*wait, RecreateRetryMax) {
+		rctx, cancel := context.WithTimeout(work, recreateTimeout)
+		rc, err := l.cfg.Recreate(rctx)
+		cancel()
+		var next jetstream.MessagesContext
+		if err == nil {
+			next, err = rc.Consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers), jetstream.PullExpiry(PullExpiry))
+		}
+		if err == nil {
+			l.rebound(rc)
+			return next, nil
+		}
+		if ctx.Err() != nil || work.Err() != nil {
+			return nil, nil
+		}
+		failed := fmt.Errorf("%w; creating it again failed: %w", missing, err)
+		l.setMissing(failed)
+		if err.Error() != logged || time.Since(loggedAt) >= time.Minute {
+			l.log.Error().Err(failed).Dur("retry_in", wait).Msg("the request consumer is still missing: taking no requests")
+			logged, loggedAt = err.Error(), time.Now()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-work.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil || work.Err() != nil {
+			return nil, nil
+		}
+	}
+}
+
+// rebound takes rc, the request consumer created again, for the loop's
+// own. The put-backs counted by stream sequence are forgotten: a stream
+// created again numbers its requests afresh, and a durable created again
+// counts its deliveries afresh. A stream created again gets its own
+// unclaimed mark (named after its creation), as RecoverUnclaimed would
+// have given it.
+func (l *Loop) rebound(rc RecreatedConsumer) {
+	l.consumer = rc.Consumer
+	l.putBackMu.Lock()
+	l.putBack = nil
+	l.putBackMu.Unlock()
+	what := "the request consumer was missing (deleted?): created again with this instance's settings; the requests its stream holds are delivered again from the oldest, and those already answered are answered from the order store"
+	if rc.StreamCreated {
+		what = "the request stream was missing (deleted?): created again, empty, with this instance's settings, and its consumer; the requests it held are gone, and order systems must publish those not answered again"
+	}
+	if rc.Stream != nil {
+		l.pipeline.unclaimed.rename(rc.Stream.Config.Name, unclaimedMarkName(rc.Stream))
+	}
+	l.setMissing(nil)
+	l.bound.Store(true)
+	l.log.Warn().Str("stream", rc.Consumer.CachedInfo().Stream).Str("consumer", rc.Consumer.CachedInfo().Name).Msg(what)
 }
 
 // pendingAck is a processed message whose result the stream has yet to

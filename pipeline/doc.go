@@ -4,7 +4,11 @@
 // Pipeline.Process handles one delivery and returns an Outcome; it never
 // acknowledges anything itself. Loop pulls from the durable JetStream
 // consumer, runs Process on a fixed pool of workers and is the only place
-// that acks, naks, terminates and logs (one line per message).
+// that acks, naks, terminates and logs (one line per message). A durable
+// that the server no longer has (the request stream deleted, or the durable
+// alone) is created again with the instance's settings
+// (LoopConfig.Recreate, Topology.RecreateRequestConsumer); until then
+// Loop.Missing says why nothing is taken.
 //
 // # Processing one message
 //

@@ -87,6 +87,7 @@ type harness struct {
 	paused   func() error
 	backlog  pipeline.Backlog
 	workers  int
+	recreate bool
 	log      zerolog.Logger
 	loop     *pipeline.Loop
 	p        *pipeline.Pipeline // the pipeline of the last start
@@ -124,12 +125,16 @@ type harnessOptions struct {
 	// redConfirmAfter is the jumdata client's RedConfirmAfter (0: its
 	// default).
 	redConfirmAfter time.Duration
+	// recreate makes the loop create its request consumer again, with
+	// its stream, when they are deleted (LoopConfig.Recreate), as the
+	// consumer binary does.
+	recreate bool
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, workers: o.workers}
+	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate}
 	if h.workers == 0 {
 		h.workers = 8
 	}
@@ -299,7 +304,8 @@ func (h *harness) start() {
 		h.t.Cleanup(func() { keeper.Stop(context.Background()) })
 		p.KeepDocuments(keeper)
 	}
-	cons, err := h.topo.EnsureConsumer(context.Background(), h.js, pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second})
+	settings := pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second}
+	cons, err := h.topo.EnsureConsumer(context.Background(), h.js, settings)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -317,7 +323,13 @@ func (h *harness) start() {
 	if paused == nil {
 		paused = h.db.Healthy
 	}
-	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: paused}, p, cons, h.log, nil)
+	lc := pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: paused}
+	if h.recreate {
+		lc.Recreate = func(ctx context.Context) (pipeline.RecreatedConsumer, error) {
+			return h.topo.RecreateRequestConsumer(ctx, h.js, settings)
+		}
+	}
+	loop := pipeline.NewLoop(lc, p, cons, h.log, nil)
 	h.loop = loop
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stopLoop = cancel

@@ -86,6 +86,11 @@ type Metrics struct {
 	// alive and scraped like one that consumes, while the owner may be
 	// gone and the partition consumed by nobody. 0 otherwise.
 	StoodDown prometheus.Gauge
+	// ConsumerMissing is 1 while the consume loop has no request consumer
+	// to pull from, the server having none (the request stream or its
+	// durable deleted) and the loop not having created it again yet
+	// (LoopConfig.Recreate failing, or not set); 0 otherwise.
+	ConsumerMissing prometheus.Gauge
 	// PartnerAnswers counts the answers of the consumer binary's partner
 	// API (GET /partner/queryInvoice) by result code: 0 success, 1001
 	// and 1003-1006 the partner's side or a document not available yet,
@@ -164,6 +169,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StoodDown: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_consumer_stood_down", Help: "1 once another instance took this one's request consumer, or from the start of one refused because another pulls from it: it takes no requests and stands by until stopped (/readyz answers 503 \"stood down\"); 0 otherwise.",
 		}),
+		ConsumerMissing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "invoice_request_consumer_missing", Help: "1 while the request consumer (the request stream, or its durable) does not exist and could not be created again: nothing is taken (/readyz answers 503 \"request consumer missing\"); 0 otherwise.",
+		}),
 		PartnerAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_partner_answers_total",
 			Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001 and 1003-1006 the partner's side or a document not available yet, 1007 too many queries at once, 1500 the consumer's side.",
@@ -193,7 +201,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls, m.OrderSaves,
 			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans, m.Partitions,
-			m.StoodDown, m.PartnerAnswers)
+			m.StoodDown, m.ConsumerMissing, m.PartnerAnswers)
 	}
 	return m
 }

@@ -2,11 +2,15 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The request stream deleted and created again (by an operator, or by the
@@ -51,5 +55,138 @@ func TestARecreatedRequestStreamsRequestsGetTheirOwnResults(t *testing.T) {
 	}
 	if dl := h.deadLetters()[1]; string(dl.Payload) != "not json either" || dl.OriginalSeq != 2 {
 		t.Fatalf("the new stream's dead letter: #%d %q", dl.OriginalSeq, dl.Payload)
+	}
+}
+
+// The request stream is deleted while the loop runs (nats stream rm),
+// taking the durable with it. The loop creates both again with its
+// settings (LoopConfig.Recreate) and takes the requests published since,
+// instead of returning as if stopped (the server told its waiting pull
+// that the consumer was deleted) or, when no pull of its was waiting (its
+// workers busy, its buffer full), pulling from nothing for ever while it
+// said it was bound. The request in flight then finishes, submitted once.
+func TestDeletedRequestStreamIsCreatedAgainByTheLoop(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		name := "idle"
+		if busy {
+			name = "every worker busy"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			o := harnessOptions{pipeline: fast, recreate: true}
+			if busy {
+				o.workers, o.sandbox = 1, sandbox.Config{Latency: 500 * time.Millisecond}
+			}
+			h := newHarness(t, o)
+			h.start()
+			h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "BEFORE-1", nil), "")
+			if busy {
+				h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "BEFORE-2", nil), "")
+				h.waitFor("a request in flight", 10*time.Second, func() bool { return h.loop.InFlight() > 0 })
+			} else {
+				h.waitResult(nuonuoSeller, "BEFORE-1", 1, 10*time.Second)
+			}
+			before, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+				t.Fatal(err)
+			}
+			h.waitFor("the request stream and its consumer created again", 20*time.Second, func() bool {
+				select {
+				case err := <-h.loopDone:
+					t.Fatalf("the loop returned %v once its request stream was deleted", err)
+				default:
+				}
+				_, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+				return err == nil && h.loop.Bound() && h.loop.Missing() == nil
+			})
+			after, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, got := before.CachedInfo().Config, after.CachedInfo().Config
+			if got.Retention != jetstream.WorkQueuePolicy || got.Duplicates != want.Duplicates || got.Storage != want.Storage ||
+				strings.Join(got.Subjects, " ") != strings.Join(want.Subjects, " ") || !after.CachedInfo().Created.After(before.CachedInfo().Created) {
+				t.Errorf("the stream created again: %+v; want the topology's settings %+v", got, want)
+			}
+			cons, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ci := cons.CachedInfo().Config; ci.AckPolicy != jetstream.AckExplicitPolicy || ci.AckWait != 5*time.Second || ci.MaxDeliver != -1 {
+				t.Errorf("the durable created again: %+v; want the loop's settings", ci)
+			}
+
+			h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "AFTER-1", nil), "")
+			if r := h.waitResult(nuonuoSeller, "AFTER-1", 1, 15*time.Second)[0]; r.Status != schemas.StatusIssued {
+				t.Fatalf("a request published after the stream was created again: %s", r.Status)
+			}
+			if r := h.waitResult(nuonuoSeller, "BEFORE-1", 1, 15*time.Second)[0]; r.Status != schemas.StatusIssued {
+				t.Fatalf("the request in flight: %s", r.Status)
+			}
+			for _, no := range []string{"BEFORE-1", "AFTER-1"} {
+				if st := h.orderStats(nuonuoSeller, no); st.Submissions != 1 || st.Issuances != 1 {
+					t.Errorf("%s: sandbox %+v, want one submission and one issuance", no, st)
+				}
+			}
+		})
+	}
+}
+
+// When the request stream cannot be created again (here another stream
+// took its subjects meanwhile), the loop takes nothing and says why:
+// Bound is false and Missing names the missing consumer and the failure,
+// until the stream can be created; then it goes on. A loop without
+// Recreate returns an error saying that its consumer is gone, not nil, as
+// a stop.
+func TestMissingRequestConsumerIsReported(t *testing.T) {
+	ctx := context.Background()
+	// Its only worker busy with a slow provider, the loop has no pull
+	// waiting at the server, and finds the consumer gone only once the
+	// request is done: the other stream is there by then.
+	h := newHarness(t, harnessOptions{pipeline: fast, recreate: true, workers: 1, sandbox: sandbox.Config{Latency: time.Second}})
+	h.start()
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "BEFORE-SQUATTER-1", nil), "")
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "BEFORE-SQUATTER-2", nil), "")
+	h.waitFor("a request in flight", 10*time.Second, func() bool { return h.loop.InFlight() > 0 })
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.obs.CreateStream(ctx, jetstream.StreamConfig{Name: "SQUATTER", Subjects: []string{schemas.Subjects{}.RequestFilter()}}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the loop to say why it takes nothing", 20*time.Second, func() bool {
+		err := h.loop.Missing()
+		return err != nil && strings.Contains(err.Error(), "creating it again failed")
+	})
+	if err := h.loop.Missing(); !errors.Is(err, pipeline.ErrConsumerMissing) || h.loop.Bound() {
+		t.Fatalf("Missing %v, Bound %v; want ErrConsumerMissing and not bound", err, h.loop.Bound())
+	}
+	if err := h.obs.DeleteStream(ctx, "SQUATTER"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the request stream created again", 2*pipeline.RecreateRetryMax, func() bool {
+		return h.loop.Missing() == nil && h.loop.Bound()
+	})
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "AFTER-SQUATTER", nil), "")
+	if r := h.waitResult(nuonuoSeller, "AFTER-SQUATTER", 1, 15*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("a request published after the stream was created again: %s", r.Status)
+	}
+
+	plain := newHarness(t, harnessOptions{pipeline: fast})
+	plain.start()
+	if err := plain.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-plain.loopDone:
+		plain.stopLoop = nil
+		if !errors.Is(err, pipeline.ErrConsumerMissing) {
+			t.Fatalf("a loop without Recreate returned %v; want ErrConsumerMissing", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a loop without Recreate did not return within 20 s of its stream's deletion")
 	}
 }

@@ -341,3 +341,47 @@ func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, s 
 	}
 	return c, nil
 }
+
+// RecreatedConsumer is what RecreateRequestConsumer found and did.
+type RecreatedConsumer struct {
+	// Consumer is the durable request consumer, created again.
+	Consumer jetstream.Consumer
+	// Stream is the request stream's info as it is now; StreamCreated
+	// says that the stream was missing and was created again, empty.
+	Stream        *jetstream.StreamInfo
+	StreamCreated bool
+}
+
+// RecreateRequestConsumer creates the request stream again when the server
+// says it does not exist, with the topology's settings (Streams), then the
+// durable request consumer with s (EnsureConsumer): for a consumer that
+// found its durable gone while it runs (an operator deleted the request
+// stream, which takes its consumers with it, or the durable alone). A
+// request stream that exists is left as it is, whatever its settings,
+// and so is one that another instance (another partition's) created
+// meanwhile. A stream created again starts empty, its sequences from 1:
+// the requests the deleted one held are gone with it.
+func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetStream, s ConsumerSettings) (RecreatedConsumer, error) {
+	t = t.WithDefaults()
+	var out RecreatedConsumer
+	stream, err := js.Stream(ctx, t.RequestStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		stream, err = js.CreateStream(ctx, t.Streams()[0])
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+			stream, err = js.Stream(ctx, t.RequestStream) // another instance was first
+		case err == nil:
+			out.StreamCreated = true
+		default:
+			return out, fmt.Errorf("create stream %s again: %w", t.RequestStream, err)
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("read stream %s: %w", t.RequestStream, err)
+	}
+	out.Stream = stream.CachedInfo()
+	if out.Consumer, err = t.EnsureConsumer(ctx, js, s); err != nil {
+		return out, err
+	}
+	return out, nil
+}

@@ -70,6 +70,18 @@ func (h *horizons) identify(stream, name string) {
 	h.names[stream] = name
 }
 
+// rename gives the stream called stream the mark called name when the
+// stream was identified before (RecoverUnclaimed read it): it was created
+// again, and its requests are numbered afresh, under a mark of their own.
+// A stream never identified stays so: its orders are all claimed.
+func (h *horizons) rename(stream, name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.names[stream]; ok {
+		h.names[stream] = name
+	}
+}
+
 // horizon is the unclaimed mark of one stream.
 type horizon struct {
 	durable uint64        // on disk
