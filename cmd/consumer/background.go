@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
@@ -144,8 +145,12 @@ func sweepOrphans(ctx context.Context, s *pipeline.OrphanSweeper, m *pipeline.Me
 		cancel()
 		m.Orphans.WithLabelValues("deleted").Add(float64(rep.Deleted))
 		m.Orphans.WithLabelValues("kept").Add(float64(rep.Kept))
+		// A request consumer the server does not have (the request
+		// stream or its durable deleted) is the consume loop's to report
+		// (pipeline.Loop.Missing), not every sweep's.
+		gone := errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 		switch {
-		case err != nil && ctx.Err() == nil:
+		case err != nil && ctx.Err() == nil && !gone:
 			log.Warn().Err(err).Int("deleted", rep.Deleted).Msg("sweep acknowledged requests left in the request stream")
 		case rep.Deleted > 0 || rep.Kept > 0:
 			log.Warn().Int("deleted", rep.Deleted).Int("kept", rep.Kept).

@@ -24,7 +24,11 @@ import (
 type readiness struct {
 	nc    *nats.Conn
 	bound func() bool
-	store func() error
+	// missing says why the request consumer does not exist (the request
+	// stream or its durable deleted, and not created again yet), nil
+	// while it does (pipeline.Loop.Missing).
+	missing func() error
+	store   func() error
 	// draining reports whether the shutdown has begun: the consumer takes
 	// no new requests then, while it finishes those in flight, and is not
 	// ready however well the rest works.
@@ -57,7 +61,18 @@ func (r readiness) problems(causes bool) []string {
 	if r.nc == nil || r.nc.Status() != nats.CONNECTED {
 		out = append(out, "NATS is not connected")
 	}
-	if r.bound == nil || !r.bound() {
+	var missing error
+	if r.missing != nil {
+		missing = r.missing()
+	}
+	switch {
+	case missing != nil:
+		p := "request consumer missing: the request stream or its durable was deleted; taking no requests until it is created again"
+		if causes {
+			p += ": " + missing.Error()
+		}
+		out = append(out, p)
+	case r.bound == nil || !r.bound():
 		out = append(out, "not bound to the request consumer")
 	}
 	if r.store == nil {
@@ -95,7 +110,7 @@ func fromThisHost(r *http.Request) bool {
 // partner is not nil:
 //
 //	GET /healthz                 200 while the process runs
-//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise, from the start of the shutdown on ("draining"), and once another instance took the request consumer or from the start of one refused because another pulls from it ("stood down")
+//	GET /readyz                  200 when NATS is connected, the consumer bound and the store writable; 503 with the reasons otherwise, from the start of the shutdown on ("draining"), once another instance took the request consumer or from the start of one refused because another pulls from it ("stood down"), and while the request consumer is deleted and not created again ("request consumer missing")
 //	GET /metrics                 Prometheus metrics
 //	GET /partner/queryInvoice    the partner status query (seed 003)
 //

@@ -211,7 +211,12 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 	if err != nil {
 		return err
 	}
-	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: o.workers, AckWait: o.ackWait, Paused: db.Healthy}, p, cons, log, metrics)
+	// A request stream or durable deleted while the consumer runs is
+	// created again, with these settings, by the loop that finds it gone.
+	recreate := func(ctx context.Context) (pipeline.RecreatedConsumer, error) {
+		return topo.RecreateRequestConsumer(ctx, js, settings)
+	}
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: o.workers, AckWait: o.ackWait, Paused: db.Healthy, Recreate: recreate}, p, cons, log, metrics)
 	// The keeper yields to the requests while they are behind.
 	keeper := pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{Busy: loop.Behind}, log.With().Str("component", "documents").Logger(), metrics)
 	defer keeper.Stop(context.Background()) // when run fails early; a no-op after the shutdown below
@@ -300,7 +305,7 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 			partitions: o.partitions, partition: o.partition, remote: statusLookup(nc, subjects), answers: metrics.PartnerAnswers,
 			slots: newPartnerSlots(o.partnerMax), log: log.With().Str("component", "partner").Logger(),
 			stoodDown: isStoodDown}
-		ready := readiness{nc: nc, bound: loop.Bound, store: db.Healthy, draining: draining.Load, stoodDown: stoodDownErr}
+		ready := readiness{nc: nc, bound: loop.Bound, missing: loop.Missing, store: db.Healthy, draining: draining.Load, stoodDown: stoodDownErr}
 		channels := make([]string, 0, len(secrets))
 		for c := range secrets {
 			channels = append(channels, c)
