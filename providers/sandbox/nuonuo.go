@@ -51,7 +51,10 @@ package sandbox
 // decimal places, a price or num of more than 8; a price, num or deduction
 // of more than 16 characters, its minus sign counted, a deduction that
 // is not a number of at most 2 decimals, or larger than its blue goods
-// line's amount with tax; on a red order's line that
+// line's amount with tax; a deduction on a second line of the invoice
+// (seed 001: 只支持填写一项; a deduction of "0" is none) or a deduction of
+// 0.00 on a fully digital invoice, invoiceLine bs, pc, es or ec (0.00（全电
+// 发票暂不支持）); on a red order's line that
 // is not a discount line, an amount that is not negative, given or computed,
 // a positive tax or, on a goods line, a positive num), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
@@ -500,11 +503,15 @@ type nnLineIn struct {
 var nnNumberRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 
 // nnLine is a line's amounts once read. ded is its deduction (扣除额),
-// zero when it has none.
+// zero when it has none; deducts is set when the line is taxed on the
+// difference (差额征税): its deduction is written, and not "0". dedText is
+// the deduction as written.
 type nnLine struct {
 	name, prop           string
 	rate, num            *decimal.Decimal
 	excl, tax, incl, ded decimal.Decimal
+	deducts              bool
+	dedText              string
 }
 
 var (
@@ -666,6 +673,9 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 		}
 		lines[i] = l
 	}
+	if a, ok := nnCheckDeductions(lines, o.InvoiceLine.s()); !ok {
+		return nil, a, false
+	}
 	for i, l := range lines {
 		switch l.prop {
 		case "2":
@@ -743,6 +753,29 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 		return nil, nnFail("E9131", "金额*税率-税额合计大于1.27"), false
 	}
 	return lines, nnAnswer{}, true
+}
+
+// nnCheckDeductions applies seed 001's limits of deduction taxation (差额
+// 征税) to an invoice's lines: "目前只支持填写一项" (one line at most is taxed on
+// the difference) and "传0.00才表示差额征税：0.00（全电发票暂不支持）" (a
+// deduction written 0.00 is not taken on a fully digital invoice,
+// invoiceLine bs, pc, es or ec). A deduction of "0" is none either way. The
+// seed gives neither limit a code of its own: E4000.
+func nnCheckDeductions(lines []nnLine, invoiceLine string) (nnAnswer, bool) {
+	first := -1
+	for i, l := range lines {
+		if !l.deducts {
+			continue
+		}
+		if l.dedText == "0.00" && nnDigitalLines[invoiceLine] {
+			return nnFail("E4000", "接口调用失败: 全电发票暂不支持deduction传0.00(差额征税),第%d行", i+1), false
+		}
+		if first >= 0 {
+			return nnFail("E4000", "接口调用失败: deduction目前只支持填写一项(差额征税已在第%d行),第%d行", first+1, i+1), false
+		}
+		first = i
+	}
+	return nnAnswer{}, true
 }
 
 func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
@@ -850,7 +883,9 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 	// the tax is (taxIncludedAmount − deduction) × rate / (1 + rate), that
 	// is (taxExcludedAmount − deduction) × rate. A deduction of "0", empty
 	// or absent is none (非差额征税), and "0.00" deducts nothing: either
-	// way the whole amount is taxed.
+	// way the whole amount is taxed. nnCheckDeductions holds the invoice
+	// to one line taxed on the difference and keeps 0.00 off a fully
+	// digital invoice.
 	if ded := in.Deduction.s(); ded != "" {
 		switch {
 		case !nnNumberRe.MatchString(ded):
@@ -861,6 +896,7 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 			return l, nnFail("E4000", "接口调用失败: deduction最多2位小数,第%d行", row), false
 		}
 		l.ded, _ = nnDecimal(ded)
+		l.deducts, l.dedText = ded != "0", ded
 	}
 	if given < 3 {
 		if num == "" {

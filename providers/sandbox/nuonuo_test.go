@@ -1013,7 +1013,8 @@ func TestNuonuoInvoiceTaxToleranceHolds(t *testing.T) {
 // (971.70 − 500.00) × 0.06 = 28.30 is what E9131 holds the tax to. A tax
 // left to the platform (price and num only) is computed the same way, and
 // a deduction of "0" is none. A deduction may not be larger than the
-// amount with tax.
+// amount with tax. TestNuonuoDeductionLimits has 0.00, which deducts
+// nothing.
 func TestNuonuoTaxesTheDifference(t *testing.T) {
 	type line = map[string]any
 	tests := []struct {
@@ -1028,8 +1029,6 @@ func TestNuonuoTaxesTheDifference(t *testing.T) {
 		{"the tax on the whole amount", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "500.00",
 			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "943.40", "tax": "56.60"}, "E9131", "金额*税率-税额大于0.06", ""},
 		{"deduction 0 is none", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "0",
-			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "943.40", "tax": "56.60"}, "E0000", "", "56.60"},
-		{"deduction 0.00 deducts nothing", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "0.00",
 			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "943.40", "tax": "56.60"}, "E0000", "", "56.60"},
 		{"tax from price with tax and num", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "500.00"}, "E0000", "", "28.30"},
 		{"tax from price without tax and num", line{"withTaxFlag": "0", "price": "971.70", "num": "1", "deduction": "500.00"}, "E0000", "", "28.30"},
@@ -1064,6 +1063,74 @@ func TestNuonuoTaxesTheDifference(t *testing.T) {
 			}
 			if got := entries[0]; got["status"] != "2" || got["taxAmount"] != tt.taxNow || got["orderAmount"] != "1000.00" {
 				t.Errorf("entry %v, want status 2, taxAmount %s and orderAmount 1000.00", got, tt.taxNow)
+			}
+		})
+	}
+}
+
+// TestNuonuoDeductionLimits: seed 001's deduction (扣除额) is "差额征收时填写，
+// 目前只支持填写一项。注意：当传0、空或字段不传时，都表示非差额征税；传0.00才表示差
+// 额征税：0.00（全电发票暂不支持）". One line of an invoice at most is taxed on
+// the difference, and 0.00, deduction taxation with nothing deducted, is not
+// taken on a fully digital invoice (invoiceLine bs, pc, es or ec); "0" is no
+// deduction taxation, on any line and any invoice. The seed gives neither
+// limit a code of its own: E4000.
+func TestNuonuoDeductionLimits(t *testing.T) {
+	type line = map[string]any
+	// deducted is 1000.00 with tax at 6%, 500.00 deducted: tax 28.30.
+	deducted := func(ded string) line {
+		return line{"goodsName": "旅游服务", "goodsCode": "3070401000000000000", "taxRate": "0.06", "invoiceLineProperty": "0",
+			"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": ded}
+	}
+	// whole is 1000.00 with tax at 6% taxed on the whole amount: tax 56.60.
+	whole := func(ded string) line {
+		l := deducted(ded)
+		l["taxIncludedAmount"], l["taxExcludedAmount"], l["tax"] = "1000.00", "943.40", "56.60"
+		return l
+	}
+	tests := []struct {
+		name        string
+		invoiceLine string
+		lines       []any
+		code        string
+		msg         string
+		taxNow      string // the order's tax once issued, when accepted
+	}{
+		{"deductions on two lines", "p", []any{deducted("500.00"), deducted("500.00")}, "E4000", "第2行", ""},
+		{"deductions on two lines, one of 0.00", "p", []any{deducted("500.00"), whole("0.00")}, "E4000", "第2行", ""},
+		{"a deduction and a line of 0", "pc", []any{deducted("500.00"), whole("0")}, "E0000", "", "84.90"},
+		{"0 on two lines", "pc", []any{whole("0"), whole("0")}, "E0000", "", "113.20"},
+		{"0.00 on a tax-control invoice deducts nothing", "p", []any{whole("0.00")}, "E0000", "", "56.60"},
+		{"0.00 on pc", "pc", []any{whole("0.00")}, "E4000", "第1行", ""},
+		{"0.00 on bs", "bs", []any{whole("0.00")}, "E4000", "第1行", ""},
+		{"0.00 on es", "es", []any{whole("0.00")}, "E4000", "第1行", ""},
+		{"0.00 on ec", "ec", []any{whole("0.00")}, "E4000", "第1行", ""},
+		{"500.00 on pc", "pc", []any{deducted("500.00")}, "E0000", "", "28.30"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newNuonuoEnv(t, sandbox.Config{})
+			orderNo := fmt.Sprintf("DEDL-%d", i)
+			o := nnOrder(orderNo)
+			o["invoiceLine"], o["invoiceDetail"] = tt.invoiceLine, tt.lines
+			r := e.submit(t, o)
+			if r.Code != tt.code || !strings.Contains(r.Describe, tt.msg) || (r.Code == "E4000" && !strings.Contains(r.Describe, "deduction")) {
+				t.Fatalf("code %q %q, want %q naming deduction and containing %q", r.Code, r.Describe, tt.code, tt.msg)
+			}
+			st := e.sb.Stats().Sellers[nnSeller][orderNo]
+			if tt.taxNow == "" {
+				if st.Submissions != 1 || st.Issuances != 0 {
+					t.Errorf("stats %+v: a refused order counts one submission and no issuance", st)
+				}
+				return
+			}
+			q := e.do(t, nnCall{method: nnQuery, body: `{"orderNos":["` + orderNo + `"]}`})
+			var entries []map[string]any
+			if err := json.Unmarshal(q.Result, &entries); err != nil || len(entries) != 1 {
+				t.Fatalf("query %s %s: %v", q.Code, q.Result, err)
+			}
+			if got := entries[0]; got["status"] != "2" || got["taxAmount"] != tt.taxNow {
+				t.Errorf("entry %v, want status 2 and taxAmount %s", got, tt.taxNow)
 			}
 		})
 	}
