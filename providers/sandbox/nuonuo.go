@@ -101,7 +101,8 @@ package sandbox
 // saveInvoiceRedConfirm needs blueInvoiceLine, applySource (0 or 1),
 // sellerTaxNo (= userTax, else E9302), buyerName, redReason 1–4, sellerName
 // when the buyer applies, the blue invoice's numbers (E9102) and, on every
-// detail line, blueDetailIndex, goodsName, taxRate and goodsCode, a
+// detail line, blueDetailIndex, goodsName, taxRate and goodsCode, a taxRate
+// of at most 10 characters that is one of the VAT rates above, a
 // positive taxExcludedPrice when given, a negative taxExcludedAmount and a
 // taxAmount of zero or less, each of num, taxExcludedPrice,
 // taxExcludedAmount and taxAmount at most 16 characters, the minus sign
@@ -1276,6 +1277,18 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 			if f.v.s() == "" {
 				return nnFail("E4000", "接口调用失败: %s不能为空,第%d行", f.name, i+1)
 			}
+		}
+		// Seed 002: taxRate has at most 10 characters; a line's rate is a
+		// VAT rate, as on an order's line (nnCheckLine). It gives no code
+		// of its own: E4000.
+		r := d.TaxRate.s()
+		switch rate, ok := nnDecimal(r); {
+		case len(r) > nnMaxRate && nnNumberRe.MatchString(r):
+			return nnFail("E4000", "接口调用失败: taxRate不能超过%d位,第%d行", nnMaxRate, i+1)
+		case !ok:
+			return nnFail("E4000", "接口调用失败: taxRate只能是数字,第%d行", i+1)
+		case !nnValidRate(rate):
+			return nnFail("E4000", "接口调用失败: taxRate不是有效税率,第%d行", i+1)
 		}
 		// Seed 002: num, taxExcludedPrice, taxExcludedAmount and
 		// taxAmount have at most 16 characters, the minus sign included

@@ -516,9 +516,9 @@ func TestNuonuoAcceptsDiscountsAndNumbers(t *testing.T) {
 
 // TestNuonuoAcceptsFiguresOf16Characters: seeds 001 and 002 give every
 // amount, price, quantity and deduction a maximum length of 16, a red
-// figure's minus sign included, and seed 001 a taxRate one of 10;
+// figure's minus sign included, and both a taxRate one of 10;
 // TestNuonuoValidationCodes refuses 17 and a taxRate of 11,
-// TestNuonuoRedConfirm 17.
+// TestNuonuoRedConfirm too.
 func TestNuonuoAcceptsFiguresOf16Characters(t *testing.T) {
 	e := newNuonuoEnv(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{SplitLimit: decimal.RequireFromString("10000000000000000")}})
 	blue := nnOrder("LEN-BLUE")
@@ -541,7 +541,7 @@ func TestNuonuoAcceptsFiguresOf16Characters(t *testing.T) {
 		"billId": "LEN-1", "blueInvoiceLine": "pc", "applySource": "0", "blueElecInvoiceNumber": "26332000000000000001",
 		"sellerTaxNo": nnSeller, "sellerName": "销方", "buyerTaxNo": "91440101MA5APD8X8J", "buyerName": "购方",
 		"redReason": "2", "orderNo": "LEN-FORM",
-		"detail": []any{map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000",
+		"detail": []any{map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06000000", "goodsCode": "3049900000000000000",
 			"num": "-1.0000000000000", "taxExcludedPrice": "100000000000.000", "taxExcludedAmount": "-100000000000.00", "taxAmount": "-6000000000.00"}},
 	})
 	if r := e.do(t, nnCall{method: nnSaveRed, body: form}); r.Code != "E0000" {
@@ -733,6 +733,14 @@ func TestNuonuoRedConfirm(t *testing.T) {
 		}, "E4000"},
 		{"line with an amount of 3 decimals", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "-5.000" }, "E4000"},
 		{"line with a tax of 3 decimals", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxAmount"] = "-0.300" }, "E4000"},
+		// Seed 002 gives taxRate a maximum length of 10, and a line's rate
+		// is a VAT rate: 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09 or 0.13.
+		{"line with a rate outside the set", func(m map[string]any) {
+			l := m["detail"].([]any)[0].(map[string]any)
+			l["taxRate"], l["taxAmount"] = "0.07", "-0.35"
+		}, "E4000"},
+		{"line with a rate of 11 characters", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxRate"] = "0.060000000" }, "E4000"},
+		{"line with a rate not a number", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxRate"] = "6%" }, "E4000"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bad := func(m map[string]any) { m["orderNo"] = "RED-BAD"; tt.mutate(m) }
