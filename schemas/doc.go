@@ -41,7 +41,10 @@
 //     arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
 //     tolerances (E9131) on the amounts the provider works with (an amount or
 //     tax the line does not give derived as the provider does,
-//     LineFigures.Effective; a tax the provider computes from the rate is held
+//     LineFigures.Effective: for a Nuonuo seller a line that leaves any of
+//     its three amounts out is computed from price × num and the rate, the
+//     amounts it gives set aside, as seed 001 says, and the jumdata mapping
+//     derives it from the amounts given; a tax the provider computes from the rate is held
 //     to the per-invoice tolerance only, its rounding included; the lines of
 //     a red confirmation form, which issues a red invoice of those lines,
 //     are held to both, RedLineFigures.Effective),

@@ -18,13 +18,14 @@ const (
 	ExclFromInclAndTax
 	// TaxFromInclAndExcl: tax = taxIncludedAmount − taxExcludedAmount.
 	TaxFromInclAndExcl
-	// TaxFromRateIncl: taxIncludedAmount only; the provider computes the
-	// tax from the rate: tax = round2((taxIncludedAmount − deduction) ×
-	// rate / (1 + rate)), taxExcludedAmount = taxIncludedAmount − tax.
+	// TaxFromRateIncl: taxIncludedAmount only (or round2(price × num) for
+	// it, as on a recomputed line); the provider computes the tax from the
+	// rate: tax = round2((taxIncludedAmount − deduction) × rate / (1 +
+	// rate)), taxExcludedAmount = taxIncludedAmount − tax.
 	TaxFromRateIncl
-	// TaxFromRateExcl: taxExcludedAmount only; the provider computes the
-	// tax from the rate: tax = round2((taxExcludedAmount − deduction) ×
-	// rate).
+	// TaxFromRateExcl: taxExcludedAmount only (or round2(price × num) for
+	// it); the provider computes the tax from the rate: tax =
+	// round2((taxExcludedAmount − deduction) × rate).
 	TaxFromRateExcl
 )
 
@@ -43,11 +44,21 @@ type LineFigures struct {
 	// WithTaxFlag is the line's withTaxFlag: "1" price × num is the amount
 	// with tax, "0" without; any other value derives nothing from them.
 	WithTaxFlag string
+	// Recompute makes a line that leaves any of its three amounts out
+	// (taxExcludedAmount, tax, taxIncludedAmount) and gives price and num
+	// with a valid WithTaxFlag be computed from price × num and the rate
+	// alone, the amounts it gives set aside, as Nuonuo computes it (seed
+	// 001: 不含税金额、税额、含税金额任何一个不传时，会根据传入的单价，数量进行计算).
+	// Without it (the jumdata mapping) price × num stands in only for the
+	// two amounts when the line gives neither, and the amounts given are
+	// used.
+	Recompute bool
 }
 
 // EffectiveAmounts are the amount without tax and the tax that a provider
 // works with for one order line, derived from its figures as seed 001 says
-// the provider does and as the jumdata mapping sends them (je and se).
+// Nuonuo does (LineFigures.Recompute) and as the jumdata mapping sends them
+// (je and se).
 type EffectiveAmounts struct {
 	// Excl is the amount without tax.
 	Excl decimal.Decimal
@@ -56,11 +67,16 @@ type EffectiveAmounts struct {
 	// Source says how Excl and Tax were obtained.
 	Source AmountSource
 	// FromPriceNum reports that neither taxExcludedAmount nor
-	// taxIncludedAmount was given and round2(price × num) stood in for the
-	// one withTaxFlag names: taxIncludedAmount (1) or taxExcludedAmount (0).
+	// taxIncludedAmount was given (or used: Recomputed) and round2(price ×
+	// num) stood in for the one withTaxFlag names: taxIncludedAmount (1) or
+	// taxExcludedAmount (0).
 	FromPriceNum bool
 	// Filled is that round2(price × num) when FromPriceNum.
 	Filled decimal.Decimal
+	// Recomputed reports that the line was computed from price × num and
+	// the rate alone (LineFigures.Recompute): FromPriceNum is set, the tax
+	// comes from the rate, and any amount the line gives was set aside.
+	Recomputed bool
 }
 
 // ComputedFromRate reports whether the provider computes the tax from the
@@ -97,6 +113,8 @@ func ExpectedTax(excl, rate decimal.Decimal, deduction *decimal.Decimal) decimal
 // Effective returns the line's effective amounts, and false when the line
 // gives too little to derive them (Source AmountsNone). The cases, in order:
 //
+//	Recompute, price and num, an amount left out: the amounts given are set
+//	                                 aside (Recomputed), then as below
 //	no taxExcludedAmount nor taxIncludedAmount, price and num: round2(price × num)
 //	                                 is taxIncludedAmount (withTaxFlag 1) or
 //	                                 taxExcludedAmount (0), then as below
@@ -107,10 +125,17 @@ func ExpectedTax(excl, rate decimal.Decimal, deduction *decimal.Decimal) decimal
 //	only taxExcludedAmount           tax = round2((excl − deduction) × rate)
 //
 // The last two need the rate; the deduction is 0 without deduction taxation.
+// A recomputed line is one of them: price × num is its amount with tax
+// (withTaxFlag 1) or without (0), and its tax comes from the rate.
 func (f *LineFigures) Effective() (EffectiveAmounts, bool) {
 	var e EffectiveAmounts
-	excl, incl := f.Excl, f.Incl
-	if excl == nil && incl == nil && f.Price != nil && f.Num != nil && (f.WithTaxFlag == "0" || f.WithTaxFlag == "1") {
+	excl, incl, tax := f.Excl, f.Incl, f.Tax
+	priced := f.Price != nil && f.Num != nil && (f.WithTaxFlag == "0" || f.WithTaxFlag == "1")
+	if f.Recompute && priced && (excl == nil || incl == nil || tax == nil) {
+		e.Recomputed = true
+		excl, incl, tax = nil, nil, nil
+	}
+	if excl == nil && incl == nil && priced {
 		e.FromPriceNum, e.Filled = true, RoundMoney(f.Price.Mul(*f.Num))
 		if f.WithTaxFlag == "1" {
 			incl = &e.Filled
@@ -123,10 +148,10 @@ func (f *LineFigures) Effective() (EffectiveAmounts, bool) {
 		ded = *f.Deduction
 	}
 	switch {
-	case excl != nil && f.Tax != nil:
-		e.Excl, e.Tax, e.Source = *excl, *f.Tax, AmountsGiven
-	case incl != nil && f.Tax != nil:
-		e.Excl, e.Tax, e.Source = incl.Sub(*f.Tax), *f.Tax, ExclFromInclAndTax
+	case excl != nil && tax != nil:
+		e.Excl, e.Tax, e.Source = *excl, *tax, AmountsGiven
+	case incl != nil && tax != nil:
+		e.Excl, e.Tax, e.Source = incl.Sub(*tax), *tax, ExclFromInclAndTax
 	case excl != nil && incl != nil:
 		e.Excl, e.Tax, e.Source = *excl, incl.Sub(*excl), TaxFromInclAndExcl
 	case incl != nil && f.Rate != nil:

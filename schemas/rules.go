@@ -361,20 +361,24 @@ const redSpecialRemarkPrefix = "开具红字增值税专用发票信息表编号
 // unusable (its problem already reported). eff holds the amount without tax
 // and the tax the provider works with when effective is true: when every
 // amount the line gives is usable and they are enough (LineFigures).
-// deduction is set when the line is taxed on the difference (差额征税).
+// said holds, when stated is true, what the amounts the line gives say on
+// their own, without price and num: on a line the provider computes from
+// price × num (eff.Recomputed), the figures it sets aside. deduction is set
+// when the line is taxed on the difference (差额征税).
 type lineAmounts struct {
 	price, num, tax, rate, excl, incl *decimal.Decimal
 	deduction                         *decimal.Decimal
-	eff                               EffectiveAmounts
-	effective                         bool
+	eff, said                         EffectiveAmounts
+	effective, stated                 bool
 }
 
 // effectiveAmounts derives a's effective amounts, as the provider would,
 // when every amount field of the line is usable: given and valid, or absent
 // (a field of the wrong type or with a violation is neither). price × num
-// stands in for a missing amount only when withTaxFlag is valid. ded is the
-// line's deduction field, parsed.
-func effectiveAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts, ded *decimal.Decimal) {
+// stands in for a missing amount only when withTaxFlag is valid; for a
+// Nuonuo seller it makes the whole line when the line leaves any amount out
+// (LineFigures.Recompute). ded is the line's deduction field, parsed.
+func effectiveAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts, ded *decimal.Decimal, provider string) {
 	for _, f := range []struct {
 		name string
 		v    Amount
@@ -387,11 +391,14 @@ func effectiveAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts, de
 	if DeductionApplies(l.Deduction) {
 		a.deduction = ded
 	}
-	fig := LineFigures{Price: a.price, Num: a.num, Excl: a.excl, Incl: a.incl, Tax: a.tax, Rate: a.rate, Deduction: a.deduction}
+	fig := LineFigures{Price: a.price, Num: a.num, Excl: a.excl, Incl: a.incl, Tax: a.tax, Rate: a.rate, Deduction: a.deduction,
+		Recompute: providerName(provider) == "nuonuo"}
 	if !c.has(p + ".withTaxFlag") {
 		fig.WithTaxFlag = l.WithTaxFlag
 	}
 	a.eff, a.effective = fig.Effective()
+	fig.Price, fig.Num, fig.Recompute = nil, nil, false
+	a.said, a.stated = fig.Effective()
 }
 
 func checkLines(o *Order, provider string, c *collector) {
@@ -414,7 +421,7 @@ func checkLines(o *Order, provider string, c *collector) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			a.rate = nil
 		}
-		effectiveAmounts(c, p, l, a, ded)
+		effectiveAmounts(c, p, l, a, ded, provider)
 		checkLine(c, p, l, a, red, provider)
 		if provider == "jumdata" {
 			checkJumdataLineLengths(c, p, l, a, ded)
@@ -423,7 +430,9 @@ func checkLines(o *Order, provider string, c *collector) {
 		// provider works with: the tax given or following from two amounts
 		// given (or one and price × num), and for a line that leaves its
 		// tax to the provider (one amount, or price and num only, seed
-		// 001) the tax it computes from the rate, rounded to cents. That
+		// 001; for Nuonuo any line that leaves an amount out, computed
+		// from price × num) the tax it computes from the rate, rounded to
+		// cents. That
 		// rounding is within half a cent a line, but it adds up on the
 		// invoice the tax bureau holds to 1.27 (300 lines of 0.50 at 9%
 		// are taxed 0.05 each, 1.50 over Σ amount × rate). A line whose
@@ -435,7 +444,7 @@ func checkLines(o *Order, provider string, c *collector) {
 	}
 	if len(lines) > 1 {
 		if diff := sumExpected.Sub(sumTax).Abs(); diff.GreaterThan(InvoiceTaxTolerance) {
-			c.add("order.invoiceDetail", "invoice_tax_tolerance", "E9131", "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s (a line's amount or tax that is not given taken as the provider derives it from the others, a tax from the rate rounded to cents, and a line taxed on the difference counting (taxExcludedAmount − deduction) × taxRate); the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
+			c.add("order.invoiceDetail", "invoice_tax_tolerance", "E9131", "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s (a line's amount or tax that is not given taken as the provider derives it, from the others or, on a line Nuonuo computes, from price × num, a tax from the rate rounded to cents, and a line taxed on the difference counting (taxExcludedAmount − deduction) × taxRate); the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
 		}
 	}
 	checkDiscounts(c, lines, parsed, red)
@@ -497,14 +506,14 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			if got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
 				c.add(field, "price_quantity", "", "is %s but price × num is %s: they may differ by %s at most", text, got.StringFixed(2), PriceAmountTolerance)
 			}
-		case a.effective && !a.eff.FromPriceNum:
+		case a.stated:
 			// That amount is not given but follows from the others. Nuonuo
 			// computes a line that leaves an amount out from price and num
 			// (seed 001: 不含税金额、税额、含税金额任何一个不传时，会根据传入的
 			// 单价，数量进行计算), and would issue price × num instead of the
 			// line's amounts; jumdata's mapping sends dj × spsl beside je
 			// and se, and the tax bureau holds them to the same tolerance.
-			derived, how := quotedAmount(l.WithTaxFlag, a.eff)
+			derived, how := quotedAmount(l.WithTaxFlag, a.said)
 			if got.Sub(derived).Abs().GreaterThan(PriceAmountTolerance) {
 				c.add(p+".price", "price_quantity", "", "× num is %s but the line's %s: they may differ by %s at most (the provider computes a line that leaves an amount out from price × num)", got.StringFixed(2), how, PriceAmountTolerance)
 			}
@@ -516,7 +525,8 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	}
 	// E9131: per-line tax tolerance, on the amounts the provider works
 	// with: the tax given or following from two amounts given (or one and
-	// price × num), not one the provider computes from the rate. Under
+	// price × num), not one the provider computes from the rate, as Nuonuo
+	// does on every line that leaves an amount out (Recomputed). Under
 	// deduction taxation (差额征税) the rate applies to the amount less the
 	// deduction.
 	if a.effective && !a.eff.ComputedFromRate() && a.rate != nil {
@@ -595,28 +605,33 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	// refuses at zero (金额须为正数). A tiny line within the tax tolerance
 	// (taxIncludedAmount and tax 0.05) or a price × num that rounds to
 	// nothing makes one. An amount derived from a figure with a violation
-	// of its own is not judged again.
-	if a.excl == nil && a.effective && !c.has(p+".taxIncludedAmount") && !c.has(p+".tax") && !c.has(p+".price") && !c.has(p+".num") {
+	// of its own is not judged again. On a line that Nuonuo computes from
+	// price × num (Recomputed) so is an amount the line gives, which it sets
+	// aside: what it issues is what it computes.
+	if (a.excl == nil || a.eff.Recomputed && !c.has(p+".taxExcludedAmount")) && a.effective &&
+		!c.has(p+".taxIncludedAmount") && !c.has(p+".tax") && !c.has(p+".price") && !c.has(p+".num") {
 		excl := a.eff.Excl
 		switch {
 		case wantNegative && !excl.IsNegative():
-			c.add(p+".taxExcludedAmount", "sign", "", "is not given: %s makes it %s, which must be negative on %s", derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
+			c.add(p+".taxExcludedAmount", "sign", "", "%s: %s makes it %s, which must be negative on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
 		case !wantNegative && !excl.IsPositive():
-			c.add(p+".taxExcludedAmount", "sign", "", "is not given: %s makes it %s, which must be positive on %s", derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
+			c.add(p+".taxExcludedAmount", "sign", "", "%s: %s makes it %s, which must be positive on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
 		}
 	}
 	// So is a tax the line does not give: the provider issues it, and the
 	// jumdata mapping sends it as se. taxIncludedAmount below
 	// taxExcludedAmount makes a negative one within E9131's 0.06 at rate 0
 	// (or on a small line), and a deduction larger than the amount makes
-	// the tax the provider computes from the rate negative.
-	if a.tax == nil && a.effective && !c.has(p+".taxIncludedAmount") && !c.has(p+".taxExcludedAmount") && !c.has(p+".price") && !c.has(p+".num") {
+	// the tax the provider computes from the rate negative. A tax that a
+	// line Nuonuo computes gives is set aside, as an amount is (above).
+	if (a.tax == nil || a.eff.Recomputed && !c.has(p+".tax")) && a.effective &&
+		!c.has(p+".taxIncludedAmount") && !c.has(p+".taxExcludedAmount") && !c.has(p+".price") && !c.has(p+".num") {
 		tax := a.eff.Tax
 		switch {
 		case wantNegative && tax.IsPositive():
-			c.add(p+".tax", "sign", "", "is not given: %s makes it %s, which must be negative (or zero) on %s", derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
+			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be negative (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
 		case !wantNegative && tax.IsNegative():
-			c.add(p+".tax", "sign", "", "is not given: %s makes it %s, which must be positive (or zero) on %s", derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
+			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be positive (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
 		}
 	}
 	checkDeductionAmount(c, p, l, a, red, prop)
@@ -672,15 +687,30 @@ func checkDeductionAmount(c *collector, p string, l *InvoiceLine, a *lineAmounts
 	if !a.deduction.GreaterThan(amount) {
 		return
 	}
+	lead := "not given"
+	if given && a.eff.Recomputed {
+		given, lead = false, "set aside as the line leaves an amount out"
+	}
 	how := ""
 	switch {
 	case given:
 	case name == "taxIncludedAmount":
-		how = fmt.Sprintf(" (not given: %s)", derivedIncl(a.eff))
+		how = fmt.Sprintf(" (%s: %s)", lead, derivedIncl(a.eff))
 	default:
-		how = fmt.Sprintf(" (not given: %s)", strings.TrimSuffix(derivedExcl(l, a.eff), ","))
+		how = fmt.Sprintf(" (%s: %s)", lead, strings.TrimSuffix(derivedExcl(l, a.eff), ","))
 	}
 	c.add(p+".deduction", "deduction_amount", "E4000", "is %s, more than the line's %s %s%s: deduction taxation (差额征税) taxes the amount less the deduction, which may not be larger than the amount", l.Deduction, name, amount.StringFixed(2), how)
+}
+
+// derivedLead opens a message on a line's amount or tax that the provider
+// derives: one the line does not give (given unset), or one it gives that
+// Nuonuo sets aside, computing the line from price × num
+// (EffectiveAmounts.Recomputed).
+func derivedLead(given Amount) string {
+	if !given.IsSet() {
+		return "is not given"
+	}
+	return fmt.Sprintf("is %s, set aside as the line leaves an amount out and the provider computes it from price × num", given)
 }
 
 // derivedIncl says how a line's amount with tax, not given, follows from
@@ -911,7 +941,8 @@ func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red
 
 // discountAmount returns a line's taxIncludedAmount or taxExcludedAmount
 // (name) for the discount-line rules: as given, or, when the line leaves it
-// out, as the provider derives it from the line's other figures
+// out or Nuonuo computes the line from price × num (Recomputed), as the
+// provider derives it from the line's other figures
 // (LineFigures.Effective), with how saying so; nil when it is neither given
 // nor derivable.
 func discountAmount(a *lineAmounts, name string) (d *decimal.Decimal, how string) {
@@ -920,7 +951,7 @@ func discountAmount(a *lineAmounts, name string) (d *decimal.Decimal, how string
 		given = a.incl
 	}
 	switch {
-	case given != nil:
+	case given != nil && !(a.effective && a.eff.Recomputed):
 		return given, ""
 	case !a.effective:
 		return nil, ""
@@ -929,9 +960,13 @@ func discountAmount(a *lineAmounts, name string) (d *decimal.Decimal, how string
 	if name == "taxIncludedAmount" {
 		v = v.Add(a.eff.Tax)
 	}
-	how = " (not given: the provider derives it from the line's other amounts)"
-	if a.eff.FromPriceNum {
+	switch {
+	case given != nil:
+		how = " (set aside as the line leaves an amount out: the provider computes the line from price × num)"
+	case a.eff.FromPriceNum:
 		how = " (not given: the provider computes the line from price × num)"
+	default:
+		how = " (not given: the provider derives it from the line's other amounts)"
 	}
 	return &v, how
 }

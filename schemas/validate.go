@@ -117,9 +117,12 @@ type ValidatorConfig struct {
 	// "nuonuo" or "jumdata". The rules that differ between providers follow
 	// it: which invoiceLine values are fully digital, and so held to a
 	// remark of at most 200 characters (jumdata issues b, p and an empty
-	// invoiceLine as fully digital invoices, Nuonuo does not), and the text
+	// invoiceLine as fully digital invoices, Nuonuo does not), the text
 	// an amount's 16 characters are counted on (Nuonuo is sent the
-	// seller's own, jumdata every amount of money with two decimals). A
+	// seller's own, jumdata every amount of money with two decimals), and
+	// the amounts of a line that leaves one out (Nuonuo computes it from
+	// price × num, LineFigures.Recompute; the jumdata mapping derives them
+	// from the amounts given). A
 	// seller it does not list, and every seller when it is nil, is checked
 	// by Nuonuo's rules. Tax numbers are normalized as in requests.
 	Providers map[string]string

@@ -86,7 +86,10 @@ import (
 // the mapping. These are the cases of
 // schemas.LineFigures.Effective, which the validator (schemas) derives the
 // same amounts with and holds to the tolerances (E9131 per line, 1.27 per
-// invoice) before the mapping runs: what is validated is what is sent.
+// invoice) before the mapping runs: what is validated is what is sent. The
+// mapping leaves LineFigures.Recompute unset: a line that leaves an amount
+// out is sent from the amounts it gives, where Nuonuo would compute it from
+// price × num (seed 001), and the validator reads it so for a jumdata seller.
 // The validator also holds je, se and kce, written as the mapping writes
 // them, to 16 characters, a minus sign included: jumdata publishes no
 // length, and this project takes the seeds' maximum length of an amount

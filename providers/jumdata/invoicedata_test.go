@@ -163,13 +163,14 @@ func lineRequest(line string) string {
 	  "invoiceDetail":[{"goodsName":"货物","goodsCode":"1030307020000000000",` + line + `}]}}`
 }
 
-// TestInvoiceDataSendsWhatIsValidated: a line the validator accepts is sent
-// with a je and se that keep E9131 (|je × sl − se| ≤ 0.06) whenever the
-// line gives its tax or two amounts, and the validator refuses a line whose
-// derived je and se would not: it checks the amounts the mapping derives,
-// not only the ones the request gives.
+// TestInvoiceDataSendsWhatIsValidated: a line the validator accepts for a
+// jumdata seller is sent with a je and se that keep E9131 (|je × sl − se|
+// ≤ 0.06) whenever the line gives its tax or two amounts, and the validator
+// refuses a line whose derived je and se would not: it checks the amounts
+// the mapping derives, not only the ones the request gives. (For a Nuonuo
+// seller such a line is computed from price × num, seed 001.)
 func TestInvoiceDataSendsWhatIsValidated(t *testing.T) {
-	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{"91330106MA2AYNWD8M": "jumdata"}})
 	if err != nil {
 		t.Fatal(err)
 	}
