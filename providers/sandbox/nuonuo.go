@@ -67,7 +67,12 @@ package sandbox
 // deduction taxation (差额征税), counts (taxExcludedAmount − deduction) ×
 // taxRate, and a tax it leaves to the platform is computed on the amount
 // less the deduction),
-// E9138 (goodsCode missing), E9154 and E9302 (userTax ≠ salerTaxNum). Every
+// E9138 (goodsCode missing), E9154 and E9302 (userTax ≠ salerTaxNum). A
+// line that leaves any of taxExcludedAmount, tax and taxIncludedAmount out
+// is computed from price × num (the amount with tax for withTaxFlag 1,
+// without for 0) and the rate, the amounts it gives set aside, as seed 001
+// says (任何一个不传时，会根据传入的单价，数量进行计算), and the rules above hold
+// the computed amounts. Every
 // call that names an order counts as a submission, refused ones too. An
 // accepted order answers E0000 with a 20-digit invoiceSerialNum and counts
 // one issuance of N invoices: an order whose total (tax included) exceeds
@@ -899,6 +904,9 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 		l.ded, _ = nnDecimal(ded)
 		l.deducts, l.dedText = ded != "0", ded
 	}
+	// Seed 001: "不含税金额、税额、含税金额任何一个不传时，会根据传入的单价，数量
+	// 进行计算": a line that leaves any of its three amounts out is computed
+	// from price × num and the rate, and the amounts it gives are set aside.
 	if given < 3 {
 		if num == "" {
 			return l, nnFail("E4000", "接口调用失败: 单价不为空时数量不能为空,第%d行", row), false
