@@ -26,6 +26,7 @@ import (
 
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/schemas/schematest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -544,26 +545,9 @@ func (c *consumer) metric(t *testing.T, series string) float64 {
 	return 0
 }
 
-// issueRequest returns a valid issue request of one goods line.
+// issueRequest returns a valid issue request (schematest.IssueRequest).
 func issueRequest(seller, orderNo string) []byte {
-	line := schemas.InvoiceLine{
-		GoodsName: "电子烟烟弹", GoodsCode: "1090511010000000000", WithTaxFlag: "1", Unit: "盒",
-		Price: schemas.ParseAmount("5.65"), Num: schemas.ParseAmount("1"), TaxRate: schemas.ParseAmount("0.13"),
-		TaxIncludedAmount: schemas.ParseAmount("5.65"), TaxExcludedAmount: schemas.ParseAmount("5.00"), Tax: schemas.ParseAmount("0.65"),
-		InvoiceLineProperty: schemas.LineNormal,
-	}
-	b, err := json.Marshal(schemas.Request{
-		SchemaVersion: "1", Kind: schemas.KindIssue, SellerTaxNum: seller, OrderNo: orderNo,
-		Order: &schemas.Order{
-			BuyerName: "部署测试有限公司", BuyerTaxNum: "91440101MA5APD8X8J", SalerTaxNum: seller, OrderNo: orderNo,
-			InvoiceDate: "2026-11-20 10:15:00", Clerk: "张三", PushMode: "-1", InvoiceType: "1", InvoiceLine: "pc",
-			InvoiceDetail: []schemas.InvoiceLine{line},
-		},
-	})
-	if err != nil {
-		panic(err)
-	}
-	return b
+	return schematest.IssueRequest(seller, orderNo, nil)
 }
 
 // publishRequest publishes an order's request with its Nats-Msg-Id,

@@ -6,26 +6,15 @@ import (
 	"time"
 
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/schemas/schematest"
 )
 
-// issueRequest builds a valid "issue" request for seller; edit may change the
-// order before it is encoded.
+// issueRequest builds a valid "issue" request for seller
+// (schematest.IssueRequest); edit may change the order before it is
+// encoded.
 func issueRequest(t testing.TB, seller, orderNo string, edit func(o *schemas.Order)) []byte {
 	t.Helper()
-	o := &schemas.Order{
-		BuyerName: "杭州示例科技有限公司", BuyerTaxNum: "91440101MA5APD8X8J", SalerTaxNum: seller, SalerTel: "0571-77777777",
-		SalerAddress: "杭州市西湖区文三路1号", OrderNo: orderNo, InvoiceDate: "2026-11-20 10:15:00", Clerk: "张三",
-		PushMode: "-1", InvoiceType: "1", InvoiceLine: "pc",
-		InvoiceDetail: []schemas.InvoiceLine{{
-			GoodsName: "技术服务费", GoodsCode: "3040201990000000000", WithTaxFlag: "1",
-			Price: schemas.ParseAmount("106"), Num: schemas.ParseAmount("1"), TaxRate: schemas.ParseAmount("0.06"),
-			TaxIncludedAmount: schemas.ParseAmount("106.00"), TaxExcludedAmount: schemas.ParseAmount("100.00"), Tax: schemas.ParseAmount("6.00"),
-		}},
-	}
-	if edit != nil {
-		edit(o)
-	}
-	return mustJSON(t, schemas.Request{SchemaVersion: "1", Kind: schemas.KindIssue, SellerTaxNum: seller, OrderNo: orderNo, Order: o})
+	return schematest.IssueRequest(seller, orderNo, edit)
 }
 
 // redConfirmRequest builds a valid "red_confirm" request reversing blue in

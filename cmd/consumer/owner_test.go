@@ -18,6 +18,7 @@ import (
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/schemas/schematest"
 	"github.com/fapiaohub/invoicer/store/storetest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -245,27 +246,10 @@ func metricValues(page string) map[string]string {
 	return out
 }
 
-// ownerTestRequest returns a valid issue request of one goods line.
+// ownerTestRequest returns a valid issue request (schematest.IssueRequest).
 func ownerTestRequest(t *testing.T, seller, orderNo string) []byte {
 	t.Helper()
-	line := schemas.InvoiceLine{
-		GoodsName: "电子烟烟弹", GoodsCode: "1090511010000000000", WithTaxFlag: "1", Unit: "盒",
-		Price: schemas.ParseAmount("5.65"), Num: schemas.ParseAmount("1"), TaxRate: schemas.ParseAmount("0.13"),
-		TaxIncludedAmount: schemas.ParseAmount("5.65"), TaxExcludedAmount: schemas.ParseAmount("5.00"), Tax: schemas.ParseAmount("0.65"),
-		InvoiceLineProperty: schemas.LineNormal,
-	}
-	b, err := json.Marshal(schemas.Request{
-		SchemaVersion: "1", Kind: schemas.KindIssue, SellerTaxNum: seller, OrderNo: orderNo,
-		Order: &schemas.Order{
-			BuyerName: "归属测试有限公司", BuyerTaxNum: "91440101MA5APD8X8J", SalerTaxNum: seller, OrderNo: orderNo,
-			InvoiceDate: "2026-11-20 10:15:00", Clerk: "张三", PushMode: "-1", InvoiceType: "1", InvoiceLine: "pc",
-			InvoiceDetail: []schemas.InvoiceLine{line},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return schematest.IssueRequest(seller, orderNo, nil)
 }
 
 // TestStoodDownInstanceKeepsItsOwnDocuments: an instance that stands down

@@ -22,6 +22,7 @@ import (
 	"github.com/fapiaohub/invoicer/providers/nuonuo"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/schemas/schematest"
 	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -388,24 +389,10 @@ func (c *consumer) waitStatus(t testing.TB, seller, orderNo string, st schemas.S
 	return last
 }
 
-// issueRequest builds a valid issue request.
+// issueRequest builds a valid issue request (schematest.IssueRequest).
 func issueRequest(t testing.TB, seller, orderNo string) []byte {
 	t.Helper()
-	o := &schemas.Order{
-		BuyerName: "杭州示例科技有限公司", BuyerTaxNum: "91440101MA5APD8X8J", SalerTaxNum: seller, SalerTel: "0571-77777777",
-		SalerAddress: "杭州市西湖区文三路1号", OrderNo: orderNo, InvoiceDate: "2026-11-20 10:15:00", Clerk: "张三",
-		PushMode: "-1", InvoiceType: "1", InvoiceLine: "pc",
-		InvoiceDetail: []schemas.InvoiceLine{{
-			GoodsName: "技术服务费", GoodsCode: "3040201990000000000", WithTaxFlag: "1",
-			Price: schemas.ParseAmount("106"), Num: schemas.ParseAmount("1"), TaxRate: schemas.ParseAmount("0.06"),
-			TaxIncludedAmount: schemas.ParseAmount("106.00"), TaxExcludedAmount: schemas.ParseAmount("100.00"), Tax: schemas.ParseAmount("6.00"),
-		}},
-	}
-	b, err := json.Marshal(schemas.Request{SchemaVersion: "1", Kind: schemas.KindIssue, SellerTaxNum: seller, OrderNo: orderNo, Order: o})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return schematest.IssueRequest(seller, orderNo, nil)
 }
 
 // writeFile writes lines as a file in a temporary directory.
