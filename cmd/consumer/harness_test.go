@@ -2,12 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/fapiaohub/invoicer/providers/sandbox"
 )
 
 // testServer starts a NATS server with opts for the test, waits until it
@@ -27,6 +34,46 @@ func testServer(t *testing.T, opts *server.Options) *server.Server {
 		ns.WaitForShutdown()
 	})
 	return ns
+}
+
+// sandboxSellers writes a sellers file for the test that configures the
+// sandbox's default seller of provider ("nuonuo" or "jumdata") at baseURL
+// with the sandbox's credentials, followed by more (a partners: list, or
+// ""), and returns its path.
+func sandboxSellers(t *testing.T, provider, baseURL, more string) string {
+	t.Helper()
+	var yaml string
+	switch provider {
+	case "nuonuo":
+		yaml = fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: nuonuo\n    nuonuo: {baseURL: %q, appKey: %q, appSecret: %q, family: ElectronInvoice}\n",
+			sandbox.DefaultNuonuoSeller, baseURL, sandbox.DefaultNuonuoAppKey, sandbox.DefaultNuonuoAppSecret)
+	case "jumdata":
+		yaml = fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: jumdata\n    jumdata: {baseURL: %q, appId: %q, appSecret: %q, token: %q, dq: %q, gryhm: %q}\n",
+			sandbox.DefaultJumdataSeller, baseURL, sandbox.DefaultJumdataAppID, sandbox.DefaultJumdataSecret, sandbox.DefaultJumdataToken, sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm)
+	default:
+		t.Fatalf("sandboxSellers: no provider %q", provider)
+	}
+	path := filepath.Join(t.TempDir(), "sellers.yaml")
+	if err := os.WriteFile(path, []byte(yaml+more), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// jetStreamClient connects to the NATS server at url for the test, closed
+// when it ends, and returns the connection and its JetStream context.
+func jetStreamClient(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
 
 // runningConsumer is the consumer's run in a test's goroutine.

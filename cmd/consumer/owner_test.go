@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -72,27 +70,14 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	t.Cleanup(prov.Close)
 	sb.SetBaseURL(prov.URL)
 	seller := sandbox.DefaultJumdataSeller
-	config := filepath.Join(t.TempDir(), "sellers.yaml")
 	const channel, secret = "acme", "acme-secret-0123456789"
-	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: jumdata\n    jumdata: {baseURL: %q, appId: %q, appSecret: %q, token: %q, dq: %q, gryhm: %q}\npartners:\n  - {channel: %s, secret: %s}\n",
-		seller, prov.URL, sandbox.DefaultJumdataAppID, sandbox.DefaultJumdataSecret, sandbox.DefaultJumdataToken, sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm, channel, secret)
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := sandboxSellers(t, "jumdata", prov.URL, fmt.Sprintf("partners:\n  - {channel: %s, secret: %s}\n", channel, secret))
 
 	httpAddr := freeAddr(t)
 	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
 		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"})
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := jetStreamClient(t, ns.ClientURL())
 	const orderNo = "OWNER-1"
 	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
 		t.Fatal(err)
@@ -299,25 +284,12 @@ func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
 	t.Cleanup(prov.Close)
 	sb.SetBaseURL(prov.URL)
 	seller := sandbox.DefaultNuonuoSeller
-	config := filepath.Join(t.TempDir(), "sellers.yaml")
-	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: nuonuo\n    nuonuo: {baseURL: %q, appKey: %q, appSecret: %q, family: ElectronInvoice}\n",
-		seller, prov.URL, sandbox.DefaultNuonuoAppKey, sandbox.DefaultNuonuoAppSecret)
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := sandboxSellers(t, "nuonuo", prov.URL, "")
 	httpAddr := freeAddr(t)
 	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
 		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"})
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := jetStreamClient(t, ns.ClientURL())
 	const orderNo = "OWNER-DOCS-1"
 	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
 		t.Fatal(err)
@@ -403,12 +375,7 @@ func TestRefusedStartStandsBy(t *testing.T) {
 	t.Cleanup(prov.Close)
 	sb.SetBaseURL(prov.URL)
 	seller := sandbox.DefaultJumdataSeller
-	config := filepath.Join(t.TempDir(), "sellers.yaml")
-	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: jumdata\n    jumdata: {baseURL: %q, appId: %q, appSecret: %q, token: %q, dq: %q, gryhm: %q}\n",
-		seller, prov.URL, sandbox.DefaultJumdataAppID, sandbox.DefaultJumdataSecret, sandbox.DefaultJumdataToken, sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm)
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := sandboxSellers(t, "jumdata", prov.URL, "")
 	args := func(data, httpAddr string) []string {
 		return []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", data, "--http", httpAddr, "--workers", "2"}
 	}
@@ -474,15 +441,7 @@ func TestRefusedStartStandsBy(t *testing.T) {
 	}
 
 	// The first instance goes on consuming, and owns the durable.
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := jetStreamClient(t, ns.ClientURL())
 	const orderNo = "REFUSED-1"
 	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
 		t.Fatal(err)

@@ -14,8 +14,6 @@ import (
 
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestShutdownWithATokenFetchThatNeverAnswers: a Nuonuo request waits for
@@ -50,15 +48,7 @@ func TestShutdownWithATokenFetchThatNeverAnswers(t *testing.T) {
 	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", "",
 		"--workers", "2", "--provider-timeout", "10m", "--shutdown-timeout", shutdownTimeout.String()})
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := jetStreamClient(t, ns.ClientURL())
 	req, err := os.ReadFile(filepath.Join("..", "..", "schemas", "examples", "seed001.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -130,25 +129,12 @@ func TestDeletedRequestStreamIsCreatedAgain(t *testing.T) {
 	t.Cleanup(prov.Close)
 	sb.SetBaseURL(prov.URL)
 	seller := sandbox.DefaultJumdataSeller
-	config := filepath.Join(t.TempDir(), "sellers.yaml")
-	yaml := fmt.Sprintf("sellers:\n  - taxNum: %q\n    provider: jumdata\n    jumdata: {baseURL: %q, appId: %q, appSecret: %q, token: %q, dq: %q, gryhm: %q}\n",
-		seller, prov.URL, sandbox.DefaultJumdataAppID, sandbox.DefaultJumdataSecret, sandbox.DefaultJumdataToken, sandbox.DefaultJumdataDQ, sandbox.DefaultJumdataGryhm)
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := sandboxSellers(t, "jumdata", prov.URL, "")
 	httpAddr := freeAddr(t)
 	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
 		"--workers", "1", "--provider-timeout", "60s"})
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := jetStreamClient(t, ns.ClientURL())
 	ctx := t.Context()
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + httpAddr + path)
