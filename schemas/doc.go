@@ -43,7 +43,10 @@
 //     tax the line does not give derived as the provider does,
 //     LineFigures.Effective: for a Nuonuo seller a line that leaves any of
 //     its three amounts out is computed from price × num and the rate, the
-//     amounts it gives set aside, as seed 001 says, and the jumdata mapping
+//     amounts it gives set aside, as seed 001 says, and each amount it
+//     gives is held to the one Nuonuo computes, RuleComputedAmount: more
+//     than 0.06 apart refused, by this service's own rule, closer a
+//     warning, naming the figure Nuonuo will issue; the jumdata mapping
 //     derives it from the amounts given; a tax the provider computes from the rate is held
 //     to the per-invoice tolerance only, its rounding included; the lines of
 //     a red confirmation form, which issues a red invoice of those lines,
@@ -91,9 +94,11 @@
 // the set, a sign, a precision, price × num). The envelope (schemaVersion,
 // kind, sellerTaxNum and orderNo against the subject) is this service's own
 // contract, and unknown fields, control characters, an order.orderNo unlike
-// the envelope's, a strict tax number check and, for a jumdata seller, a blue
-// goods line's tax of -0.00 (which its mapping sends as 0.00) are refused
-// by this service alone: those name no code.
+// the envelope's, a strict tax number check, for a jumdata seller a blue
+// goods line's tax of -0.00 (which its mapping sends as 0.00), and for a
+// Nuonuo seller an amount a line gives that Nuonuo sets aside for one it
+// computes more than 0.06 away (RuleComputedAmount: Nuonuo would issue its
+// own figure) are refused by this service alone: those name no code.
 //
 // # Money
 //

@@ -177,7 +177,9 @@ type Result struct {
 	// Error says why, for every status but issued.
 	Error *ErrorInfo `json:"error,omitempty"`
 	// Warnings lists checks that did not block the request (for example a
-	// tax number whose check character does not match).
+	// tax number whose check character does not match, or an amount a line
+	// gives that Nuonuo sets aside for one it computes 0.01 to 0.06 away,
+	// RuleComputedAmount).
 	Warnings []Violation `json:"warnings,omitempty"`
 }
 

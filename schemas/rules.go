@@ -423,6 +423,7 @@ func checkLines(o *Order, provider string, c *collector) {
 		}
 		effectiveAmounts(c, p, l, a, ded, provider)
 		checkLine(c, p, l, a, red, provider)
+		checkComputedAmounts(c, p, l, a)
 		if provider == "jumdata" {
 			checkJumdataLineLengths(c, p, l, a, ded)
 		}
@@ -654,6 +655,75 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	}
 	if red && prop != LineNormal {
 		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
+	}
+}
+
+// RuleComputedAmount is the rule of an amount that a Nuonuo seller's line
+// gives and Nuonuo sets aside: a line that leaves any of taxExcludedAmount,
+// tax and taxIncludedAmount out is computed from price × num and the rate
+// (seed 001: 不含税金额、税额、含税金额任何一个不传时，会根据传入的单价，数量进行
+// 计算), and the invoice carries the computed figures, not the ones given.
+// An amount given that differs from the computed one by more than
+// LineTaxTolerance is a violation of this service's own (Nuonuo would issue
+// the other figure, not refuse: no provider code); one that differs by less
+// is a warning. Either names the figure given and the one Nuonuo will issue.
+// The jumdata mapping sends the amounts given, and its sellers are not held
+// to it.
+const RuleComputedAmount = "computed_amount"
+
+// checkComputedAmounts holds each amount a line gives that Nuonuo sets aside
+// (EffectiveAmounts.Recomputed) to the one Nuonuo computes: more than
+// LineTaxTolerance apart is refused (collector.own), closer is a warning,
+// equal passes. An amount with a violation of its own is not judged again,
+// nor is a line whose price or num has one: a price or num Nuonuo refuses,
+// or a price × num that the amounts given already disagree with
+// (price_quantity on price, which says that Nuonuo computes the line from
+// it).
+func checkComputedAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts) {
+	e := a.eff
+	if !a.effective || !e.Recomputed || c.has(p+".price") || c.has(p+".num") {
+		return
+	}
+	figures := []struct {
+		name     string
+		text     Amount
+		given    *decimal.Decimal
+		computed decimal.Decimal
+	}{
+		{"taxExcludedAmount", l.TaxExcludedAmount, a.excl, e.Excl},
+		{"tax", l.Tax, a.tax, e.Tax},
+		{"taxIncludedAmount", l.TaxIncludedAmount, a.incl, e.Excl.Add(e.Tax)},
+	}
+	var left []string
+	for _, f := range figures {
+		if !f.text.IsSet() {
+			left = append(left, f.name)
+		}
+	}
+	quoted := "with tax, withTaxFlag 1"
+	if l.WithTaxFlag == "0" {
+		quoted = "without tax, withTaxFlag 0"
+	}
+	rate := "the rate"
+	if a.deduction != nil {
+		rate = "the rate on the amount less the deduction (差额征税)"
+	}
+	how := fmt.Sprintf("a line that leaves %s out is computed from price × num (%s %s) and %s, and the amounts it gives are set aside (seed 001)",
+		strings.Join(left, " and "), e.Filled.StringFixed(2), quoted, rate)
+	for _, f := range figures {
+		field := p + "." + f.name
+		if f.given == nil || c.has(field) {
+			continue
+		}
+		diff := f.given.Sub(f.computed).Abs()
+		issued := f.computed.StringFixed(2)
+		switch {
+		case diff.IsZero():
+		case diff.GreaterThan(LineTaxTolerance):
+			c.own(field, RuleComputedAmount, "is %s, but Nuonuo will issue %s, %s apart, beyond %s: %s. Give all three amounts, or none", f.text, issued, diff.StringFixed(2), LineTaxTolerance, how)
+		default:
+			c.warn(field, RuleComputedAmount, "is %s, but Nuonuo will issue %s, %s apart: %s, and the invoice will say %s. Give all three amounts, or none", f.text, issued, diff.StringFixed(2), how, issued)
+		}
 	}
 }
 

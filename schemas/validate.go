@@ -121,8 +121,9 @@ type ValidatorConfig struct {
 	// an amount's 16 characters are counted on (Nuonuo is sent the
 	// seller's own, jumdata every amount of money with two decimals), and
 	// the amounts of a line that leaves one out (Nuonuo computes it from
-	// price × num, LineFigures.Recompute; the jumdata mapping derives them
-	// from the amounts given). A
+	// price × num, LineFigures.Recompute, and the amounts the line gives
+	// are held to the computed ones, RuleComputedAmount; the jumdata
+	// mapping derives them from the amounts given). A
 	// seller it does not list, and every seller when it is nil, is checked
 	// by Nuonuo's rules. Tax numbers are normalized as in requests.
 	Providers map[string]string

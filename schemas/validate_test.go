@@ -1487,9 +1487,12 @@ func TestDiscountLargerThanDerivedDiscountedLine(t *testing.T) {
 // Nuonuo computes a line that leaves any of the three out from price × num
 // (the amount the price is quoted in) and the rate, and issues those
 // amounts, not the ones the line gives: the tax rules hold the computed
-// amounts, on which the platform answers E9131, and not the given ones.
-// The jumdata mapping sends such a line from the amounts it gives
-// (LineFigures.Recompute), which the rules hold instead.
+// amounts, on which the platform answers E9131, and not the given ones,
+// which this service's own rule computed_amount holds to the computed ones
+// (more than 0.06 apart refused, closer a warning:
+// TestNuonuoAmountsGivenAgainstThoseItComputes). The jumdata mapping sends
+// such a line from the amounts it gives (LineFigures.Recompute unset),
+// which the rules hold instead.
 func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 	const line0, line1, line2 = "order.invoiceDetail[0]", "order.invoiceDetail[1]", "order.invoiceDetail[2]"
 	blue := MustRead(t, "requests/issue-discount.json")
@@ -1507,9 +1510,10 @@ func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 		edits           []edit
 		nuonuo, jumdata []string // exact "field|rule|code" lists, in any order
 	}{
-		// 113.00 with tax at 13%: Nuonuo issues 100.00 + 13.00.
+		// 113.00 with tax at 13%: Nuonuo issues 100.00 + 13.00, not the
+		// figures asked for.
 		{"amounts given split otherwise than the rate", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxExcludedAmount", "103.00", "tax", "10.00"))},
-			nil, []string{"order.invoiceDetail|invoice_tax_tolerance|E9131", line2 + ".tax|line_tax_tolerance|E9131"}},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{"order.invoiceDetail|invoice_tax_tolerance|E9131", line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"taxes computed over the invoice's tolerance", roundedLines(t, 300, "0", "price", "0.5", "num", "1", "taxExcludedAmount", "0.50"), taxes,
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131"}, nil},
 		// A line that gives all three amounts is not computed: its amounts
@@ -1517,8 +1521,9 @@ func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 		{"all three amounts given (E9131)", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxExcludedAmount", "103.00", "tax", "10.00", "taxIncludedAmount", "113.00"))},
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131", line2 + ".tax|line_tax_tolerance|E9131"},
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131", line2 + ".tax|line_tax_tolerance|E9131"}},
-		// What the line gives is still held to price × num (no provider
-		// code): Nuonuo would issue price × num instead.
+		// What the line gives is still held to price × num: Nuonuo would
+		// issue price × num instead. That violation says so, and the
+		// amounts are not held to what Nuonuo computes as well.
 		{"amounts given far from price × num", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00", "tax", "13.00"))},
 			[]string{line2 + ".price|price_quantity|E4000"}, []string{line2 + ".price|price_quantity|E4000"}},
 		// What Nuonuo computes is held to the signs: 0.004 with tax rounds
@@ -1537,17 +1542,19 @@ func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 		// The lines below leave an amount out, and the jumdata mapping
 		// derives it from those given (LineFigures.Effective): what it
 		// derives is held to E9131 and the signs. Nuonuo computes each from
-		// price × num, within them.
+		// price × num, within them, and issues figures other than those
+		// asked for: an amount given more than 0.06 from the one computed
+		// is refused (computed_amount), one closer is a warning.
 		{"incl and tax, excl derived (E9131)", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "13.10"))},
-			nil, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
+			[]string{line2 + ".tax|computed_amount|"}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"incl and tax far apart, excl derived (E9131)", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "50.00"))},
-			nil, []string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+			[]string{line2 + ".tax|computed_amount|"}, []string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
 		{"excl and incl, tax derived (E9131)", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.10"))},
-			nil, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
+			[]string{line2 + ".taxIncludedAmount|computed_amount|"}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"price × num for excl, and tax (E9131)", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "tax", "13.10"))},
-			nil, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
+			[]string{line2 + ".tax|computed_amount|"}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"price × num for incl, and tax (E9131)", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "tax", "13.10"))},
-			nil, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
+			[]string{line2 + ".tax|computed_amount|"}, []string{line2 + ".tax|line_tax_tolerance|E9131"}},
 		{"amount without tax derived as zero", blue, []edit{set(line2, rateLine("1", "price", "0.05", "num", "1", "taxIncludedAmount", "0.05", "tax", "0.05"))},
 			nil, []string{line2 + ".taxExcludedAmount|sign|E4000"}},
 		{"amount without tax derived negative", blue, []edit{set(line2, rateLine("1", "price", "0.04", "num", "1", "taxIncludedAmount", "0.04", "tax", "0.05"))},

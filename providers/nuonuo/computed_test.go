@@ -2,6 +2,9 @@ package nuonuo_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fapiaohub/invoicer/providers"
@@ -13,8 +16,12 @@ import (
 // of taxExcludedAmount, tax and taxIncludedAmount "任何一个不传时，会根据传入
 // 的单价，数量进行计算": Nuonuo computes a line that leaves any of them out from
 // price × num and the rate, and issues those amounts. The validator and the
-// sandbox read the seed each on its own; an order the validator takes is
-// issued with the computed amounts, and one it refuses is refused.
+// sandbox read the seed each on its own. An order the validator refuses with
+// a provider's code the sandbox refuses with that code. An amount the line
+// gives that is set aside is refused by the validator's own rule
+// (computed_amount, no provider code) when it differs from the computed one
+// by more than 0.06, and is a warning when it differs at all: the sandbox
+// issues such an order, and issues the figure the validator names.
 func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
 	if err != nil {
@@ -38,20 +45,39 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			}
 		}
 	}
+	// split gives the line's amount without tax and tax, and leaves its
+	// amount with tax out.
+	split := func(excl, tax string) func(o *schemas.Order) {
+		return func(o *schemas.Order) {
+			l := &o.InvoiceDetail[0]
+			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount(excl), schemas.ParseAmount(tax), schemas.Amount{}
+		}
+	}
+	const line0 = "order.invoiceDetail[0]"
+	var oddTaxes []string
+	for i := 1; i < 300; i += 2 {
+		oddTaxes = append(oddTaxes, fmt.Sprintf("order.invoiceDetail[%d].tax", i))
+	}
+	slices.Sort(oddTaxes)
 	cases := []struct {
-		name   string
-		mutate func(o *schemas.Order)
-		code   string    // the sandbox's refusal, "" when it issues
-		issued [3]string // exTax, tax, total issued
+		name    string
+		mutate  func(o *schemas.Order)
+		code    string    // the sandbox's refusal, which the validator names; "" when it issues
+		refused []string  // fields the validator refuses by its own rule computed_amount, sorted
+		warned  []string  // fields it warns of (computed_amount), sorted
+		issued  [3]string // exTax, tax, total issued
 	}{
 		// 106.00 with tax at 6% is 100.00 + 6.00, whatever the line says
-		// of its split.
-		{"amounts given split otherwise than the rate", func(o *schemas.Order) {
-			l := &o.InvoiceDetail[0]
-			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount("101.00"), schemas.ParseAmount("5.00"), schemas.Amount{}
-		}, "", [3]string{"100.00", "6.00", "106.00"}},
-		{"taxes computed over the invoice's tolerance", parts(false), "E9131", [3]string{}},
-		{"the same lines with all their amounts", parts(true), "", [3]string{"150.00", "13.50", "163.50"}},
+		// of its split: the order system asked for other figures.
+		{"amounts given split otherwise than the rate", split("101.00", "5.00"), "",
+			[]string{line0 + ".tax", line0 + ".taxExcludedAmount"}, nil, [3]string{"100.00", "6.00", "106.00"}},
+		{"amounts given 0.04 off", split("100.04", "5.96"), "",
+			nil, []string{line0 + ".tax", line0 + ".taxExcludedAmount"}, [3]string{"100.00", "6.00", "106.00"}},
+		{"amounts given as computed", split("100.00", "6.00"), "", nil, nil, [3]string{"100.00", "6.00", "106.00"}},
+		// The lines whose tax is given as 0.04 are warned of: Nuonuo
+		// computes 0.05.
+		{"taxes computed over the invoice's tolerance", parts(false), "E9131", nil, oddTaxes, [3]string{}},
+		{"the same lines with all their amounts", parts(true), "", nil, nil, [3]string{"150.00", "13.50", "163.50"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,9 +91,29 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Valid() != (tc.code == "") {
+			var codes, refused, warned []string
+			for _, x := range d.Violations {
+				if x.Rule == "computed_amount" {
+					refused = append(refused, x.Field)
+					continue
+				}
+				codes = append(codes, x.ProviderCode)
+			}
+			for _, w := range d.Warnings {
+				if w.Rule == "computed_amount" {
+					warned = append(warned, w.Field)
+				}
+			}
+			if tc.code == "" && len(codes) != 0 || tc.code != "" && !slices.Contains(codes, tc.code) {
 				t.Fatalf("the validator's violations %v; the sandbox's answer is %q (\"\": issued)", d.Violations, tc.code)
 			}
+			slices.Sort(refused)
+			slices.Sort(warned)
+			if !slices.Equal(refused, tc.refused) || !slices.Equal(warned, tc.warned) {
+				t.Fatalf("computed_amount refused %v, warned %v; want %v and %v\n%v\n%v", refused, warned, tc.refused, tc.warned, d.Violations, d.Warnings)
+			}
+			// What the validator's own rule refuses Nuonuo would issue:
+			// send it all the same.
 			call := &providers.Call{Request: d.Request}
 			out := c.Submit(t.Context(), call)
 			if tc.code != "" {
@@ -86,6 +132,18 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			inv := got.Invoices[0]
 			if a := [3]string{inv.ExTaxAmount.String(), inv.TaxAmount.String(), inv.TotalAmount.String()}; a != tc.issued {
 				t.Errorf("issued %v, want %v", a, tc.issued)
+			}
+			// Each finding names the figure the sandbox issued (one line:
+			// the invoice's totals are the line's).
+			figure := map[string]string{"taxExcludedAmount": inv.ExTaxAmount.String(), "tax": inv.TaxAmount.String(), "taxIncludedAmount": inv.TotalAmount.String()}
+			for _, x := range append(slices.Clone(d.Violations), d.Warnings...) {
+				if x.Rule != "computed_amount" {
+					continue
+				}
+				name := x.Field[strings.LastIndexByte(x.Field, '.')+1:]
+				if want := "Nuonuo will issue " + figure[name]; !strings.Contains(x.Message, want) {
+					t.Errorf("%s: %q does not say %q", x.Field, x.Message, want)
+				}
 			}
 		})
 	}

@@ -1,0 +1,152 @@
+package schemas_test
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// TestNuonuoAmountsGivenAgainstThoseItComputes: Nuonuo computes a line that
+// leaves any of its three amounts out from price × num and the rate, and
+// issues those amounts instead of the ones the line gives (seed 001: 不含税
+// 金额、税额、含税金额任何一个不传时，会根据传入的单价，数量进行计算). An amount the
+// line gives that differs from what Nuonuo will issue by more than E9131's
+// per-line 0.06 is refused by this service's own rule (no provider code:
+// Nuonuo would issue other figures, not refuse); one that differs by 0.01
+// to 0.06 is a warning; an equal one passes silently. Each finding names
+// the figure given and the one Nuonuo will issue. The jumdata mapping sends
+// the amounts given (LineFigures.Recompute unset), and its sellers are held
+// to E9131 on them as before.
+func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
+	const line0, line2 = "order.invoiceDetail[0]", "order.invoiceDetail[2]"
+	blue := MustRead(t, "requests/issue-discount.json")
+	red := MustRead(t, "requests/issue-red.json")
+	cases := []struct {
+		name    string
+		base    []byte
+		edits   []edit
+		refused []computedFinding // Nuonuo seller: violations of rule computed_amount
+		warned  []computedFinding // Nuonuo seller: warnings of rule computed_amount
+		jumdata []string          // jumdata seller: exact "field|rule|code" violations
+	}{
+		// 113.00 with tax at 13% is 100.00 + 13.00, whatever tax the line
+		// gives: the order system asked for 50.00.
+		{"tax given far from the one computed", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "50.00"))},
+			[]computedFinding{{line2 + ".tax", "50.00", "13.00"}}, nil,
+			[]string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		{"amount and tax given split otherwise than the rate", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxExcludedAmount", "103.00", "tax", "10.00"))},
+			[]computedFinding{{line2 + ".taxExcludedAmount", "103.00", "100.00"}, {line2 + ".tax", "10.00", "13.00"}}, nil,
+			[]string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		// The tolerance's edges, on the amount with tax Nuonuo computes as
+		// 100.00 + 13.00 (withTaxFlag 0: price × num is without tax).
+		{"amount with tax 0.07 over", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.07"))},
+			[]computedFinding{{line2 + ".taxIncludedAmount", "113.07", "113.00"}}, nil,
+			[]string{line2 + ".tax|line_tax_tolerance|E9131"}},
+		{"amount with tax 0.06 over", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.06"))},
+			nil, []computedFinding{{line2 + ".taxIncludedAmount", "113.06", "113.00"}}, nil},
+		{"tax 0.01 over", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "tax", "13.01"))},
+			nil, []computedFinding{{line2 + ".tax", "13.01", "13.00"}}, nil},
+		{"tax 0.05 under, amount with tax equal", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "12.95"))},
+			nil, []computedFinding{{line2 + ".tax", "12.95", "13.00"}}, nil},
+		{"amounts equal to those computed", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "13.00"))},
+			nil, nil, nil},
+		// Under deduction taxation Nuonuo taxes (1000.00 − 500.00) × 0.06 /
+		// 1.06 = 28.30.
+		{"tax 0.03 over under a deduction", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.33"))},
+			nil, []computedFinding{{line2 + ".tax", "28.33", "28.30"}}, nil},
+		// A red line: -5.65 with tax is -5.00 + -0.65.
+		{"red line's amount without tax 0.02 off", red, []edit{del(line0 + ".tax"), set(line0+".taxExcludedAmount", "-5.02")},
+			nil, []computedFinding{{line0 + ".taxExcludedAmount", "-5.02", "-5.00"}}, nil},
+		{"red line's amount without tax 0.10 off", red, []edit{del(line0 + ".tax"), set(line0+".taxExcludedAmount", "-5.10")},
+			[]computedFinding{{line0 + ".taxExcludedAmount", "-5.10", "-5.00"}}, nil,
+			[]string{line0 + ".tax|line_tax_tolerance|E9131"}},
+		// A line that gives all three amounts is issued as given.
+		{"all three amounts given", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxExcludedAmount", "100.05", "tax", "12.95", "taxIncludedAmount", "113.00"))},
+			nil, nil, nil},
+	}
+	for _, tc := range cases {
+		doc := MustEdit(t, tc.base, tc.edits...)
+		var env struct{ SellerTaxNum string }
+		if err := json.Unmarshal(doc, &env); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(tc.name+"/nuonuo", func(t *testing.T) {
+			v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: "nuonuo"}})
+			d, err := v.Decode(doc, env.SellerTaxNum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wantRefused []string
+			for _, f := range tc.refused {
+				wantRefused = append(wantRefused, f.field+"|computed_amount|")
+			}
+			if got := summary(d.Violations); !sameSet(got, wantRefused) {
+				t.Errorf("violations\n got  %q\n want %q\n%v", got, wantRefused, d.Violations)
+			}
+			var warned []string // the red request's seller fails the tax number check too
+			for _, w := range d.Warnings {
+				if w.Rule != "tax_number_check" {
+					warned = append(warned, w.Field+"|"+w.Rule+"|"+w.ProviderCode)
+				}
+			}
+			var wantWarned []string
+			for _, f := range tc.warned {
+				wantWarned = append(wantWarned, f.field+"|computed_amount|")
+			}
+			if !sameSet(warned, wantWarned) {
+				t.Errorf("warnings\n got  %q\n want %q\n%v", warned, wantWarned, d.Warnings)
+			}
+			checkFigures(t, d.Violations, tc.refused)
+			checkFigures(t, d.Warnings, tc.warned)
+		})
+		t.Run(tc.name+"/jumdata", func(t *testing.T) {
+			v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: "jumdata"}})
+			d, err := v.Decode(doc, env.SellerTaxNum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summary(d.Violations); !sameSet(got, tc.jumdata) {
+				t.Errorf("violations\n got  %q\n want %q\n%v", got, tc.jumdata, d.Violations)
+			}
+			for _, w := range d.Warnings {
+				if w.Rule == "computed_amount" {
+					t.Errorf("warning %s for a jumdata seller, whose mapping sends the amounts given", w)
+				}
+			}
+		})
+	}
+}
+
+// computedFinding is an amount given that Nuonuo sets aside: its field, the
+// figure given and the one Nuonuo issues.
+type computedFinding struct{ field, given, issued string }
+
+// checkFigures fails unless each finding has a violation (or warning) in vs
+// at its field whose message names the figure given, the figure Nuonuo
+// will issue, and what to do: give all three amounts, or none.
+func checkFigures(t *testing.T, vs []schemas.Violation, want []computedFinding) {
+	t.Helper()
+	for _, f := range want {
+		i := slices.IndexFunc(vs, func(v schemas.Violation) bool { return v.Field == f.field && v.Rule == "computed_amount" })
+		if i < 0 {
+			continue // the lists' comparison has said so
+		}
+		msg := vs[i].Message
+		for _, s := range []string{"is " + f.given + ",", "Nuonuo will issue " + f.issued, "all three amounts, or none"} {
+			if !strings.Contains(msg, s) {
+				t.Errorf("%s: message %q does not say %q", f.field, msg, s)
+			}
+		}
+	}
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
