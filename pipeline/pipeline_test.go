@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -232,6 +233,64 @@ func TestInvalidIsRejectedWithEveryViolation(t *testing.T) {
 	}
 	if st := h.sb.Stats(); st.Submissions != 0 {
 		t.Fatalf("the sandbox saw %d submissions for invalid requests", st.Submissions)
+	}
+}
+
+// TestNuonuoComputedAmountsAreWarnedOrRefused: Nuonuo computes a line that
+// leaves an amount out from price × num and the rate, and issues those
+// amounts instead of the ones the line gives (seed 001). An amount given
+// 0.04 from the computed one is issued with a warning in the result that
+// names the figure on the invoice; one 44.00 away is refused before any
+// submission, by this service's own rule (no provider code).
+func TestNuonuoComputedAmountsAreWarnedOrRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	// 106.00 with tax at 6% is 100.00 + 6.00.
+	split := func(excl, tax string) func(o *schemas.Order) {
+		return func(o *schemas.Order) {
+			l := &o.InvoiceDetail[0]
+			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount(excl), schemas.ParseAmount(tax), schemas.Amount{}
+		}
+	}
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CLOSE-1", split("100.04", "5.96")), "")
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "FAR-1", split("56.00", "50.00")), "")
+	// computed lists a result's findings of rule computed_amount as
+	// "field: message".
+	computed := func(vs []schemas.Violation) []string {
+		var out []string
+		for _, v := range vs {
+			if v.Rule == schemas.RuleComputedAmount {
+				if v.ProviderCode != "" {
+					t.Errorf("%s names provider code %s: Nuonuo would issue, not refuse", v.Field, v.ProviderCode)
+				}
+				out = append(out, v.Field+": "+v.Message)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	near := h.waitResult(nuonuoSeller, "CLOSE-1", 1, 10*time.Second)[0]
+	if near.Status != schemas.StatusIssued || len(near.Invoices) != 1 {
+		t.Fatalf("CLOSE-1: %s %+v %+v", near.Status, near.Error, near.Invoices)
+	}
+	inv := near.Invoices[0]
+	if got := [3]string{inv.ExTaxAmount.String(), inv.TaxAmount.String(), inv.TotalAmount.String()}; got != [3]string{"100.00", "6.00", "106.00"} {
+		t.Errorf("CLOSE-1 issued %v, want the amounts Nuonuo computes", got)
+	}
+	w := computed(near.Warnings)
+	if len(w) != 2 || !strings.HasPrefix(w[0], "order.invoiceDetail[0].tax: is 5.96, but Nuonuo will issue 6.00") ||
+		!strings.HasPrefix(w[1], "order.invoiceDetail[0].taxExcludedAmount: is 100.04, but Nuonuo will issue 100.00") {
+		t.Errorf("CLOSE-1 warnings %q, want the tax and the amount without tax, each with the figure issued", w)
+	}
+	far := h.waitResult(nuonuoSeller, "FAR-1", 1, 10*time.Second)[0]
+	if far.Status != schemas.StatusRejected || far.Error == nil || far.Error.Code != schemas.CodeInvalidRequest {
+		t.Fatalf("FAR-1: %s %+v", far.Status, far.Error)
+	}
+	if v := computed(far.Error.Violations); len(v) != 2 || !strings.HasPrefix(v[0], "order.invoiceDetail[0].tax: is 50.00, but Nuonuo will issue 6.00") {
+		t.Errorf("FAR-1 violations %q", v)
+	}
+	if st := h.orderStats(nuonuoSeller, "FAR-1"); st.Submissions != 0 {
+		t.Errorf("FAR-1 reached the sandbox: %+v", st)
 	}
 }
 
