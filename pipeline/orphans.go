@@ -35,7 +35,9 @@ type OrphanSweeper struct {
 	Max int
 
 	// next is the first sequence the next sweep looks at: a message kept
-	// once is counted and reported once, not again every sweep.
+	// once is counted and reported once, not again every sweep. A sweep
+	// leaves it at most one past the ack floor it read; a floor below
+	// that went back (Sweep starts over).
 	next uint64
 }
 
@@ -52,8 +54,10 @@ type SweepReport struct {
 // floor, oldest first, and deletes the proven orphans. It is safe to run at
 // any time: messages above the ack floor (pending, in flight, waiting for a
 // redelivery) are never touched. Each sweep carries on where the last one
-// stopped, so a kept message is looked at (and counted) once. Sweep is not
-// safe for concurrent use.
+// stopped, so a kept message is looked at (and counted) once; a consumer
+// whose ack floor went back (deleted and created again, with its stream or
+// alone) is swept from its stream's start again. Sweep is not safe for
+// concurrent use.
 func (s *OrphanSweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	var rep SweepReport
 	info, err := s.Consumer.Info(ctx)
@@ -68,6 +72,14 @@ func (s *OrphanSweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	limit := s.Max
 	if limit <= 0 {
 		limit = 1000
+	}
+	if s.next > floor+1 {
+		// The ack floor went back: the durable, or the request stream
+		// with it, was deleted and created again (the consume loop does
+		// so, LoopConfig.Recreate), and the sequences start over. Carried
+		// on from the old position, the sweep would look at nothing until
+		// the new floor passed it.
+		s.next = 0
 	}
 	seq := max(s.next, 1)
 	defer func() { s.next = seq }()

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -103,5 +104,115 @@ func TestOrphanSweeper(t *testing.T) {
 	// A second sweep finds nothing more to delete.
 	if rep, err := sw.Sweep(context.Background()); err != nil || rep.Deleted != 0 {
 		t.Fatalf("second sweep %+v %v", rep, err)
+	}
+}
+
+// The request stream deleted and created again while the consumer runs
+// (the consume loop creates it again, LoopConfig.Recreate) numbers its
+// requests from 1 again, and its durable's ack floor starts over. The same
+// sweeper, which carried on from where it stopped in the old stream, sweeps
+// the new stream from its start: it looked no lower than its old position,
+// and left the new stream's orphans alone until the new ack floor passed
+// the old stream's last sequence.
+func TestOrphanSweeperAfterTheStreamIsCreatedAgain(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := t.Context()
+	subjects := schemas.Subjects{}
+	// A limits-retention stream stands in for the server's lost deletions,
+	// as in TestOrphanSweeper; in memory, since a file stream created again
+	// at once under its name may be refused its store for a moment.
+	cfg := jetstream.StreamConfig{Name: pipeline.DefaultRequestStream, Subjects: []string{subjects.RequestFilter()}, Storage: jetstream.MemoryStorage}
+	stream, err := js.CreateStream(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	durable := jetstream.ConsumerConfig{Durable: pipeline.DefaultDurable, AckPolicy: jetstream.AckExplicitPolicy}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := storetest.Open(t)
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// issued records an issued order for body and returns body.
+	issued := func(body []byte) []byte {
+		t.Helper()
+		d, err := v.Decode(body, nuonuoSeller)
+		if err != nil || !d.Valid() {
+			t.Fatalf("decode: %v %v", err, d)
+		}
+		rec := schemas.OrderRecord{Seller: nuonuoSeller, OrderNo: d.Request.OrderNo, Kind: schemas.KindIssue, State: schemas.StateSubmitting,
+			Fingerprint: d.Fingerprint, Provider: "nuonuo", ReceivedAt: time.Now()}
+		if rec, err = db.Put(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.State = schemas.StateIssued
+		if _, err = db.Put(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	// acknowledged publishes bodies and acknowledges them all through the
+	// durable.
+	acknowledged := func(bodies ...[]byte) {
+		t.Helper()
+		for _, body := range bodies {
+			if _, err := js.Publish(ctx, subjects.Request(nuonuoSeller), body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		batch, err := cons.Fetch(len(bodies), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != len(bodies) {
+			t.Fatalf("fetched %d of %d", n, len(bodies))
+		}
+	}
+
+	var old [][]byte
+	for i := range 5 {
+		old = append(old, issued(issueRequest(t, nuonuoSeller, fmt.Sprintf("OLD-ORPHAN-%d", i), nil)))
+	}
+	acknowledged(old...)
+	sw := &pipeline.OrphanSweeper{Stream: stream, Consumer: cons, Store: db, Validator: v, Subjects: subjects}
+	if rep, err := sw.Sweep(ctx); err != nil || rep.Deleted != 5 {
+		t.Fatalf("the old stream's sweep: %+v %v, want 5 deleted", rep, err)
+	}
+
+	// Deleted and created again, with its durable, as the consume loop
+	// does; the sweeper's handles name the same stream and durable.
+	if err := js.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := js.CreateStream(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.CreateOrUpdateConsumer(ctx, durable); err != nil {
+		t.Fatal(err)
+	}
+	acknowledged(issued(issueRequest(t, nuonuoSeller, "NEW-ORPHAN-1", nil)), issued(issueRequest(t, nuonuoSeller, "NEW-ORPHAN-2", nil)))
+	rep, err := sw.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	for seq := uint64(1); seq <= 2; seq++ {
+		if _, err := fresh.GetMsg(ctx, seq); err == nil {
+			left++
+		}
+	}
+	if rep.Deleted != 2 || left != 0 {
+		t.Fatalf("the new stream's sweep: %+v, %d of its 2 acknowledged and answered requests left; want both deleted", rep, left)
 	}
 }
