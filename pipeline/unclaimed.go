@@ -377,6 +377,12 @@ func spellingRuleFrom(ctx context.Context, info *jetstream.StreamInfo, name stri
 // the next start need not read the request stream (RecoverUnclaimed). It
 // records nothing while an order is claimed in memory only. Call it after
 // the loop has stopped and before the store closes.
+//
+// It records the stop for the request stream as the server has it now,
+// read through stream, not as stream was read: a handle read at the start
+// describes the stream of then, and one that the loop created again since
+// (LoopConfig.Recreate) has a mark of its own, the one the run raised and
+// the next start reads.
 func (p *Pipeline) StoppedCleanly(ctx context.Context, stream jetstream.Stream, marks Marks) error {
 	if p.unrecorded.n.Load() != 0 {
 		return nil
@@ -384,7 +390,11 @@ func (p *Pipeline) StoppedCleanly(ctx context.Context, stream jetstream.Stream, 
 	if err := p.unclaimed.settle(ctx); err != nil {
 		return err
 	}
-	name := unclaimedMarkName(stream.CachedInfo())
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("request stream info: %w", err)
+	}
+	name := unclaimedMarkName(info)
 	mark, err := marks.Mark(name)
 	if err != nil || mark == 0 {
 		return err

@@ -885,6 +885,69 @@ func TestCleanStopLeavesNothingToRecover(t *testing.T) {
 	wantOneIssuedOneConflict(t, h, "PAIR-J", first, corrected)
 }
 
+// The consume loop created its request stream again while it ran
+// (LoopConfig.Recreate) and submitted a request of the new stream without a
+// claim; then it stopped cleanly, a request and its correction put back.
+// The consumer records the clean stop with the stream it read when it
+// started (cmd/consumer keeps that one): the stop is clean for the new
+// stream all the same, whose mark the run raised, and the next start reads
+// nothing and answers the pair as with the claim. The clean stop was
+// recorded under the old stream's mark, and the next start recorded the
+// pair as possibly submitted: the order saved action_required, its number
+// taken, both requests a conflict.
+func TestCleanStopAfterTheLoopCreatedItsStreamAgain(t *testing.T) {
+	ctx := context.Background()
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: fast, backlog: backlog, recreate: true})
+	h.start()
+	atStart, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "OLD-STREAM-J", nil), "")
+	h.waitResult(jumdataSeller, "OLD-STREAM-J", 1, 10*time.Second)
+	h.waitFor("the request to be acknowledged", 10*time.Second, h.requestStreamEmpty)
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the loop to create its stream and durable again", 20*time.Second, func() bool {
+		_, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+		return err == nil && h.loop.Bound() && h.loop.Missing() == nil
+	})
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "NEW-STREAM-J", nil), "")
+	if r := h.waitResult(jumdataSeller, "NEW-STREAM-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("the new stream's request: %s", r.Status)
+	}
+	h.waitFor("the request to be acknowledged", 10*time.Second, h.requestStreamEmpty)
+	if unclaimedMark(t, h) == 0 {
+		t.Fatal("no mark of the new stream after a claimless submission in it")
+	}
+
+	// The stop: the loop returns, the pair is taken and put back as by a
+	// loop that stops with them in its pull buffer, and the clean stop is
+	// recorded as the consumer records it.
+	h.stopLoop()
+	select {
+	case err := <-h.loopDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the loop did not stop within 30 s")
+	}
+	h.stopLoop = nil
+	first, corrected := pairDelivered(t, h, "PAIR-AFTER-J")
+	if err := h.p.StoppedCleanly(ctx, atStart, h.db); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	if h.recovered != 0 {
+		t.Fatalf("RecoverUnclaimed recorded %d orders after a clean stop", h.recovered)
+	}
+	wantOneIssuedOneConflict(t, h, "PAIR-AFTER-J", first, corrected)
+}
+
 // The opt-in turned off after a crash: the first start without it records
 // what the claimless run left (and the order finds its invoice), and later
 // starts read nothing, with the opt-in off or back on (every submission
