@@ -119,7 +119,7 @@ func TestDeletedRequestStreamIsCreatedAgainByTheLoop(t *testing.T) {
 				t.Errorf("the durable created again: %+v; want the loop's settings", ci)
 			}
 
-			h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "AFTER-1", nil), "")
+			h.publishRetrying(nuonuoSeller, issueRequest(t, nuonuoSeller, "AFTER-1", nil), "AFTER-1", 20*time.Second)
 			if r := h.waitResult(nuonuoSeller, "AFTER-1", 1, 15*time.Second)[0]; r.Status != schemas.StatusIssued {
 				t.Fatalf("a request published after the stream was created again: %s", r.Status)
 			}
