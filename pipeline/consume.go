@@ -173,7 +173,8 @@ func (l *Loop) Bound() bool { return l.bound.Load() }
 
 // Missing returns why the loop takes no requests because its request
 // consumer does not exist (ErrConsumerMissing, with the server's answer
-// and, while LoopConfig.Recreate fails, its error), nil while it has one.
+// and, while LoopConfig.Recreate fails, its error), nil while it has one
+// and once Run has returned.
 func (l *Loop) Missing() error {
 	if err := l.missing.Load(); err != nil {
 		return *err
@@ -227,6 +228,10 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	l.bound.Store(true)
 	defer l.bound.Store(false)
+	// A loop that no longer runs no longer tries to create a missing
+	// consumer again: an instance that stopped, or stood down because
+	// another took its durable, is not the one to act on it.
+	defer l.setMissing(nil)
 
 	// The messages taken are processed on work, which outlives ctx and
 	// ends only with Abandon.

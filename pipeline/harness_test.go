@@ -88,11 +88,14 @@ type harness struct {
 	backlog  pipeline.Backlog
 	workers  int
 	recreate bool
-	log      zerolog.Logger
-	loop     *pipeline.Loop
-	p        *pipeline.Pipeline // the pipeline of the last start
-	stopLoop func()
-	loopDone chan error
+	// beforeRecreate and metrics are harnessOptions'.
+	beforeRecreate func(ctx context.Context)
+	metrics        *pipeline.Metrics
+	log            zerolog.Logger
+	loop           *pipeline.Loop
+	p              *pipeline.Pipeline // the pipeline of the last start
+	stopLoop       func()
+	loopDone       chan error
 
 	mu      sync.Mutex
 	results map[schemas.OrderKey][]schemas.Result
@@ -129,12 +132,19 @@ type harnessOptions struct {
 	// its stream, when they are deleted (LoopConfig.Recreate), as the
 	// consumer binary does.
 	recreate bool
+	// beforeRecreate, when set, is called at each of the loop's tries to
+	// create its request consumer again, on the try's context, before
+	// the creation: a test holds a try there, as a server slow to answer
+	// does, or lets another party act first.
+	beforeRecreate func(ctx context.Context)
+	// metrics, when set, are the loop's metrics (nil otherwise).
+	metrics *pipeline.Metrics
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate}
+	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate, beforeRecreate: o.beforeRecreate, metrics: o.metrics}
 	if h.workers == 0 {
 		h.workers = 8
 	}
@@ -326,10 +336,13 @@ func (h *harness) start() {
 	lc := pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second, ProcessTimeout: 20 * time.Second, Paused: paused}
 	if h.recreate {
 		lc.Recreate = func(ctx context.Context) (pipeline.RecreatedConsumer, error) {
+			if h.beforeRecreate != nil {
+				h.beforeRecreate(ctx)
+			}
 			return h.topo.RecreateRequestConsumer(ctx, h.js, settings)
 		}
 	}
-	loop := pipeline.NewLoop(lc, p, cons, h.log, nil)
+	loop := pipeline.NewLoop(lc, p, cons, h.log, h.metrics)
 	h.loop = loop
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stopLoop = cancel
@@ -381,6 +394,25 @@ func (h *harness) stop() {
 		h.t.Error("loop did not stop within 30s")
 	}
 	h.stopLoop = nil
+}
+
+// halt stops the loop and returns Run's error, without recording a clean
+// stop as stop does (which needs the request stream a test may have
+// deleted).
+func (h *harness) halt() error {
+	h.t.Helper()
+	if h.stopLoop == nil {
+		return nil
+	}
+	h.stopLoop()
+	h.stopLoop = nil
+	select {
+	case err := <-h.loopDone:
+		return err
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("loop did not stop within 30s")
+		return nil
+	}
 }
 
 // publish publishes a request on its seller's subject; msgID "" publishes

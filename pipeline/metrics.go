@@ -89,7 +89,8 @@ type Metrics struct {
 	// ConsumerMissing is 1 while the consume loop has no request consumer
 	// to pull from, the server having none (the request stream or its
 	// durable deleted) and the loop not having created it again yet
-	// (LoopConfig.Recreate failing, or not set); 0 otherwise.
+	// (LoopConfig.Recreate failing, or not set); 0 otherwise, and once
+	// the loop has stopped (Loop.Run returned).
 	ConsumerMissing prometheus.Gauge
 	// PartnerAnswers counts the answers of the consumer binary's partner
 	// API (GET /partner/queryInvoice) by result code: 0 success, 1001
@@ -170,7 +171,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "invoice_consumer_stood_down", Help: "1 once another instance took this one's request consumer, or from the start of one refused because another pulls from it: it takes no requests and stands by until stopped (/readyz answers 503 \"stood down\"); 0 otherwise.",
 		}),
 		ConsumerMissing: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "invoice_request_consumer_missing", Help: "1 while the request consumer (the request stream, or its durable) does not exist and could not be created again: nothing is taken (/readyz answers 503 \"request consumer missing\"); 0 otherwise.",
+			Name: "invoice_request_consumer_missing", Help: "1 while the request consumer (the request stream, or its durable) does not exist and could not be created again: nothing is taken (/readyz answers 503 \"request consumer missing\"); 0 otherwise, and once the consume loop has stopped.",
 		}),
 		PartnerAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_partner_answers_total",

@@ -11,6 +11,8 @@ import (
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // The request stream deleted and created again (by an operator, or by the
@@ -188,5 +190,45 @@ func TestMissingRequestConsumerIsReported(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("a loop without Recreate did not return within 20 s of its stream's deletion")
+	}
+}
+
+// A loop that stops (a shutdown, or an instance standing down because
+// another took its durable) while its request consumer is missing, and
+// could not be created again, no longer reports it missing:
+// invoice_request_consumer_missing is 0 and Missing nil once Run has
+// returned. Left at 1, the gauge of an instance standing by would keep
+// InvoiceRequestStreamDeleted firing for an instance that is not the one
+// to act.
+func TestStoppedLoopNoLongerReportsItsConsumerMissing(t *testing.T) {
+	ctx := context.Background()
+	metrics := pipeline.NewMetrics(prometheus.NewRegistry())
+	// The tries wait until another stream has taken the request
+	// subjects: they fail then, as they do while it keeps them.
+	taken := make(chan struct{})
+	h := newHarness(t, harnessOptions{pipeline: fast, recreate: true, metrics: metrics, beforeRecreate: func(ctx context.Context) {
+		select {
+		case <-taken:
+		case <-ctx.Done():
+		}
+	}})
+	h.start()
+	h.waitFor("the loop to pull", 10*time.Second, h.loop.Bound)
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.obs.CreateStream(ctx, jetstream.StreamConfig{Name: "SQUATTER", Subjects: []string{schemas.Subjects{}.RequestFilter()}}); err != nil {
+		t.Fatal(err)
+	}
+	close(taken)
+	h.waitFor("the loop to report its consumer missing", 20*time.Second, func() bool {
+		err := h.loop.Missing()
+		return testutil.ToFloat64(metrics.ConsumerMissing) == 1 && err != nil && strings.Contains(err.Error(), "creating it again failed")
+	})
+	if err := h.halt(); err != nil {
+		t.Fatalf("Run returned %v once stopped; want nil", err)
+	}
+	if v, err := testutil.ToFloat64(metrics.ConsumerMissing), h.loop.Missing(); v != 0 || err != nil {
+		t.Fatalf("once Run has returned: invoice_request_consumer_missing %v, Missing %v; want 0 and nil", v, err)
 	}
 }
