@@ -100,14 +100,18 @@ func refreshMetrics(ctx context.Context, m *pipeline.Metrics, cons jetstream.Con
 
 // consumingGauges are the gauges of the work this instance takes from its
 // request consumer, which an instance that stood down takes off /metrics
-// (refreshMetrics no longer reads them). The durable's backlog, ack
+// (refreshMetrics no longer reads them, and the consume loop, which sets
+// the request consumer's missing, stops). The durable's backlog, ack
 // pending and backlog age are the owner's to report: this instance's copy
 // would raise the same backlog alert a second time, naming an instance
 // that takes none of those requests. Its held sellers would stay held for
 // ever: a hold ends when a probe gets through, and no request comes to it
-// to probe with.
+// to probe with. Whether the request consumer is missing is the owner's to
+// report too: this instance no longer creates it again, and its gauge
+// would raise InvoiceRequestStreamDeleted naming an instance that is not
+// the one to act (a refused start, standByRefused, exports none of these).
 func consumingGauges(m *pipeline.Metrics) []prometheus.Collector {
-	return []prometheus.Collector{m.Backlog, m.AckPending, m.BacklogAge, m.HeldSellers}
+	return []prometheus.Collector{m.Backlog, m.AckPending, m.BacklogAge, m.HeldSellers, m.ConsumerMissing}
 }
 
 // backlogAge is the age in seconds of the oldest request the consumer has

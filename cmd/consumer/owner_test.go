@@ -37,10 +37,11 @@ import (
 // invoice_consumer_stood_down is 1 (0 while it held the durable), so that
 // an alert sees an instance that runs and takes nothing, and the gauges of
 // the request consumer's work (backlog, ack pending, backlog age, held
-// sellers) are gone from /metrics: the owner reports the durable's, and
-// this instance's would raise the same backlog alert a second time, or a
-// hold that no probe of this instance ends any more. It stops, exit status
-// 0, when it is told to.
+// sellers, the request consumer missing) are gone from /metrics: the owner
+// reports the durable's, and this instance's would raise the same backlog
+// alert a second time, or a hold that no probe of this instance ends any
+// more, or InvoiceRequestStreamDeleted for an instance that no longer
+// creates the durable again. It stops, exit status 0, when it is told to.
 func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	ns := testServer(t, &server.Options{ServerName: "owner-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
@@ -128,7 +129,8 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 		}
 		return metricValues(body)
 	}
-	consuming := []string{"invoice_consumer_backlog", "invoice_consumer_ack_pending", "invoice_consumer_backlog_age_seconds", "invoice_action_required_sellers"}
+	consuming := []string{"invoice_consumer_backlog", "invoice_consumer_ack_pending", "invoice_consumer_backlog_age_seconds", "invoice_action_required_sellers",
+		"invoice_request_consumer_missing"}
 	before := series()
 	if v := before["invoice_consumer_stood_down"]; v != "0" {
 		t.Errorf("invoice_consumer_stood_down while the instance holds the durable: %q, want 0", v)
