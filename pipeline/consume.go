@@ -44,8 +44,10 @@ type LoopConfig struct {
 	// (Topology.RecreateRequestConsumer), and the loop pulls from the new
 	// consumer. Until it succeeds (tried again after 1 s, the wait
 	// doubling up to RecreateRetryMax) the loop takes nothing, Bound is
-	// false and Missing says why. Without it Run returns an error that
-	// wraps ErrConsumerMissing.
+	// false and Missing says why. Its context ends with Run's, and with
+	// Abandon: a stop gives up a try under way, which sends no request
+	// to the server after it (one sent already is the server's to carry
+	// out). Without it Run returns an error that wraps ErrConsumerMissing.
 	Recreate func(ctx context.Context) (RecreatedConsumer, error)
 }
 
@@ -387,7 +389,8 @@ func (l *Loop) consumerGone(ctx context.Context, err error) error {
 // rebind replaces iter, the iterator of a request consumer that the
 // server says is gone (why), by one on the consumer created again
 // (LoopConfig.Recreate), trying until it succeeds, ctx ends (nil: a
-// shutdown) or work does (abandoned). Meanwhile the loop is not bound and
+// shutdown) or work does (abandoned), either of which gives up the try
+// under way too. Meanwhile the loop is not bound and
 // Missing says why; the log says it once, then each failure that differs
 // from the one it said last, and at least once a minute while it lasts.
 // Without Recreate it returns an error wrapping ErrConsumerMissing.
@@ -409,8 +412,14 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 	l.log.Error().Err(missing).Msg("the request consumer is gone: taking no requests; creating it again, with its stream if that is gone too, with this instance's settings")
 	logged, loggedAt := "", time.Now()
 	for wait := time.Second; ; wait = min(2*wait, RecreateRetryMax) {
-		rctx, cancel := context.WithTimeout(work, recreateTimeout)
+		// A stop gives up the try under way, as Abandon does: an
+		// instance stopping, or standing down because another took the
+		// durable, must not create it again afterwards, writing itself
+		// back into its owner record.
+		rctx, cancel := context.WithTimeout(ctx, recreateTimeout)
+		unhook := context.AfterFunc(work, cancel)
 		rc, err := l.cfg.Recreate(rctx)
+		unhook()
 		cancel()
 		var next jetstream.MessagesContext
 		if err == nil {

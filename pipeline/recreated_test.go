@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,5 +231,47 @@ func TestStoppedLoopNoLongerReportsItsConsumerMissing(t *testing.T) {
 	}
 	if v, err := testutil.ToFloat64(metrics.ConsumerMissing), h.loop.Missing(); v != 0 || err != nil {
 		t.Fatalf("once Run has returned: invoice_request_consumer_missing %v, Missing %v; want 0 and nil", v, err)
+	}
+}
+
+// A loop stopped while one of its tries to create its request consumer
+// again is under way (here held before the creation, as by a server slow
+// to answer) gives the try up: nothing is created after the stop. Run on a
+// context that the stop did not cancel, the try went on, and for an
+// instance standing down because another instance took its durable, it
+// wrote this instance back into the durable's owner record: the other
+// would then stand down too, or take it back, and the partition could be
+// left with no instance taking its requests.
+func TestStoppedLoopCreatesNothingAgain(t *testing.T) {
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h := newHarness(t, harnessOptions{pipeline: fast, recreate: true, beforeRecreate: func(context.Context) {
+		once.Do(func() { close(entered) })
+		select {
+		case <-release:
+		case <-time.After(30 * time.Second):
+		}
+	}})
+	h.start()
+	h.waitFor("the loop to pull", 10*time.Second, h.loop.Bound)
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the loop made no try to create its request consumer again within 20 s of its stream's deletion")
+	}
+	h.stopLoop() // the stop comes while the try is under way
+	close(release)
+	if err := h.halt(); err != nil {
+		t.Fatalf("Run returned %v once stopped; want nil", err)
+	}
+	if _, err := h.obs.Stream(ctx, pipeline.DefaultRequestStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("the request stream after the loop's stop: %v; want it still missing (the stopped loop's try created it)", err)
+	}
+	if _, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the durable after the loop's stop: %v; want it still missing", err)
 	}
 }
