@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"regexp"
@@ -342,34 +343,59 @@ func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, s 
 	return c, nil
 }
 
+// RecreatedByMetadataKey is the key of the request stream's metadata that
+// marks a stream RecreateRequestConsumer created again, naming the
+// instance that did: its ConsumerSettings.Owner (Owner.String), or a
+// random token without one. Another instance's create, with another mark,
+// is refused then rather than answered as if it had made the stream: the
+// server answers a create that matches an existing stream as one that
+// created it. A start's Ensure, which writes the topology's configuration
+// over the stream's, removes the mark.
+const RecreatedByMetadataKey = "invoicer-recreated-by"
+
 // RecreatedConsumer is what RecreateRequestConsumer found and did.
 type RecreatedConsumer struct {
 	// Consumer is the durable request consumer, created again.
 	Consumer jetstream.Consumer
-	// Stream is the request stream's info as it is now; StreamCreated
-	// says that the stream was missing and was created again, empty.
-	Stream        *jetstream.StreamInfo
+	// Stream is the request stream's info as it is now.
+	Stream *jetstream.StreamInfo
+	// StreamCreated says that the stream was missing and that this
+	// call created it again, empty; false for a stream it found there,
+	// one another party created a moment before its create included.
 	StreamCreated bool
+	// StreamCreatedBy is the stream's mark (RecreatedByMetadataKey): the
+	// instance that created it again while it ran, this one or another;
+	// "" for a stream without one (created at a start, by an operator,
+	// or never deleted).
+	StreamCreatedBy string
 }
 
 // RecreateRequestConsumer creates the request stream again when the server
-// says it does not exist, with the topology's settings (Streams), then the
-// durable request consumer with s (EnsureConsumer): for a consumer that
-// found its durable gone while it runs (an operator deleted the request
-// stream, which takes its consumers with it, or the durable alone). A
-// request stream that exists is left as it is, whatever its settings,
-// and so is one that another instance (another partition's) created
-// meanwhile. A stream created again starts empty, its sequences from 1:
-// the requests the deleted one held are gone with it.
+// says it does not exist, with the topology's settings (Streams) and this
+// instance's mark (RecreatedByMetadataKey), then the durable request
+// consumer with s (EnsureConsumer): for a consumer that found its durable
+// gone while it runs (an operator deleted the request stream, which takes
+// its consumers with it, or the durable alone). A request stream that
+// exists is left as it is, whatever its settings, and so is one that
+// another party (another partition's instance, an instance's start, an
+// operator) created meanwhile, even between this call's look and its
+// create. A stream created again starts empty, its sequences from 1: the
+// requests the deleted one held are gone with it.
 func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetStream, s ConsumerSettings) (RecreatedConsumer, error) {
 	t = t.WithDefaults()
 	var out RecreatedConsumer
 	stream, err := js.Stream(ctx, t.RequestStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stream, err = js.CreateStream(ctx, t.Streams()[0])
+		cfg := t.Streams()[0]
+		mark := rand.Text()
+		if !s.Owner.Started.IsZero() {
+			mark = s.Owner.String()
+		}
+		cfg.Metadata = map[string]string{RecreatedByMetadataKey: mark}
+		stream, err = js.CreateStream(ctx, cfg)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
-			stream, err = js.Stream(ctx, t.RequestStream) // another instance was first
+			stream, err = js.Stream(ctx, t.RequestStream) // another party was first
 		case err == nil:
 			out.StreamCreated = true
 		default:
@@ -380,6 +406,7 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 		return out, fmt.Errorf("read stream %s: %w", t.RequestStream, err)
 	}
 	out.Stream = stream.CachedInfo()
+	out.StreamCreatedBy = out.Stream.Config.Metadata[RecreatedByMetadataKey]
 	if out.Consumer, err = t.EnsureConsumer(ctx, js, s); err != nil {
 		return out, err
 	}

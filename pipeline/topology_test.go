@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,5 +136,104 @@ func TestEnsureRefusedChangesNoStream(t *testing.T) {
 	}
 	if got := s.CachedInfo().Config.MaxAge; got != 24*time.Hour {
 		t.Fatalf("the refused Ensure changed the request stream: MaxAge %s", got)
+	}
+}
+
+// createsAfter is a JetStream client whose CreateStream lets another party
+// act first (before), as one that the other's create beats by a moment
+// does: the other is there by the time this create reaches the server.
+type createsAfter struct {
+	jetstream.JetStream
+	before func()
+}
+
+// CreateStream calls before, then creates the stream.
+func (c createsAfter) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	c.before()
+	return c.JetStream.CreateStream(ctx, cfg)
+}
+
+// RecreateRequestConsumer says truly whether it created the request stream
+// (StreamCreated): it did when the stream was missing and nobody else
+// created it first; it did not when it found the stream there, or when
+// another party created it between its look and its create (another
+// partition's instance, which found the stream gone at the same moment,
+// or an instance's start): the server answers a create that matches an
+// existing stream as if it had made it, and this instance would say that
+// it had created a stream it found. The stream's mark names the instance
+// that created it again (StreamCreatedBy), until a start's Ensure.
+func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
+	topo := pipeline.Topology{Partitions: 2}
+	me := pipeline.ConsumerSettings{Partition: 0, Workers: 1, Owner: pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}}
+	other := pipeline.ConsumerSettings{Partition: 1, Workers: 1, Owner: pipeline.Owner{Started: time.Now().Add(-time.Minute).UTC(), Name: "partition 1's instance"}}
+	for _, c := range []struct {
+		name string
+		// first, when set, acts between this instance's look and its
+		// create.
+		first       func(t *testing.T, js jetstream.JetStream)
+		deleted     bool // the stream deleted (else the durable alone)
+		wantCreated bool
+		wantBy      string // StreamCreatedBy, the stream's mark
+	}{
+		{name: "the stream missing", deleted: true, wantCreated: true, wantBy: me.Owner.String()},
+		{name: "the durable alone missing", deleted: false, wantCreated: false},
+		{name: "another partition's instance creates the stream again first", deleted: true, wantCreated: false, wantBy: other.Owner.String(),
+			first: func(t *testing.T, js jetstream.JetStream) {
+				rc, err := topo.RecreateRequestConsumer(context.Background(), js, other)
+				if err != nil || !rc.StreamCreated {
+					t.Fatalf("the other instance's creation: %+v %v; want it created by that one", rc, err)
+				}
+			}},
+		{name: "an instance's start creates the stream first", deleted: true, wantCreated: false,
+			first: func(t *testing.T, js jetstream.JetStream) {
+				if err := topo.Ensure(context.Background(), js); err != nil {
+					t.Fatal(err)
+				}
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, js := MustJetStream(t, t.TempDir())
+			ctx := context.Background()
+			if err := topo.Ensure(ctx, js); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := topo.EnsureConsumer(ctx, js, me); err != nil {
+				t.Fatal(err)
+			}
+			if c.deleted {
+				if err := js.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := js.DeleteConsumer(ctx, pipeline.DefaultRequestStream, topo.Consumer(me).Durable); err != nil {
+				t.Fatal(err)
+			}
+			var client jetstream.JetStream = js
+			if c.first != nil {
+				var once sync.Once
+				client = createsAfter{JetStream: js, before: func() { once.Do(func() { c.first(t, js) }) }}
+			}
+			rc, err := topo.RecreateRequestConsumer(ctx, client, me)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rc.StreamCreated != c.wantCreated || rc.StreamCreatedBy != c.wantBy {
+				t.Errorf("StreamCreated %v, StreamCreatedBy %q; want %v, %q", rc.StreamCreated, rc.StreamCreatedBy, c.wantCreated, c.wantBy)
+			}
+			if _, err := js.Consumer(ctx, pipeline.DefaultRequestStream, topo.Consumer(me).Durable); err != nil {
+				t.Errorf("this instance's durable: %v", err)
+			}
+			// The next start's Ensure writes the topology's settings,
+			// without the mark.
+			if err := topo.Ensure(ctx, js); err != nil {
+				t.Fatal(err)
+			}
+			stream, err := js.Stream(ctx, pipeline.DefaultRequestStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if by, ok := stream.CachedInfo().Config.Metadata[pipeline.RecreatedByMetadataKey]; ok {
+				t.Errorf("the stream still marked %q after a start's Ensure", by)
+			}
+		})
 	}
 }
