@@ -1,7 +1,9 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 )
 
 // The request stream deleted and created again (by an operator, or by the
@@ -274,4 +277,103 @@ func TestStoppedLoopCreatesNothingAgain(t *testing.T) {
 	if _, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("the durable after the loop's stop: %v; want it still missing", err)
 	}
+}
+
+// The loop's warning once it has its request consumer again says truly
+// whether this instance created the request stream again or found it
+// there, created again first by another party (another partition's
+// instance, whose mark names it, an instance's start or an operator), or
+// whether the durable alone was deleted. Before, a stream found there was
+// said to be one whose durable alone had been deleted, its requests
+// delivered again from the oldest, when the deleted stream had taken them
+// with it.
+func TestRecreatedConsumerLogSaysWhoCreatedTheStream(t *testing.T) {
+	other := pipeline.Owner{Started: time.Now().Add(-time.Hour).UTC(), Name: "partition 1's instance"}.String()
+	for _, c := range []struct {
+		name string
+		// durableOnly deletes the durable alone, not the stream.
+		durableOnly bool
+		// otherFirst creates the stream again, marked by other, before
+		// this instance's try.
+		otherFirst bool
+		want       string // in the warning's message
+		wantBy     string // its created_by
+	}{
+		{name: "this instance creates the stream again", want: "created again, empty, by this instance"},
+		{name: "another partition's instance created it again first", otherFirst: true, want: "found it there", wantBy: other},
+		{name: "the durable alone deleted", durableOnly: true, want: "delivered again from the oldest"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			var once sync.Once
+			var h *harness
+			h = newHarness(t, harnessOptions{pipeline: fast, recreate: true, beforeRecreate: func(context.Context) {
+				if !c.otherFirst {
+					return
+				}
+				once.Do(func() {
+					cfg := h.topo.Streams()[0]
+					cfg.Metadata = map[string]string{pipeline.RecreatedByMetadataKey: other}
+					// The server may still be removing the deleted
+					// stream's files for a moment ("error creating
+					// store for stream"), as the loop's tries may find.
+					var err error
+					for try := 0; try < 50; try++ {
+						if _, err = h.obs.CreateStream(ctx, cfg); err == nil {
+							return
+						}
+						time.Sleep(50 * time.Millisecond)
+					}
+					t.Errorf("the other instance's creation: %v", err)
+				})
+			}})
+			logs := &logLines{}
+			h.log = zerolog.New(logs)
+			h.start()
+			h.waitFor("the loop to pull", 10*time.Second, h.loop.Bound)
+			var err error
+			if c.durableOnly {
+				err = h.obs.DeleteConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+			} else {
+				err = h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var said []map[string]any
+			h.waitFor("the loop's warning that it has its request consumer again", 20*time.Second, func() bool {
+				said = logs.withField(t, "consumer")
+				return len(said) > 0
+			})
+			msg, _ := said[0]["message"].(string)
+			by, _ := said[0]["created_by"].(string)
+			if len(said) != 1 || !strings.Contains(msg, c.want) || by != c.wantBy {
+				t.Fatalf("the loop said %v; want one warning saying %q, created_by %q", said, c.want, c.wantBy)
+			}
+			if c.otherFirst && strings.Contains(msg, "by this instance") {
+				t.Fatalf("the loop said it created a stream it found there: %q", msg)
+			}
+		})
+	}
+}
+
+// withField returns the log lines that have field, decoded.
+func (l *logLines) withField(t *testing.T, field string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(l.buf.Bytes(), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var e map[string]any
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if _, ok := e[field]; ok {
+			out = append(out, e)
+		}
+	}
+	return out
 }
