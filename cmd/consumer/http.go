@@ -182,7 +182,7 @@ func startHTTP(ctx context.Context, o *options, ready readiness, reg *prometheus
 		if own {
 			onHTTP = nil
 		}
-		if err := serve("--http "+o.httpListen, o.httpListen, newHTTPHandler(ready, reg, onHTTP)); err != nil {
+		if err := serve("--http "+o.httpListen+" (INVOICE_HTTP)", o.httpListen, newHTTPHandler(ready, reg, onHTTP)); err != nil {
 			return err
 		}
 		switch {

@@ -193,3 +193,28 @@ func TestPartnerHTTPMustBeItsOwnAddress(t *testing.T) {
 		t.Fatalf("run did not return within 60 s with --partner-http on an address in use:\n%s", logs.String())
 	}
 }
+
+// --http on an address already in use stops the start with an error that
+// names the flag, its variable and why.
+func TestHTTPListenErrorNamesTheFlag(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	o, err := parseFlags([]string{"--data", t.TempDir(), "--nats-listen", freeAddr(t), "--http", taken.Addr().String()}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(t.Context(), o, zerolog.New(logs)) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "--http "+taken.Addr().String()+" (INVOICE_HTTP)") || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("run = %v; want an error naming --http %s, INVOICE_HTTP and why it cannot listen", err, taken.Addr())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("run did not return within 60 s with --http on an address in use:\n%s", logs.String())
+	}
+}
