@@ -63,6 +63,19 @@ func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
 		{"red line's amount without tax 0.10 off", red, []edit{del(line0 + ".tax"), set(line0+".taxExcludedAmount", "-5.10")},
 			[]computedFinding{{line0 + ".taxExcludedAmount", "-5.10", "-5.00"}}, nil,
 			[]string{line0 + ".tax|line_tax_tolerance|E9131"}},
+		// A line that gives its amount without tax alone, priced with
+		// tax: 2.1 × 12.08 = 25.368, which Nuonuo rounds to 25.37 and
+		// computes as 23.28 + 2.09 at 9%, the amount given. Read on its
+		// own, 23.28 and the tax the rate makes of it, 2.10, say 25.38,
+		// 0.012 from price × num: the two roundings of a tax from the
+		// rate, not a disagreement, and Nuonuo issues what the line
+		// says. The jumdata mapping sends je 23.28 and se 2.10 beside
+		// dj × spsl, which the tax bureau holds to 0.01.
+		{"amount without tax alone, as Nuonuo computes it", blue, []edit{set(line2, rateLine("1", "taxRate", "0.09", "price", "2.1", "num", "12.08", "taxExcludedAmount", "23.28"))},
+			nil, nil, []string{line2 + ".price|price_quantity|E4000"}},
+		{"red line's amount without tax alone, as Nuonuo computes it", red, []edit{set(line0+".taxRate", "0.09"), set(line0+".price", "2.1"), set(line0+".num", "-12.08"),
+			del(line0 + ".tax"), del(line0 + ".taxIncludedAmount"), set(line0+".taxExcludedAmount", "-23.28")},
+			nil, nil, []string{line0 + ".price|price_quantity|E4000"}},
 		// A line that gives all three amounts is issued as given.
 		{"all three amounts given", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxExcludedAmount", "100.05", "tax", "12.95", "taxIncludedAmount", "113.00"))},
 			nil, nil, nil},

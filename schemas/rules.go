@@ -27,6 +27,16 @@ var (
 	InvoiceTaxTolerance = decimal.RequireFromString("1.27")
 	// PriceAmountTolerance is the largest |price × num − amount| per line.
 	PriceAmountTolerance = decimal.RequireFromString("0.01")
+	// RoundingAllowance is what PriceAmountTolerance grows by on a Nuonuo
+	// seller's line that Nuonuo computes from price × num when the amount
+	// price × num is compared with follows from the line's other amounts
+	// through a tax computed from the rate (taxExcludedAmount alone,
+	// withTaxFlag 1): that tax and the one the seller computed from
+	// round2(price × num) are each rounded to cents, and may differ by a
+	// cent though the amount given is the one Nuonuo computes (2.1 × 12.08
+	// = 25.368 with tax at 9% is 23.28 + 2.09 to Nuonuo, and 23.28 +
+	// round2(23.28 × 0.09) is 25.38).
+	RoundingAllowance = decimal.RequireFromString("0.01")
 )
 
 // TaxRates is the set of VAT rates an invoice line may carry.
@@ -514,9 +524,18 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			// 单价，数量进行计算), and would issue price × num instead of the
 			// line's amounts; jumdata's mapping sends dj × spsl beside je
 			// and se, and the tax bureau holds them to the same tolerance.
+			// Nuonuo sets the line's amounts aside: where what they say
+			// comes through a tax computed from the rate, that tax's
+			// rounding is no disagreement with price × num, and
+			// RoundingAllowance more is allowed (checkComputedAmounts then
+			// holds each amount given to the one Nuonuo computes).
 			derived, how := quotedAmount(l.WithTaxFlag, a.said)
-			if got.Sub(derived).Abs().GreaterThan(PriceAmountTolerance) {
-				c.add(p+".price", "price_quantity", "", "× num is %s but the line's %s: they may differ by %s at most (the provider computes a line that leaves an amount out from price × num)", got.StringFixed(2), how, PriceAmountTolerance)
+			tolerance := PriceAmountTolerance
+			if a.eff.Recomputed && a.said.ComputedFromRate() {
+				tolerance = tolerance.Add(RoundingAllowance)
+			}
+			if got.Sub(derived).Abs().GreaterThan(tolerance) {
+				c.add(p+".price", "price_quantity", "", "× num is %s but the line's %s: they may differ by %s at most (the provider computes a line that leaves an amount out from price × num)", got.StringFixed(2), how, tolerance)
 			}
 		}
 	}

@@ -74,6 +74,14 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		{"amounts given 0.04 off", split("100.04", "5.96"), "",
 			nil, []string{line0 + ".tax", line0 + ".taxExcludedAmount"}, [3]string{"100.00", "6.00", "106.00"}},
 		{"amounts given as computed", split("100.00", "6.00"), "", nil, nil, [3]string{"100.00", "6.00", "106.00"}},
+		// 2.1 × 12.08 = 25.368 with tax at 9%: 23.28 + 2.09, the amount
+		// without tax the line gives alone, though 23.28 and the tax the
+		// rate makes of it, 2.10, say 25.38.
+		{"amount without tax alone, priced with tax", func(o *schemas.Order) {
+			l := &o.InvoiceDetail[0]
+			l.Price, l.Num, l.TaxRate = schemas.ParseAmount("2.1"), schemas.ParseAmount("12.08"), schemas.ParseAmount("0.09")
+			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount("23.28"), schemas.Amount{}, schemas.Amount{}
+		}, "", nil, nil, [3]string{"23.28", "2.09", "25.37"}},
 		// The lines whose tax is given as 0.04 are warned of: Nuonuo
 		// computes 0.05.
 		{"taxes computed over the invoice's tolerance", parts(false), "E9131", nil, oddTaxes, [3]string{}},
