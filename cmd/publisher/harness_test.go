@@ -211,6 +211,34 @@ type consumerOptions struct {
 	metrics prometheus.Registerer
 }
 
+// sandboxProviders returns the clients of the sandbox's two demo sellers,
+// Nuonuo's and jumdata's, for the sandbox served at url, reporting to obs
+// (nil: nowhere), as cmd/consumer wires them.
+func sandboxProviders(t *testing.T, url string, obs providers.Observer) pipeline.ProviderMap {
+	t.Helper()
+	httpCfg := providers.HTTPConfig{Timeout: 5 * time.Second}
+	client := providers.NewHTTPClient(httpCfg)
+	ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{
+		TokenURL: url + "/accessToken", AppKey: sandbox.DefaultNuonuoAppKey, AppSecret: sandbox.DefaultNuonuoAppSecret,
+		Store: &nuonuo.MemoryTokenStore{}, HTTPClient: client,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nn, err := nuonuo.New(nuonuo.Config{BaseURL: url, SellerTaxNum: nuonuoSeller, AppKey: sandbox.DefaultNuonuoAppKey,
+		AppSecret: sandbox.DefaultNuonuoAppSecret, Tokens: ts, HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jc, err := jumdata.New(jumdata.Config{BaseURL: url, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
+		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm,
+		HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pipeline.ProviderMap{nuonuoSeller: nn, jumdataSeller: jc}
+}
+
 func startConsumer(t *testing.T, o consumerOptions) *consumer {
 	t.Helper()
 	env := MustNATS(t)
@@ -229,28 +257,9 @@ func startConsumer(t *testing.T, o consumerOptions) *consumer {
 		metrics = pipeline.NewMetrics(o.metrics)
 		obs = metrics
 	}
-	httpCfg := providers.HTTPConfig{Timeout: 5 * time.Second}
-	client := providers.NewHTTPClient(httpCfg)
-	ts, err := nuonuo.NewTokenSource(nuonuo.TokenSourceConfig{
-		TokenURL: srv.URL + "/accessToken", AppKey: sandbox.DefaultNuonuoAppKey, AppSecret: sandbox.DefaultNuonuoAppSecret,
-		Store: &nuonuo.MemoryTokenStore{}, HTTPClient: client,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nn, err := nuonuo.New(nuonuo.Config{BaseURL: srv.URL, SellerTaxNum: nuonuoSeller, AppKey: sandbox.DefaultNuonuoAppKey,
-		AppSecret: sandbox.DefaultNuonuoAppSecret, Tokens: ts, HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond, Observer: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jc, err := jumdata.New(jumdata.Config{BaseURL: srv.URL, AppID: sandbox.DefaultJumdataAppID, AppSecret: sandbox.DefaultJumdataSecret,
-		Token: sandbox.DefaultJumdataToken, SellerTaxNum: jumdataSeller, DQ: sandbox.DefaultJumdataDQ, Gryhm: sandbox.DefaultJumdataGryhm,
-		HTTPClient: client, HTTP: httpCfg, PollAfter: 50 * time.Millisecond, Observer: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	provs := pipeline.ProviderMap{nuonuoSeller: nn, jumdataSeller: jc}
+	provs := sandboxProviders(t, srv.URL, obs)
 
+	var err error
 	c.db, err = store.Open(store.Config{Path: filepath.Join(env.dir, "orders.db"), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
