@@ -79,6 +79,13 @@ func TestGoldenRequestsAreValid(t *testing.T) {
 			if !d.Valid() {
 				t.Fatalf("violations: %v", d.Violations)
 			}
+			// Valid for a seller of either provider named.
+			for _, p := range []string{"nuonuo", "jumdata"} {
+				dp, err := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: p}}).Decode(data, env.SellerTaxNum)
+				if err != nil || !dp.Valid() {
+					t.Fatalf("as a %s seller's: %v %v", p, err, dp.Violations)
+				}
+			}
 			if d.Request == nil || len(d.Fingerprint) != 64 {
 				t.Fatalf("decoded %+v", d)
 			}
