@@ -172,37 +172,39 @@ func TestPartnerHTTPMustBeItsOwnAddress(t *testing.T) {
 	if testing.Short() {
 		return
 	}
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	o, err := parseFlags([]string{"--data", t.TempDir(), "--nats-listen", freeAddr(t), "--http", freeAddr(t), "--partner-http", taken.Addr().String()}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(t.Context(), o, zerolog.New(logs)) }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "--partner-http "+taken.Addr().String()) || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatalf("run = %v; want an error naming --partner-http %s and why it cannot listen", err, taken.Addr())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("run did not return within 60 s with --partner-http on an address in use:\n%s", logs.String())
+	taken := takenAddr(t)
+	if err := startRefused(t, "--http", freeAddr(t), "--partner-http", taken); !strings.Contains(err.Error(), "--partner-http "+taken) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("run = %v; want an error naming --partner-http %s and why it cannot listen", err, taken)
 	}
 }
 
 // --http on an address already in use stops the start with an error that
 // names the flag, its variable and why.
 func TestHTTPListenErrorNamesTheFlag(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	taken := takenAddr(t)
+	if err := startRefused(t, "--http", taken); !strings.Contains(err.Error(), "--http "+taken+" (INVOICE_HTTP)") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("run = %v; want an error naming --http %s, INVOICE_HTTP and why it cannot listen", err, taken)
+	}
+}
+
+// takenAddr returns a loopback address that a listener of the test's holds
+// until it ends.
+func takenAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer taken.Close()
-	o, err := parseFlags([]string{"--data", t.TempDir(), "--nats-listen", freeAddr(t), "--http", taken.Addr().String()}, noEnv)
+	t.Cleanup(func() { _ = l.Close() })
+	return l.Addr().String()
+}
+
+// startRefused runs the consumer in its default mode with args and returns
+// the error its start stops with, failing the test when it does not stop
+// with one within 60 s.
+func startRefused(t *testing.T, args ...string) error {
+	t.Helper()
+	o, err := parseFlags(append([]string{"--data", t.TempDir(), "--nats-listen", freeAddr(t)}, args...), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +213,12 @@ func TestHTTPListenErrorNamesTheFlag(t *testing.T) {
 	go func() { done <- run(t.Context(), o, zerolog.New(logs)) }()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "--http "+taken.Addr().String()+" (INVOICE_HTTP)") || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatalf("run = %v; want an error naming --http %s, INVOICE_HTTP and why it cannot listen", err, taken.Addr())
+		if err == nil {
+			t.Fatalf("run %v returned without an error", args)
 		}
+		return err
 	case <-time.After(60 * time.Second):
-		t.Fatalf("run did not return within 60 s with --http on an address in use:\n%s", logs.String())
+		t.Fatalf("run %v did not stop within 60 s:\n%s", args, logs.String())
 	}
+	return nil
 }
