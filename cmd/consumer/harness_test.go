@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +61,67 @@ func sandboxSellers(t *testing.T, provider, baseURL, more string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// gate holds the provider calls put to it until it is opened: a held call
+// says so on called (without waiting for a reader) and waits until Open or
+// until its request ends. It is opened when the test ends, at the latest.
+type gate struct {
+	called chan struct{}
+	open   chan struct{}
+	once   sync.Once
+}
+
+// newGate returns a closed gate, opened when the test ends.
+func newGate(t *testing.T) *gate {
+	g := &gate{called: make(chan struct{}, 1), open: make(chan struct{})}
+	t.Cleanup(g.Open)
+	return g
+}
+
+// Open lets the calls held, and those to come, go on.
+func (g *gate) Open() { g.once.Do(func() { close(g.open) }) }
+
+// hold holds r until the gate opens, reporting true, or r ends, false.
+func (g *gate) hold(r *http.Request) bool {
+	select {
+	case g.called <- struct{}{}:
+	default:
+	}
+	select {
+	case <-g.open:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// waitCalled waits, at most within, until a call is held at the gate, and
+// fails the test with the consumer's log otherwise.
+func (g *gate) waitCalled(t *testing.T, within time.Duration, logs fmt.Stringer) {
+	t.Helper()
+	select {
+	case <-g.called:
+	case <-time.After(within):
+		t.Fatalf("the request never reached the provider:\n%s", logs.String())
+	}
+}
+
+// serveGated serves sb on a loopback server for the test, and sb's links
+// name it: a call for which gateOf returns a gate is held there first
+// (gate.hold); one it returns nil for goes through at once.
+func serveGated(t *testing.T, sb *sandbox.Server, gateOf func(r *http.Request) *gate) *httptest.Server {
+	t.Helper()
+	h := sb.Handler()
+	prov := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g := gateOf(r); g != nil && !g.hold(r) {
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(prov.Close)
+	sb.SetBaseURL(prov.URL)
+	return prov
 }
 
 // jetStreamClient connects to the NATS server at url for the test, closed

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,30 +44,11 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	ns := testServer(t, &server.Options{ServerName: "owner-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
 
-	// The provider holds the order's submission until release: the
+	// The provider holds the order's submission until its gate opens: the
 	// request stays in flight while this instance stands down.
 	sb := sandbox.New(sandbox.Config{})
-	called, release := make(chan struct{}, 1), make(chan struct{})
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
-	prov := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case called <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		sb.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(prov.Close)
-	sb.SetBaseURL(prov.URL)
+	submission := newGate(t)
+	prov := serveGated(t, sb, func(*http.Request) *gate { return submission })
 	seller := sandbox.DefaultJumdataSeller
 	const channel, secret = "acme", "acme-secret-0123456789"
 	config := sandboxSellers(t, "jumdata", prov.URL, fmt.Sprintf("partners:\n  - {channel: %s, secret: %s}\n", channel, secret))
@@ -83,11 +62,7 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-called:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the request never reached the provider:\n%s", c.logs.String())
-	}
+	submission.waitCalled(t, 30*time.Second, c.logs)
 	status := func() (*pipeline.StatusReply, error) {
 		sctx, scancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer scancel()
@@ -178,8 +153,7 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 		t.Fatalf("the instance that stood down answered a partner query from its own order store: %+v, want the owner's answer (failed, 3)", a)
 	}
 
-	close(release)
-	released = true
+	submission.Open()
 	c.waitLog("standing by", 60*time.Second)
 	select {
 	case err := <-c.done:
@@ -252,39 +226,21 @@ func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
 	ns := testServer(t, &server.Options{ServerName: "owner-docs-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
 
-	// The provider holds the order's calls until release, so that the
+	// The provider holds the order's calls at one gate, so that the
 	// request is in flight when the instance stands down, and its PDF
-	// link until pdfRelease, so that the PDF cannot be kept before the
-	// instance stands by.
+	// link at another, so that the PDF cannot be kept before the instance
+	// stands by.
 	sb := sandbox.New(sandbox.Config{})
-	h := sb.Handler()
-	called, fetched := make(chan struct{}, 1), make(chan struct{}, 1)
-	release, pdfRelease := make(chan struct{}), make(chan struct{})
-	var releaseOnce, pdfOnce sync.Once
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }); pdfOnce.Do(func() { close(pdfRelease) }) })
-	hold := func(r *http.Request, asked chan<- struct{}, until <-chan struct{}) bool {
-		select {
-		case asked <- struct{}{}:
-		default:
-		}
-		select {
-		case <-until:
-			return true
-		case <-r.Context().Done():
-			return false
-		}
-	}
-	prov := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	calls, pdf := newGate(t), newGate(t)
+	prov := serveGated(t, sb, func(r *http.Request) *gate {
 		switch {
-		case r.URL.Path == "/open/v1/services" && !hold(r, called, release):
-			return
-		case strings.HasPrefix(r.URL.Path, "/_sandbox/documents/") && !hold(r, fetched, pdfRelease):
-			return
+		case r.URL.Path == "/open/v1/services":
+			return calls
+		case strings.HasPrefix(r.URL.Path, "/_sandbox/documents/"):
+			return pdf
 		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(prov.Close)
-	sb.SetBaseURL(prov.URL)
+		return nil
+	})
 	seller := sandbox.DefaultNuonuoSeller
 	config := sandboxSellers(t, "nuonuo", prov.URL, "")
 	httpAddr := freeAddr(t)
@@ -296,22 +252,18 @@ func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
 	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-called:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the request never reached the provider:\n%s", c.logs.String())
-	}
+	calls.waitCalled(t, 30*time.Second, c.logs)
 	first := pipeline.Owner{Started: time.Now().Add(-time.Hour).UTC(), Name: "the first instance"}
 	if _, err := (pipeline.Topology{}).EnsureConsumer(t.Context(), js, pipeline.ConsumerSettings{Workers: c.o.workers, AckWait: c.o.ackWait, Owner: first}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitLog("another instance took the request consumer", 30*time.Second)
-	releaseOnce.Do(func() { close(release) })
+	calls.Open()
 	c.waitLog("standing by: taking no requests", 60*time.Second)
 	if st := sb.Stats(); st.Issuances != 1 {
 		t.Fatalf("%d issuances before the instance stood by, want the request in flight issued:\n%s", st.Issuances, c.logs.String())
 	}
-	pdfOnce.Do(func() { close(pdfRelease) })
+	pdf.Open()
 
 	// The order's PDF lands in the object store, and the keeper counts it
 	// on /metrics, while the instance stands by.
@@ -373,9 +325,7 @@ func TestRefusedStartStandsBy(t *testing.T) {
 	ns := testServer(t, &server.Options{ServerName: "refused-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
 	sb := sandbox.New(sandbox.Config{})
-	prov := httptest.NewServer(sb.Handler())
-	t.Cleanup(prov.Close)
-	sb.SetBaseURL(prov.URL)
+	prov := serveGated(t, sb, func(*http.Request) *gate { return nil })
 	seller := sandbox.DefaultJumdataSeller
 	config := sandboxSellers(t, "jumdata", prov.URL, "")
 	args := func(data, httpAddr string) []string {

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,29 +103,16 @@ func TestDeletedResultsStreamIsCreatedAgain(t *testing.T) {
 func TestDeletedRequestStreamIsCreatedAgain(t *testing.T) {
 	ns := testServer(t, &server.Options{ServerName: "request-stream-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
-	// The provider holds its calls while hold is set, until release.
+	// The provider holds its calls while hold is set, until its gate opens.
 	sb := sandbox.New(sandbox.Config{})
 	var hold atomic.Bool
-	called, release := make(chan struct{}, 1), make(chan struct{})
-	var releaseOnce sync.Once
-	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
-	defer releaseAll()
-	prov := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	held := newGate(t)
+	prov := serveGated(t, sb, func(*http.Request) *gate {
 		if hold.Load() {
-			select {
-			case called <- struct{}{}:
-			default:
-			}
-			select {
-			case <-release:
-			case <-r.Context().Done():
-				return
-			}
+			return held
 		}
-		sb.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(prov.Close)
-	sb.SetBaseURL(prov.URL)
+		return nil
+	})
 	seller := sandbox.DefaultJumdataSeller
 	config := sandboxSellers(t, "jumdata", prov.URL, "")
 	httpAddr := freeAddr(t)
@@ -205,11 +190,7 @@ func TestDeletedRequestStreamIsCreatedAgain(t *testing.T) {
 	hold.Store(true)
 	publish("REQ-STREAM-3")
 	publish("REQ-STREAM-4")
-	select {
-	case <-called:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the request never reached the provider:\n%s", c.logs.String())
-	}
+	held.waitCalled(t, 20*time.Second, c.logs)
 	if err := js.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +199,7 @@ func TestDeletedRequestStreamIsCreatedAgain(t *testing.T) {
 	}
 	logsBefore := strings.Count(c.logs.String(), "\n")
 	hold.Store(false)
-	releaseAll()
+	held.Open()
 	var body string
 	waitFor("/readyz 503 saying the request consumer is missing", 20*time.Second, func() bool {
 		var code int
