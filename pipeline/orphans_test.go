@@ -69,20 +69,7 @@ func TestOrphanSweeper(t *testing.T) {
 		}
 	}
 	// Acknowledge the first three; the fourth stays pending.
-	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for m := range batch.Messages() {
-		if err := m.DoubleAck(ctx); err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != 3 {
-		t.Fatalf("fetched %d", n)
-	}
+	ackNext(t, cons, 3)
 
 	sw := &pipeline.OrphanSweeper{Stream: stream, Consumer: cons, Store: db, Validator: v, Subjects: subjects}
 	rep, err := sw.Sweep(ctx)
@@ -163,20 +150,7 @@ func TestOrphanSweeperAfterTheStreamIsCreatedAgain(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		batch, err := cons.Fetch(len(bodies), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			if err := m.DoubleAck(ctx); err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-		if n != len(bodies) {
-			t.Fatalf("fetched %d of %d", n, len(bodies))
-		}
+		ackNext(t, cons, len(bodies))
 	}
 
 	var old [][]byte
@@ -214,5 +188,25 @@ func TestOrphanSweeperAfterTheStreamIsCreatedAgain(t *testing.T) {
 	}
 	if rep.Deleted != 2 || left != 0 {
 		t.Fatalf("the new stream's sweep: %+v, %d of its 2 acknowledged and answered requests left; want both deleted", rep, left)
+	}
+}
+
+// ackNext fetches the next n requests from cons (waiting at most 5 s) and
+// acknowledges each, failing the test unless n came.
+func ackNext(t *testing.T, cons jetstream.Consumer, n int) {
+	t.Helper()
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("fetched %d of %d", got, n)
 	}
 }
