@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/scrub"
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
@@ -579,23 +579,9 @@ func connectNATS(o *options, ns *server.Server, log zerolog.Logger) (*nats.Conn,
 		// Not wrapped: nats.go's error may quote the URL as given (url.Parse
 		// quotes it whole when it cannot read it, a mistyped port or a
 		// password that is not URL-safe), password or token included.
-		return nil, fmt.Errorf("connect to NATS at %s: %s", redactURL(url), scrubURLs(err.Error(), url))
+		return nil, fmt.Errorf("connect to NATS at %s: %s", redactURL(url), scrub.URLs(err.Error(), url, redactURL))
 	}
 	return nc, nil
-}
-
-// scrubURLs replaces in msg each URL of the comma-separated list as given,
-// and as %q quotes it (url.Parse's errors do), by its redactURL form.
-func scrubURLs(msg, list string) string {
-	for _, p := range strings.Split(list, ",") {
-		p = strings.TrimSpace(p)
-		if r := redactURL(p); r != p {
-			q, rq := strconv.Quote(p), strconv.Quote(r)
-			msg = strings.ReplaceAll(msg, q[1:len(q)-1], rq[1:len(rq)-1])
-			msg = strings.ReplaceAll(msg, p, r)
-		}
-	}
-	return msg
 }
 
 // redactURL hides passwords in a NATS URL list, or in a provider URL of the

@@ -73,3 +73,18 @@ func TestReconnectLogHidesTheToken(t *testing.T) {
 		t.Fatalf("the log shows the token:\n%s", logs.String())
 	}
 }
+
+// TestNATSConnectErrorRedactsEachURLOnce: each URL in nats.go's error is
+// replaced by its redacted form once, not again inside the replacement
+// (an empty user information, "@host", is the end of its redacted form
+// "[redacted]@host").
+func TestNATSConnectErrorRedactsEachURLOnce(t *testing.T) {
+	nc, err := connectNATS(&options{natsURL: "@nats.example:42x2", dataDir: t.TempDir()}, nil, zerolog.Nop())
+	if err == nil {
+		nc.Close()
+		t.Fatal("connected")
+	}
+	if msg := err.Error(); !strings.Contains(msg, `"nats://[redacted]@nats.example:42x2"`) || strings.Contains(msg, "[redacted][redacted]") {
+		t.Errorf("error %q; want the URL as nats://[redacted]@nats.example:42x2", msg)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/synadia-io/orbit.go/natscontext"
 
+	"github.com/fapiaohub/invoicer/cmd/internal/scrub"
 	"github.com/fapiaohub/invoicer/schemas"
 )
 
@@ -285,7 +286,7 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		var settings natscontext.Settings
 		nc, settings, err = natscontext.Connect(contextRef(g.natsContext), opts...)
 		if err != nil { // the context could not be read, or the server not reached
-			msg := fmt.Sprintf("%s: %s", what, scrubURLs(err.Error(), server))
+			msg := fmt.Sprintf("%s: %s", what, scrub.URLs(err.Error(), server, redactURLs))
 			switch {
 			case credentialsTrouble(err):
 				msg += " (" + credentialsHint + ")"
@@ -304,7 +305,7 @@ func (g *globals) connect(extra ...nats.Option) (*session, error) {
 		// it cannot read whole: a mistyped port, a password that is not
 		// URL-safe), password or token included.
 		// The error itself still classifies below; its text is scrubbed.
-		msg := scrubURLs(err.Error(), g.server)
+		msg := scrub.URLs(err.Error(), g.server, redactURLs)
 		switch {
 		case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired):
 			return nil, &exitError{code: exitTrouble, err: fmt.Errorf("NATS at %s refused the connection: %s (check --creds or NATS_CREDS)", where, msg)}
@@ -459,20 +460,6 @@ func (s *session) jsError(err error, op string) error {
 		return &exitError{code: exitTrouble, err: fmt.Errorf("%s: lost the connection to NATS at %s: %v", op, where, err)}
 	}
 	return &exitError{code: exitTrouble, err: fmt.Errorf("%s: %w", op, err)}
-}
-
-// scrubURLs replaces in msg each URL of the comma-separated list as given,
-// and as %q quotes it (url.Parse's errors do), by its redactURLs form.
-func scrubURLs(msg, list string) string {
-	for _, p := range strings.Split(list, ",") {
-		p = strings.TrimSpace(p)
-		if r := redactURLs(p); r != p {
-			q, rq := strconv.Quote(p), strconv.Quote(r)
-			msg = strings.ReplaceAll(msg, q[1:len(q)-1], rq[1:len(rq)-1])
-			msg = strings.ReplaceAll(msg, p, r)
-		}
-	}
-	return msg
 }
 
 // redactURLs removes passwords and tokens from a comma-separated URL list,

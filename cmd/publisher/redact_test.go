@@ -42,3 +42,14 @@ func TestNATSURLSecretStaysOutOfTheHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestURLRedactedOnceInTheMessage: each URL in nats.go's error is replaced
+// by its redacted form once. A token that the redacted form ends with
+// ("x" in xxxxx@host) was replaced again inside the replacement, and the
+// message named a server "xxxxxxxxx@host" that was never given.
+func TestURLRedactedOnceInTheMessage(t *testing.T) {
+	_, msg, code := runCLI(t, "", "--server", "x@127.0.0.1:42x2", "--timeout", "1s", "status", nuonuoSeller, "X")
+	if code != exitTrouble || !strings.Contains(msg, `"nats://xxxxx@127.0.0.1:42x2"`) || strings.Contains(msg, "xxxxxx") {
+		t.Errorf("exit %d, message %q; want the URL as nats://xxxxx@127.0.0.1:42x2", code, msg)
+	}
+}
