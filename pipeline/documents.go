@@ -76,6 +76,20 @@ func OpenDocuments(ctx context.Context, js jetstream.JetStream, client *http.Cli
 	return &ObjectDocuments{obj: obj, client: client, maxBytes: DefaultMaxDocumentBytes}, nil
 }
 
+// OpenExistingDocuments opens the document bucket as it is, changing
+// nothing of it (OpenDocuments updates it to this instance's settings), for
+// an instance that must leave the bucket as another instance set it up (a
+// start refused because another instance pulls from the request consumer).
+// client downloads the PDFs. It fails with an error wrapping
+// jetstream.ErrBucketNotFound when the bucket does not exist.
+func OpenExistingDocuments(ctx context.Context, js jetstream.JetStream, client *http.Client) (*ObjectDocuments, error) {
+	obj, err := js.ObjectStore(ctx, DocumentBucket)
+	if err != nil {
+		return nil, fmt.Errorf("document bucket %s: %w", DocumentBucket, err)
+	}
+	return &ObjectDocuments{obj: obj, client: client, maxBytes: DefaultMaxDocumentBytes}, nil
+}
+
 // DocumentName is the object name of an order's n-th invoice PDF:
 // "<seller>/<orderNo>/<n>.pdf", with the characters of the seller and the
 // order number that a name part cannot hold as they are written %XX (see

@@ -313,3 +313,49 @@ func TestOldDocumentNameOfItsOwnIsServed(t *testing.T) {
 		t.Errorf("order A%%2E1's document %s is %q (%v), fetched %d times, want its own fetched once", names[0], pdf, err, fetched("A%2E1"))
 	}
 }
+
+// OpenExistingDocuments opens the bucket as another instance set it up,
+// changing nothing of it, and keeps and serves PDFs through it; without a
+// bucket it fails with jetstream.ErrBucketNotFound rather than create one.
+func TestOpenExistingDocumentsChangesNothing(t *testing.T) {
+	_, _, js := MustJetStream(t, t.TempDir())
+	ctx := t.Context()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("%PDF-1.4 kept"))
+	}))
+	defer srv.Close()
+	if _, err := pipeline.OpenExistingDocuments(ctx, js, srv.Client()); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("OpenExistingDocuments without a bucket = %v, want jetstream.ErrBucketNotFound", err)
+	}
+	if _, err := js.ObjectStore(ctx, pipeline.DocumentBucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("after OpenExistingDocuments without a bucket, the bucket: %v, want none created", err)
+	}
+	// The bucket as another instance set it up, with settings of its own.
+	const theirs = "set up by another instance"
+	if _, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: pipeline.DocumentBucket, Description: theirs, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := pipeline.OpenExistingDocuments(ctx, js, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := schemas.OrderKey{Seller: "91330106MA2AYNWD8M", OrderNo: "EXISTING-1"}
+	names, err := docs.Keep(ctx, key, []schemas.Invoice{{PdfURL: srv.URL + "/pdf"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pdf, err := docs.Get(ctx, key, names[0]); err != nil || string(pdf) != "%PDF-1.4 kept" {
+		t.Fatalf("the PDF kept through the existing bucket: %q %v", pdf, err)
+	}
+	obj, err := js.ObjectStore(ctx, pipeline.DocumentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := obj.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Description() != theirs || st.IsCompressed() {
+		t.Errorf("the bucket after OpenExistingDocuments: description %q, compressed %v; want the other instance's (%q, uncompressed)", st.Description(), st.IsCompressed(), theirs)
+	}
+}

@@ -83,13 +83,39 @@ func refreshMetrics(ctx context.Context, m *pipeline.Metrics, cons jetstream.Con
 				}
 			}
 		}
-		if n, err := db.CountPendingDocuments(rctx); err == nil {
-			m.DocumentsPending.Set(float64(n))
-		}
+		countPendingDocuments(rctx, m, db)
 		cancel()
 		if consuming {
 			m.HeldSellers.Set(float64(len(p.HeldSellers())))
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// countPendingDocuments sets the gauge of the issued orders whose
+// documents are still to be kept from db's index; it leaves the gauge as
+// it was when db cannot say.
+func countPendingDocuments(ctx context.Context, m *pipeline.Metrics, db *store.DB) {
+	if n, err := db.CountPendingDocuments(ctx); err == nil {
+		m.DocumentsPending.Set(float64(n))
+	}
+}
+
+// refreshDocumentsPending keeps the gauge of the issued orders whose
+// documents are still to be kept up to date, every 5 seconds as
+// refreshMetrics does, for a start refused (standByRefused), which reads
+// none of refreshMetrics' other gauges.
+func refreshDocumentsPending(ctx context.Context, m *pipeline.Metrics, db *store.DB) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		countPendingDocuments(rctx, m, db)
+		cancel()
 		select {
 		case <-ctx.Done():
 			return

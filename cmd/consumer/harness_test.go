@@ -192,3 +192,17 @@ func (r *runningConsumer) waitLog(what string, within time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// stopAndWait stops the consumer (stop, as SIGTERM does) and returns run's
+// error, failing the test when run does not return within within.
+func (r *runningConsumer) stopAndWait(within time.Duration) error {
+	r.t.Helper()
+	r.stop()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(within):
+		r.t.Fatalf("the consumer did not stop within %s of being told to:\n%s", within, r.logs.String())
+	}
+	return nil
+}

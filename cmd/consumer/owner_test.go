@@ -317,7 +317,8 @@ func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
 // the moment the first restarts. Standing by, it logs the refusal and its
 // advice, serves /healthz, /readyz 503 "stood down" naming the first one
 // (to a caller on this host) and /metrics with invoice_consumer_stood_down
-// 1 and none of the durable's gauges, no partner API (its --partner-http
+// 1, its own order store's documents still to be kept (none here) and none
+// of the durable's gauges, no partner API (its --partner-http
 // answers 404 to everything), takes nothing (the first one issues
 // the request published meanwhile, and still owns the durable) and exits 0
 // when told to stop.
@@ -381,12 +382,12 @@ func TestRefusedStartStandsBy(t *testing.T) {
 		t.Fatalf("/metrics of the refused start standing by: %d", code)
 	}
 	series := metricValues(body)
-	for name, want := range map[string]string{"invoice_consumer_stood_down": "1", "invoice_partitions": "1", "invoice_store_writable": "1"} {
+	for name, want := range map[string]string{"invoice_consumer_stood_down": "1", "invoice_partitions": "1", "invoice_store_writable": "1", "invoice_documents_pending": "0"} {
 		if got := series[name]; got != want {
 			t.Errorf("%s of the refused start standing by: %q, want %s", name, got, want)
 		}
 	}
-	for _, name := range []string{"invoice_consumer_backlog", "invoice_consumer_ack_pending", "invoice_consumer_backlog_age_seconds", "invoice_action_required_sellers", "invoice_documents_pending"} {
+	for _, name := range []string{"invoice_consumer_backlog", "invoice_consumer_ack_pending", "invoice_consumer_backlog_age_seconds", "invoice_action_required_sellers"} {
 		if v, ok := series[name]; ok {
 			t.Errorf("%s = %s exported by the refused start standing by, which reads none of it", name, v)
 		}
@@ -418,5 +419,110 @@ func TestRefusedStartStandsBy(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the refused start standing by did not stop when told to:\n%s", second.logs.String())
+	}
+}
+
+// TestRefusedStartKeepsItsOwnDocuments: an instance that issued a Nuonuo
+// order while it held the durable, and stopped before the order's PDF could
+// be kept (the provider's PDF link held), leaves the order listed in its
+// own order store. Started again while another instance holds the durable,
+// its start is refused and it stands by; it keeps that PDF all the same,
+// as an instance that stood down keeps its own: no other instance's keeper
+// reads this order store, so without it the PDF would wait until this
+// instance holds the durable again (and InvoiceDocumentsNotKept fire
+// meanwhile). Its keeper keeps only its own orders: the order the owner
+// issues meanwhile is the owner's to keep, and both PDFs land in the shared
+// INVOICE_DOCUMENTS bucket, each named by and marked with its own order.
+func TestRefusedStartKeepsItsOwnDocuments(t *testing.T) {
+	ns := testServer(t, &server.Options{ServerName: "refused-docs-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	sb := sandbox.New(sandbox.Config{})
+	pdf := newGate(t)
+	prov := serveGated(t, sb, func(r *http.Request) *gate {
+		if strings.HasPrefix(r.URL.Path, "/_sandbox/documents/") {
+			return pdf
+		}
+		return nil
+	})
+	seller := sandbox.DefaultNuonuoSeller
+	config := sandboxSellers(t, "nuonuo", prov.URL, "")
+	args := func(data, httpAddr string) []string {
+		return []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", data, "--http", httpAddr, "--workers", "2"}
+	}
+	_, js := jetStreamClient(t, ns.ClientURL())
+	publish := func(orderNo string) {
+		t.Helper()
+		if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// This instance, alone on the durable, issues its order; the keeper
+	// is at the PDF link when it is stopped.
+	secondData := t.TempDir()
+	second := startRun(t, args(secondData, ""))
+	const own, owners = "REFUSED-DOCS-OWN", "REFUSED-DOCS-OWNERS"
+	publish(own)
+	pdf.waitCalled(t, 30*time.Second, second.logs)
+	if err := second.stopAndWait(30 * time.Second); err != nil {
+		t.Fatalf("run = %v once told to stop, want nil", err)
+	}
+
+	// Another instance takes the durable; this one, started again, is
+	// refused and stands by. The owner issues an order of its own.
+	first := startRun(t, args(t.TempDir(), ""))
+	httpAddr := freeAddr(t)
+	again := startRunUntil(t, args(secondData, httpAddr), "start refused: standing by", 60*time.Second)
+	publish(owners)
+	first.waitLog(`"order_no":"`+owners+`"`, 30*time.Second)
+	pdf.Open()
+
+	docs, err := js.ObjectStore(t.Context(), pipeline.DocumentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kept reports whether the object store holds the order's PDF, marked
+	// with the order, and what is wrong otherwise.
+	kept := func(orderNo string) (bool, string) {
+		t.Helper()
+		info, err := docs.GetInfo(t.Context(), pipeline.DocumentName(schemas.OrderKey{Seller: seller, OrderNo: orderNo}, 0))
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return false, "not kept"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Metadata["seller"] != seller || info.Metadata["order_no"] != orderNo {
+			t.Fatalf("the PDF kept for %s is marked %v", orderNo, info.Metadata)
+		}
+		return true, ""
+	}
+	metrics := func() map[string]string {
+		t.Helper()
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return metricValues(string(body))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ownKept, ownWhy := kept(own)
+		ownersKept, ownersWhy := kept(owners)
+		m := metrics()
+		counted, pending := m[`invoice_documents_total{outcome="kept"}`], m["invoice_documents_pending"]
+		if ownKept && ownersKept && counted == "1" && pending == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the PDF links answered: this instance's order %s %s, the owner's order %s %s; the refused start's invoice_documents_total{outcome=\"kept\"} %q and invoice_documents_pending %q, want 1 and 0 (its own order's PDF, kept while it stands by):\n%s",
+				own, ownWhy, owners, ownersWhy, counted, pending, again.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := again.stopAndWait(30 * time.Second); err != nil {
+		t.Fatalf("run = %v once the refused start standing by was told to stop, want nil", err)
 	}
 }

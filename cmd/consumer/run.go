@@ -441,12 +441,7 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 		log.Error().Err(err).Msg("standing by: taking no requests until stopped (/readyz answers 503), still keeping the PDFs of the orders this instance issued. Stop this instance, or stop the other one and restart this one: keep the one whose data directory holds the orders")
 		<-ctx.Done()
 	}
-	// Documents being kept get a few seconds; the rest stay listed in the
-	// order store for the next start (and are fetched when asked for).
-	step.set("the document keeper to stop (the orders whose PDFs it had in hand stay listed for the next start)")
-	keepCtx, cancelKeep := context.WithTimeout(context.Background(), 5*time.Second)
-	keeper.Stop(keepCtx)
-	cancelKeep()
+	stopKeeper(keeper, step)
 	step.set("the NATS connection to drain")
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		log.Warn().Err(err).Msg("drain NATS connection")
@@ -469,6 +464,16 @@ func newRegistry(db *store.DB) *prometheus.Registry {
 	return reg
 }
 
+// stopKeeper stops the document keeper, keeping step saying so: the
+// documents being kept get a few seconds; the rest stay listed in the
+// order store for the next start (and are fetched when asked for).
+func stopKeeper(keeper *pipeline.DocumentKeeper, step *shutdownStep) {
+	step.set("the document keeper to stop (the orders whose PDFs it had in hand stay listed for the next start)")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	keeper.Stop(ctx)
+}
+
 // standByRefused stands by after a start that ensureAlone refused
 // (refused, pipeline.ErrConsumerInUse: another instance pulls from the
 // request consumer) until ctx ends, then returns nil, as an instance that
@@ -481,21 +486,25 @@ func newRegistry(db *store.DB) *prometheus.Registry {
 // owner record, the document bucket are left as the other has them), and
 // never takes the durable by itself: which of the two keeps it is an
 // operator's choice (README, At 3 a.m.). Meanwhile it serves /healthz,
-// /metrics (invoice_consumer_stood_down 1, invoice_partitions, the order
-// store's and the process's metrics: nothing of the durable's work, which
-// the other reports) and /readyz, 503 with the refusal; not the partner
-// API, which this instance has not set up (a load balancer sends nothing
-// to an instance that is not ready): --partner-http, when set, is listened
-// on and answers 404. It keeps step saying what its stop waits for.
+// /metrics (invoice_consumer_stood_down 1, invoice_partitions, the
+// document keeper's, the order store's and the process's metrics: nothing
+// of the durable's work, which the other reports) and /readyz, 503 with
+// the refusal; not the partner API, which this instance has not set up (a
+// load balancer sends nothing to an instance that is not ready):
+// --partner-http, when set, is listened on and answers 404.
+//
+// It keeps the PDFs of the orders it issued before (keepOwnDocuments), as
+// an instance that stood down does. It keeps step saying what its stop
+// waits for.
 func standByRefused(ctx context.Context, o *options, log zerolog.Logger, nc *nats.Conn, db *store.DB, refused error, step *shutdownStep) error {
 	reg := newRegistry(db)
-	// Two gauges of pipeline.Metrics, the same series as an instance that
-	// stood down exports; the others would read as zeros of work this
-	// instance does not do.
+	// The gauges of pipeline.Metrics that an instance that stood down
+	// exports too, and the document keeper's; the others would read as
+	// zeros of work this instance does not do.
 	metrics := pipeline.NewMetrics(prometheus.NewRegistry())
 	metrics.Partitions.Set(float64(max(o.partitions, 1)))
 	metrics.StoodDown.Set(1)
-	reg.MustRegister(metrics.Partitions, metrics.StoodDown)
+	reg.MustRegister(metrics.Partitions, metrics.StoodDown, metrics.Documents, metrics.DocumentsPending)
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
@@ -509,8 +518,46 @@ func standByRefused(ctx context.Context, o *options, log zerolog.Logger, nc *nat
 		return err
 	}
 	log.Error().Err(refused).Msg("start refused: standing by, taking no requests and changing nothing, until stopped (/readyz answers 503); this instance never takes the request consumer by itself. Keep the instance whose data directory holds the orders: stop this one, or stop the other one and restart this one")
+	background.Go(func() { refreshDocumentsPending(bgCtx, metrics, db) })
+	keeper := keepOwnDocuments(ctx, o, log, nc, db, metrics)
 	<-ctx.Done()
+	if keeper != nil {
+		stopKeeper(keeper, step)
+	}
 	log.Info().Msg("stopped")
+	return nil
+}
+
+// keepOwnDocuments starts the document keeper of a start refused
+// (standByRefused): the PDFs of the orders this instance issued while it
+// held the request consumer before, which its order store lists and no
+// other instance's keeper reads, are kept while it stands by rather than
+// when it holds the request consumer again. It opens the document bucket
+// as the other instance set it up (pipeline.OpenExistingDocuments),
+// changing nothing of it. What the keeper writes is this order store's
+// orders' PDFs alone, each under its order's own name and marked with its
+// order, and their removal from this order store's index: nothing another
+// instance's keeper writes but the PDF of an order both issued (each
+// instance's order store lacks the other's orders, so both may have
+// answered one order's request in their few seconds on one durable), the
+// same order's PDF under the same name either way. It returns nil, the
+// PDFs waiting in the order store, when the bucket cannot be opened: the
+// log says why, and invoice_documents_pending keeps counting them.
+func keepOwnDocuments(ctx context.Context, o *options, log zerolog.Logger, nc *nats.Conn, db *store.DB, metrics *pipeline.Metrics) *pipeline.DocumentKeeper {
+	dlog := log.With().Str("component", "documents").Logger()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		octx, cancel := context.WithTimeout(ctx, pipeline.SetupTimeout)
+		var docs *pipeline.ObjectDocuments
+		docs, err = pipeline.OpenExistingDocuments(octx, js, providers.NewHTTPClient(providers.HTTPConfig{Timeout: o.providerTO, MaxConns: o.workers}))
+		cancel()
+		if err == nil {
+			return pipeline.NewDocumentKeeper(docs, db, pipeline.KeeperConfig{}, dlog, metrics)
+		}
+	}
+	if ctx.Err() == nil {
+		dlog.Error().Err(err).Msg("standing by without keeping the PDFs of the orders this instance issued: they wait in its order store until it takes the request consumer again")
+	}
 	return nil
 }
 
