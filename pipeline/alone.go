@@ -141,8 +141,11 @@ var ErrDurableTaken = errors.New("another instance took the request consumer")
 // started, and a name that says which it is (host, data directory,
 // process).
 type Owner struct {
+	// Started is when the instance started.
 	Started time.Time
-	Name    string
+	// Name says which instance it is; not empty (ParseOwner reads no
+	// owner without one).
+	Name string
 }
 
 // String renders the owner as the durable's metadata value: the start time
@@ -151,10 +154,17 @@ func (o Owner) String() string {
 	return o.Started.UTC().Format(time.RFC3339Nano) + " " + o.Name
 }
 
-// parseOwner reads an owner written by String; ok is false for anything
-// else (no owner, or one edited by hand).
-func parseOwner(s string) (Owner, bool) {
-	ts, name, _ := strings.Cut(s, " ")
+// ParseOwner reads an owner record, the durable's metadata value under
+// OwnerMetadataKey, as Owner.String writes it: the start time, a space,
+// the name. ok is false for anything else: no record, or one edited by
+// hand into another form (a time that does not parse, no name). It is the
+// one reader of the record, for WatchOwner and for whatever names the
+// owner to an operator.
+func ParseOwner(s string) (o Owner, ok bool) {
+	ts, name, found := strings.Cut(s, " ")
+	if !found || name == "" {
+		return Owner{}, false
+	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
 	if err != nil {
 		return Owner{}, false
@@ -213,7 +223,7 @@ type OwnerWatch struct {
 // earlier instance decides differently, and it writes nothing, so exactly
 // one still stops.
 //
-// A durable without an owner (edited by hand) is left as it is, and one
+// A durable without an owner (edited by hand, ParseOwner) is left as it is, and one
 // the server does not have (deleted) is not reported to OnError: the
 // consume loop reports it. WatchOwner returns nil when ctx ends.
 func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
@@ -255,7 +265,7 @@ func WatchOwner(ctx context.Context, c jetstream.Consumer, w OwnerWatch) error {
 		}
 		away := time.Since(lastRead)
 		lastRead = time.Now()
-		other, ok := parseOwner(info.Config.Metadata[OwnerMetadataKey])
+		other, ok := ParseOwner(info.Config.Metadata[OwnerMetadataKey])
 		if !ok || other.is(w.Me) {
 			continue
 		}

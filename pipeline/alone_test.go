@@ -454,3 +454,26 @@ func TestWatchOwnerLeavesTheDurableToASuccessor(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ParseOwner reads back what Owner.String writes, names with spaces and
+// nanoseconds included, and nothing else: a record edited by hand into
+// another form is no owner.
+func TestParseOwner(t *testing.T) {
+	started := time.Date(2026, 12, 7, 3, 0, 0, 123456789, time.FixedZone("CST", 8*3600))
+	written := pipeline.Owner{Started: started, Name: "invoicer-consumer host-a /var/lib/invoicer pid 7"}.String()
+	got, ok := pipeline.ParseOwner(written)
+	if !ok || !got.Started.Equal(started) || got.Name != "invoicer-consumer host-a /var/lib/invoicer pid 7" {
+		t.Errorf("ParseOwner(%q) = %+v, %v; want the owner written", written, got, ok)
+	}
+	for name, record := range map[string]string{
+		"none":           "",
+		"no name":        "2026-12-06T19:00:00.123456789Z",
+		"an empty name":  "2026-12-06T19:00:00.123456789Z ",
+		"no time":        "host-a pid 7",
+		"another format": "2026-12-06 19:00:00 host-a pid 7",
+	} {
+		if got, ok := pipeline.ParseOwner(record); ok {
+			t.Errorf("%s: ParseOwner(%q) = %+v, want no owner", name, record, got)
+		}
+	}
+}

@@ -526,3 +526,45 @@ func TestRefusedStartKeepsItsOwnDocuments(t *testing.T) {
 		t.Fatalf("run = %v once the refused start standing by was told to stop, want nil", err)
 	}
 }
+
+// The owner record that pipeline writes into the durable is the one the
+// consumer's refusal names (ownerRecord, read with pipeline.ParseOwner):
+// the instance's name and its start, read back from the server. A durable
+// without a record, or with one edited by hand, names nobody.
+func TestOwnerRecordReadsWhatPipelineWrites(t *testing.T) {
+	ns := testServer(t, &server.Options{ServerName: "owner-record-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	_, js := jetStreamClient(t, ns.ClientURL())
+	topo := pipeline.Topology{}.WithDefaults()
+	if err := topo.Ensure(t.Context(), js); err != nil {
+		t.Fatal(err)
+	}
+	info := func(owner pipeline.Owner) *jetstream.ConsumerInfo {
+		t.Helper()
+		cons, err := topo.EnsureConsumer(t.Context(), js, pipeline.ConsumerSettings{Workers: 2, Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := cons.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci
+	}
+	started := time.Date(2026, 12, 7, 3, 4, 5, 678, time.UTC)
+	const name = "invoicer-consumer host-a /var/lib/invoicer pid 7"
+	if got, want := ownerRecord(info(pipeline.Owner{Started: started, Name: name})), "; its owner record names "+name+", started 2026-12-07T03:04:05Z"; got != want {
+		t.Errorf("ownerRecord of the record pipeline wrote = %q, want %q", got, want)
+	}
+	if got := ownerRecord(info(pipeline.Owner{})); got != "" {
+		t.Errorf("ownerRecord of a durable without a record = %q, want \"\"", got)
+	}
+	edited := info(pipeline.Owner{})
+	edited.Config.Metadata = map[string]string{pipeline.OwnerMetadataKey: "host-a pid 7"}
+	if got := ownerRecord(edited); got != "" {
+		t.Errorf("ownerRecord of a record edited by hand = %q, want \"\"", got)
+	}
+	if got := ownerRecord(nil); got != "" {
+		t.Errorf("ownerRecord(nil) = %q, want \"\"", got)
+	}
+}

@@ -746,17 +746,16 @@ func ensureAlone(ctx context.Context, js jetstream.JetStream, topo pipeline.Topo
 }
 
 // ownerRecord names the instance that the request consumer's owner record
-// (pipeline.OwnerMetadataKey, written as pipeline.Owner.String: the start
-// time, a space, the name) says took it last, as "; its owner record names
-// NAME, started TIME", or "" when info holds no such record.
+// (pipeline.OwnerMetadataKey, read by pipeline.ParseOwner) says took it
+// last, as "; its owner record names NAME, started TIME", or "" when info
+// holds no such record.
 func ownerRecord(info *jetstream.ConsumerInfo) string {
 	if info == nil {
 		return ""
 	}
-	ts, name, ok := strings.Cut(info.Config.Metadata[pipeline.OwnerMetadataKey], " ")
-	started, err := time.Parse(time.RFC3339Nano, ts)
-	if !ok || err != nil || name == "" {
+	owner, ok := pipeline.ParseOwner(info.Config.Metadata[pipeline.OwnerMetadataKey])
+	if !ok {
 		return ""
 	}
-	return fmt.Sprintf("; its owner record names %s, started %s", name, started.Format(time.RFC3339))
+	return fmt.Sprintf("; its owner record names %s, started %s", owner.Name, owner.Started.Format(time.RFC3339))
 }
