@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -205,4 +209,122 @@ func (r *runningConsumer) stopAndWait(within time.Duration) error {
 		r.t.Fatalf("the consumer did not stop within %s of being told to:\n%s", within, r.logs.String())
 	}
 	return nil
+}
+
+// pingHold is a loopback TCP proxy to a NATS server that, while held,
+// keeps back the PINGs its clients send and passes everything else on at
+// once: a flush (nats.Conn.Flush, FlushTimeout), which waits for the
+// server's answer to its PING, waits as it does on a slow link, while
+// publications, subscriptions and pull requests go on. It parses the
+// client's side of the NATS protocol: a line per operation, and the
+// payload of PUB and HPUB, whose size is the line's last field. It closes
+// when the test ends.
+type pingHold struct {
+	t    *testing.T
+	ln   net.Listener
+	dest string
+
+	mu      sync.Mutex
+	holding bool
+	held    []func() // each sends one PING held back
+}
+
+// newPingHold starts a pingHold to the NATS server at dest (host:port).
+func newPingHold(t *testing.T, dest string) *pingHold {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pingHold{t: t, ln: ln, dest: dest}
+	var conns sync.WaitGroup
+	t.Cleanup(func() {
+		_ = ln.Close()
+		conns.Wait()
+	})
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { p.serve(c) })
+		}
+	})
+	return p
+}
+
+// URL is the proxy's NATS URL.
+func (p *pingHold) URL() string { return "nats://" + p.ln.Addr().String() }
+
+// Hold keeps back the clients' PINGs from now on.
+func (p *pingHold) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holding = true
+}
+
+// Release sends the PINGs held back, and those to come at once.
+func (p *pingHold) Release() {
+	p.mu.Lock()
+	held := p.held
+	p.holding, p.held = false, nil
+	p.mu.Unlock()
+	for _, send := range held {
+		send()
+	}
+}
+
+// serve passes one client connection on to the server until either side
+// closes it.
+func (p *pingHold) serve(c net.Conn) {
+	defer c.Close()
+	s, err := net.Dial("tcp", p.dest)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	go func() {
+		_, _ = io.Copy(c, s)
+		_ = c.Close()
+	}()
+	var wmu sync.Mutex // the client's goroutine and Release write to s
+	write := func(b []byte) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_, _ = s.Write(b)
+	}
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		op, _, _ := strings.Cut(strings.TrimSpace(string(line)), " ")
+		switch strings.ToUpper(op) {
+		case "PUB", "HPUB":
+			fields := strings.Fields(string(line))
+			n, err := strconv.Atoi(fields[len(fields)-1])
+			if err != nil {
+				p.t.Errorf("pingHold: cannot read %q", line)
+				return
+			}
+			payload := make([]byte, n+2) // and its CRLF
+			if _, err := io.ReadFull(r, payload); err != nil {
+				return
+			}
+			write(append(line, payload...))
+		case "PING":
+			p.mu.Lock()
+			if p.holding {
+				p.held = append(p.held, func() { write(line) })
+				p.mu.Unlock()
+				continue
+			}
+			p.mu.Unlock()
+			write(line)
+		default:
+			write(line)
+		}
+	}
 }

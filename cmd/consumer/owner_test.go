@@ -568,3 +568,70 @@ func TestOwnerRecordReadsWhatPipelineWrites(t *testing.T) {
 		t.Errorf("ownerRecord(nil) = %q, want \"\"", got)
 	}
 }
+
+// TestStandingDownStopsPullingFirst: an instance that finds another one in
+// the durable's owner record stops pulling before anything else, before it
+// says it stood down (/readyz 503) and before its status service's
+// unsubscriptions are flushed, which on a slow link takes up to 2 s
+// (pingHold keeps the flush's PING back while pull requests go on). A
+// request published once /readyz says it stood down is not taken by it,
+// not submitted to its provider: it stays in the request stream for the
+// owner.
+func TestStandingDownStopsPullingFirst(t *testing.T) {
+	ns := testServer(t, &server.Options{ServerName: "stand-down-pull-test", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	link := newPingHold(t, ns.Addr().String())
+	sb := sandbox.New(sandbox.Config{})
+	prov := serveGated(t, sb, func(*http.Request) *gate { return nil })
+	seller := sandbox.DefaultJumdataSeller
+	config := sandboxSellers(t, "jumdata", prov.URL, "")
+	httpAddr := freeAddr(t)
+	c := startRun(t, []string{"--nats-url", link.URL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
+		"--workers", "2", "--shutdown-timeout", "60s"})
+
+	_, js := jetStreamClient(t, ns.ClientURL())
+	link.Hold()
+	first := pipeline.Owner{Started: time.Now().Add(-time.Hour).UTC(), Name: "the first instance"}
+	if _, err := (pipeline.Topology{}).EnsureConsumer(t.Context(), js, pipeline.ConsumerSettings{Workers: c.o.workers, AckWait: c.o.ackWait, Owner: first}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "stood down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d %s 30 s after another instance wrote itself as the owner:\n%s", resp.StatusCode, body, c.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	const orderNo = "STOOD-DOWN-LATE-1"
+	if _, err := js.Publish(t.Context(), schemas.Subjects{}.Request(seller), ownerTestRequest(t, seller, orderNo)); err != nil {
+		t.Fatal(err)
+	}
+	// The flush of the status service's unsubscriptions gives up after
+	// 2 s; then the instance says it stands down, and, once the PINGs go
+	// on again, stands by.
+	c.waitLog("standing down: stop pulling", 30*time.Second)
+	link.Release()
+	c.waitLog("standing by: taking no requests", 60*time.Second)
+	if st := sb.Stats(); st.Issuances != 0 || strings.Contains(c.logs.String(), orderNo) {
+		t.Fatalf("the request published after /readyz said the instance stood down was taken by it: %d issuance(s) at its provider:\n%s", st.Issuances, c.logs.String())
+	}
+	stream, err := js.Stream(t.Context(), pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stream.Info(t.Context()); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("request stream after the instance stood by: %+v %v; want the request still there for the owner", info, err)
+	}
+	if err := c.stopAndWait(30 * time.Second); err != nil {
+		t.Fatalf("run = %v once told to stop, want nil", err)
+	}
+}

@@ -364,11 +364,19 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 		}
 	})
 
+	// Either way the loop stops pulling first, before this instance says
+	// it is stopping (/readyz) and before anything that may wait (the
+	// flush below, up to 2 s on a slow link): meanwhile it would go on
+	// taking requests and submitting them to the providers. The requests
+	// it took stay in flight and are finished below; those its pull
+	// requests still bring are put back (pipeline.Loop.Run).
 	select {
 	case <-ctx.Done():
+		stopLoop()
 		draining.Store(true)
 		log.Info().Dur("deadline", o.shutdownTO).Msg("shutting down: stop pulling, finish in-flight requests")
 	case err := <-taken:
+		stopLoop()
 		stoodDown.Store(&err)
 		// Standing by, it answers scrapes and /healthz as one that
 		// consumes: the gauge tells an alert (InvoiceConsumerStoodDown)
@@ -399,7 +407,6 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 		return fmt.Errorf("consume loop: %w", err)
 	}
 	step.setFunc(func() string { return fmt.Sprintf("the requests in flight (%d) to finish", loop.InFlight()) })
-	stopLoop()
 	select {
 	case err := <-loopDone:
 		if err != nil {
