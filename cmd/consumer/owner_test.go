@@ -181,14 +181,8 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	if _, ok := after["invoice_partitions"]; !ok {
 		t.Error("invoice_partitions not exported while standing by")
 	}
-	c.stop()
-	select {
-	case err := <-c.done:
-		if err != nil {
-			t.Fatalf("run = %v once told to stop, want nil", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the instance standing by did not stop when told to:\n%s", c.logs.String())
+	if err := c.stopAndWait(30 * time.Second); err != nil {
+		t.Fatalf("run = %v once told to stop, want nil", err)
 	}
 }
 
@@ -297,14 +291,8 @@ func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c.stop()
-	select {
-	case err := <-c.done:
-		if err != nil {
-			t.Fatalf("run = %v once told to stop, want nil", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the instance standing by did not stop when told to:\n%s", c.logs.String())
+	if err := c.stopAndWait(30 * time.Second); err != nil {
+		t.Fatalf("run = %v once told to stop, want nil", err)
 	}
 }
 
@@ -411,14 +399,8 @@ func TestRefusedStartStandsBy(t *testing.T) {
 		t.Errorf("the durable's owner record after the refused start: %q, want the first instance (%s)", owner, firstData)
 	}
 
-	second.stop()
-	select {
-	case err := <-second.done:
-		if err != nil {
-			t.Fatalf("run = %v once the refused start standing by was told to stop, want nil", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the refused start standing by did not stop when told to:\n%s", second.logs.String())
+	if err := second.stopAndWait(30 * time.Second); err != nil {
+		t.Fatalf("run = %v once the refused start standing by was told to stop, want nil", err)
 	}
 }
 

@@ -111,14 +111,8 @@ func TestPartnerHTTPListener(t *testing.T) {
 					t.Errorf("the start's log lacks %s:\n%s", want, logs)
 				}
 			}
-			c.stop()
-			select {
-			case err := <-c.done:
-				if err != nil {
-					t.Fatalf("run = %v once told to stop", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("no stop within 30 s:\n%s", c.logs.String())
+			if err := c.stopAndWait(30 * time.Second); err != nil {
+				t.Fatalf("run = %v once told to stop", err)
 			}
 		})
 	}
