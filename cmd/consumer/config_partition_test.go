@@ -50,3 +50,73 @@ func TestPartitionFlagsAreDecimal(t *testing.T) {
 		})
 	}
 }
+
+// An explicit partition (--partition or INVOICE_PARTITION, 0 included)
+// beside --partition-from-hostname (or INVOICE_PARTITION_FROM_HOSTNAME) is
+// a mistake the start refuses, naming both flags and both variables,
+// rather than let one of the two numbers win without a word: README
+// documents no precedence between them.
+func TestPartitionAndPartitionFromHostnameAreRefusedTogether(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"both flags", []string{"--partitions", "3", "--partition", "1", "--partition-from-hostname"}, nil},
+		{"both flags, the hostname's first", []string{"--partitions", "3", "--partition-from-hostname", "--partition", "1"}, nil},
+		{"both variables", nil, map[string]string{"INVOICE_PARTITIONS": "3", "INVOICE_PARTITION": "1", "INVOICE_PARTITION_FROM_HOSTNAME": "true"}},
+		{"the flag and the hostname's variable", []string{"--partitions", "3", "--partition", "1"}, map[string]string{"INVOICE_PARTITION_FROM_HOSTNAME": "true"}},
+		{"the variable and the hostname's flag", []string{"--partitions", "3", "--partition-from-hostname"}, map[string]string{"INVOICE_PARTITION": "1"}},
+		{"an explicit 0", []string{"--partitions", "3", "--partition", "0", "--partition-from-hostname"}, nil},
+		{"the hostname's own number", []string{"--partitions", "3", "--partition", "2", "--partition-from-hostname"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"HOSTNAME": "invoicer-2"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			o, err := parseFlags(tc.args, envOf(env))
+			if err == nil {
+				t.Fatalf("accepted, partition %d", o.partition)
+			}
+			words := map[string]bool{}
+			for _, w := range strings.FieldsFunc(err.Error(), func(r rune) bool {
+				return !(r == '-' || r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+			}) {
+				words[w] = true
+			}
+			for _, name := range []string{"--partition", "--partition-from-hostname", "INVOICE_PARTITION", "INVOICE_PARTITION_FROM_HOSTNAME"} {
+				if !words[name] {
+					t.Errorf("error %q does not name %s", err, name)
+				}
+			}
+		})
+	}
+	// Either one alone is taken, and the other's switch set to off or a
+	// variable set to "" is not a partition given.
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{"the hostname", []string{"--partitions", "3", "--partition-from-hostname"}, nil, 2},
+		{"the flag", []string{"--partitions", "3", "--partition", "1"}, nil, 1},
+		{"the flag, the hostname's switched off", []string{"--partitions", "3", "--partition", "1", "--partition-from-hostname=false"}, map[string]string{"INVOICE_PARTITION_FROM_HOSTNAME": "true"}, 1},
+		{"the hostname, an empty INVOICE_PARTITION", []string{"--partitions", "3", "--partition-from-hostname"}, map[string]string{"INVOICE_PARTITION": ""}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"HOSTNAME": "invoicer-2"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			o, err := parseFlags(tc.args, envOf(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.partition != tc.want {
+				t.Fatalf("partition %d, want %d", o.partition, tc.want)
+			}
+		})
+	}
+}

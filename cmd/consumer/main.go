@@ -159,7 +159,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	intVar(&o.partitions, "partitions", envInt("INVOICE_PARTITIONS", 0), "split requests by seller into this `number` of partitions, one consumer instance each (INVOICE_PARTITIONS)")
 	intVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, a `number` 0..partitions-1 in base 10 (INVOICE_PARTITION)")
 	fs.BoolVar(&o.reconfigure, "reconfigure-streams", envBool("INVOICE_RECONFIGURE_STREAMS"), "let this start change the partition count, the replica count or the subjects (--prefix) of streams that exist already; without it such a start is refused (INVOICE_RECONFIGURE_STREAMS=true)")
-	fs.BoolVar(&o.partitionPod, "partition-from-hostname", envBool("INVOICE_PARTITION_FROM_HOSTNAME"), "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2 (INVOICE_PARTITION_FROM_HOSTNAME=true)")
+	fs.BoolVar(&o.partitionPod, "partition-from-hostname", envBool("INVOICE_PARTITION_FROM_HOSTNAME"), "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2; not with --partition (INVOICE_PARTITION) (INVOICE_PARTITION_FROM_HOSTNAME=true)")
 	intVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "the `number` of requests processed at once (INVOICE_WORKERS)")
 	fs.BoolVar(&o.noClaim, "jumdata-no-claim", envBool("INVOICE_JUMDATA_NO_CLAIM"), "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
 	intVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "the `number` of deliveries before a waiting request is failed and dead-lettered; at least 2 (INVOICE_MAX_DELIVER)")
@@ -195,6 +195,15 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		o.natsURL = getenv("NATS_URL")
 	}
 	if o.partitionPod {
+		// Two sources of one number: whichever won, the operator meant
+		// the other one somewhere (a StatefulSet's manifest that also sets
+		// INVOICE_PARTITION, a unit's --partition %i with the variable in
+		// the shared environment file), so the start names both instead.
+		partitionSet := strings.TrimSpace(getenv("INVOICE_PARTITION")) != ""
+		fs.Visit(func(f *flag.Flag) { partitionSet = partitionSet || f.Name == "partition" })
+		if partitionSet {
+			return nil, errors.New("--partition (INVOICE_PARTITION) and --partition-from-hostname (INVOICE_PARTITION_FROM_HOSTNAME) both give the partition: set one of them, not both")
+		}
 		host := getenv("HOSTNAME")
 		if host == "" {
 			host, _ = os.Hostname()
