@@ -120,3 +120,31 @@ func TestPartitionAndPartitionFromHostnameAreRefusedTogether(t *testing.T) {
 		})
 	}
 }
+
+// --partition-from-hostname refuses a host name that does not end in
+// -<number> (a Deployment's pod, a machine's own name), naming the flag and
+// the host name, and a number beyond --partitions names the host name it
+// came from: the operator gave no --partition.
+func TestPartitionFromHostnameRefusesOtherHostNames(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want []string
+	}{
+		{"invoicer", []string{"--partition-from-hostname", `"invoicer"`, "-<number>"}},
+		{"invoicer-", []string{"--partition-from-hostname", `"invoicer-"`, "-<number>"}},
+		{"invoicer-7d9f8c6b5-x2k4q", []string{"--partition-from-hostname", `"invoicer-7d9f8c6b5-x2k4q"`, "-<number>"}},
+		{"invoicer-3", []string{"--partition 3", `"invoicer-3"`, "0 to 2"}},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			o, err := parseFlags([]string{"--partitions", "3", "--partition-from-hostname"}, envOf(map[string]string{"HOSTNAME": tc.host}))
+			if err == nil {
+				t.Fatalf("accepted, partition %d", o.partition)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %s", err, w)
+				}
+			}
+		})
+	}
+}

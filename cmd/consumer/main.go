@@ -66,6 +66,10 @@ type options struct {
 	storeBatch   int
 	storeDelay   time.Duration
 	storeBusy    time.Duration
+
+	// partitionHost is the host name --partition-from-hostname took the
+	// partition from, for the errors that name it; "" without it.
+	partitionHost string
 }
 
 func main() {
@@ -213,6 +217,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 			return nil, fmt.Errorf("--partition-from-hostname: %w", err)
 		}
 		o.partition = k
+		o.partitionHost = host
 	}
 	if err := o.validate(); err != nil {
 		return nil, err
@@ -250,7 +255,11 @@ func (o *options) validate() error {
 		errs = append(errs, fmt.Errorf("--partner-max-queries %d: must be 0 (no bound) or more", o.partnerMax))
 	}
 	if o.partitions > 1 && (o.partition < 0 || o.partition >= o.partitions) {
-		errs = append(errs, fmt.Errorf("--partition %d: must be 0 to %d", o.partition, o.partitions-1))
+		if o.partitionHost != "" {
+			errs = append(errs, fmt.Errorf("--partition %d, from --partition-from-hostname's host name %q: must be 0 to %d (more pods than --partitions?)", o.partition, o.partitionHost, o.partitions-1))
+		} else {
+			errs = append(errs, fmt.Errorf("--partition %d: must be 0 to %d", o.partition, o.partitions-1))
+		}
 	}
 	if o.partitions <= 1 && (o.partition != 0 || o.partitionPod) {
 		// Without partitions every instance pulls every seller's requests,
