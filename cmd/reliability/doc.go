@@ -22,4 +22,9 @@
 //
 //	go run ./cmd/reliability           # the short version (CI runs it through go test)
 //	go run ./cmd/reliability --full    # several thousand requests per scenario
+//
+// --orders sets the valid orders per scenario. Each scenario has a minimum
+// below which it tests nothing it claims to (-h lists them; provider-faults
+// needs the most, 100): a smaller number is refused, naming the scenario,
+// and --only leaves out the scenarios that need more.
 package main

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -43,20 +44,10 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 	fs.BoolVar(&o.race, "race", false, "build the consumer with the race detector")
 	fs.Var(intflag.NewUint64(&o.seed, 1), "seed", "the `number` seeding the random choices (kill moments, shuffles)")
 	fs.BoolVar(&o.verbose, "v", false, "narrate each scenario")
-	fs.Var(intflag.NewInt(&o.orders, 0), "orders", "the `number` of valid orders per scenario, at least 1 (default 300, or 5000 with --full)")
+	fs.Var(intflag.NewInt(&o.orders, 0), "orders", "the `number` of valid orders per scenario (default "+strconv.Itoa(shortSizes.orders)+", or "+strconv.Itoa(fullSizes.orders)+
+		" with --full). Each scenario divides it among its parts or spreads it over its faults, and below its minimum tests nothing it claims to: "+
+		minimumsText()+". A smaller number is refused rather than raised, so that the table counts the orders asked for; --only leaves out the scenarios that need more")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	// 0, the flag's default, stands for the mode's number; given, 0 or
-	// less is refused rather than quietly taken for it, as the consumer
-	// refuses its limits at 0.
-	var err error
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "orders" && o.orders < 1 {
-			err = fmt.Errorf("--orders %d: must be at least 1; leave it unset for the default, %d (%d with --full)", o.orders, shortSizes.orders, fullSizes.orders)
-		}
-	})
-	if err != nil {
 		return nil, err
 	}
 	if *only != "" {
@@ -72,7 +63,66 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 			o.only[n] = true
 		}
 	}
+	// 0, the flag's default, stands for the mode's number; given, a number
+	// below the minimum of a scenario that would run is refused rather
+	// than quietly taken for the default or raised, as the consumer
+	// refuses its limits at 0.
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "orders" {
+			err = o.checkOrders()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// sizes returns the run's sizes, --orders not applied.
+func (o *options) sizes() sizes {
+	if o.full {
+		return fullSizes
+	}
+	return shortSizes
+}
+
+// checkOrders refuses an --orders below the minimum of a scenario the run
+// would play, naming the one that needs the most.
+func (o *options) checkOrders() error {
+	sz := o.sizes()
+	need, by := 0, ""
+	for _, sc := range scenarios {
+		if o.only != nil && !o.only[sc.name] {
+			continue
+		}
+		if m := sc.minOrders(sz); m > need {
+			need, by = m, sc.name
+		}
+	}
+	if o.orders >= need {
+		return nil
+	}
+	mode := ""
+	if o.full {
+		mode = " with --full"
+	}
+	return fmt.Errorf("--orders %d: %s needs at least %d valid orders%s to test anything (minimums: %s); leave %s out with --only, or --orders unset for the default, %d (%d with --full)",
+		o.orders, by, need, mode, minimumsText(), by, shortSizes.orders, fullSizes.orders)
+}
+
+// minimumsText lists every scenario's minimum --orders, the full mode's in
+// brackets where it differs.
+func minimumsText() string {
+	parts := make([]string, len(scenarios))
+	for i, sc := range scenarios {
+		short, full := sc.minOrders(shortSizes), sc.minOrders(fullSizes)
+		parts[i] = sc.name + " " + strconv.Itoa(short)
+		if full != short {
+			parts[i] += " (" + strconv.Itoa(full) + " with --full)"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func scenarioNames() string {
@@ -126,10 +176,7 @@ func runMain(args []string, out, errOut io.Writer) int {
 
 // runSuite builds the binaries and runs the selected scenarios.
 func runSuite(ctx context.Context, o *options, errOut io.Writer) ([]outcome, error) {
-	sz := shortSizes
-	if o.full {
-		sz = fullSizes
-	}
+	sz := o.sizes()
 	if o.orders > 0 {
 		sz.orders = o.orders
 	}

@@ -411,6 +411,10 @@ type scenario struct {
 	what string
 	cfg  func(s sizes) worldConfig
 	play func(ctx context.Context, r *run) error
+	// minOrders is the fewest valid orders (--orders) with which the
+	// scenario tests what it says at the run's sizes: it divides the
+	// number among its parts or spreads it over its faults.
+	minOrders func(s sizes) int
 }
 
 func joinNotes(n []string) string { return strings.Join(n, "; ") }

@@ -14,6 +14,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// providerFaultsMinOrders is the fewest orders of provider-faults, in both
+// modes: the sandbox's fault generator (--fault-seed 42, the same decisions
+// for the same sequence of calls, whichever call each is) first delays a
+// call past the client's timeout at the 87th call, and every order makes at
+// least one call (TestProviderFaultsMinimumMeetsEveryFault); the rate
+// limit's burst is passed by the first calls at once, from 50 orders in
+// the full mode on in the runs tried.
+const providerFaultsMinOrders = 100
+
 // scenarios are run in this order; each gets fresh processes and data.
 var scenarios = []scenario{
 	{
@@ -22,6 +31,11 @@ var scenarios = []scenario{
 		cfg: func(s sizes) worldConfig {
 			return worldConfig{sandboxArgs: []string{"--latency", "5ms", "--nuonuo-pending-queries", "1", "--jumdata-pending-polls", "1"}, consumerArgs: []string{"--workers", "16"}}
 		},
+		// The publishing spans about 2 s per kill (kills+1 spans in all,
+		// whatever the number of orders): with an order published at least
+		// every half second, each kill, 0.5 s or more after the one
+		// before, finds orders arriving.
+		minOrders: func(s sizes) int { return 4 * (s.kills + 1) },
 		play: func(ctx context.Context, r *run) error {
 			pause := time.Duration(int64(time.Second) * int64(r.sizes.kills+1) * 2 / int64(r.sizes.orders)) // spread over ~2 s per kill
 			var wg sync.WaitGroup
@@ -45,6 +59,11 @@ var scenarios = []scenario{
 		cfg: func(s sizes) worldConfig {
 			return worldConfig{sandboxArgs: []string{"--latency", "5ms"}, consumerArgs: []string{"--workers", "16"}}
 		},
+		// The publishing spans about 3 s per restart: with an order
+		// published at least every half second, orders arrive before each
+		// stop (0.7 s or more after the start), while the server is down
+		// (2 s) and after it is back.
+		minOrders: func(s sizes) int { return 6 * (s.restarts + 1) },
 		play: func(ctx context.Context, r *run) error {
 			var wg sync.WaitGroup
 			var pubErr error
@@ -79,6 +98,9 @@ var scenarios = []scenario{
 				consumerArgs: []string{"--workers", "32", "--max-deliver", "100"},
 			}
 		},
+		// Each kind of fault must be injected (check): see
+		// providerFaultsMinOrders.
+		minOrders: func(sizes) int { return providerFaultsMinOrders },
 		play: func(ctx context.Context, r *run) error {
 			return r.publishOrders(ctx, "F", r.sizes.orders, 8, 0)
 		},
@@ -89,6 +111,9 @@ var scenarios = []scenario{
 		cfg: func(s sizes) worldConfig {
 			return worldConfig{maxBytes: 256 << 10, consumerArgs: []string{"--workers", "16"}}
 		},
+		// A third of the orders are the valid ones among the corpus: at
+		// least one for each seller.
+		minOrders: func(sizes) int { return 3 * len(allSellers) },
 		play: func(ctx context.Context, r *run) error {
 			corpus := hostileCorpus(r.rng, allSellers[0], "H", 256<<10)
 			type item struct {
@@ -135,6 +160,9 @@ var scenarios = []scenario{
 		cfg: func(s sizes) worldConfig {
 			return worldConfig{sandboxArgs: []string{"--latency", "20ms"}, consumerArgs: []string{"--workers", "32"}}
 		},
+		// A third of the orders are the ordinary ones published alongside
+		// the repeated ones: at least one for each seller.
+		minOrders: func(sizes) int { return 3 * len(allSellers) },
 		play: func(ctx context.Context, r *run) error {
 			var bg sync.WaitGroup
 			var bgErr error
@@ -209,6 +237,9 @@ var scenarios = []scenario{
 		cfg: func(s sizes) worldConfig {
 			return worldConfig{sandboxArgs: []string{"--latency", "2ms"}, consumerArgs: []string{"--workers", "16"}}
 		},
+		// Half the orders are written to the store before the fault: at
+		// least one for each seller.
+		minOrders: func(sizes) int { return 2 * len(allSellers) },
 		play: func(ctx context.Context, r *run) error {
 			if err := r.publishOrders(ctx, "D1", r.sizes.orders/2, 4, 0); err != nil {
 				return err
