@@ -170,7 +170,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.DurationVar(&o.redWait, "red-confirm-wait", envDur("INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait), "how long a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
 	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", envOrOff("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and (without --partner-http) partner API address; "" disables it, as INVOICE_HTTP set to "" does (INVOICE_HTTP)`)
-	fs.StringVar(&o.partnerAddr, "partner-http", env("INVOICE_PARTNER_HTTP", ""), `serve the partner API (/partner/queryInvoice) on this address of its own, and nothing else there, instead of on --http: for partners who reach the consumer from outside; off when "" (INVOICE_PARTNER_HTTP)`)
+	fs.StringVar(&o.partnerAddr, "partner-http", env("INVOICE_PARTNER_HTTP", ""), `serve the partner API (/partner/queryInvoice) on this address of its own, and nothing else there, instead of on --http: for partners who reach the consumer from outside; off when "". Refused when it would take --http's port: the same address however spelt (localhost is 127.0.0.1), or either on a wildcard host (:8080, 0.0.0.0:8080, [::]:8080) (INVOICE_PARTNER_HTTP)`)
 	intVar(&o.partnerMax, "partner-max-queries", envInt("INVOICE_PARTNER_MAX_QUERIES", 32), "the `number` of partner API queries answered at once; more wait up to 1 s, then get 1007 (HTTP 429); 0 means no bound (INVOICE_PARTNER_MAX_QUERIES)")
 	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
@@ -225,6 +225,48 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	return o, nil
 }
 
+// listenersCollide says why listeners on the addresses a and b could not
+// both listen, or returns "" when they can (or either is "", off). Port 0
+// is no port: the system picks two. On one port they collide when their
+// hosts overlap: a wildcard host ("", 0.0.0.0, ::) overlaps every host, as
+// Go listens on it for IPv4 and IPv6 alike, and a name stands for the
+// address Go listens on for it (localhost: 127.0.0.1), so that only two
+// distinct specific addresses share a port. A port or host that does not
+// resolve is left to the listen, which names it, unless a and b are one
+// spelling.
+func listenersCollide(a, b string) string {
+	if a == "" || b == "" {
+		return ""
+	}
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if a == b {
+		if errA == nil && pa == "0" {
+			return ""
+		}
+		return "are one address"
+	}
+	if errA != nil || errB != nil {
+		return ""
+	}
+	na, errA := net.LookupPort("tcp", pa)
+	nb, errB := net.LookupPort("tcp", pb)
+	if errA != nil || errB != nil || na == 0 || na != nb {
+		return ""
+	}
+	for _, h := range []struct{ addr, host string }{{a, ha}, {b, hb}} {
+		if h.host == "" || net.ParseIP(h.host).IsUnspecified() {
+			return fmt.Sprintf("would both listen on port %d, which %q takes on every address", na, h.addr)
+		}
+	}
+	ta, errA := net.ResolveTCPAddr("tcp", a)
+	tb, errB := net.ResolveTCPAddr("tcp", b)
+	if errA != nil || errB != nil || !ta.IP.Equal(tb.IP) || ta.Zone != tb.Zone {
+		return ""
+	}
+	return "would both listen on " + ta.String()
+}
+
 // envValue reads the value v of the environment variable name with parse:
 // empty (or unset) gives def; a value parse refuses gives def and adds an
 // error naming the variable and saying what it must be (want) to errs.
@@ -246,10 +288,10 @@ func (o *options) validate() error {
 	if o.workers < 1 || o.workers > 4096 {
 		errs = append(errs, fmt.Errorf("--workers %d: must be 1 to 4096", o.workers))
 	}
-	// The same address twice would fail to listen only once the streams
-	// are set up. Port 0 is not an address: the system picks two.
-	if _, port, err := net.SplitHostPort(o.partnerAddr); o.partnerAddr != "" && o.partnerAddr == o.httpListen && (err != nil || port != "0") {
-		errs = append(errs, fmt.Errorf("--partner-http %q (INVOICE_PARTNER_HTTP) is --http's address too (INVOICE_HTTP, default 127.0.0.1:8080): give the partner API an address of its own, or leave --partner-http unset to serve it on --http", o.partnerAddr))
+	// One address twice, however spelt, would fail to listen only once
+	// the streams are set up, in the system's words.
+	if why := listenersCollide(o.httpListen, o.partnerAddr); why != "" {
+		errs = append(errs, fmt.Errorf("--partner-http %q (INVOICE_PARTNER_HTTP) and --http %q (INVOICE_HTTP, default 127.0.0.1:8080) %s: give the partner API a port of its own, or leave --partner-http unset to serve it on --http", o.partnerAddr, o.httpListen, why))
 	}
 	if o.partnerMax < 0 {
 		errs = append(errs, fmt.Errorf("--partner-max-queries %d: must be 0 (no bound) or more", o.partnerMax))

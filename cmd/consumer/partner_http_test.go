@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,107 @@ func TestPartnerHTTPMustBeItsOwnAddress(t *testing.T) {
 	taken := takenAddr(t)
 	if err := startRefused(t, "--http", freeAddr(t), "--partner-http", taken); !strings.Contains(err.Error(), "--partner-http "+taken) || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("run = %v; want an error naming --partner-http %s and why it cannot listen", err, taken)
+	}
+}
+
+// TestPartnerHTTPMustNotShareHTTPsPort: two spellings of one address for
+// --http and --partner-http (localhost and 127.0.0.1, a wildcard host and
+// any other, an IPv4-mapped address and its IPv4 one) are refused when the
+// flags or their variables are read, naming both flags, both variables and
+// both spellings, as the same spelling twice is; pairs that can both listen
+// (other ports, two distinct specific addresses, port 0) are not. Each pair
+// is then listened on for real, so that the rule is the system's.
+func TestPartnerHTTPMustNotShareHTTPsPort(t *testing.T) {
+	port := func() string {
+		l, err := net.Listen("tcp", ":0") // free on every address
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, p, _ := net.SplitHostPort(l.Addr().String())
+		return p
+	}
+	v6 := true
+	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		v6 = false
+	} else {
+		_ = l.Close()
+	}
+	for _, tc := range []struct {
+		http, partner string // P and Q stand for two free ports
+		collide       bool
+		v6            bool // needs IPv6 on loopback
+	}{
+		{"localhost:P", "127.0.0.1:P", true, false},
+		{"127.0.0.1:P", "localhost:P", true, false},
+		{":P", "127.0.0.1:P", true, false},
+		{"127.0.0.1:P", ":P", true, false},
+		{"0.0.0.0:P", "localhost:P", true, false},
+		{"localhost:P", "0.0.0.0:P", true, false},
+		{"127.0.0.1:P", "[::]:P", true, true},
+		{"[::]:P", "[::1]:P", true, true},
+		{"0.0.0.0:P", "[::1]:P", true, true},
+		{":P", "[::]:P", true, true},
+		{"[::ffff:127.0.0.1]:P", "127.0.0.1:P", true, false},
+		{"127.0.0.1:P", "127.0.0.2:P", false, false},
+		{"127.0.0.1:P", "[::1]:P", false, true},
+		{"127.0.0.1:P", "127.0.0.1:Q", false, false},
+		{":P", ":Q", false, false},
+		{"localhost:P", "0.0.0.0:Q", false, false},
+		{"localhost:0", "127.0.0.1:0", false, false},
+		{":0", ":0", false, false},
+	} {
+		t.Run(tc.http+" "+tc.partner, func(t *testing.T) {
+			if tc.v6 && !v6 {
+				t.Skip("no IPv6 on loopback")
+			}
+			p, q := port(), port()
+			httpAddr := strings.NewReplacer("P", p, "Q", q).Replace(tc.http)
+			partnerAddr := strings.NewReplacer("P", p, "Q", q).Replace(tc.partner)
+			for _, given := range []struct {
+				how  string
+				args []string
+				env  map[string]string
+			}{
+				{"flags", []string{"--http", httpAddr, "--partner-http", partnerAddr}, nil},
+				{"variables", nil, map[string]string{"INVOICE_HTTP": httpAddr, "INVOICE_PARTNER_HTTP": partnerAddr}},
+			} {
+				_, err := parseFlags(given.args, envOf(given.env))
+				switch {
+				case !tc.collide && err != nil:
+					t.Errorf("%s: refused: %v", given.how, err)
+				case tc.collide && err == nil:
+					t.Errorf("%s: accepted", given.how)
+				case tc.collide:
+					for _, want := range []string{"--http " + strconv.Quote(httpAddr), "(INVOICE_HTTP", "--partner-http " + strconv.Quote(partnerAddr), "(INVOICE_PARTNER_HTTP)"} {
+						if !strings.Contains(err.Error(), want) {
+							t.Errorf("%s: error %q, want it to say %s", given.how, err, want)
+						}
+					}
+				}
+			}
+			// What the system says: the second listen fails exactly when
+			// the pair collides.
+			a, err := net.Listen("tcp", httpAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			b, err := net.Listen("tcp", partnerAddr)
+			if err == nil {
+				_ = b.Close()
+			}
+			if (err != nil) != tc.collide {
+				t.Errorf("listening on %s, then on %s: %v; the rule says collide %v", httpAddr, partnerAddr, err, tc.collide)
+			}
+		})
+	}
+	// --http left at its default, 127.0.0.1:8080.
+	for _, partner := range []string{"localhost:8080", "[::]:8080", ":8080"} {
+		_, err := parseFlags(nil, envOf(map[string]string{"INVOICE_PARTNER_HTTP": partner}))
+		if err == nil || !strings.Contains(err.Error(), `--http "127.0.0.1:8080"`) || !strings.Contains(err.Error(), "INVOICE_PARTNER_HTTP") {
+			t.Errorf("INVOICE_PARTNER_HTTP=%s beside the default --http: %v; want an error naming both", partner, err)
+		}
 	}
 }
 
