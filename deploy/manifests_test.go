@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -68,19 +69,28 @@ type k8sObject struct {
 		ClusterIP   string `yaml:"clusterIP"`
 		ServiceName string `yaml:"serviceName"`
 		Replicas    int    `yaml:"replicas"`
-		Template    struct {
+		// Selector is a Service's labels (a StatefulSet's matchLabels
+		// under its own key).
+		Selector map[string]any `yaml:"selector"`
+		Ports    []struct {
+			Name       string `yaml:"name"`
+			Port       int    `yaml:"port"`
+			TargetPort string `yaml:"targetPort"`
+		} `yaml:"ports"`
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"metadata"`
 			Spec struct {
 				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
 				Containers                    []struct {
-					Args           []string  `yaml:"args"`
-					StartupProbe   *k8sProbe `yaml:"startupProbe"`
-					ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
-					LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
-					Env            []struct {
-						Name  string `yaml:"name"`
-						Value string `yaml:"value"`
-					} `yaml:"env"`
-					VolumeMounts []struct {
+					Args           []string           `yaml:"args"`
+					StartupProbe   *k8sProbe          `yaml:"startupProbe"`
+					ReadinessProbe *k8sProbe          `yaml:"readinessProbe"`
+					LivenessProbe  *k8sProbe          `yaml:"livenessProbe"`
+					Env            []k8sEnv           `yaml:"env"`
+					Ports          []k8sContainerPort `yaml:"ports"`
+					VolumeMounts   []struct {
 						Name      string `yaml:"name"`
 						MountPath string `yaml:"mountPath"`
 					} `yaml:"volumeMounts"`
@@ -93,6 +103,18 @@ type k8sObject struct {
 			} `yaml:"metadata"`
 		} `yaml:"volumeClaimTemplates"`
 	} `yaml:"spec"`
+}
+
+// k8sEnv is a container's environment variable.
+type k8sEnv struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+// k8sContainerPort is a container's port.
+type k8sContainerPort struct {
+	Name          string `yaml:"name"`
+	ContainerPort int    `yaml:"containerPort"`
 }
 
 // k8sProbe is a container probe of a Kubernetes manifest.
@@ -115,14 +137,17 @@ func (p *k8sProbe) allows() time.Duration {
 // TestKubernetesManifest checks kubernetes/invoicer.yaml: a StatefulSet
 // behind a headless Service, one pod per partition (the partitions of
 // streams/kubernetes), the partition from the host name, a volume claim per
-// pod holding --data, and only flags and variables the consumer knows.
+// pod holding --data, and only flags and variables the consumer knows; the
+// partner API on a listener of its own (INVOICE_PARTNER_HTTP) behind a
+// Service of its own that exposes it alone (README.md, "HTTP"), each named
+// port the port its listener is given.
 func TestKubernetesManifest(t *testing.T) {
 	flags, env := consumerSettings(t)
 	data, err := os.ReadFile("kubernetes/invoicer.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs := map[string]k8sObject{}
+	objs := map[string]k8sObject{} // by kind, Services by "Service/" and name
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var o k8sObject
@@ -131,9 +156,17 @@ func TestKubernetesManifest(t *testing.T) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		objs[o.Kind] = o
+		key := o.Kind
+		if o.Kind == "Service" {
+			key += "/" + o.Metadata.Name
+		}
+		if _, dup := objs[key]; dup {
+			t.Fatalf("two objects %s", key)
+		}
+		objs[key] = o
 	}
-	sts, svc := objs["StatefulSet"], objs["Service"]
+	sts := objs["StatefulSet"]
+	svc := objs["Service/"+sts.Spec.ServiceName]
 	if sts.Kind == "" || svc.Kind == "" || objs["PodDisruptionBudget"].Kind == "" {
 		t.Fatalf("want a Service, a StatefulSet and a PodDisruptionBudget, got %v", objs)
 	}
@@ -192,6 +225,7 @@ func TestKubernetesManifest(t *testing.T) {
 	if !slices.Contains(names, "NATS_URL") {
 		t.Error("no NATS_URL")
 	}
+	checkKubernetesListeners(t, objs, c.Ports, values, c.Env)
 	// HTTP is served only once the consumer has started, which may take
 	// pipeline.SetupTimeout and then pipeline.RecoverTimeout: the liveness
 	// probe must not kill the pod before that.
@@ -210,6 +244,77 @@ func TestKubernetesManifest(t *testing.T) {
 		if start := pipeline.SetupTimeout + pipeline.RecoverTimeout; p.allows() < start+10*time.Second {
 			t.Errorf("the startupProbe allows %s, want at least the consumer's start-up bound %s and 10 s for the order store's lock and the NATS connection", p.allows(), start)
 		}
+	}
+}
+
+// checkKubernetesListeners checks that --http and the partner API's
+// listener (INVOICE_PARTNER_HTTP, or --partner-http) listen on the pod's
+// every address, each on the container port named for it (http, partner),
+// and that the headless Service exposes http alone and a Service of the
+// pods' exposes partner alone, for the partners.
+func checkKubernetesListeners(t *testing.T, objs map[string]k8sObject, ports []k8sContainerPort, values map[string]string, env []k8sEnv) {
+	t.Helper()
+	sts := objs["StatefulSet"]
+	listen := map[string]string{"http": values["http"], "partner": values["partner-http"]}
+	for _, e := range env {
+		if e.Name == "INVOICE_PARTNER_HTTP" {
+			if listen["partner"] != "" {
+				t.Errorf("--partner-http %q and INVOICE_PARTNER_HTTP %q both given: the flag wins, say it once", listen["partner"], e.Value)
+			}
+			listen["partner"] = e.Value
+		}
+	}
+	for name, addr := range listen {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || (host != "" && !net.ParseIP(host).IsUnspecified()) {
+			t.Errorf("the %s listener %q: want one on every address of the pod (0.0.0.0:PORT), which probes and Services reach", name, addr)
+			continue
+		}
+		var named []int
+		for _, p := range ports {
+			if p.Name == name {
+				named = append(named, p.ContainerPort)
+			}
+		}
+		if len(named) != 1 || strconv.Itoa(named[0]) != port {
+			t.Errorf("the %s listener %q: container ports named %s %v, want one, %s", name, addr, name, named, port)
+		}
+	}
+	if listen["http"] != "" && listen["http"] == listen["partner"] {
+		t.Errorf("--http and the partner API both on %s", listen["http"])
+	}
+	// The headless Service: the pods' names and Prometheus's targets,
+	// http alone; the partners' Service: partner alone.
+	exposes := func(svc k8sObject) []string {
+		var out []string
+		for _, p := range svc.Spec.Ports {
+			out = append(out, p.TargetPort)
+		}
+		return out
+	}
+	if got := exposes(objs["Service/"+sts.Spec.ServiceName]); !slices.Equal(got, []string{"http"}) {
+		t.Errorf("the headless Service exposes %q, want the port named http alone", got)
+	}
+	partners := 0
+	for key, svc := range objs {
+		if !strings.HasPrefix(key, "Service/") || svc.Metadata.Name == sts.Spec.ServiceName || !slices.Equal(exposes(svc), []string{"partner"}) {
+			continue
+		}
+		partners++
+		if len(svc.Spec.Selector) == 0 {
+			t.Errorf("Service %s selects no pods", svc.Metadata.Name)
+		}
+		for k, v := range svc.Spec.Selector {
+			if sts.Spec.Template.Metadata.Labels[k] != v {
+				t.Errorf("Service %s selects %s=%v, which the pods are not labelled", svc.Metadata.Name, k, v)
+			}
+		}
+		if svc.Spec.ClusterIP == "None" {
+			t.Errorf("Service %s is headless: the partners' Service balances over the ready pods", svc.Metadata.Name)
+		}
+	}
+	if partners != 1 {
+		t.Errorf("%d Services expose the port named partner alone, want one", partners)
 	}
 }
 
