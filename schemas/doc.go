@@ -83,7 +83,8 @@
 //     one line at most, and no 0.00 on a fully digital invoice;
 //     checkDeductionAmount: for every seller, no deduction larger than its
 //     blue goods line's amount, whatever the rate and whether the tax is
-//     given or derived, E4000).
+//     given or derived, E4000; checkDeductionSign: no negative deduction on
+//     a blue goods line, E4000, for a jumdata seller 400).
 //
 // Every violation is reported, not only the first (up to MaxViolations, then
 // one entry counting the rest; lines past the 2000 a list may hold are not

@@ -220,11 +220,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 	// digital invoice of the seller's provider. jumdata refuses a longer
 	// remark with 400 (参数错误), Nuonuo with E4000.
 	if n := utf8.RuneCountInString(o.Remark); n > 200 && fullyDigital(provider, o.InvoiceLine) && !c.has("order.remark") && !c.mistyped("order.invoiceLine") {
-		code := "E4000"
-		if provider == "jumdata" {
-			code = "400"
-		}
-		c.add("order.remark", "max_length", code, "is %d characters long; the maximum for a fully digital invoice (invoiceLine %q with %s) is 200", n, o.InvoiceLine, providerName(provider))
+		c.addCode("order.remark", "max_length", providerCode(provider, "E4000", "400"), "is %d characters long; the maximum for a fully digital invoice (invoiceLine %q with %s) is 200", n, o.InvoiceLine, providerName(provider))
 	}
 	if o.NextInvoiceCode != "" {
 		if o.NextInvoiceNum == "" {
@@ -394,7 +390,7 @@ func effectiveAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts, de
 		v    Amount
 		d    *decimal.Decimal
 	}{{"price", l.Price, a.price}, {"num", l.Num, a.num}, {"tax", l.Tax, a.tax}, {"taxExcludedAmount", l.TaxExcludedAmount, a.excl}, {"taxIncludedAmount", l.TaxIncludedAmount, a.incl}, {"deduction", l.Deduction, ded}} {
-		if f.d == nil && (f.v.IsSet() || c.has(p+"."+f.name)) {
+		if c.has(p+"."+f.name) || f.d == nil && f.v.IsSet() {
 			return
 		}
 	}
@@ -431,6 +427,7 @@ func checkLines(o *Order, provider string, c *collector) {
 			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			a.rate = nil
 		}
+		checkDeductionSign(c, p, l, ded, red, provider)
 		effectiveAmounts(c, p, l, a, ded, provider)
 		checkLine(c, p, l, a, red, provider)
 		checkComputedAmounts(c, p, l, a)
@@ -744,6 +741,38 @@ func checkComputedAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts
 			c.warn(field, RuleComputedAmount, "is %s, but Nuonuo will issue %s, %s apart: %s, and the invoice will say %s. Give all three amounts, or none", f.text, issued, diff.StringFixed(2), how, issued)
 		}
 	}
+}
+
+// checkDeductionSign refuses a negative deduction on a blue goods line taxed
+// on the difference (差额征税). The deduction (扣除额, seed 001) is taken off
+// the amount before it is taxed: a negative one would add to it, taxing more
+// than the line's amount, which no document allows and the tax bureau does
+// not issue. Where the tax is derived from the rate it agrees with such a
+// deduction, and at rate 0 a tax of 0.00 agrees with any, so the rule is the
+// deduction's own. It is checked before the line's amounts are derived with
+// the deduction, which are then not judged on it again. Seed 001 gives it no
+// code of its own: E4000, a value that is wrong, for a Nuonuo seller;
+// jumdata answers a kce it cannot take with 400 (providerCode). A red or
+// discount line, whose amounts are negative, is left alone, as
+// checkDeductionAmount leaves it: no document says which sign its deduction
+// takes. -0.00 is zero, and checkDeductions' deduction_zero.
+func checkDeductionSign(c *collector, p string, l *InvoiceLine, ded *decimal.Decimal, red bool, provider string) {
+	field := p + ".deduction"
+	if ded == nil || !ded.IsNegative() || red || c.mistyped("order.invoiceType") || c.mistyped(p+".invoiceLineProperty") || l.Property() == LineDiscount {
+		return
+	}
+	c.addCode(field, "sign", providerCode(provider, "E4000", "400"), "is %s, a negative deduction, which would add to the amount taxed: a deduction (扣除额) of deduction taxation (差额征税) is taken off the line's amount; write the amount deducted, 0.00 for none, or 0 (or leave it out) for no deduction taxation", l.Deduction)
+}
+
+// providerCode is the code a rule that follows the seller's provider names:
+// nuonuo's for a Nuonuo seller (and for a seller ValidatorConfig.Providers
+// does not list), jumdata's for a jumdata seller. "" names none: for that
+// provider the rule is this service's own (collector.own).
+func providerCode(provider, nuonuo, jumdata string) string {
+	if provider == "jumdata" {
+		return jumdata
+	}
+	return nuonuo
 }
 
 // checkDeductionAmount refuses a blue goods line taxed on the difference

@@ -348,6 +348,17 @@ func TestRules(t *testing.T) {
 			[]string{line2 + ".deduction|deduction_amount|E4000"}},
 		{"deduction larger than the amount, tax given (E9131)", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "100", "num", "1", "taxExcludedAmount", "94.34", "tax", "5.66", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
 			[]string{line2 + ".deduction|deduction_amount|E4000", line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+		// A negative deduction would add to the amount taxed: refused on
+		// the deduction alone, whatever tax the line gives or leaves to the
+		// provider, which is not judged on it again. A red line's is left
+		// alone, as no document says which sign its deduction takes.
+		{"negative deduction, tax left to the provider", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "-500.00"))},
+			[]string{line2 + ".deduction|sign|E4000"}},
+		{"negative deduction, tax given", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "-500.00", "tax", "28.30", "taxExcludedAmount", "971.70"))},
+			[]string{line2 + ".deduction|sign|E4000"}},
+		{"negative deduction, rate 0", blue, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "-0.01"))},
+			[]string{line2 + ".deduction|sign|E4000"}},
+		{"red line's negative deduction", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.65"), set(line0+".tax", "0.00"), set(line0+".deduction", "-1.00")}, nil},
 		{"deduction equal to the amount, rate 0", blue, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "100.00"))}, nil},
 		{"deduction not a number, no tax check", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "5OO", "tax", "28.30", "taxExcludedAmount", "971.70"))},
 			[]string{line2 + ".deduction|format|E4000"}},
@@ -669,6 +680,41 @@ func TestDeductionAmountSaysHow(t *testing.T) {
 		{"amount without tax, the tax from the rate", rateLine("0", "taxRate", "0.06", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "deduction", "200.00"),
 			[]string{"more than the line's taxExcludedAmount 100.00:"}},
 	})
+}
+
+// TestDeductionRulesByProvider: the limits of deduction taxation name the
+// code of the seller's provider: Nuonuo's E4000 (seed 001 gives them no
+// code of their own: a value that is wrong), jumdata's 400 (参数错误),
+// with which it refuses a kce it cannot take.
+func TestDeductionRulesByProvider(t *testing.T) {
+	const seller, line2 = "91330106MA2AYNWD8M", "order.invoiceDetail[2]"
+	blue := MustRead(t, "requests/issue-discount.json")
+	cases := []struct {
+		name            string
+		line            map[string]any
+		nuonuo, jumdata []string // exact "field|rule|code" lists
+	}{
+		{"negative deduction", rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "-500.00"),
+			[]string{line2 + ".deduction|sign|E4000"}, []string{line2 + ".deduction|sign|400"}},
+	}
+	for _, tc := range cases {
+		doc := MustEdit(t, blue, set(line2, tc.line))
+		for _, p := range []struct {
+			provider string
+			want     []string
+		}{{"nuonuo", tc.nuonuo}, {"jumdata", tc.jumdata}} {
+			t.Run(tc.name+"/"+p.provider, func(t *testing.T) {
+				v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{seller: p.provider}})
+				d, err := v.Decode(doc, seller)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := summary(d.Violations); !sameSet(got, p.want) {
+					t.Errorf("violations\n got  %q\n want %q\n%v", got, p.want, d.Violations)
+				}
+			})
+		}
+	}
 }
 
 // TestPriceQuantityAgainstDerivedAmountSaysHow: a price × num violation on a

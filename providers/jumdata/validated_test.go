@@ -64,6 +64,11 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		return `{"goodsName":"设备","goodsCode":"1050201990000000000","withTaxFlag":"0","price":"` + amount + `","num":"1","taxRate":"0",` +
 			`"taxExcludedAmount":"` + amount + `","tax":"0","taxIncludedAmount":"` + amount + `"}`
 	}
+	// A line of 100.00 at rate 0 taxed on the difference, deduction ded.
+	deducted := func(ded string) string {
+		return `{"goodsName":"旅游服务","goodsCode":"3070401000000000000","withTaxFlag":"1","price":"100","num":"1","taxRate":"0",` +
+			`"taxExcludedAmount":"100.00","tax":"0.00","deduction":"` + ded + `"}`
+	}
 	cases := []struct {
 		name          string
 		bad, good     string
@@ -105,6 +110,11 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		{"an amount that the mapping makes longer than 16 characters",
 			validatedOrder("E2E-LA", "pc", "", large("1000000000000000")), validatedOrder("E2E-LA", "pc", "", large("1000000000000.00")),
 			"order.invoiceDetail[0].taxExcludedAmount", "mxlist[0].je"},
+		// A deduction is taken off the amount: a negative one would add
+		// to it. At rate 0 the tax, 0.00, agrees with any deduction.
+		{"a negative deduction",
+			validatedOrder("E2E-ND", "pc", "", deducted("-50.00")), validatedOrder("E2E-ND", "pc", "", deducted("50.00")),
+			"order.invoiceDetail[0].deduction", "mxlist[0].kce"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {

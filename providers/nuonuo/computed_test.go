@@ -82,6 +82,13 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			l.Price, l.Num, l.TaxRate = schemas.ParseAmount("2.1"), schemas.ParseAmount("12.08"), schemas.ParseAmount("0.09")
 			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount("23.28"), schemas.Amount{}, schemas.Amount{}
 		}, "", nil, nil, [3]string{"23.28", "2.09", "25.37"}},
+		// A negative deduction would add to the amount taxed: refused
+		// (E4000, seed 001's code for a value that is wrong), though the
+		// tax the platform would compute from it agrees with the rate.
+		{"a negative deduction", func(o *schemas.Order) {
+			l := &o.InvoiceDetail[0]
+			l.TaxExcludedAmount, l.Tax, l.Deduction = schemas.Amount{}, schemas.Amount{}, schemas.ParseAmount("-50.00")
+		}, "E4000", nil, nil, [3]string{}},
 		// The lines whose tax is given as 0.04 are warned of: Nuonuo
 		// computes 0.05.
 		{"taxes computed over the invoice's tolerance", parts(false), "E9131", nil, oddTaxes, [3]string{}},

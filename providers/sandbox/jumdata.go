@@ -62,8 +62,8 @@ import (
 // characters, a minus sign included (an assumption, see jdMaxLineChars);
 // sl is one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13; |je × sl −
 // se| ≤ 0.06 per line (with kce, margin taxation: |(je − kce) × sl − se|)
-// and |Σ je × sl − Σ se| ≤ 1.27 (the same way); kce no larger than je + se
-// on a line that is not a discount line; |dj × spsl − (je, or je + se when hsbz is Y)| ≤ 0.01; hjje = Σ je,
+// and |Σ je × sl − Σ se| ≤ 1.27 (the same way); kce not negative and no
+// larger than je + se on a line that is not a discount line; |dj × spsl − (je, or je + se when hsbz is Y)| ≤ 0.01; hjje = Σ je,
 // hjse = Σ se, hjje + hjse = jshj exactly; je is positive and se positive
 // or 0 (seed 001: 红票为负, a blue invoice's figures are not); discount
 // lines (fphxz 1) follow their discounted line (2) with the same spmc and
@@ -682,10 +682,14 @@ func jdCheckDoc(d *jdDoc, seller string) (lines []jdAmounts, hjje, hjse, jshj de
 		}
 		// Margin taxation (kce, 差额征税) deducts from the amount with
 		// tax: a deduction larger than je + se leaves a negative amount
-		// to tax, which the tax bureau does not issue. At rate 0 a tax of
+		// to tax, and a negative one would add to the amount taxed,
+		// neither of which the tax bureau issues. At rate 0 a tax of
 		// 0.00 agrees with any deduction, so the tolerance below does not
-		// catch it. A discount line, whose amounts are negative, is left
-		// alone: nothing says which sign its deduction takes.
+		// catch them. A discount line, whose amounts are negative, is
+		// left alone: nothing says which sign its deduction takes.
+		if hasKce && l.Fphxz != "1" && kce.IsNegative() {
+			return fail("%s.kce: %s 为负数, 差额征税的扣除额不能为负数", p, l.Kce)
+		}
 		if hasKce && l.Fphxz != "1" && kce.GreaterThan(je.Add(se)) {
 			return fail("%s.kce: %s 大于含税金额 je + se = %s, 差额征税的扣除额不能大于含税销售额", p, l.Kce, je.Add(se).StringFixed(2))
 		}

@@ -319,6 +319,14 @@ func TestJumdataInvoiceDataChecks(t *testing.T) {
 			l["sl"], l["se"], l["kce"] = json.Number("0"), json.Number("0.00"), json.Number("100.01")
 			d["hjse"], d["jshj"] = json.Number("117.00"), json.Number("1117.00")
 		}, "", "invoiceData.mxlist[2].kce: 100.01 大于含税金额 je + se = 100.00"},
+		// A deduction is taken off the amount: a negative one would add to
+		// it and tax more than the line's amount. At rate 0 a tax of 0.00
+		// agrees with it, so the tolerance does not catch it either.
+		{"margin taxation: negative kce at rate 0", func(d map[string]any) {
+			l := line(d, 2)
+			l["sl"], l["se"], l["kce"] = json.Number("0"), json.Number("0.00"), json.Number("-50.00")
+			d["hjse"], d["jshj"] = json.Number("117.00"), json.Number("1117.00")
+		}, "", "invoiceData.mxlist[2].kce: -50.00 为负数"},
 		{"margin taxation: kce of all of je + se at rate 0", func(d map[string]any) {
 			l := line(d, 2)
 			l["sl"], l["se"], l["kce"] = json.Number("0"), json.Number("0.00"), json.Number("100.00")

@@ -50,8 +50,8 @@ package sandbox
 // 10 characters ("0.060000000"); an amount of more than 2
 // decimal places, a price or num of more than 8; a price, num or deduction
 // of more than 16 characters, its minus sign counted, a deduction that
-// is not a number of at most 2 decimals, or larger than its blue goods
-// line's amount with tax; a deduction on a second line of the invoice
+// is not a number of at most 2 decimals, negative on a blue goods line or
+// larger than its amount with tax; a deduction on a second line of the invoice
 // (seed 001: 只支持填写一项; a deduction of "0" is none) or a deduction of
 // 0.00 on a fully digital invoice, invoiceLine bs, pc, es or ec (0.00（全电
 // 发票暂不支持）); on a red order's line that
@@ -673,7 +673,7 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 	red := o.InvoiceType.s() == "2"
 	lines := make([]nnLine, len(o.InvoiceDetail))
 	for i := range o.InvoiceDetail {
-		l, a, ok := nnCheckLine(&o.InvoiceDetail[i], i)
+		l, a, ok := nnCheckLine(&o.InvoiceDetail[i], i, red)
 		if !ok {
 			return nil, a, false
 		}
@@ -730,6 +730,7 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 		// with it, so E9131 does not catch it. A red or discount line,
 		// whose amounts are negative, is left alone: seed 001 does not
 		// say which sign its deduction takes. No code of its own: E4000.
+		// (A negative deduction is refused with the line, nnCheckLine.)
 		if !red && l.prop != "1" && l.ded.GreaterThan(decimal.Max(l.incl, l.excl)) {
 			return nil, nnFail("E4000", "接口调用失败: deduction不能大于含税金额,第%d行", i+1), false
 		}
@@ -784,7 +785,8 @@ func nnCheckDeductions(lines []nnLine, invoiceLine string) (nnAnswer, bool) {
 	return nnAnswer{}, true
 }
 
-func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
+// nnCheckLine reads and checks one line of an invoice, red or not.
+func nnCheckLine(in *nnLineIn, i int, red bool) (nnLine, nnAnswer, bool) {
 	row := i + 1
 	l := nnLine{name: in.GoodsName.s(), prop: in.InvoiceLineProperty.s()}
 	if l.prop == "" {
@@ -889,9 +891,12 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 	// the tax is (taxIncludedAmount − deduction) × rate / (1 + rate), that
 	// is (taxExcludedAmount − deduction) × rate. A deduction of "0", empty
 	// or absent is none (非差额征税), and "0.00" deducts nothing: either
-	// way the whole amount is taxed. nnCheckDeductions holds the invoice
-	// to one line taxed on the difference and keeps 0.00 off a fully
-	// digital invoice.
+	// way the whole amount is taxed. A negative deduction would add to
+	// the amount taxed: on a blue goods line it is refused before the
+	// tax is computed or checked with it (a red or discount line's is
+	// left alone: seed 001 does not say which sign its deduction takes).
+	// nnCheckDeductions holds the invoice to one line taxed on the
+	// difference and keeps 0.00 off a fully digital invoice.
 	if ded := in.Deduction.s(); ded != "" {
 		switch {
 		case !nnNumberRe.MatchString(ded):
@@ -902,6 +907,9 @@ func nnCheckLine(in *nnLineIn, i int) (nnLine, nnAnswer, bool) {
 			return l, nnFail("E4000", "接口调用失败: deduction最多2位小数,第%d行", row), false
 		}
 		l.ded, _ = nnDecimal(ded)
+		if l.ded.IsNegative() && !red && l.prop != "1" {
+			return l, nnFail("E4000", "接口调用失败: deduction不能为负数,第%d行", row), false
+		}
 		l.deducts, l.dedText = ded != "0", ded
 	}
 	// Seed 001: "不含税金额、税额、含税金额任何一个不传时，会根据传入的单价，数量

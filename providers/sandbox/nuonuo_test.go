@@ -1044,6 +1044,12 @@ func TestNuonuoTaxesTheDifference(t *testing.T) {
 		// amount to tax; at rate 0 a tax of 0.00 agrees with it.
 		{"deduction larger than the amount at rate 0", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "1000.01", "taxRate": "0",
 			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "1000.00", "tax": "0.00"}, "E4000", "deduction不能大于含税金额,第1行", ""},
+		// A deduction is taken off the amount: a negative one would add to
+		// it, and the platform computes a tax on more than the line's
+		// amount from it. Seed 001 gives no code of its own: E4000.
+		{"negative deduction", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "-500.00"}, "E4000", "deduction不能为负数,第1行", ""},
+		{"negative deduction at rate 0", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "-500.00", "taxRate": "0",
+			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "1000.00", "tax": "0.00"}, "E4000", "deduction不能为负数,第1行", ""},
 		{"deduction of the whole amount", line{"withTaxFlag": "1", "price": "1000", "num": "1", "deduction": "1000.00",
 			"taxIncludedAmount": "1000.00", "taxExcludedAmount": "1000.00", "tax": "0.00"}, "E0000", "", "0.00"},
 	}
