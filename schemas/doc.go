@@ -64,8 +64,10 @@
 //     amount out; price × num
 //     against the amount the price is quoted in, given or derived from the
 //     others, for which the documents name no narrower code than E4000:
-//     PriceAmountTolerance, and RoundingAllowance more where a Nuonuo
-//     seller's line derives it through a tax computed from the rate), the
+//     PriceAmountTolerance, on the lines whose amounts are issued as given:
+//     a Nuonuo seller's line that leaves an amount out is computed from
+//     price × num, and the amounts it gives are held to RuleComputedAmount
+//     instead), the
 //     discount-line rules (E9105, E9108 on the amounts given or derived,
 //     E9110–E9119), the tax-rate set (a
 //     rate of at most 10 characters), 19-digit goods codes (E9121, E9138), the

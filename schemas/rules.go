@@ -25,18 +25,12 @@ var (
 	LineTaxTolerance = decimal.RequireFromString("0.06")
 	// InvoiceTaxTolerance is the largest cumulative difference per invoice (E9131).
 	InvoiceTaxTolerance = decimal.RequireFromString("1.27")
-	// PriceAmountTolerance is the largest |price × num − amount| per line.
+	// PriceAmountTolerance is the largest |price × num − amount| per line
+	// whose amounts are issued as given: every line of a jumdata seller's,
+	// and a Nuonuo seller's that gives all three amounts (a Nuonuo line
+	// that leaves one out is computed from price × num, and the amounts it
+	// gives are held to RuleComputedAmount instead).
 	PriceAmountTolerance = decimal.RequireFromString("0.01")
-	// RoundingAllowance is what PriceAmountTolerance grows by on a Nuonuo
-	// seller's line that Nuonuo computes from price × num when the amount
-	// price × num is compared with follows from the line's other amounts
-	// through a tax computed from the rate (taxExcludedAmount alone,
-	// withTaxFlag 1): that tax and the one the seller computed from
-	// round2(price × num) are each rounded to cents, and may differ by a
-	// cent though the amount given is the one Nuonuo computes (2.1 × 12.08
-	// = 25.368 with tax at 9% is 23.28 + 2.09 to Nuonuo, and 23.28 +
-	// round2(23.28 × 0.09) is 25.38).
-	RoundingAllowance = decimal.RequireFromString("0.01")
 )
 
 // TaxRates is the set of VAT rates an invoice line may carry.
@@ -502,8 +496,14 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	// price × num against the amount the price is quoted in (unknown when
 	// withTaxFlag is wrong). Neither provider's document names a narrower
 	// code for a mismatch (E9123 is about an empty price, above), so the
-	// violation names E4000, a wrong value.
-	if a.price != nil && a.num != nil && !c.has(p+".withTaxFlag") {
+	// violation names E4000, a wrong value. Not on a line that Nuonuo
+	// computes from price × num (Recomputed: a Nuonuo seller's line that
+	// leaves an amount out): Nuonuo sets the amounts it gives aside and
+	// issues price × num, whatever they say, and refuses nothing;
+	// checkComputedAmounts holds each amount given to the one Nuonuo
+	// computes instead (more than LineTaxTolerance apart refused by this
+	// service's own rule, closer a warning).
+	if a.price != nil && a.num != nil && !c.has(p+".withTaxFlag") && !(a.effective && a.eff.Recomputed) {
 		field, amt, text := p+".taxIncludedAmount", a.incl, l.TaxIncludedAmount
 		if l.WithTaxFlag == "0" {
 			field, amt, text = p+".taxExcludedAmount", a.excl, l.TaxExcludedAmount
@@ -515,24 +515,14 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 				c.add(field, "price_quantity", "", "is %s but price × num is %s: they may differ by %s at most", text, got.StringFixed(2), PriceAmountTolerance)
 			}
 		case a.stated:
-			// That amount is not given but follows from the others. Nuonuo
-			// computes a line that leaves an amount out from price and num
-			// (seed 001: 不含税金额、税额、含税金额任何一个不传时，会根据传入的
-			// 单价，数量进行计算), and would issue price × num instead of the
-			// line's amounts; jumdata's mapping sends dj × spsl beside je
-			// and se, and the tax bureau holds them to the same tolerance.
-			// Nuonuo sets the line's amounts aside: where what they say
-			// comes through a tax computed from the rate, that tax's
-			// rounding is no disagreement with price × num, and
-			// RoundingAllowance more is allowed (checkComputedAmounts then
-			// holds each amount given to the one Nuonuo computes).
+			// That amount is not given but follows from the others:
+			// jumdata's mapping sends dj × spsl beside je and se, and the
+			// tax bureau holds them to the same tolerance. (A Nuonuo
+			// seller's line that leaves an amount out is computed from
+			// price × num, above.)
 			derived, how := quotedAmount(l.WithTaxFlag, a.said)
-			tolerance := PriceAmountTolerance
-			if a.eff.Recomputed && a.said.ComputedFromRate() {
-				tolerance = tolerance.Add(RoundingAllowance)
-			}
-			if got.Sub(derived).Abs().GreaterThan(tolerance) {
-				c.add(p+".price", "price_quantity", "", "× num is %s but the line's %s: they may differ by %s at most (the provider computes a line that leaves an amount out from price × num)", got.StringFixed(2), how, tolerance)
+			if got.Sub(derived).Abs().GreaterThan(PriceAmountTolerance) {
+				c.add(p+".price", "price_quantity", "", "× num is %s but the line's %s: they may differ by %s at most (dj × spsl is sent beside the amounts)", got.StringFixed(2), how, PriceAmountTolerance)
 			}
 		}
 	}
@@ -690,11 +680,11 @@ const RuleComputedAmount = "computed_amount"
 // checkComputedAmounts holds each amount a line gives that Nuonuo sets aside
 // (EffectiveAmounts.Recomputed) to the one Nuonuo computes: more than
 // LineTaxTolerance apart is refused (collector.own), closer is a warning,
-// equal passes. An amount with a violation of its own is not judged again,
-// nor is a line whose price or num has one: a price or num Nuonuo refuses,
-// or a price × num that the amounts given already disagree with
-// (price_quantity on price, which says that Nuonuo computes the line from
-// it).
+// equal passes. It is the only rule that holds such an amount to price ×
+// num: an amount that disagrees with price × num is one Nuonuo sets aside
+// as any other (price_quantity is not applied to the line). An amount with
+// a violation of its own is not judged again, nor is a line whose price or
+// num has one, which Nuonuo refuses.
 func checkComputedAmounts(c *collector, p string, l *InvoiceLine, a *lineAmounts) {
 	e := a.eff
 	if !a.effective || !e.Recomputed || c.has(p+".price") || c.has(p+".num") {

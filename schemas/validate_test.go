@@ -260,15 +260,8 @@ func TestRules(t *testing.T) {
 		{"price without quantity, all amounts given", blue, []edit{del(line2 + ".num")}, nil},
 		{"price times quantity", blue, []edit{set(line0+".num", "3")}, []string{line0 + ".taxIncludedAmount|price_quantity|E4000"}},
 		{"price times quantity, price without tax", blue, []edit{set(line2+".num", "4")}, []string{line2 + ".taxExcludedAmount|price_quantity|E4000"}},
-		// The amount the price is quoted in is not given but follows from
-		// the others: Nuonuo would compute the line from price × num
-		// (226.00 for 113.00), jumdata refuses dj × spsl ≠ je + se.
-		{"price times quantity, amount with tax derived", blue, []edit{set(line2, rateLine("1", "price", "37.66666667", "num", "6", "taxExcludedAmount", "100.00", "tax", "13.00"))},
-			[]string{line2 + ".price|price_quantity|E4000"}},
-		{"price times quantity, amount without tax derived", blue, []edit{set(line2, rateLine("0", "price", "33.33333333", "num", "6", "taxIncludedAmount", "113.00", "tax", "13.00"))},
-			[]string{line2 + ".price|price_quantity|E4000"}},
-		{"price times quantity, tax from the rate", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00"))},
-			[]string{line2 + ".price|price_quantity|E4000"}},
+		// A line that leaves the amount its price is quoted in out:
+		// TestNuonuoComputesALineThatLeavesAnAmountOut.
 		{"price times quantity, amount with tax derived and within the tolerance", blue, []edit{set(line2, rateLine("1", "price", "37.66666667", "num", "3", "taxExcludedAmount", "100.00", "tax", "13.00"))}, nil},
 		{"price times quantity, amount without tax derived from the rate", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxIncludedAmount", "113.00"))}, nil},
 		{"sum of amounts (E9130)", blue, []edit{set(line2+".taxIncludedAmount", "106.01")}, []string{line2 + ".taxIncludedAmount|amount_sum|E9130"}},
@@ -719,9 +712,11 @@ func TestDeductionRulesByProvider(t *testing.T) {
 
 // TestPriceQuantityAgainstDerivedAmountSaysHow: a price × num violation on a
 // line that does not give the amount its price is quoted in says how that
-// amount follows from the others.
+// amount follows from the others, as the jumdata mapping derives it.
+// (Nuonuo computes such a line from price × num, and holds the amounts it
+// gives to those: RuleComputedAmount.)
 func TestPriceQuantityAgainstDerivedAmountSaysHow(t *testing.T) {
-	wantLineMessages(t, "nuonuo", "price", "price_quantity", []lineMessageCase{
+	wantLineMessages(t, "jumdata", "price", "price_quantity", []lineMessageCase{
 		{"with tax, from excl and tax", rateLine("1", "price", "37.66666667", "num", "6", "taxExcludedAmount", "100.00", "tax", "13.00"),
 			[]string{"× num is 226.00", "taxIncludedAmount is not given", "taxExcludedAmount + tax makes it 113.00", "0.01"}},
 		{"without tax, from incl and tax", rateLine("0", "price", "33.33333333", "num", "6", "taxIncludedAmount", "113.00", "tax", "13.00"),
@@ -1574,11 +1569,22 @@ func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 		{"all three amounts given (E9131)", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxExcludedAmount", "103.00", "tax", "10.00", "taxIncludedAmount", "113.00"))},
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131", line2 + ".tax|line_tax_tolerance|E9131"},
 			[]string{"order.invoiceDetail|invoice_tax_tolerance|E9131", line2 + ".tax|line_tax_tolerance|E9131"}},
-		// What the line gives is still held to price × num: Nuonuo would
-		// issue price × num instead. That violation says so, and the
-		// amounts are not held to what Nuonuo computes as well.
+		// Amounts that disagree with price × num are set aside as any
+		// others, and Nuonuo issues price × num, not refusing: they are
+		// held to what it computes (226.00 with tax: 200.00 + 26.00). The
+		// jumdata mapping sends dj × spsl beside them, which the tax bureau
+		// holds to 0.01. Whether the amount the price is quoted in is
+		// given or follows from the others (from the rate, too):
 		{"amounts given far from price × num", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00", "tax", "13.00"))},
-			[]string{line2 + ".price|price_quantity|E4000"}, []string{line2 + ".price|price_quantity|E4000"}},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|E4000"}},
+		{"price times quantity, amount with tax derived", blue, []edit{set(line2, rateLine("1", "price", "37.66666667", "num", "6", "taxExcludedAmount", "100.00", "tax", "13.00"))},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|E4000"}},
+		{"price times quantity, amount without tax derived", blue, []edit{set(line2, rateLine("0", "price", "33.33333333", "num", "6", "taxIncludedAmount", "113.00", "tax", "13.00"))},
+			[]string{line2 + ".taxIncludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|E4000"}},
+		{"price times quantity, tax from the rate", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00"))},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|"}, []string{line2 + ".price|price_quantity|E4000"}},
+		{"price times quantity, amount given", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "2", "taxExcludedAmount", "100.00"))},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|"}, []string{line2 + ".taxExcludedAmount|price_quantity|E4000"}},
 		// What Nuonuo computes is held to the signs: 0.004 with tax rounds
 		// to nothing, whatever amount without tax the line gives.
 		{"an amount given set aside for one computed as zero", blue, []edit{set(line2, rateLine("1", "price", "0.004", "num", "1", "taxExcludedAmount", "0.01", "tax", "0.00"))},

@@ -74,6 +74,17 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		{"amounts given 0.04 off", split("100.04", "5.96"), "",
 			nil, []string{line0 + ".tax", line0 + ".taxExcludedAmount"}, [3]string{"100.00", "6.00", "106.00"}},
 		{"amounts given as computed", split("100.00", "6.00"), "", nil, nil, [3]string{"100.00", "6.00", "106.00"}},
+		// Amounts that disagree with price × num (106 × 2 = 212.00 with
+		// tax) are set aside as any others: Nuonuo issues 200.00 +
+		// 12.00, not refusing.
+		{"amounts given far from price × num", func(o *schemas.Order) {
+			split("100.00", "6.00")(o)
+			o.InvoiceDetail[0].Num = schemas.ParseAmount("2")
+		}, "", []string{line0 + ".tax", line0 + ".taxExcludedAmount"}, nil, [3]string{"200.00", "12.00", "212.00"}},
+		{"amount with tax given 0.03 from price × num", func(o *schemas.Order) {
+			l := &o.InvoiceDetail[0]
+			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.Amount{}, schemas.Amount{}, schemas.ParseAmount("106.03")
+		}, "", nil, []string{line0 + ".taxIncludedAmount"}, [3]string{"100.00", "6.00", "106.00"}},
 		// 2.1 × 12.08 = 25.368 with tax at 9%: 23.28 + 2.09, the amount
 		// without tax the line gives alone, though 23.28 and the tax the
 		// rate makes of it, 2.10, say 25.38.
