@@ -178,3 +178,70 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// TestNuonuoAmountsSetAsideKeepTheSignConvention: a line that leaves an
+// amount out is computed by Nuonuo from price × num and the rate, and the
+// amounts it gives are set aside: an amount or tax given with the wrong
+// sign (a blue goods line's negative amount or tax, its tax of -0.00, a
+// discount or red line's positive amount) is not refused by Nuonuo, which
+// issues the figure it computes. It names no provider code, then. The
+// request's sign convention is one for every provider (the jumdata mapping
+// sends the amounts given, and refuses them), so it is refused all the
+// same, by this service's own rule, naming the figure Nuonuo would issue.
+// What Nuonuo computes is held to the signs with E4000 as before.
+func TestNuonuoAmountsSetAsideKeepTheSignConvention(t *testing.T) {
+	const line1, line2 = "order.invoiceDetail[1]", "order.invoiceDetail[2]"
+	const line0 = "order.invoiceDetail[0]"
+	blue := MustRead(t, "requests/issue-discount.json")
+	red := MustRead(t, "requests/issue-red.json")
+	cases := []struct {
+		name   string
+		base   []byte
+		edits  []edit
+		want   []string // exact "field|rule|code" violations for a Nuonuo seller
+		issued string   // the figure the message names as Nuonuo's, "" for none
+	}{
+		{"a goods line's negative amount without tax", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxExcludedAmount", "-100.00"))},
+			[]string{line2 + ".taxExcludedAmount|sign|"}, "100.00"},
+		{"a goods line's negative amount with tax", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxIncludedAmount", "-113.00"))},
+			[]string{line2 + ".taxIncludedAmount|sign|"}, "113.00"},
+		{"a goods line's negative tax", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "tax", "-13.00"))},
+			[]string{line2 + ".tax|sign|"}, "13.00"},
+		{"a goods line's tax of -0.00", blue, []edit{set(line2, rateLine("1", "taxRate", "0", "price", "100", "num", "1", "tax", "-0.00"))},
+			[]string{line2 + ".tax|sign|"}, "0.00"},
+		{"a discount line's positive amount", blue, []edit{set(line1+".price", "113"), set(line1+".num", "-1"), set(line1+".taxIncludedAmount", "113.00"),
+			del(line1 + ".taxExcludedAmount"), del(line1 + ".tax")},
+			[]string{line1 + ".taxIncludedAmount|sign|"}, "-113.00"},
+		{"a red line's positive amount", red, []edit{set(line0+".taxIncludedAmount", "5.65"), del(line0 + ".taxExcludedAmount"), del(line0 + ".tax")},
+			[]string{line0 + ".taxIncludedAmount|sign|"}, "-5.65"},
+		// What Nuonuo computes has the wrong sign too: it refuses that
+		// (E4000), on the figure it computes.
+		{"an amount given and computed as zero", blue, []edit{set(line2, rateLine("1", "price", "0.004", "num", "1", "taxExcludedAmount", "-0.01"))},
+			[]string{line2 + ".taxExcludedAmount|sign|E4000"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := MustEdit(t, tc.base, tc.edits...)
+			var env struct{ SellerTaxNum string }
+			if err := json.Unmarshal(doc, &env); err != nil {
+				t.Fatal(err)
+			}
+			v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: "nuonuo"}})
+			d, err := v.Decode(doc, env.SellerTaxNum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summary(d.Violations); !sameSet(got, tc.want) {
+				t.Fatalf("violations\n got  %q\n want %q\n%v", got, tc.want, d.Violations)
+			}
+			if tc.issued == "" {
+				return
+			}
+			for _, s := range []string{"Nuonuo would set it aside", "and issue " + tc.issued + ",", "sign convention is one for every provider"} {
+				if !strings.Contains(d.Violations[0].Message, s) {
+					t.Errorf("message %q does not say %q", d.Violations[0].Message, s)
+				}
+			}
+		})
+	}
+}

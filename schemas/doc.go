@@ -103,7 +103,10 @@
 // goods line's tax of -0.00 (which its mapping sends as 0.00), and for a
 // Nuonuo seller an amount a line gives that Nuonuo sets aside for one it
 // computes more than 0.06 away (RuleComputedAmount: Nuonuo would issue its
-// own figure) are refused by this service alone: those name no code.
+// own figure) or an amount or tax it sets aside that has the wrong sign
+// (rule sign: Nuonuo would issue its own figure, but the request's sign
+// convention is one for every provider) are refused by this service alone:
+// those name no code.
 //
 // # Money
 //

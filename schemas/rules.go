@@ -565,83 +565,8 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	}
 	prop := l.Property()
 	wantNegative := red || prop == LineDiscount
-	for _, f := range []struct {
-		name string
-		v    *decimal.Decimal
-	}{{"taxIncludedAmount", a.incl}, {"taxExcludedAmount", a.excl}} {
-		if f.v == nil {
-			continue
-		}
-		switch {
-		case wantNegative && !f.v.IsNegative():
-			c.add(p+"."+f.name, "sign", "", "must be negative on %s", lineKind(red, prop))
-		case !wantNegative && !f.v.IsPositive():
-			c.add(p+"."+f.name, "sign", "", "must be positive on %s", lineKind(red, prop))
-		}
-	}
-	if a.tax != nil {
-		switch {
-		case wantNegative && a.tax.IsPositive():
-			c.add(p+".tax", "sign", "", "must be negative (or zero) on %s", lineKind(red, prop))
-		case !wantNegative && a.tax.IsNegative():
-			c.add(p+".tax", "sign", "", "must be positive (or zero) on %s", lineKind(red, prop))
-		case !wantNegative && strings.HasPrefix(l.Tax.String(), "-"):
-			// -0.00 is zero, but its minus sign says a negative
-			// figure, which only a red invoice's or a discount line's
-			// is (seed 001: 红票为负), and the Nuonuo adapter sends the
-			// seller's text as it is. Which one the provider reads is
-			// not documented: the validator does not guess. The jumdata
-			// mapping writes the tax with two decimals, 0.00, which
-			// the tax bureau takes; seed 004 says nothing of signs
-			// (invoiceData's format is not public). The request is
-			// refused for a jumdata seller too, as the contract's sign
-			// convention is one for every provider (a seller moved to
-			// Nuonuo, or a dead letter replayed after, sends the text
-			// as written), but it names no provider code: none is
-			// pre-empted.
-			if provider == "jumdata" {
-				c.own(p+".tax", "sign", "is %s, a zero written with a minus sign, which says a negative tax: write 0.00 on %s. jumdata would be sent 0.00 (its mapping writes amounts with two decimals), but the request's sign convention is one for every provider: only a red invoice's and a discount line's figures carry a minus sign", l.Tax, lineKind(red, prop))
-				break
-			}
-			c.add(p+".tax", "sign", "", "is %s, a zero written with a minus sign, which says a negative tax, and Nuonuo is sent the text as written: write 0.00 on %s", l.Tax, lineKind(red, prop))
-		}
-	}
-	// An amount without tax the line does not give is held to the same
-	// signs as it is derived (LineFigures.Effective): the provider issues
-	// it, and the jumdata mapping sends it as je, which the tax bureau
-	// refuses at zero (金额须为正数). A tiny line within the tax tolerance
-	// (taxIncludedAmount and tax 0.05) or a price × num that rounds to
-	// nothing makes one. An amount derived from a figure with a violation
-	// of its own is not judged again. On a line that Nuonuo computes from
-	// price × num (Recomputed) so is an amount the line gives, which it sets
-	// aside: what it issues is what it computes.
-	if (a.excl == nil || a.eff.Recomputed && !c.has(p+".taxExcludedAmount")) && a.effective &&
-		!c.has(p+".taxIncludedAmount") && !c.has(p+".tax") && !c.has(p+".price") && !c.has(p+".num") {
-		excl := a.eff.Excl
-		switch {
-		case wantNegative && !excl.IsNegative():
-			c.add(p+".taxExcludedAmount", "sign", "", "%s: %s makes it %s, which must be negative on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
-		case !wantNegative && !excl.IsPositive():
-			c.add(p+".taxExcludedAmount", "sign", "", "%s: %s makes it %s, which must be positive on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
-		}
-	}
-	// So is a tax the line does not give: the provider issues it, and the
-	// jumdata mapping sends it as se. taxIncludedAmount below
-	// taxExcludedAmount makes a negative one within E9131's 0.06 at rate 0
-	// (or on a small line), and a deduction larger than the amount makes
-	// the tax the provider computes from the rate negative. A tax that a
-	// line Nuonuo computes gives is set aside, as an amount is (above).
-	if (a.tax == nil || a.eff.Recomputed && !c.has(p+".tax")) && a.effective &&
-		!c.has(p+".taxIncludedAmount") && !c.has(p+".taxExcludedAmount") && !c.has(p+".price") && !c.has(p+".num") {
-		tax := a.eff.Tax
-		switch {
-		case wantNegative && tax.IsPositive():
-			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be negative (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
-		case !wantNegative && tax.IsNegative():
-			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be positive (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
-		}
-	}
-	checkDeductionAmount(c, p, l, a, red, prop)
+	// The quantity's sign first: the figures derived from price × num
+	// below are not judged again on a quantity of the wrong sign.
 	if a.num != nil && !a.num.IsZero() {
 		neg := a.num.IsNegative()
 		switch {
@@ -659,6 +584,119 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			c.add(p+".num", "sign", "", "must be positive on a blue invoice's goods line")
 		}
 	}
+	// amountOK and taxOK say whether an amount and a tax have the sign of
+	// the line.
+	amountOK := func(d decimal.Decimal) bool {
+		return wantNegative && d.IsNegative() || !wantNegative && d.IsPositive()
+	}
+	taxOK := func(d decimal.Decimal) bool {
+		return wantNegative && !d.IsPositive() || !wantNegative && !d.IsNegative()
+	}
+	// On a line that Nuonuo computes from price × num (Recomputed) the
+	// amounts and the tax the line gives are set aside: Nuonuo does not
+	// refuse one of the wrong sign, it issues the figure it computes. The
+	// request's sign convention is one for every provider (the jumdata
+	// mapping sends the figures given, and the tax bureau refuses them;
+	// a seller moved, or a dead letter replayed, sends them as written),
+	// so it is refused all the same, by this service's own rule, naming
+	// the figure Nuonuo would issue, issued; unless that figure has the
+	// wrong sign too (issuedOK false), which Nuonuo refuses and the checks
+	// of derived figures below report on the same field, naming E4000.
+	// Where price or num has a violation of its own there is no figure
+	// Nuonuo would issue to name, and the figures given are held to their
+	// signs as on any line.
+	derivable := a.effective && !c.has(p+".price") && !c.has(p+".num")
+	setAside := derivable && a.eff.Recomputed
+	wrongSign := func(name string, issued decimal.Decimal, issuedOK bool, format string, args ...any) {
+		switch {
+		case !setAside:
+			c.add(p+"."+name, "sign", "", format, args...)
+		case issuedOK:
+			c.own(p+"."+name, "sign", format+"; Nuonuo would set it aside, as the line leaves an amount out, and issue %s, computed from price × num and the rate, but the request's sign convention is one for every provider (the jumdata mapping sends the figures given): correct its sign, or leave it out",
+				append(args, issued.StringFixed(2))...)
+		}
+	}
+	for _, f := range []struct {
+		name   string
+		v      *decimal.Decimal
+		issued decimal.Decimal
+	}{{"taxIncludedAmount", a.incl, a.eff.Excl.Add(a.eff.Tax)}, {"taxExcludedAmount", a.excl, a.eff.Excl}} {
+		if f.v == nil || amountOK(*f.v) {
+			continue
+		}
+		want := "positive"
+		if wantNegative {
+			want = "negative"
+		}
+		wrongSign(f.name, f.issued, amountOK(f.issued), "must be %s on %s", want, lineKind(red, prop))
+	}
+	if a.tax != nil {
+		switch {
+		case wantNegative && a.tax.IsPositive():
+			wrongSign("tax", a.eff.Tax, taxOK(a.eff.Tax), "must be negative (or zero) on %s", lineKind(red, prop))
+		case !wantNegative && a.tax.IsNegative():
+			wrongSign("tax", a.eff.Tax, taxOK(a.eff.Tax), "must be positive (or zero) on %s", lineKind(red, prop))
+		case !wantNegative && strings.HasPrefix(l.Tax.String(), "-"):
+			// -0.00 is zero, but its minus sign says a negative
+			// figure, which only a red invoice's or a discount line's
+			// is (seed 001: 红票为负), and the Nuonuo adapter sends the
+			// seller's text as it is. Which one the provider reads is
+			// not documented: the validator does not guess. The jumdata
+			// mapping writes the tax with two decimals, 0.00, which
+			// the tax bureau takes; seed 004 says nothing of signs
+			// (invoiceData's format is not public). The request is
+			// refused for a jumdata seller too, as the contract's sign
+			// convention is one for every provider (a seller moved to
+			// Nuonuo, or a dead letter replayed after, sends the text
+			// as written), but it names no provider code: none is
+			// pre-empted. Nor does it where Nuonuo sets the tax aside.
+			switch {
+			case provider == "jumdata":
+				c.own(p+".tax", "sign", "is %s, a zero written with a minus sign, which says a negative tax: write 0.00 on %s. jumdata would be sent 0.00 (its mapping writes amounts with two decimals), but the request's sign convention is one for every provider: only a red invoice's and a discount line's figures carry a minus sign", l.Tax, lineKind(red, prop))
+			case setAside:
+				wrongSign("tax", a.eff.Tax, taxOK(a.eff.Tax), "is %s, a zero written with a minus sign, which says a negative tax: write 0.00 on %s", l.Tax, lineKind(red, prop))
+			default:
+				c.add(p+".tax", "sign", "", "is %s, a zero written with a minus sign, which says a negative tax, and Nuonuo is sent the text as written: write 0.00 on %s", l.Tax, lineKind(red, prop))
+			}
+		}
+	}
+	// An amount without tax the line does not give is held to the same
+	// signs as it is derived (LineFigures.Effective): the provider issues
+	// it, and the jumdata mapping sends it as je, which the tax bureau
+	// refuses at zero (金额须为正数). A tiny line within the tax tolerance
+	// (taxIncludedAmount and tax 0.05) or a price × num that rounds to
+	// nothing makes one. On a line that Nuonuo computes from price × num
+	// (Recomputed) so is an amount the line gives, which it sets aside:
+	// what it issues is what it computes. A figure derived from others
+	// that have violations of their own is not judged again (derivable;
+	// on a line Nuonuo computes, price and num alone count).
+	if (a.excl == nil || setAside && !c.has(p+".taxExcludedAmount")) && derivable &&
+		(setAside || !c.has(p+".taxIncludedAmount") && !c.has(p+".tax")) {
+		excl := a.eff.Excl
+		switch {
+		case wantNegative && !excl.IsNegative():
+			c.add(p+".taxExcludedAmount", "sign", "", "%s: %s makes it %s, which must be negative on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
+		case !wantNegative && !excl.IsPositive():
+			c.add(p+".taxExcludedAmount", "sign", "", "%s: %s makes it %s, which must be positive on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
+		}
+	}
+	// So is a tax the line does not give: the provider issues it, and the
+	// jumdata mapping sends it as se. taxIncludedAmount below
+	// taxExcludedAmount makes a negative one within E9131's 0.06 at rate 0
+	// (or on a small line), and a deduction larger than the amount makes
+	// the tax the provider computes from the rate negative. A tax that a
+	// line Nuonuo computes gives is set aside, as an amount is (above).
+	if (a.tax == nil || setAside && !c.has(p+".tax")) && derivable &&
+		(setAside || !c.has(p+".taxIncludedAmount") && !c.has(p+".taxExcludedAmount")) {
+		tax := a.eff.Tax
+		switch {
+		case wantNegative && tax.IsPositive():
+			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be negative (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
+		case !wantNegative && tax.IsNegative():
+			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be positive (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
+		}
+	}
+	checkDeductionAmount(c, p, l, a, red, prop)
 	if red && prop != LineNormal {
 		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
 	}

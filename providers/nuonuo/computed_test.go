@@ -20,8 +20,11 @@ import (
 // a provider's code the sandbox refuses with that code. An amount the line
 // gives that is set aside is refused by the validator's own rule
 // (computed_amount, no provider code) when it differs from the computed one
-// by more than 0.06, and is a warning when it differs at all: the sandbox
-// issues such an order, and issues the figure the validator names.
+// by more than 0.06, and is a warning when it differs at all; one given
+// with the wrong sign is refused by the validator's own rule too (sign, no
+// provider code: the request's sign convention is one for every provider):
+// the sandbox issues such an order, and issues the figure the validator
+// names.
 func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
 	if err != nil {
@@ -63,14 +66,14 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		name    string
 		mutate  func(o *schemas.Order)
 		code    string    // the sandbox's refusal, which the validator names; "" when it issues
-		refused []string  // fields the validator refuses by its own rule computed_amount, sorted
+		refused []string  // "field|rule" the validator refuses by its own rules (no provider code)
 		warned  []string  // fields it warns of (computed_amount), sorted
 		issued  [3]string // exTax, tax, total issued
 	}{
 		// 106.00 with tax at 6% is 100.00 + 6.00, whatever the line says
 		// of its split: the order system asked for other figures.
 		{"amounts given split otherwise than the rate", split("101.00", "5.00"), "",
-			[]string{line0 + ".tax", line0 + ".taxExcludedAmount"}, nil, [3]string{"100.00", "6.00", "106.00"}},
+			[]string{line0 + ".tax|computed_amount", line0 + ".taxExcludedAmount|computed_amount"}, nil, [3]string{"100.00", "6.00", "106.00"}},
 		{"amounts given 0.04 off", split("100.04", "5.96"), "",
 			nil, []string{line0 + ".tax", line0 + ".taxExcludedAmount"}, [3]string{"100.00", "6.00", "106.00"}},
 		{"amounts given as computed", split("100.00", "6.00"), "", nil, nil, [3]string{"100.00", "6.00", "106.00"}},
@@ -80,7 +83,11 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		{"amounts given far from price × num", func(o *schemas.Order) {
 			split("100.00", "6.00")(o)
 			o.InvoiceDetail[0].Num = schemas.ParseAmount("2")
-		}, "", []string{line0 + ".tax", line0 + ".taxExcludedAmount"}, nil, [3]string{"200.00", "12.00", "212.00"}},
+		}, "", []string{line0 + ".tax|computed_amount", line0 + ".taxExcludedAmount|computed_amount"}, nil, [3]string{"200.00", "12.00", "212.00"}},
+		// A negative amount without tax given beside price × num (106.00
+		// with tax): Nuonuo sets it aside and issues 100.00.
+		{"a negative amount given, set aside", split("-100.00", "6.00"), "",
+			[]string{line0 + ".taxExcludedAmount|sign"}, nil, [3]string{"100.00", "6.00", "106.00"}},
 		{"amount with tax given 0.03 from price × num", func(o *schemas.Order) {
 			l := &o.InvoiceDetail[0]
 			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.Amount{}, schemas.Amount{}, schemas.ParseAmount("106.03")
@@ -119,8 +126,8 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			}
 			var codes, refused, warned []string
 			for _, x := range d.Violations {
-				if x.Rule == "computed_amount" {
-					refused = append(refused, x.Field)
+				if x.ProviderCode == "" {
+					refused = append(refused, x.Field+"|"+x.Rule)
 					continue
 				}
 				codes = append(codes, x.ProviderCode)
@@ -135,8 +142,9 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			}
 			slices.Sort(refused)
 			slices.Sort(warned)
+			slices.Sort(tc.refused)
 			if !slices.Equal(refused, tc.refused) || !slices.Equal(warned, tc.warned) {
-				t.Fatalf("computed_amount refused %v, warned %v; want %v and %v\n%v\n%v", refused, warned, tc.refused, tc.warned, d.Violations, d.Warnings)
+				t.Fatalf("refused by the validator's own rules %v, warned %v; want %v and %v\n%v\n%v", refused, warned, tc.refused, tc.warned, d.Violations, d.Warnings)
 			}
 			// What the validator's own rule refuses Nuonuo would issue:
 			// send it all the same.
@@ -163,11 +171,15 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			// the invoice's totals are the line's).
 			figure := map[string]string{"taxExcludedAmount": inv.ExTaxAmount.String(), "tax": inv.TaxAmount.String(), "taxIncludedAmount": inv.TotalAmount.String()}
 			for _, x := range append(slices.Clone(d.Violations), d.Warnings...) {
-				if x.Rule != "computed_amount" {
+				name := x.Field[strings.LastIndexByte(x.Field, '.')+1:]
+				want := "Nuonuo will issue " + figure[name]
+				switch {
+				case x.Rule == "sign" && x.ProviderCode == "":
+					want = "and issue " + figure[name] + ","
+				case x.Rule != "computed_amount":
 					continue
 				}
-				name := x.Field[strings.LastIndexByte(x.Field, '.')+1:]
-				if want := "Nuonuo will issue " + figure[name]; !strings.Contains(x.Message, want) {
+				if !strings.Contains(x.Message, want) {
 					t.Errorf("%s: %q does not say %q", x.Field, x.Message, want)
 				}
 			}
