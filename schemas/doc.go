@@ -38,7 +38,9 @@
 //     E9126 and E9128 for an order line's three amounts; for a jumdata
 //     seller also as its mapping sends them, every amount of money with
 //     two decimals and one the line does not give as derived, 400), amount
-//     arithmetic (E9130), the 0.06 per-line and 1.27 per-invoice tax
+//     arithmetic (E9130; for a jumdata seller, whose mapping sends the
+//     amount without tax and the tax alone, this service's own rule), the
+//     0.06 per-line and 1.27 per-invoice tax
 //     tolerances (E9131) on the amounts the provider works with (an amount or
 //     tax the line does not give derived as the provider does,
 //     LineFigures.Effective: for a Nuonuo seller a line that leaves any of
@@ -63,8 +65,9 @@
 //     a Nuonuo seller, for a price without num on a line that leaves an
 //     amount out; price × num
 //     against the amount the price is quoted in, given or derived from the
-//     others, for which the documents name no narrower code than E4000:
-//     PriceAmountTolerance, on the lines whose amounts are issued as given:
+//     others, for which the documents name no narrower code than E4000
+//     (for a jumdata seller 400, as its mapping sends dj × spsl beside the
+//     amounts): PriceAmountTolerance, on the lines whose amounts are issued as given:
 //     a Nuonuo seller's line that leaves an amount out is computed from
 //     price × num, and the amounts it gives are held to RuleComputedAmount
 //     instead), the
@@ -85,22 +88,31 @@
 //     one line at most, and no 0.00 on a fully digital invoice;
 //     checkDeductionAmount: for every seller, no deduction larger than its
 //     blue goods line's amount, whatever the rate and whether the tax is
-//     given or derived, E4000; checkDeductionSign: no negative deduction on
-//     a blue goods line, E4000, for a jumdata seller 400).
+//     given or derived, E4000, for a jumdata seller 400; checkDeductionSign:
+//     no negative deduction on a blue goods line, E4000, for a jumdata
+//     seller 400).
 //
 // Every violation is reported, not only the first (up to MaxViolations, then
 // one entry counting the rest; lines past the 2000 a list may hold are not
 // checked), each with its field path
 // (order.invoiceDetail[2].tax), a message a person understands, and the
 // provider code it pre-empts: Nuonuo's, or jumdata's where a rule follows the
-// seller's provider and the seller is jumdata's. Inside a body (order,
-// redConfirm, reissue) a rule with no narrower code names E4000, seed 001's
-// code for a private parameter that is missing or wrong (a tax rate outside
-// the set, a sign, a precision, price × num). The envelope (schemaVersion,
+// seller's provider and the seller is jumdata's (providerCode: the remark
+// of a fully digital invoice, the amounts as the jumdata mapping writes
+// them, price × num, a deduction that is negative or larger than its
+// line's amount: 400). Inside a body (order, redConfirm, reissue) a rule
+// with no narrower code names E4000, seed 001's code for a private
+// parameter that is missing or wrong (a tax rate outside the set, a sign,
+// a precision, price × num); the other rules that hold every seller alike
+// name Nuonuo's code for a jumdata seller too (seed 001's are the
+// contract's only documented codes; jumdata answers any parameter it
+// refuses with 400 or the tax bureau's 399). The envelope (schemaVersion,
 // kind, sellerTaxNum and orderNo against the subject) is this service's own
 // contract, and unknown fields, control characters, an order.orderNo unlike
 // the envelope's, a strict tax number check, for a jumdata seller a blue
-// goods line's tax of -0.00 (which its mapping sends as 0.00), and for a
+// goods line's tax of -0.00 (which its mapping sends as 0.00) and a line's
+// taxIncludedAmount unlike taxExcludedAmount + tax (which it does not
+// send), and for a
 // Nuonuo seller an amount a line gives that Nuonuo sets aside for one it
 // computes more than 0.06 away (RuleComputedAmount: Nuonuo would issue its
 // own figure) or an amount or tax it sets aside that has the wrong sign

@@ -496,7 +496,10 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	// price × num against the amount the price is quoted in (unknown when
 	// withTaxFlag is wrong). Neither provider's document names a narrower
 	// code for a mismatch (E9123 is about an empty price, above), so the
-	// violation names E4000, a wrong value. Not on a line that Nuonuo
+	// violation names E4000, a wrong value, for a Nuonuo seller, and 400
+	// for a jumdata seller, whose mapping sends dj × spsl beside je and se
+	// (the sandbox answers 400, as it does for any invoiceData the tax
+	// bureau would refuse). Not on a line that Nuonuo
 	// computes from price × num (Recomputed: a Nuonuo seller's line that
 	// leaves an amount out): Nuonuo sets the amounts it gives aside and
 	// issues price × num, whatever they say, and refuses nothing;
@@ -509,10 +512,11 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			field, amt, text = p+".taxExcludedAmount", a.excl, l.TaxExcludedAmount
 		}
 		got := a.price.Mul(*a.num)
+		pqCode := providerCode(provider, "E4000", "400")
 		switch {
 		case amt != nil:
 			if got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
-				c.add(field, "price_quantity", "", "is %s but price × num is %s: they may differ by %s at most", text, got.StringFixed(2), PriceAmountTolerance)
+				c.addCode(field, "price_quantity", pqCode, "is %s but price × num is %s: they may differ by %s at most", text, got.StringFixed(2), PriceAmountTolerance)
 			}
 		case a.stated:
 			// That amount is not given but follows from the others:
@@ -522,13 +526,20 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			// price × num, above.)
 			derived, how := quotedAmount(l.WithTaxFlag, a.said)
 			if got.Sub(derived).Abs().GreaterThan(PriceAmountTolerance) {
-				c.add(p+".price", "price_quantity", "", "× num is %s but the line's %s: they may differ by %s at most (dj × spsl is sent beside the amounts)", got.StringFixed(2), how, PriceAmountTolerance)
+				c.addCode(p+".price", "price_quantity", pqCode, "× num is %s but the line's %s: they may differ by %s at most (dj × spsl is sent beside the amounts)", got.StringFixed(2), how, PriceAmountTolerance)
 			}
 		}
 	}
-	// E9130: exact sum.
+	// E9130: exact sum. The jumdata mapping sends je and se, not
+	// taxIncludedAmount (jshj is hjje + hjse): jumdata never sees one that
+	// disagrees with them, and the request, which says two things, is
+	// refused for its sellers by this service's own rule.
 	if a.excl != nil && a.tax != nil && a.incl != nil && !a.excl.Add(*a.tax).Equal(*a.incl) {
-		c.add(p+".taxIncludedAmount", "amount_sum", "E9130", "is %s but taxExcludedAmount + tax is %s", l.TaxIncludedAmount, a.excl.Add(*a.tax).StringFixed(2))
+		if provider == "jumdata" {
+			c.own(p+".taxIncludedAmount", "amount_sum", "is %s but taxExcludedAmount + tax is %s: jumdata would be sent the amount without tax and the tax (je and se) and issue %s with tax, not what the line says", l.TaxIncludedAmount, a.excl.Add(*a.tax).StringFixed(2), a.excl.Add(*a.tax).StringFixed(2))
+		} else {
+			c.add(p+".taxIncludedAmount", "amount_sum", "E9130", "is %s but taxExcludedAmount + tax is %s", l.TaxIncludedAmount, a.excl.Add(*a.tax).StringFixed(2))
+		}
 	}
 	// E9131: per-line tax tolerance, on the amounts the provider works
 	// with: the tax given or following from two amounts given (or one and
@@ -696,7 +707,7 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be positive (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
 		}
 	}
-	checkDeductionAmount(c, p, l, a, red, prop)
+	checkDeductionAmount(c, p, l, a, red, prop, provider)
 	if red && prop != LineNormal {
 		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
 	}
@@ -820,8 +831,10 @@ func providerCode(provider, nuonuo, jumdata string) string {
 // as a tax the provider derives from the rate is under such a deduction. A
 // red or discount line, whose amounts are negative, is left alone: no
 // document says which sign its deduction takes. A line whose amounts with
-// or without tax have violations of their own is not judged again.
-func checkDeductionAmount(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool, prop string) {
+// or without tax have violations of their own is not judged again. A
+// jumdata seller's names 400: its mapping sends the deduction as kce, and
+// the sandbox refuses one larger than je + se with it.
+func checkDeductionAmount(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool, prop, provider string) {
 	if a.deduction == nil || red || prop == LineDiscount || !a.effective ||
 		c.has(p+".deduction") || c.has(p+".taxIncludedAmount") || c.has(p+".taxExcludedAmount") {
 		return
@@ -845,7 +858,7 @@ func checkDeductionAmount(c *collector, p string, l *InvoiceLine, a *lineAmounts
 	default:
 		how = fmt.Sprintf(" (%s: %s)", lead, strings.TrimSuffix(derivedExcl(l, a.eff), ","))
 	}
-	c.add(p+".deduction", "deduction_amount", "E4000", "is %s, more than the line's %s %s%s: deduction taxation (差额征税) taxes the amount less the deduction, which may not be larger than the amount", l.Deduction, name, amount.StringFixed(2), how)
+	c.addCode(p+".deduction", "deduction_amount", providerCode(provider, "E4000", "400"), "is %s, more than the line's %s %s%s: deduction taxation (差额征税) taxes the amount less the deduction, which may not be larger than the amount", l.Deduction, name, amount.StringFixed(2), how)
 }
 
 // derivedLead opens a message on a line's amount or tax that the provider

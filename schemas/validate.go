@@ -123,7 +123,9 @@ type ValidatorConfig struct {
 	// the amounts of a line that leaves one out (Nuonuo computes it from
 	// price × num, LineFigures.Recompute, and the amounts the line gives
 	// are held to the computed ones, RuleComputedAmount; the jumdata
-	// mapping derives them from the amounts given). A
+	// mapping derives them from the amounts given), and the code some
+	// rules name (jumdata's 400, or none where jumdata never sees what a
+	// rule checks, as a line's taxIncludedAmount). A
 	// seller it does not list, and every seller when it is nil, is checked
 	// by Nuonuo's rules. Tax numbers are normalized as in requests.
 	Providers map[string]string

@@ -675,23 +675,34 @@ func TestDeductionAmountSaysHow(t *testing.T) {
 	})
 }
 
-// TestDeductionRulesByProvider: the limits of deduction taxation name the
-// code of the seller's provider: Nuonuo's E4000 (seed 001 gives them no
-// code of their own: a value that is wrong), jumdata's 400 (参数错误),
-// with which it refuses a kce it cannot take.
-func TestDeductionRulesByProvider(t *testing.T) {
-	const seller, line2 = "91330106MA2AYNWD8M", "order.invoiceDetail[2]"
+// TestRulesNameTheSellersProviderCode: a rule that pre-empts a refusal of
+// each provider names the code of the seller's: Nuonuo's (seed 001's E4000
+// where it gives none of its own), or jumdata's 400 (参数错误), with which
+// it refuses invoiceData it cannot take: a kce that is negative or larger
+// than the amount, dj × spsl that disagrees with the amounts. A rule that
+// one provider would not refuse is this service's own for that provider's
+// sellers, and names no code: jumdata is sent je and se, not
+// taxIncludedAmount, and never sees it disagree with them (E9130).
+func TestRulesNameTheSellersProviderCode(t *testing.T) {
+	const seller = "91330106MA2AYNWD8M"
+	const line0, line2 = "order.invoiceDetail[0]", "order.invoiceDetail[2]"
 	blue := MustRead(t, "requests/issue-discount.json")
 	cases := []struct {
 		name            string
-		line            map[string]any
+		edits           []edit
 		nuonuo, jumdata []string // exact "field|rule|code" lists
 	}{
-		{"negative deduction", rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "-500.00"),
+		{"negative deduction", []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "-500.00"))},
 			[]string{line2 + ".deduction|sign|E4000"}, []string{line2 + ".deduction|sign|400"}},
+		{"deduction larger than the amount", []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
+			[]string{line2 + ".deduction|deduction_amount|E4000"}, []string{line2 + ".deduction|deduction_amount|400"}},
+		{"sum of amounts", []edit{set(line2+".taxIncludedAmount", "106.01")},
+			[]string{line2 + ".taxIncludedAmount|amount_sum|E9130"}, []string{line2 + ".taxIncludedAmount|amount_sum|"}},
+		{"price times quantity, amounts given", []edit{set(line0+".num", "3")},
+			[]string{line0 + ".taxIncludedAmount|price_quantity|E4000"}, []string{line0 + ".taxIncludedAmount|price_quantity|400"}},
 	}
 	for _, tc := range cases {
-		doc := MustEdit(t, blue, set(line2, tc.line))
+		doc := MustEdit(t, blue, tc.edits...)
 		for _, p := range []struct {
 			provider string
 			want     []string
@@ -1059,8 +1070,8 @@ func TestTypeErrorsLeaveTheOtherRules(t *testing.T) {
 		edits []edit
 		want  []string // exact "field|rule|code" list
 	}{
-		{"a number for the clerk, and E9130 on a line", blue, []edit{set("order.clerk", five), set(line2+".taxIncludedAmount", "106.01")},
-			[]string{"order.clerk|type|E4000", line2 + ".taxIncludedAmount|amount_sum|E9130"}},
+		{"a number for the clerk, and a line whose amounts do not add up", blue, []edit{set("order.clerk", five), set(line2+".taxIncludedAmount", "106.01")},
+			[]string{"order.clerk|type|E4000", line2 + ".taxIncludedAmount|amount_sum|"}},
 		{"a number for the order number", blue, []edit{set("orderNo", five)}, []string{"orderNo|type|"}},
 		{"a number for a special invoice's buyer tax number", blue, []edit{set("order.invoiceLine", "b"), set("order.buyerTaxNum", json.Number("91440101"))}, []string{"order.buyerTaxNum|type|E4000"}},
 		{"a number for the buyer's phone", blue, []edit{set("order.buyerPhone", five)}, []string{"order.buyerPhone|type|E4000"}},
@@ -1440,7 +1451,7 @@ func TestDeductionLimitsByProvider(t *testing.T) {
 		{"nuonuo two lines", nuonuo, twoLines, []string{line1 + ".deduction|deduction_lines|E4000"}},
 		{"jumdata two lines", jumdata, twoLines, nil},
 		{"jumdata deduction larger than the amount", jumdata, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
-			[]string{line2 + ".deduction|deduction_amount|E4000"}},
+			[]string{line2 + ".deduction|deduction_amount|400"}},
 		{"jumdata 0.0", jumdata, []edit{set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|E4000"}},
 	}
 	for _, tc := range cases {
@@ -1576,15 +1587,15 @@ func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 		// holds to 0.01. Whether the amount the price is quoted in is
 		// given or follows from the others (from the rate, too):
 		{"amounts given far from price × num", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00", "tax", "13.00"))},
-			[]string{line2 + ".taxExcludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|E4000"}},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|400"}},
 		{"price times quantity, amount with tax derived", blue, []edit{set(line2, rateLine("1", "price", "37.66666667", "num", "6", "taxExcludedAmount", "100.00", "tax", "13.00"))},
-			[]string{line2 + ".taxExcludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|E4000"}},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|400"}},
 		{"price times quantity, amount without tax derived", blue, []edit{set(line2, rateLine("0", "price", "33.33333333", "num", "6", "taxIncludedAmount", "113.00", "tax", "13.00"))},
-			[]string{line2 + ".taxIncludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|E4000"}},
+			[]string{line2 + ".taxIncludedAmount|computed_amount|", line2 + ".tax|computed_amount|"}, []string{line2 + ".price|price_quantity|400"}},
 		{"price times quantity, tax from the rate", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "2", "taxExcludedAmount", "100.00"))},
-			[]string{line2 + ".taxExcludedAmount|computed_amount|"}, []string{line2 + ".price|price_quantity|E4000"}},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|"}, []string{line2 + ".price|price_quantity|400"}},
 		{"price times quantity, amount given", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "2", "taxExcludedAmount", "100.00"))},
-			[]string{line2 + ".taxExcludedAmount|computed_amount|"}, []string{line2 + ".taxExcludedAmount|price_quantity|E4000"}},
+			[]string{line2 + ".taxExcludedAmount|computed_amount|"}, []string{line2 + ".taxExcludedAmount|price_quantity|400"}},
 		// What Nuonuo computes is held to the signs: 0.004 with tax rounds
 		// to nothing, whatever amount without tax the line gives.
 		{"an amount given set aside for one computed as zero", blue, []edit{set(line2, rateLine("1", "price", "0.004", "num", "1", "taxExcludedAmount", "0.01", "tax", "0.00"))},

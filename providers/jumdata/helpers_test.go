@@ -202,19 +202,26 @@ func (e *env) acceptedRedForm(blueNo, redNo string) *providers.Call {
 // mustIssue issues a blue invoice for orderNo and returns it.
 func (e *env) mustIssue(orderNo string) schemas.Invoice {
 	e.tb.Helper()
-	call := &providers.Call{Request: issueRequest(e.tb, orderNo)}
+	return e.mustIssueRequest(issueRequest(e.tb, orderNo))
+}
+
+// mustIssueRequest issues the blue invoice req asks for and returns it,
+// asking at most 10 times.
+func (e *env) mustIssueRequest(req *schemas.Request) schemas.Invoice {
+	e.tb.Helper()
+	call := &providers.Call{Request: req}
 	out := e.client.Submit(e.tb.Context(), call)
 	for range 10 {
 		if out.Class == providers.Issued {
 			return out.Invoices[0]
 		}
 		if out.Class != providers.Retry && out.Class != providers.Accepted {
-			e.tb.Fatalf("issue %s: %+v", orderNo, out)
+			e.tb.Fatalf("issue %s: %+v", req.OrderNo, out)
 		}
 		call.SubmittedAt = e.clock.Now()
 		out = e.client.Query(e.tb.Context(), call)
 	}
-	e.tb.Fatalf("issue %s: never issued: %+v", orderNo, out)
+	e.tb.Fatalf("issue %s: never issued: %+v", req.OrderNo, out)
 	return schemas.Invoice{}
 }
 

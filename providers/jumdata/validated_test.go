@@ -147,3 +147,30 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		})
 	}
 }
+
+// TestSandboxIssuesWhatOnlyTheValidatorRefuses: a request whose figures
+// disagree where jumdata never looks is refused by this service's own rule,
+// naming no provider code, and the jumdata sandbox issues it as sent. A
+// line's taxIncludedAmount is not sent (the mapping sends je and se, and
+// jshj = hjje + hjse): one that is not taxExcludedAmount + tax, which Nuonuo
+// refuses with E9130, jumdata never sees.
+func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
+	line := `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","price":"113","num":"1",` +
+		`"taxRate":"0.13","taxExcludedAmount":"100.00","tax":"13.00","taxIncludedAmount":"113.01"}`
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := v.Decode([]byte(validatedOrder("E2E-SUM", "pc", "", line)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Violations) != 1 || d.Violations[0].Field != "order.invoiceDetail[0].taxIncludedAmount" || d.Violations[0].Rule != "amount_sum" || d.Violations[0].ProviderCode != "" {
+		t.Fatalf("violations %v, want amount_sum on order.invoiceDetail[0].taxIncludedAmount naming no provider code", d.Violations)
+	}
+	e := newEnv(t, sandbox.Config{}, nil)
+	inv := e.mustIssueRequest(d.Request)
+	if inv.TotalAmount.String() != "113.00" {
+		t.Errorf("issued %s in all, want je + se = 113.00", inv.TotalAmount)
+	}
+}
