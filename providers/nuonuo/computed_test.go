@@ -100,6 +100,12 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			l.Price, l.Num, l.TaxRate = schemas.ParseAmount("2.1"), schemas.ParseAmount("12.08"), schemas.ParseAmount("0.09")
 			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount("23.28"), schemas.Amount{}, schemas.Amount{}
 		}, "", nil, nil, [3]string{"23.28", "2.09", "25.37"}},
+		// A price × num that rounds to 0.00 is no amount: Nuonuo refuses
+		// the line it computes from it (E4000, no code of its own).
+		{"a price × num rounding to 0.00", func(o *schemas.Order) {
+			l := &o.InvoiceDetail[0]
+			l.Price, l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount("0.004"), schemas.Amount{}, schemas.Amount{}, schemas.Amount{}
+		}, "E4000", nil, nil, [3]string{}},
 		// A negative deduction would add to the amount taxed: refused
 		// (E4000, seed 001's code for a value that is wrong), though the
 		// tax the platform would compute from it agrees with the rate.

@@ -56,7 +56,10 @@ package sandbox
 // 0.00 on a fully digital invoice, invoiceLine bs, pc, es or ec (0.00（全电
 // 发票暂不支持）); on a red order's line that
 // is not a discount line, an amount that is not negative, given or computed,
-// a positive tax or, on a goods line, a positive num), E9101, E9102 (a red
+// a positive tax or, on a goods line, a positive num; on a blue order's
+// goods line an amount that is not positive, given or computed (a price ×
+// num rounding to 0.00), or a negative tax, and on its discount line an
+// amount that is not negative or a positive tax), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
 // for this seller), E9107, E9108, E9110, E9111, E9112, E9114, E9116, E9119,
 // E9122, E9123, E9124–E9129 (E9124, E9126 and E9128: taxIncludedAmount,
@@ -722,6 +725,36 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 				if f.bad {
 					return nil, nnFail("E4000", "接口调用失败: 红票%s须为负数,第%d行", f.name, i+1), false
 				}
+			}
+		}
+		// A blue invoice's figures are not a red one's (seed 001: 红票为
+		// 负; seed 002's red lines carry the minus sign): a goods line's
+		// amounts are positive, given or computed from price × num, and
+		// its tax is not negative; a discount line's are the reverse. A
+		// price × num that rounds to 0.00 is no amount, and an invoice
+		// line of zero sells nothing. Seed 001 gives no code of its own:
+		// E4000.
+		if !red {
+			discount := l.prop == "1"
+			for _, f := range []struct {
+				name, want string
+				bad        bool
+			}{
+				{"taxIncludedAmount", "须为正数", !discount && !l.incl.IsPositive()},
+				{"taxExcludedAmount", "须为正数", !discount && !l.excl.IsPositive()},
+				{"tax", "不能为负数", !discount && l.tax.IsNegative()},
+				{"taxIncludedAmount", "须为负数", discount && !l.incl.IsNegative()},
+				{"taxExcludedAmount", "须为负数", discount && !l.excl.IsNegative()},
+				{"tax", "不能为正数", discount && l.tax.IsPositive()},
+			} {
+				if !f.bad {
+					continue
+				}
+				kind := "蓝票"
+				if discount {
+					kind = "折扣行"
+				}
+				return nil, nnFail("E4000", "接口调用失败: %s%s%s,第%d行", kind, f.name, f.want, i+1), false
 			}
 		}
 		// Deduction taxation deducts from the amount with tax: a

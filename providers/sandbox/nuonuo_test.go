@@ -427,6 +427,30 @@ func TestNuonuoValidationCodes(t *testing.T) {
 		}, "E9108", ""},
 		{"blue discount with positive quantity", func(o map[string]any) { withDiscount(o); line(o, 1)["num"] = "1" }, "E9111", ""},
 		{"blue discounted line with negative quantity", func(o map[string]any) { withDiscount(o); line(o, 0)["num"] = "-1" }, "E9114", ""},
+		// A blue invoice's figures are not a red one's (seed 001: 红票为负):
+		// a goods line's amounts are positive, given or computed from
+		// price × num, its tax not negative; a discount line's the
+		// reverse. Seed 001 gives no code of its own: E4000.
+		{"blue amount from price × num rounding to nothing", func(o map[string]any) {
+			l := line(o, 0)
+			l["price"] = "0.004"
+			delete(l, "taxExcludedAmount")
+			delete(l, "tax")
+			delete(l, "taxIncludedAmount")
+		}, "E4000", "taxIncludedAmount须为正数,第1行"},
+		{"blue amounts of zero", func(o map[string]any) {
+			l := line(o, 0)
+			l["price"], l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"], l["taxRate"] = "0.01", "0.00", "0.00", "0.00", "0"
+		}, "E4000", "taxIncludedAmount须为正数,第1行"},
+		{"blue goods line with a negative tax", func(o map[string]any) {
+			l := line(o, 0)
+			l["taxRate"], l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "0", "106.01", "-0.01", "106.00"
+		}, "E4000", "tax不能为负数,第1行"},
+		{"blue discount line with a positive amount", func(o map[string]any) {
+			withDiscount(o)
+			l := line(o, 1)
+			l["num"], l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "-1", "10.00", "0.60", "10.60"
+		}, "E4000", "折扣行taxIncludedAmount须为负数,第2行"},
 		// Seed 001: a red invoice's amounts are negative (红票为负), and so
 		// is its quantity (开具红票时数量为负数).
 		{"red with positive amounts", func(o map[string]any) { redOrder(o); line(o, 0)["num"] = "1" }, "E4000", "taxIncludedAmount须为负数,第1行"},
