@@ -15,16 +15,17 @@ func newValidateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate FILE... (- for standard input)",
 		Short: "Check invoice requests against the contract without publishing them",
-		Long: `validate checks each request with exactly the code the consumer uses: size and
+		Long: fmt.Sprintf(`validate checks each request with exactly the code the consumer uses: size and
 JSON limits, the JSON Schema, and the providers' domain rules. A file holds one
 JSON request or newline-delimited requests.
 
 It prints one line per violation, FILE:RECORD: FIELD: MESSAGE (CODE), where CODE
-is the provider code the check pre-empts, and warnings on standard error. A
+is the provider code the check pre-empts, and warnings on standard error: the
+first %d of a record, then a line counting the rest and all of them. A
 pretty-printed request (its first line a lone "{") that is not JSON is
 reported once, as FILE: line L, column C: and a file with no records is
 invalid.
-Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`,
+Exit status: 0 every record is valid, 1 some record is not, 2 usage error.`, maxPrintedWarnings),
 		Example: `  publisher validate order.json
   cat orders.ndjson | publisher validate -`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -81,9 +82,9 @@ func validateFiles(v *schemas.Validator, files []string, out, warn io.Writer) (i
 	return invalid, nil
 }
 
-// checkRecord prints a record's violations and warnings and returns the
-// decoded record (nil when it is not a readable JSON object) and whether it
-// is valid.
+// checkRecord prints a record's violations and warnings (the first
+// maxPrintedWarnings, then how many more) and returns the decoded record
+// (nil when it is not a readable JSON object) and whether it is valid.
 func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) (*schemas.Decoded, bool) {
 	d, err := v.Decode(rec.data, "")
 	if err != nil {
@@ -100,7 +101,13 @@ func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) (*schema
 		fmt.Fprintf(out, "%s:%d: (message): %s\n", rec.file, rec.n, me.Error())
 		return nil, false
 	}
-	for _, w := range d.Warnings {
+	for i, w := range d.Warnings {
+		if i == maxPrintedWarnings {
+			// A line of its own, without "warning:", which publish's
+			// onceWriter would take for a warning to print once.
+			fmt.Fprintf(warn, "%s:%d: %d more warnings not shown (%d in all)\n", rec.file, rec.n, len(d.Warnings)-i, len(d.Warnings))
+			break
+		}
 		fmt.Fprintf(warn, "%s:%d: warning: %s\n", rec.file, rec.n, w)
 	}
 	for _, vi := range d.Violations {
@@ -108,6 +115,13 @@ func checkRecord(v *schemas.Validator, rec record, out, warn io.Writer) (*schema
 	}
 	return d, d.Valid()
 }
+
+// maxPrintedWarnings is the most warnings checkRecord prints for one
+// record; a line then counts the rest and all of them. A request of 2,000
+// lines may have a warning or more a line (computed_amount), which would
+// bury its violations and the other records' findings; the first ones
+// show what to correct.
+const maxPrintedWarnings = 20
 
 // maxBytesFlagHelp describes --max-bytes of validate and publish.
 const maxBytesFlagHelp = "largest request accepted, a `number` of bytes more than 0 (the consumer's --max-request-bytes)"

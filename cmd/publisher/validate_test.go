@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/schemas/schematest"
 )
 
 // runCLI runs the publisher with args and returns stdout, stderr (with the
@@ -164,5 +168,38 @@ func TestValidatePrettyPrintedWithABOM(t *testing.T) {
 	out, _, code := runCLI(t, "", "validate", f)
 	if code != exitFailed || strings.Count(out, "\n") != 1 || !strings.Contains(out, "bom.json: line 1, column 1: (message): malformed message") || !strings.Contains(out, `\ufeff`) {
 		t.Fatalf("pretty-printed with a byte order mark: exit %d\n%s", code, out)
+	}
+}
+
+// TestValidatePrintsTheFirstWarningsOfARecord: a record's warnings are
+// printed up to maxPrintedWarnings, then one line counting the rest and
+// all of them; a record of 2,000 lines each warned of does not print
+// 2,000. The record is valid all the same.
+func TestValidatePrintsTheFirstWarningsOfARecord(t *testing.T) {
+	const seller = "91330106MA2AYNWD8M" // a right check character: no warning of its own
+	// Each line leaves its amount with tax out and gives 100.01 without
+	// tax, which Nuonuo sets aside for the 100.00 it computes from price
+	// × num: a computed_amount warning a line.
+	req := schematest.IssueRequest(seller, "WARN-2000", func(o *schemas.Order) {
+		l := o.InvoiceDetail[0]
+		l.TaxIncludedAmount, l.TaxExcludedAmount = schemas.Amount{}, schemas.ParseAmount("100.01")
+		o.InvoiceDetail = slices.Repeat([]schemas.InvoiceLine{l}, 2000)
+	})
+	f := writeFile(t, "warnings.ndjson", req)
+	out, errOut, code := runCLI(t, "", "validate", f)
+	if code != exitOK || out != "" {
+		t.Fatalf("exit %d, want 0 and no violations:\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	if len(lines) != maxPrintedWarnings+1 {
+		t.Fatalf("%d lines on standard error, want %d warnings and one counting the rest:\n%.2000s", len(lines), maxPrintedWarnings, errOut)
+	}
+	for i, l := range lines[:maxPrintedWarnings] {
+		if want := fmt.Sprintf("%s:1: warning: order.invoiceDetail[%d].taxExcludedAmount: is 100.01, but Nuonuo will issue 100.00", f, i); !strings.HasPrefix(l, want) {
+			t.Errorf("line %d is %q, want it to start %q", i+1, l, want)
+		}
+	}
+	if last, want := lines[maxPrintedWarnings], fmt.Sprintf("%s:1: %d more warnings not shown (2000 in all)", f, 2000-maxPrintedWarnings); last != want {
+		t.Errorf("last line %q, want %q", last, want)
 	}
 }
