@@ -51,13 +51,22 @@ func clip(s string, n int) string {
 	return s[:cut] + fmt.Sprintf("… (%d bytes cut)", len(s)-cut)
 }
 
+// The ends of the entry that counts what a list left out: a rejected
+// request's violations are corrected and the request sent again, when the
+// validator finds the rest; a request's warnings did not stop it (its
+// result may be issued: a copy sent again gets the stored result).
+const (
+	restOfViolations = ": correct these and send the request again to see the rest"
+	restOfWarnings   = "; warnings do not stop a request"
+)
+
 // listWithin returns the violations that fit budget bytes of text, each
-// message clipped, followed by one entry saying how many were left out. It
-// returns vs itself when all of it fits unclipped. notListed is the number
-// the validator has already left out (Decoded.NotListed), counted by the
-// last entry of vs: if the rest do not fit either, that entry gives way to
-// one counting both.
-func listWithin(vs []schemas.Violation, notListed, budget int) []schemas.Violation {
+// message clipped, followed by one entry saying how many were left out and
+// then rest (restOfViolations or restOfWarnings). It returns vs itself when
+// all of it fits unclipped. notListed is the number the validator has
+// already left out (Decoded.NotListed), counted by the last entry of vs: if
+// the rest do not fit either, that entry gives way to one counting both.
+func listWithin(vs []schemas.Violation, notListed, budget int, rest string) []schemas.Violation {
 	listed := vs
 	if notListed > 0 && len(vs) > 0 && vs[len(vs)-1].Rule == RuleMoreViolations {
 		listed = vs[:len(vs)-1]
@@ -81,7 +90,7 @@ func listWithin(vs []schemas.Violation, notListed, budget int) []schemas.Violati
 		if size > budget {
 			all := len(listed) + notListed
 			return append(out, schemas.Violation{Rule: RuleMoreViolations,
-				Message: fmt.Sprintf("%d more not listed (%d in all): correct these and send the request again to see the rest", all-i, all)})
+				Message: fmt.Sprintf("%d more not listed (%d in all)%s", all-i, all, rest)})
 		}
 		out = append(out, v)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,6 +91,46 @@ func TestThousandsOfViolationsAreRejected(t *testing.T) {
 	}
 	if !strings.HasPrefix(r.Error.Message, fmt.Sprint(len(vs)-1+mustAtoi(t, strings.Fields(last.Message)[0]))) {
 		t.Errorf("message %q does not count every violation", r.Error.Message)
+	}
+	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+}
+
+// A request of 2,000 lines each warned of (a computed_amount warning a
+// line: over half a megabyte of warnings, which with a second warning a
+// line would pass the 1 MiB max_payload) is issued with a result that lists
+// the warnings that fit and ends with an entry counting the rest and all
+// of them. That entry does not tell to correct and send the request again:
+// it was issued, and a copy would get the stored result.
+func TestThousandsOfWarningsAreCounted(t *testing.T) {
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	h.start()
+	// 1.06 with tax at 6% is 1.00 + 0.06 to Nuonuo, which sets the 1.01
+	// given without tax aside: a warning.
+	req := issueRequest(t, nuonuoSeller, "MANY-WARNED", func(o *schemas.Order) {
+		l := o.InvoiceDetail[0]
+		l.Price, l.TaxIncludedAmount, l.TaxExcludedAmount, l.Tax = schemas.ParseAmount("1.06"), schemas.Amount{}, schemas.ParseAmount("1.01"), schemas.ParseAmount("0.06")
+		o.InvoiceDetail = slices.Repeat([]schemas.InvoiceLine{l}, 2000)
+	})
+	if len(req) > 512<<10 {
+		t.Fatalf("request of %d bytes: over the size limit, it would be malformed", len(req))
+	}
+	h.publish(nuonuoSeller, req, "")
+	r := h.waitResult(nuonuoSeller, "MANY-WARNED", 1, 30*time.Second)[0]
+	if r.Status != schemas.StatusIssued || len(r.Invoices) != 1 || r.Invoices[0].TotalAmount.String() != "2120.00" {
+		t.Fatalf("result %s %+v %+v", r.Status, r.Error, r.Invoices)
+	}
+	ws := r.Warnings
+	last := ws[len(ws)-1]
+	// The seller's tax number fails its check character, twice: 2,002.
+	const all = 2002
+	if len(ws) < 10 || last.Rule != pipeline.RuleMoreViolations {
+		t.Fatalf("%d warnings, the last %+v; want a list cut short by an entry counting the rest", len(ws), last)
+	}
+	if want := fmt.Sprintf("%d more not listed (%d in all)", all-(len(ws)-1), all); !strings.HasPrefix(last.Message, want) {
+		t.Errorf("last entry %q, want it to start %q", last.Message, want)
+	}
+	if strings.Contains(last.Message, "send the request again") {
+		t.Errorf("last entry %q tells to send an issued request again", last.Message)
 	}
 	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
 }

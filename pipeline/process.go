@@ -145,7 +145,7 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 	if subjectSeller != "" {
 		out.Seller = subjectSeller
 	}
-	d.Warnings = listWithin(d.Warnings, 0, maxListedBytes)
+	d.Warnings = listWithin(d.Warnings, 0, maxListedBytes, restOfWarnings)
 	o := &order{p: p, m: m, d: d, out: &out, now: p.cfg.Now()}
 	if !d.Valid() {
 		switch recorded, err := p.recordedUnderItsSeller(ctx, d); {
@@ -174,7 +174,7 @@ func (p *Pipeline) Process(ctx context.Context, m *Message) (out Outcome) {
 func violationError(d *schemas.Decoded) *schemas.ErrorInfo {
 	e := d.Error()
 	e.Message, e.Field = clip(e.Message, maxTextBytes), clip(e.Field, maxTextBytes)
-	e.Violations = listWithin(e.Violations, d.NotListed, maxListedBytes)
+	e.Violations = listWithin(e.Violations, d.NotListed, maxListedBytes, restOfViolations)
 	return e
 }
 

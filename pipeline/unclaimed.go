@@ -515,7 +515,7 @@ func (u *unclaimedOrder) record(key schemas.OrderKey, now time.Time) schemas.Ord
 	}
 	if len(u.prints) == 1 {
 		rec.Fingerprint = u.first.Fingerprint
-		rec.Warnings = listWithin(u.first.Warnings, 0, maxListedBytes)
+		rec.Warnings = listWithin(u.first.Warnings, 0, maxListedBytes, restOfWarnings)
 		return rec
 	}
 	prints := make([]string, 0, len(u.prints))
