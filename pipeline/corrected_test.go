@@ -2,8 +2,10 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/fapiaohub/invoicer/providers/jumdata"
 	"github.com/fapiaohub/invoicer/providers/sandbox"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/store"
 	"github.com/nats-io/nats.go"
 )
 
@@ -427,5 +430,91 @@ func TestStaleCopyOfASupersededRequestIsNotSubmitted(t *testing.T) {
 				t.Fatalf("stored: %s %.12s %v; want the correction's record, %s", rec.State, rec.Fingerprint, err, tc.correction)
 			}
 		})
+	}
+}
+
+// failingPuts refuses every write to the order store while fail is set,
+// as a full disk does.
+type failingPuts struct {
+	pipeline.Store
+	fail atomic.Bool
+}
+
+func (f *failingPuts) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if f.fail.Load() {
+		return schemas.OrderRecord{}, fmt.Errorf("%w: no space left on device", store.ErrWriteFailed)
+	}
+	return f.Store.Put(ctx, rec)
+}
+
+func (f *failingPuts) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if f.fail.Load() {
+		return schemas.OrderRecord{}, fmt.Errorf("%w: no space left on device", store.ErrWriteFailed)
+	}
+	return f.Store.PutPatient(ctx, rec)
+}
+
+// A copy of an older request delivered after a later, different request
+// for its order was replayed from the dead-letter stream and answered. The
+// later request was given up without a record of its own (the order store
+// refused its claim on its last delivery), so its replay started the
+// order's record over the older request's; the record keeps when the later
+// request first entered the request stream, which the replay carries
+// (HeaderReplayPublished, as publisher dlq replay sets it from the dead
+// letter), and the older request's copy gets a conflict, nothing
+// submitted. Before, a record started by a replay did not know when its
+// request was published, and the copy started the order over and was
+// invoiced.
+func TestStaleCopyAfterAReplayedRequestIsNotSubmitted(t *testing.T) {
+	ctx := context.Background()
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: 2},
+	}}}})
+	puts := &failingPuts{Store: h.db}
+	p := firstRun(t, h, cfg, puts, nil, false)
+	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "STALE-REPLAY"}
+	older := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, nil))
+	if out := deliverRaw(t, p, older, 1); out.Status != schemas.StatusRejected {
+		t.Fatalf("the older request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+	}
+	// Its acknowledgement is lost: JetStream delivers it again later.
+
+	later := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }))
+	puts.fail.Store(true)
+	out := deliverRaw(t, p, later, cfg.MaxDeliver)
+	puts.fail.Store(false)
+	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
+		t.Fatalf("the later request's last delivery, its claim refused: %s %s %q; want given up", out.Action, out.Event, out.DeadLetter)
+	}
+	h.waitFor("the later request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	dl := h.deadLetters()[0]
+	res := h.waitResult(nuonuoSeller, key.OrderNo, 2, 10*time.Second)
+	olderPrint, laterPrint := res[0].Fingerprint, res[1].Fingerprint
+	if res[1].Status != schemas.StatusFailed || laterPrint == olderPrint {
+		t.Fatalf("the later request's result: %s %.12s; want failed, its own fingerprint", res[1].Status, laterPrint)
+	}
+	if rec, _, err := h.db.Get(ctx, key); err != nil || rec.Fingerprint != olderPrint {
+		t.Fatalf("stored: %.12s (%v); want the older request's record, the later one given up without its own", rec.Fingerprint, err)
+	}
+
+	replay := publishReplayOf(t, h, dl, 1)
+	if out := deliverRaw(t, p, replay, 1); out.Status != schemas.StatusRejected {
+		t.Fatalf("the later request's replay: %s %s %s; want it submitted and rejected", out.Action, out.Event, out.Status)
+	}
+	before := h.orderStats(nuonuoSeller, key.OrderNo)
+
+	out = deliverRaw(t, p, older, 2)
+	if st := h.orderStats(nuonuoSeller, key.OrderNo); st.Submissions != before.Submissions || st.Issuances != 0 {
+		t.Fatalf("sandbox %+v, before the copy %+v: the older request's copy was submitted (%s %s)", st, before, out.Event, out.Status)
+	}
+	if out.Action != pipeline.Ack || out.Status != schemas.StatusConflict {
+		t.Fatalf("the older request's copy: %s %s %s; want a conflict", out.Action, out.Event, out.Status)
+	}
+	rec, _, err := h.db.Get(ctx, key)
+	if err != nil || rec.Fingerprint != laterPrint || !rec.RequestPublishedAt.Equal(later.Time) {
+		t.Fatalf("stored: %.12s, request published %s (%v); want the later request's record, published %s",
+			rec.Fingerprint, rec.RequestPublishedAt, err, later.Time)
 	}
 }

@@ -435,23 +435,44 @@ func (o *order) supersededReplay(old *schemas.OrderRecord) bool {
 // order system sending it anew, publisher publish --new-id) is published
 // after the other and starts the order over: it is the latest request
 // then. A replayed dead letter's publication is the replay's, not the
-// request's: supersededReplay decides those. A record that does not know
-// when its request was published (written before it was kept, or started
-// by a replay) does not tell, and such a copy starts the order over as
-// before.
+// request's: supersededReplay decides those. A record started by a replay
+// keeps when the request it republished first entered the stream, as the
+// replay says (requestPublishedAt). A record that does not know when its
+// request was published (written before it was kept, or started by a
+// replay that did not say, an earlier build's) does not tell, and such a
+// copy starts the order over as before.
 func (o *order) staleCopy(old *schemas.OrderRecord) bool {
 	return old != nil && len(o.m.Header[HeaderReplayOf]) == 0 && !o.m.PublishedAt.IsZero() &&
 		!old.RequestPublishedAt.IsZero() && o.m.PublishedAt.Before(old.RequestPublishedAt)
 }
 
 // requestPublishedAt is the OrderRecord.RequestPublishedAt of a record this
-// request starts: when it entered the request stream, or zero for a
-// replayed dead letter, whose first publication the replay does not carry.
+// request starts: when it entered the request stream; for a replayed dead
+// letter, when the request it republishes first did, as the replay says
+// (replayPublished), zero when it does not.
 func (o *order) requestPublishedAt() time.Time {
 	if len(o.m.Header[HeaderReplayOf]) > 0 {
-		return time.Time{}
+		return replayPublished(o.m)
 	}
 	return o.m.PublishedAt
+}
+
+// replayPublished is when the request that m, a replayed dead letter,
+// republishes first entered the request stream: its HeaderReplayPublished,
+// which publisher dlq replay sets from the dead letter. Zero when m does
+// not carry one that can be read (a replay by an earlier build), or when
+// it is later than m's own publication, which no replay's original can
+// be.
+func replayPublished(m *Message) time.Time {
+	vs := m.Header[HeaderReplayPublished]
+	if len(vs) != 1 {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, vs[0])
+	if err != nil || t.IsZero() || (!m.PublishedAt.IsZero() && t.After(m.PublishedAt)) {
+		return time.Time{}
+	}
+	return t
 }
 
 // busy puts back a delivery whose order another delivery in this process

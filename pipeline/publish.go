@@ -26,7 +26,41 @@ const (
 	// its order's counts afresh when the give-up could not (see
 	// order.restartReplayed).
 	HeaderReplayOf = "Invoice-Replay-Of"
+	// HeaderReplayPublished is set with HeaderReplayOf: when the request
+	// the replay republishes first entered the request stream, by the NATS
+	// server's clock (RFC 3339 with nanoseconds, UTC; ReplayPublished).
+	// The replay's own publication is the replay's: an order's record that
+	// the replay starts keeps this one (OrderRecord.RequestPublishedAt),
+	// so that a copy of an older request delivered after it is not
+	// submitted (order.staleCopy). It is not honoured without
+	// HeaderReplayOf, nor when it is later than the replay's publication.
+	HeaderReplayPublished = "Invoice-Replay-Published"
 )
+
+// ReplayPublished returns the HeaderReplayPublished value of a replay of
+// dl: when the request it holds first entered the request stream. That is
+// dl.PublishedAt, unless dl is the dead letter of a replay (its headers
+// carry HeaderReplayOf): its PublishedAt is then the replay's, and the
+// value is the one the replay carried, "" when it carried none (a replay
+// by an earlier build) or one that cannot be read. "" too when dl does
+// not say when it was published.
+func ReplayPublished(dl *schemas.DeadLetter) string {
+	if len(dl.Headers[HeaderReplayOf]) > 0 {
+		vs := dl.Headers[HeaderReplayPublished]
+		if len(vs) != 1 {
+			return ""
+		}
+		t, err := time.Parse(time.RFC3339Nano, vs[0])
+		if err != nil || t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	if dl.PublishedAt.IsZero() {
+		return ""
+	}
+	return dl.PublishedAt.UTC().Format(time.RFC3339Nano)
+}
 
 // JetStreamPublisher publishes results and dead letters to JetStream and
 // waits for each acknowledgement.

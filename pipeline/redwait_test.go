@@ -282,6 +282,21 @@ func publishReplayed(t *testing.T, h *harness, seller string, data []byte, deadL
 	return publishRawMsg(t, h, m)
 }
 
+// publishReplayOf republishes the request of dl, dead letter #deadLetter,
+// as publisher dlq replay does: on its original subject, marked
+// HeaderReplayOf, and saying when the request first entered the request
+// stream (HeaderReplayPublished, pipeline.ReplayPublished). It returns it
+// as the stream holds it.
+func publishReplayOf(t *testing.T, h *harness, dl schemas.DeadLetter, deadLetter uint64) *jetstream.RawStreamMsg {
+	t.Helper()
+	m := &nats.Msg{Subject: dl.OriginalSubject, Data: dl.Payload, Header: nats.Header{}}
+	m.Header.Set(pipeline.HeaderReplayOf, strconv.FormatUint(deadLetter, 10))
+	if v := pipeline.ReplayPublished(&dl); v != "" {
+		m.Header.Set(pipeline.HeaderReplayPublished, v)
+	}
+	return publishRawMsg(t, h, m)
+}
+
 // issuedBlue issues a jumdata blue invoice for orderNo through p and returns
 // it, as a red confirmation reverses it.
 func issuedBlue(t *testing.T, h *harness, p *pipeline.Pipeline, orderNo string) schemas.Invoice {

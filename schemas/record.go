@@ -104,9 +104,12 @@ type OrderRecord struct {
 	// one Fingerprint names) entered the request stream, by the NATS
 	// server's clock: a different request for the order published before
 	// it (a copy of an older request delivered again late) is not
-	// submitted, as the order system sent this one after it. Zero when not
-	// known: a record written before it was kept, or started by a replayed
-	// dead letter (the replay's publication is not the request's).
+	// submitted, as the order system sent this one after it. A record
+	// started by a replayed dead letter keeps when the request it
+	// republished first entered the stream, which the replay carries
+	// (pipeline.HeaderReplayPublished), not the replay's own publication.
+	// Zero when not known: a record written before it was kept, or started
+	// by a replay that did not carry it (an earlier build's).
 	RequestPublishedAt time.Time `json:"requestPublishedAt,omitzero"`
 	// Refused says that the order was rejected because the provider refused
 	// its submission for good (providers.ErrSubmissionRefused), so that a

@@ -37,6 +37,12 @@ except:
                      time, Unix ns> (new, so the request stream does not drop it
                      as a duplicate of the original)
   Invoice-Replay-Of  <dead-letter seq>
+  Invoice-Replay-Published
+                     when the request first entered the request stream (the
+                     dead letter's publishedAt; for the dead letter of a
+                     replay, the time that replay carried): an order record
+                     the replay starts keeps it, so that a copy of an older
+                     request delivered later is not submitted over it
 Then it marks the dead letter replayed in the key-value bucket
 ` + ReplayBucket + ` (key: the sequence; value: when, the new request's
 sequence, who, and the dead letter's stored time, so that a dead-letter
@@ -248,6 +254,11 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 	// and created again numbers its dead letters afresh.
 	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay:%s:%d:%d", r.dlqName, e.Seq, e.Stored.UnixNano()))
 	msg.Header.Set(pipeline.HeaderReplayOf, strconv.FormatUint(e.Seq, 10))
+	// When the request first entered the request stream, which the
+	// replay's own publication is not: the order record it starts keeps it.
+	if published := pipeline.ReplayPublished(dl); published != "" {
+		msg.Header.Set(pipeline.HeaderReplayPublished, published)
+	}
 	if r.dryRun {
 		fmt.Fprintf(r.out, "%s: would replay to %s (%d bytes)\n", head, msg.Subject, len(dl.Payload))
 		r.t.replayed++
@@ -322,11 +333,13 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 
 // replayHeaders copies a dead letter's original headers for the replayed
 // request, without the JetStream publish expectations (Nats-Expected-*),
-// which were for the original publish and would make this one fail.
+// which were for the original publish and would make this one fail, and
+// without the message id and the replay's own headers, which the replay
+// sets anew.
 func replayHeaders(h map[string][]string) nats.Header {
 	out := nats.Header{}
 	for k, v := range h {
-		if strings.HasPrefix(k, "Nats-Expected-") || k == jetstream.MsgIDHeader || k == pipeline.HeaderReplayOf {
+		if strings.HasPrefix(k, "Nats-Expected-") || k == jetstream.MsgIDHeader || k == pipeline.HeaderReplayOf || k == pipeline.HeaderReplayPublished {
 			continue
 		}
 		out[k] = append([]string(nil), v...)

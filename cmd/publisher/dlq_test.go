@@ -643,3 +643,66 @@ func TestReplayRefusedSaysWhy(t *testing.T) {
 		t.Errorf("a replay the request stream refused: exit %d\n%s", code, out)
 	}
 }
+
+// TestReplaySaysWhenItsRequestWasPublished: a replayed request carries when
+// the request it republishes first entered the request stream
+// (pipeline.HeaderReplayPublished), so that the order record it starts
+// keeps that, not the replay's own publication: the dead letter's
+// PublishedAt; for the dead letter of a replay, whose PublishedAt is the
+// replay's, the time that replay carried; nothing for the dead letter of a
+// replay that carried none (an earlier build's), as its original
+// publication is not known.
+func TestReplaySaysWhenItsRequestWasPublished(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	ctx := context.Background()
+	subj := schemas.Subjects{}
+	original := time.Date(2026, 12, 7, 9, 30, 15, 123456789, time.UTC)
+	replayedAt := original.Add(time.Hour)
+	cases := []struct {
+		orderNo string
+		headers map[string][]string
+		want    string
+	}{
+		{"FIRST-1", nil, "2026-12-07T09:30:15.123456789Z"},
+		{"AGAIN-1", map[string][]string{pipeline.HeaderReplayOf: {"1"}, pipeline.HeaderReplayPublished: {original.Format(time.RFC3339Nano)}},
+			"2026-12-07T09:30:15.123456789Z"},
+		{"EARLIER-1", map[string][]string{pipeline.HeaderReplayOf: {"1"}}, ""},
+	}
+	for _, tc := range cases {
+		payload := issueRequest(t, nuonuoSeller, tc.orderNo)
+		published := original
+		if tc.headers != nil {
+			published = replayedAt // the dead letter of a replay: the replay's publication
+		}
+		b, err := json.Marshal(schemas.DeadLetter{
+			SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OrderNo: tc.orderNo,
+			Error: schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "gave up"}, Deliveries: 20,
+			OriginalSubject: subj.Request(nuonuoSeller), OriginalStream: pipeline.DefaultRequestStream, OriginalSeq: 1,
+			PublishedAt: published, FirstSeen: published, DeadAt: published, Payload: payload, PayloadSize: len(payload),
+			PayloadSHA256: "00", Headers: tc.headers,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.js.Publish(ctx, subj.DeadLetter(schemas.ReasonExhausted, nuonuoSeller), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, errOut, code := env.cli(t, "dlq", "replay", "--all"); code != exitOK || !strings.Contains(out, "replayed 3,") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	msgs := env.requests()
+	if len(msgs) != 3 {
+		t.Fatalf("%d requests replayed, want 3", len(msgs))
+	}
+	for i, tc := range cases {
+		m := msgs[i]
+		if got := m.Header.Values(pipeline.HeaderReplayPublished); (tc.want == "" && len(got) != 0) || (tc.want != "" && (len(got) != 1 || got[0] != tc.want)) {
+			t.Errorf("replay of dead letter #%d (%s): %s %q; want %q", i+1, tc.orderNo, pipeline.HeaderReplayPublished, got, tc.want)
+		}
+		if got := m.Header.Values(pipeline.HeaderReplayOf); len(got) != 1 || got[0] != strconv.Itoa(i+1) {
+			t.Errorf("replay of dead letter #%d: %s %q", i+1, pipeline.HeaderReplayOf, got)
+		}
+	}
+}
