@@ -211,7 +211,10 @@ func (h *horizons) wait() { h.raises.Wait() }
 // when a build before schemas.RuleSubjectSpelling may have taken it), it
 // saves
 // the record a claim would have left: possibly submitted since the
-// earliest of its requests' publications. The order's requests then ask
+// earliest of its requests' publications, and keeping when the first of
+// them entered the stream (OrderRecord.RequestPublishedAt, from which a
+// different request published before it is refused as a stale copy). The
+// order's requests then ask
 // the provider first (a different one conflicts), as after a crash with a
 // claim. When the order's requests there are not all the same request (a
 // corrected one behind the first), it cannot tell which was submitted: the
@@ -485,6 +488,7 @@ type unclaimedOrder struct {
 	first    *schemas.Decoded
 	prov     providers.Provider
 	since    time.Time      // the earliest publication
+	firstAt  time.Time      // first's publication (its stream timestamp)
 	seqs     []uint64       // the requests' stream sequences
 	prints   map[string]int // fingerprint → requests
 }
@@ -494,7 +498,7 @@ func (u *unclaimedOrder) add(m *jetstream.RawStreamMsg, d *schemas.Decoded, prov
 		return
 	}
 	if u.first == nil {
-		u.first, u.prov, u.since, u.prints = d, prov, m.Time, map[string]int{}
+		u.first, u.prov, u.since, u.firstAt, u.prints = d, prov, m.Time, m.Time, map[string]int{}
 	}
 	if m.Time.Before(u.since) {
 		u.since = m.Time
@@ -503,7 +507,12 @@ func (u *unclaimedOrder) add(m *jetstream.RawStreamMsg, d *schemas.Decoded, prov
 	u.prints[d.Fingerprint]++
 }
 
-// record is the record RecoverUnclaimed saves for the order.
+// record is the record RecoverUnclaimed saves for the order. The record of
+// one request (every request found for the order the same) keeps when the
+// first of them entered the request stream, as the claim of the delivery
+// that started it would have (OrderRecord.RequestPublishedAt): a different
+// request for the order published before it is not submitted over it. The
+// record of several different requests names none of them, and keeps none.
 func (u *unclaimedOrder) record(key schemas.OrderKey, now time.Time) schemas.OrderRecord {
 	provider := "the provider"
 	rec := schemas.OrderRecord{
@@ -516,6 +525,7 @@ func (u *unclaimedOrder) record(key schemas.OrderKey, now time.Time) schemas.Ord
 	if len(u.prints) == 1 {
 		rec.Fingerprint = u.first.Fingerprint
 		rec.Warnings = listWithin(u.first.Warnings, 0, maxListedBytes, restOfWarnings)
+		rec.RequestPublishedAt = u.firstAt
 		return rec
 	}
 	prints := make([]string, 0, len(u.prints))

@@ -292,6 +292,12 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	if err != nil || !found || rec.State != schemas.StateSubmitting || rec.Submissions != 1 || !rec.SubmittedAt.Equal(want.Time) {
 		t.Fatalf("WAIT-J stored %+v (found %v, %v): want possibly submitted since %s", rec, found, err, want.Time)
 	}
+	// As a claim would have, the record keeps when its request entered the
+	// request stream: a different request for the order published before
+	// it is not submitted over it (order.staleCopy).
+	if !rec.RequestPublishedAt.Equal(want.Time) {
+		t.Fatalf("WAIT-J stored with its request published %s; want %s, the request's", rec.RequestPublishedAt, want.Time)
+	}
 	if _, found, _ := h.db.Get(ctx, schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "WAIT-N"}); found {
 		t.Fatal("a Nuonuo order was recorded: its requests are always claimed")
 	}
