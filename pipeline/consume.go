@@ -252,12 +252,12 @@ func (l *Loop) Run(ctx context.Context) error {
 			}
 		})
 	}
-	jobs := make(chan jetstream.Msg)
+	jobs := make(chan delivery)
 	var workers sync.WaitGroup
 	for range l.cfg.Workers {
 		workers.Go(func() {
-			for m := range jobs {
-				l.handle(work, m, acks)
+			for d := range jobs {
+				l.handle(work, d, acks)
 			}
 		})
 	}
@@ -338,8 +338,10 @@ func (l *Loop) Run(ctx context.Context) error {
 			_ = m.Nak() // shutting down: hand it back at once rather than after AckWait
 			continue
 		}
+		// The consumer iter pulls from is l.consumer: rebind replaces
+		// both here, before the next message is taken.
 		select {
-		case jobs <- m:
+		case jobs <- delivery{jm: m, consumerCreated: consumerCreated(l.consumer)}:
 		case <-work.Done():
 			_ = m.Nak() // abandoned before a worker was free
 		}
@@ -496,10 +498,27 @@ type pendingAck struct {
 	stop  func() // stops the message's InProgress keep-alive
 }
 
+// delivery is a message taken from the request consumer, with when that
+// durable was created (Message.ConsumerCreated).
+type delivery struct {
+	jm              jetstream.Msg
+	consumerCreated time.Time
+}
+
+// consumerCreated is when c, a durable consumer, was created as its info
+// last read says; zero when it has none.
+func consumerCreated(c jetstream.Consumer) time.Time {
+	if info := c.CachedInfo(); info != nil {
+		return info.Created
+	}
+	return time.Time{}
+}
+
 // handle processes one message and acts on the outcome, or hands it to an
 // acker when its result is still being published. ctx is Run's work
 // context: it ends only when the loop is abandoned.
-func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendingAck) {
+func (l *Loop) handle(ctx context.Context, d delivery, acks chan<- *pendingAck) {
+	jm := d.jm
 	start := time.Now()
 	l.begin()
 	meta, err := jm.Metadata()
@@ -512,13 +531,14 @@ func (l *Loop) handle(ctx context.Context, jm jetstream.Msg, acks chan<- *pendin
 	l.pending.Store(meta.NumPending)
 	l.lastDelivery.Store(start.UnixNano())
 	m := &Message{
-		Subject:     jm.Subject(),
-		Data:        jm.Data(),
-		Header:      jm.Headers(),
-		Stream:      meta.Stream,
-		StreamSeq:   meta.Sequence.Stream,
-		Deliveries:  l.deliveries(meta.Sequence.Stream, int(meta.NumDelivered)),
-		PublishedAt: meta.Timestamp,
+		Subject:         jm.Subject(),
+		Data:            jm.Data(),
+		Header:          jm.Headers(),
+		Stream:          meta.Stream,
+		StreamSeq:       meta.Sequence.Stream,
+		Deliveries:      l.deliveries(meta.Sequence.Stream, int(meta.NumDelivered)),
+		PublishedAt:     meta.Timestamp,
+		ConsumerCreated: d.consumerCreated,
 	}
 	if l.cfg.Paused != nil {
 		if err := l.cfg.Paused(); err != nil {

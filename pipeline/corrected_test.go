@@ -376,16 +376,7 @@ func TestStaleCopyOfASupersededRequestIsNotSubmitted(t *testing.T) {
 			}}}})
 			p := firstRun(t, h, fast, h.db, nil, false)
 			const orderNo = "STALE-1"
-			deliver := func(m *pipeline.Message) pipeline.Outcome {
-				t.Helper()
-				out := p.Process(ctx, m)
-				if out.Published != nil {
-					if err := out.Published(ctx); err != nil {
-						t.Fatal(err)
-					}
-				}
-				return out
-			}
+			deliver := func(m *pipeline.Message) pipeline.Outcome { t.Helper(); return deliverMsg(t, p, m) }
 			h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, orderNo, nil), "")
 			first, firstMsg := fetchNext(t, h)
 			if out := deliver(first); out.Status != schemas.StatusRejected {
@@ -516,5 +507,82 @@ func TestStaleCopyAfterAReplayedRequestIsNotSubmitted(t *testing.T) {
 	if err != nil || rec.Fingerprint != laterPrint || !rec.RequestPublishedAt.Equal(later.Time) {
 		t.Fatalf("stored: %.12s, request published %s (%v); want the later request's record, published %s",
 			rec.Fingerprint, rec.RequestPublishedAt, err, later.Time)
+	}
+}
+
+// Two requests of one stream are ordered by their stream sequences, not by
+// the NATS servers' clocks: the stream leader stamps each request with its
+// own clock, and after a leader change in a cluster the new leader's clock
+// may be behind the old one's, while the stream's sequence goes on from
+// where it was. Here the leader that stored the older request had its
+// clock a second ahead of the one that stored the correction (the message
+// times are set so, as the server would give them at every delivery). The
+// correction, later in the stream, is submitted; the older request's copy
+// delivered after it, earlier in the stream through the same durable, gets
+// a conflict and nothing is submitted; the correction delivered again gets
+// its own stored result. Before, by the timestamps, the
+// correction was refused as a stale copy of the older request, and once
+// it was answered the older request's copy would have started the order
+// over and been invoiced.
+func TestStaleCopyIsJudgedByItsStreamSequence(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: 2},
+	}}}})
+	p := firstRun(t, h, fast, h.db, nil, false)
+	const orderNo = "SKEWED-LEADER"
+	const ahead = time.Second // the first leader's clock against the second's
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, orderNo, nil), "")
+	first, firstMsg := fetchNext(t, h)
+	first.PublishedAt = first.PublishedAt.Add(ahead)
+	if out := deliverMsg(t, p, first); out.Status != schemas.StatusRejected {
+		t.Fatalf("the older request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+	}
+	// Its acknowledgement is lost: JetStream delivers it again later.
+
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, orderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
+	second, secondMsg := fetchNext(t, h)
+	if second.StreamSeq <= first.StreamSeq || !second.PublishedAt.Before(first.PublishedAt) {
+		t.Fatalf("the correction #%d at %s, the older request #%d at %s: want it later in the stream, stamped earlier",
+			second.StreamSeq, second.PublishedAt, first.StreamSeq, first.PublishedAt)
+	}
+	if out := deliverMsg(t, p, second); out.Status != schemas.StatusRejected {
+		t.Fatalf("the correction: %s %s %s; want it submitted (and rejected), not refused as a stale copy", out.Action, out.Event, out.Status)
+	}
+	// Delivered again itself (its acknowledgement lost), the correction is
+	// never a stale copy of its own record: its stored result again.
+	if err := secondMsg.Nak(); err != nil {
+		t.Fatal(err)
+	}
+	secondAgain, secondAgainMsg := fetchNext(t, h)
+	if secondAgain.StreamSeq != second.StreamSeq {
+		t.Fatalf("delivered #%d; want the correction #%d again", secondAgain.StreamSeq, second.StreamSeq)
+	}
+	if out := deliverMsg(t, p, secondAgain); out.Event != pipeline.EventReplayed || out.Status != schemas.StatusRejected {
+		t.Fatalf("the correction delivered again: %s %s %s; want its stored result", out.Action, out.Event, out.Status)
+	}
+	if err := secondAgainMsg.DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := h.orderStats(nuonuoSeller, orderNo)
+
+	if err := firstMsg.Nak(); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := fetchNext(t, h)
+	if again.StreamSeq != first.StreamSeq || again.Deliveries != 2 {
+		t.Fatalf("delivered #%d (delivery %d); want the older request #%d again", again.StreamSeq, again.Deliveries, first.StreamSeq)
+	}
+	again.PublishedAt = again.PublishedAt.Add(ahead)
+	out := deliverMsg(t, p, again)
+	if st := h.orderStats(nuonuoSeller, orderNo); st.Submissions != before.Submissions || st.Issuances != 0 {
+		t.Fatalf("sandbox %+v, before the copy %+v: the older request's copy was submitted (%s %s)", st, before, out.Event, out.Status)
+	}
+	if out.Action != pipeline.Ack || out.Status != schemas.StatusConflict {
+		t.Fatalf("the older request's copy: %s %s %s; want a conflict", out.Action, out.Event, out.Status)
+	}
+	res := h.waitResult(nuonuoSeller, orderNo, 3, 10*time.Second)
+	if c := res[2]; c.Error == nil || !strings.Contains(c.Error.Message, "superseded") {
+		t.Fatalf("the copy's result: %s %+v; want a conflict saying that the correction superseded it", c.Status, c.Error)
 	}
 }

@@ -18,10 +18,19 @@
 //  2. Look the order up in the store and apply the fingerprint rules
 //     (schemas.Decide). Issued or rejected with the same fingerprint → the
 //     stored result again, no provider call. A different request reusing a
-//     taken order number → "conflict" result. One delivery of an order is
-//     processed at a time: a delivery that finds another delivery of its
-//     order in progress (a copy of the request, a corrected one, a
-//     redelivery racing a slow worker) does not wait for it, which would
+//     taken order number → "conflict" result. So does a different request
+//     published before the one that the order's rejected or failed record
+//     holds (a copy of an older request delivered again after its
+//     correction was answered; a replayed dead letter's that the record
+//     lists as superseded), instead of starting the order over: the record
+//     keeps where and when its request entered the request stream, and two
+//     requests delivered through the same durable are ordered by their
+//     stream sequences, others by the server's timestamps
+//     (OrderRecord.RequestStreamSeq, RequestPublishedAt). One delivery of
+//     an order is processed at a time: a delivery that finds another
+//     delivery of its order in progress (a copy of the request, a
+//     corrected one, a redelivery racing a slow worker) does not wait for
+//     it, which would
 //     hold a worker for as long as the other talks to the provider, but is
 //     put back for half to all of Config.RetryBase (event "busy"), and
 //     handled as it would have been once the other is done. Those

@@ -24,6 +24,15 @@ type Message struct {
 	Deliveries int
 	// PublishedAt is when the message entered the stream.
 	PublishedAt time.Time
+	// ConsumerCreated is when the durable consumer that delivered the
+	// message was created, zero when not known. The server deletes a
+	// durable with its stream, so two messages delivered through the same
+	// durable (the same Stream and ConsumerCreated) are in the same stream,
+	// not one deleted and created again, whose sequences start over: their
+	// StreamSeq order them as they entered it, whatever the servers'
+	// clocks said (PublishedAt is the stream leader's clock, which a leader
+	// change in a cluster may set back).
+	ConsumerCreated time.Time
 }
 
 // Action is what the consume loop does with a message once processed.

@@ -274,8 +274,8 @@ func (o *order) run(ctx context.Context) {
 		msg := fmt.Sprintf("order %s of seller %s was started over by a later, different request (fingerprint %.12s…, %s now): this replayed request was superseded by it, and nothing was sent to the provider. Replay the later request's dead letter; to have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
 			o.key.OrderNo, o.key.Seller, old.Fingerprint, old.State)
 		if len(o.m.Header[HeaderReplayOf]) == 0 {
-			msg = fmt.Sprintf("order %s of seller %s is %s for a later, different request (fingerprint %.12s…), published after this one (at %s, this one at %s): this request was superseded by it, and nothing was sent to the provider. To have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
-				o.key.OrderNo, o.key.Seller, old.State, old.Fingerprint, old.RequestPublishedAt.UTC().Format(time.RFC3339Nano), o.m.PublishedAt.UTC().Format(time.RFC3339Nano))
+			msg = fmt.Sprintf("order %s of seller %s is %s for a later, different request (fingerprint %.12s…), published after this one (that one %s, this one %s): this request was superseded by it, and nothing was sent to the provider. To have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
+				o.key.OrderNo, o.key.Seller, old.State, old.Fingerprint, recordedAt(old), o.requestAt())
 		}
 		o.answerUnstored(ctx, schemas.StatusConflict, &schemas.ErrorInfo{Code: schemas.CodeConflict, Field: "orderNo", Message: msg}, EventConflict)
 		return
@@ -335,8 +335,9 @@ func (o *order) run(ctx context.Context) {
 	if decision == schemas.DecideSubmit {
 		o.rec = schemas.OrderRecord{
 			Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind, Fingerprint: o.d.Fingerprint,
-			Provider: prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings, RequestPublishedAt: o.requestPublishedAt(),
+			Provider: prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings,
 		}
+		o.requestAt().keepIn(&o.rec)
 		if old != nil {
 			o.rec.Version = old.Version // a corrected request starts over
 			o.rec.Supersede(old)
@@ -425,36 +426,111 @@ func (o *order) supersededReplay(old *schemas.OrderRecord) bool {
 
 // staleCopy reports whether the request, not a replayed dead letter, was
 // published before the different request that old, the order's record
-// that this request would start over, holds (OrderRecord.RequestPublishedAt,
-// both the request stream's timestamps): a copy of an older request
-// delivered after its correction was answered (JetStream delivering it
-// again once its acknowledgement was lost, or after a delay that let the
-// correction through first). The order system sent the other request after
-// this one; were this one submitted, the outdated request would be
-// invoiced over its correction. The same request published again (the
-// order system sending it anew, publisher publish --new-id) is published
-// after the other and starts the order over: it is the latest request
-// then. A replayed dead letter's publication is the replay's, not the
-// request's: supersededReplay decides those. A record started by a replay
-// keeps when the request it republished first entered the stream, as the
-// replay says (requestPublishedAt). A record that does not know when its
+// that this request would start over, holds (requestAt.before): a copy of
+// an older request delivered after its correction was answered (JetStream
+// delivering it again once its acknowledgement was lost, or after a delay
+// that let the correction through first). The order system sent the other
+// request after this one; were this one submitted, the outdated request
+// would be invoiced over its correction. The same request published again
+// (the order system sending it anew, publisher publish --new-id) is
+// published after the other and starts the order over: it is the latest
+// request then. A replayed dead letter's publication is the replay's, not
+// the request's: supersededReplay decides those. A record started by a
+// replay keeps when the request it republished first entered the stream,
+// as the replay says (requestAt). A record that does not know when its
 // request was published (written before it was kept, or started by a
 // replay that did not say, an earlier build's) does not tell, and such a
 // copy starts the order over as before.
 func (o *order) staleCopy(old *schemas.OrderRecord) bool {
-	return old != nil && len(o.m.Header[HeaderReplayOf]) == 0 && !o.m.PublishedAt.IsZero() &&
-		!old.RequestPublishedAt.IsZero() && o.m.PublishedAt.Before(old.RequestPublishedAt)
+	return old != nil && len(o.m.Header[HeaderReplayOf]) == 0 && o.requestAt().before(recordedAt(old))
 }
 
-// requestPublishedAt is the OrderRecord.RequestPublishedAt of a record this
-// request starts: when it entered the request stream; for a replayed dead
-// letter, when the request it republishes first did, as the replay says
-// (replayPublished), zero when it does not.
-func (o *order) requestPublishedAt() time.Time {
+// requestAt is where and when a request entered the request stream: the
+// stream and the request's sequence there, when the durable consumer that
+// delivered it was created (Message.ConsumerCreated), and the stream's
+// timestamp. A field not known is zero.
+type requestAt struct {
+	stream          string
+	seq             uint64
+	consumerCreated time.Time
+	publishedAt     time.Time
+}
+
+// requestAt is where and when this request entered the request stream, as
+// the record it starts keeps it (keepIn): the message's own; for a
+// replayed dead letter only when the request it republishes first did, as
+// the replay says (replayPublished), zero when it does not: the replay's
+// place in the stream is the replay's, not the request's.
+func (o *order) requestAt() requestAt {
 	if len(o.m.Header[HeaderReplayOf]) > 0 {
-		return replayPublished(o.m)
+		return requestAt{publishedAt: replayPublished(o.m)}
 	}
-	return o.m.PublishedAt
+	return requestAt{stream: o.m.Stream, seq: o.m.StreamSeq, consumerCreated: o.m.ConsumerCreated, publishedAt: o.m.PublishedAt}
+}
+
+// recordedAt is where and when the request of rec entered the request
+// stream, as rec keeps it: zero fields for a record written before they
+// were kept.
+func recordedAt(rec *schemas.OrderRecord) requestAt {
+	return requestAt{stream: rec.RequestStream, seq: rec.RequestStreamSeq, consumerCreated: rec.RequestConsumerCreated,
+		publishedAt: rec.RequestPublishedAt}
+}
+
+// keepIn sets the record rec, which a's request starts, to keep a.
+func (a requestAt) keepIn(rec *schemas.OrderRecord) {
+	rec.RequestStream, rec.RequestStreamSeq, rec.RequestConsumerCreated, rec.RequestPublishedAt = a.stream, a.seq, a.consumerCreated, a.publishedAt
+}
+
+// sameStream reports whether a and b are known to be in the same request
+// stream, never one deleted and created again between them: both delivered
+// through one durable consumer (the same stream name and consumer
+// creation), which the server deletes with its stream.
+func (a requestAt) sameStream(b requestAt) bool {
+	return a.stream != "" && a.stream == b.stream && a.seq != 0 && b.seq != 0 &&
+		!a.consumerCreated.IsZero() && a.consumerCreated.Equal(b.consumerCreated)
+}
+
+// before reports whether a entered the request stream before b. In the same
+// stream (sameStream) the stream sequences say, and nothing else: a
+// request is never before itself (the same sequence), and the timestamps,
+// which the stream leaders' clocks set, do not count (after a leader change
+// in a cluster the new leader's clock may be behind the old one's, while
+// the sequence goes on). Otherwise, as for a stream deleted and created
+// again (its sequences start over), the timestamps say, strictly: the same
+// instant is not before, unless both are of a stream of the same name with
+// sequences known, whose order then breaks the tie. Not before when either
+// timestamp is not known.
+func (a requestAt) before(b requestAt) bool {
+	if a.sameStream(b) {
+		return a.seq < b.seq
+	}
+	if a.publishedAt.IsZero() || b.publishedAt.IsZero() {
+		return false
+	}
+	if a.publishedAt.Equal(b.publishedAt) {
+		return a.stream != "" && a.stream == b.stream && a.seq != 0 && b.seq != 0 && a.seq < b.seq
+	}
+	return a.publishedAt.Before(b.publishedAt)
+}
+
+// String says where and when the request entered the stream, for a
+// conflict's message: "#12 of INVOICE_REQUESTS at <RFC 3339>", or what of
+// it is known.
+func (a requestAt) String() string {
+	var s string
+	if a.seq != 0 && a.stream != "" {
+		s = fmt.Sprintf("#%d of %s", a.seq, a.stream)
+	}
+	if !a.publishedAt.IsZero() {
+		if s != "" {
+			s += " "
+		}
+		s += "at " + a.publishedAt.UTC().Format(time.RFC3339Nano)
+	}
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 // replayPublished is when the request that m, a replayed dead letter,
@@ -1028,8 +1104,8 @@ func (o *order) giveUp(ctx context.Context, event string, why *schemas.ErrorInfo
 	if event != EventError && o.prov != nil {
 		if o.rec.Seller == "" { // never claimed (a held seller, an earlier request in doubt): start the record here
 			o.rec = schemas.OrderRecord{Seller: o.key.Seller, OrderNo: o.key.OrderNo, Kind: o.req.Kind,
-				Fingerprint: o.d.Fingerprint, Provider: o.prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings,
-				RequestPublishedAt: o.requestPublishedAt()}
+				Fingerprint: o.d.Fingerprint, Provider: o.prov.Name(), ReceivedAt: o.now, Warnings: o.d.Warnings}
+			o.requestAt().keepIn(&o.rec)
 			stored, found, err := o.p.lookup(ctx, o.key)
 			switch {
 			case err != nil:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -376,4 +377,55 @@ func (l *logLines) withField(t *testing.T, field string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// A request stream deleted and created again numbers its requests from 1
+// again: a correction published to the new stream has a lower sequence
+// (#1) than the older request whose record it finds (#4, behind three
+// requests rejected as invalid). It is the later request, and it starts the
+// order over rather than being refused as a stale copy: two requests are
+// ordered by their sequences only when delivered through the same durable,
+// which the server deletes with its stream (the records the loop writes
+// keep the durable's creation), and by their timestamps otherwise.
+func TestCorrectionInARecreatedRequestStreamIsNotAStaleCopy(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast, recreate: true, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: 1},
+	}}}})
+	h.start()
+	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "RECREATED-STALE"}
+	for i := range 3 {
+		h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, fmt.Sprintf("INVALID-%d", i), func(o *schemas.Order) { o.BuyerName = "" }), "")
+	}
+	older := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, nil))
+	if r := h.waitResult(key.Seller, key.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusRejected {
+		t.Fatalf("the older request: %s %+v; want rejected", r.Status, r.Error)
+	}
+	oldDurable := h.cons.CachedInfo().Created
+	rec, _, err := h.db.Get(ctx, key)
+	if err != nil || rec.RequestStream != pipeline.DefaultRequestStream || rec.RequestStreamSeq != older.Sequence ||
+		!rec.RequestConsumerCreated.Equal(oldDurable) || !rec.RequestPublishedAt.Equal(older.Time) {
+		t.Fatalf("the older request's record keeps %s #%d (durable of %s) at %s (%v); want %s #%d (durable of %s) at %s",
+			rec.RequestStream, rec.RequestStreamSeq, rec.RequestConsumerCreated, rec.RequestPublishedAt, err,
+			pipeline.DefaultRequestStream, older.Sequence, oldDurable, older.Time)
+	}
+	h.waitFor("the old stream to empty", 10*time.Second, h.requestStreamEmpty)
+
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the request stream and its consumer created again", 20*time.Second, func() bool {
+		_, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+		return err == nil && h.loop.Bound() && h.loop.Missing() == nil
+	})
+	h.publishRetrying(nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }),
+		"correction-in-the-new-stream", 20*time.Second)
+	res := h.waitResult(key.Seller, key.OrderNo, 2, 10*time.Second)
+	if r := res[1]; r.Status != schemas.StatusIssued || r.Fingerprint == res[0].Fingerprint {
+		t.Fatalf("the correction in the new stream: %s %+v; want it issued, not refused as a stale copy", r.Status, r.Error)
+	}
+	rec = h.issuedRecord(key)
+	if rec.RequestStreamSeq != 1 || rec.RequestConsumerCreated.IsZero() || rec.RequestConsumerCreated.Equal(oldDurable) {
+		t.Fatalf("the correction's record keeps #%d, durable of %s; want #1, the new durable's", rec.RequestStreamSeq, rec.RequestConsumerCreated)
+	}
 }

@@ -211,9 +211,10 @@ func (h *horizons) wait() { h.raises.Wait() }
 // when a build before schemas.RuleSubjectSpelling may have taken it), it
 // saves
 // the record a claim would have left: possibly submitted since the
-// earliest of its requests' publications, and keeping when the first of
-// them entered the stream (OrderRecord.RequestPublishedAt, from which a
-// different request published before it is refused as a stale copy). The
+// earliest of its requests' publications, and keeping where and when the
+// first of them entered the stream (OrderRecord.RequestPublishedAt and
+// RequestStreamSeq, from which a different request published before it is
+// refused as a stale copy). The
 // order's requests then ask
 // the provider first (a different one conflicts), as after a crash with a
 // claim. When the order's requests there are not all the same request (a
@@ -437,7 +438,7 @@ func (p *Pipeline) recordUnclaimed(ctx context.Context, stream jetstream.Stream,
 			if err != nil {
 				return 0, fmt.Errorf("recover unclaimed requests: request #%d: %w", m.Sequence, err)
 			}
-			u = &unclaimedOrder{recorded: found}
+			u = &unclaimedOrder{recorded: found, stream: ci.Stream, consumerCreated: ci.Created}
 			orders[key] = u
 			keys = append(keys, key)
 		}
@@ -489,8 +490,12 @@ type unclaimedOrder struct {
 	prov     providers.Provider
 	since    time.Time      // the earliest publication
 	firstAt  time.Time      // first's publication (its stream timestamp)
-	seqs     []uint64       // the requests' stream sequences
+	seqs     []uint64       // the requests' stream sequences, first's first
 	prints   map[string]int // fingerprint → requests
+	// stream and consumerCreated are the request stream's name and the
+	// creation of its durable consumer, which delivers the requests.
+	stream          string
+	consumerCreated time.Time
 }
 
 func (u *unclaimedOrder) add(m *jetstream.RawStreamMsg, d *schemas.Decoded, prov providers.Provider) {
@@ -508,9 +513,10 @@ func (u *unclaimedOrder) add(m *jetstream.RawStreamMsg, d *schemas.Decoded, prov
 }
 
 // record is the record RecoverUnclaimed saves for the order. The record of
-// one request (every request found for the order the same) keeps when the
-// first of them entered the request stream, as the claim of the delivery
-// that started it would have (OrderRecord.RequestPublishedAt): a different
+// one request (every request found for the order the same) keeps where and
+// when the first of them entered the request stream, as the claim of the
+// delivery that started it would have (OrderRecord.RequestPublishedAt,
+// RequestStream, RequestStreamSeq, RequestConsumerCreated): a different
 // request for the order published before it is not submitted over it. The
 // record of several different requests names none of them, and keeps none.
 func (u *unclaimedOrder) record(key schemas.OrderKey, now time.Time) schemas.OrderRecord {
@@ -525,7 +531,7 @@ func (u *unclaimedOrder) record(key schemas.OrderKey, now time.Time) schemas.Ord
 	if len(u.prints) == 1 {
 		rec.Fingerprint = u.first.Fingerprint
 		rec.Warnings = listWithin(u.first.Warnings, 0, maxListedBytes, restOfWarnings)
-		rec.RequestPublishedAt = u.firstAt
+		requestAt{stream: u.stream, seq: u.seqs[0], consumerCreated: u.consumerCreated, publishedAt: u.firstAt}.keepIn(&rec)
 		return rec
 	}
 	prints := make([]string, 0, len(u.prints))

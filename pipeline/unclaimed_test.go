@@ -131,7 +131,8 @@ func fetchNext(t *testing.T, h *harness) (*pipeline.Message, jetstream.Msg) {
 		t.Fatal(err)
 	}
 	return &pipeline.Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Stream: meta.Stream,
-		StreamSeq: meta.Sequence.Stream, Deliveries: int(meta.NumDelivered), PublishedAt: meta.Timestamp}, jm
+		StreamSeq: meta.Sequence.Stream, Deliveries: int(meta.NumDelivered), PublishedAt: meta.Timestamp,
+		ConsumerCreated: cons.CachedInfo().Created}, jm
 }
 
 // crashWhile processes m through p as a run that crashes before it could
@@ -143,6 +144,19 @@ func crashWhile(t *testing.T, p *pipeline.Pipeline, m *pipeline.Message, putBack
 		_ = out.Published(context.Background())
 	}
 	putBack()
+	return out
+}
+
+// deliverMsg processes m through p and waits for its result's
+// acknowledgement, as the consume loop does before it acknowledges m.
+func deliverMsg(t *testing.T, p *pipeline.Pipeline, m *pipeline.Message) pipeline.Outcome {
+	t.Helper()
+	out := p.Process(context.Background(), m)
+	if out.Published != nil {
+		if err := out.Published(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return out
 }
 
@@ -295,8 +309,11 @@ func TestRecoverUnclaimedRecordsOnlyWhatMayHaveBeenSubmitted(t *testing.T) {
 	// As a claim would have, the record keeps when its request entered the
 	// request stream: a different request for the order published before
 	// it is not submitted over it (order.staleCopy).
-	if !rec.RequestPublishedAt.Equal(want.Time) {
-		t.Fatalf("WAIT-J stored with its request published %s; want %s, the request's", rec.RequestPublishedAt, want.Time)
+	if !rec.RequestPublishedAt.Equal(want.Time) || rec.RequestStream != pipeline.DefaultRequestStream || rec.RequestStreamSeq != want.Sequence ||
+		!rec.RequestConsumerCreated.Equal(h.cons.CachedInfo().Created) {
+		t.Fatalf("WAIT-J stored with its request %s #%d (durable of %s) at %s; want the request's, %s #%d (durable of %s) at %s",
+			rec.RequestStream, rec.RequestStreamSeq, rec.RequestConsumerCreated, rec.RequestPublishedAt,
+			pipeline.DefaultRequestStream, want.Sequence, h.cons.CachedInfo().Created, want.Time)
 	}
 	if _, found, _ := h.db.Get(ctx, schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "WAIT-N"}); found {
 		t.Fatal("a Nuonuo order was recorded: its requests are always claimed")

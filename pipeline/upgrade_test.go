@@ -384,9 +384,15 @@ func claimedBefore(t *testing.T, h *harness, data []byte, ago time.Duration) {
 	}
 }
 
+// earlierBuildKeys are the keys of an order record that asEarlierBuild
+// leaves out.
+var earlierBuildKeys = []string{"superseded", "replayPublishedAt", "requestPublishedAt", "requestStream", "requestStreamSeq", "requestConsumerCreated"}
+
 // asEarlierBuild rewrites the order's record as a build before
-// OrderRecord.Superseded, ReplayPublishedAt and RequestPublishedAt wrote
-// it: without those keys. It returns the record as the store then holds it.
+// OrderRecord.Superseded, ReplayPublishedAt, RequestPublishedAt and the
+// request's place in the stream (RequestStream, RequestStreamSeq,
+// RequestConsumerCreated) wrote it: without those keys. It returns the
+// record as the store then holds it.
 func asEarlierBuild(t *testing.T, h *harness, key schemas.OrderKey) schemas.OrderRecord {
 	t.Helper()
 	ctx := context.Background()
@@ -398,9 +404,9 @@ func asEarlierBuild(t *testing.T, h *harness, key schemas.OrderKey) schemas.Orde
 	if err := json.Unmarshal(mustJSON(t, rec), &m); err != nil {
 		t.Fatal(err)
 	}
-	delete(m, "superseded")
-	delete(m, "replayPublishedAt")
-	delete(m, "requestPublishedAt")
+	for _, k := range earlierBuildKeys {
+		delete(m, k)
+	}
 	var legacy schemas.OrderRecord
 	if err := json.Unmarshal(mustJSON(t, m), &legacy); err != nil {
 		t.Fatal(err)
@@ -409,8 +415,8 @@ func asEarlierBuild(t *testing.T, h *harness, key schemas.OrderKey) schemas.Orde
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{`"superseded"`, `"replayPublishedAt"`, `"requestPublishedAt"`} {
-		if b := mustJSON(t, stored); strings.Contains(string(b), k) {
+	for _, k := range earlierBuildKeys {
+		if b := mustJSON(t, stored); strings.Contains(string(b), `"`+k+`"`) {
 			t.Fatalf("the earlier build's record has %s: %s", k, b)
 		}
 	}

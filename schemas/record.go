@@ -111,6 +111,21 @@ type OrderRecord struct {
 	// Zero when not known: a record written before it was kept, or started
 	// by a replay that did not carry it (an earlier build's).
 	RequestPublishedAt time.Time `json:"requestPublishedAt,omitzero"`
+	// RequestStream, RequestStreamSeq and RequestConsumerCreated say where
+	// that request was in the request stream: the stream's name, the
+	// request's sequence there, and when the durable consumer that
+	// delivered it was created. A request delivered through the same
+	// durable (the same stream and creation: the server deletes a durable
+	// with its stream) is in the same stream, never one deleted and
+	// created again, and the sequences order the two as they entered it;
+	// the timestamps are the stream leaders' clocks, which a leader change
+	// in a cluster may set back. Otherwise RequestPublishedAt orders them.
+	// Empty when not known: a record written before they were kept, or
+	// started by a replayed dead letter (the replay's place in the stream
+	// is not the request's).
+	RequestStream          string    `json:"requestStream,omitempty"`
+	RequestStreamSeq       uint64    `json:"requestStreamSeq,omitempty"`
+	RequestConsumerCreated time.Time `json:"requestConsumerCreated,omitzero"`
 	// Refused says that the order was rejected because the provider refused
 	// its submission for good (providers.ErrSubmissionRefused), so that a
 	// corrected request starts over under a key of its own (Restarts).
