@@ -586,3 +586,55 @@ func TestStaleCopyIsJudgedByItsStreamSequence(t *testing.T) {
 		t.Fatalf("the copy's result: %s %+v; want a conflict saying that the correction superseded it", c.Status, c.Error)
 	}
 }
+
+// The replayed dead letter of an older request that was given up without a
+// record of its own (the order store refused its claim on its last
+// delivery), replayed after a later, different request for its order
+// started the order and was rejected. The record does not list the older
+// request as superseded (it never held the order), but it keeps when its
+// own request entered the request stream, and the replay says when the
+// older request did (HeaderReplayPublished): it was published before, so
+// it gets a conflict saying that the later request superseded it, and
+// nothing is submitted. Before, a replay was judged only by the record's
+// list, and the outdated request was invoiced over the later one.
+func TestReplayOfAnOlderRequestGivenUpWithoutARecordIsNotSubmitted(t *testing.T) {
+	ctx := context.Background()
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: 1},
+	}}}})
+	puts := &failingPuts{Store: h.db}
+	p := firstRun(t, h, cfg, puts, nil, false)
+	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "OLDER-REPLAY"}
+	older := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, nil))
+	puts.fail.Store(true)
+	out := deliverRaw(t, p, older, cfg.MaxDeliver)
+	puts.fail.Store(false)
+	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
+		t.Fatalf("the older request's last delivery, its claim refused: %s %s %q; want given up", out.Action, out.Event, out.DeadLetter)
+	}
+	if _, found, err := h.db.Get(ctx, key); found || err != nil {
+		t.Fatalf("the order has a record (%v): want the older request given up without one", err)
+	}
+	h.waitFor("the older request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	dl := h.deadLetters()[0]
+
+	later := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }))
+	if out := deliverRaw(t, p, later, 1); out.Status != schemas.StatusRejected {
+		t.Fatalf("the later request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+	}
+	before := h.orderStats(nuonuoSeller, key.OrderNo)
+
+	out = deliverRaw(t, p, publishReplayOf(t, h, dl, 1), 1)
+	if st := h.orderStats(nuonuoSeller, key.OrderNo); st.Submissions != before.Submissions || st.Issuances != 0 {
+		t.Fatalf("sandbox %+v, before the replay %+v: the older request's replay was submitted (%s %s)", st, before, out.Event, out.Status)
+	}
+	if out.Action != pipeline.Ack || out.Status != schemas.StatusConflict {
+		t.Fatalf("the older request's replay: %s %s %s; want a conflict", out.Action, out.Event, out.Status)
+	}
+	res := h.waitResult(nuonuoSeller, key.OrderNo, 3, 10*time.Second)
+	if c := res[2]; c.Error == nil || !strings.Contains(c.Error.Message, "superseded") || c.Fingerprint != res[0].Fingerprint {
+		t.Fatalf("the replay's result: %s %+v; want a conflict saying that the later request superseded it", c.Status, c.Error)
+	}
+}

@@ -273,7 +273,7 @@ func (o *order) run(ctx context.Context) {
 		o.out.Provider = old.Provider
 		msg := fmt.Sprintf("order %s of seller %s was started over by a later, different request (fingerprint %.12s…, %s now): this replayed request was superseded by it, and nothing was sent to the provider. Replay the later request's dead letter; to have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
 			o.key.OrderNo, o.key.Seller, old.Fingerprint, old.State)
-		if len(o.m.Header[HeaderReplayOf]) == 0 {
+		if !o.supersededReplay(old) { // a stale copy, or the replay of one
 			msg = fmt.Sprintf("order %s of seller %s is %s for a later, different request (fingerprint %.12s…), published after this one (that one %s, this one %s): this request was superseded by it, and nothing was sent to the provider. To have this request invoiced instead, publish it again as a new request (publisher publish --new-id)",
 				o.key.OrderNo, o.key.Seller, old.State, old.Fingerprint, recordedAt(old), o.requestAt())
 		}
@@ -418,31 +418,36 @@ func (o *order) restartReplayed(rec *schemas.OrderRecord) {
 // replay answered a conflict. The same request published again without
 // the mark (the order system sending it anew) starts the order over: it is
 // the latest request then, unless it was published before the request the
-// record holds (staleCopy). A record written before the list was kept does
-// not tell, and such a replay starts the order over as before.
+// record holds (staleCopy, which judges a replay of a request the list
+// does not name too). A record written before the list was kept does not
+// tell, and such a replay starts the order over as before unless staleCopy
+// tells.
 func (o *order) supersededReplay(old *schemas.OrderRecord) bool {
 	return old != nil && len(o.m.Header[HeaderReplayOf]) > 0 && slices.Contains(old.Superseded, o.d.Fingerprint)
 }
 
-// staleCopy reports whether the request, not a replayed dead letter, was
-// published before the different request that old, the order's record
-// that this request would start over, holds (requestAt.before): a copy of
-// an older request delivered after its correction was answered (JetStream
-// delivering it again once its acknowledgement was lost, or after a delay
-// that let the correction through first). The order system sent the other
-// request after this one; were this one submitted, the outdated request
-// would be invoiced over its correction. The same request published again
-// (the order system sending it anew, publisher publish --new-id) is
-// published after the other and starts the order over: it is the latest
-// request then. A replayed dead letter's publication is the replay's, not
-// the request's: supersededReplay decides those. A record started by a
-// replay keeps when the request it republished first entered the stream,
-// as the replay says (requestAt). A record that does not know when its
-// request was published (written before it was kept, or started by a
-// replay that did not say, an earlier build's) does not tell, and such a
-// copy starts the order over as before.
+// staleCopy reports whether the request was published before the
+// different request that old, the order's record that this request would
+// start over, holds (requestAt.before): a copy of an older request
+// delivered after its correction was answered (JetStream delivering it
+// again once its acknowledgement was lost, or after a delay that let the
+// correction through first), or the replayed dead letter of an older
+// request that old does not list as superseded (given up without a record
+// of its own, another request's record there). The order system sent the
+// other request after this one; were this one submitted, the outdated
+// request would be invoiced over its correction. The same request
+// published again (the order system sending it anew, publisher publish
+// --new-id) is published after the other and starts the order over: it is
+// the latest request then. A replayed dead letter's publication is the
+// replay's, not the request's: a replay is judged by when the request it
+// republishes first entered the stream, as it says (requestAt), and a
+// record started by a replay keeps that. A request or a record that does
+// not know when its request was published (a record written before it was
+// kept; a replay that did not say, an earlier build's, or a record it
+// started) does not tell, and such a request starts the order over as
+// before.
 func (o *order) staleCopy(old *schemas.OrderRecord) bool {
-	return old != nil && len(o.m.Header[HeaderReplayOf]) == 0 && o.requestAt().before(recordedAt(old))
+	return old != nil && o.requestAt().before(recordedAt(old))
 }
 
 // requestAt is where and when a request entered the request stream: the
