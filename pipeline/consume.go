@@ -459,19 +459,22 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 // counts its deliveries afresh. A stream created again gets its own
 // unclaimed mark (named after its creation), as RecoverUnclaimed would
 // have given it. The log says truly what happened: this instance created
-// the stream again; or it found the stream there, created again by
-// another party (one created after the durable that was deleted); or the
-// durable alone was deleted, and the stream kept its requests.
+// the stream again (with this try, or an earlier one whose answer was
+// lost: a stream newer than the durable that was deleted, bearing this
+// instance's mark); or it found the stream there, created again by
+// another party (newer than the durable, with another mark or none); or
+// the durable alone was deleted, and the stream kept its requests.
 func (l *Loop) rebound(rc RecreatedConsumer) {
 	old := l.consumer.CachedInfo()
 	renewed := rc.StreamCreated || (old != nil && rc.Stream != nil && rc.Stream.Created.After(old.Created))
+	mine := rc.StreamCreated || (renewed && rc.StreamMine)
 	l.consumer = rc.Consumer
 	l.putBackMu.Lock()
 	l.putBack = nil
 	l.putBackMu.Unlock()
 	what := "the request consumer was missing (deleted?): created again with this instance's settings; the requests its stream holds are delivered again from the oldest, and those already answered are answered from the order store"
 	switch {
-	case rc.StreamCreated:
+	case mine:
 		what = "the request stream was missing (deleted?): created again, empty, by this instance, with its settings, and its consumer; the requests it held are gone, and order systems must publish those not answered again"
 	case renewed:
 		what = "the request stream was missing (deleted?), and another party created it again, empty, before this instance could (another partition's instance, named by created_by, an instance's start or an operator): found it there, left it as it is and created this instance's consumer on it with its settings; the requests the deleted stream held are gone, and order systems must publish those not answered again"
@@ -482,7 +485,7 @@ func (l *Loop) rebound(rc RecreatedConsumer) {
 	l.setMissing(nil)
 	l.bound.Store(true)
 	ev := l.log.Warn().Str("stream", rc.Consumer.CachedInfo().Stream).Str("consumer", rc.Consumer.CachedInfo().Name)
-	if renewed && !rc.StreamCreated && rc.StreamCreatedBy != "" {
+	if renewed && !mine && rc.StreamCreatedBy != "" {
 		ev = ev.Str("created_by", rc.StreamCreatedBy)
 	}
 	ev.Msg(what)

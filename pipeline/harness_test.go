@@ -91,11 +91,13 @@ type harness struct {
 	// beforeRecreate and metrics are harnessOptions'.
 	beforeRecreate func(ctx context.Context)
 	metrics        *pipeline.Metrics
-	log            zerolog.Logger
-	loop           *pipeline.Loop
-	p              *pipeline.Pipeline // the pipeline of the last start
-	stopLoop       func()
-	loopDone       chan error
+	// owner is harnessOptions'.
+	owner    pipeline.Owner
+	log      zerolog.Logger
+	loop     *pipeline.Loop
+	p        *pipeline.Pipeline // the pipeline of the last start
+	stopLoop func()
+	loopDone chan error
 
 	mu      sync.Mutex
 	results map[schemas.OrderKey][]schemas.Result
@@ -139,12 +141,16 @@ type harnessOptions struct {
 	beforeRecreate func(ctx context.Context)
 	// metrics, when set, are the loop's metrics (nil otherwise).
 	metrics *pipeline.Metrics
+	// owner, when set, is the instance the request consumer's settings
+	// name (ConsumerSettings.Owner), as the consumer binary's do: it
+	// marks what the loop creates again as this instance's.
+	owner pipeline.Owner
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate, beforeRecreate: o.beforeRecreate, metrics: o.metrics}
+	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate, beforeRecreate: o.beforeRecreate, metrics: o.metrics, owner: o.owner}
 	if h.workers == 0 {
 		h.workers = 8
 	}
@@ -314,7 +320,7 @@ func (h *harness) start() {
 		h.t.Cleanup(func() { keeper.Stop(context.Background()) })
 		p.KeepDocuments(keeper)
 	}
-	settings := pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second}
+	settings := h.settings()
 	cons, err := h.topo.EnsureConsumer(context.Background(), h.js, settings)
 	if err != nil {
 		h.t.Fatal(err)
@@ -349,6 +355,11 @@ func (h *harness) start() {
 	h.loopDone = make(chan error, 1)
 	go func() { h.loopDone <- loop.Run(ctx) }()
 	h.t.Cleanup(h.stop)
+}
+
+// settings are the request consumer's settings of the loop start runs.
+func (h *harness) settings() pipeline.ConsumerSettings {
+	return pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second, Owner: h.owner}
 }
 
 // crashed waits for a loop whose connection the test closed under it: it

@@ -284,49 +284,42 @@ func TestStoppedLoopCreatesNothingAgain(t *testing.T) {
 // whether this instance created the request stream again or found it
 // there, created again first by another party (another partition's
 // instance, whose mark names it, an instance's start or an operator), or
-// whether the durable alone was deleted. Before, a stream found there was
-// said to be one whose durable alone had been deleted, its requests
-// delivered again from the oldest, when the deleted stream had taken them
-// with it.
+// whether the durable alone was deleted. Before, a
+// stream found there was said to be one whose durable alone had been
+// deleted, its requests delivered again from the oldest, when the deleted
+// stream had taken them with it; a stream this instance created, whose
+// answer was lost (the server created it, the client gave up waiting, and
+// the next try found it there), was said to be another party's, created_by
+// naming this instance.
 func TestRecreatedConsumerLogSaysWhoCreatedTheStream(t *testing.T) {
+	me := pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}
 	other := pipeline.Owner{Started: time.Now().Add(-time.Hour).UTC(), Name: "partition 1's instance"}.String()
 	for _, c := range []struct {
 		name string
 		// durableOnly deletes the durable alone, not the stream.
 		durableOnly bool
-		// otherFirst creates the stream again, marked by other, before
-		// this instance's try.
-		otherFirst bool
-		want       string // in the warning's message
-		wantBy     string // its created_by
+		// first, when set, acts before this instance's first try to
+		// create the request consumer again.
+		first  func(t *testing.T, h *harness)
+		want   string // in the warning's message
+		not    string // not in it, when set
+		wantBy string // its created_by
 	}{
-		{name: "this instance creates the stream again", want: "created again, empty, by this instance"},
-		{name: "another partition's instance created it again first", otherFirst: true, want: "found it there", wantBy: other},
-		{name: "the durable alone deleted", durableOnly: true, want: "delivered again from the oldest"},
+		{name: "this instance creates the stream again", want: "created again, empty, by this instance", not: "found"},
+		{name: "another partition's instance created it again first", want: "found it there", not: "by this instance", wantBy: other,
+			first: func(t *testing.T, h *harness) { createMarkedRequestStream(t, h, other) }},
+		{name: "an earlier try of this instance created it, its answer lost", want: "created again, empty, by this instance", not: "another party",
+			first: func(t *testing.T, h *harness) { createMarkedRequestStream(t, h, me.String()) }},
+		{name: "the durable alone deleted", durableOnly: true, want: "created again with this instance's settings; the requests its stream holds are delivered again from the oldest", not: "found"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
 			var once sync.Once
 			var h *harness
-			h = newHarness(t, harnessOptions{pipeline: fast, recreate: true, beforeRecreate: func(context.Context) {
-				if !c.otherFirst {
-					return
+			h = newHarness(t, harnessOptions{pipeline: fast, recreate: true, owner: me, beforeRecreate: func(context.Context) {
+				if c.first != nil {
+					once.Do(func() { c.first(t, h) })
 				}
-				once.Do(func() {
-					cfg := h.topo.Streams()[0]
-					cfg.Metadata = map[string]string{pipeline.RecreatedByMetadataKey: other}
-					// The server may still be removing the deleted
-					// stream's files for a moment ("error creating
-					// store for stream"), as the loop's tries may find.
-					var err error
-					for try := 0; try < 50; try++ {
-						if _, err = h.obs.CreateStream(ctx, cfg); err == nil {
-							return
-						}
-						time.Sleep(50 * time.Millisecond)
-					}
-					t.Errorf("the other instance's creation: %v", err)
-				})
 			}})
 			logs := &logLines{}
 			h.log = zerolog.New(logs)
@@ -351,11 +344,32 @@ func TestRecreatedConsumerLogSaysWhoCreatedTheStream(t *testing.T) {
 			if len(said) != 1 || !strings.Contains(msg, c.want) || by != c.wantBy {
 				t.Fatalf("the loop said %v; want one warning saying %q, created_by %q", said, c.want, c.wantBy)
 			}
-			if c.otherFirst && strings.Contains(msg, "by this instance") {
-				t.Fatalf("the loop said it created a stream it found there: %q", msg)
+			if c.not != "" && strings.Contains(msg, c.not) {
+				t.Fatalf("the loop said %q; want nothing of %q", msg, c.not)
 			}
 		})
 	}
+}
+
+// createMarkedRequestStream creates the request stream with the
+// topology's settings, marked as created again by mark
+// (RecreatedByMetadataKey): as another instance does, or an earlier try
+// of this one whose answer was lost.
+func createMarkedRequestStream(t *testing.T, h *harness, mark string) {
+	t.Helper()
+	cfg := h.topo.Streams()[0]
+	cfg.Metadata = map[string]string{pipeline.RecreatedByMetadataKey: mark}
+	// The server may still be removing the deleted stream's files for a
+	// moment ("error creating store for stream"), as the loop's tries
+	// may find.
+	var err error
+	for try := 0; try < 50; try++ {
+		if _, err = h.obs.CreateStream(context.Background(), cfg); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("create the request stream marked %q: %v", mark, err)
 }
 
 // withField returns the log lines that have field, decoded.

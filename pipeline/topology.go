@@ -349,8 +349,11 @@ func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, s 
 // random token without one. Another instance's create, with another mark,
 // is refused then rather than answered as if it had made the stream: the
 // server answers a create that matches an existing stream as one that
-// created it. A start's Ensure, which writes the topology's configuration
-// over the stream's, removes the mark.
+// created it. The instance's own mark on a stream it finds says that it
+// created the stream itself, with a try whose answer was lost
+// (RecreatedConsumer.StreamMine); only an Owner names the instance across
+// tries, a random token names one try. A start's Ensure, which writes the
+// topology's configuration over the stream's, removes the mark.
 const RecreatedByMetadataKey = "invoicer-recreated-by"
 
 // RecreatedConsumer is what RecreateRequestConsumer found and did.
@@ -368,6 +371,15 @@ type RecreatedConsumer struct {
 	// "" for a stream without one (created at a start, by an operator,
 	// or never deleted).
 	StreamCreatedBy string
+	// StreamMine says that the stream bears this instance's mark: this
+	// instance created it again, with this call (StreamCreated) or an
+	// earlier one, which may be a try whose answer was lost (the server
+	// created the stream and the client gave up waiting: the next try
+	// finds it there) or one for an earlier deletion; whether the stream
+	// is newer than the durable that went missing tells those apart.
+	// Only ConsumerSettings.Owner names the instance across calls:
+	// without one, StreamMine is StreamCreated.
+	StreamMine bool
 }
 
 // RecreateRequestConsumer creates the request stream again when the server
@@ -384,13 +396,13 @@ type RecreatedConsumer struct {
 func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetStream, s ConsumerSettings) (RecreatedConsumer, error) {
 	t = t.WithDefaults()
 	var out RecreatedConsumer
+	mark := rand.Text()
+	if !s.Owner.Started.IsZero() {
+		mark = s.Owner.String()
+	}
 	stream, err := js.Stream(ctx, t.RequestStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		cfg := t.Streams()[0]
-		mark := rand.Text()
-		if !s.Owner.Started.IsZero() {
-			mark = s.Owner.String()
-		}
 		cfg.Metadata = map[string]string{RecreatedByMetadataKey: mark}
 		stream, err = js.CreateStream(ctx, cfg)
 		switch {
@@ -407,6 +419,7 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 	}
 	out.Stream = stream.CachedInfo()
 	out.StreamCreatedBy = out.Stream.Config.Metadata[RecreatedByMetadataKey]
+	out.StreamMine = out.StreamCreatedBy == mark
 	if out.Consumer, err = t.EnsureConsumer(ctx, js, s); err != nil {
 		return out, err
 	}

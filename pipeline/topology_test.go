@@ -161,7 +161,9 @@ func (c createsAfter) CreateStream(ctx context.Context, cfg jetstream.StreamConf
 // or an instance's start): the server answers a create that matches an
 // existing stream as if it had made it, and this instance would say that
 // it had created a stream it found. The stream's mark names the instance
-// that created it again (StreamCreatedBy), until a start's Ensure.
+// that created it again (StreamCreatedBy), until a start's Ensure, and
+// tells this instance's own (StreamMine): a stream an earlier try created,
+// whose answer was lost, is found there with it.
 func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 	topo := pipeline.Topology{Partitions: 2}
 	me := pipeline.ConsumerSettings{Partition: 0, Workers: 1, Owner: pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}}
@@ -170,12 +172,18 @@ func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 		name string
 		// first, when set, acts between this instance's look and its
 		// create.
-		first       func(t *testing.T, js jetstream.JetStream)
-		deleted     bool // the stream deleted (else the durable alone)
+		first   func(t *testing.T, js jetstream.JetStream)
+		deleted bool // the stream deleted (else the durable alone)
+		// lostAnswer creates the stream again, with this instance's
+		// mark, before the call: as an earlier try did whose answer
+		// was lost.
+		lostAnswer  bool
 		wantCreated bool
 		wantBy      string // StreamCreatedBy, the stream's mark
+		wantMine    bool
 	}{
-		{name: "the stream missing", deleted: true, wantCreated: true, wantBy: me.Owner.String()},
+		{name: "the stream missing", deleted: true, wantCreated: true, wantBy: me.Owner.String(), wantMine: true},
+		{name: "an earlier try created the stream again, its answer lost", deleted: true, lostAnswer: true, wantCreated: false, wantBy: me.Owner.String(), wantMine: true},
 		{name: "the durable alone missing", deleted: false, wantCreated: false},
 		{name: "another partition's instance creates the stream again first", deleted: true, wantCreated: false, wantBy: other.Owner.String(),
 			first: func(t *testing.T, js jetstream.JetStream) {
@@ -207,6 +215,13 @@ func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 			} else if err := js.DeleteConsumer(ctx, pipeline.DefaultRequestStream, topo.Consumer(me).Durable); err != nil {
 				t.Fatal(err)
 			}
+			if c.lostAnswer {
+				cfg := topo.Streams()[0]
+				cfg.Metadata = map[string]string{pipeline.RecreatedByMetadataKey: me.Owner.String()}
+				if _, err := js.CreateStream(ctx, cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var client jetstream.JetStream = js
 			if c.first != nil {
 				var once sync.Once
@@ -216,8 +231,8 @@ func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rc.StreamCreated != c.wantCreated || rc.StreamCreatedBy != c.wantBy {
-				t.Errorf("StreamCreated %v, StreamCreatedBy %q; want %v, %q", rc.StreamCreated, rc.StreamCreatedBy, c.wantCreated, c.wantBy)
+			if rc.StreamCreated != c.wantCreated || rc.StreamCreatedBy != c.wantBy || rc.StreamMine != c.wantMine {
+				t.Errorf("StreamCreated %v, StreamCreatedBy %q, StreamMine %v; want %v, %q, %v", rc.StreamCreated, rc.StreamCreatedBy, rc.StreamMine, c.wantCreated, c.wantBy, c.wantMine)
 			}
 			if _, err := js.Consumer(ctx, pipeline.DefaultRequestStream, topo.Consumer(me).Durable); err != nil {
 				t.Errorf("this instance's durable: %v", err)
