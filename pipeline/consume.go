@@ -463,7 +463,10 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 // lost: a stream newer than the durable that was deleted, bearing this
 // instance's mark); or it found the stream there, created again by
 // another party (newer than the durable, with another mark or none); or
-// the durable alone was deleted, and the stream kept its requests.
+// the durable alone was deleted, and the stream kept its requests. And
+// whether this instance created the durable again, or found it there,
+// created again by another party first, and updated it to its settings or
+// left it as it was, with them already.
 func (l *Loop) rebound(rc RecreatedConsumer) {
 	old := l.consumer.CachedInfo()
 	renewed := rc.StreamCreated || (old != nil && rc.Stream != nil && rc.Stream.Created.After(old.Created))
@@ -472,12 +475,31 @@ func (l *Loop) rebound(rc RecreatedConsumer) {
 	l.putBackMu.Lock()
 	l.putBack = nil
 	l.putBackMu.Unlock()
-	what := "the request consumer was missing (deleted?): created again with this instance's settings; the requests its stream holds are delivered again from the oldest, and those already answered are answered from the order store"
+	// The durable on a stream created again: created by this instance,
+	// or found there, created by another party first.
+	durable := "created this instance's consumer on it with its settings"
 	switch {
+	case !rc.ConsumerCreated && rc.ConsumerUpdated:
+		durable = "found this instance's consumer on it, created by another party before this instance could, and updated it to this instance's settings"
+	case !rc.ConsumerCreated:
+		durable = "found this instance's consumer on it, created by another party before this instance could, with this instance's settings already, and left it as it was"
+	}
+	const gone = "; the requests the deleted stream held are gone, and order systems must publish those not answered again"
+	const answered = ", and those already answered are answered from the order store"
+	var what string
+	switch {
+	case mine && rc.ConsumerCreated:
+		what = "the request stream was missing (deleted?): created again, empty, by this instance, with its settings, and its consumer" + gone
 	case mine:
-		what = "the request stream was missing (deleted?): created again, empty, by this instance, with its settings, and its consumer; the requests it held are gone, and order systems must publish those not answered again"
+		what = "the request stream was missing (deleted?): created again, empty, by this instance, with its settings; " + durable + gone
 	case renewed:
-		what = "the request stream was missing (deleted?), and another party created it again, empty, before this instance could (another partition's instance, named by created_by, an instance's start or an operator): found it there, left it as it is and created this instance's consumer on it with its settings; the requests the deleted stream held are gone, and order systems must publish those not answered again"
+		what = "the request stream was missing (deleted?), and another party created it again, empty, before this instance could (another partition's instance, named by created_by, an instance's start or an operator): found it there, left it as it is and " + durable + gone
+	case rc.ConsumerCreated:
+		what = "the request consumer was missing (deleted?): created again with this instance's settings; the requests its stream holds are delivered again from the oldest" + answered
+	case rc.ConsumerUpdated:
+		what = "the request consumer was missing (deleted?), and another party created it again before this instance could (an instance's start or an operator): found it there and updated it to this instance's settings; the requests its stream holds are delivered from where that consumer stands (the oldest, less those it took meanwhile)" + answered
+	default:
+		what = "the request consumer was missing (deleted?), and another party created it again before this instance could (an instance's start or an operator): found it there with this instance's settings already, and left it as it was; the requests its stream holds are delivered from where that consumer stands (the oldest, less those it took meanwhile)" + answered
 	}
 	if rc.Stream != nil {
 		l.pipeline.unclaimed.rename(rc.Stream.Config.Name, unclaimedMarkName(rc.Stream))

@@ -284,13 +284,16 @@ func TestStoppedLoopCreatesNothingAgain(t *testing.T) {
 // whether this instance created the request stream again or found it
 // there, created again first by another party (another partition's
 // instance, whose mark names it, an instance's start or an operator), or
-// whether the durable alone was deleted. Before, a
+// whether the durable alone was deleted; and whether it created the
+// durable again or found it there, created again by another party, and
+// updated it to its settings or found it with them already. Before, a
 // stream found there was said to be one whose durable alone had been
 // deleted, its requests delivered again from the oldest, when the deleted
 // stream had taken them with it; a stream this instance created, whose
 // answer was lost (the server created it, the client gave up waiting, and
 // the next try found it there), was said to be another party's, created_by
-// naming this instance.
+// naming this instance; and a durable found there was said to be created
+// again.
 func TestRecreatedConsumerLogSaysWhoCreatedTheStream(t *testing.T) {
 	me := pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}
 	other := pipeline.Owner{Started: time.Now().Add(-time.Hour).UTC(), Name: "partition 1's instance"}.String()
@@ -311,6 +314,22 @@ func TestRecreatedConsumerLogSaysWhoCreatedTheStream(t *testing.T) {
 		{name: "an earlier try of this instance created it, its answer lost", want: "created again, empty, by this instance", not: "another party",
 			first: func(t *testing.T, h *harness) { createMarkedRequestStream(t, h, me.String()) }},
 		{name: "the durable alone deleted", durableOnly: true, want: "created again with this instance's settings; the requests its stream holds are delivered again from the oldest", not: "found"},
+		{name: "the durable alone deleted, and another party created it again first with other settings", durableOnly: true,
+			want: "another party created it again before this instance could (an instance's start or an operator): found it there and updated it to this instance's settings", not: "created again with this instance's settings",
+			first: func(t *testing.T, h *harness) {
+				cfg := h.topo.Consumer(h.settings())
+				cfg.AckWait = time.Minute
+				if _, err := h.obs.CreateConsumer(context.Background(), pipeline.DefaultRequestStream, cfg); err != nil {
+					t.Errorf("the other party's durable: %v", err)
+				}
+			}},
+		{name: "the durable alone deleted, and another party created it again first with this instance's settings", durableOnly: true,
+			want: "another party created it again before this instance could (an instance's start or an operator): found it there with this instance's settings already, and left it as it was", not: "updated",
+			first: func(t *testing.T, h *harness) {
+				if _, err := h.obs.CreateConsumer(context.Background(), pipeline.DefaultRequestStream, h.topo.Consumer(h.settings())); err != nil {
+					t.Errorf("the other party's durable: %v", err)
+				}
+			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()

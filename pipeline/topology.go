@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -332,8 +334,8 @@ func partitionsText(n int) string {
 // EnsureConsumer creates or updates the durable request consumer.
 func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, s ConsumerSettings) (jetstream.Consumer, error) {
 	t = t.WithDefaults()
-	if t.Partitions > 1 && (s.Partition < 0 || s.Partition >= t.Partitions) {
-		return nil, fmt.Errorf("partition %d: must be 0 to %d", s.Partition, t.Partitions-1)
+	if err := t.checkPartition(s); err != nil {
+		return nil, err
 	}
 	cfg := t.Consumer(s)
 	c, err := js.CreateOrUpdateConsumer(ctx, t.RequestStream, cfg)
@@ -343,22 +345,32 @@ func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, s 
 	return c, nil
 }
 
-// RecreatedByMetadataKey is the key of the request stream's metadata that
-// marks a stream RecreateRequestConsumer created again, naming the
-// instance that did: its ConsumerSettings.Owner (Owner.String), or a
-// random token without one. Another instance's create, with another mark,
-// is refused then rather than answered as if it had made the stream: the
-// server answers a create that matches an existing stream as one that
-// created it. The instance's own mark on a stream it finds says that it
-// created the stream itself, with a try whose answer was lost
-// (RecreatedConsumer.StreamMine); only an Owner names the instance across
-// tries, a random token names one try. A start's Ensure, which writes the
-// topology's configuration over the stream's, removes the mark.
+// checkPartition checks s's partition against the topology's.
+func (t Topology) checkPartition(s ConsumerSettings) error {
+	if t.Partitions > 1 && (s.Partition < 0 || s.Partition >= t.Partitions) {
+		return fmt.Errorf("partition %d: must be 0 to %d", s.Partition, t.Partitions-1)
+	}
+	return nil
+}
+
+// RecreatedByMetadataKey is the key of the metadata of the request stream
+// and of the durable that marks one RecreateRequestConsumer created again,
+// naming the instance that did: its ConsumerSettings.Owner (Owner.String),
+// or a random token without one. Another party's create, with another
+// mark or none, is refused then rather than answered as if it had made the
+// stream or the durable: the server answers a create that matches an
+// existing one as one that created it. The instance's own mark on a stream
+// or durable it finds says that it created it itself, with a try whose
+// answer was lost (RecreatedConsumer.StreamMine, ConsumerCreated); only an
+// Owner names the instance across tries, a random token names one try. A
+// start's Ensure and EnsureConsumer, which write the topology's
+// configuration over the stream's and the durable's, remove the mark.
 const RecreatedByMetadataKey = "invoicer-recreated-by"
 
 // RecreatedConsumer is what RecreateRequestConsumer found and did.
 type RecreatedConsumer struct {
-	// Consumer is the durable request consumer, created again.
+	// Consumer is the durable request consumer, created again, or found
+	// there and given the instance's settings.
 	Consumer jetstream.Consumer
 	// Stream is the request stream's info as it is now.
 	Stream *jetstream.StreamInfo
@@ -380,22 +392,36 @@ type RecreatedConsumer struct {
 	// Only ConsumerSettings.Owner names the instance across calls:
 	// without one, StreamMine is StreamCreated.
 	StreamMine bool
+	// ConsumerCreated says that this instance created the durable again:
+	// this call, or an earlier one whose answer was lost (its create,
+	// with the same mark, matches the durable: only with an Owner).
+	// False for a durable found there, which another party created
+	// again first (an instance's start, an operator).
+	ConsumerCreated bool
+	// ConsumerUpdated says that the durable found there had other
+	// settings, and that this call updated it to the instance's; false
+	// for one created, or found with them already and left as it was.
+	ConsumerUpdated bool
 }
 
 // RecreateRequestConsumer creates the request stream again when the server
 // says it does not exist, with the topology's settings (Streams) and this
 // instance's mark (RecreatedByMetadataKey), then the durable request
-// consumer with s (EnsureConsumer): for a consumer that found its durable
-// gone while it runs (an operator deleted the request stream, which takes
-// its consumers with it, or the durable alone). A request stream that
-// exists is left as it is, whatever its settings, and so is one that
-// another party (another partition's instance, an instance's start, an
-// operator) created meanwhile, even between this call's look and its
-// create. A stream created again starts empty, its sequences from 1: the
-// requests the deleted one held are gone with it.
+// consumer with s (Consumer) and the mark: for a consumer that found its
+// durable gone while it runs (an operator deleted the request stream,
+// which takes its consumers with it, or the durable alone). A request
+// stream that exists is left as it is, whatever its settings, and so is
+// one that another party (another partition's instance, an instance's
+// start, an operator) created meanwhile, even between this call's look and
+// its create. A durable that another party created again first is updated
+// to s, as EnsureConsumer does. A stream created again starts empty, its
+// sequences from 1: the requests the deleted one held are gone with it.
 func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetStream, s ConsumerSettings) (RecreatedConsumer, error) {
 	t = t.WithDefaults()
 	var out RecreatedConsumer
+	if err := t.checkPartition(s); err != nil {
+		return out, err
+	}
 	mark := rand.Text()
 	if !s.Owner.Started.IsZero() {
 		mark = s.Owner.String()
@@ -420,8 +446,30 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 	out.Stream = stream.CachedInfo()
 	out.StreamCreatedBy = out.Stream.Config.Metadata[RecreatedByMetadataKey]
 	out.StreamMine = out.StreamCreatedBy == mark
-	if out.Consumer, err = t.EnsureConsumer(ctx, js, s); err != nil {
-		return out, err
+	cfg := t.Consumer(s)
+	marked := cfg
+	marked.Metadata = maps.Clone(cfg.Metadata)
+	if marked.Metadata == nil {
+		marked.Metadata = map[string]string{}
 	}
+	marked.Metadata[RecreatedByMetadataKey] = mark
+	out.Consumer, err = js.CreateConsumer(ctx, t.RequestStream, marked)
+	switch {
+	case err == nil:
+		out.ConsumerCreated = true
+		return out, nil
+	case !errors.Is(err, jetstream.ErrConsumerExists):
+		return out, fmt.Errorf("create consumer %s on %s again: %w", cfg.Durable, t.RequestStream, err)
+	}
+	// Another party was first.
+	found, err := js.Consumer(ctx, t.RequestStream, cfg.Durable)
+	if err != nil {
+		return out, fmt.Errorf("read consumer %s on %s: %w", cfg.Durable, t.RequestStream, err)
+	}
+	if out.Consumer, err = js.UpdateConsumer(ctx, t.RequestStream, cfg); err != nil {
+		return out, fmt.Errorf("update consumer %s on %s: %w", cfg.Durable, t.RequestStream, err)
+	}
+	// Both as the server holds them, its defaults filled in.
+	out.ConsumerUpdated = !reflect.DeepEqual(found.CachedInfo().Config, out.Consumer.CachedInfo().Config)
 	return out, nil
 }

@@ -163,36 +163,63 @@ func (c createsAfter) CreateStream(ctx context.Context, cfg jetstream.StreamConf
 // it had created a stream it found. The stream's mark names the instance
 // that created it again (StreamCreatedBy), until a start's Ensure, and
 // tells this instance's own (StreamMine): a stream an earlier try created,
-// whose answer was lost, is found there with it.
+// whose answer was lost, is found there with it. It says as truly whether
+// it created the durable again (ConsumerCreated), this call or an earlier
+// one whose answer was lost (the durable bears its mark), or found it
+// there, created again by another party first, and updated it to its
+// settings (ConsumerUpdated) or left it as it was; before, it said nothing
+// of it, and the loop said that it had created a durable it found.
 func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 	topo := pipeline.Topology{Partitions: 2}
 	me := pipeline.ConsumerSettings{Partition: 0, Workers: 1, Owner: pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}}
 	other := pipeline.ConsumerSettings{Partition: 1, Workers: 1, Owner: pipeline.Owner{Started: time.Now().Add(-time.Minute).UTC(), Name: "partition 1's instance"}}
+	// createDurable creates this instance's durable as cfg, changed by
+	// change, as another party, or an earlier try, does.
+	createDurable := func(change func(*jetstream.ConsumerConfig)) func(t *testing.T, js jetstream.JetStream) {
+		return func(t *testing.T, js jetstream.JetStream) {
+			cfg := topo.Consumer(me)
+			change(&cfg)
+			if _, err := js.CreateConsumer(context.Background(), pipeline.DefaultRequestStream, cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	for _, c := range []struct {
 		name string
-		// first, when set, acts between this instance's look and its
-		// create.
-		first   func(t *testing.T, js jetstream.JetStream)
-		deleted bool // the stream deleted (else the durable alone)
-		// lostAnswer creates the stream again, with this instance's
-		// mark, before the call: as an earlier try did whose answer
-		// was lost.
-		lostAnswer  bool
-		wantCreated bool
-		wantBy      string // StreamCreatedBy, the stream's mark
-		wantMine    bool
+		// before, when set, acts before the call; first, when set,
+		// between this instance's look and its create of the stream.
+		before, first func(t *testing.T, js jetstream.JetStream)
+		deleted       bool // the stream deleted (else the durable alone)
+		wantCreated   bool
+		wantBy        string // StreamCreatedBy, the stream's mark
+		wantMine      bool
+		// wantConsumer: "created", "updated" or "as it was".
+		wantConsumer string
 	}{
-		{name: "the stream missing", deleted: true, wantCreated: true, wantBy: me.Owner.String(), wantMine: true},
-		{name: "an earlier try created the stream again, its answer lost", deleted: true, lostAnswer: true, wantCreated: false, wantBy: me.Owner.String(), wantMine: true},
-		{name: "the durable alone missing", deleted: false, wantCreated: false},
-		{name: "another partition's instance creates the stream again first", deleted: true, wantCreated: false, wantBy: other.Owner.String(),
+		{name: "the stream missing", deleted: true, wantCreated: true, wantBy: me.Owner.String(), wantMine: true, wantConsumer: "created"},
+		{name: "an earlier try created the stream again, its answer lost", deleted: true, wantCreated: false, wantBy: me.Owner.String(), wantMine: true, wantConsumer: "created",
+			before: func(t *testing.T, js jetstream.JetStream) {
+				cfg := topo.Streams()[0]
+				cfg.Metadata = map[string]string{pipeline.RecreatedByMetadataKey: me.Owner.String()}
+				if _, err := js.CreateStream(context.Background(), cfg); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "the durable alone missing", deleted: false, wantCreated: false, wantConsumer: "created"},
+		{name: "an earlier try created the durable again, its answer lost", deleted: false, wantConsumer: "created",
+			before: createDurable(func(cfg *jetstream.ConsumerConfig) { cfg.Metadata[pipeline.RecreatedByMetadataKey] = me.Owner.String() })},
+		{name: "another party created the durable again first, with other settings", deleted: false, wantConsumer: "updated",
+			before: createDurable(func(cfg *jetstream.ConsumerConfig) { cfg.AckWait = time.Minute })},
+		{name: "another party created the durable again first, with this instance's settings", deleted: false, wantConsumer: "as it was",
+			before: createDurable(func(*jetstream.ConsumerConfig) {})},
+		{name: "another partition's instance creates the stream again first", deleted: true, wantCreated: false, wantBy: other.Owner.String(), wantConsumer: "created",
 			first: func(t *testing.T, js jetstream.JetStream) {
 				rc, err := topo.RecreateRequestConsumer(context.Background(), js, other)
 				if err != nil || !rc.StreamCreated {
 					t.Fatalf("the other instance's creation: %+v %v; want it created by that one", rc, err)
 				}
 			}},
-		{name: "an instance's start creates the stream first", deleted: true, wantCreated: false,
+		{name: "an instance's start creates the stream first", deleted: true, wantCreated: false, wantConsumer: "created",
 			first: func(t *testing.T, js jetstream.JetStream) {
 				if err := topo.Ensure(context.Background(), js); err != nil {
 					t.Fatal(err)
@@ -215,12 +242,8 @@ func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 			} else if err := js.DeleteConsumer(ctx, pipeline.DefaultRequestStream, topo.Consumer(me).Durable); err != nil {
 				t.Fatal(err)
 			}
-			if c.lostAnswer {
-				cfg := topo.Streams()[0]
-				cfg.Metadata = map[string]string{pipeline.RecreatedByMetadataKey: me.Owner.String()}
-				if _, err := js.CreateStream(ctx, cfg); err != nil {
-					t.Fatal(err)
-				}
+			if c.before != nil {
+				c.before(t, js)
 			}
 			var client jetstream.JetStream = js
 			if c.first != nil {
@@ -234,11 +257,25 @@ func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 			if rc.StreamCreated != c.wantCreated || rc.StreamCreatedBy != c.wantBy || rc.StreamMine != c.wantMine {
 				t.Errorf("StreamCreated %v, StreamCreatedBy %q, StreamMine %v; want %v, %q, %v", rc.StreamCreated, rc.StreamCreatedBy, rc.StreamMine, c.wantCreated, c.wantBy, c.wantMine)
 			}
-			if _, err := js.Consumer(ctx, pipeline.DefaultRequestStream, topo.Consumer(me).Durable); err != nil {
-				t.Errorf("this instance's durable: %v", err)
+			consumer := "as it was"
+			switch {
+			case rc.ConsumerCreated:
+				consumer = "created"
+			case rc.ConsumerUpdated:
+				consumer = "updated"
 			}
-			// The next start's Ensure writes the topology's settings,
-			// without the mark.
+			if consumer != c.wantConsumer {
+				t.Errorf("the durable %s (ConsumerCreated %v, ConsumerUpdated %v); want it %s", consumer, rc.ConsumerCreated, rc.ConsumerUpdated, c.wantConsumer)
+			}
+			cons, err := js.Consumer(ctx, pipeline.DefaultRequestStream, topo.Consumer(me).Durable)
+			if err != nil {
+				t.Fatalf("this instance's durable: %v", err)
+			}
+			if got := cons.CachedInfo().Config; got.AckWait != topo.Consumer(me).AckWait || got.Metadata[pipeline.OwnerMetadataKey] != me.Owner.String() {
+				t.Errorf("this instance's durable: AckWait %s, owner %q; want this instance's settings", got.AckWait, got.Metadata[pipeline.OwnerMetadataKey])
+			}
+			// The next start's Ensure and EnsureConsumer write the
+			// topology's settings, without the marks.
 			if err := topo.Ensure(ctx, js); err != nil {
 				t.Fatal(err)
 			}
@@ -248,6 +285,12 @@ func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 			}
 			if by, ok := stream.CachedInfo().Config.Metadata[pipeline.RecreatedByMetadataKey]; ok {
 				t.Errorf("the stream still marked %q after a start's Ensure", by)
+			}
+			if cons, err = topo.EnsureConsumer(ctx, js, me); err != nil {
+				t.Fatal(err)
+			}
+			if by, ok := cons.CachedInfo().Config.Metadata[pipeline.RecreatedByMetadataKey]; ok {
+				t.Errorf("the durable still marked %q after a start's EnsureConsumer", by)
 			}
 		})
 	}
