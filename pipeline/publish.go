@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -73,8 +75,10 @@ type JetStreamPublisher struct {
 
 	// recreate holds, by name, the configurations of the expected
 	// streams that a publish creates again when they are missing
-	// (RecreateStreams); created is told of each stream created.
+	// (RecreateStreams), marked with mark; created is told of each
+	// stream this publisher created.
 	recreate map[string]jetstream.StreamConfig
+	mark     string
 	created  func(jetstream.StreamConfig)
 	// looks holds, by stream, the last look at an expected stream that
 	// left a publish unanswered (lookStream); looksMu guards it.
@@ -102,18 +106,36 @@ func (p *JetStreamPublisher) ExpectStreams(results, deadLetters string) *JetStre
 // would be put back, until the consumer's next start created the stream
 // (Topology.Ensure). A stream that exists (one being restored after a
 // restart, or without a leader for a moment) is left alone, as is one
-// another client created meanwhile with other settings, and only the
+// another party created meanwhile, whatever its settings, and only the
 // expected streams are ever created, with the settings given here. The
-// server is asked at most once a second a stream. created, when not nil,
-// is called with each stream created. It returns p.
-func (p *JetStreamPublisher) RecreateStreams(streams []jetstream.StreamConfig, created func(jetstream.StreamConfig)) *JetStreamPublisher {
+// server is asked at most once a second a stream.
+//
+// A stream it creates bears mark, the instance's, in its metadata
+// (RecreatedByMetadataKey; a random token when empty), until a start's
+// Ensure: the server answers a create that matches an existing stream as
+// one that made it, so without it a stream that another party created a
+// moment before (another instance's publisher, all of which find the
+// stream missing at once, or an instance's start) would be taken for this
+// publisher's. created, when not nil, is called with each stream this
+// publisher created again, also when the answer to its create was lost
+// and a look found the stream there with its mark, and with no other. It
+// returns p.
+func (p *JetStreamPublisher) RecreateStreams(streams []jetstream.StreamConfig, mark string, created func(jetstream.StreamConfig)) *JetStreamPublisher {
+	if mark == "" {
+		mark = rand.Text()
+	}
 	p.recreate = map[string]jetstream.StreamConfig{}
 	for _, cfg := range streams {
 		if cfg.Name != "" && (cfg.Name == p.resultStream || cfg.Name == p.deadLetterStream) {
+			cfg.Metadata = maps.Clone(cfg.Metadata)
+			if cfg.Metadata == nil {
+				cfg.Metadata = map[string]string{}
+			}
+			cfg.Metadata[RecreatedByMetadataKey] = mark
 			p.recreate[cfg.Name] = cfg
 		}
 	}
-	p.created = created
+	p.mark, p.created = mark, created
 	return p
 }
 
@@ -161,7 +183,24 @@ func (p *JetStreamPublisher) askStream(ctx context.Context, name string) streamL
 	if !ok {
 		return streamLook{at: time.Now(), missing: true, why: fmt.Errorf("stream %s does not exist", name)}
 	}
-	if _, err := p.js.CreateStream(lctx, cfg); err != nil {
+	_, err = p.js.CreateStream(lctx, cfg)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && ctx.Err() == nil {
+		// The server may have created the stream and its answer been
+		// lost: a stream bearing this publisher's mark says so.
+		cctx, cancel := context.WithTimeout(ctx, PublishAttempt)
+		s, serr := p.js.Stream(cctx, name)
+		cancel()
+		switch {
+		case serr == nil && s.CachedInfo().Config.Metadata[RecreatedByMetadataKey] == p.mark:
+			err = nil
+		case serr == nil:
+			err = jetstream.ErrStreamNameAlreadyInUse
+		}
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+		return streamLook{at: time.Now(), why: fmt.Errorf("stream %s did not exist, and another party created it again meanwhile", name)}
+	case err != nil:
 		return streamLook{at: time.Now(), missing: true, why: fmt.Errorf("stream %s does not exist, and creating it again failed: %w", name, err)}
 	}
 	if p.created != nil {

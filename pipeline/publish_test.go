@@ -3,8 +3,10 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,7 +149,7 @@ func TestPublishCreatesItsMissingStreamsAgain(t *testing.T) {
 	var created []string
 	pub := pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).
 		ExpectStreams(pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream).
-		RecreateStreams(topo.Streams(), func(cfg jetstream.StreamConfig) { created = append(created, cfg.Name) })
+		RecreateStreams(topo.Streams(), "", func(cfg jetstream.StreamConfig) { created = append(created, cfg.Name) })
 	for _, name := range []string{pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream} {
 		if err := js.DeleteStream(ctx, name); err != nil {
 			t.Fatal(err)
@@ -268,5 +270,107 @@ func TestPublishErrorsSayWhatHappened(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), subject) || !strings.Contains(err.Error(), "stream "+pipeline.DefaultResultStream+" does not exist") ||
 		!strings.Contains(err.Error(), "not a stream") || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a publish a plain subscriber took: %v; want it to name %s, say the stream does not exist and something that is not a stream took it", err, subject)
+	}
+}
+
+// answerLost is a JetStream client whose stream creates the server carries
+// out, and whose answers are lost: the client gives up waiting, as when
+// the connection is cut at that moment or the server is slow to answer.
+type answerLost struct{ jetstream.JetStream }
+
+// CreateStream creates the stream, then says that no answer came in time.
+func (a answerLost) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if _, err := a.JetStream.CreateStream(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("create stream %s: %w", cfg.Name, context.DeadlineExceeded)
+}
+
+// TestRecreatedStreamsAreReportedTruly: a publisher that creates its
+// missing streams again (RecreateStreams) tells created of each stream it
+// created, and of no other. Before, it told of one that another party
+// created between its look and its create (an instance's start; or another
+// instance's publisher: with partitions every instance publishes results,
+// and all find the stream missing at once), because the server answers a
+// create that matches an existing stream as one that made it, and every
+// instance said it had created the stream; and it told nothing of one it
+// created whose answer was lost, the stream there all the same.
+func TestRecreatedStreamsAreReportedTruly(t *testing.T) {
+	topo := pipeline.Topology{}
+	res := func(orderNo string) *schemas.Result {
+		return &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: nuonuoSeller, OrderNo: orderNo,
+			Kind: schemas.KindIssue, Status: schemas.StatusIssued, Invoices: []schemas.Invoice{}}
+	}
+	for _, c := range []struct {
+		name string
+		// wrap, when set, wraps the publisher's JetStream client; obs is
+		// the test's, other the other instance's publisher.
+		wrap func(t *testing.T, js, obs jetstream.JetStream, other *pipeline.JetStreamPublisher) jetstream.JetStream
+		// want are the streams the publisher tells of, wantOther those
+		// the other instance's publisher tells of.
+		want, wantOther []string
+	}{
+		{name: "this publisher creates it", want: []string{pipeline.DefaultResultStream}},
+		{name: "an instance's start creates it between this publisher's look and its create",
+			wrap: func(t *testing.T, js, obs jetstream.JetStream, _ *pipeline.JetStreamPublisher) jetstream.JetStream {
+				var once sync.Once
+				return createsAfter{JetStream: js, before: func() {
+					once.Do(func() {
+						if err := topo.Ensure(context.Background(), obs); err != nil {
+							t.Errorf("the start's Ensure: %v", err)
+						}
+					})
+				}}
+			}},
+		{name: "another instance's publisher creates it between this publisher's look and its create", wantOther: []string{pipeline.DefaultResultStream},
+			wrap: func(t *testing.T, js, _ jetstream.JetStream, other *pipeline.JetStreamPublisher) jetstream.JetStream {
+				var once sync.Once
+				return createsAfter{JetStream: js, before: func() {
+					once.Do(func() {
+						if err := other.PublishResult(t.Context(), res("OTHER-1"), "result:OTHER:1"); err != nil {
+							t.Errorf("the other instance's publish: %v", err)
+						}
+					})
+				}}
+			}},
+		{name: "its create's answer lost", want: []string{pipeline.DefaultResultStream},
+			wrap: func(_ *testing.T, js, _ jetstream.JetStream, _ *pipeline.JetStreamPublisher) jetstream.JetStream {
+				return answerLost{js}
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, js := MustJetStream(t, t.TempDir())
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if err := topo.Ensure(ctx, js); err != nil {
+				t.Fatal(err)
+			}
+			newPublisher := func(created *[]string) *pipeline.JetStreamPublisher {
+				return pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).
+					ExpectStreams(pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream).
+					RecreateStreams(topo.Streams(), "", func(cfg jetstream.StreamConfig) { *created = append(*created, cfg.Name) })
+			}
+			var created, otherCreated []string
+			pub, other := newPublisher(&created), newPublisher(&otherCreated)
+			if c.wrap != nil {
+				pub.WrapJetStream(func(own jetstream.JetStream) jetstream.JetStream { return c.wrap(t, own, js, other) })
+			}
+			if err := js.DeleteStream(ctx, pipeline.DefaultResultStream); err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.PublishResult(ctx, res("MINE-1"), "result:MINE:1"); err != nil {
+				t.Fatalf("a result published after its stream was deleted: %v", err)
+			}
+			if !slices.Equal(created, c.want) || !slices.Equal(otherCreated, c.wantOther) {
+				t.Errorf("the publisher told of %v created again, the other instance's of %v; want %v and %v", created, otherCreated, c.want, c.wantOther)
+			}
+			s, err := js.Stream(ctx, pipeline.DefaultResultStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.GetLastMsgForSubject(ctx, schemas.Subjects{}.Result(schemas.StatusIssued, nuonuoSeller)); err != nil {
+				t.Errorf("the result in the stream created again: %v", err)
+			}
+		})
 	}
 }

@@ -356,15 +356,17 @@ func (t Topology) checkPartition(s ConsumerSettings) error {
 // RecreatedByMetadataKey is the key of the metadata of the request stream
 // and of the durable that marks one RecreateRequestConsumer created again,
 // naming the instance that did: its ConsumerSettings.Owner (Owner.String),
-// or a random token without one. Another party's create, with another
-// mark or none, is refused then rather than answered as if it had made the
-// stream or the durable: the server answers a create that matches an
-// existing one as one that created it. The instance's own mark on a stream
-// or durable it finds says that it created it itself, with a try whose
-// answer was lost (RecreatedConsumer.StreamMine, ConsumerCreated); only an
-// Owner names the instance across tries, a random token names one try. A
-// start's Ensure and EnsureConsumer, which write the topology's
-// configuration over the stream's and the durable's, remove the mark.
+// or a random token without one; and of a results or dead-letter stream
+// that a publisher created again (JetStreamPublisher.RecreateStreams).
+// Another party's create, with another mark or none, is refused then
+// rather than answered as if it had made the stream or the durable: the
+// server answers a create that matches an existing one as one that created
+// it. The instance's own mark on a stream or durable it finds says that it
+// created it itself, with a try whose answer was lost
+// (RecreatedConsumer.StreamMine, ConsumerCreated); only an Owner names the
+// instance across tries, a random token names one try. A start's Ensure
+// and EnsureConsumer, which write the topology's configuration over the
+// streams' and the durable's, remove the mark.
 const RecreatedByMetadataKey = "invoicer-recreated-by"
 
 // RecreatedConsumer is what RecreateRequestConsumer found and did.

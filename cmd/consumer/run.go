@@ -200,12 +200,12 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 		return err
 	}
 	// A results or dead-letter stream deleted while the consumer runs is
-	// created again, with these settings, by the first publish that
-	// finds it missing, rather than at the next start.
+	// created again, with these settings and this instance's mark, by the
+	// first publish that finds it missing, rather than at the next start.
 	pub := pipeline.NewJetStreamPublisher(js, subjects).ExpectStreams(topo.ResultStream, topo.DeadLetterStream).
-		RecreateStreams(topo.Streams(), func(cfg jetstream.StreamConfig) {
+		RecreateStreams(topo.Streams(), me.String(), func(cfg jetstream.StreamConfig) {
 			log.Warn().Str("stream", cfg.Name).Strs("subjects", cfg.Subjects).
-				Msg("the stream was missing (deleted?): created again, empty, with this consumer's settings; what it held before is gone")
+				Msg("the stream was missing (deleted?): created again, empty, by this instance, with its settings; what it held before is gone")
 		})
 	p, err := pipeline.New(pipeline.Config{Subjects: subjects, MaxDeliver: o.maxDeliver, RedConfirmWait: o.redWait}, validator, metrics.TimedStore(db), pub, provs)
 	if err != nil {
