@@ -393,9 +393,15 @@ func (l *Loop) consumerGone(ctx context.Context, err error) error {
 // (LoopConfig.Recreate), trying until it succeeds, ctx ends (nil: a
 // shutdown) or work does (abandoned), either of which gives up the try
 // under way too. Meanwhile the loop is not bound and
-// Missing says why; the log says it once, then each failure that differs
-// from the one it said last, and at least once a minute while it lasts.
-// Without Recreate it returns an error wrapping ErrConsumerMissing.
+// Missing says why. The log says that the consumer is gone (an error:
+// its requests are gone when its stream was deleted); a first failure to
+// create it again as a warning that the loop tries again (the server
+// sometimes refuses once a file-storage stream created a moment after its
+// deletion: "error creating store for stream"), which the next try's
+// success ends; a second failure in a row as an error, whatever its
+// words, then each failure that differs from the one it said last, and
+// at least once a minute while it lasts, as errors. Without Recreate it
+// returns an error wrapping ErrConsumerMissing.
 //
 // Nothing is lost or taken twice by it: the requests in flight finish
 // (their acknowledgements go nowhere when the stream was deleted, which
@@ -413,7 +419,7 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 	}
 	l.log.Error().Err(missing).Msg("the request consumer is gone: taking no requests; creating it again, with its stream if that is gone too, with this instance's settings")
 	logged, loggedAt := "", time.Now()
-	for wait := time.Second; ; wait = min(2*wait, RecreateRetryMax) {
+	for try, wait := 1, time.Second; ; try, wait = try+1, min(2*wait, RecreateRetryMax) {
 		// A stop gives up the try under way, as Abandon does: an
 		// instance stopping, or standing down because another took the
 		// durable, must not create it again afterwards, writing itself
@@ -436,7 +442,11 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 		}
 		failed := fmt.Errorf("%w; creating it again failed: %w", missing, err)
 		l.setMissing(failed)
-		if err.Error() != logged || time.Since(loggedAt) >= time.Minute {
+		switch {
+		case try == 1:
+			l.log.Warn().Err(failed).Dur("retry_in", wait).Msg("the request consumer is still missing: creating it again failed, trying again (the server may refuse once a stream created a moment after its deletion)")
+			logged, loggedAt = err.Error(), time.Now()
+		case try == 2 || err.Error() != logged || time.Since(loggedAt) >= time.Minute:
 			l.log.Error().Err(failed).Dur("retry_in", wait).Msg("the request consumer is still missing: taking no requests")
 			logged, loggedAt = err.Error(), time.Now()
 		}

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -460,5 +462,81 @@ func TestCorrectionInARecreatedRequestStreamIsNotAStaleCopy(t *testing.T) {
 	rec = h.issuedRecord(key)
 	if rec.RequestStreamSeq != 1 || rec.RequestConsumerCreated.IsZero() || rec.RequestConsumerCreated.Equal(oldDurable) {
 		t.Fatalf("the correction's record keeps #%d, durable of %s; want #1, the new durable's", rec.RequestStreamSeq, rec.RequestConsumerCreated)
+	}
+}
+
+// A try to create the request consumer again that is refused once (the
+// server sometimes refuses a file-storage stream created a moment after
+// its deletion: "error creating store for stream"), the next one
+// succeeding, is logged as a warning that says the loop tries again, not
+// as an error: a one-off is not for the SRE to act on. A second refusal in
+// a row is an error, even one with the same words. Meanwhile the loop is
+// not bound, Missing says why and invoice_request_consumer_missing is 1,
+// as /readyz and the gauge report; once it has its consumer again, none.
+// Before, the first refusal was an error, and a second with the same
+// words went unsaid.
+func TestRecreateRefusedOnceIsAWarning(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		refusals int32
+		levels   []string // of the refusals' log lines, in order
+	}{
+		{name: "refused once", refusals: 1, levels: []string{"warn"}},
+		{name: "refused twice", refusals: 2, levels: []string{"warn", "error"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			metrics := pipeline.NewMetrics(prometheus.NewRegistry())
+			// Another stream holds the request subjects for the first
+			// tries, which are refused for it.
+			var tries atomic.Int32
+			var h *harness
+			h = newHarness(t, harnessOptions{pipeline: fast, recreate: true, metrics: metrics, beforeRecreate: func(ctx context.Context) {
+				switch tries.Add(1) {
+				case 1:
+					if _, err := h.obs.CreateStream(ctx, jetstream.StreamConfig{Name: "SQUATTER", Subjects: []string{schemas.Subjects{}.RequestFilter()}, Storage: jetstream.MemoryStorage}); err != nil {
+						t.Errorf("the other stream: %v", err)
+					}
+				case c.refusals + 1:
+					if err := h.obs.DeleteStream(ctx, "SQUATTER"); err != nil {
+						t.Errorf("delete the other stream: %v", err)
+					}
+				}
+			}})
+			logs := &logLines{}
+			h.log = zerolog.New(logs)
+			h.start()
+			h.waitFor("the loop to pull", 10*time.Second, h.loop.Bound)
+			if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+				t.Fatal(err)
+			}
+			h.waitFor("the loop to report the refusal", 20*time.Second, func() bool {
+				err := h.loop.Missing()
+				return err != nil && strings.Contains(err.Error(), "creating it again failed")
+			})
+			if v := testutil.ToFloat64(metrics.ConsumerMissing); v != 1 || h.loop.Bound() {
+				t.Errorf("after a refusal: invoice_request_consumer_missing %v, Bound %v; want 1, false", v, h.loop.Bound())
+			}
+			h.waitFor("the request consumer created again", 20*time.Second, func() bool {
+				return h.loop.Missing() == nil && h.loop.Bound()
+			})
+			if v := testutil.ToFloat64(metrics.ConsumerMissing); v != 0 {
+				t.Errorf("once created again: invoice_request_consumer_missing %v; want 0", v)
+			}
+			said := logs.withField(t, "retry_in")
+			var levels []string
+			for _, e := range said {
+				levels = append(levels, fmt.Sprint(e["level"]))
+			}
+			if !slices.Equal(levels, c.levels) {
+				t.Fatalf("the refusals were logged as %v; want %v:\n%v", levels, c.levels, said)
+			}
+			if msg := fmt.Sprint(said[0]["message"]); !strings.Contains(msg, "trying again") {
+				t.Errorf("the first refusal said %q; want it to say that the loop tries again", msg)
+			}
+			if n := tries.Load(); n != c.refusals+1 {
+				t.Errorf("%d tries; want %d", n, c.refusals+1)
+			}
+		})
 	}
 }
