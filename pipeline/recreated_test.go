@@ -321,17 +321,11 @@ func TestRecreatedConsumerLogSaysWhoCreatedTheStream(t *testing.T) {
 			first: func(t *testing.T, h *harness) {
 				cfg := h.topo.Consumer(h.settings())
 				cfg.AckWait = time.Minute
-				if _, err := h.obs.CreateConsumer(context.Background(), pipeline.DefaultRequestStream, cfg); err != nil {
-					t.Errorf("the other party's durable: %v", err)
-				}
+				createDurable(t, h, cfg)
 			}},
 		{name: "the durable alone deleted, and another party created it again first with this instance's settings", durableOnly: true,
 			want: "another party created it again before this instance could (an instance's start or an operator): found it there with this instance's settings already, and left it as it was", not: "updated",
-			first: func(t *testing.T, h *harness) {
-				if _, err := h.obs.CreateConsumer(context.Background(), pipeline.DefaultRequestStream, h.topo.Consumer(h.settings())); err != nil {
-					t.Errorf("the other party's durable: %v", err)
-				}
-			}},
+			first: func(t *testing.T, h *harness) { createDurable(t, h, h.topo.Consumer(h.settings())) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -391,6 +385,27 @@ func createMarkedRequestStream(t *testing.T, h *harness, mark string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Errorf("create the request stream marked %q: %v", mark, err)
+}
+
+// createDurable creates the durable request consumer as cfg, as another
+// party does, a moment after the durable was deleted.
+func createDurable(t *testing.T, h *harness, cfg jetstream.ConsumerConfig) {
+	t.Helper()
+	// The server may still be removing the deleted durable: it refuses
+	// the create ("consumer does not exist"), or removes the new one's
+	// files afterwards, and then refuses every update of it ("open
+	// …/meta.inf.tmp: no such file or directory"). An update tells.
+	var err error
+	for try := 0; try < 50; try++ {
+		if _, err = h.obs.CreateConsumer(context.Background(), pipeline.DefaultRequestStream, cfg); err == nil {
+			if _, err = h.obs.UpdateConsumer(context.Background(), pipeline.DefaultRequestStream, cfg); err == nil {
+				return
+			}
+			_ = h.obs.DeleteConsumer(context.Background(), pipeline.DefaultRequestStream, cfg.Durable)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("the other party's durable: %v", err)
 }
 
 // withField returns the log lines that have field, decoded.
