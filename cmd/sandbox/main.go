@@ -59,6 +59,7 @@ func flagSet(s *settings) *flag.FlagSet {
 	f := &cfg.Faults
 	fs.Var(intflag.NewUint64(&f.Seed, 1), "fault-seed", "the `number` seeding the fault generator: the same seed gives the same faults")
 	fs.Float64Var(&f.Error5xx, "fault-5xx", 0, "probability of HTTP 503 before the call takes effect")
+	fs.DurationVar(&f.RetryAfter, "fault-retry-after", 0, "Retry-After sent with --fault-5xx's 503, in whole seconds (0: none, as neither provider documents one)")
 	fs.Float64Var(&f.Reset, "fault-reset", 0, "probability of a connection reset before the call takes effect")
 	fs.Float64Var(&f.Drop, "fault-drop", 0, "probability of accept-then-drop: the call takes effect and the answer is lost")
 	fs.Float64Var(&f.Garbage, "fault-garbage", 0, "probability that the call takes effect and the answer is garbage")
@@ -85,6 +86,9 @@ func parseFlags(args []string) (*settings, error) {
 	}
 	if s.faceAuth != "" {
 		f.FaceAuthSellers = strings.Split(s.faceAuth, ",")
+	}
+	if f.RetryAfter < 0 {
+		return nil, fmt.Errorf("--fault-retry-after must not be negative, got %s", f.RetryAfter)
 	}
 	for _, p := range []float64{f.Error5xx, f.Reset, f.Drop, f.Garbage, f.SpikeRate} {
 		if p < 0 || p > 1 {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every integer flag of the sandbox is read in base 10, as the consumer's
@@ -51,5 +52,20 @@ func TestIntegerFlagsAreDecimal(t *testing.T) {
 	}
 	if s.cfg.Nuonuo.PendingQueries != 10 || s.cfg.Faults.Seed != 10 {
 		t.Errorf("pending queries %d, fault seed %d; want 10 and 10", s.cfg.Nuonuo.PendingQueries, s.cfg.Faults.Seed)
+	}
+}
+
+// --fault-retry-after reaches the 503 fault's Retry-After; a negative one
+// is refused, naming the flag.
+func TestFaultRetryAfterFlag(t *testing.T) {
+	s, err := parseFlags([]string{"--fault-5xx", "1", "--fault-retry-after", "7s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cfg.Faults.RetryAfter != 7*time.Second {
+		t.Errorf("Faults.RetryAfter %s, want 7s", s.cfg.Faults.RetryAfter)
+	}
+	if _, err := parseFlags([]string{"--fault-retry-after", "-1s"}); err == nil || !strings.Contains(err.Error(), "--fault-retry-after") {
+		t.Errorf("--fault-retry-after -1s: error %v, want one naming the flag", err)
 	}
 }

@@ -905,3 +905,39 @@ func TestJumdataRedInvoiceTolerance(t *testing.T) {
 	jdWant(t, submit(red), 400, "1.27")
 	jdWant(t, submit(red[:21]), 200, "")
 }
+
+// A scripted answer carries its Retry-After header as written, and the 503
+// fault carries Faults.RetryAfter in whole seconds (none when it is 0).
+func TestRetryAfterHeader(t *testing.T) {
+	post := func(t *testing.T, e *jdEnv) *http.Response {
+		t.Helper()
+		resp, err := http.Post(e.url+"/tax/v3/makeout/blue-invoice/submit", "application/x-www-form-urlencoded", strings.NewReader(e.jdParams().Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp
+	}
+	for _, tt := range []struct {
+		name   string
+		faults sandbox.Faults
+		status int
+		want   []string // the Retry-After header's values
+	}{
+		{"scripted 429", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 429, RetryAfter: "7"}}}, 429, []string{"7"}},
+		{"scripted 503 with a date", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 503, RetryAfter: "Fri, 20 Nov 2026 02:00:07 GMT"}}},
+			503, []string{"Fri, 20 Nov 2026 02:00:07 GMT"}},
+		{"scripted without", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 429}}}, 429, nil},
+		{"503 fault", sandbox.Faults{Error5xx: 1, RetryAfter: 1500 * time.Millisecond}, 503, []string{"2"}},
+		{"503 fault without", sandbox.Faults{Error5xx: 1}, 503, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := jdStart(t, sandbox.Config{Faults: tt.faults})
+			resp := post(t, e)
+			if got := resp.Header.Values("Retry-After"); resp.StatusCode != tt.status || !slices.Equal(got, tt.want) {
+				t.Fatalf("HTTP %d, Retry-After %q; want %d, %q", resp.StatusCode, got, tt.status, tt.want)
+			}
+		})
+	}
+}

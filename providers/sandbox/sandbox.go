@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -133,6 +134,10 @@ type Faults struct {
 	// Error5xx is the probability that a call is refused with HTTP 503
 	// before it takes effect.
 	Error5xx float64 `json:"error5xx"`
+	// RetryAfter, when above 0, is sent with Error5xx's 503 answers as a
+	// Retry-After header in whole seconds (rounded up), as a server in
+	// maintenance may; 0 sends none, as neither provider documents one.
+	RetryAfter time.Duration `json:"retryAfter,omitempty"`
 	// Reset is the probability that the connection is closed before the call
 	// takes effect.
 	Reset float64 `json:"reset"`
@@ -175,6 +180,10 @@ type ScriptedAnswer struct {
 	Message string `json:"message,omitempty"`
 	// HTTPStatus, when not 0, answers with this bare HTTP status instead.
 	HTTPStatus int `json:"httpStatus,omitempty"`
+	// RetryAfter, when not empty, is sent as the answer's Retry-After
+	// header, as it is (delay-seconds, an HTTP-date, or anything else a
+	// test needs a client to cope with).
+	RetryAfter string `json:"retryAfter,omitempty"`
 	// Times is how many calls the entry answers; 0 means 1.
 	Times int `json:"times,omitempty"`
 }
@@ -327,6 +336,9 @@ func (s *Server) api(p providerSpec, h http.HandlerFunc) http.Handler {
 		s.stats.request(p.name)
 		if a, ok := s.scripted(p.name, p.method(r)); ok {
 			s.stats.fault("scripted")
+			if a.RetryAfter != "" {
+				w.Header().Set("Retry-After", a.RetryAfter)
+			}
 			if a.HTTPStatus != 0 {
 				http.Error(w, http.StatusText(a.HTTPStatus)+" (sandbox script)", a.HTTPStatus)
 				return
@@ -351,6 +363,9 @@ func (s *Server) api(p providerSpec, h http.HandlerFunc) http.Handler {
 			return
 		case f.error5xx:
 			s.stats.fault("error_5xx")
+			if ra := s.Faults().RetryAfter; ra > 0 {
+				w.Header().Set("Retry-After", strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10))
+			}
 			http.Error(w, "503 Service Unavailable (sandbox fault)", http.StatusServiceUnavailable)
 			return
 		case f.reset:
