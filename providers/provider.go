@@ -75,7 +75,8 @@ type Outcome struct {
 	// RedConfirm is the state of a red confirmation form, for kind red_confirm.
 	RedConfirm *schemas.RedConfirmState
 	// RetryAfter is the provider's hint of when to ask again (Accepted,
-	// Retry); 0 means no hint.
+	// Retry, Unknown); 0 means no hint. A provider's HTTP Retry-After
+	// header gives one through ParseRetryAfter, so at most MaxRetryAfter.
 	RetryAfter time.Duration
 	// AwaitingParty, on an Accepted outcome, says that the provider waits
 	// for someone outside it, and may for days: the buyer confirming a red
