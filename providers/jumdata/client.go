@@ -202,6 +202,9 @@ type reply struct {
 	row    string    // the failure's row, when env is nil
 	code   string    // Outcome.Code: the envelope's code or the failure's
 	err    error
+	// retryAfter is the answer's Retry-After header
+	// (providers.ParseRetryAfter), 0 without one.
+	retryAfter time.Duration
 }
 
 // is reports whether the call was answered with code.
@@ -209,8 +212,9 @@ func (r reply) is(code string) bool { return r.env != nil && r.env.Code == code 
 
 // post makes one call: it waits for the rate limit, signs, posts the form,
 // reads and decodes the answer, reports to the Observer and feeds "too
-// frequent" answers back to the Limiter. The seller's login parameters are
-// added to params.
+// frequent" answers back to the Limiter, which pauses the seller's calls for
+// the answer's Retry-After (a second without one). The seller's login
+// parameters are added to params.
 func (c *Client) post(ctx context.Context, method string, params url.Values) reply {
 	if l := c.cfg.Limiter; l != nil {
 		if err := l.Wait(ctx); err != nil {
@@ -241,7 +245,7 @@ func (c *Client) post(ctx context.Context, method string, params url.Values) rep
 	r := c.do(req, method)
 	c.observer.ObserveCall(ProviderName, method, r.code, time.Since(start))
 	if c.cfg.Limiter != nil && lookup(r.row).throttle {
-		c.cfg.Limiter.Throttled(0)
+		c.cfg.Limiter.Throttled(r.retryAfter)
 	}
 	return r
 }
@@ -257,6 +261,13 @@ func (c *Client) do(req *http.Request, method string) reply {
 		}
 		return reply{method: method, row: row, code: row, err: fmt.Errorf("jumdata %s: %w", method, err)}
 	}
+	r := c.read(resp, method)
+	r.retryAfter = providers.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	return r
+}
+
+// read reads and decodes an answer.
+func (c *Client) read(resp *http.Response, method string) reply {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = providers.ReadBody(resp, 4096) // drain for connection reuse; the status says it all
 		row, code := statusRow(resp.StatusCode)
@@ -297,6 +308,9 @@ func (c *Client) fail(r reply, query bool) providers.Outcome {
 	if row.poll {
 		out.RetryAfter = c.cfg.PollAfter
 	}
+	// The provider's own word on when to ask again (a 429's or a 503's
+	// Retry-After), where it asks for longer.
+	out.RetryAfter = max(out.RetryAfter, r.retryAfter)
 	if out.Class == classOK { // a success the caller could not use: never here by design
 		out.Class = lookup(rowUnreadable).class(query)
 	}

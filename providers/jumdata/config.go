@@ -60,15 +60,17 @@ type Config struct {
 	// the answer size limit (MaxResponseBytes) in every case.
 	HTTP providers.HTTPConfig
 	// Limiter is the seller's rate limit; every call waits for it and the
-	// "too frequent" answers (606, 609, HTTP 429) slow it down. nil means
-	// unlimited.
+	// "too frequent" answers (606, 609, HTTP 429) slow it down, pausing
+	// the seller's calls for the answer's Retry-After (a second without
+	// one). nil means unlimited.
 	Limiter *providers.Limiter
 	// Observer receives one report per HTTP call: provider "jumdata", the
 	// endpoint ("blue-invoice/submit"), the code ("200", "http_502",
 	// "transport", "timeout", "unreadable") and the latency. nil discards.
 	Observer providers.Observer
 	// PollAfter is the RetryAfter hint given with a 202 (in progress)
-	// answer; 0 means 2 seconds.
+	// answer; 0 means 2 seconds. An answer's Retry-After header asking for
+	// longer wins.
 	PollAfter time.Duration
 	// RedConfirmAfter is how long after its submission a red confirmation
 	// form that red-invoice/result still answers 202 (in progress) waits
@@ -80,8 +82,8 @@ type Config struct {
 	// kept and the form polled as before. 0 means
 	// DefaultRedConfirmAfter; negative never sends it.
 	RedConfirmAfter time.Duration
-	// Now is the clock for timestamps, dates and the taskId life; nil means
-	// time.Now.
+	// Now is the clock for timestamps, dates (a Retry-After date among
+	// them) and the taskId life; nil means time.Now.
 	Now func() time.Time
 }
 

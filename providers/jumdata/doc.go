@@ -162,6 +162,12 @@
 // show yet, Call.Accepted; a red submission has no key to repeat it by, so
 // NotFound would risk reversing twice).
 //
+// An answer's HTTP Retry-After header (a 429's or a 503's: seed 004 documents
+// none, but it is standard HTTP) is read with providers.ParseRetryAfter, at
+// most providers.MaxRetryAfter, and becomes the outcome's RetryAfter where it
+// asks for longer than the row's own hint (PollAfter for a 202); a throttling
+// answer pauses the Limiter for it too, instead of a second.
+//
 // # Face authentication
 //
 // jumdata answers 311/312 until a person scans a QR code with the 个税 or
