@@ -32,8 +32,8 @@ const (
 	mQueryRedConfirm = "queryInvoiceRedConfirm"
 )
 
-// throttlePause is how long calls pause after 070201; the platform gives no
-// hint.
+// throttlePause is how long calls pause after 070201 when the answer has
+// no Retry-After asking for longer; the platform documents no hint.
 const throttlePause = time.Second
 
 // Client is a Nuonuo open platform client bound to one seller. It implements
@@ -627,6 +627,9 @@ type answer struct {
 	code string // the envelope's code, or a pseudo-code (transport, unreadable, http_503, ...)
 	msg  string
 	err  error
+	// retryAfter is the answer's Retry-After header
+	// (providers.ParseRetryAfter), 0 without one.
+	retryAfter time.Duration
 }
 
 func (a answer) ok() bool { return a.code == codeSuccess }
@@ -655,7 +658,7 @@ func (c *Client) call(ctx context.Context, method, short string, body any) answe
 		a = c.post(ctx, method, short, tok, raw)
 		switch {
 		case a.code == codeTooFrequent && c.cfg.Limiter != nil:
-			c.cfg.Limiter.Throttled(throttlePause)
+			c.cfg.Limiter.Throttled(max(throttlePause, a.retryAfter))
 		case a.code == codeTokenMismatch && ts != nil:
 			if ts.mismatched(ctx, tok) && attempt == 0 {
 				refused = tok
@@ -737,11 +740,19 @@ func (c *Client) post(ctx context.Context, method, short, tok string, body []byt
 	return a
 }
 
+// do sends req and reads the answer, with its Retry-After.
 func (c *Client) do(req *http.Request, short string) answer {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return answer{code: codeTransport, msg: "no answer: " + transportCause(err), err: fmt.Errorf("%s: %w", short, err)}
 	}
+	a := c.read(resp, short)
+	a.retryAfter = providers.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	return a
+}
+
+// read reads and decodes an answer.
+func (c *Client) read(resp *http.Response, short string) answer {
 	b, err := providers.ReadBody(resp, c.maxBytes)
 	if err != nil {
 		return answer{code: codeUnreadable, msg: "the answer could not be read", err: fmt.Errorf("%s: %w", short, err)}
@@ -780,6 +791,9 @@ func (c *Client) failure(a answer, ph phase, kind schemas.Kind) providers.Outcom
 	case r.action == actThrottle:
 		o.RetryAfter = throttlePause
 	}
+	// The platform's own word on when to ask again (a 429's or a 503's
+	// Retry-After), where it asks for longer.
+	o.RetryAfter = max(o.RetryAfter, a.retryAfter)
 	return o
 }
 

@@ -54,7 +54,9 @@ type Config struct {
 	// HTTP sets the timeout, pool size and answer size limit.
 	HTTP providers.HTTPConfig
 	// Limiter is the seller's rate limit; nil means unlimited. It backs off
-	// when the platform answers 070201 (too frequent).
+	// when the platform answers 070201 (too frequent), pausing the
+	// seller's calls for a second, or for the answer's Retry-After where
+	// that asks for longer.
 	Limiter *providers.Limiter
 	// Observer receives one report per HTTP call: provider "nuonuo", the
 	// method's short name ("requestBillingNew"), the answer's code and the
@@ -63,7 +65,8 @@ type Config struct {
 	// PollAfter is the RetryAfter hint of Accepted outcomes; 0 means
 	// DefaultPollAfter.
 	PollAfter time.Duration
-	// Now is the clock of the signed timestamp; nil means time.Now.
+	// Now is the clock of the signed timestamp and of a Retry-After date;
+	// nil means time.Now.
 	Now func() time.Time
 }
 

@@ -88,6 +88,13 @@
 // not say which status the gateway uses; any other 4xx and every 5xx are
 // classed by their status.
 //
+// An answer's HTTP Retry-After header (a 429's or a 503's: the documents
+// give none, but it is standard HTTP) is read with
+// providers.ParseRetryAfter, at most providers.MaxRetryAfter, and becomes
+// the outcome's RetryAfter where it asks for longer than the client's own
+// hint (a second for 070201); a 070201 pauses the Limiter for it too. A
+// bare 429, without 070201 in the envelope, does not throttle the Limiter.
+//
 // Rejected outcomes of kind issue carry Outcome.Field where the code pins a
 // field: E9101 order.invoiceType, E9104 order.email, E9302
 // order.salerTaxNum, and line codes such as E9130/E9131
