@@ -24,7 +24,9 @@ type Config struct {
 	// Retry is the backoff for transient provider answers: the n-th failure
 	// in a row (schemas.OrderRecord.Failures, which an answer that the
 	// provider has the order starts again) waits about RetryBase×2^(n-1)
-	// with jitter, at least the provider's hint, at most RetryMax. The
+	// with jitter, at most RetryMax, but at least the provider's hint
+	// (providers.Outcome.RetryAfter), even beyond RetryMax: a Retry-After
+	// header gives at most providers.MaxRetryAfter (5 minutes). The
 	// consumer's own failures (the order store, publishing) count the
 	// message's deliveries instead. 0 means 1s and 2m.
 	RetryBase, RetryMax time.Duration
@@ -130,8 +132,9 @@ func (c Config) withDefaults() Config {
 }
 
 // retryDelay is the wait before the next delivery after the n-th transient
-// failure in a row: exponential with jitter in [d/2, d), at least hint,
-// capped.
+// failure in a row: exponential with jitter in [d/2, d), capped at RetryMax,
+// or hint where that is longer (hint is not capped here: the provider
+// clients bound it).
 func (c Config) retryDelay(n int, hint time.Duration) time.Duration {
 	d := doubling(c.RetryBase, c.RetryMax, n)
 	d = d/2 + rand.N(d/2+1)
