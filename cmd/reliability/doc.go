@@ -5,10 +5,10 @@
 // nats-server) and runs each scenario on loopback with separate processes:
 // the consumer in external-NATS mode against its own nats-server and
 // sandbox, with fresh data. Scenarios: the consumer killed with SIGKILL
-// mid-run; the NATS server stopped and restarted; provider faults (5xx,
-// accept-then-drop, latency spikes past the client timeout, rate-limit
-// bursts); a hostile-input corpus; the same order published 100 times, then
-// with a different body; the order store's file unable to grow.
+// mid-run; the NATS server stopped and restarted; provider faults (5xx with
+// a Retry-After, accept-then-drop, latency spikes past the client timeout,
+// rate-limit bursts); a hostile-input corpus; the same order published 100
+// times, then with a different body; the order store's file unable to grow.
 //
 // After each scenario it checks the invariants: every valid order issued
 // exactly once at the sandbox and answered by one issued result per request

@@ -90,10 +90,10 @@ var scenarios = []scenario{
 	},
 	{
 		name: "provider-faults",
-		what: "sandbox faults: 10% HTTP 5xx, 5% accept-then-drop, latency spikes beyond the client timeout, bursts of 609/070201",
+		what: "sandbox faults: 10% HTTP 5xx (Retry-After: 1), 5% accept-then-drop, latency spikes beyond the client timeout, bursts of 609/070201",
 		cfg: func(s sizes) worldConfig {
 			return worldConfig{
-				sandboxArgs: []string{"--fault-seed", "42", "--fault-5xx", "0.10", "--fault-drop", "0.05", "--fault-spike-rate", "0.02",
+				sandboxArgs: []string{"--fault-seed", "42", "--fault-5xx", "0.10", "--fault-retry-after", "1s", "--fault-drop", "0.05", "--fault-spike-rate", "0.02",
 					"--fault-spike", "3s", "--rate-limit", strconv.Itoa(s.rateLimit), "--rate-burst", strconv.Itoa(s.rateBurst), "--nuonuo-pending-queries", "1"},
 				consumerArgs: []string{"--workers", "32", "--max-deliver", "100"},
 			}
