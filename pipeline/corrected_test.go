@@ -371,9 +371,7 @@ func TestStaleCopyOfASupersededRequestIsNotSubmitted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			h := newHarness(t, harnessOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
-				{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: tc.rejections},
-			}}}})
+			h := newHarness(t, harnessOptions{pipeline: fast, sandbox: nuonuoRejects(tc.rejections)})
 			p := firstRun(t, h, fast, h.db, nil, false)
 			const orderNo = "STALE-1"
 			deliver := func(m *pipeline.Message) pipeline.Outcome { t.Helper(); return deliverMsg(t, p, m) }
@@ -460,9 +458,7 @@ func TestStaleCopyAfterAReplayedRequestIsNotSubmitted(t *testing.T) {
 	ctx := context.Background()
 	cfg := fast
 	cfg.MaxDeliver = 3
-	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
-		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: 2},
-	}}}})
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: nuonuoRejects(2)})
 	puts := &failingPuts{Store: h.db}
 	p := firstRun(t, h, cfg, puts, nil, false)
 	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "STALE-REPLAY"}
@@ -526,9 +522,7 @@ func TestStaleCopyAfterAReplayedRequestIsNotSubmitted(t *testing.T) {
 // over and been invoiced.
 func TestStaleCopyIsJudgedByItsStreamSequence(t *testing.T) {
 	ctx := context.Background()
-	h := newHarness(t, harnessOptions{pipeline: fast, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
-		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: 2},
-	}}}})
+	h := newHarness(t, harnessOptions{pipeline: fast, sandbox: nuonuoRejects(2)})
 	p := firstRun(t, h, fast, h.db, nil, false)
 	const orderNo = "SKEWED-LEADER"
 	const ahead = time.Second // the first leader's clock against the second's
@@ -601,9 +595,7 @@ func TestReplayOfAnOlderRequestGivenUpWithoutARecordIsNotSubmitted(t *testing.T)
 	ctx := context.Background()
 	cfg := fast
 	cfg.MaxDeliver = 3
-	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
-		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: 1},
-	}}}})
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: nuonuoRejects(1)})
 	puts := &failingPuts{Store: h.db}
 	p := firstRun(t, h, cfg, puts, nil, false)
 	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "OLDER-REPLAY"}
@@ -637,4 +629,14 @@ func TestReplayOfAnOlderRequestGivenUpWithoutARecordIsNotSubmitted(t *testing.T)
 	if c := res[2]; c.Error == nil || !strings.Contains(c.Error.Message, "superseded") || c.Fingerprint != res[0].Fingerprint {
 		t.Fatalf("the replay's result: %s %+v; want a conflict saying that the later request superseded it", c.Status, c.Error)
 	}
+}
+
+// nuonuoRejects is a sandbox that refuses the first n (at least 1) Nuonuo
+// submissions with E9117, a refusal the client classifies as Rejected
+// (naming order.buyerName), and issues the later ones: an order whose
+// request is rejected, for a correction to follow.
+func nuonuoRejects(n int) sandbox.Config {
+	return sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: n},
+	}}}
 }

@@ -439,15 +439,16 @@ func (l *logLines) withField(t *testing.T, field string) []map[string]any {
 // keep the durable's creation), and by their timestamps otherwise.
 func TestCorrectionInARecreatedRequestStreamIsNotAStaleCopy(t *testing.T) {
 	ctx := context.Background()
-	h := newHarness(t, harnessOptions{pipeline: fast, recreate: true, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
-		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "E9117", Times: 1},
-	}}}})
-	h.start()
+	h := newHarness(t, harnessOptions{pipeline: fast, recreate: true, sandbox: nuonuoRejects(1)})
 	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "RECREATED-STALE"}
 	for i := range 3 {
 		h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, fmt.Sprintf("INVALID-%d", i), func(o *schemas.Order) { o.BuyerName = "" }), "")
 	}
+	// Published before the loop starts: publishRaw reads the request back
+	// from the work-queue stream, which a running loop may already have
+	// emptied.
 	older := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, nil))
+	h.start()
 	if r := h.waitResult(key.Seller, key.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusRejected {
 		t.Fatalf("the older request: %s %+v; want rejected", r.Status, r.Error)
 	}
