@@ -65,9 +65,11 @@
 //     a Nuonuo seller, for a price without num on a line that leaves an
 //     amount out; price × num
 //     against the amount the price is quoted in, given or derived from the
-//     others, for which the documents name no narrower code than E4000
-//     (for a jumdata seller 400, as its mapping sends dj × spsl beside the
-//     amounts): PriceAmountTolerance, on the lines whose amounts are issued as given:
+//     others, which no document says Nuonuo refuses on a line whose
+//     amounts it issues as given, so that for a Nuonuo seller it is this
+//     service's own rule (no code; on a red confirmation's lines too), and
+//     for a jumdata seller 400, as its mapping sends dj × spsl beside the
+//     amounts: PriceAmountTolerance, on the lines whose amounts are issued as given:
 //     a Nuonuo seller's line that leaves an amount out is computed from
 //     price × num, and the amounts it gives are held to RuleComputedAmount
 //     instead), the
@@ -103,7 +105,7 @@
 // line's amount: 400). Inside a body (order, redConfirm, reissue) a rule
 // with no narrower code names E4000, seed 001's code for a private
 // parameter that is missing or wrong (a tax rate outside the set, a sign,
-// a precision, price × num); the other rules that hold every seller alike
+// a precision); the other rules that hold every seller alike
 // name Nuonuo's code for a jumdata seller too (seed 001's are the
 // contract's only documented codes; jumdata answers any parameter it
 // refuses with 400 or the tax bureau's 399). The envelope (schemaVersion,
@@ -113,7 +115,8 @@
 // goods line's tax of -0.00 (which its mapping sends as 0.00) and a line's
 // taxIncludedAmount unlike taxExcludedAmount + tax (which it does not
 // send), and for a
-// Nuonuo seller an amount a line gives that Nuonuo sets aside for one it
+// Nuonuo seller price × num against the amounts of a line it issues as
+// given (rule price_quantity, which no document says it refuses), an amount a line gives that Nuonuo sets aside for one it
 // computes more than 0.06 away (RuleComputedAmount: Nuonuo would issue its
 // own figure) or an amount or tax it sets aside that has the wrong sign
 // (rule sign: Nuonuo would issue its own figure, but the request's sign

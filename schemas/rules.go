@@ -494,12 +494,13 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 		c.add(p+".num", "price_quantity", "E4000", "is required when price is given and the line leaves an amount out: the provider computes the line from price × num; give num, or all three amounts")
 	}
 	// price × num against the amount the price is quoted in (unknown when
-	// withTaxFlag is wrong). Neither provider's document names a narrower
-	// code for a mismatch (E9123 is about an empty price, above), so the
-	// violation names E4000, a wrong value, for a Nuonuo seller, and 400
-	// for a jumdata seller, whose mapping sends dj × spsl beside je and se
-	// (the sandbox answers 400, as it does for any invoiceData the tax
-	// bureau would refuse). Not on a line that Nuonuo
+	// withTaxFlag is wrong). A jumdata seller's names 400: its mapping
+	// sends dj × spsl beside je and se (the sandbox answers 400, as it
+	// does for any invoiceData the tax bureau would refuse). A Nuonuo
+	// seller's is this service's own rule: Nuonuo issues a line that gives
+	// all three amounts as given, and neither seed 001 nor seed 002 says
+	// it refuses one whose price × num disagrees (E9123 is about an empty
+	// price, above); the request says two things all the same. Not on a line that Nuonuo
 	// computes from price × num (Recomputed: a Nuonuo seller's line that
 	// leaves an amount out): Nuonuo sets the amounts it gives aside and
 	// issues price × num, whatever they say, and refuses nothing;
@@ -512,7 +513,7 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			field, amt, text = p+".taxExcludedAmount", a.excl, l.TaxExcludedAmount
 		}
 		got := a.price.Mul(*a.num)
-		pqCode := providerCode(provider, "E4000", "400")
+		pqCode := providerCode(provider, "", "400")
 		switch {
 		case amt != nil:
 			if got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
@@ -1258,10 +1259,11 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 			c.add(p+".taxExcludedPrice", "sign", "", "must be positive (seed 002: 单价(不含税)为正数)")
 		}
 		// num × taxExcludedPrice against the amount, as on an order's
-		// lines (no provider code).
+		// lines: this service's own rule (no provider code), as neither
+		// seed 002 nor the sandboxes refuse a form's line for it.
 		if num != nil && price != nil && excl != nil {
 			if got := num.Mul(*price); got.Sub(*excl).Abs().GreaterThan(PriceAmountTolerance) {
-				c.add(p+".taxExcludedAmount", "price_quantity", "", "is %s but num × taxExcludedPrice is %s: they may differ by %s at most", l.TaxExcludedAmount, got.StringFixed(2), PriceAmountTolerance)
+				c.own(p+".taxExcludedAmount", "price_quantity", "is %s but num × taxExcludedPrice is %s: they may differ by %s at most", l.TaxExcludedAmount, got.StringFixed(2), PriceAmountTolerance)
 			}
 		}
 		// Zero is not negative: a line reversing 0.00 reverses nothing, and

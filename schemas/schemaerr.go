@@ -134,7 +134,7 @@ func codeFor(field, rule string) string {
 // for a field inside a body (order, redConfirm, reissue). Seed 001 gives
 // E4000 (接口调用失败) for a private parameter that is missing or whose value
 // is wrong (必填字段没有传值，或者传的值不对), and it has no narrower code for
-// a tax rate, a sign, a precision or a price × num mismatch. The envelope
+// a tax rate, a sign or a precision. The envelope
 // (schemaVersion, kind, sellerTaxNum, orderNo, the body selection) is this
 // service's own contract, and an unknown field, a control character, an
 // order.orderNo that differs from the envelope's and a tax number's check

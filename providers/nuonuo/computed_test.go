@@ -84,6 +84,12 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			split("100.00", "6.00")(o)
 			o.InvoiceDetail[0].Num = schemas.ParseAmount("2")
 		}, "", []string{line0 + ".tax|computed_amount", line0 + ".taxExcludedAmount|computed_amount"}, nil, [3]string{"200.00", "12.00", "212.00"}},
+		// A line that gives all three amounts is issued as given, whatever
+		// price × num says (212.00 with tax): no document gives a code
+		// for the mismatch, and the validator refuses it by its own rule.
+		{"all three amounts given far from price × num", func(o *schemas.Order) {
+			o.InvoiceDetail[0].Num = schemas.ParseAmount("2")
+		}, "", []string{line0 + ".taxIncludedAmount|price_quantity"}, nil, [3]string{"100.00", "6.00", "106.00"}},
 		// A negative amount without tax given beside price × num (106.00
 		// with tax): Nuonuo sets it aside and issues 100.00.
 		{"a negative amount given, set aside", split("-100.00", "6.00"), "",
