@@ -86,7 +86,9 @@
 //     seller consistency (E9302) and tax-number check characters (a warning
 //     unless ValidatorConfig.StrictTaxNumbers; a buyer's number may be a GB
 //     11643 resident ID number instead), and deduction taxation's limits
-//     (checkDeductions: a zero deduction is "0" or "0.00"; for a Nuonuo seller
+//     (checkDeductions: a zero deduction is "0" or "0.00", this service's
+//     own rule, as no document says a provider refuses another spelling
+//     of zero; for a Nuonuo seller
 //     one line at most, and no 0.00 on a fully digital invoice;
 //     checkDeductionAmount: for every seller, no deduction larger than its
 //     blue goods line's amount, whatever the rate and whether the tax is
@@ -116,7 +118,10 @@
 // taxIncludedAmount unlike taxExcludedAmount + tax (which it does not
 // send), and for a
 // Nuonuo seller price × num against the amounts of a line it issues as
-// given (rule price_quantity, which no document says it refuses), an amount a line gives that Nuonuo sets aside for one it
+// given (rule price_quantity, which no document says it refuses), for every
+// seller a zero deduction written otherwise than "0" or "0.00"
+// (deduction_zero: it says neither none nor nothing deducted for sure, and
+// no document says a provider refuses it), an amount a line gives that Nuonuo sets aside for one it
 // computes more than 0.06 away (RuleComputedAmount: Nuonuo would issue its
 // own figure) or an amount or tax it sets aside that has the wrong sign
 // (rule sign: Nuonuo would issue its own figure, but the request's sign

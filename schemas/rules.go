@@ -291,7 +291,11 @@ func checkVehicleOrder(o *Order, c *collector) {
 // 非差额征税；传0.00才表示差额征税：0.00（全电发票暂不支持）".
 //   - A zero deduction is "0" (none) or "0.00" (deduction taxation with
 //     nothing deducted): another spelling of zero, such as "0.0", says
-//     neither for sure, and is refused rather than guessed at.
+//     neither for sure, and is refused rather than guessed at, by this
+//     service's own rule for every seller: no document says a provider
+//     refuses it (the jumdata mapping would send it as kce 0.00, deduction
+//     taxation, and both sandboxes issue it), but which invoice it asks
+//     for is not said.
 //   - On a Nuonuo seller's invoice one line at most is taxed on the
 //     difference (只支持填写一项), and a fully digital one takes no deduction
 //     of 0.00. jumdata's document says neither; its sellers are not held to
@@ -310,7 +314,7 @@ func checkDeductions(o *Order, provider string, c *collector) {
 		}
 		text := d.String()
 		if d.Decimal().IsZero() && text != "0" && text != "0.00" {
-			c.add(field, "deduction_zero", "E4000", "is %q: write 0 (or leave it out) for no deduction taxation, or 0.00 for deduction taxation with nothing deducted", text)
+			c.own(field, "deduction_zero", "is %q: write 0 (or leave it out) for no deduction taxation, or 0.00 for deduction taxation with nothing deducted", text)
 			continue
 		}
 		if !DeductionApplies(d) || !nuonuo {

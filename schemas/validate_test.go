@@ -320,9 +320,9 @@ func TestRules(t *testing.T) {
 		{"deduction 0.00 on a fully digital invoice", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))},
 			[]string{line2 + ".deduction|deduction_fully_digital|E4000"}},
 		{"deduction 0.0 says neither", blue, []edit{set("order.invoiceLine", "p"), set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.0", "tax", "60.00", "taxExcludedAmount", "1000.00"))},
-			[]string{line2 + ".deduction|deduction_zero|E4000"}},
+			[]string{line2 + ".deduction|deduction_zero|"}},
 		{"deduction -0.00 says neither", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "-0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))},
-			[]string{line2 + ".deduction|deduction_zero|E4000"}},
+			[]string{line2 + ".deduction|deduction_zero|"}},
 		{"deductions on two lines", invoiceToleranceCase(t), priced(append(append(toleranceLines(setTo("13.04"), "tax"), toleranceLines(setTo("113.04"), "taxIncludedAmount")...),
 			set(line0+".deduction", "50.00"), set(line0+".tax", "6.50"), set(line0+".taxIncludedAmount", "106.50"),
 			set(line2+".deduction", "50.00"), set(line2+".tax", "6.50"), set(line2+".taxIncludedAmount", "106.50"))),
@@ -1431,9 +1431,10 @@ func inBody(field string) bool {
 // ownRules are the rules inside a body that this service alone refuses for
 // a Nuonuo seller, naming no code: an unknown field, a control character,
 // an order number unlike the envelope's, a tax number's check character,
-// and price × num against a line's amounts, which no document says Nuonuo
-// refuses (it issues the amounts given).
-var ownRules = []string{"unknown_field", "control_character", "order_no_mismatch", "tax_number_check", "price_quantity"}
+// price × num against a line's amounts, which no document says Nuonuo
+// refuses (it issues the amounts given), and a zero deduction written
+// otherwise than "0" or "0.00", which no document says it refuses either.
+var ownRules = []string{"unknown_field", "control_character", "order_no_mismatch", "tax_number_check", "price_quantity", "deduction_zero"}
 
 func TestDeductionLimitsByProvider(t *testing.T) {
 	const seller = "91330106MA2AYNWD8M" // issue-discount.json's seller, invoiceLine pc
@@ -1457,7 +1458,8 @@ func TestDeductionLimitsByProvider(t *testing.T) {
 		{"jumdata two lines", jumdata, twoLines, nil},
 		{"jumdata deduction larger than the amount", jumdata, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
 			[]string{line2 + ".deduction|deduction_amount|400"}},
-		{"jumdata 0.0", jumdata, []edit{set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|E4000"}},
+		{"nuonuo 0.0", nuonuo, []edit{set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|"}},
+		{"jumdata 0.0", jumdata, []edit{set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

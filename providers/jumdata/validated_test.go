@@ -149,28 +149,51 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 }
 
 // TestSandboxIssuesWhatOnlyTheValidatorRefuses: a request whose figures
-// disagree where jumdata never looks is refused by this service's own rule,
-// naming no provider code, and the jumdata sandbox issues it as sent. A
-// line's taxIncludedAmount is not sent (the mapping sends je and se, and
-// jshj = hjje + hjse): one that is not taxExcludedAmount + tax, which Nuonuo
-// refuses with E9130, jumdata never sees.
+// disagree where jumdata never looks, or say something the jumdata mapping
+// reads one way while the contract does not say which, is refused by this
+// service's own rule, naming no provider code, and the jumdata sandbox
+// issues it as sent.
 func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
-	line := `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","price":"113","num":"1",` +
-		`"taxRate":"0.13","taxExcludedAmount":"100.00","tax":"13.00","taxIncludedAmount":"113.01"}`
+	line := func(more string) string {
+		return `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","price":"113","num":"1",` +
+			`"taxRate":"0.13","taxExcludedAmount":"100.00","tax":"13.00"` + more + `}`
+	}
+	cases := []struct {
+		name        string
+		line        string
+		field, rule string // the validator's one violation
+		total       string // what the sandbox issues in all
+	}{
+		// A line's taxIncludedAmount is not sent (the mapping sends je and
+		// se, and jshj = hjje + hjse): one that is not taxExcludedAmount +
+		// tax, which Nuonuo refuses with E9130, jumdata never sees.
+		{"taxIncludedAmount unlike taxExcludedAmount + tax", line(`,"taxIncludedAmount":"113.01"`),
+			"order.invoiceDetail[0].taxIncludedAmount", "amount_sum", "113.00"},
+		// Seed 001 gives a deduction of "0" (none) and "0.00" (deduction
+		// taxation, nothing deducted); the mapping sends "0.0" as kce
+		// 0.00, which the sandbox issues, but the contract does not say
+		// which the seller meant.
+		{"a zero deduction written 0.0", line(`,"taxIncludedAmount":"113.00","deduction":"0.0"`),
+			"order.invoiceDetail[0].deduction", "deduction_zero", "113.00"},
+	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := v.Decode([]byte(validatedOrder("E2E-SUM", "pc", "", line)), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(d.Violations) != 1 || d.Violations[0].Field != "order.invoiceDetail[0].taxIncludedAmount" || d.Violations[0].Rule != "amount_sum" || d.Violations[0].ProviderCode != "" {
-		t.Fatalf("violations %v, want amount_sum on order.invoiceDetail[0].taxIncludedAmount naming no provider code", d.Violations)
-	}
-	e := newEnv(t, sandbox.Config{}, nil)
-	inv := e.mustIssueRequest(d.Request)
-	if inv.TotalAmount.String() != "113.00" {
-		t.Errorf("issued %s in all, want je + se = 113.00", inv.TotalAmount)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := v.Decode([]byte(validatedOrder("E2E-OWN", "pc", "", tc.line)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Violations) != 1 || d.Violations[0].Field != tc.field || d.Violations[0].Rule != tc.rule || d.Violations[0].ProviderCode != "" {
+				t.Fatalf("violations %v, want %s on %s naming no provider code", d.Violations, tc.rule, tc.field)
+			}
+			e := newEnv(t, sandbox.Config{}, nil)
+			inv := e.mustIssueRequest(d.Request)
+			if inv.TotalAmount.String() != tc.total {
+				t.Errorf("issued %s in all, want %s", inv.TotalAmount, tc.total)
+			}
+		})
 	}
 }

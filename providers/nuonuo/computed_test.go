@@ -90,6 +90,13 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		{"all three amounts given far from price × num", func(o *schemas.Order) {
 			o.InvoiceDetail[0].Num = schemas.ParseAmount("2")
 		}, "", []string{line0 + ".taxIncludedAmount|price_quantity"}, nil, [3]string{"100.00", "6.00", "106.00"}},
+		// Seed 001 gives a deduction of "0" (none) and "0.00" (deduction
+		// taxation, nothing deducted); "0.0" says neither for sure, and no
+		// document says Nuonuo refuses it: the sandbox issues it, and the
+		// validator refuses it by its own rule.
+		{"a zero deduction written 0.0", func(o *schemas.Order) {
+			o.InvoiceDetail[0].Deduction = schemas.ParseAmount("0.0")
+		}, "", []string{line0 + ".deduction|deduction_zero"}, nil, [3]string{"100.00", "6.00", "106.00"}},
 		// A negative amount without tax given beside price × num (106.00
 		// with tax): Nuonuo sets it aside and issues 100.00.
 		{"a negative amount given, set aside", split("-100.00", "6.00"), "",
