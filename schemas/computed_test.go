@@ -36,15 +36,15 @@ func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
 		// gives: the order system asked for 50.00.
 		{"tax given far from the one computed", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxIncludedAmount", "113.00", "tax", "50.00"))},
 			[]computedFinding{{line2 + ".tax", "50.00", "13.00"}}, nil,
-			[]string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+			[]string{line2 + ".tax|line_tax_tolerance|400", "order.invoiceDetail|invoice_tax_tolerance|400"}},
 		{"amount and tax given split otherwise than the rate", blue, []edit{set(line2, rateLine("1", "price", "113", "num", "1", "taxExcludedAmount", "103.00", "tax", "10.00"))},
 			[]computedFinding{{line2 + ".taxExcludedAmount", "103.00", "100.00"}, {line2 + ".tax", "10.00", "13.00"}}, nil,
-			[]string{line2 + ".tax|line_tax_tolerance|E9131", "order.invoiceDetail|invoice_tax_tolerance|E9131"}},
+			[]string{line2 + ".tax|line_tax_tolerance|400", "order.invoiceDetail|invoice_tax_tolerance|400"}},
 		// The tolerance's edges, on the amount with tax Nuonuo computes as
 		// 100.00 + 13.00 (withTaxFlag 0: price × num is without tax).
 		{"amount with tax 0.07 over", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.07"))},
 			[]computedFinding{{line2 + ".taxIncludedAmount", "113.07", "113.00"}}, nil,
-			[]string{line2 + ".tax|line_tax_tolerance|E9131"}},
+			[]string{line2 + ".tax|line_tax_tolerance|400"}},
 		{"amount with tax 0.06 over", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "taxIncludedAmount", "113.06"))},
 			nil, []computedFinding{{line2 + ".taxIncludedAmount", "113.06", "113.00"}}, nil},
 		{"tax 0.01 over", blue, []edit{set(line2, rateLine("0", "price", "100", "num", "1", "tax", "13.01"))},
@@ -57,12 +57,15 @@ func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
 		// 1.06 = 28.30.
 		{"tax 0.03 over under a deduction", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "price", "1000", "num", "1", "taxIncludedAmount", "1000.00", "deduction", "500.00", "tax", "28.33"))},
 			nil, []computedFinding{{line2 + ".tax", "28.33", "28.30"}}, nil},
-		// A red line: -5.65 with tax is -5.00 + -0.65.
+		// A red line: -5.65 with tax is -5.00 + -0.65. The jumdata adapter
+		// refuses a red order before any call (it reverses with
+		// red_confirm): what the validator refuses of it for a jumdata
+		// seller is its own rule.
 		{"red line's amount without tax 0.02 off", red, []edit{del(line0 + ".tax"), set(line0+".taxExcludedAmount", "-5.02")},
 			nil, []computedFinding{{line0 + ".taxExcludedAmount", "-5.02", "-5.00"}}, nil},
 		{"red line's amount without tax 0.10 off", red, []edit{del(line0 + ".tax"), set(line0+".taxExcludedAmount", "-5.10")},
 			[]computedFinding{{line0 + ".taxExcludedAmount", "-5.10", "-5.00"}}, nil,
-			[]string{line0 + ".tax|line_tax_tolerance|E9131"}},
+			[]string{line0 + ".tax|line_tax_tolerance|"}},
 		// A line that gives its amount without tax alone, priced with
 		// tax: 2.1 × 12.08 = 25.368, which Nuonuo rounds to 25.37 and
 		// computes as 23.28 + 2.09 at 9%, the amount given. Read on its
@@ -75,7 +78,7 @@ func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
 			nil, nil, []string{line2 + ".price|price_quantity|400"}},
 		{"red line's amount without tax alone, as Nuonuo computes it", red, []edit{set(line0+".taxRate", "0.09"), set(line0+".price", "2.1"), set(line0+".num", "-12.08"),
 			del(line0 + ".tax"), del(line0 + ".taxIncludedAmount"), set(line0+".taxExcludedAmount", "-23.28")},
-			nil, nil, []string{line0 + ".price|price_quantity|400"}},
+			nil, nil, []string{line0 + ".price|price_quantity|"}},
 		// Amounts given that disagree with price × num: Nuonuo sets them
 		// aside as any others, and issues price × num (226.00 with tax
 		// at 13%: 200.00 + 26.00), not refusing. Each is held to the one

@@ -33,7 +33,9 @@
 //     typed Request built from the tree the schema checked (the bytes are
 //     parsed once, and a key given twice counts with its last value
 //     everywhere; a field of the wrong JSON type is left empty, has its type
-//     violation alone, and the rules check every other field): amount
+//     violation alone, and the rules check every other field; the codes
+//     named here are a Nuonuo seller's, and Provider codes below says which
+//     a jumdata seller's name): amount
 //     lengths (16 characters, a red amount's minus sign included; E9124,
 //     E9126 and E9128 for an order line's three amounts; for a jumdata
 //     seller also as its mapping sends them, every amount of money with
@@ -61,9 +63,10 @@
 //     without tax or a tax the line does not give held to them as
 //     derived: a price × num rounding to 0.00 is no amount, and a
 //     deduction larger than the amount makes no tax),
-//     price/quantity/amount combinations (E9123 for an empty price; E4000, for
-//     a Nuonuo seller, for a price without num on a line that leaves an
-//     amount out; price × num
+//     price/quantity/amount combinations (for a Nuonuo seller E9123 for an
+//     empty price and E4000 for a price without num on a line that leaves
+//     an amount out; for a jumdata seller a line that gives no amount, nor
+//     price and num to stand in for one; price × num
 //     against the amount the price is quoted in, given or derived from the
 //     others, which no document says Nuonuo refuses on a line whose
 //     amounts it issues as given, so that for a Nuonuo seller it is this
@@ -98,35 +101,63 @@
 //
 // Every violation is reported, not only the first (up to MaxViolations, then
 // one entry counting the rest; lines past the 2000 a list may hold are not
-// checked), each with its field path
-// (order.invoiceDetail[2].tax), a message a person understands, and the
-// provider code it pre-empts: Nuonuo's, or jumdata's where a rule follows the
-// seller's provider and the seller is jumdata's (providerCode: the remark
-// of a fully digital invoice, the amounts as the jumdata mapping writes
-// them, price × num, a deduction that is negative or larger than its
-// line's amount: 400). Inside a body (order, redConfirm, reissue) a rule
-// with no narrower code names E4000, seed 001's code for a private
-// parameter that is missing or wrong (a tax rate outside the set, a sign,
-// a precision); the other rules that hold every seller alike
-// name Nuonuo's code for a jumdata seller too (seed 001's are the
-// contract's only documented codes; jumdata answers any parameter it
-// refuses with 400 or the tax bureau's 399). The envelope (schemaVersion,
-// kind, sellerTaxNum and orderNo against the subject) is this service's own
-// contract, and unknown fields, control characters, an order.orderNo unlike
-// the envelope's, a strict tax number check, for a jumdata seller a blue
-// goods line's tax of -0.00 (which its mapping sends as 0.00) and a line's
-// taxIncludedAmount unlike taxExcludedAmount + tax (which it does not
-// send), and for a
-// Nuonuo seller price × num against the amounts of a line it issues as
-// given (rule price_quantity, which no document says it refuses), for every
-// seller a zero deduction written otherwise than "0" or "0.00"
-// (deduction_zero: it says neither none nor nothing deducted for sure, and
-// no document says a provider refuses it), an amount a line gives that Nuonuo sets aside for one it
-// computes more than 0.06 away (RuleComputedAmount: Nuonuo would issue its
-// own figure) or an amount or tax it sets aside that has the wrong sign
-// (rule sign: Nuonuo would issue its own figure, but the request's sign
-// convention is one for every provider) are refused by this service alone:
-// those name no code.
+// checked), each with its field path (order.invoiceDetail[2].tax), a
+// message a person understands, and the provider code it pre-empts.
+//
+// # Provider codes
+//
+// A violation names the code the seller's provider would answer the
+// request with, or none where the rule is this service's own:
+//
+//   - For a Nuonuo seller (and a seller ValidatorConfig.Providers does not
+//     list), Nuonuo's: seed 001's code where it names one, else E4000,
+//     its code for a private parameter that is missing or wrong (a tax
+//     rate outside the set, a sign, a precision).
+//   - For a jumdata seller, 400 (参数错误) where the jumdata mapping
+//     (providers/jumdata) sends the figure a rule checks and jumdata
+//     refuses it, as the jumdata sandbox does, which checks the project's
+//     invoiceData format: the amount without tax and the tax (je, se) of
+//     the wrong sign, off the rate (the 0.06 per line and 1.27 per invoice
+//     of E9131) or longer than 16 characters as the mapping writes them; a
+//     deduction (kce) that is negative or larger than its line's amount;
+//     price × num (dj × spsl) against the amount; a price of zero beside
+//     its quantity; a goods code (spbm) of other than 19 digits; a rate
+//     (sl) outside the set; a discount line out of place, naming other
+//     goods, at another rate or larger without tax (je) than its line;
+//     the remark of a fully digital invoice. None where jumdata would take
+//     what a rule refuses, or is never sent it (providerCode): this
+//     service's own rule where the request is wrong by its own contract (a
+//     line's taxIncludedAmount, which the mapping does not send: its sign,
+//     its sum, a discount larger with tax; a quantity's sign, which
+//     jumdata does not look at; a line that gives no amount; a tax of
+//     -0.00, which the mapping sends as 0.00; every rule of a request the
+//     jumdata adapter refuses as unsupported before any call,
+//     jumdataSends: a red order, an invoiceLine other than bs, b, pc, p
+//     and "", specificFactor, proxyInvoiceFlag 1), and no violation where
+//     a rule is Nuonuo's own requirement (seed 001's E9123: a line without
+//     a price gives no quantity and all three amounts, as the jumdata
+//     mapping derives what a line leaves out and sends a quantity only
+//     with its price; a price without num on a line that leaves an amount
+//     out; one deduction an invoice; no 0.00 deduction on a fully digital
+//     invoice).
+//   - For every seller, none: the envelope (schemaVersion, kind,
+//     sellerTaxNum and orderNo against the subject) is this service's own
+//     contract, and so are unknown fields, control characters, an
+//     order.orderNo unlike the envelope's, a strict tax number check and a
+//     zero deduction written otherwise than "0" or "0.00" (deduction_zero:
+//     it says neither none nor nothing deducted for sure, and no document
+//     says a provider refuses it). For a Nuonuo seller also price × num
+//     against the amounts of a line it issues as given (price_quantity,
+//     which no document says it refuses), an amount a line gives that
+//     Nuonuo sets aside for one it computes more than 0.06 away
+//     (RuleComputedAmount: Nuonuo would issue its own figure) and an
+//     amount or tax it sets aside that has the wrong sign (rule sign:
+//     Nuonuo would issue its own figure, but the request's sign
+//     convention is one for every provider).
+//
+// The JSON Schema's violations (types, required fields, lengths,
+// enumerations, patterns) hold every seller to one contract, and name
+// Nuonuo's codes whatever the seller's provider.
 //
 // # Money
 //

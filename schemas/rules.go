@@ -11,11 +11,12 @@ import (
 
 // The domain rules of PROVIDERS.md ("Validation before any provider call"),
 // checked with decimal arithmetic. Every rule reports the field path and the
-// Nuonuo code it pre-empts (jumdata's where a rule follows the seller's
-// provider and the seller is jumdata's), so that an order system learns of a
-// mistake from this service instead of from the tax bureau. A rule given no
-// code names E4000 inside a body, seed 001's code for a wrong value, and
-// none on the envelope (bodyCode).
+// code the seller's provider would answer with (collector.providerCode:
+// Nuonuo's; for a jumdata seller 400, or none where jumdata would take the
+// request or is never sent what the rule checks), so that an order system
+// learns of a mistake from this service instead of from the tax bureau. A
+// rule given no code by collector.add names E4000 inside a body, seed 001's
+// code for a wrong value, and none on the envelope (bodyCode).
 
 // Tolerances and limits of the amount rules.
 var (
@@ -108,6 +109,31 @@ func providerName(provider string) string {
 // invoiceLine of a red order (issued through Nuonuo only).
 func seed002FullyDigital(line string) bool { return fullyDigitalLines["nuonuo"][line] }
 
+// jumdataLines are the invoiceLine values of a blue order that the jumdata
+// adapter issues (providers/jumdata: NewInvoiceData): bs and b as special
+// invoices, pc, p and "" as normal ones. It refuses every other line as
+// unsupported, before any call.
+var jumdataLines = map[string]bool{"bs": true, "b": true, "pc": true, "p": true, "": true}
+
+// jumdataSends reports whether the jumdata adapter would send r to jumdata
+// at all. It refuses, as unsupported and before any call, a red order
+// (jumdata reverses with red_confirm), an invoiceLine it does not issue
+// (jumdataLines), specificFactor other than 0, proxyInvoiceFlag 1, a red
+// confirmation of an invoice that is not fully digital (blueInvoiceLine in
+// Nuonuo's numbering of seed 002: bs, pc, es, ec) and every reissue. What
+// it never sends, jumdata never refuses: a rule that checks such a request
+// pre-empts no jumdata code.
+func jumdataSends(r *Request) bool {
+	switch {
+	case r.Kind == KindIssue && r.Order != nil:
+		o := r.Order
+		return !o.IsRed() && jumdataLines[o.InvoiceLine] && (o.SpecificFactor == "" || o.SpecificFactor == "0") && o.ProxyInvoiceFlag != "1"
+	case r.Kind == KindRedConfirm && r.RedConfirm != nil:
+		return seed002FullyDigital(r.RedConfirm.BlueInvoiceLine)
+	}
+	return false
+}
+
 // normalize trims and upper-cases tax numbers, as the tax bureau does.
 func normalize(r *Request) {
 	r.SellerTaxNum = NormalizeTaxNumber(r.SellerTaxNum)
@@ -138,6 +164,7 @@ func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
 		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of seller %q", r.SellerTaxNum, subjectSeller)
 	}
 	checkTaxNumber(c, "sellerTaxNum", r.SellerTaxNum)
+	c.jumdataSent = provider == "jumdata" && jumdataSends(r)
 	switch {
 	case r.Kind == KindIssue && r.Order != nil:
 		checkOrder(r, provider, c)
@@ -214,7 +241,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 	// digital invoice of the seller's provider. jumdata refuses a longer
 	// remark with 400 (参数错误), Nuonuo with E4000.
 	if n := utf8.RuneCountInString(o.Remark); n > 200 && fullyDigital(provider, o.InvoiceLine) && !c.has("order.remark") && !c.mistyped("order.invoiceLine") {
-		c.addCode("order.remark", "max_length", providerCode(provider, "E4000", "400"), "is %d characters long; the maximum for a fully digital invoice (invoiceLine %q with %s) is 200", n, o.InvoiceLine, providerName(provider))
+		c.addCode("order.remark", "max_length", c.providerCode(provider, "E4000", "400"), "is %d characters long; the maximum for a fully digital invoice (invoiceLine %q with %s) is 200", n, o.InvoiceLine, providerName(provider))
 	}
 	if o.NextInvoiceCode != "" {
 		if o.NextInvoiceNum == "" {
@@ -422,14 +449,14 @@ func checkLines(o *Order, provider string, c *collector) {
 		ded := amount(c, p+".deduction", l.Deduction, moneyPlaces, "")
 		a.rate = taxRate(c, p+".taxRate", l.TaxRate)
 		if a.rate != nil && !isTaxRate(*a.rate) {
-			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
+			c.addCode(p+".taxRate", "tax_rate", c.providerCode(provider, "E4000", "400"), "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			a.rate = nil
 		}
 		checkDeductionSign(c, p, l, ded, red, provider)
 		effectiveAmounts(c, p, l, a, ded, provider)
 		checkLine(c, p, l, a, red, provider)
 		checkComputedAmounts(c, p, l, a)
-		if provider == "jumdata" {
+		if c.jumdataSent {
 			checkJumdataLineLengths(c, p, l, a, ded)
 		}
 		// The per-invoice difference sums every line's, on the amounts the
@@ -450,21 +477,22 @@ func checkLines(o *Order, provider string, c *collector) {
 	}
 	if len(lines) > 1 {
 		if diff := sumExpected.Sub(sumTax).Abs(); diff.GreaterThan(InvoiceTaxTolerance) {
-			c.add("order.invoiceDetail", "invoice_tax_tolerance", "E9131", "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s (a line's amount or tax that is not given taken as the provider derives it, from the others or, on a line Nuonuo computes, from price × num, a tax from the rate rounded to cents, and a line taxed on the difference counting (taxExcludedAmount − deduction) × taxRate); the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
+			c.addCode("order.invoiceDetail", "invoice_tax_tolerance", c.providerCode(provider, "E9131", "400"), "the lines' taxes differ from Σ taxExcludedAmount × taxRate by %s (a line's amount or tax that is not given taken as the provider derives it, from the others or, on a line Nuonuo computes, from price × num, a tax from the rate rounded to cents, and a line taxed on the difference counting (taxExcludedAmount − deduction) × taxRate); the limit per invoice is %s", diff.StringFixed(2), InvoiceTaxTolerance)
 		}
 	}
-	checkDiscounts(c, lines, parsed, red)
+	checkDiscounts(c, lines, parsed, red, provider)
 }
 
 // checkLine applies the per-line arithmetic and sign rules.
 func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool, provider string) {
 	// The tax classification code has 19 digits (PROVIDERS.md); the schema
 	// allows digits only, at most 19. Nuonuo answers a code it cannot use
-	// with E9121 (获取商品编码失败).
+	// with E9121 (获取商品编码失败), jumdata a spbm of other than 19 digits
+	// with 400.
 	if l.GoodsCode == "" {
-		c.add(p+".goodsCode", "required", "E9138", "is required: the tax classification code of the goods")
+		c.addCode(p+".goodsCode", "required", c.providerCode(provider, "E9138", "400"), "is required: the tax classification code of the goods")
 	} else if !c.has(p+".goodsCode") && len(l.GoodsCode) < 19 {
-		c.add(p+".goodsCode", "goods_code_length", "E9121", "has %d digits; a tax classification code has 19: write a category code in full, trailing zeros included", len(l.GoodsCode))
+		c.addCode(p+".goodsCode", "goods_code_length", c.providerCode(provider, "E9121", "400"), "has %d digits; a tax classification code has 19: write a category code in full, trailing zeros included", len(l.GoodsCode))
 	}
 	if l.FavouredPolicyFlag == "1" && l.FavouredPolicyName == "" {
 		c.add(p+".favouredPolicyName", "required", "E4000", "is required when favouredPolicyFlag is 1")
@@ -472,8 +500,14 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	if (l.ZeroRateFlag == "1" || l.ZeroRateFlag == "2" || l.ZeroRateFlag == "3") && a.rate != nil && !a.rate.IsZero() {
 		c.add(p+".zeroRateFlag", "zero_rate", "E4000", "is %s but taxRate is %s; a zero-rate flag needs taxRate 0", l.ZeroRateFlag, l.TaxRate)
 	}
-	// E9123: without a price the quantity must be empty and every amount given.
-	if !l.Price.IsSet() && !c.mistyped(p+".price") {
+	// E9123: without a price the quantity must be empty and every amount
+	// given, for a Nuonuo seller (seed 001). The jumdata mapping sends a
+	// quantity only with its price, and derives the amount or tax a line
+	// leaves out from those it gives: jumdata never sees either, and its
+	// sellers are held only to giving an amount it can derive je and se
+	// from, below.
+	nuonuo := providerName(provider) == "nuonuo"
+	if nuonuo && !l.Price.IsSet() && !c.mistyped(p+".price") {
 		if l.Num.IsSet() {
 			c.add(p+".num", "price_quantity", "E9123", "must be empty when price is empty")
 		}
@@ -493,9 +527,17 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	// 为空; the seed gives no code of its own). A line that gives all three
 	// amounts is not computed; the jumdata mapping sends a price only with
 	// its quantity, and a line from its amounts.
-	if providerName(provider) == "nuonuo" && l.Price.IsSet() && !l.Num.IsSet() && !c.mistyped(p+".num") &&
+	if nuonuo && l.Price.IsSet() && !l.Num.IsSet() && !c.mistyped(p+".num") &&
 		(!l.Tax.IsSet() || !l.TaxExcludedAmount.IsSet() || !l.TaxIncludedAmount.IsSet()) {
 		c.add(p+".num", "price_quantity", "E4000", "is required when price is given and the line leaves an amount out: the provider computes the line from price × num; give num, or all three amounts")
+	}
+	// A jumdata seller's line that gives neither amount, nor price and num
+	// to stand in for one, leaves the mapping nothing to derive je and se
+	// from: the adapter refuses it before any call, and the request, whose
+	// line has no amount, is refused by this service's own rule.
+	if !nuonuo && !l.TaxExcludedAmount.IsSet() && !l.TaxIncludedAmount.IsSet() && !(l.Price.IsSet() && l.Num.IsSet()) &&
+		!c.mistyped(p+".taxExcludedAmount") && !c.mistyped(p+".taxIncludedAmount") && !c.mistyped(p+".price") && !c.mistyped(p+".num") {
+		c.own(p+".taxExcludedAmount", "required", "is required, or taxIncludedAmount, or price and num: the line gives no amount, and jumdata is sent the amount without tax and the tax (je and se) derived from one")
 	}
 	// price × num against the amount the price is quoted in (unknown when
 	// withTaxFlag is wrong). A jumdata seller's names 400: its mapping
@@ -517,7 +559,7 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			field, amt, text = p+".taxExcludedAmount", a.excl, l.TaxExcludedAmount
 		}
 		got := a.price.Mul(*a.num)
-		pqCode := providerCode(provider, "", "400")
+		pqCode := c.providerCode(provider, "", "400")
 		switch {
 		case amt != nil:
 			if got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
@@ -555,19 +597,26 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	if a.effective && !a.eff.ComputedFromRate() && a.rate != nil {
 		expected := ExpectedTax(a.eff.Excl, *a.rate, a.deduction)
 		if diff := expected.Sub(a.eff.Tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
-			c.add(p+".tax", "line_tax_tolerance", "E9131", "%s: the difference %s exceeds %s", lineTaxMismatch(l, a, expected), diff.StringFixed(2), LineTaxTolerance)
+			c.addCode(p+".tax", "line_tax_tolerance", c.providerCode(provider, "E9131", "400"), "%s: the difference %s exceeds %s", lineTaxMismatch(l, a, expected), diff.StringFixed(2), LineTaxTolerance)
 		}
 	}
 	// A price is positive on every line, red or blue, as a red
 	// confirmation's taxExcludedPrice is (seed 002: 单价(不含税)为正数): the
 	// sign goes on num and the amounts. A price of zero sells nothing, and
 	// jumdata refuses one (dj 须大于 0), though price × num may pass
-	// against an amount of 0.01.
+	// against an amount of 0.01: 400 where the mapping sends it, beside
+	// its quantity. jumdata does not look at a quantity's sign (spsl) but
+	// in dj × spsl against the amount, price_quantity above: a quantity's
+	// sign is this service's own rule for a jumdata seller.
 	if a.price != nil && !a.price.IsPositive() {
-		c.add(p+".price", "sign", "", "is %s but must be positive; the sign goes on num and the amounts", l.Price)
+		jd := "400"
+		if a.num == nil {
+			jd = ""
+		}
+		c.addCode(p+".price", "sign", c.providerCode(provider, "E4000", jd), "is %s but must be positive; the sign goes on num and the amounts", l.Price)
 	}
 	if a.num != nil && a.num.IsZero() {
-		c.add(p+".num", "sign", "", "must not be zero")
+		c.addCode(p+".num", "sign", c.providerCode(provider, "E4000", ""), "must not be zero")
 	}
 	// Signs: a blue invoice's goods lines are positive and its discount lines
 	// negative; a red invoice's lines are negative. Zero is neither: an
@@ -585,19 +634,22 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	// below are not judged again on a quantity of the wrong sign.
 	if a.num != nil && !a.num.IsZero() {
 		neg := a.num.IsNegative()
+		numSign := func(nuonuo, msg string) {
+			c.addCode(p+".num", "sign", c.providerCode(provider, nuonuo, ""), "%s", msg)
+		}
 		switch {
 		case !red && prop == LineDiscount && !neg:
-			c.add(p+".num", "sign", "E9111", "must be negative on a blue invoice's discount line")
+			numSign("E9111", "must be negative on a blue invoice's discount line")
 		case !red && prop == LineDiscounted && neg:
-			c.add(p+".num", "sign", "E9114", "must be positive on a blue invoice's discounted line")
+			numSign("E9114", "must be positive on a blue invoice's discounted line")
 		case red && prop == LineDiscount && neg:
-			c.add(p+".num", "sign", "E9116", "must be positive on a red invoice's discount line")
+			numSign("E9116", "must be positive on a red invoice's discount line")
 		case red && prop == LineDiscounted && !neg:
-			c.add(p+".num", "sign", "E9119", "must be negative on a red invoice's discounted line")
+			numSign("E9119", "must be negative on a red invoice's discounted line")
 		case red && prop == LineNormal && !neg:
-			c.add(p+".num", "sign", "", "must be negative on a red invoice")
+			numSign("E4000", "must be negative on a red invoice")
 		case !red && prop == LineNormal && neg:
-			c.add(p+".num", "sign", "", "must be positive on a blue invoice's goods line")
+			numSign("E4000", "must be positive on a blue invoice's goods line")
 		}
 	}
 	// amountOK and taxOK say whether an amount and a tax have the sign of
@@ -623,10 +675,19 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	// signs as on any line.
 	derivable := a.effective && !c.has(p+".price") && !c.has(p+".num")
 	setAside := derivable && a.eff.Recomputed
+	// signCode is the code of a sign rule on name: the jumdata mapping
+	// sends the amount without tax and the tax (je and se), which jumdata
+	// refuses with the wrong sign, not the amount with tax.
+	signCode := func(name string) string {
+		if name == "taxIncludedAmount" {
+			return c.providerCode(provider, "E4000", "")
+		}
+		return c.providerCode(provider, "E4000", "400")
+	}
 	wrongSign := func(name string, issued decimal.Decimal, issuedOK bool, format string, args ...any) {
 		switch {
 		case !setAside:
-			c.add(p+"."+name, "sign", "", format, args...)
+			c.addCode(p+"."+name, "sign", signCode(name), format, args...)
 		case issuedOK:
 			c.own(p+"."+name, "sign", format+"; Nuonuo would set it aside, as the line leaves an amount out, and issue %s, computed from price × num and the rate, but the request's sign convention is one for every provider (the jumdata mapping sends the figures given): correct its sign, or leave it out",
 				append(args, issued.StringFixed(2))...)
@@ -691,9 +752,9 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 		excl := a.eff.Excl
 		switch {
 		case wantNegative && !excl.IsNegative():
-			c.add(p+".taxExcludedAmount", "sign", "", "%s: %s makes it %s, which must be negative on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
+			c.addCode(p+".taxExcludedAmount", "sign", signCode("taxExcludedAmount"), "%s: %s makes it %s, which must be negative on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
 		case !wantNegative && !excl.IsPositive():
-			c.add(p+".taxExcludedAmount", "sign", "", "%s: %s makes it %s, which must be positive on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
+			c.addCode(p+".taxExcludedAmount", "sign", signCode("taxExcludedAmount"), "%s: %s makes it %s, which must be positive on %s", derivedLead(l.TaxExcludedAmount), derivedExcl(l, a.eff), excl.StringFixed(2), lineKind(red, prop))
 		}
 	}
 	// So is a tax the line does not give: the provider issues it, and the
@@ -707,14 +768,14 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 		tax := a.eff.Tax
 		switch {
 		case wantNegative && tax.IsPositive():
-			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be negative (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
+			c.addCode(p+".tax", "sign", signCode("tax"), "%s: %s makes it %s, which must be negative (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
 		case !wantNegative && tax.IsNegative():
-			c.add(p+".tax", "sign", "", "%s: %s makes it %s, which must be positive (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
+			c.addCode(p+".tax", "sign", signCode("tax"), "%s: %s makes it %s, which must be positive (or zero) on %s", derivedLead(l.Tax), derivedTax(l, a), tax.StringFixed(2), lineKind(red, prop))
 		}
 	}
 	checkDeductionAmount(c, p, l, a, red, prop, provider)
 	if red && prop != LineNormal {
-		c.add(p+".invoiceLineProperty", "red_line_property", "", "is %s but a red invoice has normal lines (0) only", prop)
+		c.addCode(p+".invoiceLineProperty", "red_line_property", c.providerCode(provider, "E4000", ""), "is %s but a red invoice has normal lines (0) only", prop)
 	}
 }
 
@@ -805,18 +866,26 @@ func checkDeductionSign(c *collector, p string, l *InvoiceLine, ded *decimal.Dec
 	if ded == nil || !ded.IsNegative() || red || c.mistyped("order.invoiceType") || c.mistyped(p+".invoiceLineProperty") || l.Property() == LineDiscount {
 		return
 	}
-	c.addCode(field, "sign", providerCode(provider, "E4000", "400"), "is %s, a negative deduction, which would add to the amount taxed: a deduction (扣除额) of deduction taxation (差额征税) is taken off the line's amount; write the amount deducted, 0.00 for none, or 0 (or leave it out) for no deduction taxation", l.Deduction)
+	c.addCode(field, "sign", c.providerCode(provider, "E4000", "400"), "is %s, a negative deduction, which would add to the amount taxed: a deduction (扣除额) of deduction taxation (差额征税) is taken off the line's amount; write the amount deducted, 0.00 for none, or 0 (or leave it out) for no deduction taxation", l.Deduction)
 }
 
-// providerCode is the code a rule that follows the seller's provider names:
-// nuonuo's for a Nuonuo seller (and for a seller ValidatorConfig.Providers
-// does not list), jumdata's for a jumdata seller. "" names none: for that
-// provider the rule is this service's own (collector.own).
-func providerCode(provider, nuonuo, jumdata string) string {
-	if provider == "jumdata" {
-		return jumdata
+// providerCode is the code a rule names for a seller of provider: nuonuo
+// for a Nuonuo seller (and for a seller ValidatorConfig.Providers does not
+// list); for a jumdata seller, jumdata when the jumdata adapter sends the
+// request (jumdataSent), and "" when it would not (it refuses the request
+// as unsupported before any call, and jumdata never sees it). "" names no
+// code: the rule is this service's own for that seller (record it with
+// collector.addCode, which keeps "", not collector.add). A rule passes
+// jumdata "" where jumdata would take what it refuses, or is never sent
+// it: a line's taxIncludedAmount, a quantity's sign.
+func (c *collector) providerCode(provider, nuonuo, jumdata string) string {
+	if provider != "jumdata" {
+		return nuonuo
 	}
-	return nuonuo
+	if !c.jumdataSent {
+		return ""
+	}
+	return jumdata
 }
 
 // checkDeductionAmount refuses a blue goods line taxed on the difference
@@ -863,7 +932,7 @@ func checkDeductionAmount(c *collector, p string, l *InvoiceLine, a *lineAmounts
 	default:
 		how = fmt.Sprintf(" (%s: %s)", lead, strings.TrimSuffix(derivedExcl(l, a.eff), ","))
 	}
-	c.addCode(p+".deduction", "deduction_amount", providerCode(provider, "E4000", "400"), "is %s, more than the line's %s %s%s: deduction taxation (差额征税) taxes the amount less the deduction, which may not be larger than the amount", l.Deduction, name, amount.StringFixed(2), how)
+	c.addCode(p+".deduction", "deduction_amount", c.providerCode(provider, "E4000", "400"), "is %s, more than the line's %s %s%s: deduction taxation (差额征税) taxes the amount less the deduction, which may not be larger than the amount", l.Deduction, name, amount.StringFixed(2), how)
 }
 
 // derivedLead opens a message on a line's amount or tax that the provider
@@ -1053,7 +1122,12 @@ func lineKind(red bool, prop string) string {
 // checkDiscounts applies the discount-line rules: a discount line (1)
 // directly follows its discounted line (2), names the same goods, carries
 // the same rate and is no larger in amount.
-func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red bool) {
+//
+// For a jumdata seller each names 400: the mapping sends fphxz, spmc, sl
+// and je, which the jumdata sandbox checks the same way; but the amount
+// with tax, which it does not send (the sandbox compares je), is this
+// service's own rule.
+func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red bool, provider string) {
 	// A line property of the wrong JSON type is unknown: the lines next to
 	// it are not judged by it.
 	unknown := func(i int) bool {
@@ -1070,23 +1144,23 @@ func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red
 				continue
 			}
 			if i+1 >= len(lines) || lines[i+1].Property() != LineDiscount {
-				c.add(p+".invoiceLineProperty", "discount_position", "E9110", "is 2 (discounted) but the next line is not its discount line (1)")
+				c.addCode(p+".invoiceLineProperty", "discount_position", c.providerCode(provider, "E9110", "400"), "is 2 (discounted) but the next line is not its discount line (1)")
 			}
 		case LineDiscount:
 			if i > 0 && unknown(i-1) {
 				continue
 			}
 			if i == 0 || lines[i-1].Property() != LineDiscounted {
-				c.add(p+".invoiceLineProperty", "discount_position", "E9110", "is 1 (discount) but does not directly follow a discounted line (2)")
+				c.addCode(p+".invoiceLineProperty", "discount_position", c.providerCode(provider, "E9110", "400"), "is 1 (discount) but does not directly follow a discounted line (2)")
 				continue
 			}
 			prev := &lines[i-1]
 			if lines[i].GoodsName != prev.GoodsName && (c.typeErrors == 0 || !c.mistyped(p+".goodsName") && !c.mistyped(fmt.Sprintf("order.invoiceDetail[%d].goodsName", i-1))) {
-				c.add(p+".goodsName", "discount_goods", "E9105", "is %q but the discounted line above names %q", lines[i].GoodsName, prev.GoodsName)
+				c.addCode(p+".goodsName", "discount_goods", c.providerCode(provider, "E9105", "400"), "is %q but the discounted line above names %q", lines[i].GoodsName, prev.GoodsName)
 			}
 			a, b := parsed[i].rate, parsed[i-1].rate
 			if a != nil && b != nil && !a.Equal(*b) {
-				c.add(p+".taxRate", "discount_rate", "E9112", "is %s but the discounted line above is taxed at %s", lines[i].TaxRate, prev.TaxRate)
+				c.addCode(p+".taxRate", "discount_rate", c.providerCode(provider, "E9112", "400"), "is %s but the discounted line above is taxed at %s", lines[i].TaxRate, prev.TaxRate)
 			}
 			// The amounts as given or, where a line leaves one out, as the
 			// provider derives it (seed 001: computed from price and num):
@@ -1095,8 +1169,12 @@ func checkDiscounts(c *collector, lines []InvoiceLine, parsed []lineAmounts, red
 			for _, name := range []string{"taxIncludedAmount", "taxExcludedAmount"} {
 				disc, _ := discountAmount(&parsed[i], name)
 				base, how := discountAmount(&parsed[i-1], name)
+				jd := "400"
+				if name == "taxIncludedAmount" {
+					jd = ""
+				}
 				if disc != nil && base != nil && disc.Abs().GreaterThan(base.Abs()) {
-					c.add(p+"."+name, "discount_amount", "E9108", "discounts %s, more than the discounted line's %s%s", disc.Abs().StringFixed(2), base.Abs().StringFixed(2), how)
+					c.addCode(p+"."+name, "discount_amount", c.providerCode(provider, "E9108", jd), "discounts %s, more than the discounted line's %s%s", disc.Abs().StringFixed(2), base.Abs().StringFixed(2), how)
 				}
 			}
 		}

@@ -65,9 +65,11 @@ type Violation struct {
 	Rule string `json:"rule"`
 	// Message says what is wrong in words a person understands.
 	Message string `json:"message"`
-	// ProviderCode is the provider error this check pre-empts (Nuonuo's
-	// E9130, ...; jumdata's 400 where a rule follows the seller's provider,
-	// see ValidatorConfig.Providers), where there is one.
+	// ProviderCode is the provider error this check pre-empts: Nuonuo's
+	// (E9130, ...) for a Nuonuo seller, jumdata's 400 for a jumdata seller
+	// (see ValidatorConfig.Providers); empty where the rule is this
+	// service's own, as the seller's provider would take the request or is
+	// never sent what the rule checks.
 	ProviderCode string `json:"providerCode,omitempty"`
 }
 
@@ -123,9 +125,11 @@ type ValidatorConfig struct {
 	// the amounts of a line that leaves one out (Nuonuo computes it from
 	// price × num, LineFigures.Recompute, and the amounts the line gives
 	// are held to the computed ones, RuleComputedAmount; the jumdata
-	// mapping derives them from the amounts given), and the code some
-	// rules name (jumdata's 400, or none where jumdata never sees what a
-	// rule checks, as a line's taxIncludedAmount). A
+	// mapping derives them from the amounts given), the code the rules
+	// name (jumdata's 400, or none where jumdata would take the request or
+	// never sees what a rule checks, as a line's taxIncludedAmount), and
+	// the rules that are Nuonuo's own requirements, which a jumdata seller
+	// is not held to (seed 001's E9123, one deduction an invoice). A
 	// seller it does not list, and every seller when it is nil, is checked
 	// by Nuonuo's rules. Tax numbers are normalized as in requests.
 	Providers map[string]string
@@ -365,13 +369,17 @@ func jsonKind(v any) string {
 // the first MaxViolations violations and only counts the rest, so that their
 // messages are never built.
 type collector struct {
-	strict     bool
-	violations []Violation
-	notListed  int
-	typeErrors int // violations of rule type, listed or not
-	warnings   []Violation
-	seen       map[[2]string]bool
-	fields     map[string]bool
+	strict bool
+	// jumdataSent reports that the seller is jumdata's and that the
+	// jumdata adapter would send the request to jumdata (jumdataSends):
+	// only then does a rule name jumdata's code (providerCode).
+	jumdataSent bool
+	violations  []Violation
+	notListed   int
+	typeErrors  int // violations of rule type, listed or not
+	warnings    []Violation
+	seen        map[[2]string]bool
+	fields      map[string]bool
 }
 
 // add records a violation of rule at field; code "" stands for bodyCode's.
