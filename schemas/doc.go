@@ -81,7 +81,8 @@
 //     rate of at most 10 characters), 19-digit goods codes (E9121, E9138), the
 //     remark limit of fully digital invoices (200 characters; which
 //     invoiceLine values are fully digital depends on the seller's provider,
-//     see ValidatorConfig.Providers), pushMode contact rules, motor vehicle
+//     see ValidatorConfig.Providers), pushMode contact rules (a Nuonuo
+//     seller's: the jumdata mapping drops them), motor vehicle
 //     (j) and used car (u) invoices' fields (checkVehicleOrder; a used car
 //     invoice's buyer and seller details), the buyer's tax number on a special
 //     VAT invoice (invoiceLine s, b, bs, es), red-invoice references (a red
@@ -124,22 +125,36 @@
 //     its quantity; a goods code (spbm) of other than 19 digits; a rate
 //     (sl) outside the set; a discount line out of place, naming other
 //     goods, at another rate or larger without tax (je) than its line;
-//     the remark of a fully digital invoice. None where jumdata would take
+//     the remark of a fully digital invoice; a special invoice (b, bs:
+//     fppzdm 01) without the buyer's tax number; a red confirmation's
+//     blue invoice number (lzfphm) of other than 20 digits and its lines'
+//     (hzmx) je and se as a blue line's. None where jumdata would take
 //     what a rule refuses, or is never sent it (providerCode): this
 //     service's own rule where the request is wrong by its own contract (a
 //     line's taxIncludedAmount, which the mapping does not send: its sign,
 //     its sum, a discount larger with tax; a quantity's sign, which
-//     jumdata does not look at; a line that gives no amount; a tax of
-//     -0.00, which the mapping sends as 0.00; every rule of a request the
-//     jumdata adapter refuses as unsupported before any call,
-//     jumdataSends: a red order, an invoiceLine other than bs, b, pc, p
-//     and "", specificFactor, proxyInvoiceFlag 1), and no violation where
-//     a rule is Nuonuo's own requirement (seed 001's E9123: a line without
-//     a price gives no quantity and all three amounts, as the jumdata
-//     mapping derives what a line leaves out and sends a quantity only
-//     with its price; a price without num on a line that leaves an amount
-//     out; one deduction an invoice; no 0.00 deduction on a fully digital
-//     invoice).
+//     jumdata does not look at, and a red confirmation price's; a line
+//     that gives no amount; a tax of -0.00, which the mapping sends as
+//     0.00; salerTaxNum or sellerTaxNo unlike the envelope's seller, which
+//     the mapping sends instead; an invoiceDate or a blue invoice time
+//     that is no date and an email that is no address; a zero-rate flag
+//     beside a rate; a red order of a fully digital invoice; every rule of
+//     a request the jumdata adapter refuses as unsupported before any
+//     call, jumdataSends: a red order, an invoiceLine other than bs, b,
+//     pc, p and "", specificFactor, proxyInvoiceFlag 1, a red confirmation
+//     of an invoice that is not fully digital), and no violation where a
+//     rule is Nuonuo's own requirement, of what the mapping drops or
+//     jumdata does not take (seed 001's E9123: a line without a price
+//     gives no quantity and all three amounts, as the jumdata mapping
+//     derives what a line leaves out and sends a quantity only with its
+//     price; a price without num on a line that leaves an amount out; one
+//     deduction an invoice; no 0.00 deduction on a fully digital invoice;
+//     pushMode's contacts; the buyer's address and telephone together;
+//     the roll of paper invoices, nextInvoiceCode, of an order or a
+//     reissue; favouredPolicyName; a motor vehicle or used car invoice's
+//     details; a red order's references; a red confirmation's sellerName
+//     when the buyer applies, a VAT blue invoice's code and number and
+//     seed 002's order of the lines).
 //   - For every seller, none: the envelope (schemaVersion, kind,
 //     sellerTaxNum and orderNo against the subject) is this service's own
 //     contract, and so are unknown fields, control characters, an

@@ -171,7 +171,7 @@ func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
 	case r.Kind == KindRedConfirm && r.RedConfirm != nil:
 		checkRedConfirm(r, provider, c)
 	case r.Kind == KindReissue && r.Reissue != nil:
-		checkReissue(r.Reissue, c)
+		checkReissue(r.Reissue, provider, c)
 	}
 }
 
@@ -202,39 +202,52 @@ func reportTaxNumberCheck(c *collector, field, msg, tn string) {
 	c.warn(field, "tax_number_check", msg, tn)
 }
 
+// checkOrder applies the rules of an issue request's order. Some are
+// Nuonuo's own requirements, of fields the jumdata mapping does not send
+// (providers/jumdata/invoicedata.go drops invoiceDate, pushMode,
+// buyerPhone, email, the roll of paper invoices, salerTaxNum, and the
+// adapter issues no motor vehicle, used car or red order): a jumdata
+// seller is not held to them (nuonuo false), and where the request is
+// wrong by its own contract all the same (two sellers, a date or an email
+// address that is none) the rule is this service's own for such a seller.
 func checkOrder(r *Request, provider string, c *collector) {
 	o := r.Order
+	nuonuo := providerName(provider) == "nuonuo"
 	if o.SalerTaxNum != "" && r.SellerTaxNum != "" && o.SalerTaxNum != r.SellerTaxNum && !c.has("sellerTaxNum") && !c.has("order.salerTaxNum") {
-		c.add("order.salerTaxNum", "seller_mismatch", "E9302", "is %q but the request is for seller %q", o.SalerTaxNum, r.SellerTaxNum)
+		c.addCode("order.salerTaxNum", "seller_mismatch", c.providerCode(provider, "E9302", ""), "is %q but the request is for seller %q", o.SalerTaxNum, r.SellerTaxNum)
 	}
 	if o.OrderNo != "" && o.OrderNo != r.OrderNo && !c.mistyped("orderNo") {
 		c.add("order.orderNo", "order_no_mismatch", "", "is %q but the request's orderNo is %q", o.OrderNo, r.OrderNo)
 	}
 	checkTaxNumber(c, "order.salerTaxNum", o.SalerTaxNum)
 	checkBuyerTaxNumber(c, "order.buyerTaxNum", o.BuyerTaxNum)
+	// jumdata refuses a special invoice (fppzdm 01: b, bs) without
+	// gmfnsrsbh with 400.
 	if specialLines[o.InvoiceLine] && o.BuyerTaxNum == "" && !c.has("order.buyerTaxNum") && !c.mistyped("order.buyerTaxNum") {
-		c.add("order.buyerTaxNum", "required", "E4000", "is required on a special VAT invoice (invoiceLine %s, 专票), which is issued to a taxpayer named by its tax number; issue a normal invoice to a buyer without one", o.InvoiceLine)
+		c.addCode("order.buyerTaxNum", "required", c.providerCode(provider, "E4000", "400"), "is required on a special VAT invoice (invoiceLine %s, 专票), which is issued to a taxpayer named by its tax number; issue a normal invoice to a buyer without one", o.InvoiceLine)
 	}
 
 	if o.InvoiceDate != "" && !c.has("order.invoiceDate") {
 		if _, err := time.Parse(dateLayout, o.InvoiceDate); err != nil {
-			c.add("order.invoiceDate", "format", "E4000", "is not a real date and time: %q", o.InvoiceDate)
+			c.addCode("order.invoiceDate", "format", c.providerCode(provider, "E4000", ""), "is not a real date and time: %q", o.InvoiceDate)
 		}
 	}
 	pushMode := o.PushMode
 	if pushMode == "" && !c.mistyped("order.pushMode") {
 		pushMode = "1" // Nuonuo's default: push to the buyer's phone
 	}
-	if (pushMode == "1" || pushMode == "2") && o.BuyerPhone == "" {
+	if nuonuo && (pushMode == "1" || pushMode == "2") && o.BuyerPhone == "" {
 		c.add("order.buyerPhone", "required", "E4000", "is required when pushMode is %s (1 is the default): the invoice is pushed to the buyer's phone; set pushMode -1 to push nothing", pushMode)
 	}
-	if (pushMode == "0" || pushMode == "2") && o.Email == "" {
+	if nuonuo && (pushMode == "0" || pushMode == "2") && o.Email == "" {
 		c.add("order.email", "required", "E4000", "is required when pushMode is %s: the invoice is pushed by email", pushMode)
 	}
 	if o.Email != "" && !c.has("order.email") && !looksLikeEmail(o.Email) {
-		c.add("order.email", "format", "E4000", "is not an email address: %q", o.Email)
+		c.addCode("order.email", "format", c.providerCode(provider, "E4000", ""), "is not an email address: %q", o.Email)
 	}
-	if n := utf8.RuneCountInString(o.BuyerAddress) + utf8.RuneCountInString(o.BuyerTel); n > 100 {
+	// Seed 001 (购方地址+电话总共不超100字符); the jumdata mapping sends them
+	// apart (gmfdz, gmfdh), each held to the schema's length.
+	if n := utf8.RuneCountInString(o.BuyerAddress) + utf8.RuneCountInString(o.BuyerTel); nuonuo && n > 100 {
 		c.add("order.buyerAddress", "max_length", "E4000", "buyerAddress and buyerTel together are %d characters; the maximum is 100", n)
 	}
 	// 230 characters (the schema's maximum, seed 001), 200 on a fully
@@ -243,7 +256,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 	if n := utf8.RuneCountInString(o.Remark); n > 200 && fullyDigital(provider, o.InvoiceLine) && !c.has("order.remark") && !c.mistyped("order.invoiceLine") {
 		c.addCode("order.remark", "max_length", c.providerCode(provider, "E4000", "400"), "is %d characters long; the maximum for a fully digital invoice (invoiceLine %q with %s) is 200", n, o.InvoiceLine, providerName(provider))
 	}
-	if o.NextInvoiceCode != "" {
+	if nuonuo && o.NextInvoiceCode != "" {
 		if o.NextInvoiceNum == "" {
 			c.add("order.nextInvoiceNum", "required", "E4000", "is required when nextInvoiceCode is set")
 		}
@@ -251,10 +264,11 @@ func checkOrder(r *Request, provider string, c *collector) {
 			c.add("order.invoiceNumEnd", "required", "E4000", "is required when nextInvoiceCode is set")
 		}
 	}
-	switch o.InvoiceLine {
-	case "j":
+	switch {
+	case !nuonuo:
+	case o.InvoiceLine == "j":
 		checkVehicleOrder(o, c)
-	case "u":
+	case o.InvoiceLine == "u":
 		if o.SecondHandCarInfo == nil {
 			c.add("order.secondHandCarInfo", "required", "E4000", "is required for a used car invoice (invoiceLine u)")
 		}
@@ -272,7 +286,7 @@ func checkOrder(r *Request, provider string, c *collector) {
 		}
 	}
 	if o.IsRed() {
-		checkRedOrder(o, c)
+		checkRedOrder(o, provider, c)
 	}
 	checkLines(o, provider, c)
 	checkDeductions(o, provider, c)
@@ -358,10 +372,17 @@ func checkDeductions(o *Order, provider string, c *collector) {
 	}
 }
 
-// checkRedOrder applies the rules of a red invoice issued with requestBillingNew.
-func checkRedOrder(o *Order, c *collector) {
+// checkRedOrder applies the rules of a red invoice issued with
+// requestBillingNew. The jumdata adapter issues no red order (it reverses
+// with red_confirm): the references a red order needs are Nuonuo's own, and
+// only a fully digital invoice reversed with one is refused for a jumdata
+// seller, by this service's own rule.
+func checkRedOrder(o *Order, provider string, c *collector) {
 	if seed002FullyDigital(o.InvoiceLine) {
-		c.add("order.invoiceType", "red_fully_digital", "", "a fully digital invoice (invoiceLine %s) is reversed with kind red_confirm, not a red order", o.InvoiceLine)
+		c.addCode("order.invoiceType", "red_fully_digital", c.providerCode(provider, "E4000", ""), "a fully digital invoice (invoiceLine %s) is reversed with kind red_confirm, not a red order", o.InvoiceLine)
+		return
+	}
+	if providerName(provider) != "nuonuo" {
 		return
 	}
 	if !isDigits(o.InvoiceCode) || (len(o.InvoiceCode) != 10 && len(o.InvoiceCode) != 12) {
@@ -485,6 +506,7 @@ func checkLines(o *Order, provider string, c *collector) {
 
 // checkLine applies the per-line arithmetic and sign rules.
 func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool, provider string) {
+	nuonuo := providerName(provider) == "nuonuo"
 	// The tax classification code has 19 digits (PROVIDERS.md); the schema
 	// allows digits only, at most 19. Nuonuo answers a code it cannot use
 	// with E9121 (获取商品编码失败), jumdata a spbm of other than 19 digits
@@ -494,11 +516,17 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	} else if !c.has(p+".goodsCode") && len(l.GoodsCode) < 19 {
 		c.addCode(p+".goodsCode", "goods_code_length", c.providerCode(provider, "E9121", "400"), "has %d digits; a tax classification code has 19: write a category code in full, trailing zeros included", len(l.GoodsCode))
 	}
-	if l.FavouredPolicyFlag == "1" && l.FavouredPolicyName == "" {
+	// Seed 001: favouredPolicyName 当favouredPolicyFlag为1时，此项必填
+	// (全电发票时为空): Nuonuo's, whose fully digital invoices leave it
+	// empty; the jumdata mapping sends yhzcbs and zzstsgl as given, and
+	// jumdata does not check them. A zero-rate flag beside a rate other
+	// than 0 says two things, and is this service's own rule for a
+	// jumdata seller.
+	if nuonuo && l.FavouredPolicyFlag == "1" && l.FavouredPolicyName == "" {
 		c.add(p+".favouredPolicyName", "required", "E4000", "is required when favouredPolicyFlag is 1")
 	}
 	if (l.ZeroRateFlag == "1" || l.ZeroRateFlag == "2" || l.ZeroRateFlag == "3") && a.rate != nil && !a.rate.IsZero() {
-		c.add(p+".zeroRateFlag", "zero_rate", "E4000", "is %s but taxRate is %s; a zero-rate flag needs taxRate 0", l.ZeroRateFlag, l.TaxRate)
+		c.addCode(p+".zeroRateFlag", "zero_rate", c.providerCode(provider, "E4000", ""), "is %s but taxRate is %s; a zero-rate flag needs taxRate 0", l.ZeroRateFlag, l.TaxRate)
 	}
 	// E9123: without a price the quantity must be empty and every amount
 	// given, for a Nuonuo seller (seed 001). The jumdata mapping sends a
@@ -506,7 +534,6 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 	// leaves out from those it gives: jumdata never sees either, and its
 	// sellers are held only to giving an amount it can derive je and se
 	// from, below.
-	nuonuo := providerName(provider) == "nuonuo"
 	if nuonuo && !l.Price.IsSet() && !c.mistyped(p+".price") {
 		if l.Num.IsSet() {
 			c.add(p+".num", "price_quantity", "E9123", "must be empty when price is empty")
@@ -1282,14 +1309,22 @@ func looksLikeEmail(s string) bool {
 
 // checkRedConfirm applies the rules of a red confirmation application.
 // provider names the seller's provider ("" when unknown: Nuonuo's rules).
+// The jumdata mapping (providers/jumdata: newRedTask, RedLines) sends the
+// blue invoice's number and time (lzfphm, lzkprq) and the lines (hzmx: xh,
+// dj with spsl, je, se, sl) under the envelope's seller, and refuses
+// before any call a blue invoice that is not fully digital, a number or
+// time it is not given or cannot read, and a quantity of 0 or more; it
+// sends no applySource or sellerName, and jumdata does not hold the lines
+// to the blue invoice's order.
 func checkRedConfirm(r *Request, provider string, c *collector) {
 	rc := r.RedConfirm
+	nuonuo := providerName(provider) == "nuonuo"
 	if rc.SellerTaxNo != "" && r.SellerTaxNum != "" && rc.SellerTaxNo != r.SellerTaxNum && !c.has("sellerTaxNum") && !c.has("redConfirm.sellerTaxNo") {
-		c.add("redConfirm.sellerTaxNo", "seller_mismatch", "E9302", "is %q but the request is for seller %q", rc.SellerTaxNo, r.SellerTaxNum)
+		c.addCode("redConfirm.sellerTaxNo", "seller_mismatch", c.providerCode(provider, "E9302", ""), "is %q but the request is for seller %q", rc.SellerTaxNo, r.SellerTaxNum)
 	}
 	checkTaxNumber(c, "redConfirm.sellerTaxNo", rc.SellerTaxNo)
 	checkBuyerTaxNumber(c, "redConfirm.buyerTaxNo", rc.BuyerTaxNo)
-	if rc.ApplySource == "1" && rc.SellerName == "" {
+	if nuonuo && rc.ApplySource == "1" && rc.SellerName == "" {
 		c.add("redConfirm.sellerName", "required", "E4000", "is required when the buyer applies (applySource 1)")
 	}
 	if seed002FullyDigital(rc.BlueInvoiceLine) {
@@ -1298,10 +1333,16 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 		if n == "" && len(rc.BlueInvoiceNumber) == 20 {
 			n, field = rc.BlueInvoiceNumber, "redConfirm.blueInvoiceNumber"
 		}
-		if !isDigits(n) || len(n) != 20 {
-			c.add(field, "red_reference", "E9102", "must be the 20-digit number of the fully digital blue invoice (blueInvoiceLine %s); got %q", rc.BlueInvoiceLine, n)
+		// jumdata refuses an lzfphm of other than 20 digits with 400;
+		// without one the adapter sends nothing.
+		jd := "400"
+		if rc.BlueNumber() == "" {
+			jd = ""
 		}
-	} else if rc.BlueInvoiceLine != "" {
+		if !isDigits(n) || len(n) != 20 {
+			c.addCode(field, "red_reference", c.providerCode(provider, "E9102", jd), "must be the 20-digit number of the fully digital blue invoice (blueInvoiceLine %s); got %q", rc.BlueInvoiceLine, n)
+		}
+	} else if nuonuo && rc.BlueInvoiceLine != "" {
 		if !isDigits(rc.BlueInvoiceCode) || (len(rc.BlueInvoiceCode) != 10 && len(rc.BlueInvoiceCode) != 12) {
 			c.add("redConfirm.blueInvoiceCode", "red_reference", "E9102", "must be the 10- or 12-digit code of the VAT blue invoice (blueInvoiceLine %s); got %q", rc.BlueInvoiceLine, rc.BlueInvoiceCode)
 		}
@@ -1311,7 +1352,7 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 	}
 	if rc.BlueInvoiceTime != "" && !c.has("redConfirm.blueInvoiceTime") {
 		if _, err := time.Parse(dateLayout, rc.BlueInvoiceTime); err != nil {
-			c.add("redConfirm.blueInvoiceTime", "format", "", "is not a real date and time: %q", rc.BlueInvoiceTime)
+			c.addCode("redConfirm.blueInvoiceTime", "format", c.providerCode(provider, "E4000", ""), "is not a real date and time: %q", rc.BlueInvoiceTime)
 		}
 	}
 	lastIndex := 0
@@ -1319,7 +1360,8 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 	for i := range rc.Detail {
 		l := &rc.Detail[i]
 		p := fmt.Sprintf("redConfirm.detail[%d]", i)
-		if idx, ok := indexToken("[" + l.BlueDetailIndex + "]"); ok && !c.has(p+".blueDetailIndex") {
+		// Seed 002: 部分冲红明细序号必须和原蓝票顺序保持一致, Nuonuo's.
+		if idx, ok := indexToken("[" + l.BlueDetailIndex + "]"); nuonuo && ok && !c.has(p+".blueDetailIndex") {
 			if idx <= lastIndex {
 				c.add(p+".blueDetailIndex", "detail_order", "E4000", "is %d but must be greater than the previous line's %d: lines follow the blue invoice's order", idx, lastIndex)
 			}
@@ -1331,14 +1373,16 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 		tax := amount(c, p+".taxAmount", l.TaxAmount, moneyPlaces, "")
 		rate := taxRate(c, p+".taxRate", l.TaxRate)
 		if rate != nil && !isTaxRate(*rate) {
-			c.add(p+".taxRate", "tax_rate", "", "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
+			c.addCode(p+".taxRate", "tax_rate", c.providerCode(provider, "E4000", "400"), "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			rate = nil
 		}
+		// The jumdata adapter refuses a quantity of 0 or more before any
+		// call, and jumdata does not look at a price's sign (dj).
 		if num != nil && !num.IsNegative() {
-			c.add(p+".num", "sign", "", "must be negative on a red confirmation: the quantity reversed")
+			c.addCode(p+".num", "sign", c.providerCode(provider, "E4000", ""), "must be negative on a red confirmation: the quantity reversed")
 		}
 		if price != nil && !price.IsPositive() {
-			c.add(p+".taxExcludedPrice", "sign", "", "must be positive (seed 002: 单价(不含税)为正数)")
+			c.addCode(p+".taxExcludedPrice", "sign", c.providerCode(provider, "E4000", ""), "must be positive (seed 002: 单价(不含税)为正数)")
 		}
 		// num × taxExcludedPrice against the amount, as on an order's
 		// lines: this service's own rule (no provider code), as neither
@@ -1351,10 +1395,10 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 		// Zero is not negative: a line reversing 0.00 reverses nothing, and
 		// is refused as an order's line of zero is (jumdata: 红冲金额须为负数).
 		if excl != nil && !excl.IsNegative() {
-			c.add(p+".taxExcludedAmount", "sign", "", "must be negative on a red confirmation: the amount reversed")
+			c.addCode(p+".taxExcludedAmount", "sign", c.providerCode(provider, "E4000", "400"), "must be negative on a red confirmation: the amount reversed")
 		}
 		if tax != nil && tax.IsPositive() {
-			c.add(p+".taxAmount", "sign", "", "must be negative on a red confirmation")
+			c.addCode(p+".taxAmount", "sign", c.providerCode(provider, "E4000", "400"), "must be negative on a red confirmation")
 		}
 		e, ok := redLineEffective(c, p, l, RedLineFigures{Num: num, Price: price, Excl: excl, Tax: tax, Rate: rate})
 		if !ok {
@@ -1364,15 +1408,15 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 		// taxExcludedAmount the line does not give (jumdata's je): it must
 		// reverse something, as a given one must.
 		if e.FromPriceNum && !e.Excl.IsNegative() && !c.has(p+".num") && !c.has(p+".taxExcludedPrice") {
-			c.add(p+".taxExcludedAmount", "sign", "", "is not given: num × taxExcludedPrice rounded to cents makes it %s, which must be negative on a red confirmation: the amount reversed", e.Excl.StringFixed(2))
+			c.addCode(p+".taxExcludedAmount", "sign", c.providerCode(provider, "E4000", "400"), "is not given: num × taxExcludedPrice rounded to cents makes it %s, which must be negative on a red confirmation: the amount reversed", e.Excl.StringFixed(2))
 		}
 		if !e.ComputedFromRate() {
-			checkRedLineTax(c, p, l, e, *rate)
+			checkRedLineTax(c, p, l, e, *rate, provider)
 		}
 		// The jumdata mapping sends the line's je and se with two
 		// decimals, given or derived (RedLines); Nuonuo is sent the
 		// seller's text.
-		if provider == "jumdata" {
+		if c.jumdataSent {
 			how := ""
 			if e.FromPriceNum {
 				how = "num × taxExcludedPrice rounded to cents"
@@ -1393,7 +1437,7 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 	}
 	if len(rc.Detail) > 1 {
 		if diff := sumExpected.Sub(sumTax).Abs(); diff.GreaterThan(InvoiceTaxTolerance) {
-			c.add("redConfirm.detail", "invoice_tax_tolerance", "E9131", "the lines' taxAmount differ from Σ taxExcludedAmount × taxRate by %s (a taxExcludedAmount that is not given taken as num × taxExcludedPrice rounded to cents, and a taxAmount that is not given as taxExcludedAmount × taxRate rounded to cents, as jumdata derives them); the limit per invoice, the red one included, is %s", diff.StringFixed(2), InvoiceTaxTolerance)
+			c.addCode("redConfirm.detail", "invoice_tax_tolerance", c.providerCode(provider, "E9131", "400"), "the lines' taxAmount differ from Σ taxExcludedAmount × taxRate by %s (a taxExcludedAmount that is not given taken as num × taxExcludedPrice rounded to cents, and a taxAmount that is not given as taxExcludedAmount × taxRate rounded to cents, as jumdata derives them); the limit per invoice, the red one included, is %s", diff.StringFixed(2), InvoiceTaxTolerance)
 		}
 	}
 }
@@ -1416,21 +1460,23 @@ func redLineEffective(c *collector, p string, l *RedConfirmLine, fig RedLineFigu
 }
 
 // checkRedLineTax applies E9131 to a red confirmation line's taxAmount and
-// the amount sent, e (redLineEffective), taxed at rate.
-func checkRedLineTax(c *collector, p string, l *RedConfirmLine, e EffectiveAmounts, rate decimal.Decimal) {
+// the amount sent, e (redLineEffective), taxed at rate (for a jumdata
+// seller 400: jumdata holds hzmx's se to je × sl).
+func checkRedLineTax(c *collector, p string, l *RedConfirmLine, e EffectiveAmounts, rate decimal.Decimal, provider string) {
 	expected := e.Excl.Mul(rate)
 	if diff := expected.Sub(e.Tax).Abs(); diff.GreaterThan(LineTaxTolerance) {
 		how := fmt.Sprintf("taxExcludedAmount × taxRate is %s", expected.StringFixed(2))
 		if e.FromPriceNum {
 			how = fmt.Sprintf("taxExcludedAmount is not given: num × taxExcludedPrice rounded to cents makes it %s (as jumdata derives it), and %s × taxRate is %s", e.Excl.StringFixed(2), e.Excl.StringFixed(2), expected.StringFixed(2))
 		}
-		c.add(p+".taxAmount", "line_tax_tolerance", "E9131", "is %s but %s: the difference %s exceeds %s", l.TaxAmount, how, diff.StringFixed(2), LineTaxTolerance)
+		c.addCode(p+".taxAmount", "line_tax_tolerance", c.providerCode(provider, "E9131", "400"), "is %s but %s: the difference %s exceeds %s", l.TaxAmount, how, diff.StringFixed(2), LineTaxTolerance)
 	}
 }
 
-// checkReissue applies the rules of a reInvoice request.
-func checkReissue(ri *Reissue, c *collector) {
-	if ri.NextInvoiceCode != "" {
+// checkReissue applies the rules of a reInvoice request: Nuonuo's own, as
+// the jumdata adapter takes no reissue.
+func checkReissue(ri *Reissue, provider string, c *collector) {
+	if providerName(provider) == "nuonuo" && ri.NextInvoiceCode != "" {
 		if ri.InvoiceNumStart == "" {
 			c.add("reissue.invoiceNumStart", "required", "E4000", "is required when nextInvoiceCode is set")
 		}

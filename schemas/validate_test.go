@@ -692,6 +692,8 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 	const line0, line1, line2 = "order.invoiceDetail[0]", "order.invoiceDetail[1]", "order.invoiceDetail[2]"
 	blue := MustRead(t, "requests/issue-discount.json")
 	red := MustRead(t, "requests/issue-red.json")
+	rc := MustRead(t, "requests/red-confirm.json")
+	const rc0 = "redConfirm.detail[0]"
 	cases := []struct {
 		name            string
 		base            []byte // blue when nil
@@ -770,6 +772,99 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 		{"red order's discounted line", red, []edit{set(line0+".invoiceLineProperty", "2")},
 			[]string{line0 + ".invoiceLineProperty|discount_position|E9110", line0 + ".invoiceLineProperty|red_line_property|E4000"},
 			[]string{line0 + ".invoiceLineProperty|discount_position|", line0 + ".invoiceLineProperty|red_line_property|"}},
+		// The order: the mapping sends the request's sellerTaxNum, the
+		// buyer's tax number (which the tax bureau needs on a special
+		// invoice, fppzdm 01), the remark; it drops invoiceDate, pushMode,
+		// buyerPhone, email, the roll of paper invoices, favouredPolicyName
+		// as Nuonuo reads it, and issues no motor vehicle (j) or used car
+		// (u) invoice, nor a red order.
+		{"saler differs from seller", nil, []edit{set("order.salerTaxNum", "91440101MA5APD8X8J")},
+			[]string{"order.salerTaxNum|seller_mismatch|E9302"}, []string{"order.salerTaxNum|seller_mismatch|"}},
+		{"special invoice b without the buyer's tax number", nil, []edit{set("order.invoiceLine", "b"), del("order.buyerTaxNum")},
+			[]string{"order.buyerTaxNum|required|E4000"}, []string{"order.buyerTaxNum|required|400"}},
+		{"special invoice s without the buyer's tax number", nil, []edit{set("order.invoiceLine", "s"), del("order.buyerTaxNum")},
+			[]string{"order.buyerTaxNum|required|E4000"}, []string{"order.buyerTaxNum|required|"}},
+		{"invoice date not real", nil, []edit{set("order.invoiceDate", "2026-13-40 10:00:00")},
+			[]string{"order.invoiceDate|format|E4000"}, []string{"order.invoiceDate|format|"}},
+		{"pushMode default without buyerPhone", nil, []edit{del("order.pushMode"), del("order.buyerPhone")},
+			[]string{"order.buyerPhone|required|E4000"}, nil},
+		{"pushMode email without email", nil, []edit{set("order.pushMode", "0"), del("order.email")},
+			[]string{"order.email|required|E4000"}, nil},
+		{"email not an address", nil, []edit{set("order.email", "finance")},
+			[]string{"order.email|format|E4000"}, []string{"order.email|format|"}},
+		{"buyer address and phone over 100", nil, []edit{set("order.buyerAddress", strings.Repeat("路", 80)), set("order.buyerTel", strings.Repeat("1", 21))},
+			[]string{"order.buyerAddress|max_length|E4000"}, nil},
+		{"next invoice code without its range", nil, []edit{set("order.nextInvoiceCode", "033002600111")},
+			[]string{"order.invoiceNumEnd|required|E4000", "order.nextInvoiceNum|required|E4000"}, nil},
+		{"favoured policy without its name", nil, []edit{set(line2+".favouredPolicyFlag", "1")},
+			[]string{line2 + ".favouredPolicyName|required|E4000"}, nil},
+		{"zero-rate flag with a rate", nil, []edit{set(line2+".zeroRateFlag", "3")},
+			[]string{line2 + ".zeroRateFlag|zero_rate|E4000"}, []string{line2 + ".zeroRateFlag|zero_rate|"}},
+		{"remark over 200 on es", nil, []edit{set("order.invoiceLine", "es"), set("order.remark", strings.Repeat("备", 201))},
+			[]string{"order.remark|max_length|E4000"}, []string{"order.remark|max_length|"}},
+		{"motor vehicle invoice without vehicleInfo", nil, []edit{set("order.invoiceLine", "j")},
+			[]string{"order.invoiceDetail|max_items|E4000", "order.vehicleInfo|required|E4000"}, nil},
+		{"motor vehicle invoice with a remark", vehicle(t, "j"), []edit{set("order.remark", "备注")},
+			[]string{"order.remark|vehicle_remark|E4000"}, nil},
+		{"used car invoice without the buyer's and seller's details", vehicle(t, "u"), []edit{del("order.buyerTaxNum"), del("order.buyerTel"), del("order.buyerAddress"), del("order.salerAccount")},
+			[]string{"order.buyerAddress|required|E4000", "order.buyerTaxNum|required|E4000", "order.buyerTel|required|E4000", "order.salerAccount|required|E4000"}, nil},
+		{"red order's blue invoice code", red, []edit{set("order.invoiceCode", "123")},
+			[]string{"order.invoiceCode|red_reference|E9102"}, nil},
+		{"red special invoice without billInfoNo", red, []edit{set("order.invoiceLine", "s"), set("order.buyerTaxNum", "91440101MA5APD8X8J")},
+			[]string{"order.billInfoNo|required|E4000"}, nil},
+		{"red special invoice's remark without the form", red, []edit{set("order.invoiceLine", "s"), set("order.buyerTaxNum", "91440101MA5APD8X8J"), set("order.billInfoNo", "1403011904008472")},
+			[]string{"order.remark|red_remark|E4000"}, nil},
+		{"red order of a fully digital invoice", red, []edit{set("order.invoiceLine", "pc")},
+			[]string{"order.invoiceType|red_fully_digital|E4000"}, []string{"order.invoiceType|red_fully_digital|"}},
+
+		// A red confirmation (red-invoice/submit): the mapping sends lzfphm,
+		// lzkprq and the lines' hzmx (xh, dj and spsl together, je, se, sl)
+		// under the envelope's seller, and refuses a num of 0 or more, a
+		// blue time it cannot read and a blue invoice that is not fully
+		// digital before any call.
+		{"red confirmation's seller differs", rc, []edit{set("redConfirm.sellerTaxNo", "91440101MA5APD8X8J")},
+			[]string{"redConfirm.sellerTaxNo|seller_mismatch|E9302"}, []string{"redConfirm.sellerTaxNo|seller_mismatch|"}},
+		{"buyer applies without the seller's name", rc, []edit{set("redConfirm.applySource", "1"), del("redConfirm.sellerName")},
+			[]string{"redConfirm.sellerName|required|E4000"}, nil},
+		{"red confirmation without the digital number", rc, []edit{del("redConfirm.blueElecInvoiceNumber")},
+			[]string{"redConfirm.blueElecInvoiceNumber|red_reference|E9102"}, []string{"redConfirm.blueElecInvoiceNumber|red_reference|"}},
+		{"red confirmation's digital number too short", rc, []edit{set("redConfirm.blueElecInvoiceNumber", "2633200000000000001")},
+			[]string{"redConfirm.blueElecInvoiceNumber|red_reference|E9102"}, []string{"redConfirm.blueElecInvoiceNumber|red_reference|400"}},
+		{"red confirmation of a VAT invoice without code and number", rc, []edit{set("redConfirm.blueInvoiceLine", "s"), del("redConfirm.blueElecInvoiceNumber")},
+			[]string{"redConfirm.blueInvoiceCode|red_reference|E9102", "redConfirm.blueInvoiceNumber|red_reference|E9102"}, nil},
+		{"red confirmation's blue time not real", rc, []edit{set("redConfirm.blueInvoiceTime", "2026-13-40 10:15:00")},
+			[]string{"redConfirm.blueInvoiceTime|format|E4000"}, []string{"redConfirm.blueInvoiceTime|format|"}},
+		{"red confirmation's lines out of order", rc, []edit{set("redConfirm.detail", []any{
+			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
+			map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
+		})}, []string{"redConfirm.detail[1].blueDetailIndex|detail_order|E4000"}, nil},
+		{"red confirmation's rate not in the set", rc, []edit{set(rc0+".taxRate", "0.07")},
+			[]string{rc0 + ".taxRate|tax_rate|E4000"}, []string{rc0 + ".taxRate|tax_rate|400"}},
+		{"red confirmation's positive amounts", rc, []edit{set(rc0+".taxExcludedAmount", "5.00"), set(rc0+".taxAmount", "0.30")},
+			[]string{rc0 + ".taxAmount|sign|E4000", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|E4000"},
+			[]string{rc0 + ".taxAmount|sign|400", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|400"}},
+		{"red confirmation's positive quantity", rc, []edit{set(rc0+".num", "1")},
+			[]string{rc0 + ".num|sign|E4000", rc0 + ".taxExcludedAmount|price_quantity|"}, []string{rc0 + ".num|sign|", rc0 + ".taxExcludedAmount|price_quantity|"}},
+		{"red confirmation's negative price", rc, []edit{set(rc0+".taxExcludedPrice", "-5")},
+			[]string{rc0 + ".taxExcludedPrice|sign|E4000", rc0 + ".taxExcludedAmount|price_quantity|"}, []string{rc0 + ".taxExcludedPrice|sign|", rc0 + ".taxExcludedAmount|price_quantity|"}},
+		{"red confirmation's amount from quantity and price rounding to nothing", rc, []edit{del(rc0 + ".taxExcludedAmount"), del(rc0 + ".taxAmount"),
+			set(rc0+".num", "-0.004"), set(rc0+".taxExcludedPrice", "1")},
+			[]string{rc0 + ".taxExcludedAmount|sign|E4000"}, []string{rc0 + ".taxExcludedAmount|sign|400"}},
+		{"red confirmation's line tax tolerance", rc, []edit{set(rc0+".taxAmount", "-0.50")},
+			[]string{rc0 + ".taxAmount|line_tax_tolerance|E9131"}, []string{rc0 + ".taxAmount|line_tax_tolerance|400"}},
+		{"red confirmation's invoice tax tolerance", redConfirmLines(t, 30, "taxExcludedAmount", "-100.00", "taxRate", "0.13", "taxAmount", "-13.05"), nil,
+			[]string{"redConfirm.detail|invoice_tax_tolerance|E9131"}, []string{"redConfirm.detail|invoice_tax_tolerance|400"}},
+		{"red confirmation of a VAT invoice with positive amounts", rc, []edit{set("redConfirm.blueInvoiceLine", "p"), del("redConfirm.blueElecInvoiceNumber"),
+			set("redConfirm.blueInvoiceCode", "033002600111"), set("redConfirm.blueInvoiceNumber", "00000123"),
+			set(rc0+".taxExcludedAmount", "5.00"), set(rc0+".taxAmount", "0.30")},
+			[]string{rc0 + ".taxAmount|sign|E4000", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|E4000"},
+			[]string{rc0 + ".taxAmount|sign|", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|"}},
+
+		// jumdata takes no reissue (the adapter refuses it before any
+		// call): Nuonuo's roll of paper invoices is its own.
+		{"reissue roll without its range", MustRead(t, "requests/reissue.json"), []edit{set("reissue.nextInvoiceCode", "033002600111")},
+			[]string{"reissue.invoiceNumEnd|required|E4000", "reissue.invoiceNumStart|required|E4000"}, nil},
+
 		// What the mapping would send of it is not held to jumdata's
 		// lengths: 16 characters written, 19 with two decimals.
 		{"red order's amounts of 16 characters", red, []edit{set(line0, map[string]any{"goodsName": "设备", "goodsCode": "1050201990000000000", "withTaxFlag": "0",

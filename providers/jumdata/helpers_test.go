@@ -172,14 +172,19 @@ func issueRequest(tb testing.TB, orderNo string, replace ...string) *schemas.Req
 // JSON of redConfirm.detail ("" for a full reversal).
 func redRequest(tb testing.TB, orderNo, fphm string, issuedAt time.Time, redReason, detail string) *schemas.Request {
 	tb.Helper()
+	return MustRequest(tb, redMessage(orderNo, fphm, issuedAt, redReason, detail))
+}
+
+// redMessage is redRequest's message, not validated.
+func redMessage(orderNo, fphm string, issuedAt time.Time, redReason, detail string) string {
 	d := ""
 	if detail != "" {
 		d = `,"detail":` + detail
 	}
-	return MustRequest(tb, `{"schemaVersion":"1","kind":"red_confirm","sellerTaxNum":"`+sandbox.DefaultJumdataSeller+`","orderNo":"`+orderNo+`",
-	  "redConfirm":{"billId":"`+orderNo+`","blueInvoiceLine":"pc","applySource":"0","blueElecInvoiceNumber":"`+fphm+`",
-	  "blueInvoiceTime":"`+issuedAt.In(cst).Format("2006-01-02 15:04:05")+`","sellerTaxNo":"`+sandbox.DefaultJumdataSeller+`",
-	  "buyerName":"杭州示例科技有限公司","buyerTaxNo":"91440101MA5APD8X8J","redReason":"`+redReason+`","orderNo":"`+orderNo+`"`+d+`}}`)
+	return `{"schemaVersion":"1","kind":"red_confirm","sellerTaxNum":"` + sandbox.DefaultJumdataSeller + `","orderNo":"` + orderNo + `",
+	  "redConfirm":{"billId":"` + orderNo + `","blueInvoiceLine":"pc","applySource":"0","blueElecInvoiceNumber":"` + fphm + `",
+	  "blueInvoiceTime":"` + issuedAt.In(cst).Format("2006-01-02 15:04:05") + `","sellerTaxNo":"` + sandbox.DefaultJumdataSeller + `",
+	  "buyerName":"杭州示例科技有限公司","buyerTaxNo":"91440101MA5APD8X8J","redReason":"` + redReason + `","orderNo":"` + orderNo + `"` + d + `}}`
 }
 
 // partialDetail reverses half of the service line (line 3): −50.00 and −3.00.

@@ -30,10 +30,11 @@ func repeatLines(n int, line func(i int) string) string {
 }
 
 // TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection: for each rule the
-// validator gained from a review, a request it now refuses is refused by
-// the jumdata sandbox too (the rule pre-empts a real refusal, on the field
-// the validator names), and the corrected request passes the validator and
-// is issued.
+// validator gained from a review, and for each that names jumdata's code, a
+// request it refuses is refused by the jumdata sandbox too, with the code
+// the validator names (the rule pre-empts a real refusal, on the field the
+// validator names), and the corrected request passes the validator and is
+// issued.
 func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 	const buyer = `"buyerTaxNum":"91440101MA5APD8X8J",`
 	chair := func(num string) string {
@@ -63,6 +64,18 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 	large := func(amount string) string {
 		return `{"goodsName":"设备","goodsCode":"1050201990000000000","withTaxFlag":"0","price":"` + amount + `","num":"1","taxRate":"0",` +
 			`"taxExcludedAmount":"` + amount + `","tax":"0","taxIncludedAmount":"` + amount + `"}`
+	}
+	// A line without a price: its goods code, rate, amount without tax and
+	// tax as given.
+	bare := func(code, rate, excl, tax string) string {
+		return `{"goodsName":"办公桌","goodsCode":"` + code + `","withTaxFlag":"0","taxRate":"` + rate + `","taxExcludedAmount":"` + excl + `","tax":"` + tax + `"}`
+	}
+	// A chair discounted by 10.00 (discounted line property, "2" or not).
+	discounted := func(prop string) string {
+		return `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","price":"113","num":"1","taxRate":"0.13",` +
+			`"taxExcludedAmount":"100.00","tax":"13.00","invoiceLineProperty":"` + prop + `"},` +
+			`{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","taxRate":"0.13",` +
+			`"taxExcludedAmount":"-10.00","tax":"-1.30","invoiceLineProperty":"1"}`
 	}
 	// A line of 100.00 at rate 0 taxed on the difference, deduction ded.
 	deducted := func(ded string) string {
@@ -115,6 +128,26 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		{"a negative deduction",
 			validatedOrder("E2E-ND", "pc", "", deducted("-50.00")), validatedOrder("E2E-ND", "pc", "", deducted("50.00")),
 			"order.invoiceDetail[0].deduction", "mxlist[0].kce"},
+		// The rules below name jumdata's code for what the mapping sends.
+		{"a negative amount without tax",
+			validatedOrder("E2E-NA", "pc", "", bare("1050201990000000000", "0", "-100.00", "0.00")),
+			validatedOrder("E2E-NA", "pc", "", bare("1050201990000000000", "0", "100.00", "0.00")),
+			"order.invoiceDetail[0].taxExcludedAmount", "mxlist[0].je"},
+		{"a tax off the rate",
+			validatedOrder("E2E-TR", "pc", "", bare("1050201990000000000", "0.13", "100.00", "13.07")),
+			validatedOrder("E2E-TR", "pc", "", bare("1050201990000000000", "0.13", "100.00", "13.00")),
+			"order.invoiceDetail[0].tax", "mxlist[0].se"},
+		{"a goods code of 9 digits",
+			validatedOrder("E2E-GC", "pc", "", bare("105020199", "0.13", "100.00", "13.00")),
+			validatedOrder("E2E-GC", "pc", "", bare("1050201990000000000", "0.13", "100.00", "13.00")),
+			"order.invoiceDetail[0].goodsCode", "mxlist[0].spbm"},
+		{"a rate outside the set",
+			validatedOrder("E2E-SL", "pc", "", bare("1050201990000000000", "0.07", "100.00", "7.00")),
+			validatedOrder("E2E-SL", "pc", "", bare("1050201990000000000", "0.06", "100.00", "6.00")),
+			"order.invoiceDetail[0].taxRate", "mxlist[0].sl"},
+		{"a discount line after a line that is not its discounted line",
+			validatedOrder("E2E-DL", "pc", "", discounted("0")), validatedOrder("E2E-DL", "pc", "", discounted("2")),
+			"order.invoiceDetail[1].invoiceLineProperty", "mxlist[1].fphxz"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
@@ -134,6 +167,9 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 			if out.Class != providers.Rejected || !strings.Contains(out.Message, tc.sandboxRefers) {
 				t.Fatalf("the sandbox answered the uncorrected request %s %q %q; want a refusal naming %s", out.Class, out.Code, out.Message, tc.sandboxRefers)
 			}
+			if d.Violations[0].ProviderCode != out.Code {
+				t.Fatalf("the validator names code %q (%s), the sandbox answered %q %q", d.Violations[0].ProviderCode, d.Violations[0], out.Code, out.Message)
+			}
 			call := &providers.Call{Request: MustRequest(t, tc.good)}
 			out = e.client.Submit(t.Context(), call)
 			for range 10 {
@@ -148,33 +184,25 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 	}
 }
 
-// TestSandboxIssuesWhatOnlyTheValidatorRefuses: a request whose figures
-// disagree where jumdata never looks, or say something the jumdata mapping
-// reads one way while the contract does not say which, is refused by this
-// service's own rule, naming no provider code, and the jumdata sandbox
-// issues it as sent.
-func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
-	line := func(more string) string {
-		return `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","price":"113","num":"1",` +
-			`"taxRate":"0.13","taxExcludedAmount":"100.00","tax":"13.00"` + more + `}`
+// TestSandboxRefusesWhatIsRefusedOfARedConfirmation: a red confirmation's
+// lines (hzmx) that the validator refuses naming jumdata's code, the
+// jumdata sandbox refuses with that code, on the field the validator names;
+// the corrected request passes the validator and the red invoice is issued.
+func TestSandboxRefusesWhatIsRefusedOfARedConfirmation(t *testing.T) {
+	// line reverses part of the service line (line 3) of issueRequest's
+	// blue invoice.
+	line := func(excl, tax string) string {
+		return `[{"blueDetailIndex":"3","goodsName":"技术服务费","taxExcludedAmount":"` + excl + `","taxAmount":"` + tax +
+			`","taxRate":"0.06","goodsCode":"3040201990000000000"}]`
 	}
 	cases := []struct {
-		name        string
-		line        string
-		field, rule string // the validator's one violation
-		total       string // what the sandbox issues in all
+		name          string
+		bad, good     string // redConfirm.detail
+		field         string // the validator's violation on bad
+		sandboxRefers string // in the sandbox's refusal of bad
 	}{
-		// A line's taxIncludedAmount is not sent (the mapping sends je and
-		// se, and jshj = hjje + hjse): one that is not taxExcludedAmount +
-		// tax, which Nuonuo refuses with E9130, jumdata never sees.
-		{"taxIncludedAmount unlike taxExcludedAmount + tax", line(`,"taxIncludedAmount":"113.01"`),
-			"order.invoiceDetail[0].taxIncludedAmount", "amount_sum", "113.00"},
-		// Seed 001 gives a deduction of "0" (none) and "0.00" (deduction
-		// taxation, nothing deducted); the mapping sends "0.0" as kce
-		// 0.00, which the sandbox issues, but the contract does not say
-		// which the seller meant.
-		{"a zero deduction written 0.0", line(`,"taxIncludedAmount":"113.00","deduction":"0.0"`),
-			"order.invoiceDetail[0].deduction", "deduction_zero", "113.00"},
+		{"an amount reversed of zero", line("0.00", "0.00"), line("-50.00", "-3.00"), "redConfirm.detail[0].taxExcludedAmount", "hzmx[0].je"},
+		{"a tax off the rate", line("-50.00", "-3.10"), line("-50.00", "-3.00"), "redConfirm.detail[0].taxAmount", "hzmx[0].se"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
@@ -182,7 +210,76 @@ func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := v.Decode([]byte(validatedOrder("E2E-OWN", "pc", "", tc.line)), "")
+			e := newEnv(t, sandbox.Config{}, nil)
+			blue := e.mustIssue("E2E-BLUE")
+			d, err := v.Decode([]byte(redMessage("E2E-RED", blue.InvoiceNo, blue.IssuedAt, "2", tc.bad)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Violations) != 1 || d.Violations[0].Field != tc.field {
+				t.Fatalf("violations of the uncorrected request %v, want one on %s", d.Violations, tc.field)
+			}
+			out := e.client.Submit(t.Context(), &providers.Call{Request: d.Request})
+			if out.Class != providers.Rejected || !strings.Contains(out.Message, tc.sandboxRefers) {
+				t.Fatalf("the sandbox answered the uncorrected request %s %q %q; want a refusal naming %s", out.Class, out.Code, out.Message, tc.sandboxRefers)
+			}
+			if d.Violations[0].ProviderCode != out.Code {
+				t.Fatalf("the validator names code %q (%s), the sandbox answered %q %q", d.Violations[0].ProviderCode, d.Violations[0], out.Code, out.Message)
+			}
+			out = e.client.Submit(t.Context(), &providers.Call{Request: redRequest(t, "E2E-RED", blue.InvoiceNo, blue.IssuedAt, "2", tc.good)})
+			wantClass(t, "the corrected request", out, providers.Issued, "")
+		})
+	}
+}
+
+// TestSandboxIssuesWhatOnlyTheValidatorRefuses: a request whose figures
+// disagree where jumdata never looks, or that says something the jumdata
+// mapping drops or reads one way while the contract does not say which, is
+// refused by this service's own rule, naming no provider code, and the
+// jumdata sandbox issues it as sent.
+func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
+	line := func(more string) string {
+		return `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","price":"113","num":"1",` +
+			`"taxRate":"0.13","taxExcludedAmount":"100.00","tax":"13.00"` + more + `}`
+	}
+	cases := []struct {
+		name        string
+		extra, line string   // validatedOrder's
+		replace     []string // old, new, ... in the order's text
+		field, rule string   // the validator's one violation
+	}{
+		// A line's taxIncludedAmount is not sent (the mapping sends je and
+		// se, and jshj = hjje + hjse): one that is not taxExcludedAmount +
+		// tax, which Nuonuo refuses with E9130, jumdata never sees.
+		{"taxIncludedAmount unlike taxExcludedAmount + tax", "", line(`,"taxIncludedAmount":"113.01"`), nil,
+			"order.invoiceDetail[0].taxIncludedAmount", "amount_sum"},
+		// Seed 001 gives a deduction of "0" (none) and "0.00" (deduction
+		// taxation, nothing deducted); the mapping sends "0.0" as kce
+		// 0.00, which the sandbox issues, but the contract does not say
+		// which the seller meant.
+		{"a zero deduction written 0.0", "", line(`,"taxIncludedAmount":"113.00","deduction":"0.0"`), nil,
+			"order.invoiceDetail[0].deduction", "deduction_zero"},
+		// The mapping sends lslbs as given, and jumdata does not hold it
+		// to the rate.
+		{"a zero-rate flag beside a rate", "", line(`,"zeroRateFlag":"3"`), nil,
+			"order.invoiceDetail[0].zeroRateFlag", "zero_rate"},
+		// The mapping sends the request's sellerTaxNum as xsfnsrsbh, and
+		// drops salerTaxNum, invoiceDate and email.
+		{"a saler tax number unlike the seller's", "", line(""), []string{`"salerTaxNum":"` + sandbox.DefaultJumdataSeller + `"`, `"salerTaxNum":"91440101MA5APD8X8J"`},
+			"order.salerTaxNum", "seller_mismatch"},
+		{"an invoice date that is no date", "", line(""), []string{`"invoiceDate":"2026-11-20 10:00:00"`, `"invoiceDate":"2026-13-40 10:00:00"`},
+			"order.invoiceDate", "format"},
+		{"an email that is no address", `"email":"finance",`, line(""), nil,
+			"order.email", "format"},
+	}
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := strings.NewReplacer(tc.replace...).Replace(validatedOrder("E2E-OWN", "pc", tc.extra, tc.line))
+			d, err := v.Decode([]byte(msg), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,8 +288,50 @@ func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
 			}
 			e := newEnv(t, sandbox.Config{}, nil)
 			inv := e.mustIssueRequest(d.Request)
-			if inv.TotalAmount.String() != tc.total {
-				t.Errorf("issued %s in all, want %s", inv.TotalAmount, tc.total)
+			if inv.TotalAmount.String() != "113.00" {
+				t.Errorf("issued %s in all, want je + se = 113.00", inv.TotalAmount)
+			}
+		})
+	}
+}
+
+// TestSandboxIssuesWhatOnlyNuonuoRequires: a requirement of Nuonuo's that
+// the jumdata mapping has no use for (it drops pushMode, buyerPhone, email
+// and the roll of paper invoices, sends buyerAddress and buyerTel apart,
+// yhzcbs and zzstsgl as given, and a quantity only with its price) is not
+// held against a jumdata seller: the validator takes the request, and the
+// jumdata sandbox issues it.
+func TestSandboxIssuesWhatOnlyNuonuoRequires(t *testing.T) {
+	const chair = `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","price":"113","num":"1","taxRate":"0.13","taxExcludedAmount":"100.00","tax":"13.00"}`
+	cases := []struct {
+		name        string
+		extra, line string   // validatedOrder's
+		replace     []string // old, new, ... in the order's text
+	}{
+		{"no pushMode and no buyerPhone", "", chair, []string{`"pushMode":"-1",`, ""}},
+		{"pushMode email without an email", "", chair, []string{`"pushMode":"-1"`, `"pushMode":"0"`}},
+		{"a roll's code without its numbers", `"nextInvoiceCode":"033002600111",`, chair, nil},
+		{"buyer address and telephone over 100 together", `"buyerAddress":"` + strings.Repeat("路", 80) + `","buyerTel":"` + strings.Repeat("1", 21) + `",`, chair, nil},
+		{"a favoured policy flag without its name", "", strings.Replace(chair, `"taxRate"`, `"favouredPolicyFlag":"1","taxRate"`, 1), nil},
+		{"no price, a quantity and two amounts", "", `{"goodsName":"办公椅","goodsCode":"1050201990000000000","withTaxFlag":"1","num":"1","taxRate":"0.13","taxExcludedAmount":"100.00","tax":"13.00"}`, nil},
+	}
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := strings.NewReplacer(tc.replace...).Replace(validatedOrder("E2E-NN", "pc", tc.extra, tc.line))
+			d, err := v.Decode([]byte(msg), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.Valid() {
+				t.Fatalf("violations %v, want none", d.Violations)
+			}
+			e := newEnv(t, sandbox.Config{}, nil)
+			if inv := e.mustIssueRequest(d.Request); inv.TotalAmount.String() != "113.00" {
+				t.Errorf("issued %s in all, want 113.00", inv.TotalAmount)
 			}
 		})
 	}
