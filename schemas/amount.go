@@ -16,8 +16,9 @@ var amountType = reflect.TypeFor[Amount]()
 // the decimal package. Nuonuo's error texts limit an amount to 20 digits
 // (E9124, E9126, E9128) and its documents give the fields a maximum length
 // of 16; the validator reports a value made of digits longer than 16
-// characters, its minus sign counted, by its length with those codes,
-// whether or not it was parsed.
+// characters, its minus sign counted, by its length with those codes (a
+// Nuonuo seller's; for a jumdata seller 400 or none, as the jumdata mapping
+// would send it), whether or not it was parsed.
 const maxAmountChars = 40
 
 // Amount is a money, price or quantity value exactly as it travelled on the

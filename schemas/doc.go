@@ -120,6 +120,10 @@
 //     invoiceData format: the amount without tax and the tax (je, se) of
 //     the wrong sign, off the rate (the 0.06 per line and 1.27 per invoice
 //     of E9131) or longer than 16 characters as the mapping writes them; a
+//     figure's text too long or too precise where it is so as the mapping
+//     writes it too (sentAs: je, se and kce with two decimals, dj and spsl
+//     as their shortest exact decimal, at most 16 characters and 8
+//     decimals; sl one of the rates); a
 //     deduction (kce) that is negative or larger than its line's amount;
 //     price × num (dj × spsl) against the amount; a price of zero beside
 //     its quantity; a goods code (spbm) of other than 19 digits; a rate
@@ -131,8 +135,11 @@
 //     (hzmx) je and se as a blue line's. None where jumdata would take
 //     what a rule refuses, or is never sent it (providerCode): this
 //     service's own rule where the request is wrong by its own contract (a
-//     line's taxIncludedAmount, which the mapping does not send: its sign,
-//     its sum, a discount larger with tax; a quantity's sign, which
+//     figure's text too long or too precise that the mapping sends
+//     otherwise, as 100.00 for 00000000000100.00 or 13.00 for 13.001, or
+//     does not send, or cannot read; a line's taxIncludedAmount, which the
+//     mapping does not send: its sign, its sum, a discount larger with
+//     tax; a quantity's sign, which
 //     jumdata does not look at, and a red confirmation price's; a line
 //     that gives no amount; a tax of -0.00, which the mapping sends as
 //     0.00; salerTaxNum or sellerTaxNo unlike the envelope's seller, which

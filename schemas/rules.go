@@ -462,13 +462,24 @@ func checkLines(o *Order, provider string, c *collector) {
 		l := &lines[i]
 		p := fmt.Sprintf("order.invoiceDetail[%d]", i)
 		a := &parsed[i]
-		a.price = amount(c, p+".price", l.Price, quantityPlaces, "")
-		a.num = amount(c, p+".num", l.Num, quantityPlaces, "")
-		a.tax = amount(c, p+".tax", l.Tax, moneyPlaces, "E9128")
-		a.excl = amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "E9126")
-		a.incl = amount(c, p+".taxIncludedAmount", l.TaxIncludedAmount, moneyPlaces, "E9124")
-		ded := amount(c, p+".deduction", l.Deduction, moneyPlaces, "")
-		a.rate = taxRate(c, p+".taxRate", l.TaxRate)
+		// The jumdata mapping sends the amount without tax and the tax
+		// as je and se, price and num (dj, spsl) only together, a
+		// deduction only under deduction taxation, and no amount with
+		// tax.
+		priced, deducted := notSent, notSent
+		if l.Price.IsSet() && l.Num.IsSet() {
+			priced = sentExact
+		}
+		if DeductionApplies(l.Deduction) {
+			deducted = sentMoney
+		}
+		a.price = amount(c, p+".price", l.Price, quantityPlaces, "", provider, priced)
+		a.num = amount(c, p+".num", l.Num, quantityPlaces, "", provider, priced)
+		a.tax = amount(c, p+".tax", l.Tax, moneyPlaces, "E9128", provider, sentMoney)
+		a.excl = amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "E9126", provider, sentMoney)
+		a.incl = amount(c, p+".taxIncludedAmount", l.TaxIncludedAmount, moneyPlaces, "E9124", provider, notSent)
+		ded := amount(c, p+".deduction", l.Deduction, moneyPlaces, "", provider, deducted)
+		a.rate = taxRate(c, p+".taxRate", l.TaxRate, provider)
 		if a.rate != nil && !isTaxRate(*a.rate) {
 			c.addCode(p+".taxRate", "tax_rate", c.providerCode(provider, "E4000", "400"), "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			a.rate = nil
@@ -1240,19 +1251,70 @@ func discountAmount(a *lineAmounts, name string) (d *decimal.Decimal, how string
 	return &v, how
 }
 
+// sentAs says how the jumdata mapping (providers/jumdata: money, exact)
+// writes a figure it sends, for the code a rule on the figure as written
+// names for a jumdata seller (jumdataCode).
+type sentAs int
+
+const (
+	// notSent: jumdata is not sent the figure as such (a line's
+	// taxIncludedAmount, a price or quantity without the other, a
+	// deduction of "0").
+	notSent sentAs = iota
+	// sentMoney: with exactly two decimals (je, se, kce), which jumdata
+	// holds to 16 characters.
+	sentMoney
+	// sentExact: as its shortest exact decimal (dj, spsl: leading zeros
+	// and trailing decimal zeros dropped), which jumdata holds to 16
+	// characters and 8 decimals.
+	sentExact
+	// sentRate: as its shortest exact decimal (sl), which jumdata holds to
+	// the set of rates.
+	sentRate
+)
+
+// jumdataCode is the code a rule on a's text (its length or decimals)
+// names for a jumdata seller, for a figure sent as s: 400 when jumdata
+// would refuse the figure as the mapping writes it, "" (this service's
+// own rule) when it would take it, as "100.00" for "00000000000100.00",
+// or is not sent it. A value the mapping cannot read it refuses before
+// any call.
+func (s sentAs) jumdataCode(a Amount) string {
+	if s == notSent || !a.Valid() {
+		return ""
+	}
+	d := a.Decimal()
+	refused := false
+	switch s {
+	case sentMoney:
+		refused = len(jumdataMoney(d)) > amountMaxChars
+	case sentExact:
+		t := d.String()
+		refused = len(t) > amountMaxChars || ParseAmount(t).Places() > quantityPlaces
+	case sentRate:
+		refused = !isTaxRate(d)
+	}
+	if refused {
+		return "400"
+	}
+	return ""
+}
+
 // amount checks one amount field's length (amountMaxChars) and precision
-// and returns its value, or nil when it is unset or unusable.
-func amount(c *collector, field string, a Amount, places int, lengthCode string) *decimal.Decimal {
-	return amountWithin(c, field, a, amountMaxChars, places, lengthCode)
+// and returns its value, or nil when it is unset or unusable. lengthCode is
+// the Nuonuo code of a length violation ("" for E4000); sent says how the
+// jumdata mapping sends the figure, for the code a jumdata seller's names.
+func amount(c *collector, field string, a Amount, places int, lengthCode, provider string, sent sentAs) *decimal.Decimal {
+	return amountWithin(c, field, a, amountMaxChars, places, lengthCode, provider, sent)
 }
 
 // taxRate is amount for a tax rate: at most rateMaxChars characters.
-func taxRate(c *collector, field string, a Amount) *decimal.Decimal {
-	return amountWithin(c, field, a, rateMaxChars, ratePlaces, "")
+func taxRate(c *collector, field string, a Amount, provider string) *decimal.Decimal {
+	return amountWithin(c, field, a, rateMaxChars, ratePlaces, "", provider, sentRate)
 }
 
 // amountWithin is amount with a maximum length of maxChars characters.
-func amountWithin(c *collector, field string, a Amount, maxChars, places int, lengthCode string) *decimal.Decimal {
+func amountWithin(c *collector, field string, a Amount, maxChars, places int, lengthCode, provider string, sent sentAs) *decimal.Decimal {
 	if !a.IsSet() || c.has(field) {
 		return nil
 	}
@@ -1265,15 +1327,16 @@ func amountWithin(c *collector, field string, a Amount, maxChars, places int, le
 		if code == "" {
 			code = "E4000"
 		}
-		c.add(field, "max_length", code, "has %d characters; the maximum is %d, a minus sign included", n, maxChars)
+		c.addCode(field, "max_length", c.providerCode(provider, code, sent.jumdataCode(a)), "has %d characters; the maximum is %d, a minus sign included", n, maxChars)
 		return nil
 	}
+	// The mapping refuses a value it cannot read before any call.
 	if !a.Valid() {
-		c.add(field, "format", codeFor(field, "format"), "must be a plain decimal such as 5.65 (no exponent, no spaces); got %s", quoteValue(a.String()))
+		c.addCode(field, "format", c.providerCode(provider, codeFor(field, "format"), ""), "must be a plain decimal such as 5.65 (no exponent, no spaces); got %s", quoteValue(a.String()))
 		return nil
 	}
 	if a.Places() > places {
-		c.add(field, "precision", "", "has %d decimals; the maximum is %d", a.Places(), places)
+		c.addCode(field, "precision", c.providerCode(provider, bodyCode(field, "precision"), sent.jumdataCode(a)), "has %d decimals; the maximum is %d", a.Places(), places)
 		return nil
 	}
 	d := a.Decimal()
@@ -1367,11 +1430,16 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 			}
 			lastIndex = idx
 		}
-		num := amount(c, p+".num", l.Num, quantityPlaces, "")
-		price := amount(c, p+".taxExcludedPrice", l.TaxExcludedPrice, quantityPlaces, "")
-		excl := amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "")
-		tax := amount(c, p+".taxAmount", l.TaxAmount, moneyPlaces, "")
-		rate := taxRate(c, p+".taxRate", l.TaxRate)
+		// hzmx: spsl and dj only together, je and se.
+		priced := notSent
+		if l.Num.IsSet() && l.TaxExcludedPrice.IsSet() {
+			priced = sentExact
+		}
+		num := amount(c, p+".num", l.Num, quantityPlaces, "", provider, priced)
+		price := amount(c, p+".taxExcludedPrice", l.TaxExcludedPrice, quantityPlaces, "", provider, priced)
+		excl := amount(c, p+".taxExcludedAmount", l.TaxExcludedAmount, moneyPlaces, "", provider, sentMoney)
+		tax := amount(c, p+".taxAmount", l.TaxAmount, moneyPlaces, "", provider, sentMoney)
+		rate := taxRate(c, p+".taxRate", l.TaxRate, provider)
 		if rate != nil && !isTaxRate(*rate) {
 			c.addCode(p+".taxRate", "tax_rate", c.providerCode(provider, "E4000", "400"), "%s is not a VAT rate; use one of 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13", l.TaxRate)
 			rate = nil

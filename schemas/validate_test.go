@@ -860,6 +860,59 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 			[]string{rc0 + ".taxAmount|sign|E4000", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|E4000"},
 			[]string{rc0 + ".taxAmount|sign|", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|"}},
 
+		// The lengths and decimals of an amount as written: 400 where the
+		// mapping sends the figure and jumdata would refuse it as sent
+		// (je, se and kce with two decimals, dj and spsl beside each other
+		// and sl as their shortest exact decimal: more than 16 characters,
+		// more decimals than 2 or 8, a rate outside the set); this
+		// service's own rule where it sends it otherwise (leading zeros
+		// and trailing decimals dropped, money rounded to cents) or not at
+		// all (taxIncludedAmount, a price without its quantity, a red
+		// order's figures).
+		{"amount without tax of 20 characters", nil, []edit{set(line2+".taxExcludedAmount", "10000000000000000.00")},
+			[]string{line2 + ".taxExcludedAmount|max_length|E9126"}, []string{line2 + ".taxExcludedAmount|max_length|400"}},
+		{"tax of 20 characters", nil, []edit{set(line2+".tax", "60000000000000000.00")},
+			[]string{line2 + ".tax|max_length|E9128"}, []string{line2 + ".tax|max_length|400"}},
+		{"amount with tax of 20 characters", nil, []edit{set(line2+".taxIncludedAmount", "10600000000000000.00")},
+			[]string{line2 + ".taxIncludedAmount|max_length|E9124"}, []string{line2 + ".taxIncludedAmount|max_length|"}},
+		{"amount without tax of 17 characters, leading zeros", nil, []edit{set(line2+".taxExcludedAmount", "00000000000100.00")},
+			[]string{line2 + ".taxExcludedAmount|max_length|E9126"}, []string{line2 + ".taxExcludedAmount|max_length|"}},
+		{"red order's amount without tax of 17 characters", red, []edit{set(line0+".price", "1130000000000"), set(line0+".taxExcludedAmount", "-1000000000000.00"),
+			set(line0+".tax", "-130000000000.00"), set(line0+".taxIncludedAmount", "-1130000000000.0")},
+			[]string{line0 + ".taxExcludedAmount|max_length|E9126"}, []string{line0 + ".taxExcludedAmount|max_length|"}},
+		{"over-precise tax", nil, []edit{set(line2+".tax", "6.001")},
+			[]string{line2 + ".tax|precision|E4000"}, []string{line2 + ".tax|precision|"}},
+		{"over-precise price", nil, []edit{set(line2+".price", "33.333333333")},
+			[]string{line2 + ".price|precision|E4000"}, []string{line2 + ".price|precision|400"}},
+		{"over-precise price, a trailing zero", nil, []edit{set(line2+".price", "33.333333330")},
+			[]string{line2 + ".price|precision|E4000"}, []string{line2 + ".price|precision|"}},
+		{"price of 18 characters", nil, []edit{set(line2+".price", "33333333333333.333")},
+			[]string{line2 + ".price|max_length|E4000"}, []string{line2 + ".price|max_length|400"}},
+		// Over 40 characters no amount is read (maxAmountChars): the
+		// mapping refuses it before any call.
+		{"long price", nil, []edit{set(line2+".price", strings.Repeat("3", 50)+".3")},
+			[]string{line2 + ".price|max_length|E4000"}, []string{line2 + ".price|max_length|"}},
+		{"long price without a quantity", nil, []edit{set(line2+".price", strings.Repeat("3", 50)+".3"), del(line2 + ".num")},
+			[]string{line2 + ".price|max_length|E4000"}, []string{line2 + ".price|max_length|"}},
+		{"quantity of 17 characters, leading zeros", nil, []edit{set(line2+".num", "00000000000000003")},
+			[]string{line2 + ".num|max_length|E4000"}, []string{line2 + ".num|max_length|"}},
+		{"tax rate with many trailing zeros", nil, []edit{set(line2+".taxRate", json.Number("0.06000000000000"))},
+			[]string{line2 + ".taxRate|max_length|E4000"}, []string{line2 + ".taxRate|max_length|"}},
+		{"tax rate of 15 characters not in the set", nil, []edit{set(line2+".taxRate", "0.0600000000001")},
+			[]string{line2 + ".taxRate|max_length|E4000"}, []string{line2 + ".taxRate|max_length|400"}},
+		{"amount in exponent notation", nil, []edit{set(line2+".tax", json.Number("6e0"))},
+			[]string{line2 + ".tax|format|E9129"}, []string{line2 + ".tax|format|"}},
+		{"deduction of 17 characters, leading zeros", nil, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "00000000000500.00", "tax", "28.30", "taxExcludedAmount", "971.70"))},
+			[]string{line2 + ".deduction|max_length|E4000"}, []string{line2 + ".deduction|max_length|"}},
+		{"over-precise deduction", nil, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1000.00", "deduction", "500.001", "tax", "28.30", "taxExcludedAmount", "971.70"))},
+			[]string{line2 + ".deduction|precision|E4000"}, []string{line2 + ".deduction|precision|"}},
+		{"red confirmation's amount of 17 characters, leading zeros", rc, []edit{set(rc0+".taxExcludedAmount", "-0000000000005.00")},
+			[]string{rc0 + ".taxExcludedAmount|max_length|E4000"}, []string{rc0 + ".taxExcludedAmount|max_length|"}},
+		{"red confirmation's amount of 18 characters", rc, []edit{set(rc0+".taxExcludedAmount", "-10000000000000.00")},
+			[]string{rc0 + ".taxExcludedAmount|max_length|E4000"}, []string{rc0 + ".taxExcludedAmount|max_length|400"}},
+		{"red confirmation's over-precise price", rc, []edit{set(rc0+".taxExcludedPrice", "5.000000001")},
+			[]string{rc0 + ".taxExcludedPrice|precision|E4000"}, []string{rc0 + ".taxExcludedPrice|precision|400"}},
+
 		// jumdata takes no reissue (the adapter refuses it before any
 		// call): Nuonuo's roll of paper invoices is its own.
 		{"reissue roll without its range", MustRead(t, "requests/reissue.json"), []edit{set("reissue.nextInvoiceCode", "033002600111")},

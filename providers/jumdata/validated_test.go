@@ -145,6 +145,11 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 			validatedOrder("E2E-SL", "pc", "", bare("1050201990000000000", "0.07", "100.00", "7.00")),
 			validatedOrder("E2E-SL", "pc", "", bare("1050201990000000000", "0.06", "100.00", "6.00")),
 			"order.invoiceDetail[0].taxRate", "mxlist[0].sl"},
+		// dj is sent as written, but for leading zeros and trailing
+		// decimal zeros.
+		{"a price of 18 characters",
+			validatedOrder("E2E-DJ", "pc", "", strings.Replace(chair("1"), `"price":"113"`, `"price":"11300000000000.001"`, 1)), validatedOrder("E2E-DJ", "pc", "", chair("1")),
+			"order.invoiceDetail[0].price", "mxlist[0].dj"},
 		{"a discount line after a line that is not its discounted line",
 			validatedOrder("E2E-DL", "pc", "", discounted("0")), validatedOrder("E2E-DL", "pc", "", discounted("2")),
 			"order.invoiceDetail[1].invoiceLineProperty", "mxlist[1].fphxz"},
@@ -271,6 +276,12 @@ func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
 			"order.invoiceDate", "format"},
 		{"an email that is no address", `"email":"finance",`, line(""), nil,
 			"order.email", "format"},
+		// The mapping writes je and se with two decimals: leading zeros
+		// are dropped, and a third decimal rounded away.
+		{"an amount of 17 characters, leading zeros", "", line(""), []string{`"taxExcludedAmount":"100.00"`, `"taxExcludedAmount":"00000000000100.00"`},
+			"order.invoiceDetail[0].taxExcludedAmount", "max_length"},
+		{"a tax of three decimals", "", line(""), []string{`"tax":"13.00"`, `"tax":"13.001"`},
+			"order.invoiceDetail[0].tax", "precision"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
