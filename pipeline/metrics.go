@@ -171,7 +171,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "invoice_consumer_stood_down", Help: "1 once another instance took this one's request consumer, or from the start of one refused because another pulls from it: it takes no requests and stands by until stopped (/readyz answers 503 \"stood down\"); 0 otherwise.",
 		}),
 		ConsumerMissing: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "invoice_request_consumer_missing", Help: "1 while the request consumer (the request stream, or its durable) does not exist and could not be created again: nothing is taken (/readyz answers 503 \"request consumer missing\"); 0 otherwise, and once the consume loop has stopped.",
+			Name: "invoice_request_consumer_missing", Help: "1 while the request consumer (the request stream, or its durable) is found missing, until the consume loop has created it again (a second or so) or for as long as it cannot: nothing is taken (/readyz answers 503 \"request consumer missing\"); 0 otherwise, and once the consume loop has stopped.",
 		}),
 		PartnerAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_partner_answers_total",
