@@ -178,8 +178,21 @@
 //     convention is one for every provider).
 //
 // The JSON Schema's violations (types, required fields, lengths,
-// enumerations, patterns) hold every seller to one contract, and name
-// Nuonuo's codes whatever the seller's provider.
+// enumerations, patterns, more than 2000 lines) hold every seller to one
+// contract, and name the code of the seller's provider by the same
+// convention, field path by field path: Nuonuo's (providerCodes, else
+// bodyCode) for a Nuonuo seller; for a jumdata seller whose request the
+// adapter sends, the code jumdataSchemaCodes gives, 400 where the jumdata
+// mapping sends the field as written and jumdata refuses it (buyerName
+// empty, gmfmc; a remark over 230, over bz's 200 too; more than 2000 lines,
+// mxlist; a line's goodsName missing or over 90, spmc; a goodsCode not
+// digits or over 19, spbm; an invoiceLineProperty other than 0, 1 or 2,
+// fphxz; a red confirmation's blueElecInvoiceNumber over 20, lzfphm, and
+// its lines' goodsName empty, hzmx spmc), and none, this service's own
+// rule, for any other: a field the mapping drops or sends unchecked, a
+// value the adapter refuses before any call (an amount it cannot read, a
+// type error, a missing rate, an order without lines), more than 2000 red
+// confirmation lines.
 //
 // # Money
 //

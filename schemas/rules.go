@@ -164,7 +164,7 @@ func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
 		c.add("sellerTaxNum", "subject_mismatch", "", "is %q but the request was published on the subject of seller %q", r.SellerTaxNum, subjectSeller)
 	}
 	checkTaxNumber(c, "sellerTaxNum", r.SellerTaxNum)
-	c.jumdataSent = provider == "jumdata" && jumdataSends(r)
+	c.setProvider(provider, r)
 	switch {
 	case r.Kind == KindIssue && r.Order != nil:
 		checkOrder(r, provider, c)

@@ -10,24 +10,25 @@ import (
 )
 
 // schemaViolations flattens a JSON Schema validation error into violations,
-// one per failing keyword, each with its field path and provider code.
+// one per failing keyword, each with its field path and the provider code
+// the seller's provider would answer (collector.schemaCode).
 func schemaViolations(e *jsonschema.ValidationError, c *collector) {
 	switch k := e.ErrorKind.(type) {
 	case *kind.AnyOf:
 		// The only anyOf in the request schema is reissue's "fpqqlsh or orderno".
 		field := fieldPath(e.InstanceLocation)
-		c.add(field, "required", "E4000", "needs fpqqlsh (the serial number) or orderno")
+		c.addCode(field, "required", c.schemaCode(field, "required"), "needs fpqqlsh (the serial number) or orderno")
 		return
 	case *kind.Required:
 		for _, name := range k.Missing {
 			field := joinField(fieldPath(e.InstanceLocation), name)
-			c.add(field, "required", codeFor(field, "required"), "is required")
+			c.addCode(field, "required", c.schemaCode(field, "required"), "is required")
 		}
 		return
 	case *kind.AdditionalProperties:
 		for _, name := range k.Properties {
 			field := joinField(fieldPath(e.InstanceLocation), name)
-			c.add(field, "unknown_field", "", "is not a field of the contract (unknown fields are refused, not dropped)")
+			c.addCode(field, "unknown_field", c.schemaCode(field, "unknown_field"), "is not a field of the contract (unknown fields are refused, not dropped)")
 		}
 		return
 	}
@@ -61,7 +62,58 @@ func schemaViolations(e *jsonschema.ValidationError, c *collector) {
 	default:
 		rule, msg = "schema", e.ErrorKind.LocalizedString(nil)
 	}
-	c.add(field, rule, codeFor(field, rule), "%s", msg)
+	c.addCode(field, rule, c.schemaCode(field, rule), "%s", msg)
+}
+
+// schemaCode is the code a schema violation of rule at field names for the
+// seller being validated (collector.providerCode): codeFor's, Nuonuo's, for
+// a Nuonuo seller; jumdataSchemaCodes' for a jumdata seller whose request
+// the jumdata adapter sends, "" (this service's own rule) for any field
+// and rule it does not list.
+func (c *collector) schemaCode(field, rule string) string {
+	return c.providerCode(c.provider, codeFor(field, rule), jumdataSchemaCodes[genericPath(field)+"|"+rule])
+}
+
+// jumdataSchemaCodes maps "field|rule" (indices as []) to the code jumdata
+// answers a schema violation with: 400 (参数错误) where the jumdata mapping
+// (providers/jumdata: NewInvoiceData, newRedTask, RedLines) sends the field
+// as written and jumdata refuses it, as the jumdata sandbox does. A schema
+// violation it does not list is this service's own rule for a jumdata
+// seller (no code), as the request is wrong by its own contract while
+// jumdata would take it or never see it:
+//
+//   - a field the mapping drops: invoiceDate, salerTaxNum, order.orderNo,
+//     pushMode, buyerPhone, email, buyerAccount, salerAccount, checker,
+//     payee, clerkId, departmentId, the roll of paper invoices, listFlag,
+//     invoiceType (any value but "2" is issued blue), withTaxFlag (any
+//     value but "1" is sent as hsbz N), and of a red confirmation all but
+//     the blue invoice's number, time, reason and lines;
+//   - a field it sends that jumdata does not check: buyerName's length
+//     (gmfmc), buyerTaxNum's form, buyerTel, buyerAddress, salerTel,
+//     salerAddress, clerk (kpr), a line's selfCode, unit, specType,
+//     favouredPolicyFlag, favouredPolicyName and zeroRateFlag (lslbs); a
+//     red confirmation line's goodsName length, goodsCode (hzmx spbm),
+//     unit, specType and favouredPolicyFlag;
+//   - a value the adapter refuses before any call: an amount it cannot
+//     read (format, also rates and red confirmation figures), a type
+//     error, a missing rate, an order without lines (invoiceDetail
+//     required), a red reason or blue invoice time it cannot read, a
+//     blueDetailIndex that is not a line number;
+//   - a list of more than 2000 red confirmation lines: jumdata is not held
+//     to a count of hzmx lines (it refuses a line number beyond the blue
+//     invoice's, which the count does not decide).
+var jumdataSchemaCodes = map[string]string{
+	"order.buyerName|required":                             "400", // gmfmc missing
+	"order.remark|max_length":                              "400", // bz over 200: the schema's 230 is beyond it
+	"order.invoiceDetail|max_items":                        "400", // mxlist over 2000 lines
+	"order.invoiceDetail[].goodsName|required":             "400", // spmc: 1 to 90 characters
+	"order.invoiceDetail[].goodsName|max_length":           "400",
+	"order.invoiceDetail[].goodsCode|format":               "400", // spbm: 19 digits
+	"order.invoiceDetail[].goodsCode|max_length":           "400",
+	"order.invoiceDetail[].invoiceLineProperty|enum":       "400", // fphxz, sent as given: 0, 1 or 2
+	"order.invoiceDetail[].invoiceLineProperty|max_length": "400",
+	"redConfirm.blueElecInvoiceNumber|max_length":          "400", // lzfphm: 20 digits
+	"redConfirm.detail[].goodsName|required":               "400", // hzmx spmc missing
 }
 
 // fieldPath turns a JSON Schema instance location into a field path:
@@ -104,6 +156,7 @@ func genericPath(field string) string {
 // envelope fields (schemaVersion, kind, sellerTaxNum, orderNo and the body
 // selection) are this service's own contract and pre-empt no provider code.
 var providerCodes = map[string]string{
+	"reissue|required":                               "E4000", // the anyOf: fpqqlsh or orderno
 	"order.invoiceType|enum":                         "E9101",
 	"order.invoiceType|required":                     "E9101",
 	"order.invoiceCode|max_length":                   "E9102",
@@ -121,8 +174,9 @@ var providerCodes = map[string]string{
 	"order.invoiceDetail[].tax|type":                 "E9129",
 }
 
-// codeFor returns the provider code a schema violation of rule at field
-// pre-empts: a specific row of providerCodes, else bodyCode's.
+// codeFor returns the Nuonuo code a violation of rule at field pre-empts:
+// a specific row of providerCodes, else bodyCode's. A jumdata seller's
+// schema violations name jumdataSchemaCodes' instead (collector.schemaCode).
 func codeFor(field, rule string) string {
 	if code, ok := providerCodes[genericPath(field)+"|"+rule]; ok {
 		return code

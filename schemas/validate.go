@@ -291,7 +291,18 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 	}
 	c := &collector{strict: v.cfg.StrictTaxNumbers}
 	full := tree
-	tree = limitLines(tree, c)
+	tree, long := limitLines(tree)
+	// The typed request comes from the tree already parsed. A field of the
+	// wrong JSON type is left empty (the schema reports it), and the rules
+	// still check the rest. It is built before the schema is checked: the
+	// seller's provider, and whether the jumdata adapter would send the
+	// request, decide the code each violation names, the schema's too.
+	req, _ := requestFromTree(tree)
+	normalize(req)
+	c.setProvider(v.cfg.Providers[req.SellerTaxNum], req)
+	for _, l := range long {
+		c.addCode(l.field, "max_items", c.schemaCode(l.field, "max_items"), "has %d entries; the maximum is %d, and those beyond it are not checked", l.n, maxLines)
+	}
 	if err := v.schema.Validate(tree); err != nil {
 		var ve *jsonschema.ValidationError
 		if !errors.As(err, &ve) {
@@ -308,12 +319,7 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 	if k, _ := tree["kind"].(string); Kind(k).Valid() {
 		d.Kind = Kind(k)
 	}
-	// The typed request comes from the tree already parsed. A field of the
-	// wrong JSON type is left empty (the schema has reported it), and the
-	// rules still check the rest.
-	req, _ := requestFromTree(tree)
-	normalize(req)
-	checkRequest(req, subjectSeller, v.cfg.Providers[req.SellerTaxNum], c)
+	checkRequest(req, subjectSeller, c.provider, c)
 	d.Request = req
 	d.Violations, d.Warnings, d.NotListed = c.result()
 	return d, nil
@@ -323,22 +329,30 @@ func (v *Validator) Decode(data []byte, subjectSeller string) (*Decoded, error) 
 // lines each (the schema's maxItems).
 var lineLists = [...]struct{ body, list string }{{"order", "invoiceDetail"}, {"redConfirm", "detail"}}
 
-// limitLines reports each list of lines longer than maxLines and returns the
-// tree to check, in which such a list is cut to its first maxLines lines;
-// tree itself is not changed. The lines beyond are not checked: the JSON
-// Schema library checks every item of an array, whatever its maxItems, and
-// half a megabyte of empty lines ({},{},...) would otherwise cost hundreds
-// of thousands of violations and close to a gigabyte of allocations.
-func limitLines(tree map[string]any, c *collector) map[string]any {
+// longList is a list of lines longer than maxLines: its field path and
+// its length.
+type longList struct {
+	field string
+	n     int
+}
+
+// limitLines returns the tree to check, in which each list of lines longer
+// than maxLines is cut to its first maxLines lines, and the lists it cut,
+// which Decode reports; tree itself is not changed. The lines beyond are
+// not checked: the JSON Schema library checks every item of an array,
+// whatever its maxItems, and half a megabyte of empty lines ({},{},...)
+// would otherwise cost hundreds of thousands of violations and close to a
+// gigabyte of allocations.
+func limitLines(tree map[string]any) (map[string]any, []longList) {
 	out, copied := tree, false
+	var long []longList
 	for _, l := range lineLists {
 		body, _ := tree[l.body].(map[string]any)
 		lines, _ := body[l.list].([]any)
 		if len(lines) <= maxLines {
 			continue
 		}
-		field := l.body + "." + l.list
-		c.add(field, "max_items", codeFor(field, "max_items"), "has %d entries; the maximum is %d, and those beyond it are not checked", len(lines), maxLines)
+		long = append(long, longList{field: l.body + "." + l.list, n: len(lines)})
 		if !copied {
 			out, copied = maps.Clone(tree), true
 		}
@@ -346,7 +360,7 @@ func limitLines(tree map[string]any, c *collector) map[string]any {
 		cut[l.list] = lines[:maxLines:maxLines]
 		out[l.body] = cut
 	}
-	return out
+	return out, long
 }
 
 func jsonKind(v any) string {
@@ -370,6 +384,9 @@ func jsonKind(v any) string {
 // messages are never built.
 type collector struct {
 	strict bool
+	// provider is the seller's provider ("nuonuo", "jumdata", or "" when
+	// ValidatorConfig.Providers does not list the seller: Nuonuo's rules).
+	provider string
 	// jumdataSent reports that the seller is jumdata's and that the
 	// jumdata adapter would send the request to jumdata (jumdataSends):
 	// only then does a rule name jumdata's code (providerCode).
@@ -380,6 +397,14 @@ type collector struct {
 	warnings    []Violation
 	seen        map[[2]string]bool
 	fields      map[string]bool
+}
+
+// setProvider records the seller's provider and whether the jumdata
+// adapter would send r (jumdataSent), which decide the codes violations
+// name (providerCode).
+func (c *collector) setProvider(provider string, r *Request) {
+	c.provider = provider
+	c.jumdataSent = provider == "jumdata" && jumdataSends(r)
 }
 
 // add records a violation of rule at field; code "" stands for bodyCode's.

@@ -1,6 +1,7 @@
 package jumdata_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -153,6 +154,32 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 		{"a discount line after a line that is not its discounted line",
 			validatedOrder("E2E-DL", "pc", "", discounted("0")), validatedOrder("E2E-DL", "pc", "", discounted("2")),
 			"order.invoiceDetail[1].invoiceLineProperty", "mxlist[1].fphxz"},
+		// The JSON Schema's violations of what the mapping sends as
+		// written: spmc, spbm, fphxz, bz, gmfmc and the count of mxlist.
+		{"schema: a goods name of 91 characters",
+			validatedOrder("E2E-SN", "pc", "", strings.Replace(chair("1"), "办公椅", strings.Repeat("椅", 91), 1)), validatedOrder("E2E-SN", "pc", "", chair("1")),
+			"order.invoiceDetail[0].goodsName", "mxlist[0].spmc"},
+		{"schema: a goods name left out",
+			validatedOrder("E2E-SM", "pc", "", strings.Replace(chair("1"), `"goodsName":"办公椅",`, "", 1)), validatedOrder("E2E-SM", "pc", "", chair("1")),
+			"order.invoiceDetail[0].goodsName", "mxlist[0].spmc"},
+		{"schema: a goods code with letters",
+			validatedOrder("E2E-SC", "pc", "", strings.Replace(chair("1"), "1050201990000000000", "10502019900000000AB", 1)), validatedOrder("E2E-SC", "pc", "", chair("1")),
+			"order.invoiceDetail[0].goodsCode", "mxlist[0].spbm"},
+		{"schema: a line property 3",
+			validatedOrder("E2E-SP", "pc", "", strings.Replace(chair("1"), `"taxRate"`, `"invoiceLineProperty":"3","taxRate"`, 1)), validatedOrder("E2E-SP", "pc", "", chair("1")),
+			"order.invoiceDetail[0].invoiceLineProperty", "mxlist[0].fphxz"},
+		{"schema: a remark of 231 characters",
+			validatedOrder("E2E-SR", "pc", `"remark":"`+strings.Repeat("备", 231)+`",`, chair("1")), validatedOrder("E2E-SR", "pc", `"remark":"`+strings.Repeat("备", 200)+`",`, chair("1")),
+			"order.remark", "bz"},
+		{"schema: an empty buyer name",
+			strings.Replace(validatedOrder("E2E-SB", "pc", "", chair("1")), "杭州示例科技有限公司", "", 1), validatedOrder("E2E-SB", "pc", "", chair("1")),
+			"order.buyerName", "gmfmc"},
+		// The validator checks the first 2000 lines only: the request
+		// sent is the whole of what was published.
+		{"schema: 2001 lines",
+			validatedOrder("E2E-SL2", "pc", "", repeatLines(2001, func(int) string { return chair("1") })),
+			validatedOrder("E2E-SL2", "pc", "", repeatLines(2000, func(int) string { return chair("1") })),
+			"order.invoiceDetail", "mxlist"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
@@ -168,7 +195,7 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 			if len(d.Violations) != 1 || d.Violations[0].Field != tc.field {
 				t.Fatalf("violations of the uncorrected request %v, want one on %s", d.Violations, tc.field)
 			}
-			out := e.client.Submit(t.Context(), &providers.Call{Request: d.Request})
+			out := e.client.Submit(t.Context(), &providers.Call{Request: publishedRequest(t, tc.bad)})
 			if out.Class != providers.Rejected || !strings.Contains(out.Message, tc.sandboxRefers) {
 				t.Fatalf("the sandbox answered the uncorrected request %s %q %q; want a refusal naming %s", out.Class, out.Code, out.Message, tc.sandboxRefers)
 			}
@@ -187,6 +214,18 @@ func TestSandboxRefusesWhatIsRefusedAndIssuesTheCorrection(t *testing.T) {
 			wantClass(t, "the corrected request", out, providers.Issued, "")
 		})
 	}
+}
+
+// publishedRequest is the request msg holds, every line of it, read as the
+// contract's JSON without the validator (which checks and keeps the first
+// 2000 lines only).
+func publishedRequest(tb testing.TB, msg string) *schemas.Request {
+	tb.Helper()
+	var r schemas.Request
+	if err := json.Unmarshal([]byte(msg), &r); err != nil {
+		tb.Fatal(err)
+	}
+	return &r
 }
 
 // TestSandboxRefusesWhatIsRefusedOfARedConfirmation: a red confirmation's
@@ -208,6 +247,7 @@ func TestSandboxRefusesWhatIsRefusedOfARedConfirmation(t *testing.T) {
 	}{
 		{"an amount reversed of zero", line("0.00", "0.00"), line("-50.00", "-3.00"), "redConfirm.detail[0].taxExcludedAmount", "hzmx[0].je"},
 		{"a tax off the rate", line("-50.00", "-3.10"), line("-50.00", "-3.00"), "redConfirm.detail[0].taxAmount", "hzmx[0].se"},
+		{"schema: an empty goods name", strings.Replace(line("-50.00", "-3.00"), "技术服务费", "", 1), line("-50.00", "-3.00"), "redConfirm.detail[0].goodsName", "hzmx[0].spmc"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
@@ -282,6 +322,20 @@ func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
 			"order.invoiceDetail[0].taxExcludedAmount", "max_length"},
 		{"a tax of three decimals", "", line(""), []string{`"tax":"13.00"`, `"tax":"13.001"`},
 			"order.invoiceDetail[0].tax", "precision"},
+		// The JSON Schema's violations of what the mapping drops, or sends
+		// and jumdata does not check (dw, zxbm, gmfmc's length).
+		{"schema: a unit of 21 characters", "", line(`,"unit":"` + strings.Repeat("个", 21) + `"`), nil,
+			"order.invoiceDetail[0].unit", "max_length"},
+		{"schema: a self code of 17 characters", "", line(`,"selfCode":"` + strings.Repeat("1", 17) + `"`), nil,
+			"order.invoiceDetail[0].selfCode", "max_length"},
+		{"schema: a buyer name of 101 characters", "", line(""), []string{"杭州示例科技有限公司", strings.Repeat("买", 101)},
+			"order.buyerName", "max_length"},
+		{"schema: an email of 51 characters", `"email":"` + strings.Repeat("a", 39) + `@example.com",`, line(""), nil,
+			"order.email", "max_length"},
+		{"schema: no invoice date", "", line(""), []string{`"invoiceDate":"2026-11-20 10:00:00",`, ""},
+			"order.invoiceDate", "required"},
+		{"schema: pushMode 5", "", line(""), []string{`"pushMode":"-1"`, `"pushMode":"5"`},
+			"order.pushMode", "enum"},
 	}
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
 	if err != nil {
