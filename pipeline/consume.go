@@ -397,7 +397,8 @@ func (l *Loop) consumerGone(ctx context.Context, err error) error {
 // its requests are gone when its stream was deleted); a first failure to
 // create it again as a warning that the loop tries again (the server
 // sometimes refuses once a file-storage stream created a moment after its
-// deletion: "error creating store for stream"), which the next try's
+// deletion, "error creating store for stream", or breaks it, which
+// Recreate finds and undoes: ErrRecreatedBroken), which the next try's
 // success ends; a second failure in a row as an error, whatever its
 // words, then each failure that differs from the one it said last, and
 // at least once a minute while it lasts, as errors. Without Recreate it
@@ -444,7 +445,7 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 		l.setMissing(failed)
 		switch {
 		case try == 1:
-			l.log.Warn().Err(failed).Dur("retry_in", wait).Msg("the request consumer is still missing: creating it again failed, trying again (the server may refuse once a stream created a moment after its deletion)")
+			l.log.Warn().Err(failed).Dur("retry_in", wait).Msg("the request consumer is still missing: creating it again failed, trying again (the server may refuse, or break, a stream or durable created a moment after its deletion)")
 			logged, loggedAt = err.Error(), time.Now()
 		case try == 2 || err.Error() != logged || time.Since(loggedAt) >= time.Minute:
 			l.log.Error().Err(failed).Dur("retry_in", wait).Msg("the request consumer is still missing: taking no requests")

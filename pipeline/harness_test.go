@@ -90,6 +90,7 @@ type harness struct {
 	recreate bool
 	// beforeRecreate and metrics are harnessOptions'.
 	beforeRecreate func(ctx context.Context)
+	afterRecreate  func(rc pipeline.RecreatedConsumer, err error)
 	metrics        *pipeline.Metrics
 	// owner is harnessOptions'.
 	owner    pipeline.Owner
@@ -139,6 +140,11 @@ type harnessOptions struct {
 	// the creation: a test holds a try there, as a server slow to answer
 	// does, or lets another party act first.
 	beforeRecreate func(ctx context.Context)
+	// afterRecreate, when set, is called at each of the loop's tries to
+	// create its request consumer again, after the creation, with what it
+	// returned: a test acts on the server's files there, as the server's
+	// removal of a deleted stream's does a moment after the creation.
+	afterRecreate func(rc pipeline.RecreatedConsumer, err error)
 	// metrics, when set, are the loop's metrics (nil otherwise).
 	metrics *pipeline.Metrics
 	// owner, when set, is the instance the request consumer's settings
@@ -150,7 +156,7 @@ type harnessOptions struct {
 func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate, beforeRecreate: o.beforeRecreate, metrics: o.metrics, owner: o.owner}
+	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate, beforeRecreate: o.beforeRecreate, afterRecreate: o.afterRecreate, metrics: o.metrics, owner: o.owner}
 	if h.workers == 0 {
 		h.workers = 8
 	}
@@ -345,7 +351,11 @@ func (h *harness) start() {
 			if h.beforeRecreate != nil {
 				h.beforeRecreate(ctx)
 			}
-			return h.topo.RecreateRequestConsumer(ctx, h.js, settings)
+			rc, err := h.topo.RecreateRequestConsumer(ctx, h.js, settings)
+			if h.afterRecreate != nil {
+				h.afterRecreate(rc, err)
+			}
+			return rc, err
 		}
 	}
 	loop := pipeline.NewLoop(lc, p, cons, h.log, h.metrics)
@@ -528,6 +538,16 @@ func (h *harness) requestStreamEmpty() bool {
 	}
 	return info.State.Msgs == 0
 }
+
+// streamDir is where an embedded server whose StoreDir is storeDir keeps
+// a file-storage stream's files (of the default account's streams).
+func streamDir(storeDir, name string) string {
+	return filepath.Join(storeDir, "jetstream", "$G", "streams", name)
+}
+
+// streamDir is where the harness's server keeps a file-storage stream's
+// files.
+func (h *harness) streamDir(name string) string { return streamDir(filepath.Join(h.dir, "js"), name) }
 
 // natsReconnect opens a new in-process connection for the consumer and
 // points h.js at it.

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -556,3 +559,133 @@ func TestRecreateRefusedOnceIsAWarning(t *testing.T) {
 		})
 	}
 }
+
+// The server takes a deleted stream out of its account before it removes
+// the stream's files (nats-server v2.15.2 and v2.15.3: stream.stop, then
+// fileStore.Delete). The loop, told at once that its durable was deleted,
+// may create the stream again in that moment: the server builds the new
+// stream on the deleted one's files (it holds their sequences, older than
+// itself) and the removal then takes them from under it. The server then
+// stores nothing in the stream and answers no publish to it, while stream
+// info looks sane; the loop said it was bound, and an order system's
+// publish got no answer at all. The test forces that moment: for the
+// loop's first try it puts the deleted stream's files back, as the server
+// still has them, and removes them after the try as the server does. The
+// loop deletes the broken stream and creates it again at its next try;
+// meanwhile it is not bound, Missing says why, invoice_request_consumer_missing
+// is 1 (as /readyz and the gauge report), and the log says what happened.
+func TestRequestStreamBuiltOnTheDeletedOnesFilesIsCreatedAgain(t *testing.T) {
+	ctx := context.Background()
+	name := pipeline.DefaultRequestStream
+	metrics := pipeline.NewMetrics(prometheus.NewRegistry())
+	deleted := filepath.Join(t.TempDir(), "deleted") // the deleted stream's files
+	var tries atomic.Int32
+	done := make(chan struct{}) // closed once the deletion is answered
+	// What the loop's second try found when it began.
+	var mu sync.Mutex
+	var (
+		retried   bool
+		bound     bool
+		missing   error
+		gauge     float64
+		streamErr error
+	)
+	var h *harness
+	h = newHarness(t, harnessOptions{pipeline: fast, recreate: true, metrics: metrics,
+		beforeRecreate: func(ctx context.Context) {
+			switch tries.Add(1) {
+			case 1:
+				// Once the deletion is done (the server has answered
+				// it), whatever the moment the loop heard of it.
+				select {
+				case <-done:
+				case <-ctx.Done():
+					t.Errorf("the stream's deletion not answered before the try's end: %v", ctx.Err())
+					return
+				}
+				if err := os.CopyFS(h.streamDir(name), os.DirFS(deleted)); err != nil {
+					t.Errorf("put the deleted stream's files back: %v", err)
+				}
+			case 2:
+				_, err := h.obs.Stream(ctx, name)
+				mu.Lock()
+				defer mu.Unlock()
+				retried, bound, missing, gauge, streamErr = true, h.loop.Bound(), h.loop.Missing(), testutil.ToFloat64(metrics.ConsumerMissing), err
+			}
+		},
+		afterRecreate: func(pipeline.RecreatedConsumer, error) {
+			if tries.Load() == 1 {
+				removeAsADeletedStreams(t, h.streamDir(name))
+			}
+		}})
+	logs := &logLines{}
+	h.log = zerolog.New(logs)
+	h.start()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "OLD-FILES-J", nil), "")
+	h.waitResult(jumdataSeller, "OLD-FILES-J", 1, 10*time.Second)
+	h.waitFor("the request to be acknowledged", 10*time.Second, h.requestStreamEmpty)
+	if err := os.CopyFS(deleted, os.DirFS(h.streamDir(name))); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.obs.DeleteStream(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	close(done)
+	h.waitFor("the loop to have its request consumer again", 20*time.Second, func() bool {
+		_, err := h.obs.Consumer(ctx, name, pipeline.DefaultDurable)
+		return err == nil && h.loop.Bound() && h.loop.Missing() == nil
+	})
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "NEW-FILES-J", nil), "")
+	if r := h.waitResult(jumdataSeller, "NEW-FILES-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("a request published to the stream created again: %s", r.Status)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if !retried {
+		t.Fatalf("the loop took its first try's stream, built on the deleted one's files, and tried no more (%d tries)", tries.Load())
+	}
+	if bound || !errors.Is(missing, pipeline.ErrConsumerMissing) || !strings.Contains(fmt.Sprint(missing), "on the files of the deleted stream") || gauge != 1 {
+		t.Errorf("before its next try: Bound %v, Missing %v, invoice_request_consumer_missing %v; want false, the broken stream, 1", bound, missing, gauge)
+	}
+	if !errors.Is(streamErr, jetstream.ErrStreamNotFound) {
+		t.Errorf("the broken stream before the next try: %v; want it deleted", streamErr)
+	}
+	said := logs.withField(t, "retry_in")
+	if len(said) != 1 || said[0]["level"] != "warn" || !strings.Contains(fmt.Sprint(said[0]["error"]), "deleted it, to create it again") {
+		t.Errorf("the loop said %v; want one warning that it deleted the broken stream to create it again", said)
+	}
+}
+
+// removeAsADeletedStreams removes a stream's files at dir as the server
+// removes a deleted stream's (fileStore.Delete): its meta.inf, then the
+// directory, renamed aside first; it stops where it finds nothing, as the
+// server's does. It first waits (10 s at most) for the server to finish
+// removing the files of the deletion before, renamed aside where it
+// renames these.
+func removeAsADeletedStreams(t *testing.T, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(aside(dir)); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the files of the deletion before still at %s after 10 s", aside(dir))
+			return
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "meta.inf")); err != nil {
+		return
+	}
+	if err := os.Rename(dir, aside(dir)); err != nil {
+		t.Errorf("remove the deleted stream's files: %v", err)
+		return
+	}
+	if err := os.RemoveAll(aside(dir)); err != nil {
+		t.Errorf("remove the deleted stream's files: %v", err)
+	}
+}
+
+// aside is where the server renames a deleted stream's files at dir before
+// it removes them.
+func aside(dir string) string { return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)) }

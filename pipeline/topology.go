@@ -369,6 +369,26 @@ func (t Topology) checkPartition(s ConsumerSettings) error {
 // streams' and the durable's, remove the mark.
 const RecreatedByMetadataKey = "invoicer-recreated-by"
 
+// ErrRecreatedBroken is returned, wrapped with what was wrong, by
+// RecreateRequestConsumer when the request stream or the durable that this
+// instance created again (this call, or an earlier one whose answer was
+// lost) does not work, and the loop must not take from it. The server
+// (nats-server v2.15.2 and v2.15.3) takes a deleted stream out of its
+// account before it removes the stream's files: a stream of the same name
+// created in that moment is built on the deleted one's files (it holds
+// their sequences, older than itself), and the removal then takes its
+// files from under it; the server then stores nothing in it and answers
+// no publish to it, while its info looks sane, and refuses every update
+// of it ("open …/meta.inf.tmp: no such file or directory"). So does a
+// durable created again a moment after its deletion with the deleted
+// one's. RecreateRequestConsumer deletes what it found broken, so that the
+// next try (the loop's, a second later) creates it again, unless the
+// stream holds requests published since its creation, which it leaves for
+// an operator to look at; the error says so, and says to delete it by hand
+// when the server refused the deletion (deploy/accounts.conf does not let
+// the consumer delete the request stream or its durables).
+var ErrRecreatedBroken = errors.New("created again, but broken")
+
 // RecreatedConsumer is what RecreateRequestConsumer found and did.
 type RecreatedConsumer struct {
 	// Consumer is the durable request consumer, created again, or found
@@ -418,6 +438,11 @@ type RecreatedConsumer struct {
 // its create. A durable that another party created again first is updated
 // to s, as EnsureConsumer does. A stream created again starts empty, its
 // sequences from 1: the requests the deleted one held are gone with it.
+//
+// A stream or durable that this instance created again is checked before
+// it is returned (checkRecreatedStream, checkRecreatedDurable): one that
+// the server broke is deleted, when that loses nothing, and the call
+// returns an error wrapping ErrRecreatedBroken.
 func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetStream, s ConsumerSettings) (RecreatedConsumer, error) {
 	t = t.WithDefaults()
 	var out RecreatedConsumer
@@ -448,6 +473,11 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 	out.Stream = stream.CachedInfo()
 	out.StreamCreatedBy = out.Stream.Config.Metadata[RecreatedByMetadataKey]
 	out.StreamMine = out.StreamCreatedBy == mark
+	if out.StreamCreated || out.StreamMine {
+		if err := checkRecreatedStream(ctx, js, out.Stream); err != nil {
+			return out, err
+		}
+	}
 	cfg := t.Consumer(s)
 	marked := cfg
 	marked.Metadata = maps.Clone(cfg.Metadata)
@@ -459,7 +489,7 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 	switch {
 	case err == nil:
 		out.ConsumerCreated = true
-		return out, nil
+		return out, checkRecreatedDurable(ctx, js, out.Consumer.CachedInfo())
 	case !errors.Is(err, jetstream.ErrConsumerExists):
 		return out, fmt.Errorf("create consumer %s on %s again: %w", cfg.Durable, t.RequestStream, err)
 	}
@@ -474,4 +504,70 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 	// Both as the server holds them, its defaults filled in.
 	out.ConsumerUpdated = !reflect.DeepEqual(found.CachedInfo().Config, out.Consumer.CachedInfo().Config)
 	return out, nil
+}
+
+// checkRecreatedStream checks the request stream that this instance
+// created again (info, its info as the create or a read answered it): it
+// must hold no sequence older than itself, which would be the deleted
+// stream's (the server built it on that one's files, which it was still
+// removing), and must take a write of its own settings (an update with
+// them, which changes nothing, and which the server refuses once the
+// stream's files are gone). It deletes a broken stream unless it holds
+// requests published since its creation (as it holds them when it is
+// found broken), and returns an error wrapping ErrRecreatedBroken; a check
+// that got no answer (a timeout) returns its error and deletes nothing.
+func checkRecreatedStream(ctx context.Context, js jetstream.JetStream, info *jetstream.StreamInfo) error {
+	name, st := info.Config.Name, info.State
+	var broken error
+	if st.LastSeq > 0 && st.LastTime.Before(info.Created) {
+		broken = fmt.Errorf("it holds sequence %d, of %s, older than itself (created %s): the server built it on the files of the deleted stream, which it was still removing, and takes them away from under it",
+			st.LastSeq, st.LastTime.UTC().Format(time.RFC3339Nano), info.Created.UTC().Format(time.RFC3339Nano))
+	} else if _, err := js.UpdateStream(ctx, info.Config); err != nil {
+		if apiErr := (*jetstream.APIError)(nil); !errors.As(err, &apiErr) {
+			return fmt.Errorf("check stream %s, created again: %w", name, err)
+		}
+		broken = fmt.Errorf("the server refuses a write of its own settings (%w): its files are gone, removed with the deleted stream's", err)
+	}
+	if broken == nil {
+		return nil
+	}
+	// As it is now: it may have taken requests since info was read.
+	now, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %s %w: %w; reading it again failed: %w", name, ErrRecreatedBroken, broken, err)
+	}
+	st = now.CachedInfo().State
+	if st.Msgs > 0 && !st.LastTime.Before(info.Created) {
+		return fmt.Errorf("stream %s %w: %w; it holds %d request(s) published since its creation, so it was left as it is: look at it (nats stream info %s), and delete it (nats stream rm %s) for the consumer to create it again; order systems must publish again what they published to it",
+			name, ErrRecreatedBroken, broken, st.Msgs, name, name)
+	}
+	if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s %w: %w; deleting it failed (%w): delete it (nats stream rm %s), and the consumer creates it again",
+			name, ErrRecreatedBroken, broken, err, name)
+	}
+	return fmt.Errorf("stream %s %w: %w; deleted it, to create it again", name, ErrRecreatedBroken, broken)
+}
+
+// checkRecreatedDurable checks the durable request consumer that this
+// instance created again (info, its info as the create answered it): it
+// must take a write of its own settings, which the server refuses once a
+// deleted durable's removal took its files. It deletes a broken durable
+// (which loses nothing: the requests stay in the stream, and a durable
+// created again delivers them again) and returns an error wrapping
+// ErrRecreatedBroken; a check that got no answer returns its error and
+// deletes nothing.
+func checkRecreatedDurable(ctx context.Context, js jetstream.JetStream, info *jetstream.ConsumerInfo) error {
+	_, err := js.UpdateConsumer(ctx, info.Stream, info.Config)
+	if err == nil {
+		return nil
+	}
+	if apiErr := (*jetstream.APIError)(nil); !errors.As(err, &apiErr) {
+		return fmt.Errorf("check consumer %s on %s, created again: %w", info.Name, info.Stream, err)
+	}
+	broken := fmt.Errorf("the server refuses a write of its own settings (%w): its files are gone, removed with the deleted durable's", err)
+	if err := js.DeleteConsumer(ctx, info.Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("consumer %s on %s %w: %w; deleting it failed (%w): delete it (nats consumer rm %s %s), and the consumer creates it again",
+			info.Name, info.Stream, ErrRecreatedBroken, broken, err, info.Stream, info.Name)
+	}
+	return fmt.Errorf("consumer %s on %s %w: %w; deleted it, to create it again", info.Name, info.Stream, ErrRecreatedBroken, broken)
 }

@@ -3,6 +3,9 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -291,6 +294,146 @@ func TestRecreateRequestConsumerSaysWhetherItCreatedTheStream(t *testing.T) {
 			}
 			if by, ok := cons.CachedInfo().Config.Metadata[pipeline.RecreatedByMetadataKey]; ok {
 				t.Errorf("the durable still marked %q after a start's EnsureConsumer", by)
+			}
+		})
+	}
+}
+
+// createdThenTaken is a JetStream client after whose create of a stream, or
+// of a consumer, the new one's files are taken (afterStream,
+// afterConsumer): as the server's removal of a deleted stream's or
+// durable's files takes those of one of the same name created a moment
+// after the deletion.
+type createdThenTaken struct {
+	jetstream.JetStream
+	afterStream, afterConsumer func()
+}
+
+// CreateStream creates the stream, then calls afterStream.
+func (c createdThenTaken) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := c.JetStream.CreateStream(ctx, cfg)
+	if c.afterStream != nil {
+		c.afterStream()
+	}
+	return s, err
+}
+
+// CreateConsumer creates the consumer, then calls afterConsumer.
+func (c createdThenTaken) CreateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cons, err := c.JetStream.CreateConsumer(ctx, stream, cfg)
+	if c.afterConsumer != nil {
+		c.afterConsumer()
+	}
+	return cons, err
+}
+
+// RecreateRequestConsumer checks the stream and the durable it created
+// again before it returns them: one whose files the server took (its
+// removal of the deleted one's, a moment after the deletion) stores
+// nothing, answers no publish and refuses every update, while its info
+// looks sane. It deletes the broken one and returns ErrRecreatedBroken, so
+// that the next try creates it again, working; a stream that took a
+// request of its own before its files went is left as it is (the error
+// says so), rather than deleted with the request. Before, both were
+// returned as created, and the loop pulled from them.
+func TestRecreateRequestConsumerDeletesWhatTheServerBroke(t *testing.T) {
+	topo := pipeline.Topology{}
+	me := pipeline.ConsumerSettings{Workers: 1, Owner: pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}}
+	subject := schemas.Subjects{}.Request("91110000MA01TEST0X")
+	publish := func(t *testing.T, js jetstream.JetStream) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := js.Publish(ctx, subject, []byte("{}")); err != nil {
+			t.Fatalf("publish to the request stream: %v", err)
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		deleted bool // the stream deleted (else the durable alone)
+		// stream and durable take the new one's files (given the
+		// store's directory), and whatever else the case does.
+		stream, durable func(t *testing.T, js jetstream.JetStream, dir string)
+		// wantStream: the stream after the refused try.
+		wantStream bool
+		wantSaid   string
+	}{
+		{name: "the stream's files taken after its creation", deleted: true, wantSaid: "deleted it, to create it again",
+			stream: func(t *testing.T, _ jetstream.JetStream, dir string) {
+				removeAsADeletedStreams(t, streamDir(dir, pipeline.DefaultRequestStream))
+			}},
+		{name: "the stream's files taken after it took a request", deleted: true, wantStream: true, wantSaid: "so it was left as it is",
+			stream: func(t *testing.T, js jetstream.JetStream, dir string) {
+				publish(t, js)
+				removeAsADeletedStreams(t, streamDir(dir, pipeline.DefaultRequestStream))
+			}},
+		{name: "the durable's files taken after its creation", deleted: false, wantStream: true, wantSaid: "deleted it, to create it again",
+			durable: func(t *testing.T, _ jetstream.JetStream, dir string) {
+				// As the deleted durable's removal does
+				// (consumerFileStore.delete).
+				if err := os.RemoveAll(filepath.Join(streamDir(dir, pipeline.DefaultRequestStream), "obs", pipeline.DefaultDurable)); err != nil {
+					t.Fatal(err)
+				}
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, _, js := MustJetStream(t, dir)
+			ctx := context.Background()
+			if err := topo.Ensure(ctx, js); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := topo.EnsureConsumer(ctx, js, me); err != nil {
+				t.Fatal(err)
+			}
+			if c.deleted {
+				if err := js.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				publish(t, js) // kept by the stream
+				if err := js.DeleteConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
+					t.Fatal(err)
+				}
+			}
+			client := createdThenTaken{JetStream: js}
+			if c.stream != nil {
+				client.afterStream = func() { c.stream(t, js, dir) }
+			}
+			if c.durable != nil {
+				client.afterConsumer = func() { c.durable(t, js, dir) }
+			}
+			_, err := topo.RecreateRequestConsumer(ctx, client, me)
+			if !errors.Is(err, pipeline.ErrRecreatedBroken) || !strings.Contains(fmt.Sprint(err), c.wantSaid) {
+				t.Fatalf("RecreateRequestConsumer: %v; want ErrRecreatedBroken, saying %q", err, c.wantSaid)
+			}
+			s, err := js.Stream(ctx, pipeline.DefaultRequestStream)
+			if c.wantStream != (err == nil) {
+				t.Fatalf("the stream after the refused try: %v; want it there: %v", err, c.wantStream)
+			}
+			if _, err := js.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Fatalf("the durable after the refused try: %v; want it deleted", err)
+			}
+			if c.wantStream && c.stream != nil {
+				if n := s.CachedInfo().State.Msgs; n != 1 {
+					t.Fatalf("the stream left as it is holds %d requests; want its 1", n)
+				}
+				return // an operator's to look at
+			}
+			// The next try creates it again, working.
+			rc, err := topo.RecreateRequestConsumer(ctx, js, me)
+			if err != nil {
+				t.Fatalf("the next try: %v", err)
+			}
+			if !rc.ConsumerCreated || rc.StreamCreated != c.deleted {
+				t.Errorf("the next try: StreamCreated %v, ConsumerCreated %v; want %v, true", rc.StreamCreated, rc.ConsumerCreated, c.deleted)
+			}
+			publish(t, js)
+			if _, err := topo.EnsureConsumer(ctx, js, me); err != nil {
+				t.Errorf("the next start's EnsureConsumer: %v", err)
+			}
+			if s, err = js.Stream(ctx, pipeline.DefaultRequestStream); err != nil || s.CachedInfo().State.Msgs == 0 {
+				t.Errorf("the stream after a publish: %v; want the request in it", err)
 			}
 		})
 	}
