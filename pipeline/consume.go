@@ -42,9 +42,10 @@ type LoopConfig struct {
 	// request stream, which takes its consumers with it, or the durable
 	// alone): it creates them again with the instance's settings
 	// (Topology.RecreateRequestConsumer), and the loop pulls from the new
-	// consumer. Until it succeeds (tried again after 1 s, the wait
-	// doubling up to RecreateRetryMax) the loop takes nothing, Bound is
-	// false and Missing says why. Its context ends with Run's, and with
+	// consumer. It is first called RecreateSettle after the loop found
+	// the consumer gone; until it succeeds (tried again after 1 s, the
+	// wait doubling up to RecreateRetryMax) the loop takes nothing, Bound
+	// is false and Missing says why. Its context ends with Run's, and with
 	// Abandon: a stop gives up a try under way, which sends no request
 	// to the server after it (one sent already is the server's to carry
 	// out). Without it Run returns an error that wraps ErrConsumerMissing.
@@ -59,6 +60,18 @@ var ErrConsumerMissing = errors.New("the request consumer does not exist (the re
 // RecreateRetryMax is the longest wait between two tries to create a
 // missing request consumer again (LoopConfig.Recreate).
 const RecreateRetryMax = 30 * time.Second
+
+// RecreateSettle is how long the loop waits, once it finds its request
+// consumer gone, before its first try to create it again
+// (LoopConfig.Recreate). The server tells the pulls waiting on a deleted
+// durable, or on the durables of a deleted stream, before it removes the
+// deleted one's files (nats-server v2.15.2 and v2.15.3), and gives no
+// sign when it is done: a stream or durable created again before then is
+// built on those files, or gets files of its own that the removal then
+// takes, and the server stores nothing in it, answers no publish to it
+// and refuses every update of it (ErrRecreatedBroken). The removal takes
+// milliseconds; the wait leaves it a wide margin.
+const RecreateSettle = time.Second
 
 // recreateTimeout bounds one try to create a missing request consumer
 // again.
@@ -392,7 +405,8 @@ func (l *Loop) consumerGone(ctx context.Context, err error) error {
 // server says is gone (why), by one on the consumer created again
 // (LoopConfig.Recreate), trying until it succeeds, ctx ends (nil: a
 // shutdown) or work does (abandoned), either of which gives up the try
-// under way too. Meanwhile the loop is not bound and
+// under way too. The first try waits RecreateSettle, for the server to
+// finish removing what was deleted. Meanwhile the loop is not bound and
 // Missing says why. The log says that the consumer is gone (an error:
 // its requests are gone when its stream was deleted); a first failure to
 // create it again as a warning that the loop tries again (the server
@@ -419,6 +433,9 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 		return nil, missing
 	}
 	l.log.Error().Err(missing).Msg("the request consumer is gone: taking no requests; creating it again, with its stream if that is gone too, with this instance's settings")
+	if !pause(ctx, work, RecreateSettle) {
+		return nil, nil
+	}
 	logged, loggedAt := "", time.Now()
 	for try, wait := 1, time.Second; ; try, wait = try+1, min(2*wait, RecreateRetryMax) {
 		// A stop gives up the try under way, as Abandon does: an
@@ -451,17 +468,23 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 			l.log.Error().Err(failed).Dur("retry_in", wait).Msg("the request consumer is still missing: taking no requests")
 			logged, loggedAt = err.Error(), time.Now()
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		case <-work.Done():
-		}
-		t.Stop()
-		if ctx.Err() != nil || work.Err() != nil {
+		if !pause(ctx, work, wait) {
 			return nil, nil
 		}
 	}
+}
+
+// pause waits for d, and reports whether it did: false when ctx (a stop)
+// or work (Abandon) ended first.
+func pause(ctx, work context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-work.Done():
+	}
+	return ctx.Err() == nil && work.Err() == nil
 }
 
 // rebound takes rc, the request consumer created again, for the loop's

@@ -6,10 +6,10 @@
 // consumer, runs Process on a fixed pool of workers and is the only place
 // that acks, naks, terminates and logs (one line per message). A durable
 // that the server no longer has (the request stream deleted, or the durable
-// alone) is created again with the instance's settings, and checked: one
-// that the server broke, creating it on the deleted one's files or
-// removing its own with them, is deleted and created again
-// (LoopConfig.Recreate, Topology.RecreateRequestConsumer,
+// alone) is created again with the instance's settings, a moment later
+// (RecreateSettle) and checked: one that the server broke, creating it on
+// the deleted one's files or removing its own with them, is deleted and
+// created again (LoopConfig.Recreate, Topology.RecreateRequestConsumer,
 // ErrRecreatedBroken); until then Loop.Missing says why nothing is taken.
 //
 // # Processing one message

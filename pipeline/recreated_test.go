@@ -689,3 +689,44 @@ func removeAsADeletedStreams(t *testing.T, dir string) {
 // aside is where the server renames a deleted stream's files at dir before
 // it removes them.
 func aside(dir string) string { return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)) }
+
+// A durable deleted alone (nats consumer rm) is created again by the loop
+// with files that the server keeps. The server takes a deleted durable out
+// of its stream before it removes the durable's files (consumer
+// stopWithFlags, nats-server v2.15.2), and tells the pulls waiting on it
+// first: the loop, told at once, created the durable again in that moment,
+// and the removal then took the new durable's files. The server refused
+// every update of it from then on ("open …/meta.inf.tmp: no such file or
+// directory"), the next start's EnsureConsumer with them (each of three
+// deletions here had that chance, and one or another nearly always hit
+// it). The loop now waits RecreateSettle before it creates anything
+// again; the server gives no sign of when its removal is done.
+func TestDurableDeletedAloneIsCreatedAgainWithItsFiles(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast, recreate: true})
+	h.start()
+	h.waitFor("the loop to pull", 10*time.Second, h.loop.Bound)
+	for i := range 3 {
+		deleted, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.obs.DeleteConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
+			t.Fatal(err)
+		}
+		var again jetstream.Consumer
+		h.waitFor("the durable created again", 20*time.Second, func() bool {
+			again, err = h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+			return err == nil && again.CachedInfo().Created.After(deleted.CachedInfo().Created) && h.loop.Bound() && h.loop.Missing() == nil
+		})
+		if _, err := h.obs.UpdateConsumer(ctx, pipeline.DefaultRequestStream, again.CachedInfo().Config); err != nil {
+			t.Fatalf("deletion %d: the durable created again refuses a write of its own settings, as it would the next start's: %v", i+1, err)
+		}
+	}
+	h.stop()
+	h.start() // EnsureConsumer updates the durable
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "AFTER-DURABLE-J", nil), "")
+	if r := h.waitResult(jumdataSeller, "AFTER-DURABLE-J", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("a request after the durable was created again: %s", r.Status)
+	}
+}
