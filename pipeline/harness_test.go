@@ -449,28 +449,6 @@ func (h *harness) publish(seller string, data []byte, msgID string) {
 	}
 }
 
-// publishRetrying publishes as publish does, under msgID (not empty), and
-// publishes again, under the same id, while the server does not answer in
-// time, for at most within: an order system's way, the stream dropping a
-// second copy as a duplicate. A stream created again a moment after its
-// predecessor was deleted was once seen to leave a publish unanswered for
-// its whole 5 s timeout in a full, loaded test run.
-func (h *harness) publishRetrying(seller string, data []byte, msgID string, within time.Duration) {
-	h.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := h.obs.Publish(ctx, schemas.Subjects{}.Request(seller), data, jetstream.WithMsgID(msgID))
-		cancel()
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
-			h.t.Fatalf("publish %s: %v", msgID, err)
-		}
-	}
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func (h *harness) waitFor(what string, within time.Duration, cond func() bool) {
 	h.t.Helper()

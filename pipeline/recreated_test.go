@@ -131,7 +131,7 @@ func TestDeletedRequestStreamIsCreatedAgainByTheLoop(t *testing.T) {
 				t.Errorf("the durable created again: %+v; want the loop's settings", ci)
 			}
 
-			h.publishRetrying(nuonuoSeller, issueRequest(t, nuonuoSeller, "AFTER-1", nil), "AFTER-1", 20*time.Second)
+			h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "AFTER-1", nil), "AFTER-1")
 			if r := h.waitResult(nuonuoSeller, "AFTER-1", 1, 15*time.Second)[0]; r.Status != schemas.StatusIssued {
 				t.Fatalf("a request published after the stream was created again: %s", r.Status)
 			}
@@ -472,8 +472,8 @@ func TestCorrectionInARecreatedRequestStreamIsNotAStaleCopy(t *testing.T) {
 		_, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
 		return err == nil && h.loop.Bound() && h.loop.Missing() == nil
 	})
-	h.publishRetrying(nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }),
-		"correction-in-the-new-stream", 20*time.Second)
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }),
+		"correction-in-the-new-stream")
 	res := h.waitResult(key.Seller, key.OrderNo, 2, 10*time.Second)
 	if r := res[1]; r.Status != schemas.StatusIssued || r.Fingerprint == res[0].Fingerprint {
 		t.Fatalf("the correction in the new stream: %s %+v; want it issued, not refused as a stale copy", r.Status, r.Error)
