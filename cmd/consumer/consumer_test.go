@@ -58,7 +58,29 @@ func (c *consumerProcess) logText() string {
 // and waits until /readyz answers 200.
 func startConsumer(t *testing.T, bin, data string, extra ...string) *consumerProcess {
 	t.Helper()
-	c := &consumerProcess{natsAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan error, 1)}
+	// freeAddr's ports are free when it returns, not when the consumer
+	// listens: the system may meanwhile give one of them to a listener on
+	// port 0 (the in-process sandbox's, by default), and the consumer
+	// stops at once, "address already in use". Such a start is tried
+	// again with other ports, at most three times in all.
+	for try := 1; ; try++ {
+		c, inUse := tryStartConsumer(t, bin, data, extra...)
+		if !inUse {
+			return c
+		}
+		if try == 3 {
+			t.Fatalf("the consumer's ports were taken at each of %d starts; the last one's logs:\n%s", try, c.logText())
+		}
+	}
+}
+
+// tryStartConsumer starts the consumer binary on ports of freeAddr's and
+// waits until it is ready. It reports inUse, and returns the stopped
+// process, when the consumer stopped at once because one of its ports was
+// taken meanwhile.
+func tryStartConsumer(t *testing.T, bin, data string, extra ...string) (c *consumerProcess, inUse bool) {
+	t.Helper()
+	c = &consumerProcess{natsAddr: freeAddr(t), httpAddr: freeAddr(t), exited: make(chan error, 1)}
 	args := append([]string{"--data", data, "--nats-listen", c.natsAddr, "--http", c.httpAddr, "--log-format", "json", "--workers", "8"}, extra...)
 	c.cmd = exec.Command(bin, args...)
 	stderr, err := c.cmd.StderrPipe()
@@ -90,8 +112,17 @@ func startConsumer(t *testing.T, bin, data string, extra ...string) *consumerPro
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return c
+				return c, false
 			}
+		}
+		select {
+		case err := <-c.exited:
+			c.exited <- err // for the caller, as the reader's send left it
+			if strings.Contains(c.logText(), "address already in use") {
+				return c, true
+			}
+			t.Fatalf("consumer exited before it was ready (%v); logs:\n%s", err, c.logText())
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("consumer not ready within 30s; logs:\n%s", c.logText())
