@@ -70,7 +70,10 @@ const RecreateRetryMax = 30 * time.Second
 // built on those files, or gets files of its own that the removal then
 // takes, and the server stores nothing in it, answers no publish to it
 // and refuses every update of it (ErrRecreatedBroken). The removal takes
-// milliseconds; the wait leaves it a wide margin.
+// milliseconds; the wait leaves it a wide margin. A publisher that creates
+// its missing results or dead-letter stream again
+// (JetStreamPublisher.RecreateStreams) waits as long first, for the same
+// reason.
 const RecreateSettle = time.Second
 
 // recreateTimeout bounds one try to create a missing request consumer

@@ -11,6 +11,9 @@
 // the deleted one's files or removing its own with them, is deleted and
 // created again (LoopConfig.Recreate, Topology.RecreateRequestConsumer,
 // ErrRecreatedBroken); until then Loop.Missing says why nothing is taken.
+// A results or dead-letter stream deleted while the consumer runs is
+// created again by the publisher that finds it missing, as late and
+// checked as much (JetStreamPublisher.RecreateStreams).
 //
 // # Processing one message
 //

@@ -110,6 +110,16 @@ func (p *JetStreamPublisher) ExpectStreams(results, deadLetters string) *JetStre
 // expected streams are ever created, with the settings given here. The
 // server is asked at most once a second a stream.
 //
+// A missing stream is created again RecreateSettle after a publish found
+// it missing, not at once: the server goes on removing a deleted stream's
+// files for a moment after it says the stream is gone, and a stream
+// created in that moment is broken (ErrRecreatedBroken). What it created
+// is checked (as Topology.RecreateRequestConsumer checks the request
+// stream), and so is a stream bearing its mark that leaves a publish
+// unanswered: a broken one is deleted, unless it holds messages published
+// since its creation, and a later publish's look creates it again; the
+// publish's error says what was found and done.
+//
 // A stream it creates bears mark, the instance's, in its metadata
 // (RecreatedByMetadataKey; a random token when empty), until a start's
 // Ensure: the server answers a create that matches an existing stream as
@@ -166,13 +176,23 @@ func (p *JetStreamPublisher) lookStream(ctx context.Context, name string) stream
 	return look
 }
 
-// askStream asks the server about stream name for lookStream.
+// askStream asks the server about stream name for lookStream. A stream
+// that this publisher created again (its mark) and that left a publish
+// unanswered is checked (checkRecreatedStream): the server may have broken
+// it after the check that followed its create. A missing one is created
+// again RecreateSettle after it was found missing, and checked.
 func (p *JetStreamPublisher) askStream(ctx context.Context, name string) streamLook {
 	lctx, cancel := context.WithTimeout(ctx, PublishAttempt)
-	defer cancel()
-	_, err := p.js.Stream(lctx, name)
+	s, err := p.js.Stream(lctx, name)
+	cancel()
 	switch {
 	case err == nil:
+		info := s.CachedInfo()
+		if _, ok := p.recreate[name]; ok && info.Config.Metadata[RecreatedByMetadataKey] == p.mark {
+			if err := p.checkCreated(ctx, info); errors.Is(err, ErrRecreatedBroken) {
+				return streamLook{at: time.Now(), why: fmt.Errorf("stream %s, created again by this instance, did not acknowledge it: %w", name, err)}
+			}
+		}
 		return streamLook{at: time.Now(), why: fmt.Errorf("stream %s exists and did not acknowledge it", name)}
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		// JetStream not answering either: the publish's own error says
@@ -183,16 +203,27 @@ func (p *JetStreamPublisher) askStream(ctx context.Context, name string) streamL
 	if !ok {
 		return streamLook{at: time.Now(), missing: true, why: fmt.Errorf("stream %s does not exist", name)}
 	}
-	_, err = p.js.CreateStream(lctx, cfg)
+	// The server may still be removing the deleted stream's files: a
+	// stream created in that moment would be built on them, and lose them.
+	settle := time.NewTimer(RecreateSettle)
+	defer settle.Stop()
+	select {
+	case <-settle.C:
+	case <-ctx.Done():
+		return streamLook{at: time.Now(), missing: true, why: fmt.Errorf("stream %s does not exist", name)}
+	}
+	lctx, cancel = context.WithTimeout(ctx, PublishAttempt)
+	defer cancel()
+	s, err = p.js.CreateStream(lctx, cfg)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && ctx.Err() == nil {
 		// The server may have created the stream and its answer been
 		// lost: a stream bearing this publisher's mark says so.
 		cctx, cancel := context.WithTimeout(ctx, PublishAttempt)
-		s, serr := p.js.Stream(cctx, name)
+		found, serr := p.js.Stream(cctx, name)
 		cancel()
 		switch {
-		case serr == nil && s.CachedInfo().Config.Metadata[RecreatedByMetadataKey] == p.mark:
-			err = nil
+		case serr == nil && found.CachedInfo().Config.Metadata[RecreatedByMetadataKey] == p.mark:
+			s, err = found, nil
 		case serr == nil:
 			err = jetstream.ErrStreamNameAlreadyInUse
 		}
@@ -203,10 +234,24 @@ func (p *JetStreamPublisher) askStream(ctx context.Context, name string) streamL
 	case err != nil:
 		return streamLook{at: time.Now(), missing: true, why: fmt.Errorf("stream %s does not exist, and creating it again failed: %w", name, err)}
 	}
+	if err := p.checkCreated(ctx, s.CachedInfo()); err != nil {
+		// Broken (deleted, for a later look to create again, or left for
+		// an operator), or the check got no answer: the next look that a
+		// publish left unanswered checks it again.
+		return streamLook{at: time.Now(), why: fmt.Errorf("stream %s did not exist: %w", name, err)}
+	}
 	if p.created != nil {
 		p.created(cfg)
 	}
 	return streamLook{at: time.Now(), why: fmt.Errorf("stream %s did not exist, and was created again", name)}
+}
+
+// checkCreated checks a stream that this publisher created again
+// (checkRecreatedStream).
+func (p *JetStreamPublisher) checkCreated(ctx context.Context, info *jetstream.StreamInfo) error {
+	cctx, cancel := context.WithTimeout(ctx, PublishAttempt)
+	defer cancel()
+	return checkRecreatedStream(cctx, p.js, info, "message(s)", "")
 }
 
 // publishOpts are the options of a publish under msgID to stream (none

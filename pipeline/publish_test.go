@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -372,5 +374,102 @@ func TestRecreatedStreamsAreReportedTruly(t *testing.T) {
 				t.Errorf("the result in the stream created again: %v", err)
 			}
 		})
+	}
+}
+
+// The server takes a deleted stream out of its account before it removes
+// the stream's files (nats-server v2.15.2 and v2.15.3): a results stream
+// that a publisher creates again in that moment is built on the deleted
+// one's files, and the removal then takes them from under it. The server
+// then stores nothing in it and answers no result published to it, while
+// stream info looks sane: every result waited for an acknowledgement
+// until its context ended, and the consumer put its request back, again
+// and again (nothing lost, but nothing answered either) until an operator
+// deleted the stream. The test forces that moment, as
+// TestRequestStreamBuiltOnTheDeletedOnesFilesIsCreatedAgain does for the
+// consume loop: the publisher's first create finds the deleted stream's
+// files back in place, and they are removed after it as the server's
+// fileStore.Delete does. The publisher finds the stream it created broken,
+// deletes it, says so in the publish's error, and creates it again at a
+// later look; the result is then published, and created is told of the
+// working stream alone.
+func TestResultStreamBuiltOnTheDeletedOnesFilesIsCreatedAgain(t *testing.T) {
+	dir := t.TempDir()
+	_, _, js := MustJetStream(t, dir)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	topo := pipeline.Topology{}
+	if err := topo.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	name := pipeline.DefaultResultStream
+	var created []string
+	pub := pipeline.NewJetStreamPublisher(js, schemas.Subjects{}).
+		ExpectStreams(pipeline.DefaultResultStream, pipeline.DefaultDeadLetterStream).
+		RecreateStreams(topo.Streams(), "", func(cfg jetstream.StreamConfig) { created = append(created, cfg.Name) })
+	res := func(orderNo string) *schemas.Result {
+		return &schemas.Result{SchemaVersion: schemas.SchemaVersion, SellerTaxNum: nuonuoSeller, OrderNo: orderNo,
+			Kind: schemas.KindIssue, Status: schemas.StatusIssued, Invoices: []schemas.Invoice{}}
+	}
+	if err := pub.PublishResult(ctx, res("OLD-FILES-1"), "result:OLD:1"); err != nil {
+		t.Fatal(err)
+	}
+	deleted := filepath.Join(t.TempDir(), "deleted") // the deleted stream's files
+	if err := os.CopyFS(deleted, os.DirFS(streamDir(dir, name))); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	var creates int
+	pub.WrapJetStream(func(own jetstream.JetStream) jetstream.JetStream {
+		return createdThenTaken{
+			JetStream: createsAfter{JetStream: own, before: func() {
+				if creates++; creates == 1 {
+					if err := os.CopyFS(streamDir(dir, name), os.DirFS(deleted)); err != nil {
+						t.Errorf("put the deleted stream's files back: %v", err)
+					}
+				}
+			}},
+			afterStream: func() {
+				if creates == 1 {
+					removeAsADeletedStreams(t, streamDir(dir, name))
+				}
+			},
+		}
+	})
+
+	// The first publish's try finds the stream missing; its create is
+	// the broken one.
+	var err error
+	short, cancelShort := context.WithTimeout(ctx, pipeline.PublishAttempt+3*time.Second)
+	defer cancelShort()
+	if err = pub.PublishResult(short, res("NEW-FILES-1"), "result:NEW:1"); err == nil {
+		if creates < 2 {
+			t.Fatalf("a result was published to the stream built on the deleted one's files (%d creates)", creates)
+		}
+	} else if !errors.Is(err, pipeline.ErrRecreatedBroken) || !strings.Contains(err.Error(), "deleted it, to create it again") {
+		t.Fatalf("the publish to the stream built on the deleted one's files: %v; want it to say the stream created again was broken, and deleted", err)
+	}
+	if err != nil {
+		if err := pub.PublishResult(ctx, res("NEW-FILES-1"), "result:NEW:1"); err != nil {
+			t.Fatalf("the publish after the broken stream was deleted: %v", err)
+		}
+	}
+	if creates != 2 {
+		t.Errorf("%d creates; want 2, the broken one and the working one", creates)
+	}
+	if want := []string{name}; !slices.Equal(created, want) {
+		t.Errorf("created told of %v; want %v, once", created, want)
+	}
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.UpdateStream(ctx, s.CachedInfo().Config); err != nil {
+		t.Errorf("the stream created again refuses a write of its own settings: %v", err)
+	}
+	if msg, err := s.GetLastMsgForSubject(ctx, schemas.Subjects{}.Result(schemas.StatusIssued, nuonuoSeller)); err != nil || !strings.Contains(string(msg.Data), "NEW-FILES-1") {
+		t.Errorf("the result in the stream created again: %v", err)
 	}
 }

@@ -386,7 +386,10 @@ const RecreatedByMetadataKey = "invoicer-recreated-by"
 // stream holds requests published since its creation, which it leaves for
 // an operator to look at; the error says so, and says to delete it by hand
 // when the server refused the deletion (deploy/accounts.conf does not let
-// the consumer delete the request stream or its durables).
+// the consumer delete the request stream or its durables). A publisher
+// that creates its results or dead-letter stream again
+// (JetStreamPublisher.RecreateStreams) checks it the same way, and its
+// publish's error wraps ErrRecreatedBroken for one it found broken.
 var ErrRecreatedBroken = errors.New("created again, but broken")
 
 // RecreatedConsumer is what RecreateRequestConsumer found and did.
@@ -474,7 +477,7 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 	out.StreamCreatedBy = out.Stream.Config.Metadata[RecreatedByMetadataKey]
 	out.StreamMine = out.StreamCreatedBy == mark
 	if out.StreamCreated || out.StreamMine {
-		if err := checkRecreatedStream(ctx, js, out.Stream); err != nil {
+		if err := checkRecreatedStream(ctx, js, out.Stream, "request(s)", "; order systems must publish again what they published to it"); err != nil {
 			return out, err
 		}
 	}
@@ -506,17 +509,22 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 	return out, nil
 }
 
-// checkRecreatedStream checks the request stream that this instance
-// created again (info, its info as the create or a read answered it): it
-// must hold no sequence older than itself, which would be the deleted
-// stream's (the server built it on that one's files, which it was still
-// removing), and must take a write of its own settings (an update with
-// them, which changes nothing, and which the server refuses once the
-// stream's files are gone). It deletes a broken stream unless it holds
-// requests published since its creation (as it holds them when it is
-// found broken), and returns an error wrapping ErrRecreatedBroken; a check
-// that got no answer (a timeout) returns its error and deletes nothing.
-func checkRecreatedStream(ctx context.Context, js jetstream.JetStream, info *jetstream.StreamInfo) error {
+// checkRecreatedStream checks a stream that this instance created again
+// (info, its info as the create or a read answered it): the request
+// stream (RecreateRequestConsumer), or a results or dead-letter stream
+// (JetStreamPublisher.RecreateStreams). It must hold no sequence older
+// than itself, which would be the deleted stream's (the server built it on
+// that one's files, which it was still removing), and must take a write of
+// its own settings (an update with them, which changes nothing, and which
+// the server refuses once the stream's files are gone). It deletes a
+// broken stream unless it holds messages published since its creation (as
+// it holds them when it is found broken), and returns an error wrapping
+// ErrRecreatedBroken; a check that got no answer (a timeout) returns its
+// error and deletes nothing. held names the stream's messages in the
+// error ("request(s)"), and kept, when not empty, is added to the error
+// of a stream left as it is: what to do about the messages published to
+// it.
+func checkRecreatedStream(ctx context.Context, js jetstream.JetStream, info *jetstream.StreamInfo, held, kept string) error {
 	name, st := info.Config.Name, info.State
 	var broken error
 	if st.LastSeq > 0 && st.LastTime.Before(info.Created) {
@@ -531,15 +539,15 @@ func checkRecreatedStream(ctx context.Context, js jetstream.JetStream, info *jet
 	if broken == nil {
 		return nil
 	}
-	// As it is now: it may have taken requests since info was read.
+	// As it is now: it may have taken messages since info was read.
 	now, err := js.Stream(ctx, name)
 	if err != nil {
 		return fmt.Errorf("stream %s %w: %w; reading it again failed: %w", name, ErrRecreatedBroken, broken, err)
 	}
 	st = now.CachedInfo().State
 	if st.Msgs > 0 && !st.LastTime.Before(info.Created) {
-		return fmt.Errorf("stream %s %w: %w; it holds %d request(s) published since its creation, so it was left as it is: look at it (nats stream info %s), and delete it (nats stream rm %s) for the consumer to create it again; order systems must publish again what they published to it",
-			name, ErrRecreatedBroken, broken, st.Msgs, name, name)
+		return fmt.Errorf("stream %s %w: %w; it holds %d %s published since its creation, so it was left as it is: look at it (nats stream info %s), and delete it (nats stream rm %s) for the consumer to create it again%s",
+			name, ErrRecreatedBroken, broken, st.Msgs, held, name, name, kept)
 	}
 	if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("stream %s %w: %w; deleting it failed (%w): delete it (nats stream rm %s), and the consumer creates it again",
