@@ -445,7 +445,10 @@ type RecreatedConsumer struct {
 // A stream or durable that this instance created again is checked before
 // it is returned (checkRecreatedStream, checkRecreatedDurable): one that
 // the server broke is deleted, when that loses nothing, and the call
-// returns an error wrapping ErrRecreatedBroken.
+// returns an error wrapping ErrRecreatedBroken. So is a durable bearing
+// this instance's mark that the server refuses to create again: an
+// earlier try's, whose answer was lost, and which the server broke since
+// (ownDurable; only with an Owner, which marks every try alike).
 func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetStream, s ConsumerSettings) (RecreatedConsumer, error) {
 	t = t.WithDefaults()
 	var out RecreatedConsumer
@@ -494,7 +497,8 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 		out.ConsumerCreated = true
 		return out, checkRecreatedDurable(ctx, js, out.Consumer.CachedInfo())
 	case !errors.Is(err, jetstream.ErrConsumerExists):
-		return out, fmt.Errorf("create consumer %s on %s again: %w", cfg.Durable, t.RequestStream, err)
+		err = fmt.Errorf("create consumer %s on %s again: %w", cfg.Durable, t.RequestStream, err)
+		return t.ownDurable(ctx, js, out, cfg.Durable, mark, err)
 	}
 	// Another party was first.
 	found, err := js.Consumer(ctx, t.RequestStream, cfg.Durable)
@@ -506,6 +510,29 @@ func (t Topology) RecreateRequestConsumer(ctx context.Context, js jetstream.JetS
 	}
 	// Both as the server holds them, its defaults filled in.
 	out.ConsumerUpdated = !reflect.DeepEqual(found.CachedInfo().Config, out.Consumer.CachedInfo().Config)
+	return out, nil
+}
+
+// ownDurable is RecreateRequestConsumer's answer when the server refused
+// to create the durable (name) again, created: a durable that bears this
+// instance's mark, created by an earlier try whose answer was lost, which
+// the server may have broken since (its removal of the deleted durable's
+// files took the new one's: it then refuses every create and update of
+// it), is checked (checkRecreatedDurable): a broken one is deleted, for
+// the next try to create it again, and one that works is returned, as
+// created by this instance. Otherwise it returns created.
+func (t Topology) ownDurable(ctx context.Context, js jetstream.JetStream, out RecreatedConsumer, name, mark string, created error) (RecreatedConsumer, error) {
+	if apiErr := (*jetstream.APIError)(nil); !errors.As(created, &apiErr) {
+		return out, created
+	}
+	found, err := js.Consumer(ctx, t.RequestStream, name)
+	if err != nil || found.CachedInfo().Config.Metadata[RecreatedByMetadataKey] != mark {
+		return out, created
+	}
+	if err := checkRecreatedDurable(ctx, js, found.CachedInfo()); err != nil {
+		return out, fmt.Errorf("%w; the durable there is this instance's, created by an earlier try whose answer was lost: %w", created, err)
+	}
+	out.Consumer, out.ConsumerCreated = found, true
 	return out, nil
 }
 

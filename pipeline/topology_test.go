@@ -438,3 +438,72 @@ func TestRecreateRequestConsumerDeletesWhatTheServerBroke(t *testing.T) {
 		})
 	}
 }
+
+// consumerAnswerLost is a JetStream client whose consumer creates the
+// server carries out, and whose answers are lost: the client gives up
+// waiting, as when the connection is cut at that moment.
+type consumerAnswerLost struct{ jetstream.JetStream }
+
+// CreateConsumer creates the consumer, then says that no answer came in
+// time.
+func (a consumerAnswerLost) CreateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if _, err := a.JetStream.CreateConsumer(ctx, stream, cfg); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("create consumer %s on %s: %w", cfg.Durable, stream, context.DeadlineExceeded)
+}
+
+// A durable that an earlier try of this instance created again, whose
+// answer was lost, and whose files the server then took (its removal of
+// the deleted durable's) is this instance's own: its mark says so. The
+// next try finds it broken, deletes it and returns ErrRecreatedBroken, and
+// the one after creates it again, working. Before, each later create was
+// refused (the server cannot write the broken durable), and the loop tried
+// and logged the refusal until an operator deleted the durable.
+func TestRecreateRequestConsumerRepairsItsEarlierTrysBrokenDurable(t *testing.T) {
+	dir := t.TempDir()
+	_, _, js := MustJetStream(t, dir)
+	ctx := context.Background()
+	topo := pipeline.Topology{}
+	me := pipeline.ConsumerSettings{Workers: 1, Owner: pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}}
+	if err := topo.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := topo.EnsureConsumer(ctx, js, me); err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := js.Publish(pctx, schemas.Subjects{}.Request("91110000MA01TEST0X"), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
+		t.Fatal(err)
+	}
+	lost := consumerAnswerLost{createdThenTaken{JetStream: js, afterConsumer: func() {
+		// As the deleted durable's removal does (consumerFileStore.delete).
+		if err := os.RemoveAll(filepath.Join(streamDir(dir, pipeline.DefaultRequestStream), "obs", pipeline.DefaultDurable)); err != nil {
+			t.Fatal(err)
+		}
+	}}}
+	if _, err := topo.RecreateRequestConsumer(ctx, lost, me); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the try whose answer was lost: %v; want its lost answer", err)
+	}
+	_, err := topo.RecreateRequestConsumer(ctx, js, me)
+	if !errors.Is(err, pipeline.ErrRecreatedBroken) || !strings.Contains(fmt.Sprint(err), "deleted it, to create it again") {
+		t.Fatalf("the next try: %v; want ErrRecreatedBroken, saying that it deleted the broken durable to create it again", err)
+	}
+	if _, err := js.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the broken durable after the next try: %v; want it deleted", err)
+	}
+	rc, err := topo.RecreateRequestConsumer(ctx, js, me)
+	if err != nil || !rc.ConsumerCreated {
+		t.Fatalf("the try after: %v, ConsumerCreated %v; want the durable created again", err, rc.ConsumerCreated)
+	}
+	if _, err := topo.EnsureConsumer(ctx, js, me); err != nil {
+		t.Errorf("the next start's EnsureConsumer: %v", err)
+	}
+	if info, err := rc.Consumer.Info(ctx); err != nil || info.NumPending+uint64(info.NumAckPending) != 1 {
+		t.Errorf("the durable created again: %+v, %v; want the stream's request to deliver", info, err)
+	}
+}
