@@ -175,7 +175,10 @@
 //     (RuleComputedAmount: Nuonuo would issue its own figure) and an
 //     amount or tax it sets aside that has the wrong sign (rule sign:
 //     Nuonuo would issue its own figure, but the request's sign
-//     convention is one for every provider).
+//     convention is one for every provider), and a tax rate of the set
+//     written longer than 10 characters (0.060000000: the Nuonuo adapter
+//     sends a rate as its shortest decimal, 0.06, sentAs.nuonuoCode; a
+//     longer rate outside the set names E4000).
 //
 // The JSON Schema's violations (types, required fields, lengths,
 // enumerations, patterns, more than 2000 lines) hold every seller to one

@@ -1300,6 +1300,19 @@ func (s sentAs) jumdataCode(a Amount) string {
 	return ""
 }
 
+// nuonuoCode is the code a rule on a's text names for a Nuonuo seller,
+// whose adapter sends the seller's text as written but for a tax rate
+// (sentRate), sent as its shortest decimal (providers/nuonuo: plainRate,
+// "0.060000000" as "0.06"): a rate of the set is taken whatever its
+// trailing zeros, and a rule on its text is this service's own (""); any
+// other figure, and a rate Nuonuo refuses as sent, names code.
+func (s sentAs) nuonuoCode(a Amount, code string) string {
+	if s == sentRate && a.Valid() && isTaxRate(a.Decimal()) {
+		return ""
+	}
+	return code
+}
+
 // amount checks one amount field's length (amountMaxChars) and precision
 // and returns its value, or nil when it is unset or unusable. lengthCode is
 // the Nuonuo code of a length violation ("" for E4000); sent says how the
@@ -1327,7 +1340,7 @@ func amountWithin(c *collector, field string, a Amount, maxChars, places int, le
 		if code == "" {
 			code = "E4000"
 		}
-		c.addCode(field, "max_length", c.providerCode(provider, code, sent.jumdataCode(a)), "has %d characters; the maximum is %d, a minus sign included", n, maxChars)
+		c.addCode(field, "max_length", c.providerCode(provider, sent.nuonuoCode(a, code), sent.jumdataCode(a)), "has %d characters; the maximum is %d, a minus sign included", n, maxChars)
 		return nil
 	}
 	// The mapping refuses a value it cannot read before any call.

@@ -97,6 +97,13 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		{"a zero deduction written 0.0", func(o *schemas.Order) {
 			o.InvoiceDetail[0].Deduction = schemas.ParseAmount("0.0")
 		}, "", []string{line0 + ".deduction|deduction_zero"}, nil, [3]string{"100.00", "6.00", "106.00"}},
+		// The adapter sends a rate as its shortest decimal (0.060000000
+		// as 0.06), which Nuonuo takes: a rate written longer than seed
+		// 001's 10 characters is refused by the validator's own rule, not
+		// as an E4000 that no Nuonuo call would answer.
+		{"a rate of 11 characters, sent as its shortest decimal", func(o *schemas.Order) {
+			o.InvoiceDetail[0].TaxRate = schemas.ParseAmount("0.060000000")
+		}, "", []string{line0 + ".taxRate|max_length"}, nil, [3]string{"100.00", "6.00", "106.00"}},
 		// A negative amount without tax given beside price × num (106.00
 		// with tax): Nuonuo sets it aside and issues 100.00.
 		{"a negative amount given, set aside", split("-100.00", "6.00"), "",
