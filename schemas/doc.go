@@ -72,7 +72,9 @@
 //     amounts it issues as given, so that for a Nuonuo seller it is this
 //     service's own rule (no code; on a red confirmation's lines too), and
 //     for a jumdata seller 400, as its mapping sends dj × spsl beside the
-//     amounts: PriceAmountTolerance, on the lines whose amounts are issued as given:
+//     amounts, and held to the amounts sent (je + se for a price with
+//     tax, not a taxIncludedAmount unlike them, which amount_sum refuses
+//     by this service's own rule): PriceAmountTolerance, on the lines whose amounts are issued as given:
 //     a Nuonuo seller's line that leaves an amount out is computed from
 //     price × num, and the amounts it gives are held to RuleComputedAmount
 //     instead), the

@@ -599,6 +599,14 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 		got := a.price.Mul(*a.num)
 		pqCode := c.providerCode(provider, "", "400")
 		switch {
+		case amt != nil && provider == "jumdata" && l.WithTaxFlag == "1" && a.excl != nil && a.tax != nil && !a.excl.Add(*a.tax).Equal(*amt):
+			// The jumdata mapping does not send a taxIncludedAmount
+			// unlike taxExcludedAmount + tax (amount_sum, below,
+			// refuses it by this service's own rule): jumdata holds
+			// dj × spsl to je + se, the amounts it is sent.
+			if sent := a.excl.Add(*a.tax); got.Sub(sent).Abs().GreaterThan(PriceAmountTolerance) {
+				c.addCode(p+".price", "price_quantity", pqCode, "× num is %s but taxExcludedAmount + tax, which jumdata is sent (je + se; withTaxFlag 1: the price includes tax, and taxIncludedAmount is not sent), is %s: they may differ by %s at most", got.StringFixed(2), sent.StringFixed(2), PriceAmountTolerance)
+			}
 		case amt != nil:
 			if got.Sub(*amt).Abs().GreaterThan(PriceAmountTolerance) {
 				c.addCode(field, "price_quantity", pqCode, "is %s but price × num is %s: they may differ by %s at most", text, got.StringFixed(2), PriceAmountTolerance)

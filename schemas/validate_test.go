@@ -711,6 +711,12 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 			[]string{line2 + ".taxIncludedAmount|amount_sum|E9130"}, []string{line2 + ".taxIncludedAmount|amount_sum|"}},
 		{"price times quantity, amounts given", nil, []edit{set(line0+".num", "3")},
 			[]string{line0 + ".taxIncludedAmount|price_quantity|"}, []string{line0 + ".taxIncludedAmount|price_quantity|400"}},
+		// jumdata is sent je + se (hsbz Y), not a taxIncludedAmount
+		// unlike them: price × num is held to what it is sent.
+		{"price times quantity, amount with tax unlike the sum", nil, []edit{set(line0+".taxIncludedAmount", "1130.05")},
+			[]string{line0 + ".taxIncludedAmount|amount_sum|E9130", line0 + ".taxIncludedAmount|price_quantity|"}, []string{line0 + ".taxIncludedAmount|amount_sum|"}},
+		{"price times quantity unlike both amounts with tax", nil, []edit{set(line0+".taxIncludedAmount", "1130.05"), set(line0+".num", "3")},
+			[]string{line0 + ".taxIncludedAmount|amount_sum|E9130", line0 + ".taxIncludedAmount|price_quantity|"}, []string{line0 + ".price|price_quantity|400", line0 + ".taxIncludedAmount|amount_sum|"}},
 
 		// A blue order's lines, which the jumdata mapping sends: je, se,
 		// sl, spbm, dj with spsl, fphxz.

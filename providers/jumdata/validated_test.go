@@ -298,6 +298,10 @@ func TestSandboxIssuesWhatOnlyTheValidatorRefuses(t *testing.T) {
 		// tax, which Nuonuo refuses with E9130, jumdata never sees.
 		{"taxIncludedAmount unlike taxExcludedAmount + tax", "", line(`,"taxIncludedAmount":"113.01"`), nil,
 			"order.invoiceDetail[0].taxIncludedAmount", "amount_sum"},
+		// price × num (113.00) is held to what the mapping sends, je +
+		// se (hsbz Y), not to the taxIncludedAmount it does not send.
+		{"taxIncludedAmount unlike taxExcludedAmount + tax and price × num", "", line(`,"taxIncludedAmount":"113.05"`), nil,
+			"order.invoiceDetail[0].taxIncludedAmount", "amount_sum"},
 		// Seed 001 gives a deduction of "0" (none) and "0.00" (deduction
 		// taxation, nothing deducted); the mapping sends "0.0" as kce
 		// 0.00, which the sandbox issues, but the contract does not say
