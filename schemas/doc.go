@@ -66,7 +66,9 @@
 //     price/quantity/amount combinations (for a Nuonuo seller E9123 for an
 //     empty price and E4000 for a price without num on a line that leaves
 //     an amount out; for a jumdata seller a line that gives no amount, nor
-//     price and num to stand in for one; price × num
+//     price and num to stand in for one; a red confirmation line that
+//     gives neither taxExcludedAmount nor num and taxExcludedPrice, E4000;
+//     price × num
 //     against the amount the price is quoted in, given or derived from the
 //     others, which no document says Nuonuo refuses on a line whose
 //     amounts it issues as given, so that for a Nuonuo seller it is this
@@ -143,7 +145,7 @@
 //     mapping does not send: its sign, its sum, a discount larger with
 //     tax; a quantity's sign, which
 //     jumdata does not look at, and a red confirmation price's; a line
-//     that gives no amount; a tax of -0.00, which the mapping sends as
+//     that gives no amount, an order's or a red confirmation's; a tax of -0.00, which the mapping sends as
 //     0.00; salerTaxNum or sellerTaxNo unlike the envelope's seller, which
 //     the mapping sends instead; an invoiceDate or a blue invoice time
 //     that is no date and an email that is no address; a zero-rate flag

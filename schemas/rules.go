@@ -1489,6 +1489,15 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 		if tax != nil && tax.IsPositive() {
 			c.addCode(p+".taxAmount", "sign", c.providerCode(provider, "E4000", "400"), "must be negative on a red confirmation")
 		}
+		// A line that gives neither taxExcludedAmount nor num and
+		// taxExcludedPrice to stand in for it reverses no amount that
+		// can be told: the jumdata adapter refuses it before any call
+		// (RedLines), and Nuonuo's form has no amount to reverse (its
+		// sandbox answers E4000; seed 002 gives no code of its own).
+		if !l.TaxExcludedAmount.IsSet() && !(l.Num.IsSet() && l.TaxExcludedPrice.IsSet()) &&
+			!c.mistyped(p+".taxExcludedAmount") && !c.mistyped(p+".num") && !c.mistyped(p+".taxExcludedPrice") {
+			c.addCode(p+".taxExcludedAmount", "required", c.providerCode(provider, "E4000", ""), "is required, or num and taxExcludedPrice: the line gives no amount to reverse")
+		}
 		e, ok := redLineEffective(c, p, l, RedLineFigures{Num: num, Price: price, Excl: excl, Tax: tax, Rate: rate})
 		if !ok {
 			continue

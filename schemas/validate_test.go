@@ -512,8 +512,8 @@ func TestRules(t *testing.T) {
 			[]edit{set("redConfirm.detail[30].taxAmount", "-13.0x")},
 			[]string{"redConfirm.detail|invoice_tax_tolerance|E9131", "redConfirm.detail[30].taxAmount|format|E4000"}},
 		{"red confirm detail order", rc, []edit{set("redConfirm.detail", []any{
-			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
-			map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
+			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxExcludedAmount": "-5.00", "taxAmount": "-0.30", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
+			map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxExcludedAmount": "-5.00", "taxAmount": "-0.30", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
 		})}, []string{"redConfirm.detail[1].blueDetailIndex|detail_order|E4000"}},
 		{"red confirm blue time", rc, []edit{set("redConfirm.blueInvoiceTime", "2026-11-20")}, []string{"redConfirm.blueInvoiceTime|format|E4000"}},
 
@@ -844,9 +844,16 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 		{"red confirmation's blue time not real", rc, []edit{set("redConfirm.blueInvoiceTime", "2026-13-40 10:15:00")},
 			[]string{"redConfirm.blueInvoiceTime|format|E4000"}, []string{"redConfirm.blueInvoiceTime|format|"}},
 		{"red confirmation's lines out of order", rc, []edit{set("redConfirm.detail", []any{
-			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
-			map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
+			map[string]any{"blueDetailIndex": "2", "goodsName": "服务", "taxExcludedAmount": "-5.00", "taxAmount": "-0.30", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
+			map[string]any{"blueDetailIndex": "1", "goodsName": "服务", "taxExcludedAmount": "-5.00", "taxAmount": "-0.30", "taxRate": "0.06", "goodsCode": "3049900000000000000"},
 		})}, []string{"redConfirm.detail[1].blueDetailIndex|detail_order|E4000"}, nil},
+		// A line that gives neither taxExcludedAmount nor num and
+		// taxExcludedPrice reverses no amount: the jumdata adapter
+		// refuses it before any call (RedLines), Nuonuo with E4000.
+		{"red confirmation line without an amount", rc, []edit{del(rc0 + ".taxExcludedAmount"), del(rc0 + ".taxExcludedPrice")},
+			[]string{rc0 + ".taxExcludedAmount|required|E4000"}, []string{rc0 + ".taxExcludedAmount|required|"}},
+		{"red confirmation line with neither amount", rc, []edit{del(rc0 + ".taxExcludedAmount"), del(rc0 + ".taxAmount"), del(rc0 + ".num"), del(rc0 + ".taxExcludedPrice")},
+			[]string{rc0 + ".taxExcludedAmount|required|E4000"}, []string{rc0 + ".taxExcludedAmount|required|"}},
 		{"red confirmation's rate not in the set", rc, []edit{set(rc0+".taxRate", "0.07")},
 			[]string{rc0 + ".taxRate|tax_rate|E4000"}, []string{rc0 + ".taxRate|tax_rate|400"}},
 		{"red confirmation's positive amounts", rc, []edit{set(rc0+".taxExcludedAmount", "5.00"), set(rc0+".taxAmount", "0.30")},
