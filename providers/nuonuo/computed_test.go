@@ -104,6 +104,22 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		{"a rate of 11 characters, sent as its shortest decimal", func(o *schemas.Order) {
 			o.InvoiceDetail[0].TaxRate = schemas.ParseAmount("0.060000000")
 		}, "", []string{line0 + ".taxRate|max_length"}, nil, [3]string{"100.00", "6.00", "106.00"}},
+		// A discount line's quantity is negative (E9111): a positive one
+		// makes the amount Nuonuo computes from price × num positive too,
+		// which follows from it, and the code named is the quantity's.
+		{"a discount line's positive quantity, computed from price × num", func(o *schemas.Order) {
+			o.InvoiceDetail[0].InvoiceLineProperty = schemas.LineDiscounted
+			o.InvoiceDetail = append(o.InvoiceDetail, schemas.InvoiceLine{GoodsName: "技术服务费", GoodsCode: "3040201010000000000", WithTaxFlag: "1",
+				Price: schemas.ParseAmount("106"), Num: schemas.ParseAmount("0.5"), TaxRate: schemas.ParseAmount("0.06"), InvoiceLineProperty: schemas.LineDiscount})
+		}, "E9111", nil, nil, [3]string{}},
+		// A blue goods line's quantity is positive (E9114 on a discounted
+		// line), whatever the amounts it gives, set aside.
+		{"a discounted line's negative quantity, computed from price × num", func(o *schemas.Order) {
+			l := &o.InvoiceDetail[0]
+			l.InvoiceLineProperty, l.Num, l.TaxIncludedAmount = schemas.LineDiscounted, schemas.ParseAmount("-1"), schemas.Amount{}
+			o.InvoiceDetail = append(o.InvoiceDetail, schemas.InvoiceLine{GoodsName: "技术服务费", GoodsCode: "3040201010000000000", WithTaxFlag: "1",
+				Price: schemas.ParseAmount("106"), Num: schemas.ParseAmount("-0.5"), TaxRate: schemas.ParseAmount("0.06"), InvoiceLineProperty: schemas.LineDiscount})
+		}, "E9114", nil, nil, [3]string{}},
 		// A negative amount without tax given beside price × num (106.00
 		// with tax): Nuonuo sets it aside and issues 100.00.
 		{"a negative amount given, set aside", split("-100.00", "6.00"), "",

@@ -706,6 +706,23 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 				return nil, nnFail("E9108", "折扣行金额不能大于被折扣行的金额,第%d行", i+1), false
 			}
 		}
+		// Seed 001's codes of a discount pair's quantities first: an
+		// amount computed from price × num has the quantity's sign, and
+		// its wrong sign below follows from the quantity's, which the
+		// seed names.
+		if l.num != nil && !l.num.IsZero() {
+			neg := l.num.IsNegative()
+			switch {
+			case !red && l.prop == "1" && !neg:
+				return nil, nnFail("E9111", "蓝票折扣行商品数量应为负,第%d行", i+1), false
+			case !red && l.prop == "2" && neg:
+				return nil, nnFail("E9114", "蓝票被折扣行商品数量应为正,第%d行", i+1), false
+			case red && l.prop == "1" && neg:
+				return nil, nnFail("E9116", "红票折扣行商品数量应为正,第%d行", i+1), false
+			case red && l.prop == "2" && !neg:
+				return nil, nnFail("E9119", "红票被折扣行商品数量应为负,第%d行", i+1), false
+			}
+		}
 		// Seed 001: a red invoice's amounts are negative (红票为负), given
 		// or computed from price × num, and so is its quantity (开具红票时
 		// 数量为负数); a tax of zero (rate 0) has no sign, and a num of zero
@@ -766,20 +783,6 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 		// (A negative deduction is refused with the line, nnCheckLine.)
 		if !red && l.prop != "1" && l.ded.GreaterThan(decimal.Max(l.incl, l.excl)) {
 			return nil, nnFail("E4000", "接口调用失败: deduction不能大于含税金额,第%d行", i+1), false
-		}
-		if l.num == nil || l.num.IsZero() {
-			continue
-		}
-		neg := l.num.IsNegative()
-		switch {
-		case !red && l.prop == "1" && !neg:
-			return nil, nnFail("E9111", "蓝票折扣行商品数量应为负,第%d行", i+1), false
-		case !red && l.prop == "2" && neg:
-			return nil, nnFail("E9114", "蓝票被折扣行商品数量应为正,第%d行", i+1), false
-		case red && l.prop == "1" && neg:
-			return nil, nnFail("E9116", "红票折扣行商品数量应为正,第%d行", i+1), false
-		case red && l.prop == "2" && !neg:
-			return nil, nnFail("E9119", "红票被折扣行商品数量应为负,第%d行", i+1), false
 		}
 	}
 	// Lines each within 0.06 can still add up to more than the tax
