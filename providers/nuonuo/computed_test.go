@@ -228,3 +228,78 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		})
 	}
 }
+
+// TestValidatorAndSandboxDeriveARedConfirmationLine: seed 002 marks a red
+// confirmation line's taxExcludedAmount and taxAmount optional (N). A line
+// that leaves the tax out, or both amounts but for num and
+// taxExcludedPrice, passes the validator and the sandbox makes the form
+// and issues its red invoice with the amounts the validator derives
+// (RedLineFigures.Effective); a line that gives no amount at all the
+// validator refuses with the code the sandbox answers.
+func TestValidatorAndSandboxDeriveARedConfirmationLine(t *testing.T) {
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{seller: "nuonuo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(num, price, excl, tax string) schemas.RedConfirmLine {
+		return schemas.RedConfirmLine{BlueDetailIndex: "1", GoodsName: "技术服务费", GoodsCode: "3040201010000000000", TaxRate: schemas.ParseAmount("0.06"),
+			Num: schemas.ParseAmount(num), TaxExcludedPrice: schemas.ParseAmount(price), TaxExcludedAmount: schemas.ParseAmount(excl), TaxAmount: schemas.ParseAmount(tax)}
+	}
+	cases := []struct {
+		name   string
+		line   schemas.RedConfirmLine
+		code   string    // the validator's and the sandbox's refusal; "" when issued
+		issued [2]string // the red invoice's amount without tax and tax
+	}{
+		{"both amounts", line("", "", "-50.00", "-3.00"), "", [2]string{"-50.00", "-3.00"}},
+		{"the amount without tax alone", line("", "", "-50.05", ""), "", [2]string{"-50.05", "-3.00"}},
+		{"num and taxExcludedPrice alone", line("-3", "16.66666667", "", ""), "", [2]string{"-50.00", "-3.00"}},
+		{"num, taxExcludedPrice and the tax", line("-3", "16.66666667", "", "-3.01"), "", [2]string{"-50.00", "-3.01"}},
+		{"no amount", line("", "", "", "-3.00"), "E4000", [2]string{}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newSandbox(t, sandbox.Config{Nuonuo: sandbox.NuonuoConfig{RedConfirmSteps: 1}})
+			c := env.mustClient(t, nil)
+			orderNo := fmt.Sprintf("RCD-%d", i)
+			body, err := json.Marshal(redConfirmRequest(orderNo, func(rc *schemas.RedConfirm) { rc.Detail = []schemas.RedConfirmLine{tc.line} }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := v.Decode(body, seller)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var codes []string
+			for _, x := range d.Violations {
+				codes = append(codes, x.ProviderCode)
+			}
+			if tc.code == "" && len(d.Violations) != 0 || tc.code != "" && !slices.Contains(codes, tc.code) {
+				t.Fatalf("the validator's violations %v; the sandbox's answer is %q (\"\": issued)", d.Violations, tc.code)
+			}
+			call := &providers.Call{Request: d.Request}
+			out := c.Submit(t.Context(), call)
+			if tc.code != "" {
+				if out.Class != providers.Rejected || out.Code != tc.code {
+					t.Fatalf("the sandbox answered %v %q %q, want a refusal %s", out.Class, out.Code, out.Message, tc.code)
+				}
+				return
+			}
+			wantClass(t, "Submit", out, providers.Accepted)
+			call.Refs = out.Refs
+			for range 5 {
+				if out = c.Query(t.Context(), call); out.Class != providers.Accepted {
+					break
+				}
+			}
+			wantClass(t, "Query", out, providers.Issued)
+			red := c.Query(t.Context(), &providers.Call{Request: issueRequest(orderNo, nil)})
+			if len(red.Invoices) != 1 {
+				t.Fatalf("the red invoice of %s: %+v", orderNo, red)
+			}
+			if got := [2]string{red.Invoices[0].ExTaxAmount.String(), red.Invoices[0].TaxAmount.String()}; got != tc.issued {
+				t.Errorf("issued %v, want %v", got, tc.issued)
+			}
+		})
+	}
+}

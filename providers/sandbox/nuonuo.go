@@ -112,7 +112,10 @@ package sandbox
 // detail line, blueDetailIndex, goodsName, taxRate and goodsCode, a taxRate
 // of at most 10 characters that is one of the VAT rates above, a
 // positive taxExcludedPrice when given, a negative taxExcludedAmount and a
-// taxAmount of zero or less, each of num, taxExcludedPrice,
+// taxAmount of zero or less (seed 002 marks both optional: a line that
+// leaves the amount out is num × taxExcludedPrice rounded to cents, one
+// without num and taxExcludedPrice is refused, and a line that leaves the
+// tax out is the amount × taxRate rounded to cents), each of num, taxExcludedPrice,
 // taxExcludedAmount and taxAmount at most 16 characters, the minus sign
 // counted, and the two amounts with at most 2 decimals (seed 002; E4000). billId is
 // the idempotency key: the same billId answers the same form id and creates
@@ -1354,8 +1357,28 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 				return nnFail("E4000", "接口调用失败: %s不能超过%d位(含负号),第%d行", f.name, nnMaxFigure, i+1)
 			}
 		}
-		ex, ok1 := nnDecimal(d.TaxExcludedAmount.s())
-		tx, ok2 := nnDecimal(d.TaxAmount.s())
+		// Seed 002 marks taxExcludedAmount and taxAmount optional (N):
+		// a line that leaves the amount out is num × taxExcludedPrice
+		// rounded to cents, and one that leaves the tax out is the
+		// amount × taxRate rounded to cents (an assumption, as the seed
+		// does not say how; the validator derives them so too,
+		// schemas.RedLineFigures). A line that gives neither the amount
+		// nor num and taxExcludedPrice reverses nothing that can be told.
+		exText, txText := d.TaxExcludedAmount.s(), d.TaxAmount.s()
+		if exText == "" {
+			num, okNum := nnDecimal(d.Num.s())
+			price, okPrice := nnDecimal(d.TaxExcludedPrice.s())
+			if !okNum || !okPrice {
+				return nnFail("E4000", "接口调用失败: taxExcludedAmount不能为空(或传num和taxExcludedPrice),第%d行", i+1)
+			}
+			exText = num.Mul(price).Round(2).StringFixed(2)
+		}
+		ex, ok1 := nnDecimal(exText)
+		if ok1 && txText == "" {
+			rate, _ := nnDecimal(r)
+			txText = ex.Mul(rate).Round(2).StringFixed(2)
+		}
+		tx, ok2 := nnDecimal(txText)
 		if !ok1 || !ok2 {
 			return nnFail("E4000", "接口调用失败: 明细金额只能是数字,第%d行", i+1)
 		}

@@ -744,6 +744,19 @@ func TestNuonuoRedConfirm(t *testing.T) {
 		{"line with a positive amount", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "5.00" }, "E4000"},
 		{"line with an amount of zero", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxExcludedAmount"] = "-0.00" }, "E4000"},
 		{"line with a positive tax", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["taxAmount"] = "0.30" }, "E4000"},
+		// Seed 002 marks taxExcludedAmount and taxAmount optional; without
+		// the amount, num and taxExcludedPrice stand in for it.
+		{"line without an amount, num or price", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "taxExcludedAmount") }, "E4000"},
+		{"line without a tax, whose amount is positive", func(m map[string]any) {
+			l := m["detail"].([]any)[0].(map[string]any)
+			delete(l, "taxAmount")
+			l["taxExcludedAmount"] = "5.00"
+		}, "E4000"},
+		{"line whose num and price make a positive amount", func(m map[string]any) {
+			l := m["detail"].([]any)[0].(map[string]any)
+			delete(l, "taxExcludedAmount")
+			l["num"], l["taxExcludedPrice"] = "1", "5"
+		}, "E4000"},
 		// Seed 002: num, taxExcludedPrice, taxExcludedAmount and
 		// taxAmount have at most 16 characters, the minus sign included
 		// (带负号), and the amounts two decimals (精确到小数点后面两位).
