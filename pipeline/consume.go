@@ -134,6 +134,10 @@ type Loop struct {
 	putBackMu sync.Mutex
 	putBack   map[uint64]int
 
+	// deliverer is the durable that the loop's deliveries come from, as
+	// far as Run knows (deliveredBy); only Run's goroutine uses it.
+	deliverer deliverer
+
 	// abandon is closed by Abandon.
 	abandon     chan struct{}
 	abandonOnce sync.Once
@@ -246,6 +250,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	l.bound.Store(true)
 	defer l.bound.Store(false)
+	l.deliverer = delivererOf(l.consumer)
 	// A loop that no longer runs no longer tries to create a missing
 	// consumer again: an instance that stopped, or stood down because
 	// another took its durable, is not the one to act on it.
@@ -357,7 +362,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		// The consumer iter pulls from is l.consumer: rebind replaces
 		// both here, before the next message is taken.
 		select {
-		case jobs <- delivery{jm: m, consumerCreated: consumerCreated(l.consumer)}:
+		case jobs <- delivery{jm: m, consumerCreated: l.deliveredBy(work, m)}:
 		case <-work.Done():
 			_ = m.Nak() // abandoned before a worker was free
 		}
@@ -509,6 +514,7 @@ func (l *Loop) rebound(rc RecreatedConsumer) {
 	renewed := rc.StreamCreated || (old != nil && rc.Stream != nil && rc.Stream.Created.After(old.Created))
 	mine := rc.StreamCreated || (renewed && rc.StreamMine)
 	l.consumer = rc.Consumer
+	l.deliverer = delivererOf(rc.Consumer)
 	l.putBackMu.Lock()
 	l.putBack = nil
 	l.putBackMu.Unlock()
@@ -567,13 +573,72 @@ type delivery struct {
 	consumerCreated time.Time
 }
 
-// consumerCreated is when c, a durable consumer, was created as its info
-// last read says; zero when it has none.
-func consumerCreated(c jetstream.Consumer) time.Time {
+// deliverer is the durable request consumer that delivers the loop's
+// messages: when it was created (zero: not known) and the highest consumer
+// sequence of its deliveries seen.
+type deliverer struct {
+	created time.Time
+	seq     uint64
+}
+
+// delivererOf is c, a durable consumer, as its info last read says: none
+// known when it has none.
+func delivererOf(c jetstream.Consumer) deliverer {
 	if info := c.CachedInfo(); info != nil {
-		return info.Created
+		return deliverer{created: info.Created, seq: info.Delivered.Consumer}
 	}
-	return time.Time{}
+	return deliverer{}
+}
+
+// deliveredBy returns when the durable that delivered jm was created
+// (Message.ConsumerCreated), zero when that is not known. A durable's
+// deliveries carry rising consumer sequences, and the loop, its only
+// client, takes them in order: a sequence not above the last one seen
+// comes from another durable of the same name, created since. The server
+// tells the pull requests waiting on a durable when it deletes it, and the
+// loop then creates it again (rebind), but with none waiting (every worker
+// busy and the loop holding the next request for one, or the connection
+// lost meanwhile) nothing tells the loop, and its next pull request is
+// answered by a durable of the same name that another party created (an
+// operator applying the definitions again), maybe over a request stream
+// created again too, numbering its requests from 1 again. Labelled with
+// the deleted durable's creation, its requests' sequences would be
+// compared with the deleted stream's as one stream's (requestAt.before),
+// and a later correction refused as a stale copy of an older request. So
+// at such a sequence it reads the durable's info again: its requests are
+// labelled with its creation, or with none (ordered by their timestamps)
+// when the info cannot be read or the durable it describes has not
+// delivered this one yet; and the put-backs counted by stream sequence are
+// forgotten, as when the loop creates the durable again (rebound).
+func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) time.Time {
+	meta, err := jm.Metadata()
+	if err != nil {
+		return time.Time{} // handle terminates it
+	}
+	seq := meta.Sequence.Consumer
+	if seq > l.deliverer.seq {
+		l.deliverer.seq = seq
+		return l.deliverer.created
+	}
+	was := l.deliverer
+	l.deliverer = deliverer{seq: seq}
+	ictx, cancel := context.WithTimeout(ctx, recreateTimeout)
+	info, err := l.consumer.Info(ictx)
+	cancel()
+	if err == nil && info.Delivered.Consumer >= seq {
+		l.deliverer.created = info.Created
+	}
+	if l.deliverer.created.IsZero() || !l.deliverer.created.Equal(was.created) {
+		l.putBackMu.Lock()
+		l.putBack = nil
+		l.putBackMu.Unlock()
+		ev := l.log.Warn().Uint64("consumer_seq", seq).Uint64("last_consumer_seq", was.seq)
+		if err != nil {
+			ev = ev.Err(err)
+		}
+		ev.Msg("the request consumer delivering now is not the one this instance was bound to: it was deleted (with its stream?) and another party created it again, and nothing told this instance; it takes the requests from the new one, and orders them after the deleted one's by their timestamps")
+	}
+	return l.deliverer.created
 }
 
 // handle processes one message and acts on the outcome, or hands it to an

@@ -31,7 +31,11 @@ type Message struct {
 	// not one deleted and created again, whose sequences start over: their
 	// StreamSeq order them as they entered it, whatever the servers'
 	// clocks said (PublishedAt is the stream leader's clock, which a leader
-	// change in a cluster may set back).
+	// change in a cluster may set back). The consume loop knows a durable
+	// of the same name that replaced its own unseen (deleted and created
+	// again by another party while no pull request of the loop waited on
+	// it) by its deliveries' consumer sequences, which start over, and
+	// reads its creation again then.
 	ConsumerCreated time.Time
 }
 

@@ -730,3 +730,78 @@ func TestDurableDeletedAloneIsCreatedAgainWithItsFiles(t *testing.T) {
 		t.Fatalf("a request after the durable was created again: %s", r.Status)
 	}
 }
+
+// The request stream deleted and created again with its durable by
+// another party (an operator applying the definitions again) while every
+// worker is busy and the loop holds a request it took for the next free
+// one: no pull request waits on the server then, so nobody tells the loop
+// that its durable was deleted (the server tells the pulls waiting on it),
+// and the loop's next pull, once a worker is free, is answered by the new
+// durable of the same name. The correction published to the new stream
+// (#1) is the later request of its order, whose record keeps the deleted
+// stream's #4: it is issued, not refused as a stale copy. Before, the
+// loop took the new durable for the one it had bound to, whose creation
+// (Message.ConsumerCreated) it still labelled the deliveries with, and the
+// two sequences of two streams were compared as one stream's.
+func TestDurableReplacedUnseenIsNotTakenForTheOldOne(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, harnessOptions{pipeline: fast, workers: 1, sandbox: nuonuoRejects(1)})
+	held := newHeldProvider(h.provs[jumdataSeller], "BUSY-J")
+	h.provs[jumdataSeller] = held
+	key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "REPLACED-UNSEEN"}
+	for i := range 3 {
+		h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, fmt.Sprintf("INVALID-%d", i), func(o *schemas.Order) { o.BuyerName = "" }), "")
+	}
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, nil), "")
+	logs := &logLines{}
+	h.log = zerolog.New(logs)
+	h.start()
+	if r := h.waitResult(key.Seller, key.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusRejected {
+		t.Fatalf("the older request: %s %+v; want rejected", r.Status, r.Error)
+	}
+	if rec, _, err := h.db.Get(ctx, key); err != nil || rec.RequestStreamSeq != 4 {
+		t.Fatalf("the older request's record keeps #%d (%v); want #4", rec.RequestStreamSeq, err)
+	}
+	h.waitFor("the old stream to empty", 10*time.Second, h.requestStreamEmpty)
+
+	// The only worker busy, and the next request taken and held for it.
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BUSY-J", nil), "")
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the busy order's submission did not start within 10 s")
+	}
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "WAITING-J", nil), "")
+	h.waitFor("the loop to hold the next request, no pull request waiting", 10*time.Second, func() bool {
+		c, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := c.CachedInfo()
+		return info.NumAckPending == 2 && info.NumPending == 0 && info.NumWaiting == 0
+	})
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	createMarkedRequestStream(t, h, "an operator")
+	createDurable(t, h, h.topo.Consumer(h.settings()))
+	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
+	close(held.release)
+
+	res := h.waitResult(key.Seller, key.OrderNo, 2, 10*time.Second)
+	if r := res[1]; r.Status != schemas.StatusIssued || r.Fingerprint == res[0].Fingerprint {
+		t.Fatalf("the correction in the new stream: %s %+v; want it issued, not refused as a stale copy", r.Status, r.Error)
+	}
+	now, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.issuedRecord(key); rec.RequestStreamSeq != 1 || !rec.RequestConsumerCreated.Equal(now.CachedInfo().Created) {
+		t.Fatalf("the correction's record keeps #%d, durable of %s; want #1, the new durable's (%s)",
+			rec.RequestStreamSeq, rec.RequestConsumerCreated, now.CachedInfo().Created)
+	}
+	said := logs.withField(t, "consumer_seq")
+	if len(said) != 1 || said[0]["level"] != "warn" || !strings.Contains(fmt.Sprint(said[0]["message"]), "not the one this instance was bound to") {
+		t.Fatalf("the loop said %v; want one warning that the durable delivering is another one", said)
+	}
+}
