@@ -536,29 +536,53 @@ func (t Topology) ownDurable(ctx context.Context, js jetstream.JetStream, out Re
 	return out, nil
 }
 
+// errCodeStreamUpdate is the server's error code for a stream update that
+// failed other than with one of the API's own errors (JSStreamUpdateErrF),
+// as a write of the stream's files does: the refusal of a stream whose
+// files are gone. A refusal for a passing or another reason (a leader
+// election in a cluster, insufficient resources, a limit) has a code of
+// its own, and says nothing of the stream's files.
+const errCodeStreamUpdate jetstream.ErrorCode = 10069
+
+// clocksApart is how far before a stream's creation a message's timestamp
+// must be for checkRecreatedStream to take it for the deleted stream's. In
+// a cluster the meta leader's clock stamps the creation and the stream
+// leader's the messages: one published a moment after the creation may be
+// stamped before it by a stream leader whose clock is behind. A deleted
+// stream's messages are older than its deletion, which both creators of a
+// stream (the consume loop and the publisher) found RecreateSettle before
+// they created it again.
+const clocksApart = RecreateSettle / 2
+
 // checkRecreatedStream checks a stream that this instance created again
 // (info, its info as the create or a read answered it): the request
 // stream (RecreateRequestConsumer), or a results or dead-letter stream
 // (JetStreamPublisher.RecreateStreams). It must hold no sequence older
-// than itself, which would be the deleted stream's (the server built it on
-// that one's files, which it was still removing), and must take a write of
-// its own settings (an update with them, which changes nothing, and which
-// the server refuses once the stream's files are gone). It deletes a
-// broken stream unless it holds messages published since its creation (as
-// it holds them when it is found broken), and returns an error wrapping
-// ErrRecreatedBroken; a check that got no answer (a timeout) returns its
-// error and deletes nothing. held names the stream's messages in the
-// error ("request(s)"), and kept, when not empty, is added to the error
-// of a stream left as it is: what to do about the messages published to
-// it.
+// than itself (by more than clocksApart), which would be the deleted
+// stream's (the server built it on that one's files, which it was still
+// removing), and must take a write of its own settings (an update with
+// them, which changes nothing, and which the server refuses once the
+// stream's files are gone: an update refused with errCodeStreamUpdate).
+// It deletes a broken stream unless it holds messages published since its
+// creation (as it holds them when it is found broken), which it tells by
+// their timestamps less clocksApart: a message stamped a moment before the
+// creation may have been published since by a stream leader whose clock
+// is behind, and deleting it would lose a message whose publication the
+// server acknowledged. It returns an error wrapping ErrRecreatedBroken; a
+// check that got no answer (a timeout), or whose update was refused for
+// another reason (a leader election, insufficient resources), returns its
+// error and deletes nothing. held names the stream's messages in the error
+// ("request(s)"), and kept, when not empty, is added to the error of a
+// stream left as it is: what to do about the messages published to it.
 func checkRecreatedStream(ctx context.Context, js jetstream.JetStream, info *jetstream.StreamInfo, held, kept string) error {
 	name, st := info.Config.Name, info.State
+	deletedBefore := info.Created.Add(-clocksApart)
 	var broken error
-	if st.LastSeq > 0 && st.LastTime.Before(info.Created) {
+	if st.LastSeq > 0 && st.LastTime.Before(deletedBefore) {
 		broken = fmt.Errorf("it holds sequence %d, of %s, older than itself (created %s): the server built it on the files of the deleted stream, which it was still removing, and takes them away from under it",
 			st.LastSeq, st.LastTime.UTC().Format(time.RFC3339Nano), info.Created.UTC().Format(time.RFC3339Nano))
 	} else if _, err := js.UpdateStream(ctx, info.Config); err != nil {
-		if apiErr := (*jetstream.APIError)(nil); !errors.As(err, &apiErr) {
+		if apiErr := (*jetstream.APIError)(nil); !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamUpdate {
 			return fmt.Errorf("check stream %s, created again: %w", name, err)
 		}
 		broken = fmt.Errorf("the server refuses a write of its own settings (%w): its files are gone, removed with the deleted stream's", err)
@@ -572,7 +596,7 @@ func checkRecreatedStream(ctx context.Context, js jetstream.JetStream, info *jet
 		return fmt.Errorf("stream %s %w: %w; reading it again failed: %w", name, ErrRecreatedBroken, broken, err)
 	}
 	st = now.CachedInfo().State
-	if st.Msgs > 0 && !st.LastTime.Before(info.Created) {
+	if st.Msgs > 0 && !st.LastTime.Before(deletedBefore) {
 		return fmt.Errorf("stream %s %w: %w; it holds %d %s published since its creation, so it was left as it is: look at it (nats stream info %s), and delete it (nats stream rm %s) for the consumer to create it again%s",
 			name, ErrRecreatedBroken, broken, st.Msgs, held, name, name, kept)
 	}

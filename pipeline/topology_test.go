@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -505,5 +506,139 @@ func TestRecreateRequestConsumerRepairsItsEarlierTrysBrokenDurable(t *testing.T)
 	}
 	if info, err := rc.Consumer.Info(ctx); err != nil || info.NumPending+uint64(info.NumAckPending) != 1 {
 		t.Errorf("the durable created again: %+v, %v; want the stream's request to deliver", info, err)
+	}
+}
+
+// clocksApart is a JetStream client of a cluster whose meta leader, which
+// stamps a stream's creation, has a clock ahead of the stream leader's,
+// which stamps its messages.
+type clocksApart struct {
+	jetstream.JetStream
+	ahead time.Duration
+}
+
+// Stream reads the stream, its creation stamped by the meta leader's clock.
+func (c clocksApart) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	s, err := c.JetStream.Stream(ctx, name)
+	if err != nil {
+		return s, err
+	}
+	return createdAhead{Stream: s, ahead: c.ahead}, nil
+}
+
+// createdAhead is a stream whose creation its info says ahead of the
+// clock that stamped its messages.
+type createdAhead struct {
+	jetstream.Stream
+	ahead time.Duration
+}
+
+// CachedInfo is the stream's info, its creation ahead.
+func (s createdAhead) CachedInfo() *jetstream.StreamInfo {
+	info := *s.Stream.CachedInfo()
+	info.Created = info.Created.Add(s.ahead)
+	return &info
+}
+
+// refusedThenPublished is a JetStream client of a cluster that refuses a
+// stream update for a passing reason (a leader election in progress), and
+// where an order system publishes a request (publish) the moment after
+// each stream read that finds the stream.
+type refusedThenPublished struct {
+	jetstream.JetStream
+	publish func()
+}
+
+// UpdateStream is refused as a cluster without a leader refuses it.
+func (r refusedThenPublished) UpdateStream(context.Context, jetstream.StreamConfig) (jetstream.Stream, error) {
+	return nil, &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}
+}
+
+// Stream reads the stream; once found, a request is published to it.
+func (r refusedThenPublished) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	s, err := r.JetStream.Stream(ctx, name)
+	if err == nil {
+		r.publish()
+	}
+	return s, err
+}
+
+// A request stream that this instance created again and that works is
+// never deleted with requests in it, whatever else a check of it finds:
+// deleting it would lose requests whose publication the server
+// acknowledged. The stream, created by an earlier try whose answer was
+// lost, holds a request published since; in a cluster the request's
+// timestamp (the stream leader's clock) may be a moment before the
+// stream's creation (the meta leader's), which read as a stream built on
+// the deleted one's files. And an update refused for a passing reason (a
+// leader election) is no sign of a stream whose files are gone, while a
+// request published after the check's last read of an empty stream went
+// with it. Before, both were found broken and deleted, and the request
+// with them.
+func TestRecreatedStreamIsNotDeletedWithItsRequests(t *testing.T) {
+	topo := pipeline.Topology{}
+	me := pipeline.ConsumerSettings{Workers: 1, Owner: pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}}
+	subject := schemas.Subjects{}.Request("91110000MA01TEST0X")
+	var published atomic.Uint64 // by the case under way
+	publish := func(t *testing.T, js jetstream.JetStream) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := js.Publish(ctx, subject, []byte("{}")); err != nil {
+			t.Errorf("publish to the request stream: %v", err)
+			return
+		}
+		published.Add(1)
+	}
+	for _, c := range []struct {
+		name string
+		// before acts once the stream is deleted; client is the
+		// instance's JetStream client.
+		before func(t *testing.T, js jetstream.JetStream)
+		client func(t *testing.T, js jetstream.JetStream) jetstream.JetStream
+	}{
+		{name: "its request stamped before its creation by another server's clock",
+			before: func(t *testing.T, js jetstream.JetStream) {
+				cfg := topo.Streams()[0]
+				cfg.Metadata = map[string]string{pipeline.RecreatedByMetadataKey: me.Owner.String()}
+				if _, err := js.CreateStream(context.Background(), cfg); err != nil {
+					t.Fatal(err)
+				}
+				publish(t, js)
+			},
+			client: func(_ *testing.T, js jetstream.JetStream) jetstream.JetStream {
+				return clocksApart{JetStream: js, ahead: 300 * time.Millisecond}
+			}},
+		{name: "its update refused for a passing reason, a request published after the check's read",
+			client: func(t *testing.T, js jetstream.JetStream) jetstream.JetStream {
+				var once sync.Once
+				return refusedThenPublished{JetStream: js, publish: func() { once.Do(func() { publish(t, js) }) }}
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			published.Store(0)
+			_, _, js := MustJetStream(t, t.TempDir())
+			ctx := context.Background()
+			if err := topo.Ensure(ctx, js); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := topo.EnsureConsumer(ctx, js, me); err != nil {
+				t.Fatal(err)
+			}
+			if err := js.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+				t.Fatal(err)
+			}
+			if c.before != nil {
+				c.before(t, js)
+			}
+			_, err := topo.RecreateRequestConsumer(ctx, c.client(t, js), me)
+			if errors.Is(err, pipeline.ErrRecreatedBroken) {
+				t.Errorf("RecreateRequestConsumer: %v; want the stream, which works, not found broken", err)
+			}
+			s, serr := js.Stream(ctx, pipeline.DefaultRequestStream)
+			if serr != nil || s.CachedInfo().State.Msgs != published.Load() {
+				t.Fatalf("after RecreateRequestConsumer (%v): the stream %v; want it there with the %d request(s) published to it", err, serr, published.Load())
+			}
+		})
 	}
 }
