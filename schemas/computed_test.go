@@ -1,7 +1,6 @@
 package schemas_test
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -100,16 +99,8 @@ func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		doc := MustEdit(t, tc.base, tc.edits...)
-		var env struct{ SellerTaxNum string }
-		if err := json.Unmarshal(doc, &env); err != nil {
-			t.Fatal(err)
-		}
 		t.Run(tc.name+"/nuonuo", func(t *testing.T) {
-			v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: "nuonuo"}})
-			d, err := v.Decode(doc, env.SellerTaxNum)
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := DecodeAs(t, doc, "nuonuo")
 			var wantRefused []string
 			for _, f := range tc.refused {
 				wantRefused = append(wantRefused, f.field+"|computed_amount|")
@@ -134,11 +125,7 @@ func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
 			checkFigures(t, d.Warnings, tc.warned)
 		})
 		t.Run(tc.name+"/jumdata", func(t *testing.T) {
-			v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: "jumdata"}})
-			d, err := v.Decode(doc, env.SellerTaxNum)
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := DecodeAs(t, doc, "jumdata")
 			if got := summary(d.Violations); !sameSet(got, tc.jumdata) {
 				t.Errorf("violations\n got  %q\n want %q\n%v", got, tc.jumdata, d.Violations)
 			}
@@ -225,15 +212,7 @@ func TestNuonuoAmountsSetAsideKeepTheSignConvention(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := MustEdit(t, tc.base, tc.edits...)
-			var env struct{ SellerTaxNum string }
-			if err := json.Unmarshal(doc, &env); err != nil {
-				t.Fatal(err)
-			}
-			v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: "nuonuo"}})
-			d, err := v.Decode(doc, env.SellerTaxNum)
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := DecodeAs(t, doc, "nuonuo")
 			if got := summary(d.Violations); !sameSet(got, tc.want) {
 				t.Fatalf("violations\n got  %q\n want %q\n%v", got, tc.want, d.Violations)
 			}

@@ -25,6 +25,22 @@ func MustValidator(tb testing.TB, cfg schemas.ValidatorConfig) *schemas.Validato
 	return v
 }
 
+// DecodeAs decodes doc as the validator does for a seller whose provider
+// is provider (ValidatorConfig.Providers), the seller read from doc's
+// sellerTaxNum, failing the test if Decode returns an error.
+func DecodeAs(tb testing.TB, doc []byte, provider string) *schemas.Decoded {
+	tb.Helper()
+	var env struct{ SellerTaxNum string }
+	if err := json.Unmarshal(doc, &env); err != nil {
+		tb.Fatal(err)
+	}
+	d, err := MustValidator(tb, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: provider}}).Decode(doc, env.SellerTaxNum)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
 // MustRead returns a file of testdata/.
 func MustRead(tb testing.TB, name string) []byte {
 	tb.Helper()

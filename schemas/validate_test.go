@@ -1005,20 +1005,12 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 			base = blue
 		}
 		doc := MustEdit(t, base, tc.edits...)
-		var env struct{ SellerTaxNum string }
-		if err := json.Unmarshal(doc, &env); err != nil {
-			t.Fatal(err)
-		}
 		for _, p := range []struct {
 			provider string
 			want     []string
 		}{{"nuonuo", tc.nuonuo}, {"jumdata", tc.jumdata}} {
 			t.Run(tc.name+"/"+p.provider, func(t *testing.T) {
-				v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: p.provider}})
-				d, err := v.Decode(doc, env.SellerTaxNum)
-				if err != nil {
-					t.Fatal(err)
-				}
+				d := DecodeAs(t, doc, p.provider)
 				if got := summary(d.Violations); !sameSet(got, p.want) {
 					t.Errorf("violations\n got  %q\n want %q\n%v", got, p.want, d.Violations)
 				}
@@ -1970,20 +1962,12 @@ func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 	}
 	for _, tc := range cases {
 		doc := MustEdit(t, tc.base, tc.edits...)
-		var env struct{ SellerTaxNum string }
-		if err := json.Unmarshal(doc, &env); err != nil {
-			t.Fatal(err)
-		}
 		for _, p := range []struct {
 			provider string
 			want     []string
 		}{{"nuonuo", tc.nuonuo}, {"jumdata", tc.jumdata}} {
 			t.Run(tc.name+"/"+p.provider, func(t *testing.T) {
-				v := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: p.provider}})
-				d, err := v.Decode(doc, env.SellerTaxNum)
-				if err != nil {
-					t.Fatal(err)
-				}
+				d := DecodeAs(t, doc, p.provider)
 				got, want := summary(d.Violations), slices.Clone(p.want)
 				slices.Sort(got)
 				slices.Sort(want)
