@@ -362,7 +362,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		// The consumer iter pulls from is l.consumer: rebind replaces
 		// both here, before the next message is taken.
 		select {
-		case jobs <- delivery{jm: m, consumerCreated: l.deliveredBy(work, m)}:
+		case jobs <- l.deliveredBy(work, m):
 		case <-work.Done():
 			_ = m.Nak() // abandoned before a worker was free
 		}
@@ -566,10 +566,14 @@ type pendingAck struct {
 	stop  func() // stops the message's InProgress keep-alive
 }
 
-// delivery is a message taken from the request consumer, with when that
-// durable was created (Message.ConsumerCreated).
+// delivery is a message taken from the request consumer, with its
+// JetStream metadata (nil, and metaErr, when it has none: handle
+// terminates it), read once by Run, and when that durable was created
+// (Message.ConsumerCreated).
 type delivery struct {
 	jm              jetstream.Msg
+	meta            *jetstream.MsgMetadata
+	metaErr         error
 	consumerCreated time.Time
 }
 
@@ -590,7 +594,8 @@ func delivererOf(c jetstream.Consumer) deliverer {
 	return deliverer{}
 }
 
-// deliveredBy returns when the durable that delivered jm was created
+// deliveredBy returns jm as a delivery for a worker: its metadata, read
+// here once, and when the durable that delivered it was created
 // (Message.ConsumerCreated), zero when that is not known. A durable's
 // deliveries carry rising consumer sequences, and the loop, its only
 // client, takes them in order: a sequence not above the last one seen
@@ -610,12 +615,19 @@ func delivererOf(c jetstream.Consumer) deliverer {
 // when the info cannot be read or the durable it describes has not
 // delivered this one yet; and the put-backs counted by stream sequence are
 // forgotten, as when the loop creates the durable again (rebound).
-func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) time.Time {
+func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) delivery {
 	meta, err := jm.Metadata()
+	d := delivery{jm: jm, meta: meta, metaErr: err}
 	if err != nil {
-		return time.Time{} // handle terminates it
+		return d // handle terminates it
 	}
-	seq := meta.Sequence.Consumer
+	d.consumerCreated = l.consumerCreated(ctx, meta.Sequence.Consumer)
+	return d
+}
+
+// consumerCreated is deliveredBy's reading of the durable that delivered
+// the consumer sequence seq: when it was created, zero when not known.
+func (l *Loop) consumerCreated(ctx context.Context, seq uint64) time.Time {
 	if seq > l.deliverer.seq {
 		l.deliverer.seq = seq
 		return l.deliverer.created
@@ -645,10 +657,9 @@ func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) time.Time {
 // acker when its result is still being published. ctx is Run's work
 // context: it ends only when the loop is abandoned.
 func (l *Loop) handle(ctx context.Context, d delivery, acks chan<- *pendingAck) {
-	jm := d.jm
+	jm, meta, err := d.jm, d.meta, d.metaErr
 	start := time.Now()
 	l.begin()
-	meta, err := jm.Metadata()
 	if err != nil {
 		l.log.Error().Err(err).Str("subject", jm.Subject()).Msg("message without JetStream metadata; terminated")
 		_ = jm.Term()
