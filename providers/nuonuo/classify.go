@@ -24,7 +24,10 @@ const (
 	// (the pipeline queries before anything else); Query answers Retry (a
 	// query has no effect).
 	actInDoubt action = iota + 1
-	// actThrottle: "too frequent": Retry, and the seller's Limiter backs off.
+	// actThrottle: "too frequent" (070201, or HTTP 429 with or without
+	// the platform's envelope): Retry, and the seller's Limiter backs off,
+	// pausing the seller's calls for the answer's Retry-After (a second
+	// without one).
 	actThrottle
 	// actRefreshToken: the token does not match: with a TokenSource,
 	// invalidate it, refresh once and repeat the call once; a refusal of the
@@ -119,21 +122,23 @@ var table = map[string]rule{
 	"E9613": {class: providers.Retry},
 
 	// Platform codes (公共异常码).
-	"0200":   {class: providers.Retry},    // API签名异常: a service fault, not our signature (that is 070601)
-	"0201":   {class: providers.Rejected}, // required input empty or malformed
-	"0202":   {class: providers.Retry},    // API计费异常: service fault
-	"0203":   {class: providers.Retry},    // API处理异常
-	"040102": {class: providers.Retry},    // API服务异常，请稍后重试
-	"070201": {class: providers.Retry, action: actThrottle},
-	"070204": {class: providers.ActionRequired}, // no calls left on a paid API: someone must buy more
-	"070301": {class: providers.ActionRequired, action: actRefreshToken},
-	"070401": {class: providers.ActionRequired}, // userTax does not match the token
-	"070501": {class: providers.ActionRequired}, // the API (method family) does not exist for this app
-	"070601": {class: providers.ActionRequired}, // signature mismatch: wrong secret, or clock skew
+	"0200":          {class: providers.Retry},    // API签名异常: a service fault, not our signature (that is 070601)
+	"0201":          {class: providers.Rejected}, // required input empty or malformed
+	"0202":          {class: providers.Retry},    // API计费异常: service fault
+	"0203":          {class: providers.Retry},    // API处理异常
+	"040102":        {class: providers.Retry},    // API服务异常，请稍后重试
+	codeTooFrequent: {class: providers.Retry, action: actThrottle},
+	"070204":        {class: providers.ActionRequired}, // no calls left on a paid API: someone must buy more
+	"070301":        {class: providers.ActionRequired, action: actRefreshToken},
+	"070401":        {class: providers.ActionRequired}, // userTax does not match the token
+	"070501":        {class: providers.ActionRequired}, // the API (method family) does not exist for this app
+	"070601":        {class: providers.ActionRequired}, // signature mismatch: wrong secret, or clock skew
 
 	// HTTP statuses and transport failures.
-	"http_408":         {class: providers.Retry},
-	"http_429":         {class: providers.Retry},
+	"http_408": {class: providers.Retry},
+	// HTTP's own "too many requests", whatever the body under it (a
+	// proxy's page, nothing, an envelope without 070201): as 070201.
+	"http_429":         {class: providers.Retry, action: actThrottle},
 	"http_401":         {class: providers.ActionRequired},
 	"http_403":         {class: providers.ActionRequired},
 	"http_404":         {class: providers.ActionRequired}, // BaseURL is wrong

@@ -32,8 +32,9 @@ const (
 	mQueryRedConfirm = "queryInvoiceRedConfirm"
 )
 
-// throttlePause is how long calls pause after 070201 when the answer has
-// no Retry-After asking for longer; the platform documents no hint.
+// throttlePause is how long calls pause after 070201 or an HTTP 429 when
+// the answer has no Retry-After asking for longer; the platform documents
+// no hint.
 const throttlePause = time.Second
 
 // Client is a Nuonuo open platform client bound to one seller. It implements
@@ -657,7 +658,9 @@ func (c *Client) call(ctx context.Context, method, short string, body any) answe
 		}
 		a = c.post(ctx, method, short, tok, raw)
 		switch {
-		case a.code == codeTooFrequent && c.cfg.Limiter != nil:
+		case lookup(a.code).action == actThrottle && c.cfg.Limiter != nil:
+			// 070201, or a 429 whose body does not say 070201 (a bare
+			// one, a proxy's page): the classification table says which.
 			c.cfg.Limiter.Throttled(max(throttlePause, a.retryAfter))
 		case a.code == codeTokenMismatch && ts != nil:
 			if ts.mismatched(ctx, tok) && attempt == 0 {
@@ -762,9 +765,10 @@ func (c *Client) read(resp *http.Response, short string) answer {
 		// gateway sends its own codes. A 4xx that carries one in the
 		// platform's envelope is answered by that code, as under 200: a
 		// token refused (070301) under a 401 is refreshed once instead of
-		// being taken for a configuration fault, and a 070201 under a 429
-		// backs the seller's Limiter off. Any other 4xx, and every 5xx
-		// (which may come after the call was made), keeps its status.
+		// being taken for a configuration fault. Any other 4xx, and every
+		// 5xx (which may come after the call was made), keeps its status:
+		// a 429 without 070201 is http_429, which backs the seller's
+		// Limiter off as 070201 does (the table's actThrottle).
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
 			if env, err := decodeEnvelope(b); err == nil && gatewayCode(string(env.Code)) {
 				return answer{env: env, code: string(env.Code), msg: string(env.Describe)}

@@ -67,8 +67,8 @@
 //	Rejected        E4000, E9101–E9131 (E9106, and E9103 on a resubmission, aside), E9138, E9154, E9301, E9302, E9338,
 //	                0201, HTTP 4xx not listed below, and every code the table does not know
 //	                (Outcome.Code keeps it)
-//	Retry           E9613, 0200, 0202, 0203, 040102, 070201 (and the Limiter backs off),
-//	                HTTP 408 and 429, token endpoint unreachable
+//	Retry           E9613, 0200, 0202, 0203, 040102, 070201 and HTTP 429 (and the
+//	                Limiter backs off), HTTP 408, token endpoint unreachable
 //	ActionRequired  0701xx, 0703xx (070301 after one refresh, then at once until a call
 //	                is accepted; see Tokens), 070204, 070401, 070501, 070601,
 //	                HTTP 401/403/404/405, and a redirect (3xx: never followed, since it
@@ -92,8 +92,10 @@
 // give none, but it is standard HTTP) is read with
 // providers.ParseRetryAfter, at most providers.MaxRetryAfter, and becomes
 // the outcome's RetryAfter where it asks for longer than the client's own
-// hint (a second for 070201); a 070201 pauses the Limiter for it too. A
-// bare 429, without 070201 in the envelope, does not throttle the Limiter.
+// hint (a second for 070201 and 429); a 070201 or a 429 pauses the
+// Limiter for it too. A 429 throttles the Limiter as 070201 does whatever
+// its body: a bare one, a proxy's HTML page, an empty body, an envelope
+// without 070201 (whose Outcome.Code is http_429).
 //
 // Rejected outcomes of kind issue carry Outcome.Field where the code pins a
 // field: E9101 order.invoiceType, E9104 order.email, E9302

@@ -2,7 +2,10 @@ package nuonuo_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,9 +17,9 @@ import (
 // A 429 or a 503 that says when to ask again (Retry-After, RFC 9110
 // §10.2.3: delay-seconds, or an HTTP-date read on the client's clock) is
 // answered with that hint in Outcome.RetryAfter, on Submit and on Query,
-// at most providers.MaxRetryAfter; so is a 070201 ("too frequent"), which
-// without one pauses a second. A header that cannot be read, is negative
-// or names a time already past gives no hint, as no header does.
+// at most providers.MaxRetryAfter; so is a 070201 ("too frequent") or a
+// 429, which without one pause a second. A header that cannot be read, is
+// negative or names a time already past gives no hint, as no header does.
 func TestRetryAfter(t *testing.T) {
 	clk := &clock{t: time.Now().Truncate(time.Second)} // an HTTP-date names a whole second
 	at := func(d time.Duration) string { return clk.Now().Add(d).UTC().Format(http.TimeFormat) }
@@ -37,10 +40,12 @@ func TestRetryAfter(t *testing.T) {
 		{"070201 asking for less than its pause", 0, "070201", "0", providers.Retry, time.Second},
 		{"a day, capped", 429, "", "86400", providers.Retry, providers.MaxRetryAfter},
 		{"a date next month, capped", 503, "", at(30 * 24 * time.Hour), providers.Unknown, providers.MaxRetryAfter},
-		{"no header", 429, "", "", providers.Retry, 0},
+		{"no header", 503, "", "", providers.Unknown, 0},
+		{"429 without a header", 429, "", "", providers.Retry, time.Second},
 		{"070201 without a header", 0, "070201", "", providers.Retry, time.Second},
 		{"not a number", 503, "", "soon", providers.Unknown, 0},
-		{"negative", 429, "", "-7", providers.Retry, 0},
+		{"negative", 503, "", "-7", providers.Unknown, 0},
+		{"429 with a negative header", 429, "", "-7", providers.Retry, time.Second},
 		{"a date past", 503, "", at(-time.Minute), providers.Unknown, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,5 +90,71 @@ func TestRetryAfterPausesTheSeller(t *testing.T) {
 	}
 	if st := env.orderStats("RA-PAUSE-1"); st.Submissions != 0 {
 		t.Fatalf("sandbox %+v: a call went out during the pause", st)
+	}
+}
+
+// A 429 is HTTP's "too many requests" whether or not the platform's
+// envelope under it says 070201: a bare one, one with an HTML page or an
+// empty body from a proxy in front of the gateway, one whose envelope
+// carries a code other than a gateway's. Each backs the seller's Limiter
+// off as 070201 does (one throttle, a lower rate) and pauses the seller's
+// calls for its Retry-After, a second without one; the outcome is Retry
+// with that hint, as 070201's is. Before, only 070201 throttled: after a
+// bare 429 asking for 7 s the next call went out at once, at the full rate.
+func TestHTTP429ThrottlesTheSeller(t *testing.T) {
+	for _, tt := range []struct {
+		name, contentType, body, header string
+		want                            time.Duration
+	}{
+		{"bare, with Retry-After", "text/plain; charset=utf-8", "Too Many Requests\n", "7", 7 * time.Second},
+		{"an HTML page, with Retry-After", "text/html", "<html><body><h1>429 Too Many Requests</h1></body></html>", "7", 7 * time.Second},
+		{"an empty body, with Retry-After", "", "", "7", 7 * time.Second},
+		{"an envelope with another code, with Retry-After", "application/json;charset=UTF-8", `{"code":"E9999","describe":"busy"}`, "7", 7 * time.Second},
+		{"bare, without Retry-After", "text/plain; charset=utf-8", "Too Many Requests\n", "", time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) > 1 {
+					w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+					fmt.Fprint(w, `{"code":"E0000","describe":"ok","result":{"invoiceSerialNum":"S-1"}}`)
+					return
+				}
+				if tt.contentType != "" {
+					w.Header().Set("Content-Type", tt.contentType)
+				}
+				if tt.header != "" {
+					w.Header().Set("Retry-After", tt.header)
+				}
+				w.WriteHeader(http.StatusTooManyRequests)
+				fmt.Fprint(w, tt.body)
+			}))
+			t.Cleanup(srv.Close)
+			limiter := providers.NewLimiter(providers.LimiterConfig{Rate: 1000})
+			c, err := nuonuo.New(nuonuo.Config{BaseURL: srv.URL, SellerTaxNum: seller, AppKey: "k", AppSecret: "s", AccessToken: "t", Limiter: limiter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			call := &providers.Call{Request: issueRequest("RA-429-1", nil)}
+			o := c.Submit(t.Context(), call)
+			wantClass(t, "the refused submit", o, providers.Retry)
+			if o.Code != "http_429" || o.RetryAfter != tt.want {
+				t.Errorf("code %q, RetryAfter %v; want http_429, %v", o.Code, o.RetryAfter, tt.want)
+			}
+			if limiter.Throttles() != 1 || limiter.Limit() >= 1000 {
+				t.Fatalf("after a 429: limiter throttled %d times, limit %v; want one throttle and a rate below 1000", limiter.Throttles(), limiter.Limit())
+			}
+			if tt.want <= 2*time.Second {
+				return
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			if o := c.Submit(ctx, call); !o.Local || o.Code != "canceled" {
+				t.Fatalf("the next submit within 2 s of a 429 asking for %s: %s %q (local %v); want not sent", tt.header, o.Class, o.Code, o.Local)
+			}
+			if n := calls.Load(); n != 1 {
+				t.Fatalf("%d calls reached the server: a call went out during the pause", n)
+			}
+		})
 	}
 }
