@@ -908,10 +908,15 @@ func TestJumdataRedInvoiceTolerance(t *testing.T) {
 
 // A scripted answer carries its Retry-After header as written, and the 503
 // fault carries Faults.RetryAfter in whole seconds (none when it is 0).
+// Neither lets the call take effect, except a scripted status marked
+// AfterEffect, which answers it once the call has taken effect.
 func TestRetryAfterHeader(t *testing.T) {
 	post := func(t *testing.T, e *jdEnv) *http.Response {
 		t.Helper()
-		resp, err := http.Post(e.url+"/tax/v3/makeout/blue-invoice/submit", "application/x-www-form-urlencoded", strings.NewReader(e.jdParams().Encode()))
+		p := e.jdParams()
+		p.Set("taskId", "task-ra")
+		p.Set("invoiceData", jdJSON(t, jdDoc("RA-1")))
+		resp, err := http.Post(e.url+"/tax/v3/makeout/blue-invoice/submit", "application/x-www-form-urlencoded", strings.NewReader(p.Encode()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -924,19 +929,25 @@ func TestRetryAfterHeader(t *testing.T) {
 		faults sandbox.Faults
 		status int
 		want   []string // the Retry-After header's values
+		took   int      // the submissions the call made
 	}{
-		{"scripted 429", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 429, RetryAfter: "7"}}}, 429, []string{"7"}},
+		{"scripted 429", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 429, RetryAfter: "7"}}}, 429, []string{"7"}, 0},
 		{"scripted 503 with a date", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 503, RetryAfter: "Fri, 20 Nov 2026 02:00:07 GMT"}}},
-			503, []string{"Fri, 20 Nov 2026 02:00:07 GMT"}},
-		{"scripted without", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 429}}}, 429, nil},
-		{"503 fault", sandbox.Faults{Error5xx: 1, RetryAfter: 1500 * time.Millisecond}, 503, []string{"2"}},
-		{"503 fault without", sandbox.Faults{Error5xx: 1}, 503, nil},
+			503, []string{"Fri, 20 Nov 2026 02:00:07 GMT"}, 0},
+		{"scripted without", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 429}}}, 429, nil, 0},
+		{"scripted 503 after the effect", sandbox.Faults{Script: []sandbox.ScriptedAnswer{{Provider: "jumdata", HTTPStatus: 503, RetryAfter: "7", AfterEffect: true}}},
+			503, []string{"7"}, 1},
+		{"503 fault", sandbox.Faults{Error5xx: 1, RetryAfter: 1500 * time.Millisecond}, 503, []string{"2"}, 0},
+		{"503 fault without", sandbox.Faults{Error5xx: 1}, 503, nil, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := jdStart(t, sandbox.Config{Faults: tt.faults})
 			resp := post(t, e)
 			if got := resp.Header.Values("Retry-After"); resp.StatusCode != tt.status || !slices.Equal(got, tt.want) {
 				t.Fatalf("HTTP %d, Retry-After %q; want %d, %q", resp.StatusCode, got, tt.status, tt.want)
+			}
+			if got := e.sb.Stats().Sellers[sandbox.DefaultJumdataSeller]["RA-1"].Submissions; got != tt.took {
+				t.Fatalf("%d submissions of the task, want %d", got, tt.took)
 			}
 		})
 	}

@@ -184,6 +184,12 @@ type ScriptedAnswer struct {
 	// header, as it is (delay-seconds, an HTTP-date, or anything else a
 	// test needs a client to cope with).
 	RetryAfter string `json:"retryAfter,omitempty"`
+	// AfterEffect, with HTTPStatus, lets the call take effect first (an
+	// invoice may be created) and answers the bare status instead of the
+	// handler's answer: a gateway's 503 for a call its service carried
+	// out. Without it a scripted answer comes before the call has any
+	// effect.
+	AfterEffect bool `json:"afterEffect,omitempty"`
 	// Times is how many calls the entry answers; 0 means 1.
 	Times int `json:"times,omitempty"`
 }
@@ -340,6 +346,9 @@ func (s *Server) api(p providerSpec, h http.HandlerFunc) http.Handler {
 				w.Header().Set("Retry-After", a.RetryAfter)
 			}
 			if a.HTTPStatus != 0 {
+				if a.AfterEffect {
+					h(&recorder{header: http.Header{}}, r) // its answer is lost
+				}
 				http.Error(w, http.StatusText(a.HTTPStatus)+" (sandbox script)", a.HTTPStatus)
 				return
 			}
