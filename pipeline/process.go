@@ -678,8 +678,10 @@ func (o *order) settleEarlier(ctx context.Context, earlier *schemas.OrderRecord)
 // converse talks to the provider: an order that may already be there is
 // queried first and submitted only when the provider has no record of it; a
 // submission is claimed durably first; an answer lost in transit is
-// reconciled by a query at once; an accepted order is polled InlinePolls
-// times before the message is put back.
+// reconciled by a query at once, unless the provider asked to be left alone
+// for a while; an accepted order is polled InlinePolls times before the
+// message is put back. A query that tells nothing new leaves the answer as
+// it was, with the query's Retry-After where it asks for longer.
 func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 	var a providers.Outcome
 	claim := true
@@ -721,10 +723,20 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 			return a, o.out.Err
 		}
 		a = o.call(ctx, o.prov.Submit)
-		if a.Class == providers.Unknown {
+		// A submission in doubt is asked about at once, unless its answer
+		// (a 503, a 429 in front of a gateway) asked for time with
+		// Retry-After: the query would go out against the provider's
+		// word, most likely to be refused the same way (and jumdata's
+		// query repeats the submission itself). Nothing is lost by
+		// waiting: the record stays submitting with the submission
+		// counted, so the next delivery, put back for at least that long
+		// (apply), asks before it submits anything again.
+		if a.Class == providers.Unknown && a.RetryAfter <= 0 {
 			switch q := o.call(ctx, o.prov.Query); q.Class {
 			case providers.NotFound, providers.Retry, providers.Unknown:
-				// Still in doubt: the next delivery asks again.
+				// Still in doubt: the next delivery asks again, not
+				// before the query's hint.
+				a.RetryAfter = max(a.RetryAfter, q.RetryAfter)
 			default:
 				a = q
 			}
@@ -733,6 +745,9 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 	for i := 0; a.Class == providers.Accepted && i < o.p.cfg.InlinePolls; i++ {
 		q := o.call(ctx, o.prov.Query)
 		if q.Class == providers.NotFound || q.Class == providers.Retry || q.Class == providers.Unknown {
+			// Still accepted: polled again on the schedule, not before
+			// a refused query's Retry-After.
+			a.RetryAfter = max(a.RetryAfter, q.RetryAfter)
 			break
 		}
 		a = q
