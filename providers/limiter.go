@@ -15,16 +15,22 @@ import (
 // multiplicative decrease):
 //
 //   - A throttle pauses calls for the provider's hint and halves the rate
-//     (down to Min). The refusals of calls that were already in flight when
-//     the first one arrived (within the pause, at least a second) are one
-//     event, not many: they do not cut the rate again.
+//     (down to Min). The pause holds every call, those already waiting for
+//     their turn at the rate included. The refusals of calls that were
+//     already in flight when the first one arrived (within the pause, at
+//     least a second) are one event, not many: they do not cut the rate
+//     again. Since no call goes out during the pause, a refusal after it
+//     is a new event, however long the pause was, and cuts the rate again.
 //   - Without a configured rate the limiter starts unlimited; the first
 //     throttle takes the rate actually observed over the last second as the
 //     provider's ceiling and halves that.
 //   - Every RecoverAfter without a throttle the rate climbs a quarter of the
 //     configured rate (or of the learned ceiling), up to the configured
 //     rate; an unlimited one becomes unlimited again once it has climbed to
-//     twice the ceiling without a refusal.
+//     twice the ceiling without a refusal. A pause does not count towards
+//     RecoverAfter: no call tests the rate while it lasts, so after a long
+//     one (a Retry-After of minutes) calls resume at the rate that was cut,
+//     and the first step up comes RecoverAfter after the pause ends.
 //
 // It is safe for concurrent use.
 type Limiter struct {
@@ -96,29 +102,52 @@ func max1(n int) int {
 }
 
 // Wait blocks until a call may go out or ctx ends.
+//
+// A call waits out any pause, then for its turn at the rate. A turn is
+// booked when the call starts waiting for it (rate.Limiter's reservation),
+// so a pause that began meanwhile would not hold it back: the call then
+// waits out that pause too and takes a turn at the rate in force after it.
+// Each round needs a new throttle, so the loop ends with the pauses, or
+// with ctx.
 func (l *Limiter) Wait(ctx context.Context) error {
-	l.mu.Lock()
-	l.recover()
-	now := l.now()
-	pause := l.pausedUntil.Sub(now)
-	lim := l.lim
-	l.mu.Unlock()
-	if pause > 0 {
-		t := time.NewTimer(pause)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
+	for {
+		l.mu.Lock()
+		l.recover()
+		pause := l.pausedUntil.Sub(l.now())
+		lim := l.lim
+		l.mu.Unlock()
+		if err := sleep(ctx, pause); err != nil {
+			return err
+		}
+		if err := lim.Wait(ctx); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		now := l.now()
+		paused := now.Before(l.pausedUntil)
+		if !paused {
+			l.count(now)
+		}
+		l.mu.Unlock()
+		if !paused {
+			return nil
 		}
 	}
-	if err := lim.Wait(ctx); err != nil {
-		return err
+}
+
+// sleep waits for d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
 	}
-	l.mu.Lock()
-	l.count(l.now())
-	l.mu.Unlock()
-	return nil
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // count records one call for the observed rate. Callers hold mu.
@@ -172,7 +201,9 @@ func (l *Limiter) Throttled(retryAfter time.Duration) {
 	l.cutHold = max(retryAfter, time.Second)
 }
 
-// recover raises the rate one step per RecoverAfter since the last change.
+// recover raises the rate one step per RecoverAfter since the last change
+// or the end of the pause, whichever is later: the climb is a probe of the
+// provider, and while the seller is paused no call probes anything.
 // Callers hold mu.
 func (l *Limiter) recover() {
 	cur := l.lim.Limit()
@@ -180,7 +211,7 @@ func (l *Limiter) recover() {
 		return
 	}
 	now := l.now()
-	if now.Sub(l.lastChange) < l.recoverAfter {
+	if now.Sub(later(l.lastChange, l.pausedUntil)) < l.recoverAfter {
 		return
 	}
 	var next rate.Limit
@@ -210,4 +241,12 @@ func (l *Limiter) Throttles() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.throttles
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
