@@ -60,7 +60,9 @@
 //     accepted, action_required, failed after a submission) is queried
 //     first and submitted again only when the provider has no record of it.
 //     An answer lost in transit (providers.Unknown) is reconciled by a query
-//     at once. A corrected request (another fingerprint) for an order whose
+//     at once, unless it asked for time (Outcome.RetryAfter, a 503's
+//     Retry-After): then the request is put back for that long, its record
+//     still submitting, and the next delivery asks. A corrected request (another fingerprint) for an order whose
 //     earlier request was submitted and then given up as failed is not
 //     submitted until the provider has been asked after the earlier one
 //     (providers.Call.Earlier): issued after all → the earlier record is
@@ -76,7 +78,8 @@
 //  4. Apply the answer: issued → save and publish at once, ack; accepted → save, Nak on
 //     the polling schedule; retry → Nak with exponential backoff and jitter
 //     over the failures in a row (OrderRecord.Failures, which an accepted
-//     answer starts again), at least the provider's hint; rejected → save,
+//     answer starts again), at least the provider's hint (a query's too,
+//     when it leaves the order accepted or in doubt); rejected → save,
 //     publish, ack;
 //     action required → publish one "action_required" result per episode,
 //     hold the seller (its other orders wait without calling the provider,
