@@ -607,20 +607,37 @@ func checkRecreatedStream(ctx context.Context, js jetstream.JetStream, info *jet
 	return fmt.Errorf("stream %s %w: %w; deleted it, to create it again", name, ErrRecreatedBroken, broken)
 }
 
+// errCodeConsumerWrite is the server's error code for a consumer create
+// or update that failed other than with one of the API's own errors
+// (JSConsumerCreateErrF), as a write of the durable's files does: the
+// update of a durable whose files are gone is refused with it ("open
+// …/obs/<durable>/meta.inf.tmp: no such file or directory"). An update
+// with the durable's own settings meets none of the other failures it
+// stands for (a setting that cannot change). A refusal for a passing or
+// another reason (a leader election in a cluster, insufficient
+// resources, a limit) has a code of its own, and says nothing of the
+// durable's files: the durable's counterpart of errCodeStreamUpdate.
+const errCodeConsumerWrite = jetstream.JSErrCodeConsumerCreate
+
 // checkRecreatedDurable checks the durable request consumer that this
-// instance created again (info, its info as the create answered it): it
-// must take a write of its own settings, which the server refuses once a
-// deleted durable's removal took its files. It deletes a broken durable
-// (which loses nothing: the requests stay in the stream, and a durable
-// created again delivers them again) and returns an error wrapping
-// ErrRecreatedBroken; a check that got no answer returns its error and
-// deletes nothing.
+// instance created again (info, its info as the create, or a read,
+// answered it): it must take a write of its own settings, which the server
+// refuses once a deleted durable's removal took its files (an update
+// refused with errCodeConsumerWrite). It deletes a broken durable (which
+// loses nothing: the requests stay in the stream, and a durable created
+// again delivers them again) and returns an error wrapping
+// ErrRecreatedBroken. A check that got no answer (a timeout), or whose
+// update was refused for another reason (a leader election, insufficient
+// resources), returns its error and deletes nothing: the durable may work,
+// and may have delivered requests since (an earlier try's, whose answer
+// was lost), whose redelivery state a deletion would lose; the next try
+// finds it there and checks it again.
 func checkRecreatedDurable(ctx context.Context, js jetstream.JetStream, info *jetstream.ConsumerInfo) error {
 	_, err := js.UpdateConsumer(ctx, info.Stream, info.Config)
 	if err == nil {
 		return nil
 	}
-	if apiErr := (*jetstream.APIError)(nil); !errors.As(err, &apiErr) {
+	if apiErr := (*jetstream.APIError)(nil); !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeConsumerWrite {
 		return fmt.Errorf("check consumer %s on %s, created again: %w", info.Name, info.Stream, err)
 	}
 	broken := fmt.Errorf("the server refuses a write of its own settings (%w): its files are gone, removed with the deleted durable's", err)

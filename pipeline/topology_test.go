@@ -642,3 +642,115 @@ func TestRecreatedStreamIsNotDeletedWithItsRequests(t *testing.T) {
 		})
 	}
 }
+
+// durableRefused is a JetStream client of a server that refuses a
+// consumer's update, and its create when create is set, for a passing
+// reason (code, an error code other than the one of a failed write of the
+// durable's files: a leader election in a cluster, insufficient
+// resources).
+type durableRefused struct {
+	jetstream.JetStream
+	code   jetstream.ErrorCode
+	create bool
+}
+
+// refusal is the server's answer.
+func (r durableRefused) refusal() error {
+	return &jetstream.APIError{Code: 503, ErrorCode: r.code, Description: "refused for a passing reason"}
+}
+
+// CreateConsumer is refused when r.create is set.
+func (r durableRefused) CreateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if r.create {
+		return nil, r.refusal()
+	}
+	return r.JetStream.CreateConsumer(ctx, stream, cfg)
+}
+
+// UpdateConsumer is refused.
+func (r durableRefused) UpdateConsumer(context.Context, string, jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	return nil, r.refusal()
+}
+
+// A durable that this instance created again and that works is not found
+// broken and deleted because the server refused its check (an update with
+// its own settings) for a passing reason: only the refusal of a write of
+// its files (JSErrCodeConsumerCreate, "open …/meta.inf.tmp: no such file
+// or directory") says that they are gone, as only 10069 does for a
+// stream. Deleting a working durable loses what it delivered and has yet
+// to be acknowledged (its redelivery state), and creates it again a
+// moment after its deletion, which is what breaks a durable. Before, any
+// API error of the check deleted it: here the durable this try created,
+// and the one an earlier try created (its answer lost) that had
+// delivered a request since.
+func TestRecreatedDurableIsNotDeletedForAPassingRefusal(t *testing.T) {
+	topo := pipeline.Topology{}
+	me := pipeline.ConsumerSettings{Workers: 1, AckWait: time.Minute, Owner: pipeline.Owner{Started: time.Now().UTC(), Name: "this instance"}}
+	for _, c := range []struct {
+		name string
+		code jetstream.ErrorCode
+		// earlier: an earlier try created the durable, its answer
+		// lost, and it delivered a request since; this try's create
+		// is refused too.
+		earlier bool
+	}{
+		{name: "created by this try, its check refused by a leader election", code: 10008},
+		{name: "created by this try, its check refused for insufficient resources", code: 10023},
+		{name: "created by an earlier try, delivering, both refused by a leader election", code: 10008, earlier: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, js := MustJetStream(t, t.TempDir())
+			ctx := context.Background()
+			if err := topo.Ensure(ctx, js); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := topo.EnsureConsumer(ctx, js, me); err != nil {
+				t.Fatal(err)
+			}
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if _, err := js.Publish(pctx, schemas.Subjects{}.Request("91110000MA01TEST0X"), []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+			if err := js.DeleteConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable); err != nil {
+				t.Fatal(err)
+			}
+			wantPending := 0
+			if c.earlier {
+				if _, err := topo.RecreateRequestConsumer(ctx, consumerAnswerLost{js}, me); !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("the try whose answer was lost: %v; want its lost answer", err)
+				}
+				cons, err := js.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range batch.Messages() { // delivered, not acknowledged
+					wantPending++
+				}
+				if wantPending != 1 {
+					t.Fatalf("the durable delivered %d request(s) (%v); want 1", wantPending, batch.Error())
+				}
+			}
+			_, err := topo.RecreateRequestConsumer(ctx, durableRefused{JetStream: js, code: c.code, create: c.earlier}, me)
+			if err == nil || errors.Is(err, pipeline.ErrRecreatedBroken) {
+				t.Errorf("RecreateRequestConsumer: %v; want the refusal, and the durable, which works, not found broken", err)
+			}
+			info, ierr := js.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+			if ierr != nil {
+				t.Fatalf("the durable after the refused check (%v): %v; want it there", err, ierr)
+			}
+			if n := info.CachedInfo().NumAckPending; n != wantPending {
+				t.Errorf("the durable after the refused check has %d request(s) delivered and not acknowledged; want %d", n, wantPending)
+			}
+			// The next try, answered, takes it as it is.
+			rc, err := topo.RecreateRequestConsumer(ctx, js, me)
+			if err != nil || !rc.ConsumerCreated {
+				t.Fatalf("the next try: %v, ConsumerCreated %v; want the durable there taken as this instance's", err, rc.ConsumerCreated)
+			}
+		})
+	}
+}
