@@ -621,13 +621,18 @@ func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) delivery {
 	if err != nil {
 		return d // handle terminates it
 	}
-	d.consumerCreated = l.consumerCreated(ctx, meta.Sequence.Consumer)
+	d.consumerCreated = l.consumerCreated(ctx, meta.Stream, meta.Sequence.Consumer)
 	return d
 }
 
 // consumerCreated is deliveredBy's reading of the durable that delivered
-// the consumer sequence seq: when it was created, zero when not known.
-func (l *Loop) consumerCreated(ctx context.Context, seq uint64) time.Time {
+// the consumer sequence seq from the request stream called stream: when
+// it was created, zero when not known. A durable found replaced makes the
+// stream's unclaimed mark unknown (horizons.forget): the stream may have
+// been created again with it, and the loop cannot read the stream's
+// creation, which names its mark; its orders are claimed until a rebind
+// or the next start names the mark again.
+func (l *Loop) consumerCreated(ctx context.Context, stream string, seq uint64) time.Time {
 	if seq > l.deliverer.seq {
 		l.deliverer.seq = seq
 		return l.deliverer.created
@@ -644,11 +649,17 @@ func (l *Loop) consumerCreated(ctx context.Context, seq uint64) time.Time {
 		l.putBackMu.Lock()
 		l.putBack = nil
 		l.putBackMu.Unlock()
+		// Before this delivery reaches a worker, which may submit it.
+		l.pipeline.unclaimed.forget(stream)
 		ev := l.log.Warn().Uint64("consumer_seq", seq).Uint64("last_consumer_seq", was.seq)
 		if err != nil {
 			ev = ev.Err(err)
 		}
-		ev.Msg("the request consumer delivering now is not the one this instance was bound to: it was deleted (with its stream?) and another party created it again, and nothing told this instance; it takes the requests from the new one, and orders them after the deleted one's by their timestamps")
+		what := "the request consumer delivering now is not the one this instance was bound to: it was deleted (with its stream?) and another party created it again, and nothing told this instance; it takes the requests from the new one, and orders them after the deleted one's by their timestamps"
+		if l.pipeline.unclaimed.marks != nil {
+			what += "; every new order is claimed before it is submitted until this instance starts again or creates its request consumer again (the stream's unclaimed mark is unknown)"
+		}
+		ev.Msg(what)
 	}
 	return l.deliverer.created
 }

@@ -45,15 +45,19 @@ func unclaimedMarkName(info *jetstream.StreamInfo) string {
 }
 
 // errUnidentified: a request of a stream RecoverUnclaimed has not read,
-// which therefore has no known mark, cannot go without a claim.
-var errUnidentified = errors.New("the request stream's unclaimed mark is unknown: RecoverUnclaimed has not read it")
+// or of one replaced unseen since (horizons.forget), which therefore has
+// no known mark, cannot go without a claim.
+var errUnidentified = errors.New("the request stream's unclaimed mark is unknown: RecoverUnclaimed has not read it, or the stream may have been replaced since")
 
 // horizons holds the unclaimed marks of the request streams (one, in
 // practice) as far as they are known to be on disk.
 type horizons struct {
 	mu    sync.Mutex
 	marks Marks
-	names map[string]string // stream name → mark name, set by RecoverUnclaimed
+	// names maps a stream name to its mark's name, set by
+	// RecoverUnclaimed; "" for a stream identified so, whose mark is
+	// unknown since (forget).
+	names map[string]string
 	by    map[string]*horizon
 	// raises are the background raises started (raise), which the
 	// consume loop waits for before it returns (wait).
@@ -71,14 +75,35 @@ func (h *horizons) identify(stream, name string) {
 }
 
 // rename gives the stream called stream the mark called name when the
-// stream was identified before (RecoverUnclaimed read it): it was created
-// again, and its requests are numbered afresh, under a mark of their own.
-// A stream never identified stays so: its orders are all claimed.
+// stream was identified before (RecoverUnclaimed read it), forgotten since
+// or not: it was created again, and its requests are numbered afresh,
+// under a mark of their own. A stream never identified stays so: its
+// orders are all claimed.
 func (h *horizons) rename(stream, name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.names[stream]; ok {
 		h.names[stream] = name
+	}
+}
+
+// forget makes the mark of the stream called stream unknown, when it was
+// identified, until rename names it again: the consume loop found its
+// durable replaced by another party, unseen (Loop.deliveredBy), maybe with
+// the stream, which it cannot read. The mark is named after the stream's
+// creation, and a start reads only the mark of the stream as it is then: a
+// request of a stream created again, submitted without a claim under the
+// deleted one's mark (its sequence, counted afresh, below that mark raises
+// nothing), would be found by no start that does not read up to the
+// delivered pointer anyway (one without the opt-in reads nothing when the
+// new stream's mark is 0), and after a crash it would be submitted again.
+// Until then every order of the stream is claimed: what the opt-in saves
+// is lost for a while, and nothing is at risk.
+func (h *horizons) forget(stream string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.names[stream]; ok {
+		h.names[stream] = ""
 	}
 }
 
@@ -97,7 +122,7 @@ func (h *horizons) cover(ctx context.Context, stream string, seq uint64) error {
 	for {
 		h.mu.Lock()
 		name, ok := h.names[stream]
-		if !ok || h.marks == nil {
+		if !ok || name == "" || h.marks == nil {
 			h.mu.Unlock()
 			return errUnidentified
 		}

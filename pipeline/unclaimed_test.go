@@ -18,6 +18,7 @@ import (
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // settableBacklog is a Backlog whose reading the test sets.
@@ -1244,5 +1245,123 @@ func TestTheLoopWaitsForTheUnclaimedMarksRaise(t *testing.T) {
 	}
 	if m := unclaimedMark(t, h); m <= raw.Sequence+10 {
 		t.Fatalf("unclaimed mark %d after the raise, want above %d", m, raw.Sequence+10)
+	}
+}
+
+// repeatableHeld is a heldProvider that repeats submissions as the
+// provider it holds does (providers.RepeatableSubmitter), so that the
+// pipeline may submit its orders without a claim.
+type repeatableHeld struct {
+	*heldProvider
+	rs providers.RepeatableSubmitter
+}
+
+// RepeatableFor is the held provider's.
+func (p repeatableHeld) RepeatableFor(c *providers.Call) time.Duration { return p.rs.RepeatableFor(c) }
+
+// answersUnsaved is an order store whose writes of one order fail, except
+// a claim's (a write of the order as submitting): as a consumer that
+// crashes before it can save the provider's answer.
+type answersUnsaved struct {
+	pipeline.Store
+	orderNo string
+	failed  atomic.Bool // a write of the answer failed
+}
+
+func (s *answersUnsaved) refused(rec schemas.OrderRecord) bool {
+	if rec.OrderNo == s.orderNo && rec.State != schemas.StateSubmitting {
+		s.failed.Store(true)
+		return true
+	}
+	return false
+}
+
+func (s *answersUnsaved) Put(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if s.refused(rec) {
+		return schemas.OrderRecord{}, context.DeadlineExceeded
+	}
+	return s.Store.Put(ctx, rec)
+}
+
+func (s *answersUnsaved) PutPatient(ctx context.Context, rec schemas.OrderRecord) (schemas.OrderRecord, error) {
+	if s.refused(rec) {
+		return schemas.OrderRecord{}, context.DeadlineExceeded
+	}
+	return s.Store.PutPatient(ctx, rec)
+}
+
+// A request stream and its durable deleted and created again by another
+// party while no pull request of the loop's waits (the only worker busy,
+// the next request held for it), which the loop notices only by the new
+// durable's consumer sequences (deliveredBy), not as a rebind: the new
+// stream's requests must not be submitted without a claim under the old
+// stream's unclaimed mark, which no later start reads (the mark is named
+// after the stream's creation). Here the new stream's first request is
+// submitted, the consumer crashes before its answer is saved, and starts
+// nine hours later (jumdata has forgotten the taskId) without the opt-in:
+// the order is found, and issued once. Before, the submission raised no
+// mark of the new stream (its sequence lay below the old stream's mark),
+// the start read nothing, and the request was submitted again: a second
+// invoice.
+func TestClaimlessSubmissionAfterAnUnseenReplacementSurvivesACrash(t *testing.T) {
+	ctx := context.Background()
+	var ahead atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	cfg := fast
+	cfg.Now = clock
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano())
+	h := newHarness(t, harnessOptions{pipeline: cfg, workers: 1, backlog: backlog, sandbox: sandbox.Config{Now: clock}})
+	jc := directJumdata(t, h, clock)
+	held := newHeldProvider(jc, "BUSY-J")
+	h.provs[jumdataSeller] = repeatableHeld{heldProvider: held, rs: jc}
+	unsaved := &answersUnsaved{orderNo: "NEW-J"}
+	h.wrapDB = func(s pipeline.Store) pipeline.Store { unsaved.Store = s; return unsaved }
+	logs := &logLines{}
+	h.log = zerolog.New(logs)
+	h.start()
+
+	// The only worker busy, and the next request taken and held for it.
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BUSY-J", nil), "")
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the busy order's submission did not start within 10 s")
+	}
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "WAITING-J", nil), "")
+	h.waitFor("the loop to hold the next request, no pull request waiting", 10*time.Second, func() bool {
+		c, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := c.CachedInfo()
+		return info.NumAckPending == 2 && info.NumPending == 0 && info.NumWaiting == 0
+	})
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	createMarkedRequestStream(t, h, "an operator")
+	createDurable(t, h, h.topo.Consumer(h.settings()))
+	// Another amount than the others': a search for its invoice finds
+	// only its own.
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "NEW-J", doubled), "")
+	close(held.release)
+	h.waitFor("NEW-J submitted, its answer unsaved", 15*time.Second, func() bool {
+		return h.orderStats(jumdataSeller, "NEW-J").Issuances == 1 && unsaved.failed.Load()
+	})
+	if err := h.halt(); err != nil { // a crash: no clean stop recorded
+		t.Fatal(err)
+	}
+	said := logs.withField(t, "consumer_seq")
+	if len(said) != 1 || !strings.Contains(fmt.Sprint(said[0]["message"]), "every new order is claimed") {
+		t.Errorf("the loop said %v; want one warning that the durable delivering is another one, and that orders are claimed", said)
+	}
+
+	h.wrapDB, h.backlog = nil, nil // the store whole again; the opt-in off
+	ahead.Store(int64(9 * time.Hour))
+	h.start()
+	wantOneInvoice(t, h, "NEW-J")
+	if r := h.waitResult(jumdataSeller, "NEW-J", 1, 10*time.Second); r[len(r)-1].Status != schemas.StatusIssued {
+		t.Fatalf("NEW-J after the start: %s %+v; want issued", r[len(r)-1].Status, r[len(r)-1].Error)
 	}
 }
