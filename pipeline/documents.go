@@ -3,6 +3,10 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -54,11 +59,23 @@ const DefaultMaxDocumentBytes = 16 << 20
 // order's only copy. The order's PDF is fetched again from the provider
 // and kept beside it, under documentOwnName. A PDF lost with an expired
 // link is better than another buyer's.
+//
+// Two keepers may keep one order's PDF at the same moment (a keeper and the
+// partner API, or two instances' keepers for an order both issued): its
+// writes are serialised by the object's metadata (see put), so that the
+// bucket never keeps chunks that no object names.
 type ObjectDocuments struct {
-	obj      jetstream.ObjectStore
+	obj jetstream.ObjectStore
+	// js and stream, the bucket's stream, write a PDF (put).
+	js       jetstream.JetStream
+	stream   jetstream.Stream
 	client   *http.Client
 	maxBytes int64
 }
+
+// documentStream is the stream of the document bucket, as the object
+// store names a bucket's stream.
+const documentStream = "OBJ_" + DocumentBucket
 
 // OpenDocuments creates (or opens) the document bucket. client downloads the
 // PDFs; replicas is the bucket's replica count.
@@ -73,7 +90,17 @@ func OpenDocuments(ctx context.Context, js jetstream.JetStream, client *http.Cli
 	if err != nil {
 		return nil, fmt.Errorf("document bucket %s: %w", DocumentBucket, err)
 	}
-	return &ObjectDocuments{obj: obj, client: client, maxBytes: DefaultMaxDocumentBytes}, nil
+	return openedDocuments(ctx, js, obj, client)
+}
+
+// openedDocuments is the ObjectDocuments of obj, the document bucket
+// opened on js.
+func openedDocuments(ctx context.Context, js jetstream.JetStream, obj jetstream.ObjectStore, client *http.Client) (*ObjectDocuments, error) {
+	stream, err := js.Stream(ctx, documentStream)
+	if err != nil {
+		return nil, fmt.Errorf("document bucket %s: %w", DocumentBucket, err)
+	}
+	return &ObjectDocuments{obj: obj, js: js, stream: stream, client: client, maxBytes: DefaultMaxDocumentBytes}, nil
 }
 
 // OpenExistingDocuments opens the document bucket as it is, changing
@@ -87,7 +114,7 @@ func OpenExistingDocuments(ctx context.Context, js jetstream.JetStream, client *
 	if err != nil {
 		return nil, fmt.Errorf("document bucket %s: %w", DocumentBucket, err)
 	}
-	return &ObjectDocuments{obj: obj, client: client, maxBytes: DefaultMaxDocumentBytes}, nil
+	return openedDocuments(ctx, js, obj, client)
 }
 
 // DocumentName is the object name of an order's n-th invoice PDF:
@@ -295,20 +322,106 @@ func (d *ObjectDocuments) Keep(ctx context.Context, key schemas.OrderKey, invoic
 			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: err})
 			continue
 		}
-		// One chunk of the document's own size, up to the default chunk
-		// size: the default would allocate 128 KiB for every small PDF,
-		// and one chunk of a large one would pass the server's largest
-		// message (1 MiB in every configuration here).
-		meta := jetstream.ObjectMeta{Name: name,
-			Metadata: map[string]string{documentSellerMeta: key.Seller, documentOrderNoMeta: key.OrderNo},
-			Opts:     &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(max(len(pdf), 1), maxDocumentChunk))}}
-		if _, err := d.obj.Put(ctx, meta, bytes.NewReader(pdf)); err != nil {
+		if err := d.put(ctx, key, name, pdf); err != nil {
 			errs = append(errs, &DocumentError{Key: key, Invoice: i, Err: fmt.Errorf("store %s: %w", name, err)})
 			continue
 		}
 		names[i] = name
 	}
 	return names, errors.Join(errs...)
+}
+
+// put keeps pdf, the PDF of the order key, under name, written as the
+// object store's Put writes an object (its chunks under a subject of their
+// own, then its metadata, which names them, replacing the object's
+// metadata before; then the chunks that one named are removed), with one
+// difference: the metadata is written only over the metadata that put
+// read before it wrote the chunks (the server refuses it otherwise: the
+// last sequence expected of the metadata's subject). The object store's
+// Put writes its metadata over whatever is there: two keepers writing one
+// order's PDF at the same moment both read no object (or the same one),
+// both write their chunks and metadata, and each removes the chunks of
+// the object it read; the chunks of the copy whose metadata the other's
+// replaced stay in the bucket for good, named by no object, which neither
+// the object store nor anything here ever removes. Here the keeper whose
+// metadata is refused removes its own chunks, and finds the order's PDF
+// kept by the other. It returns nil when the PDF is kept, by this call or
+// by another keeper meanwhile.
+//
+// A failure after the chunks are written removes them, unless the
+// metadata may have been written (its publication got no answer): the
+// object would then name removed chunks. Chunks of a write cut short by a
+// crash stay, as the object store's own leave them.
+func (d *ObjectDocuments) put(ctx context.Context, key schemas.OrderKey, name string, pdf []byte) error {
+	metaSubj := "$O." + DocumentBucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name)) // the object store's names
+	var last uint64
+	var before *jetstream.ObjectInfo
+	m, err := d.stream.GetLastMsgForSubject(ctx, metaSubj)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return fmt.Errorf("look up %s: %w", name, err)
+	default:
+		last, before = m.Sequence, &jetstream.ObjectInfo{}
+		if err := json.Unmarshal(m.Data, before); err != nil {
+			before = nil // written over, as the object store does; its chunks are unknown
+		} else if !before.Deleted && documentOf(before, key, name) {
+			return nil // kept meanwhile by another keeper
+		}
+	}
+
+	id := rand.Text()
+	chunkSubj := "$O." + DocumentBucket + ".C." + id
+	drop := func(nuid string) {
+		_ = d.stream.Purge(ctx, jetstream.WithPurgeSubject("$O."+DocumentBucket+".C."+nuid))
+	}
+	// Chunks of the document's own size, up to the default chunk size:
+	// the default would allocate 128 KiB for every small PDF, and one
+	// chunk of a large one would pass the server's largest message (1 MiB
+	// in every configuration here).
+	size := min(max(len(pdf), 1), maxDocumentChunk)
+	digest := sha256.New()
+	chunks := 0
+	for off := 0; off < len(pdf); off += size {
+		chunk := pdf[off:min(off+size, len(pdf))]
+		digest.Write(chunk)
+		if _, err := d.js.Publish(ctx, chunkSubj, chunk); err != nil {
+			drop(id)
+			return err
+		}
+		chunks++
+	}
+	info := jetstream.ObjectInfo{Bucket: DocumentBucket, NUID: id, Size: uint64(len(pdf)), Chunks: uint32(chunks),
+		Digest: jetstream.GetObjectDigestValue(digest),
+		ObjectMeta: jetstream.ObjectMeta{Name: name,
+			Metadata: map[string]string{documentSellerMeta: key.Seller, documentOrderNoMeta: key.OrderNo},
+			Opts:     &jetstream.ObjectMetaOptions{ChunkSize: uint32(size)}}}
+	meta := nats.NewMsg(metaSubj)
+	meta.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	if meta.Data, err = json.Marshal(info); err != nil {
+		drop(id)
+		return err
+	}
+	_, err = d.js.PublishMsg(ctx, meta, jetstream.WithExpectLastSequencePerSubject(last))
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) {
+		drop(id) // refused: the object is as it was
+		if apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+			return err
+		}
+		// Another keeper wrote the object since it was read.
+		now, gerr := d.obj.GetInfo(ctx, name)
+		if gerr == nil && documentOf(now, key, name) {
+			return nil
+		}
+		return fmt.Errorf("%w; the object was written meanwhile, and is not the order's PDF (%v)", err, gerr)
+	}
+	if err != nil {
+		return err // written or not: its chunks stay
+	}
+	if before != nil && !before.Deleted && before.NUID != "" {
+		drop(before.NUID)
+	}
+	return nil
 }
 
 // find looks for the order's n-th invoice PDF under DocumentName, then

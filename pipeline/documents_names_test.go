@@ -1,14 +1,18 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fapiaohub/invoicer/pipeline"
@@ -357,5 +361,99 @@ func TestOpenExistingDocumentsChangesNothing(t *testing.T) {
 	}
 	if st.Description() != theirs || st.IsCompressed() {
 		t.Errorf("the bucket after OpenExistingDocuments: description %q, compressed %v; want the other instance's (%q, uncompressed)", st.Description(), st.IsCompressed(), theirs)
+	}
+}
+
+// Two keepers that keep one order's PDF at the same moment (two
+// instances' keepers, for an order both issued in their few seconds on one
+// durable; or a keeper and the partner API in one instance) write it
+// under one name: the bucket ends with one copy, and no chunks that no
+// object names. The object store's Put writes its chunks under a subject
+// of its own, then the object's meta, and removes the chunks of the meta
+// it read before it wrote (none, here, for both): the chunks of the copy
+// whose meta the other's replaced were left in the bucket for good,
+// which neither the object store nor the keepers ever remove. Before, the
+// bucket held one copy's chunks more for each such order.
+func TestTwoKeepersOfOneOrderLeaveNoChunksBehind(t *testing.T) {
+	ns, _, js := MustJetStream(t, t.TempDir())
+	ctx := context.Background()
+	// Each PDF in several chunks, each download answered once both
+	// keepers asked for it (or after 5 s): their writes overlap.
+	pdf := append([]byte("%PDF-1.7\n"), make([]byte, 300<<10)...)
+	var mu sync.Mutex
+	arrived := map[string]chan struct{}{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		both, second := arrived[r.URL.Path]
+		if !second {
+			both = make(chan struct{})
+			arrived[r.URL.Path] = both
+		}
+		mu.Unlock()
+		if second {
+			close(both)
+		}
+		select {
+		case <-both:
+		case <-time.After(5 * time.Second):
+		}
+		_, _ = w.Write(pdf)
+	}))
+	defer srv.Close()
+	var keepers [2]*pipeline.ObjectDocuments
+	for i := range keepers {
+		nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		own, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keepers[i], err = pipeline.OpenDocuments(ctx, own, srv.Client(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const orders = 8
+	var wg sync.WaitGroup
+	for n := range orders {
+		key := schemas.OrderKey{Seller: "91330106MA2AYNWD8M", OrderNo: fmt.Sprintf("RACE-%d", n)}
+		for _, k := range keepers {
+			wg.Go(func() {
+				kctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				defer cancel()
+				names, err := k.Keep(kctx, key, []schemas.Invoice{{PdfURL: srv.URL + "/" + key.OrderNo + ".pdf"}})
+				if err != nil {
+					t.Errorf("%s: %v", key.OrderNo, err)
+					return
+				}
+				if got, err := k.Get(kctx, key, names[0]); err != nil || !bytes.Equal(got, pdf) {
+					t.Errorf("%s: read back %d bytes of %d (%v)", key.OrderNo, len(got), len(pdf), err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+
+	obj, err := js.ObjectStore(ctx, pipeline.DocumentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := obj.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(0) // each object's chunks and its meta
+	for _, info := range infos {
+		want += uint64(info.Chunks) + 1
+	}
+	s, err := js.Stream(ctx, "OBJ_"+pipeline.DocumentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != orders || s.CachedInfo().State.Msgs != want {
+		t.Fatalf("the bucket holds %d objects in %d messages (%d bytes); want %d objects in %d: %d chunks no object names",
+			len(infos), s.CachedInfo().State.Msgs, s.CachedInfo().State.Bytes, orders, want, s.CachedInfo().State.Msgs-want)
 	}
 }
