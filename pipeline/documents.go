@@ -62,8 +62,8 @@ const DefaultMaxDocumentBytes = 16 << 20
 //
 // Two keepers may keep one order's PDF at the same moment (a keeper and the
 // partner API, or two instances' keepers for an order both issued): its
-// writes are serialised by the object's metadata (see put), so that the
-// bucket never keeps chunks that no object names.
+// writes are serialised by the object's metadata (see put), so that they
+// leave no chunks in the bucket that no object names.
 type ObjectDocuments struct {
 	obj jetstream.ObjectStore
 	// js and stream, the bucket's stream, write a PDF (put).
