@@ -259,6 +259,9 @@ func (o *order) run(ctx context.Context) {
 		o.p.saving.count(&stored) // the calls of an issued record whose save failed
 		o.out.Attempts = stored.Attempts
 		if stored.Fingerprint == o.d.Fingerprint {
+			if !o.keepLatest(ctx, &stored) {
+				return
+			}
 			o.restartReplayed(&stored)
 			o.prior = &stored
 			o.out.waitPolls = stored.WaitPolls
@@ -405,6 +408,47 @@ func (o *order) restartReplayed(rec *schemas.OrderRecord) {
 	}
 	rec.RestartCounts()
 	rec.ReplayPublishedAt = o.m.PublishedAt
+}
+
+// keepLatest moves rec, the record of this request's order and of this
+// same request, to where and when this delivery's request entered the
+// request stream (requestAt), when that is later than what rec keeps
+// (requestAt.before) or rec does not know (a record written before it was
+// kept, or started by a replay that did not say), and saves it at once. It
+// reports false when the save failed: the outcome is set then (put back).
+//
+// The order system published the request again (under a new message id:
+// it means it), and a different request published before this
+// publication is superseded by it, as by any later request (staleCopy):
+// the order system's last word is this one. Were rec to keep the first
+// publication only, a different request published between the two and
+// delivered after this one (put back, its acknowledgement lost, the later
+// message going first) would start an order that is rejected or failed
+// over and be invoiced over the request sent after it. The save is made
+// now, not with the delivery's next write: a request answered from the
+// store (DecideReplay) writes nothing, and one that resumes its order may
+// end before writing (a held seller), while the other request may come
+// next. An issued order needs none of it: it answers any other request a
+// conflict, and its record is final. A delivery of an earlier publication
+// of the request (a redelivery
+// of the first message) is not later and leaves rec as it is: it never
+// sets rec back. A replay is judged by when its request first entered the
+// stream, as it says, and one that does not say moves nothing.
+func (o *order) keepLatest(ctx context.Context, rec *schemas.OrderRecord) bool {
+	if rec.State.Finished() && schemas.Decide(rec, "") == schemas.DecideConflict {
+		return true // issued, or issued in part: any other request is a conflict for good
+	}
+	at, kept := o.requestAt(), recordedAt(rec)
+	if at.publishedAt.IsZero() || (!kept.publishedAt.IsZero() && !kept.before(at)) {
+		return true
+	}
+	at.keepIn(rec)
+	o.rec = *rec
+	saved := o.save(ctx)
+	// o.rec stays empty until run sets it: a delivery that ends before
+	// then is told apart by it (exhausted, giveUp).
+	*rec, o.rec = o.rec, schemas.OrderRecord{}
+	return saved
 }
 
 // supersededReplay reports whether the request is a replayed dead letter

@@ -104,7 +104,9 @@ type OrderRecord struct {
 	// one Fingerprint names) entered the request stream, by the NATS
 	// server's clock: a different request for the order published before
 	// it (a copy of an older request delivered again late) is not
-	// submitted, as the order system sent this one after it. A record
+	// submitted, as the order system sent this one after it. The same
+	// request published again later moves it (and the stream position
+	// below) to that publication, the order system's latest word. A record
 	// started by a replayed dead letter keeps when the request it
 	// republished first entered the stream, which the replay carries
 	// (pipeline.HeaderReplayPublished), not the replay's own publication.
@@ -270,7 +272,7 @@ var transitions = map[OrderState][]OrderState{
 	StateSubmitting:     {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateAccepted:       {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateActionRequired: {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
-	StateRejected:       {StateSubmitting},
+	StateRejected:       {StateSubmitting, StateRejected},
 	StateFailed:         {StateSubmitting, StateAccepted, StateIssued, StateRejected, StateFailed, StateActionRequired},
 	StateIssued:         nil,
 }
@@ -280,7 +282,9 @@ var transitions = map[OrderState][]OrderState{
 // fingerprint rules:
 //   - issued is final;
 //   - rejected may only start over (submitting) with a different
-//     fingerprint: the same request gets its stored answer instead;
+//     fingerprint: the same request gets its stored answer instead; it
+//     may be written again, rejected, with its own fingerprint (the
+//     pipeline keeps where its request was last published);
 //   - failed may start over with a different fingerprint, or resume with
 //     the same one (a replayed dead letter);
 //   - every other move keeps the fingerprint.

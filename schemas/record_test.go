@@ -53,6 +53,7 @@ func TestCheckTransition(t *testing.T) {
 		}
 	}
 	legal[[2]schemas.OrderState{schemas.StateRejected, schemas.StateSubmitting}] = true
+	legal[[2]schemas.OrderState{schemas.StateRejected, schemas.StateRejected}] = true // the same request, written again
 	for _, to := range schemas.OrderStates {
 		legal[[2]schemas.OrderState{schemas.StateFailed, to}] = true // a replay resumes a failed order
 	}
@@ -81,6 +82,7 @@ func TestCheckTransition(t *testing.T) {
 		fp       string
 	}{
 		{"rejected restarts with the same request", schemas.StateRejected, schemas.StateSubmitting, "f1"},
+		{"rejected written again for another request", schemas.StateRejected, schemas.StateRejected, "f2"},
 		{"failed resumes into another request", schemas.StateFailed, schemas.StateIssued, "f2"},
 		{"accepted changes request", schemas.StateAccepted, schemas.StateIssued, "f2"},
 		{"submitting changes request", schemas.StateSubmitting, schemas.StateAccepted, "f2"},

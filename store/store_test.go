@@ -154,9 +154,9 @@ var legalMoves = map[schemas.OrderState][]schemas.OrderState{
 	schemas.StateSubmitting:     schemas.OrderStates,
 	schemas.StateAccepted:       schemas.OrderStates,
 	schemas.StateActionRequired: schemas.OrderStates,
-	schemas.StateRejected:       {schemas.StateSubmitting},
-	schemas.StateFailed:         schemas.OrderStates, // a replayed dead letter resumes it
-	schemas.StateIssued:         nil,                 // final
+	schemas.StateRejected:       {schemas.StateSubmitting, schemas.StateRejected}, // the same request written again
+	schemas.StateFailed:         schemas.OrderStates,                              // a replayed dead letter resumes it
+	schemas.StateIssued:         nil,                                              // final
 }
 
 // reach stores a record for orderNo in state from with fingerprint f, by

@@ -1,0 +1,87 @@
+package pipeline_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fapiaohub/invoicer/pipeline"
+	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// deliverThrough processes raw as its deliveries-th delivery through p, as
+// the durable created at created delivers it (zero: a durable not known),
+// and waits for its result's acknowledgement.
+func deliverThrough(t *testing.T, p *pipeline.Pipeline, raw *jetstream.RawStreamMsg, deliveries int, created time.Time) pipeline.Outcome {
+	t.Helper()
+	return deliverMsg(t, p, &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Header: raw.Header, Stream: pipeline.DefaultRequestStream,
+		StreamSeq: raw.Sequence, Deliveries: deliveries, PublishedAt: raw.Time, ConsumerCreated: created})
+}
+
+// An order system sends a request, then a different one for the same order,
+// then the first again (under a new message id: it means it). The first
+// request's record was rejected; the second is delivered only after the
+// first's new publication was answered from the store (it was put back, or
+// its acknowledgement lost, and the later message went first). The order
+// system's latest request is the first one's republication, so the second
+// was superseded by it: it gets a conflict, and nothing is submitted. The
+// record keeps the latest publication of its own request, and a redelivery
+// of the first publication, older, does not set it back. Before, the
+// record kept the first publication only, and the second request started
+// the order over and was invoiced over the request the order system sent
+// after it.
+func TestARequestPublishedBeforeTheRecordsRequestWasPublishedAgainIsStale(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		created time.Time // the durable's creation, zero when not known
+	}{
+		{"one durable: judged by the sequences", time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)},
+		{"durable not known: judged by the timestamps", time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t, harnessOptions{pipeline: fast, sandbox: nuonuoRejects(1)})
+			p := firstRun(t, h, fast, h.db, nil, false)
+			key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "PUBLISHED-AGAIN"}
+			body := issueRequest(t, nuonuoSeller, key.OrderNo, nil)
+			first := publishRaw(t, h, nuonuoSeller, body)
+			if out := deliverThrough(t, p, first, 1, tc.created); out.Status != schemas.StatusRejected {
+				t.Fatalf("the first request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+			}
+			other := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }))
+			again := publishRaw(t, h, nuonuoSeller, body) // no message id: a new message, as publish --new-id sends it
+			if again.Sequence <= other.Sequence {
+				t.Fatalf("the first request published again as #%d, the other one #%d: want it later", again.Sequence, other.Sequence)
+			}
+			if out := deliverThrough(t, p, again, 1, tc.created); out.Event != pipeline.EventReplayed || out.Status != schemas.StatusRejected {
+				t.Fatalf("the first request published again: %s %s %s; want its stored result", out.Action, out.Event, out.Status)
+			}
+			if out := deliverThrough(t, p, first, 2, tc.created); out.Event != pipeline.EventReplayed || out.Status != schemas.StatusRejected {
+				t.Fatalf("the first publication delivered again: %s %s %s; want its stored result", out.Action, out.Event, out.Status)
+			}
+			before := h.orderStats(nuonuoSeller, key.OrderNo)
+
+			out := deliverThrough(t, p, other, 1, tc.created)
+			if st := h.orderStats(nuonuoSeller, key.OrderNo); st.Submissions != before.Submissions || st.Issuances != 0 {
+				t.Fatalf("sandbox %+v, before %+v: the request published before the first one's republication was submitted (%s %s)",
+					st, before, out.Event, out.Status)
+			}
+			if out.Action != pipeline.Ack || out.Status != schemas.StatusConflict {
+				t.Fatalf("the other request: %s %s %s; want a conflict", out.Action, out.Event, out.Status)
+			}
+			// The first publication's result again has its first result's
+			// id, and the result stream dropped it: three results.
+			res := h.waitResult(nuonuoSeller, key.OrderNo, 3, 10*time.Second)
+			if c := res[2]; c.Error == nil || !strings.Contains(c.Error.Message, "superseded") || c.Fingerprint == res[0].Fingerprint {
+				t.Fatalf("the other request's result: %s %+v; want a conflict saying that the republished request superseded it", c.Status, c.Error)
+			}
+			rec, _, err := h.db.Get(ctx, key)
+			if err != nil || rec.RequestStreamSeq != again.Sequence || !rec.RequestPublishedAt.Equal(again.Time) {
+				t.Fatalf("stored: request #%d published %s (%v); want the latest publication of its request, #%d at %s",
+					rec.RequestStreamSeq, rec.RequestPublishedAt, err, again.Sequence, again.Time)
+			}
+		})
+	}
+}
