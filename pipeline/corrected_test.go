@@ -476,7 +476,7 @@ func TestStaleCopyAfterAReplayedRequestIsNotSubmitted(t *testing.T) {
 		t.Fatalf("the later request's last delivery, its claim refused: %s %s %q; want given up", out.Action, out.Event, out.DeadLetter)
 	}
 	h.waitFor("the later request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
-	dl := h.deadLetters()[0]
+	dl, dlMsg := deadLetterAt(t, h, 1)
 	res := h.waitResult(nuonuoSeller, key.OrderNo, 2, 10*time.Second)
 	olderPrint, laterPrint := res[0].Fingerprint, res[1].Fingerprint
 	if res[1].Status != schemas.StatusFailed || laterPrint == olderPrint {
@@ -486,7 +486,7 @@ func TestStaleCopyAfterAReplayedRequestIsNotSubmitted(t *testing.T) {
 		t.Fatalf("stored: %.12s (%v); want the older request's record, the later one given up without its own", rec.Fingerprint, err)
 	}
 
-	replay := publishReplayOf(t, h, dl, 1)
+	replay := publishReplayOf(t, h, dl, dlMsg.Header, 1)
 	if out := deliverRaw(t, p, replay, 1); out.Status != schemas.StatusRejected {
 		t.Fatalf("the later request's replay: %s %s %s; want it submitted and rejected", out.Action, out.Event, out.Status)
 	}
@@ -610,7 +610,7 @@ func TestReplayOfAnOlderRequestGivenUpWithoutARecordIsNotSubmitted(t *testing.T)
 		t.Fatalf("the order has a record (%v): want the older request given up without one", err)
 	}
 	h.waitFor("the older request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
-	dl := h.deadLetters()[0]
+	dl, dlMsg := deadLetterAt(t, h, 1)
 
 	later := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }))
 	if out := deliverRaw(t, p, later, 1); out.Status != schemas.StatusRejected {
@@ -618,7 +618,7 @@ func TestReplayOfAnOlderRequestGivenUpWithoutARecordIsNotSubmitted(t *testing.T)
 	}
 	before := h.orderStats(nuonuoSeller, key.OrderNo)
 
-	out = deliverRaw(t, p, publishReplayOf(t, h, dl, 1), 1)
+	out = deliverRaw(t, p, publishReplayOf(t, h, dl, dlMsg.Header, 1), 1)
 	if st := h.orderStats(nuonuoSeller, key.OrderNo); st.Submissions != before.Submissions || st.Issuances != 0 {
 		t.Fatalf("sandbox %+v, before the replay %+v: the older request's replay was submitted (%s %s)", st, before, out.Event, out.Status)
 	}

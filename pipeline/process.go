@@ -507,12 +507,15 @@ type requestAt struct {
 
 // requestAt is where and when this request entered the request stream, as
 // the record it starts keeps it (keepIn): the message's own; for a
-// replayed dead letter only when the request it republishes first did, as
-// the replay says (replayPublished), zero when it does not: the replay's
-// place in the stream is the replay's, not the request's.
+// replayed dead letter where and when the request it republishes first
+// did, as the replay says (replayPosition, replayPublished), zero what it
+// does not say: the replay's place in the stream is the replay's, not the
+// request's.
 func (o *order) requestAt() requestAt {
 	if len(o.m.Header[HeaderReplayOf]) > 0 {
-		return requestAt{publishedAt: replayPublished(o.m)}
+		at := replayPosition(o.m)
+		at.publishedAt = replayPublished(o.m)
+		return at
 	}
 	return requestAt{stream: o.m.Stream, seq: o.m.StreamSeq, consumerCreated: o.m.ConsumerCreated, publishedAt: o.m.PublishedAt}
 }
@@ -598,6 +601,69 @@ func replayPublished(m *Message) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// replayPosition is where the request that m, a replayed dead letter,
+// republishes was in the request stream: its HeaderReplayPosition, which
+// publisher dlq replay sets from the dead letter (the request's stream and
+// sequence, and the creation of the durable that delivered it), with
+// publishedAt left zero. Zero when m does not carry one that can be read
+// (a replay by an earlier build, or of a dead letter written by one), or
+// when it cannot be the position of a request m republished: a durable
+// created after m's own publication, or m's own durable (the same stream
+// and creation) with a sequence not below m's, as the request came before
+// its dead letter and the dead letter before the replay.
+//
+// With it, a replay and the order's record whose requests the same durable
+// delivered are ordered by their stream sequences (requestAt.before), as
+// two copies are, not by the stream leaders' clocks, which a leader change
+// in a cluster may set back: before, a replay said only when, and the
+// replay of an older request stamped by a leader whose clock was ahead was
+// invoiced over the later request, or the later request's replay refused
+// as superseded by the older one. The durable is the one that delivered
+// the original request, never the replay's: one created again since
+// delivers the replay, and what it numbers is the replay.
+func replayPosition(m *Message) requestAt {
+	vs := m.Header[HeaderReplayPosition]
+	if len(vs) != 1 {
+		return requestAt{}
+	}
+	at, ok := parseReplayPosition(vs[0])
+	if !ok || !at.mayPrecede(requestAt{stream: m.Stream, seq: m.StreamSeq, consumerCreated: m.ConsumerCreated, publishedAt: m.PublishedAt}) {
+		return requestAt{}
+	}
+	return at
+}
+
+// mayPrecede reports whether a, the position a replay carries
+// (HeaderReplayPosition), can be that of a request the replay republished,
+// the replay being at own: a durable created no later than the replay's
+// publication, and, through the replay's own durable (the same stream and
+// creation), a sequence below the replay's.
+func (a requestAt) mayPrecede(own requestAt) bool {
+	if !own.publishedAt.IsZero() && a.consumerCreated.After(own.publishedAt) {
+		return false
+	}
+	return a.stream != own.stream || !a.consumerCreated.Equal(own.consumerCreated) || a.seq < own.seq
+}
+
+// parseReplayPosition reads a HeaderReplayPosition value, "<stream> <seq>
+// <durable's creation, RFC 3339>" (ReplayPosition), into a requestAt
+// without publishedAt.
+func parseReplayPosition(v string) (requestAt, bool) {
+	f := strings.Fields(v)
+	if len(f) != 3 {
+		return requestAt{}, false
+	}
+	seq, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil || seq == 0 {
+		return requestAt{}, false
+	}
+	created, err := time.Parse(time.RFC3339Nano, f[2])
+	if err != nil || created.IsZero() {
+		return requestAt{}, false
+	}
+	return requestAt{stream: f[0], seq: seq, consumerCreated: created}, true
 }
 
 // busy puts back a delivery whose order another delivery in this process
@@ -1533,22 +1599,23 @@ func newDeadLetter(m *Message, reason schemas.DeadLetterReason, seller string, e
 		payload, truncated = payload[:maxBytes], true
 	}
 	return &schemas.DeadLetter{
-		SchemaVersion:    schemas.SchemaVersion,
-		Reason:           reason,
-		SellerTaxNum:     schemas.SubjectToken(seller),
-		Error:            e,
-		Deliveries:       m.Deliveries,
-		OriginalSubject:  m.Subject,
-		OriginalStream:   m.Stream,
-		OriginalSeq:      m.StreamSeq,
-		PublishedAt:      m.PublishedAt,
-		FirstSeen:        m.PublishedAt,
-		DeadAt:           now,
-		Headers:          headersWithin(m.Header, maxHeaderBytes),
-		Payload:          payload,
-		PayloadSize:      len(m.Data),
-		PayloadTruncated: truncated,
-		PayloadSHA256:    hex.EncodeToString(sum[:]),
+		SchemaVersion:           schemas.SchemaVersion,
+		Reason:                  reason,
+		SellerTaxNum:            schemas.SubjectToken(seller),
+		Error:                   e,
+		Deliveries:              m.Deliveries,
+		OriginalSubject:         m.Subject,
+		OriginalStream:          m.Stream,
+		OriginalSeq:             m.StreamSeq,
+		PublishedAt:             m.PublishedAt,
+		OriginalConsumerCreated: m.ConsumerCreated,
+		FirstSeen:               m.PublishedAt,
+		DeadAt:                  now,
+		Headers:                 headersWithin(m.Header, maxHeaderBytes),
+		Payload:                 payload,
+		PayloadSize:             len(m.Data),
+		PayloadTruncated:        truncated,
+		PayloadSHA256:           hex.EncodeToString(sum[:]),
 	}
 }
 

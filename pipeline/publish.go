@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go"
@@ -37,7 +39,65 @@ const (
 	// submitted (order.staleCopy). It is not honoured without
 	// HeaderReplayOf, nor when it is later than the replay's publication.
 	HeaderReplayPublished = "Invoice-Replay-Published"
+	// HeaderReplayPosition is set with HeaderReplayOf when the dead letter
+	// says it: where the request the replay republishes was in the
+	// request stream, "<stream> <seq> <creation of the durable that
+	// delivered it, RFC 3339 with nanoseconds, UTC>" (ReplayPosition). An
+	// order's record that the replay starts keeps it, and a replay and a
+	// record whose requests the same durable delivered are ordered by
+	// their sequences, not the stream leaders' clocks (order.requestAt).
+	// It is not honoured without HeaderReplayOf, nor when it cannot be the
+	// place of a request the replay republished (replayPosition).
+	HeaderReplayPosition = "Invoice-Replay-Position"
+	// HeaderOriginalSeq and HeaderOriginalConsumerCreated are set on a dead
+	// letter: the request's sequence in its stream
+	// (DeadLetter.OriginalSeq), and when the durable consumer that
+	// delivered it was created (DeadLetter.OriginalConsumerCreated, RFC
+	// 3339 with nanoseconds, UTC; absent when not known), which the body
+	// does not carry.
+	HeaderOriginalSeq             = "Invoice-Original-Seq"
+	HeaderOriginalConsumerCreated = "Invoice-Original-Consumer-Created"
 )
+
+// ReplayPosition returns the HeaderReplayPosition value of a replay of
+// dl, a dead letter published with the headers h: where the request it
+// holds was in the request stream. That is dl's OriginalStream and
+// OriginalSeq with h's HeaderOriginalConsumerCreated, unless dl is the
+// dead letter of a replay (its headers carry HeaderReplayOf): its original
+// place is the replay's, and the value is the one the replay carried. ""
+// when a part is not known (a dead letter written by an earlier build,
+// without the durable's creation; the dead letter of a replay that
+// carried none), cannot be read, or cannot be the place of a request the
+// replay republished (requestAt.mayPrecede, as the consumer judges it).
+func ReplayPosition(dl *schemas.DeadLetter, h map[string][]string) string {
+	var created time.Time
+	if vs := h[HeaderOriginalConsumerCreated]; len(vs) == 1 {
+		if t, err := time.Parse(time.RFC3339Nano, vs[0]); err == nil {
+			created = t
+		}
+	}
+	if len(dl.Headers[HeaderReplayOf]) > 0 {
+		vs := dl.Headers[HeaderReplayPosition]
+		if len(vs) != 1 {
+			return ""
+		}
+		at, ok := parseReplayPosition(vs[0])
+		if !ok || !at.mayPrecede(requestAt{stream: dl.OriginalStream, seq: dl.OriginalSeq, consumerCreated: created, publishedAt: dl.PublishedAt}) {
+			return ""
+		}
+		return formatReplayPosition(at.stream, at.seq, at.consumerCreated)
+	}
+	if created.IsZero() || dl.OriginalStream == "" || strings.ContainsFunc(dl.OriginalStream, unicode.IsSpace) || dl.OriginalSeq == 0 {
+		return ""
+	}
+	return formatReplayPosition(dl.OriginalStream, dl.OriginalSeq, created)
+}
+
+// formatReplayPosition is the HeaderReplayPosition value of a request at
+// seq in stream, delivered by a durable created at created.
+func formatReplayPosition(stream string, seq uint64, created time.Time) string {
+	return stream + " " + strconv.FormatUint(seq, 10) + " " + created.UTC().Format(time.RFC3339Nano)
+}
 
 // ReplayPublished returns the HeaderReplayPublished value of a replay of
 // dl: when the request it holds first entered the request stream. That is
@@ -343,7 +403,10 @@ func (p *JetStreamPublisher) PublishDeadLetter(ctx context.Context, dl *schemas.
 		msg.Header.Set(HeaderOrderNo, dl.OrderNo)
 	}
 	msg.Header.Set(HeaderReason, string(dl.Reason))
-	msg.Header.Set("Invoice-Original-Seq", strconv.FormatUint(dl.OriginalSeq, 10))
+	msg.Header.Set(HeaderOriginalSeq, strconv.FormatUint(dl.OriginalSeq, 10))
+	if !dl.OriginalConsumerCreated.IsZero() {
+		msg.Header.Set(HeaderOriginalConsumerCreated, dl.OriginalConsumerCreated.UTC().Format(time.RFC3339Nano))
+	}
 	if err := p.publish(ctx, msg, msgID, p.deadLetterStream); err != nil {
 		return fmt.Errorf("publish %s dead letter of %s #%d to %s: %w", dl.Reason, dl.OriginalStream, dl.OriginalSeq, msg.Subject, err)
 	}

@@ -285,14 +285,19 @@ func publishReplayed(t *testing.T, h *harness, seller string, data []byte, deadL
 // publishReplayOf republishes the request of dl, dead letter #deadLetter,
 // as publisher dlq replay does: on its original subject, marked
 // HeaderReplayOf, and saying when the request first entered the request
-// stream (HeaderReplayPublished, pipeline.ReplayPublished). It returns it
-// as the stream holds it.
-func publishReplayOf(t *testing.T, h *harness, dl schemas.DeadLetter, deadLetter uint64) *jetstream.RawStreamMsg {
+// stream (HeaderReplayPublished, pipeline.ReplayPublished) and, when the
+// dead letter's headers dlHeader say it, where
+// (HeaderReplayPosition, pipeline.ReplayPosition). It returns it as the
+// stream holds it.
+func publishReplayOf(t *testing.T, h *harness, dl schemas.DeadLetter, dlHeader map[string][]string, deadLetter uint64) *jetstream.RawStreamMsg {
 	t.Helper()
 	m := &nats.Msg{Subject: dl.OriginalSubject, Data: dl.Payload, Header: nats.Header{}}
 	m.Header.Set(pipeline.HeaderReplayOf, strconv.FormatUint(deadLetter, 10))
 	if v := pipeline.ReplayPublished(&dl); v != "" {
 		m.Header.Set(pipeline.HeaderReplayPublished, v)
+	}
+	if v := pipeline.ReplayPosition(&dl, dlHeader); v != "" {
+		m.Header.Set(pipeline.HeaderReplayPosition, v)
 	}
 	return publishRawMsg(t, h, m)
 }

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,107 @@ func TestARequestPublishedBeforeTheRecordsRequestWasPublishedAgainIsStale(t *tes
 			if err != nil || rec.RequestStreamSeq != again.Sequence || !rec.RequestPublishedAt.Equal(again.Time) {
 				t.Fatalf("stored: request #%d published %s (%v); want the latest publication of its request, #%d at %s",
 					rec.RequestStreamSeq, rec.RequestPublishedAt, err, again.Sequence, again.Time)
+			}
+		})
+	}
+}
+
+// deadLetterAt reads dead letter #seq as the dead-letter stream holds it:
+// the dead letter, and the message with its headers.
+func deadLetterAt(t *testing.T, h *harness, seq uint64) (schemas.DeadLetter, *jetstream.RawStreamMsg) {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := h.obs.Stream(ctx, pipeline.DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stream.GetMsg(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dl schemas.DeadLetter
+	if err := json.Unmarshal(raw.Data, &dl); err != nil {
+		t.Fatal(err)
+	}
+	return dl, raw
+}
+
+// A replayed dead letter is judged against the order's record by where its
+// request was in the request stream, as a copy of the request would be:
+// the two requests were delivered through the same durable, so their
+// stream sequences order them, whatever the stream leaders' clocks
+// stamped. Here the leader that stored the first request had its clock a
+// minute ahead of the one that stored the second (a leader change in a
+// cluster), and one of the two was given up without a record of its own
+// (the order store refused its claim) while the other holds the order,
+// rejected. The first request's replay gets a conflict, nothing submitted;
+// the second request's replay, the later one, is submitted and issued.
+// Before, a replay said only when its request was published, and the
+// timestamps decided: the first request's replay was invoiced over the
+// second, and the second's was refused as superseded by the first.
+func TestAReplayIsJudgedByItsRequestsStreamSequence(t *testing.T) {
+	const ahead = time.Minute // the first leader's clock against the second's
+	created := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		firstLost  bool // the first request given up without a record (else the second)
+		want       schemas.Status
+		wantIssued int
+	}{
+		{"the first request's replay", true, schemas.StatusConflict, 0},
+		{"the second request's replay", false, schemas.StatusIssued, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fast
+			cfg.MaxDeliver = 3
+			h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: nuonuoRejects(1)})
+			puts := &failingPuts{Store: h.db}
+			p := firstRun(t, h, cfg, puts, nil, false)
+			key := schemas.OrderKey{Seller: nuonuoSeller, OrderNo: "SKEWED-REPLAY"}
+			deliver := func(raw *jetstream.RawStreamMsg, deliveries int, skew time.Duration) pipeline.Outcome {
+				t.Helper()
+				return deliverMsg(t, p, &pipeline.Message{Subject: raw.Subject, Data: raw.Data, Header: raw.Header, Stream: pipeline.DefaultRequestStream,
+					StreamSeq: raw.Sequence, Deliveries: deliveries, PublishedAt: raw.Time.Add(skew), ConsumerCreated: created})
+			}
+			giveUp := func(raw *jetstream.RawStreamMsg, skew time.Duration) {
+				t.Helper()
+				puts.fail.Store(true)
+				out := deliver(raw, cfg.MaxDeliver, skew)
+				puts.fail.Store(false)
+				if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
+					t.Fatalf("request #%d's last delivery, its claim refused: %s %s %q; want given up", raw.Sequence, out.Action, out.Event, out.DeadLetter)
+				}
+			}
+			first := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, nil))
+			if tc.firstLost {
+				giveUp(first, ahead)
+			} else if out := deliver(first, 1, ahead); out.Status != schemas.StatusRejected {
+				t.Fatalf("the first request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+			}
+			second := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }))
+			if !second.Time.Before(first.Time.Add(ahead)) {
+				t.Fatalf("the second request stamped %s, the first %s: want it stamped earlier", second.Time, first.Time.Add(ahead))
+			}
+			if !tc.firstLost {
+				giveUp(second, 0)
+			} else if out := deliver(second, 1, 0); out.Status != schemas.StatusRejected {
+				t.Fatalf("the second request: %s %s %s; want rejected", out.Action, out.Event, out.Status)
+			}
+			if _, found, err := h.db.Get(context.Background(), key); !found || err != nil {
+				t.Fatalf("the order has no record (%v)", err)
+			}
+			before := h.orderStats(nuonuoSeller, key.OrderNo)
+
+			dl, dlMsg := deadLetterAt(t, h, 1)
+			replay := publishReplayOf(t, h, dl, dlMsg.Header, 1)
+			// Replayed later than the skewed stamp, as an SRE's replay
+			// minutes after the give-up would be.
+			out := deliver(replay, 1, 2*ahead)
+			if out.Status != tc.want {
+				t.Fatalf("%s: %s %s %s; want %s", tc.name, out.Action, out.Event, out.Status, tc.want)
+			}
+			if st := h.orderStats(nuonuoSeller, key.OrderNo); st.Issuances != tc.wantIssued || (tc.wantIssued == 0 && st.Submissions != before.Submissions) {
+				t.Fatalf("sandbox %+v, before the replay %+v; want %d issued", st, before, tc.wantIssued)
 			}
 		})
 	}

@@ -86,3 +86,82 @@ func TestRecordedAtOfEarlierBuilds(t *testing.T) {
 		})
 	}
 }
+
+// A replay's HeaderReplayPosition is taken only as the place of a request
+// the replay could have republished: one value of three readable fields, a
+// durable created before the replay's publication, and, through the
+// replay's own durable, a sequence below the replay's. Anything else (a
+// forged or garbled value) says nothing, and the replay is judged by
+// when its request was published, as before the position was carried.
+func TestReplayPosition(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	durable := t0.Add(-time.Hour)
+	const stream = DefaultRequestStream
+	replay := func(vs ...string) *Message {
+		m := &Message{Stream: stream, StreamSeq: 40, PublishedAt: t0, ConsumerCreated: durable, Header: map[string][]string{HeaderReplayOf: {"7"}}}
+		if len(vs) > 0 {
+			m.Header[HeaderReplayPosition] = vs
+		}
+		return m
+	}
+	pos := func(seq uint64, created time.Time) string { return formatReplayPosition(stream, seq, created) }
+	for _, tc := range []struct {
+		name string
+		m    *Message
+		want requestAt
+	}{
+		{"through the replay's durable, earlier", replay(pos(12, durable)), requestAt{stream: stream, seq: 12, consumerCreated: durable}},
+		{"through a durable created again since", replay(pos(80, durable.Add(-time.Hour))), requestAt{stream: stream, seq: 80, consumerCreated: durable.Add(-time.Hour)}},
+		{"through the replay's durable, not earlier", replay(pos(40, durable)), requestAt{}},
+		{"a durable created after the replay", replay(pos(12, t0.Add(time.Second))), requestAt{}},
+		{"none", replay(), requestAt{}},
+		{"two", replay(pos(12, durable), pos(13, durable)), requestAt{}},
+		{"no durable", replay(stream + " 12"), requestAt{}},
+		{"sequence 0", replay(pos(0, durable)), requestAt{}},
+		{"not a number", replay(stream + " x " + durable.Format(time.RFC3339Nano)), requestAt{}},
+		{"not a time", replay(stream + " 12 yesterday"), requestAt{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := replayPosition(tc.m)
+			if got.stream != tc.want.stream || got.seq != tc.want.seq || !got.consumerCreated.Equal(tc.want.consumerCreated) || !got.publishedAt.IsZero() {
+				t.Fatalf("replayPosition = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// ReplayPosition says where a dead letter's request was in the request
+// stream: its original stream and sequence with the durable's creation
+// from its header; for the dead letter of a replay, what the replay
+// carried; nothing when a part is not known.
+func TestReplayPositionOfADeadLetter(t *testing.T) {
+	created := time.Date(2026, 12, 7, 9, 0, 0, 5, time.UTC)
+	h := map[string][]string{HeaderOriginalConsumerCreated: {created.Format(time.RFC3339Nano)}}
+	const carried = "INVOICE_REQUESTS 3 2026-12-07T08:00:00Z"
+	for _, tc := range []struct {
+		name string
+		dl   schemas.DeadLetter
+		h    map[string][]string
+		want string
+	}{
+		{"a request", schemas.DeadLetter{OriginalStream: DefaultRequestStream, OriginalSeq: 9}, h, "INVOICE_REQUESTS 9 2026-12-07T09:00:00.000000005Z"},
+		{"a request, the durable not known", schemas.DeadLetter{OriginalStream: DefaultRequestStream, OriginalSeq: 9}, nil, ""},
+		{"a replay", schemas.DeadLetter{OriginalStream: DefaultRequestStream, OriginalSeq: 40,
+			Headers: map[string][]string{HeaderReplayOf: {"2"}, HeaderReplayPosition: {carried}}}, h, carried},
+		{"a replay that carried none", schemas.DeadLetter{OriginalStream: DefaultRequestStream, OriginalSeq: 40,
+			Headers: map[string][]string{HeaderReplayOf: {"2"}}}, h, ""},
+		{"a replay that carried garbage", schemas.DeadLetter{OriginalStream: DefaultRequestStream, OriginalSeq: 40,
+			Headers: map[string][]string{HeaderReplayOf: {"2"}, HeaderReplayPosition: {"INVOICE_REQUESTS 3"}}}, h, ""},
+		{"a replay that carried its own durable, not earlier", schemas.DeadLetter{OriginalStream: DefaultRequestStream, OriginalSeq: 40,
+			Headers: map[string][]string{HeaderReplayOf: {"2"}, HeaderReplayPosition: {"INVOICE_REQUESTS 40 2026-12-07T09:00:00.000000005Z"}}}, h, ""},
+		{"a replay that carried a durable created after it", schemas.DeadLetter{OriginalStream: DefaultRequestStream, OriginalSeq: 40,
+			PublishedAt: created.Add(time.Hour),
+			Headers:     map[string][]string{HeaderReplayOf: {"2"}, HeaderReplayPosition: {"INVOICE_REQUESTS 3 2026-12-07T10:00:01Z"}}}, h, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ReplayPosition(&tc.dl, tc.h); got != tc.want {
+				t.Fatalf("ReplayPosition = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -122,9 +122,12 @@ type OrderRecord struct {
 	// created again, and the sequences order the two as they entered it;
 	// the timestamps are the stream leaders' clocks, which a leader change
 	// in a cluster may set back. Otherwise RequestPublishedAt orders them.
-	// Empty when not known: a record written before they were kept, or
-	// started by a replayed dead letter (the replay's place in the stream
-	// is not the request's).
+	// A record started by a replayed dead letter keeps the place of the
+	// request it republished, which the replay carries
+	// (pipeline.HeaderReplayPosition), never the replay's own. Empty when
+	// not known: a record written before they were kept, or started by a
+	// replay that did not carry it (an earlier build's, or of a dead
+	// letter an earlier build wrote).
 	RequestStream          string    `json:"requestStream,omitempty"`
 	RequestStreamSeq       uint64    `json:"requestStreamSeq,omitempty"`
 	RequestConsumerCreated time.Time `json:"requestConsumerCreated,omitzero"`

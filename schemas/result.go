@@ -224,6 +224,14 @@ type DeadLetter struct {
 	OriginalSeq    uint64 `json:"originalSeq"`
 	// PublishedAt is when the request entered the stream.
 	PublishedAt time.Time `json:"publishedAt"`
+	// OriginalConsumerCreated is when the durable consumer that delivered
+	// the request was created, zero when not known. It is not in the body
+	// (the dead-letter schema admits no member it does not list, and
+	// subscribers that validate against it would refuse one): the
+	// consumer publishes it as the dead letter's header
+	// Invoice-Original-Consumer-Created (pipeline), where publisher dlq
+	// replay reads it.
+	OriginalConsumerCreated time.Time `json:"-"`
 	// FirstSeen is when the consumer first saw the order (PublishedAt when
 	// the consumer kept no record of it).
 	FirstSeen time.Time `json:"firstSeen"`

@@ -43,6 +43,15 @@ except:
                      replay, the time that replay carried): an order record
                      the replay starts keeps it, so that a copy of an older
                      request delivered later is not submitted over it
+  Invoice-Replay-Position
+                     where the request was in the request stream: its
+                     stream, its sequence and the creation of the durable
+                     that delivered it (the dead letter's header
+                     Invoice-Original-Consumer-Created; for the dead letter
+                     of a replay, the position that replay carried; left out
+                     when not known), so that the consumer orders the replay
+                     by stream sequence against a request the same durable
+                     delivered, not by the servers' clocks
 Then it marks the dead letter replayed in the key-value bucket
 ` + ReplayBucket + ` (key: the sequence; value: when, the new request's
 sequence, who, and the dead letter's stored time, so that a dead-letter
@@ -259,6 +268,13 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 	if published := pipeline.ReplayPublished(dl); published != "" {
 		msg.Header.Set(pipeline.HeaderReplayPublished, published)
 	}
+	// And where it was, with the durable that delivered it, which the
+	// dead letter's headers say: the consumer orders the replay against
+	// the order's record by their stream sequences when the same durable
+	// delivered both, not by the stream leaders' clocks.
+	if position := pipeline.ReplayPosition(dl, e.Header); position != "" {
+		msg.Header.Set(pipeline.HeaderReplayPosition, position)
+	}
 	if r.dryRun {
 		fmt.Fprintf(r.out, "%s: would replay to %s (%d bytes)\n", head, msg.Subject, len(dl.Payload))
 		r.t.replayed++
@@ -339,7 +355,7 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 func replayHeaders(h map[string][]string) nats.Header {
 	out := nats.Header{}
 	for k, v := range h {
-		if strings.HasPrefix(k, "Nats-Expected-") || k == jetstream.MsgIDHeader || k == pipeline.HeaderReplayOf || k == pipeline.HeaderReplayPublished {
+		if strings.HasPrefix(k, "Nats-Expected-") || k == jetstream.MsgIDHeader || k == pipeline.HeaderReplayOf || k == pipeline.HeaderReplayPublished || k == pipeline.HeaderReplayPosition {
 			continue
 		}
 		out[k] = append([]string(nil), v...)

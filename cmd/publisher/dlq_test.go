@@ -706,3 +706,62 @@ func TestReplaySaysWhenItsRequestWasPublished(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaySaysWhereItsRequestWas: a replayed request carries where the
+// request it republishes was in the request stream
+// (pipeline.HeaderReplayPosition: its stream, its sequence and the creation
+// of the durable that delivered it), so that the consumer orders it against
+// the order's record by the stream sequences when the same durable
+// delivered both: for a dead letter as the consumer publishes it, its
+// original stream and sequence with the durable's creation from its header
+// (pipeline.HeaderOriginalConsumerCreated); for the dead letter of a
+// replay, the position that replay carried; nothing for a dead letter
+// without the durable's creation (an earlier build's), nor for the dead
+// letter of a replay that carried none.
+func TestReplaySaysWhereItsRequestWas(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	ctx := context.Background()
+	subj := schemas.Subjects{}
+	published := time.Date(2026, 12, 7, 9, 30, 15, 0, time.UTC)
+	created := time.Date(2026, 12, 7, 8, 0, 0, 123456789, time.UTC)
+	const carried = "INVOICE_REQUESTS 5 2026-12-07T07:00:00Z"
+	cases := []struct {
+		orderNo string
+		headers map[string][]string // the dead letter's original headers
+		created time.Time           // the durable's creation, as the consumer's dead letter says it
+		want    string
+	}{
+		{"FIRST-1", nil, created, "INVOICE_REQUESTS 42 2026-12-07T08:00:00.123456789Z"},
+		{"AGAIN-1", map[string][]string{pipeline.HeaderReplayOf: {"1"}, pipeline.HeaderReplayPosition: {carried}}, created, carried},
+		{"AGAIN-2", map[string][]string{pipeline.HeaderReplayOf: {"1"}}, created, ""},
+		{"EARLIER-1", nil, time.Time{}, ""},
+	}
+	pub := pipeline.NewJetStreamPublisher(env.js, subj)
+	for i, tc := range cases {
+		payload := issueRequest(t, nuonuoSeller, tc.orderNo)
+		dl := &schemas.DeadLetter{
+			SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OrderNo: tc.orderNo,
+			Error: schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "gave up"}, Deliveries: 20,
+			OriginalSubject: subj.Request(nuonuoSeller), OriginalStream: pipeline.DefaultRequestStream, OriginalSeq: 42,
+			PublishedAt: published, FirstSeen: published, DeadAt: published, Payload: payload, PayloadSize: len(payload),
+			PayloadSHA256: "00", Headers: tc.headers, OriginalConsumerCreated: tc.created,
+		}
+		if err := pub.PublishDeadLetter(ctx, dl, fmt.Sprintf("dlq:test:%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, errOut, code := env.cli(t, "dlq", "replay", "--all"); code != exitOK || !strings.Contains(out, "replayed 4,") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	msgs := env.requests()
+	if len(msgs) != len(cases) {
+		t.Fatalf("%d requests replayed, want %d", len(msgs), len(cases))
+	}
+	for i, tc := range cases {
+		got := msgs[i].Header.Values(pipeline.HeaderReplayPosition)
+		if (tc.want == "" && len(got) != 0) || (tc.want != "" && (len(got) != 1 || got[0] != tc.want)) {
+			t.Errorf("replay of dead letter #%d (%s): %s %q; want %q", i+1, tc.orderNo, pipeline.HeaderReplayPosition, got, tc.want)
+		}
+	}
+}
