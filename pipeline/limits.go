@@ -102,8 +102,17 @@ func listWithin(vs []schemas.Violation, notListed, budget int, rest string) []sc
 	return out
 }
 
-// headersWithin returns the headers that fit budget bytes, taken in the
-// order of their names, with HeadersCutHeader saying what was left out.
+// keptHeaders are the headers a dead letter keeps before any other when the
+// headers do not all fit (headersWithin): those of a replayed request,
+// which the replay of its dead letter needs (ReplayPublished,
+// ReplayPosition). Without the mark, the dead letter of a replay reads as
+// the dead letter of a request, and its replay would say that the request
+// was published when the first replay was, later than it was.
+var keptHeaders = []string{HeaderReplayOf, HeaderReplayPublished, HeaderReplayPosition}
+
+// headersWithin returns the headers that fit budget bytes, with
+// HeadersCutHeader saying what was left out: keptHeaders first, then the
+// others in the order of their names.
 func headersWithin(h map[string][]string, budget int) map[string][]string {
 	size := 0
 	for k, vs := range h {
@@ -117,9 +126,12 @@ func headersWithin(h map[string][]string, budget int) map[string][]string {
 	}
 	keys := make([]string, 0, len(h))
 	for k := range h {
-		keys = append(keys, k)
+		if !slices.Contains(keptHeaders, k) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
+	keys = append(slices.Clone(keptHeaders), keys...)
 	out := make(map[string][]string, len(h))
 	used, dropped := 0, 0
 	for _, k := range keys {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -185,5 +186,63 @@ func TestAReplayIsJudgedByItsRequestsStreamSequence(t *testing.T) {
 				t.Fatalf("sandbox %+v, before the replay %+v; want %d issued", st, before, tc.wantIssued)
 			}
 		})
+	}
+}
+
+// The dead letter of a replayed request whose other headers fill the dead
+// letter's 16 KiB of headers keeps what a replay of it needs: the replay's
+// mark (HeaderReplayOf) and when and where the request it republished first
+// entered the request stream (HeaderReplayPublished, HeaderReplayPosition).
+// The rest is cut, the cut said (HeadersCutHeader). Before, the headers were
+// kept in the order of their names until the budget ran out, so a large
+// Baggage header pushed the replay's out: the dead letter no longer said
+// it was a replay's, and its own replay said that the request was published
+// when the first replay was, later than it was.
+func TestADeadLetterOfAReplayKeepsTheReplaysHeaders(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 3
+	h := newHarness(t, harnessOptions{pipeline: cfg})
+	puts := &failingPuts{Store: h.db}
+	p := firstRun(t, h, cfg, puts, nil, false)
+	original := time.Date(2026, 12, 7, 9, 30, 15, 123456789, time.UTC)
+	const position = "INVOICE_REQUESTS 17 2026-12-07T08:00:00Z"
+	m := &nats.Msg{Subject: schemas.Subjects{}.Request(nuonuoSeller), Data: issueRequest(t, nuonuoSeller, "BIG-HEADERS", nil), Header: nats.Header{}}
+	m.Header.Set(pipeline.HeaderReplayOf, "3")
+	m.Header.Set(pipeline.HeaderReplayPublished, original.Format(time.RFC3339Nano))
+	m.Header.Set(pipeline.HeaderReplayPosition, position)
+	// Sorted before them, and within the budget by a few bytes.
+	m.Header.Set("Baggage", strings.Repeat("b", 16<<10-len("Baggage")-10))
+	m.Header.Set("Traceparent", "00-abc-def-01")
+	replay := publishRawMsg(t, h, m)
+	puts.fail.Store(true)
+	out := deliverRaw(t, p, replay, cfg.MaxDeliver)
+	puts.fail.Store(false)
+	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
+		t.Fatalf("the replay's last delivery, its claim refused: %s %s %q; want given up", out.Action, out.Event, out.DeadLetter)
+	}
+	dl, dlMsg := deadLetterAt(t, h, 1)
+	size := 0
+	for k, vs := range dl.Headers {
+		if k == pipeline.HeadersCutHeader {
+			continue
+		}
+		for _, v := range vs {
+			size += len(k) + len(v)
+		}
+	}
+	if size > 16<<10 || len(dl.Headers[pipeline.HeadersCutHeader]) != 1 {
+		t.Errorf("dead letter headers: %d bytes, cut %q; want at most 16 KiB, the cut said", size, dl.Headers[pipeline.HeadersCutHeader])
+	}
+	for k, want := range map[string]string{pipeline.HeaderReplayOf: "3", pipeline.HeaderReplayPublished: original.Format(time.RFC3339Nano),
+		pipeline.HeaderReplayPosition: position} {
+		if got := dl.Headers[k]; len(got) != 1 || got[0] != want {
+			t.Errorf("dead letter header %s: %q; want %q", k, got, want)
+		}
+	}
+	if got := pipeline.ReplayPublished(&dl); got != original.Format(time.RFC3339Nano) {
+		t.Errorf("its replay would say the request was published %s; want %s", got, original.Format(time.RFC3339Nano))
+	}
+	if got := pipeline.ReplayPosition(&dl, dlMsg.Header); got != position {
+		t.Errorf("its replay would say the request was at %q; want %q", got, position)
 	}
 }
