@@ -38,6 +38,10 @@ const (
 	// so that a copy of an older request delivered after it is not
 	// submitted (order.staleCopy). It is not honoured without
 	// HeaderReplayOf, nor when it is later than the replay's publication.
+	// Anyone allowed to publish requests can set these headers (NATS
+	// permissions are by subject): they can make a request look older
+	// than it is, or unknown, never later (deploy/accounts.conf says why
+	// that needs no guard).
 	HeaderReplayPublished = "Invoice-Replay-Published"
 	// HeaderReplayPosition is set with HeaderReplayOf when the dead letter
 	// says it: where the request the replay republishes was in the
@@ -104,8 +108,12 @@ func formatReplayPosition(stream string, seq uint64, created time.Time) string {
 // dl.PublishedAt, unless dl is the dead letter of a replay (its headers
 // carry HeaderReplayOf): its PublishedAt is then the replay's, and the
 // value is the one the replay carried, "" when it carried none (a replay
-// by an earlier build) or one that cannot be read. "" too when dl does
-// not say when it was published.
+// by an earlier build), one that cannot be read, or one later than the
+// replay's publication, which no request it republished can be: anyone
+// allowed to publish requests can set the header, and the consumer did
+// not honour such a value on the replay (replayPublished), but would on
+// the replay of its dead letter, published later still. "" too when dl
+// does not say when it was published.
 func ReplayPublished(dl *schemas.DeadLetter) string {
 	if len(dl.Headers[HeaderReplayOf]) > 0 {
 		vs := dl.Headers[HeaderReplayPublished]
@@ -113,7 +121,7 @@ func ReplayPublished(dl *schemas.DeadLetter) string {
 			return ""
 		}
 		t, err := time.Parse(time.RFC3339Nano, vs[0])
-		if err != nil || t.IsZero() {
+		if err != nil || t.IsZero() || (!dl.PublishedAt.IsZero() && t.After(dl.PublishedAt)) {
 			return ""
 		}
 		return t.UTC().Format(time.RFC3339Nano)

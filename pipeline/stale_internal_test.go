@@ -165,3 +165,39 @@ func TestReplayPositionOfADeadLetter(t *testing.T) {
 		})
 	}
 }
+
+// ReplayPublished says when a dead letter's request first entered the
+// request stream: its PublishedAt; for the dead letter of a replay, whose
+// PublishedAt is the replay's, the time the replay carried, unless that is
+// later than the replay's publication, which no request the replay
+// republished can be (a header forged by whoever published the "replay":
+// any request publisher may set it). Nothing when not known.
+func TestReplayPublishedOfADeadLetter(t *testing.T) {
+	replayedAt := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	carrying := func(vs ...string) schemas.DeadLetter {
+		h := map[string][]string{HeaderReplayOf: {"2"}}
+		if len(vs) > 0 {
+			h[HeaderReplayPublished] = vs
+		}
+		return schemas.DeadLetter{PublishedAt: replayedAt, Headers: h}
+	}
+	for _, tc := range []struct {
+		name string
+		dl   schemas.DeadLetter
+		want string
+	}{
+		{"a request", schemas.DeadLetter{PublishedAt: replayedAt}, "2026-12-07T10:00:00Z"},
+		{"a request, its publication not known", schemas.DeadLetter{}, ""},
+		{"a replay, earlier", carrying("2026-12-07T09:00:00.5+08:00"), "2026-12-07T01:00:00.5Z"},
+		{"a replay, the same instant", carrying("2026-12-07T10:00:00Z"), "2026-12-07T10:00:00Z"},
+		{"a replay, later than itself", carrying("2026-12-07T10:00:00.000000001Z"), ""},
+		{"a replay that carried none", carrying(), ""},
+		{"a replay that carried garbage", carrying("yesterday"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ReplayPublished(&tc.dl); got != tc.want {
+				t.Fatalf("ReplayPublished = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
