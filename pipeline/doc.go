@@ -28,10 +28,13 @@
 //     holds (a copy of an older request delivered again after its
 //     correction was answered; a replayed dead letter's that the record
 //     lists as superseded), instead of starting the order over: the record
-//     keeps where and when its request entered the request stream, and two
-//     requests delivered through the same durable are ordered by their
-//     stream sequences, others by the server's timestamps
-//     (OrderRecord.RequestStreamSeq, RequestPublishedAt). One delivery of
+//     keeps where and when its request last entered the request stream
+//     (the same request published again moves it), a replay says where and
+//     when its request first did (HeaderReplayPosition,
+//     HeaderReplayPublished), and two requests delivered through the same
+//     durable are ordered by their stream sequences, others by the
+//     server's timestamps (OrderRecord.RequestStreamSeq,
+//     RequestPublishedAt). One delivery of
 //     an order is processed at a time: a delivery that finds another
 //     delivery of its order in progress (a copy of the request, a
 //     corrected one, a redelivery racing a slow worker) does not wait for
