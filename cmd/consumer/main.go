@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fapiaohub/invoicer/cmd/internal/intflag"
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/fapiaohub/invoicer/store"
@@ -112,7 +111,6 @@ func main() {
 func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
-	var envErrs []error
 	getenv := func(name string) string { v, _ := lookupEnv(name); return v }
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -128,23 +126,38 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		}
 		return def
 	}
-	envInt := func(name string, def int) int {
-		return envValue(getenv(name), def, strconv.Atoi, name, "not a whole number", &envErrs)
+	// The number, duration and boolean flags read their variables with
+	// the flag's own Set (envFlag), before the command line, so that -h
+	// shows a variable's value as its flag's default: a value is read alike
+	// from both, spaces around it ignored.
+	type envErr struct {
+		flag string
+		err  error
 	}
-	envDur := func(name string, def time.Duration) time.Duration {
-		return envValue(getenv(name), def, time.ParseDuration, name, "not a duration with its unit, such as 30s or 2m", &envErrs)
-	}
-	envBool := func(name string) bool {
-		return envValue(getenv(name), false, strconv.ParseBool, name, "use true or false", &envErrs)
+	var envErrs []envErr
+	envVar := func(v envValue, name, usage string) {
+		if s, _ := lookupEnv(v.variable()); strings.TrimSpace(s) != "" {
+			if err := v.setEnv(s); err != nil {
+				envErrs = append(envErrs, envErr{name, fmt.Errorf("%s=%q (--%s): %w", v.variable(), s, name, err)})
+			}
+		}
+		fs.Var(v, name, usage)
 	}
 	// Every integer flag is read in base 10, as its variable is
 	// (intflag): flag.IntVar would read --workers 010 as octal 8, and the
 	// systemd unit's --partition %i of an instance @010 would consume
 	// partition 8, beside the instance of partition 8, and leave 10's
-	// sellers to nobody. Its usage names the value a `number`, which -h
-	// shows instead of flag's "value" for a type of our own.
-	intVar := func(p *int, name string, def int, usage string) {
-		fs.Var(intflag.NewInt(p, def), name, usage)
+	// sellers to nobody. Its usage names the value a `number`, and a
+	// duration's a `duration`, which -h shows instead of flag's "value"
+	// for a type of our own.
+	intVar := func(p *int, name, variable string, def int, usage string) {
+		envVar(intValue(p, def, variable), name, usage)
+	}
+	durVar := func(p *time.Duration, name, variable string, def time.Duration, usage string) {
+		envVar(durationValue(p, def, variable), name, usage)
+	}
+	boolVar := func(p *bool, name, variable, usage string) {
+		envVar(boolValue(p, variable), name, usage)
 	}
 	fs.StringVar(&o.dataDir, "data", env("INVOICE_DATA", "./data"), "directory of the order store and the embedded JetStream store (INVOICE_DATA); one consumer per directory")
 	fs.StringVar(&o.configFile, "config", env("INVOICE_CONFIG", ""), "YAML file mapping sellers to providers and credentials (INVOICE_CONFIG); without it the in-process sandbox serves demo sellers")
@@ -159,43 +172,50 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	fs.StringVar(&o.natsListen, "nats-listen", env("INVOICE_NATS_LISTEN", "127.0.0.1:4222"), "where the embedded NATS server listens (INVOICE_NATS_LISTEN)")
 	fs.StringVar(&o.jsSync, "js-sync", env("INVOICE_JS_SYNC", "always"), `embedded JetStream fsync: "always" or an interval such as 100ms (INVOICE_JS_SYNC)`)
 	fs.StringVar(&o.prefix, "prefix", env("INVOICE_PREFIX", schemas.DefaultPrefix), "first token of every subject (INVOICE_PREFIX)")
-	intVar(&o.replicas, "replicas", envInt("INVOICE_REPLICAS", 1), "the `number` of stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
-	intVar(&o.partitions, "partitions", envInt("INVOICE_PARTITIONS", 0), "split requests by seller into this `number` of partitions, one consumer instance each (INVOICE_PARTITIONS)")
-	intVar(&o.partition, "partition", envInt("INVOICE_PARTITION", 0), "the partition this instance consumes, a `number` 0..partitions-1 in base 10 (INVOICE_PARTITION)")
-	fs.BoolVar(&o.reconfigure, "reconfigure-streams", envBool("INVOICE_RECONFIGURE_STREAMS"), "let this start change the partition count, the replica count or the subjects (--prefix) of streams that exist already; without it such a start is refused (INVOICE_RECONFIGURE_STREAMS=true)")
-	fs.BoolVar(&o.partitionPod, "partition-from-hostname", envBool("INVOICE_PARTITION_FROM_HOSTNAME"), "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2; not with --partition (INVOICE_PARTITION) (INVOICE_PARTITION_FROM_HOSTNAME=true)")
-	intVar(&o.workers, "workers", envInt("INVOICE_WORKERS", pipeline.DefaultWorkers), "the `number` of requests processed at once (INVOICE_WORKERS)")
-	fs.BoolVar(&o.noClaim, "jumdata-no-claim", envBool("INVOICE_JUMDATA_NO_CLAIM"), "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
-	intVar(&o.maxDeliver, "max-deliver", envInt("INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver), "the `number` of deliveries before a waiting request is failed and dead-lettered; at least 2 (INVOICE_MAX_DELIVER)")
-	fs.DurationVar(&o.redWait, "red-confirm-wait", envDur("INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait), "how long a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
-	fs.DurationVar(&o.ackWait, "ack-wait", envDur("INVOICE_ACK_WAIT", pipeline.DefaultAckWait), "JetStream ack wait of the request consumer (INVOICE_ACK_WAIT)")
+	intVar(&o.replicas, "replicas", "INVOICE_REPLICAS", 1, "the `number` of stream replicas on a JetStream cluster (INVOICE_REPLICAS)")
+	intVar(&o.partitions, "partitions", "INVOICE_PARTITIONS", 0, "split requests by seller into this `number` of partitions, one consumer instance each (INVOICE_PARTITIONS)")
+	intVar(&o.partition, "partition", "INVOICE_PARTITION", 0, "the partition this instance consumes, a `number` 0..partitions-1 in base 10 (INVOICE_PARTITION)")
+	boolVar(&o.reconfigure, "reconfigure-streams", "INVOICE_RECONFIGURE_STREAMS", "let this start change the partition count, the replica count or the subjects (--prefix) of streams that exist already; without it such a start is refused (INVOICE_RECONFIGURE_STREAMS=true)")
+	boolVar(&o.partitionPod, "partition-from-hostname", "INVOICE_PARTITION_FROM_HOSTNAME", "take --partition from the number ending the host name, as a Kubernetes StatefulSet pod invoicer-2 has partition 2; not with --partition (INVOICE_PARTITION) (INVOICE_PARTITION_FROM_HOSTNAME=true)")
+	intVar(&o.workers, "workers", "INVOICE_WORKERS", pipeline.DefaultWorkers, "the `number` of requests processed at once (INVOICE_WORKERS)")
+	boolVar(&o.noClaim, "jumdata-no-claim", "INVOICE_JUMDATA_NO_CLAIM", "submit new jumdata orders without a durable claim first, relying on jumdata's 8-hour taskId: lower latency; needs --nats-url; a crash's unrecorded submissions are recorded at the next start; see the README for what it costs (INVOICE_JUMDATA_NO_CLAIM=true)")
+	intVar(&o.maxDeliver, "max-deliver", "INVOICE_MAX_DELIVER", pipeline.DefaultMaxDeliver, "the `number` of deliveries before a waiting request is failed and dead-lettered; at least 2 (INVOICE_MAX_DELIVER)")
+	durVar(&o.redWait, "red-confirm-wait", "INVOICE_RED_CONFIRM_WAIT", pipeline.DefaultRedConfirmWait, "the `duration` for which a red confirmation form the provider accepted is polled while the other party has to confirm it; its polls do not count against --max-deliver (INVOICE_RED_CONFIRM_WAIT)")
+	durVar(&o.ackWait, "ack-wait", "INVOICE_ACK_WAIT", pipeline.DefaultAckWait, "JetStream ack wait of the request consumer, a `duration` such as 30s (INVOICE_ACK_WAIT)")
 	fs.StringVar(&o.httpListen, "http", envOrOff("INVOICE_HTTP", "127.0.0.1:8080"), `health, metrics and (without --partner-http) partner API address; "" disables it, as INVOICE_HTTP set to "" does (INVOICE_HTTP)`)
 	fs.StringVar(&o.partnerAddr, "partner-http", env("INVOICE_PARTNER_HTTP", ""), `serve the partner API (/partner/queryInvoice) on this address of its own, and nothing else there, instead of on --http: for partners who reach the consumer from outside; off when "". Refused when it would take --http's port: the same address however spelt (localhost is 127.0.0.1), or either on a wildcard host (:8080, 0.0.0.0:8080, [::]:8080) (INVOICE_PARTNER_HTTP)`)
-	intVar(&o.partnerMax, "partner-max-queries", envInt("INVOICE_PARTNER_MAX_QUERIES", 32), "the `number` of partner API queries answered at once; more wait up to 1 s, then get 1007 (HTTP 429); 0 means no bound (INVOICE_PARTNER_MAX_QUERIES)")
+	intVar(&o.partnerMax, "partner-max-queries", "INVOICE_PARTNER_MAX_QUERIES", 32, "the `number` of partner API queries answered at once; more wait up to 1 s, then get 1007 (HTTP 429); 0 means no bound (INVOICE_PARTNER_MAX_QUERIES)")
 	fs.StringVar(&o.pprofListen, "pprof", env("INVOICE_PPROF", ""), `serve Go's /debug/pprof profiles on this address, e.g. 127.0.0.1:6060; off when "" (INVOICE_PPROF)`)
 	fs.StringVar(&o.sandboxAddr, "sandbox-listen", env("INVOICE_SANDBOX_LISTEN", "127.0.0.1:0"), "where the in-process provider sandbox listens when there is no --config (INVOICE_SANDBOX_LISTEN)")
-	fs.DurationVar(&o.sandboxDelay, "sandbox-latency", envDur("INVOICE_SANDBOX_LATENCY", 0), "latency the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
-	fs.DurationVar(&o.providerTO, "provider-timeout", envDur("INVOICE_PROVIDER_TIMEOUT", 15*time.Second), "timeout of one provider HTTP call; more than 0 (INVOICE_PROVIDER_TIMEOUT)")
-	intVar(&o.maxBytes, "max-request-bytes", envInt("INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes), "largest request accepted, a `number` of bytes more than 0; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
-	fs.BoolVar(&o.strictTax, "strict-tax-numbers", envBool("INVOICE_STRICT_TAX_NUMBERS"), "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
-	fs.DurationVar(&o.shutdownTO, "shutdown-timeout", envDur("INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second), fmt.Sprintf("how long SIGINT/SIGTERM waits for in-flight requests, which are then abandoned; the consumer exits %v after it at the latest, whatever is left; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)", shutdownMargin))
+	durVar(&o.sandboxDelay, "sandbox-latency", "INVOICE_SANDBOX_LATENCY", 0, "the latency, a `duration`, that the in-process sandbox adds to every provider call (INVOICE_SANDBOX_LATENCY)")
+	durVar(&o.providerTO, "provider-timeout", "INVOICE_PROVIDER_TIMEOUT", 15*time.Second, "timeout of one provider HTTP call, a `duration` more than 0 (INVOICE_PROVIDER_TIMEOUT)")
+	intVar(&o.maxBytes, "max-request-bytes", "INVOICE_MAX_REQUEST_BYTES", schemas.DefaultMaxBytes, "largest request accepted, a `number` of bytes more than 0; larger ones are dead-lettered as malformed (INVOICE_MAX_REQUEST_BYTES)")
+	boolVar(&o.strictTax, "strict-tax-numbers", "INVOICE_STRICT_TAX_NUMBERS", "reject 18-character tax numbers whose check character is wrong instead of warning (INVOICE_STRICT_TAX_NUMBERS=true)")
+	durVar(&o.shutdownTO, "shutdown-timeout", "INVOICE_SHUTDOWN_TIMEOUT", 30*time.Second, fmt.Sprintf("the `duration` SIGINT/SIGTERM waits for in-flight requests, which are then abandoned; the consumer exits %v after it at the latest, whatever is left; more than 0 (INVOICE_SHUTDOWN_TIMEOUT)", shutdownMargin))
 	fs.StringVar(&o.logFormat, "log-format", env("INVOICE_LOG_FORMAT", "auto"), `log format: auto (console on a terminal, JSON otherwise), console or json (INVOICE_LOG_FORMAT)`)
 	fs.StringVar(&o.logLevel, "log-level", env("INVOICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (INVOICE_LOG_LEVEL)")
-	intVar(&o.storeBatch, "store-batch", envInt("INVOICE_STORE_BATCH", 0), "the most order-store writes committed together, a `number` (one commit, its two fdatasyncs); 0 means the store's default (INVOICE_STORE_BATCH)")
-	fs.DurationVar(&o.storeDelay, "store-batch-delay", envDur("INVOICE_STORE_BATCH_DELAY", 0), "how long the order store waits to fill every commit; 0 leaves it to --store-busy-delay (INVOICE_STORE_BATCH_DELAY)")
-	fs.DurationVar(&o.storeBusy, "store-busy-delay", envDur("INVOICE_STORE_BUSY_DELAY", store.DefaultBusyBatchDelay), "how long the order store waits to fill a commit while writes keep arriving together, trading that much latency per write under load for fewer fsyncs; 0 never waits (INVOICE_STORE_BUSY_DELAY)")
+	intVar(&o.storeBatch, "store-batch", "INVOICE_STORE_BATCH", 0, "the most order-store writes committed together, a `number` (one commit, its two fdatasyncs); 0 means the store's default (INVOICE_STORE_BATCH)")
+	durVar(&o.storeDelay, "store-batch-delay", "INVOICE_STORE_BATCH_DELAY", 0, "the `duration` the order store waits to fill every commit; 0 leaves it to --store-busy-delay (INVOICE_STORE_BATCH_DELAY)")
+	durVar(&o.storeBusy, "store-busy-delay", "INVOICE_STORE_BUSY_DELAY", store.DefaultBusyBatchDelay, "the `duration` the order store waits to fill a commit while writes keep arriving together, trading that much latency per write under load for fewer fsyncs; 0 never waits (INVOICE_STORE_BUSY_DELAY)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err // -h shows the help whatever the environment holds
 	}
-	if err := errors.Join(envErrs...); err != nil {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	for _, e := range envErrs {
+		errs = append(errs, e.err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	// A string flag is taken as given, but --js-sync is a duration (or
+	// "always"), whose spaces the duration flags ignore.
+	o.jsSync = strings.TrimSpace(o.jsSync)
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (the consumer takes flags only)", fs.Args())
 	}
-	urlSet := false
-	fs.Visit(func(f *flag.Flag) { urlSet = urlSet || f.Name == "nats-url" })
-	if !urlSet {
+	if !given["nats-url"] {
 		o.natsURL = getenv("NATS_URL")
 	}
 	if o.partitionPod {
@@ -203,9 +223,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		// the other one somewhere (a StatefulSet's manifest that also sets
 		// INVOICE_PARTITION, a unit's --partition %i with the variable in
 		// the shared environment file), so the start names both instead.
-		partitionSet := strings.TrimSpace(getenv("INVOICE_PARTITION")) != ""
-		fs.Visit(func(f *flag.Flag) { partitionSet = partitionSet || f.Name == "partition" })
-		if partitionSet {
+		if given["partition"] || strings.TrimSpace(getenv("INVOICE_PARTITION")) != "" {
 			return nil, errors.New("--partition (INVOICE_PARTITION) and --partition-from-hostname (INVOICE_PARTITION_FROM_HOSTNAME) both give the partition: set one of them, not both")
 		}
 		host := getenv("HOSTNAME")
@@ -267,22 +285,6 @@ func listenersCollide(a, b string) string {
 	return "would both listen on " + ta.String()
 }
 
-// envValue reads the value v of the environment variable name with parse:
-// empty (or unset) gives def; a value parse refuses gives def and adds an
-// error naming the variable and saying what it must be (want) to errs.
-func envValue[T any](v string, def T, parse func(string) (T, error), name, want string, errs *[]error) T {
-	s := strings.TrimSpace(v)
-	if s == "" {
-		return def
-	}
-	x, err := parse(s)
-	if err != nil {
-		*errs = append(*errs, fmt.Errorf("%s=%q: %s", name, v, want))
-		return def
-	}
-	return x
-}
-
 func (o *options) validate() error {
 	var errs []error
 	if o.workers < 1 || o.workers > 4096 {
@@ -333,17 +335,20 @@ func (o *options) validate() error {
 	if o.jsSync != "always" {
 		// 0 would be nats-server's default of 2 minutes, not "at once".
 		if d, err := time.ParseDuration(o.jsSync); err != nil || d < time.Millisecond {
-			errs = append(errs, fmt.Errorf(`--js-sync %q: "always" or an interval of at least 1ms`, o.jsSync))
+			errs = append(errs, fmt.Errorf(`--js-sync %q (INVOICE_JS_SYNC): "always" or an interval of at least 1ms`, o.jsSync))
 		}
 	}
-	if o.storeDelay < 0 || o.storeBusy < 0 {
-		errs = append(errs, errors.New("--store-batch-delay and --store-busy-delay must not be negative"))
+	if o.storeDelay < 0 {
+		errs = append(errs, fmt.Errorf("--store-batch-delay %v (INVOICE_STORE_BATCH_DELAY): must not be negative", o.storeDelay))
+	}
+	if o.storeBusy < 0 {
+		errs = append(errs, fmt.Errorf("--store-busy-delay %v (INVOICE_STORE_BUSY_DELAY): must not be negative", o.storeBusy))
 	}
 	if o.redWait < time.Minute {
-		errs = append(errs, errors.New("--red-confirm-wait must be at least 1m"))
+		errs = append(errs, fmt.Errorf("--red-confirm-wait %v (INVOICE_RED_CONFIRM_WAIT): must be at least 1m", o.redWait))
 	}
 	if o.ackWait < time.Second {
-		errs = append(errs, errors.New("--ack-wait must be at least 1s"))
+		errs = append(errs, fmt.Errorf("--ack-wait %v (INVOICE_ACK_WAIT): must be at least 1s", o.ackWait))
 	}
 	// The pipeline and the validator refuse these too, but only once the
 	// streams and the durable have been updated to this start's settings,

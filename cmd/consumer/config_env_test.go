@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// A value is read alike as a flag and as its variable: spaces around it
+// (a ConfigMap's "30s ", a value ending in the newline of a YAML block)
+// are ignored by both, durations and booleans as numbers.
+func TestSpacesAroundAValueAreIgnoredAlike(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag, variable, value string
+		got                         func(*options) any
+		want                        any
+	}{
+		{"duration", "shutdown-timeout", "INVOICE_SHUTDOWN_TIMEOUT", " 45s ", func(o *options) any { return o.shutdownTO }, 45 * time.Second},
+		{"duration and a newline", "ack-wait", "INVOICE_ACK_WAIT", "45s\n", func(o *options) any { return o.ackWait }, 45 * time.Second},
+		{"boolean", "strict-tax-numbers", "INVOICE_STRICT_TAX_NUMBERS", "true ", func(o *options) any { return o.strictTax }, true},
+		{"number", "workers", "INVOICE_WORKERS", " 64 ", func(o *options) any { return o.workers }, 64},
+		{"sync interval", "js-sync", "INVOICE_JS_SYNC", " 100ms ", func(o *options) any { return o.jsSync }, "100ms"},
+		{"sync always", "js-sync", "INVOICE_JS_SYNC", "always ", func(o *options) any { return o.jsSync }, "always"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, given := range []struct {
+				how  string
+				args []string
+				env  map[string]string
+			}{
+				{"flag", []string{"--" + tc.flag + "=" + tc.value}, nil},
+				{"variable", nil, map[string]string{tc.variable: tc.value}},
+			} {
+				o, err := parseFlags(given.args, envOf(given.env))
+				if err != nil {
+					t.Errorf("%s %q: %v", given.how, tc.value, err)
+					continue
+				}
+				if got := tc.got(o); got != tc.want {
+					t.Errorf("%s %q: %v, want %v", given.how, tc.value, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// A value its flag cannot read, given as the flag or as its variable, is
+// refused naming both, so that the operator finds it wherever it is set.
+func TestUnreadableValuesNameTheFlagAndTheVariable(t *testing.T) {
+	for _, tc := range []struct{ flag, variable, value string }{
+		{"shutdown-timeout", "INVOICE_SHUTDOWN_TIMEOUT", "60"},
+		{"ack-wait", "INVOICE_ACK_WAIT", "45"},
+		{"strict-tax-numbers", "INVOICE_STRICT_TAX_NUMBERS", "on"},
+		{"workers", "INVOICE_WORKERS", "many"},
+		{"js-sync", "INVOICE_JS_SYNC", "sometimes"},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			for _, given := range []struct {
+				how  string
+				args []string
+				env  map[string]string
+			}{
+				{"flag", []string{"--" + tc.flag + "=" + tc.value}, nil},
+				{"variable", nil, map[string]string{tc.variable: tc.value}},
+			} {
+				_, err := parseFlags(given.args, envOf(given.env))
+				if err == nil || !strings.Contains(err.Error(), "-"+tc.flag) || !strings.Contains(err.Error(), tc.variable) || !strings.Contains(err.Error(), tc.value) {
+					t.Errorf("%s %q: error %v, want one naming -%s, %s and the value", given.how, tc.value, err, tc.flag, tc.variable)
+				}
+			}
+		})
+	}
+}
