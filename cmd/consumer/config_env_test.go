@@ -1,10 +1,60 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
+
+// A flag given on the command line overrides its environment variable,
+// whatever the variable holds: one it would refuse (a shared environment
+// file's INVOICE_SHUTDOWN_TIMEOUT=60, without its unit) does not stop a
+// start that gives the flag, as a valid one would not be used either, and
+// is a warning naming the variable and the flag. Another unreadable
+// variable, whose flag is not given, still stops it, naming that variable
+// alone.
+func TestAFlagOverridesAnUnreadableVariable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		got  func(*options) any
+		want any
+	}{
+		{"duration", []string{"--shutdown-timeout", "60s"}, map[string]string{"INVOICE_SHUTDOWN_TIMEOUT": "60"},
+			func(o *options) any { return o.shutdownTO }, time.Minute},
+		{"number", []string{"--workers", "8"}, map[string]string{"INVOICE_WORKERS": "many"},
+			func(o *options) any { return o.workers }, 8},
+		{"boolean", []string{"--strict-tax-numbers"}, map[string]string{"INVOICE_STRICT_TAX_NUMBERS": "on"},
+			func(o *options) any { return o.strictTax }, true},
+		{"boolean switched off", []string{"--strict-tax-numbers=false"}, map[string]string{"INVOICE_STRICT_TAX_NUMBERS": "yes"},
+			func(o *options) any { return o.strictTax }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, envOf(tc.env))
+			if err != nil {
+				t.Fatalf("%v with %v: %v", tc.args, tc.env, err)
+			}
+			if got := tc.got(o); got != tc.want {
+				t.Fatalf("%v with %v: %v, want the flag's %v", tc.args, tc.env, got, tc.want)
+			}
+			flagName := strings.SplitN(tc.args[0], "=", 2)[0]
+			for name, value := range tc.env {
+				if len(o.warnings) != 1 || !strings.Contains(o.warnings[0], name+"="+strconv.Quote(value)) || !strings.Contains(o.warnings[0], flagName+" overrides it") {
+					t.Fatalf("warnings %q, want one naming %s, its value and %s", o.warnings, name, flagName)
+				}
+			}
+		})
+	}
+	if o, err := parseFlags([]string{"--shutdown-timeout", "60s"}, envOf(map[string]string{"INVOICE_SHUTDOWN_TIMEOUT": "45s"})); err != nil || len(o.warnings) != 0 {
+		t.Fatalf("a valid variable the flag overrides: %v, warnings %q; want none", err, o.warnings)
+	}
+	_, err := parseFlags([]string{"--shutdown-timeout", "60s"}, envOf(map[string]string{"INVOICE_SHUTDOWN_TIMEOUT": "60", "INVOICE_ACK_WAIT": "45"}))
+	if err == nil || !strings.Contains(err.Error(), "INVOICE_ACK_WAIT") || strings.Contains(err.Error(), "INVOICE_SHUTDOWN_TIMEOUT") {
+		t.Fatalf("error %v, want one naming INVOICE_ACK_WAIT, whose flag is not given, and not INVOICE_SHUTDOWN_TIMEOUT, whose flag is", err)
+	}
+}
 
 // A value is read alike as a flag and as its variable: spaces around it
 // (a ConfigMap's "30s ", a value ending in the newline of a YAML block)

@@ -69,6 +69,9 @@ type options struct {
 	// partitionHost is the host name --partition-from-hostname took the
 	// partition from, for the errors that name it; "" without it.
 	partitionHost string
+	// warnings are for main to log once it has a logger: the variables
+	// that their flags override and would refuse.
+	warnings []string
 }
 
 func main() {
@@ -84,6 +87,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "consumer:", err)
 		os.Exit(2)
+	}
+	for _, w := range opts.warnings {
+		log.Warn().Msg(w)
 	}
 	// A full file system or file size limit must surface as a write error
 	// (the store then pauses and reports unready), never as a signal.
@@ -105,9 +111,11 @@ func main() {
 
 // parseFlags reads the flags, with environment variables as defaults:
 // NATS_URL and NATS_CREDS as in every NATS tool, INVOICE_* for the rest.
-// lookupEnv is os.LookupEnv's kind. A variable that is set but cannot be
-// read as its flag's type is an error, as the same value given as the flag
-// is, instead of falling back to the default.
+// lookupEnv is os.LookupEnv's kind. A flag given overrides its variable. A
+// variable that is set but cannot be read as its flag's type is an error,
+// as the same value given as the flag is, instead of falling back to the
+// default, unless the flag is given too: the variable, which the start
+// would not use, is then only a warning (options.warnings).
 func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
@@ -129,7 +137,9 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	// The number, duration and boolean flags read their variables with
 	// the flag's own Set (envFlag), before the command line, so that -h
 	// shows a variable's value as its flag's default: a value is read alike
-	// from both, spaces around it ignored.
+	// from both, spaces around it ignored. A variable the flag refuses is
+	// kept in envErrs until the command line says whether the flag
+	// overrides it.
 	type envErr struct {
 		flag string
 		err  error
@@ -202,9 +212,18 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// A flag given overrides its variable, as it overrides one that reads:
+	// the start does not use the variable, and refusing it would stop the
+	// instance given the flag to get round a shared environment file's
+	// mistake. It is not silent either: the other instances, which read
+	// it, will not start.
 	var errs []error
 	for _, e := range envErrs {
-		errs = append(errs, e.err)
+		if given[e.flag] {
+			o.warnings = append(o.warnings, fmt.Sprintf("%v: not used, --%s overrides it; correct or remove it, as an instance started without the flag refuses it", e.err, e.flag))
+		} else {
+			errs = append(errs, e.err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
