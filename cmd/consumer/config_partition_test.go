@@ -121,19 +121,25 @@ func TestPartitionAndPartitionFromHostnameAreRefusedTogether(t *testing.T) {
 	}
 }
 
-// --partition-from-hostname refuses a host name that does not end in
-// -<number> (a Deployment's pod, a machine's own name), naming the flag and
-// the host name, and a number beyond --partitions names the host name it
-// came from: the operator gave no --partition.
+// --partition-from-hostname refuses a host name that is not a StatefulSet
+// pod's <name>-<ordinal> (a Deployment's pod, a machine's own name, a fully
+// qualified name), naming the flag, the host name, the form it expects and
+// the way out, --partition; a number beyond --partitions names the host
+// name it came from (more pods than partitions, or a name whose last part
+// only happens to be digits, as a Deployment pod's may be), and --partition
+// too: the operator gave no --partition.
 func TestPartitionFromHostnameRefusesOtherHostNames(t *testing.T) {
+	way := []string{"--partition-from-hostname", "<name>-<ordinal>", "--partition (INVOICE_PARTITION)"}
 	for _, tc := range []struct {
 		host string
 		want []string
 	}{
-		{"invoicer", []string{"--partition-from-hostname", `"invoicer"`, "-<number>"}},
-		{"invoicer-", []string{"--partition-from-hostname", `"invoicer-"`, "-<number>"}},
-		{"invoicer-7d9f8c6b5-x2k4q", []string{"--partition-from-hostname", `"invoicer-7d9f8c6b5-x2k4q"`, "-<number>"}},
-		{"invoicer-3", []string{"--partition 3", `"invoicer-3"`, "0 to 2"}},
+		{"invoicer", append([]string{`"invoicer"`}, way...)},
+		{"invoicer-", append([]string{`"invoicer-"`}, way...)},
+		{"invoicer-7d9f8c6b5-x2k4q", append([]string{`"invoicer-7d9f8c6b5-x2k4q"`}, way...)},
+		{"invoicer-2.example.com", append([]string{`"invoicer-2.example.com"`}, way...)},
+		{"invoicer-3", []string{"--partition 3", `"invoicer-3"`, "0 to 2", "--partition (INVOICE_PARTITION)"}},
+		{"invoicer-7d9f8c6b5-24567", []string{"--partition 24567", `"invoicer-7d9f8c6b5-24567"`, "0 to 2", "--partition (INVOICE_PARTITION)"}},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
 			o, err := parseFlags([]string{"--partitions", "3", "--partition-from-hostname"}, envOf(map[string]string{"HOSTNAME": tc.host}))

@@ -251,7 +251,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 		}
 		k, err := ordinalOf(host)
 		if err != nil {
-			return nil, fmt.Errorf("--partition-from-hostname: %w", err)
+			return nil, fmt.Errorf("--partition-from-hostname (INVOICE_PARTITION_FROM_HOSTNAME): %w: it takes the partition from a StatefulSet pod's host name, <name>-<ordinal> (invoicer-2 consumes partition 2); elsewhere, give the partition with --partition (INVOICE_PARTITION) instead", err)
 		}
 		o.partition = k
 		o.partitionHost = host
@@ -319,7 +319,10 @@ func (o *options) validate() error {
 	}
 	if o.partitions > 1 && (o.partition < 0 || o.partition >= o.partitions) {
 		if o.partitionHost != "" {
-			errs = append(errs, fmt.Errorf("--partition %d, from --partition-from-hostname's host name %q: must be 0 to %d (more pods than --partitions?)", o.partition, o.partitionHost, o.partitions-1))
+			// More pods than partitions, most likely; or a host name
+			// that is not a StatefulSet pod's and only ends in digits (a
+			// Deployment pod's suffix may be all digits, 24567).
+			errs = append(errs, fmt.Errorf("--partition %d, from --partition-from-hostname's host name %q: must be 0 to %d: more pods than --partitions (INVOICE_PARTITIONS)? Outside a StatefulSet, give the partition with --partition (INVOICE_PARTITION) instead of --partition-from-hostname", o.partition, o.partitionHost, o.partitions-1))
 		} else {
 			errs = append(errs, fmt.Errorf("--partition %d: must be 0 to %d", o.partition, o.partitions-1))
 		}
@@ -428,15 +431,16 @@ func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 }
 
 // ordinalOf returns the number after the last "-" of a host name
-// ("invoicer-2" → 2), the ordinal of a StatefulSet pod.
+// ("invoicer-2" → 2), the ordinal of a StatefulSet pod. The error names the
+// host name; the caller says what to do about it.
 func ordinalOf(host string) (int, error) {
 	i := strings.LastIndexByte(host, '-')
 	if i < 0 {
-		return 0, fmt.Errorf("host name %q does not end in -<number>", host)
+		return 0, fmt.Errorf("host name %q does not end in -<ordinal>", host)
 	}
 	k, err := strconv.Atoi(host[i+1:])
 	if err != nil || k < 0 {
-		return 0, fmt.Errorf("host name %q does not end in -<number>", host)
+		return 0, fmt.Errorf("host name %q does not end in -<ordinal>", host)
 	}
 	return k, nil
 }
