@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -262,6 +263,16 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	return o, nil
 }
 
+// listenCheckTimeout bounds the name resolution of listenersCollide, which
+// runs before the consumer has logged anything: a DNS server that does not
+// answer would otherwise hold the start, silent, for the resolver's own
+// timeouts (/etc/resolv.conf's, 5 s times 2 attempts by default, for each
+// name and each search domain: over a minute in a pod with Kubernetes'
+// search domains). A healthy DNS answers well within it; past it the check
+// gives up, and the listens, which resolve the names again, name the
+// address they cannot listen on.
+const listenCheckTimeout = 2 * time.Second
+
 // listenersCollide says why listeners on the addresses a and b could not
 // both listen, or returns "" when they can (or either is "", off). Port 0
 // is no port: the system picks two. On one port they collide when their
@@ -269,8 +280,8 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 // Go listens on it for IPv4 and IPv6 alike, and a name stands for the
 // address Go listens on for it (localhost: 127.0.0.1), so that only two
 // distinct specific addresses share a port. A port or host that does not
-// resolve is left to the listen, which names it, unless a and b are one
-// spelling.
+// resolve, or not within listenCheckTimeout, is left to the listen, which
+// names it, unless a and b are one spelling.
 func listenersCollide(a, b string) string {
 	if a == "" || b == "" {
 		return ""
@@ -286,8 +297,10 @@ func listenersCollide(a, b string) string {
 	if errA != nil || errB != nil {
 		return ""
 	}
-	na, errA := net.LookupPort("tcp", pa)
-	nb, errB := net.LookupPort("tcp", pb)
+	ctx, cancel := context.WithTimeout(context.Background(), listenCheckTimeout)
+	defer cancel()
+	na, errA := net.DefaultResolver.LookupPort(ctx, "tcp", pa)
+	nb, errB := net.DefaultResolver.LookupPort(ctx, "tcp", pb)
 	if errA != nil || errB != nil || na == 0 || na != nb {
 		return ""
 	}
@@ -296,12 +309,35 @@ func listenersCollide(a, b string) string {
 			return fmt.Sprintf("would both listen on port %d, which %q takes on every address", na, h.addr)
 		}
 	}
-	ta, errA := net.ResolveTCPAddr("tcp", a)
-	tb, errB := net.ResolveTCPAddr("tcp", b)
-	if errA != nil || errB != nil || !ta.IP.Equal(tb.IP) || ta.Zone != tb.Zone {
+	ipA, errA := listenIP(ctx, ha)
+	ipB, errB := listenIP(ctx, hb)
+	if errA != nil || errB != nil || ipA != ipB {
 		return ""
 	}
-	return "would both listen on " + ta.String()
+	return "would both listen on " + netip.AddrPortFrom(ipA, uint16(na)).String()
+}
+
+// listenIP returns the address that net.Listen("tcp", host:port) listens
+// on: host when it is an IP address (an IPv4-mapped one as IPv4), else the
+// first IPv4 address the name resolves to, else its first address, as
+// net.Listen picks it. Unlike net.Listen's, the resolution ends with ctx.
+func listenIP(ctx context.Context, host string) (netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap(), nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("lookup %s: no address", host)
+	}
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			return ip.Unmap(), nil
+		}
+	}
+	return ips[0], nil
 }
 
 func (o *options) validate() error {

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The check that --http and --partner-http do not take one port resolves
+// host names other than localhost, when both give one port: a DNS server
+// that never answers must not hold the start beyond the check's bound
+// (listenCheckTimeout), which then leaves the two addresses to the
+// listens, whose own error names the one that cannot be listened on.
+//
+// The DNS server here is a real UDP socket on loopback that reads the
+// queries and answers none, as a server behind a dropping firewall does;
+// net.DefaultResolver, which the check uses as net.Listen does, is pointed
+// at it for the test's length (the package's tests that run in parallel
+// start only once this one has ended). Without a bound of its own, the
+// resolver gives up only after /etc/resolv.conf's timeout and attempts
+// (5 s and 2 by default) for each name and each search domain: 20 s here
+// for the two names, and far more in a pod with Kubernetes' search
+// domains, during which the consumer has logged nothing at all. The limit
+// the test waits for is several times the check's bound, for a loaded
+// machine: it tells a bounded wait from the resolver's own, not a fast
+// check from a slow one.
+func TestListenerCheckDoesNotWaitForASilentDNS(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queries atomic.Int64
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return // closed
+			}
+			queries.Add(1)
+		}
+	}()
+	t.Cleanup(func() { _ = pc.Close(); <-read })
+	saved := net.DefaultResolver
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+	t.Cleanup(func() { net.DefaultResolver = saved })
+
+	type parsed struct {
+		o   *options
+		err error
+	}
+	done := make(chan parsed, 1)
+	start := time.Now()
+	go func() {
+		o, err := parseFlags([]string{"--http", "invoicer-a.example:8080", "--partner-http", "invoicer-b.example:8080"}, noEnv)
+		done <- parsed{o, err}
+	}()
+	const limit = 10 * time.Second
+	var p parsed
+	select {
+	case p = <-done:
+	case <-time.After(limit):
+		// Waited for before the test ends, which restores the resolver
+		// the call reads: the resolver's own timeouts end it.
+		select {
+		case p = <-done:
+			t.Fatalf("the flags were read after %v, waiting for a DNS server that never answers (%d queries sent); want the check given up within %v", time.Since(start).Round(time.Second), queries.Load(), limit)
+		case <-time.After(5 * time.Minute):
+			t.Fatalf("the flags were still not read after 5 minutes, waiting for a DNS server that never answers (%d queries sent)", queries.Load())
+		}
+	}
+	if p.err != nil {
+		t.Fatalf("refused: %v; want the check skipped when the names do not resolve in time, the listens naming an address they cannot listen on", p.err)
+	}
+	if queries.Load() == 0 {
+		t.Fatal("no DNS query reached the test's server: the test did not test the check's resolution")
+	}
+}
