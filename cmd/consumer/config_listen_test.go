@@ -44,10 +44,14 @@ func TestListenerCheckDoesNotWaitForASilentDNS(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { _ = pc.Close(); <-read })
+	// The resolver's lookups may outlive the call that gave up on them
+	// (until their own timeout), and may dial after the test restored
+	// net.DefaultResolver: the dial reads no resolver (net.Dialer would
+	// read net.DefaultResolver), only the server's address.
+	server := pc.LocalAddr().(*net.UDPAddr)
 	saved := net.DefaultResolver
-	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return net.DialUDP("udp", nil, server)
 	}}
 	t.Cleanup(func() { net.DefaultResolver = saved })
 
