@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,7 +147,9 @@ func jetStreamClient(t *testing.T, url string) (*nats.Conn, jetstream.JetStream)
 
 // runningConsumer is the consumer's run in a test's goroutine.
 type runningConsumer struct {
-	t    *testing.T
+	t *testing.T
+	// o are the options run was given: o.httpListen, o.partnerAddr and
+	// o.natsListen are the addresses the harness picked for freePort.
 	o    *options
 	logs *syncBuffer
 	// done receives run's error once it returns.
@@ -155,9 +158,79 @@ type runningConsumer struct {
 	stop context.CancelFunc
 }
 
+// freePort, as the address of a listening flag given to startRun,
+// startRunUntil or startRefused (--http, --partner-http, --nats-listen,
+// --pprof), is a loopback address the harness picks (freeAddr) for each
+// start: the test reads it from the options (runningConsumer.o).
+//
+// An address picked before the consumer listens is free when it is
+// picked, not when the consumer listens on it: meanwhile the system may
+// give it to another listener on port 0 — the consumer's own in-process
+// sandbox, which listens first, a test's httptest server, another test's
+// or another process's — and the consumer's start stops at once, "address
+// already in use". The harness then starts it again on other addresses
+// (the same data directory: the stopped start closed its order store and
+// took no request), at most three times in all, as startConsumer does for
+// the binary. A start refused because of an address the test gave itself
+// (a taken one, on purpose) is not tried again. The consumer cannot listen
+// on port 0 and say where instead: the embedded NATS server's port 0 is
+// its default port, and its listeners' addresses are logged as given.
+const freePort = "127.0.0.1:free"
+
+// startTries is how many starts startRun and startRefused try when the
+// addresses they picked were taken each time.
+const startTries = 3
+
+// pickAddrs returns args with each freePort replaced by an address of
+// pick's, and the addresses picked.
+func pickAddrs(t *testing.T, args []string, pick func(*testing.T) string) (picked []string, out []string) {
+	t.Helper()
+	out = slices.Clone(args)
+	for i, a := range out {
+		if a == freePort {
+			out[i] = pick(t)
+			picked = append(picked, out[i])
+		}
+	}
+	return picked, out
+}
+
+// pickedTaken reports whether one of text's lines (run's error, or a log
+// line: the embedded NATS server logs its own failure to listen) says that
+// one of the addresses picked was in use.
+func pickedTaken(text string, picked []string) bool {
+	for line := range strings.Lines(text) {
+		if !strings.Contains(line, "address already in use") {
+			continue
+		}
+		for _, a := range picked {
+			if containsAddr(line, a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// containsAddr reports whether text names addr (host:port), and not
+// another port that starts with addr's: 127.0.0.1:4000 is not in
+// "127.0.0.1:40001".
+func containsAddr(text, addr string) bool {
+	for {
+		i := strings.Index(text, addr)
+		if i < 0 {
+			return false
+		}
+		text = text[i+len(addr):]
+		if text == "" || text[0] < '0' || text[0] > '9' {
+			return true
+		}
+	}
+}
+
 // startRun runs the consumer with args (parseFlags, without the
-// environment) until the test ends or stop is called, and waits until it
-// consumes.
+// environment; freePort for a listening address the harness picks) until
+// the test ends or stop is called, and waits until it consumes.
 func startRun(t *testing.T, args []string) *runningConsumer {
 	t.Helper()
 	return startRunUntil(t, args, "consuming invoice requests", 30*time.Second)
@@ -167,6 +240,34 @@ func startRun(t *testing.T, args []string) *runningConsumer {
 // has logged what instead.
 func startRunUntil(t *testing.T, args []string, what string, within time.Duration) *runningConsumer {
 	t.Helper()
+	return startRunPicking(t, args, what, within, freeAddr)
+}
+
+// startRunPicking is startRunUntil with the addresses for freePort from
+// pick: a test of the harness has it hand out a taken one.
+func startRunPicking(t *testing.T, args []string, what string, within time.Duration, pick func(*testing.T) string) *runningConsumer {
+	t.Helper()
+	for try := 1; ; try++ {
+		picked, tried := pickAddrs(t, args, pick)
+		r, err := tryStartRun(t, tried, what, within)
+		if r != nil {
+			return r
+		}
+		if !pickedTaken(err, picked) {
+			t.Fatal(err)
+		}
+		if try == startTries {
+			t.Fatalf("the addresses picked for the consumer were taken at each of %d starts; the last one:\n%s", try, err)
+		}
+	}
+}
+
+// tryStartRun is one start of startRunPicking's: the running consumer, or
+// nil and what went wrong (run's error and the consumer's log) when run
+// returned before logging what. It fails the test when run neither
+// returns nor logs what within within.
+func tryStartRun(t *testing.T, args []string, what string, within time.Duration) (*runningConsumer, string) {
+	t.Helper()
 	o, err := parseFlags(args, noEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -175,19 +276,32 @@ func startRunUntil(t *testing.T, args []string, what string, within time.Duratio
 	t.Cleanup(cancel)
 	r := &runningConsumer{t: t, o: o, logs: &syncBuffer{}, done: make(chan error, 1), stop: cancel}
 	go func() { r.done <- run(ctx, o, zerolog.New(r.logs)) }()
-	r.waitLog(what, within)
-	return r
+	if returned, err := r.untilLog(what, within); returned {
+		cancel()
+		return nil, fmt.Sprintf("run returned %v before logging %q:\n%s", err, what, r.logs.String())
+	}
+	return r, ""
 }
 
 // waitLog waits until the consumer has logged what, at most within, and
 // fails the test if run returns first.
 func (r *runningConsumer) waitLog(what string, within time.Duration) {
 	r.t.Helper()
+	if returned, err := r.untilLog(what, within); returned {
+		r.t.Fatalf("run returned %v before logging %q:\n%s", err, what, r.logs.String())
+	}
+}
+
+// untilLog waits until the consumer has logged what, at most within, or
+// until run returns: then it reports returned, and run's error. It fails
+// the test when neither happens within within.
+func (r *runningConsumer) untilLog(what string, within time.Duration) (returned bool, err error) {
+	r.t.Helper()
 	deadline := time.Now().Add(within)
 	for !strings.Contains(r.logs.String(), what) {
 		select {
 		case err := <-r.done:
-			r.t.Fatalf("run returned %v before logging %q:\n%s", err, what, r.logs.String())
+			return true, err
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -195,6 +309,7 @@ func (r *runningConsumer) waitLog(what string, within time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return false, nil
 }
 
 // stopAndWait stops the consumer (stop, as SIGTERM does) and returns run's
@@ -326,5 +441,69 @@ func (p *pingHold) serve(c net.Conn) {
 		default:
 			write(line)
 		}
+	}
+}
+
+// TestStartRunPicksAgainWhenAPortIsTaken: the address the harness picks for
+// --http is taken by another listener before the consumer listens on it,
+// as the in-process sandbox's port 0 or another test's listener may take
+// it. The start stops, "address already in use", once its order store,
+// embedded NATS server and streams are set up; startRun starts the
+// consumer again on other addresses, with the same data directory, and
+// the test reads where it listens from its options. Two starts, not more.
+func TestStartRunPicksAgainWhenAPortIsTaken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the consumer")
+	}
+	var picks []string
+	taken := takenAddr(t)
+	pick := func(t *testing.T) string {
+		a := freeAddr(t)
+		if len(picks) == 1 { // the first start's --http
+			a = taken
+		}
+		picks = append(picks, a)
+		return a
+	}
+	c := startRunPicking(t, []string{"--data", t.TempDir(), "--nats-listen", freePort, "--http", freePort}, "consuming invoice requests", 30*time.Second, pick)
+	if len(picks) != 4 {
+		t.Fatalf("%d addresses picked (%v), want 4: two for each of two starts", len(picks), picks)
+	}
+	if c.o.httpListen != picks[3] || c.o.natsListen != picks[2] {
+		t.Fatalf("the consumer runs with --http %s and --nats-listen %s, want the second start's %s and %s", c.o.httpListen, c.o.natsListen, picks[3], picks[2])
+	}
+	resp, err := http.Get("http://" + c.o.httpListen + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz on %s: %d", c.o.httpListen, resp.StatusCode)
+	}
+	if err := c.stopAndWait(30 * time.Second); err != nil {
+		t.Fatalf("run = %v once told to stop", err)
+	}
+}
+
+// TestPickedTaken: a start is tried again only when a line of its error or
+// log says that an address the harness picked was in use.
+func TestPickedTaken(t *testing.T) {
+	picked := []string{"127.0.0.1:4000", "127.0.0.1:4100"}
+	for _, tc := range []struct {
+		name string
+		text string
+		want bool
+	}{
+		{"--http picked", "--http 127.0.0.1:4000 (INVOICE_HTTP): listen tcp 127.0.0.1:4000: bind: address already in use", true},
+		{"the embedded server's own listener", `{"level":"error","component":"nats-server","message":"Error listening on port: 127.0.0.1:4100, \"listen tcp 127.0.0.1:4100: bind: address already in use\""}`, true},
+		{"an address the test gave", "--partner-http 127.0.0.1:40001 (INVOICE_PARTNER_HTTP): listen tcp 127.0.0.1:40001: bind: address already in use", false},
+		{"a picked address, in use on another line", "serving on 127.0.0.1:4000\n--partner-http 127.0.0.1:5000: address already in use", false},
+		{"another error", "--http 127.0.0.1:4000 (INVOICE_HTTP): listen tcp 127.0.0.1:4000: bind: permission denied", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pickedTaken(tc.text, picked); got != tc.want {
+				t.Errorf("pickedTaken(%q) = %v, want %v", tc.text, got, tc.want)
+			}
+		})
 	}
 }

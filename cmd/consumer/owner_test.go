@@ -53,9 +53,9 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 	const channel, secret = "acme", "acme-secret-0123456789"
 	config := sandboxSellers(t, "jumdata", prov.URL, fmt.Sprintf("partners:\n  - {channel: %s, secret: %s}\n", channel, secret))
 
-	httpAddr := freeAddr(t)
-	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
+	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", freePort,
 		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"})
+	httpAddr := c.o.httpListen
 
 	nc, js := jetStreamClient(t, ns.ClientURL())
 	const orderNo = "OWNER-1"
@@ -237,9 +237,9 @@ func TestStoodDownInstanceKeepsItsOwnDocuments(t *testing.T) {
 	})
 	seller := sandbox.DefaultNuonuoSeller
 	config := sandboxSellers(t, "nuonuo", prov.URL, "")
-	httpAddr := freeAddr(t)
-	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
+	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", freePort,
 		"--workers", "2", "--provider-timeout", "60s", "--shutdown-timeout", "60s"})
+	httpAddr := c.o.httpListen
 
 	_, js := jetStreamClient(t, ns.ClientURL())
 	const orderNo = "OWNER-DOCS-1"
@@ -322,8 +322,8 @@ func TestRefusedStartStandsBy(t *testing.T) {
 	}
 	firstData := t.TempDir()
 	first := startRun(t, args(firstData, ""))
-	httpAddr, partnerAddr := freeAddr(t), freeAddr(t)
-	second := startRunUntil(t, append(args(t.TempDir(), httpAddr), "--partner-http", partnerAddr), "start refused: standing by", 60*time.Second)
+	second := startRunUntil(t, append(args(t.TempDir(), freePort), "--partner-http", freePort), "start refused: standing by", 60*time.Second)
+	httpAddr, partnerAddr := second.o.httpListen, second.o.partnerAddr
 	select {
 	case err := <-second.done:
 		t.Fatalf("the refused start returned %v while standing by; want it to stand by until stopped:\n%s", err, second.logs.String())
@@ -453,8 +453,8 @@ func TestRefusedStartKeepsItsOwnDocuments(t *testing.T) {
 	// Another instance takes the durable; this one, started again, is
 	// refused and stands by. The owner issues an order of its own.
 	first := startRun(t, args(t.TempDir(), ""))
-	httpAddr := freeAddr(t)
-	again := startRunUntil(t, args(secondData, httpAddr), "start refused: standing by", 60*time.Second)
+	again := startRunUntil(t, args(secondData, freePort), "start refused: standing by", 60*time.Second)
+	httpAddr := again.o.httpListen
 	publish(owners)
 	first.waitLog(`"order_no":"`+owners+`"`, 30*time.Second)
 	pdf.Open()
@@ -567,9 +567,9 @@ func TestStandingDownStopsPullingFirst(t *testing.T) {
 	prov := serveGated(t, sb, func(*http.Request) *gate { return nil })
 	seller := sandbox.DefaultJumdataSeller
 	config := sandboxSellers(t, "jumdata", prov.URL, "")
-	httpAddr := freeAddr(t)
-	c := startRun(t, []string{"--nats-url", link.URL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
+	c := startRun(t, []string{"--nats-url", link.URL(), "--config", config, "--data", t.TempDir(), "--http", freePort,
 		"--workers", "2", "--shutdown-timeout", "60s"})
+	httpAddr := c.o.httpListen
 
 	_, js := jetStreamClient(t, ns.ClientURL())
 	link.Hold()

@@ -116,9 +116,9 @@ func TestDeletedRequestStreamIsCreatedAgain(t *testing.T) {
 	})
 	seller := sandbox.DefaultJumdataSeller
 	config := sandboxSellers(t, "jumdata", prov.URL, "")
-	httpAddr := freeAddr(t)
-	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", httpAddr,
+	c := startRun(t, []string{"--nats-url", ns.ClientURL(), "--config", config, "--data", t.TempDir(), "--http", freePort,
 		"--workers", "1", "--provider-timeout", "60s"})
+	httpAddr := c.o.httpListen
 
 	_, js := jetStreamClient(t, ns.ClientURL())
 	ctx := t.Context()
