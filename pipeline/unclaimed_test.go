@@ -794,10 +794,29 @@ func TestRecoveryDoesNotDependOnTheConfigurationNow(t *testing.T) {
 	h.provs[jumdataSeller] = jc
 	ahead.Store(int64(9 * time.Hour))
 	h.start()
-	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "CFG2-J", doubled), "")
+	corrected := issueRequest(t, jumdataSeller, "CFG2-J", doubled)
+	h.publish(jumdataSeller, corrected, "")
 	h.waitFor("the corrected request to be answered", 10*time.Second, h.requestStreamEmpty)
-	if res := h.resultsFor(jumdataSeller, "CFG2-J"); res[len(res)-1].Status != schemas.StatusConflict {
-		t.Fatalf("corrected request: %s %+v, want a conflict", res[len(res)-1].Status, res[len(res)-1].Error)
+	// The request left the stream once acknowledged, which the loop does
+	// only once its result is in the result stream (the PubAck): the
+	// result exists, but the harness's reader of that stream may not have
+	// it yet. Wait for the corrected request's own result (its
+	// fingerprint), not for the last one read so far, which was the first
+	// request's when the reader was behind.
+	fp := decodeFingerprint(t, corrected)
+	answers := func() (out []schemas.Result) {
+		for _, r := range h.resultsFor(jumdataSeller, "CFG2-J") {
+			if r.Fingerprint == fp {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	h.waitFor("the corrected request's result", 10*time.Second, func() bool { return len(answers()) > 0 })
+	for _, r := range answers() {
+		if r.Status != schemas.StatusConflict {
+			t.Fatalf("corrected request: %s %+v, want a conflict", r.Status, r.Error)
+		}
 	}
 	if st := h.orderStats(jumdataSeller, "CFG2-J"); st.Issuances != 1 {
 		t.Fatalf("sandbox %+v: issued %d times", st, st.Issuances)
