@@ -176,16 +176,35 @@ func (e *natsEnv) requests() []*jetstream.RawStreamMsg {
 	return out
 }
 
-// unreachableURL is a loopback address where nothing listens.
+// unreachableURL is a loopback address where nothing listens, and nothing
+// can until the test ends: a connection to it is refused. A port let go
+// of (a listener's, closed) would be anyone's: a NATS server or httptest
+// server of a parallel test, which listen on port 0, could be given it,
+// and the publisher reached it. The port is the local end of a loopback
+// connection the test holds: a port bound without SO_REUSEADDR, which no
+// listener may bind and the system gives no listener on port 0, and on
+// which nothing accepts.
 func unreachableURL(tb testing.TB) string {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return "nats://" + addr
+	defer l.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := l.Accept()
+	if err != nil {
+		c.Close()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = c.Close()
+		_ = s.Close()
+	})
+	return "nats://" + c.LocalAddr().String()
 }
 
 // consumer runs the whole consumer in process on a natsEnv, as the pipeline
