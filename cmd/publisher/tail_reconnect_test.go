@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,30 +18,109 @@ import (
 	"github.com/fapiaohub/invoicer/schemas"
 )
 
-// restartable is a JetStream server on a fixed port that a test stops and
-// starts again, with the same store or another.
+// restartable is a JetStream server that a test stops and starts again,
+// with the same store or another, at an address that stays the same: its
+// clients (the tails) connect to url, a loopback TCP proxy held for the
+// whole test, which passes each connection on to the server running then
+// and closes it at once while none runs, as a server that is down refuses
+// it. Each start listens on a port of its own: a fixed port let go of
+// while the server was stopped was anyone's meanwhile (a listener on port
+// 0, of this test binary or of another process on the machine, could be
+// given it, and the restart failed, "nats server not ready").
 type restartable struct {
-	t    *testing.T
-	port int
-	ns   *server.Server
-	js   jetstream.JetStream
+	t   *testing.T
+	url string // the proxy's NATS URL, for the tails
+	ns  *server.Server
+	js  jetstream.JetStream
+
+	mu      sync.Mutex
+	backend string // the running server's host:port, "" while it is stopped
 }
 
+// newRestartable starts the proxy of a restartable, stopped when the test
+// ends; start starts its server.
 func newRestartable(t *testing.T) *restartable {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return &restartable{t: t, port: port}
+	r := &restartable{t: t, url: "nats://" + l.Addr().String()}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+		track = func(c net.Conn) bool { // false once the test ends
+			mu.Lock()
+			defer mu.Unlock()
+			if conns == nil {
+				return false
+			}
+			conns[c] = true
+			return true
+		}
+	)
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		for c := range conns {
+			_ = c.Close()
+		}
+		conns = nil
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if !track(c) {
+				_ = c.Close()
+				return
+			}
+			wg.Go(func() { r.pass(c, track) })
+		}
+	})
+	return r
+}
+
+// pass passes the client connection c on to the running server until
+// either side closes it; with no server running, or none reachable, it
+// closes c.
+func (r *restartable) pass(c net.Conn, track func(net.Conn) bool) {
+	defer c.Close()
+	r.mu.Lock()
+	backend := r.backend
+	r.mu.Unlock()
+	if backend == "" {
+		return
+	}
+	s, err := net.Dial("tcp", backend)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	if !track(s) {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(s, c)
+		_ = s.Close()
+	}()
+	_, _ = io.Copy(c, s)
+	_ = c.Close()
+	<-done
 }
 
 // start starts the server on storeDir; ensure creates the streams as the
 // consumer does at its start.
 func (r *restartable) start(storeDir string, ensure bool) {
 	t := r.t
-	ns, err := server.NewServer(&server.Options{ServerName: "tail-restart", Host: "127.0.0.1", Port: r.port,
+	ns, err := server.NewServer(&server.Options{ServerName: "tail-restart", Host: "127.0.0.1", Port: -1,
 		JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true})
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +139,9 @@ func (r *restartable) start(storeDir string, ensure bool) {
 		t.Fatal(err)
 	}
 	r.ns, r.js = ns, js
+	r.mu.Lock()
+	r.backend = strings.TrimPrefix(ns.ClientURL(), "nats://")
+	r.mu.Unlock()
 	if ensure {
 		r.ensure()
 	}
@@ -72,6 +156,9 @@ func (r *restartable) ensure() {
 }
 
 func (r *restartable) stop() {
+	r.mu.Lock()
+	r.backend = ""
+	r.mu.Unlock()
 	r.ns.Shutdown()
 	r.ns.WaitForShutdown()
 }
@@ -90,14 +177,54 @@ type tailRun struct {
 	code        int
 }
 
+// tail runs the publisher's tail with args against the server, and
+// returns once it follows the results: its ordered consumer exists on the
+// results stream, so that a result published from now on is one it shows.
+// It fails the test when the tail ends first, or does not follow within
+// 30 s.
 func (r *restartable) tail(args ...string) <-chan tailRun {
+	r.t.Helper()
+	before := r.resultConsumers()
 	done := make(chan tailRun, 1)
 	go func() {
-		out, errOut, code := runCLI(r.t, "", append([]string{"--server", r.ns.ClientURL(), "--timeout", "5s", "tail"}, args...)...)
+		out, errOut, code := runCLI(r.t, "", append([]string{"--server", r.url, "--timeout", "5s", "tail"}, args...)...)
 		done <- tailRun{out, errOut, code}
 	}()
-	time.Sleep(500 * time.Millisecond) // tail is following
-	return done
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for name := range r.resultConsumers() {
+			if !before[name] {
+				return done
+			}
+		}
+		select {
+		case run := <-done:
+			r.t.Fatalf("tail ended before it followed the results: exit %d\n%s%s", run.code, run.out, run.errOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("tail did not follow the results within 30 s")
+		}
+	}
+}
+
+// resultConsumers returns the names of the results stream's consumers.
+func (r *restartable) resultConsumers() map[string]bool {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := r.js.Stream(ctx, pipeline.DefaultResultStream)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	names := stream.ConsumerNames(ctx)
+	out := map[string]bool{}
+	for name := range names.Name() {
+		out[name] = true
+	}
+	if err := names.Err(); err != nil {
+		r.t.Fatal(err)
+	}
+	return out
 }
 
 // await returns the tail run done reports, failing the test with why when
@@ -110,6 +237,37 @@ func (r *restartable) await(done <-chan tailRun, d time.Duration, why string) ta
 	case <-time.After(d):
 		r.t.Fatal(why)
 		return tailRun{}
+	}
+}
+
+// TestRestartableKeepsItsAddress: while a restartable server is stopped,
+// nothing else can listen at the address its clients reconnect to, and it
+// starts again there.
+func TestRestartableKeepsItsAddress(t *testing.T) {
+	t.Parallel()
+	r := newRestartable(t)
+	store := filepath.Join(t.TempDir(), "js")
+	r.start(store, true)
+	addr := strings.TrimPrefix(r.url, "nats://")
+	r.stop()
+	if l, err := net.Listen("tcp", addr); err == nil {
+		// As a listener on port 0 may be given the port meanwhile.
+		t.Cleanup(func() { l.Close() })
+		t.Errorf("a listener could take %s while the server was stopped", addr)
+	}
+	if nc, err := nats.Connect(r.url, nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Errorf("connected to %s while the server was stopped", r.url)
+	}
+	r.start(store, false)
+	r.publish("R-1")
+	nc, err := nats.Connect(r.url, nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("connect to %s once the server is back: %v", r.url, err)
+	}
+	defer nc.Close()
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatalf("a round trip through %s: %v", r.url, err)
 	}
 }
 
