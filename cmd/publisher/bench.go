@@ -51,7 +51,13 @@ generator behind publisher demo; a consumer started without --config serves
 them), waits for every result and reports the throughput, the latency from
 publish to result (p50, p90, p99, max) and the results by status.
 
-Order numbers are B<run>-NNNNNNN, unique per run. The results are read with
+Order numbers are B<run>-NNNNNNN, unique per run: the run tag comes from
+the clock, so that two runs never share an order number (the request stream
+would drop a repeated one as a duplicate within its 10-minute window, and
+the consumer answer it from its order store after that). --seed N repeats a
+run's requests: the same N gives the same bodies, byte for byte but for the
+run tag (every request's invoiceDate is ` + benchDate.Format(timeLayout) + ` for that);
+bench prints the seed it used. The results are read with
 a JetStream ordered consumer on the result stream, opened before the first
 publish: a reader that falls behind lags, it never loses a result.
 
@@ -165,7 +171,7 @@ consumer's streams unreachable.`,
 	f.StringVar(&o.metrics, "metrics", "", "the consumer's /metrics URL, to report its memory, its CPU time and where its time went")
 	f.StringVar(&o.trace, "trace", "", "the consumer's --pprof address (http://host:port), to record it with Go's execution tracer during the run and say where its goroutines waited")
 	f.StringVar(&o.seller, "seller", "", "only requests for this demo seller (nuonuo, jumdata or its tax number; default both)")
-	f.Var(intflag.NewUint64(&o.seed, 0), "seed", "random seed of the request bodies (default: a random one, printed)")
+	f.Var(intflag.NewUint64(&o.seed, 0), "seed", "random seed of the request bodies: the same seed, the same bodies but for the run tag in their order numbers (default: a random one, printed)")
 	return cmd
 }
 
@@ -255,9 +261,8 @@ func runBench(ctx context.Context, g *globals, o benchOptions, out, errw io.Writ
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	run := benchRunTag(now)
-	gen, err := newBenchGen(o.seed, run, now, sellers, o.n, out)
+	run := benchRunTag(time.Now())
+	gen, err := newBenchGen(o.seed, run, sellers, o.n, out)
 	if err != nil {
 		return err
 	}

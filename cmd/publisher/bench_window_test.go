@@ -57,7 +57,7 @@ func (j *windowJS) ack(f *fakeFuture) {
 func TestBenchWindowBound(t *testing.T) {
 	for _, window := range []int{1, 4} {
 		const n = 12
-		gen, err := newBenchGen(1, "0000001", time.Now(), []string{demoNuonuo}, n, io.Discard)
+		gen, err := newBenchGen(1, "0000001", []string{demoNuonuo}, n, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func (it *sliceIter) Next(...jetstream.NextOpt) (jetstream.Msg, error) {
 // request has its result.
 func TestBenchReaderWaitsForEveryPublishedRequest(t *testing.T) {
 	const n = 3
-	gen, err := newBenchGen(1, "0000001", time.Now(), []string{demoNuonuo}, n, io.Discard)
+	gen, err := newBenchGen(1, "0000001", []string{demoNuonuo}, n, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

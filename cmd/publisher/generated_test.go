@@ -34,7 +34,7 @@ func TestGeneratedRequestsPassForEitherProviderAndAreIssued(t *testing.T) {
 		reqs = append(reqs, encodeRequest(req, g.rng.IntN(4) == 0))
 	}
 	var problems bytes.Buffer
-	b, err := newBenchGen(12, "G", date, []string{nuonuoSeller, jumdataSeller}, benchTemplates, &problems)
+	b, err := newBenchGen(12, "G", []string{nuonuoSeller, jumdataSeller}, benchTemplates, &problems)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, problems.String())
 	}
