@@ -42,8 +42,9 @@ on the wire, one per line.
 --since or --all start from the stream's history instead. A tail outlives a
 restart of NATS, and follows a results stream made anew (another store, or
 the stream deleted and made again) from its start, within a few seconds.
---count stops after that many results and --for after that long (exit 1 if
---count was not reached); otherwise tail runs until interrupted.`,
+--count stops after that many results and --for after that long, from the
+command's start (exit 1 if --count was not reached); otherwise tail runs
+until interrupted.`,
 		Example: `  publisher tail
   publisher tail --status rejected --status failed
   publisher tail --seller 339902999999789113 --since 1h
@@ -107,6 +108,25 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 		ctx, cancel = context.WithTimeout(ctx, o.forDur)
 		defer cancel()
 	}
+	// ended is how tail ends after n results: with --count not reached,
+	// exit 1 saying why.
+	ended := func(n int) error {
+		if o.count > 0 && n < o.count {
+			why := "interrupted"
+			if o.forDur > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				why = "--for " + o.forDur.String() + " elapsed"
+			}
+			return &exitError{code: exitFailed, err: fmt.Errorf("%s after %d of %d results", why, n, o.count)}
+		}
+		return nil
+	}
+	// forUp reports whether --for's time is up (not the command's own
+	// context's). --for bounds the whole run, its start included: a start
+	// it cuts short (a slow server, a loaded machine) ends tail as --for
+	// does later, not as a server that did not answer.
+	forUp := func() bool {
+		return o.forDur > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) && cmd.Context().Err() == nil
+	}
 	reconnected := make(chan struct{}, 1)
 	s, err := g.connect(following(cmd.ErrOrStderr(), func() {
 		select {
@@ -120,11 +140,17 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 	defer s.Close()
 	stream, err := s.stream(ctx, s.subjects.ResultFilter(), "results")
 	if err != nil {
+		if forUp() {
+			return ended(0)
+		}
 		return err
 	}
 	filters := resultFilters(s.subjects, statuses, sellers)
 	iter, _, err := s.follow(ctx, stream, filters, orderedFrom{all: o.all, since: o.since})
 	if err != nil {
+		if forUp() {
+			return ended(0)
+		}
 		return err
 	}
 	// Stopping waits for a reset of the ordered consumer in progress, which
@@ -172,6 +198,9 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 			go iter.Stop()
 			created = st.CachedInfo().Created
 			if iter, _, err = s.follow(ctx, st, filters, orderedFrom{all: true}); err != nil {
+				if forUp() {
+					return ended(n)
+				}
 				return err
 			}
 			next = nil
@@ -206,14 +235,7 @@ func runTail(cmd *cobra.Command, g *globals, o tailOptions) error {
 		}
 		fmt.Fprintln(out, resultLine(&res, stored))
 	}
-	if o.count > 0 && n < o.count {
-		why := "interrupted"
-		if o.forDur > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			why = "--for " + o.forDur.String() + " elapsed"
-		}
-		return &exitError{code: exitFailed, err: fmt.Errorf("%s after %d of %d results", why, n, o.count)}
-	}
-	return nil
+	return ended(n)
 }
 
 // streamCheckEvery is how often tail looks for a results stream made anew

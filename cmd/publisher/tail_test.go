@@ -136,6 +136,29 @@ func TestTail(t *testing.T) {
 	})
 }
 
+// TestTailForEndsDuringItsStart: --for bounds the whole tail, its start
+// included. One that elapses before the tail follows the results (a slow
+// server, a loaded machine; here after 1µs) ends it as --for does later:
+// without --count, exit 0 and nothing said; with it, exit 1 saying that
+// --for elapsed after 0 results. Not as a server that did not answer.
+func TestTailForEndsDuringItsStart(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		errOut string
+	}{
+		{[]string{"--for", "1us"}, exitOK, ""},
+		{[]string{"--all", "--count", "1", "--for", "1us"}, exitFailed, "publisher: --for 1µs elapsed after 0 of 1 results\n"},
+	} {
+		out, errOut, code := env.cli(t, append([]string{"tail"}, tc.args...)...)
+		if code != tc.code || errOut != tc.errOut || out != "" {
+			t.Errorf("tail %v: exit %d, stdout %q, stderr %q; want exit %d, stderr %q", tc.args, code, out, errOut, tc.code, tc.errOut)
+		}
+	}
+}
+
 // hasConsumer reports whether a consumer of stream filters on filter only.
 func (e *natsEnv) hasConsumer(t *testing.T, stream, filter string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
