@@ -184,14 +184,29 @@ func TestPartnerHTTPMustBeItsOwnAddress(t *testing.T) {
 // (other ports, two distinct specific addresses, port 0) are not. Each pair
 // is then listened on for real, so that the rule is the system's.
 func TestPartnerHTTPMustNotShareHTTPsPort(t *testing.T) {
-	port := func() string {
-		l, err := net.Listen("tcp", ":0") // free on every address
-		if err != nil {
-			t.Fatal(err)
+	// ports returns two distinct ports free on every address, each held
+	// by a listener until free is called. Picked one after the other, each
+	// listener closed at once, the second could be the first again (the
+	// system may give a port just let go of to the next listener on port
+	// 0), and a pair meant to be on two ports was on one.
+	ports := func() (p, q string, free func()) {
+		var held []net.Listener
+		free = func() {
+			for _, l := range held {
+				_ = l.Close()
+			}
 		}
-		defer l.Close()
-		_, p, _ := net.SplitHostPort(l.Addr().String())
-		return p
+		for range 2 {
+			l, err := net.Listen("tcp", ":0")
+			if err != nil {
+				free()
+				t.Fatal(err)
+			}
+			held = append(held, l)
+		}
+		_, p, _ = net.SplitHostPort(held[0].Addr().String())
+		_, q, _ = net.SplitHostPort(held[1].Addr().String())
+		return p, q, free
 	}
 	v6 := true
 	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
@@ -227,7 +242,8 @@ func TestPartnerHTTPMustNotShareHTTPsPort(t *testing.T) {
 			if tc.v6 && !v6 {
 				t.Skip("no IPv6 on loopback")
 			}
-			p, q := port(), port()
+			p, q, free := ports()
+			defer free()
 			httpAddr := strings.NewReplacer("P", p, "Q", q).Replace(tc.http)
 			partnerAddr := strings.NewReplacer("P", p, "Q", q).Replace(tc.partner)
 			for _, given := range []struct {
@@ -253,7 +269,8 @@ func TestPartnerHTTPMustNotShareHTTPsPort(t *testing.T) {
 				}
 			}
 			// What the system says: the second listen fails exactly when
-			// the pair collides.
+			// the pair collides. The ports are let go of just before.
+			free()
 			a, err := net.Listen("tcp", httpAddr)
 			if err != nil {
 				t.Fatal(err)
