@@ -58,13 +58,14 @@ func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
 			nil, []computedFinding{{line2 + ".tax", "28.33", "28.30"}}, nil},
 		// A red line: -5.65 with tax is -5.00 + -0.65. The jumdata adapter
 		// refuses a red order before any call (it reverses with
-		// red_confirm): what the validator refuses of it for a jumdata
-		// seller is its own rule.
+		// red_confirm), and issue-red.json's invoiceLine c: the validator
+		// refuses both as unsupported for a jumdata seller, and what else
+		// it refuses of the order is its own rule.
 		{"red line's amount without tax 0.02 off", red, []edit{del(line0 + ".tax"), set(line0+".taxExcludedAmount", "-5.02")},
-			nil, []computedFinding{{line0 + ".taxExcludedAmount", "-5.02", "-5.00"}}, nil},
+			nil, []computedFinding{{line0 + ".taxExcludedAmount", "-5.02", "-5.00"}}, []string{"order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		{"red line's amount without tax 0.10 off", red, []edit{del(line0 + ".tax"), set(line0+".taxExcludedAmount", "-5.10")},
 			[]computedFinding{{line0 + ".taxExcludedAmount", "-5.10", "-5.00"}}, nil,
-			[]string{line0 + ".tax|line_tax_tolerance|"}},
+			[]string{line0 + ".tax|line_tax_tolerance|", "order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		// A line that gives its amount without tax alone, priced with
 		// tax: 2.1 × 12.08 = 25.368, which Nuonuo rounds to 25.37 and
 		// computes as 23.28 + 2.09 at 9%, the amount given. Read on its
@@ -77,7 +78,7 @@ func TestNuonuoAmountsGivenAgainstThoseItComputes(t *testing.T) {
 			nil, nil, []string{line2 + ".price|price_quantity|400"}},
 		{"red line's amount without tax alone, as Nuonuo computes it", red, []edit{set(line0+".taxRate", "0.09"), set(line0+".price", "2.1"), set(line0+".num", "-12.08"),
 			del(line0 + ".tax"), del(line0 + ".taxIncludedAmount"), set(line0+".taxExcludedAmount", "-23.28")},
-			nil, nil, []string{line0 + ".price|price_quantity|"}},
+			nil, nil, []string{line0 + ".price|price_quantity|", "order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		// Amounts given that disagree with price × num: Nuonuo sets them
 		// aside as any others, and issues price × num (226.00 with tax
 		// at 13%: 200.00 + 26.00), not refusing. Each is held to the one

@@ -149,11 +149,14 @@
 //     0.00; salerTaxNum or sellerTaxNo unlike the envelope's seller, which
 //     the mapping sends instead; an invoiceDate or a blue invoice time
 //     that is no date and an email that is no address; a zero-rate flag
-//     beside a rate; a red order of a fully digital invoice; every rule of
-//     a request the jumdata adapter refuses as unsupported before any
-//     call, jumdataSends: a red order, an invoiceLine other than bs, b,
-//     pc, p and "", specificFactor, proxyInvoiceFlag 1, a red confirmation
-//     of an invoice that is not fully digital), and no violation where a
+//     beside a rate; a red confirmation without blueInvoiceTime, jumdata's
+//     lzkprq (seed 004 requires it, and the adapter sends nothing
+//     without it); every rule of a request the jumdata adapter refuses as
+//     unsupported before any call, jumdataSends, and the request itself,
+//     RuleUnsupported on each field the adapter would name
+//     (checkJumdataSupport): a reissue, a red order, an invoiceLine other
+//     than bs, b, pc, p and "", specificFactor, proxyInvoiceFlag 1, a red
+//     confirmation of an invoice that is not fully digital), and no violation where a
 //     rule is Nuonuo's own requirement, of what the mapping drops or
 //     jumdata does not take (seed 001's E9123: a line without a price
 //     gives no quantity and all three amounts, as the jumdata mapping

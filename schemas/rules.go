@@ -134,6 +134,57 @@ func jumdataSends(r *Request) bool {
 	return false
 }
 
+// RuleUnsupported is the rule of a request that the seller's provider
+// cannot do at all, as its adapter refuses it before any call: for a
+// jumdata seller what jumdataSends says the jumdata adapter does not send.
+// It names no provider code: the provider never sees the request, and the
+// limit is this service's own.
+const RuleUnsupported = "unsupported"
+
+// checkJumdataSupport refuses, for a jumdata seller, what the jumdata
+// adapter (providers/jumdata: NewInvoiceData, newRedTask, unsupportedKind)
+// refuses as unsupported before any call: a reissue, a red order, an
+// invoiceLine it does not issue, specificFactor other than 0,
+// proxyInvoiceFlag 1, and a red confirmation of an invoice that is not
+// fully digital. Without it such a request passed, was accepted and
+// stored, and was rejected only when the adapter got it: the order system
+// learnt late, and publisher validate said nothing. Each field is named,
+// all at once (the adapter names the first it meets), with no provider
+// code (RuleUnsupported). A field of the wrong JSON type or refused by the
+// schema (an unknown invoiceLine) has its own violation and is not judged
+// again. The other rules still check the request, naming no jumdata code
+// either (jumdataSends is false): the order system learns of every problem
+// at once.
+func checkJumdataSupport(r *Request, c *collector) {
+	unsupported := func(field, format string, args ...any) {
+		if !c.has(field) && !c.mistyped(field) {
+			c.own(field, RuleUnsupported, format, args...)
+		}
+	}
+	switch {
+	case r.Kind == KindReissue && r.Reissue != nil:
+		unsupported("kind", "is reissue, which jumdata has no counterpart of (no reInvoice): a blue-invoice task is resumed by querying, and a refused one corrected and sent again as an issue")
+	case r.Kind == KindIssue && r.Order != nil:
+		o := r.Order
+		if o.IsRed() {
+			unsupported("order.invoiceType", "is 2, a red order, which jumdata does not issue: reverse a fully digital invoice with kind red_confirm")
+		}
+		if !jumdataLines[o.InvoiceLine] {
+			unsupported("order.invoiceLine", "is %q, which jumdata does not issue: it issues fully digital invoices only (bs or b: special; pc, p or empty: ordinary)", o.InvoiceLine)
+		}
+		if o.SpecificFactor != "" && o.SpecificFactor != "0" {
+			unsupported("order.specificFactor", "is %q: invoices with specific factors (特定要素) are not mapped to jumdata; leave it out or write 0", o.SpecificFactor)
+		}
+		if o.ProxyInvoiceFlag == "1" {
+			unsupported("order.proxyInvoiceFlag", "is 1: proxy invoicing (代开) is not available through jumdata")
+		}
+	case r.Kind == KindRedConfirm && r.RedConfirm != nil:
+		if line := r.RedConfirm.BlueInvoiceLine; line != "" && !seed002FullyDigital(line) {
+			unsupported("redConfirm.blueInvoiceLine", "is %q, a tax-control invoice, which jumdata does not reverse: it reverses fully digital invoices only (bs, pc, es, ec; a jumdata seller's b is reversed as bs, p as pc)", line)
+		}
+	}
+}
+
 // normalize trims and upper-cases tax numbers, as the tax bureau does.
 func normalize(r *Request) {
 	r.SellerTaxNum = NormalizeTaxNumber(r.SellerTaxNum)
@@ -165,6 +216,9 @@ func checkRequest(r *Request, subjectSeller, provider string, c *collector) {
 	}
 	checkTaxNumber(c, "sellerTaxNum", r.SellerTaxNum)
 	c.setProvider(provider, r)
+	if provider == "jumdata" {
+		checkJumdataSupport(r, c)
+	}
 	switch {
 	case r.Kind == KindIssue && r.Order != nil:
 		checkOrder(r, provider, c)
@@ -375,14 +429,14 @@ func checkDeductions(o *Order, provider string, c *collector) {
 // checkRedOrder applies the rules of a red invoice issued with
 // requestBillingNew. The jumdata adapter issues no red order (it reverses
 // with red_confirm): the references a red order needs are Nuonuo's own, and
-// only a fully digital invoice reversed with one is refused for a jumdata
-// seller, by this service's own rule.
+// a jumdata seller's red order is refused as unsupported
+// (checkJumdataSupport) whatever it reverses.
 func checkRedOrder(o *Order, provider string, c *collector) {
+	if providerName(provider) != "nuonuo" {
+		return // unsupported: checkJumdataSupport
+	}
 	if seed002FullyDigital(o.InvoiceLine) {
 		c.addCode("order.invoiceType", "red_fully_digital", c.providerCode(provider, "E4000", ""), "a fully digital invoice (invoiceLine %s) is reversed with kind red_confirm, not a red order", o.InvoiceLine)
-		return
-	}
-	if providerName(provider) != "nuonuo" {
 		return
 	}
 	if !isDigits(o.InvoiceCode) || (len(o.InvoiceCode) != 10 && len(o.InvoiceCode) != 12) {
@@ -1433,6 +1487,13 @@ func checkRedConfirm(r *Request, provider string, c *collector) {
 		if !isDigits(rc.BlueInvoiceNumber) || len(rc.BlueInvoiceNumber) != 8 {
 			c.add("redConfirm.blueInvoiceNumber", "red_reference", "E9102", "must be the 8-digit number of the VAT blue invoice; got %q", rc.BlueInvoiceNumber)
 		}
+	}
+	// lzkprq: seed 004 requires the blue invoice's issue time (必须 是),
+	// which Nuonuo's form does not have (seed 002); the jumdata adapter
+	// refuses a request without it before any call, so jumdata is never
+	// sent it: this service's own rule, no code.
+	if !nuonuo && rc.BlueInvoiceTime == "" && !c.has("redConfirm.blueInvoiceTime") && !c.mistyped("redConfirm.blueInvoiceTime") {
+		c.own("redConfirm.blueInvoiceTime", "required", "is required for a jumdata seller (red-invoice/submit's lzkprq): the blue invoice's issue time, yyyy-MM-dd HH:mm:ss")
 	}
 	if rc.BlueInvoiceTime != "" && !c.has("redConfirm.blueInvoiceTime") {
 		if _, err := time.Parse(dateLayout, rc.BlueInvoiceTime); err != nil {

@@ -79,11 +79,20 @@ func TestGoldenRequestsAreValid(t *testing.T) {
 			if !d.Valid() {
 				t.Fatalf("violations: %v", d.Violations)
 			}
-			// Valid for a seller of either provider named.
+			// Valid for a seller of either provider named; for a jumdata
+			// seller's, but for what the jumdata adapter does not do at all
+			// (a red order, a reissue, invoiceLine c, specificFactor):
+			// refused as unsupported only.
 			for _, p := range []string{"nuonuo", "jumdata"} {
 				dp, err := MustValidator(t, schemas.ValidatorConfig{Providers: map[string]string{env.SellerTaxNum: p}}).Decode(data, env.SellerTaxNum)
-				if err != nil || !dp.Valid() {
-					t.Fatalf("as a %s seller's: %v %v", p, err, dp.Violations)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p == "jumdata" && !slices.ContainsFunc(dp.Violations, func(v schemas.Violation) bool { return v.Rule != schemas.RuleUnsupported }) {
+					continue
+				}
+				if !dp.Valid() {
+					t.Fatalf("as a %s seller's: %v", p, dp.Violations)
 				}
 			}
 			if d.Request == nil || len(d.Fingerprint) != 64 {
@@ -771,16 +780,18 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 			[]string{line2 + ".num|price_quantity|E4000"}, []string{line2 + ".taxExcludedAmount|required|"}},
 
 		// The jumdata adapter refuses a red order (invoiceType 2) before
-		// any call: it reverses with red_confirm. Its figures are held to
-		// the contract all the same, by this service's own rules.
+		// any call: it reverses with red_confirm. The validator refuses it
+		// as unsupported (and issue-red.json's invoiceLine c, which jumdata
+		// does not issue either); its figures are held to the contract all
+		// the same, by this service's own rules.
 		{"red order's positive amounts", red, []edit{set(line0+".num", "1"), set(line0+".taxIncludedAmount", "5.65"), set(line0+".taxExcludedAmount", "5.00"), set(line0+".tax", "0.65")},
 			[]string{line0 + ".num|sign|E4000", line0 + ".taxExcludedAmount|sign|E4000", line0 + ".taxIncludedAmount|sign|E4000", line0 + ".tax|sign|E4000"},
-			[]string{line0 + ".num|sign|", line0 + ".taxExcludedAmount|sign|", line0 + ".taxIncludedAmount|sign|", line0 + ".tax|sign|"}},
+			[]string{line0 + ".num|sign|", line0 + ".taxExcludedAmount|sign|", line0 + ".taxIncludedAmount|sign|", line0 + ".tax|sign|", "order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		{"red order's line tax tolerance", red, []edit{set(line0+".tax", "-0.72"), set(line0+".taxExcludedAmount", "-4.93")},
-			[]string{line0 + ".tax|line_tax_tolerance|E9131"}, []string{line0 + ".tax|line_tax_tolerance|"}},
+			[]string{line0 + ".tax|line_tax_tolerance|E9131"}, []string{line0 + ".tax|line_tax_tolerance|", "order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		{"red order's discounted line", red, []edit{set(line0+".invoiceLineProperty", "2")},
 			[]string{line0 + ".invoiceLineProperty|discount_position|E9110", line0 + ".invoiceLineProperty|red_line_property|E4000"},
-			[]string{line0 + ".invoiceLineProperty|discount_position|", line0 + ".invoiceLineProperty|red_line_property|"}},
+			[]string{line0 + ".invoiceLineProperty|discount_position|", line0 + ".invoiceLineProperty|red_line_property|", "order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		// The order: the mapping sends the request's sellerTaxNum, the
 		// buyer's tax number (which the tax bureau needs on a special
 		// invoice, fppzdm 01), the remark; it drops invoiceDate, pushMode,
@@ -792,7 +803,7 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 		{"special invoice b without the buyer's tax number", nil, []edit{set("order.invoiceLine", "b"), del("order.buyerTaxNum")},
 			[]string{"order.buyerTaxNum|required|E4000"}, []string{"order.buyerTaxNum|required|400"}},
 		{"special invoice s without the buyer's tax number", nil, []edit{set("order.invoiceLine", "s"), del("order.buyerTaxNum")},
-			[]string{"order.buyerTaxNum|required|E4000"}, []string{"order.buyerTaxNum|required|"}},
+			[]string{"order.buyerTaxNum|required|E4000"}, []string{"order.buyerTaxNum|required|", "order.invoiceLine|unsupported|"}},
 		{"invoice date not real", nil, []edit{set("order.invoiceDate", "2026-13-40 10:00:00")},
 			[]string{"order.invoiceDate|format|E4000"}, []string{"order.invoiceDate|format|"}},
 		{"pushMode default without buyerPhone", nil, []edit{del("order.pushMode"), del("order.buyerPhone")},
@@ -810,21 +821,21 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 		{"zero-rate flag with a rate", nil, []edit{set(line2+".zeroRateFlag", "3")},
 			[]string{line2 + ".zeroRateFlag|zero_rate|E4000"}, []string{line2 + ".zeroRateFlag|zero_rate|"}},
 		{"remark over 200 on es", nil, []edit{set("order.invoiceLine", "es"), set("order.remark", strings.Repeat("备", 201))},
-			[]string{"order.remark|max_length|E4000"}, []string{"order.remark|max_length|"}},
+			[]string{"order.remark|max_length|E4000"}, []string{"order.remark|max_length|", "order.invoiceLine|unsupported|"}},
 		{"motor vehicle invoice without vehicleInfo", nil, []edit{set("order.invoiceLine", "j")},
-			[]string{"order.invoiceDetail|max_items|E4000", "order.vehicleInfo|required|E4000"}, nil},
+			[]string{"order.invoiceDetail|max_items|E4000", "order.vehicleInfo|required|E4000"}, []string{"order.invoiceLine|unsupported|"}},
 		{"motor vehicle invoice with a remark", vehicle(t, "j"), []edit{set("order.remark", "备注")},
-			[]string{"order.remark|vehicle_remark|E4000"}, nil},
+			[]string{"order.remark|vehicle_remark|E4000"}, []string{"order.invoiceLine|unsupported|"}},
 		{"used car invoice without the buyer's and seller's details", vehicle(t, "u"), []edit{del("order.buyerTaxNum"), del("order.buyerTel"), del("order.buyerAddress"), del("order.salerAccount")},
-			[]string{"order.buyerAddress|required|E4000", "order.buyerTaxNum|required|E4000", "order.buyerTel|required|E4000", "order.salerAccount|required|E4000"}, nil},
+			[]string{"order.buyerAddress|required|E4000", "order.buyerTaxNum|required|E4000", "order.buyerTel|required|E4000", "order.salerAccount|required|E4000"}, []string{"order.invoiceLine|unsupported|"}},
 		{"red order's blue invoice code", red, []edit{set("order.invoiceCode", "123")},
-			[]string{"order.invoiceCode|red_reference|E9102"}, nil},
+			[]string{"order.invoiceCode|red_reference|E9102"}, []string{"order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		{"red special invoice without billInfoNo", red, []edit{set("order.invoiceLine", "s"), set("order.buyerTaxNum", "91440101MA5APD8X8J")},
-			[]string{"order.billInfoNo|required|E4000"}, nil},
+			[]string{"order.billInfoNo|required|E4000"}, []string{"order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		{"red special invoice's remark without the form", red, []edit{set("order.invoiceLine", "s"), set("order.buyerTaxNum", "91440101MA5APD8X8J"), set("order.billInfoNo", "1403011904008472")},
-			[]string{"order.remark|red_remark|E4000"}, nil},
+			[]string{"order.remark|red_remark|E4000"}, []string{"order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		{"red order of a fully digital invoice", red, []edit{set("order.invoiceLine", "pc")},
-			[]string{"order.invoiceType|red_fully_digital|E4000"}, []string{"order.invoiceType|red_fully_digital|"}},
+			[]string{"order.invoiceType|red_fully_digital|E4000"}, []string{"order.invoiceType|unsupported|"}},
 
 		// A red confirmation (red-invoice/submit): the mapping sends lzfphm,
 		// lzkprq and the lines' hzmx (xh, dj and spsl together, je, se, sl)
@@ -840,7 +851,7 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 		{"red confirmation's digital number too short", rc, []edit{set("redConfirm.blueElecInvoiceNumber", "2633200000000000001")},
 			[]string{"redConfirm.blueElecInvoiceNumber|red_reference|E9102"}, []string{"redConfirm.blueElecInvoiceNumber|red_reference|400"}},
 		{"red confirmation of a VAT invoice without code and number", rc, []edit{set("redConfirm.blueInvoiceLine", "s"), del("redConfirm.blueElecInvoiceNumber")},
-			[]string{"redConfirm.blueInvoiceCode|red_reference|E9102", "redConfirm.blueInvoiceNumber|red_reference|E9102"}, nil},
+			[]string{"redConfirm.blueInvoiceCode|red_reference|E9102", "redConfirm.blueInvoiceNumber|red_reference|E9102"}, []string{"redConfirm.blueInvoiceLine|unsupported|"}},
 		{"red confirmation's blue time not real", rc, []edit{set("redConfirm.blueInvoiceTime", "2026-13-40 10:15:00")},
 			[]string{"redConfirm.blueInvoiceTime|format|E4000"}, []string{"redConfirm.blueInvoiceTime|format|"}},
 		{"red confirmation's lines out of order", rc, []edit{set("redConfirm.detail", []any{
@@ -874,7 +885,7 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 			set("redConfirm.blueInvoiceCode", "033002600111"), set("redConfirm.blueInvoiceNumber", "00000123"),
 			set(rc0+".taxExcludedAmount", "5.00"), set(rc0+".taxAmount", "0.30")},
 			[]string{rc0 + ".taxAmount|sign|E4000", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|E4000"},
-			[]string{rc0 + ".taxAmount|sign|", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|"}},
+			[]string{rc0 + ".taxAmount|sign|", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxExcludedAmount|sign|", "redConfirm.blueInvoiceLine|unsupported|"}},
 
 		// The lengths and decimals of an amount as written: 400 where the
 		// mapping sends the figure and jumdata would refuse it as sent
@@ -895,7 +906,7 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 			[]string{line2 + ".taxExcludedAmount|max_length|E9126"}, []string{line2 + ".taxExcludedAmount|max_length|"}},
 		{"red order's amount without tax of 17 characters", red, []edit{set(line0+".price", "1130000000000"), set(line0+".taxExcludedAmount", "-1000000000000.00"),
 			set(line0+".tax", "-130000000000.00"), set(line0+".taxIncludedAmount", "-1130000000000.0")},
-			[]string{line0 + ".taxExcludedAmount|max_length|E9126"}, []string{line0 + ".taxExcludedAmount|max_length|"}},
+			[]string{line0 + ".taxExcludedAmount|max_length|E9126"}, []string{line0 + ".taxExcludedAmount|max_length|", "order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		{"over-precise tax", nil, []edit{set(line2+".tax", "6.001")},
 			[]string{line2 + ".tax|precision|E4000"}, []string{line2 + ".tax|precision|"}},
 		{"over-precise price", nil, []edit{set(line2+".price", "33.333333333")},
@@ -932,7 +943,7 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 		// jumdata takes no reissue (the adapter refuses it before any
 		// call): Nuonuo's roll of paper invoices is its own.
 		{"reissue roll without its range", MustRead(t, "requests/reissue.json"), []edit{set("reissue.nextInvoiceCode", "033002600111")},
-			[]string{"reissue.invoiceNumEnd|required|E4000", "reissue.invoiceNumStart|required|E4000"}, nil},
+			[]string{"reissue.invoiceNumEnd|required|E4000", "reissue.invoiceNumStart|required|E4000"}, []string{"kind|unsupported|"}},
 
 		// The JSON Schema's violations: 400 where the jumdata mapping
 		// sends the field and jumdata refuses it (gmfmc missing, bz over
@@ -978,7 +989,7 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 		{"schema: no lines", nil, []edit{set("order.invoiceDetail", []any{})},
 			[]string{"order.invoiceDetail|required|E9122"}, []string{"order.invoiceDetail|required|"}},
 		{"schema: red order's goods name missing", red, []edit{del(line0 + ".goodsName")},
-			[]string{line0 + ".goodsName|required|E4000"}, []string{line0 + ".goodsName|required|"}},
+			[]string{line0 + ".goodsName|required|E4000"}, []string{line0 + ".goodsName|required|", "order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 		{"schema: red confirmation's digital number of 21 digits", rc, []edit{set("redConfirm.blueElecInvoiceNumber", "263320000000000000010")},
 			[]string{"redConfirm.blueElecInvoiceNumber|max_length|E4000", "redConfirm.blueElecInvoiceNumber|red_reference|E9102"},
 			[]string{"redConfirm.blueElecInvoiceNumber|max_length|400", "redConfirm.blueElecInvoiceNumber|red_reference|400"}},
@@ -991,13 +1002,13 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 		{"schema: red confirmation's more than 2000 lines", redConfirmLines(t, 2001, "taxExcludedAmount", "-1.00", "taxRate", "0.06", "taxAmount", "-0.06"), nil,
 			[]string{"redConfirm.detail|max_items|E4000"}, []string{"redConfirm.detail|max_items|"}},
 		{"schema: reissue without a number", MustRead(t, "requests/reissue.json"), []edit{del("reissue.fpqqlsh"), del("reissue.orderno")},
-			[]string{"reissue|required|E4000"}, []string{"reissue|required|"}},
+			[]string{"reissue|required|E4000"}, []string{"reissue|required|", "kind|unsupported|"}},
 
 		// What the mapping would send of it is not held to jumdata's
 		// lengths: 16 characters written, 19 with two decimals.
 		{"red order's amounts of 16 characters", red, []edit{set(line0, map[string]any{"goodsName": "设备", "goodsCode": "1050201990000000000", "withTaxFlag": "0",
 			"price": "100000000000000", "num": "-1", "taxRate": "0", "taxExcludedAmount": "-100000000000000", "tax": "0", "taxIncludedAmount": "-100000000000000"})},
-			nil, nil},
+			nil, []string{"order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 	}
 	for _, tc := range cases {
 		base := tc.base
@@ -1958,7 +1969,7 @@ func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 		{"discount line's tax derived positive", blue, []edit{set(line1+".price", "0.29"), set(line1+".num", "-1"), set(line1+".taxIncludedAmount", "-0.29"), set(line1+".taxExcludedAmount", "-0.30"), del(line1 + ".tax")},
 			nil, []string{line1 + ".tax|sign|400"}},
 		{"red line's tax derived positive", red, []edit{set(line0+".taxRate", "0"), set(line0+".taxExcludedAmount", "-5.66"), del(line0 + ".tax")},
-			nil, []string{line0 + ".tax|sign|"}},
+			nil, []string{line0 + ".tax|sign|", "order.invoiceLine|unsupported|", "order.invoiceType|unsupported|"}},
 	}
 	for _, tc := range cases {
 		doc := MustEdit(t, tc.base, tc.edits...)
@@ -1976,5 +1987,64 @@ func TestNuonuoComputesALineThatLeavesAnAmountOut(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestJumdataUnsupportedIsRefusedUpFront: what the jumdata adapter refuses
+// as unsupported before any call (providers/jumdata: NewInvoiceData,
+// newRedTask, unsupportedKind) is refused by the validator for a jumdata
+// seller, on the field the adapter names and naming no provider code (it
+// is this service's own limit: jumdata is never sent the request), so that
+// the order system learns of it before the request is accepted and stored.
+// Every such field is reported at once, where the adapter names the first.
+// A red confirmation without blueInvoiceTime, jumdata's lzkprq (seed 004:
+// 必须 是), is refused too, by this service's own rule: the adapter refuses
+// it before any call. A Nuonuo seller's requests are not held to either.
+func TestJumdataUnsupportedIsRefusedUpFront(t *testing.T) {
+	blue := MustRead(t, "requests/issue-discount.json") // invoiceLine pc
+	rc := MustRead(t, "requests/red-confirm.json")      // blueInvoiceLine pc
+	const seller = "91330106MA2AYNWD8M"
+	vat := []edit{set("redConfirm.blueInvoiceLine", "p"), del("redConfirm.blueElecInvoiceNumber"),
+		set("redConfirm.blueInvoiceCode", "033002600111"), set("redConfirm.blueInvoiceNumber", "00000123")}
+	cases := []struct {
+		name    string
+		doc     []byte
+		jumdata []string // exact "field|rule|code" lists
+	}{
+		{"invoiceLine s", MustEdit(t, blue, set("order.invoiceLine", "s")), []string{"order.invoiceLine|unsupported|"}},
+		{"invoiceLine c", MustEdit(t, blue, set("order.invoiceLine", "c")), []string{"order.invoiceLine|unsupported|"}},
+		{"invoiceLine es", MustEdit(t, blue, set("order.invoiceLine", "es")), []string{"order.invoiceLine|unsupported|"}},
+		{"specificFactor 1", MustEdit(t, blue, set("order.specificFactor", "1")), []string{"order.specificFactor|unsupported|"}},
+		{"specificFactor 0", MustEdit(t, blue, set("order.specificFactor", "0")), nil},
+		{"proxyInvoiceFlag 1", MustEdit(t, blue, set("order.proxyInvoiceFlag", "1")), []string{"order.proxyInvoiceFlag|unsupported|"}},
+		{"proxyInvoiceFlag 0", MustEdit(t, blue, set("order.proxyInvoiceFlag", "0")), nil},
+		{"all three at once", MustEdit(t, blue, set("order.invoiceLine", "c"), set("order.specificFactor", "1"), set("order.proxyInvoiceFlag", "1")),
+			[]string{"order.invoiceLine|unsupported|", "order.proxyInvoiceFlag|unsupported|", "order.specificFactor|unsupported|"}},
+		{"red order of a tax-control invoice", MustEdit(t, blue, set("order.invoiceType", "2"), set("order.invoiceLine", "p"),
+			set("order.invoiceCode", "033002600111"), set("order.invoiceNum", "00000123"),
+			set("order.invoiceDetail", []any{rateLine("1", "price", "113", "num", "-1", "taxIncludedAmount", "-113.00", "taxExcludedAmount", "-100.00", "tax", "-13.00")})),
+			[]string{"order.invoiceType|unsupported|"}},
+		{"red confirmation of a tax-control invoice", MustEdit(t, rc, vat...), []string{"redConfirm.blueInvoiceLine|unsupported|"}},
+		{"reissue", MustEdit(t, MustRead(t, "requests/reissue.json"), set("sellerTaxNum", seller)), []string{"kind|unsupported|"}},
+		{"red confirmation without blueInvoiceTime", MustEdit(t, rc, del("redConfirm.blueInvoiceTime")), []string{"redConfirm.blueInvoiceTime|required|"}},
+		{"red confirmation with an empty blueInvoiceTime", MustEdit(t, rc, set("redConfirm.blueInvoiceTime", "")), []string{"redConfirm.blueInvoiceTime|required|"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := DecodeAs(t, tc.doc, "jumdata")
+			if got := summary(d.Violations); !slices.Equal(got, tc.jumdata) {
+				t.Errorf("jumdata seller's violations\n got  %q\n want %q\n%v", got, tc.jumdata, d.Violations)
+			}
+			for _, vi := range d.Violations {
+				if vi.Rule == "unsupported" && !strings.Contains(vi.Message, "jumdata") {
+					t.Errorf("message %q does not say that jumdata cannot do it", vi.Message)
+				}
+			}
+			if d := DecodeAs(t, tc.doc, "nuonuo"); slices.ContainsFunc(d.Violations, func(v schemas.Violation) bool {
+				return v.Rule == "unsupported" || v.Field == "redConfirm.blueInvoiceTime"
+			}) {
+				t.Errorf("a Nuonuo seller's violations %v name what only jumdata refuses", d.Violations)
+			}
+		})
 	}
 }

@@ -158,6 +158,26 @@ func TestValidateFileMistakes(t *testing.T) {
 	}
 }
 
+// TestValidateRefusesWhatJumdataCannotDo: validate tells the developer of
+// a jumdata seller's request that the jumdata adapter would refuse as
+// unsupported (here a paper invoice, invoiceLine c), naming the field and
+// no provider code, before it is published: it passed before, and was
+// rejected only once the consumer had accepted and stored it.
+func TestValidateRefusesWhatJumdataCannotDo(t *testing.T) {
+	req := string(issueRequest(t, jumdataSeller, "UNSUP-1"))
+	req = strings.Replace(req, `"invoiceLine":"pc"`, `"invoiceLine":"c"`, 1)
+	if !strings.Contains(req, `"invoiceLine":"c"`) {
+		t.Fatalf("the test request has no invoiceLine pc to change: %s", req)
+	}
+	if out, _, code := runCLI(t, req, "validate", "-"); code != exitOK {
+		t.Fatalf("by Nuonuo's rules: exit %d\n%s", code, out)
+	}
+	out, _, code := runCLI(t, req, "validate", "--provider", jumdataSeller+"=jumdata", "-")
+	if code != exitFailed || !strings.Contains(out, `<stdin>:1: order.invoiceLine: is "c", which jumdata does not issue`) || strings.Contains(out, "(400)") {
+		t.Fatalf("by jumdata's rules: exit %d\n%s", code, out)
+	}
+}
+
 // TestValidatePrettyPrintedWithABOM: a pretty-printed request saved with a
 // UTF-8 byte order mark (as some Windows editors save) is one report, at
 // line 1, column 1, where the mark is, not one per line read as

@@ -159,13 +159,20 @@ func MustRequest(tb testing.TB, msg string) *schemas.Request {
 // service, 1123.00 in all) as order orderNo; replace edits the message.
 func issueRequest(tb testing.TB, orderNo string, replace ...string) *schemas.Request {
 	tb.Helper()
+	return MustRequest(tb, issueMessage(tb, orderNo, replace...))
+}
+
+// issueMessage is issueRequest's message, not validated: a request the
+// validator refuses (one the adapter refuses as unsupported, say) reaches
+// the adapter only through it, as a defence in depth.
+func issueMessage(tb testing.TB, orderNo string, replace ...string) string {
+	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "issue-discount.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	msg := strings.ReplaceAll(string(b), "ORD-2026-000001", orderNo)
-	msg = strings.NewReplacer(replace...).Replace(msg)
-	return MustRequest(tb, msg)
+	return strings.NewReplacer(replace...).Replace(msg)
 }
 
 // redRequest reverses the blue invoice fphm issued at kprq; detail is the

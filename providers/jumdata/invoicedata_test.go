@@ -231,7 +231,9 @@ func TestInvoiceDataRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := jumdata.NewInvoiceData(issueRequest(t, "REF-1", tt.replace...), "")
+			// The validator refuses these too (unsupported): the
+			// adapter refuses them all the same.
+			_, err := jumdata.NewInvoiceData(publishedRequest(t, issueMessage(t, "REF-1", tt.replace...)), "")
 			var fe *jumdata.FieldError
 			if !errors.As(err, &fe) || fe.Field != tt.field || errors.Is(err, providers.ErrUnsupported) != tt.unsupported {
 				t.Fatalf("err %v, want a FieldError on %s (unsupported %v)", err, tt.field, tt.unsupported)

@@ -3,6 +3,9 @@ package jumdata_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -401,6 +404,64 @@ func TestSandboxIssuesWhatOnlyNuonuoRequires(t *testing.T) {
 			e := newEnv(t, sandbox.Config{}, nil)
 			if inv := e.mustIssueRequest(d.Request); inv.TotalAmount.String() != "113.00" {
 				t.Errorf("issued %s in all, want 113.00", inv.TotalAmount)
+			}
+		})
+	}
+}
+
+// TestValidatorRefusesWhatTheAdapterDoesNotSend: a request the jumdata
+// adapter refuses before any call, as unsupported (a red order, an invoice
+// line it does not issue, specificFactor, proxy invoicing, a red
+// confirmation of a tax-control invoice, a reissue) or for want of
+// blueInvoiceTime (lzkprq, which seed 004 requires), is refused by the
+// validator first, on the field the adapter names and naming no provider
+// code (jumdata is never sent it), so that it is not accepted and stored
+// only to be rejected after. The adapter is asked too: it refuses each
+// with that field, and nothing reaches the sandbox.
+func TestValidatorRefusesWhatTheAdapterDoesNotSend(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "issue-discount.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(old, new string) string { return strings.Replace(string(b), old, new, 1) }
+	red := redMessage("RC-U", "26332000000000000001", clockStart(), "1", "")
+	cases := []struct {
+		name, msg   string
+		field, rule string // the validator's one violation
+		row         string // the adapter's outcome code
+	}{
+		{"an invoice line jumdata does not issue", issue(`"invoiceLine": "pc"`, `"invoiceLine": "c"`), "order.invoiceLine", "unsupported", "unsupported"},
+		{"specificFactor", issue(`"invoiceLine": "pc",`, `"invoiceLine": "pc", "specificFactor": "1",`), "order.specificFactor", "unsupported", "unsupported"},
+		{"proxy invoicing", issue(`"invoiceLine": "pc",`, `"invoiceLine": "pc", "proxyInvoiceFlag": "1",`), "order.proxyInvoiceFlag", "unsupported", "unsupported"},
+		{"a red confirmation of a tax-control invoice", strings.NewReplacer(`"blueInvoiceLine":"pc"`, `"blueInvoiceLine":"p"`,
+			`"blueElecInvoiceNumber":"26332000000000000001"`, `"blueInvoiceCode":"033002600111","blueInvoiceNumber":"00000123"`).Replace(red),
+			"redConfirm.blueInvoiceLine", "unsupported", "unsupported"},
+		{"a reissue", `{"schemaVersion":"1","kind":"reissue","sellerTaxNum":"` + sandbox.DefaultJumdataSeller + `","orderNo":"RE-1","reissue":{"orderno":"ORD-1"}}`,
+			"kind", "unsupported", "unsupported"},
+		{"a red confirmation without blueInvoiceTime", regexp.MustCompile(`"blueInvoiceTime":"[^"]*",`).ReplaceAllString(red, ""),
+			"redConfirm.blueInvoiceTime", "required", "invalid"},
+	}
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := v.Decode([]byte(tc.msg), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Violations) != 1 || d.Violations[0].Field != tc.field || d.Violations[0].Rule != tc.rule || d.Violations[0].ProviderCode != "" {
+				t.Errorf("violations %v, want one %s on %s naming no provider code", d.Violations, tc.rule, tc.field)
+			}
+			e := newEnv(t, sandbox.Config{}, nil)
+			out := e.client.Submit(t.Context(), &providers.Call{Request: publishedRequest(t, tc.msg)})
+			wantClass(t, "the adapter", out, providers.Rejected, tc.row)
+			if out.Field != tc.field {
+				t.Errorf("the adapter refuses field %q, the validator %q", out.Field, tc.field)
+			}
+			if got := e.obs.Calls(); len(got) != 0 {
+				t.Errorf("observed %v: nothing may be sent", got)
 			}
 		})
 	}
