@@ -194,8 +194,9 @@
 // bodyCode) for a Nuonuo seller; for a jumdata seller whose request the
 // adapter sends, the code jumdataSchemaCodes gives, 400 where the jumdata
 // mapping sends the field as written and jumdata refuses it (buyerName
-// empty, gmfmc; a remark over 230, over bz's 200 too; more than 2000 lines,
-// mxlist; a line's goodsName missing or over 90, spmc; a goodsCode not
+// empty, gmfmc; a remark over 230, over bz's 200 too, its message naming
+// 200, remarkTooLong, as a fully digital invoice's of either provider's
+// does; more than 2000 lines, mxlist; a line's goodsName missing or over 90, spmc; a goodsCode not
 // digits or over 19, spbm; an invoiceLineProperty other than 0, 1 or 2,
 // fphxz; a red confirmation's blueElecInvoiceNumber over 20, lzfphm, and
 // its lines' goodsName empty, hzmx spmc), and none, this service's own

@@ -391,12 +391,17 @@ type collector struct {
 	// jumdata adapter would send the request to jumdata (jumdataSends):
 	// only then does a rule name jumdata's code (providerCode).
 	jumdataSent bool
-	violations  []Violation
-	notListed   int
-	typeErrors  int // violations of rule type, listed or not
-	warnings    []Violation
-	seen        map[[2]string]bool
-	fields      map[string]bool
+	// invoiceLine is the order's invoiceLine, and fullyDigital whether the
+	// seller's provider issues it as a fully digital invoice, whose remark
+	// is held to 200 characters (remarkTooLong).
+	invoiceLine  string
+	fullyDigital bool
+	violations   []Violation
+	notListed    int
+	typeErrors   int // violations of rule type, listed or not
+	warnings     []Violation
+	seen         map[[2]string]bool
+	fields       map[string]bool
 }
 
 // setProvider records the seller's provider and whether the jumdata
@@ -405,6 +410,10 @@ type collector struct {
 func (c *collector) setProvider(provider string, r *Request) {
 	c.provider = provider
 	c.jumdataSent = provider == "jumdata" && jumdataSends(r)
+	if r.Order != nil {
+		c.invoiceLine = r.Order.InvoiceLine
+		c.fullyDigital = fullyDigital(provider, r.Order.InvoiceLine)
+	}
 }
 
 // add records a violation of rule at field; code "" stands for bodyCode's.
