@@ -97,7 +97,9 @@
 //     (checkDeductions: a zero deduction is "0" or "0.00", this service's
 //     own rule, as no document says a provider refuses another spelling
 //     of zero; for a Nuonuo seller
-//     one line at most, and no 0.00 on a fully digital invoice;
+//     one line at most, and no zero (0.00, or 0.0, which seed 001 reads as
+//     deduction taxation too) on a fully digital invoice, beside
+//     deduction_zero;
 //     checkDeductionAmount: for every seller, no deduction larger than its
 //     blue goods line's amount, whatever the rate and whether the tax is
 //     given or derived, E4000, for a jumdata seller 400; checkDeductionSign:

@@ -398,13 +398,20 @@ func checkVehicleOrder(o *Order, c *collector) {
 //     nothing deducted): another spelling of zero, such as "0.0", says
 //     neither for sure, and is refused rather than guessed at, by this
 //     service's own rule for every seller: no document says a provider
-//     refuses it (the jumdata mapping would send it as kce 0.00, deduction
-//     taxation, and both sandboxes issue it), but which invoice it asks
-//     for is not said.
+//     refuses it for its spelling (the jumdata mapping would send it as kce
+//     0.00, deduction taxation, and the jumdata sandbox issues it), but
+//     which invoice it asks for is not said.
 //   - On a Nuonuo seller's invoice one line at most is taxed on the
 //     difference (只支持填写一项), and a fully digital one takes no deduction
-//     of 0.00. jumdata's document says neither; its sellers are not held to
-//     them.
+//     of zero. jumdata's document says neither; its sellers are not held to
+//     them. Seed 001 reads every deduction but "0", empty or absent as
+//     deduction taxation (DeductionApplies), so a zero spelt otherwise
+//     ("0.0", "-0.00") is one, with nothing deducted, as 0.00 is: it is
+//     held to both limits beside deduction_zero, naming E4000 as the
+//     Nuonuo sandbox answers it. (Before, deduction_zero alone was
+//     reported, and the sandbox answered a second such line E4000: the
+//     order system learnt of the limit only after correcting the
+//     spelling.)
 //
 // A deduction larger than its line's amount needs the line's amounts, and is
 // checked with them (checkDeductionAmount).
@@ -420,13 +427,12 @@ func checkDeductions(o *Order, provider string, c *collector) {
 		text := d.String()
 		if d.Decimal().IsZero() && text != "0" && text != "0.00" {
 			c.own(field, "deduction_zero", "is %q: write 0 (or leave it out) for no deduction taxation, or 0.00 for deduction taxation with nothing deducted", text)
-			continue
 		}
 		if !DeductionApplies(d) || !nuonuo {
 			continue
 		}
 		if d.Decimal().IsZero() && fullyDigital(provider, o.InvoiceLine) && !c.mistyped("order.invoiceLine") {
-			c.add(field, "deduction_fully_digital", "E4000", "is 0.00, deduction taxation with nothing deducted, which Nuonuo does not support yet on a fully digital invoice (invoiceLine %q); write 0 for no deduction taxation", o.InvoiceLine)
+			c.add(field, "deduction_fully_digital", "E4000", "is %s, deduction taxation with nothing deducted, which Nuonuo does not support yet on a fully digital invoice (invoiceLine %q); write 0 for no deduction taxation", text, o.InvoiceLine)
 		}
 		if first >= 0 {
 			c.add(field, "deduction_lines", "E4000", "makes a second line taxed on the difference (差额征税), after invoiceDetail[%d]: Nuonuo takes a deduction on one line of an invoice only", first)

@@ -333,8 +333,11 @@ func TestRules(t *testing.T) {
 			[]string{line2 + ".deduction|deduction_fully_digital|E4000"}},
 		{"deduction 0.0 says neither", blue, []edit{set("order.invoiceLine", "p"), set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.0", "tax", "60.00", "taxExcludedAmount", "1000.00"))},
 			[]string{line2 + ".deduction|deduction_zero|"}},
+		// ... but is deduction taxation all the same (only "0", empty or
+		// absent is not), with nothing deducted: not on a fully digital
+		// invoice.
 		{"deduction -0.00 says neither", blue, []edit{set(line2, rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "-0.00", "tax", "60.00", "taxExcludedAmount", "1000.00"))},
-			[]string{line2 + ".deduction|deduction_zero|"}},
+			[]string{line2 + ".deduction|deduction_zero|", line2 + ".deduction|deduction_fully_digital|E4000"}},
 		{"deductions on two lines", invoiceToleranceCase(t), priced(append(append(toleranceLines(setTo("13.04"), "tax"), toleranceLines(setTo("113.04"), "taxIncludedAmount")...),
 			set(line0+".deduction", "50.00"), set(line0+".tax", "6.50"), set(line0+".taxIncludedAmount", "106.50"),
 			set(line2+".deduction", "50.00"), set(line2+".tax", "6.50"), set(line2+".taxIncludedAmount", "106.50"))),
@@ -1777,8 +1780,17 @@ func TestDeductionLimitsByProvider(t *testing.T) {
 		{"jumdata two lines", jumdata, twoLines, nil},
 		{"jumdata deduction larger than the amount", jumdata, []edit{set(line2, rateLine("0", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "taxIncludedAmount", "100.00", "deduction", "200.00"))},
 			[]string{line2 + ".deduction|deduction_amount|400"}},
-		{"nuonuo 0.0", nuonuo, []edit{set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|"}},
+		// "0.0" says neither none nor nothing deducted (deduction_zero,
+		// every seller), but is deduction taxation to Nuonuo, as every
+		// deduction but "0" (seed 001): held to its limits, E4000.
+		{"nuonuo 0.0 on pc", nuonuo, []edit{set(line2+".deduction", "0.0")},
+			[]string{line2 + ".deduction|deduction_zero|", line2 + ".deduction|deduction_fully_digital|E4000"}},
+		{"nuonuo 0.0 on p", nuonuo, []edit{set("order.invoiceLine", "p"), set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|"}},
+		{"nuonuo 0.0 on a second line", nuonuo, []edit{set("order.invoiceLine", "p"), set("order.invoiceDetail", []any{deducting(), rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.0", "tax", "60.00", "taxExcludedAmount", "1000.00")})},
+			[]string{line1 + ".deduction|deduction_zero|", line1 + ".deduction|deduction_lines|E4000"}},
 		{"jumdata 0.0", jumdata, []edit{set(line2+".deduction", "0.0")}, []string{line2 + ".deduction|deduction_zero|"}},
+		{"jumdata 0.0 on a second line", jumdata, []edit{set("order.invoiceDetail", []any{deducting(), rateLine("1", "taxRate", "0.06", "taxIncludedAmount", "1060.00", "deduction", "0.0", "tax", "60.00", "taxExcludedAmount", "1000.00")})},
+			[]string{line1 + ".deduction|deduction_zero|"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,7 +56,7 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 			l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount(excl), schemas.ParseAmount(tax), schemas.Amount{}
 		}
 	}
-	const line0 = "order.invoiceDetail[0]"
+	const line0, line1 = "order.invoiceDetail[0]", "order.invoiceDetail[1]"
 	var oddTaxes []string
 	for i := 1; i < 300; i += 2 {
 		oddTaxes = append(oddTaxes, fmt.Sprintf("order.invoiceDetail[%d].tax", i))
@@ -92,11 +92,30 @@ func TestValidatorAndSandboxComputeALineThatLeavesAnAmountOut(t *testing.T) {
 		}, "", []string{line0 + ".taxIncludedAmount|price_quantity"}, nil, [3]string{"100.00", "6.00", "106.00"}},
 		// Seed 001 gives a deduction of "0" (none) and "0.00" (deduction
 		// taxation, nothing deducted); "0.0" says neither for sure, and no
-		// document says Nuonuo refuses it: the sandbox issues it, and the
-		// validator refuses it by its own rule.
+		// document says Nuonuo refuses it: on its own, on a tax-control
+		// invoice, the sandbox issues it, and the validator refuses it by
+		// its own rule.
 		{"a zero deduction written 0.0", func(o *schemas.Order) {
+			o.InvoiceLine = "p"
 			o.InvoiceDetail[0].Deduction = schemas.ParseAmount("0.0")
 		}, "", []string{line0 + ".deduction|deduction_zero"}, nil, [3]string{"100.00", "6.00", "106.00"}},
+		// But only "0", empty or absent is no deduction taxation (当传0、空
+		// 或字段不传时，都表示非差额征税): "0.0" is deduction taxation with
+		// nothing deducted, as "0.00" is, and held to seed 001's limits
+		// of it, E4000: one line of an invoice (目前只支持填写一项), and
+		// none of 0.00 on a fully digital one (全电发票暂不支持).
+		{"a zero deduction written 0.0 on a second line taxed on the difference", func(o *schemas.Order) {
+			o.InvoiceLine = "p"
+			second := o.InvoiceDetail[0]
+			second.Deduction = schemas.ParseAmount("0.0")
+			l := &o.InvoiceDetail[0]
+			// (106.00 − 10.00) × 0.06 / 1.06 = 5.43
+			l.Deduction, l.Tax, l.TaxExcludedAmount = schemas.ParseAmount("10.00"), schemas.ParseAmount("5.43"), schemas.ParseAmount("100.57")
+			o.InvoiceDetail = append(o.InvoiceDetail, second)
+		}, "E4000", []string{line1 + ".deduction|deduction_zero"}, nil, [3]string{}},
+		{"a zero deduction written 0.0 on a fully digital invoice", func(o *schemas.Order) {
+			o.InvoiceDetail[0].Deduction = schemas.ParseAmount("0.0")
+		}, "E4000", []string{line0 + ".deduction|deduction_zero"}, nil, [3]string{}},
 		// The adapter sends a rate as its shortest decimal (0.060000000
 		// as 0.06), which Nuonuo takes: a rate written longer than seed
 		// 001's 10 characters is refused by the validator's own rule, not

@@ -53,8 +53,8 @@ package sandbox
 // is not a number of at most 2 decimals, negative on a blue goods line or
 // larger than its amount with tax; a deduction on a second line of the invoice
 // (seed 001: 只支持填写一项; a deduction of "0" is none) or a deduction of
-// 0.00 on a fully digital invoice, invoiceLine bs, pc, es or ec (0.00（全电
-// 发票暂不支持）); on a red order's line that
+// 0.00 (or zero spelt otherwise, "0.0") on a fully digital invoice,
+// invoiceLine bs, pc, es or ec (0.00（全电发票暂不支持）); on a red order's line that
 // is not a discount line, an amount that is not negative, given or computed,
 // a positive tax or, on a goods line, a positive num; on a blue order's
 // goods line an amount that is not positive, given or computed (a price ×
@@ -516,14 +516,12 @@ var nnNumberRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 
 // nnLine is a line's amounts once read. ded is its deduction (扣除额),
 // zero when it has none; deducts is set when the line is taxed on the
-// difference (差额征税): its deduction is written, and not "0". dedText is
-// the deduction as written.
+// difference (差额征税): its deduction is written, and not "0".
 type nnLine struct {
 	name, prop           string
 	rate, num            *decimal.Decimal
 	excl, tax, incl, ded decimal.Decimal
 	deducts              bool
-	dedText              string
 }
 
 var (
@@ -804,8 +802,12 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 // nnCheckDeductions applies seed 001's limits of deduction taxation (差额
 // 征税) to an invoice's lines: "目前只支持填写一项" (one line at most is taxed on
 // the difference) and "传0.00才表示差额征税：0.00（全电发票暂不支持）" (a
-// deduction written 0.00 is not taken on a fully digital invoice,
-// invoiceLine bs, pc, es or ec). A deduction of "0" is none either way. The
+// deduction of 0.00 is not taken on a fully digital invoice, invoiceLine
+// bs, pc, es or ec). A deduction of "0" is none either way; any other zero
+// ("0.0", "-0.00") is deduction taxation with nothing deducted, as 0.00 is
+// (only 0, empty or absent is none), and refused on a fully digital
+// invoice as 0.00 is: it read the text "0.00" alone, and issued "0.0"
+// there while the validator refuses it (deduction_fully_digital). The
 // seed gives neither limit a code of its own: E4000.
 func nnCheckDeductions(lines []nnLine, invoiceLine string) (nnAnswer, bool) {
 	first := -1
@@ -813,7 +815,7 @@ func nnCheckDeductions(lines []nnLine, invoiceLine string) (nnAnswer, bool) {
 		if !l.deducts {
 			continue
 		}
-		if l.dedText == "0.00" && nnDigitalLines[invoiceLine] {
+		if l.ded.IsZero() && nnDigitalLines[invoiceLine] {
 			return nnFail("E4000", "接口调用失败: 全电发票暂不支持deduction传0.00(差额征税),第%d行", i+1), false
 		}
 		if first >= 0 {
@@ -949,7 +951,7 @@ func nnCheckLine(in *nnLineIn, i int, red bool) (nnLine, nnAnswer, bool) {
 		if l.ded.IsNegative() && !red && l.prop != "1" {
 			return l, nnFail("E4000", "接口调用失败: deduction不能为负数,第%d行", row), false
 		}
-		l.deducts, l.dedText = ded != "0", ded
+		l.deducts = ded != "0"
 	}
 	// Seed 001: "不含税金额、税额、含税金额任何一个不传时，会根据传入的单价，数量
 	// 进行计算": a line that leaves any of its three amounts out is computed

@@ -550,6 +550,10 @@ func TestNuonuoAcceptsFiguresOf16Characters(t *testing.T) {
 	l["price"], l["num"] = "1060000000000.00", "0000001.00000000"
 	l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "1000000000000.00", "60000000000.00", "1060000000000.00"
 	l["deduction"], l["taxRate"] = "0000000000000.00", "0.06000000"
+	// A deduction of zero is deduction taxation with nothing deducted,
+	// which a fully digital invoice does not take (E4000): a tax-control
+	// one does.
+	blue["invoiceLine"] = "p"
 	if r := e.submit(t, blue); r.Code != "E0000" {
 		t.Fatalf("blue figures of 16 characters: %q %q, want E0000", r.Code, r.Describe)
 	}
