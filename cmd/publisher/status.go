@@ -16,13 +16,15 @@ func newStatusCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status SELLER ORDERNO",
 		Short: "Ask the consumer where an order stands",
-		Long: `status asks the consumer's status service (<prefix>.status, a NATS micro
+		Long: fmt.Sprintf(`status asks the consumer's status service (<prefix>.status, a NATS micro
 service: see "nats micro info invoice-status") for one order and prints its
-state, attempts, the provider's references, the invoices and the last error.
-With partitions, the consumer instance that owns the seller answers.
+state, attempts, the provider's references, the invoices, the last error
+and the first %d warnings, then a line counting the rest (--json prints
+them all). With partitions, the consumer instance that owns the seller
+answers.
 
 Exit status: 0 the order is known, 1 the consumer has no record of it,
-2 usage error, 3 NATS unreachable or no consumer answered within --timeout.`,
+2 usage error, 3 NATS unreachable or no consumer answered within --timeout.`, maxPrintedWarnings),
 		Example: `  publisher status 339902999999789113 ORD-2026-000001
   publisher status --json 91330106MA2AYNWD8M ORD-7 | jq .order.state`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -140,8 +142,34 @@ func printOrder(w io.Writer, reply *pipeline.StatusReply) {
 			row("", "- "+v.String())
 		}
 	}
-	for _, v := range o.Warnings {
+	printWarnings(o.Warnings, row)
+	_ = tw.Flush()
+}
+
+// printWarnings prints a record's warnings as checkRecord prints a
+// request's: the first maxPrintedWarnings, then one line counting the rest.
+// The record keeps up to 24 KiB of them (a request of 2,000 lines may have
+// a warning or more a line), which printed whole buried the order's state;
+// a list the consumer cut short ends with an entry counting what it left
+// out (RuleMoreViolations), whose message the last line passes on rather
+// than print it as a warning of its own.
+func printWarnings(ws []schemas.Violation, row func(k, v string)) {
+	var more *schemas.Violation
+	if n := len(ws); n > 0 && ws[n-1].Rule == pipeline.RuleMoreViolations {
+		more, ws = &ws[n-1], ws[:n-1]
+	}
+	for i, v := range ws {
+		if i == maxPrintedWarnings {
+			line := fmt.Sprintf("%d more warnings not shown (%d in all)", len(ws)-i, len(ws))
+			if more != nil {
+				line = fmt.Sprintf("%d more warnings not shown (%d listed in the record; it says: %s)", len(ws)-i, len(ws), more.Message)
+			}
+			row("", line)
+			return
+		}
 		row("warning", v.String())
 	}
-	_ = tw.Flush()
+	if more != nil {
+		row("", more.Message)
+	}
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fapiaohub/invoicer/pipeline"
 	"github.com/fapiaohub/invoicer/schemas"
+	"github.com/fapiaohub/invoicer/schemas/schematest"
 )
 
 func TestStatus(t *testing.T) {
@@ -82,5 +85,48 @@ func TestStatusWithoutConsumer(t *testing.T) {
 	out, errOut, code := runCLI(t, "", "--server", env.url, "--timeout", "500ms", "status", nuonuoSeller, "X-1")
 	if code != exitTrouble || !strings.Contains(errOut, "no consumer answered the status request") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestStatusPrintsTheFirstWarningsOfARecord: status prints an order's
+// warnings as validate and publish print a record's, the first
+// maxPrintedWarnings of them, then one line counting the rest: the record
+// keeps up to 24 KiB of them (a request of 2,000 lines has a warning or
+// more a line), which printed whole buried the order's state under a
+// hundred lines. The record's own count of those it left out is passed on.
+func TestStatusPrintsTheFirstWarningsOfARecord(t *testing.T) {
+	t.Parallel()
+	c := startConsumer(t, consumerOptions{pipeline: fast})
+	// 1.06 with tax at 6% is 1.00 + 0.06 to Nuonuo, which sets the 1.01
+	// given without tax aside: a computed_amount warning a line.
+	req := schematest.IssueRequest(nuonuoSeller, "WARNED-1", func(o *schemas.Order) {
+		l := o.InvoiceDetail[0]
+		l.Price, l.TaxIncludedAmount, l.TaxExcludedAmount, l.Tax = schemas.ParseAmount("1.06"), schemas.Amount{}, schemas.ParseAmount("1.01"), schemas.ParseAmount("0.06")
+		o.InvoiceDetail = slices.Repeat([]schemas.InvoiceLine{l}, 2000)
+	})
+	if _, errOut, code := c.cli(t, "publish", writeFile(t, "w.json", req)); code != exitOK {
+		t.Fatalf("publish: exit %d\n%s", code, errOut)
+	}
+	res := c.waitStatus(t, nuonuoSeller, "WARNED-1", schemas.StatusIssued, 60*time.Second)
+	listed := len(res.Warnings) - 1 // the record's list ends with the entry counting the rest
+	if listed <= maxPrintedWarnings || res.Warnings[listed].Rule != pipeline.RuleMoreViolations {
+		t.Fatalf("the result lists %d warnings, the last %+v: want more than %d, cut short", len(res.Warnings), res.Warnings[len(res.Warnings)-1], maxPrintedWarnings)
+	}
+	out, errOut, code := c.cli(t, "status", nuonuoSeller, "WARNED-1")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	var warned []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "warning ") {
+			warned = append(warned, line)
+		}
+	}
+	if len(warned) != maxPrintedWarnings {
+		t.Fatalf("%d warning lines, want %d:\n%.3000s", len(warned), maxPrintedWarnings, out)
+	}
+	want := fmt.Sprintf("%d more warnings not shown (%d listed in the record; it says: %s)", listed-maxPrintedWarnings, listed, res.Warnings[listed].Message)
+	if !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%.3000s", want, out)
 	}
 }
