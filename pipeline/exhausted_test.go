@@ -177,7 +177,8 @@ func TestAQueryAfterAnAcceptedSubmissionSaysSo(t *testing.T) {
 // A request that an earlier build took as valid and submitted, and that a
 // rule of this build refuses (here margin taxation: a deduction of 0.0,
 // which says neither "0", none, nor "0.00", margin taxation with nothing
-// deducted, and which the earlier build and the provider take as zero), is
+// deducted, and which the earlier build and the provider take as zero, on
+// a tax-control invoice: a fully digital one takes no zero deduction), is
 // finished when it comes back after the upgrade, never submitted again;
 // answered rejected, its order would stay at the provider while the result
 // said it was refused. The same body with no record is rejected.
@@ -186,7 +187,9 @@ func TestARequestAnEarlierBuildSubmittedIsFinishedUnderAStricterRule(t *testing.
 	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Nuonuo: sandbox.NuonuoConfig{PendingQueries: 1}}})
 	p := firstRun(t, h, cfg, h.db, nil, false)
 	ctx := context.Background()
-	withDeduction := func(o *schemas.Order) { o.InvoiceDetail[0].Deduction = schemas.ParseAmount("0.0") }
+	withDeduction := func(o *schemas.Order) {
+		o.InvoiceLine, o.InvoiceDetail[0].Deduction = "p", schemas.ParseAmount("0.0")
+	}
 	body := issueRequest(t, nuonuoSeller, "UPGRADE-1", withDeduction)
 	v, err := schemas.NewValidator(schemas.ValidatorConfig{})
 	if err != nil {
