@@ -109,7 +109,16 @@
 // Every violation is reported, not only the first (up to MaxViolations, then
 // one entry counting the rest; lines past the 2000 a list may hold are not
 // checked), each with its field path (order.invoiceDetail[2].tax), a
-// message a person understands, and the provider code it pre-empts.
+// message a person understands, and the provider code it pre-empts. A
+// figure written too long or too precisely whose value can be read and
+// written within its limit (00000000000100.00, -50.001) is judged by the
+// other rules on that value, rounded to the places the field allows (as
+// the jumdata mapping sends money), so that its other problems (a sign, a
+// tax off the rate, which jumdata answers with 400) come with the
+// spelling's, not after it is corrected (collector.addSpelling); a value
+// that cannot be read or is too large for its field however written, and
+// one the JSON Schema refused, are not judged again, nor is what is
+// derived from a figure with a violation of its own.
 //
 // # Provider codes
 //

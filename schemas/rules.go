@@ -829,7 +829,7 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 			wrongSign("tax", a.eff.Tax, taxOK(a.eff.Tax), "must be negative (or zero) on %s", lineKind(red, prop))
 		case !wantNegative && a.tax.IsNegative():
 			wrongSign("tax", a.eff.Tax, taxOK(a.eff.Tax), "must be positive (or zero) on %s", lineKind(red, prop))
-		case !wantNegative && strings.HasPrefix(l.Tax.String(), "-"):
+		case !wantNegative && strings.HasPrefix(l.Tax.String(), "-") && l.Tax.Decimal().IsZero():
 			// -0.00 is zero, but its minus sign says a negative
 			// figure, which only a red invoice's or a discount line's
 			// is (seed 001: 红票为负), and the Nuonuo adapter sends the
@@ -1405,6 +1405,19 @@ func taxRate(c *collector, field string, a Amount, provider string) *decimal.Dec
 }
 
 // amountWithin is amount with a maximum length of maxChars characters.
+//
+// A figure written too long or too precisely that can be read and written
+// within the limit (00000000000100.00, 13.001) has that violation, and its value is
+// returned all the same, rounded to places (as the jumdata mapping sends
+// money; the text Nuonuo would refuse is corrected so, most likely): the
+// other rules judge it (collector.addSpelling), so that a second problem
+// of the figure (a sign, a tax off the rate, a deduction larger than the
+// amount, which jumdata refuses with 400) is reported at once. Before, the
+// field was not judged again, and the order system, having corrected the
+// spelling and sent the request again, learnt of the second problem only
+// then. A figure that cannot be read (not a plain decimal, or longer than
+// maxAmountChars), or is too large for maxChars however written, is not
+// judged again: nil.
 func amountWithin(c *collector, field string, a Amount, maxChars, places int, lengthCode, provider string, sent sentAs) *decimal.Decimal {
 	if !a.IsSet() || c.has(field) {
 		return nil
@@ -1413,24 +1426,38 @@ func amountWithin(c *collector, field string, a Amount, maxChars, places int, le
 	// (over maxAmountChars) is too long, not malformed. The seeds' maximum
 	// length is the field's, every character of it: a minus sign counts,
 	// so a red invoice's amount has one digit fewer than a blue one's.
+	long := false
 	if n := len(a.String()); n > maxChars && isPlainDecimal(a.String()) {
 		code := lengthCode
 		if code == "" {
 			code = "E4000"
 		}
-		c.addCode(field, "max_length", c.providerCode(provider, sent.nuonuoCode(a, code), sent.jumdataCode(a)), "has %d characters; the maximum is %d, a minus sign included", n, maxChars)
-		return nil
+		code = c.providerCode(provider, sent.nuonuoCode(a, code), sent.jumdataCode(a))
+		// A value too large to be written within the limit at all
+		// (10000000000000000.00) is no figure the provider could take,
+		// and judging it would only add what follows from it (a sum, a
+		// tolerance): not judged again.
+		if !a.Valid() || len(a.Decimal().Round(int32(places)).String()) > maxChars {
+			c.addCode(field, "max_length", code, "has %d characters; the maximum is %d, a minus sign included", n, maxChars)
+			return nil
+		}
+		c.addSpelling(field, "max_length", code, "has %d characters; the maximum is %d, a minus sign included", n, maxChars)
+		long = true
 	}
 	// The mapping refuses a value it cannot read before any call.
 	if !a.Valid() {
 		c.addCode(field, "format", c.providerCode(provider, codeFor(field, "format"), ""), "must be a plain decimal such as 5.65 (no exponent, no spaces); got %s", quoteValue(a.String()))
 		return nil
 	}
-	if a.Places() > places {
-		c.addCode(field, "precision", c.providerCode(provider, bodyCode(field, "precision"), sent.jumdataCode(a)), "has %d decimals; the maximum is %d", a.Places(), places)
-		return nil
-	}
 	d := a.Decimal()
+	if a.Places() > places {
+		// A text already too long says so once: its decimals are one
+		// reason why.
+		if !long {
+			c.addSpelling(field, "precision", c.providerCode(provider, bodyCode(field, "precision"), sent.jumdataCode(a)), "has %d decimals; the maximum is %d", a.Places(), places)
+		}
+		d = d.Round(int32(places))
+	}
 	return &d
 }
 

@@ -433,7 +433,19 @@ func (c *collector) own(field, rule, format string, args ...any) {
 
 // addCode records a violation of rule at field naming code as it is.
 func (c *collector) addCode(field, rule, code, format string, args ...any) {
-	if c.record(field, rule) {
+	if c.record(field, rule, true) {
+		c.violations = append(c.violations, Violation{Field: field, Rule: rule, ProviderCode: code, Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+// addSpelling records a violation of rule at field, naming code, that
+// says how a figure is written (too long, too precise) while its value
+// can be read: the field is still judged by the other rules on that value
+// (has reports false for it), so that a second problem of the figure is
+// reported now, not once the spelling is corrected and the request sent
+// again (amountWithin).
+func (c *collector) addSpelling(field, rule, code, format string, args ...any) {
+	if c.record(field, rule, false) {
 		c.violations = append(c.violations, Violation{Field: field, Rule: rule, ProviderCode: code, Message: fmt.Sprintf(format, args...)})
 	}
 }
@@ -441,7 +453,9 @@ func (c *collector) addCode(field, rule, code, format string, args ...any) {
 // record notes a violation of rule at field and reports whether it is to be
 // listed: it is not when field already has one of rule, or when
 // MaxViolations are listed already (it is then counted in notListed).
-func (c *collector) record(field, rule string) bool {
+// judged says whether the violation leaves the field's value unusable to
+// the other rules (has), which addSpelling's does not.
+func (c *collector) record(field, rule string, judged bool) bool {
 	if c.seen == nil {
 		c.seen, c.fields = map[[2]string]bool{}, map[string]bool{}
 	}
@@ -450,7 +464,9 @@ func (c *collector) record(field, rule string) bool {
 		return false
 	}
 	c.seen[k] = true
-	c.fields[field] = true
+	if judged {
+		c.fields[field] = true
+	}
 	if rule == "type" {
 		c.typeErrors++
 	}
@@ -461,8 +477,11 @@ func (c *collector) record(field, rule string) bool {
 	return true
 }
 
-// has reports whether field already has a violation, so that a value the
-// schema rejected is not also judged by the domain rules.
+// has reports whether field already has a violation that leaves its value
+// unusable, so that a value the schema rejected, or a rule found wrong, is
+// not also judged by the other rules. A figure that is only written wrong,
+// too long or too precise but readable (addSpelling), is judged on its
+// value.
 func (c *collector) has(field string) bool { return c.fields[field] }
 
 // mistyped reports whether field, or the object or array holding it, has

@@ -242,7 +242,8 @@ func TestRules(t *testing.T) {
 		{"tax rate with many trailing zeros", blue, []edit{set(line2+".taxRate", json.Number("0.06000000000000"))}, []string{line2 + ".taxRate|max_length|"}},
 		{"tax rate of 11 characters", blue, []edit{set(line2+".taxRate", "0.060000000")}, []string{line2 + ".taxRate|max_length|"}},
 		{"tax rate too long", blue, []edit{set(line2+".taxRate", "0.060000000000000")}, []string{line2 + ".taxRate|max_length|"}},
-		{"tax rate of 11 characters not in the set", blue, []edit{set(line2+".taxRate", "0.070000000")}, []string{line2 + ".taxRate|max_length|E4000"}},
+		// Too long, and, judged on its value, not a rate either.
+		{"tax rate of 11 characters not in the set", blue, []edit{set(line2+".taxRate", "0.070000000")}, []string{line2 + ".taxRate|max_length|E4000", line2 + ".taxRate|tax_rate|E4000"}},
 		{"tax rate near one of the set", blue, []edit{set(line2+".taxRate", "0.0601")}, []string{line2 + ".taxRate|tax_rate|E4000"}},
 		{"tax rate not in the set", blue, []edit{set(line2+".taxRate", "0.07")}, []string{line2 + ".taxRate|tax_rate|E4000"}},
 		{"negative price", blue, []edit{set(line2+".price", "-33.33333333")}, []string{line2 + ".price|sign|E4000", line2 + ".taxExcludedAmount|price_quantity|"}},
@@ -938,8 +939,12 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 			[]string{line2 + ".deduction|precision|E4000"}, []string{line2 + ".deduction|precision|"}},
 		{"red confirmation's amount of 17 characters, leading zeros", rc, []edit{set(rc0+".taxExcludedAmount", "-0000000000005.00")},
 			[]string{rc0 + ".taxExcludedAmount|max_length|E4000"}, []string{rc0 + ".taxExcludedAmount|max_length|"}},
+		// -10000000000000 fits 16 characters: the figure is judged on its
+		// value, which is not the line's num × taxExcludedPrice, nor
+		// taxed at its rate.
 		{"red confirmation's amount of 18 characters", rc, []edit{set(rc0+".taxExcludedAmount", "-10000000000000.00")},
-			[]string{rc0 + ".taxExcludedAmount|max_length|E4000"}, []string{rc0 + ".taxExcludedAmount|max_length|400"}},
+			[]string{rc0 + ".taxExcludedAmount|max_length|E4000", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxAmount|line_tax_tolerance|E9131"},
+			[]string{rc0 + ".taxExcludedAmount|max_length|400", rc0 + ".taxExcludedAmount|price_quantity|", rc0 + ".taxAmount|line_tax_tolerance|400"}},
 		{"red confirmation's over-precise price", rc, []edit{set(rc0+".taxExcludedPrice", "5.000000001")},
 			[]string{rc0 + ".taxExcludedPrice|precision|E4000"}, []string{rc0 + ".taxExcludedPrice|precision|400"}},
 
@@ -2093,5 +2098,65 @@ func TestRemarkMessageNamesTheLimitThatApplies(t *testing.T) {
 				t.Errorf("message %q, want %q", got, tc.says)
 			}
 		})
+	}
+}
+
+// TestAFigureSpeltWronglyIsJudgedOnItsValue: a figure that can be read but
+// is written too long or too precisely (00000000000100.00, -50.001) has
+// that violation, and is judged by every other rule all the same, on its
+// value (to the places the field allows, as the jumdata mapping sends
+// money): before, the field was not judged again, and a second problem,
+// which jumdata refuses with 400 (Nuonuo with its code), was reported only
+// once the order system had corrected the spelling and sent the request
+// again. A figure that cannot be read is not judged again.
+func TestAFigureSpeltWronglyIsJudgedOnItsValue(t *testing.T) {
+	const line2 = "order.invoiceDetail[2]"
+	blue := MustRead(t, "requests/issue-discount.json")
+	// A line of 100.00 at rate 0 taxed on the difference, deduction ded.
+	deducted := func(ded string) edit {
+		return set(line2, rateLine("1", "taxRate", "0", "price", "100", "num", "1", "taxExcludedAmount", "100.00", "tax", "0.00", "deduction", ded))
+	}
+	for _, tc := range []struct {
+		name            string
+		edits           []edit
+		nuonuo, jumdata []string // exact "field|rule|code" lists
+	}{
+		// je is sent as 100.00, se 13.10: 0.10 off the rate.
+		{"an amount without tax of 17 characters, and a tax off the rate", []edit{set(line2, rateLine("1", "taxRate", "0.13", "price", "113.1", "num", "1",
+			"taxExcludedAmount", "00000000000100.00", "tax", "13.10", "taxIncludedAmount", "113.10"))},
+			[]string{line2 + ".taxExcludedAmount|max_length|E9126", line2 + ".tax|line_tax_tolerance|E9131"},
+			[]string{line2 + ".taxExcludedAmount|max_length|", line2 + ".tax|line_tax_tolerance|400"}},
+		// kce is sent as -50.00: negative.
+		{"a negative deduction of three decimals", []edit{deducted("-50.001")},
+			[]string{line2 + ".deduction|precision|E4000", line2 + ".deduction|sign|E4000"},
+			[]string{line2 + ".deduction|precision|", line2 + ".deduction|sign|400"}},
+		// kce 200.00, more than the line's 100.00.
+		{"a deduction of 17 characters larger than the amount", []edit{deducted("00000000000200.00")},
+			[]string{line2 + ".deduction|max_length|E4000", line2 + ".deduction|deduction_amount|E4000"},
+			[]string{line2 + ".deduction|max_length|", line2 + ".deduction|deduction_amount|400"}},
+		// A rate written longer than 10 characters, and not a rate.
+		{"a rate of 12 characters outside the set", []edit{set(line2+".taxRate", "0.0700000000")},
+			[]string{line2 + ".taxRate|max_length|E4000", line2 + ".taxRate|tax_rate|E4000"},
+			[]string{line2 + ".taxRate|max_length|400", line2 + ".taxRate|tax_rate|400"}},
+		// Judged on its value rounded to cents: 6.001 is 6.00, which
+		// agrees with the line.
+		{"a tax of three decimals that agrees once rounded", []edit{set(line2+".tax", "6.001")},
+			[]string{line2 + ".tax|precision|E4000"}, []string{line2 + ".tax|precision|"}},
+		// Unreadable: not judged again.
+		{"an amount without tax in exponent notation", []edit{set(line2+".taxExcludedAmount", json.Number("1e2"))},
+			[]string{line2 + ".taxExcludedAmount|format|E9127"}, []string{line2 + ".taxExcludedAmount|format|"}},
+	} {
+		doc := MustEdit(t, blue, tc.edits...)
+		for _, p := range []struct {
+			provider string
+			want     []string
+		}{{"nuonuo", tc.nuonuo}, {"jumdata", tc.jumdata}} {
+			t.Run(tc.name+"/"+p.provider, func(t *testing.T) {
+				d := DecodeAs(t, doc, p.provider)
+				if got := summary(d.Violations); !sameSet(got, p.want) {
+					t.Errorf("violations\n got  %q\n want %q\n%v", got, p.want, d.Violations)
+				}
+			})
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -462,6 +463,56 @@ func TestValidatorRefusesWhatTheAdapterDoesNotSend(t *testing.T) {
 			}
 			if got := e.obs.Calls(); len(got) != 0 {
 				t.Errorf("observed %v: nothing may be sent", got)
+			}
+		})
+	}
+}
+
+// TestSandboxRefusesWhatAFigureSpeltWronglyHid: a figure the jumdata
+// mapping sends otherwise than written (100.00 for 00000000000100.00,
+// -50.00 for -50.001) is refused by this service's own rule for its
+// spelling, and judged on its value all the same: a second problem of
+// the line, which the jumdata sandbox refuses with 400, is named with
+// 400 too, in the same answer. Before, the validator named the spelling
+// alone, and the order system learnt of the 400 only after correcting it.
+func TestSandboxRefusesWhatAFigureSpeltWronglyHid(t *testing.T) {
+	line := func(rate, excl, tax, ded string) string {
+		return `{"goodsName":"旅游服务","goodsCode":"3070401000000000000","withTaxFlag":"0","taxRate":"` + rate + `",` +
+			`"taxExcludedAmount":"` + excl + `","tax":"` + tax + `"` + ded + `}`
+	}
+	cases := []struct {
+		name          string
+		line          string
+		own, refused  string // the fields of the validator's own violation and of its 400
+		sandboxRefers string // in the sandbox's refusal
+	}{
+		{"an amount without tax of 17 characters and a tax off the rate", line("0.13", "00000000000100.00", "13.10", ""),
+			"order.invoiceDetail[0].taxExcludedAmount", "order.invoiceDetail[0].tax", "mxlist[0].se"},
+		{"a negative deduction of three decimals", line("0", "100.00", "0.00", `,"deduction":"-50.001"`),
+			"order.invoiceDetail[0].deduction", "order.invoiceDetail[0].deduction", "mxlist[0].kce"},
+		{"a deduction of 17 characters larger than the amount", line("0", "100.00", "0.00", `,"deduction":"00000000000200.00"`),
+			"order.invoiceDetail[0].deduction", "order.invoiceDetail[0].deduction", "mxlist[0].kce"},
+	}
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{sandbox.DefaultJumdataSeller: "jumdata"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := validatedOrder("E2E-SPELT", "pc", "", tc.line)
+			d, err := v.Decode([]byte(msg), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			own := slices.IndexFunc(d.Violations, func(x schemas.Violation) bool { return x.Field == tc.own && x.ProviderCode == "" })
+			refused := slices.IndexFunc(d.Violations, func(x schemas.Violation) bool { return x.Field == tc.refused && x.ProviderCode == "400" })
+			if len(d.Violations) != 2 || own < 0 || refused < 0 {
+				t.Fatalf("violations %v, want one of this service's own on %s and one naming 400 on %s", d.Violations, tc.own, tc.refused)
+			}
+			e := newEnv(t, sandbox.Config{}, nil)
+			out := e.client.Submit(t.Context(), &providers.Call{Request: d.Request})
+			if out.Class != providers.Rejected || out.Code != "400" || !strings.Contains(out.Message, tc.sandboxRefers) {
+				t.Fatalf("the sandbox answered %s %q %q; want 400 naming %s", out.Class, out.Code, out.Message, tc.sandboxRefers)
 			}
 		})
 	}
