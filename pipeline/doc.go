@@ -65,7 +65,9 @@
 //     An answer lost in transit (providers.Unknown) is reconciled by a query
 //     at once, unless it asked for time (Outcome.RetryAfter, a 503's
 //     Retry-After): then the request is put back for that long, its record
-//     still submitting, and the next delivery asks. A corrected request (another fingerprint) for an order whose
+//     still submitting, and the next delivery asks; on the request's last
+//     allowed delivery, which has no next one, it is asked at once all the
+//     same, before the request is given up. A corrected request (another fingerprint) for an order whose
 //     earlier request was submitted and then given up as failed is not
 //     submitted until the provider has been asked after the earlier one
 //     (providers.Call.Earlier): issued after all → the earlier record is

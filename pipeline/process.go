@@ -840,8 +840,12 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 		// query repeats the submission itself). Nothing is lost by
 		// waiting: the record stays submitting with the submission
 		// counted, so the next delivery, put back for at least that long
-		// (apply), asks before it submits anything again.
-		if a.Class == providers.Unknown && a.RetryAfter <= 0 {
+		// (apply), asks before it submits anything again. Unless there is
+		// no next delivery (lastInDoubt): the request would be given up
+		// as failed unasked, a 503 that came after the invoice was made
+		// ending in a failed result and a dead letter. The query is its
+		// last chance, and a refusal costs no more than the give-up.
+		if a.Class == providers.Unknown && (a.RetryAfter <= 0 || o.lastInDoubt()) {
 			switch q := o.call(ctx, o.prov.Query); q.Class {
 			case providers.NotFound, providers.Retry, providers.Unknown:
 				// Still in doubt: the next delivery asks again, not
@@ -863,6 +867,16 @@ func (o *order) converse(ctx context.Context) (providers.Outcome, error) {
 		a = q
 	}
 	return a, nil
+}
+
+// lastInDoubt reports whether an answer that leaves the order in doubt
+// ends the request now: apply counts it among the order's answers
+// (OrderRecord.Answers) and gives the request up on it when it is
+// exhausted (order.exhausted, as later judges it).
+func (o *order) lastInDoubt() bool {
+	o.rec.Answers++
+	defer func() { o.rec.Answers-- }()
+	return o.exhausted(EventInDoubt)
 }
 
 // claimNeeded decides, for an order with no record, whether it must be

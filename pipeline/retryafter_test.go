@@ -129,3 +129,35 @@ func TestRefusedQueryRetryAfterSetsThePutBack(t *testing.T) {
 		})
 	}
 }
+
+// On a request's last allowed delivery there is no next delivery to ask
+// about a submission left in doubt: the provider is asked at once, its
+// Retry-After notwithstanding, before the request is given up. Here the
+// first delivery's submission is refused by a 503 asking for 7 s before it
+// took effect; the second and last delivery finds nothing at the provider,
+// submits again, and gets a 503 asking for 7 s after the invoice was made.
+// Asked at once, the provider says issued, and the request is answered so.
+// Before, the last delivery put the order "back" for the 7 s, which on the
+// last delivery gave it up: saved failed, a failed result and a dead letter
+// for an order whose invoice exists.
+func TestLastDeliveryAsksAboutAnInDoubtSubmissionDespiteRetryAfter(t *testing.T) {
+	cfg := pipeline.Config{MaxDeliver: 2}
+	const billing = "nuonuo.ElectronInvoice.requestBillingNew"
+	h := newHarness(t, harnessOptions{pipeline: cfg, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		{Provider: "nuonuo", Method: billing, HTTPStatus: 503, RetryAfter: "7"},
+		{Provider: "nuonuo", Method: billing, HTTPStatus: 503, RetryAfter: "7", AfterEffect: true},
+	}}}})
+	p := firstRun(t, h, cfg, h.db, nil, false)
+	raw := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, "RA-LAST-N", nil))
+	if out := deliverRaw(t, p, raw, 1); out.Action != pipeline.Nak || out.Event != pipeline.EventInDoubt {
+		t.Fatalf("delivery 1: %s %s (provider code %q); want in_doubt, put back", out.Action, out.Event, out.ProviderCode)
+	}
+	out := deliverRaw(t, p, raw, 2)
+	if out.Action != pipeline.Ack || out.Event != pipeline.EventIssued || out.Status != schemas.StatusIssued {
+		t.Errorf("the last delivery: %s %s %s (provider code %q, %v); want issued: the provider made the invoice",
+			out.Action, out.Event, out.Status, out.ProviderCode, out.Err)
+	}
+	if st := h.orderStats(nuonuoSeller, "RA-LAST-N"); st.Issuances != 1 {
+		t.Errorf("sandbox %+v: want one issuance", st)
+	}
+}
