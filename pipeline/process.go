@@ -609,9 +609,9 @@ func replayPublished(m *Message) time.Time {
 // sequence, and the creation of the durable that delivered it), with
 // publishedAt left zero. Zero when m does not carry one that can be read
 // (a replay by an earlier build, or of a dead letter written by one), or
-// when it cannot be the position of a request m republished: a durable
-// created after m's own publication, or m's own durable (the same stream
-// and creation) with a sequence not below m's, as the request came before
+// when it cannot be honoured as the position of a request m republished
+// (requestAt.mayPrecede): a durable created after m's own publication,
+// another stream, or a sequence not below m's, as the request came before
 // its dead letter and the dead letter before the replay.
 //
 // With it, a replay and the order's record whose requests the same durable
@@ -637,14 +637,29 @@ func replayPosition(m *Message) requestAt {
 
 // mayPrecede reports whether a, the position a replay carries
 // (HeaderReplayPosition), can be that of a request the replay republished,
-// the replay being at own: a durable created no later than the replay's
-// publication, and, through the replay's own durable (the same stream and
-// creation), a sequence below the replay's.
+// the replay being at own, and whether it can be honoured: a durable
+// created no later than the replay's publication, in the replay's own
+// stream, at a sequence below the replay's, through whichever durable.
+//
+// The request came before the replay in the stream, so in a stream that
+// was never created again its sequence is below the replay's whatever
+// durable delivered it (a durable created again over the same stream
+// goes on with the stream's sequences). A place past the replay's own can
+// only be a stream created again since (its sequences start over), or a
+// forged header: anyone allowed to publish requests can set it, and the
+// two cannot be told apart. Honoured, such a place, through the durable
+// that delivered the order's record, would order the replay after a
+// request the record holds by sequence where the replay's own
+// publication comes before it: a replay of an older request invoiced over
+// a later one. So it is not honoured, nor a place in another stream,
+// whose sequences bound nothing, and the replay is judged by the time its
+// request was published, as before the place was carried: never later
+// than the replay itself.
 func (a requestAt) mayPrecede(own requestAt) bool {
 	if !own.publishedAt.IsZero() && a.consumerCreated.After(own.publishedAt) {
 		return false
 	}
-	return a.stream != own.stream || !a.consumerCreated.Equal(own.consumerCreated) || a.seq < own.seq
+	return a.stream == own.stream && a.seq < own.seq
 }
 
 // parseReplayPosition reads a HeaderReplayPosition value, "<stream> <seq>

@@ -213,6 +213,17 @@ func TestADeadLetterOfAReplayKeepsTheReplaysHeaders(t *testing.T) {
 	// Sorted before them, and within the budget by a few bytes.
 	m.Header.Set("Baggage", strings.Repeat("b", 16<<10-len("Baggage")-10))
 	m.Header.Set("Traceparent", "00-abc-def-01")
+	// The replay comes after its request (#17) in the stream.
+	for range 17 {
+		h.publish(nuonuoSeller2, []byte("{}"), "")
+	}
+	requests, err := h.obs.Stream(t.Context(), pipeline.DefaultRequestStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := requests.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	replay := publishRawMsg(t, h, m)
 	puts.fail.Store(true)
 	out := deliverRaw(t, p, replay, cfg.MaxDeliver)

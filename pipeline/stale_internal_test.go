@@ -89,8 +89,8 @@ func TestRecordedAtOfEarlierBuilds(t *testing.T) {
 
 // A replay's HeaderReplayPosition is taken only as the place of a request
 // the replay could have republished: one value of three readable fields, a
-// durable created before the replay's publication, and, through the
-// replay's own durable, a sequence below the replay's. Anything else (a
+// durable created before the replay's publication, and, in the replay's
+// own stream, a sequence below the replay's. Anything else (a
 // forged or garbled value) says nothing, and the replay is judged by
 // when its request was published, as before the position was carried.
 func TestReplayPosition(t *testing.T) {
@@ -111,7 +111,9 @@ func TestReplayPosition(t *testing.T) {
 		want requestAt
 	}{
 		{"through the replay's durable, earlier", replay(pos(12, durable)), requestAt{stream: stream, seq: 12, consumerCreated: durable}},
-		{"through a durable created again since", replay(pos(80, durable.Add(-time.Hour))), requestAt{stream: stream, seq: 80, consumerCreated: durable.Add(-time.Hour)}},
+		{"through a durable created again since", replay(pos(12, durable.Add(-time.Hour))), requestAt{stream: stream, seq: 12, consumerCreated: durable.Add(-time.Hour)}},
+		{"through a durable created again since, not earlier", replay(pos(80, durable.Add(-time.Hour))), requestAt{}},
+		{"another stream", replay(formatReplayPosition("OTHER", 12, durable)), requestAt{}},
 		{"through the replay's durable, not earlier", replay(pos(40, durable)), requestAt{}},
 		{"a durable created after the replay", replay(pos(12, t0.Add(time.Second))), requestAt{}},
 		{"none", replay(), requestAt{}},
@@ -199,5 +201,42 @@ func TestReplayPublishedOfADeadLetter(t *testing.T) {
 				t.Fatalf("ReplayPublished = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// A replay's position never makes its request look newer than the replay's
+// own publication, whatever the header says (anyone allowed to publish
+// requests can set it). Here the later request Y of an order was delivered
+// by the durable before the one that delivers the replay (created again
+// since, over the same stream: its sequences go on), and published after
+// the replay: the replay of an older request is a stale copy next to it,
+// as the replay itself is. A position naming Y's durable with a sequence
+// past the replay's own (no request the replay republished, which came
+// before it in its stream, can have one) ordered the replay after Y by
+// sequence, and its older request was submitted over Y.
+func TestAForgedReplayPositionNeverMakesARequestNewer(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	before := t0.Add(-time.Hour) // the durable that delivered Y, deleted since
+	again := t0.Add(-time.Minute)
+	const stream = DefaultRequestStream
+	rec := &schemas.OrderRecord{State: schemas.StateRejected, Fingerprint: "y",
+		RequestStream: stream, RequestStreamSeq: 45, RequestConsumerCreated: before, RequestPublishedAt: t0.Add(time.Second)}
+	m := &Message{Stream: stream, StreamSeq: 40, PublishedAt: t0, ConsumerCreated: again,
+		Header: map[string][]string{HeaderReplayOf: {"7"}, HeaderReplayPublished: {t0.Add(-time.Minute).Format(time.RFC3339Nano)}}}
+	o := &order{m: m}
+	if !o.staleCopy(rec) {
+		t.Fatal("the replay without a position is not a stale copy of the later request")
+	}
+	for _, seq := range []uint64{40, 46, 1 << 40} {
+		m.Header[HeaderReplayPosition] = []string{formatReplayPosition(stream, seq, before)}
+		if !o.staleCopy(rec) {
+			t.Errorf("with the position %q (past the replay's own #40): not a stale copy; the replay looks newer than its publication", m.Header[HeaderReplayPosition][0])
+		}
+	}
+	dl := &schemas.DeadLetter{OriginalStream: stream, OriginalSeq: 40, PublishedAt: t0,
+		Headers: map[string][]string{HeaderReplayOf: {"7"}, HeaderReplayPosition: {formatReplayPosition(stream, 46, before)}}}
+	h := map[string][]string{HeaderOriginalConsumerCreated: {again.Format(time.RFC3339Nano)}}
+	if got := ReplayPosition(dl, h); got != "" {
+		t.Errorf("the dead letter of such a replay passes %q on to its replay; want nothing", got)
 	}
 }
