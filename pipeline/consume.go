@@ -460,7 +460,7 @@ func (l *Loop) rebind(ctx, work context.Context, iter jetstream.MessagesContext,
 			next, err = rc.Consumer.Messages(jetstream.PullMaxMessages(l.cfg.Workers), jetstream.PullExpiry(PullExpiry))
 		}
 		if err == nil {
-			l.rebound(rc)
+			l.rebound(ctx, rc)
 			return next, nil
 		}
 		if ctx.Err() != nil || work.Err() != nil {
@@ -499,8 +499,9 @@ func pause(ctx, work context.Context, d time.Duration) bool {
 // own. The put-backs counted by stream sequence are forgotten: a stream
 // created again numbers its requests afresh, and a durable created again
 // counts its deliveries afresh. A stream created again gets its own
-// unclaimed mark (named after its creation), as RecoverUnclaimed would
-// have given it. The log says truly what happened: this instance created
+// unclaimed mark (named after its creation), with what RecoverUnclaimed
+// keeps beside it at a start (horizons.adopt), before any of its requests
+// reaches a worker; when that cannot be kept, its orders are all claimed. The log says truly what happened: this instance created
 // the stream again (with this try, or an earlier one whose answer was
 // lost: a stream newer than the durable that was deleted, bearing this
 // instance's mark); or it found the stream there, created again by
@@ -509,7 +510,7 @@ func pause(ctx, work context.Context, d time.Duration) bool {
 // whether this instance created the durable again, or found it there,
 // created again by another party first, and updated it to its settings or
 // left it as it was, with them already.
-func (l *Loop) rebound(rc RecreatedConsumer) {
+func (l *Loop) rebound(ctx context.Context, rc RecreatedConsumer) {
 	old := l.consumer.CachedInfo()
 	renewed := rc.StreamCreated || (old != nil && rc.Stream != nil && rc.Stream.Created.After(old.Created))
 	mine := rc.StreamCreated || (renewed && rc.StreamMine)
@@ -545,7 +546,11 @@ func (l *Loop) rebound(rc RecreatedConsumer) {
 		what = "the request consumer was missing (deleted?), and another party created it again before this instance could (an instance's start or an operator): found it there with this instance's settings already, and left it as it was; the requests its stream holds are delivered from where that consumer stands (the oldest, less those it took meanwhile)" + answered
 	}
 	if rc.Stream != nil {
-		l.pipeline.unclaimed.rename(rc.Stream.Config.Name, unclaimedMarkName(rc.Stream))
+		actx, cancel := context.WithTimeout(ctx, recreateTimeout)
+		if err := l.pipeline.unclaimed.adopt(actx, rc.Stream, rc.Consumer.CachedInfo()); err != nil {
+			l.log.Warn().Err(err).Msg("every new order is claimed before it is submitted until this instance starts again or creates its request consumer again: the request stream's unclaimed mark could not be set up")
+		}
+		cancel()
 	}
 	l.setMissing(nil)
 	l.bound.Store(true)

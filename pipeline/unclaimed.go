@@ -87,6 +87,55 @@ func (h *horizons) rename(stream, name string) {
 	}
 }
 
+// adopt gives the request stream described by info, which the consume
+// loop created again while it ran (or found created again) and whose
+// requests the durable ci delivers, its own mark (rename), once what a
+// start keeps of a stream it reads (RecoverUnclaimed) is on disk: the
+// creation of the durable that delivers the stream's requests
+// (consumerMarkName) and that the stream's consumers are kept
+// (consumersSuffix). Without them a start after a crash takes the mark
+// for one a build before consumer creations raised, and reads only up to
+// the durable's delivered pointer; a durable replaced or reset after the
+// crash has delivered nothing, and a request submitted without a claim
+// under the new mark was not recorded, and submitted again (after
+// jumdata's repeat window, a second invoice). With them, a start that
+// finds another durable, or one reset, reads up to the mark, as for the
+// stream it found at a start.
+//
+// A mark whose consumers are kept already (the stream is the one a start
+// read, only the durable created again) is left as it is: the creation
+// kept is the durable's that may have delivered requests submitted
+// without a claim, and this one has not delivered them yet (it delivers
+// them again from the oldest); a start that finds another creation reads
+// up to the mark. A stream never identified stays so. When the marks
+// cannot be written, the stream's mark is unknown (forget): every order
+// of it is claimed, and the error says why.
+func (h *horizons) adopt(ctx context.Context, info *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) error {
+	stream, name := info.Config.Name, unclaimedMarkName(info)
+	h.mu.Lock()
+	_, identified := h.names[stream]
+	marks := h.marks
+	h.mu.Unlock()
+	if !identified {
+		return nil
+	}
+	if marks != nil {
+		kept, err := marks.Mark(name + consumersSuffix)
+		if err == nil && kept == 0 {
+			err = marks.SetMark(ctx, consumerMarkName(name, ci.Name), uint64(ci.Created.UnixNano()))
+		}
+		if err == nil && kept == 0 {
+			err = marks.SetMark(ctx, name+consumersSuffix, 1)
+		}
+		if err != nil {
+			h.forget(stream)
+			return fmt.Errorf("keep the creation of consumer %s with the unclaimed mark of stream %s: %w", ci.Name, stream, err)
+		}
+	}
+	h.rename(stream, name)
+	return nil
+}
+
 // forget makes the mark of the stream called stream unknown, when it was
 // identified, until rename names it again: the consume loop found its
 // durable replaced by another party, unseen (Loop.deliveredBy), maybe with
@@ -310,7 +359,7 @@ func (p *Pipeline) RecoverUnclaimed(ctx context.Context, stream jetstream.Stream
 	if err != nil {
 		return 0, fmt.Errorf("recover unclaimed requests: consumer info: %w", err)
 	}
-	consumerKey := name + ":consumer:" + ci.Name
+	consumerKey := consumerMarkName(name, ci.Name)
 	created := uint64(ci.Created.UnixNano())
 	knownConsumer, err := marks.Mark(consumerKey)
 	if err != nil {
@@ -382,6 +431,12 @@ const (
 	consumersSuffix = ":consumers"
 	spellingSuffix  = ":spelling"
 )
+
+// consumerMarkName is the name of the mark beside the unclaimed mark called
+// name that keeps the creation of the stream's durable called durable
+// (Unix nanoseconds): a start that finds the durable created since reads
+// up to the unclaimed mark (RecoverUnclaimed).
+func consumerMarkName(name, durable string) string { return name + ":consumer:" + durable }
 
 // spellingRuleFrom returns the first sequence of the stream (described by
 // info, its unclaimed mark called name) that was published after a build

@@ -2,8 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // memMarks keeps marks in memory and counts the raises.
@@ -81,5 +85,44 @@ func TestHorizonCover(t *testing.T) {
 	}
 	if v, _ := m.Mark("unclaimed:A"); v <= n || v > n+markLead {
 		t.Errorf("mark A %d, want in (%d, %d]", v, n, n+markLead)
+	}
+}
+
+// unwritableMarks are marks that can be read and never written.
+type unwritableMarks struct{ memMarks }
+
+func (*unwritableMarks) SetMark(context.Context, string, uint64) error {
+	return errors.New("no space left on device")
+}
+
+// A stream created again whose durable's creation cannot be kept beside
+// its mark (horizons.adopt) is not submitted to without a claim: its mark
+// is unknown until a start or another rebind names it, rather than named
+// without what a start after a crash needs to read up to it. A stream
+// whose consumers are kept already (the durable alone created again) is
+// named as it was, the creation kept left as it is.
+func TestAdoptedStreamWithoutItsConsumerIsClaimed(t *testing.T) {
+	ctx := context.Background()
+	created := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	stream := func(at time.Time) *jetstream.StreamInfo {
+		return &jetstream.StreamInfo{Config: jetstream.StreamConfig{Name: DefaultRequestStream}, Created: at}
+	}
+	ci := &jetstream.ConsumerInfo{Name: DefaultDurable, Created: created.Add(time.Minute)}
+	first, again := stream(created.Add(-time.Hour)), stream(created)
+
+	m := &unwritableMarks{memMarks{v: map[string]uint64{unclaimedMarkName(first) + consumersSuffix: 1}}}
+	h := &horizons{marks: m}
+	h.identify(DefaultRequestStream, unclaimedMarkName(first))
+	if err := h.adopt(ctx, first, ci); err != nil {
+		t.Fatalf("adopt the stream a start read, its durable created again: %v", err)
+	}
+	if err := h.cover(ctx, DefaultRequestStream, 1); err != nil {
+		t.Fatalf("cover after adopting the stream a start read: %v", err)
+	}
+	if err := h.adopt(ctx, again, ci); err == nil {
+		t.Fatal("adopt a stream created again with marks that cannot be written: no error")
+	}
+	if err := h.cover(ctx, DefaultRequestStream, 1); err != errUnidentified {
+		t.Fatalf("cover after a failed adopt = %v, want errUnidentified: its orders claimed", err)
 	}
 }

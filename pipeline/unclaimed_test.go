@@ -1384,3 +1384,80 @@ func TestClaimlessSubmissionAfterAnUnseenReplacementSurvivesACrash(t *testing.T)
 		t.Fatalf("NEW-J after the start: %s %+v; want issued", r[len(r)-1].Status, r[len(r)-1].Error)
 	}
 }
+
+// The consume loop creates its request stream again while it runs (an
+// operator deleted it: LoopConfig.Recreate), and submits a request of the
+// new stream without a claim; the consumer crashes before the answer is
+// saved, and the durable is then replaced (deleted: the start creates it
+// again) or reset. The start must read the new stream up to its unclaimed
+// mark, as it does for a stream it found at a start (the mark's
+// consumers are kept): the order is recorded, and nine hours later
+// (jumdata has forgotten the taskId) it finds its invoice instead of being
+// submitted again. Before, a stream the loop created again had no record
+// of its durable's creation (set only at a start), so the start took the
+// store for one written before consumers were kept and read only up to the
+// delivered pointer, which the new or reset durable had not advanced: the
+// order was not recorded, and invoiced a second time.
+func TestClaimlessSubmissionInAStreamTheLoopCreatedAgainSurvivesACrash(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		after func(ctx context.Context, h *harness) error
+	}{
+		{"durable replaced", func(ctx context.Context, h *harness) error {
+			return h.obs.DeleteConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+		}},
+		{"durable reset", func(ctx context.Context, h *harness) error {
+			_, err := h.obs.ResetConsumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			var ahead atomic.Int64
+			clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			cfg := fast
+			cfg.Now = clock
+			backlog := &settableBacklog{}
+			backlog.at.Store(time.Now().UnixNano())
+			h := newHarness(t, harnessOptions{pipeline: cfg, backlog: backlog, recreate: true, sandbox: sandbox.Config{Now: clock}})
+			h.provs[jumdataSeller] = directJumdata(t, h, clock)
+			unsaved := &answersUnsaved{orderNo: "AGAIN-J"}
+			h.wrapDB = func(s pipeline.Store) pipeline.Store { unsaved.Store = s; return unsaved }
+			h.start()
+			old := unclaimedMarkName(t, h)
+			if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+				t.Fatal(err)
+			}
+			h.waitFor("the loop to create its stream and durable again", 20*time.Second, func() bool {
+				_, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+				return err == nil && h.loop.Bound() && h.loop.Missing() == nil
+			})
+			if unclaimedMarkName(t, h) == old {
+				t.Fatal("the stream created again has the deleted stream's mark name")
+			}
+			h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "AGAIN-J", nil), "")
+			h.waitFor("AGAIN-J submitted, its answer unsaved", 15*time.Second, func() bool {
+				return h.orderStats(jumdataSeller, "AGAIN-J").Issuances == 1 && unsaved.failed.Load()
+			})
+			if err := h.halt(); err != nil { // a crash: no clean stop recorded
+				t.Fatal(err)
+			}
+			if _, found, err := h.db.Get(ctx, schemas.OrderKey{Seller: jumdataSeller, OrderNo: "AGAIN-J"}); err != nil || found {
+				t.Fatalf("AGAIN-J recorded before the start (%v, %v): it was claimed, not submitted without a claim", found, err)
+			}
+			if unclaimedMark(t, h) == 0 {
+				t.Fatal("no mark of the new stream after a claimless submission in it")
+			}
+			if err := tt.after(ctx, h); err != nil {
+				t.Fatal(err)
+			}
+			h.wrapDB = nil
+			ahead.Store(int64(9 * time.Hour))
+			h.start()
+			wantOneInvoice(t, h, "AGAIN-J")
+			if h.recovered != 1 {
+				t.Fatalf("RecoverUnclaimed recorded %d orders, want 1", h.recovered)
+			}
+		})
+	}
+}
