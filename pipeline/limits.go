@@ -112,13 +112,16 @@ var keptHeaders = []string{HeaderReplayOf, HeaderReplayPublished, HeaderReplayPo
 
 // headersWithin returns the headers that fit budget bytes, with
 // HeadersCutHeader saying what was left out: keptHeaders first, then the
-// others in the order of their names.
+// others in the order of their names. A header's name counts once for each
+// of its values, as NATS writes a header ("Name: value" a line), in the
+// total as in what is kept: counted once in the total and per value in the
+// cut, a header of several values was kept whole over the budget, or the
+// bytes said left out and those kept came to more than the total said.
 func headersWithin(h map[string][]string, budget int) map[string][]string {
 	size := 0
 	for k, vs := range h {
-		size += len(k)
 		for _, v := range vs {
-			size += len(v)
+			size += len(k) + len(v)
 		}
 	}
 	if size <= budget {
@@ -133,17 +136,16 @@ func headersWithin(h map[string][]string, budget int) map[string][]string {
 	slices.Sort(keys)
 	keys = append(slices.Clone(keptHeaders), keys...)
 	out := make(map[string][]string, len(h))
-	used, dropped := 0, 0
+	used := 0
 	for _, k := range keys {
 		for _, v := range h[k] {
 			if used+len(k)+len(v) > budget {
-				dropped += len(k) + len(v)
 				continue
 			}
 			used += len(k) + len(v)
 			out[k] = append(out[k], v)
 		}
 	}
-	out[HeadersCutHeader] = []string{fmt.Sprintf("%d bytes of headers left out of %d", dropped, size)}
+	out[HeadersCutHeader] = []string{fmt.Sprintf("%d bytes of headers left out of %d", size-used, size)}
 	return out
 }
