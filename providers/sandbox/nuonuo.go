@@ -45,7 +45,9 @@ package sandbox
 // seed 001's codes name: E4000 (a required field is missing: order, orderNo,
 // buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
 // goodsName, taxRate or withTaxFlag; buyerPhone for pushMode 1 (the default)
-// or 2, email for pushMode 0 or 2; more than 2000 lines; a taxRate outside
+// or 2, email for pushMode 0 or 2; a remark of more than 230 characters, or
+// 200 on a fully digital invoice, invoiceLine bs, pc, es or ec
+// (PROVIDERS.md); more than 2000 lines; a taxRate outside
 // 0, 0.01, 0.015, 0.03, 0.05, 0.06, 0.09, 0.13 or longer than seed 001's
 // 10 characters ("0.060000000"); an amount of more than 2
 // decimal places, a price or num of more than 8; a price, num or deduction
@@ -195,6 +197,12 @@ const (
 	nnMagicFail     = "SANDBOX:FAIL"
 	nnMagicFailPart = "SANDBOX:FAIL-PART"
 	nnMagicRefuse   = "SANDBOX:REFUSE"
+
+	// nnMaxRemark is seed 001's maximum length of remark, in characters,
+	// and nnMaxDigitalRemark PROVIDERS.md's on a fully digital invoice
+	// (nnDigitalLines).
+	nnMaxRemark        = 230
+	nnMaxDigitalRemark = 200
 )
 
 // nnMaxFigure is the maximum length of every amount, price, quantity and
@@ -643,6 +651,15 @@ func (s *Server) nnCheckOrder(seller string, o *nnOrderIn) (nnAnswer, bool) {
 	}
 	if utf8.RuneCountInString(o.Email.s()) > 50 {
 		return nnFail("E9104", "购方邮箱不能超过50位"), false
+	}
+	// Seed 001 gives remark a maximum length of 230 and PROVIDERS.md 200
+	// on a fully digital invoice, neither with a code of its own: E4000,
+	// which the validator names for it (schemas: max_length on
+	// order.remark). Characters are counted, as the validator counts them.
+	if n := utf8.RuneCountInString(o.Remark.s()); nnDigitalLines[o.InvoiceLine.s()] && n > nnMaxDigitalRemark {
+		return nnFail("E4000", "接口调用失败: 全电发票remark不能超过%d个字符", nnMaxDigitalRemark), false
+	} else if n > nnMaxRemark {
+		return nnFail("E4000", "接口调用失败: remark不能超过%d个字符", nnMaxRemark), false
 	}
 	pushMode := o.PushMode.s()
 	if pushMode == "" {

@@ -358,6 +358,11 @@ func TestNuonuoValidationCodes(t *testing.T) {
 		{"invoice type 3", func(o map[string]any) { o["invoiceType"] = "3" }, "E9101", ""},
 		{"red without blue numbers", func(o map[string]any) { o["invoiceType"] = "2"; o["invoiceLine"] = "c" }, "E9102", ""},
 		{"email too long", func(o map[string]any) { o["email"] = strings.Repeat("a", 45) + "@x.com" }, "E9104", ""},
+		// Seed 001 gives remark a maximum length of 230, PROVIDERS.md 200
+		// on a fully digital invoice (pc, nnOrder's), in characters; no
+		// code of its own: E4000.
+		{"remark over 200 on a fully digital invoice", func(o map[string]any) { o["remark"] = strings.Repeat("备", 201) }, "E4000", "remark不能超过200个字符"},
+		{"remark over 230", func(o map[string]any) { o["invoiceLine"], o["remark"] = "c", strings.Repeat("备", 231) }, "E4000", "remark不能超过230个字符"},
 		{"proxy flag 2", func(o map[string]any) { o["proxyInvoiceFlag"] = "2" }, "E9107", ""},
 		{"seller mismatch", func(o map[string]any) { o["salerTaxNum"] = "91330106MA2AYNWD8M" }, "E9302", ""},
 		{"no lines", func(o map[string]any) { o["invoiceDetail"] = []any{} }, "E9122", ""},
