@@ -52,6 +52,12 @@ except:
                      when not known), so that the consumer orders the replay
                      by stream sequence against a request the same durable
                      delivered, not by the servers' clocks
+  Invoicer-Headers-Cut
+                     left out: the consumer's mark, in a dead letter, that
+                     some of the original headers did not fit; on the
+                     replayed request it would mean nothing, and the
+                     replay's own dead letter would say its headers were
+                     cut when they were not
 Then it marks the dead letter replayed in the key-value bucket
 ` + ReplayBucket + ` (key: the sequence; value: when, the new request's
 sequence, who, and the dead letter's stored time, so that a dead-letter
@@ -349,13 +355,20 @@ func (r *replayer) replay(ctx context.Context, e deadEntry) error {
 
 // replayHeaders copies a dead letter's original headers for the replayed
 // request, without the JetStream publish expectations (Nats-Expected-*),
-// which were for the original publish and would make this one fail, and
+// which were for the original publish and would make this one fail,
 // without the message id and the replay's own headers, which the replay
-// sets anew.
+// sets anew, and without the dead letter's mark of headers cut
+// (pipeline.HeadersCutHeader). That mark describes the dead letter, not
+// the request: the consumer reads it nowhere on a request, but a dead
+// letter keeps a request's headers as they are when they fit, and the
+// replay's would say that bytes of its headers were left out when none
+// were (the headers the first cut left out are gone all the same: the
+// first dead letter says so).
 func replayHeaders(h map[string][]string) nats.Header {
 	out := nats.Header{}
 	for k, v := range h {
-		if strings.HasPrefix(k, "Nats-Expected-") || k == jetstream.MsgIDHeader || k == pipeline.HeaderReplayOf || k == pipeline.HeaderReplayPublished || k == pipeline.HeaderReplayPosition {
+		if strings.HasPrefix(k, "Nats-Expected-") || k == jetstream.MsgIDHeader || k == pipeline.HeaderReplayOf || k == pipeline.HeaderReplayPublished || k == pipeline.HeaderReplayPosition ||
+			k == pipeline.HeadersCutHeader {
 			continue
 		}
 		out[k] = append([]string(nil), v...)

@@ -765,3 +765,50 @@ func TestReplaySaysWhereItsRequestWas(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayLeavesOutTheHeadersCutMark: a dead letter whose original
+// headers did not all fit says so in pipeline.HeadersCutHeader, among the
+// headers it keeps; a replay republishes those headers, but not that one.
+// On the replayed request it means nothing (the consumer reads it nowhere),
+// and it misleads: the replay's own dead letter keeps the request's headers
+// as they are when they fit, the mark included, and would say that bytes
+// of the replay's headers were left out when none were, counting those of
+// the first cut. The other headers are republished as they are.
+func TestReplayLeavesOutTheHeadersCutMark(t *testing.T) {
+	t.Parallel()
+	env := MustNATS(t)
+	ctx := context.Background()
+	subj := schemas.Subjects{}
+	published := time.Date(2026, 12, 7, 9, 30, 15, 0, time.UTC)
+	payload := issueRequest(t, nuonuoSeller, "CUT-1")
+	b, err := json.Marshal(schemas.DeadLetter{
+		SchemaVersion: "1", Reason: schemas.ReasonExhausted, SellerTaxNum: nuonuoSeller, OrderNo: "CUT-1",
+		Error: schemas.ErrorInfo{Code: schemas.CodeRetriesExhausted, Message: "gave up"}, Deliveries: 20,
+		OriginalSubject: subj.Request(nuonuoSeller), OriginalStream: pipeline.DefaultRequestStream, OriginalSeq: 1,
+		PublishedAt: published, FirstSeen: published, DeadAt: published, Payload: payload, PayloadSize: len(payload),
+		PayloadSHA256: "00", Headers: map[string][]string{
+			"Traceparent":             {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+			pipeline.HeadersCutHeader: {"20480 bytes of headers left out of 36864"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.js.Publish(ctx, subj.DeadLetter(schemas.ReasonExhausted, nuonuoSeller), b); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := env.cli(t, "dlq", "replay", "--seq", "1"); code != exitOK || !strings.Contains(out, "replayed 1,") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	msgs := env.requests()
+	if len(msgs) != 1 {
+		t.Fatalf("%d requests replayed, want 1", len(msgs))
+	}
+	h := msgs[0].Header
+	if got := h.Values(pipeline.HeadersCutHeader); len(got) != 0 {
+		t.Errorf("the replayed request carries %s %q; want it left out", pipeline.HeadersCutHeader, got)
+	}
+	if got := h.Values("Traceparent"); len(got) != 1 || got[0] != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" {
+		t.Errorf("the replayed request's Traceparent %q; want the dead letter's", got)
+	}
+}
