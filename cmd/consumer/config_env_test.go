@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,6 +73,10 @@ func TestSpacesAroundAValueAreIgnoredAlike(t *testing.T) {
 		{"number", "workers", "INVOICE_WORKERS", " 64 ", func(o *options) any { return o.workers }, 64},
 		{"sync interval", "js-sync", "INVOICE_JS_SYNC", " 100ms ", func(o *options) any { return o.jsSync }, "100ms"},
 		{"sync always", "js-sync", "INVOICE_JS_SYNC", "always ", func(o *options) any { return o.jsSync }, "always"},
+		// The other enumerated words, as --js-sync's: a word with a space
+		// around it is no other word.
+		{"log format", "log-format", "INVOICE_LOG_FORMAT", " json\n", func(o *options) any { return o.logFormat }, "json"},
+		{"log level", "log-level", "INVOICE_LOG_LEVEL", "debug ", func(o *options) any { return o.logLevel }, "debug"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, given := range []struct {
@@ -119,5 +125,46 @@ func TestUnreadableValuesNameTheFlagAndTheVariable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A value in its flag's range is checked with the other flags, and its
+// refusal names the variable beside the flag, as every other refusal of
+// a value does, wherever it was given: the operator looking at a unit
+// that gives no flag finds the variable to correct. The log format and
+// level, checked as the logger is built, name theirs too.
+func TestRangeErrorsNameTheVariable(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		variable string // named, as a word of its own (INVOICE_PARTITION is not INVOICE_PARTITIONS)
+	}{
+		{"workers 0", []string{"--workers", "0"}, nil, "INVOICE_WORKERS"},
+		{"variable workers 5000", nil, map[string]string{"INVOICE_WORKERS": "5000"}, "INVOICE_WORKERS"},
+		{"partner max queries -1", []string{"--partner-max-queries", "-1"}, nil, "INVOICE_PARTNER_MAX_QUERIES"},
+		{"variable partner max queries -1", nil, map[string]string{"INVOICE_PARTNER_MAX_QUERIES": "-1"}, "INVOICE_PARTNER_MAX_QUERIES"},
+		{"partition past the partitions", []string{"--partitions", "2", "--partition", "2"}, nil, "INVOICE_PARTITION"},
+		{"variable partition past the partitions", nil, map[string]string{"INVOICE_PARTITIONS": "2", "INVOICE_PARTITION": "-1"}, "INVOICE_PARTITION"},
+		{"partition without partitions", []string{"--partition", "1"}, nil, "INVOICE_PARTITION"},
+		{"variable partition without partitions", nil, map[string]string{"INVOICE_PARTITION": "1"}, "INVOICE_PARTITION"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, envOf(tc.env))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !regexp.MustCompile(`\b` + tc.variable + `\b`).MatchString(err.Error()) {
+				t.Errorf("error %q; want it to name %s", err, tc.variable)
+			}
+		})
+	}
+	for _, tc := range []struct{ format, level, variable string }{
+		{"xml", "info", "INVOICE_LOG_FORMAT"},
+		{"json", "loud", "INVOICE_LOG_LEVEL"},
+	} {
+		if _, err := newLogger(tc.format, tc.level, io.Discard); err == nil || !strings.Contains(err.Error(), tc.variable) {
+			t.Errorf("log format %q, level %q: error %v; want one naming %s", tc.format, tc.level, err, tc.variable)
+		}
 	}
 }

@@ -229,9 +229,19 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (*options,
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	// A string flag is taken as given, but --js-sync is a duration (or
-	// "always"), whose spaces the duration flags ignore.
+	// A string flag is taken as given, but for those whose value is one
+	// of a few words (or, for --js-sync, a duration), which no space can
+	// belong to: their spaces are ignored, as a number's, a duration's and
+	// a boolean's are, so that a ConfigMap's "json " is json and not a
+	// format refused. A free-text value, a path (--data, --config, the TLS
+	// files), an address (--http, --nats-listen, ...), a URL or a subject
+	// prefix, is taken as written: a space may belong to a path, and
+	// trimming would make a value other than the one given; a stray space
+	// in an address or a prefix makes its listen, connection or check
+	// fail, naming the value.
 	o.jsSync = strings.TrimSpace(o.jsSync)
+	o.logFormat = strings.TrimSpace(o.logFormat)
+	o.logLevel = strings.TrimSpace(o.logLevel)
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (the consumer takes flags only)", fs.Args())
 	}
@@ -343,7 +353,7 @@ func listenIP(ctx context.Context, host string) (netip.Addr, error) {
 func (o *options) validate() error {
 	var errs []error
 	if o.workers < 1 || o.workers > 4096 {
-		errs = append(errs, fmt.Errorf("--workers %d: must be 1 to 4096", o.workers))
+		errs = append(errs, fmt.Errorf("--workers %d (INVOICE_WORKERS): must be 1 to 4096", o.workers))
 	}
 	// One address twice, however spelt, would fail to listen only once
 	// the streams are set up, in the system's words.
@@ -351,7 +361,7 @@ func (o *options) validate() error {
 		errs = append(errs, fmt.Errorf("--partner-http %q (INVOICE_PARTNER_HTTP) and --http %q (INVOICE_HTTP, default 127.0.0.1:8080) %s: give the partner API a port of its own, or leave --partner-http unset to serve it on --http", o.partnerAddr, o.httpListen, why))
 	}
 	if o.partnerMax < 0 {
-		errs = append(errs, fmt.Errorf("--partner-max-queries %d: must be 0 (no bound) or more", o.partnerMax))
+		errs = append(errs, fmt.Errorf("--partner-max-queries %d (INVOICE_PARTNER_MAX_QUERIES): must be 0 (no bound) or more", o.partnerMax))
 	}
 	if o.partitions > 1 && (o.partition < 0 || o.partition >= o.partitions) {
 		if o.partitionHost != "" {
@@ -360,14 +370,14 @@ func (o *options) validate() error {
 			// Deployment pod's suffix may be all digits, 24567).
 			errs = append(errs, fmt.Errorf("--partition %d, from --partition-from-hostname's host name %q: must be 0 to %d: more pods than --partitions (INVOICE_PARTITIONS)? Outside a StatefulSet, give the partition with --partition (INVOICE_PARTITION) instead of --partition-from-hostname", o.partition, o.partitionHost, o.partitions-1))
 		} else {
-			errs = append(errs, fmt.Errorf("--partition %d: must be 0 to %d", o.partition, o.partitions-1))
+			errs = append(errs, fmt.Errorf("--partition %d (INVOICE_PARTITION): must be 0 to %d, below --partitions (INVOICE_PARTITIONS)", o.partition, o.partitions-1))
 		}
 	}
 	if o.partitions <= 1 && (o.partition != 0 || o.partitionPod) {
 		// Without partitions every instance pulls every seller's requests,
 		// each into an order store of its own: a seller's orders would be
 		// spread across stores that cannot see each other's claims.
-		errs = append(errs, fmt.Errorf("--partition %d (or --partition-from-hostname) needs --partitions greater than 1 (INVOICE_PARTITIONS): without it this instance would take every seller's requests beside the others", o.partition))
+		errs = append(errs, fmt.Errorf("--partition %d (INVOICE_PARTITION), or --partition-from-hostname (INVOICE_PARTITION_FROM_HOSTNAME), needs --partitions greater than 1 (INVOICE_PARTITIONS): without it this instance would take every seller's requests beside the others", o.partition))
 	}
 	if o.natsURL != "" && o.configFile == "" {
 		errs = append(errs, errors.New("--nats-url needs --config (INVOICE_CONFIG): without it the consumer serves only the in-process sandbox's demo sellers and would answer every other seller's request rejected (seller_not_configured). To try the demo sellers on an external server, run the sandbox (go run ./cmd/sandbox --listen 127.0.0.1:9100) and pass --config deploy/sandbox-sellers.yaml"))
@@ -444,7 +454,7 @@ func (o *options) validate() error {
 func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
 	if err != nil || lvl == zerolog.NoLevel {
-		return zerolog.Logger{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q (INVOICE_LOG_LEVEL): use debug, info, warn or error", level)
 	}
 	zerolog.DurationFieldUnit = time.Millisecond
 	zerolog.DurationFieldInteger = false
@@ -458,7 +468,7 @@ func newLogger(format, level string, w io.Writer) (zerolog.Logger, error) {
 		console = true
 	case "json":
 	default:
-		return zerolog.Logger{}, fmt.Errorf("--log-format %q: use auto, console or json", format)
+		return zerolog.Logger{}, fmt.Errorf("--log-format %q (INVOICE_LOG_FORMAT): use auto, console or json", format)
 	}
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
