@@ -27,34 +27,7 @@ import (
 // machine: it tells a bounded wait from the resolver's own, not a fast
 // check from a slow one.
 func TestListenerCheckDoesNotWaitForASilentDNS(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var queries atomic.Int64
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := pc.ReadFrom(buf); err != nil {
-				return // closed
-			}
-			queries.Add(1)
-		}
-	}()
-	t.Cleanup(func() { _ = pc.Close(); <-read })
-	// The resolver's lookups may outlive the call that gave up on them
-	// (until their own timeout), and may dial after the test restored
-	// net.DefaultResolver: the dial reads no resolver (net.Dialer would
-	// read net.DefaultResolver), only the server's address.
-	server := pc.LocalAddr().(*net.UDPAddr)
-	saved := net.DefaultResolver
-	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
-		return net.DialUDP("udp", nil, server)
-	}}
-	t.Cleanup(func() { net.DefaultResolver = saved })
-
+	queries := silentDNS(t)
 	type parsed struct {
 		o   *options
 		err error
@@ -85,4 +58,41 @@ func TestListenerCheckDoesNotWaitForASilentDNS(t *testing.T) {
 	if queries.Load() == 0 {
 		t.Fatal("no DNS query reached the test's server: the test did not test the check's resolution")
 	}
+}
+
+// silentDNS points net.DefaultResolver, for the test's length, at a DNS
+// server that never answers: a real UDP socket on loopback that reads the
+// queries and answers none, as a server behind a dropping firewall does.
+// It returns the count of the queries it read. The test must not run in
+// parallel (the package's tests that do start only once it has ended).
+func silentDNS(t *testing.T) *atomic.Int64 {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := new(atomic.Int64)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return // closed
+			}
+			queries.Add(1)
+		}
+	}()
+	t.Cleanup(func() { _ = pc.Close(); <-read })
+	// The resolver's lookups may outlive the call that gave up on them
+	// (until their own timeout), and may dial after the test restored
+	// net.DefaultResolver: the dial reads no resolver (net.Dialer would
+	// read net.DefaultResolver), only the server's address.
+	server := pc.LocalAddr().(*net.UDPAddr)
+	saved := net.DefaultResolver
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return net.DialUDP("udp", nil, server)
+	}}
+	t.Cleanup(func() { net.DefaultResolver = saved })
+	return queries
 }

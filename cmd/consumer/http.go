@@ -207,11 +207,35 @@ func startHTTP(ctx context.Context, o *options, ready readiness, reg *prometheus
 	return nil
 }
 
+// listenResolveTimeout bounds the name resolution of an HTTP listen
+// (serveHTTP) whose address has a host name (--http, --partner-http,
+// --pprof), which net.Listen resolves without a bound of its own: a DNS
+// server that does not answer would hold the start, after the streams
+// were set up and before the first request is taken, for the resolver's
+// own timeouts (/etc/resolv.conf's, 5 s times 2 attempts by default, for
+// each name and each search domain: over a minute in a pod with
+// Kubernetes' search domains), deaf to a shutdown signal, and the listen
+// would fail all the same, naming an i/o timeout. Bounded, the start
+// fails in a few seconds, saying why. A name in /etc/hosts (localhost,
+// a pod's own name) and an IP address need no DNS. A DNS server that
+// answers at all answers well within it: 5 s is the resolver's default
+// timeout of one query, after which it asks again; a listen that needs
+// more than that is better given an IP address. Unlike
+// listenCheckTimeout's, running out fails the start: the listen cannot go
+// on without the address.
+const listenResolveTimeout = 5 * time.Second
+
 // serveHTTP listens on addr and serves h until ctx ends; it reports a
-// listen failure at once.
+// listen failure at once. Resolving addr's host name ends with ctx, and
+// after listenResolveTimeout.
 func serveHTTP(ctx context.Context, addr string, h http.Handler) (done <-chan error, err error) {
-	ln, err := net.Listen("tcp", addr)
+	lctx, cancel := context.WithTimeout(ctx, listenResolveTimeout)
+	defer cancel()
+	ln, err := (&net.ListenConfig{}).Listen(lctx, "tcp", addr)
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: the host name did not resolve within %v; give an IP address, or see to the DNS", err, listenResolveTimeout)
+		}
 		return nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}

@@ -318,7 +318,7 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 	if o.pprofListen != "" {
 		served, err := serveHTTP(bgCtx, o.pprofListen, newPprofHandler())
 		if err != nil {
-			return fmt.Errorf("--pprof %s: %w", o.pprofListen, err)
+			return fmt.Errorf("--pprof %s (INVOICE_PPROF): %w", o.pprofListen, err)
 		}
 		background.Go(func() {
 			if err := <-served; err != nil {
