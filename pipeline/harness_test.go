@@ -104,6 +104,9 @@ type harness struct {
 	results map[schemas.OrderKey][]schemas.Result
 	dlq     []schemas.DeadLetter
 	bad     []string // messages that broke their schema
+	// seen is, by subject filter, the stream sequence of the last message
+	// collect handed on (caughtUp).
+	seen map[string]uint64
 
 	// recovered is what the last start's RecoverUnclaimed recorded, and
 	// cons the request consumer it started.
@@ -231,6 +234,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		h.log = zerolog.Nop()
 	}
 	h.results = map[schemas.OrderKey][]schemas.Result{}
+	h.seen = map[string]uint64{}
 	h.collect(schemas.Subjects{}.ResultFilter(), func(data []byte) {
 		if err := schemas.CheckResultJSON(data); err != nil {
 			h.bad = append(h.bad, fmt.Sprintf("result breaks the schema: %v\n%s", err, data))
@@ -276,7 +280,7 @@ func (h *harness) openStore() {
 
 // collect hands every message of a stream subject to add (under h.mu)
 // through an ordered consumer, so that duplicates suppressed by the stream
-// are not counted twice.
+// are not counted twice, and notes how far it got (h.seen).
 func (h *harness) collect(filter string, add func([]byte)) {
 	ctx := context.Background()
 	stream, err := h.obs.StreamNameBySubject(ctx, filter)
@@ -289,8 +293,11 @@ func (h *harness) collect(filter string, add func([]byte)) {
 	}
 	cc, err := c.Consume(func(m jetstream.Msg) {
 		h.mu.Lock()
+		defer h.mu.Unlock()
 		add(m.Data())
-		h.mu.Unlock()
+		if meta, err := m.Metadata(); err == nil {
+			h.seen[filter] = meta.Sequence.Stream
+		}
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -458,6 +465,43 @@ func (h *harness) waitFor(what string, within time.Duration, cond func() bool) {
 			h.t.Fatalf("timed out after %s waiting for %s", within, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// caughtUp waits until the result and the dead-letter collectors have
+// handed on every message their streams hold when it is called. Each
+// collector reads its stream through a consumer of its own, and on a
+// loaded machine one may trail the other by far: a dead letter received
+// says nothing yet of the result published before it, nor a result of the
+// dead letter. Called once the publishes a test expects were acknowledged
+// (deliverRaw returns after its delivery's, a result's included), and
+// after waiting for what must arrive (waitResult, waitFor), it lets the
+// test assert what both streams hold, what is not there included (no
+// second result, no dead letter), without sleeping on it. It does not
+// follow a stream deleted and created again, which numbers its messages
+// afresh.
+func (h *harness) caughtUp(within time.Duration) {
+	h.t.Helper()
+	ctx := context.Background()
+	for _, filter := range []string{schemas.Subjects{}.ResultFilter(), schemas.Subjects{}.DeadLetterFilter()} {
+		name, err := h.obs.StreamNameBySubject(ctx, filter)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		stream, err := h.obs.Stream(ctx, name)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		last := info.State.LastSeq
+		h.waitFor(fmt.Sprintf("the collector of %s to reach #%d", name, last), within, func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.seen[filter] >= last
+		})
 	}
 }
 
