@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,14 +115,15 @@ func (l *logLines) busyPutBacks(t *testing.T) map[uint64]int {
 
 // Many copies of one order, published under distinct message ids while the
 // provider holds the first copy's call, do not occupy the workers: another
-// seller's request is answered while the call is held. The copies are put
-// back meanwhile, more often than MaxDeliver, and those put-backs are not
-// counted against it: once the call ends, the order stays accepted for a
-// few more deliveries (more than MaxDeliver answers), the copies taking
-// turns to ask after it, and none is given up as failed meanwhile. Every
-// copy is answered with the same issued result, and a corrected request
-// for the order gets its conflict. The provider never has two calls for
-// the order at once, and issues once.
+// seller's request is answered while the call is held. The copies wait
+// meanwhile without being delivered again (a put-back would count against
+// MaxDeliver at the server) for longer than MaxDeliver put-backs took:
+// once the call ends, the order stays accepted for a few more deliveries
+// (more than MaxDeliver answers), the copies taking turns to ask after it,
+// and none is given up as failed meanwhile. Every copy is answered with
+// the same issued result, and a corrected request for the order gets its
+// conflict. The provider never has two calls for the order at once, and
+// issues once.
 func TestCopiesOfABusyOrderDoNotStallTheConsumer(t *testing.T) {
 	const workers, copies = 4, 8
 	cfg := fast
@@ -158,17 +161,22 @@ func TestCopiesOfABusyOrderDoNotStallTheConsumer(t *testing.T) {
 	if r := h.waitResult(jumdataSeller, "OTHER-1", 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
 		t.Fatalf("the other seller's order: %s %+v", r.Status, r.Error)
 	}
-	// Every copy but the one whose call is held is put back, more often
-	// than MaxDeliver, while the call is held.
-	h.waitFor("every waiting copy to be put back more than MaxDeliver times", 20*time.Second, func() bool {
-		spent := 0
-		for _, n := range logs.busyPutBacks(t) {
-			if n > cfg.MaxDeliver {
-				spent++
-			}
-		}
-		return spent >= copies // the other copies and the corrected request
+	// Every copy but the one whose call is held waits, with the
+	// corrected request, for longer than MaxDeliver put-backs took,
+	// without being delivered again.
+	h.waitFor("every copy and the corrected request to wait", 20*time.Second, func() bool {
+		return h.loop.InFlight() == copies+1
 	})
+	time.Sleep(2 * time.Duration(cfg.MaxDeliver) * cfg.RetryBase)
+	if n := h.loop.InFlight(); n != copies+1 {
+		t.Fatalf("%d requests in flight while the call is held, want %d", n, copies+1)
+	}
+	if info, err := h.cons.Info(context.Background()); err != nil || info.NumRedelivered != 0 {
+		t.Fatalf("consumer while the copies wait: %+v %v; want none delivered again", info, err)
+	}
+	if n := logs.busyPutBacks(t); len(n) != 0 {
+		t.Fatalf("copies put back while they wait: %v", n)
+	}
 	if got := h.resultsFor(nuonuoSeller, "BUSY-1"); len(got) != 0 {
 		t.Fatalf("results while the order's call is held: %+v", got)
 	}
@@ -204,5 +212,163 @@ func TestCopiesOfABusyOrderDoNotStallTheConsumer(t *testing.T) {
 	}
 	if n := held.mostAtOnce(); n != 1 {
 		t.Fatalf("%d provider calls for the order at once, want 1", n)
+	}
+}
+
+// processedLine is one of the loop's "processed" log lines, as far as the
+// busy tests read them.
+type processedLine struct {
+	Event      string `json:"event"`
+	Action     string `json:"action"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Attempt    int    `json:"attempt"`
+	DeadLetter string `json:"dead_letter"`
+}
+
+// lines returns the loop's log lines of one request (by stream sequence),
+// in order.
+func (l *logLines) lines(t *testing.T, seq uint64) []processedLine {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []processedLine
+	for _, line := range bytes.Split(l.buf.Bytes(), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var e processedLine
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if e.StreamSeq == seq && e.Event != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// A copy of a request that waited behind its own order (put back as busy
+// while the first copy's provider call lasted, many more times than
+// MaxDeliver) is not given up after a restart of the consumer, which
+// forgets what the loop counted in memory, at its first real delivery: it
+// gets MaxDeliver deliveries that did something, less the one it was in at
+// the stop (counted, like every request in flight at a stop), as the first
+// copy does. The provider keeps answering that a person must act (the
+// seller held), so both copies are given up in the end: the guarantee that
+// a request that keeps failing ends stays.
+func TestBusyCopyIsNotGivenUpAfterARestart(t *testing.T) {
+	cfg := fast
+	cfg.MaxDeliver = 6
+	const orderNo = "BUSY-RESTART-1"
+	h := newHarness(t, harnessOptions{pipeline: cfg, workers: 4, sandbox: sandbox.Config{Faults: sandbox.Faults{Script: []sandbox.ScriptedAnswer{
+		// userTax does not match the token: a person must act.
+		{Provider: "nuonuo", Method: "nuonuo.ElectronInvoice.requestBillingNew", Code: "070401", Times: 1000},
+	}}}})
+	logs := &logLines{}
+	h.log = zerolog.New(logs)
+	held := newHeldProvider(h.provs[nuonuoSeller], orderNo)
+	h.provs[nuonuoSeller] = held
+	release := sync.OnceFunc(func() { close(held.release) })
+	t.Cleanup(release) // before the loop's stop, which waits for the held call
+	h.start()
+
+	req := issueRequest(t, nuonuoSeller, orderNo, nil)
+	h.publish(nuonuoSeller, req, "busy-restart-0") // stream sequence 1
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first copy's provider call was not made within 10s")
+	}
+	h.publish(nuonuoSeller, req, "busy-restart-1") // stream sequence 2: the copy
+	const copySeq = 2
+	delivered := func() uint64 { // the deliveries of both copies so far
+		info, err := h.cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Delivered.Consumer
+	}
+	h.waitFor("the copy delivered", 10*time.Second, func() bool { return delivered() >= 2 })
+	since := time.Now()
+	h.waitFor("the copy to wait behind the first one's call", 20*time.Second, func() bool {
+		// Put back whenever it found the order busy (every half to
+		// whole RetryBase), it was delivered more than 2×MaxDeliver
+		// times by now; kept waiting, it has waited at least as long.
+		return delivered() > 2*uint64(cfg.MaxDeliver)+1 || time.Since(since) > 50*cfg.RetryBase
+	})
+	// The consumer stops (a deploy), and the first copy's call ends as it
+	// stops, the provider answering that a person must act.
+	h.stopLoop()
+	release()
+	h.stop()
+	before := len(logs.lines(t, copySeq))
+	h.start()
+
+	h.waitFor("both copies given up", 30*time.Second, func() bool {
+		return len(h.deadLetters()) >= 2
+	})
+	real := 0 // the copy's deliveries after the restart
+	for _, e := range logs.lines(t, copySeq)[before:] {
+		if e.Event != "busy" {
+			real++
+		}
+	}
+	if real < cfg.MaxDeliver-1 {
+		t.Errorf("the copy was given up at its delivery %d after the restart, having waited behind its order; want at least %d",
+			real, cfg.MaxDeliver-1)
+		for _, e := range logs.lines(t, copySeq) {
+			t.Logf("copy: %+v", e)
+		}
+	}
+	for _, dl := range h.deadLetters() {
+		if dl.Reason != schemas.ReasonActionRequired {
+			t.Errorf("dead letter of %d: %s %+v", dl.OriginalSeq, dl.Reason, dl.Error)
+		}
+	}
+}
+
+// Copies waiting for their order are not stranded when the one told that
+// the order was let go does not take it: the loop was paused (the order
+// store unable to write) when the first copy's call ended, so the copy told
+// was put back unprocessed. The others are answered once the pause ends:
+// told by that copy when it comes back and lets go of the order, or by
+// their own check that someone still holds it, whichever comes first.
+func TestWaitingCopiesAreNotStrandedByAPause(t *testing.T) {
+	const copies, orderNo = 4, "BUSY-PAUSE-1"
+	var paused atomic.Pointer[error]
+	h := newHarness(t, harnessOptions{pipeline: fast, workers: 4, paused: func() error {
+		if err := paused.Load(); err != nil {
+			return *err
+		}
+		return nil
+	}})
+	held := newHeldProvider(h.provs[nuonuoSeller], orderNo)
+	h.provs[nuonuoSeller] = held
+	release := sync.OnceFunc(func() { close(held.release) })
+	t.Cleanup(release) // before the loop's stop, which waits for the held call
+	h.start()
+
+	req := issueRequest(t, nuonuoSeller, orderNo, nil)
+	h.publish(nuonuoSeller, req, "pause-0")
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first copy's provider call was not made within 10s")
+	}
+	for i := 1; i < copies; i++ {
+		h.publish(nuonuoSeller, req, fmt.Sprintf("pause-%d", i))
+	}
+	h.waitFor("every copy to wait", 20*time.Second, func() bool { return h.loop.InFlight() == copies })
+	disk := errors.New("disk full")
+	paused.Store(&disk)
+	release()
+	h.waitFor("the first copy answered, and the copy told put back", 20*time.Second, func() bool {
+		return len(h.resultsFor(nuonuoSeller, orderNo)) == 1 && h.loop.InFlight() == copies-2
+	})
+	paused.Store(nil)
+	for _, r := range h.waitResult(nuonuoSeller, orderNo, copies, 30*time.Second) {
+		if r.Status != schemas.StatusIssued {
+			t.Fatalf("a copy: %s %+v", r.Status, r.Error)
+		}
 	}
 }

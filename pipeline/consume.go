@@ -30,12 +30,14 @@ type LoopConfig struct {
 	// Paused, when set, is asked before each message is processed; while it
 	// returns an error (for example the store's disk failing) messages are
 	// put back unprocessed and nothing is acknowledged. Those deliveries do
-	// not count against the pipeline's MaxDeliver, nor do those the
-	// pipeline puts back unprocessed because another delivery of their
-	// order was being processed (Outcome.Unprocessed). The loop keeps their
-	// count in memory; after a restart the pipeline still gives a request
-	// that its provider answers "later" MaxDeliver such answers
-	// (OrderRecord.Answers, order.exhausted).
+	// not count against the pipeline's MaxDeliver, nor do those of the
+	// requests a stop put back while they waited for their order
+	// (Loop.park). The loop keeps their count in memory; after a restart
+	// the pipeline still gives a request that its provider answers "later"
+	// MaxDeliver such answers (OrderRecord.Answers, order.exhausted). A
+	// request that finds its order busy with another delivery is not put
+	// back, but kept until the order is free (Loop.park): its waits are no
+	// deliveries, for the server either.
 	Paused func() error
 	// Recreate, when set, is called when the server says that the
 	// loop's request consumer does not exist (an operator deleted the
@@ -127,10 +129,10 @@ type Loop struct {
 	lastDelivery atomic.Int64
 
 	// putBack counts, by stream sequence, the deliveries of each request
-	// put back unprocessed, while the pipeline was paused or its order was
-	// busy with another delivery: they are not counted against MaxDeliver.
-	// Kept until the request is acknowledged or terminated; a restart
-	// forgets them.
+	// put back unprocessed, while the pipeline was paused or, at a stop,
+	// while it waited for its order (park): they are not counted against
+	// MaxDeliver. Kept until the request is acknowledged or terminated; a
+	// restart forgets them.
 	putBackMu sync.Mutex
 	putBack   map[uint64]int
 
@@ -238,7 +240,8 @@ func (l *Loop) InFlight() int64 { return l.inFlight.Load() }
 
 // Run pulls and processes messages until ctx is cancelled, then shuts down in
 // order: stop pulling, put the messages still in the pull buffer back
-// (Nak, for immediate redelivery elsewhere), let in-flight messages finish
+// (Nak, for immediate redelivery elsewhere) with those waiting for their
+// order (park), let in-flight messages finish
 // (each within ProcessTimeout, or until Abandon), wait for the raise of the
 // unclaimed mark their processing started in the background (a store
 // write, which Abandon does not cut short), return. Nothing is
@@ -274,11 +277,20 @@ func (l *Loop) Run(ctx context.Context) error {
 		})
 	}
 	jobs := make(chan delivery)
+	lot := &parking{stopped: ctx, again: make(chan *job), closing: make(chan struct{})}
 	var workers sync.WaitGroup
 	for range l.cfg.Workers {
 		workers.Go(func() {
-			for d := range jobs {
-				l.handle(work, d, acks)
+			for {
+				select {
+				case d, ok := <-jobs:
+					if !ok {
+						return
+					}
+					l.handle(work, d, acks, lot)
+				case j := <-lot.again:
+					l.process(work, j, acks, lot)
+				}
 			}
 		})
 	}
@@ -367,8 +379,13 @@ func (l *Loop) Run(ctx context.Context) error {
 			_ = m.Nak() // abandoned before a worker was free
 		}
 	}
+	// The deliveries waiting for their order are put back (a stop or
+	// Abandon has done so already); so is one that a worker's processing
+	// parks from now on.
+	close(lot.closing)
 	close(jobs)
 	workers.Wait()
+	lot.wg.Wait()
 	// The processing of the messages may have started raising the
 	// unclaimed mark in the background: the raise is waited for here, as
 	// the store writes of the messages are, so that it never meets a
@@ -670,9 +687,10 @@ func (l *Loop) consumerCreated(ctx context.Context, stream string, seq uint64) t
 }
 
 // handle processes one message and acts on the outcome, or hands it to an
-// acker when its result is still being published. ctx is Run's work
-// context: it ends only when the loop is abandoned.
-func (l *Loop) handle(ctx context.Context, d delivery, acks chan<- *pendingAck) {
+// acker when its result is still being published, or keeps it waiting for
+// its order (park). work is Run's work context: it ends only when the loop
+// is abandoned.
+func (l *Loop) handle(work context.Context, d delivery, acks chan<- *pendingAck, lot *parking) {
 	jm, meta, err := d.jm, d.meta, d.metaErr
 	start := time.Now()
 	l.begin()
@@ -694,31 +712,151 @@ func (l *Loop) handle(ctx context.Context, d delivery, acks chan<- *pendingAck) 
 		PublishedAt:     meta.Timestamp,
 		ConsumerCreated: d.consumerCreated,
 	}
+	l.process(work, &job{jm: jm, m: m, start: start}, acks, lot)
+}
+
+// job is a delivery being processed, from its first processing until it
+// is acknowledged, terminated or put back: processed again, as the same
+// delivery, after it waited for its order (park).
+type job struct {
+	jm    jetstream.Msg
+	m     *Message
+	start time.Time
+	// stop stops the delivery's InProgress keep-alive, which runs from its
+	// first processing, through its waits, to its acknowledgement; nil
+	// before.
+	stop func()
+	// busy counts the delivery's waits for its order.
+	busy int
+}
+
+// process processes j (again, after a wait for its order) and acts on the
+// outcome, hands it to an acker, or parks it.
+func (l *Loop) process(work context.Context, j *job, acks chan<- *pendingAck, lot *parking) {
 	if l.cfg.Paused != nil {
 		if err := l.cfg.Paused(); err != nil {
 			// Put back unprocessed: not a delivery the request spent.
-			out := Outcome{Action: Nak, Delay: 5 * time.Second, Event: EventError, Err: fmt.Errorf("paused: %w", err)}
-			l.unprocessedPutBack(m.StreamSeq)
-			_ = jm.NakWithDelay(out.Delay)
-			l.logOutcome(m, &out, time.Since(start))
+			out := Outcome{Action: Nak, Delay: 5 * time.Second, Event: EventError, Err: fmt.Errorf("paused: %w", err), busyWaits: j.busy}
+			if j.stop != nil {
+				j.stop()
+			}
+			l.unprocessedPutBack(j.m.StreamSeq)
+			_ = j.jm.NakWithDelay(out.Delay)
+			l.logOutcome(j.m, &out, time.Since(j.start))
 			l.end()
 			return
 		}
 	}
 
-	pctx, cancel := context.WithTimeout(ctx, l.cfg.ProcessTimeout)
-	stop := keepAlive(jm, l.cfg.AckWait/3)
-	out := l.pipeline.Process(pctx, m)
+	pctx, cancel := context.WithTimeout(work, l.cfg.ProcessTimeout)
+	if j.stop == nil {
+		j.stop = keepAlive(j.jm, l.cfg.AckWait/3)
+	}
+	out := l.pipeline.Process(pctx, j.m)
 	if out.Action == Nak && context.Cause(pctx) == errAbandoned {
 		out.Err = abandoned(out.Err)
 	}
 	cancel()
-	if out.Published != nil && out.Action == Ack {
-		acks <- &pendingAck{jm: jm, m: m, out: out, start: start, stop: stop}
+	if out.busyKey != "" && out.Action == Nak {
+		j.busy++
+		l.park(work, j, out, lot)
 		return
 	}
-	stop()
-	l.act(jm, m, &out, start)
+	out.busyWaits = j.busy
+	if out.Published != nil && out.Action == Ack {
+		acks <- &pendingAck{jm: j.jm, m: j.m, out: out, start: j.start, stop: j.stop}
+		return
+	}
+	j.stop()
+	l.act(j.jm, j.m, &out, j.start)
+}
+
+// parking is where Run keeps the deliveries that wait for their order
+// (park), and how they get back to a worker.
+type parking struct {
+	// stopped is Run's context: its end (a stop) puts them back, as it
+	// does the messages in the pull buffer.
+	stopped context.Context
+	// again takes a waiting delivery whose order was let go to a worker.
+	again chan *job
+	// closing is closed when Run takes no more messages: a delivery
+	// still waiting then is put back.
+	closing chan struct{}
+	wg      sync.WaitGroup
+}
+
+// wait waits until freed is closed, or a check finds that held is false,
+// and reports true then; false when a stop, Abandon (work) or the end of
+// Run came first, or had come already.
+func (lot *parking) wait(work context.Context, freed <-chan struct{}, check <-chan time.Time, held func() bool) bool {
+	for {
+		select {
+		case <-freed:
+			return lot.stopped.Err() == nil && work.Err() == nil
+		case <-check:
+			if !held() {
+				return lot.stopped.Err() == nil && work.Err() == nil
+			}
+		case <-lot.stopped.Done():
+			return false
+		case <-work.Done():
+			return false
+		case <-lot.closing:
+			return false
+		}
+	}
+}
+
+// park keeps j, a delivery whose order another delivery was working on
+// (out, event busy, Outcome.busyKey), until that delivery lets go of the
+// order, and then hands it to a worker, which processes it again: it is
+// not put back. A put-back would be a delivery of the request to the
+// server, which counts it: the loop used to take such deliveries off its
+// count in memory, and after a restart a copy that had waited behind a
+// long provider call was given up at its first real delivery, as if it
+// had failed every time it waited. It would also be decoded again at every
+// put-back, and come back to the server every second. A waiting delivery
+// holds no worker, keeps its InProgress keep-alive (the server does not
+// deliver it again) and its place in the request consumer's unacknowledged
+// messages, as a put-back does; the deliveries waiting for one order are
+// processed again one at a time, in the order they came (keyLocks.await).
+// Every AckWait/3 it checks that someone still holds the order, and tries
+// again at once if not (a delivery told that did not try again, because
+// the store paused the loop or its processing failed before the lock).
+// A stop, Abandon, or the end of Run puts it back unprocessed (event
+// busy), counted as a put-back of the loop's.
+func (l *Loop) park(work context.Context, j *job, out Outcome, lot *parking) {
+	out.busyWaits = j.busy
+	putBack := func() {
+		j.stop()
+		l.act(j.jm, j.m, &out, j.start)
+	}
+	select {
+	case <-lot.closing:
+		putBack()
+		return
+	default:
+	}
+	freed, cancel := l.pipeline.locks.await(out.busyKey)
+	lot.wg.Go(func() {
+		check := time.NewTicker(max(l.cfg.AckWait/3, time.Second))
+		defer check.Stop()
+		ok := lot.wait(work, freed, check.C, func() bool { return l.pipeline.locks.held(out.busyKey) })
+		cancel() // out of the line at once: an unlock meanwhile tells the next
+		if !ok {
+			putBack()
+			return
+		}
+		select {
+		case lot.again <- j:
+		case <-lot.stopped.Done():
+			putBack()
+		case <-work.Done():
+			putBack()
+		case <-lot.closing:
+			putBack()
+		}
+	})
 }
 
 // finish waits for the acknowledgement of a message's result, then
@@ -829,6 +967,9 @@ func (l *Loop) logOutcome(m *Message, out *Outcome, took time.Duration) {
 	}
 	if out.Action == Nak {
 		ev = ev.Dur("delay", out.Delay)
+	}
+	if out.busyWaits > 0 {
+		ev = ev.Int("busy_waits", out.busyWaits)
 	}
 	if out.Err != nil {
 		// Clipped: an error may quote a request at any length (a syntax

@@ -39,13 +39,18 @@
 //     delivery of its order in progress (a copy of the request, a
 //     corrected one, a redelivery racing a slow worker) does not wait for
 //     it, which would
-//     hold a worker for as long as the other talks to the provider, but is
-//     put back for half to all of Config.RetryBase (event "busy"), and
-//     handled as it would have been once the other is done. Those
-//     deliveries do not count against MaxDeliver (Outcome.Unprocessed, as
-//     the put-backs of LoopConfig.Paused), so a burst of copies of one
-//     order holds one worker, not all of them, and is not given up because
-//     the first copy took long.
+//     hold a worker for as long as the other talks to the provider, nor is
+//     it put back, which the server counts as a delivery: the consume loop
+//     keeps it, without a worker and under its InProgress keep-alive,
+//     until the other lets go of the order, then processes it again, as
+//     it would have been handled once the other is done (Loop.park; the
+//     deliveries waiting for one order take their turns in the order they
+//     came). So a burst of copies of one order holds one worker, not all
+//     of them, is decoded once per turn rather than at every put-back, and
+//     is not given up because the first copy took long, even after a
+//     restart, which forgets what the loop counted in memory. A stop puts
+//     the waiting deliveries back (event "busy"), as it does the pull
+//     buffer's.
 //  3. Claim the order durably (state submitting) before calling the
 //     provider. Opt-in (Pipeline.WatchBacklog; the consumer's
 //     --jumdata-no-claim): a new order for a provider that answers a

@@ -83,8 +83,9 @@ type Outcome struct {
 	Decision string
 	// Event names what happened: issued, rejected, conflict, replayed,
 	// malformed, failed, accepted, retry, in_doubt, held, action_required,
-	// busy (put back unprocessed: another delivery of the order was being
-	// processed), error.
+	// busy (another delivery of the order was being processed: the
+	// consume loop keeps the delivery until that one is done, and a stop
+	// puts it back unprocessed), error.
 	Event string
 	// Status is the status of the result published, if one was.
 	Status schemas.Status
@@ -101,7 +102,10 @@ type Outcome struct {
 	// Unprocessed says that a Nak puts the message back without anything
 	// done for it (its order was busy with another delivery): the loop does
 	// not count the delivery against MaxDeliver, as it does not count the
-	// deliveries put back while it is paused (LoopConfig.Paused).
+	// deliveries put back while it is paused (LoopConfig.Paused). The
+	// consume loop does not put back a delivery whose order was busy: it
+	// keeps it until the other delivery is done and processes it again
+	// (Loop.park); only a stop puts it back.
 	Unprocessed bool
 	// Published, when set, waits for the acknowledgement of the result
 	// published asynchronously for an Ack: the message may be acknowledged
@@ -115,6 +119,13 @@ type Outcome struct {
 	// the deliveries that did not count against MaxDeliver, which
 	// Pipeline.panicked leaves out as order.exhausted does.
 	waitPolls int
+	// busyKey is the lock key of the order another delivery was working
+	// on (event busy), for the loop to wait on (keyLocks.await); empty
+	// otherwise.
+	busyKey string
+	// busyWaits is how many times the loop kept the delivery waiting for
+	// its order before this outcome (logged as busy_waits).
+	busyWaits int
 }
 
 // The events of Outcome.Event.

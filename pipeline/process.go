@@ -681,21 +681,23 @@ func parseReplayPosition(v string) (requestAt, bool) {
 	return requestAt{stream: f[0], seq: seq, consumerCreated: created}, true
 }
 
-// busy puts back a delivery whose order another delivery in this process
-// is working on (a copy of the request published again, a corrected
-// request, a redelivery racing a slow worker). Waiting for it would hold a
-// worker for as long as the other delivery talks to the provider (an
-// answer in doubt, the inline polls: up to LoopConfig.ProcessTimeout), and
-// a burst of copies of one order would hold every worker, every other
-// seller's requests waiting behind them. Put back, it comes again shortly
-// (with jitter, so that the copies do not all come back at once) and is
-// then answered as it would have been after the wait: from the store, with
-// a conflict, or by the provider. Nothing was done for the request, so the
-// delivery is not counted against MaxDeliver (Outcome.Unprocessed): a copy
-// is not given up because another delivery of its order took long.
+// busy ends a delivery whose order another delivery in this process is
+// working on (a copy of the request published again, a corrected request,
+// a redelivery racing a slow worker), without doing anything for it.
+// Waiting for the lock here would hold a worker for as long as the other
+// delivery talks to the provider (an answer in doubt, the inline polls: up
+// to LoopConfig.ProcessTimeout), and a burst of copies of one order would
+// hold every worker, every other seller's requests waiting behind them.
+// The consume loop keeps the delivery instead, without a worker, until the
+// other one lets go of the order (Loop.park, Outcome.busyKey), and
+// processes it again then: it is answered as it would have been after the
+// wait, from the store, with a conflict, or by the provider. The outcome
+// is the put-back of a delivery with nothing done (Outcome.Unprocessed),
+// for Process's other callers and for a stop, which puts it back.
 func (o *order) busy() {
 	o.out.Action, o.out.Delay, o.out.Event = Nak, o.p.cfg.retryDelay(1, 0), EventBusy
 	o.out.Unprocessed = true
+	o.out.busyKey = o.key.String()
 }
 
 // mayBeWaiting reports, for a delivery at or past MaxDeliver that cannot read
