@@ -327,6 +327,72 @@ func TestBusyCopyIsNotGivenUpAfterARestart(t *testing.T) {
 	}
 }
 
+// A flood of copies of one order, more than the request consumer lets be
+// unacknowledged at once (twice the workers plus Waiting), while the
+// provider holds the first copy's call: each copy is delivered once and
+// waits for its turn, none is delivered again or given up, and once the
+// call ends every copy is answered from the store, one after another, and
+// the other orders published behind them are answered. (While the call
+// lasts those other orders are not delivered at all: the copies fill the
+// consumer's MaxAckPending, and a request waiting, kept or put back,
+// keeps its place there. README, "Operations".)
+func TestFloodOfCopiesIsAnsweredWithOneDeliveryEach(t *testing.T) {
+	const workers, waiting, copies, orderNo = 4, 8, 300, "FLOOD-1"
+	h := newHarness(t, harnessOptions{pipeline: fast, workers: workers, waiting: waiting})
+	logs := &logLines{}
+	h.log = zerolog.New(logs)
+	held := newHeldProvider(h.provs[nuonuoSeller], orderNo)
+	h.provs[nuonuoSeller] = held
+	release := sync.OnceFunc(func() { close(held.release) })
+	t.Cleanup(release) // before the loop's stop, which waits for the held call
+	h.start()
+
+	req := issueRequest(t, nuonuoSeller, orderNo, nil)
+	h.publish(nuonuoSeller, req, "flood-0")
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first copy's provider call was not made within 10s")
+	}
+	for i := 1; i < copies; i++ {
+		h.publish(nuonuoSeller, req, fmt.Sprintf("flood-%d", i))
+	}
+	others := []schemas.OrderKey{{Seller: jumdataSeller, OrderNo: "FLOOD-OTHER-1"}, {Seller: nuonuoSeller2, OrderNo: "FLOOD-OTHER-2"}, {Seller: nuonuoSeller, OrderNo: "FLOOD-OTHER-3"}}
+	for _, k := range others {
+		h.publish(k.Seller, issueRequest(t, k.Seller, k.OrderNo, nil), "")
+	}
+	h.waitFor("the consumer's room for unacknowledged requests to fill", 20*time.Second, func() bool {
+		return h.loop.InFlight() == 2*workers+waiting
+	})
+	release()
+
+	for _, k := range others {
+		if r := h.waitResult(k.Seller, k.OrderNo, 1, 60*time.Second)[0]; r.Status != schemas.StatusIssued {
+			t.Errorf("%s: %s %+v", k, r.Status, r.Error)
+		}
+	}
+	for _, r := range h.waitResult(nuonuoSeller, orderNo, copies, 60*time.Second) {
+		if r.Status != schemas.StatusIssued {
+			t.Fatalf("a copy: %s %+v", r.Status, r.Error)
+		}
+	}
+	h.waitFor("request stream to empty", 10*time.Second, h.requestStreamEmpty)
+	if dl := h.deadLetters(); len(dl) != 0 {
+		t.Fatalf("dead letters: %+v", dl)
+	}
+	if st := h.orderStats(nuonuoSeller, orderNo); st.Submissions != 1 || st.Issuances != 1 {
+		t.Fatalf("sandbox %+v, want one submission and one issuance", st)
+	}
+	// Each copy after the first is delivered once and answered from the
+	// store: never put back.
+	for seq := uint64(2); seq <= copies; seq++ {
+		lines := logs.lines(t, seq)
+		if len(lines) != 1 || lines[0].Event != "replayed" || lines[0].Attempt != 1 {
+			t.Fatalf("copy at %d: %+v; want one delivery, answered from the store", seq, lines)
+		}
+	}
+}
+
 // Copies waiting for their order are not stranded when the one told that
 // the order was let go does not take it: the loop was paused (the order
 // store unable to write) when the first copy's call ended, so the copy told

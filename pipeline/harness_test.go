@@ -88,6 +88,8 @@ type harness struct {
 	backlog  pipeline.Backlog
 	workers  int
 	recreate bool
+	// waiting is harnessOptions'.
+	waiting int
 	// beforeRecreate and metrics are harnessOptions'.
 	beforeRecreate func(ctx context.Context)
 	afterRecreate  func(rc pipeline.RecreatedConsumer, err error)
@@ -154,12 +156,16 @@ type harnessOptions struct {
 	// name (ConsumerSettings.Owner), as the consumer binary's do: it
 	// marks what the loop creates again as this instance's.
 	owner pipeline.Owner
+	// waiting, when set, is the request consumer's room for requests
+	// waiting between deliveries (ConsumerSettings.Waiting; 0: its
+	// default), which with the workers makes its MaxAckPending.
+	waiting int
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate, beforeRecreate: o.beforeRecreate, afterRecreate: o.afterRecreate, metrics: o.metrics, owner: o.owner}
+	h := &harness{t: t, dir: dir, workers: o.workers, recreate: o.recreate, beforeRecreate: o.beforeRecreate, afterRecreate: o.afterRecreate, metrics: o.metrics, owner: o.owner, waiting: o.waiting}
 	if h.workers == 0 {
 		h.workers = 8
 	}
@@ -376,7 +382,7 @@ func (h *harness) start() {
 
 // settings are the request consumer's settings of the loop start runs.
 func (h *harness) settings() pipeline.ConsumerSettings {
-	return pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second, Owner: h.owner}
+	return pipeline.ConsumerSettings{Workers: h.workers, AckWait: 5 * time.Second, Owner: h.owner, Waiting: h.waiting}
 }
 
 // crashed waits for a loop whose connection the test closed under it: it
