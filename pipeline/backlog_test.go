@@ -99,6 +99,7 @@ func TestUnrecordedRepeatableSubmissionIsNotIssuedTwice(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 	h.waitFor("the request to be acknowledged", 10*time.Second, h.requestStreamEmpty)
+	h.caughtUp(10 * time.Second) // acknowledged after its results' publishes: all collected
 	st := h.orderStats(jumdataSeller, "UNSAVED-J")
 	if st.Submissions+st.Queries != 2 || st.Issuances != 1 {
 		t.Fatalf("sandbox %+v: want the submission repeated and one invoice", st)

@@ -177,6 +177,9 @@ func TestCopiesOfABusyOrderDoNotStallTheConsumer(t *testing.T) {
 	if n := logs.busyPutBacks(t); len(n) != 0 {
 		t.Fatalf("copies put back while they wait: %v", n)
 	}
+	// A result of a delivery logged so far was published before its log
+	// line: once the collectors hold all the streams do, none is missed.
+	h.caughtUp(10 * time.Second)
 	if got := h.resultsFor(nuonuoSeller, "BUSY-1"); len(got) != 0 {
 		t.Fatalf("results while the order's call is held: %+v", got)
 	}
@@ -204,6 +207,12 @@ func TestCopiesOfABusyOrderDoNotStallTheConsumer(t *testing.T) {
 		t.Fatalf("%d issued results and %d conflicts, want %d and 1", issued, conflicts, copies)
 	}
 	h.waitFor("request stream to empty", 10*time.Second, h.requestStreamEmpty)
+	// Every request was acknowledged or terminated, after its result's
+	// or dead letter's publish: the collectors then hold all there is.
+	h.caughtUp(10 * time.Second)
+	if n := len(h.resultsFor(nuonuoSeller, "BUSY-1")); n != copies+1 {
+		t.Fatalf("%d results, want %d", n, copies+1)
+	}
 	if dl := h.deadLetters(); len(dl) != 0 {
 		t.Fatalf("dead letters: %+v", dl)
 	}

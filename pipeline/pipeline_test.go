@@ -526,6 +526,7 @@ func TestAbandonCutsShortTheRequestsInFlight(t *testing.T) {
 	if h.requestStreamEmpty() {
 		t.Fatal("the abandoned request was acknowledged")
 	}
+	h.caughtUp(10 * time.Second) // the loop has returned: nothing more is published
 	if res := h.resultsFor(nuonuoSeller, "ABANDON-1"); len(res) != 0 {
 		t.Fatalf("results of the abandoned request: %+v", res)
 	}
@@ -615,6 +616,7 @@ func TestLostResultPutsTheRequestBack(t *testing.T) {
 		t.Fatalf("result %+v", res[0])
 	}
 	h.waitFor("request stream to empty", 5*time.Second, h.requestStreamEmpty)
+	h.caughtUp(10 * time.Second) // acknowledged after its results' publishes: all collected
 	if st := h.orderStats(nuonuoSeller, "LOST-1"); st.Issuances != 1 || st.Submissions != 1 {
 		t.Fatalf("sandbox %+v, want one submission and one issuance", st)
 	}
@@ -652,6 +654,7 @@ func TestUnsavedIssuedResultIsRepaired(t *testing.T) {
 		t.Fatalf("result %+v, want issued with its invoice", res[0])
 	}
 	h.waitFor("request stream to empty", 10*time.Second, h.requestStreamEmpty)
+	h.caughtUp(10 * time.Second) // acknowledged after its results' publishes: all collected
 	if failed, patient := fs.counts(); failed != 1 || patient != 2 {
 		t.Fatalf("%d failed and %d patient writes, want the first of two to fail", failed, patient)
 	}

@@ -48,6 +48,10 @@ func TestRedConfirmationWaitsPastMaxDeliver(t *testing.T) {
 			t.Fatalf("%s: %d polls, %d waiting since %v; want more polls than MaxDeliver allows deliveries", o.no, rec.Polls, rec.WaitPolls, rec.WaitingSince)
 		}
 	}
+	// Every request acknowledged (or terminated, after its dead letter's
+	// publish), the collectors then hold all there is.
+	h.waitFor("request stream to empty", 10*time.Second, h.requestStreamEmpty)
+	h.caughtUp(10 * time.Second)
 	if dls := h.deadLetters(); len(dls) != 0 {
 		t.Fatalf("dead letters: %+v", dls)
 	}

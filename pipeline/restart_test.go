@@ -60,6 +60,7 @@ func TestRefusedRepetitionIsNotARejection(t *testing.T) {
 		rec, _, _ := h.db.Get(ctx, key)
 		return rec.Attempts >= 4
 	})
+	h.caughtUp(10 * time.Second) // a result published so far is collected
 	if res := h.resultsFor(jumdataSeller, key.OrderNo); len(res) != 0 {
 		t.Fatalf("results while the task is under way: %+v", res)
 	}

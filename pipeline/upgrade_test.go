@@ -313,6 +313,7 @@ func TestCorrectedRequestAfterWithholdIsNotSentToAMissingDeadLetter(t *testing.T
 	}
 	corrected := publishRaw(t, h, jumdataSeller, issueRequest(t, jumdataSeller, "LOWER-CO-1", func(o *schemas.Order) { o.Clerk = "李四" }))
 	out := deliverRaw(t, p, corrected, 1)
+	h.caughtUp(10 * time.Second) // deliverRaw waited for its publishes: all collected
 	if out.Status == schemas.StatusConflict && len(h.deadLetters()) == 0 {
 		res := h.waitResult(jumdataSeller, "LOWER-CO-1", 1, 5*time.Second)
 		t.Fatalf("the corrected request: conflict, with no dead letter to replay: %s", res[len(res)-1].Error.Message)
