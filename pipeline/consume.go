@@ -624,19 +624,28 @@ func delivererOf(c jetstream.Consumer) deliverer {
 // comes from another durable of the same name, created since. The server
 // tells the pull requests waiting on a durable when it deletes it, and the
 // loop then creates it again (rebind), but with none waiting (every worker
-// busy and the loop holding the next request for one, or the connection
-// lost meanwhile) nothing tells the loop, and its next pull request is
-// answered by a durable of the same name that another party created (an
-// operator applying the definitions again), maybe over a request stream
-// created again too, numbering its requests from 1 again. Labelled with
-// the deleted durable's creation, its requests' sequences would be
-// compared with the deleted stream's as one stream's (requestAt.before),
-// and a later correction refused as a stale copy of an older request. So
-// at such a sequence it reads the durable's info again: its requests are
-// labelled with its creation, or with none (ordered by their timestamps)
-// when the info cannot be read or the durable it describes has not
-// delivered this one yet; and the put-backs counted by stream sequence are
-// forgotten, as when the loop creates the durable again (rebound).
+// busy and the loop holding the next request for one, the connection lost
+// meanwhile, or the loop not pulling yet) nothing tells the loop, and its
+// next pull request is answered by a durable of the same name that another
+// party created (an operator applying the definitions again), maybe over a
+// request stream created again too, numbering its requests from 1 again.
+// Labelled with the deleted durable's creation, its requests' sequences
+// would be compared with the deleted stream's as one stream's
+// (requestAt.before), and a later correction refused as a stale copy of an
+// older request; and the new stream's requests would go without a claim
+// under the deleted stream's unclaimed mark, which no later start reads.
+// So at such a sequence it reads the durable's info again: its requests
+// are labelled with its creation, or with none (ordered by their
+// timestamps) when the info cannot be read or the durable it describes has
+// not delivered this one yet; and the put-backs counted by stream sequence
+// are forgotten, as when the loop creates the durable again (rebound).
+//
+// A durable bound that has delivered nothing yet (a new one: at a first
+// start, or created again by rebind) cannot be told from its replacement
+// by sequences: any first delivery's is above 0. So the loop reads the
+// info at the first delivery after it binds too, and compares the creation
+// it finds with the one bound; it costs one request to the server per
+// start or rebind.
 func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) delivery {
 	meta, err := jm.Metadata()
 	d := delivery{jm: jm, meta: meta, metaErr: err}
@@ -653,9 +662,14 @@ func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) delivery {
 // stream's unclaimed mark unknown (horizons.forget): the stream may have
 // been created again with it, and the loop cannot read the stream's
 // creation, which names its mark; its orders are claimed until a rebind
-// or the next start names the mark again.
+// or the next start names the mark again. So does a first delivery whose
+// durable's info cannot be read: it cannot be told from a replacement.
 func (l *Loop) consumerCreated(ctx context.Context, stream string, seq uint64) time.Time {
-	if seq > l.deliverer.seq {
+	// The first delivery from a durable bound that had delivered nothing
+	// is checked, unless its creation is not known, which nothing can be
+	// compared with (its deliveries are labelled with none).
+	first := l.deliverer.seq == 0 && !l.deliverer.created.IsZero()
+	if seq > l.deliverer.seq && !first {
 		l.deliverer.seq = seq
 		return l.deliverer.created
 	}
@@ -674,10 +688,13 @@ func (l *Loop) consumerCreated(ctx context.Context, stream string, seq uint64) t
 		// Before this delivery reaches a worker, which may submit it.
 		l.pipeline.unclaimed.forget(stream)
 		ev := l.log.Warn().Uint64("consumer_seq", seq).Uint64("last_consumer_seq", was.seq)
+		what := "the request consumer delivering now is not the one this instance was bound to: it was deleted (with its stream?) and another party created it again, and nothing told this instance; it takes the requests from the new one, and orders them after the deleted one's by their timestamps"
 		if err != nil {
 			ev = ev.Err(err)
+			if first {
+				what = "the request consumer's first delivery could not be checked against the durable this instance was bound to (its info could not be read): it may be another one, created again by another party after a deletion that nothing told this instance of; it takes the requests from it, and orders them after earlier ones by their timestamps"
+			}
 		}
-		what := "the request consumer delivering now is not the one this instance was bound to: it was deleted (with its stream?) and another party created it again, and nothing told this instance; it takes the requests from the new one, and orders them after the deleted one's by their timestamps"
 		if l.pipeline.unclaimed.marks != nil {
 			what += "; every new order is claimed before it is submitted until this instance starts again or creates its request consumer again (the stream's unclaimed mark is unknown)"
 		}

@@ -35,7 +35,9 @@ type Message struct {
 	// of the same name that replaced its own unseen (deleted and created
 	// again by another party while no pull request of the loop waited on
 	// it) by its deliveries' consumer sequences, which start over, and
-	// reads its creation again then.
+	// reads its creation again then; and by its creation, which it reads
+	// at the first delivery after it binds to a durable (a new one has
+	// delivered nothing, and sequences cannot tell then).
 	ConsumerCreated time.Time
 }
 

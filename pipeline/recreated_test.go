@@ -805,3 +805,96 @@ func TestDurableReplacedUnseenIsNotTakenForTheOldOne(t *testing.T) {
 		t.Fatalf("the loop said %v; want one warning that the durable delivering is another one", said)
 	}
 }
+
+// The request stream deleted and created again with its durable by
+// another party (an operator applying the definitions again) after the
+// loop bound to its durable and before the loop's first pull, the durable
+// bound having delivered nothing: nothing tells the loop (no pull request
+// of its waited on the deleted durable), and its first pull is answered by
+// the new durable, whose first consumer sequence (1) is above the bound
+// one's (0) as any first delivery's is. The loop reads the durable's info
+// at its first delivery and finds another creation: the requests are
+// labelled with the new durable's creation, and the stream's unclaimed
+// mark is unknown, so a jumdata order that could go without a claim is
+// claimed. Before, the loop took the new durable for the one it was bound
+// to: it submitted the order without a claim under the deleted stream's
+// mark (raising it), which no later start reads (a start reads the mark
+// of the stream as created then): after a crash before the answer's save,
+// the request would not be recorded, and, delivered again past jumdata's
+// repeat window, it would be submitted again, a second invoice.
+func TestDurableReplacedBeforeItsFirstDeliveryIsNotTakenForTheOldOne(t *testing.T) {
+	ctx := context.Background()
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano()) // young: jumdata orders may go without a claim
+	wl := &writeLog{}
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	wl.Store = h.db
+	p := firstRun(t, h, fast, wl, backlog, true)
+	cons, err := h.topo.EnsureConsumer(ctx, h.js, h.settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := cons.CachedInfo()
+	if bound.Delivered.Consumer != 0 {
+		t.Fatalf("setup: the durable bound has delivered %d", bound.Delivered.Consumer)
+	}
+	deletedMark := unclaimedMarkName(t, h)
+	markBefore, err := h.db.Mark(deletedMark) // as RecoverUnclaimed set it
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	createMarkedRequestStream(t, h, "an operator")
+	createDurable(t, h, h.topo.Consumer(h.settings()))
+	key := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "FIRST-AFTER-REPLACED"}
+	h.publish(key.Seller, issueRequest(t, key.Seller, key.OrderNo, nil), "")
+
+	logs := &logLines{}
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cons, zerolog.New(logs), nil)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(runCtx) }()
+	stopped := false
+	halt := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("loop: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the loop did not stop within 30s")
+		}
+	}
+	t.Cleanup(halt) // before the store closes
+
+	if r := h.waitResult(key.Seller, key.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("result %s %+v", r.Status, r.Error)
+	}
+	halt()
+	if got := wl.of(key.OrderNo); len(got) == 0 || got[0] != schemas.StateSubmitting {
+		t.Errorf("the order was written as %v; want a claim first (the new stream's unclaimed mark is unknown)", got)
+	}
+	if v, err := h.db.Mark(deletedMark); err != nil || v != markBefore {
+		t.Errorf("the deleted stream's unclaimed mark is %d (%v); want it left at %d, not raised for the new stream's request", v, err, markBefore)
+	}
+	now, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.issuedRecord(key); !rec.RequestConsumerCreated.Equal(now.CachedInfo().Created) {
+		t.Errorf("the record keeps the durable of %s; want the new durable's (%s), not the one bound (%s)",
+			rec.RequestConsumerCreated, now.CachedInfo().Created, bound.Created)
+	}
+	said := logs.withField(t, "consumer_seq")
+	if len(said) != 1 || said[0]["level"] != "warn" || !strings.Contains(fmt.Sprint(said[0]["message"]), "not the one this instance was bound to") {
+		t.Errorf("the loop said %v; want one warning that the durable delivering is another one", said)
+	}
+}
