@@ -25,19 +25,22 @@ type embeddedConfig struct {
 
 // startEmbedded starts a NATS server with JetStream and waits until it
 // accepts connections. Its logs go to log at the levels they are written at.
+// An address it cannot listen on is refused naming the flag, its value and
+// its variable, as the other flags' errors do.
 func startEmbedded(cfg embeddedConfig, log zerolog.Logger) (*server.Server, error) {
+	const named = "--nats-listen %q (INVOICE_NATS_LISTEN)"
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("--nats-listen %q: %w", cfg.Listen, err)
+		return nil, fmt.Errorf(named+": %w", cfg.Listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("--nats-listen %q: bad port", cfg.Listen)
+		return nil, fmt.Errorf(named+": bad port", cfg.Listen)
 	}
 	// Fail with a plain message when the port is taken, instead of the
 	// server's own retry loop.
 	if l, err := net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("cannot listen on %s for the embedded NATS server (%v): another NATS server is probably running there; stop it, choose --nats-listen, or use it with --nats-url", cfg.Listen, err)
+		return nil, fmt.Errorf(named+": cannot listen there for the embedded NATS server (%v): another NATS server is probably running there; stop it, choose another --nats-listen, or use it with --nats-url (NATS_URL)", cfg.Listen, err)
 	} else {
 		_ = l.Close()
 	}
