@@ -44,7 +44,8 @@ package sandbox
 // requestBillingNew (both ElectronInvoice and OpeMplatform) validates what
 // seed 001's codes name: E4000 (a required field is missing: order, orderNo,
 // buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
-// goodsName, taxRate or withTaxFlag; buyerPhone for pushMode 1 (the default)
+// goodsName, taxRate or withTaxFlag; a goodsName of more than 90
+// characters; buyerPhone for pushMode 1 (the default)
 // or 2, email for pushMode 0 or 2; a remark of more than 230 characters, or
 // 200 on a fully digital invoice, invoiceLine bs, pc, es or ec
 // (PROVIDERS.md); more than 2000 lines; a taxRate outside
@@ -64,7 +65,8 @@ package sandbox
 // amount that is not negative or a positive tax), E9101, E9102 (a red
 // order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
 // for this seller), E9107, E9108, E9110, E9111, E9112, E9114, E9116, E9119,
-// E9122, E9123, E9124–E9129 (E9124, E9126 and E9128: taxIncludedAmount,
+// E9121 (a goodsCode of other than 19 digits: PROVIDERS.md), E9122, E9123,
+// E9124–E9129 (E9124, E9126 and E9128: taxIncludedAmount,
 // taxExcludedAmount or tax longer than seed 001's 16 characters, a red
 // amount's minus sign counted), E9130, E9131 ("金额*税率-税额大于0.06,明细行名称:xxx,第x行";
 // also, with a message of the sandbox's, lines whose taxes are more than
@@ -111,7 +113,8 @@ package sandbox
 // saveInvoiceRedConfirm needs blueInvoiceLine, applySource (0 or 1),
 // sellerTaxNo (= userTax, else E9302), buyerName, redReason 1–4, sellerName
 // when the buyer applies, the blue invoice's numbers (E9102) and, on every
-// detail line, blueDetailIndex, goodsName, taxRate and goodsCode, a taxRate
+// detail line, blueDetailIndex, goodsName, taxRate and goodsCode, a
+// goodsName of at most 90 characters and a goodsCode of 19 digits, a taxRate
 // of at most 10 characters that is one of the VAT rates above, a
 // positive taxExcludedPrice when given, a negative taxExcludedAmount and a
 // taxAmount of zero or less (seed 002 marks both optional: a line that
@@ -862,6 +865,9 @@ func nnCheckLine(in *nnLineIn, i int, red bool) (nnLine, nnAnswer, bool) {
 	case in.GoodsCode.s() == "":
 		return l, nnFail("E9138", "商品编码获取出现异常,第%d行", row), false
 	}
+	if a, ok := nnCheckGoods(in.GoodsName, in.GoodsCode, "E9121", row); !ok {
+		return l, a, false
+	}
 	// Seed 001: taxRate has at most 10 characters, and no code of its
 	// own: E4000.
 	if r := in.TaxRate.s(); len(r) > nnMaxRate && nnNumberRe.MatchString(r) {
@@ -995,6 +1001,34 @@ func nnCheckLine(in *nnLineIn, i int, red bool) (nnLine, nnAnswer, bool) {
 		return l, nnFail("E9131", "金额*税率-税额大于0.06,明细行名称:%s,第%d行", l.name, row), false
 	}
 	return l, nnAnswer{}, true
+}
+
+// nnMaxGoodsName is the maximum length of a line's goodsName, in
+// characters (最大长度 90 in seeds 001 and 002), and nnGoodsCodeLen the
+// length of its goodsCode: PROVIDERS.md says a goods code, the tax
+// classification code (商品税收分类编码), has 19 digits, and seeds 001 and
+// 002 give it a maximum length of 19.
+const (
+	nnMaxGoodsName = 90
+	nnGoodsCodeLen = 19
+)
+
+// nnCheckGoods checks a line's goodsName and goodsCode, which its caller
+// found given, as seeds 001 and 002 and PROVIDERS.md limit them: a name of
+// at most 90 characters (no code of its own: E4000) and a code of 19
+// digits, refused with codeCode: seed 001's E9121 (获取商品编码失败,
+// 填写商品编码goodsCode) on an order's line, which the validator names for
+// it, E4000 on a red confirmation's (seed 002 lists no codes). The name is
+// counted as sent, in characters, as the validator counts it. row is the
+// line's number, from 1.
+func nnCheckGoods(name, code nnText, codeCode string, row int) (nnAnswer, bool) {
+	if n := utf8.RuneCountInString(string(name)); n > nnMaxGoodsName {
+		return nnFail("E4000", "接口调用失败: goodsName不能超过%d个字符,第%d行", nnMaxGoodsName, row), false
+	}
+	if c := code.s(); len(c) != nnGoodsCodeLen || !nnDigits.MatchString(c) {
+		return nnFail(codeCode, "获取商品编码失败: goodsCode须为%d位数字的税收分类编码,第%d行", nnGoodsCodeLen, row), false
+	}
+	return nnAnswer{}, true
 }
 
 // expectedTax is the tax the rate asks of the line: (taxExcludedAmount −
@@ -1351,6 +1385,9 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 			if f.v.s() == "" {
 				return nnFail("E4000", "接口调用失败: %s不能为空,第%d行", f.name, i+1)
 			}
+		}
+		if a, ok := nnCheckGoods(d.GoodsName, d.GoodsCode, "E4000", i+1); !ok {
+			return a
 		}
 		// Seed 002: taxRate has at most 10 characters; a line's rate is a
 		// VAT rate, as on an order's line (nnCheckLine). It gives no code

@@ -414,6 +414,14 @@ func TestNuonuoValidationCodes(t *testing.T) {
 			o["invoiceDetail"] = lines
 		}, "E9131", "1.27"},
 		{"no goods code", func(o map[string]any) { delete(line(o, 0), "goodsCode") }, "E9138", ""},
+		// PROVIDERS.md: a goods code has 19 digits (seed 001: 最大长度 19);
+		// one the platform cannot use is E9121 (获取商品编码失败).
+		{"goods code of 18 digits", func(o map[string]any) { line(o, 0)["goodsCode"] = "304020101000000000" }, "E9121", "goodsCode"},
+		{"goods code of 20 digits", func(o map[string]any) { line(o, 0)["goodsCode"] = "30402010100000000000" }, "E9121", "goodsCode"},
+		{"goods code not all digits", func(o map[string]any) { line(o, 0)["goodsCode"] = "304020101000000000X" }, "E9121", "goodsCode"},
+		// Seed 001: goodsName has at most 90 characters, and no code of
+		// its own.
+		{"goods name of 91 characters", func(o map[string]any) { line(o, 0)["goodsName"] = strings.Repeat("货", 91) }, "E4000", "goodsName不能超过90个字符,第1行"},
 		{"discount without discounted line", func(o map[string]any) {
 			withDiscount(o)
 			line(o, 0)["invoiceLineProperty"] = "0"
@@ -745,6 +753,13 @@ func TestNuonuoRedConfirm(t *testing.T) {
 		{"line without goodsName", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "goodsName") }, "E4000"},
 		{"line without taxRate", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "taxRate") }, "E4000"},
 		{"line without goodsCode", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "goodsCode") }, "E4000"},
+		// Seed 002: goodsName has at most 90 characters, goodsCode 19
+		// (PROVIDERS.md: a goods code has 19 digits).
+		{"line with a goods name of 91 characters", func(m map[string]any) {
+			m["detail"].([]any)[0].(map[string]any)["goodsName"] = strings.Repeat("货", 91)
+		}, "E4000"},
+		{"line with a goods code of 18 digits", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["goodsCode"] = "304990000000000000" }, "E4000"},
+		{"line with a goods code of 20 digits", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["goodsCode"] = "30499000000000000000" }, "E4000"},
 		// Seed 002: 单价(不含税)为正数; the amount and the tax 带负号.
 		{"line with a price of zero", func(m map[string]any) {
 			l := m["detail"].([]any)[0].(map[string]any)

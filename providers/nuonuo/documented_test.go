@@ -1,0 +1,137 @@
+package nuonuo_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fapiaohub/invoicer/providers"
+	"github.com/fapiaohub/invoicer/providers/sandbox"
+	"github.com/fapiaohub/invoicer/schemas"
+)
+
+// documentedCase is one request that the validator and the Nuonuo sandbox
+// must judge alike: both take it, or the validator refuses it naming the
+// code the sandbox answers, whose message names the field.
+type documentedCase struct {
+	name string
+	req  func(orderNo string) *schemas.Request
+	// want lists the validator's violations as "field|code", in its
+	// order; nil when the request is valid.
+	want []string
+	// code is the sandbox's refusal, "" when it takes the request, and
+	// names a word its message must hold (the field).
+	code, names string
+}
+
+// redOrder reverses a tax-control blue invoice (invoiceLine line) in full
+// with a red order of issueRequest's line, changed by mutate.
+func redOrder(line string, mutate func(*schemas.Order)) func(string) *schemas.Request {
+	return func(orderNo string) *schemas.Request {
+		return issueRequest(orderNo, func(o *schemas.Order) {
+			o.InvoiceType, o.InvoiceLine = schemas.InvoiceTypeRed, line
+			o.InvoiceCode, o.InvoiceNum = "033001900112", "12345679"
+			l := &o.InvoiceDetail[0]
+			l.Num, l.TaxExcludedAmount, l.Tax, l.TaxIncludedAmount = schemas.ParseAmount("-1"), schemas.ParseAmount("-100.00"), schemas.ParseAmount("-6.00"), schemas.ParseAmount("-106.00")
+			if mutate != nil {
+				mutate(o)
+			}
+		})
+	}
+}
+
+// blueOrder is issueRequest changed by mutate.
+func blueOrder(mutate func(*schemas.Order)) func(string) *schemas.Request {
+	return func(orderNo string) *schemas.Request { return issueRequest(orderNo, mutate) }
+}
+
+// formLines applies for a red confirmation form reversing lines of a fully
+// digital blue invoice: each line is -50.00 + -3.00 at 6%, with the blue
+// line numbers given, changed by mutate.
+func formLines(indexes []string, mutate func([]schemas.RedConfirmLine)) func(string) *schemas.Request {
+	return func(orderNo string) *schemas.Request {
+		return redConfirmRequest(orderNo, func(rc *schemas.RedConfirm) {
+			for _, idx := range indexes {
+				rc.Detail = append(rc.Detail, schemas.RedConfirmLine{BlueDetailIndex: idx, GoodsName: "技术服务费", GoodsCode: "3040201010000000000",
+					TaxRate: schemas.ParseAmount("0.06"), TaxExcludedAmount: schemas.ParseAmount("-50.00"), TaxAmount: schemas.ParseAmount("-3.00")})
+			}
+			if mutate != nil {
+				mutate(rc.Detail)
+			}
+		})
+	}
+}
+
+// checkDocumented decodes each case's request with the validator of a
+// Nuonuo seller and sends it to the sandbox all the same (the validator's
+// refusal pre-empts the sandbox's), holding both to the case.
+func checkDocumented(t *testing.T, prefix string, cases []documentedCase) {
+	t.Helper()
+	v, err := schemas.NewValidator(schemas.ValidatorConfig{Providers: map[string]string{seller: "nuonuo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newSandbox(t, sandbox.Config{})
+	c := env.mustClient(t, nil)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := json.Marshal(tc.req(fmt.Sprintf("%s-%d", prefix, i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := v.Decode(body, seller)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, x := range d.Violations {
+				got = append(got, x.Field+"|"+x.ProviderCode)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("the validator's violations %v; want %v", d.Violations, tc.want)
+			}
+			out := c.Submit(t.Context(), &providers.Call{Request: d.Request})
+			if tc.code == "" {
+				wantClass(t, "Submit", out, providers.Accepted)
+				return
+			}
+			if out.Class != providers.Rejected || out.Code != tc.code || !strings.Contains(out.Message, tc.names) {
+				t.Fatalf("the sandbox answered %v %q %q; want a refusal %s naming %s", out.Class, out.Code, out.Message, tc.code, tc.names)
+			}
+		})
+	}
+}
+
+// TestValidatorAndSandboxAgreeOnGoods: seed 001 gives a line's goodsName a
+// maximum length of 90 and goodsCode one of 19, and PROVIDERS.md says a
+// goods code (the tax classification code) has 19 digits; seed 002 gives a
+// red confirmation line's goodsName and goodsCode the same maximums, both
+// required. Neither seed names a code for a name too long: E4000. A goods
+// code the platform cannot use is E9121 (获取商品编码失败, 填写商品编码goodsCode)
+// on an order, which the validator names for one of other than 19 digits;
+// seed 002 lists no codes, and a form's is E4000. Characters are counted,
+// not bytes. Before, the sandbox checked neither and issued what the
+// validator refuses.
+func TestValidatorAndSandboxAgreeOnGoods(t *testing.T) {
+	const line0, form0 = "order.invoiceDetail[0]", "redConfirm.detail[0]"
+	name := func(n int) func(*schemas.Order) {
+		return func(o *schemas.Order) { o.InvoiceDetail[0].GoodsName = strings.Repeat("货", n) }
+	}
+	code := func(s string) func(*schemas.Order) {
+		return func(o *schemas.Order) { o.InvoiceDetail[0].GoodsCode = s }
+	}
+	checkDocumented(t, "GOODS", []documentedCase{
+		{"a goods name of 90 characters", blueOrder(name(90)), nil, "", ""},
+		{"a goods name of 91 characters", blueOrder(name(91)), []string{line0 + ".goodsName|E4000"}, "E4000", "goodsName"},
+		{"a goods code of 18 digits", blueOrder(code("304020101000000000")), []string{line0 + ".goodsCode|E9121"}, "E9121", "goodsCode"},
+		{"a goods code of 20 digits", blueOrder(code("30402010100000000000")), []string{line0 + ".goodsCode|E9121"}, "E9121", "goodsCode"},
+		{"a goods code of 19 characters, not all digits", blueOrder(code("304020101000000000X")), []string{line0 + ".goodsCode|E9121"}, "E9121", "goodsCode"},
+		{"a red confirmation line's goods name of 90 characters", formLines([]string{"1"}, func(ls []schemas.RedConfirmLine) { ls[0].GoodsName = strings.Repeat("货", 90) }), nil, "", ""},
+		{"a red confirmation line's goods name of 91 characters", formLines([]string{"1"}, func(ls []schemas.RedConfirmLine) { ls[0].GoodsName = strings.Repeat("货", 91) }),
+			[]string{form0 + ".goodsName|E4000"}, "E4000", "goodsName"},
+		{"a red confirmation line's goods code of 18 digits", formLines([]string{"1"}, func(ls []schemas.RedConfirmLine) { ls[0].GoodsCode = "304020101000000000" }),
+			[]string{form0 + ".goodsCode|E4000"}, "E4000", "goodsCode"},
+	})
+}
