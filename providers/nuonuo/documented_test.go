@@ -135,3 +135,21 @@ func TestValidatorAndSandboxAgreeOnGoods(t *testing.T) {
 			[]string{form0 + ".goodsCode|E4000"}, "E4000", "goodsCode"},
 	})
 }
+
+// TestValidatorAndSandboxAgreeOnTheBuyersAddressAndTelephone: seed 001
+// says of buyerAddress and buyerTel 购方地址+电话总共不超100字符 (the buyer's
+// address and telephone together at most 100 characters), with no code of
+// its own: E4000, which the validator names on buyerAddress. Before, the
+// sandbox did not read either field and issued 101 characters.
+func TestValidatorAndSandboxAgreeOnTheBuyersAddressAndTelephone(t *testing.T) {
+	buyer := func(address, tel int) func(*schemas.Order) {
+		return func(o *schemas.Order) {
+			o.BuyerAddress, o.BuyerTel = strings.Repeat("路", address), strings.Repeat("1", tel)
+		}
+	}
+	checkDocumented(t, "BUYER", []documentedCase{
+		{"80 and 20 characters", blueOrder(buyer(80, 20)), nil, "", ""},
+		{"80 and 21 characters", blueOrder(buyer(80, 21)), []string{"order.buyerAddress|E4000"}, "E4000", "buyerAddress"},
+		{"60 and 41 characters", blueOrder(buyer(60, 41)), []string{"order.buyerAddress|E4000"}, "E4000", "buyerTel"},
+	})
+}

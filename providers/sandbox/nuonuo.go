@@ -45,7 +45,8 @@ package sandbox
 // seed 001's codes name: E4000 (a required field is missing: order, orderNo,
 // buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
 // goodsName, taxRate or withTaxFlag; a goodsName of more than 90
-// characters; buyerPhone for pushMode 1 (the default)
+// characters; buyerAddress and buyerTel of more than 100 characters
+// together; buyerPhone for pushMode 1 (the default)
 // or 2, email for pushMode 0 or 2; a remark of more than 230 characters, or
 // 200 on a fully digital invoice, invoiceLine bs, pc, es or ec
 // (PROVIDERS.md); more than 2000 lines; a taxRate outside
@@ -206,6 +207,10 @@ const (
 	// (nnDigitalLines).
 	nnMaxRemark        = 230
 	nnMaxDigitalRemark = 200
+
+	// nnMaxBuyerContact is seed 001's maximum length of buyerAddress and
+	// buyerTel together, in characters.
+	nnMaxBuyerContact = 100
 )
 
 // nnMaxFigure is the maximum length of every amount, price, quantity and
@@ -494,6 +499,8 @@ type nnOrderIn struct {
 	BuyerName        nnText     `json:"buyerName"`
 	BuyerTaxNum      nnText     `json:"buyerTaxNum"`
 	BuyerPhone       nnText     `json:"buyerPhone"`
+	BuyerAddress     nnText     `json:"buyerAddress"`
+	BuyerTel         nnText     `json:"buyerTel"`
 	SalerTaxNum      nnText     `json:"salerTaxNum"`
 	OrderNo          nnText     `json:"orderNo"`
 	InvoiceDate      nnText     `json:"invoiceDate"`
@@ -663,6 +670,13 @@ func (s *Server) nnCheckOrder(seller string, o *nnOrderIn) (nnAnswer, bool) {
 		return nnFail("E4000", "接口调用失败: 全电发票remark不能超过%d个字符", nnMaxDigitalRemark), false
 	} else if n > nnMaxRemark {
 		return nnFail("E4000", "接口调用失败: remark不能超过%d个字符", nnMaxRemark), false
+	}
+	// Seed 001, buyerAddress and buyerTel: 购方地址+电话总共不超100字符, with
+	// no code of its own: E4000, which the validator names for it
+	// (schemas: max_length on order.buyerAddress). Characters are counted
+	// as sent, as the validator counts them.
+	if n := utf8.RuneCountInString(string(o.BuyerAddress)) + utf8.RuneCountInString(string(o.BuyerTel)); n > nnMaxBuyerContact {
+		return nnFail("E4000", "接口调用失败: 购方地址+电话(buyerAddress+buyerTel)总共不能超过%d个字符", nnMaxBuyerContact), false
 	}
 	pushMode := o.PushMode.s()
 	if pushMode == "" {

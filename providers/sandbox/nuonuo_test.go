@@ -358,6 +358,10 @@ func TestNuonuoValidationCodes(t *testing.T) {
 		{"invoice type 3", func(o map[string]any) { o["invoiceType"] = "3" }, "E9101", ""},
 		{"red without blue numbers", func(o map[string]any) { o["invoiceType"] = "2"; o["invoiceLine"] = "c" }, "E9102", ""},
 		{"email too long", func(o map[string]any) { o["email"] = strings.Repeat("a", 45) + "@x.com" }, "E9104", ""},
+		// Seed 001: 购方地址+电话总共不超100字符, no code of its own.
+		{"buyer address and telephone over 100 characters", func(o map[string]any) {
+			o["buyerAddress"], o["buyerTel"] = strings.Repeat("路", 80), strings.Repeat("1", 21)
+		}, "E4000", "buyerAddress+buyerTel"},
 		// Seed 001 gives remark a maximum length of 230, PROVIDERS.md 200
 		// on a fully digital invoice (pc, nnOrder's), in characters; no
 		// code of its own: E4000.
