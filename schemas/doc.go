@@ -86,7 +86,9 @@
 //     remark limit of fully digital invoices (200 characters; which
 //     invoiceLine values are fully digital depends on the seller's provider,
 //     see ValidatorConfig.Providers), pushMode contact rules (a Nuonuo
-//     seller's: the jumdata mapping drops them), motor vehicle
+//     seller's: the jumdata mapping drops them), favouredPolicyName for
+//     favouredPolicyFlag 1 on a Nuonuo seller's tax-control invoice (seed
+//     001: 全电发票时为空, so not on a fully digital one), motor vehicle
 //     (j) and used car (u) invoices' fields (checkVehicleOrder; a used car
 //     invoice's buyer and seller details), the buyer's tax number on a special
 //     VAT invoice (invoiceLine s, b, bs, es), red-invoice references (a red

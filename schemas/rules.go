@@ -598,13 +598,16 @@ func checkLine(c *collector, p string, l *InvoiceLine, a *lineAmounts, red bool,
 		c.addCode(p+".goodsCode", "goods_code_length", c.providerCode(provider, "E9121", "400"), "has %d digits; a tax classification code has 19: write a category code in full, trailing zeros included", len(l.GoodsCode))
 	}
 	// Seed 001: favouredPolicyName 当favouredPolicyFlag为1时，此项必填
-	// (全电发票时为空): Nuonuo's, whose fully digital invoices leave it
-	// empty; the jumdata mapping sends yhzcbs and zzstsgl as given, and
-	// jumdata does not check them. A zero-rate flag beside a rate other
-	// than 0 says two things, and is this service's own rule for a
-	// jumdata seller.
-	if nuonuo && l.FavouredPolicyFlag == "1" && l.FavouredPolicyName == "" {
-		c.add(p+".favouredPolicyName", "required", "E4000", "is required when favouredPolicyFlag is 1")
+	// (全电发票时为空): Nuonuo's, on a tax-control invoice only. A fully
+	// digital one (c.fullyDigital: bs, pc, es, ec) leaves the name empty,
+	// its favouredPolicyFlag taking the codes 01 to 18 instead, and was
+	// refused without it before, against the seed. An invoiceLine of the
+	// wrong JSON type says neither. The jumdata mapping sends yhzcbs and
+	// zzstsgl as given, and jumdata does not check them. A zero-rate flag
+	// beside a rate other than 0 says two things, and is this service's
+	// own rule for a jumdata seller.
+	if nuonuo && l.FavouredPolicyFlag == "1" && l.FavouredPolicyName == "" && !c.fullyDigital && !c.mistyped("order.invoiceLine") {
+		c.add(p+".favouredPolicyName", "required", "E4000", "is required when favouredPolicyFlag is 1 on a tax-control invoice (invoiceLine %q); a fully digital one leaves it empty", c.invoiceLine)
 	}
 	if (l.ZeroRateFlag == "1" || l.ZeroRateFlag == "2" || l.ZeroRateFlag == "3") && a.rate != nil && !a.rate.IsZero() {
 		c.addCode(p+".zeroRateFlag", "zero_rate", c.providerCode(provider, "E4000", ""), "is %s but taxRate is %s; a zero-rate flag needs taxRate 0", l.ZeroRateFlag, l.TaxRate)

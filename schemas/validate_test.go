@@ -194,7 +194,11 @@ func TestRules(t *testing.T) {
 		{"used car invoice without the buyer's and seller's details", vehicle(t, "u"), []edit{del("order.buyerTaxNum"), del("order.buyerTel"), del("order.buyerAddress"), del("order.salerAccount")},
 			[]string{"order.buyerAddress|required|E4000", "order.buyerTaxNum|required|E4000", "order.buyerTel|required|E4000", "order.salerAccount|required|E4000"}},
 		{"no lines (E9122)", blue, []edit{set("order.invoiceDetail", []any{})}, []string{"order.invoiceDetail|required|E9122"}},
-		{"favoured policy needs a name", blue, []edit{set(line2+".favouredPolicyFlag", "1")}, []string{line2 + ".favouredPolicyName|required|E4000"}},
+		// Seed 001: favouredPolicyName 当favouredPolicyFlag为1时，此项必填
+		// (全电发票时为空): a tax-control invoice's (Nuonuo's p), not a fully
+		// digital one's (blue's pc), which leaves it empty.
+		{"favoured policy needs a name", blue, []edit{set("order.invoiceLine", "p"), set(line2+".favouredPolicyFlag", "1")}, []string{line2 + ".favouredPolicyName|required|E4000"}},
+		{"favoured policy's name is empty on a fully digital invoice", blue, []edit{set(line2+".favouredPolicyFlag", "1")}, nil},
 		{"special invoice s needs the buyer's tax number", blue, []edit{set("order.invoiceLine", "s"), del("order.buyerTaxNum")}, []string{"order.buyerTaxNum|required|E4000"}},
 		{"special invoice b needs the buyer's tax number", blue, []edit{set("order.invoiceLine", "b"), set("order.buyerTaxNum", "")}, []string{"order.buyerTaxNum|required|E4000"}},
 		{"special invoice bs needs the buyer's tax number", blue, []edit{set("order.invoiceLine", "bs"), del("order.buyerTaxNum")}, []string{"order.buyerTaxNum|required|E4000"}},
@@ -820,8 +824,9 @@ func TestRulesNameTheSellersProviderCode(t *testing.T) {
 			[]string{"order.buyerAddress|max_length|E4000"}, nil},
 		{"next invoice code without its range", nil, []edit{set("order.nextInvoiceCode", "033002600111")},
 			[]string{"order.invoiceNumEnd|required|E4000", "order.nextInvoiceNum|required|E4000"}, nil},
-		{"favoured policy without its name", nil, []edit{set(line2+".favouredPolicyFlag", "1")},
+		{"favoured policy without its name", nil, []edit{set("order.invoiceLine", "p"), set(line2+".favouredPolicyFlag", "1")},
 			[]string{line2 + ".favouredPolicyName|required|E4000"}, nil},
+		{"favoured policy without its name on a fully digital invoice", nil, []edit{set(line2+".favouredPolicyFlag", "1")}, nil, nil},
 		{"zero-rate flag with a rate", nil, []edit{set(line2+".zeroRateFlag", "3")},
 			[]string{line2 + ".zeroRateFlag|zero_rate|E4000"}, []string{line2 + ".zeroRateFlag|zero_rate|"}},
 		{"remark over 200 on es", nil, []edit{set("order.invoiceLine", "es"), set("order.remark", strings.Repeat("备", 201))},

@@ -153,3 +153,26 @@ func TestValidatorAndSandboxAgreeOnTheBuyersAddressAndTelephone(t *testing.T) {
 		{"60 and 41 characters", blueOrder(buyer(60, 41)), []string{"order.buyerAddress|E4000"}, "E4000", "buyerTel"},
 	})
 }
+
+// TestValidatorAndSandboxAgreeOnAFavouredPolicysName: seed 001 says of
+// favouredPolicyName 当favouredPolicyFlag为1时，此项必填（全电发票时为空）:
+// required when favouredPolicyFlag is 1, and empty on a fully digital
+// invoice (Nuonuo's invoiceLine bs, pc, es and ec, whose favouredPolicyFlag
+// takes the codes 01 to 18 instead). No code of its own: E4000. Before, the
+// sandbox did not read the line's policy fields and issued a tax-control
+// invoice without the name, and the validator required the name on a
+// fully digital invoice too, which the seed says leaves it empty.
+func TestValidatorAndSandboxAgreeOnAFavouredPolicysName(t *testing.T) {
+	const line0 = "order.invoiceDetail[0]"
+	policy := func(line, name string) func(*schemas.Order) {
+		return func(o *schemas.Order) {
+			o.InvoiceLine = line
+			o.InvoiceDetail[0].FavouredPolicyFlag, o.InvoiceDetail[0].FavouredPolicyName = "1", name
+		}
+	}
+	checkDocumented(t, "POLICY", []documentedCase{
+		{"a tax-control invoice with the name", blueOrder(policy("c", "简易征收")), nil, "", ""},
+		{"a tax-control invoice without the name", blueOrder(policy("c", "")), []string{line0 + ".favouredPolicyName|E4000"}, "E4000", "favouredPolicyName"},
+		{"a fully digital invoice without the name", blueOrder(policy("pc", "")), nil, "", ""},
+	})
+}

@@ -46,7 +46,9 @@ package sandbox
 // buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
 // goodsName, taxRate or withTaxFlag; a goodsName of more than 90
 // characters; buyerAddress and buyerTel of more than 100 characters
-// together; buyerPhone for pushMode 1 (the default)
+// together; a line's favouredPolicyName for favouredPolicyFlag 1 on an
+// invoice that is not fully digital (seed 001: 全电发票时为空); buyerPhone
+// for pushMode 1 (the default)
 // or 2, email for pushMode 0 or 2; a remark of more than 230 characters, or
 // 200 on a fully digital invoice, invoiceLine bs, pc, es or ec
 // (PROVIDERS.md); more than 2000 lines; a taxRate outside
@@ -528,6 +530,8 @@ type nnLineIn struct {
 	TaxIncludedAmount   nnText `json:"taxIncludedAmount"`
 	InvoiceLineProperty nnText `json:"invoiceLineProperty"`
 	Deduction           nnText `json:"deduction"`
+	FavouredPolicyFlag  nnText `json:"favouredPolicyFlag"`
+	FavouredPolicyName  nnText `json:"favouredPolicyName"`
 }
 
 var nnNumberRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
@@ -709,11 +713,19 @@ func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {
 		return nil, nnFail("E4000", "接口调用失败: 商品明细最多2000行"), false
 	}
 	red := o.InvoiceType.s() == "2"
+	digital := nnDigitalLines[o.InvoiceLine.s()]
 	lines := make([]nnLine, len(o.InvoiceDetail))
 	for i := range o.InvoiceDetail {
 		l, a, ok := nnCheckLine(&o.InvoiceDetail[i], i, red)
 		if !ok {
 			return nil, a, false
+		}
+		// Seed 001, favouredPolicyName: 当favouredPolicyFlag为1时，此项必填
+		// （全电发票时为空）: required on a tax-control invoice, left empty on
+		// a fully digital one, whose favouredPolicyFlag takes the codes 01
+		// to 18 instead. No code of its own: E4000.
+		if in := &o.InvoiceDetail[i]; !digital && in.FavouredPolicyFlag.s() == "1" && in.FavouredPolicyName.s() == "" {
+			return nil, nnFail("E4000", "接口调用失败: favouredPolicyFlag为1时favouredPolicyName不能为空,第%d行", i+1), false
 		}
 		lines[i] = l
 	}

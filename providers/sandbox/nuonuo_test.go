@@ -367,6 +367,12 @@ func TestNuonuoValidationCodes(t *testing.T) {
 		// code of its own: E4000.
 		{"remark over 200 on a fully digital invoice", func(o map[string]any) { o["remark"] = strings.Repeat("备", 201) }, "E4000", "remark不能超过200个字符"},
 		{"remark over 230", func(o map[string]any) { o["invoiceLine"], o["remark"] = "c", strings.Repeat("备", 231) }, "E4000", "remark不能超过230个字符"},
+		// Seed 001: favouredPolicyName 当favouredPolicyFlag为1时，此项必填
+		// (全电发票时为空: nnOrder's pc takes it without), no code of its
+		// own.
+		{"favoured policy without its name", func(o map[string]any) {
+			o["invoiceLine"], line(o, 0)["favouredPolicyFlag"] = "c", "1"
+		}, "E4000", "favouredPolicyName不能为空,第1行"},
 		{"proxy flag 2", func(o map[string]any) { o["proxyInvoiceFlag"] = "2" }, "E9107", ""},
 		{"seller mismatch", func(o map[string]any) { o["salerTaxNum"] = "91330106MA2AYNWD8M" }, "E9302", ""},
 		{"no lines", func(o map[string]any) { o["invoiceDetail"] = []any{} }, "E9122", ""},
