@@ -176,3 +176,24 @@ func TestValidatorAndSandboxAgreeOnAFavouredPolicysName(t *testing.T) {
 		{"a fully digital invoice without the name", blueOrder(policy("pc", "")), nil, "", ""},
 	})
 }
+
+// TestValidatorAndSandboxAgreeOnARedSpecialInvoice: seed 001 says of
+// billInfoNo 专票冲红时此项必填，且必须在备注中注明“开具红字增值税专用发票信息表编号
+// ZZZZZZZZZZZZZZZZ”字样: reversing a special VAT invoice (invoiceLine s or
+// b) needs the red information form number, written out in the remark
+// after 开具红字增值税专用发票信息表编号. No code of its own: E4000. Before,
+// the sandbox did not read billInfoNo and issued such a red invoice
+// without it or without the remark.
+func TestValidatorAndSandboxAgreeOnARedSpecialInvoice(t *testing.T) {
+	const form = "1403011904008472"
+	special := func(billInfoNo, remark string) func(*schemas.Order) {
+		return func(o *schemas.Order) { o.BillInfoNo, o.Remark = billInfoNo, remark }
+	}
+	checkDocumented(t, "REDSPECIAL", []documentedCase{
+		{"s with the form in the remark", redOrder("s", special(form, "退货 开具红字增值税专用发票信息表编号"+form)), nil, "", ""},
+		{"s without billInfoNo", redOrder("s", nil), []string{"order.billInfoNo|E4000"}, "E4000", "billInfoNo"},
+		{"b without the form in the remark", redOrder("b", special(form, "退货")), []string{"order.remark|E4000"}, "E4000", "remark"},
+		{"s with another form in the remark", redOrder("s", special(form, "开具红字增值税专用发票信息表编号1403011904008473")), []string{"order.remark|E4000"}, "E4000", "remark"},
+		{"a normal invoice c without billInfoNo", redOrder("c", nil), nil, "", ""},
+	})
+}

@@ -60,7 +60,9 @@ package sandbox
 // larger than its amount with tax; a deduction on a second line of the invoice
 // (seed 001: 只支持填写一项; a deduction of "0" is none) or a deduction of
 // 0.00 (or zero spelt otherwise, "0.0") on a fully digital invoice,
-// invoiceLine bs, pc, es or ec (0.00（全电发票暂不支持）); on a red order's line that
+// invoiceLine bs, pc, es or ec (0.00（全电发票暂不支持）); a red special
+// invoice's (invoiceLine s or b) billInfoNo, and a remark that does not
+// hold 开具红字增值税专用发票信息表编号 followed by it; on a red order's line that
 // is not a discount line, an amount that is not negative, given or computed,
 // a positive tax or, on a goods line, a positive num; on a blue order's
 // goods line an amount that is not positive, given or computed (a price ×
@@ -508,6 +510,7 @@ type nnOrderIn struct {
 	InvoiceDate      nnText     `json:"invoiceDate"`
 	InvoiceCode      nnText     `json:"invoiceCode"`
 	InvoiceNum       nnText     `json:"invoiceNum"`
+	BillInfoNo       nnText     `json:"billInfoNo"`
 	Clerk            nnText     `json:"clerk"`
 	PushMode         nnText     `json:"pushMode"`
 	Email            nnText     `json:"email"`
@@ -700,9 +703,28 @@ func (s *Server) nnCheckOrder(seller string, o *nnOrderIn) (nnAnswer, bool) {
 		if !nnDigits.MatchString(code) || (len(code) != 10 && len(code) != 12) || !nnDigits.MatchString(num) || len(num) != 8 {
 			return nnFail("E9102", "发票号码或发票代码不正确"), false
 		}
+		// Seed 001, billInfoNo: 专票冲红时此项必填，且必须在备注中注明“开具
+		// 红字增值税专用发票信息表编号ZZZZZZZZZZZZZZZZ”字样. Its special VAT
+		// invoices are s (专用发票) and b (增值税电子专用发票). No code of
+		// its own: E4000, which the validator names for both (schemas:
+		// required on order.billInfoNo, red_remark on order.remark). Both
+		// are read as sent, as the validator reads them.
+		if line := o.InvoiceLine.s(); line == "s" || line == "b" {
+			form := string(o.BillInfoNo)
+			if form == "" {
+				return nnFail("E4000", "接口调用失败: 专票冲红时billInfoNo(红字信息表编号)不能为空"), false
+			}
+			if !strings.Contains(string(o.Remark), nnRedSpecialRemark+form) {
+				return nnFail("E4000", "接口调用失败: 专票冲红时remark须注明“%s%s”字样", nnRedSpecialRemark, form), false
+			}
+		}
 	}
 	return nnAnswer{}, true
 }
+
+// nnRedSpecialRemark is the text that, followed by billInfoNo, the remark
+// of a red special VAT invoice must hold (seed 001).
+const nnRedSpecialRemark = "开具红字增值税专用发票信息表编号"
 
 // nnCheckLines applies the line rules and returns every line's amounts.
 func nnCheckLines(o *nnOrderIn) ([]nnLine, nnAnswer, bool) {

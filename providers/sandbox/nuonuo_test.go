@@ -357,6 +357,20 @@ func TestNuonuoValidationCodes(t *testing.T) {
 		}, "E4000", "taxIncludedAmount"},
 		{"invoice type 3", func(o map[string]any) { o["invoiceType"] = "3" }, "E9101", ""},
 		{"red without blue numbers", func(o map[string]any) { o["invoiceType"] = "2"; o["invoiceLine"] = "c" }, "E9102", ""},
+		// Seed 001, billInfoNo: 专票冲红时此项必填，且必须在备注中注明“开具红字
+		// 增值税专用发票信息表编号ZZZZZZZZZZZZZZZZ”字样; no code of its own.
+		{"red special invoice without billInfoNo", func(o map[string]any) {
+			redOrder(o)
+			o["invoiceLine"] = "s"
+			l := line(o, 0)
+			l["num"], l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "-1", "-100.00", "-6.00", "-106.00"
+		}, "E4000", "billInfoNo"},
+		{"red special invoice without the form in its remark", func(o map[string]any) {
+			redOrder(o)
+			o["invoiceLine"], o["billInfoNo"], o["remark"] = "b", "1403011904008472", "开具红字增值税专用发票信息表编号1403011904008473"
+			l := line(o, 0)
+			l["num"], l["taxExcludedAmount"], l["tax"], l["taxIncludedAmount"] = "-1", "-100.00", "-6.00", "-106.00"
+		}, "E4000", "remark"},
 		{"email too long", func(o map[string]any) { o["email"] = strings.Repeat("a", 45) + "@x.com" }, "E9104", ""},
 		// Seed 001: 购方地址+电话总共不超100字符, no code of its own.
 		{"buyer address and telephone over 100 characters", func(o map[string]any) {
