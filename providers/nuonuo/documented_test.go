@@ -197,3 +197,19 @@ func TestValidatorAndSandboxAgreeOnARedSpecialInvoice(t *testing.T) {
 		{"a normal invoice c without billInfoNo", redOrder("c", nil), nil, "", ""},
 	})
 }
+
+// TestValidatorAndSandboxAgreeOnARedConfirmationsLineNumbers: seed 002
+// says 部分冲红明细序号必须和原蓝票顺序保持一致 (a partial reversal's lines keep
+// the blue invoice's order) and gives blueDetailIndex, 对应蓝票明细行序号 (the
+// blue invoice's line number), a maximum length of 5. No code of its own:
+// E4000. Before, the sandbox only checked that the index was given, and
+// made a form whose lines go back, repeat a line, or name no line number.
+func TestValidatorAndSandboxAgreeOnARedConfirmationsLineNumbers(t *testing.T) {
+	checkDocumented(t, "REDLINES", []documentedCase{
+		{"lines 1 and 3", formLines([]string{"1", "3"}, nil), nil, "", ""},
+		{"lines 2 and 1", formLines([]string{"2", "1"}, nil), []string{"redConfirm.detail[1].blueDetailIndex|E4000"}, "E4000", "blueDetailIndex"},
+		{"line 1 twice", formLines([]string{"1", "1"}, nil), []string{"redConfirm.detail[1].blueDetailIndex|E4000"}, "E4000", "blueDetailIndex"},
+		{"a line number of 6 digits", formLines([]string{"123456"}, nil), []string{"redConfirm.detail[0].blueDetailIndex|E4000"}, "E4000", "blueDetailIndex"},
+		{"a line number that is no number", formLines([]string{"a"}, nil), []string{"redConfirm.detail[0].blueDetailIndex|E4000"}, "E4000", "blueDetailIndex"},
+	})
+}

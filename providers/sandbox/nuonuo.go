@@ -119,6 +119,8 @@ package sandbox
 // sellerTaxNo (= userTax, else E9302), buyerName, redReason 1–4, sellerName
 // when the buyer applies, the blue invoice's numbers (E9102) and, on every
 // detail line, blueDetailIndex, goodsName, taxRate and goodsCode, a
+// blueDetailIndex that is a line number of at most 5 digits, greater than
+// the line's before (seed 002: 部分冲红明细序号必须和原蓝票顺序保持一致), a
 // goodsName of at most 90 characters and a goodsCode of 19 digits, a taxRate
 // of at most 10 characters that is one of the VAT rates above, a
 // positive taxExcludedPrice when given, a negative taxExcludedAmount and a
@@ -215,6 +217,10 @@ const (
 	// nnMaxBuyerContact is seed 001's maximum length of buyerAddress and
 	// buyerTel together, in characters.
 	nnMaxBuyerContact = 100
+
+	// nnMaxDetailIndex is seed 002's maximum length of a red confirmation
+	// line's blueDetailIndex.
+	nnMaxDetailIndex = 5
 )
 
 // nnMaxFigure is the maximum length of every amount, price, quantity and
@@ -1424,6 +1430,7 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 		blueNo = num
 	}
 	var exTax, tax decimal.Decimal
+	lastIndex := 0 // the previous line's blueDetailIndex; a line number is 1 or more
 	for i, d := range in.Detail {
 		// Seed 002 marks these four required on every detail line.
 		for _, f := range []struct {
@@ -1434,6 +1441,24 @@ func (s *Server) nnSaveRedConfirm(seller string, body []byte) nnAnswer {
 				return nnFail("E4000", "接口调用失败: %s不能为空,第%d行", f.name, i+1)
 			}
 		}
+		// Seed 002: blueDetailIndex is 对应蓝票明细行序号 (the blue
+		// invoice's line number, 最大长度 5), and 部分冲红明细序号必须和原蓝票
+		// 顺序保持一致: the lines follow the blue invoice's, each number
+		// greater than the line's before (a blue line is not reversed
+		// twice in one form). No code of its own: E4000, which the
+		// validator names for both (schemas: format and max_length on
+		// blueDetailIndex, detail_order). The sandbox does not know the
+		// blue invoice's lines, so a number beyond them, or a discount
+		// line's (seed 002: 折扣行的序号不传), is not refused.
+		idx := d.BlueDetailIndex.s()
+		if len(idx) > nnMaxDetailIndex || !nnDigits.MatchString(idx) {
+			return nnFail("E4000", "接口调用失败: blueDetailIndex须为蓝票明细行序号(最多%d位数字),第%d行", nnMaxDetailIndex, i+1)
+		}
+		n, _ := strconv.Atoi(idx) // at most 5 digits
+		if n <= lastIndex {
+			return nnFail("E4000", "接口调用失败: blueDetailIndex须和原蓝票顺序保持一致(%d不大于上一行的%d),第%d行", n, lastIndex, i+1)
+		}
+		lastIndex = n
 		if a, ok := nnCheckGoods(d.GoodsName, d.GoodsCode, "E4000", i+1); !ok {
 			return a
 		}

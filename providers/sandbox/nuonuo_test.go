@@ -777,6 +777,19 @@ func TestNuonuoRedConfirm(t *testing.T) {
 		{"line without goodsName", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "goodsName") }, "E4000"},
 		{"line without taxRate", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "taxRate") }, "E4000"},
 		{"line without goodsCode", func(m map[string]any) { delete(m["detail"].([]any)[0].(map[string]any), "goodsCode") }, "E4000"},
+		// Seed 002: blueDetailIndex is the blue invoice's line number (at
+		// most 5 characters), and 部分冲红明细序号必须和原蓝票顺序保持一致.
+		{"line number not a number", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["blueDetailIndex"] = "a" }, "E4000"},
+		{"line number of 6 digits", func(m map[string]any) { m["detail"].([]any)[0].(map[string]any)["blueDetailIndex"] = "123456" }, "E4000"},
+		{"lines out of the blue invoice's order", func(m map[string]any) {
+			first := m["detail"].([]any)[0].(map[string]any)
+			second := map[string]any{}
+			for k, v := range first {
+				second[k] = v
+			}
+			first["blueDetailIndex"] = "2"
+			m["detail"] = append(m["detail"].([]any), second)
+		}, "E4000"},
 		// Seed 002: goodsName has at most 90 characters, goodsCode 19
 		// (PROVIDERS.md: a goods code has 19 digits).
 		{"line with a goods name of 91 characters", func(m map[string]any) {
