@@ -764,27 +764,7 @@ func TestDurableReplacedUnseenIsNotTakenForTheOldOne(t *testing.T) {
 	}
 	h.waitFor("the old stream to empty", 10*time.Second, h.requestStreamEmpty)
 
-	// The only worker busy, and the next request taken and held for it.
-	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BUSY-J", nil), "")
-	select {
-	case <-held.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the busy order's submission did not start within 10 s")
-	}
-	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "WAITING-J", nil), "")
-	h.waitFor("the loop to hold the next request, no pull request waiting", 10*time.Second, func() bool {
-		c, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info := c.CachedInfo()
-		return info.NumAckPending == 2 && info.NumPending == 0 && info.NumWaiting == 0
-	})
-	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
-		t.Fatal(err)
-	}
-	createMarkedRequestStream(t, h, "an operator")
-	createDurable(t, h, h.topo.Consumer(h.settings()))
+	replaceUnseen(t, h, held)
 	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
 	close(held.release)
 
@@ -897,4 +877,34 @@ func TestDurableReplacedBeforeItsFirstDeliveryIsNotTakenForTheOldOne(t *testing.
 	if len(said) != 1 || said[0]["level"] != "warn" || !strings.Contains(fmt.Sprint(said[0]["message"]), "not the one this instance was bound to") {
 		t.Errorf("the loop said %v; want one warning that the durable delivering is another one", said)
 	}
+}
+
+// replaceUnseen makes the loop's durable replaced unseen: the only worker
+// busy with a jumdata order whose submission held holds, and the next
+// request (WAITING-J) taken and held for it, so that no pull request waits
+// to be told, the request stream is deleted and created again, with its
+// durable, by another party ("an operator").
+func replaceUnseen(t *testing.T, h *harness, held *heldProvider) {
+	t.Helper()
+	ctx := context.Background()
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BUSY-J", nil), "")
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the busy order's submission did not start within 10 s")
+	}
+	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "WAITING-J", nil), "")
+	h.waitFor("the loop to hold the next request, no pull request waiting", 10*time.Second, func() bool {
+		c, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := c.CachedInfo()
+		return info.NumAckPending == 2 && info.NumPending == 0 && info.NumWaiting == 0
+	})
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	createMarkedRequestStream(t, h, "an operator")
+	createDurable(t, h, h.topo.Consumer(h.settings()))
 }

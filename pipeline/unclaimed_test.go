@@ -1323,7 +1323,6 @@ func (s *answersUnsaved) PutPatient(ctx context.Context, rec schemas.OrderRecord
 // the start read nothing, and the request was submitted again: a second
 // invoice.
 func TestClaimlessSubmissionAfterAnUnseenReplacementSurvivesACrash(t *testing.T) {
-	ctx := context.Background()
 	var ahead atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	cfg := fast
@@ -1340,27 +1339,7 @@ func TestClaimlessSubmissionAfterAnUnseenReplacementSurvivesACrash(t *testing.T)
 	h.log = zerolog.New(logs)
 	h.start()
 
-	// The only worker busy, and the next request taken and held for it.
-	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "BUSY-J", nil), "")
-	select {
-	case <-held.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the busy order's submission did not start within 10 s")
-	}
-	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "WAITING-J", nil), "")
-	h.waitFor("the loop to hold the next request, no pull request waiting", 10*time.Second, func() bool {
-		c, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info := c.CachedInfo()
-		return info.NumAckPending == 2 && info.NumPending == 0 && info.NumWaiting == 0
-	})
-	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
-		t.Fatal(err)
-	}
-	createMarkedRequestStream(t, h, "an operator")
-	createDurable(t, h, h.topo.Consumer(h.settings()))
+	replaceUnseen(t, h, held)
 	// Another amount than the others': a search for its invoice finds
 	// only its own.
 	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "NEW-J", doubled), "")
