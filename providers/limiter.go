@@ -116,7 +116,7 @@ func (l *Limiter) Wait(ctx context.Context) error {
 		pause := l.pausedUntil.Sub(l.now())
 		lim := l.lim
 		l.mu.Unlock()
-		if err := sleep(ctx, pause); err != nil {
+		if err := Sleep(ctx, pause); err != nil {
 			return err
 		}
 		if err := lim.Wait(ctx); err != nil {
@@ -135,8 +135,8 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	}
 }
 
-// sleep waits for d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d, or until ctx ends, and returns ctx's error then.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}

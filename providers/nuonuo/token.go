@@ -446,7 +446,7 @@ func (ts *TokenSource) obtain(ctx context.Context) (string, error) {
 				// Someone is fetching the next one; this one still works.
 				return stored.AccessToken, nil
 			}
-			if err := sleep(ctx, ts.cfg.PollInterval); err != nil {
+			if err := providers.Sleep(ctx, ts.cfg.PollInterval); err != nil {
 				return "", fmt.Errorf("%w: %w", ErrTokenWait, err)
 			}
 			continue
@@ -709,15 +709,4 @@ func redact(s string) string {
 		s = s[:200]
 	}
 	return s
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
