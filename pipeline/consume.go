@@ -605,7 +605,35 @@ type delivery struct {
 type deliverer struct {
 	created time.Time
 	seq     uint64
+	// unchecked is set while the check of the first delivery after a
+	// bind could not read the durable's info (Loop.recheck).
+	unchecked *unchecked
 }
+
+// unchecked is a first delivery's check that could not read the
+// durable's info, tried again at a later delivery (Loop.recheck).
+type unchecked struct {
+	// bound is the creation of the durable the loop was bound to, and
+	// mark the name of the stream's unclaimed mark that the failure made
+	// unknown ("" when none was known).
+	bound time.Time
+	mark  string
+	// next is when a delivery may try the read again, and wait how long
+	// after that a failure puts off the next try.
+	next time.Time
+	wait time.Duration
+}
+
+// Backoff of the reads of a durable's info tried again after a first
+// delivery's check could not read it (Loop.recheck): the next delivery
+// tries at once, then at most one delivery every recheckFirst, the wait
+// doubling up to recheckMax after each failure. A read that does not
+// answer holds up the loop's next delivery for up to recreateTimeout: the
+// backoff bounds what a server that keeps failing such reads costs.
+const (
+	recheckFirst = time.Second
+	recheckMax   = time.Minute
+)
 
 // delivererOf is c, a durable consumer, as its info last read says: none
 // known when it has none.
@@ -645,7 +673,9 @@ func delivererOf(c jetstream.Consumer) deliverer {
 // by sequences: any first delivery's is above 0. So the loop reads the
 // info at the first delivery after it binds too, and compares the creation
 // it finds with the one bound; it costs one request to the server per
-// start or rebind.
+// start or rebind. When that read fails, its deliveries are labelled with
+// none and their orders claimed until a later delivery's read succeeds
+// (recheck).
 func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) delivery {
 	meta, err := jm.Metadata()
 	d := delivery{jm: jm, meta: meta, metaErr: err}
@@ -663,13 +693,17 @@ func (l *Loop) deliveredBy(ctx context.Context, jm jetstream.Msg) delivery {
 // been created again with it, and the loop cannot read the stream's
 // creation, which names its mark; its orders are claimed until a rebind
 // or the next start names the mark again. So does a first delivery whose
-// durable's info cannot be read: it cannot be told from a replacement.
+// durable's info cannot be read: it cannot be told from a replacement,
+// until a later delivery reads the info (recheck).
 func (l *Loop) consumerCreated(ctx context.Context, stream string, seq uint64) time.Time {
 	// The first delivery from a durable bound that had delivered nothing
 	// is checked, unless its creation is not known, which nothing can be
 	// compared with (its deliveries are labelled with none).
 	first := l.deliverer.seq == 0 && !l.deliverer.created.IsZero()
 	if seq > l.deliverer.seq && !first {
+		if u := l.deliverer.unchecked; u != nil && !time.Now().Before(u.next) {
+			return l.recheck(ctx, stream, seq)
+		}
 		l.deliverer.seq = seq
 		return l.deliverer.created
 	}
@@ -682,24 +716,94 @@ func (l *Loop) consumerCreated(ctx context.Context, stream string, seq uint64) t
 		l.deliverer.created = info.Created
 	}
 	if l.deliverer.created.IsZero() || !l.deliverer.created.Equal(was.created) {
-		l.putBackMu.Lock()
-		l.putBack = nil
-		l.putBackMu.Unlock()
 		// Before this delivery reaches a worker, which may submit it.
-		l.pipeline.unclaimed.forget(stream)
+		mark := l.replaced(stream)
 		ev := l.log.Warn().Uint64("consumer_seq", seq).Uint64("last_consumer_seq", was.seq)
-		what := "the request consumer delivering now is not the one this instance was bound to: it was deleted (with its stream?) and another party created it again, and nothing told this instance; it takes the requests from the new one, and orders them after the deleted one's by their timestamps"
+		what := replacedUnseen
 		if err != nil {
 			ev = ev.Err(err)
 			if first {
-				what = "the request consumer's first delivery could not be checked against the durable this instance was bound to (its info could not be read): it may be another one, created again by another party after a deletion that nothing told this instance of; it takes the requests from it, and orders them after earlier ones by their timestamps"
+				// Most likely a passing failure (the server's API not
+				// answering for a moment, at a start): tried again at the
+				// next delivery, which finds the durable bound, unless
+				// it was replaced indeed, and gives the stream its mark
+				// back. Without it one failure would leave every order
+				// claimed, and labelled with no creation, until the
+				// instance is restarted, with this one line to say so.
+				what = "the request consumer's first delivery could not be checked against the durable this instance was bound to (its info could not be read): it may be another one, created again by another party after a deletion that nothing told this instance of; it takes the requests from it, and orders them after earlier ones by their timestamps, until a later delivery's check can read the durable's info (tried again at the next delivery, then after waits that double up to a minute)"
+				l.deliverer.unchecked = &unchecked{bound: was.created, mark: mark, next: time.Now(), wait: recheckFirst}
 			}
 		}
 		if l.pipeline.unclaimed.marks != nil {
 			what += "; every new order is claimed before it is submitted until this instance starts again or creates its request consumer again (the stream's unclaimed mark is unknown)"
+			if l.deliverer.unchecked != nil {
+				what += ", or a later check finds the durable it was bound to"
+			}
 		}
 		ev.Msg(what)
 	}
+	return l.deliverer.created
+}
+
+// replacedUnseen is the warning of a durable found replaced unseen.
+const replacedUnseen = "the request consumer delivering now is not the one this instance was bound to: it was deleted (with its stream?) and another party created it again, and nothing told this instance; it takes the requests from the new one, and orders them after the deleted one's by their timestamps"
+
+// replaced forgets what the loop kept of the durable it was bound to, now
+// that it finds it replaced, or cannot tell: the put-backs counted by
+// stream sequence, and the unclaimed mark of stream (horizons.forget),
+// whose name it returns ("" when none was known).
+func (l *Loop) replaced(stream string) string {
+	l.putBackMu.Lock()
+	l.putBack = nil
+	l.putBackMu.Unlock()
+	return l.pipeline.unclaimed.forget(stream)
+}
+
+// recheck tries again, at the delivery of consumer sequence seq from the
+// request stream called stream, the read of the durable's info that the
+// check of the first delivery after the loop bound could not make
+// (deliverer.unchecked), and returns the creation to label the delivery
+// with. The deliveries since were labelled with none, and their orders
+// claimed. When it finds the durable the loop was bound to (its creation,
+// having delivered seq), every delivery since came from it: a durable
+// replaced has another creation. The deliveries are labelled with its
+// creation again, and the stream gets its unclaimed mark back
+// (horizons.recall): the stream is the one a start read, as its durable
+// is, and no order went without a claim meanwhile. When it finds another
+// durable, that one replaced the one bound, as when the sequences fall
+// (consumerCreated), and is said so. When it cannot read the info again,
+// the next try waits, twice as long after each failure (recheckMax).
+func (l *Loop) recheck(ctx context.Context, stream string, seq uint64) time.Time {
+	u := l.deliverer.unchecked
+	last := l.deliverer.seq
+	l.deliverer.seq = seq
+	ictx, cancel := context.WithTimeout(ctx, recreateTimeout)
+	info, err := l.consumer.Info(ictx)
+	cancel()
+	switch {
+	case err != nil:
+		u.next, u.wait = time.Now().Add(u.wait), min(2*u.wait, recheckMax)
+		return time.Time{}
+	case info.Created.Equal(u.bound) && info.Delivered.Consumer >= seq:
+		l.deliverer = deliverer{created: u.bound, seq: seq}
+		l.pipeline.unclaimed.recall(stream, u.mark)
+		what := "the request consumer's deliveries were checked now against the durable this instance was bound to, whose info the first delivery's check could not read: it is the same; it takes its requests, and orders them by its sequences, as before"
+		if l.pipeline.unclaimed.marks != nil && u.mark != "" {
+			what += "; new orders may go without a claim again"
+		}
+		l.log.Info().Uint64("consumer_seq", seq).Uint64("last_consumer_seq", last).Msg(what)
+		return u.bound
+	}
+	l.deliverer = deliverer{seq: seq}
+	if info.Delivered.Consumer >= seq {
+		l.deliverer.created = info.Created
+	}
+	l.replaced(stream)
+	what := replacedUnseen
+	if l.pipeline.unclaimed.marks != nil {
+		what += "; every new order is claimed before it is submitted until this instance starts again or creates its request consumer again (the stream's unclaimed mark is unknown)"
+	}
+	l.log.Warn().Uint64("consumer_seq", seq).Uint64("last_consumer_seq", last).Msg(what)
 	return l.deliverer.created
 }
 

@@ -37,7 +37,8 @@ type Message struct {
 	// it) by its deliveries' consumer sequences, which start over, and
 	// reads its creation again then; and by its creation, which it reads
 	// at the first delivery after it binds to a durable (a new one has
-	// delivered nothing, and sequences cannot tell then).
+	// delivered nothing, and sequences cannot tell then), and, when that
+	// read fails, again at a later delivery (zero until one succeeds).
 	ConsumerCreated time.Time
 }
 

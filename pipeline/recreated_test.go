@@ -908,3 +908,188 @@ func replaceUnseen(t *testing.T, h *harness, held *heldProvider) {
 	createMarkedRequestStream(t, h, "an operator")
 	createDurable(t, h, h.topo.Consumer(h.settings()))
 }
+
+// The read of the durable's info at the first delivery after the loop
+// binds fails (the server's API not answering for a moment, as during a
+// reconnect at a start): the loop cannot tell the durable from a
+// replacement, so that delivery's order is claimed, and the warning says
+// so. The read is tried again at the next delivery, and when it finds the
+// durable the loop was bound to, the stream's unclaimed mark is known
+// again: the next jumdata order goes without a claim, under the mark,
+// labelled with the durable's creation. Before, one failed read left every
+// order claimed, and labelled with no creation, until the instance was
+// restarted, which the single warning at the first delivery was the only
+// sign of (days, for an instance nobody restarts).
+func TestFirstDeliveryNotCheckedIsCheckedAgainAtTheNext(t *testing.T) {
+	ctx := context.Background()
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano()) // young: jumdata orders may go without a claim
+	wl := &writeLog{}
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	wl.Store = h.db
+	p := firstRun(t, h, fast, wl, backlog, true)
+	cons, err := h.topo.EnsureConsumer(ctx, h.js, h.settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := cons.CachedInfo()
+	if bound.Delivered.Consumer != 0 {
+		t.Fatalf("setup: the durable bound has delivered %d", bound.Delivered.Consumer)
+	}
+	mark := unclaimedMarkName(t, h)
+	markBefore, err := h.db.Mark(mark) // as RecoverUnclaimed set it
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := &cutOff{Consumer: cons}
+	cut.off.Store(true) // the first delivery's check cannot read the info
+
+	logs := &logLines{}
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), nil)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(runCtx) }()
+	stopped := false
+	halt := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("loop: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the loop did not stop within 30s")
+		}
+	}
+	t.Cleanup(halt) // before the store closes
+
+	first := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "UNCHECKED-1"}
+	h.publish(first.Seller, issueRequest(t, first.Seller, first.OrderNo, nil), "")
+	if r := h.waitResult(first.Seller, first.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("result %s %+v", r.Status, r.Error)
+	}
+	cut.off.Store(false) // the server answers again
+	next := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "CHECKED-2"}
+	h.publish(next.Seller, issueRequest(t, next.Seller, next.OrderNo, nil), "")
+	if r := h.waitResult(next.Seller, next.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+		t.Fatalf("result %s %+v", r.Status, r.Error)
+	}
+	firstRec, nextRec := h.issuedRecord(first), h.issuedRecord(next)
+	halt()
+
+	if got := wl.of(first.OrderNo); len(got) == 0 || got[0] != schemas.StateSubmitting {
+		t.Errorf("the first order was written as %v; want a claim first (its delivery could not be checked)", got)
+	}
+	if !firstRec.RequestConsumerCreated.IsZero() {
+		t.Errorf("the first order's record keeps the durable of %s; want none (its delivery could not be checked)", firstRec.RequestConsumerCreated)
+	}
+	if got := wl.of(next.OrderNo); len(got) == 0 || got[0] == schemas.StateSubmitting {
+		t.Errorf("the next order was written as %v; want no claim: the check at its delivery found the durable bound", got)
+	}
+	if !nextRec.RequestConsumerCreated.Equal(bound.Created) {
+		t.Errorf("the next order's record keeps the durable of %s; want the one bound (%s)", nextRec.RequestConsumerCreated, bound.Created)
+	}
+	if v, err := h.db.Mark(mark); err != nil || v <= markBefore {
+		t.Errorf("the stream's unclaimed mark is %d (%v); want it raised above %d for the next order, submitted without a claim", v, err, markBefore)
+	}
+	said := logs.withField(t, "consumer_seq")
+	if len(said) != 2 || said[0]["level"] != "warn" || !strings.Contains(fmt.Sprint(said[0]["message"]), "could not be checked") ||
+		!strings.Contains(fmt.Sprint(said[1]["message"]), "checked now") {
+		t.Errorf("the loop said %v; want a warning that the first delivery could not be checked, then that the next one was checked", said)
+	}
+}
+
+// As TestFirstDeliveryNotCheckedIsCheckedAgainAtTheNext, but the durable
+// delivering is indeed another one: the request stream and its durable
+// were deleted and created again by another party after the loop bound and
+// before its first pull. The check tried again at the next delivery finds
+// the new durable's creation: the stream's unclaimed mark stays unknown
+// (the deleted stream's is not given back), both orders are claimed, the
+// second is labelled with the new durable's creation, and the loop says
+// that the durable delivering is not the one it was bound to.
+func TestFirstDeliveryNotCheckedFromAReplacedDurableStaysClaimed(t *testing.T) {
+	ctx := context.Background()
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano()) // young: jumdata orders may go without a claim
+	wl := &writeLog{}
+	h := newHarness(t, harnessOptions{pipeline: fast})
+	wl.Store = h.db
+	p := firstRun(t, h, fast, wl, backlog, true)
+	cons, err := h.topo.EnsureConsumer(ctx, h.js, h.settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletedMark := unclaimedMarkName(t, h)
+	markBefore, err := h.db.Mark(deletedMark) // as RecoverUnclaimed set it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.obs.DeleteStream(ctx, pipeline.DefaultRequestStream); err != nil {
+		t.Fatal(err)
+	}
+	createMarkedRequestStream(t, h, "an operator")
+	createDurable(t, h, h.topo.Consumer(h.settings()))
+	cut := &cutOff{Consumer: cons}
+	cut.off.Store(true) // the first delivery's check cannot read the info
+
+	logs := &logLines{}
+	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), nil)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(runCtx) }()
+	stopped := false
+	halt := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("loop: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the loop did not stop within 30s")
+		}
+	}
+	t.Cleanup(halt) // before the store closes
+
+	keys := []schemas.OrderKey{{Seller: jumdataSeller, OrderNo: "REPLACED-UNCHECKED-1"}, {Seller: jumdataSeller, OrderNo: "REPLACED-CHECKED-2"}}
+	for i, k := range keys {
+		if i == 1 {
+			cut.off.Store(false) // the server answers again
+		}
+		h.publish(k.Seller, issueRequest(t, k.Seller, k.OrderNo, nil), "")
+		if r := h.waitResult(k.Seller, k.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
+			t.Fatalf("%s: result %s %+v", k.OrderNo, r.Status, r.Error)
+		}
+	}
+	rec := h.issuedRecord(keys[1])
+	halt()
+
+	for _, k := range keys {
+		if got := wl.of(k.OrderNo); len(got) == 0 || got[0] != schemas.StateSubmitting {
+			t.Errorf("%s was written as %v; want a claim first (the new stream's unclaimed mark is unknown)", k.OrderNo, got)
+		}
+	}
+	if v, err := h.db.Mark(deletedMark); err != nil || v != markBefore {
+		t.Errorf("the deleted stream's unclaimed mark is %d (%v); want it left at %d", v, err, markBefore)
+	}
+	now, err := h.obs.Consumer(ctx, pipeline.DefaultRequestStream, pipeline.DefaultDurable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.RequestConsumerCreated.Equal(now.CachedInfo().Created) {
+		t.Errorf("the second record keeps the durable of %s; want the new durable's (%s)", rec.RequestConsumerCreated, now.CachedInfo().Created)
+	}
+	said := logs.withField(t, "consumer_seq")
+	if len(said) != 2 || !strings.Contains(fmt.Sprint(said[0]["message"]), "could not be checked") ||
+		said[1]["level"] != "warn" || !strings.Contains(fmt.Sprint(said[1]["message"]), "not the one this instance was bound to") {
+		t.Errorf("the loop said %v; want a warning that the first delivery could not be checked, then one that the durable delivering is another one", said)
+	}
+}

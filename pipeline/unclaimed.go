@@ -147,12 +147,31 @@ func (h *horizons) adopt(ctx context.Context, info *jetstream.StreamInfo, ci *je
 // delivered pointer anyway (one without the opt-in reads nothing when the
 // new stream's mark is 0), and after a crash it would be submitted again.
 // Until then every order of the stream is claimed: what the opt-in saves
-// is lost for a while, and nothing is at risk.
-func (h *horizons) forget(stream string) {
+// is lost for a while, and nothing is at risk. It returns the name of the
+// mark it made unknown, "" when it made none so (recall).
+func (h *horizons) forget(stream string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.names[stream]; ok {
+	name, ok := h.names[stream]
+	if ok {
 		h.names[stream] = ""
+	}
+	return name
+}
+
+// recall gives the stream called stream back its mark called name, which
+// forget made unknown, when it is still unknown: the consume loop made it
+// unknown because it could not read the durable's info at its first
+// delivery (Loop.recheck), and has read since that the durable delivering
+// is the one it was bound to, so the stream is the one whose mark a start
+// read (a stream deleted takes its durables with it, and a durable created
+// again has another creation). Every order was claimed meanwhile: none
+// went without a claim under another mark. Nothing for name "".
+func (h *horizons) recall(stream, name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur, ok := h.names[stream]; name != "" && ok && cur == "" {
+		h.names[stream] = name
 	}
 }
 
