@@ -26,7 +26,8 @@ type embeddedConfig struct {
 // startEmbedded starts a NATS server with JetStream and waits until it
 // accepts connections. Its logs go to log at the levels they are written at.
 // An address it cannot listen on is refused naming the flag, its value and
-// its variable, as the other flags' errors do.
+// its variable, as the other flags' errors do. Port 0 is a port the system
+// picks; the server's ClientURL says which.
 func startEmbedded(cfg embeddedConfig, log zerolog.Logger) (*server.Server, error) {
 	const named = "--nats-listen %q (INVOICE_NATS_LISTEN)"
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
@@ -43,6 +44,15 @@ func startEmbedded(cfg embeddedConfig, log zerolog.Logger) (*server.Server, erro
 		return nil, fmt.Errorf(named+": cannot listen there for the embedded NATS server (%v): another NATS server is probably running there; stop it, choose another --nats-listen, or use it with --nats-url (NATS_URL)", cfg.Listen, err)
 	} else {
 		_ = l.Close()
+	}
+	// Port 0 is, to nats-server, its default port (4222), not a port the
+	// system picks as it is to net.Listen and to our other listeners: an
+	// operator asking for any free port would get 4222, and a start that
+	// fails when another NATS server runs there. RANDOM_PORT (-1) is the
+	// server's way of asking for one; it then records the port it got in
+	// its options, which ClientURL reads, and the start logs that URL.
+	if port == 0 {
+		port = server.RANDOM_PORT
 	}
 	opts := &server.Options{
 		ServerName:   "invoicer-embedded",

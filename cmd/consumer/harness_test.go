@@ -172,9 +172,9 @@ type runningConsumer struct {
 // (the same data directory: the stopped start closed its order store and
 // took no request), at most three times in all, as startConsumer does for
 // the binary. A start refused because of an address the test gave itself
-// (a taken one, on purpose) is not tried again. The consumer cannot listen
-// on port 0 and say where instead: the embedded NATS server's port 0 is
-// its default port, and its listeners' addresses are logged as given.
+// (a taken one, on purpose) is not tried again. The harness does not give
+// port 0 instead: the embedded NATS server logs the port it got, but the
+// HTTP listeners log their addresses as given.
 const freePort = "127.0.0.1:free"
 
 // startTries is how many starts startRun and startRefused try when the

@@ -139,7 +139,9 @@ func serve(ctx context.Context, o *options, log zerolog.Logger, step *shutdownSt
 			ns.Shutdown()
 			ns.WaitForShutdown()
 		}()
-		log.Info().Str("url", "nats://"+o.natsListen).Str("jetstream_dir", filepath.Join(o.dataDir, "jetstream")).
+		// The server's URL, not --nats-listen's: with port 0 it names the
+		// port the system picked.
+		log.Info().Str("url", ns.ClientURL()).Str("jetstream_dir", filepath.Join(o.dataDir, "jetstream")).
 			Str("fsync", o.jsSync).Msg("embedded NATS server with JetStream is running (use --nats-url for an external one)")
 	}
 	nc, err := connectNATS(o, ns, log)
