@@ -151,12 +151,14 @@ func TestReplayAfterACorrectedRequestNamesTheProvider(t *testing.T) {
 	if r := h.waitResult(nuonuoSeller, "CONF-R", 1, 15*time.Second)[0]; r.Status != schemas.StatusFailed {
 		t.Fatalf("earlier request: %+v", r)
 	}
-	h.waitFor("the earlier request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	h.waitFor("the earlier request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) >= 1 })
+	h.settled(10 * time.Second) // a second dead letter would be collected by now
+	earlier := h.exactDeadLetters(1)[0]
 	h.publish(nuonuoSeller, issueRequest(t, nuonuoSeller, "CONF-R", func(o *schemas.Order) { o.BuyerName = "更正后的买方" }), "")
 	if r := h.waitResult(nuonuoSeller, "CONF-R", 2, 15*time.Second)[1]; r.Status != schemas.StatusIssued {
 		t.Fatalf("corrected request: %+v", r)
 	}
-	h.publish(nuonuoSeller, h.deadLetters()[0].Payload, "")
+	h.publish(nuonuoSeller, earlier.Payload, "")
 	if r := h.waitResult(nuonuoSeller, "CONF-R", 3, 15*time.Second)[2]; r.Status != schemas.StatusConflict || r.Provider != "nuonuo" {
 		t.Errorf("replayed dead letter: %s, provider %q; want a conflict naming nuonuo", r.Status, r.Provider)
 	}
@@ -319,7 +321,9 @@ func TestReplayOfASupersededRequestIsNotSubmitted(t *testing.T) {
 	if res[1].Status != schemas.StatusFailed || res[1].Fingerprint == res[0].Fingerprint {
 		t.Fatalf("corrected request: %+v", res[1])
 	}
-	h.waitFor("both dead letters", 10*time.Second, func() bool { return len(h.deadLetters()) == 2 })
+	h.waitFor("both dead letters", 10*time.Second, func() bool { return len(h.deadLetters()) >= 2 })
+	h.settled(10 * time.Second) // a third dead letter would be collected by now
+	h.exactDeadLetters(2)
 	// Replayed as publisher dlq replay republishes a dead letter's request
 	// (not read back: the running consumer may have taken it by then).
 	replay := func(data []byte, deadLetter uint64) {
@@ -475,7 +479,9 @@ func TestStaleCopyAfterAReplayedRequestIsNotSubmitted(t *testing.T) {
 	if out.Action != pipeline.Term || out.DeadLetter != schemas.ReasonExhausted {
 		t.Fatalf("the later request's last delivery, its claim refused: %s %s %q; want given up", out.Action, out.Event, out.DeadLetter)
 	}
-	h.waitFor("the later request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	h.waitFor("the later request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) >= 1 })
+	h.caughtUp(10 * time.Second) // deliverRaw waited for its publishes: all collected
+	h.exactDeadLetters(1)
 	dl, dlMsg := deadLetterAt(t, h, 1)
 	res := h.waitResult(nuonuoSeller, key.OrderNo, 2, 10*time.Second)
 	olderPrint, laterPrint := res[0].Fingerprint, res[1].Fingerprint
@@ -609,7 +615,9 @@ func TestReplayOfAnOlderRequestGivenUpWithoutARecordIsNotSubmitted(t *testing.T)
 	if _, found, err := h.db.Get(ctx, key); found || err != nil {
 		t.Fatalf("the order has a record (%v): want the older request given up without one", err)
 	}
-	h.waitFor("the older request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) == 1 })
+	h.waitFor("the older request's dead letter", 10*time.Second, func() bool { return len(h.deadLetters()) >= 1 })
+	h.caughtUp(10 * time.Second) // deliverRaw waited for its publishes: all collected
+	h.exactDeadLetters(1)
 	dl, dlMsg := deadLetterAt(t, h, 1)
 
 	later := publishRaw(t, h, nuonuoSeller, issueRequest(t, nuonuoSeller, key.OrderNo, func(o *schemas.Order) { o.BuyerName = "更正后的买方" }))

@@ -511,6 +511,34 @@ func (h *harness) caughtUp(within time.Duration) {
 	}
 }
 
+// settled waits until every request published so far was acknowledged or
+// terminated (the request stream, a work queue, is empty), then until the
+// collectors hold all that the result and dead-letter streams do
+// (caughtUp). A request leaves the stream only once its results and dead
+// letter were published and acknowledged by their streams, so the
+// collectors then hold every result and dead letter the requests published
+// so far will have: a test checks after it how many arrived, or that one
+// did not. It is for tests whose loop (start) ends every request; one that
+// calls Process itself (deliverRaw, which waits for its publishes) calls
+// caughtUp once its deliveries returned.
+func (h *harness) settled(within time.Duration) {
+	h.t.Helper()
+	h.waitFor("request stream to empty", within, h.requestStreamEmpty)
+	h.caughtUp(within)
+}
+
+// exactDeadLetters returns the dead letters collected, failing the test
+// unless there are n. Called after settled or caughtUp, it counts every
+// dead letter published by then, a late one included.
+func (h *harness) exactDeadLetters(n int) []schemas.DeadLetter {
+	h.t.Helper()
+	dls := h.deadLetters()
+	if len(dls) != n {
+		h.t.Fatalf("%d dead letters, want %d: %+v", len(dls), n, dls)
+	}
+	return dls
+}
+
 // issuedRecord waits for the order's record to be issued and returns it: an
 // issued result is published while its record is saved, so the record may
 // not be issued yet when the result arrives.

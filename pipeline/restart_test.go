@@ -186,6 +186,7 @@ func TestLocalAnswerLeavesTheSellerHeld(t *testing.T) {
 	}
 	h.publish(jumdataSeller, issueRequest(t, jumdataSeller, "HP-B", nil), "")
 	h.waitResult(jumdataSeller, "HP-B", 1, 15*time.Second)
+	h.settled(15 * time.Second) // a later action_required result would be collected by now
 	var alerts []string
 	for _, no := range []string{"HP-A", "HP-B"} {
 		for _, r := range h.resultsFor(jumdataSeller, no) {

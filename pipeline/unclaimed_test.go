@@ -456,7 +456,7 @@ func ambiguousOrder(t *testing.T, edit func(*schemas.Order), later time.Duration
 	// submitted: both get a conflict that says what to look for (the
 	// corrected one's is a result of its own, after its issued one: a
 	// result's message id carries its status).
-	h.waitFor("both requests to be acknowledged", 15*time.Second, h.requestStreamEmpty)
+	h.settled(15 * time.Second) // a fourth result would be collected by now
 	res := h.waitResult(jumdataSeller, "TWO-J", 3, 10*time.Second)
 	byPrint := map[string][]schemas.Status{}
 	for _, r := range res {
@@ -813,6 +813,7 @@ func TestRecoveryDoesNotDependOnTheConfigurationNow(t *testing.T) {
 		return out
 	}
 	h.waitFor("the corrected request's result", 10*time.Second, func() bool { return len(answers()) > 0 })
+	h.caughtUp(10 * time.Second) // the request was acknowledged: every answer of its is collected
 	for _, r := range answers() {
 		if r.Status != schemas.StatusConflict {
 			t.Fatalf("corrected request: %s %+v, want a conflict", r.Status, r.Error)
