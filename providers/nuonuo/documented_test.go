@@ -245,3 +245,67 @@ func TestValidatorAndSandboxAgreeOnQuantitySigns(t *testing.T) {
 		{"a blue discounted line's negative quantity", blueOrder(pair("-1", "-1")), []string{line0 + ".num|E9114", line0 + ".taxIncludedAmount|"}, "E9114", "数量"},
 	})
 }
+
+// TestValidatorAndSandboxAgreeOnTheOrdersLengths: seed 001 gives each
+// field of the order a maximum length (最大长度), which the validator holds
+// through the JSON Schema, naming seed 001's code where it gives one
+// (E9102 for the blue invoice's code and number, 发票号码或发票代码不正确)
+// and E4000, a private parameter whose value is wrong, where it gives
+// none. Here every field the sandbox reads whose length no other rule of
+// its bounds: one at its maximum both take, and the sandbox issues it; one
+// a character over the validator refuses naming the code and the sandbox
+// answers it, naming the field. Characters are counted, not bytes (甲 is
+// three bytes in UTF-8). favouredPolicyFlag's is the validator's 2, not
+// the table's 1: seed 001's own description gives a fully digital
+// invoice's flags two digits (01 to 18). A tax number's length is its
+// pattern's (15 to 20 letters or digits), which the validator names as a
+// format. Before, the sandbox checked none of these lengths and issued
+// what the validator refuses (the seller's tax number: E9302, the seller
+// another).
+func TestValidatorAndSandboxAgreeOnTheOrdersLengths(t *testing.T) {
+	const line0 = "order.invoiceDetail[0]"
+	text := func(n int) string { return strings.Repeat("甲", n) }
+	digits := func(n int) string { return strings.Repeat("1", n) }
+	set := func(f func(o *schemas.Order)) func(string) *schemas.Request { return blueOrder(f) }
+	var cases []documentedCase
+	for _, f := range []struct {
+		name  string
+		max   int
+		value func(int) string
+		set   func(o *schemas.Order, v string)
+		code  string
+		rule  string // the validator's field when it is not order.<name>
+	}{
+		{"buyerName", 100, text, func(o *schemas.Order, v string) { o.BuyerName = v }, "E4000", ""},
+		{"buyerTaxNum", 20, func(n int) string { return "91330106MA2AYNWD8M" + digits(n-18) }, func(o *schemas.Order, v string) { o.BuyerTaxNum = v }, "E4000", ""},
+		{"buyerTel", 50, digits, func(o *schemas.Order, v string) { o.BuyerTel = v }, "E4000", ""},
+		{"buyerAddress", 80, text, func(o *schemas.Order, v string) { o.BuyerAddress = v }, "E4000", ""},
+		{"buyerPhone", 20, digits, func(o *schemas.Order, v string) { o.BuyerPhone = v }, "E4000", ""},
+		{"clerk", 20, text, func(o *schemas.Order, v string) { o.Clerk = v }, "E4000", ""},
+		{"billInfoNo", 24, digits, func(o *schemas.Order, v string) { o.BillInfoNo = v }, "E4000", ""},
+		{"invoiceCode", 12, digits, func(o *schemas.Order, v string) { o.InvoiceCode = v }, "E9102", ""},
+		{"invoiceNum", 8, digits, func(o *schemas.Order, v string) { o.InvoiceNum = v }, "E9102", ""},
+		{"favouredPolicyName", 50, text, func(o *schemas.Order, v string) { o.InvoiceDetail[0].FavouredPolicyName = v }, "E4000", line0 + ".favouredPolicyName"},
+		{"favouredPolicyFlag", 2, func(n int) string { return "0" + digits(n-1) }, func(o *schemas.Order, v string) { o.InvoiceDetail[0].FavouredPolicyFlag = v }, "E4000", line0 + ".favouredPolicyFlag"},
+	} {
+		field := f.rule
+		if field == "" {
+			field = "order." + f.name
+		}
+		at, over := f.value(f.max), f.value(f.max+1)
+		cases = append(cases,
+			documentedCase{fmt.Sprintf("%s of %d characters", f.name, f.max), set(func(o *schemas.Order) { f.set(o, at) }), nil, "", ""},
+			documentedCase{fmt.Sprintf("%s of %d characters", f.name, f.max+1), set(func(o *schemas.Order) { f.set(o, over) }), []string{field + "|" + f.code}, f.code, f.name})
+	}
+	cases = append(cases,
+		// The seller's tax number is the seller's: one of 21 characters is
+		// no seller's, and its length is refused before it is compared.
+		documentedCase{"salerTaxNum of 21 characters", set(func(o *schemas.Order) { o.SalerTaxNum = seller + digits(21-len(seller)) }), []string{"order.salerTaxNum|E4000"}, "E4000", "salerTaxNum"},
+		// pushMode and invoiceLine are enumerations, whose longest values
+		// are their maximums: the validator names a value a character
+		// too long as none of them.
+		documentedCase{"pushMode of 3 characters", set(func(o *schemas.Order) { o.PushMode = "-10" }), []string{"order.pushMode|E4000"}, "E4000", "pushMode"},
+		documentedCase{"invoiceLine of 3 characters", set(func(o *schemas.Order) { o.InvoiceLine = "pcc" }), []string{"order.invoiceLine|E4000"}, "E4000", "invoiceLine"},
+	)
+	checkDocumented(t, "LENGTHS", cases)
+}

@@ -46,7 +46,10 @@ package sandbox
 // buyerName, salerTaxNum, invoiceDate, clerk, invoiceType, a line's
 // goodsName, taxRate or withTaxFlag; a goodsName of more than 90
 // characters; buyerAddress and buyerTel of more than 100 characters
-// together; a line's favouredPolicyName for favouredPolicyFlag 1 on an
+// together; a field longer than seed 001's maximum (nnCheckLengths:
+// buyerName 100, buyerTaxNum and salerTaxNum 20, buyerTel 50, buyerAddress
+// 80, billInfoNo 24, clerk 20, pushMode 2, buyerPhone 20, invoiceLine 2, a
+// line's favouredPolicyFlag 2 and favouredPolicyName 50, in characters); a line's favouredPolicyName for favouredPolicyFlag 1 on an
 // invoice that is not fully digital (seed 001: 全电发票时为空); buyerPhone
 // for pushMode 1 (the default)
 // or 2, email for pushMode 0 or 2; a remark of more than 230 characters, or
@@ -68,7 +71,8 @@ package sandbox
 // goods line an amount that is not positive, given or computed (a price ×
 // num rounding to 0.00), or a negative tax, and on its discount line an
 // amount that is not negative or a positive tax), E9101, E9102 (a red
-// order's blue invoice code and number), E9104, E9105, E9106 (orderNo taken
+// order's blue invoice code and number; on any order an invoiceCode of
+// more than 12 characters or an invoiceNum of more than 8), E9104, E9105, E9106 (orderNo taken
 // for this seller), E9107, E9108, E9110, E9111, E9112, E9114, E9116, E9119,
 // E9121 (a goodsCode of other than 19 digits: PROVIDERS.md), E9122, E9123,
 // E9124–E9129 (E9124, E9126 and E9128: taxIncludedAmount,
@@ -221,6 +225,11 @@ const (
 	// nnMaxDetailIndex is seed 002's maximum length of a red confirmation
 	// line's blueDetailIndex.
 	nnMaxDetailIndex = 5
+
+	// nnMaxPolicyFlag and nnMaxPolicyName are the maximum lengths of a
+	// line's favouredPolicyFlag and favouredPolicyName (nnCheckLine).
+	nnMaxPolicyFlag = 2
+	nnMaxPolicyName = 50
 )
 
 // nnMaxFigure is the maximum length of every amount, price, quantity and
@@ -663,6 +672,9 @@ func (s *Server) nnCheckOrder(seller string, o *nnOrderIn) (nnAnswer, bool) {
 	if utf8.RuneCountInString(o.OrderNo.s()) > 20 {
 		return nnFail("E4000", "接口调用失败: orderNo不能超过20位"), false
 	}
+	if a, ok := nnCheckLengths(o); !ok {
+		return a, false
+	}
 	if _, err := time.Parse("2006-01-02 15:04:05", o.InvoiceDate.s()); err != nil {
 		return nnFail("E4000", "接口调用失败: invoiceDate格式须为yyyy-MM-dd HH:mm:ss"), false
 	}
@@ -724,6 +736,54 @@ func (s *Server) nnCheckOrder(seller string, o *nnOrderIn) (nnAnswer, bool) {
 				return nnFail("E4000", "接口调用失败: 专票冲红时remark须注明“%s%s”字样", nnRedSpecialRemark, form), false
 			}
 		}
+	}
+	return nnAnswer{}, true
+}
+
+// nnCheckLengths holds the order's fields to seed 001's maximum lengths
+// (最大长度): those of the fields the sandbox reads whose length no other
+// rule here bounds. Not orderNo, invoiceDate (a format of 19 characters),
+// email (E9104), remark (230, or 200), buyerAddress and buyerTel together
+// (100), and not the enumerations invoiceType (E9101), proxyInvoiceFlag
+// (E9107) and a line's withTaxFlag and invoiceLineProperty, whose values
+// are checked; pushMode and invoiceLine are enumerations whose values the
+// sandbox does not check, held to their lengths here. Seed 001 names a
+// code for the blue invoice's code and number, E9102 (发票号码或发票代码不正确),
+// which the validator names for them; the others have none of their own:
+// E4000, a private parameter whose value is wrong.
+//
+// A value is counted as sent, in characters, as the validator counts it
+// (the JSON Schema's maxLength), and a tax number without the spaces
+// around it, which the validator's pattern allows. The check runs before
+// the seller's tax number is compared with userTax (E9302): one too long
+// is a parameter's wrong value, and no seller's.
+func nnCheckLengths(o *nnOrderIn) (nnAnswer, bool) {
+	for _, f := range []struct {
+		name string
+		v    string
+		max  int
+		code string
+	}{
+		{"buyerName", string(o.BuyerName), 100, "E4000"},
+		{"buyerTaxNum", o.BuyerTaxNum.s(), 20, "E4000"},
+		{"buyerTel", string(o.BuyerTel), 50, "E4000"},
+		{"buyerAddress", string(o.BuyerAddress), 80, "E4000"},
+		{"salerTaxNum", o.SalerTaxNum.s(), 20, "E4000"},
+		{"invoiceCode", string(o.InvoiceCode), 12, "E9102"},
+		{"invoiceNum", string(o.InvoiceNum), 8, "E9102"},
+		{"billInfoNo", string(o.BillInfoNo), 24, "E4000"},
+		{"clerk", string(o.Clerk), 20, "E4000"},
+		{"pushMode", string(o.PushMode), 2, "E4000"},
+		{"buyerPhone", string(o.BuyerPhone), 20, "E4000"},
+		{"invoiceLine", string(o.InvoiceLine), 2, "E4000"},
+	} {
+		if utf8.RuneCountInString(f.v) <= f.max {
+			continue
+		}
+		if f.code == "E9102" {
+			return nnFail(f.code, "发票号码或发票代码不正确: %s不能超过%d位", f.name, f.max), false
+		}
+		return nnFail(f.code, "接口调用失败: %s不能超过%d个字符", f.name, f.max), false
 	}
 	return nnAnswer{}, true
 }
@@ -921,6 +981,20 @@ func nnCheckLine(in *nnLineIn, i int, red bool) (nnLine, nnAnswer, bool) {
 	}
 	if a, ok := nnCheckGoods(in.GoodsName, in.GoodsCode, "E9121", row); !ok {
 		return l, a, false
+	}
+	// Seed 001 gives favouredPolicyName at most 50 characters and
+	// favouredPolicyFlag 1, though its own description gives a fully
+	// digital invoice's flags two digits (01 to 18): 2, as the validator
+	// reads it. No code of their own: E4000. Counted as sent, in
+	// characters, as the validator counts them.
+	for _, f := range []struct {
+		name string
+		v    nnText
+		max  int
+	}{{"favouredPolicyFlag", in.FavouredPolicyFlag, nnMaxPolicyFlag}, {"favouredPolicyName", in.FavouredPolicyName, nnMaxPolicyName}} {
+		if utf8.RuneCountInString(string(f.v)) > f.max {
+			return l, nnFail("E4000", "接口调用失败: %s不能超过%d个字符,第%d行", f.name, f.max, row), false
+		}
 	}
 	// Seed 001: taxRate has at most 10 characters, and no code of its
 	// own: E4000.
