@@ -940,7 +940,9 @@ func (lot *parking) wait(work context.Context, freed <-chan struct{}, check <-ch
 // holds no worker, keeps its InProgress keep-alive (the server does not
 // deliver it again) and its place in the request consumer's unacknowledged
 // messages, as a put-back does; the deliveries waiting for one order are
-// processed again one at a time, in the order they came (keyLocks.await).
+// processed again one at a time, woken in the order they began to wait
+// (keyLocks.await; a new delivery may take the order first, and the one
+// woken then waits again, at the back: nothing depends on the order).
 // Every AckWait/3 it checks that someone still holds the order, and tries
 // again at once if not (a delivery told that did not try again, because
 // the store paused the loop or its processing failed before the lock).

@@ -44,8 +44,8 @@
 //     keeps it, without a worker and under its InProgress keep-alive,
 //     until the other lets go of the order, then processes it again, as
 //     it would have been handled once the other is done (Loop.park; the
-//     deliveries waiting for one order take their turns in the order they
-//     came). So a burst of copies of one order holds one worker, not all
+//     deliveries waiting for one order are woken one at a time, in the
+//     order they began to wait; nothing depends on it). So a burst of copies of one order holds one worker, not all
 //     of them, is decoded once per turn rather than at every put-back, and
 //     is not given up because the first copy took long, even after a
 //     restart, which forgets what the loop counted in memory. A stop puts
