@@ -38,14 +38,14 @@
 //     an order is processed at a time: a delivery that finds another
 //     delivery of its order in progress (a copy of the request, a
 //     corrected one, a redelivery racing a slow worker) does not wait for
-//     it, which would
-//     hold a worker for as long as the other talks to the provider, nor is
-//     it put back, which the server counts as a delivery: the consume loop
-//     keeps it, without a worker and under its InProgress keep-alive,
-//     until the other lets go of the order, then processes it again, as
-//     it would have been handled once the other is done (Loop.park; the
-//     deliveries waiting for one order are woken one at a time, in the
-//     order they began to wait; nothing depends on it). So a burst of copies of one order holds one worker, not all
+//     it, which would hold a worker for as long as the other talks to the
+//     provider, nor is it put back, which the server counts as a
+//     delivery: the consume loop keeps it, without a worker and under its
+//     InProgress keep-alive, until the other lets go of the order, then
+//     processes it again, as it would have been handled once the other is
+//     done (Loop.park; the deliveries waiting for one order are woken one
+//     at a time, in the order they began to wait; nothing depends on it).
+//     So a burst of copies of one order holds one worker, not all
 //     of them, is decoded once per turn rather than at every put-back, and
 //     is not given up because the first copy took long, even after a
 //     restart, which forgets what the loop counted in memory. A stop puts
