@@ -805,20 +805,8 @@ func TestDurableReplacedUnseenIsNotTakenForTheOldOne(t *testing.T) {
 // repeat window, it would be submitted again, a second invoice.
 func TestDurableReplacedBeforeItsFirstDeliveryIsNotTakenForTheOldOne(t *testing.T) {
 	ctx := context.Background()
-	backlog := &settableBacklog{}
-	backlog.at.Store(time.Now().UnixNano()) // young: jumdata orders may go without a claim
-	wl := &writeLog{}
-	h := newHarness(t, harnessOptions{pipeline: fast})
-	wl.Store = h.db
-	p := firstRun(t, h, fast, wl, backlog, true)
-	cons, err := h.topo.EnsureConsumer(ctx, h.js, h.settings())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, p, cons, wl := claimlessBound(t)
 	bound := cons.CachedInfo()
-	if bound.Delivered.Consumer != 0 {
-		t.Fatalf("setup: the durable bound has delivered %d", bound.Delivered.Consumer)
-	}
 	deletedMark := unclaimedMarkName(t, h)
 	markBefore, err := h.db.Mark(deletedMark) // as RecoverUnclaimed set it
 	if err != nil {
@@ -834,27 +822,7 @@ func TestDurableReplacedBeforeItsFirstDeliveryIsNotTakenForTheOldOne(t *testing.
 	h.publish(key.Seller, issueRequest(t, key.Seller, key.OrderNo, nil), "")
 
 	logs := &logLines{}
-	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cons, zerolog.New(logs), nil)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- loop.Run(runCtx) }()
-	stopped := false
-	halt := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("loop: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the loop did not stop within 30s")
-		}
-	}
-	t.Cleanup(halt) // before the store closes
+	halt := runLoop(t, pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cons, zerolog.New(logs), nil))
 
 	if r := h.waitResult(key.Seller, key.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
 		t.Fatalf("result %s %+v", r.Status, r.Error)
@@ -922,21 +890,8 @@ func replaceUnseen(t *testing.T, h *harness, held *heldProvider) {
 // restarted, which the single warning at the first delivery was the only
 // sign of (days, for an instance nobody restarts).
 func TestFirstDeliveryNotCheckedIsCheckedAgainAtTheNext(t *testing.T) {
-	ctx := context.Background()
-	backlog := &settableBacklog{}
-	backlog.at.Store(time.Now().UnixNano()) // young: jumdata orders may go without a claim
-	wl := &writeLog{}
-	h := newHarness(t, harnessOptions{pipeline: fast})
-	wl.Store = h.db
-	p := firstRun(t, h, fast, wl, backlog, true)
-	cons, err := h.topo.EnsureConsumer(ctx, h.js, h.settings())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, p, cons, wl := claimlessBound(t)
 	bound := cons.CachedInfo()
-	if bound.Delivered.Consumer != 0 {
-		t.Fatalf("setup: the durable bound has delivered %d", bound.Delivered.Consumer)
-	}
 	mark := unclaimedMarkName(t, h)
 	markBefore, err := h.db.Mark(mark) // as RecoverUnclaimed set it
 	if err != nil {
@@ -946,27 +901,7 @@ func TestFirstDeliveryNotCheckedIsCheckedAgainAtTheNext(t *testing.T) {
 	cut.off.Store(true) // the first delivery's check cannot read the info
 
 	logs := &logLines{}
-	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), nil)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- loop.Run(runCtx) }()
-	stopped := false
-	halt := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("loop: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the loop did not stop within 30s")
-		}
-	}
-	t.Cleanup(halt) // before the store closes
+	halt := runLoop(t, pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), nil))
 
 	first := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "UNCHECKED-1"}
 	h.publish(first.Seller, issueRequest(t, first.Seller, first.OrderNo, nil), "")
@@ -1014,16 +949,7 @@ func TestFirstDeliveryNotCheckedIsCheckedAgainAtTheNext(t *testing.T) {
 // that the durable delivering is not the one it was bound to.
 func TestFirstDeliveryNotCheckedFromAReplacedDurableStaysClaimed(t *testing.T) {
 	ctx := context.Background()
-	backlog := &settableBacklog{}
-	backlog.at.Store(time.Now().UnixNano()) // young: jumdata orders may go without a claim
-	wl := &writeLog{}
-	h := newHarness(t, harnessOptions{pipeline: fast})
-	wl.Store = h.db
-	p := firstRun(t, h, fast, wl, backlog, true)
-	cons, err := h.topo.EnsureConsumer(ctx, h.js, h.settings())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, p, cons, wl := claimlessBound(t)
 	deletedMark := unclaimedMarkName(t, h)
 	markBefore, err := h.db.Mark(deletedMark) // as RecoverUnclaimed set it
 	if err != nil {
@@ -1038,27 +964,7 @@ func TestFirstDeliveryNotCheckedFromAReplacedDurableStaysClaimed(t *testing.T) {
 	cut.off.Store(true) // the first delivery's check cannot read the info
 
 	logs := &logLines{}
-	loop := pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), nil)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- loop.Run(runCtx) }()
-	stopped := false
-	halt := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("loop: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the loop did not stop within 30s")
-		}
-	}
-	t.Cleanup(halt) // before the store closes
+	halt := runLoop(t, pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), nil))
 
 	keys := []schemas.OrderKey{{Seller: jumdataSeller, OrderNo: "REPLACED-UNCHECKED-1"}, {Seller: jumdataSeller, OrderNo: "REPLACED-CHECKED-2"}}
 	for i, k := range keys {
@@ -1093,4 +999,50 @@ func TestFirstDeliveryNotCheckedFromAReplacedDurableStaysClaimed(t *testing.T) {
 		said[1]["level"] != "warn" || !strings.Contains(fmt.Sprint(said[1]["message"]), "not the one this instance was bound to") {
 		t.Errorf("the loop said %v; want a warning that the first delivery could not be checked, then one that the durable delivering is another one", said)
 	}
+}
+
+// runLoop runs loop until the test ends or the returned halt is called,
+// whichever comes first (halt is the test's cleanup, registered before the
+// store's close runs), and fails the test when the loop returns an error or
+// does not stop within 30 s.
+func runLoop(t *testing.T, loop *pipeline.Loop) (halt func()) {
+	t.Helper()
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(runCtx) }()
+	halt = sync.OnceFunc(func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("loop: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the loop did not stop within 30s")
+		}
+	})
+	t.Cleanup(halt)
+	return halt
+}
+
+// claimlessBound is a harness whose pipeline submits young jumdata orders
+// without a claim, having read the request stream's unclaimed mark as a
+// start does (firstRun; wl logs its store's writes), and the request
+// durable it binds to, which has delivered nothing yet.
+func claimlessBound(t *testing.T) (h *harness, p *pipeline.Pipeline, cons jetstream.Consumer, wl *writeLog) {
+	t.Helper()
+	backlog := &settableBacklog{}
+	backlog.at.Store(time.Now().UnixNano()) // young: jumdata orders may go without a claim
+	wl = &writeLog{}
+	h = newHarness(t, harnessOptions{pipeline: fast})
+	wl.Store = h.db
+	p = firstRun(t, h, fast, wl, backlog, true)
+	cons, err := h.topo.EnsureConsumer(context.Background(), h.js, h.settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cons.CachedInfo().Delivered.Consumer; n != 0 {
+		t.Fatalf("setup: the durable bound has delivered %d", n)
+	}
+	return h, p, cons, wl
 }
