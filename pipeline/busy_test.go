@@ -133,24 +133,7 @@ func TestCopiesOfABusyOrderDoNotStallTheConsumer(t *testing.T) {
 	}})
 	logs := &logLines{}
 	h.log = zerolog.New(logs)
-	held := newHeldProvider(h.provs[nuonuoSeller], "BUSY-1")
-	h.provs[nuonuoSeller] = held
-	h.start()
-	t.Cleanup(func() {
-		select {
-		case <-held.release:
-		default:
-			close(held.release) // before the loop's stop, which waits for the held call
-		}
-	})
-
-	req := issueRequest(t, nuonuoSeller, "BUSY-1", nil)
-	h.publish(nuonuoSeller, req, "busy-copy-0")
-	select {
-	case <-held.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first copy's provider call was not made within 10s")
-	}
+	req, held, release := holdFirstCopy(t, h, "BUSY-1", "busy-copy")
 	for i := 1; i < copies; i++ {
 		h.publish(nuonuoSeller, req, fmt.Sprintf("busy-copy-%d", i))
 	}
@@ -184,7 +167,7 @@ func TestCopiesOfABusyOrderDoNotStallTheConsumer(t *testing.T) {
 		t.Fatalf("results while the order's call is held: %+v", got)
 	}
 
-	close(held.release)
+	release()
 	res := h.waitResult(nuonuoSeller, "BUSY-1", copies+1, 20*time.Second)
 	issued, conflicts := 0, 0
 	var first []byte // the first issued result
@@ -275,20 +258,9 @@ func TestBusyCopyIsNotGivenUpAfterARestart(t *testing.T) {
 	}}}})
 	logs := &logLines{}
 	h.log = zerolog.New(logs)
-	held := newHeldProvider(h.provs[nuonuoSeller], orderNo)
-	h.provs[nuonuoSeller] = held
-	release := sync.OnceFunc(func() { close(held.release) })
-	t.Cleanup(release) // before the loop's stop, which waits for the held call
-	h.start()
-
-	req := issueRequest(t, nuonuoSeller, orderNo, nil)
-	h.publish(nuonuoSeller, req, "busy-restart-0") // stream sequence 1
-	select {
-	case <-held.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first copy's provider call was not made within 10s")
-	}
-	h.publish(nuonuoSeller, req, "busy-restart-1") // stream sequence 2: the copy
+	// The first copy at stream sequence 1, its call held; the second at 2.
+	req, _, release := holdFirstCopy(t, h, orderNo, "busy-restart")
+	h.publish(nuonuoSeller, req, "busy-restart-1")
 	const copySeq = 2
 	delivered := func() uint64 { // the deliveries of both copies so far
 		info, err := h.cons.Info(context.Background())
@@ -352,19 +324,7 @@ func TestFloodOfCopiesIsAnsweredWithOneDeliveryEach(t *testing.T) {
 	h := newHarness(t, harnessOptions{pipeline: fast, workers: workers, waiting: waiting})
 	logs := &logLines{}
 	h.log = zerolog.New(logs)
-	held := newHeldProvider(h.provs[nuonuoSeller], orderNo)
-	h.provs[nuonuoSeller] = held
-	release := sync.OnceFunc(func() { close(held.release) })
-	t.Cleanup(release) // before the loop's stop, which waits for the held call
-	h.start()
-
-	req := issueRequest(t, nuonuoSeller, orderNo, nil)
-	h.publish(nuonuoSeller, req, "flood-0")
-	select {
-	case <-held.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first copy's provider call was not made within 10s")
-	}
+	req, _, release := holdFirstCopy(t, h, orderNo, "flood")
 	for i := 1; i < copies; i++ {
 		h.publish(nuonuoSeller, req, fmt.Sprintf("flood-%d", i))
 	}
@@ -419,19 +379,7 @@ func TestWaitingCopiesAreNotStrandedByAPause(t *testing.T) {
 		}
 		return nil
 	}})
-	held := newHeldProvider(h.provs[nuonuoSeller], orderNo)
-	h.provs[nuonuoSeller] = held
-	release := sync.OnceFunc(func() { close(held.release) })
-	t.Cleanup(release) // before the loop's stop, which waits for the held call
-	h.start()
-
-	req := issueRequest(t, nuonuoSeller, orderNo, nil)
-	h.publish(nuonuoSeller, req, "pause-0")
-	select {
-	case <-held.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first copy's provider call was not made within 10s")
-	}
+	req, _, release := holdFirstCopy(t, h, orderNo, "pause")
 	for i := 1; i < copies; i++ {
 		h.publish(nuonuoSeller, req, fmt.Sprintf("pause-%d", i))
 	}
@@ -448,4 +396,27 @@ func TestWaitingCopiesAreNotStrandedByAPause(t *testing.T) {
 			t.Fatalf("a copy: %s %+v", r.Status, r.Error)
 		}
 	}
+}
+
+// holdFirstCopy starts h with the Nuonuo seller's provider calls for
+// orderNo held, publishes the order's request (message id prefix-0) and
+// waits until its provider call is made. release lets the held calls go,
+// once however often it is called; it is also the test's cleanup,
+// registered to run before the loop's stop, which waits for the held call.
+func holdFirstCopy(t *testing.T, h *harness, orderNo, prefix string) (req []byte, held *heldProvider, release func()) {
+	t.Helper()
+	held = newHeldProvider(h.provs[nuonuoSeller], orderNo)
+	h.provs[nuonuoSeller] = held
+	release = sync.OnceFunc(func() { close(held.release) })
+	t.Cleanup(release)
+	h.start()
+
+	req = issueRequest(t, nuonuoSeller, orderNo, nil)
+	h.publish(nuonuoSeller, req, prefix+"-0")
+	select {
+	case <-held.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first copy's provider call was not made within 10s")
+	}
+	return req, held, release
 }
