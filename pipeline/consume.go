@@ -175,8 +175,13 @@ func (l *Loop) settled(seq uint64) {
 	delete(l.putBack, seq)
 }
 
-// NewLoop returns a loop over consumer; metrics may be nil.
+// NewLoop returns a loop over consumer; metrics may be nil. With metrics,
+// p's request streams report from now on whether their unclaimed marks are
+// unknown (Metrics.UnclaimedMarkUnknown).
 func NewLoop(cfg LoopConfig, p *Pipeline, consumer jetstream.Consumer, log zerolog.Logger, metrics *Metrics) *Loop {
+	if metrics != nil {
+		p.unclaimed.report(metrics.UnclaimedMarkUnknown)
+	}
 	return &Loop{cfg: cfg.withDefaults(), pipeline: p, consumer: consumer, log: log, metrics: metrics, abandon: make(chan struct{})}
 }
 

@@ -92,6 +92,18 @@ type Metrics struct {
 	// (LoopConfig.Recreate failing, or not set); 0 otherwise, and once
 	// the loop has stopped (Loop.Run returned).
 	ConsumerMissing prometheus.Gauge
+	// UnclaimedMarkUnknown is 1, by request stream, while the pipeline
+	// may submit orders without a claim (Pipeline.WatchBacklog, the
+	// consumer's --jumdata-no-claim) and the stream's unclaimed mark is
+	// unknown: its durable was found replaced unseen, or its first
+	// delivery could not be checked against the durable bound, or the
+	// marks could not be written when the loop created it again. Every
+	// order of the stream is then claimed (safe, but what the opt-in
+	// saves is lost) until a later check finds the durable bound, the
+	// loop creates the stream's consumer again, or the instance starts
+	// again. 0 otherwise; a stream gets its series once RecoverUnclaimed
+	// has read it.
+	UnclaimedMarkUnknown *prometheus.GaugeVec
 	// PartnerAnswers counts the answers of the consumer binary's partner
 	// API (GET /partner/queryInvoice) by result code: 0 success, 1001
 	// and 1003-1006 the partner's side or a document not available yet,
@@ -173,6 +185,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ConsumerMissing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "invoice_request_consumer_missing", Help: "1 while the request consumer (the request stream, or its durable) is found missing, until the consume loop has created it again (a second or so) or for as long as it cannot: nothing is taken (/readyz answers 503 \"request consumer missing\"); 0 otherwise, and once the consume loop has stopped.",
 		}),
+		UnclaimedMarkUnknown: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "invoice_unclaimed_mark_unknown", Help: "1 while orders may go without a claim (--jumdata-no-claim) and the request stream's unclaimed mark is unknown (its durable found replaced unseen, its first delivery not checked, or the mark not written when the consumer was created again): every order is claimed, safe but without the option's gain, until a later check finds the durable bound, the consumer is created again or the instance restarts; 0 otherwise. By request stream.",
+		}, []string{"stream"}),
 		PartnerAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "invoice_partner_answers_total",
 			Help: "Answers of GET /partner/queryInvoice by result code: 0 success, 1001 and 1003-1006 the partner's side or a document not available yet, 1007 too many queries at once, 1500 the consumer's side.",
@@ -202,7 +217,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Messages, m.Retries, m.DeadLetters, m.InFlight, m.Processing, m.ProviderCalls, m.OrderSaves,
 			m.Backlog, m.AckPending, m.BacklogAge, m.Orders, m.HeldSellers, m.Documents, m.DocumentsPending, m.Orphans, m.Partitions,
-			m.StoodDown, m.ConsumerMissing, m.PartnerAnswers)
+			m.StoodDown, m.ConsumerMissing, m.UnclaimedMarkUnknown, m.PartnerAnswers)
 	}
 	return m
 }

@@ -901,18 +901,29 @@ func TestFirstDeliveryNotCheckedIsCheckedAgainAtTheNext(t *testing.T) {
 	cut.off.Store(true) // the first delivery's check cannot read the info
 
 	logs := &logLines{}
-	halt := runLoop(t, pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), nil))
+	metrics := pipeline.NewMetrics(prometheus.NewRegistry())
+	unknown := metrics.UnclaimedMarkUnknown.WithLabelValues(pipeline.DefaultRequestStream)
+	halt := runLoop(t, pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), metrics))
+	if v := testutil.ToFloat64(unknown); v != 0 {
+		t.Errorf("invoice_unclaimed_mark_unknown is %v before the first delivery; want 0 (RecoverUnclaimed read the mark)", v)
+	}
 
 	first := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "UNCHECKED-1"}
 	h.publish(first.Seller, issueRequest(t, first.Seller, first.OrderNo, nil), "")
 	if r := h.waitResult(first.Seller, first.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
 		t.Fatalf("result %s %+v", r.Status, r.Error)
 	}
+	if v := testutil.ToFloat64(unknown); v != 1 {
+		t.Errorf("invoice_unclaimed_mark_unknown is %v after the unchecked delivery; want 1 (every order is claimed)", v)
+	}
 	cut.off.Store(false) // the server answers again
 	next := schemas.OrderKey{Seller: jumdataSeller, OrderNo: "CHECKED-2"}
 	h.publish(next.Seller, issueRequest(t, next.Seller, next.OrderNo, nil), "")
 	if r := h.waitResult(next.Seller, next.OrderNo, 1, 10*time.Second)[0]; r.Status != schemas.StatusIssued {
 		t.Fatalf("result %s %+v", r.Status, r.Error)
+	}
+	if v := testutil.ToFloat64(unknown); v != 0 {
+		t.Errorf("invoice_unclaimed_mark_unknown is %v after the check found the durable bound; want 0 (the mark is known again)", v)
 	}
 	firstRec, nextRec := h.issuedRecord(first), h.issuedRecord(next)
 	halt()
@@ -964,7 +975,8 @@ func TestFirstDeliveryNotCheckedFromAReplacedDurableStaysClaimed(t *testing.T) {
 	cut.off.Store(true) // the first delivery's check cannot read the info
 
 	logs := &logLines{}
-	halt := runLoop(t, pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), nil))
+	metrics := pipeline.NewMetrics(prometheus.NewRegistry())
+	halt := runLoop(t, pipeline.NewLoop(pipeline.LoopConfig{Workers: h.workers, AckWait: 5 * time.Second}, p, cut, zerolog.New(logs), metrics))
 
 	keys := []schemas.OrderKey{{Seller: jumdataSeller, OrderNo: "REPLACED-UNCHECKED-1"}, {Seller: jumdataSeller, OrderNo: "REPLACED-CHECKED-2"}}
 	for i, k := range keys {
@@ -977,6 +989,9 @@ func TestFirstDeliveryNotCheckedFromAReplacedDurableStaysClaimed(t *testing.T) {
 		}
 	}
 	rec := h.issuedRecord(keys[1])
+	if v := testutil.ToFloat64(metrics.UnclaimedMarkUnknown.WithLabelValues(pipeline.DefaultRequestStream)); v != 1 {
+		t.Errorf("invoice_unclaimed_mark_unknown is %v; want 1 (the new stream's mark stays unknown, every order is claimed)", v)
+	}
 	halt()
 
 	for _, k := range keys {

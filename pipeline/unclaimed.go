@@ -14,6 +14,7 @@ import (
 	"github.com/fapiaohub/invoicer/providers"
 	"github.com/fapiaohub/invoicer/schemas"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Marks keeps durable counters (store.DB implements it). The pipeline keeps
@@ -62,6 +63,38 @@ type horizons struct {
 	// raises are the background raises started (raise), which the
 	// consume loop waits for before it returns (wait).
 	raises sync.WaitGroup
+	// unknown is Metrics.UnclaimedMarkUnknown (report), nil when none:
+	// whether a stream's mark is unknown is otherwise told by one log
+	// line, and an instance that nobody restarts would claim every order
+	// for days with nothing on a dashboard to say so.
+	unknown *prometheus.GaugeVec
+}
+
+// report makes g show, by stream, whether the stream's mark is unknown
+// while orders may go without a claim (show), for the streams identified
+// now and from now on.
+func (h *horizons) report(g *prometheus.GaugeVec) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unknown = g
+	for stream := range h.names {
+		h.show(stream)
+	}
+}
+
+// show sets the gauge of the stream called stream (report): 1 when it was
+// identified, its mark is unknown (forget) and orders may go without a
+// claim (marks set), 0 otherwise. h.mu is held. Every change of h.names
+// calls it.
+func (h *horizons) show(stream string) {
+	if h.unknown == nil {
+		return
+	}
+	v := 0.0
+	if name, ok := h.names[stream]; ok && name == "" && h.marks != nil {
+		v = 1
+	}
+	h.unknown.WithLabelValues(stream).Set(v)
 }
 
 // identify gives the stream called stream the mark called name.
@@ -72,6 +105,7 @@ func (h *horizons) identify(stream, name string) {
 		h.names = map[string]string{}
 	}
 	h.names[stream] = name
+	h.show(stream)
 }
 
 // rename gives the stream called stream the mark called name when the
@@ -84,6 +118,7 @@ func (h *horizons) rename(stream, name string) {
 	defer h.mu.Unlock()
 	if _, ok := h.names[stream]; ok {
 		h.names[stream] = name
+		h.show(stream)
 	}
 }
 
@@ -155,6 +190,7 @@ func (h *horizons) forget(stream string) string {
 	name, ok := h.names[stream]
 	if ok {
 		h.names[stream] = ""
+		h.show(stream)
 	}
 	return name
 }
@@ -172,6 +208,7 @@ func (h *horizons) recall(stream, name string) {
 	defer h.mu.Unlock()
 	if cur, ok := h.names[stream]; name != "" && ok && cur == "" {
 		h.names[stream] = name
+		h.show(stream)
 	}
 }
 

@@ -136,8 +136,10 @@ func refreshDocumentsPending(ctx context.Context, m *pipeline.Metrics, db *store
 // report too: this instance no longer creates it again, and its gauge
 // would raise InvoiceRequestStreamDeleted naming an instance that is not
 // the one to act (a refused start, standByRefused, exports none of these).
+// Whether the request stream's unclaimed mark is unknown is the owner's
+// too: this instance submits nothing any more, with a claim or without.
 func consumingGauges(m *pipeline.Metrics) []prometheus.Collector {
-	return []prometheus.Collector{m.Backlog, m.AckPending, m.BacklogAge, m.HeldSellers, m.ConsumerMissing}
+	return []prometheus.Collector{m.Backlog, m.AckPending, m.BacklogAge, m.HeldSellers, m.ConsumerMissing, m.UnclaimedMarkUnknown}
 }
 
 // backlogAge is the age in seconds of the oldest request the consumer has

@@ -105,7 +105,7 @@ func TestStoodDownInstanceLeavesTheStatusToTheOwner(t *testing.T) {
 		return metricValues(body)
 	}
 	consuming := []string{"invoice_consumer_backlog", "invoice_consumer_ack_pending", "invoice_consumer_backlog_age_seconds", "invoice_action_required_sellers",
-		"invoice_request_consumer_missing"}
+		"invoice_request_consumer_missing", `invoice_unclaimed_mark_unknown{stream="` + pipeline.DefaultRequestStream + `"}`}
 	before := series()
 	if v := before["invoice_consumer_stood_down"]; v != "0" {
 		t.Errorf("invoice_consumer_stood_down while the instance holds the durable: %q, want 0", v)
