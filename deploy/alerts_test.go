@@ -102,7 +102,8 @@ func TestAlertRules(t *testing.T) {
 	}
 	for _, must := range []string{"invoice_dead_letters_total", "invoice_action_required_sellers", "invoice_consumer_backlog_age_seconds",
 		"invoice_store_commit_seconds_total", "invoice_store_failed_commits_total", "invoice_order_save_seconds_bucket",
-		"invoice_store_writable", "invoice_store_disk_free_bytes", "invoice_partitions", "invoice_consumer_stood_down", "invoice_request_consumer_missing"} {
+		"invoice_store_writable", "invoice_store_disk_free_bytes", "invoice_partitions", "invoice_consumer_stood_down", "invoice_request_consumer_missing",
+		"invoice_unclaimed_mark_unknown"} {
 		if !used[must] {
 			t.Errorf("no alert on %s", must)
 		}
